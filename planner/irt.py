@@ -1,0 +1,103 @@
+"""One-parameter (Rasch) IRT from a model panel's correctness matrix: absolute item difficulty.
+
+P(model m answers item i correctly) = sigmoid(ability[m] − difficulty[i]). Fit is MAP with weak Gaussian
+priors on both (so items every model gets right/wrong stay finite), by damped diagonal Newton steps in
+numpy. Missing answers (the panel did not see, or failed to parse) are NaN and simply left out. Unlike
+Elo, the result is anchored to the panel: an item is hard when the panel's average model tends to fail it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class RaschResult:
+    """Fitted parameters; `difficulty` in [0, 1] = P(a panel model of average ability gets it wrong)."""
+
+    item_ids: list[str]
+    model_ids: list[str]
+    item_logit: np.ndarray  # b_i on the logit scale (higher = harder)
+    ability: np.ndarray  # theta_m on the logit scale
+    difficulty: np.ndarray  # sigmoid(b_i − mean(theta)), 1 = hardest
+    n_responses: np.ndarray  # observed answers per item (0 = only the prior speaks)
+    iterations: int
+    converged: bool
+
+    def difficulty_by_id(self) -> dict[str, float]:
+        return dict(zip(self.item_ids, self.difficulty.tolist(), strict=True))
+
+    def ability_by_model(self) -> dict[str, float]:
+        return dict(zip(self.model_ids, self.ability.tolist(), strict=True))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def fit_rasch(
+    correct: np.ndarray | Sequence[Sequence[float | bool | None]],
+    *,
+    item_ids: Sequence[str] | None = None,
+    model_ids: Sequence[str] | None = None,
+    prior_sd_item: float = 2.0,
+    prior_sd_ability: float = 2.0,
+    max_iter: int = 500,
+    tol: float = 1e-6,
+) -> RaschResult:
+    """Fit a models × items matrix of 1/0 (True/False) with NaN/None for missing."""
+    y = np.array([[np.nan if v is None else float(v) for v in row] for row in correct], dtype=float) \
+        if not isinstance(correct, np.ndarray) else correct.astype(float)
+    if y.ndim != 2 or y.size == 0:
+        raise ValueError(f"expected a non-empty models × items matrix, got shape {y.shape}")
+    observed = ~np.isnan(y)
+    if np.any((y[observed] != 0) & (y[observed] != 1)):
+        raise ValueError("correctness entries must be 0/1 (or NaN for missing)")
+    n_models, n_items = y.shape
+    items = list(item_ids) if item_ids is not None else [str(i) for i in range(n_items)]
+    models = list(model_ids) if model_ids is not None else [str(m) for m in range(n_models)]
+    if len(items) != n_items or len(models) != n_models:
+        raise ValueError("item_ids/model_ids do not match the matrix shape")
+    mask = observed.astype(float)
+    y0 = np.where(observed, y, 0.0)
+    theta, b = np.zeros(n_models), np.zeros(n_items)
+    var_b, var_t = prior_sd_item**2, prior_sd_ability**2
+    converged, it = False, 0
+    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported
+        p = _sigmoid(theta[:, None] - b[None, :])
+        resid = (y0 - p) * mask
+        info = p * (1 - p) * mask
+        step_t = (resid.sum(axis=1) - theta / var_t) / (info.sum(axis=1) + 1 / var_t)
+        step_b = (-resid.sum(axis=0) - b / var_b) / (info.sum(axis=0) + 1 / var_b)
+        step_t, step_b = np.clip(step_t, -1, 1), np.clip(step_b, -1, 1)  # damping keeps early steps sane
+        theta, b = theta + step_t, b + step_b
+        if max(np.abs(step_t).max(), np.abs(step_b).max()) < tol:
+            converged = True
+            break
+    return RaschResult(
+        item_ids=items, model_ids=models, item_logit=b, ability=theta,
+        difficulty=_sigmoid(b - theta.mean()), n_responses=observed.sum(axis=0),
+        iterations=it, converged=converged,
+    )
+
+
+def correctness_matrix(
+    answers: Mapping[str, Mapping[str, int | None]], keys: Mapping[str, int]
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Panel answers {model: {item_id: chosen index or None}} and keys {item_id: index} → (matrix, models, items).
+
+    A missing or unparsed answer (None / absent) is NaN, not "wrong": failure to answer is not evidence
+    about the item.
+    """
+    models = sorted(answers)
+    items = list(keys)
+    y = np.full((len(models), len(items)), np.nan)
+    for m, model in enumerate(models):
+        for i, item in enumerate(items):
+            choice = answers[model].get(item)
+            if choice is not None:
+                y[m, i] = float(choice == keys[item])
+    return y, models, items
