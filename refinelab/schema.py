@@ -1,0 +1,176 @@
+"""The data model every part of RefineLab shares: one QA item, a dataset, and one diagnostic shape."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MIN_CHOICES = 2
+MAX_CHOICES = 10
+LETTERS = "ABCDEFGHIJ"
+
+
+def normalise_text(text: str) -> str:
+    """Canonical form used to compare choices and questions (case, accents, spacing, end punctuation)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"\s+", " ", text).strip()
+    return text.rstrip(" .")
+
+
+class Provenance(BaseModel):
+    """Where an item came from and what touched it, so every edit can be audited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = ""  # file path or dataset name
+    row: int | None = None  # 1-based line/row in the source
+    created_by: str = "original"  # "original" or the operation that wrote it (expand, generate, ...)
+    parent_id: str | None = None  # the item this one was derived from
+    run_id: str | None = None
+
+
+class QAItem(BaseModel):
+    """One multiple-choice question. `answer` is a 0-based index into `choices`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    choices: list[str]
+    answer: int
+    subject: str = ""
+    domain: str = ""
+    skill: str = ""
+    difficulty: float | None = None  # a score in [0, 1] once profiled (1 = hardest)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    provenance: Provenance = Field(default_factory=Provenance)
+
+    @field_validator("question")
+    @classmethod
+    def _question_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("question is blank")
+        return value
+
+    @field_validator("choices")
+    @classmethod
+    def _choices_valid(cls, value: list[str]) -> list[str]:
+        if not MIN_CHOICES <= len(value) <= MAX_CHOICES:
+            raise ValueError(f"expected {MIN_CHOICES}-{MAX_CHOICES} choices, got {len(value)}")
+        normalised = [normalise_text(str(c)) for c in value]
+        for index, text in enumerate(normalised):
+            if not text:
+                raise ValueError(f"choice {LETTERS[index]} is empty")
+        duplicates = [c for c, n in Counter(normalised).items() if n > 1]
+        if duplicates:
+            raise ValueError(f"choices are not distinct after normalisation: {duplicates[0]!r}")
+        return value
+
+    @field_validator("difficulty")
+    @classmethod
+    def _difficulty_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"difficulty must be in [0, 1], got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _answer_in_range(self) -> QAItem:
+        if not 0 <= self.answer < len(self.choices):
+            raise ValueError(f"answer index {self.answer} out of range for {len(self.choices)} choices")
+        return self
+
+    @property
+    def answer_text(self) -> str:
+        return self.choices[self.answer]
+
+    @property
+    def answer_letter(self) -> str:
+        return LETTERS[self.answer]
+
+    def render(self) -> str:
+        """The item as a model sees it: stem then lettered options."""
+        options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(self.choices))
+        return f"{self.question}\n{options}"
+
+
+class DuplicateReport(BaseModel):
+    """Duplicates found in a dataset; reported, not fatal."""
+
+    duplicate_ids: list[str] = Field(default_factory=list)
+    duplicate_questions: list[list[str]] = Field(default_factory=list)  # groups of ids
+
+
+class Dataset:
+    """An ordered collection of items with unique ids."""
+
+    def __init__(self, items: Iterable[QAItem], name: str = "dataset") -> None:
+        self.items: list[QAItem] = list(items)
+        self.name = name
+        self.rejected: list[Any] = []  # DataErrors of rows skipped in quarantine mode
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[QAItem]:
+        return iter(self.items)
+
+    def __getitem__(self, index: int) -> QAItem:
+        return self.items[index]
+
+    def by_id(self) -> dict[str, QAItem]:
+        return {item.id: item for item in self.items}
+
+    def subjects(self) -> Counter[str]:
+        return Counter(item.subject or "(none)" for item in self.items)
+
+    def duplicates(self) -> DuplicateReport:
+        ids = Counter(item.id for item in self.items)
+        groups: dict[str, list[str]] = {}
+        for item in self.items:
+            groups.setdefault(normalise_text(item.question) + "\x00" + "|".join(
+                sorted(normalise_text(c) for c in item.choices)), []).append(item.id)
+        return DuplicateReport(
+            duplicate_ids=sorted(i for i, n in ids.items() if n > 1),
+            duplicate_questions=[g for g in groups.values() if len(g) > 1],
+        )
+
+    def filter(self, subjects: Iterable[str] | None = None, limit: int | None = None) -> Dataset:
+        """A subset by subject, then the first `limit` items spread evenly over the subjects."""
+        items = self.items
+        if subjects:
+            wanted = set(subjects)
+            missing = wanted - {i.subject for i in items}
+            if missing:
+                raise ValueError(f"subjects not in dataset: {sorted(missing)}")
+            items = [i for i in items if i.subject in wanted]
+        if limit is not None and limit < len(items):
+            by_subject: dict[str, list[QAItem]] = {}
+            for item in items:
+                by_subject.setdefault(item.subject, []).append(item)
+            picked: list[QAItem] = []
+            queues = list(by_subject.values())
+            position = 0
+            while len(picked) < limit:
+                for queue in queues:
+                    if position < len(queue) and len(picked) < limit:
+                        picked.append(queue[position])
+                position += 1
+            items = picked
+        subset = Dataset(items, name=self.name)
+        subset.rejected = list(self.rejected)
+        return subset
+
+
+class Diagnostic(BaseModel):
+    """One quality check's verdict on one item: the shape every check shares (flag, score, evidence)."""
+
+    item_id: str
+    check: str  # e.g. "coverage", "difficulty", "error", "distractors"
+    flag: bool
+    score: float = Field(ge=0.0, le=1.0)
+    evidence: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,164 @@
+"""Run llama.cpp's OpenAI-compatible server (xllamacpp) on 127.0.0.1 for the embedded model.
+
+The server runs in a child process (`python -m refinelab.tools.serve_llm`) so that a crash in
+llama.cpp cannot take the caller down and SIGTERM shuts it down cleanly. A small JSON file under the
+cache dir records running servers so a second caller reuses one instead of loading the model twice.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from refinelab.tools.model_weights import DEFAULT_MODEL, cache_dir, model_path
+
+
+class ServerStartError(RuntimeError):
+    """The embedded server did not become healthy."""
+
+
+@dataclass
+class ServerHandle:
+    """A running embedded server: its base URL and, if we started it, its process."""
+
+    model: str
+    base_url: str  # e.g. http://127.0.0.1:43227/v1
+    pid: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def healthy(self) -> bool:
+        return _health(self.base_url.removesuffix("/v1"))
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        _forget(self.model, self.pid)
+
+
+def _health(root: str) -> bool:
+    try:
+        return httpx.get(f"{root}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _registry_file() -> Path:
+    return cache_dir() / "servers.json"
+
+
+def _read_registry() -> dict[str, dict[str, object]]:
+    try:
+        return json.loads(_registry_file().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _write_registry(data: dict[str, dict[str, object]]) -> None:
+    path = _registry_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"servers.json.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _forget(model: str, pid: int) -> None:
+    data = _read_registry()
+    if data.get(model, {}).get("pid") == pid:
+        del data[model]
+        _write_registry(data)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def find_running(model: str = DEFAULT_MODEL) -> ServerHandle | None:
+    """A healthy server for `model` started earlier by any process, or None."""
+    entry = _read_registry().get(model)
+    if not entry:
+        return None
+    pid, url = int(entry["pid"]), str(entry["base_url"])
+    if _pid_alive(pid) and _health(url.removesuffix("/v1")):
+        return ServerHandle(model=model, base_url=url, pid=pid)
+    return None
+
+
+def start_server(
+    model: str = DEFAULT_MODEL,
+    *,
+    ctx: int = 4096,
+    threads: int | None = None,
+    parallel: int = 2,
+    startup_timeout_s: float = 120.0,
+    register: bool = True,
+    stop_at_exit: bool = True,
+) -> ServerHandle:
+    """Start a fresh server for `model` on a free loopback port and wait until /health answers."""
+    gguf = model_path(model)
+    threads = threads or max(1, os.cpu_count() or 1)
+    log_path = cache_dir() / f"server-{model}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "refinelab.tools.serve_llm", "--model", str(gguf), "--alias", model,
+        "--ctx", str(ctx), "--threads", str(threads), "--parallel", str(parallel), "--port", "0",
+    ]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    assert process.stdout is not None
+    deadline = time.monotonic() + startup_timeout_s
+    address = process.stdout.readline().decode().strip()  # the launcher prints its address once loaded
+    if not address.startswith("http"):
+        process.kill()
+        raise ServerStartError(f"embedded server for {model} failed to start; see {log_path}")
+    handle = ServerHandle(model=model, base_url=f"{address}/v1", pid=process.pid, process=process)
+    while not handle.healthy():
+        if process.poll() is not None or time.monotonic() > deadline:
+            handle.stop()
+            raise ServerStartError(f"embedded server for {model} not healthy; see {log_path}")
+        time.sleep(0.2)
+    if register:
+        data = _read_registry()
+        data[model] = {"pid": process.pid, "base_url": handle.base_url}
+        _write_registry(data)
+    if stop_at_exit:
+        atexit.register(handle.stop)
+    return handle
+
+
+def ensure_server(model: str = DEFAULT_MODEL, **kwargs: object) -> ServerHandle:
+    """Reuse a running server for `model` or start one."""
+    running = find_running(model)
+    if running is not None:
+        return running
+    return start_server(model, **kwargs)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def serving(model: str = DEFAULT_MODEL, **kwargs: object):  # type: ignore[no-untyped-def]
+    """Context manager that starts a private server and always stops it."""
+    handle = start_server(model, register=False, stop_at_exit=False, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield handle
+    finally:
+        handle.stop()

@@ -1,0 +1,217 @@
+"""The token ledger: reserve the worst case before a call, settle from reported usage, never exceed the cap.
+
+One ledger per run, persisted in SQLite so a resumed run continues from what was already spent.
+Every call is a row attributed to a node, operation, item and model. Reservation and settlement
+happen inside one lock (threads) and one IMMEDIATE transaction (processes), so concurrent callers
+cannot overspend together.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from refinelab.errors import BudgetExhausted
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    node TEXT NOT NULL DEFAULT '',
+    operation TEXT NOT NULL DEFAULT '',
+    item_id TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    attempt INTEGER NOT NULL DEFAULT 0,
+    reserved INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,            -- reserved | settled | failed | abandoned
+    is_retry INTEGER NOT NULL DEFAULT 0,
+    parse_failed INTEGER NOT NULL DEFAULT 0,
+    started REAL NOT NULL,
+    finished REAL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+# Rows whose tokens count against the cap: settled and failed calls count what was reported,
+# reserved ones count their reservation, abandoned ones (in flight when a process died) their
+# reservation too, because the provider may have charged for them.
+_SPENT_SQL = """
+SELECT COALESCE(SUM(CASE WHEN status IN ('settled','failed') THEN prompt_tokens + completion_tokens
+                         WHEN status = 'abandoned' THEN reserved ELSE 0 END), 0),
+       COALESCE(SUM(CASE WHEN status = 'reserved' THEN reserved ELSE 0 END), 0)
+FROM calls
+"""
+
+
+@dataclass(frozen=True)
+class CallTag:
+    """Who is spending: used to attribute every token."""
+
+    node: str = ""
+    operation: str = ""
+    item_id: str = ""
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    call_id: int
+    tokens: int
+    tag: CallTag
+
+
+class Ledger:
+    """A persistent token account with a hard cap (None = unlimited, still counted)."""
+
+    def __init__(self, path: str | Path = ":memory:", cap: int | None = None) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self.cap = cap
+        if cap is not None:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('cap', ?)", (str(cap),))
+        else:
+            row = self._db.execute("SELECT value FROM meta WHERE key='cap'").fetchone()
+            self.cap = int(row[0]) if row else None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def abandon_in_flight(self) -> int:
+        """Mark calls left reserved by a dead process as abandoned (charged at their reservation)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE calls SET status='abandoned', finished=? WHERE status='reserved'", (time.time(),)
+            )
+            return cursor.rowcount
+
+    def _totals(self) -> tuple[int, int]:
+        spent, reserved = self._db.execute(_SPENT_SQL).fetchone()
+        return int(spent), int(reserved)
+
+    @property
+    def spent(self) -> int:
+        with self._lock:
+            return self._totals()[0]
+
+    @property
+    def available(self) -> int | None:
+        if self.cap is None:
+            return None
+        with self._lock:
+            spent, reserved = self._totals()
+        return max(0, self.cap - spent - reserved)
+
+    def reserve(self, tokens: int, tag: CallTag, *, attempt: int = 0, is_retry: bool = False) -> Reservation:
+        """Hold `tokens` against the cap, or raise BudgetExhausted without recording anything."""
+        if tokens < 0:
+            raise ValueError("cannot reserve a negative number of tokens")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                spent, reserved = self._totals()
+                if self.cap is not None and spent + reserved + tokens > self.cap:
+                    raise BudgetExhausted(tokens, max(0, self.cap - spent - reserved), self.cap)
+                cursor = self._db.execute(
+                    "INSERT INTO calls (node, operation, item_id, model, attempt, reserved, status, is_retry,"
+                    " started) VALUES (?,?,?,?,?,?,'reserved',?,?)",
+                    (tag.node, tag.operation, tag.item_id, tag.model, attempt, tokens, int(is_retry),
+                     time.time()),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        assert cursor.lastrowid is not None
+        return Reservation(cursor.lastrowid, tokens, tag)
+
+    def settle(
+        self,
+        reservation: Reservation,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        failed: bool = False,
+        parse_failed: bool = False,
+    ) -> None:
+        """Replace the reservation with the usage the provider reported.
+
+        Reported usage above the reservation is clipped to the reservation: the reservation is the
+        hard upper bound we promised, and the estimator is built so this does not happen in practice
+        (the clip is recorded by `overrun_calls`).
+        """
+        total = prompt_tokens + completion_tokens
+        overrun = total > reservation.tokens
+        if overrun:
+            scale = reservation.tokens / total
+            prompt_tokens = int(prompt_tokens * scale)
+            completion_tokens = reservation.tokens - prompt_tokens
+        with self._lock:
+            if overrun:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('overrun_calls', COALESCE((SELECT CAST(value AS"
+                    " INTEGER) FROM meta WHERE key='overrun_calls'),0)+1)"
+                )
+            self._db.execute(
+                "UPDATE calls SET prompt_tokens=?, completion_tokens=?, status=?, parse_failed=?, finished=?"
+                " WHERE id=? AND status='reserved'",
+                (prompt_tokens, completion_tokens, "failed" if failed else "settled", int(parse_failed),
+                 time.time(), reservation.call_id),
+            )
+
+    def mark_parse_failed(self, call_id: int) -> None:
+        """Flag a settled call whose output did not parse (it still counts against the cap)."""
+        with self._lock:
+            self._db.execute("UPDATE calls SET parse_failed=1 WHERE id=?", (call_id,))
+
+    def release(self, reservation: Reservation) -> None:
+        """Cancel a reservation for a call that never reached the provider (costs nothing)."""
+        with self._lock:
+            self._db.execute("DELETE FROM calls WHERE id=? AND status='reserved'", (reservation.call_id,))
+
+    def summary(self) -> dict[str, Any]:
+        """Spend overall and by node, operation, model; counts of calls, retries and failed parses."""
+        with self._lock:
+            spent, reserved = self._totals()
+            rows = self._db.execute(
+                "SELECT node, operation, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),"
+                " SUM(is_retry), SUM(parse_failed), SUM(status='failed'),"
+                " SUM(CASE WHEN status='abandoned' THEN reserved ELSE 0 END)"
+                " FROM calls GROUP BY node, operation, model"
+            ).fetchall()
+            overrun = self._db.execute("SELECT value FROM meta WHERE key='overrun_calls'").fetchone()
+        by: dict[str, dict[str, dict[str, int]]] = {"node": {}, "operation": {}, "model": {}}
+        calls = retries = parse_failures = failures = 0
+        for node, operation, model, n, p, c, r, pf, f, abandoned in rows:
+            tokens = int(p or 0) + int(c or 0) + int(abandoned or 0)
+            for key, value in (("node", node), ("operation", operation), ("model", model)):
+                slot = by[key].setdefault(value or "(none)", {"tokens": 0, "calls": 0})
+                slot["tokens"] += tokens
+                slot["calls"] += int(n)
+            calls += int(n)
+            retries += int(r or 0)
+            parse_failures += int(pf or 0)
+            failures += int(f or 0)
+        return {
+            "cap": self.cap, "spent": spent, "in_flight": reserved, "calls": calls, "retries": retries,
+            "parse_failures": parse_failures, "failed_calls": failures,
+            "overrun_calls": int(overrun[0]) if overrun else 0,
+            "by_node": by["node"], "by_operation": by["operation"], "by_model": by["model"],
+        }
+
+    def by_item(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT item_id, SUM(prompt_tokens + completion_tokens) FROM calls GROUP BY item_id"
+            ).fetchall()
+        return {item or "(none)": int(tokens or 0) for item, tokens in rows}
+

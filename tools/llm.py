@@ -1,0 +1,295 @@
+"""Model access for every role: any OpenAI-compatible endpoint through LangChain's ChatOpenAI.
+
+One `ChatClient` per role. Each call goes: cache lookup → ledger reservation (worst case) →
+concurrency slot → HTTP call with backoff on 429/5xx/timeouts → settle the ledger from the usage the
+server reported → parse into a pydantic model, re-asking (a new, counted attempt) on a bad parse.
+A call that still fails raises `LLMCallFailed` carrying the raw outputs; it never returns None.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel, ValidationError
+from refinelab.tools.cache import ResponseCache, fingerprint
+from refinelab.tools.ledger import CallTag, Ledger
+from refinelab.tools.tracing import Tracer, current_run
+
+from refinelab.config import EMBEDDED, ModelSpec
+from refinelab.errors import BudgetExhausted, LLMCallFailed
+
+T = TypeVar("T", bound=BaseModel)
+
+# Chat templates add a few special tokens per message, and some add a default system prompt.
+_PER_MESSAGE_OVERHEAD = 12
+_BASE_OVERHEAD = 48
+
+
+def estimate_prompt_tokens(messages: list[dict[str, str]], schema: dict[str, Any] | None = None) -> int:
+    """A safe upper bound on prompt tokens: one token per UTF-8 byte plus template overhead.
+
+    BPE tokens cover at least one byte each, so bytes bound the count; the overhead covers the chat
+    template's special tokens. Over-estimating only delays the last calls of a run; under-estimating
+    could overspend, which the ledger must never do.
+    """
+    total = _BASE_OVERHEAD
+    for message in messages:
+        total += len(message["content"].encode()) + _PER_MESSAGE_OVERHEAD
+    if schema is not None:
+        total += len(json.dumps(schema).encode()) // 4  # grammar-constrained: the schema is not in the prompt
+    return total
+
+
+@dataclass
+class CallResult:
+    """What one logical call produced, with its cost, whether parsed or plain text."""
+
+    text: str
+    parsed: Any = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: bool = False
+    attempts: int = 1
+    latency_s: float = 0.0
+    raw_outputs: list[str] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def _strip_fences(text: str) -> str:
+    match = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
+    return match.group(1).strip() if match else text.strip()
+
+
+def _to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    return [kinds[m["role"]](content=m["content"]) for m in messages]
+
+
+def _is_transient(exc: Exception) -> bool:
+    import openai
+
+    if isinstance(exc, openai.RateLimitError | openai.APITimeoutError | openai.APIConnectionError):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, TimeoutError | ConnectionError)
+
+
+def _usage(message: AIMessage) -> tuple[int, int, bool]:
+    """(prompt, completion, reported) from the server's usage; reported=False when it sent none."""
+    usage = message.usage_metadata
+    if usage:
+        return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), True
+    return 0, 0, False
+
+
+def schema_for(model: type[BaseModel]) -> dict[str, Any]:
+    """JSON schema in the strict form grammar-constrained servers and OpenAI accept."""
+    schema = model.model_json_schema()
+
+    def tighten(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                node.setdefault("additionalProperties", False)
+                node["required"] = list(node["properties"])
+            for value in node.values():
+                tighten(value)
+        elif isinstance(node, list):
+            for value in node:
+                tighten(value)
+
+    tighten(schema)
+    return schema
+
+
+class ChatClient:
+    """A role's model: budgeted, cached, traced, retried, concurrency-limited."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        ledger: Ledger,
+        *,
+        cache: ResponseCache | None = None,
+        tracer: Tracer | None = None,
+        chat_model: BaseChatModel | None = None,
+        role: str = "",
+    ) -> None:
+        self.spec = spec
+        self.ledger = ledger
+        self.cache = cache
+        self.tracer = tracer
+        self.role = role
+        self._chat_model = chat_model
+        self._slots = threading.Semaphore(spec.concurrency)
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.model
+
+    def chat_model(self) -> BaseChatModel:
+        """The LangChain model, created on first use (starting the embedded server if needed)."""
+        with self._lock:
+            if self._chat_model is None:
+                from langchain_openai import ChatOpenAI
+
+                if self.spec.endpoint == EMBEDDED:
+                    from refinelab.tools.embedded_server import ensure_server
+
+                    base_url, api_key = ensure_server(self.spec.model).base_url, "sk-local"
+                else:
+                    base_url = self.spec.endpoint
+                    api_key = os.environ.get(self.spec.api_key_env, "")
+                    if not api_key:
+                        raise LLMCallFailed(
+                            f"endpoint {base_url} needs an API key in ${self.spec.api_key_env}"
+                        )
+                self._chat_model = ChatOpenAI(
+                    base_url=base_url, api_key=api_key, model=self.spec.model,
+                    temperature=self.spec.temperature, max_tokens=self.spec.max_tokens,
+                    timeout=self.spec.timeout_s, max_retries=0, stream_usage=False,
+                )
+            return self._chat_model
+
+    # -- public calls -------------------------------------------------------------------------
+
+    def structured(self, messages: list[dict[str, str]], schema: type[T], tag: CallTag) -> CallResult:
+        """Ask for JSON matching `schema`; re-ask on a bad parse, up to `max_parse_retries` times."""
+        json_schema = schema_for(schema)
+        raw_outputs: list[str] = []
+        total = CallResult(text="")
+        for attempt in range(self.spec.max_parse_retries + 1):
+            result = self._call(messages, tag, attempt=attempt, json_schema=json_schema, name=schema.__name__)
+            raw_outputs.append(result.text)
+            total.prompt_tokens += result.prompt_tokens
+            total.completion_tokens += result.completion_tokens
+            total.latency_s += result.latency_s
+            total.cached = result.cached if attempt == 0 else total.cached and result.cached
+            try:
+                parsed = schema.model_validate_json(_strip_fences(result.text))
+            except (ValidationError, ValueError) as exc:
+                self._mark_parse_failure(result, exc)
+                continue
+            total.text, total.parsed, total.attempts, total.raw_outputs = result.text, parsed, attempt + 1, raw_outputs
+            return total
+        raise LLMCallFailed(
+            f"{self.model_name}: no valid {schema.__name__} after {len(raw_outputs)} attempts",
+            raw_outputs=raw_outputs, attempts=len(raw_outputs),
+        )
+
+    def text(self, messages: list[dict[str, str]], tag: CallTag) -> CallResult:
+        return self._call(messages, tag, attempt=0, json_schema=None, name="text")
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _params(self, json_schema: dict[str, Any] | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"temperature": self.spec.temperature, "max_tokens": self.spec.max_tokens}
+        if json_schema is not None:
+            params["response_format"] = self._response_format(json_schema)
+        return params
+
+    def _response_format(self, json_schema: dict[str, Any]) -> dict[str, Any]:
+        if self.spec.structured_method == "json_mode":
+            return {"type": "json_object"}
+        return {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema, "strict": True}}
+
+    def _mark_parse_failure(self, result: CallResult, exc: Exception) -> None:
+        call_id = getattr(result, "_call_id", None)
+        if call_id is not None:
+            self.ledger.mark_parse_failed(call_id)
+
+    def _call(
+        self, messages: list[dict[str, str]], tag: CallTag, *, attempt: int,
+        json_schema: dict[str, Any] | None, name: str,
+    ) -> CallResult:
+        tag = CallTag(tag.node, tag.operation, tag.item_id, tag.model or self.model_name)
+        if json_schema is not None and self.spec.structured_method == "json_mode":
+            schema_hint = "Answer with one JSON object matching this schema:\n" + json.dumps(json_schema)
+            messages = [*messages[:-1], {"role": messages[-1]["role"],
+                                         "content": messages[-1]["content"] + "\n\n" + schema_hint}]
+        params = self._params(json_schema)
+        key = fingerprint(self.model_name, params, messages, attempt)
+        tracer = self.tracer
+        run = None
+        if tracer is not None:
+            run = tracer.start(
+                f"{self.role or 'llm'}:{self.model_name}", "llm",
+                {"messages": messages, "schema": name, "attempt": attempt},
+                parent=current_run(), metadata={"ls_model_name": self.model_name, **tag.__dict__},
+            )
+        try:
+            result = self._cached_or_live(messages, params, key, tag, attempt)
+        except Exception as exc:
+            if tracer is not None and run is not None:
+                tracer.end(run, None, error=f"{type(exc).__name__}: {exc}")
+            raise
+        if tracer is not None and run is not None:
+            usage = {"prompt_tokens": 0 if result.cached else result.prompt_tokens,
+                     "completion_tokens": 0 if result.cached else result.completion_tokens}
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            tracer.end(run, {"text": result.text, "cached": result.cached}, usage=usage)
+        return result
+
+    def _cached_or_live(
+        self, messages: list[dict[str, str]], params: dict[str, Any], key: str, tag: CallTag, attempt: int
+    ) -> CallResult:
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:  # a cached answer costs no budget
+                return CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
+                                  completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1)
+        worst_case = estimate_prompt_tokens(messages, params.get("response_format")) + self.spec.max_tokens
+        lc_messages = _to_langchain(messages)
+        bind: dict[str, Any] = {}
+        if "response_format" in params:
+            bind["response_format"] = params["response_format"]
+        delay = 0.5
+        for transport_try in range(self.spec.max_transport_retries + 1):
+            reservation = self.ledger.reserve(worst_case, tag, attempt=attempt, is_retry=transport_try > 0 or attempt > 0)
+            started = time.monotonic()
+            try:
+                with self._slots:
+                    message = self.chat_model().invoke(lc_messages, **bind)
+            except BudgetExhausted:
+                self.ledger.release(reservation)
+                raise
+            except Exception as exc:
+                # A status answer (429, 5xx) means no generation was billed; a timeout or dropped
+                # connection may have been, so it is charged its full reservation.
+                import openai
+
+                answered = isinstance(exc, openai.APIStatusError)
+                charged = 0 if answered else worst_case
+                self.ledger.settle(reservation, charged, 0, failed=True)
+                if not _is_transient(exc) or transport_try == self.spec.max_transport_retries:
+                    raise LLMCallFailed(f"{self.model_name}: {type(exc).__name__}: {exc}",
+                                        attempts=transport_try + 1) from exc
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 20.0)
+                continue
+            prompt, completion, reported = _usage(message)
+            if not reported:  # settle on the reservation: never under-count an unreported call
+                prompt, completion = worst_case - self.spec.max_tokens, self.spec.max_tokens
+            self.ledger.settle(reservation, prompt, completion)
+            text = message.content if isinstance(message.content, str) else json.dumps(message.content)
+            result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
+                                attempts=attempt + 1, latency_s=time.monotonic() - started)
+            result._call_id = reservation.call_id  # type: ignore[attr-defined]
+            if self.cache is not None:
+                self.cache.put(key, self.model_name, {"text": text, "prompt_tokens": prompt,
+                                                      "completion_tokens": completion})
+            return result
+        raise AssertionError("unreachable")
