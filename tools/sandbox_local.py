@@ -103,9 +103,9 @@ class _Slot:
         raise SandboxError("no free sandbox uid slot")
 
     def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 # --- bwrap argv ----------------------------------------------------------------------------
@@ -229,8 +229,10 @@ class WarmWorker:
     def __init__(self, owner: LocalSandbox) -> None:
         self.owner = owner
         self.runs = 0
+        self._kill_lock = threading.Lock()
+        self._killed = False
         self.slot = _Slot() if owner.privileged else None
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker
         sec_fd = _seccomp_fd()
         try:
             argv = owner._argv(["zygote", ",".join(owner.preload)], sec_fd, self.slot)
@@ -311,6 +313,11 @@ class WarmWorker:
         return self.proc.poll() is None
 
     def kill(self) -> None:
+        """Kill the whole sandbox (idempotent; may race with ``close()`` from another thread)."""
+        with self._kill_lock:
+            if self._killed:
+                return
+            self._killed = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
