@@ -1,0 +1,60 @@
+"""A scripted chat model for tests of graph logic: no network, deterministic, reports usage.
+
+`ScriptedChatModel(respond)` calls `respond(messages) -> str` for each request. It reports token usage
+the way an OpenAI-compatible server does (prompt ≈ bytes/4, completion ≈ bytes/4), so ledger and
+trace accounting are exercised exactly as with a real model. `respond` may raise to simulate faults.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+Responder = Callable[[list[dict[str, str]]], str]
+
+
+def _as_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    roles = {"system": "system", "human": "user", "ai": "assistant"}
+    return [{"role": roles.get(m.type, m.type), "content": str(m.content)} for m in messages]
+
+
+def approx_tokens(text: str) -> int:
+    return max(1, len(text.encode()) // 4)
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Answers from a Python function; counts calls; thread-safe."""
+
+    respond: Any  # Responder; typed Any because pydantic cannot validate a callable signature
+    calls: int = 0
+    lock: Any = None
+
+    def model_post_init(self, __context: Any) -> None:
+        self.lock = threading.Lock()
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        with self.lock:
+            self.calls += 1
+        as_dicts = _as_dicts(messages)
+        text = self.respond(as_dicts)
+        prompt = sum(approx_tokens(m["content"]) for m in as_dicts)
+        completion = approx_tokens(text)
+        message = AIMessage(content=text, usage_metadata={
+            "input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion})
+        return ChatResult(generations=[ChatGeneration(message=message)])

@@ -1,0 +1,44 @@
+"""Settings merge file < environment < flags, with messages that name the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from refinelab.config import load_settings
+from refinelab.errors import ConfigError
+
+
+def test_defaults_use_embedded_model_for_every_role() -> None:
+    settings = load_settings()
+    assert {settings.roles.judge.endpoint, settings.roles.writer.endpoint, settings.roles.validator.endpoint} == {"embedded"}
+
+
+def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("roles:\n  judge:\n    endpoint: http://127.0.0.1:9/v1\n    concurrency: 3\nrounds: 3\n")
+    monkeypatch.setenv("REFINELAB_ROUNDS", "4")
+    monkeypatch.setenv("REFINELAB_ROLES__JUDGE__CONCURRENCY", "5")
+    settings = load_settings(path, overrides={"rounds": 6})
+    assert settings.rounds == 6  # flag wins over env
+    assert settings.roles.judge.concurrency == 5  # env wins over file
+    assert settings.roles.judge.endpoint == "http://127.0.0.1:9/v1"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "fragment"),
+    [
+        ("roles:\n  judge:\n    temperature: 9\n", "roles.judge.temperature"),
+        ("roles:\n  writer:\n    endpoint: ftp://x\n", "roles.writer.endpoint"),
+        ("rounds: many\n", "rounds"),
+        ("bogus: 1\n", "bogus"),
+        ("- a list\n", "expected a mapping"),
+        ("roles: [\n", "not valid YAML"),
+    ],
+)
+def test_invalid_settings_name_the_key(tmp_path: Path, yaml_text: str, fragment: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
+        load_settings(path)

@@ -1,0 +1,89 @@
+"""The ledger never settles above its cap, under concurrency, failures and retries."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from refinelab.errors import BudgetExhausted
+from refinelab.tools.ledger import CallTag, Ledger
+
+
+def test_reserve_settle_and_attribution(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite", cap=1000)
+    r = ledger.reserve(300, CallTag(node="profile", operation="label", item_id="q1", model="m"))
+    assert ledger.available == 700
+    ledger.settle(r, 120, 30)
+    assert ledger.spent == 150 and ledger.available == 850
+    summary = ledger.summary()
+    assert summary["by_node"]["profile"]["tokens"] == 150
+    assert summary["by_operation"]["label"]["calls"] == 1
+    assert ledger.by_item()["q1"] == 150
+
+
+def test_cap_raises_budget_exhausted_and_records_nothing(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite", cap=100)
+    with pytest.raises(BudgetExhausted) as info:
+        ledger.reserve(101, CallTag())
+    assert info.value.available == 100
+    assert ledger.summary()["calls"] == 0
+
+
+def test_persisted_and_in_flight_abandoned_on_resume(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    ledger = Ledger(path, cap=1000)
+    ledger.settle(ledger.reserve(100, CallTag()), 50, 10)
+    ledger.reserve(200, CallTag())  # in flight when the process "dies"
+    ledger.close()
+    resumed = Ledger(path)  # the cap is read back from the file
+    assert resumed.cap == 1000
+    assert resumed.abandon_in_flight() == 1
+    assert resumed.spent == 60 + 200  # an abandoned call is charged its reservation
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cap=st.integers(min_value=0, max_value=5000),
+    calls=st.lists(
+        st.tuples(st.integers(1, 600), st.floats(0, 1.2), st.booleans(), st.booleans()), min_size=1, max_size=40
+    ),
+    threads=st.integers(1, 8),
+)
+def test_concurrent_calls_never_settle_above_cap(cap: int, calls: list, threads: int) -> None:
+    """Random sizes, usage up to 120% of the reservation, failures and retries, many threads."""
+    ledger = Ledger(cap=cap)
+    exhausted = []
+    recorded_retries = []
+    lock = threading.Lock()
+    chunks = [calls[i::threads] for i in range(threads)]
+
+    def worker(chunk: list) -> None:
+        for size, usage_ratio, fails, is_retry in chunk:
+            try:
+                r = ledger.reserve(size, CallTag(node="n"), is_retry=is_retry)
+            except BudgetExhausted:
+                with lock:
+                    exhausted.append(size)
+                continue
+            if is_retry:
+                with lock:
+                    recorded_retries.append(size)
+            used = int(size * usage_ratio)
+            ledger.settle(r, used // 2, used - used // 2, failed=fails)
+            assert ledger.spent <= cap
+
+    pool = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    summary = ledger.summary()
+    assert summary["spent"] <= cap
+    assert summary["in_flight"] == 0
+    assert summary["calls"] + len(exhausted) == len(calls)
+    assert summary["retries"] == len(recorded_retries)
+    assert summary["failed_calls"] <= summary["calls"]

@@ -1,0 +1,121 @@
+"""The model client: structured output, parse retries, transient-error backoff, cache, ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import openai
+import pytest
+from pydantic import BaseModel
+
+from refinelab.config import ModelSpec
+from refinelab.errors import BudgetExhausted, LLMCallFailed
+from refinelab.testing import ScriptedChatModel
+from refinelab.tools.cache import ResponseCache
+from refinelab.tools.ledger import CallTag, Ledger
+from refinelab.tools.llm import ChatClient, estimate_prompt_tokens
+from refinelab.tools.tracing import Tracer, read_trace
+
+
+class Answer(BaseModel):
+    answer: Literal["A", "B", "C", "D"]
+
+
+MESSAGES = [{"role": "user", "content": "Which is prime? A. 4 B. 6 C. 7 D. 9"}]
+
+
+def client(respond, ledger: Ledger, **kwargs) -> ChatClient:
+    spec = ModelSpec(max_tokens=50, max_parse_retries=kwargs.pop("parse_retries", 2),
+                     max_transport_retries=kwargs.pop("transport_retries", 3))
+    return ChatClient(spec, ledger, chat_model=ScriptedChatModel(respond=respond), **kwargs)
+
+
+def test_bad_parse_is_retried_and_counted() -> None:
+    replies = iter(['{"answer": "Z"}', "not json", '```json\n{"answer": "C"}\n```'])
+    ledger = Ledger(cap=10_000)
+    result = client(lambda m: next(replies), ledger).structured(MESSAGES, Answer, CallTag(node="t"))
+    assert result.parsed.answer == "C" and result.attempts == 3
+    summary = ledger.summary()
+    assert summary["calls"] == 3 and summary["parse_failures"] == 2 and summary["retries"] == 2
+    assert summary["spent"] == result.tokens
+
+
+def test_parse_failure_raises_with_raw_outputs_never_none() -> None:
+    ledger = Ledger(cap=10_000)
+    with pytest.raises(LLMCallFailed) as info:
+        client(lambda m: "nope", ledger, parse_retries=1).structured(MESSAGES, Answer, CallTag())
+    assert info.value.raw_outputs == ["nope", "nope"]
+
+
+def _status_error(code: int) -> openai.APIStatusError:
+    request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    return openai.APIStatusError("fault", response=httpx.Response(code, request=request), body=None)
+
+
+def test_backoff_on_429_and_5xx_then_success(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("refinelab.tools.llm.time.sleep", lambda s: None)
+    faults = iter([_status_error(429), _status_error(503)])
+
+    def respond(messages):
+        fault = next(faults, None)
+        if fault is not None:
+            raise fault
+        return '{"answer": "C"}'
+
+    ledger = Ledger(cap=10_000)
+    result = client(respond, ledger).structured(MESSAGES, Answer, CallTag())
+    assert result.parsed.answer == "C"
+    summary = ledger.summary()
+    assert summary["failed_calls"] == 2 and summary["retries"] == 2
+    assert summary["spent"] == result.tokens  # refused requests cost nothing
+
+
+def test_cache_hit_costs_nothing(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    ledger = Ledger(cap=10_000)
+    model = ScriptedChatModel(respond=lambda m: '{"answer": "C"}')
+    spec = ModelSpec(max_tokens=50)
+    first = ChatClient(spec, ledger, cache=cache, chat_model=model).structured(MESSAGES, Answer, CallTag())
+    spent = ledger.spent
+    # a different concurrency and timeout: operational settings must not change the key
+    spec2 = ModelSpec(max_tokens=50, concurrency=7, timeout_s=5)
+    second = ChatClient(spec2, ledger, cache=cache, chat_model=model).structured(MESSAGES, Answer, CallTag())
+    assert second.cached and not first.cached and ledger.spent == spent and model.calls == 1
+
+
+def test_budget_exhausted_before_calling() -> None:
+    model = ScriptedChatModel(respond=lambda m: '{"answer": "C"}')
+    ledger = Ledger(cap=estimate_prompt_tokens(MESSAGES) + 49)  # one token short of the worst case
+    with pytest.raises(BudgetExhausted):
+        ChatClient(ModelSpec(max_tokens=50), ledger, chat_model=model).structured(MESSAGES, Answer, CallTag())
+    assert model.calls == 0
+
+
+@pytest.mark.llm
+def test_real_embedded_server_structured_call_settles_reported_usage(embedded_server, tmp_path: Path) -> None:
+    """Through ChatOpenAI over HTTP: the ledger's settled tokens equal what the server reported."""
+    from langchain_openai import ChatOpenAI
+
+    seen: list[dict] = []
+
+    def record(response: httpx.Response) -> None:
+        response.read()
+        body = response.json()
+        if "usage" in body:
+            seen.append(body["usage"])
+
+    http = httpx.Client(event_hooks={"response": [record]})
+    chat = ChatOpenAI(base_url=embedded_server.base_url, api_key="sk-local", model="smollm2-135m",
+                      temperature=0, max_tokens=60, max_retries=0, http_client=http)
+    ledger = Ledger(cap=5_000)
+    tracer = Tracer(tmp_path / "trace.jsonl")
+    spec = ModelSpec(model="smollm2-135m", max_tokens=60, max_parse_retries=3)
+    result = ChatClient(spec, ledger, chat_model=chat, tracer=tracer).structured(MESSAGES, Answer, CallTag(node="t"))
+    assert result.parsed.answer in {"A", "B", "C", "D"}
+    reported = sum(u["prompt_tokens"] + u["completion_tokens"] for u in seen)
+    assert len(seen) == result.attempts
+    assert ledger.spent == reported == result.tokens
+    runs = read_trace(tmp_path / "trace.jsonl")
+    assert sum(r["usage"]["total_tokens"] for r in runs if r["run_type"] == "llm") == ledger.spent

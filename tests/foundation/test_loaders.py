@@ -1,0 +1,151 @@
+"""Loaders on the real shared data, and malformed inputs that must name the problem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from refinelab.errors import DataError
+from refinelab.io import load_dataset, read_jsonl, read_mmlu_csv, write_jsonl, write_parquet
+from refinelab.schema import QAItem
+
+
+def test_mmlu_csv_folder_loads_all_subjects(data_root: Path) -> None:
+    dataset = load_dataset(data_root / "mmlu" / "dev", on_invalid="quarantine")
+    assert len(dataset) + len(dataset.rejected) == 285
+    assert [e.row for e in dataset.rejected] == [3]  # high_school_biology dev row 3 repeats an option
+    assert len(dataset.subjects()) == 57
+    item = dataset.by_id()["astronomy-1"]
+    assert item.subject == "astronomy" and len(item.choices) == 4 and 0 <= item.answer < 4
+
+
+def test_mmlu_test_folder_quarantines_real_duplicate_options(data_root: Path) -> None:
+    dataset = load_dataset(data_root / "mmlu" / "test", on_invalid="quarantine")
+    assert len(dataset) + len(dataset.rejected) == 14042
+    assert dataset.rejected, "real MMLU has items with duplicate options"
+    assert all("not distinct" in str(e) or "empty" in str(e) for e in dataset.rejected)
+    with pytest.raises(DataError, match="business_ethics_test.csv, row 3, field 'choices'"):
+        read_mmlu_csv(data_root / "mmlu" / "test" / "business_ethics_test.csv")
+
+
+def test_mmlu_single_file_answer_letters(data_root: Path) -> None:
+    dataset = read_mmlu_csv(data_root / "mmlu" / "val" / "virology_val.csv")
+    assert dataset[0].subject == "virology"
+    assert {i.answer for i in dataset} <= {0, 1, 2, 3}
+
+
+def test_arc_jsonl(data_root: Path) -> None:
+    dataset = load_dataset(data_root / "arc" / "ARC-Easy" / "ARC-Easy-Dev.jsonl")
+    assert len(dataset) == 570
+    assert all(i.choices[i.answer] for i in dataset)
+    assert {len(i.choices) for i in dataset} >= {3, 4}  # ARC mixes 3-, 4- and 5-option items
+
+
+def test_round_trip_jsonl_and_parquet(tmp_path: Path, data_root: Path) -> None:
+    dataset = load_dataset(data_root / "mmlu" / "dev", on_invalid="quarantine")
+    write_jsonl(dataset, tmp_path / "a.jsonl")
+    write_parquet(dataset, tmp_path / "a.parquet")
+    again = load_dataset(tmp_path / "a.jsonl")
+    again_pq = load_dataset(tmp_path / "a.parquet")
+    assert [i.model_dump() for i in again] == [i.model_dump() for i in dataset]
+    assert [i.model_dump() for i in again_pq] == [i.model_dump() for i in dataset]
+
+
+def test_generic_csv_with_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "g.csv"
+    path.write_text("qid,stem,o1,o2,o3,key,topic\nq1,What is 1+1?,1,2,3,B,math\n")
+    mapping = {"id": "qid", "question": "stem", "choices": ["o1", "o2", "o3"], "answer": "key", "subject": "topic"}
+    dataset = load_dataset(path, mapping=mapping)
+    assert dataset[0].answer == 1 and dataset[0].subject == "math"
+
+
+def test_hugging_face_dataset() -> None:
+    datasets = pytest.importorskip("datasets")
+    hf = datasets.Dataset.from_list([{"uid": "x1", "question": "2+2?", "choices": ["3", "4"], "label": 1}])
+    from refinelab.io import from_hf
+
+    dataset = from_hf(hf, mapping={"uid": "id", "label": "answer"})
+    assert dataset[0].id == "x1" and dataset[0].answer_text == "4"
+
+
+def test_duplicates_are_reported() -> None:
+    from refinelab.schema import Dataset
+
+    a = QAItem(id="a", question="What is X?", choices=["1", "2"], answer=0)
+    b = QAItem(id="b", question="what is  x?", choices=["2", "1"], answer=1)
+    report = Dataset([a, b]).duplicates()
+    assert report.duplicate_questions == [["a", "b"]]
+
+
+GOOD = {"id": "q1", "question": "Q?", "choices": ["a", "b", "c", "d"], "answer": 1}
+
+# (name, file name, content, expected fragment of the message)
+MALFORMED: list[tuple[str, str, bytes, str]] = [
+    ("empty file", "a.jsonl", b"", "file is empty"),
+    ("whitespace only", "a.jsonl", b"  \n\n", "file is empty"),
+    ("not json", "a.jsonl", b"{oops\n", "row 1: not valid JSON"),
+    ("json array line", "a.jsonl", b"[1,2]\n", "row 1: expected a JSON object"),
+    ("missing id", "a.jsonl", json.dumps({k: v for k, v in GOOD.items() if k != "id"}).encode(), "field 'id'"),
+    ("missing question", "a.jsonl", json.dumps({k: v for k, v in GOOD.items() if k != "question"}).encode(), "field 'question'"),
+    ("blank question", "a.jsonl", json.dumps({**GOOD, "question": "   "}).encode(), "question is blank"),
+    ("one choice", "a.jsonl", json.dumps({**GOOD, "choices": ["a"], "answer": 0}).encode(), "expected 2-10 choices"),
+    ("eleven choices", "a.jsonl", json.dumps({**GOOD, "choices": [str(i) for i in range(11)]}).encode(), "expected 2-10 choices"),
+    ("empty choice", "a.jsonl", json.dumps({**GOOD, "choices": ["a", "", "c"]}).encode(), "choice B is empty"),
+    ("duplicate choices", "a.jsonl", json.dumps({**GOOD, "choices": ["Paris", "paris.", "c"]}).encode(), "not distinct"),
+    ("answer out of range", "a.jsonl", json.dumps({**GOOD, "answer": 7}).encode(), "out of range"),
+    ("answer letter out of range", "a.jsonl", json.dumps({**GOOD, "answer": "F"}).encode(), "field 'answer'"),
+    ("answer wrong type", "a.jsonl", json.dumps({**GOOD, "answer": [1]}).encode(), "field 'answer'"),
+    ("unknown field", "a.jsonl", json.dumps({**GOOD, "colour": "red"}).encode(), "field 'colour'"),
+    ("difficulty out of range", "a.jsonl", json.dumps({**GOOD, "difficulty": 3}).encode(), "difficulty must be in [0, 1]"),
+    ("duplicate ids", "a.jsonl", (json.dumps(GOOD) + "\n" + json.dumps(GOOD)).encode(), "row 2, field 'id': duplicate id"),
+    ("wrong encoding", "a.jsonl", json.dumps(GOOD).encode().replace(b"Q?", b"Q\xe9?"), "row 1: not valid utf-8"),
+    ("binary junk", "a.jsonl", b"\x00\x01\x02PK\x03\x04" * 50, "binary content"),
+    ("mmlu too few columns", "x_test.csv", b"What?,A,B\n", "row 1: expected question, 2+ choices"),
+    ("mmlu bad letter", "x_test.csv", b"What?,a,b,c,d,Z\n", "row 1, field 'column 6 (answer)'"),
+    ("mmlu letter past choices", "x_test.csv", b"What?,a,b,c,E\n", "column 5 (answer)"),
+    ("huge row", "a.jsonl", json.dumps({**GOOD, "question": "x" * 200_000}).encode(), "longer than 100000"),
+    ("unknown extension", "a.txt", b"hello", "unknown file type"),
+    ("corrupt parquet", "a.parquet", b"PAR1garbagePAR1", "not a readable Parquet"),
+    ("arc bad key", "a.jsonl", json.dumps({"id": "1", "question": {"stem": "S", "choices": [{"label": "A", "text": "x"}, {"label": "B", "text": "y"}]}, "answerKey": "C"}).encode(), "field 'answerKey'"),
+]
+
+
+@pytest.mark.parametrize(("name", "file_name", "content", "expected"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_input_names_the_problem(tmp_path: Path, name: str, file_name: str, content: bytes, expected: str) -> None:
+    path = tmp_path / file_name
+    path.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        load_dataset(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert expected in message, message
+
+
+def test_generic_csv_missing_column(tmp_path: Path) -> None:
+    path = tmp_path / "g.csv"
+    path.write_text("stem,o1,o2,key\nQ,1,2,A\n")
+    with pytest.raises(DataError, match="row 1, field 'o3': column missing"):
+        load_dataset(path, mapping={"question": "stem", "choices": ["o1", "o2", "o3"], "answer": "key"})
+
+
+def test_reading_never_writes(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(GOOD) + "\n{bad\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(DataError):
+        read_jsonl(bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_writer_is_atomic_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.jsonl"
+
+    def broken():  # an iterable that fails half way
+        yield QAItem(**GOOD)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl(broken(), target)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
