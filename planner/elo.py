@@ -105,22 +105,43 @@ def _score(v_ab: str, v_ba: str) -> float:
 
 
 def swiss_pairs(ratings: np.ndarray, played: set[tuple[int, int]], rng: np.random.Generator) -> list[tuple[int, int]]:
-    """Pair neighbours in current rating (random tie-break); skip to the next neighbour on a rematch.
+    """Pair neighbours in current rating (random tie-break), skipping to the next-nearest on a rematch.
 
     With an odd count the item left over sits the round out.
     """
     n = len(ratings)
-    order = list(np.lexsort((rng.random(n), ratings)))
+    order = [int(i) for i in np.lexsort((rng.random(n), ratings))]
     pairs: list[tuple[int, int]] = []
     while len(order) >= 2:
         a = order.pop(0)
         pick = 0
-        for j, b in enumerate(order[:8]):  # look a few neighbours ahead for a new opponent
+        for j, b in enumerate(order):  # nearest neighbour not met yet; a rematch only when none is left
             if (min(a, b), max(a, b)) not in played:
                 pick = j
                 break
         b = order.pop(pick)
         pairs.append((a, b))
+    return _repair_rematches(pairs, played)
+
+
+def _repair_rematches(pairs: list[tuple[int, int]], played: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Swap partners with another pair when greedy pairing was forced into a rematch at the tail."""
+    def fresh(x: int, y: int) -> bool:
+        return (min(x, y), max(x, y)) not in played
+
+    for i, (a, b) in enumerate(pairs):
+        if fresh(a, b):
+            continue
+        for j in range(len(pairs) - 1, -1, -1):
+            c, d = pairs[j]
+            if j == i:
+                continue
+            if fresh(a, c) and fresh(b, d):
+                pairs[i], pairs[j] = (a, c), (b, d)
+                break
+            if fresh(a, d) and fresh(b, c):
+                pairs[i], pairs[j] = (a, d), (b, c)
+                break
     return pairs
 
 

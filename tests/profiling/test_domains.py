@@ -1,0 +1,51 @@
+"""Subject → domain map (all 57 MMLU subjects) and the skill taxonomy, with user overrides."""
+
+from pathlib import Path
+
+import pytest
+
+from refinelab.domains import load_skills, load_subject_domains, subject_key
+
+MMLU_TEST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mmlu" / "test"
+
+
+def test_default_map_covers_57_subjects_in_four_domains():
+    m = load_subject_domains()
+    assert len(m.subjects) == 57
+    assert set(m.subjects.values()) == {"STEM", "humanities", "social sciences", "other"}
+    assert m.domain_for("High School Physics") == "STEM"
+    assert m.domain_for("professional-law") == "humanities"
+    assert m.domain_for("econometrics") == "social sciences"
+    assert m.domain_for("virology") == "other"
+    assert m.domain_for("underwater basket weaving") is None
+
+
+@pytest.mark.skipif(not MMLU_TEST.is_dir(), reason="shared MMLU data not present")
+def test_map_matches_mmlu_file_names():
+    subjects = {p.name.removesuffix("_test.csv") for p in MMLU_TEST.glob("*_test.csv")}
+    assert subjects == set(load_subject_domains().subjects)
+
+
+def test_user_override_merges_and_can_add_domains(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("domains: [law]\nsubjects:\n  professional_law: law\n  Tax Law: law\n", encoding="utf-8")
+    m = load_subject_domains(path)
+    assert m.domain_for("professional_law") == "law"
+    assert m.domain_for("tax_law") == "law"
+    assert m.domain_for("anatomy") == "other"  # defaults kept
+    replaced = load_subject_domains(path, merge=False)
+    assert replaced.domain_for("anatomy") is None
+
+
+def test_override_with_unknown_domain_is_an_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("subjects: {anatomy: medicine}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="medicine"):
+        load_subject_domains(path)
+
+
+def test_skills():
+    skills = load_skills()
+    assert skills.names == ["recall", "comprehension", "application", "reasoning", "calculation"]
+    assert all(desc and "\n" not in desc for desc in skills.skills.values())
+    assert subject_key(" High-School  Biology ") == "high_school_biology"
