@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,43 @@ class _Slot:
         fd, self.fd = self.fd, None
         if fd is not None:
             os.close(fd)
+
+
+# --- spawning ------------------------------------------------------------------------------
+class _Spawner:
+    """Starts warm workers from one long-lived daemon thread.
+
+    ``bwrap --die-with-parent`` uses PR_SET_PDEATHSIG, which fires when the *thread* that forked
+    bwrap exits, not the process: a worker started from a short-lived thread (a thread pool)
+    would be SIGKILLed with it. This thread lives as long as the process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[Future[subprocess.Popen[bytes]], list[str], dict[str, Any]]] = queue.Queue()
+        self._pid = -1
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        with self._lock:
+            if self._pid != os.getpid():  # first use, or we are a forked child without the thread
+                self._queue = queue.Queue()
+                threading.Thread(target=self._loop, args=(self._queue,), name="sandbox-spawner", daemon=True).start()
+                self._pid = os.getpid()
+            fut: Future[subprocess.Popen[bytes]] = Future()
+            self._queue.put((fut, argv, kwargs))
+        return fut.result()
+
+    @staticmethod
+    def _loop(q: queue.Queue[tuple[Future[subprocess.Popen[bytes]], list[str], dict[str, Any]]]) -> None:
+        while True:
+            fut, argv, kwargs = q.get()
+            try:
+                fut.set_result(subprocess.Popen(argv, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                fut.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
 
 
 # --- bwrap argv ----------------------------------------------------------------------------
@@ -236,7 +274,7 @@ class WarmWorker:
         sec_fd = _seccomp_fd()
         try:
             argv = owner._argv(["zygote", ",".join(owner.preload)], sec_fd, self.slot)
-            self.proc = subprocess.Popen(
+            self.proc = _SPAWNER.popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                 env=HOST_ENV, start_new_session=True, close_fds=True, pass_fds=(sec_fd,),
             )  # fmt: skip
@@ -293,16 +331,19 @@ class WarmWorker:
             self.proc.stdin.write(struct.pack(">I", len(data)) + data)
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
-            raise SandboxError(f"sandbox worker died: {self._diagnostics()}") from exc
+            diag = self._diagnostics()
+            self.kill()
+            raise SandboxError(f"sandbox worker died: {diag}") from exc
         self.runs += 1
         raw = self._recv(t0 + limits.timeout_s + WARM_REPLY_GRACE_S)
         if raw is None:  # zygote hung or died: the whole sandbox goes
             alive = self.proc.poll() is None
+            diag = f"status {self.proc.poll()}: {self._diagnostics()}"
             self.kill()
             if alive:
                 return ExecResult(timed_out=True, exit_code=-signal.SIGKILL,
                                   duration_s=time.monotonic() - t0), False  # fmt: skip
-            raise SandboxError(f"sandbox worker died: {self._diagnostics()}")
+            raise SandboxError(f"sandbox worker died: {diag}")
         res = _to_result(raw, timed_out=bool(raw.get("timed_out")),
                          truncated=bool(raw.get("output_truncated")), duration=time.monotonic() - t0)  # fmt: skip
         healthy = not (res.timed_out or res.output_truncated or (res.exit_code or 0) < 0)
