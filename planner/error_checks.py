@@ -300,7 +300,7 @@ def combine_error_evidence(
 
     Log-odds pooling (naive Bayes): start at logit(prior); each fired check adds logit(severity) −
     logit(prior); the panel adds the log-likelihood ratio of its agreement count under "item ok" vs
-    "item erroneous"; a validator adds ±logit(confidence). Give the panel as `panel_answers` (+ `key`,
+    "item erroneous"; a validator adds logit(P(error | its verdict)) − logit(prior). Give the panel as `panel_answers` (+ `key`,
     which also yields the dissenters' favourite option) or as `panel_disagreement` in [0, 1] with
     `panel_size`. `distractors` (the distractors.py Diagnostic) adds a multiple-correct-answers cue when
     a distractor is too close to the key. The type is the one with most positive evidence; below the
@@ -353,7 +353,9 @@ def combine_error_evidence(
                 type_scores["wrong_groundtruth"] += 0.4 * llr
 
     if validator is not None and validator.key_correct is not None:
-        llr = _logit(validator.confidence) * (-1.0 if validator.key_correct else 1.0)
+        # like a check's severity: P(error | verdict) is `confidence` (key wrong) or 1 − confidence (key right)
+        p_given = 1 - validator.confidence if validator.key_correct else validator.confidence
+        llr = _logit(p_given) - prior_logit
         contributions[f"validator:{validator.method or 'unknown'}"] = llr
         if not validator.key_correct:
             type_scores[validator.error_type or "wrong_groundtruth"] += 2 * llr  # it looked; trust its diagnosis

@@ -3,7 +3,6 @@
 import math
 
 import pytest
-
 from refinelab.planner.divergence import (
     UNLABELLED,
     bucket_of,
@@ -13,6 +12,7 @@ from refinelab.planner.divergence import (
     jensen_shannon,
     normalise,
 )
+
 from refinelab.schema import QAItem
 
 

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from refinelab.planner.elo import (
     EloConfig,
     bucket_by_quantiles,
@@ -82,7 +81,7 @@ def test_no_rematches_and_ids_and_bootstrap_interval():
 def test_k_schedule_decays_and_validation():
     cfg = EloConfig(k_start=64, k_end=16)
     ks = [cfg.k_factor(r, 10) for r in range(10)]
-    assert ks[0] == 64 and ks[-1] == pytest.approx(16) and all(a > b for a, b in zip(ks, ks[1:]))
+    assert ks[0] == 64 and ks[-1] == pytest.approx(16) and all(a > b for a, b in zip(ks, ks[1:], strict=False))
     with pytest.raises(ValueError, match="first' or 'second"):
         run_elo([1, 2], lambda a, b: "harder", config=EloConfig(bootstrap=0))
     with pytest.raises(ValueError, match="exactly one"):

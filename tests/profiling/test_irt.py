@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from refinelab.planner.elo import spearman
 from refinelab.planner.irt import correctness_matrix, fit_rasch
 

@@ -1,0 +1,78 @@
+"""Distractor score from synthetic embeddings and pick rates (no model is loaded)."""
+
+import numpy as np
+import pytest
+from refinelab.planner.distractors import (
+    DistractorConfig,
+    mean_diversity,
+    pick_rates_from_answers,
+    score_distractors,
+    score_item_distractors,
+)
+
+from refinelab.schema import QAItem
+
+
+def unit(angle_deg):
+    a = np.deg2rad(angle_deg)
+    return np.array([np.cos(a), np.sin(a), 0.0])
+
+
+def test_diverse_plausible_distractors_score_high():
+    emb = np.stack([unit(0), unit(50), unit(70), unit(-60)])  # key at 0°, distractors spread
+    d = score_item_distractors(["k", "a", "b", "c"], 0, item_id="i", embeddings=emb)
+    assert not d.flag
+    assert d.evidence["too_close"] == [] and d.evidence["too_far"] == []
+    pairs = [(1, 2), (1, 3), (2, 3)]
+    expected = np.mean([1 - emb[i] @ emb[j] for i, j in pairs])
+    assert d.evidence["diversity"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_paraphrase_of_key_and_clones_are_penalised():
+    emb = np.stack([unit(0), unit(5), unit(60), unit(61)])  # B ≈ key; C ≈ D
+    d = score_item_distractors(["k", "a", "b", "c"], 0, embeddings=emb)
+    assert d.flag and d.evidence["too_close"] == ["B"]
+    far = np.stack([unit(0), unit(95), unit(100), unit(130)])
+    assert score_item_distractors(["k", "a", "b", "c"], 0, embeddings=far).evidence["too_far"] == ["B", "C", "D"]
+
+
+def test_pick_rates_mark_nonfunctional_distractors():
+    rates, n = pick_rates_from_answers([0] * 17 + [1] * 2 + [None], 4)
+    assert n == 19 and rates[2] == 0.0
+    d = score_item_distractors(["k", "a", "b", "c"], 0, pick_rates=rates, n_responses=n)
+    assert d.evidence["nonfunctional"] == ["C", "D"]
+    assert d.evidence["components"]["function"] == pytest.approx(1 / 3, abs=1e-3)
+    few = score_item_distractors(["k", "a", "b", "c"], 0, pick_rates=[0.9, 0.1, 0, 0], n_responses=3,
+                                 embeddings=np.stack([unit(0), unit(50), unit(70), unit(-60)]))
+    assert "function" not in few.evidence["components"]  # 3 answers are too few to judge pick rates
+    popular = score_item_distractors(["k", "a"], 0, pick_rates=[0.2, 0.8])
+    assert popular.evidence["attracts_more_than_key"] == ["B"]
+
+
+def test_embed_callable_is_called_once_for_a_dataset():
+    items = [QAItem(id=str(i), question="q", choices=["alpha", "beta", "gamma", "delta"], answer=i % 4)
+             for i in range(5)]
+    calls = []
+    vectors = {"alpha": unit(0), "beta": unit(40), "gamma": unit(80), "delta": unit(-40)}
+
+    def embed(texts):
+        calls.append(list(texts))
+        return np.stack([vectors[t] for t in texts])
+
+    diags = score_distractors(items, embed=embed)
+    assert len(calls) == 1 and sorted(calls[0]) == sorted(vectors)
+    assert len(diags) == 5 and all(0 <= d.score <= 1 for d in diags)
+    assert mean_diversity(diags) == pytest.approx(np.mean([d.evidence["diversity"] for d in diags]))
+    assert score_distractors(items) == []
+
+
+def test_errors_are_clear():
+    with pytest.raises(ValueError, match="give embeddings"):
+        score_item_distractors(["a", "b"], 0)
+    with pytest.raises(ValueError, match="3 embeddings for 2"):
+        score_item_distractors(["a", "b"], 0, embeddings=np.eye(3))
+    with pytest.raises(ValueError, match="out of range"):
+        score_item_distractors(["a", "b"], 2, pick_rates=[0.5, 0.5])
+    cfg = DistractorConfig(flag_below=0.99)
+    assert score_item_distractors(["a", "b", "c"], 0, embeddings=np.stack([unit(0), unit(50), unit(60)]),
+                                  config=cfg).flag
