@@ -20,6 +20,11 @@ sandbox_app = typer.Typer(help="Run code in the Program-of-Thoughts sandbox.", n
 BACKENDS = ("local", "e2b")
 
 
+@sandbox_app.callback()
+def _group() -> None:
+    """Run code in the Program-of-Thoughts sandbox (a group, so `run` stays a subcommand)."""
+
+
 def make_sandbox(backend: str, limits: SandboxLimits, *, mode: str = "cold") -> CodeSandbox:
     """A sandbox of the named backend. E2B reads its connection settings from E2B_* variables."""
     if backend == "local":
