@@ -130,6 +130,115 @@ def data_validate(
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
+def _progress_mode(quiet: bool, as_json: bool) -> str:
+    return "json" if as_json else "quiet" if quiet else "rich"
+
+
+def _print_result(result: object, as_json: bool) -> None:
+    report = result.report  # type: ignore[attr-defined]
+    summary = {
+        "run_id": result.run_id, "run_dir": str(result.run_dir),  # type: ignore[attr-defined]
+        "stop_reason": report.get("stop_reason"), "items_by_status": report.get("items_by_status"),
+        "new_items": report.get("new_items"), "output_items": report.get("output_items"),
+        "spent": report.get("ledger", {}).get("spent"), "cap": report.get("ledger", {}).get("cap"),
+        "coverage_jsd": [report.get("metrics_before", {}).get("coverage_jsd"),
+                         report.get("metrics_after", {}).get("coverage_jsd")],
+        "difficulty_jsd": [report.get("metrics_before", {}).get("difficulty_jsd"),
+                           report.get("metrics_after", {}).get("difficulty_jsd")],
+    }
+    if as_json:
+        out.print_json(json.dumps({"result": summary}, default=str))
+    else:
+        out.print(f"run {summary['run_id']}: {summary['stop_reason']}; spent {summary['spent']} of {summary['cap']} tokens")
+        out.print(f"items: {summary['items_by_status']}, new: {summary['new_items']}, output: {summary['output_items']}")
+        out.print(f"coverage JSD {summary['coverage_jsd'][0]} -> {summary['coverage_jsd'][1]}; "
+                  f"difficulty JSD {summary['difficulty_jsd'][0]} -> {summary['difficulty_jsd'][1]}")
+        out.print(f"report: {result.run_dir / 'report.json'}")  # type: ignore[attr-defined]
+
+
+@app.command("refine")
+def refine_command(
+    data: Annotated[Path, typer.Argument(help="dataset file or folder")],
+    budget: Annotated[int, typer.Option(help="token budget (hard cap)")],
+    targets: Annotated[Path | None, typer.Option(help="targets YAML")] = None,
+    subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
+    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet")] = None,
+    config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
+    run_id: Annotated[str | None, typer.Option(help="name of the run folder")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="where run folders go")] = None,
+    rounds: Annotated[int | None, typer.Option(help="refinement rounds")] = None,
+    mode: Annotated[str | None, typer.Option(help="planner: ilp | lp-round | greedy | random")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
+    strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines of progress, then a JSON result")] = False,
+) -> None:
+    """Profile, plan, refine and validate DATA within BUDGET tokens; write the run folder."""
+    from refinelab.api import refine as run_refine
+    from refinelab.config import load_settings
+    from refinelab.io import load_dataset
+    from refinelab.progress import ProgressView
+
+    overrides: dict[str, object] = {}
+    for key, value in (("runs_dir", runs_dir), ("rounds", rounds), ("planner_mode", mode)):
+        if value is not None:
+            overrides[key] = value
+    if no_cache:
+        overrides["use_cache"] = False
+    try:
+        settings = load_settings(config, overrides)
+        dataset = load_dataset(data, format=format, on_invalid="error" if strict else "quarantine")
+        if subjects or limit:
+            dataset = dataset.filter([s.strip() for s in subjects.split(",")] if subjects else None, limit)
+        if dataset.rejected and not quiet:
+            console.print(f"[yellow]{len(dataset.rejected)} invalid row(s) quarantined[/yellow] "
+                          f"(first: {dataset.rejected[0]}); they are listed in report.json")
+        with ProgressView(_progress_mode(quiet, as_json)) as view:
+            result = run_refine(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id,
+                                prompts_dir=str(prompts) if prompts else None, on_event=view)
+    except (RefineLabError, ValueError, FileExistsError) as exc:
+        if isinstance(exc, ValueError) and not isinstance(exc, RefineLabError):
+            exc = DataError(str(data), None, None, str(exc)) if "subjects" in str(exc) else exc
+        fail(exc)
+    _print_result(result, as_json)
+
+
+@app.command("resume")
+def resume_command(
+    run_id: Annotated[str, typer.Argument(help="the run to continue")],
+    runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Continue a killed run from its last checkpoint without paying for finished calls again."""
+    from refinelab.api import resume
+    from refinelab.progress import ProgressView
+
+    try:
+        with ProgressView(_progress_mode(quiet, as_json)) as view:
+            result = resume(run_id, runs_dir=runs_dir, on_event=view)
+    except (RefineLabError, FileNotFoundError) as exc:
+        fail(exc)
+    _print_result(result, as_json)
+
+
+@app.command("trace")
+def trace_command(
+    run_id: Annotated[str, typer.Argument(help="run id")],
+    runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
+    depth: Annotated[int, typer.Option(help="levels to show")] = 3,
+) -> None:
+    """Print the run tree with tokens and timings."""
+    from refinelab.trace_view import render_tree
+
+    path = runs_dir / run_id / "trace.jsonl"
+    if not path.exists():
+        fail(FileNotFoundError(f"no trace at {path}"))
+    out.print(render_tree(path, depth))
+
+
 def _mount_optional() -> None:
     """Sub-apps that live in their own modules."""
     try:

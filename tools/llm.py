@@ -166,13 +166,18 @@ class ChatClient:
 
     # -- public calls -------------------------------------------------------------------------
 
-    def structured(self, messages: list[dict[str, str]], schema: type[T], tag: CallTag) -> CallResult:
-        """Ask for JSON matching `schema`; re-ask on a bad parse, up to `max_parse_retries` times."""
+    def structured(
+        self, messages: list[dict[str, str]], schema: type[T], tag: CallTag, *, max_tokens: int | None = None
+    ) -> CallResult:
+        """Ask for JSON matching `schema`; re-ask on a bad parse, up to `max_parse_retries` times.
+
+        `max_tokens` caps this call below the role's default (small outputs reserve less budget)."""
         json_schema = schema_for(schema)
         raw_outputs: list[str] = []
         total = CallResult(text="")
         for attempt in range(self.spec.max_parse_retries + 1):
-            result = self._call(messages, tag, attempt=attempt, json_schema=json_schema, name=schema.__name__)
+            result = self._call(messages, tag, attempt=attempt, json_schema=json_schema, name=schema.__name__,
+                                max_tokens=max_tokens)
             raw_outputs.append(result.text)
             total.prompt_tokens += result.prompt_tokens
             total.completion_tokens += result.completion_tokens
@@ -213,7 +218,7 @@ class ChatClient:
 
     def _call(
         self, messages: list[dict[str, str]], tag: CallTag, *, attempt: int,
-        json_schema: dict[str, Any] | None, name: str,
+        json_schema: dict[str, Any] | None, name: str, max_tokens: int | None = None,
     ) -> CallResult:
         tag = CallTag(tag.node, tag.operation, tag.item_id, tag.model or self.model_name)
         if json_schema is not None and self.spec.structured_method == "json_mode":
@@ -221,6 +226,8 @@ class ChatClient:
             messages = [*messages[:-1], {"role": messages[-1]["role"],
                                          "content": messages[-1]["content"] + "\n\n" + schema_hint}]
         params = self._params(json_schema)
+        if max_tokens is not None:
+            params["max_tokens"] = min(max_tokens, self.spec.max_tokens)
         key = fingerprint(self.model_name, params, messages, attempt)
         tracer = self.tracer
         run = None
@@ -251,9 +258,10 @@ class ChatClient:
             if hit is not None:  # a cached answer costs no budget
                 return CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
                                   completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1)
-        worst_case = estimate_prompt_tokens(messages, params.get("response_format")) + self.spec.max_tokens
+        limit = int(params["max_tokens"])
+        worst_case = estimate_prompt_tokens(messages, params.get("response_format")) + limit
         lc_messages = _to_langchain(messages)
-        bind: dict[str, Any] = {}
+        bind: dict[str, Any] = {"max_tokens": limit} if limit != self.spec.max_tokens else {}
         if "response_format" in params:
             bind["response_format"] = params["response_format"]
         delay = 0.5
@@ -282,7 +290,7 @@ class ChatClient:
                 continue
             prompt, completion, reported = _usage(message)
             if not reported:  # settle on the reservation: never under-count an unreported call
-                prompt, completion = worst_case - self.spec.max_tokens, self.spec.max_tokens
+                prompt, completion = worst_case - limit, limit
             self.ledger.settle(reservation, prompt, completion)
             text = message.content if isinstance(message.content, str) else json.dumps(message.content)
             result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,

@@ -1,0 +1,57 @@
+"""What every agent node needs at run time and that must never enter the checkpointed graph state:
+the run store, the ledger, the model clients, the tracer, the prompts. Built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from refinelab.graph.store import RunStore
+from refinelab.planner.targets import Targets
+from refinelab.prompts.loader import Pack, PromptLibrary, pack_for
+from refinelab.tools.cache import ResponseCache
+from refinelab.tools.ledger import Ledger
+from refinelab.tools.llm import ChatClient
+from refinelab.tools.tracing import Tracer
+
+from refinelab.config import Settings
+from refinelab.domains import SkillTaxonomy, SubjectDomains, load_skills, load_subject_domains
+from refinelab.schema import QAItem
+
+
+@dataclass
+class AgentContext:
+    """Handles shared by the nodes of one run (LangGraph `context`, not state)."""
+
+    run_dir: Path
+    settings: Settings
+    store: RunStore
+    ledger: Ledger
+    tracer: Tracer
+    targets: Targets
+    cache: ResponseCache | None = None
+    prompts: PromptLibrary = field(default_factory=PromptLibrary)
+    subject_domains: SubjectDomains = field(default_factory=load_subject_domains)
+    skills: SkillTaxonomy = field(default_factory=load_skills)
+    pack_overrides: dict[str, str] = field(default_factory=dict)
+    chat_models: dict[str, BaseChatModel] = field(default_factory=dict)  # role → injected model (tests)
+    extras: dict[str, Any] = field(default_factory=dict)
+    _clients: dict[str, ChatClient] = field(default_factory=dict)
+
+    def client(self, role: str) -> ChatClient:
+        """The budgeted, cached, traced client for a role (judge, writer, validator)."""
+        if role not in self._clients:
+            spec = getattr(self.settings.roles, role)
+            self._clients[role] = ChatClient(
+                spec, self.ledger, cache=self.cache, tracer=self.tracer,
+                chat_model=self.chat_models.get(role), role=role,
+            )
+        return self._clients[role]
+
+    def pack(self, item: QAItem) -> Pack:
+        return self.prompts.pack(pack_for(item.subject, item.domain, self.pack_overrides))
+
+    def domain_of(self, item: QAItem) -> str:
+        return item.domain or self.subject_domains.domain_for(item.subject, "other") or "other"

@@ -1,0 +1,30 @@
+"""Structured outputs the agents ask models for. `maxLength` keeps small models from looping."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ItemProfileOut(BaseModel):
+    """The profiler's label for one item."""
+
+    skill: str = Field(max_length=40)
+    difficulty: int = Field(ge=1, le=5)
+
+
+class AnswerOut(BaseModel):
+    """A model's answer to an item: a short reason first (it helps small models), then the letter."""
+
+    reasoning: str = Field(max_length=300)
+    answer: Literal["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"]
+
+
+class ItemDraft(BaseModel):
+    """A refiner's proposed item."""
+
+    question: str = Field(min_length=5, max_length=800)
+    choices: list[str] = Field(min_length=2, max_length=10)
+    answer_index: int = Field(ge=0, le=9)
+    rationale: str = Field(max_length=300)

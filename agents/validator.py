@@ -1,0 +1,103 @@
+"""Validator agent: structural checks first, then a model-based check chosen by the item's domain pack.
+
+Methods: `answer` (an independent model answers the candidate; it must pick the key), `pot` (the model
+writes Python that computes the answer, run in the sandbox), `rag` (retrieve Wikipedia passages and
+judge the key against them). Every verdict carries its evidence; a failure carries a reason the
+refiner can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.refiner import Candidate, EditTask
+from refinelab.agents.schemas import AnswerOut
+from refinelab.planner.error_checks import check_row
+from refinelab.tools.ledger import CallTag
+
+from refinelab.errors import LLMCallFailed
+from refinelab.schema import LETTERS, QAItem, normalise_text
+
+DUPLICATE_JACCARD = 0.8  # new items this close (word sets) to an existing one are rejected
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    reason: str
+    method: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    tokens: int = 0
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", normalise_text(text)))
+
+
+def structural_problems(ctx: AgentContext, task: EditTask, item: QAItem) -> list[str]:
+    """Deterministic checks; any hit rejects the candidate before a model is asked."""
+    problems = [d.check for d in check_row(item, expected_choices=len(item.choices))
+                if d.flag and d.check in {"blank_question", "too_few_options", "empty_option", "duplicate_options",
+                                          "key_out_of_range", "near_duplicate_options", "answer_leak"}]
+    if task.operation in ("expand", "generate"):
+        words = _words(item.question)
+        for other in ctx.store.items():
+            other_words = _words(other.question)
+            if words and other_words and len(words & other_words) / len(words | other_words) >= DUPLICATE_JACCARD:
+                problems.append(f"too close to existing item {other.id}")
+                break
+    return problems
+
+
+def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
+    pack = ctx.pack(item)
+    messages = pack.messages("answer_item", item=item)
+    tag = CallTag(node="validate", operation=task.operation, item_id=task.item_id)
+    try:
+        result = ctx.client("validator").structured(messages, AnswerOut, tag)
+    except LLMCallFailed as exc:
+        return Verdict(False, f"validator could not answer: {exc}", "answer", {"raw": exc.raw_outputs})
+    picked = result.parsed.answer
+    evidence = {"validator_answer": picked, "key": item.answer_letter, "reasoning": result.parsed.reasoning}
+    if picked == item.answer_letter:
+        return Verdict(True, "independent answer matches the key", "answer", evidence, result.tokens)
+    picked_text = item.choices[LETTERS.index(picked)] if LETTERS.index(picked) < len(item.choices) else "?"
+    reason = (f"an independent solver chose {picked} ({picked_text!r}), not the key {item.answer_letter} "
+              f"({item.answer_text!r}); make exactly one option unambiguously correct")
+    return Verdict(False, reason, "answer", evidence, result.tokens)
+
+
+def choose_method(ctx: AgentContext, item: QAItem) -> str:
+    """The pack's validator; methods whose tools are not available fall back to `answer`, recorded."""
+    wanted = str(ctx.pack(item).options.get("validator", "answer"))
+    available = ctx.extras.get("validators", {})
+    if wanted in available:
+        return wanted
+    if wanted == "pot_or_rag":
+        for method in ("pot", "rag"):
+            if method in available:
+                return method
+    return "answer"
+
+
+def validate(ctx: AgentContext, task: EditTask, candidate: Candidate) -> Verdict:
+    if candidate.item is None or candidate.error:
+        return Verdict(False, candidate.error or "no candidate", "structural")
+    if task.operation == "remove":
+        return Verdict(True, "removal needs no validation", "none")
+    problems = structural_problems(ctx, task, candidate.item)
+    if problems:
+        return Verdict(False, "structural checks failed: " + "; ".join(problems), "structural",
+                       {"problems": problems})
+    method = choose_method(ctx, candidate.item)
+    if method != "answer":
+        verdict: Verdict = ctx.extras["validators"][method](ctx, task, candidate.item)
+        return verdict
+    verdict = answer_check(ctx, task, candidate.item)
+    wanted = ctx.pack(candidate.item).options.get("validator", "answer")
+    if wanted != "answer":
+        verdict.evidence["note"] = f"pack asked for {wanted!r}, not available here; used the answer check"
+    return verdict

@@ -1,0 +1,273 @@
+"""The graph's nodes. Each declares the state keys it reads and writes (checked when the graph is built).
+
+Nodes get the run's handles (store, ledger, clients) from LangGraph's runtime context, never from the
+state, so checkpoints hold ids and counts only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from langgraph.config import get_stream_writer
+from langgraph.runtime import Runtime
+from langgraph.types import Command, Send
+from refinelab.agents.context import AgentContext
+from refinelab.agents.planner_agent import plan_round, plan_summary
+from refinelab.agents.profiler import profile_item
+from refinelab.agents.refiner import Candidate, EditTask, refine
+from refinelab.agents.validator import Verdict, validate
+from refinelab.graph.state import EditTaskState, RefineState
+
+from refinelab.errors import BudgetExhausted
+from refinelab.schema import QAItem
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def node(reads: tuple[str, ...], writes: tuple[str, ...]) -> Callable[[F], F]:
+    """Declare what a node reads from and writes to the state (like a distilabel step's columns)."""
+
+    def mark(fn: F) -> F:
+        fn.reads, fn.writes = reads, writes  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def _emit(event: dict[str, Any]) -> None:
+    with contextlib.suppress(RuntimeError):  # called outside a streaming run
+        get_stream_writer()(event)
+
+
+def _ledger(ctx: AgentContext) -> dict[str, Any]:
+    summary = ctx.ledger.summary()
+    return {k: summary[k] for k in ("cap", "spent", "calls", "retries", "parse_failures")}
+
+
+# ------------------------------------------------------------------------------------------- load
+
+@node(reads=("run_id",), writes=("phase", "counts", "round"))
+def load(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """The dataset is put in the store by the caller before the graph starts; here we check and count."""
+    ctx = runtime.context
+    with ctx.tracer.span("load", "chain", {"run_id": state["run_id"]}) as run:
+        counts = ctx.store.status_counts()
+        if not counts.get("kept"):
+            raise ValueError("the run store holds no valid input items")
+        run.outputs = {"counts": counts}
+    return {"phase": "profile", "counts": counts, "round": 0}
+
+
+# ---------------------------------------------------------------------------------------- profile
+
+def _profile_all(ctx: AgentContext, items: list[QAItem], node_name: str) -> tuple[int, str]:
+    """Profile items concurrently; returns (profiled, stop reason if the budget ran out)."""
+    expected = Counter(len(i.choices) for i in items).most_common(1)[0][0] if items else None
+    done = 0
+    stop = ""
+
+    def one(item: QAItem) -> QAItem | None:
+        try:
+            return profile_item(ctx, item, expected)
+        except BudgetExhausted:
+            return None
+
+    workers = max(1, ctx.settings.roles.judge.concurrency)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for profiled in pool.map(one, items):
+            if profiled is None:
+                stop = "budget exhausted during profiling"
+                continue
+            ctx.store.replace_item(profiled, ctx.store.statuses().get(profiled.id, "kept"))
+            done += 1
+            _emit({"progress": node_name, "done": done, "total": len(items), "spent": ctx.ledger.spent,
+                   "cap": ctx.ledger.cap})
+    return done, stop
+
+
+@node(reads=("round",), writes=("phase", "counts", "ledger", "stop_reason"))
+def profile(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    with ctx.tracer.span("profile", "chain", {"round": state.get("round", 0)}) as run:
+        items = ctx.store.items(("kept",))
+        done, stop = _profile_all(ctx, items, "profile")
+        run.outputs = {"profiled": done, "stop": stop}
+    update: dict[str, Any] = {"phase": "plan", "counts": ctx.store.status_counts(), "ledger": _ledger(ctx)}
+    if stop:
+        update["stop_reason"] = stop
+    return update
+
+
+# ------------------------------------------------------------------------------------------- plan
+
+@node(reads=("round", "stop_reason"), writes=("plan", "plans", "tasks", "phase", "round"))
+def plan(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    round_ = state.get("round", 0) + 1
+    with ctx.tracer.span("plan", "chain", {"round": round_}) as run:
+        enabled = ctx.extras.get("operations", ["remove", "expand", "generate", "calibrate",
+                                                "rewrite_distractors", "fix"])
+        solved, _problem = plan_round(ctx, enabled, ctx.settings.planner_mode)
+        summary = plan_summary(solved) | {"round": round_}
+        tasks: list[dict[str, Any]] = []
+        if not state.get("stop_reason") and not ctx.extras.get("dry_run"):
+            tasks = _tasks_from_plan(ctx, solved, round_)
+        run.outputs = {"plan": summary, "tasks": len(tasks)}
+    ctx.store.set_meta(f"plan_round_{round_}", summary)
+    return {"plan": summary, "plans": [summary], "tasks": tasks, "phase": "refine", "round": round_}
+
+
+def _template_item(ctx: AgentContext, cell: str | None, bucket: str | None, used: Counter[str]) -> QAItem | None:
+    """An existing item to seed a new one (its subject, domain, style): same cell, least used first."""
+    pool = ctx.store.items(("kept", "edited"))
+    if cell is not None:
+        domain, _, skill = cell.partition("|")
+        same = [i for i in pool if i.domain == domain and i.skill == skill] or [i for i in pool if i.domain == domain]
+    else:
+        same = pool
+    if not same:
+        same = pool
+    if not same:
+        return None
+    return min(same, key=lambda i: (used[i.id], i.id))
+
+
+def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[str, Any]]:
+    tasks = []
+    for a in solved.assignments:
+        tasks.append({"edit_id": f"r{round_}-{a.op}-{a.item_id}", "item_id": a.item_id, "operation": str(a.op),
+                      "round": round_, "attempt": 0, "target": a.to_bucket or "", "feedback": ""})
+    used: Counter[str] = Counter()
+    for option in solved.new_items:
+        for k in range(option.count):
+            template = _template_item(ctx, option.cell, option.bucket, used)
+            if template is None:
+                continue
+            used[template.id] += 1
+            target = option.cell if option.cell is not None else option.bucket or ""
+            tasks.append({"edit_id": f"r{round_}-{option.op}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{target}-{k}').hex[:8]}",
+                          "item_id": template.id, "operation": str(option.op), "round": round_, "attempt": 0,
+                          "target": target, "feedback": ""})
+    return tasks
+
+
+def dispatch(state: RefineState) -> list[Send] | str:
+    """Fan out: one `Send` per planned edit; nothing to do goes straight to finalize."""
+    tasks = state.get("tasks") or []
+    if not tasks:
+        return "finalize"
+    return [Send("refine", task) for task in tasks]
+
+
+# ------------------------------------------------------------------------------------------ refine
+
+def _task(payload: EditTaskState) -> EditTask:
+    return EditTask(**payload)
+
+
+@node(reads=("edit task",), writes=())
+def refine_node(payload: EditTaskState, runtime: Runtime[AgentContext]) -> Command[Any]:
+    ctx = runtime.context
+    task = _task(payload)
+    with ctx.tracer.span(f"refine:{task.operation}", "chain", dict(payload), tags=[task.operation]) as run:
+        before = ctx.store.item(task.item_id)
+        if task.operation == "remove":
+            candidate = Candidate(None, "", 0)
+        else:
+            try:
+                candidate = refine(ctx, task)
+            except BudgetExhausted as exc:
+                candidate = Candidate(None, "", 0, error=f"budget exhausted: {exc}")
+        ctx.store.record_attempt(task.edit_id, task.attempt, task.round, task.item_id, task.operation, task.target,
+                                 before, candidate.item, candidate.raw, candidate.tokens, candidate.error)
+        run.outputs = {"candidate": candidate.item.model_dump() if candidate.item else None, "error": candidate.error}
+    return Command(goto=Send("validate", {**payload}))
+
+
+@node(reads=("edit task",), writes=("outcomes",))
+def validate_node(payload: EditTaskState, runtime: Runtime[AgentContext]) -> Command[Any]:
+    ctx = runtime.context
+    task = _task(payload)
+    with ctx.tracer.span(f"validate:{task.operation}", "chain", dict(payload), tags=[task.operation]) as run:
+        after = ctx.store.attempt_after(task.edit_id, task.attempt)
+        candidate = Candidate(after, "", 0, error=ctx.store.attempt_error(task.edit_id, task.attempt))
+        if task.operation == "remove":
+            verdict = Verdict(True, "removal needs no validation", "none")
+        else:
+            try:
+                verdict = validate(ctx, task, candidate)
+            except BudgetExhausted as exc:
+                verdict = Verdict(False, f"budget exhausted: {exc}", "budget")
+        ctx.store.record_verdict(task.edit_id, task.attempt, "pass" if verdict.passed else "fail", verdict.reason,
+                                 {"method": verdict.method, **verdict.evidence}, verdict.tokens)
+        run.outputs = {"passed": verdict.passed, "reason": verdict.reason, "method": verdict.method}
+    return route_after_validate(ctx, task, verdict, after)
+
+
+def route_after_validate(ctx: AgentContext, task: EditTask, verdict: Verdict, after: QAItem | None) -> Command[Any]:
+    """The router: pass → commit; fail with attempts left → refine again with the reason; else give up."""
+    if verdict.passed:
+        _commit(ctx, task, after)
+        ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, "committed", verdict.reason,
+                              task.attempt + 1)
+        return Command(update={"outcomes": [task.edit_id]}, goto="collect")
+    out_of_budget = verdict.method == "budget" or "budget exhausted" in verdict.reason
+    if task.attempt + 1 < ctx.settings.max_attempts and not out_of_budget:
+        retry = {**task.__dict__, "attempt": task.attempt + 1, "feedback": verdict.reason}
+        return Command(goto=Send("refine", retry))
+    ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, "gave_up",
+                          f"kept the original: {verdict.reason}", task.attempt + 1)
+    return Command(update={"outcomes": [task.edit_id]}, goto="collect")
+
+
+def _commit(ctx: AgentContext, task: EditTask, after: QAItem | None) -> None:
+    if task.operation == "remove":
+        ctx.store.mark(task.item_id, "removed", f"removed in round {task.round}")
+        return
+    assert after is not None
+    run_id = ctx.store.get_meta("run_id")
+    after = after.model_copy(update={"provenance": after.provenance.model_copy(update={"run_id": run_id})})
+    if task.operation in ("expand", "generate"):
+        ctx.store.add_item(after)
+    else:
+        ctx.store.replace_item(after, "edited")
+
+
+# ---------------------------------------------------------------------------------- collect/replan
+
+@node(reads=("round", "plan", "stop_reason"), writes=("phase", "counts", "ledger", "stop_reason"))
+def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
+    """Deferred until every edit of the round is final; then measure new items and decide: replan or finish."""
+    ctx = runtime.context
+    round_ = state.get("round", 1)
+    with ctx.tracer.span("replan", "chain", {"round": round_}) as run:
+        fresh = [i for i in ctx.store.items(("edited", "new")) if not ctx.store.has_diagnostic(i.id, "label")]
+        _, stop = _profile_all(ctx, fresh, "measure")
+        available = ctx.ledger.available
+        stop = stop or state.get("stop_reason", "")
+        if not stop and round_ >= ctx.settings.rounds:
+            stop = f"finished {round_} round(s)"
+        if not stop and available is not None and available < 500:
+            stop = "budget spent"
+        if not stop and not state.get("plan", {}).get("assignments") and not state.get("plan", {}).get("new_items"):
+            stop = "the last plan was empty"
+        run.outputs = {"stop": stop, "available": available}
+    update = {"phase": "finalize" if stop else "plan", "counts": ctx.store.status_counts(), "ledger": _ledger(ctx),
+              "stop_reason": stop}
+    return Command(update=update, goto="finalize" if stop else "plan")
+
+
+@node(reads=("plans", "stop_reason"), writes=("phase", "counts", "ledger"))
+def finalize(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    from refinelab.graph.outputs import write_outputs
+
+    ctx = runtime.context
+    with ctx.tracer.span("finalize", "chain", {"stop_reason": state.get("stop_reason", "")}) as run:
+        paths = write_outputs(ctx, state)
+        run.outputs = {k: str(v) for k, v in paths.items()}
+    return {"phase": "done", "counts": ctx.store.status_counts(), "ledger": _ledger(ctx)}

@@ -1,0 +1,222 @@
+"""The per-run SQLite store: items, diagnostics, edits and evidence. Graph state holds only ids.
+
+Every write is idempotent (keyed by item id, or edit id + attempt) so a task re-run after a crash
+overwrites its own rows instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from refinelab.schema import Diagnostic, QAItem
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    original TEXT,                 -- JSON of the input item (NULL for new items)
+    current TEXT NOT NULL,         -- JSON of the item as it stands now
+    status TEXT NOT NULL,          -- kept | edited | removed | new | failed
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS diagnostics (
+    item_id TEXT NOT NULL, check_name TEXT NOT NULL, flag INTEGER NOT NULL, score REAL NOT NULL,
+    evidence TEXT NOT NULL, PRIMARY KEY (item_id, check_name)
+);
+CREATE TABLE IF NOT EXISTS edits (
+    edit_id TEXT NOT NULL, attempt INTEGER NOT NULL, round INTEGER NOT NULL, item_id TEXT NOT NULL,
+    operation TEXT NOT NULL, target TEXT NOT NULL DEFAULT '', before TEXT, after TEXT, raw TEXT,
+    verdict TEXT NOT NULL DEFAULT 'pending', reason TEXT NOT NULL DEFAULT '', evidence TEXT NOT NULL DEFAULT '{}',
+    tokens INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL,
+    PRIMARY KEY (edit_id, attempt)
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    edit_id TEXT PRIMARY KEY, item_id TEXT NOT NULL, operation TEXT NOT NULL, round INTEGER NOT NULL,
+    status TEXT NOT NULL, reason TEXT NOT NULL, attempts INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class RunStore:
+    """Thread-safe access to one run's database."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _exec(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    # -- meta -----------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        self._exec("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        rows = self._exec("SELECT value FROM meta WHERE key=?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    # -- items ----------------------------------------------------------------------------------
+    def load_items(self, items: Iterable[QAItem]) -> int:
+        """Insert the input items once; a second call (a resumed load) changes nothing."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            count = 0
+            for position, item in enumerate(items):
+                data = item.model_dump_json()
+                self._db.execute(
+                    "INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?, 'kept', '')",
+                    (item.id, position, data, data),
+                )
+                count += 1
+            self._db.execute("COMMIT")
+        return count
+
+    def add_rejected(self, rejected: Iterable[Any]) -> None:
+        """Input rows that failed validation: recorded as failed so every input is accounted for."""
+        for index, error in enumerate(rejected):
+            row_id = f"rejected:{Path(error.path).name}:{error.row}"
+            self._exec(
+                "INSERT OR IGNORE INTO items VALUES (?, ?, NULL, ?, 'failed', ?)",
+                (row_id, 10_000_000 + index, json.dumps({"id": row_id}), f"invalid input: {error}"),
+            )
+
+    def item(self, item_id: str) -> QAItem:
+        rows = self._exec("SELECT current FROM items WHERE id=?", (item_id,))
+        if not rows:
+            raise KeyError(item_id)
+        return QAItem.model_validate_json(rows[0][0])
+
+    def items(self, statuses: tuple[str, ...] = ("kept", "edited", "new")) -> list[QAItem]:
+        marks = ",".join("?" * len(statuses))
+        rows = self._exec(f"SELECT current FROM items WHERE status IN ({marks}) ORDER BY position", statuses)
+        return [QAItem.model_validate_json(r[0]) for r in rows]
+
+    def statuses(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self._exec("SELECT id, status FROM items")}
+
+    def status_counts(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self._exec("SELECT status, COUNT(*) FROM items GROUP BY status")}
+
+    def replace_item(self, item: QAItem, status: str) -> None:
+        self._exec("UPDATE items SET current=?, status=? WHERE id=?", (item.model_dump_json(), status, item.id))
+
+    def add_item(self, item: QAItem) -> None:
+        position = self._exec("SELECT COALESCE(MAX(position), 0) + 1 FROM items")[0][0]
+        self._exec("INSERT OR REPLACE INTO items VALUES (?, ?, NULL, ?, 'new', '')",
+                   (item.id, position, item.model_dump_json()))
+
+    def mark(self, item_id: str, status: str, reason: str = "") -> None:
+        self._exec("UPDATE items SET status=?, reason=? WHERE id=?", (status, reason, item_id))
+
+    def original_items(self) -> list[str]:
+        """JSON of every valid input item as it was loaded, after profiling labels (for 'before' metrics)."""
+        rows = self._exec("SELECT original, current, status FROM items WHERE original IS NOT NULL ORDER BY position")
+        out = []
+        for original, current, _status in rows:
+            before = json.loads(original)
+            now = json.loads(current)
+            for key in ("domain", "skill", "difficulty"):  # labels measured during profiling
+                if not before.get(key) and (now.get("provenance") or {}).get("created_by") == "original":
+                    before[key] = now.get(key)
+            out.append(json.dumps(before))
+        return out
+
+    def originals(self) -> list[tuple[str, str, str]]:
+        """(id, status, reason) of every input row, in input order."""
+        return [(r[0], r[1], r[2]) for r in self._exec(
+            "SELECT id, status, reason FROM items WHERE original IS NOT NULL OR status='failed' ORDER BY position")]
+
+    # -- diagnostics ----------------------------------------------------------------------------
+    def put_diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None:
+        with self._lock:
+            for d in diagnostics:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO diagnostics VALUES (?, ?, ?, ?, ?)",
+                    (d.item_id, d.check, int(d.flag), d.score, json.dumps(d.evidence, default=str)),
+                )
+
+    def diagnostics(self, check: str | None = None) -> list[Diagnostic]:
+        sql = "SELECT item_id, check_name, flag, score, evidence FROM diagnostics"
+        rows = self._exec(sql + (" WHERE check_name=?" if check else ""), (check,) if check else ())
+        return [Diagnostic(item_id=r[0], check=r[1], flag=bool(r[2]), score=r[3], evidence=json.loads(r[4]))
+                for r in rows]
+
+    def diagnostic(self, item_id: str, check: str) -> Diagnostic | None:
+        rows = self._exec("SELECT flag, score, evidence FROM diagnostics WHERE item_id=? AND check_name=?",
+                          (item_id, check))
+        if not rows:
+            return None
+        return Diagnostic(item_id=item_id, check=check, flag=bool(rows[0][0]), score=rows[0][1],
+                          evidence=json.loads(rows[0][2]))
+
+    def has_diagnostic(self, item_id: str, check: str) -> bool:
+        return bool(self._exec("SELECT 1 FROM diagnostics WHERE item_id=? AND check_name=?", (item_id, check)))
+
+    # -- edits ----------------------------------------------------------------------------------
+    def record_attempt(self, edit_id: str, attempt: int, round_: int, item_id: str, operation: str,
+                       target: str, before: QAItem | None, after: QAItem | None, raw: str, tokens: int,
+                       error: str = "") -> None:
+        """A refiner's attempt; `error` is the refiner's own reason when it produced nothing usable."""
+        self._exec(
+            "INSERT OR REPLACE INTO edits (edit_id, attempt, round, item_id, operation, target, before, after,"
+            " raw, tokens, reason, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (edit_id, attempt, round_, item_id, operation, target,
+             before.model_dump_json() if before else None, after.model_dump_json() if after else None,
+             raw, tokens, error, time.time()),
+        )
+
+    def attempt_error(self, edit_id: str, attempt: int) -> str:
+        rows = self._exec("SELECT reason FROM edits WHERE edit_id=? AND attempt=?", (edit_id, attempt))
+        return rows[0][0] if rows else "no attempt recorded"
+
+    def record_verdict(self, edit_id: str, attempt: int, verdict: str, reason: str,
+                       evidence: dict[str, Any], tokens: int = 0) -> None:
+        self._exec(
+            "UPDATE edits SET verdict=?, reason=?, evidence=?, tokens=tokens+? WHERE edit_id=? AND attempt=?",
+            (verdict, reason, json.dumps(evidence, default=str), tokens, edit_id, attempt),
+        )
+
+    def attempt_after(self, edit_id: str, attempt: int) -> QAItem | None:
+        rows = self._exec("SELECT after FROM edits WHERE edit_id=? AND attempt=?", (edit_id, attempt))
+        return QAItem.model_validate_json(rows[0][0]) if rows and rows[0][0] else None
+
+    def set_outcome(self, edit_id: str, item_id: str, operation: str, round_: int, status: str, reason: str,
+                    attempts: int) -> None:
+        self._exec("INSERT OR REPLACE INTO outcomes VALUES (?,?,?,?,?,?,?)",
+                   (edit_id, item_id, operation, round_, status, reason, attempts))
+
+    def outcomes(self, round_: int | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT edit_id, item_id, operation, round, status, reason, attempts FROM outcomes"
+        rows = self._exec(sql + (" WHERE round=?" if round_ is not None else ""),
+                          (round_,) if round_ is not None else ())
+        keys = ("edit_id", "item_id", "operation", "round", "status", "reason", "attempts")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def edits(self) -> list[dict[str, Any]]:
+        rows = self._exec(
+            "SELECT edit_id, attempt, round, item_id, operation, target, before, after, verdict, reason, evidence,"
+            " tokens FROM edits ORDER BY created, edit_id, attempt")
+        out = []
+        for r in rows:
+            out.append({
+                "edit_id": r[0], "attempt": r[1], "round": r[2], "item_id": r[3], "operation": r[4],
+                "target": r[5], "before": json.loads(r[6]) if r[6] else None,
+                "after": json.loads(r[7]) if r[7] else None, "verdict": r[8], "reason": r[9],
+                "evidence": json.loads(r[10]), "tokens": r[11],
+            })
+        return out

@@ -1,0 +1,144 @@
+"""The Python API: start a run, resume one, and get a result object back.
+
+A run folder (`runs/RUN_ID/`) holds everything: settings.json, the run store, the ledger, the
+LangGraph checkpoints, trace.jsonl and the outputs. `resume(run_id)` rebuilds the context from it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from refinelab.agents.context import AgentContext
+from refinelab.config import Settings, load_settings
+from refinelab.graph.store import RunStore
+from refinelab.planner.targets import Targets, load_targets
+from refinelab.prompts.loader import PromptLibrary
+from refinelab.schema import Dataset
+from refinelab.tools.cache import ResponseCache
+from refinelab.tools.ledger import Ledger
+from refinelab.tools.tracing import Tracer
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class RunResult:
+    """Where the outputs are and the headline figures from report.json."""
+
+    run_id: str
+    run_dir: Path
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def refined_path(self) -> Path:
+        return self.run_dir / "refined.jsonl"
+
+    @property
+    def spent(self) -> int:
+        return int(self.report.get("ledger", {}).get("spent", 0))
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def _context(run_dir: Path, settings: Settings, budget: int | None, targets: Targets,
+             chat_models: dict[str, BaseChatModel] | None, prompts_dir: str | None,
+             extras: dict[str, Any] | None) -> AgentContext:
+    store = RunStore(run_dir / "store.sqlite")
+    ledger = Ledger(run_dir / "ledger.sqlite", cap=budget)
+    cache = ResponseCache(settings.cache_path) if settings.use_cache else None
+    tracer = Tracer(run_dir / "trace.jsonl", trace_id=store.get_meta("trace_id"))
+    store.set_meta("trace_id", tracer.trace_id)
+    return AgentContext(run_dir=run_dir, settings=settings, store=store, ledger=ledger, tracer=tracer,
+                        targets=targets, cache=cache, prompts=PromptLibrary(prompts_dir),
+                        chat_models=dict(chat_models or {}), extras=dict(extras or {}))
+
+
+def _checkpointer(run_dir: Path) -> Any:
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    return SqliteSaver(sqlite3.connect(str(run_dir / "checkpoints.sqlite"), check_same_thread=False))
+
+
+def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | None,
+               on_event: ProgressCallback | None) -> RunResult:
+    from refinelab.graph.build import build_graph
+
+    graph = build_graph(checkpointer=_checkpointer(ctx.run_dir))
+    config = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
+    with ctx.tracer.span("refinelab.run", "chain", {"run_id": run_id, "resumed": first_input is None},
+                         run_id=None) as root:
+        for mode, chunk in graph.stream(first_input, config, context=ctx, stream_mode=["updates", "custom"]):
+            if on_event is not None:
+                on_event({"mode": mode, "data": chunk, "spent": ctx.ledger.spent, "cap": ctx.ledger.cap})
+        root.outputs = {"counts": ctx.store.status_counts(), "spent": ctx.ledger.spent}
+    ctx.tracer.flush()
+    report_path = ctx.run_dir / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    return RunResult(run_id=run_id, run_dir=ctx.run_dir, report=report)
+
+
+def refine(
+    dataset: Dataset,
+    *,
+    budget: int,
+    targets: Targets | str | Path | None = None,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+    chat_models: dict[str, BaseChatModel] | None = None,
+    prompts_dir: str | None = None,
+    extras: dict[str, Any] | None = None,
+    on_event: ProgressCallback | None = None,
+) -> RunResult:
+    """Refine `dataset` spending at most `budget` tokens; outputs go to `settings.runs_dir / run_id`."""
+    if budget < 0:
+        raise ValueError("budget must be >= 0")
+    settings = settings or load_settings()
+    if isinstance(targets, str | Path):
+        targets = load_targets(targets)
+    targets = targets or Targets()
+    run_id = run_id or new_run_id()
+    run_dir = Path(settings.runs_dir) / run_id
+    if (run_dir / "store.sqlite").exists():
+        raise FileExistsError(f"run {run_id} already exists in {run_dir}; use resume")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "settings.json").write_text(json.dumps({
+        "settings": json.loads(settings.model_dump_json()), "budget": budget,
+        "targets": targets.model_dump(), "prompts_dir": prompts_dir, "extras": extras or {},
+        "dataset": dataset.name,
+    }, indent=2, default=str))
+    ctx = _context(run_dir, settings, budget, targets, chat_models, prompts_dir, extras)
+    ctx.store.set_meta("run_id", run_id)
+    ctx.store.load_items(dataset.items)
+    ctx.store.add_rejected(dataset.rejected)
+    return _run_graph(ctx, run_id, {"run_id": run_id}, on_event)
+
+
+def resume(
+    run_id: str,
+    *,
+    runs_dir: str | Path = "runs",
+    chat_models: dict[str, BaseChatModel] | None = None,
+    on_event: ProgressCallback | None = None,
+) -> RunResult:
+    """Continue a killed run from its last checkpoint; calls that finished are replayed from the cache."""
+    run_dir = Path(runs_dir) / run_id
+    saved_path = run_dir / "settings.json"
+    if not saved_path.exists():
+        raise FileNotFoundError(f"no run {run_id} in {runs_dir}")
+    saved = json.loads(saved_path.read_text())
+    settings = Settings.model_validate(saved["settings"])
+    ctx = _context(run_dir, settings, None, Targets.model_validate(saved["targets"]), chat_models,
+                   saved.get("prompts_dir"), saved.get("extras"))
+    ctx.ledger.abandon_in_flight()
+    return _run_graph(ctx, run_id, None, on_event)
