@@ -4,10 +4,7 @@ loopback listener that counts connections, and a planted secret in the runner's 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,25 +12,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attacks import SECRET  # noqa: E402
-
-from refinelab.tools.sandbox_base import CodeSandbox, SandboxLimits  # noqa: E402
-
-LIMITS = SandboxLimits(timeout_s=5.0)
+from refinelab.tools.sandbox_base import CodeSandbox  # noqa: E402
+from sbx_helpers import LIMITS, Listener, require_bwrap  # noqa: E402
 
 
-def require_bwrap() -> None:
-    """Skip without bubblewrap on a developer machine; fail in CI, where it must be installed."""
-    if shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin"):
-        return
-    msg = "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module")
 def planted_secret() -> Iterator[str]:
-    """A fake API key in the runner's own environment; no sandbox may see it."""
+    """A fake API key in the runner's own environment while the attack suite runs; no sandbox may
+    see it. Module scope, restored afterwards, so other test folders never see it."""
     old = os.environ.get("OPENAI_API_KEY")
     os.environ["OPENAI_API_KEY"] = SECRET
     yield SECRET
@@ -41,27 +27,6 @@ def planted_secret() -> Iterator[str]:
         os.environ.pop("OPENAI_API_KEY", None)
     else:
         os.environ["OPENAI_API_KEY"] = old
-
-
-class Listener:
-    """A host TCP listener on 127.0.0.1 counting accepted connections."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.hits = 0
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.hits += 1
-            conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from attack_runner import run_all
 from attacks import ATTACKS, SECRET
-from conftest import Listener, require_bwrap
+from sbx_helpers import Listener, require_bwrap
 
 HERE = Path(__file__).resolve().parent
 TOOLS = HERE.parents[1] / "tools"
@@ -73,7 +73,9 @@ def _host_canaries(tmp: Path) -> tuple[Path, Path]:
 
 # --- root ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module", params=["cold", "warm"])
-def root_run(request: pytest.FixtureRequest, listener: Listener, tmp_path_factory: pytest.TempPathFactory) -> Run:
+def root_run(
+    request: pytest.FixtureRequest, listener: Listener, tmp_path_factory: pytest.TempPathFactory, planted_secret: str
+) -> Run:
     require_bwrap()
     if os.geteuid() != 0:
         pytest.skip("root variant: needs euid 0 (CI runs as root)")
@@ -126,7 +128,9 @@ def _nonroot_prereqs() -> str | None:
 
 
 @pytest.fixture(scope="module", params=["cold", "warm"])
-def nonroot_run(request: pytest.FixtureRequest, listener: Listener, tmp_path_factory: pytest.TempPathFactory) -> Run:
+def nonroot_run(
+    request: pytest.FixtureRequest, listener: Listener, tmp_path_factory: pytest.TempPathFactory, planted_secret: str
+) -> Run:
     require_bwrap()
     why = _nonroot_prereqs()
     if why:
