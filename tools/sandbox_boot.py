@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import json
 import linecache
 import os
@@ -109,22 +110,19 @@ def run_user(code: str, meta_fd: int) -> None:
     except BaseException as exc:  # noqa: BLE001 - every user failure becomes data
         meta["error"] = {"name": type(exc).__name__, "value": str(exc), "traceback": _format_tb(exc)}
         status = 1
-    try:
+    with contextlib.suppress(BaseException):
         sys.stdout.flush()
         sys.stderr.flush()
-    except BaseException:  # noqa: BLE001
-        pass
-    try:
+    with contextlib.suppress(BaseException):  # the user may have closed it; the host copes
         os.write(meta_fd, json.dumps(meta).encode())
-    except BaseException:  # noqa: BLE001 - the user may have closed it; the host copes
-        pass
     os._exit(status & 0xFF)
 
 
 def _line_buffered_stdio() -> None:
     """Fresh line-buffered stdio on fds 1/2 so output before a kill is not lost."""
-    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
-    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
+    opts = {"buffering": 1, "encoding": "utf-8", "errors": "backslashreplace", "closefd": False}
+    sys.stdout = open(1, "w", **opts)  # noqa: SIM115 - replaces the process-wide stream
+    sys.stderr = open(2, "w", **opts)  # noqa: SIM115
 
 
 # --- cold mode ------------------------------------------------------------------------------
@@ -223,18 +221,14 @@ def serve_one(req: dict, devnull: int) -> dict:
                 drain_until = time.monotonic() + 0.05
     if status is None:
         if timed_out or truncated or open_fds:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         _, status = os.waitpid(pid, 0)
     sel.close()
     for fd in bufs:
         os.close(fd)
-    try:
+    with contextlib.suppress(OSError):
         os.kill(-1, signal.SIGKILL)  # sweep strays: spares pid 1 (bwrap) and ourselves
-    except OSError:
-        pass
     while True:
         try:
             if os.waitpid(-1, os.WNOHANG)[0] == 0:

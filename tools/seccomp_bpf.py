@@ -123,10 +123,7 @@ class _Asm:
         for pc, (code, jt, jf, k) in enumerate(self.ins):
             offs = []
             for target in (jt, jf):
-                if isinstance(target, str):
-                    off = self.labels[target] - pc - 1
-                else:
-                    off = int(target)  # type: ignore[call-overload]
+                off = self.labels[target] - pc - 1 if isinstance(target, str) else int(target)  # type: ignore[call-overload]
                 if not 0 <= off <= 255:
                     raise ValueError(f"BPF jump out of range at {pc}: {off}")
                 offs.append(off)
