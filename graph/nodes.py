@@ -7,6 +7,7 @@ state, so checkpoints hold ids and counts only.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -78,8 +79,10 @@ def _profile_all(ctx: AgentContext, items: list[QAItem], node_name: str) -> tupl
             return None
 
     workers = max(1, ctx.settings.roles.judge.concurrency)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for profiled in pool.map(one, items):
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # copy_context: LLM runs nest under this node
+        futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
+        for future in futures:
+            profiled = future.result()
             if profiled is None:
                 stop = "budget exhausted during profiling"
                 continue

@@ -162,8 +162,14 @@ class Dataset:
                 position += 1
             items = picked
         subset = Dataset(items, name=self.name)
-        subset.rejected = list(self.rejected)
+        subset.rejected = [e for e in self.rejected if not subjects or _source_subject(e) in set(subjects)]
         return subset
+
+
+def _source_subject(error: Any) -> str:
+    """The subject a rejected row belongs to, from its file name (MMLU layout: SUBJECT_test.csv)."""
+    stem = str(getattr(error, "path", "")).rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return re.sub(r"_(test|dev|val)$", "", stem)
 
 
 class Diagnostic(BaseModel):

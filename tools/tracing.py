@@ -74,6 +74,7 @@ class Tracer:
         self.project = os.environ.get("LANGSMITH_PROJECT", project)
         self._lock = threading.Lock()
         self._client: Any = None
+        self.root: Run | None = None  # the first run opened; parent of runs started in foreign threads
         if langsmith_enabled():
             from langsmith import Client
 
@@ -90,12 +91,14 @@ class Tracer:
         metadata: dict[str, Any] | None = None,
         run_id: str | None = None,
     ) -> Run:
-        parent = parent if parent is not None else _current_run.get()
+        parent = parent if parent is not None else (_current_run.get() or self.root)
         run = Run(
             id=run_id or str(uuid.uuid4()), trace_id=self.trace_id,
             parent_run_id=parent.id if parent else None, run_type=run_type, name=name,
             inputs=_jsonable(inputs or {}), start_time=_now(), tags=tags or [], metadata=metadata or {},
         )
+        if self.root is None:
+            self.root = run
         if self._client is not None:
             self._client.create_run(
                 id=run.id, trace_id=run.trace_id, parent_run_id=run.parent_run_id, name=name,

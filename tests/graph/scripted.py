@@ -1,0 +1,74 @@
+"""A scripted 'model' good enough to drive the whole graph: labels, answers, writes items.
+
+Also runnable as a script (`python scripted.py refine|resume RUNS_DIR RUN_ID [delay]`) so crash tests can
+SIGKILL a real process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from refinelab.testing import ScriptedChatModel
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def _h(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def respond(messages: list[dict[str, str]], fail_first_validation: bool = False) -> str:
+    text = messages[-1]["content"]
+    if "Classify the question" in text:
+        return json.dumps({"skill": ["recall", "reasoning", "application"][_h(text) % 3], "difficulty": 1 + _h(text) % 5})
+    if "give the letter" in text:
+        # the scripted solver answers with the option marked in the stem as "(key X)", else A
+        match = re.search(r"\(key ([A-J])\)", text)
+        return json.dumps({"reasoning": "scripted", "answer": match.group(1) if match else "A"})
+    seed = _h(text)
+    wrong = fail_first_validation and "rejected" not in text
+    return json.dumps({
+        "question": f"Scripted question {seed} (key {'B' if wrong else 'A'}) about a topic?",
+        "choices": [f"right {seed}", f"wrong one {seed}", f"wrong two {seed}", f"wrong three {seed}"],
+        "answer_index": 0, "rationale": "scripted",
+    })
+
+
+def model(delay: float = 0.0, fail_first_validation: bool = False) -> ScriptedChatModel:
+    def answer(messages: list[dict[str, str]]) -> str:
+        if delay:
+            time.sleep(delay)
+        return respond(messages, fail_first_validation)
+
+    return ScriptedChatModel(respond=answer)
+
+
+def models(delay: float = 0.0, fail_first_validation: bool = False) -> dict[str, ScriptedChatModel]:
+    m = model(delay, fail_first_validation)
+    return {"judge": m, "writer": m, "validator": m}
+
+
+def main() -> None:
+    from refinelab.api import refine, resume
+    from refinelab.config import load_settings
+    from refinelab.io import load_dataset
+
+    command, runs_dir, run_id = sys.argv[1], sys.argv[2], sys.argv[3]
+    delay = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
+    if command == "refine":
+        dataset = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=int(sys.argv[5]))
+        settings = load_settings(overrides={"runs_dir": runs_dir, "cache_path": f"{runs_dir}/cache.sqlite",
+                                            "rounds": 2, "max_attempts": 2})
+        refine(dataset, budget=int(sys.argv[6]), settings=settings, run_id=run_id, chat_models=models(delay))
+    else:
+        resume(run_id, runs_dir=runs_dir, chat_models=models(delay))
+    print("finished", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Graph logic on scripted models: accounting, loop-back, budget, trace tree, declarations."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+from scripted import models  # type: ignore[import-not-found]
+
+from refinelab.api import refine
+from refinelab.config import load_settings
+from refinelab.io import load_dataset, read_jsonl
+from refinelab.tools.tracing import read_trace
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def _settings(tmp_path: Path, **extra: object):
+    return load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
+                                    **extra})
+
+
+def _dataset(n: int):
+    return load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=n)
+
+
+def _assert_accounted(run_dir: Path, dataset) -> None:
+    """Every input item ends kept, edited, removed or failed — exactly once; outputs are unique."""
+    from refinelab.graph.store import RunStore
+
+    store = RunStore(run_dir / "store.sqlite")
+    originals = store.originals()
+    ids = [i for i, _, _ in originals]
+    assert Counter(ids).most_common(1)[0][1] == 1
+    assert set(ids) >= {i.id for i in dataset}
+    assert {s for _, s, _ in originals} <= {"kept", "edited", "removed", "failed"}
+    refined = read_jsonl(run_dir / "refined.jsonl")
+    assert len({i.id for i in refined}) == len(refined)
+
+
+def test_end_to_end_outputs_budget_and_trace(tmp_path: Path) -> None:
+    dataset = _dataset(24)
+    result = refine(dataset, budget=30_000, settings=_settings(tmp_path), chat_models=models())
+    run_dir = result.run_dir
+    for name in ("refined.jsonl", "changes.jsonl", "report.json", "trace.jsonl"):
+        assert (run_dir / name).exists(), name
+    report = result.report
+    assert report["ledger"]["spent"] <= 30_000
+    assert report["input_items"] == len(dataset) + len(dataset.rejected)
+    _assert_accounted(run_dir, dataset)
+    changes = [json.loads(line) for line in (run_dir / "changes.jsonl").read_text().splitlines()]
+    assert changes and all({"operation", "before", "after", "verdict", "evidence", "tokens"} <= set(c) for c in changes)
+    assert len({(c["edit_id"], c["attempt"]) for c in changes}) == len(changes)
+
+    runs = read_trace(run_dir / "trace.jsonl")
+    assert len({r["trace_id"] for r in runs}) == 1
+    ids = {r["id"] for r in runs}
+    roots = [r for r in runs if r["parent_run_id"] is None]
+    assert len(roots) == 1 and roots[0]["name"] == "refinelab.run"
+    assert all(r["parent_run_id"] in ids for r in runs if r["parent_run_id"])
+    llm_runs = [r for r in runs if r["run_type"] == "llm"]
+    assert llm_runs and all(r["usage"] is not None for r in llm_runs)
+    assert sum(r["usage"]["total_tokens"] for r in llm_runs) == report["ledger"]["spent"]
+    assert any(r["run_type"] == "tool" and r["name"] == "ilp_plan" for r in runs)
+
+
+def test_validator_rejection_loops_back_with_reason(tmp_path: Path) -> None:
+    result = refine(_dataset(12), budget=40_000, settings=_settings(tmp_path, rounds=1, max_attempts=2),
+                    chat_models=models(fail_first_validation=True),
+                    extras={"operations": ["expand", "generate"]})
+    edits = [json.loads(line) for line in (result.run_dir / "changes.jsonl").read_text().splitlines()]
+    by_edit = defaultdict(list)
+    for e in edits:
+        by_edit[e["edit_id"]].append(e)
+    assert by_edit, "the plan should buy new items"
+    for attempts in by_edit.values():
+        attempts.sort(key=lambda e: e["attempt"])
+        assert attempts[0]["verdict"] == "fail" and "independent solver chose B" in attempts[0]["reason"]
+        assert attempts[1]["verdict"] == "pass"
+    # the second attempt's prompt carried the reason
+    prompts = [r["inputs"]["messages"][-1]["content"] for r in read_trace(result.run_dir / "trace.jsonl")
+               if r["run_type"] == "llm" and r["metadata"].get("node") == "refine"]
+    assert any("was rejected: an independent solver chose B" in p for p in prompts)
+
+
+def test_attempts_exhausted_keeps_original_and_records_why(tmp_path: Path) -> None:
+    result = refine(_dataset(12), budget=40_000, settings=_settings(tmp_path, rounds=1, max_attempts=1),
+                    chat_models=models(fail_first_validation=True), extras={"operations": ["expand", "generate"]})
+    gave_up = result.report["gave_up"]
+    assert gave_up and all(o["reason"].startswith("kept the original") for o in gave_up)
+    assert result.report["new_items"] == 0
+
+
+def test_small_budget_stops_cleanly_without_overspending(tmp_path: Path) -> None:
+    result = refine(_dataset(24), budget=3_000, settings=_settings(tmp_path), chat_models=models())
+    assert result.report["ledger"]["spent"] <= 3_000
+    assert "budget" in result.report["stop_reason"] or result.report["rounds"] >= 1
+    _assert_accounted(result.run_dir, _dataset(24))
+
+
+def test_zero_budget_plans_nothing(tmp_path: Path) -> None:
+    result = refine(_dataset(6), budget=0, settings=_settings(tmp_path), chat_models=models())
+    assert result.report["ledger"]["spent"] == 0
+    assert result.report["items_by_status"].get("kept") == 6
+
+
+def test_node_declarations_are_checked() -> None:
+    from refinelab.graph import build, nodes
+
+    build.check_declarations()
+    original = nodes.plan.reads
+    nodes.plan.reads = (*original, "no_such_key")
+    try:
+        with pytest.raises(ValueError, match="no_such_key"):
+            build.check_declarations()
+    finally:
+        nodes.plan.reads = original
