@@ -1,0 +1,225 @@
+"""Heuristic modes: greedy (gain per token), random, and LP rounding; plus the budget repair they share.
+
+All of them work on the class-level model of `aggregate.py` (a class row is "apply this edit to one more
+member of this class"), so they scale like the ILP does, and all end with `repair_budget`, which makes
+"never over budget" a property of the code rather than of the heuristic.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+from refinelab.planner.aggregate import NONE, OP_CODE, Classes, Compiled, Selection, deviation_penalty
+from refinelab.planner.catalogue import Op
+
+EPS = 1e-9
+
+
+@dataclass
+class ClassPlan:
+    """Counts per class row and per new-item option."""
+
+    rows: np.ndarray
+    options: np.ndarray
+
+    @classmethod
+    def zeros(cls, classes: Classes, c: Compiled) -> ClassPlan:
+        return cls(np.zeros(len(classes.row_class), dtype=np.int64), np.zeros(len(c.opt_cost), dtype=np.int64))
+
+    def cost(self, classes: Classes, c: Compiled) -> float:
+        return float((self.rows * classes.row_cost).sum() + (self.options * c.opt_cost).sum())
+
+
+def _row_effects_all(classes: Classes) -> list[list[tuple[int, int, float]]]:
+    """Per class row, its (kind 0=cell 1=bucket, group, delta) effects per unit."""
+    leave = (classes.row_op == OP_CODE[Op.REMOVE]).tolist()
+    to = classes.row_to_bucket.tolist()
+    cell = classes.cell[classes.row_class].tolist()
+    bucket = classes.bucket[classes.row_class].tolist()
+    succ = classes.row_success.tolist()
+    return [[(0, c, -s), (1, b, -s)] if lv else ([(1, b, -s), (1, t, s)] if t != NONE else [])
+            for lv, t, c, b, s in zip(leave, to, cell, bucket, succ, strict=True)]
+
+
+def _option_effects(c: Compiled, o: int) -> list[tuple[int, int, float]]:
+    s = float(c.opt_success[o])
+    out = []
+    if c.opt_cell[o] != NONE:
+        out.append((0, int(c.opt_cell[o]), s))
+    if c.opt_bucket[o] != NONE:
+        out.append((1, int(c.opt_bucket[o]), s))
+    return out
+
+
+def class_group_counts(c: Compiled, classes: Classes, plan: ClassPlan) -> tuple[np.ndarray, np.ndarray]:
+    """Expected final counts per cell and per bucket under a class-level plan."""
+    n_cell = c.n0_cell.copy()
+    n_bucket = c.n0_bucket.copy()
+    units = plan.rows.astype(float) * classes.row_success
+    leave = classes.row_op == OP_CODE[Op.REMOVE]
+    move = classes.row_to_bucket != NONE
+    np.add.at(n_cell, classes.cell[classes.row_class[leave]], -units[leave])
+    np.add.at(n_bucket, classes.bucket[classes.row_class[leave | move]], -units[leave | move])
+    np.add.at(n_bucket, classes.row_to_bucket[move], units[move])
+    added = plan.options * c.opt_success
+    has_cell = c.opt_cell != NONE
+    has_bucket = c.opt_bucket != NONE
+    np.add.at(n_cell, c.opt_cell[has_cell], added[has_cell])
+    np.add.at(n_bucket, c.opt_bucket[has_bucket], added[has_bucket])
+    return n_cell, n_bucket
+
+
+def class_objective(c: Compiled, classes: Classes, plan: ClassPlan) -> float:
+    """Objective gained over doing nothing, in the class model (binned values)."""
+    before = deviation_penalty(c, c.n0_cell, c.n0_bucket)
+    return float((plan.rows * classes.row_value).sum()) + before - deviation_penalty(
+        c, *class_group_counts(c, classes, plan))
+
+
+def greedy_fill(c: Compiled, classes: Classes, start: ClassPlan | None = None,
+                budget: float | None = None) -> ClassPlan:
+    """Add the action with the best marginal objective per token until nothing positive fits.
+
+    Marginal gains are piecewise constant in the counts (they change only when a cell or bucket crosses
+    its target), so each step takes a whole run of units at once; a lazy heap re-evaluates an action
+    only when it reaches the top. Gains that rose after an action was queued are not revisited: a
+    heuristic, as greedy is.
+    """
+    plan = start or ClassPlan.zeros(classes, c)
+    plan = ClassPlan(plan.rows.copy(), plan.options.copy())
+    budget_left = (c.problem.budget if budget is None else budget) - plan.cost(classes, c)
+    n = list(class_group_counts(c, classes, plan))
+    targets = (c.t_cell, c.t_bucket)
+    w = c.problem.weights
+    weights = (w.coverage, w.difficulty)
+    used = np.bincount(classes.row_class, weights=plan.rows, minlength=classes.n_classes).astype(np.int64)
+    cap_left = classes.count - used
+
+    n_rows = len(classes.row_class)
+    effects = _row_effects_all(classes)
+    effects += [_option_effects(c, o) for o in range(len(c.opt_cost))]
+    values = np.concatenate([classes.row_value, np.zeros(len(c.opt_cost))])
+    costs = np.concatenate([classes.row_cost, c.opt_cost])
+
+    def left(a: int) -> int:
+        if a < n_rows:
+            return int(cap_left[classes.row_class[a]])
+        return int(c.opt_ub[a - n_rows] - plan.options[a - n_rows])
+
+    def gain_and_run(a: int) -> tuple[float, int]:
+        gain = float(values[a])
+        run = 1 << 40
+        for kind, g, delta in effects[a]:
+            gap = n[kind][g] - targets[kind][g]
+            gain += weights[kind] * (abs(gap) - abs(gap + delta))
+            if gap * delta < 0:  # moving toward the target: constant gain until it is crossed
+                run = min(run, max(1, int(np.floor(abs(gap) / abs(delta) + EPS))))
+        return gain, run
+
+    heap: list[tuple[float, int]] = []
+    for a in range(len(values)):
+        if costs[a] > budget_left + EPS or left(a) <= 0:
+            continue
+        gain, _ = gain_and_run(a)
+        if gain > EPS:
+            heapq.heappush(heap, (-gain / max(costs[a], EPS), a))
+    while heap:
+        neg_ratio, a = heapq.heappop(heap)
+        if costs[a] > budget_left + EPS or left(a) <= 0:
+            continue
+        gain, run = gain_and_run(a)
+        if gain <= EPS:
+            continue
+        ratio = gain / max(costs[a], EPS)
+        if heap and ratio < -heap[0][0] - EPS:
+            heapq.heappush(heap, (-ratio, a))  # stale: let the better one go first
+            continue
+        affordable = int(np.floor(budget_left / costs[a] + EPS)) if costs[a] > 0 else 1 << 40
+        k = min(run, left(a), affordable)
+        if k <= 0:
+            continue
+        if a < n_rows:
+            plan.rows[a] += k
+            cap_left[classes.row_class[a]] -= k
+        else:
+            plan.options[a - n_rows] += k
+        budget_left -= k * costs[a]
+        for kind, g, delta in effects[a]:
+            n[kind][g] += k * delta
+        if left(a) > 0:
+            gain, _ = gain_and_run(a)
+            if gain > EPS:
+                heapq.heappush(heap, (-gain / max(costs[a], EPS), a))
+    return plan
+
+
+def round_down(classes: Classes, c: Compiled, rows: np.ndarray, options: np.ndarray) -> ClassPlan:
+    """Floor an LP solution (tolerating solver noise just below an integer) within the bounds."""
+    r = np.floor(np.asarray(rows, dtype=float) + 1e-6).astype(np.int64)
+    o = np.floor(np.asarray(options, dtype=float) + 1e-6).astype(np.int64)
+    r = np.clip(r, 0, classes.count[classes.row_class])
+    o = np.clip(o, 0, c.opt_ub)
+    plan = ClassPlan(r, o)
+    # per-class capacity after flooring each row separately (sum of floors <= floor of sum, but be safe)
+    for k in np.flatnonzero(np.bincount(classes.row_class, weights=r, minlength=classes.n_classes) > classes.count):
+        idx = np.flatnonzero(classes.row_class == k)
+        excess = int(plan.rows[idx].sum() - classes.count[k])
+        for i in idx[np.argsort(classes.row_value[idx] / np.maximum(classes.row_cost[idx], EPS))]:
+            take = min(excess, int(plan.rows[i]))
+            plan.rows[i] -= take
+            excess -= take
+            if excess == 0:
+                break
+    return plan
+
+
+def repair_budget(c: Compiled, sel: Selection) -> Selection:
+    """Drop the lowest value-per-token edits (then new items) until the exact cost is within budget."""
+    budget = c.problem.budget
+    rows = sel.row_of_item.copy()
+    counts = sel.counts.copy()
+    total = float(c.row_cost[rows[rows != NONE]].sum() + (counts * c.opt_cost).sum())
+    if total <= budget + EPS:
+        return Selection(rows, counts)
+    items = np.flatnonzero(rows != NONE)
+    density = c.row_value[rows[items]] / np.maximum(c.row_cost[rows[items]], EPS)
+    for i in items[np.argsort(density, kind="stable")]:
+        if total <= budget + EPS:
+            break
+        total -= c.row_cost[rows[i]]
+        rows[i] = NONE
+    for o in np.argsort(-c.opt_cost):
+        while total > budget + EPS and counts[o] > 0:
+            counts[o] -= 1
+            total -= c.opt_cost[o]
+    return Selection(rows, counts)
+
+
+def random_selection(c: Compiled, rng: np.random.Generator) -> Selection:
+    """The random baseline: candidate edits and new-item units in random order, each taken if its item is
+    still free and it fits the remaining budget (no look at gains)."""
+    budget_left = c.problem.budget
+    n_rows = len(c.row_item)
+    units = np.concatenate([np.arange(n_rows), n_rows + np.repeat(np.arange(len(c.opt_cost)), c.opt_ub)])
+    rng.shuffle(units)
+    rows = np.full(c.n_items, NONE, dtype=np.int64)
+    counts = np.zeros(len(c.opt_cost), dtype=np.int64)
+    costs = np.concatenate([c.row_cost, c.opt_cost])
+    min_cost = float(costs.min()) if costs.size else 0.0
+    for u in units.tolist():
+        if budget_left < min_cost - EPS:
+            break
+        cost = costs[u] if u < n_rows else c.opt_cost[u - n_rows]
+        if cost > budget_left + EPS:
+            continue
+        if u < n_rows:
+            item = c.row_item[u]
+            if rows[item] != NONE:
+                continue
+            rows[item] = u
+        else:
+            counts[u - n_rows] += 1
+        budget_left -= cost
+    return Selection(rows, counts)

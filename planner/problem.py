@@ -1,0 +1,303 @@
+"""The planning instance: items with their candidate edits, new-item options, targets, weights, budget.
+
+A `Problem` is everything the optimiser needs and nothing else (no text, no model handles), so a new
+budget or target re-plans without touching the dataset. `build_problem` makes one from plain per-item
+profile data and the operation catalogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from refinelab.planner.catalogue import Catalogue, Op
+
+CELL_SEP = "|"
+
+
+def cell_key(domain: str, skill: str) -> str:
+    """The coverage cell of an item: its domain x skill, as one string key."""
+    return f"{domain or '(none)'}{CELL_SEP}{skill or '(none)'}"
+
+
+class CandidateOp(BaseModel):
+    """One edit the planner may buy for one existing item, with its expected effects."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    op: Op
+    cost: float = Field(ge=0.0)  # tokens per attempt
+    success: float = Field(ge=0.0, le=1.0)
+    errors_fixed: float = Field(0.0, ge=0.0)  # expected errors removed: p_error * success
+    distractor_gain: float = Field(0.0, ge=0.0)  # expected rise of the item's distractor score
+    to_bucket: str | None = None  # calibrate: the bucket the item moves to on success
+
+    @model_validator(mode="after")
+    def _calibrate_has_target(self) -> CandidateOp:
+        if self.op is Op.CALIBRATE and not self.to_bucket:
+            raise ValueError("a calibrate candidate needs to_bucket")
+        if self.op in (Op.EXPAND, Op.GENERATE):
+            raise ValueError(f"{self.op} writes a new item; use NewItemOption")
+        return self
+
+    @property
+    def leaves(self) -> bool:
+        """Whether success takes the item out of its cell and bucket."""
+        return self.op is Op.REMOVE
+
+
+class Item(BaseModel):
+    """An existing item as the planner sees it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    cell: str
+    bucket: str
+    p_error: float = Field(0.0, ge=0.0, le=1.0)
+    distractor_score: float = Field(1.0, ge=0.0, le=1.0)
+    length: float = Field(100.0, ge=0.0)  # tokens
+    candidates: list[CandidateOp] = Field(default_factory=list)
+
+
+class NewItemOption(BaseModel):
+    """Writing new items aimed at a cell (expand) or a bucket (generate), or both; bought in integer units.
+
+    An option whose `cell` is None adds nothing to any cell count (the writer's choice of cell is not
+    modelled), and likewise for `bucket`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    op: Op
+    cell: str | None = None
+    bucket: str | None = None
+    cost: float = Field(gt=0.0)  # tokens per attempt
+    success: float = Field(ge=0.0, le=1.0)
+    max_count: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _targets_something(self) -> NewItemOption:
+        if self.cell is None and self.bucket is None:
+            raise ValueError("a new-item option needs a cell or a bucket")
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"{self.op.value}:{self.cell or '*'}:{self.bucket or '*'}"
+
+
+class Weights(BaseModel):
+    """Objective weights. Units: coverage/difficulty per item of absolute deviation from target count,
+    errors per expected error removed, distractors per unit of distractor-score gain on one item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    coverage: float = Field(1.0, ge=0.0)
+    difficulty: float = Field(1.0, ge=0.0)
+    errors: float = Field(1.0, ge=0.0)
+    distractors: float = Field(1.0, ge=0.0)
+
+
+def _normalise(shares: Mapping[str, float]) -> dict[str, float]:
+    if any(v < 0 for v in shares.values()):
+        raise ValueError("target shares must be non-negative")
+    total = sum(shares.values())
+    if shares and total <= 0:
+        raise ValueError("target shares sum to zero")
+    return {k: v / total for k, v in shares.items()} if shares else {}
+
+
+class Targets(BaseModel):
+    """Target shares per coverage cell and per difficulty bucket (normalised to sum 1).
+
+    `total` is the fixed dataset size N the shares are multiplied by (deviation |n[g] - t[g]*N|); it
+    defaults to the current number of items, i.e. "same size, better spread". Fixing N keeps the
+    deviation linear (a share of a variable total would not be).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    coverage: dict[str, float] = Field(default_factory=dict)
+    difficulty: dict[str, float] = Field(default_factory=dict)
+    total: int | None = Field(None, ge=0)
+
+    @field_validator("coverage", "difficulty")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        return _normalise(value)
+
+
+class Problem(BaseModel):
+    """One planning instance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[Item] = Field(default_factory=list)
+    new_options: list[NewItemOption] = Field(default_factory=list)
+    targets: Targets = Field(default_factory=Targets)
+    weights: Weights = Field(default_factory=Weights)
+    budget: float = Field(ge=0.0)  # tokens left to spend
+    buckets: list[str] = Field(default_factory=list)  # difficulty buckets, easiest first
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Problem:
+        ids = [item.id for item in self.items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("item ids must be unique")
+        return self
+
+    @property
+    def target_total(self) -> int:
+        return self.targets.total if self.targets.total is not None else len(self.items)
+
+    def cells(self) -> list[str]:
+        """Every coverage cell that appears in items, targets or options (sorted, stable)."""
+        found = {i.cell for i in self.items} | set(self.targets.coverage)
+        found |= {o.cell for o in self.new_options if o.cell is not None}
+        return sorted(found)
+
+    def bucket_names(self) -> list[str]:
+        found = {i.bucket for i in self.items} | set(self.targets.difficulty)
+        found |= {o.bucket for o in self.new_options if o.bucket is not None}
+        found |= {c.to_bucket for i in self.items for c in i.candidates if c.to_bucket}
+        ordered = [b for b in self.buckets if b in found]
+        return ordered + sorted(found - set(ordered))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building a problem from plain profile data
+
+
+class DifficultyBuckets(BaseModel):
+    """Maps a difficulty score in [0, 1] (1 = hardest) to a named bucket by ascending edges."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    names: list[str] = Field(default_factory=lambda: ["easy", "medium", "hard"])
+    edges: list[float] = Field(default_factory=lambda: [1 / 3, 2 / 3])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DifficultyBuckets:
+        if len(self.edges) != len(self.names) - 1 or sorted(self.edges) != self.edges:
+            raise ValueError("need len(names) - 1 ascending edges")
+        return self
+
+    def bucket(self, score: float) -> str:
+        for name, edge in zip(self.names, self.edges, strict=False):
+            if score < edge:
+                return name
+        return self.names[-1]
+
+
+class ItemProfile(BaseModel):
+    """Per-item profile data as the profiler persists it (all scores in [0, 1]).
+
+    Give `cell` or `domain`/`skill`; `bucket` or `difficulty`; `length_tokens` or `length_chars`
+    (converted at 4 characters per token).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    domain: str = ""
+    skill: str = ""
+    cell: str | None = None
+    difficulty: float | None = Field(None, ge=0.0, le=1.0)
+    bucket: str | None = None
+    p_error: float = Field(0.0, ge=0.0, le=1.0)
+    distractor_score: float = Field(1.0, ge=0.0, le=1.0)
+    length_tokens: float | None = Field(None, ge=0.0)
+    length_chars: float | None = Field(None, ge=0.0)
+
+    def resolved_cell(self) -> str:
+        return self.cell or cell_key(self.domain, self.skill)
+
+    def resolved_length(self) -> float:
+        if self.length_tokens is not None:
+            return self.length_tokens
+        if self.length_chars is not None:
+            return self.length_chars / 4.0
+        return 100.0
+
+
+def candidate_ops(profile: Item, catalogue: Catalogue, buckets: Sequence[str]) -> list[CandidateOp]:
+    """The catalogue's applicability rules applied to one item."""
+    policy = catalogue.applicability
+    out: list[CandidateOp] = []
+    length = profile.length
+    if catalogue.enabled(Op.REMOVE):
+        s = catalogue.success(Op.REMOVE)
+        out.append(CandidateOp(op=Op.REMOVE, cost=catalogue.cost(Op.REMOVE, length), success=s,
+                               errors_fixed=profile.p_error * s))
+    if catalogue.enabled(Op.FIX) and profile.p_error >= policy.fix_min_p_error and profile.p_error > 0:
+        s = catalogue.success(Op.FIX)
+        out.append(CandidateOp(op=Op.FIX, cost=catalogue.cost(Op.FIX, length), success=s,
+                               errors_fixed=profile.p_error * s))
+    after = policy.distractor_score_after_rewrite
+    if (catalogue.enabled(Op.REWRITE_DISTRACTORS) and profile.distractor_score <= policy.rewrite_max_distractor_score
+            and after > profile.distractor_score):
+        s = catalogue.success(Op.REWRITE_DISTRACTORS)
+        out.append(CandidateOp(op=Op.REWRITE_DISTRACTORS, cost=catalogue.cost(Op.REWRITE_DISTRACTORS, length),
+                               success=s, distractor_gain=s * (after - profile.distractor_score)))
+    if catalogue.enabled(Op.CALIBRATE) and profile.bucket in buckets:
+        here = list(buckets).index(profile.bucket)
+        s = catalogue.success(Op.CALIBRATE)
+        cost = catalogue.cost(Op.CALIBRATE, length)
+        for other, name in enumerate(buckets):
+            if other != here and abs(other - here) <= policy.calibrate_max_steps:
+                out.append(CandidateOp(op=Op.CALIBRATE, cost=cost, success=s, to_bucket=name))
+    return out
+
+
+def build_problem(
+    profiles: Iterable[ItemProfile | Mapping[str, Any]],
+    budget: float,
+    targets: Targets | None = None,
+    catalogue: Catalogue | None = None,
+    weights: Weights | None = None,
+    buckets: DifficultyBuckets | None = None,
+) -> Problem:
+    """A `Problem` from per-item profiles: candidate edits from the catalogue, new-item options for every
+    target cell (expand) and bucket (generate) priced at the dataset's mean item length.
+
+    Missing targets default to uniform shares over the cells present and over all buckets.
+    """
+    catalogue = catalogue or Catalogue()
+    buckets = buckets or DifficultyBuckets()
+    rows = [p if isinstance(p, ItemProfile) else ItemProfile.model_validate(p) for p in profiles]
+    items: list[Item] = []
+    for row in rows:
+        if row.bucket is not None:
+            bucket = row.bucket
+        elif row.difficulty is not None:
+            bucket = buckets.bucket(row.difficulty)
+        else:
+            bucket = buckets.names[len(buckets.names) // 2]
+        item = Item(id=row.id, cell=row.resolved_cell(), bucket=bucket, p_error=row.p_error,
+                    distractor_score=row.distractor_score, length=row.resolved_length())
+        item.candidates = candidate_ops(item, catalogue, buckets.names)
+        items.append(item)
+
+    targets = targets or Targets()
+    if not targets.coverage:
+        cells = sorted({i.cell for i in items})
+        targets = targets.model_copy(update={"coverage": {c: 1.0 / len(cells) for c in cells}})
+    if not targets.difficulty:
+        targets = targets.model_copy(
+            update={"difficulty": {b: 1.0 / len(buckets.names) for b in buckets.names}})
+
+    mean_length = sum(i.length for i in items) / len(items) if items else 100.0
+    options: list[NewItemOption] = []
+    if catalogue.enabled(Op.EXPAND):
+        cost, s = catalogue.cost(Op.EXPAND, mean_length), catalogue.success(Op.EXPAND)
+        options += [NewItemOption(op=Op.EXPAND, cell=c, cost=max(cost, 1.0), success=s)
+                    for c, share in sorted(targets.coverage.items()) if share > 0]
+    if catalogue.enabled(Op.GENERATE):
+        cost, s = catalogue.cost(Op.GENERATE, mean_length), catalogue.success(Op.GENERATE)
+        options += [NewItemOption(op=Op.GENERATE, bucket=b, cost=max(cost, 1.0), success=s)
+                    for b, share in sorted(targets.difficulty.items()) if share > 0]
+    ordered = list(buckets.names) + sorted(set(targets.difficulty) - set(buckets.names))
+    return Problem(items=items, new_options=options, targets=targets, weights=weights or Weights(),
+                   budget=max(0.0, float(budget)), buckets=ordered)
