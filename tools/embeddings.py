@@ -50,10 +50,9 @@ class Embedder(Protocol):
 
 
 def default_cache_root() -> Path:
-    """``$REFINELAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/refinelab``, else ``~/.cache/refinelab``."""
-    env = os.environ.get("REFINELAB_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
+    """``$XDG_CACHE_HOME/refinelab``, else ``~/.cache/refinelab`` (same root as the config's caches).
+
+    No ``REFINELAB_*`` variable here: the config reads every such variable as a setting override."""
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "refinelab"
 

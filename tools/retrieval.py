@@ -29,6 +29,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -232,10 +233,13 @@ class Retriever:
 
     def as_langchain_vectorstore(self) -> Any:
         """langchain-community ``FAISS`` over the same index (no copy, no re-embedding)."""
-        from langchain_community.docstore.in_memory import InMemoryDocstore
-        from langchain_community.vectorstores import FAISS
-        from langchain_community.vectorstores.utils import DistanceStrategy
         from langchain_core.documents import Document
+
+        with warnings.catch_warnings():  # langchain-community announces its sunset on import
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from langchain_community.docstore.in_memory import InMemoryDocstore
+            from langchain_community.vectorstores import FAISS
+            from langchain_community.vectorstores.utils import DistanceStrategy
         from refinelab.tools.embeddings import LangChainEmbeddings
 
         docs = {p.id: Document(page_content=p.text, metadata={"id": p.id, "title": p.title, "source": p.source})
