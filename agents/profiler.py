@@ -6,12 +6,17 @@ an item already profiled is skipped, so a re-plan or a resumed run never pays fo
 
 from __future__ import annotations
 
+import contextvars
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 from refinelab.agents.context import AgentContext
 from refinelab.agents.schemas import ItemProfileOut
 from refinelab.planner.error_checks import check_row, combine_error_evidence
 from refinelab.tools.ledger import CallTag
 
-from refinelab.errors import LLMCallFailed
+from refinelab.errors import BudgetExhausted, LLMCallFailed
 from refinelab.schema import Diagnostic, QAItem
 
 
@@ -54,3 +59,36 @@ def profile_item(ctx: AgentContext, item: QAItem, expected_choices: int | None) 
     if label.evidence.get("difficulty") is not None:
         update["difficulty"] = label.evidence["difficulty"]
     return item.model_copy(update=update)
+
+
+def profile_items(
+    ctx: AgentContext, items: list[QAItem], progress: Callable[[int, int], None] | None = None
+) -> tuple[int, str]:
+    """Profile `items` concurrently and store the labelled items; returns (profiled, stop reason).
+
+    This is the profile node's whole job; the graph calls it for the input and, after each round,
+    for new and edited items.
+    """
+    expected = Counter(len(i.choices) for i in items).most_common(1)[0][0] if items else None
+    done = 0
+    stop = ""
+
+    def one(item: QAItem) -> QAItem | None:
+        try:
+            return profile_item(ctx, item, expected)
+        except BudgetExhausted:
+            return None
+
+    workers = max(1, ctx.settings.roles.judge.concurrency)
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # copy_context: LLM runs nest under the node
+        futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
+        for future in futures:
+            profiled = future.result()
+            if profiled is None:
+                stop = "budget exhausted during profiling"
+                continue
+            ctx.store.replace_item(profiled, ctx.store.statuses().get(profiled.id, "kept"))
+            done += 1
+            if progress is not None:
+                progress(done, len(items))
+    return done, stop

@@ -7,11 +7,9 @@ state, so checkpoints hold ids and counts only.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from langgraph.config import get_stream_writer
@@ -19,7 +17,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 from refinelab.agents.context import AgentContext
 from refinelab.agents.planner_agent import plan_round, plan_summary
-from refinelab.agents.profiler import profile_item
+from refinelab.agents.profiler import profile_items
 from refinelab.agents.refiner import Candidate, EditTask, refine
 from refinelab.agents.validator import Verdict, validate
 from refinelab.graph.state import EditTaskState, RefineState
@@ -67,30 +65,12 @@ def load(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- profile
 
 def _profile_all(ctx: AgentContext, items: list[QAItem], node_name: str) -> tuple[int, str]:
-    """Profile items concurrently; returns (profiled, stop reason if the budget ran out)."""
-    expected = Counter(len(i.choices) for i in items).most_common(1)[0][0] if items else None
-    done = 0
-    stop = ""
+    """Profile items (the profiler agent decides how); stream progress; returns (profiled, stop reason)."""
 
-    def one(item: QAItem) -> QAItem | None:
-        try:
-            return profile_item(ctx, item, expected)
-        except BudgetExhausted:
-            return None
+    def progress(done: int, total: int) -> None:
+        _emit({"progress": node_name, "done": done, "total": total, "spent": ctx.ledger.spent, "cap": ctx.ledger.cap})
 
-    workers = max(1, ctx.settings.roles.judge.concurrency)
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # copy_context: LLM runs nest under this node
-        futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
-        for future in futures:
-            profiled = future.result()
-            if profiled is None:
-                stop = "budget exhausted during profiling"
-                continue
-            ctx.store.replace_item(profiled, ctx.store.statuses().get(profiled.id, "kept"))
-            done += 1
-            _emit({"progress": node_name, "done": done, "total": len(items), "spent": ctx.ledger.spent,
-                   "cap": ctx.ledger.cap})
-    return done, stop
+    return profile_items(ctx, items, progress)
 
 
 @node(reads=("round",), writes=("phase", "counts", "ledger", "stop_reason"))
