@@ -17,6 +17,7 @@ import contextlib
 import gc
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Literal
 
@@ -78,6 +79,8 @@ class Assignment(BaseModel):
     cost: float
     success: float
     expected_gain: float  # the objective lost if only this edit were dropped from the plan
+    cell: str = ""
+    bucket: str = ""
     to_bucket: str | None = None
 
 
@@ -134,6 +137,19 @@ class Plan(BaseModel):
     def empty(self) -> bool:
         return not self.assignments and not any(n.count for n in self.new_items)
 
+    def by_op_and_group(self) -> dict[str, dict[str, int]]:
+        """Counts per operation and per cell (edits, expand) or bucket (generate, calibrate target)."""
+        out: dict[str, dict[str, int]] = {}
+        for a in self.assignments:
+            group = a.to_bucket if a.op is Op.CALIBRATE and a.to_bucket else a.cell
+            row = out.setdefault(a.op.value, {})
+            row[group] = row.get(group, 0) + 1
+        for n in self.new_items:
+            group = n.cell or n.bucket or "*"
+            row = out.setdefault(n.op.value, {})
+            row[group] = row.get(group, 0) + n.count
+        return out
+
     def summary(self) -> str:
         """A few lines for a terminal or a trace."""
         lines = [f"plan[{self.mode}] {self.status}: {self.forecast_tokens:,.0f} / {self.budget:,.0f} tokens, "
@@ -158,8 +174,10 @@ def _solver(policy: SolverPolicy, mip: bool, time_limit: float) -> tuple[pulp.Lp
                           threads=policy.threads), "highs"
     if want == "highs":
         raise RuntimeError("HiGHS requested but highspy is not installed")
-    return pulp.PULP_CBC_CMD(mip=mip, msg=False, timeLimit=time_limit, gapRel=policy.gap,
-                             threads=policy.threads), "cbc"
+    with warnings.catch_warnings():  # PuLP 3.3 deprecates the bundled CBC in favour of pulp[cbc]
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return pulp.PULP_CBC_CMD(mip=mip, msg=False, timeLimit=time_limit, gapRel=policy.gap,
+                                 threads=policy.threads), "cbc"
 
 
 _BANNER_SILENCED = False
@@ -201,9 +219,9 @@ class _Model:
         # prune rows that can never help (no value, no group effect) or never fit
         useful = ((classes.row_value > EPS) | has_effect) & (classes.row_cost <= budget + EPS)
         self.rows = np.flatnonzero(useful)
-        self.z = {int(r): pulp.LpVariable(f"z{r}", 0, int(cap[r]), cat) for r in self.rows}
+        self.z = {int(r): self._var(f"z{r}", int(cap[r]), cat) for r in self.rows}
         self.opts = np.flatnonzero(c.opt_ub > 0)
-        self.y = {int(o): pulp.LpVariable(f"y{o}", 0, int(c.opt_ub[o]), cat) for o in self.opts}
+        self.y = {int(o): self._var(f"y{o}", int(c.opt_ub[o]), cat) for o in self.opts}
 
         cell_terms: list[list[tuple[pulp.LpVariable, float]]] = [[] for _ in c.cells]
         bucket_terms: list[list[tuple[pulp.LpVariable, float]]] = [[] for _ in c.buckets]
@@ -235,7 +253,7 @@ class _Model:
             if weight <= 0:
                 continue
             for g, group in enumerate(terms):
-                d = pulp.LpVariable(f"d{kind}{g}", 0)
+                d = self._var(f"d{kind}{g}", None, pulp.LpContinuous)
                 expr = pulp.LpAffineExpression(group, constant=float(n0[g] - target[g]))
                 self.prob += d - expr >= 0, f"dev_hi_{kind}{g}"
                 self.prob += d + expr >= 0, f"dev_lo_{kind}{g}"
@@ -244,6 +262,12 @@ class _Model:
         spend = [(var, float(classes.row_cost[r])) for r, var in self.z.items()]
         spend += [(var, float(c.opt_cost[o])) for o, var in self.y.items()]
         self.prob += pulp.LpAffineExpression(spend) <= budget, "budget"
+
+    def _var(self, name: str, upper: int | None, cat: str) -> pulp.LpVariable:
+        """PuLP >= 3.3 wants variables created through the problem; older versions only have LpVariable."""
+        if hasattr(self.prob, "add_variable"):
+            return self.prob.add_variable(name, 0, upper, cat=cat)
+        return pulp.LpVariable(name, 0, upper, cat)  # pragma: no cover - PuLP < 3.3
 
     def solve(self, solver: pulp.LpSolver, name: str) -> int:
         if name == "highs":
@@ -267,7 +291,11 @@ class _Model:
         return float(pulp.value(self.prob.objective) or 0.0) + self.baseline
 
     def budget_dual(self) -> float | None:
-        pi = self.prob.constraints["budget"].pi
+        if hasattr(self.prob, "get_constraint_by_name"):
+            constraint = self.prob.get_constraint_by_name("budget")
+        else:  # pragma: no cover - PuLP < 3.3
+            constraint = self.prob.constraints["budget"]
+        pi = constraint.pi
         return None if pi is None else abs(float(pi))
 
 
@@ -520,9 +548,11 @@ def _to_plan(c: Compiled, sel: Selection, mode: str, status: str, solver: str, r
 
     assignments = [
         Assignment.model_construct(item_id=problem.items[i].id, op=OPS[op], cost=co, success=su,
-                                   expected_gain=g, to_bucket=c.buckets[tb] if tb != NONE else None)
-        for i, op, co, su, g, tb in zip(items.tolist(), c.row_op[rows].tolist(), c.row_cost[rows].tolist(),
-                                        s.tolist(), gain.tolist(), c.row_to_bucket[rows].tolist(), strict=True)
+                                   expected_gain=g, cell=c.cells[ce], bucket=c.buckets[bu],
+                                   to_bucket=c.buckets[tb] if tb != NONE else None)
+        for i, op, co, su, g, ce, bu, tb in zip(
+            items.tolist(), c.row_op[rows].tolist(), c.row_cost[rows].tolist(), s.tolist(), gain.tolist(),
+            cells_of.tolist(), buckets_of.tolist(), c.row_to_bucket[rows].tolist(), strict=True)
     ]
     new_items = []
     for o in np.flatnonzero(sel.counts).tolist():

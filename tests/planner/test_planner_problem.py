@@ -1,0 +1,72 @@
+"""Building a Problem from plain profile data."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from refinelab.planner.catalogue import ApplicabilityPolicy, Catalogue, Op
+from refinelab.planner.problem import (
+    CandidateOp,
+    DifficultyBuckets,
+    Item,
+    Problem,
+    Targets,
+    build_problem,
+    cell_key,
+)
+
+
+def test_build_problem_from_profiles() -> None:
+    rows = [
+        {"id": "a", "domain": "math", "skill": "calc", "difficulty": 0.1, "p_error": 0.4,
+         "distractor_score": 0.3, "length_chars": 400},
+        {"id": "b", "domain": "math", "skill": "calc", "difficulty": 0.5, "p_error": 0.0},
+        {"id": "c", "cell": "law|recall", "bucket": "hard", "length_tokens": 50},
+    ]
+    problem = build_problem(rows, budget=10_000)
+    a, b, c = problem.items
+    assert a.cell == cell_key("math", "calc") and a.bucket == "easy" and a.length == 100
+    assert b.bucket == "medium" and c.cell == "law|recall"
+    ops_a = {x.op for x in a.candidates}
+    assert ops_a == {Op.REMOVE, Op.FIX, Op.REWRITE_DISTRACTORS, Op.CALIBRATE}
+    assert {x.to_bucket for x in a.candidates if x.op is Op.CALIBRATE} == {"medium"}
+    assert {x.to_bucket for x in b.candidates if x.op is Op.CALIBRATE} == {"easy", "hard"}
+    assert Op.FIX not in {x.op for x in b.candidates}
+    fix = next(x for x in a.candidates if x.op is Op.FIX)
+    assert fix.errors_fixed == pytest.approx(0.4 * fix.success)
+    # default targets: uniform over present cells and over buckets
+    assert problem.targets.coverage == pytest.approx({"law|recall": 0.5, "math|calc": 0.5})
+    assert sum(problem.targets.difficulty.values()) == pytest.approx(1)
+    assert {o.op for o in problem.new_options} == {Op.EXPAND, Op.GENERATE}
+    assert problem.target_total == 3
+
+
+def test_targets_are_normalised_and_can_add_cells() -> None:
+    problem = build_problem([{"id": "a", "domain": "x", "skill": "y"}], budget=1,
+                            targets=Targets(coverage={"x|y": 1, "new|cell": 3}, total=10))
+    assert problem.targets.coverage["new|cell"] == pytest.approx(0.75)
+    assert any(o.cell == "new|cell" for o in problem.new_options)
+    assert problem.target_total == 10
+
+
+def test_custom_buckets_and_policy() -> None:
+    buckets = DifficultyBuckets(names=["lo", "hi"], edges=[0.5])
+    cat = Catalogue(applicability=ApplicabilityPolicy(fix_min_p_error=0.5, calibrate_max_steps=1))
+    problem = build_problem([{"id": "a", "difficulty": 0.9, "p_error": 0.3}], budget=1, catalogue=cat,
+                            buckets=buckets)
+    assert problem.items[0].bucket == "hi"
+    assert Op.FIX not in {c.op for c in problem.items[0].candidates}
+    assert problem.buckets[:2] == ["lo", "hi"]
+
+
+def test_validation() -> None:
+    with pytest.raises(ValidationError):
+        CandidateOp(op=Op.CALIBRATE, cost=1, success=0.5)
+    with pytest.raises(ValidationError):
+        CandidateOp(op=Op.EXPAND, cost=1, success=0.5)
+    with pytest.raises(ValidationError):
+        Problem(items=[Item(id="a", cell="c", bucket="b"), Item(id="a", cell="c", bucket="b")], budget=1)
+    with pytest.raises(ValidationError):
+        Targets(coverage={"a": -1})
+    with pytest.raises(ValidationError):
+        DifficultyBuckets(names=["a", "b"], edges=[0.2, 0.4])
