@@ -14,7 +14,6 @@ The reported objective is that value minus the value of doing nothing, evaluated
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import time
 import warnings
@@ -50,7 +49,7 @@ from refinelab.planner.baselines import (
     round_down,
 )
 from refinelab.planner.catalogue import Op
-from refinelab.planner.problem import Problem
+from refinelab.planner.problem import Problem, gc_paused
 
 Mode = Literal["ilp", "lp-round", "greedy", "random"]
 MODES: tuple[str, ...] = ("ilp", "lp-round", "greedy", "random")
@@ -458,21 +457,8 @@ def solve(problem: Problem, mode: Mode = "ilp", time_limit_s: float | None = Non
         policy = policy.model_copy(update=updates)
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
-    with _gc_paused():
+    with gc_paused():
         return _solve(problem, mode, policy)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Planning allocates millions of small tuples while 100k items' models are alive; the cyclic GC
-    would rescan all of them over and over (seconds at 100k items) and frees nothing here."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _solve(problem: Problem, mode: str, policy: SolverPolicy) -> Plan:
