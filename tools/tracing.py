@@ -102,7 +102,7 @@ class Tracer:
         if self._client is not None:
             self._client.create_run(
                 id=run.id, trace_id=run.trace_id, parent_run_id=run.parent_run_id, name=name,
-                run_type=run_type, inputs=run.inputs, start_time=run.start_time, tags=run.tags,
+                run_type=run_type, inputs=run.inputs, start_time=datetime.fromisoformat(run.start_time), tags=run.tags,
                 extra={"metadata": run.metadata}, project_name=self.project,
             )
         return run
@@ -129,7 +129,7 @@ class Tracer:
                 outputs_for_ls.setdefault("usage_metadata", usage)
             self._client.update_run(
                 run.id, trace_id=run.trace_id, parent_run_id=run.parent_run_id, outputs=outputs_for_ls,
-                error=error, end_time=run.end_time,
+                error=error, end_time=datetime.fromisoformat(run.end_time),
             )
 
     @contextlib.contextmanager
