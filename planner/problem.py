@@ -131,6 +131,20 @@ class Targets(BaseModel):
         return _normalise(value)
 
 
+def targets_from_resolved(resolved: Any, total: int | None = None) -> tuple[Targets, DifficultyBuckets]:
+    """Planner targets and buckets from `refinelab.planner.targets.Targets` (the resolved target file:
+    `coverage` as domain -> skill -> share, `difficulty` as bucket -> share, `buckets`, `thresholds`).
+
+    Duck-typed so this module does not import the target-file machinery.
+    """
+    coverage = {cell_key(d, s): p for d, row in (getattr(resolved, "coverage", None) or {}).items()
+                for s, p in row.items()}
+    difficulty = dict(getattr(resolved, "difficulty", None) or {})
+    names = list(getattr(resolved, "buckets", None) or ["easy", "medium", "hard"])
+    edges = list(getattr(resolved, "thresholds", None) or [1 / 3, 2 / 3])
+    return Targets(coverage=coverage, difficulty=difficulty, total=total), DifficultyBuckets(names=names, edges=edges)
+
+
 class Problem(BaseModel):
     """One planning instance."""
 

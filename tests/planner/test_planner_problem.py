@@ -70,3 +70,17 @@ def test_validation() -> None:
         Targets(coverage={"a": -1})
     with pytest.raises(ValidationError):
         DifficultyBuckets(names=["a", "b"], edges=[0.2, 0.4])
+
+
+def test_targets_from_the_resolved_target_file() -> None:
+    from refinelab.planner.problem import targets_from_resolved
+    from refinelab.planner.targets import Targets as Resolved
+
+    resolved = Resolved(coverage={"STEM": {"recall": 0.25, "reasoning": 0.75}}, difficulty={"easy": 0.2, "hard": 0.8},
+                        buckets=["easy", "hard"], thresholds=[0.5])
+    targets, buckets = targets_from_resolved(resolved)
+    assert targets.coverage == pytest.approx({"STEM|recall": 0.25, "STEM|reasoning": 0.75})
+    assert buckets.names == ["easy", "hard"] and buckets.bucket(0.7) == "hard"
+    problem = build_problem([{"id": "a", "domain": "STEM", "skill": "recall", "difficulty": 0.9}], budget=1e4,
+                            targets=targets, buckets=buckets)
+    assert problem.items[0].bucket == "hard"
