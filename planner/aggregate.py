@@ -17,6 +17,7 @@ from operator import attrgetter
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
 from refinelab.planner.catalogue import Op
 from refinelab.planner.problem import Problem
 
@@ -342,12 +343,14 @@ def build_classes(c: Compiled, policy: AggregationPolicy | None = None) -> Class
     np.maximum.at(err_value, c.row_item, w.errors * c.row_err)
     np.maximum.at(dist_value, c.row_item, w.distractors * c.row_dist)
     ratio, step = policy.cost_ratio, policy.gain_step
+    previous = c.n_items + 1
     for _ in range(policy.max_rounds):
         groups = _group_rows([*fixed, np.floor(mean_log_cost / np.log(ratio)), np.floor(err_value / step),
                               np.floor(dist_value / step)])
         excess = len(groups[2]) / policy.max_classes
-        if excess <= 1.0:
+        if excess <= 1.0 or len(groups[2]) >= previous:  # small enough, or bins no longer matter
             break
+        previous = len(groups[2])
         factor = min(3.0, max(1.15, excess ** 0.5))  # classes grow roughly with the square of resolution
         ratio = 1.0 + (ratio - 1.0) * factor
         step *= factor

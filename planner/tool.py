@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from refinelab.planner.catalogue import Catalogue
 from refinelab.planner.ilp import Plan, SolverPolicy, solve
 from refinelab.planner.problem import ItemProfile, Problem, Targets, Weights, build_problem
@@ -36,7 +37,7 @@ class PlanRequest(BaseModel):
     weights: Weights | None = Field(None, description="objective weights")
     mode: Literal["ilp", "lp-round", "greedy", "random"] = "ilp"
     time_limit_s: float = Field(10.0, gt=0)
-    gap: float = Field(1e-3, ge=0)
+    gap: float = Field(5e-3, ge=0)
     detail: Literal["summary", "full"] = "summary"
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from refinelab.planner.catalogue import Op
 from refinelab.planner.ilp import solve
 from refinelab.planner.problem import Problem

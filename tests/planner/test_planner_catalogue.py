@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from refinelab.planner.catalogue import (
     DEFAULT_SPECS,
     ApplicabilityPolicy,

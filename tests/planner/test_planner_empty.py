@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from refinelab.planner.catalogue import ApplicabilityPolicy, Catalogue, CostModel
 from refinelab.planner.ilp import MODES, solve
 from refinelab.planner.problem import Item, Problem, Targets, build_problem

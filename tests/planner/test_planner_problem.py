@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from refinelab.planner.catalogue import ApplicabilityPolicy, Catalogue, Op
 from refinelab.planner.problem import (
     CandidateOp,

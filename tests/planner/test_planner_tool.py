@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from langchain_core.tools import StructuredTool
 from pydantic import ValidationError
+
 from refinelab.planner.problem import build_problem
 from refinelab.planner.tool import TOOL_NAME, PlanRequest, make_plan_tool
 
