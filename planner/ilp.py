@@ -214,6 +214,7 @@ class _Model:
 
     def __init__(self, c: Compiled, classes: Classes, integer: bool, budget: float) -> None:
         w = c.problem.weights
+        self.integer = integer
         self.baseline = deviation_penalty(c, c.n0_cell, c.n0_bucket)
         self.prob = pulp.LpProblem("refinelab_plan", pulp.LpMaximize)
         cat = pulp.LpInteger if integer else pulp.LpContinuous

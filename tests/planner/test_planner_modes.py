@@ -110,3 +110,49 @@ def test_cbc_and_highs_agree_when_both_exist() -> None:
     a = solve(problem, policy=SolverPolicy(solver="cbc", gap=1e-9))
     b = solve(problem, policy=SolverPolicy(solver="highs", gap=1e-9))
     assert a.objective == pytest.approx(b.objective, abs=1e-6)
+
+
+def test_solver_failure_falls_back_to_greedy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pulp
+
+    from refinelab.planner import ilp
+
+    problem = random_problem(3, n_items=6, budget=25)
+    real_solve = ilp._Model.solve
+
+    def failing(self, solver, name):  # the LP relaxation works, the MIP "finds nothing"
+        status = real_solve(self, solver, name)
+        return pulp.LpSolutionNoSolutionFound if self.integer else status
+
+    monkeypatch.setattr(ilp, "_certified", lambda *a: False)
+    monkeypatch.setattr(ilp._Model, "solve", failing)
+    plan = solve(problem, gap=1e-9)
+    assert plan.status == "fallback" and plan.forecast_tokens <= problem.budget
+    assert any("no integer solution" in n for n in plan.notes)
+
+
+def test_infeasible_solver_answer_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from refinelab.planner import ilp
+
+    problem = random_problem(5, n_items=6, budget=20)
+    monkeypatch.setattr(ilp, "_certified", lambda *a: False)
+    real_values = ilp._Model.values
+
+    def over_budget(self, n_rows, n_opts):
+        rows, opts = real_values(self, n_rows, n_opts)
+        return (rows + 5, opts) if self.integer else (rows, opts)
+
+    monkeypatch.setattr(ilp._Model, "values", over_budget)
+    plan = solve(problem, gap=1e-9)
+    assert plan.forecast_tokens <= problem.budget
+    assert plan.status == "fallback" and any("feasibility re-check" in n for n in plan.notes)
+    assert np.isfinite(plan.objective)
+
+
+def test_plan_serialises_to_json() -> None:
+    problem = build_problem(_profiles(50, 2), budget=30_000)
+    plan = solve(problem)
+    again = type(plan).model_validate_json(plan.model_dump_json())
+    assert again.assignments == plan.assignments and again.forecast_tokens == plan.forecast_tokens

@@ -35,3 +35,22 @@ def test_tool_arguments_are_validated() -> None:
         PlanRequest(profiles=[], problem=None)  # no budget
     with pytest.raises(ValidationError):
         PlanRequest(budget=1)  # neither source
+
+
+def test_tool_call_is_traced_with_inputs_and_outputs() -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    seen: dict[str, object] = {}
+
+    class Recorder(BaseCallbackHandler):
+        def on_tool_start(self, serialized, input_str, *, inputs=None, **kwargs):  # noqa: ANN001
+            seen["name"] = serialized.get("name")
+            seen["inputs"] = inputs
+
+        def on_tool_end(self, output, **kwargs):  # noqa: ANN001
+            seen["output"] = output
+
+    make_plan_tool().invoke({"profiles": PROFILES, "budget": 9_000}, config={"callbacks": [Recorder()]})
+    assert seen["name"] == TOOL_NAME
+    assert seen["inputs"]["budget"] == 9_000
+    assert seen["output"]["forecast_tokens"] <= 9_000
