@@ -241,6 +241,9 @@ def trace_command(
 
 def _mount_optional() -> None:
     """Sub-apps that live in their own modules."""
+    from refinelab.cli_report import export_command, report_command
+    app.command("report")(report_command)
+    app.command("export")(export_command)
     try:
         from refinelab.cli_sandbox import sandbox_app
     except ImportError:

@@ -1,0 +1,104 @@
+"""Export a run's refined set as an lm-evaluation-harness task, so any model can be scored on it.
+
+The task folder holds `<task>.yaml` and `<task>.jsonl`. The YAML loads the JSONL through the `json`
+builder of Hugging Face `datasets` (`dataset_path: json`, `dataset_kwargs.data_files`) with an absolute
+path, because lm-eval resolves `data_files` against the working directory, not the YAML's folder; moving
+the folder means exporting again (or editing that one line). Items may have 2–10 options, so the prompt
+and the choice list are built per document from its own `choices`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from refinelab.errors import DataError
+
+LETTERS = "ABCDEFGHIJ"
+ChoiceFormat = Literal["letters", "text"]
+
+# MMLU-style prompt: stem, lettered options, "Answer:"; the model scores " A", " B", ...
+DOC_TO_TEXT = "{{question.strip()}}\n{% for c in choices %}{{ letters[loop.index0] }}. {{ c }}\n{% endfor %}Answer:"
+
+
+def task_name_for(run_id: str) -> str:
+    """A valid lm-eval task name from a run id (letters, digits and underscores)."""
+    slug = re.sub(r"[^0-9a-zA-Z_]+", "_", run_id).strip("_").lower()
+    return f"refinelab_{slug or 'run'}"
+
+
+def _docs(refined: Path) -> list[dict[str, Any]]:
+    docs = []
+    for number, line in enumerate(refined.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            choices = [str(c) for c in item["choices"]]
+            answer = int(item["answer"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise DataError(str(refined), number, None, f"not a refined item: {exc}") from exc
+        if not 0 <= answer < len(choices) <= len(LETTERS):
+            raise DataError(str(refined), number, "answer", f"index {answer} out of range for {len(choices)} choices")
+        docs.append({
+            "id": str(item.get("id", number)), "question": str(item["question"]), "choices": choices,
+            "answer": answer, "letters": list(LETTERS[: len(choices)]),
+            "subject": item.get("subject", ""), "domain": item.get("domain", ""), "skill": item.get("skill", ""),
+            "difficulty": item.get("difficulty"),
+            "created_by": (item.get("provenance") or {}).get("created_by", "original"),
+        })
+    return docs
+
+
+def task_config(task: str, data_file: Path, choice_format: ChoiceFormat = "letters") -> dict[str, Any]:
+    """The lm-eval task YAML as a dict."""
+    if choice_format == "letters":
+        doc_to_text, doc_to_choice = DOC_TO_TEXT, "letters"
+    else:  # ARC-style: the model scores each option's text after the stem
+        doc_to_text, doc_to_choice = "Question: {{question.strip()}}\nAnswer:", "choices"
+    return {
+        "task": task,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data_file.resolve())}},
+        "test_split": "test",
+        "output_type": "multiple_choice",
+        "doc_to_text": doc_to_text,
+        "doc_to_choice": doc_to_choice,
+        "doc_to_target": "answer",
+        "target_delimiter": " ",
+        "metric_list": [
+            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+        ],
+        "metadata": {"version": 1.0, "source": "refinelab"},
+    }
+
+
+def export_lm_eval(run_dir: str | Path, out_dir: str | Path, task_name: str | None = None,
+                   choice_format: ChoiceFormat = "letters") -> Path:
+    """Write `<task>.yaml` and `<task>.jsonl` for the run's refined.jsonl into `out_dir`; return the YAML path."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    refined = run_dir / "refined.jsonl"
+    if not refined.exists():
+        raise FileNotFoundError(f"{run_dir} has no refined.jsonl: it is not a finished RefineLab run folder")
+    if choice_format not in ("letters", "text"):
+        raise ValueError(f"choice_format must be 'letters' or 'text', got {choice_format!r}")
+    task = task_name or task_name_for(run_dir.name)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", task):
+        raise ValueError(f"task name {task!r}: use letters, digits, '_' or '-', starting with a letter or '_'")
+    docs = _docs(refined)
+    if not docs:
+        raise DataError(str(refined), None, None, "no items to export")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_file = out_dir / f"{task}.jsonl"
+    data_file.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+    yaml_path = out_dir / f"{task}.yaml"
+    header = (f"# lm-eval-harness task exported by RefineLab from {run_dir.resolve()}\n"
+              f"# run: lm_eval --include_path {out_dir.resolve()} --tasks {task} --model ...\n")
+    yaml_path.write_text(header + yaml.safe_dump(task_config(task, data_file, choice_format), sort_keys=False,
+                                                 allow_unicode=True, width=1000), encoding="utf-8")
+    return yaml_path
