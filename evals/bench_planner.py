@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
 import numpy as np
+
 from refinelab.planner.ilp import MODES, SolverPolicy, solve
 from refinelab.planner.problem import Problem, build_problem
 
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
 
     header = f"{'items':>7} {'mode':>8} {'seconds':>8} {'cpu_s':>6} {'objective':>11} {'tokens':>12} {'budget':>12} {'edits':>7} {'new':>6} {'classes':>7} status"
     if not args.json:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"# {os.cpu_count()} cores, load average {load:.1f}; wall time is inflated when load > cores")
         print(header)
     for n in sizes:
         problem, build_s = instance(n, args.tokens_per_item)
