@@ -419,14 +419,14 @@ def _run(c: Compiled, classes: Classes, mode: str, policy: SolverPolicy,
         return _class_plan_to_selection(c, classes, rounded), "heuristic", relax.solver, relax.dual
 
     # ilp: LP bound + rounded incumbent first; the MIP only runs when that cannot certify the gap
-    incumbent, inc_value = rounded, class_objective(c, classes, rounded)
+    incumbent, inc_value, inc_name = rounded, class_objective(c, classes, rounded), "lp-round"
     if _certified(relax.bound, inc_value, policy.gap):
         notes.append(f"LP bound {relax.bound:.4f} certifies the rounded solution within gap {policy.gap:g}")
         return _class_plan_to_selection(c, classes, incumbent), "optimal", relax.solver, relax.dual
     greedy_plan = greedy_fill(c, classes)
     greedy_value = class_objective(c, classes, greedy_plan)
     if greedy_value > inc_value:
-        incumbent, inc_value = greedy_plan, greedy_value
+        incumbent, inc_value, inc_name = greedy_plan, greedy_value, "greedy"
     model = _Model(c, classes, integer=True, budget=c.problem.budget)
     solver, name = _solver(policy, mip=True, time_limit=max(1.0, deadline - time.perf_counter()))
     try:
@@ -435,19 +435,19 @@ def _run(c: Compiled, classes: Classes, mode: str, policy: SolverPolicy,
         notes.append(f"solver error: {exc}")
         status = pulp.LpSolutionNoSolutionFound
     if status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
-        notes.append(f"{name} found no integer solution in time; best heuristic solution used")
-        return _class_plan_to_selection(c, classes, incumbent), "fallback", "greedy", relax.dual
+        notes.append(f"{name} found no integer solution in time; the {inc_name} solution is used")
+        return _class_plan_to_selection(c, classes, incumbent), "fallback", inc_name, relax.dual
     rows, opts = model.values(len(classes.row_class), len(c.opt_cost))
     plan = ClassPlan(np.rint(rows).astype(np.int64), np.rint(opts).astype(np.int64))
     over_capacity = (np.bincount(classes.row_class, weights=plan.rows, minlength=classes.n_classes)
                      > classes.count).any()
     if plan.cost(classes, c) > c.problem.budget + 1e-6 or over_capacity or (plan.options > c.opt_ub).any():
-        notes.append("solver answer failed the feasibility re-check; best heuristic solution used")
-        return _class_plan_to_selection(c, classes, incumbent), "fallback", "greedy", relax.dual
+        notes.append(f"solver answer failed the feasibility re-check; the {inc_name} solution is used")
+        return _class_plan_to_selection(c, classes, incumbent), "fallback", inc_name, relax.dual
     value = class_objective(c, classes, plan)
     if value + 1e-9 < inc_value:
-        notes.append("the MIP incumbent was worse than the rounded LP solution; the latter is used")
-        plan, value = incumbent, inc_value
+        notes.append(f"the MIP incumbent was worse than the {inc_name} solution, which is used")
+        plan, value, name = incumbent, inc_value, inc_name
     state = "optimal" if status == pulp.LpSolutionOptimal or _certified(relax.bound, value, policy.gap) \
         else "feasible"
     return _class_plan_to_selection(c, classes, plan), state, name, relax.dual
