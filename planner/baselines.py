@@ -11,6 +11,7 @@ import heapq
 from dataclasses import dataclass
 
 import numpy as np
+
 from refinelab.planner.aggregate import NONE, OP_CODE, Classes, Compiled, Selection, deviation_penalty
 from refinelab.planner.catalogue import Op
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from refinelab.planner.catalogue import Catalogue, Op
 
 CELL_SEP = "|"
