@@ -84,7 +84,7 @@ def _label(text: Any) -> str:
     text = str(text) if text not in (None, "") else "(none)"
     if len(text) > MAX_LABEL_CHARS:
         text = text[: MAX_LABEL_CHARS - 1] + "…"
-    return text.replace("\\", "\\\\").replace("$", r"\$")
+    return text.replace("$", r"\$")
 
 
 _ID_RE = re.compile(r'\bid="([^"]+)"')
