@@ -8,20 +8,20 @@ refiner can act on.
 
 from __future__ import annotations
 
-import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.dedup import DuplicateIndex
 from refinelab.agents.refiner import Candidate, EditTask
 from refinelab.agents.schemas import AnswerOut
+from refinelab.errors import LLMCallFailed
 from refinelab.planner.error_checks import check_row
+from refinelab.schema import LETTERS, QAItem
 from refinelab.tools.ledger import CallTag
 
-from refinelab.errors import LLMCallFailed
-from refinelab.schema import LETTERS, QAItem, normalise_text
-
-DUPLICATE_JACCARD = 0.8  # new items this close (word sets) to an existing one are rejected
+_INDEX_LOCK = threading.Lock()
 
 
 @dataclass
@@ -33,23 +33,28 @@ class Verdict:
     tokens: int = 0
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"\w+", normalise_text(text)))
-
-
 def structural_problems(ctx: AgentContext, task: EditTask, item: QAItem) -> list[str]:
     """Deterministic checks; any hit rejects the candidate before a model is asked."""
     problems = [d.check for d in check_row(item, expected_choices=len(item.choices))
                 if d.flag and d.check in {"blank_question", "too_few_options", "empty_option", "duplicate_options",
                                           "key_out_of_range", "near_duplicate_options", "answer_leak"}]
     if task.operation in ("expand", "generate"):
-        words = _words(item.question)
-        for other in ctx.store.items():
-            other_words = _words(other.question)
-            if words and other_words and len(words & other_words) / len(words | other_words) >= DUPLICATE_JACCARD:
-                problems.append(f"too close to existing item {other.id}")
-                break
+        duplicate = duplicate_index(ctx).nearest(item, exclude={item.id})
+        if duplicate is not None:
+            problems.append(f"too close to existing item {duplicate.item_id} "
+                            f"({duplicate.method} similarity {duplicate.similarity:.2f}); write a different question")
     return problems
+
+
+def duplicate_index(ctx: AgentContext) -> DuplicateIndex:
+    """The run's near-duplicate index, built on first use and topped up with items added since."""
+    with _INDEX_LOCK:
+        index = ctx.extras.get("_dedup_index")
+        if index is None:
+            index = DuplicateIndex(str(ctx.extras.get("dedup", "embedding")))
+            ctx.extras["_dedup_index"] = index
+    index.add(ctx.store.items())
+    return index
 
 
 def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
@@ -70,10 +75,20 @@ def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     return Verdict(False, reason, "answer", evidence, result.tokens)
 
 
+def available_validators(ctx: AgentContext) -> dict[str, Any]:
+    """`ctx.extras["validators"]` when given (an empty dict means answer checks only), else the built-in
+    PoT / RAG / router methods (agents/validators.py, imported here to avoid an import cycle)."""
+    if "validators" in ctx.extras:
+        return dict(ctx.extras["validators"])
+    from refinelab.agents.validators import default_validators
+
+    return dict(default_validators())
+
+
 def choose_method(ctx: AgentContext, item: QAItem) -> str:
     """The pack's validator; methods whose tools are not available fall back to `answer`, recorded."""
     wanted = str(ctx.pack(item).options.get("validator", "answer"))
-    available = ctx.extras.get("validators", {})
+    available = available_validators(ctx)
     if wanted in available:
         return wanted
     if wanted == "pot_or_rag":
@@ -94,7 +109,7 @@ def validate(ctx: AgentContext, task: EditTask, candidate: Candidate) -> Verdict
                        {"problems": problems})
     method = choose_method(ctx, candidate.item)
     if method != "answer":
-        verdict: Verdict = ctx.extras["validators"][method](ctx, task, candidate.item)
+        verdict: Verdict = available_validators(ctx)[method](ctx, task, candidate.item)
         return verdict
     verdict = answer_check(ctx, task, candidate.item)
     wanted = ctx.pack(candidate.item).options.get("validator", "answer")

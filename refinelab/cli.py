@@ -239,8 +239,52 @@ def trace_command(
     out.print(render_tree(path, depth))
 
 
+packs_app = typer.Typer(help="Domain packs: prompts and validator choices per domain.", no_args_is_help=True)
+app.add_typer(packs_app, name="packs")
+
+
+@packs_app.command("list")
+def packs_list(prompts: Annotated[Path | None, typer.Option(help="user folder with packs/ and prompt overrides")] = None) -> None:
+    """List the packs (packaged and the user's), with what they include."""
+    from refinelab.prompts.loader import PromptError, PromptLibrary
+
+    try:
+        library = PromptLibrary(prompts)
+        table = Table(title="domain packs")
+        for column in ("pack", "includes", "validator", "description"):
+            table.add_column(column)
+        for name in library.pack_names():
+            pack = library.pack(name)
+            table.add_row(name, " → ".join(pack.chain[1:]) or "-", str(pack.options.get("validator", "")),
+                          pack.description)
+    except PromptError as exc:
+        fail(ConfigError(str(exc)))
+    out.print(table)
+
+
+@packs_app.command("show")
+def packs_show(
+    name: Annotated[str, typer.Argument(help="pack name")],
+    prompts: Annotated[Path | None, typer.Option(help="user folder with packs/ and prompt overrides")] = None,
+) -> None:
+    """Show a pack: its include chain, options, and every prompt with the file it comes from."""
+    from refinelab.prompts.loader import PromptError, PromptLibrary
+
+    try:
+        pack = PromptLibrary(prompts).pack(name)
+    except PromptError as exc:
+        fail(ConfigError(str(exc)))
+    out.print(f"[bold]{pack.name}[/bold]: {pack.description}")
+    out.print(f"chain: {' → '.join(pack.chain)}; options: {pack.options}")
+    for prompt in sorted(pack.prompts):
+        out.print(f"\n[bold]{prompt}[/bold]  ({pack.sources.get(prompt)})")
+        for role, text in pack.prompts[prompt].items():
+            out.print(f"[dim]{role}:[/dim] {text.strip()}", highlight=False)
+
+
 def _mount_optional() -> None:
     """Sub-apps that live in their own modules."""
+    from refinelab.cli_profile import profile_command; app.command("profile")(profile_command)  # noqa: E702, I001
     from refinelab.cli_report import export_command, report_command
     app.command("report")(report_command)
     app.command("export")(export_command)

@@ -53,6 +53,10 @@ def models(delay: float = 0.0, fail_first_validation: bool = False) -> dict[str,
     return {"judge": m, "writer": m, "validator": m}
 
 
+# Graph-logic tests: answer-check validation only and lexical dedup (no sandbox, index or torch).
+EXTRAS: dict[str, object] = {"validators": {}, "dedup": "lexical"}
+
+
 def main() -> None:
     from refinelab.api import refine, resume
     from refinelab.config import load_settings
@@ -64,7 +68,8 @@ def main() -> None:
         dataset = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=int(sys.argv[5]))
         settings = load_settings(overrides={"runs_dir": runs_dir, "cache_path": f"{runs_dir}/cache.sqlite",
                                             "rounds": 2, "max_attempts": 2})
-        refine(dataset, budget=int(sys.argv[6]), settings=settings, run_id=run_id, chat_models=models(delay))
+        refine(dataset, budget=int(sys.argv[6]), settings=settings, run_id=run_id, chat_models=models(delay),
+               extras=EXTRAS)
     else:
         resume(run_id, runs_dir=runs_dir, chat_models=models(delay))
     print("finished", flush=True)

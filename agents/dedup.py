@@ -1,0 +1,87 @@
+"""Reject new items that are too close to an existing one, by sentence-embedding similarity.
+
+Item texts (stem + options) are embedded with the shared MiniLM embedder (disk-cached, so each text
+is embedded once per machine). `lexical` mode (word-set Jaccard) needs no model; it is for tests and
+machines without torch.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from refinelab.schema import QAItem, normalise_text
+
+EMBEDDING_THRESHOLD = 0.92  # cosine; paraphrases of one question score above this
+LEXICAL_THRESHOLD = 0.8  # Jaccard over word sets
+
+
+@dataclass
+class NearDuplicate:
+    item_id: str
+    similarity: float
+    method: str
+
+
+def _text(item: QAItem) -> str:
+    return item.question + "\n" + "\n".join(item.choices)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", normalise_text(text)))
+
+
+class DuplicateIndex:
+    """The items of a run, embedded once; `nearest` answers "is this new item a duplicate?"."""
+
+    def __init__(self, method: str = "embedding") -> None:
+        if method not in {"embedding", "lexical"}:
+            raise ValueError(f"dedup method must be 'embedding' or 'lexical', got {method!r}")
+        self.method = method
+        self._ids: list[str] = []
+        self._vectors: np.ndarray | None = None
+        self._words: list[set[str]] = []
+        self._lock = threading.Lock()
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        from refinelab.tools.embeddings import get_embedder
+
+        return get_embedder().embed(texts)
+
+    def add(self, items: list[QAItem]) -> None:
+        known = set(self._ids)
+        fresh = [i for i in items if i.id not in known]
+        if not fresh:
+            return
+        with self._lock:
+            self._ids += [i.id for i in fresh]
+            if self.method == "embedding":
+                vectors = self._embed([_text(i) for i in fresh])
+                self._vectors = vectors if self._vectors is None else np.vstack([self._vectors, vectors])
+            else:
+                self._words += [_words(_text(i)) for i in fresh]
+
+    def nearest(self, item: QAItem, exclude: set[str] | None = None) -> NearDuplicate | None:
+        """The most similar indexed item above the threshold, or None."""
+        exclude = exclude or set()
+        with self._lock:
+            if not self._ids:
+                return None
+            if self.method == "embedding":
+                assert self._vectors is not None
+                scores = self._vectors @ self._embed([_text(item)])[0]
+                threshold = EMBEDDING_THRESHOLD
+            else:
+                words = _words(_text(item))
+                scores = np.array([len(words & w) / max(1, len(words | w)) for w in self._words])
+                threshold = LEXICAL_THRESHOLD
+            for index in np.argsort(-scores):
+                if self._ids[index] in exclude:
+                    continue
+                if scores[index] >= threshold:
+                    return NearDuplicate(self._ids[index], float(scores[index]), self.method)
+                return None
+        return None

@@ -1,0 +1,170 @@
+"""Refiner operations: input/output contract on scripted models, retry-with-reason, prompt overrides,
+and one real-model run per operation on a small embedded model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.refiner import EditTask, refine
+from refinelab.agents.validator import structural_problems
+from refinelab.config import ModelSpec, Roles, load_settings
+from refinelab.graph.store import RunStore
+from refinelab.planner.targets import Targets
+from refinelab.prompts.loader import PromptLibrary
+from refinelab.schema import Diagnostic, QAItem
+from refinelab.testing import ScriptedChatModel
+from refinelab.tools.ledger import Ledger
+from refinelab.tools.tracing import Tracer, read_trace
+
+BASE = QAItem(id="astro-1", question="Which planet is closest to the Sun?", choices=["Venus", "Mercury", "Earth", "Mars"],
+              answer=1, subject="astronomy", domain="STEM", skill="recall", difficulty=0.2)
+OTHER = QAItem(id="astro-2", question="What is the largest planet in the Solar System?",
+               choices=["Saturn", "Neptune", "Jupiter", "Uranus"], answer=2, subject="astronomy", domain="STEM",
+               skill="recall", difficulty=0.3)
+OPERATIONS = ["expand", "generate", "calibrate", "rewrite_distractors", "fix"]
+TARGETS = {"expand": "STEM|reasoning", "generate": "hard", "calibrate": "hard", "rewrite_distractors": "", "fix": ""}
+
+
+def make_ctx(tmp_path: Path, chat_model=None, prompts_dir: Path | None = None, roles: Roles | None = None) -> AgentContext:
+    settings = load_settings(overrides={"runs_dir": str(tmp_path)})
+    if roles is not None:
+        settings = settings.model_copy(update={"roles": roles})
+    store = RunStore(tmp_path / "store.sqlite")
+    store.load_items([BASE, OTHER])
+    store.put_diagnostics([Diagnostic(item_id=BASE.id, check="error", flag=True, score=0.2,
+                                      evidence={"p_error": 0.8, "error_label": "wrong ground truth"})])
+    models = {r: chat_model for r in ("judge", "writer", "validator")} if chat_model else {}
+    return AgentContext(run_dir=tmp_path, settings=settings, store=store, ledger=Ledger(cap=100_000),
+                        tracer=Tracer(tmp_path / "trace.jsonl"), targets=Targets(), prompts=PromptLibrary(prompts_dir),
+                        chat_models=models, extras={"dedup": "lexical", "validators": {}})
+
+
+def draft(question: str = "Which planet has the shortest year?", answer: int = 1,
+          choices: list[str] | None = None) -> str:
+    return json.dumps({"question": question, "choices": choices or ["Venus", "Mercury", "Earth", "Mars"],
+                       "answer_index": answer, "rationale": "Mercury orbits in 88 days."})
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_operation_contract(tmp_path: Path, operation: str) -> None:
+    seen: list[list[dict[str, str]]] = []
+
+    def respond(messages):
+        seen.append(messages)
+        return draft()
+
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=respond))
+    task = EditTask(edit_id=f"e-{operation}", item_id=BASE.id, operation=operation, round=1, target=TARGETS[operation])
+    candidate = refine(ctx, task)
+    assert candidate.error == "" and candidate.item is not None and candidate.tokens > 0
+    item = candidate.item
+    new = operation in ("expand", "generate")
+    assert (item.id != BASE.id) == new  # new items get their own id; edits keep the original's
+    assert item.provenance.created_by == operation and item.provenance.parent_id == BASE.id
+    assert item.subject == BASE.subject and item.metadata["rationale"]
+    prompt = seen[0][-1]["content"]
+    expected_fragment = {"expand": "Skill tested: reasoning", "generate": "hard multiple-choice question",
+                         "calibrate": "make it harder", "rewrite_distractors": 'correct option "Mercury"',
+                         "fix": "flagged: wrong ground truth"}[operation]
+    assert expected_fragment in prompt
+    if operation == "expand":
+        assert item.skill == "reasoning"
+
+
+def test_rewrite_distractors_must_keep_the_key(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: draft(choices=["Venus", "Pluto", "Earth", "Mars"], answer=1)))
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert "correct option was changed" in candidate.error
+
+
+def test_unusable_output_is_a_reason_not_none(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: "I cannot do that"))
+    candidate = refine(ctx, EditTask("e", BASE.id, "fix", 1))
+    assert candidate.item is None and "writer output unusable" in candidate.error and "I cannot" in candidate.raw
+
+
+def test_structurally_invalid_draft_is_rejected(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: draft(choices=["A", "a", "B", "C"])))
+    candidate = refine(ctx, EditTask("e", BASE.id, "fix", 1))
+    assert candidate.item is None and "structurally invalid" in candidate.error
+
+
+def test_retry_prompt_carries_the_validator_reason(tmp_path: Path) -> None:
+    seen: list[str] = []
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: seen.append(m[-1]["content"]) or draft()))
+    refine(ctx, EditTask("e", BASE.id, "generate", 1, attempt=1, target="easy",
+                         feedback="an independent solver chose C"))
+    assert "was rejected: an independent solver chose C" in seen[0]
+
+
+def test_near_duplicate_new_item_is_rejected(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    copy = OTHER.model_copy(update={"id": "new-1"})
+    problems = structural_problems(ctx, EditTask("new-1", OTHER.id, "expand", 1), copy)
+    assert any("too close to existing item astro-2" in p for p in problems)
+
+
+def test_user_folder_overrides_one_prompt_and_nothing_else(tmp_path: Path) -> None:
+    """Same edits with and without a user override of refine_generate: only that prompt's text changes."""
+    override = tmp_path / "my_prompts"
+    override.mkdir()
+    (override / "refine_generate.yaml").write_text(
+        "user: |\n  CUSTOM GENERATE PROMPT for {{ subject }} at {{ bucket }}.\n"
+        "  {% if feedback %}Rejected: {{ feedback }}{% endif %}\n")
+
+    def run(folder: Path | None, where: Path) -> list[dict]:
+        where.mkdir()
+        ctx = make_ctx(where, ScriptedChatModel(respond=lambda m: draft()), prompts_dir=folder)
+        for op in OPERATIONS:
+            refine(ctx, EditTask(f"e-{op}", BASE.id, op, 1, target=TARGETS[op]))
+        return [r for r in read_trace(where / "trace.jsonl") if r["run_type"] == "llm"]
+
+    plain = run(None, tmp_path / "a")
+    custom = run(override, tmp_path / "b")
+    assert len(plain) == len(custom) == len(OPERATIONS)
+    for before, after in zip(plain, custom, strict=True):
+        if before["metadata"]["operation"] == "generate":
+            assert "CUSTOM GENERATE PROMPT for astronomy at hard" in after["inputs"]["messages"][-1]["content"]
+            assert before["inputs"]["messages"] != after["inputs"]["messages"]
+            assert after["inputs"]["messages"][0] == before["inputs"]["messages"][0]  # system prompt inherited
+        else:
+            assert before["inputs"]["messages"] == after["inputs"]["messages"]
+
+
+REAL_MODEL = "qwen2.5-coder-0.5b"
+
+
+@pytest.fixture(scope="module")
+def small_writer():
+    from refinelab.tools.embedded_server import serving
+
+    with serving(REAL_MODEL, parallel=1) as handle:
+        yield handle
+
+
+@pytest.mark.llm
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_real_small_model_operation_parses_and_passes_structure(tmp_path: Path, small_writer, operation: str) -> None:
+    """The 0.5B model through the real server: the draft parses and passes the structural checks
+    (up to three attempts, each retried with the structural reason, as the graph does)."""
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(base_url=small_writer.base_url, api_key="sk-local", model=REAL_MODEL, temperature=0.0,
+                      max_tokens=400, max_retries=0)
+    roles = Roles(writer=ModelSpec(model=REAL_MODEL, max_tokens=400, max_parse_retries=2))
+    ctx = make_ctx(tmp_path, chat, roles=roles)
+    feedback, problems = "", ["not tried"]
+    for attempt in range(3):
+        task = EditTask(f"e-{operation}", BASE.id, operation, 1, attempt=attempt, target=TARGETS[operation],
+                        feedback=feedback)
+        candidate = refine(ctx, task)
+        problems = [candidate.error] if candidate.error else structural_problems(ctx, task, candidate.item)
+        if not problems:
+            break
+        feedback = "; ".join(problems)
+    assert not problems, problems
+    assert ctx.ledger.spent > 0
