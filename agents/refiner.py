@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.schemas import ItemDraft
-from refinelab.tools.ledger import CallTag
-
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import Provenance, QAItem
+from refinelab.tools.ledger import CallTag
 
 BUCKET_HINTS = {
     "easy": "It should be answerable by most students who studied the basics (recall of a core fact).",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+
 from refinelab.agents.context import AgentContext
 from refinelab.graph import nodes
 from refinelab.graph.state import RefineState

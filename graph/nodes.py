@@ -15,14 +15,14 @@ from typing import Any, TypeVar
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
+
 from refinelab.agents.context import AgentContext
 from refinelab.agents.planner_agent import plan_round, plan_summary
 from refinelab.agents.profiler import profile_items
 from refinelab.agents.refiner import Candidate, EditTask, refine
 from refinelab.agents.validator import Verdict, validate
-from refinelab.graph.state import EditTaskState, RefineState
-
 from refinelab.errors import BudgetExhausted
+from refinelab.graph.state import EditTaskState, RefineState
 from refinelab.schema import QAItem
 
 F = TypeVar("F", bound=Callable[..., Any])

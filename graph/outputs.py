@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from refinelab.agents.context import AgentContext
-from refinelab.planner.divergence import jensen_shannon
-
 from refinelab.io import _atomic_write, write_jsonl
+from refinelab.planner.divergence import jensen_shannon
 from refinelab.schema import QAItem
 
 

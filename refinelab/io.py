@@ -181,7 +181,7 @@ def read_mmlu_csv(path: str | Path) -> Dataset:
     for row_no, row in enumerate(reader, start=1):
         if not row or all(not cell.strip() for cell in row):
             continue
-        if len(row) < 3:
+        if len(row) < 4:
             raise DataError(str(path), row_no, None, f"expected question, 2+ choices and an answer letter; got {len(row)} columns")
         question, choices, letter = row[0], row[1:-1], row[-1]
 

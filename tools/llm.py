@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
-from refinelab.tools.cache import ResponseCache, fingerprint
-from refinelab.tools.ledger import CallTag, Ledger
-from refinelab.tools.tracing import Tracer, current_run
 
 from refinelab.config import EMBEDDED, ModelSpec
 from refinelab.errors import BudgetExhausted, LLMCallFailed
+from refinelab.tools.cache import ResponseCache, fingerprint
+from refinelab.tools.ledger import CallTag, Ledger
+from refinelab.tools.tracing import Tracer, current_run
 
 T = TypeVar("T", bound=BaseModel)
 
