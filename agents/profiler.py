@@ -1,23 +1,66 @@
-"""Profiler agent: labels each item's domain and skill, rates difficulty, screens for errors.
+"""Profiler agent: labels each item's domain and skill, estimates difficulty, screens for errors, scores
+distractors.
 
 Measuring is separate from deciding: every result is persisted as a Diagnostic in the run store, and
-an item already profiled is skipped, so a re-plan or a resumed run never pays for it again.
+what is already stored is skipped, so a re-plan or a resumed run never pays for it again.
+
+Stages (options come from `ctx.extras`; the graph's defaults keep the demo fast):
+1. per item, concurrently: the label call (skill + 1–5 rating) and, with a panel, each member's answer;
+2. difficulty for the set: `difficulty_method` = "rating" (default) | "elo" | "irt" (agents/difficulty.py);
+3. distractors (`distractors: True`): MiniLM embeddings + panel pick rates;
+4. error screening, cheapest first: deterministic checks + panel + distractor cue, then the validator on
+   suspects (p_error ≥ `validator_threshold`) when `agents/validators.py` provides `check_original`.
 """
 
 from __future__ import annotations
 
 import contextvars
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.difficulty import difficulty_method, elo_difficulty, irt_difficulty, rating_diagnostic
+from refinelab.agents.panel import DEFAULT_PANEL, answer_panel, panel_members
 from refinelab.agents.schemas import ItemProfileOut
+from refinelab.agents.screening import (
+    DEFAULT_VALIDATOR_THRESHOLD,
+    error_diagnostic,
+    load_check_original,
+    validate_suspect,
+)
+from refinelab.errors import BudgetExhausted, LLMCallFailed
+from refinelab.planner.distractors import pick_rates_from_answers, score_distractors
 from refinelab.planner.error_checks import check_row, combine_error_evidence
+from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.ledger import CallTag
 
-from refinelab.errors import BudgetExhausted, LLMCallFailed
-from refinelab.schema import Diagnostic, QAItem
+LABEL_MAX_TOKENS = 80  # the JSON is ~35 tokens as small models format it (newlines, indent)
+
+
+@dataclass
+class ProfileOptions:
+    """What to measure, read from `ctx.extras` once per call."""
+
+    difficulty: str = "rating"
+    panel: list[str] = field(default_factory=list)
+    distractors: bool = False
+    validator_threshold: float = DEFAULT_VALIDATOR_THRESHOLD
+    embed: Callable[[list[str]], Any] | None = None
+
+    @classmethod
+    def from_context(cls, ctx: AgentContext) -> ProfileOptions:
+        method = difficulty_method(ctx)
+        panel = panel_members(ctx)
+        if method == "irt" and not panel:  # IRT needs correctness from somewhere: the default panel
+            panel = list(DEFAULT_PANEL)
+        return cls(difficulty=method, panel=panel, distractors=bool(ctx.extras.get("distractors", False)),
+                   validator_threshold=float(ctx.extras.get("validator_threshold", DEFAULT_VALIDATOR_THRESHOLD)),
+                   embed=ctx.extras.get("embed"))
 
 
 def label_item(ctx: AgentContext, item: QAItem) -> Diagnostic:
@@ -26,7 +69,8 @@ def label_item(ctx: AgentContext, item: QAItem) -> Diagnostic:
     messages = pack.messages("profile_item", item=item, skills=ctx.skills.skills)
     try:
         result = ctx.client("judge").structured(
-            messages, ItemProfileOut, CallTag(node="profile", operation="label", item_id=item.id))
+            messages, ItemProfileOut, CallTag(node="profile", operation="label", item_id=item.id),
+            max_tokens=LABEL_MAX_TOKENS)
     except LLMCallFailed as exc:
         return Diagnostic(item_id=item.id, check="label", flag=True, score=0.5,
                           evidence={"error": str(exc), "raw": exc.raw_outputs, "skill": "", "difficulty": None})
@@ -40,55 +84,194 @@ def label_item(ctx: AgentContext, item: QAItem) -> Diagnostic:
 
 
 def screen_errors(item: QAItem, expected_choices: int | None) -> Diagnostic:
-    """Cheapest first: deterministic checks only here; panel and validator evidence join in profiling."""
+    """Deterministic checks alone (no stored evidence): the cheapest screening stage."""
     checks = check_row(item, expected_choices=expected_choices)
     return combine_error_evidence(item.id, checks).to_diagnostic()
 
 
-def profile_item(ctx: AgentContext, item: QAItem, expected_choices: int | None) -> QAItem:
-    """Profile one item (skipping what is already stored) and return it with domain, skill, difficulty."""
+def measure_item(ctx: AgentContext, item: QAItem, options: ProfileOptions) -> None:
+    """Stage 1 for one item: the label call and the panel's answers, each only if not stored yet."""
     if not ctx.store.has_diagnostic(item.id, "label"):
         ctx.store.put_diagnostics([label_item(ctx, item)])
-    if not ctx.store.has_diagnostic(item.id, "error"):
-        ctx.store.put_diagnostics([screen_errors(item, expected_choices)])
+    if options.panel:
+        panel = answer_panel(ctx, item, options.panel)
+        if panel is not None:
+            ctx.store.put_diagnostics([panel])
+
+
+def profile_item(ctx: AgentContext, item: QAItem, expected_choices: int | None) -> QAItem:
+    """Profile one item on its own (label, rating difficulty, screening) and return it labelled."""
+    options = ProfileOptions.from_context(ctx)
+    measure_item(ctx, item, options)
+    _rating_difficulty(ctx, [item], overwrite=False)
+    ctx.store.put_diagnostics([error_diagnostic(ctx, item, expected_choices)])
+    return labelled(ctx, item)
+
+
+def labelled(ctx: AgentContext, item: QAItem) -> QAItem:
+    """`item` with domain, skill and difficulty from its stored diagnostics."""
     label = ctx.store.diagnostic(item.id, "label")
-    assert label is not None
-    update = {"domain": ctx.domain_of(item)}
-    if label.evidence.get("skill"):
+    difficulty = ctx.store.diagnostic(item.id, "difficulty")
+    update: dict[str, Any] = {"domain": ctx.domain_of(item)}
+    if label is not None and label.evidence.get("skill"):
         update["skill"] = label.evidence["skill"]
-    if label.evidence.get("difficulty") is not None:
+    if difficulty is not None:
+        update["difficulty"] = difficulty.score
+    elif label is not None and label.evidence.get("difficulty") is not None:
         update["difficulty"] = label.evidence["difficulty"]
     return item.model_copy(update=update)
 
 
+# ----------------------------------------------------------------------------------- dataset stages
+
+def _needs_difficulty(ctx: AgentContext, item: QAItem, method: str) -> bool:
+    diag = ctx.store.diagnostic(item.id, "difficulty")
+    return diag is None or diag.evidence.get("method") != method
+
+
+def _rating_difficulty(ctx: AgentContext, items: Sequence[QAItem], overwrite: bool) -> None:
+    out = []
+    for item in items:
+        if not overwrite and ctx.store.has_diagnostic(item.id, "difficulty"):
+            continue
+        label = ctx.store.diagnostic(item.id, "label")
+        diag = rating_diagnostic(label) if label is not None else None
+        if diag is not None:
+            out.append(diag)
+    ctx.store.put_diagnostics(out)
+
+
+def estimate_difficulty(ctx: AgentContext, items: Sequence[QAItem], options: ProfileOptions) -> str:
+    """Stage 2; returns a stop reason when the budget ran out (items then keep the rating difficulty)."""
+    todo = [i for i in items if _needs_difficulty(ctx, i, options.difficulty)]
+    if not todo:
+        return ""
+    _rating_difficulty(ctx, todo, overwrite=False)  # a floor if Elo/IRT cannot finish
+    if options.difficulty == "rating":
+        _rating_difficulty(ctx, todo, overwrite=True)
+        return ""
+    if options.difficulty == "elo":
+        with ctx.tracer.span("elo_difficulty", "chain", {"items": len(todo)}) as run:
+            try:
+                diags = elo_difficulty(ctx, todo)
+            except BudgetExhausted:
+                run.outputs = {"stopped": "budget"}
+                return "budget exhausted during Elo difficulty"
+            run.outputs = {"rated": len(diags)}
+        ctx.store.put_diagnostics(diags)
+        return ""
+    panel = {d.item_id: d for d in ctx.store.diagnostics("panel")}
+    ctx.store.put_diagnostics(irt_difficulty(ctx, todo, panel))
+    return ""
+
+
+def score_item_distractors(ctx: AgentContext, items: Sequence[QAItem], options: ProfileOptions) -> None:
+    """Stage 3: embedding diversity/plausibility plus panel pick rates, for items not scored yet."""
+    todo = [i for i in items if not ctx.store.has_diagnostic(i.id, "distractors")]
+    if not options.distractors or not todo:
+        return
+    embed = options.embed
+    if embed is None:
+        from refinelab.tools.embeddings import get_embedder
+
+        embedder = get_embedder()
+        embed = embedder.embed  # type: ignore[assignment]
+    rates: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    for item in todo:
+        panel = ctx.store.diagnostic(item.id, "panel")
+        if panel is not None:
+            rates_i, n = pick_rates_from_answers(list(panel.evidence["answers"].values()), len(item.choices))
+            if n:
+                rates[item.id], counts[item.id] = rates_i, n
+    with ctx.tracer.span("distractors", "tool", {"items": len(todo)}) as run:
+        diags = score_distractors(todo, embed=lambda texts: np.asarray(embed(texts)),  # type: ignore[misc]
+                                  pick_rates=rates or None, n_responses=counts or None)
+        run.outputs = {"scored": len(diags), "flagged": sum(d.flag for d in diags)}
+    ctx.store.put_diagnostics(diags)
+
+
+def screen(ctx: AgentContext, items: Sequence[QAItem], options: ProfileOptions, expected: int | None) -> str:
+    """Stage 4: pool the evidence, then ask the validator about suspects; returns a stop reason."""
+    diags = {i.id: error_diagnostic(ctx, i, expected) for i in items}
+    ctx.store.put_diagnostics(diags.values())
+    check = load_check_original(ctx)
+    if check is None:
+        return ""
+    suspects = [i for i in items if diags[i.id].evidence["p_error"] >= options.validator_threshold
+                and not ctx.store.has_diagnostic(i.id, "validator")]
+    if not suspects:
+        return ""
+    stop = ""
+
+    def one(item: QAItem) -> Diagnostic | None:
+        try:
+            return validate_suspect(ctx, check, item)
+        except BudgetExhausted:
+            return None
+
+    workers = max(1, ctx.settings.roles.validator.concurrency)
+    with ctx.tracer.span("validate_suspects", "chain", {"suspects": len(suspects)}) as run, \
+            ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, one, item) for item in suspects]
+        verdicts = [f.result() for f in futures]
+        run.outputs = {"validated": sum(v is not None for v in verdicts)}
+    for item, verdict in zip(suspects, verdicts, strict=True):
+        if verdict is None:
+            stop = "budget exhausted during validation of suspects"
+            continue
+        ctx.store.put_diagnostics([verdict])
+        ctx.store.put_diagnostics([error_diagnostic(ctx, item, expected)])
+    return stop
+
+
+# ---------------------------------------------------------------------------------------- the job
+
 def profile_items(
     ctx: AgentContext, items: list[QAItem], progress: Callable[[int, int], None] | None = None
 ) -> tuple[int, str]:
-    """Profile `items` concurrently and store the labelled items; returns (profiled, stop reason).
+    """Profile `items` and store the labelled items; returns (profiled, stop reason).
 
     This is the profile node's whole job; the graph calls it for the input and, after each round,
-    for new and edited items.
+    for new and edited items. Items whose label call could not be paid for are left unprofiled.
     """
+    options = ProfileOptions.from_context(ctx)
     expected = Counter(len(i.choices) for i in items).most_common(1)[0][0] if items else None
     done = 0
     stop = ""
 
     def one(item: QAItem) -> QAItem | None:
         try:
-            return profile_item(ctx, item, expected)
+            measure_item(ctx, item, options)
         except BudgetExhausted:
             return None
+        return item
 
+    measured: list[QAItem] = []
     workers = max(1, ctx.settings.roles.judge.concurrency)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # copy_context: LLM runs nest under the node
         futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
         for future in futures:
-            profiled = future.result()
-            if profiled is None:
+            item = future.result()
+            if item is None:
                 stop = "budget exhausted during profiling"
                 continue
-            ctx.store.replace_item(profiled, ctx.store.statuses().get(profiled.id, "kept"))
-            done += 1
+            measured.append(item)
             if progress is not None:
-                progress(done, len(items))
+                progress(len(measured), len(items))
+    # an item cut off mid-panel still has its label: keep it, with the evidence it has
+    measured_ids = {i.id for i in measured}
+    measured += [i for i in items if i.id not in measured_ids and ctx.store.has_diagnostic(i.id, "label")]
+
+    stop = estimate_difficulty(ctx, measured, options) or stop
+    try:
+        score_item_distractors(ctx, measured, options)
+    except (ImportError, OSError, RuntimeError) as exc:  # embeddings unavailable (no torch, no weights): profiling goes on without
+        ctx.store.set_meta("distractors_error", f"{type(exc).__name__}: {exc}")
+    stop = screen(ctx, measured, options, expected) or stop
+
+    statuses = ctx.store.statuses()
+    for item in measured:
+        ctx.store.replace_item(labelled(ctx, item), statuses.get(item.id, "kept"))
+        done += 1
     return done, stop

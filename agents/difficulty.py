@@ -1,0 +1,173 @@
+"""Difficulty estimation for the profiler: a single rating, Elo from pairwise LLM judgements, or panel IRT.
+
+Three methods, cheapest first (picked with `ctx.extras["difficulty_method"]`):
+- ``rating``: the labeller's 1–5 rating (no extra call; the label call already asks for it);
+- ``elo``: "which question is harder?" asked of the judge for Swiss-paired items in both orders
+  (planner/elo.py does the pairing, the draws and the fit); ~n·(log2 n + 8) judge calls;
+- ``irt``: a one-parameter Rasch fit of the model panel's correctness (planner/irt.py); costs the
+  panel's answers, which error screening also uses.
+Every result is stored as a ``difficulty`` Diagnostic (score = difficulty in [0, 1], 1 = hardest).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from refinelab.agents.context import AgentContext
+from refinelab.errors import LLMCallFailed
+from refinelab.planner.elo import EloConfig, EloResult, Verdict, run_elo
+from refinelab.planner.irt import correctness_matrix, fit_rasch
+from refinelab.schema import Diagnostic, QAItem
+from refinelab.tools.ledger import CallTag
+
+METHODS = ("rating", "elo", "irt")
+ELO_SCALE = 400.0
+ELO_ANCHORS = 16  # already-rated items mixed into a later Elo run to put new items on the old scale
+JUDGE_MAX_TOKENS = 32  # {"harder": 1} is ~17 tokens with the whitespace models emit
+
+
+class HarderOut(BaseModel):
+    """The judge's answer: which of the two questions shown is harder."""
+
+    harder: Literal[1, 2]
+
+
+def difficulty_method(ctx: AgentContext) -> str:
+    method = str(ctx.extras.get("difficulty_method", "rating"))
+    if method not in METHODS:
+        raise ValueError(f"difficulty_method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+# ------------------------------------------------------------------------------------------ rating
+
+def rating_diagnostic(label: Diagnostic) -> Diagnostic | None:
+    """The labeller's rating as a difficulty Diagnostic; None when the label call failed."""
+    difficulty = label.evidence.get("difficulty")
+    if difficulty is None:
+        return None
+    return Diagnostic(item_id=label.item_id, check="difficulty", flag=False, score=float(difficulty),
+                      evidence={"method": "rating", "rating": label.evidence.get("rating")})
+
+
+# --------------------------------------------------------------------------------------------- elo
+
+def judge_pair(ctx: AgentContext, first: QAItem, second: QAItem) -> Verdict:
+    """One LLM judgement. A failed call answers "first" whatever the order, so the pair becomes a draw."""
+    messages = ctx.pack(first).messages("judge_harder", first=first, second=second)
+    tag = CallTag(node="profile", operation="elo", item_id=f"{first.id}|{second.id}")
+    try:
+        result = ctx.client("judge").structured(messages, HarderOut, tag, max_tokens=JUDGE_MAX_TOKENS)
+    except LLMCallFailed:
+        return "first"
+    return "first" if result.parsed.harder == 1 else "second"
+
+
+def make_batch_judge(ctx: AgentContext) -> Callable[[Sequence[tuple[QAItem, QAItem]]], list[Verdict]]:
+    """A batch judge for `run_elo`: one Swiss round's queries run concurrently (judge role's concurrency).
+
+    `copy_context` keeps each call's trace nested under the caller's run.
+    """
+    workers = max(1, ctx.settings.roles.judge.concurrency)
+
+    def batch(queries: Sequence[tuple[QAItem, QAItem]]) -> list[Verdict]:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, judge_pair, ctx, a, b) for a, b in queries]
+            return [f.result() for f in futures]  # BudgetExhausted propagates and stops the Elo run
+
+    return batch
+
+
+def elo_config(ctx: AgentContext) -> EloConfig:
+    """EloConfig from extras (`elo_extra_rounds`, `elo_bootstrap`), seeded by the run's seed."""
+    return EloConfig(extra_rounds=int(ctx.extras.get("elo_extra_rounds", 8)),
+                     bootstrap=int(ctx.extras.get("elo_bootstrap", 200)), seed=ctx.settings.seed)
+
+
+def _anchors(rated: dict[str, Diagnostic], limit: int) -> list[str]:
+    """Up to `limit` rated items spread evenly over the rating range."""
+    ordered = sorted(rated, key=lambda i: rated[i].evidence["rating"])
+    if len(ordered) <= limit:
+        return ordered
+    picks = np.linspace(0, len(ordered) - 1, limit).round().astype(int)
+    return [ordered[i] for i in sorted(set(picks.tolist()))]
+
+
+def elo_difficulty(ctx: AgentContext, items: Sequence[QAItem]) -> list[Diagnostic]:
+    """Rate `items` by Elo and return their difficulty Diagnostics.
+
+    A first run fixes the scale (its mean rating is stored as the reference); a later run (new or
+    edited items after a round) mixes in anchors already rated and shifts its ratings so the anchors
+    keep their stored mean, then maps every rating to [0, 1] against the same reference.
+    """
+    rated = {d.item_id: d for d in ctx.store.diagnostics("difficulty")
+             if d.evidence.get("method") == "elo" and d.item_id not in {i.id for i in items}}
+    anchor_ids = _anchors(rated, ELO_ANCHORS) if rated else []
+    anchors = [ctx.store.item(i) for i in anchor_ids]
+    pool = list(items) + anchors
+    if len(pool) < 2:
+        return []
+    result: EloResult[str] = run_elo(pool, batch_judge=make_batch_judge(ctx), ids=[i.id for i in pool],
+                                     config=elo_config(ctx))
+    ratings, low, high = result.ratings.copy(), result.ci_low.copy(), result.ci_high.copy()
+    reference = ctx.store.get_meta("elo_reference_mean")
+    if anchors:
+        stored = np.array([rated[i].evidence["rating"] for i in anchor_ids])
+        shift = float(stored.mean() - ratings[len(items):].mean())
+        ratings, low, high = ratings + shift, low + shift, high + shift
+    if reference is None:
+        reference = float(ratings.mean())
+        ctx.store.set_meta("elo_reference_mean", reference)
+    matches = np.zeros(len(pool), dtype=int)
+    draws = np.zeros(len(pool), dtype=int)
+    for m in result.matches:
+        matches[m.first] += 1
+        matches[m.second] += 1
+        if m.score == 0.5:
+            draws[m.first] += 1
+            draws[m.second] += 1
+    out = []
+    for index, item in enumerate(items):
+        difficulty = 1.0 / (1.0 + 10 ** (-(ratings[index] - reference) / ELO_SCALE))
+        out.append(Diagnostic(item_id=item.id, check="difficulty", flag=False, score=float(difficulty), evidence={
+            "method": "elo", "rating": round(float(ratings[index]), 2),
+            "ci": [round(float(low[index]), 2), round(float(high[index]), 2)],
+            "matches": int(matches[index]), "draws": int(draws[index]), "comparisons_in_run": result.comparisons,
+            "anchors": len(anchors),
+        }))
+    return out
+
+
+# --------------------------------------------------------------------------------------------- irt
+
+def irt_difficulty(ctx: AgentContext, items: Sequence[QAItem], panel: dict[str, Diagnostic]) -> list[Diagnostic]:
+    """Rasch difficulty from every stored panel answer (refitting is free); Diagnostics for `items`."""
+    answers: dict[str, dict[str, int | None]] = {}
+    keys: dict[str, int] = {}
+    for diag in panel.values():
+        item_answers: dict[str, Any] = diag.evidence.get("answers", {})
+        keys[diag.item_id] = int(diag.evidence["key"])
+        for model, choice in item_answers.items():
+            answers.setdefault(model, {})[diag.item_id] = choice
+    if not answers:
+        return []
+    matrix, models, item_ids = correctness_matrix(answers, keys)
+    fit = fit_rasch(matrix, item_ids=item_ids, model_ids=models)
+    by_id = {i: k for k, i in enumerate(fit.item_ids)}
+    abilities = {m: round(a, 3) for m, a in fit.ability_by_model().items()}
+    out = []
+    for item in items:
+        k = by_id.get(item.id)
+        if k is None:
+            continue
+        out.append(Diagnostic(item_id=item.id, check="difficulty", flag=False, score=float(fit.difficulty[k]),
+                              evidence={"method": "irt", "logit": round(float(fit.item_logit[k]), 3),
+                                        "responses": int(fit.n_responses[k]), "panel_ability": abilities,
+                                        "converged": fit.converged}))
+    return out

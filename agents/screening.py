@@ -1,0 +1,112 @@
+"""Error screening for the profiler, cheapest first: deterministic checks, panel disagreement, validator.
+
+The paid evidence (panel answers, validator verdicts) is stored as its own Diagnostic, so the pooled
+``error`` Diagnostic is recomputed for free whenever new evidence arrives. The validator
+(`agents/validators.py: check_original`, written separately) is optional: without it screening stops
+after the panel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from refinelab.agents.context import AgentContext
+from refinelab.planner.error_checks import (
+    ERROR_TYPES,
+    ErrorModel,
+    ValidatorVerdict,
+    check_row,
+    combine_error_evidence,
+)
+from refinelab.schema import Diagnostic, QAItem
+
+DEFAULT_VALIDATOR_THRESHOLD = 0.5
+
+CheckOriginal = Callable[[AgentContext, QAItem], Any]
+
+
+def error_model(ctx: AgentContext) -> ErrorModel:
+    """`extras["error_model"]` (an ErrorModel or a dict of its fields), else the hand-set defaults."""
+    raw = ctx.extras.get("error_model")
+    if raw is None:
+        return ErrorModel()
+    return raw if isinstance(raw, ErrorModel) else ErrorModel.model_validate(raw)
+
+
+def load_check_original(ctx: AgentContext) -> CheckOriginal | None:
+    """The validator's `check_original(ctx, item)`: injected via extras, else imported when it exists."""
+    if ctx.extras.get("validate_suspects", True) is False:
+        return None
+    injected = ctx.extras.get("check_original")
+    if injected is not None:
+        return injected  # type: ignore[no-any-return]
+    try:
+        from refinelab.agents.validators import check_original  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return check_original  # type: ignore[no-any-return]
+
+
+def as_validator_verdict(verdict: Any) -> ValidatorVerdict:
+    """Read whatever the validator returns: a ValidatorVerdict, or an object/dict with `key_correct`
+    (or `passed`), and optionally `error_type`, `confidence`, `method`, `reason`, `evidence`."""
+    if isinstance(verdict, ValidatorVerdict):
+        return verdict
+
+    def get(name: str, default: Any = None) -> Any:
+        return verdict.get(name, default) if isinstance(verdict, dict) else getattr(verdict, name, default)
+
+    key_correct = get("key_correct", get("passed"))
+    error_type = get("error_type")
+    evidence = dict(get("evidence") or {})
+    if get("reason"):
+        evidence.setdefault("reason", get("reason"))
+    kwargs: dict[str, Any] = {"key_correct": key_correct if isinstance(key_correct, bool) else None,
+                              "error_type": error_type if error_type in ERROR_TYPES else None,
+                              "method": str(get("method", "") or ""), "evidence": evidence}
+    confidence = get("confidence")
+    if isinstance(confidence, int | float) and 0.5 <= confidence <= 0.999:
+        kwargs["confidence"] = float(confidence)
+    return ValidatorVerdict(**kwargs)
+
+
+def validator_diagnostic(item_id: str, verdict: ValidatorVerdict, tokens: int = 0) -> Diagnostic:
+    """check="validator": flag when the validator judged the key wrong; score 1 right, 0 wrong, 0.5 undecided."""
+    score = 0.5 if verdict.key_correct is None else float(verdict.key_correct)
+    return Diagnostic(item_id=item_id, check="validator", flag=verdict.key_correct is False, score=score,
+                      evidence={**verdict.model_dump(), "tokens": tokens})
+
+
+def stored_verdict(diag: Diagnostic | None) -> ValidatorVerdict | None:
+    if diag is None:
+        return None
+    fields = {k: diag.evidence.get(k) for k in ("key_correct", "error_type", "confidence", "method", "evidence")
+              if diag.evidence.get(k) is not None}
+    return ValidatorVerdict.model_validate(fields)
+
+
+def error_diagnostic(ctx: AgentContext, item: QAItem, expected_choices: int | None) -> Diagnostic:
+    """Pool every stored piece of evidence for `item` into its `error` Diagnostic (no model call)."""
+    panel = ctx.store.diagnostic(item.id, "panel")
+    distractors = ctx.store.diagnostic(item.id, "distractors")
+    validator = stored_verdict(ctx.store.diagnostic(item.id, "validator"))
+    answers = list(panel.evidence.get("answers", {}).values()) if panel else None
+    assessment = combine_error_evidence(
+        item.id, check_row(item, expected_choices=expected_choices),
+        panel_answers=answers, key=item.answer, validator=validator, distractors=distractors,
+        model=error_model(ctx),
+    )
+    diag = assessment.to_diagnostic()
+    stages = ["deterministic"] + (["panel"] if answers else []) + (["distractors"] if distractors else []) \
+        + (["validator"] if validator is not None else [])
+    diag.evidence["stages"] = stages
+    return diag
+
+
+def validate_suspect(ctx: AgentContext, check: CheckOriginal, item: QAItem) -> Diagnostic:
+    """Run the validator on one suspect item and store its verdict as a Diagnostic."""
+    raw = check(ctx, item)
+    verdict = as_validator_verdict(raw)
+    tokens = getattr(raw, "tokens", 0) if not isinstance(raw, dict) else raw.get("tokens", 0)
+    return validator_diagnostic(item.id, verdict, int(tokens or 0))

@@ -1,0 +1,93 @@
+"""Panel answers → p_error and error type, IRT difficulty, pick rates; validator on suspects; skipping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from pa_helpers import Recorder, make_context, planted_items  # type: ignore[import-not-found]
+
+from refinelab.agents.profiler import profile_items
+from refinelab.testing import ScriptedChatModel
+
+
+def _member(letter_for: dict[str, str], default: str = "A") -> ScriptedChatModel:
+    """A panel member answering `letter_for[level]` for items at that level, else `default`."""
+    def respond(messages: list[dict[str, str]]) -> str:
+        text = messages[-1]["content"]
+        level = text.split("level ")[1].split(" ")[0]
+        return json.dumps({"answer": letter_for.get(level, default)})
+
+    return ScriptedChatModel(respond=respond)
+
+
+def _panel() -> dict[str, ScriptedChatModel]:
+    # item at level 0: every member picks C (key is A) → a likely wrong key; level 1: scattered dissent
+    return {"m1": _member({"0": "C", "1": "B"}), "m2": _member({"0": "C", "1": "C"}),
+            "m3": _member({"0": "C", "1": "D"})}
+
+
+def test_panel_disagreement_raises_p_error_and_names_wrong_groundtruth(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=Recorder()), panel=_panel(),
+                       extras={"panel": ["m1", "m2", "m3"], "validate_suspects": False})
+    ctx.store.load_items(planted_items(4))
+    profile_items(ctx, ctx.store.items(("kept",)))
+    errors = {d.item_id: d for d in ctx.store.diagnostics("error")}
+    assert errors["q00"].flag and errors["q00"].evidence["error_type"] == "wrong_groundtruth"
+    assert errors["q00"].evidence["p_error"] > 0.5 > errors["q02"].evidence["p_error"]
+    assert errors["q01"].evidence["p_error"] > errors["q02"].evidence["p_error"]
+    assert "panel" in errors["q00"].evidence["stages"]
+    panel = ctx.store.diagnostic("q00", "panel")
+    assert panel is not None and panel.evidence["answers"] == {"m1": 2, "m2": 2, "m3": 2} and panel.flag
+
+
+def test_panel_feeds_irt_and_pick_rates_and_is_not_asked_twice(tmp_path: Path) -> None:
+    members = _panel()
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=Recorder()), panel=members,
+                       extras={"panel": "m1,m2,m3", "difficulty_method": "irt", "distractors": True,
+                               "validate_suspects": False,
+                               "embed": lambda texts: np.random.default_rng(len(texts)).normal(size=(len(texts), 8))})
+    ctx.store.load_items(planted_items(4))
+    profile_items(ctx, ctx.store.items(("kept",)))
+    diff = {d.item_id: d for d in ctx.store.diagnostics("difficulty")}
+    assert {d.evidence["method"] for d in diff.values()} == {"irt"}
+    assert diff["q00"].score > diff["q02"].score  # everyone fails q00; everyone solves q02
+    dis = ctx.store.diagnostic("q00", "distractors")
+    assert dis is not None and dis.evidence["pick_rates"]["C"] == 1.0 and "diversity" in dis.evidence
+    calls = sum(m.calls for m in members.values())
+    profile_items(ctx, ctx.store.items(("kept",)))
+    assert sum(m.calls for m in members.values()) == calls
+
+
+def test_validator_runs_on_suspects_only(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def check_original(ctx: object, item: object) -> object:
+        seen.append(item.id)  # type: ignore[attr-defined]
+        return SimpleNamespace(passed=False, reason="computed answer differs", method="pot", evidence={"x": 1},
+                               tokens=7)
+
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=Recorder()), panel=_panel(),
+                       extras={"panel": ["m1", "m2", "m3"], "check_original": check_original})
+    ctx.store.load_items(planted_items(4))
+    profile_items(ctx, ctx.store.items(("kept",)))
+    assert sorted(seen) == ["q00", "q01"]  # the panel's suspects; q02, q03 are answered with the key
+    verdict = ctx.store.diagnostic("q00", "validator")
+    assert verdict is not None and verdict.flag and verdict.evidence["method"] == "pot"
+    error = ctx.store.diagnostic("q00", "error")
+    assert error is not None and "validator" in error.evidence["stages"] and error.evidence["p_error"] > 0.95
+    profile_items(ctx, ctx.store.items(("kept",)))
+    assert len(seen) == 2  # stored verdicts are not asked for again
+
+
+def test_graph_defaults_make_one_call_per_item(tmp_path: Path) -> None:
+    judge = ScriptedChatModel(respond=Recorder())
+    ctx = make_context(tmp_path, judge)
+    ctx.store.load_items(planted_items(5))
+    done, stop = profile_items(ctx, ctx.store.items(("kept",)))
+    assert (done, stop, judge.calls) == (5, "", 5)
+    assert {d.evidence["method"] for d in ctx.store.diagnostics("difficulty")} == {"rating"}
+    assert len(ctx.store.diagnostics("error")) == 5
+    assert all(i.skill == "recall" and i.difficulty == 0.5 for i in ctx.store.items())

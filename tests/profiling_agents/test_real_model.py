@@ -1,0 +1,47 @@
+"""Profiling on the real embedded llama.cpp server (SmolLM2-135M): labels, Elo, a one-model panel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from refinelab.cli_profile import run_profile
+from refinelab.config import load_settings
+from refinelab.io import load_dataset
+from refinelab.planner.targets import load_targets
+
+REPO = Path(__file__).resolve().parents[2]
+MMLU_DEV = REPO.parent / "shared" / "data" / "mmlu" / "dev"
+
+
+@pytest.mark.llm
+@pytest.mark.timeout(900)
+def test_profile_five_items_on_the_embedded_model(embedded_server, tmp_path: Path) -> None:
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(base_url=embedded_server.base_url, api_key="sk-local", model="smollm2-135m",
+                      temperature=0.0, max_tokens=60, max_retries=0)
+    settings = load_settings(overrides={"cache_path": str(tmp_path / "cache.sqlite"),
+                                        "roles": {"judge": {"model": "smollm2-135m", "max_tokens": 60}}})
+    dataset = load_dataset(MMLU_DEV, on_invalid="quarantine").filter(limit=5)
+    result = run_profile(
+        dataset, out_dir=tmp_path / "prof", targets=load_targets(REPO / "targets" / "uniform_mmlu.yaml"),
+        settings=settings, budget=200_000,
+        extras={"difficulty_method": "elo", "elo_extra_rounds": 0, "elo_bootstrap": 20,
+                "panel": ["smollm2-135m"], "validate_suspects": False},
+        chat_models={"judge": chat, "panel:smollm2-135m": chat},
+    )
+    report = json.loads(result.path.read_text())
+    assert report["profiled"] == 5 and report["stop_reason"] == ""
+    components = report["ledger_by_component"]
+    assert {"label", "elo", "panel"} <= set(components)
+    assert components["panel"]["calls"] >= 5 and components["elo"]["calls"] >= 8  # 3 Swiss rounds × 2 pairs × 2 orders = 12
+    assert 0 < report["ledger"]["spent"] <= 200_000
+    for item in report["items_detail"]:
+        assert item["skill"] and 0.0 <= item["difficulty"] <= 1.0
+        diags = item["diagnostics"]
+        assert diags["difficulty"]["evidence"]["method"] == "elo"
+        assert 0.0 <= diags["error"]["evidence"]["p_error"] <= 1.0
+        assert diags["panel"]["evidence"]["key"] is not None
