@@ -1,0 +1,145 @@
+"""Retrieval validation: retrieve top-k Wikipedia passages for the question and its key, and ask the judge
+whether they support the key, contradict it, or do not settle it.
+
+"Insufficient" is common for a small passage corpus, so it is not a failure: the independent answer check
+(`agents.validator.answer_check`) decides instead, and the verdict records both. The retriever (FAISS over
+the built-in corpus, or `ctx.extras["rag_corpus"]`: a path, a `Corpus` or a ready `Retriever`) is built or
+loaded once per process. Passage ids, titles and scores are kept as evidence.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.refiner import EditTask
+from refinelab.agents.validator import Verdict, answer_check
+from refinelab.errors import LLMCallFailed
+from refinelab.schema import LETTERS, QAItem
+from refinelab.tools.corpus import Corpus, Passage
+from refinelab.tools.ledger import CallTag
+from refinelab.tools.retrieval import Retriever, default_retriever, format_passages
+
+RAG_K = 4
+RAG_MIN_SCORE = 0.2  # below this best cosine score the passages are off-topic: skip the judge
+PASSAGE_CHARS = 700  # per passage shown to the judge; keeps 4 passages + a long stem within a 4k context
+QUERY_WORDS = 120  # of the stem; MiniLM reads ~256 word pieces, so the key must not be cut off
+RAG_MAX_TOKENS = 300
+
+
+class RagJudgement(BaseModel):
+    """The judge's reading of the passages: reasoning first (it helps small models), then the verdict."""
+
+    reasoning: str = Field(max_length=400)
+    verdict: Literal["supported", "contradicted", "insufficient"]
+    passage_ids: list[str] = Field(max_length=5)
+    supported_option: Literal["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "none"]
+
+
+# ----------------------------------------------------------------------------------------- retriever
+
+_RETRIEVERS: dict[str, Retriever] = {}
+_RETRIEVER_LOCK = threading.Lock()
+
+
+def get_retriever(ctx: AgentContext) -> Retriever:
+    """The retriever for this run's corpus, built or loaded once per process."""
+    spec = ctx.extras.get("rag_corpus")
+    if isinstance(spec, Retriever):
+        return spec
+    if spec is None or str(spec) == "wikipedia":
+        return default_retriever()
+    if isinstance(spec, Corpus):
+        key = f"corpus:{spec.fingerprint()}"
+    elif isinstance(spec, str | os.PathLike):
+        key = f"path:{Path(spec).expanduser().resolve()}"
+    else:
+        raise TypeError(f"rag_corpus must be a path, a Corpus or a Retriever, not {type(spec).__name__}")
+    with _RETRIEVER_LOCK:
+        if key not in _RETRIEVERS:
+            _RETRIEVERS[key] = Retriever.build_or_load(spec)
+        return _RETRIEVERS[key]
+
+
+def query_for(item: QAItem) -> str:
+    """Question (its last QUERY_WORDS words: the ask is at the end of long stems) plus the key text."""
+    words = item.question.split()
+    return " ".join(words[-QUERY_WORDS:]) + " " + item.answer_text
+
+
+def retrieve(ctx: AgentContext, item: QAItem, k: int) -> list[Passage]:
+    """Top-k passages for question+key and for the question alone, merged by best score; a `tool` run."""
+    queries = [query_for(item), " ".join(item.question.split()[-QUERY_WORDS:])]
+    with ctx.tracer.span("wikipedia_search", "tool", {"queries": queries, "k": k, "item_id": item.id}) as run:
+        best: dict[str, Passage] = {}
+        for hits in get_retriever(ctx).search_many(queries, k=k):
+            for p in hits:
+                if p.id not in best or (p.score or 0) > (best[p.id].score or 0):
+                    best[p.id] = p
+        passages = sorted(best.values(), key=lambda p: -(p.score or 0.0))[:k]
+        run.outputs = {"passages": [_summary(p) for p in passages]}
+    return passages
+
+
+def _summary(p: Passage) -> dict[str, Any]:
+    return {"id": p.id, "title": p.title, "score": round(float(p.score or 0.0), 4), "source": p.source}
+
+
+# ---------------------------------------------------------------------------------------- the check
+
+
+def _fallback(ctx: AgentContext, task: EditTask, item: QAItem, evidence: dict[str, Any], why: str,
+              tokens: int) -> Verdict:
+    """Passages did not settle it: the independent answer check decides; both are kept as evidence."""
+    verdict = answer_check(ctx, task, item)
+    evidence.update(fallback="answer", answer_check=verdict.evidence)
+    return Verdict(verdict.passed, f"{why}; answer check: {verdict.reason}", "rag", evidence, tokens + verdict.tokens)
+
+
+def rag_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
+    """RAG verdict: supported → pass, contradicted → fail with the passages' reading, insufficient (or no
+    relevant passage, or no usable judgement, or no retriever) → the answer check decides."""
+    k = int(ctx.extras.get("rag_k", RAG_K))
+    min_score = float(ctx.extras.get("rag_min_score", RAG_MIN_SCORE))
+    evidence: dict[str, Any] = {"key": item.answer_letter}
+    try:
+        passages = retrieve(ctx, item, k)
+    except Exception as exc:  # noqa: BLE001 - missing embedder, bad corpus path: retrieval is unavailable
+        evidence.update(rag_verdict="unavailable", error=f"{type(exc).__name__}: {exc}")
+        return _fallback(ctx, task, item, evidence, f"retrieval unavailable ({type(exc).__name__}: {exc})", 0)
+    evidence["passages"] = [_summary(p) for p in passages]
+    evidence["passage_ids"] = [p.id for p in passages]
+    if not passages or max(p.score or 0.0 for p in passages) < min_score:
+        evidence["rag_verdict"] = "insufficient"
+        return _fallback(ctx, task, item, evidence, "no relevant passage retrieved", 0)
+    messages = ctx.pack(item).messages("validate_rag", item=item,
+                                       passages=format_passages(passages, max_chars=PASSAGE_CHARS))
+    tag = CallTag(node="validate", operation=task.operation, item_id=task.item_id)
+    try:
+        result = ctx.client("validator").structured(messages, RagJudgement, tag, max_tokens=RAG_MAX_TOKENS)
+    except LLMCallFailed as exc:
+        evidence.update(rag_verdict="unusable", raw=exc.raw_outputs[-1:] if exc.raw_outputs else [])
+        return _fallback(ctx, task, item, evidence, f"the judge gave no usable verdict ({exc})", 0)
+    judged: RagJudgement = result.parsed
+    retrieved = {p.id for p in passages}
+    cited = [pid.strip("[] ") for pid in judged.passage_ids if pid.strip("[] ") in retrieved]
+    evidence.update(rag_verdict=judged.verdict, reasoning=judged.reasoning, cited_ids=cited,
+                    supported_option=judged.supported_option)
+    ids = ", ".join(cited or [p.id for p in passages[:2]])
+    if judged.verdict == "supported":
+        return Verdict(True, f"retrieved passages support the key {item.answer_letter} ({ids})", "rag",
+                       evidence, result.tokens)
+    if judged.verdict == "contradicted":
+        other = judged.supported_option
+        instead = ""
+        if other != "none" and LETTERS.index(other) < len(item.choices) and other != item.answer_letter:
+            instead = f"; they support {other} ({item.choices[LETTERS.index(other)]!r})"
+        reason = (f"retrieved passages contradict the key {item.answer_letter} ({item.answer_text!r}){instead}: "
+                  f"{judged.reasoning} [passages {ids}]")
+        return Verdict(False, reason, "rag", evidence, result.tokens)
+    return _fallback(ctx, task, item, evidence, "retrieved passages do not settle the key", result.tokens)

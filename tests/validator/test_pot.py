@@ -1,0 +1,148 @@
+"""PoT verdicts on a scripted model with code that really runs in the warm bubblewrap sandbox."""
+
+from __future__ import annotations
+
+import pytest
+from validator_helpers import answer, code, mcq, scripted  # type: ignore[import-not-found]
+
+from refinelab.agents.refiner import EditTask
+from refinelab.agents.validator_pot import match_option, parse_number, pot_check
+from refinelab.tools.tracing import read_trace
+
+TASK = EditTask(edit_id="e1", item_id="t1", operation="fix", round=1)
+APPLES = mcq("Ann has 12 apples and buys 3 bags of 5 apples. How many apples does she have now?",
+             ["17", "27", "32", "20"], 1)
+WRONG_KEY = APPLES.model_copy(update={"answer": 2})
+
+
+def test_pass_when_program_computes_the_key(make_ctx, sandbox) -> None:
+    script = scripted(pot=code("apples = 12 + 3 * 5\nprint(apples)"))
+    verdict = pot_check(make_ctx(script, sandbox=sandbox), TASK, APPLES)
+    assert verdict.passed and verdict.method == "pot"
+    ev = verdict.evidence
+    assert ev["outcome"] == "match_key" and ev["matched_option"] == "B" and ev["matched_by"] == "number"
+    assert ev["code"].startswith("apples") and ev["stdout"].strip() == "27" and ev["result"] == "27"
+    assert verdict.tokens > 0 and script.kinds() == ["pot"]
+
+
+def test_fail_names_the_computed_option_when_key_is_wrong(make_ctx, sandbox) -> None:
+    script = scripted(pot=code("print(12 + 3 * 5)"))
+    verdict = pot_check(make_ctx(script, sandbox=sandbox), TASK, WRONG_KEY)
+    assert not verdict.passed
+    assert verdict.evidence["outcome"] == "match_other" and verdict.evidence["matched_option"] == "B"
+    assert "option B" in verdict.reason and "not the key C" in verdict.reason
+
+
+def test_key_never_shown_to_the_program_writer(make_ctx, sandbox) -> None:
+    script = scripted(pot=code("print(27)"))
+    pot_check(make_ctx(script, sandbox=sandbox), TASK, APPLES)
+    prompt = "\n".join(m["content"] for m in script.seen[0][1])
+    assert "B." not in prompt and "key" not in prompt.lower().split("question:")[-1]
+
+
+def test_code_error_is_retried_with_the_error_fed_back(make_ctx, sandbox) -> None:
+    script = scripted(pot=[code("print(undefined_name)"), code("print(12 + 15)")])
+    verdict = pot_check(make_ctx(script, sandbox=sandbox), TASK, APPLES)
+    assert verdict.passed and script.kinds() == ["pot", "pot"]
+    retry_prompt = script.seen[1][1][-1]["content"]
+    assert "NameError" in retry_prompt and "undefined_name" in retry_prompt
+    first = verdict.evidence["attempts"][0]
+    assert first["error"]["name"] == "NameError" and "NameError" in first["problem"]
+
+
+def test_code_that_never_runs_falls_back_to_the_answer_check(make_ctx, sandbox) -> None:
+    script = scripted(pot=code("raise ValueError('nope')"), answer=answer("B"))
+    verdict = pot_check(make_ctx(script, sandbox=sandbox, pot_attempts=2), TASK, APPLES)
+    assert script.kinds() == ["pot", "pot", "answer"]
+    assert verdict.passed and verdict.method == "pot"
+    ev = verdict.evidence
+    assert ev["outcome"] == "error" and ev["fallback"] == "answer" and len(ev["attempts"]) == 2
+    assert all("ValueError" in a["problem"] for a in ev["attempts"])
+    assert ev["answer_check"]["validator_answer"] == "B"
+
+
+def test_timeout_is_reported_and_retried(make_ctx, sandbox) -> None:
+    script = scripted(pot=[code("while True:\n    pass"), code("print(27)")])
+    verdict = pot_check(make_ctx(script, sandbox=sandbox, pot_timeout_s=1.0), TASK, APPLES)
+    assert verdict.passed
+    first = verdict.evidence["attempts"][0]
+    assert first["timed_out"] and "did not finish within 1 s" in first["problem"]
+    assert "did not finish" in script.seen[1][1][-1]["content"]
+
+
+def test_result_matching_no_option_fails_after_retry(make_ctx, sandbox) -> None:
+    script = scripted(pot=code("print(99)"))
+    verdict = pot_check(make_ctx(script, sandbox=sandbox), TASK, APPLES)
+    assert not verdict.passed and verdict.evidence["outcome"] == "no_match"
+    assert script.kinds() == ["pot", "pot"] and "matches no option" in verdict.reason
+
+
+def test_sandbox_run_is_a_tool_span_with_code_and_output(make_ctx, sandbox) -> None:
+    ctx = make_ctx(scripted(pot=code("print(27)")), sandbox=sandbox)
+    pot_check(ctx, TASK, APPLES)
+    tools = [r for r in read_trace(ctx.run_dir / "trace.jsonl") if r["run_type"] == "tool"]
+    assert len(tools) == 1 and tools[0]["name"] == "sandbox.execute"
+    assert tools[0]["inputs"]["code"] == "print(27)" and tools[0]["outputs"]["stdout"].strip() == "27"
+
+
+def test_unavailable_sandbox_fails_clearly_and_runs_nothing(make_ctx, monkeypatch) -> None:
+    import refinelab.tools.sandbox_local as sandbox_local
+    from refinelab.agents import validator_pot
+    from refinelab.tools.sandbox_base import SandboxUnavailable
+
+    class NoBwrap:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise SandboxUnavailable("bubblewrap (bwrap) not found")
+
+    monkeypatch.setattr(sandbox_local, "LocalSandbox", NoBwrap)
+    monkeypatch.setattr(validator_pot, "_SANDBOXES", {})
+    script = scripted()  # any model call would raise: nothing may be asked or run
+    verdict = pot_check(make_ctx(script), TASK, APPLES)
+    assert not verdict.passed and verdict.evidence["outcome"] == "unavailable"
+    assert "sandbox is unavailable" in verdict.reason and "bubblewrap" in verdict.reason
+    assert script.seen == []
+
+
+def test_default_sandbox_is_created_once_and_reused(make_ctx, monkeypatch) -> None:
+    import refinelab.tools.sandbox_local as sandbox_local
+    from refinelab.agents import validator_pot
+    from refinelab.tools.sandbox_base import ExecResult
+
+    made: list[object] = []
+
+    class Fake:
+        def __init__(self, limits: object, **kwargs: object) -> None:
+            self.limits, self.kwargs = limits, kwargs
+            made.append(self)
+
+        def execute(self, code: str, *, timeout_s: float | None = None) -> ExecResult:
+            return ExecResult(stdout="27\n", exit_code=0)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(sandbox_local, "LocalSandbox", Fake)
+    monkeypatch.setattr(validator_pot, "_SANDBOXES", {})
+    for _ in range(3):
+        assert pot_check(make_ctx(scripted(pot=code("print(27)"))), TASK, APPLES).passed
+    assert len(made) == 1 and made[0].kwargs["mode"] == "warm"
+
+
+@pytest.mark.parametrize(("printed", "choices", "expected"), [
+    ("27", ["17", "27", "32"], 1),
+    ("27.0", ["$17", "$27", "$32"], 1),
+    ("0.25", ["10%", "25%", "50%"], 1),
+    ("3.14159", ["3.14", "3.15", "2.72"], 0),
+    ("x = 7", ["5", "6", "7"], 2),
+    ("3/4", ["0.5", "0.75", "1"], 1),
+    ("paris", ["London", "Paris", "Rome"], 1),
+    ("17.6", ["17", "18", "19"], None),
+    ("1,200", ["1200 m", "120 m", "12 m"], 0),
+])
+def test_match_option(printed: str, choices: list[str], expected: int | None) -> None:
+    assert match_option(printed, choices)[0] == expected
+
+
+def test_parse_number_rejects_text_with_two_numbers() -> None:
+    assert parse_number("3 and 4") is None and parse_number("Paris") is None
+    assert parse_number("4.2 m/s").value == 4.2 and parse_number("12.5%").percent
