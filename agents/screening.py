@@ -42,10 +42,21 @@ def load_check_original(ctx: AgentContext) -> CheckOriginal | None:
     if injected is not None:
         return injected  # type: ignore[no-any-return]
     try:
-        from refinelab.agents.validators import check_original  # type: ignore[import-not-found]
+        from refinelab.agents.validators import check_original
     except ImportError:
         return None
-    return check_original  # type: ignore[no-any-return]
+    try:  # the validator's own reading of its verdicts (e.g. "sandbox unavailable" = undecided)
+        from refinelab.agents.validators import to_validator_verdict
+    except ImportError:
+        return check_original  # type: ignore[no-any-return]
+
+    def check(ctx: AgentContext, item: QAItem) -> ValidatorVerdict:
+        raw = check_original(ctx, item)
+        verdict = to_validator_verdict(raw)
+        verdict.evidence = {**verdict.evidence, "tokens": getattr(raw, "tokens", 0), "reason": getattr(raw, "reason", "")}
+        return verdict  # type: ignore[no-any-return]
+
+    return check
 
 
 def as_validator_verdict(verdict: Any) -> ValidatorVerdict:
@@ -108,5 +119,5 @@ def validate_suspect(ctx: AgentContext, check: CheckOriginal, item: QAItem) -> D
     """Run the validator on one suspect item and store its verdict as a Diagnostic."""
     raw = check(ctx, item)
     verdict = as_validator_verdict(raw)
-    tokens = getattr(raw, "tokens", 0) if not isinstance(raw, dict) else raw.get("tokens", 0)
-    return validator_diagnostic(item.id, verdict, int(tokens or 0))
+    tokens = raw.get("tokens", 0) if isinstance(raw, dict) else getattr(raw, "tokens", 0)
+    return validator_diagnostic(item.id, verdict, int(tokens or verdict.evidence.get("tokens", 0) or 0))
