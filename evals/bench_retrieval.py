@@ -49,7 +49,7 @@ def recall_at_k(truth: np.ndarray, got: np.ndarray) -> float:
     return float(np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(truth, got, strict=True)]))
 
 
-def bench_index(n: int, n_queries: int, k: int) -> dict:
+def bench_index(n: int, n_queries: int, k: int, kinds: tuple[str, ...] = ("flat", "hnsw")) -> dict:
     import faiss
     from langchain_community.docstore.in_memory import InMemoryDocstore
     from langchain_community.vectorstores import FAISS
@@ -73,7 +73,7 @@ def bench_index(n: int, n_queries: int, k: int) -> dict:
     out: dict = {"n": n, "dim": int(x.shape[1]), "k": k, "queries": n_queries,
                  "faiss_threads_default": faiss.omp_get_max_threads()}
     truth = None
-    for kind in ("flat", "hnsw"):
+    for kind in kinds:
         t = time.perf_counter()
         index = build_faiss_index(x, kind)
         build_s = time.perf_counter() - t
@@ -155,6 +155,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000, help="passages in the synthetic index")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--real-size", type=int, default=11_475,
+                    help="also time a flat index of this size (the built-in corpus); 0 to skip")
     ap.add_argument("--real", action="store_true", help="also build/load the full Wikipedia corpus index")
     ap.add_argument("--cache-dir", default=None, help="index cache dir for --real")
     ap.add_argument("--no-embed", action="store_true", help="skip the real query-embedding timing")
@@ -164,6 +166,8 @@ def main() -> None:
     res: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                              "platform": platform.platform()}}
     res["index_100k"] = bench_index(a.n, a.queries, a.k)
+    if a.real_size:
+        res["index_corpus_size_flat"] = bench_index(a.real_size, a.queries, a.k, kinds=("flat",))
     if not a.no_embed:
         res["query_embedding"] = bench_query_embedding(60)
     if a.real:

@@ -146,6 +146,7 @@ class EmbeddingCache:
         self._conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         with self._lock, self._conn:
             self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # a lost cache row is re-embedded, not lost data
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS emb (model TEXT NOT NULL, key TEXT NOT NULL, dim INTEGER NOT NULL,"
                 " vec BLOB NOT NULL, PRIMARY KEY (model, key))"

@@ -217,7 +217,9 @@ class Retriever:
     def search_many(self, queries: Sequence[str], k: int = 5) -> list[list[Passage]]:
         if not queries:
             return []
-        return self.search_vectors(self.embedder.embed(list(queries)), k)
+        # Queries skip the disk embedding cache (a write per query costs more than the ~10 ms embedding).
+        embedder = getattr(self.embedder, "inner", self.embedder)
+        return self.search_vectors(embedder.embed(list(queries)), k)
 
     def search_vectors(self, vectors: np.ndarray, k: int = 5) -> list[list[Passage]]:
         if k < 1:
