@@ -56,6 +56,7 @@ def bench_index(n: int, n_queries: int, k: int, kinds: tuple[str, ...] = ("flat"
     from langchain_community.vectorstores.utils import DistanceStrategy
     from langchain_core.documents import Document
     from langchain_core.embeddings import FakeEmbeddings
+
     from refinelab.tools.corpus import Passage
     from refinelab.tools.retrieval import Retriever, build_faiss_index
 

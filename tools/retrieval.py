@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
 from refinelab.tools.corpus import Corpus, Passage, load_corpus
 from refinelab.tools.embeddings import Embedder, default_cache_root, get_embedder, normalize
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from refinelab.tools.corpus import Corpus, build_wikipedia_corpus
 
 

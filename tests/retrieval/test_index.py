@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from langchain_core.messages import ToolMessage
+
 from refinelab.tools import embeddings as emb_mod
 from refinelab.tools.corpus import Corpus, Passage
 from refinelab.tools.embeddings import (

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from refinelab.tools.corpus import Corpus
 from refinelab.tools.retrieval import Retriever
 
