@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import math
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from refinelab.tools.sandbox_base import CodeSandbox, ExecResult, SandboxError, 
 
 POT_ATTEMPTS = 2  # programs per item: the first plus one retry with the error fed back
 POT_TIMEOUT_S = 5.0  # wall clock per program; PoT programs are tiny
-POT_MAX_TOKENS = 500
+POT_MAX_TOKENS = 350
 EVIDENCE_CHARS = 2000  # stdout/stderr kept per attempt
 REL_TOL = 1e-4
 ABS_TOL = 1e-6
@@ -63,8 +64,6 @@ def get_sandbox(ctx: AgentContext) -> CodeSandbox:
             limits = SandboxLimits(timeout_s=POT_TIMEOUT_S)
             sandbox: CodeSandbox
             if backend == "local":
-                import os
-
                 from refinelab.tools.sandbox_local import LocalSandbox
 
                 sandbox = LocalSandbox(limits, mode="warm", workers=min(2, os.cpu_count() or 1),

@@ -27,7 +27,7 @@ from refinelab.tools.retrieval import Retriever, default_retriever, format_passa
 
 RAG_K = 4
 RAG_MIN_SCORE = 0.2  # below this best cosine score the passages are off-topic: skip the judge
-PASSAGE_CHARS = 700  # per passage shown to the judge; keeps 4 passages + a long stem within a 4k context
+PASSAGE_CHARS = 600  # per passage shown to the judge; keeps 4 passages + a long stem within a 4k context
 QUERY_WORDS = 120  # of the stem; MiniLM reads ~256 word pieces, so the key must not be cut off
 RAG_MAX_TOKENS = 300
 

@@ -19,12 +19,13 @@ import random
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
+RUNS = Path(__file__).resolve().parents[1] / "runs"  # store, ledger, trace of the eval run (git-ignored)
 
 
 def fmt(value: float) -> str:
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings(overrides={"roles": {"validator": {"model": args.model, "endpoint": args.endpoint}}})
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    ctx = validation_context(RESULTS / ".runs" / f"pot-{stamp}", settings)
+    ctx = validation_context(RUNS / f"eval-pot-{stamp}", settings)
     problems = load_problems(n, args.seed)
 
     def check(problem: dict[str, Any]) -> list[dict[str, Any]]:
@@ -121,21 +122,27 @@ def main(argv: list[str] | None = None) -> int:
                          "seconds": round(time.monotonic() - started, 2), "reason": verdict.reason[:300]})
         return rows
 
+    out = args.out or RESULTS / f"pot-{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
+
+    def write() -> dict[str, Any]:  # after every question, so an interrupted run keeps its figures
+        summary = summarise(rows)
+        summary.update(model=args.model, endpoint=args.endpoint, n_questions=len(rows) // 2, planned=n,
+                       seed=args.seed, seconds=round(time.monotonic() - started, 1), spent_tokens=ctx.ledger.spent)
+        out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
+        return summary
+
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        for done, result in enumerate(pool.map(check, problems), 1):
-            rows.extend(result)
-            ok, bad = result
+        for done, future in enumerate(as_completed([pool.submit(check, p) for p in problems]), 1):
+            ok, bad = future.result()
+            rows.extend([ok, bad])
+            summary = write()
             print(f"[{done}/{n}] {ok['id'].rsplit(':', 1)[0]}: computed {ok['result']!r} "
                   f"({ok['outcome']}) correct-key {'PASS' if ok['passed'] else 'fail'}, "
                   f"corrupted-key {'pass' if bad['passed'] else 'FAIL'}", flush=True)
-    summary = summarise(rows)
-    summary.update(model=args.model, endpoint=args.endpoint, n_questions=n, seed=args.seed,
-                   seconds=round(time.monotonic() - started, 1), spent_tokens=ctx.ledger.spent)
-    out = args.out or RESULTS / f"pot-{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
+    summary = write()
     print(json.dumps(summary, indent=2))
     print(f"results: {out}")
     return 0

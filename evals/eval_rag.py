@@ -19,12 +19,13 @@ import random
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
+RUNS = Path(__file__).resolve().parents[1] / "runs"  # store, ledger, trace of the eval run (git-ignored)
 FOLDER = DATA / "mmlu_redux" / "retriever_evaluation"
 
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         extras["rag_corpus"] = args.corpus
     if args.k:
         extras["rag_k"] = args.k
-    ctx = validation_context(RESULTS / ".runs" / f"rag-{stamp}", settings, extras=extras)
+    ctx = validation_context(RUNS / f"eval-rag-{stamp}", settings, extras=extras)
     items = load_items(n, args.seed)
     t0 = time.monotonic()
     retriever = get_retriever(ctx)  # built or loaded once, before the clock for verdicts starts
@@ -96,22 +97,30 @@ def main(argv: list[str] | None = None) -> int:
                 "tokens": verdict.tokens, "seconds": round(time.monotonic() - started, 2),
                 "reason": verdict.reason[:300]}
 
+    out = args.out or RESULTS / f"rag-{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
+
+    def write() -> dict[str, Any]:  # after every item, so an interrupted run keeps its figures
+        summary = summarise(rows)
+        summary.update(model=args.model, endpoint=args.endpoint, corpus=args.corpus or "built-in",
+                       n_items=len(rows), planned=n, seed=args.seed, passages=len(retriever),
+                       index_load_s=round(load_s, 1), seconds=round(time.monotonic() - started, 1),
+                       spent_tokens=ctx.ledger.spent)
+        out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
+        return summary
+
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        for done, row in enumerate(pool.map(check, items), 1):
+        for done, future in enumerate(as_completed([pool.submit(check, item) for item in items]), 1):
+            row = future.result()
             rows.append(row)
+            write()
             label = "ok" if row["key_correct"] else "WG"
             print(f"[{done}/{n}] {row['id']} ({label}): rag {row['rag_verdict']}"
                   f"{' → answer check' if row['fallback'] else ''} → {'pass' if row['passed'] else 'fail'}",
                   flush=True)
-    summary = summarise(rows)
-    summary.update(model=args.model, endpoint=args.endpoint, corpus=args.corpus or "built-in", n_items=n,
-                   seed=args.seed, passages=len(retriever), index_load_s=round(load_s, 1),
-                   seconds=round(time.monotonic() - started, 1), spent_tokens=ctx.ledger.spent)
-    out = args.out or RESULTS / f"rag-{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
+    summary = write()
     print(json.dumps(summary, indent=2))
     print(f"results: {out}")
     return 0

@@ -146,3 +146,29 @@ def test_match_option(printed: str, choices: list[str], expected: int | None) ->
 def test_parse_number_rejects_text_with_two_numbers() -> None:
     assert parse_number("3 and 4") is None and parse_number("Paris") is None
     assert parse_number("4.2 m/s").value == 4.2 and parse_number("12.5%").percent
+
+
+def test_e2b_backend_is_used_when_configured(make_ctx, monkeypatch) -> None:
+    import refinelab.tools.sandbox_e2b as sandbox_e2b
+    from refinelab.agents import validator_pot
+    from refinelab.tools.sandbox_base import ExecResult
+
+    ran: list[str] = []
+
+    class FakeE2B:
+        def __init__(self, limits: object, **kwargs: object) -> None:
+            self.limits = limits
+
+        def execute(self, code: str, *, timeout_s: float | None = None) -> ExecResult:
+            ran.append(code)
+            return ExecResult(stdout="27\n")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(sandbox_e2b, "E2BSandbox", FakeE2B)
+    monkeypatch.setattr(validator_pot, "_SANDBOXES", {})
+    ctx = make_ctx(scripted(pot=code("print(27)")))
+    ctx.settings = ctx.settings.model_copy(update={"sandbox_backend": "e2b"})
+    verdict = pot_check(ctx, TASK, APPLES)
+    assert verdict.passed and verdict.evidence["backend"] == "e2b" and ran == ["print(27)"]
