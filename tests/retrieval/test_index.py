@@ -180,3 +180,14 @@ def test_missing_embedding_package_gives_clear_error(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(EmbeddingsUnavailable, match=r"refinelab\[embed\]"):
         emb_mod.load_model()
+
+
+def test_batch_size_is_not_part_of_the_fingerprint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from refinelab.tools.embeddings import SentenceEmbedder, get_embedder
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the default embedder opens its disk cache
+    monkeypatch.setattr(emb_mod, "_DEFAULT", None)
+    assert SentenceEmbedder(batch_size=8).model_id == SentenceEmbedder(batch_size=128).model_id
+    assert get_embedder(batch_size=16).model_id == get_embedder().model_id
+    assert "all-MiniLM-L6-v2" in get_embedder().model_id and "==" in get_embedder().model_id
+    assert (tmp_path / "refinelab" / "embeddings.sqlite").is_file()
