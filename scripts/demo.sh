@@ -4,13 +4,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 DATA=${REFINELAB_DATA:-../shared/data}
-echo "== embedded model check"
+RUN_ID=${RUN_ID:-demo-$(date +%Y%m%d-%H%M%S)}
+echo "== embedded model check (first run assembles the 1.1 GB model once)"
 $BIN/refinelab model check
-echo "== dataset check"
-$BIN/refinelab data validate "$DATA/mmlu/test/astronomy_test.csv"
-if $BIN/refinelab refine --help >/dev/null 2>&1; then
-  echo "== refine (5 subjects, 60 items, 30k tokens)"
-  $BIN/refinelab refine "$DATA/mmlu/test" \
-    --subjects astronomy,virology,college_chemistry,high_school_world_history,econometrics \
-    --limit 60 --budget 30000 --run-id demo
+echo "== refine: 5 MMLU subjects, 30 items, 15k-token budget, on the embedded model"
+$BIN/refinelab refine "$DATA/mmlu/test" \
+  --subjects astronomy,virology,college_chemistry,high_school_world_history,econometrics \
+  --limit 30 --budget 15000 --run-id "$RUN_ID"
+if $BIN/refinelab report --help >/dev/null 2>&1; then
+  $BIN/refinelab report "$RUN_ID" >/dev/null && echo "HTML report: runs/$RUN_ID/report.html"
 fi
+echo "== outputs in runs/$RUN_ID (refined.jsonl, changes.jsonl, report.json, trace.jsonl)"
+echo "   inspect the agents' decisions: .venv/bin/refinelab trace $RUN_ID"
