@@ -1,0 +1,39 @@
+"""The whole graph on the real embedded llama.cpp server (small model): it finishes, writes its
+outputs, never overspends, and the trace's LLM usage adds up to the ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scripted import EXTRAS  # type: ignore[import-not-found]
+
+from refinelab.api import refine
+from refinelab.config import ModelSpec, Roles, load_settings
+from refinelab.io import load_dataset
+from refinelab.tools.tracing import read_trace
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.mark.llm
+def test_end_to_end_on_embedded_server(embedded_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCAL_KEY", "sk-local")
+    spec = {"endpoint": embedded_server.base_url, "model": "smollm2-135m", "api_key_env": "LOCAL_KEY",
+            "concurrency": 2, "max_parse_retries": 1}
+    roles = Roles(judge=ModelSpec(**spec, max_tokens=120), writer=ModelSpec(**spec, max_tokens=300),
+                  validator=ModelSpec(**spec, max_tokens=160))
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
+                                        "rounds": 1, "max_attempts": 2})
+    settings = settings.model_copy(update={"roles": roles})
+    dataset = load_dataset(DATA / "mmlu" / "test" / "astronomy_test.csv").filter(limit=6)
+    budget = 8_000
+    result = refine(dataset, budget=budget, settings=settings, extras={**EXTRAS, "operations": ["remove", "generate"]})
+    for name in ("refined.jsonl", "changes.jsonl", "report.json", "trace.jsonl"):
+        assert (result.run_dir / name).exists()
+    report = result.report
+    assert 0 < report["ledger"]["spent"] <= budget
+    assert sum(report["items_by_status"].values()) == 6
+    runs = read_trace(result.run_dir / "trace.jsonl")
+    llm = [r for r in runs if r["run_type"] == "llm"]
+    assert llm and sum(r["usage"]["total_tokens"] for r in llm if r["usage"]) == report["ledger"]["spent"]
