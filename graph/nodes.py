@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.pilot import run_pilot
 from refinelab.agents.planner_agent import plan_round, plan_summary
 from refinelab.agents.profiler import profile_items
 from refinelab.agents.refiner import Candidate, EditTask, refine
@@ -95,6 +96,8 @@ def plan(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     with ctx.tracer.span("plan", "chain", {"round": round_}) as run:
         enabled = ctx.extras.get("operations", ["remove", "expand", "generate", "calibrate",
                                                 "rewrite_distractors", "fix"])
+        if round_ == 1 and not state.get("stop_reason") and not ctx.extras.get("dry_run"):
+            run_pilot(ctx, enabled)  # measure real costs and pass rates before the first plan
         solved, _problem = plan_round(ctx, enabled, ctx.settings.planner_mode)
         summary = plan_summary(solved) | {"round": round_}
         tasks: list[dict[str, Any]] = []
@@ -223,11 +226,19 @@ def _commit(ctx: AgentContext, task: EditTask, after: QAItem | None) -> None:
 
 # ---------------------------------------------------------------------------------- collect/replan
 
-@node(reads=("round", "plan", "stop_reason"), writes=("phase", "counts", "ledger", "stop_reason"))
+@node(reads=("round", "plan", "stop_reason", "tasks", "collected_round"),
+      writes=("phase", "counts", "ledger", "stop_reason", "collected_round"))
 def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
     """Deferred until every edit of the round is final; then measure new items and decide: replan or finish."""
     ctx = runtime.context
     round_ = state.get("round", 1)
+    planned = {t["edit_id"] for t in state.get("tasks") or []}
+    if not planned <= {o["edit_id"] for o in ctx.store.outcomes(round_)}:
+        # LangGraph's `defer` does not wait for Sends scheduled in later supersteps (loop-backs), so an
+        # early trigger ends here; the round's last final edit triggers collect again.
+        return Command(goto=[])
+    if state.get("collected_round") == round_:  # a second trigger after the round was already collected
+        return Command(goto=[])
     with ctx.tracer.span("replan", "chain", {"round": round_}) as run:
         fresh = [i for i in ctx.store.items(("edited", "new")) if not ctx.store.has_diagnostic(i.id, "label")]
         _, stop = _profile_all(ctx, fresh, "measure")
@@ -241,7 +252,7 @@ def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
             stop = "the last plan was empty"
         run.outputs = {"stop": stop, "available": available}
     update = {"phase": "finalize" if stop else "plan", "counts": ctx.store.status_counts(), "ledger": _ledger(ctx),
-              "stop_reason": stop}
+              "stop_reason": stop, "collected_round": round_}
     return Command(update=update, goto="finalize" if stop else "plan")
 
 

@@ -20,6 +20,7 @@ class RefineState(TypedDict, total=False):
     outcomes: Annotated[list[str], operator.add]  # edit ids that reached a final state this round
     ledger: dict[str, Any]  # spent, cap, by node
     stop_reason: str
+    collected_round: int  # the last round whose outcomes were collected (guards duplicate collects)
 
 
 class EditTaskState(TypedDict):

@@ -12,6 +12,9 @@ from rich.tree import Tree
 from refinelab.tools.tracing import read_trace
 
 
+GROUP_OVER = 3  # siblings with the same name beyond this are summarised on one line
+
+
 def _seconds(run: dict[str, Any]) -> float:
     if not run.get("end_time"):
         return 0.0
@@ -55,8 +58,18 @@ def render_tree(path: Path, depth: int = 3) -> Tree:
             if kids:
                 child.add(f"… {len(kids)} more run(s)")
             return
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for kid in kids:
-            add(child, kid, level + 1)
+            groups[kid["name"]].append(kid)
+        for kid in kids:
+            same = groups[kid["name"]]
+            if len(same) <= GROUP_OVER:
+                add(child, kid, level + 1)
+            elif kid is same[0]:  # many runs of one name: one summary line
+                errors = sum(1 for r in same if r.get("error"))
+                child.add(f"[bold]{kid['name']}[/bold] ({kid['run_type']}) ×{len(same)}: "
+                          f"{sum(tokens[r['id']] for r in same)} tok, {sum(_seconds(r) for r in same):.2f}s total"
+                          + (f", [red]{errors} error(s)[/red]" if errors else ""))
 
     for run in sorted(by_parent[None], key=lambda r: r["start_time"]):
         add(root, run, 0)

@@ -64,6 +64,8 @@ def test_end_to_end_outputs_budget_and_trace(tmp_path: Path) -> None:
     assert llm_runs and all(r["usage"] is not None for r in llm_runs)
     assert sum(r["usage"]["total_tokens"] for r in llm_runs) == report["ledger"]["spent"]
     assert any(r["run_type"] == "tool" and r["name"] == "ilp_plan" for r in runs)
+    names = Counter(r["name"] for r in runs)
+    assert names["finalize"] == 1 and names["replan"] == names["plan"] == report["rounds"]
 
 
 def test_validator_rejection_loops_back_with_reason(tmp_path: Path) -> None:
@@ -75,6 +77,8 @@ def test_validator_rejection_loops_back_with_reason(tmp_path: Path) -> None:
     for e in edits:
         by_edit[e["edit_id"]].append(e)
     assert by_edit, "the plan should buy new items"
+    names = Counter(r["name"] for r in read_trace(result.run_dir / "trace.jsonl"))
+    assert names["finalize"] == 1 and names["replan"] == 1  # loop-backs must not collect a round twice
     for attempts in by_edit.values():
         attempts.sort(key=lambda e: e["attempt"])
         assert attempts[0]["verdict"] == "fail" and "independent solver chose B" in attempts[0]["reason"]
