@@ -26,6 +26,7 @@ from refinelab.tools.llm import ChatClient
 DEFAULT_PANEL = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 LETTER_MAX_TOKENS = 32  # {"answer": "B"} is ~16 tokens as models format it
 REASONING_MAX_TOKENS = 160
+MEMBER_TIMEOUT_S = 600.0  # local servers shared by several callers queue requests; a timeout only re-queues them
 
 
 class LetterOut(BaseModel):
@@ -48,8 +49,10 @@ def member_spec(ctx: AgentContext, name: str) -> ModelSpec:
         return ctx.settings.roles.judge
     if "@" in name:
         model, url = name.split("@", 1)
-        return ModelSpec(endpoint=url, model=model, temperature=0.0, max_tokens=REASONING_MAX_TOKENS)
-    return ModelSpec(endpoint=EMBEDDED, model=name, temperature=0.0, max_tokens=REASONING_MAX_TOKENS)
+        return ModelSpec(endpoint=url, model=model, temperature=0.0, max_tokens=REASONING_MAX_TOKENS,
+                         timeout_s=MEMBER_TIMEOUT_S)
+    return ModelSpec(endpoint=EMBEDDED, model=name, temperature=0.0, max_tokens=REASONING_MAX_TOKENS,
+                     timeout_s=MEMBER_TIMEOUT_S)
 
 
 def member_client(ctx: AgentContext, name: str) -> ChatClient:
