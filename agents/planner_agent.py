@@ -1,20 +1,44 @@
 """Planner agent: turns stored diagnostics into a planning problem and calls the ILP tool.
 
-The solver is invoked as a LangChain tool so the trace shows the call, its inputs and its plan.
-Costs and success rates are refitted each round from what earlier rounds actually spent and passed.
+The solver is called through the LangChain tool (`make_plan_tool`), with a callback that records the
+tool run (its inputs and its plan) in the run's trace. Costs and success rates start from the catalogue
+priors, adjusted for the graph's loop-backs, and are refitted from every finished edit so far (the
+pilot's and earlier rounds'), so a re-plan uses observed costs and only the budget that is left.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
 
 from refinelab.agents.context import AgentContext
-from refinelab.planner.catalogue import ApplicabilityPolicy, Catalogue, Op, PilotObservation
-from refinelab.planner.ilp import Plan, SolverPolicy, solve
-from refinelab.planner.problem import DifficultyBuckets, ItemProfile, Problem, build_problem, cell_key
-from refinelab.planner.problem import Targets as ProblemTargets
+from refinelab.planner.catalogue import (
+    ApplicabilityPolicy,
+    Catalogue,
+    CostModel,
+    Op,
+    PilotObservation,
+    SuccessModel,
+)
+from refinelab.planner.ilp import Plan, SolverPolicy
+from refinelab.planner.problem import ItemProfile, Problem, build_problem, targets_from_resolved
+from refinelab.planner.tool import TOOL_NAME, make_plan_tool
+from refinelab.schema import QAItem
+from refinelab.tools.tracing import Run, Tracer, current_run
 
 PLAN_SAFETY = 0.9  # plan against 90% of what is left: estimates are refitted, not exact
+ALL_OPS = ["remove", "expand", "generate", "calibrate", "rewrite_distractors", "fix"]
+TRACE_ASSIGNMENTS = 50  # a traced plan lists at most this many assignments (the rest are counted)
+
+
+def item_length_tokens(item: QAItem | dict[str, Any]) -> float:
+    """The length the cost models are fitted on: the rendered item at 4 characters per token."""
+    if isinstance(item, dict):
+        item = QAItem.model_validate(item)
+    return len(item.render()) / 4.0
 
 
 def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
@@ -29,58 +53,193 @@ def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
             difficulty=item.difficulty,
             p_error=0.0 if edited or error is None else float(error.evidence.get("p_error", 0.0)),
             distractor_score=distractors.score if distractors else 1.0,
-            length_chars=float(len(item.render())),
+            length_tokens=item_length_tokens(item),
         ))
     return profiles
 
 
-def problem_targets(ctx: AgentContext, profiles: list[ItemProfile], total: int) -> ProblemTargets:
-    coverage: dict[str, float] = {}
-    if ctx.targets.coverage:
-        coverage = {cell_key(d, s): p for (d, s), p in ctx.targets.coverage_cells().items() if p > 0}
-    else:  # no coverage target: even spread over the cells the data already has
-        cells = sorted({p.resolved_cell() for p in profiles})
-        coverage = {c: 1.0 / len(cells) for c in cells} if cells else {}
-    difficulty = dict(ctx.targets.difficulty or {b: 1 / 3 for b in ("easy", "medium", "hard")})
-    return ProblemTargets(coverage=coverage, difficulty=difficulty, total=total)
+def touched_items(ctx: AgentContext) -> set[str]:
+    """Items that already had an edit decided (pilot or earlier round, committed or given up) and new
+    items: they stay in the counts but get no further edit, so no item is edited twice and a failed
+    edit is not bought again on the same evidence."""
+    done = {o["item_id"] for o in ctx.store.outcomes() if o["operation"] not in ("expand", "generate")}
+    return done | {i.id for i in ctx.store.items(("new",))}
 
 
 def observations(ctx: AgentContext) -> list[PilotObservation]:
-    """What earlier attempts cost and whether they passed: the pilot data for refitting."""
-    out = []
+    """One row per finished edit (pilot and graph rounds): its tokens over all attempts, and whether it
+    was committed. Edits cut short by the budget are left out (they measured nothing)."""
+    outcomes = {o["edit_id"]: o for o in ctx.store.outcomes()}
+    tokens: dict[str, float] = defaultdict(float)
+    length: dict[str, float] = {}
     for edit in ctx.store.edits():
-        if edit["operation"] == "remove" or edit["verdict"] == "pending":
+        outcome = outcomes.get(edit["edit_id"])
+        if outcome is None or "budget exhausted" in outcome["reason"]:
             continue
-        before = edit["before"] or {}
-        length = (len(before.get("question", "")) + sum(len(c) for c in before.get("choices", []))) / 4
-        out.append(PilotObservation(op=Op(edit["operation"]), length_tokens=length, tokens=float(edit["tokens"]),
-                                    passed=edit["verdict"] == "pass"))
+        tokens[edit["edit_id"]] += float(edit["tokens"])
+        if edit["edit_id"] not in length and edit["before"]:
+            length[edit["edit_id"]] = item_length_tokens(edit["before"])
+    return [PilotObservation(op=Op(outcomes[e]["operation"]), length_tokens=length.get(e, 0.0), tokens=t,
+                             passed=outcomes[e]["status"] == "committed") for e, t in tokens.items()]
+
+
+def edit_catalogue(enabled: list[str], max_attempts: int) -> Catalogue:
+    """Priors per *planned edit* rather than per attempt: the graph retries a rejected candidate up to
+    `max_attempts` times, so an edit costs E[attempts] = sum_a (1 - s)^a attempts and lands with
+    probability 1 - (1 - s)^max_attempts. Observations are per edit too (see `observations`)."""
+    base = Catalogue(applicability=ApplicabilityPolicy(enabled=frozenset(Op(o) for o in enabled)))
+    specs = {}
+    for op, spec in base.specs.items():
+        s = spec.success_prob
+        if op is Op.REMOVE:  # never validated, never retried
+            specs[op] = spec
+            continue
+        attempts = sum((1 - s) ** a for a in range(max_attempts))
+        landed = min(0.999, 1 - (1 - s) ** max_attempts)
+        strength = spec.success.alpha + spec.success.beta
+        specs[op] = spec.model_copy(update={
+            "cost": CostModel(intercept=spec.cost.intercept * attempts, slope=spec.cost.slope * attempts),
+            "success": SuccessModel.prior(landed, strength)})
+    return Catalogue(specs=specs, applicability=base.applicability)
+
+
+def current_catalogue(ctx: AgentContext, enabled: list[str]) -> tuple[Catalogue, int]:
+    """The edit catalogue refitted on every finished edit so far; returns it and the number of rows used."""
+    catalogue = edit_catalogue(enabled, ctx.settings.max_attempts)
+    obs = observations(ctx)
+    return (catalogue.updated(obs) if obs else catalogue), len(obs)
+
+
+def make_problem(ctx: AgentContext, budget: float, enabled: list[str],
+                 catalogue: Catalogue | None = None) -> Problem:
+    """The planning instance: user targets, N fixed at the first plan, touched items frozen."""
+    profiles = item_profiles(ctx)
+    total = ctx.store.get_meta("target_total")
+    if total is None:  # "same size, better spread": N is the size when the first plan was made
+        total = len(profiles)
+        ctx.store.set_meta("target_total", total)
+    targets, buckets = targets_from_resolved(ctx.targets, total=total)
+    if catalogue is None:
+        catalogue, _ = current_catalogue(ctx, enabled)
+    problem = build_problem(profiles, budget, targets=targets, catalogue=catalogue, buckets=buckets)
+    frozen = touched_items(ctx)
+    for item in problem.items:
+        if item.id in frozen:
+            item.candidates = []
+    return problem
+
+
+def solver_policy(n_items: int) -> SolverPolicy:
+    """Fast enough for an interactive round: the LP bound usually certifies the rounded plan at once;
+    when the MIP must run, a few seconds on demo sizes (about 2 s at 60 items, 15 s cap at 2.6k+) and a
+    1% gap, since costs and success rates are estimates good to about 10%."""
+    return SolverPolicy(time_limit_s=min(15.0, 2.0 + n_items / 200.0), gap=0.01)
+
+
+class TraceBridge(BaseCallbackHandler):
+    """Records LangChain tool runs as tool runs in our tracer (nested under the current run)."""
+
+    def __init__(self, tracer: Tracer, summarise_inputs: Any = None) -> None:
+        self.tracer = tracer
+        self.summarise_inputs = summarise_inputs
+        self.runs: dict[UUID, Run] = {}
+        self.parent = current_run()
+
+    def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID,
+                      inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        shown = self.summarise_inputs(inputs or {}) if self.summarise_inputs else (inputs or {"input": input_str})
+        self.runs[run_id] = self.tracer.start(serialized.get("name", "tool"), "tool", shown, parent=self.parent,
+                                              tags=["planner"], metadata={"langchain_run_id": str(run_id)})
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self.runs.pop(run_id, None)
+        if run is not None:
+            self.tracer.end(run, trace_outputs(output) if isinstance(output, dict) else {"output": output})
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        run = self.runs.pop(run_id, None)
+        if run is not None:
+            self.tracer.end(run, None, error=f"{type(error).__name__}: {error}")
+
+
+def trace_outputs(payload: dict[str, Any]) -> dict[str, Any]:
+    """The tool's answer as the trace keeps it: everything, with long assignment lists cut."""
+    out = dict(payload)
+    assignments = out.get("assignments")
+    if isinstance(assignments, list) and len(assignments) > TRACE_ASSIGNMENTS:
+        out["assignments"] = assignments[:TRACE_ASSIGNMENTS]
+        out["assignments_omitted"] = len(assignments) - TRACE_ASSIGNMENTS
     return out
 
 
-def make_problem(ctx: AgentContext, budget: float, enabled: list[str]) -> Problem:
-    profiles = item_profiles(ctx)
-    buckets = DifficultyBuckets(names=list(ctx.targets.buckets), edges=list(ctx.targets.thresholds))
-    catalogue = Catalogue(applicability=ApplicabilityPolicy(enabled=[Op(o) for o in enabled]))
-    obs = observations(ctx)
-    if obs:
-        catalogue = catalogue.updated(obs)
-    total = ctx.store.get_meta("target_total") or len(profiles)
-    return build_problem(profiles, budget, targets=problem_targets(ctx, profiles, total), catalogue=catalogue,
-                         buckets=buckets)
+def _problem_digest(args: dict[str, Any]) -> dict[str, Any]:
+    """Tool inputs for the trace: the request, with the instance summarised (not every item)."""
+    shown = {k: v for k, v in args.items() if k != "problem"}
+    problem = args.get("problem")
+    if problem is not None:
+        p = problem if isinstance(problem, Problem) else Problem.model_validate(problem)
+        by_op: dict[str, int] = defaultdict(int)
+        for item in p.items:
+            for cand in item.candidates:
+                by_op[cand.op.value] += 1
+        shown["problem"] = {
+            "items": len(p.items), "frozen_items": sum(1 for i in p.items if not i.candidates),
+            "candidates_by_op": dict(by_op), "new_options": len(p.new_options), "budget": p.budget,
+            "targets": p.targets.model_dump(), "weights": p.weights.model_dump(), "buckets": p.buckets,
+        }
+    return shown
+
+
+def call_plan_tool(ctx: AgentContext, problem: Problem, mode: str, policy: SolverPolicy,
+                   catalogue: Catalogue | None = None) -> Plan:
+    """Solve through the LangChain tool; the callback puts the tool run (inputs, outputs) in the trace."""
+    tool = make_plan_tool(catalogue=catalogue, policy=policy)
+    args = {"problem": problem, "mode": mode, "time_limit_s": policy.time_limit_s, "gap": policy.gap,
+            "detail": "full"}
+    payload = tool.invoke(args, config={"callbacks": [TraceBridge(ctx.tracer, _problem_digest)],
+                                        "run_name": TOOL_NAME})
+    return plan_from_payload(payload)
+
+
+def plan_from_payload(payload: dict[str, Any]) -> Plan:
+    """Rebuild the `Plan` from the tool's full JSON answer (what the graph turns into edit tasks)."""
+    fields = {k: v for k, v in payload.items() if k in Plan.model_fields}
+    return Plan.model_validate(fields)
+
+
+def plan_for_budget(ctx: AgentContext, available: float | None, enabled: list[str],
+                    mode: str) -> tuple[Plan, Problem, dict[str, Any]]:
+    """Plan against PLAN_SAFETY of `available` tokens (None: unlimited), traced; returns the plan, the
+    instance and what it was based on (budget, catalogue, observations)."""
+    budget = float(available) * PLAN_SAFETY if available is not None else 1e9
+    catalogue, n_obs = current_catalogue(ctx, enabled)
+    problem = make_problem(ctx, budget, enabled, catalogue)
+    policy = solver_policy(len(problem.items))
+    basis = {"mode": mode, "available": available, "budget": budget, "safety": PLAN_SAFETY,
+             "items": len(problem.items), "frozen_items": sum(1 for i in problem.items if not i.candidates),
+             "new_options": len(problem.new_options), "enabled": enabled, "observations": n_obs,
+             "policy": {"time_limit_s": policy.time_limit_s, "gap": policy.gap},
+             "catalogue": catalogue_summary(catalogue, enabled)}
+    with ctx.tracer.span("ilp_plan", "tool", basis, tags=["planner"]) as run:
+        plan = call_plan_tool(ctx, problem, mode, policy, catalogue)
+        run.outputs = plan_summary(plan)
+    return plan, problem, basis
 
 
 def plan_round(ctx: AgentContext, enabled: list[str], mode: str) -> tuple[Plan, Problem]:
-    """Solve for this round, traced as a tool call."""
-    available = ctx.ledger.available
-    budget = float(available) * PLAN_SAFETY if available is not None else 1e9
-    problem = make_problem(ctx, budget, enabled)
-    with ctx.tracer.span("ilp_plan", "tool", {"mode": mode, "budget": budget, "items": len(problem.items),
-                                             "new_options": len(problem.new_options),
-                                             "enabled": enabled}) as run:
-        plan = solve(problem, mode=mode, policy=SolverPolicy(time_limit_s=20))  # type: ignore[arg-type]
-        run.outputs = plan_summary(plan)
+    """Solve for this round with the budget left in the ledger and the costs observed so far."""
+    plan, problem, _ = plan_for_budget(ctx, ctx.ledger.available, enabled, mode)
     return plan, problem
+
+
+def catalogue_summary(catalogue: Catalogue, enabled: list[str]) -> dict[str, dict[str, float]]:
+    """Per enabled operation: tokens = intercept + slope * length, success, observations behind it."""
+    out = {}
+    for op in enabled:
+        spec = catalogue.spec(op)
+        out[op] = {"intercept": round(spec.cost.intercept, 1), "slope": round(spec.cost.slope, 3),
+                   "success": round(spec.success_prob, 4), "observations": spec.cost.n_observations}
+    return out
 
 
 def plan_summary(plan: Plan) -> dict[str, Any]:
