@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--endpoint", default="embedded")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="items in flight (the server has 2 slots)")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds per model call; on a shared CPU a queued call can wait minutes")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     n = 6 if args.quick else args.n
@@ -102,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     from refinelab.agents.validators import validation_context
     from refinelab.config import load_settings
 
-    settings = load_settings(overrides={"roles": {"validator": {"model": args.model, "endpoint": args.endpoint}}})
+    settings = load_settings(overrides={"roles": {"validator": {
+        "model": args.model, "endpoint": args.endpoint, "timeout_s": args.timeout}}})
     stamp = time.strftime("%Y%m%d-%H%M%S")
     ctx = validation_context(RUNS / f"eval-pot-{stamp}", settings)
     problems = load_problems(n, args.seed)

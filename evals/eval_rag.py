@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", default="embedded")
     parser.add_argument("--corpus", default=None, help="user corpus (JSONL or folder); default: built-in")
     parser.add_argument("--k", type=int, default=None, help="passages per item")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="items in flight (the server has 2 slots)")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds per model call; on a shared CPU a queued call can wait minutes")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     n = 6 if args.quick else args.n
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     from refinelab.agents.validators import validation_context
     from refinelab.config import load_settings
 
-    settings = load_settings(overrides={"roles": {"validator": {"model": args.model, "endpoint": args.endpoint}}})
+    settings = load_settings(overrides={"roles": {"validator": {
+        "model": args.model, "endpoint": args.endpoint, "timeout_s": args.timeout}}})
     stamp = time.strftime("%Y%m%d-%H%M%S")
     extras: dict[str, Any] = {}
     if args.corpus:
