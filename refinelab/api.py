@@ -19,6 +19,7 @@ from langchain_core.language_models import BaseChatModel
 
 from refinelab.agents.context import AgentContext
 from refinelab.config import Settings, load_settings
+from refinelab.errors import DataError
 from refinelab.graph.store import RunStore
 from refinelab.planner.targets import Targets, load_targets
 from refinelab.prompts.loader import PromptLibrary
@@ -103,6 +104,10 @@ def refine(
     """Refine `dataset` spending at most `budget` tokens; outputs go to `settings.runs_dir / run_id`."""
     if budget < 0:
         raise ValueError("budget must be >= 0")
+    if not len(dataset):  # checked before the run folder exists, so bad input leaves nothing behind
+        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
+        raise DataError(dataset.name, None, None,
+                        f"no valid items to refine ({len(dataset.rejected)} invalid row(s){first})")
     settings = settings or load_settings()
     if isinstance(targets, str | Path):
         targets = load_targets(targets)

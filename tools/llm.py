@@ -84,6 +84,9 @@ def _is_transient(exc: Exception) -> bool:
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
+    # A 200 whose body is cut or garbled (proxy or server glitch) is worth another try, like a 5xx.
+    if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError):
+        return True
     return isinstance(exc, TimeoutError | ConnectionError)
 
 

@@ -1,0 +1,73 @@
+"""A scripted run in its own process that can SIGKILL itself at a chosen point (for crash tests).
+
+`python crash_runner.py refine|resume RUNS_DIR RUN_ID CACHE ITEMS BUDGET [KILL]` where KILL is
+`SPAN:SKIP:enter|exit`: the process kills itself (SIGKILL, no cleanup) when it enters or leaves the
+(SKIP+1)-th traced run named SPAN (node spans: profile, plan, refine:*, validate:*, replan, finalize;
+`llm` for any model call). It prints the span it died in to stderr first.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "graph")]
+
+from rl_helpers import distinct_models, mmlu  # noqa: E402
+from scripted import EXTRAS  # noqa: E402
+
+from refinelab.tools import tracing  # noqa: E402
+
+
+def arm(kill: str) -> None:
+    """Patch the tracer so the process dies at the chosen span boundary."""
+    span, skip, phase = kill.split(":")
+    seen = {"n": 0}
+    lock = threading.Lock()
+    original_start, original_end = tracing.Tracer.start, tracing.Tracer.end
+
+    def matches(name: str, run_type: str) -> bool:
+        return run_type == "llm" if span == "llm" else name == span or name.startswith(span + ":")
+
+    def hit(name: str) -> None:
+        with lock:
+            seen["n"] += 1
+            if seen["n"] > int(skip):
+                sys.stderr.write(f"KILLED at {phase} {name}\n")
+                sys.stderr.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def start(self, name, run_type, inputs=None, **kwargs):  # type: ignore[no-untyped-def]
+        if phase == "enter" and matches(name, run_type):
+            hit(name)
+        return original_start(self, name, run_type, inputs, **kwargs)
+
+    def end(self, run, outputs=None, **kwargs):  # type: ignore[no-untyped-def]
+        original_end(self, run, outputs, **kwargs)
+        if phase == "exit" and matches(run.name, run.run_type):
+            hit(run.name)
+
+    tracing.Tracer.start, tracing.Tracer.end = start, end  # type: ignore[method-assign]
+
+
+def main() -> None:
+    from refinelab.api import refine, resume
+    from refinelab.config import load_settings
+
+    command, runs_dir, run_id, cache, items, budget = sys.argv[1:7]
+    if len(sys.argv) > 7 and sys.argv[7]:
+        arm(sys.argv[7])
+    if command == "refine":
+        settings = load_settings(overrides={"runs_dir": runs_dir, "cache_path": cache, "rounds": 2, "max_attempts": 2})
+        refine(mmlu(int(items)), budget=int(budget), settings=settings, run_id=run_id, chat_models=distinct_models(),
+               extras=EXTRAS)
+    else:
+        resume(run_id, runs_dir=runs_dir, chat_models=distinct_models())
+    print("finished", flush=True)
+
+
+if __name__ == "__main__":
+    main()
