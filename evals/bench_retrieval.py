@@ -17,6 +17,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,14 +52,17 @@ def recall_at_k(truth: np.ndarray, got: np.ndarray) -> float:
 
 def bench_index(n: int, n_queries: int, k: int, kinds: tuple[str, ...] = ("flat", "hnsw")) -> dict:
     import faiss
-    from langchain_community.docstore.in_memory import InMemoryDocstore
-    from langchain_community.vectorstores import FAISS
-    from langchain_community.vectorstores.utils import DistanceStrategy
     from langchain_core.documents import Document
     from langchain_core.embeddings import FakeEmbeddings
 
     from refinelab.tools.corpus import Passage
     from refinelab.tools.retrieval import Retriever, build_faiss_index
+
+    with warnings.catch_warnings():  # langchain-community announces its sunset on import
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.docstore.in_memory import InMemoryDocstore
+        from langchain_community.vectorstores import FAISS
+        from langchain_community.vectorstores.utils import DistanceStrategy
 
     class NoEmbedder:
         model_id, dim = "none", 384

@@ -17,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -65,6 +67,35 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return np.ascontiguousarray(v / norms, dtype=np.float32)
+
+
+_THREADS_LOCK = threading.RLock()
+
+
+@contextmanager
+def limit_threads(n: int = 1) -> Iterator[None]:
+    """Run torch and faiss with ``n`` threads inside the block (restored after).
+
+    Why: a single query is too small to split, and on a busy machine a second thread that is not
+    scheduled stalls the whole call. Measured on 2 shared cores under load: query embedding p50 26 ms
+    with 1 thread vs 436 ms with 2; a flat faiss search of 11.5k vectors 1.1 ms vs 23.5 ms.
+    Libraries not yet imported are left alone (nothing to restore)."""
+    torch = sys.modules.get("torch")
+    faiss = sys.modules.get("faiss")
+    with _THREADS_LOCK:
+        prev_t = torch.get_num_threads() if torch is not None else None
+        prev_f = faiss.omp_get_max_threads() if faiss is not None else None
+        try:
+            if torch is not None and prev_t != n:
+                torch.set_num_threads(n)
+            if faiss is not None and prev_f != n:
+                faiss.omp_set_num_threads(n)
+            yield
+        finally:
+            if torch is not None and prev_t is not None and torch.get_num_threads() != prev_t:
+                torch.set_num_threads(prev_t)
+            if faiss is not None and prev_f is not None:
+                faiss.omp_set_num_threads(prev_f)
 
 
 # ---------------------------------------------------------------------------------------- the model

@@ -37,13 +37,14 @@ from typing import Any, Literal
 import numpy as np
 
 from refinelab.tools.corpus import Corpus, Passage, load_corpus
-from refinelab.tools.embeddings import Embedder, default_cache_root, get_embedder, normalize
+from refinelab.tools.embeddings import Embedder, default_cache_root, get_embedder, limit_threads, normalize
 
 FORMAT_VERSION = 1
 FLAT_MAX = 50_000  # above this many passages "auto" picks HNSW
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
+SINGLE_THREAD_MAX_QUERIES = 8  # small query batches run single-threaded (see embeddings.limit_threads)
 EMBED_CHUNK = 256  # passages per embedding call: each chunk lands in the cache, so a killed build resumes
 
 IndexType = Literal["auto", "flat", "hnsw"]
@@ -220,7 +221,10 @@ class Retriever:
             return []
         # Queries skip the disk embedding cache (a write per query costs more than the ~10 ms embedding).
         embedder = getattr(self.embedder, "inner", self.embedder)
-        return self.search_vectors(embedder.embed(list(queries)), k)
+        if len(queries) > SINGLE_THREAD_MAX_QUERIES:
+            return self.search_vectors(embedder.embed(list(queries)), k)
+        with limit_threads(1):
+            return self.search_vectors(embedder.embed(list(queries)), k)
 
     def search_vectors(self, vectors: np.ndarray, k: int = 5) -> list[list[Passage]]:
         if k < 1:
