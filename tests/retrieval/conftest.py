@@ -50,10 +50,10 @@ def wiki_corpus(data_root: Path) -> Corpus:
 
 @pytest.fixture(scope="session")
 def small_corpus(wiki_corpus: Corpus) -> Corpus:
-    """About 60 passages per source (240 in all), in file order: what the real-model tests embed.
+    """45 passages per source (180 in all), in file order: what the real-model tests embed.
 
     NQ tables split into dozens of chunks; keeping only the first two chunks of each gold paragraph
     lets the sample cover more NQ questions."""
     light = Corpus((p for p in wiki_corpus if not (p.source == "nq" and not p.id.endswith((":0", ":1")))),
                    name=wiki_corpus.name)
-    return light.sample(60)
+    return light.sample(45)

@@ -1,8 +1,8 @@
-"""Search quality with the real MiniLM model on a 240-passage sub-corpus of the real files.
+"""Search quality with the real MiniLM model on a 180-passage sub-corpus of the real files.
 
 Questions come from the data itself (NQ questions, BoolQ questions, WikiText facts), so a hit means the
-retriever found the gold paragraph, not a paragraph we picked to match. Embedding 240 passages takes
-~15 s on 2 cores; vectors go to a per-session temporary embedding cache.
+retriever found the gold paragraph, not a paragraph we picked to match. Embedding 180 passages takes
+~10 s on 2 idle cores; vectors go to a per-session temporary embedding cache.
 """
 
 from __future__ import annotations
