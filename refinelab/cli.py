@@ -284,6 +284,7 @@ def packs_show(
 
 def _mount_optional() -> None:
     """Sub-apps that live in their own modules."""
+    from refinelab.cli_plan import plan_command; app.command("plan")(plan_command)  # noqa: E702, I001
     from refinelab.cli_profile import profile_command; app.command("profile")(profile_command)  # noqa: E702, I001
     from refinelab.cli_report import export_command, report_command
     app.command("report")(report_command)

@@ -1,0 +1,81 @@
+"""`refinelab plan --dry-run`: profiles once, plans, edits nothing; a re-plan with a new budget or target
+makes no LLM call; the CLI's JSON shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pa_helpers import dataset, settings  # type: ignore[import-not-found]
+from scripted import EXTRAS, models  # type: ignore[import-not-found]
+from typer.testing import CliRunner
+
+from refinelab.cli import app
+from refinelab.cli_plan import dry_run
+from refinelab.graph.store import RunStore
+from refinelab.planner.targets import load_targets
+from refinelab.tools.ledger import Ledger
+
+REPO = Path(__file__).resolve().parents[2]
+N = 16
+
+
+def _profiled(tmp_path: Path) -> tuple[Path, dict, dict]:
+    chat = models()
+    folder = tmp_path / "plan"
+    report = dry_run(dataset(N), budget=30_000, folder=folder, settings=settings(tmp_path), chat_models=chat,
+                     extras=EXTRAS)
+    return folder, report, chat
+
+
+def test_dry_run_makes_no_edits_and_a_replan_costs_nothing(tmp_path: Path) -> None:
+    folder, first, chat = _profiled(tmp_path)
+    assert not first["profile"]["reused"] and first["profile"]["tokens"] > 0
+    assert first["edits_made"] == 0 and first["llm_calls_for_this_plan"] == 0
+    assert first["forecast"]["refine_tokens"] > 0
+    assert first["forecast"]["overall_tokens"] == first["profile"]["tokens"] + first["forecast"]["refine_tokens"]
+    store = RunStore(folder / "store.sqlite")
+    assert not store.edits() and not store.outcomes()
+    assert set(store.statuses().values()) <= {"kept", "failed"}  # failed: rows quarantined at load
+    assert store.status_counts()["kept"] == N
+    store.close()
+    spent = Ledger(folder / "ledger.sqlite").spent
+    calls = chat["judge"].calls
+
+    # another budget and another target: same profile, no LLM call, the ledger does not move
+    second = dry_run(dataset(N), budget=8_000, folder=folder, settings=settings(tmp_path), chat_models=chat,
+                     extras=EXTRAS, targets=load_targets(REPO / "targets" / "stem_reasoning.yaml"))
+    assert second["profile"]["reused"] and second["llm_calls_for_this_plan"] == 0
+    assert chat["judge"].calls == calls and Ledger(folder / "ledger.sqlite").spent == spent
+    assert second["forecast"]["refine_tokens"] <= second["plannable_tokens"] < first["plannable_tokens"]
+    assert second["metrics"] != first["metrics"]
+    assert json.loads((folder / "plan.json").read_text())["budget"] == 8_000
+
+
+def test_cli_plan_dry_run_json_shape(tmp_path: Path) -> None:
+    folder, _, _ = _profiled(tmp_path)  # the CLI reuses this profile: no model is needed
+    data = REPO.parent / "shared" / "data" / "mmlu" / "dev"
+    runner = CliRunner()
+    result = runner.invoke(app, ["plan", str(data), "--budget", "20000", "--dry-run", "--limit", str(N),
+                                 "--out", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {"dry_run", "budget", "items", "profile", "plannable_tokens", "status", "reason", "by_op",
+            "by_op_and_group", "forecast", "metrics", "marginal_value_per_1k", "objective", "catalogue",
+            "llm_calls_for_this_plan", "edits_made"} <= set(report)
+    assert report["dry_run"] is True and report["budget"] == 20_000 and report["items"] == N
+    assert report["profile"]["reused"] and report["llm_calls_for_this_plan"] == 0 and report["edits_made"] == 0
+    assert set(report["forecast"]) == {"refine_tokens", "overall_tokens", "profile_tokens"}
+    assert report["forecast"]["refine_tokens"] == sum(t["tokens"] for t in report["by_op"].values()) or \
+        abs(report["forecast"]["refine_tokens"] - sum(t["tokens"] for t in report["by_op"].values())) < 0.1
+    for op, total in report["by_op"].items():
+        assert sum(report["by_op_and_group"][op].values()) == total["count"]
+    for metric in report["metrics"].values():
+        assert set(metric) == {"before", "after", "change"}
+    assert isinstance(report["marginal_value_per_1k"], float)
+    # the table view and the refusal to plan without --dry-run
+    table = runner.invoke(app, ["plan", str(data), "--budget", "20000", "--dry-run", "--limit", str(N),
+                                "--out", str(folder)])
+    assert table.exit_code == 0 and "plan by operation" in table.stdout and "marginal value" in table.stdout
+    refused = runner.invoke(app, ["plan", str(data), "--budget", "20000"])
+    assert refused.exit_code == 2

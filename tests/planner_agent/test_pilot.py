@@ -1,0 +1,102 @@
+"""The pilot: real refine + validate on a small stratified sample, tokens from the ledger, refit."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from pa_helpers import OPS, profiled_context  # type: ignore[import-not-found]
+
+from refinelab.agents.pilot import run_pilot
+from refinelab.agents.planner_agent import current_catalogue, edit_catalogue, observations, plan_round
+from refinelab.planner.catalogue import Op
+
+
+def _accounted_once(ctx) -> None:  # noqa: ANN001
+    ids = [i for i, _, _ in ctx.store.originals()]
+    assert len(ids) == len(set(ids))
+    assert {s for _, s, _ in ctx.store.originals()} <= {"kept", "edited", "removed", "failed"}
+
+
+def test_pilot_measures_tokens_and_success_and_refits_the_catalogue(tmp_path: Path) -> None:
+    ctx = profiled_context(tmp_path, pilot_per_op=2)
+    before_spent = ctx.ledger.spent
+    result = run_pilot(ctx, OPS)
+    assert result.status == "done" and result.finished == result.tasks > 0
+    outcomes = ctx.store.outcomes(0)
+    ops = Counter(o["operation"] for o in outcomes)
+    assert "remove" not in ops  # never piloted: it would delete items
+    assert set(ops) == {"fix", "rewrite_distractors", "calibrate", "expand", "generate"}
+    assert all(n <= 2 for n in ops.values())
+    # tokens: what the ledger attributed to node "pilot" is exactly what the store recorded per edit
+    pilot_tokens = ctx.ledger.summary()["by_node"]["pilot"]["tokens"]
+    assert pilot_tokens == ctx.ledger.spent - before_spent == result.tokens > 0
+    assert sum(e["tokens"] for e in ctx.store.edits() if e["round"] == 0) == pilot_tokens
+    # one stratified sample: distinct items for the item operations
+    touched = [o["item_id"] for o in outcomes if o["operation"] in ("fix", "rewrite_distractors", "calibrate")]
+    assert len(touched) == len(set(touched))
+    # the catalogue moved from the priors toward what was observed
+    prior = edit_catalogue(OPS, ctx.settings.max_attempts)
+    fitted, n = current_catalogue(ctx, OPS)
+    assert n == result.finished
+    for op in ("fix", "rewrite_distractors", "calibrate", "expand", "generate"):
+        assert fitted.spec(op).cost.n_observations == ops[op]
+        assert fitted.spec(op).cost.intercept != prior.spec(op).cost.intercept
+    # the scripted writer changes the key text on a rewrite, which the refiner rejects: measured 0% pass
+    assert result.by_op["rewrite_distractors"]["committed"] == 0
+    assert fitted.success(Op.REWRITE_DISTRACTORS) < prior.success(Op.REWRITE_DISTRACTORS)
+    # committed pilot edits landed like graph edits; every input item is still accounted exactly once
+    statuses = ctx.store.statuses()
+    for o in outcomes:
+        if o["status"] == "committed" and o["operation"] in ("fix", "calibrate"):
+            assert statuses[o["item_id"]] == "edited"
+    assert sum(1 for o in outcomes if o["status"] == "committed" and o["operation"] in ("expand", "generate")) \
+        == ctx.store.status_counts().get("new", 0)
+    _accounted_once(ctx)
+    # the next plan never edits a pilot-touched item again
+    plan, problem = plan_round(ctx, OPS, "ilp")
+    assert not {a.item_id for a in plan.assignments} & set(touched)
+    assert all(not i.candidates for i in problem.items if i.id in touched)
+
+
+def test_pilot_is_not_run_twice(tmp_path: Path) -> None:
+    ctx = profiled_context(tmp_path, pilot_per_op=1)
+    first = run_pilot(ctx, OPS)
+    spent = ctx.ledger.spent
+    again = run_pilot(ctx, OPS)  # e.g. the plan node re-run after a resume
+    assert again == first and ctx.ledger.spent == spent
+
+
+def test_pilot_per_op_zero_uses_priors(tmp_path: Path) -> None:
+    ctx = profiled_context(tmp_path, pilot_per_op=0)
+    spent = ctx.ledger.spent
+    result = run_pilot(ctx, OPS)
+    assert result.status == "skipped" and "priors" in result.reason
+    assert ctx.ledger.spent == spent and not ctx.store.edits()
+    fitted, n = current_catalogue(ctx, OPS)
+    assert n == 0 and fitted == edit_catalogue(OPS, ctx.settings.max_attempts)
+
+
+def test_pilot_with_no_budget_left_uses_priors(tmp_path: Path) -> None:
+    ctx = profiled_context(tmp_path, pilot_per_op=3)
+    ctx.ledger.cap = ctx.ledger.spent  # profiling took everything
+    result = run_pilot(ctx, OPS)
+    assert result.status == "skipped" and not ctx.store.edits()
+    assert observations(ctx) == []
+    plan, _ = plan_round(ctx, OPS, "ilp")
+    assert plan.empty and plan.reason.startswith("budget is zero")
+
+
+def test_budget_exhausted_stops_the_pilot_and_planning_goes_on(tmp_path: Path) -> None:
+    # the share check is fooled on purpose (share 100x) so the ledger itself must stop the pilot
+    ctx = profiled_context(tmp_path, pilot_per_op=3, pilot_share=100.0)
+    ctx.ledger.cap = ctx.ledger.spent + 2_500
+    result = run_pilot(ctx, OPS)
+    assert result.status == "budget" and "budget ran out" in result.reason
+    assert ctx.ledger.spent <= ctx.ledger.cap
+    cut = [o for o in ctx.store.outcomes(0) if "budget exhausted" in o["reason"]]
+    assert cut and all(o["status"] == "gave_up" for o in cut)
+    assert len(observations(ctx)) == result.finished  # cut edits measured nothing and are left out
+    _accounted_once(ctx)
+    plan, _ = plan_round(ctx, OPS, "ilp")
+    assert plan.forecast_tokens <= (ctx.ledger.available or 0)

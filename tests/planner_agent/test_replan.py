@@ -1,0 +1,61 @@
+"""Re-planning in the graph: each round plans with the costs observed so far and the budget left, and the
+solver runs as a LangChain tool whose run (inputs, outputs) is in trace.jsonl."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pa_helpers import OPS, dataset, profiled_context, settings  # type: ignore[import-not-found]
+from scripted import EXTRAS, models  # type: ignore[import-not-found]
+
+from refinelab.agents.pilot import run_pilot
+from refinelab.agents.planner_agent import PLAN_SAFETY, current_catalogue, plan_round
+from refinelab.api import refine
+from refinelab.planner.tool import TOOL_NAME
+from refinelab.tools.tracing import read_trace
+
+
+def test_two_rounds_replan_on_observed_costs_and_what_is_left(tmp_path: Path) -> None:
+    budget = 40_000
+    result = refine(dataset(20), budget=budget, settings=settings(tmp_path, rounds=2), chat_models=models(),
+                    extras={**EXTRAS, "pilot_per_op": 1})
+    runs = read_trace(result.run_dir / "trace.jsonl")
+    plans = [r for r in runs if r["name"] == "ilp_plan"]
+    assert len(plans) == 2 and all(r["run_type"] == "tool" for r in plans)
+    first, second = (r["inputs"] for r in plans)
+    assert first["observations"] >= 1  # the pilot's edits
+    assert second["observations"] > first["observations"]  # plus round 1's
+    assert second["available"] < first["available"] <= budget
+    for basis, run in zip((first, second), plans, strict=True):
+        assert abs(basis["budget"] - PLAN_SAFETY * basis["available"]) < 1e-6
+        assert run["outputs"]["forecast_tokens"] <= basis["budget"]
+    assert first["catalogue"] != second["catalogue"]  # refitted on round 1's edits
+    assert result.report["ledger"]["spent"] <= budget
+    # the solver ran as the LangChain tool, nested under each ilp_plan, with inputs and outputs
+    tools = [r for r in runs if r["name"] == TOOL_NAME]
+    assert [t["parent_run_id"] for t in tools] == [p["id"] for p in plans]
+    for tool in tools:
+        assert tool["run_type"] == "tool" and tool["error"] is None
+        assert tool["inputs"]["mode"] == "ilp" and tool["inputs"]["detail"] == "full"
+        assert tool["inputs"]["problem"]["items"] > 0 and "candidates_by_op" in tool["inputs"]["problem"]
+        assert {"forecast_tokens", "by_op", "by_op_and_group", "metrics", "marginal_value_per_1k",
+                "assignments"} <= set(tool["outputs"])
+    # the pilot ran once, as round 0, under the first plan node
+    pilot = [r for r in runs if r["name"] == "pilot"]
+    assert len(pilot) == 1 and result.report["ledger"]["by_node"]["pilot"]["tokens"] > 0
+
+
+def test_replan_prices_edits_with_the_refitted_catalogue_within_what_is_left(tmp_path: Path) -> None:
+    ctx = profiled_context(tmp_path, budget=60_000, pilot_per_op=2)
+    run_pilot(ctx, OPS)
+    available = ctx.ledger.available
+    assert available is not None and available < 60_000
+    plan, problem = plan_round(ctx, OPS, "ilp")
+    assert problem.budget == PLAN_SAFETY * available and plan.forecast_tokens <= problem.budget
+    fitted, n = current_catalogue(ctx, OPS)
+    assert n > 0
+    for item in problem.items:
+        for cand in item.candidates:
+            assert abs(cand.cost - fitted.cost(cand.op, item.length)) < 1e-6
+    for option in problem.new_options:
+        assert abs(option.success - fitted.success(option.op)) < 1e-9
