@@ -59,15 +59,16 @@ def load_problems(n: int, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     gsm = [json.loads(line) for line in (DATA / "gsm8k" / "test.jsonl").read_text().splitlines() if line.strip()]
     svamp = json.loads((DATA / "svamp" / "SVAMP.json").read_text())
-    out = []
+    first, second = [], []
     for i in rng.sample(range(len(gsm)), n - n // 2):
         answer = float(gsm[i]["answer"].split("####")[-1].strip().replace(",", ""))
-        out.append({"id": f"gsm8k:{i + 1}", "question": gsm[i]["question"], "value": answer})
+        first.append({"id": f"gsm8k:{i + 1}", "question": gsm[i]["question"], "value": answer})
     for i in rng.sample(range(len(svamp)), n // 2):
         row = svamp[i]
         text = f"{row['Body'].strip().rstrip('.')}. {row['Question'].strip()}"
-        out.append({"id": f"svamp:{row['ID']}", "question": text, "value": float(row["Answer"])})
-    return out
+        second.append({"id": f"svamp:{row['ID']}", "question": text, "value": float(row["Answer"])})
+    # interleaved, so an interrupted run still covers both sets
+    return [p for pair in zip(first, second, strict=False) for p in pair] + first[len(second):]
 
 
 def to_items(problem: dict[str, Any], seed: int) -> tuple[Any, Any]:

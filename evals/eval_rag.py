@@ -47,7 +47,9 @@ def load_items(n: int, seed: int) -> list[Any]:
                 wrong.append(item)
     rng = random.Random(seed)
     n_wrong = min(len(wrong), n // 2)
-    return rng.sample(ok, n - n_wrong) + rng.sample(wrong, n_wrong)
+    oks, wrongs = rng.sample(ok, n - n_wrong), rng.sample(wrong, n_wrong)
+    # interleaved, so an interrupted run is still balanced
+    return [i for pair in zip(oks, wrongs, strict=False) for i in pair] + oks[len(wrongs):]
 
 
 def main(argv: list[str] | None = None) -> int:
