@@ -54,6 +54,13 @@ def get_retriever(ctx: AgentContext) -> Retriever:
         return spec
     if spec is None or str(spec) == "wikipedia":
         return default_retriever()
+    if isinstance(spec, str) and spec.startswith("wikipedia:"):  # a subset of the built-in sources
+        from refinelab.tools.corpus import load_corpus
+
+        with _RETRIEVER_LOCK:
+            if spec not in _RETRIEVERS:
+                _RETRIEVERS[spec] = Retriever.build_or_load(load_corpus(spec))
+            return _RETRIEVERS[spec]
     if isinstance(spec, Corpus):
         key = f"corpus:{spec.fingerprint()}"
     elif isinstance(spec, str | os.PathLike):

@@ -170,6 +170,8 @@ def refine_command(
     rounds: Annotated[int | None, typer.Option(help="refinement rounds")] = None,
     mode: Annotated[str | None, typer.Option(help="planner: ilp | lp-round | greedy | random")] = None,
     prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
+    rag_corpus: Annotated[str | None, typer.Option(
+        help="retrieval corpus: 'wikipedia' (default), 'wikipedia:mmlu_redux,nq,boolq,wikitext', or a JSONL/folder")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
@@ -197,7 +199,8 @@ def refine_command(
                           f"(first: {dataset.rejected[0]}); they are listed in report.json")
         with ProgressView(_progress_mode(quiet, as_json)) as view:
             result = run_refine(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id,
-                                prompts_dir=str(prompts) if prompts else None, on_event=view)
+                                prompts_dir=str(prompts) if prompts else None, on_event=view,
+                                extras={"rag_corpus": rag_corpus} if rag_corpus else None)
     except (RefineLabError, ValueError, FileExistsError) as exc:
         if isinstance(exc, ValueError) and not isinstance(exc, RefineLabError):
             exc = DataError(str(data), None, None, str(exc)) if "subjects" in str(exc) else exc

@@ -526,7 +526,11 @@ def load_user_corpus(path: str | os.PathLike, split: bool = True) -> Corpus:
 
 
 def load_corpus(spec: str | os.PathLike | None = None) -> Corpus:
-    """``None`` or ``"wikipedia"``: the built-in corpus; anything else: a user corpus path."""
+    """``None`` or ``"wikipedia"``: the built-in corpus; ``"wikipedia:mmlu_redux,nq"``: some of its
+    sources (a smaller index builds faster); anything else: a user corpus path."""
     if spec is None or str(spec) == "wikipedia":
         return build_wikipedia_corpus()
+    if str(spec).startswith("wikipedia:"):
+        sources = tuple(s.strip() for s in str(spec).split(":", 1)[1].split(",") if s.strip())
+        return build_wikipedia_corpus(sources=sources)
     return load_user_corpus(spec)
