@@ -74,9 +74,11 @@ def _env_overrides() -> dict[str, Any]:
     """REFINELAB_USE_CACHE=0, REFINELAB_ROLES__JUDGE__ENDPOINT=http://…, etc."""
     out: dict[str, Any] = {}
     for key, value in os.environ.items():
-        if not key.startswith("REFINELAB_") or key in {"REFINELAB_DATA", "REFINELAB_MODEL_CACHE"}:
+        if not key.startswith("REFINELAB_"):
             continue
         path = key.removeprefix("REFINELAB_").lower().split("__")
+        if path[0] not in Settings.model_fields:  # other REFINELAB_* variables (data paths, tests) are not settings
+            continue
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
