@@ -1,9 +1,11 @@
 """Pilot: measure what each operation really costs and how often it passes, before the first plan.
 
 A few edits per operation (default 5, `ctx.extras["pilot_per_op"]`; 0 = plan on priors) go through the
-real refiner and validator, with the graph's loop-back on rejection. Their tokens are taken from the
-ledger (attributed to node "pilot") and their outcomes feed `Catalogue.updated` through the store, the
-same path that refits costs after every round.
+real refiner and validator, with the graph's loop-back on rejection. Their calls are charged to node
+"pilot" in the ledger; each attempt's tokens are what the ledger charged for it, or the provider-reported
+usage when that is larger (a response replayed from the cache after a resume costs the budget nothing,
+but a new edit will cost what the original call did). The outcomes feed `Catalogue.updated` through the
+store, the same path that refits costs after every round.
 
 Pilot edits are real edits, chosen where they help (the most likely errors, the weakest distractor
 sets, moves into under-filled buckets, new items for under-filled cells and buckets), stratified over
@@ -237,7 +239,8 @@ def _run_edit(ctx: AgentContext, ledger: PilotLedger, task: EditTask) -> str:
             candidate, out_of_budget = Candidate(None, "", 0, error=f"budget exhausted: {exc}"), True
         refined = ledger.tokens(task.operation, task.item_id)
         store.record_attempt(step.edit_id, attempt, 0, task.item_id, task.operation, task.target, before,
-                             candidate.item, candidate.raw, refined - start, candidate.error)
+                             candidate.item, candidate.raw, max(refined - start, candidate.tokens),
+                             candidate.error)
         if out_of_budget:
             verdict = Verdict(False, candidate.error, "budget")
         else:
@@ -247,7 +250,7 @@ def _run_edit(ctx: AgentContext, ledger: PilotLedger, task: EditTask) -> str:
                 verdict = Verdict(False, f"budget exhausted: {exc}", "budget")
         store.record_verdict(step.edit_id, attempt, "pass" if verdict.passed else "fail", verdict.reason,
                              {"method": verdict.method, **verdict.evidence},
-                             ledger.tokens(task.operation, task.item_id) - refined)
+                             max(ledger.tokens(task.operation, task.item_id) - refined, verdict.tokens))
         if verdict.passed:
             _commit(ctx, step, candidate.item)
             store.set_outcome(task.edit_id, task.item_id, task.operation, 0, "committed", verdict.reason,

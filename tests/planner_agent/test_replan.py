@@ -59,3 +59,16 @@ def test_replan_prices_edits_with_the_refitted_catalogue_within_what_is_left(tmp
             assert abs(cand.cost - fitted.cost(cand.op, item.length)) < 1e-6
     for option in problem.new_options:
         assert abs(option.success - fitted.success(option.op)) < 1e-9
+
+
+def test_edit_priors_account_for_loop_backs() -> None:
+    from refinelab.agents.planner_agent import edit_catalogue
+    from refinelab.planner.catalogue import Catalogue
+
+    base, once, twice = Catalogue(), edit_catalogue(OPS, 1), edit_catalogue(OPS, 2)
+    for op in ("fix", "expand", "calibrate"):
+        s = base.success(op)
+        assert abs(once.cost(op, 100) - base.cost(op, 100)) < 1e-9 and abs(once.success(op) - s) < 1e-9
+        assert abs(twice.cost(op, 100) - base.cost(op, 100) * (2 - s)) < 1e-6  # E[attempts] = 1 + (1 - s)
+        assert abs(twice.success(op) - (1 - (1 - s) ** 2)) < 1e-9
+    assert twice.spec("remove") == base.spec("remove")  # never validated, never retried
