@@ -79,7 +79,10 @@ def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Non
     config = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
     with ctx.tracer.span("refinelab.run", "chain", {"run_id": run_id, "resumed": first_input is None},
                          run_id=None) as root:
-        for mode, chunk in graph.stream(first_input, config, context=ctx, stream_mode=["updates", "custom"]):
+        # durability="sync": a step's checkpoint is on disk before the next step starts, so a kill never
+        # re-runs a commit after later steps (measuring new items) already built on it.
+        for mode, chunk in graph.stream(first_input, config, context=ctx, stream_mode=["updates", "custom"],
+                                        durability="sync"):
             if on_event is not None:
                 on_event({"mode": mode, "data": chunk, "spent": ctx.ledger.spent, "cap": ctx.ledger.cap})
         root.outputs = {"counts": ctx.store.status_counts(), "spent": ctx.ledger.spent}

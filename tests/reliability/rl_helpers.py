@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import random
 import sqlite3
 import time
@@ -22,6 +23,7 @@ from refinelab.schema import Dataset
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 KEY_ENV = "RELIABILITY_API_KEY"
+SMALL_MODEL = os.environ.get("REFINELAB_TEST_MODEL", "smollm2-135m")  # as tests/conftest.py
 FINAL_STATUSES = {"kept", "edited", "removed", "failed"}
 ALL_OPERATIONS = ["remove", "expand", "generate", "calibrate", "rewrite_distractors", "fix"]
 

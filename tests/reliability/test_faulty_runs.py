@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from rl_helpers import (
     KEY_ENV,
+    SMALL_MODEL,
     accounting,
     distinct_respond,
     mmlu,
@@ -73,7 +74,6 @@ def test_faulty_runs_many_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 def test_faults_in_front_of_the_real_embedded_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      embedded_server: object) -> None:
     """The real small model behind the proxy: same guarantees, real usage numbers."""
-    from conftest import SMALL_MODEL  # type: ignore[import-not-found]
 
     monkeypatch.setenv(KEY_ENV, "sk-local")
     dataset = mmlu(4)

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rl_helpers import KEY_ENV, accounting, distinct_respond, mmlu, proxied_settings, spend_within
+from rl_helpers import (
+    KEY_ENV,
+    SMALL_MODEL,
+    accounting,
+    distinct_respond,
+    mmlu,
+    proxied_settings,
+    spend_within,
+)
 from scripted import EXTRAS
 
 from refinelab.api import refine
@@ -128,7 +136,6 @@ def test_injected_items_change_nothing_else(tmp_path: Path, monkeypatch: pytest.
 @pytest.mark.slow
 def test_real_small_model_injection_keeps_other_items_and_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              embedded_server: object) -> None:
-    from conftest import SMALL_MODEL  # type: ignore[import-not-found]
 
     monkeypatch.setenv(KEY_ENV, "sk-local")
     monkeypatch.setenv("RELIABILITY_SECRET", SECRET)
