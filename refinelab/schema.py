@@ -22,6 +22,10 @@ def normalise_text(text: str) -> str:
     return text.rstrip(" .")
 
 
+def _defang(text: str) -> str:
+    return re.sub(r"<{3,}", "< < <", re.sub(r">{3,}", "> > >", text))
+
+
 class Provenance(BaseModel):
     """Where an item came from and what touched it, so every edit can be audited."""
 
@@ -93,9 +97,13 @@ class QAItem(BaseModel):
         return LETTERS[self.answer]
 
     def render(self) -> str:
-        """The item as a model sees it: stem then lettered options."""
-        options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(self.choices))
-        return f"{self.question}\n{options}"
+        """The item as a model sees it: stem then lettered options.
+
+        Prompts fence item text as data between <<< and >>>; those markers are broken up inside the
+        text so an item cannot close its own fence and speak as the prompt.
+        """
+        options = "\n".join(f"{LETTERS[i]}. {_defang(c)}" for i, c in enumerate(self.choices))
+        return f"{_defang(self.question)}\n{options}"
 
 
 class DuplicateReport(BaseModel):
