@@ -90,6 +90,21 @@ def _is_transient(exc: Exception) -> bool:
     return isinstance(exc, TimeoutError | ConnectionError)
 
 
+def _truncated_completion(exc: Exception) -> tuple[str, int, int] | None:
+    """(text, prompt, completion) of a reply cut off at max_tokens, which the OpenAI client raises as an
+    error for structured output; None for any other exception. Never cached: a re-ask may do better."""
+    import openai
+
+    if not isinstance(exc, openai.LengthFinishReasonError):
+        return None
+    completion = exc.completion
+    text = completion.choices[0].message.content or "" if completion.choices else ""
+    usage = completion.usage
+    if usage is None:
+        return None
+    return text, int(usage.prompt_tokens), int(usage.completion_tokens)
+
+
 def _usage(message: AIMessage) -> tuple[int, int, bool]:
     """(prompt, completion, reported) from the server's usage; reported=False when it sent none."""
     usage = message.usage_metadata
@@ -278,6 +293,14 @@ class ChatClient:
                 self.ledger.release(reservation)
                 raise
             except Exception as exc:
+                truncated = _truncated_completion(exc)
+                if truncated is not None:  # hit max_tokens: a (bad) answer, paid for; the parse retry handles it
+                    text, prompt, completion = truncated
+                    self.ledger.settle(reservation, prompt, completion)
+                    result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
+                                        attempts=attempt + 1, latency_s=time.monotonic() - started)
+                    result._call_id = reservation.call_id  # type: ignore[attr-defined]
+                    return result
                 # A status answer (429, 5xx) means no generation was billed; a timeout or dropped
                 # connection may have been, so it is charged its full reservation.
                 import openai
