@@ -32,11 +32,23 @@ def respond(messages: list[dict[str, str]], fail_first_validation: bool = False)
         return json.dumps({"reasoning": "scripted", "answer": match.group(1) if match else "A"})
     seed = _h(text)
     wrong = fail_first_validation and "rejected" not in text
+    words = _words(seed, 14)  # distinct vocabulary per prompt, so near-duplicate checks stay quiet
     return json.dumps({
-        "question": f"Scripted question {seed} (key {'B' if wrong else 'A'}) about a topic?",
-        "choices": [f"right {seed}", f"wrong one {seed}", f"wrong two {seed}", f"wrong three {seed}"],
+        "question": f"{' '.join(words[:8])} (key {'B' if wrong else 'A'})?",
+        "choices": [words[8], f"{words[9]} {words[10]}", words[11], f"{words[12]} {words[13]}"],
         "answer_index": 0, "rationale": "scripted",
     })
+
+
+_SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "su", "do", "fa", "gu", "hi", "jo", "wu"]
+
+
+def _words(seed: int, count: int) -> list[str]:
+    out = []
+    for index in range(count):
+        value = _h(f"{seed}-{index}")
+        out.append("".join(_SYLLABLES[(value >> (4 * k)) & 15] for k in range(3)))
+    return out
 
 
 def model(delay: float = 0.0, fail_first_validation: bool = False) -> ScriptedChatModel:
