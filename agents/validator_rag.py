@@ -33,12 +33,18 @@ RAG_MAX_TOKENS = 300
 
 
 class RagJudgement(BaseModel):
-    """The judge's reading of the passages: reasoning first (it helps small models), then the verdict."""
+    """The judge's blind reading of the passages (it is not told the key): reasoning first (it helps small
+    models), the passages it used, and the option they support or "none"."""
 
     reasoning: str = Field(max_length=400)
-    verdict: Literal["supported", "contradicted", "insufficient"]
     passage_ids: list[str] = Field(max_length=5)
     supported_option: Literal["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "none"]
+
+    def verdict_for(self, key: str) -> str:
+        """supported (the passages pick the key), contradicted (another option), insufficient (none)."""
+        if self.supported_option == "none":
+            return "insufficient"
+        return "supported" if self.supported_option == key else "contradicted"
 
 
 # ----------------------------------------------------------------------------------------- retriever
@@ -135,13 +141,16 @@ def rag_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     judged: RagJudgement = result.parsed
     retrieved = {p.id for p in passages}
     cited = [pid.strip("[] ") for pid in judged.passage_ids if pid.strip("[] ") in retrieved]
-    evidence.update(rag_verdict=judged.verdict, reasoning=judged.reasoning, cited_ids=cited,
+    verdict = judged.verdict_for(item.answer_letter)
+    if verdict == "contradicted" and LETTERS.index(judged.supported_option) >= len(item.choices):
+        verdict = "insufficient"  # a letter past the options is no reading of the passages
+    evidence.update(rag_verdict=verdict, reasoning=judged.reasoning, cited_ids=cited,
                     supported_option=judged.supported_option)
     ids = ", ".join(cited or [p.id for p in passages[:2]])
-    if judged.verdict == "supported":
+    if verdict == "supported":
         return Verdict(True, f"retrieved passages support the key {item.answer_letter} ({ids})", "rag",
                        evidence, result.tokens)
-    if judged.verdict == "contradicted":
+    if verdict == "contradicted":
         other = judged.supported_option
         instead = ""
         if other != "none" and LETTERS.index(other) < len(item.choices) and other != item.answer_letter:

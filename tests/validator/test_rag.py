@@ -15,9 +15,12 @@ CAPITAL = mcq("What is the capital city of France?", ["Rome", "Paris", "Tokyo", 
               subject="geography")
 
 
-def judge(verdict: str, ids: list[str], option: str = "none") -> str:
-    return json.dumps({"reasoning": f"[{ids[0] if ids else ''}] says so", "verdict": verdict,
-                       "passage_ids": ids, "supported_option": option})
+def judge(verdict: str, ids: list[str], option: str = "none", key: str = "B") -> str:
+    """The blind judge's reply that yields `verdict` for an item keyed `key`."""
+    if verdict == "supported":
+        option = key
+    return json.dumps({"reasoning": f"[{ids[0] if ids else ''}] says so", "passage_ids": ids,
+                       "supported_option": option})
 
 
 def test_supported_passes_with_passage_evidence(make_ctx, tiny_retriever) -> None:
@@ -31,7 +34,7 @@ def test_supported_passes_with_passage_evidence(make_ctx, tiny_retriever) -> Non
     assert top["title"] == "Paris" and 0 < top["score"] <= 1
     assert "p:paris" in verdict.reason and script.kinds() == ["rag"]
     prompt = script.seen[0][1][-1]["content"]
-    assert "[p:paris] Paris" in prompt and "Answer key: B. Paris" in prompt
+    assert "[p:paris] Paris" in prompt and "Answer key" not in prompt  # the judge is blind to the key
 
 
 def test_contradicted_fails_with_a_reason_the_refiner_can_use(make_ctx, tiny_retriever) -> None:

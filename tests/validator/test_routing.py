@@ -74,7 +74,7 @@ def test_validate_routes_a_science_item_to_pot_and_records_the_route(make_ctx, s
 def test_validate_routes_a_factual_item_to_rag(make_ctx, tiny_retriever) -> None:
     item = mcq("Which city is the capital of Japan and seat of its government?", ["Kyoto", "Osaka", "Tokyo", "Nara"],
                2, subject="high_school_geography").model_copy(update={"domain": "STEM"})
-    rag = json.dumps({"reasoning": "[p:tokyo]", "verdict": "supported", "passage_ids": ["p:tokyo"],
+    rag = json.dumps({"reasoning": "[p:tokyo]", "passage_ids": ["p:tokyo"],
                       "supported_option": "C"})
     script = scripted(rag=rag)
     verdict = validate(make_ctx(script, rag_corpus=tiny_retriever), TASK, Candidate(item, "", 0))
