@@ -245,7 +245,8 @@ def catalogue_summary(catalogue: Catalogue, enabled: list[str]) -> dict[str, dic
 
 
 def plan_summary(plan: Plan) -> dict[str, Any]:
-    data = plan.model_dump(exclude={"assignments", "new_items"})
+    """Plain JSON types only: this goes into the checkpointed state, which must not hold our enums."""
+    data = plan.model_dump(mode="json", exclude={"assignments", "new_items"})
     data["assignments"] = len(plan.assignments)
-    data["new_items"] = [n.model_dump() for n in plan.new_items if n.count]
+    data["new_items"] = [n.model_dump(mode="json") for n in plan.new_items if n.count]
     return data
