@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pa_helpers import dataset, settings  # type: ignore[import-not-found]
+from plan_helpers import dataset, settings  # type: ignore[import-not-found]
 from scripted import EXTRAS, models  # type: ignore[import-not-found]
 from typer.testing import CliRunner
 

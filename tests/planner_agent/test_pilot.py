@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from pa_helpers import OPS, profiled_context  # type: ignore[import-not-found]
+from plan_helpers import OPS, profiled_context  # type: ignore[import-not-found]
 
 from refinelab.agents.pilot import run_pilot
 from refinelab.agents.planner_agent import current_catalogue, edit_catalogue, observations, plan_round

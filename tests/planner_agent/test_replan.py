@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pa_helpers import OPS, dataset, profiled_context, settings  # type: ignore[import-not-found]
+from plan_helpers import OPS, dataset, profiled_context, settings  # type: ignore[import-not-found]
 from scripted import EXTRAS, models  # type: ignore[import-not-found]
 
 from refinelab.agents.pilot import run_pilot
