@@ -52,9 +52,10 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
-def _context(run_dir: Path, settings: Settings, budget: int | None, targets: Targets,
+def open_context(run_dir: Path, settings: Settings, budget: int | None, targets: Targets,
              chat_models: dict[str, BaseChatModel] | None, prompts_dir: str | None,
              extras: dict[str, Any] | None) -> AgentContext:
+    """The handles of one run (store, ledger, cache, tracer, prompts) rooted at `run_dir`."""
     store = RunStore(run_dir / "store.sqlite")
     ledger = Ledger(run_dir / "ledger.sqlite", cap=budget)
     cache = ResponseCache(settings.cache_path) if settings.use_cache else None
@@ -125,7 +126,7 @@ def refine(
         "targets": targets.model_dump(), "prompts_dir": prompts_dir, "extras": extras or {},
         "dataset": dataset.name,
     }, indent=2, default=str))
-    ctx = _context(run_dir, settings, budget, targets, chat_models, prompts_dir, extras)
+    ctx = open_context(run_dir, settings, budget, targets, chat_models, prompts_dir, extras)
     ctx.store.set_meta("run_id", run_id)
     ctx.store.load_items(dataset.items)
     ctx.store.add_rejected(dataset.rejected)
@@ -146,7 +147,7 @@ def resume(
         raise FileNotFoundError(f"no run {run_id} in {runs_dir}")
     saved = json.loads(saved_path.read_text())
     settings = Settings.model_validate(saved["settings"])
-    ctx = _context(run_dir, settings, None, Targets.model_validate(saved["targets"]), chat_models,
+    ctx = open_context(run_dir, settings, None, Targets.model_validate(saved["targets"]), chat_models,
                    saved.get("prompts_dir"), saved.get("extras"))
     ctx.ledger.abandon_in_flight()
     return _run_graph(ctx, run_id, None, on_event)

@@ -20,12 +20,13 @@ from rich.table import Table
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.planner_agent import ALL_OPS, plan_for_budget
+from refinelab.cli_common import load_selection
 from refinelab.cli_profile import profile_context, run_profile
 from refinelab.config import Settings, load_settings
-from refinelab.errors import ConfigError, DataError, RefineLabError
+from refinelab.errors import RefineLabError
 from refinelab.graph.store import RunStore
 from refinelab.planner.ilp import Plan
-from refinelab.planner.targets import TargetError, Targets, load_targets
+from refinelab.planner.targets import Targets
 from refinelab.planner.tool import plan_payload
 from refinelab.schema import Dataset
 
@@ -156,7 +157,6 @@ def plan_command(
 ) -> None:
     """Forecast a run: profile DATA (once), plan for BUDGET, print the plan, its cost, the expected
     change of each metric and the value of more budget. No edits are made."""
-    from refinelab.io import load_dataset
 
     if not dry:
         console.print("[red]error:[/red] `refinelab plan` only forecasts: pass --dry-run "
@@ -173,13 +173,10 @@ def plan_command(
         raise typer.Exit(2)
     try:
         settings = load_settings(config)
-        dataset = load_dataset(data, format=format, on_invalid="quarantine")
-        if subjects or limit:
-            dataset = dataset.filter([s.strip() for s in subjects.split(",")] if subjects else None, limit)
-        resolved = load_targets(targets) if targets else Targets()
-    except (RefineLabError, TargetError, ValueError) as exc:
+    except RefineLabError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2 if isinstance(exc, DataError | ConfigError | TargetError | ValueError) else 1) from exc
+        raise typer.Exit(2) from exc
+    dataset, resolved = load_selection(data, format, subjects, limit, targets, console)
     folder = out_dir or plan_dir(settings, data, subjects, limit)
     try:
         report = dry_run(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,

@@ -24,21 +24,17 @@ from rich.table import Table
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import METHODS
 from refinelab.agents.profiler import profile_items
+from refinelab.cli_common import load_selection
 from refinelab.config import Settings, load_settings
-from refinelab.errors import ConfigError, DataError, RefineLabError
-from refinelab.graph.store import RunStore
+from refinelab.errors import RefineLabError
 from refinelab.planner.divergence import (
     coverage_distribution,
     difficulty_distribution,
     divergence_report,
 )
 from refinelab.planner.summary import summarise
-from refinelab.planner.targets import TargetError, Targets, load_targets
-from refinelab.prompts.loader import PromptLibrary
+from refinelab.planner.targets import Targets
 from refinelab.schema import Dataset, QAItem
-from refinelab.tools.cache import ResponseCache
-from refinelab.tools.ledger import Ledger
-from refinelab.tools.tracing import Tracer
 
 console = Console(stderr=True)
 out = Console()
@@ -59,15 +55,10 @@ class ProfileResult:
 def profile_context(out_dir: Path, settings: Settings, budget: int | None, targets: Targets,
                     extras: dict[str, Any], chat_models: dict[str, BaseChatModel] | None = None,
                     prompts_dir: str | None = None) -> AgentContext:
-    """A run context rooted at `out_dir` (run store + ledger + trace there), as `refinelab.api` builds one."""
-    store = RunStore(out_dir / "store.sqlite")
-    ledger = Ledger(out_dir / "ledger.sqlite", cap=budget)
-    cache = ResponseCache(settings.cache_path) if settings.use_cache else None
-    tracer = Tracer(out_dir / "trace.jsonl", trace_id=store.get_meta("trace_id"))
-    store.set_meta("trace_id", tracer.trace_id)
-    return AgentContext(run_dir=out_dir, settings=settings, store=store, ledger=ledger, tracer=tracer,
-                        targets=targets, cache=cache, prompts=PromptLibrary(prompts_dir),
-                        chat_models=dict(chat_models or {}), extras=dict(extras))
+    """A run context rooted at `out_dir` (run store + ledger + trace there)."""
+    from refinelab.api import open_context
+
+    return open_context(out_dir, settings, budget, targets, chat_models, prompts_dir, extras)
 
 
 def distributions(items: list[QAItem], targets: Targets) -> dict[str, Any]:
@@ -216,7 +207,6 @@ def profile_command(
     as_json: Annotated[bool, typer.Option("--json", help="print profile.json's headline as JSON")] = False,
 ) -> None:
     """Profile DATA (labels, difficulty, error screening, distractors) and write profile.json; no edits."""
-    from refinelab.io import load_dataset
 
     if difficulty not in METHODS:
         console.print(f"[red]error:[/red] --difficulty must be one of {', '.join(METHODS)}")
@@ -228,13 +218,10 @@ def profile_command(
         extras["validate_suspects"] = False
     try:
         settings = load_settings(config, {"use_cache": False} if no_cache else None)
-        dataset = load_dataset(data, format=format, on_invalid="quarantine")
-        if subjects or limit:
-            dataset = dataset.filter([s.strip() for s in subjects.split(",")] if subjects else None, limit)
-        resolved = load_targets(targets) if targets else Targets()
-    except (RefineLabError, TargetError, ValueError) as exc:
+    except RefineLabError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2 if isinstance(exc, DataError | ConfigError | TargetError | ValueError) else 1) from exc
+        raise typer.Exit(2) from exc
+    dataset, resolved = load_selection(data, format, subjects, limit, targets, console)
     folder = out_dir or Path(settings.runs_dir) / time.strftime("profile-%Y%m%d-%H%M%S")
     bar = None if quiet or as_json else Progress(
         TextColumn("profile"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
