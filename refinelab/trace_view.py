@@ -11,7 +11,6 @@ from rich.tree import Tree
 
 from refinelab.tools.tracing import read_trace
 
-
 GROUP_OVER = 3  # siblings with the same name beyond this are summarised on one line
 
 

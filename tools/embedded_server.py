@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
 from refinelab.tools.model_weights import DEFAULT_MODEL, cache_dir, model_path
 
 
