@@ -26,9 +26,9 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from refinelab.planner.divergence import bucket_of, normalise
 
 from refinelab.domains import SubjectDomains, load_skills, load_subject_domains
+from refinelab.planner.divergence import bucket_of, normalise
 from refinelab.schema import QAItem
 
 Cell = tuple[str, str]

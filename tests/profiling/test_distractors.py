@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from refinelab.planner.distractors import (
     DistractorConfig,
     mean_diversity,
@@ -9,7 +10,6 @@ from refinelab.planner.distractors import (
     score_distractors,
     score_item_distractors,
 )
-
 from refinelab.schema import QAItem
 
 

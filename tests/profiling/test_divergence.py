@@ -3,6 +3,7 @@
 import math
 
 import pytest
+
 from refinelab.planner.divergence import (
     UNLABELLED,
     bucket_of,
@@ -12,7 +13,6 @@ from refinelab.planner.divergence import (
     jensen_shannon,
     normalise,
 )
-
 from refinelab.schema import QAItem
 
 

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from refinelab.planner.elo import (
     EloConfig,
     bucket_by_quantiles,

@@ -1,6 +1,7 @@
 """Deterministic error checks on crafted raw rows, and the evidence pooling into p_error + type."""
 
 import pytest
+
 from refinelab.planner.error_checks import (
     CHECKS,
     ErrorModel,
@@ -11,7 +12,6 @@ from refinelab.planner.error_checks import (
     parse_answer,
     run_error_checks,
 )
-
 from refinelab.schema import QAItem
 
 

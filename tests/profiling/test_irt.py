@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from refinelab.planner.elo import spearman
 from refinelab.planner.irt import correctness_matrix, fit_rasch
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from refinelab.planner.error_checks import ERROR_TYPES
 from refinelab.planner.redux import (
     DEFAULT_ROOT,

@@ -12,8 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from attacks import SECRET  # noqa: E402
-from refinelab.tools.sandbox_base import CodeSandbox  # noqa: E402
 from sbx_helpers import LIMITS, Listener, require_bwrap  # noqa: E402
+
+from refinelab.tools.sandbox_base import CodeSandbox  # noqa: E402
 
 
 @pytest.fixture(scope="module")

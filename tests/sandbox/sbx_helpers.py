@@ -9,6 +9,7 @@ import socket
 import threading
 
 import pytest
+
 from refinelab.tools.sandbox_base import SandboxLimits
 
 LIMITS = SandboxLimits(timeout_s=5.0)

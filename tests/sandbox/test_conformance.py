@@ -7,6 +7,7 @@ import json
 import threading
 
 import pytest
+
 from refinelab.tools.sandbox_base import CodeSandbox, ExecResult
 
 
