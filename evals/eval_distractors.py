@@ -1,0 +1,192 @@
+"""Distractor diversity before and after `rewrite_distractors`, with validity kept.
+
+Diversity is planner/distractors.py's: the mean pairwise cosine distance among an item's distractors,
+embedded with MiniLM (tools/embeddings.py), averaged over items (`mean_diversity`, the paper's
+"diversity doubled" metric). The set is the `--n` items with the weakest distractor score in a pool of
+MMLU items (the items a user would want rewritten; a random set mostly holds items the planner leaves
+alone because their distractors are already fine). It is refined with `rewrite_distractors` only.
+
+Validity: an edit is committed only when the validator passes it (an independent answer must match the
+key); we also check that the key's text is unchanged and that the stem is unchanged. Reported: mean
+diversity of the set before/after (ratio), the same on the rewritten items only, validator pass rate
+(committed / attempted edits), key kept.
+
+    python evals/eval_distractors.py --quick
+    python evals/eval_distractors.py --n 40 --pool 600 --budget 80000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from common import (  # noqa: E402
+    PAPER,
+    add_common_args,
+    by_subject,
+    deadline,
+    deadline_seconds,
+    log,
+    mmlu,
+    model_label,
+    num,
+    pct,
+    settings_for,
+    table,
+    write_results,
+)
+
+from refinelab.api import refine  # noqa: E402
+from refinelab.graph.store import RunStore  # noqa: E402
+from refinelab.io import read_jsonl  # noqa: E402
+from refinelab.planner.distractors import score_distractors  # noqa: E402
+from refinelab.planner.targets import Targets  # noqa: E402
+from refinelab.schema import Dataset, QAItem, normalise_text  # noqa: E402
+
+SUBJECTS = ("high_school_biology", "high_school_geography", "astronomy", "marketing", "nutrition",
+            "high_school_psychology", "sociology", "world_religions")
+
+
+def embedder() -> Any:
+    from refinelab.tools.embeddings import get_embedder
+
+    model = get_embedder()
+    return lambda texts: np.asarray(model.embed(list(texts)))
+
+
+def diversity_by_item(items: Sequence[QAItem], embed: Any) -> dict[str, float]:
+    return {d.item_id: float(d.evidence["diversity"]) for d in score_distractors(items, embed=embed)
+            if "diversity" in d.evidence}
+
+
+def weakest(pool: Sequence[QAItem], n: int, embed: Any, max_chars: int) -> list[QAItem]:
+    """The `n` pool items with the least diverse distractors among those the planner would consider for a
+    rewrite (distractor score <= 0.7, ApplicabilityPolicy's threshold)."""
+    short = [i for i in pool if len(i.render()) <= max_chars]
+    scored = [d for d in score_distractors(short, embed=embed) if d.score <= 0.7 and "diversity" in d.evidence]
+    scored.sort(key=lambda d: (d.evidence["diversity"], d.item_id))
+    wanted = {d.item_id for d in scored[:n]}
+    return [i for i in short if i.id in wanted]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s = result["scores"]
+    rows = [
+        ["mean distractor diversity, whole set", f"{num(s['set_before'])} → {num(s['set_after'])}",
+         f"x{num(s['set_ratio'], 2)}", PAPER["diversity"]],
+        ["mean distractor diversity, rewritten items", f"{num(s['edited_before'])} → {num(s['edited_after'])}",
+         f"x{num(s['edited_ratio'], 2)}", ""],
+        ["validator pass rate (committed / attempted edits)", f"{s['committed']}/{s['attempted']}",
+         pct(s["pass_rate"]), ""],
+        ["committed rewrites with the key text unchanged", f"{s['key_kept']}/{s['committed']}", pct(s["key_kept_rate"]), ""],
+        ["committed rewrites with the option count unchanged", f"{s['count_kept']}/{s['committed']}",
+         pct(s["count_kept_rate"]), ""],
+        ["committed rewrites with the stem unchanged", f"{s['stem_kept']}/{s['committed']}", pct(s["stem_kept_rate"]), ""],
+    ]
+    examples = []
+    for ex in s["examples"][:2]:
+        examples += [f"- `{ex['id']}` diversity {num(ex['before'])} → {num(ex['after'])}: "
+                     f"{ex['choices_before']} → {ex['choices_after']}"]
+    return "\n".join([
+        f"# Distractor diversity before/after rewrite_distractors ({result['tag']})", "",
+        f"{result['n']} MMLU items with the least diverse distractors (score <= 0.7) from a pool of {result['pool']} "
+        f"({', '.join(result['subjects'])}); model: {result['model']}; budget {result['budget']:,}, spent "
+        f"{result['spent']:,}; stop: {result['stop_reason'] or '—'}" + (" (wall-clock deadline)" if result["deadline_hit"] else "")
+        + f"; {result['elapsed_s']} s.", "",
+        table(["figure", "before → after", "change", "paper"], rows), "",
+        "Diversity = mean pairwise cosine distance among an item's distractors (MiniLM embeddings).", "",
+        "Examples:", "", *(examples or ["- none committed"]), "", f"Run folder: {result['run_dir']}",
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, deadline_quick=600)
+    parser.add_argument("--n", type=int, default=None, help="items (quick 6, full 40)")
+    parser.add_argument("--pool", type=int, default=None, help="pool items per subject to pick from (quick 30, full 80)")
+    parser.add_argument("--subjects", default=",".join(SUBJECTS))
+    parser.add_argument("--max-chars", type=int, default=None, help="longest rendered item (quick 400, full 2000)")
+    parser.add_argument("--budget", type=int, default=None, help="token budget (quick 9000, full 80000)")
+    parser.add_argument("--rounds", type=int, default=None)
+    args = parser.parse_args(argv)
+    args.tag = args.tag or ("distractors_quick" if args.quick else "distractors")
+    n = args.n or (6 if args.quick else 40)
+    per_subject = args.pool or (30 if args.quick else 80)
+    budget = args.budget or (9000 if args.quick else 80000)
+    max_chars = args.max_chars or (400 if args.quick else 2000)
+    rounds = args.rounds or (1 if args.quick else 2)
+    subjects = [s.strip() for s in args.subjects.split(",") if s.strip()]
+    started = time.monotonic()
+    groups = by_subject(mmlu())
+    pool = [i for s in subjects for i in groups[s][:per_subject]]
+    embed = embedder()
+    items = weakest(pool, n, embed, max_chars)
+    before = diversity_by_item(items, embed)
+    log(f"distractors: {len(items)} items from a pool of {len(pool)}, mean diversity {np.mean(list(before.values())):.3f}")
+    settings = settings_for(args, rounds=rounds)
+    run_id = f"distractors-{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    extras = {"operations": ["rewrite_distractors"], "distractors": True, "validators": {}, "dedup": "lexical",
+              "pilot_per_op": 0}
+    with deadline(deadline_seconds(args)) as stop:
+        run = refine(Dataset(items, name="mmlu-weak-distractors"), budget=budget, targets=Targets(), settings=settings,
+                     run_id=run_id, extras=extras)
+    refined = list(read_jsonl(run.refined_path))
+    after = diversity_by_item(refined, embed)
+    store = RunStore(run.run_dir / "store.sqlite")
+    try:
+        outcomes = [o for o in store.outcomes() if o["operation"] == "rewrite_distractors"]
+    finally:
+        store.close()
+    original = {i.id: i for i in items}
+    committed = [o for o in outcomes if o["status"] == "committed"]
+    edited = {o["item_id"] for o in committed}
+    final = {i.id: i for i in refined}
+    key_kept = sum(normalise_text(final[i].answer_text) == normalise_text(original[i].answer_text) for i in edited if i in final)
+    count_kept = sum(len(final[i].choices) == len(original[i].choices) for i in edited if i in final)
+    stem_kept = sum(normalise_text(final[i].question) == normalise_text(original[i].question) for i in edited if i in final)
+    set_before = mean_diversity_of(before)
+    set_after = mean_diversity_of(after)
+    edited_before = mean_diversity_of({k: v for k, v in before.items() if k in edited})
+    edited_after = mean_diversity_of({k: v for k, v in after.items() if k in edited})
+    scores = {
+        "set_before": set_before, "set_after": set_after, "set_ratio": ratio(set_before, set_after),
+        "edited_before": edited_before, "edited_after": edited_after, "edited_ratio": ratio(edited_before, edited_after),
+        "attempted": len(outcomes), "committed": len(committed),
+        "pass_rate": len(committed) / len(outcomes) if outcomes else None,
+        "key_kept": key_kept, "key_kept_rate": key_kept / len(edited) if edited else None,
+        "count_kept": count_kept, "count_kept_rate": count_kept / len(edited) if edited else None,
+        "stem_kept": stem_kept, "stem_kept_rate": stem_kept / len(edited) if edited else None,
+        "per_item": [{"id": i.id, "before": before.get(i.id), "after": after.get(i.id), "rewritten": i.id in edited}
+                     for i in items],
+        "examples": [{"id": i, "before": before.get(i), "after": after.get(i),
+                      "choices_before": original[i].choices, "choices_after": final[i].choices}
+                     for i in sorted(edited) if i in final],
+    }
+    result = {
+        "tag": args.tag, "model": model_label(args), "n": len(items), "pool": len(pool), "subjects": subjects,
+        "budget": budget, "spent": run.spent, "stop_reason": run.report.get("stop_reason", ""),
+        "deadline_hit": stop["hit"], "run_dir": str(run.run_dir), "elapsed_s": round(time.monotonic() - started, 1),
+        "scores": scores, "headline": {k: scores[k] for k in ("set_ratio", "edited_ratio", "pass_rate", "key_kept_rate")},
+    }
+    write_results(args.tag, result, markdown(result))
+    print(markdown(result))
+    return result
+
+
+def mean_diversity_of(values: dict[str, float]) -> float | None:
+    return float(np.mean(list(values.values()))) if values else None
+
+
+def ratio(before: float | None, after: float | None) -> float | None:
+    return after / before if before and after is not None else None
+
+
+if __name__ == "__main__":
+    main()
