@@ -94,15 +94,18 @@ def _flat(text: str) -> str:
     return re.sub(r"\s+", "", text)  # rich may wrap long lines; compare without whitespace
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
-@pytest.mark.parametrize(("name", "file_name", "content", "expected"), CASES, ids=[c[0] for c in CASES])
+# Without --strict a partly valid file is refined and its bad rows reported (by design), so that one
+# pairing is not a bad-input case and is left out rather than skipped.
+BAD_INPUT_CASES = [pytest.param(command, *case, id=f"{case[0]}-{command}") for case in CASES for command in COMMANDS
+                   if not (command == "refine-quarantine" and case[0] == "bad second row")]
+
+
+@pytest.mark.parametrize(("command", "name", "file_name", "content", "expected"), BAD_INPUT_CASES)
 def test_bad_file_exit_2_clear_message_nothing_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
                                                       file_name: str, content: object, expected: str,
                                                       command: str) -> None:
     from refinelab.cli import app
 
-    if command == "refine-quarantine" and name == "bad second row":
-        pytest.skip("without --strict a partly valid file is refined, its bad rows reported (by design)")
     monkeypatch.chdir(tmp_path)  # a stray default ./runs would land here
     data = tmp_path / "in"
     data.mkdir()
