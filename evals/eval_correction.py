@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -90,8 +91,13 @@ def inject(items: list[QAItem], share: float, seed: int) -> tuple[list[QAItem], 
     return out, truth, chosen
 
 
+_LABEL = re.compile(r"^\(?[A-Ja-j][.):]\s+")
+
+
 def key_ok(item: QAItem, truth_text: str) -> bool:
-    return normalise_text(item.answer_text) == normalise_text(truth_text)
+    """The key's text is the true answer, ignoring an "A. " label a writer copied into the option (a
+    formatting slip of small models that agents/refiner.py keeps; the key is what is scored here)."""
+    return normalise_text(_LABEL.sub("", item.answer_text.strip())) == normalise_text(truth_text)
 
 
 def score_run(run_dir: Path, items: list[QAItem], truth: dict[str, str], injected: set[str]) -> dict[str, Any]:

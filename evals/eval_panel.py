@@ -117,7 +117,7 @@ def rank_stats(matrix: np.ndarray, members: list[str], resamples: int, seed: int
     n = matrix.shape[1]
     rng = np.random.default_rng(seed)
     taus, exact = [], 0
-    ahead = {f"{a} > {b}": 0 for a, b in itertools.combinations(members, 2)}
+    ahead = {f"{a} vs {b}": 0 for a, b in itertools.combinations(members, 2)}
     full_order = np.argsort(-acc, kind="stable")
     for _ in range(resamples):
         sample = matrix[:, rng.integers(0, n, n)].mean(axis=1)
@@ -129,7 +129,7 @@ def rank_stats(matrix: np.ndarray, members: list[str], resamples: int, seed: int
         exact += bool(np.array_equal(np.argsort(-sample, kind="stable"), full_order))
         for (i, a), (j, b) in itertools.combinations(enumerate(members), 2):
             better, worse = (i, j) if acc[i] >= acc[j] else (j, i)
-            ahead[f"{a} > {b}"] += sample[better] > sample[worse]
+            ahead[f"{a} vs {b}"] += sample[better] > sample[worse]
     gaps = [abs(acc[i] - acc[j]) for i, j in itertools.combinations(range(len(members)), 2)]
     return {
         "accuracy": {m: float(a) for m, a in zip(members, acc, strict=True)},
@@ -153,7 +153,7 @@ def markdown(result: dict[str, Any]) -> str:
               f"{num(o['kendall_tau_mean'])} ± {num(o['kendall_tau_sd'])}",
               f"{num(r['kendall_tau_mean'])} ± {num(r['kendall_tau_sd'])}"],
              ["resamples with the whole-set ranking", pct(o["same_ranking_share"]), pct(r["same_ranking_share"])]]
-    rows += [[f"P({pair}) stays ahead", pct(o["pair_stays_ahead"][pair]), pct(r["pair_stays_ahead"][pair])]
+    rows += [[f"{pair}: resamples where the whole-set leader stays strictly ahead", pct(o["pair_stays_ahead"][pair]), pct(r["pair_stays_ahead"][pair])]
              for pair in o["pair_stays_ahead"]]
     return "\n".join([
         f"# Model panel on the original vs the refined set ({result['tag']})", "",
