@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from refinelab.agents.context import AgentContext
 from refinelab.agents.schemas import ItemDraft
 from refinelab.errors import LLMCallFailed
-from refinelab.schema import Provenance, QAItem
+from refinelab.schema import Provenance, QAItem, normalise_text
 from refinelab.tools.ledger import CallTag
 
 BUCKET_HINTS = {
@@ -62,6 +62,16 @@ def _draft_to_item(draft: ItemDraft, task: EditTask, base: QAItem, new: bool) ->
     )
 
 
+def _same_item(a: QAItem, b: QAItem) -> bool:
+    return (normalise_text(a.question) == normalise_text(b.question)
+            and [normalise_text(c) for c in a.choices] == [normalise_text(c) for c in b.choices]
+            and a.answer == b.answer)
+
+
+def _distractors(item: QAItem) -> set[str]:
+    return {normalise_text(c) for i, c in enumerate(item.choices) if i != item.answer}
+
+
 def prompt_for(ctx: AgentContext, task: EditTask, base: QAItem) -> list[dict[str, str]]:
     pack = ctx.pack(base)
     n_choices = len(base.choices)
@@ -103,7 +113,13 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     except ValueError as exc:
         message = str(exc).splitlines()
         return Candidate(None, result.text, result.tokens, error=f"structurally invalid: {message[-1] if message else exc}")
+    if not new and _same_item(item, base):
+        return Candidate(item, result.text, result.tokens,
+                         error="the edit changed nothing; rewrite as asked" + (
+                             " (replace the wrong options with new ones)" if task.operation == "rewrite_distractors" else ""))
     if task.operation == "rewrite_distractors" and item.answer_text.strip() != base.answer_text.strip():
         return Candidate(item, result.text, result.tokens,
                          error="the correct option was changed; keep it exactly and only replace distractors")
+    if task.operation == "rewrite_distractors" and _distractors(item) == _distractors(base):
+        return Candidate(item, result.text, result.tokens, error="the distractors are unchanged; replace them")
     return Candidate(item, result.text, result.tokens)

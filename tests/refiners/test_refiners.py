@@ -55,6 +55,8 @@ def test_operation_contract(tmp_path: Path, operation: str) -> None:
 
     def respond(messages):
         seen.append(messages)
+        if operation == "rewrite_distractors":
+            return draft(question=BASE.question, choices=["Jupiter", "Mercury", "Saturn", "Neptune"])
         return draft()
 
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=respond))
@@ -168,3 +170,18 @@ def test_real_small_model_operation_parses_and_passes_structure(tmp_path: Path, 
         feedback = "; ".join(problems)
     assert not problems, problems
     assert ctx.ledger.spent > 0
+
+
+@pytest.mark.parametrize("operation", ["calibrate", "rewrite_distractors", "fix"])
+def test_an_edit_that_changes_nothing_is_rejected(tmp_path: Path, operation: str) -> None:
+    same = draft(question=BASE.question, choices=list(BASE.choices), answer=BASE.answer)
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: same))
+    candidate = refine(ctx, EditTask("e", BASE.id, operation, 1, target=TARGETS[operation]))
+    assert "changed nothing" in candidate.error
+
+
+def test_rewrite_that_keeps_every_distractor_is_rejected(tmp_path: Path) -> None:
+    shuffled = draft(question=BASE.question + " Choose one.", choices=["Mars", "Mercury", "Earth", "Venus"], answer=1)
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: shuffled))
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert "distractors are unchanged" in candidate.error
