@@ -249,21 +249,21 @@ def summary_rows(suffix: str = "_quick") -> list[list[str]]:
                      PAPER["correction"], f"correction{suffix}.md"])
         rows.append(["2. residual error rate", f"{pct(s['residual_error_rate'])} (before {pct(s['error_rate_before'])})",
                      PAPER["residual"], f"correction{suffix}.md"])
-    scr = _load(f"error_screening{suffix}")
+    scr = _load(f"error_screening_panel{suffix}")
     if scr:
         for set_name, by_stage in scr["results"].items():
             stage = list(by_stage)[-1]
             o = by_stage[stage]["overall"]
             rows.append([f"3. error detection P/R/F1, {set_name} ({stage})",
                          f"{o['precision']:.2f} / {o['recall']:.2f} / {o['f1']:.2f} (n={o['n']}, AUROC {o['auroc']})",
-                         "(paper: detection feeds the >94% correction)", f"error_screening{suffix}.md"])
-    det = _load("error_screening_deterministic_all")
+                         "(paper: detection feeds the >94% correction)", f"error_screening_panel{suffix}.md"])
+    det = _load(f"error_screening_all{suffix}")
     if det:
         for set_name, by_stage in det["results"].items():
             o = by_stage["deterministic"]["overall"]
             rows.append([f"3. error detection P/R/F1, {set_name}, deterministic, all rows",
                          f"{o['precision']:.2f} / {o['recall']:.2f} / {o['f1']:.2f} (n={o['n']})", "",
-                         "error_screening_deterministic_all.md"])
+                         f"error_screening_all{suffix}.md"])
     dis = _load(f"distractors{suffix}")
     if dis:
         s = dis["scores"]

@@ -35,10 +35,11 @@ step bench_retrieval $PY evals/bench_retrieval.py --n 5000 --queries 50 --real-s
 
 # 3. Error detection P/R/F1 on MMLU-Redux dev (the existing eval): every row on the free deterministic
 # stage, and a small stratified sample with the model panel (answers kept in a persistent work dir).
+# Own tags, so the figures the profiling doc cites (error_screening_*.md from its cold runs) stay as they are.
 step error_screening_all $PY evals/eval_error_screening.py --stages deterministic --n 0 \
-  --tag error_screening_deterministic_all
+  --tag error_screening_all_quick
 step error_screening_quick $PY evals/eval_error_screening.py --quick --n 8 --panel-deadline 150 \
-  --work-dir runs/evals/error-screening-quick --tag error_screening_quick
+  --work-dir runs/evals/error-screening-quick --tag error_screening_panel_quick
 
 # 1, 6, 2, 5, 4: the refinement evals (real runs on the model).
 step jsd_curve $PY evals/eval_jsd_curve.py --quick --deadline 600 $EVAL_ARGS
