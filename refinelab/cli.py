@@ -170,6 +170,8 @@ def refine_command(
     rounds: Annotated[int | None, typer.Option(help="refinement rounds")] = None,
     mode: Annotated[str | None, typer.Option(help="planner: ilp | lp-round | greedy | random")] = None,
     prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
+    operations: Annotated[str | None, typer.Option(
+        help="operations the planner may buy (default all): remove,expand,generate,calibrate,rewrite_distractors,fix")] = None,
     rag_corpus: Annotated[str | None, typer.Option(
         help="retrieval corpus: 'wikipedia' (default), 'wikipedia:mmlu_redux,nq,boolq,wikitext', or a JSONL/folder")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
@@ -197,10 +199,18 @@ def refine_command(
         if dataset.rejected and not quiet:
             console.print(f"[yellow]{len(dataset.rejected)} invalid row(s) quarantined[/yellow] "
                           f"(first: {dataset.rejected[0]}); they are listed in report.json")
+        extras: dict[str, object] = {}
+        if rag_corpus:
+            extras["rag_corpus"] = rag_corpus
+        if operations:
+            known = {"remove", "expand", "generate", "calibrate", "rewrite_distractors", "fix"}
+            wanted = [o.strip() for o in operations.split(",") if o.strip()]
+            if not wanted or set(wanted) - known:
+                raise ConfigError(f"--operations: unknown {sorted(set(wanted) - known)}; known: {sorted(known)}")
+            extras["operations"] = wanted
         with ProgressView(_progress_mode(quiet, as_json)) as view:
             result = run_refine(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id,
-                                prompts_dir=str(prompts) if prompts else None, on_event=view,
-                                extras={"rag_corpus": rag_corpus} if rag_corpus else None)
+                                prompts_dir=str(prompts) if prompts else None, on_event=view, extras=extras)
     except (RefineLabError, ValueError, FileExistsError) as exc:
         if isinstance(exc, ValueError) and not isinstance(exc, RefineLabError):
             exc = DataError(str(data), None, None, str(exc)) if "subjects" in str(exc) else exc
