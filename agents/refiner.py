@@ -7,12 +7,13 @@ raw text of every attempt is kept in the run store by the caller.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.schemas import ItemDraft
 from refinelab.errors import LLMCallFailed
-from refinelab.schema import Provenance, QAItem, normalise_text
+from refinelab.schema import LETTERS, Provenance, QAItem, normalise_text
 from refinelab.tools.ledger import CallTag
 
 BUCKET_HINTS = {
@@ -48,11 +49,24 @@ def _examples(ctx: AgentContext, subject: str, exclude: str, limit: int = 2) -> 
     return same[:limit]
 
 
+_LABEL = re.compile(r"^\(?([A-J])[.):]\s+")
+
+
+def strip_option_labels(choices: list[str]) -> list[str]:
+    """Models copy the "A. " labels of the rendered item into the options; drop them, but only when every
+    option carries its own letter in order (so an option that merely starts with "A." is left alone)."""
+    stripped = [c.strip() for c in choices]
+    matches = [_LABEL.match(c) for c in stripped]
+    if all(m and m.group(1) == LETTERS[i] for i, m in enumerate(matches)):
+        return [c[m.end():].strip() for c, m in zip(stripped, matches, strict=True)]  # type: ignore[union-attr]
+    return stripped
+
+
 def _draft_to_item(draft: ItemDraft, task: EditTask, base: QAItem, new: bool) -> QAItem:
     """Build the candidate; schema validation (distinct options, key in range) raises ValueError."""
     item_id = f"{task.edit_id}" if new else base.id
     return QAItem(
-        id=item_id, question=draft.question.strip(), choices=[c.strip() for c in draft.choices],
+        id=item_id, question=draft.question.strip(), choices=strip_option_labels(draft.choices),
         answer=draft.answer_index, subject=base.subject, domain=base.domain,
         skill=task.target.split("|")[1] if new and "|" in task.target else base.skill,
         difficulty=None if new or task.operation == "calibrate" else base.difficulty,
@@ -113,7 +127,7 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     except ValueError as exc:
         message = str(exc).splitlines()
         return Candidate(None, result.text, result.tokens, error=f"structurally invalid: {message[-1] if message else exc}")
-    if not new and _same_item(item, base):
+    if task.operation in ("calibrate", "rewrite_distractors") and _same_item(item, base):
         return Candidate(item, result.text, result.tokens,
                          error="the edit changed nothing; rewrite as asked" + (
                              " (replace the wrong options with new ones)" if task.operation == "rewrite_distractors" else ""))
