@@ -108,9 +108,8 @@ def plan(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     return {"plan": summary, "plans": [summary], "tasks": tasks, "phase": "refine", "round": round_}
 
 
-def _template_item(ctx: AgentContext, cell: str | None, bucket: str | None, used: Counter[str]) -> QAItem | None:
+def _template_item(pool: list[QAItem], cell: str | None, used: Counter[str]) -> QAItem | None:
     """An existing item to seed a new one (its subject, domain, style): same cell, least used first."""
-    pool = ctx.store.items(("kept", "edited"))
     if cell is not None:
         domain, _, skill = cell.partition("|")
         same = [i for i in pool if i.domain == domain and i.skill == skill] or [i for i in pool if i.domain == domain]
@@ -129,9 +128,10 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
         tasks.append({"edit_id": f"r{round_}-{a.op}-{a.item_id}", "item_id": a.item_id, "operation": str(a.op),
                       "round": round_, "attempt": 0, "target": a.to_bucket or "", "feedback": ""})
     used: Counter[str] = Counter()
+    pool = ctx.store.items(("kept", "edited")) if solved.new_items else []  # read once, not per new item
     for option in solved.new_items:
         for k in range(option.count):
-            template = _template_item(ctx, option.cell, option.bucket, used)
+            template = _template_item(pool, option.cell, used)
             if template is None:
                 continue
             used[template.id] += 1

@@ -59,9 +59,10 @@ def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
     originals = [QAItem.model_validate_json(r) for r in ctx.store.original_items()]
     accounted = ctx.store.originals()
     outcomes = ctx.store.outcomes()
+    statuses = ctx.store.statuses()
     unfixed = [{"item_id": d.item_id, "p_error": d.evidence.get("p_error"), "error_type": d.evidence.get("error_type")}
                for d in ctx.store.diagnostics("error") if d.flag
-               and ctx.store.statuses().get(d.item_id) == "kept"]
+               and statuses.get(d.item_id) == "kept"]
     report = {
         "run_id": state.get("run_id"),
         "stop_reason": state.get("stop_reason", ""),
