@@ -42,6 +42,7 @@ class DuplicateIndex:
             raise ValueError(f"dedup method must be 'embedding' or 'lexical', got {method!r}")
         self.method = method
         self._ids: list[str] = []
+        self._known: set[str] = set()
         self._vectors: np.ndarray | None = None
         self._words: list[set[str]] = []
         self._lock = threading.Lock()
@@ -51,13 +52,16 @@ class DuplicateIndex:
 
         return get_embedder().embed(texts)
 
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._known
+
     def add(self, items: list[QAItem]) -> None:
-        known = set(self._ids)
-        fresh = [i for i in items if i.id not in known]
+        fresh = [i for i in items if i.id not in self._known]
         if not fresh:
             return
         with self._lock:
             self._ids += [i.id for i in fresh]
+            self._known.update(i.id for i in fresh)
             if self.method == "embedding":
                 vectors = self._embed([_text(i) for i in fresh])
                 self._vectors = vectors if self._vectors is None else np.vstack([self._vectors, vectors])

@@ -53,7 +53,7 @@ def duplicate_index(ctx: AgentContext) -> DuplicateIndex:
         if index is None:
             index = DuplicateIndex(str(ctx.extras.get("dedup", "embedding")))
             ctx.extras["_dedup_index"] = index
-    index.add(ctx.store.items())
+    index.add([ctx.store.item(i) for i in ctx.store.item_ids() if i not in index])  # only items added since
     return index
 
 

@@ -106,6 +106,11 @@ class RunStore:
         rows = self._exec(f"SELECT current FROM items WHERE status IN ({marks}) ORDER BY position", statuses)
         return [QAItem.model_validate_json(r[0]) for r in rows]
 
+    def item_ids(self, statuses: tuple[str, ...] = ("kept", "edited", "new")) -> list[str]:
+        """Ids only: cheap enough for hot paths that must not parse every item."""
+        marks = ",".join("?" * len(statuses))
+        return [r[0] for r in self._exec(f"SELECT id FROM items WHERE status IN ({marks}) ORDER BY position", statuses)]
+
     def statuses(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self._exec("SELECT id, status FROM items")}
 
