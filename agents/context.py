@@ -11,13 +11,13 @@ from langchain_core.language_models import BaseChatModel
 
 from refinelab.config import Settings
 from refinelab.domains import SkillTaxonomy, SubjectDomains, load_skills, load_subject_domains
-from refinelab.graph.store import RunStore
-from refinelab.planner.targets import Targets
+from refinelab.metrics.targets import Targets
 from refinelab.prompts.loader import Pack, PromptLibrary, pack_for
 from refinelab.schema import QAItem
 from refinelab.tools.cache import ResponseCache
 from refinelab.tools.ledger import Ledger
 from refinelab.tools.llm import ChatClient
+from refinelab.tools.store import RunStore
 from refinelab.tools.tracing import Tracer
 
 

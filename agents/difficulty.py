@@ -21,8 +21,8 @@ from pydantic import BaseModel
 
 from refinelab.agents.context import AgentContext
 from refinelab.errors import LLMCallFailed
-from refinelab.planner.elo import EloConfig, EloResult, Verdict, run_elo
-from refinelab.planner.irt import correctness_matrix, fit_rasch
+from refinelab.metrics.elo import EloConfig, EloResult, Verdict, run_elo
+from refinelab.metrics.irt import correctness_matrix, fit_rasch
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.ledger import CallTag
 

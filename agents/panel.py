@@ -16,9 +16,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.schemas import AnswerOut
 from refinelab.config import EMBEDDED, ModelSpec
 from refinelab.errors import LLMCallFailed
+from refinelab.model_outputs import AnswerOut
 from refinelab.schema import LETTERS, Diagnostic, QAItem
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.llm import ChatClient

@@ -35,7 +35,8 @@ from refinelab.agents.planner_agent import edit_catalogue, item_length_tokens, m
 from refinelab.agents.refiner import Candidate, EditTask, refine
 from refinelab.agents.validator import Verdict, validate
 from refinelab.errors import BudgetExhausted
-from refinelab.planner.catalogue import Catalogue, Op
+from refinelab.operations import Op
+from refinelab.planner.catalogue import Catalogue
 from refinelab.planner.problem import Problem
 from refinelab.schema import QAItem
 from refinelab.tools.ledger import CallTag, Ledger, Reservation

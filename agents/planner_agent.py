@@ -15,11 +15,11 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 
 from refinelab.agents.context import AgentContext
+from refinelab.operations import Op
 from refinelab.planner.catalogue import (
     ApplicabilityPolicy,
     Catalogue,
     CostModel,
-    Op,
     PilotObservation,
     SuccessModel,
 )

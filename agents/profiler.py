@@ -26,7 +26,6 @@ import numpy as np
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import difficulty_method, elo_difficulty, irt_difficulty, rating_diagnostic
 from refinelab.agents.panel import DEFAULT_PANEL, answer_panel, panel_members
-from refinelab.agents.schemas import ItemProfileOut
 from refinelab.agents.screening import (
     DEFAULT_VALIDATOR_THRESHOLD,
     error_diagnostic,
@@ -34,8 +33,9 @@ from refinelab.agents.screening import (
     validate_suspect,
 )
 from refinelab.errors import BudgetExhausted, LLMCallFailed
-from refinelab.planner.distractors import pick_rates_from_answers, score_distractors
-from refinelab.planner.error_checks import check_row, combine_error_evidence
+from refinelab.metrics.distractors import pick_rates_from_answers, score_distractors
+from refinelab.metrics.error_checks import check_row, combine_error_evidence
+from refinelab.model_outputs import ItemProfileOut
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.ledger import CallTag
 

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.schemas import ItemDraft
 from refinelab.errors import LLMCallFailed
+from refinelab.model_outputs import ItemDraft
 from refinelab.schema import LETTERS, Provenance, QAItem, normalise_text
 from refinelab.tools.ledger import CallTag
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from refinelab.agents.context import AgentContext
-from refinelab.planner.error_checks import (
+from refinelab.metrics.error_checks import (
     ERROR_TYPES,
     ErrorModel,
     ValidatorVerdict,

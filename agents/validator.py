@@ -15,9 +15,9 @@ from typing import Any
 from refinelab.agents.context import AgentContext
 from refinelab.agents.dedup import DuplicateIndex
 from refinelab.agents.refiner import Candidate, EditTask
-from refinelab.agents.schemas import AnswerOut
 from refinelab.errors import LLMCallFailed
-from refinelab.planner.error_checks import check_row
+from refinelab.metrics.error_checks import check_row
+from refinelab.model_outputs import AnswerOut
 from refinelab.schema import LETTERS, QAItem
 from refinelab.tools.ledger import CallTag
 

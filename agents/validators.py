@@ -121,7 +121,7 @@ _DECISIVE = {"match_key", "match_other", "no_match", "supported", "contradicted"
 def to_validator_verdict(verdict: Verdict) -> Any:
     """The verdict as profiling's `ValidatorVerdict`: key_correct is None when the method itself could not
     decide (sandbox unavailable); a fallback answer check counts, with lower confidence."""
-    from refinelab.planner.error_checks import ValidatorVerdict
+    from refinelab.metrics.error_checks import ValidatorVerdict
 
     ev = verdict.evidence
     outcome = ev.get("outcome") or ev.get("rag_verdict") or ""
@@ -140,10 +140,10 @@ def validation_context(run_dir: str | Path, settings: Any = None, *, chat_models
     """A context for using the validator outside a run (evals, notebooks): its own store, ledger, cache
     and trace under `run_dir`."""
     from refinelab.config import load_settings
-    from refinelab.graph.store import RunStore
-    from refinelab.planner.targets import Targets
+    from refinelab.metrics.targets import Targets
     from refinelab.tools.cache import ResponseCache
     from refinelab.tools.ledger import Ledger
+    from refinelab.tools.store import RunStore
     from refinelab.tools.tracing import Tracer
 
     run_dir = Path(run_dir)

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from refinelab.agents.dedup import DuplicateIndex
-from refinelab.graph.store import RunStore
 from refinelab.io import load_dataset
+from refinelab.tools.store import RunStore
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 from refinelab.config import EMBEDDED, ModelSpec, Roles, Settings, load_settings
 from refinelab.errors import BudgetExhausted
 from refinelab.io import load_dataset
-from refinelab.planner.divergence import jensen_shannon
+from refinelab.metrics.divergence import jensen_shannon
 from refinelab.schema import Dataset, QAItem
 from refinelab.tools.ledger import Ledger
 

@@ -46,12 +46,12 @@ from common import (  # noqa: E402
     table,
     write_results,
 )
+from redux import read_redux_dev  # noqa: E402
 
 from refinelab.api import refine  # noqa: E402
-from refinelab.graph.store import RunStore  # noqa: E402
-from refinelab.planner.redux import read_redux_dev  # noqa: E402
-from refinelab.planner.targets import Targets  # noqa: E402
+from refinelab.metrics.targets import Targets  # noqa: E402
 from refinelab.schema import Dataset, QAItem, normalise_text  # noqa: E402
+from refinelab.tools.store import RunStore  # noqa: E402
 
 SUBJECTS = ("high_school_computer_science", "astronomy", "medical_genetics", "public_relations")
 FIX_THRESHOLD = 0.05  # ApplicabilityPolicy: fix applies from this p_error

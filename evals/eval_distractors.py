@@ -44,11 +44,11 @@ from common import (  # noqa: E402
 )
 
 from refinelab.api import refine  # noqa: E402
-from refinelab.graph.store import RunStore  # noqa: E402
 from refinelab.io import read_jsonl  # noqa: E402
-from refinelab.planner.distractors import score_distractors  # noqa: E402
-from refinelab.planner.targets import Targets  # noqa: E402
+from refinelab.metrics.distractors import score_distractors  # noqa: E402
+from refinelab.metrics.targets import Targets  # noqa: E402
 from refinelab.schema import Dataset, QAItem, normalise_text  # noqa: E402
+from refinelab.tools.store import RunStore  # noqa: E402
 
 SUBJECTS = ("high_school_biology", "high_school_geography", "astronomy", "marketing", "nutrition",
             "high_school_psychology", "sociology", "world_religions")

@@ -37,14 +37,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from redux import ReduxItem, read_corruption_tests, read_redux_dev
+
 from refinelab.agents.panel import answer_panel
 from refinelab.agents.screening import as_validator_verdict, error_model, load_check_original
 from refinelab.cli_profile import profile_context
 from refinelab.config import load_settings
 from refinelab.errors import BudgetExhausted
-from refinelab.planner.error_checks import ERROR_TYPES, check_row, combine_error_evidence
-from refinelab.planner.redux import ReduxItem, read_corruption_tests, read_redux_dev
-from refinelab.planner.targets import Targets
+from refinelab.metrics.error_checks import ERROR_TYPES, check_row, combine_error_evidence
+from refinelab.metrics.targets import Targets
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("deterministic", "panel", "validator")

@@ -46,7 +46,7 @@ from common import (  # noqa: E402
 )
 
 from refinelab.api import refine  # noqa: E402
-from refinelab.planner.targets import load_targets  # noqa: E402
+from refinelab.metrics.targets import load_targets  # noqa: E402
 
 HEAVY = ("high_school_mathematics", "elementary_mathematics")
 OPERATIONS = ["remove", "expand", "generate", "calibrate"]

@@ -55,10 +55,10 @@ from scipy.stats import kendalltau  # noqa: E402
 from refinelab.agents.panel import DEFAULT_PANEL, ask_member  # noqa: E402
 from refinelab.cli_profile import profile_context  # noqa: E402
 from refinelab.errors import BudgetExhausted  # noqa: E402
-from refinelab.graph.store import RunStore  # noqa: E402
 from refinelab.io import read_jsonl  # noqa: E402
-from refinelab.planner.targets import Targets  # noqa: E402
+from refinelab.metrics.targets import Targets  # noqa: E402
 from refinelab.schema import QAItem  # noqa: E402
+from refinelab.tools.store import RunStore  # noqa: E402
 
 
 def latest_run(tags: Sequence[str]) -> Path | None:

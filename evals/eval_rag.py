@@ -31,7 +31,7 @@ FOLDER = DATA / "mmlu_redux" / "retriever_evaluation"
 
 def load_items(n: int, seed: int) -> list[Any]:
     """n/2 `ok` and n/2 `wrong_groundtruth` QAItems, sampled across the subjects with `seed`."""
-    from refinelab.planner.redux import read_redux_file
+    from redux import read_redux_file
 
     ok, wrong = [], []
     for path in sorted(FOLDER.glob("*_enwiki-paragraphs.csv")):

@@ -9,28 +9,18 @@ from typing import Any
 
 from refinelab.agents.context import AgentContext
 from refinelab.io import _atomic_write, write_jsonl
-from refinelab.planner.divergence import jensen_shannon
+from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, jensen_shannon
 from refinelab.schema import QAItem
 
 
-def _coverage(items: list[QAItem]) -> dict[str, float]:
-    counts = Counter(f"{i.domain}|{i.skill}" for i in items)
-    total = sum(counts.values()) or 1
-    return {k: v / total for k, v in counts.items()}
-
-
-def _difficulty(ctx: AgentContext, items: list[QAItem]) -> dict[str, float]:
-    rated = [i for i in items if i.difficulty is not None]
-    counts = Counter(ctx.targets.bucket(i.difficulty) for i in rated)  # type: ignore[arg-type]
-    total = sum(counts.values()) or 1
-    return {b: counts.get(b, 0) / total for b in ctx.targets.buckets}
-
-
 def metrics(ctx: AgentContext, items: list[QAItem]) -> dict[str, Any]:
-    coverage = _coverage(items)
-    target_cov = ({f"{d}|{s}": p for (d, s), p in ctx.targets.coverage_cells().items()}
+    """The headline figures of a set of items against the run's targets (report.json before/after)."""
+    coverage = {cell.key: p for cell, p in coverage_distribution(items).items()} if items else {}
+    target_cov = ({cell.key: p for cell, p in ctx.targets.coverage_cells().items()}
                   if ctx.targets.coverage else {k: 1 / len(coverage) for k in coverage})
-    difficulty = _difficulty(ctx, items)
+    scores = [i.difficulty for i in items if i.difficulty is not None]
+    difficulty = (difficulty_distribution(scores, ctx.targets.thresholds, ctx.targets.buckets) if scores
+                  else dict.fromkeys(ctx.targets.buckets, 0.0))
     target_diff = ctx.targets.difficulty or {b: 1 / len(ctx.targets.buckets) for b in ctx.targets.buckets}
     errors = [ctx.store.diagnostic(i.id, "error") for i in items]
     p_errors = [float(d.evidence.get("p_error", 0)) if d and i.provenance.created_by == "original" else 0.0

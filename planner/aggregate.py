@@ -18,7 +18,7 @@ from operator import attrgetter
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from refinelab.planner.catalogue import Op
+from refinelab.operations import Op
 from refinelab.planner.problem import Problem
 
 OPS: tuple[Op, ...] = tuple(Op)

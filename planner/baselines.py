@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from refinelab.operations import Op
 from refinelab.planner.aggregate import NONE, OP_CODE, Classes, Compiled, Selection, deviation_penalty
-from refinelab.planner.catalogue import Op
 
 EPS = 1e-9
 

@@ -9,35 +9,11 @@ after a round uses what was actually observed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from enum import StrEnum
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class Op(StrEnum):
-    """The six operations of DESIGN.md."""
-
-    REMOVE = "remove"
-    EXPAND = "expand"
-    GENERATE = "generate"
-    CALIBRATE = "calibrate"
-    REWRITE_DISTRACTORS = "rewrite_distractors"
-    FIX = "fix"
-
-
-#: Operations that edit an existing item (at most one per item) versus ones that write a new item.
-ITEM_OPS: tuple[Op, ...] = (Op.REMOVE, Op.CALIBRATE, Op.REWRITE_DISTRACTORS, Op.FIX)
-NEW_ITEM_OPS: tuple[Op, ...] = (Op.EXPAND, Op.GENERATE)
-
-
-class Term(StrEnum):
-    """Quality terms of the objective."""
-
-    COVERAGE = "coverage"
-    DIFFICULTY = "difficulty"
-    ERRORS = "errors"
-    DISTRACTORS = "distractors"
+from refinelab.operations import REGISTRY, Op, Operation, Term
 
 
 class CostModel(BaseModel):
@@ -141,36 +117,14 @@ class ApplicabilityPolicy(BaseModel):
     calibrate_max_steps: int = Field(1, ge=1)  # how many buckets away a calibration may move an item
 
 
-# Priors, in tokens per attempt for an item of `length_tokens` tokens (an MMLU item is ~60-150 tokens).
-# They assume one writer call (template ~400-600 tokens + item in + rewritten item out) plus one
-# validator call (template + item + a short verdict or a PoT program); `remove` is a single judge call
-# that confirms the removal. New items are priced at the mean item length of the dataset.
-DEFAULT_SPECS: dict[Op, OperationSpec] = {
-    Op.REMOVE: OperationSpec(
-        op=Op.REMOVE, cost=CostModel(intercept=150, slope=1.0), success=SuccessModel.prior(0.98, 50),
-        terms=frozenset({Term.COVERAGE, Term.DIFFICULTY, Term.ERRORS}),
-        description="drop an item: over-represented cell or bucket, or an error not worth fixing"),
-    Op.EXPAND: OperationSpec(
-        op=Op.EXPAND, cost=CostModel(intercept=1100, slope=3.0), success=SuccessModel.prior(0.75),
-        terms=frozenset({Term.COVERAGE}),
-        description="write a new item for an under-covered domain x skill cell"),
-    Op.GENERATE: OperationSpec(
-        op=Op.GENERATE, cost=CostModel(intercept=1200, slope=3.0), success=SuccessModel.prior(0.7),
-        terms=frozenset({Term.DIFFICULTY}),
-        description="write a new item aimed at an under-filled difficulty bucket"),
-    Op.CALIBRATE: OperationSpec(
-        op=Op.CALIBRATE, cost=CostModel(intercept=900, slope=3.0), success=SuccessModel.prior(0.6),
-        terms=frozenset({Term.DIFFICULTY}),
-        description="rewrite stem/distractors to move an item to a neighbouring difficulty bucket"),
-    Op.REWRITE_DISTRACTORS: OperationSpec(
-        op=Op.REWRITE_DISTRACTORS, cost=CostModel(intercept=700, slope=2.5),
-        success=SuccessModel.prior(0.8), terms=frozenset({Term.DISTRACTORS}),
-        description="replace weak, duplicate or giveaway distractors"),
-    Op.FIX: OperationSpec(
-        op=Op.FIX, cost=CostModel(intercept=1000, slope=3.5), success=SuccessModel.prior(0.7),
-        terms=frozenset({Term.ERRORS}),
-        description="correct a wrong key or repair an unclear / multi-answer / no-answer item"),
-}
+def _prior_spec(entry: Operation) -> OperationSpec:
+    return OperationSpec(op=entry.op, cost=CostModel(intercept=entry.cost_intercept, slope=entry.cost_slope),
+                         success=SuccessModel.prior(entry.success_prior, entry.success_strength),
+                         terms=entry.terms, description=entry.description)
+
+
+#: The priors of every operation, from the operation registry (see `refinelab.operations`).
+DEFAULT_SPECS: dict[Op, OperationSpec] = {op: _prior_spec(entry) for op, entry in REGISTRY.items()}
 
 
 class PilotObservation(BaseModel):

@@ -24,6 +24,7 @@ import numpy as np
 import pulp
 from pydantic import BaseModel, ConfigDict, Field
 
+from refinelab.operations import Op
 from refinelab.planner.aggregate import (
     NONE,
     OP_CODE,
@@ -49,7 +50,6 @@ from refinelab.planner.baselines import (
     repair_budget,
     round_down,
 )
-from refinelab.planner.catalogue import Op
 from refinelab.planner.problem import Problem, gc_paused
 
 Mode = Literal["ilp", "lp-round", "greedy", "random"]

@@ -14,14 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from refinelab.planner.catalogue import Catalogue, Op
-
-CELL_SEP = "|"
-
-
-def cell_key(domain: str, skill: str) -> str:
-    """The coverage cell of an item: its domain x skill, as one string key."""
-    return f"{domain or '(none)'}{CELL_SEP}{skill or '(none)'}"
+from refinelab.operations import Op
+from refinelab.planner.catalogue import Catalogue
+from refinelab.schema import Cell
 
 
 class CandidateOp(BaseModel):
@@ -112,8 +107,9 @@ def _normalise(shares: Mapping[str, float]) -> dict[str, float]:
     return {k: v / total for k, v in shares.items()} if shares else {}
 
 
-class Targets(BaseModel):
-    """Target shares per coverage cell and per difficulty bucket (normalised to sum 1).
+class PlanTargets(BaseModel):
+    """The user's `Targets` as the planner uses them: shares per coverage cell key (`Cell.key`) and per
+    difficulty bucket (normalised to sum 1), plus the fixed size N.
 
     `total` is the fixed dataset size N the shares are multiplied by (deviation |n[g] - t[g]*N|); it
     defaults to the current number of items, i.e. "same size, better spread". Fixing N keeps the
@@ -132,18 +128,18 @@ class Targets(BaseModel):
         return _normalise(value)
 
 
-def targets_from_resolved(resolved: Any, total: int | None = None) -> tuple[Targets, DifficultyBuckets]:
-    """Planner targets and buckets from `refinelab.planner.targets.Targets` (the resolved target file:
+def targets_from_resolved(resolved: Any, total: int | None = None) -> tuple[PlanTargets, DifficultyBuckets]:
+    """Planner targets and buckets from `refinelab.metrics.targets.Targets` (the resolved target file:
     `coverage` as domain -> skill -> share, `difficulty` as bucket -> share, `buckets`, `thresholds`).
 
     Duck-typed so this module does not import the target-file machinery.
     """
-    coverage = {cell_key(d, s): p for d, row in (getattr(resolved, "coverage", None) or {}).items()
+    coverage = {Cell.of(d, s).key: p for d, row in (getattr(resolved, "coverage", None) or {}).items()
                 for s, p in row.items()}
     difficulty = dict(getattr(resolved, "difficulty", None) or {})
     names = list(getattr(resolved, "buckets", None) or ["easy", "medium", "hard"])
     edges = list(getattr(resolved, "thresholds", None) or [1 / 3, 2 / 3])
-    return Targets(coverage=coverage, difficulty=difficulty, total=total), DifficultyBuckets(names=names, edges=edges)
+    return PlanTargets(coverage=coverage, difficulty=difficulty, total=total), DifficultyBuckets(names=names, edges=edges)
 
 
 class Problem(BaseModel):
@@ -153,7 +149,7 @@ class Problem(BaseModel):
 
     items: list[Item] = Field(default_factory=list)
     new_options: list[NewItemOption] = Field(default_factory=list)
-    targets: Targets = Field(default_factory=Targets)
+    targets: PlanTargets = Field(default_factory=PlanTargets)
     weights: Weights = Field(default_factory=Weights)
     budget: float = Field(ge=0.0)  # tokens left to spend
     buckets: list[str] = Field(default_factory=list)  # difficulty buckets, easiest first
@@ -229,7 +225,7 @@ class ItemProfile(BaseModel):
     length_chars: float | None = Field(None, ge=0.0)
 
     def resolved_cell(self) -> str:
-        return self.cell or cell_key(self.domain, self.skill)
+        return self.cell or Cell.of(self.domain, self.skill).key
 
     def resolved_length(self) -> float:
         if self.length_tokens is not None:
@@ -289,7 +285,7 @@ class _CandidateMaker:
 def build_problem(
     profiles: Iterable[ItemProfile | Mapping[str, Any]],
     budget: float,
-    targets: Targets | None = None,
+    targets: PlanTargets | None = None,
     catalogue: Catalogue | None = None,
     weights: Weights | None = None,
     buckets: DifficultyBuckets | None = None,
@@ -316,7 +312,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _build_problem(profiles: Iterable[ItemProfile | Mapping[str, Any]], budget: float, targets: Targets | None,
+def _build_problem(profiles: Iterable[ItemProfile | Mapping[str, Any]], budget: float, targets: PlanTargets | None,
                    catalogue: Catalogue | None, weights: Weights | None,
                    buckets: DifficultyBuckets | None) -> Problem:
     catalogue = catalogue or Catalogue()
@@ -337,7 +333,7 @@ def _build_problem(profiles: Iterable[ItemProfile | Mapping[str, Any]], budget: 
         item.candidates = make_candidates(item)
         items.append(item)
 
-    targets = targets or Targets()
+    targets = targets or PlanTargets()
     if not targets.coverage:
         cells = sorted({i.cell for i in items})
         targets = targets.model_copy(update={"coverage": {c: 1.0 / len(cells) for c in cells}})

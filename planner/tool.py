@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from refinelab.planner.catalogue import Catalogue
 from refinelab.planner.ilp import Plan, SolverPolicy, solve
-from refinelab.planner.problem import ItemProfile, Problem, Targets, Weights, build_problem
+from refinelab.planner.problem import ItemProfile, PlanTargets, Problem, Weights, build_problem
 
 TOOL_NAME = "plan_refinement"
 TOOL_DESCRIPTION = (
@@ -33,7 +33,7 @@ class PlanRequest(BaseModel):
     problem: Problem | None = Field(None, description="a complete planning instance")
     profiles: list[ItemProfile] | None = Field(None, description="per-item profile rows (instead of problem)")
     budget: float | None = Field(None, ge=0, description="tokens left; required with profiles, overrides problem's")
-    targets: Targets | None = Field(None, description="target shares per cell and per difficulty bucket")
+    targets: PlanTargets | None = Field(None, description="target shares per cell and per difficulty bucket")
     weights: Weights | None = Field(None, description="objective weights")
     mode: Literal["ilp", "lp-round", "greedy", "random"] = "ilp"
     time_limit_s: float = Field(10.0, gt=0)

@@ -20,12 +20,12 @@ from langchain_core.language_models import BaseChatModel
 from refinelab.agents.context import AgentContext
 from refinelab.config import Settings, load_settings
 from refinelab.errors import DataError
-from refinelab.graph.store import RunStore
-from refinelab.planner.targets import Targets, load_targets
+from refinelab.metrics.targets import Targets, load_targets
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import Dataset
 from refinelab.tools.cache import ResponseCache
 from refinelab.tools.ledger import Ledger
+from refinelab.tools.store import RunStore
 from refinelab.tools.tracing import Tracer
 
 ProgressCallback = Callable[[dict[str, Any]], None]

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from refinelab.errors import ConfigError, DataError, RefineLabError
-from refinelab.planner.targets import TargetError, Targets, load_targets
+from refinelab.metrics.targets import TargetError, Targets, load_targets
 from refinelab.schema import Dataset
 
 

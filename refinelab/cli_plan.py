@@ -24,11 +24,11 @@ from refinelab.cli_common import load_selection
 from refinelab.cli_profile import profile_context, run_profile
 from refinelab.config import Settings, load_settings
 from refinelab.errors import RefineLabError
-from refinelab.graph.store import RunStore
+from refinelab.metrics.targets import Targets
 from refinelab.planner.ilp import Plan
-from refinelab.planner.targets import Targets
 from refinelab.planner.tool import plan_payload
 from refinelab.schema import Dataset
+from refinelab.tools.store import RunStore
 
 console = Console(stderr=True)
 out = Console()

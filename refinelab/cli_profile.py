@@ -27,13 +27,13 @@ from refinelab.agents.profiler import profile_items
 from refinelab.cli_common import load_selection
 from refinelab.config import Settings, load_settings
 from refinelab.errors import RefineLabError
-from refinelab.planner.divergence import (
+from refinelab.metrics.divergence import (
     coverage_distribution,
     difficulty_distribution,
     divergence_report,
 )
-from refinelab.planner.summary import summarise
-from refinelab.planner.targets import Targets
+from refinelab.metrics.summary import summarise
+from refinelab.metrics.targets import Targets
 from refinelab.schema import Dataset, QAItem
 
 console = Console(stderr=True)

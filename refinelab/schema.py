@@ -6,13 +6,36 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MIN_CHOICES = 2
 MAX_CHOICES = 10
 LETTERS = "ABCDEFGHIJ"
+UNLABELLED = "(unlabelled)"  # the domain or skill of an item that has no label, so it stays visible
+CELL_SEP = "|"
+
+
+class Cell(NamedTuple):
+    """A coverage cell: domain x skill. A tuple in memory; `key` is its one string spelling (JSON keys,
+    the planner's instance, reports) and `Cell.parse` reads it back. Unlabelled parts read UNLABELLED."""
+
+    domain: str
+    skill: str
+
+    @classmethod
+    def of(cls, domain: str | None, skill: str | None) -> Cell:
+        return cls(domain or UNLABELLED, skill or UNLABELLED)
+
+    @classmethod
+    def parse(cls, key: str) -> Cell:
+        domain, _, skill = key.partition(CELL_SEP)
+        return cls(domain, skill)
+
+    @property
+    def key(self) -> str:
+        return f"{self.domain}{CELL_SEP}{self.skill}"
 
 
 def normalise_text(text: str) -> str:
@@ -95,6 +118,11 @@ class QAItem(BaseModel):
     @property
     def answer_letter(self) -> str:
         return LETTERS[self.answer]
+
+    @property
+    def cell(self) -> Cell:
+        """The item's coverage cell."""
+        return Cell.of(self.domain, self.skill)
 
     def render(self) -> str:
         """The item as a model sees it: stem then lettered options.

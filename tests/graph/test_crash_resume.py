@@ -12,8 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from refinelab.graph.store import RunStore
 from refinelab.tools.ledger import Ledger
+from refinelab.tools.store import RunStore
 
 SCRIPT = Path(__file__).parent / "scripted.py"
 ITEMS, BUDGET = 16, 40_000

@@ -28,7 +28,7 @@ def _dataset(n: int):
 
 def _assert_accounted(run_dir: Path, dataset) -> None:
     """Every input item ends kept, edited, removed or failed — exactly once; outputs are unique."""
-    from refinelab.graph.store import RunStore
+    from refinelab.tools.store import RunStore
 
     store = RunStore(run_dir / "store.sqlite")
     originals = store.originals()

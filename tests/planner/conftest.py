@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from refinelab.planner.catalogue import Op
-from refinelab.planner.problem import CandidateOp, Item, NewItemOption, Problem, Targets, Weights
+from refinelab.operations import Op
+from refinelab.planner.problem import CandidateOp, Item, NewItemOption, PlanTargets, Problem, Weights
 
 BUCKETS = ["easy", "medium", "hard"]
 
@@ -47,7 +47,7 @@ def random_problem(seed: int, n_items: int = 5, n_options: int = 2, max_count: i
             op=kind, cell=rng.choice(cells) if kind is Op.EXPAND else None,
             bucket=rng.choice(BUCKETS) if kind is Op.GENERATE else None,
             cost=float(rng.randint(2, 9)), success=round(rng.uniform(0.4, 1.0), 2), max_count=max_count))
-    targets = Targets(coverage={c: rng.random() + 0.05 for c in cells},
+    targets = PlanTargets(coverage={c: rng.random() + 0.05 for c in cells},
                       difficulty={b: rng.random() + 0.05 for b in BUCKETS},
                       total=rng.choice([None, n_items + 2, max(1, n_items - 2)]))
     weights = Weights(coverage=rng.choice([0.5, 1.0, 2.0]), difficulty=rng.choice([0.5, 1.0]),

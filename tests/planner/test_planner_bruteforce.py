@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from refinelab.planner.catalogue import Op
+from refinelab.operations import Op
 from refinelab.planner.ilp import solve
 from refinelab.planner.problem import Problem
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from refinelab.operations import Op, Term
 from refinelab.planner.catalogue import (
     DEFAULT_SPECS,
     ApplicabilityPolicy,
     Catalogue,
     CostModel,
-    Op,
     PilotObservation,
     SuccessModel,
-    Term,
 )
 
 

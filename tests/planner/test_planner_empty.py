@@ -6,7 +6,7 @@ import pytest
 
 from refinelab.planner.catalogue import ApplicabilityPolicy, Catalogue, CostModel
 from refinelab.planner.ilp import MODES, solve
-from refinelab.planner.problem import Item, Problem, Targets, build_problem
+from refinelab.planner.problem import Item, PlanTargets, Problem, build_problem
 
 PROFILES = [{"id": f"q{i}", "domain": "math" if i % 3 else "law", "skill": "calc", "difficulty": i / 10,
              "p_error": 0.3, "distractor_score": 0.2} for i in range(10)]
@@ -39,10 +39,10 @@ def test_everything_too_expensive(mode: str) -> None:
 def test_nothing_worth_buying() -> None:
     # one item, already on target, with a fix that cannot help (no error)
     item = Item(id="a", cell="c", bucket="easy", p_error=0.0, candidates=[])
-    problem = Problem(items=[item], targets=Targets(coverage={"c": 1}, difficulty={"easy": 1}), budget=1e4)
+    problem = Problem(items=[item], targets=PlanTargets(coverage={"c": 1}, difficulty={"easy": 1}), budget=1e4)
     plan = solve(problem)
     assert plan.empty and "no operation applies" in plan.reason
-    from refinelab.planner.catalogue import Op
+    from refinelab.operations import Op
     from refinelab.planner.problem import CandidateOp
 
     item.candidates = [CandidateOp(op=Op.REMOVE, cost=10, success=1.0)]

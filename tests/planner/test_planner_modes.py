@@ -48,13 +48,13 @@ def test_lp_round_never_exceeds_the_budget_even_when_binned(seed: int, per_item:
 def test_identical_items_collapse_into_one_class_exactly() -> None:
     # 30 identical items in cell A, none in B, targets 50/50 of N=30: removing 15 from A gains 15;
     # each expand into B (cost 10) gains 1 up to 15. Budget 100 -> 15 removals + 8 expands = 23.
-    from refinelab.planner.catalogue import Op
-    from refinelab.planner.problem import CandidateOp, Item, NewItemOption, Problem, Targets, Weights
+    from refinelab.operations import Op
+    from refinelab.planner.problem import CandidateOp, Item, NewItemOption, PlanTargets, Problem, Weights
 
     rm = CandidateOp(op=Op.REMOVE, cost=1, success=1.0)
     items = [Item(id=f"a{i}", cell="A", bucket="b", candidates=[rm]) for i in range(30)]
     problem = Problem(items=items, new_options=[NewItemOption(op=Op.EXPAND, cell="B", cost=10, success=1.0)],
-                      targets=Targets(coverage={"A": 1, "B": 1}, difficulty={"b": 1}),
+                      targets=PlanTargets(coverage={"A": 1, "B": 1}, difficulty={"b": 1}),
                       weights=Weights(difficulty=0.0), budget=100)
     plan = solve(problem, gap=1e-9)
     assert plan.classes == 1

@@ -5,16 +5,17 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from refinelab.planner.catalogue import ApplicabilityPolicy, Catalogue, Op
+from refinelab.operations import Op
+from refinelab.planner.catalogue import ApplicabilityPolicy, Catalogue
 from refinelab.planner.problem import (
     CandidateOp,
     DifficultyBuckets,
     Item,
+    PlanTargets,
     Problem,
-    Targets,
     build_problem,
-    cell_key,
 )
+from refinelab.schema import Cell
 
 
 def test_build_problem_from_profiles() -> None:
@@ -26,7 +27,7 @@ def test_build_problem_from_profiles() -> None:
     ]
     problem = build_problem(rows, budget=10_000)
     a, b, c = problem.items
-    assert a.cell == cell_key("math", "calc") and a.bucket == "easy" and a.length == 100
+    assert a.cell == Cell.of("math", "calc").key and a.bucket == "easy" and a.length == 100
     assert b.bucket == "medium" and c.cell == "law|recall"
     ops_a = {x.op for x in a.candidates}
     assert ops_a == {Op.REMOVE, Op.FIX, Op.REWRITE_DISTRACTORS, Op.CALIBRATE}
@@ -44,7 +45,7 @@ def test_build_problem_from_profiles() -> None:
 
 def test_targets_are_normalised_and_can_add_cells() -> None:
     problem = build_problem([{"id": "a", "domain": "x", "skill": "y"}], budget=1,
-                            targets=Targets(coverage={"x|y": 1, "new|cell": 3}, total=10))
+                            targets=PlanTargets(coverage={"x|y": 1, "new|cell": 3}, total=10))
     assert problem.targets.coverage["new|cell"] == pytest.approx(0.75)
     assert any(o.cell == "new|cell" for o in problem.new_options)
     assert problem.target_total == 10
@@ -68,14 +69,14 @@ def test_validation() -> None:
     with pytest.raises(ValidationError):
         Problem(items=[Item(id="a", cell="c", bucket="b"), Item(id="a", cell="c", bucket="b")], budget=1)
     with pytest.raises(ValidationError):
-        Targets(coverage={"a": -1})
+        PlanTargets(coverage={"a": -1})
     with pytest.raises(ValidationError):
         DifficultyBuckets(names=["a", "b"], edges=[0.2, 0.4])
 
 
 def test_targets_from_the_resolved_target_file() -> None:
+    from refinelab.metrics.targets import Targets as Resolved
     from refinelab.planner.problem import targets_from_resolved
-    from refinelab.planner.targets import Targets as Resolved
 
     resolved = Resolved(coverage={"STEM": {"recall": 0.25, "reasoning": 0.75}}, difficulty={"easy": 0.2, "hard": 0.8},
                         buckets=["easy", "hard"], thresholds=[0.5])

@@ -13,7 +13,7 @@ from refinelab.agents.profiler import profile_items
 from refinelab.cli_profile import profile_context
 from refinelab.config import Settings, load_settings
 from refinelab.io import load_dataset
-from refinelab.planner.targets import Targets
+from refinelab.metrics.targets import Targets
 from refinelab.schema import Dataset, Diagnostic
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from refinelab.cli import app
 from refinelab.cli_plan import dry_run
-from refinelab.graph.store import RunStore
-from refinelab.planner.targets import load_targets
+from refinelab.metrics.targets import load_targets
 from refinelab.tools.ledger import Ledger
+from refinelab.tools.store import RunStore
 
 REPO = Path(__file__).resolve().parents[2]
 N = 16

@@ -9,7 +9,7 @@ from plan_helpers import OPS, profiled_context  # type: ignore[import-not-found]
 
 from refinelab.agents.pilot import run_pilot
 from refinelab.agents.planner_agent import current_catalogue, edit_catalogue, observations, plan_round
-from refinelab.planner.catalogue import Op
+from refinelab.operations import Op
 
 
 def _accounted_once(ctx) -> None:  # noqa: ANN001

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from refinelab.planner.distractors import (
+from refinelab.metrics.distractors import (
     DistractorConfig,
     mean_diversity,
     pick_rates_from_answers,

@@ -4,8 +4,7 @@ import math
 
 import pytest
 
-from refinelab.planner.divergence import (
-    UNLABELLED,
+from refinelab.metrics.divergence import (
     bucket_of,
     coverage_distribution,
     difficulty_distribution,
@@ -13,7 +12,7 @@ from refinelab.planner.divergence import (
     jensen_shannon,
     normalise,
 )
-from refinelab.schema import QAItem
+from refinelab.schema import UNLABELLED, QAItem
 
 
 def test_identical_is_zero():

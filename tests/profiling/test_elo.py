@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from refinelab.planner.elo import (
+from refinelab.metrics.elo import (
     EloConfig,
     bucket_by_quantiles,
     bucket_by_thresholds,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from refinelab.planner.error_checks import (
+from refinelab.metrics.error_checks import (
     CHECKS,
     ErrorModel,
     ValidatorVerdict,

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from refinelab.planner.error_checks import ERROR_TYPES
-from refinelab.planner.redux import (
+from evals.redux import (
     DEFAULT_ROOT,
     normalise_label,
     parse_choices,
@@ -13,6 +12,7 @@ from refinelab.planner.redux import (
     read_redux_dev,
     read_redux_file,
 )
+from refinelab.metrics.error_checks import ERROR_TYPES
 
 needs_data = pytest.mark.skipif(not (DEFAULT_ROOT / "dev").is_dir(), reason="shared MMLU-Redux data not present")
 

@@ -1,6 +1,6 @@
 """Dataset summary of diagnostics."""
 
-from refinelab.planner.summary import summarise
+from refinelab.metrics.summary import summarise
 from refinelab.schema import Diagnostic
 
 

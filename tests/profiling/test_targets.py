@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from refinelab.planner.targets import TargetError, load_targets, parse_targets, resolve_targets
+from refinelab.metrics.targets import TargetError, load_targets, parse_targets, resolve_targets
 from refinelab.schema import QAItem
 
 TARGETS = Path(__file__).resolve().parents[2] / "targets"

@@ -12,7 +12,7 @@ from typing import Any
 from refinelab.agents.context import AgentContext
 from refinelab.cli_profile import profile_context
 from refinelab.config import load_settings
-from refinelab.planner.targets import Targets
+from refinelab.metrics.targets import Targets
 from refinelab.schema import QAItem
 from refinelab.testing import ScriptedChatModel
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pa_helpers import Recorder, make_context, planted_items  # type: ignore[import-not-found]
 
 from refinelab.agents.profiler import profile_items
-from refinelab.planner.elo import spearman
+from refinelab.metrics.elo import spearman
 from refinelab.testing import ScriptedChatModel
 
 ELO = {"difficulty_method": "elo", "elo_extra_rounds": 3, "elo_bootstrap": 50}

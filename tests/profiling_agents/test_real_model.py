@@ -10,7 +10,7 @@ import pytest
 from refinelab.cli_profile import run_profile
 from refinelab.config import load_settings
 from refinelab.io import load_dataset
-from refinelab.planner.targets import load_targets
+from refinelab.metrics.targets import load_targets
 
 REPO = Path(__file__).resolve().parents[2]
 MMLU_DEV = REPO.parent / "shared" / "data" / "mmlu" / "dev"

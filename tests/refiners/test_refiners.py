@@ -12,12 +12,12 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.refiner import EditTask, refine
 from refinelab.agents.validator import structural_problems
 from refinelab.config import ModelSpec, Roles, load_settings
-from refinelab.graph.store import RunStore
-from refinelab.planner.targets import Targets
+from refinelab.metrics.targets import Targets
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.testing import ScriptedChatModel
 from refinelab.tools.ledger import Ledger
+from refinelab.tools.store import RunStore
 from refinelab.tools.tracing import Tracer, read_trace
 
 BASE = QAItem(id="astro-1", question="Which planet is closest to the Sun?", choices=["Venus", "Mercury", "Earth", "Mars"],

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from refinelab.planner.error_checks import ERROR_TYPES, parse_answer
+from refinelab.metrics.error_checks import ERROR_TYPES, parse_answer
 from refinelab.schema import QAItem
 
 # ../shared/data/mmlu_redux next to the repository; REFINELAB_MMLU_REDUX points elsewhere

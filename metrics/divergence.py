@@ -12,11 +12,9 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from refinelab.schema import QAItem
+from refinelab.schema import Cell, QAItem
 
 K = TypeVar("K", bound=Hashable)
-
-UNLABELLED = "(unlabelled)"  # cell name for items without a domain or skill label
 
 
 def normalise(weights: Mapping[K, float]) -> dict[K, float]:
@@ -63,14 +61,9 @@ def empirical(cells: Iterable[K]) -> dict[K, float]:
     return normalise(counts)
 
 
-def coverage_cell(item: QAItem) -> tuple[str, str]:
-    """The (domain, skill) cell of an item; unlabelled parts become ``UNLABELLED`` so they stay visible."""
-    return (item.domain or UNLABELLED, item.skill or UNLABELLED)
-
-
-def coverage_distribution(items: Iterable[QAItem]) -> dict[tuple[str, str], float]:
-    """Empirical distribution of items over domain × skill cells."""
-    return empirical(coverage_cell(item) for item in items)
+def coverage_distribution(items: Iterable[QAItem]) -> dict[Cell, float]:
+    """Empirical distribution of items over domain × skill cells (unlabelled parts stay visible)."""
+    return empirical(item.cell for item in items)
 
 
 def bucket_of(score: float, thresholds: Sequence[float], names: Sequence[str]) -> str:

@@ -28,10 +28,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from refinelab.domains import SubjectDomains, load_skills, load_subject_domains
-from refinelab.planner.divergence import bucket_of, normalise
-from refinelab.schema import QAItem
+from refinelab.metrics.divergence import bucket_of, normalise
+from refinelab.schema import Cell, QAItem
 
-Cell = tuple[str, str]
 ReferenceLoader = Callable[[Path], Iterable[QAItem | Mapping[str, Any]]]
 
 
@@ -175,7 +174,7 @@ class Targets(BaseModel):
         """Coverage target keyed by (domain, skill), the cell shape `coverage_distribution` produces."""
         if self.coverage is None:
             return {}
-        return {(d, s): p for d, row in self.coverage.items() for s, p in row.items()}
+        return {Cell(d, s): p for d, row in self.coverage.items() for s, p in row.items()}
 
     def bucket(self, score: float) -> str:
         """The difficulty bucket of a score under this target's thresholds."""

@@ -1,0 +1,138 @@
+"""The operation registry: the one place each edit operation is defined.
+
+Every other part of RefineLab reads an operation's facts from here — the planner its cost and success
+priors and the quality terms it moves, the refiner its prompt and output schema, the validator whether
+and how its result is checked, the graph what a commit does, the CLI which names exist — the way a
+distilabel `Task` owns its template, its declared columns and its parsing. Code never branches on an
+operation's name; it asks the operation (`op.calls_model`, `op.creates_item`, …).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel
+
+from refinelab.model_outputs import ItemDraft
+
+
+class Op(StrEnum):
+    """The six operations of the design (values are the names users and stores see)."""
+
+    REMOVE = "remove"
+    EXPAND = "expand"
+    GENERATE = "generate"
+    CALIBRATE = "calibrate"
+    REWRITE_DISTRACTORS = "rewrite_distractors"
+    FIX = "fix"
+
+
+class Term(StrEnum):
+    """Quality terms of the planner's objective an operation can move."""
+
+    COVERAGE = "coverage"
+    DIFFICULTY = "difficulty"
+    ERRORS = "errors"
+    DISTRACTORS = "distractors"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation and everything the rest of the system needs to know about it.
+
+    Priors are per attempt for an item of `length_tokens` tokens (`cost_intercept + cost_slope *
+    length`); they assume one writer call (template ~400-600 tokens + item in + rewritten item out) plus
+    one validator call. The planner refits them from the pilot and every finished edit.
+    """
+
+    op: Op
+    description: str
+    terms: frozenset[Term]
+    cost_intercept: float  # prior tokens per attempt at length 0
+    cost_slope: float  # prior tokens per token of item length
+    success_prior: float  # prior probability that the validator passes an attempt
+    success_strength: float = 10.0  # the prior's weight in pseudo-trials
+    prompt: str | None = None  # the prompt template the refiner renders (None: no model call)
+    output_schema: type[BaseModel] | None = None  # what the writer is asked to return
+    creates_item: bool = False  # writes a new item (seeded by a template item) instead of editing one
+    target: Literal["cell", "bucket"] | None = None  # what `EditTask.target` names
+    must_change: bool = False  # an attempt that returns the item unchanged is rejected
+    keeps_key_text: bool = False  # the correct option's text must survive the edit unchanged
+    new_distractors: bool = False  # the distractor set must differ from the original's
+    resets_difficulty: bool = False  # the edited item's difficulty is unknown until measured again
+    pilot_order: int | None = None  # order in which piloted item edits claim items; None: not piloted
+
+    @property
+    def name(self) -> str:
+        return self.op.value
+
+    @property
+    def calls_model(self) -> bool:
+        """Whether the operation asks a model for anything (a removal does not)."""
+        return self.prompt is not None
+
+    @property
+    def validated(self) -> bool:
+        """Whether a candidate goes through the validator (structural checks + the pack's method)."""
+        return self.calls_model
+
+    @property
+    def removes_item(self) -> bool:
+        return not self.calls_model and not self.creates_item
+
+    @property
+    def committed_status(self) -> str:
+        """The store status an item gets when the edit is committed."""
+        return "removed" if self.removes_item else "new" if self.creates_item else "edited"
+
+
+_ITEM_DRAFT = ItemDraft
+
+REGISTRY: dict[Op, Operation] = {
+    Op.REMOVE: Operation(
+        Op.REMOVE, "drop an item: over-represented cell or bucket, or an error not worth fixing",
+        frozenset({Term.COVERAGE, Term.DIFFICULTY, Term.ERRORS}),
+        cost_intercept=150, cost_slope=1.0, success_prior=0.98, success_strength=50),
+    Op.EXPAND: Operation(
+        Op.EXPAND, "write a new item for an under-covered domain x skill cell", frozenset({Term.COVERAGE}),
+        cost_intercept=1100, cost_slope=3.0, success_prior=0.75, prompt="refine_expand",
+        output_schema=_ITEM_DRAFT, creates_item=True, target="cell", pilot_order=3),
+    Op.GENERATE: Operation(
+        Op.GENERATE, "write a new item aimed at an under-filled difficulty bucket", frozenset({Term.DIFFICULTY}),
+        cost_intercept=1200, cost_slope=3.0, success_prior=0.7, prompt="refine_generate",
+        output_schema=_ITEM_DRAFT, creates_item=True, target="bucket", pilot_order=4),
+    Op.CALIBRATE: Operation(
+        Op.CALIBRATE, "rewrite stem/distractors to move an item to a neighbouring difficulty bucket",
+        frozenset({Term.DIFFICULTY}), cost_intercept=900, cost_slope=3.0, success_prior=0.6,
+        prompt="refine_calibrate", output_schema=_ITEM_DRAFT, target="bucket", must_change=True,
+        resets_difficulty=True, pilot_order=2),
+    Op.REWRITE_DISTRACTORS: Operation(
+        Op.REWRITE_DISTRACTORS, "replace weak, duplicate or giveaway distractors", frozenset({Term.DISTRACTORS}),
+        cost_intercept=700, cost_slope=2.5, success_prior=0.8, prompt="refine_rewrite_distractors",
+        output_schema=_ITEM_DRAFT, must_change=True, keeps_key_text=True, new_distractors=True, pilot_order=1),
+    Op.FIX: Operation(
+        Op.FIX, "correct a wrong key or repair an unclear / multi-answer / no-answer item",
+        frozenset({Term.ERRORS}), cost_intercept=1000, cost_slope=3.5, success_prior=0.7, prompt="refine_fix",
+        output_schema=_ITEM_DRAFT, pilot_order=0),
+}
+
+#: Every operation name, in registry order (the CLI's choices, the default set a run may buy).
+OPERATION_NAMES: tuple[str, ...] = tuple(op.value for op in REGISTRY)
+#: Operations that edit (or remove) an existing item, at most one per item, versus ones that write new items.
+ITEM_OPS: tuple[Op, ...] = tuple(op for op, spec in REGISTRY.items() if not spec.creates_item)
+NEW_ITEM_OPS: tuple[Op, ...] = tuple(op for op, spec in REGISTRY.items() if spec.creates_item)
+
+
+def operation(name: Op | str) -> Operation:
+    """The registry entry for `name`; a clear error for an unknown one."""
+    try:
+        return REGISTRY[Op(name)]
+    except ValueError:
+        raise ValueError(f"unknown operation {name!r}; choose from {', '.join(OPERATION_NAMES)}") from None
+
+
+def writes_new_item(name: str) -> bool:
+    """Whether the operation recorded under `name` (in a store or a changelog) wrote a new item."""
+    return name in {op.value for op in NEW_ITEM_OPS}
