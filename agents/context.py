@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
-
+from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.agents.dedup import DuplicateIndex
 from refinelab.config import Settings
 from refinelab.domains import SkillTaxonomy, SubjectDomains, load_skills, load_subject_domains
 from refinelab.metrics.targets import Targets
@@ -36,9 +36,10 @@ class AgentContext:
     subject_domains: SubjectDomains = field(default_factory=load_subject_domains)
     skills: SkillTaxonomy = field(default_factory=load_skills)
     pack_overrides: dict[str, str] = field(default_factory=dict)
-    chat_models: dict[str, BaseChatModel] = field(default_factory=dict)  # role → injected model (tests)
-    extras: dict[str, Any] = field(default_factory=dict)
+    options: RunOptions = field(default_factory=RunOptions)
+    hooks: RunHooks = field(default_factory=RunHooks)
     _clients: dict[str, ChatClient] = field(default_factory=dict)
+    dedup_index: DuplicateIndex | None = None  # built on first use by the validator, topped up after
 
     def client(self, role: str) -> ChatClient:
         """The budgeted, cached, traced client for a role (judge, writer, validator)."""
@@ -46,7 +47,7 @@ class AgentContext:
             spec = getattr(self.settings.roles, role)
             self._clients[role] = ChatClient(
                 spec, self.ledger, cache=self.cache, tracer=self.tracer,
-                chat_model=self.chat_models.get(role), role=role,
+                chat_model=self.hooks.chat_models.get(role), role=role,
             )
         return self._clients[role]
 

@@ -1,6 +1,6 @@
 """Difficulty estimation for the profiler: a single rating, Elo from pairwise LLM judgements, or panel IRT.
 
-Three methods, cheapest first (picked with `ctx.extras["difficulty_method"]`):
+Three methods, cheapest first (picked with `ctx.options.difficulty_method`):
 - ``rating``: the labeller's 1–5 rating (no extra call; the label call already asks for it);
 - ``elo``: "which question is harder?" asked of the judge for Swiss-paired items in both orders
   (planner/elo.py does the pairing, the draws and the fit); ~n·(log2 n + 8) judge calls;
@@ -39,10 +39,7 @@ class HarderOut(BaseModel):
 
 
 def difficulty_method(ctx: AgentContext) -> str:
-    method = str(ctx.extras.get("difficulty_method", "rating"))
-    if method not in METHODS:
-        raise ValueError(f"difficulty_method must be one of {METHODS}, got {method!r}")
-    return method
+    return ctx.options.difficulty_method
 
 
 # ------------------------------------------------------------------------------------------ rating
@@ -85,9 +82,9 @@ def make_batch_judge(ctx: AgentContext) -> Callable[[Sequence[tuple[QAItem, QAIt
 
 
 def elo_config(ctx: AgentContext) -> EloConfig:
-    """EloConfig from extras (`elo_extra_rounds`, `elo_bootstrap`), seeded by the run's seed."""
-    return EloConfig(extra_rounds=int(ctx.extras.get("elo_extra_rounds", 8)),
-                     bootstrap=int(ctx.extras.get("elo_bootstrap", 200)), seed=ctx.settings.seed)
+    """EloConfig from the run options (`elo_extra_rounds`, `elo_bootstrap`), seeded by the run's seed."""
+    return EloConfig(extra_rounds=ctx.options.elo_extra_rounds,
+                     bootstrap=ctx.options.elo_bootstrap, seed=ctx.settings.seed)
 
 
 def _anchors(rated: dict[str, Diagnostic], limit: int) -> list[str]:

@@ -6,7 +6,7 @@ A member is named by a string:
   llama.cpp, started on first use (RAM: 135M ≈ 0.2 GB, 0.5B ≈ 0.7 GB, 1.5B ≈ 1.9 GB);
 - ``judge``: whatever the judge role is configured to use;
 - ``MODEL@URL``: any OpenAI-compatible endpoint (key from $OPENAI_API_KEY).
-Tests inject a chat model per member as ``ctx.chat_models["panel:NAME"]``.
+Tests inject a chat model per member as ``ctx.hooks.chat_models["panel:NAME"]``.
 """
 
 from __future__ import annotations
@@ -36,11 +36,8 @@ class LetterOut(BaseModel):
 
 
 def panel_members(ctx: AgentContext) -> list[str]:
-    """The configured panel (`extras["panel"]`, a list or comma-separated string); empty = no panel."""
-    raw = ctx.extras.get("panel") or []
-    if isinstance(raw, str):
-        raw = [m for m in raw.split(",")]
-    return [str(m).strip() for m in raw if str(m).strip()]
+    """The configured panel (`options.panel`); empty = no panel."""
+    return list(ctx.options.panel)
 
 
 def member_spec(ctx: AgentContext, name: str) -> ModelSpec:
@@ -60,14 +57,14 @@ def member_client(ctx: AgentContext, name: str) -> ChatClient:
     key = f"panel:{name}"
     if key not in ctx._clients:
         ctx._clients[key] = ChatClient(member_spec(ctx, name), ctx.ledger, cache=ctx.cache, tracer=ctx.tracer,
-                                       chat_model=ctx.chat_models.get(key), role=key)
+                                       chat_model=ctx.hooks.chat_models.get(key), role=key)
     return ctx._clients[key]
 
 
 def ask_member(ctx: AgentContext, name: str, item: QAItem) -> int | None:
     """One member's chosen option index; None when it failed to answer or named a letter not offered."""
     client = member_client(ctx, name)
-    reasoning = bool(ctx.extras.get("panel_reasoning", False))
+    reasoning = ctx.options.panel_reasoning
     prompt, schema, limit = (("answer_item", AnswerOut, REASONING_MAX_TOKENS) if reasoning
                              else ("panel_answer", LetterOut, LETTER_MAX_TOKENS))
     messages = ctx.pack(item).messages(prompt, item=item)

@@ -4,7 +4,7 @@ distractors.
 Measuring is separate from deciding: every result is persisted as a Diagnostic in the run store, and
 what is already stored is skipped, so a re-plan or a resumed run never pays for it again.
 
-Stages (options come from `ctx.extras`; the graph's defaults keep the demo fast):
+Stages (options come from `ctx.options`; the graph's defaults keep the demo fast):
 1. per item, concurrently: the label call (skill + 1–5 rating) and, with a panel, each member's answer;
 2. difficulty for the set: `difficulty_method` = "rating" (default) | "elo" | "irt" (agents/difficulty.py);
 3. distractors (`distractors: True`): MiniLM embeddings + panel pick rates;
@@ -27,7 +27,6 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import difficulty_method, elo_difficulty, irt_difficulty, rating_diagnostic
 from refinelab.agents.panel import DEFAULT_PANEL, answer_panel, panel_members
 from refinelab.agents.screening import (
-    DEFAULT_VALIDATOR_THRESHOLD,
     error_diagnostic,
     load_check_original,
     validate_suspect,
@@ -44,12 +43,12 @@ LABEL_MAX_TOKENS = 80  # the JSON is ~35 tokens as small models format it (newli
 
 @dataclass
 class ProfileOptions:
-    """What to measure, read from `ctx.extras` once per call."""
+    """What to measure, read from the run options once per call."""
 
     difficulty: str = "rating"
     panel: list[str] = field(default_factory=list)
     distractors: bool = False
-    validator_threshold: float = DEFAULT_VALIDATOR_THRESHOLD
+    validator_threshold: float = 0.5
     embed: Callable[[list[str]], Any] | None = None
 
     @classmethod
@@ -58,9 +57,8 @@ class ProfileOptions:
         panel = panel_members(ctx)
         if method == "irt" and not panel:  # IRT needs correctness from somewhere: the default panel
             panel = list(DEFAULT_PANEL)
-        return cls(difficulty=method, panel=panel, distractors=bool(ctx.extras.get("distractors", False)),
-                   validator_threshold=float(ctx.extras.get("validator_threshold", DEFAULT_VALIDATOR_THRESHOLD)),
-                   embed=ctx.extras.get("embed"))
+        return cls(difficulty=method, panel=panel, distractors=ctx.options.distractors,
+                   validator_threshold=ctx.options.validator_threshold, embed=ctx.hooks.embed)
 
 
 def label_item(ctx: AgentContext, item: QAItem) -> Diagnostic:

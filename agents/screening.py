@@ -2,8 +2,8 @@
 
 The paid evidence (panel answers, validator verdicts) is stored as its own Diagnostic, so the pooled
 ``error`` Diagnostic is recomputed for free whenever new evidence arrives. The validator
-(`agents/validators.py: check_original`, written separately) is optional: without it screening stops
-after the panel.
+(`validation.verdicts.check_original`, or `hooks.check_original`) can be switched off with
+`options.validate_suspects`: then screening stops after the panel.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from refinelab.metrics.error_checks import (
     check_row,
     combine_error_evidence,
 )
+from refinelab.agents.validation.verdicts import check_original, to_validator_verdict
 from refinelab.schema import Diagnostic, QAItem
 
 DEFAULT_VALIDATOR_THRESHOLD = 0.5
@@ -27,28 +28,18 @@ CheckOriginal = Callable[[AgentContext, QAItem], Any]
 
 
 def error_model(ctx: AgentContext) -> ErrorModel:
-    """`extras["error_model"]` (an ErrorModel or a dict of its fields), else the hand-set defaults."""
-    raw = ctx.extras.get("error_model")
-    if raw is None:
-        return ErrorModel()
-    return raw if isinstance(raw, ErrorModel) else ErrorModel.model_validate(raw)
+    """The run's evidence-pooling weights (`options.error_model`; hand-set defaults)."""
+    return ctx.options.error_model
 
 
 def load_check_original(ctx: AgentContext) -> CheckOriginal | None:
-    """The validator's `check_original(ctx, item)`: injected via extras, else imported when it exists."""
-    if ctx.extras.get("validate_suspects", True) is False:
+    """The validator's verdict on an existing item: `hooks.check_original` when given, else the validator's
+    own `check_original` read through `to_validator_verdict` (e.g. "sandbox unavailable" = undecided);
+    None when `options.validate_suspects` is off."""
+    if not ctx.options.validate_suspects:
         return None
-    injected = ctx.extras.get("check_original")
-    if injected is not None:
-        return injected  # type: ignore[no-any-return]
-    try:
-        from refinelab.agents.validators import check_original
-    except ImportError:
-        return None
-    try:  # the validator's own reading of its verdicts (e.g. "sandbox unavailable" = undecided)
-        from refinelab.agents.validators import to_validator_verdict
-    except ImportError:
-        return check_original  # type: ignore[no-any-return]
+    if ctx.hooks.check_original is not None:
+        return ctx.hooks.check_original
 
     def check(ctx: AgentContext, item: QAItem) -> ValidatorVerdict:
         raw = check_original(ctx, item)

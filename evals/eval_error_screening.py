@@ -41,7 +41,7 @@ from redux import ReduxItem, read_corruption_tests, read_redux_dev
 
 from refinelab.agents.panel import answer_panel
 from refinelab.agents.screening import as_validator_verdict, error_model, load_check_original
-from refinelab.cli_profile import profile_context
+from refinelab.cli.profile import profile_context
 from refinelab.config import load_settings
 from refinelab.errors import BudgetExhausted
 from refinelab.metrics.error_checks import ERROR_TYPES, check_row, combine_error_evidence

@@ -74,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from refinelab.api import refine
-    from refinelab.cli_plan import dry_run
+    from refinelab.cli.plan import dry_run
     from refinelab.config import ModelSpec, Roles, load_settings
     from refinelab.io import load_dataset
 

@@ -53,7 +53,7 @@ from common import (  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
 from refinelab.agents.panel import DEFAULT_PANEL, ask_member  # noqa: E402
-from refinelab.cli_profile import profile_context  # noqa: E402
+from refinelab.cli.profile import profile_context  # noqa: E402
 from refinelab.errors import BudgetExhausted  # noqa: E402
 from refinelab.io import read_jsonl  # noqa: E402
 from refinelab.metrics.targets import Targets  # noqa: E402

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n = 6 if args.quick else args.n
 
-    from refinelab.agents.refiner import EditTask
+    from refinelab.state import EditTask
     from refinelab.agents.validator_pot import pot_check
     from refinelab.agents.validators import validation_context
     from refinelab.config import load_settings

@@ -14,7 +14,7 @@ from langgraph.graph import END, START, StateGraph
 
 from refinelab.agents.context import AgentContext
 from refinelab.graph import nodes
-from refinelab.graph.state import RefineState
+from refinelab.state import RefineState
 
 NODES = {
     "load": nodes.load, "profile": nodes.profile, "plan": nodes.plan, "refine": nodes.refine_node,

@@ -7,6 +7,7 @@ state, so checkpoints hold ids and counts only.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -17,14 +18,16 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.pilot import run_pilot
+from refinelab.agents.pilot import pilot_summary, pilot_tasks
 from refinelab.agents.planner_agent import plan_round, plan_summary
 from refinelab.agents.profiler import profile_items
-from refinelab.agents.refiner import Candidate, EditTask, refine
-from refinelab.agents.validator import Verdict, validate
+from refinelab.agents.refiner import refine
+from refinelab.agents.validation.verdicts import validate
 from refinelab.errors import BudgetExhausted
-from refinelab.graph.state import EditTaskState, RefineState
-from refinelab.schema import QAItem
+from refinelab.graph.outputs import write_outputs
+from refinelab.operations import operation
+from refinelab.schema import Cell, QAItem
+from refinelab.state import PILOT_ROUND, Candidate, EditTask, EditTaskState, RefineState, Verdict
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,29 +92,36 @@ def profile(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any
 
 # ------------------------------------------------------------------------------------------- plan
 
-@node(reads=("round", "stop_reason"), writes=("plan", "plans", "tasks", "phase", "round"))
+@node(reads=("round", "stop_reason", "piloted"), writes=("plan", "plans", "tasks", "phase", "round", "piloted"))
 def plan(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """First visit: the pilot (round 0) measures real costs and pass rates through the same refine →
+    validate → commit path as every round. Then one ILP plan per round on what was observed."""
     ctx = runtime.context
+    enabled = list(ctx.options.operations)
+    if not state.get("piloted") and not state.get("stop_reason") and not ctx.options.dry_run:
+        with ctx.tracer.span("pilot", "chain", {"per_op": ctx.options.pilot_per_op,
+                                                "share": ctx.options.pilot_share, "enabled": enabled}) as run:
+            chosen = pilot_tasks(ctx, enabled)
+            run.outputs = ({"tasks": [t.edit_id for t in chosen]} if isinstance(chosen, list)
+                           else dataclasses.asdict(chosen))
+        if isinstance(chosen, list):
+            return {"tasks": [t.payload() for t in chosen], "phase": "pilot", "round": PILOT_ROUND, "piloted": True}
     round_ = state.get("round", 0) + 1
     with ctx.tracer.span("plan", "chain", {"round": round_}) as run:
-        enabled = ctx.extras.get("operations", ["remove", "expand", "generate", "calibrate",
-                                                "rewrite_distractors", "fix"])
-        if round_ == 1 and not state.get("stop_reason") and not ctx.extras.get("dry_run"):
-            run_pilot(ctx, enabled)  # measure real costs and pass rates before the first plan
         solved, _problem = plan_round(ctx, enabled, ctx.settings.planner_mode)
         summary = plan_summary(solved) | {"round": round_}
         tasks: list[dict[str, Any]] = []
-        if not state.get("stop_reason") and not ctx.extras.get("dry_run"):
+        if not state.get("stop_reason") and not ctx.options.dry_run:
             tasks = _tasks_from_plan(ctx, solved, round_)
         run.outputs = {"plan": summary, "tasks": len(tasks)}
     ctx.store.set_meta(f"plan_round_{round_}", summary)
-    return {"plan": summary, "plans": [summary], "tasks": tasks, "phase": "refine", "round": round_}
+    return {"plan": summary, "plans": [summary], "tasks": tasks, "phase": "refine", "round": round_, "piloted": True}
 
 
 def _template_item(pool: list[QAItem], cell: str | None, used: Counter[str]) -> QAItem | None:
     """An existing item to seed a new one (its subject, domain, style): same cell, least used first."""
     if cell is not None:
-        domain, _, skill = cell.partition("|")
+        domain, skill = Cell.parse(cell)
         same = [i for i in pool if i.domain == domain and i.skill == skill] or [i for i in pool if i.domain == domain]
     else:
         same = pool
@@ -162,7 +172,7 @@ def refine_node(payload: EditTaskState, runtime: Runtime[AgentContext]) -> Comma
     task = _task(payload)
     with ctx.tracer.span(f"refine:{task.operation}", "chain", dict(payload), tags=[task.operation]) as run:
         before = ctx.store.item(task.item_id)
-        if task.operation == "remove":
+        if not operation(task.operation).calls_model:
             candidate = Candidate(None, "", 0)
         else:
             try:
@@ -182,13 +192,10 @@ def validate_node(payload: EditTaskState, runtime: Runtime[AgentContext]) -> Com
     with ctx.tracer.span(f"validate:{task.operation}", "chain", dict(payload), tags=[task.operation]) as run:
         after = ctx.store.attempt_after(task.edit_id, task.attempt)
         candidate = Candidate(after, "", 0, error=ctx.store.attempt_error(task.edit_id, task.attempt))
-        if task.operation == "remove":
-            verdict = Verdict(True, "removal needs no validation", "none")
-        else:
-            try:
-                verdict = validate(ctx, task, candidate)
-            except BudgetExhausted as exc:
-                verdict = Verdict(False, f"budget exhausted: {exc}", "budget")
+        try:
+            verdict = validate(ctx, task, candidate)
+        except BudgetExhausted as exc:
+            verdict = Verdict(False, f"budget exhausted: {exc}", "budget")
         ctx.store.record_verdict(task.edit_id, task.attempt, "pass" if verdict.passed else "fail", verdict.reason,
                                  {"method": verdict.method, **verdict.evidence}, verdict.tokens)
         run.outputs = {"passed": verdict.passed, "reason": verdict.reason, "method": verdict.method}
@@ -204,21 +211,24 @@ def route_after_validate(ctx: AgentContext, task: EditTask, verdict: Verdict, af
         return Command(update={"outcomes": [task.edit_id]}, goto="collect")
     out_of_budget = verdict.method == "budget" or "budget exhausted" in verdict.reason
     if task.attempt + 1 < ctx.settings.max_attempts and not out_of_budget:
-        retry = {**task.__dict__, "attempt": task.attempt + 1, "feedback": verdict.reason}
-        return Command(goto=Send("refine", retry))
+        retry = dataclasses.replace(task, attempt=task.attempt + 1, feedback=verdict.reason)
+        return Command(goto=Send("refine", retry.payload()))
     ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, "gave_up",
                           f"kept the original: {verdict.reason}", task.attempt + 1)
     return Command(update={"outcomes": [task.edit_id]}, goto="collect")
 
 
 def _commit(ctx: AgentContext, task: EditTask, after: QAItem | None) -> None:
-    if task.operation == "remove":
+    """Apply a passed edit to the store as its operation says: remove, add a new item, or replace."""
+    status = operation(task.operation).committed_status
+    if status == "removed":
         ctx.store.mark(task.item_id, "removed", f"removed in round {task.round}")
         return
-    assert after is not None
+    if after is None:
+        raise ValueError(f"edit {task.edit_id} passed validation without a candidate item")
     run_id = ctx.store.get_meta("run_id")
     after = after.model_copy(update={"provenance": after.provenance.model_copy(update={"run_id": run_id})})
-    if task.operation in ("expand", "generate"):
+    if status == "new":
         ctx.store.add_item(after)
     else:
         ctx.store.replace_item(after, "edited")
@@ -239,6 +249,11 @@ def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
         return Command(goto=[])
     if state.get("collected_round") == round_:  # a second trigger after the round was already collected
         return Command(goto=[])
+    if round_ == PILOT_ROUND:  # the pilot's edits are final: summarise them, then the first plan
+        with ctx.tracer.span("pilot_collect", "chain", {"round": round_}) as run:
+            run.outputs = dataclasses.asdict(pilot_summary(ctx))
+        return Command(update={"phase": "plan", "counts": ctx.store.status_counts(), "ledger": _ledger(ctx),
+                               "collected_round": round_}, goto="plan")
     with ctx.tracer.span("replan", "chain", {"round": round_}) as run:
         fresh = [i for i in ctx.store.items(("edited", "new")) if not ctx.store.has_diagnostic(i.id, "label")]
         _, stop = _profile_all(ctx, fresh, "measure")
@@ -258,8 +273,6 @@ def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
 
 @node(reads=("plans", "stop_reason"), writes=("phase", "counts", "ledger"))
 def finalize(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-    from refinelab.graph.outputs import write_outputs
-
     ctx = runtime.context
     with ctx.tracer.span("finalize", "chain", {"stop_reason": state.get("stop_reason", "")}) as run:
         paths = write_outputs(ctx, state)

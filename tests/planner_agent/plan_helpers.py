@@ -10,7 +10,7 @@ from scripted import EXTRAS, models  # type: ignore[import-not-found]
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.profiler import profile_items
-from refinelab.cli_profile import profile_context
+from refinelab.cli.profile import profile_context
 from refinelab.config import Settings, load_settings
 from refinelab.io import load_dataset
 from refinelab.metrics.targets import Targets

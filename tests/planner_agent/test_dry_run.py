@@ -11,7 +11,7 @@ from scripted import EXTRAS, models  # type: ignore[import-not-found]
 from typer.testing import CliRunner
 
 from refinelab.cli import app
-from refinelab.cli_plan import dry_run
+from refinelab.cli.plan import dry_run
 from refinelab.metrics.targets import load_targets
 from refinelab.tools.ledger import Ledger
 from refinelab.tools.store import RunStore

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from refinelab.agents.context import AgentContext
-from refinelab.cli_profile import profile_context
+from refinelab.cli.profile import profile_context
 from refinelab.config import load_settings
 from refinelab.metrics.targets import Targets
 from refinelab.schema import QAItem

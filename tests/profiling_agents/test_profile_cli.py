@@ -9,7 +9,7 @@ import pytest
 from pa_helpers import Recorder  # type: ignore[import-not-found]
 from typer.testing import CliRunner
 
-import refinelab.cli_profile as cli_profile
+import refinelab.cli.profile as cli_profile
 from refinelab.cli import app
 from refinelab.testing import ScriptedChatModel
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from refinelab.cli_profile import run_profile
+from refinelab.cli.profile import run_profile
 from refinelab.config import load_settings
 from refinelab.io import load_dataset
 from refinelab.metrics.targets import load_targets

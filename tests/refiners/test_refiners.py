@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.refiner import EditTask, refine
+from refinelab.agents.refiner import refine
+from refinelab.state import EditTask
 from refinelab.agents.validator import structural_problems
 from refinelab.config import ModelSpec, Roles, load_settings
 from refinelab.metrics.targets import Targets

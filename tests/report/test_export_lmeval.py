@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from refinelab.errors import DataError
-from refinelab.export_lmeval import LETTERS, export_lm_eval, task_name_for
+from refinelab.api.export_lmeval import LETTERS, export_lm_eval, task_name_for
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import pytest
 from sbx_helpers import LIMITS, require_bwrap
 from typer.testing import CliRunner
 
-from refinelab.cli_sandbox import run_file, sandbox_app
+from refinelab.cli.sandbox import run_file, sandbox_app
 from refinelab.tools.sandbox_base import SandboxError
 
 runner = CliRunner()

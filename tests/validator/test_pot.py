@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from validator_helpers import answer, code, mcq, scripted  # type: ignore[import-not-found]
 
-from refinelab.agents.refiner import EditTask
+from refinelab.state import EditTask
 from refinelab.agents.validator_pot import match_option, parse_number, pot_check
 from refinelab.tools.tracing import read_trace
 

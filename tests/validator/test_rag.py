@@ -6,7 +6,7 @@ import json
 
 from validator_helpers import answer, mcq, scripted  # type: ignore[import-not-found]
 
-from refinelab.agents.refiner import EditTask
+from refinelab.state import EditTask
 from refinelab.agents.validator_rag import rag_check
 from refinelab.tools.tracing import read_trace
 

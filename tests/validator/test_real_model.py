@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from validator_helpers import mcq  # type: ignore[import-not-found]
 
-from refinelab.agents.refiner import EditTask
+from refinelab.state import EditTask
 from refinelab.agents.validator_pot import pot_check
 from refinelab.agents.validator_rag import rag_check
 from refinelab.config import load_settings

@@ -8,7 +8,7 @@ import json
 import pytest
 from validator_helpers import answer, code, mcq, scripted  # type: ignore[import-not-found]
 
-from refinelab.agents.refiner import Candidate, EditTask
+from refinelab.state import Candidate, EditTask
 from refinelab.agents.validator import choose_method, validate
 from refinelab.agents.validators import (
     check_original,

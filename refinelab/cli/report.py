@@ -9,14 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from refinelab.cli.common import fail, out
 from refinelab.errors import DataError, RefineLabError
-
-console = Console(stderr=True)
-out = Console()
-
-EXIT_BAD_INPUT = 2
 
 
 def _run_dir(run_id: str, runs_dir: Path) -> Path:
@@ -27,11 +22,6 @@ def _run_dir(run_id: str, runs_dir: Path) -> Path:
     return runs_dir / run_id
 
 
-def _fail(message: object, code: int = EXIT_BAD_INPUT) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 def report_command(
     run_id: Annotated[str, typer.Argument(help="run id (or path to a run folder)")],
     runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
@@ -39,14 +29,15 @@ def report_command(
     open_browser: Annotated[bool, typer.Option("--open", help="open the page in a browser")] = False,
 ) -> None:
     """Build RUN/report.html: before/after distributions, budget, operations, edit examples, leftovers."""
-    from refinelab.report_html import ReportError, build_report
+    from refinelab.api import report
+    from refinelab.api.report_html import ReportError
 
     try:
-        path = build_report(_run_dir(run_id, runs_dir), output)
+        path = report(_run_dir(run_id, runs_dir), output)
     except ReportError as exc:
-        _fail(exc)
+        fail(exc, 2)
     except (OSError, RefineLabError) as exc:
-        _fail(exc, 1)
+        fail(exc, 1)
     out.print(f"report: {path}", highlight=False)
     if open_browser:
         import webbrowser
@@ -63,15 +54,15 @@ def export_command(
         help="letters: MMLU-style lettered options, scores ' A'/' B'...; text: scores each option's text")] = "letters",
 ) -> None:
     """Write the refined set of RUN as an lm-eval-harness task (YAML + JSONL) into --lm-eval DIR."""
-    from refinelab.export_lmeval import export_lm_eval
+    from refinelab.api import export
 
     run_dir = _run_dir(run_id, runs_dir)
     try:
-        path = export_lm_eval(run_dir, lm_eval, task_name, choice_format)  # type: ignore[arg-type]
+        path = export(run_dir, lm_eval, task_name, choice_format)
     except (FileNotFoundError, ValueError, DataError) as exc:
-        _fail(exc)
+        fail(exc, 2)
     except (OSError, RefineLabError) as exc:
-        _fail(exc, 1)
+        fail(exc, 1)
     out.print(f"lm-eval task: {path}", highlight=False)
     out.print(f"run it with: lm_eval --include_path {path.parent} --tasks {path.stem} --model ...", highlight=False,
               soft_wrap=True)

@@ -1,26 +1,23 @@
-"""The validator methods a pack can name, the PoT-or-RAG router, and the entry point for profiling.
+"""Which validator checks an item: the methods a pack can name, and the PoT-or-RAG router.
 
-`default_validators()` is what `agents.validator.validate` uses when `ctx.extras` has no "validators":
-`pot`, `rag` and `pot_or_rag`. The router decides by item type: cheap regex signals first (numbers,
-units, equations, numeric options), an LLM classification (prompt `classify_item`) only when they are
-ambiguous. `check_original` validates an existing item for profiling; `to_validator_verdict` turns the
-result into the shape profiling's error model pools.
+Packs name a method in `validator:` — `answer`, `pot`, `rag` or `pot_or_rag`; `options.validators`
+restricts the model-based ones (an empty list means answer checks only). The router decides by item
+type: cheap regex signals first (numbers, units, equations, numeric options), an LLM classification
+(prompt `classify_item`) only when they are ambiguous.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.refiner import EditTask
-from refinelab.agents.validator import Verdict, answer_check, available_validators, choose_method
-from refinelab.agents.validator_pot import parse_number, pot_check
-from refinelab.agents.validator_rag import rag_check
+from refinelab.agents.validation.pot import parse_number, pot_check
+from refinelab.agents.validation.rag import rag_check
+from refinelab.state import EditTask, Verdict
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import QAItem
 from refinelab.tools.ledger import CallTag
@@ -77,7 +74,7 @@ def classify_item(ctx: AgentContext, task: EditTask, item: QAItem) -> tuple[str,
     method = regex_route(signals)
     if method is not None:
         return method, {"by": "regex", "signals": signals, "tokens": 0}
-    tag = CallTag(node="validate", operation=task.operation, item_id=task.item_id)
+    tag = CallTag(node=task.ledger_node("validate"), operation=task.operation, item_id=task.item_id)
     messages = ctx.pack(item).messages("classify_item", item=item)
     try:
         result = ctx.client("validator").structured(messages, ItemKind, tag, max_tokens=120)
@@ -102,56 +99,21 @@ def default_validators() -> dict[str, ValidatorFn]:
     return {"pot": pot_check, "rag": rag_check, "pot_or_rag": routed_check}
 
 
-# ---------------------------------------------------------------------------------------- profiling
+def available_validators(ctx: AgentContext) -> dict[str, ValidatorFn]:
+    """The built-in model-based methods this run may use (`options.validators`; None = all of them)."""
+    methods = default_validators()
+    allowed = ctx.options.validators
+    return methods if allowed is None else {name: fn for name, fn in methods.items() if name in allowed}
 
 
-def check_original(ctx: AgentContext, item: QAItem) -> Verdict:
-    """Validate an existing (suspect) item with its pack's method, for profiling. No structural checks:
-    profiling runs those itself."""
-    task = EditTask(edit_id=f"check:{item.id}", item_id=item.id, operation="check", round=0)
-    method = choose_method(ctx, item)
-    if method == "answer":
-        return answer_check(ctx, task, item)
-    return available_validators(ctx)[method](ctx, task, item)  # type: ignore[no-any-return]
-
-
-_DECISIVE = {"match_key", "match_other", "no_match", "supported", "contradicted"}
-
-
-def to_validator_verdict(verdict: Verdict) -> Any:
-    """The verdict as profiling's `ValidatorVerdict`: key_correct is None when the method itself could not
-    decide (sandbox unavailable); a fallback answer check counts, with lower confidence."""
-    from refinelab.metrics.error_checks import ValidatorVerdict
-
-    ev = verdict.evidence
-    outcome = ev.get("outcome") or ev.get("rag_verdict") or ""
-    if outcome == "unavailable" and "fallback" not in ev:
-        return ValidatorVerdict(key_correct=None, method=verdict.method, evidence=ev)
-    error_type = None
-    if not verdict.passed:
-        error_type = "no_correct_answer" if outcome == "no_match" else "wrong_groundtruth"
-    confidence = 0.85 if outcome in _DECISIVE and "fallback" not in ev else 0.7
-    return ValidatorVerdict(key_correct=verdict.passed, error_type=error_type, confidence=confidence,
-                            method=verdict.method, evidence=ev)
-
-
-def validation_context(run_dir: str | Path, settings: Any = None, *, chat_models: dict[str, Any] | None = None,
-                       extras: dict[str, Any] | None = None, budget: int | None = None) -> AgentContext:
-    """A context for using the validator outside a run (evals, notebooks): its own store, ledger, cache
-    and trace under `run_dir`."""
-    from refinelab.config import load_settings
-    from refinelab.metrics.targets import Targets
-    from refinelab.tools.cache import ResponseCache
-    from refinelab.tools.ledger import Ledger
-    from refinelab.tools.store import RunStore
-    from refinelab.tools.tracing import Tracer
-
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    settings = settings or load_settings()
-    return AgentContext(
-        run_dir=run_dir, settings=settings, store=RunStore(run_dir / "store.sqlite"),
-        ledger=Ledger(run_dir / "ledger.sqlite", cap=budget), tracer=Tracer(run_dir / "trace.jsonl"),
-        targets=Targets(), cache=ResponseCache(settings.cache_path) if settings.use_cache else None,
-        chat_models=dict(chat_models or {}), extras=dict(extras or {}),
-    )
+def choose_method(ctx: AgentContext, item: QAItem) -> str:
+    """The pack's validator; methods whose tools are not available fall back to `answer`, recorded."""
+    wanted = str(ctx.pack(item).options.get("validator", "answer"))
+    available = available_validators(ctx)
+    if wanted in available:
+        return wanted
+    if wanted == "pot_or_rag":
+        for method in ("pot", "rag"):
+            if method in available:
+                return method
+    return "answer"

@@ -21,15 +21,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.refiner import EditTask
-from refinelab.agents.validator import Verdict, answer_check
+from refinelab.state import EditTask
+from refinelab.agents.validation.answer import answer_check
+from refinelab.state import Verdict
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import LETTERS, QAItem, normalise_text
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.sandbox_base import CodeSandbox, ExecResult, SandboxError, SandboxLimits
 
-POT_ATTEMPTS = 2  # programs per item: the first plus one retry with the error fed back
-POT_TIMEOUT_S = 5.0  # wall clock per program; PoT programs are tiny
 POT_MAX_TOKENS = 350
 EVIDENCE_CHARS = 2000  # stdout/stderr kept per attempt
 REL_TOL = 1e-4
@@ -52,16 +51,15 @@ _SANDBOX_LOCK = threading.Lock()
 def get_sandbox(ctx: AgentContext) -> CodeSandbox:
     """The process-wide sandbox for the configured backend, created on first use and reused.
 
-    `ctx.extras["sandbox"]` injects one (tests, custom backends). Raises `SandboxError` (incl.
+    `ctx.hooks.sandbox` injects one (tests, custom backends). Raises `SandboxError` (incl.
     `SandboxUnavailable`) when the backend cannot run; failures are not cached, so a fixed install
     is picked up without a restart."""
-    injected = ctx.extras.get("sandbox")
-    if injected is not None:
-        return injected  # type: ignore[no-any-return]
+    if ctx.hooks.sandbox is not None:
+        return ctx.hooks.sandbox
     backend = ctx.settings.sandbox_backend
     with _SANDBOX_LOCK:
         if backend not in _SANDBOXES:
-            limits = SandboxLimits(timeout_s=POT_TIMEOUT_S)
+            limits = SandboxLimits(timeout_s=ctx.options.pot_timeout_s)
             sandbox: CodeSandbox
             if backend == "local":
                 from refinelab.tools.sandbox_local import LocalSandbox
@@ -244,8 +242,7 @@ def run_code(ctx: AgentContext, sandbox: CodeSandbox, code: str, item_id: str, t
 def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     """PoT verdict for one item. Code errors get `pot_attempts` tries; if none runs, the independent
     answer check decides (recorded as the fallback). A result that matches no option fails."""
-    attempts = int(ctx.extras.get("pot_attempts", POT_ATTEMPTS))
-    timeout_s = float(ctx.extras.get("pot_timeout_s", POT_TIMEOUT_S))
+    attempts, timeout_s = ctx.options.pot_attempts, ctx.options.pot_timeout_s
     evidence: dict[str, Any] = {"key": item.answer_letter, "backend": ctx.settings.sandbox_backend, "attempts": []}
     try:
         sandbox = get_sandbox(ctx)
@@ -254,7 +251,7 @@ def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
         return Verdict(False, f"PoT could not run: the code sandbox is unavailable ({exc}); nothing was run "
                               "unsandboxed. Install bubblewrap or set sandbox_backend: e2b.", "pot", evidence)
     pack = ctx.pack(item)
-    tag = CallTag(node="validate", operation=task.operation, item_id=task.item_id)
+    tag = CallTag(node=task.ledger_node("validate"), operation=task.operation, item_id=task.item_id)
     tokens = 0
     feedback = ""
     last_answer = ""

@@ -10,23 +10,19 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
-
 from refinelab.agents.context import AgentContext
+from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.api.context import open_run_context
 from refinelab.config import Settings, load_settings
 from refinelab.errors import DataError
+from refinelab.graph.build import build_graph
 from refinelab.metrics.targets import Targets, load_targets
-from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import Dataset
-from refinelab.tools.cache import ResponseCache
-from refinelab.tools.ledger import Ledger
-from refinelab.tools.store import RunStore
-from refinelab.tools.tracing import Tracer
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -52,18 +48,11 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
-def open_context(run_dir: Path, settings: Settings, budget: int | None, targets: Targets,
-             chat_models: dict[str, BaseChatModel] | None, prompts_dir: str | None,
-             extras: dict[str, Any] | None) -> AgentContext:
-    """The handles of one run (store, ledger, cache, tracer, prompts) rooted at `run_dir`."""
-    store = RunStore(run_dir / "store.sqlite")
-    ledger = Ledger(run_dir / "ledger.sqlite", cap=budget)
-    cache = ResponseCache(settings.cache_path) if settings.use_cache else None
-    tracer = Tracer(run_dir / "trace.jsonl", trace_id=store.get_meta("trace_id"))
-    store.set_meta("trace_id", tracer.trace_id)
-    return AgentContext(run_dir=run_dir, settings=settings, store=store, ledger=ledger, tracer=tracer,
-                        targets=targets, cache=cache, prompts=PromptLibrary(prompts_dir),
-                        chat_models=dict(chat_models or {}), extras=dict(extras or {}))
+def as_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
+    """Run options from a `RunOptions` or a plain mapping of its fields (validated: unknown keys fail)."""
+    if isinstance(options, RunOptions):
+        return options
+    return RunOptions.model_validate(dict(options or {}))
 
 
 def _checkpointer(run_dir: Path) -> Any:
@@ -74,8 +63,6 @@ def _checkpointer(run_dir: Path) -> Any:
 
 def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | None,
                on_event: ProgressCallback | None) -> RunResult:
-    from refinelab.graph.build import build_graph
-
     graph = build_graph(checkpointer=_checkpointer(ctx.run_dir))
     config = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
     with ctx.tracer.span("refinelab.run", "chain", {"run_id": run_id, "resumed": first_input is None},
@@ -100,14 +87,15 @@ def refine(
     targets: Targets | str | Path | None = None,
     settings: Settings | None = None,
     run_id: str | None = None,
-    chat_models: dict[str, BaseChatModel] | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    hooks: RunHooks | None = None,
     prompts_dir: str | None = None,
-    extras: dict[str, Any] | None = None,
     on_event: ProgressCallback | None = None,
 ) -> RunResult:
     """Refine `dataset` spending at most `budget` tokens; outputs go to `settings.runs_dir / run_id`."""
     if budget < 0:
         raise ValueError("budget must be >= 0")
+    options = as_options(options)
     if not len(dataset):  # checked before the run folder exists, so bad input leaves nothing behind
         first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
         raise DataError(dataset.name, None, None,
@@ -123,10 +111,12 @@ def refine(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "settings.json").write_text(json.dumps({
         "settings": json.loads(settings.model_dump_json()), "budget": budget,
-        "targets": targets.model_dump(), "prompts_dir": prompts_dir, "extras": extras or {},
+        "targets": targets.model_dump(), "prompts_dir": prompts_dir,
+        "options": options.model_dump(mode="json"),
         "dataset": dataset.name,
     }, indent=2, default=str))
-    ctx = open_context(run_dir, settings, budget, targets, chat_models, prompts_dir, extras)
+    ctx = open_run_context(run_dir, settings=settings, budget=budget, targets=targets, options=options,
+                           hooks=hooks, prompts_dir=prompts_dir)
     ctx.store.set_meta("run_id", run_id)
     ctx.store.load_items(dataset.items)
     ctx.store.add_rejected(dataset.rejected)
@@ -137,7 +127,7 @@ def resume(
     run_id: str,
     *,
     runs_dir: str | Path = "runs",
-    chat_models: dict[str, BaseChatModel] | None = None,
+    hooks: RunHooks | None = None,
     on_event: ProgressCallback | None = None,
 ) -> RunResult:
     """Continue a killed run from its last checkpoint; calls that finished are replayed from the cache."""
@@ -147,7 +137,8 @@ def resume(
         raise FileNotFoundError(f"no run {run_id} in {runs_dir}")
     saved = json.loads(saved_path.read_text())
     settings = Settings.model_validate(saved["settings"])
-    ctx = open_context(run_dir, settings, None, Targets.model_validate(saved["targets"]), chat_models,
-                   saved.get("prompts_dir"), saved.get("extras"))
+    ctx = open_run_context(run_dir, settings=settings, targets=Targets.model_validate(saved["targets"]),
+                           options=as_options(saved.get("options")), hooks=hooks,
+                           prompts_dir=saved.get("prompts_dir"))
     ctx.ledger.abandon_in_flight()
     return _run_graph(ctx, run_id, None, on_event)

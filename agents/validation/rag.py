@@ -2,8 +2,9 @@
 whether they support the key, contradict it, or do not settle it.
 
 "Insufficient" is common for a small passage corpus, so it is not a failure: the independent answer check
-(`agents.validator.answer_check`) decides instead, and the verdict records both. The retriever (FAISS over
-the built-in corpus, or `ctx.extras["rag_corpus"]`: a path, a `Corpus` or a ready `Retriever`) is built or
+(`validation.answer.answer_check`) decides instead, and the verdict records both. The retriever (FAISS over
+the built-in corpus, `options.rag_corpus` (a path or `wikipedia:NAME`), or `hooks.retriever`: a `Corpus`
+or a ready `Retriever`) is built or
 loaded once per process. Passage ids, titles and scores are kept as evidence.
 """
 
@@ -17,16 +18,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.refiner import EditTask
-from refinelab.agents.validator import Verdict, answer_check
+from refinelab.state import EditTask
+from refinelab.agents.validation.answer import answer_check
+from refinelab.state import Verdict
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import LETTERS, QAItem
 from refinelab.tools.corpus import Corpus, Passage
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.retrieval import Retriever, default_retriever, format_passages
 
-RAG_K = 4
-RAG_MIN_SCORE = 0.2  # below this best cosine score the passages are off-topic: skip the judge
 PASSAGE_CHARS = 600  # per passage shown to the judge; keeps 4 passages + a long stem within a 4k context
 QUERY_WORDS = 120  # of the stem; MiniLM reads ~256 word pieces, so the key must not be cut off
 RAG_MAX_TOKENS = 300
@@ -55,7 +55,7 @@ _RETRIEVER_LOCK = threading.Lock()
 
 def get_retriever(ctx: AgentContext) -> Retriever:
     """The retriever for this run's corpus, built or loaded once per process."""
-    spec = ctx.extras.get("rag_corpus")
+    spec: Retriever | Corpus | str | None = ctx.hooks.retriever or ctx.options.rag_corpus
     if isinstance(spec, Retriever):
         return spec
     if spec is None or str(spec) == "wikipedia":
@@ -117,8 +117,7 @@ def _fallback(ctx: AgentContext, task: EditTask, item: QAItem, evidence: dict[st
 def rag_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     """RAG verdict: supported → pass, contradicted → fail with the passages' reading, insufficient (or no
     relevant passage, or no usable judgement, or no retriever) → the answer check decides."""
-    k = int(ctx.extras.get("rag_k", RAG_K))
-    min_score = float(ctx.extras.get("rag_min_score", RAG_MIN_SCORE))
+    k, min_score = ctx.options.rag_k, ctx.options.rag_min_score
     evidence: dict[str, Any] = {"key": item.answer_letter}
     try:
         passages = retrieve(ctx, item, k)
@@ -132,7 +131,7 @@ def rag_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
         return _fallback(ctx, task, item, evidence, "no relevant passage retrieved", 0)
     messages = ctx.pack(item).messages("validate_rag", item=item,
                                        passages=format_passages(passages, max_chars=PASSAGE_CHARS))
-    tag = CallTag(node="validate", operation=task.operation, item_id=task.item_id)
+    tag = CallTag(node=task.ledger_node("validate"), operation=task.operation, item_id=task.item_id)
     try:
         result = ctx.client("validator").structured(messages, RagJudgement, tag, max_tokens=RAG_MAX_TOKENS)
     except LLMCallFailed as exc:

@@ -1,4 +1,7 @@
-"""The `refinelab` command line. Bad input exits with code 2 and a message naming file, row, field."""
+"""The `refinelab` command line: commands parse arguments and call the library (`refinelab.api`).
+
+Bad input exits with code 2 and one line naming file, row and field (`cli.common.fail`, the one error path).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from refinelab import __version__
-from refinelab.errors import ConfigError, DataError, RefineLabError
+from refinelab.cli.common import (
+    EXIT_BAD_INPUT,
+    console,
+    exit_code,
+    fail,
+    load_selection,
+    out,
+    parse_list,
+    print_error,
+)
+from refinelab.errors import ConfigError, RefineLabError
+from refinelab.operations import OPERATION_NAMES
 
 app = typer.Typer(help="Refine multiple-choice QA datasets under a token budget.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -21,16 +34,6 @@ model_app = typer.Typer(help="The embedded offline model.", no_args_is_help=True
 data_app = typer.Typer(help="Inspect and validate datasets.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
-
-console = Console(stderr=True)
-out = Console()
-
-EXIT_BAD_INPUT = 2
-
-
-def fail(exc: Exception) -> None:
-    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_BAD_INPUT if isinstance(exc, DataError | ConfigError) else 1)
 
 
 @app.command()
@@ -106,7 +109,7 @@ def data_validate(
 
     try:
         dataset = load_dataset(path, format=format, on_invalid="quarantine")
-    except DataError as exc:
+    except RefineLabError as exc:
         fail(exc)
     dupes = dataset.duplicates()
     problems = [str(e) for e in dataset.rejected]
@@ -171,7 +174,7 @@ def refine_command(
     mode: Annotated[str | None, typer.Option(help="planner: ilp | lp-round | greedy | random")] = None,
     prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
     operations: Annotated[str | None, typer.Option(
-        help="operations the planner may buy (default all): remove,expand,generate,calibrate,rewrite_distractors,fix")] = None,
+        help=f"operations the planner may buy (default all): {','.join(OPERATION_NAMES)}")] = None,
     rag_corpus: Annotated[str | None, typer.Option(
         help="retrieval corpus: 'wikipedia' (default), 'wikipedia:mmlu_redux,nq,boolq,wikitext', or a JSONL/folder")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
@@ -180,10 +183,10 @@ def refine_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines of progress, then a JSON result")] = False,
 ) -> None:
     """Profile, plan, refine and validate DATA within BUDGET tokens; write the run folder."""
+    from refinelab.agents.options import RunOptions
     from refinelab.api import refine as run_refine
+    from refinelab.cli.progress import ProgressView
     from refinelab.config import load_settings
-    from refinelab.io import load_dataset
-    from refinelab.progress import ProgressView
 
     overrides: dict[str, object] = {}
     for key, value in (("runs_dir", runs_dir), ("rounds", rounds), ("planner_mode", mode)):
@@ -193,27 +196,24 @@ def refine_command(
         overrides["use_cache"] = False
     try:
         settings = load_settings(config, overrides)
-        dataset = load_dataset(data, format=format, on_invalid="error" if strict else "quarantine")
-        if subjects or limit:
-            dataset = dataset.filter([s.strip() for s in subjects.split(",")] if subjects else None, limit)
-        if dataset.rejected and not quiet:
-            console.print(f"[yellow]{len(dataset.rejected)} invalid row(s) quarantined[/yellow] "
-                          f"(first: {dataset.rejected[0]}); they are listed in report.json")
-        extras: dict[str, object] = {}
-        if rag_corpus:
-            extras["rag_corpus"] = rag_corpus
-        if operations:
-            known = {"remove", "expand", "generate", "calibrate", "rewrite_distractors", "fix"}
-            wanted = [o.strip() for o in operations.split(",") if o.strip()]
-            if not wanted or set(wanted) - known:
-                raise ConfigError(f"--operations: unknown {sorted(set(wanted) - known)}; known: {sorted(known)}")
-            extras["operations"] = wanted
+    except RefineLabError as exc:
+        fail(exc)
+    dataset, resolved = load_selection(data, format, subjects, limit, targets, strict=strict)
+    if dataset.rejected and not quiet:
+        console.print(f"[yellow]{len(dataset.rejected)} invalid row(s) quarantined[/yellow] "
+                      f"(first: {dataset.rejected[0]}); they are listed in report.json")
+    wanted = parse_list(operations)
+    if wanted is not None and not wanted:
+        fail(ConfigError("--operations: name at least one operation"))
+    try:
+        options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus)
+    except ValueError as exc:
+        fail(ConfigError(f"--operations: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"))
+    try:
         with ProgressView(_progress_mode(quiet, as_json)) as view:
-            result = run_refine(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id,
-                                prompts_dir=str(prompts) if prompts else None, on_event=view, extras=extras)
+            result = run_refine(dataset, budget=budget, targets=resolved, settings=settings, run_id=run_id,
+                                prompts_dir=str(prompts) if prompts else None, on_event=view, options=options)
     except (RefineLabError, ValueError, FileExistsError) as exc:
-        if isinstance(exc, ValueError) and not isinstance(exc, RefineLabError):
-            exc = DataError(str(data), None, None, str(exc)) if "subjects" in str(exc) else exc
         fail(exc)
     _print_result(result, as_json)
 
@@ -227,7 +227,7 @@ def resume_command(
 ) -> None:
     """Continue a killed run from its last checkpoint without paying for finished calls again."""
     from refinelab.api import resume
-    from refinelab.progress import ProgressView
+    from refinelab.cli.progress import ProgressView
 
     try:
         with ProgressView(_progress_mode(quiet, as_json)) as view:
@@ -244,7 +244,7 @@ def trace_command(
     depth: Annotated[int, typer.Option(help="levels to show")] = 3,
 ) -> None:
     """Print the run tree with tokens and timings."""
-    from refinelab.trace_view import render_tree
+    from refinelab.cli.trace_view import render_tree
 
     path = runs_dir / run_id / "trace.jsonl"
     if not path.exists():
@@ -297,13 +297,13 @@ def packs_show(
 
 def _mount_optional() -> None:
     """Sub-apps that live in their own modules."""
-    from refinelab.cli_plan import plan_command; app.command("plan")(plan_command)  # noqa: E702, I001
-    from refinelab.cli_profile import profile_command; app.command("profile")(profile_command)  # noqa: E702, I001
-    from refinelab.cli_report import export_command, report_command
+    from refinelab.cli.plan import plan_command; app.command("plan")(plan_command)  # noqa: E702, I001
+    from refinelab.cli.profile import profile_command; app.command("profile")(profile_command)  # noqa: E702, I001
+    from refinelab.cli.report import export_command, report_command
     app.command("report")(report_command)
     app.command("export")(export_command)
     try:
-        from refinelab.cli_sandbox import sandbox_app
+        from refinelab.cli.sandbox import sandbox_app
     except ImportError:
         return
     app.add_typer(sandbox_app, name="sandbox")
@@ -313,11 +313,12 @@ _mount_optional()
 
 
 def main() -> None:
+    """The console script: a library error that escaped a command still ends as one line and its code."""
     try:
         app()
     except RefineLabError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(EXIT_BAD_INPUT if isinstance(exc, DataError | ConfigError) else 1)
+        print_error(exc)
+        sys.exit(exit_code(exc))
 
 
 if __name__ == "__main__":

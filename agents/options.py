@@ -1,0 +1,92 @@
+"""Run options: every choice a run makes besides models and folders, as one typed, documented model.
+
+`RunOptions` is what a user sets (flags, `refinelab.refine(options=…)`); it is saved in the run's
+`settings.json` and read back by `resume`, so it holds plain data only. `RunHooks` is what a caller
+plugs in as live objects (a scripted chat model, a sandbox, a retriever, an embedder): never saved,
+never read from a file — tests and notebooks use it, as LangGraph passes live objects in its runtime
+context. Agents read both from `AgentContext.options` / `AgentContext.hooks`; nothing else carries
+options around.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from refinelab.metrics.error_checks import ErrorModel
+from refinelab.operations import OPERATION_NAMES, operation
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from refinelab.tools.corpus import Corpus
+    from refinelab.tools.retrieval import Retriever
+    from refinelab.tools.sandbox_base import CodeSandbox
+
+DifficultyMethod = Literal["rating", "elo", "irt"]
+ValidatorName = Literal["pot", "rag", "pot_or_rag"]
+
+
+class RunOptions(BaseModel):
+    """What a run measures, may buy and how it checks edits. Defaults are the documented behaviour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # --- planning
+    operations: list[str] = Field(
+        default_factory=lambda: list(OPERATION_NAMES),
+        description="operations the planner may buy (names from the operation registry)")
+    dry_run: bool = Field(False, description="plan and stop: no pilot, no edits")
+    pilot_per_op: int = Field(5, ge=0, description="pilot edits per operation before the first plan; 0 = priors")
+    pilot_share: float = Field(0.25, ge=0.0, le=1.0, description="most of the budget left the pilot may spend")
+
+    # --- profiling
+    difficulty_method: DifficultyMethod = Field("rating", description="how difficulty is measured")
+    elo_extra_rounds: int = Field(8, ge=0, description="Elo: comparison rounds after the Swiss pairing")
+    elo_bootstrap: int = Field(200, ge=0, description="Elo: bootstrap resamples for the confidence interval")
+    panel: list[str] = Field(default_factory=list,
+                             description="models that answer every item (error screening, IRT); empty = none")
+    panel_reasoning: bool = Field(False, description="panel members reason before the letter (slower)")
+    distractors: bool = Field(False, description="score distractor sets (embeddings + panel pick rates)")
+    validate_suspects: bool = Field(True, description="run the validator on items screening flags")
+    validator_threshold: float = Field(0.5, ge=0.0, le=1.0,
+                                       description="p_error at or above which a suspect is validated")
+    error_model: ErrorModel = Field(default_factory=ErrorModel,
+                                    description="weights of the error-evidence pooling")
+
+    # --- validation
+    validators: list[ValidatorName] | None = Field(
+        None, description="model-based validators available to packs; None = all built-in, [] = answer check only")
+    dedup: Literal["embedding", "lexical"] = Field("embedding", description="near-duplicate test for new items")
+    pot_attempts: int = Field(2, ge=1, le=10, description="PoT programs per item (first + retries with the error)")
+    pot_timeout_s: float = Field(5.0, gt=0, le=600, description="wall clock per PoT program")
+    rag_corpus: str | None = Field(None, description="retrieval corpus: a path or `wikipedia:NAME`; None = built-in")
+    rag_k: int = Field(4, ge=1, le=50, description="passages retrieved per item")
+    rag_min_score: float = Field(0.2, ge=-1.0, le=1.0,
+                                 description="below this best cosine the passages are off-topic: skip the judge")
+
+    @field_validator("operations")
+    @classmethod
+    def _known_operations(cls, value: list[str]) -> list[str]:
+        return [operation(name).name for name in value]
+
+    @field_validator("panel", mode="before")
+    @classmethod
+    def _panel_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "m1,m2" from a flag or an environment variable
+            value = value.split(",")
+        return [str(m).strip() for m in value or [] if str(m).strip()]
+
+
+@dataclass
+class RunHooks:
+    """Live objects a caller plugs into a run instead of the defaults; never persisted."""
+
+    chat_models: dict[str, BaseChatModel] = field(default_factory=dict)  # role or panel member → model
+    sandbox: CodeSandbox | None = None  # PoT backend instead of the configured one
+    retriever: Retriever | Corpus | None = None  # RAG retrieval instead of `options.rag_corpus`
+    embed: Callable[[list[str]], Any] | None = None  # text embedder for distractor scores
+    check_original: Callable[..., Any] | None = None  # the validator's verdict on an existing item

@@ -1,0 +1,68 @@
+"""The validator agent's entry points: `validate` an edit's candidate, `check_original` an existing item
+for profiling, and `to_validator_verdict` for the shape error screening pools.
+
+Structural checks come first; then the model-based method the item's domain pack names (`routing`):
+`answer` (an independent model must pick the key), `pot` (Python computing the answer, run in the
+sandbox), `rag` (retrieved passages judge the key). Every verdict carries its evidence; a failure carries
+a reason the refiner can act on.
+"""
+
+from __future__ import annotations
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.validation.answer import answer_check
+from refinelab.agents.validation.routing import available_validators, choose_method
+from refinelab.agents.validation.structural import structural_problems
+from refinelab.metrics.error_checks import ValidatorVerdict
+from refinelab.operations import operation
+from refinelab.schema import QAItem
+from refinelab.state import CHECK_ROUND, Candidate, EditTask, Verdict
+
+
+def validate(ctx: AgentContext, task: EditTask, candidate: Candidate) -> Verdict:
+    """The verdict on an edit's candidate: structural checks, then the pack's method (or the answer check)."""
+    if not operation(task.operation).validated:
+        return Verdict(True, f"{task.operation} needs no validation", "none")
+    if candidate.item is None or candidate.error:
+        return Verdict(False, candidate.error or "no candidate", "structural")
+    problems = structural_problems(ctx, task, candidate.item)
+    if problems:
+        return Verdict(False, "structural checks failed: " + "; ".join(problems), "structural",
+                       {"problems": problems})
+    method = choose_method(ctx, candidate.item)
+    if method != "answer":
+        verdict: Verdict = available_validators(ctx)[method](ctx, task, candidate.item)
+        return verdict
+    verdict = answer_check(ctx, task, candidate.item)
+    wanted = ctx.pack(candidate.item).options.get("validator", "answer")
+    if wanted != "answer":
+        verdict.evidence["note"] = f"pack asked for {wanted!r}, not available here; used the answer check"
+    return verdict
+
+
+def check_original(ctx: AgentContext, item: QAItem) -> Verdict:
+    """Validate an existing (suspect) item with its pack's method, for profiling. No structural checks:
+    profiling runs those itself."""
+    task = EditTask(edit_id=f"check:{item.id}", item_id=item.id, operation="check", round=CHECK_ROUND)
+    method = choose_method(ctx, item)
+    if method == "answer":
+        return answer_check(ctx, task, item)
+    return available_validators(ctx)[method](ctx, task, item)  # type: ignore[no-any-return]
+
+
+_DECISIVE = {"match_key", "match_other", "no_match", "supported", "contradicted"}
+
+
+def to_validator_verdict(verdict: Verdict) -> ValidatorVerdict:
+    """The verdict as profiling's `ValidatorVerdict`: key_correct is None when the method itself could not
+    decide (sandbox unavailable); a fallback answer check counts, with lower confidence."""
+    ev = verdict.evidence
+    outcome = ev.get("outcome") or ev.get("rag_verdict") or ""
+    if outcome == "unavailable" and "fallback" not in ev:
+        return ValidatorVerdict(key_correct=None, method=verdict.method, evidence=ev)
+    error_type = None
+    if not verdict.passed:
+        error_type = "no_correct_answer" if outcome == "no_match" else "wrong_groundtruth"
+    confidence = 0.85 if outcome in _DECISIVE and "fallback" not in ev else 0.7
+    return ValidatorVerdict(key_correct=verdict.passed, error_type=error_type, confidence=confidence,
+                            method=verdict.method, evidence=ev)

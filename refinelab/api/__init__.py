@@ -1,0 +1,31 @@
+"""The public Python API: profile, plan (dry run), refine, resume, report, export.
+
+Every function opens its folder through `refinelab.api.context.open_run_context`; the CLI is a thin layer
+that parses arguments and calls these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from refinelab.api.plan import plan
+from refinelab.api.profile import ProfileResult, profile
+from refinelab.api.runs import RunResult, refine, resume
+
+
+def report(run_dir: str | Path, output: str | Path | None = None) -> Path:
+    """Write the run's `report.html` (or `output`): distributions before/after, budget, edits, leftovers."""
+    from refinelab.api.report_html import build_report  # matplotlib loads only when a report is made
+
+    return build_report(run_dir, output)
+
+
+def export(run_dir: str | Path, lm_eval_dir: str | Path, task_name: str | None = None,
+           choice_format: str = "letters") -> Path:
+    """Write the refined set as an lm-eval-harness task (YAML + JSONL) into `lm_eval_dir`; the YAML path."""
+    from refinelab.api.export_lmeval import export_lm_eval
+
+    return export_lm_eval(run_dir, lm_eval_dir, task_name, choice_format)  # type: ignore[arg-type]
+
+
+__all__ = ["ProfileResult", "RunResult", "export", "plan", "profile", "refine", "report", "resume"]

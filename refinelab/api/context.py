@@ -1,0 +1,38 @@
+"""The one way to open a run context: the handles (store, ledger, cache, tracer, prompts) of a folder.
+
+`refine`, `resume`, `profile`, `plan` and the evals all open their folder here, so a run, a profile and
+a validator experiment are the same kind of folder: `store.sqlite`, `ledger.sqlite`, `trace.jsonl`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.config import Settings, load_settings
+from refinelab.metrics.targets import Targets
+from refinelab.prompts.loader import PromptLibrary
+from refinelab.tools.cache import ResponseCache
+from refinelab.tools.ledger import Ledger
+from refinelab.tools.store import RunStore
+from refinelab.tools.tracing import Tracer
+
+
+def open_run_context(run_dir: str | Path, *, settings: Settings | None = None, budget: int | None = None,
+                     targets: Targets | None = None, options: RunOptions | None = None,
+                     hooks: RunHooks | None = None, prompts_dir: str | Path | None = None) -> AgentContext:
+    """The handles of one run rooted at `run_dir` (created if missing). `budget` None = no cap (or, for
+    an existing ledger, the cap it was created with)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = settings or load_settings()
+    store = RunStore(run_dir / "store.sqlite")
+    ledger = Ledger(run_dir / "ledger.sqlite", cap=budget)
+    cache = ResponseCache(settings.cache_path) if settings.use_cache else None
+    tracer = Tracer(run_dir / "trace.jsonl", trace_id=store.get_meta("trace_id"))
+    store.set_meta("trace_id", tracer.trace_id)
+    return AgentContext(run_dir=run_dir, settings=settings, store=store, ledger=ledger, tracer=tracer,
+                        targets=targets or Targets(), cache=cache,
+                        prompts=PromptLibrary(str(prompts_dir) if prompts_dir else None),
+                        options=options or RunOptions(), hooks=hooks or RunHooks())

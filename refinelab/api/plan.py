@@ -1,0 +1,104 @@
+"""Plan without editing: what a run would buy, for what, and what it should change.
+
+Measuring and deciding are separate: the data is profiled once into a plan folder (runs/plan-<digest>
+by default, keyed by the data path, subjects and limit) and reused, so a second dry run with another
+budget or target makes no LLM call. The plan is the one the graph would make for its first round, without
+the pilot (a pilot makes real edits): catalogue priors, refitted by any edits already recorded in the
+folder, against 90% of the budget left after profiling. Nothing is edited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.agents.planner_agent import plan_for_budget
+from refinelab.api.context import open_run_context
+from refinelab.api.profile import profile
+from refinelab.api.runs import as_options
+from refinelab.config import Settings, load_settings
+from refinelab.metrics.targets import Targets
+from refinelab.planner.ilp import Plan
+from refinelab.planner.tool import plan_payload
+from refinelab.schema import Dataset
+from refinelab.tools.store import RunStore
+
+MODES = ("ilp", "lp-round", "greedy", "random")
+
+
+def plan_dir(settings: Settings, data: Path, subjects: str | None, limit: int | None) -> Path:
+    """The default plan folder: one per (data, subjects, limit), so profiles are found again."""
+    key = json.dumps([str(data.resolve()), subjects or "", limit])
+    return Path(settings.runs_dir) / f"plan-{data.stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def profile_complete(folder: Path) -> bool:
+    """A finished profile: profile.json written and every kept item labelled."""
+    if not (folder / "profile.json").exists() or not (folder / "store.sqlite").exists():
+        return False
+    store = RunStore(folder / "store.sqlite")
+    try:
+        return all(store.has_diagnostic(i.id, "label") for i in store.items(("kept",)))
+    finally:
+        store.close()
+
+
+def plan(dataset: Dataset, *, budget: int, folder: Path, dry_run: bool = True, targets: Targets | None = None,
+         settings: Settings | None = None, mode: str = "ilp", options: RunOptions | Mapping[str, Any] | None = None,
+         hooks: RunHooks | None = None, prompts_dir: str | None = None) -> dict[str, Any]:
+    """Profile (or reuse the profile in `folder`), plan for `budget`, write plan.json; returns the report.
+
+    Only the dry run exists: a plan that edits is `refine` (whose first plan follows a pilot)."""
+    if not dry_run:
+        raise ValueError("plan() only makes dry runs; refine() plans and edits")
+    settings = settings or load_settings()
+    targets = targets or Targets()
+    options = as_options(options).model_copy(update={"dry_run": True})
+    enabled = list(options.operations)
+    reused = profile_complete(folder)
+    if not reused:
+        profile(dataset, out_dir=folder, targets=targets, settings=settings, options=options, hooks=hooks,
+                prompts_dir=prompts_dir)
+    ctx = open_run_context(folder, settings=settings, targets=targets, options=options, hooks=hooks,
+                           prompts_dir=prompts_dir)
+    try:
+        calls_before = ctx.ledger.summary()["calls"]
+        profile_tokens = ctx.ledger.spent
+        available = max(0, budget - profile_tokens)
+        with ctx.tracer.span("refinelab.plan", "chain", {"budget": budget, "mode": mode, "dry_run": True},
+                             run_id=None) as root:
+            plan, problem, basis = plan_for_budget(ctx, available, enabled, mode)
+            root.outputs = {"forecast_tokens": plan.forecast_tokens, "status": plan.status}
+        ctx.tracer.flush()
+        report = _report(ctx, dataset, plan, basis, budget=budget, profile_tokens=profile_tokens, reused=reused,
+                         calls=ctx.ledger.summary()["calls"] - calls_before, folder=folder)
+    finally:
+        ctx.store.close()
+    (folder / "plan.json").write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+def _report(ctx: AgentContext, dataset: Dataset, plan: Plan, basis: dict[str, Any], *, budget: int,
+            profile_tokens: int, reused: bool, calls: int, folder: Path) -> dict[str, Any]:
+    payload = plan_payload(plan, "summary")
+    return {
+        "dry_run": True, "dataset": dataset.name, "items": len(dataset), "budget": budget, "mode": plan.mode,
+        "folder": str(folder),
+        "profile": {"reused": reused, "tokens": profile_tokens, "path": str(folder / "profile.json")},
+        "plannable_tokens": round(basis["budget"], 1),
+        "status": plan.status, "reason": plan.reason,
+        "by_op": payload["by_op"], "by_op_and_group": payload["by_op_and_group"],
+        "forecast": {"refine_tokens": round(plan.forecast_tokens, 1),
+                     "overall_tokens": round(profile_tokens + plan.forecast_tokens, 1),
+                     "profile_tokens": profile_tokens},
+        "metrics": {k: {"before": m.before, "after": m.after, "change": m.change} for k, m in plan.metrics.items()},
+        "objective": plan.objective, "marginal_value_per_1k": plan.marginal_value_per_1k,
+        "catalogue": basis["catalogue"], "observations": basis["observations"],
+        "solve_seconds": plan.solve_seconds, "notes": plan.notes,
+        "llm_calls_for_this_plan": calls, "edits_made": len(ctx.store.edits()),
+    }

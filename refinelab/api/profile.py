@@ -1,0 +1,124 @@
+"""Profile a dataset: measure it against targets without planning or editing anything.
+
+Profiling runs the same profiler agent as the graph's profile node, in its own folder (store, ledger,
+trace), so a later `refine` of the same data can reuse the response cache. `profile.json` holds per-item
+diagnostics, the per-check summary, coverage and difficulty distributions with their JSD to the targets,
+and the token ledger by component (operation), node and model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.agents.profiler import profile_items
+from refinelab.api.context import open_run_context
+from refinelab.api.runs import as_options
+from refinelab.config import Settings, load_settings
+from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, divergence_report
+from refinelab.metrics.summary import summarise
+from refinelab.metrics.targets import Targets
+from refinelab.schema import Dataset, QAItem
+
+
+@dataclass
+class ProfileResult:
+    """What a profiling run produced; `report` is what profile.json holds."""
+
+    out_dir: Path
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.out_dir / "profile.json"
+
+
+def distributions(items: list[QAItem], targets: Targets) -> dict[str, Any]:
+    """Coverage and difficulty distributions of the labelled items, with JSD and gaps to the targets."""
+    def cell(c: Any) -> str:
+        return " × ".join(c) if isinstance(c, tuple) else str(c)
+
+    result: dict[str, Any] = {}
+    coverage = coverage_distribution(items) if items else {}
+    cov: dict[str, Any] = {"observed": {cell(c): round(p, 4) for c, p in sorted(coverage.items())}}
+    if targets.coverage and coverage:
+        report = divergence_report(coverage, targets.coverage_cells())
+        cov |= {"target": {cell(c): round(p, 4) for c, p in sorted(targets.coverage_cells().items())},
+                "jsd": round(float(report["jsd"]), 4),  # type: ignore[arg-type]
+                "largest_gaps": [[cell(c), round(g, 4)] for c, g in report["gaps"][:5]]}  # type: ignore[index]
+    result["coverage"] = cov
+    scores = [i.difficulty for i in items if i.difficulty is not None]
+    diff: dict[str, Any] = {"scored": len(scores)}
+    if scores:
+        observed = difficulty_distribution(scores, targets.thresholds, targets.buckets)
+        diff["observed"] = {k: round(v, 4) for k, v in observed.items()}
+        diff["mean"] = round(sum(scores) / len(scores), 4)
+        if targets.difficulty:
+            diff["target"] = {k: round(v, 4) for k, v in targets.difficulty.items()}
+            diff["jsd"] = round(float(divergence_report(observed, targets.difficulty)["jsd"]), 4)  # type: ignore[arg-type]
+    result["difficulty"] = diff
+    return result
+
+
+def profile(
+    dataset: Dataset,
+    *,
+    out_dir: str | Path,
+    targets: Targets | None = None,
+    settings: Settings | None = None,
+    budget: int | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    hooks: RunHooks | None = None,
+    prompts_dir: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ProfileResult:
+    """Profile `dataset` into `out_dir` and write profile.json. Re-running into the same folder skips
+    everything already measured (and a larger budget continues where a smaller one stopped)."""
+    settings = settings or load_settings()
+    targets = targets or Targets()
+    out_dir = Path(out_dir)
+    options = as_options(options)
+    ctx = open_run_context(out_dir, settings=settings, budget=budget, targets=targets, options=options,
+                           hooks=hooks, prompts_dir=prompts_dir)
+    ctx.store.load_items(dataset.items)
+    ctx.store.add_rejected(dataset.rejected)
+    started = time.monotonic()
+    with ctx.tracer.span("refinelab.profile", "chain", {"items": len(dataset)}, run_id=None) as root:
+        with ctx.tracer.span("profile", "chain", {"items": len(dataset)}) as run:
+            done, stop = profile_items(ctx, ctx.store.items(("kept",)), progress)
+            run.outputs = {"profiled": done, "stop": stop}
+        root.outputs = {"profiled": done, "spent": ctx.ledger.spent}
+    ctx.tracer.flush()
+    elapsed = time.monotonic() - started
+    items = ctx.store.items(("kept",))
+    diagnostics = ctx.store.diagnostics()
+    per_item: dict[str, dict[str, Any]] = {}
+    for d in diagnostics:
+        per_item.setdefault(d.item_id, {})[d.check] = {"flag": d.flag, "score": round(d.score, 4),
+                                                       "evidence": d.evidence}
+    ledger = ctx.ledger.summary()
+    summary = summarise(d for d in diagnostics if d.check not in ("label", "panel"))
+    error_types = Counter(d.evidence.get("error_type") for d in diagnostics if d.check == "error" and d.flag)
+    report = {
+        "dataset": dataset.name, "items": len(items), "profiled": done, "rejected_rows": len(dataset.rejected),
+        "stop_reason": stop, "elapsed_s": round(elapsed, 2),
+        "options": options.model_dump(mode="json", exclude_defaults=True),
+        "models": {"judge": settings.roles.judge.model},
+        "targets": targets.model_dump(),
+        "summary": summary.to_dict(), "flagged_error_types": dict(error_types),
+        **distributions(items, targets),
+        "ledger": ledger, "ledger_by_component": ledger["by_operation"],
+        "items_detail": [
+            {"id": i.id, "subject": i.subject, "domain": i.domain, "skill": i.skill, "difficulty": i.difficulty,
+             "diagnostics": per_item.get(i.id, {})} for i in items
+        ],
+    }
+    (out_dir / "profile.json").write_text(json.dumps(report, indent=2, default=str))
+    ctx.store.close()
+    return ProfileResult(out_dir=out_dir, report=report)

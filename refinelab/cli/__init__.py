@@ -1,0 +1,1 @@
+"""The command line: thin commands that parse arguments and call `refinelab.api` (entry: `cli.app:main`)."""

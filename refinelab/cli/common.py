@@ -1,0 +1,65 @@
+"""What every command shares: the consoles, the one error path, and loading a dataset selection.
+
+Every failure a command reports goes through `fail`: one line on stderr, exit code 2 for bad input
+(data, config, targets, arguments) and 1 for anything else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from refinelab.errors import ConfigError, DataError, RefineLabError
+from refinelab.metrics.targets import TargetError, Targets, load_targets
+from refinelab.schema import Dataset
+
+console = Console(stderr=True)  # progress, warnings, errors
+out = Console()  # results
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+BAD_INPUT = (DataError, ConfigError, TargetError, ValidationError, ValueError)
+
+
+def exit_code(exc: BaseException) -> int:
+    """2 for bad input (data, config, targets, arguments), 1 for everything else."""
+    return EXIT_BAD_INPUT if isinstance(exc, BAD_INPUT) else EXIT_FAILED
+
+
+def fail(problem: BaseException | str, code: int | None = None) -> NoReturn:
+    """Print one error line and exit: `code`, else what the exception's kind implies (a message: 2)."""
+    if code is None:
+        code = exit_code(problem) if isinstance(problem, BaseException) else EXIT_BAD_INPUT
+    print_error(problem)
+    raise typer.Exit(code)
+
+
+def print_error(problem: BaseException | str) -> None:
+    """The one way an error reaches the user: `error: <one line>` on stderr."""
+    text = " ".join((str(problem).strip() or type(problem).__name__).split())
+    console.print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True)
+
+
+def parse_list(value: str | None) -> list[str] | None:
+    """A comma-separated flag value as a list (None when the flag was not given)."""
+    return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
+
+
+def load_selection(data: Path, format: str | None, subjects: str | None, limit: int | None,
+                   targets: Path | None, strict: bool = False) -> tuple[Dataset, Targets]:
+    """The dataset (invalid rows quarantined unless `strict`), narrowed to `subjects`/`limit`, and the
+    resolved targets; bad input fails through `fail`."""
+    from refinelab.io import load_dataset
+
+    try:
+        dataset = load_dataset(data, format=format, on_invalid="error" if strict else "quarantine")
+        if subjects or limit:
+            dataset = dataset.filter(parse_list(subjects), limit)
+        resolved = load_targets(targets) if targets else Targets()
+    except (RefineLabError, TargetError, ValueError) as exc:
+        fail(exc)
+    return dataset, resolved

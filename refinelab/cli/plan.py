@@ -1,0 +1,97 @@
+"""`refinelab plan DATA --budget B --dry-run`: the forecast of a run; the work is `refinelab.api.plan`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from refinelab.api.plan import MODES, plan, plan_dir
+from refinelab.cli.common import fail, load_selection, out, parse_list
+from refinelab.config import load_settings
+from refinelab.errors import RefineLabError
+from refinelab.operations import OPERATION_NAMES
+
+
+def print_plan(report: dict[str, Any]) -> None:
+    """The plan as tables: operations, groups, metrics, then forecast and marginal value."""
+    fc = report["forecast"]
+    out.print(f"[bold]dry run[/bold] {report['dataset']}: {report['items']} items, budget {report['budget']:,} "
+              f"tokens, mode {report['mode']} → {report['status']}"
+              + (" (profile reused, no LLM call)" if report["profile"]["reused"] else ""))
+    if report["reason"]:
+        out.print(f"[yellow]empty plan:[/yellow] {report['reason']}")
+    ops = Table(title="plan by operation")
+    for column in ("operation", "count", "tokens"):
+        ops.add_column(column, justify="left" if column == "operation" else "right")
+    for op, total in sorted(report["by_op"].items()):
+        ops.add_row(op, str(total["count"]), f"{total['tokens']:,.0f}")
+    out.print(ops)
+    groups = Table(title="plan by operation and cell / bucket")
+    for column in ("operation", "cell or bucket", "count"):
+        groups.add_column(column, justify="right" if column == "count" else "left")
+    for op, row in sorted(report["by_op_and_group"].items()):
+        for group, count in sorted(row.items()):
+            groups.add_row(op, group, str(count))
+    out.print(groups)
+    metrics = Table(title="expected change of each metric")
+    for column in ("metric", "before", "after", "change"):
+        metrics.add_column(column, justify="left" if column == "metric" else "right")
+    for name, m in report["metrics"].items():
+        metrics.add_row(name, f"{m['before']:.4f}", f"{m['after']:.4f}", f"{m['change']:+.4f}")
+    out.print(metrics)
+    out.print(f"forecast: {fc['refine_tokens']:,.0f} tokens of edits (planned against "
+              f"{report['plannable_tokens']:,.0f}) + {fc['profile_tokens']:,} profiling = "
+              f"{fc['overall_tokens']:,.0f} of {report['budget']:,}")
+    if report["marginal_value_per_1k"] is not None:
+        out.print(f"marginal value: +1k tokens would add about {report['marginal_value_per_1k']:.4f} objective "
+                  f"(objective now +{report['objective']:.4f})")
+    out.print(f"plan: {report['folder']}/plan.json; no edits were made")
+
+
+def plan_command(
+    data: Annotated[Path, typer.Argument(help="dataset file or folder")],
+    budget: Annotated[int, typer.Option(help="token budget of the run to forecast")],
+    dry: Annotated[bool, typer.Option("--dry-run", help="forecast only (required: plan never edits)")] = False,
+    targets: Annotated[Path | None, typer.Option(help="targets YAML (coverage / difficulty)")] = None,
+    subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
+    mode: Annotated[str, typer.Option(help="ilp | lp-round | greedy | random")] = "ilp",
+    operations: Annotated[str | None, typer.Option(help="comma-separated operations to allow")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="plan folder (default runs/plan-<digest>)")] = None,
+    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
+    config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the plan report as JSON")] = False,
+) -> None:
+    """Forecast a run: profile DATA (once), plan for BUDGET, print the plan, its cost, the expected
+    change of each metric and the value of more budget. No edits are made."""
+
+    if not dry:
+        fail("`refinelab plan` only forecasts: pass --dry-run (to spend the budget, use `refinelab refine`)")
+    if mode not in MODES:
+        fail(f"--mode must be one of {', '.join(MODES)}")
+    enabled = parse_list(operations) or list(OPERATION_NAMES)
+    unknown = sorted(set(enabled) - set(OPERATION_NAMES))
+    if unknown:
+        fail(f"unknown operation(s) {unknown}")
+    if budget < 0:
+        fail("--budget must be >= 0")
+    try:
+        settings = load_settings(config)
+    except RefineLabError as exc:
+        fail(exc)
+    dataset, resolved = load_selection(data, format, subjects, limit, targets)
+    folder = out_dir or plan_dir(settings, data, subjects, limit)
+    try:
+        report = plan(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,
+                      options={"operations": enabled}, prompts_dir=str(prompts) if prompts else None)
+    except RefineLabError as exc:
+        fail(exc, 1)
+    if as_json:
+        out.print_json(json.dumps(report, default=str))
+        return
+    print_plan(report)

@@ -1,0 +1,118 @@
+"""`refinelab profile`: measure a dataset against targets; the work is `refinelab.api.profile`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from refinelab.api.profile import profile
+from refinelab.cli.common import console, fail, load_selection, out, parse_list
+from refinelab.config import load_settings
+from refinelab.errors import RefineLabError
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """Rich tables: checks, distributions with JSD, and spend by component."""
+    checks = Table(title=f"profile: {report['profiled']} of {report['items']} items, {report['elapsed_s']} s")
+    for column in ("check", "items", "flagged", "%", "mean score", "min score"):
+        checks.add_column(column, justify="left" if column == "check" else "right")
+    for row in report["summary"]["checks"]:
+        checks.add_row(str(row["check"]), str(row["items"]), str(row["flagged"]), str(row["flagged_pct"]),
+                       f"{row['mean_score']:.3f}", f"{row['min_score']:.3f}")
+    out.print(checks)
+    if report["flagged_error_types"]:
+        out.print("flagged error types: " + ", ".join(f"{k} {v}" for k, v in report["flagged_error_types"].items()))
+    diff = report["difficulty"]
+    if diff.get("observed"):
+        table = Table(title=f"difficulty (mean {diff['mean']}; JSD to target {diff.get('jsd', '—')})")
+        table.add_column("bucket")
+        table.add_column("observed", justify="right")
+        table.add_column("target", justify="right")
+        for bucket, share in diff["observed"].items():
+            table.add_row(bucket, f"{share:.3f}", f"{diff.get('target', {}).get(bucket, float('nan')):.3f}")
+        out.print(table)
+    cov = report["coverage"]
+    if cov.get("observed"):
+        table = Table(title=f"coverage (JSD to target {cov.get('jsd', '—')})")
+        for column in ("domain × skill", "observed", "target"):
+            table.add_column(column, justify="left" if column == "domain × skill" else "right")
+        cells = sorted(set(cov["observed"]) | set(cov.get("target", {})))
+        for c in cells:
+            target = cov.get("target", {}).get(c)
+            table.add_row(c, f"{cov['observed'].get(c, 0.0):.3f}", "—" if target is None else f"{target:.3f}")
+        out.print(table)
+    ledger = report["ledger"]
+    spend = Table(title=f"tokens by component: {ledger['spent']} spent in {ledger['calls']} calls"
+                        + (f" (cap {ledger['cap']})" if ledger["cap"] else ""))
+    for column in ("component", "calls", "tokens"):
+        spend.add_column(column, justify="left" if column == "component" else "right")
+    for name, slot in sorted(report["ledger_by_component"].items()):
+        spend.add_row(name, str(slot["calls"]), str(slot["tokens"]))
+    out.print(spend)
+    if report["stop_reason"]:
+        out.print(f"[yellow]stopped early:[/yellow] {report['stop_reason']}")
+
+
+def profile_command(
+    data: Annotated[Path, typer.Argument(help="dataset file or folder")],
+    targets: Annotated[Path | None, typer.Option(help="targets YAML (coverage / difficulty)")] = None,
+    subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
+    budget: Annotated[int | None, typer.Option(help="token cap for profiling (default: none)")] = None,
+    difficulty: Annotated[str, typer.Option(help="rating | elo | irt")] = "rating",
+    panel: Annotated[str | None, typer.Option(help="comma-separated panel models (embedded names, "
+                                                   "'judge', or MODEL@URL)")] = None,
+    distractors: Annotated[bool, typer.Option("--distractors", help="score distractors with MiniLM")] = False,
+    no_validator: Annotated[bool, typer.Option("--no-validator", help="skip the validator on suspects")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/profile-TIME)")] = None,
+    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
+    config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print profile.json's headline as JSON")] = False,
+) -> None:
+    """Profile DATA (labels, difficulty, error screening, distractors) and write profile.json; no edits."""
+
+    from refinelab.agents.options import RunOptions
+
+    try:
+        options = RunOptions(difficulty_method=difficulty, distractors=distractors, panel=parse_list(panel) or [],
+                             validate_suspects=not no_validator)  # type: ignore[arg-type]
+    except ValueError:
+        fail("--difficulty must be one of rating, elo, irt")
+    try:
+        settings = load_settings(config, {"use_cache": False} if no_cache else None)
+    except RefineLabError as exc:
+        fail(exc)
+    dataset, resolved = load_selection(data, format, subjects, limit, targets)
+    folder = out_dir or Path(settings.runs_dir) / time.strftime("profile-%Y%m%d-%H%M%S")
+    bar = None if quiet or as_json else Progress(
+        TextColumn("profile"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    try:
+        if bar is not None:
+            bar.start()
+            task = bar.add_task("profile", total=len(dataset))
+        result = profile(dataset, out_dir=folder, targets=resolved, settings=settings, budget=budget,
+                         options=options, prompts_dir=str(prompts) if prompts else None,
+                         progress=(lambda done, total: bar.update(task, completed=done)) if bar else None)
+    except RefineLabError as exc:
+        fail(exc, 1)
+    finally:
+        if bar is not None:
+            bar.stop()
+    report = result.report
+    if as_json:
+        headline = {k: report[k] for k in ("dataset", "items", "profiled", "stop_reason", "elapsed_s",
+                                           "summary", "coverage", "difficulty", "ledger_by_component")}
+        out.print_json(json.dumps(headline | {"spent": report["ledger"]["spent"], "path": str(result.path)},
+                                  default=str))
+        return
+    print_report(report)
+    out.print(f"profile: {result.path}")

@@ -1,0 +1,89 @@
+"""The graph's state and the edit types that travel through it.
+
+State holds ids, counts, the plan, the round and the ledger summary — never the items: items live in the
+run store, so a checkpoint stays small however big the dataset is. An edit moves as an `EditTask`
+(refine → validate → refine again | commit | give up); the refiner turns it into a `Candidate`, the
+validator into a `Verdict`. They live here, below the graph and the agents, because both speak them.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict
+
+from refinelab.schema import QAItem
+
+
+class RefineState(TypedDict, total=False):
+    run_id: str
+    round: int
+    phase: str  # load | profile | plan | refine | finalize | done
+    counts: dict[str, int]  # items by status
+    plan: dict[str, Any]  # the current round's plan summary (ops, forecast, metrics, reason)
+    plans: Annotated[list[dict[str, Any]], operator.add]  # every round's plan summary, in order
+    tasks: list[dict[str, Any]]  # the current round's edit tasks (ids and operations only)
+    outcomes: Annotated[list[str], operator.add]  # edit ids that reached a final state this round
+    ledger: dict[str, Any]  # spent, cap, by node
+    stop_reason: str
+    collected_round: int  # the last round whose outcomes were collected (guards duplicate collects)
+    piloted: bool  # the pilot (round 0) was decided: run, skipped, or not wanted
+
+
+class EditTaskState(TypedDict):
+    """The payload a `Send` carries to refine and validate: one edit, one attempt."""
+
+    edit_id: str
+    item_id: str
+    operation: str
+    round: int
+    attempt: int
+    target: str
+    feedback: str
+
+
+PILOT_ROUND = 0  # the pilot's edits: round 0 of the same graph, before the first plan
+CHECK_ROUND = -1  # a validator check of an existing item outside any edit round (profiling)
+
+
+@dataclass
+class EditTask:
+    """One planned edit as it travels through refine → validate → (refine again | commit | give up)."""
+
+    edit_id: str
+    item_id: str  # the existing item, or a template item for new ones
+    operation: str
+    round: int
+    attempt: int = 0
+    target: str = ""  # the cell key (expand) or bucket (generate, calibrate)
+    feedback: str = ""  # the validator's reason for rejecting the previous attempt
+
+    def ledger_node(self, step: str) -> str:
+        """The node a call of this task is charged to: `step` (refine, validate), or `pilot` in round 0."""
+        return "pilot" if self.round == PILOT_ROUND else step
+
+    def payload(self) -> EditTaskState:
+        """The plain dict a LangGraph `Send` carries."""
+        return EditTaskState(edit_id=self.edit_id, item_id=self.item_id, operation=self.operation,
+                             round=self.round, attempt=self.attempt, target=self.target, feedback=self.feedback)
+
+
+@dataclass
+class Candidate:
+    """A refiner's proposal; `error` says why there is none (or why it is unusable), never a silent None."""
+
+    item: QAItem | None
+    raw: str
+    tokens: int
+    error: str = ""
+
+
+@dataclass
+class Verdict:
+    """The validator's decision on a candidate, with the evidence it rests on and what it cost."""
+
+    passed: bool
+    reason: str
+    method: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    tokens: int = 0
