@@ -41,6 +41,10 @@ class AgentContext:
     _clients: dict[str, ChatClient] = field(default_factory=dict)
     dedup_index: DuplicateIndex | None = None  # built on first use by the validator, topped up after
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.options, RunOptions) or not isinstance(self.hooks, RunHooks):
+            raise TypeError("AgentContext needs RunOptions and RunHooks (build it with api.context.open_run_context)")
+
     def client(self, role: str) -> ChatClient:
         """The budgeted, cached, traced client for a role (judge, writer, validator)."""
         if role not in self._clients:

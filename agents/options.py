@@ -41,7 +41,8 @@ class RunOptions(BaseModel):
         description="operations the planner may buy (names from the operation registry)")
     dry_run: bool = Field(False, description="plan and stop: no pilot, no edits")
     pilot_per_op: int = Field(5, ge=0, description="pilot edits per operation before the first plan; 0 = priors")
-    pilot_share: float = Field(0.25, ge=0.0, le=1.0, description="most of the budget left the pilot may spend")
+    pilot_share: float = Field(0.25, ge=0.0, description="share of the budget left the pilot may spend, by prior "
+                               "estimate (>= 1: no share limit, only the ledger caps it)")
 
     # --- profiling
     difficulty_method: DifficultyMethod = Field("rating", description="how difficulty is measured")

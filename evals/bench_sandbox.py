@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from refinelab.tools.sandbox_base import ExecResult, SandboxLimits
-from refinelab.tools.sandbox_local import LocalSandbox
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
+
+from refinelab.tools.sandbox_base import ExecResult, SandboxLimits  # noqa: E402
+from refinelab.tools.sandbox_local import LocalSandbox  # noqa: E402
 
 GOAL_WARM_P50_MS = 10.0
 SNIPPET = "print(1)"
@@ -57,8 +61,8 @@ def main() -> None:
     with LocalSandbox(limits, mode="cold") as cold:
         report["cold"] = _measure(cold.execute, args.cold, warmup=1)
     if args.e2b:
-        from refinelab.tools.e2b_fake_server import FakeE2BServer
         from refinelab.tools.sandbox_e2b import E2BSandbox
+        from tests.support.e2b_fake_server import FakeE2BServer
 
         with FakeE2BServer() as server:
             e2b = E2BSandbox(limits, api_key="bench", api_url=server.url, sandbox_url=server.url, fresh_context=False)

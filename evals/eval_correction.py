@@ -48,8 +48,10 @@ from common import (  # noqa: E402
 )
 from redux import read_redux_dev  # noqa: E402
 
+from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api import refine  # noqa: E402
 from refinelab.metrics.targets import Targets  # noqa: E402
+from refinelab.operations import OPERATION_NAMES, Op  # noqa: E402
 from refinelab.schema import Dataset, QAItem, normalise_text  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
 
@@ -194,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-chars", type=int, default=None, help="longest rendered item (quick 450, full 2000)")
     parser.add_argument("--budget", type=int, default=None, help="token budget (quick 15000, full 150000)")
     parser.add_argument("--panel", default=None, help="panel members (default: the eval's model)")
-    parser.add_argument("--operations", nargs="*", default=["fix"])
+    parser.add_argument("--operations", nargs="*", default=[Op.FIX.value], choices=OPERATION_NAMES)
     parser.add_argument("--rounds", type=int, default=None, help="rounds (quick 1, full 2)")
     args = parser.parse_args(argv)
     args.tag = args.tag or ("correction_quick" if args.quick else "correction")
@@ -209,11 +211,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     started = time.monotonic()
     settings = settings_for(args, rounds=rounds)
     run_id = f"correction-{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
-    extras = {"operations": args.operations, "panel": panel, "validators": {}, "dedup": "lexical", "pilot_per_op": 0}
+    options = RunOptions(operations=args.operations, panel=panel, validators=[], dedup="lexical", pilot_per_op=0)
     log(f"correction: {len(items)} items, {len(injected)} injected, panel {panel}, budget {budget}")
     with deadline(deadline_seconds(args)) as stop:
         run = refine(Dataset(items, name="redux-ok-injected"), budget=budget, targets=Targets(), settings=settings,
-                     run_id=run_id, extras=extras)
+                     run_id=run_id, options=options)
     scores = score_run(run.run_dir, items, truth, injected)
     (run.run_dir / "injection.json").write_text(json.dumps({"truth": truth, "injected": sorted(injected)}, indent=2))
     result = {

@@ -1,6 +1,6 @@
 """Distractor diversity before and after `rewrite_distractors`, with validity kept.
 
-Diversity is planner/distractors.py's: the mean pairwise cosine distance among an item's distractors,
+Diversity is metrics/distractors.py's: the mean pairwise cosine distance among an item's distractors,
 embedded with MiniLM (tools/embeddings.py), averaged over items (`mean_diversity`, the paper's
 "diversity doubled" metric). The set is the `--n` items with the weakest distractor score in a pool of
 MMLU items (the items a user would want rewritten; a random set mostly holds items the planner leaves
@@ -43,10 +43,12 @@ from common import (  # noqa: E402
     write_results,
 )
 
+from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api import refine  # noqa: E402
 from refinelab.io import read_jsonl  # noqa: E402
 from refinelab.metrics.distractors import score_distractors  # noqa: E402
 from refinelab.metrics.targets import Targets  # noqa: E402
+from refinelab.operations import Op  # noqa: E402
 from refinelab.schema import Dataset, QAItem, normalise_text  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
 
@@ -132,16 +134,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log(f"distractors: {len(items)} items from a pool of {len(pool)}, mean diversity {np.mean(list(before.values())):.3f}")
     settings = settings_for(args, rounds=rounds)
     run_id = f"distractors-{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
-    extras = {"operations": ["rewrite_distractors"], "distractors": True, "validators": {}, "dedup": "lexical",
-              "pilot_per_op": 0}
+    options = RunOptions(operations=[Op.REWRITE_DISTRACTORS.value], distractors=True, validators=[], dedup="lexical",
+                         pilot_per_op=0)
     with deadline(deadline_seconds(args)) as stop:
         run = refine(Dataset(items, name="mmlu-weak-distractors"), budget=budget, targets=Targets(), settings=settings,
-                     run_id=run_id, extras=extras)
+                     run_id=run_id, options=options)
     refined = list(read_jsonl(run.refined_path))
     after = diversity_by_item(refined, embed)
     store = RunStore(run.run_dir / "store.sqlite")
     try:
-        outcomes = [o for o in store.outcomes() if o["operation"] == "rewrite_distractors"]
+        outcomes = [o for o in store.outcomes() if o["operation"] == Op.REWRITE_DISTRACTORS]
     finally:
         store.close()
     original = {i.id: i for i in items}

@@ -1,9 +1,9 @@
 """Error-screening precision, recall and F1 on MMLU-Redux (human labels) and its injected-error sets.
 
 Screening stages are cumulative, cheapest first, as in the profiler:
-  deterministic   the structural checks (planner/error_checks.py), free;
+  deterministic   the structural checks (metrics/error_checks.py), free;
   panel           + the model panel's answers (disagreement with the key), one call per item per model;
-  validator       + agents/validators.py `check_original` on suspects (skipped when it is not installed).
+  validator       + agents/validation/verdicts.py `check_original` on suspects (skipped when it is not installed).
 
 Two evaluation sets:
   dev         MMLU-Redux dev subjects; gold = the annotators' label ("expert" rows are left out: they
@@ -39,13 +39,13 @@ from typing import Any
 
 from redux import ReduxItem, read_corruption_tests, read_redux_dev
 
+from refinelab.agents.options import RunOptions
 from refinelab.agents.panel import answer_panel
 from refinelab.agents.screening import as_validator_verdict, error_model, load_check_original
-from refinelab.cli.profile import profile_context
+from refinelab.api.context import open_run_context
 from refinelab.config import load_settings
 from refinelab.errors import BudgetExhausted
 from refinelab.metrics.error_checks import ERROR_TYPES, check_row, combine_error_evidence
-from refinelab.metrics.targets import Targets
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("deterministic", "panel", "validator")
@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     sets = evaluation_sets(n, args.seed)
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="eval-screening-"))
     settings = load_settings()
-    ctx = profile_context(work, settings, args.budget, Targets(), {"panel": members})
+    ctx = open_run_context(work, settings=settings, budget=args.budget, options=RunOptions(panel=members))
     everything = {i.id: i for items in sets.values() for i in items}.values()
     panel = ask_panel(ctx, list(everything), members, args.workers, args.panel_deadline) if members else {}
     answerable = [i for i in everything if i.to_qaitem() is not None]

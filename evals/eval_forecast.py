@@ -36,7 +36,7 @@ from typing import Any
 DATA = Path(os.environ.get("REFINELAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RESULTS = Path(__file__).resolve().parent / "results"
 SUBJECTS = "high_school_biology,high_school_world_history,elementary_mathematics"
-EXTRAS: dict[str, Any] = {"validators": {}, "dedup": "lexical"}
+OPTIONS: dict[str, Any] = {"validators": [], "dedup": "lexical"}  # RunOptions fields: answer check only
 EDIT_NODES = ("pilot", "refine", "validate")
 
 
@@ -73,8 +73,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="folder for the plan and run folders")
     args = parser.parse_args()
 
-    from refinelab.api import refine
-    from refinelab.cli.plan import dry_run
+    from refinelab.agents.options import RunOptions
+    from refinelab.api import plan, refine
     from refinelab.config import ModelSpec, Roles, load_settings
     from refinelab.io import load_dataset
 
@@ -88,7 +88,8 @@ def main() -> None:
     settings = settings.model_copy(update={"roles": roles})
 
     started = time.monotonic()
-    dry = dry_run(dataset, budget=args.budget, folder=work / "plan", settings=settings, extras=EXTRAS)
+    dry = plan(dataset, budget=args.budget, folder=work / "plan", dry_run=True, settings=settings,
+               options=RunOptions(**OPTIONS))
     dry_s = time.monotonic() - started
     print(f"dry run ({dry_s:.0f} s): forecast {dry['forecast']['refine_tokens']:,.0f} edit tokens, "
           f"{dry['forecast']['overall_tokens']:,.0f} overall; plan {json.dumps(dry['by_op'])}", flush=True)
@@ -96,7 +97,7 @@ def main() -> None:
     started = time.monotonic()
     profile_tokens = int(dry["forecast"]["profile_tokens"])
     result = refine(dataset, budget=max(0, args.budget - profile_tokens), settings=settings,
-                    extras={**EXTRAS, "pilot_per_op": args.pilot_per_op})
+                    options=RunOptions(**OPTIONS, pilot_per_op=args.pilot_per_op))
     run_s = time.monotonic() - started
     report = result.report
     ledger = report["ledger"]

@@ -45,11 +45,16 @@ from common import (  # noqa: E402
     write_results,
 )
 
+from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api import refine  # noqa: E402
 from refinelab.metrics.targets import load_targets  # noqa: E402
+from refinelab.operations import OPERATION_NAMES, Op  # noqa: E402
+from refinelab.planner.ilp import MODES  # noqa: E402
 
 HEAVY = ("high_school_mathematics", "elementary_mathematics")
-OPERATIONS = ["remove", "expand", "generate", "calibrate"]
+# A deliberate subset of the registry: the operations that move coverage and difficulty (no fix, no
+# distractor rewrites), so the curve measures the JSD terms alone.
+OPERATIONS = [op.value for op in (Op.REMOVE, Op.EXPAND, Op.GENERATE, Op.CALIBRATE)]
 
 
 def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int, pilot: int,
@@ -59,10 +64,10 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
     domains = {d: sum(row.values()) for d, row in (targets.coverage or {}).items()}
     settings = settings_for(args, rounds=rounds, planner_mode=args.mode)
     run_id = f"{args.tag}-{args.mode}-b{budget}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    extras = {"operations": args.operations, "validators": {}, "dedup": "lexical", "pilot_per_op": pilot}
+    options = RunOptions(operations=args.operations, validators=[], dedup="lexical", pilot_per_op=pilot)
     started = time.monotonic()
     with deadline(seconds) as stop:
-        result = refine(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id, extras=extras)
+        result = refine(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id, options=options)
     report = result.report
     before, after = report["metrics_before"], report["metrics_after"]
     row = {
@@ -91,7 +96,7 @@ def profile_once(dataset: Any, args: argparse.Namespace, seconds: float | None) 
     started = time.monotonic()
     with deadline(seconds) as stop:
         result = refine(dataset, budget=10**9, targets=load_targets(args.targets), settings=settings, run_id=run_id,
-                        extras={"operations": args.operations, "validators": {}, "dedup": "lexical", "dry_run": True})
+                        options=RunOptions(operations=args.operations, validators=[], dedup="lexical", dry_run=True))
     return {"run_dir": str(result.run_dir), "spent": result.spent, "deadline_hit": stop["hit"],
             "seconds": round(time.monotonic() - started, 1), "stop_reason": result.report.get("stop_reason", "")}
 
@@ -130,8 +135,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--budgets", type=int, nargs="*", default=None,
                         help="token budgets for edits, profiling paid apart (quick: 1000 3000 6000; full: 5000 20000 50000 100000)")
     parser.add_argument("--targets", default=str(UNIFORM_TARGETS))
-    parser.add_argument("--operations", nargs="*", default=OPERATIONS)
-    parser.add_argument("--mode", default="ilp", choices=["ilp", "lp-round", "greedy", "random"])
+    parser.add_argument("--operations", nargs="*", default=OPERATIONS, choices=OPERATION_NAMES)
+    parser.add_argument("--mode", default="ilp", choices=MODES)
     parser.add_argument("--rounds", type=int, default=None, help="refinement rounds (quick 1, full 2)")
     parser.add_argument("--pilot-per-op", type=int, default=None, help="pilot edits per operation (quick 0, full 2)")
     args = parser.parse_args(argv)

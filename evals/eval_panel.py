@@ -52,11 +52,11 @@ from common import (  # noqa: E402
 )
 from scipy.stats import kendalltau  # noqa: E402
 
+from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.agents.panel import DEFAULT_PANEL, ask_member  # noqa: E402
-from refinelab.cli.profile import profile_context  # noqa: E402
+from refinelab.api.context import open_run_context  # noqa: E402
 from refinelab.errors import BudgetExhausted  # noqa: E402
 from refinelab.io import read_jsonl  # noqa: E402
-from refinelab.metrics.targets import Targets  # noqa: E402
 from refinelab.schema import QAItem  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
 
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     changed = len(set(map(key_of, refined)) - set(map(key_of, original)))
     log(f"panel: {len(members)} models x {len(distinct)} distinct items ({len(original)} original, {len(refined)} refined)")
     work = Path(tempfile.mkdtemp(prefix="eval-panel-", dir=Path(args.runs_dir).mkdir(parents=True, exist_ok=True) or args.runs_dir))
-    ctx = profile_context(work, settings_for(args), None, Targets(), {"panel": members})
+    ctx = open_run_context(work, settings=settings_for(args), options=RunOptions(panel=members))
     # the same items, in the same order, for both sets: distinct() keeps insertion order
     with deadline(deadline_seconds(args)) as stop:
         answers = answer_all(ctx, members, list(distinct.values()), args.workers)

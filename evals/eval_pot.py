@@ -100,22 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n = 6 if args.quick else args.n
 
-    from refinelab.state import EditTask
-    from refinelab.agents.validator_pot import pot_check
-    from refinelab.agents.validators import validation_context
+    from refinelab.agents.validation.pot import pot_check
+    from refinelab.api.context import open_run_context
     from refinelab.config import load_settings
+    from refinelab.state import CHECK_ROUND, EditTask
 
     settings = load_settings(overrides={"roles": {"validator": {
         "model": args.model, "endpoint": args.endpoint, "timeout_s": args.timeout}}})
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    ctx = validation_context(RUNS / f"eval-pot-{stamp}", settings)
+    ctx = open_run_context(RUNS / f"eval-pot-{stamp}", settings=settings)
     problems = load_problems(n, args.seed)
 
     def check(problem: dict[str, Any]) -> list[dict[str, Any]]:
         rows = []
         for item, key_correct in zip(to_items(problem, args.seed), (True, False), strict=True):
             started = time.monotonic()
-            task = EditTask(edit_id=f"eval:{item.id}", item_id=item.id, operation="check", round=0)
+            task = EditTask(edit_id=f"eval:{item.id}", item_id=item.id, operation="check", round=CHECK_ROUND)
             verdict = pot_check(ctx, task, item)
             ev = verdict.evidence
             rows.append({"id": item.id, "source": item.id.split(":")[0], "key_correct": key_correct,

@@ -68,20 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n = 6 if args.quick else args.n
 
-    from refinelab.state import EditTask
-    from refinelab.agents.validator_rag import get_retriever, rag_check
-    from refinelab.agents.validators import validation_context
+    from refinelab.agents.options import RunOptions
+    from refinelab.agents.validation.rag import get_retriever, rag_check
+    from refinelab.api.context import open_run_context
     from refinelab.config import load_settings
+    from refinelab.state import CHECK_ROUND, EditTask
 
     settings = load_settings(overrides={"roles": {"validator": {
         "model": args.model, "endpoint": args.endpoint, "timeout_s": args.timeout}}})
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    extras: dict[str, Any] = {}
-    if args.corpus:
-        extras["rag_corpus"] = args.corpus
-    if args.k:
-        extras["rag_k"] = args.k
-    ctx = validation_context(RUNS / f"eval-rag-{stamp}", settings, extras=extras)
+    options = RunOptions(rag_corpus=args.corpus, **({"rag_k": args.k} if args.k else {}))
+    ctx = open_run_context(RUNS / f"eval-rag-{stamp}", settings=settings, options=options)
     items = load_items(n, args.seed)
     t0 = time.monotonic()
     retriever = get_retriever(ctx)  # built or loaded once, before the clock for verdicts starts
@@ -89,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def check(item: Any) -> dict[str, Any]:
         started = time.monotonic()
-        task = EditTask(edit_id=f"eval:{item.id}", item_id=item.id, operation="check", round=0)
+        task = EditTask(edit_id=f"eval:{item.id}", item_id=item.id, operation="check", round=CHECK_ROUND)
         verdict = rag_check(ctx, task, item)
         ev = verdict.evidence
         _, subject, row = item.id.split(":")

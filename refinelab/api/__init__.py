@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from refinelab.api.plan import plan
-from refinelab.api.profile import ProfileResult, profile
+from refinelab.api.planning import plan
+from refinelab.api.profiling import ProfileResult, profile
 from refinelab.api.runs import RunResult, refine, resume
 
 

@@ -1,4 +1,4 @@
-"""`refinelab plan DATA --budget B --dry-run`: the forecast of a run; the work is `refinelab.api.plan`."""
+"""`refinelab plan DATA --budget B --dry-run`: the forecast of a run; the work is `refinelab.api.planning`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from refinelab.api.plan import MODES, plan, plan_dir
+from refinelab.api.planning import MODES, plan, plan_dir
 from refinelab.cli.common import fail, load_selection, out, parse_list
 from refinelab.config import load_settings
 from refinelab.errors import RefineLabError

@@ -1,4 +1,4 @@
-"""`refinelab profile`: measure a dataset against targets; the work is `refinelab.api.profile`."""
+"""`refinelab profile`: measure a dataset against targets; the work is `refinelab.api.profiling`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from refinelab.api.profile import profile
+from refinelab.api.profiling import profile
 from refinelab.cli.common import console, fail, load_selection, out, parse_list
 from refinelab.config import load_settings
 from refinelab.errors import RefineLabError

@@ -12,11 +12,11 @@ from pydantic import BaseModel
 
 from refinelab.config import ModelSpec
 from refinelab.errors import BudgetExhausted, LLMCallFailed
-from refinelab.testing import ScriptedChatModel
 from refinelab.tools.cache import ResponseCache
 from refinelab.tools.ledger import CallTag, Ledger
 from refinelab.tools.llm import ChatClient, estimate_prompt_tokens
 from refinelab.tools.tracing import Tracer, read_trace
+from tests.support.scripted_model import ScriptedChatModel
 
 
 class Answer(BaseModel):

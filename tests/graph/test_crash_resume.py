@@ -15,13 +15,14 @@ from pathlib import Path
 from refinelab.tools.ledger import Ledger
 from refinelab.tools.store import RunStore
 
-SCRIPT = Path(__file__).parent / "scripted.py"
+REPO = Path(__file__).resolve().parents[2]  # the scripted run is `-m tests.support.scripted` from here
 ITEMS, BUDGET = 16, 40_000
 
 
 def _start(command: str, runs: Path, run_id: str, delay: float = 0.05) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(SCRIPT), command, str(runs), run_id, str(delay), str(ITEMS),
-                             str(BUDGET)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "tests.support.scripted", command, str(runs), run_id, str(delay),
+                             str(ITEMS), str(BUDGET)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=REPO)
 
 
 def _edit_rows(db: Path) -> int:

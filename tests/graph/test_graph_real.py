@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from scripted import EXTRAS  # type: ignore[import-not-found]
 
 from refinelab.api import refine
 from refinelab.config import ModelSpec, Roles, load_settings
 from refinelab.io import load_dataset
 from refinelab.tools.tracing import read_trace
+from tests.support.scripted import EXTRAS
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -28,7 +28,7 @@ def test_end_to_end_on_embedded_server(embedded_server, tmp_path: Path, monkeypa
     settings = settings.model_copy(update={"roles": roles})
     dataset = load_dataset(DATA / "mmlu" / "test" / "astronomy_test.csv").filter(limit=6)
     budget = 8_000
-    result = refine(dataset, budget=budget, settings=settings, extras={**EXTRAS, "operations": ["remove", "generate"]})
+    result = refine(dataset, budget=budget, settings=settings, options={**EXTRAS, "operations": ["remove", "generate"]})
     for name in ("refined.jsonl", "changes.jsonl", "report.json", "trace.jsonl"):
         assert (result.run_dir / name).exists()
     report = result.report

@@ -7,12 +7,13 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from scripted import EXTRAS, models  # type: ignore[import-not-found]
 
+from refinelab.agents.options import RunHooks
 from refinelab.api import refine
 from refinelab.config import load_settings
 from refinelab.io import load_dataset, read_jsonl
 from refinelab.tools.tracing import read_trace
+from tests.support.scripted import EXTRAS, models
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -42,7 +43,7 @@ def _assert_accounted(run_dir: Path, dataset) -> None:
 
 def test_end_to_end_outputs_budget_and_trace(tmp_path: Path) -> None:
     dataset = _dataset(24)
-    result = refine(dataset, budget=30_000, settings=_settings(tmp_path), chat_models=models(), extras=EXTRAS)
+    result = refine(dataset, budget=30_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()), options=EXTRAS)
     run_dir = result.run_dir
     for name in ("refined.jsonl", "changes.jsonl", "report.json", "trace.jsonl"):
         assert (run_dir / name).exists(), name
@@ -70,8 +71,8 @@ def test_end_to_end_outputs_budget_and_trace(tmp_path: Path) -> None:
 
 def test_validator_rejection_loops_back_with_reason(tmp_path: Path) -> None:
     result = refine(_dataset(12), budget=40_000, settings=_settings(tmp_path, rounds=1, max_attempts=2),
-                    chat_models=models(fail_first_validation=True),
-                    extras={**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0})
+                    hooks=RunHooks(chat_models=models(fail_first_validation=True)),
+                    options={**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0})
     edits = [json.loads(line) for line in (result.run_dir / "changes.jsonl").read_text().splitlines()]
     by_edit = defaultdict(list)
     for e in edits:
@@ -91,22 +92,22 @@ def test_validator_rejection_loops_back_with_reason(tmp_path: Path) -> None:
 
 def test_attempts_exhausted_keeps_original_and_records_why(tmp_path: Path) -> None:
     result = refine(_dataset(12), budget=40_000, settings=_settings(tmp_path, rounds=1, max_attempts=1),
-                    chat_models=models(fail_first_validation=True),
-                    extras={**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0})
+                    hooks=RunHooks(chat_models=models(fail_first_validation=True)),
+                    options={**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0})
     gave_up = result.report["gave_up"]
     assert gave_up and all(o["reason"].startswith("kept the original") for o in gave_up)
     assert result.report["new_items"] == 0
 
 
 def test_small_budget_stops_cleanly_without_overspending(tmp_path: Path) -> None:
-    result = refine(_dataset(24), budget=3_000, settings=_settings(tmp_path), chat_models=models(), extras=EXTRAS)
+    result = refine(_dataset(24), budget=3_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()), options=EXTRAS)
     assert result.report["ledger"]["spent"] <= 3_000
     assert "budget" in result.report["stop_reason"] or result.report["rounds"] >= 1
     _assert_accounted(result.run_dir, _dataset(24))
 
 
 def test_zero_budget_plans_nothing(tmp_path: Path) -> None:
-    result = refine(_dataset(6), budget=0, settings=_settings(tmp_path), chat_models=models(), extras=EXTRAS)
+    result = refine(_dataset(6), budget=0, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()), options=EXTRAS)
     assert result.report["ledger"]["spent"] == 0
     assert result.report["items_by_status"].get("kept") == 6
 

@@ -10,12 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from scripted import EXTRAS, models  # type: ignore[import-not-found]
 
+from refinelab.agents.options import RunHooks
 from refinelab.api import refine
 from refinelab.config import load_settings
 from refinelab.io import load_dataset
 from refinelab.tools.tracing import read_trace
+from tests.support.scripted import EXTRAS, models
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -60,7 +61,7 @@ def test_runs_are_sent_to_langsmith_endpoint(tmp_path: Path, monkeypatch: pytest
     Recorder.bodies = []
     dataset = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=4)
     settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "use_cache": False, "rounds": 1})
-    result = refine(dataset, budget=5_000, settings=settings, chat_models=models(), extras={**EXTRAS, "operations": ["remove"]})
+    result = refine(dataset, budget=5_000, settings=settings, hooks=RunHooks(chat_models=models()), options={**EXTRAS, "operations": ["remove"]})
     server.shutdown()
     received = b"\n".join(Recorder.bodies)
     runs = read_trace(result.run_dir / "trace.jsonl")

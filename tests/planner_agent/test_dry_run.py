@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from plan_helpers import dataset, settings  # type: ignore[import-not-found]
-from scripted import EXTRAS, models  # type: ignore[import-not-found]
 from typer.testing import CliRunner
 
-from refinelab.cli import app
-from refinelab.cli.plan import dry_run
+from refinelab.agents.options import RunHooks
+from refinelab.api.planning import plan as dry_run
+from refinelab.cli.app import app
 from refinelab.metrics.targets import load_targets
 from refinelab.tools.ledger import Ledger
 from refinelab.tools.store import RunStore
+from tests.support.plan_helpers import dataset, settings
+from tests.support.scripted import EXTRAS, models
 
 REPO = Path(__file__).resolve().parents[2]
 N = 16
@@ -23,8 +24,8 @@ N = 16
 def _profiled(tmp_path: Path) -> tuple[Path, dict, dict]:
     chat = models()
     folder = tmp_path / "plan"
-    report = dry_run(dataset(N), budget=30_000, folder=folder, settings=settings(tmp_path), chat_models=chat,
-                     extras=EXTRAS)
+    report = dry_run(dataset(N), budget=30_000, folder=folder, settings=settings(tmp_path), hooks=RunHooks(chat_models=chat),
+                     options=EXTRAS)
     return folder, report, chat
 
 
@@ -43,8 +44,8 @@ def test_dry_run_makes_no_edits_and_a_replan_costs_nothing(tmp_path: Path) -> No
     calls = chat["judge"].calls
 
     # another budget and another target: same profile, no LLM call, the ledger does not move
-    second = dry_run(dataset(N), budget=8_000, folder=folder, settings=settings(tmp_path), chat_models=chat,
-                     extras=EXTRAS, targets=load_targets(REPO / "targets" / "stem_reasoning.yaml"))
+    second = dry_run(dataset(N), budget=8_000, folder=folder, settings=settings(tmp_path), hooks=RunHooks(chat_models=chat),
+                     options=EXTRAS, targets=load_targets(REPO / "targets" / "stem_reasoning.yaml"))
     assert second["profile"]["reused"] and second["llm_calls_for_this_plan"] == 0
     assert chat["judge"].calls == calls and Ledger(folder / "ledger.sqlite").spent == spent
     assert second["forecast"]["refine_tokens"] <= second["plannable_tokens"] < first["plannable_tokens"]

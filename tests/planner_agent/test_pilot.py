@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from plan_helpers import OPS, profiled_context  # type: ignore[import-not-found]
-
-from refinelab.agents.pilot import run_pilot
 from refinelab.agents.planner_agent import current_catalogue, edit_catalogue, observations, plan_round
 from refinelab.operations import Op
+from tests.support.plan_helpers import OPS, profiled_context, run_pilot
 
 
 def _accounted_once(ctx) -> None:  # noqa: ANN001

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plan_helpers import OPS, dataset, profiled_context, settings  # type: ignore[import-not-found]
-from scripted import EXTRAS, models  # type: ignore[import-not-found]
-
-from refinelab.agents.pilot import run_pilot
+from refinelab.agents.options import RunHooks
 from refinelab.agents.planner_agent import PLAN_SAFETY, current_catalogue, plan_round
 from refinelab.api import refine
 from refinelab.planner.tool import TOOL_NAME
 from refinelab.tools.tracing import read_trace
+from tests.support.plan_helpers import OPS, dataset, profiled_context, run_pilot, settings
+from tests.support.scripted import EXTRAS, models
 
 
 def test_two_rounds_replan_on_observed_costs_and_what_is_left(tmp_path: Path) -> None:
     budget = 40_000
-    result = refine(dataset(20), budget=budget, settings=settings(tmp_path, rounds=2), chat_models=models(),
-                    extras={**EXTRAS, "pilot_per_op": 1})
+    result = refine(dataset(20), budget=budget, settings=settings(tmp_path, rounds=2), hooks=RunHooks(chat_models=models()),
+                    options={**EXTRAS, "pilot_per_op": 1})
     runs = read_trace(result.run_dir / "trace.jsonl")
     plans = [r for r in runs if r["name"] == "ilp_plan"]
     assert len(plans) == 2 and all(r["run_type"] == "tool" for r in plans)

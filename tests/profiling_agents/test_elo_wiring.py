@@ -5,18 +5,17 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from pa_helpers import Recorder, make_context, planted_items  # type: ignore[import-not-found]
-
 from refinelab.agents.profiler import profile_items
 from refinelab.metrics.elo import spearman
-from refinelab.testing import ScriptedChatModel
+from tests.support.pa_helpers import Recorder, make_context, planted_items
+from tests.support.scripted_model import ScriptedChatModel
 
 ELO = {"difficulty_method": "elo", "elo_extra_rounds": 3, "elo_bootstrap": 50}
 
 
 def test_both_orders_issued_and_planted_order_recovered(tmp_path: Path) -> None:
     judge = Recorder()
-    ctx = make_context(tmp_path, ScriptedChatModel(respond=judge), extras=ELO)
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=judge), options=ELO)
     items = planted_items(12)
     ctx.store.load_items(items)
     done, stop = profile_items(ctx, ctx.store.items(("kept",)))
@@ -37,7 +36,7 @@ def test_both_orders_issued_and_planted_order_recovered(tmp_path: Path) -> None:
 
 def test_position_bias_becomes_draws(tmp_path: Path) -> None:
     judge = Recorder(harder=lambda a, b: 1)  # always "the first one": no information
-    ctx = make_context(tmp_path, ScriptedChatModel(respond=judge), extras=ELO)
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=judge), options=ELO)
     ctx.store.load_items(planted_items(8))
     profile_items(ctx, ctx.store.items(("kept",)))
     diags = ctx.store.diagnostics("difficulty")
@@ -48,7 +47,7 @@ def test_position_bias_becomes_draws(tmp_path: Path) -> None:
 def test_rerun_pays_nothing_and_new_items_join_the_scale(tmp_path: Path) -> None:
     judge = Recorder()
     model = ScriptedChatModel(respond=judge)
-    ctx = make_context(tmp_path, model, extras=ELO)
+    ctx = make_context(tmp_path, model, options=ELO)
     items = planted_items(12)
     ctx.store.load_items(items[:10])
     profile_items(ctx, ctx.store.items(("kept",)))
@@ -65,7 +64,7 @@ def test_rerun_pays_nothing_and_new_items_join_the_scale(tmp_path: Path) -> None
 
 def test_budget_exhausted_during_elo_keeps_rating(tmp_path: Path) -> None:
     judge = Recorder()
-    ctx = make_context(tmp_path, ScriptedChatModel(respond=judge), extras=ELO, budget=4_000)
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=judge), options=ELO, budget=4_000)
     ctx.store.load_items(planted_items(8))
     done, stop = profile_items(ctx, ctx.store.items(("kept",)))
     assert stop and "budget" in stop

@@ -7,10 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from pa_helpers import Recorder, make_context, planted_items  # type: ignore[import-not-found]
 
 from refinelab.agents.profiler import profile_items
-from refinelab.testing import ScriptedChatModel
+from tests.support.pa_helpers import Recorder, make_context, planted_items
+from tests.support.scripted_model import ScriptedChatModel
 
 
 def _member(letter_for: dict[str, str], default: str = "A") -> ScriptedChatModel:
@@ -31,7 +31,7 @@ def _panel() -> dict[str, ScriptedChatModel]:
 
 def test_panel_disagreement_raises_p_error_and_names_wrong_groundtruth(tmp_path: Path) -> None:
     ctx = make_context(tmp_path, ScriptedChatModel(respond=Recorder()), panel=_panel(),
-                       extras={"panel": ["m1", "m2", "m3"], "validate_suspects": False})
+                       options={"panel": ["m1", "m2", "m3"], "validate_suspects": False})
     ctx.store.load_items(planted_items(4))
     profile_items(ctx, ctx.store.items(("kept",)))
     errors = {d.item_id: d for d in ctx.store.diagnostics("error")}
@@ -46,7 +46,7 @@ def test_panel_disagreement_raises_p_error_and_names_wrong_groundtruth(tmp_path:
 def test_panel_feeds_irt_and_pick_rates_and_is_not_asked_twice(tmp_path: Path) -> None:
     members = _panel()
     ctx = make_context(tmp_path, ScriptedChatModel(respond=Recorder()), panel=members,
-                       extras={"panel": "m1,m2,m3", "difficulty_method": "irt", "distractors": True,
+                       options={"panel": "m1,m2,m3", "difficulty_method": "irt", "distractors": True,
                                "validate_suspects": False,
                                "embed": lambda texts: np.random.default_rng(len(texts)).normal(size=(len(texts), 8))})
     ctx.store.load_items(planted_items(4))
@@ -70,7 +70,7 @@ def test_validator_runs_on_suspects_only(tmp_path: Path) -> None:
                                tokens=7)
 
     ctx = make_context(tmp_path, ScriptedChatModel(respond=Recorder()), panel=_panel(),
-                       extras={"panel": ["m1", "m2", "m3"], "check_original": check_original})
+                       options={"panel": ["m1", "m2", "m3"], "check_original": check_original})
     ctx.store.load_items(planted_items(4))
     profile_items(ctx, ctx.store.items(("kept",)))
     assert sorted(seen) == ["q00", "q01"]  # the panel's suspects; q02, q03 are answered with the key

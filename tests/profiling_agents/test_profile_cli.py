@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from pa_helpers import Recorder  # type: ignore[import-not-found]
 from typer.testing import CliRunner
 
-import refinelab.cli.profile as cli_profile
-from refinelab.cli import app
-from refinelab.testing import ScriptedChatModel
+import refinelab.api.profiling as api_profile
+from refinelab.agents.options import RunHooks
+from refinelab.cli.app import app
+from tests.support.pa_helpers import Recorder
+from tests.support.scripted_model import ScriptedChatModel
 
 REPO = Path(__file__).resolve().parents[2]
 MMLU_DEV = REPO.parent / "shared" / "data" / "mmlu" / "dev"
@@ -30,12 +31,12 @@ class AnyItemJudge(Recorder):
 
 def test_profile_command_writes_profile_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     judge = ScriptedChatModel(respond=AnyItemJudge())
-    real = cli_profile.profile_context
+    real = api_profile.open_run_context
 
-    def scripted_context(out_dir, settings, budget, targets, extras, chat_models=None, prompts_dir=None):  # type: ignore[no-untyped-def]
-        return real(out_dir, settings, budget, targets, extras, {"judge": judge}, prompts_dir)
+    def scripted_context(run_dir, **kwargs):  # type: ignore[no-untyped-def]
+        return real(run_dir, **{**kwargs, "hooks": RunHooks(chat_models={"judge": judge})})
 
-    monkeypatch.setattr(cli_profile, "profile_context", scripted_context)
+    monkeypatch.setattr(api_profile, "open_run_context", scripted_context)
     monkeypatch.setenv("REFINELAB_CACHE_PATH", str(tmp_path / "cache.sqlite"))
     out = tmp_path / "prof"
     result = CliRunner().invoke(app, [

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from refinelab.cli.profile import run_profile
+from refinelab.agents.options import RunHooks
+from refinelab.api.profiling import profile as run_profile
 from refinelab.config import load_settings
 from refinelab.io import load_dataset
 from refinelab.metrics.targets import load_targets
@@ -29,9 +30,9 @@ def test_profile_five_items_on_the_embedded_model(embedded_server, tmp_path: Pat
     result = run_profile(
         dataset, out_dir=tmp_path / "prof", targets=load_targets(REPO / "targets" / "uniform_mmlu.yaml"),
         settings=settings, budget=200_000,
-        extras={"difficulty_method": "elo", "elo_extra_rounds": 0, "elo_bootstrap": 20,
+        options={"difficulty_method": "elo", "elo_extra_rounds": 0, "elo_bootstrap": 20,
                 "panel": ["smollm2-135m"], "validate_suspects": False},
-        chat_models={"judge": chat, "panel:smollm2-135m": chat},
+        hooks=RunHooks(chat_models={"judge": chat, "panel:smollm2-135m": chat}),
     )
     report = json.loads(result.path.read_text())
     assert report["profiled"] == 5 and report["stop_reason"] == ""

@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.refiner import refine
-from refinelab.state import EditTask
-from refinelab.agents.validator import structural_problems
+from refinelab.agents.validation.structural import structural_problems
 from refinelab.config import ModelSpec, Roles, load_settings
 from refinelab.metrics.targets import Targets
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import Diagnostic, QAItem
-from refinelab.testing import ScriptedChatModel
+from refinelab.state import EditTask
 from refinelab.tools.ledger import Ledger
 from refinelab.tools.store import RunStore
 from refinelab.tools.tracing import Tracer, read_trace
+from tests.support.scripted_model import ScriptedChatModel
 
 BASE = QAItem(id="astro-1", question="Which planet is closest to the Sun?", choices=["Venus", "Mercury", "Earth", "Mars"],
               answer=1, subject="astronomy", domain="STEM", skill="recall", difficulty=0.2)
@@ -41,7 +42,7 @@ def make_ctx(tmp_path: Path, chat_model=None, prompts_dir: Path | None = None, r
     models = {r: chat_model for r in ("judge", "writer", "validator")} if chat_model else {}
     return AgentContext(run_dir=tmp_path, settings=settings, store=store, ledger=Ledger(cap=100_000),
                         tracer=Tracer(tmp_path / "trace.jsonl"), targets=Targets(), prompts=PromptLibrary(prompts_dir),
-                        chat_models=models, extras={"dedup": "lexical", "validators": {}})
+                        hooks=RunHooks(chat_models=models), options=RunOptions(dedup="lexical", validators=[]))
 
 
 def draft(question: str = "Which planet has the shortest year?", answer: int = 1,

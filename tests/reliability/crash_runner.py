@@ -12,14 +12,11 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "graph")]
-
-from rl_helpers import distinct_models, mmlu  # noqa: E402
-from scripted import EXTRAS  # noqa: E402
-
-from refinelab.tools import tracing  # noqa: E402
+from refinelab.agents.options import RunHooks
+from refinelab.tools import tracing
+from tests.support.rl_helpers import distinct_models, mmlu
+from tests.support.scripted import EXTRAS
 
 
 def arm(kill: str) -> None:
@@ -62,10 +59,10 @@ def main() -> None:
         arm(sys.argv[7])
     if command == "refine":
         settings = load_settings(overrides={"runs_dir": runs_dir, "cache_path": cache, "rounds": 2, "max_attempts": 2})
-        refine(mmlu(int(items)), budget=int(budget), settings=settings, run_id=run_id, chat_models=distinct_models(),
-               extras=EXTRAS)
+        refine(mmlu(int(items)), budget=int(budget), settings=settings, run_id=run_id, hooks=RunHooks(chat_models=distinct_models()),
+               options=EXTRAS)
     else:
-        resume(run_id, runs_dir=runs_dir, chat_models=distinct_models())
+        resume(run_id, runs_dir=runs_dir, hooks=RunHooks(chat_models=distinct_models()))
     print("finished", flush=True)
 
 

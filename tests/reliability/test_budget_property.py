@@ -13,7 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
-from rl_helpers import (
+
+from refinelab.api import refine
+from refinelab.config import ModelSpec
+from refinelab.errors import BudgetExhausted, LLMCallFailed
+from refinelab.tools.ledger import CallTag, Ledger
+from refinelab.tools.llm import ChatClient
+from tests.support.fault_proxy import FAULT_KINDS, FaultPlan, FaultProxy
+from tests.support.rl_helpers import (
     ALL_OPERATIONS,
     KEY_ENV,
     accounting,
@@ -23,14 +30,7 @@ from rl_helpers import (
     quick_backoff,
     spend_within,
 )
-from scripted import EXTRAS
-
-from refinelab.api import refine
-from refinelab.config import ModelSpec
-from refinelab.errors import BudgetExhausted, LLMCallFailed
-from refinelab.tools.fault_proxy import FAULT_KINDS, FaultPlan, FaultProxy
-from refinelab.tools.ledger import CallTag, Ledger
-from refinelab.tools.llm import ChatClient
+from tests.support.scripted import EXTRAS
 
 os.environ.setdefault(KEY_ENV, "sk-reliability")
 
@@ -79,7 +79,7 @@ def _graph_run(budget: int, concurrency: int, plan: FaultPlan, operations: list[
         dataset = mmlu(items)
         result = refine(dataset, budget=budget,
                         settings=proxied_settings(Path(tmp), proxy.url, timeout_s=0.3, concurrency=concurrency),
-                        run_id="prop", extras={**EXTRAS, "operations": operations})
+                        run_id="prop", options={**EXTRAS, "operations": operations})
         spent = spend_within(result.run_dir, budget)
         accounting(result.run_dir, dataset)
         assert proxy.billed_tokens <= spent

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rl_helpers import accounting, mmlu, spend_within
 
-RUNNER = Path(__file__).parent / "crash_runner.py"
+from tests.support.rl_helpers import accounting, mmlu, spend_within
+
 ITEMS, BUDGET = 12, 200_000  # a budget the plan never binds on, so abandoned reservations change nothing
 
 # Kill points in timeline order: (span, largest skip, phases). Each is reached by the process that
@@ -36,10 +36,13 @@ TIMELINE: list[tuple[str, int, tuple[str, ...]]] = [
     ("finalize", 0, ("exit",)),  # outputs written, checkpoint not
 ]
 
+REPO = Path(__file__).resolve().parents[2]  # the runner is run as `-m tests.reliability.crash_runner`
+
 
 def _run(command: str, runs: Path, cache: Path, kill: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(RUNNER), command, str(runs), "r", str(cache), str(ITEMS), str(BUDGET),
-                           kill], capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run([sys.executable, "-m", "tests.reliability.crash_runner", command, str(runs), "r", str(cache),
+                           str(ITEMS), str(BUDGET), kill], capture_output=True, text=True, timeout=300, check=False,
+                          cwd=REPO)
 
 
 def _outcome(run_dir: Path) -> dict[str, Any]:

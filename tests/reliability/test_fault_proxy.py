@@ -7,13 +7,13 @@ import json
 import httpx
 import pytest
 from pydantic import BaseModel
-from rl_helpers import KEY_ENV, quick_backoff
 
 from refinelab.config import ModelSpec
 from refinelab.errors import LLMCallFailed
-from refinelab.tools.fault_proxy import FAULT_KINDS, FaultPlan, FaultProxy
 from refinelab.tools.ledger import CallTag, Ledger
 from refinelab.tools.llm import ChatClient
+from tests.support.fault_proxy import FAULT_KINDS, FaultPlan, FaultProxy
+from tests.support.rl_helpers import KEY_ENV, quick_backoff
 
 
 class Answer(BaseModel):

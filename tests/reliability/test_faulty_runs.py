@@ -9,7 +9,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from rl_helpers import (
+
+from refinelab.api import refine
+from tests.support.fault_proxy import FAULT_KINDS, FaultPlan, FaultProxy
+from tests.support.rl_helpers import (
     KEY_ENV,
     SMALL_MODEL,
     accounting,
@@ -19,10 +22,7 @@ from rl_helpers import (
     quick_backoff,
     spend_within,
 )
-from scripted import EXTRAS
-
-from refinelab.api import refine
-from refinelab.tools.fault_proxy import FAULT_KINDS, FaultPlan, FaultProxy
+from tests.support.scripted import EXTRAS
 
 FIGURES = Path(os.environ.get("RELIABILITY_FIGURES", Path(tempfile.gettempdir()) / "refinelab-reliability"))
 
@@ -40,7 +40,7 @@ def faulty_run(tmp: Path, items: int, budget: int, seed: int, rate: float = 0.2,
     with FaultProxy(distinct_respond, FaultPlan.uniform(rate, seed=seed, timeout_sleep_s=0.6)) as proxy, \
             quick_backoff():
         result = refine(dataset, budget=budget, settings=proxied_settings(tmp, proxy.url, timeout_s=0.4),
-                        run_id=f"faults-{seed}", extras=extras)
+                        run_id=f"faults-{seed}", options=extras)
     figures = accounting(result.run_dir, dataset)
     spent = spend_within(result.run_dir, budget)
     assert proxy.billed_tokens <= spent  # what a provider billed is within what the ledger counted
@@ -83,7 +83,7 @@ def test_faults_in_front_of_the_real_embedded_server(tmp_path: Path, monkeypatch
     with FaultProxy(base, FaultPlan.uniform(0.2, seed=4, timeout_sleep_s=1.0)) as proxy, quick_backoff():
         settings = proxied_settings(tmp_path, proxy.url, model=SMALL_MODEL, timeout_s=0.8 * 60, rounds=1)
         result = refine(dataset, budget=12_000, settings=settings, run_id="real",
-                        extras={**EXTRAS, "operations": ["rewrite_distractors", "remove"], "pilot_per_op": 0})
+                        options={**EXTRAS, "operations": ["rewrite_distractors", "remove"], "pilot_per_op": 0})
     figures = accounting(result.run_dir, dataset)
     spent = spend_within(result.run_dir, 12_000)
     assert proxy.billed_tokens <= spent

@@ -104,7 +104,7 @@ BAD_INPUT_CASES = [pytest.param(command, *case, id=f"{case[0]}-{command}") for c
 def test_bad_file_exit_2_clear_message_nothing_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
                                                       file_name: str, content: object, expected: str,
                                                       command: str) -> None:
-    from refinelab.cli import app
+    from refinelab.cli.app import app
 
     monkeypatch.chdir(tmp_path)  # a stray default ./runs would land here
     data = tmp_path / "in"

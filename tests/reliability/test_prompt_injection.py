@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rl_helpers import (
+
+from refinelab.api import refine
+from refinelab.schema import Dataset
+from tests.support.fault_proxy import FaultProxy
+from tests.support.rl_helpers import (
     KEY_ENV,
     SMALL_MODEL,
     accounting,
@@ -22,11 +26,7 @@ from rl_helpers import (
     proxied_settings,
     spend_within,
 )
-from scripted import EXTRAS
-
-from refinelab.api import refine
-from refinelab.schema import Dataset
-from refinelab.tools.fault_proxy import FaultProxy
+from tests.support.scripted import EXTRAS
 
 SECRET = "sk-reliability-secret-7f3a9c1e55"
 INJECTIONS = [
@@ -65,7 +65,7 @@ def _inject(dataset: Dataset, every: int = 3) -> tuple[Dataset, set[str]]:
 def _run(tmp: Path, dataset: Dataset) -> tuple[Any, FaultProxy]:
     with FaultProxy(_stable, record_bodies=True) as proxy:
         result = refine(dataset, budget=BUDGET, settings=proxied_settings(tmp, proxy.url), run_id="inj",
-                        extras={**EXTRAS, "operations": OPERATIONS})
+                        options={**EXTRAS, "operations": OPERATIONS})
     return result, proxy
 
 
@@ -145,7 +145,7 @@ def test_real_small_model_injection_keeps_other_items_and_cap(tmp_path: Path, mo
     with FaultProxy(base, record_bodies=True) as proxy:
         settings = proxied_settings(tmp_path, proxy.url, model=SMALL_MODEL, timeout_s=120, rounds=1)
         result = refine(injected, budget=8_000, settings=settings, run_id="real-inj",
-                        extras={**EXTRAS, "operations": ["remove", "rewrite_distractors"], "pilot_per_op": 0})
+                        options={**EXTRAS, "operations": ["remove", "rewrite_distractors"], "pilot_per_op": 0})
     accounting(result.run_dir, injected)
     spend_within(result.run_dir, 8_000)
     state = _state(result.run_dir)

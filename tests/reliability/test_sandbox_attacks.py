@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-from attack_runner import run_all
-from attacks import ATTACKS, SECRET
-from sbx_helpers import Listener, require_bwrap
+
+from tests.sandbox.attack_runner import run_all
+from tests.sandbox.attacks import ATTACKS, SECRET
+from tests.support.sbx_helpers import Listener, require_bwrap
 
 
 def test_every_sandbox_attack_is_contained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

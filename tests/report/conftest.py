@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "graph"))
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -15,16 +12,16 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run on 30 MMLU dev items: removals, new items, loop-backs, a gave-up edit, an invalid row."""
-    from scripted import models  # type: ignore[import-not-found]
-
+    from refinelab.agents.options import RunHooks
     from refinelab.api import refine
     from refinelab.config import load_settings
     from refinelab.io import load_dataset
+    from tests.support.scripted import models
 
     base = tmp_path_factory.mktemp("report-run")
     dataset = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=30)
     settings = load_settings(overrides={"runs_dir": str(base / "runs"), "cache_path": str(base / "cache.sqlite"),
                                         "use_cache": False, "planner_mode": "greedy"})
-    result = refine(dataset, budget=20_000, settings=settings, chat_models=models(fail_first_validation=True),
-                    extras={"validators": {}, "dedup": "lexical"})
+    result = refine(dataset, budget=20_000, settings=settings, hooks=RunHooks(chat_models=models(fail_first_validation=True)),
+                    options={"validators": [], "dedup": "lexical"})
     return Path(result.run_dir)

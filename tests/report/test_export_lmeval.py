@@ -9,8 +9,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from refinelab.errors import DataError
 from refinelab.api.export_lmeval import LETTERS, export_lm_eval, task_name_for
+from refinelab.errors import DataError
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +87,7 @@ def test_export_errors(run_dir: Path, tmp_path: Path) -> None:
 
 
 def test_cli_export(run_dir: Path, tmp_path: Path) -> None:
-    from refinelab.cli import app
+    from refinelab.cli.app import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["export", run_dir.name, "--runs-dir", str(run_dir.parent),

@@ -162,7 +162,7 @@ def test_untrusted_text_is_escaped_and_unfixed_items_listed(run_dir: Path, tmp_p
 
 
 def test_missing_report_json_is_a_clear_error(tmp_path: Path) -> None:
-    from refinelab.cli import app
+    from refinelab.cli.app import app
 
     (tmp_path / "runs" / "half").mkdir(parents=True)
     with pytest.raises(ReportError, match="no report.json"):
@@ -177,7 +177,7 @@ def test_missing_report_json_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_cli_report_by_run_id(run_dir: Path, tmp_path: Path) -> None:
-    from refinelab.cli import app
+    from refinelab.cli.app import app
 
     out = tmp_path / "r.html"
     result = CliRunner().invoke(app, ["report", run_dir.name, "--runs-dir", str(run_dir.parent), "-o", str(out)])

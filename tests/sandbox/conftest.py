@@ -4,17 +4,13 @@ loopback listener that counts connections, and a planted secret in the runner's 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from attacks import SECRET  # noqa: E402
-from sbx_helpers import LIMITS, Listener, require_bwrap  # noqa: E402
-
-from refinelab.tools.sandbox_base import CodeSandbox  # noqa: E402
+from refinelab.tools.sandbox_base import CodeSandbox
+from tests.sandbox.attacks import SECRET
+from tests.support.sbx_helpers import LIMITS, Listener, require_bwrap
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +54,7 @@ def local_warm() -> Iterator[CodeSandbox]:
 @pytest.fixture(scope="session")
 def fake_e2b() -> Iterator[object]:
     require_bwrap()
-    from refinelab.tools.e2b_fake_server import FakeE2BServer
+    from tests.support.e2b_fake_server import FakeE2BServer
 
     with FakeE2BServer() as server:
         yield server

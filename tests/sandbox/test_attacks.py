@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from attack_runner import run_all
-from attacks import ATTACKS, SECRET
-from sbx_helpers import Listener, require_bwrap
+
+from tests.sandbox.attack_runner import run_all
+from tests.sandbox.attacks import ATTACKS, SECRET
+from tests.support.sbx_helpers import Listener, require_bwrap
 
 HERE = Path(__file__).resolve().parent
 TOOLS = HERE.parents[1] / "tools"

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from sbx_helpers import LIMITS, require_bwrap
 from typer.testing import CliRunner
 
 from refinelab.cli.sandbox import run_file, sandbox_app
 from refinelab.tools.sandbox_base import SandboxError
+from tests.support.sbx_helpers import LIMITS, require_bwrap
 
 runner = CliRunner()
 

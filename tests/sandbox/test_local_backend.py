@@ -8,11 +8,11 @@ import struct
 from pathlib import Path
 
 import pytest
-from sbx_helpers import require_bwrap
 
 from refinelab.tools import sandbox_local, seccomp_bpf
 from refinelab.tools.sandbox_base import SandboxLimits, SandboxUnavailable
 from refinelab.tools.sandbox_local import LocalSandbox, build_argv
+from tests.support.sbx_helpers import require_bwrap
 
 UNISTD = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
 

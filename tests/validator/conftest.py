@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from validator_helpers import PASSAGES, HashEmbedder, Script  # noqa: E402
-
-from refinelab.agents.context import AgentContext  # noqa: E402
-from refinelab.config import load_settings  # noqa: E402
+from refinelab.agents.context import AgentContext
+from refinelab.config import load_settings
+from tests.support.validator_helpers import PASSAGES, HashEmbedder, Script
 
 
 @pytest.fixture
 def make_ctx(tmp_path: Path) -> Callable[..., AgentContext]:
-    from refinelab.agents.validators import validation_context
+    from tests.support.contexts import context_for
 
-    def make(script: Script | None = None, **extras: Any) -> AgentContext:
+    def make(script: Script | None = None, **options: Any) -> AgentContext:
         settings = load_settings(overrides={"cache_path": str(tmp_path / "cache.sqlite"), "use_cache": False})
         models = {"validator": script.model} if script is not None else None
-        return validation_context(tmp_path / "run", settings, chat_models=models, extras=extras)
+        return context_for(tmp_path / "run", settings, chat_models=models, **options)
 
     return make
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from validator_helpers import answer, code, mcq, scripted  # type: ignore[import-not-found]
 
+from refinelab.agents.validation.pot import match_option, parse_number, pot_check
 from refinelab.state import EditTask
-from refinelab.agents.validator_pot import match_option, parse_number, pot_check
 from refinelab.tools.tracing import read_trace
+from tests.support.validator_helpers import answer, code, mcq, scripted
 
 TASK = EditTask(edit_id="e1", item_id="t1", operation="fix", round=1)
 APPLES = mcq("Ann has 12 apples and buys 3 bags of 5 apples. How many apples does she have now?",

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from validator_helpers import answer, mcq, scripted  # type: ignore[import-not-found]
-
+from refinelab.agents.validation.rag import rag_check
 from refinelab.state import EditTask
-from refinelab.agents.validator_rag import rag_check
 from refinelab.tools.tracing import read_trace
+from tests.support.validator_helpers import answer, mcq, scripted
 
 TASK = EditTask(edit_id="e1", item_id="t1", operation="fix", round=1)
 CAPITAL = mcq("What is the capital city of France?", ["Rome", "Paris", "Tokyo", "Berlin"], 1,
@@ -90,10 +89,9 @@ def test_retrieval_is_a_tool_span_with_passages(make_ctx, tiny_retriever) -> Non
 
 
 def test_user_corpus_path_is_loaded_once(make_ctx, tmp_path, monkeypatch) -> None:
-    from validator_helpers import PASSAGES, HashEmbedder
-
     from refinelab.agents import validator_rag
     from refinelab.tools import retrieval
+    from tests.support.validator_helpers import PASSAGES, HashEmbedder
 
     path = tmp_path / "mine.jsonl"
     path.write_text("\n".join(json.dumps({"id": i, "title": t, "text": x}) for i, t, x in PASSAGES))

@@ -7,28 +7,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from validator_helpers import mcq  # type: ignore[import-not-found]
 
-from refinelab.state import EditTask
-from refinelab.agents.validator_pot import pot_check
-from refinelab.agents.validator_rag import rag_check
+from refinelab.agents.validation.pot import pot_check
+from refinelab.agents.validation.rag import rag_check
 from refinelab.config import load_settings
+from refinelab.state import EditTask
+from tests.support.validator_helpers import mcq
 
 pytestmark = pytest.mark.llm
 SMALL = "smollm2-135m"
 TASK = EditTask(edit_id="e1", item_id="t1", operation="fix", round=1)
 
 
-def _ctx(tmp_path: Path, server: Any, **extras: Any) -> Any:
+def _ctx(tmp_path: Path, server: Any, **options: Any) -> Any:
     from langchain_openai import ChatOpenAI
 
-    from refinelab.agents.validators import validation_context
+    from tests.support.contexts import context_for
 
     settings = load_settings(overrides={"cache_path": str(tmp_path / "cache.sqlite"), "use_cache": False,
                                         "roles": {"validator": {"model": SMALL, "max_tokens": 200}}})
     chat = ChatOpenAI(base_url=server.base_url, api_key="sk-local", model=SMALL, temperature=0, max_tokens=200,
                       max_retries=0)
-    return validation_context(tmp_path / "run", settings, chat_models={"validator": chat}, extras=extras)
+    return context_for(tmp_path / "run", settings, chat_models={"validator": chat}, **options)
 
 
 def test_pot_on_the_real_model(embedded_server, sandbox, tmp_path: Path) -> None:

@@ -6,18 +6,17 @@ from __future__ import annotations
 import json
 
 import pytest
-from validator_helpers import answer, code, mcq, scripted  # type: ignore[import-not-found]
 
-from refinelab.state import Candidate, EditTask
-from refinelab.agents.validator import choose_method, validate
-from refinelab.agents.validators import (
-    check_original,
+from refinelab.agents.validation.routing import (
+    choose_method,
     classify_item,
     default_validators,
     regex_route,
     route_signals,
-    to_validator_verdict,
 )
+from refinelab.agents.validation.verdicts import check_original, to_validator_verdict, validate
+from refinelab.state import Candidate, EditTask
+from tests.support.validator_helpers import answer, code, mcq, scripted
 
 TASK = EditTask(edit_id="e1", item_id="t1", operation="fix", round=1)
 PHYSICS = mcq("A car accelerates from rest at 2 m/s^2 for 5 s. What is its final speed?",

@@ -111,7 +111,7 @@ def _word(rng: random.Random) -> str:
 def distinct_respond(messages: list[dict[str, str]]) -> str:
     """The graph's scripted responder, with written items made of seeded pseudo-words: every draft is
     lexically far from every other, so dedup verdicts do not depend on which thread commits first."""
-    from scripted import respond
+    from tests.support.scripted import respond
 
     text = respond(messages)
     data = json.loads(text)
@@ -125,7 +125,7 @@ def distinct_respond(messages: list[dict[str, str]]) -> str:
 
 
 def distinct_models() -> dict[str, Any]:
-    from refinelab.testing import ScriptedChatModel
+    from tests.support.scripted_model import ScriptedChatModel
 
     model = ScriptedChatModel(respond=distinct_respond)
     return {"judge": model, "writer": model, "validator": model}

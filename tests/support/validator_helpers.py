@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from refinelab.schema import QAItem
-from refinelab.testing import ScriptedChatModel
+from tests.support.scripted_model import ScriptedChatModel
 
 Responder = Callable[[list[dict[str, str]]], str]
 

@@ -1,6 +1,6 @@
 """A scripted 'model' good enough to drive the whole graph: labels, answers, writes items.
 
-Also runnable as a script (`python scripted.py refine|resume RUNS_DIR RUN_ID [delay]`) so crash tests can
+Also runnable as a script (`python -m tests.support.scripted refine|resume RUNS_DIR RUN_ID [delay]`) so crash tests can
 SIGKILL a real process.
 """
 
@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from refinelab.testing import ScriptedChatModel
+from tests.support.scripted_model import ScriptedChatModel
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -66,10 +66,11 @@ def models(delay: float = 0.0, fail_first_validation: bool = False) -> dict[str,
 
 
 # Graph-logic tests: answer-check validation only and lexical dedup (no sandbox, index or torch).
-EXTRAS: dict[str, object] = {"validators": {}, "dedup": "lexical"}
+EXTRAS: dict[str, object] = {"validators": [], "dedup": "lexical"}
 
 
 def main() -> None:
+    from refinelab.agents.options import RunHooks
     from refinelab.api import refine, resume
     from refinelab.config import load_settings
     from refinelab.io import load_dataset
@@ -80,10 +81,10 @@ def main() -> None:
         dataset = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=int(sys.argv[5]))
         settings = load_settings(overrides={"runs_dir": runs_dir, "cache_path": f"{runs_dir}/cache.sqlite",
                                             "rounds": 2, "max_attempts": 2})
-        refine(dataset, budget=int(sys.argv[6]), settings=settings, run_id=run_id, chat_models=models(delay),
-               extras=EXTRAS)
+        refine(dataset, budget=int(sys.argv[6]), settings=settings, run_id=run_id, hooks=RunHooks(chat_models=models(delay)),
+               options=EXTRAS)
     else:
-        resume(run_id, runs_dir=runs_dir, chat_models=models(delay))
+        resume(run_id, runs_dir=runs_dir, hooks=RunHooks(chat_models=models(delay)))
     print("finished", flush=True)
 
 

@@ -19,7 +19,7 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.planner_agent import plan_for_budget
 from refinelab.api.context import open_run_context
-from refinelab.api.profile import profile
+from refinelab.api.profiling import profile
 from refinelab.api.runs import as_options
 from refinelab.config import Settings, load_settings
 from refinelab.metrics.targets import Targets

@@ -6,15 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scripted import EXTRAS, models  # type: ignore[import-not-found]
-
 from refinelab.agents.context import AgentContext
+from refinelab.agents.pilot import PilotResult
 from refinelab.agents.profiler import profile_items
-from refinelab.cli.profile import profile_context
 from refinelab.config import Settings, load_settings
 from refinelab.io import load_dataset
-from refinelab.metrics.targets import Targets
 from refinelab.schema import Dataset, Diagnostic
+from tests.support.contexts import context_for
+from tests.support.scripted import EXTRAS, models
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 OPS = ["remove", "expand", "generate", "calibrate", "rewrite_distractors", "fix"]
@@ -29,9 +28,9 @@ def settings(tmp: Path, **extra: Any) -> Settings:
 
 
 def profiled_context(tmp: Path, n: int = 20, budget: int | None = None, chat: dict[str, Any] | None = None,
-                     **extras: Any) -> AgentContext:
+                     **options: Any) -> AgentContext:
     """Items loaded and profiled (scripted labels); every 4th item suspect, every 3rd with weak distractors."""
-    ctx = profile_context(tmp / "run", settings(tmp), budget, Targets(), {**EXTRAS, **extras}, chat or models())
+    ctx = context_for(tmp / "run", settings(tmp), chat_models=chat or models(), budget=budget, **{**EXTRAS, **options})
     data = dataset(n)
     ctx.store.set_meta("run_id", "test-run")
     ctx.store.load_items(data.items)
@@ -42,3 +41,23 @@ def profiled_context(tmp: Path, n: int = 20, budget: int | None = None, chat: di
          for i in items[::4]]
         + [Diagnostic(item_id=i.id, check="distractors", flag=True, score=0.3, evidence={}) for i in items[1::3]])
     return ctx
+
+
+def run_pilot(ctx: AgentContext, enabled: list[str]) -> PilotResult:
+    """Round 0 of the real graph on a profiled context: the plan node's pilot Sends go through refine →
+    validate → collect, and the run stops as soon as the first real plan (round 1) is made, before its
+    edits are sent. Returns the pilot's summary as the store keeps it."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from refinelab.agents.pilot import pilot_summary
+    from refinelab.graph.build import build_graph
+
+    ctx.options = ctx.options.model_copy(update={"operations": list(enabled)})
+    graph = build_graph(checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": f"pilot-{id(ctx)}-{ctx.ledger.spent}"}, "recursion_limit": 1000}
+    graph.update_state(config, {"run_id": "test-run", "round": 0, "phase": "plan"}, as_node="profile")
+    for update in graph.stream(None, config, context=ctx, stream_mode="updates"):
+        planned = update.get("plan") or {}
+        if "finalize" in update or (planned.get("round", 0) or 0) >= 1:
+            break
+    return pilot_summary(ctx)

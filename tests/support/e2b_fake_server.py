@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .sandbox_base import MIB, CodeSandbox, ExecResult, SandboxLimits
+from refinelab.tools.sandbox_base import MIB, CodeSandbox, ExecResult, SandboxLimits
 
 DEBUG_SANDBOX_ID = "debug_sandbox_id"
 

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from refinelab.agents.context import AgentContext
-from refinelab.cli.profile import profile_context
 from refinelab.config import load_settings
-from refinelab.metrics.targets import Targets
 from refinelab.schema import QAItem
-from refinelab.testing import ScriptedChatModel
+from tests.support.contexts import context_for
+from tests.support.scripted_model import ScriptedChatModel
 
 
 def planted_items(n: int, key: int = 0) -> list[QAItem]:
@@ -62,10 +61,10 @@ class Recorder:
 
 
 def make_context(tmp_path: Path, judge: ScriptedChatModel, *, budget: int | None = None,
-                 extras: dict[str, Any] | None = None, panel: dict[str, ScriptedChatModel] | None = None,
+                 options: dict[str, Any] | None = None, panel: dict[str, ScriptedChatModel] | None = None,
                  concurrency: int = 2) -> AgentContext:
     settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
                                         "roles": {"judge": {"concurrency": concurrency}}})
     models: dict[str, Any] = {"judge": judge, "writer": judge, "validator": judge}
     models |= {f"panel:{name}": m for name, m in (panel or {}).items()}
-    return profile_context(tmp_path / "profile", settings, budget, Targets(), extras or {}, models)
+    return context_for(tmp_path / "profile", settings, chat_models=models, budget=budget, **(options or {}))

@@ -1,0 +1,1 @@
+"""The test suite (a package so that `tests.support` imports without sys.path tricks)."""
