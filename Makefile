@@ -22,6 +22,7 @@ demo: $(STAMP)
 	bash scripts/demo.sh
 
 test: $(STAMP)
+	$(BIN)/python scripts/lint_imports.py
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
