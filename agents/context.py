@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.dedup import DuplicateIndex
+from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.config import Settings
 from refinelab.domains import SkillTaxonomy, SubjectDomains, load_skills, load_subject_domains
 from refinelab.metrics.targets import Targets

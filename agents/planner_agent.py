@@ -15,7 +15,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 
 from refinelab.agents.context import AgentContext
-from refinelab.operations import Op
+from refinelab.operations import Op, writes_new_item
 from refinelab.planner.catalogue import (
     ApplicabilityPolicy,
     Catalogue,
@@ -30,7 +30,6 @@ from refinelab.schema import QAItem
 from refinelab.tools.tracing import Run, Tracer, current_run
 
 PLAN_SAFETY = 0.9  # plan against 90% of what is left: estimates are refitted, not exact
-ALL_OPS = ["remove", "expand", "generate", "calibrate", "rewrite_distractors", "fix"]
 TRACE_ASSIGNMENTS = 50  # a traced plan lists at most this many assignments (the rest are counted)
 
 
@@ -62,7 +61,7 @@ def touched_items(ctx: AgentContext) -> set[str]:
     """Items that already had an edit decided (pilot or earlier round, committed or given up) and new
     items: they stay in the counts but get no further edit, so no item is edited twice and a failed
     edit is not bought again on the same evidence."""
-    done = {o["item_id"] for o in ctx.store.outcomes() if o["operation"] not in ("expand", "generate")}
+    done = {o["item_id"] for o in ctx.store.outcomes() if not writes_new_item(o["operation"])}
     return done | {i.id for i in ctx.store.items(("new",))}
 
 

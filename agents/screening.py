@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.validation.verdicts import check_original, to_validator_verdict
 from refinelab.metrics.error_checks import (
     ERROR_TYPES,
     ErrorModel,
@@ -19,7 +20,6 @@ from refinelab.metrics.error_checks import (
     check_row,
     combine_error_evidence,
 )
-from refinelab.agents.validation.verdicts import check_original, to_validator_verdict
 from refinelab.schema import Diagnostic, QAItem
 
 DEFAULT_VALIDATOR_THRESHOLD = 0.5

@@ -116,12 +116,12 @@ def score_run(run_dir: Path, items: list[QAItem], truth: dict[str, str], injecte
         error = errors.get(item.id)
         p_error = float(error.evidence.get("p_error", 0.0)) if error else None
         final = current.get(item.id)
-        fix = [o for o in outcomes if o["item_id"] == item.id and o["operation"] == "fix"]
+        fix = [o for o in outcomes if o["item_id"] == item.id and o["operation"] == Op.FIX]
         rows.append({
             "id": item.id, "subject": item.subject, "injected": item.id in injected, "status": statuses.get(item.id),
             "p_error": p_error, "error_type": error.evidence.get("error_type") if error else None,
             "eligible": p_error is not None and p_error >= FIX_THRESHOLD, "flagged": bool(error and error.flag),
-            "fix": fix[-1]["status"] if fix else None,
+            "fix_outcome": fix[-1]["status"] if fix else None,
             "key_before": item.answer_letter, "true_answer": truth[item.id],
             "key_after": final.answer_letter if final else None,
             "correct_after": None if final is None else key_ok(final, truth[item.id]),
@@ -149,10 +149,10 @@ def score_run(run_dir: Path, items: list[QAItem], truth: dict[str, str], injecte
             "clean_flagged": share([r for r in clean if r["flagged"]], clean),
         },
         "fixes": {
-            "attempted_injected": sum(r["fix"] is not None for r in inj),
-            "committed_injected": sum(r["fix"] == "committed" for r in inj),
-            "attempted_clean": sum(r["fix"] is not None for r in clean),
-            "committed_clean": sum(r["fix"] == "committed" for r in clean),
+            "attempted_injected": sum(r["fix_outcome"] is not None for r in inj),
+            "committed_injected": sum(r["fix_outcome"] == "committed" for r in inj),
+            "attempted_clean": sum(r["fix_outcome"] is not None for r in clean),
+            "committed_clean": sum(r["fix_outcome"] == "committed" for r in clean),
             "clean_broken": sum(r["correct_after"] is False for r in clean),
         },
     }

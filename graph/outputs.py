@@ -10,6 +10,7 @@ from typing import Any
 from refinelab.agents.context import AgentContext
 from refinelab.io import _atomic_write, write_jsonl
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, jensen_shannon
+from refinelab.operations import writes_new_item
 from refinelab.schema import QAItem
 
 
@@ -59,7 +60,7 @@ def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
         "rounds": len(state.get("plans", [])),
         "input_items": len(accounted),
         "items_by_status": dict(Counter(status for _, status, _ in accounted)),
-        "new_items": sum(1 for i in refined if i.provenance.created_by in ("expand", "generate")),
+        "new_items": sum(1 for i in refined if writes_new_item(i.provenance.created_by)),
         "output_items": len(refined),
         "invalid_input": [{"id": i, "reason": r} for i, s, r in accounted if s == "failed"],
         "edits": {"attempts": len(edits), "outcomes": dict(Counter(f"{o['operation']}:{o['status']}" for o in outcomes))},

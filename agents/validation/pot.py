@@ -21,11 +21,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from refinelab.agents.context import AgentContext
-from refinelab.state import EditTask
 from refinelab.agents.validation.answer import answer_check
-from refinelab.state import Verdict
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import LETTERS, QAItem, normalise_text
+from refinelab.state import EditTask, Verdict
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.sandbox_base import CodeSandbox, ExecResult, SandboxError, SandboxLimits
 

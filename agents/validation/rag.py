@@ -18,11 +18,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from refinelab.agents.context import AgentContext
-from refinelab.state import EditTask
 from refinelab.agents.validation.answer import answer_check
-from refinelab.state import Verdict
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import LETTERS, QAItem
+from refinelab.state import EditTask, Verdict
 from refinelab.tools.corpus import Corpus, Passage
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.retrieval import Retriever, default_retriever, format_passages

@@ -17,9 +17,9 @@ from pydantic import BaseModel, Field
 from refinelab.agents.context import AgentContext
 from refinelab.agents.validation.pot import parse_number, pot_check
 from refinelab.agents.validation.rag import rag_check
-from refinelab.state import EditTask, Verdict
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import QAItem
+from refinelab.state import EditTask, Verdict
 from refinelab.tools.ledger import CallTag
 
 ValidatorFn = Callable[[AgentContext, EditTask, QAItem], Verdict]

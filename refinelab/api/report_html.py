@@ -20,6 +20,8 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
+from refinelab.operations import NEW_ITEM_OPS as NEW_ITEM_OPS_REGISTRY
+
 LETTERS = "ABCDEFGHIJ"
 MAX_EXAMPLES_PER_OP = 3  # edit examples shown in full per operation
 MAX_TABLE_ROWS = 500  # longer lists are cut, with a pointer to the JSONL file
@@ -336,7 +338,7 @@ def _as_item(value: Any) -> dict[str, Any] | None:
             "skill": str(value.get("skill", "")), "difficulty": value.get("difficulty")}
 
 
-NEW_ITEM_OPS = ("expand", "generate")  # their `before` is the seed item the writer was shown, not a prior version
+NEW_ITEM_OPS = tuple(op.value for op in NEW_ITEM_OPS_REGISTRY)  # their `before` is the seed item the writer was shown, not a prior version
 REPLACE_BELOW = 0.4  # below this word similarity, before and after are shown as two blocks, not one inline diff
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
-MODULES = "refinelab.graph, refinelab.agents, refinelab.planner, refinelab.tools, refinelab.prompts"
+MODULES = ("refinelab, refinelab.graph, refinelab.agents, refinelab.agents.validation, refinelab.tools, refinelab.planner, "
+           "refinelab.metrics, refinelab.prompts, refinelab.cli")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -24,6 +27,12 @@ def test_built_wheel_imports_in_clean_venv(tmp_path: Path) -> None:
         check=True, capture_output=True,
     )
     wheel = next(dist.glob("refinelab-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    # test machinery lives under tests/support, never in the product
+    assert not [n for n in names if re.search(r"fault_proxy|e2b_fake_server|scripted|testing\.py|/tests?/", n)], names
+    assert "refinelab/metrics/irt.py" in names and "refinelab/agents/validation/verdicts.py" in names
+    assert "refinelab/cli/app.py" in names and "refinelab/api/context.py" in names
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
