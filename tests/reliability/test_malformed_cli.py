@@ -123,7 +123,7 @@ def test_bad_file_exit_2_clear_message_nothing_written(tmp_path: Path, monkeypat
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "refinelab.cli", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "refinelab", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=120, check=False)
 
 

@@ -87,7 +87,7 @@ def test_sandbox_run_is_a_tool_span_with_code_and_output(make_ctx, sandbox) -> N
 
 def test_unavailable_sandbox_fails_clearly_and_runs_nothing(make_ctx, monkeypatch) -> None:
     import refinelab.tools.sandbox_local as sandbox_local
-    from refinelab.agents import validator_pot
+    from refinelab.agents.validation import pot as validator_pot
     from refinelab.tools.sandbox_base import SandboxUnavailable
 
     class NoBwrap:
@@ -105,7 +105,7 @@ def test_unavailable_sandbox_fails_clearly_and_runs_nothing(make_ctx, monkeypatc
 
 def test_default_sandbox_is_created_once_and_reused(make_ctx, monkeypatch) -> None:
     import refinelab.tools.sandbox_local as sandbox_local
-    from refinelab.agents import validator_pot
+    from refinelab.agents.validation import pot as validator_pot
     from refinelab.tools.sandbox_base import ExecResult
 
     made: list[object] = []
@@ -150,7 +150,7 @@ def test_parse_number_rejects_text_with_two_numbers() -> None:
 
 def test_e2b_backend_is_used_when_configured(make_ctx, monkeypatch) -> None:
     import refinelab.tools.sandbox_e2b as sandbox_e2b
-    from refinelab.agents import validator_pot
+    from refinelab.agents.validation import pot as validator_pot
     from refinelab.tools.sandbox_base import ExecResult
 
     ran: list[str] = []

@@ -89,7 +89,7 @@ def test_retrieval_is_a_tool_span_with_passages(make_ctx, tiny_retriever) -> Non
 
 
 def test_user_corpus_path_is_loaded_once(make_ctx, tmp_path, monkeypatch) -> None:
-    from refinelab.agents import validator_rag
+    from refinelab.agents.validation import rag as validator_rag
     from refinelab.tools import retrieval
     from tests.support.validator_helpers import PASSAGES, HashEmbedder
 

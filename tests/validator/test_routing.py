@@ -38,7 +38,7 @@ def test_packs_pick_methods(make_ctx) -> None:
     assert choose_method(ctx, mcq("Who?", ["x", "y"], 1, subject="world_religions")) == "rag"
     science = mcq("Why?", ["x", "y"], 1, subject="college_physics").model_copy(update={"domain": "STEM"})
     assert choose_method(ctx, science) == "pot_or_rag"
-    assert choose_method(make_ctx(validators={}), science) == "answer"  # explicit opt-out keeps the lead's path
+    assert choose_method(make_ctx(validators=[]), science) == "answer"  # explicit opt-out keeps the lead's path
 
 
 @pytest.mark.parametrize(("item", "expected"), [(PHYSICS, "pot"), (BIOLOGY, "rag"), (YEARS, None)])
@@ -90,6 +90,6 @@ def test_check_original_for_profiling(make_ctx, sandbox) -> None:
 
 def test_check_original_answer_pack(make_ctx) -> None:
     item = mcq("Pick B", ["a", "b"], 1, subject="misc")
-    ctx = make_ctx(scripted(answer=answer("B")), validators={})
+    ctx = make_ctx(scripted(answer=answer("B")), validators=[])
     verdict = check_original(ctx, item)
     assert verdict.passed and verdict.method == "answer" and to_validator_verdict(verdict).key_correct
