@@ -3,8 +3,8 @@
 Three methods, cheapest first (picked with `ctx.options.difficulty_method`):
 - ``rating``: the labeller's 1–5 rating (no extra call; the label call already asks for it);
 - ``elo``: "which question is harder?" asked of the judge for Swiss-paired items in both orders
-  (planner/elo.py does the pairing, the draws and the fit); ~n·(log2 n + 8) judge calls;
-- ``irt``: a one-parameter Rasch fit of the model panel's correctness (planner/irt.py); costs the
+  (metrics/elo.py does the pairing, the draws and the fit); ~n·(log2 n + 8) judge calls;
+- ``irt``: a one-parameter Rasch fit of the model panel's correctness (metrics/irt.py); costs the
   panel's answers, which error screening also uses.
 Every result is stored as a ``difficulty`` Diagnostic (score = difficulty in [0, 1], 1 = hardest).
 """

@@ -91,3 +91,5 @@ class RunHooks:
     retriever: Retriever | Corpus | None = None  # RAG retrieval instead of `options.rag_corpus`
     embed: Callable[[list[str]], Any] | None = None  # text embedder for distractor scores
     check_original: Callable[..., Any] | None = None  # the validator's verdict on an existing item
+    validators: dict[str, Callable[..., Any]] = field(default_factory=dict)  # extra methods a pack can name:
+    # name → fn(ctx, task, item) -> Verdict (a retriever over your corpus, a unit checker, …)

@@ -9,7 +9,7 @@ Stages (options come from `ctx.options`; the graph's defaults keep the demo fast
 2. difficulty for the set: `difficulty_method` = "rating" (default) | "elo" | "irt" (agents/difficulty.py);
 3. distractors (`distractors: True`): MiniLM embeddings + panel pick rates;
 4. error screening, cheapest first: deterministic checks + panel + distractor cue, then the validator on
-   suspects (p_error ≥ `validator_threshold`) when `agents/validators.py` provides `check_original`.
+   suspects (p_error ≥ `validator_threshold`) through `validation.verdicts.check_original` (or `hooks.check_original`).
 """
 
 from __future__ import annotations

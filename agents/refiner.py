@@ -125,7 +125,7 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     try:
         result = ctx.client("writer").structured(messages, op.output_schema or ItemDraft, tag)
     except LLMCallFailed as exc:
-        return Candidate(None, "\n---\n".join(exc.raw_outputs), 0, error=f"writer output unusable: {exc}")
+        return Candidate(None, "\n---\n".join(exc.raw_outputs), exc.tokens, error=f"writer output unusable: {exc}")
     try:
         item = _draft_to_item(result.parsed, task, base)
     except ValueError as exc:

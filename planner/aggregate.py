@@ -1,6 +1,6 @@
 """Columnar view of a Problem, equivalence classes of items, exact plan evaluation and disaggregation.
 
-Why classes: the ILP of DESIGN.md has one binary per (item, operation). Items with identical
+Why classes: the ILP (docs/planner.md) has one binary per (item, operation). Items with identical
 (cell, bucket, candidate edits with identical cost/success/gains) are interchangeable in that model, so
 replacing their binaries by one integer count per (class, edit) with `sum over edits <= class size` is an
 exact reformulation: any integer count vector maps to a per-item assignment with the same objective and

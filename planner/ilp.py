@@ -1,4 +1,4 @@
-"""The budget-allocation ILP of DESIGN.md and the single `solve` entry point for every planning mode.
+"""The budget-allocation ILP (docs/planner.md) and the single `solve` entry point for every planning mode.
 
 Model (on item classes, see aggregate.py; a class of one item is the textbook per-item binary):
   z[r] in {0..|class|}  edits of kind r bought for members of its class, sum_r z[r] <= |class|

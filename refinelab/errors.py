@@ -35,7 +35,9 @@ class BudgetExhausted(RefineLabError):
 class LLMCallFailed(RefineLabError):
     """A model call failed after its retries. Carries the raw output so nothing is silently dropped."""
 
-    def __init__(self, message: str, raw_outputs: list[str] | None = None, attempts: int = 0) -> None:
+    def __init__(self, message: str, raw_outputs: list[str] | None = None, attempts: int = 0,
+                 tokens: int = 0) -> None:
         self.raw_outputs = raw_outputs or []
         self.attempts = attempts
+        self.tokens = tokens  # what the failed attempts cost (usage the provider reported)
         super().__init__(message)

@@ -211,6 +211,7 @@ class ChatClient:
         raise LLMCallFailed(
             f"{self.model_name}: no valid {schema.__name__} after {len(raw_outputs)} attempts",
             raw_outputs=raw_outputs, attempts=len(raw_outputs),
+            tokens=total.prompt_tokens + total.completion_tokens,
         )
 
     def text(self, messages: list[dict[str, str]], tag: CallTag) -> CallResult:

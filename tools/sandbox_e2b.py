@@ -1,7 +1,7 @@
 """E2B backend: runs snippets in an E2B cloud sandbox through the real ``e2b-code-interpreter``.
 
 Why: a stronger (VM) boundary than a local namespace sandbox when one is available, behind the
-same ``CodeSandbox`` contract. Behaviour (shared design notes, sandbox.md 2.3):
+same ``CodeSandbox`` contract. Behaviour (docs/sandbox.md):
 
 * the E2B sandbox is created lazily and reused; each snippet gets a fresh code context by default
   so QA items do not see each other's variables (``fresh_context=False`` saves two round trips);

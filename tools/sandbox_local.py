@@ -1,6 +1,6 @@
 """Local sandbox backend: bubblewrap + setpriv + seccomp-BPF + rlimits (host side).
 
-Two privilege modes, chosen by the euid (see the shared design notes, sandbox.md 4.2-4.4):
+Two privilege modes, chosen by the euid (see docs/sandbox.md):
 
 * root: privileged bwrap WITHOUT a user namespace, keeping only CAP_SETUID/SETGID/SETPCAP, then
   ``setpriv`` drops to a spare uid (61000 + slot, one slot per live sandbox process, chosen with

@@ -4,7 +4,7 @@ Why hand-assembled: no dependency (libseccomp / pyseccomp) and the same file is 
 into the sandbox at ``/sbx/seccomp_bpf.py``, where the bootstrap imports it with ``python -I -S``.
 So this module must stay stdlib-only and must not use relative imports.
 
-Two programs (see docs/sandbox.md in the shared design notes, section 4.5):
+Two programs (see docs/sandbox.md):
 
 * ``base_program()`` is installed by bwrap (``--seccomp FD``) for the whole sandbox: namespace
   creation, mounts, kernel-attack-surface syscalls (bpf, io_uring, keyctl, ptrace, ...) -> EPERM.

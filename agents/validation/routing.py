@@ -100,10 +100,13 @@ def default_validators() -> dict[str, ValidatorFn]:
 
 
 def available_validators(ctx: AgentContext) -> dict[str, ValidatorFn]:
-    """The built-in model-based methods this run may use (`options.validators`; None = all of them)."""
+    """The model-based methods this run may use: the built-in ones `options.validators` allows (None = all)
+    plus any the caller plugged in (`hooks.validators`)."""
     methods = default_validators()
     allowed = ctx.options.validators
-    return methods if allowed is None else {name: fn for name, fn in methods.items() if name in allowed}
+    if allowed is not None:
+        methods = {name: fn for name, fn in methods.items() if name in allowed}
+    return {**methods, **ctx.hooks.validators}
 
 
 def choose_method(ctx: AgentContext, item: QAItem) -> str:

@@ -1,7 +1,7 @@
 """On small instances the ILP's objective equals exhaustive enumeration of every feasible plan.
 
 The brute force evaluates plans with its own, independent implementation of the objective of
-DESIGN.md (expected counts, |n - t*N| deviations, errors fixed, distractor gains).
+docs/planner.md (expected counts, |n - t*N| deviations, errors fixed, distractor gains).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Loopback fake of E2B's control plane + code interpreter, backed by the LOCAL sandbox.
 
 Lets the real ``e2b-code-interpreter`` client run offline in tests and benchmarks. It speaks the
-subset of the wire protocol the client uses (shared design notes, sandbox.md 2.4):
+subset of the wire protocol the client uses (docs/sandbox.md):
 
 * ``POST /v2/sandboxes`` -> 201 with an envd access token; ``DELETE /sandboxes/{id}`` -> 204
 * ``GET /health`` -> 204

@@ -93,3 +93,23 @@ def test_check_original_answer_pack(make_ctx) -> None:
     ctx = make_ctx(scripted(answer=answer("B")), validators=[])
     verdict = check_original(ctx, item)
     assert verdict.passed and verdict.method == "answer" and to_validator_verdict(verdict).key_correct
+
+
+def test_a_plugged_in_validator_is_used_when_the_pack_names_it(make_ctx) -> None:
+    from refinelab.state import Verdict
+
+    calls: list[str] = []
+
+    def unit_checker(ctx, task, item):  # noqa: ANN001, ANN202
+        calls.append(item.id)
+        return Verdict(True, "units agree", "units", {"checked": True})
+
+    ctx = make_ctx(validators=[])
+    ctx.hooks.validators["units"] = unit_checker
+    item = mcq("2+2?", ["3", "4"], 1, subject="elementary_mathematics")
+    ctx.pack(item).options["validator"] = "units"
+    try:
+        verdict = validate(ctx, TASK, Candidate(item, "", 0))
+    finally:
+        ctx.pack(item).options["validator"] = "pot"
+    assert verdict.passed and verdict.method == "units" and calls == [item.id]
