@@ -37,7 +37,7 @@ DEBUG_SANDBOX_ID = "debug_sandbox_id"
 def default_backend() -> CodeSandbox:
     """Warm local sandbox with a generous output cap (the E2B client side applies the real one)
     and a long wall clock (E2B's timeout is client side; kill/recreate ends a runaway snippet)."""
-    from .sandbox_local import LocalSandbox
+    from refinelab.tools.sandbox_local import LocalSandbox
 
     return LocalSandbox(SandboxLimits(timeout_s=60.0, output_bytes=MIB), mode="warm", workers=1)
 
