@@ -186,13 +186,22 @@ class RunStore:
         )
 
     def attempt_error(self, edit_id: str, attempt: int) -> str:
-        rows = self._exec("SELECT reason FROM edits WHERE edit_id=? AND attempt=?", (edit_id, attempt))
-        return rows[0][0] if rows else "no attempt recorded"
+        """The refiner's own reason when the attempt produced nothing usable ("" when it did).
+
+        `reason` holds it until a verdict is recorded over it; a validation re-run after a crash must not
+        read a passing verdict's reason as the refiner's error (a failed verdict stays a failure)."""
+        rows = self._exec("SELECT verdict, reason FROM edits WHERE edit_id=? AND attempt=?", (edit_id, attempt))
+        if not rows:
+            return "no attempt recorded"
+        verdict, reason = rows[0]
+        return "" if verdict == "pass" else reason
 
     def record_verdict(self, edit_id: str, attempt: int, verdict: str, reason: str,
                        evidence: dict[str, Any], tokens: int = 0) -> None:
         self._exec(
-            "UPDATE edits SET verdict=?, reason=?, evidence=?, tokens=tokens+? WHERE edit_id=? AND attempt=?",
+            # tokens count once: a verdict recorded again after a crash (replayed from the cache) adds nothing
+            "UPDATE edits SET verdict=?, reason=?, evidence=?,"
+            " tokens=tokens + CASE WHEN verdict='pending' THEN ? ELSE 0 END WHERE edit_id=? AND attempt=?",
             (verdict, reason, json.dumps(evidence, default=str), tokens, edit_id, attempt),
         )
 
