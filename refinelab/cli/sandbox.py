@@ -13,39 +13,18 @@ from typing import Annotated
 
 import typer
 
-from refinelab.tools.sandbox_base import CodeSandbox, ExecResult, SandboxError, SandboxLimits
+from refinelab.cli.common import fail
+from refinelab.tools.sandbox_base import SandboxError
+from refinelab.tools.sandboxes import BACKENDS, run_file
 
 sandbox_app = typer.Typer(help="Run code in the Program-of-Thoughts sandbox.", no_args_is_help=True)
 
-BACKENDS = ("local", "e2b")
+EXIT_SANDBOX_UNAVAILABLE = 3
 
 
 @sandbox_app.callback()
 def _group() -> None:
     """Run code in the Program-of-Thoughts sandbox (a group, so `run` stays a subcommand)."""
-
-
-def make_sandbox(backend: str, limits: SandboxLimits, *, mode: str = "cold") -> CodeSandbox:
-    """A sandbox of the named backend. E2B reads its connection settings from E2B_* variables."""
-    if backend == "local":
-        from refinelab.tools.sandbox_local import LocalSandbox
-
-        return LocalSandbox(limits, mode=mode)
-    if backend == "e2b":
-        from refinelab.tools.sandbox_e2b import E2BSandbox
-
-        return E2BSandbox(limits)
-    raise ValueError(f"unknown sandbox backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-
-
-def run_file(path: str | Path, backend: str = "local", timeout: float = 10.0) -> ExecResult:
-    """Run the Python file at ``path`` once in a fresh sandbox (cold path for the local backend)."""
-    code = Path(path).read_text(encoding="utf-8")
-    sandbox = make_sandbox(backend, SandboxLimits(timeout_s=timeout))
-    try:
-        return sandbox.execute(code)
-    finally:
-        sandbox.close()
 
 
 @sandbox_app.command("run")
@@ -56,21 +35,16 @@ def run(
 ) -> None:
     """Run FILE in the sandbox and print stdout, stderr, result, error, limits hit and exit code as JSON."""
     if backend not in BACKENDS:
-        typer.echo(f"error: --backend must be one of {', '.join(BACKENDS)}", err=True)
-        raise typer.Exit(2)
+        fail(f"--backend must be one of {', '.join(BACKENDS)}")
     if timeout <= 0:
-        typer.echo("error: --timeout must be > 0", err=True)
-        raise typer.Exit(2)
+        fail("--timeout must be > 0")
     if not file.is_file():
-        typer.echo(f"error: {file}: no such file", err=True)
-        raise typer.Exit(2)
+        fail(f"{file}: no such file")
     try:
         result = run_file(file, backend, timeout)
     except UnicodeDecodeError as exc:
-        typer.echo(f"error: {file}: not UTF-8 text ({exc})", err=True)
-        raise typer.Exit(2) from exc
+        fail(f"{file}: not UTF-8 text ({exc})")
     except SandboxError as exc:
-        typer.echo(f"error: sandbox unavailable: {exc}", err=True)
-        raise typer.Exit(3) from exc
+        fail(f"sandbox unavailable: {exc}", EXIT_SANDBOX_UNAVAILABLE)
     sys.stdout.write(result.to_json(indent=2, ensure_ascii=False) + "\n")
     raise typer.Exit(0 if result.ok else 1)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from refinelab.cli.sandbox import run_file, sandbox_app
+from refinelab.cli.sandbox import sandbox_app
 from refinelab.tools.sandbox_base import SandboxError
+from refinelab.tools.sandboxes import run_file
 from tests.support.sbx_helpers import LIMITS, require_bwrap
 
 runner = CliRunner()
