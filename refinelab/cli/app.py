@@ -67,35 +67,13 @@ def model_check(
     endpoint: Annotated[str, typer.Option(help="'embedded' or an OpenAI-compatible URL")] = "embedded",
 ) -> None:
     """Make one real structured call; print latency and tokens."""
-    from typing import Literal
+    from refinelab.tools.model_check import check_model
 
-    from pydantic import BaseModel
-
-    from refinelab.config import ModelSpec
-    from refinelab.tools.ledger import CallTag, Ledger
-    from refinelab.tools.llm import ChatClient
-
-    class Answer(BaseModel):
-        answer: Literal["A", "B", "C", "D"]
-
-    ledger = Ledger()
-    client = ChatClient(ModelSpec(endpoint=endpoint, model=model, max_tokens=40), ledger, role="check")
-    started = time.monotonic()
     try:
-        client.chat_model()
-        ready = time.monotonic() - started
-        result = client.structured(
-            [{"role": "user", "content": "Which is a prime number?\nA. 4\nB. 6\nC. 7\nD. 9\nAnswer with the letter."}],
-            Answer, CallTag(node="model-check"),
-        )
+        report = check_model(model, endpoint)
     except RefineLabError as exc:
         fail(exc)
-    out.print_json(json.dumps({
-        "model": model, "endpoint": endpoint, "answer": result.parsed.answer, "correct": result.parsed.answer == "C",
-        "server_ready_s": round(ready, 2), "latency_s": round(result.latency_s, 2),
-        "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-        "ledger_spent": ledger.spent,
-    }))
+    out.print_json(json.dumps(report))
 
 
 @data_app.command("validate")
