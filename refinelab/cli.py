@@ -10,10 +10,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from refinelab import __version__
-from refinelab.errors import ConfigError, DataError, RefineLabError
+from refinelab.errors import ConfigError, DataError, RefineLabError, error_line, exit_code
 
 app = typer.Typer(help="Refine multiple-choice QA datasets under a token budget.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -29,8 +30,8 @@ EXIT_BAD_INPUT = 2
 
 
 def fail(exc: Exception) -> None:
-    console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_BAD_INPUT if isinstance(exc, DataError | ConfigError) else 1)
+    console.print(f"[red]error:[/red] {escape(error_line(exc))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(exit_code(exc))
 
 
 @app.command()
@@ -45,17 +46,11 @@ def model_serve(
     parallel: Annotated[int, typer.Option(help="parallel slots")] = 2,
 ) -> None:
     """Run the embedded llama.cpp server in the foreground until Ctrl-C."""
-    from refinelab.tools.embedded_server import start_server
+    from refinelab.tools.embedded_server import serve_until_signalled, start_server
 
     handle = start_server(model, parallel=parallel)
     out.print(f"serving {model} at {handle.base_url} (pid {handle.pid}); Ctrl-C to stop")
-    try:
-        while handle.process is not None and handle.process.poll() is None:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        handle.stop()
+    serve_until_signalled(handle)  # SIGTERM/SIGHUP/Ctrl-C stop the server too
 
 
 @model_app.command("check")
@@ -244,9 +239,13 @@ def trace_command(
     depth: Annotated[int, typer.Option(help="levels to show")] = 3,
 ) -> None:
     """Print the run tree with tokens and timings."""
+    from refinelab.runs import run_path
     from refinelab.trace_view import render_tree
 
-    path = runs_dir / run_id / "trace.jsonl"
+    try:
+        path = run_path(runs_dir, run_id) / "trace.jsonl"
+    except RefineLabError as exc:
+        fail(exc)
     if not path.exists():
         fail(FileNotFoundError(f"no trace at {path}"))
     out.print(render_tree(path, depth))
@@ -316,8 +315,12 @@ def main() -> None:
     try:
         app()
     except RefineLabError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(EXIT_BAD_INPUT if isinstance(exc, DataError | ConfigError) else 1)
+        console.print(f"[red]error:[/red] {escape(error_line(exc))}", highlight=False)
+        sys.exit(exit_code(exc))
+    except Exception as exc:  # noqa: BLE001 - never a raw traceback; REFINELAB_DEBUG=1 shows it
+        from refinelab.crash import report_unexpected
+
+        sys.exit(report_unexpected(exc, console))
 
 
 if __name__ == "__main__":

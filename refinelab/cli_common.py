@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from refinelab.errors import ConfigError, DataError, RefineLabError
+from refinelab.errors import ConfigError, DataError, RefineLabError, error_line
 from refinelab.planner.targets import TargetError, Targets, load_targets
 from refinelab.schema import Dataset
 
@@ -23,6 +24,6 @@ def load_selection(data: Path, format: str | None, subjects: str | None, limit: 
             dataset = dataset.filter([s.strip() for s in subjects.split(",")] if subjects else None, limit)
         resolved = load_targets(targets) if targets else Targets()
     except (RefineLabError, TargetError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(error_line(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2 if isinstance(exc, DataError | ConfigError | TargetError | ValueError) else 1) from exc
     return dataset, resolved

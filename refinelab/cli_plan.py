@@ -16,14 +16,16 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.planner_agent import ALL_OPS, plan_for_budget
+from refinelab.atomic import atomic_write_text
 from refinelab.cli_common import load_selection
 from refinelab.cli_profile import profile_context, run_profile
 from refinelab.config import Settings, load_settings
-from refinelab.errors import RefineLabError
+from refinelab.errors import RefineLabError, error_line
 from refinelab.graph.store import RunStore
 from refinelab.planner.ilp import Plan
 from refinelab.planner.targets import Targets
@@ -79,7 +81,7 @@ def dry_run(dataset: Dataset, *, budget: int, folder: Path, targets: Targets | N
                          calls=ctx.ledger.summary()["calls"] - calls_before, folder=folder)
     finally:
         ctx.store.close()
-    (folder / "plan.json").write_text(json.dumps(report, indent=2, default=str))
+    atomic_write_text(folder / "plan.json", json.dumps(report, indent=2, default=str))
     return report
 
 
@@ -174,7 +176,7 @@ def plan_command(
     try:
         settings = load_settings(config)
     except RefineLabError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(error_line(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     dataset, resolved = load_selection(data, format, subjects, limit, targets, console)
     folder = out_dir or plan_dir(settings, data, subjects, limit)
@@ -182,7 +184,7 @@ def plan_command(
         report = dry_run(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,
                          operations=enabled, prompts_dir=str(prompts) if prompts else None)
     except RefineLabError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(error_line(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     if as_json:
         out.print_json(json.dumps(report, default=str))

@@ -18,15 +18,17 @@ from typing import Annotated, Any
 import typer
 from langchain_core.language_models import BaseChatModel
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import METHODS
 from refinelab.agents.profiler import profile_items
+from refinelab.atomic import atomic_write_text
 from refinelab.cli_common import load_selection
 from refinelab.config import Settings, load_settings
-from refinelab.errors import RefineLabError
+from refinelab.errors import RefineLabError, error_line
 from refinelab.planner.divergence import (
     coverage_distribution,
     difficulty_distribution,
@@ -140,7 +142,7 @@ def run_profile(
              "diagnostics": per_item.get(i.id, {})} for i in items
         ],
     }
-    (out_dir / "profile.json").write_text(json.dumps(report, indent=2, default=str))
+    atomic_write_text(out_dir / "profile.json", json.dumps(report, indent=2, default=str))
     ctx.store.close()
     return ProfileResult(out_dir=out_dir, report=report)
 
@@ -219,7 +221,7 @@ def profile_command(
     try:
         settings = load_settings(config, {"use_cache": False} if no_cache else None)
     except RefineLabError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(error_line(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     dataset, resolved = load_selection(data, format, subjects, limit, targets, console)
     folder = out_dir or Path(settings.runs_dir) / time.strftime("profile-%Y%m%d-%H%M%S")
@@ -233,7 +235,7 @@ def profile_command(
                              extras=extras, prompts_dir=str(prompts) if prompts else None,
                              progress=(lambda done, total: bar.update(task, completed=done)) if bar else None)
     except RefineLabError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(error_line(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     finally:
         if bar is not None:

@@ -10,8 +10,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from refinelab.errors import DataError, RefineLabError
+from refinelab.tools.redact import redact
 
 console = Console(stderr=True)
 out = Console()
@@ -28,7 +30,7 @@ def _run_dir(run_id: str, runs_dir: Path) -> Path:
 
 
 def _fail(message: object, code: int = EXIT_BAD_INPUT) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[red]error:[/red] {escape(redact(str(message)))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -36,6 +36,55 @@ class LLMCallFailed(RefineLabError):
     """A model call failed after its retries. Carries the raw output so nothing is silently dropped."""
 
     def __init__(self, message: str, raw_outputs: list[str] | None = None, attempts: int = 0) -> None:
-        self.raw_outputs = raw_outputs or []
+        from refinelab.tools.redact import redact, redact_secrets  # endpoint text may quote our key
+
+        self.raw_outputs = [redact_secrets(r) for r in raw_outputs or []]
         self.attempts = attempts
-        super().__init__(message)
+        super().__init__(redact(message))
+
+
+class EndpointUnavailable(RefineLabError):
+    """Model calls keep failing before any answer comes back (connection refused, timeouts, 5xx): the
+    run stops here, every item as it was, and `refinelab resume` continues once the endpoint is back."""
+
+    def __init__(self, endpoint: str, failures: int, last_error: str, reason: str = "") -> None:
+        from refinelab.tools.redact import redact
+
+        self.endpoint, self.failures = endpoint, failures
+        self.last_error = redact(last_error)
+        why = reason or f"{failures} consecutive model calls failed without an answer"
+        self.run_id: str | None = None
+        super().__init__(f"model endpoint {endpoint} unavailable: {why}; last error: {self.last_error}")
+
+    def for_run(self, run_id: str, run_dir: object, counts: dict[str, int], spent: int) -> EndpointUnavailable:
+        """The same error, telling the user what happened to the run and how to continue it."""
+        self.run_id = run_id
+        self.args = (f"{self.args[0]}. Run {run_id} stopped before it finished; its items are unchanged "
+                     f"({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}), {spent} tokens spent. "
+                     f"Continue with `refinelab resume {run_id} --runs-dir {getattr(run_dir, 'parent', run_dir)}` "
+                     f"once the endpoint answers.",)
+        return self
+
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ENDPOINT, EXIT_BUSY = 0, 1, 2, 3, 4
+
+
+def exit_code(exc: BaseException) -> int:
+    """The CLI exit code for an error: 2 bad input (data, config, run folder), 3 model endpoint unavailable
+    (the run stopped, resumable), 4 run folder held by another process, 1 anything else."""
+    from refinelab.runs import RunBusy
+
+    if isinstance(exc, EndpointUnavailable):
+        return EXIT_ENDPOINT
+    if isinstance(exc, RunBusy):
+        return EXIT_BUSY
+    if isinstance(exc, DataError | ConfigError):
+        return EXIT_BAD_INPUT
+    return EXIT_ERROR
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a user sees: the message with secrets redacted and newlines folded."""
+    from refinelab.tools.redact import redact
+
+    return redact(str(exc) or type(exc).__name__)

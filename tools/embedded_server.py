@@ -72,11 +72,9 @@ def _read_registry() -> dict[str, dict[str, object]]:
 
 
 def _write_registry(data: dict[str, dict[str, object]]) -> None:
-    path = _registry_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"servers.json.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    from refinelab.atomic import atomic_write_text
+
+    atomic_write_text(_registry_file(), json.dumps(data))
 
 
 def _forget(model: str, pid: int) -> None:
