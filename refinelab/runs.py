@@ -94,7 +94,7 @@ def run_identity(run_dir: Path) -> str | None:
     store = run_dir / "store.sqlite"
     if not store.exists():
         return None
-    with contextlib.closing(_open_ro(store)) as db:
+    with _snapshot(store) as db:
         row = db.execute("SELECT value FROM meta WHERE key='run_id'").fetchone()
     if not row:
         return None
@@ -104,9 +104,24 @@ def run_identity(run_dir: Path) -> str | None:
 
 # ------------------------------------------------------------------------------------ inspection
 
-def _open_ro(path: Path) -> sqlite3.Connection:
-    """A read-only connection that creates nothing (no -wal/-shm) and takes no locks."""
-    return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+@contextlib.contextmanager
+def _snapshot(path: Path) -> Any:
+    """A connection to a private copy of `path` and its write-ahead log: a killed run's last writes are
+    seen (SQLite replays the log in the copy) and the run folder itself is never touched."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="refinelab-check-") as tmp:
+        copy = Path(tmp) / "db.sqlite"
+        shutil.copyfile(path, copy)
+        wal = path.with_name(path.name + "-wal")
+        if wal.is_file() and not wal.is_symlink():
+            shutil.copyfile(wal, copy.with_name("db.sqlite-wal"))
+        db = sqlite3.connect(str(copy))
+        try:
+            yield db
+        finally:
+            db.close()
 
 
 def check_sqlite(path: Path, tables: tuple[str, ...] = ()) -> None:
@@ -118,7 +133,7 @@ def check_sqlite(path: Path, tables: tuple[str, ...] = ()) -> None:
     if size == 0:
         raise DataError(str(path), None, None, "is empty (0 bytes): the run folder is damaged")
     try:
-        with contextlib.closing(_open_ro(path)) as db:
+        with _snapshot(path) as db:
             result = db.execute("PRAGMA quick_check").fetchone()
             if not result or result[0] != "ok":
                 raise DataError(str(path), None, None, f"database is corrupt ({str(result and result[0])[:120]})")
