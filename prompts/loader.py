@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 
 from refinelab.errors import ConfigError, DataError
-from refinelab.prompts.sandbox import TemplateRejected, lint_template, render_template
+from refinelab.prompts.sandbox import TemplateRejected, lint_template, probe_template, render_template
 from refinelab.safeload import load_yaml
 
 HERE = Path(__file__).resolve().parent
@@ -173,10 +173,27 @@ def pack_for(subject: str, domain: str, overrides: dict[str, str] | None = None)
 
 
 def check_prompts(user_dir: str | Path | None) -> None:
-    """Load every pack a user prompt folder affects and lint its templates, before a run starts:
-    a malformed or unsafe prompt pack is a one-line PromptError (exit 2) naming the file."""
+    """Load every pack a user prompt folder affects, lint its templates and probe-render each one with
+    a sample item, before a run starts: a malformed or unsafe prompt pack is a one-line PromptError
+    (exit 2) naming the file, and the run folder is never created."""
     if user_dir is None:
         return
+    from refinelab.schema import QAItem
+
+    sample = QAItem(id="sample", question="Which is a prime number?", choices=["4", "6", "7", "9"], answer=2,
+                    subject="sample", domain="other", skill="recall", difficulty=0.5)
+    variables = {"item": sample, "base": sample, "first": sample, "second": sample, "skills": ["recall"],
+                 "feedback": "", "n_choices": 4, "examples": [sample], "bucket": "medium",
+                 "direction": "harder", "problem": "a problem", "passages": "a passage"}
     library = PromptLibrary(user_dir)
     for name in library.pack_names():
-        library.pack(name)
+        pack = library.pack(name)
+        for prompt, template in pack.prompts.items():
+            if not str(pack.sources.get(prompt, "")).startswith(str(library.user_dir)):
+                continue  # packaged prompts are trusted code
+            for role, text in template.items():
+                try:
+                    probe_template(str(text), variables)
+                except (jinja2.TemplateError, TemplateRejected) as exc:
+                    raise PromptError(f"{pack.sources.get(prompt)}: {role} template of {prompt!r}: "
+                                      f"{type(exc).__name__}: {exc}") from None

@@ -46,6 +46,10 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
             return False
         return not callable(value)  # other objects: plain data attributes only
 
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is not "
+                            f"allowed in a prompt template")
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
             raise SecurityError(f"exponent {right} is too large in a prompt template")
@@ -94,3 +98,33 @@ def render_template(source: str, variables: dict[str, Any]) -> str:
             raise SecurityError(f"a prompt template rendered more than {MAX_OUTPUT_CHARS} characters")
         out.append(chunk)
     return "".join(out)
+
+
+class _Anything(jinja2.ChainableUndefined):
+    """Stands in for variables a probe render does not know (any attribute, call or loop works)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Anything:  # type: ignore[override]
+        return self
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_environment() -> PromptSandbox:
+    env = PromptSandbox(undefined=_Anything, keep_trailing_newline=False, autoescape=False)
+    env.globals.clear()
+    return env
+
+
+def probe_template(source: str, variables: dict[str, Any]) -> None:
+    """Render once with sample `variables` (anything else is a permissive stand-in) so a template that
+    reaches for an unsafe attribute or method fails before a run starts; other errors are left to the
+    real render, which has the real variables."""
+    lint_template(source)
+    try:
+        _probe_environment().from_string(source).render(**variables)
+    except SecurityError as exc:
+        raise TemplateRejected(str(exc)) from None
+    except Exception:  # noqa: BLE001,S110 - only sandbox violations matter here
+        pass

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from refinelab.atomic import atomic_write, open_exclusive
 from refinelab.errors import DataError
+from refinelab.identifiers import skeleton
 from refinelab.safeload import loads_json
 from refinelab.schema import LETTERS, Dataset, Provenance, QAItem
 
@@ -291,9 +292,13 @@ def _checked(dataset: Dataset, path: Path) -> Dataset:
     report = dataset.duplicates()
     if report.duplicate_ids:
         first = report.duplicate_ids[0]
-        rows = [i.provenance.row for i in dataset if i.id == first]
+        same = [i for i in dataset if skeleton(i.id) == skeleton(first)]
+        rows = [i.provenance.row for i in same]
+        distinct = list(dict.fromkeys(i.id for i in same))
+        what = (f"duplicate id {first!r}" if len(distinct) == 1 else
+                f"look-alike ids {' and '.join(ascii(i) for i in distinct[:2])} (they print the same)")
         raise DataError(str(path), rows[1] if len(rows) > 1 else None, "id",
-                        f"duplicate id {first!r} ({len(report.duplicate_ids)} duplicated ids in all)")
+                        f"{what} ({len({skeleton(i) for i in report.duplicate_ids})} duplicated ids in all)")
     return dataset
 
 
