@@ -83,6 +83,13 @@ def lint_template(source: str) -> None:
             node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else "")
         if name.startswith("_"):
             raise TemplateRejected(f"line {node.lineno}: attribute {name!r} is not allowed in a prompt template")
+    from jinja2 import meta
+    from jinja2.defaults import DEFAULT_NAMESPACE
+
+    globals_used = sorted(meta.find_undeclared_variables(tree) & (set(DEFAULT_NAMESPACE) | {"self", "loop"}))
+    if globals_used:
+        raise TemplateRejected(f"{globals_used[0]!r} is not available in a prompt template (only the variables "
+                               f"RefineLab passes are)")
     for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
         raise TemplateRejected(f"line {node.lineno}: extends/include/import are not allowed in a prompt template")
 
