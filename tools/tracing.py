@@ -135,7 +135,7 @@ class Tracer:
                 outputs_for_ls.setdefault("usage_metadata", usage)
             self._client.update_run(
                 run.id, trace_id=run.trace_id, parent_run_id=run.parent_run_id, outputs=outputs_for_ls,
-                error=error, end_time=datetime.fromisoformat(run.end_time),
+                error=run.error, end_time=datetime.fromisoformat(run.end_time),
             )
 
     @contextlib.contextmanager
