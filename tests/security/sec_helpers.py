@@ -107,6 +107,9 @@ class Endpoint:
                 except ValueError:
                     body = {}
                 status, payload = endpoint.behaviour(endpoint, body, dict(self.headers.items()))
+                if status == 0:  # drop the connection without an answer
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
