@@ -86,10 +86,15 @@ def _read_text(path: Path, encoding: str = "utf-8") -> str:
     return text.removeprefix("\ufeff")
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def _answer_index(path: Path, row: int, value: Any, n_choices: int, field: str = "answer") -> int:
     """Accept a 0-based int, a digit string, or a letter A-J; anything else is an error."""
     if isinstance(value, bool) or value is None or value == "":
-        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {value!r}")
+        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {_short(value)}")
     if isinstance(value, int):
         index = value
     elif isinstance(value, str) and value.strip().upper() in LETTERS[:n_choices] and len(value.strip()) == 1:
@@ -97,9 +102,9 @@ def _answer_index(path: Path, row: int, value: Any, n_choices: int, field: str =
     elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 6:
         index = int(value.strip())
     else:
-        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {value!r}")
+        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {_short(value)}")
     if not 0 <= index < n_choices:
-        raise DataError(str(path), row, field, f"answer {value!r} out of range for {n_choices} choices")
+        raise DataError(str(path), row, field, f"answer {_short(value)} out of range for {n_choices} choices")
     return index
 
 

@@ -302,8 +302,24 @@ def claim_existing(runs_dir: str | Path, run_id: str) -> RunFolder:
         identity = run_identity(path) or run_id
     except (sqlite3.DatabaseError, ValueError) as exc:
         raise DataError(str(path / "store.sqlite"), None, None, f"run identity unreadable ({exc})") from None
+    check_checkpoint(path / "checkpoints.sqlite", identity)
     lock = RunLock(path).acquire()
     return RunFolder(path, identity, lock, created=False, saved=saved)
+
+
+def check_checkpoint(path: Path, thread_id: str) -> None:
+    """The run's latest checkpoint (and its pending writes) can be read back, from a private copy."""
+    if not path.exists():
+        return
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    try:
+        with _snapshot(path) as db:
+            SqliteSaver(db).get_tuple({"configurable": {"thread_id": thread_id}})
+    except Exception as exc:  # noqa: BLE001 - any decode failure means the same thing here
+        detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise DataError(str(path), None, None, f"the saved checkpoint cannot be read ({type(exc).__name__}: "
+                                               f"{detail}); the file is damaged") from None
 
 
 def saved_models(saved: dict[str, Any], path: Path) -> tuple[Any, Any]:
