@@ -164,14 +164,16 @@ def smollm2_on(port: int, env: dict[str, str]) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--items", type=int, default=8)
+    parser.add_argument("--items", type=int, default=8, help="items for the dead-endpoint run (A)")
+    parser.add_argument("--flaky-items", type=int, default=24, help="items for the 50%%-failure run (B)")
     parser.add_argument("--budget", type=int, default=30_000)
     parser.add_argument("--fault-rate", type=float, default=0.5)
     parser.add_argument("--out", default=None, help="write NAME.json and NAME.txt")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-dead-"))
     data = ["--limit", str(args.items)]
-    results: dict[str, Any] = {"items": args.items, "budget": args.budget, "data": str(DATA)}
+    results: dict[str, Any] = {"command": "python " + " ".join(sys.argv), "items_A": args.items,
+                               "items_B": args.flaky_items, "budget": args.budget, "data": str(DATA)}
 
     # A. dead endpoint, then the real SmolLM2 server comes back on the same port
     port = free_port()
@@ -188,6 +190,7 @@ def main() -> None:
     port = free_port()
     config, prompts, env = setup(tmp, f"http://127.0.0.1:{port}/v1", "scripted", 1.0)
     common[common.index("--config") + 1] = str(config)
+    common[common.index("--limit") + 1] = str(args.flaky_items)
     plan = FaultPlan.uniform(args.fault_rate, seed=13, timeout_sleep_s=1.5)
     with PortProxy(respond, plan, port=port) as proxy:
         flaky = run_cli(["refine", str(DATA), "--run-id", "flaky", *common], env, tmp)
@@ -203,9 +206,31 @@ def main() -> None:
     results["B_resume_endpoint_healthy"] = {**again, **figures(tmp / "runs" / "flaky")}
 
     text = json.dumps(results, indent=1)
+    summary = summarise(results)
     print(text)
+    print(summary)
     if args.out:
         Path(f"{args.out}.json").write_text(text + "\n")
+        Path(f"{args.out}.txt").write_text(summary + "\n")
+
+
+def summarise(results: dict[str, Any]) -> str:
+    lines = [f"$ {results['command']}", "",
+             f"{'run':34} {'exit':>4} {'calls':>5} {'unsent':>6} {'failed':>6} {'tokens':>7}  input items by status"]
+    for key, value in results.items():
+        if not isinstance(value, dict):
+            continue
+        lines.append(f"{key:34} {value['exit_code']:>4} {value['calls_attempted']:>5} "
+                     f"{value['calls_never_reached_server']:>6} {value['calls_failed']:>6} "
+                     f"{value['tokens_charged']:>7}  {value['input_items_by_status']}  ({value['stop_reason']}; "
+                     f"{value['wall_s']} s)")
+    flaky = results.get("B_fifty_percent_faults", {})
+    if flaky:
+        lines.append(f"B: {flaky['http_requests']} HTTP requests, {flaky['fault_share']:.0%} faults injected "
+                     f"{flaky['faults_injected']}; provider billed {flaky['provider_billed_tokens']} tokens, "
+                     f"ledger charged {flaky['tokens_charged']} (timeouts and cut-off answers keep their "
+                     f"reservation: they may have been billed)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

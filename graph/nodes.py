@@ -22,7 +22,7 @@ from refinelab.agents.planner_agent import plan_round, plan_summary
 from refinelab.agents.profiler import profile_items
 from refinelab.agents.refiner import Candidate, EditTask, refine
 from refinelab.agents.validator import Verdict, validate
-from refinelab.errors import BudgetExhausted
+from refinelab.errors import BudgetExhausted, EndpointUnavailable
 from refinelab.graph.state import EditTaskState, RefineState
 from refinelab.schema import QAItem
 
@@ -261,6 +261,10 @@ def finalize(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, An
     from refinelab.graph.outputs import write_outputs
 
     ctx = runtime.context
+    failing = ctx.ledger.mostly_failed()
+    if failing:  # e.g. timeouts ate the budget: a run whose calls mostly failed is not finished
+        raise EndpointUnavailable("(model endpoints)", 0, ctx.ledger.tripped["error"] if ctx.ledger.tripped
+                                  else "", reason=failing)
     with ctx.tracer.span("finalize", "chain", {"stop_reason": state.get("stop_reason", "")}) as run:
         paths = write_outputs(ctx, state)
         run.outputs = {k: str(v) for k, v in paths.items()}

@@ -28,6 +28,7 @@ from refinelab.runs import (
     claim_existing,
     claim_new,
     saved_models,
+    seal_settings,
     validate_budget,
     validate_run_id,
 )
@@ -137,6 +138,7 @@ def refine(
             "targets": targets.model_dump(), "prompts_dir": prompts_dir, "extras": extras or {},
             "dataset": dataset.name,
         }, indent=2, default=str))
+        seal_settings(run_dir)  # resume trusts settings.json only with this user's seal
         ctx = open_context(run_dir, settings, budget, targets, chat_models, prompts_dir, extras)
         ctx.store.set_meta("run_id", run_id)
         ctx.store.load_items(dataset.items)
@@ -156,12 +158,17 @@ def resume(
     runs_dir: str | Path = "runs",
     chat_models: dict[str, BaseChatModel] | None = None,
     on_event: ProgressCallback | None = None,
+    trust: bool = False,
 ) -> RunResult:
-    """Continue a killed run from its last checkpoint; calls that finished are replayed from the cache."""
-    folder = claim_existing(runs_dir, run_id)  # read-only checks first, then the lock (or RunBusy)
+    """Continue a killed run from its last checkpoint; calls that finished are replayed from the cache.
+
+    `trust=True` resumes a run folder whose settings.json this user's RefineLab did not write (copied
+    from another machine or user, or edited): it decides endpoints, keys, cache and prompts."""
+    folder = claim_existing(runs_dir, run_id, trust=trust)  # read-only checks, then the lock (or RunBusy)
     try:
         saved = folder.saved or {}
         settings, targets = saved_models(saved, folder.path)
+        check_prompts(saved.get("prompts_dir"))
         ctx = open_context(folder.path, settings, None, targets, chat_models,
                            saved.get("prompts_dir"), saved.get("extras"))
         ctx.ledger.abandon_in_flight()

@@ -219,6 +219,9 @@ def resume_command(
     runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    trust_run: Annotated[bool, typer.Option("--trust-run", help=(
+        "resume a run folder whose settings.json this user's RefineLab did not write (from elsewhere, or "
+        "edited); its settings choose endpoints and API keys"))] = False,
 ) -> None:
     """Continue a killed run from its last checkpoint without paying for finished calls again."""
     from refinelab.api import resume
@@ -226,7 +229,7 @@ def resume_command(
 
     try:
         with ProgressView(_progress_mode(quiet, as_json)) as view:
-            result = resume(run_id, runs_dir=runs_dir, on_event=view)
+            result = resume(run_id, runs_dir=runs_dir, on_event=view, trust=trust_run)
     except (RefineLabError, FileNotFoundError) as exc:
         fail(exc)
     _print_result(result, as_json)

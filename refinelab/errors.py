@@ -78,7 +78,7 @@ def exit_code(exc: BaseException) -> int:
         return EXIT_ENDPOINT
     if isinstance(exc, RunBusy):
         return EXIT_BUSY
-    if isinstance(exc, DataError | ConfigError):
+    if isinstance(exc, DataError | ConfigError | FileNotFoundError):
         return EXIT_BAD_INPUT
     return EXIT_ERROR
 

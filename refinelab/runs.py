@@ -30,8 +30,11 @@ MAX_BUDGET = 10**15  # tokens; far above any real run, far below SQLite's 64-bit
 MAX_SETTINGS_BYTES = 1_000_000
 
 # Files a run folder may hold that RefineLab opens; each must be a regular file (never a link).
-RUN_FILES = ("settings.json", "store.sqlite", "ledger.sqlite", "checkpoints.sqlite", "trace.jsonl",
-             "refined.jsonl", "changes.jsonl", "report.json", "report.html", LOCK_NAME)
+SEAL_NAME = "settings.seal"
+RUN_FILES = (SEAL_NAME, "settings.json", "store.sqlite", "ledger.sqlite", "checkpoints.sqlite", "trace.jsonl",
+             "refined.jsonl", "changes.jsonl", "report.json", "report.html", LOCK_NAME,
+             *(f"{db}.sqlite-{suffix}" for db in ("store", "ledger", "checkpoints") for suffix in ("wal", "shm",
+                                                                                                "journal")))
 SQLITE_FILES = {"store.sqlite": ("items", "meta"), "ledger.sqlite": ("calls", "meta"),
                 "checkpoints.sqlite": ()}
 
@@ -254,6 +257,67 @@ class RunExists(ConfigError):
     """`refine` was given the id of a run that already started."""
 
 
+class UntrustedRun(ConfigError):
+    """settings.json was not written by RefineLab for this user: a folder from elsewhere, or edited."""
+
+
+# --------------------------------------------------------------------------------- settings seal
+# settings.json decides where a resume sends requests (and which API key goes with them), where it
+# writes its cache, which prompts it renders. A run folder from elsewhere must not decide that silently:
+# `refine` seals settings.json with an HMAC under a per-user key (0600, in the user's config folder) and
+# `resume` refuses settings that do not carry this user's seal unless told to trust them.
+
+def _seal_key() -> bytes:
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    path = base / "refinelab" / "run-seal.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(os.urandom(32))
+    return path.read_bytes()
+
+
+def _mac(raw: bytes) -> str:
+    import hashlib
+    import hmac
+
+    return hmac.new(_seal_key(), raw, hashlib.sha256).hexdigest()
+
+
+def seal_settings(run_dir: Path) -> None:
+    """Record that this user's RefineLab wrote `run_dir/settings.json` as it is now."""
+    from refinelab.atomic import atomic_write_text
+
+    atomic_write_text(run_dir / SEAL_NAME, _mac((run_dir / "settings.json").read_bytes()) + "\n")
+
+
+def settings_sealed(run_dir: Path) -> bool:
+    import hmac
+
+    try:
+        seal = (run_dir / SEAL_NAME).read_text().strip()
+        raw = (run_dir / "settings.json").read_bytes()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return hmac.compare_digest(seal, _mac(raw))
+
+
+def _untrusted(run_dir: Path, saved: dict[str, Any]) -> UntrustedRun:
+    roles = (saved.get("settings") or {}).get("roles") or {}
+    endpoints = sorted({str(spec.get("endpoint", "embedded")) for spec in roles.values() if isinstance(spec, dict)})
+    return UntrustedRun(
+        f"{run_dir / 'settings.json'} was not written by RefineLab for this user (a run folder from elsewhere, "
+        f"or edited); it would send requests and API keys to {', '.join(endpoints) or 'the embedded model'}. "
+        f"Check it, then resume with --trust-run")
+
+
 class RunFolder:
     """A run folder this process holds: its path, identity (checkpoint thread), lock and saved settings."""
 
@@ -277,6 +341,8 @@ def claim_new(runs_dir: str | Path, run_id: str) -> RunFolder:
     """Create (or take an empty) run folder for a new run and lock it; RunExists if the run started."""
     path = run_path(runs_dir, run_id)
     if (path / "store.sqlite").exists() or (path / "settings.json").exists():
+        if path.is_dir() and not (path / LOCK_NAME).is_symlink():
+            RunLock(path).acquire().release()  # RunBusy naming the pid when a process is working on it
         raise RunExists(f"run {run_id} already exists in {path}; use `refinelab resume {run_id}`")
     created = not path.exists()
     try:
@@ -291,13 +357,17 @@ def claim_new(runs_dir: str | Path, run_id: str) -> RunFolder:
     return RunFolder(path, run_id, lock, created)
 
 
-def claim_existing(runs_dir: str | Path, run_id: str) -> RunFolder:
-    """Check a run folder read-only (one-line errors, nothing modified), then lock it for a resume."""
+def claim_existing(runs_dir: str | Path, run_id: str, *, trust: bool = False) -> RunFolder:
+    """Check a run folder read-only (one-line errors, nothing modified), then lock it for a resume.
+    Settings without this user's seal are refused unless `trust` (UntrustedRun, exit 2)."""
     path = run_path(runs_dir, run_id)
     if not path.is_dir():
         raise FileNotFoundError(f"no run {run_id} in {runs_dir}")
     check_run_folder(path)
     saved = read_settings(path / "settings.json")
+    saved_models(saved, path)  # validation errors first: they say more than a missing seal
+    if not trust and not settings_sealed(path):
+        raise _untrusted(path, saved)
     try:
         identity = run_identity(path) or run_id
     except (sqlite3.DatabaseError, ValueError) as exc:

@@ -209,6 +209,15 @@ class Ledger:
         if failed >= MIN_FAILED_CALLS and failed > answered and self.tripped is None:
             self.trip("", "", reason=f"{failed} model calls failed after their retries, {answered} answered")
 
+    def mostly_failed(self, min_calls: int = 3) -> str:
+        """Why this process's model calls count as mostly failed ('' when they do not): at least
+        `min_calls` gave up after their retries and they outnumber the answered ones."""
+        with self._lock:
+            failed, answered = self._failed_calls, self._answered
+        if failed >= min_calls and failed > answered:
+            return f"{failed} model calls failed after their retries, {answered} answered"
+        return ""
+
     def trip(self, endpoint: str, error: str, reason: str = "") -> None:
         with self._lock:
             if self.tripped is None:

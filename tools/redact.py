@@ -41,6 +41,7 @@ _KEYED = re.compile(r"""(?ix)
      \s*(?:[:=]|\\u003a)\s*["']?)
     (?!\[REDACTED\])((?:bearer\s+|basic\s+)?[^\s"',;&}]{6,})""")
 _SHAPED = [
+    re.compile(r"(?<=://)[^/\s@:]+:[^/\s@]+(?=@)"),  # user:password@ in a URL
     re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{12,}"),  # sk-…, sk-proj-…, sk-ant-…
     re.compile(r"\b(?:lsv2|hf|gh[pousr]|xox[abpr]|e2b)_[A-Za-z0-9_\-]{12,}"),  # provider-prefixed tokens
     re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),  # JWT
