@@ -251,7 +251,10 @@ def trace_command(
         fail(exc)
     if not path.exists():
         fail(FileNotFoundError(f"no trace at {path}"))
-    out.print(render_tree(path, depth))
+    try:
+        out.print(render_tree(path, depth))
+    except RefineLabError as exc:
+        fail(exc)
 
 
 packs_app = typer.Typer(help="Domain packs: prompts and validator choices per domain.", no_args_is_help=True)

@@ -169,5 +169,19 @@ def _jsonable(value: Any) -> Any:
 
 
 def read_trace(path: str | Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """The runs in a trace file; a damaged line is a DataError naming the file and line."""
+    from refinelab.errors import DataError
+    from refinelab.safeload import loads_json
+
+    runs = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    run = loads_json(line, str(path), number)
+                    if not isinstance(run, dict):
+                        raise DataError(str(path), number, None, "expected a JSON object per line")
+                    runs.append(run)
+    except UnicodeDecodeError:
+        raise DataError(str(path), None, None, "not valid UTF-8 text") from None
+    return runs

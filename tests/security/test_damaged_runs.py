@@ -187,3 +187,13 @@ def test_absurd_config_and_targets(ws, what: str, content: str) -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert path.name in one_line_error(proc)
     assert not (ws.runs / "c").exists()
+
+
+@pytest.mark.parametrize("content", [b'{"id": 1}\n{bad\n', b"\xff\xfe garbage", b"[" * 100_000 + b"\n", b"[1, 2]\n"])
+def test_trace_of_a_damaged_file(ws, content: bytes) -> None:
+    run = ws.runs / "t"
+    run.mkdir(parents=True)
+    (run / "trace.jsonl").write_bytes(content)
+    proc = cli(["trace", "t", "--runs-dir", str(ws.runs)], ws.env, ws.tmp)
+    assert proc.returncode == 2, proc.stderr
+    assert "trace.jsonl" in one_line_error(proc)

@@ -30,8 +30,12 @@ ATTACKS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
-@pytest.mark.parametrize("where", ["prompt override", "pack prompts"])
+IN_PACKS = ["cycler globals", "pydantic parse_file", "format string", "list mutation", "include a file",
+            "range global"]
+CASES = [(name, "prompt override") for name in sorted(ATTACKS)] + [(name, "pack prompts") for name in IN_PACKS]
+
+
+@pytest.mark.parametrize(("name", "where"), CASES)
 def test_template_attack_is_refused_before_the_run(ws, name: str, where: str) -> None:
     flag = ws.tmp / MARK
     template = ATTACKS[name].replace("%(flag)s", str(flag))
