@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--flaky-items", type=int, default=24, help="items for the 50%%-failure run (B)")
     parser.add_argument("--budget", type=int, default=30_000)
     parser.add_argument("--fault-rate", type=float, default=0.5)
+    parser.add_argument("--parts", default="A,B", help="which runs: A (dead endpoint), B (fault proxy)")
     parser.add_argument("--out", default=None, help="write NAME.json and NAME.txt")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-dead-"))
@@ -180,11 +181,14 @@ def main() -> None:
     config, prompts, env = setup(tmp, f"http://127.0.0.1:{port}/v1", "smollm2-135m", 120)
     common = ["--budget", str(args.budget), "--config", str(config), "--prompts", str(prompts),
               "--operations", OPERATIONS, "--quiet", *data]
-    dead = run_cli(["refine", str(DATA), "--run-id", "dead", *common], env, tmp)
-    results["A_dead_endpoint"] = {**dead, **figures(tmp / "runs" / "dead")}
-    with smollm2_on(port, env):
-        back = run_cli(["resume", "dead", "--runs-dir", str(tmp / "runs"), "--quiet"], env, tmp)
-    results["A_resume_endpoint_back_smollm2"] = {**back, **figures(tmp / "runs" / "dead")}
+    if "A" in args.parts:
+        dead = run_cli(["refine", str(DATA), "--run-id", "dead", *common], env, tmp)
+        results["A_dead_endpoint"] = {**dead, **figures(tmp / "runs" / "dead")}
+        with smollm2_on(port, env):
+            back = run_cli(["resume", "dead", "--runs-dir", str(tmp / "runs"), "--quiet"], env, tmp)
+        results["A_resume_endpoint_back_smollm2"] = {**back, **figures(tmp / "runs" / "dead")}
+    if "B" not in args.parts:
+        return finish(results, args.out)
 
     # B. 50% of requests fail (six kinds) through the fault proxy in front of a scripted upstream
     port = free_port()
@@ -204,14 +208,17 @@ def main() -> None:
         again = run_cli(["resume", "flaky", "--runs-dir", str(tmp / "runs"), "--quiet"], env, tmp)
         again["http_requests"] = proxy.counts["requests"]
     results["B_resume_endpoint_healthy"] = {**again, **figures(tmp / "runs" / "flaky")}
+    return finish(results, args.out)
 
+
+def finish(results: dict[str, Any], out: str | None) -> None:
     text = json.dumps(results, indent=1)
     summary = summarise(results)
     print(text)
     print(summary)
-    if args.out:
-        Path(f"{args.out}.json").write_text(text + "\n")
-        Path(f"{args.out}.txt").write_text(summary + "\n")
+    if out:
+        Path(f"{out}.json").write_text(text + "\n")
+        Path(f"{out}.txt").write_text(summary + "\n")
 
 
 def summarise(results: dict[str, Any]) -> str:
