@@ -89,7 +89,9 @@ def screen_errors(item: QAItem, expected_choices: int | None) -> Diagnostic:
 
 def measure_item(ctx: AgentContext, item: QAItem, options: ProfileOptions) -> None:
     """Stage 1 for one item: the label call and the panel's answers, each only if not stored yet."""
-    if not ctx.store.has_diagnostic(item.id, "label"):
+    label = ctx.store.diagnostic(item.id, "label")
+    # A label call that never got an answer (endpoint down) is asked again, e.g. by a resume.
+    if label is None or (label.evidence.get("error") and not label.evidence.get("raw")):
         ctx.store.put_diagnostics([label_item(ctx, item)])
     if options.panel:
         panel = answer_panel(ctx, item, options.panel)

@@ -23,7 +23,7 @@ from refinelab.agents.planner_agent import plan_round, plan_summary
 from refinelab.agents.profiler import profile_items
 from refinelab.agents.refiner import refine
 from refinelab.agents.validation.verdicts import validate
-from refinelab.errors import BudgetExhausted
+from refinelab.errors import BudgetExhausted, EndpointUnavailable
 from refinelab.graph.outputs import write_outputs
 from refinelab.operations import operation
 from refinelab.schema import Cell, QAItem
@@ -274,6 +274,10 @@ def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
 @node(reads=("plans", "stop_reason"), writes=("phase", "counts", "ledger"))
 def finalize(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
+    failing = ctx.ledger.mostly_failed()
+    if failing:  # e.g. timeouts ate the budget: a run whose calls mostly failed is not finished
+        raise EndpointUnavailable("(model endpoints)", 0, ctx.ledger.tripped["error"] if ctx.ledger.tripped
+                                  else "", reason=failing)
     with ctx.tracer.span("finalize", "chain", {"stop_reason": state.get("stop_reason", "")}) as run:
         paths = write_outputs(ctx, state)
         run.outputs = {k: str(v) for k, v in paths.items()}

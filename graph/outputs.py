@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from refinelab.agents.context import AgentContext
-from refinelab.io import _atomic_write, write_jsonl
+from refinelab.atomic import atomic_write_text
+from refinelab.io import write_jsonl
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, jensen_shannon
 from refinelab.operations import writes_new_item
 from refinelab.schema import QAItem
@@ -44,7 +45,7 @@ def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
     lines = [json.dumps({k: e[k] for k in ("edit_id", "round", "attempt", "item_id", "operation", "target",
                                            "before", "after", "verdict", "reason", "evidence", "tokens")},
                         ensure_ascii=False) for e in edits]
-    _atomic_write(run_dir / "changes.jsonl", lambda p: p.write_text("".join(x + "\n" for x in lines)))
+    atomic_write_text(run_dir / "changes.jsonl", "".join(x + "\n" for x in lines))
     paths["changes"] = run_dir / "changes.jsonl"
 
     originals = [QAItem.model_validate_json(r) for r in ctx.store.original_items()]
@@ -71,8 +72,7 @@ def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
         "plans": state.get("plans", []),
         "ledger": ctx.ledger.summary(),
     }
-    _atomic_write(run_dir / "report.json",
-                  lambda p: p.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str)))
+    atomic_write_text(run_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str))
     paths["report"] = run_dir / "report.json"
     ctx.tracer.flush()
     return paths

@@ -19,22 +19,22 @@ dataset or the item list of a ``profile.json``; pass ``load_reference`` to read 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from refinelab.domains import SubjectDomains, load_skills, load_subject_domains
+from refinelab.errors import ConfigError, DataError
 from refinelab.metrics.divergence import bucket_of, normalise
+from refinelab.safeload import load_yaml, loads_json
 from refinelab.schema import Cell, QAItem
 
 ReferenceLoader = Callable[[Path], Iterable[QAItem | Mapping[str, Any]]]
 
 
-class TargetError(ValueError):
+class TargetError(ConfigError, ValueError):
     """A target file that cannot be read, validated or resolved; the message names the file."""
 
 
@@ -197,11 +197,14 @@ def read_reference(path: Path) -> list[dict[str, Any]]:
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise TargetError(f"{path}:{number}: not valid JSON: {exc.msg}") from exc
+                    records.append(loads_json(line, str(path), number))
+                except DataError as exc:
+                    raise TargetError(str(exc)) from None
     elif path.suffix == ".json":
-        data = json.loads(text)
+        try:
+            data = loads_json(text, str(path))
+        except DataError as exc:
+            raise TargetError(str(exc)) from None
         records = data.get("items", []) if isinstance(data, dict) else data
     else:
         raise TargetError(f"{path}: reference must be .jsonl or .json (or pass load_reference=...)")
@@ -339,9 +342,9 @@ def load_targets(
     if not path.is_file():
         raise TargetError(f"{path}: target file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise TargetError(f"{path}: not valid YAML: {exc}") from exc
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (DataError, UnicodeDecodeError) as exc:
+        raise TargetError(str(exc) if isinstance(exc, DataError) else f"{path}: not valid UTF-8 text") from None
     spec = parse_targets(data, str(path))
     return resolve_targets(
         spec, path.parent, load_reference=load_reference, subject_map=subject_map, skills=skills

@@ -9,19 +9,23 @@ for every pack — no code needed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
+
+from refinelab.errors import ConfigError, DataError
+from refinelab.prompts.sandbox import TemplateRejected, lint_template, probe_template, render_template
+from refinelab.safeload import load_yaml
 
 HERE = Path(__file__).resolve().parent
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+_PACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
-class PromptError(ValueError):
-    """A pack or prompt file that is missing, cyclic or malformed; names the file."""
+class PromptError(ConfigError, ValueError):
+    """A pack or prompt file that is missing, cyclic, malformed or unsafe; names the file."""
 
 
 @dataclass
@@ -44,21 +48,44 @@ class Pack:
         for role in ("system", "user"):
             if template.get(role):
                 try:
-                    text = _ENV.from_string(template[role]).render(**variables)
-                except jinja2.TemplateError as exc:
-                    raise PromptError(f"{self.sources.get(prompt)}: {role} template: {exc}") from exc
+                    text = render_template(template[role], variables)
+                except (jinja2.TemplateError, TemplateRejected) as exc:
+                    raise PromptError(f"{self.sources.get(prompt)}: {role} template of {prompt!r}: "
+                                      f"{type(exc).__name__}: {exc}") from None
                 out.append({"role": role, "content": text.strip()})
         return out
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path, root: Path | None = None) -> dict[str, Any]:
+    if root is not None and path.is_symlink():
+        try:
+            path.resolve().relative_to(root.resolve())
+        except ValueError:
+            raise PromptError(f"{path}: a link to a file outside {root}; refusing to read it") from None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PromptError(f"{path}: not valid YAML: {exc}") from exc
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
+    except DataError as exc:
+        raise PromptError(str(exc)) from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise PromptError(f"{path}: cannot be read as UTF-8 text ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise PromptError(f"{path}: expected a mapping")
     return data
+
+
+def _check_templates(path: Path, prompts: Any) -> None:
+    """Every template a user file brings compiles and passes the sandbox lint (no `_` attributes)."""
+    items = prompts.items() if isinstance(prompts, dict) else []
+    for name, template in items:
+        if not isinstance(template, dict):
+            raise PromptError(f"{path}: prompt {name!r}: expected a mapping with system:/user: templates")
+        for role, text in template.items():
+            if not isinstance(text, str):
+                raise PromptError(f"{path}: prompt {name!r}, {role}: expected a template string")
+            try:
+                lint_template(text)
+            except (jinja2.TemplateError, TemplateRejected) as exc:
+                raise PromptError(f"{path}: prompt {name!r}, {role} template: {type(exc).__name__}: {exc}") from None
 
 
 class PromptLibrary:
@@ -77,6 +104,8 @@ class PromptLibrary:
         return sorted(names)
 
     def _pack_file(self, name: str) -> Path:
+        if not isinstance(name, str) or not _PACK_NAME.fullmatch(name):
+            raise PromptError(f"pack name {name!r}: use letters, digits, '_' or '-' (no paths)")
         for root in ([self.user_dir] if self.user_dir else []) + [HERE]:
             path = root / "packs" / f"{name}.yaml"
             if path.is_file():
@@ -92,13 +121,19 @@ class PromptLibrary:
         if name in seen:
             raise PromptError(f"pack include cycle: {' -> '.join([*seen, name])}")
         path = self._pack_file(name)
-        data = _read(path)
+        user_file = self.user_dir is not None and path.is_relative_to(self.user_dir)
+        data = _read(path, self.user_dir if user_file else None)
+        if user_file:
+            _check_templates(path, data.get("prompts"))
         parent = data.pop("include", None)
         pack = self._resolve(parent, [*seen, name]) if parent else Pack(name=name)
         pack = Pack(name=name, description=pack.description, prompts=dict(pack.prompts),
                     sources=dict(pack.sources), options=dict(pack.options), chain=[name, *pack.chain])
         if "prompts_dir" in data:
-            for prompt_file in sorted((HERE / data.pop("prompts_dir")).glob("*.yaml")):
+            folder = HERE / str(data.pop("prompts_dir"))
+            if user_file or not folder.resolve().is_relative_to(HERE):
+                raise PromptError(f"{path}: prompts_dir is for packaged packs only (and must stay inside {HERE})")
+            for prompt_file in sorted(folder.glob("*.yaml")):
                 pack.prompts[prompt_file.stem] = _read(prompt_file)
                 pack.sources[prompt_file.stem] = str(prompt_file)
         for prompt, template in (data.pop("prompts", None) or {}).items():
@@ -110,7 +145,8 @@ class PromptLibrary:
         pack.options.update(data)
         if not seen and self.user_dir is not None:  # user prompt files override every pack
             for prompt_file in sorted(self.user_dir.glob("*.yaml")):
-                override = _read(prompt_file)
+                override = _read(prompt_file, self.user_dir)
+                _check_templates(prompt_file, {prompt_file.stem: override})
                 merged = dict(pack.prompts.get(prompt_file.stem, {}))
                 merged.update(override)
                 pack.prompts[prompt_file.stem] = merged
@@ -134,3 +170,30 @@ def pack_for(subject: str, domain: str, overrides: dict[str, str] | None = None)
         if word in subject:
             return pack
     return PACK_BY_DOMAIN.get(domain, "general")
+
+
+def check_prompts(user_dir: str | Path | None) -> None:
+    """Load every pack a user prompt folder affects, lint its templates and probe-render each one with
+    a sample item, before a run starts: a malformed or unsafe prompt pack is a one-line PromptError
+    (exit 2) naming the file, and the run folder is never created."""
+    if user_dir is None:
+        return
+    from refinelab.schema import QAItem
+
+    sample = QAItem(id="sample", question="Which is a prime number?", choices=["4", "6", "7", "9"], answer=2,
+                    subject="sample", domain="other", skill="recall", difficulty=0.5)
+    variables = {"item": sample, "base": sample, "first": sample, "second": sample, "skills": ["recall"],
+                 "feedback": "", "n_choices": 4, "examples": [sample], "bucket": "medium",
+                 "direction": "harder", "problem": "a problem", "passages": "a passage"}
+    library = PromptLibrary(user_dir)
+    for name in library.pack_names():
+        pack = library.pack(name)
+        for prompt, template in pack.prompts.items():
+            if not str(pack.sources.get(prompt, "")).startswith(str(library.user_dir)):
+                continue  # packaged prompts are trusted code
+            for role, text in template.items():
+                try:
+                    probe_template(str(text), variables)
+                except (jinja2.TemplateError, TemplateRejected) as exc:
+                    raise PromptError(f"{pack.sources.get(prompt)}: {role} template of {prompt!r}: "
+                                      f"{type(exc).__name__}: {exc}") from None

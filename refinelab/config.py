@@ -9,10 +9,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from refinelab.errors import ConfigError
+from refinelab.errors import ConfigError, DataError
+from refinelab.safeload import load_yaml
 
 EMBEDDED = "embedded"
 
@@ -41,12 +41,30 @@ class ModelSpec(BaseModel):
         return value.rstrip("/")
 
 
+ROLE_DEFAULTS: dict[str, dict[str, Any]] = {"judge": {}, "writer": {"temperature": 0.7, "max_tokens": 500},
+                                            "validator": {}}
+
+
 class Roles(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     judge: ModelSpec = Field(default_factory=ModelSpec)
-    writer: ModelSpec = Field(default_factory=lambda: ModelSpec(temperature=0.7, max_tokens=500))
+    writer: ModelSpec = Field(default_factory=lambda: ModelSpec(**ROLE_DEFAULTS["writer"]))
     validator: ModelSpec = Field(default_factory=ModelSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_role_defaults(cls, data: Any) -> Any:
+        """A role given in part (one field from a file, an env var or a flag) keeps that role's own
+        defaults for every other field: setting the writer's endpoint must not reset its temperature."""
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for role, defaults in ROLE_DEFAULTS.items():
+            given = data.get(role)
+            if isinstance(given, dict) and defaults:
+                merged[role] = {**defaults, **given}
+        return merged
 
 
 class Settings(BaseModel):
@@ -63,6 +81,9 @@ class Settings(BaseModel):
     planner_mode: Literal["ilp", "lp-round", "greedy", "random"] = "ilp"
     sandbox_backend: Literal["local", "e2b"] = "local"
     seed: int = 0
+    # Stop the run (exit 3, every item kept, resumable) after this many model calls in a row got no
+    # answer: connection refused, timeouts, 5xx, auth errors.
+    max_consecutive_failures: int = Field(20, ge=1, le=100_000)
 
 
 def _default_cache_dir() -> Path:
@@ -103,11 +124,11 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | No
     if path is not None:
         source = str(path)
         try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            loaded = load_yaml(Path(path).read_text(encoding="utf-8"), str(path)) or {}
         except FileNotFoundError as exc:
             raise ConfigError(f"config file not found: {path}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        except (DataError, UnicodeDecodeError, IsADirectoryError) as exc:
+            raise ConfigError(str(exc) if isinstance(exc, DataError) else f"{path}: not a readable text file") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
         data = loaded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from refinelab.redact import redact, redact_secrets
+
 
 class RefineLabError(Exception):
     """Base class for every error RefineLab raises on purpose."""
@@ -37,7 +39,33 @@ class LLMCallFailed(RefineLabError):
 
     def __init__(self, message: str, raw_outputs: list[str] | None = None, attempts: int = 0,
                  tokens: int = 0) -> None:
-        self.raw_outputs = raw_outputs or []
+        self.raw_outputs = [redact_secrets(r) for r in raw_outputs or []]  # endpoint text may quote our key
         self.attempts = attempts
         self.tokens = tokens  # what the failed attempts cost (usage the provider reported)
-        super().__init__(message)
+        super().__init__(redact(message))
+
+
+class EndpointUnavailable(RefineLabError):
+    """Model calls keep failing before any answer comes back (connection refused, timeouts, 5xx): the
+    run stops here, every item as it was, and `refinelab resume` continues once the endpoint is back."""
+
+    def __init__(self, endpoint: str, failures: int, last_error: str, reason: str = "") -> None:
+        self.endpoint, self.failures = endpoint, failures
+        self.last_error = redact(last_error)
+        why = reason or f"{failures} consecutive model calls failed without an answer"
+        self.run_id: str | None = None
+        super().__init__(f"model endpoint {endpoint} unavailable: {why}; last error: {self.last_error}")
+
+    def for_run(self, run_id: str, run_dir: object, counts: dict[str, int], spent: int) -> EndpointUnavailable:
+        """The same error, telling the user what happened to the run and how to continue it."""
+        self.run_id = run_id
+        self.args = (f"{self.args[0]}. Run {run_id} stopped before it finished; its items are unchanged "
+                     f"({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}), {spent} tokens spent. "
+                     f"Continue with `refinelab resume {run_id} --runs-dir {getattr(run_dir, 'parent', run_dir)}` "
+                     f"once the endpoint answers.",)
+        return self
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a user sees: the message with secrets redacted and newlines folded."""
+    return redact(str(exc) or type(exc).__name__)

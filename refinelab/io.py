@@ -12,7 +12,6 @@ import contextvars
 import csv
 import io
 import json
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -20,7 +19,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from refinelab.atomic import atomic_write, open_exclusive
 from refinelab.errors import DataError
+from refinelab.identifiers import skeleton
+from refinelab.safeload import loads_json
 from refinelab.schema import LETTERS, Dataset, Provenance, QAItem
 
 MAX_FIELD_CHARS = 100_000  # a single question or choice longer than this is junk, not data
@@ -84,20 +86,25 @@ def _read_text(path: Path, encoding: str = "utf-8") -> str:
     return text.removeprefix("\ufeff")
 
 
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def _answer_index(path: Path, row: int, value: Any, n_choices: int, field: str = "answer") -> int:
     """Accept a 0-based int, a digit string, or a letter A-J; anything else is an error."""
     if isinstance(value, bool) or value is None or value == "":
-        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {value!r}")
+        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {_short(value)}")
     if isinstance(value, int):
         index = value
     elif isinstance(value, str) and value.strip().upper() in LETTERS[:n_choices] and len(value.strip()) == 1:
         index = LETTERS.index(value.strip().upper())
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 6:
         index = int(value.strip())
     else:
-        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {value!r}")
+        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {_short(value)}")
     if not 0 <= index < n_choices:
-        raise DataError(str(path), row, field, f"answer {value!r} out of range for {n_choices} choices")
+        raise DataError(str(path), row, field, f"answer {_short(value)} out of range for {n_choices} choices")
     return index
 
 
@@ -107,10 +114,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     for line_no, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(str(path), line_no, None, f"not valid JSON: {exc.msg}") from None
+        row = loads_json(line, str(path), line_no)
         if not isinstance(row, dict):
             raise DataError(str(path), line_no, None, "expected a JSON object per line")
         yield line_no, row
@@ -245,7 +249,7 @@ def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str) -> 
         row = {k: v for k, v in row.items() if v is not None}
         for key in ("metadata", "provenance"):
             if isinstance(row.get(key), str):
-                row[key] = json.loads(row[key])
+                row[key] = loads_json(row[key], str(path), row_no)
         if "choices" in row:
             row["choices"] = list(row["choices"])
         if "id" not in row:
@@ -293,9 +297,13 @@ def _checked(dataset: Dataset, path: Path) -> Dataset:
     report = dataset.duplicates()
     if report.duplicate_ids:
         first = report.duplicate_ids[0]
-        rows = [i.provenance.row for i in dataset if i.id == first]
+        same = [i for i in dataset if skeleton(i.id) == skeleton(first)]
+        rows = [i.provenance.row for i in same]
+        distinct = list(dict.fromkeys(i.id for i in same))
+        what = (f"duplicate id {first!r}" if len(distinct) == 1 else
+                f"look-alike ids {' and '.join(ascii(i) for i in distinct[:2])} (they print the same)")
         raise DataError(str(path), rows[1] if len(rows) > 1 else None, "id",
-                        f"duplicate id {first!r} ({len(report.duplicate_ids)} duplicated ids in all)")
+                        f"{what} ({len({skeleton(i) for i in report.duplicate_ids})} duplicated ids in all)")
     return dataset
 
 
@@ -351,20 +359,14 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None) -> 
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, write)  # private temp folder, no link followed (refinelab/atomic.py)
 
 
 def write_jsonl(dataset: Iterable[QAItem], path: str | Path) -> Path:
     path = Path(path)
 
     def write(tmp: Path) -> None:
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with open_exclusive(tmp) as handle:
             for item in dataset:
                 handle.write(item.model_dump_json() + "\n")
 

@@ -10,6 +10,8 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from refinelab.identifiers import clean_id, skeleton
+
 MIN_CHOICES = 2
 MAX_CHOICES = 10
 LETTERS = "ABCDEFGHIJ"
@@ -76,6 +78,11 @@ class QAItem(BaseModel):
     difficulty: float | None = None  # a score in [0, 1] once profiled (1 = hardest)
     metadata: dict[str, Any] = Field(default_factory=dict)
     provenance: Provenance = Field(default_factory=Provenance)
+
+    @field_validator("id")
+    @classmethod
+    def _id_plain(cls, value: str) -> str:
+        return clean_id(value)  # NFKC; no control/format characters or mixed-script look-alikes
 
     @field_validator("question")
     @classmethod
@@ -165,13 +172,13 @@ class Dataset:
         return Counter(item.subject or "(none)" for item in self.items)
 
     def duplicates(self) -> DuplicateReport:
-        ids = Counter(item.id for item in self.items)
+        ids = Counter(skeleton(item.id) for item in self.items)  # look-alike ids count as duplicates
         groups: dict[str, list[str]] = {}
         for item in self.items:
             groups.setdefault(normalise_text(item.question) + "\x00" + "|".join(
                 sorted(normalise_text(c) for c in item.choices)), []).append(item.id)
         return DuplicateReport(
-            duplicate_ids=sorted(i for i, n in ids.items() if n > 1),
+            duplicate_ids=sorted({item.id for item in self.items if ids[skeleton(item.id)] > 1}),
             duplicate_questions=[g for g in groups.values() if len(g) > 1],
         )
 

@@ -3,6 +3,10 @@
 The server runs in a child process (`python -m refinelab.tools.serve_llm`) so that a crash in
 llama.cpp cannot take the caller down and SIGTERM shuts it down cleanly. A small JSON file under the
 cache dir records running servers so a second caller reuses one instead of loading the model twice.
+
+Every process using a server holds a lease on it (tools/leases.py) and the server watches its owners'
+pids: when none is alive it exits, so a SIGKILLed run or a SIGTERMed `model serve` never leaves a
+1.5 GB llama.cpp process behind. Registry entries of dead servers are removed whenever it is read.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from refinelab.tools import leases
 from refinelab.tools.model_weights import DEFAULT_MODEL, cache_dir, model_path
 
 
@@ -39,8 +44,16 @@ class ServerHandle:
     def healthy(self) -> bool:
         return _health(self.base_url.removesuffix("/v1"))
 
+    def release(self) -> None:
+        """Drop this process's lease; stop the server if we started it and nobody else uses it (the
+        server's watchdog stops it anyway once its last owner is gone)."""
+        leases.remove_owner(cache_dir(), self.pid)
+        if self.process is not None and not leases.live_owners(cache_dir(), self.pid, exclude=os.getpid()):
+            self.stop()
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it does not exit in time."""
+        leases.remove_owner(cache_dir(), self.pid)
         if self.process is None:
             return
         if self.process.poll() is None:
@@ -65,18 +78,33 @@ def _registry_file() -> Path:
 
 
 def _read_registry() -> dict[str, dict[str, object]]:
+    """Registered servers whose process is alive; entries of dead servers are removed from the file."""
     try:
-        return json.loads(_registry_file().read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(_registry_file().read_text())
+    except (OSError, ValueError):
         return {}
+    if not isinstance(data, dict):
+        return {}
+    live: dict[str, dict[str, object]] = {}
+    for model, entry in data.items():
+        try:
+            pid = int(entry["pid"])
+        except (TypeError, KeyError, ValueError):
+            continue
+        if _pid_alive(pid):
+            live[model] = entry
+        else:
+            leases.drop_all(cache_dir(), pid)
+    if live != data:
+        with contextlib.suppress(OSError):
+            _write_registry(live)
+    return live
 
 
 def _write_registry(data: dict[str, dict[str, object]]) -> None:
-    path = _registry_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"servers.json.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    from refinelab.atomic import atomic_write_text
+
+    atomic_write_text(_registry_file(), json.dumps(data))
 
 
 def _forget(model: str, pid: int) -> None:
@@ -86,12 +114,21 @@ def _forget(model: str, pid: int) -> None:
         _write_registry(data)
 
 
-def _pid_alive(pid: int) -> bool:
+def forget_server(pid: int) -> None:
+    """Remove every registry entry of server `pid` (called by the server itself as it exits)."""
     try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+        data = json.loads(_registry_file().read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(data, dict):
+        kept = {m: e for m, e in data.items() if not (isinstance(e, dict) and e.get("pid") == pid)}
+        if kept != data:
+            with contextlib.suppress(OSError):
+                _write_registry(kept)
+
+
+def _pid_alive(pid: int) -> bool:
+    return leases.alive(pid)
 
 
 def find_running(model: str = DEFAULT_MODEL) -> ServerHandle | None:
@@ -101,6 +138,8 @@ def find_running(model: str = DEFAULT_MODEL) -> ServerHandle | None:
         return None
     pid, url = int(entry["pid"]), str(entry["base_url"])
     if _pid_alive(pid) and _health(url.removesuffix("/v1")):
+        leases.add_owner(cache_dir(), pid)  # we use it now: it stays up until we are gone
+        atexit.register(leases.remove_owner, cache_dir(), pid, os.getpid())
         return ServerHandle(model=model, base_url=url, pid=pid)
     return None
 
@@ -123,6 +162,7 @@ def start_server(
     command = [
         sys.executable, "-m", "refinelab.tools.serve_llm", "--model", str(gguf), "--alias", model,
         "--ctx", str(ctx), "--threads", str(threads), "--parallel", str(parallel), "--port", "0",
+        "--owner-pid", str(os.getpid()), "--lease-root", str(cache_dir()),
     ]
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
@@ -133,6 +173,7 @@ def start_server(
         process.kill()
         raise ServerStartError(f"embedded server for {model} failed to start; see {log_path}")
     handle = ServerHandle(model=model, base_url=f"{address}/v1", pid=process.pid, process=process)
+    leases.add_owner(cache_dir(), process.pid)
     while not handle.healthy():
         if process.poll() is not None or time.monotonic() > deadline:
             handle.stop()
@@ -143,8 +184,27 @@ def start_server(
         data[model] = {"pid": process.pid, "base_url": handle.base_url}
         _write_registry(data)
     if stop_at_exit:
-        atexit.register(handle.stop)
+        atexit.register(handle.release)
     return handle
+
+
+def serve_until_signalled(handle: ServerHandle) -> None:
+    """Block while the server runs; Ctrl-C, SIGTERM or SIGHUP stop it (and a SIGKILL of this process
+    is caught by the server's lease watchdog)."""
+
+    def stop_now(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stop_now) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while handle.process is not None and handle.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        handle.stop()
 
 
 def ensure_server(model: str = DEFAULT_MODEL, **kwargs: object) -> ServerHandle:

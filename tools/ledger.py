@@ -65,11 +65,25 @@ class Reservation:
     tag: CallTag
 
 
-class Ledger:
-    """A persistent token account with a hard cap (None = unlimited, still counted)."""
+DEFAULT_FAILURE_LIMIT = 20  # consecutive failed attempts before a run stops (Settings.max_consecutive_failures)
+MIN_FAILED_CALLS = 10  # ... or this many calls failed outright and they outnumber the answered ones
 
-    def __init__(self, path: str | Path = ":memory:", cap: int | None = None) -> None:
+
+class Ledger:
+    """A persistent token account with a hard cap (None = unlimited, still counted).
+
+    It also keeps the run's endpoint health: consecutive failed attempts (any call, any role) and
+    calls that failed outright versus answered. Past `failure_limit` in a row, or when most calls
+    failed, the ledger is *tripped*: clients raise EndpointUnavailable instead of sending more."""
+
+    def __init__(self, path: str | Path = ":memory:", cap: int | None = None,
+                 failure_limit: int = DEFAULT_FAILURE_LIMIT) -> None:
         self.path = str(path)
+        self.failure_limit = failure_limit
+        self._streak = 0
+        self._answered = 0
+        self._failed_calls = 0
+        self.tripped: dict[str, Any] | None = None
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -142,6 +156,7 @@ class Ledger:
         *,
         failed: bool = False,
         parse_failed: bool = False,
+        unsent: bool = False,
     ) -> None:
         """Replace the reservation with the usage the provider reported.
 
@@ -156,6 +171,11 @@ class Ledger:
             prompt_tokens = int(prompt_tokens * scale)
             completion_tokens = reservation.tokens - prompt_tokens
         with self._lock:
+            if unsent:  # refused before it reached a server: recorded, charged nothing
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('unsent_calls', COALESCE((SELECT CAST(value AS"
+                    " INTEGER) FROM meta WHERE key='unsent_calls'),0)+1)"
+                )
             if overrun:
                 self._db.execute(
                     "INSERT OR REPLACE INTO meta VALUES ('overrun_calls', COALESCE((SELECT CAST(value AS"
@@ -167,6 +187,50 @@ class Ledger:
                 (prompt_tokens, completion_tokens, "failed" if failed else "settled", int(parse_failed),
                  time.time(), reservation.call_id),
             )
+
+    # -- endpoint health --------------------------------------------------------------------------
+    def note_answer(self) -> None:
+        """An attempt got an answer from the server (parsed or not): the failure streak ends."""
+        with self._lock:
+            self._streak = 0
+            self._answered += 1
+
+    def note_failure(self) -> int:
+        """An attempt got no answer; returns the number of failed attempts in a row."""
+        with self._lock:
+            self._streak += 1
+            return self._streak
+
+    def note_call_failed(self) -> None:
+        """A call gave up after its retries; trips the ledger when most calls have failed."""
+        with self._lock:
+            self._failed_calls += 1
+            failed, answered = self._failed_calls, self._answered
+        if failed >= MIN_FAILED_CALLS and failed > answered and self.tripped is None:
+            self.trip("", "", reason=f"{failed} model calls failed after their retries, {answered} answered")
+
+    def mostly_failed(self, min_calls: int = 3) -> str:
+        """Why this process's model calls count as mostly failed ('' when they do not): at least
+        `min_calls` gave up after their retries and they outnumber the answered ones."""
+        with self._lock:
+            failed, answered = self._failed_calls, self._answered
+        if failed >= min_calls and failed > answered:
+            return f"{failed} model calls failed after their retries, {answered} answered"
+        return ""
+
+    def trip(self, endpoint: str, error: str, reason: str = "") -> None:
+        with self._lock:
+            if self.tripped is None:
+                self.tripped = {"endpoint": endpoint or "(model endpoint)", "failures": self._streak,
+                                "error": error, "reason": reason}
+            elif endpoint and self.tripped["endpoint"] == "(model endpoint)":
+                self.tripped["endpoint"] = endpoint
+
+    def health(self) -> dict[str, int]:
+        with self._lock:
+            unsent = self._db.execute("SELECT value FROM meta WHERE key='unsent_calls'").fetchone()
+            return {"failure_streak": self._streak, "answered_attempts": self._answered,
+                    "failed_calls": self._failed_calls, "unsent_calls": int(unsent[0]) if unsent else 0}
 
     def mark_parse_failed(self, call_id: int) -> None:
         """Flag a settled call whose output did not parse (it still counts against the cap)."""
@@ -189,6 +253,7 @@ class Ledger:
                 " FROM calls GROUP BY node, operation, model"
             ).fetchall()
             overrun = self._db.execute("SELECT value FROM meta WHERE key='overrun_calls'").fetchone()
+            unsent = self._db.execute("SELECT value FROM meta WHERE key='unsent_calls'").fetchone()
         by: dict[str, dict[str, dict[str, int]]] = {"node": {}, "operation": {}, "model": {}}
         calls = retries = parse_failures = failures = 0
         for node, operation, model, n, p, c, r, pf, f, abandoned in rows:
@@ -204,7 +269,7 @@ class Ledger:
         return {
             "cap": self.cap, "spent": spent, "in_flight": reserved, "calls": calls, "retries": retries,
             "parse_failures": parse_failures, "failed_calls": failures,
-            "overrun_calls": int(overrun[0]) if overrun else 0,
+            "overrun_calls": int(overrun[0]) if overrun else 0, "unsent_calls": int(unsent[0]) if unsent else 0,
             "by_node": by["node"], "by_operation": by["operation"], "by_model": by["model"],
         }
 

@@ -22,7 +22,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import BaseModel, ValidationError
 
 from refinelab.config import EMBEDDED, ModelSpec
-from refinelab.errors import BudgetExhausted, LLMCallFailed
+from refinelab.errors import BudgetExhausted, EndpointUnavailable, LLMCallFailed
+from refinelab.redact import redact_secrets, register_env, register_secret
 from refinelab.tools.cache import ResponseCache, fingerprint
 from refinelab.tools.ledger import CallTag, Ledger
 from refinelab.tools.tracing import Tracer, current_run
@@ -88,6 +89,21 @@ def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError):
         return True
     return isinstance(exc, TimeoutError | ConnectionError)
+
+
+def _never_reached(exc: BaseException) -> bool:
+    """True when the request provably never reached a server (connection refused, no route, DNS,
+    connect timeout): nothing can have been generated or billed, so the call costs nothing."""
+    import httpx
+
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if isinstance(node, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError):
+            return True
+        node = node.__cause__ or node.__context__
+    return False
 
 
 def _truncated_completion(exc: Exception) -> tuple[str, int, int] | None:
@@ -170,7 +186,9 @@ class ChatClient:
                     base_url, api_key = ensure_server(self.spec.model).base_url, "sk-local"
                 else:
                     base_url = self.spec.endpoint
+                    register_env(self.spec.api_key_env)  # error text quoting it is redacted everywhere
                     api_key = os.environ.get(self.spec.api_key_env, "")
+                    register_secret(api_key)
                     if not api_key:
                         raise LLMCallFailed(
                             f"endpoint {base_url} needs an API key in ${self.spec.api_key_env}"
@@ -218,6 +236,12 @@ class ChatClient:
         return self._call(messages, tag, attempt=0, json_schema=None, name="text")
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _check_endpoint(self) -> None:
+        """Raise EndpointUnavailable once the run's ledger has given up on the endpoints (no call is sent)."""
+        tripped = self.ledger.tripped
+        if tripped is not None:
+            raise EndpointUnavailable(tripped["endpoint"], tripped["failures"], tripped["error"], tripped["reason"])
 
     def _params(self, json_schema: dict[str, Any] | None) -> dict[str, Any]:
         params: dict[str, Any] = {"temperature": self.spec.temperature, "max_tokens": self.spec.max_tokens}
@@ -285,6 +309,7 @@ class ChatClient:
             bind["response_format"] = params["response_format"]
         delay = 0.5
         for transport_try in range(self.spec.max_transport_retries + 1):
+            self._check_endpoint()
             reservation = self.ledger.reserve(worst_case, tag, attempt=attempt, is_retry=transport_try > 0 or attempt > 0)
             started = time.monotonic()
             try:
@@ -297,21 +322,30 @@ class ChatClient:
                 truncated = _truncated_completion(exc)
                 if truncated is not None:  # hit max_tokens: a (bad) answer, paid for; the parse retry handles it
                     text, prompt, completion = truncated
+                    text = redact_secrets(text)
                     self.ledger.settle(reservation, prompt, completion)
+                    self.ledger.note_answer()
                     result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
                                         attempts=attempt + 1, latency_s=time.monotonic() - started)
                     result._call_id = reservation.call_id  # type: ignore[attr-defined]
                     return result
-                # A status answer (429, 5xx) means no generation was billed; a timeout or dropped
-                # connection may have been, so it is charged its full reservation.
+                # A status answer (429, 5xx) means no generation was billed, and a request refused before
+                # it reached a server cannot have been; a timeout or dropped connection may have been,
+                # so it is charged its full reservation.
                 import openai
 
                 answered = isinstance(exc, openai.APIStatusError)
-                charged = 0 if answered else worst_case
-                self.ledger.settle(reservation, charged, 0, failed=True)
+                charged = 0 if answered or _never_reached(exc) else worst_case
+                self.ledger.settle(reservation, charged, 0, failed=True, unsent=_never_reached(exc))
+                error = f"{type(exc).__name__}: {exc}"
+                streak = self.ledger.note_failure()
+                if streak >= self.ledger.failure_limit:
+                    self.ledger.trip(self.spec.endpoint, error)
+                    self._check_endpoint()
                 if not _is_transient(exc) or transport_try == self.spec.max_transport_retries:
-                    raise LLMCallFailed(f"{self.model_name}: {type(exc).__name__}: {exc}",
-                                        attempts=transport_try + 1) from exc
+                    self.ledger.note_call_failed()
+                    self._check_endpoint()
+                    raise LLMCallFailed(f"{self.model_name}: {error}", attempts=transport_try + 1) from None
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 20.0)
                 continue
@@ -319,7 +353,9 @@ class ChatClient:
             if not reported:  # settle on the reservation: never under-count an unreported call
                 prompt, completion = worst_case - limit, limit
             self.ledger.settle(reservation, prompt, completion)
+            self.ledger.note_answer()
             text = message.content if isinstance(message.content, str) else json.dumps(message.content)
+            text = redact_secrets(text)  # an endpoint echoing our key into its answer
             result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
                                 attempts=attempt + 1, latency_s=time.monotonic() - started)
             result._call_id = reservation.call_id  # type: ignore[attr-defined]

@@ -1,14 +1,25 @@
 """Launcher: load a GGUF in llama.cpp's server (xllamacpp) on 127.0.0.1 and print its address.
 
 Run as `python -m refinelab.tools.serve_llm --model PATH`. xllamacpp has no `-m` entry point of its
-own, so this is ours. It prints the listening address on one line, then waits for SIGTERM.
+own, so this is ours. It prints the listening address on one line, then waits for SIGTERM -- or until
+no process holding a lease on it is alive any more (`--lease-root`, see tools/leases.py), so a server
+never outlives the runs and `model serve` commands that use it, however they ended.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import signal
 import sys
+from pathlib import Path
+
+
+def _forget_self() -> None:
+    from refinelab.tools.embedded_server import forget_server
+
+    forget_server(os.getpid())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,7 +30,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ctx", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--owner-pid", type=int, action="append", default=[],
+                        help="a process using this server; it exits once none is alive")
+    parser.add_argument("--lease-root", default=None, help="folder holding leases/<server pid>/<owner pid>")
+    parser.add_argument("--grace", type=float, default=5.0, help="seconds without a live owner before exiting")
     args = parser.parse_args(argv)
+
+    if args.lease_root:
+        from refinelab.tools import leases
+
+        root = Path(args.lease_root)
+        for owner in args.owner_pid:
+            leases.add_owner(root, os.getpid(), owner)
+        atexit.register(leases.drop_all, root, os.getpid())
+        atexit.register(_forget_self)
+        leases.watchdog(root, os.getpid(), lambda: os.kill(os.getpid(), signal.SIGTERM), grace_s=args.grace)
 
     import xllamacpp
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from refinelab.redact import configured_secrets, redact, redact_json, redact_secrets
 from refinelab.schema import Diagnostic, QAItem
 
 _SCHEMA = """
@@ -59,8 +60,12 @@ class RunStore:
         self._db.close()
 
     def _exec(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        args = tuple(args)
+        if not sql.startswith("SELECT"):  # no configured secret is ever written to the store
+            secrets = configured_secrets()
+            args = tuple(redact_secrets(a, secrets) if isinstance(a, str) else a for a in args)
         with self._lock:
-            return self._db.execute(sql, tuple(args)).fetchall()
+            return self._db.execute(sql, args).fetchall()
 
     # -- meta -----------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
@@ -126,7 +131,7 @@ class RunStore:
                    (item.id, position, item.model_dump_json()))
 
     def mark(self, item_id: str, status: str, reason: str = "") -> None:
-        self._exec("UPDATE items SET status=?, reason=? WHERE id=?", (status, reason, item_id))
+        self._exec("UPDATE items SET status=?, reason=? WHERE id=?", (status, redact(reason), item_id))
 
     def original_items(self) -> list[str]:
         """JSON of every valid input item as it was loaded, after profiling labels (for 'before' metrics)."""
@@ -152,7 +157,7 @@ class RunStore:
             for d in diagnostics:
                 self._db.execute(
                     "INSERT OR REPLACE INTO diagnostics VALUES (?, ?, ?, ?, ?)",
-                    (d.item_id, d.check, int(d.flag), d.score, json.dumps(d.evidence, default=str)),
+                    (d.item_id, d.check, int(d.flag), d.score, redact_json(d.evidence)[1]),
                 )
 
     def diagnostics(self, check: str | None = None) -> list[Diagnostic]:
@@ -182,7 +187,7 @@ class RunStore:
             " raw, tokens, reason, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (edit_id, attempt, round_, item_id, operation, target,
              before.model_dump_json() if before else None, after.model_dump_json() if after else None,
-             raw, tokens, error, time.time()),
+             raw, tokens, redact(error), time.time()),
         )
 
     def attempt_error(self, edit_id: str, attempt: int) -> str:
@@ -202,7 +207,7 @@ class RunStore:
             # tokens count once: a verdict recorded again after a crash (replayed from the cache) adds nothing
             "UPDATE edits SET verdict=?, reason=?, evidence=?,"
             " tokens=tokens + CASE WHEN verdict='pending' THEN ? ELSE 0 END WHERE edit_id=? AND attempt=?",
-            (verdict, reason, json.dumps(evidence, default=str), tokens, edit_id, attempt),
+            (verdict, redact(reason), json.dumps(evidence, default=str), tokens, edit_id, attempt),
         )
 
     def attempt_after(self, edit_id: str, attempt: int) -> QAItem | None:
@@ -212,7 +217,7 @@ class RunStore:
     def set_outcome(self, edit_id: str, item_id: str, operation: str, round_: int, status: str, reason: str,
                     attempts: int) -> None:
         self._exec("INSERT OR REPLACE INTO outcomes VALUES (?,?,?,?,?,?,?)",
-                   (edit_id, item_id, operation, round_, status, reason, attempts))
+                   (edit_id, item_id, operation, round_, status, redact(reason), attempts))
 
     def outcomes(self, round_: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT edit_id, item_id, operation, round, status, reason, attempts FROM outcomes"

@@ -20,6 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from refinelab.atomic import open_append
+from refinelab.redact import redact, redact_json
+
 RunType = Literal["chain", "llm", "tool", "retriever", "parser"]
 
 _current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar("refinelab_run", default=None)
@@ -95,7 +98,8 @@ class Tracer:
         run = Run(
             id=run_id or str(uuid.uuid4()), trace_id=self.trace_id,
             parent_run_id=parent.id if parent else None, run_type=run_type, name=name,
-            inputs=_jsonable(inputs or {}), start_time=_now(), tags=tags or [], metadata=metadata or {},
+            inputs=redact_json(_jsonable(inputs or {}))[0],
+            start_time=_now(), tags=tags or [], metadata=metadata or {},
         )
         if self.root is None:
             self.root = run
@@ -116,20 +120,22 @@ class Tracer:
         usage: dict[str, int] | None = None,
     ) -> None:
         run.outputs = _jsonable(outputs) if outputs is not None else None
-        run.error = error
+        run.error = redact(error) if error else error
         run.usage = usage
         run.end_time = _now()
-        record = run.record()
+        # Endpoint text may quote our key: no configured secret reaches trace.jsonl or LangSmith.
+        record, line = redact_json(run.record())
+        run.inputs, run.outputs = record["inputs"], record["outputs"]
         if self.path:
-            with self._lock, open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            with self._lock, open_append(self.path) as handle:
+                handle.write(line + "\n")
         if self._client is not None:
             outputs_for_ls = dict(run.outputs or {})
             if usage:
                 outputs_for_ls.setdefault("usage_metadata", usage)
             self._client.update_run(
                 run.id, trace_id=run.trace_id, parent_run_id=run.parent_run_id, outputs=outputs_for_ls,
-                error=error, end_time=datetime.fromisoformat(run.end_time),
+                error=run.error, end_time=datetime.fromisoformat(run.end_time),
             )
 
     @contextlib.contextmanager
@@ -163,5 +169,19 @@ def _jsonable(value: Any) -> Any:
 
 
 def read_trace(path: str | Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """The runs in a trace file; a damaged line is a DataError naming the file and line."""
+    from refinelab.errors import DataError
+    from refinelab.safeload import loads_json
+
+    runs = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    run = loads_json(line, str(path), number)
+                    if not isinstance(run, dict):
+                        raise DataError(str(path), number, None, "expected a JSON object per line")
+                    runs.append(run)
+    except UnicodeDecodeError:
+        raise DataError(str(path), None, None, "not valid UTF-8 text") from None
+    return runs

@@ -28,7 +28,7 @@ def open_run_context(run_dir: str | Path, *, settings: Settings | None = None, b
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = settings or load_settings()
     store = RunStore(run_dir / "store.sqlite")
-    ledger = Ledger(run_dir / "ledger.sqlite", cap=budget)
+    ledger = Ledger(run_dir / "ledger.sqlite", cap=budget, failure_limit=settings.max_consecutive_failures)
     cache = ResponseCache(settings.cache_path) if settings.use_cache else None
     tracer = Tracer(run_dir / "trace.jsonl", trace_id=store.get_meta("trace_id"))
     store.set_meta("trace_id", tracer.trace_id)

@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 import yaml
 
+from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
+from refinelab.safeload import loads_json
 
 LETTERS = "ABCDEFGHIJ"
 ChoiceFormat = Literal["letters", "text"]
@@ -33,15 +35,21 @@ def task_name_for(run_id: str) -> str:
 
 def _docs(refined: Path) -> list[dict[str, Any]]:
     docs = []
-    for number, line in enumerate(refined.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = refined.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(str(refined), None, None, "not valid UTF-8 text") from None
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            item = loads_json(line, str(refined), number)
             choices = [str(c) for c in item["choices"]]
             answer = int(item["answer"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise DataError(str(refined), number, None, f"not a refined item: {exc}") from exc
+        except DataError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataError(str(refined), number, None, f"not a refined item: {exc}") from None
         if not 0 <= answer < len(choices) <= len(LETTERS):
             raise DataError(str(refined), number, "answer", f"index {answer} out of range for {len(choices)} choices")
         docs.append({
@@ -95,10 +103,25 @@ def export_lm_eval(run_dir: str | Path, out_dir: str | Path, task_name: str | No
         raise DataError(str(refined), None, None, "no items to export")
     out_dir.mkdir(parents=True, exist_ok=True)
     data_file = out_dir / f"{task}.jsonl"
-    data_file.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+    atomic_write_text(data_file, "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
     yaml_path = out_dir / f"{task}.yaml"
-    header = (f"# lm-eval-harness task exported by RefineLab from {run_dir.resolve()}\n"
-              f"# run: lm_eval --include_path {out_dir.resolve()} --tasks {task} --model ...\n")
-    yaml_path.write_text(header + yaml.safe_dump(task_config(task, data_file, choice_format), sort_keys=False,
-                                                 allow_unicode=True, width=1000), encoding="utf-8")
+    atomic_write_text(yaml_path, task_yaml(task_config(task, data_file, choice_format), run_dir, out_dir, task))
     return yaml_path
+
+
+def _comment(text: str) -> str:
+    """A path or name made safe for a YAML comment line: JSON-quoted, so a newline or any control
+    character in a folder name is an escape sequence, never a line break that starts a key."""
+    return json.dumps(text, ensure_ascii=True)
+
+
+def task_yaml(config: dict[str, Any], run_dir: Path, out_dir: Path, task: str) -> str:
+    """The task file: two comment lines, then the config emitted by the YAML serializer only (names are
+    values, never structure). Checked by parsing it back: the result must be exactly `config`."""
+    header = (f"# lm-eval-harness task exported by RefineLab from {_comment(str(run_dir.resolve()))}\n"
+              f"# run: lm_eval --include_path {_comment(str(out_dir.resolve()))} --tasks {task} --model ...\n")
+    body = yaml.safe_dump(config, sort_keys=False, allow_unicode=False, width=1000)
+    text = header + body
+    if yaml.safe_load(text) != config or any(line.startswith("#") for line in body.splitlines()):
+        raise ValueError(f"task {task!r}: the exported YAML does not round-trip; refusing to write it")
+    return text

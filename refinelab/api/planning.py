@@ -21,6 +21,7 @@ from refinelab.agents.planner_agent import plan_for_budget
 from refinelab.api.context import open_run_context
 from refinelab.api.profiling import profile
 from refinelab.api.runs import as_options
+from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
 from refinelab.metrics.targets import Targets
 from refinelab.planner.ilp import Plan
@@ -79,7 +80,7 @@ def plan(dataset: Dataset, *, budget: int, folder: Path, dry_run: bool = True, t
                          calls=ctx.ledger.summary()["calls"] - calls_before, folder=folder)
     finally:
         ctx.store.close()
-    (folder / "plan.json").write_text(json.dumps(report, indent=2, default=str))
+    atomic_write_text(folder / "plan.json", json.dumps(report, indent=2, default=str))
     return report
 
 

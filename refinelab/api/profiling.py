@@ -20,6 +20,7 @@ from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.profiler import profile_items
 from refinelab.api.context import open_run_context
 from refinelab.api.runs import as_options
+from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, divergence_report
 from refinelab.metrics.summary import summarise
@@ -119,6 +120,6 @@ def profile(
              "diagnostics": per_item.get(i.id, {})} for i in items
         ],
     }
-    (out_dir / "profile.json").write_text(json.dumps(report, indent=2, default=str))
+    atomic_write_text(out_dir / "profile.json", json.dumps(report, indent=2, default=str))
     ctx.store.close()
     return ProfileResult(out_dir=out_dir, report=report)

@@ -20,7 +20,10 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
+from refinelab.atomic import atomic_write_text
+from refinelab.errors import DataError
 from refinelab.operations import NEW_ITEM_OPS as NEW_ITEM_OPS_REGISTRY
+from refinelab.safeload import loads_json
 
 LETTERS = "ABCDEFGHIJ"
 MAX_EXAMPLES_PER_OP = 3  # edit examples shown in full per operation
@@ -45,9 +48,9 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ReportError(f"{path}, line {number}: not valid JSON: {exc.msg}") from exc
+            rows.append(loads_json(line, str(path), number))
+        except DataError as exc:
+            raise ReportError(str(exc)) from None
     return rows
 
 
@@ -62,17 +65,19 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
             f"{run_dir} has no report.json: it is not a finished RefineLab run folder "
             "(report.json is written when a run finalizes; finish a stopped run with `refinelab resume`)")
     try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{report_path}: not valid JSON: {exc.msg} (line {exc.lineno})") from exc
+        report = loads_json(report_path.read_text(encoding="utf-8"), str(report_path))
+    except DataError as exc:
+        raise ReportError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{report_path}: not valid UTF-8 text") from None
     if not isinstance(report, dict):
         raise ReportError(f"{report_path}: expected a JSON object at the top level")
     targets: dict[str, Any] = {}
     settings_path = run_dir / "settings.json"
     if settings_path.exists():
         try:
-            targets = json.loads(settings_path.read_text(encoding="utf-8")).get("targets") or {}
-        except (json.JSONDecodeError, AttributeError):
+            targets = loads_json(settings_path.read_text(encoding="utf-8"), str(settings_path)).get("targets") or {}
+        except (DataError, AttributeError, UnicodeDecodeError):
             targets = {}
     return {"dir": run_dir, "report": report, "changes": _read_jsonl(run_dir / "changes.jsonl"),
             "refined": _read_jsonl(run_dir / "refined.jsonl"), "targets": targets}
@@ -673,7 +678,4 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run = load_run(run_dir)
     html = render_html(run)
     target = Path(out) if out is not None else Path(run_dir) / "report.html"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(target)
-    return target
+    return atomic_write_text(target, html)

@@ -15,13 +15,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.api.context import open_run_context
+from refinelab.api.run_folders import (
+    claim_existing,
+    claim_new,
+    saved_models,
+    seal_settings,
+    validate_budget,
+    validate_run_id,
+)
+from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
-from refinelab.errors import DataError
+from refinelab.errors import DataError, EndpointUnavailable
 from refinelab.graph.build import build_graph
 from refinelab.metrics.targets import Targets, load_targets
+from refinelab.prompts.loader import check_prompts
 from refinelab.schema import Dataset
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -62,17 +74,21 @@ def _checkpointer(run_dir: Path) -> Any:
 
 
 def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | None,
-               on_event: ProgressCallback | None) -> RunResult:
+               on_event: ProgressCallback | None, thread_id: str | None = None) -> RunResult:
     graph = build_graph(checkpointer=_checkpointer(ctx.run_dir))
-    config = {"configurable": {"thread_id": run_id}, "recursion_limit": 10_000}
+    config = {"configurable": {"thread_id": thread_id or run_id}, "recursion_limit": 10_000}
     with ctx.tracer.span("refinelab.run", "chain", {"run_id": run_id, "resumed": first_input is None},
                          run_id=None) as root:
         # durability="sync": a step's checkpoint is on disk before the next step starts, so a kill never
         # re-runs a commit after later steps (measuring new items) already built on it.
-        for mode, chunk in graph.stream(first_input, config, context=ctx, stream_mode=["updates", "custom"],
-                                        durability="sync"):
-            if on_event is not None:
-                on_event({"mode": mode, "data": chunk, "spent": ctx.ledger.spent, "cap": ctx.ledger.cap})
+        try:
+            for mode, chunk in graph.stream(first_input, config, context=ctx, stream_mode=["updates", "custom"],
+                                            durability="sync"):
+                if on_event is not None:
+                    on_event({"mode": mode, "data": chunk, "spent": ctx.ledger.spent, "cap": ctx.ledger.cap})
+        except EndpointUnavailable as exc:  # stopped, not finished: the checkpoint lets `resume` continue
+            ctx.tracer.flush()
+            raise exc.for_run(run_id, ctx.run_dir, ctx.store.status_counts(), ctx.ledger.spent) from None
         root.outputs = {"counts": ctx.store.status_counts(), "spent": ctx.ledger.spent}
     ctx.tracer.flush()
     report_path = ctx.run_dir / "report.json"
@@ -93,8 +109,7 @@ def refine(
     on_event: ProgressCallback | None = None,
 ) -> RunResult:
     """Refine `dataset` spending at most `budget` tokens; outputs go to `settings.runs_dir / run_id`."""
-    if budget < 0:
-        raise ValueError("budget must be >= 0")
+    validate_budget(budget)
     options = as_options(options)
     if not len(dataset):  # checked before the run folder exists, so bad input leaves nothing behind
         first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
@@ -104,23 +119,29 @@ def refine(
     if isinstance(targets, str | Path):
         targets = load_targets(targets)
     targets = targets or Targets()
-    run_id = run_id or new_run_id()
-    run_dir = Path(settings.runs_dir) / run_id
-    if (run_dir / "store.sqlite").exists():
-        raise FileExistsError(f"run {run_id} already exists in {run_dir}; use resume")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "settings.json").write_text(json.dumps({
-        "settings": json.loads(settings.model_dump_json()), "budget": budget,
-        "targets": targets.model_dump(), "prompts_dir": prompts_dir,
-        "options": options.model_dump(mode="json"),
-        "dataset": dataset.name,
-    }, indent=2, default=str))
-    ctx = open_run_context(run_dir, settings=settings, budget=budget, targets=targets, options=options,
-                           hooks=hooks, prompts_dir=prompts_dir)
-    ctx.store.set_meta("run_id", run_id)
-    ctx.store.load_items(dataset.items)
-    ctx.store.add_rejected(dataset.rejected)
-    return _run_graph(ctx, run_id, {"run_id": run_id}, on_event)
+    run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
+    check_prompts(prompts_dir)  # a bad or unsafe prompt folder fails before the run folder exists
+    folder = claim_new(settings.runs_dir, run_id)  # inside runs_dir, locked, or RunExists/RunBusy
+    run_dir = folder.path
+    try:
+        atomic_write_text(run_dir / "settings.json", json.dumps({
+            "settings": json.loads(settings.model_dump_json()), "budget": budget,
+            "targets": targets.model_dump(), "prompts_dir": prompts_dir,
+            "options": options.model_dump(mode="json"), "dataset": dataset.name,
+        }, indent=2, default=str))
+        seal_settings(run_dir)  # resume trusts settings.json only with this user's seal
+        ctx = open_run_context(run_dir, settings=settings, budget=budget, targets=targets, options=options,
+                               hooks=hooks, prompts_dir=prompts_dir)
+        ctx.store.set_meta("run_id", run_id)
+        ctx.store.load_items(dataset.items)
+        ctx.store.add_rejected(dataset.rejected)
+    except BaseException:
+        folder.discard()  # nothing half-written: a run that never started leaves no folder behind
+        raise
+    try:
+        return _run_graph(ctx, run_id, {"run_id": run_id}, on_event)
+    finally:
+        folder.release()
 
 
 def resume(
@@ -129,16 +150,28 @@ def resume(
     runs_dir: str | Path = "runs",
     hooks: RunHooks | None = None,
     on_event: ProgressCallback | None = None,
+    trust: bool = False,
 ) -> RunResult:
-    """Continue a killed run from its last checkpoint; calls that finished are replayed from the cache."""
-    run_dir = Path(runs_dir) / run_id
-    saved_path = run_dir / "settings.json"
-    if not saved_path.exists():
-        raise FileNotFoundError(f"no run {run_id} in {runs_dir}")
-    saved = json.loads(saved_path.read_text())
-    settings = Settings.model_validate(saved["settings"])
-    ctx = open_run_context(run_dir, settings=settings, targets=Targets.model_validate(saved["targets"]),
-                           options=as_options(saved.get("options")), hooks=hooks,
-                           prompts_dir=saved.get("prompts_dir"))
-    ctx.ledger.abandon_in_flight()
-    return _run_graph(ctx, run_id, None, on_event)
+    """Continue a killed run from its last checkpoint; calls that finished are replayed from the cache.
+
+    `trust=True` resumes a run folder whose settings.json this user's RefineLab did not write (copied
+    from another machine or user, or edited): it decides endpoints, keys, cache and prompts."""
+    folder = claim_existing(runs_dir, run_id, trust=trust)  # read-only checks, then the lock (or RunBusy)
+    try:
+        saved = folder.saved or {}
+        settings, targets = saved_models(saved, folder.path)
+        check_prompts(saved.get("prompts_dir"))
+        try:
+            options = as_options(saved.get("options"))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in ("options", *first["loc"]))
+            raise DataError(str(folder.path / "settings.json"), None, field, first["msg"]) from None
+        ctx = open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,
+                               prompts_dir=saved.get("prompts_dir"))
+        ctx.ledger.abandon_in_flight()
+        # The checkpoint thread is the id the run was created with (stored inside the folder), so a
+        # renamed or copied folder resumes as itself.
+        return _run_graph(ctx, run_id, None, on_event, thread_id=folder.identity)
+    finally:
+        folder.release()

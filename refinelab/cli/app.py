@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -48,17 +47,11 @@ def model_serve(
     parallel: Annotated[int, typer.Option(help="parallel slots")] = 2,
 ) -> None:
     """Run the embedded llama.cpp server in the foreground until Ctrl-C."""
-    from refinelab.tools.embedded_server import start_server
+    from refinelab.tools.embedded_server import serve_until_signalled, start_server
 
     handle = start_server(model, parallel=parallel)
     out.print(f"serving {model} at {handle.base_url} (pid {handle.pid}); Ctrl-C to stop")
-    try:
-        while handle.process is not None and handle.process.poll() is None:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        handle.stop()
+    serve_until_signalled(handle)  # SIGTERM/SIGHUP/Ctrl-C stop the server too
 
 
 @model_app.command("check")
@@ -202,6 +195,9 @@ def resume_command(
     runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    trust_run: Annotated[bool, typer.Option("--trust-run", help=(
+        "resume a run folder whose settings.json this user's RefineLab did not write (from elsewhere, or "
+        "edited); its settings choose endpoints and API keys"))] = False,
 ) -> None:
     """Continue a killed run from its last checkpoint without paying for finished calls again."""
     from refinelab.api import resume
@@ -209,7 +205,7 @@ def resume_command(
 
     try:
         with ProgressView(_progress_mode(quiet, as_json)) as view:
-            result = resume(run_id, runs_dir=runs_dir, on_event=view)
+            result = resume(run_id, runs_dir=runs_dir, on_event=view, trust=trust_run)
     except (RefineLabError, FileNotFoundError) as exc:
         fail(exc)
     _print_result(result, as_json)
@@ -222,12 +218,19 @@ def trace_command(
     depth: Annotated[int, typer.Option(help="levels to show")] = 3,
 ) -> None:
     """Print the run tree with tokens and timings."""
+    from refinelab.api.run_folders import run_path
     from refinelab.cli.trace_view import render_tree
 
-    path = runs_dir / run_id / "trace.jsonl"
+    try:
+        path = run_path(runs_dir, run_id) / "trace.jsonl"
+    except RefineLabError as exc:
+        fail(exc)
     if not path.exists():
         fail(FileNotFoundError(f"no trace at {path}"))
-    out.print(render_tree(path, depth))
+    try:
+        out.print(render_tree(path, depth))
+    except RefineLabError as exc:
+        fail(exc)
 
 
 packs_app = typer.Typer(help="Domain packs: prompts and validator choices per domain.", no_args_is_help=True)
@@ -297,6 +300,10 @@ def main() -> None:
     except RefineLabError as exc:
         print_error(exc)
         sys.exit(exit_code(exc))
+    except Exception as exc:  # noqa: BLE001 - never a raw traceback; REFINELAB_DEBUG=1 shows it
+        from refinelab.cli.crash import report_unexpected
+
+        sys.exit(report_unexpected(exc, console))
 
 
 if __name__ == "__main__":

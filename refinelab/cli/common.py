@@ -12,22 +12,28 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
-from refinelab.errors import ConfigError, DataError, RefineLabError
+from refinelab.api.run_folders import RunBusy
+from refinelab.errors import ConfigError, DataError, EndpointUnavailable, RefineLabError, error_line
 from refinelab.metrics.targets import TargetError, Targets, load_targets
 from refinelab.schema import Dataset
 
 console = Console(stderr=True)  # progress, warnings, errors
 out = Console()  # results
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
-BAD_INPUT = (DataError, ConfigError, TargetError, ValidationError, ValueError)
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ENDPOINT, EXIT_BUSY = 0, 1, 2, 3, 4
+BAD_INPUT = (DataError, ConfigError, TargetError, ValidationError, ValueError, FileNotFoundError)
 
 
 def exit_code(exc: BaseException) -> int:
-    """2 for bad input (data, config, targets, arguments), 1 for everything else."""
-    return EXIT_BAD_INPUT if isinstance(exc, BAD_INPUT) else EXIT_FAILED
+    """The exit code for an error: 2 bad input (data, config, targets, run folder, arguments), 3 model
+    endpoint unavailable (the run stopped, resumable), 4 run folder held by another process, 1 else."""
+    if isinstance(exc, EndpointUnavailable):
+        return EXIT_ENDPOINT
+    if isinstance(exc, RunBusy):
+        return EXIT_BUSY
+    return EXIT_BAD_INPUT if isinstance(exc, BAD_INPUT) else EXIT_ERROR
 
 
 def fail(problem: BaseException | str, code: int | None = None) -> NoReturn:
@@ -40,8 +46,8 @@ def fail(problem: BaseException | str, code: int | None = None) -> NoReturn:
 
 def print_error(problem: BaseException | str) -> None:
     """The one way an error reaches the user: `error: <one line>` on stderr."""
-    text = " ".join((str(problem).strip() or type(problem).__name__).split())
-    console.print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True)
+    text = error_line(problem) if isinstance(problem, BaseException) else error_line(Exception(problem))
+    console.print(f"[red]error:[/red] {escape(' '.join(text.split()))}", highlight=False, soft_wrap=True)
 
 
 def parse_list(value: str | None) -> list[str] | None:

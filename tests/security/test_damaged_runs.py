@@ -1,0 +1,200 @@
+"""Class 8: damaged run folders and absurd inputs end in one line naming the file and the problem,
+exit 2, with nothing half-written and the damaged folder left exactly as it was. A renamed or copied
+run folder resumes as itself (its identity is stored inside it, not taken from its name)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.support.sec_helpers import (
+    cli,
+    endpoint,
+    free_port,
+    one_line_error,
+    refine_args,
+    statuses,
+    tree_digest,
+    write_config,
+)
+
+
+@pytest.fixture
+def stopped(ws):  # noqa: ANN001, ANN201
+    """A run stopped by a dead endpoint (resumable), and the port its endpoint will come back on."""
+    ws.port = free_port()
+    config = write_config(ws.tmp / "c.yaml", f"http://127.0.0.1:{ws.port}/v1", ws.runs)
+    proc = cli(refine_args(ws.data, config, ws.prompts, "r"), ws.env, ws.tmp)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    ws.run = ws.runs / "r"
+    return ws
+
+
+def _truncate(path: Path, keep: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def _scribble(path: Path, offset: int = 4096, size: int = 2048) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset:offset + size] = b"\xde\xad\xbe\xef" * (size // 4)
+    path.write_bytes(bytes(data))
+
+
+def _settings(ws, edit) -> None:  # noqa: ANN001
+    path = ws.run / "settings.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+DAMAGE = {
+    "store truncated to half": ("store.sqlite", lambda ws: _truncate(ws.run / "store.sqlite", 0.5)),
+    "store empty": ("store.sqlite", lambda ws: _truncate(ws.run / "store.sqlite", 0)),
+    "store is text": ("store.sqlite", lambda ws: (ws.run / "store.sqlite").write_text("not a database\n" * 100)),
+    "store page scribbled": ("store.sqlite", lambda ws: _scribble(ws.run / "store.sqlite")),
+    "store missing": ("store.sqlite", lambda ws: (ws.run / "store.sqlite").unlink()),
+    "checkpoints truncated": ("checkpoints.sqlite", lambda ws: _truncate(ws.run / "checkpoints.sqlite", 0.3)),
+    "checkpoints garbage": ("checkpoints.sqlite", lambda ws: (ws.run / "checkpoints.sqlite").write_bytes(
+        b"SQLite format 3\x00" + b"\x00\xff" * 3000)),
+    "checkpoints scribbled": ("checkpoints.sqlite", lambda ws: _scribble(ws.run / "checkpoints.sqlite", 1024)),
+    "ledger garbage": ("ledger.sqlite", lambda ws: (ws.run / "ledger.sqlite").write_bytes(b"\x00" * 5000)),
+    "settings not json": ("settings.json", lambda ws: (ws.run / "settings.json").write_text("{not json")),
+    "settings empty": ("settings.json", lambda ws: (ws.run / "settings.json").write_text("")),
+    "settings nested 100k": ("settings.json", lambda ws: (ws.run / "settings.json").write_text(
+        "[" * 100_000 + "]" * 100_000)),
+    "settings 5000-digit budget": ("settings.json", lambda ws: (ws.run / "settings.json").write_text(
+        re.sub(r'"budget": \d+', '"budget": ' + "9" * 5000, (ws.run / "settings.json").read_text()))),
+    "settings wrong type": ("settings.json", lambda ws: _settings(ws, lambda d: d.update(settings=[1, 2]))),
+    "settings bad field": ("settings.json", lambda ws: _settings(
+        ws, lambda d: d["settings"]["roles"]["judge"].update(temperature="hot"))),
+    "settings unknown key": ("settings.json", lambda ws: _settings(ws, lambda d: d["settings"].update(evil=1))),
+    "settings missing": ("settings.json", lambda ws: (ws.run / "settings.json").unlink()),
+    "settings is binary": ("settings.json", lambda ws: (ws.run / "settings.json").write_bytes(b"\xff\xfe\x00")),
+    "settings targets wrong": ("settings.json", lambda ws: _settings(ws, lambda d: d.update(targets={"buckets": "x", "thresholds": [None]}))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGE))
+def test_resume_of_a_damaged_folder(stopped, name: str) -> None:
+    ws = stopped
+    filename, damage = DAMAGE[name]
+    damage(ws)
+    before = tree_digest(ws.run)
+    with endpoint(port=ws.port) as ep:
+        proc = cli(["resume", "r", "--runs-dir", str(ws.runs)], ws.env, ws.tmp)
+        assert ep.requests == 0, "a damaged run must not start calling the model"
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    line = one_line_error(proc)
+    assert filename in line, line
+    assert tree_digest(ws.run) == before, "the failed resume modified the damaged folder"
+
+
+def test_checkpoint_rows_with_garbage_blobs(stopped) -> None:
+    ws = stopped
+    with sqlite3.connect(ws.run / "checkpoints.sqlite") as db:
+        db.execute("UPDATE checkpoints SET checkpoint = X'DEADBEEF00FF'")
+    before = tree_digest(ws.run)
+    proc = cli(["resume", "r", "--runs-dir", str(ws.runs)], ws.env, ws.tmp)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "checkpoints.sqlite" in one_line_error(proc)
+    assert tree_digest(ws.run) == before
+
+
+@pytest.mark.parametrize("how", ["renamed", "copied"])
+def test_renamed_or_copied_folder_resumes_as_itself(stopped, how: str) -> None:
+    ws = stopped
+    moved = ws.runs / "other-name"
+    (shutil.move if how == "renamed" else shutil.copytree)(ws.run, moved)
+    with endpoint(port=ws.port):
+        proc = cli(["resume", "other-name", "--runs-dir", str(ws.runs), "--quiet"], ws.env, ws.tmp)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        report = json.loads((moved / "report.json").read_text())
+        assert report["run_id"] == "r" and report["stop_reason"].startswith("finished")
+        assert set(statuses(moved).values()) <= {"kept", "edited", "removed"}
+        if how == "copied":  # the original is independent and resumes too
+            proc = cli(["resume", "r", "--runs-dir", str(ws.runs), "--quiet"], ws.env, ws.tmp)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            assert (ws.run / "report.json").exists()
+
+
+BAD_ROWS = {
+    "5000-digit answer": '{"id": "q9", "question": "Big?", "choices": ["a", "b"], "answer": ' + "7" * 5000 + "}",
+    "5000-digit difficulty": '{"id": "q9", "question": "Big?", "choices": ["a", "b"], "answer": 0, "difficulty": '
+                             + "1" * 5000 + "}",
+    "nested 100k in metadata": '{"id": "q9", "question": "Deep?", "choices": ["a", "b"], "answer": 0, "metadata": '
+                               + '{"a":' * 100_000 + "1" + "}" * 100_000 + "}",
+    "nested 100k array": "[" * 100_000 + "]" * 100_000,
+    "answer digits string": '{"id": "q9", "question": "Big?", "choices": ["a", "b"], "answer": "' + "9" * 5000 + '"}',
+    "NaN difficulty": '{"id": "q9", "question": "NaN?", "choices": ["a", "b"], "answer": 0, "difficulty": NaN}',
+}
+
+
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("name", sorted(BAD_ROWS))
+def test_absurd_rows(ws, name: str, strict: bool) -> None:
+    data = ws.tmp / "bad.jsonl"
+    data.write_text(ws.data.read_text() + BAD_ROWS[name] + "\n")
+    config = write_config(ws.tmp / "c.yaml", f"http://127.0.0.1:{free_port()}/v1", ws.runs)
+    args = refine_args(data, config, ws.prompts, "absurd", budget=0) + (["--strict"] if strict else [])
+    proc = cli(args, ws.env, ws.tmp)
+    assert "Traceback" not in proc.stderr
+    if not strict and proc.returncode == 0:  # quarantined: the run goes on and reports the row
+        report = json.loads((ws.runs / "absurd" / "report.json").read_text())
+        assert any("bad.jsonl" in row["id"] and "7" in row["id"] for row in report["invalid_input"]), report
+        assert len(json.dumps(report["invalid_input"])) < 2000
+        return
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    line = one_line_error(proc)
+    assert "bad.jsonl" in line and "row 7" in line, line
+    assert not (ws.runs / "absurd").exists()
+    assert len(line) < 1000
+
+
+@pytest.mark.parametrize("budget", [str(10**26), "9" * 5000, "-1", "-99999999999999999999999"])
+def test_absurd_budgets(ws, budget: str) -> None:
+    config = write_config(ws.tmp / "c.yaml", f"http://127.0.0.1:{free_port()}/v1", ws.runs)
+    args = refine_args(ws.data, config, ws.prompts, "b")
+    args[args.index("--budget") + 1] = budget
+    proc = cli(args, ws.env, ws.tmp)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "budget" in proc.stderr.lower()
+    if "Invalid value for '--budget'" not in proc.stderr:  # else: the option parser refused it (usage error)
+        assert "budget" in one_line_error(proc).lower()
+    assert not (ws.runs / "b").exists()
+
+
+@pytest.mark.parametrize(("what", "content"), [
+    ("config", "roles: " + "[" * 50_000 + "]" * 50_000),
+    ("config", "roles: {judge: {temperature: " + "9" * 5000 + "}}"),
+    ("config", "\x00\x01 binary"),
+    ("targets", "coverage: " + "[" * 50_000 + "]" * 50_000),
+    ("targets", "- just\n- a list\n"),
+    ("targets", ": : :\n"),
+])
+def test_absurd_config_and_targets(ws, what: str, content: str) -> None:
+    path = ws.tmp / f"{what}.yaml"
+    path.write_text(content)
+    good = write_config(ws.tmp / "c.yaml", f"http://127.0.0.1:{free_port()}/v1", ws.runs)
+    args = refine_args(ws.data, path if what == "config" else good, ws.prompts, "c")
+    if what == "targets":
+        args += ["--targets", str(path)]
+    proc = cli(args, ws.env, ws.tmp)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert path.name in one_line_error(proc)
+    assert not (ws.runs / "c").exists()
+
+
+@pytest.mark.parametrize("content", [b'{"id": 1}\n{bad\n', b"\xff\xfe garbage", b"[" * 100_000 + b"\n", b"[1, 2]\n"])
+def test_trace_of_a_damaged_file(ws, content: bytes) -> None:
+    run = ws.runs / "t"
+    run.mkdir(parents=True)
+    (run / "trace.jsonl").write_bytes(content)
+    proc = cli(["trace", "t", "--runs-dir", str(ws.runs)], ws.env, ws.tmp)
+    assert proc.returncode == 2, proc.stderr
+    assert "trace.jsonl" in one_line_error(proc)
