@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -130,6 +131,18 @@ def _print_result(result: object, as_json: bool) -> None:
         out.print(f"report: {result.run_dir / 'report.json'}")  # type: ignore[attr-defined]
 
 
+def _run_and_report(start: Callable[[Any], Any], quiet: bool, as_json: bool) -> None:
+    """Run (or resume) with progress shown as asked, then print the result; failures take the one error path."""
+    from refinelab.cli.progress import ProgressView
+
+    try:
+        with ProgressView(_progress_mode(quiet, as_json)) as view:
+            result = start(view)
+    except (RefineLabError, ValueError, FileExistsError, FileNotFoundError) as exc:
+        fail(exc)
+    _print_result(result, as_json)
+
+
 @app.command("refine")
 def refine_command(
     data: Annotated[Path, typer.Argument(help="dataset file or folder")],
@@ -156,7 +169,6 @@ def refine_command(
     """Profile, plan, refine and validate DATA within BUDGET tokens; write the run folder."""
     from refinelab.agents.options import RunOptions
     from refinelab.api import refine as run_refine
-    from refinelab.cli.progress import ProgressView
     from refinelab.config import load_settings
 
     overrides: dict[str, object] = {}
@@ -180,13 +192,9 @@ def refine_command(
         options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus)
     except ValueError as exc:
         fail(ConfigError(f"--operations: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"))
-    try:
-        with ProgressView(_progress_mode(quiet, as_json)) as view:
-            result = run_refine(dataset, budget=budget, targets=resolved, settings=settings, run_id=run_id,
-                                prompts_dir=str(prompts) if prompts else None, on_event=view, options=options)
-    except (RefineLabError, ValueError, FileExistsError) as exc:
-        fail(exc)
-    _print_result(result, as_json)
+    _run_and_report(lambda view: run_refine(dataset, budget=budget, targets=resolved, settings=settings,
+                                            run_id=run_id, prompts_dir=str(prompts) if prompts else None,
+                                            on_event=view, options=options), quiet, as_json)
 
 
 @app.command("resume")
@@ -201,14 +209,8 @@ def resume_command(
 ) -> None:
     """Continue a killed run from its last checkpoint without paying for finished calls again."""
     from refinelab.api import resume
-    from refinelab.cli.progress import ProgressView
 
-    try:
-        with ProgressView(_progress_mode(quiet, as_json)) as view:
-            result = resume(run_id, runs_dir=runs_dir, on_event=view, trust=trust_run)
-    except (RefineLabError, FileNotFoundError) as exc:
-        fail(exc)
-    _print_result(result, as_json)
+    _run_and_report(lambda view: resume(run_id, runs_dir=runs_dir, on_event=view, trust=trust_run), quiet, as_json)
 
 
 @app.command("trace")

@@ -11,6 +11,7 @@ from tests.support.sec_helpers import (
     cli,
     endpoint,
     free_port,
+    lock_holder,
     one_line_error,
     refine_args,
     write_config,
@@ -62,19 +63,8 @@ def test_missing_seal_is_untrusted(ws) -> None:
 def test_refine_on_a_run_in_use_names_the_holder(ws) -> None:
     port = free_port()
     _stopped(ws, port)
-    import subprocess
-    import sys
-
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from pathlib import Path; from refinelab.api.run_folders import RunLock; "
-        f"RunLock(Path({str(ws.runs / 'r')!r})).acquire(); print('held', flush=True); time.sleep(60)")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_holder(ws.runs / "r", 60) as holder:
         proc = cli(refine_args(ws.data, ws.tmp / "c.yaml", ws.prompts, "r"), ws.env, ws.tmp)
         assert proc.returncode == 4 and f"process {holder.pid}" in one_line_error(proc)
-    finally:
-        holder.kill()
-        holder.wait()
     proc = cli(refine_args(ws.data, ws.tmp / "c.yaml", ws.prompts, "r"), ws.env, ws.tmp)
     assert proc.returncode == 2 and "already exists" in one_line_error(proc)

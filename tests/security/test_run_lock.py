@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.sec_helpers import cli, endpoint, free_port, refine_args, start_cli, write_config
+from tests.support.sec_helpers import (
+    cli,
+    endpoint,
+    free_port,
+    lock_holder,
+    refine_args,
+    start_cli,
+    write_config,
+)
 
 EXIT_BUSY = 4
 
@@ -69,12 +75,7 @@ def test_two_resumes_started_together_only_one_works(ws) -> None:
 def test_lock_held_by_another_process(ws) -> None:
     port = free_port()
     run = _stopped_run(ws, port)
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from refinelab.api.run_folders import RunLock; "
-        f"RunLock(Path({str(run)!r})).acquire(); print('held', flush=True); time.sleep(120)")],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_holder(run) as holder:
         proc = cli(["resume", "shared", "--runs-dir", str(ws.runs)], ws.env, ws.tmp)
         assert proc.returncode == EXIT_BUSY and f"process {holder.pid}" in proc.stderr
         os.kill(holder.pid, signal.SIGKILL)  # a killed holder: the kernel drops the lock
@@ -82,9 +83,6 @@ def test_lock_held_by_another_process(ws) -> None:
         with endpoint(port=port):
             proc = cli(["resume", "shared", "--runs-dir", str(ws.runs), "--quiet"], ws.env, ws.tmp)
         assert proc.returncode == 0, proc.stderr[-2000:]
-    finally:
-        if holder.poll() is None:
-            holder.kill()
 
 
 @pytest.mark.parametrize("command", ["refine", "resume"])

@@ -217,3 +217,19 @@ def tree_digest(folder: Path) -> dict[str, str]:
         else:
             out[rel] = "dir"
     return out
+
+
+@contextlib.contextmanager
+def lock_holder(run_dir: Path, seconds: int = 120) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding `run_dir`'s run lock until the block ends (or it is killed inside it)."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from pathlib import Path; from refinelab.api.run_folders import RunLock; "
+        f"RunLock(Path({str(run_dir)!r})).acquire(); print('held', flush=True); time.sleep({seconds})")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
