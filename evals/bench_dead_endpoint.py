@@ -1,4 +1,4 @@
-"""Dead and flaky model endpoints, end to end through the CLI (issue 13, class 3).
+"""Dead and flaky model endpoints, end to end through the CLI.
 
 Three runs of `refinelab refine` as separate processes on MMLU dev items, default retry settings:
 
