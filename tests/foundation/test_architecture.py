@@ -10,7 +10,7 @@ from pathlib import Path
 from refinelab.operations import OPERATION_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
-PRODUCT = ("refinelab", "graph", "agents", "planner", "metrics", "tools", "prompts")
+PRODUCT = ("refinelab",)
 
 
 def _sources(*folders: str) -> list[Path]:

@@ -1,4 +1,4 @@
-"""The package-dir mapping works from the editable install and from a built wheel in a clean venv."""
+"""The package imports from the editable install and from a built wheel in a clean venv."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_editable_install_imports() -> None:
     code = f"import {MODULES}, refinelab.tools.ledger; print(refinelab.tools.ledger.__file__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
-    assert out.stdout.strip().startswith(str(REPO / "tools"))
+    assert out.stdout.strip().startswith(str(REPO / "refinelab" / "tools"))
 
 
 def test_built_wheel_imports_in_clean_venv(tmp_path: Path) -> None:

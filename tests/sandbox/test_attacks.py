@@ -19,7 +19,7 @@ from tests.sandbox.attacks import ATTACKS, SECRET
 from tests.support.sbx_helpers import Listener, require_bwrap
 
 HERE = Path(__file__).resolve().parent
-TOOLS = HERE.parents[1] / "tools"
+TOOLS = HERE.parents[1] / "refinelab" / "tools"
 NONROOT_UID = 64123
 SLOT_UIDS = range(61000, 62000)
 CASES = [a.name for a in ATTACKS] + ["still_usable"]

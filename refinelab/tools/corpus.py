@@ -129,7 +129,7 @@ def default_data_root() -> Path:
     env = os.environ.get("REFINELAB_DATA")
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def _root(data_root: str | os.PathLike | None) -> Path:
