@@ -26,9 +26,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -65,34 +63,6 @@ def respond(messages: list[dict[str, str]]) -> str:
     return json.dumps({"question": f"{' '.join(words[:8])} (key A)?",
                        "choices": [words[8], f"{words[9]} {words[10]}", words[11], f"{words[12]} {words[13]}"],
                        "answer_index": 0, "rationale": "scripted"})
-
-
-class PortProxy(FaultProxy):
-    """The fault proxy on a chosen port (so a stopped run can be resumed at the same URL)."""
-
-    def __init__(self, *args: Any, port: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.port = port
-
-    def start(self) -> PortProxy:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:  # noqa: N802
-                proxy._handle(self)
-
-            do_GET = do_POST  # noqa: N815
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
 
 
 # ------------------------------------------------------------------------------------- plumbing
@@ -199,7 +169,7 @@ def main() -> None:
     common[common.index("--config") + 1] = str(config)
     common[common.index("--limit") + 1] = str(args.flaky_items)
     plan = FaultPlan.uniform(args.fault_rate, seed=13, timeout_sleep_s=1.5)
-    with PortProxy(respond, plan, port=port) as proxy:
+    with FaultProxy(respond, plan, port=port) as proxy:
         flaky = run_cli(["refine", str(DATA), "--run-id", "flaky", *common], env, tmp)
         requests, injected = proxy.counts["requests"], proxy.injected
         billed = proxy.billed_tokens
@@ -207,7 +177,7 @@ def main() -> None:
                                          "faults_injected": injected, "fault_share": round(
                                              sum(injected.values()) / max(1, requests), 3),
                                          "provider_billed_tokens": billed}
-    with PortProxy(respond, FaultPlan(), port=port) as proxy:
+    with FaultProxy(respond, FaultPlan(), port=port) as proxy:
         again = run_cli(["resume", "flaky", "--runs-dir", str(tmp / "runs"), "--quiet"], env, tmp)
         again["http_requests"] = proxy.counts["requests"]
     results["B_resume_endpoint_healthy"] = {**again, **figures(tmp / "runs" / "flaky")}

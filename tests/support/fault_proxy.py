@@ -96,8 +96,10 @@ def _text_of(content: Any) -> str:
 class FaultProxy:
     """The proxy server. Use as a context manager, or `start()` / `stop()`; `url` is the /v1 base."""
 
-    def __init__(self, upstream: str | Responder, plan: FaultPlan | None = None, *, record_bodies: bool = False) -> None:
+    def __init__(self, upstream: str | Responder, plan: FaultPlan | None = None, *, record_bodies: bool = False,
+                 port: int = 0) -> None:
         self.upstream = upstream
+        self.port = port  # 0: any free port; a fixed one lets a stopped run be resumed at the same URL
         self.plan = plan or FaultPlan()
         self.record_bodies = record_bodies
         self.counts: Counter[str] = Counter()  # fault kinds, plus 'forwarded' and 'requests'
@@ -131,7 +133,7 @@ class FaultProxy:
             def do_GET(self) -> None:  # noqa: N802
                 proxy._handle(self)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
         self._thread.start()
