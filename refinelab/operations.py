@@ -92,9 +92,11 @@ _ITEM_DRAFT = ItemDraft
 
 REGISTRY: dict[Op, Operation] = {
     Op.REMOVE: Operation(
-        Op.REMOVE, "drop an item: over-represented cell or bucket, or an error not worth fixing",
+        Op.REMOVE, "drop an item: a defect not worth fixing (or a failed fix), a duplicate, or, when the user "
+        "allows shrinking, an over-represented cell or bucket",
         frozenset({Term.COVERAGE, Term.DIFFICULTY, Term.ERRORS}),
-        cost_intercept=150, cost_slope=1.0, success_prior=0.98, success_strength=50),
+        # no model call: a removal costs no tokens, and is priced at what it costs (issue 15)
+        cost_intercept=0.0, cost_slope=0.0, success_prior=0.98, success_strength=50),
     Op.EXPAND: Operation(
         Op.EXPAND, "write a new item for an under-covered domain x skill cell", frozenset({Term.COVERAGE}),
         cost_intercept=1100, cost_slope=3.0, success_prior=0.75, prompt="refine_expand",

@@ -43,6 +43,11 @@ class RunOptions(BaseModel):
     pilot_per_op: int = Field(5, ge=0, description="pilot edits per operation before the first plan; 0 = priors")
     pilot_share: float = Field(0.25, ge=0.0, description="share of the budget left the pilot may spend, by prior "
                                "estimate (>= 1: no share limit, only the ledger caps it)")
+    min_size: int | None = Field(None, ge=0, description="the refined set keeps at least this many items; None = "
+                                 "`min_keep` of the valid input (no floor with allow_shrink)")
+    min_keep: float = Field(0.9, ge=0.0, le=1.0, description="default size floor as a share of the valid input items")
+    allow_shrink: bool = Field(False, description="let the planner remove any item to rebalance coverage or "
+                               "difficulty; without it, only defects (unfixable errors, duplicates) are removed")
 
     # --- profiling
     difficulty_method: DifficultyMethod = Field("rating", description="how difficulty is measured")

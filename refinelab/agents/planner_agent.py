@@ -8,6 +8,7 @@ pilot's and earlier rounds'), so a re-plan uses observed costs and only the budg
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 from uuid import UUID
@@ -26,7 +27,7 @@ from refinelab.planner.catalogue import (
 from refinelab.planner.ilp import Plan, SolverPolicy
 from refinelab.planner.problem import ItemProfile, Problem, build_problem, targets_from_resolved
 from refinelab.planner.tool import TOOL_NAME, make_plan_tool
-from refinelab.schema import QAItem
+from refinelab.schema import QAItem, normalise_text
 from refinelab.tools.tracing import Run, Tracer, current_run
 
 PLAN_SAFETY = 0.9  # plan against 90% of what is left: estimates are refitted, not exact
@@ -40,19 +41,30 @@ def item_length_tokens(item: QAItem | dict[str, Any]) -> float:
     return len(item.render()) / 4.0
 
 
+def failed_fixes(ctx: AgentContext) -> set[str]:
+    """Items whose fix was tried and given up: an error that could not be repaired is a defect."""
+    return {o["item_id"] for o in ctx.store.outcomes() if o["operation"] == Op.FIX.value and o["status"] == "gave_up"}
+
+
 def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
-    """Per-item planning data from the store (only items still in the dataset)."""
+    """Per-item planning data from the store (only items still in the dataset). An item is a defect when
+    its fix failed or it repeats an earlier item's question and options (an exact duplicate)."""
     profiles = []
+    unfixable = failed_fixes(ctx)
+    seen: set[tuple[str, ...]] = set()
     for item in ctx.store.items(("kept", "edited", "new")):
         error = ctx.store.diagnostic(item.id, "error")
         distractors = ctx.store.diagnostic(item.id, "distractors")
         edited = item.provenance.created_by != "original"
+        fingerprint = (normalise_text(item.question), *sorted(normalise_text(c) for c in item.choices))
+        duplicate = fingerprint in seen
+        seen.add(fingerprint)
         profiles.append(ItemProfile(
             id=item.id, domain=item.domain or ctx.domain_of(item), skill=item.skill or "(none)",
             difficulty=item.difficulty,
             p_error=0.0 if edited or error is None else float(error.evidence.get("p_error", 0.0)),
             distractor_score=distractors.score if distractors else 1.0,
-            length_tokens=item_length_tokens(item),
+            length_tokens=item_length_tokens(item), defect=duplicate or item.id in unfixable,
         ))
     return profiles
 
@@ -63,6 +75,18 @@ def touched_items(ctx: AgentContext) -> set[str]:
     edit is not bought again on the same evidence."""
     done = {o["item_id"] for o in ctx.store.outcomes() if not writes_new_item(o["operation"])}
     return done | {i.id for i in ctx.store.items(("new",))}
+
+
+def size_floor(ctx: AgentContext) -> int | None:
+    """The fewest items the refined set may hold: `options.min_size`, else `options.min_keep` of the valid
+    input items (rounded up); no floor when the user allows shrinking and set no size."""
+    options = ctx.options
+    if options.min_size is not None:
+        return options.min_size
+    if options.allow_shrink:
+        return None
+    valid = sum(1 for _id, status, _reason in ctx.store.originals() if status != "failed")
+    return math.ceil(options.min_keep * valid - 1e-9)
 
 
 def observations(ctx: AgentContext) -> list[PilotObservation]:
@@ -82,11 +106,12 @@ def observations(ctx: AgentContext) -> list[PilotObservation]:
                              passed=outcomes[e]["status"] == "committed") for e, t in tokens.items()]
 
 
-def edit_catalogue(enabled: list[str], max_attempts: int) -> Catalogue:
+def edit_catalogue(enabled: list[str], max_attempts: int, allow_shrink: bool = False) -> Catalogue:
     """Priors per *planned edit* rather than per attempt: the graph retries a rejected candidate up to
     `max_attempts` times, so an edit costs E[attempts] = sum_a (1 - s)^a attempts and lands with
     probability 1 - (1 - s)^max_attempts. Observations are per edit too (see `observations`)."""
-    base = Catalogue(applicability=ApplicabilityPolicy(enabled=frozenset(Op(o) for o in enabled)))
+    base = Catalogue(applicability=ApplicabilityPolicy(enabled=frozenset(Op(o) for o in enabled),
+                                                       allow_shrink=allow_shrink))
     specs = {}
     for op, spec in base.specs.items():
         s = spec.success_prob
@@ -104,7 +129,7 @@ def edit_catalogue(enabled: list[str], max_attempts: int) -> Catalogue:
 
 def current_catalogue(ctx: AgentContext, enabled: list[str]) -> tuple[Catalogue, int]:
     """The edit catalogue refitted on every finished edit so far; returns it and the number of rows used."""
-    catalogue = edit_catalogue(enabled, ctx.settings.max_attempts)
+    catalogue = edit_catalogue(enabled, ctx.settings.max_attempts, ctx.options.allow_shrink)
     obs = observations(ctx)
     return (catalogue.updated(obs) if obs else catalogue), len(obs)
 
@@ -120,11 +145,12 @@ def make_problem(ctx: AgentContext, budget: float, enabled: list[str],
     targets, buckets = targets_from_resolved(ctx.targets, total=total)
     if catalogue is None:
         catalogue, _ = current_catalogue(ctx, enabled)
-    problem = build_problem(profiles, budget, targets=targets, catalogue=catalogue, buckets=buckets)
+    problem = build_problem(profiles, budget, targets=targets, catalogue=catalogue, buckets=buckets,
+                            min_size=size_floor(ctx))
     frozen = touched_items(ctx)
     for item in problem.items:
-        if item.id in frozen:
-            item.candidates = []
+        if item.id in frozen:  # a failed fix may still be removed: the one exception to "no second edit"
+            item.candidates = [c for c in item.candidates if c.op is Op.REMOVE and item.defect]
     return problem
 
 
@@ -219,6 +245,7 @@ def plan_for_budget(ctx: AgentContext, available: float | None, enabled: list[st
     basis = {"mode": mode, "available": available, "budget": budget, "safety": PLAN_SAFETY,
              "items": len(problem.items), "frozen_items": sum(1 for i in problem.items if not i.candidates),
              "new_options": len(problem.new_options), "enabled": enabled, "observations": n_obs,
+             "min_size": problem.min_size,
              "policy": {"time_limit_s": policy.time_limit_s, "gap": policy.gap},
              "catalogue": catalogue_summary(catalogue, enabled)}
     with ctx.tracer.span("ilp_plan", "tool", basis, tags=["planner"]) as run:

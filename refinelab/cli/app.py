@@ -161,6 +161,10 @@ def refine_command(
         help=f"operations the planner may buy (default all): {','.join(OPERATION_NAMES)}")] = None,
     rag_corpus: Annotated[str | None, typer.Option(
         help="retrieval corpus: 'wikipedia' (default), 'wikipedia:mmlu_redux,nq,boolq,wikitext', or a JSONL/folder")] = None,
+    min_size: Annotated[int | None, typer.Option(
+        "--min-size", min=0, help="keep at least this many items (default: 90% of the valid input)")] = None,
+    allow_shrink: Annotated[bool, typer.Option(
+        "--allow-shrink", help="let the planner remove items to rebalance (default: only defects are removed)")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
@@ -189,7 +193,8 @@ def refine_command(
     if wanted is not None and not wanted:
         fail(ConfigError("--operations: name at least one operation"))
     try:
-        options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus)
+        options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus,
+                             min_size=min_size, allow_shrink=allow_shrink)
     except ValueError as exc:
         fail(ConfigError(f"--operations: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"))
     _run_and_report(lambda view: run_refine(dataset, budget=budget, targets=resolved, settings=settings,

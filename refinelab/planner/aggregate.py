@@ -80,9 +80,22 @@ class Compiled:
 
     @property
     def row_value(self) -> np.ndarray:
-        """The direct (group-independent) objective value of each candidate edit."""
+        """The direct (group-independent) objective value of each candidate edit: errors fixed and
+        distractor gain, less the price of deleting data for a removal (`Weights.removal`)."""
         w = self.problem.weights
-        return w.errors * self.row_err + w.distractors * self.row_dist
+        value = w.errors * self.row_err + w.distractors * self.row_dist
+        if w.removal:
+            value = value - w.removal * self.row_success * (self.row_op == OP_CODE[Op.REMOVE])
+        return value
+
+    @property
+    def max_removals(self) -> int | None:
+        """Removals the size floor allows (None: no floor)."""
+        return self.problem.max_removals
+
+    def removals(self, sel: Selection) -> int:
+        """Removals a selection buys."""
+        return int((self.row_op[sel.chosen_rows()] == OP_CODE[Op.REMOVE]).sum())
 
 
 def compile_problem(problem: Problem) -> Compiled:

@@ -32,6 +32,9 @@ class ClassPlan:
     def cost(self, classes: Classes, c: Compiled) -> float:
         return float((self.rows * classes.row_cost).sum() + (self.options * c.opt_cost).sum())
 
+    def removals(self, classes: Classes) -> int:
+        return int(self.rows[classes.row_op == OP_CODE[Op.REMOVE]].sum())
+
 
 def _row_effects_all(classes: Classes) -> list[list[tuple[int, int, float]]]:
     """Per class row, its (kind 0=cell 1=bucket, group, delta) effects per unit."""
@@ -97,6 +100,8 @@ def greedy_fill(c: Compiled, classes: Classes, start: ClassPlan | None = None,
     weights = (w.coverage, w.difficulty)
     used = np.bincount(classes.row_class, weights=plan.rows, minlength=classes.n_classes).astype(np.int64)
     cap_left = classes.count - used
+    is_removal = classes.row_op == OP_CODE[Op.REMOVE]
+    floor_left = [1 << 40 if c.max_removals is None else max(0, c.max_removals - plan.removals(classes))]
 
     n_rows = len(classes.row_class)
     effects = _row_effects_all(classes)
@@ -106,7 +111,8 @@ def greedy_fill(c: Compiled, classes: Classes, start: ClassPlan | None = None,
 
     def left(a: int) -> int:
         if a < n_rows:
-            return int(cap_left[classes.row_class[a]])
+            cap = int(cap_left[classes.row_class[a]])
+            return min(cap, floor_left[0]) if is_removal[a] else cap
         return int(c.opt_ub[a - n_rows] - plan.options[a - n_rows])
 
     def gain_and_run(a: int) -> tuple[float, int]:
@@ -144,6 +150,8 @@ def greedy_fill(c: Compiled, classes: Classes, start: ClassPlan | None = None,
         if a < n_rows:
             plan.rows[a] += k
             cap_left[classes.row_class[a]] -= k
+            if is_removal[a]:
+                floor_left[0] -= k
         else:
             plan.options[a - n_rows] += k
         budget_left -= k * costs[a]
@@ -168,6 +176,15 @@ def round_down(classes: Classes, c: Compiled, rows: np.ndarray, options: np.ndar
         idx = np.flatnonzero(classes.row_class == k)
         excess = int(plan.rows[idx].sum() - classes.count[k])
         for i in idx[np.argsort(classes.row_value[idx] / np.maximum(classes.row_cost[idx], EPS))]:
+            take = min(excess, int(plan.rows[i]))
+            plan.rows[i] -= take
+            excess -= take
+            if excess == 0:
+                break
+    if c.max_removals is not None and plan.removals(classes) > c.max_removals:  # the size floor
+        removal_rows = np.flatnonzero(classes.row_op == OP_CODE[Op.REMOVE])
+        excess = plan.removals(classes) - c.max_removals
+        for i in removal_rows[np.argsort(classes.row_value[removal_rows], kind="stable")]:
             take = min(excess, int(plan.rows[i]))
             plan.rows[i] -= take
             excess -= take
@@ -208,6 +225,7 @@ def random_selection(c: Compiled, rng: np.random.Generator) -> Selection:
     rows = np.full(c.n_items, NONE, dtype=np.int64)
     counts = np.zeros(len(c.opt_cost), dtype=np.int64)
     costs = np.concatenate([c.row_cost, c.opt_cost])
+    removals_left = 1 << 40 if c.max_removals is None else c.max_removals
     min_cost = float(costs.min()) if costs.size else 0.0
     for u in units.tolist():
         if budget_left < min_cost - EPS:
@@ -219,6 +237,10 @@ def random_selection(c: Compiled, rng: np.random.Generator) -> Selection:
             item = c.row_item[u]
             if rows[item] != NONE:
                 continue
+            if c.row_op[u] == OP_CODE[Op.REMOVE]:
+                if removals_left <= 0:
+                    continue
+                removals_left -= 1
             rows[item] = u
         else:
             counts[u - n_rows] += 1

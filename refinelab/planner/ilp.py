@@ -246,6 +246,10 @@ class _Model:
                 cell_terms[c.opt_cell[o]].append((var, s))
             if c.opt_bucket[o] != NONE:
                 bucket_terms[c.opt_bucket[o]].append((var, s))
+        max_removals = c.max_removals
+        removal_vars = [var for r, var in self.z.items() if classes.row_op[r] == OP_CODE[Op.REMOVE]]
+        if max_removals is not None and removal_vars:  # the size floor
+            self.prob += pulp.LpAffineExpression([(v, 1.0) for v in removal_vars]) <= max_removals, "size_floor"
         for k, vars_ in per_class.items():
             if len(vars_) > 1:
                 self.prob += pulp.LpAffineExpression([(v, 1.0) for v in vars_]) <= int(classes.count[k]), f"one_{k}"
@@ -334,6 +338,10 @@ def check_plan(problem: Problem, plan: Plan) -> list[str]:
         total += n.count * n.cost_each
     if total > problem.budget + 1e-6:
         problems.append(f"plan costs {total:.1f} > budget {problem.budget:.1f}")
+    removals = sum(1 for a in plan.assignments if a.op is Op.REMOVE)
+    if problem.max_removals is not None and removals > problem.max_removals:
+        problems.append(f"plan removes {removals} items; the size floor {problem.min_size} allows "
+                        f"{problem.max_removals}")
     if abs(total - plan.forecast_tokens) > 1e-6 * max(1.0, total):
         problems.append("forecast does not match the sum of costs")
     return problems
@@ -441,7 +449,9 @@ def _run(c: Compiled, classes: Classes, mode: str, policy: SolverPolicy,
     plan = ClassPlan(np.rint(rows).astype(np.int64), np.rint(opts).astype(np.int64))
     over_capacity = (np.bincount(classes.row_class, weights=plan.rows, minlength=classes.n_classes)
                      > classes.count).any()
-    if plan.cost(classes, c) > c.problem.budget + 1e-6 or over_capacity or (plan.options > c.opt_ub).any():
+    over_floor = c.max_removals is not None and plan.removals(classes) > c.max_removals
+    if (plan.cost(classes, c) > c.problem.budget + 1e-6 or over_capacity or over_floor
+            or (plan.options > c.opt_ub).any()):
         notes.append(f"solver answer failed the feasibility re-check; the {inc_name} solution is used")
         return _class_plan_to_selection(c, classes, incumbent), "fallback", inc_name, relax.dual
     value = class_objective(c, classes, plan)

@@ -56,6 +56,7 @@ class Item(BaseModel):
     p_error: float = Field(0.0, ge=0.0, le=1.0)
     distractor_score: float = Field(1.0, ge=0.0, le=1.0)
     length: float = Field(100.0, ge=0.0)  # tokens
+    defect: bool = False  # a duplicate or an error a fix could not repair: removable without allow_shrink
     candidates: list[CandidateOp] = Field(default_factory=list)
 
 
@@ -96,6 +97,9 @@ class Weights(BaseModel):
     difficulty: float = Field(1.0, ge=0.0)
     errors: float = Field(1.0, ge=0.0)
     distractors: float = Field(1.0, ge=0.0)
+    # The price of deleting data, per expected removal: a removal must buy more than this (an error gone,
+    # a deviation cut) to be chosen, so a fix wins over a removal whenever it can be paid for.
+    removal: float = Field(0.5, ge=0.0)
 
 
 def _normalise(shares: Mapping[str, float]) -> dict[str, float]:
@@ -153,6 +157,9 @@ class Problem(BaseModel):
     weights: Weights = Field(default_factory=Weights)
     budget: float = Field(ge=0.0)  # tokens left to spend
     buckets: list[str] = Field(default_factory=list)  # difficulty buckets, easiest first
+    # The size floor: the plan removes at most len(items) - min_size items (counted as certain, new items
+    # not counted), so the refined set keeps at least this many. None: no floor.
+    min_size: int | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Problem:
@@ -164,6 +171,11 @@ class Problem(BaseModel):
     @property
     def target_total(self) -> int:
         return self.targets.total if self.targets.total is not None else len(self.items)
+
+    @property
+    def max_removals(self) -> int | None:
+        """How many removals the size floor allows (None: no floor)."""
+        return None if self.min_size is None else max(0, len(self.items) - self.min_size)
 
     def cells(self) -> list[str]:
         """Every coverage cell that appears in items, targets or options (sorted, stable)."""
@@ -223,6 +235,7 @@ class ItemProfile(BaseModel):
     distractor_score: float = Field(1.0, ge=0.0, le=1.0)
     length_tokens: float | None = Field(None, ge=0.0)
     length_chars: float | None = Field(None, ge=0.0)
+    defect: bool = False  # a duplicate or a failed fix (see Item.defect)
 
     def resolved_cell(self) -> str:
         return self.cell or Cell.of(self.domain, self.skill).key
@@ -257,7 +270,8 @@ class _CandidateMaker:
         policy, specs, make = self.policy, self.specs, CandidateOp.model_construct
         out: list[CandidateOp] = []
         length = item.length
-        if Op.REMOVE in specs:
+        if Op.REMOVE in specs and (policy.allow_shrink or item.defect or (
+                item.p_error > 0 and item.p_error >= policy.remove_min_p_error)):
             cost, s = specs[Op.REMOVE]
             out.append(make(op=Op.REMOVE, cost=cost.tokens(length), success=s, errors_fixed=item.p_error * s,
                             distractor_gain=0.0, to_bucket=None))
@@ -289,14 +303,18 @@ def build_problem(
     catalogue: Catalogue | None = None,
     weights: Weights | None = None,
     buckets: DifficultyBuckets | None = None,
+    min_size: int | None = None,
 ) -> Problem:
     """A `Problem` from per-item profiles: candidate edits from the catalogue, new-item options for every
     target cell (expand) and bucket (generate) priced at the dataset's mean item length.
 
-    Missing targets default to uniform shares over the cells present and over all buckets.
+    Missing targets default to uniform shares over the cells present and over all buckets. `min_size` is
+    the size floor (see `Problem.min_size`).
     """
     with gc_paused():
-        return _build_problem(profiles, budget, targets, catalogue, weights, buckets)
+        problem = _build_problem(profiles, budget, targets, catalogue, weights, buckets)
+    problem.min_size = min_size
+    return problem
 
 
 @contextlib.contextmanager
@@ -329,7 +347,7 @@ def _build_problem(profiles: Iterable[ItemProfile | Mapping[str, Any]], budget: 
             bucket = buckets.names[len(buckets.names) // 2]
         item = Item.model_construct(id=row.id, cell=row.resolved_cell(), bucket=bucket, p_error=row.p_error,
                                     distractor_score=row.distractor_score, length=row.resolved_length(),
-                                    candidates=[])
+                                    defect=row.defect, candidates=[])
         item.candidates = make_candidates(item)
         items.append(item)
 

@@ -52,5 +52,7 @@ def random_problem(seed: int, n_items: int = 5, n_options: int = 2, max_count: i
                       total=rng.choice([None, n_items + 2, max(1, n_items - 2)]))
     weights = Weights(coverage=rng.choice([0.5, 1.0, 2.0]), difficulty=rng.choice([0.5, 1.0]),
                       errors=rng.choice([1.0, 3.0]), distractors=rng.choice([0.5, 2.0]))
+    weights.removal = rng.choice([0.0, 0.3])
     return Problem(items=items, new_options=options, targets=targets, weights=weights,
-                   budget=float(rng.randint(0, 30)) if budget is None else budget, buckets=BUCKETS)
+                   budget=float(rng.randint(0, 30)) if budget is None else budget, buckets=BUCKETS,
+                   min_size=rng.choice([None, max(0, n_items - 1), n_items]))

@@ -1,7 +1,8 @@
 """On small instances the ILP's objective equals exhaustive enumeration of every feasible plan.
 
 The brute force evaluates plans with its own, independent implementation of the objective of
-docs/planner.md (expected counts, |n - t*N| deviations, errors fixed, distractor gains).
+docs/planner.md (expected counts, |n - t*N| deviations, errors fixed, distractor gains, the price of a
+removal) and its own check of the size floor.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def _value(problem: Problem, choice: tuple[int, ...], counts: tuple[int, ...]) -
         cand = item.candidates[k]
         direct += problem.weights.errors * cand.errors_fixed + problem.weights.distractors * cand.distractor_gain
         if cand.op is Op.REMOVE:
+            direct -= problem.weights.removal * cand.success
             cells[item.cell] -= cand.success
             buckets[item.bucket] -= cand.success
         elif cand.op is Op.CALIBRATE:
@@ -61,6 +63,9 @@ def brute_force(problem: Problem) -> float:
         spend = sum(problem.items[i].candidates[k].cost for i, k in enumerate(choice) if k >= 0)
         if spend > problem.budget:
             continue
+        removals = sum(1 for i, k in enumerate(choice) if k >= 0 and problem.items[i].candidates[k].op is Op.REMOVE)
+        if problem.min_size is not None and len(problem.items) - removals < problem.min_size:
+            continue  # the size floor
         for counts in itertools.product(*option_counts):
             total = spend + sum(o.cost * y for o, y in zip(problem.new_options, counts, strict=True))
             if total <= problem.budget:

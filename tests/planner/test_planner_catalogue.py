@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from refinelab.operations import Op, Term
+from refinelab.operations import Op, Term, operation
 from refinelab.planner.catalogue import (
     DEFAULT_SPECS,
     ApplicabilityPolicy,
@@ -19,7 +19,9 @@ from refinelab.planner.catalogue import (
 def test_every_operation_has_priors_and_terms() -> None:
     assert set(DEFAULT_SPECS) == set(Op)
     for spec in DEFAULT_SPECS.values():
-        assert spec.cost.intercept > 0 and 0 < spec.success_prob < 1 and spec.terms
+        assert 0 < spec.success_prob < 1 and spec.terms
+        # an operation that calls a model costs tokens; a removal calls none and is priced at zero
+        assert (spec.cost.intercept > 0) == operation(spec.op).calls_model
     assert Term.ERRORS in DEFAULT_SPECS[Op.FIX].terms
     assert Term.COVERAGE in DEFAULT_SPECS[Op.EXPAND].terms
 

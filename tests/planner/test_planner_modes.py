@@ -55,7 +55,7 @@ def test_identical_items_collapse_into_one_class_exactly() -> None:
     items = [Item(id=f"a{i}", cell="A", bucket="b", candidates=[rm]) for i in range(30)]
     problem = Problem(items=items, new_options=[NewItemOption(op=Op.EXPAND, cell="B", cost=10, success=1.0)],
                       targets=PlanTargets(coverage={"A": 1, "B": 1}, difficulty={"b": 1}),
-                      weights=Weights(difficulty=0.0), budget=100)
+                      weights=Weights(difficulty=0.0, removal=0.0), budget=100)
     plan = solve(problem, gap=1e-9)
     assert plan.classes == 1
     assert plan.objective == pytest.approx(23)
