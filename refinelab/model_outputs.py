@@ -21,6 +21,13 @@ class AnswerOut(BaseModel):
     answer: Literal["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"]
 
 
+class DistractorsOut(BaseModel):
+    """A distractor writer's answer: wrong options only, never the stem or the key (a small model asked to
+    re-emit the whole item copies it). The refiner over-asks and chooses among them."""
+
+    distractors: list[str] = Field(min_length=1, max_length=12)
+
+
 class ItemDraft(BaseModel):
     """A refiner's proposed item."""
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from refinelab.model_outputs import ItemDraft
+from refinelab.model_outputs import DistractorsOut, ItemDraft
 
 
 class Op(StrEnum):
@@ -62,6 +62,10 @@ class Operation:
     keeps_key_text: bool = False  # the correct option's text must survive the edit unchanged
     new_distractors: bool = False  # the distractor set must differ from the original's
     resets_difficulty: bool = False  # the edited item's difficulty is unknown until measured again
+    # What must be measured to improve before the edit is committed (agents/validation/measured.py):
+    # "p_correct" (the panel's probability of answering correctly moved in the intended direction) or
+    # "diversity" (the distractor set's diversity rose). None: the validator's pass is enough.
+    measure: Literal["p_correct", "diversity"] | None = None
     pilot_order: int | None = None  # order in which piloted item edits claim items; None: not piloted
 
     @property
@@ -109,11 +113,12 @@ REGISTRY: dict[Op, Operation] = {
         Op.CALIBRATE, "rewrite stem/distractors to move an item to a neighbouring difficulty bucket",
         frozenset({Term.DIFFICULTY}), cost_intercept=900, cost_slope=3.0, success_prior=0.6,
         prompt="refine_calibrate", output_schema=_ITEM_DRAFT, target="bucket", must_change=True,
-        resets_difficulty=True, pilot_order=2),
+        resets_difficulty=True, measure="p_correct", pilot_order=2),
     Op.REWRITE_DISTRACTORS: Operation(
         Op.REWRITE_DISTRACTORS, "replace weak, duplicate or giveaway distractors", frozenset({Term.DISTRACTORS}),
-        cost_intercept=700, cost_slope=2.5, success_prior=0.8, prompt="refine_rewrite_distractors",
-        output_schema=_ITEM_DRAFT, must_change=True, keeps_key_text=True, new_distractors=True, pilot_order=1),
+        cost_intercept=500, cost_slope=1.5, success_prior=0.8, prompt="refine_rewrite_distractors",
+        output_schema=DistractorsOut, must_change=True, keeps_key_text=True, new_distractors=True,
+        measure="diversity", pilot_order=1),
     Op.FIX: Operation(
         Op.FIX, "correct a wrong key or repair an unclear / multi-answer / no-answer item",
         frozenset({Term.ERRORS}), cost_intercept=1000, cost_slope=3.5, success_prior=0.7, prompt="refine_fix",

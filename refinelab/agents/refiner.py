@@ -13,13 +13,21 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+from pydantic import BaseModel
+
 from refinelab.agents.context import AgentContext
 from refinelab.errors import LLMCallFailed
-from refinelab.model_outputs import ItemDraft
+from refinelab.metrics.distractors import DistractorConfig, Embedder, select_distractors
+from refinelab.model_outputs import DistractorsOut, ItemDraft
 from refinelab.operations import Op, operation
+from refinelab.planner.problem import DifficultyBuckets
 from refinelab.schema import LETTERS, Cell, Provenance, QAItem, normalise_text
 from refinelab.state import Candidate, EditTask
 from refinelab.tools.ledger import CallTag
+
+OVERGENERATE = 3  # distractor candidates asked per distractor slot (the issue asks 2-3x)
+NONFUNCTIONAL_RATE = DistractorConfig().nonfunctional_rate
 
 BUCKET_HINTS = {
     "easy": "It should be answerable by most students who studied the basics (recall of a core fact).",
@@ -83,15 +91,48 @@ def _generate_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict
             "examples": _examples(ctx, base.subject, base.id, 1)}
 
 
+def calibrate_direction(ctx: AgentContext, base: QAItem, target: str) -> str:
+    """"harder" when `target` is a harder bucket than the item's own (by the run's bucket names and edges),
+    else "easier"; what calibrate asks the writer for and what its measurement must show."""
+    names = list(getattr(ctx.targets, "buckets", None) or ["easy", "medium", "hard"])
+    edges = list(getattr(ctx.targets, "thresholds", None) or [1 / 3, 2 / 3])
+    try:
+        buckets = DifficultyBuckets(names=names, edges=edges)
+    except ValueError:
+        buckets = DifficultyBuckets()
+        names = buckets.names
+    here = names.index(buckets.bucket(base.difficulty if base.difficulty is not None else 0.5))
+    return "harder" if target in names and names.index(target) > here else "easier"
+
+
 def _calibrate_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict[str, Any]:
-    current = base.difficulty if base.difficulty is not None else 0.5
-    order = ["easy", "medium", "hard"]
-    direction = "harder" if task.target in order and order.index(task.target) > min(2, int(current * 3)) else "easier"
-    return {"item": base, "bucket": task.target, "direction": direction}
+    return {"item": base, "bucket": task.target, "direction": calibrate_direction(ctx, base, task.target)}
+
+
+def pick_rates(ctx: AgentContext, item: QAItem) -> list[float] | None:
+    """The panel's pick rate per option of `item`, from its stored panel answers (None without any)."""
+    panel = ctx.store.diagnostic(item.id, "panel")
+    if panel is None:
+        return None
+    votes = [a for a in panel.evidence.get("answers", {}).values() if isinstance(a, int) and 0 <= a < len(item.choices)]
+    if not votes:
+        return None
+    counts = np.bincount(votes, minlength=len(item.choices))
+    return (counts / counts.sum()).tolist()
+
+
+def weak_distractors(ctx: AgentContext, item: QAItem) -> list[str]:
+    """Distractors the panel never (or almost never) picks; all of them when nothing was measured."""
+    rates = pick_rates(ctx, item)
+    others = [i for i in range(len(item.choices)) if i != item.answer]
+    if rates is None:
+        return [item.choices[i] for i in others]
+    return [item.choices[i] for i in others if rates[i] < NONFUNCTIONAL_RATE]
 
 
 def _rewrite_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict[str, Any]:
-    return {"item": base}
+    return {"item": base, "weak": weak_distractors(ctx, base),
+            "n_candidates": OVERGENERATE * (len(base.choices) - 1)}
 
 
 def _fix_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict[str, Any]:
@@ -105,6 +146,54 @@ PROMPT_VARIABLES: dict[Op, Callable[[AgentContext, EditTask, QAItem], dict[str, 
     Op.EXPAND: _expand_variables, Op.GENERATE: _generate_variables, Op.CALIBRATE: _calibrate_variables,
     Op.REWRITE_DISTRACTORS: _rewrite_variables, Op.FIX: _fix_variables,
 }
+
+
+def run_embedder(ctx: AgentContext) -> Embedder:
+    """The run's text embedder: `hooks.embed`, else MiniLM (tools/embeddings.py), loaded once."""
+    if ctx.hooks.embed is not None:
+        hook = ctx.hooks.embed
+        return lambda texts: np.asarray(hook(list(texts)), dtype=float)
+    from refinelab.tools.embeddings import get_embedder
+
+    model = get_embedder()
+    return lambda texts: np.asarray(model.embed(list(texts)), dtype=float)
+
+
+def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem) -> QAItem:
+    """The item with its distractor slots refilled from the writer's candidates: the stem and the key (text
+    and position) are the original's by construction. The pool is the new candidates plus the original
+    distractors the panel does pick (a working distractor is kept unless a better one displaces it);
+    `select_distractors` drops paraphrases of the key and chooses the most diverse, plausible set."""
+    slots = [i for i in range(len(base.choices)) if i != base.answer]
+    weak = set(weak_distractors(ctx, base))
+    kept = [base.choices[i] for i in slots if base.choices[i] not in weak]
+    pool = [str(d).strip() for d in out.distractors] + kept
+    choice = select_distractors(base.answer_text, pool, len(slots), run_embedder(ctx), exclude=[base.question])
+    if len(choice.chosen) < len(slots):
+        reasons = sorted(set(choice.dropped.values()))
+        raise ValueError(f"only {len(choice.chosen)} usable distractors for {len(slots)} slots "
+                         f"(dropped: {'; '.join(reasons) or 'none'}); write more, different wrong options")
+    choices = list(base.choices)
+    for slot, index in zip(slots, choice.chosen, strict=True):
+        choices[slot] = pool[index]
+    return QAItem(
+        id=base.id, question=base.question, choices=choices, answer=base.answer, subject=base.subject,
+        domain=base.domain, skill=base.skill, difficulty=base.difficulty,
+        metadata={**base.metadata, "distractor_choice": {
+            "candidates": len(out.distractors), "kept_original": sum(pool[i] in kept for i in choice.chosen),
+            "dropped": {pool[i]: why for i, why in choice.dropped.items()}}},
+        provenance=Provenance(source=base.provenance.source, created_by=task.operation, parent_id=base.id,
+                              run_id=None),
+    )
+
+
+def draft_to_item(ctx: AgentContext, parsed: BaseModel, task: EditTask, base: QAItem) -> QAItem:
+    """The candidate from the writer's parsed output, by the operation's output schema."""
+    if isinstance(parsed, DistractorsOut):
+        return distractors_to_item(ctx, parsed, task, base)
+    if not isinstance(parsed, ItemDraft):
+        raise ValueError(f"no candidate builder for {type(parsed).__name__}")
+    return _draft_to_item(parsed, task, base)
 
 
 def prompt_for(ctx: AgentContext, task: EditTask, base: QAItem) -> list[dict[str, str]]:
@@ -127,7 +216,7 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     except LLMCallFailed as exc:
         return Candidate(None, "\n---\n".join(exc.raw_outputs), exc.tokens, error=f"writer output unusable: {exc}")
     try:
-        item = _draft_to_item(result.parsed, task, base)
+        item = draft_to_item(ctx, result.parsed, task, base)
     except ValueError as exc:
         message = str(exc).splitlines()
         return Candidate(None, result.text, result.tokens, error=f"structurally invalid: {message[-1] if message else exc}")

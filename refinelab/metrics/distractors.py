@@ -156,3 +156,98 @@ def mean_diversity(diagnostics: Sequence[Diagnostic]) -> float | None:
     values = [float(d.evidence["diversity"]) for d in diagnostics
               if d.check == "distractors" and "diversity" in d.evidence]
     return float(np.mean(values)) if values else None
+
+
+# ------------------------------------------------------------------------------------------------
+# choosing a distractor set from over-generated candidates
+
+
+class DistractorChoice(BaseModel):
+    """Which candidates make the new distractor set, and why the others were dropped."""
+
+    chosen: list[int]  # indices into the candidate list, in the order picked
+    dropped: dict[int, str] = Field(default_factory=dict)  # index -> reason
+    diversity: float | None = None  # mean pairwise cosine distance of the chosen set
+
+
+def select_distractors(
+    key: str,
+    candidates: Sequence[str],
+    k: int,
+    embed: Embedder,
+    *,
+    plausibility: Sequence[float] | None = None,
+    paraphrase_threshold: float = 0.85,
+    diversity_weight: float = 0.6,
+    exclude: Sequence[str] = (),
+) -> DistractorChoice:
+    """Pick `k` of `candidates`: drop exact repeats, anything in `exclude` (e.g. the stem) and paraphrases
+    of the key (cosine >= `paraphrase_threshold`: a second correct answer, not a distractor), then choose
+    greedily the candidate that adds the most `diversity_weight * distance-to-chosen + (1 - weight) *
+    plausibility` (maximal marginal relevance). Plausibility per candidate defaults to its similarity to the
+    key, scaled so 0.6 and above count fully (a distractor from the key's own category is plausible; one
+    from another topic is eliminated at a glance); pass measured pick rates instead when there are some.
+
+    Fewer than `k` survivors give a shorter `chosen` list; the caller decides what that means.
+    """
+    drop: dict[int, str] = {}
+    seen: set[str] = {" ".join(key.lower().split())} | {" ".join(e.lower().split()) for e in exclude}
+    keep: list[int] = []
+    for i, text in enumerate(candidates):
+        norm = " ".join(str(text).lower().split())
+        if not norm:
+            drop[i] = "empty"
+        elif norm in seen:
+            drop[i] = "repeats the key, the stem or another candidate"
+        else:
+            seen.add(norm)
+            keep.append(i)
+    if not keep:
+        return DistractorChoice(chosen=[], dropped=drop)
+    vectors = _unit_rows(np.asarray(embed([key] + [str(candidates[i]) for i in keep]), dtype=float))
+    key_sim = vectors[1:] @ vectors[0]
+    pool = vectors[1:]
+    survivors = []
+    for j, i in enumerate(keep):
+        if key_sim[j] >= paraphrase_threshold:
+            drop[i] = f"paraphrases the key (cosine {key_sim[j]:.2f})"
+        else:
+            survivors.append(j)
+    if plausibility is None:
+        plaus = np.clip(key_sim / 0.6, 0.0, 1.0)
+    else:
+        plaus = np.asarray([float(plausibility[i]) for i in keep])
+    chosen: list[int] = []
+    while survivors and len(chosen) < k:
+        distance = (1.0 - (pool[survivors] @ pool[chosen].T).max(axis=1)) if chosen else np.ones(len(survivors))
+        gain = diversity_weight * distance + (1.0 - diversity_weight) * plaus[survivors]
+        best = survivors[int(np.argmax(gain))]
+        chosen.append(best)
+        survivors.remove(best)
+    for j in survivors:
+        drop[keep[j]] = "not among the most diverse and plausible"
+    diversity = None
+    if len(chosen) >= 2:
+        sims = pool[chosen] @ pool[chosen].T
+        diversity = float(np.mean(1.0 - sims[np.triu_indices(len(chosen), k=1)]))
+    return DistractorChoice(chosen=[keep[j] for j in chosen], dropped=drop, diversity=diversity)
+
+
+def distractor_diversity(choices: Sequence[str], answer: int, embed: Embedder) -> float | None:
+    """Mean pairwise cosine distance among an item's distractors (None with fewer than two)."""
+    distractors = [c for i, c in enumerate(choices) if i != answer]
+    if len(distractors) < 2:
+        return None
+    unit = _unit_rows(np.asarray(embed(list(distractors)), dtype=float))
+    sims = unit @ unit.T
+    return float(np.mean(1.0 - sims[np.triu_indices(len(distractors), k=1)]))
+
+
+def functional_share(pick_rates: Sequence[float], answer: int, threshold: float = 0.05) -> float | None:
+    """Share of distractors picked at least `threshold` of the time (None without distractors)."""
+    rates = np.asarray(pick_rates, dtype=float)
+    distractors = [i for i in range(len(rates)) if i != answer]
+    if not distractors or rates.sum() <= 0:
+        return None
+    rates = rates / rates.sum()
+    return float(np.mean([rates[i] >= threshold for i in distractors]))

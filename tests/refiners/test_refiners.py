@@ -21,6 +21,7 @@ from refinelab.tools.ledger import Ledger
 from refinelab.tools.store import RunStore
 from refinelab.tools.tracing import Tracer, read_trace
 from tests.support.scripted_model import ScriptedChatModel
+from tests.support.validator_helpers import HashEmbedder
 
 BASE = QAItem(id="astro-1", question="Which planet is closest to the Sun?", choices=["Venus", "Mercury", "Earth", "Mars"],
               answer=1, subject="astronomy", domain="STEM", skill="recall", difficulty=0.2)
@@ -42,7 +43,19 @@ def make_ctx(tmp_path: Path, chat_model=None, prompts_dir: Path | None = None, r
     models = {r: chat_model for r in ("judge", "writer", "validator")} if chat_model else {}
     return AgentContext(run_dir=tmp_path, settings=settings, store=store, ledger=Ledger(cap=100_000),
                         tracer=Tracer(tmp_path / "trace.jsonl"), targets=Targets(), prompts=PromptLibrary(prompts_dir),
-                        hooks=RunHooks(chat_models=models), options=RunOptions(dedup="lexical", validators=[]))
+                        hooks=RunHooks(chat_models=models, embed=HashEmbedder().embed),
+                        options=RunOptions(dedup="lexical", validators=[]))
+
+
+def asks_for_distractors(messages) -> bool:
+    return "wrong options (distractors)" in messages[0]["content"]
+
+
+def distractor_list(*texts: str) -> str:
+    return json.dumps({"distractors": list(texts)})
+
+
+NEW_DISTRACTORS = distractor_list("Jupiter", "Saturn", "Neptune", "the Moon", "Pluto", "Halley's comet")
 
 
 def draft(question: str = "Which planet has the shortest year?", answer: int = 1,
@@ -57,8 +70,8 @@ def test_operation_contract(tmp_path: Path, operation: str) -> None:
 
     def respond(messages):
         seen.append(messages)
-        if operation == "rewrite_distractors":
-            return draft(question=BASE.question, choices=["Jupiter", "Mercury", "Saturn", "Neptune"])
+        if asks_for_distractors(messages):
+            return NEW_DISTRACTORS
         return draft()
 
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=respond))
@@ -69,20 +82,50 @@ def test_operation_contract(tmp_path: Path, operation: str) -> None:
     new = operation in ("expand", "generate")
     assert (item.id != BASE.id) == new  # new items get their own id; edits keep the original's
     assert item.provenance.created_by == operation and item.provenance.parent_id == BASE.id
-    assert item.subject == BASE.subject and item.metadata["rationale"]
+    assert item.subject == BASE.subject
+    assert item.metadata.get("rationale") or item.metadata.get("distractor_choice")
     prompt = seen[0][-1]["content"]
     expected_fragment = {"expand": "Skill tested: reasoning", "generate": "hard multiple-choice question",
-                         "calibrate": "make it harder", "rewrite_distractors": 'correct option "Mercury"',
+                         "calibrate": "make it harder", "rewrite_distractors": 'Correct answer: "Mercury"',
                          "fix": "flagged: wrong ground truth"}[operation]
     assert expected_fragment in prompt
     if operation == "expand":
         assert item.skill == "reasoning"
 
 
-def test_rewrite_distractors_must_keep_the_key(tmp_path: Path) -> None:
-    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: draft(choices=["Venus", "Pluto", "Earth", "Mars"], answer=1)))
+def test_rewrite_distractors_asks_for_distractors_only_and_keeps_stem_and_key(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def respond(messages):
+        seen.append(messages[-1]["content"])
+        # the key itself, a repeat and the stem are never usable distractors
+        return distractor_list("Mercury", "mercury", BASE.question, "Jupiter", "Saturn", "Pluto", "Jupiter")
+
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=respond))
     candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
-    assert "correct option was changed" in candidate.error
+    assert candidate.error == "" and candidate.item is not None
+    item = candidate.item
+    assert item.question == BASE.question and item.answer == BASE.answer and item.answer_text == "Mercury"
+    assert sorted(c for i, c in enumerate(item.choices) if i != item.answer) == ["Jupiter", "Pluto", "Saturn"]
+    assert "Write 9 different wrong options" in seen[0]  # 3x over-generation for 3 slots
+    dropped = item.metadata["distractor_choice"]["dropped"]
+    assert "repeats the key" in dropped["Mercury"]
+
+
+def test_rewrite_distractors_drops_paraphrases_of_the_key(tmp_path: Path) -> None:
+    paraphrase = "Mercury planet"  # the hash embedder sees it as very close to "Mercury"
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: distractor_list(
+        paraphrase, "Jupiter", "Saturn", "Pluto")))
+    ctx.hooks.embed = lambda texts: HashEmbedder().embed([t.replace(" planet", "") for t in texts])
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert candidate.item is not None and paraphrase not in candidate.item.choices
+    assert "paraphrases the key" in candidate.item.metadata["distractor_choice"]["dropped"][paraphrase]
+
+
+def test_too_few_usable_distractors_is_a_reason(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: distractor_list("Mercury", "Jupiter")))
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert candidate.item is None and "usable distractors for 3 slots" in candidate.error
 
 
 def test_unusable_output_is_a_reason_not_none(tmp_path: Path) -> None:
@@ -122,7 +165,8 @@ def test_user_folder_overrides_one_prompt_and_nothing_else(tmp_path: Path) -> No
 
     def run(folder: Path | None, where: Path) -> list[dict]:
         where.mkdir()
-        ctx = make_ctx(where, ScriptedChatModel(respond=lambda m: draft()), prompts_dir=folder)
+        ctx = make_ctx(where, ScriptedChatModel(respond=lambda m: NEW_DISTRACTORS if asks_for_distractors(m)
+                                                else draft()), prompts_dir=folder)
         for op in OPERATIONS:
             refine(ctx, EditTask(f"e-{op}", BASE.id, op, 1, target=TARGETS[op]))
         return [r for r in read_trace(where / "trace.jsonl") if r["run_type"] == "llm"]
@@ -183,13 +227,14 @@ def test_real_small_model_operation_parses_and_passes_structure(tmp_path: Path, 
 @pytest.mark.parametrize("operation", ["calibrate", "rewrite_distractors"])
 def test_an_edit_that_changes_nothing_is_rejected(tmp_path: Path, operation: str) -> None:
     same = draft(question=BASE.question, choices=list(BASE.choices), answer=BASE.answer)
-    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: same))
+    same_distractors = distractor_list("Venus", "Earth", "Mars")
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: same_distractors if asks_for_distractors(m) else same))
     candidate = refine(ctx, EditTask("e", BASE.id, operation, 1, target=TARGETS[operation]))
     assert "changed nothing" in candidate.error
 
 
 def test_rewrite_that_keeps_every_distractor_is_rejected(tmp_path: Path) -> None:
-    shuffled = draft(question=BASE.question + " Choose one.", choices=["Mars", "Mercury", "Earth", "Venus"], answer=1)
+    shuffled = distractor_list("Mars", "Venus", "Earth")  # the same three in another order
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: shuffled))
     candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
     assert "distractors are unchanged" in candidate.error

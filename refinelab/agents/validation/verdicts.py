@@ -4,13 +4,15 @@ for profiling, and `to_validator_verdict` for the shape error screening pools.
 Structural checks come first; then the model-based method the item's domain pack names (`routing`):
 `answer` (an independent model must pick the key), `pot` (Python computing the answer, run in the
 sandbox), `rag` (retrieved passages judge the key). Every verdict carries its evidence; a failure carries
-a reason the refiner can act on.
+a reason the refiner can act on. Operations that name a `measure` are committed only when it shows the
+improvement (validation/measured.py).
 """
 
 from __future__ import annotations
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.validation.answer import answer_check
+from refinelab.agents.validation.measured import measured
 from refinelab.agents.validation.routing import available_validators, choose_method
 from refinelab.agents.validation.structural import structural_problems
 from refinelab.metrics.error_checks import ValidatorVerdict
@@ -32,12 +34,12 @@ def validate(ctx: AgentContext, task: EditTask, candidate: Candidate) -> Verdict
     method = choose_method(ctx, candidate.item)
     if method != "answer":
         verdict: Verdict = available_validators(ctx)[method](ctx, task, candidate.item)
-        return verdict
+        return measured(ctx, task, candidate.item, verdict)
     verdict = answer_check(ctx, task, candidate.item)
     wanted = ctx.pack(candidate.item).options.get("validator", "answer")
     if wanted != "answer":
         verdict.evidence["note"] = f"pack asked for {wanted!r}, not available here; used the answer check"
-    return verdict
+    return measured(ctx, task, candidate.item, verdict)
 
 
 def check_original(ctx: AgentContext, item: QAItem) -> Verdict:

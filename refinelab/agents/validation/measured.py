@@ -1,0 +1,139 @@
+"""Measured edits: an edit is committed only when a measurement shows it did what the plan paid for.
+
+The validator's pass says the candidate is sound (the key is still right); it does not say the edit
+helped. An operation that names a `measure` in the registry gets one more check after the pass, and the
+measurement is stored with the verdict as the edit's evidence (`evidence["measured"]`):
+
+- ``p_correct`` (calibrate): the panel answers the original and the candidate; the probability of a
+  correct answer must move in the intended direction (down for "harder", up for "easier"). With the
+  panel's option probabilities (logprobs) it is the mean probability of the key; otherwise the share of
+  members that pick it. The panel is `options.panel`, or the judge alone when none is configured.
+- ``diversity`` (rewrite_distractors): the mean pairwise cosine distance among the distractors must rise,
+  with the stem and the key's text unchanged and no new distractor a paraphrase of the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.panel import answer_panel
+from refinelab.agents.refiner import calibrate_direction, run_embedder
+from refinelab.metrics.distractors import distractor_diversity
+from refinelab.operations import operation
+from refinelab.schema import Diagnostic, QAItem, normalise_text
+from refinelab.state import EditTask, Verdict
+
+MIN_P_CHANGE = 1e-6  # a move smaller than this is no move
+MIN_DIVERSITY_GAIN = 1e-4
+PARAPHRASE_COSINE = 0.85  # a new distractor this close to the key may be a second correct answer
+
+
+@dataclass
+class Measurement:
+    """What was measured, whether it shows the intended improvement, and why not."""
+
+    improved: bool
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    tokens: int = 0
+
+
+def p_correct(diag: Diagnostic | None) -> float | None:
+    """The panel's probability of answering correctly: the mean option probability of the key when the
+    diagnostic carries option distributions (`evidence["probs"][member]["p"]`), else the share of
+    answering members that chose the key; None when no member answered."""
+    if diag is None:
+        return None
+    key = int(diag.evidence.get("key", -1))
+    probs = diag.evidence.get("probs") or {}
+    values = [float(p["p"][key]) for p in probs.values()
+              if isinstance(p, dict) and isinstance(p.get("p"), list) and 0 <= key < len(p["p"])]
+    if values:
+        return float(np.mean(values))
+    if not diag.evidence.get("answered"):
+        return None
+    return float(diag.score)
+
+
+def measuring_panel(ctx: AgentContext) -> list[str]:
+    """The members that measure p(correct): the configured panel, else the judge."""
+    return list(ctx.options.panel) or ["judge"]
+
+
+def _panel_on(ctx: AgentContext, item: QAItem, alias: str, members: list[str]) -> Diagnostic | None:
+    """The panel's answers on `item` under another id, so nothing stored for the real id is reused."""
+    return answer_panel(ctx, item.model_copy(update={"id": alias}), members)
+
+
+def measure_p_correct(ctx: AgentContext, task: EditTask, before: QAItem, after: QAItem) -> Measurement:
+    """Calibrate's measurement: p(correct) before and after, and the direction the plan paid for."""
+    members = measuring_panel(ctx)
+    direction = calibrate_direction(ctx, before, task.target)
+    stored = ctx.store.diagnostic(before.id, "panel")
+    if stored is not None and set(members) <= set(stored.evidence.get("answers", {})):
+        before_diag: Diagnostic | None = stored
+    else:
+        before_diag = _panel_on(ctx, before, f"{before.id}~before", members)
+    after_diag = _panel_on(ctx, after, f"{after.id}~{task.edit_id}~a{task.attempt}", members)
+    p_before, p_after = p_correct(before_diag), p_correct(after_diag)
+    evidence = {"measure": "p_correct", "direction": direction, "members": members,
+                "p_before": p_before, "p_after": p_after}
+    if p_before is None or p_after is None:
+        return Measurement(False, "could not measure p(correct): the panel gave no usable answer", evidence)
+    change = p_after - p_before
+    evidence["change"] = round(change, 6)
+    wanted = change < -MIN_P_CHANGE if direction == "harder" else change > MIN_P_CHANGE
+    if wanted:
+        return Measurement(True, f"measured p(correct) {p_before:.3f} -> {p_after:.3f} ({direction})", evidence)
+    return Measurement(False, f"the edit did not make the item {direction}: measured p(correct) "
+                       f"{p_before:.3f} -> {p_after:.3f}; change what the question demands, not its wording",
+                       evidence)
+
+
+def measure_diversity(ctx: AgentContext, before: QAItem, after: QAItem) -> Measurement:
+    """rewrite_distractors' measurement: diversity rose, stem and key text kept, no paraphrase of the key."""
+    embed = run_embedder(ctx)
+    d_before = distractor_diversity(before.choices, before.answer, embed)
+    d_after = distractor_diversity(after.choices, after.answer, embed)
+    key_kept = normalise_text(after.answer_text) == normalise_text(before.answer_text)
+    stem_kept = normalise_text(after.question) == normalise_text(before.question)
+    old = {normalise_text(c) for c in before.choices}
+    new = [c for i, c in enumerate(after.choices) if i != after.answer and normalise_text(c) not in old]
+    close: list[str] = []
+    if new:
+        vectors = np.asarray(embed([after.answer_text, *new]), dtype=float)
+        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        close = [c for c, s in zip(new, vectors[1:] @ vectors[0], strict=True) if s >= PARAPHRASE_COSINE]
+    evidence = {"measure": "diversity", "diversity_before": d_before, "diversity_after": d_after,
+                "key_kept": key_kept, "stem_kept": stem_kept, "new_distractors": len(new),
+                "paraphrases_key": close}
+    if not key_kept or not stem_kept:
+        return Measurement(False, "the stem or the correct option changed; only the distractors may", evidence)
+    if close:
+        return Measurement(False, f"new distractors paraphrase the correct answer: {close}", evidence)
+    if d_before is None or d_after is None:
+        return Measurement(False, "could not measure distractor diversity (fewer than two distractors)", evidence)
+    if d_after < d_before + MIN_DIVERSITY_GAIN:
+        return Measurement(False, f"distractor diversity did not rise ({d_before:.3f} -> {d_after:.3f}); "
+                           "write wrong options that differ more from each other", evidence)
+    return Measurement(True, f"distractor diversity {d_before:.3f} -> {d_after:.3f}", evidence)
+
+
+def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verdict) -> Verdict:
+    """`verdict` unless the operation needs a measurement: then a passed verdict stands only when the
+    measurement shows the improvement, and the measurement joins the evidence either way."""
+    op = operation(task.operation)
+    if not verdict.passed or op.measure is None or op.creates_item:
+        return verdict
+    before = ctx.store.item(task.item_id)
+    result = (measure_diversity(ctx, before, candidate) if op.measure == "diversity"
+              else measure_p_correct(ctx, task, before, candidate))
+    evidence = {**verdict.evidence, "measured": result.evidence}
+    if not result.improved:
+        return Verdict(False, result.reason, "measured", evidence, verdict.tokens + result.tokens)
+    return Verdict(True, f"{verdict.reason}; {result.reason}", verdict.method, evidence,
+                   verdict.tokens + result.tokens)

@@ -1,0 +1,107 @@
+"""Measured edits: calibrate and rewrite_distractors are committed only when a measurement shows the
+improvement the plan paid for, and the measurement is kept as the edit's evidence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.agents.validation.measured import p_correct
+from refinelab.agents.validation.verdicts import validate
+from refinelab.config import load_settings
+from refinelab.metrics.targets import Targets
+from refinelab.schema import Diagnostic, QAItem
+from refinelab.state import Candidate, EditTask
+from refinelab.tools.ledger import Ledger
+from refinelab.tools.store import RunStore
+from refinelab.tools.tracing import Tracer
+from tests.support.scripted_model import ScriptedChatModel
+from tests.support.validator_helpers import HashEmbedder
+
+BASE = QAItem(id="chem-1", question="What is the chemical symbol of sodium?", choices=["So", "Na", "Sd", "Sn"],
+              answer=1, subject="high_school_chemistry", domain="STEM", skill="recall", difficulty=0.1)
+
+
+def make_ctx(tmp_path: Path, panel_letter: str, validator_letter: str = "B") -> AgentContext:
+    """The validator answers `validator_letter` (the answer check); the judge, which measures p(correct)
+    when no panel is configured, answers `panel_letter` on every candidate."""
+    settings = load_settings(overrides={"runs_dir": str(tmp_path)})
+    store = RunStore(tmp_path / "store.sqlite")
+    store.load_items([BASE])
+    # the stored panel says the original is easy: the judge picked the key
+    store.put_diagnostics([Diagnostic(item_id=BASE.id, check="panel", flag=False, score=1.0,
+                                      evidence={"answers": {"judge": 1}, "key": 1, "answered": 1})])
+    validator = ScriptedChatModel(respond=lambda m: json.dumps({"reasoning": "r", "answer": validator_letter}))
+    panel = ScriptedChatModel(respond=lambda m: json.dumps({"answer": panel_letter}))
+    models = {"validator": validator, "judge": panel, "panel:judge": panel}
+    return AgentContext(run_dir=tmp_path, settings=settings, store=store, ledger=Ledger(cap=100_000),
+                        tracer=Tracer(tmp_path / "trace.jsonl"), targets=Targets(),
+                        hooks=RunHooks(chat_models=models, embed=HashEmbedder().embed),
+                        options=RunOptions(dedup="lexical", validators=[]))
+
+
+HARDER = BASE.model_copy(update={"question": "Which symbol denotes the element with atomic number 11?",
+                                 "choices": ["K", "Na", "Mg", "Ne"]})
+
+
+def test_calibrate_is_committed_when_p_correct_moved_the_intended_way(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="A")  # the panel now misses the key: harder, as paid for
+    verdict = validate(ctx, EditTask("e", BASE.id, "calibrate", 1, target="medium"), Candidate(HARDER, "", 0))
+    assert verdict.passed, verdict.reason
+    measured = verdict.evidence["measured"]
+    assert measured["direction"] == "harder" and measured["p_before"] == 1.0 and measured["p_after"] == 0.0
+    assert measured["change"] < 0 and verdict.tokens > 0
+
+
+def test_calibrate_that_moved_nothing_is_rejected_with_the_measurement(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="B")  # the panel still gets it right
+    verdict = validate(ctx, EditTask("e", BASE.id, "calibrate", 1, target="medium"), Candidate(HARDER, "", 0))
+    assert not verdict.passed and verdict.method == "measured"
+    assert "did not make the item harder" in verdict.reason
+    assert verdict.evidence["measured"]["p_after"] == 1.0
+
+
+def test_calibrate_with_a_wrong_key_fails_before_any_measurement(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="A", validator_letter="C")
+    verdict = validate(ctx, EditTask("e", BASE.id, "calibrate", 1, target="medium"), Candidate(HARDER, "", 0))
+    assert not verdict.passed and "measured" not in verdict.evidence
+
+
+def test_rewrite_committed_only_when_diversity_rose(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="B")
+    ctx.store.replace_item(BASE.model_copy(update={"choices": ["sodium one", "Na", "sodium two", "sodium three"]}),
+                           "kept")
+    diverse = BASE.model_copy(update={"choices": ["Sodium chloride", "Na", "Potassium ion", "Table salt crystal"]})
+    verdict = validate(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1), Candidate(diverse, "", 0))
+    assert verdict.passed, verdict.reason
+    m = verdict.evidence["measured"]
+    assert m["diversity_after"] > m["diversity_before"] and m["key_kept"] and m["new_distractors"] == 3
+
+
+def test_rewrite_that_lowers_diversity_is_rejected(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="B")
+    base = BASE.model_copy(update={"choices": ["Sodium chloride", "Na", "Potassium ion", "Table salt crystal"]})
+    ctx.store.replace_item(base, "kept")
+    samey = base.model_copy(update={"choices": ["sodium one", "Na", "sodium two", "sodium three"]})
+    verdict = validate(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1), Candidate(samey, "", 0))
+    assert not verdict.passed and "diversity did not rise" in verdict.reason
+
+
+def test_rewrite_that_paraphrases_the_key_is_rejected(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="B")
+    ctx.hooks.embed = lambda texts: HashEmbedder().embed([t.replace("the symbol ", "") for t in texts])
+    sneaky = BASE.model_copy(update={"choices": ["the symbol Na", "Na", "Potassium", "Chlorine gas"]})
+    verdict = validate(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1), Candidate(sneaky, "", 0))
+    assert not verdict.passed and "paraphrase the correct answer" in verdict.reason
+
+
+def test_p_correct_prefers_option_probabilities_over_votes() -> None:
+    votes = Diagnostic(item_id="x", check="panel", flag=False, score=0.5,
+                       evidence={"answers": {"a": 1, "b": 0}, "key": 1, "answered": 2})
+    assert p_correct(votes) == 0.5
+    probs = votes.model_copy(update={"evidence": {**votes.evidence, "probs": {"a": {"p": [0.2, 0.8]},
+                                                                               "b": {"p": [0.6, 0.4]}}}})
+    assert abs(p_correct(probs) - 0.6) < 1e-9
+    assert p_correct(None) is None
