@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 DEFAULT_SUBJECT_DOMAINS = "subject_domains.yaml"
 DEFAULT_SKILLS = "skills.yaml"
+UNSURE = "unsure"  # the skill label when the classifier cannot tell (an explicit answer, never an empty cell)
 
 
 def subject_key(subject: str) -> str:
@@ -68,6 +69,18 @@ class SkillTaxonomy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     skills: dict[str, str] = Field(min_length=1)
+    # Few-shot examples per skill (short stems), shown to the labeller so a small model sees what each
+    # skill looks like instead of guessing from one-line definitions.
+    examples: dict[str, list[str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _examples_name_skills(self) -> SkillTaxonomy:
+        unknown = sorted(set(self.examples) - set(self.skills))
+        if unknown:
+            raise ValueError(f"examples for skills not in `skills`: {unknown}")
+        if UNSURE in self.skills:
+            raise ValueError(f"{UNSURE!r} is reserved: the labeller's answer when no skill fits")
+        return self
 
     @property
     def names(self) -> list[str]:

@@ -4,8 +4,10 @@ Three methods, cheapest first (picked with `ctx.options.difficulty_method`):
 - ``rating``: the labeller's 1–5 rating (no extra call; the label call already asks for it);
 - ``elo``: "which question is harder?" asked of the judge for Swiss-paired items in both orders
   (metrics/elo.py does the pairing, the draws and the fit); ~n·(log2 n + 8) judge calls;
-- ``irt``: a one-parameter Rasch fit of the model panel's correctness (metrics/irt.py); costs the
-  panel's answers, which error screening also uses.
+- ``irt`` (the default): a one-parameter Rasch fit of the model panel's correctness (metrics/irt.py),
+  soft where the panel measured option probabilities, with bucket edges anchored on the fitted panel
+  (`anchored_difficulty`); costs the panel's answers, which error screening also uses. Without a
+  configured panel the judge alone answers (one short call per item).
 Every result is stored as a ``difficulty`` Diagnostic (score = difficulty in [0, 1], 1 = hardest).
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -22,7 +24,7 @@ from pydantic import BaseModel
 from refinelab.agents.context import AgentContext
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.elo import EloConfig, EloResult, Verdict, run_elo
-from refinelab.metrics.irt import correctness_matrix, fit_rasch
+from refinelab.metrics.irt import anchored_difficulty, fit_rasch, soft_correctness
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.ledger import CallTag
 
@@ -40,6 +42,18 @@ class HarderOut(BaseModel):
 
 def difficulty_method(ctx: AgentContext) -> str:
     return ctx.options.difficulty_method
+
+
+JUDGE_MEMBER = "judge"
+
+
+def default_panel(ctx: AgentContext) -> list[str]:
+    """The panel that measures how models do when the user configured none: the judge alone (one short
+    call per item). A chat model plugged in for the judge role answers as that member too."""
+    judge = ctx.hooks.chat_models.get(JUDGE_MEMBER)
+    if judge is not None:
+        ctx.hooks.chat_models.setdefault(f"panel:{JUDGE_MEMBER}", judge)
+    return [JUDGE_MEMBER]
 
 
 # ------------------------------------------------------------------------------------------ rating
@@ -144,27 +158,36 @@ def elo_difficulty(ctx: AgentContext, items: Sequence[QAItem]) -> list[Diagnosti
 # --------------------------------------------------------------------------------------------- irt
 
 def irt_difficulty(ctx: AgentContext, items: Sequence[QAItem], panel: dict[str, Diagnostic]) -> list[Diagnostic]:
-    """Rasch difficulty from every stored panel answer (refitting is free); Diagnostics for `items`."""
-    answers: dict[str, dict[str, int | None]] = {}
-    keys: dict[str, int] = {}
-    for diag in panel.values():
-        item_answers: dict[str, Any] = diag.evidence.get("answers", {})
-        keys[diag.item_id] = int(diag.evidence["key"])
-        for model, choice in item_answers.items():
-            answers.setdefault(model, {})[diag.item_id] = choice
-    if not answers:
+    """Rasch difficulty from every stored panel answer (refitting is free); Diagnostics for `items`.
+
+    Correctness is soft where the panel measured option probabilities (a member's probability of the
+    key), else 1/0 from its answer. The score is `anchored_difficulty`: the bucket edges come from the
+    fitted panel (weakest and strongest member), not from a fixed share of "a model gets it wrong"."""
+    members = sorted({m for diag in panel.values() for m in diag.evidence.get("answers", {})})
+    item_ids = list(panel)
+    if not members or not item_ids:
         return []
-    matrix, models, item_ids = correctness_matrix(answers, keys)
-    fit = fit_rasch(matrix, item_ids=item_ids, model_ids=models)
+    matrix = np.full((len(members), len(item_ids)), np.nan)
+    for i, item_id in enumerate(item_ids):
+        evidence = panel[item_id].evidence
+        for m, member in enumerate(members):
+            value = soft_correctness(evidence, member)
+            if value is not None:
+                matrix[m, i] = value
+    fit = fit_rasch(matrix, item_ids=item_ids, model_ids=members)
+    score, low, high = anchored_difficulty(fit.item_logit, fit.ability)
     by_id = {i: k for k, i in enumerate(fit.item_ids)}
     abilities = {m: round(a, 3) for m, a in fit.ability_by_model().items()}
+    soft = bool(any(panel[i].evidence.get("probs") for i in item_ids))
     out = []
     for item in items:
         k = by_id.get(item.id)
         if k is None:
             continue
-        out.append(Diagnostic(item_id=item.id, check="difficulty", flag=False, score=float(fit.difficulty[k]),
+        out.append(Diagnostic(item_id=item.id, check="difficulty", flag=False, score=float(score[k]),
                               evidence={"method": "irt", "logit": round(float(fit.item_logit[k]), 3),
                                         "responses": int(fit.n_responses[k]), "panel_ability": abilities,
+                                        "anchors": [round(low, 3), round(high, 3)], "soft": soft,
+                                        "p_avg_model_wrong": round(float(fit.difficulty[k]), 4),
                                         "converged": fit.converged}))
     return out

@@ -50,7 +50,9 @@ class RunOptions(BaseModel):
                                "difficulty; without it, only defects (unfixable errors, duplicates) are removed")
 
     # --- profiling
-    difficulty_method: DifficultyMethod = Field("rating", description="how difficulty is measured")
+    difficulty_method: DifficultyMethod = Field(
+        "irt", description="how difficulty is measured: irt (the panel's answers, the judge alone when no "
+        "panel is set), elo (pairwise judgements) or rating (the labeller's 1-5 guess)")
     elo_extra_rounds: int = Field(8, ge=0, description="Elo: comparison rounds after the Swiss pairing")
     elo_bootstrap: int = Field(200, ge=0, description="Elo: bootstrap resamples for the confidence interval")
     panel: list[str] = Field(default_factory=list,

@@ -24,19 +24,25 @@ from typing import Any
 import numpy as np
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.difficulty import difficulty_method, elo_difficulty, irt_difficulty, rating_diagnostic
-from refinelab.agents.panel import DEFAULT_PANEL, answer_panel, panel_members
+from refinelab.agents.difficulty import (
+    default_panel,
+    difficulty_method,
+    elo_difficulty,
+    irt_difficulty,
+    rating_diagnostic,
+)
+from refinelab.agents.labels import classify_skill
+from refinelab.agents.panel import answer_panel, panel_members
 from refinelab.agents.screening import (
     error_diagnostic,
     load_check_original,
     validate_suspect,
 )
-from refinelab.errors import BudgetExhausted, LLMCallFailed
+from refinelab.domains import UNSURE
+from refinelab.errors import BudgetExhausted
 from refinelab.metrics.distractors import pick_rates_from_answers, score_distractors
 from refinelab.metrics.error_checks import check_row, combine_error_evidence
-from refinelab.model_outputs import ItemProfileOut
 from refinelab.schema import Diagnostic, QAItem
-from refinelab.tools.ledger import CallTag
 
 LABEL_MAX_TOKENS = 80  # the JSON is ~35 tokens as small models format it (newlines, indent)
 
@@ -55,30 +61,16 @@ class ProfileOptions:
     def from_context(cls, ctx: AgentContext) -> ProfileOptions:
         method = difficulty_method(ctx)
         panel = panel_members(ctx)
-        if method == "irt" and not panel:  # IRT needs correctness from somewhere: the default panel
-            panel = list(DEFAULT_PANEL)
+        if method == "irt" and not panel:  # IRT needs correctness from somewhere: the judge by default
+            panel = default_panel(ctx)
         return cls(difficulty=method, panel=panel, distractors=ctx.options.distractors,
                    validator_threshold=ctx.options.validator_threshold, embed=ctx.hooks.embed)
 
 
 def label_item(ctx: AgentContext, item: QAItem) -> Diagnostic:
-    """One LLM call: skill from the taxonomy and a 1-5 difficulty rating, stored as difficulty in [0, 1]."""
-    pack = ctx.pack(item)
-    messages = pack.messages("profile_item", item=item, skills=ctx.skills.skills)
-    try:
-        result = ctx.client("judge").structured(
-            messages, ItemProfileOut, CallTag(node="profile", operation="label", item_id=item.id),
-            max_tokens=LABEL_MAX_TOKENS)
-    except LLMCallFailed as exc:
-        return Diagnostic(item_id=item.id, check="label", flag=True, score=0.5,
-                          evidence={"error": str(exc), "raw": exc.raw_outputs, "skill": "", "difficulty": None})
-    skill = result.parsed.skill.strip().lower()
-    if skill not in ctx.skills.skills:
-        skill = "reasoning" if skill.startswith("reason") else next(iter(ctx.skills.skills))
-    difficulty = (result.parsed.difficulty - 1) / 4
-    return Diagnostic(item_id=item.id, check="label", flag=False, score=difficulty,
-                      evidence={"skill": skill, "difficulty": difficulty, "rating": result.parsed.difficulty,
-                                "tokens": result.tokens, "cached": result.cached})
+    """One LLM call: the skill, constrained to the taxonomy or "unsure" (agents/labels.py), and a 1-5
+    difficulty rating, stored as difficulty in [0, 1]. A failed call labels the skill "unsure", never "". """
+    return classify_skill(ctx, item, LABEL_MAX_TOKENS)
 
 
 def screen_errors(item: QAItem, expected_choices: int | None) -> Diagnostic:
@@ -113,8 +105,8 @@ def labelled(ctx: AgentContext, item: QAItem) -> QAItem:
     label = ctx.store.diagnostic(item.id, "label")
     difficulty = ctx.store.diagnostic(item.id, "difficulty")
     update: dict[str, Any] = {"domain": ctx.domain_of(item)}
-    if label is not None and label.evidence.get("skill"):
-        update["skill"] = label.evidence["skill"]
+    if label is not None:  # an item is never left with an empty cell: no answer is "unsure"
+        update["skill"] = label.evidence.get("skill") or UNSURE
     if difficulty is not None:
         update["difficulty"] = difficulty.score
     elif label is not None and label.evidence.get("difficulty") is not None:

@@ -65,7 +65,7 @@ def profile_command(
     subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
     limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
     budget: Annotated[int | None, typer.Option(help="token cap for profiling (default: none)")] = None,
-    difficulty: Annotated[str, typer.Option(help="rating | elo | irt")] = "rating",
+    difficulty: Annotated[str, typer.Option(help="irt | elo | rating")] = "irt",
     panel: Annotated[str | None, typer.Option(help="comma-separated panel models (embedded names, "
                                                    "'judge', or MODEL@URL)")] = None,
     distractors: Annotated[bool, typer.Option("--distractors", help="score distractors with MiniLM")] = False,

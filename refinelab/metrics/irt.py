@@ -48,14 +48,17 @@ def fit_rasch(
     max_iter: int = 500,
     tol: float = 1e-6,
 ) -> RaschResult:
-    """Fit a models × items matrix of 1/0 (True/False) with NaN/None for missing."""
+    """Fit a models × items matrix of 1/0 (True/False), or soft correctness in [0, 1], with NaN/None for
+    missing."""
     y = np.array([[np.nan if v is None else float(v) for v in row] for row in correct], dtype=float) \
         if not isinstance(correct, np.ndarray) else correct.astype(float)
     if y.ndim != 2 or y.size == 0:
         raise ValueError(f"expected a non-empty models × items matrix, got shape {y.shape}")
     observed = ~np.isnan(y)
-    if np.any((y[observed] != 0) & (y[observed] != 1)):
-        raise ValueError("correctness entries must be 0/1 (or NaN for missing)")
+    if np.any((y[observed] < 0) | (y[observed] > 1)):
+        # fractional entries are soft correctness (a member's probability of the key): the Bernoulli
+        # likelihood and its Newton steps are the same with a soft target
+        raise ValueError("correctness entries must be in [0, 1] (or NaN for missing)")
     n_models, n_items = y.shape
     items = list(item_ids) if item_ids is not None else [str(i) for i in range(n_items)]
     models = list(model_ids) if model_ids is not None else [str(m) for m in range(n_models)]
@@ -101,3 +104,37 @@ def correctness_matrix(
             if choice is not None:
                 y[m, i] = float(choice == keys[item])
     return y, models, items
+
+
+def soft_correctness(evidence: Mapping[str, object], member: str) -> float | None:
+    """One panel member's correctness on one item from a panel diagnostic's evidence: its probability of
+    the key when option probabilities were measured (`probs[member]["p"]`), else 1/0 from its answer,
+    None when it gave neither."""
+    key = evidence.get("key")
+    probs = evidence.get("probs")
+    if isinstance(key, int) and isinstance(probs, Mapping):
+        entry = probs.get(member)
+        if isinstance(entry, Mapping) and isinstance(entry.get("p"), Sequence) and 0 <= key < len(entry["p"]):
+            return float(np.clip(float(entry["p"][key]), 0.0, 1.0))
+    answers = evidence.get("answers")
+    choice = answers.get(member) if isinstance(answers, Mapping) else None
+    if not isinstance(choice, int) or not isinstance(key, int):
+        return None
+    return float(choice == key)
+
+
+def anchored_difficulty(item_logit: np.ndarray, ability: np.ndarray, min_spread: float = 2.0) -> tuple[np.ndarray, float, float]:
+    """Difficulty in [0, 1] with the bucket edges taken from the fitted panel: an item as hard as the
+    weakest member is able (b = min ability) scores 1/3, one as hard as the strongest is able scores 2/3.
+
+    So with the default thirds, "easy" means even the weakest member is more likely right than wrong,
+    "hard" that even the strongest is more likely wrong, whatever the panel's absolute level (a strong
+    panel rating most of a college exam "easy" on sigmoid(b - mean ability) was the failure this fixes).
+    A panel spread narrower than `min_spread` logits (one member) is widened around its centre. Returns
+    (difficulty, low anchor, high anchor)."""
+    low, high = float(np.min(ability)), float(np.max(ability))
+    if high - low < min_spread:
+        centre = (low + high) / 2
+        low, high = centre - min_spread / 2, centre + min_spread / 2
+    scale = 2 * np.log(2.0) / (high - low)  # sigmoid(+-ln 2) = 2/3, 1/3 at the anchors
+    return _sigmoid(scale * (np.asarray(item_logit, dtype=float) - (low + high) / 2)), low, high

@@ -30,6 +30,11 @@ def respond(messages: list[dict[str, str]], fail_first_validation: bool = False)
         # the scripted solver answers with the option marked in the stem as "(key X)", else A
         match = re.search(r"\(key ([A-J])\)", text)
         return json.dumps({"reasoning": "scripted", "answer": match.group(1) if match else "A"})
+    if "Reply with the letter" in text:  # a panel member: the marked key, else A
+        match = re.search(r"\(key ([A-J])\)", text)
+        return json.dumps({"answer": match.group(1) if match else "A"})
+    if "wrong options" in text:  # the distractor writer: wrong options only, a fresh vocabulary per prompt
+        return json.dumps({"distractors": [" ".join(_words(_h(text) + k, 2)) for k in range(9)]})
     seed = _h(text)
     wrong = fail_first_validation and "rejected" not in text
     words = _words(seed, 14)  # distinct vocabulary per prompt, so near-duplicate checks stay quiet

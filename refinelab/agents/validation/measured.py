@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.difficulty import default_panel, irt_difficulty
 from refinelab.agents.panel import answer_panel
 from refinelab.agents.refiner import calibrate_direction, run_embedder
 from refinelab.metrics.distractors import distractor_diversity
@@ -40,6 +41,7 @@ class Measurement:
     reason: str
     evidence: dict[str, Any] = field(default_factory=dict)
     tokens: int = 0
+    panel_after: Diagnostic | None = None  # the panel's answers on the candidate (calibrate)
 
 
 def p_correct(diag: Diagnostic | None) -> float | None:
@@ -61,7 +63,7 @@ def p_correct(diag: Diagnostic | None) -> float | None:
 
 def measuring_panel(ctx: AgentContext) -> list[str]:
     """The members that measure p(correct): the configured panel, else the judge."""
-    return list(ctx.options.panel) or ["judge"]
+    return list(ctx.options.panel) or default_panel(ctx)
 
 
 def _panel_on(ctx: AgentContext, item: QAItem, alias: str, members: list[str]) -> Diagnostic | None:
@@ -88,7 +90,8 @@ def measure_p_correct(ctx: AgentContext, task: EditTask, before: QAItem, after: 
     evidence["change"] = round(change, 6)
     wanted = change < -MIN_P_CHANGE if direction == "harder" else change > MIN_P_CHANGE
     if wanted:
-        return Measurement(True, f"measured p(correct) {p_before:.3f} -> {p_after:.3f} ({direction})", evidence)
+        return Measurement(True, f"measured p(correct) {p_before:.3f} -> {p_after:.3f} ({direction})", evidence,
+                           panel_after=after_diag)
     return Measurement(False, f"the edit did not make the item {direction}: measured p(correct) "
                        f"{p_before:.3f} -> {p_after:.3f}; change what the question demands, not its wording",
                        evidence)
@@ -135,5 +138,21 @@ def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verd
     evidence = {**verdict.evidence, "measured": result.evidence}
     if not result.improved:
         return Verdict(False, result.reason, "measured", evidence, verdict.tokens + result.tokens)
+    if result.panel_after is not None:
+        adopt_measurement(ctx, candidate, result.panel_after)
     return Verdict(True, f"{verdict.reason}; {result.reason}", verdict.method, evidence,
                    verdict.tokens + result.tokens)
+
+
+def adopt_measurement(ctx: AgentContext, candidate: QAItem, panel_after: Diagnostic) -> None:
+    """A passed verdict is committed at once (the graph's router), so the panel's answers on the candidate
+    become the item's panel evidence and its difficulty is refitted from them: the calibrated item
+    enters the next plan at the difficulty it was measured at, not at the original's or at none."""
+    diag = panel_after.model_copy(update={"item_id": candidate.id})
+    ctx.store.put_diagnostics([diag])
+    panel = {d.item_id: d for d in ctx.store.diagnostics("panel") if "~" not in d.item_id}
+    panel[candidate.id] = diag
+    refit = irt_difficulty(ctx, [candidate], panel)
+    if refit:
+        ctx.store.put_diagnostics(refit)
+        candidate.difficulty = refit[0].score

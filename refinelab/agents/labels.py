@@ -1,0 +1,54 @@
+"""Skill labels by constrained classification: the labeller must answer one skill of the taxonomy or
+"unsure", shown few-shot examples of each skill, and its answer is never an empty cell.
+
+Why constrained: asked for a free-text skill, a small model answers the first plausible word
+("comprehension" for 28 of 30 MMLU items in one demo) or something outside the taxonomy, which was then
+mapped to a default. Here the output schema is an enum of the taxonomy's names plus "unsure", so an
+OpenAI-compatible server that honours JSON schemas (llama.cpp does, by grammar) can only emit a valid
+label; an endpoint that ignores the schema and answers anything else gets "unsure", recorded as such.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from refinelab.agents.context import AgentContext
+from refinelab.domains import UNSURE
+from refinelab.errors import LLMCallFailed
+from refinelab.schema import Diagnostic, QAItem
+from refinelab.tools.ledger import CallTag
+
+
+@lru_cache(maxsize=16)
+def label_schema(names: tuple[str, ...]) -> type[BaseModel]:
+    """The labeller's output model for a taxonomy: skill as an enum of its names plus "unsure"."""
+    skill_type: Any = Literal[(*names, UNSURE)]  # type: ignore[valid-type]
+    return create_model("ItemLabelOut", skill=(skill_type, ...), difficulty=(int, Field(ge=1, le=5)))
+
+
+def normalise_skill(raw: str, names: list[str]) -> str:
+    """The taxonomy name `raw` denotes (case and spacing ignored), else "unsure"."""
+    value = " ".join(str(raw).strip().lower().split())
+    return value if value in names else UNSURE
+
+
+def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int) -> Diagnostic:
+    """The label Diagnostic for one item (check="label"): skill, 1-5 rating, difficulty in [0, 1]."""
+    names = ctx.skills.names
+    messages = ctx.pack(item).messages("profile_item", item=item, skills=ctx.skills.skills,
+                                       skill_examples=ctx.skills.examples)
+    tag = CallTag(node="profile", operation="label", item_id=item.id)
+    try:
+        result = ctx.client("judge").structured(messages, label_schema(tuple(names)), tag, max_tokens=max_tokens)
+    except LLMCallFailed as exc:
+        return Diagnostic(item_id=item.id, check="label", flag=True, score=0.5,
+                          evidence={"error": str(exc), "raw": exc.raw_outputs, "skill": UNSURE, "difficulty": None})
+    parsed: Any = result.parsed
+    skill = normalise_skill(parsed.skill, names)
+    difficulty = (int(parsed.difficulty) - 1) / 4
+    return Diagnostic(item_id=item.id, check="label", flag=False, score=difficulty,
+                      evidence={"skill": skill, "difficulty": difficulty, "rating": int(parsed.difficulty),
+                                "tokens": result.tokens, "cached": result.cached})
