@@ -21,12 +21,14 @@ import numpy as np
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import default_panel, irt_difficulty
-from refinelab.agents.panel import answer_panel
+from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic
 from refinelab.agents.refiner import calibrate_direction, run_embedder
+from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity
 from refinelab.operations import operation
-from refinelab.schema import Diagnostic, QAItem, normalise_text
+from refinelab.schema import LETTERS, Diagnostic, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
+from refinelab.tools.ledger import CallTag
 
 MIN_P_CHANGE = 1e-6  # a move smaller than this is no move
 MIN_DIVERSITY_GAIN = 1e-4
@@ -66,9 +68,23 @@ def measuring_panel(ctx: AgentContext) -> list[str]:
     return list(ctx.options.panel) or default_panel(ctx)
 
 
-def _panel_on(ctx: AgentContext, item: QAItem, alias: str, members: list[str]) -> Diagnostic | None:
-    """The panel's answers on `item` under another id, so nothing stored for the real id is reused."""
-    return answer_panel(ctx, item.model_copy(update={"id": alias}), members)
+def _panel_on(ctx: AgentContext, task: EditTask, item: QAItem, members: list[str]) -> tuple[Diagnostic, int]:
+    """The panel's answers on `item` (nothing stored is reused) and their tokens, charged to the edit's
+    validate node: a measurement is part of what the edit costs, and the planner refits on it."""
+    tag = CallTag(node=task.ledger_node("validate"), operation=task.operation, item_id=task.item_id)
+    messages = ctx.pack(item).messages("panel_answer", item=item)
+    answers: dict[str, int | None] = {}
+    tokens = 0
+    for name in members:  # BudgetExhausted propagates: the validate node records it as the verdict
+        try:
+            result = member_client(ctx, name).structured(messages, LetterOut, tag, max_tokens=LETTER_MAX_TOKENS)
+        except LLMCallFailed as exc:
+            answers[name], tokens = None, tokens + exc.tokens
+            continue
+        tokens += result.tokens
+        index = LETTERS.index(result.parsed.answer)
+        answers[name] = index if index < len(item.choices) else None
+    return panel_diagnostic(item, answers), tokens
 
 
 def measure_p_correct(ctx: AgentContext, task: EditTask, before: QAItem, after: QAItem) -> Measurement:
@@ -76,25 +92,28 @@ def measure_p_correct(ctx: AgentContext, task: EditTask, before: QAItem, after: 
     members = measuring_panel(ctx)
     direction = calibrate_direction(ctx, before, task.target)
     stored = ctx.store.diagnostic(before.id, "panel")
+    tokens = 0
     if stored is not None and set(members) <= set(stored.evidence.get("answers", {})):
-        before_diag: Diagnostic | None = stored
+        before_diag: Diagnostic = stored
     else:
-        before_diag = _panel_on(ctx, before, f"{before.id}~before", members)
-    after_diag = _panel_on(ctx, after, f"{after.id}~{task.edit_id}~a{task.attempt}", members)
+        before_diag, tokens = _panel_on(ctx, task, before, members)
+    after_diag, spent = _panel_on(ctx, task, after, members)
+    tokens += spent
     p_before, p_after = p_correct(before_diag), p_correct(after_diag)
     evidence = {"measure": "p_correct", "direction": direction, "members": members,
                 "p_before": p_before, "p_after": p_after}
     if p_before is None or p_after is None:
-        return Measurement(False, "could not measure p(correct): the panel gave no usable answer", evidence)
+        return Measurement(False, "could not measure p(correct): the panel gave no usable answer", evidence,
+                           tokens)
     change = p_after - p_before
     evidence["change"] = round(change, 6)
     wanted = change < -MIN_P_CHANGE if direction == "harder" else change > MIN_P_CHANGE
     if wanted:
         return Measurement(True, f"measured p(correct) {p_before:.3f} -> {p_after:.3f} ({direction})", evidence,
-                           panel_after=after_diag)
+                           tokens, panel_after=after_diag)
     return Measurement(False, f"the edit did not make the item {direction}: measured p(correct) "
                        f"{p_before:.3f} -> {p_after:.3f}; change what the question demands, not its wording",
-                       evidence)
+                       evidence, tokens)
 
 
 def measure_diversity(ctx: AgentContext, before: QAItem, after: QAItem) -> Measurement:
