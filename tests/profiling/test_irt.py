@@ -41,8 +41,30 @@ def test_extreme_items_stay_finite_and_ordered():
 def test_accepts_lists_with_none_and_rejects_bad_values():
     result = fit_rasch([[True, None], [False, True]])
     assert result.difficulty.shape == (2,)
-    with pytest.raises(ValueError, match="0/1"):
-        fit_rasch(np.array([[0.5, 1.0]]))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fit_rasch(np.array([[1.5, 1.0]]))
+    soft = fit_rasch(np.array([[0.9, 0.2], [0.8, 0.1]]))  # soft correctness: probabilities of the key
+    assert soft.difficulty[1] > soft.difficulty[0]
+
+
+def test_anchored_difficulty_puts_the_panel_range_at_the_bucket_edges():
+    from refinelab.metrics.irt import anchored_difficulty
+
+    score, low, high = anchored_difficulty(np.array([-1.0, 0.0, 1.0, 3.0, -3.0]), np.array([-1.0, 0.0, 1.0]))
+    assert (low, high) == (-1.0, 1.0)
+    assert score[0] == pytest.approx(1 / 3) and score[2] == pytest.approx(2 / 3) and score[1] == pytest.approx(0.5)
+    assert score[3] > 2 / 3 > 1 / 3 > score[4]
+    one, low, high = anchored_difficulty(np.array([0.5]), np.array([0.5]))  # one member: widened to 2 logits
+    assert high - low == pytest.approx(2.0) and one[0] == pytest.approx(0.5)
+
+
+def test_soft_correctness_reads_probabilities_then_answers():
+    from refinelab.metrics.irt import soft_correctness
+
+    evidence = {"key": 1, "answers": {"a": 1, "b": 0, "c": None}, "probs": {"a": {"p": [0.3, 0.7]}}}
+    assert soft_correctness(evidence, "a") == pytest.approx(0.7)
+    assert soft_correctness(evidence, "b") == 0.0
+    assert soft_correctness(evidence, "c") is None
     with pytest.raises(ValueError, match="shape"):
         fit_rasch(np.zeros((2, 2)), item_ids=["a"])
 
