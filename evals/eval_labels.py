@@ -1,0 +1,217 @@
+"""Label quality: do the profiler's skill labels separate sources whose content implies the skill?
+
+A mixed set from `../shared/data`, `--per-source` items from each source, grouped by what the source
+implies: GSM8K, SVAMP and AQuA → quantitative; ARC, SciQ and OpenBookQA → science knowledge;
+CommonsenseQA → commonsense; TruthfulQA → misconceptions; MMLU law and history subjects → law/history
+recall. Each item is labelled once by the profiler's label call (constrained to the skill taxonomy or
+"unsure", few-shot examples per skill; agents/labels.py) through a real dry run (no edits).
+
+Reported: adjusted mutual information between skill labels and source groups (0 = labels say nothing
+about the source, 1 = perfect), accuracy under the best source→skill mapping (each group mapped to its
+most frequent skill; several groups may share a skill, which AMI penalises), the same under the best
+one-to-one mapping, the confusion table, the share of "unsure" and of empty labels (must be 0).
+
+    python evals/eval_labels.py --quick                # 6 per source (54 items)
+    python evals/eval_labels.py --per-source 12        # 108 items
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import re
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from common import (  # noqa: E402
+    DATA,
+    add_common_args,
+    deadline,
+    deadline_seconds,
+    log,
+    model_label,
+    pct,
+    settings_for,
+    table,
+    write_results,
+)
+
+from refinelab.agents.options import RunOptions  # noqa: E402
+from refinelab.api import refine  # noqa: E402
+from refinelab.io import load_dataset  # noqa: E402
+from refinelab.metrics.targets import Targets  # noqa: E402
+from refinelab.schema import Dataset, QAItem  # noqa: E402
+from refinelab.tools.store import RunStore  # noqa: E402
+
+GROUPS = {"gsm8k": "quantitative", "svamp": "quantitative", "aqua": "quantitative", "arc": "science",
+          "sciq": "science", "openbookqa": "science", "commonsenseqa": "commonsense",
+          "truthfulqa": "misconceptions", "mmlu_law_history": "law/history"}
+LAW_HISTORY = ("professional_law", "international_law", "jurisprudence", "high_school_us_history",
+               "high_school_world_history", "high_school_european_history", "prehistory")
+
+
+def _numeric_item(item_id: str, question: str, answer: float, subject: str, rng: random.Random) -> QAItem:
+    """A free-answer math item as a 4-option item (the label only reads the stem; options are plausible)."""
+    value = int(answer) if float(answer).is_integer() else round(float(answer), 2)
+    wrong = {value + 1, value - 1, value * 2 if value else 3, value + 10} - {value}
+    choices = [str(value), *map(str, rng.sample(sorted(wrong), 3))]
+    rng.shuffle(choices)
+    return QAItem(id=item_id, question=question, choices=choices, answer=choices.index(str(value)), subject=subject)
+
+
+def load_source(name: str, k: int, rng: random.Random) -> list[QAItem]:
+    """`k` items of one source as QAItems (subject = the source name, so no subject map labels them)."""
+    out: list[QAItem] = []
+    if name == "gsm8k":
+        rows = [json.loads(line) for line in (DATA / "gsm8k" / "test.jsonl").read_text().splitlines() if line]
+        for i, row in enumerate(rng.sample(rows, k)):
+            answer = float(row["answer"].split("####")[-1].strip().replace(",", ""))
+            out.append(_numeric_item(f"gsm8k-{i}", row["question"], answer, "gsm8k", rng))
+    elif name == "svamp":
+        rows = json.loads((DATA / "svamp" / "SVAMP.json").read_text())
+        for i, row in enumerate(rng.sample(rows, k)):
+            out.append(_numeric_item(f"svamp-{i}", f"{row['Body']} {row['Question']}", float(row["Answer"]), "svamp", rng))
+    elif name == "aqua":
+        rows = [json.loads(line) for line in (DATA / "aqua" / "test.json").read_text().splitlines() if line.strip()]
+        for i, row in enumerate(rng.sample(rows, k)):
+            choices = [re.sub(r"^[A-E]\)", "", o).strip() for o in row["options"]]
+            out.append(QAItem(id=f"aqua-{i}", question=row["question"], choices=choices,
+                              answer="ABCDE".index(row["correct"]), subject="aqua"))
+    elif name == "arc":
+        data = load_dataset(DATA / "arc" / "ARC-Challenge" / "ARC-Challenge-Test.jsonl", format="arc",
+                            on_invalid="quarantine")
+        out = [i.model_copy(update={"id": f"arc-{n}", "subject": "arc"}) for n, i in enumerate(rng.sample(list(data), k))]
+    elif name == "sciq":
+        rows = json.loads((DATA / "sciq" / "test.json").read_text())
+        for i, row in enumerate(rng.sample(rows, k)):
+            choices = [row["correct_answer"], row["distractor1"], row["distractor2"], row["distractor3"]]
+            rng.shuffle(choices)
+            out.append(QAItem(id=f"sciq-{i}", question=row["question"], choices=choices,
+                              answer=choices.index(row["correct_answer"]), subject="sciq"))
+    elif name == "openbookqa":
+        rows = [json.loads(line) for line in (DATA / "openbookqa" / "openbook_qa.jsonl").read_text().splitlines() if line]
+        for i, row in enumerate(rng.sample(rows, k)):
+            out.append(QAItem(id=f"obqa-{i}", question=row["query"], choices=row["choices"], answer=int(row["gold"]),
+                              subject="openbookqa"))
+    elif name == "commonsenseqa":
+        rows = [json.loads(line) for line in (DATA / "commonsenseqa" / "dev_rand_split.jsonl").read_text().splitlines() if line]
+        for i, row in enumerate(rng.sample(rows, k)):
+            labels = [c["label"] for c in row["question"]["choices"]]
+            out.append(QAItem(id=f"csqa-{i}", question=row["question"]["stem"],
+                              choices=[c["text"] for c in row["question"]["choices"]],
+                              answer=labels.index(row["answerKey"]), subject="commonsenseqa"))
+    elif name == "truthfulqa":
+        with open(DATA / "truthfulqa" / "TruthfulQA.csv", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+        for i, row in enumerate(rng.sample(rows, k)):
+            wrong = [w.strip() for w in row["Incorrect Answers"].split(";") if w.strip()][:3]
+            choices = [row["Best Answer"], *wrong]
+            rng.shuffle(choices)
+            out.append(QAItem(id=f"tqa-{i}", question=row["Question"], choices=choices,
+                              answer=choices.index(row["Best Answer"]), subject="truthfulqa"))
+    elif name == "mmlu_law_history":
+        data = load_dataset(DATA / "mmlu" / "test", on_invalid="quarantine")
+        pool = [i for i in data if i.subject in LAW_HISTORY and len(i.render()) < 1200]
+        out = [i.model_copy(update={"id": f"mmlu-{n}"}) for n, i in enumerate(rng.sample(pool, k))]
+    else:
+        raise ValueError(f"unknown source {name}")
+    return out
+
+
+def mixed_set(per_source: int, seed: int) -> tuple[Dataset, dict[str, str]]:
+    rng = random.Random(seed)
+    items: list[QAItem] = []
+    group: dict[str, str] = {}
+    for source in GROUPS:
+        for item in load_source(source, per_source, rng):
+            items.append(item)
+            group[item.id] = GROUPS[source]
+    return Dataset(items, name=f"label-mix-{per_source}"), group
+
+
+def separation(labels: Sequence[str], groups: Sequence[str]) -> dict[str, Any]:
+    """AMI and mapping accuracies of labels against groups."""
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    names, skills = sorted(set(groups)), sorted(set(labels))
+    counts = np.zeros((len(names), len(skills)), dtype=int)
+    for label, g in zip(labels, groups, strict=True):
+        counts[names.index(g), skills.index(label)] += 1
+    rows, cols = linear_sum_assignment(-counts)
+    return {
+        "ami": float(adjusted_mutual_info_score(groups, labels)),
+        "accuracy_best_mapping": float(counts.max(axis=1).sum() / counts.sum()),
+        "best_mapping": {names[g]: skills[int(counts[g].argmax())] for g in range(len(names))},
+        "accuracy_one_to_one": float(counts[rows, cols].sum() / counts.sum()),
+        "confusion": {names[g]: {skills[s]: int(counts[g, s]) for s in range(len(skills)) if counts[g, s]}
+                      for g in range(len(names))},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, deadline_quick=900)
+    parser.add_argument("--per-source", type=int, default=None, help="items per source (quick 6, full 12)")
+    args = parser.parse_args(argv)
+    args.tag = args.tag or ("labels_quick" if args.quick else "labels")
+    per_source = args.per_source or (6 if args.quick else 12)
+    dataset, group = mixed_set(per_source, args.seed)
+    settings = settings_for(args, rounds=1)
+    run_id = f"{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    options = RunOptions(dry_run=True, difficulty_method="rating", validate_suspects=False, validators=[],
+                         dedup="lexical")
+    log(f"labels: {len(dataset)} items from {len(GROUPS)} sources")
+    started = time.monotonic()
+    with deadline(deadline_seconds(args)) as stop:
+        result = refine(dataset, budget=10**9, targets=Targets(), settings=settings, run_id=run_id, options=options)
+    store = RunStore(result.run_dir / "store.sqlite")
+    labels = {d.item_id: d for d in store.diagnostics("label")}
+    items = {i.id: i for i in store.items(("kept", "edited", "new", "removed"))}
+    rows = [(i, (items[i].skill if i in items else "") or "", group[i]) for i in group if i in labels]
+    skills = [r[1] for r in rows]
+    result_row: dict[str, Any] = {
+        "tag": args.tag, "model": model_label(args), "per_source": per_source, "items": len(dataset),
+        "labelled": len(rows), "spent": result.spent, "seconds": round(time.monotonic() - started, 1),
+        "deadline_hit": stop["hit"], "run_dir": str(result.run_dir),
+        "empty_labels": sum(1 for s in skills if not s), "unsure": sum(1 for s in skills if s == "unsure"),
+        "skill_counts": dict(Counter(skills)), "label_failures": sum(1 for d in labels.values() if d.flag),
+    }
+    result_row |= separation(skills, [r[2] for r in rows]) if rows else {}
+    by_source: dict[str, Counter[str]] = defaultdict(Counter)
+    for item_id, skill, _ in rows:
+        by_source[item_id.split("-")[0]][skill] += 1
+    result_row["by_source"] = {k: dict(v) for k, v in by_source.items()}
+    write_results(args.tag, result_row, markdown(result_row))
+    print(markdown(result_row))
+    return result_row
+
+
+def markdown(r: dict[str, Any]) -> str:
+    skills = sorted(r.get("skill_counts", {}))
+    rows = [[g, *[str(r["confusion"].get(g, {}).get(s, 0)) for s in skills], r["best_mapping"].get(g, "—")]
+            for g in sorted(r.get("confusion", {}))]
+    return "\n".join([
+        f"# Skill labels vs source ({r['tag']})", "",
+        f"{r['labelled']}/{r['items']} items labelled ({r['per_source']} per source) by {r['model']}; "
+        f"{r['spent']:,} tokens, {r['seconds']:.0f} s" + (" (deadline hit)" if r["deadline_hit"] else "") + ".", "",
+        f"- adjusted mutual information (labels, source groups): **{r.get('ami', float('nan')):.3f}**",
+        f"- accuracy under the best source→skill mapping: **{pct(r.get('accuracy_best_mapping'))}** "
+        f"(one-to-one: {pct(r.get('accuracy_one_to_one'))})",
+        f"- empty labels: {r['empty_labels']}; \"unsure\": {r['unsure']}; failed label calls: {r['label_failures']}", "",
+        table(["source group", *skills, "mapped to"], rows),
+    ])
+
+
+if __name__ == "__main__":
+    main()
