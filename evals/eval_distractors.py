@@ -6,8 +6,12 @@ embedded with MiniLM (tools/embeddings.py), averaged over items (`mean_diversity
 MMLU items (the items a user would want rewritten; a random set mostly holds items the planner leaves
 alone because their distractors are already fine). It is refined with `rewrite_distractors` only.
 
-Validity: an edit is committed only when the validator passes it (an independent answer must match the
-key); we also check that the key's text is unchanged and that the stem is unchanged. Reported: mean
+The rewrite asks the writer for distractors only (3x over-generated), drops paraphrases of the key and
+chooses the most diverse, plausible set (agents/refiner.py); an edit is committed only when the validator
+passes it (an independent answer must match the key) and the measured diversity rose
+(agents/validation/measured.py); we also check that the key's text and the stem are unchanged.
+Functional distractors: the share picked by the panel at least 5% of the time (option probabilities when
+the panel measures them, else votes), measured by a profile-only run before and after. Reported: mean
 diversity of the set before/after (ratio), the same on the rewritten items only, validator pass rate
 (committed / attempted edits), key kept.
 
@@ -46,7 +50,7 @@ from common import (  # noqa: E402
 from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api import refine  # noqa: E402
 from refinelab.io import read_jsonl  # noqa: E402
-from refinelab.metrics.distractors import score_distractors  # noqa: E402
+from refinelab.metrics.distractors import functional_share, pick_rates_from_answers, score_distractors  # noqa: E402
 from refinelab.metrics.targets import Targets  # noqa: E402
 from refinelab.operations import Op  # noqa: E402
 from refinelab.schema import Dataset, QAItem, normalise_text  # noqa: E402
@@ -54,6 +58,42 @@ from refinelab.tools.store import RunStore  # noqa: E402
 
 SUBJECTS = ("high_school_biology", "high_school_geography", "astronomy", "marketing", "nutrition",
             "high_school_psychology", "sociology", "world_religions")
+
+
+def panel_pick_rates(items: Sequence[QAItem], args: argparse.Namespace, tag: str) -> dict[str, tuple[list[float], int]]:
+    """Per item, the panel's pick rate per option and the number of responses behind it: a profile-only
+    dry run with the panel (`--panel`, the judge alone by default). Option probabilities (logprobs) are
+    used when the panel measured them, else its votes."""
+    settings = settings_for(args, rounds=1)
+    run_id = f"distractors-{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    options = RunOptions(dry_run=True, operations=[Op.REWRITE_DISTRACTORS.value], panel=args.panel or [],
+                         validate_suspects=False, validators=[], dedup="lexical")
+    run = refine(Dataset(list(items), name=tag), budget=10**9, targets=Targets(), settings=settings, run_id=run_id,
+                 options=options)
+    store = RunStore(run.run_dir / "store.sqlite")
+    try:
+        panel = {d.item_id: d for d in store.diagnostics("panel")}
+    finally:
+        store.close()
+    out: dict[str, tuple[list[float], int]] = {}
+    for item in items:
+        diag = panel.get(item.id)
+        if diag is None:
+            continue
+        probs = [p["p"] for p in (diag.evidence.get("probs") or {}).values() if isinstance(p, dict) and "p" in p]
+        if probs:
+            out[item.id] = (np.mean(np.asarray(probs, dtype=float), axis=0).tolist(), len(probs))
+            continue
+        rates, n = pick_rates_from_answers(list(diag.evidence.get("answers", {}).values()), len(item.choices))
+        if n:
+            out[item.id] = (rates, n)
+    return out
+
+
+def mean_functional(items: Sequence[QAItem], rates: dict[str, tuple[list[float], int]]) -> float | None:
+    values = [functional_share(rates[i.id][0], i.answer) for i in items if i.id in rates]
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
 
 
 def embedder() -> Any:
@@ -91,6 +131,9 @@ def markdown(result: dict[str, Any]) -> str:
         ["committed rewrites with the option count unchanged", f"{s['count_kept']}/{s['committed']}",
          pct(s["count_kept_rate"]), ""],
         ["committed rewrites with the stem unchanged", f"{s['stem_kept']}/{s['committed']}", pct(s["stem_kept_rate"]), ""],
+        ["functional distractors (panel pick rate >= 5%), whole set",
+         f"{pct(s.get('functional_before'))} → {pct(s.get('functional_after'))}",
+         f"panel {', '.join(s.get('panel', []))}, {s.get('panel_responses_per_item', 0)} response(s)/item", ""],
     ]
     examples = []
     for ex in s["examples"][:2]:
@@ -117,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-chars", type=int, default=None, help="longest rendered item (quick 400, full 2000)")
     parser.add_argument("--budget", type=int, default=None, help="token budget (quick 9000, full 80000)")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--panel", nargs="*", default=None,
+                        help="panel measuring pick rates (functional distractors); default: the judge alone")
+    parser.add_argument("--no-functional", action="store_true", help="skip the pick-rate measurement")
     args = parser.parse_args(argv)
     args.tag = args.tag or ("distractors_quick" if args.quick else "distractors")
     n = args.n or (6 if args.quick else 40)
@@ -148,6 +194,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         store.close()
     original = {i.id: i for i in items}
     committed = [o for o in outcomes if o["status"] == "committed"]
+    functional_before = functional_after = None
+    responses = 0
+    if not args.no_functional:
+        with deadline(deadline_seconds(args)):
+            rates_before = panel_pick_rates(items, args, f"{args.tag}-panel-before")
+            rates_after = panel_pick_rates(refined, args, f"{args.tag}-panel-after")
+        functional_before, functional_after = mean_functional(items, rates_before), mean_functional(refined, rates_after)
+        responses = max((n for _, n in rates_before.values()), default=0)
     edited = {o["item_id"] for o in committed}
     final = {i.id: i for i in refined}
     key_kept = sum(normalise_text(final[i].answer_text) == normalise_text(original[i].answer_text) for i in edited if i in final)
@@ -165,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "key_kept": key_kept, "key_kept_rate": key_kept / len(edited) if edited else None,
         "count_kept": count_kept, "count_kept_rate": count_kept / len(edited) if edited else None,
         "stem_kept": stem_kept, "stem_kept_rate": stem_kept / len(edited) if edited else None,
+        "functional_before": functional_before, "functional_after": functional_after,
+        "panel_responses_per_item": responses, "panel": args.panel or ["judge"],
         "per_item": [{"id": i.id, "before": before.get(i.id), "after": after.get(i.id), "rewritten": i.id in edited}
                      for i in items],
         "examples": [{"id": i, "before": before.get(i), "after": after.get(i),

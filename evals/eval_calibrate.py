@@ -1,0 +1,157 @@
+"""Calibrate, measured: how often a calibration is committed, and how far it really moved p(correct).
+
+A mix of MMLU items from easy and hard subjects is refined with `calibrate` only, towards a uniform
+difficulty target, so the planner asks for moves in both directions. Every attempt that passed the
+validator was measured (agents/validation/measured.py): the panel's p(correct) on the original and on the
+candidate, committed only when it moved the intended way. Reported per direction: planned edits, edits
+committed (share), attempts measured, and the mean measured change in p(correct) over committed edits
+and over every measured attempt. The panel is `--panel` (default: the judge alone; with one member
+p(correct) is 0 or 1 unless the panel measures option probabilities).
+
+    python evals/eval_calibrate.py --quick
+    python evals/eval_calibrate.py --n 40 --budget 40000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from common import (  # noqa: E402
+    UNIFORM_TARGETS,
+    add_common_args,
+    by_subject,
+    deadline,
+    deadline_seconds,
+    log,
+    mmlu,
+    model_label,
+    num,
+    pct,
+    settings_for,
+    table,
+    write_results,
+)
+
+from refinelab.agents.options import RunOptions  # noqa: E402
+from refinelab.api import refine  # noqa: E402
+from refinelab.metrics.targets import load_targets  # noqa: E402
+from refinelab.operations import Op  # noqa: E402
+from refinelab.schema import Dataset  # noqa: E402
+from refinelab.tools.store import RunStore  # noqa: E402
+
+EASY = ("elementary_mathematics", "high_school_geography", "marketing", "nutrition")
+HARD = ("college_chemistry", "college_physics", "econometrics", "formal_logic")
+
+
+def mix(n: int, seed: int, max_chars: int) -> Dataset:
+    groups = by_subject(mmlu())
+    rng = random.Random(seed)
+    subjects = list(EASY) + list(HARD)
+    picked = []
+    for k in range(n):
+        pool = [i for i in groups[subjects[k % len(subjects)]] if len(i.render()) <= max_chars and i not in picked]
+        picked.append(rng.choice(pool))
+    return Dataset(picked, name=f"mmlu-calibrate-{n}")
+
+
+def summarise(edits: list[dict[str, Any]], outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    committed = {o["edit_id"] for o in outcomes if o["status"] == "committed"}
+    per: dict[str, dict[str, Any]] = defaultdict(lambda: {"edits": set(), "committed": set(), "changes": [],
+                                                          "committed_changes": [], "rejected_reasons": []})
+    for edit in edits:
+        measured = (edit["evidence"] or {}).get("measured")
+        direction = measured.get("direction") if measured else None
+        if direction is None:
+            continue
+        row = per[direction]
+        row["edits"].add(edit["edit_id"])
+        if measured.get("change") is not None:
+            row["changes"].append(measured["change"])
+            if edit["verdict"] == "pass" and edit["edit_id"] in committed:
+                row["committed"].add(edit["edit_id"])
+                row["committed_changes"].append(measured["change"])
+        if edit["verdict"] != "pass":
+            row["rejected_reasons"].append(edit["reason"][:120])
+    out = {}
+    for direction, row in per.items():
+        out[direction] = {
+            "edits_measured": len(row["edits"]), "committed": len(row["committed"]),
+            "committed_share": len(row["committed"]) / len(row["edits"]) if row["edits"] else None,
+            "attempts_measured": len(row["changes"]),
+            "mean_change_committed": float(np.mean(row["committed_changes"])) if row["committed_changes"] else None,
+            "mean_change_all": float(np.mean(row["changes"])) if row["changes"] else None,
+            "rejections": row["rejected_reasons"][:5],
+        }
+    planned = [o for o in outcomes if o["operation"] == Op.CALIBRATE.value]
+    out["all"] = {"planned": len(planned), "committed": sum(o["status"] == "committed" for o in planned),
+                  "committed_share": (sum(o["status"] == "committed" for o in planned) / len(planned)) if planned else None,
+                  "gave_up_reasons": sorted({o["reason"][:100] for o in planned if o["status"] != "committed"})[:6]}
+    return out
+
+
+def markdown(r: dict[str, Any]) -> str:
+    s = r["summary"]
+    rows = [[d, str(s[d]["edits_measured"]), f"{s[d]['committed']} ({pct(s[d]['committed_share'])})",
+             str(s[d]["attempts_measured"]), num(s[d]["mean_change_committed"]), num(s[d]["mean_change_all"])]
+            for d in ("harder", "easier") if d in s]
+    a = s["all"]
+    return "\n".join([
+        f"# Calibrate, measured ({r['tag']})", "",
+        f"{r['n']} MMLU items ({', '.join(EASY)} / {', '.join(HARD)}); model {r['model']}; panel {', '.join(r['panel'])}; "
+        f"budget {r['budget']:,}, spent {r['spent']:,}; {r['seconds']:.0f} s" + (" (deadline hit)" if r["deadline_hit"] else "")
+        + ".", "",
+        f"Planned calibrations: {a['planned']}; committed {a['committed']} ({pct(a['committed_share'])}).", "",
+        table(["direction", "edits measured", "committed (share)", "attempts measured",
+               "mean Δp(correct), committed", "mean Δp(correct), all measured"], rows), "",
+        "Δp(correct) < 0 is harder. An attempt is measured only after the validator passed it (key still right).",
+        "", f"Run folder: {r['run_dir']}",
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser, deadline_quick=900)
+    parser.add_argument("--n", type=int, default=None, help="items (quick 16, full 40)")
+    parser.add_argument("--budget", type=int, default=None, help="tokens (quick 12000, full 40000)")
+    parser.add_argument("--max-chars", type=int, default=700)
+    parser.add_argument("--panel", nargs="*", default=None, help="panel members (default: the judge alone)")
+    args = parser.parse_args(argv)
+    args.tag = args.tag or ("calibrate_quick" if args.quick else "calibrate")
+    n = args.n or (16 if args.quick else 40)
+    budget = args.budget or (12000 if args.quick else 40000)
+    dataset = mix(n, args.seed, args.max_chars)
+    settings = settings_for(args, rounds=1)
+    run_id = f"{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    options = RunOptions(operations=[Op.CALIBRATE.value], panel=args.panel or [], validators=[], dedup="lexical",
+                         pilot_per_op=0, validate_suspects=False)
+    log(f"calibrate: {n} items, budget {budget}")
+    started = time.monotonic()
+    with deadline(deadline_seconds(args)) as stop:
+        run = refine(dataset, budget=budget, targets=load_targets(str(UNIFORM_TARGETS)), settings=settings,
+                     run_id=run_id, options=options)
+    store = RunStore(run.run_dir / "store.sqlite")
+    try:
+        summary = summarise(store.edits(), store.outcomes())
+    finally:
+        store.close()
+    result = {"tag": args.tag, "model": model_label(args), "n": n, "budget": budget, "spent": run.spent,
+              "panel": args.panel or ["judge"], "seconds": round(time.monotonic() - started, 1),
+              "deadline_hit": stop["hit"], "run_dir": str(run.run_dir), "summary": summary,
+              "stop_reason": run.report.get("stop_reason", "")}
+    write_results(args.tag, result, markdown(result))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
