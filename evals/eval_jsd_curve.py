@@ -64,7 +64,8 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
     domains = {d: sum(row.values()) for d, row in (targets.coverage or {}).items()}
     settings = settings_for(args, rounds=rounds, planner_mode=args.mode)
     run_id = f"{args.tag}-{args.mode}-b{budget}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    options = RunOptions(operations=args.operations, validators=[], dedup="lexical", pilot_per_op=pilot)
+    options = RunOptions(operations=args.operations, validators=[], dedup="lexical", pilot_per_op=pilot,
+                         allow_shrink=args.allow_shrink, min_size=args.min_size)
     started = time.monotonic()
     with deadline(seconds) as stop:
         result = refine(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id, options=options)
@@ -83,6 +84,12 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
                        ("domain_jsd", domain_jsd(before["coverage"], domains), domain_jsd(after["coverage"], domains)),
                        ("difficulty_jsd", before["difficulty_jsd"], after["difficulty_jsd"])):
         row[f"{name}_before"], row[f"{name}_after"], row[f"{name}_reduction"] = b, a, reduction(b, a)
+    committed = {k.split(":")[0]: v for k, v in row["outcomes"].items() if k.endswith(":committed")}
+    row["committed_by_op"] = committed
+    row["removal_share"] = (committed.get("remove", 0) / sum(committed.values())) if committed else None
+    statuses = row["items_by_status"]
+    originals = sum(v for k, v in statuses.items() if k in ("kept", "edited", "removed"))
+    row["kept_share"] = (statuses.get("kept", 0) + statuses.get("edited", 0)) / originals if originals else None
     row["coverage_before"], row["coverage_after"] = before["coverage"], after["coverage"]
     row["difficulty_before"], row["difficulty_after"] = before["difficulty"], after["difficulty"]
     return row
@@ -107,22 +114,27 @@ def markdown(result: dict[str, Any]) -> str:
              f"{num(r['domain_jsd_before'])}→{num(r['domain_jsd_after'])} ({pct(r['domain_jsd_reduction'])})",
              f"{num(r['difficulty_jsd_before'])}→{num(r['difficulty_jsd_after'])} ({pct(r['difficulty_jsd_reduction'])})",
              ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items())) or "—",
+             f"{pct(r.get('removal_share'))} / {pct(r.get('kept_share'))}",
              f"{r['seconds']:.0f}" + (" (deadline)" if r["deadline_hit"] else "")]
             for r in result["curve"]]
     return "\n".join([
         f"# Coverage and difficulty JSD vs budget ({result['tag']})", "",
         f"Dataset: {result['n']} MMLU items, {pct(result['heavy_share'], 0)} from {', '.join(result['heavy'])}; "
         f"targets: {result['targets']}; model: {result['model']}; planner: {result['mode']}; "
-        f"operations: {', '.join(result['operations'])}; rounds: {result['rounds']}; pilot per op: {result['pilot']}.",
+        f"operations: {', '.join(result['operations'])}; rounds: {result['rounds']}; pilot per op: {result['pilot']}; "
+        f"shrinking {'allowed' if result.get('allow_shrink') else 'not allowed'}, size floor "
+        f"{result.get('min_size') or '90% of the input'}.",
         f"Profiling (labels, paid once, then replayed from the response cache): {result['profiling']['spent']:,} "
         f"tokens, {result['profiling']['seconds']:.0f} s" + (" (deadline hit: some items unlabelled)"
                                                              if result["profiling"]["deadline_hit"] else "") + ".",
         f"Paper: {PAPER['jsd_reduction']}.", "",
-        table(["budget", "spent", "items", "coverage JSD (cells)", "domain JSD", "difficulty JSD", "edits", "s"], rows),
+        table(["budget", "spent", "items", "coverage JSD (cells)", "domain JSD", "difficulty JSD", "edits",
+               "removals / input kept", "s"], rows),
         "", "JSD in base 2 (0 = on target, 1 = disjoint). Cell coverage is over 20 domain x skill cells, so a "
         "set of a few dozen items cannot reach 0 even when perfectly spread; the domain column shows the skew "
-        "the mix was built with. Removals cost no model call; new and calibrated items are labelled again "
-        "after the round.", f"Total: {result['elapsed_s']} s.",
+        "the mix was built with. Removals cost no model call and, unless shrinking is allowed, are bought only "
+        "for defects; 'removals' is their share of committed edits, 'input kept' the share of input items still "
+        "in the set. New items are labelled after the round.", f"Total: {result['elapsed_s']} s.",
     ])
 
 
@@ -139,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--mode", default="ilp", choices=MODES)
     parser.add_argument("--rounds", type=int, default=None, help="refinement rounds (quick 1, full 2)")
     parser.add_argument("--pilot-per-op", type=int, default=None, help="pilot edits per operation (quick 0, full 2)")
+    parser.add_argument("--allow-shrink", action="store_true", help="let the planner remove items to rebalance")
+    parser.add_argument("--min-size", type=int, default=None, help="size floor (default: 90%% of the input)")
     args = parser.parse_args(argv)
     args.tag = args.tag or ("jsd_curve_quick" if args.quick else "jsd_curve")
     n = args.n or (20 if args.quick else 100)
@@ -164,8 +178,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "tag": args.tag, "model": model_label(args), "n": n, "heavy": list(args.heavy), "heavy_share": args.heavy_share,
         "targets": str(Path(args.targets).name), "mode": args.mode, "operations": args.operations, "rounds": rounds,
         "pilot": pilot, "budgets": budgets, "profiling": profiling, "curve": curve, "elapsed_s": round(time.monotonic() - started, 1),
+        "allow_shrink": args.allow_shrink, "min_size": args.min_size,
         "headline": {k: best[k] for k in ("budget", "coverage_jsd_reduction", "domain_jsd_reduction",
-                                          "difficulty_jsd_reduction")},
+                                          "difficulty_jsd_reduction", "removal_share", "kept_share")},
     }
     write_results(args.tag, result, markdown(result))
     print(markdown(result))
