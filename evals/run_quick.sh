@@ -47,6 +47,9 @@ step modes $PY evals/eval_modes.py --quick --deadline 480 $EVAL_ARGS
 step correction $PY evals/eval_correction.py --quick --deadline 600 $EVAL_ARGS
 step panel $PY evals/eval_panel.py --quick --deadline 360 $EVAL_ARGS
 step distractors $PY evals/eval_distractors.py --quick --deadline 420 $EVAL_ARGS
+# Fidelity (docs/fidelity.md): label separation on mixed sources, measured calibrations.
+step labels $PY evals/eval_labels.py --quick --deadline 420 $EVAL_ARGS
+step calibrate $PY evals/eval_calibrate.py --quick --deadline 420 $EVAL_ARGS
 
 elapsed=$(( $(date +%s) - started ))
 echo
