@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-chars", type=int, default=700)
     parser.add_argument("--panel", nargs="*", default=None, help="panel members (default: the judge alone)")
     args = parser.parse_args(argv)
-    args.tag = args.tag or ("calibrate_quick" if args.quick else "calibrate")
+    args.tag = args.tag or f"{Op.CALIBRATE.value}{'_quick' if args.quick else ''}"
     n = args.n or (16 if args.quick else 40)
     budget = args.budget or (12000 if args.quick else 40000)
     dataset = mix(n, args.seed, args.max_chars)

@@ -86,7 +86,7 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
         row[f"{name}_before"], row[f"{name}_after"], row[f"{name}_reduction"] = b, a, reduction(b, a)
     committed = {k.split(":")[0]: v for k, v in row["outcomes"].items() if k.endswith(":committed")}
     row["committed_by_op"] = committed
-    row["removal_share"] = (committed.get("remove", 0) / sum(committed.values())) if committed else None
+    row["removal_share"] = (committed.get(Op.REMOVE.value, 0) / sum(committed.values())) if committed else None
     statuses = row["items_by_status"]
     originals = sum(v for k, v in statuses.items() if k in ("kept", "edited", "removed"))
     row["kept_share"] = (statuses.get("kept", 0) + statuses.get("edited", 0)) / originals if originals else None

@@ -138,3 +138,24 @@ def anchored_difficulty(item_logit: np.ndarray, ability: np.ndarray, min_spread:
         low, high = centre - min_spread / 2, centre + min_spread / 2
     scale = 2 * np.log(2.0) / (high - low)  # sigmoid(+-ln 2) = 2/3, 1/3 at the anchors
     return _sigmoid(scale * (np.asarray(item_logit, dtype=float) - (low + high) / 2)), low, high
+
+
+def fit_item_logit(correct: Sequence[float | None], ability: Sequence[float], prior_sd: float = 2.0,
+                   max_iter: int = 100, tol: float = 1e-8) -> float:
+    """One item's logit b with the panel's abilities held fixed (MAP, the same prior as `fit_rasch`):
+    places an edited item on an existing fit without refitting everything, so the answer does not depend
+    on which other edits were measured first."""
+    y = np.array([np.nan if v is None else float(v) for v in correct], dtype=float)
+    theta = np.asarray(ability, dtype=float)
+    if y.shape != theta.shape:
+        raise ValueError("one correctness value per panel member")
+    seen = ~np.isnan(y)
+    b = 0.0
+    for _ in range(max_iter):
+        p = _sigmoid(theta[seen] - b)
+        step = (-(y[seen] - p).sum() - b / prior_sd**2) / ((p * (1 - p)).sum() + 1 / prior_sd**2)
+        step = float(np.clip(step, -1, 1))
+        b += step
+        if abs(step) < tol:
+            break
+    return b

@@ -105,3 +105,19 @@ def test_p_correct_prefers_option_probabilities_over_votes() -> None:
                                                                                "b": {"p": [0.6, 0.4]}}}})
     assert abs(p_correct(probs) - 0.6) < 1e-9
     assert p_correct(None) is None
+
+
+def test_a_committed_calibration_adopts_its_measurement_and_a_rerun_measures_the_same(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="A")
+    ctx.store.put_diagnostics([Diagnostic(item_id=BASE.id, check="difficulty", flag=False, score=0.1, evidence={
+        "method": "irt", "logit": -2.0, "panel_ability": {"judge": 1.0}, "anchors": [0.0, 2.0]})])
+    task = EditTask("e", BASE.id, "calibrate", 1, target="medium")
+    candidate = HARDER.model_copy()
+    first = validate(ctx, task, Candidate(candidate, "", 0))
+    assert first.passed
+    assert ctx.store.diagnostic(BASE.id, "panel_original").evidence["answers"] == {"judge": 1}
+    assert ctx.store.diagnostic(BASE.id, "panel").evidence["answers"] == {"judge": 0}
+    moved = ctx.store.diagnostic(BASE.id, "difficulty")
+    assert moved.evidence["measured_after_edit"] and moved.score > 0.5 and candidate.difficulty == moved.score
+    again = validate(ctx, task, Candidate(HARDER.model_copy(), "", 0))  # e.g. re-run after a crash
+    assert again.passed and again.evidence["measured"] == first.evidence["measured"]

@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.difficulty import default_panel, irt_difficulty
+from refinelab.agents.difficulty import default_panel
 from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic
 from refinelab.agents.refiner import calibrate_direction, run_embedder
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity
+from refinelab.metrics.irt import fit_item_logit, soft_correctness
 from refinelab.operations import operation
 from refinelab.schema import LETTERS, Diagnostic, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
@@ -33,6 +34,7 @@ from refinelab.tools.ledger import CallTag
 MIN_P_CHANGE = 1e-6  # a move smaller than this is no move
 MIN_DIVERSITY_GAIN = 1e-4
 PARAPHRASE_COSINE = 0.85  # a new distractor this close to the key may be a second correct answer
+ORIGINAL_PANEL = "panel_original"  # the panel's answers on the item before a committed calibration
 
 
 @dataclass
@@ -91,7 +93,7 @@ def measure_p_correct(ctx: AgentContext, task: EditTask, before: QAItem, after: 
     """Calibrate's measurement: p(correct) before and after, and the direction the plan paid for."""
     members = measuring_panel(ctx)
     direction = calibrate_direction(ctx, before, task.target)
-    stored = ctx.store.diagnostic(before.id, "panel")
+    stored = ctx.store.diagnostic(before.id, ORIGINAL_PANEL) or ctx.store.diagnostic(before.id, "panel")
     tokens = 0
     if stored is not None and set(members) <= set(stored.evidence.get("answers", {})):
         before_diag: Diagnostic = stored
@@ -165,13 +167,26 @@ def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verd
 
 def adopt_measurement(ctx: AgentContext, candidate: QAItem, panel_after: Diagnostic) -> None:
     """A passed verdict is committed at once (the graph's router), so the panel's answers on the candidate
-    become the item's panel evidence and its difficulty is refitted from them: the calibrated item
-    enters the next plan at the difficulty it was measured at, not at the original's or at none."""
-    diag = panel_after.model_copy(update={"item_id": candidate.id})
-    ctx.store.put_diagnostics([diag])
-    panel = {d.item_id: d for d in ctx.store.diagnostics("panel") if "~" not in d.item_id}
-    panel[candidate.id] = diag
-    refit = irt_difficulty(ctx, [candidate], panel)
-    if refit:
-        ctx.store.put_diagnostics(refit)
-        candidate.difficulty = refit[0].score
+    become the item's panel evidence and its difficulty is placed on the profile's IRT fit (abilities and
+    bucket anchors held fixed): the calibrated item enters the next plan at the difficulty it was
+    measured at. The original's answers are kept as `panel_original`, so a validation re-run after a
+    crash measures against the same baseline; nothing here depends on the order edits were measured in."""
+    original = ctx.store.diagnostic(candidate.id, "panel")
+    if original is not None and not ctx.store.has_diagnostic(candidate.id, ORIGINAL_PANEL):
+        ctx.store.put_diagnostics([original.model_copy(update={"check": ORIGINAL_PANEL})])
+    ctx.store.put_diagnostics([panel_after.model_copy(update={"item_id": candidate.id})])
+    difficulty = ctx.store.diagnostic(candidate.id, "difficulty")
+    if difficulty is None or difficulty.evidence.get("method") != "irt":
+        return
+    abilities: dict[str, float] = difficulty.evidence.get("panel_ability") or {}
+    anchors = difficulty.evidence.get("anchors")
+    members = [m for m in abilities if soft_correctness(panel_after.evidence, m) is not None]
+    if not members or not anchors:
+        return
+    logit = fit_item_logit([soft_correctness(panel_after.evidence, m) for m in members],
+                           [abilities[m] for m in members])
+    low, high = float(anchors[0]), float(anchors[1])
+    score = float(1.0 / (1.0 + np.exp(-(2 * np.log(2.0) / (high - low)) * (logit - (low + high) / 2))))
+    ctx.store.put_diagnostics([difficulty.model_copy(update={"score": score, "evidence": {
+        **difficulty.evidence, "logit": round(logit, 3), "measured_after_edit": True}})])
+    candidate.difficulty = score
