@@ -206,18 +206,17 @@ def all_roles(*, endpoint: str | None = None, model: str | None = None, api_key_
     return {"roles": {name: dict(fields) for name in roles}}
 
 
-def role_flag(field: str, values: list[str] | None) -> dict[str, Any]:
-    """A repeatable CLI flag as overrides: `VALUE` sets every role, `ROLE=VALUE` (judge, writer, validator)
-    that role only; later values win, so `--model m --model writer=w` gives the writer `w`."""
-    if field not in ("endpoint", "model", "api_key_env"):
-        raise ConfigError(f"no per-role flag for {field!r}")
+def role_overrides(*, endpoint: list[str] | None = None, model: list[str] | None = None,
+                   api_key_env: list[str] | None = None) -> dict[str, Any]:
+    """The CLI's repeatable `--endpoint/--model/--api-key-env` as overrides: `VALUE` sets every role,
+    `ROLE=VALUE` (judge, writer, validator) that role only; later values win, so `--model m --model
+    writer=w` gives the writer `w` and the other roles `m`."""
     merged: dict[str, Any] = {}
-    for raw in values or []:
-        role, sep, rest = raw.partition("=")
-        if sep and role in Roles.model_fields:
-            merged = _merge(merged, all_roles(role=role, **{field: rest}))
-        else:
-            merged = _merge(merged, all_roles(**{field: raw}))
+    for field, values in (("endpoint", endpoint), ("model", model), ("api_key_env", api_key_env)):
+        for raw in values or []:
+            role, sep, rest = raw.partition("=")
+            one = {field: rest} if sep and role in Roles.model_fields else {field: raw}
+            merged = _merge(merged, all_roles(role=role if sep and role in Roles.model_fields else None, **one))
     return merged
 
 

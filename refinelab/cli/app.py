@@ -16,7 +16,11 @@ from rich.table import Table
 
 from refinelab import __version__
 from refinelab.cli.common import (
+    COLUMNS_HELP,
+    ENDPOINT_HELP,
     EXIT_BAD_INPUT,
+    KEY_HELP,
+    MODEL_HELP,
     console,
     exit_code,
     fail,
@@ -34,6 +38,20 @@ model_app = typer.Typer(help="The embedded offline model.", no_args_is_help=True
 data_app = typer.Typer(help="Inspect and validate datasets.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"refinelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Refine multiple-choice QA datasets under a token budget."""
 
 
 @app.command()
@@ -150,7 +168,11 @@ def refine_command(
     targets: Annotated[Path | None, typer.Option(help="targets YAML")] = None,
     subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
     limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
-    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet")] = None,
+    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
+    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
+    endpoint: Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)] = None,
+    model: Annotated[list[str] | None, typer.Option(help=MODEL_HELP)] = None,
+    api_key_env: Annotated[list[str] | None, typer.Option(help=KEY_HELP)] = None,
     config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
     run_id: Annotated[str | None, typer.Option(help="name of the run folder")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="where run folders go")] = None,
@@ -169,19 +191,19 @@ def refine_command(
     """Profile, plan, refine and validate DATA within BUDGET tokens; write the run folder."""
     from refinelab.agents.options import RunOptions
     from refinelab.api import refine as run_refine
-    from refinelab.config import load_settings
+    from refinelab.config import load_settings, role_overrides
 
-    overrides: dict[str, object] = {}
-    for key, value in (("runs_dir", runs_dir), ("rounds", rounds), ("planner_mode", mode)):
-        if value is not None:
-            overrides[key] = value
-    if no_cache:
-        overrides["use_cache"] = False
     try:
+        overrides: dict[str, Any] = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
+        for key, value in (("runs_dir", runs_dir), ("rounds", rounds), ("planner_mode", mode)):
+            if value is not None:
+                overrides[key] = value
+        if no_cache:
+            overrides["use_cache"] = False
         settings = load_settings(config, overrides)
     except RefineLabError as exc:
         fail(exc)
-    dataset, resolved = load_selection(data, format, subjects, limit, targets, strict=strict)
+    dataset, resolved = load_selection(data, format, subjects, limit, targets, strict=strict, columns=columns)
     if dataset.rejected and not quiet:
         console.print(f"[yellow]{len(dataset.rejected)} invalid row(s) quarantined[/yellow] "
                       f"(first: {dataset.rejected[0]}); they are listed in report.json")
