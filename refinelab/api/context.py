@@ -14,6 +14,7 @@ from refinelab.config import Settings, load_settings
 from refinelab.metrics.targets import Targets
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.tools.cache import ResponseCache
+from refinelab.tools.embeddings import use_model
 from refinelab.tools.ledger import Ledger
 from refinelab.tools.store import RunStore
 from refinelab.tools.tracing import Tracer
@@ -27,6 +28,7 @@ def open_run_context(run_dir: str | Path, *, settings: Settings | None = None, b
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = settings or load_settings()
+    use_model(settings.embeddings.model, settings.embeddings.allow_download)  # dedup, distractors, retrieval
     store = RunStore(run_dir / "store.sqlite")
     ledger = Ledger(run_dir / "ledger.sqlite", cap=budget, failure_limit=settings.max_consecutive_failures)
     cache = ResponseCache(settings.cache_path) if settings.use_cache else None
