@@ -256,7 +256,8 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Data
 
 COLUMN_FIELDS = ("question", "choices", "answer", "id", "subject", "domain", "skill")
 _QUESTION_NAMES = ("question", "stem", "prompt", "query", "input")
-_ANSWER_NAMES = ("answer", "answerkey", "answer_key", "answer_idx", "answer_index", "label", "correct", "target")
+_ANSWER_NAMES = ("answer", "answerkey", "answer_key", "answer_idx", "answer_index", "label", "correct", "target",
+                 "key")
 _CHOICE_LIST_NAMES = ("choices", "options", "answers_list")
 _CHOICE_COLUMN = re.compile(r"^(?:choice|option|opt|ans)?[ _-]?([a-j]|[0-9])$", re.IGNORECASE)
 
@@ -328,9 +329,19 @@ def guess_columns(header: Sequence[str]) -> dict[str, Any] | None:
     return mapping
 
 
+_IDENTIFIER = re.compile(r"^[A-Za-z_][\w .-]{0,39}$")
+
+
 def _looks_like_header(first_row: Sequence[str]) -> bool:
-    return any(cell.strip().lower() in _QUESTION_NAMES for cell in first_row) and any(
-        cell.strip().lower() in _ANSWER_NAMES for cell in first_row)
+    """A header names a question or answer column we know, or is a row of short distinct column names
+    whose last cell is no answer (an MMLU row ends in its answer letter and starts with a question)."""
+    cells = [cell.strip() for cell in first_row]
+    if any(c.lower() in _QUESTION_NAMES or c.lower() in _ANSWER_NAMES for c in cells):
+        return True
+    last = cells[-1] if cells else ""
+    answer_like = len(last) == 1 and last.upper() in LETTERS or last.isdigit()
+    return (len(cells) >= 3 and not answer_like and len(set(cells)) == len(cells)
+            and all(_IDENTIFIER.match(c) and " " not in c for c in cells))
 
 
 def _mapping_from_header(path: Path, header: Sequence[str]) -> dict[str, Any]:
