@@ -290,9 +290,13 @@ class CachedEmbedder:
         self.inner = inner
         self.cache = cache if cache is not None else EmbeddingCache()
         self.model_id = inner.model_id
-        self.dim = inner.dim
         self.hits = 0
         self.misses = 0
+
+    @property
+    def dim(self) -> int:
+        """The inner embedder's size (asked only when needed: a chosen model loads to answer)."""
+        return self.inner.dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
