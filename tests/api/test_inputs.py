@@ -145,3 +145,9 @@ def test_public_names_are_exported_and_typed() -> None:
 
     text = pydoc.render_doc(refinelab, renderer=pydoc.plaintext)
     assert "refine(data: 'DatasetInput'" in text and "class RunResult" in text
+
+
+def test_plan_dry_run_accepts_a_list_of_dicts(tmp_path: Path) -> None:
+    report = refinelab.plan(ROWS, budget=5_000, folder=tmp_path / "plan", settings=_settings(tmp_path),
+                            hooks=RunHooks(chat_models=models()), options=EXTRAS)
+    assert report["dry_run"] is True and report["items"] == len(ROWS) and report["dataset"] == "records"
