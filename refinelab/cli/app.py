@@ -92,13 +92,15 @@ def model_check(
 def data_validate(
     path: Annotated[Path, typer.Argument(help="file or folder (JSONL, MMLU CSV, ARC JSONL, Parquet)")],
     format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
+    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Load a dataset strictly; print counts by subject and every problem found. Exit 2 on problems."""
-    from refinelab.io import load_dataset
+    from refinelab.io import load_dataset, parse_columns
 
     try:
-        dataset = load_dataset(path, format=format, on_invalid="quarantine")
+        mapping = parse_columns(columns) if columns else None
+        dataset = load_dataset(path, format=format, mapping=mapping, on_invalid="quarantine")
     except RefineLabError as exc:
         fail(exc)
     dupes = dataset.duplicates()
