@@ -441,9 +441,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _alias(row: Mapping[str, Any], names: Sequence[str], used: set[str]) -> str | None:
+    lower = {k.lower(): k for k in row if k not in used}
+    return next((lower[n] for n in names if n in lower), None)
+
+
 def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None) -> dict[str, Any]:
-    """One foreign record as QAItem fields: `columns` renames (our field → its column), known fields are
-    taken as they are, and any other column is kept in `metadata` so nothing the user had is lost."""
+    """One foreign record as QAItem fields: `columns` renames (our field → its column); our own field names
+    are taken as they are; otherwise a usual name stands in (`stem`/`query`/`question_stem` for the question,
+    `label`/`answerKey`/`gold` for the answer), and Hugging Face's `{"text": [...], "label": [...]}` choices
+    (ARC, CommonsenseQA, OpenBookQA) are unpacked. Any other column is kept in `metadata`."""
     row = {str(k): _plain(v) for k, v in row.items()}
     out: dict[str, Any] = {}
     used: set[str] = set()
@@ -454,14 +461,23 @@ def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None) -> dict[s
         elif source in row:
             out[key] = row[source]
             used.add(source)
-    extra: dict[str, Any] = {}
-    for key, value in row.items():
-        if key in used or key in out:
-            continue
-        if key in QAItem.model_fields:
-            out[key] = value
-        elif value is not None:
-            extra[key] = value
+    for key in QAItem.model_fields:
+        if key not in out and key in row:
+            out[key] = row[key]
+            used.add(key)
+    for key, names in (("question", _QUESTION_NAMES + ("question_stem",)), ("answer", _ANSWER_NAMES + ("gold",))):
+        source = None if key in out else _alias(row, names, used)
+        if source is not None:
+            out[key] = row[source]
+            used.add(source)
+    choices = out.get("choices")
+    if isinstance(choices, dict) and isinstance(choices.get("text"), list):
+        labels = [str(label) for label in choices.get("label") or []]
+        out["choices"] = choices["text"]
+        answer = out.get("answer")
+        if isinstance(answer, str) and answer.strip() in labels:
+            out["answer"] = labels.index(answer.strip())
+    extra = {k: v for k, v in row.items() if k not in used and v is not None}
     if extra:
         given = out.get("metadata")
         if isinstance(given, str):

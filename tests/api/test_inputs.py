@@ -151,3 +151,21 @@ def test_plan_dry_run_accepts_a_list_of_dicts(tmp_path: Path) -> None:
     report = refinelab.plan(ROWS, budget=5_000, folder=tmp_path / "plan", settings=_settings(tmp_path),
                             hooks=RunHooks(chat_models=models()), options=EXTRAS)
     assert report["dry_run"] is True and report["items"] == len(ROWS) and report["dataset"] == "records"
+
+
+def test_usual_hub_shapes_need_no_mapping() -> None:
+    """OpenBookQA's query/gold rows (the shared copy) and ARC/CommonsenseQA's {"text", "label"} choices."""
+    datasets = pytest.importorskip("datasets")
+    data = Path(__file__).resolve().parents[3] / "shared" / "data" / "openbookqa" / "openbook_qa.jsonl"
+    rows = [json.loads(line) for line in data.read_text().splitlines()[:20]]
+    obqa = as_dataset(rows, name="obqa")
+    assert len(obqa) == 20 and obqa[0].question == rows[0]["query"] and obqa[0].answer == rows[0]["gold"]
+    assert obqa[0].metadata == {}  # query and gold were used, nothing left over
+    arc = datasets.Dataset.from_list([
+        {"id": "Mercury_1", "question": "Which is a mammal?", "answerKey": "2",
+         "choices": {"text": ["shark", "whale", "trout"], "label": ["1", "2", "3"]}},
+        {"id": "Mercury_2", "question": "Which is hot?", "answerKey": "A",
+         "choices": {"text": ["sun", "ice"], "label": ["A", "B"]}},
+    ])
+    items = as_dataset(arc)
+    assert [i.answer for i in items] == [1, 0] and items[0].choices == ["shark", "whale", "trout"]
