@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -91,9 +92,25 @@ def to_hf(run_dir: str | Path) -> datasets.Dataset:
 # ------------------------------------------------------------------------------------------- the card
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _text(value: Any, limit: int = 120) -> str:
+    """A value from the run folder (untrusted) as inert Markdown: one line, no control or bidi characters,
+    no HTML, table pipes or code fences, secrets redacted, at most `limit` characters."""
+    text = _UNPRINTABLE.sub(" ", redact(str(value)))
+    text = " ".join(text.split())
+    for char, escaped in (("\\", "\\\\"), ("|", "\\|"), ("`", "'"), ("<", "&lt;"), (">", "&gt;"),
+                          ("[", "\\["), ("]", "\\]")):
+        text = text.replace(char, escaped)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _figure(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _text(value, 40)
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
@@ -103,8 +120,8 @@ def card_text(run_dir: str | Path, items: Dataset, data_path: str | None, split:
     report = read_run_json(run_dir / "report.json")
     saved = read_run_json(run_dir / "settings.json")
     settings = saved.get("settings") if isinstance(saved.get("settings"), dict) else {}
-    run_id = str(report.get("run_id") or run_dir.name)
-    source = str(saved.get("dataset") or "unknown")
+    run_id = _text(report.get("run_id") or run_dir.name, 80)
+    source = _text(saved.get("dataset") or "unknown", 80)
     n = len(items)
     size = ("n<1K" if n < 1_000 else "1K<n<10K" if n < 10_000 else "10K<n<100K" if n < 100_000 else "100K<n<1M")
     front: dict[str, Any] = {"tags": ["refinelab", "multiple-choice", "question-answering"],
@@ -115,7 +132,7 @@ def card_text(run_dir: str | Path, items: Dataset, data_path: str | None, split:
     lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", CARD_MARKER, "",
              f"# {source}, refined by RefineLab", "",
              f"{n} multiple-choice items refined from `{source}` by RefineLab {__version__} in run `{run_id}`"
-             f" (stop reason: {report.get('stop_reason') or 'finished'}; rounds: {report.get('rounds', '—')}).", "",
+             f" (stop reason: {_text(report.get('stop_reason') or 'finished')}; rounds: {_figure(report.get('rounds'))}).", "",
              "## Before and after", "", "| measure | before | after |", "|---|---:|---:|"]
     for key, label in (("items", "items"), ("coverage_jsd", "coverage JSD to target"),
                        ("difficulty_jsd", "difficulty JSD to target"), ("expected_errors", "expected errors")):
@@ -127,12 +144,13 @@ def card_text(run_dir: str | Path, items: Dataset, data_path: str | None, split:
         lines += ["| operation | outcome | edits |", "|---|---|---:|"]
         for key, count in sorted(outcomes.items()):
             operation, _, status = str(key).partition(":")
-            lines.append(f"| {operation} | {status} | {count} |")
+            lines.append(f"| {_text(operation, 40)} | {_text(status, 40)} | {_figure(count)} |")
     else:
         lines.append("No edits were made.")
     by_status = report.get("items_by_status") or {}
-    lines += ["", f"Input items by status: {', '.join(f'{k} {v}' for k, v in sorted(by_status.items())) or '—'}; "
-              f"new items: {report.get('new_items', '—')}.", "", "## Budget", ""]
+    statuses = ", ".join(f"{_text(k, 40)} {_figure(v)}" for k, v in sorted(by_status.items())) or "—"
+    lines += ["", f"Input items by status: {statuses}; new items: {_figure(report.get('new_items'))}.", "",
+              "## Budget", ""]
     ledger = report.get("ledger") or {}
     lines.append(f"{_figure(ledger.get('spent'))} tokens spent of a cap of {_figure(ledger.get('cap') or saved.get('budget'))}"
                  f" in {_figure(ledger.get('calls'))} model calls.")
@@ -141,16 +159,16 @@ def card_text(run_dir: str | Path, items: Dataset, data_path: str | None, split:
         lines += ["", "| step | calls | tokens |", "|---|---:|---:|"]
         for node, slot in sorted(by_node.items()):
             if isinstance(slot, dict):
-                lines.append(f"| {node} | {slot.get('calls', '—')} | {slot.get('tokens', '—')} |")
+                lines.append(f"| {_text(node, 40)} | {_figure(slot.get('calls'))} | {_figure(slot.get('tokens'))} |")
     lines += ["", "## Models", "", "| role | model | endpoint |", "|---|---|---|"]
     roles = settings.get("roles") if isinstance(settings.get("roles"), dict) else {}
     for role, spec in sorted(roles.items()):
         if isinstance(spec, dict):  # endpoints only, never a key; a URL's secrets are redacted
-            lines.append(f"| {role} | {redact(str(spec.get('model', '—')))} | {redact(str(spec.get('endpoint', '—')))} |")
+            lines.append(f"| {_text(role, 40)} | {_text(spec.get('model', '—'))} | {_text(spec.get('endpoint', '—'))} |")
     origins = Counter(i.provenance.created_by for i in items)
     lines += ["", "## Lineage", "", f"- source dataset: `{source}`", f"- RefineLab run: `{run_id}` "
               f"(its folder holds `changes.jsonl`, every edit with before, after, verdict and evidence)",
-              f"- rows by origin: {', '.join(f'{k} {v}' for k, v in sorted(origins.items()))}",
+              f"- rows by origin: {', '.join(f'{_text(k, 40)} {v}' for k, v in sorted(origins.items()))}",
               "- each row's `provenance` (JSON) names its source file and row, `created_by` (original or the "
               "operation that wrote it) and `parent_id` (the item it was derived from).", "",
               "## Fields", "", "`id`, `question`, `choices` (list of strings), `answer` (0-based index into "

@@ -148,3 +148,22 @@ def test_cli_export_hf_and_parquet(run: refinelab.RunResult, tmp_path: Path) -> 
     none = subprocess.run([sys.executable, "-m", "refinelab", "export", "export-me"], capture_output=True, text=True,
                           env=env, timeout=300)
     assert none.returncode == 2 and "--hf" in none.stderr
+
+
+def test_card_from_a_hostile_run_folder_is_inert(run: refinelab.RunResult, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "hostile"
+    shutil.copytree(run.run_dir, folder)
+    report = json.loads((folder / "report.json").read_text())
+    report["stop_reason"] = "done\n\n<script>alert(1)</script> | ![x](http://evil/pixel.png)"
+    report["edits"]["outcomes"] = {"fix`\n# Owned:committed": 1}
+    (folder / "report.json").write_text(json.dumps(report))
+    saved = json.loads((folder / "settings.json").read_text())
+    saved["settings"]["roles"]["writer"]["endpoint"] = "https://user:hunter2secret@models.example/v1"
+    saved["dataset"] = "name\u202e\n---\ninjected: true"
+    (folder / "settings.json").write_text(json.dumps(saved))
+    card = (refinelab.open_run(folder).save(tmp_path / "out") / "README.md").read_text(encoding="utf-8")
+    assert "<script>" not in card and "![x](" not in card and "hunter2secret" not in card
+    assert "\n# Owned" not in card and "\u202e" not in card and "\ninjected: true" not in card
+    assert card.count("\n---\n") == 1  # only the front matter's closing line
