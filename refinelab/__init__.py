@@ -4,8 +4,8 @@
     result = refinelab.refine("data.jsonl", budget=50_000)   # or a datasets.Dataset, DataFrame, list of dicts
     result.save("refined/", format="parquet")                # data + README.md dataset card
 
-The public API (`profile`, `plan`, `refine`, `resume`, `report`, `export`, `open_run`, `build_graph`) and its
-types (`RunOptions`, `RunHooks`, `RunResult`, `ProfileResult`, `Settings`, `Targets`, `Dataset`, `QAItem`)
+The public API (`profile`, `screen`, `plan`, `refine`, `resume`, `report`, `export`, `open_run`, `build_graph`) and its
+types (`RunOptions`, `RunHooks`, `RunResult`, `ProfileResult`, `ScreenResult`, `Settings`, `Targets`, `Dataset`, `QAItem`)
 are imported on first use: LangGraph is heavy to import, and `refinelab --help` should not pay for it.
 `help(refinelab)` and `dir(refinelab)` load them, so their typed signatures and docstrings show.
 """
@@ -20,7 +20,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "profile": "refinelab.api", "plan": "refinelab.api", "refine": "refinelab.api", "resume": "refinelab.api",
     "report": "refinelab.api", "export": "refinelab.api", "open_run": "refinelab.api", "RunResult": "refinelab.api",
-    "ProfileResult": "refinelab.api", "build_graph": "refinelab.graph.build",
+    "ProfileResult": "refinelab.api", "screen": "refinelab.api", "ScreenResult": "refinelab.api",
+    "build_graph": "refinelab.graph.build",
     "RunOptions": "refinelab.agents.options", "RunHooks": "refinelab.agents.options",
     "Settings": "refinelab.config", "load_settings": "refinelab.config", "Targets": "refinelab.metrics.targets",
     "Dataset": "refinelab.schema", "QAItem": "refinelab.schema", "load_dataset": "refinelab.io",
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from refinelab.api import (
         ProfileResult,
         RunResult,
+        ScreenResult,
         export,
         open_run,
         plan,
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         refine,
         report,
         resume,
+        screen,
     )
     from refinelab.config import Settings, load_settings
     from refinelab.graph.build import build_graph
@@ -47,9 +50,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from refinelab.schema import Dataset, QAItem
 
 __all__ = [  # the same names as _EXPORTS (a test checks), spelled out for linters and type checkers
-    "Dataset", "ProfileResult", "QAItem", "RunHooks", "RunOptions", "RunResult", "Settings", "Targets", "__version__",
-    "as_dataset", "build_graph", "export", "load_dataset", "load_settings", "open_run", "plan", "profile", "refine",
-    "report", "resume",
+    "Dataset", "ProfileResult", "QAItem", "RunHooks", "RunOptions", "RunResult", "ScreenResult", "Settings", "Targets",
+    "__version__", "as_dataset", "build_graph", "export", "load_dataset", "load_settings", "open_run", "plan",
+    "profile", "refine", "report", "resume", "screen",
 ]
 
 

@@ -1,4 +1,4 @@
-"""The public Python API: profile, plan (dry run), refine, resume, report, export, open_run.
+"""The public Python API: profile, screen, plan (dry run), refine, resume, report, export, open_run.
 
 Every function opens its folder through `refinelab.api.context.open_run_context`; the CLI is a thin layer
 that parses arguments and calls these.
@@ -12,6 +12,7 @@ from typing import Literal
 from refinelab.api.planning import plan
 from refinelab.api.profiling import ProfileResult, profile
 from refinelab.api.runs import RunResult, refine, resume
+from refinelab.api.screening import ScreenResult, screen
 
 
 def open_run(run_dir: str | Path) -> RunResult:
@@ -34,4 +35,5 @@ def export(run_dir: str | Path, lm_eval_dir: str | Path, task_name: str | None =
     return export_lm_eval(run_dir, lm_eval_dir, task_name, choice_format)
 
 
-__all__ = ["ProfileResult", "RunResult", "export", "open_run", "plan", "profile", "refine", "report", "resume"]
+__all__ = ["ProfileResult", "RunResult", "ScreenResult", "export", "open_run", "plan", "profile", "refine", "report",
+           "resume", "screen"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import json
 import random
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
 from refinelab.errors import BudgetExhausted, DataError
+from refinelab.io import DatasetInput, as_dataset
 from refinelab.metrics.error_checks import ERROR_TYPES
 from refinelab.metrics.injection import inject
 from refinelab.metrics.screening_model import (
@@ -46,7 +48,7 @@ from refinelab.metrics.screening_model import (
     item_features,
     operating_point,
 )
-from refinelab.schema import Dataset, QAItem
+from refinelab.schema import QAItem
 
 DEFAULT_PANEL = ("qwen2.5-coder-1.5b",)
 CALIBRATION_FILE = "calibration.json"
@@ -220,9 +222,9 @@ def _out_of_fold(features: list[dict[str, float]], labels: list[str], groups: li
 
 
 def screen(
-    dataset: Dataset,
+    data: DatasetInput,
     *,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     settings: Settings | None = None,
     budget: int | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
@@ -233,11 +235,23 @@ def screen(
     target_precision: float = 0.5,
     prevalence: float = 0.1,
     progress: Callable[[int, int], None] | None = None,
+    columns: Mapping[str, str | list[str]] | None = None,
+    format: str | None = None,
+    strict: bool = False,
 ) -> ScreenResult:
-    """Screen `dataset` for errors; see the module docstring. `calibrate_sample` > 0 calibrates first on
-    that many of the dataset's items; `calibration` names an existing calibration.json to use."""
-    out = Path(out_dir)
+    """Screen `data` for errors; see the module docstring. `calibrate_sample` > 0 calibrates first on
+    that many of the dataset's items; `calibration` names an existing calibration.json to use.
+
+    `data` takes what `refine` takes: a path, our `Dataset`, a `datasets.Dataset`, a pandas DataFrame or a
+    list of dicts (`columns` maps our fields to its columns); bad input raises `DataError` before any folder
+    is made. `out_dir` defaults to `settings.runs_dir/screen-TIME`."""
+    dataset = as_dataset(data, format=format, columns=columns, on_invalid="error" if strict else "quarantine")
+    if not len(dataset):
+        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
+        raise DataError(dataset.name, None, None,
+                        f"no valid items to screen ({len(dataset.rejected)} invalid row(s){first})")
     settings = settings or load_settings()
+    out = Path(out_dir) if out_dir is not None else settings.runs_dir / time.strftime("screen-%Y%m%d-%H%M%S")
     run_options = as_options(options)
     members = list(run_options.panel) or list(DEFAULT_PANEL)
     run_options = run_options.model_copy(update={"panel": members})

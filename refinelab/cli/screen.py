@@ -10,8 +10,19 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from refinelab.cli.common import console, fail, load_selection, out, parse_list
-from refinelab.config import load_settings
+from refinelab.cli.common import (
+    COLUMNS_HELP,
+    ENDPOINT_HELP,
+    KEY_HELP,
+    MODEL_HELP,
+    console,
+    fail,
+    load_selection,
+    out,
+    parse_list,
+)
+from refinelab.cli.progress import PlainProgress, interactive
+from refinelab.config import load_settings, role_overrides
 from refinelab.errors import RefineLabError
 
 
@@ -31,6 +42,10 @@ def screen_command(
     subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
     limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
     format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
+    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
+    endpoint: Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)] = None,
+    model: Annotated[list[str] | None, typer.Option(help=MODEL_HELP)] = None,
+    api_key_env: Annotated[list[str] | None, typer.Option(help=KEY_HELP)] = None,
     config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
     prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
@@ -46,13 +61,22 @@ def screen_command(
         fail("--target-precision and --prevalence must lie strictly between 0 and 1")
     try:
         options = RunOptions(panel=parse_list(panel) or [], panel_orders=orders)
-        settings = load_settings(config)
+        settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
     except (RefineLabError, ValueError) as exc:
         fail(exc)
-    dataset, _ = load_selection(data, format, subjects, limit, None)
+    dataset, _ = load_selection(data, format, subjects, limit, None, columns=columns)
     folder = out_dir or Path(settings.runs_dir) / time.strftime("screen-%Y%m%d-%H%M%S")
-    bar = None if quiet else Progress(TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                      console=console)
+    live = not quiet and interactive()
+    plain = PlainProgress() if not quiet and not live else None
+    bar = None if not live else Progress(TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                         console=console)
+
+    def show(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(task, completed=done, total=total)
+        elif plain is not None:
+            plain.update("screen", done, total)
+
     try:
         if bar is not None:
             bar.start()
@@ -60,7 +84,7 @@ def screen_command(
         result = screen(dataset, out_dir=folder, settings=settings, budget=budget, options=options,
                         prompts_dir=str(prompts) if prompts else None, calibrate_sample=sample if calibrate else 0,
                         calibration=calibration, target_precision=target_precision, prevalence=prevalence,
-                        progress=(lambda done, total: bar.update(task, completed=done, total=total)) if bar else None)
+                        progress=show if bar is not None or plain is not None else None)
     except RefineLabError as exc:
         fail(exc)
     finally:

@@ -169,3 +169,28 @@ def test_usual_hub_shapes_need_no_mapping() -> None:
     ])
     items = as_dataset(arc)
     assert [i.answer for i in items] == [1, 0] and items[0].choices == ["shark", "whale", "trout"]
+
+
+def test_screen_accepts_a_dataframe_and_refuses_bad_rows_before_any_folder(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from tests.support.scripted_model import ScriptedChatModel, logprobs_block
+
+    def member(messages: list[dict[str, str]]) -> str:  # always believes the first option listed
+        return logprobs_block({"A": 0.85, "B": 0.05, "C": 0.05, "D": 0.025, "The": 0.025})
+
+    from refinelab.metrics.screening_model import fit_screening_model
+
+    fit_screening_model([{"pooled_p_key": 0.9}, {"pooled_p_key": 0.1}, {"pooled_p_key": 0.8}, {"pooled_p_key": 0.2}],
+                        ["ok", "wrong_groundtruth", "ok", "wrong_groundtruth"]).save(tmp_path / "model.json")
+    settings = _settings(tmp_path)
+    frame = pd.DataFrame(ROWS)
+    result = refinelab.screen(frame, settings=settings, options={"panel": ["first"], "validate_suspects": False},
+                              calibration=tmp_path / "model.json",
+                              hooks=RunHooks(chat_models={"panel:first": ScriptedChatModel(respond=member)}))
+    assert isinstance(result, refinelab.ScreenResult) and result.out_dir.parent == settings.runs_dir
+    assert [r["id"] for r in result.rows] == [r["id"] for r in ROWS] and result.summary["dataset"] == "dataframe"
+    bad = pd.DataFrame([dict(ROWS[0], choices=["only one"])])
+    with pytest.raises(DataError, match=r"<dataframe>, row 1, field 'choices'"):
+        refinelab.screen(bad, out_dir=tmp_path / "scr-bad", settings=settings, strict=True)
+    assert not (tmp_path / "scr-bad").exists()
