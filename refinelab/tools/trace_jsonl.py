@@ -1,0 +1,152 @@
+"""`trace.jsonl`: the run tree of a run folder, written by a LangChain tracer and read back.
+
+`JsonlTracer` is a `langchain_core.tracers.BaseTracer`, so it sees exactly the events LangSmith's tracer
+sees (graph, node, span, LLM and tool runs) with the same ids and parents. It writes a run twice: when it
+starts (no end time yet) and when it ends. A process killed mid-run therefore leaves the runs it had open
+in the file, and the runs of the process that resumes it still have their parents there.
+
+A line is one run record with the LangSmith fields: `id`, `trace_id`, `parent_run_id`, `dotted_order`,
+`run_type`, `name`, `inputs`, `outputs`, `error`, `start_time`, `end_time`, `usage`, `tags`, `metadata`.
+For an LLM run, `inputs.messages` is the prompt as role/content pairs, `outputs` is `{text, cached}` and
+`usage` is what the ledger charged for the request (prompt, completion and total tokens). `read_trace`
+merges the two records of a run (the later wins), so each run appears once. Every record is redacted
+(`refinelab.redact`) before it is written.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from langchain_core.tracers import BaseTracer
+from langchain_core.tracers.schemas import Run
+
+from refinelab.atomic import open_append
+from refinelab.errors import DataError
+from refinelab.redact import redact, redact_json
+from refinelab.safeload import loads_json
+from refinelab.tools.trace_views import RunViews, ViewedTracer
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+REQUIRED = ("id", "name", "run_type", "start_time")
+
+
+class JsonlTracer(ViewedTracer, BaseTracer):
+    """Appends each run's start and end records to `path` (one JSON object per line)."""
+
+    raise_error = True  # a trace that cannot be written (a symlink planted in the folder) stops the run
+
+    def __init__(self, path: str | Path, views: RunViews) -> None:
+        super().__init__(_schema_format="original+chat")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.views = views
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _get_stacktrace(error: BaseException) -> str:
+        """One redacted line, not LangChain's full traceback: endpoint errors may quote our key."""
+        return redact(f"{type(error).__name__}: {error}")
+
+    def _persist_run(self, run: Run) -> None:
+        """Nothing to do at the root's end: every run was written as it started and ended."""
+
+    def _on_run_create(self, run: Run) -> None:
+        self._write(run)
+
+    def _on_run_update(self, run: Run) -> None:
+        self._write(run)
+
+    def _write(self, run: Run) -> None:
+        _, line = redact_json(record(run))
+        with self._lock, open_append(self.path) as handle:
+            handle.write(line + "\n")
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _messages(inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The first prompt of a chat-model run, from LangChain's serialized messages to role/content pairs."""
+    batches = inputs.get("messages") or [[]]
+    out = []
+    for message in batches[0]:
+        kwargs = message.get("kwargs", message) if isinstance(message, dict) else {"content": str(message)}
+        out.append({"role": _ROLES.get(str(kwargs.get("type", "")), str(kwargs.get("type", ""))),
+                    "content": kwargs.get("content", "")})
+    return out
+
+
+def llm_usage(outputs: dict[str, Any] | None) -> dict[str, int] | None:
+    """Tokens of an LLM run, from the usage on its generated message (what the ledger charged)."""
+    try:
+        message = outputs["generations"][0][0]["message"]  # type: ignore[index]
+    except (KeyError, IndexError, TypeError):
+        return None
+    usage = (message.get("kwargs", message) if isinstance(message, dict) else {}).get("usage_metadata")
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def record(run: Run) -> dict[str, Any]:
+    """The trace.jsonl record of a run (before redaction)."""
+    metadata = dict(run.extra.get("metadata") or {})
+    inputs, outputs, usage = run.inputs, run.outputs, None
+    if run.run_type == "llm":
+        inputs = {"messages": _messages(run.inputs or {})}
+        usage = llm_usage(run.outputs)
+        if run.outputs is not None:
+            generations = run.outputs.get("generations") or [[]]
+            text = generations[0][0].get("text", "") if generations and generations[0] else ""
+            outputs = {"text": text, "cached": bool(metadata.get("cached"))}
+    return {
+        "id": str(run.id), "trace_id": str(run.trace_id) if run.trace_id else None,
+        "parent_run_id": str(run.parent_run_id) if run.parent_run_id else None, "dotted_order": run.dotted_order,
+        "run_type": run.run_type, "name": run.name, "inputs": inputs, "outputs": outputs, "error": run.error,
+        "start_time": _time(run.start_time), "end_time": _time(run.end_time), "usage": usage,
+        "tags": list(run.tags or []), "metadata": metadata,
+    }
+
+
+def read_trace(path: str | Path) -> list[dict[str, Any]]:
+    """The runs in a trace file, one per run (a run's end record replaces its start record), in the
+    order they started. A damaged line or a record without its fields is a DataError naming file, line
+    and field."""
+    runs: dict[str, dict[str, Any]] = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                run = loads_json(line, str(path), number)
+                if not isinstance(run, dict):
+                    raise DataError(str(path), number, None, "expected a JSON object per line")
+                for name in REQUIRED:
+                    if not isinstance(run.get(name), str) or not run[name]:
+                        raise DataError(str(path), number, name, "missing or not a string")
+                run.setdefault("parent_run_id", None)
+                runs[run["id"]] = run
+    except UnicodeDecodeError:
+        raise DataError(str(path), None, None, "not valid UTF-8 text") from None
+    return list(runs.values())
+
+
+def first_root(path: str | Path) -> dict[str, Any] | None:
+    """The root record a run folder's trace starts with (None without a usable one): a later process on
+    the same folder continues that tree instead of starting a second one."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            line = handle.readline()
+        run = loads_json(line, str(path), 1)
+    except (OSError, UnicodeDecodeError, DataError):
+        return None
+    if not isinstance(run, dict) or run.get("parent_run_id") is not None:
+        return None
+    if not all(isinstance(run.get(k), str) for k in ("id", "trace_id", "dotted_order")):
+        return None
+    return run
