@@ -2,14 +2,14 @@
 
 `JsonlTracer` is a `langchain_core.tracers.BaseTracer`, so it sees exactly the events LangSmith's tracer
 sees (graph, node, span, LLM and tool runs) with the same ids and parents. It writes a run twice: when it
-starts (no end time yet) and when it ends. A process killed mid-run therefore leaves the runs it had open
+starts (all fields, no end time yet) and when it ends (`END_FIELDS` only). A process killed mid-run therefore leaves the runs it had open
 in the file, and the runs of the process that resumes it still have their parents there.
 
 A line is one run record with the LangSmith fields: `id`, `trace_id`, `parent_run_id`, `dotted_order`,
 `run_type`, `name`, `inputs`, `outputs`, `error`, `start_time`, `end_time`, `usage`, `tags`, `metadata`.
 For an LLM run, `inputs.messages` is the prompt as role/content pairs, `outputs` is `{text, cached}` and
 `usage` is what the ledger charged for the request (prompt, completion and total tokens). `read_trace`
-merges the two records of a run (the later wins), so each run appears once. Every record is redacted
+merges the two records of a run (the end record's fields win), so each run appears once. Every record is redacted
 (`refinelab.redact`) before it is written.
 """
 
@@ -31,6 +31,7 @@ from refinelab.tools.trace_views import RunViews, ViewedTracer
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 REQUIRED = ("id", "name", "run_type", "start_time")
+END_FIELDS = ("id", "outputs", "error", "end_time", "usage")
 
 
 class JsonlTracer(ViewedTracer, BaseTracer):
@@ -54,13 +55,13 @@ class JsonlTracer(ViewedTracer, BaseTracer):
         """Nothing to do at the root's end: every run was written as it started and ended."""
 
     def _on_run_create(self, run: Run) -> None:
-        self._write(run)
+        self._write(record(run))
 
     def _on_run_update(self, run: Run) -> None:
-        self._write(run)
+        self._write({k: v for k, v in record(run).items() if k in END_FIELDS})  # the rest is in the start record
 
-    def _write(self, run: Run) -> None:
-        _, line = redact_json(record(run))
+    def _write(self, fields: dict[str, Any]) -> None:
+        _, line = redact_json(fields)
         with self._lock, open_append(self.path) as handle:
             handle.write(line + "\n")
 
@@ -97,7 +98,8 @@ def record(run: Run) -> dict[str, Any]:
     """The trace.jsonl record of a run (before redaction)."""
     metadata = dict(run.extra.get("metadata") or {})
     inputs, outputs, usage = run.inputs, run.outputs, None
-    if run.run_type == "llm":
+    run_type = "llm" if run.run_type == "chat_model" else run.run_type  # LangSmith's name for both
+    if run_type == "llm":
         inputs = {"messages": _messages(run.inputs or {})}
         usage = llm_usage(run.outputs)
         if run.outputs is not None:
@@ -107,7 +109,7 @@ def record(run: Run) -> dict[str, Any]:
     return {
         "id": str(run.id), "trace_id": str(run.trace_id) if run.trace_id else None,
         "parent_run_id": str(run.parent_run_id) if run.parent_run_id else None, "dotted_order": run.dotted_order,
-        "run_type": run.run_type, "name": run.name, "inputs": inputs, "outputs": outputs, "error": run.error,
+        "run_type": run_type, "name": run.name, "inputs": inputs, "outputs": outputs, "error": run.error,
         "start_time": _time(run.start_time), "end_time": _time(run.end_time), "usage": usage,
         "tags": list(run.tags or []), "metadata": metadata,
     }
@@ -118,6 +120,7 @@ def read_trace(path: str | Path) -> list[dict[str, Any]]:
     order they started. A damaged line or a record without its fields is a DataError naming file, line
     and field."""
     runs: dict[str, dict[str, Any]] = {}
+    first_line: dict[str, int] = {}
     try:
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
@@ -126,13 +129,16 @@ def read_trace(path: str | Path) -> list[dict[str, Any]]:
                 run = loads_json(line, str(path), number)
                 if not isinstance(run, dict):
                     raise DataError(str(path), number, None, "expected a JSON object per line")
-                for name in REQUIRED:
-                    if not isinstance(run.get(name), str) or not run[name]:
-                        raise DataError(str(path), number, name, "missing or not a string")
-                run.setdefault("parent_run_id", None)
-                runs[run["id"]] = run
+                if not isinstance(run.get("id"), str) or not run["id"]:
+                    raise DataError(str(path), number, "id", "missing or not a string")
+                first_line.setdefault(run["id"], number)
+                runs[run["id"]] = {**runs.get(run["id"], {"inputs": None, "parent_run_id": None}), **run}
     except UnicodeDecodeError:
         raise DataError(str(path), None, None, "not valid UTF-8 text") from None
+    for run_id, run in runs.items():
+        for name in REQUIRED:
+            if not isinstance(run.get(name), str) or not run[name]:
+                raise DataError(str(path), first_line[run_id], name, "missing or not a string")
     return list(runs.values())
 
 
