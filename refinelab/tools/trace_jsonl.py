@@ -39,12 +39,22 @@ class JsonlTracer(ViewedTracer, BaseTracer):
 
     raise_error = True  # a trace that cannot be written (a symlink planted in the folder) stops the run
 
-    def __init__(self, path: str | Path, views: RunViews) -> None:
+    def __init__(self, path: str | Path, views: RunViews, twin: BaseTracer | None = None) -> None:
         super().__init__(_schema_format="original+chat")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.views = views
+        self.twin = twin
         self._lock = threading.Lock()
+
+    def _start_trace(self, run: Run) -> None:
+        """Take the start time the LangSmith tracer (called first) gave the same run: each tracer stamps
+        its own, and the dotted order built from it must be the same in the file and in LangSmith (a
+        resumed process continues the tree from the file)."""
+        twin = self.twin.run_map.get(str(run.id)) if self.twin is not None else None
+        if twin is not None:
+            run.start_time = twin.start_time
+        super()._start_trace(run)
 
     @staticmethod
     def _get_stacktrace(error: BaseException) -> str:

@@ -34,6 +34,10 @@ def langsmith_enabled() -> bool:
     return tracing_requested() and any(os.environ.get(name) for name in _KEYS)
 
 
+def _first(*names: str) -> str | None:
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
+
+
 def _anonymize(value: dict[str, Any]) -> dict[str, Any]:
     clean, _ = redact_json(value)
     return clean if isinstance(clean, dict) else value
@@ -60,8 +64,10 @@ def langsmith_tracer(views: RunViews, project: str = "refinelab") -> LangSmithTr
     that redacts everything before it is queued."""
     from langsmith import Client
 
-    tracer = LangSmithTracer(project_name=os.environ.get("LANGSMITH_PROJECT", os.environ.get("LANGCHAIN_PROJECT",
-                                                                                              project)),
-                             client=Client(anonymizer=_anonymize))
+    # Read here, not through langsmith's cached environment lookups: the tracer follows the environment
+    # of the moment the run opens, as `langsmith_enabled` does.
+    endpoint = _first("LANGSMITH_ENDPOINT", "LANGCHAIN_ENDPOINT")
+    client = Client(api_url=endpoint, api_key=_first(*_KEYS), anonymizer=_anonymize)
+    tracer = LangSmithTracer(project_name=_first("LANGSMITH_PROJECT", "LANGCHAIN_PROJECT") or project, client=client)
     tracer.views = views
     return tracer

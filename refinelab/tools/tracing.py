@@ -100,9 +100,10 @@ class Tracer:
     def __init__(self, path: str | Path | None, project: str = "refinelab") -> None:
         self.path = Path(path) if path else None
         self.views = RunViews()
-        self.jsonl = JsonlTracer(self.path, self.views) if self.path else None
         self.langsmith = langsmith_tracer(self.views, project) if langsmith_enabled() else None
-        self.handlers: list[BaseCallbackHandler] = [h for h in (self.jsonl, self.langsmith) if h is not None]
+        self.jsonl = JsonlTracer(self.path, self.views, twin=self.langsmith) if self.path else None
+        # LangSmith's tracer first: the JSONL tracer copies its start times (same dotted orders in both)
+        self.handlers: list[BaseCallbackHandler] = [h for h in (self.langsmith, self.jsonl) if h is not None]
         previous = first_root(self.path) if self.path and self.path.exists() else None
         self._anchor: uuid.UUID | None = None  # the tree's root: parent of every later top-level run
         self.trace_id = str(uuid.uuid4())
