@@ -180,3 +180,51 @@ def test_runs_in_threads_without_the_context_stay_in_the_tree(tmp_path: Path) ->
     root = _assert_one_tree(runs)
     assert runs[thread_ids[0]]["parent_run_id"] == root["id"] and runs[thread_ids[0]]["outputs"] == {"ok": True}
     assert Counter(r["name"] for r in runs.values()) == {"refinelab.run": 1, "stray": 1}
+
+
+def test_llm_runs_carry_what_the_ledger_charged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A timed-out request (charged its reservation), a bad parse, an answer and a cache hit: one LLM run
+    each, under the caller's run, whose tokens add up to the ledger's."""
+    import httpx
+    import openai
+    from pydantic import BaseModel
+
+    from refinelab.config import ModelSpec
+    from refinelab.tools.cache import ResponseCache
+    from refinelab.tools.ledger import CallTag
+    from refinelab.tools.llm import ChatClient
+    from tests.support.scripted_model import ScriptedChatModel
+
+    class Answer(BaseModel):
+        answer: str
+
+    monkeypatch.setattr("refinelab.tools.llm.time.sleep", lambda s: None)
+    replies = iter([openai.APITimeoutError(request=httpx.Request("POST", "http://127.0.0.1/v1")), "oops",
+                    '{"answer": "C"}'])
+
+    def respond(messages: list[dict[str, str]]) -> str:
+        reply = next(replies)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    ledger = Ledger(tmp_path / "ledger.sqlite", cap=10_000)
+    tracer = Tracer(tmp_path / "trace.jsonl")
+    chat = ChatClient(ModelSpec(model="m", max_tokens=40, max_transport_retries=1), ledger,
+                      cache=ResponseCache(tmp_path / "cache.sqlite"), tracer=tracer,
+                      chat_model=ScriptedChatModel(respond=respond), role="judge")
+    messages = [{"role": "user", "content": "Which is prime? A. 4 B. 6 C. 7"}]
+    with tracer.span("refinelab.run", "chain", {}), tracer.span("profile", "chain", {}) as node:
+        first = chat.structured(messages, Answer, CallTag(node="profile", item_id="q1"))
+        again = chat.structured(messages, Answer, CallTag(node="profile", item_id="q1"))
+    assert first.parsed.answer == again.parsed.answer == "C" and again.cached
+    runs = [r for r in read_trace(tmp_path / "trace.jsonl") if r["run_type"] == "llm"]
+    assert [(r["metadata"]["attempt"], r["metadata"]["transport_try"], r["metadata"]["cached"], bool(r["error"]))
+            for r in runs] == [(0, 0, False, True), (0, 1, False, False), (1, 0, False, False),
+                               (0, 0, True, False), (1, 0, True, False)]
+    assert all(r["parent_run_id"] == node.id and r["name"] == "judge:m" for r in runs)
+    assert "APITimeoutError" in runs[0]["error"] and runs[0]["usage"]["total_tokens"] > 0  # charged, unanswered
+    assert [r["usage"]["total_tokens"] for r in runs[3:]] == [0, 0]
+    assert sum(r["usage"]["total_tokens"] for r in runs) == ledger.spent == first.tokens + runs[0]["usage"]["total_tokens"]
+    assert runs[2]["outputs"] == {"text": '{"answer": "C"}', "cached": False}
+    assert runs[2]["inputs"]["messages"] == messages
