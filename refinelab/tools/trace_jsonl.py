@@ -155,9 +155,12 @@ def read_trace(path: str | Path) -> list[dict[str, Any]]:
 def first_root(path: str | Path) -> dict[str, Any] | None:
     """The root record a run folder's trace starts with (None without a usable one): a later process on
     the same folder continues that tree instead of starting a second one."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():  # a planted link or FIFO is refused when written to
+        return None
     try:
         with open(path, encoding="utf-8") as handle:
-            line = handle.readline()
+            line = handle.readline(1_000_000)
         run = loads_json(line, str(path), 1)
     except (OSError, UnicodeDecodeError, DataError):
         return None
