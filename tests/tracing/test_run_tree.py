@@ -228,3 +228,30 @@ def test_llm_runs_carry_what_the_ledger_charged(tmp_path: Path, monkeypatch: pyt
     assert sum(r["usage"]["total_tokens"] for r in runs) == ledger.spent == first.tokens + runs[0]["usage"]["total_tokens"]
     assert runs[2]["outputs"] == {"text": '{"answer": "C"}', "cached": False}
     assert runs[2]["inputs"]["messages"] == messages
+
+
+def test_sigkilled_run_and_its_resume_are_one_tree(tmp_path: Path) -> None:
+    """A real process SIGKILLed inside an edit, then resumed: trace.jsonl holds one tree, the resumed
+    process's root under the first root, no orphans, the dead process's open runs without an end."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+
+    def run(command: str, kill: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tests.reliability.crash_runner", command, str(tmp_path / "runs"),
+                               "r", str(tmp_path / "cache.sqlite"), "8", "200000", kill],
+                              capture_output=True, text=True, timeout=300, check=False, cwd=repo)
+
+    killed = run("refine", "refine:1:enter")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    resumed = run("resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    runs = {r["id"]: r for r in read_trace(tmp_path / "runs" / "r" / "trace.jsonl")}
+    root = _assert_one_tree(runs)
+    tops = [r for r in runs.values() if r["name"] == "refinelab.run"]
+    assert len(tops) == 2 and root in tops and root["end_time"] is None  # the first process died in it
+    second = next(r for r in tops if r is not root)
+    assert second["parent_run_id"] == root["id"] and second["end_time"] is not None
+    assert second["inputs"]["resumed"] is True
+    assert any(r["name"] == "refine" and r["end_time"] is None for r in runs.values())  # where it died
