@@ -38,6 +38,7 @@ from langchain_core.runnables.config import (
     var_child_runnable_config,
 )
 from langchain_core.tracers import LangChainTracer
+from langchain_core.utils.uuid import uuid7
 from langsmith import tracing_context
 
 from refinelab.tools.trace_jsonl import JsonlTracer, first_root, read_trace
@@ -106,7 +107,7 @@ class Tracer:
         self.handlers: list[BaseCallbackHandler] = [h for h in (self.langsmith, self.jsonl) if h is not None]
         previous = first_root(self.path) if self.path and self.path.exists() else None
         self._anchor: uuid.UUID | None = None  # the tree's root: parent of every later top-level run
-        self.trace_id = str(uuid.uuid4())
+        self.trace_id = str(uuid7())  # the root's id, time-ordered like every run id LangChain makes
         if previous is not None:
             self._anchor, self.trace_id = uuid.UUID(previous["id"]), previous["trace_id"]
             for handler in self.handlers:  # as LangChain does for a parent run from another process
@@ -167,12 +168,12 @@ class Tracer:
         manager, top = self._manager(config, tags, metadata)
         if run_id is None and top and self._anchor is None:
             run_id = self.trace_id  # the root's id is the trace id, as LangSmith requires
-        rid = uuid.UUID(run_id) if run_id else uuid.uuid4()
+        run = manager.on_chain_start({"name": name}, dict(inputs or {}), run_id=uuid.UUID(run_id) if run_id else None,
+                                     name=name, run_type=run_type)
         if top and self._anchor is None:
-            self._anchor = rid
-        run = manager.on_chain_start({"name": name}, dict(inputs or {}), run_id=rid, name=name, run_type=run_type)
+            self._anchor = run.run_id
         child = patch_config(ensure_config(config), callbacks=run.get_child())
-        span = Span(id=str(rid), name=name, run_type=run_type)
+        span = Span(id=str(run.run_id), name=name, run_type=run_type)
         token = var_child_runnable_config.set(child)
         try:
             # At the top, decide for the whole tree whether LangChain may trace to LangSmith: only
@@ -193,7 +194,7 @@ class Tracer:
         manager, _ = self._manager(var_child_runnable_config.get(), None, metadata)
         prompt: list[BaseMessage] = [_KINDS.get(m["role"], HumanMessage)(content=m["content"]) for m in messages]
         [run] = manager.on_chat_model_start({"name": name, "id": ["refinelab", "ChatClient"]}, [prompt],
-                                            run_id=uuid.uuid4(), name=name, invocation_params=invocation_params)
+                                            name=name, invocation_params=invocation_params)
         return LLMCall(run, model)
 
     def flush(self) -> None:
