@@ -95,9 +95,16 @@ def test_langsmith_receives_exactly_the_run_tree(tmp_path: Path, monkeypatch: py
     assert spent == result.spent > 0
     assert sum(r["usage"]["total_tokens"] for r in llm) == spent
     assert sum(_sent_tokens(r) for r in sent.values() if r["run_type"] == "llm") == spent
-    # the viewer reads the new file: one root, the ledger's total
+    # the viewer reads the new file: one root, the ledger's total; the CLI prints it
     header = render_tree(result.run_dir / "trace.jsonl").label
     assert f"{len(local)} runs, {spent} tokens" in str(header)
+    from typer.testing import CliRunner
+
+    from refinelab.cli.app import app
+
+    shown = CliRunner().invoke(app, ["trace", result.run_id, "--runs-dir", str(result.run_dir.parent), "--depth", "5"])
+    assert shown.exit_code == 0, shown.output
+    assert "refinelab.run" in shown.output and "judge:" in shown.output and f"{spent} tokens" in shown.output
 
 
 def test_tracing_flag_without_a_key_sends_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
