@@ -62,6 +62,8 @@ class CallResult:
     attempts: int = 1
     latency_s: float = 0.0
     raw_outputs: list[str] = field(default_factory=list)
+    # The first generated token's alternatives, [(token, logprob), …], when the call asked for logprobs.
+    top_logprobs: list[tuple[str, float]] | None = None
 
     @property
     def tokens(self) -> int:
@@ -127,6 +129,26 @@ def _usage(message: AIMessage) -> tuple[int, int, bool]:
     if usage:
         return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), True
     return 0, 0, False
+
+
+def first_token_alternatives(message: AIMessage) -> list[tuple[str, float]] | None:
+    """[(token, logprob), …] for the first generated token, from the OpenAI-style `logprobs` block that
+    LangChain keeps in `response_metadata`; None when the server sent none. The block is untrusted
+    endpoint output: malformed entries are skipped, never raised on."""
+    block = message.response_metadata.get("logprobs") if isinstance(message.response_metadata, dict) else None
+    content = block.get("content") if isinstance(block, dict) else None
+    if not isinstance(content, list) or not content or not isinstance(content[0], dict):
+        return None
+    first = content[0]
+    alternatives = first.get("top_logprobs") or [first]
+    out: list[tuple[str, float]] = []
+    for entry in alternatives if isinstance(alternatives, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        token, logprob = entry.get("token"), entry.get("logprob")
+        if isinstance(token, str) and isinstance(logprob, int | float) and logprob <= 0.0 and logprob == logprob:
+            out.append((token, float(logprob)))
+    return out or None
 
 
 def schema_for(model: type[BaseModel]) -> dict[str, Any]:
@@ -235,6 +257,19 @@ class ChatClient:
     def text(self, messages: list[dict[str, str]], tag: CallTag) -> CallResult:
         return self._call(messages, tag, attempt=0, json_schema=None, name="text")
 
+    def first_token_logprobs(self, messages: list[dict[str, str]], tag: CallTag, *, top: int = 20) -> CallResult:
+        """A one-token completion with the `top` most likely first tokens and their log-probabilities.
+
+        This is how a model "answers" a multiple-choice item as a distribution over letters rather than
+        as a generated verdict: one generated token, every option's probability in one call. Raises
+        LLMCallFailed when the endpoint returns no logprobs (some servers ignore the parameter)."""
+        result = self._call(messages, tag, attempt=0, json_schema=None, name="logprobs", max_tokens=1,
+                            top_logprobs=top)
+        if not result.top_logprobs:
+            raise LLMCallFailed(f"{self.model_name}: the endpoint returned no logprobs for a logprobs request",
+                                raw_outputs=[result.text], tokens=result.tokens)
+        return result
+
     # -- internals ------------------------------------------------------------------------------
 
     def _check_endpoint(self) -> None:
@@ -262,6 +297,7 @@ class ChatClient:
     def _call(
         self, messages: list[dict[str, str]], tag: CallTag, *, attempt: int,
         json_schema: dict[str, Any] | None, name: str, max_tokens: int | None = None,
+        top_logprobs: int | None = None,
     ) -> CallResult:
         tag = CallTag(tag.node, tag.operation, tag.item_id, tag.model or self.model_name)
         if json_schema is not None and self.spec.structured_method == "json_mode":
@@ -271,6 +307,8 @@ class ChatClient:
         params = self._params(json_schema)
         if max_tokens is not None:
             params["max_tokens"] = min(max_tokens, self.spec.max_tokens)
+        if top_logprobs is not None:
+            params["logprobs"], params["top_logprobs"] = True, top_logprobs
         key = fingerprint(self.model_name, params, messages, attempt)
         return self._cached_or_live(messages, params, key, tag, attempt, name)
 
@@ -294,16 +332,21 @@ class ChatClient:
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:  # a cached answer costs no budget
+                top = hit.get("top_logprobs")
+                cached = CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
+                                    completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1,
+                                    top_logprobs=[(str(t), float(lp)) for t, lp in top] if top else None)
                 if (call := self._trace(messages, params, tag, attempt, schema, cached=True)) is not None:
-                    call.end(hit["text"], 0, 0)
-                return CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
-                                  completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1)
+                    call.end(cached.text, 0, 0, top_logprobs=cached.top_logprobs)
+                return cached
         limit = int(params["max_tokens"])
         worst_case = estimate_prompt_tokens(messages, params.get("response_format")) + limit
         lc_messages = _to_langchain(messages)
         bind: dict[str, Any] = {"max_tokens": limit} if limit != self.spec.max_tokens else {}
         if "response_format" in params:
             bind["response_format"] = params["response_format"]
+        if params.get("logprobs"):
+            bind["logprobs"], bind["top_logprobs"] = True, params["top_logprobs"]
         delay = 0.5
         for transport_try in range(self.spec.max_transport_retries + 1):
             self._check_endpoint()
@@ -360,13 +403,16 @@ class ChatClient:
             self.ledger.note_answer()
             text = message.content if isinstance(message.content, str) else json.dumps(message.content)
             text = redact_secrets(text)  # an endpoint echoing our key into its answer
+            top = first_token_alternatives(message) if params.get("logprobs") else None
             if call is not None:
-                call.end(text, prompt, completion)
+                call.end(text, prompt, completion, top_logprobs=top)
             result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
-                                attempts=attempt + 1, latency_s=time.monotonic() - started)
+                                attempts=attempt + 1, latency_s=time.monotonic() - started, top_logprobs=top)
             result._call_id = reservation.call_id  # type: ignore[attr-defined]
             if self.cache is not None:
-                self.cache.put(key, self.model_name, {"text": text, "prompt_tokens": prompt,
-                                                      "completion_tokens": completion})
+                entry: dict[str, Any] = {"text": text, "prompt_tokens": prompt, "completion_tokens": completion}
+                if top is not None:
+                    entry["top_logprobs"] = top
+                self.cache.put(key, self.model_name, entry)
             return result
         raise AssertionError("unreachable")

@@ -7,7 +7,8 @@ in the file, and the runs of the process that resumes it still have their parent
 
 A line is one run record with the LangSmith fields: `id`, `trace_id`, `parent_run_id`, `dotted_order`,
 `run_type`, `name`, `inputs`, `outputs`, `error`, `start_time`, `end_time`, `usage`, `tags`, `metadata`.
-For an LLM run, `inputs.messages` is the prompt as role/content pairs, `outputs` is `{text, cached}` and
+For an LLM run, `inputs.messages` is the prompt as role/content pairs, `outputs` is `{text, cached}` (and
+`top_logprobs`, `[[token, logprob]…]`, for a logprobs request) and
 `usage` is what the ledger charged for the request (prompt, completion and total tokens). `read_trace`
 merges the two records of a run (the end record's fields win), so each run appears once. Every record is redacted
 (`refinelab.redact`) before it is written.
@@ -114,8 +115,11 @@ def record(run: Run) -> dict[str, Any]:
         usage = llm_usage(run.outputs)
         if run.outputs is not None:
             generations = run.outputs.get("generations") or [[]]
-            text = generations[0][0].get("text", "") if generations and generations[0] else ""
-            outputs = {"text": text, "cached": bool(metadata.get("cached"))}
+            first = generations[0][0] if generations and generations[0] else {}
+            outputs = {"text": first.get("text", ""), "cached": bool(metadata.get("cached"))}
+            top = (first.get("generation_info") or {}).get("top_logprobs")
+            if top is not None:  # a logprobs request: the first token's alternatives
+                outputs["top_logprobs"] = top
     return {
         "id": str(run.id), "trace_id": str(run.trace_id) if run.trace_id else None,
         "parent_run_id": str(run.parent_run_id) if run.parent_run_id else None, "dotted_order": run.dotted_order,

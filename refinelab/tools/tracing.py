@@ -70,17 +70,21 @@ class LLMCall:
         self._model = model
         self.id = str(manager.run_id)
 
-    def _result(self, text: str, prompt: int, completion: int) -> LLMResult:
+    def _result(self, text: str, prompt: int, completion: int,
+                top_logprobs: list[tuple[str, float]] | None = None) -> LLMResult:
         usage = UsageMetadata(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion)
         message = AIMessage(content=text, usage_metadata=usage, response_metadata={"model_name": self._model})
-        return LLMResult(generations=[[ChatGeneration(message=message)]],
+        info = {"top_logprobs": [list(pair) for pair in top_logprobs]} if top_logprobs is not None else None
+        return LLMResult(generations=[[ChatGeneration(message=message, generation_info=info)]],
                          llm_output={"model_name": self._model, "token_usage": {
                              "prompt_tokens": prompt, "completion_tokens": completion,
                              "total_tokens": prompt + completion}})
 
-    def end(self, text: str, prompt_tokens: int, completion_tokens: int) -> None:
-        """An answer (possibly cut off at max_tokens, possibly from the cache at 0 tokens)."""
-        self._manager.on_llm_end(self._result(text, prompt_tokens, completion_tokens))
+    def end(self, text: str, prompt_tokens: int, completion_tokens: int, *,
+            top_logprobs: list[tuple[str, float]] | None = None) -> None:
+        """An answer (possibly cut off at max_tokens, possibly from the cache at 0 tokens), with the first
+        token's alternatives when the request asked for logprobs."""
+        self._manager.on_llm_end(self._result(text, prompt_tokens, completion_tokens, top_logprobs))
 
     def fail(self, error: BaseException, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         """No answer; a request that may have been billed carries the tokens the ledger charged."""

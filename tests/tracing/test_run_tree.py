@@ -261,4 +261,30 @@ def test_sigkilled_run_and_its_resume_are_one_tree(tmp_path: Path) -> None:
     second = next(r for r in tops if r is not root)
     assert second["parent_run_id"] == root["id"] and second["end_time"] is not None
     assert second["inputs"]["resumed"] is True
-    assert any(r["name"] == "refine" and r["end_time"] is None for r in runs.values())  # where it died
+    graphs = [r for r in runs.values() if r["name"] == "refinelab"]  # LangGraph's graph run, once per process
+    assert [g["parent_run_id"] for g in graphs] == [root["id"], second["id"]]
+    assert graphs[0]["end_time"] is None and graphs[1]["end_time"] is not None
+
+
+def test_a_logprobs_request_is_one_llm_run_with_the_alternatives(tmp_path: Path) -> None:
+    from refinelab.config import ModelSpec
+    from refinelab.tools.cache import ResponseCache
+    from refinelab.tools.ledger import CallTag
+    from refinelab.tools.llm import ChatClient
+    from tests.support.scripted_model import ScriptedChatModel, logprobs_block
+
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    tracer = Tracer(tmp_path / "trace.jsonl")
+    chat = ChatClient(ModelSpec(model="m", max_tokens=40), ledger, cache=ResponseCache(tmp_path / "cache.sqlite"),
+                      tracer=tracer, chat_model=ScriptedChatModel(respond=lambda m: logprobs_block({"A": 0.7, "B": 0.3})),
+                      role="judge")
+    messages = [{"role": "user", "content": "Answer with a letter. A or B?"}]
+    with tracer.span("refinelab.run", "chain", {}):
+        live = chat.first_token_logprobs(messages, CallTag(node="screen", item_id="q1"), top=5)
+        cached = chat.first_token_logprobs(messages, CallTag(node="screen", item_id="q1"), top=5)
+    runs = [r for r in read_trace(tmp_path / "trace.jsonl") if r["run_type"] == "llm"]
+    assert [r["outputs"]["cached"] for r in runs] == [False, True]
+    for run, result in zip(runs, (live, cached), strict=True):
+        assert [tuple(pair) for pair in run["outputs"]["top_logprobs"]] == result.top_logprobs
+        assert run["outputs"]["text"] == "A"
+    assert sum(r["usage"]["total_tokens"] for r in runs) == ledger.spent == live.tokens
