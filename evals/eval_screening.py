@@ -41,7 +41,13 @@ from refinelab.agents.panel import answer_panel
 from refinelab.api.context import open_run_context
 from refinelab.config import load_settings
 from refinelab.errors import BudgetExhausted
-from refinelab.metrics.screening_model import auroc, fit_screening_model, item_features, operating_point
+from refinelab.metrics.screening_model import (
+    BASE_FEATURES,
+    auroc,
+    fit_screening_model,
+    item_features,
+    operating_point,
+)
 from refinelab.schema import QAItem
 
 ANCHOR = {"tpr": 0.34, "fpr": 0.11, "precision": 0.35, "recall": 0.34, "f1": 0.35, "prevalence": 0.15}
@@ -192,6 +198,23 @@ def score_set(name: str, rows: Sequence[Row], evidence: dict[str, Any], members:
     return result
 
 
+def write_shipped_model(answered: Sequence[tuple[Row, Any]]) -> None:
+    """Fit the combiner on member-independent features over every answered row; threshold at FPR 0.11
+    out of fold (grouped by subject), so the shipped operating point is the one the eval measured."""
+    rows = [r for r, _ in answered]
+    features = [item_features(r.item, ev) for r, ev in answered]
+    names = list(BASE_FEATURES)
+    oof = out_of_fold(rows, features, names)
+    gold = [r.label != "ok" for r in rows]
+    model = fit_screening_model(features, [r.label for r in rows], features=names)
+    model.threshold = min(0.999, max(1e-6, tpr_at_fpr(oof, gold, ANCHOR["fpr"])["threshold"]))
+    model.fitted_on = {"rows": len(rows), "errors": sum(gold), "source": "MMLU-Redux (evals/eval_screening.py)",
+                       "commit": git_commit(), "auroc_out_of_fold": auroc(oof, gold)}
+    path = Path(__file__).resolve().parents[1] / "refinelab" / "data" / "screening_model.json"
+    model.save(path)
+    log(f"wrote {path} ({len(rows)} rows, out-of-fold AUROC {model.fitted_on['auroc_out_of_fold']})")
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = [f"# Error screening from option probabilities\n\n`{result['command']}` (commit {result['commit']}), "
              f"{result['elapsed_s']:.0f} s, {result['tokens_spent']:,} tokens spent.\n"]
@@ -227,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default="runs/evals/screening")
     parser.add_argument("--tag", default="screening")
+    parser.add_argument("--write-shipped-model", action="store_true",
+                        help="fit the member-independent combiner on every answered row and write it to "
+                             "refinelab/data/screening_model.json (what `refinelab screen` uses uncalibrated)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     root = Path(DEFAULT_ROOT)
@@ -238,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                            options=RunOptions(panel=members, panel_orders=args.orders))
     sets = {"retriever": lambda: retriever_rows(root), "dev": lambda: dev_rows(root)}
     results: dict[str, Any] = {}
+    answered: list[tuple[Row, Any]] = []
     for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
         rows = sample(sets[name](), args.ok, args.seed)
         set_members = members + ([args.rag_member] if name == "retriever" and args.rag_member else [])
@@ -245,8 +272,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         log(f"{name}: {len(rows)} rows ({sum(r.label != 'ok' for r in rows)} errors), members {set_members}")
         stop_at = time.monotonic() + args.deadline if args.deadline > 0 else None
         evidence = collect(ctx, rows, set_members, args.workers, stop_at)
+        answered += [(r, evidence[r.id]) for r in rows if r.id in evidence]
         if len({rows_by.label != "ok" for rows_by in rows if rows_by.id in evidence}) == 2:
             results[name] = score_set(name, rows, evidence, set_members)
+    if args.write_shipped_model and answered:
+        write_shipped_model(answered)
     spent = ctx.ledger.spent
     result = {"tag": args.tag, "command": command_line(), "commit": git_commit(), "sets": results,
               "anchor": ANCHOR, "orders": args.orders, "tokens_spent": spent,

@@ -148,7 +148,8 @@ def calibrate(ctx: AgentContext, items: list[QAItem], members: list[str], *, sam
     clean = rng.sample(items, min(sample, len(items)))
     planted = inject(clean, seed=seed)
     if len(clean) < 10 or len(planted) < 10:
-        raise DataError(f"calibration needs at least 10 items that can carry planted errors; got {len(planted)}")
+        raise DataError("dataset", None, None,
+                        f"calibration needs at least 10 items that can carry planted errors; got {len(planted)}")
     everything = clean + planted
     evidence = ask_panel(ctx, everything, members, progress)
     scored = [i for i in everything if i.id in evidence]
@@ -255,7 +256,7 @@ def screen(
         model, source = shipped_model(), "shipped (MMLU-Redux dev)"
         members_in_model = [f for f in model.features if f.startswith("p_key[")]
         if members_in_model:  # the shipped model reads member-independent features only
-            raise DataError("refinelab/data/screening_model.json names panel members; refit it")
+            raise DataError("refinelab/data/screening_model.json", None, "features", "names panel members; refit it")
     evidence = ask_panel(ctx, items, members, progress)
     rows = screen_rows(items, evidence, model, members)
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)

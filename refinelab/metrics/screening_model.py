@@ -152,19 +152,20 @@ class ScreeningModel:
     def from_json(cls, data: Any, source: str = "calibration") -> ScreeningModel:
         """Read a model back, refusing anything malformed with a message naming the field."""
         if not isinstance(data, dict):
-            raise DataError(f"{source}: expected a JSON object")
+            raise DataError(source, None, None, "expected a JSON object")
         try:
             features = [str(f) for f in data["features"]]
             vectors = {name: [float(v) for v in data[name]] for name in ("mean", "scale", "coef")}
             intercept, threshold = float(data["intercept"]), float(data.get("threshold", 0.5))
             types = {str(t): [float(v) for v in vec] for t, vec in (data.get("error_types") or {}).items()}
         except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{source}: field {exc} missing or not a number list") from None
+            raise DataError(source, None, str(exc).strip("'"), "missing or not a number list") from None
         bad = [n for n, v in vectors.items() if len(v) != len(features)] + [
             t for t, v in types.items() if len(v) != len(features)]
         if bad or not 0.0 < threshold < 1.0 or any(s <= 0 for s in vectors["scale"]) or not all(
                 math.isfinite(v) for vec in vectors.values() for v in vec):
-            raise DataError(f"{source}: inconsistent model (field {bad[0] if bad else 'scale/threshold'})")
+            raise DataError(source, None, bad[0] if bad else "scale/threshold",
+                            "inconsistent with the feature list, not finite, or out of range")
         return cls(features=features, intercept=intercept, threshold=threshold, error_types=types,
                    fitted_on=dict(data.get("fitted_on") or {}), **vectors)
 
@@ -178,7 +179,7 @@ class ScreeningModel:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: not a readable calibration file ({type(exc).__name__})") from None
+            raise DataError(str(path), None, None, f"not a readable calibration file ({type(exc).__name__})") from None
         return cls.from_json(data.get("model", data) if isinstance(data, dict) else data, str(path))
 
 
