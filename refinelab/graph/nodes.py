@@ -33,6 +33,7 @@ from refinelab.graph.outputs import write_outputs
 from refinelab.operations import operation
 from refinelab.schema import Cell, QAItem
 from refinelab.state import PILOT_ROUND, Candidate, EditTask, EditTaskState, RefineState, Verdict
+from refinelab.tools.tracing import Span
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -164,7 +165,7 @@ def _task(payload: EditTaskState) -> EditTask:
     return EditTask(**payload)
 
 
-def _edit_span(ctx: AgentContext, task: EditTask, payload: EditTaskState) -> Any:
+def _edit_span(ctx: AgentContext, task: EditTask, payload: EditTaskState) -> contextlib.AbstractContextManager[Span]:
     """The run of one edit attempt inside a refine or validate node: its model calls nest under it."""
     return ctx.tracer.span(task.edit_id, "chain", dict(payload), tags=[task.operation, f"attempt:{task.attempt}"],
                            metadata={"edit_id": task.edit_id, "item_id": task.item_id, "operation": task.operation,
