@@ -32,7 +32,7 @@ def open_run_context(run_dir: str | Path, *, settings: Settings | None = None, b
     store = RunStore(run_dir / "store.sqlite")
     ledger = Ledger(run_dir / "ledger.sqlite", cap=budget, failure_limit=settings.max_consecutive_failures)
     cache = ResponseCache(settings.cache_path) if settings.use_cache else None
-    tracer = Tracer(run_dir / "trace.jsonl", trace_id=store.get_meta("trace_id"))
+    tracer = Tracer(run_dir / "trace.jsonl")  # continues the tree a trace.jsonl already holds
     store.set_meta("trace_id", tracer.trace_id)
     return AgentContext(run_dir=run_dir, settings=settings, store=store, ledger=ledger, tracer=tracer,
                         targets=targets or Targets(), cache=cache,

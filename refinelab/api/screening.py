@@ -37,7 +37,7 @@ from refinelab.api.context import open_run_context
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
-from refinelab.errors import BudgetExhausted, DataError
+from refinelab.errors import BudgetExhausted, ConfigError, DataError
 from refinelab.io import DatasetInput, as_dataset
 from refinelab.metrics.error_checks import ERROR_TYPES
 from refinelab.metrics.injection import inject
@@ -70,8 +70,11 @@ class ScreenResult:
 
 def shipped_model() -> ScreeningModel:
     """The combiner fitted on MMLU-Redux dev (human labels), over member-independent features."""
-    text = resources.files("refinelab.data").joinpath("screening_model.json").read_text(encoding="utf-8")
-    return ScreeningModel.from_json(json.loads(text), "refinelab/data/screening_model.json")
+    source = resources.files("refinelab.data").joinpath("screening_model.json")
+    if not source.is_file():
+        raise ConfigError("this install ships no fitted screening model (refinelab/data/screening_model.json); "
+                          "use --calibrate or --calibration FILE")
+    return ScreeningModel.from_json(json.loads(source.read_text(encoding="utf-8")), "refinelab/data/screening_model.json")
 
 
 def load_model(path: str | Path) -> ScreeningModel:
@@ -174,7 +177,7 @@ def calibrate(ctx: AgentContext, items: list[QAItem], members: list[str], *, sam
         recall = sum(oof[k] >= threshold for k in idx) / len(idx)
         per_type[etype] = {"n": len(idx), "recall": round(recall, 3),
                            "precision": round(_precision(recall, fpr, prevalence), 3)}
-    model.fitted_on = {"items": len(scored), "planted": sum(gold), "members": members, "source": "calibrate"}
+    model.fitted_on = {"items": len(scored), "planted": sum(gold), "members": members, "source": "planted errors in the dataset (screen --calibrate)"}
     return {"model": model.to_json(), "threshold": threshold, "target_precision": target_precision,
             "prevalence_assumed": prevalence, "sample": len(clean), "members": members,
             "estimates": {"overall": {"precision": round(_precision(overall["tpr"], fpr, prevalence), 3),

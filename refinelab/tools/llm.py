@@ -26,7 +26,7 @@ from refinelab.errors import BudgetExhausted, EndpointUnavailable, LLMCallFailed
 from refinelab.redact import redact_secrets, register_env, register_secret
 from refinelab.tools.cache import ResponseCache, fingerprint
 from refinelab.tools.ledger import CallTag, Ledger
-from refinelab.tools.tracing import Tracer, current_run
+from refinelab.tools.tracing import LLMCall, Tracer, transport_only
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -310,40 +310,35 @@ class ChatClient:
         if top_logprobs is not None:
             params["logprobs"], params["top_logprobs"] = True, top_logprobs
         key = fingerprint(self.model_name, params, messages, attempt)
-        tracer = self.tracer
-        run = None
-        if tracer is not None:
-            run = tracer.start(
-                f"{self.role or 'llm'}:{self.model_name}", "llm",
-                {"messages": messages, "schema": name, "attempt": attempt},
-                parent=current_run(), metadata={"ls_model_name": self.model_name, **tag.__dict__},
-            )
-        try:
-            result = self._cached_or_live(messages, params, key, tag, attempt)
-        except Exception as exc:
-            if tracer is not None and run is not None:
-                tracer.end(run, None, error=f"{type(exc).__name__}: {exc}")
-            raise
-        if tracer is not None and run is not None:
-            usage = {"prompt_tokens": 0 if result.cached else result.prompt_tokens,
-                     "completion_tokens": 0 if result.cached else result.completion_tokens}
-            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-            outputs: dict[str, Any] = {"text": result.text, "cached": result.cached}
-            if result.top_logprobs is not None:
-                outputs["top_logprobs"] = result.top_logprobs
-            tracer.end(run, outputs, usage=usage)
-        return result
+        return self._cached_or_live(messages, params, key, tag, attempt, name)
+
+    def _trace(self, messages: list[dict[str, str]], params: dict[str, Any], tag: CallTag, attempt: int,
+               schema: str, *, cached: bool, transport_try: int = 0) -> LLMCall | None:
+        """The LLM run of one request (or cache hit), under the current node/edit run; None untraced."""
+        if self.tracer is None:
+            return None
+        metadata = {"ls_provider": "openai", "ls_model_type": "chat", "ls_model_name": self.model_name,
+                    "ls_temperature": params["temperature"], "ls_max_tokens": params["max_tokens"],
+                    **tag.__dict__, "role": self.role, "schema": schema, "attempt": attempt,
+                    "transport_try": transport_try, "cached": cached}
+        invocation = {"model": self.model_name, "_type": "openai-chat", **params}
+        return self.tracer.llm_call(f"{self.role or 'llm'}:{self.model_name}", messages, model=self.model_name,
+                                    invocation_params=invocation, metadata=metadata)
 
     def _cached_or_live(
-        self, messages: list[dict[str, str]], params: dict[str, Any], key: str, tag: CallTag, attempt: int
+        self, messages: list[dict[str, str]], params: dict[str, Any], key: str, tag: CallTag, attempt: int,
+        schema: str = "text",
     ) -> CallResult:
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:  # a cached answer costs no budget
                 top = hit.get("top_logprobs")
-                return CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
-                                  completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1,
-                                  top_logprobs=[(str(t), float(lp)) for t, lp in top] if top else None)
+                cached = CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
+                                    completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1,
+                                    top_logprobs=[(str(t), float(lp)) for t, lp in top] if top else None)
+                if (call := self._trace(messages, params, tag, attempt, schema, cached=True)) is not None:
+                    call.end(cached.text, 0, 0, top_logprobs=cached.top_logprobs)
+                return cached
         limit = int(params["max_tokens"])
         worst_case = estimate_prompt_tokens(messages, params.get("response_format")) + limit
         lc_messages = _to_langchain(messages)
@@ -356,12 +351,15 @@ class ChatClient:
         for transport_try in range(self.spec.max_transport_retries + 1):
             self._check_endpoint()
             reservation = self.ledger.reserve(worst_case, tag, attempt=attempt, is_retry=transport_try > 0 or attempt > 0)
+            call = self._trace(messages, params, tag, attempt, schema, cached=False, transport_try=transport_try)
             started = time.monotonic()
             try:
-                with self._slots:
-                    message = self.chat_model().invoke(lc_messages, **bind)
-            except BudgetExhausted:
+                with self._slots, transport_only() as untraced:
+                    message = self.chat_model().invoke(lc_messages, config=untraced, **bind)
+            except BudgetExhausted as exc:
                 self.ledger.release(reservation)
+                if call is not None:
+                    call.fail(exc)
                 raise
             except Exception as exc:
                 truncated = _truncated_completion(exc)
@@ -370,6 +368,8 @@ class ChatClient:
                     text = redact_secrets(text)
                     self.ledger.settle(reservation, prompt, completion)
                     self.ledger.note_answer()
+                    if call is not None:
+                        call.end(text, prompt, completion)
                     result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
                                         attempts=attempt + 1, latency_s=time.monotonic() - started)
                     result._call_id = reservation.call_id  # type: ignore[attr-defined]
@@ -382,6 +382,8 @@ class ChatClient:
                 answered = isinstance(exc, openai.APIStatusError)
                 charged = 0 if answered or _never_reached(exc) else worst_case
                 self.ledger.settle(reservation, charged, 0, failed=True, unsent=_never_reached(exc))
+                if call is not None:
+                    call.fail(exc, charged, 0)
                 error = f"{type(exc).__name__}: {exc}"
                 streak = self.ledger.note_failure()
                 if streak >= self.ledger.failure_limit:
@@ -402,6 +404,8 @@ class ChatClient:
             text = message.content if isinstance(message.content, str) else json.dumps(message.content)
             text = redact_secrets(text)  # an endpoint echoing our key into its answer
             top = first_token_alternatives(message) if params.get("logprobs") else None
+            if call is not None:
+                call.end(text, prompt, completion, top_logprobs=top)
             result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
                                 attempts=attempt + 1, latency_s=time.monotonic() - started, top_logprobs=top)
             result._call_id = reservation.call_id  # type: ignore[attr-defined]

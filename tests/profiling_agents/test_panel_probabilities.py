@@ -271,3 +271,24 @@ def test_probe_on_the_real_embedded_server(embedded_server, tmp_path: Path) -> N
     assert len(probe.per_order) == 2 and math.isclose(sum(probe.probs), 1.0, rel_tol=1e-6)
     assert 0.0 < probe.mass <= 1.0 and probe.tokens > 0
     assert ctx.ledger.spent == probe.tokens  # both orders settled from the server's usage
+
+
+def test_a_wrong_key_is_moved_to_the_panels_clear_favourite_without_the_writer(tmp_path: Path) -> None:
+    from refinelab.agents.refiner import refine
+    from refinelab.schema import Diagnostic
+    from refinelab.state import EditTask
+
+    writer = ScriptedChatModel(respond=lambda m: "{}")
+    ctx = make_context(tmp_path, writer, options={"panel_method": "logprobs"})
+    item = _item(5, answer=0)
+    ctx.store.load_items([item, _item(6, answer=0)])
+    ctx.store.put_diagnostics([
+        Diagnostic(item_id=item.id, check="panel", flag=True, score=0.0,
+                   evidence={"answers": {"m": 2}, "pooled": [0.1, 0.1, 0.7, 0.1]}),
+        Diagnostic(item_id="q06", check="panel", flag=False, score=1.0,
+                   evidence={"answers": {"m": 2}, "pooled": [0.3, 0.2, 0.35, 0.15]})])
+    moved = refine(ctx, EditTask(edit_id="e1", item_id=item.id, operation="fix", round=1))
+    assert moved.item is not None and moved.item.answer == 2 and moved.tokens == 0 and writer.calls == 0
+    assert moved.item.choices == item.choices and moved.item.question == item.question
+    thin = refine(ctx, EditTask(edit_id="e2", item_id="q06", operation="fix", round=1))
+    assert writer.calls >= 1 and thin.error  # margin 0.05: no measured move, the writer is asked instead
