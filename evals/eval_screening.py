@@ -83,7 +83,7 @@ def retriever_rows(root: Path) -> list[Row]:
 
 def dev_rows(root: Path) -> list[Row]:
     rows = []
-    for r in read_redux_dev(root):
+    for r in read_redux_dev(root / "dev"):
         item = r.to_qaitem()
         if r.error_type == "expert" or item is None:
             continue
