@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.scripted_model import ScriptedChatModel
+from tests.support.scripted_model import ScriptedChatModel, logprobs_block
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -30,6 +30,10 @@ def respond(messages: list[dict[str, str]], fail_first_validation: bool = False)
         # the scripted solver answers with the option marked in the stem as "(key X)", else A
         match = re.search(r"\(key ([A-J])\)", text)
         return json.dumps({"reasoning": "scripted", "answer": match.group(1) if match else "A"})
+    if text.rstrip().endswith("Answer:"):  # a logprobs probe: most mass on the marked key (else A)
+        match = re.search(r"\(key ([A-J])\)", text)
+        letter = match.group(1) if match else "A"
+        return logprobs_block({letter: 0.7, **{x: 0.1 for x in "ABCD" if x != letter}})
     if "Reply with the letter" in text:  # a panel member: the marked key, else A
         match = re.search(r"\(key ([A-J])\)", text)
         return json.dumps({"answer": match.group(1) if match else "A"})

@@ -21,7 +21,7 @@ import numpy as np
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import default_panel
-from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic
+from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic, probe_member
 from refinelab.agents.refiner import calibrate_direction, run_embedder
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity
@@ -73,11 +73,21 @@ def measuring_panel(ctx: AgentContext) -> list[str]:
 def _panel_on(ctx: AgentContext, task: EditTask, item: QAItem, members: list[str]) -> tuple[Diagnostic, int]:
     """The panel's answers on `item` (nothing stored is reused) and their tokens, charged to the edit's
     validate node: a measurement is part of what the edit costs, and the planner refits on it."""
-    tag = CallTag(node=task.ledger_node("validate"), operation=task.operation, item_id=task.item_id)
+    node = task.ledger_node("validate")
+    tag = CallTag(node=node, operation=task.operation, item_id=task.item_id)
     messages = ctx.pack(item).messages("panel_answer", item=item)
     answers: dict[str, int | None] = {}
+    probes: dict[str, dict[str, Any]] = {}
     tokens = 0
     for name in members:  # BudgetExhausted propagates: the validate node records it as the verdict
+        if ctx.options.panel_method == "logprobs":  # the option distribution, as the profile measured it
+            try:
+                probe = probe_member(ctx, name, item, node=node)
+            except LLMCallFailed as exc:
+                answers[name], tokens = None, tokens + exc.tokens
+                continue
+            answers[name], probes[name], tokens = probe.choice, probe.as_evidence(), tokens + probe.tokens
+            continue
         try:
             result = member_client(ctx, name).structured(messages, LetterOut, tag, max_tokens=LETTER_MAX_TOKENS)
         except LLMCallFailed as exc:
@@ -86,7 +96,7 @@ def _panel_on(ctx: AgentContext, task: EditTask, item: QAItem, members: list[str
         tokens += result.tokens
         index = LETTERS.index(result.parsed.answer)
         answers[name] = index if index < len(item.choices) else None
-    return panel_diagnostic(item, answers), tokens
+    return panel_diagnostic(item, answers, probes), tokens
 
 
 def measure_p_correct(ctx: AgentContext, task: EditTask, before: QAItem, after: QAItem) -> Measurement:
