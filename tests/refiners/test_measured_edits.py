@@ -24,7 +24,7 @@ BASE = QAItem(id="chem-1", question="What is the chemical symbol of sodium?", ch
               answer=1, subject="high_school_chemistry", domain="STEM", skill="recall", difficulty=0.1)
 
 
-def make_ctx(tmp_path: Path, panel_letter: str, validator_letter: str = "B") -> AgentContext:
+def make_ctx(tmp_path: Path, panel_letter: str, validator_letter: str = "B", panel_method: str = "letter") -> AgentContext:
     """The validator answers `validator_letter` (the answer check); the judge, which measures p(correct)
     when no panel is configured, answers `panel_letter` on every candidate."""
     settings = load_settings(overrides={"runs_dir": str(tmp_path)})
@@ -39,7 +39,7 @@ def make_ctx(tmp_path: Path, panel_letter: str, validator_letter: str = "B") -> 
     return AgentContext(run_dir=tmp_path, settings=settings, store=store, ledger=Ledger(cap=100_000),
                         tracer=Tracer(tmp_path / "trace.jsonl"), targets=Targets(),
                         hooks=RunHooks(chat_models=models, embed=HashEmbedder().embed),
-                        options=RunOptions(dedup="lexical", validators=[]))
+                        options=RunOptions(dedup="lexical", validators=[], panel_method=panel_method))
 
 
 HARDER = BASE.model_copy(update={"question": "Which symbol denotes the element with atomic number 11?",
@@ -121,3 +121,17 @@ def test_a_committed_calibration_adopts_its_measurement_and_a_rerun_measures_the
     assert moved.evidence["measured_after_edit"] and moved.score > 0.5 and candidate.difficulty == moved.score
     again = validate(ctx, task, Candidate(HARDER.model_copy(), "", 0))  # e.g. re-run after a crash
     assert again.passed and again.evidence["measured"] == first.evidence["measured"]
+
+
+def test_calibrate_measures_option_probabilities_when_the_panel_has_them(tmp_path: Path) -> None:
+    from tests.support.scripted_model import logprobs_block
+
+    ctx = make_ctx(tmp_path, panel_letter="A", panel_method="logprobs")
+    probe = ScriptedChatModel(respond=lambda m: logprobs_block({"A": 0.6, "B": 0.3, "C": 0.05, "D": 0.05}))
+    ctx.hooks.chat_models["panel:judge"] = probe
+    ctx.store.put_diagnostics([Diagnostic(item_id=BASE.id, check="panel", flag=False, score=1.0, evidence={
+        "answers": {"judge": 1}, "key": 1, "answered": 1, "probs": {"judge": {"p": [0.05, 0.9, 0.03, 0.02]}}})])
+    verdict = validate(ctx, EditTask("e", BASE.id, "calibrate", 1, target="medium"), Candidate(HARDER, "", 0))
+    measured = verdict.evidence["measured"]
+    assert measured["p_before"] == 0.9 and 0.0 < measured["p_after"] < 0.9  # continuous, not 0/1
+    assert verdict.passed and probe.calls >= 2  # both option orders
