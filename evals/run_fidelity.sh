@@ -11,7 +11,7 @@ if [[ ${SIZE:-full} == small ]]; then
   $PY evals/eval_distractors.py --n 8 --pool 30 --max-chars 500 --budget 16000 --rounds 1 --deadline 600 \
     --tag distractors_small $EVAL_ARGS
   $PY evals/eval_calibrate.py --n 8 --budget 10000 --deadline 420 --tag calibrate_small $EVAL_ARGS
-  $PY evals/eval_jsd_curve.py --n 30 --budgets 3000 10000 --rounds 1 --pilot-per-op 0 --deadline 900 \
+  $PY evals/eval_jsd_curve.py --n 30 --budgets 3000 8000 --rounds 1 --pilot-per-op 0 --deadline 600 \
     --tag jsd_curve_small $EVAL_ARGS
 else
   $PY evals/eval_labels.py --per-source 12 $EVAL_ARGS

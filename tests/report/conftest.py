@@ -22,6 +22,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dataset = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=30)
     settings = load_settings(overrides={"runs_dir": str(base / "runs"), "cache_path": str(base / "cache.sqlite"),
                                         "use_cache": False, "planner_mode": "greedy"})
-    result = refine(dataset, budget=20_000, settings=settings, hooks=RunHooks(chat_models=models(fail_first_validation=True)),
-                    options={"validators": [], "dedup": "lexical"})
+    # allow_shrink: removals are otherwise bought only for defects, and this run should show some;
+    # 30k: the default IRT difficulty (the judge's probes) and the measured edits spend more than before
+    result = refine(dataset, budget=30_000, settings=settings, hooks=RunHooks(chat_models=models(fail_first_validation=True)),
+                    options={"validators": [], "dedup": "lexical", "allow_shrink": True})
     return Path(result.run_dir)
