@@ -130,12 +130,13 @@ def load_source(name: str, k: int, rng: random.Random) -> list[QAItem]:
 
 def mixed_set(per_source: int, seed: int) -> tuple[Dataset, dict[str, str]]:
     rng = random.Random(seed)
-    items: list[QAItem] = []
+    per: list[list[QAItem]] = []
     group: dict[str, str] = {}
     for source in GROUPS:
-        for item in load_source(source, per_source, rng):
-            items.append(item)
-            group[item.id] = GROUPS[source]
+        per.append(load_source(source, per_source, rng))
+        group |= {item.id: GROUPS[source] for item in per[-1]}
+    # round-robin over sources: a run cut short by its deadline still labels every source alike
+    items = [rows[k] for k in range(per_source) for rows in per if k < len(rows)]
     return Dataset(items, name=f"label-mix-{per_source}"), group
 
 
