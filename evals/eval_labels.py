@@ -1,3 +1,4 @@
+# ruff: noqa: B023  (each lambda is called at once, inside its loop iteration)
 """Label quality: do the profiler's skill labels separate sources whose content implies the skill?
 
 A mixed set from `../shared/data`, `--per-source` items from each source, grouped by what the source
@@ -18,6 +19,7 @@ one-to-one mapping, the confusion table, the share of "unsure" and of empty labe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import random
@@ -69,23 +71,37 @@ def _numeric_item(item_id: str, question: str, answer: float, subject: str, rng:
     return QAItem(id=item_id, question=question, choices=choices, answer=choices.index(str(value)), subject=subject)
 
 
+def _valid_rows(rows: list[Any], k: int, rng: random.Random, out: list[QAItem]) -> Any:
+    """(index, row) over a shuffled copy of `rows` until `out` holds `k` items."""
+    for row in rng.sample(rows, len(rows)):
+        if len(out) >= k:
+            return
+        yield len(out), row
+
+
+def _add(out: list[QAItem], build: Any) -> None:
+    """Append the item `build()` makes; a row that makes no valid item (repeated options) is skipped."""
+    with contextlib.suppress(ValueError, KeyError, IndexError):
+        out.append(build())
+
+
 def load_source(name: str, k: int, rng: random.Random) -> list[QAItem]:
     """`k` items of one source as QAItems (subject = the source name, so no subject map labels them)."""
     out: list[QAItem] = []
     if name == "gsm8k":
         rows = [json.loads(line) for line in (DATA / "gsm8k" / "test.jsonl").read_text().splitlines() if line]
-        for i, row in enumerate(rng.sample(rows, k)):
+        for i, row in _valid_rows(rows, k, rng, out):
             answer = float(row["answer"].split("####")[-1].strip().replace(",", ""))
-            out.append(_numeric_item(f"gsm8k-{i}", row["question"], answer, "gsm8k", rng))
+            _add(out, lambda: _numeric_item(f"gsm8k-{i}", row["question"], answer, "gsm8k", rng))
     elif name == "svamp":
         rows = json.loads((DATA / "svamp" / "SVAMP.json").read_text())
-        for i, row in enumerate(rng.sample(rows, k)):
-            out.append(_numeric_item(f"svamp-{i}", f"{row['Body']} {row['Question']}", float(row["Answer"]), "svamp", rng))
+        for i, row in _valid_rows(rows, k, rng, out):
+            _add(out, lambda: _numeric_item(f"svamp-{i}", f"{row['Body']} {row['Question']}", float(row["Answer"]), "svamp", rng))
     elif name == "aqua":
         rows = [json.loads(line) for line in (DATA / "aqua" / "test.json").read_text().splitlines() if line.strip()]
-        for i, row in enumerate(rng.sample(rows, k)):
+        for i, row in _valid_rows(rows, k, rng, out):
             choices = [re.sub(r"^[A-E]\)", "", o).strip() for o in row["options"]]
-            out.append(QAItem(id=f"aqua-{i}", question=row["question"], choices=choices,
+            _add(out, lambda: QAItem(id=f"aqua-{i}", question=row["question"], choices=choices,
                               answer="ABCDE".index(row["correct"]), subject="aqua"))
     elif name == "arc":
         data = load_dataset(DATA / "arc" / "ARC-Challenge" / "ARC-Challenge-Test.jsonl", format="arc",
@@ -93,31 +109,31 @@ def load_source(name: str, k: int, rng: random.Random) -> list[QAItem]:
         out = [i.model_copy(update={"id": f"arc-{n}", "subject": "arc"}) for n, i in enumerate(rng.sample(list(data), k))]
     elif name == "sciq":
         rows = json.loads((DATA / "sciq" / "test.json").read_text())
-        for i, row in enumerate(rng.sample(rows, k)):
+        for i, row in _valid_rows(rows, k, rng, out):
             choices = [row["correct_answer"], row["distractor1"], row["distractor2"], row["distractor3"]]
             rng.shuffle(choices)
-            out.append(QAItem(id=f"sciq-{i}", question=row["question"], choices=choices,
+            _add(out, lambda: QAItem(id=f"sciq-{i}", question=row["question"], choices=choices,
                               answer=choices.index(row["correct_answer"]), subject="sciq"))
     elif name == "openbookqa":
         rows = [json.loads(line) for line in (DATA / "openbookqa" / "openbook_qa.jsonl").read_text().splitlines() if line]
-        for i, row in enumerate(rng.sample(rows, k)):
-            out.append(QAItem(id=f"obqa-{i}", question=row["query"], choices=row["choices"], answer=int(row["gold"]),
+        for i, row in _valid_rows(rows, k, rng, out):
+            _add(out, lambda: QAItem(id=f"obqa-{i}", question=row["query"], choices=row["choices"], answer=int(row["gold"]),
                               subject="openbookqa"))
     elif name == "commonsenseqa":
         rows = [json.loads(line) for line in (DATA / "commonsenseqa" / "dev_rand_split.jsonl").read_text().splitlines() if line]
-        for i, row in enumerate(rng.sample(rows, k)):
+        for i, row in _valid_rows(rows, k, rng, out):
             labels = [c["label"] for c in row["question"]["choices"]]
-            out.append(QAItem(id=f"csqa-{i}", question=row["question"]["stem"],
+            _add(out, lambda: QAItem(id=f"csqa-{i}", question=row["question"]["stem"],
                               choices=[c["text"] for c in row["question"]["choices"]],
                               answer=labels.index(row["answerKey"]), subject="commonsenseqa"))
     elif name == "truthfulqa":
         with open(DATA / "truthfulqa" / "TruthfulQA.csv", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
-        for i, row in enumerate(rng.sample(rows, k)):
+        for i, row in _valid_rows(rows, k, rng, out):
             wrong = [w.strip() for w in row["Incorrect Answers"].split(";") if w.strip()][:3]
             choices = [row["Best Answer"], *wrong]
             rng.shuffle(choices)
-            out.append(QAItem(id=f"tqa-{i}", question=row["Question"], choices=choices,
+            _add(out, lambda: QAItem(id=f"tqa-{i}", question=row["Question"], choices=choices,
                               answer=choices.index(row["Best Answer"]), subject="truthfulqa"))
     elif name == "mmlu_law_history":
         data = load_dataset(DATA / "mmlu" / "test", on_invalid="quarantine")
