@@ -13,6 +13,7 @@ renormalised. No model is loaded here: pass embeddings, or an `embed(list[str]) 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -208,8 +209,17 @@ def select_distractors(
     key_sim = vectors[1:] @ vectors[0]
     pool = vectors[1:]
     survivors = []
+    key_value = numeric_value(key)
     for j, i in enumerate(keep):
-        if key_sim[j] >= paraphrase_threshold:
+        value = numeric_value(str(candidates[i]))
+        if key_value is not None and value is not None:
+            # sentence embeddings put every "N Kelvin" near every other: for numbers a paraphrase of the
+            # key is the same value, and any other value is a distinct (possibly good) distractor
+            if np.isclose(value, key_value, rtol=1e-9, atol=1e-12):
+                drop[i] = "the key's value"
+            else:
+                survivors.append(j)
+        elif key_sim[j] >= paraphrase_threshold:
             drop[i] = f"paraphrases the key (cosine {key_sim[j]:.2f})"
         else:
             survivors.append(j)
@@ -231,6 +241,20 @@ def select_distractors(
         sims = pool[chosen] @ pool[chosen].T
         diversity = float(np.mean(1.0 - sims[np.triu_indices(len(chosen), k=1)]))
     return DistractorChoice(chosen=[keep[j] for j in chosen], dropped=drop, diversity=diversity)
+
+
+_NUMBER = re.compile(r"^[^\d\-+.]*([-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+)\s*([^\d\s].{0,20})?$")
+
+
+def numeric_value(text: str) -> float | None:
+    """The number an option states ("300 Kelvin", "$1,200", "-0.5"), None when it is not one number."""
+    match = _NUMBER.match(text.strip())
+    if match is None:
+        return None
+    try:
+        return float(match.group(1).replace(",", ""))
+    except ValueError:
+        return None
 
 
 def distractor_diversity(choices: Sequence[str], answer: int, embed: Embedder) -> float | None:

@@ -76,3 +76,15 @@ def test_errors_are_clear():
     cfg = DistractorConfig(flag_below=0.99)
     assert score_item_distractors(["a", "b", "c"], 0, embeddings=np.stack([unit(0), unit(50), unit(60)]),
                                   config=cfg).flag
+
+
+def test_numeric_options_are_compared_by_value_not_embedding():
+    from refinelab.metrics.distractors import numeric_value, select_distractors
+
+    assert numeric_value("300 Kelvin") == 300 and numeric_value("$1,200") == 1200 and numeric_value("Mars") is None
+
+    def samey(texts):  # an embedder that sees every option as nearly the same text (as MiniLM does for "N K")
+        return np.array([[1.0, 0.01 * k] for k in range(len(texts))])
+
+    choice = select_distractors("300 Kelvin", ["260 Kelvin", "300 K", "420 Kelvin", "150 Kelvin"], 3, samey)
+    assert choice.dropped == {1: "the key's value"} and len(choice.chosen) == 3

@@ -24,7 +24,7 @@ from refinelab.agents.difficulty import default_panel
 from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic, probe_member
 from refinelab.agents.refiner import calibrate_direction, run_embedder
 from refinelab.errors import LLMCallFailed
-from refinelab.metrics.distractors import distractor_diversity
+from refinelab.metrics.distractors import distractor_diversity, numeric_value
 from refinelab.metrics.irt import fit_item_logit, soft_correctness
 from refinelab.operations import operation
 from refinelab.schema import LETTERS, Diagnostic, QAItem, normalise_text
@@ -141,7 +141,10 @@ def measure_diversity(ctx: AgentContext, before: QAItem, after: QAItem) -> Measu
     if new:
         vectors = np.asarray(embed([after.answer_text, *new]), dtype=float)
         vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-        close = [c for c, s in zip(new, vectors[1:] @ vectors[0], strict=True) if s >= PARAPHRASE_COSINE]
+        key_value = numeric_value(after.answer_text)
+        close = [c for c, s in zip(new, vectors[1:] @ vectors[0], strict=True)
+                 if (s >= PARAPHRASE_COSINE if key_value is None or numeric_value(c) is None
+                     else numeric_value(c) == key_value)]
     evidence = {"measure": "diversity", "diversity_before": d_before, "diversity_after": d_after,
                 "key_kept": key_kept, "stem_kept": stem_kept, "new_distractors": len(new),
                 "paraphrases_key": close}
