@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langgraph.types import Command
 from pydantic import ValidationError
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.api.context import open_run_context
 from refinelab.api.run_folders import (
+    RunFolder,
     claim_existing,
     claim_new,
     saved_models,
@@ -46,6 +48,12 @@ class RunResult:
     run_id: str
     run_dir: Path
     report: dict[str, Any] = field(default_factory=dict)
+    pending_review: int = 0  # decisions the run waits for (`refinelab review RUN_ID`); 0 = finished
+
+    @property
+    def paused(self) -> bool:
+        """The run stopped at human review (`review="ask"`) and has no outputs yet."""
+        return self.pending_review > 0
 
     @property
     def refined_path(self) -> Path:
@@ -73,7 +81,7 @@ def _checkpointer(run_dir: Path) -> Any:
     return SqliteSaver(sqlite3.connect(str(run_dir / "checkpoints.sqlite"), check_same_thread=False))
 
 
-def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | None,
+def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Command[Any] | None,
                on_event: ProgressCallback | None, thread_id: str | None = None) -> RunResult:
     graph = build_graph(checkpointer=_checkpointer(ctx.run_dir))
     config = {"configurable": {"thread_id": thread_id or run_id}, "recursion_limit": 10_000}
@@ -89,11 +97,12 @@ def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Non
         except EndpointUnavailable as exc:  # stopped, not finished: the checkpoint lets `resume` continue
             ctx.tracer.flush()
             raise exc.for_run(run_id, ctx.run_dir, ctx.store.status_counts(), ctx.ledger.spent) from None
-        root.outputs = {"counts": ctx.store.status_counts(), "spent": ctx.ledger.spent}
+        pending = len(graph.get_state(config).interrupts)  # paused at human review (graph/review.py)
+        root.outputs = {"counts": ctx.store.status_counts(), "spent": ctx.ledger.spent, "pending_review": pending}
     ctx.tracer.flush()
     report_path = ctx.run_dir / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    return RunResult(run_id=run_id, run_dir=ctx.run_dir, report=report)
+    report = json.loads(report_path.read_text()) if report_path.exists() and not pending else {}
+    return RunResult(run_id=run_id, run_dir=ctx.run_dir, report=report, pending_review=pending)
 
 
 def refine(
@@ -144,6 +153,21 @@ def refine(
         folder.release()
 
 
+def saved_context(folder: RunFolder, hooks: RunHooks | None) -> AgentContext:
+    """The context of a claimed run folder, rebuilt from its sealed settings.json (resume, review)."""
+    saved = folder.saved or {}
+    settings, targets = saved_models(saved, folder.path)
+    check_prompts(saved.get("prompts_dir"))
+    try:
+        options = as_options(saved.get("options"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in ("options", *first["loc"]))
+        raise DataError(str(folder.path / "settings.json"), None, field, first["msg"]) from None
+    return open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,
+                            prompts_dir=saved.get("prompts_dir"))
+
+
 def resume(
     run_id: str,
     *,
@@ -158,17 +182,7 @@ def resume(
     from another machine or user, or edited): it decides endpoints, keys, cache and prompts."""
     folder = claim_existing(runs_dir, run_id, trust=trust)  # read-only checks, then the lock (or RunBusy)
     try:
-        saved = folder.saved or {}
-        settings, targets = saved_models(saved, folder.path)
-        check_prompts(saved.get("prompts_dir"))
-        try:
-            options = as_options(saved.get("options"))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in ("options", *first["loc"]))
-            raise DataError(str(folder.path / "settings.json"), None, field, first["msg"]) from None
-        ctx = open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,
-                               prompts_dir=saved.get("prompts_dir"))
+        ctx = saved_context(folder, hooks)
         ctx.ledger.abandon_in_flight()
         # The checkpoint thread is the id the run was created with (stored inside the folder), so a
         # renamed or copied folder resumes as itself.

@@ -1,9 +1,10 @@
 """Build the LangGraph state machine:
 
 load → profile → plan ─(Send per edit)→ refine → validate ─┬→ refine again (with the reason)
-                  ▲                                         ├→ collect (pass: committed)
-                  └──────────── collect (deferred) ◄────────┘  (fail, no attempts left: original kept)
-                                   └→ finalize
+                  ▲                                         ├→ review (interrupt: a person decides) ─┐
+                  │                                         ├→ collect (pass: committed)              │
+                  └──────────── collect (deferred) ◄────────┴──(fail, no attempts left: original kept)◄┘
+                                   └→ (review of flagged items no edit fixed) → finalize
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from refinelab.state import RefineState
 
 NODES = {
     "load": nodes.load, "profile": nodes.profile, "plan": nodes.plan, "refine": nodes.refine_node,
-    "validate": nodes.validate_node, "collect": nodes.collect, "finalize": nodes.finalize,
+    "validate": nodes.validate_node, "review": nodes.review_node, "collect": nodes.collect, "finalize": nodes.finalize,
 }
 INPUT_KEYS = ("run_id",)
 
@@ -44,8 +45,9 @@ def build_graph(config: Any = None, *, checkpointer: Any = None) -> Any:
     graph.add_node("profile", nodes.profile)
     graph.add_node("plan", nodes.plan)
     graph.add_node("refine", nodes.refine_node, destinations=("validate",))
-    graph.add_node("validate", nodes.validate_node, destinations=("refine", "collect"))
-    graph.add_node("collect", nodes.collect, defer=True, destinations=("plan", "finalize"))
+    graph.add_node("validate", nodes.validate_node, destinations=("refine", "collect", "review"))
+    graph.add_node("review", nodes.review_node, destinations=("collect", "finalize"))
+    graph.add_node("collect", nodes.collect, defer=True, destinations=("plan", "finalize", "review"))
     graph.add_node("finalize", nodes.finalize)
     graph.add_edge(START, "load")
     graph.add_edge("load", "profile")
