@@ -105,25 +105,11 @@ def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Com
     return RunResult(run_id=run_id, run_dir=ctx.run_dir, report=report, pending_review=pending)
 
 
-def refine(
-    dataset: Dataset,
-    *,
-    budget: int,
-    targets: Targets | str | Path | None = None,
-    settings: Settings | None = None,
-    run_id: str | None = None,
-    options: RunOptions | Mapping[str, Any] | None = None,
-    hooks: RunHooks | None = None,
-    prompts_dir: str | None = None,
-    on_event: ProgressCallback | None = None,
-) -> RunResult:
-    """Refine `dataset` spending at most `budget` tokens; outputs go to `settings.runs_dir / run_id`."""
-    validate_budget(budget)
-    options = as_options(options)
-    if not len(dataset):  # checked before the run folder exists, so bad input leaves nothing behind
-        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
-        raise DataError(dataset.name, None, None,
-                        f"no valid items to refine ({len(dataset.rejected)} invalid row(s){first})")
+def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | Path | None,
+                     settings: Settings | None, run_id: str | None, options: RunOptions, hooks: RunHooks | None,
+                     prompts_dir: str | None) -> tuple[RunFolder, AgentContext]:
+    """Create and lock a new run folder with its sealed settings.json and the dataset in its store; the
+    context of the run (refine, and the Studio graph). Nothing is left behind when this fails."""
     settings = settings or load_settings()
     if isinstance(targets, str | Path):
         targets = load_targets(targets)
@@ -147,6 +133,31 @@ def refine(
     except BaseException:
         folder.discard()  # nothing half-written: a run that never started leaves no folder behind
         raise
+    return folder, ctx
+
+
+def refine(
+    dataset: Dataset,
+    *,
+    budget: int,
+    targets: Targets | str | Path | None = None,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    hooks: RunHooks | None = None,
+    prompts_dir: str | None = None,
+    on_event: ProgressCallback | None = None,
+) -> RunResult:
+    """Refine `dataset` spending at most `budget` tokens; outputs go to `settings.runs_dir / run_id`."""
+    validate_budget(budget)
+    options = as_options(options)
+    if not len(dataset):  # checked before the run folder exists, so bad input leaves nothing behind
+        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
+        raise DataError(dataset.name, None, None,
+                        f"no valid items to refine ({len(dataset.rejected)} invalid row(s){first})")
+    folder, ctx = start_run_folder(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id,
+                                   options=options, hooks=hooks, prompts_dir=prompts_dir)
+    run_id = folder.path.name
     try:
         return _run_graph(ctx, run_id, {"run_id": run_id}, on_event)
     finally:

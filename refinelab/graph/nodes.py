@@ -68,7 +68,7 @@ def _ledger(ctx: AgentContext) -> dict[str, Any]:
 def load(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """The dataset is put in the store by the caller before the graph starts; here we check and count."""
     ctx = runtime.context
-    with ctx.tracer.span("load", "chain", {"run_id": state["run_id"]}) as run:
+    with ctx.tracer.span("load", "chain", {"run_id": state.get("run_id", "")}) as run:
         counts = ctx.store.status_counts()
         if not counts.get("kept"):
             raise ValueError("the run store holds no valid input items")
