@@ -20,7 +20,7 @@ from refinelab.agents.options import RunOptions
 from refinelab.api.run_folders import claim_existing, run_path, validate_budget, validate_run_id
 from refinelab.api.runs import saved_context, start_run_folder
 from refinelab.config import load_settings
-from refinelab.errors import ConfigError, DataError
+from refinelab.errors import ConfigError, DataError, RefineLabError, error_line
 from refinelab.graph.build import build_graph
 
 ROLES = ("judge", "writer", "validator")
@@ -28,13 +28,20 @@ _CONTEXTS: dict[str, AgentContext] = {}  # checkpoint thread → its run's handl
 _LOCK = threading.Lock()
 
 
+class StudioRunError(ConfigError, ValueError):
+    """A run the server cannot start (no context, a bad dataset, …): one line, shown as is by the server
+    (it masks the messages of exception types it does not know, but passes `ValueError`s through)."""
+
+
 class StudioContext(BaseModel):
     """What a Studio user (or an SDK call's `context=`) gives a run: plain data, shown as a form."""
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: str = Field(description="dataset file or folder (JSONL, MMLU CSV, ARC JSONL, Parquet)")
-    budget: int = Field(ge=0, description="token budget (hard cap)")
+    # Both required for a run; optional here because the server builds the schema from `{}` when a run
+    # names no context, and that must reach `studio_context`'s one-line message, not a validation trace.
+    dataset: str | None = Field(None, description="dataset file or folder (JSONL, MMLU CSV, ARC JSONL, Parquet)")
+    budget: int | None = Field(None, ge=0, description="token budget (hard cap)")
     format: str | None = Field(None, description="jsonl | mmlu | arc | parquet; None = by extension")
     limit: int | None = Field(None, ge=1, description="at most this many items, spread over subjects")
     run_id: str | None = Field(None, description="run folder name; default: the input's run_id, else the thread")
@@ -64,6 +71,9 @@ def open_studio_run(spec: StudioContext, run_id: str) -> AgentContext:
     """The handles of run `run_id`: a new folder from `spec`, or the existing one (a restarted server)."""
     from refinelab.io import load_dataset
 
+    if spec.dataset is None or spec.budget is None:
+        raise ConfigError("this graph needs a run context: set at least `dataset` and `budget` in the run's "
+                          "context (Studio: the Context form; SDK: `context={...}`); see docs/studio.md")
     validate_budget(spec.budget)
     settings = load_settings(spec.settings_file, _overrides(spec))
     run_id = validate_run_id(run_id)
@@ -90,12 +100,12 @@ def studio_context(data: Any, config: dict[str, Any], state: Any) -> AgentContex
     with _LOCK:
         if thread in _CONTEXTS:
             return _CONTEXTS[thread]
-        if data is None:
-            raise ConfigError("this graph needs a run context: set at least `dataset` and `budget` in the run's "
-                              "context (Studio: the Context form; SDK: `context={...}`); see docs/studio.md")
-        spec = data if isinstance(data, StudioContext) else StudioContext.model_validate(data)
+        spec = data if isinstance(data, StudioContext) else StudioContext.model_validate(data or {})
         named = state.get("run_id") if isinstance(state, dict) else None
-        _CONTEXTS[thread] = open_studio_run(spec, spec.run_id or named or thread)
+        try:
+            _CONTEXTS[thread] = open_studio_run(spec, spec.run_id or named or thread)
+        except (RefineLabError, OSError) as exc:
+            raise StudioRunError(error_line(exc)) from None
         return _CONTEXTS[thread]
 
 
