@@ -52,9 +52,11 @@ _RETRIEVERS: dict[str, Retriever] = {}
 _RETRIEVER_LOCK = threading.Lock()
 
 
-def get_retriever(ctx: AgentContext) -> Retriever:
-    """The retriever for this run's corpus, built or loaded once per process."""
-    spec: Retriever | Corpus | str | None = ctx.hooks.retriever or ctx.options.rag_corpus
+def get_retriever(ctx: AgentContext, item: QAItem | None = None) -> Retriever:
+    """The retriever for this item's corpus — `hooks.retriever`, else its pack's `corpus:`, else the run's —
+    built or loaded once per process (and its index persisted per corpus fingerprint)."""
+    pack_corpus = ctx.pack(item).corpus if item is not None else None
+    spec: Retriever | Corpus | str | None = ctx.hooks.retriever or pack_corpus or ctx.options.rag_corpus
     if isinstance(spec, Retriever):
         return spec
     if spec is None or str(spec) == "wikipedia":
@@ -89,7 +91,7 @@ def retrieve(ctx: AgentContext, item: QAItem, k: int) -> list[Passage]:
     queries = [query_for(item), " ".join(item.question.split()[-QUERY_WORDS:])]
     with ctx.tracer.span("wikipedia_search", "tool", {"queries": queries, "k": k, "item_id": item.id}) as run:
         best: dict[str, Passage] = {}
-        for hits in get_retriever(ctx).search_many(queries, k=k):
+        for hits in get_retriever(ctx, item).search_many(queries, k=k):
             for p in hits:
                 if p.id not in best or (p.score or 0) > (best[p.id].score or 0):
                     best[p.id] = p
