@@ -22,7 +22,7 @@ from langgraph.types import Command
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks
 from refinelab.api.run_folders import claim_existing
-from refinelab.api.runs import ProgressCallback, RunResult, _checkpointer, _run_graph, saved_context
+from refinelab.api.runs import ProgressCallback, RunResult, _run_graph, checkpointer, saved_context
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.graph.build import build_graph
@@ -85,8 +85,8 @@ def _case(ctx: AgentContext, interrupt_id: str, value: Any) -> ReviewCase:
 
 
 def _cases(ctx: AgentContext, thread_id: str) -> list[ReviewCase]:
-    graph = build_graph(checkpointer=_checkpointer(ctx.run_dir))
-    state = graph.get_state({"configurable": {"thread_id": thread_id}})
+    with checkpointer(ctx.run_dir) as saver:
+        state = build_graph(checkpointer=saver).get_state({"configurable": {"thread_id": thread_id}})
     return sorted((_case(ctx, i.id, i.value) for i in state.interrupts), key=lambda c: c.key)
 
 
@@ -94,7 +94,13 @@ def pending_reviews(run_id: str, *, runs_dir: str | Path = "runs", trust: bool =
     """The decisions run `run_id` waits for (empty when it is not paused at review)."""
     folder = claim_existing(runs_dir, run_id, trust=trust)
     try:
-        return _cases(saved_context(folder, None), folder.identity)
+        ctx = saved_context(folder, None)
+        try:
+            return _cases(ctx, folder.identity)
+        finally:  # a listing holds no connection while someone else decides and resumes the run
+            for handle in (ctx.store, ctx.ledger, ctx.cache):
+                if handle is not None:
+                    handle.close()
     finally:
         folder.release()
 

@@ -6,11 +6,12 @@ LangGraph checkpoints, trace.jsonl and the outputs. `resume(run_id)` rebuilds th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,15 +76,27 @@ def as_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
     return RunOptions.model_validate(dict(options or {}))
 
 
-def _checkpointer(run_dir: Path) -> Any:
+@contextlib.contextmanager
+def checkpointer(run_dir: Path) -> Iterator[Any]:
+    """The run's checkpoint saver, its connection closed afterwards: a connection left open while another
+    process (`refinelab review`, `resume`) writes and checkpoints the log can read a malformed image."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    return SqliteSaver(sqlite3.connect(str(run_dir / "checkpoints.sqlite"), check_same_thread=False))
+    conn = sqlite3.connect(str(run_dir / "checkpoints.sqlite"), check_same_thread=False)
+    try:
+        yield SqliteSaver(conn)
+    finally:
+        conn.close()
 
 
 def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Command[Any] | None,
                on_event: ProgressCallback | None, thread_id: str | None = None) -> RunResult:
-    graph = build_graph(checkpointer=_checkpointer(ctx.run_dir))
+    with checkpointer(ctx.run_dir) as saver:
+        return _stream(build_graph(checkpointer=saver), ctx, run_id, first_input, on_event, thread_id)
+
+
+def _stream(graph: Any, ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Command[Any] | None,
+            on_event: ProgressCallback | None, thread_id: str | None) -> RunResult:
     config = {"configurable": {"thread_id": thread_id or run_id}, "recursion_limit": 10_000}
     with ctx.tracer.span("refinelab.run", "chain", {"run_id": run_id, "resumed": first_input is None},
                          run_id=None) as root:

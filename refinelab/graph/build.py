@@ -5,6 +5,7 @@ load → profile → plan ─(Send per edit)→ refine → validate ─┬→ re
                   │                                         ├→ collect (pass: committed)              │
                   └──────────── collect (deferred) ◄────────┴──(fail, no attempts left: original kept)◄┘
                                    └→ (review of flagged items no edit fixed) → finalize
+plan with nothing to do → wrap_up → (the same review) → finalize
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from refinelab.state import RefineState
 
 NODES = {
     "load": nodes.load, "profile": nodes.profile, "plan": nodes.plan, "refine": nodes.refine_node,
-    "validate": nodes.validate_node, "review": nodes.review_node, "collect": nodes.collect, "finalize": nodes.finalize,
+    "validate": nodes.validate_node, "review": nodes.review_node, "wrap_up": nodes.wrap_up, "collect": nodes.collect, "finalize": nodes.finalize,
 }
 INPUT_KEYS = ("run_id",)
 
@@ -72,10 +73,11 @@ def build_graph(config: Any = None, *, checkpointer: Any = None, context_factory
     graph.add_node("validate", fn["validate"], destinations=("refine", "collect", "review"))
     graph.add_node("review", fn["review"], destinations=("collect", "finalize"))
     graph.add_node("collect", fn["collect"], defer=True, destinations=("plan", "finalize", "review"))
+    graph.add_node("wrap_up", fn["wrap_up"], destinations=("review", "finalize"))
     graph.add_node("finalize", fn["finalize"])
     graph.add_edge(START, "load")
     graph.add_edge("load", "profile")
     graph.add_edge("profile", "plan")
-    graph.add_conditional_edges("plan", nodes.dispatch, ["refine", "finalize"])
+    graph.add_conditional_edges("plan", nodes.dispatch, ["refine", "wrap_up"])
     graph.add_edge("finalize", END)
     return graph.compile(checkpointer=checkpointer, name="refinelab")

@@ -163,10 +163,10 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
 
 
 def dispatch(state: RefineState) -> list[Send] | str:
-    """Fan out: one `Send` per planned edit; nothing to do goes straight to finalize."""
+    """Fan out: one `Send` per planned edit; nothing to do goes to wrap_up (then finalize)."""
     tasks = state.get("tasks") or []
     if not tasks:
-        return "finalize"
+        return "wrap_up"
     return [Send("refine", task) for task in tasks]
 
 
@@ -296,7 +296,7 @@ def leftover_requests(ctx: AgentContext) -> list[ReviewRequest]:
 def _finish(ctx: AgentContext, update: dict[str, Any]) -> Command[Any]:
     """Go to finalize — through review of the flagged items no edit fixed, when asked to."""
     mode = ctx.options.review
-    leftovers = leftover_requests(ctx) if mode != "auto-reject" else []
+    leftovers = leftover_requests(ctx) if mode != "auto-reject" and not ctx.options.dry_run else []
     if mode == "ask" and leftovers:
         return Command(update=update, goto=[Send("review", r.model_dump()) for r in leftovers])
     for request in leftovers:  # auto-accept: the flags stand, the items go
@@ -357,6 +357,12 @@ def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
     update = {"phase": "finalize" if stop else "plan", "counts": ctx.store.status_counts(), "ledger": _ledger(ctx),
               "stop_reason": stop, "collected_round": round_}
     return _finish(ctx, update) if stop else Command(update=update, goto="plan")
+
+
+@node(reads=(), writes=("counts",))
+def wrap_up(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
+    """A plan with nothing to do ends the run here: through review of unfixed flagged items, when asked."""
+    return _finish(runtime.context, {"counts": runtime.context.store.status_counts()})
 
 
 @node(reads=("plans", "stop_reason"), writes=("phase", "counts", "ledger"))
