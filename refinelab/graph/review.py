@@ -1,9 +1,10 @@
 """Human review as a graph step: what pauses at a LangGraph `interrupt()`, what a decision does, and where
 decisions are recorded.
 
-Three kinds of case go to review: an edit whose validator could not decide (`undecided`, at its last
-attempt), a passed edit whose evidence is below `options.review_evidence_bar` (`weak_evidence`), and an
-item screening flagged that no edit fixed by the end of the run (`unfixable`). With `options.review ==
+Four kinds of case go to review: an edit whose validator could not decide (`undecided`, at its last
+attempt), a key fix the two-source evidence bar held back (`below_bar`, at its last attempt), a passed
+edit whose evidence is below `options.review_evidence_bar` (`weak_evidence`), and an item screening
+flagged that no edit fixed by the end of the run (`unfixable`). With `options.review ==
 "ask"` the `review` node interrupts with a `ReviewRequest` (ids, kind, the validator's reason — never the
 items themselves: those stay in the store, and the API shows them); the run resumes with
 `Command(resume={interrupt_id: ReviewDecision})`. `auto-accept`/`auto-reject` decide by policy, without a
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from refinelab.agents.context import AgentContext
 from refinelab.schema import QAItem
 
-ReviewCaseKind = Literal["undecided", "weak_evidence", "unfixable"]
+ReviewCaseKind = Literal["undecided", "weak_evidence", "below_bar", "unfixable"]
 DecisionName = Literal["accept", "reject", "edit", "skip"]
 DECISIONS_META = "review_decisions"
 _LOCK = threading.Lock()  # review nodes of one superstep run in threads and share the meta row

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from refinelab.agents import retrieval as agent_retrieval
 from refinelab.agents.options import RunOptions
 from refinelab.agents.validation import rag
 from refinelab.api.context import open_run_context
@@ -53,6 +54,6 @@ def test_each_pack_corpus_has_its_own_persisted_index(tmp_path: Path, make_embed
     names = sorted(json.loads(m.read_text())["corpus_name"] for m in indexes)
     assert names == ["user:law_corpus.jsonl", "user:math.jsonl", "user:run.jsonl"]
     embedded = embedder.embedded
-    rag._RETRIEVERS.clear()  # a new process: the persisted index is loaded, nothing is embedded again
+    agent_retrieval._RETRIEVERS.clear()  # a new process: the persisted index is loaded, nothing is embedded again
     rag.retrieve(ctx, law, 2)
     assert embedder.embedded - embedded <= 2  # only the two queries

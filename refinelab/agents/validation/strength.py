@@ -5,7 +5,8 @@ markers for all of them, so human review treats a pack's own tools exactly like 
 
 - `outcome: unanswered | unavailable | undecided` with no `fallback` — the method could not decide;
 - `fallback: answer` — the pack's method did not settle it and the answer check decided instead (its own
-  evidence under `answer_check`, which may itself be undecided).
+  evidence under `answer_check`, which may itself be undecided);
+- `needs_review: true` — a key fix below the two-source evidence bar (`fix_evidence.check_fix`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal
 from refinelab.state import Verdict
 
 UNDECIDED_OUTCOMES = frozenset({"unanswered", "unavailable", "undecided"})
-ReviewKind = Literal["undecided", "weak_evidence"]
+ReviewKind = Literal["undecided", "weak_evidence", "below_bar"]
 
 
 def _undecided(evidence: dict[str, Any]) -> bool:
@@ -34,7 +35,10 @@ def evidence_strength(verdict: Verdict) -> float:
 
 
 def review_kind(verdict: Verdict, bar: float) -> ReviewKind | None:
-    """Why this verdict needs a person: the validator could not decide, or it passed below the bar."""
+    """Why this verdict needs a person: a key fix the evidence bar held back (`fix_evidence`: too few
+    independent sources agree), the validator could not decide, or it passed below `bar`."""
+    if not verdict.passed and verdict.evidence.get("needs_review"):
+        return "below_bar"
     strength = evidence_strength(verdict)
     if strength == 0.0 and not verdict.passed:
         return "undecided"
