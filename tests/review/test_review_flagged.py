@@ -68,3 +68,29 @@ def test_auto_accept_removes_unfixed_flags_and_default_keeps_them(tmp_path: Path
     refined = {json.loads(line)["id"] for line in (accepted.run_dir / "refined.jsonl").read_text().splitlines()}
     assert not flagged & refined  # (here every item was flagged on the prior, so none is left)
     assert accepted.report["items_by_status"]["removed"] == len(flagged)
+
+
+def test_key_fix_below_the_evidence_bar_pauses_and_accept_commits_it(tmp_path: Path) -> None:
+    # the scripted writer moves every key; its own model is the validator, so its agreement does not count,
+    # and with no panel the two-source bar is not met: each fix is held back for a person
+    options = {**OPTIONS, "operations": ["fix"], "review": "ask"}
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
+                                        "rounds": 1, "max_attempts": 1})
+    result = refine(mmlu(6), budget=40_000, settings=settings, hooks=RunHooks(chat_models=models()), options=options)
+    assert result.paused
+    cases = pending_reviews(result.run_id, runs_dir=tmp_path / "runs")
+    fixes = [c for c in cases if c.request.kind == "below_bar"]
+    assert fixes and all(c.request.operation == "fix" and c.evidence.get("needs_review") for c in fixes)
+    assert all(c.reasons[0].startswith("key fix not committed") for c in fixes)
+    done = decide(result.run_id, [{"key": c.key, "decision": "accept"} for c in fixes], runs_dir=tmp_path / "runs",
+                  reviewer="dan", hooks=RunHooks(chat_models=models()))
+    while done.paused:  # then the flagged items the held-back fixes did not cover
+        rest = pending_reviews(result.run_id, runs_dir=tmp_path / "runs")
+        assert {c.request.kind for c in rest} == {"unfixable"}
+        done = decide(result.run_id, [{"key": c.key, "decision": "reject"} for c in rest],
+                      runs_dir=tmp_path / "runs", reviewer="dan", hooks=RunHooks(chat_models=models()))
+    assert done.report["reviews"]["below_bar:accept"] == len(fixes)
+    committed = {o for o in done.report["edits"]["outcomes"] if o.startswith("fix:")}
+    assert committed == {"fix:committed"}
+    refined = {i.id: i for i in read_jsonl(done.run_dir / "refined.jsonl")}
+    assert all(refined[c.request.item_id].question == c.after["question"] for c in fixes)

@@ -90,8 +90,8 @@ def test_sdk_run_on_the_dev_server(dev_server, tmp_path: Path) -> None:
     assert report["run_id"] == "studio-run" and report["stop_reason"] == "finished 1 round(s)"
     assert report["ledger"]["spent"] > 0 and calls > 0  # the scripted model on loopback answered the run
     assert report["ledger"]["spent"] <= 20_000
-    assert final["counts"].get("new", 0) == report["new_items"] and final["counts"]["edited"] == \
-        report["items_by_status"]["edited"]
+    assert final["counts"].get("new", 0) == report["new_items"]
+    assert final["counts"].get("edited", 0) == report["items_by_status"].get("edited", 0)
     assert (run_dir / "refined.jsonl").read_text().strip() and (run_dir / "settings.seal").exists()
     state = client.threads.get_state(thread["thread_id"])
     assert state["values"]["phase"] == "done" and not state["next"]
