@@ -105,3 +105,33 @@ def test_a_run_without_context_fails_with_a_clear_message(dev_server) -> None:
     thread = client.threads.create()
     with pytest.raises(Exception, match="StudioRunError: this graph needs a run context"):  # noqa: PT011 - the SDK's
         client.runs.wait(thread["thread_id"], "refinelab", input={"run_id": "no-context"})  # own exception type
+
+
+def test_review_interrupts_resume_through_the_sdk(dev_server, tmp_path: Path) -> None:
+    from langgraph_sdk import get_sync_client
+
+    from tests.support.review_scripted import undecided_respond
+
+    url, log = dev_server
+    runs = tmp_path / "runs"
+    with FaultProxy(undecided_respond) as model:
+        client = get_sync_client(url=url)
+        thread = client.threads.create()
+        context = {"dataset": str(DATA / "mmlu" / "dev"), "limit": 8, "budget": 40_000, "runs_dir": str(runs),
+                   "endpoint": model.url, "model": "scripted", "api_key_env": KEY_ENV, "rounds": 1,
+                   "max_attempts": 1, "options": {**EXTRAS, "pilot_per_op": 0, "operations": ["expand", "generate"],
+                                                  "review": "ask"}}
+        client.runs.wait(thread["thread_id"], "refinelab", input={"run_id": "studio-review"}, context=context,
+                         config={"recursion_limit": 1000})
+        state = client.threads.get_state(thread["thread_id"])
+        interrupts = state["interrupts"]
+        assert interrupts, f"{state}\n{log.read_text()[-3000:]}"
+        assert all(i["value"]["kind"] == "undecided" for i in interrupts)
+        resume = {i["id"]: {"decision": "accept", "by": "studio-user"} for i in interrupts}
+        final = client.runs.wait(thread["thread_id"], "refinelab", command={"resume": resume}, context=context,
+                                 config={"recursion_limit": 1000})
+    assert final.get("phase") == "done", f"{final}\n{log.read_text()[-3000:]}"
+    report = json.loads((runs / "studio-review" / "report.json").read_text())
+    assert report["reviews"] == {"undecided:accept": len(interrupts)}
+    changes = [json.loads(line) for line in (runs / "studio-review" / "changes.jsonl").read_text().splitlines()]
+    assert sum(1 for c in changes if c.get("review", {}).get("by") == "studio-user") == len(interrupts)
