@@ -7,11 +7,12 @@ DATA=${REFINELAB_DATA:-../shared/data}
 RUN_ID=${RUN_ID:-demo-$(date +%Y%m%d-%H%M%S)}
 echo "== embedded model check (first run assembles the 1.1 GB model once)"
 $BIN/refinelab model check
-echo "== refine: 5 MMLU subjects, 30 items, 15k-token budget, on the embedded model"
+echo "== refine: 5 MMLU subjects, 30 items, 40k-token budget, on the embedded model"
+echo "   (profiling measures difficulty from how the judge answers: ~680 tokens per item, ~20k of the budget)"
 echo "   (the first run embeds the retrieval corpus once, a few minutes; later runs reuse the index)"
 $BIN/refinelab refine "$DATA/mmlu/test" \
   --subjects astronomy,virology,college_chemistry,high_school_world_history,econometrics \
-  --limit 30 --budget 15000 --run-id "$RUN_ID" --rag-corpus wikipedia:mmlu_redux
+  --limit 30 --budget 40000 --run-id "$RUN_ID" --rag-corpus wikipedia:mmlu_redux
 if $BIN/refinelab report --help >/dev/null 2>&1; then
   $BIN/refinelab report "$RUN_ID" >/dev/null && echo "HTML report: runs/$RUN_ID/report.html"
 fi
