@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import httpx
+import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
@@ -25,6 +27,7 @@ from refinelab.config import EMBEDDED, ModelSpec
 from refinelab.errors import BudgetExhausted, EndpointUnavailable, LLMCallFailed
 from refinelab.redact import redact_secrets, register_env, register_secret
 from refinelab.tools.cache import ResponseCache, fingerprint
+from refinelab.tools.fleet import Fleet, Member
 from refinelab.tools.ledger import CallTag, Ledger
 from refinelab.tools.tracing import Tracer, current_run
 
@@ -79,8 +82,6 @@ def _to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
 
 
 def _is_transient(exc: Exception) -> bool:
-    import openai
-
     if isinstance(exc, openai.RateLimitError | openai.APITimeoutError | openai.APIConnectionError):
         return True
     if isinstance(exc, openai.APIStatusError):
@@ -94,8 +95,6 @@ def _is_transient(exc: Exception) -> bool:
 def _never_reached(exc: BaseException) -> bool:
     """True when the request provably never reached a server (connection refused, no route, DNS,
     connect timeout): nothing can have been generated or billed, so the call costs nothing."""
-    import httpx
-
     seen: set[int] = set()
     node: BaseException | None = exc
     while node is not None and id(node) not in seen:
@@ -109,8 +108,6 @@ def _never_reached(exc: BaseException) -> bool:
 def _truncated_completion(exc: Exception) -> tuple[str, int, int] | None:
     """(text, prompt, completion) of a reply cut off at max_tokens, which the OpenAI client raises as an
     error for structured output; None for any other exception. Never cached: a re-ask may do better."""
-    import openai
-
     if not isinstance(exc, openai.LengthFinishReasonError):
         return None
     completion = exc.completion
@@ -166,8 +163,11 @@ class ChatClient:
         self.cache = cache
         self.tracer = tracer
         self.role = role
-        self._chat_model = chat_model
-        self._slots = threading.Semaphore(spec.concurrency)
+        if chat_model is not None:  # a live model from the caller: one member, nothing to probe
+            self.fleet = Fleet.of([(spec.endpoint, spec.concurrency)], probe=None)
+            self.fleet.members[0].model = chat_model
+        else:
+            self.fleet = Fleet.of(spec.fleet())
         self._lock = threading.Lock()
 
     @property
@@ -175,17 +175,20 @@ class ChatClient:
         return self.spec.model
 
     def chat_model(self) -> BaseChatModel:
-        """The LangChain model, created on first use (starting the embedded server if needed)."""
+        """The first server's LangChain model, created on first use (starting the embedded server if needed)."""
+        return self._model_for(self.fleet.members[0])
+
+    def _model_for(self, member: Member) -> BaseChatModel:
         with self._lock:
-            if self._chat_model is None:
+            if member.model is None:
                 from langchain_openai import ChatOpenAI
 
-                if self.spec.endpoint == EMBEDDED:
+                if member.url == EMBEDDED:
                     from refinelab.tools.embedded_server import ensure_server
 
                     base_url, api_key = ensure_server(self.spec.model).base_url, "sk-local"
                 else:
-                    base_url = self.spec.endpoint
+                    base_url = member.url
                     register_env(self.spec.api_key_env)  # error text quoting it is redacted everywhere
                     api_key = os.environ.get(self.spec.api_key_env, "")
                     register_secret(api_key)
@@ -193,12 +196,12 @@ class ChatClient:
                         raise LLMCallFailed(
                             f"endpoint {base_url} needs an API key in ${self.spec.api_key_env}"
                         )
-                self._chat_model = ChatOpenAI(
+                member.model = ChatOpenAI(
                     base_url=base_url, api_key=api_key, model=self.spec.model,
                     temperature=self.spec.temperature, max_tokens=self.spec.max_tokens,
                     timeout=self.spec.timeout_s, max_retries=0, stream_usage=False,
                 )
-            return self._chat_model
+            return member.model
 
     # -- public calls -------------------------------------------------------------------------
 
@@ -308,19 +311,26 @@ class ChatClient:
         if "response_format" in params:
             bind["response_format"] = params["response_format"]
         delay = 0.5
-        for transport_try in range(self.spec.max_transport_retries + 1):
+        retries_left = self.spec.max_transport_retries
+        # Failures that only moved the call to another fleet member spend no retry; this bounds them.
+        moves_left = self.fleet.eject_after * len(self.fleet.members)
+        is_retry = attempt > 0
+        while True:
             self._check_endpoint()
-            reservation = self.ledger.reserve(worst_case, tag, attempt=attempt, is_retry=transport_try > 0 or attempt > 0)
+            reservation = self.ledger.reserve(worst_case, tag, attempt=attempt, is_retry=is_retry)
+            is_retry = True
+            member = self.fleet.acquire()
             started = time.monotonic()
             try:
-                with self._slots:
-                    message = self.chat_model().invoke(lc_messages, **bind)
+                message = self._model_for(member).invoke(lc_messages, **bind)
             except BudgetExhausted:
+                self.fleet.released(member)
                 self.ledger.release(reservation)
                 raise
             except Exception as exc:
                 truncated = _truncated_completion(exc)
                 if truncated is not None:  # hit max_tokens: a (bad) answer, paid for; the parse retry handles it
+                    self.fleet.succeeded(member)
                     text, prompt, completion = truncated
                     text = redact_secrets(text)
                     self.ledger.settle(reservation, prompt, completion)
@@ -332,23 +342,33 @@ class ChatClient:
                 # A status answer (429, 5xx) means no generation was billed, and a request refused before
                 # it reached a server cannot have been; a timeout or dropped connection may have been,
                 # so it is charged its full reservation.
-                import openai
-
                 answered = isinstance(exc, openai.APIStatusError)
-                charged = 0 if answered or _never_reached(exc) else worst_case
-                self.ledger.settle(reservation, charged, 0, failed=True, unsent=_never_reached(exc))
+                unsent = _never_reached(exc)
+                charged = 0 if answered or unsent else worst_case
+                self.ledger.settle(reservation, charged, 0, failed=True, unsent=unsent)
                 error = f"{type(exc).__name__}: {exc}"
-                streak = self.ledger.note_failure()
-                if streak >= self.ledger.failure_limit:
-                    self.ledger.trip(self.spec.endpoint, error)
-                    self._check_endpoint()
-                if not _is_transient(exc) or transport_try == self.spec.max_transport_retries:
-                    self.ledger.note_call_failed()
-                    self._check_endpoint()
-                    raise LLMCallFailed(f"{self.model_name}: {error}", attempts=transport_try + 1) from None
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 20.0)
+                if answered and exc.status_code < 500:  # busy or refused: says nothing of the server's health
+                    self.fleet.released(member)
+                    counts = True
+                else:
+                    counts = self.fleet.failed(member, down=unsent).counts_for_run
+                if counts or moves_left <= 0:
+                    streak = self.ledger.note_failure()
+                    if streak >= self.ledger.failure_limit:
+                        self.ledger.trip(member.url, error)
+                        self._check_endpoint()
+                    if not _is_transient(exc) or retries_left <= 0:
+                        self.ledger.note_call_failed()
+                        self._check_endpoint()
+                        tries = self.spec.max_transport_retries - retries_left + 1
+                        raise LLMCallFailed(f"{self.model_name}: {error}", attempts=tries) from None
+                    retries_left -= 1
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 20.0)
+                else:  # another member takes it at once
+                    moves_left -= 1
                 continue
+            self.fleet.succeeded(member)
             prompt, completion, reported = _usage(message)
             if not reported:  # settle on the reservation: never under-count an unreported call
                 prompt, completion = worst_case - limit, limit
@@ -363,4 +383,4 @@ class ChatClient:
                 self.cache.put(key, self.model_name, {"text": text, "prompt_tokens": prompt,
                                                       "completion_tokens": completion})
             return result
-        raise AssertionError("unreachable")
+
