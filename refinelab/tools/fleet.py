@@ -45,6 +45,8 @@ class Member:
     concurrency: int
     index: int
     model: Any = None  # the LangChain chat model for this server, created on first use
+    base_url: str = ""  # resolved with the model (the embedded server's address is known only then)
+    api_key: str = field(default="", repr=False)
     in_flight: int = 0
     streak: int = 0  # consecutive failed attempts
     served: int = 0  # answered attempts

@@ -29,6 +29,7 @@ from refinelab.redact import redact_secrets, register_env, register_secret
 from refinelab.tools.cache import ResponseCache, fingerprint
 from refinelab.tools.fleet import Fleet, Member
 from refinelab.tools.ledger import CallTag, Ledger
+from refinelab.tools.tokens import PromptTokenCounter, with_margin
 from refinelab.tools.tracing import Tracer, current_run
 
 T = TypeVar("T", bound=BaseModel)
@@ -169,6 +170,8 @@ class ChatClient:
         else:
             self.fleet = Fleet.of(spec.fleet())
         self._lock = threading.Lock()
+        self._count_tokens = chat_model is None  # a live model from the caller has no server to ask
+        self._counter: PromptTokenCounter | None = None
 
     @property
     def model_name(self) -> str:
@@ -196,6 +199,7 @@ class ChatClient:
                         raise LLMCallFailed(
                             f"endpoint {base_url} needs an API key in ${self.spec.api_key_env}"
                         )
+                member.base_url, member.api_key = base_url, api_key
                 member.model = ChatOpenAI(
                     base_url=base_url, api_key=api_key, model=self.spec.model,
                     temperature=self.spec.temperature, max_tokens=self.spec.max_tokens,
@@ -239,6 +243,24 @@ class ChatClient:
         return self._call(messages, tag, attempt=0, json_schema=None, name="text")
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _prompt_bound(self, messages: list[dict[str, str]], params: dict[str, Any]) -> int:
+        """Prompt tokens to reserve: the server's own count plus a margin where it can count
+        (tools/tokens.py), never more than the byte bound, which is used where it cannot."""
+        bound = estimate_prompt_tokens(messages, params.get("response_format"))
+        if not self._count_tokens:
+            return bound
+        if self._counter is None:
+            first = self.fleet.members[0]
+            self._model_for(first)
+            with self._lock:
+                if self._counter is None:
+                    self._counter = PromptTokenCounter(first.base_url, self.spec.model, first.api_key)
+        counted = self._counter.count(messages)
+        if counted is None:
+            self._count_tokens = False  # this server cannot count: the byte bound from now on
+            return bound
+        return min(bound, with_margin(counted))
 
     def _check_endpoint(self) -> None:
         """Raise EndpointUnavailable once the run's ledger has given up on the endpoints (no call is sent)."""
@@ -305,7 +327,7 @@ class ChatClient:
                 return CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
                                   completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1)
         limit = int(params["max_tokens"])
-        worst_case = estimate_prompt_tokens(messages, params.get("response_format")) + limit
+        worst_case = self._prompt_bound(messages, params) + limit
         lc_messages = _to_langchain(messages)
         bind: dict[str, Any] = {"max_tokens": limit} if limit != self.spec.max_tokens else {}
         if "response_format" in params:

@@ -62,7 +62,7 @@ def test_killed_server_is_ejected_and_its_work_moves_without_loss_or_double_char
         monkeypatch: pytest.MonkeyPatch) -> None:
     """One of two servers dies mid-run with calls in flight: every call still gets its own answer,
     the dead one is ejected, the survivor serves the rest, the run's failure streak never trips, and
-    the ledger charges each answer once plus, per the documented rule, the reservation of each call
+    the ledger charges each answer once plus, per the documented rule, the reservation of each attempt
     cut mid-flight (the provider may have billed it) and nothing for connections refused."""
     profile = ServerProfile(latency_s=0.05)
     with FakeServer(profile=profile) as doomed, FakeServer(profile=profile) as survivor:
@@ -95,7 +95,9 @@ def test_killed_server_is_ejected_and_its_work_moves_without_loss_or_double_char
         assert failed, "the kill cut or refused some attempts"
         assert all(charged in (0, reserved) for _, reserved, charged in failed)
         cut = sum(1 for _, reserved, charged in failed if charged == reserved)
-        assert cut <= 4, "at most the dead server's slots were in flight when it died"
+        # cut mid-flight: the 4 requests in the dead server's slots, plus at most one more round racing
+        # the ejection on connections its kernel had already accepted (reset, not refused)
+        assert cut <= 8, cut
         assert ledger.spent == sum(r.tokens for r in results) + sum(r[2] for r in failed)
         assert ledger.summary()["calls"] == len(rows)
 

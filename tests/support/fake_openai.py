@@ -30,6 +30,11 @@ def approx_tokens(text: str) -> int:
     return max(1, len(text.encode()) // 4)
 
 
+def prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """The prompt usage the fake reports (and counts on /tokenize): content tokens plus 4 per message."""
+    return sum(approx_tokens(str(m.get("content", ""))) + 4 for m in messages)
+
+
 def echo_letter(messages: list[dict[str, Any]]) -> str:
     """Default responder: a JSON answer naming the last word of the prompt (checkable per call)."""
     last = str(messages[-1].get("content", "")).split()[-1] if messages else ""
@@ -55,6 +60,7 @@ class ServerProfile:
     tokens_per_s: float = 0.0  # generation speed; 0 = instant
     rate_429: float = 0.0
     seed: int = 0
+    tokenize: bool = False  # serve vLLM's `POST /tokenize {"messages"}` -> {"count"} (the usage it reports)
 
 
 @dataclass
@@ -188,6 +194,9 @@ class FakeServer:
             handler._send(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
         elif method == "POST" and path == "/v1/chat/completions":
             self.chat(handler, json.loads(body or b"{}"))
+        elif method == "POST" and path == "/tokenize" and self.profile.tokenize:
+            messages = json.loads(body or b"{}").get("messages") or []
+            handler._send(200, {"count": prompt_tokens(messages)})
         else:
             handler._send(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
 
@@ -195,7 +204,7 @@ class FakeServer:
         """The chat.completion for one request body (no waiting): the responder's text and its usage."""
         messages = request.get("messages") or []
         content = self.responder(messages)
-        prompt = sum(approx_tokens(str(m.get("content", ""))) for m in messages)
+        prompt = prompt_tokens(messages)
         completion = approx_tokens(content)
         limit = request.get("max_tokens") or request.get("max_completion_tokens")
         if limit:
