@@ -5,7 +5,10 @@ error rate, and one that can be killed mid-run. Each `FakeServer` answers `POST 
 from a responder function after `latency + completion_tokens / tokens_per_s` seconds (latency drawn
 from a log-normal around `latency_s`), answers `429` at `rate_429`, and serves `GET /v1/models`.
 `kill()` drops it like a crashed process: the port stops accepting and every open connection is cut.
-It counts requests, answers delivered and the usage it billed for them.
+It counts requests, answers delivered and the usage it billed for them (`GET /stats`).
+
+`python -m tests.support.fake_openai --count 4 --latency 0.5 …` serves a fleet from a separate process
+(so the servers do not share the client's interpreter) and prints their URLs as one JSON line.
 """
 
 from __future__ import annotations
@@ -192,6 +195,9 @@ class FakeServer:
         path = handler.path.split("?")[0].rstrip("/")
         if method == "GET" and path in ("/v1/models", "/health"):
             handler._send(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        elif method == "GET" and path == "/stats":  # the bench reads a child process's counters here
+            with self._lock:
+                handler._send(200, dict(self.counters.__dict__))
         elif method == "POST" and path == "/v1/chat/completions":
             self.chat(handler, json.loads(body or b"{}"))
         elif method == "POST" and path == "/tokenize" and self.profile.tokenize:
@@ -248,3 +254,37 @@ class FakeServer:
         finally:
             with self._lock:
                 self.counters.in_flight -= 1
+
+
+def scripted(messages: list[dict[str, Any]]) -> str:
+    """The scripted model of tests/support/scripted.py: labels, answers, writes items (a whole run)."""
+    from tests.support.scripted import respond
+
+    return respond([{"role": str(m.get("role", "")), "content": str(m.get("content", ""))} for m in messages])
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(description="serve a loopback fleet of fake OpenAI-compatible servers")
+    parser.add_argument("--count", type=int, default=2)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--sigma", type=float, default=0.0)
+    parser.add_argument("--tps", type=float, default=0.0)
+    parser.add_argument("--rate-429", type=float, default=0.0)
+    parser.add_argument("--responder", choices=["echo", "scripted"], default="scripted")
+    args = parser.parse_args(argv)
+    responder = scripted if args.responder == "scripted" else echo_letter
+    servers = [FakeServer(responder=responder, profile=ServerProfile(
+        latency_s=args.latency, latency_sigma=args.sigma, tokens_per_s=args.tps, rate_429=args.rate_429, seed=i)).start()
+        for i in range(args.count)]
+    print(json.dumps([s.url for s in servers]), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    main()
