@@ -61,6 +61,10 @@ class ModelSpec(BaseModel):
             value = normalised
         return value
 
+    def total_concurrency(self) -> int:
+        """Calls this role can have in flight at once, over all its servers (thread pools size to it)."""
+        return sum(slots for _, slots in self.fleet())
+
     def fleet(self) -> list[tuple[str, int]]:
         """(base URL, concurrency) of each server this role drives: `endpoints`, or else `endpoint`."""
         if not self.endpoints:

@@ -210,7 +210,7 @@ def screen(ctx: AgentContext, items: Sequence[QAItem], options: ProfileOptions, 
         except BudgetExhausted:
             return None
 
-    workers = max(1, ctx.settings.roles.validator.concurrency)
+    workers = max(1, ctx.settings.roles.validator.total_concurrency())
     with ctx.tracer.span("validate_suspects", "chain", {"suspects": len(suspects)}) as run, \
             ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(contextvars.copy_context().run, one, item) for item in suspects]
@@ -248,7 +248,7 @@ def profile_items(
         return item
 
     measured: list[QAItem] = []
-    workers = max(1, ctx.settings.roles.judge.concurrency)
+    workers = max(1, ctx.settings.roles.judge.total_concurrency())
     with ThreadPoolExecutor(max_workers=workers) as pool:  # copy_context: LLM runs nest under the node
         futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
         for future in futures:

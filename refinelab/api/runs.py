@@ -7,6 +7,7 @@ LangGraph checkpoints, trace.jsonl and the outputs. `resume(run_id)` rebuilds th
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -76,7 +77,12 @@ def _checkpointer(run_dir: Path) -> Any:
 def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | None,
                on_event: ProgressCallback | None, thread_id: str | None = None) -> RunResult:
     graph = build_graph(checkpointer=_checkpointer(ctx.run_dir))
-    config = {"configurable": {"thread_id": thread_id or run_id}, "recursion_limit": 10_000}
+    # LangGraph runs a step's parallel tasks (the edits fanned out to refine/validate) on a pool sized by
+    # max_concurrency, by default min(32, cores + 4): 6 here, which left a 64-slot fleet mostly idle.
+    roles = ctx.settings.roles
+    slots = max(spec.total_concurrency() for spec in (roles.judge, roles.writer, roles.validator))
+    config = {"configurable": {"thread_id": thread_id or run_id}, "recursion_limit": 10_000,
+              "max_concurrency": max(slots, min(32, (os.cpu_count() or 1) + 4))}
     with ctx.tracer.span("refinelab.run", "chain", {"run_id": run_id, "resumed": first_input is None},
                          run_id=None) as root:
         # durability="sync": a step's checkpoint is on disk before the next step starts, so a kill never
