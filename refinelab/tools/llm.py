@@ -102,8 +102,15 @@ def _never_reached(exc: BaseException) -> bool:
         seen.add(id(node))
         if isinstance(node, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError):
             return True
+        # the openai client sends through its own httpx fork (httpx2/httpcore2): same names, other classes
+        if type(node).__name__ in _CONNECT_ERRORS and type(node).__module__.split(".")[0] in _HTTP_MODULES:
+            return True
         node = node.__cause__ or node.__context__
     return False
+
+
+_CONNECT_ERRORS = frozenset({"ConnectError", "ConnectTimeout"})
+_HTTP_MODULES = frozenset({"httpx", "httpx2", "httpcore", "httpcore2"})
 
 
 def _truncated_completion(exc: Exception) -> tuple[str, int, int] | None:

@@ -146,3 +146,20 @@ def test_single_endpoint_failures_still_trip_the_run(monkeypatch: pytest.MonkeyP
         client.structured(_messages(0), Echo, CallTag())
     assert ledger.spent == 0 and ledger.tripped is not None and ledger.tripped["endpoint"] == url
 
+
+
+def test_connect_errors_of_the_openai_clients_httpx_fork_count_as_never_sent() -> None:
+    """The openai client raises httpx2's ConnectError (a reset during connect): refused, so charged 0."""
+    import httpx2  # the openai client's own dependency
+    import openai
+
+    from refinelab.tools.llm import _never_reached
+
+    try:
+        try:
+            raise httpx2.ConnectError("[Errno 104] Connection reset by peer")
+        except httpx2.ConnectError as inner:
+            raise openai.APIConnectionError(request=httpx2.Request("POST", "http://127.0.0.1/v1")) from inner
+    except openai.APIConnectionError as exc:
+        assert _never_reached(exc)
+    assert not _never_reached(RuntimeError("Server disconnected without sending a response."))
