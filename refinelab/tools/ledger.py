@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS calls (
     finished REAL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batch_jobs (batch_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, model TEXT NOT NULL,
+                                       status TEXT NOT NULL, created REAL NOT NULL);   -- pending | done
+CREATE TABLE IF NOT EXISTS batch_calls (call_id INTEGER PRIMARY KEY, batch_id TEXT NOT NULL,
+                                        custom_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 1), spent INTEGER NOT NULL,
                                    reserved INTEGER NOT NULL);
 """
@@ -112,9 +116,10 @@ class Ledger:
     def abandon_in_flight(self) -> int:
         """Mark calls left reserved by a dead process as abandoned (charged at their reservation)."""
         with self._lock:
-            cursor = self._db.execute(
-                "UPDATE calls SET status='abandoned', finished=? WHERE status='reserved'", (time.time(),)
-            )
+            cursor = self._db.execute(  # a submitted batch keeps running without us: resume polls it
+                "UPDATE calls SET status='abandoned', finished=? WHERE status='reserved' AND id NOT IN"
+                " (SELECT c.call_id FROM batch_calls c JOIN batch_jobs j USING (batch_id) WHERE j.status='pending')",
+                (time.time(),))
             self._recount()
             return cursor.rowcount
 
@@ -217,6 +222,41 @@ class Ledger:
         self._db.execute(
             "INSERT OR REPLACE INTO meta VALUES (?, COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
             " WHERE key=?),0)+1)", (key, key))
+
+    # -- batches ----------------------------------------------------------------------------------
+    def record_batch(self, batch_id: str, endpoint: str, model: str, calls: dict[str, Reservation]) -> None:
+        """A submitted batch and the reservation of each of its requests (custom_id -> reservation), in
+        one transaction: a run killed after this resumes polling the batch instead of resubmitting."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO batch_jobs VALUES (?,?,?,'pending',?)",
+                                 (batch_id, endpoint, model, time.time()))
+                self._db.executemany("INSERT INTO batch_calls VALUES (?,?,?)",
+                                     [(r.call_id, batch_id, cid) for cid, r in calls.items()])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def pending_batches(self, endpoint: str, model: str) -> dict[str, dict[str, Reservation]]:
+        """Batches submitted to `endpoint` for `model` and not yet settled: batch id -> custom_id ->
+        the reservation still held for that request."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT j.batch_id, c.custom_id, c.call_id, k.reserved, k.node, k.operation, k.item_id, k.model"
+                " FROM batch_jobs j JOIN batch_calls c USING (batch_id) JOIN calls k ON k.id = c.call_id"
+                " WHERE j.status='pending' AND j.endpoint=? AND j.model=? AND k.status='reserved'"
+                " ORDER BY j.created", (endpoint, model)).fetchall()
+        out: dict[str, dict[str, Reservation]] = {}
+        for batch_id, custom_id, call_id, reserved, node, operation, item_id, tag_model in rows:
+            out.setdefault(batch_id, {})[custom_id] = Reservation(
+                int(call_id), int(reserved), CallTag(node, operation, item_id, tag_model))
+        return out
+
+    def finish_batch(self, batch_id: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE batch_jobs SET status='done' WHERE batch_id=?", (batch_id,))
 
     # -- endpoint health --------------------------------------------------------------------------
     def note_answer(self) -> None:

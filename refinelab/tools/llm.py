@@ -179,6 +179,7 @@ class ChatClient:
         self._lock = threading.Lock()
         self._count_tokens = chat_model is None  # a live model from the caller has no server to ask
         self._counter: PromptTokenCounter | None = None
+        self._prefetched: dict[str, CallResult] = {}  # key -> answer a batch already paid for
 
     @property
     def model_name(self) -> str:
@@ -291,11 +292,11 @@ class ChatClient:
         if call_id is not None:
             self.ledger.mark_parse_failed(call_id)
 
-    def _call(
-        self, messages: list[dict[str, str]], tag: CallTag, *, attempt: int,
-        json_schema: dict[str, Any] | None, name: str, max_tokens: int | None = None,
-    ) -> CallResult:
-        tag = CallTag(tag.node, tag.operation, tag.item_id, tag.model or self.model_name)
+    def prepare(self, messages: list[dict[str, str]], json_schema: dict[str, Any] | None,
+                max_tokens: int | None = None, attempt: int = 0,
+                ) -> tuple[list[dict[str, str]], dict[str, Any], str]:
+        """(messages as sent, request parameters, cache key) of one call: the batch path builds its
+        requests here, so a batched answer is found again by the call it stands for."""
         if json_schema is not None and self.spec.structured_method == "json_mode":
             schema_hint = "Answer with one JSON object matching this schema:\n" + json.dumps(json_schema)
             messages = [*messages[:-1], {"role": messages[-1]["role"],
@@ -303,7 +304,20 @@ class ChatClient:
         params = self._params(json_schema)
         if max_tokens is not None:
             params["max_tokens"] = min(max_tokens, self.spec.max_tokens)
-        key = fingerprint(self.model_name, params, messages, attempt)
+        return messages, params, fingerprint(self.model_name, params, messages, attempt)
+
+    def prefetched(self, key: str, result: CallResult) -> None:
+        """An answer already paid for (settled in the ledger by a batch): the next call with this key
+        takes it instead of sending a request."""
+        with self._lock:
+            self._prefetched[key] = result
+
+    def _call(
+        self, messages: list[dict[str, str]], tag: CallTag, *, attempt: int,
+        json_schema: dict[str, Any] | None, name: str, max_tokens: int | None = None,
+    ) -> CallResult:
+        tag = CallTag(tag.node, tag.operation, tag.item_id, tag.model or self.model_name)
+        messages, params, key = self.prepare(messages, json_schema, max_tokens, attempt)
         tracer = self.tracer
         run = None
         if tracer is not None:
@@ -328,6 +342,10 @@ class ChatClient:
     def _cached_or_live(
         self, messages: list[dict[str, str]], params: dict[str, Any], key: str, tag: CallTag, attempt: int
     ) -> CallResult:
+        with self._lock:
+            ready = self._prefetched.pop(key, None)
+        if ready is not None:  # answered by a batch: charged when the batch settled, not again
+            return ready
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:  # a cached answer costs no budget
