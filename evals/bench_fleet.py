@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -50,27 +49,13 @@ from refinelab.planner.problem import build_problem  # noqa: E402
 from refinelab.schema import Dataset, Diagnostic, QAItem  # noqa: E402
 from refinelab.tools.ledger import CallTag, Ledger  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
+from tests.support.synthetic import synthetic_dataset  # noqa: E402
 
 KEY_ENV = "BENCH_FLEET_KEY"
-SUBJECTS = ["astronomy", "anatomy", "college_physics", "high_school_biology", "world_religions", "marketing"]
 
 
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
-
-
-def synthetic_dataset(n: int, seed: int = 0) -> Dataset:
-    """MCQ items the scripted model can answer: the key is marked in the stem as '(key X)'."""
-    rng = random.Random(seed)
-    words = [f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi") for b in ("pe", "su", "do", "fa")]
-    items = []
-    for i in range(n):
-        stem = " ".join(rng.choice(words) for _ in range(12))
-        key = rng.randrange(4)
-        items.append(QAItem(id=f"s{i}", question=f"Item {i}: {stem} (key {'ABCD'[key]})?",
-                            choices=[f"{rng.choice(words)} {j} {i}" for j in range(4)], answer=key,
-                            subject=SUBJECTS[i % len(SUBJECTS)]))
-    return Dataset(items, name=f"synthetic{n}")
 
 
 # ------------------------------------------------------------------------------- core figures

@@ -57,6 +57,8 @@ class RunOptions(BaseModel):
                                        description="p_error at or above which a suspect is validated")
     error_model: ErrorModel = Field(default_factory=ErrorModel,
                                     description="weights of the error-evidence pooling")
+    batch: bool = Field(False, description="send the profile's label calls through the OpenAI Batch API of the "
+                        "judge's endpoint (half price on hosted APIs; live calls where the server has none)")
 
     # --- validation
     validators: list[ValidatorName] | None = Field(

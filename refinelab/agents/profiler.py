@@ -36,6 +36,7 @@ from refinelab.metrics.distractors import pick_rates_from_answers, score_distrac
 from refinelab.metrics.error_checks import check_row, combine_error_evidence
 from refinelab.model_outputs import ItemProfileOut
 from refinelab.schema import Diagnostic, QAItem
+from refinelab.tools.batch import BatchRequest, BatchRunner
 from refinelab.tools.ledger import CallTag
 
 LABEL_MAX_TOKENS = 80  # the JSON is ~35 tokens as small models format it (newlines, indent)
@@ -79,6 +80,20 @@ def label_item(ctx: AgentContext, item: QAItem) -> Diagnostic:
     return Diagnostic(item_id=item.id, check="label", flag=False, score=difficulty,
                       evidence={"skill": skill, "difficulty": difficulty, "rating": result.parsed.difficulty,
                                 "tokens": result.tokens, "cached": result.cached})
+
+
+def batch_labels(ctx: AgentContext, items: Sequence[QAItem]) -> None:
+    """`--batch`: the label calls of every item not labelled yet, as one Batch API job; `label_item`
+    then finds each answer already paid for (tools/batch.py), so the stored evidence is the same."""
+    requests = [BatchRequest(ctx.pack(item).messages("profile_item", item=item, skills=ctx.skills.skills),
+                             ItemProfileOut, CallTag(node="profile", operation="label", item_id=item.id),
+                             LABEL_MAX_TOKENS)
+                for item in items if ctx.store.diagnostic(item.id, "label") is None]
+    if requests:
+        with ctx.tracer.span("batch_labels", "chain", {"requests": len(requests)}) as run:
+            report = BatchRunner(ctx.client("judge")).run(requests)
+            run.outputs = {"answered": report.answered, "failed": report.failed, "skipped": report.skipped,
+                           "unsupported": report.unsupported, "batches": list(report.batch_ids)}
 
 
 def screen_errors(item: QAItem, expected_choices: int | None) -> Diagnostic:
@@ -247,6 +262,8 @@ def profile_items(
             return None
         return item
 
+    if ctx.options.batch:
+        batch_labels(ctx, items)
     measured: list[QAItem] = []
     workers = max(1, ctx.settings.roles.judge.total_concurrency())
     with ThreadPoolExecutor(max_workers=workers) as pool:  # copy_context: LLM runs nest under the node

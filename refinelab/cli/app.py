@@ -162,6 +162,8 @@ def refine_command(
     rag_corpus: Annotated[str | None, typer.Option(
         help="retrieval corpus: 'wikipedia' (default), 'wikipedia:mmlu_redux,nq,boolq,wikitext', or a JSONL/folder")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
+    batch: Annotated[bool, typer.Option("--batch", help="profile label calls through the OpenAI Batch API "
+                                                       "(half price on hosted APIs)")] = False,
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines of progress, then a JSON result")] = False,
@@ -189,7 +191,7 @@ def refine_command(
     if wanted is not None and not wanted:
         fail(ConfigError("--operations: name at least one operation"))
     try:
-        options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus)
+        options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus, batch=batch)
     except ValueError as exc:
         fail(ConfigError(f"--operations: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"))
     _run_and_report(lambda view: run_refine(dataset, budget=budget, targets=resolved, settings=settings,

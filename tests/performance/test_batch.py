@@ -93,3 +93,27 @@ def test_a_server_without_the_batch_api_sends_everything_live(tmp_path: Path, mo
         assert ledger.spent == 0 and ledger.summary()["in_flight"] == 0 and ledger.summary()["calls"] == 0
         result = client.structured(_requests(1)[0].messages, Echo, CallTag(), max_tokens=20)
         assert result.parsed.answer == "word0" and server.counters.requests == 1
+
+
+def test_profile_with_batch_labels_every_item_through_one_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`profile(options={"batch": True})` on the scripted model behind the fake: every label call is
+    answered by the batch, none is sent live, and the ledger holds one settled call per item."""
+    from refinelab.api.profiling import profile
+    from refinelab.config import load_settings
+    from tests.support.fake_openai import scripted
+    from tests.support.synthetic import synthetic_dataset
+
+    monkeypatch.setenv("BATCH_TEST_KEY", "sk-test")
+    with FakeBatchServer(responder=scripted, delay_s=0.05) as server:
+        spec = {"endpoint": server.url, "model": "fake", "api_key_env": "BATCH_TEST_KEY"}
+        settings = load_settings(overrides={"use_cache": False, "runs_dir": str(tmp_path / "runs"),
+                                            "roles": {r: dict(spec) for r in ("judge", "writer", "validator")}})
+        dataset = synthetic_dataset(12)
+        result = profile(dataset, out_dir=tmp_path / "p", settings=settings,
+                         options={"batch": True, "validate_suspects": False})
+    assert server.batch_counters.batches_created == 1 and server.batch_counters.lines_answered == 12
+    assert server.counters.requests == 0, "no label call went live"
+    ledger = Ledger(tmp_path / "p" / "ledger.sqlite")
+    label = ledger.summary()["by_operation"]["label"]
+    assert label["calls"] == 12 and ledger.spent == server.batch_counters.billed_tokens
+    assert result is not None
