@@ -44,6 +44,7 @@ from bench_planner import synthetic_profiles  # noqa: E402
 
 from refinelab.api import refine  # noqa: E402
 from refinelab.config import load_settings  # noqa: E402
+from refinelab.operations import Op  # noqa: E402
 from refinelab.planner.ilp import SolverPolicy, solve  # noqa: E402
 from refinelab.planner.problem import build_problem  # noqa: E402
 from refinelab.schema import Dataset, Diagnostic, QAItem  # noqa: E402
@@ -52,6 +53,7 @@ from refinelab.tools.store import RunStore  # noqa: E402
 from tests.support.synthetic import synthetic_dataset  # noqa: E402
 
 KEY_ENV = "BENCH_FLEET_KEY"
+OPERATIONS = [op.value for op in (Op.REMOVE, Op.FIX, Op.REWRITE_DISTRACTORS, Op.CALIBRATE)]
 
 
 def peak_rss_gb() -> float:
@@ -154,7 +156,7 @@ def run_once(dataset: Dataset, urls: list[str], concurrency: int, tmp: Path, run
     started = time.perf_counter()
     result = refine(dataset, budget=budget, settings=settings, run_id=run_id,
                     options={"validators": [], "dedup": "lexical", "pilot_per_op": 2,
-                             "operations": ["remove", "fix", "rewrite_distractors", "calibrate"]})
+                             "operations": OPERATIONS})
     wall = time.perf_counter() - started
     after = server_stats(urls)
     delta = {k: after[k] - before.get(k, 0) for k in after}
