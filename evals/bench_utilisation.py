@@ -10,7 +10,7 @@ utilisation = RefineLab tokens/s / bare tokens/s (goal >= 0.90).
 overhead = (RefineLab wall - time with at least one model call in flight) / wall (goal <= 5%): the time
 the model sat idle because of the framework (graph steps, planning, stores, serial waits).
 
-    python evals/bench_utilisation.py --quick      # 6 items; <= 10 minutes on 2 cores
+    python evals/bench_utilisation.py --quick      # 4 items; <= 10 minutes on 2 cores
 
 The last line of output is one JSON object: {"utilisation", "overhead", ...}.
 """
@@ -109,14 +109,14 @@ def replay(base_url: str, requests: list[dict[str, Any]], concurrency: int) -> d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="6 items (<= 10 minutes on 2 cores)")
-    parser.add_argument("--items", type=int, default=None, help="MMLU dev items (default 20; quick 6)")
+    parser.add_argument("--quick", action="store_true", help="4 items (<= 10 minutes on 2 cores)")
+    parser.add_argument("--items", type=int, default=None, help="MMLU dev items (default 20; quick 4)")
     parser.add_argument("--model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--parallel", type=int, default=2, help="server slots = the bare client's concurrency")
     parser.add_argument("--budget", type=int, default=None, help="token budget (default 2,500 per item)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    n = args.items or (6 if args.quick else 20)
+    n = args.items or (4 if args.quick else 20)
     budget = args.budget or 2500 * n
     load = os.getloadavg()[0]
     print(f"# {os.cpu_count()} cores, load average {load:.1f} at start; {args.model}, {args.parallel} slots, {n} items",
