@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     n = 6 if args.quick else args.n
 
     from refinelab.agents.options import RunOptions
-    from refinelab.agents.validation.rag import get_retriever, rag_check
+    from refinelab.agents.retrieval import get_retriever
+    from refinelab.agents.validation.rag import rag_check
     from refinelab.api.context import open_run_context
     from refinelab.config import load_settings
     from refinelab.state import CHECK_ROUND, EditTask

@@ -1,29 +1,70 @@
 """RefineLab: refine multiple-choice QA datasets under a token budget, with an audit trail.
 
-The public API (`profile`, `plan`, `refine`, `resume`, `report`, `export`, `build_graph`) and its types
-(`RunOptions`, `RunHooks`, `RunResult`, `Settings`) are imported lazily: LangGraph is heavy to import,
-and `refinelab --help` should not pay for it.
+    import refinelab
+    result = refinelab.refine("data.jsonl", budget=50_000)   # or a datasets.Dataset, DataFrame, list of dicts
+    result.save("refined/", format="parquet")                # data + README.md dataset card
+
+The public API (`profile`, `screen`, `plan`, `refine`, `resume`, `report`, `export`, `open_run`, `build_graph`) and its
+types (`RunOptions`, `RunHooks`, `RunResult`, `ProfileResult`, `ScreenResult`, `Settings`, `Targets`, `Dataset`, `QAItem`)
+are imported on first use: LangGraph is heavy to import, and `refinelab --help` should not pay for it.
+`help(refinelab)` and `dir(refinelab)` load them, so their typed signatures and docstrings show.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "profile": "refinelab.api", "plan": "refinelab.api", "refine": "refinelab.api", "resume": "refinelab.api",
-    "report": "refinelab.api", "export": "refinelab.api", "RunResult": "refinelab.api",
-    "ProfileResult": "refinelab.api", "build_graph": "refinelab.graph.build",
+    "report": "refinelab.api", "export": "refinelab.api", "open_run": "refinelab.api", "RunResult": "refinelab.api",
+    "ProfileResult": "refinelab.api", "screen": "refinelab.api", "ScreenResult": "refinelab.api",
+    "build_graph": "refinelab.graph.build",
     "RunOptions": "refinelab.agents.options", "RunHooks": "refinelab.agents.options",
-    "Settings": "refinelab.config", "Targets": "refinelab.metrics.targets",
+    "Settings": "refinelab.config", "load_settings": "refinelab.config", "Targets": "refinelab.metrics.targets",
+    "Dataset": "refinelab.schema", "QAItem": "refinelab.schema", "load_dataset": "refinelab.io",
+    "as_dataset": "refinelab.io",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily (below)
+    from refinelab.agents.options import RunHooks, RunOptions
+    from refinelab.api import (
+        ProfileResult,
+        RunResult,
+        ScreenResult,
+        export,
+        open_run,
+        plan,
+        profile,
+        refine,
+        report,
+        resume,
+        screen,
+    )
+    from refinelab.config import Settings, load_settings
+    from refinelab.graph.build import build_graph
+    from refinelab.io import as_dataset, load_dataset
+    from refinelab.metrics.targets import Targets
+    from refinelab.schema import Dataset, QAItem
+
+__all__ = [  # the same names as _EXPORTS (a test checks), spelled out for linters and type checkers
+    "Dataset", "ProfileResult", "QAItem", "RunHooks", "RunOptions", "RunResult", "ScreenResult", "Settings", "Targets",
+    "__version__", "as_dataset", "build_graph", "export", "load_dataset", "load_settings", "open_run", "plan",
+    "profile", "refine", "report", "resume", "screen",
+]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
+    """Import a public name on first use (PEP 562)."""
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # once loaded, an ordinary module attribute
+        return value
     raise AttributeError(f"module 'refinelab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names, so `help(refinelab)` lists (and loads) the typed API."""
+    return sorted({*globals(), *__all__})

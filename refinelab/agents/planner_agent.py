@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
-from uuid import UUID
-
-from langchain_core.callbacks import BaseCallbackHandler
 
 from refinelab.agents.context import AgentContext
 from refinelab.operations import Op, writes_new_item
@@ -27,7 +24,6 @@ from refinelab.planner.ilp import Plan, SolverPolicy
 from refinelab.planner.problem import ItemProfile, Problem, build_problem, targets_from_resolved
 from refinelab.planner.tool import TOOL_NAME, make_plan_tool
 from refinelab.schema import QAItem
-from refinelab.tools.tracing import Run, Tracer, current_run
 
 PLAN_SAFETY = 0.9  # plan against 90% of what is left: estimates are refitted, not exact
 TRACE_ASSIGNMENTS = 50  # a traced plan lists at most this many assignments (the rest are counted)
@@ -137,32 +133,6 @@ def solver_policy(n_items: int) -> SolverPolicy:
     return SolverPolicy(time_limit_s=min(15.0, 5.0 + n_items / 200.0), gap=0.01)
 
 
-class TraceBridge(BaseCallbackHandler):
-    """Records LangChain tool runs as tool runs in our tracer (nested under the current run)."""
-
-    def __init__(self, tracer: Tracer, summarise_inputs: Any = None) -> None:
-        self.tracer = tracer
-        self.summarise_inputs = summarise_inputs
-        self.runs: dict[UUID, Run] = {}
-        self.parent = current_run()
-
-    def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID,
-                      inputs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        shown = self.summarise_inputs(inputs or {}) if self.summarise_inputs else (inputs or {"input": input_str})
-        self.runs[run_id] = self.tracer.start(serialized.get("name", "tool"), "tool", shown, parent=self.parent,
-                                              tags=["planner"], metadata={"langchain_run_id": str(run_id)})
-
-    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        run = self.runs.pop(run_id, None)
-        if run is not None:
-            self.tracer.end(run, trace_outputs(output) if isinstance(output, dict) else {"output": output})
-
-    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        run = self.runs.pop(run_id, None)
-        if run is not None:
-            self.tracer.end(run, None, error=f"{type(error).__name__}: {error}")
-
-
 def trace_outputs(payload: dict[str, Any]) -> dict[str, Any]:
     """The tool's answer as the trace keeps it: everything, with long assignment lists cut."""
     out = dict(payload)
@@ -171,6 +141,12 @@ def trace_outputs(payload: dict[str, Any]) -> dict[str, Any]:
         out["assignments"] = assignments[:TRACE_ASSIGNMENTS]
         out["assignments_omitted"] = len(assignments) - TRACE_ASSIGNMENTS
     return out
+
+
+def _tool_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """A LangChain tool run's outputs are `{"output": answer}`: the tree keeps the answer itself, cut."""
+    answer = outputs.get("output", outputs)
+    return trace_outputs(answer) if isinstance(answer, dict) else outputs
 
 
 def _problem_digest(args: dict[str, Any]) -> dict[str, Any]:
@@ -193,12 +169,13 @@ def _problem_digest(args: dict[str, Any]) -> dict[str, Any]:
 
 def call_plan_tool(ctx: AgentContext, problem: Problem, mode: str, policy: SolverPolicy,
                    catalogue: Catalogue | None = None) -> Plan:
-    """Solve through the LangChain tool; the callback puts the tool run (inputs, outputs) in the trace."""
+    """Solve through the LangChain tool. Its run nests in the run tree under the current run; the tree
+    keeps a digest of the instance and the answer with long assignment lists cut, not every item."""
     tool = make_plan_tool(catalogue=catalogue, policy=policy)
     args = {"problem": problem, "mode": mode, "time_limit_s": policy.time_limit_s, "gap": policy.gap,
             "detail": "full"}
-    payload = tool.invoke(args, config={"callbacks": [TraceBridge(ctx.tracer, _problem_digest)],
-                                        "run_name": TOOL_NAME})
+    ctx.tracer.show(TOOL_NAME, inputs=_problem_digest, outputs=_tool_outputs)
+    payload = tool.invoke(args, config={"run_name": TOOL_NAME})
     return plan_from_payload(payload)
 
 

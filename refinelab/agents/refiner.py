@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.key_correction import panel_key_move
 from refinelab.errors import LLMCallFailed
 from refinelab.model_outputs import ItemDraft
 from refinelab.operations import Op, operation
@@ -119,8 +120,10 @@ def prompt_for(ctx: AgentContext, task: EditTask, base: QAItem) -> list[dict[str
 def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     """Ask the writer model for a candidate. Never returns a silent None: failures carry a reason."""
     base = ctx.store.item(task.item_id)
-    messages = prompt_for(ctx, task, base)
     op = operation(task.operation)
+    if op.op is Op.FIX and task.attempt == 0 and (moved := panel_key_move(ctx, base)) is not None:
+        return Candidate(moved, moved.metadata["rationale"], 0)  # measured, not written: see key_correction.py
+    messages = prompt_for(ctx, task, base)
     tag = CallTag(node=task.ledger_node("refine"), operation=task.operation, item_id=task.item_id)
     try:
         result = ctx.client("writer").structured(messages, op.output_schema or ItemDraft, tag)

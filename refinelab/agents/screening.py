@@ -9,6 +9,7 @@ The paid evidence (panel answers, validator verdicts) is stored as its own Diagn
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from refinelab.agents.context import AgentContext
@@ -20,6 +21,7 @@ from refinelab.metrics.error_checks import (
     check_row,
     combine_error_evidence,
 )
+from refinelab.metrics.screening_model import ScreeningModel, item_features
 from refinelab.schema import Diagnostic, QAItem
 
 DEFAULT_VALIDATOR_THRESHOLD = 0.5
@@ -103,7 +105,33 @@ def error_diagnostic(ctx: AgentContext, item: QAItem, expected_choices: int | No
     stages = ["deterministic"] + (["panel"] if answers else []) + (["distractors"] if distractors else []) \
         + (["validator"] if validator is not None else [])
     diag.evidence["stages"] = stages
+    if ctx.options.screening_model and panel is not None and panel.evidence.get("probs"):
+        diag = _fitted_p_error(ctx, item, diag, panel.evidence)
     return diag
+
+
+_MODELS: dict[str, ScreeningModel] = {}
+
+
+def _fitted_p_error(ctx: AgentContext, item: QAItem, diag: Diagnostic, panel: dict[str, Any]) -> Diagnostic:
+    """p_error from the calibrated combiner (the run's `screening_model`); the hand-set pooling's value is
+    kept as evidence, and a deterministic defect or a validator's "wrong" still raises p_error."""
+    path = str(ctx.options.screening_model)
+    if path not in _MODELS:
+        _MODELS[path] = ScreeningModel.load(Path(path))
+    model = _MODELS[path]
+    members = [f[len("p_key["):-1] for f in model.features if f.startswith("p_key[")]
+    features = item_features(item, panel, members)
+    fitted = model.p_error([features])[0]
+    pooled = float(diag.evidence["p_error"])
+    contributions = diag.evidence.get("contributions", {})
+    hard = pooled if any(name != "panel" and llr > 0 for name, llr in contributions.items()) else 0.0
+    p_error = max(fitted, hard)
+    flag = p_error >= model.threshold
+    evidence = {**diag.evidence, "p_error": p_error, "p_error_pooling": pooled, "screening_model": path}
+    if flag and fitted >= hard:
+        evidence["error_type"] = model.error_type(features)
+    return diag.model_copy(update={"flag": flag, "score": 1.0 - p_error, "evidence": evidence})
 
 
 def validate_suspect(ctx: AgentContext, check: CheckOriginal, item: QAItem) -> Diagnostic:

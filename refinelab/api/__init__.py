@@ -1,4 +1,4 @@
-"""The public Python API: profile, plan (dry run), refine, resume, report, export.
+"""The public Python API: profile, screen, plan (dry run), refine, resume, report, export, open_run.
 
 Every function opens its folder through `refinelab.api.context.open_run_context`; the CLI is a thin layer
 that parses arguments and calls these.
@@ -7,10 +7,17 @@ that parses arguments and calls these.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from refinelab.api.planning import plan
 from refinelab.api.profiling import ProfileResult, profile
 from refinelab.api.runs import RunResult, refine, resume
+from refinelab.api.screening import ScreenResult, screen
+
+
+def open_run(run_dir: str | Path) -> RunResult:
+    """An existing run folder as a `RunResult` (to export it: `.to_hf()`, `.save(path, format=…)`)."""
+    return RunResult.open(run_dir)
 
 
 def report(run_dir: str | Path, output: str | Path | None = None) -> Path:
@@ -21,11 +28,12 @@ def report(run_dir: str | Path, output: str | Path | None = None) -> Path:
 
 
 def export(run_dir: str | Path, lm_eval_dir: str | Path, task_name: str | None = None,
-           choice_format: str = "letters") -> Path:
+           choice_format: Literal["letters", "text"] = "letters") -> Path:
     """Write the refined set as an lm-eval-harness task (YAML + JSONL) into `lm_eval_dir`; the YAML path."""
     from refinelab.api.export_lmeval import export_lm_eval
 
-    return export_lm_eval(run_dir, lm_eval_dir, task_name, choice_format)  # type: ignore[arg-type]
+    return export_lm_eval(run_dir, lm_eval_dir, task_name, choice_format)
 
 
-__all__ = ["ProfileResult", "RunResult", "export", "plan", "profile", "refine", "report", "resume"]
+__all__ = ["ProfileResult", "RunResult", "ScreenResult", "export", "open_run", "plan", "profile", "refine", "report",
+           "resume", "screen"]

@@ -14,6 +14,7 @@ from refinelab.config import Settings, load_settings
 from refinelab.metrics.targets import Targets
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.tools.cache import ResponseCache
+from refinelab.tools.embeddings import use_model
 from refinelab.tools.ledger import Ledger
 from refinelab.tools.store import RunStore
 from refinelab.tools.tracing import Tracer
@@ -27,10 +28,11 @@ def open_run_context(run_dir: str | Path, *, settings: Settings | None = None, b
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = settings or load_settings()
+    use_model(settings.embeddings.model, settings.embeddings.allow_download)  # dedup, distractors, retrieval
     store = RunStore(run_dir / "store.sqlite")
     ledger = Ledger(run_dir / "ledger.sqlite", cap=budget, failure_limit=settings.max_consecutive_failures)
     cache = ResponseCache(settings.cache_path) if settings.use_cache else None
-    tracer = Tracer(run_dir / "trace.jsonl", trace_id=store.get_meta("trace_id"))
+    tracer = Tracer(run_dir / "trace.jsonl")  # continues the tree a trace.jsonl already holds
     store.set_meta("trace_id", tracer.trace_id)
     return AgentContext(run_dir=run_dir, settings=settings, store=store, ledger=ledger, tracer=tracer,
                         targets=targets or Targets(), cache=cache,

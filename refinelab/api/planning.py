@@ -23,6 +23,7 @@ from refinelab.api.profiling import profile
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
+from refinelab.io import DatasetInput, as_dataset
 from refinelab.metrics.targets import Targets
 from refinelab.planner.ilp import Plan
 from refinelab.planner.tool import plan_payload
@@ -49,14 +50,17 @@ def profile_complete(folder: Path) -> bool:
         store.close()
 
 
-def plan(dataset: Dataset, *, budget: int, folder: Path, dry_run: bool = True, targets: Targets | None = None,
+def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True, targets: Targets | None = None,
          settings: Settings | None = None, mode: str = "ilp", options: RunOptions | Mapping[str, Any] | None = None,
-         hooks: RunHooks | None = None, prompts_dir: str | None = None) -> dict[str, Any]:
+         hooks: RunHooks | None = None, prompts_dir: str | None = None,
+         columns: Mapping[str, str | list[str]] | None = None) -> dict[str, Any]:
     """Profile (or reuse the profile in `folder`), plan for `budget`, write plan.json; returns the report.
 
+    `data` takes what `refine` takes (a path, `Dataset`, `datasets.Dataset`, DataFrame, list of dicts).
     Only the dry run exists: a plan that edits is `refine` (whose first plan follows a pilot)."""
     if not dry_run:
         raise ValueError("plan() only makes dry runs; refine() plans and edits")
+    dataset = as_dataset(data, columns=columns, on_invalid="quarantine")
     settings = settings or load_settings()
     targets = targets or Targets()
     options = as_options(options).model_copy(update={"dry_run": True})

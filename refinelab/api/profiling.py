@@ -22,10 +22,12 @@ from refinelab.api.context import open_run_context
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
+from refinelab.errors import DataError
+from refinelab.io import DatasetInput, as_dataset
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, divergence_report
 from refinelab.metrics.summary import summarise
 from refinelab.metrics.targets import Targets
-from refinelab.schema import Dataset, QAItem
+from refinelab.schema import QAItem
 
 
 @dataclass
@@ -68,9 +70,9 @@ def distributions(items: list[QAItem], targets: Targets) -> dict[str, Any]:
 
 
 def profile(
-    dataset: Dataset,
+    data: DatasetInput,
     *,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     targets: Targets | None = None,
     settings: Settings | None = None,
     budget: int | None = None,
@@ -78,12 +80,25 @@ def profile(
     hooks: RunHooks | None = None,
     prompts_dir: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    columns: Mapping[str, str | list[str]] | None = None,
+    format: str | None = None,
+    strict: bool = False,
 ) -> ProfileResult:
-    """Profile `dataset` into `out_dir` and write profile.json. Re-running into the same folder skips
-    everything already measured (and a larger budget continues where a smaller one stopped)."""
+    """Profile `data` into `out_dir` (default `settings.runs_dir/profile-TIME`) and write profile.json.
+    Re-running into the same folder skips everything already measured (and a larger budget continues
+    where a smaller one stopped).
+
+    `data` takes what `refine` takes: a path, our `Dataset`, a `datasets.Dataset`, a pandas DataFrame or a
+    list of dicts (`columns` maps our fields to its columns). Bad input raises `DataError` before any
+    folder is made."""
+    dataset = as_dataset(data, format=format, columns=columns, on_invalid="error" if strict else "quarantine")
+    if not len(dataset):
+        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
+        raise DataError(dataset.name, None, None,
+                        f"no valid items to profile ({len(dataset.rejected)} invalid row(s){first})")
     settings = settings or load_settings()
     targets = targets or Targets()
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else settings.runs_dir / time.strftime("profile-%Y%m%d-%H%M%S")
     options = as_options(options)
     ctx = open_run_context(out_dir, settings=settings, budget=budget, targets=targets, options=options,
                            hooks=hooks, prompts_dir=prompts_dir)

@@ -401,7 +401,7 @@ def saved_models(saved: dict[str, Any], path: Path) -> tuple[Any, Any]:
 
     where = str(path / "settings.json")
     try:
-        settings = Settings.model_validate(saved["settings"])
+        settings = Settings.exact(saved["settings"])
         targets = Targets.model_validate(saved["targets"])
     except ValidationError as exc:
         err = exc.errors()[0]

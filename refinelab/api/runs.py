@@ -14,13 +14,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.api.context import open_run_context
+from refinelab.api.results import SaveFormat, read_run_json, refined_items
+from refinelab.api.results import save as save_results
+from refinelab.api.results import to_hf as results_to_hf
 from refinelab.api.run_folders import (
     claim_existing,
     claim_new,
@@ -33,16 +36,22 @@ from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
 from refinelab.errors import DataError, EndpointUnavailable
 from refinelab.graph.build import build_graph
+from refinelab.io import DatasetInput, as_dataset
 from refinelab.metrics.targets import Targets, load_targets
 from refinelab.prompts.loader import check_prompts
 from refinelab.schema import Dataset
 
+if TYPE_CHECKING:
+    from datasets import Dataset as HFDataset
+
+# Called with each stream event: {"mode": "updates" | "custom", "data": …, "spent": int, "cap": int | None}.
 ProgressCallback = Callable[[dict[str, Any]], None]
 
 
 @dataclass
 class RunResult:
-    """Where the outputs are and the headline figures from report.json."""
+    """A finished (or stopped) run: its folder, the headline figures of report.json, and ways to take the
+    refined set out of it (`to_hf`, `save`, `items`)."""
 
     run_id: str
     run_dir: Path
@@ -50,11 +59,35 @@ class RunResult:
 
     @property
     def refined_path(self) -> Path:
+        """refined.jsonl: the kept, edited and new items."""
         return self.run_dir / "refined.jsonl"
 
     @property
     def spent(self) -> int:
+        """Tokens the run spent (the ledger's total)."""
         return int(self.report.get("ledger", {}).get("spent", 0))
+
+    def items(self) -> Dataset:
+        """The refined set as our `Dataset` (validated row by row)."""
+        return refined_items(self.run_dir)
+
+    def to_hf(self) -> HFDataset:
+        """The refined set as a Hugging Face `datasets.Dataset` (needs `refinelab[hf]`)."""
+        return results_to_hf(self.run_dir)
+
+    def save(self, path: str | Path, format: SaveFormat = "parquet", split: str = "test") -> Path:
+        """Write the refined set (`parquet`, `jsonl`, or `hf` for `save_to_disk`) with a dataset card
+        (README.md: before/after figures, operations, budget, models, lineage); see `api.results.save`."""
+        return save_results(self.run_dir, path, format, split)
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> RunResult:
+        """The result of an existing run folder (e.g. one `refinelab refine` wrote), for exporting it."""
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise DataError(str(run_dir), None, None, "no such run folder")
+        report = read_run_json(run_dir / "report.json")
+        return cls(run_id=str(report.get("run_id") or run_dir.name), run_dir=run_dir, report=report)
 
 
 def new_run_id() -> str:
@@ -108,7 +141,7 @@ def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Non
 
 
 def refine(
-    dataset: Dataset,
+    data: DatasetInput,
     *,
     budget: int,
     targets: Targets | str | Path | None = None,
@@ -118,10 +151,19 @@ def refine(
     hooks: RunHooks | None = None,
     prompts_dir: str | None = None,
     on_event: ProgressCallback | None = None,
+    columns: Mapping[str, str | list[str]] | None = None,
+    format: str | None = None,
+    strict: bool = False,
 ) -> RunResult:
-    """Refine `dataset` spending at most `budget` tokens; outputs go to `settings.runs_dir / run_id`."""
+    """Refine `data` spending at most `budget` tokens; outputs go to `settings.runs_dir / run_id`.
+
+    `data` is a path (JSONL, CSV, MMLU folder, ARC, Parquet; `format` to force one), our `Dataset`, a Hugging
+    Face `datasets.Dataset`, a pandas DataFrame or a list of dicts; `columns` maps our fields (question,
+    choices, answer, id, subject, …) to its columns. Invalid rows are quarantined and listed in report.json
+    (`strict=True`: the first one raises). Bad input raises `DataError` before any run folder exists."""
     validate_budget(budget)
     options = as_options(options)
+    dataset = as_dataset(data, format=format, columns=columns, on_invalid="error" if strict else "quarantine")
     if not len(dataset):  # checked before the run folder exists, so bad input leaves nothing behind
         first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
         raise DataError(dataset.name, None, None,

@@ -16,7 +16,11 @@ from rich.table import Table
 
 from refinelab import __version__
 from refinelab.cli.common import (
+    COLUMNS_HELP,
+    ENDPOINT_HELP,
     EXIT_BAD_INPUT,
+    KEY_HELP,
+    MODEL_HELP,
     console,
     exit_code,
     fail,
@@ -34,6 +38,20 @@ model_app = typer.Typer(help="The embedded offline model.", no_args_is_help=True
 data_app = typer.Typer(help="Inspect and validate datasets.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"refinelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Refine multiple-choice QA datasets under a token budget."""
 
 
 @app.command()
@@ -74,13 +92,15 @@ def model_check(
 def data_validate(
     path: Annotated[Path, typer.Argument(help="file or folder (JSONL, MMLU CSV, ARC JSONL, Parquet)")],
     format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
+    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Load a dataset strictly; print counts by subject and every problem found. Exit 2 on problems."""
-    from refinelab.io import load_dataset
+    from refinelab.io import load_dataset, parse_columns
 
     try:
-        dataset = load_dataset(path, format=format, on_invalid="quarantine")
+        mapping = parse_columns(columns) if columns else None
+        dataset = load_dataset(path, format=format, mapping=mapping, on_invalid="quarantine")
     except RefineLabError as exc:
         fail(exc)
     dupes = dataset.duplicates()
@@ -150,7 +170,11 @@ def refine_command(
     targets: Annotated[Path | None, typer.Option(help="targets YAML")] = None,
     subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
     limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
-    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet")] = None,
+    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
+    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
+    endpoint: Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)] = None,
+    model: Annotated[list[str] | None, typer.Option(help=MODEL_HELP)] = None,
+    api_key_env: Annotated[list[str] | None, typer.Option(help=KEY_HELP)] = None,
     config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
     run_id: Annotated[str | None, typer.Option(help="name of the run folder")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="where run folders go")] = None,
@@ -171,19 +195,19 @@ def refine_command(
     """Profile, plan, refine and validate DATA within BUDGET tokens; write the run folder."""
     from refinelab.agents.options import RunOptions
     from refinelab.api import refine as run_refine
-    from refinelab.config import load_settings
+    from refinelab.config import load_settings, role_overrides
 
-    overrides: dict[str, object] = {}
-    for key, value in (("runs_dir", runs_dir), ("rounds", rounds), ("planner_mode", mode)):
-        if value is not None:
-            overrides[key] = value
-    if no_cache:
-        overrides["use_cache"] = False
     try:
+        overrides: dict[str, Any] = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
+        for key, value in (("runs_dir", runs_dir), ("rounds", rounds), ("planner_mode", mode)):
+            if value is not None:
+                overrides[key] = value
+        if no_cache:
+            overrides["use_cache"] = False
         settings = load_settings(config, overrides)
     except RefineLabError as exc:
         fail(exc)
-    dataset, resolved = load_selection(data, format, subjects, limit, targets, strict=strict)
+    dataset, resolved = load_selection(data, format, subjects, limit, targets, strict=strict, columns=columns)
     if dataset.rejected and not quiet:
         console.print(f"[yellow]{len(dataset.rejected)} invalid row(s) quarantined[/yellow] "
                       f"(first: {dataset.rejected[0]}); they are listed in report.json")
@@ -284,6 +308,7 @@ def _mount_optional() -> None:
     """Sub-apps that live in their own modules."""
     from refinelab.cli.plan import plan_command; app.command("plan")(plan_command)  # noqa: E702, I001
     from refinelab.cli.profile import profile_command; app.command("profile")(profile_command)  # noqa: E702, I001
+    from refinelab.cli.screen import screen_command; app.command("screen")(screen_command)  # noqa: E702, I001
     from refinelab.cli.report import export_command, report_command
     app.command("report")(report_command)
     app.command("export")(export_command)

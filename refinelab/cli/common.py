@@ -23,6 +23,11 @@ console = Console(stderr=True)  # progress, warnings, errors
 out = Console()  # results
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ENDPOINT, EXIT_BUSY = 0, 1, 2, 3, 4
+COLUMNS_HELP = ("CSV/Parquet column mapping, e.g. question=Q,choices=A,B,C,D,answer=Key (also id, subject, "
+                "domain, skill); a headered CSV without it has its columns guessed")
+ENDPOINT_HELP = "'embedded' or an OpenAI-compatible URL for every role; ROLE=URL for one (repeatable)"
+MODEL_HELP = "model name for every role; ROLE=NAME (judge, writer, validator) for one (repeatable)"
+KEY_HELP = "environment variable holding the API key, for every role or ROLE=VAR (repeatable)"
 BAD_INPUT = (DataError, ConfigError, TargetError, ValidationError, ValueError, FileNotFoundError)
 
 
@@ -56,13 +61,15 @@ def parse_list(value: str | None) -> list[str] | None:
 
 
 def load_selection(data: Path, format: str | None, subjects: str | None, limit: int | None,
-                   targets: Path | None, strict: bool = False) -> tuple[Dataset, Targets]:
+                   targets: Path | None, strict: bool = False, columns: str | None = None) -> tuple[Dataset, Targets]:
     """The dataset (invalid rows quarantined unless `strict`), narrowed to `subjects`/`limit`, and the
-    resolved targets; bad input fails through `fail`."""
-    from refinelab.io import load_dataset
+    resolved targets; `columns` is the `--columns question=…,choices=…,answer=…` mapping. Bad input fails
+    through `fail`."""
+    from refinelab.io import load_dataset, parse_columns
 
     try:
-        dataset = load_dataset(data, format=format, on_invalid="error" if strict else "quarantine")
+        mapping = parse_columns(columns) if columns else None
+        dataset = load_dataset(data, format=format, mapping=mapping, on_invalid="error" if strict else "quarantine")
         if subjects or limit:
             dataset = dataset.filter(parse_list(subjects), limit)
         resolved = load_targets(targets) if targets else Targets()

@@ -10,8 +10,17 @@ import typer
 from rich.table import Table
 
 from refinelab.api.planning import MODES, plan, plan_dir
-from refinelab.cli.common import fail, load_selection, out, parse_list
-from refinelab.config import load_settings
+from refinelab.cli.common import (
+    COLUMNS_HELP,
+    ENDPOINT_HELP,
+    KEY_HELP,
+    MODEL_HELP,
+    fail,
+    load_selection,
+    out,
+    parse_list,
+)
+from refinelab.config import load_settings, role_overrides
 from refinelab.errors import RefineLabError
 from refinelab.operations import OPERATION_NAMES
 
@@ -63,6 +72,10 @@ def plan_command(
     operations: Annotated[str | None, typer.Option(help="comma-separated operations to allow")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="plan folder (default runs/plan-<digest>)")] = None,
     format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
+    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
+    endpoint: Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)] = None,
+    model: Annotated[list[str] | None, typer.Option(help=MODEL_HELP)] = None,
+    api_key_env: Annotated[list[str] | None, typer.Option(help=KEY_HELP)] = None,
     config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
     prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan report as JSON")] = False,
@@ -81,10 +94,10 @@ def plan_command(
     if budget < 0:
         fail("--budget must be >= 0")
     try:
-        settings = load_settings(config)
+        settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
     except RefineLabError as exc:
         fail(exc)
-    dataset, resolved = load_selection(data, format, subjects, limit, targets)
+    dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns)
     folder = out_dir or plan_dir(settings, data, subjects, limit)
     try:
         report = plan(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,

@@ -12,8 +12,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from refinelab.api.profiling import profile
-from refinelab.cli.common import console, fail, load_selection, out, parse_list
-from refinelab.config import load_settings
+from refinelab.cli.common import (
+    COLUMNS_HELP,
+    ENDPOINT_HELP,
+    KEY_HELP,
+    MODEL_HELP,
+    console,
+    fail,
+    load_selection,
+    out,
+    parse_list,
+)
+from refinelab.cli.progress import PlainProgress, interactive
+from refinelab.config import load_settings, role_overrides
 from refinelab.errors import RefineLabError
 
 
@@ -72,6 +83,10 @@ def profile_command(
     no_validator: Annotated[bool, typer.Option("--no-validator", help="skip the validator on suspects")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/profile-TIME)")] = None,
     format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
+    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
+    endpoint: Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)] = None,
+    model: Annotated[list[str] | None, typer.Option(help=MODEL_HELP)] = None,
+    api_key_env: Annotated[list[str] | None, typer.Option(help=KEY_HELP)] = None,
     config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
     prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
@@ -90,20 +105,30 @@ def profile_command(
     except ValueError:
         fail("--difficulty must be one of rating, elo, irt")
     try:
-        settings = load_settings(config, {"use_cache": False} if no_cache else None)
+        overrides = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
+        settings = load_settings(config, overrides | ({"use_cache": False} if no_cache else {}))
     except RefineLabError as exc:
         fail(exc)
-    dataset, resolved = load_selection(data, format, subjects, limit, targets)
+    dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns)
     folder = out_dir or Path(settings.runs_dir) / time.strftime("profile-%Y%m%d-%H%M%S")
-    bar = None if quiet or as_json else Progress(
+    live = not (quiet or as_json) and interactive()
+    plain = PlainProgress() if not (quiet or as_json or live) else None
+    bar = None if not live else Progress(
         TextColumn("profile"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+
+    def show(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(task, completed=done)
+        elif plain is not None:
+            plain.update("profile", done, total)
+
     try:
         if bar is not None:
             bar.start()
             task = bar.add_task("profile", total=len(dataset))
         result = profile(dataset, out_dir=folder, targets=resolved, settings=settings, budget=budget,
                          options=options, prompts_dir=str(prompts) if prompts else None,
-                         progress=(lambda done, total: bar.update(task, completed=done)) if bar else None)
+                         progress=show if bar is not None or plain is not None else None)
     except RefineLabError as exc:
         fail(exc, 1)
     finally:

@@ -1,13 +1,17 @@
 """Progress display fed from the graph stream: a rich bar per phase plus tokens spent of the budget.
 
-`--quiet` shows nothing; `--json` prints one JSON object per event (for scripts and CI logs).
+`--quiet` shows nothing; `--json` prints one JSON object per event (for scripts and CI logs). When stdout
+or stderr is not a terminal (piped to a file, `make demo 2>&1 | tee log`), rich's live bars would print
+nothing until the end, so plain lines go to stderr instead: one per phase change and at most one every
+`interval_s` seconds otherwise, each with the phase, done/total, tokens spent of the cap and the time.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+import time
+from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -20,11 +24,46 @@ from rich.progress import (
 )
 
 
-class ProgressView:
-    """Context manager turning stream events into progress bars or JSON lines."""
+def interactive() -> bool:
+    """Both stdout and stderr are terminals: live bars can be drawn and will be seen."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
 
-    def __init__(self, mode: str = "rich") -> None:
-        self.mode = mode  # rich | json | quiet
+
+class PlainProgress:
+    """Plain progress lines for logs: `[  42s] profile 12/30 · tokens 4100/15000`, throttled per phase."""
+
+    def __init__(self, stream: IO[str] | None = None, interval_s: float = 10.0) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval_s = interval_s
+        self.started = time.monotonic()
+        self.last: dict[str, tuple[float, int]] = {}  # phase -> (time printed, done printed)
+
+    def update(self, phase: str, done: int, total: int | None, spent: int | None = None,
+               cap: int | None = None) -> None:
+        """Print a line if the phase is new or finished, or `interval_s` passed since its last line."""
+        now = time.monotonic()
+        printed = self.last.get(phase)
+        finished = total is not None and done >= total
+        if printed is not None and printed[1] == done:
+            return
+        if printed is not None and not finished and now - printed[0] < self.interval_s:
+            return
+        self.last[phase] = (now, done)
+        parts = [f"[{now - self.started:6.0f}s] {phase} {done}/{total if total is not None else '?'}"]
+        if spent is not None:
+            parts.append(f"tokens {spent}/{cap}" if cap else f"tokens {spent}")
+        self.stream.write(" · ".join(parts) + "\n")
+        self.stream.flush()
+
+
+class ProgressView:
+    """Context manager turning stream events into progress bars, plain lines or JSON lines."""
+
+    def __init__(self, mode: str = "rich", plain: PlainProgress | None = None) -> None:
+        if mode == "rich" and not interactive():
+            mode = "plain"
+        self.mode = mode  # rich | plain | json | quiet
+        self.plain = plain or (PlainProgress() if mode == "plain" else None)
         self.progress: Progress | None = None
         self.tasks: dict[str, Any] = {}
         self.budget_task: Any = None
@@ -49,6 +88,9 @@ class ProgressView:
             sys.stdout.write(json.dumps(_jsonable(event), default=str) + "\n")
             sys.stdout.flush()
             return
+        if self.mode == "plain":
+            self._plain(event)
+            return
         assert self.progress is not None
         spent, cap = event.get("spent", 0), event.get("cap")
         if cap:
@@ -70,6 +112,27 @@ class ProgressView:
                     self.tasks["_current"] = self.tasks[key]
                 if isinstance(update, dict) and update.get("outcomes") and "_current" in self.tasks:
                     self.progress.advance(self.tasks["_current"], len(update["outcomes"]))
+
+
+    def _plain(self, event: dict[str, Any]) -> None:
+        assert self.plain is not None
+        spent, cap = event.get("spent"), event.get("cap")
+        data = event.get("data")
+        if event.get("mode") == "custom" and isinstance(data, dict) and "progress" in data:
+            self.plain.update(str(data["progress"]), int(data.get("done", 0)), data.get("total"), spent, cap)
+        elif event.get("mode") == "updates" and isinstance(data, dict):
+            for node, update in data.items():
+                if node == "plan" and isinstance(update, dict):
+                    key = f"edits round {update.get('round')}"
+                    self.tasks["_current"] = key
+                    self.tasks[key] = [0, max(1, len(update.get("tasks") or []))]
+                    self.plain.update(key, 0, self.tasks[key][1], spent, cap)
+                elif isinstance(update, dict) and update.get("outcomes") and "_current" in self.tasks:
+                    key = self.tasks["_current"]
+                    self.tasks[key][0] += len(update["outcomes"])
+                    self.plain.update(key, self.tasks[key][0], self.tasks[key][1], spent, cap)
+                else:
+                    self.plain.update(str(node), 1, 1, spent, cap)
 
 
 def _jsonable(event: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`refinelab report RUN` and `refinelab export RUN --lm-eval DIR`, mounted by refinelab.cli.
+"""`refinelab report RUN` and `refinelab export RUN --hf/--parquet/--jsonl/--lm-eval`, mounted by refinelab.cli.
 
 Kept out of cli.py so that matplotlib and lm-eval-related code load only when these commands run.
 """
@@ -47,22 +47,36 @@ def report_command(
 
 def export_command(
     run_id: Annotated[str, typer.Argument(help="run id (or path to a run folder)")],
-    lm_eval: Annotated[Path, typer.Option("--lm-eval", help="folder to write the lm-eval-harness task into")],
+    lm_eval: Annotated[Path | None, typer.Option("--lm-eval", help="folder to write the lm-eval-harness task into")] = None,
+    hf: Annotated[Path | None, typer.Option("--hf", help=(
+        "new folder for a Hugging Face dataset (save_to_disk) with its README.md card"))] = None,
+    parquet: Annotated[Path | None, typer.Option("--parquet", help=(
+        "a .parquet file (card: README.md beside it) or a new folder (README.md + data/test.parquet)"))] = None,
+    jsonl: Annotated[Path | None, typer.Option("--jsonl", help="like --parquet, as JSON lines")] = None,
     runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
     task_name: Annotated[str | None, typer.Option(help="task name (default: refinelab_<run id>)")] = None,
     choice_format: Annotated[str, typer.Option(
         help="letters: MMLU-style lettered options, scores ' A'/' B'...; text: scores each option's text")] = "letters",
 ) -> None:
-    """Write the refined set of RUN as an lm-eval-harness task (YAML + JSONL) into --lm-eval DIR."""
+    """Export the refined set of RUN: --hf DIR, --parquet FILE|DIR, --jsonl FILE|DIR (each with a dataset card),
+    and/or --lm-eval DIR (an lm-eval-harness task)."""
     from refinelab.api import export
+    from refinelab.api.results import save
 
+    if not any((lm_eval, hf, parquet, jsonl)):
+        fail("name at least one of --hf, --parquet, --jsonl, --lm-eval")
     run_dir = _run_dir(run_id, runs_dir)
     try:
-        path = export(run_dir, lm_eval, task_name, choice_format)
+        for target, format in ((hf, "hf"), (parquet, "parquet"), (jsonl, "jsonl")):
+            if target is not None:
+                written = save(run_dir, target, format)  # type: ignore[arg-type]
+                out.print(f"{format}: {written}", highlight=False)
+        if lm_eval is not None:
+            path = export(run_dir, lm_eval, task_name, choice_format)  # type: ignore[arg-type]
+            out.print(f"lm-eval task: {path}", highlight=False)
+            out.print(f"run it with: lm_eval --include_path {path.parent} --tasks {path.stem} --model ...",
+                      highlight=False, soft_wrap=True)
     except (FileNotFoundError, ValueError, DataError) as exc:
         fail(exc, 2)
     except (OSError, RefineLabError) as exc:
         fail(exc, 1)
-    out.print(f"lm-eval task: {path}", highlight=False)
-    out.print(f"run it with: lm_eval --include_path {path.parent} --tasks {path.stem} --model ...", highlight=False,
-              soft_wrap=True)

@@ -2,6 +2,11 @@
 
 Nodes get the run's handles (store, ledger, clients) from LangGraph's runtime context, never from the
 state, so checkpoints hold ids and counts only.
+
+Tracing: LangGraph itself opens each node's run (the graph runs under the run's callbacks), so a node
+opens no run of its own name. Inside, a node opens runs for what it does: an edit (named by its edit id,
+under `refine` and `validate`), the pilot's choice, a round's collection. The model calls made there
+nest under them: node → edit → LLM call.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from refinelab.graph.outputs import write_outputs
 from refinelab.operations import operation
 from refinelab.schema import Cell, QAItem
 from refinelab.state import PILOT_ROUND, Candidate, EditTask, EditTaskState, RefineState, Verdict
+from refinelab.tools.tracing import Span
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,11 +64,9 @@ def _ledger(ctx: AgentContext) -> dict[str, Any]:
 def load(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     """The dataset is put in the store by the caller before the graph starts; here we check and count."""
     ctx = runtime.context
-    with ctx.tracer.span("load", "chain", {"run_id": state["run_id"]}) as run:
-        counts = ctx.store.status_counts()
-        if not counts.get("kept"):
-            raise ValueError("the run store holds no valid input items")
-        run.outputs = {"counts": counts}
+    counts = ctx.store.status_counts()
+    if not counts.get("kept"):
+        raise ValueError("the run store holds no valid input items")
     return {"phase": "profile", "counts": counts, "round": 0}
 
 
@@ -80,10 +84,7 @@ def _profile_all(ctx: AgentContext, items: list[QAItem], node_name: str) -> tupl
 @node(reads=("round",), writes=("phase", "counts", "ledger", "stop_reason"))
 def profile(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     ctx = runtime.context
-    with ctx.tracer.span("profile", "chain", {"round": state.get("round", 0)}) as run:
-        items = ctx.store.items(("kept",))
-        done, stop = _profile_all(ctx, items, "profile")
-        run.outputs = {"profiled": done, "stop": stop}
+    _done, stop = _profile_all(ctx, ctx.store.items(("kept",)), "profile")
     update: dict[str, Any] = {"phase": "plan", "counts": ctx.store.status_counts(), "ledger": _ledger(ctx)}
     if stop:
         update["stop_reason"] = stop
@@ -107,13 +108,11 @@ def plan(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         if isinstance(chosen, list):
             return {"tasks": [t.payload() for t in chosen], "phase": "pilot", "round": PILOT_ROUND, "piloted": True}
     round_ = state.get("round", 0) + 1
-    with ctx.tracer.span("plan", "chain", {"round": round_}) as run:
-        solved, _problem = plan_round(ctx, enabled, ctx.settings.planner_mode)
-        summary = plan_summary(solved) | {"round": round_}
-        tasks: list[dict[str, Any]] = []
-        if not state.get("stop_reason") and not ctx.options.dry_run:
-            tasks = _tasks_from_plan(ctx, solved, round_)
-        run.outputs = {"plan": summary, "tasks": len(tasks)}
+    solved, _problem = plan_round(ctx, enabled, ctx.settings.planner_mode)  # traced as the ilp_plan tool run
+    summary = plan_summary(solved) | {"round": round_}
+    tasks: list[dict[str, Any]] = []
+    if not state.get("stop_reason") and not ctx.options.dry_run:
+        tasks = _tasks_from_plan(ctx, solved, round_)
     ctx.store.set_meta(f"plan_round_{round_}", summary)
     return {"plan": summary, "plans": [summary], "tasks": tasks, "phase": "refine", "round": round_, "piloted": True}
 
@@ -166,11 +165,18 @@ def _task(payload: EditTaskState) -> EditTask:
     return EditTask(**payload)
 
 
+def _edit_span(ctx: AgentContext, task: EditTask, payload: EditTaskState) -> contextlib.AbstractContextManager[Span]:
+    """The run of one edit attempt inside a refine or validate node: its model calls nest under it."""
+    return ctx.tracer.span(task.edit_id, "chain", dict(payload), tags=[task.operation, f"attempt:{task.attempt}"],
+                           metadata={"edit_id": task.edit_id, "item_id": task.item_id, "operation": task.operation,
+                                     "round": task.round, "attempt": task.attempt})
+
+
 @node(reads=("edit task",), writes=())
 def refine_node(payload: EditTaskState, runtime: Runtime[AgentContext]) -> Command[Any]:
     ctx = runtime.context
     task = _task(payload)
-    with ctx.tracer.span(f"refine:{task.operation}", "chain", dict(payload), tags=[task.operation]) as run:
+    with _edit_span(ctx, task, payload) as run:
         before = ctx.store.item(task.item_id)
         if not operation(task.operation).calls_model:
             candidate = Candidate(None, "", 0)
@@ -189,7 +195,7 @@ def refine_node(payload: EditTaskState, runtime: Runtime[AgentContext]) -> Comma
 def validate_node(payload: EditTaskState, runtime: Runtime[AgentContext]) -> Command[Any]:
     ctx = runtime.context
     task = _task(payload)
-    with ctx.tracer.span(f"validate:{task.operation}", "chain", dict(payload), tags=[task.operation]) as run:
+    with _edit_span(ctx, task, payload) as run:
         after = ctx.store.attempt_after(task.edit_id, task.attempt)
         candidate = Candidate(after, "", 0, error=ctx.store.attempt_error(task.edit_id, task.attempt))
         try:
@@ -278,7 +284,5 @@ def finalize(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, An
     if failing:  # e.g. timeouts ate the budget: a run whose calls mostly failed is not finished
         raise EndpointUnavailable("(model endpoints)", 0, ctx.ledger.tripped["error"] if ctx.ledger.tripped
                                   else "", reason=failing)
-    with ctx.tracer.span("finalize", "chain", {"stop_reason": state.get("stop_reason", "")}) as run:
-        paths = write_outputs(ctx, state)
-        run.outputs = {k: str(v) for k, v in paths.items()}
+    write_outputs(ctx, state)
     return {"phase": "done", "counts": ctx.store.status_counts(), "ledger": _ledger(ctx)}

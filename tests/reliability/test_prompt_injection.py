@@ -99,8 +99,11 @@ def test_injected_items_change_nothing_else(tmp_path: Path, monkeypatch: pytest.
         assert plan["budget"] <= BUDGET
     # the plan: same operations on the same items, round by round
     def shape(plans: list[dict[str, Any]]) -> list[Any]:  # costs scale with text length; the choices must not
-        return [({op: v["count"] for op, v in p.get("by_op", {}).items()}, p.get("assignments"), p.get("new_items"))
-                for p in plans]
+        def choice(entry: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in entry.items() if k in ("op", "cell", "bucket", "count", "item_id", "item")}
+
+        return [({op: v["count"] for op, v in p.get("by_op", {}).items()}, p.get("assignments"),
+                 [choice(e) for e in p.get("new_items") or []]) for p in plans]
 
     assert shape(attacked.report["plans"]) == shape(base.report["plans"])
     # other items: same status and same content; the injected ones: same status

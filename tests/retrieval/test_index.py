@@ -176,7 +176,7 @@ def test_langchain_embeddings_adapter(make_embedder: type) -> None:
 
 
 def test_missing_embedding_package_gives_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(emb_mod, "_MODEL", None)
+    monkeypatch.setattr(emb_mod, "_MODELS", {})
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(EmbeddingsUnavailable, match=r"refinelab\[embed\]"):
         emb_mod.load_model()
@@ -186,7 +186,7 @@ def test_batch_size_is_not_part_of_the_fingerprint(monkeypatch: pytest.MonkeyPat
     from refinelab.tools.embeddings import SentenceEmbedder, get_embedder
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the default embedder opens its disk cache
-    monkeypatch.setattr(emb_mod, "_DEFAULT", None)
+    monkeypatch.setattr(emb_mod, "_DEFAULTS", {})
     assert SentenceEmbedder(batch_size=8).model_id == SentenceEmbedder(batch_size=128).model_id
     assert get_embedder(batch_size=16).model_id == get_embedder().model_id
     assert "all-MiniLM-L6-v2" in get_embedder().model_id and "==" in get_embedder().model_id

@@ -82,27 +82,26 @@ def test_model_check_does_not_print_the_key(ws, name: str) -> None:
 
 
 def test_langsmith_receives_redacted_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The LangSmith mirror gets the same redacted record as trace.jsonl (a fake client records calls)."""
+    """What goes to LangSmith (a loopback recorder of its ingest endpoints, through the real client) is
+    redacted like trace.jsonl: inputs, outputs, model text and error text."""
     from refinelab.tools.tracing import Tracer
+    from tests.support.langsmith_recorder import keyed_env, langsmith_recorder
 
     monkeypatch.setenv("SECURITY_TEST_API_KEY", SECRET)
-    sent: list[str] = []
-
-    class FakeClient:
-        def create_run(self, **kwargs: object) -> None:
-            sent.append(json.dumps(kwargs, default=str))
-
-        def update_run(self, *args: object, **kwargs: object) -> None:
-            sent.append(json.dumps([args, kwargs], default=str))
-
-        def flush(self) -> None:
-            pass
-
-    tracer = Tracer(tmp_path / "trace.jsonl")
-    tracer._client = FakeClient()
-    run = tracer.start("llm", "llm", {"note": f"header Bearer {SECRET}"})
-    tracer.end(run, {"text": f"echo {SECRET}"}, error=f"401: Authorization: Bearer {SECRET}")
-    assert sent and not any(_leaks(s.encode()) for s in sent)
+    with langsmith_recorder() as rec:
+        keyed_env(monkeypatch, rec.url)
+        tracer = Tracer(tmp_path / "trace.jsonl")
+        with tracer.span("refinelab.run", "chain", {"note": f"header Bearer {SECRET}"}) as root:
+            root.outputs = {"text": f"echo {SECRET}"}
+            call = tracer.llm_call("writer:m", [{"role": "user", "content": f"my key is {SECRET}"}], model="m",
+                                   invocation_params={"model": "m"}, metadata={"node": "t"})
+            call.fail(RuntimeError(f"401: Authorization: Bearer {SECRET}"), 3, 0)
+            with pytest.raises(ValueError), tracer.span("step", "tool", {}):
+                raise ValueError(f"endpoint said: api_key={SECRET[::-1]}")
+        tracer.flush()
+    sent = b"\n".join(rec.raw)
+    assert len(rec.runs()) == 3 and b"[REDACTED]" in sent
+    assert not _leaks(sent)
     assert not _leaks((tmp_path / "trace.jsonl").read_bytes())
 
 

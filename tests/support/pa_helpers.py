@@ -67,4 +67,8 @@ def make_context(tmp_path: Path, judge: ScriptedChatModel, *, budget: int | None
                                         "roles": {"judge": {"concurrency": concurrency}}})
     models: dict[str, Any] = {"judge": judge, "writer": judge, "validator": judge}
     models |= {f"panel:{name}": m for name, m in (panel or {}).items()}
-    return context_for(tmp_path / "profile", settings, chat_models=models, budget=budget, **(options or {}))
+    options = dict(options or {})
+    # These scripted members pick a letter by item, whatever the option order: the letter method suits
+    # them; the logprobs method has its own order-aware members (test_panel_probabilities.py).
+    options.setdefault("panel_method", "letter")
+    return context_for(tmp_path / "profile", settings, chat_models=models, budget=budget, **options)

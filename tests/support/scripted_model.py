@@ -2,11 +2,14 @@
 
 `ScriptedChatModel(respond)` calls `respond(messages) -> str` for each request. It reports token usage
 the way an OpenAI-compatible server does (prompt ≈ bytes/4, completion ≈ bytes/4), so ledger and
-trace accounting are exercised exactly as with a real model. `respond` may raise to simulate faults.
+trace accounting are exercised exactly as with a real model. `respond` may raise to simulate faults. For a logprobs request (`first_token_logprobs`), `respond` returns
+the OpenAI `logprobs` block as JSON (see `logprobs_block`), which lands in `response_metadata` as a real
+server's would.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +58,20 @@ class ScriptedChatModel(BaseChatModel):
         text = self.respond(as_dicts)
         prompt = sum(approx_tokens(m["content"]) for m in as_dicts)
         completion = approx_tokens(text)
-        message = AIMessage(content=text, usage_metadata={
+        metadata: dict[str, Any] = {}
+        if kwargs.get("logprobs"):  # a one-token request: `respond` returns the logprobs block's JSON
+            block = json.loads(text)
+            text, completion = block["content"][0]["token"], 1
+            metadata["logprobs"] = block
+        message = AIMessage(content=text, response_metadata=metadata, usage_metadata={
             "input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion})
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def logprobs_block(probs: dict[str, float]) -> str:
+    """The OpenAI `logprobs` JSON of a one-token reply whose first-token alternatives are `probs`."""
+    import math
+
+    ranked = sorted(probs.items(), key=lambda kv: -kv[1])
+    top = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())} for t, p in ranked if p > 0]
+    return json.dumps({"content": [{**top[0], "top_logprobs": top}]})

@@ -89,7 +89,7 @@ def test_retrieval_is_a_tool_span_with_passages(make_ctx, tiny_retriever) -> Non
 
 
 def test_user_corpus_path_is_loaded_once(make_ctx, tmp_path, monkeypatch) -> None:
-    from refinelab.agents.validation import rag as validator_rag
+    from refinelab.agents import retrieval as agent_retrieval
     from refinelab.tools import retrieval
     from tests.support.validator_helpers import PASSAGES, HashEmbedder
 
@@ -103,7 +103,7 @@ def test_user_corpus_path_is_loaded_once(make_ctx, tmp_path, monkeypatch) -> Non
         return original(cls, corpus, cache_dir=tmp_path / "idx", embedder=HashEmbedder())
 
     monkeypatch.setattr(retrieval.Retriever, "build_or_load", classmethod(build))
-    monkeypatch.setattr(validator_rag, "_RETRIEVERS", {})
+    monkeypatch.setattr(agent_retrieval, "_RETRIEVERS", {})
     for _ in range(2):
         verdict = rag_check(make_ctx(scripted(rag=judge("supported", ["p:paris"])), rag_corpus=str(path)),
                             TASK, CAPITAL)

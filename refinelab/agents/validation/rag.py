@@ -10,21 +10,19 @@ loaded once per process. Passage ids, titles and scores are kept as evidence.
 
 from __future__ import annotations
 
-import os
-import threading
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.retrieval import get_retriever
 from refinelab.agents.validation.answer import answer_check
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import LETTERS, QAItem
 from refinelab.state import EditTask, Verdict
-from refinelab.tools.corpus import Corpus, Passage
+from refinelab.tools.corpus import Passage
 from refinelab.tools.ledger import CallTag
-from refinelab.tools.retrieval import Retriever, default_retriever, format_passages
+from refinelab.tools.retrieval import format_passages
 
 PASSAGE_CHARS = 600  # per passage shown to the judge; keeps 4 passages + a long stem within a 4k context
 QUERY_WORDS = 120  # of the stem; MiniLM reads ~256 word pieces, so the key must not be cut off
@@ -44,38 +42,6 @@ class RagJudgement(BaseModel):
         if self.supported_option == "none":
             return "insufficient"
         return "supported" if self.supported_option == key else "contradicted"
-
-
-# ----------------------------------------------------------------------------------------- retriever
-
-_RETRIEVERS: dict[str, Retriever] = {}
-_RETRIEVER_LOCK = threading.Lock()
-
-
-def get_retriever(ctx: AgentContext) -> Retriever:
-    """The retriever for this run's corpus, built or loaded once per process."""
-    spec: Retriever | Corpus | str | None = ctx.hooks.retriever or ctx.options.rag_corpus
-    if isinstance(spec, Retriever):
-        return spec
-    if spec is None or str(spec) == "wikipedia":
-        return default_retriever()
-    if isinstance(spec, str) and spec.startswith("wikipedia:"):  # a subset of the built-in sources
-        from refinelab.tools.corpus import load_corpus
-
-        with _RETRIEVER_LOCK:
-            if spec not in _RETRIEVERS:
-                _RETRIEVERS[spec] = Retriever.build_or_load(load_corpus(spec))
-            return _RETRIEVERS[spec]
-    if isinstance(spec, Corpus):
-        key = f"corpus:{spec.fingerprint()}"
-    elif isinstance(spec, str | os.PathLike):
-        key = f"path:{Path(spec).expanduser().resolve()}"
-    else:
-        raise TypeError(f"rag_corpus must be a path, a Corpus or a Retriever, not {type(spec).__name__}")
-    with _RETRIEVER_LOCK:
-        if key not in _RETRIEVERS:
-            _RETRIEVERS[key] = Retriever.build_or_load(spec)
-        return _RETRIEVERS[key]
 
 
 def query_for(item: QAItem) -> str:

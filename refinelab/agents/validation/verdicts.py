@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.validation.answer import answer_check
+from refinelab.agents.validation.fix_evidence import check_fix
 from refinelab.agents.validation.routing import available_validators, choose_method
 from refinelab.agents.validation.structural import structural_problems
 from refinelab.metrics.error_checks import ValidatorVerdict
-from refinelab.operations import operation
+from refinelab.operations import Op, operation
 from refinelab.schema import QAItem
 from refinelab.state import CHECK_ROUND, Candidate, EditTask, Verdict
 
@@ -29,12 +30,23 @@ def validate(ctx: AgentContext, task: EditTask, candidate: Candidate) -> Verdict
     if problems:
         return Verdict(False, "structural checks failed: " + "; ".join(problems), "structural",
                        {"problems": problems})
-    method = choose_method(ctx, candidate.item)
+    verdict = _method_verdict(ctx, task, candidate.item)
+    if task.operation == Op.FIX.value:
+        try:
+            original = ctx.store.item(task.item_id)
+        except KeyError:
+            return verdict
+        verdict = check_fix(ctx, original, candidate.item, verdict)
+    return verdict
+
+
+def _method_verdict(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
+    method = choose_method(ctx, item)
     if method != "answer":
-        verdict: Verdict = available_validators(ctx)[method](ctx, task, candidate.item)
+        verdict: Verdict = available_validators(ctx)[method](ctx, task, item)
         return verdict
-    verdict = answer_check(ctx, task, candidate.item)
-    wanted = ctx.pack(candidate.item).options.get("validator", "answer")
+    verdict = answer_check(ctx, task, item)
+    wanted = ctx.pack(item).options.get("validator", "answer")
     if wanted != "answer":
         verdict.evidence["note"] = f"pack asked for {wanted!r}, not available here; used the answer check"
     return verdict

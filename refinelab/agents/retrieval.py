@@ -1,0 +1,45 @@
+"""The run's retriever: FAISS over the built-in Wikipedia corpus, a `wikipedia:NAME` subset, a user corpus
+(`options.rag_corpus`) or a ready one (`hooks.retriever`), built or loaded once per process.
+
+Its own module because two agents read passages: the RAG validator and the retrieval-conditioned panel
+member.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from refinelab.agents.context import AgentContext
+from refinelab.tools.corpus import Corpus
+from refinelab.tools.retrieval import Retriever, default_retriever
+
+_RETRIEVERS: dict[str, Retriever] = {}
+_RETRIEVER_LOCK = threading.Lock()
+
+
+def get_retriever(ctx: AgentContext) -> Retriever:
+    """The retriever for this run's corpus, built or loaded once per process."""
+    spec: Retriever | Corpus | str | None = ctx.hooks.retriever or ctx.options.rag_corpus
+    if isinstance(spec, Retriever):
+        return spec
+    if spec is None or str(spec) == "wikipedia":
+        return default_retriever()
+    if isinstance(spec, str) and spec.startswith("wikipedia:"):  # a subset of the built-in sources
+        from refinelab.tools.corpus import load_corpus
+
+        with _RETRIEVER_LOCK:
+            if spec not in _RETRIEVERS:
+                _RETRIEVERS[spec] = Retriever.build_or_load(load_corpus(spec))
+            return _RETRIEVERS[spec]
+    if isinstance(spec, Corpus):
+        key = f"corpus:{spec.fingerprint()}"
+    elif isinstance(spec, str | os.PathLike):
+        key = f"path:{Path(spec).expanduser().resolve()}"
+    else:
+        raise TypeError(f"rag_corpus must be a path, a Corpus or a Retriever, not {type(spec).__name__}")
+    with _RETRIEVER_LOCK:
+        if key not in _RETRIEVERS:
+            _RETRIEVERS[key] = Retriever.build_or_load(spec)
+        return _RETRIEVERS[key]

@@ -1,0 +1,126 @@
+"""The evidence bar for a key fix: a new key is committed only when independent sources agree on it.
+
+A small model that writes a fix and then "validates" it agrees with itself; that agreement is not
+evidence. So a `fix` that moves the key must be backed by at least two independent sources that name the
+new key, and by no source that names another option:
+- the debiased panel: each configured member's option distribution on the candidate (two option
+  orders, metrics/option_probs.py), pooled; it counts when the pooled argmax is the key by a margin;
+- the validator's tool verdict: retrieval (`rag`: the passages support the key) or a program (`pot`: the
+  computed answer matches the key); an answer check counts only when the validator runs a different
+  model from the writer;
+- a plugged-in method's verdict (`hooks.validators`), which is independent by construction.
+When the bar is not met the fix is not committed: the verdict fails with the tally as evidence and
+`needs_review=True`, so the item stays as it was, flagged for a person — never a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from refinelab.agents.context import AgentContext
+from refinelab.errors import LLMCallFailed
+from refinelab.schema import QAItem
+from refinelab.state import Verdict
+
+PANEL_MARGIN = 0.10  # pooled p(key) must beat the best other option by this much to count either way
+MIN_AGREEING = 2
+
+Stance = Literal["agrees", "contradicts", "abstains"]
+
+
+@dataclass
+class KeySource:
+    """One source's reading of the candidate's key."""
+
+    name: str
+    stance: Stance
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FixDecision:
+    commit: bool
+    reason: str
+    sources: list[KeySource]
+
+    def evidence(self) -> dict[str, Any]:
+        return {"commit": self.commit, "reason": self.reason, "min_agreeing": MIN_AGREEING,
+                "sources": [{"name": s.name, "stance": s.stance, **s.detail} for s in self.sources]}
+
+
+def decide(sources: list[KeySource]) -> FixDecision:
+    """The rule itself: ≥ MIN_AGREEING sources agree and none contradicts."""
+    agree = [s.name for s in sources if s.stance == "agrees"]
+    against = [s.name for s in sources if s.stance == "contradicts"]
+    if against:
+        return FixDecision(False, f"{', '.join(against)} name(s) another option", sources)
+    if len(agree) < MIN_AGREEING:
+        return FixDecision(False, f"only {len(agree)} independent source(s) agree on the new key "
+                                  f"({', '.join(agree) or 'none'}); {MIN_AGREEING} needed", sources)
+    return FixDecision(True, f"{len(agree)} independent sources agree: {', '.join(agree)}", sources)
+
+
+def key_moved(original: QAItem, candidate: QAItem) -> bool:
+    """Whether the fix changed which text is the right answer (a repair of the wording alone is not a key fix)."""
+    return original.answer_text.strip().lower() != candidate.answer_text.strip().lower()
+
+
+def panel_source(ctx: AgentContext, candidate: QAItem) -> KeySource:
+    """The configured panel's pooled, order-debiased distribution on the candidate."""
+    from refinelab.agents.panel import probe_member
+    from refinelab.metrics.option_probs import margin_against, mean_distribution
+
+    members = list(ctx.options.panel)
+    if not members or ctx.options.panel_method != "logprobs":
+        return KeySource("panel", "abstains", {"why": "no logprobs panel configured"})
+    probes: dict[str, list[float]] = {}
+    errors: list[str] = []
+    tokens = 0
+    for name in members:
+        try:
+            probe = probe_member(ctx, name, candidate, node="validate")
+        except LLMCallFailed as exc:
+            errors.append(str(exc))
+            tokens += exc.tokens
+            continue
+        probes[name], tokens = probe.probs, tokens + probe.tokens
+    usable = list(probes.values())
+    if not usable:
+        return KeySource("panel", "abstains", {"why": f"no member answered: {'; '.join(errors)}", "tokens": tokens})
+    pooled = mean_distribution(usable)
+    margin = margin_against(pooled, candidate.answer)
+    stance: Stance = "agrees" if margin >= PANEL_MARGIN else "contradicts" if margin <= -PANEL_MARGIN else "abstains"
+    return KeySource("panel", stance, {"pooled": [round(p, 4) for p in pooled], "margin": round(margin, 4),
+                                       "members": list(probes), "tokens": tokens})
+
+
+def validator_source(ctx: AgentContext, verdict: Verdict) -> KeySource:
+    """The validator's own verdict on the candidate, counted only when it is independent of the writer."""
+    method = verdict.method
+    if method == "answer":
+        writer, validator = ctx.settings.roles.writer, ctx.settings.roles.validator
+        if (writer.endpoint, writer.model) == (validator.endpoint, validator.model):
+            return KeySource("validator:answer", "abstains",
+                             {"why": "the validator runs the writer's model: its agreement is not evidence"})
+    stance: Stance = "agrees" if verdict.passed else "contradicts"
+    outcome = verdict.evidence.get("outcome") or verdict.evidence.get("rag_verdict")
+    if outcome in ("unavailable", "insufficient") or "fallback" in verdict.evidence:
+        fallback = verdict.evidence.get("fallback")
+        if method != "answer" and not fallback:
+            stance = "abstains"
+    return KeySource(f"validator:{method}", stance, {"outcome": outcome, "reason": verdict.reason[:200]})
+
+
+def check_fix(ctx: AgentContext, original: QAItem, candidate: QAItem, verdict: Verdict) -> Verdict:
+    """Apply the evidence bar to a fix whose validator verdict passed; other verdicts pass through."""
+    if not verdict.passed or not key_moved(original, candidate):
+        return verdict
+    sources = [validator_source(ctx, verdict), panel_source(ctx, candidate)]
+    decision = decide(sources)
+    evidence = {**verdict.evidence, "fix_rule": decision.evidence()}
+    tokens = verdict.tokens + sum(int(s.detail.get("tokens", 0)) for s in sources)
+    if decision.commit:
+        return Verdict(True, f"{verdict.reason}; {decision.reason}", verdict.method, evidence, tokens)
+    evidence["needs_review"] = True
+    return Verdict(False, f"key fix not committed: {decision.reason}", verdict.method, evidence, tokens)

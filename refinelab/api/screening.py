@@ -1,0 +1,293 @@
+"""Screen a dataset for errors without refining it; optionally calibrate the screen on the data itself.
+
+`screen` asks the panel for each item's option probabilities (two option orders, one-token logprobs),
+turns the evidence into features and scores them with a screening model:
+- a `calibration.json` fitted on *this* dataset (`screen(..., calibrate=True)` or an earlier run), else
+- the model shipped with RefineLab, fitted on MMLU-Redux dev's human labels (refinelab/data).
+
+Calibration plants the MMLU-Redux error types into a sample of the user's items (metrics/injection.py),
+screens the planted copies with the clean originals, fits the combiner on them and picks the threshold
+that reaches the target precision at the assumed error prevalence. The estimated precision and recall
+per error type — out of fold, so not flattered by the fit — are written with the model, and the
+profiler uses the model when a run names it (`RunOptions.screening_model`).
+
+Outputs in `out_dir`: `screening.jsonl` (one line per input item: id, p_error, flag, error_type,
+p_options, evidence), `summary.json` (counts, threshold, model source, tokens spent) and, when
+calibrating, `calibration.json`. The store, ledger and trace of the screening live there too, so a
+re-run asks only what is missing.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.agents.panel import answer_panel
+from refinelab.api.context import open_run_context
+from refinelab.api.runs import as_options
+from refinelab.atomic import atomic_write_text
+from refinelab.config import Settings, load_settings
+from refinelab.errors import BudgetExhausted, ConfigError, DataError
+from refinelab.io import DatasetInput, as_dataset
+from refinelab.metrics.error_checks import ERROR_TYPES
+from refinelab.metrics.injection import inject
+from refinelab.metrics.screening_model import (
+    BASE_FEATURES,
+    ScreeningModel,
+    fit_screening_model,
+    item_features,
+    operating_point,
+)
+from refinelab.schema import QAItem
+
+DEFAULT_PANEL = ("qwen2.5-coder-1.5b",)
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass
+class ScreenResult:
+    """What `screen` wrote and found."""
+
+    out_dir: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.out_dir / "screening.jsonl"
+
+
+def shipped_model() -> ScreeningModel:
+    """The combiner fitted on MMLU-Redux dev (human labels), over member-independent features."""
+    source = resources.files("refinelab.data").joinpath("screening_model.json")
+    if not source.is_file():
+        raise ConfigError("this install ships no fitted screening model (refinelab/data/screening_model.json); "
+                          "use --calibrate or --calibration FILE")
+    return ScreeningModel.from_json(json.loads(source.read_text(encoding="utf-8")), "refinelab/data/screening_model.json")
+
+
+def load_model(path: str | Path) -> ScreeningModel:
+    """A calibration file's model (the `model` field of calibration.json, or a bare model)."""
+    return ScreeningModel.load(Path(path))
+
+
+def ask_panel(ctx: AgentContext, items: list[QAItem], members: list[str],
+              progress: Callable[[int, int], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Panel evidence per item id (stored; a re-run asks only what is missing). Stops at the budget."""
+    ctx.store.load_items([i for i in items if not _stored(ctx, i.id)])
+    workers = max(1, ctx.settings.roles.judge.total_concurrency())
+    done: dict[str, dict[str, Any]] = {}
+    stopped = False
+
+    def one(item: QAItem) -> tuple[str, dict[str, Any]] | None:
+        nonlocal stopped
+        if stopped:
+            return None
+        try:
+            diag = answer_panel(ctx, item, members)
+        except BudgetExhausted:
+            stopped = True
+            return None
+        if diag is not None:
+            ctx.store.put_diagnostics([diag])
+        stored = ctx.store.diagnostic(item.id, "panel")
+        return (item.id, stored.evidence) if stored is not None else None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
+        for count, future in enumerate(futures, 1):
+            got = future.result()
+            if got is not None:
+                done[got[0]] = got[1]
+            if progress is not None:
+                progress(count, len(futures))
+    return done
+
+
+def _stored(ctx: AgentContext, item_id: str) -> bool:
+    try:
+        ctx.store.item(item_id)
+    except KeyError:
+        return False
+    return True
+
+
+def screen_rows(items: list[QAItem], evidence: Mapping[str, Mapping[str, Any]], model: ScreeningModel,
+                members: list[str]) -> list[dict[str, Any]]:
+    """One screening.jsonl row per item; items the panel never answered get p_error None and no flag."""
+    rows = []
+    for item in items:
+        ev = evidence.get(item.id)
+        if ev is None:
+            rows.append({"id": item.id, "p_error": None, "flag": False, "error_type": None, "p_options": None,
+                         "evidence": {"why": "not screened (budget or endpoint)"}})
+            continue
+        features = item_features(item, ev, members)
+        p_error = model.p_error([features])[0]
+        flag = p_error >= model.threshold
+        rows.append({"id": item.id, "p_error": round(p_error, 4), "flag": flag,
+                     "error_type": model.error_type(features) if flag else None,
+                     "p_options": ev.get("pooled"),
+                     "evidence": {"key": item.answer, "members": ev.get("probs", {}),
+                                  "features": {k: round(v, 4) for k, v in features.items()}}})
+    return rows
+
+
+def calibrate(ctx: AgentContext, items: list[QAItem], members: list[str], *, sample: int = 60, seed: int = 0,
+              target_precision: float = 0.5, prevalence: float = 0.1,
+              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Plant errors into a sample of `items`, screen planted and clean copies, fit the combiner, and
+    estimate precision/recall per error type out of fold. Returns the calibration record (with `model`)."""
+    rng = random.Random(seed)
+    clean = rng.sample(items, min(sample, len(items)))
+    planted = inject(clean, seed=seed)
+    if len(clean) < 10 or len(planted) < 10:
+        raise DataError("dataset", None, None,
+                        f"calibration needs at least 10 items that can carry planted errors; got {len(planted)}")
+    everything = clean + planted
+    evidence = ask_panel(ctx, everything, members, progress)
+    scored = [i for i in everything if i.id in evidence]
+    labels = [str(i.metadata.get("injected", "ok")) for i in scored]
+    features = [item_features(i, evidence[i.id], members) for i in scored]
+    names = list(BASE_FEATURES) + [f"p_key[{m}]" for m in members]
+    groups = [i.id.split("#inject:")[0] for i in scored]
+    oof = _out_of_fold(features, labels, groups, names, folds=5, seed=seed)
+    model = fit_screening_model(features, labels, features=names)
+    threshold = _threshold_for_precision(oof, labels, target_precision, prevalence)
+    model.threshold = threshold
+    gold = [lab != "ok" for lab in labels]
+    overall = operating_point(oof, gold, threshold)
+    per_type: dict[str, dict[str, float]] = {}
+    fpr = overall["fpr"]
+    for etype in ERROR_TYPES:
+        idx = [k for k, lab in enumerate(labels) if lab == etype]
+        if not idx:
+            continue
+        recall = sum(oof[k] >= threshold for k in idx) / len(idx)
+        per_type[etype] = {"n": len(idx), "recall": round(recall, 3),
+                           "precision": round(_precision(recall, fpr, prevalence), 3)}
+    model.fitted_on = {"items": len(scored), "planted": sum(gold), "members": members, "source": "planted errors in the dataset (screen --calibrate)"}
+    return {"model": model.to_json(), "threshold": threshold, "target_precision": target_precision,
+            "prevalence_assumed": prevalence, "sample": len(clean), "members": members,
+            "estimates": {"overall": {"precision": round(_precision(overall["tpr"], fpr, prevalence), 3),
+                                      "recall": round(overall["tpr"], 3), "fpr": round(fpr, 3)},
+                          "per_type": per_type},
+            "note": "precision and recall are out-of-fold estimates on planted errors at the assumed "
+                    "prevalence; real errors can be harder to see than planted ones"}
+
+
+def _precision(tpr: float, fpr: float, prevalence: float) -> float:
+    tp, fp = tpr * prevalence, fpr * (1 - prevalence)
+    return tp / (tp + fp) if tp + fp else 0.0
+
+
+def _threshold_for_precision(scores: list[float], labels: list[str], target: float, prevalence: float) -> float:
+    """The lowest threshold whose precision at `prevalence` reaches `target` (the highest-precision
+    threshold when none does)."""
+    gold = [lab != "ok" for lab in labels]
+    best_t, best_p = 0.5, -1.0
+    for t in sorted(set(scores)):
+        point = operating_point(scores, gold, t)
+        precision = _precision(point["tpr"], point["fpr"], prevalence)
+        if point["tpr"] > 0 and precision >= target:
+            return min(0.999, max(1e-6, t))
+        if precision > best_p and point["tpr"] > 0:
+            best_t, best_p = t, precision
+    return min(0.999, max(1e-6, best_t))
+
+
+def _out_of_fold(features: list[dict[str, float]], labels: list[str], groups: list[str], names: list[str],
+                 folds: int, seed: int) -> list[float]:
+    keys = sorted(set(groups))
+    random.Random(seed).shuffle(keys)
+    fold_of = {g: k % folds for k, g in enumerate(keys)}
+    scores = [0.0] * len(labels)
+    for fold in range(folds):
+        train = [k for k, g in enumerate(groups) if fold_of[g] != fold]
+        test = [k for k, g in enumerate(groups) if fold_of[g] == fold]
+        if not test or len({labels[k] != "ok" for k in train}) < 2:
+            continue
+        model = fit_screening_model([features[k] for k in train], [labels[k] for k in train], features=names)
+        for k, p in zip(test, model.p_error([features[k] for k in test]), strict=True):
+            scores[k] = p
+    return scores
+
+
+def screen(
+    data: DatasetInput,
+    *,
+    out_dir: str | Path | None = None,
+    settings: Settings | None = None,
+    budget: int | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    hooks: RunHooks | None = None,
+    prompts_dir: str | None = None,
+    calibrate_sample: int = 0,
+    calibration: str | Path | None = None,
+    target_precision: float = 0.5,
+    prevalence: float = 0.1,
+    progress: Callable[[int, int], None] | None = None,
+    columns: Mapping[str, str | list[str]] | None = None,
+    format: str | None = None,
+    strict: bool = False,
+) -> ScreenResult:
+    """Screen `data` for errors; see the module docstring. `calibrate_sample` > 0 calibrates first on
+    that many of the dataset's items; `calibration` names an existing calibration.json to use.
+
+    `data` takes what `refine` takes: a path, our `Dataset`, a `datasets.Dataset`, a pandas DataFrame or a
+    list of dicts (`columns` maps our fields to its columns); bad input raises `DataError` before any folder
+    is made. `out_dir` defaults to `settings.runs_dir/screen-TIME`."""
+    dataset = as_dataset(data, format=format, columns=columns, on_invalid="error" if strict else "quarantine")
+    if not len(dataset):
+        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
+        raise DataError(dataset.name, None, None,
+                        f"no valid items to screen ({len(dataset.rejected)} invalid row(s){first})")
+    settings = settings or load_settings()
+    out = Path(out_dir) if out_dir is not None else settings.runs_dir / time.strftime("screen-%Y%m%d-%H%M%S")
+    run_options = as_options(options)
+    members = list(run_options.panel) or list(DEFAULT_PANEL)
+    run_options = run_options.model_copy(update={"panel": members})
+    ctx = open_run_context(out, settings=settings, budget=budget, options=run_options, hooks=hooks,
+                           prompts_dir=prompts_dir)
+    items = list(dataset.items)
+    record: dict[str, Any] | None = None
+    if calibrate_sample > 0:
+        record = calibrate(ctx, items, members, sample=calibrate_sample, target_precision=target_precision,
+                           prevalence=prevalence, progress=progress)
+        atomic_write_text(out / CALIBRATION_FILE, json.dumps(record, indent=2) + "\n")
+        model, source = ScreeningModel.from_json(record["model"]), str(out / CALIBRATION_FILE)
+    elif calibration is not None:
+        model, source = load_model(calibration), str(calibration)
+    else:
+        model, source = shipped_model(), "shipped (MMLU-Redux dev)"
+        members_in_model = [f for f in model.features if f.startswith("p_key[")]
+        if members_in_model:  # the shipped model reads member-independent features only
+            raise DataError("refinelab/data/screening_model.json", None, "features", "names panel members; refit it")
+    evidence = ask_panel(ctx, items, members, progress)
+    rows = screen_rows(items, evidence, model, members)
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    atomic_write_text(out / "screening.jsonl", lines)
+    flagged = [r for r in rows if r["flag"]]
+    summary = {
+        "dataset": dataset.name, "items": len(items), "screened": sum(r["p_error"] is not None for r in rows),
+        "flagged": len(flagged), "threshold": model.threshold, "model": source, "members": members,
+        "orders": run_options.panel_orders,
+        "error_types": {t: sum(r["error_type"] == t for r in flagged) for t in ERROR_TYPES},
+        "tokens_spent": ctx.ledger.spent, "budget": budget,
+        "stopped": "budget" if any(r["p_error"] is None for r in rows) else None,
+    }
+    if record is not None:
+        summary["calibration"] = record["estimates"]
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return ScreenResult(out_dir=out, summary=summary, rows=rows, calibration=record)

@@ -1,0 +1,94 @@
+"""`refinelab screen`: error screening without refinement; the work is `refinelab.api.screening`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from refinelab.cli.common import (
+    COLUMNS_HELP,
+    ENDPOINT_HELP,
+    KEY_HELP,
+    MODEL_HELP,
+    console,
+    fail,
+    load_selection,
+    out,
+    parse_list,
+)
+from refinelab.cli.progress import PlainProgress, interactive
+from refinelab.config import load_settings, role_overrides
+from refinelab.errors import RefineLabError
+
+
+def screen_command(
+    data: Annotated[Path, typer.Argument(help="dataset file or folder")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/screen-TIME)")] = None,
+    calibrate: Annotated[bool, typer.Option("--calibrate", help="plant errors into a sample of DATA, fit the "
+                                            "screen to it and write calibration.json first")] = False,
+    sample: Annotated[int, typer.Option(help="--calibrate: items sampled for planting")] = 60,
+    calibration: Annotated[Path | None, typer.Option(help="use this calibration.json")] = None,
+    target_precision: Annotated[float, typer.Option(help="--calibrate: precision the threshold aims at")] = 0.5,
+    prevalence: Annotated[float, typer.Option(help="--calibrate: share of erroneous items assumed in DATA")] = 0.1,
+    panel: Annotated[str | None, typer.Option(help="comma-separated members (embedded names, 'judge', "
+                                                   "MODEL@URL, rag:NAME); default qwen2.5-coder-1.5b")] = None,
+    orders: Annotated[int, typer.Option(help="option orders each item is asked in")] = 2,
+    budget: Annotated[int | None, typer.Option(help="token cap (default: none)")] = None,
+    subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
+    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
+    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
+    endpoint: Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)] = None,
+    model: Annotated[list[str] | None, typer.Option(help=MODEL_HELP)] = None,
+    api_key_env: Annotated[list[str] | None, typer.Option(help=KEY_HELP)] = None,
+    config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Screen DATA for errors (wrong keys, no or several right options, unclear items); no edits.
+
+    Writes OUT/screening.jsonl (id, p_error, flag, error_type, p_options, evidence per item) and
+    OUT/summary.json (flags, threshold, tokens spent)."""
+    from refinelab.agents.options import RunOptions
+    from refinelab.api.screening import screen
+
+    if not 0.0 < target_precision < 1.0 or not 0.0 < prevalence < 1.0:
+        fail("--target-precision and --prevalence must lie strictly between 0 and 1")
+    try:
+        options = RunOptions(panel=parse_list(panel) or [], panel_orders=orders)
+        settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
+    except (RefineLabError, ValueError) as exc:
+        fail(exc)
+    dataset, _ = load_selection(data, format, subjects, limit, None, columns=columns)
+    folder = out_dir or Path(settings.runs_dir) / time.strftime("screen-%Y%m%d-%H%M%S")
+    live = not quiet and interactive()
+    plain = PlainProgress() if not quiet and not live else None
+    bar = None if not live else Progress(TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                         console=console)
+
+    def show(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(task, completed=done, total=total)
+        elif plain is not None:
+            plain.update("screen", done, total)
+
+    try:
+        if bar is not None:
+            bar.start()
+            task = bar.add_task("screen", total=len(dataset))
+        result = screen(dataset, out_dir=folder, settings=settings, budget=budget, options=options,
+                        prompts_dir=str(prompts) if prompts else None, calibrate_sample=sample if calibrate else 0,
+                        calibration=calibration, target_precision=target_precision, prevalence=prevalence,
+                        progress=show if bar is not None or plain is not None else None)
+    except RefineLabError as exc:
+        fail(exc)
+    finally:
+        if bar is not None:
+            bar.stop()
+    out.print_json(json.dumps(result.summary, default=str))
+    out.print(f"screening: {result.path}")

@@ -1,0 +1,175 @@
+"""`trace.jsonl`: the run tree of a run folder, written by a LangChain tracer and read back.
+
+`JsonlTracer` is a `langchain_core.tracers.BaseTracer`, so it sees exactly the events LangSmith's tracer
+sees (graph, node, span, LLM and tool runs) with the same ids and parents. It writes a run twice: when it
+starts (all fields, no end time yet) and when it ends (`END_FIELDS` only). A process killed mid-run therefore leaves the runs it had open
+in the file, and the runs of the process that resumes it still have their parents there.
+
+A line is one run record with the LangSmith fields: `id`, `trace_id`, `parent_run_id`, `dotted_order`,
+`run_type`, `name`, `inputs`, `outputs`, `error`, `start_time`, `end_time`, `usage`, `tags`, `metadata`.
+For an LLM run, `inputs.messages` is the prompt as role/content pairs, `outputs` is `{text, cached}` (and
+`top_logprobs`, `[[token, logprob]…]`, for a logprobs request) and
+`usage` is what the ledger charged for the request (prompt, completion and total tokens). `read_trace`
+merges the two records of a run (the end record's fields win), so each run appears once. Every record is redacted
+(`refinelab.redact`) before it is written.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from langchain_core.tracers import BaseTracer
+from langchain_core.tracers.schemas import Run
+
+from refinelab.atomic import open_append
+from refinelab.errors import DataError
+from refinelab.redact import redact, redact_json
+from refinelab.safeload import loads_json
+from refinelab.tools.trace_views import RunViews, ViewedTracer
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+REQUIRED = ("id", "name", "run_type", "start_time")
+END_FIELDS = ("id", "outputs", "error", "end_time", "usage")
+
+
+class JsonlTracer(ViewedTracer, BaseTracer):
+    """Appends each run's start and end records to `path` (one JSON object per line)."""
+
+    raise_error = True  # a trace that cannot be written (a symlink planted in the folder) stops the run
+
+    def __init__(self, path: str | Path, views: RunViews, twin: BaseTracer | None = None) -> None:
+        super().__init__(_schema_format="original+chat")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.views = views
+        self.twin = twin
+        self._lock = threading.Lock()
+
+    def _start_trace(self, run: Run) -> None:
+        """Take the start time the LangSmith tracer (called first) gave the same run: each tracer stamps
+        its own, and the dotted order built from it must be the same in the file and in LangSmith (a
+        resumed process continues the tree from the file)."""
+        twin = self.twin.run_map.get(str(run.id)) if self.twin is not None else None
+        if twin is not None:
+            run.start_time = twin.start_time
+        super()._start_trace(run)
+
+    @staticmethod
+    def _get_stacktrace(error: BaseException) -> str:
+        """One redacted line, not LangChain's full traceback: endpoint errors may quote our key."""
+        return redact(f"{type(error).__name__}: {error}")
+
+    def _persist_run(self, run: Run) -> None:
+        """Nothing to do at the root's end: every run was written as it started and ended."""
+
+    def _on_run_create(self, run: Run) -> None:
+        self._write(record(run))
+
+    def _on_run_update(self, run: Run) -> None:
+        self._write({k: v for k, v in record(run).items() if k in END_FIELDS})  # the rest is in the start record
+
+    def _write(self, fields: dict[str, Any]) -> None:
+        _, line = redact_json(fields)
+        with self._lock, open_append(self.path) as handle:
+            handle.write(line + "\n")
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _messages(inputs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The first prompt of a chat-model run, from LangChain's serialized messages to role/content pairs."""
+    batches = inputs.get("messages") or [[]]
+    out = []
+    for message in batches[0]:
+        kwargs = message.get("kwargs", message) if isinstance(message, dict) else {"content": str(message)}
+        out.append({"role": _ROLES.get(str(kwargs.get("type", "")), str(kwargs.get("type", ""))),
+                    "content": kwargs.get("content", "")})
+    return out
+
+
+def llm_usage(outputs: dict[str, Any] | None) -> dict[str, int] | None:
+    """Tokens of an LLM run, from the usage on its generated message (what the ledger charged)."""
+    try:
+        message = outputs["generations"][0][0]["message"]  # type: ignore[index]
+    except (KeyError, IndexError, TypeError):
+        return None
+    usage = (message.get("kwargs", message) if isinstance(message, dict) else {}).get("usage_metadata")
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def record(run: Run) -> dict[str, Any]:
+    """The trace.jsonl record of a run (before redaction)."""
+    metadata = dict(run.extra.get("metadata") or {})
+    inputs, outputs, usage = run.inputs, run.outputs, None
+    run_type = "llm" if run.run_type == "chat_model" else run.run_type  # LangSmith's name for both
+    if run_type == "llm":
+        inputs = {"messages": _messages(run.inputs or {})}
+        usage = llm_usage(run.outputs)
+        if run.outputs is not None:
+            generations = run.outputs.get("generations") or [[]]
+            first = generations[0][0] if generations and generations[0] else {}
+            outputs = {"text": first.get("text", ""), "cached": bool(metadata.get("cached"))}
+            top = (first.get("generation_info") or {}).get("top_logprobs")
+            if top is not None:  # a logprobs request: the first token's alternatives
+                outputs["top_logprobs"] = top
+    return {
+        "id": str(run.id), "trace_id": str(run.trace_id) if run.trace_id else None,
+        "parent_run_id": str(run.parent_run_id) if run.parent_run_id else None, "dotted_order": run.dotted_order,
+        "run_type": run_type, "name": run.name, "inputs": inputs, "outputs": outputs, "error": run.error,
+        "start_time": _time(run.start_time), "end_time": _time(run.end_time), "usage": usage,
+        "tags": list(run.tags or []), "metadata": metadata,
+    }
+
+
+def read_trace(path: str | Path) -> list[dict[str, Any]]:
+    """The runs in a trace file, one per run (a run's end record replaces its start record), in the
+    order they started. A damaged line or a record without its fields is a DataError naming file, line
+    and field."""
+    runs: dict[str, dict[str, Any]] = {}
+    first_line: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                run = loads_json(line, str(path), number)
+                if not isinstance(run, dict):
+                    raise DataError(str(path), number, None, "expected a JSON object per line")
+                if not isinstance(run.get("id"), str) or not run["id"]:
+                    raise DataError(str(path), number, "id", "missing or not a string")
+                first_line.setdefault(run["id"], number)
+                runs[run["id"]] = {**runs.get(run["id"], {"inputs": None, "parent_run_id": None}), **run}
+    except UnicodeDecodeError:
+        raise DataError(str(path), None, None, "not valid UTF-8 text") from None
+    for run_id, run in runs.items():
+        for name in REQUIRED:
+            if not isinstance(run.get(name), str) or not run[name]:
+                raise DataError(str(path), first_line[run_id], name, "missing or not a string")
+    return list(runs.values())
+
+
+def first_root(path: str | Path) -> dict[str, Any] | None:
+    """The root record a run folder's trace starts with (None without a usable one): a later process on
+    the same folder continues that tree instead of starting a second one."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():  # a planted link or FIFO is refused when written to
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            line = handle.readline(1_000_000)
+        run = loads_json(line, str(path), 1)
+    except (OSError, UnicodeDecodeError, DataError):
+        return None
+    if not isinstance(run, dict) or run.get("parent_run_id") is not None:
+        return None
+    if not all(isinstance(run.get(k), str) for k in ("id", "trace_id", "dotted_order")):
+        return None
+    return run

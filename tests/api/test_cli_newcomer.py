@@ -1,0 +1,85 @@
+"""The CLI as a newcomer meets it, in real subprocesses: --version, python -m refinelab, one --endpoint/--model
+for every role (or ROLE=VALUE), OPENAI_BASE_URL, a headered CSV and --columns, plain progress in a log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from refinelab import __version__
+from tests.support.sec_helpers import KEY_ENV, base_env, endpoint, one_line_error, write_prompts
+
+ROWS = [(f"Newcomer question {i}: which option is marked (key A)?", [f"alpha {i}", f"beta {i}", f"gamma {i}"],
+         "A", ["history", "philosophy"][i % 2]) for i in range(6)]
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "refinelab", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def _csv(path: Path, header: str) -> Path:
+    path.write_text(header + "\n" + "".join(f"\"{q}\",{','.join(c)},{a},{s}\n" for q, c, a, s in ROWS))
+    return path
+
+
+def test_version_flag_and_module_entry_point(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    flag = _run(["--version"], env, tmp_path)
+    assert flag.returncode == 0 and flag.stdout.strip() == f"refinelab {__version__}"
+    helped = _run(["--help"], env, tmp_path)
+    assert helped.returncode == 0 and "refine" in helped.stdout and "--version" in helped.stdout
+
+
+def test_one_flag_per_field_sets_every_role_and_the_run_finishes(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    data = _csv(tmp_path / "quiz.csv", "Stem,Opt1,Opt2,Opt3,Key,Topic")
+    prompts = write_prompts(tmp_path / "prompts")
+    with endpoint() as server:
+        proc = _run(["refine", str(data), "--budget", "20000", "--runs-dir", str(tmp_path / "runs"), "--run-id", "nc",
+                     "--columns", "question=Stem,choices=Opt1,Opt2,Opt3,answer=Key,subject=Topic",
+                     "--endpoint", server.url, "--model", "scripted", "--model", "writer=scripted-writer",
+                     "--api-key-env", KEY_ENV, "--rounds", "1", "--prompts", str(prompts), "--no-cache",
+                     "--operations", "remove,fix"], env, tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert server.requests > 0  # every role went to the loopback endpoint; none to the embedded model
+    roles = json.loads((tmp_path / "runs" / "nc" / "settings.json").read_text())["settings"]["roles"]
+    assert {r["endpoint"] for r in roles.values()} == {server.url}
+    assert {r["api_key_env"] for r in roles.values()} == {KEY_ENV}
+    assert (roles["judge"]["model"], roles["validator"]["model"], roles["writer"]["model"]) == (
+        "scripted", "scripted", "scripted-writer")
+    report = json.loads((tmp_path / "runs" / "nc" / "report.json").read_text())
+    assert report["input_items"] == len(ROWS)
+    # stdout and stderr are pipes here: progress comes as plain lines, not an invisible live bar
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("[")]
+    assert lines and any("tokens" in line for line in lines), proc.stderr[-2000:]
+    assert "\x1b[" not in proc.stderr
+
+
+def test_openai_base_url_is_honoured(tmp_path: Path) -> None:
+    env = base_env(tmp_path) | {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    data = _csv(tmp_path / "quiz.csv", "question,A,B,C,answer,subject")  # a headered CSV, columns guessed
+    proc = _run(["refine", str(data), "--budget", "0", "--runs-dir", str(tmp_path / "runs"), "--run-id", "oa",
+                 "--quiet", "--prompts", str(write_prompts(tmp_path / "prompts"))], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = json.loads((tmp_path / "runs" / "oa" / "settings.json").read_text())["settings"]["roles"]
+    assert {r["endpoint"] for r in saved.values()} == {"http://127.0.0.1:9/v1"}
+
+
+def test_bad_columns_and_unmappable_header_exit_2(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    data = _csv(tmp_path / "quiz.csv", "Stem,Opt1,Opt2,Opt3,Key,Topic")
+    common = ["--budget", "0", "--runs-dir", str(tmp_path / "runs"), "--run-id", "bad", "--quiet"]
+    odd = _csv(tmp_path / "odd.csv", "Prompt_text,First,Second,Third,Solution,Topic")  # a header we cannot map
+    unmapped = _run(["refine", str(odd), *common], env, tmp_path)
+    assert unmapped.returncode == 2 and "--columns" in one_line_error(unmapped)
+    assert "odd.csv, row 1" in one_line_error(unmapped)
+    for columns, fragment in (("question=Stem,colour=red", "colour"), ("question=Stem,choices=Opt1,Opt2", "answer"),
+                              ("question=Nope,choices=Opt1,Opt2,answer=Key", "Nope")):
+        proc = _run(["refine", str(data), "--columns", columns, *common], env, tmp_path)
+        assert proc.returncode == 2 and fragment in one_line_error(proc), proc.stderr[-2000:]
+    bad_model = _run(["refine", str(data), "--endpoint", "ftp://x", *common], env, tmp_path)
+    assert bad_model.returncode == 2 and "endpoint" in one_line_error(bad_model)
+    assert not (tmp_path / "runs" / "bad").exists()

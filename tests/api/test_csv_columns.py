@@ -1,0 +1,69 @@
+"""CSV with a header: detected, columns guessed or mapped with --columns; MMLU files stay headerless."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from refinelab.errors import ConfigError, DataError
+from refinelab.io import guess_columns, load_dataset, parse_columns
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("question,A,B,C,D,answer", {"question": "question", "choices": ["A", "B", "C", "D"], "answer": "answer"}),
+    ("Stem,Opt1,Opt2,Key,Subject", {"question": "Stem", "choices": ["Opt1", "Opt2"], "answer": "Key",
+                                    "subject": "Subject"}),
+    ("id,question,choices,label", {"question": "question", "choices": "choices", "answer": "label", "id": "id"}),
+    ("question,option_a,option_b,correct", {"question": "question", "choices": ["option_a", "option_b"],
+                                            "answer": "correct"}),
+])
+def test_guessed_columns(header: str, expected: dict) -> None:
+    assert guess_columns(header.split(",")) == expected
+
+
+def test_headered_csv_is_detected_and_read(tmp_path: Path) -> None:
+    path = tmp_path / "quiz.csv"
+    path.write_text('Stem,Opt1,Opt2,Opt3,Key\n"What is 2+2?",3,4,5,B\n"Capital of France?",Paris,Rome,Oslo,A\n')
+    dataset = load_dataset(path)
+    assert [i.answer for i in dataset] == [1, 0] and dataset[0].choices == ["3", "4", "5"]
+    assert dataset[0].provenance.row == 2  # the header is row 1
+
+
+def test_json_list_choices_column(tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text('question,choices,answer\n"Pick one","[""x"", ""y"", ""z""]",2\n"Bad",not a list,0\n')
+    with pytest.raises(DataError, match=r"list.csv, row 3, field 'choices': one choices column must hold a JSON list"):
+        load_dataset(path)
+    dataset = load_dataset(path, on_invalid="quarantine")
+    assert dataset[0].choices == ["x", "y", "z"] and len(dataset.rejected) == 1
+
+
+def test_headerless_mmlu_file_is_still_mmlu(tmp_path: Path) -> None:
+    path = tmp_path / "astronomy_test.csv"
+    path.write_text("What is the Sun?,A star,A planet,A moon,A comet,A\nWhich is red?,Mars,Venus,Earth,Moon,A\n")
+    dataset = load_dataset(path)
+    assert len(dataset) == 2 and dataset[0].subject == "astronomy" and dataset[0].provenance.row == 1
+
+
+def test_parse_columns() -> None:
+    assert parse_columns("question=Q, choices=A,B,C ,answer=K,subject=S") == {
+        "question": "Q", "choices": ["A", "B", "C"], "answer": "K", "subject": "S"}
+    assert parse_columns("question=Q,choices=opts,answer=K")["choices"] == "opts"
+    for bad, fragment in (("question=Q,choices=A,B", "'answer' is required"), ("colour=red", "unknown field"),
+                          ("question=Q,question=R,choices=A,answer=K", "given twice"), ("Q,choices=A", "FIELD=COLUMN")):
+        with pytest.raises(ConfigError, match=fragment):
+            parse_columns(bad)
+
+
+def test_mapping_on_parquet_and_refused_on_jsonl(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist([{"stem": "Q1?", "o1": "a", "o2": "b", "key": "B", "extra": 7}]),
+                   tmp_path / "x.parquet")
+    dataset = load_dataset(tmp_path / "x.parquet", mapping=parse_columns("question=stem,choices=o1,o2,answer=key"))
+    assert dataset[0].answer == 1 and dataset[0].metadata == {"extra": 7}
+    (tmp_path / "x.jsonl").write_text('{"id": "a", "question": "Q?", "choices": ["a", "b"], "answer": 0}\n')
+    with pytest.raises(DataError, match="applies to CSV and Parquet"):
+        load_dataset(tmp_path / "x.jsonl", mapping=parse_columns("question=q,choices=a,b,answer=k"))

@@ -1,0 +1,294 @@
+"""Panel answers as probabilities: the logprob reader (recorded and real server), permutation alignment,
+planted errors, the fitted screen and `screen()` end to end, and the evidence bar for key fixes."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from refinelab.agents.options import RunHooks
+from refinelab.agents.panel import probe_member
+from refinelab.agents.validation.fix_evidence import KeySource, check_fix, decide
+from refinelab.api.screening import screen
+from refinelab.config import load_settings
+from refinelab.errors import DataError, LLMCallFailed
+from refinelab.metrics.injection import INJECTORS, inject
+from refinelab.metrics.option_probs import align, letter_distribution, permuted, presentation_orders
+from refinelab.metrics.screening_model import ScreeningModel, fit_screening_model, item_features
+from refinelab.schema import Dataset, QAItem
+from refinelab.state import Verdict
+from refinelab.tools.ledger import CallTag, Ledger
+from refinelab.tools.llm import ChatClient
+from tests.support.pa_helpers import make_context
+from tests.support.scripted_model import ScriptedChatModel, logprobs_block
+
+RECORDED = Path(__file__).parent / "data" / "llamacpp_logprobs_response.json"
+
+
+def _item(i: int = 0, answer: int = 1) -> QAItem:
+    return QAItem(id=f"q{i:02d}", question=f"Which city is the capital of country number {i} in this long list?",
+                  choices=[f"Alpha{i}", f"Bravo{i}", f"Charlie{i}", f"Delta{i}"], answer=answer, subject="geography")
+
+
+# ------------------------------------------------------------------------------ the logprob reader
+
+class _Recorded(BaseHTTPRequestHandler):
+    body: bytes = b""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def replay() -> Iterator[callable]:
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(body: dict) -> str:
+        handler = type("H", (_Recorded,), {"body": json.dumps(body).encode()})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def _client(tmp_path: Path, url: str) -> ChatClient:
+    from langchain_openai import ChatOpenAI
+
+    from refinelab.config import ModelSpec
+
+    spec = ModelSpec(endpoint=url, model="recorded", max_parse_retries=0, max_transport_retries=0)
+    chat = ChatOpenAI(base_url=url, api_key="sk-test", model="recorded", max_retries=0, temperature=0)
+    return ChatClient(spec, Ledger(tmp_path / "ledger.sqlite"), chat_model=chat, role="panel:recorded")
+
+
+def test_recorded_llamacpp_response_reads_as_an_option_distribution(tmp_path: Path, replay) -> None:
+    body = json.loads(RECORDED.read_text())
+    client = _client(tmp_path, replay(body))
+    result = client.first_token_logprobs([{"role": "user", "content": "7 x 8?"}], CallTag("profile", "panel", "q"))
+    probs, mass = letter_distribution(result.top_logprobs or [], 4)
+    assert math.isclose(sum(probs), 1.0) and 0.9 < mass <= 1.0
+    recorded = {t["token"]: t["logprob"] for t in body["choices"][0]["logprobs"]["content"][0]["top_logprobs"]}
+    assert probs[3] > probs[1] > probs[2] > probs[0]  # D, B, C, A: the order the server gave them
+    # "b", " B" and the like add a little to their letter, so the ratio is close to, not exactly, the upper-case one
+    assert math.isclose(probs[3] / probs[1], math.exp(recorded["D"] - recorded["B"]), rel_tol=0.01)
+    assert client.ledger.spent == body["usage"]["total_tokens"]  # settled from the server's usage
+
+
+@pytest.mark.parametrize("logprobs", [None, {"content": []}, {"content": [{"token": 5, "logprob": "x"}]},
+                                      {"content": "garbage"}])
+def test_a_response_without_usable_logprobs_fails_loudly(tmp_path: Path, replay, logprobs) -> None:
+    body = json.loads(RECORDED.read_text())
+    body["choices"][0]["logprobs"] = logprobs
+    client = _client(tmp_path, replay(body))
+    with pytest.raises(LLMCallFailed, match="no logprobs"):
+        client.first_token_logprobs([{"role": "user", "content": "?"}], CallTag("profile", "panel", "q"))
+
+
+def test_letter_reading_ignores_non_letters_and_reports_mass() -> None:
+    top = [("B", math.log(0.5)), (" B", math.log(0.1)), ("The", math.log(0.3)), ("E", math.log(0.05)),
+           ("a", math.log(0.05))]
+    probs, mass = letter_distribution(top, 4)
+    assert math.isclose(mass, 0.65) and math.isclose(probs[1], 0.6 / 0.65) and math.isclose(probs[0], 0.05 / 0.65)
+    assert letter_distribution([("The", -0.1)], 4) == ([0.0] * 4, 0.0)
+
+
+# ------------------------------------------------------------------------------ orders and alignment
+
+def test_orders_and_alignment_map_positions_back_to_options() -> None:
+    assert presentation_orders(4, 2) == [[0, 1, 2, 3], [3, 2, 1, 0]]
+    assert presentation_orders(4, 3)[2] == [1, 2, 3, 0]
+    item = _item(answer=1)
+    shown = permuted(item, [3, 2, 1, 0])
+    assert shown.choices[2] == item.choices[1] and shown.answer == 2
+    assert align([0.7, 0.1, 0.1, 0.1], [3, 2, 1, 0]) == [0.1, 0.1, 0.1, 0.7]
+
+
+def _by_text(truth: dict[str, str]) -> ScriptedChatModel:
+    """An order-aware member: puts 0.9 on the letter now showing the option text it believes right."""
+    def respond(messages: list[dict[str, str]]) -> str:
+        text = messages[-1]["content"]
+        lines = [ln for ln in text.splitlines() if len(ln) > 2 and ln[1:3] == ". "]
+        wanted = next(v for k, v in truth.items() if k in text)
+        letter = next(ln[0] for ln in lines if ln[3:].strip() == wanted)
+        return logprobs_block({letter: 0.9, **{x: 0.025 for x in "ABCD" if x != letter}, "The": 0.025})
+    return ScriptedChatModel(respond=respond)
+
+
+def _always_a() -> ScriptedChatModel:
+    return ScriptedChatModel(respond=lambda m: logprobs_block({"A": 0.8, "B": 0.1, "C": 0.05, "D": 0.05}))
+
+
+def test_debiased_probe_follows_the_option_not_the_position(tmp_path: Path) -> None:
+    item = _item(answer=1)
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"),
+                       panel={"knows": _by_text({"number 0": "Charlie0"}), "biased": _always_a()},
+                       options={"panel": ["knows", "biased"], "panel_method": "logprobs"})
+    knows = probe_member(ctx, "knows", item)
+    assert knows.choice == 2 and knows.probs[2] > 0.85 and not knows.as_evidence()["flip"]
+    biased = probe_member(ctx, "biased", item)  # A in the original order is Alpha, in reverse it is Delta
+    assert math.isclose(biased.probs[0], biased.probs[3]) and biased.as_evidence()["flip"]
+    assert biased.probs[1] < 0.2  # a position preference no longer looks like support for the key
+
+
+# ------------------------------------------------------------------------------ planted errors
+
+def test_every_injector_keeps_the_item_valid_and_plants_its_error() -> None:
+    items = [_item(i, answer=i % 4) for i in range(12)]
+    pool = [c for it in items for c in it.choices]
+    import random
+
+    for name, injector in INJECTORS.items():
+        for item in items:
+            planted = injector(item, random.Random(0), pool)
+            assert planted is not None, name
+            QAItem.model_validate(planted.model_dump())  # still a valid item
+            assert planted.metadata["injected"] == name and planted.id.endswith(f"#inject:{name}")
+            if name == "wrong_groundtruth":
+                assert planted.answer != item.answer and planted.choices == item.choices
+            if name == "no_correct_answer":
+                assert item.answer_text not in planted.choices
+            if name == "multiple_correct_answers":
+                assert sum(item.answer_text.lower().rstrip(".") in c.lower() for c in planted.choices) == 2
+            if name == "bad_question_clarity":
+                assert len(planted.question) < len(item.question)
+    assert {p.metadata["injected"] for p in inject(items)} == set(INJECTORS)
+
+
+# ------------------------------------------------------------------------------ the fitted screen
+
+def test_combiner_separates_planted_wrong_keys_and_round_trips_as_json(tmp_path: Path) -> None:
+    rows, labels = [], []
+    for i in range(40):
+        wrong = i % 2 == 0
+        key_p = 0.2 if wrong else 0.8
+        pooled = [key_p] + [(1 - key_p) / 3] * 3
+        rows.append(item_features(_item(i, answer=0), {"pooled": pooled, "probs": {"m": {"p": pooled}}}, ["m"]))
+        labels.append("wrong_groundtruth" if wrong else "ok")
+    model = fit_screening_model(rows, labels)
+    p = model.p_error(rows)
+    assert min(p[0::2]) > max(p[1::2])
+    model.save(tmp_path / "m.json")
+    again = ScreeningModel.load(tmp_path / "m.json")
+    assert again.p_error(rows[:2]) == pytest.approx(p[:2])
+    (tmp_path / "bad.json").write_text(json.dumps({**model.to_json(), "coef": [1.0]}))
+    with pytest.raises(DataError, match="bad.json"):
+        ScreeningModel.load(tmp_path / "bad.json")
+
+
+def test_screen_calibrates_on_the_users_items_and_writes_one_line_per_item(tmp_path: Path) -> None:
+    items = [_item(i, answer=i % 4) for i in range(30)]
+    truth = {f"number {i} ": it.answer_text for i, it in enumerate(items)}
+    member = _by_text(truth)
+    settings = load_settings(overrides={"cache_path": str(tmp_path / "c.sqlite")})
+    result = screen(Dataset(name="toy", items=items), out_dir=tmp_path / "scr", settings=settings,
+                    options={"panel": ["knows"], "validate_suspects": False}, calibrate_sample=20,
+                    hooks=RunHooks(chat_models={"panel:knows": member}))
+    lines = [json.loads(x) for x in result.path.read_text().splitlines()]
+    assert [x["id"] for x in lines] == [i.id for i in items]
+    assert set(lines[0]) == {"id", "p_error", "flag", "error_type", "p_options", "evidence"}
+    calibration = json.loads((tmp_path / "scr" / "calibration.json").read_text())
+    assert calibration["estimates"]["per_type"]["wrong_groundtruth"]["recall"] > 0.5
+    summary = json.loads((tmp_path / "scr" / "summary.json").read_text())
+    assert summary["screened"] == 30 and summary["tokens_spent"] > 0
+    assert summary["flagged"] <= 3  # the member agrees with every (correct) key
+
+
+def test_screen_stops_at_its_budget_and_says_so(tmp_path: Path) -> None:
+    items = [_item(i) for i in range(12)]
+    truth = {f"number {i} ": it.answer_text for i, it in enumerate(items)}
+    model = fit_screening_model(
+        [{"pooled_p_key": 0.9}, {"pooled_p_key": 0.1}, {"pooled_p_key": 0.8}, {"pooled_p_key": 0.2}],
+        ["ok", "wrong_groundtruth", "ok", "wrong_groundtruth"])
+    model.save(tmp_path / "model.json")
+    settings = load_settings(overrides={"cache_path": str(tmp_path / "c.sqlite"), "roles": {"judge": {"concurrency": 1}}})
+    result = screen(Dataset(name="toy", items=items), out_dir=tmp_path / "scr", settings=settings, budget=1000,
+                    options={"panel": ["knows"]}, calibration=tmp_path / "model.json",
+                    hooks=RunHooks(chat_models={"panel:knows": _by_text(truth)}))
+    assert result.summary["stopped"] == "budget" and 0 < result.summary["screened"] < 12
+    assert result.summary["tokens_spent"] <= 1000
+    assert sum(1 for x in result.rows if x["p_error"] is None) == 12 - result.summary["screened"]
+
+
+# ------------------------------------------------------------------------------ the fix evidence bar
+
+def test_the_fix_rule_refuses_single_source_evidence() -> None:
+    agree = KeySource("panel", "agrees")
+    assert not decide([agree, KeySource("validator:answer", "abstains")]).commit
+    assert not decide([agree]).commit
+    assert not decide([agree, KeySource("validator:rag", "agrees"), KeySource("x", "contradicts")]).commit
+    assert decide([agree, KeySource("validator:rag", "agrees")]).commit
+
+
+def test_a_fix_validated_only_by_the_writers_own_model_is_not_committed(tmp_path: Path) -> None:
+    original = _item(3, answer=0)
+    candidate = original.model_copy(update={"answer": 2})
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"),
+                       panel={"knows": _by_text({"number 3": "Charlie3"})},
+                       options={"panel": ["knows"], "panel_method": "logprobs"})
+    passed = Verdict(True, "independent answer matches the key", "answer", {})
+    verdict = check_fix(ctx, original, candidate, passed)  # the validator is the writer's model here
+    assert not verdict.passed and verdict.evidence["needs_review"]
+    stances = {s["name"]: s["stance"] for s in verdict.evidence["fix_rule"]["sources"]}
+    assert stances == {"validator:answer": "abstains", "panel": "agrees"}
+    rag = Verdict(True, "passages support the key", "rag", {"rag_verdict": "supported"})
+    assert check_fix(ctx, original, candidate, rag).passed  # retrieval + panel: two independent sources
+    wrong = original.model_copy(update={"answer": 1})
+    refused = check_fix(ctx, original, wrong, rag)  # the panel names another option
+    assert not refused.passed and "panel" in refused.reason
+
+
+# ------------------------------------------------------------------------------ the real server
+
+@pytest.mark.llm
+@pytest.mark.timeout(600)
+def test_probe_on_the_real_embedded_server(embedded_server, tmp_path: Path) -> None:
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(base_url=embedded_server.base_url, api_key="sk-local", model="smollm2-135m",
+                      temperature=0.0, max_tokens=1, max_retries=0)
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"), panel={"smollm2-135m": chat},
+                       options={"panel": ["smollm2-135m"], "panel_method": "logprobs"})
+    item = QAItem(id="mul", question="What is 7 times 8?", choices=["54", "56", "58", "64"], answer=1)
+    probe = probe_member(ctx, "smollm2-135m", item)
+    assert len(probe.per_order) == 2 and math.isclose(sum(probe.probs), 1.0, rel_tol=1e-6)
+    assert 0.0 < probe.mass <= 1.0 and probe.tokens > 0
+    assert ctx.ledger.spent == probe.tokens  # both orders settled from the server's usage
+
+
+def test_a_wrong_key_is_moved_to_the_panels_clear_favourite_without_the_writer(tmp_path: Path) -> None:
+    from refinelab.agents.refiner import refine
+    from refinelab.schema import Diagnostic
+    from refinelab.state import EditTask
+
+    writer = ScriptedChatModel(respond=lambda m: "{}")
+    ctx = make_context(tmp_path, writer, options={"panel_method": "logprobs"})
+    item = _item(5, answer=0)
+    ctx.store.load_items([item, _item(6, answer=0)])
+    ctx.store.put_diagnostics([
+        Diagnostic(item_id=item.id, check="panel", flag=True, score=0.0,
+                   evidence={"answers": {"m": 2}, "pooled": [0.1, 0.1, 0.7, 0.1]}),
+        Diagnostic(item_id="q06", check="panel", flag=False, score=1.0,
+                   evidence={"answers": {"m": 2}, "pooled": [0.3, 0.2, 0.35, 0.15]})])
+    moved = refine(ctx, EditTask(edit_id="e1", item_id=item.id, operation="fix", round=1))
+    assert moved.item is not None and moved.item.answer == 2 and moved.tokens == 0 and writer.calls == 0
+    assert moved.item.choices == item.choices and moved.item.question == item.question
+    thin = refine(ctx, EditTask(edit_id="e2", item_id="q06", operation="fix", round=1))
+    assert writer.calls >= 1 and thin.error  # margin 0.05: no measured move, the writer is asked instead

@@ -1,0 +1,53 @@
+"""`refinelab screen` as its own process: bad input exits 2 with one line; a calibrated screen on the real
+embedded server writes one line per item, calibration.json and a summary with the tokens spent."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.sec_helpers import cli, one_line_error
+
+REPO = Path(__file__).resolve().parents[2]
+MMLU_DEV = REPO.parent / "shared" / "data" / "mmlu" / "dev"
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "REFINELAB_RUNS_DIR": str(tmp_path / "runs"),
+            "REFINELAB_CACHE_PATH": str(tmp_path / "cache.sqlite")}
+
+
+def test_screen_refuses_bad_input_with_one_line(tmp_path: Path) -> None:
+    missing = cli(["screen", str(tmp_path / "nope.jsonl"), "--quiet"], _env(tmp_path), tmp_path)
+    assert missing.returncode == 2 and "nope.jsonl" in one_line_error(missing)
+    bad = tmp_path / "calibration.json"
+    bad.write_text(json.dumps({"features": ["a"], "mean": [0], "scale": [0], "coef": [1], "intercept": 0}))
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"id": "a", "question": "q?", "choices": ["x", "y"], "answer": 0}) + "\n")
+    proc = cli(["screen", str(data), "--calibration", str(bad), "--quiet", "--out", str(tmp_path / "o")],
+               _env(tmp_path), tmp_path)
+    line = one_line_error(proc)
+    assert proc.returncode == 2 and "calibration.json" in line and "scale" in line
+    assert not (tmp_path / "o" / "screening.jsonl").exists()
+
+
+@pytest.mark.llm
+@pytest.mark.timeout(900)
+def test_calibrated_screen_on_the_embedded_model(embedded_server, tmp_path: Path) -> None:
+    out = tmp_path / "scr"
+    proc = cli(["screen", str(MMLU_DEV), "--limit", "14", "--panel", "smollm2-135m", "--calibrate", "--sample", "12",
+                "--budget", "200000", "--out", str(out), "--quiet"], _env(tmp_path), tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(x) for x in (out / "screening.jsonl").read_text().splitlines()]
+    assert len(lines) == 14 and all(0.0 <= x["p_error"] <= 1.0 for x in lines)
+    assert all(abs(sum(x["p_options"]) - 1.0) < 1e-3 for x in lines)
+    calibration = json.loads((out / "calibration.json").read_text())
+    assert calibration["sample"] == 12 and 0.0 < calibration["threshold"] < 1.0
+    assert set(calibration["estimates"]["per_type"]) <= {"wrong_groundtruth", "no_correct_answer",
+                                                        "multiple_correct_answers", "bad_options_clarity",
+                                                        "bad_question_clarity"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["screened"] == 14 and 0 < summary["tokens_spent"] <= 200000
