@@ -113,12 +113,12 @@ def test_running_totals_agree_with_the_calls_across_two_handles(tmp_path: Path) 
             else:
                 ledger.settle(reservation, 100 + i % 50, 30, failed=i % 11 == 0)
 
+    dangling = first.reserve(250, CallTag())  # in flight when the process dies
     threads = [threading.Thread(target=spend, args=(ledger, 200)) for ledger in (first, second, first, second)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    dangling = first.reserve(250, CallTag())  # in flight when the process dies
     with sqlite3.connect(path) as db:
         spent, reserved = db.execute(_SPENT_SQL).fetchone()
     assert (first.spent, second.spent) == (spent, spent) and reserved == 250
