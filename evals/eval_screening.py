@@ -249,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--deadline", type=float, default=0.0, help="seconds of asking per set; 0 = none")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", default="runs/evals/screening")
+    parser.add_argument("--cache-path", default=None, help="response cache (default: WORK_DIR/cache.sqlite)")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="token cap; 1 = score only what the response cache already holds")
     parser.add_argument("--tag", default="screening")
     parser.add_argument("--write-shipped-model", action="store_true",
                         help="fit the member-independent combiner on every answered row and write it to "
@@ -259,8 +262,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     members = [m.strip() for m in args.members.split(",") if m.strip()]
     contexts: dict[str, str] = {}
     hooks = RunHooks(passages=lambda item: contexts.get(item.id, "")[:CONTEXT_CHARS])
-    settings = load_settings(overrides={"cache_path": str(Path(args.work_dir) / "cache.sqlite")})
-    ctx = open_run_context(Path(args.work_dir), settings=settings, budget=None, hooks=hooks,
+    cache = args.cache_path or str(Path(args.work_dir) / "cache.sqlite")
+    settings = load_settings(overrides={"cache_path": cache})
+    ctx = open_run_context(Path(args.work_dir), settings=settings, budget=args.budget, hooks=hooks,
                            options=RunOptions(panel=members, panel_orders=args.orders))
     sets = {"retriever": lambda: retriever_rows(root), "dev": lambda: dev_rows(root)}
     results: dict[str, Any] = {}

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 DifficultyMethod = Literal["rating", "elo", "irt"]
 ValidatorName = Literal["pot", "rag", "pot_or_rag"]
+ReviewMode = Literal["ask", "auto-accept", "auto-reject"]
 
 
 class RunOptions(BaseModel):
@@ -79,6 +80,14 @@ class RunOptions(BaseModel):
     rag_k: int = Field(4, ge=1, le=50, description="passages retrieved per item")
     rag_min_score: float = Field(0.2, ge=-1.0, le=1.0,
                                  description="below this best cosine the passages are off-topic: skip the judge")
+
+    # --- human review (graph/review.py, docs/review.md)
+    review: ReviewMode = Field("auto-reject", description="edits the validator cannot decide, passes below "
+                               "`review_evidence_bar` and flagged items no edit fixed: `ask` pauses the run for a "
+                               "person (`refinelab review RUN_ID`); `auto-accept`/`auto-reject` decide by policy")
+    review_evidence_bar: float = Field(0.0, ge=0.0, le=1.0, description="a passed edit whose evidence strength "
+                                       "(1 = the pack's own method decided, 0.5 = its answer-check fallback) is "
+                                       "below this goes to review; 0 = every pass commits, as before")
 
     @field_validator("operations")
     @classmethod

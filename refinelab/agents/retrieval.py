@@ -1,5 +1,5 @@
 """The run's retriever: FAISS over the built-in Wikipedia corpus, a `wikipedia:NAME` subset, a user corpus
-(`options.rag_corpus`) or a ready one (`hooks.retriever`), built or loaded once per process.
+(`options.rag_corpus`, or the item's pack's `corpus:`) or a ready one (`hooks.retriever`), built or loaded once per process.
 
 Its own module because two agents read passages: the RAG validator and the retrieval-conditioned panel
 member.
@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from refinelab.agents.context import AgentContext
+from refinelab.schema import QAItem
 from refinelab.tools.corpus import Corpus
 from refinelab.tools.retrieval import Retriever, default_retriever
 
@@ -19,9 +20,11 @@ _RETRIEVERS: dict[str, Retriever] = {}
 _RETRIEVER_LOCK = threading.Lock()
 
 
-def get_retriever(ctx: AgentContext) -> Retriever:
-    """The retriever for this run's corpus, built or loaded once per process."""
-    spec: Retriever | Corpus | str | None = ctx.hooks.retriever or ctx.options.rag_corpus
+def get_retriever(ctx: AgentContext, item: QAItem | None = None) -> Retriever:
+    """The retriever for this item's corpus — `hooks.retriever`, else its pack's `corpus:` (docs/packs.md),
+    else the run's — built or loaded once per process (its index persisted per corpus fingerprint)."""
+    pack_corpus = ctx.pack(item).corpus if item is not None else None
+    spec: Retriever | Corpus | str | None = ctx.hooks.retriever or pack_corpus or ctx.options.rag_corpus
     if isinstance(spec, Retriever):
         return spec
     if spec is None or str(spec) == "wikipedia":

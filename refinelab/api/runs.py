@@ -6,16 +6,18 @@ LangGraph checkpoints, trace.jsonl and the outputs. `resume(run_id)` rebuilds th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langgraph.types import Command
 from pydantic import ValidationError
 
 from refinelab.agents.context import AgentContext
@@ -25,6 +27,7 @@ from refinelab.api.results import SaveFormat, read_run_json, refined_items
 from refinelab.api.results import save as save_results
 from refinelab.api.results import to_hf as results_to_hf
 from refinelab.api.run_folders import (
+    RunFolder,
     claim_existing,
     claim_new,
     saved_models,
@@ -56,6 +59,12 @@ class RunResult:
     run_id: str
     run_dir: Path
     report: dict[str, Any] = field(default_factory=dict)
+    pending_review: int = 0  # decisions the run waits for (`refinelab review RUN_ID`); 0 = finished
+
+    @property
+    def paused(self) -> bool:
+        """The run stopped at human review (`review="ask"`) and has no outputs yet."""
+        return self.pending_review > 0
 
     @property
     def refined_path(self) -> Path:
@@ -101,20 +110,31 @@ def as_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
     return RunOptions.model_validate(dict(options or {}))
 
 
-def _checkpointer(run_dir: Path) -> Any:
+@contextlib.contextmanager
+def checkpointer(run_dir: Path) -> Iterator[Any]:
+    """The run's checkpoint saver, its connection closed afterwards: a connection left open while another
+    process (`refinelab review`, `resume`) writes and checkpoints the log can read a malformed image."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    connection = sqlite3.connect(str(run_dir / "checkpoints.sqlite"), check_same_thread=False)
+    conn = sqlite3.connect(str(run_dir / "checkpoints.sqlite"), check_same_thread=False)
     # WAL + synchronous=NORMAL: every write still survives a killed process (what resume relies on);
     # FULL fsynced each task's writes, the largest cost of a cached re-run (see docs/performance.md).
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    return SqliteSaver(connection)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield SqliteSaver(conn)
+    finally:
+        conn.close()
 
 
-def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | None,
+def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Command[Any] | None,
                on_event: ProgressCallback | None, thread_id: str | None = None) -> RunResult:
-    graph = build_graph(checkpointer=_checkpointer(ctx.run_dir))
+    with checkpointer(ctx.run_dir) as saver:
+        return _stream(build_graph(checkpointer=saver), ctx, run_id, first_input, on_event, thread_id)
+
+
+def _stream(graph: Any, ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Command[Any] | None,
+            on_event: ProgressCallback | None, thread_id: str | None) -> RunResult:
     # LangGraph runs a step's parallel tasks (the edits fanned out to refine/validate) on a pool sized by
     # max_concurrency, by default min(32, cores + 4): 6 here, which left a 64-slot fleet mostly idle.
     roles = ctx.settings.roles
@@ -133,11 +153,43 @@ def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Non
         except EndpointUnavailable as exc:  # stopped, not finished: the checkpoint lets `resume` continue
             ctx.tracer.flush()
             raise exc.for_run(run_id, ctx.run_dir, ctx.store.status_counts(), ctx.ledger.spent) from None
-        root.outputs = {"counts": ctx.store.status_counts(), "spent": ctx.ledger.spent}
+        pending = len(graph.get_state(config).interrupts)  # paused at human review (graph/review.py)
+        root.outputs = {"counts": ctx.store.status_counts(), "spent": ctx.ledger.spent, "pending_review": pending}
     ctx.tracer.flush()
     report_path = ctx.run_dir / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    return RunResult(run_id=run_id, run_dir=ctx.run_dir, report=report)
+    report = json.loads(report_path.read_text()) if report_path.exists() and not pending else {}
+    return RunResult(run_id=run_id, run_dir=ctx.run_dir, report=report, pending_review=pending)
+
+
+def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | Path | None,
+                     settings: Settings | None, run_id: str | None, options: RunOptions, hooks: RunHooks | None,
+                     prompts_dir: str | None) -> tuple[RunFolder, AgentContext]:
+    """Create and lock a new run folder with its sealed settings.json and the dataset in its store; the
+    context of the run (refine, and the Studio graph). Nothing is left behind when this fails."""
+    settings = settings or load_settings()
+    if isinstance(targets, str | Path):
+        targets = load_targets(targets)
+    targets = targets or Targets()
+    run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
+    check_prompts(prompts_dir)  # a bad or unsafe prompt folder fails before the run folder exists
+    folder = claim_new(settings.runs_dir, run_id)  # inside runs_dir, locked, or RunExists/RunBusy
+    run_dir = folder.path
+    try:
+        atomic_write_text(run_dir / "settings.json", json.dumps({
+            "settings": json.loads(settings.model_dump_json()), "budget": budget,
+            "targets": targets.model_dump(), "prompts_dir": prompts_dir,
+            "options": options.model_dump(mode="json"), "dataset": dataset.name,
+        }, indent=2, default=str))
+        seal_settings(run_dir)  # resume trusts settings.json only with this user's seal
+        ctx = open_run_context(run_dir, settings=settings, budget=budget, targets=targets, options=options,
+                               hooks=hooks, prompts_dir=prompts_dir)
+        ctx.store.set_meta("run_id", run_id)
+        ctx.store.load_items(dataset.items)
+        ctx.store.add_rejected(dataset.rejected)
+    except BaseException:
+        folder.discard()  # nothing half-written: a run that never started leaves no folder behind
+        raise
+    return folder, ctx
 
 
 def refine(
@@ -168,33 +220,28 @@ def refine(
         first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
         raise DataError(dataset.name, None, None,
                         f"no valid items to refine ({len(dataset.rejected)} invalid row(s){first})")
-    settings = settings or load_settings()
-    if isinstance(targets, str | Path):
-        targets = load_targets(targets)
-    targets = targets or Targets()
-    run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
-    check_prompts(prompts_dir)  # a bad or unsafe prompt folder fails before the run folder exists
-    folder = claim_new(settings.runs_dir, run_id)  # inside runs_dir, locked, or RunExists/RunBusy
-    run_dir = folder.path
-    try:
-        atomic_write_text(run_dir / "settings.json", json.dumps({
-            "settings": json.loads(settings.model_dump_json()), "budget": budget,
-            "targets": targets.model_dump(), "prompts_dir": prompts_dir,
-            "options": options.model_dump(mode="json"), "dataset": dataset.name,
-        }, indent=2, default=str))
-        seal_settings(run_dir)  # resume trusts settings.json only with this user's seal
-        ctx = open_run_context(run_dir, settings=settings, budget=budget, targets=targets, options=options,
-                               hooks=hooks, prompts_dir=prompts_dir)
-        ctx.store.set_meta("run_id", run_id)
-        ctx.store.load_items(dataset.items)
-        ctx.store.add_rejected(dataset.rejected)
-    except BaseException:
-        folder.discard()  # nothing half-written: a run that never started leaves no folder behind
-        raise
+    folder, ctx = start_run_folder(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id,
+                                   options=options, hooks=hooks, prompts_dir=prompts_dir)
+    run_id = folder.path.name
     try:
         return _run_graph(ctx, run_id, {"run_id": run_id}, on_event)
     finally:
         folder.release()
+
+
+def saved_context(folder: RunFolder, hooks: RunHooks | None) -> AgentContext:
+    """The context of a claimed run folder, rebuilt from its sealed settings.json (resume, review)."""
+    saved = folder.saved or {}
+    settings, targets = saved_models(saved, folder.path)
+    check_prompts(saved.get("prompts_dir"))
+    try:
+        options = as_options(saved.get("options"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in ("options", *first["loc"]))
+        raise DataError(str(folder.path / "settings.json"), None, field, first["msg"]) from None
+    return open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,
+                            prompts_dir=saved.get("prompts_dir"))
 
 
 def resume(
@@ -211,17 +258,7 @@ def resume(
     from another machine or user, or edited): it decides endpoints, keys, cache and prompts."""
     folder = claim_existing(runs_dir, run_id, trust=trust)  # read-only checks, then the lock (or RunBusy)
     try:
-        saved = folder.saved or {}
-        settings, targets = saved_models(saved, folder.path)
-        check_prompts(saved.get("prompts_dir"))
-        try:
-            options = as_options(saved.get("options"))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in ("options", *first["loc"]))
-            raise DataError(str(folder.path / "settings.json"), None, field, first["msg"]) from None
-        ctx = open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,
-                               prompts_dir=saved.get("prompts_dir"))
+        ctx = saved_context(folder, hooks)
         ctx.ledger.abandon_in_flight()
         # The checkpoint thread is the id the run was created with (stored inside the folder), so a
         # renamed or copied folder resumes as itself.

@@ -130,6 +130,14 @@ def _progress_mode(quiet: bool, as_json: bool) -> str:
 
 
 def _print_result(result: object, as_json: bool) -> None:
+    if getattr(result, "paused", False):  # stopped at human review: no outputs yet
+        line = {"run_id": result.run_id, "pending_review": result.pending_review}  # type: ignore[attr-defined]
+        if as_json:
+            out.print_json(json.dumps({"result": line}))
+        else:
+            out.print(f"run {line['run_id']} paused: {line['pending_review']} decision(s) pending; "
+                      f"run `refinelab review {line['run_id']}`")
+        return
     report = result.report  # type: ignore[attr-defined]
     summary = {
         "run_id": result.run_id, "run_dir": str(result.run_dir),  # type: ignore[attr-defined]
@@ -188,6 +196,8 @@ def refine_command(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
     batch: Annotated[bool, typer.Option("--batch", help="profile label calls through the OpenAI Batch API "
                                                        "(half price on hosted APIs)")] = False,
+    review: Annotated[str, typer.Option(help="undecided edits, weak passes, unfixed flagged items: ask (pause for "
+                                        "`refinelab review`) | auto-accept | auto-reject")] = "auto-reject",
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines of progress, then a JSON result")] = False,
@@ -215,9 +225,11 @@ def refine_command(
     if wanted is not None and not wanted:
         fail(ConfigError("--operations: name at least one operation"))
     try:
-        options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus, batch=batch)
+        options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus,
+                             review=review, batch=batch)  # type: ignore[arg-type]
     except ValueError as exc:
-        fail(ConfigError(f"--operations: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"))
+        flag = "--review" if "review" in str(exc) else "--operations"
+        fail(ConfigError(f"{flag}: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"))
     _run_and_report(lambda view: run_refine(dataset, budget=budget, targets=resolved, settings=settings,
                                             run_id=run_id, prompts_dir=str(prompts) if prompts else None,
                                             on_event=view, options=options), quiet, as_json)
@@ -312,6 +324,7 @@ def _mount_optional() -> None:
     from refinelab.cli.report import export_command, report_command
     app.command("report")(report_command)
     app.command("export")(export_command)
+    from refinelab.cli.review import review_command; app.command("review")(review_command)  # noqa: E702, I001
     try:
         from refinelab.cli.sandbox import sandbox_app
     except ImportError:

@@ -20,16 +20,26 @@ from typing import Any, TypeVar
 
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
-from langgraph.types import Command, Send
+from langgraph.types import Command, Send, interrupt
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.pilot import pilot_summary, pilot_tasks
 from refinelab.agents.planner_agent import plan_round, plan_summary
 from refinelab.agents.profiler import profile_items
 from refinelab.agents.refiner import refine
+from refinelab.agents.validation.strength import review_kind
 from refinelab.agents.validation.verdicts import validate
 from refinelab.errors import BudgetExhausted, EndpointUnavailable
 from refinelab.graph.outputs import write_outputs
+from refinelab.graph.review import (
+    ReviewDecision,
+    ReviewRequest,
+    edited_item,
+    parse_decision,
+    policy_decision,
+    record,
+    recorded,
+)
 from refinelab.operations import operation
 from refinelab.schema import Cell, QAItem
 from refinelab.state import PILOT_ROUND, Candidate, EditTask, EditTaskState, RefineState, Verdict
@@ -152,10 +162,10 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
 
 
 def dispatch(state: RefineState) -> list[Send] | str:
-    """Fan out: one `Send` per planned edit; nothing to do goes straight to finalize."""
+    """Fan out: one `Send` per planned edit; nothing to do goes to wrap_up (then finalize)."""
     tasks = state.get("tasks") or []
     if not tasks:
-        return "finalize"
+        return "wrap_up"
     return [Send("refine", task) for task in tasks]
 
 
@@ -209,19 +219,97 @@ def validate_node(payload: EditTaskState, runtime: Runtime[AgentContext]) -> Com
 
 
 def route_after_validate(ctx: AgentContext, task: EditTask, verdict: Verdict, after: QAItem | None) -> Command[Any]:
-    """The router: pass → commit; fail with attempts left → refine again with the reason; else give up."""
-    if verdict.passed:
+    """The router: pass → commit; fail with attempts left → refine again with the reason; else give up.
+    A pass below the evidence bar, or a last attempt the validator could not decide, goes to review."""
+    kind = review_kind(verdict, ctx.options.review_evidence_bar)
+    out_of_budget = verdict.method == "budget" or "budget exhausted" in verdict.reason
+    if verdict.passed and kind is None:
         _commit(ctx, task, after)
         ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, "committed", verdict.reason,
                               task.attempt + 1)
         return Command(update={"outcomes": [task.edit_id]}, goto="collect")
-    out_of_budget = verdict.method == "budget" or "budget exhausted" in verdict.reason
-    if task.attempt + 1 < ctx.settings.max_attempts and not out_of_budget:
+    if not verdict.passed and task.attempt + 1 < ctx.settings.max_attempts and not out_of_budget:
         retry = dataclasses.replace(task, attempt=task.attempt + 1, feedback=verdict.reason)
         return Command(goto=Send("refine", retry.payload()))
+    if kind is not None and not out_of_budget:
+        request = ReviewRequest(key=task.edit_id, kind=kind, item_id=task.item_id, edit_id=task.edit_id,
+                                attempt=task.attempt, operation=task.operation, round=task.round,
+                                reason=verdict.reason, method=verdict.method)
+        if ctx.options.review == "ask":
+            return Command(goto=Send("review", request.model_dump()))
+        return apply_review(ctx, request, policy_decision(ctx.options.review))
     ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, "gave_up",
                           f"kept the original: {verdict.reason}", task.attempt + 1)
     return Command(update={"outcomes": [task.edit_id]}, goto="collect")
+
+
+# ------------------------------------------------------------------------------------------ review
+
+@node(reads=("edit task",), writes=("outcomes",))
+def review_node(payload: dict[str, Any], runtime: Runtime[AgentContext]) -> Command[Any]:
+    """Pause for a person (`interrupt`); resumed with a `ReviewDecision`. `skip` asks again later.
+
+    Nothing before the `interrupt` has side effects: LangGraph re-runs the node from the top on resume."""
+    ctx = runtime.context
+    request = ReviewRequest.model_validate(payload)
+    decision = parse_decision(interrupt(request.model_dump()), f"review of {request.key}")
+    while decision.decision == "skip":
+        decision = parse_decision(interrupt(request.model_dump()), f"review of {request.key}")
+    with ctx.tracer.span(f"review:{request.kind}", "chain", request.model_dump(), tags=["review"]) as run:
+        command = apply_review(ctx, request, decision.stamped("reviewer"))
+        run.outputs = {"decision": decision.decision, "by": decision.by}
+    return command
+
+
+def apply_review(ctx: AgentContext, request: ReviewRequest, decision: ReviewDecision) -> Command[Any]:
+    """Carry out a decision: commit the proposal (accept), the reviewer's version (edit), or keep the
+    original (reject); for a flagged item, accept removes it. Recorded with who/when."""
+    decision = decision.model_copy(update={"key": request.key})
+    by = decision.by or "reviewer"
+    if request.kind == "unfixable":
+        if decision.decision == "accept":
+            ctx.store.mark(request.item_id, "removed", f"flag accepted in review by {by}: {request.reason}")
+        elif decision.decision == "edit":
+            ctx.store.replace_item(edited_item(ctx.store.item(request.item_id), decision, "review"), "edited")
+        record(ctx, request, decision)
+        return Command(goto=request.goto)
+    assert request.edit_id is not None and request.attempt is not None  # edit cases always carry them
+    task = EditTask(edit_id=request.edit_id, item_id=request.item_id, operation=request.operation,
+                    round=request.round, attempt=request.attempt)
+    after = ctx.store.attempt_after(request.edit_id, request.attempt)
+    if decision.decision in ("accept", "edit"):
+        if decision.decision == "edit":
+            after = edited_item(after or ctx.store.item(request.item_id), decision, request.operation)
+        _commit(ctx, task, after)
+        status, reason = "committed", f"{decision.decision}ed in review by {by}: {request.reason}"
+    else:
+        status, reason = "gave_up", f"kept the original: rejected in review by {by}: {request.reason}"
+    ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, status, reason, task.attempt + 1)
+    record(ctx, request, decision)
+    return Command(update={"outcomes": [task.edit_id]}, goto="collect")
+
+
+def leftover_requests(ctx: AgentContext) -> list[ReviewRequest]:
+    """Flagged items still as they came in (no edit fixed them) that no one has decided on yet."""
+    statuses, decided = ctx.store.statuses(), recorded(ctx)
+    return [ReviewRequest(key=f"item:{d.item_id}", kind="unfixable", item_id=d.item_id, goto="finalize",
+                          reason=f"screening flagged it ({d.evidence.get('error_type') or 'error'}, p_error "
+                                 f"{d.evidence.get('p_error')}) and no edit fixed it", method="screening")
+            for d in ctx.store.diagnostics("error")
+            if d.flag and statuses.get(d.item_id) == "kept" and f"item:{d.item_id}" not in decided]
+
+
+def _finish(ctx: AgentContext, update: dict[str, Any]) -> Command[Any]:
+    """Go to finalize — through review of the flagged items no edit fixed, when asked to."""
+    mode = ctx.options.review
+    leftovers = leftover_requests(ctx) if mode != "auto-reject" and not ctx.options.dry_run else []
+    if mode == "ask" and leftovers:
+        return Command(update=update, goto=[Send("review", r.model_dump()) for r in leftovers])
+    for request in leftovers:  # auto-accept: the flags stand, the items go
+        apply_review(ctx, request, policy_decision(mode))
+    if leftovers:
+        update = {**update, "counts": ctx.store.status_counts()}
+    return Command(update=update, goto="finalize")
 
 
 def _commit(ctx: AgentContext, task: EditTask, after: QAItem | None) -> None:
@@ -274,7 +362,13 @@ def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
         run.outputs = {"stop": stop, "available": available}
     update = {"phase": "finalize" if stop else "plan", "counts": ctx.store.status_counts(), "ledger": _ledger(ctx),
               "stop_reason": stop, "collected_round": round_}
-    return Command(update=update, goto="finalize" if stop else "plan")
+    return _finish(ctx, update) if stop else Command(update=update, goto="plan")
+
+
+@node(reads=(), writes=("counts",))
+def wrap_up(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
+    """A plan with nothing to do ends the run here: through review of unfixed flagged items, when asked."""
+    return _finish(runtime.context, {"counts": runtime.context.store.status_counts()})
 
 
 @node(reads=("plans", "stop_reason"), writes=("phase", "counts", "ledger"))

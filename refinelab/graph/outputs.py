@@ -9,6 +9,7 @@ from typing import Any
 
 from refinelab.agents.context import AgentContext
 from refinelab.atomic import atomic_write_text
+from refinelab.graph.review import recorded
 from refinelab.io import write_jsonl
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, jensen_shannon
 from refinelab.operations import writes_new_item
@@ -36,19 +37,45 @@ def metrics(ctx: AgentContext, items: list[QAItem]) -> dict[str, Any]:
     }
 
 
+def change_lines(ctx: AgentContext, edits: list[dict[str, Any]], originals: list[QAItem]) -> list[str]:
+    """One line per attempt; a reviewed edit's last attempt carries `review` (decision, by, at, kind), and a
+    decision on a flagged item no edit fixed is a line of its own (operation `review`)."""
+    decisions = recorded(ctx)
+    lines = []
+    for e in edits:
+        line = {k: e[k] for k in ("edit_id", "round", "attempt", "item_id", "operation", "target",
+                                  "before", "after", "verdict", "reason", "evidence", "tokens")}
+        case = decisions.get(e["edit_id"])
+        if case is not None and case["request"].get("attempt") == e["attempt"]:
+            line["review"] = {"kind": case["request"]["kind"], **case["decision"]}
+        lines.append(json.dumps(line, ensure_ascii=False))
+    by_id = {i.id: i for i in originals}
+    statuses = ctx.store.statuses()
+    for key, case in decisions.items():
+        request = case["request"]
+        if request["kind"] != "unfixable":
+            continue
+        before = by_id.get(request["item_id"])
+        after = ctx.store.item(request["item_id"]) if statuses.get(request["item_id"]) != "removed" else None
+        lines.append(json.dumps({
+            "edit_id": key, "round": None, "attempt": 0, "item_id": request["item_id"], "operation": "review",
+            "target": "", "before": before.model_dump() if before else None,
+            "after": after.model_dump() if after else None, "verdict": case["decision"]["decision"],
+            "reason": request["reason"], "evidence": {"method": "screening"}, "tokens": 0,
+            "review": {"kind": "unfixable", **case["decision"]}}, ensure_ascii=False))
+    return lines
+
+
 def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
     run_dir = ctx.run_dir
     refined = ctx.store.items(("kept", "edited", "new"))
     paths = {"refined": write_jsonl(refined, run_dir / "refined.jsonl")}
 
     edits = ctx.store.edits()
-    lines = [json.dumps({k: e[k] for k in ("edit_id", "round", "attempt", "item_id", "operation", "target",
-                                           "before", "after", "verdict", "reason", "evidence", "tokens")},
-                        ensure_ascii=False) for e in edits]
-    atomic_write_text(run_dir / "changes.jsonl", "".join(x + "\n" for x in lines))
+    originals = [QAItem.model_validate_json(r) for r in ctx.store.original_items()]
+    atomic_write_text(run_dir / "changes.jsonl", "".join(x + "\n" for x in change_lines(ctx, edits, originals)))
     paths["changes"] = run_dir / "changes.jsonl"
 
-    originals = [QAItem.model_validate_json(r) for r in ctx.store.original_items()]
     accounted = ctx.store.originals()
     outcomes = ctx.store.outcomes()
     statuses = ctx.store.statuses()
@@ -70,6 +97,8 @@ def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
         "metrics_before": metrics(ctx, originals),
         "metrics_after": metrics(ctx, refined),
         "plans": state.get("plans", []),
+        "reviews": dict(Counter(f"{r['request']['kind']}:{r['decision']['decision']}"
+                                for r in recorded(ctx).values())),
         "ledger": ctx.ledger.summary(),
     }
     atomic_write_text(run_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str))

@@ -1,7 +1,9 @@
 """Prompt templates and domain packs, as files: YAML with Jinja templates and `include:` inheritance.
 
 A pack (`packs/NAME.yaml`) names a parent with `include:`, may override single prompts under
-`prompts:`, and sets pack options (e.g. `validator:`). Prompts themselves live in
+`prompts:`, and sets pack options (e.g. `validator:`). It may name its validator `tools:` (built-in
+methods, `module:function` references or `refinelab.tools` entry-point names; the validator's router
+chooses among them) and a retrieval `corpus:` (a JSONL file or folder, relative to the pack file). Prompts themselves live in
 `default/PROMPT.yaml` (`system:` and `user:` templates). A user folder passed as `user_dir` may hold
 `packs/NAME.yaml` (new or overriding packs) and `PROMPT.yaml` files that override a default prompt
 for every pack — no code needed.
@@ -22,6 +24,9 @@ from refinelab.safeload import load_yaml
 
 HERE = Path(__file__).resolve().parent
 _PACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# a tool reference: a built-in method or entry-point name, or an importable `package.module:attribute`
+TOOL_REF = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MAX_TOOLS = 16
 
 
 class PromptError(ConfigError, ValueError):
@@ -38,6 +43,8 @@ class Pack:
     sources: dict[str, str] = field(default_factory=dict)  # prompt name → file it came from
     options: dict[str, Any] = field(default_factory=dict)
     chain: list[str] = field(default_factory=list)  # include chain, most specific first
+    tools: list[str] = field(default_factory=list)  # validator tools the router chooses among ([] = `validator:`)
+    corpus: str | None = None  # retrieval corpus for this pack's items (absolute path), None = the run's
 
     def messages(self, prompt: str, **variables: Any) -> list[dict[str, str]]:
         """Render one prompt into chat messages."""
@@ -88,6 +95,28 @@ def _check_templates(path: Path, prompts: Any) -> None:
                 raise PromptError(f"{path}: prompt {name!r}, {role} template: {type(exc).__name__}: {exc}") from None
 
 
+def _tool_refs(path: Path, value: Any) -> list[str]:
+    """`tools:` as a list of references, each checked for shape only (loading happens when a run uses it)."""
+    if not isinstance(value, list) or len(value) > MAX_TOOLS:
+        raise PromptError(f"{path}: tools: expected a list of at most {MAX_TOOLS} tool names")
+    for index, ref in enumerate(value):
+        if not isinstance(ref, str) or not TOOL_REF.fullmatch(ref):
+            raise PromptError(f"{path}: tools[{index}]: {ref!r} is not a tool name, an entry-point name or "
+                              "a `package.module:function` reference")
+    return list(value)
+
+
+def _corpus_path(path: Path, value: Any) -> str:
+    """`corpus:` as an absolute path (relative ones are read next to the pack file); it must exist."""
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise PromptError(f"{path}: corpus: expected a path to a JSONL file or a folder")
+    corpus = Path(value).expanduser()
+    corpus = corpus if corpus.is_absolute() else path.parent / corpus
+    if not corpus.exists():
+        raise PromptError(f"{path}: corpus: {corpus} does not exist")
+    return str(corpus.resolve())
+
+
 class PromptLibrary:
     """Finds packs in the user folder first, then the packaged ones."""
 
@@ -128,7 +157,12 @@ class PromptLibrary:
         parent = data.pop("include", None)
         pack = self._resolve(parent, [*seen, name]) if parent else Pack(name=name)
         pack = Pack(name=name, description=pack.description, prompts=dict(pack.prompts),
-                    sources=dict(pack.sources), options=dict(pack.options), chain=[name, *pack.chain])
+                    sources=dict(pack.sources), options=dict(pack.options), chain=[name, *pack.chain],
+                    tools=list(pack.tools), corpus=pack.corpus)
+        if "tools" in data:
+            pack.tools = _tool_refs(path, data.pop("tools"))
+        if "corpus" in data:
+            pack.corpus = _corpus_path(path, data.pop("corpus"))
         if "prompts_dir" in data:
             folder = HERE / str(data.pop("prompts_dir"))
             if user_file or not folder.resolve().is_relative_to(HERE):

@@ -1,2 +1,3 @@
 """Validation as one package: structural checks, the answer check, PoT, RAG, routing between them, and
-the verdicts. Imports flow one way: verdicts → routing → pot, rag → answer, structural."""
+the verdicts. Imports flow one way: verdicts → tools → routing → pot, rag → answer;
+verdicts → structural, strength (review's reading of a verdict)."""

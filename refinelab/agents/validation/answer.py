@@ -18,7 +18,8 @@ def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     try:
         result = ctx.client("validator").structured(messages, AnswerOut, tag)
     except LLMCallFailed as exc:
-        return Verdict(False, f"validator could not answer: {exc}", "answer", {"raw": exc.raw_outputs}, exc.tokens)
+        return Verdict(False, f"validator could not answer: {exc}", "answer",
+                       {"outcome": "unanswered", "raw": exc.raw_outputs}, exc.tokens)
     picked = result.parsed.answer
     evidence = {"validator_answer": picked, "key": item.answer_letter, "reasoning": result.parsed.reasoning}
     if picked == item.answer_letter:

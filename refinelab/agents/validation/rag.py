@@ -55,7 +55,7 @@ def retrieve(ctx: AgentContext, item: QAItem, k: int) -> list[Passage]:
     queries = [query_for(item), " ".join(item.question.split()[-QUERY_WORDS:])]
     with ctx.tracer.span("wikipedia_search", "tool", {"queries": queries, "k": k, "item_id": item.id}) as run:
         best: dict[str, Passage] = {}
-        for hits in get_retriever(ctx).search_many(queries, k=k):
+        for hits in get_retriever(ctx, item).search_many(queries, k=k):
             for p in hits:
                 if p.id not in best or (p.score or 0) > (best[p.id].score or 0):
                     best[p.id] = p

@@ -3,7 +3,8 @@ for profiling, and `to_validator_verdict` for the shape error screening pools.
 
 Structural checks come first; then the model-based method the item's domain pack names (`routing`):
 `answer` (an independent model must pick the key), `pot` (Python computing the answer, run in the
-sandbox), `rag` (retrieved passages judge the key). Every verdict carries its evidence; a failure carries
+sandbox), `rag` (retrieved passages judge the key) — or, when the pack lists `tools:`, the one of them
+the router picks (`tools`: built-ins, LangChain tools, entry points). Every verdict carries its evidence; a failure carries
 a reason the refiner can act on.
 """
 
@@ -14,6 +15,7 @@ from refinelab.agents.validation.answer import answer_check
 from refinelab.agents.validation.fix_evidence import check_fix
 from refinelab.agents.validation.routing import available_validators, choose_method
 from refinelab.agents.validation.structural import structural_problems
+from refinelab.agents.validation.tools import tools_check
 from refinelab.metrics.error_checks import ValidatorVerdict
 from refinelab.operations import Op, operation
 from refinelab.schema import QAItem
@@ -41,6 +43,8 @@ def validate(ctx: AgentContext, task: EditTask, candidate: Candidate) -> Verdict
 
 
 def _method_verdict(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
+    if ctx.pack(item).tools:  # the pack names its tools: the router chooses among them
+        return tools_check(ctx, task, item)
     method = choose_method(ctx, item)
     if method != "answer":
         verdict: Verdict = available_validators(ctx)[method](ctx, task, item)
@@ -56,6 +60,8 @@ def check_original(ctx: AgentContext, item: QAItem) -> Verdict:
     """Validate an existing (suspect) item with its pack's method, for profiling. No structural checks:
     profiling runs those itself."""
     task = EditTask(edit_id=f"check:{item.id}", item_id=item.id, operation="check", round=CHECK_ROUND)
+    if ctx.pack(item).tools:
+        return tools_check(ctx, task, item)
     method = choose_method(ctx, item)
     if method == "answer":
         return answer_check(ctx, task, item)

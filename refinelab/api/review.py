@@ -1,0 +1,175 @@
+"""Human review of a paused run: list the pending cases, decide them, resume; export/import the queue.
+
+A run started with `review="ask"` stops at LangGraph `interrupt()`s (graph/review.py). `pending_reviews`
+reads them from the run's checkpoints and fills in what a person needs from the store: the item before and
+after, the evidence, the model's reasons. `decide` maps decisions to the interrupts by case key (an edit id,
+or `item:ID`) and resumes the graph with `Command(resume={interrupt_id: decision})`; cases left undecided
+(or `skip`ped) stay pending for the next call. `export_queue`/`read_decisions` carry the same queue as
+JSONL, for review in another tool.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph.types import Command
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.options import RunHooks
+from refinelab.api.run_folders import claim_existing
+from refinelab.api.runs import ProgressCallback, RunResult, _run_graph, checkpointer, saved_context
+from refinelab.atomic import atomic_write_text
+from refinelab.errors import DataError
+from refinelab.graph.build import build_graph
+from refinelab.graph.review import ReviewDecision, ReviewRequest, edited_item, parse_decision
+from refinelab.safeload import loads_json
+from refinelab.schema import QAItem
+
+MAX_QUEUE_BYTES = 64 * 1024 * 1024
+DECISION_FIELDS = ("key", "decision", "by", "at", "note", "item")
+
+
+@dataclass
+class ReviewCase:
+    """One pending decision, with everything a reviewer needs to make it."""
+
+    interrupt_id: str
+    request: ReviewRequest
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)  # the validator's reason, then the models' reasoning
+
+    @property
+    def key(self) -> str:
+        return self.request.key
+
+    def to_json(self) -> dict[str, Any]:
+        """The case as one line of an exported queue (`decision` left for the reviewer to fill in)."""
+        return {"key": self.key, "kind": self.request.kind, "item_id": self.request.item_id,
+                "operation": self.request.operation, "before": self.before, "after": self.after,
+                "reasons": self.reasons, "evidence": self.evidence, "decision": None}
+
+
+def _reasons(reason: str, evidence: dict[str, Any]) -> list[str]:
+    """The validator's reason, then every `reasoning` a model gave in the evidence (nested fallbacks too)."""
+    out = [reason] if reason else []
+    stack = [evidence]
+    while stack:
+        node = stack.pop()
+        for key, value in node.items():
+            if key == "reasoning" and isinstance(value, str) and value.strip():
+                out.append(value.strip())
+            elif isinstance(value, dict):
+                stack.append(value)
+    return out
+
+
+def _case(ctx: AgentContext, interrupt_id: str, value: Any) -> ReviewCase:
+    request = ReviewRequest.model_validate(value)
+    if request.kind == "unfixable":
+        before = ctx.store.item(request.item_id).model_dump()
+        diagnostic = ctx.store.diagnostic(request.item_id, "error")
+        evidence = dict(diagnostic.evidence) if diagnostic else {}
+        return ReviewCase(interrupt_id, request, before, None, evidence, _reasons(request.reason, evidence))
+    attempts = [e for e in ctx.store.edits() if e["edit_id"] == request.edit_id and e["attempt"] == request.attempt]
+    edit = attempts[-1] if attempts else {}
+    evidence = edit.get("evidence") or {}
+    return ReviewCase(interrupt_id, request, edit.get("before"), edit.get("after"), evidence,
+                      _reasons(request.reason, evidence))
+
+
+def _cases(ctx: AgentContext, thread_id: str) -> list[ReviewCase]:
+    with checkpointer(ctx.run_dir) as saver:
+        state = build_graph(checkpointer=saver).get_state({"configurable": {"thread_id": thread_id}})
+    return sorted((_case(ctx, i.id, i.value) for i in state.interrupts), key=lambda c: c.key)
+
+
+def pending_reviews(run_id: str, *, runs_dir: str | Path = "runs", trust: bool = False) -> list[ReviewCase]:
+    """The decisions run `run_id` waits for (empty when it is not paused at review)."""
+    folder = claim_existing(runs_dir, run_id, trust=trust)
+    try:
+        ctx = saved_context(folder, None)
+        try:
+            return _cases(ctx, folder.identity)
+        finally:  # a listing holds no connection while someone else decides and resumes the run
+            for handle in (ctx.store, ctx.ledger, ctx.cache):
+                if handle is not None:
+                    handle.close()
+    finally:
+        folder.release()
+
+
+def decide(run_id: str, decisions: Iterable[ReviewDecision | dict[str, Any]], *, runs_dir: str | Path = "runs",
+           reviewer: str | None = None, hooks: RunHooks | None = None, on_event: ProgressCallback | None = None,
+           trust: bool = False) -> RunResult:
+    """Apply `decisions` (by case key) to the paused run and resume it; the result says what is still
+    pending. Every decision is checked (known key, a valid edited item) before anything resumes."""
+    parsed = [parse_decision(d, f"decision {n}") for n, d in enumerate(decisions, 1)]
+    who = reviewer or getpass.getuser()
+    folder = claim_existing(runs_dir, run_id, trust=trust)
+    try:
+        ctx = saved_context(folder, hooks)
+        cases = {c.key: c for c in _cases(ctx, folder.identity)}
+        resume: dict[str, Any] = {}
+        for decision in parsed:
+            case = cases.get(decision.key)
+            if case is None:
+                raise ValueError(f"run {run_id}: no pending review case {decision.key!r}; pending: "
+                                 f"{sorted(cases)[:10]}")
+            if decision.decision == "skip":
+                continue
+            if decision.decision == "edit":
+                base = case.after or case.before
+                if base is None:
+                    raise ValueError(f"review case {decision.key!r}: nothing to edit")
+                edited_item(QAItem.model_validate(base), decision, case.request.operation or "review")
+            resume[case.interrupt_id] = decision.stamped(who).model_dump(exclude_none=True)
+        if not resume:
+            return RunResult(run_id=run_id, run_dir=folder.path, pending_review=len(cases))
+        ctx.ledger.abandon_in_flight()
+        return _run_graph(ctx, run_id, Command(resume=resume), on_event, thread_id=folder.identity)
+    finally:
+        folder.release()
+
+
+def export_queue(run_id: str, path: str | Path, *, runs_dir: str | Path = "runs", trust: bool = False) -> int:
+    """Write the pending cases as JSONL (one case a line, `decision: null`); returns how many."""
+    cases = pending_reviews(run_id, runs_dir=runs_dir, trust=trust)
+    atomic_write_text(Path(path), "".join(json.dumps(c.to_json(), ensure_ascii=False, default=str) + "\n"
+                                          for c in cases))
+    return len(cases)
+
+
+def read_decisions(path: str | Path) -> list[ReviewDecision]:
+    """Decisions from a JSONL file: an exported queue with `decision` filled in, or bare decision lines.
+    Lines whose decision is empty are skipped; a malformed one is a DataError naming file, line and field."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_QUEUE_BYTES:
+            raise DataError(str(path), None, None, f"larger than {MAX_QUEUE_BYTES} bytes")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(str(path), None, None, f"cannot be read as UTF-8 text ({type(exc).__name__})") from None
+    out = []
+    for row, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        record = loads_json(line, str(path), row)
+        if not isinstance(record, dict):
+            raise DataError(str(path), row, None, "expected a JSON object")
+        if record.get("decision") in (None, ""):
+            continue
+        if not isinstance(record.get("key"), str) or not record["key"]:
+            raise DataError(str(path), row, "key", "missing: the case key from the exported queue")
+        try:
+            out.append(parse_decision({k: record[k] for k in DECISION_FIELDS if k in record}, "line"))
+        except ValueError as exc:
+            field_name = str(exc).split("field ", 1)[-1].split(":", 1)[0]
+            raise DataError(str(path), row, field_name, str(exc).split(": ", 2)[-1]) from None
+    return out

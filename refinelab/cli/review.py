@@ -1,0 +1,136 @@
+"""`refinelab review RUN_ID`: decide a paused run's pending cases in the terminal (or by file), then resume.
+
+The library does the work (`refinelab.api.review`); this module shows each case and reads a decision:
+accept, reject, edit (the reviewer's own question/options/key), or skip (it stays pending). Decisions made
+in the terminal resume the run once all shown cases are answered; new cases the resumed run raises (the
+next round's) are shown in turn until only skipped ones are left.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from refinelab.cli.common import console, fail, out
+from refinelab.errors import RefineLabError
+
+EVIDENCE_CHARS = 1500
+CHOICES = {"a": "accept", "r": "reject", "e": "edit", "s": "skip"}
+
+
+def _item_text(item: dict[str, Any] | None) -> str:
+    if not item:
+        return "  (none: the item would be removed)" if item is None else "  (none)"
+    letters = "ABCDEFGHIJ"
+    lines = [f"  {item.get('question', '')}"]
+    for index, choice in enumerate(item.get("choices") or []):
+        mark = "*" if index == item.get("answer") else " "
+        lines.append(f"  {mark} {letters[index]}. {choice}")
+    return "\n".join(lines)
+
+
+def show_case(number: int, total: int, case: Any) -> None:
+    """One case: what is asked and why, the item before and after, the model's reasons, the evidence."""
+    request = case.request
+    out.print(f"\n[bold]case {number}/{total}[/bold] {escape(case.key)}  [dim]{request.kind}"
+              f"{' · ' + request.operation if request.operation else ''} · item {escape(request.item_id)}[/dim]",
+              highlight=False)
+    out.print("[bold]before[/bold]\n" + escape(_item_text(case.before)), highlight=False)
+    if request.kind != "unfixable":
+        out.print("[bold]after (proposed)[/bold]\n" + escape(_item_text(case.after)), highlight=False)
+    for reason in case.reasons:
+        out.print(f"[bold]reason[/bold] {escape(reason)}", highlight=False)
+    evidence = json.dumps(case.evidence, ensure_ascii=False, default=str)
+    if len(evidence) > EVIDENCE_CHARS:
+        evidence = evidence[:EVIDENCE_CHARS] + " … (cut; the full evidence is in --export)"
+    out.print(f"[dim]evidence {escape(evidence)}[/dim]", highlight=False)
+    if request.kind == "unfixable":
+        out.print("[dim]accept = the flag stands, remove the item; reject = keep it; edit = fix it yourself[/dim]")
+
+
+def _ask_edit(case: Any) -> dict[str, Any]:
+    """The reviewer's version: Enter keeps a field as proposed; options are separated by ' | '."""
+    base = case.after or case.before or {}
+    question = typer.prompt("question", default=base.get("question", ""), show_default=False)
+    choices = typer.prompt("options (A | B | …)", default=" | ".join(base.get("choices") or []), show_default=False)
+    letter = typer.prompt("key letter", default="ABCDEFGHIJ"[int(base.get("answer", 0))])
+    return {"question": question, "choices": [c.strip() for c in choices.split("|")],
+            "answer": "ABCDEFGHIJ".find(letter.strip().upper()[:1] or "?")}
+
+
+def ask(case: Any) -> dict[str, Any] | None:
+    """Read one decision; None at end of input (the case stays pending)."""
+    while True:
+        try:
+            answer = typer.prompt("[a]ccept / [r]eject / [e]dit / [s]kip").strip().lower()[:1]
+        except (EOFError, typer.Abort):
+            return None
+        if answer in CHOICES:
+            break
+        console.print("answer a, r, e or s")
+    decision: dict[str, Any] = {"key": case.key, "decision": CHOICES[answer]}
+    if decision["decision"] == "edit":
+        decision["item"] = _ask_edit(case)
+    if decision["decision"] in ("reject", "edit"):
+        decision["note"] = typer.prompt("note (optional)", default="", show_default=False)
+    return decision
+
+
+def _summary(result: Any) -> None:
+    if result.paused:
+        out.print(f"run {result.run_id}: {result.pending_review} case(s) still pending review; "
+                  f"run `refinelab review {result.run_id}` again")
+        return
+    report = result.report
+    out.print(f"run {result.run_id} finished: {report.get('stop_reason')}; reviews {report.get('reviews')}; "
+              f"output {report.get('output_items')} items; report: {result.run_dir / 'report.json'}")
+
+
+def review_command(
+    run_id: Annotated[str, typer.Argument(help="the paused run")],
+    runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
+    reviewer: Annotated[str | None, typer.Option(help="who decides (recorded); default: the login name")] = None,
+    export: Annotated[Path | None, typer.Option("--export", help="write the pending cases as JSONL and stop")] = None,
+    decisions: Annotated[Path | None, typer.Option("--import", help="apply decisions from a JSONL file")] = None,
+    trust_run: Annotated[bool, typer.Option("--trust-run", help="review a run folder this user did not write")] = False,
+) -> None:
+    """Show each decision the run waits for (before/after, evidence, reasons); accept, reject, edit or skip."""
+    from refinelab.api.review import decide, export_queue, pending_reviews, read_decisions
+
+    try:
+        if export is not None:
+            count = export_queue(run_id, export, runs_dir=runs_dir, trust=trust_run)
+            out.print(f"{count} pending case(s) written to {export}")
+            return
+        if decisions is not None:
+            _summary(decide(run_id, read_decisions(decisions), runs_dir=runs_dir, reviewer=reviewer, trust=trust_run))
+            return
+        skipped: set[str] = set()
+        while True:
+            cases = [c for c in pending_reviews(run_id, runs_dir=runs_dir, trust=trust_run) if c.key not in skipped]
+            if not cases:
+                out.print(f"run {run_id}: nothing {'else ' if skipped else ''}to review")
+                return
+            answers = []
+            for number, case in enumerate(cases, 1):
+                show_case(number, len(cases), case)
+                answer = ask(case)
+                if answer is None or answer["decision"] == "skip":
+                    skipped.add(case.key)
+                    if answer is None:
+                        break
+                    continue
+                answers.append(answer)
+            if not answers:
+                out.print(f"run {run_id}: {len(skipped)} case(s) skipped, still pending")
+                return
+            result = decide(run_id, answers, runs_dir=runs_dir, reviewer=reviewer, trust=trust_run)
+            if not result.paused:
+                _summary(result)
+                return
+    except (RefineLabError, ValueError, FileNotFoundError) as exc:
+        fail(exc)
