@@ -58,7 +58,7 @@ class ModelSpec(BaseModel):
     @field_validator("endpoints", mode="before")
     @classmethod
     def _endpoints_form(cls, value: object) -> object:
-        if isinstance(value, str):  # "http://a/v1,http://b/v1" from a flag or an environment variable
+        if isinstance(value, str):  # "http://a/v1,http://b/v1" from a flag or an override (env: a JSON list)
             value = [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list):
             normalised = []
