@@ -43,6 +43,10 @@ class ModelSpec(BaseModel):
     structured_method: Literal["json_schema", "json_mode"] = "json_schema"
     max_parse_retries: int = Field(2, ge=0, le=10)
     max_transport_retries: int = Field(4, ge=0, le=20)
+    # A fleet: several OpenAI-compatible servers serving the same model for this role, each with
+    # `concurrency` slots (or its own `url#N`). Calls go to the least busy healthy one; a failing one is
+    # ejected and its work moves to the others (tools/fleet.py). Empty = just `endpoint`.
+    endpoints: list[str] = Field(default_factory=list, max_length=256)
 
     @field_validator("endpoint")
     @classmethod
@@ -50,6 +54,37 @@ class ModelSpec(BaseModel):
         if value != EMBEDDED and not value.startswith(("http://", "https://")):
             raise ValueError(f"endpoint must be 'embedded' or an http(s) URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("endpoints", mode="before")
+    @classmethod
+    def _endpoints_form(cls, value: object) -> object:
+        if isinstance(value, str):  # "http://a/v1,http://b/v1" from a flag or an override (env: a JSON list)
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            normalised = []
+            for entry in value:
+                url, _, slots = str(entry).partition("#")
+                if not url.startswith(("http://", "https://")):
+                    raise ValueError(f"each fleet endpoint must be an http(s) URL, got {entry!r}")
+                if slots and not (slots.isdigit() and 1 <= int(slots) <= 256):
+                    raise ValueError(f"fleet endpoint {entry!r}: the concurrency after '#' must be 1..256")
+                normalised.append(url.rstrip("/") + (f"#{slots}" if slots else ""))
+            value = normalised
+        return value
+
+    def total_concurrency(self) -> int:
+        """Calls this role can have in flight at once, over all its servers (thread pools size to it)."""
+        return sum(slots for _, slots in self.fleet())
+
+    def fleet(self) -> list[tuple[str, int]]:
+        """(base URL, concurrency) of each server this role drives: `endpoints`, or else `endpoint`."""
+        if not self.endpoints:
+            return [(self.endpoint, self.concurrency)]
+        out = []
+        for entry in self.endpoints:
+            url, _, slots = entry.partition("#")
+            out.append((url, int(slots) if slots else self.concurrency))
+        return out
 
 
 ROLE_DEFAULTS: dict[str, dict[str, Any]] = {"judge": {}, "writer": {"temperature": 0.7, "max_tokens": 500},

@@ -85,7 +85,7 @@ def make_batch_judge(ctx: AgentContext) -> Callable[[Sequence[tuple[QAItem, QAIt
 
     `copy_context` keeps each call's trace nested under the caller's run.
     """
-    workers = max(1, ctx.settings.roles.judge.concurrency)
+    workers = max(1, ctx.settings.roles.judge.total_concurrency())
 
     def batch(queries: Sequence[tuple[QAItem, QAItem]]) -> list[Verdict]:
         with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -45,14 +45,21 @@ def normalise_skill(raw: str, names: list[str]) -> str:
     return value if value in names else UNSURE
 
 
+def label_request(ctx: AgentContext, item: QAItem) -> tuple[list[dict[str, str]], type[BaseModel], CallTag]:
+    """The label call's messages, output schema and tag: one definition, so a batch job (`--batch`) asks
+    exactly what `classify_skill` then finds answered."""
+    messages = ctx.pack(item).messages("profile_item", item=item, skills=ctx.skills.skills,
+                                       skill_examples=ctx.skills.examples)
+    return messages, label_schema(tuple(ctx.skills.names)), CallTag(node="profile", operation="label",
+                                                                    item_id=item.id)
+
+
 def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int) -> Diagnostic:
     """The label Diagnostic for one item (check="label"): skill, 1-5 rating, difficulty in [0, 1]."""
     names = ctx.skills.names
-    messages = ctx.pack(item).messages("profile_item", item=item, skills=ctx.skills.skills,
-                                       skill_examples=ctx.skills.examples)
-    tag = CallTag(node="profile", operation="label", item_id=item.id)
+    messages, schema, tag = label_request(ctx, item)
     try:
-        result = ctx.client("judge").structured(messages, label_schema(tuple(names)), tag, max_tokens=max_tokens)
+        result = ctx.client("judge").structured(messages, schema, tag, max_tokens=max_tokens)
     except LLMCallFailed as exc:
         return Diagnostic(item_id=item.id, check="label", flag=True, score=0.5,
                           evidence={"error": str(exc), "raw": exc.raw_outputs, "skill": UNSURE, "difficulty": None})

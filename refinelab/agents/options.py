@@ -71,6 +71,8 @@ class RunOptions(BaseModel):
                                        description="p_error at or above which a suspect is validated")
     error_model: ErrorModel = Field(default_factory=ErrorModel,
                                     description="weights of the error-evidence pooling")
+    batch: bool = Field(False, description="send the profile's label calls through the OpenAI Batch API of the "
+                        "judge's endpoint (half price on hosted APIs; live calls where the server has none)")
     screening_model: str | None = Field(
         None, description="a calibration.json from `refinelab screen --calibrate`: its fitted combiner "
         "scores the panel's option probabilities instead of the hand-set pooling")

@@ -31,7 +31,7 @@ from refinelab.agents.difficulty import (
     irt_difficulty,
     rating_diagnostic,
 )
-from refinelab.agents.labels import classify_skill
+from refinelab.agents.labels import classify_skill, label_request
 from refinelab.agents.panel import answer_panel, panel_members
 from refinelab.agents.screening import (
     error_diagnostic,
@@ -43,6 +43,7 @@ from refinelab.errors import BudgetExhausted
 from refinelab.metrics.distractors import pick_rates_from_answers, score_distractors
 from refinelab.metrics.error_checks import check_row, combine_error_evidence
 from refinelab.schema import Diagnostic, QAItem
+from refinelab.tools.batch import BatchRequest, BatchRunner
 
 LABEL_MAX_TOKENS = 80  # the JSON is ~35 tokens as small models format it (newlines, indent)
 
@@ -71,6 +72,18 @@ def label_item(ctx: AgentContext, item: QAItem) -> Diagnostic:
     """One LLM call: the skill, constrained to the taxonomy or "unsure" (agents/labels.py), and a 1-5
     difficulty rating, stored as difficulty in [0, 1]. A failed call labels the skill "unsure", never "". """
     return classify_skill(ctx, item, LABEL_MAX_TOKENS)
+
+
+def batch_labels(ctx: AgentContext, items: Sequence[QAItem]) -> None:
+    """`--batch`: the label calls of every item not labelled yet, as one Batch API job; `label_item`
+    then finds each answer already paid for (tools/batch.py), so the stored evidence is the same."""
+    requests = [BatchRequest(*label_request(ctx, item), LABEL_MAX_TOKENS)
+                for item in items if ctx.store.diagnostic(item.id, "label") is None]
+    if requests:
+        with ctx.tracer.span("batch_labels", "chain", {"requests": len(requests)}) as run:
+            report = BatchRunner(ctx.client("judge")).run(requests)
+            run.outputs = {"answered": report.answered, "failed": report.failed, "skipped": report.skipped,
+                           "unsupported": report.unsupported, "batches": list(report.batch_ids)}
 
 
 def screen_errors(item: QAItem, expected_choices: int | None) -> Diagnostic:
@@ -202,7 +215,7 @@ def screen(ctx: AgentContext, items: Sequence[QAItem], options: ProfileOptions, 
         except BudgetExhausted:
             return None
 
-    workers = max(1, ctx.settings.roles.validator.concurrency)
+    workers = max(1, ctx.settings.roles.validator.total_concurrency())
     with ctx.tracer.span("validate_suspects", "chain", {"suspects": len(suspects)}) as run, \
             ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(contextvars.copy_context().run, one, item) for item in suspects]
@@ -239,8 +252,10 @@ def profile_items(
             return None
         return item
 
+    if ctx.options.batch:
+        batch_labels(ctx, items)
     measured: list[QAItem] = []
-    workers = max(1, ctx.settings.roles.judge.concurrency)
+    workers = max(1, ctx.settings.roles.judge.total_concurrency())
     with ThreadPoolExecutor(max_workers=workers) as pool:  # copy_context: LLM runs nest under the node
         futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
         for future in futures:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -116,6 +117,10 @@ def checkpointer(run_dir: Path) -> Iterator[Any]:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     conn = sqlite3.connect(str(run_dir / "checkpoints.sqlite"), check_same_thread=False)
+    # WAL + synchronous=NORMAL: every write still survives a killed process (what resume relies on);
+    # FULL fsynced each task's writes, the largest cost of a cached re-run (see docs/performance.md).
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
     try:
         yield SqliteSaver(conn)
     finally:
@@ -130,7 +135,12 @@ def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Com
 
 def _stream(graph: Any, ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Command[Any] | None,
             on_event: ProgressCallback | None, thread_id: str | None) -> RunResult:
-    config = {"configurable": {"thread_id": thread_id or run_id}, "recursion_limit": 10_000}
+    # LangGraph runs a step's parallel tasks (the edits fanned out to refine/validate) on a pool sized by
+    # max_concurrency, by default min(32, cores + 4): 6 here, which left a 64-slot fleet mostly idle.
+    roles = ctx.settings.roles
+    slots = max(spec.total_concurrency() for spec in (roles.judge, roles.writer, roles.validator))
+    config = {"configurable": {"thread_id": thread_id or run_id}, "recursion_limit": 10_000,
+              "max_concurrency": max(slots, min(32, (os.cpu_count() or 1) + 4))}
     with ctx.tracer.span("refinelab.run", "chain", {"run_id": run_id, "resumed": first_input is None},
                          run_id=None) as root:
         # durability="sync": a step's checkpoint is on disk before the next step starts, so a kill never

@@ -86,7 +86,7 @@ def ask_panel(ctx: AgentContext, items: list[QAItem], members: list[str],
               progress: Callable[[int, int], None] | None = None) -> dict[str, dict[str, Any]]:
     """Panel evidence per item id (stored; a re-run asks only what is missing). Stops at the budget."""
     ctx.store.load_items([i for i in items if not _stored(ctx, i.id)])
-    workers = max(1, max(ctx.settings.roles.judge.concurrency, 1))
+    workers = max(1, ctx.settings.roles.judge.total_concurrency())
     done: dict[str, dict[str, Any]] = {}
     stopped = False
 

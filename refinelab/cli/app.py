@@ -198,6 +198,8 @@ def refine_command(
     allow_shrink: Annotated[bool, typer.Option(
         "--allow-shrink", help="let the planner remove items to rebalance (default: only defects are removed)")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
+    batch: Annotated[bool, typer.Option("--batch", help="profile label calls through the OpenAI Batch API "
+                                                       "(half price on hosted APIs)")] = False,
     review: Annotated[str, typer.Option(help="undecided edits, weak passes, unfixed flagged items: ask (pause for "
                                         "`refinelab review`) | auto-accept | auto-reject")] = "auto-reject",
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
@@ -228,7 +230,8 @@ def refine_command(
         fail(ConfigError("--operations: name at least one operation"))
     try:
         options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus,
-                             min_size=min_size, allow_shrink=allow_shrink, review=review)  # type: ignore[arg-type]
+                             min_size=min_size, allow_shrink=allow_shrink, review=review,
+                             batch=batch)  # type: ignore[arg-type]
     except ValueError as exc:
         flag = "--review" if "review" in str(exc) else "--operations"
         fail(ConfigError(f"{flag}: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"))

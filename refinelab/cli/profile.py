@@ -90,6 +90,8 @@ def profile_command(
     config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
     prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
+    batch: Annotated[bool, typer.Option("--batch", help="label calls through the OpenAI Batch API "
+                                                       "(half price on hosted APIs)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print profile.json's headline as JSON")] = False,
 ) -> None:
@@ -99,7 +101,7 @@ def profile_command(
 
     try:
         options = RunOptions(difficulty_method=difficulty, distractors=distractors, panel=parse_list(panel) or [],
-                             validate_suspects=not no_validator)  # type: ignore[arg-type]
+                             validate_suspects=not no_validator, batch=batch)  # type: ignore[arg-type]
     except ValueError:
         fail("--difficulty must be one of rating, elo, irt")
     try:

@@ -3,7 +3,9 @@
 One ledger per run, persisted in SQLite so a resumed run continues from what was already spent.
 Every call is a row attributed to a node, operation, item and model. Reservation and settlement
 happen inside one lock (threads) and one IMMEDIATE transaction (processes), so concurrent callers
-cannot overspend together.
+cannot overspend together. The running totals (spent, reserved) are one row kept in step inside those
+transactions, recomputed from the calls when the ledger is opened: a reservation reads one row instead
+of summing every call (at 20k calls that sum had cut reserve+settle to ~80/s).
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ CREATE TABLE IF NOT EXISTS calls (
     finished REAL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batch_jobs (batch_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, model TEXT NOT NULL,
+                                       status TEXT NOT NULL, created REAL NOT NULL);   -- pending | done
+CREATE TABLE IF NOT EXISTS batch_calls (call_id INTEGER PRIMARY KEY, batch_id TEXT NOT NULL,
+                                        custom_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 1), spent INTEGER NOT NULL,
+                                   reserved INTEGER NOT NULL);
 """
 
 # Rows whose tokens count against the cap: settled and failed calls count what was reported,
@@ -89,7 +97,12 @@ class Ledger:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit survives the process dying (what a killed run needs); only a power cut
+        # may lose the last commits. FULL would fsync on every reservation.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        with self._lock:
+            self._recount()
         self.cap = cap
         if cap is not None:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('cap', ?)", (str(cap),))
@@ -103,13 +116,26 @@ class Ledger:
     def abandon_in_flight(self) -> int:
         """Mark calls left reserved by a dead process as abandoned (charged at their reservation)."""
         with self._lock:
-            cursor = self._db.execute(
-                "UPDATE calls SET status='abandoned', finished=? WHERE status='reserved'", (time.time(),)
-            )
+            cursor = self._db.execute(  # a submitted batch keeps running without us: resume polls it
+                "UPDATE calls SET status='abandoned', finished=? WHERE status='reserved' AND id NOT IN"
+                " (SELECT c.call_id FROM batch_calls c JOIN batch_jobs j USING (batch_id) WHERE j.status='pending')",
+                (time.time(),))
+            self._recount()
             return cursor.rowcount
 
+    def _recount(self) -> None:
+        """Set the totals row from the calls (caller holds the lock): on open and after bulk changes."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            spent, reserved = self._db.execute(_SPENT_SQL).fetchone()
+            self._db.execute("INSERT OR REPLACE INTO totals VALUES (1, ?, ?)", (int(spent), int(reserved)))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
     def _totals(self) -> tuple[int, int]:
-        spent, reserved = self._db.execute(_SPENT_SQL).fetchone()
+        spent, reserved = self._db.execute("SELECT spent, reserved FROM totals WHERE id=1").fetchone()
         return int(spent), int(reserved)
 
     @property
@@ -141,6 +167,7 @@ class Ledger:
                     (tag.node, tag.operation, tag.item_id, tag.model, attempt, tokens, int(is_retry),
                      time.time()),
                 )
+                self._db.execute("UPDATE totals SET reserved = reserved + ? WHERE id=1", (tokens,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -171,22 +198,65 @@ class Ledger:
             prompt_tokens = int(prompt_tokens * scale)
             completion_tokens = reservation.tokens - prompt_tokens
         with self._lock:
-            if unsent:  # refused before it reached a server: recorded, charged nothing
-                self._db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('unsent_calls', COALESCE((SELECT CAST(value AS"
-                    " INTEGER) FROM meta WHERE key='unsent_calls'),0)+1)"
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if unsent:  # refused before it reached a server: recorded, charged nothing
+                    self._bump("unsent_calls")
+                if overrun:
+                    self._bump("overrun_calls")
+                cursor = self._db.execute(
+                    "UPDATE calls SET prompt_tokens=?, completion_tokens=?, status=?, parse_failed=?, finished=?"
+                    " WHERE id=? AND status='reserved'",
+                    (prompt_tokens, completion_tokens, "failed" if failed else "settled", int(parse_failed),
+                     time.time(), reservation.call_id),
                 )
-            if overrun:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('overrun_calls', COALESCE((SELECT CAST(value AS"
-                    " INTEGER) FROM meta WHERE key='overrun_calls'),0)+1)"
-                )
-            self._db.execute(
-                "UPDATE calls SET prompt_tokens=?, completion_tokens=?, status=?, parse_failed=?, finished=?"
-                " WHERE id=? AND status='reserved'",
-                (prompt_tokens, completion_tokens, "failed" if failed else "settled", int(parse_failed),
-                 time.time(), reservation.call_id),
-            )
+                if cursor.rowcount:
+                    self._db.execute("UPDATE totals SET spent = spent + ?, reserved = reserved - ? WHERE id=1",
+                                     (prompt_tokens + completion_tokens, reservation.tokens))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _bump(self, key: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, COALESCE((SELECT CAST(value AS INTEGER) FROM meta"
+            " WHERE key=?),0)+1)", (key, key))
+
+    # -- batches ----------------------------------------------------------------------------------
+    def record_batch(self, batch_id: str, endpoint: str, model: str, calls: dict[str, Reservation]) -> None:
+        """A submitted batch and the reservation of each of its requests (custom_id -> reservation), in
+        one transaction: a run killed after this resumes polling the batch instead of resubmitting."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO batch_jobs VALUES (?,?,?,'pending',?)",
+                                 (batch_id, endpoint, model, time.time()))
+                self._db.executemany("INSERT INTO batch_calls VALUES (?,?,?)",
+                                     [(r.call_id, batch_id, cid) for cid, r in calls.items()])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def pending_batches(self, endpoint: str, model: str) -> dict[str, dict[str, Reservation]]:
+        """Batches submitted to `endpoint` for `model` and not yet settled: batch id -> custom_id ->
+        the reservation still held for that request."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT j.batch_id, c.custom_id, c.call_id, k.reserved, k.node, k.operation, k.item_id, k.model"
+                " FROM batch_jobs j JOIN batch_calls c USING (batch_id) JOIN calls k ON k.id = c.call_id"
+                " WHERE j.status='pending' AND j.endpoint=? AND j.model=? AND k.status='reserved'"
+                " ORDER BY j.created", (endpoint, model)).fetchall()
+        out: dict[str, dict[str, Reservation]] = {}
+        for batch_id, custom_id, call_id, reserved, node, operation, item_id, tag_model in rows:
+            out.setdefault(batch_id, {})[custom_id] = Reservation(
+                int(call_id), int(reserved), CallTag(node, operation, item_id, tag_model))
+        return out
+
+    def finish_batch(self, batch_id: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE batch_jobs SET status='done' WHERE batch_id=?", (batch_id,))
 
     # -- endpoint health --------------------------------------------------------------------------
     def note_answer(self) -> None:
@@ -240,7 +310,16 @@ class Ledger:
     def release(self, reservation: Reservation) -> None:
         """Cancel a reservation for a call that never reached the provider (costs nothing)."""
         with self._lock:
-            self._db.execute("DELETE FROM calls WHERE id=? AND status='reserved'", (reservation.call_id,))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = self._db.execute("DELETE FROM calls WHERE id=? AND status='reserved'",
+                                          (reservation.call_id,))
+                if cursor.rowcount:
+                    self._db.execute("UPDATE totals SET reserved = reserved - ? WHERE id=1", (reservation.tokens,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def summary(self) -> dict[str, Any]:
         """Spend overall and by node, operation, model; counts of calls, retries and failed parses."""

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import httpx
+import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
@@ -25,7 +27,9 @@ from refinelab.config import EMBEDDED, ModelSpec
 from refinelab.errors import BudgetExhausted, EndpointUnavailable, LLMCallFailed
 from refinelab.redact import redact_secrets, register_env, register_secret
 from refinelab.tools.cache import ResponseCache, fingerprint
+from refinelab.tools.fleet import Fleet, Member
 from refinelab.tools.ledger import CallTag, Ledger
+from refinelab.tools.tokens import PromptTokenCounter, with_margin
 from refinelab.tools.tracing import LLMCall, Tracer, transport_only
 
 T = TypeVar("T", bound=BaseModel)
@@ -81,8 +85,6 @@ def _to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
 
 
 def _is_transient(exc: Exception) -> bool:
-    import openai
-
     if isinstance(exc, openai.RateLimitError | openai.APITimeoutError | openai.APIConnectionError):
         return True
     if isinstance(exc, openai.APIStatusError):
@@ -96,23 +98,26 @@ def _is_transient(exc: Exception) -> bool:
 def _never_reached(exc: BaseException) -> bool:
     """True when the request provably never reached a server (connection refused, no route, DNS,
     connect timeout): nothing can have been generated or billed, so the call costs nothing."""
-    import httpx
-
     seen: set[int] = set()
     node: BaseException | None = exc
     while node is not None and id(node) not in seen:
         seen.add(id(node))
         if isinstance(node, httpx.ConnectError | httpx.ConnectTimeout | ConnectionRefusedError):
             return True
+        # the openai client sends through its own httpx fork (httpx2/httpcore2): same names, other classes
+        if type(node).__name__ in _CONNECT_ERRORS and type(node).__module__.split(".")[0] in _HTTP_MODULES:
+            return True
         node = node.__cause__ or node.__context__
     return False
+
+
+_CONNECT_ERRORS = frozenset({"ConnectError", "ConnectTimeout"})
+_HTTP_MODULES = frozenset({"httpx", "httpx2", "httpcore", "httpcore2"})
 
 
 def _truncated_completion(exc: Exception) -> tuple[str, int, int] | None:
     """(text, prompt, completion) of a reply cut off at max_tokens, which the OpenAI client raises as an
     error for structured output; None for any other exception. Never cached: a re-ask may do better."""
-    import openai
-
     if not isinstance(exc, openai.LengthFinishReasonError):
         return None
     completion = exc.completion
@@ -188,26 +193,35 @@ class ChatClient:
         self.cache = cache
         self.tracer = tracer
         self.role = role
-        self._chat_model = chat_model
-        self._slots = threading.Semaphore(spec.concurrency)
+        if chat_model is not None:  # a live model from the caller: one member, nothing to probe
+            self.fleet = Fleet.of([(spec.endpoint, spec.concurrency)], probe=None)
+            self.fleet.members[0].model = chat_model
+        else:
+            self.fleet = Fleet.of(spec.fleet())
         self._lock = threading.Lock()
+        self._count_tokens = chat_model is None  # a live model from the caller has no server to ask
+        self._counter: PromptTokenCounter | None = None
+        self._prefetched: dict[str, CallResult] = {}  # key -> answer a batch already paid for
 
     @property
     def model_name(self) -> str:
         return self.spec.model
 
     def chat_model(self) -> BaseChatModel:
-        """The LangChain model, created on first use (starting the embedded server if needed)."""
+        """The first server's LangChain model, created on first use (starting the embedded server if needed)."""
+        return self._model_for(self.fleet.members[0])
+
+    def _model_for(self, member: Member) -> BaseChatModel:
         with self._lock:
-            if self._chat_model is None:
+            if member.model is None:
                 from langchain_openai import ChatOpenAI
 
-                if self.spec.endpoint == EMBEDDED:
+                if member.url == EMBEDDED:
                     from refinelab.tools.embedded_server import ensure_server
 
                     base_url, api_key = ensure_server(self.spec.model).base_url, "sk-local"
                 else:
-                    base_url = self.spec.endpoint
+                    base_url = member.url
                     register_env(self.spec.api_key_env)  # error text quoting it is redacted everywhere
                     api_key = os.environ.get(self.spec.api_key_env, "")
                     register_secret(api_key)
@@ -215,12 +229,13 @@ class ChatClient:
                         raise LLMCallFailed(
                             f"endpoint {base_url} needs an API key in ${self.spec.api_key_env}"
                         )
-                self._chat_model = ChatOpenAI(
+                member.base_url, member.api_key = base_url, api_key
+                member.model = ChatOpenAI(
                     base_url=base_url, api_key=api_key, model=self.spec.model,
                     temperature=self.spec.temperature, max_tokens=self.spec.max_tokens,
                     timeout=self.spec.timeout_s, max_retries=0, stream_usage=False,
                 )
-            return self._chat_model
+            return member.model
 
     # -- public calls -------------------------------------------------------------------------
 
@@ -272,6 +287,24 @@ class ChatClient:
 
     # -- internals ------------------------------------------------------------------------------
 
+    def _prompt_bound(self, messages: list[dict[str, str]], params: dict[str, Any]) -> int:
+        """Prompt tokens to reserve: the server's own count plus a margin where it can count
+        (tools/tokens.py), never more than the byte bound, which is used where it cannot."""
+        bound = estimate_prompt_tokens(messages, params.get("response_format"))
+        if not self._count_tokens:
+            return bound
+        if self._counter is None:
+            first = self.fleet.members[0]
+            self._model_for(first)
+            with self._lock:
+                if self._counter is None:
+                    self._counter = PromptTokenCounter(first.base_url, self.spec.model, first.api_key)
+        counted = self._counter.count(messages)
+        if counted is None:
+            self._count_tokens = False  # this server cannot count: the byte bound from now on
+            return bound
+        return min(bound, with_margin(counted))
+
     def _check_endpoint(self) -> None:
         """Raise EndpointUnavailable once the run's ledger has given up on the endpoints (no call is sent)."""
         tripped = self.ledger.tripped
@@ -294,12 +327,11 @@ class ChatClient:
         if call_id is not None:
             self.ledger.mark_parse_failed(call_id)
 
-    def _call(
-        self, messages: list[dict[str, str]], tag: CallTag, *, attempt: int,
-        json_schema: dict[str, Any] | None, name: str, max_tokens: int | None = None,
-        top_logprobs: int | None = None,
-    ) -> CallResult:
-        tag = CallTag(tag.node, tag.operation, tag.item_id, tag.model or self.model_name)
+    def prepare(self, messages: list[dict[str, str]], json_schema: dict[str, Any] | None,
+                max_tokens: int | None = None, attempt: int = 0, top_logprobs: int | None = None,
+                ) -> tuple[list[dict[str, str]], dict[str, Any], str]:
+        """(messages as sent, request parameters, cache key) of one call: the batch path builds its
+        requests here, so a batched answer is found again by the call it stands for."""
         if json_schema is not None and self.spec.structured_method == "json_mode":
             schema_hint = "Answer with one JSON object matching this schema:\n" + json.dumps(json_schema)
             messages = [*messages[:-1], {"role": messages[-1]["role"],
@@ -309,7 +341,21 @@ class ChatClient:
             params["max_tokens"] = min(max_tokens, self.spec.max_tokens)
         if top_logprobs is not None:
             params["logprobs"], params["top_logprobs"] = True, top_logprobs
-        key = fingerprint(self.model_name, params, messages, attempt)
+        return messages, params, fingerprint(self.model_name, params, messages, attempt)
+
+    def prefetched(self, key: str, result: CallResult) -> None:
+        """An answer already paid for (settled in the ledger by a batch): the next call with this key
+        takes it instead of sending a request."""
+        with self._lock:
+            self._prefetched[key] = result
+
+    def _call(
+        self, messages: list[dict[str, str]], tag: CallTag, *, attempt: int,
+        json_schema: dict[str, Any] | None, name: str, max_tokens: int | None = None,
+        top_logprobs: int | None = None,
+    ) -> CallResult:
+        tag = CallTag(tag.node, tag.operation, tag.item_id, tag.model or self.model_name)
+        messages, params, key = self.prepare(messages, json_schema, max_tokens, attempt, top_logprobs)
         return self._cached_or_live(messages, params, key, tag, attempt, name)
 
     def _trace(self, messages: list[dict[str, str]], params: dict[str, Any], tag: CallTag, attempt: int,
@@ -329,6 +375,12 @@ class ChatClient:
         self, messages: list[dict[str, str]], params: dict[str, Any], key: str, tag: CallTag, attempt: int,
         schema: str = "text",
     ) -> CallResult:
+        with self._lock:
+            ready = self._prefetched.pop(key, None)
+        if ready is not None:  # answered by a batch: charged when the batch settled, not again
+            if (call := self._trace(messages, params, tag, attempt, schema, cached=False)) is not None:
+                call.end(ready.text, ready.prompt_tokens, ready.completion_tokens)
+            return ready
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:  # a cached answer costs no budget
@@ -340,7 +392,7 @@ class ChatClient:
                     call.end(cached.text, 0, 0, top_logprobs=cached.top_logprobs)
                 return cached
         limit = int(params["max_tokens"])
-        worst_case = estimate_prompt_tokens(messages, params.get("response_format")) + limit
+        worst_case = self._prompt_bound(messages, params) + limit
         lc_messages = _to_langchain(messages)
         bind: dict[str, Any] = {"max_tokens": limit} if limit != self.spec.max_tokens else {}
         if "response_format" in params:
@@ -348,15 +400,22 @@ class ChatClient:
         if params.get("logprobs"):
             bind["logprobs"], bind["top_logprobs"] = True, params["top_logprobs"]
         delay = 0.5
-        for transport_try in range(self.spec.max_transport_retries + 1):
+        retries_left = self.spec.max_transport_retries
+        # Failures that only moved the call to another fleet member spend no retry; this bounds them.
+        moves_left = self.fleet.eject_after * len(self.fleet.members)
+        transport_try = 0
+        while True:
             self._check_endpoint()
             reservation = self.ledger.reserve(worst_case, tag, attempt=attempt, is_retry=transport_try > 0 or attempt > 0)
             call = self._trace(messages, params, tag, attempt, schema, cached=False, transport_try=transport_try)
+            transport_try += 1
+            member = self.fleet.acquire()
             started = time.monotonic()
             try:
-                with self._slots, transport_only() as untraced:
-                    message = self.chat_model().invoke(lc_messages, config=untraced, **bind)
+                with transport_only() as untraced:
+                    message = self._model_for(member).invoke(lc_messages, config=untraced, **bind)
             except BudgetExhausted as exc:
+                self.fleet.released(member)
                 self.ledger.release(reservation)
                 if call is not None:
                     call.fail(exc)
@@ -364,6 +423,7 @@ class ChatClient:
             except Exception as exc:
                 truncated = _truncated_completion(exc)
                 if truncated is not None:  # hit max_tokens: a (bad) answer, paid for; the parse retry handles it
+                    self.fleet.succeeded(member)
                     text, prompt, completion = truncated
                     text = redact_secrets(text)
                     self.ledger.settle(reservation, prompt, completion)
@@ -377,25 +437,35 @@ class ChatClient:
                 # A status answer (429, 5xx) means no generation was billed, and a request refused before
                 # it reached a server cannot have been; a timeout or dropped connection may have been,
                 # so it is charged its full reservation.
-                import openai
-
                 answered = isinstance(exc, openai.APIStatusError)
-                charged = 0 if answered or _never_reached(exc) else worst_case
-                self.ledger.settle(reservation, charged, 0, failed=True, unsent=_never_reached(exc))
+                unsent = _never_reached(exc)
+                charged = 0 if answered or unsent else worst_case
+                self.ledger.settle(reservation, charged, 0, failed=True, unsent=unsent)
                 if call is not None:
                     call.fail(exc, charged, 0)
                 error = f"{type(exc).__name__}: {exc}"
-                streak = self.ledger.note_failure()
-                if streak >= self.ledger.failure_limit:
-                    self.ledger.trip(self.spec.endpoint, error)
-                    self._check_endpoint()
-                if not _is_transient(exc) or transport_try == self.spec.max_transport_retries:
-                    self.ledger.note_call_failed()
-                    self._check_endpoint()
-                    raise LLMCallFailed(f"{self.model_name}: {error}", attempts=transport_try + 1) from None
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 20.0)
+                if answered and exc.status_code < 500:  # busy or refused: says nothing of the server's health
+                    self.fleet.released(member)
+                    counts = True
+                else:
+                    counts = self.fleet.failed(member, down=unsent).counts_for_run
+                if counts or moves_left <= 0:
+                    streak = self.ledger.note_failure()
+                    if streak >= self.ledger.failure_limit:
+                        self.ledger.trip(member.url, error)
+                        self._check_endpoint()
+                    if not _is_transient(exc) or retries_left <= 0:
+                        self.ledger.note_call_failed()
+                        self._check_endpoint()
+                        tries = self.spec.max_transport_retries - retries_left + 1
+                        raise LLMCallFailed(f"{self.model_name}: {error}", attempts=tries) from None
+                    retries_left -= 1
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 20.0)
+                else:  # another member takes it at once
+                    moves_left -= 1
                 continue
+            self.fleet.succeeded(member)
             prompt, completion, reported = _usage(message)
             if not reported:  # settle on the reservation: never under-count an unreported call
                 prompt, completion = worst_case - limit, limit
@@ -415,4 +485,3 @@ class ChatClient:
                     entry["top_logprobs"] = top
                 self.cache.put(key, self.model_name, entry)
             return result
-        raise AssertionError("unreachable")

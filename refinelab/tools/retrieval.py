@@ -62,6 +62,30 @@ def default_index_dir() -> Path:
     return default_cache_root() / "indexes"
 
 
+def stderr_progress(what: str, stream: Any = None) -> Callable[[int, int], None]:
+    """A progress line on stderr for a long build: redrawn in place on a terminal, else one line per
+    10% (logs stay short). Elapsed time and a linear estimate of what is left are shown."""
+    import sys
+
+    out = stream if stream is not None else sys.stderr
+    started = time.monotonic()
+    shown = [-1]
+
+    def report(done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        elapsed = time.monotonic() - started
+        left = elapsed * (1 - share) / share if share > 0 else 0.0
+        line = f"{what}: {done}/{total} ({share:.0%}, {elapsed:.0f} s, ~{left:.0f} s left)"
+        if out.isatty():
+            out.write("\r" + line + ("\n" if done >= total else ""))
+        elif int(share * 10) > shown[0] or done >= total:
+            shown[0] = int(share * 10)
+            out.write(line + "\n")
+        out.flush()
+
+    return report
+
+
 def passage_text_for_embedding(p: Passage) -> str:
     """Title + text: section titles carry the topic that the paragraph itself often omits."""
     return f"{p.title}. {p.text}" if p.title else p.text
@@ -144,6 +168,9 @@ class Retriever:
         if loaded is not None:
             return loaded
 
+        if progress is None:  # a cold start takes minutes: say so, once per machine
+            progress = stderr_progress(f"embedding the retrieval corpus {corpus.name} (once per machine, "
+                                       f"reused from {root})")
         t0 = time.perf_counter()
         texts = [passage_text_for_embedding(p) for p in corpus]
         chunks = []

@@ -54,6 +54,7 @@ class RunStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: commits survive a killed process, no fsync each
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -153,12 +154,16 @@ class RunStore:
 
     # -- diagnostics ----------------------------------------------------------------------------
     def put_diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None:
+        """All of them in one transaction: all or none are stored, one commit instead of one per row."""
+        rows = [(d.item_id, d.check, int(d.flag), d.score, redact_json(d.evidence)[1]) for d in diagnostics]
         with self._lock:
-            for d in diagnostics:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO diagnostics VALUES (?, ?, ?, ?, ?)",
-                    (d.item_id, d.check, int(d.flag), d.score, redact_json(d.evidence)[1]),
-                )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO diagnostics VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def diagnostics(self, check: str | None = None) -> list[Diagnostic]:
         sql = "SELECT item_id, check_name, flag, score, evidence FROM diagnostics"

@@ -87,3 +87,45 @@ def test_concurrent_calls_never_settle_above_cap(cap: int, calls: list, threads:
     assert summary["calls"] + len(exhausted) == len(calls)
     assert summary["retries"] == len(recorded_retries)
     assert summary["failed_calls"] <= summary["calls"]
+
+
+def test_running_totals_agree_with_the_calls_across_two_handles(tmp_path: Path) -> None:
+    """Two handles on one file (two processes sharing a run's ledger) keep the one totals row in step:
+    the cap holds across them, and reopening recounts to the same figures."""
+    import sqlite3
+    import threading
+
+    from refinelab.errors import BudgetExhausted
+    from refinelab.tools.ledger import _SPENT_SQL
+
+    path = tmp_path / "ledger.sqlite"
+    first, second = Ledger(path, cap=50_000), Ledger(path)
+    assert second.cap == 50_000
+
+    def spend(ledger: Ledger, n: int) -> None:
+        for i in range(n):
+            try:
+                reservation = ledger.reserve(300, CallTag(item_id=str(i)))
+            except BudgetExhausted:
+                return
+            if i % 7 == 0:
+                ledger.release(reservation)
+            else:
+                ledger.settle(reservation, 100 + i % 50, 30, failed=i % 11 == 0)
+
+    dangling = first.reserve(250, CallTag())  # in flight when the process dies
+    threads = [threading.Thread(target=spend, args=(ledger, 200)) for ledger in (first, second, first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with sqlite3.connect(path) as db:
+        spent, reserved = db.execute(_SPENT_SQL).fetchone()
+    assert (first.spent, second.spent) == (spent, spent) and reserved == 250
+    assert spent + reserved <= 50_000 and first.available == 50_000 - spent - 250
+    first.close()
+    second.close()
+    reopened = Ledger(path)
+    assert reopened.spent == spent and reopened.available == 50_000 - spent - 250
+    assert reopened.abandon_in_flight() == 1 and reopened.spent == spent + dangling.tokens
+    assert reopened.summary()["in_flight"] == 0

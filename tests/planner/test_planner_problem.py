@@ -87,3 +87,17 @@ def test_targets_from_the_resolved_target_file() -> None:
     problem = build_problem([{"id": "a", "domain": "STEM", "skill": "recall", "difficulty": 0.9}], budget=1e4,
                             targets=targets, buckets=buckets)
     assert problem.items[0].bucket == "hard"
+
+
+def test_trusted_construction_matches_validated_models() -> None:
+    """The Problem build skips re-validation for speed; what it builds must equal validated models."""
+    from refinelab.planner.problem import CandidateOp, Item, build_problem
+
+    problem = build_problem([{"id": "a", "domain": "d", "skill": "s", "difficulty": 0.5, "p_error": 0.6,
+                              "distractor_score": 0.2, "length_tokens": 80}], budget=1000)
+    item = problem.items[0]
+    assert item.candidates and item == Item.model_validate(item.model_dump())
+    for candidate in item.candidates:
+        assert candidate == CandidateOp.model_validate(candidate.model_dump())
+        assert candidate.model_fields_set == set(CandidateOp.model_fields)
+    assert problem.model_dump() == type(problem).model_validate(problem.model_dump()).model_dump()

@@ -191,3 +191,18 @@ def test_batch_size_is_not_part_of_the_fingerprint(monkeypatch: pytest.MonkeyPat
     assert get_embedder(batch_size=16).model_id == get_embedder().model_id
     assert "all-MiniLM-L6-v2" in get_embedder().model_id and "==" in get_embedder().model_id
     assert (tmp_path / "refinelab" / "embeddings.sqlite").is_file()
+
+
+def test_cold_build_reports_progress_once_and_the_reuse_is_silent(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                  make_embedder: type) -> None:
+    """The first build on a machine says what it is doing (stderr, one line per 10% when not a terminal);
+    loading the persisted index afterwards embeds nothing and prints nothing."""
+    passages = [Passage(id=f"t:{i}:0", title=f"T{i}", text=f"passage number {i} about topic {i % 7}", source="t")
+                for i in range(600)]
+    Retriever.build_or_load(Corpus(passages, name="toy"), cache_dir=tmp_path, embedder=make_embedder())
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all("embedding the retrieval corpus toy" in line for line in lines)
+    assert lines[-1].split(": ")[1].startswith("600/600 (100%")
+    again = make_embedder()
+    Retriever.build_or_load(Corpus(passages, name="toy"), cache_dir=tmp_path, embedder=again)
+    assert again.embedded == 0 and capsys.readouterr().err == ""

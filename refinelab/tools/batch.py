@@ -1,0 +1,195 @@
+"""Many calls as one OpenAI Batch job (`/v1/files` + `/v1/batches`): half the price on hosted APIs.
+
+Why: profiling and screening ask the same question of every item and nobody waits on one answer, which
+is what the Batch API is for. `BatchRunner.run` takes the requests a node is about to make, and:
+
+1. skips those the response cache or an earlier batch already answered;
+2. reserves every request's worst case in the ledger (the whole batch is paid for up front), uploads
+   one JSONL file, creates the batch, and records batch id + reservations in the ledger in one
+   transaction, so a killed run resumes *polling* this batch instead of submitting it again
+   (`Ledger.abandon_in_flight` leaves a pending batch's reservations alone);
+3. polls until the batch ends, then settles each request from the usage in its result line, caches
+   the answer, and hands it to the client (`ChatClient.prefetched`), so the node's ordinary call finds
+   it there: same parsing, same stored evidence, no second charge. A request that failed inside the
+   batch, or that the batch never reached (expired, cancelled), is settled at 0 (not billed) and the
+   ordinary call sends it live.
+
+A server without the Batch API (the embedded llama.cpp server) answers 404: the runner releases the
+reservations and every request goes live, as without `--batch`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from pydantic import BaseModel
+
+from refinelab.errors import BudgetExhausted
+from refinelab.redact import redact_secrets
+from refinelab.tools.ledger import CallTag, Reservation
+from refinelab.tools.llm import CallResult, ChatClient, schema_for
+
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One call a node will make: what `ChatClient.structured` would be given."""
+
+    messages: list[dict[str, str]]
+    schema: type[BaseModel]
+    tag: CallTag
+    max_tokens: int | None = None
+
+
+@dataclass
+class BatchReport:
+    """What one `run` did: requests answered from the batch, sent live later, and the batch ids."""
+
+    answered: int = 0
+    failed: int = 0  # errors or no result inside the batch: these go live
+    skipped: int = 0  # already cached or answered
+    unsupported: bool = False  # the server has no Batch API: everything goes live
+    batch_ids: tuple[str, ...] = ()
+
+
+class BatchRunner:
+    """Runs a role's calls through the Batch API of the role's first endpoint."""
+
+    def __init__(self, client: ChatClient, *, poll_s: float = 10.0, timeout_s: float = 26 * 3600,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client = client
+        self.poll_s = poll_s
+        self.timeout_s = timeout_s
+        self.sleep = sleep
+        self._api: openai.OpenAI | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return self.client.fleet.members[0].url
+
+    def api(self) -> openai.OpenAI:
+        if self._api is None:
+            member = self.client.fleet.members[0]
+            self.client._model_for(member)  # resolves the URL and the key (the embedded server's too)
+            self._api = openai.OpenAI(base_url=member.base_url, api_key=member.api_key or "sk-none",
+                                      timeout=60.0, max_retries=3)
+        return self._api
+
+    # -- the job ---------------------------------------------------------------------------------
+    def run(self, requests: Sequence[BatchRequest]) -> BatchReport:
+        report = BatchReport()
+        wanted: dict[str, tuple[BatchRequest, list[dict[str, str]], dict[str, Any]]] = {}
+        for request in requests:
+            messages, params, key = self.client.prepare(request.messages, schema_for(request.schema),
+                                                        request.max_tokens)
+            if key in wanted or (self.client.cache is not None and self.client.cache.get(key) is not None):
+                report.skipped += 1
+                continue
+            wanted[key] = (request, messages, params)
+        ledger, model = self.client.ledger, self.client.model_name
+        ids: list[str] = []
+        # a batch a killed run submitted: poll it, never submit it again
+        for batch_id, calls in ledger.pending_batches(self.endpoint, model).items():
+            ids.append(batch_id)
+            self._collect(batch_id, calls, report)
+            for key in calls:
+                wanted.pop(key, None)
+        if wanted:
+            submitted = self._submit(wanted, report)
+            if submitted is not None:
+                batch_id, calls = submitted
+                ids.append(batch_id)
+                self._collect(batch_id, calls, report)
+        report.batch_ids = tuple(ids)
+        return report
+
+    def _submit(self, wanted: dict[str, tuple[BatchRequest, list[dict[str, str]], dict[str, Any]]],
+                report: BatchReport) -> tuple[str, dict[str, Reservation]] | None:
+        ledger, model = self.client.ledger, self.client.model_name
+        calls: dict[str, Reservation] = {}
+        lines: list[str] = []
+        for key, (request, messages, params) in wanted.items():
+            tag = CallTag(request.tag.node, request.tag.operation, request.tag.item_id, request.tag.model or model)
+            worst = self.client._prompt_bound(messages, params) + int(params["max_tokens"])
+            try:
+                calls[key] = ledger.reserve(worst, tag)
+            except BudgetExhausted:
+                break  # what fits is batched; the rest meets the budget on its ordinary call
+            body = {"model": model, "messages": messages, **params}
+            lines.append(json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions",
+                                     "body": body}))
+        if not calls:
+            return None
+        try:
+            api = self.api()
+            upload = api.files.create(file=("batch.jsonl", ("\n".join(lines) + "\n").encode(), "application/jsonl"),
+                                      purpose="batch")
+            batch = api.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
+                                       completion_window="24h")
+        except (openai.NotFoundError, openai.BadRequestError, openai.APIConnectionError,
+                openai.InternalServerError, openai.PermissionDeniedError):
+            for reservation in calls.values():
+                ledger.release(reservation)
+            report.unsupported = True
+            return None
+        ledger.record_batch(batch.id, self.endpoint, model, calls)
+        return batch.id, calls
+
+    def _collect(self, batch_id: str, calls: dict[str, Reservation], report: BatchReport) -> None:
+        api, ledger = self.api(), self.client.ledger
+        deadline = time.monotonic() + self.timeout_s
+        batch = api.batches.retrieve(batch_id)
+        while batch.status not in TERMINAL:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"batch {batch_id} still {batch.status} after {self.timeout_s:.0f} s; "
+                                   f"resume polls it again")
+            self.sleep(self.poll_s)
+            batch = api.batches.retrieve(batch_id)
+        results: dict[str, dict[str, Any]] = {}
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                for line in api.files.content(file_id).text.splitlines():
+                    if line.strip():
+                        row = json.loads(line)
+                        results[str(row.get("custom_id"))] = row
+        for key, reservation in calls.items():
+            body = _answer(results.get(key))
+            if body is None:  # an error inside the batch, or never run: not billed, sent live later
+                ledger.settle(reservation, 0, 0, failed=True)
+                report.failed += 1
+                continue
+            usage = body.get("usage") or {}
+            prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+            if not usage:  # never under-count an unreported call
+                prompt, completion = reservation.tokens, 0
+            ledger.settle(reservation, prompt, completion)
+            ledger.note_answer()
+            text = redact_secrets(str(body["choices"][0]["message"].get("content") or ""))
+            result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion)
+            result._call_id = reservation.call_id  # type: ignore[attr-defined]
+            if self.client.cache is not None:
+                self.client.cache.put(key, self.client.model_name, {"text": text, "prompt_tokens": prompt,
+                                                                     "completion_tokens": completion})
+            self.client.prefetched(key, result)
+            report.answered += 1
+        ledger.finish_batch(batch_id)
+
+
+def _answer(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The chat.completion body of a successful result line, else None."""
+    if not row or row.get("error"):
+        return None
+    response = row.get("response") or {}
+    body = response.get("body")
+    if response.get("status_code") != 200 or not isinstance(body, dict):
+        return None
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    return body

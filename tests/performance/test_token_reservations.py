@@ -1,0 +1,76 @@
+"""Reservations from the server's own token counts: a run spends >= 97% of its budget, never overruns,
+and falls back to the byte bound where the server cannot count."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel
+
+from refinelab.config import ModelSpec
+from refinelab.errors import BudgetExhausted
+from refinelab.tools.ledger import CallTag, Ledger
+from refinelab.tools.llm import ChatClient, estimate_prompt_tokens
+from refinelab.tools.tokens import PromptTokenCounter, with_margin
+from tests.support.fake_openai import FakeServer, ServerProfile
+
+
+class Echo(BaseModel):
+    answer: str
+
+
+MESSAGES = [{"role": "system", "content": "You repeat the last word of the question, as JSON."},
+            {"role": "user", "content": "Which word comes last in this rather long question about nothing? zebra"}]
+
+
+def _spend_until_exhausted(url: str, cap: int, monkeypatch: pytest.MonkeyPatch) -> Ledger:
+    monkeypatch.setenv("TOKENS_TEST_KEY", "sk-test")
+    ledger = Ledger(cap=cap)
+    client = ChatClient(ModelSpec(endpoint=url, model="fake", api_key_env="TOKENS_TEST_KEY", max_tokens=16,
+                                  concurrency=1), ledger, role="judge")
+    for i in range(10_000):
+        messages = [MESSAGES[0], {"role": "user", "content": f"{MESSAGES[1]['content']} {i}"}]
+        try:
+            client.structured(messages, Echo, CallTag(item_id=str(i)))
+        except BudgetExhausted:
+            return ledger
+    raise AssertionError("the budget never ran out")
+
+
+def test_counted_reservations_spend_at_least_97_percent_and_never_overrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    cap = 4_000
+    with FakeServer(profile=ServerProfile(tokenize=True)) as counting, FakeServer() as mute:
+        counted = _spend_until_exhausted(counting.url, cap, monkeypatch)
+        byte_bound = _spend_until_exhausted(mute.url, cap, monkeypatch)
+    summary = counted.summary()
+    assert summary["overrun_calls"] == 0 and summary["in_flight"] == 0
+    assert counted.spent <= cap and counted.spent / cap >= 0.97, counted.spent
+    # without a count the byte bound holds back a whole worst-case prompt: the last calls do not fit
+    assert byte_bound.summary()["overrun_calls"] == 0
+    assert byte_bound.spent < counted.spent
+
+
+def test_counter_falls_back_when_the_server_cannot_count() -> None:
+    with FakeServer() as mute:
+        counter = PromptTokenCounter(mute.url, "fake")
+        assert counter.count(MESSAGES) is None and counter._kind == "none"
+        assert counter.count(MESSAGES) is None  # remembered: no more probing
+        counter.close()
+    assert with_margin(100) == 110 and with_margin(0) == 8
+
+
+@pytest.mark.llm
+def test_llama_cpp_count_matches_reported_prompt_usage(embedded_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the real llama.cpp server the count is the prompt usage it reports, template included."""
+    counter = PromptTokenCounter(embedded_server.base_url, "smollm2-135m")
+    count = counter.count(MESSAGES)
+    counter.close()
+    assert count is not None and count < estimate_prompt_tokens(MESSAGES) / 2
+    monkeypatch.setenv("LOCAL_KEY", "sk-local")
+    ledger = Ledger(cap=None)
+    client = ChatClient(ModelSpec(endpoint=embedded_server.base_url, model="smollm2-135m", api_key_env="LOCAL_KEY",
+                                  max_tokens=8, structured_method="json_mode", max_parse_retries=0),
+                        ledger, role="judge")
+    result = client.text(MESSAGES, CallTag())
+    assert result.prompt_tokens == count
+    reserved = ledger._db.execute("SELECT reserved FROM calls").fetchone()[0]
+    assert reserved == with_margin(count) + 8
