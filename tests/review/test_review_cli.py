@@ -19,6 +19,7 @@ from refinelab.api import refine
 from refinelab.api.review import decide, pending_reviews, read_decisions
 from refinelab.errors import DataError
 from refinelab.io import read_jsonl
+from refinelab.metrics.targets import Targets
 from tests.support.fault_proxy import FaultProxy
 from tests.support.review_scripted import UNDECIDABLE, undecided_respond
 from tests.support.rl_helpers import KEY_ENV, mmlu, proxied_settings
@@ -26,6 +27,9 @@ from tests.support.scripted import EXTRAS
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTIONS = {**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0, "review": "ask"}
+# Cells the 8 items leave empty, so the auto-policy run buys expand as well as generate (with targets taken
+# from the items' own cells, an expansion can only overshoot them and the plan buys generate alone)
+TARGETS = Targets(coverage={"STEM": {"recall": 0.25, "reasoning": 0.25}, "other": {"recall": 0.25, "comprehension": 0.25}})
 
 
 def _cli(args: list[str], stdin: str = "", timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -119,7 +123,7 @@ def test_auto_policies_decide_without_pausing(tmp_path: Path, monkeypatch: pytes
     with FaultProxy(undecided_respond) as proxy:
         for mode, status in (("auto-accept", "committed"), ("auto-reject", "gave_up")):
             settings = proxied_settings(tmp_path / mode, proxy.url, timeout_s=10.0, rounds=1, max_attempts=1)
-            result = refine(mmlu(8), budget=40_000, settings=settings, run_id="rv",
+            result = refine(mmlu(8), budget=40_000, settings=settings, run_id="rv", targets=TARGETS,
                             options={**OPTIONS, "review": mode})
             assert not result.paused and result.report["reviews"]
             decision = "accept" if mode == "auto-accept" else "reject"
