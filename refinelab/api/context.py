@@ -38,3 +38,13 @@ def open_run_context(run_dir: str | Path, *, settings: Settings | None = None, b
                         targets=targets or Targets(), cache=cache,
                         prompts=PromptLibrary(str(prompts_dir) if prompts_dir else None),
                         options=options or RunOptions(), hooks=hooks or RunHooks())
+
+
+def close_run_context(ctx: AgentContext) -> None:
+    """Close the context's database handles. A process must not keep a run's SQLite files open once it is
+    done with them: POSIX locks are per process, so any later plain read of the same file in this
+    process (a folder check copying the store) would silently drop the locks those handles hold while
+    another process resumes the run."""
+    for handle in (ctx.store, ctx.ledger, ctx.cache):
+        if handle is not None:
+            handle.close()

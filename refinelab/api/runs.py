@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
-from refinelab.api.context import open_run_context
+from refinelab.api.context import close_run_context, open_run_context
 from refinelab.api.results import SaveFormat, read_run_json, refined_items
 from refinelab.api.results import save as save_results
 from refinelab.api.results import to_hf as results_to_hf
@@ -226,6 +226,7 @@ def refine(
     try:
         return _run_graph(ctx, run_id, {"run_id": run_id}, on_event)
     finally:
+        close_run_context(ctx)
         folder.release()
 
 
@@ -259,9 +260,12 @@ def resume(
     folder = claim_existing(runs_dir, run_id, trust=trust)  # read-only checks, then the lock (or RunBusy)
     try:
         ctx = saved_context(folder, hooks)
-        ctx.ledger.abandon_in_flight()
-        # The checkpoint thread is the id the run was created with (stored inside the folder), so a
-        # renamed or copied folder resumes as itself.
-        return _run_graph(ctx, run_id, None, on_event, thread_id=folder.identity)
+        try:
+            ctx.ledger.abandon_in_flight()
+            # The checkpoint thread is the id the run was created with (stored inside the folder), so a
+            # renamed or copied folder resumes as itself.
+            return _run_graph(ctx, run_id, None, on_event, thread_id=folder.identity)
+        finally:
+            close_run_context(ctx)
     finally:
         folder.release()
