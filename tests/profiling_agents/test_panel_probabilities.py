@@ -292,3 +292,18 @@ def test_a_wrong_key_is_moved_to_the_panels_clear_favourite_without_the_writer(t
     assert moved.item.choices == item.choices and moved.item.question == item.question
     thin = refine(ctx, EditTask(edit_id="e2", item_id="q06", operation="fix", round=1))
     assert writer.calls >= 1 and thin.error  # margin 0.05: no measured move, the writer is asked instead
+
+
+def test_the_shipped_model_loads_and_screens_without_calibration(tmp_path: Path) -> None:
+    from refinelab.api.screening import shipped_model
+
+    model = shipped_model()
+    assert not any(f.startswith("p_key[") for f in model.features)  # member-independent
+    assert model.fitted_on["rows"] >= 400 and 0.0 < model.threshold < 1.0
+    items = [_item(i, answer=i % 4) for i in range(6)]
+    truth = {f"number {i} ": it.answer_text for i, it in enumerate(items)}
+    settings = load_settings(overrides={"cache_path": str(tmp_path / "c.sqlite")})
+    result = screen(Dataset(name="toy", items=items), out_dir=tmp_path / "scr", settings=settings,
+                    options={"panel": ["knows"]}, hooks=RunHooks(chat_models={"panel:knows": _by_text(truth)}))
+    assert result.summary["model"].startswith("shipped") and result.summary["screened"] == 6
+    assert all(row["p_error"] is not None for row in result.rows)
