@@ -47,6 +47,7 @@ from refinelab.metrics.screening_model import (
     fit_screening_model,
     item_features,
     operating_point,
+    precision_at_prevalence,
 )
 from refinelab.schema import QAItem
 
@@ -154,11 +155,6 @@ def tpr_at_fpr(scores: Sequence[float], gold: Sequence[bool], fpr: float) -> dic
     return operating_point(scores, gold, threshold)
 
 
-def reweighted_precision(tpr: float, fpr: float, prevalence: float) -> float:
-    tp, fp = tpr * prevalence, fpr * (1 - prevalence)
-    return tp / (tp + fp) if tp + fp else 0.0
-
-
 def score_set(name: str, rows: Sequence[Row], evidence: dict[str, Any], members: list[str]) -> dict[str, Any]:
     rows = [r for r in rows if r.id in evidence]
     features = [item_features(r.item, evidence[r.id], members) for r in rows]
@@ -169,7 +165,7 @@ def score_set(name: str, rows: Sequence[Row], evidence: dict[str, Any], members:
     result: dict[str, Any] = {
         "rows": len(rows), "errors": sum(gold), "ok": len(gold) - sum(gold), "members": members,
         "auroc": auroc(combined, gold), "at_fpr_0.11": point,
-        "precision_at_15pct_prevalence": reweighted_precision(point["tpr"], point["fpr"], ANCHOR["prevalence"]),
+        "precision_at_15pct_prevalence": precision_at_prevalence(point["tpr"], point["fpr"], ANCHOR["prevalence"]),
         "single_signals": {f: auroc([-x[f] for x in features], gold)
                            for f in ("pooled_p_key", "pooled_margin", "cl_self_confidence", "min_member_p_key")}
         | {f"p_key[{m}]": auroc([-x[f"p_key[{m}]"] for x in features], gold) for m in members},
@@ -192,7 +188,7 @@ def score_set(name: str, rows: Sequence[Row], evidence: dict[str, Any], members:
         g4_tpr, g4_fpr = tp / max(1, sum(gold)), fp / max(1, len(gold) - sum(gold))
         ours = tpr_at_fpr(combined, gold, g4_fpr)
         result["gpt4_same_rows"] = {"tpr": g4_tpr, "fpr": g4_fpr,
-                                    "precision_at_15pct": reweighted_precision(g4_tpr, g4_fpr, 0.15)}
+                                    "precision_at_15pct": precision_at_prevalence(g4_tpr, g4_fpr, 0.15)}
         result["ours_at_gpt4_fpr"] = ours
     log(f"{name}: {len(rows)} rows, AUROC {result['auroc']:.3f}, TPR {point['tpr']:.2f} at FPR {point['fpr']:.2f}")
     return result

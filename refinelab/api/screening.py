@@ -47,6 +47,7 @@ from refinelab.metrics.screening_model import (
     fit_screening_model,
     item_features,
     operating_point,
+    precision_at_prevalence,
 )
 from refinelab.schema import QAItem
 
@@ -176,20 +177,15 @@ def calibrate(ctx: AgentContext, items: list[QAItem], members: list[str], *, sam
             continue
         recall = sum(oof[k] >= threshold for k in idx) / len(idx)
         per_type[etype] = {"n": len(idx), "recall": round(recall, 3),
-                           "precision": round(_precision(recall, fpr, prevalence), 3)}
+                           "precision": round(precision_at_prevalence(recall, fpr, prevalence), 3)}
     model.fitted_on = {"items": len(scored), "planted": sum(gold), "members": members, "source": "planted errors in the dataset (screen --calibrate)"}
     return {"model": model.to_json(), "threshold": threshold, "target_precision": target_precision,
             "prevalence_assumed": prevalence, "sample": len(clean), "members": members,
-            "estimates": {"overall": {"precision": round(_precision(overall["tpr"], fpr, prevalence), 3),
+            "estimates": {"overall": {"precision": round(precision_at_prevalence(overall["tpr"], fpr, prevalence), 3),
                                       "recall": round(overall["tpr"], 3), "fpr": round(fpr, 3)},
                           "per_type": per_type},
             "note": "precision and recall are out-of-fold estimates on planted errors at the assumed "
                     "prevalence; real errors can be harder to see than planted ones"}
-
-
-def _precision(tpr: float, fpr: float, prevalence: float) -> float:
-    tp, fp = tpr * prevalence, fpr * (1 - prevalence)
-    return tp / (tp + fp) if tp + fp else 0.0
 
 
 def _threshold_for_precision(scores: list[float], labels: list[str], target: float, prevalence: float) -> float:
@@ -199,7 +195,7 @@ def _threshold_for_precision(scores: list[float], labels: list[str], target: flo
     best_t, best_p = 0.5, -1.0
     for t in sorted(set(scores)):
         point = operating_point(scores, gold, t)
-        precision = _precision(point["tpr"], point["fpr"], prevalence)
+        precision = precision_at_prevalence(point["tpr"], point["fpr"], prevalence)
         if point["tpr"] > 0 and precision >= target:
             return min(0.999, max(1e-6, t))
         if precision > best_p and point["tpr"] > 0:

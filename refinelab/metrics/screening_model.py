@@ -204,13 +204,11 @@ def fit_screening_model(rows: Sequence[Mapping[str, float]], labels: Sequence[st
                           fitted_on={"items": len(labels), "errors": int(y.sum())})
 
 
-def threshold_for_fpr(p_ok: Sequence[float], fpr: float) -> float:
-    """The smallest threshold whose false-positive rate on the ok items is at most `fpr`."""
-    ranked = sorted(p_ok, reverse=True)
-    allowed = int(math.floor(fpr * len(ranked)))
-    if allowed >= len(ranked):
-        return min(ranked) if ranked else 0.5
-    return min(0.999, max(1e-6, ranked[allowed] + 1e-9))
+def precision_at_prevalence(tpr: float, fpr: float, prevalence: float) -> float:
+    """The precision a screen with these rates has on data where `prevalence` of the items are erroneous
+    (rates measured on a sample with another mix carry over; precision does not)."""
+    tp, fp = tpr * prevalence, fpr * (1 - prevalence)
+    return tp / (tp + fp) if tp + fp else 0.0
 
 
 def operating_point(scores: Sequence[float], gold: Sequence[bool], threshold: float) -> dict[str, float]:
