@@ -71,8 +71,10 @@ class RunOptions(BaseModel):
                                        description="p_error at or above which a suspect is validated")
     error_model: ErrorModel = Field(default_factory=ErrorModel,
                                     description="weights of the error-evidence pooling")
-    batch: bool = Field(False, description="send the profile's label calls through the OpenAI Batch API of the "
-                        "judge's endpoint (half price on hosted APIs; live calls where the server has none)")
+    batch: bool = Field(False, description="send the profile's label calls (judge's endpoint) and the panel's "
+                        "screening probes (each member's endpoint; profile and `screen`) through the OpenAI Batch "
+                        "API (half price on hosted APIs; live calls where the server has none, e.g. the embedded "
+                        "llama.cpp). The validator's checks of suspects stay live")
     screening_model: str | None = Field(
         None, description="a calibration.json from `refinelab screen --calibrate`: its fitted combiner "
         "scores the panel's option probabilities instead of the hand-set pooling")

@@ -13,6 +13,8 @@ one-token completion read through `top_logprobs`, asked in `options.panel_orders
 aligned back (see metrics/option_probs.py). Its chosen option (the argmax) is kept as its answer too, so
 pick rates and IRT read the same diagnostic. `panel_method = "letter"` asks for a JSON letter instead, for
 endpoints that return no logprobs.
+Each call's messages are defined once (`probe_requests`, `letter_request`): `panel_batch_requests` hands
+the same calls to the Batch API under `--batch`, and the live call then finds its answer already paid for.
 Tests inject a chat model per member as ``ctx.hooks.chat_models["panel:NAME"]``.
 """
 
@@ -37,6 +39,7 @@ from refinelab.metrics.option_probs import (
 )
 from refinelab.model_outputs import AnswerOut
 from refinelab.schema import LETTERS, Diagnostic, QAItem
+from refinelab.tools.batch import BatchRequest
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.llm import ChatClient
 
@@ -83,6 +86,17 @@ def member_client(ctx: AgentContext, name: str) -> ChatClient:
     return ctx._clients[key]
 
 
+def letter_request(ctx: AgentContext, item: QAItem,
+                   ) -> tuple[list[dict[str, str]], type[BaseModel], CallTag, int]:
+    """The letter method's call for `item` (messages, output schema, tag, token cap): one definition, so
+    a batch job (`--batch`) asks exactly what `ask_member` then finds answered."""
+    reasoning = ctx.options.panel_reasoning
+    prompt, schema, limit = (("answer_item", AnswerOut, REASONING_MAX_TOKENS) if reasoning
+                             else ("panel_answer", LetterOut, LETTER_MAX_TOKENS))
+    messages = ctx.pack(item).messages(prompt, item=item)
+    return messages, schema, CallTag(node="profile", operation="panel", item_id=item.id), limit
+
+
 def ask_member(ctx: AgentContext, name: str, item: QAItem) -> int | None:
     """One member's chosen option index; None when it failed to answer or named a letter not offered."""
     if ctx.options.panel_method == "logprobs":
@@ -92,11 +106,7 @@ def ask_member(ctx: AgentContext, name: str, item: QAItem) -> int | None:
             return None
         return probe.choice
     client = member_client(ctx, name)
-    reasoning = ctx.options.panel_reasoning
-    prompt, schema, limit = (("answer_item", AnswerOut, REASONING_MAX_TOKENS) if reasoning
-                             else ("panel_answer", LetterOut, LETTER_MAX_TOKENS))
-    messages = ctx.pack(item).messages(prompt, item=item)
-    tag = CallTag(node="profile", operation="panel", item_id=item.id)
+    messages, schema, tag, limit = letter_request(ctx, item)
     try:
         result = client.structured(messages, schema, tag, max_tokens=limit)
     except LLMCallFailed:
@@ -138,23 +148,34 @@ def retrieved_passages(ctx: AgentContext, item: QAItem) -> str:
     return format_passages(hits, max_chars=RAG_PASSAGE_CHARS)
 
 
+def probe_requests(ctx: AgentContext, name: str, item: QAItem, node: str = "profile",
+                   ) -> list[tuple[list[int], list[dict[str, str]], CallTag]]:
+    """(order, messages, tag) of member `name`'s one-token probe of `item` in each presentation order:
+    one definition, so a batch job (`--batch`, `BatchRequest.probe`) asks exactly what `probe_member`'s
+    `first_token_logprobs` then finds answered (same messages and parameters, hence the same cache key)."""
+    pack = ctx.pack(item)
+    rag = name.startswith(RAG_PREFIX)
+    passages = retrieved_passages(ctx, item) if rag else ""
+    tag = CallTag(node=node, operation="panel", item_id=item.id)
+    out: list[tuple[list[int], list[dict[str, str]], CallTag]] = []
+    for order in presentation_orders(len(item.choices), ctx.options.panel_orders):
+        shown = permuted(item, order)
+        messages = (pack.messages("panel_probe_rag", item=shown, passages=passages) if rag
+                    else pack.messages("panel_probe", item=shown))
+        out.append((order, messages, tag))
+    return out
+
+
 def probe_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profile") -> MemberProbe:
     """Ask one member for its option distribution in each presentation order and align them.
 
     Raises LLMCallFailed when no order produced a usable distribution (the endpoint returned no logprobs
     or no offered letter among its top tokens) — never a silent guess."""
     client = member_client(ctx, name)
-    pack = ctx.pack(item)
-    rag = name.startswith(RAG_PREFIX)
-    passages = retrieved_passages(ctx, item) if rag else ""
     aligned: list[list[float]] = []
     masses: list[float] = []
     tokens = 0
-    for order in presentation_orders(len(item.choices), ctx.options.panel_orders):
-        shown = permuted(item, order)
-        messages = (pack.messages("panel_probe_rag", item=shown, passages=passages) if rag
-                    else pack.messages("panel_probe", item=shown))
-        tag = CallTag(node=node, operation="panel", item_id=item.id)
+    for order, messages, tag in probe_requests(ctx, name, item, node):
         result = client.first_token_logprobs(messages, tag)
         tokens += result.tokens
         probs, mass = letter_distribution(result.top_logprobs or [], len(item.choices))
@@ -184,12 +205,40 @@ def panel_diagnostic(item: QAItem, answers: dict[str, int | None],
                       evidence=evidence)
 
 
-def answer_panel(ctx: AgentContext, item: QAItem, members: list[str]) -> Diagnostic | None:
-    """Ask the members that have not answered this item yet; None when there is nothing new to ask."""
+def stored_panel(ctx: AgentContext, item: QAItem) -> tuple[dict[str, int | None], dict[str, dict[str, Any]]]:
+    """The answers and probe evidence already stored for `item` (copies, empty when none)."""
     stored = ctx.store.diagnostic(item.id, "panel")
     answers: dict[str, int | None] = dict(stored.evidence.get("answers", {})) if stored else {}
     probes: dict[str, dict[str, Any]] = dict(stored.evidence.get("probs", {})) if stored else {}
-    missing = [m for m in members if m not in answers]
+    return answers, probes
+
+
+def unanswered(members: list[str], answers: dict[str, int | None]) -> list[str]:
+    """The members still to ask: the one rule `answer_panel` and the batch path (`--batch`) share."""
+    return [m for m in members if m not in answers]
+
+
+def panel_batch_requests(ctx: AgentContext, items: list[QAItem], members: list[str], node: str = "profile",
+                         ) -> dict[str, list[BatchRequest]]:
+    """Every panel call `answer_panel` is about to make for `items`, per member: each order's probe (or the
+    letter call) of each member that has not answered the item yet. The batch runner skips those the
+    response cache already holds."""
+    out: dict[str, list[BatchRequest]] = {}
+    for item in items:
+        answers, _ = stored_panel(ctx, item)
+        for name in unanswered(members, answers):
+            if ctx.options.panel_method == "logprobs":
+                out.setdefault(name, []).extend(BatchRequest.probe(messages, tag)
+                                                for _, messages, tag in probe_requests(ctx, name, item, node))
+            else:
+                out.setdefault(name, []).append(BatchRequest(*letter_request(ctx, item)))
+    return out
+
+
+def answer_panel(ctx: AgentContext, item: QAItem, members: list[str]) -> Diagnostic | None:
+    """Ask the members that have not answered this item yet; None when there is nothing new to ask."""
+    answers, probes = stored_panel(ctx, item)
+    missing = unanswered(members, answers)
     if not missing:
         return None
     for name in missing:  # BudgetExhausted propagates: what was answered before it is not stored

@@ -5,7 +5,8 @@ Measuring is separate from deciding: every result is persisted as a Diagnostic i
 what is already stored is skipped, so a re-plan or a resumed run never pays for it again.
 
 Stages (options come from `ctx.options`; the graph's defaults keep the demo fast):
-1. per item, concurrently: the label call (skill + 1–5 rating) and, with a panel, each member's answer;
+1. per item, concurrently: the label call (skill + 1–5 rating) and, with a panel, each member's answer
+   (with `batch`, these calls first go through the OpenAI Batch API: `batch_profile`);
 2. difficulty for the set: `difficulty_method` = "rating" (default) | "elo" | "irt" (agents/difficulty.py);
 3. distractors (`distractors: True`): MiniLM embeddings + panel pick rates;
 4. error screening, cheapest first: deterministic checks + panel + distractor cue, then the validator on
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from refinelab.agents.batching import panel_batch_jobs, run_batches
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import (
     default_panel,
@@ -43,7 +45,7 @@ from refinelab.errors import BudgetExhausted
 from refinelab.metrics.distractors import pick_rates_from_answers, score_distractors
 from refinelab.metrics.error_checks import check_row, combine_error_evidence
 from refinelab.schema import Diagnostic, QAItem
-from refinelab.tools.batch import BatchRequest, BatchRunner
+from refinelab.tools.batch import BatchRequest
 
 LABEL_MAX_TOKENS = 80  # the JSON is ~35 tokens as small models format it (newlines, indent)
 
@@ -74,16 +76,15 @@ def label_item(ctx: AgentContext, item: QAItem) -> Diagnostic:
     return classify_skill(ctx, item, LABEL_MAX_TOKENS)
 
 
-def batch_labels(ctx: AgentContext, items: Sequence[QAItem]) -> None:
-    """`--batch`: the label calls of every item not labelled yet, as one Batch API job; `label_item`
-    then finds each answer already paid for (tools/batch.py), so the stored evidence is the same."""
-    requests = [BatchRequest(*label_request(ctx, item), LABEL_MAX_TOKENS)
-                for item in items if ctx.store.diagnostic(item.id, "label") is None]
-    if requests:
-        with ctx.tracer.span("batch_labels", "chain", {"requests": len(requests)}) as run:
-            report = BatchRunner(ctx.client("judge")).run(requests)
-            run.outputs = {"answered": report.answered, "failed": report.failed, "skipped": report.skipped,
-                           "unsupported": report.unsupported, "batches": list(report.batch_ids)}
+def batch_profile(ctx: AgentContext, items: Sequence[QAItem], options: ProfileOptions) -> None:
+    """`--batch`: the label calls of every item not labelled yet (the judge's endpoint) and the panel calls
+    not answered yet (each member's endpoint), as Batch API jobs in flight together (agents/batching.py);
+    `measure_item` then finds each answer already paid for (tools/batch.py), so the stored evidence is
+    the same as without `--batch`."""
+    labels = [BatchRequest(*label_request(ctx, item), LABEL_MAX_TOKENS)
+              for item in items if ctx.store.diagnostic(item.id, "label") is None]
+    panel = panel_batch_jobs(ctx, items, options.panel) if options.panel else []
+    run_batches(ctx, "batch_profile", [(ctx.client("judge"), labels), *panel])
 
 
 def screen_errors(item: QAItem, expected_choices: int | None) -> Diagnostic:
@@ -253,7 +254,7 @@ def profile_items(
         return item
 
     if ctx.options.batch:
-        batch_labels(ctx, items)
+        batch_profile(ctx, items, options)
     measured: list[QAItem] = []
     workers = max(1, ctx.settings.roles.judge.total_concurrency())
     with ThreadPoolExecutor(max_workers=workers) as pool:  # copy_context: LLM runs nest under the node

@@ -30,6 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from refinelab.agents.batching import batch_panel
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.panel import answer_panel
@@ -85,8 +86,13 @@ def load_model(path: str | Path) -> ScreeningModel:
 
 def ask_panel(ctx: AgentContext, items: list[QAItem], members: list[str],
               progress: Callable[[int, int], None] | None = None) -> dict[str, dict[str, Any]]:
-    """Panel evidence per item id (stored; a re-run asks only what is missing). Stops at the budget."""
+    """Panel evidence per item id (stored; a re-run asks only what is missing). Stops at the budget.
+
+    With `options.batch` every probe still missing goes through the members' Batch API first (half price
+    on hosted APIs); the calls below then find their answers already paid for."""
     ctx.store.load_items([i for i in items if not _stored(ctx, i.id)])
+    if ctx.options.batch:
+        batch_panel(ctx, items, members)
     workers = max(1, ctx.settings.roles.judge.total_concurrency())
     done: dict[str, dict[str, Any]] = {}
     stopped = False

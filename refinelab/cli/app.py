@@ -198,8 +198,8 @@ def refine_command(
     allow_shrink: Annotated[bool, typer.Option(
         "--allow-shrink", help="let the planner remove items to rebalance (default: only defects are removed)")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
-    batch: Annotated[bool, typer.Option("--batch", help="profile label calls through the OpenAI Batch API "
-                                                       "(half price on hosted APIs)")] = False,
+    batch: Annotated[bool, typer.Option("--batch", help="profile label calls and panel probes through the "
+                                                       "OpenAI Batch API (half price on hosted APIs)")] = False,
     review: Annotated[str, typer.Option(help="undecided edits, weak passes, unfixed flagged items: ask (pause for "
                                         "`refinelab review`) | auto-accept | auto-reject")] = "auto-reject",
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,

@@ -90,8 +90,8 @@ def profile_command(
     config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
     prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
-    batch: Annotated[bool, typer.Option("--batch", help="label calls through the OpenAI Batch API "
-                                                       "(half price on hosted APIs)")] = False,
+    batch: Annotated[bool, typer.Option("--batch", help="label calls and panel probes through the OpenAI "
+                                                       "Batch API (half price on hosted APIs)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print profile.json's headline as JSON")] = False,
 ) -> None:

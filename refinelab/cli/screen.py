@@ -48,6 +48,8 @@ def screen_command(
     api_key_env: Annotated[list[str] | None, typer.Option(help=KEY_HELP)] = None,
     config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
     prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
+    batch: Annotated[bool, typer.Option("--batch", help="panel probes through the OpenAI Batch API "
+                                                       "(half price on hosted APIs)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Screen DATA for errors (wrong keys, no or several right options, unclear items); no edits.
@@ -60,7 +62,7 @@ def screen_command(
     if not 0.0 < target_precision < 1.0 or not 0.0 < prevalence < 1.0:
         fail("--target-precision and --prevalence must lie strictly between 0 and 1")
     try:
-        options = RunOptions(panel=parse_list(panel) or [], panel_orders=orders)
+        options = RunOptions(panel=parse_list(panel) or [], panel_orders=orders, batch=batch)
         settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
     except (RefineLabError, ValueError) as exc:
         fail(exc)

@@ -1,7 +1,9 @@
 """Many calls as one OpenAI Batch job (`/v1/files` + `/v1/batches`): half the price on hosted APIs.
 
 Why: profiling and screening ask the same question of every item and nobody waits on one answer, which
-is what the Batch API is for. `BatchRunner.run` takes the requests a node is about to make, and:
+is what the Batch API is for. A request is either a structured call (what `ChatClient.structured` is
+given: messages + output schema) or a logprobs probe (what `ChatClient.first_token_logprobs` sends: one
+token, the top alternatives). `BatchRunner.run` takes the requests a node is about to make, and:
 
 1. skips those the response cache or an earlier batch already answered;
 2. reserves every request's worst case in the ledger (the whole batch is paid for up front), uploads
@@ -14,8 +16,13 @@ is what the Batch API is for. `BatchRunner.run` takes the requests a node is abo
    batch, or that the batch never reached (expired, cancelled), is settled at 0 (not billed) and the
    ordinary call sends it live.
 
-A server without the Batch API (the embedded llama.cpp server) answers 404: the runner releases the
-reservations and every request goes live, as without `--batch`.
+A server without the Batch API answers 404: the runner releases the reservations and every request goes
+live, as without `--batch`. The embedded llama.cpp server has none, and a chat model a caller plugged in
+has no server at all: for those nothing is reserved or sent, everything goes live at once.
+
+A resumed run polls only the pending batches that hold a request it asks again: a batch is always one
+client's requests, so its answers reach the client that will make those calls (the label client and
+a `judge` panel member share an endpoint and a model, yet each polls its own batch).
 """
 
 from __future__ import annotations
@@ -29,22 +36,38 @@ from typing import Any
 import openai
 from pydantic import BaseModel
 
+from refinelab.config import EMBEDDED
 from refinelab.errors import BudgetExhausted
 from refinelab.redact import redact_secrets
 from refinelab.tools.ledger import CallTag, Reservation
-from refinelab.tools.llm import CallResult, ChatClient, schema_for
+from refinelab.tools.llm import FIRST_TOKEN_TOP, CallResult, ChatClient, schema_for, top_logprobs_of
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+FIRST_POLL_S = 1.0  # polls start here and double up to `poll_s`: a small batch on a fast server ends in seconds
 
 
 @dataclass(frozen=True)
 class BatchRequest:
-    """One call a node will make: what `ChatClient.structured` would be given."""
+    """One call a node will make: what `ChatClient.structured` would be given (`schema` set), or a
+    logprobs probe as `ChatClient.first_token_logprobs` sends it (`BatchRequest.probe`: no schema, one
+    token, `top_logprobs` alternatives). Either way `ChatClient.prepare` turns it into the very request
+    and cache key of the live call it stands for."""
 
     messages: list[dict[str, str]]
-    schema: type[BaseModel]
+    schema: type[BaseModel] | None
     tag: CallTag
     max_tokens: int | None = None
+    top_logprobs: int | None = None
+
+    @classmethod
+    def probe(cls, messages: list[dict[str, str]], tag: CallTag, top: int = FIRST_TOKEN_TOP) -> BatchRequest:
+        """The batched form of `ChatClient.first_token_logprobs(messages, tag, top=top)`."""
+        return cls(messages, None, tag, max_tokens=1, top_logprobs=top)
+
+    def prepared(self, client: ChatClient) -> tuple[list[dict[str, str]], dict[str, Any], str]:
+        """(messages as sent, parameters, cache key) exactly as `client`'s live call would have them."""
+        json_schema = schema_for(self.schema) if self.schema is not None else None
+        return client.prepare(self.messages, json_schema, self.max_tokens, top_logprobs=self.top_logprobs)
 
 
 @dataclass
@@ -81,21 +104,40 @@ class BatchRunner:
                                       timeout=60.0, max_retries=3)
         return self._api
 
+    def servable(self) -> bool:
+        """Whether a Batch API can be there at all: not on the embedded llama.cpp server (it has none,
+        and reserving for a batch would count every prompt for nothing), not for a chat model the caller
+        plugged in (no server: the API client would fall back to OpenAI's own address)."""
+        member = self.client.fleet.members[0]
+        if member.url == EMBEDDED:
+            return False
+        self.client._model_for(member)  # resolves the URL and the key
+        return bool(member.base_url)
+
     # -- the job ---------------------------------------------------------------------------------
     def run(self, requests: Sequence[BatchRequest]) -> BatchReport:
         report = BatchReport()
         wanted: dict[str, tuple[BatchRequest, list[dict[str, str]], dict[str, Any]]] = {}
+        asked: set[str] = set()
         for request in requests:
-            messages, params, key = self.client.prepare(request.messages, schema_for(request.schema),
-                                                        request.max_tokens)
+            messages, params, key = request.prepared(self.client)
+            asked.add(key)
             if key in wanted or (self.client.cache is not None and self.client.cache.get(key) is not None):
                 report.skipped += 1
                 continue
             wanted[key] = (request, messages, params)
         ledger, model = self.client.ledger, self.client.model_name
+        # a batch a killed run submitted: poll it, never submit it again (only one holding a request asked
+        # here: another client's batch on the same endpoint and model is that client's to poll)
+        pending = {batch_id: calls for batch_id, calls in ledger.pending_batches(self.endpoint, model).items()
+                   if not asked.isdisjoint(calls)}
+        if not wanted and not pending:
+            return report
+        if not self.servable():
+            report.unsupported = True
+            return report
         ids: list[str] = []
-        # a batch a killed run submitted: poll it, never submit it again
-        for batch_id, calls in ledger.pending_batches(self.endpoint, model).items():
+        for batch_id, calls in pending.items():
             ids.append(batch_id)
             self._collect(batch_id, calls, report)
             for key in calls:
@@ -145,11 +187,13 @@ class BatchRunner:
         api, ledger = self.api(), self.client.ledger
         deadline = time.monotonic() + self.timeout_s
         batch = api.batches.retrieve(batch_id)
+        wait = min(FIRST_POLL_S, self.poll_s)
         while batch.status not in TERMINAL:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"batch {batch_id} still {batch.status} after {self.timeout_s:.0f} s; "
                                    f"resume polls it again")
-            self.sleep(self.poll_s)
+            self.sleep(wait)
+            wait = min(wait * 2, self.poll_s)
             batch = api.batches.retrieve(batch_id)
         results: dict[str, dict[str, Any]] = {}
         for file_id in (batch.output_file_id, batch.error_file_id):
@@ -170,12 +214,14 @@ class BatchRunner:
                 prompt, completion = reservation.tokens, 0
             ledger.settle(reservation, prompt, completion)
             ledger.note_answer()
-            text = redact_secrets(str(body["choices"][0]["message"].get("content") or ""))
-            result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion)
+            choice = body["choices"][0]
+            message = choice.get("message")
+            text = redact_secrets(str((message.get("content") if isinstance(message, dict) else None) or ""))
+            # a probe's alternatives, read as a live answer's are (None for a structured call: no block)
+            top = top_logprobs_of(choice.get("logprobs"))
+            result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion, top_logprobs=top)
             result._call_id = reservation.call_id  # type: ignore[attr-defined]
-            if self.client.cache is not None:
-                self.client.cache.put(key, self.client.model_name, {"text": text, "prompt_tokens": prompt,
-                                                                     "completion_tokens": completion})
+            self.client.cache_answer(key, result)
             self.client.prefetched(key, result)
             report.answered += 1
         ledger.finish_batch(batch_id)

@@ -34,6 +34,10 @@ from refinelab.tools.tracing import LLMCall, Tracer, transport_only
 
 T = TypeVar("T", bound=BaseModel)
 
+# How many first-token alternatives a logprobs probe asks for (OpenAI's maximum): a batched probe must ask
+# the same, or it would not be the live call's answer (the count is part of the cache key).
+FIRST_TOKEN_TOP = 20
+
 # Chat templates add a few special tokens per message, and some add a default system prompt.
 _PER_MESSAGE_OVERHEAD = 12
 _BASE_OVERHEAD = 48
@@ -137,10 +141,17 @@ def _usage(message: AIMessage) -> tuple[int, int, bool]:
 
 
 def first_token_alternatives(message: AIMessage) -> list[tuple[str, float]] | None:
-    """[(token, logprob), …] for the first generated token, from the OpenAI-style `logprobs` block that
-    LangChain keeps in `response_metadata`; None when the server sent none. The block is untrusted
-    endpoint output: malformed entries are skipped, never raised on."""
+    """[(token, logprob), …] for the first generated token of a live answer, from the OpenAI-style
+    `logprobs` block that LangChain keeps in `response_metadata`; None when the server sent none."""
     block = message.response_metadata.get("logprobs") if isinstance(message.response_metadata, dict) else None
+    return top_logprobs_of(block)
+
+
+def top_logprobs_of(block: Any) -> list[tuple[str, float]] | None:
+    """[(token, logprob), …] for the first generated token of an OpenAI `logprobs` block (a choice's
+    `logprobs`): the one reader of a live answer's and a Batch API result line's, so a batched probe
+    yields exactly what the live call would. The block is untrusted endpoint output: malformed entries
+    are skipped, never raised on; None when nothing usable is there."""
     content = block.get("content") if isinstance(block, dict) else None
     if not isinstance(content, list) or not content or not isinstance(content[0], dict):
         return None
@@ -272,7 +283,8 @@ class ChatClient:
     def text(self, messages: list[dict[str, str]], tag: CallTag) -> CallResult:
         return self._call(messages, tag, attempt=0, json_schema=None, name="text")
 
-    def first_token_logprobs(self, messages: list[dict[str, str]], tag: CallTag, *, top: int = 20) -> CallResult:
+    def first_token_logprobs(self, messages: list[dict[str, str]], tag: CallTag, *,
+                             top: int = FIRST_TOKEN_TOP) -> CallResult:
         """A one-token completion with the `top` most likely first tokens and their log-probabilities.
 
         This is how a model "answers" a multiple-choice item as a distribution over letters rather than
@@ -343,6 +355,17 @@ class ChatClient:
             params["logprobs"], params["top_logprobs"] = True, top_logprobs
         return messages, params, fingerprint(self.model_name, params, messages, attempt)
 
+    def cache_answer(self, key: str, result: CallResult) -> None:
+        """Keep a paid answer in the response cache (when the run has one), in the one entry format the
+        lookup in `_cached_or_live` reads: a live call and a batch result line are stored alike."""
+        if self.cache is None:
+            return
+        entry: dict[str, Any] = {"text": result.text, "prompt_tokens": result.prompt_tokens,
+                                 "completion_tokens": result.completion_tokens}
+        if result.top_logprobs is not None:
+            entry["top_logprobs"] = result.top_logprobs
+        self.cache.put(key, self.model_name, entry)
+
     def prefetched(self, key: str, result: CallResult) -> None:
         """An answer already paid for (settled in the ledger by a batch): the next call with this key
         takes it instead of sending a request."""
@@ -379,7 +402,7 @@ class ChatClient:
             ready = self._prefetched.pop(key, None)
         if ready is not None:  # answered by a batch: charged when the batch settled, not again
             if (call := self._trace(messages, params, tag, attempt, schema, cached=False)) is not None:
-                call.end(ready.text, ready.prompt_tokens, ready.completion_tokens)
+                call.end(ready.text, ready.prompt_tokens, ready.completion_tokens, top_logprobs=ready.top_logprobs)
             return ready
         if self.cache is not None:
             hit = self.cache.get(key)
@@ -479,9 +502,5 @@ class ChatClient:
             result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
                                 attempts=attempt + 1, latency_s=time.monotonic() - started, top_logprobs=top)
             result._call_id = reservation.call_id  # type: ignore[attr-defined]
-            if self.cache is not None:
-                entry: dict[str, Any] = {"text": text, "prompt_tokens": prompt, "completion_tokens": completion}
-                if top is not None:
-                    entry["top_logprobs"] = top
-                self.cache.put(key, self.model_name, entry)
+            self.cache_answer(key, result)
             return result

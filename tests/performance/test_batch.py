@@ -110,7 +110,7 @@ def test_profile_with_batch_labels_every_item_through_one_batch(tmp_path: Path, 
                                             "roles": {r: dict(spec) for r in ("judge", "writer", "validator")}})
         dataset = synthetic_dataset(12)
         result = profile(dataset, out_dir=tmp_path / "p", settings=settings,
-                         # rating: the label calls are all this run makes (IRT would add the judge's live probes)
+                         # rating: the label calls are all this run makes (IRT would add the judge member's probe batch)
                          options={"batch": True, "validate_suspects": False, "difficulty_method": "rating"})
     assert server.batch_counters.batches_created == 1 and server.batch_counters.lines_answered == 12
     assert server.counters.requests == 0, "no label call went live"

@@ -2,7 +2,8 @@
 
 Why: `--batch` must be tested without a hosted account. The fake keeps uploaded files in memory,
 completes a batch `delay_s` after it is created (answering every line with the same responder and
-usage as the live chat route), writes the output file in OpenAI's result-line shape, and can fail
+usage as the live chat route; a logprobs line's body carries `choices[0].logprobs.content[0].top_logprobs`
+as the live route's does, `FakeServer.answer`), writes the output file in OpenAI's result-line shape, and can fail
 chosen lines (`fail_every`: every n-th request errors inside the batch). It counts uploads, batches
 created and status polls, so a test can tell a resumed poll from a resubmission.
 """
@@ -27,6 +28,8 @@ class BatchCounters:
     polls: int = 0
     lines_answered: int = 0
     billed_tokens: int = 0
+    probe_lines: int = 0  # answered lines that carry first-token logprobs (panel probes)
+    probe_tokens: int = 0  # what those were billed
 
 
 @dataclass
@@ -116,6 +119,9 @@ class FakeBatchServer(FakeServer):
             with self._lock:
                 self.batch_counters.lines_answered += 1
                 self.batch_counters.billed_tokens += completion["usage"]["total_tokens"]
+                if completion["choices"][0].get("logprobs"):
+                    self.batch_counters.probe_lines += 1
+                    self.batch_counters.probe_tokens += completion["usage"]["total_tokens"]
         with self._lock:
             out_id, err_id = f"file-{next(self._ids)}", f"file-{next(self._ids)}"
             self.files[out_id] = "".join(json.dumps(r) + "\n" for r in out).encode()

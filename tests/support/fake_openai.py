@@ -54,6 +54,24 @@ def chat_completion(content: str, model: str, prompt_tokens: int, completion_tok
     }
 
 
+def _logprobs_block(content: str, request: dict[str, Any]) -> dict[str, Any] | None:
+    """The responder's logprobs block for a request that asked for logprobs (None otherwise, or when the
+    responder answered plain text), keeping `top_logprobs` alternatives."""
+    if not request.get("logprobs"):
+        return None
+    try:
+        block = json.loads(content)
+    except ValueError:
+        return None
+    entries = block.get("content") if isinstance(block, dict) else None
+    if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
+        return None
+    top = int(request.get("top_logprobs") or 0)
+    first = dict(entries[0])
+    first["top_logprobs"] = list(first.get("top_logprobs") or [])[:top]
+    return {"content": [first]}
+
+
 @dataclass
 class ServerProfile:
     """How a fake server behaves: latency per request, generation speed, share of 429 answers."""
@@ -210,15 +228,26 @@ class FakeServer:
             handler._send(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
-        """The chat.completion for one request body (no waiting): the responder's text and its usage."""
+        """The chat.completion for one request body (no waiting): the responder's text and its usage.
+
+        For a logprobs request the responder returns the OpenAI `logprobs` block as JSON (as for the
+        scripted model, `tests/support/scripted_model.logprobs_block`): the reply is its first token, one
+        completion token, and `choices[0].logprobs` carries the block cut to `top_logprobs` alternatives,
+        as a real server sends it (the live route and the fake Batch API's result lines alike)."""
         messages = request.get("messages") or []
         content = self.responder(messages)
+        block = _logprobs_block(content, request)
+        if block is not None:
+            content = str(block["content"][0].get("token", ""))
         prompt = prompt_tokens(messages)
-        completion = approx_tokens(content)
+        completion = 1 if block is not None else approx_tokens(content)
         limit = request.get("max_tokens") or request.get("max_completion_tokens")
         if limit:
             completion = min(completion, int(limit))
-        return chat_completion(content, str(request.get("model", "fake")), prompt, completion)
+        body = chat_completion(content, str(request.get("model", "fake")), prompt, completion)
+        if block is not None:
+            body["choices"][0]["logprobs"] = block
+        return body
 
     def delay_for(self, completion_tokens: int) -> float:
         profile = self.profile
