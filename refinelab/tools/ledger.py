@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,14 @@ class Ledger:
         self._db.executescript(_SCHEMA)
         with self._lock:
             self._recount()
+        # Which run paid for a cached answer (tools/llm.py): a ledger's own id, kept across reopenings.
+        row = self._db.execute("SELECT value FROM meta WHERE key='ledger_id'").fetchone()
+        self.ledger_id = str(row[0]) if row else uuid.uuid4().hex
+        if not row:
+            self._db.execute("INSERT INTO meta VALUES ('ledger_id', ?)", (self.ledger_id,))
+        row = self._db.execute("SELECT value FROM meta WHERE key='replayed'").fetchone()
+        self._replayed = int(row[0]) if row else 0
+        self._replayed_keys: set[str] = set()
         self.cap = cap
         if cap is not None:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('cap', ?)", (str(cap),))
@@ -144,12 +153,33 @@ class Ledger:
             return self._totals()[0]
 
     @property
+    def replayed(self) -> int:
+        """Tokens of answers replayed from the response cache that another run paid for (not spent)."""
+        with self._lock:
+            return self._replayed
+
+    @property
     def available(self) -> int | None:
+        """What the run may still use: the cap less spent, in-flight and replayed tokens."""
         if self.cap is None:
             return None
         with self._lock:
             spent, reserved = self._totals()
-        return max(0, self.cap - spent - reserved)
+            return max(0, self.cap - spent - reserved - self._replayed)
+
+    def note_replayed(self, key: str, tokens: int) -> None:
+        """A cached answer another run paid for: it costs nothing, but it uses the run's budget as the
+        live call did in the run that paid, once per cache key. Without this an identical re-run had
+        the profile's tokens to spare at the plan, bought a different plan and paid for it; with it,
+        it plans, and stops, where the first run did, and spends 0."""
+        if tokens <= 0:
+            return
+        with self._lock:
+            if key in self._replayed_keys:
+                return
+            self._replayed_keys.add(key)
+            self._replayed += tokens
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('replayed', ?)", (str(self._replayed),))
 
     def reserve(self, tokens: int, tag: CallTag, *, attempt: int = 0, is_retry: bool = False) -> Reservation:
         """Hold `tokens` against the cap, or raise BudgetExhausted without recording anything."""
@@ -159,8 +189,9 @@ class Ledger:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 spent, reserved = self._totals()
-                if self.cap is not None and spent + reserved + tokens > self.cap:
-                    raise BudgetExhausted(tokens, max(0, self.cap - spent - reserved), self.cap)
+                used = spent + reserved + self._replayed
+                if self.cap is not None and used + tokens > self.cap:
+                    raise BudgetExhausted(tokens, max(0, self.cap - used), self.cap)
                 cursor = self._db.execute(
                     "INSERT INTO calls (node, operation, item_id, model, attempt, reserved, status, is_retry,"
                     " started) VALUES (?,?,?,?,?,?,'reserved',?,?)",
@@ -346,7 +377,8 @@ class Ledger:
             parse_failures += int(pf or 0)
             failures += int(f or 0)
         return {
-            "cap": self.cap, "spent": spent, "in_flight": reserved, "calls": calls, "retries": retries,
+            "cap": self.cap, "spent": spent, "in_flight": reserved, "replayed": self._replayed,
+            "calls": calls, "retries": retries,
             "parse_failures": parse_failures, "failed_calls": failures,
             "overrun_calls": int(overrun[0]) if overrun else 0, "unsent_calls": int(unsent[0]) if unsent else 0,
             "by_node": by["node"], "by_operation": by["operation"], "by_model": by["model"],

@@ -361,7 +361,7 @@ class ChatClient:
         if self.cache is None:
             return
         entry: dict[str, Any] = {"text": result.text, "prompt_tokens": result.prompt_tokens,
-                                 "completion_tokens": result.completion_tokens}
+                                 "completion_tokens": result.completion_tokens, "paid_by": self.ledger.ledger_id}
         if result.top_logprobs is not None:
             entry["top_logprobs"] = result.top_logprobs
         self.cache.put(key, self.model_name, entry)
@@ -406,7 +406,9 @@ class ChatClient:
             return ready
         if self.cache is not None:
             hit = self.cache.get(key)
-            if hit is not None:  # a cached answer costs no budget
+            if hit is not None:  # a cached answer costs nothing; another run's uses budget (Ledger.note_replayed)
+                if hit.get("paid_by") != self.ledger.ledger_id:
+                    self.ledger.note_replayed(key, int(hit["prompt_tokens"]) + int(hit["completion_tokens"]))
                 top = hit.get("top_logprobs")
                 cached = CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
                                     completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1,

@@ -119,3 +119,33 @@ def test_real_embedded_server_structured_call_settles_reported_usage(embedded_se
     assert ledger.spent == reported == result.tokens
     runs = read_trace(tmp_path / "trace.jsonl")
     assert sum(r["usage"]["total_tokens"] for r in runs if r["run_type"] == "llm") == ledger.spent
+
+
+def test_another_runs_cached_answer_uses_budget_once_but_costs_nothing(tmp_path: Path) -> None:
+    """A replayed answer is free (spent 0) yet uses the re-run's budget as the paid call used the first
+    run's, once per key, so an identical re-run plans on the same budget; its own answers do not."""
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    model = ScriptedChatModel(respond=lambda m: '{"answer": "C"}')
+    first_ledger = Ledger(tmp_path / "first.sqlite", cap=10_000)
+    first = ChatClient(ModelSpec(max_tokens=50), first_ledger, cache=cache, chat_model=model)
+    paid = first.structured(MESSAGES, Answer, CallTag())
+    first.structured(MESSAGES, Answer, CallTag())  # its own answer again: already in `spent`
+    assert first_ledger.replayed == 0 and first_ledger.available == 10_000 - paid.tokens
+
+    again_ledger = Ledger(tmp_path / "again.sqlite", cap=10_000)
+    again = ChatClient(ModelSpec(max_tokens=50), again_ledger, cache=cache, chat_model=model)
+    replay = again.structured(MESSAGES, Answer, CallTag())
+    again.structured(MESSAGES, Answer, CallTag())  # the same key twice counts once
+    assert replay.cached and model.calls == 1
+    assert again_ledger.spent == 0 and again_ledger.replayed == paid.tokens
+    assert again_ledger.available == first_ledger.available
+    assert again_ledger.summary()["replayed"] == paid.tokens
+    assert Ledger(tmp_path / "again.sqlite").replayed == paid.tokens  # a resumed run keeps it
+
+
+def test_replayed_tokens_count_toward_the_cap(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite", cap=1_000)
+    ledger.note_replayed("k", 900)
+    with pytest.raises(BudgetExhausted) as info:
+        ledger.reserve(200, CallTag())
+    assert info.value.available == 100 and ledger.spent == 0

@@ -1,0 +1,43 @@
+"""Re-runs are free: an identical run with the response cache sends no request and spends 0 tokens.
+
+The first run's profile spends tokens before the plan; the re-run replays those answers for free. If
+replayed answers did not use the re-run's budget, it would plan with more tokens than the first run
+had, buy a different plan and pay for its new prompts (seen in the fleet bench: 42% of the first run's
+spend). Through loopback fake servers answering as the scripted model, so every stage runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from refinelab.api import refine
+from refinelab.config import load_settings
+from refinelab.operations import Op
+from tests.support.fake_openai import FakeServer, ServerProfile, scripted
+from tests.support.synthetic import synthetic_dataset
+
+KEY_ENV = "RERUN_TEST_KEY"
+
+
+def test_an_identical_rerun_sends_nothing_and_spends_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-rerun-test")
+    dataset = synthetic_dataset(30)
+    operations = [op.value for op in (Op.REMOVE, Op.FIX, Op.REWRITE_DISTRACTORS, Op.CALIBRATE)]
+    with FakeServer(responder=scripted, profile=ServerProfile(seed=1)) as server:
+        spec = {"endpoint": server.url, "model": "fake", "api_key_env": KEY_ENV, "concurrency": 4}
+        settings = load_settings(overrides={
+            "runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "cache.sqlite"), "use_cache": True,
+            "rounds": 1, "max_attempts": 2, "roles": {r: dict(spec) for r in ("judge", "writer", "validator")}})
+        options = {"validators": [], "dedup": "lexical", "pilot_per_op": 2, "operations": operations}
+
+        first = refine(dataset, budget=1500 * len(dataset), settings=settings, run_id="first", options=options)
+        answered = server.counters.answered
+        again = refine(dataset, budget=1500 * len(dataset), settings=settings, run_id="again", options=options)
+
+        assert first.spent > 0 and answered > 0
+        refine_calls = first.report["ledger"]["by_node"].get("refine", {}).get("calls", 0)
+        assert refine_calls > 0  # the first run planned and paid for edits after its profile
+        assert server.counters.answered == answered  # the re-run sent nothing
+        assert again.spent == 0 and 0 < again.report["ledger"]["replayed"] <= first.spent
+        assert again.report.get("items_by_status") == first.report.get("items_by_status")
