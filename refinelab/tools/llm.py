@@ -186,6 +186,11 @@ def schema_for(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
+# Count prompt tokens on the server once the budget left is below this many byte-bound reservations
+# per slot of the role (other roles share the ledger, hence more than one).
+COUNT_HEADROOM = 4
+
+
 class ChatClient:
     """A role's model: budgeted, cached, traced, retried, concurrency-limited."""
 
@@ -304,6 +309,13 @@ class ChatClient:
         (tools/tokens.py), never more than the byte bound, which is used where it cannot."""
         bound = estimate_prompt_tokens(messages, params.get("response_format"))
         if not self._count_tokens:
+            return bound
+        # Counting costs a request to the server per call; it only matters where byte-bound reservations
+        # from every slot could crowd the budget's end. Until then the byte bound holds nothing back
+        # (a reservation is settled at the reported usage), so the count is skipped.
+        available = self.ledger.available
+        worst = bound + int(params["max_tokens"])
+        if available is None or worst * self.fleet.total_concurrency * COUNT_HEADROOM <= available:
             return bound
         if self._counter is None:
             first = self.fleet.members[0]

@@ -49,6 +49,24 @@ def test_counted_reservations_spend_at_least_97_percent_and_never_overrun(monkey
     assert byte_bound.spent < counted.spent
 
 
+def test_no_count_is_asked_while_the_budget_is_far_from_its_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A count costs a request; far from the cap the byte bound holds nothing back, so none is asked
+    (and reservations are the byte bound); near the cap every call is counted."""
+    monkeypatch.setenv("TOKENS_TEST_KEY", "sk-test")
+    spec = ModelSpec(model="fake", api_key_env="TOKENS_TEST_KEY", max_tokens=16, concurrency=2)
+    with FakeServer(profile=ServerProfile(tokenize=True)) as server:
+        roomy = ChatClient(spec.model_copy(update={"endpoint": server.url}), Ledger(cap=10**9), role="judge")
+        for i in range(3):
+            roomy.structured([MESSAGES[0], {"role": "user", "content": f"{MESSAGES[1]['content']} {i}"}], Echo,
+                             CallTag())
+        assert server.counters.counted == 0
+        tight = ChatClient(spec.model_copy(update={"endpoint": server.url}), Ledger(cap=2_000), role="judge")
+        for i in range(3):
+            tight.structured([MESSAGES[0], {"role": "user", "content": f"{MESSAGES[1]['content']} {i}"}], Echo,
+                             CallTag())
+        assert server.counters.counted == 3
+
+
 def test_counter_falls_back_when_the_server_cannot_count() -> None:
     with FakeServer() as mute:
         counter = PromptTokenCounter(mute.url, "fake")
@@ -66,7 +84,7 @@ def test_llama_cpp_count_matches_reported_prompt_usage(embedded_server, monkeypa
     counter.close()
     assert count is not None and count < estimate_prompt_tokens(MESSAGES) / 2
     monkeypatch.setenv("LOCAL_KEY", "sk-local")
-    ledger = Ledger(cap=None)
+    ledger = Ledger(cap=1_000)  # close enough to the end of the budget that the client counts
     client = ChatClient(ModelSpec(endpoint=embedded_server.base_url, model="smollm2-135m", api_key_env="LOCAL_KEY",
                                   max_tokens=8, structured_method="json_mode", max_parse_retries=0),
                         ledger, role="judge")

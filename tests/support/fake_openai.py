@@ -93,6 +93,7 @@ class Counters:
     busy_s: float = 0.0  # summed time spent serving answered requests (latency the client waited)
     peak_in_flight: int = 0
     in_flight: int = 0
+    counted: int = 0  # /tokenize requests answered
 
 
 class _Server(ThreadingHTTPServer):
@@ -223,6 +224,8 @@ class FakeServer:
             self.chat(handler, json.loads(body or b"{}"))
         elif method == "POST" and path == "/tokenize" and self.profile.tokenize:
             messages = json.loads(body or b"{}").get("messages") or []
+            with self._lock:
+                self.counters.counted += 1
             handler._send(200, {"count": prompt_tokens(messages)})
         else:
             handler._send(404, {"error": {"message": f"no route {method} {path}", "type": "not_found"}})
