@@ -45,6 +45,6 @@ def close_run_context(ctx: AgentContext) -> None:
     done with them: POSIX locks are per process, so any later plain read of the same file in this
     process (a folder check copying the store) would silently drop the locks those handles hold while
     another process resumes the run."""
-    for handle in (ctx.store, ctx.ledger, ctx.cache):
+    for handle in (ctx.store, ctx.ledger, ctx.cache, ctx.tracer):
         if handle is not None:
             handle.close()

@@ -99,7 +99,7 @@ class BatchRunner:
     def api(self) -> openai.OpenAI:
         if self._api is None:
             member = self.client.fleet.members[0]
-            self.client._model_for(member)  # resolves the URL and the key (the embedded server's too)
+            self.client.resolve(member)  # the URL and the key (the embedded server's too)
             self._api = openai.OpenAI(base_url=member.base_url, api_key=member.api_key or "sk-none",
                                       timeout=60.0, max_retries=3)
         return self._api
@@ -111,7 +111,7 @@ class BatchRunner:
         member = self.client.fleet.members[0]
         if member.url == EMBEDDED:
             return False
-        self.client._model_for(member)  # resolves the URL and the key
+        self.client.resolve(member)  # the URL and the key
         return bool(member.base_url)
 
     # -- the job ---------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ class Member:
     url: str
     concurrency: int
     index: int
-    model: Any = None  # the LangChain chat model for this server, created on first use
+    model: Any = None  # the LangChain chat model for this server (plugged in, or made on request)
+    transport: Any = None  # the HTTP transport to this server (tools/transport.py), created on first use
     base_url: str = ""  # resolved with the model (the embedded server's address is known only then)
     api_key: str = field(default="", repr=False)
     in_flight: int = 0

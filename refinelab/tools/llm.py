@@ -8,6 +8,7 @@ A call that still fails raises `LLMCallFailed` carrying the raw outputs; it neve
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -31,6 +32,13 @@ from refinelab.tools.fleet import Fleet, Member
 from refinelab.tools.ledger import CallTag, Ledger
 from refinelab.tools.tokens import PromptTokenCounter, with_margin
 from refinelab.tools.tracing import LLMCall, Tracer, transport_only
+from refinelab.tools.transport import (
+    ChatTransport,
+    EndpointStatusError,
+    MalformedReply,
+    Reply,
+    TruncatedReply,
+)
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -91,8 +99,10 @@ def _to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
 def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, openai.RateLimitError | openai.APITimeoutError | openai.APIConnectionError):
         return True
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, openai.APIStatusError | EndpointStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
+    if isinstance(exc, httpx.TransportError | MalformedReply):  # timeouts, resets, a cut or garbled body
+        return True
     # A 200 whose body is cut or garbled (proxy or server glitch) is worth another try, like a 5xx.
     if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError):
         return True
@@ -122,6 +132,8 @@ _HTTP_MODULES = frozenset({"httpx", "httpx2", "httpcore", "httpcore2"})
 def _truncated_completion(exc: Exception) -> tuple[str, int, int] | None:
     """(text, prompt, completion) of a reply cut off at max_tokens, which the OpenAI client raises as an
     error for structured output; None for any other exception. Never cached: a re-ask may do better."""
+    if isinstance(exc, TruncatedReply):
+        return exc.text, exc.prompt_tokens, exc.completion_tokens
     if not isinstance(exc, openai.LengthFinishReasonError):
         return None
     completion = exc.completion
@@ -138,13 +150,6 @@ def _usage(message: AIMessage) -> tuple[int, int, bool]:
     if usage:
         return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), True
     return 0, 0, False
-
-
-def first_token_alternatives(message: AIMessage) -> list[tuple[str, float]] | None:
-    """[(token, logprob), …] for the first generated token of a live answer, from the OpenAI-style
-    `logprobs` block that LangChain keeps in `response_metadata`; None when the server sent none."""
-    block = message.response_metadata.get("logprobs") if isinstance(message.response_metadata, dict) else None
-    return top_logprobs_of(block)
 
 
 def top_logprobs_of(block: Any) -> list[tuple[str, float]] | None:
@@ -167,8 +172,12 @@ def top_logprobs_of(block: Any) -> list[tuple[str, float]] | None:
     return out or None
 
 
+@functools.lru_cache(maxsize=256)
 def schema_for(model: type[BaseModel]) -> dict[str, Any]:
-    """JSON schema in the strict form grammar-constrained servers and OpenAI accept."""
+    """JSON schema in the strict form grammar-constrained servers and OpenAI accept.
+
+    Cached per model class (generating it took ~10% of the client's CPU at 256 slots); callers only
+    read it."""
     schema = model.model_json_schema()
 
     def tighten(node: Any) -> None:
@@ -215,6 +224,7 @@ class ChatClient:
         else:
             self.fleet = Fleet.of(spec.fleet())
         self._lock = threading.Lock()
+        self._plugged = chat_model is not None  # a live model from the caller: LangChain, not HTTP
         self._count_tokens = chat_model is None  # a live model from the caller has no server to ask
         self._counter: PromptTokenCounter | None = None
         self._prefetched: dict[str, CallResult] = {}  # key -> answer a batch already paid for
@@ -227,31 +237,63 @@ class ChatClient:
         """The first server's LangChain model, created on first use (starting the embedded server if needed)."""
         return self._model_for(self.fleet.members[0])
 
+    def resolve(self, member: Member) -> None:
+        """Set `member.base_url` and `member.api_key` on first use (starting the embedded server if needed)."""
+        with self._lock:
+            if member.base_url or member.model is not None:
+                return
+            if member.url == EMBEDDED:
+                from refinelab.tools.embedded_server import ensure_server
+
+                base_url, api_key = ensure_server(self.spec.model).base_url, "sk-local"
+            else:
+                base_url = member.url
+                register_env(self.spec.api_key_env)  # error text quoting it is redacted everywhere
+                api_key = os.environ.get(self.spec.api_key_env, "")
+                register_secret(api_key)
+                if not api_key:
+                    raise LLMCallFailed(f"endpoint {base_url} needs an API key in ${self.spec.api_key_env}")
+            member.base_url, member.api_key = base_url, api_key
+
     def _model_for(self, member: Member) -> BaseChatModel:
+        """The member's LangChain model: the one the caller plugged in, or a `ChatOpenAI` for its server
+        (for callers that want LangChain's object; the client's own calls use `_transport_for`)."""
+        self.resolve(member)
         with self._lock:
             if member.model is None:
                 from langchain_openai import ChatOpenAI
 
-                if member.url == EMBEDDED:
-                    from refinelab.tools.embedded_server import ensure_server
-
-                    base_url, api_key = ensure_server(self.spec.model).base_url, "sk-local"
-                else:
-                    base_url = member.url
-                    register_env(self.spec.api_key_env)  # error text quoting it is redacted everywhere
-                    api_key = os.environ.get(self.spec.api_key_env, "")
-                    register_secret(api_key)
-                    if not api_key:
-                        raise LLMCallFailed(
-                            f"endpoint {base_url} needs an API key in ${self.spec.api_key_env}"
-                        )
-                member.base_url, member.api_key = base_url, api_key
                 member.model = ChatOpenAI(
-                    base_url=base_url, api_key=api_key, model=self.spec.model,
+                    base_url=member.base_url, api_key=member.api_key, model=self.spec.model,
                     temperature=self.spec.temperature, max_tokens=self.spec.max_tokens,
                     timeout=self.spec.timeout_s, max_retries=0, stream_usage=False,
                 )
             return member.model
+
+    def _transport_for(self, member: Member) -> ChatTransport:
+        self.resolve(member)
+        with self._lock:
+            if member.transport is None:
+                member.transport = ChatTransport(member.base_url, member.api_key, self.spec.model,
+                                                 timeout_s=self.spec.timeout_s, connections=member.concurrency + 4)
+            return member.transport
+
+    def _send(self, member: Member, messages: list[dict[str, str]], params: dict[str, Any]) -> Reply:
+        """One attempt on `member`: over HTTP for a server, through LangChain for a plugged-in model."""
+        if not self._plugged:
+            return self._transport_for(member).complete(messages, params)
+        limit = params["max_tokens"]
+        bind: dict[str, Any] = {"max_tokens": limit} if limit != self.spec.max_tokens else {}
+        if "response_format" in params:
+            bind["response_format"] = params["response_format"]
+        if params.get("logprobs"):
+            bind["logprobs"], bind["top_logprobs"] = True, params["top_logprobs"]
+        with transport_only() as untraced:
+            message = self._model_for(member).invoke(_to_langchain(messages), config=untraced, **bind)
+        prompt, completion, reported = _usage(message)
+        text = message.content if isinstance(message.content, str) else json.dumps(message.content)
+        metadata = message.response_metadata if isinstance(message.response_metadata, dict) else {}
+        return Reply(text, prompt, completion, reported, metadata.get("logprobs"))
 
     # -- public calls -------------------------------------------------------------------------
 
@@ -319,7 +361,7 @@ class ChatClient:
             return bound
         if self._counter is None:
             first = self.fleet.members[0]
-            self._model_for(first)
+            self.resolve(first)
             with self._lock:
                 if self._counter is None:
                     self._counter = PromptTokenCounter(first.base_url, self.spec.model, first.api_key)
@@ -430,12 +472,6 @@ class ChatClient:
                 return cached
         limit = int(params["max_tokens"])
         worst_case = self._prompt_bound(messages, params) + limit
-        lc_messages = _to_langchain(messages)
-        bind: dict[str, Any] = {"max_tokens": limit} if limit != self.spec.max_tokens else {}
-        if "response_format" in params:
-            bind["response_format"] = params["response_format"]
-        if params.get("logprobs"):
-            bind["logprobs"], bind["top_logprobs"] = True, params["top_logprobs"]
         delay = 0.5
         retries_left = self.spec.max_transport_retries
         # Failures that only moved the call to another fleet member spend no retry; this bounds them.
@@ -449,8 +485,7 @@ class ChatClient:
             member = self.fleet.acquire()
             started = time.monotonic()
             try:
-                with transport_only() as untraced:
-                    message = self._model_for(member).invoke(lc_messages, config=untraced, **bind)
+                reply = self._send(member, messages, params)
             except BudgetExhausted as exc:
                 self.fleet.released(member)
                 self.ledger.release(reservation)
@@ -474,7 +509,7 @@ class ChatClient:
                 # A status answer (429, 5xx) means no generation was billed, and a request refused before
                 # it reached a server cannot have been; a timeout or dropped connection may have been,
                 # so it is charged its full reservation.
-                answered = isinstance(exc, openai.APIStatusError)
+                answered = isinstance(exc, openai.APIStatusError | EndpointStatusError)
                 unsent = _never_reached(exc)
                 charged = 0 if answered or unsent else worst_case
                 self.ledger.settle(reservation, charged, 0, failed=True, unsent=unsent)
@@ -503,14 +538,13 @@ class ChatClient:
                     moves_left -= 1
                 continue
             self.fleet.succeeded(member)
-            prompt, completion, reported = _usage(message)
+            prompt, completion, reported = reply.prompt_tokens, reply.completion_tokens, reply.reported
             if not reported:  # settle on the reservation: never under-count an unreported call
                 prompt, completion = worst_case - limit, limit
             self.ledger.settle(reservation, prompt, completion)
             self.ledger.note_answer()
-            text = message.content if isinstance(message.content, str) else json.dumps(message.content)
-            text = redact_secrets(text)  # an endpoint echoing our key into its answer
-            top = first_token_alternatives(message) if params.get("logprobs") else None
+            text = redact_secrets(reply.text)  # an endpoint echoing our key into its answer
+            top = top_logprobs_of(reply.logprobs) if params.get("logprobs") else None
             if call is not None:
                 call.end(text, prompt, completion, top_logprobs=top)
             result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,

@@ -16,7 +16,10 @@ merges the two records of a run (the end record's fields win), so each run appea
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+import weakref
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,8 @@ class JsonlTracer(ViewedTracer, BaseTracer):
         self.views = views
         self.twin = twin
         self._lock = threading.Lock()
+        self._fd: int | None = None  # opened on the first write, kept: reopening per record serialised 256 threads
+        self._finalizer: weakref.finalize | None = None  # closes it if the tracer is dropped unclosed
 
     def _start_trace(self, run: Run) -> None:
         """Take the start time the LangSmith tracer (called first) gave the same run: each tracer stamps
@@ -73,8 +78,31 @@ class JsonlTracer(ViewedTracer, BaseTracer):
 
     def _write(self, fields: dict[str, Any]) -> None:
         _, line = redact_json(fields)
-        with self._lock, open_append(self.path) as handle:
-            handle.write(line + "\n")
+        data = (line + "\n").encode()
+        with self._lock:
+            if self._fd is None:
+                handle = open_append(self.path)  # refuses a symlink or a non-regular file, as before
+                self._fd = os.dup(handle.fileno())
+                handle.close()
+                self._finalizer = weakref.finalize(self, _close_quietly, self._fd)
+            view = memoryview(data)
+            while view:  # O_APPEND: each record lands whole at the end, even if several processes append
+                view = view[os.write(self._fd, view):]
+
+    def close(self) -> None:
+        """Release the file; a later record reopens it (a resumed run in the same process)."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+            if self._finalizer is not None:
+                self._finalizer.detach()
+                self._finalizer = None
+        if fd is not None:
+            _close_quietly(fd)
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def _time(value: datetime | None) -> str | None:

@@ -201,6 +201,11 @@ class Tracer:
                                             name=name, invocation_params=invocation_params)
         return LLMCall(run, model)
 
+    def close(self) -> None:
+        """Release trace.jsonl's file (records written later reopen it)."""
+        if self.jsonl is not None:
+            self.jsonl.close()
+
     def flush(self) -> None:
         """Wait until LangSmith has everything queued so far (trace.jsonl is written synchronously)."""
         if self.langsmith is not None:
