@@ -20,6 +20,8 @@ Tests inject a chat model per member as ``ctx.hooks.chat_models["panel:NAME"]``.
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,7 +43,7 @@ from refinelab.model_outputs import AnswerOut
 from refinelab.schema import LETTERS, Diagnostic, QAItem
 from refinelab.tools.batch import BatchRequest
 from refinelab.tools.ledger import CallTag
-from refinelab.tools.llm import ChatClient
+from refinelab.tools.llm import CallResult, ChatClient
 
 DEFAULT_PANEL = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 LETTER_MAX_TOKENS = 32  # {"answer": "B"} is ~16 tokens as models format it
@@ -172,11 +174,11 @@ def probe_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profil
     Raises LLMCallFailed when no order produced a usable distribution (the endpoint returned no logprobs
     or no offered letter among its top tokens) — never a silent guess."""
     client = member_client(ctx, name)
+    requests = list(probe_requests(ctx, name, item, node))
     aligned: list[list[float]] = []
     masses: list[float] = []
     tokens = 0
-    for order, messages, tag in probe_requests(ctx, name, item, node):
-        result = client.first_token_logprobs(messages, tag)
+    for (order, _, _), result in zip(requests, _ask_orders(client, requests), strict=True):
         tokens += result.tokens
         probs, mass = letter_distribution(result.top_logprobs or [], len(item.choices))
         if mass > 0:
@@ -187,6 +189,22 @@ def probe_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profil
                             tokens=tokens)
     return MemberProbe(probs=mean_distribution(aligned), per_order=aligned, mass=sum(masses) / len(masses),
                        tokens=tokens)
+
+
+def _ask_orders(client: ChatClient, requests: list[tuple[list[int], list[dict[str, str]], CallTag]],
+                ) -> list[CallResult]:
+    """Every order's one-token probe, at the same time: they do not depend on each other, and asked one
+    after another they doubled the latency of a validation (the pilot's edits wait on it). The first
+    failure, in order, is raised once all have returned; each call's trace stays under the caller's run."""
+    if len(requests) == 1:
+        _, messages, tag = requests[0]
+        return [client.first_token_logprobs(messages, tag)]
+    contexts = [contextvars.copy_context() for _ in requests]
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        futures = [pool.submit(run_in.run, client.first_token_logprobs, messages, tag)
+                   for run_in, (_, messages, tag) in zip(contexts, requests, strict=True)]
+        wait(futures)
+    return [future.result() for future in futures]
 
 
 def panel_diagnostic(item: QAItem, answers: dict[str, int | None],

@@ -14,6 +14,8 @@ measurement is stored with the verdict as the edit's evidence (`evidence["measur
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,26 +78,36 @@ def _panel_on(ctx: AgentContext, task: EditTask, item: QAItem, members: list[str
     node = task.ledger_node("validate")
     tag = CallTag(node=node, operation=task.operation, item_id=task.item_id)
     messages = ctx.pack(item).messages("panel_answer", item=item)
-    answers: dict[str, int | None] = {}
-    probes: dict[str, dict[str, Any]] = {}
-    tokens = 0
-    for name in members:  # BudgetExhausted propagates: the validate node records it as the verdict
+
+    def ask(name: str) -> tuple[int | None, dict[str, Any] | None, int]:
+        """One member's answer, its probe evidence (logprobs) and tokens; a failed call is no answer."""
         if ctx.options.panel_method == "logprobs":  # the option distribution, as the profile measured it
             try:
                 probe = probe_member(ctx, name, item, node=node)
             except LLMCallFailed as exc:
-                answers[name], tokens = None, tokens + exc.tokens
-                continue
-            answers[name], probes[name], tokens = probe.choice, probe.as_evidence(), tokens + probe.tokens
-            continue
+                return None, None, exc.tokens
+            return probe.choice, probe.as_evidence(), probe.tokens
         try:
             result = member_client(ctx, name).structured(messages, LetterOut, tag, max_tokens=LETTER_MAX_TOKENS)
         except LLMCallFailed as exc:
-            answers[name], tokens = None, tokens + exc.tokens
-            continue
-        tokens += result.tokens
+            return None, None, exc.tokens
         index = LETTERS.index(result.parsed.answer)
-        answers[name] = index if index < len(item.choices) else None
+        return (index if index < len(item.choices) else None), None, result.tokens
+
+    # Members at the same time (they are independent); BudgetExhausted propagates: the validate node
+    # records it as the verdict.
+    contexts = [contextvars.copy_context() for _ in members]
+    with ThreadPoolExecutor(max_workers=max(1, len(members))) as pool:
+        futures = [pool.submit(run_in.run, ask, name) for run_in, name in zip(contexts, members, strict=True)]
+        wait(futures)
+    answers: dict[str, int | None] = {}
+    probes: dict[str, dict[str, Any]] = {}
+    tokens = 0
+    for name, future in zip(members, futures, strict=True):
+        answer, probe, spent = future.result()
+        answers[name], tokens = answer, tokens + spent
+        if probe is not None:
+            probes[name] = probe
     return panel_diagnostic(item, answers, probes), tokens
 
 
