@@ -66,16 +66,28 @@ def register_env(name: str) -> None:
             _extra_vars.add(name)
 
 
+_memo: dict[str, Any] = {"keys": None, "extra": 0, "names": (), "state": None, "secrets": []}
+
+
 def configured_secrets() -> list[str]:
-    """Every secret value known now, longest first (so a key is masked before a piece of it)."""
+    """Every secret value known now, longest first (so a key is masked before a piece of it).
+
+    Called for every trace record and stored answer, so the environment is not re-scanned each time:
+    the secret-named variables are found again only when the set of variable names changes, and the
+    list is rebuilt only when one of their values, or the registered secrets, change."""
+    keys = tuple(os.environ)
     with _lock:
-        names = set(_KNOWN_VARS) | _extra_vars
-        values = set(_registered)
-    for name, value in os.environ.items():
-        if name in names or _SECRET_NAME.search(name):
-            values.add(value)
-    return sorted((v for v in values if v and len(v) >= MIN_SECRET_CHARS and not v.startswith("/")),
-                  key=len, reverse=True)
+        if keys != _memo["keys"] or _memo["extra"] != len(_extra_vars):
+            names = set(_KNOWN_VARS) | _extra_vars
+            _memo["names"] = tuple(n for n in keys if n in names or _SECRET_NAME.search(n))
+            _memo["keys"], _memo["extra"] = keys, len(_extra_vars)
+        state = (tuple(os.environ.get(n) for n in _memo["names"]), len(_registered))
+        if state != _memo["state"]:
+            values = set(_registered) | {v for v in state[0] if v}
+            _memo["secrets"] = sorted((v for v in values if len(v) >= MIN_SECRET_CHARS and not v.startswith("/")),
+                                      key=len, reverse=True)
+            _memo["state"] = state
+        return list(_memo["secrets"])
 
 
 @functools.lru_cache(maxsize=256)
