@@ -15,6 +15,8 @@ What it measures, in one process run (figures as ratios, so they travel between 
     python evals/bench_fleet.py --quick                 # CI-sized: 1,000 items through the fleet (~8 min)
     python evals/bench_fleet.py --items 5000 --concurrency 256   # where fixed latency chains are amortised
     python evals/bench_fleet.py --items 100000          # the full scale run (hours on 2 cores)
+    python evals/bench_fleet.py --fleet-only --items 4000 --concurrency 64 --latency 0.05 --tracemalloc 25
+                                                        # memory only: one fleet run, its top allocation sites
 
 The last line of output is one JSON object: {"fleet_efficiency", "peak_rss_gb", "ledger_ops_per_s", ...}.
 """
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -120,6 +123,74 @@ def bench_store(dataset: Dataset) -> dict[str, float]:
             "diagnostics_per_s": round(len(singles) / (t3 - t2)), "store_mb": round(size / 2**20, 1)}
 
 
+# ------------------------------------------------------------------------------- memory sites
+
+class PeakSnapshots:
+    """tracemalloc snapshots near the traced peak, for finding what grows with the items.
+
+    Why a sampler: a snapshot at the end shows what survives the run, not what was held at its peak
+    (the run store's rows, the graph's step payloads and the trace's open runs are freed by then). Every
+    `interval_s` it reads the traced size and, when that is 5% above the last snapshot's, takes a new one;
+    the last one kept is within ~5% (and one interval) of the peak. Sites are grouped two ways: by the
+    allocating line, and by the innermost `refinelab/` frame of the allocation's traceback (which of our
+    lines made the library allocate)."""
+
+    def __init__(self, frames: int, interval_s: float = 2.0) -> None:
+        self.frames, self.interval_s = frames, interval_s
+        self.snapshot: tracemalloc.Snapshot | None = None
+        self.snapshot_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="peak-snapshots", daemon=True)
+
+    def __enter__(self) -> PeakSnapshots:
+        tracemalloc.start(self.frames)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            current = tracemalloc.get_traced_memory()[0] / 2**20
+            if current > self.snapshot_mb * 1.05:
+                self.snapshot = tracemalloc.take_snapshot().filter_traces(
+                    [tracemalloc.Filter(False, tracemalloc.__file__)])
+                self.snapshot_mb = current
+
+    def top(self, n: int) -> dict[str, Any]:
+        """The `n` largest sites of the kept snapshot, by line and by our innermost frame (MB, blocks)."""
+        if self.snapshot is None:
+            return {}
+        by_line = [{"site": f"{_short(s.traceback[-1].filename)}:{s.traceback[-1].lineno}",
+                    "mb": round(s.size / 2**20, 2), "blocks": s.count}
+                   for s in self.snapshot.statistics("lineno")[:n]]
+        ours: dict[str, list[int]] = {}
+        for trace in self.snapshot.traces:
+            frame = next((f for f in reversed(trace.traceback) if "/refinelab/" in f.filename), None)
+            key = f"{_short(frame.filename)}:{frame.lineno}" if frame else "(no refinelab frame)"
+            entry = ours.setdefault(key, [0, 0])
+            entry[0] += trace.size
+            entry[1] += 1
+        by_ours = [{"site": k, "mb": round(v[0] / 2**20, 2), "blocks": v[1]}
+                   for k, v in sorted(ours.items(), key=lambda kv: -kv[1][0])[:n]]
+        return {"traced_peak_mb": round(self.peak_mb, 1), "snapshot_mb": round(self.snapshot_mb, 1),
+                "by_line": by_line, "by_refinelab_frame": by_ours}
+
+
+def _short(filename: str) -> str:
+    """A path from its package folder on (`refinelab/...`, `langgraph/...`), so sites read the same anywhere."""
+    parts = Path(filename).parts
+    for anchor in ("refinelab", "site-packages", "lib"):
+        if anchor in parts:
+            index = len(parts) - 1 - parts[::-1].index(anchor)
+            return "/".join(parts[index + (anchor != "refinelab"):])
+    return filename
+
+
 # ------------------------------------------------------------------------------------ the fleet
 
 @contextlib.contextmanager
@@ -195,6 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-429", type=float, default=0.01)
     parser.add_argument("--tokens-per-item", type=int, default=1500, help="budget per item")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON report here too")
+    parser.add_argument("--fleet-only", action="store_true",
+                        help="only the fleet runs (no plan-100k, ledger, store or cached re-run phases): "
+                             "for peak RSS, which the other phases would add to")
+    parser.add_argument("--tracemalloc", type=int, default=0, metavar="N",
+                        help="trace allocations during the fleet runs and report the N largest sites near the "
+                             "traced peak (slows the run ~2x and adds its own memory to peak RSS)")
+    parser.add_argument("--tracemalloc-frames", type=int, default=30,
+                        help="traceback depth kept per allocation (to find our frame under library code)")
     args = parser.parse_args(argv)
     items = args.items or (1000 if args.quick else 100_000)
     latency = args.latency
@@ -204,7 +283,17 @@ def main(argv: list[str] | None = None) -> int:
           f"latency {latency}s (sigma {args.sigma}), {args.tps} tok/s, 429 rate {args.rate_429}", flush=True)
 
     report: dict[str, Any] = {"command": " ".join(["python", "evals/bench_fleet.py", *(argv or sys.argv[1:])]),
-                              "load_average_start": round(load, 2)}
+                              "commit": _commit(), "load_average_start": round(load, 2)}
+    if args.fleet_only:
+        dataset = synthetic_dataset(items)
+        report["dataset_rss_gb"] = round(peak_rss_gb(), 2)  # the caller's items, before any run
+        runs = fleet_runs(args, dataset, latency, items, report)
+        report["fleet"] = runs
+        report["load_average_end"] = round(os.getloadavg()[0], 2)
+        headline = {"peak_rss_gb": round(peak_rss_gb(), 2), "items": items,
+                    "calls": [r["calls"] for r in runs], "spent": [r["spent"] for r in runs],
+                    "statuses": [r["statuses"] for r in runs]}
+        return _finish(report, headline, args.out)
     # in a child process: its peak memory is its own, not added to the fleet runs' figure
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as child:
         report["plan"] = child.submit(bench_plan, args.plan_items).result()
@@ -215,10 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     report["store"] = bench_store(dataset)
     print("store", json.dumps(report["store"]), flush=True)
 
-    runs = []
     with tempfile.TemporaryDirectory() as tmp_name, fleet(args.servers, latency, args.sigma, args.tps,
                                                             args.rate_429) as urls:
         tmp = Path(tmp_name)
+        runs = []
         for concurrency in args.concurrency:
             row = run_once(dataset, urls, concurrency, tmp, f"c{concurrency}", use_cache=False,
                            budget=args.tokens_per_item * items)
@@ -245,10 +334,45 @@ def main(argv: list[str] | None = None) -> int:
         "rerun_spent": report["rerun"]["rerun_spent"], "rerun_wall_ratio": report["rerun"]["rerun_wall_ratio"],
         "items": items,
     }
+    return _finish(report, headline, args.out)
+
+
+def fleet_runs(args: argparse.Namespace, dataset: Dataset, latency: float, items: int,
+               report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fleet runs alone (`--fleet-only`), under tracemalloc when asked (its top sites go in `report`)."""
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp_name, fleet(args.servers, latency, args.sigma, args.tps,
+                                                            args.rate_429) as urls:
+        tmp = Path(tmp_name)
+        for concurrency in args.concurrency:
+            sampler = PeakSnapshots(args.tracemalloc_frames) if args.tracemalloc else contextlib.nullcontext()
+            with sampler:
+                row = run_once(dataset, urls, concurrency, tmp, f"c{concurrency}", use_cache=False,
+                               budget=args.tokens_per_item * items)
+            if isinstance(sampler, PeakSnapshots):
+                row["tracemalloc"] = sampler.top(args.tracemalloc)
+            runs.append(row)
+            print("fleet", json.dumps(row), flush=True)
+    return runs
+
+
+def _commit() -> str:
+    """The worktree's commit (with `+dirty` when it has changes), so a figure names the code it measured."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def _finish(report: dict[str, Any], headline: dict[str, Any], out: Path | None) -> int:
     report["headline"] = headline
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(headline), flush=True)
     return 0
 

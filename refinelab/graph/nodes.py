@@ -295,8 +295,8 @@ def leftover_requests(ctx: AgentContext) -> list[ReviewRequest]:
     return [ReviewRequest(key=f"item:{d.item_id}", kind="unfixable", item_id=d.item_id, goto="finalize",
                           reason=f"screening flagged it ({d.evidence.get('error_type') or 'error'}, p_error "
                                  f"{d.evidence.get('p_error')}) and no edit fixed it", method="screening")
-            for d in ctx.store.diagnostics("error")
-            if d.flag and statuses.get(d.item_id) == "kept" and f"item:{d.item_id}" not in decided]
+            for d in ctx.store.diagnostics("error", flagged=True)  # the few flags, not every item's diagnostic
+            if statuses.get(d.item_id) == "kept" and f"item:{d.item_id}" not in decided]
 
 
 def _finish(ctx: AgentContext, update: dict[str, Any]) -> Command[Any]:

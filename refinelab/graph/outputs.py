@@ -4,98 +4,151 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from refinelab.agents.context import AgentContext
-from refinelab.atomic import atomic_write_text
+from refinelab.atomic import atomic_write, atomic_write_text, open_exclusive
 from refinelab.graph.review import recorded
 from refinelab.io import write_jsonl
-from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, jensen_shannon
+from refinelab.metrics.divergence import difficulty_distribution, jensen_shannon, normalise
 from refinelab.operations import writes_new_item
-from refinelab.schema import QAItem
+from refinelab.schema import Cell, QAItem
 
 
-def metrics(ctx: AgentContext, items: list[QAItem]) -> dict[str, Any]:
+class _Figures:
+    """What `metrics` needs of a set of items, gathered one item at a time: the cells counted, the
+    difficulty scores and the p_error of each item (floats), never the items themselves, so finalize
+    streams 100k items from the store instead of holding them (and their diagnostics) all at once."""
+
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+        self.items = 0
+        self.cells: Counter[Cell] = Counter()
+        self.scores: list[float] = []
+        self.p_errors: list[float] = []
+
+    def add(self, item: QAItem) -> None:
+        self.items += 1
+        self.cells[item.cell] += 1
+        if item.difficulty is not None:
+            self.scores.append(item.difficulty)
+        error = self.ctx.store.diagnostic(item.id, "error")
+        original = item.provenance.created_by == "original"
+        self.p_errors.append(float(error.evidence.get("p_error", 0)) if error and original else 0.0)
+
+    def metrics(self) -> dict[str, Any]:
+        targets = self.ctx.targets
+        coverage = {cell.key: p for cell, p in normalise(self.cells).items()} if self.items else {}
+        target_cov = ({cell.key: p for cell, p in targets.coverage_cells().items()}
+                      if targets.coverage else {k: 1 / len(coverage) for k in coverage})
+        difficulty = (difficulty_distribution(self.scores, targets.thresholds, targets.buckets) if self.scores
+                      else dict.fromkeys(targets.buckets, 0.0))
+        target_diff = targets.difficulty or {b: 1 / len(targets.buckets) for b in targets.buckets}
+        return {
+            "items": self.items,
+            "coverage_jsd": jensen_shannon(coverage, target_cov) if coverage else None,
+            "difficulty_jsd": jensen_shannon(difficulty, target_diff) if any(difficulty.values()) else None,
+            "expected_errors": round(sum(self.p_errors), 4),
+            "coverage": coverage, "difficulty": difficulty,
+        }
+
+
+def metrics(ctx: AgentContext, items: Iterable[QAItem]) -> dict[str, Any]:
     """The headline figures of a set of items against the run's targets (report.json before/after)."""
-    coverage = {cell.key: p for cell, p in coverage_distribution(items).items()} if items else {}
-    target_cov = ({cell.key: p for cell, p in ctx.targets.coverage_cells().items()}
-                  if ctx.targets.coverage else {k: 1 / len(coverage) for k in coverage})
-    scores = [i.difficulty for i in items if i.difficulty is not None]
-    difficulty = (difficulty_distribution(scores, ctx.targets.thresholds, ctx.targets.buckets) if scores
-                  else dict.fromkeys(ctx.targets.buckets, 0.0))
-    target_diff = ctx.targets.difficulty or {b: 1 / len(ctx.targets.buckets) for b in ctx.targets.buckets}
-    errors = [ctx.store.diagnostic(i.id, "error") for i in items]
-    p_errors = [float(d.evidence.get("p_error", 0)) if d and i.provenance.created_by == "original" else 0.0
-                for d, i in zip(errors, items, strict=True)]
-    return {
-        "items": len(items),
-        "coverage_jsd": jensen_shannon(coverage, target_cov) if coverage else None,
-        "difficulty_jsd": jensen_shannon(difficulty, target_diff) if any(difficulty.values()) else None,
-        "expected_errors": round(sum(p_errors), 4),
-        "coverage": coverage, "difficulty": difficulty,
-    }
+    figures = _Figures(ctx)
+    for item in items:
+        figures.add(item)
+    return figures.metrics()
 
 
-def change_lines(ctx: AgentContext, edits: list[dict[str, Any]], originals: list[QAItem]) -> list[str]:
+def _original(ctx: AgentContext, item_id: str) -> QAItem | None:
+    """An input item as it came in, with the labels profiling measured (None for a new item)."""
+    raw = ctx.store.original_item(item_id)
+    return QAItem.model_validate_json(raw) if raw is not None else None
+
+
+def change_lines(ctx: AgentContext, edits: Iterable[dict[str, Any]]) -> Iterator[str]:
     """One line per attempt; a reviewed edit's last attempt carries `review` (decision, by, at, kind), and a
-    decision on a flagged item no edit fixed is a line of its own (operation `review`)."""
+    decision on a flagged item no edit fixed is a line of its own (operation `review`). Lines are made one
+    at a time, as `edits` (a stream from the store) gives them."""
     decisions = recorded(ctx)
-    lines = []
     for e in edits:
         line = {k: e[k] for k in ("edit_id", "round", "attempt", "item_id", "operation", "target",
                                   "before", "after", "verdict", "reason", "evidence", "tokens")}
         case = decisions.get(e["edit_id"])
         if case is not None and case["request"].get("attempt") == e["attempt"]:
             line["review"] = {"kind": case["request"]["kind"], **case["decision"]}
-        lines.append(json.dumps(line, ensure_ascii=False))
-    by_id = {i.id: i for i in originals}
-    statuses = ctx.store.statuses()
+        yield json.dumps(line, ensure_ascii=False)
     for key, case in decisions.items():
         request = case["request"]
         if request["kind"] != "unfixable":
             continue
-        before = by_id.get(request["item_id"])
-        after = ctx.store.item(request["item_id"]) if statuses.get(request["item_id"]) != "removed" else None
-        lines.append(json.dumps({
+        before = _original(ctx, request["item_id"])
+        after = ctx.store.item(request["item_id"]) if ctx.store.status(request["item_id"]) != "removed" else None
+        yield json.dumps({
             "edit_id": key, "round": None, "attempt": 0, "item_id": request["item_id"], "operation": "review",
             "target": "", "before": before.model_dump() if before else None,
             "after": after.model_dump() if after else None, "verdict": case["decision"]["decision"],
             "reason": request["reason"], "evidence": {"method": "screening"}, "tokens": 0,
-            "review": {"kind": "unfixable", **case["decision"]}}, ensure_ascii=False))
-    return lines
+            "review": {"kind": "unfixable", **case["decision"]}}, ensure_ascii=False)
 
 
 def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
+    """The three outputs, streamed from the run store: no list of every item, edit or outcome is built
+    (at 100k items those lists were most of a run's peak memory); what the report needs is tallied on
+    the way."""
     run_dir = ctx.run_dir
-    refined = ctx.store.items(("kept", "edited", "new"))
-    paths = {"refined": write_jsonl(refined, run_dir / "refined.jsonl")}
+    after = _Figures(ctx)
+    new_items = 0
 
-    edits = ctx.store.edits()
-    originals = [QAItem.model_validate_json(r) for r in ctx.store.original_items()]
-    atomic_write_text(run_dir / "changes.jsonl", "".join(x + "\n" for x in change_lines(ctx, edits, originals)))
-    paths["changes"] = run_dir / "changes.jsonl"
+    def refined() -> Iterator[QAItem]:
+        nonlocal new_items
+        for item in ctx.store.iter_items(("kept", "edited", "new")):
+            after.add(item)
+            new_items += writes_new_item(item.provenance.created_by)
+            yield item
 
-    accounted = ctx.store.originals()
-    outcomes = ctx.store.outcomes()
-    statuses = ctx.store.statuses()
+    paths = {"refined": write_jsonl(refined(), run_dir / "refined.jsonl")}
+
+    def write_changes(tmp: Path) -> None:
+        with open_exclusive(tmp) as handle:
+            for line in change_lines(ctx, ctx.store.iter_edits()):
+                handle.write(line + "\n")
+
+    paths["changes"] = atomic_write(run_dir / "changes.jsonl", write_changes)
+
+    before = _Figures(ctx)
+    for raw in ctx.store.iter_original_items():
+        before.add(QAItem.model_validate_json(raw))
+    input_items, by_status, invalid = 0, Counter[str](), []
+    for item_id, status, reason in ctx.store.iter_originals():
+        input_items += 1
+        by_status[status] += 1
+        if status == "failed":
+            invalid.append({"id": item_id, "reason": reason})
+    outcomes, gave_up = Counter[str](), []
+    for o in ctx.store.iter_outcomes():
+        outcomes[f"{o['operation']}:{o['status']}"] += 1
+        if o["status"] == "gave_up":
+            gave_up.append(o)
     unfixed = [{"item_id": d.item_id, "p_error": d.evidence.get("p_error"), "error_type": d.evidence.get("error_type")}
-               for d in ctx.store.diagnostics("error") if d.flag
-               and statuses.get(d.item_id) == "kept"]
+               for d in ctx.store.diagnostics("error", flagged=True) if ctx.store.status(d.item_id) == "kept"]
     report = {
         "run_id": state.get("run_id"),
         "stop_reason": state.get("stop_reason", ""),
         "rounds": len(state.get("plans", [])),
-        "input_items": len(accounted),
-        "items_by_status": dict(Counter(status for _, status, _ in accounted)),
-        "new_items": sum(1 for i in refined if writes_new_item(i.provenance.created_by)),
-        "output_items": len(refined),
-        "invalid_input": [{"id": i, "reason": r} for i, s, r in accounted if s == "failed"],
-        "edits": {"attempts": len(edits), "outcomes": dict(Counter(f"{o['operation']}:{o['status']}" for o in outcomes))},
-        "gave_up": [o for o in outcomes if o["status"] == "gave_up"],
+        "input_items": input_items,
+        "items_by_status": dict(by_status),
+        "new_items": new_items,
+        "output_items": after.items,
+        "invalid_input": invalid,
+        "edits": {"attempts": ctx.store.count_edits(), "outcomes": dict(outcomes)},
+        "gave_up": gave_up,
         "unfixed_flagged_items": unfixed,
-        "metrics_before": metrics(ctx, originals),
-        "metrics_after": metrics(ctx, refined),
+        "metrics_before": before.metrics(),
+        "metrics_after": after.metrics(),
         "plans": state.get("plans", []),
         "reviews": dict(Counter(f"{r['request']['kind']}:{r['decision']['decision']}"
                                 for r in recorded(ctx).values())),

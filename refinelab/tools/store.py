@@ -10,7 +10,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,24 @@ class RunStore:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def _stream(self, sql: str, args: Iterable[Any] = (), batch: int = 500) -> Iterator[tuple[Any, ...]]:
+        """The rows of a SELECT, `batch` at a time: what reads a whole table for an output (finalize)
+        holds one batch, not 100k items' JSON. Other statements may run between batches (SQLite allows
+        it), but rows written meanwhile may or may not be seen: for readers nothing writes under, like
+        finalize. The list-returning methods read everything at once under the lock, as before."""
+        with self._lock:
+            cursor = self._db.execute(sql, tuple(args))
+        try:
+            while True:
+                with self._lock:
+                    rows = cursor.fetchmany(batch)
+                if not rows:
+                    return
+                yield from rows
+        finally:
+            with self._lock:
+                cursor.close()
+
     # -- meta -----------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
         self._exec("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
@@ -112,6 +130,12 @@ class RunStore:
         rows = self._exec(f"SELECT current FROM items WHERE status IN ({marks}) ORDER BY position", statuses)
         return [QAItem.model_validate_json(r[0]) for r in rows]
 
+    def iter_items(self, statuses: tuple[str, ...] = ("kept", "edited", "new")) -> Iterator[QAItem]:
+        """`items`, one at a time (see `_stream`)."""
+        marks = ",".join("?" * len(statuses))
+        for row in self._stream(f"SELECT current FROM items WHERE status IN ({marks}) ORDER BY position", statuses):
+            yield QAItem.model_validate_json(row[0])
+
     def item_ids(self, statuses: tuple[str, ...] = ("kept", "edited", "new")) -> list[str]:
         """Ids only: cheap enough for hot paths that must not parse every item."""
         marks = ",".join("?" * len(statuses))
@@ -119,6 +143,11 @@ class RunStore:
 
     def statuses(self) -> dict[str, str]:
         return {r[0]: r[1] for r in self._exec("SELECT id, status FROM items")}
+
+    def status(self, item_id: str) -> str | None:
+        """One item's status (None for an id the store does not hold)."""
+        rows = self._exec("SELECT status FROM items WHERE id=?", (item_id,))
+        return rows[0][0] if rows else None
 
     def status_counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self._exec("SELECT status, COUNT(*) FROM items GROUP BY status")}
@@ -136,21 +165,30 @@ class RunStore:
 
     def original_items(self) -> list[str]:
         """JSON of every valid input item as it was loaded, after profiling labels (for 'before' metrics)."""
-        rows = self._exec("SELECT original, current, status FROM items WHERE original IS NOT NULL ORDER BY position")
-        out = []
-        for original, current, _status in rows:
-            before = json.loads(original)
-            now = json.loads(current)
-            for key in ("domain", "skill", "difficulty"):  # labels measured during profiling
-                if not before.get(key) and (now.get("provenance") or {}).get("created_by") == "original":
-                    before[key] = now.get(key)
-            out.append(json.dumps(before))
-        return out
+        rows = self._exec("SELECT original, current FROM items WHERE original IS NOT NULL ORDER BY position")
+        return [_labelled_original(original, current) for original, current in rows]
+
+    def iter_original_items(self) -> Iterator[str]:
+        """`original_items`, one at a time (see `_stream`)."""
+        for original, current in self._stream(
+                "SELECT original, current FROM items WHERE original IS NOT NULL ORDER BY position"):
+            yield _labelled_original(original, current)
+
+    def original_item(self, item_id: str) -> str | None:
+        """One input item's JSON as `original_items` gives it (None for a new item or an unknown id)."""
+        rows = self._exec("SELECT original, current FROM items WHERE id=? AND original IS NOT NULL", (item_id,))
+        return _labelled_original(*rows[0]) if rows else None
 
     def originals(self) -> list[tuple[str, str, str]]:
         """(id, status, reason) of every input row, in input order."""
         return [(r[0], r[1], r[2]) for r in self._exec(
             "SELECT id, status, reason FROM items WHERE original IS NOT NULL OR status='failed' ORDER BY position")]
+
+    def iter_originals(self) -> Iterator[tuple[str, str, str]]:
+        """`originals`, one at a time (see `_stream`)."""
+        for r in self._stream(
+                "SELECT id, status, reason FROM items WHERE original IS NOT NULL OR status='failed' ORDER BY position"):
+            yield r[0], r[1], r[2]
 
     # -- diagnostics ----------------------------------------------------------------------------
     def put_diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None:
@@ -165,9 +203,12 @@ class RunStore:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def diagnostics(self, check: str | None = None) -> list[Diagnostic]:
+    def diagnostics(self, check: str | None = None, *, flagged: bool = False) -> list[Diagnostic]:
+        """Every diagnostic (of `check`); `flagged=True`: only flagged ones, filtered in SQL, so a caller
+        that wants the few flags does not build 100k `Diagnostic`s to drop them."""
+        where = [w for w, on in (("check_name=?", bool(check)), ("flag=1", flagged)) if on]
         sql = "SELECT item_id, check_name, flag, score, evidence FROM diagnostics"
-        rows = self._exec(sql + (" WHERE check_name=?" if check else ""), (check,) if check else ())
+        rows = self._exec(sql + (" WHERE " + " AND ".join(where) if where else ""), (check,) if check else ())
         return [Diagnostic(item_id=r[0], check=r[1], flag=bool(r[2]), score=r[3], evidence=json.loads(r[4]))
                 for r in rows]
 
@@ -228,19 +269,49 @@ class RunStore:
         sql = "SELECT edit_id, item_id, operation, round, status, reason, attempts FROM outcomes"
         rows = self._exec(sql + (" WHERE round=?" if round_ is not None else ""),
                           (round_,) if round_ is not None else ())
-        keys = ("edit_id", "item_id", "operation", "round", "status", "reason", "attempts")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [dict(zip(_OUTCOME_KEYS, r, strict=True)) for r in rows]
+
+    def iter_outcomes(self, round_: int | None = None) -> Iterator[dict[str, Any]]:
+        """`outcomes`, one at a time (see `_stream`)."""
+        sql = "SELECT edit_id, item_id, operation, round, status, reason, attempts FROM outcomes"
+        for r in self._stream(sql + (" WHERE round=?" if round_ is not None else ""),
+                              (round_,) if round_ is not None else ()):
+            yield dict(zip(_OUTCOME_KEYS, r, strict=True))
 
     def edits(self) -> list[dict[str, Any]]:
-        rows = self._exec(
-            "SELECT edit_id, attempt, round, item_id, operation, target, before, after, verdict, reason, evidence,"
-            " tokens FROM edits ORDER BY created, edit_id, attempt")
-        out = []
-        for r in rows:
-            out.append({
-                "edit_id": r[0], "attempt": r[1], "round": r[2], "item_id": r[3], "operation": r[4],
-                "target": r[5], "before": json.loads(r[6]) if r[6] else None,
-                "after": json.loads(r[7]) if r[7] else None, "verdict": r[8], "reason": r[9],
-                "evidence": json.loads(r[10]), "tokens": r[11],
-            })
-        return out
+        return [_edit(r) for r in self._exec(_EDITS_SQL)]
+
+    def iter_edits(self) -> Iterator[dict[str, Any]]:
+        """`edits`, one at a time (see `_stream`): every attempt with its before/after items parsed."""
+        for r in self._stream(_EDITS_SQL):
+            yield _edit(r)
+
+    def count_edits(self) -> int:
+        """Attempts recorded (rows of `edits`), without reading them."""
+        return int(self._exec("SELECT COUNT(*) FROM edits")[0][0])
+
+
+_OUTCOME_KEYS = ("edit_id", "item_id", "operation", "round", "status", "reason", "attempts")
+_EDITS_SQL = ("SELECT edit_id, attempt, round, item_id, operation, target, before, after, verdict, reason, evidence,"
+              " tokens FROM edits ORDER BY created, edit_id, attempt")
+
+
+def _edit(r: tuple[Any, ...]) -> dict[str, Any]:
+    """One `edits` row as the dict `edits`/`iter_edits` give (before/after items and evidence parsed)."""
+    return {
+        "edit_id": r[0], "attempt": r[1], "round": r[2], "item_id": r[3], "operation": r[4],
+        "target": r[5], "before": json.loads(r[6]) if r[6] else None,
+        "after": json.loads(r[7]) if r[7] else None, "verdict": r[8], "reason": r[9],
+        "evidence": json.loads(r[10]), "tokens": r[11],
+    }
+
+
+def _labelled_original(original: str, current: str) -> str:
+    """An input item's JSON with the labels profiling measured (domain, skill, difficulty) filled in where
+    the input had none, as long as the item is still the original (an edit's labels are not its own)."""
+    before = json.loads(original)
+    now = json.loads(current)
+    for key in ("domain", "skill", "difficulty"):  # labels measured during profiling
+        if not before.get(key) and (now.get("provenance") or {}).get("created_by") == "original":
+            before[key] = now.get(key)
+    return json.dumps(before)

@@ -4,7 +4,9 @@ Both handlers (`trace_jsonl.JsonlTracer` and `trace_langsmith.LangSmithTracer`) 
 by the same callback events, so they must agree on what a run looks like: a run name may have a *view*
 that replaces its inputs or outputs (the ILP tool is given the whole planning instance; the tree keeps a
 summary of it), and a finished run is not kept as a child of its parent (LangChain's default keeps every
-run of a run alive until the root ends, which for a long refinement run is every prompt it sent).
+run of a run alive until the root ends, which for a long refinement run is every prompt it sent), nor in
+the tracer's `order_map` (LangChain never removes an entry there: ~0.5 KB per run, ~6 KB per edit, for
+the whole process).
 """
 
 from __future__ import annotations
@@ -57,7 +59,13 @@ class ViewedTracer:
 
     def _end_trace(self, run: Run) -> Any:
         run.outputs = self.views.outputs(run.name, run.outputs)
-        return super()._end_trace(run)  # type: ignore[misc]
+        result = super()._end_trace(run)  # type: ignore[misc]
+        # A run's (trace id, dotted order) is looked up only when a child starts; once the run has ended no
+        # child of it will, so its entry can go. A root's stays: it is the anchor that later top-level
+        # runs of the folder (another API call, a resumed process) are parented to.
+        if run.parent_run_id is not None:
+            self.order_map.pop(run.id, None)  # type: ignore[attr-defined]
+        return result
 
     @staticmethod
     def _add_child_run(parent_run: Run, child_run: Run) -> None:

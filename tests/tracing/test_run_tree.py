@@ -7,6 +7,7 @@ LangSmith is a loopback recorder of the ingest endpoints the real `langsmith` cl
 from __future__ import annotations
 
 import contextvars
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,32 @@ def test_runs_in_threads_without_the_context_stay_in_the_tree(tmp_path: Path) ->
     root = _assert_one_tree(runs)
     assert runs[thread_ids[0]]["parent_run_id"] == root["id"] and runs[thread_ids[0]]["outputs"] == {"ok": True}
     assert Counter(r["name"] for r in runs.values()) == {"refinelab.run": 1, "stray": 1}
+
+
+def test_finished_runs_leave_nothing_in_the_tracers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LangChain keeps every run's (trace id, dotted order) in `order_map` for the tracer's life: ~6 KB per
+    edit, most of a 100k-item run's growth. Finished runs are dropped; the root stays (later top-level
+    spans are parented to it), and a span after the root has ended still joins the same tree."""
+    with langsmith_recorder() as rec:
+        keyed_env(monkeypatch, rec.url)
+        tracer = Tracer(tmp_path / "trace.jsonl")
+        with tracer.span("refinelab.run", "chain", {}) as root:
+            for k in range(20):
+                with tracer.span(f"r1-fix-q{k}", "chain", {"k": k}):
+                    call = tracer.llm_call("writer:m", [{"role": "user", "content": "hi"}], model="m",
+                                           invocation_params={"model": "m"}, metadata={})
+                    call.end("hello", 5, 2)
+        with tracer.span("later", "chain", {}) as later:
+            pass
+        tracer.flush()
+        sent = rec.runs()
+    assert len(tracer.handlers) == 2
+    for handler in tracer.handlers:
+        assert set(handler.order_map) == {uuid.UUID(root.id)}  # type: ignore[attr-defined]
+        assert not handler.run_map  # type: ignore[attr-defined]
+    runs = {r["id"]: r for r in read_trace(tmp_path / "trace.jsonl")}
+    assert len(runs) == 42 and _assert_one_tree(runs)["id"] == root.id
+    assert runs[later.id]["parent_run_id"] == root.id and set(sent) == set(runs)
 
 
 def test_llm_runs_carry_what_the_ledger_charged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
