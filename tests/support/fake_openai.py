@@ -82,6 +82,7 @@ class ServerProfile:
     rate_429: float = 0.0
     seed: int = 0
     tokenize: bool = False  # serve vLLM's `POST /tokenize {"messages"}` -> {"count"} (the usage it reports)
+    slots: int = 0  # requests served at once (like vLLM's max_num_seqs); more wait, unbilled; 0 = unlimited
 
 
 @dataclass
@@ -158,6 +159,7 @@ class FakeServer:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._rng = random.Random(self.profile.seed)
+        self._slots = threading.BoundedSemaphore(self.profile.slots) if self.profile.slots else None
         self._conns: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -273,6 +275,8 @@ class FakeServer:
         completion = self.answer(request)
         usage = completion["usage"]
         delay = self.delay_for(usage["completion_tokens"])
+        if self._slots is not None:  # queue for a slot, as a real server does; waiting is not service time
+            self._slots.acquire()
         with self._lock:
             self.counters.in_flight += 1
             self.counters.peak_in_flight = max(self.counters.peak_in_flight, self.counters.in_flight)
@@ -289,6 +293,8 @@ class FakeServer:
         finally:
             with self._lock:
                 self.counters.in_flight -= 1
+            if self._slots is not None:
+                self._slots.release()
 
 
 def scripted(messages: list[dict[str, Any]]) -> str:
@@ -310,10 +316,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tps", type=float, default=0.0)
     parser.add_argument("--rate-429", type=float, default=0.0)
     parser.add_argument("--responder", choices=["echo", "scripted"], default="scripted")
+    parser.add_argument("--slots", type=int, default=0, help="requests each server serves at once (0: unlimited)")
     args = parser.parse_args(argv)
     responder = scripted if args.responder == "scripted" else echo_letter
     servers = [FakeServer(responder=responder, profile=ServerProfile(
-        latency_s=args.latency, latency_sigma=args.sigma, tokens_per_s=args.tps, rate_429=args.rate_429, seed=i)).start()
+        latency_s=args.latency, latency_sigma=args.sigma, tokens_per_s=args.tps, rate_429=args.rate_429, seed=i,
+        slots=args.slots)).start()
         for i in range(args.count)]
     print(json.dumps([s.url for s in servers]), flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
