@@ -15,7 +15,7 @@ scored out of fold with folds grouped by subject (no subject is scored by a mode
 Collected answers live in the eval's run store, so a re-run (or a run with a later deadline) only asks
 what is missing; `--deadline` stops asking and scores what was answered (the result says how many).
 
-  .venv/bin/python evals/eval_screening.py --ok 150 --deadline 1800     # what evals/results/screening.* came from
+  .venv/bin/python evals/eval_screening.py --sets dev,retriever --ok 206 --rag-member "" --write-shipped-model
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from refinelab.api.context import open_run_context
 from refinelab.config import load_settings
 from refinelab.errors import BudgetExhausted
 from refinelab.metrics.screening_model import (
-    BASE_FEATURES,
+    SHIPPED_FEATURES,
+    ScreeningModel,
     auroc,
     fit_screening_model,
     item_features,
@@ -155,10 +156,15 @@ def tpr_at_fpr(scores: Sequence[float], gold: Sequence[bool], fpr: float) -> dic
     return operating_point(scores, gold, threshold)
 
 
-def score_set(name: str, rows: Sequence[Row], evidence: dict[str, Any], members: list[str]) -> dict[str, Any]:
+def features_of(rows: Sequence[Row], evidence: dict[str, Any], members: Sequence[str] = ()) -> list[dict[str, float]]:
+    return [item_features(r.item, evidence[r.id], members) for r in rows]
+
+
+def score_set(name: str, rows: Sequence[Row], evidence: dict[str, Any], members: list[str],
+              dev_model: ScreeningModel | None = None) -> dict[str, Any]:
     rows = [r for r in rows if r.id in evidence]
-    features = [item_features(r.item, evidence[r.id], members) for r in rows]
-    names = list(features[0])
+    features = features_of(rows, evidence, members)
+    names = list(SHIPPED_FEATURES) + ([f"p_key[{m}]" for m in members] if len(members) > 1 else [])
     gold = [r.label != "ok" for r in rows]
     combined = out_of_fold(rows, features, names)
     point = tpr_at_fpr(combined, gold, ANCHOR["fpr"])
@@ -166,8 +172,10 @@ def score_set(name: str, rows: Sequence[Row], evidence: dict[str, Any], members:
         "rows": len(rows), "errors": sum(gold), "ok": len(gold) - sum(gold), "members": members,
         "auroc": auroc(combined, gold), "at_fpr_0.11": point,
         "precision_at_15pct_prevalence": precision_at_prevalence(point["tpr"], point["fpr"], ANCHOR["prevalence"]),
+        "features": names,
         "single_signals": {f: auroc([-x[f] for x in features], gold)
-                           for f in ("pooled_p_key", "pooled_margin", "cl_self_confidence", "min_member_p_key")}
+                           for f in ("pooled_p_key", "pooled_margin", "cl_self_confidence", "min_member_p_key",
+                                     "stem_cites_context", "stem_is_question", "key_length_ratio")}
         | {f"p_key[{m}]": auroc([-x[f"p_key[{m}]"] for x in features], gold) for m in members},
     }
     per_type: dict[str, dict[str, Any]] = {}
@@ -190,25 +198,34 @@ def score_set(name: str, rows: Sequence[Row], evidence: dict[str, Any], members:
         result["gpt4_same_rows"] = {"tpr": g4_tpr, "fpr": g4_fpr,
                                     "precision_at_15pct": precision_at_prevalence(g4_tpr, g4_fpr, 0.15)}
         result["ours_at_gpt4_fpr"] = ours
+    if dev_model is not None:  # the combiner fitted on dev's human labels only, applied to these rows unchanged
+        held = dev_model.p_error(features)
+        result["dev_fitted"] = {"auroc": auroc(held, gold), "at_fpr_0.11": tpr_at_fpr(held, gold, ANCHOR["fpr"])}
+        if "gpt4_same_rows" in result:
+            result["dev_fitted"]["at_gpt4_fpr"] = tpr_at_fpr(held, gold, result["gpt4_same_rows"]["fpr"])
     log(f"{name}: {len(rows)} rows, AUROC {result['auroc']:.3f}, TPR {point['tpr']:.2f} at FPR {point['fpr']:.2f}")
     return result
 
 
-def write_shipped_model(answered: Sequence[tuple[Row, Any]]) -> None:
-    """Fit the combiner on member-independent features over every answered row; threshold at FPR 0.11
-    out of fold (grouped by subject), so the shipped operating point is the one the eval measured."""
-    rows = [r for r, _ in answered]
-    features = [item_features(r.item, ev) for r, ev in answered]
-    names = list(BASE_FEATURES)
+def fit_dev_model(rows: Sequence[Row], evidence: dict[str, Any]) -> ScreeningModel:
+    """The member-independent combiner fitted on every answered dev row (human labels); threshold at FPR
+    0.11 out of fold (grouped by subject), so its operating point is the one this eval measured."""
+    rows = [r for r in rows if r.id in evidence]
+    features = features_of(rows, evidence)
+    names = list(SHIPPED_FEATURES)
     oof = out_of_fold(rows, features, names)
     gold = [r.label != "ok" for r in rows]
     model = fit_screening_model(features, [r.label for r in rows], features=names)
     model.threshold = min(0.999, max(1e-6, tpr_at_fpr(oof, gold, ANCHOR["fpr"])["threshold"]))
-    model.fitted_on = {"rows": len(rows), "errors": sum(gold), "source": "MMLU-Redux (evals/eval_screening.py)",
+    model.fitted_on = {"rows": len(rows), "errors": sum(gold), "source": "MMLU-Redux dev (evals/eval_screening.py)",
                        "commit": git_commit(), "auroc_out_of_fold": auroc(oof, gold)}
+    return model
+
+
+def write_shipped_model(model: ScreeningModel) -> None:
     path = Path(__file__).resolve().parents[1] / "refinelab" / "data" / "screening_model.json"
     model.save(path)
-    log(f"wrote {path} ({len(rows)} rows, out-of-fold AUROC {model.fitted_on['auroc_out_of_fold']})")
+    log(f"wrote {path} ({model.fitted_on['rows']} rows, out-of-fold AUROC {model.fitted_on['auroc_out_of_fold']})")
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -224,7 +241,14 @@ def markdown(result: dict[str, Any]) -> str:
         if "gpt4_same_rows" in res:
             g, o = res["gpt4_same_rows"], res["ours_at_gpt4_fpr"]
             lines.append(f"\n{name}, same rows: GPT-4-Turbo + Wikipedia TPR {g['tpr']:.2f} at FPR {g['fpr']:.2f}; "
-                         f"ours TPR {o['tpr']:.2f} at FPR {o['fpr']:.2f}.\n")
+                         f"ours (fitted out of fold on this set) TPR {o['tpr']:.2f} at FPR {o['fpr']:.2f}.\n")
+        if "dev_fitted" in res:
+            d = res["dev_fitted"]
+            extra = (f"; at GPT-4-Turbo's FPR {d['at_gpt4_fpr']['fpr']:.2f}: TPR {d['at_gpt4_fpr']['tpr']:.2f}"
+                     if "at_gpt4_fpr" in d else "")
+            lines.append(f"\n{name}, combiner fitted on dev's human labels only (no row of this set seen): "
+                         f"AUROC {d['auroc']:.3f}, TPR {d['at_fpr_0.11']['tpr']:.2f} at FPR "
+                         f"{d['at_fpr_0.11']['fpr']:.2f}{extra}.\n")
         lines.append(f"\n{name} per error type (TPR at the FPR 0.11 threshold, AUROC vs ok):\n")
         lines.append(table(["type", "n", "AUROC", "TPR"], [[t, v["n"], f"{v['auroc']:.3f}" if v["auroc"] else "-",
                                                             f"{v['tpr_at_fpr_0.11']:.2f}"]
@@ -236,7 +260,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ok", type=int, default=300, help="ok rows sampled per set (0 = all)")
+    parser.add_argument("--ok", type=int, default=300, help="ok rows sampled from dev (0 = all)")
+    parser.add_argument("--ok-retriever", type=int, default=0, help="ok rows sampled from the retriever set (0 = all)")
     parser.add_argument("--members", default="qwen2.5-coder-1.5b", help="plain panel members, comma-separated")
     parser.add_argument("--rag-member", default="rag:qwen2.5-coder-1.5b", help="'' = none (retriever set only)")
     parser.add_argument("--sets", default="retriever,dev")
@@ -264,19 +289,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                            options=RunOptions(panel=members, panel_orders=args.orders))
     sets = {"retriever": lambda: retriever_rows(root), "dev": lambda: dev_rows(root)}
     results: dict[str, Any] = {}
-    answered: list[tuple[Row, Any]] = []
-    for name in [s.strip() for s in args.sets.split(",") if s.strip()]:
-        rows = sample(sets[name](), args.ok, args.seed)
+    collected: dict[str, tuple[list[Row], dict[str, Any], list[str]]] = {}
+    names = [s.strip() for s in args.sets.split(",") if s.strip()]
+    for name in sorted(names, key=lambda n: n != "dev"):  # dev first: its combiner then scores the other set
+        rows = sample(sets[name](), args.ok if name == "dev" else args.ok_retriever, args.seed)
         set_members = members + ([args.rag_member] if name == "retriever" and args.rag_member else [])
         contexts.update({r.id: r.context for r in rows if r.context})
         log(f"{name}: {len(rows)} rows ({sum(r.label != 'ok' for r in rows)} errors), members {set_members}")
         stop_at = time.monotonic() + args.deadline if args.deadline > 0 else None
-        evidence = collect(ctx, rows, set_members, args.workers, stop_at)
-        answered += [(r, evidence[r.id]) for r in rows if r.id in evidence]
-        if len({rows_by.label != "ok" for rows_by in rows if rows_by.id in evidence}) == 2:
-            results[name] = score_set(name, rows, evidence, set_members)
-    if args.write_shipped_model and answered:
-        write_shipped_model(answered)
+        collected[name] = (rows, collect(ctx, rows, set_members, args.workers, stop_at), set_members)
+    dev_model = fit_dev_model(*collected["dev"][:2]) if "dev" in collected else None
+    for name, (rows, evidence, set_members) in collected.items():
+        if len({r.label != "ok" for r in rows if r.id in evidence}) == 2:
+            results[name] = score_set(name, rows, evidence, set_members, None if name == "dev" else dev_model)
+    if args.write_shipped_model and dev_model is not None:
+        write_shipped_model(dev_model)
     spent = ctx.ledger.spent
     result = {"tag": args.tag, "command": command_line(), "commit": git_commit(), "sets": results,
               "anchor": ANCHOR, "orders": args.orders, "tokens_spent": spent,

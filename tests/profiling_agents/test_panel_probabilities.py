@@ -193,6 +193,26 @@ def test_combiner_separates_planted_wrong_keys_and_round_trips_as_json(tmp_path:
         ScreeningModel.load(tmp_path / "bad.json")
 
 
+def test_text_features_read_the_stem_and_the_key_and_the_shipped_model_uses_them() -> None:
+    import refinelab
+    from refinelab.metrics.screening_model import SHIPPED_FEATURES
+
+    framed = QAItem(id="f", question="Which of the following is a prime?", choices=["4", "6", "7", "9"], answer=2)
+    bare = QAItem(id="b", question="The capital of France", choices=["Paris", "a large river in Spain",
+                                                                     "a small town in Peru", "a mountain"], answer=0)
+    f, b = item_features(framed, None), item_features(bare, None)
+    assert (f["stem_cites_context"], f["stem_is_question"]) == (1.0, 1.0)
+    assert (b["stem_cites_context"], b["stem_is_question"]) == (0.0, 0.0)
+    assert f["key_length_ratio"] == pytest.approx(0.0) and b["key_length_ratio"] < -0.5  # short key vs long options
+    shipped = ScreeningModel.load(Path(refinelab.__file__).parent / "data" / "screening_model.json")
+    assert shipped.features == list(SHIPPED_FEATURES)
+    # a row missing a feature reads it as the fitting mean: same score as a row holding the mean
+    row = item_features(framed, None)
+    held = {**row, shipped.features[-1]: shipped.mean[-1]}
+    del row[shipped.features[-1]]
+    assert shipped.p_error([row]) == pytest.approx(shipped.p_error([held]))
+
+
 def test_screen_calibrates_on_the_users_items_and_writes_one_line_per_item(tmp_path: Path) -> None:
     items = [_item(i, answer=i % 4) for i in range(30)]
     truth = {f"number {i} ": it.answer_text for i, it in enumerate(items)}
