@@ -14,17 +14,22 @@ Every result is stored as a ``difficulty`` Diagnostic (score = difficulty in [0,
 from __future__ import annotations
 
 import contextvars
+import functools
+import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.panel import member_spec
+from refinelab.config import EMBEDDED
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.elo import EloConfig, EloResult, Verdict, run_elo
-from refinelab.metrics.irt import anchored_difficulty, fit_rasch, soft_correctness
+from refinelab.metrics.irt import anchored_difficulty, fit_rasch, reference_difficulty, soft_correctness
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.ledger import CallTag
 
@@ -157,6 +162,26 @@ def elo_difficulty(ctx: AgentContext, items: Sequence[QAItem]) -> list[Diagnosti
 
 # --------------------------------------------------------------------------------------------- irt
 
+def _reference_for(ctx: AgentContext, members: Sequence[str]) -> dict | None:
+    """The shipped p(key) reference (refinelab/data/difficulty_reference.json) when the panel is one member
+    that is the model it was measured on — the embedded model answering through logprobs, nothing plugged
+    in — else None (a Rasch fit over several members anchors the buckets on their abilities instead)."""
+    if len(members) != 1 or ctx.options.panel_method != "logprobs" or f"panel:{members[0]}" in ctx.hooks.chat_models:
+        return None
+    spec = member_spec(ctx, members[0])
+    reference = difficulty_reference()
+    if spec.endpoint != EMBEDDED or spec.model != reference["model"]:
+        return None
+    return reference
+
+
+@functools.cache
+def difficulty_reference() -> dict:
+    data = json.loads(resources.files("refinelab.data").joinpath("difficulty_reference.json").read_text("utf-8"))
+    return {"model": data["model"], "p_key_quantiles": [float(v) for v in data["p_key_quantiles"]],
+            "source": f"{data['model']} on {data['items']} MMLU-Redux items"}
+
+
 def irt_difficulty(ctx: AgentContext, items: Sequence[QAItem], panel: dict[str, Diagnostic]) -> list[Diagnostic]:
     """Rasch difficulty from every stored panel answer (refitting is free); Diagnostics for `items`.
 
@@ -176,6 +201,11 @@ def irt_difficulty(ctx: AgentContext, items: Sequence[QAItem], panel: dict[str, 
                 matrix[m, i] = value
     fit = fit_rasch(matrix, item_ids=item_ids, model_ids=members)
     score, low, high = anchored_difficulty(fit.item_logit, fit.ability)
+    reference = _reference_for(ctx, members)
+    if reference is not None:  # one member: read each p(key) against the model's reference population
+        quantiles = reference["p_key_quantiles"]
+        score = np.asarray([float(score[k]) if np.isnan(matrix[0, k]) else reference_difficulty(matrix[0, k], quantiles)
+                            for k in range(len(item_ids))])
     by_id = {i: k for k, i in enumerate(fit.item_ids)}
     abilities = {m: round(a, 3) for m, a in fit.ability_by_model().items()}
     soft = bool(any(panel[i].evidence.get("probs") for i in item_ids))
@@ -188,6 +218,7 @@ def irt_difficulty(ctx: AgentContext, items: Sequence[QAItem], panel: dict[str, 
                               evidence={"method": "irt", "logit": round(float(fit.item_logit[k]), 3),
                                         "responses": int(fit.n_responses[k]), "panel_ability": abilities,
                                         "anchors": [round(low, 3), round(high, 3)], "soft": soft,
+                                        "reference": reference["source"] if reference else None,
                                         "p_avg_model_wrong": round(float(fit.difficulty[k]), 4),
                                         "converged": fit.converged}))
     return out

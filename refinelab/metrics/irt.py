@@ -140,6 +140,19 @@ def anchored_difficulty(item_logit: np.ndarray, ability: np.ndarray, min_spread:
     return _sigmoid(scale * (np.asarray(item_logit, dtype=float) - (low + high) / 2)), low, high
 
 
+def reference_difficulty(p_key: float, quantiles: Sequence[float]) -> float:
+    """Difficulty in [0, 1] as the share of a reference population the same model found easier: 1 − the
+    reference CDF of p(key) at `p_key` (`quantiles`: the population's p(key) at 0%, 1%, …, 100%, ascending).
+
+    Used for a one-member panel, where a Rasch fit has no spread of abilities to anchor buckets on: the
+    default thirds then mean the easiest / middle / hardest third of the reference *for this model*."""
+    q = np.asarray(quantiles, dtype=float)
+    below, equal = float(np.sum(q < p_key)), float(np.sum(q == p_key))
+    if equal:  # many reference items at one value: the middle of the step
+        return float(1.0 - (below + equal / 2) / len(q))
+    return float(np.clip(1.0 - np.interp(p_key, q, np.linspace(0.0, 1.0, len(q))), 0.0, 1.0))
+
+
 def fit_item_logit(correct: Sequence[float | None], ability: Sequence[float], prior_sd: float = 2.0,
                    max_iter: int = 100, tol: float = 1e-8) -> float:
     """One item's logit b with the panel's abilities held fixed (MAP, the same prior as `fit_rasch`):

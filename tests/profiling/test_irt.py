@@ -75,3 +75,23 @@ def test_correctness_matrix_from_panel_answers():
     assert models == ["big", "small"] and items == ["q1", "q2"]
     assert y[1].tolist() == [1.0, 0.0]
     assert y[0, 0] == 1.0 and np.isnan(y[0, 1])
+
+
+def test_reference_difficulty_places_p_key_in_the_models_reference_population():
+    import json
+    from importlib import resources
+
+    from refinelab.metrics.irt import reference_difficulty
+
+    quantiles = list(np.linspace(0.1, 0.7, 101))
+    assert reference_difficulty(0.05, quantiles) == pytest.approx(1.0)
+    assert reference_difficulty(0.4, quantiles) == pytest.approx(0.5)
+    assert reference_difficulty(0.9, quantiles) == 0.0
+    assert reference_difficulty(0.5, [0.5] * 101) == pytest.approx(0.5)  # a step: its middle
+    # the shipped reference spreads a real population over the thirds rather than one bucket
+    shipped = json.loads(resources.files("refinelab.data").joinpath("difficulty_reference.json").read_text())
+    q = shipped["p_key_quantiles"]
+    assert len(q) == 101 and q == sorted(q) and shipped["items"] >= 100
+    scores = [reference_difficulty(v, q) for v in q]
+    buckets = [sum(lo <= s < hi for s in scores) for lo, hi in ((0, 1 / 3), (1 / 3, 2 / 3), (2 / 3, 1.01))]
+    assert min(buckets) >= 25

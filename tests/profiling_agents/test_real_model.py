@@ -46,3 +46,21 @@ def test_profile_five_items_on_the_embedded_model(embedded_server, tmp_path: Pat
         assert diags["difficulty"]["evidence"]["method"] == "elo"
         assert 0.0 <= diags["error"]["evidence"]["p_error"] <= 1.0
         assert diags["panel"]["evidence"]["key"] is not None
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_one_member_difficulty_on_the_embedded_1_5b_reads_the_reference(tmp_path: Path) -> None:
+    """The default profile (the judge alone, logprobs, IRT) on the real 1.5B: each item's p(key) is placed in
+    the model's reference population, so difficulties spread instead of all landing in "medium"."""
+    settings = load_settings(overrides={"cache_path": str(tmp_path / "cache.sqlite")})
+    dataset = load_dataset(MMLU_DEV, on_invalid="quarantine").filter(limit=6)
+    result = run_profile(dataset, out_dir=tmp_path / "prof", settings=settings, budget=100_000,
+                         targets=load_targets(REPO / "targets" / "uniform_mmlu.yaml"),
+                         options={"validate_suspects": False})
+    report = json.loads(result.path.read_text())
+    evidence = [item["diagnostics"]["difficulty"]["evidence"] for item in report["items_detail"]]
+    assert all(e["method"] == "irt" and e["reference"] and e["soft"] for e in evidence), evidence
+    scores = [item["difficulty"] for item in report["items_detail"]]
+    assert len({round(s, 3) for s in scores}) >= 3, scores  # not one constant bucket
