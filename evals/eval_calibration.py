@@ -28,7 +28,7 @@ from refinelab.api.context import open_run_context
 from refinelab.api.screening import calibrate
 from refinelab.config import load_settings
 from refinelab.metrics.error_checks import ERROR_TYPES
-from refinelab.metrics.screening_model import ScreeningModel, item_features
+from refinelab.metrics.screening_model import ScreeningModel, item_features, precision_at_prevalence
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -60,8 +60,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     flagged = [x >= model.threshold for x in p]
     gold = [r.label != "ok" for r, _ in answered]
     tp = sum(f and g for f, g in zip(flagged, gold, strict=True))
-    actual = {"precision": tp / max(1, sum(flagged)), "recall": tp / max(1, sum(gold)),
-              "prevalence": sum(gold) / len(gold), "flagged": sum(flagged), "rows": len(gold)}
+    fp = sum(f and not g for f, g in zip(flagged, gold, strict=True))
+    tpr, fpr = tp / max(1, sum(gold)), fp / max(1, len(gold) - sum(gold))
+    # the answered rows keep every error but a sample of the ok ones: precision is read at dev's own
+    # prevalence (all its rows), which is what a user screening the whole set would see
+    dev_prevalence = sum(r.label != "ok" for r in rows) / len(rows)
+    actual = {"precision": precision_at_prevalence(tpr, fpr, dev_prevalence), "recall": tpr, "fpr": fpr,
+              "precision_in_sample": tp / max(1, tp + fp), "prevalence": dev_prevalence,
+              "flagged": sum(flagged), "rows": len(gold)}
     per_type = {}
     for etype in ERROR_TYPES:
         idx = [k for k, (r, _) in enumerate(answered) if r.label == etype]
@@ -80,8 +86,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
           table(["", "precision", "recall"],
                 [["predicted by --calibrate", f"{predicted['precision']:.2f}", f"{predicted['recall']:.2f}"],
                  ["human labels", f"{actual['precision']:.2f}", f"{actual['recall']:.2f}"]]),
-          f"\n{actual['rows']} labelled rows, prevalence {actual['prevalence']:.2f} (assumed "
-          f"{args.prevalence}); threshold {model.threshold:.3f}; {actual['flagged']} flagged.\n",
+          f"\n{actual['rows']} labelled rows answered (every error, a sample of the ok rows); precision read at "
+          f"dev's own prevalence {actual['prevalence']:.3f} (assumed by --calibrate: {args.prevalence}); "
+          f"threshold {model.threshold:.3f}; {actual['flagged']} flagged; FPR {actual['fpr']:.3f}.\n",
           table(["type", "n", "predicted recall", "actual recall"],
                 [[t, v["n"], "-" if v["predicted_recall"] is None else f"{v['predicted_recall']:.2f}",
                   f"{v['actual_recall']:.2f}"] for t, v in per_type.items()])]
