@@ -227,6 +227,9 @@ def select_distractors(
         plaus = np.clip(key_sim / 0.6, 0.0, 1.0)
     else:
         plaus = np.asarray([float(plausibility[i]) for i in keep])
+    # a distractor far shorter or longer than the key gives itself away (a one-line "fact" next to a
+    # two-sentence key): plausibility is scaled by how close the lengths are, halved at the worst
+    plaus = plaus * np.asarray([0.5 + 0.5 * length_fit(key, str(candidates[i])) for i in keep])
     chosen: list[int] = []
     while survivors and len(chosen) < k:
         distance = (1.0 - (pool[survivors] @ pool[chosen].T).max(axis=1)) if chosen else np.ones(len(survivors))
@@ -241,6 +244,12 @@ def select_distractors(
         sims = pool[chosen] @ pool[chosen].T
         diversity = float(np.mean(1.0 - sims[np.triu_indices(len(chosen), k=1)]))
     return DistractorChoice(chosen=[keep[j] for j in chosen], dropped=drop, diversity=diversity)
+
+
+def length_fit(key: str, candidate: str) -> float:
+    """min/max of the two lengths in characters: 1 when they match, near 0 when one dwarfs the other."""
+    a, b = len(key.strip()), len(candidate.strip())
+    return min(a, b) / max(a, b) if max(a, b) else 1.0
 
 
 _NUMBER = re.compile(r"^[^\d\-+.]*([-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+)\s*([^\d\s].{0,20})?$")

@@ -88,3 +88,18 @@ def test_numeric_options_are_compared_by_value_not_embedding():
 
     choice = select_distractors("300 Kelvin", ["260 Kelvin", "300 K", "420 Kelvin", "150 Kelvin"], 3, samey)
     assert choice.dropped == {1: "the key's value"} and len(choice.chosen) == 3
+
+
+def test_a_distractor_far_shorter_than_the_key_loses_to_one_of_similar_length():
+    from refinelab.metrics.distractors import length_fit, select_distractors
+
+    key = "The nuclei of comets spread out along their orbital path and the Earth passes through the debris."
+    long_one = "Asteroids break apart near the Sun and the fragments fall to Earth as bright fireballs over weeks."
+    short_one = "Comets are ice."
+
+    def flat(texts):  # every candidate equally far from the key and from each other: only length decides
+        return np.array([[1.0, 0.0, 0.0]] + [[0.5, 0.5 * (-1) ** k, 0.5 * k] for k in range(1, len(texts))])
+
+    assert length_fit(key, short_one) < 0.2 and length_fit(key, key) == 1.0
+    choice = select_distractors(key, [short_one, long_one], 1, flat)
+    assert choice.chosen == [1]
