@@ -58,8 +58,12 @@ OPERATIONS = [op.value for op in (Op.REMOVE, Op.EXPAND, Op.GENERATE, Op.CALIBRAT
 
 
 def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int, pilot: int,
-               seconds: float | None) -> dict[str, Any]:
-    """One real refinement run at `budget`; the figures from its report.json."""
+               seconds: float | None, profiling_tokens: int) -> dict[str, Any]:
+    """One real refinement run with `budget` tokens for edits; the figures from its report.json.
+
+    The run replays the profiling answers from the response cache, and a replayed answer counts against a
+    run's budget at what it cost (so an identical re-run buys the same plan: tools/ledger.py). The run is
+    therefore given `budget + profiling_tokens`, which leaves exactly `budget` for the edits."""
     targets = load_targets(args.targets)
     domains = {d: sum(row.values()) for d, row in (targets.coverage or {}).items()}
     settings = settings_for(args, rounds=rounds, planner_mode=args.mode)
@@ -68,7 +72,7 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
                          allow_shrink=args.allow_shrink, min_size=args.min_size)
     started = time.monotonic()
     with deadline(seconds) as stop:
-        result = refine(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id, options=options)
+        result = refine(dataset, budget=budget + profiling_tokens, targets=targets, settings=settings, run_id=run_id, options=options)
     report = result.report
     before, after = report["metrics_before"], report["metrics_after"]
     row = {
@@ -78,7 +82,7 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
         "items_by_status": report.get("items_by_status", {}), "new_items": report.get("new_items", 0),
         "outcomes": report.get("edits", {}).get("outcomes", {}),
         "expected_errors_before": before["expected_errors"], "expected_errors_after": after["expected_errors"],
-        "plans": report.get("plans", []),
+        "plans": report.get("plans", []), "replayed": report.get("ledger", {}).get("replayed"),
     }
     for name, b, a in (("coverage_jsd", before["coverage_jsd"], after["coverage_jsd"]),
                        ("domain_jsd", domain_jsd(before["coverage"], domains), domain_jsd(after["coverage"], domains)),
@@ -169,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for k, budget in enumerate(budgets):
         left = None if total is None else max(60.0, (total - (time.monotonic() - started)) / (len(budgets) - k))
         log(f"jsd curve: budget {budget} ({k + 1}/{len(budgets)}), deadline {left and round(left)} s")
-        row = run_budget(dataset, budget, args, rounds, pilot, left)
+        row = run_budget(dataset, budget, args, rounds, pilot, left, profiling["spent"])
         log(f"  coverage JSD {num(row['coverage_jsd_before'])} -> {num(row['coverage_jsd_after'])}, "
             f"difficulty {num(row['difficulty_jsd_before'])} -> {num(row['difficulty_jsd_after'])}, spent {row['spent']}")
         curve.append(row)
