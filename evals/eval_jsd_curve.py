@@ -108,7 +108,9 @@ def profile_once(dataset: Any, args: argparse.Namespace, seconds: float | None) 
     with deadline(seconds) as stop:
         result = refine(dataset, budget=10**9, targets=load_targets(args.targets), settings=settings, run_id=run_id,
                         options=RunOptions(operations=args.operations, validators=[], dedup="lexical", dry_run=True))
-    return {"run_dir": str(result.run_dir), "spent": result.spent, "deadline_hit": stop["hit"],
+    replayed = int(result.report.get("ledger", {}).get("replayed") or 0)  # a re-run replays what an earlier paid
+    return {"run_dir": str(result.run_dir), "spent": result.spent, "replayed": replayed,
+            "tokens": result.spent + replayed, "deadline_hit": stop["hit"],
             "seconds": round(time.monotonic() - started, 1), "stop_reason": result.report.get("stop_reason", "")}
 
 
@@ -128,7 +130,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"operations: {', '.join(result['operations'])}; rounds: {result['rounds']}; pilot per op: {result['pilot']}; "
         f"shrinking {'allowed' if result.get('allow_shrink') else 'not allowed'}, size floor "
         f"{result.get('min_size') or '90% of the input'}.",
-        f"Profiling (labels, paid once, then replayed from the response cache): {result['profiling']['spent']:,} "
+        f"Profiling (labels, paid once, then replayed from the response cache): {result['profiling']['tokens']:,} "
         f"tokens, {result['profiling']['seconds']:.0f} s" + (" (deadline hit: some items unlabelled)"
                                                              if result["profiling"]["deadline_hit"] else "") + ".",
         f"Paper: {PAPER['jsd_reduction']}.", "",
@@ -173,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for k, budget in enumerate(budgets):
         left = None if total is None else max(60.0, (total - (time.monotonic() - started)) / (len(budgets) - k))
         log(f"jsd curve: budget {budget} ({k + 1}/{len(budgets)}), deadline {left and round(left)} s")
-        row = run_budget(dataset, budget, args, rounds, pilot, left, profiling["spent"])
+        row = run_budget(dataset, budget, args, rounds, pilot, left, profiling["tokens"])
         log(f"  coverage JSD {num(row['coverage_jsd_before'])} -> {num(row['coverage_jsd_after'])}, "
             f"difficulty {num(row['difficulty_jsd_before'])} -> {num(row['difficulty_jsd_after'])}, spent {row['spent']}")
         curve.append(row)
