@@ -113,7 +113,9 @@ REGISTRY: dict[Op, Operation] = {
         Op.CALIBRATE, "rewrite stem/distractors to move an item to a neighbouring difficulty bucket",
         frozenset({Term.DIFFICULTY}), cost_intercept=900, cost_slope=3.0, success_prior=0.6,
         prompt="refine_calibrate", output_schema=_ITEM_DRAFT, target="bucket", must_change=True,
-        resets_difficulty=True, measure="p_correct", pilot_order=2),
+        # the key's text stays: a 1.5B writer asked for "harder" otherwise rewrote the key into a wrong one,
+        # and a measured drop in p(correct) cannot tell "harder" from "now mis-keyed"
+        keeps_key_text=True, resets_difficulty=True, measure="p_correct", pilot_order=2),
     Op.REWRITE_DISTRACTORS: Operation(
         Op.REWRITE_DISTRACTORS, "replace weak, duplicate or giveaway distractors", frozenset({Term.DISTRACTORS}),
         cost_intercept=500, cost_slope=1.5, success_prior=0.8, prompt="refine_rewrite_distractors",
