@@ -229,7 +229,7 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
                              " (replace the wrong options with new ones)" if op.new_distractors else ""))
     if op.keeps_key_text and item.answer_text.strip() != base.answer_text.strip():
         return Candidate(item, result.text, result.tokens,
-                         error="the correct option's text was changed; keep it exactly" + (
+                         error="the correct option was changed; keep its text exactly" + (
                              " and only replace distractors" if op.new_distractors else
                              " and change the question and the other options"))
     if op.new_distractors and _distractors(item) == _distractors(base):
