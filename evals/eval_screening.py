@@ -156,14 +156,10 @@ def tpr_at_fpr(scores: Sequence[float], gold: Sequence[bool], fpr: float) -> dic
     return operating_point(scores, gold, threshold)
 
 
-def features_of(rows: Sequence[Row], evidence: dict[str, Any], members: Sequence[str] = ()) -> list[dict[str, float]]:
-    return [item_features(r.item, evidence[r.id], members) for r in rows]
-
-
 def score_set(name: str, rows: Sequence[Row], evidence: dict[str, Any], members: list[str],
               dev_model: ScreeningModel | None = None) -> dict[str, Any]:
     rows = [r for r in rows if r.id in evidence]
-    features = features_of(rows, evidence, members)
+    features = [item_features(r.item, evidence[r.id], members) for r in rows]
     names = list(SHIPPED_FEATURES) + ([f"p_key[{m}]" for m in members] if len(members) > 1 else [])
     gold = [r.label != "ok" for r in rows]
     combined = out_of_fold(rows, features, names)
@@ -211,7 +207,7 @@ def fit_dev_model(rows: Sequence[Row], evidence: dict[str, Any]) -> ScreeningMod
     """The member-independent combiner fitted on every answered dev row (human labels); threshold at FPR
     0.11 out of fold (grouped by subject), so its operating point is the one this eval measured."""
     rows = [r for r in rows if r.id in evidence]
-    features = features_of(rows, evidence)
+    features = [item_features(r.item, evidence[r.id]) for r in rows]
     names = list(SHIPPED_FEATURES)
     oof = out_of_fold(rows, features, names)
     gold = [r.label != "ok" for r in rows]

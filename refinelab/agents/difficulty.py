@@ -201,11 +201,13 @@ def irt_difficulty(ctx: AgentContext, items: Sequence[QAItem], panel: dict[str, 
                 matrix[m, i] = value
     fit = fit_rasch(matrix, item_ids=item_ids, model_ids=members)
     score, low, high = anchored_difficulty(fit.item_logit, fit.ability)
+    anchors: list[float] | None = [round(low, 3), round(high, 3)]
     reference = _reference_for(ctx, members)
     if reference is not None:  # one member: read each p(key) against the model's reference population
         quantiles = reference["p_key_quantiles"]
         score = np.asarray([float(score[k]) if np.isnan(matrix[0, k]) else reference_difficulty(matrix[0, k], quantiles)
                             for k in range(len(item_ids))])
+        anchors = None  # the Rasch anchors did not place these items; the evidence must not say they did
     by_id = {i: k for k, i in enumerate(fit.item_ids)}
     abilities = {m: round(a, 3) for m, a in fit.ability_by_model().items()}
     soft = bool(any(panel[i].evidence.get("probs") for i in item_ids))
@@ -217,7 +219,7 @@ def irt_difficulty(ctx: AgentContext, items: Sequence[QAItem], panel: dict[str, 
         out.append(Diagnostic(item_id=item.id, check="difficulty", flag=False, score=float(score[k]),
                               evidence={"method": "irt", "logit": round(float(fit.item_logit[k]), 3),
                                         "responses": int(fit.n_responses[k]), "panel_ability": abilities,
-                                        "anchors": [round(low, 3), round(high, 3)], "soft": soft,
+                                        "anchors": anchors, "soft": soft,
                                         "reference": reference["source"] if reference else None,
                                         "p_avg_model_wrong": round(float(fit.difficulty[k]), 4),
                                         "converged": fit.converged}))
