@@ -109,6 +109,8 @@ def score_run(run_dir: Path, items: list[QAItem], truth: dict[str, str], injecte
         current = {i.id: i for i in store.items(("kept", "edited", "new"))}
         errors = {d.item_id: d for d in store.diagnostics("error")}
         outcomes = store.outcomes()
+        # a fix the evidence bar refused is kept as it was and flagged for a person (fix_evidence.py)
+        review = {e["item_id"] for e in store.edits() if (e.get("evidence") or {}).get("needs_review")}
     finally:
         store.close()
     rows = []
@@ -121,7 +123,7 @@ def score_run(run_dir: Path, items: list[QAItem], truth: dict[str, str], injecte
             "id": item.id, "subject": item.subject, "injected": item.id in injected, "status": statuses.get(item.id),
             "p_error": p_error, "error_type": error.evidence.get("error_type") if error else None,
             "eligible": p_error is not None and p_error >= FIX_THRESHOLD, "flagged": bool(error and error.flag),
-            "fix_outcome": fix[-1]["status"] if fix else None,
+            "fix_outcome": fix[-1]["status"] if fix else None, "review": item.id in review,
             "key_before": item.answer_letter, "true_answer": truth[item.id],
             "key_after": final.answer_letter if final else None,
             "correct_after": None if final is None else key_ok(final, truth[item.id]),
@@ -134,8 +136,25 @@ def score_run(run_dir: Path, items: list[QAItem], truth: dict[str, str], injecte
     def share(part: list[Any], whole: list[Any]) -> float | None:
         return len(part) / len(whole) if whole else None
 
+    committed = [r for r in rows if r["fix_outcome"] == "committed"]
+    handled = [r for r in inj if r["correct_after"] is not False or r["review"] or r["flagged"]]
+    accepted = [r for r in kept if not (r["review"] or r["flagged"])]
     return {
         "rows": rows,
+        # the issue's four figures: committed fixes that are right; residual error in the output (and in
+        # what is left once the flagged items go to review); injected items handled; clean items broken
+        "fixes_right": share([r for r in committed if r["correct_after"]], committed),
+        "fixes_committed": len(committed),
+        "injected_handled": share(handled, inj),
+        "handled_by": {
+            "fixed": sum(r["correct_after"] is True for r in inj),
+            "removed": sum(r["correct_after"] is None for r in inj),
+            "flagged_for_review": sum(r["correct_after"] is False and r["review"] for r in inj),
+            "flagged_by_screening": sum(r["correct_after"] is False and r["flagged"] and not r["review"] for r in inj),
+        },
+        "clean_broken_rate": share([r for r in clean if r["correct_after"] is False], clean),
+        "residual_error_accepted": share([r for r in accepted if not r["correct_after"]], accepted),
+        "accepted_items": len(accepted),
         "injected": len(inj), "clean": len(clean),
         "correction_rate": share([r for r in inj if r["correct_after"]], inj),
         "removed_injected": sum(r["correct_after"] is None for r in inj),
@@ -161,6 +180,17 @@ def score_run(run_dir: Path, items: list[QAItem], truth: dict[str, str], injecte
 def markdown(result: dict[str, Any]) -> str:
     s = result["scores"]
     d, f = s["detection"], s["fixes"]
+    hb = s["handled_by"]
+    goals = table(["figure (issue 14)", "measured", "goal"], [
+        ["committed fixes that are right", f"{pct(s['fixes_right'])} of {s['fixes_committed']}", ">= 95%"],
+        ["residual error in the output", pct(s["residual_error_rate"]), "< 4%"],
+        ["residual error once flagged items go to review",
+         f"{pct(s['residual_error_accepted'])} of {s['accepted_items']} items", "—"],
+        ["injected items handled (fixed, removed or flagged)",
+         f"{pct(s['injected_handled'])} (fixed {hb['fixed']}, removed {hb['removed']}, flagged for review "
+         f"{hb['flagged_for_review']}, flagged by screening {hb['flagged_by_screening']})", ">= 90%"],
+        ["clean items broken", pct(s["clean_broken_rate"]), "<= 1%"],
+    ])
     headline = table(["figure", "measured", "paper"], [
         ["correction rate (injected wrong keys restored)", f"{pct(s['correction_rate'])} ({s['injected']} injected)",
          PAPER["correction"]],
@@ -182,7 +212,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{pct(result['inject_share'], 0)}; model: {result['model']}; panel: {', '.join(result['panel']) or '—'}; "
         f"operations: {', '.join(result['operations'])}; budget {result['budget']:,}, spent {result['spent']:,}; "
         f"stop: {result['stop_reason'] or '—'}" + (" (wall-clock deadline)" if result["deadline_hit"] else "")
-        + f"; {result['elapsed_s']} s.", "", headline, "", "Screening and fixes:", "", detail, "",
+        + f"; {result['elapsed_s']} s.", "", goals, "", headline, "", "Screening and fixes:", "", detail, "",
         f"Run folder: {result['run_dir']}",
     ])
 

@@ -4,8 +4,11 @@
 A mixed set from `../shared/data`, `--per-source` items from each source, grouped by what the source
 implies: GSM8K, SVAMP and AQuA → quantitative; ARC, SciQ and OpenBookQA → science knowledge;
 CommonsenseQA → commonsense; TruthfulQA → misconceptions; MMLU law and history subjects → law/history
-recall. Each item is labelled once by the profiler's label call (constrained to the skill taxonomy or
-"unsure", few-shot examples per skill; agents/labels.py) through a real dry run (no edits).
+recall. Each item is labelled once by the profiler (agents/labels.py) through a real dry run (no edits):
+with the default `--skill-method exemplars` the skill comes from the nearest skill examples in MiniLM
+space, and the judge is still asked for its 1-5 rating and constrained skill (taxonomy or "unsure"), so
+one run measures both labellers on the same items: the exemplar labels and the model's (each with the
+computable-signal rule applied).
 
 Reported: adjusted mutual information between skill labels and source groups (0 = labels say nothing
 about the source, 1 = perfect), accuracy under the best source→skill mapping (each group mapped to its
@@ -180,14 +183,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser, deadline_quick=900)
     parser.add_argument("--per-source", type=int, default=None, help="items per source (quick 6, full 12)")
+    parser.add_argument("--skill-method", choices=("exemplars", "model"), default="exemplars")
     args = parser.parse_args(argv)
     args.tag = args.tag or ("labels_quick" if args.quick else "labels")
     per_source = args.per_source or (6 if args.quick else 12)
     dataset, group = mixed_set(per_source, args.seed)
     settings = settings_for(args, rounds=1)
     run_id = f"{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    options = RunOptions(dry_run=True, difficulty_method="rating", validate_suspects=False, validators=[],
-                         dedup="lexical")
+    options = RunOptions(dry_run=True, difficulty_method="rating", skill_method=args.skill_method,
+                         validate_suspects=False, validators=[], dedup="lexical")
     log(f"labels: {len(dataset)} items from {len(GROUPS)} sources")
     started = time.monotonic()
     with deadline(deadline_seconds(args)) as stop:
@@ -205,6 +209,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "skill_counts": dict(Counter(skills)), "label_failures": sum(1 for d in labels.values() if d.flag),
     }
     result_row |= separation(skills, [r[2] for r in rows]) if rows else {}
+    result_row["skill_method"] = args.skill_method
+    model_rows = [(labels[i].evidence["skill"] if labels[i].evidence.get("by") == "signals"
+                   else labels[i].evidence.get("model_skill"), group[i]) for i, _, _ in rows]
+    model_rows = [(s, g) for s, g in model_rows if s]
+    if args.skill_method == "exemplars" and model_rows:
+        model_sep = separation([s for s, _ in model_rows], [g for _, g in model_rows])
+        result_row["model_labels"] = {"labelled": len(model_rows), **model_sep}
     by_source: dict[str, Counter[str]] = defaultdict(Counter)
     for item_id, skill, _ in rows:
         by_source[item_id.split("-")[0]][skill] += 1
@@ -220,14 +231,30 @@ def markdown(r: dict[str, Any]) -> str:
             for g in sorted(r.get("confusion", {}))]
     return "\n".join([
         f"# Skill labels vs source ({r['tag']})", "",
-        f"{r['labelled']}/{r['items']} items labelled ({r['per_source']} per source) by {r['model']}; "
+        f"{r['labelled']}/{r['items']} items labelled ({r['per_source']} per source), skills by "
+        f"{r.get('skill_method', 'model')}, judge {r['model']}; "
         f"{r['spent']:,} tokens, {r['seconds']:.0f} s" + (" (deadline hit)" if r["deadline_hit"] else "") + ".", "",
         f"- adjusted mutual information (labels, source groups): **{r.get('ami', float('nan')):.3f}**",
         f"- accuracy under the best source→skill mapping: **{pct(r.get('accuracy_best_mapping'))}** "
         f"(one-to-one: {pct(r.get('accuracy_one_to_one'))})",
         f"- empty labels: {r['empty_labels']}; \"unsure\": {r['unsure']}; failed label calls: {r['label_failures']}", "",
         table(["source group", *skills, "mapped to"], rows),
+        *_model_lines(r),
     ])
+
+
+def _model_lines(r: dict[str, Any]) -> list[str]:
+    """The judge's own labels on the same items, when the run used the exemplars (the comparison)."""
+    m = r.get("model_labels")
+    if not m:
+        return []
+    skills = sorted({s for row in m["confusion"].values() for s in row})
+    rows = [[g, *[str(m["confusion"][g].get(s, 0)) for s in skills], m["best_mapping"].get(g, "—")]
+            for g in sorted(m["confusion"])]
+    return ["", f"The judge's constrained label on the same {m['labelled']} items (the `--skill-method model` "
+            f"labeller, computable signals applied): AMI **{m['ami']:.3f}**, best mapping "
+            f"**{pct(m['accuracy_best_mapping'])}** (one-to-one {pct(m['accuracy_one_to_one'])}).", "",
+            table(["source group", *skills, "mapped to"], rows)]
 
 
 if __name__ == "__main__":

@@ -3,8 +3,12 @@ the run store, the ledger, the model clients, the tracer, the prompts. Built onc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from refinelab.agents.dedup import DuplicateIndex
 from refinelab.agents.options import RunHooks, RunOptions
@@ -39,6 +43,8 @@ class AgentContext:
     hooks: RunHooks = field(default_factory=RunHooks)
     _clients: dict[str, ChatClient] = field(default_factory=dict)
     dedup_index: DuplicateIndex | None = None  # built on first use by the validator, topped up after
+    _embedder: Callable[[Sequence[str]], np.ndarray] | None = None
+    _memo: dict[str, Any] = field(default_factory=dict)  # per-run values derived once (skill exemplar vectors)
 
     def __post_init__(self) -> None:
         if not isinstance(self.options, RunOptions) or not isinstance(self.hooks, RunHooks):
@@ -53,6 +59,19 @@ class AgentContext:
                 chat_model=self.hooks.chat_models.get(role), role=role,
             )
         return self._clients[role]
+
+    def embedder(self) -> Callable[[Sequence[str]], np.ndarray]:
+        """The run's text embedder: `hooks.embed`, else MiniLM (tools/embeddings.py), loaded once."""
+        if self._embedder is None:
+            if self.hooks.embed is not None:
+                hook = self.hooks.embed
+                self._embedder = lambda texts: np.asarray(hook(list(texts)), dtype=float)
+            else:
+                from refinelab.tools.embeddings import get_embedder
+
+                model = get_embedder()
+                self._embedder = lambda texts: np.asarray(model.embed(list(texts)), dtype=float)
+        return self._embedder
 
     def pack(self, item: QAItem) -> Pack:
         return self.prompts.pack(pack_for(item.subject, item.domain, self.pack_overrides))

@@ -1,18 +1,24 @@
-"""Skill labels by constrained classification: the labeller must answer one skill of the taxonomy or
-"unsure", shown few-shot examples of each skill, and its answer is never an empty cell.
+"""Skill labels: one skill of the taxonomy or "unsure", never an empty cell, from the evidence that
+actually separates skills.
 
-Why constrained: asked for a free-text skill, a small model answers the first plausible word
-("comprehension" for 28 of 30 MMLU items in one demo) or something outside the taxonomy, which was then
-mapped to a default. Here the output schema is an enum of the taxonomy's names plus "unsure", so an
-OpenAI-compatible server that honours JSON schemas (llama.cpp does, by grammar) can only emit a valid
-label; an endpoint that ignores the schema and answers anything else gets "unsure", recorded as such.
+Three sources, strongest first:
+1. Cheap signals, as the validator's router reads them: an item the regex signals call computable
+   (numbers and units in the stem, numeric options, compute verbs; `validation.routing.regex_route` says
+   "pot") is `calculation` when the taxonomy has that skill. On a mixed set the signals flag 33 of 36
+   math word problems and none of 72 science, commonsense, misconception or law/history items.
+2. `skill_method="exemplars"` (default): the skill whose few-shot examples (`skills.yaml`) are nearest to
+   the stem in MiniLM embedding space (mean cosine to its two closest examples); "unsure" when the item
+   resembles no skill's examples. It costs no model tokens and is deterministic.
+3. `skill_method="model"`: the judge's constrained classification. The output schema is an enum of the
+   taxonomy's names plus "unsure", so an OpenAI-compatible server that honours JSON schemas (llama.cpp
+   does, by grammar) can only emit a valid label; an endpoint that ignores the schema gets "unsure".
 
-Cheap evidence first, as the validator's router does: an item the regex signals call computable (numbers
-and units in the stem, numeric options, compute verbs; `validation.routing.regex_route` says "pot") is
-labelled `calculation` when the taxonomy has that skill, whatever the model said (its answer is kept as
-`model_skill`). On a mixed set the signals flag 33 of 36 math word problems and none of 72 science,
-commonsense, misconception or law/history items, while the 1.5B model called 11 of 12 math items
-"comprehension" (evals/results/labels_small.md).
+Why exemplars by default: asked to classify, the 1.5B model answers the first plausible name
+("comprehension" for 11 of 12 math items and most science items), and its one-token letter
+probabilities over the skills are nearly flat (0.2 each of 5); the exemplar neighbours separate the
+sources of a mixed set far better (evals/results/labels.md), without a model call. The judge is still
+asked when its 1-5 difficulty rating is wanted (`difficulty_method="rating"`); its skill is then kept as
+`model_skill` evidence beside the exemplar one.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, Field, create_model
 
 from refinelab.agents.context import AgentContext
@@ -30,6 +37,8 @@ from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.ledger import CallTag
 
 COMPUTE_SKILL = "calculation"  # the taxonomy's name for items the regex signals call computable
+EXEMPLAR_TOP_K = 2  # a skill's similarity to an item: the mean cosine of its this-many closest examples
+EXEMPLAR_MIN_SIMILARITY = 0.1  # below this best similarity the item resembles no skill's examples: "unsure"
 
 
 @lru_cache(maxsize=16)
@@ -54,21 +63,68 @@ def label_request(ctx: AgentContext, item: QAItem) -> tuple[list[dict[str, str]]
                                                                     item_id=item.id)
 
 
+def asks_model(ctx: AgentContext) -> bool:
+    """Whether labelling an item calls the judge: for its skill, or for the 1-5 rating difficulty reads."""
+    return ctx.options.skill_method == "model" or ctx.options.difficulty_method == "rating"
+
+
+def exemplar_vectors(ctx: AgentContext) -> dict[str, np.ndarray]:
+    """Unit-length embeddings of each skill's examples, computed once per run."""
+    vectors = ctx._memo.get("skill_exemplars")
+    if vectors is None:
+        named = [(name, ctx.skills.examples[name]) for name in ctx.skills.names if ctx.skills.examples.get(name)]
+        embed = ctx.embedder()
+        vectors = {name: _unit(embed(list(examples))) for name, examples in named}
+        ctx._memo["skill_exemplars"] = vectors
+    return vectors
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.atleast_2d(np.asarray(matrix, dtype=float))
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+def exemplar_skill(ctx: AgentContext, item: QAItem) -> tuple[str, dict[str, float]]:
+    """(skill, similarity per skill): the skill whose examples are nearest to the stem, "unsure" when none
+    is near (or the taxonomy has no examples)."""
+    vectors = exemplar_vectors(ctx)
+    if not vectors:
+        return UNSURE, {}
+    stem = _unit(ctx.embedder()([item.question]))[0]
+    similarity = {name: float(np.sort(v @ stem)[-EXEMPLAR_TOP_K:].mean()) for name, v in vectors.items()}
+    best = max(similarity, key=similarity.__getitem__)
+    return (best if similarity[best] >= EXEMPLAR_MIN_SIMILARITY else UNSURE), similarity
+
+
 def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int) -> Diagnostic:
-    """The label Diagnostic for one item (check="label"): skill, 1-5 rating, difficulty in [0, 1]."""
+    """The label Diagnostic for one item (check="label"): skill, and the 1-5 rating as difficulty in [0, 1]
+    when the judge was asked (`asks_model`). A failed judge call with `skill_method="model"` is a flagged
+    "unsure" label with the raw output, never a guess."""
     names = ctx.skills.names
-    messages, schema, tag = label_request(ctx, item)
-    try:
-        result = ctx.client("judge").structured(messages, schema, tag, max_tokens=max_tokens)
-    except LLMCallFailed as exc:
-        return Diagnostic(item_id=item.id, check="label", flag=True, score=0.5,
-                          evidence={"error": str(exc), "raw": exc.raw_outputs, "skill": UNSURE, "difficulty": None})
-    parsed: Any = result.parsed
-    model_skill = normalise_skill(parsed.skill, names)
-    computable = COMPUTE_SKILL in names and regex_route(route_signals(item)) == "pot"
-    skill = COMPUTE_SKILL if computable else model_skill
-    difficulty = (int(parsed.difficulty) - 1) / 4
-    return Diagnostic(item_id=item.id, check="label", flag=False, score=difficulty,
-                      evidence={"skill": skill, "by": "signals" if computable else "model", "model_skill": model_skill,
-                                "difficulty": difficulty, "rating": int(parsed.difficulty),
-                                "tokens": result.tokens, "cached": result.cached})
+    evidence: dict[str, Any] = {"difficulty": None, "tokens": 0, "cached": True}
+    if asks_model(ctx):
+        messages, schema, tag = label_request(ctx, item)
+        try:
+            result = ctx.client("judge").structured(messages, schema, tag, max_tokens=max_tokens)
+        except LLMCallFailed as exc:
+            if ctx.options.skill_method == "model":
+                return Diagnostic(item_id=item.id, check="label", flag=True, score=0.5,
+                                  evidence={"error": str(exc), "raw": exc.raw_outputs, "skill": UNSURE,
+                                            "difficulty": None})
+            evidence |= {"error": str(exc), "raw": exc.raw_outputs}
+        else:
+            parsed: Any = result.parsed
+            evidence |= {"model_skill": normalise_skill(parsed.skill, names), "rating": int(parsed.difficulty),
+                         "difficulty": (int(parsed.difficulty) - 1) / 4, "tokens": result.tokens,
+                         "cached": result.cached}
+    if ctx.options.skill_method == "exemplars":
+        skill, similarity = exemplar_skill(ctx, item)
+        evidence |= {"exemplar_skill": skill, "similarity": {k: round(v, 4) for k, v in similarity.items()}}
+        by = "exemplars"
+    else:
+        skill, by = evidence["model_skill"], "model"
+    if COMPUTE_SKILL in names and regex_route(route_signals(item)) == "pot":
+        skill, by = COMPUTE_SKILL, "signals"
+    difficulty = evidence["difficulty"]
+    return Diagnostic(item_id=item.id, check="label", flag=False, score=0.5 if difficulty is None else difficulty,
+                      evidence={"skill": skill, "by": by, **evidence})

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from refinelab.tools.sandbox_base import CodeSandbox
 
 DifficultyMethod = Literal["rating", "elo", "irt"]
+SkillMethod = Literal["exemplars", "model"]
 ValidatorName = Literal["pot", "rag", "pot_or_rag"]
 ReviewMode = Literal["ask", "auto-accept", "auto-reject"]
 
@@ -55,6 +56,10 @@ class RunOptions(BaseModel):
     difficulty_method: DifficultyMethod = Field(
         "irt", description="how difficulty is measured: irt (the panel's answers, the judge alone when no "
         "panel is set), elo (pairwise judgements) or rating (the labeller's 1-5 guess)")
+    skill_method: SkillMethod = Field(
+        "exemplars", description="how an item's skill is labelled (computable items are `calculation` by their "
+        "signals either way): exemplars (the skill whose examples are nearest in MiniLM embedding space; no "
+        "model call) or model (the judge's constrained classification)")
     elo_extra_rounds: int = Field(8, ge=0, description="Elo: comparison rounds after the Swiss pairing")
     elo_bootstrap: int = Field(200, ge=0, description="Elo: bootstrap resamples for the confidence interval")
     panel: list[str] = Field(default_factory=list,

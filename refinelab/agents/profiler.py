@@ -5,7 +5,8 @@ Measuring is separate from deciding: every result is persisted as a Diagnostic i
 what is already stored is skipped, so a re-plan or a resumed run never pays for it again.
 
 Stages (options come from `ctx.options`; the graph's defaults keep the demo fast):
-1. per item, concurrently: the label call (skill + 1–5 rating) and, with a panel, each member's answer
+1. per item, concurrently: the label (skill from signals and exemplars; the judge is asked only for
+   `skill_method="model"` or the 1–5 rating) and, with a panel, each member's answer
    (with `batch`, these calls first go through the OpenAI Batch API: `batch_profile`);
 2. difficulty for the set: `difficulty_method` = "rating" (default) | "elo" | "irt" (agents/difficulty.py);
 3. distractors (`distractors: True`): MiniLM embeddings + panel pick rates;
@@ -22,8 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from refinelab.agents.batching import panel_batch_jobs, run_batches
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import (
@@ -33,7 +32,7 @@ from refinelab.agents.difficulty import (
     irt_difficulty,
     rating_diagnostic,
 )
-from refinelab.agents.labels import classify_skill, label_request
+from refinelab.agents.labels import asks_model, classify_skill, label_request
 from refinelab.agents.panel import answer_panel, panel_members
 from refinelab.agents.screening import (
     error_diagnostic,
@@ -58,7 +57,6 @@ class ProfileOptions:
     panel: list[str] = field(default_factory=list)
     distractors: bool = False
     validator_threshold: float = 0.5
-    embed: Callable[[list[str]], Any] | None = None
 
     @classmethod
     def from_context(cls, ctx: AgentContext) -> ProfileOptions:
@@ -67,12 +65,12 @@ class ProfileOptions:
         if method == "irt" and not panel:  # IRT needs correctness from somewhere: the judge by default
             panel = default_panel(ctx)
         return cls(difficulty=method, panel=panel, distractors=ctx.options.distractors,
-                   validator_threshold=ctx.options.validator_threshold, embed=ctx.hooks.embed)
+                   validator_threshold=ctx.options.validator_threshold)
 
 
 def label_item(ctx: AgentContext, item: QAItem) -> Diagnostic:
-    """One LLM call: the skill, constrained to the taxonomy or "unsure" (agents/labels.py), and a 1-5
-    difficulty rating, stored as difficulty in [0, 1]. A failed call labels the skill "unsure", never "". """
+    """The item's skill (agents/labels.py: signals, then the skill exemplars or the judge; "unsure" rather
+    than an empty cell) and, when the judge is asked, its 1-5 rating as difficulty in [0, 1]."""
     return classify_skill(ctx, item, LABEL_MAX_TOKENS)
 
 
@@ -82,7 +80,7 @@ def batch_profile(ctx: AgentContext, items: Sequence[QAItem], options: ProfileOp
     `measure_item` then finds each answer already paid for (tools/batch.py), so the stored evidence is
     the same as without `--batch`."""
     labels = [BatchRequest(*label_request(ctx, item), LABEL_MAX_TOKENS)
-              for item in items if ctx.store.diagnostic(item.id, "label") is None]
+              for item in items if asks_model(ctx) and ctx.store.diagnostic(item.id, "label") is None]
     panel = panel_batch_jobs(ctx, items, options.panel) if options.panel else []
     run_batches(ctx, "batch_profile", [(ctx.client("judge"), labels), *panel])
 
@@ -176,12 +174,7 @@ def score_item_distractors(ctx: AgentContext, items: Sequence[QAItem], options: 
     todo = [i for i in items if not ctx.store.has_diagnostic(i.id, "distractors")]
     if not options.distractors or not todo:
         return
-    embed = options.embed
-    if embed is None:
-        from refinelab.tools.embeddings import get_embedder
-
-        embedder = get_embedder()
-        embed = embedder.embed  # type: ignore[assignment]
+    embed = ctx.embedder()
     rates: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
     for item in todo:
@@ -191,7 +184,7 @@ def score_item_distractors(ctx: AgentContext, items: Sequence[QAItem], options: 
             if n:
                 rates[item.id], counts[item.id] = rates_i, n
     with ctx.tracer.span("distractors", "tool", {"items": len(todo)}) as run:
-        diags = score_distractors(todo, embed=lambda texts: np.asarray(embed(texts)),  # type: ignore[misc]
+        diags = score_distractors(todo, embed=embed,
                                   pick_rates=rates or None, n_responses=counts or None)
         run.outputs = {"scored": len(diags), "flagged": sum(d.flag for d in diags)}
     ctx.store.put_diagnostics(diags)

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from refinelab.agents.context import AgentContext
 from refinelab.agents.key_correction import panel_key_move
 from refinelab.errors import LLMCallFailed
-from refinelab.metrics.distractors import DistractorConfig, Embedder, select_distractors
+from refinelab.metrics.distractors import DistractorConfig, select_distractors
 from refinelab.model_outputs import DistractorsOut, ItemDraft
 from refinelab.operations import Op, operation
 from refinelab.planner.problem import DifficultyBuckets
@@ -149,17 +149,6 @@ PROMPT_VARIABLES: dict[Op, Callable[[AgentContext, EditTask, QAItem], dict[str, 
 }
 
 
-def run_embedder(ctx: AgentContext) -> Embedder:
-    """The run's text embedder: `hooks.embed`, else MiniLM (tools/embeddings.py), loaded once."""
-    if ctx.hooks.embed is not None:
-        hook = ctx.hooks.embed
-        return lambda texts: np.asarray(hook(list(texts)), dtype=float)
-    from refinelab.tools.embeddings import get_embedder
-
-    model = get_embedder()
-    return lambda texts: np.asarray(model.embed(list(texts)), dtype=float)
-
-
 def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem) -> QAItem:
     """The item with its distractor slots refilled from the writer's candidates: the stem and the key (text
     and position) are the original's by construction. The pool is the new candidates plus the original
@@ -169,7 +158,7 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
     weak = set(weak_distractors(ctx, base))
     kept = [base.choices[i] for i in slots if base.choices[i] not in weak]
     pool = [str(d).strip() for d in out.distractors] + kept
-    choice = select_distractors(base.answer_text, pool, len(slots), run_embedder(ctx), exclude=[base.question])
+    choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question])
     if len(choice.chosen) < len(slots):
         reasons = sorted(set(choice.dropped.values()))
         raise ValueError(f"only {len(choice.chosen)} usable distractors for {len(slots)} slots "

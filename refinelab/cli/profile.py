@@ -77,6 +77,8 @@ def profile_command(
     limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
     budget: Annotated[int | None, typer.Option(help="token cap for profiling (default: none)")] = None,
     difficulty: Annotated[str, typer.Option(help="irt | elo | rating")] = "irt",
+    skill_method: Annotated[str, typer.Option(help="exemplars (nearest skill examples, no model call) | model "
+                                                   "(the judge's constrained label)")] = "exemplars",
     panel: Annotated[str | None, typer.Option(help="comma-separated panel models (embedded names, "
                                                    "'judge', or MODEL@URL)")] = None,
     distractors: Annotated[bool, typer.Option("--distractors", help="score distractors with MiniLM")] = False,
@@ -100,10 +102,11 @@ def profile_command(
     from refinelab.agents.options import RunOptions
 
     try:
-        options = RunOptions(difficulty_method=difficulty, distractors=distractors, panel=parse_list(panel) or [],
-                             validate_suspects=not no_validator, batch=batch)  # type: ignore[arg-type]
+        options = RunOptions(difficulty_method=difficulty, skill_method=skill_method,  # type: ignore[arg-type]
+                             distractors=distractors, panel=parse_list(panel) or [],
+                             validate_suspects=not no_validator, batch=batch)
     except ValueError:
-        fail("--difficulty must be one of rating, elo, irt")
+        fail("--difficulty must be one of rating, elo, irt; --skill-method one of exemplars, model")
     try:
         overrides = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
         settings = load_settings(config, overrides | ({"use_cache": False} if no_cache else {}))

@@ -1,11 +1,15 @@
-"""Skill labels: constrained to the taxonomy or "unsure", never empty; computable items by their signals."""
+"""Skill labels: by skill exemplars (default) or the judge constrained to the taxonomy; "unsure", never
+empty; computable items by their signals."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from refinelab.agents.labels import classify_skill, label_schema, normalise_skill
+import numpy as np
+import pytest
+
+from refinelab.agents.labels import asks_model, classify_skill, label_schema, normalise_skill
 from refinelab.agents.profiler import labelled
 from refinelab.schema import QAItem
 from tests.support.pa_helpers import make_context
@@ -15,6 +19,11 @@ WORD_PROBLEM = QAItem(id="m1", question="A shop sells pens at 3 for $2. How much
                       choices=["6", "8", "10", "12"], answer=1, subject="gsm8k")
 FACT = QAItem(id="f1", question="Which organelle produces most of a cell's ATP?",
               choices=["Nucleus", "Mitochondrion", "Ribosome", "Golgi body"], answer=1, subject="biology")
+
+
+MODEL = {"skill_method": "model"}
+COMMONSENSE = QAItem(id="c1", question="Where would you usually keep ice cream so that it stays frozen?",
+                     choices=["freezer", "oven", "garden", "bookshelf"], answer=0, subject="commonsense")
 
 
 def _judge(skill: str) -> ScriptedChatModel:
@@ -31,23 +40,74 @@ def test_prompt_shows_few_shot_examples_and_unsure(tmp_path: Path) -> None:
     seen: list[str] = []
     judge = ScriptedChatModel(respond=lambda m: seen.append(m[-1]["content"]) or json.dumps(
         {"skill": "recall", "difficulty": 2}))
-    ctx = make_context(tmp_path, judge)
+    ctx = make_context(tmp_path, judge, options=MODEL)
     diag = classify_skill(ctx, FACT, 80)
     assert diag.evidence["skill"] == "recall" and diag.evidence["by"] == "model"
     assert 'e.g. "Which organelle' in seen[0] and "- unsure:" in seen[0]
 
 
 def test_computable_items_are_calculation_whatever_the_model_says(tmp_path: Path) -> None:
-    ctx = make_context(tmp_path, _judge("comprehension"))
+    ctx = make_context(tmp_path, _judge("comprehension"), options=MODEL)
     diag = classify_skill(ctx, WORD_PROBLEM, 80)
     assert diag.evidence["skill"] == "calculation" and diag.evidence["model_skill"] == "comprehension"
     assert classify_skill(ctx, FACT, 80).evidence["skill"] == "comprehension"
 
 
 def test_a_failed_label_is_unsure_never_an_empty_cell(tmp_path: Path) -> None:
-    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "no json here"))
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "no json here"), options=MODEL)
     ctx.store.load_items([FACT])
     diag = classify_skill(ctx, FACT, 80)
     assert diag.flag and diag.evidence["skill"] == "unsure"
     ctx.store.put_diagnostics([diag])
     assert labelled(ctx, FACT).skill == "unsure" and labelled(ctx, FACT).domain
+
+
+def _bag_of_words(texts: list[str]) -> np.ndarray:
+    """A deterministic stand-in embedder: hashed word counts, so shared words mean nearby vectors."""
+    out = np.zeros((len(texts), 64))
+    for row, text in enumerate(texts):
+        for word in text.lower().replace("?", " ").replace(".", " ").split():
+            out[row, sum(map(ord, word)) % 64] += 1.0
+    return out
+
+
+def _never_called(messages: list[dict[str, str]]) -> str:
+    raise AssertionError("the judge must not be asked for an exemplar label")
+
+
+def test_exemplar_labels_need_no_model_call_and_keep_their_evidence(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=_never_called))
+    ctx.hooks.embed = _bag_of_words
+    ctx.skills = ctx.skills.model_copy(update={"examples": {
+        "recall": ["Which organelle produces the energy of a cell?"],
+        "reasoning": ["Where would you usually keep milk so that it stays cold?"]}})
+    assert not asks_model(ctx)
+    fact, common = classify_skill(ctx, FACT, 80), classify_skill(ctx, COMMONSENSE, 80)
+    assert (fact.evidence["skill"], common.evidence["skill"]) == ("recall", "reasoning")
+    assert fact.evidence["by"] == "exemplars" and fact.evidence["tokens"] == 0 and fact.evidence["difficulty"] is None
+    assert fact.evidence["similarity"]["recall"] > fact.evidence["similarity"]["reasoning"]
+    assert classify_skill(ctx, WORD_PROBLEM, 80).evidence["by"] == "signals"
+
+
+def test_an_item_like_no_exemplar_is_unsure(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=_never_called))
+    ctx.hooks.embed = _bag_of_words
+    ctx.skills = ctx.skills.model_copy(update={"examples": {"recall": ["zebra quokka"]}})
+    diag = classify_skill(ctx, FACT, 80)
+    assert diag.evidence["skill"] == "unsure" and not diag.flag
+
+
+def test_the_rating_method_still_asks_the_judge_and_keeps_its_skill_beside(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, _judge("comprehension"), options={"difficulty_method": "rating"})
+    ctx.hooks.embed = _bag_of_words
+    assert asks_model(ctx)
+    diag = classify_skill(ctx, FACT, 80)
+    assert diag.evidence["model_skill"] == "comprehension" and diag.evidence["rating"] == 2
+    assert diag.evidence["by"] == "exemplars" and diag.score == pytest.approx(0.25)
+
+
+def test_packaged_exemplars_with_the_real_embedder_separate_a_fact_from_common_sense(tmp_path: Path) -> None:
+    """The shipped skills.yaml through real MiniLM (no stand-in): the default labeller's actual behaviour."""
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=_never_called))
+    assert classify_skill(ctx, FACT, 80).evidence["skill"] == "recall"
+    assert classify_skill(ctx, COMMONSENSE, 80).evidence["skill"] == "reasoning"

@@ -41,7 +41,7 @@ def test_profile_command_writes_profile_json(tmp_path: Path, monkeypatch: pytest
     out = tmp_path / "prof"
     result = CliRunner().invoke(app, [
         "profile", str(MMLU_DEV), "--targets", str(REPO / "targets" / "uniform_mmlu.yaml"), "--limit", "10",
-        "--difficulty", "elo", "--out", str(out), "--quiet", "--no-validator",
+        "--difficulty", "elo", "--skill-method", "model", "--out", str(out), "--quiet", "--no-validator",
     ])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "profile.json").read_text())
@@ -60,3 +60,5 @@ def test_profile_command_writes_profile_json(tmp_path: Path, monkeypatch: pytest
 def test_profile_command_rejects_unknown_method(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["profile", str(MMLU_DEV), "--difficulty", "vibes", "--out", str(tmp_path)])
     assert result.exit_code == 2
+    result = CliRunner().invoke(app, ["profile", str(MMLU_DEV), "--skill-method", "vibes", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--skill-method" in result.output

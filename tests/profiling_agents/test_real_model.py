@@ -30,7 +30,7 @@ def test_profile_five_items_on_the_embedded_model(embedded_server, tmp_path: Pat
     result = run_profile(
         dataset, out_dir=tmp_path / "prof", targets=load_targets(REPO / "targets" / "uniform_mmlu.yaml"),
         settings=settings, budget=200_000,
-        options={"difficulty_method": "elo", "elo_extra_rounds": 0, "elo_bootstrap": 20,
+        options={"difficulty_method": "elo", "elo_extra_rounds": 0, "elo_bootstrap": 20, "skill_method": "model",
                 "panel": ["smollm2-135m"], "validate_suspects": False},
         hooks=RunHooks(chat_models={"judge": chat, "panel:smollm2-135m": chat}),
     )

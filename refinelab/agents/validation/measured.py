@@ -24,7 +24,7 @@ import numpy as np
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import default_panel
 from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic, probe_member
-from refinelab.agents.refiner import calibrate_direction, run_embedder
+from refinelab.agents.refiner import calibrate_direction
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity, numeric_value
 from refinelab.metrics.irt import fit_item_logit, soft_correctness
@@ -142,7 +142,7 @@ def measure_p_correct(ctx: AgentContext, task: EditTask, before: QAItem, after: 
 
 def measure_diversity(ctx: AgentContext, before: QAItem, after: QAItem) -> Measurement:
     """rewrite_distractors' measurement: diversity rose, stem and key text kept, no paraphrase of the key."""
-    embed = run_embedder(ctx)
+    embed = ctx.embedder()
     d_before = distractor_diversity(before.choices, before.answer, embed)
     d_after = distractor_diversity(after.choices, after.answer, embed)
     key_kept = normalise_text(after.answer_text) == normalise_text(before.answer_text)
