@@ -5,10 +5,10 @@ A mixed set from `../shared/data`, `--per-source` items from each source, groupe
 implies: GSM8K, SVAMP and AQuA → quantitative; ARC, SciQ and OpenBookQA → science knowledge;
 CommonsenseQA → commonsense; TruthfulQA → misconceptions; MMLU law and history subjects → law/history
 recall. Each item is labelled once by the profiler (agents/labels.py) through a real dry run (no edits):
-with the default `--skill-method exemplars` the skill comes from the nearest skill examples in MiniLM
-space, and the judge is still asked for its 1-5 rating and constrained skill (taxonomy or "unsure"), so
-one run measures both labellers on the same items: the exemplar labels and the model's (each with the
-computable-signal rule applied).
+with the eval's default `--skill-method exemplars` the skill comes from the nearest skill examples in
+MiniLM space, and the judge is still asked for its 1-5 rating and constrained skill (taxonomy or
+"unsure"), so one run measures both labellers on the same items: the exemplar labels and the model's
+(the product default; each with the computable-signal rule applied).
 
 Reported: adjusted mutual information between skill labels and source groups (0 = labels say nothing
 about the source, 1 = perfect), accuracy under the best source→skill mapping (each group mapped to its
@@ -226,36 +226,29 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    skills = sorted(r.get("skill_counts", {}))
-    rows = [[g, *[str(r["confusion"].get(g, {}).get(s, 0)) for s in skills], r["best_mapping"].get(g, "—")]
-            for g in sorted(r.get("confusion", {}))]
-    return "\n".join([
-        f"# Skill labels vs source ({r['tag']})", "",
-        f"{r['labelled']}/{r['items']} items labelled ({r['per_source']} per source), skills by "
-        f"{r.get('skill_method', 'model')}, judge {r['model']}; "
-        f"{r['spent']:,} tokens, {r['seconds']:.0f} s" + (" (deadline hit)" if r["deadline_hit"] else "") + ".", "",
-        f"- adjusted mutual information (labels, source groups): **{r.get('ami', float('nan')):.3f}**",
-        f"- accuracy under the best source→skill mapping: **{pct(r.get('accuracy_best_mapping'))}** "
-        f"(one-to-one: {pct(r.get('accuracy_one_to_one'))})",
-        f"- empty labels: {r['empty_labels']}; \"unsure\": {r['unsure']}; failed label calls: {r['label_failures']}", "",
-        table(["source group", *skills, "mapped to"], rows),
-        *_model_lines(r),
-    ])
+    method = r.get("skill_method", "model")
+    head = [f"# Skill labels vs source ({r['tag']})", "",
+            f"{r['labelled']}/{r['items']} items labelled ({r['per_source']} per source), judge {r['model']}; "
+            f"{r['spent']:,} tokens, {r['seconds']:.0f} s" + (" (deadline hit)" if r["deadline_hit"] else "") + ".",
+            f"Empty labels: {r['empty_labels']}; \"unsure\": {r['unsure']}; failed label calls: {r['label_failures']}."]
+    own = _section(f"`skill_method={method}`" + (" (the default)" if method == "model" else ""), r)
+    model = r.get("model_labels")
+    if model:  # an exemplar run also asked the judge (for the rating): its labels on the same items first
+        head.append(f"Both labellers on the same {model['labelled']} items (computable signals applied to each).")
+        return "\n".join([*head, *_section("`skill_method=model` (the default)", model), *own])
+    return "\n".join([*head, *own])
 
 
-def _model_lines(r: dict[str, Any]) -> list[str]:
-    """The judge's own labels on the same items, when the run used the exemplars (the comparison)."""
-    m = r.get("model_labels")
-    if not m:
-        return []
+def _section(title: str, m: dict[str, Any]) -> list[str]:
+    """One labeller's separation figures and its confusion table."""
     skills = sorted({s for row in m["confusion"].values() for s in row})
     rows = [[g, *[str(m["confusion"][g].get(s, 0)) for s in skills], m["best_mapping"].get(g, "—")]
             for g in sorted(m["confusion"])]
-    return ["", f"The judge's constrained label on the same {m['labelled']} items (the `--skill-method model` "
-            f"labeller, computable signals applied): AMI **{m['ami']:.3f}**, best mapping "
-            f"**{pct(m['accuracy_best_mapping'])}** (one-to-one {pct(m['accuracy_one_to_one'])}).", "",
+    return ["", f"## {title}", "",
+            f"- adjusted mutual information (labels, source groups): **{m['ami']:.3f}**",
+            f"- accuracy under the best source→skill mapping: **{pct(m['accuracy_best_mapping'])}** "
+            f"(one-to-one: {pct(m['accuracy_one_to_one'])})", "",
             table(["source group", *skills, "mapped to"], rows)]
-
 
 if __name__ == "__main__":
     main()

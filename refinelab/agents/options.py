@@ -57,9 +57,9 @@ class RunOptions(BaseModel):
         "irt", description="how difficulty is measured: irt (the panel's answers, the judge alone when no "
         "panel is set), elo (pairwise judgements) or rating (the labeller's 1-5 guess)")
     skill_method: SkillMethod = Field(
-        "exemplars", description="how an item's skill is labelled (computable items are `calculation` by their "
-        "signals either way): exemplars (the skill whose examples are nearest in MiniLM embedding space; no "
-        "model call) or model (the judge's constrained classification)")
+        "model", description="how an item's skill is labelled (computable items are `calculation` by their "
+        "signals either way): model (the judge's constrained classification) or exemplars (the skill whose "
+        "examples are nearest in MiniLM embedding space; no model call, weaker separation)")
     elo_extra_rounds: int = Field(8, ge=0, description="Elo: comparison rounds after the Swiss pairing")
     elo_bootstrap: int = Field(200, ge=0, description="Elo: bootstrap resamples for the confidence interval")
     panel: list[str] = Field(default_factory=list,

@@ -77,8 +77,8 @@ def profile_command(
     limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
     budget: Annotated[int | None, typer.Option(help="token cap for profiling (default: none)")] = None,
     difficulty: Annotated[str, typer.Option(help="irt | elo | rating")] = "irt",
-    skill_method: Annotated[str, typer.Option(help="exemplars (nearest skill examples, no model call) | model "
-                                                   "(the judge's constrained label)")] = "exemplars",
+    skill_method: Annotated[str, typer.Option(help="model (the judge's constrained label) | exemplars (nearest "
+                                                   "skill examples, no model call)")] = "model",
     panel: Annotated[str | None, typer.Option(help="comma-separated panel models (embedded names, "
                                                    "'judge', or MODEL@URL)")] = None,
     distractors: Annotated[bool, typer.Option("--distractors", help="score distractors with MiniLM")] = False,

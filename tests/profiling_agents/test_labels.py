@@ -22,6 +22,7 @@ FACT = QAItem(id="f1", question="Which organelle produces most of a cell's ATP?"
 
 
 MODEL = {"skill_method": "model"}
+EXEMPLARS = {"skill_method": "exemplars"}
 COMMONSENSE = QAItem(id="c1", question="Where would you usually keep ice cream so that it stays frozen?",
                      choices=["freezer", "oven", "garden", "bookshelf"], answer=0, subject="commonsense")
 
@@ -76,7 +77,7 @@ def _never_called(messages: list[dict[str, str]]) -> str:
 
 
 def test_exemplar_labels_need_no_model_call_and_keep_their_evidence(tmp_path: Path) -> None:
-    ctx = make_context(tmp_path, ScriptedChatModel(respond=_never_called))
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=_never_called), options=EXEMPLARS)
     ctx.hooks.embed = _bag_of_words
     ctx.skills = ctx.skills.model_copy(update={"examples": {
         "recall": ["Which organelle produces the energy of a cell?"],
@@ -90,7 +91,7 @@ def test_exemplar_labels_need_no_model_call_and_keep_their_evidence(tmp_path: Pa
 
 
 def test_an_item_like_no_exemplar_is_unsure(tmp_path: Path) -> None:
-    ctx = make_context(tmp_path, ScriptedChatModel(respond=_never_called))
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=_never_called), options=EXEMPLARS)
     ctx.hooks.embed = _bag_of_words
     ctx.skills = ctx.skills.model_copy(update={"examples": {"recall": ["zebra quokka"]}})
     diag = classify_skill(ctx, FACT, 80)
@@ -98,7 +99,7 @@ def test_an_item_like_no_exemplar_is_unsure(tmp_path: Path) -> None:
 
 
 def test_the_rating_method_still_asks_the_judge_and_keeps_its_skill_beside(tmp_path: Path) -> None:
-    ctx = make_context(tmp_path, _judge("comprehension"), options={"difficulty_method": "rating"})
+    ctx = make_context(tmp_path, _judge("comprehension"), options={**EXEMPLARS, "difficulty_method": "rating"})
     ctx.hooks.embed = _bag_of_words
     assert asks_model(ctx)
     diag = classify_skill(ctx, FACT, 80)
@@ -108,6 +109,6 @@ def test_the_rating_method_still_asks_the_judge_and_keeps_its_skill_beside(tmp_p
 
 def test_packaged_exemplars_with_the_real_embedder_separate_a_fact_from_common_sense(tmp_path: Path) -> None:
     """The shipped skills.yaml through real MiniLM (no stand-in): the default labeller's actual behaviour."""
-    ctx = make_context(tmp_path, ScriptedChatModel(respond=_never_called))
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=_never_called), options=EXEMPLARS)
     assert classify_skill(ctx, FACT, 80).evidence["skill"] == "recall"
     assert classify_skill(ctx, COMMONSENSE, 80).evidence["skill"] == "reasoning"

@@ -82,23 +82,33 @@ def test_validator_runs_on_suspects_only(tmp_path: Path) -> None:
     assert len(seen) == 2  # stored verdicts are not asked for again
 
 
-def test_graph_defaults_make_one_call_per_item(tmp_path: Path) -> None:
-    """The default measures difficulty by IRT on how the judge does (one short answer per item), not by
-    the labeller's 1-5 guess, and labels the skill from the skill exemplars: no label call at all."""
+def test_graph_defaults_make_two_calls_per_item(tmp_path: Path) -> None:
+    """The default measures difficulty by IRT on how the judge does (one short answer per item, besides
+    the label call), not by the labeller's 1-5 guess."""
     judge = ScriptedChatModel(respond=Recorder())
     ctx = make_context(tmp_path, judge)
     ctx.store.load_items(planted_items(5))
     done, stop = profile_items(ctx, ctx.store.items(("kept",)))
-    assert (done, stop, judge.calls) == (5, "", 5)
+    assert (done, stop, judge.calls) == (5, "", 10)
     assert {d.evidence["method"] for d in ctx.store.diagnostics("difficulty")} == {"irt"}
     assert len(ctx.store.diagnostics("error")) == 5
+    assert all(i.skill == "recall" and i.difficulty is not None for i in ctx.store.items())
+
+
+def test_exemplar_skills_leave_one_call_per_item(tmp_path: Path) -> None:
+    """With `skill_method="exemplars"` (and IRT difficulty) the judge is not asked for labels at all."""
+    judge = ScriptedChatModel(respond=Recorder())
+    ctx = make_context(tmp_path, judge, options={"skill_method": "exemplars"})
+    ctx.store.load_items(planted_items(5))
+    done, stop = profile_items(ctx, ctx.store.items(("kept",)))
+    assert (done, stop, judge.calls) == (5, "", 5)
     assert {d.evidence["by"] for d in ctx.store.diagnostics("label")} <= {"exemplars", "signals"}
     assert all(i.skill in [*ctx.skills.names, "unsure"] and i.difficulty is not None for i in ctx.store.items())
 
 
 def test_rating_stays_an_option(tmp_path: Path) -> None:
     judge = ScriptedChatModel(respond=Recorder())
-    ctx = make_context(tmp_path, judge, options={"difficulty_method": "rating"})
+    ctx = make_context(tmp_path, judge, options={"difficulty_method": "rating", "skill_method": "exemplars"})
     ctx.store.load_items(planted_items(5))
     done, stop = profile_items(ctx, ctx.store.items(("kept",)))
     assert (done, stop, judge.calls) == (5, "", 5)

@@ -74,9 +74,8 @@ def models(delay: float = 0.0, fail_first_validation: bool = False) -> dict[str,
     return {"judge": m, "writer": m, "validator": m}
 
 
-# Graph-logic tests: answer-check validation only, lexical dedup and the scripted judge's skill labels
-# (no sandbox, index or torch).
-EXTRAS: dict[str, object] = {"validators": [], "dedup": "lexical", "skill_method": "model"}
+# Graph-logic tests: answer-check validation only and lexical dedup (no sandbox, index or torch).
+EXTRAS: dict[str, object] = {"validators": [], "dedup": "lexical"}
 
 
 def main() -> None:
