@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     EMBEDDED,
     PAPER,
+    RESULTS,
     add_common_args,
     deadline,
     deadline_seconds,
@@ -152,6 +153,10 @@ def score_run(run_dir: Path, items: list[QAItem], truth: dict[str, str], injecte
             "flagged_for_review": sum(r["correct_after"] is False and r["review"] for r in inj),
             "flagged_by_screening": sum(r["correct_after"] is False and r["flagged"] and not r["review"] for r in inj),
         },
+        # not counted as handled: the item is kept as it was, but the refused fix and the validator's reason
+        # are in report.json's `gave_up` and changes.jsonl, where a person reviewing the run sees them
+        "injected_fix_refused": sum(r["correct_after"] is False and not (r["review"] or r["flagged"])
+                                    and r["fix_outcome"] == "gave_up" for r in inj),
         "clean_broken_rate": share([r for r in clean if r["correct_after"] is False], clean),
         "residual_error_accepted": share([r for r in accepted if not r["correct_after"]], accepted),
         "accepted_items": len(accepted),
@@ -188,7 +193,8 @@ def markdown(result: dict[str, Any]) -> str:
          f"{pct(s['residual_error_accepted'])} of {s['accepted_items']} items", "—"],
         ["injected items handled (fixed, removed or flagged)",
          f"{pct(s['injected_handled'])} (fixed {hb['fixed']}, removed {hb['removed']}, flagged for review "
-         f"{hb['flagged_for_review']}, flagged by screening {hb['flagged_by_screening']})", ">= 90%"],
+         f"{hb['flagged_for_review']}, flagged by screening {hb['flagged_by_screening']}); besides, "
+         f"{s['injected_fix_refused']} kept with a fix the validator refused (in report.json's gave_up)", ">= 90%"],
         ["clean items broken", pct(s["clean_broken_rate"]), "<= 1%"],
     ])
     headline = table(["figure", "measured", "paper"], [
@@ -210,10 +216,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"# Wrong-key correction on injected errors ({result['tag']})", "",
         f"{result['n']} MMLU-Redux 'ok' items ({', '.join(result['subjects'])}), keys flipped on "
         f"{pct(result['inject_share'], 0)}; model: {result['model']}; panel: {', '.join(result['panel']) or '—'}; "
-        f"operations: {', '.join(result['operations'])}; budget {result['budget']:,}, spent {result['spent']:,}; "
+        f"operations: {', '.join(result['operations'])}; validators: "
+        f"{', '.join(result.get('validators') or []) or 'answer check only'}; budget {result['budget']:,}, spent {result['spent']:,}; "
         f"stop: {result['stop_reason'] or '—'}" + (" (wall-clock deadline)" if result["deadline_hit"] else "")
         + f"; {result['elapsed_s']} s.", "", goals, "", headline, "", "Screening and fixes:", "", detail, "",
-        f"Run folder: {result['run_dir']}",
+        f"Run folder: {result['run_dir']}" + (f", made by `{result['run_command']}` and re-scored"
+                                              if result.get("run_command") else ""),
     ])
 
 
@@ -228,6 +236,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--panel", default=None, help="panel members (default: the eval's model)")
     parser.add_argument("--operations", nargs="*", default=[Op.FIX.value], choices=OPERATION_NAMES)
     parser.add_argument("--rounds", type=int, default=None, help="rounds (quick 1, full 2)")
+    parser.add_argument("--validators", nargs="*", default=[], choices=("pot", "rag", "pot_or_rag"),
+                        help="model-based validators (default none: the answer check only, so with one model "
+                             "no key move reaches the two-source bar)")
+    parser.add_argument("--rescore", type=Path, default=None,
+                        help="score this finished run folder (made with the same item arguments) instead of running")
     args = parser.parse_args(argv)
     args.tag = args.tag or ("correction_quick" if args.quick else "correction")
     n = args.n or (10 if args.quick else 60)
@@ -241,18 +254,33 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     started = time.monotonic()
     settings = settings_for(args, rounds=rounds)
     run_id = f"correction-{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
-    options = RunOptions(operations=args.operations, panel=panel, validators=[], dedup="lexical", pilot_per_op=0)
+    options = RunOptions(operations=args.operations, panel=panel, validators=args.validators, dedup="lexical",
+                         pilot_per_op=0)
     log(f"correction: {len(items)} items, {len(injected)} injected, panel {panel}, budget {budget}")
-    with deadline(deadline_seconds(args)) as stop:
-        run = refine(Dataset(items, name="redux-ok-injected"), budget=budget, targets=Targets(), settings=settings,
-                     run_id=run_id, options=options)
-    scores = score_run(run.run_dir, items, truth, injected)
-    (run.run_dir / "injection.json").write_text(json.dumps({"truth": truth, "injected": sorted(injected)}, indent=2))
+    stop, rescored_from = {"hit": False}, None
+    if args.rescore is None:
+        with deadline(deadline_seconds(args)) as stop:
+            run = refine(Dataset(items, name="redux-ok-injected"), budget=budget, targets=Targets(),
+                         settings=settings, run_id=run_id, options=options)
+        run_dir, spent, report = run.run_dir, run.spent, run.report
+    else:  # a finished run folder: its ledger and report, scored again
+        run_dir = args.rescore.resolve()
+        report = json.loads((run_dir / "report.json").read_text())
+        spent = int(report["ledger"]["spent"])
+        earlier = RESULTS / f"{args.tag}.json"  # the run's own result file keeps how it ran
+        if earlier.exists() and json.loads(earlier.read_text()).get("run_dir") == str(run_dir):
+            first = json.loads(earlier.read_text())
+            stop["hit"], started = first["deadline_hit"], time.monotonic() - first["elapsed_s"]
+            log(f"rescoring the run made by: {first.get('run_command') or first['command']}")
+            rescored_from = first.get("run_command") or first["command"]
+    scores = score_run(run_dir, items, truth, injected)
+    (run_dir / "injection.json").write_text(json.dumps({"truth": truth, "injected": sorted(injected)}, indent=2))
     result = {
         "tag": args.tag, "model": model_label(args), "panel": panel, "n": len(items), "subjects": subjects,
-        "inject_share": args.inject_share, "operations": args.operations, "budget": budget, "spent": run.spent,
-        "stop_reason": run.report.get("stop_reason", ""), "deadline_hit": stop["hit"], "run_dir": str(run.run_dir),
-        "elapsed_s": round(time.monotonic() - started, 1), "scores": scores,
+        "inject_share": args.inject_share, "operations": args.operations, "validators": args.validators,
+        "budget": budget, "spent": spent, "stop_reason": report.get("stop_reason", ""), "deadline_hit": stop["hit"],
+        "run_dir": str(run_dir), "elapsed_s": round(time.monotonic() - started, 1), "scores": scores,
+        **({"run_command": rescored_from} if rescored_from else {}),
         "headline": {k: scores[k] for k in ("correction_rate", "residual_error_rate", "error_rate_before")},
     }
     write_results(args.tag, result, markdown(result))
