@@ -15,6 +15,7 @@ import pytest
 from refinelab.agents.options import RunHooks
 from refinelab.agents.panel import probe_member
 from refinelab.agents.validation.fix_evidence import KeySource, check_fix, decide
+from refinelab.agents.validation.strength import review_kind
 from refinelab.api.screening import screen
 from refinelab.config import load_settings
 from refinelab.errors import DataError, LLMCallFailed
@@ -273,6 +274,19 @@ def test_a_fix_validated_only_by_the_writers_own_model_is_not_committed(tmp_path
     wrong = original.model_copy(update={"answer": 1})
     refused = check_fix(ctx, original, wrong, rag)  # the panel names another option
     assert not refused.passed and "panel" in refused.reason
+
+
+def test_a_fix_the_validator_refused_goes_to_review_not_silently_kept(tmp_path: Path) -> None:
+    original = _item(3, answer=0)
+    draft = original.model_copy(update={"answer": 2})
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"))
+    refused = Verdict(False, "an independent solver chose B, not the key C", "answer", {"solver": 1})
+    verdict = check_fix(ctx, original, draft, refused)
+    assert not verdict.passed and verdict.evidence["needs_review"] and verdict.evidence["solver"] == 1
+    assert review_kind(verdict, 0.0) == "below_bar"
+    undecided = Verdict(False, "the validator could not answer", "answer", {"outcome": "unanswered"})
+    assert "needs_review" not in check_fix(ctx, original, draft, undecided).evidence
+    assert review_kind(check_fix(ctx, original, draft, undecided), 0.0) == "undecided"
 
 
 # ------------------------------------------------------------------------------ the real server

@@ -10,7 +10,8 @@ new key, and by no source that names another option:
   model from the writer;
 - a plugged-in method's verdict (`hooks.validators`), which is independent by construction.
 When the bar is not met the fix is not committed: the verdict fails with the tally as evidence and
-`needs_review=True`, so the item stays as it was, flagged for a person — never a guess.
+`needs_review=True`, so the item stays as it was, flagged for a person — never a guess. A fix draft the
+validator refused is flagged the same way: the item stays suspect.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.validation.strength import evidence_strength
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import QAItem
 from refinelab.state import Verdict
@@ -113,8 +115,18 @@ def validator_source(ctx: AgentContext, verdict: Verdict) -> KeySource:
 
 
 def check_fix(ctx: AgentContext, original: QAItem, candidate: QAItem, verdict: Verdict) -> Verdict:
-    """Apply the evidence bar to a fix whose validator verdict passed; other verdicts pass through."""
-    if not verdict.passed or not key_moved(original, candidate):
+    """Apply the evidence bar to a fix whose validator verdict passed.
+
+    A fix the validator refused is marked `needs_review` too: the item was bought a fix because screening
+    suspects it, and a draft that an independent check contradicts leaves it suspect, so once its attempts
+    are spent it goes to a person with this evidence (graph `route_after_validate`) instead of being kept
+    as if nothing were wrong. A verdict no method decided stays as it is (review treats it as undecided)."""
+    if not verdict.passed:
+        if evidence_strength(verdict) == 0.0:
+            return verdict
+        return Verdict(False, verdict.reason, verdict.method, {**verdict.evidence, "needs_review": True},
+                       verdict.tokens)
+    if not key_moved(original, candidate):
         return verdict
     sources = [validator_source(ctx, verdict), panel_source(ctx, candidate)]
     decision = decide(sources)

@@ -6,7 +6,8 @@ markers for all of them, so human review treats a pack's own tools exactly like 
 - `outcome: unanswered | unavailable | undecided` with no `fallback` — the method could not decide;
 - `fallback: answer` — the pack's method did not settle it and the answer check decided instead (its own
   evidence under `answer_check`, which may itself be undecided);
-- `needs_review: true` — a key fix below the two-source evidence bar (`fix_evidence.check_fix`).
+- `needs_review: true` — a key fix below the two-source evidence bar, or a fix draft the validator
+  refused (`fix_evidence.check_fix`).
 """
 
 from __future__ import annotations
