@@ -268,11 +268,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         report = json.loads((run_dir / "report.json").read_text())
         spent = int(report["ledger"]["spent"])
         earlier = RESULTS / f"{args.tag}.json"  # the run's own result file keeps how it ran
-        if earlier.exists() and json.loads(earlier.read_text()).get("run_dir") == str(run_dir):
-            first = json.loads(earlier.read_text())
+        first = json.loads(earlier.read_text()) if earlier.exists() else {}
+        if first.get("run_dir") == str(run_dir):
             stop["hit"], started = first["deadline_hit"], time.monotonic() - first["elapsed_s"]
-            log(f"rescoring the run made by: {first.get('run_command') or first['command']}")
             rescored_from = first.get("run_command") or first["command"]
+            log(f"rescoring the run made by: {rescored_from}")
     scores = score_run(run_dir, items, truth, injected)
     (run_dir / "injection.json").write_text(json.dumps({"truth": truth, "injected": sorted(injected)}, indent=2))
     result = {

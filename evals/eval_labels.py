@@ -250,5 +250,6 @@ def _section(title: str, m: dict[str, Any]) -> list[str]:
             f"(one-to-one: {pct(m['accuracy_one_to_one'])})", "",
             table(["source group", *skills, "mapped to"], rows)]
 
+
 if __name__ == "__main__":
     main()

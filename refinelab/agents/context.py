@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -44,7 +43,7 @@ class AgentContext:
     _clients: dict[str, ChatClient] = field(default_factory=dict)
     dedup_index: DuplicateIndex | None = None  # built on first use by the validator, topped up after
     _embedder: Callable[[Sequence[str]], np.ndarray] | None = None
-    _memo: dict[str, Any] = field(default_factory=dict)  # per-run values derived once (skill exemplar vectors)
+    _skill_exemplars: dict[str, np.ndarray] | None = None  # unit vectors of each skill's examples (agents/labels.py)
 
     def __post_init__(self) -> None:
         if not isinstance(self.options, RunOptions) or not isinstance(self.hooks, RunHooks):

@@ -35,6 +35,7 @@ from refinelab.agents.validation.routing import regex_route, route_signals
 from refinelab.domains import UNSURE
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import Diagnostic, QAItem
+from refinelab.tools.embeddings import normalize
 from refinelab.tools.ledger import CallTag
 
 COMPUTE_SKILL = "calculation"  # the taxonomy's name for items the regex signals call computable
@@ -71,18 +72,11 @@ def asks_model(ctx: AgentContext) -> bool:
 
 def exemplar_vectors(ctx: AgentContext) -> dict[str, np.ndarray]:
     """Unit-length embeddings of each skill's examples, computed once per run."""
-    vectors = ctx._memo.get("skill_exemplars")
-    if vectors is None:
+    if ctx._skill_exemplars is None:
         named = [(name, ctx.skills.examples[name]) for name in ctx.skills.names if ctx.skills.examples.get(name)]
         embed = ctx.embedder()
-        vectors = {name: _unit(embed(list(examples))) for name, examples in named}
-        ctx._memo["skill_exemplars"] = vectors
-    return vectors
-
-
-def _unit(matrix: np.ndarray) -> np.ndarray:
-    matrix = np.atleast_2d(np.asarray(matrix, dtype=float))
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        ctx._skill_exemplars = {name: normalize(embed(list(examples))) for name, examples in named}
+    return ctx._skill_exemplars
 
 
 def exemplar_skill(ctx: AgentContext, item: QAItem) -> tuple[str, dict[str, float]]:
@@ -91,7 +85,7 @@ def exemplar_skill(ctx: AgentContext, item: QAItem) -> tuple[str, dict[str, floa
     vectors = exemplar_vectors(ctx)
     if not vectors:
         return UNSURE, {}
-    stem = _unit(ctx.embedder()([item.question]))[0]
+    stem = normalize(ctx.embedder()([item.question]))[0]
     similarity = {name: float(np.sort(v @ stem)[-EXEMPLAR_TOP_K:].mean()) for name, v in vectors.items()}
     best = max(similarity, key=similarity.__getitem__)
     return (best if similarity[best] >= EXEMPLAR_MIN_SIMILARITY else UNSURE), similarity
