@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser, deadline_quick=900)
     parser.add_argument("--per-source", type=int, default=None, help="items per source (quick 6, full 12)")
-    parser.add_argument("--skill-method", choices=("exemplars", "model"), default="exemplars")
+    parser.add_argument("--skill-method", choices=("exemplars", "model", "probs"), default="exemplars")
     args = parser.parse_args(argv)
     args.tag = args.tag or ("labels_quick" if args.quick else "labels")
     per_source = args.per_source or (6 if args.quick else 12)
@@ -213,9 +213,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     model_rows = [(labels[i].evidence["skill"] if labels[i].evidence.get("by") == "signals"
                    else labels[i].evidence.get("model_skill"), group[i]) for i, _, _ in rows]
     model_rows = [(s, g) for s, g in model_rows if s]
-    if args.skill_method == "exemplars" and model_rows:
+    if args.skill_method != "model" and model_rows:
         model_sep = separation([s for s, _ in model_rows], [g for _, g in model_rows])
         result_row["model_labels"] = {"labelled": len(model_rows), **model_sep}
+    if args.skill_method == "probs":
+        result_row["probe_variants"] = probe_variants(labels, rows, store_names(labels))
     by_source: dict[str, Counter[str]] = defaultdict(Counter)
     for item_id, skill, _ in rows:
         by_source[item_id.split("-")[0]][skill] += 1
@@ -223,6 +225,38 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     write_results(args.tag, result_row, markdown(result_row))
     print(markdown(result_row))
     return result_row
+
+
+def store_names(labels: dict[str, Any]) -> list[str]:
+    """The taxonomy's skill names in the probe's order (from any stored probe's evidence)."""
+    for diag in labels.values():
+        if diag.evidence.get("skill_probs"):
+            return list(diag.evidence["skill_probs"])
+    return []
+
+
+def probe_variants(labels: dict[str, Any], rows: list[tuple[str, str, str]], names: list[str]) -> dict[str, Any]:
+    """The skill probe read three ways on the same stored numbers (computable signals applied to each):
+    the raw argmax, calibrated by the content-free prior (what the product does), and calibrated by the
+    mean distribution over this set (a batch prior, for comparison)."""
+    probed = [(i, g) for i, _, g in rows if labels[i].evidence.get("skill_probs_raw")]
+    if not probed or not names:
+        return {}
+    raw = np.array([labels[i].evidence["skill_probs_raw"] for i, _ in probed])
+    prior = np.array(labels[probed[0][0]].evidence["skill_prior"])
+    batch = raw.mean(axis=0)
+
+    def read(matrix: np.ndarray) -> list[str]:
+        return [labels[i].evidence["skill"] if labels[i].evidence.get("by") == "signals" else names[int(row.argmax())]
+                for (i, _), row in zip(probed, matrix, strict=True)]
+
+    groups = [g for _, g in probed]
+    out = {"prior": [round(float(v), 4) for v in prior], "batch_prior": [round(float(v), 4) for v in batch]}
+    for name, matrix in (("raw", raw), ("content_free", raw / np.maximum(prior, 0.02)), ("batch", raw / batch)):
+        labels_read = read(matrix)
+        out[name] = {"labelled": len(probed), "skill_counts": dict(Counter(labels_read)),
+                     **separation(labels_read, groups)}
+    return out
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -235,7 +269,13 @@ def markdown(r: dict[str, Any]) -> str:
     model = r.get("model_labels")
     if model:  # an exemplar run also asked the judge (for the rating): its labels on the same items first
         head.append(f"Both labellers on the same {model['labelled']} items (computable signals applied to each).")
-        return "\n".join([*head, *_section("`skill_method=model` (the default)", model), *own])
+        head += _section("`skill_method=model` (the default)", model)
+    variants = r.get("probe_variants") or {}
+    if variants:
+        head += ["", f"Skill probe prior (content-free question): {variants['prior']}; "
+                 f"mean over this set: {variants['batch_prior']} (order: the taxonomy's)."]
+        for name, title in (("raw", "probe, uncalibrated argmax"), ("batch", "probe, calibrated by this set's mean")):
+            head += _section(title, variants[name])
     return "\n".join([*head, *own])
 
 

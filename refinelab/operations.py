@@ -64,8 +64,9 @@ class Operation:
     resets_difficulty: bool = False  # the edited item's difficulty is unknown until measured again
     # What must be measured to improve before the edit is committed (agents/validation/measured.py):
     # "p_correct" (the panel's probability of answering correctly moved in the intended direction) or
-    # "diversity" (the distractor set's diversity rose). None: the validator's pass is enough.
-    measure: Literal["p_correct", "diversity"] | None = None
+    # "diversity" (the distractor set's diversity rose) or "cell" (a new item is labelled, as the profiler
+    # labels any item, into the domain x skill cell it was written for). None: the validator's pass is enough.
+    measure: Literal["p_correct", "diversity", "cell"] | None = None
     pilot_order: int | None = None  # order in which piloted item edits claim items; None: not piloted
 
     @property
@@ -104,7 +105,7 @@ REGISTRY: dict[Op, Operation] = {
     Op.EXPAND: Operation(
         Op.EXPAND, "write a new item for an under-covered domain x skill cell", frozenset({Term.COVERAGE}),
         cost_intercept=1100, cost_slope=3.0, success_prior=0.75, prompt="refine_expand",
-        output_schema=_ITEM_DRAFT, creates_item=True, target="cell", pilot_order=3),
+        output_schema=_ITEM_DRAFT, creates_item=True, target="cell", measure="cell", pilot_order=3),
     Op.GENERATE: Operation(
         Op.GENERATE, "write a new item aimed at an under-filled difficulty bucket", frozenset({Term.DIFFICULTY}),
         cost_intercept=1200, cost_slope=3.0, success_prior=0.7, prompt="refine_generate",

@@ -3,7 +3,7 @@ actually separates skills.
 
 Three sources, strongest first:
 1. Cheap signals, as the validator's router reads them: an item the regex signals call computable
-   (numbers and units in the stem, numeric options, compute verbs; `validation.routing.regex_route` says
+   (numbers and units in the stem, numeric options, compute verbs; `metrics.item_signals.regex_route` says
    "pot") is `calculation` when the taxonomy has that skill. On a mixed set the signals flag 33 of 36
    math word problems and none of 72 science, commonsense, misconception or law/history items.
 2. `skill_method="model"` (default): the judge's constrained classification. The output schema is an
@@ -31,16 +31,21 @@ import numpy as np
 from pydantic import BaseModel, Field, create_model
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.validation.routing import regex_route, route_signals
 from refinelab.domains import UNSURE
 from refinelab.errors import LLMCallFailed
+from refinelab.metrics.item_signals import regex_route, route_signals
+from refinelab.metrics.option_probs import align, letter_distribution, mean_distribution, presentation_orders
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.embeddings import normalize
 from refinelab.tools.ledger import CallTag
 
+LABEL_MAX_TOKENS = 80  # the label JSON is ~35 tokens as small models format it (newlines, indent)
 COMPUTE_SKILL = "calculation"  # the taxonomy's name for items the regex signals call computable
 EXEMPLAR_TOP_K = 2  # a skill's similarity to an item: the mean cosine of its this-many closest examples
 EXEMPLAR_MIN_SIMILARITY = 0.1  # below this best similarity the item resembles no skill's examples: "unsure"
+SKILL_NUMBERS = "123456789"  # the probe numbers the skills: the item's own options already use letters
+CONTENT_FREE = "N/A"  # the content-free question whose answer is the probe's prior (contextual calibration)
+PRIOR_FLOOR = 0.02  # a prior probability is never taken below this: dividing by ~0 would crown a skill by noise
 
 
 @lru_cache(maxsize=16)
@@ -66,7 +71,8 @@ def label_request(ctx: AgentContext, item: QAItem) -> tuple[list[dict[str, str]]
 
 
 def asks_model(ctx: AgentContext) -> bool:
-    """Whether labelling an item calls the judge: for its skill, or for the 1-5 rating difficulty reads."""
+    """Whether labelling an item asks the judge for its structured label: for its skill, or for the 1-5
+    rating difficulty reads (the "probs" skill probe is a separate, one-token call)."""
     return ctx.options.skill_method == "model" or ctx.options.difficulty_method == "rating"
 
 
@@ -89,6 +95,75 @@ def exemplar_skill(ctx: AgentContext, item: QAItem) -> tuple[str, dict[str, floa
     similarity = {name: float(np.sort(v @ stem)[-EXEMPLAR_TOP_K:].mean()) for name, v in vectors.items()}
     best = max(similarity, key=similarity.__getitem__)
     return (best if similarity[best] >= EXEMPLAR_MIN_SIMILARITY else UNSURE), similarity
+
+
+def skill_probe_requests(ctx: AgentContext, item: QAItem | None, node: str = "profile",
+                         ) -> list[tuple[list[int], list[dict[str, str]], CallTag]]:
+    """(order, messages, tag) of the skill probe in each presentation order of the skills; `item=None`
+    asks the content-free question whose answer is the prior."""
+    skills = list(ctx.skills.skills.items())
+    pack = ctx.pack(item) if item is not None else ctx.pack(QAItem(id="content-free", question=CONTENT_FREE,
+                                                                    choices=["A", "B"], answer=0))
+    text = item.render() if item is not None else CONTENT_FREE
+    subject = (item.subject if item is not None else "") or "unknown"
+    tag = CallTag(node=node, operation="label", item_id=item.id if item is not None else "")
+    out = []
+    for order in presentation_orders(len(skills), ctx.options.panel_orders):
+        messages = pack.messages("label_probe", shown=[skills[i] for i in order], item_text=text, subject=subject)
+        out.append((order, messages, tag))
+    return out
+
+
+def skill_distribution(ctx: AgentContext, item: QAItem | None) -> tuple[list[float], int]:
+    """(probability per skill, tokens): the judge's first-token probabilities over the skill numbers in
+    each presentation order, aligned back to the taxonomy's order and averaged. Raises LLMCallFailed when
+    no order gave a usable distribution."""
+    client = ctx.client("judge")
+    n = len(ctx.skills.names)
+    aligned, tokens = [], 0
+    for order, messages, tag in skill_probe_requests(ctx, item):
+        result = client.first_token_logprobs(messages, tag)
+        tokens += result.tokens
+        probs, mass = letter_distribution(result.top_logprobs or [], n, SKILL_NUMBERS)
+        if mass > 0:
+            aligned.append(align(probs, order))
+    if not aligned:
+        raise LLMCallFailed(f"skill probe: no skill number among the first token's alternatives for "
+                            f"{item.id if item is not None else 'the content-free question'}", tokens=tokens)
+    return mean_distribution(aligned), tokens
+
+
+def skill_prior(ctx: AgentContext) -> list[float]:
+    """The probe's answer to a content-free question, asked once per run: how much the judge favours each
+    skill whatever the item (contextual calibration, Zhao et al. 2021). Uniform when it cannot answer."""
+    if ctx._skill_prior is None:
+        try:
+            prior, _ = skill_distribution(ctx, None)
+        except LLMCallFailed:
+            prior = [1.0 / len(ctx.skills.names)] * len(ctx.skills.names)
+        ctx._skill_prior = prior
+    return ctx._skill_prior
+
+
+def calibrated(probs: list[float], prior: list[float]) -> list[float]:
+    """`probs` divided by the prior (floored) and renormalised: a skill wins because this item moved the
+    model towards it, not because the model names it for any input."""
+    raw = [p / max(q, PRIOR_FLOOR) for p, q in zip(probs, prior, strict=True)]
+    total = sum(raw)
+    return [r / total for r in raw] if total > 0 else list(probs)
+
+
+def probe_skill(ctx: AgentContext, item: QAItem) -> tuple[str, dict[str, Any]]:
+    """(skill, evidence): the calibrated argmax of the skill probe; the raw and prior distributions are
+    kept so a report (or an eval) can see what calibration changed."""
+    names = ctx.skills.names
+    probs, tokens = skill_distribution(ctx, item)
+    prior = skill_prior(ctx)
+    p = calibrated(probs, prior)
+    best = max(range(len(names)), key=p.__getitem__)
+    return names[best], {"skill_probs": {n: round(v, 4) for n, v in zip(names, p, strict=True)},
+                         "skill_probs_raw": [round(v, 4) for v in probs],
+                         "skill_prior": [round(v, 4) for v in prior], "probe_tokens": tokens}
 
 
 def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int) -> Diagnostic:
@@ -116,6 +191,15 @@ def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int) -> Diagnost
         skill, similarity = exemplar_skill(ctx, item)
         evidence |= {"exemplar_skill": skill, "similarity": {k: round(v, 4) for k, v in similarity.items()}}
         by = "exemplars"
+    elif ctx.options.skill_method == "probs":
+        try:
+            skill, probed = probe_skill(ctx, item)
+        except LLMCallFailed as exc:
+            return Diagnostic(item_id=item.id, check="label", flag=True, score=0.5,
+                              evidence={**evidence, "error": str(exc), "raw": exc.raw_outputs, "skill": UNSURE})
+        evidence |= probed
+        evidence["tokens"] += probed["probe_tokens"]
+        by = "probs"
     else:
         skill, by = evidence["model_skill"], "model"
     if COMPUTE_SKILL in names and regex_route(route_signals(item)) == "pot":

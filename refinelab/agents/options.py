@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from refinelab.tools.sandbox_base import CodeSandbox
 
 DifficultyMethod = Literal["rating", "elo", "irt"]
-SkillMethod = Literal["exemplars", "model"]
+SkillMethod = Literal["exemplars", "model", "probs"]
 ValidatorName = Literal["pot", "rag", "pot_or_rag"]
 ReviewMode = Literal["ask", "auto-accept", "auto-reject"]
 
@@ -59,7 +59,8 @@ class RunOptions(BaseModel):
     skill_method: SkillMethod = Field(
         "model", description="how an item's skill is labelled (computable items are `calculation` by their "
         "signals either way): model (the judge's constrained classification) or exemplars (the skill whose "
-        "examples are nearest in MiniLM embedding space; no model call, weaker separation)")
+        "examples are nearest in MiniLM embedding space; no model call, weaker separation) or probs (the judge's "
+        "first-token probability of each skill in two orders, divided by its answer to a content-free question)")
     elo_extra_rounds: int = Field(8, ge=0, description="Elo: comparison rounds after the Swiss pairing")
     elo_bootstrap: int = Field(200, ge=0, description="Elo: bootstrap resamples for the confidence interval")
     panel: list[str] = Field(default_factory=list,

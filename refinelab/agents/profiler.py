@@ -32,7 +32,7 @@ from refinelab.agents.difficulty import (
     irt_difficulty,
     rating_diagnostic,
 )
-from refinelab.agents.labels import asks_model, classify_skill, label_request
+from refinelab.agents.labels import LABEL_MAX_TOKENS, asks_model, classify_skill, label_request
 from refinelab.agents.panel import answer_panel, panel_members
 from refinelab.agents.screening import (
     error_diagnostic,
@@ -45,8 +45,6 @@ from refinelab.metrics.distractors import pick_rates_from_answers, score_distrac
 from refinelab.metrics.error_checks import check_row, combine_error_evidence
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.batch import BatchRequest
-
-LABEL_MAX_TOKENS = 80  # the JSON is ~35 tokens as small models format it (newlines, indent)
 
 
 @dataclass

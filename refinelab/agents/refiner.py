@@ -60,10 +60,15 @@ def _draft_to_item(draft: ItemDraft, task: EditTask, base: QAItem) -> QAItem:
     op = operation(task.operation)
     new = op.creates_item
     item_id = f"{task.edit_id}" if new else base.id
+    subject, domain, skill = base.subject, base.domain, base.skill
+    if op.target == "cell":  # written for the cell: its domain, and the template's subject only if it is there
+        cell = Cell.parse(task.target)
+        skill = cell.skill
+        if cell.domain and cell.domain != base.domain:
+            subject, domain = "", cell.domain
     return QAItem(
         id=item_id, question=draft.question.strip(), choices=strip_option_labels(draft.choices),
-        answer=draft.answer_index, subject=base.subject, domain=base.domain,
-        skill=Cell.parse(task.target).skill if op.target == "cell" else base.skill,
+        answer=draft.answer_index, subject=subject, domain=domain, skill=skill,
         difficulty=None if new or op.resets_difficulty else base.difficulty,
         metadata={**({} if new else base.metadata), "rationale": draft.rationale},
         provenance=Provenance(source=base.provenance.source, created_by=task.operation,

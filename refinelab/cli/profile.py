@@ -78,7 +78,8 @@ def profile_command(
     budget: Annotated[int | None, typer.Option(help="token cap for profiling (default: none)")] = None,
     difficulty: Annotated[str, typer.Option(help="irt | elo | rating")] = "irt",
     skill_method: Annotated[str, typer.Option(help="model (the judge's constrained label) | exemplars (nearest "
-                                                   "skill examples, no model call)")] = "model",
+                                                   "skill examples, no model call) | probs (the judge's "
+                                                   "calibrated skill probabilities)")] = "model",
     panel: Annotated[str | None, typer.Option(help="comma-separated panel models (embedded names, "
                                                    "'judge', or MODEL@URL)")] = None,
     distractors: Annotated[bool, typer.Option("--distractors", help="score distractors with MiniLM")] = False,
@@ -106,7 +107,7 @@ def profile_command(
                              distractors=distractors, panel=parse_list(panel) or [],
                              validate_suspects=not no_validator, batch=batch)
     except ValueError:
-        fail("--difficulty must be one of rating, elo, irt; --skill-method one of exemplars, model")
+        fail("--difficulty must be one of rating, elo, irt; --skill-method one of exemplars, model, probs")
     try:
         overrides = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
         settings = load_settings(config, overrides | ({"use_cache": False} if no_cache else {}))

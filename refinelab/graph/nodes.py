@@ -349,7 +349,10 @@ def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
         return Command(update={"phase": "plan", "counts": ctx.store.status_counts(), "ledger": _ledger(ctx),
                                "collected_round": round_}, goto="plan")
     with ctx.tracer.span("replan", "chain", {"round": round_}) as run:
-        fresh = [i for i in ctx.store.items(("edited", "new")) if not ctx.store.has_diagnostic(i.id, "label")]
+        # what no measurement has described yet: an edited or new item without a label, or a new item that
+        # was labelled when its cell was measured (expand) but has no difficulty yet
+        fresh = [i for i in ctx.store.items(("edited", "new")) if not ctx.store.has_diagnostic(i.id, "label")
+                 or (ctx.store.status(i.id) == "new" and not ctx.store.has_diagnostic(i.id, "difficulty"))]
         _, stop = _profile_all(ctx, fresh, "measure")
         available = ctx.ledger.available
         stop = stop or state.get("stop_reason", "")

@@ -41,12 +41,14 @@ def permuted(item: QAItem, order: Sequence[int]) -> QAItem:
     return item.model_copy(update={"choices": choices, "answer": answer})
 
 
-def letter_distribution(top_logprobs: Sequence[tuple[str, float]], n_options: int) -> tuple[list[float], float]:
+def letter_distribution(top_logprobs: Sequence[tuple[str, float]], n_options: int,
+                        labels: Sequence[str] = LETTERS) -> tuple[list[float], float]:
     """(probabilities per option position, mass): the first-token alternatives that spell an offered
     letter ("B", " B", "B.", "(B"), summed per letter and normalised; `mass` is the share of the model's
     probability that fell on offered letters before normalising (low mass = the model wanted to say
-    something else, e.g. "The"). All zeros when no alternative is an offered letter."""
-    offered = LETTERS[:n_options]
+    something else, e.g. "The"). All zeros when no alternative is an offered letter. `labels` names the
+    positions (letters by default; the skill labeller numbers its options "1", "2", ...)."""
+    offered = list(labels[:n_options])
     raw = [0.0] * n_options
     for token, logprob in top_logprobs:
         letter = token.strip().strip("().:*").upper()

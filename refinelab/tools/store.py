@@ -153,6 +153,16 @@ class RunStore:
         return {r[0]: r[1] for r in self._exec("SELECT status, COUNT(*) FROM items GROUP BY status")}
 
     def replace_item(self, item: QAItem, status: str) -> None:
+        """Store `item` as the current version. The first edit of an input item freezes the labels profiling
+        measured for it into its original (see `_labelled_original`): once the current version is an edit,
+        the original's labels could no longer be read from it, and "before" metrics would count the edited
+        items as unlabelled."""
+        rows = self._exec("SELECT original, current FROM items WHERE id=?", (item.id,))
+        if rows and rows[0][0] is not None:
+            original = _labelled_original(rows[0][0], rows[0][1])
+            self._exec("UPDATE items SET original=?, current=?, status=? WHERE id=?",
+                       (original, item.model_dump_json(), status, item.id))
+            return
         self._exec("UPDATE items SET current=?, status=? WHERE id=?", (item.model_dump_json(), status, item.id))
 
     def add_item(self, item: QAItem) -> None:

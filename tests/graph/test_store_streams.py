@@ -46,3 +46,22 @@ def test_a_stream_allows_reads_between_batches(tmp_path: Path) -> None:
     store.load_items(_item(i) for i in range(1100))
     seen = [(item.id, store.item(item.id).id, store.status(item.id)) for item in store.iter_items()]
     assert seen == [(f"q{i}", f"q{i}", "kept") for i in range(1100)]
+
+
+def test_an_edited_item_keeps_the_labels_profiling_gave_its_original(tmp_path: Path) -> None:
+    """Before metrics read the originals: an item edited later (its current version created by an edit)
+    still counts in the cell profiling put it in, not as unlabelled."""
+    import json
+
+    from refinelab.schema import Provenance
+
+    store = RunStore(tmp_path / "store.sqlite")
+    item = _item(1)
+    store.load_items([item])
+    store.replace_item(item.model_copy(update={"domain": "STEM", "skill": "recall", "difficulty": 0.2}), "kept")
+    edited = item.model_copy(update={"question": "Harder?", "domain": "STEM", "skill": "reasoning", "difficulty": 0.8,
+                                     "provenance": Provenance(created_by="calibrate", parent_id="q1")})
+    store.replace_item(edited, "edited")
+    original = json.loads(store.original_item("q1") or "{}")
+    assert (original["question"], original["skill"], original["difficulty"]) == ("Question 1?", "recall", 0.2)
+    assert store.item("q1").skill == "reasoning"

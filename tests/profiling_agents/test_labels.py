@@ -112,3 +112,71 @@ def test_packaged_exemplars_with_the_real_embedder_separate_a_fact_from_common_s
     ctx = make_context(tmp_path, ScriptedChatModel(respond=_never_called), options=EXEMPLARS)
     assert classify_skill(ctx, FACT, 80).evidence["skill"] == "recall"
     assert classify_skill(ctx, COMMONSENSE, 80).evidence["skill"] == "reasoning"
+
+
+# --- skill_method="probs": the judge's first-token probabilities over numbered skills, calibrated -------
+
+PROBS = {"skill_method": "probs"}
+
+
+def _shown_skills(messages: list[dict[str, str]]) -> list[str]:
+    """The skill names in the order the probe showed them (its system prompt numbers them)."""
+    lines = [line.split(".", 1)[1].split(":", 1)[0].strip() for line in messages[0]["content"].splitlines()
+             if line[:1].isdigit() and ". " in line]
+    return lines
+
+
+def _probe_judge(favourite: dict[str, str], bias: float = 0.0) -> ScriptedChatModel:
+    """Answers the skill probe: most of its probability on the number showing `favourite[question]`, the
+    content-free question spread evenly, plus `bias` extra mass on position 1 (a small model's habit)."""
+    from tests.support.scripted_model import logprobs_block
+
+    def respond(messages: list[dict[str, str]]) -> str:
+        shown = _shown_skills(messages)
+        user = messages[-1]["content"]
+        want = next((skill for text, skill in favourite.items() if text in user), None)
+        probs = {str(k + 1): 0.1 for k in range(len(shown))}
+        if want is not None:
+            probs[str(shown.index(want) + 1)] = 0.6
+        probs["1"] += bias
+        total = sum(probs.values())
+        return logprobs_block({k: v / total for k, v in probs.items()})
+
+    return ScriptedChatModel(respond=respond)
+
+
+def test_probe_reads_the_skill_from_numbered_probabilities_in_two_orders(tmp_path: Path) -> None:
+    judge = _probe_judge({"ice cream": "reasoning", "organelle": "recall"})
+    ctx = make_context(tmp_path, judge, options=PROBS)
+    diag = classify_skill(ctx, COMMONSENSE, 80)
+    assert diag.evidence["skill"] == "reasoning" and diag.evidence["by"] == "probs" and not diag.flag
+    assert classify_skill(ctx, FACT, 80).evidence["skill"] == "recall"
+    # two orders per item, plus the content-free prior asked once (two orders) for the whole run
+    assert judge.calls == 2 + 2 + 2
+    assert abs(sum(diag.evidence["skill_probs"].values()) - 1.0) < 1e-3
+
+
+def test_calibration_removes_a_bias_every_input_shares(tmp_path: Path) -> None:
+    """A judge that leans on whichever skill is shown first: averaging the two orders and dividing by its
+    content-free answer leaves the item's own signal, which the raw reading can lose."""
+    from refinelab.agents.labels import calibrated
+
+    prior = [0.4, 0.15, 0.15, 0.15, 0.15]
+    item = [0.34, 0.12, 0.30, 0.12, 0.12]  # raw argmax: skill 0 (the bias); relative to the prior: skill 2
+    out = calibrated(item, prior)
+    assert max(range(5), key=item.__getitem__) == 0 and max(range(5), key=out.__getitem__) == 2
+    assert abs(sum(out) - 1.0) < 1e-9
+    ctx = make_context(tmp_path, _probe_judge({"ice cream": "reasoning"}, bias=0.5), options=PROBS)
+    assert classify_skill(ctx, COMMONSENSE, 80).evidence["skill"] == "reasoning"
+
+
+def test_a_probe_without_logprobs_is_a_flagged_unsure_label(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: json.dumps({"content": []})), options=PROBS)
+    diag = classify_skill(ctx, FACT, 80)
+    assert diag.flag and diag.evidence["skill"] == "unsure" and diag.evidence["error"]
+
+
+def test_probe_keeps_computable_items_as_calculation(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path, _probe_judge({"pens": "recall"}), options=PROBS)
+    diag = classify_skill(ctx, WORD_PROBLEM, 80)
+    assert diag.evidence["skill"] == "calculation" and diag.evidence["by"] == "signals"

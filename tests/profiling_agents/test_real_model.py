@@ -64,3 +64,32 @@ def test_one_member_difficulty_on_the_embedded_1_5b_reads_the_reference(tmp_path
     assert all(e["method"] == "irt" and e["reference"] and e["soft"] for e in evidence), evidence
     scores = [item["difficulty"] for item in report["items_detail"]]
     assert len({round(s, 3) for s in scores}) >= 3, scores  # not one constant bucket
+
+
+@pytest.mark.llm
+@pytest.mark.timeout(900)
+def test_skill_probe_on_the_embedded_model(embedded_server, tmp_path: Path) -> None:
+    """skill_method="probs" through the real llama.cpp server: the first token's alternatives carry the
+    skill numbers, so every item gets a taxonomy skill with a calibrated distribution, never a failure."""
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(base_url=embedded_server.base_url, api_key="sk-local", model="smollm2-135m",
+                      temperature=0.0, max_tokens=60, max_retries=0)
+    settings = load_settings(overrides={"cache_path": str(tmp_path / "cache.sqlite"),
+                                        "roles": {"judge": {"model": "smollm2-135m", "max_tokens": 60}}})
+    dataset = load_dataset(MMLU_DEV, on_invalid="quarantine").filter(limit=4)
+    result = run_profile(
+        dataset, out_dir=tmp_path / "prof", targets=load_targets(REPO / "targets" / "uniform_mmlu.yaml"),
+        settings=settings, budget=200_000,
+        options={"difficulty_method": "irt", "skill_method": "probs", "validate_suspects": False},
+        hooks=RunHooks(chat_models={"judge": chat}),
+    )
+    report = json.loads(result.path.read_text())
+    names = {"recall", "comprehension", "application", "reasoning", "calculation"}
+    assert report["profiled"] == 4 and report["ledger_by_component"]["label"]["calls"] >= 2 * 4 + 2
+    for item in report["items_detail"]:
+        label = item["diagnostics"]["label"]
+        assert not label["flag"] and item["skill"] in names, label
+        if label["evidence"]["by"] == "probs":
+            assert abs(sum(label["evidence"]["skill_probs"].values()) - 1.0) < 0.01
+            assert abs(sum(label["evidence"]["skill_prior"]) - 1.0) < 0.01

@@ -12,7 +12,7 @@ from refinelab.agents.validation.measured import p_correct
 from refinelab.agents.validation.verdicts import validate
 from refinelab.config import load_settings
 from refinelab.metrics.targets import Targets
-from refinelab.schema import Diagnostic, QAItem
+from refinelab.schema import Cell, Diagnostic, QAItem
 from refinelab.state import Candidate, EditTask
 from refinelab.tools.ledger import Ledger
 from refinelab.tools.store import RunStore
@@ -135,3 +135,35 @@ def test_calibrate_measures_option_probabilities_when_the_panel_has_them(tmp_pat
     measured = verdict.evidence["measured"]
     assert measured["p_before"] == 0.9 and 0.0 < measured["p_after"] < 0.9  # continuous, not 0/1
     assert verdict.passed and probe.calls >= 2  # both option orders
+
+
+NEW_ITEM = QAItem(id="r1-expand-1", question="Which treaty ended the Thirty Years' War in 1648?",
+                  choices=["Peace of Westphalia", "Treaty of Utrecht", "Treaty of Paris", "Peace of Augsburg"],
+                  answer=0, subject="", domain="humanities", skill="recall")
+
+
+def _labelling_judge(ctx: AgentContext, skill: str) -> None:
+    ctx.hooks.chat_models["judge"] = ScriptedChatModel(respond=lambda m: json.dumps({"skill": skill, "difficulty": 2}))
+
+
+def test_expand_counts_only_when_the_new_item_is_labelled_into_the_cell_paid_for(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="A", validator_letter="A")
+    _labelling_judge(ctx, "recall")
+    task = EditTask("r1-expand-1", BASE.id, "expand", 1, target=Cell("humanities", "recall").key)
+    candidate = NEW_ITEM.model_copy()
+    verdict = validate(ctx, task, Candidate(candidate, "", 0))
+    assert verdict.passed, verdict.reason
+    measured = verdict.evidence["measured"]
+    assert measured["measure"] == "cell" and measured["skill"] == "recall" and measured["domain"] == "humanities"
+    label = ctx.store.diagnostic(NEW_ITEM.id, "label")  # kept, so the item is not labelled again after the round
+    assert label is not None and label.evidence["skill"] == "recall"
+
+
+def test_expand_labelled_into_another_skill_is_sent_back_with_what_was_measured(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="A", validator_letter="A")
+    _labelling_judge(ctx, "reasoning")
+    task = EditTask("r1-expand-1", BASE.id, "expand", 1, target=Cell("humanities", "recall").key)
+    verdict = validate(ctx, task, Candidate(NEW_ITEM.model_copy(), "", 0))
+    assert not verdict.passed and verdict.method == "measured"
+    assert "reads as humanities x reasoning" in verdict.reason and "mainly tests recall" in verdict.reason
+    assert ctx.store.diagnostic(NEW_ITEM.id, "label") is None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from refinelab.agents.validation.pot import match_option, parse_number, pot_check
+from refinelab.agents.validation.pot import match_option, pot_check
+from refinelab.metrics.item_signals import parse_number
 from refinelab.state import EditTask
 from refinelab.tools.tracing import read_trace
 from tests.support.validator_helpers import answer, code, mcq, scripted

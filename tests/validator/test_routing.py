@@ -11,10 +11,9 @@ from refinelab.agents.validation.routing import (
     choose_method,
     classify_item,
     default_validators,
-    regex_route,
-    route_signals,
 )
 from refinelab.agents.validation.verdicts import check_original, to_validator_verdict, validate
+from refinelab.metrics.item_signals import regex_route, route_signals
 from refinelab.state import Candidate, EditTask
 from tests.support.validator_helpers import answer, code, mcq, scripted
 

@@ -10,6 +10,11 @@ measurement is stored with the verdict as the edit's evidence (`evidence["measur
   members that pick it. The panel is `options.panel`, or the judge alone when none is configured.
 - ``diversity`` (rewrite_distractors): the mean pairwise cosine distance among the distractors must rise,
   with the stem and the key's text unchanged and no new distractor a paraphrase of the key.
+- ``cell`` (expand): the new item is labelled as the profiler labels any item (agents/labels.py); it counts
+  only when its domain and skill are the cell the plan paid for. The writer being asked for a cell is not
+  evidence that it wrote one: on the skewed JSD eval most new items landed in the three skills a 1.5B
+  labeller names, whatever cell they were written for. The label is stored, so the item is not labelled
+  again after the round.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import numpy as np
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import default_panel
+from refinelab.agents.labels import LABEL_MAX_TOKENS, classify_skill
 from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic, probe_member
 from refinelab.agents.refiner import calibrate_direction
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity, numeric_value
 from refinelab.metrics.irt import fit_item_logit, soft_correctness
 from refinelab.operations import operation
-from refinelab.schema import LETTERS, Diagnostic, QAItem, normalise_text
+from refinelab.schema import LETTERS, Cell, Diagnostic, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
 from refinelab.tools.ledger import CallTag
 
@@ -48,6 +54,7 @@ class Measurement:
     evidence: dict[str, Any] = field(default_factory=dict)
     tokens: int = 0
     panel_after: Diagnostic | None = None  # the panel's answers on the candidate (calibrate)
+    label: Diagnostic | None = None  # the new item's label (expand), stored when it is committed
 
 
 def p_correct(diag: Diagnostic | None) -> float | None:
@@ -172,20 +179,48 @@ def measure_diversity(ctx: AgentContext, before: QAItem, after: QAItem) -> Measu
     return Measurement(True, f"distractor diversity {d_before:.3f} -> {d_after:.3f}", evidence)
 
 
+def measure_cell(ctx: AgentContext, task: EditTask, candidate: QAItem) -> Measurement:
+    """expand's measurement: the new item's measured cell (its domain from the subject map or the cell it
+    was written for, its skill from the run's labeller) must be the cell the plan paid for."""
+    target = Cell.parse(task.target)
+    label = classify_skill(ctx, candidate, LABEL_MAX_TOKENS)
+    skill = str(label.evidence.get("skill") or "")
+    domain = ctx.domain_of(candidate)
+    evidence = {"measure": "cell", "target": task.target, "domain": domain, "skill": skill,
+                "by": label.evidence.get("by"), "skill_probs": label.evidence.get("skill_probs")}
+    tokens = int(label.evidence.get("tokens") or 0)
+    if label.flag:
+        return Measurement(False, f"could not label the new item: {label.evidence.get('error', '')}", evidence,
+                           tokens)
+    if domain == target.domain and skill == target.skill:
+        return Measurement(True, f"labelled {domain} x {skill}, the cell it was written for", evidence, tokens,
+                           label=label)
+    return Measurement(False, f"the new item reads as {domain} x {skill}, not {target.domain} x {target.skill}: "
+                       f"write a question that mainly tests {target.skill}", evidence, tokens)
+
+
 def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verdict) -> Verdict:
     """`verdict` unless the operation needs a measurement: then a passed verdict stands only when the
     measurement shows the improvement, and the measurement joins the evidence either way."""
     op = operation(task.operation)
-    if not verdict.passed or op.measure is None or op.creates_item:
+    if not verdict.passed or op.measure is None:
         return verdict
-    before = ctx.store.item(task.item_id)
-    result = (measure_diversity(ctx, before, candidate) if op.measure == "diversity"
-              else measure_p_correct(ctx, task, before, candidate))
+    if op.measure == "cell":
+        result = measure_cell(ctx, task, candidate)
+    elif op.creates_item:
+        return verdict
+    else:
+        before = ctx.store.item(task.item_id)
+        result = (measure_diversity(ctx, before, candidate) if op.measure == "diversity"
+                  else measure_p_correct(ctx, task, before, candidate))
     evidence = {**verdict.evidence, "measured": result.evidence}
     if not result.improved:
         return Verdict(False, result.reason, "measured", evidence, verdict.tokens + result.tokens)
     if result.panel_after is not None:
         adopt_measurement(ctx, candidate, result.panel_after)
+    if result.label is not None:  # committed at once by the router: the item keeps the label it passed with
+        ctx.store.put_diagnostics([result.label.model_copy(update={"item_id": candidate.id})])
+        candidate.skill = str(result.label.evidence["skill"])
     return Verdict(True, f"{verdict.reason}; {result.reason}", verdict.method, evidence,
                    verdict.tokens + result.tokens)
 

@@ -11,11 +11,9 @@ text: it is parsed with regular expressions, never evaluated on the host.
 from __future__ import annotations
 
 import atexit
-import math
 import os
 import re
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -23,6 +21,7 @@ from pydantic import BaseModel, Field
 from refinelab.agents.context import AgentContext
 from refinelab.agents.validation.answer import answer_check
 from refinelab.errors import LLMCallFailed
+from refinelab.metrics.item_signals import Number, parse_number
 from refinelab.schema import LETTERS, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
 from refinelab.tools.ledger import CallTag
@@ -85,50 +84,6 @@ def close_sandboxes() -> None:
 
 
 # ------------------------------------------------------------------------------------------ matching
-
-_NUMBER = re.compile(r"[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+−]?\.\d+(?:[eE][-+]?\d+)?")
-_FRACTION = re.compile(r"^\s*([-+−]?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
-_CURRENCY = re.compile(r"[$£€¥₹]|\b(?:usd|eur|gbp|rs\.?|dollars?|cents?)\b", re.IGNORECASE)
-_UNIT_TAIL = re.compile(r"^\s*(?:%|percent|[a-zA-Zµμ°Ω/\^²³·.\-\s]{0,24})\s*$")
-
-
-@dataclass(frozen=True)
-class Number:
-    value: float
-    decimals: int  # digits after the point as written (for rounding-aware comparison)
-    percent: bool
-
-
-def parse_number(text: str) -> Number | None:
-    """The single number a short answer states ("$1,200", "12.5%", "3/4", "4.2 m/s", "1e-3"), else None.
-
-    Text with two numbers ("3 and 4") or with words beyond a short unit is not a number."""
-    text = _CURRENCY.sub(" ", text.strip()).strip().rstrip(".").strip()
-    if not text:
-        return None
-    fraction = _FRACTION.match(text)
-    if fraction:
-        den = float(fraction.group(2))
-        if den == 0:
-            return None
-        return Number(float(fraction.group(1).replace("−", "-")) / den, 6, False)
-    matches = list(_NUMBER.finditer(text))
-    if len(matches) != 1 or text[: matches[0].start()].strip() not in ("", "=", "≈", "~"):
-        return None
-    tail = text[matches[0].end():]
-    if not _UNIT_TAIL.match(tail):
-        return None
-    raw = matches[0].group(0).replace(",", "").replace("−", "-")
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    if not math.isfinite(value):
-        return None
-    mantissa = raw.lower().split("e")[0]
-    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    return Number(value, decimals, "%" in tail or "percent" in tail.lower())
-
 
 def _close(a: float, b: float) -> bool:
     return abs(a - b) <= max(ABS_TOL, REL_TOL * max(abs(a), abs(b)))

@@ -8,64 +8,27 @@ type: cheap regex signals first (numbers, units, equations, numeric options), an
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.validation.pot import parse_number, pot_check
+from refinelab.agents.validation.pot import pot_check
 from refinelab.agents.validation.rag import rag_check
 from refinelab.errors import LLMCallFailed
+from refinelab.metrics.item_signals import regex_route, route_signals
 from refinelab.schema import QAItem
 from refinelab.state import EditTask, Verdict
 from refinelab.tools.ledger import CallTag
 
 ValidatorFn = Callable[[AgentContext, EditTask, QAItem], Verdict]
 
-_UNITS = (r"%|percent|kg|g|mg|km|m|cm|mm|nm|µm|s|ms|min|h|hours?|seconds?|minutes?|days?|years?|m/s|km/h|mph|"
-          r"N|J|kJ|eV|W|kW|V|A|Ω|ohms?|Hz|Pa|kPa|atm|mol|M|L|mL|K|°C|°F|°|degrees?|cal|kcal|T|C|dollars?|cents?")
-_NUMBER_UNIT = re.compile(rf"\d(?:[\d,.]*\d)?\s*(?:{_UNITS})(?![A-Za-z])")
-_NUMBER = re.compile(r"(?<![A-Za-z])\d+(?:[.,]\d+)?")
-_YEAR = re.compile(r"^(1[0-9]{3}|20[0-9]{2})$")
-_EQUATION = re.compile(r"\d\s*[-+*/×÷^=]\s*\(?\s*[\dxyzn]|[a-z]\s*\^\s*\d|[a-z]\s*=\s*[-\d(]|√|∫|∑|"
-                       r"\b(?:sqrt|log|ln|sin|cos|tan|derivative|integral)\b", re.IGNORECASE)
-_COMPUTE_WORDS = re.compile(r"\b(?:calculate|compute|how (?:many|much|long|far|fast)|what is the (?:value|"
-                            r"probability|ratio|rate|speed|total|sum|product|average|mean)|solve|evaluate|"
-                            r"estimate|find the|determine the)\b", re.IGNORECASE)
-
-
 class ItemKind(BaseModel):
     """The LLM's routing call when the regex signals are ambiguous."""
 
     reason: str = Field(max_length=200)
     kind: Literal["compute", "lookup"]
-
-
-def route_signals(item: QAItem) -> dict[str, Any]:
-    """Cheap evidence that an item is computable: numbers (not years) and units in the stem, equations,
-    compute verbs, and the share of options that are numbers."""
-    stem_numbers = [n for n in _NUMBER.findall(item.question) if not _YEAR.match(n.replace(",", ""))]
-    numeric_options = sum(parse_number(c) is not None for c in item.choices) / len(item.choices)
-    return {
-        "stem_numbers": len(stem_numbers),
-        "units": len(_NUMBER_UNIT.findall(item.question)),
-        "equation": bool(_EQUATION.search(item.question)),
-        "compute_words": bool(_COMPUTE_WORDS.search(item.question)),
-        "numeric_options": round(numeric_options, 2),
-    }
-
-
-def regex_route(signals: dict[str, Any]) -> str | None:
-    """'pot', 'rag', or None when the signals do not settle it (then the LLM decides)."""
-    quantitative = signals["stem_numbers"] >= 2 or signals["units"] >= 1 or signals["equation"]
-    if quantitative and (signals["numeric_options"] >= 0.5 or signals["compute_words"]):
-        return "pot"
-    if (signals["stem_numbers"] == 0 and not signals["equation"] and signals["numeric_options"] == 0
-            and not signals["compute_words"]):
-        return "rag"
-    return None
 
 
 def classify_item(ctx: AgentContext, task: EditTask, item: QAItem) -> tuple[str, dict[str, Any]]:
