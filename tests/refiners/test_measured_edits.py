@@ -167,3 +167,19 @@ def test_expand_labelled_into_another_skill_is_sent_back_with_what_was_measured(
     assert not verdict.passed and verdict.method == "measured"
     assert "reads as humanities x reasoning" in verdict.reason and "mainly tests recall" in verdict.reason
     assert ctx.store.diagnostic(NEW_ITEM.id, "label") is None
+
+
+def test_expand_labelled_into_another_under_covered_cell_still_counts(tmp_path: Path) -> None:
+    """Written for humanities x recall, labelled humanities x reasoning: the set has no item there and the
+    target wants one, so the new item still moves coverage towards the target; the evidence says so."""
+    from refinelab.metrics.targets import Targets
+
+    ctx = make_ctx(tmp_path, panel_letter="A", validator_letter="A")
+    ctx.targets = Targets(coverage={"STEM": {"recall": 1.0}, "humanities": {"recall": 1.0, "reasoning": 1.0}})
+    _labelling_judge(ctx, "reasoning")
+    task = EditTask("r1-expand-1", BASE.id, "expand", 1, target=Cell("humanities", "recall").key)
+    verdict = validate(ctx, task, Candidate(NEW_ITEM.model_copy(), "", 0))
+    assert verdict.passed, verdict.reason
+    measured = verdict.evidence["measured"]
+    assert measured["skill"] == "reasoning" and measured["cell_share"] == 0.0 and measured["cell_target"] > 0.3
+    assert "under-covered" in verdict.reason

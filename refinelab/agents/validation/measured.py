@@ -11,7 +11,8 @@ measurement is stored with the verdict as the edit's evidence (`evidence["measur
 - ``diversity`` (rewrite_distractors): the mean pairwise cosine distance among the distractors must rise,
   with the stem and the key's text unchanged and no new distractor a paraphrase of the key.
 - ``cell`` (expand): the new item is labelled as the profiler labels any item (agents/labels.py); it counts
-  only when its domain and skill are the cell the plan paid for. The writer being asked for a cell is not
+  when its domain and skill are the cell the plan paid for, or another cell still below its target share
+  (the item then still moves coverage towards the target; the evidence says which). The writer being asked for a cell is not
   evidence that it wrote one: on the skewed JSD eval most new items landed in the three skills a 1.5B
   labeller names, whatever cell they were written for. The label is stored, so the item is not labelled
   again after the round.
@@ -195,8 +196,23 @@ def measure_cell(ctx: AgentContext, task: EditTask, candidate: QAItem) -> Measur
     if domain == target.domain and skill == target.skill:
         return Measurement(True, f"labelled {domain} x {skill}, the cell it was written for", evidence, tokens,
                            label=label)
-    return Measurement(False, f"the new item reads as {domain} x {skill}, not {target.domain} x {target.skill}: "
-                       f"write a question that mainly tests {target.skill}", evidence, tokens)
+    share, wanted = cell_shares(ctx, Cell(domain, skill))
+    evidence |= {"cell_share": round(share, 4), "cell_target": round(wanted, 4)}
+    if share < wanted:  # another cell, but one the set still lacks: the item moves coverage towards the target
+        return Measurement(True, f"labelled {domain} x {skill}, not the cell it was written for, but that cell "
+                           f"is under-covered too ({share:.3f} < {wanted:.3f})", evidence, tokens, label=label)
+    return Measurement(False, f"the new item reads as {domain} x {skill}, not {target.domain} x {target.skill}, "
+                       f"and that cell is already covered ({share:.3f} >= {wanted:.3f}): write a question "
+                       f"that mainly tests {target.skill}", evidence, tokens)
+
+
+def cell_shares(ctx: AgentContext, cell: Cell) -> tuple[float, float]:
+    """(the cell's share of the current set, its target share): whether one more item there helps."""
+    items = ctx.store.items()
+    share = sum(1 for i in items if Cell(ctx.domain_of(i), i.skill or "") == cell) / max(1, len(items))
+    weights = ctx.targets.coverage_cells()
+    total = sum(weights.values())
+    return share, (float(weights.get(cell, 0.0)) / total if total > 0 else 0.0)
 
 
 def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verdict) -> Verdict:
