@@ -101,3 +101,18 @@ def test_trusted_construction_matches_validated_models() -> None:
         assert candidate == CandidateOp.model_validate(candidate.model_dump())
         assert candidate.model_fields_set == set(CandidateOp.model_fields)
     assert problem.model_dump() == type(problem).model_validate(problem.model_dump()).model_dump()
+
+
+def test_an_expand_into_a_cell_that_keeps_failing_is_priced_as_unlikely() -> None:
+    """Per-cell evidence: three expands written for law|recall all failed their cell measurement, two for
+    new|cell landed; the planner prices each cell's next expand by what that cell has shown."""
+    from refinelab.planner.problem import cell_success
+
+    targets = PlanTargets(coverage={"x|y": 1, "law|recall": 1, "new|cell": 1}, total=10)
+    problem = build_problem([{"id": "a", "domain": "x", "skill": "y"}], budget=1, targets=targets,
+                            cell_outcomes={"law|recall": (0, 3), "new|cell": (2, 2)})
+    success = {o.cell: o.success for o in problem.new_options if o.op is Op.EXPAND}
+    prior = success["x|y"]
+    assert success["law|recall"] == pytest.approx(cell_success(prior, (0, 3))) and success["law|recall"] < prior / 2
+    assert prior < success["new|cell"] <= 1.0
+    assert cell_success(prior, None) == prior
