@@ -44,7 +44,8 @@ class AgentContext:
     dedup_index: DuplicateIndex | None = None  # built on first use by the validator, topped up after
     _embedder: Callable[[Sequence[str]], np.ndarray] | None = None
     _skill_exemplars: dict[str, np.ndarray] | None = None  # unit vectors of each skill's examples (agents/labels.py)
-    _skill_prior: list[float] | None = None  # the skill probe's content-free answer, once per run (agents/labels.py)
+    # the skill probe's answer to a content-free question, once per run and prompt pack (agents/labels.py)
+    _skill_priors: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.options, RunOptions) or not isinstance(self.hooks, RunHooks):

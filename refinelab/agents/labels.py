@@ -35,6 +35,7 @@ from refinelab.domains import UNSURE
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.item_signals import regex_route, route_signals
 from refinelab.metrics.option_probs import align, letter_distribution, mean_distribution, presentation_orders
+from refinelab.prompts.loader import Pack
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.embeddings import normalize
 from refinelab.tools.ledger import CallTag
@@ -97,52 +98,47 @@ def exemplar_skill(ctx: AgentContext, item: QAItem) -> tuple[str, dict[str, floa
     return (best if similarity[best] >= EXEMPLAR_MIN_SIMILARITY else UNSURE), similarity
 
 
-def skill_probe_requests(ctx: AgentContext, item: QAItem | None, node: str = "profile",
+def skill_probe_requests(ctx: AgentContext, pack: Pack, text: str, subject: str, tag: CallTag,
                          ) -> list[tuple[list[int], list[dict[str, str]], CallTag]]:
-    """(order, messages, tag) of the skill probe in each presentation order of the skills; `item=None`
-    asks the content-free question whose answer is the prior."""
+    """(order, messages, tag) of the skill probe of `text` in each presentation order of the skills."""
     skills = list(ctx.skills.skills.items())
-    pack = ctx.pack(item) if item is not None else ctx.pack(QAItem(id="content-free", question=CONTENT_FREE,
-                                                                    choices=["A", "B"], answer=0))
-    text = item.render() if item is not None else CONTENT_FREE
-    subject = (item.subject if item is not None else "") or "unknown"
-    tag = CallTag(node=node, operation="label", item_id=item.id if item is not None else "")
-    out = []
-    for order in presentation_orders(len(skills), ctx.options.panel_orders):
-        messages = pack.messages("label_probe", shown=[skills[i] for i in order], item_text=text, subject=subject)
-        out.append((order, messages, tag))
-    return out
+    return [(order, pack.messages("label_probe", shown=[skills[i] for i in order], item_text=text,
+                                  subject=subject or "unknown"), tag)
+            for order in presentation_orders(len(skills), ctx.options.panel_orders)]
 
 
-def skill_distribution(ctx: AgentContext, item: QAItem | None) -> tuple[list[float], int]:
+def skill_distribution(ctx: AgentContext, requests: list[tuple[list[int], list[dict[str, str]], CallTag]],
+                       what: str) -> tuple[list[float], int]:
     """(probability per skill, tokens): the judge's first-token probabilities over the skill numbers in
     each presentation order, aligned back to the taxonomy's order and averaged. Raises LLMCallFailed when
     no order gave a usable distribution."""
     client = ctx.client("judge")
     n = len(ctx.skills.names)
     aligned, tokens = [], 0
-    for order, messages, tag in skill_probe_requests(ctx, item):
+    for order, messages, tag in requests:
         result = client.first_token_logprobs(messages, tag)
         tokens += result.tokens
         probs, mass = letter_distribution(result.top_logprobs or [], n, SKILL_NUMBERS)
         if mass > 0:
             aligned.append(align(probs, order))
     if not aligned:
-        raise LLMCallFailed(f"skill probe: no skill number among the first token's alternatives for "
-                            f"{item.id if item is not None else 'the content-free question'}", tokens=tokens)
+        raise LLMCallFailed(f"skill probe: no skill number among the first token's alternatives for {what}",
+                            tokens=tokens)
     return mean_distribution(aligned), tokens
 
 
-def skill_prior(ctx: AgentContext) -> list[float]:
-    """The probe's answer to a content-free question, asked once per run: how much the judge favours each
-    skill whatever the item (contextual calibration, Zhao et al. 2021). Uniform when it cannot answer."""
-    if ctx._skill_prior is None:
+def skill_prior(ctx: AgentContext, pack: Pack) -> list[float]:
+    """The probe's answer to a content-free question in `pack`, asked once per run and pack: how much the
+    judge favours each skill whatever the item (contextual calibration, Zhao et al. 2021). Uniform when
+    it cannot answer."""
+    if pack.name not in ctx._skill_priors:
+        requests = skill_probe_requests(ctx, pack, CONTENT_FREE, "", CallTag(node="profile", operation="label"))
         try:
-            prior, _ = skill_distribution(ctx, None)
+            prior, _ = skill_distribution(ctx, requests, "the content-free question")
         except LLMCallFailed:
             prior = [1.0 / len(ctx.skills.names)] * len(ctx.skills.names)
-        ctx._skill_prior = prior
-    return ctx._skill_prior
+        ctx._skill_priors[pack.name] = prior
+    return ctx._skill_priors[pack.name]
 
 
 def calibrated(probs: list[float], prior: list[float]) -> list[float]:
@@ -157,8 +153,11 @@ def probe_skill(ctx: AgentContext, item: QAItem) -> tuple[str, dict[str, Any]]:
     """(skill, evidence): the calibrated argmax of the skill probe; the raw and prior distributions are
     kept so a report (or an eval) can see what calibration changed."""
     names = ctx.skills.names
-    probs, tokens = skill_distribution(ctx, item)
-    prior = skill_prior(ctx)
+    pack = ctx.pack(item)
+    requests = skill_probe_requests(ctx, pack, item.render(), item.subject,
+                                    CallTag(node="profile", operation="label", item_id=item.id))
+    probs, tokens = skill_distribution(ctx, requests, item.id)
+    prior = skill_prior(ctx, pack)
     p = calibrated(probs, prior)
     best = max(range(len(names)), key=p.__getitem__)
     return names[best], {"skill_probs": {n: round(v, 4) for n, v in zip(names, p, strict=True)},
