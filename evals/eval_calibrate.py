@@ -107,7 +107,8 @@ def markdown(r: dict[str, Any]) -> str:
     a = s["all"]
     return "\n".join([
         f"# Calibrate, measured ({r['tag']})", "",
-        f"{r['n']} MMLU items ({', '.join(EASY)} / {', '.join(HARD)}); model {r['model']}; panel {', '.join(r['panel'])}; "
+        f"{r['n']} MMLU items ({', '.join(EASY)} / {', '.join(HARD)}); targets {r.get('targets', 'uniform_mmlu.yaml')}; "
+        f"model {r['model']}; panel {', '.join(r['panel'])}; "
         f"budget {r['budget']:,}, spent {r['spent']:,}; {r['seconds']:.0f} s" + (" (deadline hit)" if r["deadline_hit"] else "")
         + ".", "",
         f"Planned calibrations: {a['planned']}; committed {a['committed']} ({pct(a['committed_share'])}).", "",
@@ -125,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--budget", type=int, default=None, help="tokens (quick 12000, full 40000)")
     parser.add_argument("--max-chars", type=int, default=700)
     parser.add_argument("--panel", nargs="*", default=None, help="panel members (default: the judge alone)")
+    parser.add_argument("--targets", default=str(UNIFORM_TARGETS),
+                        help="difficulty target (evals/targets/calibrate_both_ways.yaml asks every medium item to move)")
     args = parser.parse_args(argv)
     args.tag = args.tag or f"{Op.CALIBRATE.value}{'_quick' if args.quick else ''}"
     n = args.n or (16 if args.quick else 40)
@@ -137,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log(f"calibrate: {n} items, budget {budget}")
     started = time.monotonic()
     with deadline(deadline_seconds(args)) as stop:
-        run = refine(dataset, budget=budget, targets=load_targets(str(UNIFORM_TARGETS)), settings=settings,
+        run = refine(dataset, budget=budget, targets=load_targets(args.targets), settings=settings,
                      run_id=run_id, options=options)
     store = RunStore(run.run_dir / "store.sqlite")
     try:
@@ -147,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result = {"tag": args.tag, "model": model_label(args), "n": n, "budget": budget, "spent": run.spent,
               "panel": args.panel or ["judge"], "seconds": round(time.monotonic() - started, 1),
               "deadline_hit": stop["hit"], "run_dir": str(run.run_dir), "summary": summary,
-              "stop_reason": run.report.get("stop_reason", "")}
+              "stop_reason": run.report.get("stop_reason", ""), "targets": Path(args.targets).name}
     write_results(args.tag, result, markdown(result))
     print(markdown(result))
     return result
