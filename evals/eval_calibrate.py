@@ -135,8 +135,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     dataset = mix(n, args.seed, args.max_chars)
     settings = settings_for(args, rounds=1)
     run_id = f"{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    # Skill labels play no part in a calibrate-only run: the exemplar labeller spares the judge's label call
+    # (~425 tokens an item), which had taken most of the deadline before any calibration was tried.
     options = RunOptions(operations=[Op.CALIBRATE.value], panel=args.panel or [], validators=[], dedup="lexical",
-                         pilot_per_op=0, validate_suspects=False)
+                         pilot_per_op=0, validate_suspects=False, skill_method="exemplars")
     log(f"calibrate: {n} items, budget {budget}")
     started = time.monotonic()
     with deadline(deadline_seconds(args)) as stop:

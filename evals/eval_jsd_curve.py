@@ -103,7 +103,8 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
     row["best_reachable"] = {  # the lowest cell JSD any choice of removals and new items of these counts reaches
         "with_new_items_committed": best_reachable(before["coverage"], target, before["items"], removable, added),
         "with_2x_new_items": best_reachable(before["coverage"], target, before["items"], removable, 2 * added),
-        "new_items": added, "removable": removable}
+        "new_items": added, "removable": removable,
+        "new_items_for_90pct": new_items_needed(before["coverage"], target, before["items"], removable)}
     row["difficulty_before"], row["difficulty_after"] = before["difficulty"], after["difficulty"]
     return row
 
@@ -134,6 +135,23 @@ def best_reachable(coverage: dict[str, float], target: dict[str, float], n: int,
         counts[cell] += 1
         best = min(best, value)
     return round(best, 4)
+
+
+def new_items_needed(coverage: dict[str, float], target: dict[str, float], n: int, removable: int,
+                     reduction_goal: float = 0.9, cap: int = 2000) -> int | None:
+    """The fewest new items with which the oracle of `best_reachable` cuts the cell JSD by `reduction_goal`
+    (None past `cap`): the size of the task the budget faces, whatever the method."""
+    start = best_reachable(coverage, target, n, 0, 0)
+    goal = (1 - reduction_goal) * start
+    low, high = 0, 1
+    while best_reachable(coverage, target, n, removable, high) > goal:
+        if high >= cap:
+            return None
+        low, high = high, min(cap, high * 2)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if best_reachable(coverage, target, n, removable, mid) <= goal else (mid, high)
+    return high
 
 
 def profile_once(dataset: Any, args: argparse.Namespace, seconds: float | None) -> dict[str, Any]:

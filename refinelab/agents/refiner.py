@@ -37,9 +37,6 @@ BUCKET_HINTS = {
 }
 
 
-EXPAND_SKILL_EXAMPLES = 3  # the taxonomy's examples of the target skill shown to the writer of a new item
-
-
 def _examples(ctx: AgentContext, subject: str, exclude: str, limit: int = 2) -> list[QAItem]:
     same = [i for i in ctx.store.items(("kept", "edited")) if i.subject == subject and i.id != exclude]
     return same[:limit]
@@ -93,7 +90,6 @@ def _expand_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict[s
     cell = Cell.parse(task.target)
     return {"subject": base.subject, "domain": cell.domain or base.domain, "skill": cell.skill,
             "skill_description": ctx.skills.skills.get(cell.skill, ""),
-            "skill_examples": ctx.skills.examples.get(cell.skill, [])[:EXPAND_SKILL_EXAMPLES],
             "examples": _examples(ctx, base.subject, base.id)}
 
 

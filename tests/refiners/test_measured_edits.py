@@ -183,3 +183,21 @@ def test_expand_labelled_into_another_under_covered_cell_still_counts(tmp_path: 
     measured = verdict.evidence["measured"]
     assert measured["skill"] == "reasoning" and measured["cell_share"] == 0.0 and measured["cell_target"] > 0.3
     assert "under-covered" in verdict.reason
+
+
+def test_a_new_item_that_points_at_a_missing_passage_or_copies_a_taxonomy_example_counts_nowhere(
+        tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="A", validator_letter="A")
+    _labelling_judge(ctx, "comprehension")
+    task = EditTask("r1-expand-1", BASE.id, "expand", 1, target=Cell("humanities", "comprehension").key)
+    no_passage = NEW_ITEM.model_copy(update={"question": "Based on the following passage, the author's attitude is:"})
+    verdict = validate(ctx, task, Candidate(no_passage, "", 0))
+    assert not verdict.passed and "does not include" in verdict.reason
+    example = ctx.skills.examples["recall"][0]
+    copied = NEW_ITEM.model_copy(update={"question": example})
+    verdict = validate(ctx, EditTask("r1-expand-2", BASE.id, "expand", 1, target=Cell("humanities", "recall").key),
+                       Candidate(copied, "", 0))
+    assert not verdict.passed and "copies an example" in verdict.reason
+    with_passage = no_passage.model_copy(update={"question": "Read the following passage. " + "x " * 120 +
+                                                 "Based on the passage, the author's attitude is:"})
+    assert validate(ctx, task, Candidate(with_passage, "", 0)).passed

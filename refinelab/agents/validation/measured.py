@@ -21,6 +21,7 @@ measurement is stored with the verdict as the edit's evidence (`evidence["measur
 from __future__ import annotations
 
 import contextvars
+import re
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ import numpy as np
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import default_panel
-from refinelab.agents.labels import LABEL_MAX_TOKENS, classify_skill
+from refinelab.agents.labels import LABEL_MAX_TOKENS, classify_skill, exemplar_vectors
 from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic, probe_member
 from refinelab.agents.refiner import calibrate_direction
 from refinelab.errors import LLMCallFailed
@@ -38,6 +39,7 @@ from refinelab.metrics.irt import fit_item_logit, soft_correctness
 from refinelab.operations import operation
 from refinelab.schema import LETTERS, Cell, Diagnostic, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
+from refinelab.tools.embeddings import normalize
 from refinelab.tools.ledger import CallTag
 
 MIN_P_CHANGE = 1e-6  # a move smaller than this is no move
@@ -184,6 +186,9 @@ def measure_cell(ctx: AgentContext, task: EditTask, candidate: QAItem) -> Measur
     """expand's measurement: the new item's measured cell (its domain from the subject map or the cell it
     was written for, its skill from the run's labeller) must be the cell the plan paid for."""
     target = Cell.parse(task.target)
+    refused = unsound_new_item(ctx, candidate)
+    if refused:
+        return Measurement(False, refused, {"measure": "cell", "target": task.target})
     label = classify_skill(ctx, candidate, LABEL_MAX_TOKENS)
     skill = str(label.evidence.get("skill") or "")
     domain = ctx.domain_of(candidate)
@@ -204,6 +209,29 @@ def measure_cell(ctx: AgentContext, task: EditTask, candidate: QAItem) -> Measur
     return Measurement(False, f"the new item reads as {domain} x {skill}, not {target.domain} x {target.skill}, "
                        f"and that cell is already covered ({share:.3f} >= {wanted:.3f}): write a question "
                        f"that mainly tests {target.skill}", evidence, tokens)
+
+
+_REFERS_TO_TEXT = re.compile(r"\b(?:the|this|following|above|below|given)\s+(?:passage|excerpt|quotation|quote|"
+                             r"text|paragraph|speech|letter|statute|table|graph|data)\b", re.IGNORECASE)
+MIN_PASSAGE_CHARS = 200  # a stem that points at a text yet is shorter than this cannot contain that text
+EXAMPLE_COPY_COSINE = 0.9  # a new stem this close to one of the taxonomy's example stems is a copy of it
+
+
+def unsound_new_item(ctx: AgentContext, item: QAItem) -> str:
+    """Why a new item cannot count for any cell (empty when it can): it points at a passage it does not
+    include, or it copies one of the taxonomy's example stems (which a labeller matching those examples
+    would put in the cell for nothing). Regular expressions and one embedding; no model call."""
+    if _REFERS_TO_TEXT.search(item.question) and len(item.question) < MIN_PASSAGE_CHARS:
+        return ("the question refers to a passage, quotation or data it does not include: put the text in the "
+                "question")
+    vectors = exemplar_vectors(ctx)
+    if vectors:
+        stem = normalize(ctx.embedder()([item.question]))[0]
+        closest = max(float((v @ stem).max()) for v in vectors.values())
+        if closest >= EXAMPLE_COPY_COSINE:
+            return (f"the question copies an example of the skill taxonomy (cosine {closest:.2f}): write a new "
+                    "question")
+    return ""
 
 
 def cell_shares(ctx: AgentContext, cell: Cell) -> tuple[float, float]:
