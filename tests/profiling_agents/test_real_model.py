@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,15 +18,22 @@ REPO = Path(__file__).resolve().parents[2]
 MMLU_DEV = REPO.parent / "shared" / "data" / "mmlu" / "dev"
 
 
-@pytest.mark.llm
-@pytest.mark.timeout(900)
-def test_profile_five_items_on_the_embedded_model(embedded_server, tmp_path: Path) -> None:
+def _smollm_judge(embedded_server: Any, tmp_path: Path) -> tuple[Any, Any]:
+    """The embedded SmolLM2-135M as the judge (a LangChain chat model on the test server) and settings that
+    name it, with a response cache of the test's own."""
     from langchain_openai import ChatOpenAI
 
     chat = ChatOpenAI(base_url=embedded_server.base_url, api_key="sk-local", model="smollm2-135m",
                       temperature=0.0, max_tokens=60, max_retries=0)
     settings = load_settings(overrides={"cache_path": str(tmp_path / "cache.sqlite"),
                                         "roles": {"judge": {"model": "smollm2-135m", "max_tokens": 60}}})
+    return chat, settings
+
+
+@pytest.mark.llm
+@pytest.mark.timeout(900)
+def test_profile_five_items_on_the_embedded_model(embedded_server, tmp_path: Path) -> None:
+    chat, settings = _smollm_judge(embedded_server, tmp_path)
     dataset = load_dataset(MMLU_DEV, on_invalid="quarantine").filter(limit=5)
     result = run_profile(
         dataset, out_dir=tmp_path / "prof", targets=load_targets(REPO / "targets" / "uniform_mmlu.yaml"),
@@ -71,12 +79,7 @@ def test_one_member_difficulty_on_the_embedded_1_5b_reads_the_reference(tmp_path
 def test_skill_probe_on_the_embedded_model(embedded_server, tmp_path: Path) -> None:
     """skill_method="probs" through the real llama.cpp server: the first token's alternatives carry the
     skill numbers, so every item gets a taxonomy skill with a calibrated distribution, never a failure."""
-    from langchain_openai import ChatOpenAI
-
-    chat = ChatOpenAI(base_url=embedded_server.base_url, api_key="sk-local", model="smollm2-135m",
-                      temperature=0.0, max_tokens=60, max_retries=0)
-    settings = load_settings(overrides={"cache_path": str(tmp_path / "cache.sqlite"),
-                                        "roles": {"judge": {"model": "smollm2-135m", "max_tokens": 60}}})
+    chat, settings = _smollm_judge(embedded_server, tmp_path)
     dataset = load_dataset(MMLU_DEV, on_invalid="quarantine").filter(limit=4)
     result = run_profile(
         dataset, out_dir=tmp_path / "prof", targets=load_targets(REPO / "targets" / "uniform_mmlu.yaml"),
