@@ -70,7 +70,8 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
     settings = settings_for(args, rounds=rounds, planner_mode=args.mode)
     run_id = f"{args.tag}-{args.mode}-b{budget}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     options = RunOptions(operations=args.operations, validators=[], dedup="lexical", pilot_per_op=pilot,
-                         allow_shrink=args.allow_shrink, min_size=args.min_size, skill_method=args.skill_method)
+                         allow_shrink=args.allow_shrink, min_size=args.min_size, skill_method=args.skill_method,
+                         measure_new_item_cells=not args.unmeasured_new_items)
     started = time.monotonic()
     with deadline(seconds) as stop:
         result = refine(dataset, budget=budget + profiling_tokens, targets=targets, settings=settings, run_id=run_id, options=options)
@@ -227,6 +228,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--pilot-per-op", type=int, default=None, help="pilot edits per operation (quick 0, full 2)")
     parser.add_argument("--allow-shrink", action="store_true", help="let the planner remove items to rebalance")
     parser.add_argument("--min-size", type=int, default=None, help="size floor (default: 90%% of the input)")
+    parser.add_argument("--unmeasured-new-items", action="store_true",
+                        help="commit new items wherever they land (before measure_new_item_cells)")
     parser.add_argument("--skill-method", default="model", choices=("model", "probs", "exemplars"),
                         help="how items are labelled (RunOptions.skill_method)")
     args = parser.parse_args(argv)

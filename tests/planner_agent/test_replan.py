@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from refinelab.agents.options import RunHooks
-from refinelab.agents.planner_agent import PLAN_SAFETY, current_catalogue, plan_round
+from refinelab.agents.planner_agent import PLAN_SAFETY, current_catalogue, expand_outcomes, plan_round
 from refinelab.api import refine
+from refinelab.operations import Op
+from refinelab.planner.problem import cell_success
 from refinelab.planner.tool import TOOL_NAME
 from refinelab.tools.tracing import read_trace
 from tests.support.plan_helpers import OPS, dataset, profiled_context, run_pilot, settings
@@ -56,8 +58,10 @@ def test_replan_prices_edits_with_the_refitted_catalogue_within_what_is_left(tmp
     for item in problem.items:
         for cand in item.candidates:
             assert abs(cand.cost - fitted.cost(cand.op, item.length)) < 1e-6
+    cells = expand_outcomes(ctx)  # an expand is priced by its cell's own record where the pilot tried it
     for option in problem.new_options:
-        assert abs(option.success - fitted.success(option.op)) < 1e-9
+        record = cells.get(option.cell or "") if option.op is Op.EXPAND else None
+        assert abs(option.success - cell_success(fitted.success(option.op), record)) < 1e-9
 
 
 def test_edit_priors_account_for_loop_backs() -> None:

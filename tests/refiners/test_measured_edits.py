@@ -39,7 +39,8 @@ def make_ctx(tmp_path: Path, panel_letter: str, validator_letter: str = "B", pan
     return AgentContext(run_dir=tmp_path, settings=settings, store=store, ledger=Ledger(cap=100_000),
                         tracer=Tracer(tmp_path / "trace.jsonl"), targets=Targets(),
                         hooks=RunHooks(chat_models=models, embed=HashEmbedder().embed),
-                        options=RunOptions(dedup="lexical", validators=[], panel_method=panel_method))
+                        options=RunOptions(dedup="lexical", validators=[], panel_method=panel_method,
+                                           measure_new_item_cells=True))
 
 
 HARDER = BASE.model_copy(update={"question": "Which symbol denotes the element with atomic number 11?",

@@ -250,6 +250,8 @@ def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verd
     if not verdict.passed or op.measure is None:
         return verdict
     if op.measure == "cell":
+        if not ctx.options.measure_new_item_cells:
+            return verdict
         result = measure_cell(ctx, task, candidate)
     elif op.creates_item:
         return verdict
