@@ -35,6 +35,7 @@ from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, 
 from refinelab.agents.refiner import calibrate_direction
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity, numeric_value
+from refinelab.metrics.divergence import coverage_distribution, normalise
 from refinelab.metrics.irt import fit_item_logit, soft_correctness
 from refinelab.operations import operation
 from refinelab.schema import LETTERS, Cell, Diagnostic, QAItem, normalise_text
@@ -237,10 +238,9 @@ def unsound_new_item(ctx: AgentContext, item: QAItem) -> str:
 def cell_shares(ctx: AgentContext, cell: Cell) -> tuple[float, float]:
     """(the cell's share of the current set, its target share): whether one more item there helps."""
     items = ctx.store.items()
-    share = sum(1 for i in items if Cell(ctx.domain_of(i), i.skill or "") == cell) / max(1, len(items))
+    share = coverage_distribution(items).get(cell, 0.0) if items else 0.0
     weights = ctx.targets.coverage_cells()
-    total = sum(weights.values())
-    return share, (float(weights.get(cell, 0.0)) / total if total > 0 else 0.0)
+    return share, (normalise(weights).get(cell, 0.0) if weights else 0.0)
 
 
 def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verdict) -> Verdict:
@@ -253,8 +253,6 @@ def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verd
         if not ctx.options.measure_new_item_cells:
             return verdict
         result = measure_cell(ctx, task, candidate)
-    elif op.creates_item:
-        return verdict
     else:
         before = ctx.store.item(task.item_id)
         result = (measure_diversity(ctx, before, candidate) if op.measure == "diversity"
