@@ -51,6 +51,7 @@ from common import (  # noqa: E402
     write_results,
 )
 
+from refinelab.agents.labels import calibrated  # noqa: E402
 from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api import refine  # noqa: E402
 from refinelab.io import load_dataset  # noqa: E402
@@ -252,7 +253,8 @@ def probe_variants(labels: dict[str, Any], rows: list[tuple[str, str, str]], nam
 
     groups = [g for _, g in probed]
     out = {"prior": [round(float(v), 4) for v in prior], "batch_prior": [round(float(v), 4) for v in batch]}
-    for name, matrix in (("raw", raw), ("content_free", raw / np.maximum(prior, 0.02)), ("batch", raw / batch)):
+    content_free = np.array([calibrated(list(row), list(prior)) for row in raw])  # what the product does
+    for name, matrix in (("raw", raw), ("content_free", content_free), ("batch", raw / batch)):
         labels_read = read(matrix)
         out[name] = {"labelled": len(probed), "skill_counts": dict(Counter(labels_read)),
                      **separation(labels_read, groups)}
