@@ -39,6 +39,7 @@ from redux import DEFAULT_ROOT, normalise_label, parse_choices, read_redux_dev
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.panel import answer_panel
 from refinelab.api.context import open_run_context
+from refinelab.api.screening import shipped_model
 from refinelab.config import load_settings
 from refinelab.errors import BudgetExhausted
 from refinelab.metrics.screening_model import (
@@ -273,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--write-shipped-model", action="store_true",
                         help="fit the member-independent combiner on every answered row and write it to "
                              "refinelab/data/screening_model.json (what `refinelab screen` uses uncalibrated)")
+    parser.add_argument("--shipped-model", action="store_true",
+                        help="without the dev set: score the other sets with the shipped combiner "
+                             "(refinelab/data/screening_model.json, fitted on dev's human labels only)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     root = Path(DEFAULT_ROOT)
@@ -295,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         stop_at = time.monotonic() + args.deadline if args.deadline > 0 else None
         collected[name] = (rows, collect(ctx, rows, set_members, args.workers, stop_at), set_members)
     dev_model = fit_dev_model(*collected["dev"][:2]) if "dev" in collected else None
+    if dev_model is None and args.shipped_model:
+        dev_model = shipped_model()
+        log(f"scoring with the shipped combiner (fitted on {dev_model.fitted_on.get('rows')} dev rows)")
     for name, (rows, evidence, set_members) in collected.items():
         if len({r.label != "ok" for r in rows if r.id in evidence}) == 2:
             results[name] = score_set(name, rows, evidence, set_members, None if name == "dev" else dev_model)

@@ -62,13 +62,14 @@ def normalise_skill(raw: str, names: list[str]) -> str:
     return value if value in names else UNSURE
 
 
-def label_request(ctx: AgentContext, item: QAItem) -> tuple[list[dict[str, str]], type[BaseModel], CallTag]:
+def label_request(ctx: AgentContext, item: QAItem, node: str = "profile",
+                  ) -> tuple[list[dict[str, str]], type[BaseModel], CallTag]:
     """The label call's messages, output schema and tag: one definition, so a batch job (`--batch`) asks
-    exactly what `classify_skill` then finds answered."""
+    exactly what `classify_skill` then finds answered. `node` is who pays: the profile, or the validate
+    node of an edit whose new item is measured (the tag is not part of the cache key)."""
     messages = ctx.pack(item).messages("profile_item", item=item, skills=ctx.skills.skills,
                                        skill_examples=ctx.skills.examples)
-    return messages, label_schema(tuple(ctx.skills.names)), CallTag(node="profile", operation="label",
-                                                                    item_id=item.id)
+    return messages, label_schema(tuple(ctx.skills.names)), CallTag(node=node, operation="label", item_id=item.id)
 
 
 def asks_model(ctx: AgentContext) -> bool:
@@ -149,13 +150,13 @@ def calibrated(probs: list[float], prior: list[float]) -> list[float]:
     return [r / total for r in raw] if total > 0 else list(probs)
 
 
-def probe_skill(ctx: AgentContext, item: QAItem) -> tuple[str, dict[str, Any]]:
+def probe_skill(ctx: AgentContext, item: QAItem, node: str = "profile") -> tuple[str, dict[str, Any]]:
     """(skill, evidence): the calibrated argmax of the skill probe; the raw and prior distributions are
     kept so a report (or an eval) can see what calibration changed."""
     names = ctx.skills.names
     pack = ctx.pack(item)
     requests = skill_probe_requests(ctx, pack, item.render(), item.subject,
-                                    CallTag(node="profile", operation="label", item_id=item.id))
+                                    CallTag(node=node, operation="label", item_id=item.id))
     probs, tokens = skill_distribution(ctx, requests, item.id)
     prior = skill_prior(ctx, pack)
     p = calibrated(probs, prior)
@@ -165,14 +166,14 @@ def probe_skill(ctx: AgentContext, item: QAItem) -> tuple[str, dict[str, Any]]:
                          "skill_prior": [round(v, 4) for v in prior], "probe_tokens": tokens}
 
 
-def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int) -> Diagnostic:
+def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int, node: str = "profile") -> Diagnostic:
     """The label Diagnostic for one item (check="label"): skill, and the 1-5 rating as difficulty in [0, 1]
     when the judge was asked (`asks_model`). A failed judge call with `skill_method="model"` is a flagged
     "unsure" label with the raw output, never a guess."""
     names = ctx.skills.names
     evidence: dict[str, Any] = {"difficulty": None, "tokens": 0, "cached": True}
     if asks_model(ctx):
-        messages, schema, tag = label_request(ctx, item)
+        messages, schema, tag = label_request(ctx, item, node)
         try:
             result = ctx.client("judge").structured(messages, schema, tag, max_tokens=max_tokens)
         except LLMCallFailed as exc:
@@ -192,7 +193,7 @@ def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int) -> Diagnost
         by = "exemplars"
     elif ctx.options.skill_method == "probs":
         try:
-            skill, probed = probe_skill(ctx, item)
+            skill, probed = probe_skill(ctx, item, node)
         except LLMCallFailed as exc:
             return Diagnostic(item_id=item.id, check="label", flag=True, score=0.5,
                               evidence={**evidence, "error": str(exc), "raw": exc.raw_outputs, "skill": UNSURE})

@@ -139,15 +139,22 @@ class MemberProbe:
 
 def retrieved_passages(ctx: AgentContext, item: QAItem) -> str:
     """Evidence text for a `rag:` member: `hooks.passages` when given (e.g. context shipped with the data),
-    else the top `options.rag_k` passages from the run's retriever."""
+    else the top `options.rag_k` passages from the run's retriever.
+
+    The query is the stem and every option, not the stem and the key: a query built on the key fetches
+    passages about the key, which then "support" it, and a candidate whose key was moved would be read
+    against other passages than the original. With every option the passages, and so the probe's prompt,
+    are the same whichever option is keyed: the member's reading is evidence about the options, and a key
+    fix re-probes the candidate from the cache."""
     if ctx.hooks.passages is not None:
         return str(ctx.hooks.passages(item))[: RAG_PASSAGE_CHARS * ctx.options.rag_k]
     from refinelab.agents.retrieval import get_retriever
     from refinelab.tools.retrieval import format_passages
 
-    query = f"{item.question} {item.choices[item.answer]}" if item.answer < len(item.choices) else item.question
-    hits = get_retriever(ctx).search(query, k=ctx.options.rag_k)
-    return format_passages(hits, max_chars=RAG_PASSAGE_CHARS)
+    query = " ".join([item.question, *item.choices])
+    hits = [p for p in get_retriever(ctx).search(query, k=ctx.options.rag_k)
+            if (p.score or 0.0) >= ctx.options.rag_min_score]  # off-topic passages are no evidence
+    return format_passages(hits, max_chars=RAG_PASSAGE_CHARS) if hits else ""
 
 
 def probe_requests(ctx: AgentContext, name: str, item: QAItem, node: str = "profile",

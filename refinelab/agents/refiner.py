@@ -210,7 +210,10 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     messages = prompt_for(ctx, task, base)
     tag = CallTag(node=task.ledger_node("refine"), operation=task.operation, item_id=task.item_id)
     try:
-        result = ctx.client("writer").structured(messages, op.output_schema or ItemDraft, tag)
+        # each new item is its own draw: two expands from one template into one cell send the same prompt,
+        # and without a sample of their own the second replayed the first's draft (a duplicate item)
+        result = ctx.client("writer").structured(messages, op.output_schema or ItemDraft, tag,
+                                                 sample=task.edit_id if op.creates_item else "")
     except LLMCallFailed as exc:
         return Candidate(None, "\n---\n".join(exc.raw_outputs), exc.tokens, error=f"writer output unusable: {exc}")
     try:

@@ -24,7 +24,10 @@ def get_retriever(ctx: AgentContext, item: QAItem | None = None) -> Retriever:
     """The retriever for this item's corpus — `hooks.retriever`, else its pack's `corpus:` (docs/packs.md),
     else the run's — built or loaded once per process (its index persisted per corpus fingerprint)."""
     pack_corpus = ctx.pack(item).corpus if item is not None else None
-    spec: Retriever | Corpus | str | None = ctx.hooks.retriever or pack_corpus or ctx.options.rag_corpus
+    # `is not None`, not `or`: a Retriever or Corpus with no passages is falsy, and was silently swapped
+    # for the built-in Wikipedia corpus
+    given = (ctx.hooks.retriever, pack_corpus, ctx.options.rag_corpus)
+    spec: Retriever | Corpus | str | None = next((s for s in given if s is not None and s != ""), None)
     if isinstance(spec, Retriever):
         return spec
     if spec is None or str(spec) == "wikipedia":

@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 
-def fingerprint(model: str, params: dict[str, Any], messages: list[dict[str, str]], attempt: int) -> str:
-    payload = json.dumps(
-        {"model": model, "params": params, "messages": messages, "attempt": attempt},
-        sort_keys=True, ensure_ascii=False, default=str,
-    )
+def fingerprint(model: str, params: dict[str, Any], messages: list[dict[str, str]], attempt: int,
+                sample: str = "") -> str:
+    """The cache key of one request. `sample` names one of several independent draws of the same prompt
+    (new items written from one template for one cell): without it a second draw replays the first."""
+    key: dict[str, Any] = {"model": model, "params": params, "messages": messages, "attempt": attempt}
+    if sample:  # absent otherwise, so every key made before it existed is still found
+        key["sample"] = sample
+    payload = json.dumps(key, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -85,6 +85,18 @@ def test_cache_hit_costs_nothing(tmp_path: Path) -> None:
     assert second.cached and not first.cached and ledger.spent == spent and model.calls == 1
 
 
+def test_a_named_sample_is_its_own_draw_and_replays_only_itself(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    drafts = iter(['{"answer": "A"}', '{"answer": "B"}'])
+    model = ScriptedChatModel(respond=lambda m: next(drafts))
+    chat = ChatClient(ModelSpec(max_tokens=50), Ledger(cap=10_000), cache=cache, chat_model=model)
+    first = chat.structured(MESSAGES, Answer, CallTag(), sample="expand-1")
+    second = chat.structured(MESSAGES, Answer, CallTag(), sample="expand-2")
+    again = chat.structured(MESSAGES, Answer, CallTag(), sample="expand-1")
+    assert (first.parsed.answer, second.parsed.answer) == ("A", "B") and model.calls == 2
+    assert again.cached and again.parsed.answer == "A"
+
+
 def test_budget_exhausted_before_calling() -> None:
     model = ScriptedChatModel(respond=lambda m: '{"answer": "C"}')
     ledger = Ledger(cap=estimate_prompt_tokens(MESSAGES) + 49)  # one token short of the worst case

@@ -276,6 +276,63 @@ def test_a_fix_validated_only_by_the_writers_own_model_is_not_committed(tmp_path
     assert not refused.passed and "panel" in refused.reason
 
 
+def test_a_retrieval_conditioned_member_is_a_second_source_only_when_it_read_a_passage(tmp_path: Path) -> None:
+    original = _item(3, answer=0)
+    candidate = original.model_copy(update={"answer": 2})
+    passed = Verdict(True, "independent answer matches the key", "answer", {})
+    def passages(item: QAItem) -> str:
+        return "[p1] Charlie3 is the capital of country number 3." if "number 3" in item.question else ""
+
+    def ctx_with(rag_member: ScriptedChatModel, with_passages: bool = True):
+        run = tmp_path / f"run{len(list(tmp_path.iterdir()))}"  # its own response cache
+        run.mkdir()
+        ctx = make_context(run, ScriptedChatModel(respond=lambda m: "{}"),
+                           panel={"knows": _by_text({"number 3": "Charlie3"}), "rag:knows": rag_member},
+                           options={"panel": ["knows", "rag:knows"], "panel_method": "logprobs"})
+        ctx.hooks.passages = passages if with_passages else (lambda item: "")
+        return ctx
+
+    verdict = check_fix(ctx_with(_by_text({"number 3": "Charlie3"})), original, candidate, passed)
+    stances = {s["name"]: s["stance"] for s in verdict.evidence["fix_rule"]["sources"]}
+    assert stances == {"validator:answer": "abstains", "panel": "agrees", "retrieval": "agrees"}
+    assert verdict.passed  # the plain panel and the passages' reading: two sources
+    against = check_fix(ctx_with(_by_text({"number 3": "Bravo3"})), original, candidate, passed)
+    assert not against.passed and against.evidence["needs_review"] and "retrieval" in against.reason
+    blind = check_fix(ctx_with(_by_text({"number 3": "Charlie3"}), with_passages=False), original, candidate, passed)
+    assert not blind.passed  # no passage: the rag member knows only what the panel knows
+    assert {s["name"]: s["stance"] for s in blind.evidence["fix_rule"]["sources"]}["retrieval"] == "abstains"
+    rag_verdict = Verdict(True, "passages support the key", "rag", {"rag_verdict": "supported"})
+    # the validator's RAG judge and the rag member read the same kind of evidence: counted once
+    once = check_fix(ctx_with(_by_text({"number 3": "Charlie3"})), original, candidate, rag_verdict)
+    assert [s["name"] for s in once.evidence["fix_rule"]["sources"]] == ["validator:rag", "panel"]
+
+
+def test_a_rag_members_query_names_every_option_and_drops_off_topic_passages(tmp_path: Path) -> None:
+    from refinelab.agents.panel import retrieved_passages
+    from refinelab.tools.corpus import Passage
+    from refinelab.tools.retrieval import Retriever
+
+    queries: list[str] = []
+
+    class Recording(Retriever):
+        def __init__(self, scores: list[float]) -> None:  # no index: search is scripted
+            self.scores, self.passages = scores, []  # empty, and still the retriever used
+
+        def search(self, query: str, k: int = 5) -> list[Passage]:
+            queries.append(query)
+            return [Passage(id=f"w:{i}", title="T", text=f"passage {i}", source="w", score=s)
+                    for i, s in enumerate(self.scores)][:k]
+
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"))
+    item, moved = _item(5, answer=0), _item(5, answer=2)
+    ctx.hooks.retriever = Recording([0.6, 0.1])
+    assert retrieved_passages(ctx, item) == retrieved_passages(ctx, moved)  # the key does not steer retrieval
+    assert all(all(c in q for c in item.choices) for q in queries)
+    assert "passage 0" in retrieved_passages(ctx, item) and "passage 1" not in retrieved_passages(ctx, item)
+    ctx.hooks.retriever = Recording([0.05])
+    assert retrieved_passages(ctx, item) == ""
+
+
 def test_a_fix_the_validator_refused_goes_to_review_not_silently_kept(tmp_path: Path) -> None:
     original = _item(3, answer=0)
     draft = original.model_copy(update={"answer": 2})

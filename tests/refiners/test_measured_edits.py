@@ -158,6 +158,9 @@ def test_expand_counts_only_when_the_new_item_is_labelled_into_the_cell_paid_for
     assert measured["measure"] == "cell" and measured["skill"] == "recall" and measured["domain"] == "humanities"
     label = ctx.store.diagnostic(NEW_ITEM.id, "label")  # kept, so the item is not labelled again after the round
     assert label is not None and label.evidence["skill"] == "recall"
+    # the label call is part of what the edit cost: charged to its validate node, not to the profile
+    by_node = ctx.ledger.summary()["by_node"]
+    assert "profile" not in by_node and any(node.endswith("validate") for node in by_node), by_node
 
 
 def test_expand_labelled_into_another_skill_is_sent_back_with_what_was_measured(tmp_path: Path) -> None:

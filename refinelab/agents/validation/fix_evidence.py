@@ -5,6 +5,10 @@ evidence. So a `fix` that moves the key must be backed by at least two independe
 new key, and by no source that names another option:
 - the debiased panel: each configured member's option distribution on the candidate (two option
   orders, metrics/option_probs.py), pooled; it counts when the pooled argmax is the key by a margin;
+- retrieval read by the panel: the `rag:` members, which answer with retrieved passages in the prompt,
+  pooled apart from the plain members and held to the same margin. They read evidence the plain members
+  do not have, so they are a source of their own; without a relevant passage they abstain (the member
+  then only knows what the plain panel knows);
 - the validator's tool verdict: retrieval (`rag`: the passages support the key) or a program (`pot`: the
   computed answer matches the key); an answer check counts only when the validator runs a different
   model from the writer;
@@ -68,33 +72,48 @@ def key_moved(original: QAItem, candidate: QAItem) -> bool:
     return original.answer_text.strip().lower() != candidate.answer_text.strip().lower()
 
 
-def panel_source(ctx: AgentContext, candidate: QAItem) -> KeySource:
-    """The configured panel's pooled, order-debiased distribution on the candidate."""
-    from refinelab.agents.panel import probe_member
-    from refinelab.metrics.option_probs import margin_against, mean_distribution
+def panel_sources(ctx: AgentContext, candidate: QAItem) -> list[KeySource]:
+    """The configured panel's pooled, order-debiased distribution on the candidate: one source for the plain
+    members ("panel") and one for the retrieval-conditioned `rag:` members ("retrieval")."""
+    from refinelab.agents.panel import RAG_PREFIX, retrieved_passages
 
     members = list(ctx.options.panel)
     if not members or ctx.options.panel_method != "logprobs":
-        return KeySource("panel", "abstains", {"why": "no logprobs panel configured"})
+        return [KeySource("panel", "abstains", {"why": "no logprobs panel configured"})]
+    plain = [m for m in members if not m.startswith(RAG_PREFIX)]
+    rag = [m for m in members if m.startswith(RAG_PREFIX)]
+    sources = [_pooled_source(ctx, "panel", plain, candidate)] if plain else []
+    if rag:
+        if retrieved_passages(ctx, candidate):
+            sources.append(_pooled_source(ctx, "retrieval", rag, candidate))
+        else:
+            sources.append(KeySource("retrieval", "abstains", {"why": "no passage above rag_min_score"}))
+    return sources
+
+
+def _pooled_source(ctx: AgentContext, name: str, members: list[str], candidate: QAItem) -> KeySource:
+    from refinelab.agents.panel import probe_member
+    from refinelab.metrics.option_probs import margin_against, mean_distribution
+
     probes: dict[str, list[float]] = {}
     errors: list[str] = []
     tokens = 0
-    for name in members:
+    for member in members:
         try:
-            probe = probe_member(ctx, name, candidate, node="validate")
+            probe = probe_member(ctx, member, candidate, node="validate")
         except LLMCallFailed as exc:
             errors.append(str(exc))
             tokens += exc.tokens
             continue
-        probes[name], tokens = probe.probs, tokens + probe.tokens
+        probes[member], tokens = probe.probs, tokens + probe.tokens
     usable = list(probes.values())
     if not usable:
-        return KeySource("panel", "abstains", {"why": f"no member answered: {'; '.join(errors)}", "tokens": tokens})
+        return KeySource(name, "abstains", {"why": f"no member answered: {'; '.join(errors)}", "tokens": tokens})
     pooled = mean_distribution(usable)
     margin = margin_against(pooled, candidate.answer)
     stance: Stance = "agrees" if margin >= PANEL_MARGIN else "contradicts" if margin <= -PANEL_MARGIN else "abstains"
-    return KeySource("panel", stance, {"pooled": [round(p, 4) for p in pooled], "margin": round(margin, 4),
-                                       "members": list(probes), "tokens": tokens})
+    return KeySource(name, stance, {"pooled": [round(p, 4) for p in pooled], "margin": round(margin, 4),
+                                    "members": list(probes), "tokens": tokens})
 
 
 def validator_source(ctx: AgentContext, verdict: Verdict) -> KeySource:
@@ -128,7 +147,9 @@ def check_fix(ctx: AgentContext, original: QAItem, candidate: QAItem, verdict: V
                        verdict.tokens)
     if not key_moved(original, candidate):
         return verdict
-    sources = [validator_source(ctx, verdict), panel_source(ctx, candidate)]
+    sources = [validator_source(ctx, verdict), *panel_sources(ctx, candidate)]
+    if verdict.method == "rag":  # the validator read retrieved passages already: one retrieval source, not two
+        sources = [s for s in sources if not (s.name == "retrieval" and s.stance == "agrees")]
     decision = decide(sources)
     evidence = {**verdict.evidence, "fix_rule": decision.evidence()}
     tokens = verdict.tokens + sum(int(s.detail.get("tokens", 0)) for s in sources)

@@ -190,7 +190,7 @@ def measure_cell(ctx: AgentContext, task: EditTask, candidate: QAItem) -> Measur
     refused = unsound_new_item(ctx, candidate)
     if refused:
         return Measurement(False, refused, {"measure": "cell", "target": task.target})
-    label = classify_skill(ctx, candidate, LABEL_MAX_TOKENS)
+    label = classify_skill(ctx, candidate, LABEL_MAX_TOKENS, node=task.ledger_node("validate"))
     skill = str(label.evidence.get("skill") or "")
     domain = ctx.domain_of(candidate)
     evidence = {"measure": "cell", "target": task.target, "domain": domain, "skill": skill,
