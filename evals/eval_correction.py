@@ -17,6 +17,11 @@ Figures:
 
     python evals/eval_correction.py --quick               # 10 items, 5 injected, bounded wall time
     python evals/eval_correction.py --n 60 --budget 150000 --panel qwen2.5-coder-1.5b,qwen2.5-coder-0.5b
+
+With a retrieval-conditioned member (`--panel qwen2.5-coder-1.5b,rag:qwen2.5-coder-1.5b`) the fix rule has a
+second source: the member reads the top passages of the built-in Wikipedia corpus (which holds the
+paragraphs retrieved for MMLU-Redux's retriever-evaluation subjects; pick `--subjects` among those, e.g.
+global_facts,public_relations,virology,machine_learning).
 """
 
 from __future__ import annotations
@@ -254,8 +259,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     started = time.monotonic()
     settings = settings_for(args, rounds=rounds)
     run_id = f"correction-{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    # labels play no part in a fix-only run: the token-free exemplar labeller keeps the profile to screening
     options = RunOptions(operations=args.operations, panel=panel, validators=args.validators, dedup="lexical",
-                         pilot_per_op=0)
+                         pilot_per_op=0, skill_method="exemplars")
     log(f"correction: {len(items)} items, {len(injected)} injected, panel {panel}, budget {budget}")
     stop, rescored_from = {"hit": False}, None
     if args.rescore is None:

@@ -50,9 +50,9 @@ class RunOptions(BaseModel):
                                  "`min_keep` of the valid input (no floor with allow_shrink)")
     min_keep: float = Field(0.9, ge=0.0, le=1.0, description="default size floor as a share of the valid input items")
     measure_new_item_cells: bool = Field(
-        False, description="commit an expand only when its new item is labelled into the cell it was written for "
-        "or another under-covered cell (agents/validation/measured.py); off by default until the scripted "
-        "graph suites are updated to label new items")
+        True, description="commit an expand only when its new item is labelled into the cell it was written for "
+        "or another under-covered cell (agents/validation/measured.py); off: a new item counts in the cell it "
+        "was written for, unmeasured")
     allow_shrink: bool = Field(False, description="let the planner remove any item to rebalance coverage or "
                                "difficulty; without it, only defects (unfixable errors, duplicates) are removed")
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import sqlite3
 import time
 import types
@@ -119,7 +120,9 @@ def distinct_respond(messages: list[dict[str, str]]) -> str:
         return text
     rng = random.Random(hashlib.sha256(messages[-1]["content"].encode()).hexdigest())
     key = "B" if "(key B)" in data["question"] else "A"
-    data["question"] = " ".join(_word(rng) for _ in range(8)).capitalize() + f" (key {key})?"
+    marked = re.search(r" \[skill [a-z ]+\]", data["question"])  # the cell's skill, for the labeller
+    data["question"] = (" ".join(_word(rng) for _ in range(8)).capitalize() + (marked.group(0) if marked else "")
+                        + f" (key {key})?")
     data["choices"] = [" ".join(_word(rng) for _ in range(3)) for _ in data["choices"]]
     return json.dumps(data)
 

@@ -25,7 +25,11 @@ def _h(text: str) -> int:
 def respond(messages: list[dict[str, str]], fail_first_validation: bool = False) -> str:
     text = messages[-1]["content"]
     if "Classify the question" in text:
-        return json.dumps({"skill": ["recall", "reasoning", "application"][_h(text) % 3], "difficulty": 1 + _h(text) % 5})
+        # an item this writer made for a cell carries its skill ("[skill X]"): labelled into that cell, as
+        # a measured expand requires; any other item gets a skill by hash
+        marked = re.search(r"\[skill ([a-z ]+)\]", text)
+        skill = marked.group(1) if marked else ["recall", "reasoning", "application"][_h(text) % 3]
+        return json.dumps({"skill": skill, "difficulty": 1 + _h(text) % 5})
     if "give the letter" in text:
         # the scripted solver answers with the option marked in the stem as "(key X)", else A
         match = re.search(r"\(key ([A-J])\)", text)
@@ -42,8 +46,10 @@ def respond(messages: list[dict[str, str]], fail_first_validation: bool = False)
     seed = _h(text)
     wrong = fail_first_validation and "rejected" not in text
     words = _words(seed, 14)  # distinct vocabulary per prompt, so near-duplicate checks stay quiet
+    asked = re.search(r"Skill tested: ([a-z ]+?)[ .(]", text)  # an expand names the cell's skill
+    marker = f" [skill {asked.group(1)}]" if asked and asked.group(1) != "any" else ""
     return json.dumps({
-        "question": f"{' '.join(words[:8])} (key {'B' if wrong else 'A'})?",
+        "question": f"{' '.join(words[:8])}{marker} (key {'B' if wrong else 'A'})?",
         "choices": [words[8], f"{words[9]} {words[10]}", words[11], f"{words[12]} {words[13]}"],
         "answer_index": 0, "rationale": "scripted",
     })
