@@ -70,12 +70,23 @@ class EditTask:
 
 @dataclass
 class Candidate:
-    """A refiner's proposal; `error` says why there is none (or why it is unusable), never a silent None."""
+    """A refiner's proposal; `error` says why there is none (or why it is unusable), never a silent None.
+
+    An error that starts with ABSTAINED is the refiner declining on purpose (no draft could be committed on
+    the evidence there is): the edit goes to a person instead of another attempt. The marker lives in the
+    error text because an attempt's candidate is read back from the run store between the graph's nodes."""
 
     item: QAItem | None
     raw: str
     tokens: int
     error: str = ""
+
+    @property
+    def abstained(self) -> bool:
+        return self.error.startswith(ABSTAINED)
+
+
+ABSTAINED = "abstained: "
 
 
 @dataclass

@@ -5,15 +5,21 @@ option that is already on offer, the candidate fix is simply "move the key there
 so nothing can be garbled, and no writer tokens are spent. The candidate still has to clear the fix
 evidence bar (agents/validation/fix_evidence.py): the panel's preference is one source; retrieval, a
 program or an independent validator model must agree before it is committed.
+
+When the panel doubts the key (its pooled favourite is another option) but favours no option clearly,
+there is nothing to commit: a key the writer picks instead has one source at most (its own agreement is
+not evidence), and a rewording that keeps the doubted key repairs nothing the evidence points at. The fix
+then abstains (`key_doubted`) and the item goes to review with the panel's numbers, at no writer tokens.
 """
 
 from __future__ import annotations
 
 from refinelab.agents.context import AgentContext
 from refinelab.metrics.option_probs import margin_against
-from refinelab.schema import QAItem
+from refinelab.schema import LETTERS, QAItem
 
 MOVE_MARGIN = 0.10  # the panel's favourite must beat the key by this much in the pooled distribution
+DOUBT_MARGIN = 0.02  # ... and by this much for the panel to doubt the key at all (a tie is no doubt)
 
 
 def panel_key_move(ctx: AgentContext, item: QAItem) -> QAItem | None:
@@ -30,3 +36,19 @@ def panel_key_move(ctx: AgentContext, item: QAItem) -> QAItem | None:
         "answer": favourite,
         "metadata": {**item.metadata, "rationale": f"key moved from {item.answer_letter} to the panel's choice "
                                                    f"(pooled p {pooled[favourite]:.2f} vs {pooled[item.answer]:.2f})"}})
+
+
+def key_doubted(ctx: AgentContext, item: QAItem) -> str | None:
+    """Why a fix should abstain: the panel's pooled favourite beats the key (by more than DOUBT_MARGIN), and
+    `panel_key_move` found no clear favourite to move it to. None when the panel agrees with the key (or
+    ties it) or has not answered."""
+    panel = ctx.store.diagnostic(item.id, "panel")
+    pooled = list(panel.evidence.get("pooled") or []) if panel is not None else []
+    if len(pooled) != len(item.choices):
+        return None
+    favourite = max(range(len(pooled)), key=pooled.__getitem__)
+    if pooled[favourite] - pooled[item.answer] <= DOUBT_MARGIN:
+        return None
+    return (f"the panel doubts the key {item.answer_letter} (pooled p {pooled[item.answer]:.2f}) but favours "
+            f"no option by {MOVE_MARGIN:.2f} (best {LETTERS[favourite]} at {pooled[favourite]:.2f}): no new key has the evidence to be committed, and keeping the key "
+            "fixes nothing; flagged for a person")

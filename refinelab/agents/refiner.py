@@ -17,14 +17,14 @@ import numpy as np
 from pydantic import BaseModel
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.key_correction import panel_key_move
+from refinelab.agents.key_correction import key_doubted, panel_key_move
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import DistractorConfig, select_distractors
 from refinelab.model_outputs import DistractorsOut, ItemDraft
 from refinelab.operations import Op, operation
 from refinelab.planner.problem import DifficultyBuckets
 from refinelab.schema import LETTERS, Cell, Provenance, QAItem, normalise_text
-from refinelab.state import Candidate, EditTask
+from refinelab.state import ABSTAINED, Candidate, EditTask
 from refinelab.tools.ledger import CallTag
 
 OVERGENERATE = 3  # distractor candidates asked per distractor slot (the issue asks 2-3x)
@@ -205,8 +205,11 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     """Ask the writer model for a candidate. Never returns a silent None: failures carry a reason."""
     base = ctx.store.item(task.item_id)
     op = operation(task.operation)
-    if op.op is Op.FIX and task.attempt == 0 and (moved := panel_key_move(ctx, base)) is not None:
-        return Candidate(moved, moved.metadata["rationale"], 0)  # measured, not written: see key_correction.py
+    if op.op is Op.FIX and task.attempt == 0:  # measured, not written: see key_correction.py
+        if (moved := panel_key_move(ctx, base)) is not None:
+            return Candidate(moved, moved.metadata["rationale"], 0)
+        if (doubt := key_doubted(ctx, base)) is not None:
+            return Candidate(None, "", 0, error=ABSTAINED + doubt)
     messages = prompt_for(ctx, task, base)
     tag = CallTag(node=task.ledger_node("refine"), operation=task.operation, item_id=task.item_id)
     try:

@@ -220,7 +220,8 @@ def validate_node(payload: EditTaskState, runtime: Runtime[AgentContext]) -> Com
 
 def route_after_validate(ctx: AgentContext, task: EditTask, verdict: Verdict, after: QAItem | None) -> Command[Any]:
     """The router: pass → commit; fail with attempts left → refine again with the reason; else give up.
-    A pass below the evidence bar, or a last attempt the validator could not decide, goes to review."""
+    A pass below the evidence bar, a last attempt the validator could not decide, or a refiner that
+    abstained on the evidence, goes to review."""
     kind = review_kind(verdict, ctx.options.review_evidence_bar)
     out_of_budget = verdict.method == "budget" or "budget exhausted" in verdict.reason
     if verdict.passed and kind is None:
@@ -228,7 +229,8 @@ def route_after_validate(ctx: AgentContext, task: EditTask, verdict: Verdict, af
         ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, "committed", verdict.reason,
                               task.attempt + 1)
         return Command(update={"outcomes": [task.edit_id]}, goto="collect")
-    if not verdict.passed and task.attempt + 1 < ctx.settings.max_attempts and not out_of_budget:
+    abstained = bool(verdict.evidence.get("abstained"))  # the refiner declined: another attempt would too
+    if not verdict.passed and task.attempt + 1 < ctx.settings.max_attempts and not out_of_budget and not abstained:
         retry = dataclasses.replace(task, attempt=task.attempt + 1, feedback=verdict.reason)
         return Command(goto=Send("refine", retry.payload()))
     if kind is not None and not out_of_budget:
@@ -263,7 +265,8 @@ def review_node(payload: dict[str, Any], runtime: Runtime[AgentContext]) -> Comm
 
 def apply_review(ctx: AgentContext, request: ReviewRequest, decision: ReviewDecision) -> Command[Any]:
     """Carry out a decision: commit the proposal (accept), the reviewer's version (edit), or keep the
-    original (reject); for a flagged item, accept removes it. Recorded with who/when."""
+    original (reject); for a flagged item, or a fix that abstained and so proposed nothing, accept removes
+    it. Recorded with who/when."""
     decision = decision.model_copy(update={"key": request.key})
     by = decision.by or "reviewer"
     if request.kind == "unfixable":
@@ -277,7 +280,10 @@ def apply_review(ctx: AgentContext, request: ReviewRequest, decision: ReviewDeci
     task = EditTask(edit_id=request.edit_id, item_id=request.item_id, operation=request.operation,
                     round=request.round, attempt=request.attempt)
     after = ctx.store.attempt_after(request.edit_id, request.attempt)
-    if decision.decision in ("accept", "edit"):
+    if decision.decision == "accept" and after is None:  # an abstained fix proposed nothing: its doubt stands
+        ctx.store.mark(request.item_id, "removed", f"doubt accepted in review by {by}: {request.reason}")
+        status, reason = "gave_up", f"no fix proposed; the item was removed in review by {by}: {request.reason}"
+    elif decision.decision in ("accept", "edit"):
         if decision.decision == "edit":
             after = edited_item(after or ctx.store.item(request.item_id), decision, request.operation)
         _commit(ctx, task, after)

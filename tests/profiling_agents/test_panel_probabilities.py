@@ -382,7 +382,37 @@ def test_a_wrong_key_is_moved_to_the_panels_clear_favourite_without_the_writer(t
     assert moved.item is not None and moved.item.answer == 2 and moved.tokens == 0 and writer.calls == 0
     assert moved.item.choices == item.choices and moved.item.question == item.question
     thin = refine(ctx, EditTask(edit_id="e2", item_id="q06", operation="fix", round=1))
-    assert writer.calls >= 1 and thin.error  # margin 0.05: no measured move, the writer is asked instead
+    # margin 0.05: the panel doubts the key but names no clear alternative; the writer is not asked
+    assert thin.abstained and thin.item is None and writer.calls == 0 and "doubts the key A" in thin.error
+
+
+def test_a_fix_abstains_to_review_without_a_retry_when_no_key_has_the_evidence(tmp_path: Path) -> None:
+    from refinelab.agents.refiner import refine
+    from refinelab.agents.validation.verdicts import validate
+    from refinelab.graph.nodes import route_after_validate
+    from refinelab.schema import Diagnostic
+    from refinelab.state import EditTask
+
+    writer = ScriptedChatModel(respond=lambda m: "{}")
+    ctx = make_context(tmp_path, writer, options={"panel_method": "logprobs"})
+    doubted, trusted = _item(7, answer=0), _item(8, answer=1)
+    ctx.store.load_items([doubted, trusted])
+    ctx.store.put_diagnostics([
+        Diagnostic(item_id=doubted.id, check="panel", flag=True, score=0.0,
+                   evidence={"answers": {"m": 1}, "pooled": [0.24, 0.28, 0.25, 0.23]}),
+        Diagnostic(item_id=trusted.id, check="panel", flag=False, score=1.0,
+                   evidence={"answers": {"m": 1}, "pooled": [0.2, 0.4, 0.2, 0.2]})])
+    task = EditTask(edit_id="e3", item_id=doubted.id, operation="fix", round=1)
+    candidate = refine(ctx, task)
+    verdict = validate(ctx, task, candidate)
+    assert not verdict.passed and verdict.method == "abstain" and verdict.evidence["needs_review"]
+    assert review_kind(verdict, 0.0) == "below_bar"
+    command = route_after_validate(ctx, task, verdict, None)  # attempts are left, and still no retry
+    assert command.goto == "collect"  # a retry would be a Send to "refine"
+    assert ctx.store.outcomes()[-1]["item_id"] == doubted.id
+    # the panel agrees with the key: a repair of the wording is the writer's to try
+    refine(ctx, EditTask(edit_id="e4", item_id=trusted.id, operation="fix", round=1))
+    assert writer.calls >= 1
 
 
 def test_the_shipped_model_loads_and_screens_without_calibration(tmp_path: Path) -> None:

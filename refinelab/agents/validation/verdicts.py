@@ -28,6 +28,10 @@ def validate(ctx: AgentContext, task: EditTask, candidate: Candidate) -> Verdict
     """The verdict on an edit's candidate: structural checks, then the pack's method (or the answer check)."""
     if not operation(task.operation).validated:
         return Verdict(True, f"{task.operation} needs no validation", "none")
+    if candidate.abstained:  # the refiner declined on the evidence: a person decides, no retry
+        # the reason keeps its ABSTAINED prefix: a validation re-run after a crash reads it back from the
+        # store (`attempt_error`) and must see the same abstention
+        return Verdict(False, candidate.error, "abstain", {"needs_review": True, "abstained": True})
     if candidate.item is None or candidate.error:
         return Verdict(False, candidate.error or "no candidate", "structural")
     problems = structural_problems(ctx, task, candidate.item)
