@@ -69,8 +69,8 @@ def model_serve(
     from refinelab.tools.embedded_server import serve_until_signalled, start_server
 
     handle = start_server(model, parallel=parallel)
-    out.print(f"serving {model} at {handle.base_url} (pid {handle.pid}); Ctrl-C to stop")
-    serve_until_signalled(handle)  # SIGTERM/SIGHUP/Ctrl-C stop the server too
+    serve_until_signalled(handle, announce=lambda: out.print(  # SIGTERM/SIGHUP/Ctrl-C stop the server too
+        f"serving {model} at {handle.base_url} (pid {handle.pid}); Ctrl-C to stop"))
 
 
 @model_app.command("check")

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,14 +189,21 @@ def start_server(
     return handle
 
 
-def serve_until_signalled(handle: ServerHandle) -> None:
+def serve_until_signalled(handle: ServerHandle, announce: Callable[[], None] | None = None) -> None:
     """Block while the server runs; Ctrl-C, SIGTERM or SIGHUP stop it (and a SIGKILL of this process
-    is caught by the server's lease watchdog)."""
+    is caught by the server's lease watchdog).
+
+    SIGINT gets the handler too: a process started in the background by a non-interactive shell (or
+    under `nohup`) inherits SIGINT (SIGHUP) as ignored, and Python then installs no KeyboardInterrupt
+    handler, so Ctrl-C-by-signal was silently ignored. `announce` (e.g. printing the address) runs only
+    once the handlers are in place: whoever reads it may signal at once."""
 
     def stop_now(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, stop_now) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, stop_now) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    if announce is not None:
+        announce()
     try:
         while handle.process is not None and handle.process.poll() is None:
             time.sleep(0.5)

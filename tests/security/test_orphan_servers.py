@@ -43,9 +43,17 @@ def _registry(ws) -> dict:  # noqa: ANN001
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _as_a_background_job() -> None:
+    """What a non-interactive shell's `cmd &` (or `nohup`) does to its child: SIGINT and SIGHUP ignored.
+    Python then installs no KeyboardInterrupt handler; `model serve` must stop on them all the same."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 def _serve(ws) -> tuple[subprocess.Popen[str], int]:  # noqa: ANN001
     proc = subprocess.Popen([str(BIN / "refinelab"), "model", "serve", "--model", MODEL, "--parallel", "1"],
-                            env=ws.env, cwd=ws.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=ws.env, cwd=ws.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_a_background_job)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     match = re.search(r"\(pid (\d+)\)", line)
