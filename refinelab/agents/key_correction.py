@@ -22,14 +22,22 @@ MOVE_MARGIN = 0.10  # the panel's favourite must beat the key by this much in th
 DOUBT_MARGIN = 0.02  # ... and by this much for the panel to doubt the key at all (a tie is no doubt)
 
 
-def panel_key_move(ctx: AgentContext, item: QAItem) -> QAItem | None:
-    """`item` with its key moved to the panel's clear favourite, or None when the evidence does not point
-    at one other option (no logprobs panel, the key is the favourite, or the margin is thin)."""
+def _pooled_favourite(ctx: AgentContext, item: QAItem) -> tuple[list[float], int] | None:
+    """The panel's stored pooled distribution on `item` and its favourite option; None without one."""
     panel = ctx.store.diagnostic(item.id, "panel")
     pooled = list(panel.evidence.get("pooled") or []) if panel is not None else []
     if len(pooled) != len(item.choices):
         return None
-    favourite = max(range(len(pooled)), key=pooled.__getitem__)
+    return pooled, max(range(len(pooled)), key=pooled.__getitem__)
+
+
+def panel_key_move(ctx: AgentContext, item: QAItem) -> QAItem | None:
+    """`item` with its key moved to the panel's clear favourite, or None when the evidence does not point
+    at one other option (no logprobs panel, the key is the favourite, or the margin is thin)."""
+    read = _pooled_favourite(ctx, item)
+    if read is None:
+        return None
+    pooled, favourite = read
     if favourite == item.answer or margin_against(pooled, favourite) < MOVE_MARGIN:
         return None
     return item.model_copy(update={
@@ -42,13 +50,12 @@ def key_doubted(ctx: AgentContext, item: QAItem) -> str | None:
     """Why a fix should abstain: the panel's pooled favourite beats the key (by more than DOUBT_MARGIN), and
     `panel_key_move` found no clear favourite to move it to. None when the panel agrees with the key (or
     ties it) or has not answered."""
-    panel = ctx.store.diagnostic(item.id, "panel")
-    pooled = list(panel.evidence.get("pooled") or []) if panel is not None else []
-    if len(pooled) != len(item.choices):
+    read = _pooled_favourite(ctx, item)
+    if read is None:
         return None
-    favourite = max(range(len(pooled)), key=pooled.__getitem__)
+    pooled, favourite = read
     if pooled[favourite] - pooled[item.answer] <= DOUBT_MARGIN:
         return None
-    return (f"the panel doubts the key {item.answer_letter} (pooled p {pooled[item.answer]:.2f}) but favours "
-            f"no option by {MOVE_MARGIN:.2f} (best {LETTERS[favourite]} at {pooled[favourite]:.2f}): no new key has the evidence to be committed, and keeping the key "
-            "fixes nothing; flagged for a person")
+    return (f"the panel doubts the key {item.answer_letter} (pooled p {pooled[item.answer]:.2f}) but favours no "
+            f"option by {MOVE_MARGIN:.2f} (best {LETTERS[favourite]} at {pooled[favourite]:.2f}): no new key has "
+            "the evidence to be committed, and keeping the key fixes nothing; flagged for a person")

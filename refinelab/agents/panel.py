@@ -158,13 +158,15 @@ def retrieved_passages(ctx: AgentContext, item: QAItem) -> str:
 
 
 def probe_requests(ctx: AgentContext, name: str, item: QAItem, node: str = "profile",
-                   ) -> list[tuple[list[int], list[dict[str, str]], CallTag]]:
+                   passages: str | None = None) -> list[tuple[list[int], list[dict[str, str]], CallTag]]:
     """(order, messages, tag) of member `name`'s one-token probe of `item` in each presentation order:
     one definition, so a batch job (`--batch`, `BatchRequest.probe`) asks exactly what `probe_member`'s
-    `first_token_logprobs` then finds answered (same messages and parameters, hence the same cache key)."""
+    `first_token_logprobs` then finds answered (same messages and parameters, hence the same cache key).
+    A `rag:` member reads `passages` when the caller retrieved them already, else retrieves them here."""
     pack = ctx.pack(item)
     rag = name.startswith(RAG_PREFIX)
-    passages = retrieved_passages(ctx, item) if rag else ""
+    if rag and passages is None:
+        passages = retrieved_passages(ctx, item)
     tag = CallTag(node=node, operation="panel", item_id=item.id)
     out: list[tuple[list[int], list[dict[str, str]], CallTag]] = []
     for order in presentation_orders(len(item.choices), ctx.options.panel_orders):
@@ -175,13 +177,14 @@ def probe_requests(ctx: AgentContext, name: str, item: QAItem, node: str = "prof
     return out
 
 
-def probe_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profile") -> MemberProbe:
+def probe_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profile",
+                 passages: str | None = None) -> MemberProbe:
     """Ask one member for its option distribution in each presentation order and align them.
 
     Raises LLMCallFailed when no order produced a usable distribution (the endpoint returned no logprobs
     or no offered letter among its top tokens) — never a silent guess."""
     client = member_client(ctx, name)
-    requests = list(probe_requests(ctx, name, item, node))
+    requests = list(probe_requests(ctx, name, item, node, passages))
     aligned: list[list[float]] = []
     masses: list[float] = []
     tokens = 0

@@ -280,7 +280,10 @@ def test_a_retrieval_conditioned_member_is_a_second_source_only_when_it_read_a_p
     original = _item(3, answer=0)
     candidate = original.model_copy(update={"answer": 2})
     passed = Verdict(True, "independent answer matches the key", "answer", {})
+    searches: list[str] = []
+
     def passages(item: QAItem) -> str:
+        searches.append(item.id)
         return "[p1] Charlie3 is the capital of country number 3." if "number 3" in item.question else ""
 
     def ctx_with(rag_member: ScriptedChatModel, with_passages: bool = True):
@@ -296,6 +299,7 @@ def test_a_retrieval_conditioned_member_is_a_second_source_only_when_it_read_a_p
     stances = {s["name"]: s["stance"] for s in verdict.evidence["fix_rule"]["sources"]}
     assert stances == {"validator:answer": "abstains", "panel": "agrees", "retrieval": "agrees"}
     assert verdict.passed  # the plain panel and the passages' reading: two sources
+    assert len(searches) == 1  # retrieved once: the relevance check and the members' probes share it
     against = check_fix(ctx_with(_by_text({"number 3": "Bravo3"})), original, candidate, passed)
     assert not against.passed and against.evidence["needs_review"] and "retrieval" in against.reason
     blind = check_fix(ctx_with(_by_text({"number 3": "Charlie3"}), with_passages=False), original, candidate, passed)

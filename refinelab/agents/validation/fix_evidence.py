@@ -84,14 +84,16 @@ def panel_sources(ctx: AgentContext, candidate: QAItem) -> list[KeySource]:
     rag = [m for m in members if m.startswith(RAG_PREFIX)]
     sources = [_pooled_source(ctx, "panel", plain, candidate)] if plain else []
     if rag:
-        if retrieved_passages(ctx, candidate):
-            sources.append(_pooled_source(ctx, "retrieval", rag, candidate))
+        passages = retrieved_passages(ctx, candidate)  # once for every rag member: the search is the same
+        if passages:
+            sources.append(_pooled_source(ctx, "retrieval", rag, candidate, passages))
         else:
             sources.append(KeySource("retrieval", "abstains", {"why": "no passage above rag_min_score"}))
     return sources
 
 
-def _pooled_source(ctx: AgentContext, name: str, members: list[str], candidate: QAItem) -> KeySource:
+def _pooled_source(ctx: AgentContext, name: str, members: list[str], candidate: QAItem,
+                   passages: str | None = None) -> KeySource:
     from refinelab.agents.panel import probe_member
     from refinelab.metrics.option_probs import margin_against, mean_distribution
 
@@ -100,7 +102,7 @@ def _pooled_source(ctx: AgentContext, name: str, members: list[str], candidate: 
     tokens = 0
     for member in members:
         try:
-            probe = probe_member(ctx, member, candidate, node="validate")
+            probe = probe_member(ctx, member, candidate, node="validate", passages=passages)
         except LLMCallFailed as exc:
             errors.append(str(exc))
             tokens += exc.tokens
