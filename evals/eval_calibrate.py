@@ -112,11 +112,34 @@ def markdown(r: dict[str, Any]) -> str:
         f"budget {r['budget']:,}, spent {r['spent']:,}; {r['seconds']:.0f} s" + (" (deadline hit)" if r["deadline_hit"] else "")
         + ".", "",
         f"Planned calibrations: {a['planned']}; committed {a['committed']} ({pct(a['committed_share'])}).", "",
+        difficulty_line(r), "",
         table(["direction", "edits measured", "committed (share)", "attempts measured",
                "mean Δp(correct), committed", "mean Δp(correct), all measured"], rows), "",
         "Δp(correct) < 0 is harder. An attempt is measured only after the validator passed it (key still right).",
         "", f"Run folder: {r['run_dir']}",
     ])
+
+
+def difficulty_line(r: dict[str, Any]) -> str:
+    """Difficulty against the target before and after: the shares per bucket and the JSD (report.json)."""
+    d = r.get("difficulty")
+    if not d:
+        return "Difficulty before/after: not in the run's report."
+    shares = " → ".join(", ".join(f"{b} {pct(v)}" for b, v in side.items()) for side in (d["before"], d["after"]))
+    return (f"Difficulty JSD to the target {num(d['jsd_before'])} → {num(d['jsd_after'])} "
+            f"({pct(d['jsd_reduction'])} reduction); buckets {shares}; items {d['items_before']} → {d['items_after']}.")
+
+
+def difficulty_summary(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The run's difficulty figures from report.json (metrics_before / metrics_after)."""
+    before, after = report.get("metrics_before"), report.get("metrics_after")
+    if not before or not after:
+        return None
+    jsd_before, jsd_after = float(before["difficulty_jsd"]), float(after["difficulty_jsd"])
+    return {"jsd_before": jsd_before, "jsd_after": jsd_after,
+            "jsd_reduction": (jsd_before - jsd_after) / jsd_before if jsd_before > 0 else None,
+            "before": before.get("difficulty", {}), "after": after.get("difficulty", {}),
+            "items_before": before.get("items"), "items_after": after.get("items")}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -152,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result = {"tag": args.tag, "model": model_label(args), "n": n, "budget": budget, "spent": run.spent,
               "panel": args.panel or ["judge"], "seconds": round(time.monotonic() - started, 1),
               "deadline_hit": stop["hit"], "run_dir": str(run.run_dir), "summary": summary,
-              "stop_reason": run.report.get("stop_reason", ""), "targets": Path(args.targets).name}
+              "stop_reason": run.report.get("stop_reason", ""), "targets": Path(args.targets).name,
+              "difficulty": difficulty_summary(run.report)}
     write_results(args.tag, result, markdown(result))
     print(markdown(result))
     return result

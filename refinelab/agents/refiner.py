@@ -158,13 +158,19 @@ PROMPT_VARIABLES: dict[Op, Callable[[AgentContext, EditTask, QAItem], dict[str, 
 def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem) -> QAItem:
     """The item with its distractor slots refilled from the writer's candidates: the stem and the key (text
     and position) are the original's by construction. The pool is the new candidates plus the original
-    distractors the panel does pick (a working distractor is kept unless a better one displaces it);
-    `select_distractors` drops paraphrases of the key and chooses the most diverse, plausible set."""
+    distractors the panel does pick (a working distractor is kept unless a better one displaces it), and,
+    only when too few candidates survive, the originals it never picks; `select_distractors` drops
+    paraphrases of the key and chooses the most diverse, plausible set."""
     slots = [i for i in range(len(base.choices)) if i != base.answer]
     weak = set(weak_distractors(ctx, base))
     kept = [base.choices[i] for i in slots if base.choices[i] not in weak]
     pool = [str(d).strip() for d in out.distractors] + kept
     choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question])
+    if len(choice.chosen) < len(slots) and weak:
+        # too few usable new candidates: the unpicked originals fill the remaining slots, so one or two good
+        # new distractors still replace the weakest (the measurement then decides whether diversity rose)
+        pool += [base.choices[i] for i in slots if base.choices[i] in weak]
+        choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question])
     if len(choice.chosen) < len(slots):
         reasons = sorted(set(choice.dropped.values()))
         raise ValueError(f"only {len(choice.chosen)} usable distractors for {len(slots)} slots "
@@ -176,7 +182,7 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
         id=base.id, question=base.question, choices=choices, answer=base.answer, subject=base.subject,
         domain=base.domain, skill=base.skill, difficulty=base.difficulty,
         metadata={**base.metadata, "distractor_choice": {
-            "candidates": len(out.distractors), "kept_original": sum(pool[i] in kept for i in choice.chosen),
+            "candidates": len(out.distractors), "kept_original": sum(pool[i] in base.choices for i in choice.chosen),
             "dropped": {pool[i]: why for i, why in choice.dropped.items()}}},
         provenance=Provenance(source=base.provenance.source, created_by=task.operation, parent_id=base.id,
                               run_id=None),

@@ -122,9 +122,29 @@ def test_rewrite_distractors_drops_paraphrases_of_the_key(tmp_path: Path) -> Non
     assert "paraphrases the key" in candidate.item.metadata["distractor_choice"]["dropped"][paraphrase]
 
 
-def test_too_few_usable_distractors_is_a_reason(tmp_path: Path) -> None:
+def test_too_few_new_distractors_are_topped_up_with_the_unpicked_originals(tmp_path: Path) -> None:
+    """One usable new distractor still replaces one original: the originals the panel never picks (all of
+    them, with nothing measured) fill the other slots; nothing usable at all is an edit that changed nothing."""
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: distractor_list("Mercury", "Jupiter")))
     candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert candidate.error == "" and candidate.item is not None
+    distractors = [c for i, c in enumerate(candidate.item.choices) if i != candidate.item.answer]
+    assert "Jupiter" in distractors and len(set(distractors) & {"Venus", "Earth", "Mars"}) == 2
+    assert candidate.item.metadata["distractor_choice"]["kept_original"] == 2
+    (tmp_path / "none").mkdir()
+    ctx = make_ctx(tmp_path / "none", ScriptedChatModel(respond=lambda m: distractor_list("Mercury", "mercury")))
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert "changed nothing" in candidate.error
+
+
+def test_too_few_usable_distractors_is_a_reason(tmp_path: Path) -> None:
+    """When even the originals cannot fill the slots (one repeats the stem, one paraphrases the key), the
+    edit says so."""
+    base = BASE.model_copy(update={"id": "astro-9", "choices": [BASE.question, "Mercury", "Mercury planet", "Mars"]})
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: distractor_list("Jupiter")))
+    ctx.hooks.embed = lambda texts: HashEmbedder().embed([t.replace(" planet", "") for t in texts])
+    ctx.store.load_items([base])
+    candidate = refine(ctx, EditTask("e", base.id, "rewrite_distractors", 1))
     assert candidate.item is None and "usable distractors for 3 slots" in candidate.error
 
 
