@@ -1,12 +1,17 @@
 """The answer check: an independent model answers the candidate and must pick its key. The fallback of
-every other method when its tool is unavailable."""
+every other method when its tool is unavailable.
+
+A distractor rewrite is judged on what it wrote: when the solver picks an option the original item already
+had (a distractor the rewrite kept), the rewrite did not introduce the doubt, so the check passes and says
+so; a new distractor the solver picks fails it ("no new distractor judged correct")."""
 
 from __future__ import annotations
 
 from refinelab.agents.context import AgentContext
 from refinelab.errors import LLMCallFailed
 from refinelab.model_outputs import AnswerOut
-from refinelab.schema import LETTERS, QAItem
+from refinelab.operations import Op
+from refinelab.schema import LETTERS, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
 from refinelab.tools.ledger import CallTag
 
@@ -25,6 +30,17 @@ def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     if picked == item.answer_letter:
         return Verdict(True, "independent answer matches the key", "answer", evidence, result.tokens)
     picked_text = item.choices[LETTERS.index(picked)] if LETTERS.index(picked) < len(item.choices) else "?"
+    if task.operation == Op.REWRITE_DISTRACTORS.value and _kept_from_original(ctx, task, picked_text):
+        evidence["picked_original_distractor"] = picked_text
+        return Verdict(True, f"the solver chose {picked} ({picked_text!r}), a distractor the original item already "
+                       "had; no new distractor was judged correct", "answer", evidence, result.tokens)
     reason = (f"an independent solver chose {picked} ({picked_text!r}), not the key {item.answer_letter} "
               f"({item.answer_text!r}); make exactly one option unambiguously correct")
     return Verdict(False, reason, "answer", evidence, result.tokens)
+
+
+def _kept_from_original(ctx: AgentContext, task: EditTask, text: str) -> bool:
+    """Whether `text` is one of the original item's distractors (the rewrite kept it)."""
+    original = ctx.store.item(task.item_id)
+    return any(normalise_text(text) == normalise_text(c) for i, c in enumerate(original.choices)
+               if i != original.answer)
