@@ -165,12 +165,15 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
     weak = set(weak_distractors(ctx, base))
     kept = [base.choices[i] for i in slots if base.choices[i] not in weak]
     pool = [str(d).strip() for d in out.distractors] + kept
-    choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question])
+    originals = [base.choices[i] for i in slots]
+    choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question],
+                                known_wrong=originals)
     if len(choice.chosen) < len(slots) and weak:
         # too few usable new candidates: the unpicked originals fill the remaining slots, so one or two good
         # new distractors still replace the weakest (the measurement then decides whether diversity rose)
         pool += [base.choices[i] for i in slots if base.choices[i] in weak]
-        choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question])
+        choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question],
+                                    known_wrong=originals)
     if len(choice.chosen) < len(slots):
         reasons = sorted(set(choice.dropped.values()))
         raise ValueError(f"only {len(choice.chosen)} usable distractors for {len(slots)} slots "

@@ -181,6 +181,7 @@ def select_distractors(
     paraphrase_threshold: float = 0.85,
     diversity_weight: float = 0.6,
     exclude: Sequence[str] = (),
+    known_wrong: Sequence[str] = (),
 ) -> DistractorChoice:
     """Pick `k` of `candidates`: drop exact repeats, anything in `exclude` (e.g. the stem) and paraphrases
     of the key (cosine >= `paraphrase_threshold`: a second correct answer, not a distractor), then choose
@@ -189,8 +190,13 @@ def select_distractors(
     key, scaled so 0.6 and above count fully (a distractor from the key's own category is plausible; one
     from another topic is eliminated at a glance); pass measured pick rates instead when there are some.
 
+    `known_wrong` are options the dataset already has as wrong (the item's original distractors): close to
+    the key by embedding is not evidence that they are right, so they skip the paraphrase drop (the least
+    diverse items often have every option a near-copy of the key).
+
     Fewer than `k` survivors give a shorter `chosen` list; the caller decides what that means.
     """
+    known = {" ".join(str(t).lower().split()) for t in known_wrong}
     drop: dict[int, str] = {}
     seen: set[str] = {" ".join(key.lower().split())} | {" ".join(e.lower().split()) for e in exclude}
     keep: list[int] = []
@@ -219,7 +225,7 @@ def select_distractors(
                 drop[i] = "the key's value"
             else:
                 survivors.append(j)
-        elif key_sim[j] >= paraphrase_threshold:
+        elif key_sim[j] >= paraphrase_threshold and " ".join(str(candidates[i]).lower().split()) not in known:
             drop[i] = f"paraphrases the key (cosine {key_sim[j]:.2f})"
         else:
             survivors.append(j)

@@ -103,3 +103,15 @@ def test_a_distractor_far_shorter_than_the_key_loses_to_one_of_similar_length():
     assert length_fit(key, short_one) < 0.2 and length_fit(key, key) == 1.0
     choice = select_distractors(key, [short_one, long_one], 1, flat)
     assert choice.chosen == [1]
+
+
+def test_known_wrong_options_skip_the_paraphrase_drop() -> None:
+    """An original distractor near the key by embedding is still wrong by the dataset's own account."""
+    from refinelab.metrics.distractors import select_distractors
+
+    def same(texts):  # every text embeds alike: all paraphrase the key
+        return [[1.0, 0.0]] * len(texts)
+
+    assert select_distractors("comets", ["asteroids", "meteors"], 2, same).chosen == []
+    choice = select_distractors("comets", ["asteroids", "meteors"], 2, same, known_wrong=["Asteroids"])
+    assert choice.chosen == [0] and "paraphrases the key" in choice.dropped[1]

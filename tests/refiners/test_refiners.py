@@ -138,14 +138,16 @@ def test_too_few_new_distractors_are_topped_up_with_the_unpicked_originals(tmp_p
 
 
 def test_too_few_usable_distractors_is_a_reason(tmp_path: Path) -> None:
-    """When even the originals cannot fill the slots (one repeats the stem, one paraphrases the key), the
-    edit says so."""
+    """When even the originals cannot fill the slots (one repeats the stem) and the writer's candidate
+    paraphrases the key, the edit says so. An original close to the key stays usable: the dataset already
+    has it as wrong."""
     base = BASE.model_copy(update={"id": "astro-9", "choices": [BASE.question, "Mercury", "Mercury planet", "Mars"]})
-    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: distractor_list("Jupiter")))
-    ctx.hooks.embed = lambda texts: HashEmbedder().embed([t.replace(" planet", "") for t in texts])
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: distractor_list("Mercury world planet")))
+    ctx.hooks.embed = lambda texts: HashEmbedder().embed([t.replace(" planet", "").replace(" world", "")
+                                                          for t in texts])
     ctx.store.load_items([base])
     candidate = refine(ctx, EditTask("e", base.id, "rewrite_distractors", 1))
-    assert candidate.item is None and "usable distractors for 3 slots" in candidate.error
+    assert candidate.item is None and "usable distractors for 3 slots (dropped: paraphrases the key" in candidate.error
 
 
 def test_unusable_output_is_a_reason_not_none(tmp_path: Path) -> None:
