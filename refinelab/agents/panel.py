@@ -80,11 +80,16 @@ def member_spec(ctx: AgentContext, name: str) -> ModelSpec:
 
 
 def member_client(ctx: AgentContext, name: str) -> ChatClient:
-    """One budgeted, cached, traced client per member, kept with the context's other clients."""
+    """One budgeted, cached, traced client per member, kept with the context's other clients. The member
+    ``judge`` is the judge role: a chat model injected for the role answers for the member too, unless
+    one is injected for ``panel:judge`` itself."""
     key = f"panel:{name}"
     if key not in ctx._clients:
+        injected = ctx.hooks.chat_models.get(key)
+        if injected is None and name.removeprefix(RAG_PREFIX) == "judge":
+            injected = ctx.hooks.chat_models.get("judge")
         ctx._clients[key] = ChatClient(member_spec(ctx, name), ctx.ledger, cache=ctx.cache, tracer=ctx.tracer,
-                                       chat_model=ctx.hooks.chat_models.get(key), role=key)
+                                       chat_model=injected, role=key)
     return ctx._clients[key]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from refinelab.agents.candidate_probe import CandidateProbe, probe_candidates
 from refinelab.agents.context import AgentContext
 from refinelab.agents.key_correction import key_doubted, panel_key_move
 from refinelab.errors import LLMCallFailed
@@ -155,27 +156,60 @@ PROMPT_VARIABLES: dict[Op, Callable[[AgentContext, EditTask, QAItem], dict[str, 
 }
 
 
-def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem) -> QAItem:
+def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem,
+                        probe: CandidateProbe | None = None) -> QAItem:
     """The item with its distractor slots refilled from the writer's candidates: the stem and the key (text
     and position) are the original's by construction. The pool is the new candidates plus the original
     distractors the panel does pick (a working distractor is kept unless a better one displaces it), and,
     only when too few candidates survive, the originals it never picks; `select_distractors` drops
-    paraphrases of the key and chooses the most diverse, plausible set."""
+    paraphrases of the key and chooses the most diverse, plausible set.
+
+    With a measured `probe` (agents/candidate_probe.py) a new candidate the judge finds at least as likely
+    as the key is dropped, and the judge's probabilities are the candidates' plausibility; originals are
+    rated by their measured pick rates, on the same scale (a rate at the functional line counts fully)."""
+    probe = probe or CandidateProbe(not_measured="not asked")
     slots = [i for i in range(len(base.choices)) if i != base.answer]
     weak = set(weak_distractors(ctx, base))
     kept = [base.choices[i] for i in slots if base.choices[i] not in weak]
-    pool = [str(d).strip() for d in out.distractors] + kept
+    refused: dict[str, str] = {}
+    new: list[str] = []
+    for text in (str(d).strip() for d in out.distractors):
+        p = probe.measured(text)
+        if p is not None and probe.p_key is not None and p >= probe.p_key:
+            refused[text] = f"the judge finds it as likely as the key ({p:.2f} vs {probe.p_key:.2f})"
+        else:
+            new.append(text)
+    pool = new + kept
     originals = [base.choices[i] for i in slots]
+    rates = pick_rates(ctx, base)
+    # the probe shows the key and up to nine candidates at once: a candidate's probability there is
+    # diluted against the item's own option count, so the functional line scales with it
+    line = NONFUNCTIONAL_RATE * len(base.choices) / (len(probe.p) + 1) if probe.p else NONFUNCTIONAL_RATE
+
+    def plausibility(texts: list[str]) -> list[float | None] | None:
+        if probe.not_measured:
+            return None
+        out_: list[float | None] = []
+        for text in texts:
+            if (p := probe.measured(text)) is not None:
+                out_.append(min(1.0, p / line))
+            elif rates is not None and text in originals:
+                out_.append(min(1.0, rates[base.choices.index(text)] / NONFUNCTIONAL_RATE))
+            else:
+                out_.append(None)
+        return out_
+
     choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question],
-                                known_wrong=originals)
+                                known_wrong=originals, plausibility=plausibility(pool))
     if len(choice.chosen) < len(slots) and weak:
         # too few usable new candidates: the unpicked originals fill the remaining slots, so one or two good
         # new distractors still replace the weakest (the measurement then decides whether diversity rose)
         pool += [base.choices[i] for i in slots if base.choices[i] in weak]
         choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question],
-                                    known_wrong=originals)
+                                    known_wrong=originals, plausibility=plausibility(pool))
+    dropped = {**refused, **{pool[i]: why for i, why in choice.dropped.items()}}
     if len(choice.chosen) < len(slots):
-        reasons = sorted(set(choice.dropped.values()))
+        reasons = sorted(set(dropped.values()))
         raise ValueError(f"only {len(choice.chosen)} usable distractors for {len(slots)} slots "
                          f"(dropped: {'; '.join(reasons) or 'none'}); write more, different wrong options")
     choices = list(base.choices)
@@ -186,16 +220,17 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
         domain=base.domain, skill=base.skill, difficulty=base.difficulty,
         metadata={**base.metadata, "distractor_choice": {
             "candidates": len(out.distractors), "kept_original": sum(pool[i] in base.choices for i in choice.chosen),
-            "dropped": {pool[i]: why for i, why in choice.dropped.items()}}},
+            "dropped": dropped, "probe": probe.as_evidence()}},
         provenance=Provenance(source=base.provenance.source, created_by=task.operation, parent_id=base.id,
                               run_id=None),
     )
 
 
-def draft_to_item(ctx: AgentContext, parsed: BaseModel, task: EditTask, base: QAItem) -> QAItem:
+def draft_to_item(ctx: AgentContext, parsed: BaseModel, task: EditTask, base: QAItem,
+                  probe: CandidateProbe | None = None) -> QAItem:
     """The candidate from the writer's parsed output, by the operation's output schema."""
     if isinstance(parsed, DistractorsOut):
-        return distractors_to_item(ctx, parsed, task, base)
+        return distractors_to_item(ctx, parsed, task, base, probe)
     if not isinstance(parsed, ItemDraft):
         raise ValueError(f"no candidate builder for {type(parsed).__name__}")
     return _draft_to_item(parsed, task, base)
@@ -228,20 +263,24 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
                                                  sample=task.edit_id if op.creates_item else "")
     except LLMCallFailed as exc:
         return Candidate(None, "\n---\n".join(exc.raw_outputs), exc.tokens, error=f"writer output unusable: {exc}")
+    probe = None
+    if isinstance(result.parsed, DistractorsOut):  # measured before they are chosen (candidate_probe.py)
+        probe = probe_candidates(ctx, task, base, [str(d) for d in result.parsed.distractors])
+    tokens = result.tokens + (probe.tokens if probe else 0)
     try:
-        item = draft_to_item(ctx, result.parsed, task, base)
+        item = draft_to_item(ctx, result.parsed, task, base, probe)
     except ValueError as exc:
         message = str(exc).splitlines()
-        return Candidate(None, result.text, result.tokens, error=f"structurally invalid: {message[-1] if message else exc}")
+        return Candidate(None, result.text, tokens, error=f"structurally invalid: {message[-1] if message else exc}")
     if op.must_change and _same_item(item, base):
-        return Candidate(item, result.text, result.tokens,
+        return Candidate(item, result.text, tokens,
                          error="the edit changed nothing; rewrite as asked" + (
                              " (replace the wrong options with new ones)" if op.new_distractors else ""))
     if op.keeps_key_text and item.answer_text.strip() != base.answer_text.strip():
-        return Candidate(item, result.text, result.tokens,
+        return Candidate(item, result.text, tokens,
                          error="the correct option was changed; keep its text exactly" + (
                              " and only replace distractors" if op.new_distractors else
                              " and change the question and the other options"))
     if op.new_distractors and _distractors(item) == _distractors(base):
-        return Candidate(item, result.text, result.tokens, error="the distractors are unchanged; replace them")
-    return Candidate(item, result.text, result.tokens)
+        return Candidate(item, result.text, tokens, error="the distractors are unchanged; replace them")
+    return Candidate(item, result.text, tokens)

@@ -177,7 +177,7 @@ def select_distractors(
     k: int,
     embed: Embedder,
     *,
-    plausibility: Sequence[float] | None = None,
+    plausibility: Sequence[float | None] | None = None,
     paraphrase_threshold: float = 0.85,
     diversity_weight: float = 0.6,
     exclude: Sequence[str] = (),
@@ -188,7 +188,8 @@ def select_distractors(
     greedily the candidate that adds the most `diversity_weight * distance-to-chosen + (1 - weight) *
     plausibility` (maximal marginal relevance). Plausibility per candidate defaults to its similarity to the
     key, scaled so 0.6 and above count fully (a distractor from the key's own category is plausible; one
-    from another topic is eliminated at a glance); pass measured pick rates instead when there are some.
+    from another topic is eliminated at a glance); pass measured pick rates instead when there are some
+    (None for a candidate that was not measured keeps the default for it).
 
     `known_wrong` are options the dataset already has as wrong (the item's original distractors): close to
     the key by embedding is not evidence that they are right, so they skip the paraphrase drop (the least
@@ -229,10 +230,10 @@ def select_distractors(
             drop[i] = f"paraphrases the key (cosine {key_sim[j]:.2f})"
         else:
             survivors.append(j)
-    if plausibility is None:
-        plaus = np.clip(key_sim / 0.6, 0.0, 1.0)
-    else:
-        plaus = np.asarray([float(plausibility[i]) for i in keep])
+    plaus = np.clip(key_sim / 0.6, 0.0, 1.0)
+    if plausibility is not None:
+        plaus = np.asarray([plaus[j] if plausibility[i] is None else float(plausibility[i])  # type: ignore[arg-type]
+                            for j, i in enumerate(keep)])
     # a distractor far shorter or longer than the key gives itself away (a one-line "fact" next to a
     # two-sentence key): plausibility is scaled by how close the lengths are, halved at the worst
     plaus = plaus * np.asarray([0.5 + 0.5 * length_fit(key, str(candidates[i])) for i in keep])

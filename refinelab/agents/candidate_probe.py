@@ -1,0 +1,71 @@
+"""Distractor candidates measured before they are chosen: the judge's probability for each.
+
+Over-generating is only half of over-generate-then-select: the writer's candidates are chosen on evidence,
+not on how they read. The judge answers one question made of the stem, the key and every new candidate
+(at most nine, so the letters A-J suffice), in two option orders, read through logprobs as the panel reads
+items (agents/panel.py). What that gives the selection:
+
+- a candidate the judge finds at least as likely as the key is dropped: a second right answer, or a
+  distractor the validator's solver would pick (the rewrite would then be refused);
+- the others' probabilities are their plausibility: a distractor no model picks does not work, so among
+  equally diverse sets the one the judge finds tempting wins (the functional share is what improves).
+
+A judge that returns no logprobs, or a budget with no room left, leaves the candidates unmeasured: the
+selection then falls back to similarity with the key and the reason is kept with the edit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.panel import probe_member
+from refinelab.errors import BudgetExhausted, LLMCallFailed
+from refinelab.schema import LETTERS, QAItem, normalise_text
+from refinelab.state import EditTask
+
+PROBE_MEMBER = "judge"
+MAX_PROBED = len(LETTERS) - 1  # the key takes one letter
+
+
+@dataclass
+class CandidateProbe:
+    """The judge's probability per candidate text (normalised), the key's, and what the probe cost."""
+
+    p_key: float | None = None
+    p: dict[str, float] = field(default_factory=dict)
+    tokens: int = 0
+    not_measured: str = ""  # why the candidates were not measured; empty when they were
+
+    def measured(self, text: str) -> float | None:
+        return self.p.get(normalise_text(text))
+
+    def as_evidence(self) -> dict[str, object]:
+        if self.not_measured:
+            return {"measured": False, "why": self.not_measured}
+        return {"measured": True, "p_key": round(self.p_key or 0.0, 4), "tokens": self.tokens,
+                "p": {text: round(p, 4) for text, p in self.p.items()}}
+
+
+def probe_candidates(ctx: AgentContext, task: EditTask, base: QAItem, candidates: list[str]) -> CandidateProbe:
+    """The judge's option distribution over [key, *new candidates] (first `MAX_PROBED` distinct ones that
+    are neither the key nor an option the item already has), averaged over two orders."""
+    known = {normalise_text(c) for c in base.choices}
+    shown: list[str] = []
+    for text in candidates:
+        norm = normalise_text(text)
+        if norm and norm not in known and norm not in {normalise_text(s) for s in shown}:
+            shown.append(text.strip())
+    shown = shown[:MAX_PROBED]
+    if not shown:
+        return CandidateProbe(not_measured="no new candidate to measure")
+    question = QAItem(id=base.id, question=base.question, choices=[base.answer_text, *shown], answer=0,
+                      subject=base.subject, domain=base.domain, skill=base.skill)
+    try:
+        probe = probe_member(ctx, PROBE_MEMBER, question, node=task.ledger_node("refine"))
+    except LLMCallFailed as exc:
+        return CandidateProbe(tokens=exc.tokens, not_measured=f"the judge gave no option probabilities: {exc}")
+    except BudgetExhausted as exc:
+        return CandidateProbe(not_measured=f"no budget left to measure them: {exc}")
+    return CandidateProbe(p_key=probe.probs[0], tokens=probe.tokens,
+                          p={normalise_text(text): p for text, p in zip(shown, probe.probs[1:], strict=True)})
