@@ -53,6 +53,9 @@ class RunOptions(BaseModel):
         True, description="commit an expand only when its new item is labelled into the cell it was written for "
         "or another under-covered cell (agents/validation/measured.py); off: a new item counts in the cell it "
         "was written for, unmeasured")
+    calibrate_drafts: int = Field(3, ge=1, le=8, description="calibrate: drafts the writer is asked for; the "
+                                  "panel measures each and the one whose p(correct) moved furthest in the "
+                                  "intended direction is validated (1 = a single draft, unmeasured)")
     allow_shrink: bool = Field(False, description="let the planner remove any item to rebalance coverage or "
                                "difficulty; without it, only defects (unfixable errors, duplicates) are removed")
 

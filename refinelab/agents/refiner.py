@@ -9,13 +9,16 @@ kept in the run store by the caller.
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
+from refinelab.agents.calibration_drafts import best_draft, measure_drafts, panel_p_correct
 from refinelab.agents.candidate_probe import CandidateProbe, probe_candidates
 from refinelab.agents.context import AgentContext
 from refinelab.agents.key_correction import key_doubted, panel_key_move
@@ -27,6 +30,7 @@ from refinelab.planner.problem import DifficultyBuckets
 from refinelab.schema import LETTERS, Cell, Provenance, QAItem, normalise_text
 from refinelab.state import ABSTAINED, Candidate, EditTask
 from refinelab.tools.ledger import CallTag
+from refinelab.tools.llm import CallResult
 
 OVERGENERATE = 3  # distractor candidates asked per distractor slot (the issue asks 2-3x)
 NONFUNCTIONAL_RATE = DistractorConfig().nonfunctional_rate
@@ -256,6 +260,8 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
             return Candidate(None, "", 0, error=ABSTAINED + doubt)
     messages = prompt_for(ctx, task, base)
     tag = CallTag(node=task.ledger_node("refine"), operation=task.operation, item_id=task.item_id)
+    if op.op is Op.CALIBRATE and ctx.options.calibrate_drafts > 1:
+        return refine_calibration(ctx, task, base, messages, tag)
     try:
         # each new item is its own draw: two expands from one template into one cell send the same prompt,
         # and without a sample of their own the second replayed the first's draft (a duplicate item)
@@ -284,3 +290,67 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     if op.new_distractors and _distractors(item) == _distractors(base):
         return Candidate(item, result.text, tokens, error="the distractors are unchanged; replace them")
     return Candidate(item, result.text, tokens)
+
+
+def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages: list[dict[str, str]],
+                       tag: CallTag) -> Candidate:
+    """Calibrate as over-generate-then-select (agents/calibration_drafts.py): `options.calibrate_drafts`
+    independent drafts, the unusable ones set aside with their reason, the rest measured by the panel, and
+    the one whose p(correct) moved furthest in the intended direction is the candidate."""
+    writer = ctx.client("writer")
+
+    def draw(k: int) -> CallResult | LLMCallFailed:
+        try:
+            return writer.structured(messages, ItemDraft, tag, sample=f"{task.edit_id}:{task.attempt}:{k}")
+        except LLMCallFailed as exc:
+            return exc
+
+    contexts = [contextvars.copy_context() for _ in range(ctx.options.calibrate_drafts)]
+    with ThreadPoolExecutor(max_workers=len(contexts)) as pool:
+        futures = [pool.submit(run_in.run, draw, k) for k, run_in in enumerate(contexts)]
+        wait(futures)
+    tokens, raws, drafts, problems = 0, [], [], []
+    for future in futures:
+        result = future.result()
+        if isinstance(result, LLMCallFailed):
+            tokens += result.tokens
+            raws.extend(result.raw_outputs)
+            problems.append(f"writer output unusable: {result}")
+            continue
+        tokens += result.tokens
+        raws.append(result.text)
+        try:
+            item = draft_to_item(ctx, result.parsed, task, base)
+        except ValueError as exc:
+            message = str(exc).splitlines()
+            problems.append(f"structurally invalid: {message[-1] if message else exc}")
+            continue
+        if _same_item(item, base):
+            problems.append("the edit changed nothing; rewrite as asked")
+        elif item.answer_text.strip() != base.answer_text.strip():
+            problems.append("the correct option was changed; keep its text exactly and change the question "
+                            "and the other options")
+        else:
+            drafts.append((item, result.text))
+    raw = "\n---\n".join(raws)
+    if not drafts:
+        return Candidate(None, raw, tokens, error=max(set(problems), key=problems.count))
+    direction = calibrate_direction(ctx, base, task.target)
+    p_before, spent = panel_p_correct(ctx, task, base)
+    tokens += spent
+    measured = measure_drafts(ctx, task, [item for item, _ in drafts])
+    tokens += sum(m.tokens for m in measured)
+    best, why = (None, "the panel gave no option probabilities for the original item") if p_before is None \
+        else best_draft(measured, p_before, direction)
+    if best is None and (p_before is None or all(m.p_correct is None for m in measured)):
+        # nothing measurable here (e.g. an endpoint without logprobs): the first usable draft goes to the
+        # validator unselected, whose own measurement then decides; the metadata says so
+        best, why = measured[0], f"not selected: {why or 'the panel could not measure the drafts'}"
+    if best is None:
+        return Candidate(None, raw, tokens, error=why)
+    chosen = [m.item for m in measured].index(best.item)
+    item = best.item.model_copy(update={"metadata": {**best.item.metadata, "calibration_drafts": {
+        "asked": len(futures), "usable": len(drafts), "set_aside": problems, "direction": direction,
+        "p_before": None if p_before is None else round(p_before, 4), "p_drafts": [None if m.p_correct is None else round(m.p_correct, 4)
+                                                     for m in measured], "chosen": chosen, "why": why}}})
+    return Candidate(item, drafts[chosen][1], tokens)

@@ -191,11 +191,13 @@ def test_user_folder_overrides_one_prompt_and_nothing_else(tmp_path: Path) -> No
                                                 else draft()), prompts_dir=folder)
         for op in OPERATIONS:
             refine(ctx, EditTask(f"e-{op}", BASE.id, op, 1, target=TARGETS[op]))
-        return [r for r in read_trace(where / "trace.jsonl") if r["run_type"] == "llm"]
+        # the writer's calls (calibrate asks for several drafts; the judge's probes use no operation prompt)
+        return [r for r in read_trace(where / "trace.jsonl") if r["run_type"] == "llm" and r["metadata"]["role"] == "writer"]
 
     plain = run(None, tmp_path / "a")
     custom = run(override, tmp_path / "b")
-    assert len(plain) == len(custom) == len(OPERATIONS)
+    assert len(plain) == len(custom) >= len(OPERATIONS)
+    assert {r["metadata"]["operation"] for r in plain} == set(OPERATIONS)
     for before, after in zip(plain, custom, strict=True):
         if before["metadata"]["operation"] == "generate":
             assert "CUSTOM GENERATE PROMPT for astronomy at hard" in after["inputs"]["messages"][-1]["content"]

@@ -59,13 +59,22 @@ class ScriptedChatModel(BaseChatModel):
         prompt = sum(approx_tokens(m["content"]) for m in as_dicts)
         completion = approx_tokens(text)
         metadata: dict[str, Any] = {}
-        if kwargs.get("logprobs"):  # a one-token request: `respond` returns the logprobs block's JSON
-            block = json.loads(text)
+        if kwargs.get("logprobs") and (block := _logprobs_block(text)) is not None:
+            # a one-token request: `respond` returned the logprobs block's JSON; any other reply is what an
+            # endpoint that ignores `logprobs` sends (text, no logprobs)
             text, completion = block["content"][0]["token"], 1
             metadata["logprobs"] = block
         message = AIMessage(content=text, response_metadata=metadata, usage_metadata={
             "input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion})
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _logprobs_block(text: str) -> dict[str, Any] | None:
+    try:
+        block = json.loads(text)
+    except ValueError:
+        return None
+    return block if isinstance(block, dict) and isinstance(block.get("content"), list) and block["content"] else None
 
 
 def logprobs_block(probs: dict[str, float]) -> str:

@@ -1,0 +1,81 @@
+"""Calibrate by over-generating and measuring: several drafts, the one the panel finds moved the most.
+
+Asked once, the 1.5B writer mostly returned the item unchanged or reworded it so the panel found it no
+harder (in the 60-item calibrate eval 11 of 28 attempts "changed nothing" and most measured moves went the
+wrong way). A small model's single draft is a guess; its best of several, chosen by measurement, is not.
+The writer is asked `options.calibrate_drafts` independent samples (its temperature makes them differ);
+each usable draft is answered by the measuring panel (the judge alone by default) through one-token
+logprobs in two orders, and the draft whose p(correct) moved furthest in the intended direction goes to
+the validator. When none moved that way the attempt fails with the best move as its reason, without a
+validation: a retry gets the reason as feedback.
+
+The validator then measures the chosen draft again (validation/measured.py): with the response cache that
+is a replay of the same probe, and without it an independent second reading.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.difficulty import default_panel
+from refinelab.agents.panel import probe_member
+from refinelab.errors import LLMCallFailed
+from refinelab.schema import QAItem
+from refinelab.state import EditTask
+
+
+@dataclass
+class MeasuredDraft:
+    """One draft and the panel's p(correct) on it (None when it could not be measured)."""
+
+    item: QAItem
+    p_correct: float | None
+    tokens: int
+
+
+def measuring_members(ctx: AgentContext) -> list[str]:
+    """The members whose p(correct) decides: the configured panel, else the judge (as the validator)."""
+    return list(ctx.options.panel) or default_panel(ctx)
+
+
+def panel_p_correct(ctx: AgentContext, task: EditTask, item: QAItem) -> tuple[float | None, int]:
+    """Mean over the measuring members of the probability of the key, and the probes' tokens (charged to
+    the edit's refine node). A member without usable logprobs is left out; none gives None."""
+    values: list[float] = []
+    tokens = 0
+    for name in measuring_members(ctx):
+        try:
+            probe = probe_member(ctx, name, item, node=task.ledger_node("refine"))
+        except LLMCallFailed as exc:
+            tokens += exc.tokens
+            continue
+        tokens += probe.tokens
+        values.append(probe.probs[item.answer])
+    return (sum(values) / len(values) if values else None), tokens
+
+
+def measure_drafts(ctx: AgentContext, task: EditTask, drafts: list[QAItem]) -> list[MeasuredDraft]:
+    """Each draft's p(correct), measured at the same time (the server answers them in its slots)."""
+    contexts = [contextvars.copy_context() for _ in drafts]
+    with ThreadPoolExecutor(max_workers=max(1, len(drafts))) as pool:
+        futures = [pool.submit(run_in.run, panel_p_correct, ctx, task, item)
+                   for run_in, item in zip(contexts, drafts, strict=True)]
+        wait(futures)
+    return [MeasuredDraft(item, *future.result()) for item, future in zip(drafts, futures, strict=True)]
+
+
+def best_draft(measured: list[MeasuredDraft], p_before: float, direction: str) -> tuple[MeasuredDraft | None, str]:
+    """The draft whose p(correct) moved furthest in `direction` ("harder": down), or None and why not."""
+    usable = [m for m in measured if m.p_correct is not None]
+    if not usable:
+        return None, "the panel could not measure any draft"
+    sign = -1.0 if direction == "harder" else 1.0
+    best = max(usable, key=lambda m: sign * (m.p_correct - p_before))  # type: ignore[operator]
+    change = best.p_correct - p_before  # type: ignore[operator]
+    if sign * change <= 0:
+        return None, (f"none of {len(measured)} drafts made the item {direction}: measured p(correct) "
+                      f"{p_before:.3f}, best draft {best.p_correct:.3f}; change what the question demands")
+    return best, f"best of {len(measured)} drafts: measured p(correct) {p_before:.3f} -> {best.p_correct:.3f}"

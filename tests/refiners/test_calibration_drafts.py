@@ -1,0 +1,69 @@
+"""Calibrate as over-generate-then-select: drafts measured by the panel, the furthest move wins."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from pathlib import Path
+
+from refinelab.agents.refiner import refine
+from refinelab.state import EditTask
+from tests.refiners.test_refiners import BASE, draft, make_ctx
+from tests.support.scripted_model import ScriptedChatModel, logprobs_block
+
+EASIER_STILL = "Which planet is nearest the Sun?"
+A_BIT_HARDER = "Which planet has the shortest year?"
+MUCH_HARDER = "Which planet's orbit is the most eccentric of the eight?"
+#: the scripted panel's probability of the key (Mercury) for each stem
+P_KEY = {BASE.question: 0.80, EASIER_STILL: 0.90, A_BIT_HARDER: 0.60, MUCH_HARDER: 0.30}
+
+
+def scripted(stems: list[str]) -> ScriptedChatModel:
+    """Writer: the next of `stems` per call (the same item's options and key). Judge probe: the key's
+    probability by stem, wherever the order put the key."""
+    cycle, lock = itertools.cycle(stems), threading.Lock()
+
+    def respond(messages) -> str:  # noqa: ANN001
+        text = messages[-1]["content"]
+        if text.rstrip().endswith("Answer:"):
+            stem = next(s for s in P_KEY if s in text)
+            letters = dict(re.findall(r"^([A-J])\. (.+)$", text, flags=re.M))
+            rest = (1 - P_KEY[stem]) / (len(letters) - 1)
+            return logprobs_block({x: P_KEY[stem] if t.strip() == "Mercury" else rest for x, t in letters.items()})
+        with lock:
+            stem = next(cycle)
+        return draft(question=stem, choices=list(BASE.choices), answer=BASE.answer)
+
+    return ScriptedChatModel(respond=respond)
+
+
+def test_the_draft_the_panel_finds_hardest_is_the_candidate(tmp_path: Path) -> None:
+    model = scripted([BASE.question, A_BIT_HARDER, MUCH_HARDER])  # the first changes nothing
+    ctx = make_ctx(tmp_path, model)
+    candidate = refine(ctx, EditTask("e", BASE.id, "calibrate", 1, target="hard"))
+    assert not candidate.error, candidate.error
+    assert candidate.item.question == MUCH_HARDER
+    drafts = candidate.item.metadata["calibration_drafts"]
+    assert drafts["asked"] == 3 and drafts["usable"] == 2 and drafts["direction"] == "harder"
+    assert drafts["set_aside"] == ["the edit changed nothing; rewrite as asked"]
+    assert drafts["p_before"] == 0.8 and sorted(drafts["p_drafts"]) == [0.3, 0.6]
+    # every draft and every probe is the edit's cost
+    assert candidate.tokens == ctx.ledger.spent > 0
+
+
+def test_no_draft_moving_the_right_way_fails_the_attempt_with_the_measurement(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, scripted([EASIER_STILL]))
+    candidate = refine(ctx, EditTask("e", BASE.id, "calibrate", 1, target="hard"))
+    assert candidate.item is None
+    assert "none of 3 drafts made the item harder" in candidate.error and "0.800" in candidate.error
+    assert candidate.tokens == ctx.ledger.spent > 0
+
+
+def test_one_draft_is_the_single_unmeasured_call(tmp_path: Path) -> None:
+    model = scripted([MUCH_HARDER])
+    ctx = make_ctx(tmp_path, model)
+    ctx.options = ctx.options.model_copy(update={"calibrate_drafts": 1})
+    candidate = refine(ctx, EditTask("e", BASE.id, "calibrate", 1, target="hard"))
+    assert candidate.item.question == MUCH_HARDER and "calibration_drafts" not in candidate.item.metadata
+    assert model.calls == 1
