@@ -92,11 +92,34 @@ def summarise(edits: list[dict[str, Any]], outcomes: list[dict[str, Any]]) -> di
             "mean_change_all": float(np.mean(row["changes"])) if row["changes"] else None,
             "rejections": row["rejected_reasons"][:5],
         }
+    out["attempts"] = attempt_kinds(edits)
     planned = [o for o in outcomes if o["operation"] == Op.CALIBRATE.value]
     out["all"] = {"planned": len(planned), "committed": sum(o["status"] == "committed" for o in planned),
                   "committed_share": (sum(o["status"] == "committed" for o in planned) / len(planned)) if planned else None,
                   "gave_up_reasons": sorted({o["reason"][:100] for o in planned if o["status"] != "committed"})[:6]}
     return out
+
+
+#: what an attempt's reason says happened, by a phrase the refiner or the validator writes
+ATTEMPT_KINDS = {"committed": "", "no draft moved the intended way": "drafts made the item",
+                 "changed nothing": "changed nothing", "key text changed": "correct option was changed",
+                 "solver picked another option": "independent solver", "measured the wrong way": "did not make the item",
+                 "writer output unusable": "writer output unusable"}
+
+
+def attempt_kinds(edits: list[dict[str, Any]]) -> dict[str, int]:
+    """Every calibrate attempt by what happened to it (passes first, then the first phrase its reason has)."""
+    counts: dict[str, int] = defaultdict(int)
+    for edit in edits:
+        if edit.get("operation", Op.CALIBRATE.value) != Op.CALIBRATE.value:
+            continue
+        if edit["verdict"] == "pass":
+            counts["committed" if (edit["evidence"] or {}).get("measured", {}).get("change") is not None else "passed"] += 1
+            continue
+        reason = edit["reason"] or ""
+        kind = next((k for k, phrase in ATTEMPT_KINDS.items() if phrase and phrase in reason), "other")
+        counts[kind] += 1
+    return dict(counts)
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -111,7 +134,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"model {r['model']}; panel {', '.join(r['panel'])}; "
         f"budget {r['budget']:,}, spent {r['spent']:,}; {r['seconds']:.0f} s" + (" (deadline hit)" if r["deadline_hit"] else "")
         + ".", "",
-        f"Planned calibrations: {a['planned']}; committed {a['committed']} ({pct(a['committed_share'])}).", "",
+        f"Planned calibrations: {a['planned']}; committed {a['committed']} ({pct(a['committed_share'])}); "
+        f"writer drafts per attempt: {r.get('calibrate_drafts', 1)}.", "",
+        "Attempts: " + ", ".join(f"{k} {v}" for k, v in sorted(s.get("attempts", {}).items(), key=lambda kv: -kv[1]))
+        + ".", "",
         difficulty_line(r), "",
         table(["direction", "edits measured", "committed (share)", "attempts measured",
                "mean Δp(correct), committed", "mean Δp(correct), all measured"], rows), "",
@@ -149,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--budget", type=int, default=None, help="tokens (quick 12000, full 40000)")
     parser.add_argument("--max-chars", type=int, default=700)
     parser.add_argument("--panel", nargs="*", default=None, help="panel members (default: the judge alone)")
+    parser.add_argument("--calibrate-drafts", type=int, default=RunOptions().calibrate_drafts,
+                        help="writer drafts per attempt, measured and the best validated (1 = one unmeasured draft)")
     parser.add_argument("--targets", default=str(UNIFORM_TARGETS),
                         help="difficulty target (evals/targets/calibrate_both_ways.yaml asks every medium item to move)")
     args = parser.parse_args(argv)
@@ -161,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     # Skill labels play no part in a calibrate-only run: the exemplar labeller spares the judge's label call
     # (~425 tokens an item), which had taken most of the deadline before any calibration was tried.
     options = RunOptions(operations=[Op.CALIBRATE.value], panel=args.panel or [], validators=[], dedup="lexical",
-                         pilot_per_op=0, validate_suspects=False, skill_method="exemplars")
+                         pilot_per_op=0, validate_suspects=False, skill_method="exemplars",
+                         calibrate_drafts=args.calibrate_drafts)
     log(f"calibrate: {n} items, budget {budget}")
     started = time.monotonic()
     with deadline(deadline_seconds(args)) as stop:
@@ -176,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
               "panel": args.panel or ["judge"], "seconds": round(time.monotonic() - started, 1),
               "deadline_hit": stop["hit"], "run_dir": str(run.run_dir), "summary": summary,
               "stop_reason": run.report.get("stop_reason", ""), "targets": Path(args.targets).name,
-              "difficulty": difficulty_summary(run.report)}
+              "difficulty": difficulty_summary(run.report), "calibrate_drafts": args.calibrate_drafts}
     write_results(args.tag, result, markdown(result))
     print(markdown(result))
     return result

@@ -23,7 +23,7 @@ from refinelab.agents.candidate_probe import CandidateProbe, probe_candidates
 from refinelab.agents.context import AgentContext
 from refinelab.agents.key_correction import key_doubted, panel_key_move
 from refinelab.errors import LLMCallFailed
-from refinelab.metrics.distractors import DistractorConfig, select_distractors
+from refinelab.metrics.distractors import DistractorConfig, distractor_diversity, select_distractors
 from refinelab.model_outputs import DistractorsOut, ItemDraft
 from refinelab.operations import Op, operation
 from refinelab.planner.problem import DifficultyBuckets
@@ -34,6 +34,7 @@ from refinelab.tools.llm import CallResult
 
 OVERGENERATE = 3  # distractor candidates asked per distractor slot (the issue asks 2-3x)
 NONFUNCTIONAL_RATE = DistractorConfig().nonfunctional_rate
+CLEARLY_ABOVE_EVEN = 1.5  # a probed candidate refused as 'right' must exceed 1.5x an even share as well as the key
 
 BUCKET_HINTS = {
     "easy": "It should be answerable by most students who studied the basics (recall of a core fact).",
@@ -160,57 +161,50 @@ PROMPT_VARIABLES: dict[Op, Callable[[AgentContext, EditTask, QAItem], dict[str, 
 }
 
 
+class NoImprovement(ValueError):
+    """A candidate that could be built but cannot pass its measurement: said before any validation."""
+
+
 def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem,
                         probe: CandidateProbe | None = None) -> QAItem:
-    """The item with its distractor slots refilled from the writer's candidates: the stem and the key (text
-    and position) are the original's by construction. The pool is the new candidates plus the original
-    distractors the panel does pick (a working distractor is kept unless a better one displaces it), and,
-    only when too few candidates survive, the originals it never picks; `select_distractors` drops
-    paraphrases of the key and chooses the most diverse, plausible set.
+    """The item with its distractor slots refilled: the stem and the key (text and position) are the
+    original's by construction. The pool is the writer's new candidates and the original distractors;
+    `select_distractors` drops paraphrases of the key and chooses, among the sets holding at least one new
+    candidate, the most diverse and plausible one. A set less diverse than the original's fails here
+    (`NoImprovement`): the validator's measurement would refuse it after paying for an answer check.
 
-    With a measured `probe` (agents/candidate_probe.py) a new candidate the judge finds at least as likely
-    as the key is dropped, and the judge's probabilities are the candidates' plausibility; originals are
-    rated by their measured pick rates, on the same scale (a rate at the functional line counts fully)."""
+    With a measured `probe` (agents/candidate_probe.py) the judge's probabilities are the new candidates'
+    plausibility, and one it clearly prefers to the key is dropped; the originals are rated by the panel's
+    pick rates, on the same scale."""
     probe = probe or CandidateProbe(not_measured="not asked")
     slots = [i for i in range(len(base.choices)) if i != base.answer]
+    originals = [base.choices[i] for i in slots]
     weak = set(weak_distractors(ctx, base))
-    kept = [base.choices[i] for i in slots if base.choices[i] not in weak]
+    # a 1.5B judge shown ten options spreads its mass thinly: "as likely as the key" only counts when the
+    # candidate also stands clearly above an even share, else the refusal is noise
+    uniform = 1.0 / (len(probe.p) + 1) if probe.p else 0.0
     refused: dict[str, str] = {}
     new: list[str] = []
     for text in (str(d).strip() for d in out.distractors):
         p = probe.measured(text)
-        if p is not None and probe.p_key is not None and p >= probe.p_key:
-            refused[text] = f"the judge finds it as likely as the key ({p:.2f} vs {probe.p_key:.2f})"
+        if p is not None and probe.p_key is not None and p >= probe.p_key and p >= CLEARLY_ABOVE_EVEN * uniform:
+            refused[text] = f"the judge prefers it to the key ({p:.2f} vs {probe.p_key:.2f})"
         else:
             new.append(text)
-    pool = new + kept
-    originals = [base.choices[i] for i in slots]
+    pool = new + [o for o in originals if o not in weak] + [o for o in originals if o in weak]
     rates = pick_rates(ctx, base)
-    # the probe shows the key and up to nine candidates at once: a candidate's probability there is
-    # diluted against the item's own option count, so the functional line scales with it
-    line = NONFUNCTIONAL_RATE * len(base.choices) / (len(probe.p) + 1) if probe.p else NONFUNCTIONAL_RATE
-
-    def plausibility(texts: list[str]) -> list[float | None] | None:
-        if probe.not_measured:
-            return None
-        out_: list[float | None] = []
-        for text in texts:
-            if (p := probe.measured(text)) is not None:
-                out_.append(min(1.0, p / line))
+    plausibility: list[float | None] | None = None
+    if not probe.not_measured:
+        plausibility = []
+        for text in pool:
+            if (p := probe.measured(text)) is not None:  # half an even share counts fully
+                plausibility.append(min(1.0, p / (0.5 * uniform)))
             elif rates is not None and text in originals:
-                out_.append(min(1.0, rates[base.choices.index(text)] / NONFUNCTIONAL_RATE))
+                plausibility.append(min(1.0, rates[base.choices.index(text)] / NONFUNCTIONAL_RATE))
             else:
-                out_.append(None)
-        return out_
-
+                plausibility.append(None)
     choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question],
-                                known_wrong=originals, plausibility=plausibility(pool))
-    if len(choice.chosen) < len(slots) and weak:
-        # too few usable new candidates: the unpicked originals fill the remaining slots, so one or two good
-        # new distractors still replace the weakest (the measurement then decides whether diversity rose)
-        pool += [base.choices[i] for i in slots if base.choices[i] in weak]
-        choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question],
-                                    known_wrong=originals, plausibility=plausibility(pool))
+                                known_wrong=originals, plausibility=plausibility, include_one_of=new)
     dropped = {**refused, **{pool[i]: why for i, why in choice.dropped.items()}}
     if len(choice.chosen) < len(slots):
         reasons = sorted(set(dropped.values()))
@@ -219,11 +213,18 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
     choices = list(base.choices)
     for slot, index in zip(slots, choice.chosen, strict=True):
         choices[slot] = pool[index]
+    before = distractor_diversity(base.choices, base.answer, ctx.embedder())
+    if {normalise_text(c) for c in choices} != {normalise_text(c) for c in base.choices} \
+            and before is not None and choice.diversity is not None and choice.diversity < before:
+        raise NoImprovement(f"distractor diversity would not rise ({before:.3f} -> at best {choice.diversity:.3f} "
+                            "with these candidates); write wrong options that differ more from each other and "
+                            "from the current ones")
     return QAItem(
         id=base.id, question=base.question, choices=choices, answer=base.answer, subject=base.subject,
         domain=base.domain, skill=base.skill, difficulty=base.difficulty,
         metadata={**base.metadata, "distractor_choice": {
             "candidates": len(out.distractors), "kept_original": sum(pool[i] in base.choices for i in choice.chosen),
+            "diversity_before": before, "diversity_chosen": choice.diversity,
             "dropped": dropped, "probe": probe.as_evidence()}},
         provenance=Provenance(source=base.provenance.source, created_by=task.operation, parent_id=base.id,
                               run_id=None),
@@ -275,6 +276,8 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     tokens = result.tokens + (probe.tokens if probe else 0)
     try:
         item = draft_to_item(ctx, result.parsed, task, base, probe)
+    except NoImprovement as exc:
+        return Candidate(None, result.text, tokens, error=str(exc))
     except ValueError as exc:
         message = str(exc).splitlines()
         return Candidate(None, result.text, tokens, error=f"structurally invalid: {message[-1] if message else exc}")

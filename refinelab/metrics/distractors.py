@@ -13,6 +13,8 @@ renormalised. No model is loaded here: pass embeddings, or an `embed(list[str]) 
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 
@@ -182,11 +184,13 @@ def select_distractors(
     diversity_weight: float = 0.6,
     exclude: Sequence[str] = (),
     known_wrong: Sequence[str] = (),
+    include_one_of: Sequence[str] = (),
 ) -> DistractorChoice:
     """Pick `k` of `candidates`: drop exact repeats, anything in `exclude` (e.g. the stem) and paraphrases
     of the key (cosine >= `paraphrase_threshold`: a second correct answer, not a distractor), then choose
-    greedily the candidate that adds the most `diversity_weight * distance-to-chosen + (1 - weight) *
-    plausibility` (maximal marginal relevance). Plausibility per candidate defaults to its similarity to the
+    the set of `k` with the highest `diversity_weight * mean pairwise distance + (1 - weight) * mean
+    plausibility` (every set when that is cheap, else greedily by maximal marginal relevance), holding at
+    least one of `include_one_of` when any survives (a rewrite must bring a new distractor). Plausibility per candidate defaults to its similarity to the
     key, scaled so 0.6 and above count fully (a distractor from the key's own category is plausible; one
     from another topic is eliminated at a glance); pass measured pick rates instead when there are some
     (None for a candidate that was not measured keeps the default for it).
@@ -237,20 +241,60 @@ def select_distractors(
     # a distractor far shorter or longer than the key gives itself away (a one-line "fact" next to a
     # two-sentence key): plausibility is scaled by how close the lengths are, halved at the worst
     plaus = plaus * np.asarray([0.5 + 0.5 * length_fit(key, str(candidates[i])) for i in keep])
-    chosen: list[int] = []
-    while survivors and len(chosen) < k:
-        distance = (1.0 - (pool[survivors] @ pool[chosen].T).max(axis=1)) if chosen else np.ones(len(survivors))
-        gain = diversity_weight * distance + (1.0 - diversity_weight) * plaus[survivors]
-        best = survivors[int(np.argmax(gain))]
-        chosen.append(best)
-        survivors.remove(best)
+    required = {j for j, i in enumerate(keep) if " ".join(str(candidates[i]).lower().split()) in
+                {" ".join(str(t).lower().split()) for t in include_one_of}}
+    chosen = _best_set(pool, survivors, k, plaus, diversity_weight, required & set(survivors))
     for j in survivors:
-        drop[keep[j]] = "not among the most diverse and plausible"
+        if j not in chosen:
+            drop[keep[j]] = "not among the most diverse and plausible"
     diversity = None
     if len(chosen) >= 2:
         sims = pool[chosen] @ pool[chosen].T
         diversity = float(np.mean(1.0 - sims[np.triu_indices(len(chosen), k=1)]))
     return DistractorChoice(chosen=[keep[j] for j in chosen], dropped=drop, diversity=diversity)
+
+
+EXACT_SEARCH_LIMIT = 5000  # candidate sets scored exhaustively; beyond this, the greedy (MMR) choice
+
+
+def _best_set(unit: np.ndarray, survivors: list[int], k: int, plaus: np.ndarray, diversity_weight: float,
+              required: set[int]) -> list[int]:
+    """The `k` survivors maximising `diversity_weight * mean pairwise distance + (1 - weight) * mean
+    plausibility`, with at least one of `required` when there is any. Exhaustive over every set when that
+    is cheap (a dozen candidates for three slots is 220 sets): the score is what the validator's
+    diversity measurement reads, so the set it passes is the set chosen, not a greedy approximation of it.
+    Fewer survivors than `k` are all chosen."""
+    if len(survivors) <= k:
+        return list(survivors)
+    if math.comb(len(survivors), k) <= EXACT_SEARCH_LIMIT:
+        best: tuple[float, tuple[int, ...]] | None = None
+        for combo in itertools.combinations(survivors, k):
+            if required and not required.intersection(combo):
+                continue
+            rows = list(combo)
+            if k >= 2:
+                sims = unit[rows] @ unit[rows].T
+                spread = float(np.mean(1.0 - sims[np.triu_indices(k, k=1)]))
+            else:
+                spread = 0.0
+            score = diversity_weight * spread + (1.0 - diversity_weight) * float(np.mean(plaus[rows]))
+            if best is None or score > best[0] + 1e-12:
+                best = (score, combo)
+        if best is not None:
+            return list(best[1])
+    chosen: list[int] = []
+    left = list(survivors)
+    if required:  # the greedy choice starts from the best required candidate
+        first = max(required, key=lambda j: plaus[j])
+        chosen.append(first)
+        left.remove(first)
+    while left and len(chosen) < k:
+        distance = (1.0 - (unit[left] @ unit[chosen].T).max(axis=1)) if chosen else np.ones(len(left))
+        gain = diversity_weight * distance + (1.0 - diversity_weight) * plaus[left]
+        best_j = left[int(np.argmax(gain))]
+        chosen.append(best_j)
+        left.remove(best_j)
+    return chosen
 
 
 def length_fit(key: str, candidate: str) -> float:

@@ -40,13 +40,15 @@ def test_pilot_measures_tokens_and_success_and_refits_the_catalogue(tmp_path: Pa
     for op in ("fix", "rewrite_distractors", "calibrate", "expand", "generate"):
         assert fitted.spec(op).cost.n_observations == ops[op]
         assert fitted.spec(op).cost.intercept != prior.spec(op).cost.intercept
-    # the fitted success rates follow what was measured: the scripted writer changes the key text on a
-    # calibrate, which the refiner rejects (0% pass, the rate falls); its rewrites bring fresh distractors
-    # and the solver picks one the item already had, which passes (100%, the rate does not fall)
+    # the fitted success rates move from the prior toward what the pilot measured (the scripted writer
+    # changes the key text on a calibrate, which the refiner rejects: 0% there)
     assert result.by_op["calibrate"]["committed"] == 0
-    assert fitted.success(Op.CALIBRATE) < prior.success(Op.CALIBRATE)
-    assert result.by_op["rewrite_distractors"]["committed"] == result.by_op["rewrite_distractors"]["edits"] > 0
-    assert fitted.success(Op.REWRITE_DISTRACTORS) >= prior.success(Op.REWRITE_DISTRACTORS)
+    for op in (Op.CALIBRATE, Op.REWRITE_DISTRACTORS, Op.FIX):
+        observed = result.by_op[op.value]["committed"] / result.by_op[op.value]["edits"]
+        if observed < prior.success(op):
+            assert fitted.success(op) < prior.success(op), op
+        else:
+            assert fitted.success(op) >= prior.success(op), op
     # committed pilot edits landed like graph edits; every input item is still accounted exactly once
     statuses = ctx.store.statuses()
     for o in outcomes:

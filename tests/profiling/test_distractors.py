@@ -115,3 +115,36 @@ def test_known_wrong_options_skip_the_paraphrase_drop() -> None:
     assert select_distractors("comets", ["asteroids", "meteors"], 2, same).chosen == []
     choice = select_distractors("comets", ["asteroids", "meteors"], 2, same, known_wrong=["Asteroids"])
     assert choice.chosen == [0] and "paraphrases the key" in choice.dropped[1]
+
+
+def test_the_chosen_set_is_the_most_diverse_one_holding_a_new_candidate() -> None:
+    """Every set is scored: the choice is the best one by an independent count over all sets."""
+    import itertools
+
+    from refinelab.metrics.distractors import select_distractors
+
+    rng = np.random.default_rng(7)
+    table = {}
+
+    def embed(texts):  # a fixed random direction per text, all in one half-space (none near the key)
+        return np.array([table.setdefault(t, np.abs(rng.normal(size=16))) for t in texts])
+
+    key, candidates = "the key", [f"option {k}" for k in range(8)]
+    vectors = embed([key, *candidates])
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    flat = [1.0] * len(candidates)  # equal plausibility: diversity alone decides
+
+    def spread(rows):
+        sims = unit[1:][list(rows)] @ unit[1:][list(rows)].T
+        return float(np.mean(1.0 - sims[np.triu_indices(len(rows), k=1)]))
+
+    best = max(itertools.combinations(range(8), 3), key=spread)
+    choice = select_distractors(key, candidates, 3, embed, plausibility=flat, paraphrase_threshold=1.1)
+    assert sorted(choice.chosen) == sorted(best) and abs(choice.diversity - spread(best)) < 1e-9
+    # holding one of the new candidates: the best set among those that do
+    required = [c for k, c in enumerate(candidates) if k not in best][:1]
+    forced = select_distractors(key, candidates, 3, embed, plausibility=flat, paraphrase_threshold=1.1,
+                                include_one_of=required)
+    index = candidates.index(required[0])
+    assert index in forced.chosen
+    assert abs(forced.diversity - max(spread(c) for c in itertools.combinations(range(8), 3) if index in c)) < 1e-9

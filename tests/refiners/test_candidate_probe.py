@@ -27,13 +27,13 @@ def judge_by_text(messages) -> str:  # noqa: ANN001
     return logprobs_block({letter: BELIEF.get(text.strip(), 0.01) for letter, text in shown.items()})
 
 
-def test_a_candidate_the_judge_finds_as_likely_as_the_key_is_dropped(tmp_path: Path) -> None:
+def test_a_candidate_the_judge_prefers_to_the_key_is_dropped(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=judge_by_text))
     candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
     assert not candidate.error, candidate.error
     distractors = [c for i, c in enumerate(candidate.item.choices) if i != candidate.item.answer]
     choice = candidate.item.metadata["distractor_choice"]
-    assert "Jupiter" not in distractors and "as likely as the key" in choice["dropped"]["Jupiter"]
+    assert "Jupiter" not in distractors and "prefers it to the key" in choice["dropped"]["Jupiter"]
     # the one no model would pick loses to the tempting ones (all are equally far apart in this embedder)
     assert "Comet" not in distractors and {"Saturn", "Neptune", "Pluto"} == set(distractors)
     probe = choice["probe"]

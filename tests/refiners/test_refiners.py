@@ -270,3 +270,13 @@ def test_copied_option_labels_are_stripped() -> None:
     assert strip_option_labels(["A. Venus", "B. Mercury", "C) Earth", "D: Mars"]) == ["Venus", "Mercury", "Earth", "Mars"]
     assert strip_option_labels(["A. Venus", "Mercury"]) == ["A. Venus", "Mercury"]  # not every option labelled
     assert strip_option_labels(["B. x", "A. y"]) == ["B. x", "A. y"]  # letters out of order: leave alone
+
+
+def test_a_rewrite_that_cannot_raise_diversity_is_refused_before_validation(tmp_path: Path) -> None:
+    """Candidates that echo the current distractors lower diversity whichever set is chosen: the refiner
+    says so instead of paying for an answer check the measurement would then overrule."""
+    echoes = distractor_list("Venus, Earth or Mars", "Mars, Earth or Venus")  # each echoes all three
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: echoes))
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert candidate.item is None and "distractor diversity would not rise" in candidate.error
+    assert not candidate.error.startswith("structurally invalid")
