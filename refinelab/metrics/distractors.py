@@ -228,6 +228,9 @@ def select_distractors(
             # key is the same value, and any other value is a distinct (possibly good) distractor
             if np.isclose(value, key_value, rtol=1e-9, atol=1e-12):
                 drop[i] = "the key's value"
+            elif np.isclose(value, key_value, rtol=NUMERIC_NEAR_KEY, atol=0.0):
+                # 301 K against a key of 300 K is a rounding argument, not a distractor: the solver picks it
+                drop[i] = f"within {NUMERIC_NEAR_KEY:.0%} of the key's value"
             else:
                 survivors.append(j)
         elif key_sim[j] >= paraphrase_threshold and " ".join(str(candidates[i]).lower().split()) not in known:
@@ -254,6 +257,7 @@ def select_distractors(
     return DistractorChoice(chosen=[keep[j] for j in chosen], dropped=drop, diversity=diversity)
 
 
+NUMERIC_NEAR_KEY = 0.02  # a numeric candidate this close to the key's value (relative) is dropped
 EXACT_SEARCH_LIMIT = 5000  # candidate sets scored exhaustively; beyond this, the greedy (MMR) choice
 
 

@@ -148,3 +148,14 @@ def test_the_chosen_set_is_the_most_diverse_one_holding_a_new_candidate() -> Non
     index = candidates.index(required[0])
     assert index in forced.chosen
     assert abs(forced.diversity - max(spread(c) for c in itertools.combinations(range(8), 3) if index in c)) < 1e-9
+
+
+def test_a_number_within_two_percent_of_the_key_is_not_a_distractor() -> None:
+    from refinelab.metrics.distractors import select_distractors
+
+    def samey(texts):
+        return np.array([[1.0, 0.01 * k] for k in range(len(texts))])
+
+    choice = select_distractors("300 Kelvin", ["301 Kelvin", "302 Kelvin", "250 Kelvin", "420 Kelvin", "150 K"], 3, samey)
+    assert set(choice.dropped) == {0, 1} and "within 2% of the key" in choice.dropped[0]
+    assert sorted(choice.chosen) == [2, 3, 4]
