@@ -203,8 +203,10 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
                 plausibility.append(min(1.0, rates[base.choices.index(text)] / NONFUNCTIONAL_RATE))
             else:
                 plausibility.append(None)
+    before = distractor_diversity(base.choices, base.answer, ctx.embedder())
     choice = select_distractors(base.answer_text, pool, len(slots), ctx.embedder(), exclude=[base.question],
-                                known_wrong=originals, plausibility=plausibility, include_one_of=new)
+                                known_wrong=originals, plausibility=plausibility, include_one_of=new,
+                                above_diversity=before)
     dropped = {**refused, **{pool[i]: why for i, why in choice.dropped.items()}}
     if len(choice.chosen) < len(slots):
         reasons = sorted(set(dropped.values()))
@@ -213,7 +215,6 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
     choices = list(base.choices)
     for slot, index in zip(slots, choice.chosen, strict=True):
         choices[slot] = pool[index]
-    before = distractor_diversity(base.choices, base.answer, ctx.embedder())
     if {normalise_text(c) for c in choices} != {normalise_text(c) for c in base.choices} \
             and before is not None and choice.diversity is not None and choice.diversity < before:
         raise NoImprovement(f"distractor diversity would not rise ({before:.3f} -> at best {choice.diversity:.3f} "

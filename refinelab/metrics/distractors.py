@@ -185,12 +185,16 @@ def select_distractors(
     exclude: Sequence[str] = (),
     known_wrong: Sequence[str] = (),
     include_one_of: Sequence[str] = (),
+    above_diversity: float | None = None,
 ) -> DistractorChoice:
     """Pick `k` of `candidates`: drop exact repeats, anything in `exclude` (e.g. the stem) and paraphrases
     of the key (cosine >= `paraphrase_threshold`: a second correct answer, not a distractor), then choose
     the set of `k` with the highest `diversity_weight * mean pairwise distance + (1 - weight) * mean
     plausibility` (every set when that is cheap, else greedily by maximal marginal relevance), holding at
-    least one of `include_one_of` when any survives (a rewrite must bring a new distractor). Plausibility per candidate defaults to its similarity to the
+    least one of `include_one_of` when any survives (a rewrite must bring a new distractor) and, when
+    `above_diversity` is given and some set clears it, only among the sets more diverse than that (the
+    original's diversity: a rewrite is measured on it rising, so a more plausible but less diverse set
+    would only be refused). Plausibility per candidate defaults to its similarity to the
     key, scaled so 0.6 and above count fully (a distractor from the key's own category is plausible; one
     from another topic is eliminated at a glance); pass measured pick rates instead when there are some
     (None for a candidate that was not measured keeps the default for it).
@@ -246,7 +250,7 @@ def select_distractors(
     plaus = plaus * np.asarray([0.5 + 0.5 * length_fit(key, str(candidates[i])) for i in keep])
     required = {j for j, i in enumerate(keep) if " ".join(str(candidates[i]).lower().split()) in
                 {" ".join(str(t).lower().split()) for t in include_one_of}}
-    chosen = _best_set(pool, survivors, k, plaus, diversity_weight, required & set(survivors))
+    chosen = _best_set(pool, survivors, k, plaus, diversity_weight, required & set(survivors), above_diversity)
     for j in survivors:
         if j not in chosen:
             drop[keep[j]] = "not among the most diverse and plausible"
@@ -262,7 +266,7 @@ EXACT_SEARCH_LIMIT = 5000  # candidate sets scored exhaustively; beyond this, th
 
 
 def _best_set(unit: np.ndarray, survivors: list[int], k: int, plaus: np.ndarray, diversity_weight: float,
-              required: set[int]) -> list[int]:
+              required: set[int], above: float | None = None) -> list[int]:
     """The `k` survivors maximising `diversity_weight * mean pairwise distance + (1 - weight) * mean
     plausibility`, with at least one of `required` when there is any. Exhaustive over every set when that
     is cheap (a dozen candidates for three slots is 220 sets): the score is what the validator's
@@ -271,7 +275,7 @@ def _best_set(unit: np.ndarray, survivors: list[int], k: int, plaus: np.ndarray,
     if len(survivors) <= k:
         return list(survivors)
     if math.comb(len(survivors), k) <= EXACT_SEARCH_LIMIT:
-        best: tuple[float, tuple[int, ...]] | None = None
+        best: tuple[bool, float, tuple[int, ...]] | None = None
         for combo in itertools.combinations(survivors, k):
             if required and not required.intersection(combo):
                 continue
@@ -282,10 +286,11 @@ def _best_set(unit: np.ndarray, survivors: list[int], k: int, plaus: np.ndarray,
             else:
                 spread = 0.0
             score = diversity_weight * spread + (1.0 - diversity_weight) * float(np.mean(plaus[rows]))
-            if best is None or score > best[0] + 1e-12:
-                best = (score, combo)
+            clears = above is None or spread > above  # sets that clear the bar rank above all that do not
+            if best is None or (clears, score) > (best[0], best[1] + 1e-12):
+                best = (clears, score, combo)
         if best is not None:
-            return list(best[1])
+            return list(best[2])
     chosen: list[int] = []
     left = list(survivors)
     if required:  # the greedy choice starts from the best required candidate

@@ -159,3 +159,34 @@ def test_a_number_within_two_percent_of_the_key_is_not_a_distractor() -> None:
     choice = select_distractors("300 Kelvin", ["301 Kelvin", "302 Kelvin", "250 Kelvin", "420 Kelvin", "150 K"], 3, samey)
     assert set(choice.dropped) == {0, 1} and "within 2% of the key" in choice.dropped[0]
     assert sorted(choice.chosen) == [2, 3, 4]
+
+
+def test_a_diversity_bar_outranks_plausibility() -> None:
+    """With the original's diversity as the bar, a more plausible but less diverse set is not chosen."""
+    import itertools
+
+    from refinelab.metrics.distractors import select_distractors
+
+    rng = np.random.default_rng(11)
+    table = {}
+
+    def embed(texts):
+        return np.array([table.setdefault(t, np.abs(rng.normal(size=16))) for t in texts])
+
+    key, candidates = "the key", [f"option {k}" for k in range(7)]
+    unit = embed([key, *candidates])
+    unit = unit / np.linalg.norm(unit, axis=1, keepdims=True)
+
+    def spread(rows):
+        sims = unit[1:][list(rows)] @ unit[1:][list(rows)].T
+        return float(np.mean(1.0 - sims[np.triu_indices(len(rows), k=1)]))
+
+    ranked = sorted(itertools.combinations(range(7), 3), key=spread)
+    tempting = set(ranked[0])  # the least diverse set is the one the panel finds plausible
+    plaus = [1.0 if k in tempting else 0.0 for k in range(7)]
+    free = select_distractors(key, candidates, 3, embed, plausibility=plaus, paraphrase_threshold=1.1)
+    bar = spread(ranked[-3])
+    assert free.diversity <= bar  # plausibility wins without the bar
+    held = select_distractors(key, candidates, 3, embed, plausibility=plaus, paraphrase_threshold=1.1,
+                              above_diversity=bar)
+    assert held.diversity > bar and tuple(sorted(held.chosen)) in (ranked[-1], ranked[-2])
