@@ -183,12 +183,24 @@ def deadline(seconds: float | None) -> Iterator[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------------- results
 
-def git_commit() -> str:
+def _head() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "refinelab"],
+                               cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         return ""
+    return f"{head}+uncommitted" if head and dirty else head
+
+
+#: the commit whose code this eval runs: read when the eval starts (the library is imported then), not
+#: when it writes its results, since commits made while a long eval runs are not what it measured
+LAUNCH_COMMIT = _head()
+
+
+def git_commit() -> str:
+    return LAUNCH_COMMIT
 
 
 def command_line() -> str:
