@@ -112,7 +112,8 @@ REGISTRY: dict[Op, Operation] = {
         output_schema=_ITEM_DRAFT, creates_item=True, target="bucket", pilot_order=4),
     Op.CALIBRATE: Operation(
         Op.CALIBRATE, "rewrite stem/distractors to move an item to a neighbouring difficulty bucket",
-        frozenset({Term.DIFFICULTY}), cost_intercept=900, cost_slope=3.0, success_prior=0.6,
+        # priced for three drafts measured by the panel (RunOptions.calibrate_drafts); the pilot refits it
+        frozenset({Term.DIFFICULTY}), cost_intercept=2400, cost_slope=6.0, success_prior=0.6,
         prompt="refine_calibrate", output_schema=_ITEM_DRAFT, target="bucket", must_change=True,
         # the key's text stays: a 1.5B writer asked for "harder" otherwise rewrote the key into a wrong one,
         # and a measured drop in p(correct) cannot tell "harder" from "now mis-keyed"

@@ -79,7 +79,9 @@ def test_binned_ilp_is_close_to_exact_and_beats_baselines() -> None:
 def test_marginal_value_dual_tracks_a_resolve() -> None:
     problem = build_problem(_profiles(600, 5), budget=100 * 600)
     plan = solve(problem, mode="lp-round")
-    resolved = marginal_value(problem, mode="lp-round")
+    # the dual is a slope; lp-round's rounding makes a 1k step lumpy (0.34-0.79 per 1k across seeds where
+    # the dual reads 0.52-0.60), so it is compared with the slope over 5k tokens
+    resolved = marginal_value(problem, mode="lp-round", delta=5000.0)
     assert plan.marginal_value_per_1k is not None and plan.marginal_value_per_1k > 0
     assert resolved == pytest.approx(plan.marginal_value_per_1k, rel=0.25)
 
