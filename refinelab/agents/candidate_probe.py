@@ -5,10 +5,11 @@ not on how they read. The judge answers one question made of the stem, the key a
 (at most nine, so the letters A-J suffice), in two option orders, read through logprobs as the panel reads
 items (agents/panel.py). What that gives the selection:
 
-- a candidate the judge finds at least as likely as the key is dropped: a second right answer, or a
-  distractor the validator's solver would pick (the rewrite would then be refused);
+- a candidate the judge prefers to the key, by a clear margin over an even share, is dropped: a second
+  right answer, or a distractor the validator's solver would pick (the rewrite would then be refused);
 - the others' probabilities are their plausibility: a distractor no model picks does not work, so among
   equally diverse sets the one the judge finds tempting wins (the functional share is what improves).
+The rule and the scales live with the choice (agents/refiner.distractors_to_item); this module measures.
 
 A judge that returns no logprobs, or a budget with no room left, leaves the candidates unmeasured: the
 selection then falls back to similarity with the key and the reason is kept with the edit.
