@@ -76,6 +76,6 @@ def best_draft(measured: list[MeasuredDraft], p_before: float, direction: str) -
     best = max(usable, key=lambda m: sign * (m.p_correct - p_before))  # type: ignore[operator]
     change = best.p_correct - p_before  # type: ignore[operator]
     if sign * change <= 0:
-        return None, (f"none of {len(measured)} drafts made the item {direction}: measured p(correct) "
+        return None, (f"none of {len(measured)} usable drafts made the item {direction}: measured p(correct) "
                       f"{p_before:.3f}, best draft {best.p_correct:.3f}; change what the question demands")
     return best, f"best of {len(measured)} drafts: measured p(correct) {p_before:.3f} -> {best.p_correct:.3f}"

@@ -56,7 +56,7 @@ def test_no_draft_moving_the_right_way_fails_the_attempt_with_the_measurement(tm
     ctx = make_ctx(tmp_path, scripted([EASIER_STILL]))
     candidate = refine(ctx, EditTask("e", BASE.id, "calibrate", 1, target="hard"))
     assert candidate.item is None
-    assert "none of 3 drafts made the item harder" in candidate.error and "0.800" in candidate.error
+    assert "none of 3 usable drafts made the item harder" in candidate.error and "0.800" in candidate.error
     assert candidate.tokens == ctx.ledger.spent > 0
 
 
