@@ -26,6 +26,12 @@ from refinelab.errors import LLMCallFailed
 from refinelab.schema import QAItem
 from refinelab.state import EditTask
 
+#: the least move in p(correct) that counts as one. The probe is deterministic, but a reworded item with
+#: the same demand reads a little differently: in the 60-item calibrate eval two of five commits had moved
+#: by under 0.002 (0.300 -> 0.300, 0.277 -> 0.276), which is wording, not difficulty. One point is a floor
+#: set by judgement, not yet by a measured rewording noise.
+MIN_P_CHANGE = 0.01
+
 
 @dataclass
 class MeasuredDraft:
@@ -75,7 +81,8 @@ def best_draft(measured: list[MeasuredDraft], p_before: float, direction: str) -
     sign = -1.0 if direction == "harder" else 1.0
     best = max(usable, key=lambda m: sign * (m.p_correct - p_before))  # type: ignore[operator]
     change = best.p_correct - p_before  # type: ignore[operator]
-    if sign * change <= 0:
+    if sign * change < MIN_P_CHANGE:
         return None, (f"none of {len(measured)} usable drafts made the item {direction}: measured p(correct) "
-                      f"{p_before:.3f}, best draft {best.p_correct:.3f}; change what the question demands")
+                      f"{p_before:.3f}, best draft {best.p_correct:.3f} (a move counts from {MIN_P_CHANGE}); "
+                      "change what the question demands")
     return best, f"best of {len(measured)} drafts: measured p(correct) {p_before:.3f} -> {best.p_correct:.3f}"

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from refinelab.agents.calibration_drafts import MIN_P_CHANGE
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import default_panel
 from refinelab.agents.labels import LABEL_MAX_TOKENS, classify_skill, exemplar_vectors
@@ -43,7 +44,6 @@ from refinelab.state import EditTask, Verdict
 from refinelab.tools.embeddings import normalize
 from refinelab.tools.ledger import CallTag
 
-MIN_P_CHANGE = 1e-6  # a move smaller than this is no move
 MIN_DIVERSITY_GAIN = 1e-4
 PARAPHRASE_COSINE = 0.85  # a new distractor this close to the key may be a second correct answer
 ORIGINAL_PANEL = "panel_original"  # the panel's answers on the item before a committed calibration
@@ -146,7 +146,7 @@ def measure_p_correct(ctx: AgentContext, task: EditTask, before: QAItem, after: 
     if wanted:
         return Measurement(True, f"measured p(correct) {p_before:.3f} -> {p_after:.3f} ({direction})", evidence,
                            tokens, panel_after=after_diag)
-    return Measurement(False, f"the edit did not make the item {direction}: measured p(correct) "
+    return Measurement(False, f"the edit did not make the item {direction} by {MIN_P_CHANGE}: measured p(correct) "
                        f"{p_before:.3f} -> {p_after:.3f}; change what the question demands, not its wording",
                        evidence, tokens)
 
