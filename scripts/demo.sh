@@ -12,7 +12,7 @@ echo "   (profiling measures difficulty from how the judge answers: ~680 tokens 
 echo "   (the first run embeds the retrieval corpus once, a few minutes; later runs reuse the index)"
 $BIN/refinelab refine "$DATA/mmlu/test" \
   --subjects astronomy,virology,college_chemistry,high_school_world_history,econometrics \
-  --limit 30 --budget 40000 --run-id "$RUN_ID" --rag-corpus wikipedia:mmlu_redux
+  --limit 30 --budget 40000 --run-id "$RUN_ID" --rag-corpus wikipedia:mmlu_redux --distractors
 if $BIN/refinelab report --help >/dev/null 2>&1; then
   $BIN/refinelab report "$RUN_ID" >/dev/null && echo "HTML report: runs/$RUN_ID/report.html"
 fi

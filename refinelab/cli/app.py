@@ -200,6 +200,9 @@ def refine_command(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
     batch: Annotated[bool, typer.Option("--batch", help="profile label calls and panel probes through the "
                                                        "OpenAI Batch API (half price on hosted APIs)")] = False,
+    distractors: Annotated[bool, typer.Option("--distractors", help="score distractor sets while profiling "
+                                              "(MiniLM + the panel's pick rates), so the planner can buy "
+                                              "measured distractor rewrites")] = False,
     review: Annotated[str, typer.Option(help="undecided edits, weak passes, unfixed flagged items: ask (pause for "
                                         "`refinelab review`) | auto-accept | auto-reject")] = "auto-reject",
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
@@ -231,7 +234,7 @@ def refine_command(
     try:
         options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus,
                              min_size=min_size, allow_shrink=allow_shrink, review=review,
-                             batch=batch)  # type: ignore[arg-type]
+                             batch=batch, distractors=distractors)  # type: ignore[arg-type]
     except ValueError as exc:
         flag = "--review" if "review" in str(exc) else "--operations"
         fail(ConfigError(f"{flag}: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"))
