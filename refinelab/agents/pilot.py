@@ -165,7 +165,9 @@ def _template(pool: list[QAItem], cell: str | None, taken: set[str], k: int) -> 
 
 def _within_share(tasks: list[EditTask], catalogue: Catalogue, store_items: dict[str, QAItem],
                   cap: float | None) -> list[EditTask]:
-    """Keep tasks round-robin over operations while their prior cost fits the pilot's share."""
+    """Keep tasks round-robin over operations, in pilot order (the cheap item edits first, new items
+    last), while their prior cost fits the pilot's share. Alphabetical order had let one calibrate (the
+    dearest edit, three measured drafts) take the demo's whole share before a rewrite was tried."""
     by_op: dict[str, list[EditTask]] = defaultdict(list)
     for task in tasks:
         by_op[task.operation].append(task)
@@ -173,7 +175,7 @@ def _within_share(tasks: list[EditTask], catalogue: Catalogue, store_items: dict
     kept: list[EditTask] = []
     spent = 0.0
     for rank in range(max((len(v) for v in by_op.values()), default=0)):
-        for op in sorted(by_op):
+        for op in sorted(by_op, key=lambda name: REGISTRY[Op(name)].pilot_order or 0):
             if rank >= len(by_op[op]):
                 continue
             task = by_op[op][rank]

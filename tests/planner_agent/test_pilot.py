@@ -108,3 +108,22 @@ def test_budget_exhausted_stops_the_pilot_and_planning_goes_on(tmp_path: Path) -
     _accounted_once(ctx)
     plan, _ = plan_round(ctx, OPS, "ilp")
     assert plan.forecast_tokens <= (ctx.ledger.available or 0)
+
+
+def test_the_pilot_share_goes_to_the_item_edits_in_pilot_order() -> None:
+    """A share that fits one edit buys the rewrite (pilot order 1), not the calibration (alphabetically first)."""
+    from refinelab.agents.pilot import _within_share
+    from refinelab.agents.planner_agent import item_length_tokens
+    from refinelab.state import EditTask
+    from tests.support.plan_helpers import dataset
+
+    items = {i.id: i for i in dataset(2).items}
+    first, second = list(items)
+    tasks = [EditTask(f"r0-calibrate-{first}", first, "calibrate", 0, target="hard"),
+             EditTask(f"r0-rewrite_distractors-{second}", second, "rewrite_distractors", 0)]
+    catalogue = edit_catalogue(OPS, 2)
+    rewrite = catalogue.cost("rewrite_distractors", item_length_tokens(items[second]))
+    calibrate = catalogue.cost("calibrate", item_length_tokens(items[first]))
+    assert rewrite < calibrate
+    kept = _within_share(tasks, catalogue, items, cap=max(rewrite, calibrate) * 1.01)
+    assert [t.operation for t in kept] == ["rewrite_distractors"]
