@@ -213,6 +213,8 @@ def select_distractors(
         norm = " ".join(str(text).lower().split())
         if not norm:
             drop[i] = "empty"
+        elif _BARE_LETTER.match(norm) and not _BARE_LETTER.match(" ".join(key.lower().split())):
+            drop[i] = "a bare option letter, not an option"
         elif norm in seen:
             drop[i] = "repeats the key, the stem or another candidate"
         else:
@@ -261,6 +263,7 @@ def select_distractors(
     return DistractorChoice(chosen=[keep[j] for j in chosen], dropped=drop, diversity=diversity)
 
 
+_BARE_LETTER = re.compile(r"^\(?[a-j]\)?[.)]?$")  # a writer asked for wrong options sometimes lists letters
 NUMERIC_NEAR_KEY = 0.02  # a numeric candidate this close to the key's value (relative) is dropped
 EXACT_SEARCH_LIMIT = 5000  # candidate sets scored exhaustively; beyond this, the greedy (MMR) choice
 

@@ -86,6 +86,17 @@ _META_OPTION = re.compile(
     r"|^\s*(both|all|neither)\s+\(?[a-j]\)?\s*(,\s*\(?[a-j]\)?\s*)*(and|&|nor)\s+\(?[a-j]\)?\s*$",
     re.IGNORECASE,
 )
+# "A and D", "A, B and C", "B or C": an option that is only a list of other options' letters
+_LETTER_LIST_OPTION = re.compile(r"^\s*\(?[a-j]\)?\s*(,\s*\(?[a-j]\)?\s*)*(and|&|or)\s+\(?[a-j]\)?\s*\.?\s*$",
+                                 re.IGNORECASE)
+
+
+def refers_to_other_options(text: str) -> bool:
+    """Whether an option's meaning depends on the other options ("all of the above", "A and D"): such an
+    item's distractors cannot be replaced one by one without changing what its key says."""
+    return bool(_META_OPTION.search(text) or _LETTER_LIST_OPTION.match(text))
+
+
 _NONE_OPTION = re.compile(r"\b(none|neither)\b|\bno\s+(correct\s+)?(answer|option)\b", re.IGNORECASE)
 _TRIVIAL_ANSWERS = {"true", "false", "yes", "no", "none", "all", "both", "neither", "wrong", "not wrong"}
 

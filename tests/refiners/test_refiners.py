@@ -280,3 +280,25 @@ def test_a_rewrite_that_cannot_raise_diversity_is_refused_before_validation(tmp_
     candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
     assert candidate.item is None and "distractor diversity would not rise" in candidate.error
     assert not candidate.error.startswith("structurally invalid")
+
+
+def test_an_item_whose_options_refer_to_each_other_is_not_rewritten(tmp_path: Path) -> None:
+    """'A and D' means what options A and D say: new distractors would change the key's meaning."""
+    model = ScriptedChatModel(respond=lambda m: distractor_list("F", "I", "Io"))
+    ctx = make_ctx(tmp_path, model)
+    titan = QAItem(id="astro-9", question="Which of the following is/are true?",
+                   choices=["Titan has a thick atmosphere", "Titan has no atmosphere", "Titan is a planet", "A and D"],
+                   answer=3, subject="astronomy")
+    ctx.store.load_items([titan])
+    candidate = refine(ctx, EditTask("e", titan.id, "rewrite_distractors", 1))
+    assert candidate.item is None and "refer to each other" in candidate.error
+    assert model.calls == 0 and candidate.tokens == 0
+
+
+def test_a_bare_letter_is_not_a_distractor(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: distractor_list("F", "(I)", "Jupiter", "Saturn",
+                                                                                 "Neptune")))
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    dropped = candidate.item.metadata["distractor_choice"]["dropped"]
+    assert dropped["F"] == dropped["(I)"] == "a bare option letter, not an option"
+    assert not {"F", "(I)"} & set(candidate.item.choices)
