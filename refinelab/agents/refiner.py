@@ -318,6 +318,7 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
         futures = [pool.submit(run_in.run, draw, k) for k, run_in in enumerate(contexts)]
         wait(futures)
     tokens, raws, drafts, problems = 0, [], [], []
+    rejected: QAItem | None = None  # a draft that parsed but was set aside (the single-draft path keeps it too)
     for future in futures:
         result = future.result()
         if isinstance(result, LLMCallFailed):
@@ -335,14 +336,16 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
             continue
         if _same_item(item, base):
             problems.append("the edit changed nothing; rewrite as asked")
+            rejected = rejected or item
         elif item.answer_text.strip() != base.answer_text.strip():
             problems.append("the correct option was changed; keep its text exactly and change the question "
                             "and the other options")
+            rejected = rejected or item
         else:
             drafts.append((item, result.text))
     raw = "\n---\n".join(raws)
     if not drafts:
-        return Candidate(None, raw, tokens, error=max(set(problems), key=problems.count))
+        return Candidate(rejected, raw, tokens, error=max(set(problems), key=problems.count))
     direction = calibrate_direction(ctx, base, task.target)
     p_before, spent = panel_p_correct(ctx, task, base)
     tokens += spent
