@@ -28,9 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from refinelab.agents.calibration_drafts import MIN_P_CHANGE
+from refinelab.agents.calibration_drafts import MIN_P_CHANGE, measuring_members
 from refinelab.agents.context import AgentContext
-from refinelab.agents.difficulty import default_panel
 from refinelab.agents.labels import LABEL_MAX_TOKENS, classify_skill, exemplar_vectors
 from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic, probe_member
 from refinelab.agents.refiner import calibrate_direction
@@ -78,11 +77,6 @@ def p_correct(diag: Diagnostic | None) -> float | None:
     return float(diag.score)
 
 
-def measuring_panel(ctx: AgentContext) -> list[str]:
-    """The members that measure p(correct): the configured panel, else the judge."""
-    return list(ctx.options.panel) or default_panel(ctx)
-
-
 def _panel_on(ctx: AgentContext, task: EditTask, item: QAItem, members: list[str]) -> tuple[Diagnostic, int]:
     """The panel's answers on `item` (nothing stored is reused) and their tokens, charged to the edit's
     validate node: a measurement is part of what the edit costs, and the planner refits on it."""
@@ -124,7 +118,7 @@ def _panel_on(ctx: AgentContext, task: EditTask, item: QAItem, members: list[str
 
 def measure_p_correct(ctx: AgentContext, task: EditTask, before: QAItem, after: QAItem) -> Measurement:
     """Calibrate's measurement: p(correct) before and after, and the direction the plan paid for."""
-    members = measuring_panel(ctx)
+    members = measuring_members(ctx)
     direction = calibrate_direction(ctx, before, task.target)
     stored = ctx.store.diagnostic(before.id, ORIGINAL_PANEL) or ctx.store.diagnostic(before.id, "panel")
     tokens = 0
