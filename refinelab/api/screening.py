@@ -42,13 +42,12 @@ from refinelab.errors import BudgetExhausted, ConfigError, DataError
 from refinelab.io import DatasetInput, as_dataset
 from refinelab.metrics.error_checks import ERROR_TYPES
 from refinelab.metrics.injection import inject
+from refinelab.metrics.screen_calibration import ErrorMix, choose_threshold, shipped_error_mix
 from refinelab.metrics.screening_model import (
-    BASE_FEATURES,
+    SHIPPED_FEATURES,
     ScreeningModel,
     fit_screening_model,
     item_features,
-    operating_point,
-    precision_at_prevalence,
 )
 from refinelab.schema import QAItem
 
@@ -152,10 +151,17 @@ def screen_rows(items: list[QAItem], evidence: Mapping[str, Mapping[str, Any]], 
 
 
 def calibrate(ctx: AgentContext, items: list[QAItem], members: list[str], *, sample: int = 60, seed: int = 0,
-              target_precision: float = 0.5, prevalence: float = 0.1,
+              target_precision: float = 0.5, prevalence: float = 0.1, mix: ErrorMix | None = None,
               progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Plant errors into a sample of `items`, screen planted and clean copies, fit the combiner, and
-    estimate precision/recall per error type out of fold. Returns the calibration record (with `model`)."""
+    """Plant errors into a sample of `items`, screen planted and clean copies, fit the combiner, choose the
+    threshold and estimate precision/recall per error type out of fold (metrics/screen_calibration.py).
+    Returns the calibration record (with `model`).
+
+    The combiner reads the shipped model's features (p(key) and three stem/key text signals; per-member
+    p(key) too when there are several members), not every feature: the planted copies carry text marks of
+    their own ("Essentially, …" restatements, a cut stem ending in "…"), and a combiner free to weight the
+    option-overlap and length features learned those marks. On MMLU-Redux dev that combiner separated real
+    errors at AUROC 0.62, the shipped features' at 0.67 (evals/eval_calibration.py)."""
     rng = random.Random(seed)
     clean = rng.sample(items, min(sample, len(items)))
     planted = inject(clean, seed=seed)
@@ -167,46 +173,36 @@ def calibrate(ctx: AgentContext, items: list[QAItem], members: list[str], *, sam
     scored = [i for i in everything if i.id in evidence]
     labels = [str(i.metadata.get("injected", "ok")) for i in scored]
     features = [item_features(i, evidence[i.id], members) for i in scored]
-    names = list(BASE_FEATURES) + [f"p_key[{m}]" for m in members]
+    names = calibration_features(members)
     groups = [i.id.split("#inject:")[0] for i in scored]
     oof = _out_of_fold(features, labels, groups, names, folds=5, seed=seed)
     model = fit_screening_model(features, labels, features=names)
-    threshold = _threshold_for_precision(oof, labels, target_precision, prevalence)
-    model.threshold = threshold
-    gold = [lab != "ok" for lab in labels]
-    overall = operating_point(oof, gold, threshold)
-    per_type: dict[str, dict[str, float]] = {}
-    fpr = overall["fpr"]
-    for etype in ERROR_TYPES:
-        idx = [k for k, lab in enumerate(labels) if lab == etype]
-        if not idx:
-            continue
-        recall = sum(oof[k] >= threshold for k in idx) / len(idx)
-        per_type[etype] = {"n": len(idx), "recall": round(recall, 3),
-                           "precision": round(precision_at_prevalence(recall, fpr, prevalence), 3)}
-    model.fitted_on = {"items": len(scored), "planted": sum(gold), "members": members, "source": "planted errors in the dataset (screen --calibrate)"}
-    return {"model": model.to_json(), "threshold": threshold, "target_precision": target_precision,
-            "prevalence_assumed": prevalence, "sample": len(clean), "members": members,
-            "estimates": {"overall": {"precision": round(precision_at_prevalence(overall["tpr"], fpr, prevalence), 3),
-                                      "recall": round(overall["tpr"], 3), "fpr": round(fpr, 3)},
-                          "per_type": per_type},
-            "note": "precision and recall are out-of-fold estimates on planted errors at the assumed "
-                    "prevalence; real errors can be harder to see than planted ones"}
+    mix = mix or shipped_error_mix()
+    planted_scores = {t: [s for s, lab in zip(oof, labels, strict=True) if lab == t]
+                      for t in ERROR_TYPES if t in labels}
+    clean_scores = [s for s, lab in zip(oof, labels, strict=True) if lab == "ok"]
+    point = choose_threshold(planted_scores, clean_scores, mix, prevalence, target_precision)
+    model.threshold = min(0.999, max(1e-6, point["threshold"]))
+    model.fitted_on = {"items": len(scored), "planted": len(scored) - len(clean_scores), "members": members,
+                       "source": "planted errors in the dataset (screen --calibrate)"}
+    reached = ("reached" if point["target_reached"] else
+               "not reachable with this panel on these items: the threshold is the best estimated F1")
+    return {"model": model.to_json(), "threshold": model.threshold, "target_precision": target_precision,
+            "target_reached": point["target_reached"], "prevalence_assumed": prevalence, "sample": len(clean),
+            "members": members, "error_mix": mix.to_json(),
+            "estimates": {"overall": {k: point[k] for k in ("precision", "recall", "fpr")},
+                          "per_type": point["per_type"]},
+            "scores": {"clean": [round(s, 4) for s in clean_scores],
+                       "planted": {t: [round(s, 4) for s in v] for t, v in planted_scores.items()}},
+            "note": f"target precision {target_precision} {reached}. Precision and recall are out-of-fold "
+                    "estimates on planted errors at the assumed prevalence, recall weighted by the error mix; "
+                    "on MMLU-Redux dev they came within 0.1 of the human labels (evals/results/calibration_dev.md)"}
 
 
-def _threshold_for_precision(scores: list[float], labels: list[str], target: float, prevalence: float) -> float:
-    """The lowest threshold whose precision at `prevalence` reaches `target` (the highest-precision
-    threshold when none does)."""
-    gold = [lab != "ok" for lab in labels]
-    best_t, best_p = 0.5, -1.0
-    for t in sorted(set(scores)):
-        point = operating_point(scores, gold, t)
-        precision = precision_at_prevalence(point["tpr"], point["fpr"], prevalence)
-        if point["tpr"] > 0 and precision >= target:
-            return min(0.999, max(1e-6, t))
-        if precision > best_p and point["tpr"] > 0:
-            best_t, best_p = t, precision
-    return min(0.999, max(1e-6, best_t))
+def calibration_features(members: list[str]) -> list[str]:
+    """What a calibrated combiner reads: the shipped model's features, plus p(key) per member when the
+    panel has several (one member's p(key) is the pooled one)."""
+    return list(SHIPPED_FEATURES) + ([f"p_key[{m}]" for m in members] if len(members) > 1 else [])
 
 
 def _out_of_fold(features: list[dict[str, float]], labels: list[str], groups: list[str], names: list[str],
@@ -290,6 +286,7 @@ def screen(
         "stopped": "budget" if any(r["p_error"] is None for r in rows) else None,
     }
     if record is not None:
-        summary["calibration"] = record["estimates"]
+        summary["calibration"] = record["estimates"] | {"target_precision": record["target_precision"],
+                                                        "target_reached": record["target_reached"]}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return ScreenResult(out_dir=out, summary=summary, rows=rows, calibration=record)

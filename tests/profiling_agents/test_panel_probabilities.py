@@ -229,6 +229,8 @@ def test_screen_calibrates_on_the_users_items_and_writes_one_line_per_item(tmp_p
     assert calibration["estimates"]["per_type"]["wrong_groundtruth"]["recall"] > 0.5
     summary = json.loads((tmp_path / "scr" / "summary.json").read_text())
     assert summary["screened"] == 30 and summary["tokens_spent"] > 0
+    assert summary["calibration"]["target_reached"] == calibration["target_reached"]
+    assert set(calibration["scores"]) == {"clean", "planted"} and calibration["error_mix"]["weights"]
     assert summary["flagged"] <= 3  # the member agrees with every (correct) key
 
 
