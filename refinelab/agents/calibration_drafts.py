@@ -15,9 +15,8 @@ is a replay of the same probe, and without it an independent second reading.
 
 from __future__ import annotations
 
-import contextvars
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import default_panel
@@ -25,6 +24,7 @@ from refinelab.agents.panel import probe_member
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import QAItem
 from refinelab.state import EditTask
+from refinelab.tools.together import run_together
 
 #: the least move in p(correct) that counts as one. The probe is deterministic, but a reworded item with
 #: the same demand reads a little differently: in the 60-item calibrate eval two of five commits had moved
@@ -65,12 +65,8 @@ def panel_p_correct(ctx: AgentContext, task: EditTask, item: QAItem) -> tuple[fl
 
 def measure_drafts(ctx: AgentContext, task: EditTask, drafts: list[QAItem]) -> list[MeasuredDraft]:
     """Each draft's p(correct), measured at the same time (the server answers them in its slots)."""
-    contexts = [contextvars.copy_context() for _ in drafts]
-    with ThreadPoolExecutor(max_workers=max(1, len(drafts))) as pool:
-        futures = [pool.submit(run_in.run, panel_p_correct, ctx, task, item)
-                   for run_in, item in zip(contexts, drafts, strict=True)]
-        wait(futures)
-    return [MeasuredDraft(item, *future.result()) for item, future in zip(drafts, futures, strict=True)]
+    measured = run_together([partial(panel_p_correct, ctx, task, item) for item in drafts])
+    return [MeasuredDraft(item, *result) for item, result in zip(drafts, measured, strict=True)]
 
 
 def best_draft(measured: list[MeasuredDraft], p_before: float, direction: str) -> tuple[MeasuredDraft | None, str]:

@@ -20,9 +20,8 @@ Tests inject a chat model per member as ``ctx.hooks.chat_models["panel:NAME"]``.
 
 from __future__ import annotations
 
-import contextvars
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -44,6 +43,7 @@ from refinelab.schema import LETTERS, Diagnostic, QAItem
 from refinelab.tools.batch import BatchRequest
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.llm import CallResult, ChatClient
+from refinelab.tools.together import run_together
 
 DEFAULT_PANEL = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 LETTER_MAX_TOKENS = 32  # {"answer": "B"} is ~16 tokens as models format it
@@ -211,15 +211,7 @@ def _ask_orders(client: ChatClient, requests: list[tuple[list[int], list[dict[st
     """Every order's one-token probe, at the same time: they do not depend on each other, and asked one
     after another they doubled the latency of a validation (the pilot's edits wait on it). The first
     failure, in order, is raised once all have returned; each call's trace stays under the caller's run."""
-    if len(requests) == 1:
-        _, messages, tag = requests[0]
-        return [client.first_token_logprobs(messages, tag)]
-    contexts = [contextvars.copy_context() for _ in requests]
-    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
-        futures = [pool.submit(run_in.run, client.first_token_logprobs, messages, tag)
-                   for run_in, (_, messages, tag) in zip(contexts, requests, strict=True)]
-        wait(futures)
-    return [future.result() for future in futures]
+    return run_together([partial(client.first_token_logprobs, messages, tag) for _, messages, tag in requests])
 
 
 def panel_diagnostic(item: QAItem, answers: dict[str, int | None],

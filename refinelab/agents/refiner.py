@@ -9,10 +9,9 @@ kept in the run store by the caller.
 
 from __future__ import annotations
 
-import contextvars
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -32,6 +31,7 @@ from refinelab.schema import LETTERS, Cell, Provenance, QAItem, normalise_text
 from refinelab.state import ABSTAINED, Candidate, EditTask
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.llm import CallResult
+from refinelab.tools.together import run_together
 
 OVERGENERATE = 3  # distractor candidates asked per distractor slot (the issue asks 2-3x)
 NONFUNCTIONAL_RATE = DistractorConfig().nonfunctional_rate
@@ -313,14 +313,10 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
         except LLMCallFailed as exc:
             return exc
 
-    contexts = [contextvars.copy_context() for _ in range(ctx.options.calibrate_drafts)]
-    with ThreadPoolExecutor(max_workers=len(contexts)) as pool:
-        futures = [pool.submit(run_in.run, draw, k) for k, run_in in enumerate(contexts)]
-        wait(futures)
+    results = run_together([partial(draw, k) for k in range(ctx.options.calibrate_drafts)])
     tokens, raws, drafts, problems = 0, [], [], []
     rejected: QAItem | None = None  # a draft that parsed but was set aside (the single-draft path keeps it too)
-    for future in futures:
-        result = future.result()
+    for result in results:
         if isinstance(result, LLMCallFailed):
             tokens += result.tokens
             raws.extend(result.raw_outputs)
@@ -361,7 +357,7 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
         return Candidate(None, raw, tokens, error=why)
     chosen = [m.item for m in measured].index(best.item)
     item = best.item.model_copy(update={"metadata": {**best.item.metadata, "calibration_drafts": {
-        "asked": len(futures), "usable": len(drafts), "set_aside": problems, "direction": direction,
+        "asked": len(results), "usable": len(drafts), "set_aside": problems, "direction": direction,
         "p_before": None if p_before is None else round(p_before, 4), "p_drafts": [None if m.p_correct is None else round(m.p_correct, 4)
                                                      for m in measured], "chosen": chosen, "why": why}}})
     return Candidate(item, drafts[chosen][1], tokens)

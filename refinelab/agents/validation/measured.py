@@ -20,10 +20,9 @@ measurement is stored with the verdict as the edit's evidence (`evidence["measur
 
 from __future__ import annotations
 
-import contextvars
 import re
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -42,6 +41,7 @@ from refinelab.schema import LETTERS, Cell, Diagnostic, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
 from refinelab.tools.embeddings import normalize
 from refinelab.tools.ledger import CallTag
+from refinelab.tools.together import run_together
 
 MIN_DIVERSITY_GAIN = 1e-4
 PARAPHRASE_COSINE = 0.85  # a new distractor this close to the key may be a second correct answer
@@ -101,15 +101,11 @@ def _panel_on(ctx: AgentContext, task: EditTask, item: QAItem, members: list[str
 
     # Members at the same time (they are independent); BudgetExhausted propagates: the validate node
     # records it as the verdict.
-    contexts = [contextvars.copy_context() for _ in members]
-    with ThreadPoolExecutor(max_workers=max(1, len(members))) as pool:
-        futures = [pool.submit(run_in.run, ask, name) for run_in, name in zip(contexts, members, strict=True)]
-        wait(futures)
+    results = run_together([partial(ask, name) for name in members])
     answers: dict[str, int | None] = {}
     probes: dict[str, dict[str, Any]] = {}
     tokens = 0
-    for name, future in zip(members, futures, strict=True):
-        answer, probe, spent = future.result()
+    for name, (answer, probe, spent) in zip(members, results, strict=True):
         answers[name], tokens = answer, tokens + spent
         if probe is not None:
             probes[name] = probe
