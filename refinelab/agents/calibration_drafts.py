@@ -22,7 +22,7 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import default_panel
 from refinelab.agents.panel import probe_member
 from refinelab.errors import LLMCallFailed
-from refinelab.schema import QAItem
+from refinelab.schema import Diagnostic, QAItem
 from refinelab.state import EditTask
 from refinelab.tools.together import run_together
 
@@ -31,6 +31,7 @@ from refinelab.tools.together import run_together
 #: by under 0.002 (0.300 -> 0.300, 0.277 -> 0.276), which is wording, not difficulty. One point is a floor
 #: set by judgement, not yet by a measured rewording noise.
 MIN_P_CHANGE = 0.01
+ORIGINAL_PANEL = "panel_original"  # the panel's answers on the item before a committed calibration
 
 
 @dataclass
@@ -45,6 +46,34 @@ class MeasuredDraft:
 def measuring_members(ctx: AgentContext) -> list[str]:
     """The members whose p(correct) decides: the configured panel, else the judge (as the validator)."""
     return list(ctx.options.panel) or default_panel(ctx)
+
+
+def p_correct(diag: Diagnostic | None) -> float | None:
+    """The panel's probability of answering correctly: the mean option probability of the key when the
+    diagnostic carries option distributions (`evidence["probs"][member]["p"]`), else the share of
+    answering members that chose the key; None when no member answered."""
+    if diag is None:
+        return None
+    key = int(diag.evidence.get("key", -1))
+    probs = diag.evidence.get("probs") or {}
+    values = [float(p["p"][key]) for p in probs.values()
+              if isinstance(p, dict) and isinstance(p.get("p"), list) and 0 <= key < len(p["p"])]
+    if values:
+        return sum(values) / len(values)
+    if not diag.evidence.get("answered"):
+        return None
+    return float(diag.score)
+
+
+def stored_panel(ctx: AgentContext, item: QAItem) -> Diagnostic | None:
+    """The panel's stored answers on `item` as it was before any calibration (the profile's, or those kept
+    when an earlier calibration was committed), when they hold every measuring member; else None. The
+    draft choice and the validator read p(correct) before the edit from this one diagnostic, so both
+    compare against the same number and neither pays for it again."""
+    stored = ctx.store.diagnostic(item.id, ORIGINAL_PANEL) or ctx.store.diagnostic(item.id, "panel")
+    if stored is not None and set(measuring_members(ctx)) <= set(stored.evidence.get("answers", {})):
+        return stored
+    return None
 
 
 def panel_p_correct(ctx: AgentContext, task: EditTask, item: QAItem) -> tuple[float | None, int]:

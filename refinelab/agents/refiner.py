@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from refinelab.agents.calibration_drafts import best_draft, measure_drafts, panel_p_correct
+from refinelab.agents.calibration_drafts import (
+    best_draft,
+    measure_drafts,
+    p_correct,
+    panel_p_correct,
+    stored_panel,
+)
 from refinelab.agents.candidate_probe import CandidateProbe, probe_candidates
 from refinelab.agents.context import AgentContext
 from refinelab.agents.key_correction import key_doubted, panel_key_move
@@ -343,8 +349,12 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
     if not drafts:
         return Candidate(rejected, raw, tokens, error=max(set(problems), key=problems.count))
     direction = calibrate_direction(ctx, base, task.target)
-    p_before, spent = panel_p_correct(ctx, task, base)
-    tokens += spent
+    stored = stored_panel(ctx, base)
+    if stored is not None:
+        p_before = p_correct(stored)
+    else:
+        p_before, spent = panel_p_correct(ctx, task, base)
+        tokens += spent
     measured = measure_drafts(ctx, task, [item for item, _ in drafts])
     tokens += sum(m.tokens for m in measured)
     best, why = (None, "the panel gave no option probabilities for the original item") if p_before is None \

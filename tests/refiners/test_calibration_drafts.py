@@ -67,3 +67,25 @@ def test_one_draft_is_the_single_unmeasured_call(tmp_path: Path) -> None:
     candidate = refine(ctx, EditTask("e", BASE.id, "calibrate", 1, target="hard"))
     assert candidate.item.question == MUCH_HARDER and "calibration_drafts" not in candidate.item.metadata
     assert model.calls == 1
+
+
+def test_the_profiles_stored_panel_answers_are_p_before_and_the_original_is_not_probed_again(tmp_path: Path) -> None:
+    from refinelab.agents.difficulty import JUDGE_MEMBER
+    from refinelab.schema import Diagnostic
+
+    model = scripted([A_BIT_HARDER, MUCH_HARDER, MUCH_HARDER])
+    asked: list[str] = []
+    respond = model.respond
+    model.respond = lambda messages: (asked.append(messages[-1]["content"]), respond(messages))[1]
+    ctx = make_ctx(tmp_path, model)
+    stored = Diagnostic(item_id=BASE.id, check="panel", flag=False, score=1.0,
+                        evidence={"key": BASE.answer, "answers": {JUDGE_MEMBER: BASE.answer}, "answered": 1,
+                                  "probs": {JUDGE_MEMBER: {"p": [0.75 if i == BASE.answer else 0.25 / 3
+                                                                 for i in range(len(BASE.choices))]}}})
+    ctx.store.put_diagnostics([stored])
+    candidate = refine(ctx, EditTask("e", BASE.id, "calibrate", 1, target="hard"))
+    drafts = candidate.item.metadata["calibration_drafts"]
+    assert drafts["p_before"] == 0.75  # the stored reading, not the scripted probe's 0.80
+    probes = [text for text in asked if text.rstrip().endswith("Answer:")]
+    assert probes and not any(BASE.question in text for text in probes)
+    assert candidate.tokens == ctx.ledger.spent > 0

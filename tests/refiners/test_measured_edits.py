@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from refinelab.agents.calibration_drafts import p_correct
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
-from refinelab.agents.validation.measured import p_correct
 from refinelab.agents.validation.verdicts import validate
 from refinelab.config import load_settings
 from refinelab.metrics.targets import Targets

@@ -27,7 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from refinelab.agents.calibration_drafts import MIN_P_CHANGE, measuring_members
+from refinelab.agents.calibration_drafts import (
+    MIN_P_CHANGE,
+    ORIGINAL_PANEL,
+    measuring_members,
+    p_correct,
+    stored_panel,
+)
 from refinelab.agents.context import AgentContext
 from refinelab.agents.labels import LABEL_MAX_TOKENS, classify_skill, exemplar_vectors
 from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic, probe_member
@@ -45,7 +51,6 @@ from refinelab.tools.together import run_together
 
 MIN_DIVERSITY_GAIN = 1e-4
 PARAPHRASE_COSINE = 0.85  # a new distractor this close to the key may be a second correct answer
-ORIGINAL_PANEL = "panel_original"  # the panel's answers on the item before a committed calibration
 
 
 @dataclass
@@ -58,23 +63,6 @@ class Measurement:
     tokens: int = 0
     panel_after: Diagnostic | None = None  # the panel's answers on the candidate (calibrate)
     label: Diagnostic | None = None  # the new item's label (expand), stored when it is committed
-
-
-def p_correct(diag: Diagnostic | None) -> float | None:
-    """The panel's probability of answering correctly: the mean option probability of the key when the
-    diagnostic carries option distributions (`evidence["probs"][member]["p"]`), else the share of
-    answering members that chose the key; None when no member answered."""
-    if diag is None:
-        return None
-    key = int(diag.evidence.get("key", -1))
-    probs = diag.evidence.get("probs") or {}
-    values = [float(p["p"][key]) for p in probs.values()
-              if isinstance(p, dict) and isinstance(p.get("p"), list) and 0 <= key < len(p["p"])]
-    if values:
-        return float(np.mean(values))
-    if not diag.evidence.get("answered"):
-        return None
-    return float(diag.score)
 
 
 def _panel_on(ctx: AgentContext, task: EditTask, item: QAItem, members: list[str]) -> tuple[Diagnostic, int]:
@@ -116,11 +104,9 @@ def measure_p_correct(ctx: AgentContext, task: EditTask, before: QAItem, after: 
     """Calibrate's measurement: p(correct) before and after, and the direction the plan paid for."""
     members = measuring_members(ctx)
     direction = calibrate_direction(ctx, before, task.target)
-    stored = ctx.store.diagnostic(before.id, ORIGINAL_PANEL) or ctx.store.diagnostic(before.id, "panel")
     tokens = 0
-    if stored is not None and set(members) <= set(stored.evidence.get("answers", {})):
-        before_diag: Diagnostic = stored
-    else:
+    before_diag = stored_panel(ctx, before)
+    if before_diag is None:
         before_diag, tokens = _panel_on(ctx, task, before, members)
     after_diag, spent = _panel_on(ctx, task, after, members)
     tokens += spent
