@@ -190,3 +190,36 @@ def test_a_diversity_bar_outranks_plausibility() -> None:
     held = select_distractors(key, candidates, 3, embed, plausibility=plaus, paraphrase_threshold=1.1,
                               above_diversity=bar)
     assert held.diversity > bar and tuple(sorted(held.chosen)) in (ranked[-1], ranked[-2])
+
+
+def test_beyond_the_exhaustive_limit_the_greedy_choice_is_close_to_the_best_set(monkeypatch) -> None:
+    """40 candidates for 3 slots are 9,880 sets, past EXACT_SEARCH_LIMIT: the greedy (MMR) path runs. Its
+    set holds a required candidate and scores within 10% of the best set found by scoring all of them."""
+    import itertools
+
+    from refinelab.metrics import distractors
+    from refinelab.metrics.distractors import select_distractors
+
+    rng = np.random.default_rng(7)
+    texts = ["key"] + [f"candidate {i}" for i in range(40)]
+    vectors = {t: v / np.linalg.norm(v) for t, v in zip(texts, rng.normal(size=(len(texts), 12)), strict=True)}
+    vectors["key"] = np.eye(12)[0]  # every candidate below the paraphrase bar
+
+    def embed(batch):
+        return [vectors[t] for t in batch]
+
+    candidates, plaus = texts[1:], [0.5] * 40
+    required = ["candidate 39"]
+    assert distractors.math.comb(40, 3) > distractors.EXACT_SEARCH_LIMIT
+    greedy = select_distractors("key", candidates, 3, embed, plausibility=plaus, include_one_of=required)
+    assert len(set(greedy.chosen)) == 3 and 39 in greedy.chosen
+
+    def spread(idx):
+        return np.mean([1 - vectors[candidates[a]] @ vectors[candidates[b]] for a, b in itertools.combinations(idx, 2)])
+
+    best = max(spread(c) for c in itertools.combinations(range(40), 3) if 39 in c)
+    assert greedy.diversity == pytest.approx(spread(greedy.chosen))
+    assert greedy.diversity >= 0.9 * best
+    monkeypatch.setattr(distractors, "EXACT_SEARCH_LIMIT", 10_000)  # the exhaustive path agrees with the count
+    exact = select_distractors("key", candidates, 3, embed, plausibility=plaus, include_one_of=required)
+    assert exact.diversity == pytest.approx(best)
