@@ -175,13 +175,17 @@ def calibrate(ctx: AgentContext, items: list[QAItem], members: list[str], *, sam
     features = [item_features(i, evidence[i.id], members) for i in scored]
     names = calibration_features(members)
     groups = [i.id.split("#inject:")[0] for i in scored]
-    oof = _out_of_fold(features, labels, groups, names, folds=5, seed=seed)
-    model = fit_screening_model(features, labels, features=names)
     mix = mix or shipped_error_mix()
-    planted_scores = {t: [s for s, lab in zip(oof, labels, strict=True) if lab == t]
-                      for t in ERROR_TYPES if t in labels}
-    clean_scores = [s for s, lab in zip(oof, labels, strict=True) if lab == "ok"]
-    point = choose_threshold(planted_scores, clean_scores, mix, prevalence, target_precision)
+    try:
+        oof = _out_of_fold(features, labels, groups, names, folds=5, seed=seed)
+        model = fit_screening_model(features, labels, features=names)
+        planted_scores = {t: [s for s, lab in zip(oof, labels, strict=True) if lab == t]
+                          for t in ERROR_TYPES if t in labels}
+        clean_scores = [s for s, lab in zip(oof, labels, strict=True) if lab == "ok"]
+        point = choose_threshold(planted_scores, clean_scores, mix, prevalence, target_precision)
+    except ValueError as exc:  # e.g. the panel answered only clean or only planted copies (budget, endpoint)
+        raise DataError("dataset", None, None, f"calibration could not be fitted on {len(scored)} screened "
+                                               f"copies: {exc}") from None
     model.threshold = min(0.999, max(1e-6, point["threshold"]))
     model.fitted_on = {"items": len(scored), "planted": len(scored) - len(clean_scores), "members": members,
                        "source": "planted errors in the dataset (screen --calibrate)"}
@@ -195,8 +199,9 @@ def calibrate(ctx: AgentContext, items: list[QAItem], members: list[str], *, sam
             "scores": {"clean": [round(s, 4) for s in clean_scores],
                        "planted": {t: [round(s, 4) for s in v] for t, v in planted_scores.items()}},
             "note": f"target precision {target_precision} {reached}. Precision and recall are out-of-fold "
-                    "estimates on planted errors at the assumed prevalence, recall weighted by the error mix; "
-                    "on MMLU-Redux dev they came within 0.1 of the human labels (evals/results/calibration_dev.md)"}
+                    "estimates on planted errors at the assumed prevalence, recall weighted by the error mix. "
+                    "Checked on MMLU-Redux dev: within 0.1 of the human labels in 5 of 6 checks, recall "
+                    "over-estimated by 0.03-0.11 (planted errors are a little easier to see than real ones)"}
 
 
 def calibration_features(members: list[str]) -> list[str]:

@@ -234,6 +234,17 @@ def test_screen_calibrates_on_the_users_items_and_writes_one_line_per_item(tmp_p
     assert summary["flagged"] <= 3  # the member agrees with every (correct) key
 
 
+def test_a_calibration_the_budget_cut_before_any_planted_copy_is_a_clear_error(tmp_path: Path) -> None:
+    items = [_item(i, answer=i % 4) for i in range(30)]
+    truth = {f"number {i} ": it.answer_text for i, it in enumerate(items)}
+    settings = load_settings(overrides={"cache_path": str(tmp_path / "c.sqlite"), "roles": {"judge": {"concurrency": 1}}})
+    with pytest.raises(DataError, match="calibration could not be fitted"):
+        screen(Dataset(name="toy", items=items), out_dir=tmp_path / "scr", settings=settings, budget=1500,
+               options={"panel": ["knows"]}, calibrate_sample=20,
+               hooks=RunHooks(chat_models={"panel:knows": _by_text(truth)}))
+    assert not (tmp_path / "scr" / "calibration.json").exists()
+
+
 def test_screen_stops_at_its_budget_and_says_so(tmp_path: Path) -> None:
     items = [_item(i) for i in range(12)]
     truth = {f"number {i} ": it.answer_text for i, it in enumerate(items)}
