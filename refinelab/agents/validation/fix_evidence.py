@@ -24,12 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.key_correction import MOVE_MARGIN
 from refinelab.agents.validation.strength import evidence_strength
 from refinelab.errors import LLMCallFailed
 from refinelab.schema import QAItem
 from refinelab.state import Verdict
 
-PANEL_MARGIN = 0.10  # pooled p(key) must beat the best other option by this much to count either way
+#: A model source contradicts a moved key when it prefers another option by this much (a thin preference
+#: against the new key is enough to hold the commit back) ...
+PANEL_MARGIN = 0.10
+#: ... and agrees with it only when the key leads by key_correction.MOVE_MARGIN, the lead at which the
+#: panel's favourite has been right on labelled data: agreement is what commits a new key.
+AGREE_MARGIN = MOVE_MARGIN
 MIN_AGREEING = 2
 
 Stance = Literal["agrees", "contradicts", "abstains"]
@@ -113,7 +119,7 @@ def _pooled_source(ctx: AgentContext, name: str, members: list[str], candidate: 
         return KeySource(name, "abstains", {"why": f"no member answered: {'; '.join(errors)}", "tokens": tokens})
     pooled = mean_distribution(usable)
     margin = margin_against(pooled, candidate.answer)
-    stance: Stance = "agrees" if margin >= PANEL_MARGIN else "contradicts" if margin <= -PANEL_MARGIN else "abstains"
+    stance: Stance = "agrees" if margin >= AGREE_MARGIN else "contradicts" if margin <= -PANEL_MARGIN else "abstains"
     return KeySource(name, stance, {"pooled": [round(p, 4) for p in pooled], "margin": round(margin, 4),
                                     "members": list(probes), "tokens": tokens})
 
