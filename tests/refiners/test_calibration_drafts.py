@@ -15,8 +15,9 @@ from tests.support.scripted_model import ScriptedChatModel, logprobs_block
 EASIER_STILL = "Which planet is nearest the Sun?"
 A_BIT_HARDER = "Which planet has the shortest year?"
 MUCH_HARDER = "Which planet's orbit is the most eccentric of the eight?"
+REWORDED = "Name the planet that is closest to the Sun."
 #: the scripted panel's probability of the key (Mercury) for each stem
-P_KEY = {BASE.question: 0.80, EASIER_STILL: 0.90, A_BIT_HARDER: 0.60, MUCH_HARDER: 0.30}
+P_KEY = {BASE.question: 0.80, EASIER_STILL: 0.90, A_BIT_HARDER: 0.60, MUCH_HARDER: 0.30, REWORDED: 0.77}
 
 
 def scripted(stems: list[str]) -> ScriptedChatModel:
@@ -89,3 +90,12 @@ def test_the_profiles_stored_panel_answers_are_p_before_and_the_original_is_not_
     probes = [text for text in asked if text.rstrip().endswith("Answer:")]
     assert probes and not any(BASE.question in text for text in probes)
     assert candidate.tokens == ctx.ledger.spent > 0
+
+
+def test_a_move_within_rewording_noise_is_not_a_calibration(tmp_path: Path) -> None:
+    # 0.80 -> 0.77: a plain rewording moves p(correct) that far (evals/results/rewording_noise.md: sd 0.034)
+    ctx = make_ctx(tmp_path, scripted([REWORDED]))
+    candidate = refine(ctx, EditTask("e", BASE.id, "calibrate", 1, target="hard"))
+    assert candidate.item is None
+    assert "none of 3 usable drafts made the item harder" in candidate.error
+    assert "a move counts from 0.05" in candidate.error
