@@ -199,9 +199,9 @@ def calibrate(ctx: AgentContext, items: list[QAItem], members: list[str], *, sam
             "scores": {"clean": [round(s, 4) for s in clean_scores],
                        "planted": {t: [round(s, 4) for s in v] for t, v in planted_scores.items()}},
             "note": f"target precision {target_precision} {reached}. Precision and recall are out-of-fold "
-                    "estimates on planted errors at the assumed prevalence, recall weighted by the error mix. "
-                    "Checked on MMLU-Redux dev: within 0.1 of the human labels in 5 of 6 checks, recall "
-                    "over-estimated by 0.03-0.11 (planted errors are a little easier to see than real ones)"}
+                    "estimates on planted errors at the assumed prevalence, recall weighted by the error mix; "
+                    "planted errors are a little easier to see than real ones, so recall tends to be "
+                    "over-estimated (checked against MMLU-Redux's human labels: evals/results/calibration_dev.md)"}
 
 
 def calibration_features(members: list[str]) -> list[str]:

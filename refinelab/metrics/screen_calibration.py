@@ -27,7 +27,7 @@ from importlib import resources
 from typing import Any
 
 from refinelab.errors import DataError
-from refinelab.metrics.screening_model import precision_at_prevalence
+from refinelab.metrics.screening_model import f1_score, precision_at_prevalence
 
 ERROR_MIX_FILE = "error_mix.json"
 #: The smallest share of planted copies a threshold must flag for its estimate to be read at all.
@@ -106,12 +106,8 @@ def choose_threshold(planted: Mapping[str, Sequence[float]], clean: Sequence[flo
         point = estimate(t, planted, clean, mix, prevalence)
         if point["precision"] >= target_precision and point["recall"] > 0:
             return point | {"target_reached": True}
-        f1 = _f1(point["precision"], point["recall"])
+        f1 = f1_score(point["precision"], point["recall"])
         if f1 > best_f1:
             best, best_f1 = point, f1
     assert best is not None  # usable is not empty
     return best | {"target_reached": False}
-
-
-def _f1(precision: float, recall: float) -> float:
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0

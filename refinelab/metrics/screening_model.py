@@ -237,6 +237,11 @@ def precision_at_prevalence(tpr: float, fpr: float, prevalence: float) -> float:
     return tp / (tp + fp) if tp + fp else 0.0
 
 
+def f1_score(precision: float, recall: float) -> float:
+    """The harmonic mean of precision and recall (0 when both are 0)."""
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def operating_point(scores: Sequence[float], gold: Sequence[bool], threshold: float) -> dict[str, float]:
     """TPR, FPR, precision, recall and F1 of `score >= threshold`."""
     tp = sum(1 for s, g in zip(scores, gold, strict=True) if g and s >= threshold)
@@ -244,8 +249,8 @@ def operating_point(scores: Sequence[float], gold: Sequence[bool], threshold: fl
     pos, neg = sum(gold), len(gold) - sum(gold)
     tpr, fpr = tp / pos if pos else 0.0, fp / neg if neg else 0.0
     precision = tp / (tp + fp) if tp + fp else 0.0
-    f1 = 2 * precision * tpr / (precision + tpr) if precision + tpr else 0.0
-    return {"tpr": tpr, "fpr": fpr, "precision": precision, "recall": tpr, "f1": f1, "threshold": threshold}
+    return {"tpr": tpr, "fpr": fpr, "precision": precision, "recall": tpr, "f1": f1_score(precision, tpr),
+            "threshold": threshold}
 
 
 def auroc(scores: Sequence[float], gold: Sequence[bool]) -> float | None:
