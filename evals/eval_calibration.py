@@ -37,7 +37,12 @@ from refinelab.api.screening import calibrate
 from refinelab.config import load_settings
 from refinelab.metrics.error_checks import ERROR_TYPES
 from refinelab.metrics.screen_calibration import EQUAL_MIX, ERROR_MIX_FILE, choose_threshold
-from refinelab.metrics.screening_model import ScreeningModel, item_features, precision_at_prevalence
+from refinelab.metrics.screening_model import (
+    ScreeningModel,
+    item_features,
+    operating_point,
+    precision_at_prevalence,
+)
 
 GOAL = 0.1  # the issue's bar: predicted within ±0.1 of what the labels show
 
@@ -111,9 +116,8 @@ def labelled_outcome(answered: Sequence[tuple[Row, Any]], scores: Sequence[float
     sample of the ok ones)."""
     flagged = [s >= threshold for s in scores]
     gold = [r.label != "ok" for r, _ in answered]
-    tp = sum(f and g for f, g in zip(flagged, gold, strict=True))
-    fp = sum(f and not g for f, g in zip(flagged, gold, strict=True))
-    recall, fpr = tp / max(1, sum(gold)), fp / max(1, len(gold) - sum(gold))
+    point = operating_point(scores, gold, threshold)
+    recall, fpr = point["recall"], point["fpr"]
     overall = {"precision": round(precision_at_prevalence(recall, fpr, dev_prevalence), 3), "recall": round(recall, 3),
                "fpr": round(fpr, 3), "flagged": sum(flagged), "rows": len(gold)}
     per_type = {}

@@ -28,13 +28,13 @@ import numpy as np  # noqa: E402
 from common import add_common_args, deadline, deadline_seconds, log, settings_for, table, write_results  # noqa: E402
 from eval_calibrate import mix  # noqa: E402
 
-from refinelab.agents.calibration_drafts import MIN_P_CHANGE, measuring_members  # noqa: E402
+from refinelab.agents.calibration_drafts import MIN_P_CHANGE, panel_p_correct  # noqa: E402
 from refinelab.agents.options import RunOptions  # noqa: E402
-from refinelab.agents.panel import probe_member  # noqa: E402
 from refinelab.api.context import open_run_context  # noqa: E402
 from refinelab.errors import BudgetExhausted, LLMCallFailed  # noqa: E402
 from refinelab.model_outputs import ItemDraft  # noqa: E402
 from refinelab.schema import QAItem  # noqa: E402
+from refinelab.state import EditTask  # noqa: E402
 from refinelab.tools.ledger import CallTag  # noqa: E402
 from refinelab.tools.together import run_together  # noqa: E402
 
@@ -51,13 +51,8 @@ one-sentence rationale."""
 
 
 def p_correct(ctx: Any, item: QAItem) -> float | None:
-    values = []
-    for member in measuring_members(ctx):
-        try:
-            values.append(probe_member(ctx, member, item, node="measure").probs[item.answer])
-        except LLMCallFailed:
-            continue
-    return float(np.mean(values)) if values else None
+    """p(correct) exactly as calibrate's draft choice reads it (its tokens go to an edit "noise")."""
+    return panel_p_correct(ctx, EditTask("noise", item.id, "calibrate", 1), item)[0]
 
 
 def reword(ctx: Any, item: QAItem) -> tuple[QAItem | None, str]:
