@@ -33,6 +33,7 @@ from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api.context import open_run_context  # noqa: E402
 from refinelab.errors import BudgetExhausted, LLMCallFailed  # noqa: E402
 from refinelab.model_outputs import ItemDraft  # noqa: E402
+from refinelab.operations import Op  # noqa: E402
 from refinelab.schema import QAItem  # noqa: E402
 from refinelab.state import EditTask  # noqa: E402
 from refinelab.tools.ledger import CallTag  # noqa: E402
@@ -52,7 +53,7 @@ one-sentence rationale."""
 
 def p_correct(ctx: Any, item: QAItem) -> float | None:
     """p(correct) exactly as calibrate's draft choice reads it (its tokens go to an edit "noise")."""
-    return panel_p_correct(ctx, EditTask("noise", item.id, "calibrate", 1), item)[0]
+    return panel_p_correct(ctx, EditTask("noise", item.id, Op.CALIBRATE.value, 1), item)[0]
 
 
 def reword(ctx: Any, item: QAItem) -> tuple[QAItem | None, str]:
