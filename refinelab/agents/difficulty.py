@@ -29,7 +29,13 @@ from refinelab.agents.panel import member_spec
 from refinelab.config import EMBEDDED
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.elo import EloConfig, EloResult, Verdict, run_elo
-from refinelab.metrics.irt import anchored_difficulty, fit_rasch, reference_difficulty, soft_correctness
+from refinelab.metrics.irt import (
+    anchored_difficulty,
+    fit_item_logit,
+    fit_rasch,
+    reference_difficulty,
+    soft_correctness,
+)
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.ledger import CallTag
 
@@ -224,3 +230,32 @@ def irt_difficulty(ctx: AgentContext, items: Sequence[QAItem], panel: dict[str, 
                                         "p_avg_model_wrong": round(float(fit.difficulty[k]), 4),
                                         "converged": fit.converged}))
     return out
+
+
+def remeasured_difficulty(difficulty: Diagnostic, panel_after: Diagnostic) -> Diagnostic | None:
+    """An IRT difficulty moved to where the panel's answers on the edited item place it, the profile's scale
+    held fixed; None when `difficulty` is not IRT's or no member it was fitted on answered.
+
+    Both ways the profile places items: on the Rasch fit (the item's logit refitted with the members'
+    abilities held, scored against the same anchors) or, for the one-member embedded panel, on the shipped
+    p(key) reference (`reference_difficulty`). A calibrated item then enters the next plan, and the report's
+    difficulty figures, at the difficulty it was measured at (before, the reference case kept none: the
+    item left the difficulty distribution)."""
+    if difficulty.evidence.get("method") != "irt":
+        return None
+    abilities: dict[str, float] = difficulty.evidence.get("panel_ability") or {}
+    members = [m for m in abilities if soft_correctness(panel_after.evidence, m) is not None]
+    if not members:
+        return None
+    correct = [float(soft_correctness(panel_after.evidence, m)) for m in members]  # type: ignore[arg-type]
+    anchors = difficulty.evidence.get("anchors")
+    logit = fit_item_logit(correct, [abilities[m] for m in members])
+    if difficulty.evidence.get("reference") and len(members) == 1:
+        score = reference_difficulty(correct[0], difficulty_reference()["p_key_quantiles"])
+    elif anchors:
+        low, high = float(anchors[0]), float(anchors[1])
+        score = float(1.0 / (1.0 + np.exp(-(2 * np.log(2.0) / (high - low)) * (logit - (low + high) / 2))))
+    else:
+        return None
+    return difficulty.model_copy(update={"score": score, "evidence": {
+        **difficulty.evidence, "logit": round(logit, 3), "measured_after_edit": True}})

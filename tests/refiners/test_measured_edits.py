@@ -124,6 +124,24 @@ def test_a_committed_calibration_adopts_its_measurement_and_a_rerun_measures_the
     assert again.passed and again.evidence["measured"] == first.evidence["measured"]
 
 
+def test_a_calibration_on_the_reference_scale_is_placed_on_it(tmp_path: Path) -> None:
+    """The one-member embedded panel places items on the shipped p(key) reference, with no Rasch anchors; a
+    committed calibration must move the item there too (it used to keep no difficulty at all)."""
+    from refinelab.agents.difficulty import difficulty_reference
+    from refinelab.metrics.irt import reference_difficulty
+
+    ctx = make_ctx(tmp_path, panel_letter="A")
+    ctx.store.put_diagnostics([Diagnostic(item_id=BASE.id, check="difficulty", flag=False, score=0.5, evidence={
+        "method": "irt", "logit": 0.0, "panel_ability": {"judge": 0.0}, "anchors": None,
+        "reference": "qwen2.5-coder-1.5b on 304 MMLU-Redux items"})])
+    candidate = HARDER.model_copy()
+    assert validate(ctx, EditTask("e", BASE.id, "calibrate", 1, target="hard"), Candidate(candidate, "", 0)).passed
+    moved = ctx.store.diagnostic(BASE.id, "difficulty")
+    expected = reference_difficulty(0.0, difficulty_reference()["p_key_quantiles"])  # the judge now misses it
+    assert moved.evidence["measured_after_edit"] and moved.score == expected > 0.9
+    assert candidate.difficulty == expected
+
+
 def test_calibrate_measures_option_probabilities_when_the_panel_has_them(tmp_path: Path) -> None:
     from tests.support.scripted_model import logprobs_block
 

@@ -35,13 +35,13 @@ from refinelab.agents.calibration_drafts import (
     stored_panel,
 )
 from refinelab.agents.context import AgentContext
+from refinelab.agents.difficulty import remeasured_difficulty
 from refinelab.agents.labels import LABEL_MAX_TOKENS, classify_skill, exemplar_vectors
 from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic, probe_member
 from refinelab.agents.refiner import calibrate_direction
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity, numeric_value
 from refinelab.metrics.divergence import coverage_distribution, normalise
-from refinelab.metrics.irt import fit_item_logit, soft_correctness
 from refinelab.operations import operation
 from refinelab.schema import LETTERS, Cell, Diagnostic, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
@@ -256,17 +256,7 @@ def adopt_measurement(ctx: AgentContext, candidate: QAItem, panel_after: Diagnos
         ctx.store.put_diagnostics([original.model_copy(update={"check": ORIGINAL_PANEL})])
     ctx.store.put_diagnostics([panel_after.model_copy(update={"item_id": candidate.id})])
     difficulty = ctx.store.diagnostic(candidate.id, "difficulty")
-    if difficulty is None or difficulty.evidence.get("method") != "irt":
-        return
-    abilities: dict[str, float] = difficulty.evidence.get("panel_ability") or {}
-    anchors = difficulty.evidence.get("anchors")
-    members = [m for m in abilities if soft_correctness(panel_after.evidence, m) is not None]
-    if not members or not anchors:
-        return
-    logit = fit_item_logit([soft_correctness(panel_after.evidence, m) for m in members],
-                           [abilities[m] for m in members])
-    low, high = float(anchors[0]), float(anchors[1])
-    score = float(1.0 / (1.0 + np.exp(-(2 * np.log(2.0) / (high - low)) * (logit - (low + high) / 2))))
-    ctx.store.put_diagnostics([difficulty.model_copy(update={"score": score, "evidence": {
-        **difficulty.evidence, "logit": round(logit, 3), "measured_after_edit": True}})])
-    candidate.difficulty = score
+    moved = remeasured_difficulty(difficulty, panel_after) if difficulty is not None else None
+    if moved is not None:
+        ctx.store.put_diagnostics([moved])
+        candidate.difficulty = moved.score
