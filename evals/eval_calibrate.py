@@ -93,6 +93,7 @@ def summarise(edits: list[dict[str, Any]], outcomes: list[dict[str, Any]]) -> di
             "rejections": row["rejected_reasons"][:5],
         }
     out["attempts"] = attempt_kinds(edits)
+    out["committed_by_kind"] = committed_kinds(edits, committed)
     planned = [o for o in outcomes if o["operation"] == Op.CALIBRATE.value]
     out["all"] = {"planned": len(planned), "committed": sum(o["status"] == "committed" for o in planned),
                   "committed_share": (sum(o["status"] == "committed" for o in planned) / len(planned)) if planned else None,
@@ -122,6 +123,18 @@ def attempt_kinds(edits: list[dict[str, Any]]) -> dict[str, int]:
     return dict(counts)
 
 
+def committed_kinds(edits: list[dict[str, Any]], committed: set[str]) -> dict[str, int]:
+    """Committed calibrations by what changed: "swap" (distractors swapped, stem and key kept) or "stem"
+    (the writer's rewrite), from the candidate's `calibration_drafts` metadata."""
+    counts: dict[str, int] = defaultdict(int)
+    for edit in edits:
+        if edit["verdict"] != "pass" or edit["edit_id"] not in committed or not isinstance(edit.get("after"), dict):
+            continue
+        drafts = (edit["after"].get("metadata") or {}).get("calibration_drafts") or {}
+        counts[str(drafts.get("kind", "single draft"))] += 1
+    return dict(counts)
+
+
 def markdown(r: dict[str, Any]) -> str:
     s = r["summary"]
     rows = [[d, str(s[d]["edits_measured"]), f"{s[d]['committed']} ({pct(s[d]['committed_share'])})",
@@ -135,7 +148,10 @@ def markdown(r: dict[str, Any]) -> str:
         f"budget {r['budget']:,}, spent {r['spent']:,}; {r['seconds']:.0f} s" + (" (deadline hit)" if r["deadline_hit"] else "")
         + ".", "",
         f"Planned calibrations: {a['planned']}; committed {a['committed']} ({pct(a['committed_share'])}); "
-        f"writer drafts per attempt: {r.get('calibrate_drafts', 1)}.", "",
+        f"writer drafts per attempt: {r.get('calibrate_drafts', 1)}; distractor swaps "
+        f"{'on' if r.get('calibrate_swaps') else 'off'}"
+        + (f"; committed by kind: {', '.join(f'{k} {v}' for k, v in sorted(s['committed_by_kind'].items()))}"
+           if s.get("committed_by_kind") else "") + ".", "",
         "Attempts: " + ", ".join(f"{k} {v}" for k, v in sorted(s.get("attempts", {}).items(), key=lambda kv: -kv[1]))
         + ".", "",
         difficulty_line(r), "",
@@ -177,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--panel", nargs="*", default=None, help="panel members (default: the judge alone)")
     parser.add_argument("--calibrate-drafts", type=int, default=RunOptions().calibrate_drafts,
                         help="writer drafts per attempt, measured and the best validated (1 = one unmeasured draft)")
+    parser.add_argument("--no-swaps", action="store_true",
+                        help="calibrate by stem drafts only (RunOptions.calibrate_swaps off)")
     parser.add_argument("--targets", default=str(UNIFORM_TARGETS),
                         help="difficulty target (evals/targets/calibrate_both_ways.yaml asks every medium item to move)")
     args = parser.parse_args(argv)
@@ -190,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     # (~425 tokens an item), which had taken most of the deadline before any calibration was tried.
     options = RunOptions(operations=[Op.CALIBRATE.value], panel=args.panel or [], validators=[], dedup="lexical",
                          pilot_per_op=0, validate_suspects=False, skill_method="exemplars",
-                         calibrate_drafts=args.calibrate_drafts)
+                         calibrate_drafts=args.calibrate_drafts, calibrate_swaps=not args.no_swaps)
     log(f"calibrate: {n} items, budget {budget}")
     started = time.monotonic()
     with deadline(deadline_seconds(args)) as stop:
@@ -205,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
               "panel": args.panel or ["judge"], "seconds": round(time.monotonic() - started, 1),
               "deadline_hit": stop["hit"], "run_dir": str(run.run_dir), "summary": summary,
               "stop_reason": run.report.get("stop_reason", ""), "targets": Path(args.targets).name,
-              "difficulty": difficulty_summary(run.report), "calibrate_drafts": args.calibrate_drafts}
+              "difficulty": difficulty_summary(run.report), "calibrate_drafts": args.calibrate_drafts,
+              "calibrate_swaps": not args.no_swaps}
     write_results(args.tag, result, markdown(result))
     print(markdown(result))
     return result

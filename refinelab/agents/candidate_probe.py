@@ -26,6 +26,8 @@ from refinelab.schema import LETTERS, QAItem, normalise_text
 from refinelab.state import EditTask
 
 PROBE_MEMBER = "judge"
+CLEARLY_ABOVE_EVEN = 1.5  # a candidate refused as 'right' must exceed 1.5x an even share as well as the key
+OVERGENERATE = 3  # distractor candidates asked of the writer per distractor slot (the issue asks 2-3x)
 MAX_PROBED = len(LETTERS) - 1  # the key takes one letter
 
 
@@ -40,6 +42,20 @@ class CandidateProbe:
 
     def measured(self, text: str) -> float | None:
         return self.p.get(normalise_text(text))
+
+    def preferred_to_key(self, text: str) -> float | None:
+        """The candidate's probability when the judge prefers it to the key by a clear margin (a second
+        right answer, or a distractor the validator's solver would pick), else None. A 1.5B judge shown ten
+        options spreads its mass thinly: "as likely as the key" counts only when the candidate also stands
+        `CLEARLY_ABOVE_EVEN` times above an even share, else the refusal is noise."""
+        p = self.measured(text)
+        if p is None or self.p_key is None:
+            return None
+        return p if p >= self.p_key and p >= CLEARLY_ABOVE_EVEN * self.even_share() else None
+
+    def even_share(self) -> float:
+        """An even share of the probe's options (the key and the candidates); 0 when nothing was measured."""
+        return 1.0 / (len(self.p) + 1) if self.p else 0.0
 
     def as_evidence(self) -> dict[str, object]:
         if self.not_measured:

@@ -56,6 +56,9 @@ class RunOptions(BaseModel):
     calibrate_drafts: int = Field(3, ge=1, le=8, description="calibrate: drafts the writer is asked for; the "
                                   "panel measures each and the one whose p(correct) moved furthest in the "
                                   "intended direction is validated (1 = a single draft, unmeasured)")
+    calibrate_swaps: bool = Field(True, description="calibrate: first swap distractors for more (harder) or less "
+                                  "(easier) tempting ones, the stem and key kept, measured by the panel; the "
+                                  "writer's stem drafts are asked for only when no swap moved the item far enough")
     allow_shrink: bool = Field(False, description="let the planner remove any item to rebalance coverage or "
                                "difficulty; without it, only defects (unfixable errors, duplicates) are removed")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -18,13 +19,15 @@ import numpy as np
 from pydantic import BaseModel
 
 from refinelab.agents.calibration_drafts import (
+    MeasuredDraft,
     best_draft,
     measure_drafts,
     p_correct,
     panel_p_correct,
     stored_panel,
 )
-from refinelab.agents.candidate_probe import CandidateProbe, probe_candidates
+from refinelab.agents.calibration_swaps import distractor_swaps
+from refinelab.agents.candidate_probe import OVERGENERATE, CandidateProbe, probe_candidates
 from refinelab.agents.context import AgentContext
 from refinelab.agents.key_correction import key_doubted, panel_key_move
 from refinelab.errors import LLMCallFailed
@@ -39,9 +42,7 @@ from refinelab.tools.ledger import CallTag
 from refinelab.tools.llm import CallResult
 from refinelab.tools.together import run_together
 
-OVERGENERATE = 3  # distractor candidates asked per distractor slot (the issue asks 2-3x)
 NONFUNCTIONAL_RATE = DistractorConfig().nonfunctional_rate
-CLEARLY_ABOVE_EVEN = 1.5  # a probed candidate refused as 'right' must exceed 1.5x an even share as well as the key
 
 BUCKET_HINTS = {
     "easy": "It should be answerable by most students who studied the basics (recall of a core fact).",
@@ -187,14 +188,11 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
     slots = [i for i in range(len(base.choices)) if i != base.answer]
     originals = [base.choices[i] for i in slots]
     weak = set(weak_distractors(ctx, base))
-    # a 1.5B judge shown ten options spreads its mass thinly: "as likely as the key" only counts when the
-    # candidate also stands clearly above an even share, else the refusal is noise
-    uniform = 1.0 / (len(probe.p) + 1) if probe.p else 0.0
+    uniform = probe.even_share()
     refused: dict[str, str] = {}
     new: list[str] = []
     for text in (str(d).strip() for d in out.distractors):
-        p = probe.measured(text)
-        if p is not None and probe.p_key is not None and p >= probe.p_key and p >= CLEARLY_ABOVE_EVEN * uniform:
+        if (p := probe.preferred_to_key(text)) is not None:
             refused[text] = f"the judge prefers it to the key ({p:.2f} vs {probe.p_key:.2f})"
         else:
             new.append(text)
@@ -308,9 +306,68 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
 
 def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages: list[dict[str, str]],
                        tag: CallTag) -> Candidate:
-    """Calibrate as over-generate-then-select (agents/calibration_drafts.py): `options.calibrate_drafts`
-    independent drafts, the unusable ones set aside with their reason, the rest measured by the panel, and
-    the one whose p(correct) moved furthest in the intended direction is the candidate."""
+    """Calibrate as over-generate-then-select, the least invasive edit first: distractor swaps (stem and key
+    kept, agents/calibration_swaps.py) are measured first; only when none moved the item far enough does
+    the writer draft `options.calibrate_drafts` stem rewrites (agents/calibration_drafts.py). Every measured
+    draft competes, and the one whose p(correct) moved furthest in the intended direction is the candidate."""
+    direction = calibrate_direction(ctx, base, task.target)
+    stored = stored_panel(ctx, base)
+    tokens = 0
+    if stored is not None:
+        p_before = p_correct(stored)
+    else:
+        p_before, tokens = panel_p_correct(ctx, task, base)
+    measured: list[MeasuredDraft] = []
+    raws: dict[int, str] = {}  # id of a measured draft's item -> the writer text it came from
+    swap_problem = "distractor swaps off (options.calibrate_swaps)"
+    if ctx.options.calibrate_swaps and p_before is not None:
+        swaps = distractor_swaps(ctx, task, base, direction, stored)
+        tokens += swaps.tokens
+        swap_problem = swaps.problem
+        for draft in measure_drafts(ctx, task, swaps.items):
+            tokens += draft.tokens
+            measured.append(draft)
+            raws[id(draft.item)] = swaps.raw
+        best, _ = best_draft(measured, p_before, direction) if measured else (None, "")
+        if best is not None:
+            return _calibration_candidate(measured, best, raws, tokens, p_before, direction, "swap",
+                                          asked=1, usable=len(measured), problems=[])
+    stems = _stem_drafts(ctx, task, base, messages, tag)
+    tokens += stems.tokens
+    if not stems.drafts and not measured:
+        return Candidate(stems.rejected, stems.raw, tokens, error=max(set(stems.problems), key=stems.problems.count))
+    for draft in measure_drafts(ctx, task, [item for item, _ in stems.drafts]):
+        tokens += draft.tokens
+        measured.append(draft)
+    raws.update({id(item): text for item, text in stems.drafts})
+    best, why = (None, "the panel gave no option probabilities for the original item") if p_before is None \
+        else best_draft(measured, p_before, direction)
+    if best is None and (p_before is None or all(m.p_correct is None for m in measured)):
+        # nothing measurable here (e.g. an endpoint without logprobs): the first usable draft goes to the
+        # validator unselected, whose own measurement then decides; the metadata says so
+        best, why = measured[0], f"not selected: {why or 'the panel could not measure the drafts'}"
+    if best is None:
+        if swap_problem:
+            why = f"{why}; no distractor swap either: {swap_problem}"
+        return Candidate(None, stems.raw, tokens, error=why)
+    kind = "swap" if "calibration_swap" in best.item.metadata else "stem"
+    return _calibration_candidate(measured, best, raws, tokens, p_before, direction, kind, why=why,
+                                  asked=len(stems.drafts) + len(stems.problems), usable=len(stems.drafts),
+                                  problems=stems.problems)
+
+
+@dataclass
+class _StemDrafts:
+    drafts: list[tuple[QAItem, str]]  # usable drafts and the writer text of each
+    problems: list[str]  # why each other draft was set aside
+    rejected: QAItem | None  # a draft that parsed but was set aside (the single-draft path keeps it too)
+    raw: str
+    tokens: int
+
+
+def _stem_drafts(ctx: AgentContext, task: EditTask, base: QAItem, messages: list[dict[str, str]],
+                 tag: CallTag) -> _StemDrafts:
+    """`options.calibrate_drafts` independent stem rewrites; the unusable ones set aside with their reason."""
     writer = ctx.client("writer")
 
     def draw(k: int) -> CallResult | LLMCallFailed:
@@ -321,7 +378,7 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
 
     results = run_together([partial(draw, k) for k in range(ctx.options.calibrate_drafts)])
     tokens, raws, drafts, problems = 0, [], [], []
-    rejected: QAItem | None = None  # a draft that parsed but was set aside (the single-draft path keeps it too)
+    rejected: QAItem | None = None
     for result in results:
         if isinstance(result, LLMCallFailed):
             tokens += result.tokens
@@ -345,29 +402,19 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
             rejected = rejected or item
         else:
             drafts.append((item, result.text))
-    raw = "\n---\n".join(raws)
-    if not drafts:
-        return Candidate(rejected, raw, tokens, error=max(set(problems), key=problems.count))
-    direction = calibrate_direction(ctx, base, task.target)
-    stored = stored_panel(ctx, base)
-    if stored is not None:
-        p_before = p_correct(stored)
-    else:
-        p_before, spent = panel_p_correct(ctx, task, base)
-        tokens += spent
-    measured = measure_drafts(ctx, task, [item for item, _ in drafts])
-    tokens += sum(m.tokens for m in measured)
-    best, why = (None, "the panel gave no option probabilities for the original item") if p_before is None \
-        else best_draft(measured, p_before, direction)
-    if best is None and (p_before is None or all(m.p_correct is None for m in measured)):
-        # nothing measurable here (e.g. an endpoint without logprobs): the first usable draft goes to the
-        # validator unselected, whose own measurement then decides; the metadata says so
-        best, why = measured[0], f"not selected: {why or 'the panel could not measure the drafts'}"
-    if best is None:
-        return Candidate(None, raw, tokens, error=why)
-    chosen = [m.item for m in measured].index(best.item)
+    return _StemDrafts(drafts, problems, rejected, "\n---\n".join(raws), tokens)
+
+
+def _calibration_candidate(measured: list[MeasuredDraft], best: MeasuredDraft, raws: dict[int, str], tokens: int,
+                           p_before: float | None, direction: str, kind: str, *, asked: int, usable: int,
+                           problems: list[str], why: str = "") -> Candidate:
+    """The chosen draft as the candidate, with what was measured in its metadata (`calibration_drafts`)."""
+    if not why:
+        why = f"best of {len(measured)} drafts: measured p(correct) {p_before:.3f} -> {best.p_correct:.3f}"
     item = best.item.model_copy(update={"metadata": {**best.item.metadata, "calibration_drafts": {
-        "asked": len(results), "usable": len(drafts), "set_aside": problems, "direction": direction,
-        "p_before": None if p_before is None else round(p_before, 4), "p_drafts": [None if m.p_correct is None else round(m.p_correct, 4)
-                                                     for m in measured], "chosen": chosen, "why": why}}})
-    return Candidate(item, drafts[chosen][1], tokens)
+        "kind": kind, "asked": asked, "usable": usable, "set_aside": problems, "direction": direction,
+        "swaps": sum("calibration_swap" in m.item.metadata for m in measured),
+        "p_before": None if p_before is None else round(p_before, 4),
+        "p_drafts": [None if m.p_correct is None else round(m.p_correct, 4) for m in measured],
+        "chosen": measured.index(best), "why": why}}})
+    return Candidate(item, raws.get(id(best.item), ""), tokens)

@@ -84,11 +84,11 @@ def test_operation_contract(tmp_path: Path, operation: str) -> None:
     assert item.provenance.created_by == operation and item.provenance.parent_id == BASE.id
     assert item.subject == BASE.subject
     assert item.metadata.get("rationale") or item.metadata.get("distractor_choice")
-    prompt = seen[0][-1]["content"]
+    prompts = [messages[-1]["content"] for messages in seen]  # calibrate measures the item before writing
     expected_fragment = {"expand": "Skill tested: reasoning", "generate": "hard multiple-choice question",
                          "calibrate": "make it harder", "rewrite_distractors": 'Correct answer: "Mercury"',
                          "fix": "flagged: wrong ground truth"}[operation]
-    assert expected_fragment in prompt
+    assert any(expected_fragment in prompt for prompt in prompts)
     if operation == "expand":
         assert item.skill == "reasoning"
 
@@ -232,6 +232,9 @@ def test_real_small_model_operation_parses_and_passes_structure(tmp_path: Path, 
     # Without a few-shot example: the 0.5B tends to copy it verbatim, which the near-duplicate check
     # (rightly) rejects; the 1.5B default writer does not need this.
     ctx.store.mark(OTHER.id, "removed")
+    # calibrate's measured choice is semantic (tests/refiners/test_calibration_drafts.py; the real server in
+    # test_real_model_distractor_swaps_keep_stem_and_key): here its one draft, parsed and checked
+    ctx.options = ctx.options.model_copy(update={"calibrate_drafts": 1, "calibrate_swaps": False})
     feedback, problems = "", ["not tried"]
     for attempt in range(4):
         task = EditTask(f"e-{operation}", BASE.id, operation, 1, attempt=attempt, target=TARGETS[operation],
@@ -302,3 +305,25 @@ def test_a_bare_letter_is_not_a_distractor(tmp_path: Path) -> None:
     dropped = candidate.item.metadata["distractor_choice"]["dropped"]
     assert dropped["F"] == dropped["(I)"] == "a bare option letter, not an option"
     assert not {"F", "(I)"} & set(candidate.item.choices)
+
+
+@pytest.mark.llm
+def test_real_model_distractor_swaps_keep_stem_and_key(tmp_path: Path, small_writer) -> None:
+    """Calibrate by distractors through the real server: the writer's candidates (JSON list) are probed by
+    the judge through logprobs, and every swap built from them keeps the stem and the key and brings new
+    wrong options in place of old ones, the most tempting first for "harder"."""
+    from langchain_openai import ChatOpenAI
+
+    from refinelab.agents.calibration_swaps import distractor_swaps
+
+    chat = ChatOpenAI(base_url=small_writer.base_url, api_key="sk-local", model=REAL_MODEL, temperature=0.0,
+                      max_tokens=200, max_retries=0)
+    ctx = make_ctx(tmp_path, chat, roles=Roles(writer=ModelSpec(model=REAL_MODEL, max_tokens=200, max_parse_retries=2)))
+    swaps = distractor_swaps(ctx, EditTask("e", BASE.id, "calibrate", 1, target="hard"), BASE, "harder", None)
+    assert swaps.items, swaps.problem
+    assert swaps.tokens > 0 and swaps.raw
+    for k, item in enumerate(swaps.items, start=1):
+        assert item.question == BASE.question and item.answer == BASE.answer
+        assert item.answer_text == BASE.answer_text
+        changed = [i for i, (a, b) in enumerate(zip(item.choices, BASE.choices, strict=True)) if a != b]
+        assert len(changed) == k and BASE.answer not in changed  # k distractor slots replaced, never the key

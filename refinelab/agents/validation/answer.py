@@ -1,9 +1,10 @@
 """The answer check: an independent model answers the candidate and must pick its key. The fallback of
 every other method when its tool is unavailable.
 
-A distractor rewrite is judged on what it wrote: when the solver picks an option the original item already
-had (a distractor the rewrite kept), the rewrite did not introduce the doubt, so the check passes and says
-so; a new distractor the solver picks fails it ("no new distractor judged correct")."""
+An edit that changed only distractors (a distractor rewrite, or a calibration by distractor swap) is judged
+on what it wrote: when the solver picks an option the original item already had (a distractor the edit
+kept), the edit did not introduce the doubt, so the check passes and says so; a new distractor the solver
+picks fails it ("no new distractor judged correct")."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     if picked == item.answer_letter:
         return Verdict(True, "independent answer matches the key", "answer", evidence, result.tokens)
     picked_text = item.choices[LETTERS.index(picked)] if LETTERS.index(picked) < len(item.choices) else "?"
-    if task.operation == Op.REWRITE_DISTRACTORS.value and _kept_from_original(ctx, task, picked_text):
+    if _only_distractors_changed(ctx, task, item) and _kept_from_original(ctx, task, picked_text):
         evidence["picked_original_distractor"] = picked_text
         return Verdict(True, f"the solver chose {picked} ({picked_text!r}), a distractor the original item already "
                        "had; no new distractor was judged correct", "answer", evidence, result.tokens)
@@ -44,3 +45,13 @@ def _kept_from_original(ctx: AgentContext, task: EditTask, text: str) -> bool:
     original = ctx.store.item(task.item_id)
     return any(normalise_text(text) == normalise_text(c) for i, c in enumerate(original.choices)
                if i != original.answer)
+
+
+def _only_distractors_changed(ctx: AgentContext, task: EditTask, item: QAItem) -> bool:
+    """Whether the edit kept the stem and the key (text and position): a distractor rewrite always does, a
+    calibration when it swapped distractors (agents/calibration_swaps.py)."""
+    if task.operation not in (Op.REWRITE_DISTRACTORS.value, Op.CALIBRATE.value):
+        return False
+    original = ctx.store.item(task.item_id)
+    return (normalise_text(item.question) == normalise_text(original.question) and item.answer == original.answer
+            and normalise_text(item.answer_text) == normalise_text(original.answer_text))
