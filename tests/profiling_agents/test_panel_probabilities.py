@@ -289,6 +289,25 @@ def test_a_fix_validated_only_by_the_writers_own_model_is_not_committed(tmp_path
     assert not refused.passed and "panel" in refused.reason
 
 
+def test_a_fix_that_keeps_a_doubted_key_needs_one_independent_source_beside_the_dataset(tmp_path: Path) -> None:
+    """A wording repair asserts the key is right: the dataset's key and one independent source must agree.
+    The writer's own model agreeing is not that source (it committed a reworded stem with an injected wrong
+    key in the correction eval)."""
+    original = _item(3, answer=0)
+    reworded = original.model_copy(update={"question": original.question + " (reworded)"})
+    passed = Verdict(True, "independent answer matches the key", "answer", {})
+    rag = Verdict(True, "passages support the key", "rag", {"rag_verdict": "supported"})
+    plain = make_context(tmp_path / "a", ScriptedChatModel(respond=lambda m: "{}"))  # no panel configured
+    own = check_fix(plain, original, reworded, passed)
+    assert not own.passed and own.evidence["needs_review"] and "fix keeping the key not committed" in own.reason
+    assert check_fix(plain, original, reworded, rag).passed  # retrieval backs the kept key
+    doubting = make_context(tmp_path / "b", ScriptedChatModel(respond=lambda m: "{}"),
+                            panel={"knows": _by_text({"number 3": "Charlie3"})},
+                            options={"panel": ["knows"], "panel_method": "logprobs"})
+    against = check_fix(doubting, original, reworded, rag)  # the panel clearly names another option
+    assert not against.passed and "panel" in against.reason
+
+
 def test_a_retrieval_conditioned_member_is_a_second_source_only_when_it_read_a_passage(tmp_path: Path) -> None:
     original = _item(3, answer=0)
     candidate = original.model_copy(update={"answer": 2})

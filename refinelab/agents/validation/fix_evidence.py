@@ -13,6 +13,11 @@ new key, and by no source that names another option:
   computed answer matches the key); an answer check counts only when the validator runs a different
   model from the writer;
 - a plugged-in method's verdict (`hooks.validators`), which is independent by construction.
+A fix that keeps the key (a repair of the wording) asserts that the key is right too, and the item was
+bought a fix because screening doubts it: the dataset's own key is then one source, and one more
+independent source must agree with it (`MIN_AGREEING_KEPT`), none contradicting. In the 100-item
+correction eval a stem rewording that kept an injected wrong key was committed on the writer's own model
+agreeing with it (evals/results/correction_n100_rag_lead.md).
 When the bar is not met the fix is not committed: the verdict fails with the tally as evidence and
 `needs_review=True`, so the item stays as it was, flagged for a person — never a guess. A fix draft the
 validator refused is flagged the same way: the item stays suspect.
@@ -37,6 +42,7 @@ PANEL_MARGIN = 0.10
 #: panel's favourite has been right on labelled data: agreement is what commits a new key.
 AGREE_MARGIN = MOVE_MARGIN
 MIN_AGREEING = 2
+MIN_AGREEING_KEPT = 1  # a kept key: the dataset's own key is the other source
 
 Stance = Literal["agrees", "contradicts", "abstains"]
 
@@ -61,15 +67,15 @@ class FixDecision:
                 "sources": [{"name": s.name, "stance": s.stance, **s.detail} for s in self.sources]}
 
 
-def decide(sources: list[KeySource]) -> FixDecision:
-    """The rule itself: ≥ MIN_AGREEING sources agree and none contradicts."""
+def decide(sources: list[KeySource], needed: int = MIN_AGREEING, what: str = "the new key") -> FixDecision:
+    """The rule itself: ≥ `needed` sources agree and none contradicts."""
     agree = [s.name for s in sources if s.stance == "agrees"]
     against = [s.name for s in sources if s.stance == "contradicts"]
     if against:
         return FixDecision(False, f"{', '.join(against)} name(s) another option", sources)
-    if len(agree) < MIN_AGREEING:
-        return FixDecision(False, f"only {len(agree)} independent source(s) agree on the new key "
-                                  f"({', '.join(agree) or 'none'}); {MIN_AGREEING} needed", sources)
+    if len(agree) < needed:
+        return FixDecision(False, f"only {len(agree)} independent source(s) agree on {what} "
+                                  f"({', '.join(agree) or 'none'}); {needed} needed", sources)
     return FixDecision(True, f"{len(agree)} independent sources agree: {', '.join(agree)}", sources)
 
 
@@ -153,15 +159,15 @@ def check_fix(ctx: AgentContext, original: QAItem, candidate: QAItem, verdict: V
             return verdict
         return Verdict(False, verdict.reason, verdict.method, {**verdict.evidence, "needs_review": True},
                        verdict.tokens)
-    if not key_moved(original, candidate):
-        return verdict
+    moved = key_moved(original, candidate)
     sources = [validator_source(ctx, verdict), *panel_sources(ctx, candidate)]
     if verdict.method == "rag":  # the validator read retrieved passages already: one retrieval source, not two
         sources = [s for s in sources if not (s.name == "retrieval" and s.stance == "agrees")]
-    decision = decide(sources)
+    decision = decide(sources) if moved else decide(sources, MIN_AGREEING_KEPT, "the kept key")
     evidence = {**verdict.evidence, "fix_rule": decision.evidence()}
     tokens = verdict.tokens + sum(int(s.detail.get("tokens", 0)) for s in sources)
     if decision.commit:
         return Verdict(True, f"{verdict.reason}; {decision.reason}", verdict.method, evidence, tokens)
     evidence["needs_review"] = True
-    return Verdict(False, f"key fix not committed: {decision.reason}", verdict.method, evidence, tokens)
+    return Verdict(False, f"{'key fix' if moved else 'fix keeping the key'} not committed: {decision.reason}",
+                   verdict.method, evidence, tokens)
