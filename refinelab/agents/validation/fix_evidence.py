@@ -76,7 +76,8 @@ def decide(sources: list[KeySource], needed: int = MIN_AGREEING, what: str = "th
     if len(agree) < needed:
         return FixDecision(False, f"only {len(agree)} independent source(s) agree on {what} "
                                   f"({', '.join(agree) or 'none'}); {needed} needed", sources)
-    return FixDecision(True, f"{len(agree)} independent sources agree: {', '.join(agree)}", sources)
+    sources_agree = "1 independent source agrees" if len(agree) == 1 else f"{len(agree)} independent sources agree"
+    return FixDecision(True, f"{sources_agree}: {', '.join(agree)}", sources)
 
 
 def key_moved(original: QAItem, candidate: QAItem) -> bool:
