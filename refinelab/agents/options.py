@@ -81,7 +81,8 @@ class RunOptions(BaseModel):
         "generated JSON letter (for endpoints without logprobs)")
     panel_orders: int = Field(2, ge=1, le=10, description="logprobs: option orders each item is asked in "
                               "(original, reversed, then cyclic shifts); their aligned distributions are averaged")
-    distractors: bool = Field(False, description="score distractor sets (embeddings + panel pick rates)")
+    distractors: bool = Field(True, description="score distractor sets (MiniLM embeddings + the panel's pick "
+                              "rates; no model tokens), so the planner can buy measured distractor rewrites")
     validate_suspects: bool = Field(True, description="run the validator on items screening flags")
     validator_threshold: float = Field(0.5, ge=0.0, le=1.0,
                                        description="p_error at or above which a suspect is validated")

@@ -200,9 +200,9 @@ def refine_command(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
     batch: Annotated[bool, typer.Option("--batch", help="profile label calls and panel probes through the "
                                                        "OpenAI Batch API (half price on hosted APIs)")] = False,
-    distractors: Annotated[bool, typer.Option("--distractors", help="score distractor sets while profiling "
-                                              "(MiniLM + the panel's pick rates), so the planner can buy "
-                                              "measured distractor rewrites")] = False,
+    distractors: Annotated[bool, typer.Option("--distractors/--no-distractors", help="score distractor sets "
+                                              "while profiling (MiniLM + the panel's pick rates; no model "
+                                              "tokens), so the planner can buy measured distractor rewrites")] = True,
     review: Annotated[str, typer.Option(help="undecided edits, weak passes, unfixed flagged items: ask (pause for "
                                         "`refinelab review`) | auto-accept | auto-reject")] = "auto-reject",
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,

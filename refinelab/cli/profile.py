@@ -82,7 +82,8 @@ def profile_command(
                                                    "calibrated skill probabilities)")] = "model",
     panel: Annotated[str | None, typer.Option(help="comma-separated panel models (embedded names, "
                                                    "'judge', or MODEL@URL)")] = None,
-    distractors: Annotated[bool, typer.Option("--distractors", help="score distractors with MiniLM")] = False,
+    distractors: Annotated[bool, typer.Option("--distractors/--no-distractors", help="score distractors with "
+                                              "MiniLM and the panel's pick rates (no model tokens)")] = True,
     no_validator: Annotated[bool, typer.Option("--no-validator", help="skip the validator on suspects")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/profile-TIME)")] = None,
     format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,

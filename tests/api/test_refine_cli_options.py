@@ -14,8 +14,8 @@ from refinelab.errors import ConfigError
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mmlu" / "dev"
 
 
-@pytest.mark.parametrize(("flags", "scored"), [([], False), (["--distractors"], True)])
-def test_distractors_flag_turns_on_distractor_scoring(monkeypatch: pytest.MonkeyPatch, flags: list[str],
+@pytest.mark.parametrize(("flags", "scored"), [([], True), (["--distractors"], True), (["--no-distractors"], False)])
+def test_distractor_scoring_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch, flags: list[str],
                                                        scored: bool) -> None:
     seen: dict[str, Any] = {}
 

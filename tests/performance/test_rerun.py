@@ -31,12 +31,13 @@ def test_an_identical_rerun_sends_nothing_and_spends_nothing(tmp_path: Path, mon
             "rounds": 1, "max_attempts": 2, "roles": {r: dict(spec) for r in ("judge", "writer", "validator")}})
         options = {"validators": [], "dedup": "lexical", "pilot_per_op": 2, "operations": operations}
 
-        # a budget the plan does not run into (it spends ~114k of 150k here): at its edge, which concurrent
-        # reservation is refused depends on timing (a live call holds its bound until it settles, a replay
-        # settles at once), so a re-run could finish an attempt the first run could not start. Measured: at
-        # 1,500 and 3,000 tokens per item, runs at the edge sent 1-7 extra requests on re-run, at 5,000 none
-        # in 8 of 8
-        budget = 5000 * len(dataset)
+        # a budget large enough that every item gets its one edit (the plan is bounded by the items, not the
+        # tokens): at the budget's edge, which concurrent reservation is refused depends on timing (a live
+        # call holds its bound until it settles, a replay settles at once), so a re-run could finish an
+        # attempt the first run could not start. Measured: at 1,500-5,000 tokens per item runs at the edge
+        # sent 1-9 extra requests on re-run; at 10,000 (~197k spent) none in 3 of 3. That replays are
+        # charged to the re-run's budget is checked on the plan's own budget below.
+        budget = 10000 * len(dataset)
         first = refine(dataset, budget=budget, settings=settings, run_id="first", options=options)
         answered = server.counters.answered
         again = refine(dataset, budget=budget, settings=settings, run_id="again", options=options)
@@ -47,3 +48,6 @@ def test_an_identical_rerun_sends_nothing_and_spends_nothing(tmp_path: Path, mon
         assert server.counters.answered == answered  # the re-run sent nothing
         assert again.spent == 0 and 0 < again.report["ledger"]["replayed"] <= first.spent
         assert again.report.get("items_by_status") == first.report.get("items_by_status")
+        # the first plan of each run saw the same budget left after profiling: the re-run's replayed profile
+        # was charged like the first run's paid one (were it free, the re-run would plan with more)
+        assert [p["budget"] for p in again.report["plans"]] == [p["budget"] for p in first.report["plans"]]
