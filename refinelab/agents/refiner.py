@@ -318,7 +318,8 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
     else:
         p_before, tokens = panel_p_correct(ctx, task, base)
     measured: list[MeasuredDraft] = []
-    raws: dict[int, str] = {}  # id of a measured draft's item -> the writer text it came from
+    texts: list[str] = []  # the writer text each measured draft came from, in the order of `measured`
+    n_swaps = 0  # the first `n_swaps` of `measured` are distractor swaps, the rest stem drafts
     swap_problem = "distractor swaps off (options.calibrate_swaps)"
     if ctx.options.calibrate_swaps and p_before is not None:
         swaps = distractor_swaps(ctx, task, base, direction, stored)
@@ -327,10 +328,11 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
         for draft in measure_drafts(ctx, task, swaps.items):
             tokens += draft.tokens
             measured.append(draft)
-            raws[id(draft.item)] = swaps.raw
+            texts.append(swaps.raw)
+        n_swaps = len(measured)
         best, _ = best_draft(measured, p_before, direction) if measured else (None, "")
         if best is not None:
-            return _calibration_candidate(measured, best, raws, tokens, p_before, direction, "swap",
+            return _calibration_candidate(measured, best, texts, tokens, p_before, direction, swaps=len(measured),
                                           asked=1, usable=len(measured), problems=[])
     stems = _stem_drafts(ctx, task, base, messages, tag)
     tokens += stems.tokens
@@ -339,7 +341,7 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
     for draft in measure_drafts(ctx, task, [item for item, _ in stems.drafts]):
         tokens += draft.tokens
         measured.append(draft)
-    raws.update({id(item): text for item, text in stems.drafts})
+    texts.extend(text for _, text in stems.drafts)
     best, why = (None, "the panel gave no option probabilities for the original item") if p_before is None \
         else best_draft(measured, p_before, direction)
     if best is None and (p_before is None or all(m.p_correct is None for m in measured)):
@@ -350,8 +352,7 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
         if swap_problem:
             why = f"{why}; no distractor swap either: {swap_problem}"
         return Candidate(None, stems.raw, tokens, error=why)
-    kind = "swap" if "calibration_swap" in best.item.metadata else "stem"
-    return _calibration_candidate(measured, best, raws, tokens, p_before, direction, kind, why=why,
+    return _calibration_candidate(measured, best, texts, tokens, p_before, direction, swaps=n_swaps, why=why,
                                   asked=len(stems.drafts) + len(stems.problems), usable=len(stems.drafts),
                                   problems=stems.problems)
 
@@ -405,16 +406,18 @@ def _stem_drafts(ctx: AgentContext, task: EditTask, base: QAItem, messages: list
     return _StemDrafts(drafts, problems, rejected, "\n---\n".join(raws), tokens)
 
 
-def _calibration_candidate(measured: list[MeasuredDraft], best: MeasuredDraft, raws: dict[int, str], tokens: int,
-                           p_before: float | None, direction: str, kind: str, *, asked: int, usable: int,
+def _calibration_candidate(measured: list[MeasuredDraft], best: MeasuredDraft, texts: list[str], tokens: int,
+                           p_before: float | None, direction: str, *, swaps: int, asked: int, usable: int,
                            problems: list[str], why: str = "") -> Candidate:
-    """The chosen draft as the candidate, with what was measured in its metadata (`calibration_drafts`)."""
+    """The chosen draft as the candidate, with what was measured in its metadata (`calibration_drafts`):
+    `kind` "swap" when it is one of the first `swaps` measured drafts (distractor swaps), else "stem"."""
+    chosen = measured.index(best)
     if not why:
         why = f"best of {len(measured)} drafts: measured p(correct) {p_before:.3f} -> {best.p_correct:.3f}"
     item = best.item.model_copy(update={"metadata": {**best.item.metadata, "calibration_drafts": {
-        "kind": kind, "asked": asked, "usable": usable, "set_aside": problems, "direction": direction,
-        "swaps": sum("calibration_swap" in m.item.metadata for m in measured),
+        "kind": "swap" if chosen < swaps else "stem", "swaps": swaps, "asked": asked, "usable": usable,
+        "set_aside": problems, "direction": direction,
         "p_before": None if p_before is None else round(p_before, 4),
         "p_drafts": [None if m.p_correct is None else round(m.p_correct, 4) for m in measured],
-        "chosen": measured.index(best), "why": why}}})
-    return Candidate(item, raws.get(id(best.item), ""), tokens)
+        "chosen": chosen, "why": why}}})
+    return Candidate(item, texts[chosen], tokens)

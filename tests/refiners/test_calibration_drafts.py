@@ -47,6 +47,7 @@ def test_the_draft_the_panel_finds_hardest_is_the_candidate(tmp_path: Path) -> N
     assert candidate.item.question == MUCH_HARDER
     drafts = candidate.item.metadata["calibration_drafts"]
     assert drafts["asked"] == 3 and drafts["usable"] == 2 and drafts["direction"] == "harder"
+    assert drafts["kind"] == "stem" and drafts["swaps"] == 0  # the writer's reply was no distractor list
     assert drafts["set_aside"] == ["the edit changed nothing; rewrite as asked"]
     assert drafts["p_before"] == 0.8 and sorted(drafts["p_drafts"]) == [0.3, 0.6]
     # every draft and every probe is the edit's cost
