@@ -45,16 +45,11 @@ class Swaps:
     problem: str = ""  # why no swap could be built; empty when some were
 
 
-def option_probabilities(diag: Diagnostic | None, n_choices: int) -> list[float] | None:
-    """The panel's mean probability per option from a panel diagnostic's option distributions, or None
-    when it holds none (the panel answered by letter)."""
-    if diag is None:
-        return None
-    rows = [p["p"] for p in (diag.evidence.get("probs") or {}).values()
-            if isinstance(p, dict) and isinstance(p.get("p"), list) and len(p["p"]) == n_choices]
-    if not rows:
-        return None
-    return [sum(float(r[i]) for r in rows) / len(rows) for i in range(n_choices)]
+def pooled_option_p(diag: Diagnostic | None, n_choices: int) -> list[float] | None:
+    """The panel's pooled probability per option as the panel stored it (`evidence["pooled"]`,
+    agents/panel.panel_diagnostic), or None when it holds none (the panel answered by letter)."""
+    pooled = diag.evidence.get("pooled") if diag is not None else None
+    return [float(p) for p in pooled] if isinstance(pooled, list) and len(pooled) == n_choices else None
 
 
 def swap_items(base: QAItem, ranked: list[str], original_p: list[float] | None, direction: str) -> list[QAItem]:
@@ -103,7 +98,7 @@ def distractor_swaps(ctx: AgentContext, task: EditTask, base: QAItem, direction:
         return Swaps(tokens=tokens, raw=result.text, problem="no usable distractor candidate for a swap (each "
                      "paraphrased the key or the judge preferred it to the key)")
     measured.sort(key=lambda tp: tp[1], reverse=direction == "harder")
-    original_p = option_probabilities(original, len(base.choices))
+    original_p = pooled_option_p(original, len(base.choices))
     items = [item.model_copy(update={"provenance": Provenance(
         source=base.provenance.source, created_by=task.operation, parent_id=base.id, run_id=None)})
         for item in swap_items(base, [text for text, _ in measured], original_p, direction)]

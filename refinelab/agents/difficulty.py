@@ -34,6 +34,7 @@ from refinelab.metrics.irt import (
     fit_item_logit,
     fit_rasch,
     reference_difficulty,
+    score_on_anchors,
     soft_correctness,
 )
 from refinelab.schema import Diagnostic, QAItem
@@ -253,8 +254,7 @@ def remeasured_difficulty(difficulty: Diagnostic, panel_after: Diagnostic) -> Di
     if difficulty.evidence.get("reference") and len(members) == 1:
         score = reference_difficulty(correct[0], difficulty_reference()["p_key_quantiles"])
     elif anchors:
-        low, high = float(anchors[0]), float(anchors[1])
-        score = float(1.0 / (1.0 + np.exp(-(2 * np.log(2.0) / (high - low)) * (logit - (low + high) / 2))))
+        score = float(score_on_anchors(logit, float(anchors[0]), float(anchors[1])))
     else:
         return None
     return difficulty.model_copy(update={"score": score, "evidence": {

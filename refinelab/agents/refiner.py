@@ -320,7 +320,8 @@ def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages
     measured: list[MeasuredDraft] = []
     texts: list[str] = []  # the writer text each measured draft came from, in the order of `measured`
     n_swaps = 0  # the first `n_swaps` of `measured` are distractor swaps, the rest stem drafts
-    swap_problem = "distractor swaps off (options.calibrate_swaps)"
+    swap_problem = ("distractor swaps off (options.calibrate_swaps)" if not ctx.options.calibrate_swaps else
+                    "not tried: the panel gave no option probabilities to measure swaps by")
     if ctx.options.calibrate_swaps and p_before is not None:
         swaps = distractor_swaps(ctx, task, base, direction, stored)
         tokens += swaps.tokens

@@ -136,8 +136,14 @@ def anchored_difficulty(item_logit: np.ndarray, ability: np.ndarray, min_spread:
     if high - low < min_spread:
         centre = (low + high) / 2
         low, high = centre - min_spread / 2, centre + min_spread / 2
-    scale = 2 * np.log(2.0) / (high - low)  # sigmoid(+-ln 2) = 2/3, 1/3 at the anchors
-    return _sigmoid(scale * (np.asarray(item_logit, dtype=float) - (low + high) / 2)), low, high
+    return score_on_anchors(item_logit, low, high), low, high
+
+
+def score_on_anchors(item_logit: np.ndarray | float, low: float, high: float) -> np.ndarray:
+    """Difficulty in [0, 1] of item logits against the anchors `anchored_difficulty` fixed: 1/3 at `low`,
+    2/3 at `high` (sigmoid(+-ln 2)); also how an edited item is re-placed on the profile's scale."""
+    scale = 2 * np.log(2.0) / (high - low)
+    return _sigmoid(scale * (np.asarray(item_logit, dtype=float) - (low + high) / 2))
 
 
 def reference_difficulty(p_key: float, quantiles: Sequence[float]) -> float:

@@ -95,3 +95,15 @@ def test_the_answer_check_judges_a_swap_on_the_distractors_it_brought(tmp_path: 
     assert not new.passed
     reworded = swapped.model_copy(update={"question": STEM_DRAFT})  # a stem draft gets no such allowance
     assert not answer_check(make_ctx(tmp_path / "c", solver("A")), task, reworded).passed
+
+
+def test_the_slots_are_ordered_by_the_panels_stored_pooled_distribution() -> None:
+    from refinelab.agents.calibration_swaps import pooled_option_p
+    from refinelab.agents.panel import panel_diagnostic
+
+    probes = {"a": {"p": [0.5, 0.3, 0.1, 0.1]}, "b": {"p": [0.1, 0.5, 0.3, 0.1]}}
+    stored = panel_diagnostic(BASE, {"a": 0, "b": 1}, probes)
+    assert pooled_option_p(stored, 4) == [0.3, 0.4, 0.2, 0.1]  # the mean the panel stored
+    assert pooled_option_p(stored, 5) is None and pooled_option_p(None, 4) is None
+    letters_only = panel_diagnostic(BASE, {"a": 0}, {})
+    assert pooled_option_p(letters_only, 4) is None

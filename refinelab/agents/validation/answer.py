@@ -31,7 +31,7 @@ def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     if picked == item.answer_letter:
         return Verdict(True, "independent answer matches the key", "answer", evidence, result.tokens)
     picked_text = item.choices[LETTERS.index(picked)] if LETTERS.index(picked) < len(item.choices) else "?"
-    if _only_distractors_changed(ctx, task, item) and _kept_from_original(ctx, task, picked_text):
+    if _kept_distractor_of_original(ctx, task, item, picked_text):
         evidence["picked_original_distractor"] = picked_text
         return Verdict(True, f"the solver chose {picked} ({picked_text!r}), a distractor the original item already "
                        "had; no new distractor was judged correct", "answer", evidence, result.tokens)
@@ -40,18 +40,15 @@ def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     return Verdict(False, reason, "answer", evidence, result.tokens)
 
 
-def _kept_from_original(ctx: AgentContext, task: EditTask, text: str) -> bool:
-    """Whether `text` is one of the original item's distractors (the rewrite kept it)."""
-    original = ctx.store.item(task.item_id)
-    return any(normalise_text(text) == normalise_text(c) for i, c in enumerate(original.choices)
-               if i != original.answer)
-
-
-def _only_distractors_changed(ctx: AgentContext, task: EditTask, item: QAItem) -> bool:
-    """Whether the edit kept the stem and the key (text and position): a distractor rewrite always does, a
-    calibration when it swapped distractors (agents/calibration_swaps.py)."""
+def _kept_distractor_of_original(ctx: AgentContext, task: EditTask, item: QAItem, picked: str) -> bool:
+    """Whether the edit changed only distractors (a distractor rewrite always; a calibration when it swapped
+    distractors, agents/calibration_swaps.py: stem and key kept, text and position) and `picked` is one of
+    the original item's distractors, which the edit kept."""
     if task.operation not in (Op.REWRITE_DISTRACTORS.value, Op.CALIBRATE.value):
         return False
     original = ctx.store.item(task.item_id)
-    return (normalise_text(item.question) == normalise_text(original.question) and item.answer == original.answer
-            and normalise_text(item.answer_text) == normalise_text(original.answer_text))
+    if not (normalise_text(item.question) == normalise_text(original.question) and item.answer == original.answer
+            and normalise_text(item.answer_text) == normalise_text(original.answer_text)):
+        return False
+    return any(normalise_text(picked) == normalise_text(c) for i, c in enumerate(original.choices)
+               if i != original.answer)
