@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --disable-pip-version-check -q
 
-.PHONY: venv demo test test-slow lint evals clean
+.PHONY: venv system demo test test-slow lint evals clean
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -18,14 +18,18 @@ $(STAMP): pyproject.toml requirements/lock.txt
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+# bubblewrap and chromium: installed as root, a warning otherwise (scripts/system_packages.sh)
+system:
+	bash scripts/system_packages.sh
+
+demo: system $(STAMP)
 	bash scripts/demo.sh
 
-test: $(STAMP)
+test: system $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: system $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
