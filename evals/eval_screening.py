@@ -157,6 +157,19 @@ def tpr_at_fpr(scores: Sequence[float], gold: Sequence[bool], fpr: float) -> dic
     return operating_point(scores, gold, threshold)
 
 
+def per_type_rates(rows: Sequence[Row], scores: Sequence[float], gold: Sequence[bool], threshold: float,
+                   ) -> dict[str, dict[str, Any]]:
+    """Per error type against the ok rows: how many, AUROC, and TPR at `threshold` (the FPR 0.11 point)."""
+    out: dict[str, dict[str, Any]] = {}
+    for etype in sorted({r.label for r in rows} - {"ok"}):
+        idx = [i for i, r in enumerate(rows) if r.label in (etype, "ok")]
+        sub_scores, sub_gold = [scores[i] for i in idx], [gold[i] for i in idx]
+        hits = sum(1 for i in idx if gold[i] and scores[i] >= threshold)
+        out[etype] = {"n": sum(sub_gold), "auroc": auroc(sub_scores, sub_gold),
+                      "tpr_at_fpr_0.11": hits / max(1, sum(sub_gold))}
+    return out
+
+
 def score_set(name: str, rows: Sequence[Row], evidence: dict[str, Any], members: list[str],
               dev_model: ScreeningModel | None = None) -> dict[str, Any]:
     rows = [r for r in rows if r.id in evidence]
@@ -175,14 +188,7 @@ def score_set(name: str, rows: Sequence[Row], evidence: dict[str, Any], members:
                                      "stem_cites_context", "stem_is_question", "key_length_ratio")}
         | {f"p_key[{m}]": auroc([-x[f"p_key[{m}]"] for x in features], gold) for m in members},
     }
-    per_type: dict[str, dict[str, Any]] = {}
-    for etype in sorted({r.label for r in rows} - {"ok"}):
-        idx = [i for i, r in enumerate(rows) if r.label in (etype, "ok")]
-        sub_scores, sub_gold = [combined[i] for i in idx], [gold[i] for i in idx]
-        hits = sum(1 for i in idx if gold[i] and combined[i] >= point["threshold"])
-        per_type[etype] = {"n": sum(sub_gold), "auroc": auroc(sub_scores, sub_gold),
-                           "tpr_at_fpr_0.11": hits / max(1, sum(sub_gold))}
-    result["per_type"] = per_type
+    result["per_type"] = per_type_rates(rows, combined, gold, point["threshold"])
     flips = [sum(1 for p in evidence[r.id].get("probs", {}).values() if p.get("flip")) /
              max(1, len(evidence[r.id].get("probs", {}))) for r in rows]
     result["order_flip_rate"] = sum(flips) / len(flips)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from common import command_line, git_commit, log, table, write_results
-from eval_screening import ANCHOR, collect, dev_rows, out_of_fold, sample, tpr_at_fpr
+from eval_screening import ANCHOR, collect, dev_rows, out_of_fold, per_type_rates, sample, tpr_at_fpr
 from redux import DEFAULT_ROOT
 
 from refinelab.agents.options import RunOptions
@@ -131,15 +131,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for name, names in sets.items():
         scores = out_of_fold(rows, feats, names)
         point = tpr_at_fpr(scores, gold, ANCHOR["fpr"])
-        per_type = {}
-        for t in sorted({r.label for r in rows} - {"ok"}):
-            idx = [i for i, r in enumerate(rows) if r.label in (t, "ok")]
-            per_type[t] = {"n": sum(gold[i] for i in idx),
-                           "auroc": auroc([scores[i] for i in idx], [gold[i] for i in idx]),
-                           "tpr": sum(1 for i in idx if gold[i] and scores[i] >= point["threshold"])
-                           / max(1, sum(gold[i] for i in idx))}
         combos[name] = {"features": names, "auroc": auroc(scores, gold), "tpr": point["tpr"], "fpr": point["fpr"],
-                        "per_type": per_type}
+                        "per_type": per_type_rates(rows, scores, gold, point["threshold"])}
         log(f"{name}: AUROC {combos[name]['auroc']:.3f}, TPR {point['tpr']:.2f} at FPR {point['fpr']:.2f}")
     singles = {f: auroc([-x[f] for x in feats], gold) for f in ("pooled_p_key", *VERIFY_FEATURES)}
     result = {"tag": args.tag, "command": command_line(), "commit": git_commit(), "rows": len(rows),
@@ -156,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                  f"{k} {v:.3f}" for k, v in singles.items() if v is not None) + "\n",
              "\nPer error type, best combiner by AUROC:\n"]
     best = max(combos, key=lambda k: combos[k]["auroc"] or 0)
-    lines.append(table(["type", "n", "AUROC", "TPR"], [[t, v["n"], f"{v['auroc']:.3f}", f"{v['tpr']:.2f}"]
+    lines.append(table(["type", "n", "AUROC", "TPR"], [[t, v["n"], f"{v['auroc']:.3f}", f"{v['tpr_at_fpr_0.11']:.2f}"]
                                                        for t, v in combos[best]["per_type"].items()]))
     write_results(args.tag, result, "\n".join(lines) + "\n")
     print({k: round(v["auroc"], 3) for k, v in combos.items()}, file=sys.stderr)
