@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from refinelab.agents.context import AgentContext
+from refinelab.metrics.error_checks import distractors_replaceable
 from refinelab.operations import Op, writes_new_item
 from refinelab.planner.catalogue import (
     ApplicabilityPolicy,
@@ -61,6 +62,7 @@ def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
             p_error=0.0 if edited or error is None else float(error.evidence.get("p_error", 0.0)),
             distractor_score=distractors.score if distractors else 1.0,
             length_tokens=item_length_tokens(item), defect=duplicate or item.id in unfixable,
+            distractors_replaceable=distractors_replaceable(item.choices),
         ))
     return profiles
 

@@ -32,7 +32,7 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.key_correction import key_doubted, panel_key_move
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import DistractorConfig, distractor_diversity, select_distractors
-from refinelab.metrics.error_checks import refers_to_other_options
+from refinelab.metrics.error_checks import distractors_replaceable
 from refinelab.model_outputs import DistractorsOut, ItemDraft
 from refinelab.operations import Op, operation
 from refinelab.planner.problem import DifficultyBuckets
@@ -265,7 +265,7 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
             return Candidate(moved, moved.metadata["rationale"], 0)
         if (doubt := key_doubted(ctx, base)) is not None:
             return Candidate(None, "", 0, error=ABSTAINED + doubt)
-    if op.new_distractors and any(refers_to_other_options(c) for c in base.choices):
+    if op.new_distractors and not distractors_replaceable(base.choices):
         return Candidate(None, "", 0, error="the options refer to each other (e.g. 'A and D', 'all of the above'): "
                          "replacing distractors would change what the key says; not rewritten")
     messages = prompt_for(ctx, task, base)

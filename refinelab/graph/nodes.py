@@ -128,17 +128,17 @@ def plan(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 
 def _template_item(pool: list[QAItem], cell: str | None, used: Counter[str]) -> QAItem | None:
-    """An existing item to seed a new one (its subject, domain, style): same cell, least used first."""
-    if cell is not None:
-        domain, skill = Cell.parse(cell)
-        same = [i for i in pool if i.domain == domain and i.skill == skill] or [i for i in pool if i.domain == domain]
-    else:
-        same = pool
-    if not same:
-        same = pool
-    if not same:
+    """An existing item to seed a new one (its subject, domain, style): the least used item of the cell's
+    domain, the cell's own items first among equals. Two new items from one template send the writer
+    the same prompt, and drafts of the same prompt came back as near-duplicates of each other (the
+    second was then refused as one), so an unused template of the domain beats a reused one of the cell."""
+    if cell is None:
+        return min(pool, key=lambda i: (used[i.id], i.id)) if pool else None
+    domain, skill = Cell.parse(cell)
+    same_domain = [i for i in pool if i.domain == domain] or pool
+    if not same_domain:
         return None
-    return min(same, key=lambda i: (used[i.id], i.id))
+    return min(same_domain, key=lambda i: (used[i.id], i.skill != skill, i.id))
 
 
 def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[str, Any]]:

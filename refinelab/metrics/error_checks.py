@@ -97,6 +97,12 @@ def refers_to_other_options(text: str) -> bool:
     return bool(_META_OPTION.search(text) or _LETTER_LIST_OPTION.match(text))
 
 
+def distractors_replaceable(choices: Sequence[str]) -> bool:
+    """Whether an item's distractors may be replaced one by one: not when any option refers to the others
+    (the planner then offers no rewrite, and the refiner refuses one: the same rule in both places)."""
+    return not any(refers_to_other_options(c) for c in choices)
+
+
 _NONE_OPTION = re.compile(r"\b(none|neither)\b|\bno\s+(correct\s+)?(answer|option)\b", re.IGNORECASE)
 _TRIVIAL_ANSWERS = {"true", "false", "yes", "no", "none", "all", "both", "neither", "wrong", "not wrong"}
 

@@ -58,6 +58,9 @@ class Item(BaseModel):
     distractor_score: float = Field(1.0, ge=0.0, le=1.0)
     length: float = Field(100.0, ge=0.0)  # tokens
     defect: bool = False  # a duplicate or an error a fix could not repair: removable without allow_shrink
+    # False when the options refer to each other ("A and D", "all of the above"): the refiner refuses to
+    # replace such distractors, so offering the rewrite would only spend a planned edit on a refusal
+    distractors_replaceable: bool = True
     candidates: list[CandidateOp] = Field(default_factory=list)
 
 
@@ -237,6 +240,7 @@ class ItemProfile(BaseModel):
     length_tokens: float | None = Field(None, ge=0.0)
     length_chars: float | None = Field(None, ge=0.0)
     defect: bool = False  # a duplicate or a failed fix (see Item.defect)
+    distractors_replaceable: bool = True  # see Item.distractors_replaceable
 
     def resolved_cell(self) -> str:
         return self.cell or _cell_key(self.domain, self.skill)
@@ -316,8 +320,8 @@ class _CandidateMaker:
             out.append(make(op=Op.FIX, cost=cost.tokens(length), success=s, errors_fixed=item.p_error * s,
                             distractor_gain=0.0, to_bucket=None))
         after = policy.distractor_score_after_rewrite
-        if (Op.REWRITE_DISTRACTORS in specs and item.distractor_score <= policy.rewrite_max_distractor_score
-                and after > item.distractor_score):
+        if (Op.REWRITE_DISTRACTORS in specs and item.distractors_replaceable
+                and item.distractor_score <= policy.rewrite_max_distractor_score and after > item.distractor_score):
             cost, s = specs[Op.REWRITE_DISTRACTORS]
             out.append(make(op=Op.REWRITE_DISTRACTORS, cost=cost.tokens(length), success=s, errors_fixed=0.0,
                             distractor_gain=s * (after - item.distractor_score), to_bucket=None))
@@ -400,6 +404,7 @@ def _build_problem(profiles: Iterable[ItemProfile | Mapping[str, Any]], budget: 
         item = _trusted(Item, _ITEM_FIELDS, {"id": row.id, "cell": row.resolved_cell(), "bucket": bucket,
                                              "p_error": row.p_error, "distractor_score": row.distractor_score,
                                              "length": row.resolved_length(), "defect": row.defect,
+                                             "distractors_replaceable": row.distractors_replaceable,
                                              "candidates": []})
         item.candidates = make_candidates(item)
         items.append(item)

@@ -126,3 +126,26 @@ def test_node_declarations_are_checked() -> None:
             build.check_declarations()
     finally:
         nodes.plan.reads = original
+
+
+def test_new_items_take_an_unused_template_of_the_domain_before_reusing_one() -> None:
+    """Two new items from one template send the writer the same prompt; at temperature 0 (or from the
+    fake writer) the drafts then repeat, and the repeat is refused as a near-duplicate."""
+    from refinelab.graph.nodes import _template_item
+    from refinelab.schema import QAItem
+
+    def item(item_id: str, domain: str, skill: str) -> QAItem:
+        return QAItem(id=item_id, question=f"Question {item_id}?", choices=["a", "b"], answer=0,
+                      domain=domain, skill=skill)
+
+    pool = [item("s1", "STEM", "recall"), item("s2", "STEM", "reasoning"), item("h1", "humanities", "recall")]
+    used: Counter[str] = Counter()
+    picks = []
+    for _ in range(4):
+        chosen = _template_item(pool, "STEM|recall", used)
+        assert chosen is not None
+        used[chosen.id] += 1
+        picks.append(chosen.id)
+    # the cell's own item first, then the domain's unused one, then reuse (never the other domain's)
+    assert picks == ["s1", "s2", "s1", "s2"]
+    assert _template_item(pool, "other|recall", Counter()).id == "h1"  # no item of the domain: any item

@@ -44,6 +44,16 @@ def test_build_problem_from_profiles() -> None:
     assert problem.target_total == 3
 
 
+def test_no_rewrite_is_offered_for_options_that_refer_to_each_other() -> None:
+    """The refiner refuses to replace such distractors; a plan that bought the rewrite wasted an edit on it
+    (two of the demo's four pilot edits, before)."""
+    rows = [{"id": "a", "distractor_score": 0.3, "distractors_replaceable": False},
+            {"id": "b", "distractor_score": 0.3}]
+    a, b = build_problem(rows, budget=10_000).items
+    assert Op.REWRITE_DISTRACTORS not in {x.op for x in a.candidates}
+    assert Op.REWRITE_DISTRACTORS in {x.op for x in b.candidates}
+
+
 def test_targets_are_normalised_and_can_add_cells() -> None:
     problem = build_problem([{"id": "a", "domain": "x", "skill": "y"}], budget=1,
                             targets=PlanTargets(coverage={"x|y": 1, "new|cell": 3}, total=10))

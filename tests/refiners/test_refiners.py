@@ -10,6 +10,7 @@ import pytest
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.agents.planner_agent import item_profiles
 from refinelab.agents.refiner import refine
 from refinelab.agents.validation.structural import structural_problems
 from refinelab.config import ModelSpec, Roles, load_settings
@@ -296,6 +297,9 @@ def test_an_item_whose_options_refer_to_each_other_is_not_rewritten(tmp_path: Pa
     candidate = refine(ctx, EditTask("e", titan.id, "rewrite_distractors", 1))
     assert candidate.item is None and "refer to each other" in candidate.error
     assert model.calls == 0 and candidate.tokens == 0
+    # the planner reads the same rule, so such an item is never offered the rewrite in the first place
+    profiles = {p.id: p for p in item_profiles(ctx)}
+    assert profiles[titan.id].distractors_replaceable is False and profiles[BASE.id].distractors_replaceable
 
 
 def test_a_bare_letter_is_not_a_distractor(tmp_path: Path) -> None:

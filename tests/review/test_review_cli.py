@@ -130,4 +130,14 @@ def test_auto_policies_decide_without_pausing(tmp_path: Path, monkeypatch: pytes
             assert set(result.report["reviews"]) == {f"undecided:{decision}"}
             changes = [json.loads(line) for line in (result.run_dir / "changes.jsonl").read_text().splitlines()]
             assert all(c["review"]["by"] == f"policy:{mode}" for c in changes if "review" in c)
-            assert set(result.report["edits"]["outcomes"]) == {f"{op}:{status}" for op in ("expand", "generate")}
+            # every edit the policy decided ended as it says; the plan buys more new items than the 8 items give
+            # templates, and a writer at temperature 0 repeats a reused template's draft: such repeats are
+            # refused by the structural checks before any review, and are the only other outcome
+            outcomes = set(result.report["edits"]["outcomes"])
+            assert {f"{op}:{status}" for op in ("expand", "generate")} <= outcomes
+            reviewed = [c for c in changes if "review" in c]
+            assert reviewed and all(c["review"]["decision"] == decision for c in reviewed)
+            if mode == "auto-accept":
+                assert all("too close to existing item" in g["reason"] for g in result.report["gave_up"])
+            else:
+                assert not any(o.endswith(":committed") for o in outcomes)
