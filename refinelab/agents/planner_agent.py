@@ -45,7 +45,10 @@ def failed_fixes(ctx: AgentContext) -> set[str]:
 
 def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
     """Per-item planning data from the store (only items still in the dataset). An item is a defect when
-    its fix failed or it repeats an earlier item's question and options (an exact duplicate)."""
+    screening flagged it and its fix failed (an error that could not be repaired), or it repeats an earlier
+    item's question and options (an exact duplicate). A failed fix on an item screening did not flag is
+    doubt, not a defect: the fix abstained or its evidence fell short, so the item is kept as it was (a
+    fresh `make demo` had removed "Why is the sky blue?", keyed right, after its fix abstained)."""
     profiles = []
     unfixable = failed_fixes(ctx)
     seen: set[tuple[str, ...]] = set()
@@ -61,7 +64,8 @@ def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
             difficulty=item.difficulty,
             p_error=0.0 if edited or error is None else float(error.evidence.get("p_error", 0.0)),
             distractor_score=distractors.score if distractors else 1.0,
-            length_tokens=item_length_tokens(item), defect=duplicate or item.id in unfixable,
+            length_tokens=item_length_tokens(item),
+            defect=duplicate or (item.id in unfixable and error is not None and error.flag),
             distractors_replaceable=distractors_replaceable(item.choices),
         ))
     return profiles

@@ -116,8 +116,8 @@ class ApplicabilityPolicy(BaseModel):
     distractor_score_after_rewrite: float = Field(0.9, ge=0.0, le=1.0)  # expected score of a passed rewrite
     calibrate_max_steps: int = Field(1, ge=1)  # how many buckets away a calibration may move an item
     # Deletion is the exception: without `allow_shrink`, `remove` is a candidate only for a defect (an
-    # error likely enough that keeping it costs more than the item is worth, or a failed fix) or a
-    # duplicate; with it, any item may be removed to cut an over-represented cell or bucket.
+    # error likely enough that keeping it costs more than the item is worth, or a flagged item whose fix
+    # failed) or a duplicate; with it, any item may be removed to cut an over-represented cell or bucket.
     allow_shrink: bool = False
     remove_min_p_error: float = Field(0.5, ge=0.0, le=1.0)  # p_error at/above which an item is a defect
 

@@ -127,3 +127,18 @@ def test_the_pilot_share_goes_to_the_item_edits_in_pilot_order() -> None:
     assert rewrite < calibrate
     kept = _within_share(tasks, catalogue, items, cap=max(rewrite, calibrate) * 1.01)
     assert [t.operation for t in kept] == ["rewrite_distractors"]
+
+
+def test_a_failed_fix_makes_a_defect_only_of_an_item_screening_flagged(tmp_path: Path) -> None:
+    """A fix that abstained on an item screening did not flag is doubt, not evidence of an error: the item
+    is kept, not removed (a fresh demo had removed a correctly keyed item that way)."""
+    from refinelab.agents.planner_agent import item_profiles
+
+    ctx = profiled_context(tmp_path, n=8)
+    items = ctx.store.items(("kept",))
+    flagged, unflagged = items[0], items[1]  # profiled_context flags every 4th item
+    assert ctx.store.diagnostic(flagged.id, "error").flag and not ctx.store.diagnostic(unflagged.id, "error").flag
+    for item in (flagged, unflagged):
+        ctx.store.set_outcome(f"r1-fix-{item.id}", item.id, "fix", 1, "gave_up", "abstained", 2)
+    defects = {p.id: p.defect for p in item_profiles(ctx)}
+    assert defects[flagged.id] is True and defects[unflagged.id] is False
