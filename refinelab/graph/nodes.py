@@ -129,16 +129,24 @@ def plan(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 def _template_item(pool: list[QAItem], cell: str | None, used: Counter[str]) -> QAItem | None:
     """An existing item to seed a new one (its subject, domain, style): the least used item of the cell's
-    domain, the cell's own items first among equals. Two new items from one template send the writer
-    the same prompt, and drafts of the same prompt came back as near-duplicates of each other (the
-    second was then refused as one), so an unused template of the domain beats a reused one of the cell."""
-    if cell is None:
-        return min(pool, key=lambda i: (used[i.id], i.id)) if pool else None
-    domain, skill = Cell.parse(cell)
-    same_domain = [i for i in pool if i.domain == domain] or pool
-    if not same_domain:
+    domain (of the whole pool for a bucket), the cell's own items first among equals, then the least used
+    subject. Two new items from one template send the writer the same prompt, and drafts of the same
+    prompt came back as near-duplicates of each other (the second was then refused as one); and without
+    the subject count, every generate of a round started from the alphabetically first subject's items.
+    `used` counts both item ids and `subject_use_key`s (see `_tasks_from_plan`)."""
+    skill = Cell.parse(cell).skill if cell is not None else None
+    candidates = pool
+    if cell is not None:
+        candidates = [i for i in pool if i.domain == Cell.parse(cell).domain] or pool
+    if not candidates:
         return None
-    return min(same_domain, key=lambda i: (used[i.id], i.skill != skill, i.id))
+    return min(candidates, key=lambda i: (used[i.id], skill is not None and i.skill != skill,
+                                          used[subject_use_key(i)], i.id))
+
+
+def subject_use_key(item: QAItem) -> str:
+    """The key under which `_template_item`'s counter holds how often a subject seeded a new item."""
+    return f"subject:{item.subject}"
 
 
 def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[str, Any]]:
@@ -154,6 +162,7 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
             if template is None:
                 continue
             used[template.id] += 1
+            used[subject_use_key(template)] += 1
             target = option.cell if option.cell is not None else option.bucket or ""
             tasks.append({"edit_id": f"r{round_}-{option.op}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{target}-{k}').hex[:8]}",
                           "item_id": template.id, "operation": str(option.op), "round": round_, "attempt": 0,

@@ -149,3 +149,22 @@ def test_new_items_take_an_unused_template_of_the_domain_before_reusing_one() ->
     # the cell's own item first, then the domain's unused one, then reuse (never the other domain's)
     assert picks == ["s1", "s2", "s1", "s2"]
     assert _template_item(pool, "other|recall", Counter()).id == "h1"  # no item of the domain: any item
+
+
+def test_new_items_for_a_bucket_spread_over_subjects() -> None:
+    """Without a cell, the least used item alone picked the alphabetically first subject's items for every
+    generate of a round (five college_physics templates on a 30-item slice, three drafts near-copies)."""
+    from refinelab.graph.nodes import _template_item, subject_use_key
+    from refinelab.schema import QAItem
+
+    pool = [QAItem(id=f"{s}-{n}", question=f"Question {s} {n}?", choices=["a", "b"], answer=0, subject=s)
+            for s in ("astronomy", "virology") for n in (1, 2)]
+    used: Counter[str] = Counter()
+    picks = []
+    for _ in range(4):
+        chosen = _template_item(pool, None, used)
+        assert chosen is not None
+        used[chosen.id] += 1
+        used[subject_use_key(chosen)] += 1
+        picks.append(chosen.id)
+    assert picks == ["astronomy-1", "virology-1", "astronomy-2", "virology-2"]
