@@ -65,8 +65,10 @@ class Operation:
     # What must be measured to improve before the edit is committed (agents/validation/measured.py):
     # "p_correct" (the panel's probability of answering correctly moved in the intended direction) or
     # "diversity" (the distractor set's diversity rose) or "cell" (a new item is labelled, as the profiler
-    # labels any item, into the domain x skill cell it was written for). None: the validator's pass is enough.
-    measure: Literal["p_correct", "diversity", "cell"] | None = None
+    # labels any item, into the domain x skill cell it was written for) or "bucket" (a new item's difficulty,
+    # measured as the profile measured every item's, falls in the bucket it was written for). None: the
+    # validator's pass is enough.
+    measure: Literal["p_correct", "diversity", "cell", "bucket"] | None = None
     pilot_order: int | None = None  # order in which piloted item edits claim items; None: not piloted
 
     @property
@@ -114,7 +116,7 @@ REGISTRY: dict[Op, Operation] = {
         # success per attempt: what new items pass validation at when nothing measures where they land,
         # 40 of 47 planned new items in two attempts each (evals/results/jsd_curve.md)
         cost_intercept=1200, cost_slope=3.0, success_prior=0.6, prompt="refine_generate",
-        output_schema=_ITEM_DRAFT, creates_item=True, target="bucket", pilot_order=4),
+        output_schema=_ITEM_DRAFT, creates_item=True, target="bucket", measure="bucket", pilot_order=4),
     Op.CALIBRATE: Operation(
         Op.CALIBRATE, "rewrite stem/distractors to move an item to a neighbouring difficulty bucket",
         # priced for three drafts measured by the panel (RunOptions.calibrate_drafts); the pilot refits it

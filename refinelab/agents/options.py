@@ -53,6 +53,10 @@ class RunOptions(BaseModel):
         True, description="commit an expand only when its new item is labelled into the cell it was written for "
         "or another under-covered cell (agents/validation/measured.py); off: a new item counts in the cell it "
         "was written for, unmeasured")
+    measure_new_item_buckets: bool = Field(
+        True, description="commit a generate only when its new item's difficulty, measured by the panel on the "
+        "profile's IRT scale, falls in the bucket it was written for or another under-filled bucket "
+        "(agents/validation/measured.py); off: a new item counts in the bucket it was written for, unmeasured")
     calibrate_drafts: int = Field(3, ge=1, le=8, description="calibrate: drafts the writer is asked for; the "
                                   "panel measures each and the one whose p(correct) moved furthest in the "
                                   "intended direction is validated (1 = a single draft, unmeasured)")

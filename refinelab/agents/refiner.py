@@ -112,16 +112,22 @@ def _generate_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict
             "examples": _examples(ctx, base.subject, base.id, 1)}
 
 
-def calibrate_direction(ctx: AgentContext, base: QAItem, target: str) -> str:
-    """"harder" when `target` is a harder bucket than the item's own (by the run's bucket names and edges),
-    else "easier"; what calibrate asks the writer for and what its measurement must show."""
+def run_buckets(ctx: AgentContext) -> DifficultyBuckets:
+    """The run's difficulty buckets (its targets' names and edges; the default thirds when they are unusable):
+    what calibrate and generate aim at, and what their measurements are read against."""
     names = list(getattr(ctx.targets, "buckets", None) or ["easy", "medium", "hard"])
     edges = list(getattr(ctx.targets, "thresholds", None) or [1 / 3, 2 / 3])
     try:
-        buckets = DifficultyBuckets(names=names, edges=edges)
+        return DifficultyBuckets(names=names, edges=edges)
     except ValueError:
-        buckets = DifficultyBuckets()
-        names = buckets.names
+        return DifficultyBuckets()
+
+
+def calibrate_direction(ctx: AgentContext, base: QAItem, target: str) -> str:
+    """"harder" when `target` is a harder bucket than the item's own (by the run's bucket names and edges),
+    else "easier"; what calibrate asks the writer for and what its measurement must show."""
+    buckets = run_buckets(ctx)
+    names = buckets.names
     here = names.index(buckets.bucket(base.difficulty if base.difficulty is not None else 0.5))
     return "harder" if target in names and names.index(target) > here else "easier"
 

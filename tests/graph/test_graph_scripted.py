@@ -86,7 +86,11 @@ def test_validator_rejection_loops_back_with_reason(tmp_path: Path) -> None:
     for attempts in by_edit.values():
         attempts.sort(key=lambda e: e["attempt"])
         assert attempts[0]["verdict"] == "fail" and "independent solver chose B" in attempts[0]["reason"]
-        assert attempts[1]["verdict"] == "pass"
+        # the retry passes validation; a new item for a bucket the scripted judge cannot place it in (easy,
+        # see tests/support/scripted.py) is then sent back by its measurement
+        assert attempts[1]["verdict"] == "pass" or attempts[1]["reason"].startswith("the new item measures")
+    passed = {e["operation"] for e in edits if e["verdict"] == "pass"}
+    assert passed == {"expand", "generate"}, passed
     # the second attempt's prompt carried the reason
     prompts = [r["inputs"]["messages"][-1]["content"] for r in read_trace(result.run_dir / "trace.jsonl")
                if r["run_type"] == "llm" and r["metadata"].get("node") == "refine"]

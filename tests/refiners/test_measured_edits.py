@@ -1,10 +1,12 @@
-"""Measured edits: calibrate and rewrite_distractors are committed only when a measurement shows the
-improvement the plan paid for, and the measurement is kept as the edit's evidence."""
+"""Measured edits: calibrate, rewrite_distractors, expand and generate are committed only when a
+measurement shows the improvement the plan paid for, and the measurement is kept as the edit's evidence."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pytest
 
 from refinelab.agents.calibration_drafts import p_correct
 from refinelab.agents.context import AgentContext
@@ -223,3 +225,96 @@ def test_a_new_item_that_points_at_a_missing_passage_or_copies_a_taxonomy_exampl
     with_passage = no_passage.model_copy(update={"question": "Read the following passage. " + "x " * 120 +
                                                  "Based on the passage, the author's attitude is:"})
     assert validate(ctx, task, Candidate(with_passage, "", 0)).passed
+
+
+GENERATED = NEW_ITEM.model_copy(update={"id": "r1-generate-1", "domain": "STEM"})
+
+
+def _reference_scale(ctx: AgentContext) -> None:
+    """The profile's difficulty of the template: the one-member embedded panel's p(key) reference."""
+    ctx.store.put_diagnostics([Diagnostic(item_id=BASE.id, check="difficulty", flag=False, score=0.1, evidence={
+        "method": "irt", "logit": -2.0, "panel_ability": {"judge": 0.0}, "anchors": None,
+        "reference": "qwen2.5-coder-1.5b on 304 MMLU-Redux items"})])
+
+
+def test_generate_counts_only_when_the_new_item_measures_in_the_bucket_paid_for(tmp_path: Path) -> None:
+    """The judge misses the new item's key: on the reference scale it is hard, so an item written for
+    "hard" counts (and keeps the difficulty it was measured at), one written for "easy" is sent back."""
+    from refinelab.agents.difficulty import difficulty_reference
+    from refinelab.metrics.irt import reference_difficulty
+
+    ctx = make_ctx(tmp_path, panel_letter="B", validator_letter="A")  # B is not the new item's key (A)
+    _reference_scale(ctx)
+    candidate = GENERATED.model_copy()
+    verdict = validate(ctx, EditTask("r1-generate-1", BASE.id, "generate", 1, target="hard"),
+                       Candidate(candidate, "", 0))
+    assert verdict.passed, verdict.reason
+    expected = reference_difficulty(0.0, difficulty_reference()["p_key_quantiles"])
+    measured = verdict.evidence["measured"]
+    assert measured["bucket"] == "hard" and measured["difficulty"] == round(expected, 4) and verdict.tokens > 0
+    assert candidate.difficulty == expected
+    assert ctx.store.diagnostic(candidate.id, "difficulty").score == expected
+    assert ctx.store.diagnostic(candidate.id, "panel").evidence["answers"] == {"judge": 1}
+
+    refused = validate(ctx, EditTask("r1-generate-2", BASE.id, "generate", 1, target="easy"),
+                       Candidate(GENERATED.model_copy(update={"id": "r1-generate-2"}), "", 0))
+    assert not refused.passed and refused.method == "measured"
+    assert "measures hard" in refused.reason and "not easy" in refused.reason
+    assert ctx.store.diagnostic("r1-generate-2", "difficulty") is None  # nothing kept for a refused item
+
+
+def test_generate_in_another_under_filled_bucket_counts(tmp_path: Path) -> None:
+    """Written for "easy", measured "hard": it counts while the set has fewer hard items than the target
+    asks for (the evidence says so), and is sent back once hard is filled."""
+    ctx = make_ctx(tmp_path, panel_letter="B", validator_letter="A")
+    _reference_scale(ctx)  # the one stored item (BASE, difficulty 0.1) is easy: hard has share 0
+    ctx.targets = Targets(difficulty={"easy": 0.5, "hard": 0.5})
+    verdict = validate(ctx, EditTask("r1-generate-1", BASE.id, "generate", 1, target="easy"),
+                       Candidate(GENERATED.model_copy(), "", 0))
+    assert verdict.passed, verdict.reason
+    measured = verdict.evidence["measured"]
+    assert measured["bucket"] == "hard" and measured["bucket_share"] == 0.0 and measured["bucket_target"] == 0.5
+    assert "under-filled" in verdict.reason
+
+    ctx.targets = Targets(difficulty={"easy": 1.0})
+    refused = validate(ctx, EditTask("r1-generate-2", BASE.id, "generate", 1, target="easy"),
+                       Candidate(GENERATED.model_copy(update={"id": "r1-generate-2"}), "", 0))
+    assert not refused.passed and "already filled" in refused.reason
+
+
+def test_generate_without_an_irt_scale_passes_and_says_it_was_not_measured(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="B", validator_letter="A")
+    verdict = validate(ctx, EditTask("r1-generate-1", BASE.id, "generate", 1, target="hard"),
+                       Candidate(GENERATED.model_copy(), "", 0))
+    assert verdict.passed and verdict.evidence["measured"]["measured"] is False
+    assert "not measured" in verdict.reason
+
+
+@pytest.mark.llm
+def test_the_real_embedded_judge_places_a_new_item_in_a_bucket(embedded_server, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the real llama.cpp server: the judge's two-order probe on a new item gives p(key), the item
+    is placed on the profile's reference scale, and it counts exactly when that lands in the bucket paid
+    for; the measurement's tokens are on the ledger."""
+    from refinelab.agents.difficulty import difficulty_reference
+    from refinelab.agents.refiner import run_buckets
+    from refinelab.agents.validation.measured import measure_bucket
+    from refinelab.config import ModelSpec, Roles
+    from refinelab.metrics.irt import reference_difficulty
+    from tests.conftest import SMALL_MODEL
+
+    monkeypatch.setenv("LOCAL_KEY", "sk-local")
+    spec = ModelSpec(endpoint=embedded_server.base_url, model=SMALL_MODEL, api_key_env="LOCAL_KEY", max_tokens=60)
+    ctx = make_ctx(tmp_path, panel_letter="A", panel_method="logprobs")
+    ctx.settings = ctx.settings.model_copy(update={"roles": Roles(judge=spec, writer=spec, validator=spec)})
+    ctx.hooks = RunHooks(embed=HashEmbedder().embed)  # no scripted models: every call goes to the server
+    _reference_scale(ctx)
+    result = measure_bucket(ctx, EditTask("r1-generate-1", BASE.id, "generate", 1, target="hard"),
+                            GENERATED.model_copy())
+    measured = result.evidence
+    assert result.tokens == ctx.ledger.spent > 0, result.reason
+    assert 0.0 <= measured["p_key"] <= 1.0
+    expected = reference_difficulty(measured["p_key"], difficulty_reference()["p_key_quantiles"])
+    assert measured["difficulty"] == round(expected, 4)
+    assert measured["bucket"] == run_buckets(ctx).bucket(expected)
+    assert result.improved == (measured["bucket"] == "hard"), result.reason

@@ -37,7 +37,13 @@ def respond(messages: list[dict[str, str]], fail_first_validation: bool = False)
     if text.rstrip().endswith("Answer:"):  # a logprobs probe: most mass on the marked key (else A)
         match = re.search(r"\(key ([A-J])\)", text)
         letter = match.group(1) if match else "A"
-        return logprobs_block({letter: 0.7, **{x: 0.1 for x in "ABCD" if x != letter}})
+        # an item this writer made for a bucket carries it ("[bucket X]"): the judge is as sure of its key as
+        # items of that bucket make it on the embedded model's reference scale, as a measured generate requires
+        bucket = re.search(r"\[bucket ([a-z]+)\]", text)
+        if bucket:  # its key is its one single-word option, in whatever order the probe shows the options
+            letter = next((m.group(1) for m in re.finditer(r"^([A-J])\. (\S+)$", text, re.MULTILINE)), letter)
+        p_key = _BUCKET_P_KEY.get(bucket.group(1), 0.7) if bucket else 0.7
+        return logprobs_block({letter: p_key, **{x: (1 - p_key) / 3 for x in "ABCD" if x != letter}})
     if "Reply with the letter" in text:  # a panel member: the marked key, else A
         match = re.search(r"\(key ([A-J])\)", text)
         return json.dumps({"answer": match.group(1) if match else "A"})
@@ -45,15 +51,25 @@ def respond(messages: list[dict[str, str]], fail_first_validation: bool = False)
         return json.dumps({"distractors": [" ".join(_words(_h(text) + k, 2)) for k in range(9)]})
     seed = _h(text)
     wrong = fail_first_validation and "rejected" not in text
-    words = _words(seed, 14)  # distinct vocabulary per prompt, so near-duplicate checks stay quiet
+    words = _words(seed, 15)  # distinct vocabulary per prompt, so near-duplicate checks stay quiet
     asked = re.search(r"Skill tested: ([a-z ]+?)[ .(]", text)  # an expand names the cell's skill
     marker = f" [skill {asked.group(1)}]" if asked and asked.group(1) != "any" else ""
+    choices = [words[8], f"{words[9]} {words[10]}", words[11], f"{words[12]} {words[13]}"]
+    if bucket := re.search(r"Write one new ([a-z]+) multiple-choice", text):  # a generate names its bucket
+        marker += f" [bucket {bucket.group(1)}]"
+        choices[2] = f"{words[11]} {words[14]}"  # the key is the only one-word option: the probe finds it
     return json.dumps({
         "question": f"{' '.join(words[:8])}{marker} (key {'B' if wrong else 'A'})?",
-        "choices": [words[8], f"{words[9]} {words[10]}", words[11], f"{words[12]} {words[13]}"],
+        "choices": choices,
         "answer_index": 0, "rationale": "scripted",
     })
 
+
+# p(key) of the judge's probe on a new item written for a bucket. On the scripted judge's one-member Rasch
+# fit (anchored on its own ability; no embedded-model reference) 0.5 reads medium and 0.03 hard; no single
+# item reaches easy there (the fit's prior holds one response near the middle: 0.97 reads 0.38), so a
+# generate for "easy" is sent back by its measurement, as it would be with such a judge
+_BUCKET_P_KEY = {"easy": 0.97, "medium": 0.5, "hard": 0.03}
 
 _SYLLABLES = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "pe", "su", "do", "fa", "gu", "hi", "jo", "wu"]
 

@@ -16,6 +16,12 @@ measurement is stored with the verdict as the edit's evidence (`evidence["measur
   evidence that it wrote one: on the skewed JSD eval most new items landed in the three skills a 1.5B
   labeller names, whatever cell they were written for. The label is stored, so the item is not labelled
   again after the round.
+- ``bucket`` (generate): the panel answers the new item and its difficulty is placed on the profile's scale
+  (the IRT fit, or the shipped p(key) reference of the one-member embedded panel), as a calibrated item's
+  is; it counts when that difficulty falls in the bucket the plan paid for, or in another bucket still
+  below its target share. A writer asked for a "medium" item is not evidence that it wrote one. Without
+  an IRT scale (`difficulty_method` "rating" or "elo") there is nothing to place the item on: the pass
+  stands, and the evidence says it was not measured.
 """
 
 from __future__ import annotations
@@ -38,10 +44,10 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import remeasured_difficulty
 from refinelab.agents.labels import LABEL_MAX_TOKENS, classify_skill, exemplar_vectors
 from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic, probe_member
-from refinelab.agents.refiner import calibrate_direction
+from refinelab.agents.refiner import calibrate_direction, run_buckets
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity, numeric_value
-from refinelab.metrics.divergence import coverage_distribution, normalise
+from refinelab.metrics.divergence import coverage_distribution, empirical, normalise
 from refinelab.operations import operation
 from refinelab.schema import LETTERS, Cell, Diagnostic, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
@@ -63,6 +69,7 @@ class Measurement:
     tokens: int = 0
     panel_after: Diagnostic | None = None  # the panel's answers on the candidate (calibrate)
     label: Diagnostic | None = None  # the new item's label (expand), stored when it is committed
+    difficulty: Diagnostic | None = None  # the new item's measured difficulty (generate), stored likewise
 
 
 def _panel_on(ctx: AgentContext, task: EditTask, item: QAItem, members: list[str]) -> tuple[Diagnostic, int]:
@@ -188,6 +195,49 @@ def measure_cell(ctx: AgentContext, task: EditTask, candidate: QAItem) -> Measur
                        f"that mainly tests {target.skill}", evidence, tokens)
 
 
+def measure_bucket(ctx: AgentContext, task: EditTask, candidate: QAItem) -> Measurement:
+    """generate's measurement: the new item's difficulty, from the panel's answers on it placed on the
+    profile's scale with the template item's fit (abilities and anchors are the run's, not the item's),
+    must fall in the bucket the plan paid for, or in another bucket the set still lacks."""
+    evidence: dict[str, Any] = {"measure": "bucket", "target": task.target}
+    scale = ctx.store.diagnostic(task.item_id, "difficulty")
+    if scale is None or scale.evidence.get("method") != "irt":
+        evidence["measured"] = False
+        return Measurement(True, "difficulty not measured (the profile has no IRT scale to place it on)", evidence)
+    members = measuring_members(ctx)
+    panel_after, tokens = _panel_on(ctx, task, candidate, members)
+    placed = remeasured_difficulty(scale, panel_after)
+    if placed is None:
+        return Measurement(False, "could not measure the new item's difficulty: no panel member answered it",
+                           evidence, tokens)
+    bucket = run_buckets(ctx).bucket(placed.score)
+    evidence |= {"members": members, "difficulty": round(placed.score, 4), "bucket": bucket,
+                 "p_key": p_correct(panel_after)}
+    kept = (panel_after.model_copy(update={"item_id": candidate.id}), placed.model_copy(update={"item_id": candidate.id}))
+    if bucket == task.target:
+        return Measurement(True, f"measured {bucket} (difficulty {placed.score:.2f}), the bucket it was written "
+                           "for", evidence, tokens, panel_after=kept[0], difficulty=kept[1])
+    share, wanted = bucket_shares(ctx, bucket)
+    evidence |= {"bucket_share": round(share, 4), "bucket_target": round(wanted, 4)}
+    if share < wanted:  # another bucket, but one the set still lacks: the item moves difficulty to the target
+        return Measurement(True, f"measured {bucket} (difficulty {placed.score:.2f}), not {task.target}, but that "
+                           f"bucket is under-filled too ({share:.3f} < {wanted:.3f})", evidence, tokens,
+                           panel_after=kept[0], difficulty=kept[1])
+    return Measurement(False, f"the new item measures {bucket} (difficulty {placed.score:.2f}), not {task.target}, "
+                       f"and that bucket is already filled ({share:.3f} >= {wanted:.3f}): write a question that "
+                       f"is {task.target} for this set", evidence, tokens)
+
+
+def bucket_shares(ctx: AgentContext, bucket: str) -> tuple[float, float]:
+    """(the bucket's share of the current set's measured items, its target share): whether one more item
+    there helps. Items without a difficulty are left out, as the difficulty figures leave them out."""
+    buckets = run_buckets(ctx)
+    scores = [i.difficulty for i in ctx.store.items() if i.difficulty is not None]
+    share = empirical(buckets.bucket(s) for s in scores).get(bucket, 0.0) if scores else 0.0
+    weights = getattr(ctx.targets, "difficulty", None) or {}
+    return share, (normalise(weights).get(bucket, 0.0) if weights else 0.0)
+
+
 _REFERS_TO_TEXT = re.compile(r"\b(?:the|this|following|above|below|given)\s+(?:passage|excerpt|quotation|quote|"
                              r"text|paragraph|speech|letter|statute|table|graph|data)\b", re.IGNORECASE)
 MIN_PASSAGE_CHARS = 200  # a stem that points at a text yet is shorter than this cannot contain that text
@@ -229,6 +279,10 @@ def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verd
         if not ctx.options.measure_new_item_cells:
             return verdict
         result = measure_cell(ctx, task, candidate)
+    elif op.measure == "bucket":
+        if not ctx.options.measure_new_item_buckets:
+            return verdict
+        result = measure_bucket(ctx, task, candidate)
     else:
         before = ctx.store.item(task.item_id)
         result = (measure_diversity(ctx, before, candidate) if op.measure == "diversity"
@@ -236,7 +290,10 @@ def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verd
     evidence = {**verdict.evidence, "measured": result.evidence}
     if not result.improved:
         return Verdict(False, result.reason, "measured", evidence, verdict.tokens + result.tokens)
-    if result.panel_after is not None:
+    if result.difficulty is not None:  # a new item (generate): no original to keep, only what was measured
+        ctx.store.put_diagnostics([result.panel_after, result.difficulty])  # type: ignore[list-item]
+        candidate.difficulty = result.difficulty.score
+    elif result.panel_after is not None:
         adopt_measurement(ctx, candidate, result.panel_after)
     if result.label is not None:  # committed at once by the router: the item keeps the label it passed with
         ctx.store.put_diagnostics([result.label.model_copy(update={"item_id": candidate.id})])
