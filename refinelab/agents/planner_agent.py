@@ -91,18 +91,19 @@ def size_floor(ctx: AgentContext) -> int | None:
     return math.ceil(options.min_keep * valid - 1e-9)
 
 
-def expand_outcomes(ctx: AgentContext) -> dict[str, tuple[int, int]]:
-    """(committed, finished) expand edits per target cell, from the store: the planner's evidence of which
-    cells a written item can be measured into. Edits cut short by the budget measured nothing."""
-    targets = {e["edit_id"]: e["target"] for e in ctx.store.edits() if e["operation"] == Op.EXPAND.value}
+def new_item_outcomes(ctx: AgentContext, op: Op) -> dict[str, tuple[int, int]]:
+    """(committed, finished) `op` edits (expand, generate) per target (cell key, bucket), from the store:
+    the planner's evidence of which cells or buckets a written item can be measured into. Edits cut short
+    by the budget measured nothing."""
+    targets = {e["edit_id"]: e["target"] for e in ctx.store.edits() if e["operation"] == op.value}
     tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for outcome in ctx.store.outcomes():
-        cell = targets.get(outcome["edit_id"])
-        if cell is None or "budget exhausted" in outcome["reason"]:
+        target = targets.get(outcome["edit_id"])
+        if target is None or "budget exhausted" in outcome["reason"]:
             continue
-        tally[cell][1] += 1
-        tally[cell][0] += outcome["status"] == "committed"
-    return {cell: (passed, trials) for cell, (passed, trials) in tally.items()}
+        tally[target][1] += 1
+        tally[target][0] += outcome["status"] == "committed"
+    return {target: (passed, trials) for target, (passed, trials) in tally.items()}
 
 
 def observations(ctx: AgentContext) -> list[PilotObservation]:
@@ -162,7 +163,8 @@ def make_problem(ctx: AgentContext, budget: float, enabled: list[str],
     if catalogue is None:
         catalogue, _ = current_catalogue(ctx, enabled)
     problem = build_problem(profiles, budget, targets=targets, catalogue=catalogue, buckets=buckets,
-                            min_size=size_floor(ctx), cell_outcomes=expand_outcomes(ctx))
+                            min_size=size_floor(ctx), cell_outcomes=new_item_outcomes(ctx, Op.EXPAND),
+                            bucket_outcomes=new_item_outcomes(ctx, Op.GENERATE))
     frozen = touched_items(ctx)
     for item in problem.items:
         if item.id in frozen:  # a failed fix may still be removed: the one exception to "no second edit"

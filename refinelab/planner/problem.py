@@ -336,16 +336,17 @@ class _CandidateMaker:
         return out
 
 
-CELL_PRIOR_WEIGHT = 2.0  # the operation-wide success rate counts as this many edits of a cell's own
+TARGET_PRIOR_WEIGHT = 2.0  # the operation-wide success rate counts as this many edits of a target's own
 
 
-def cell_success(op_success: float, outcomes: tuple[int, int] | None) -> float:
-    """The success of an expand into one cell: the operation's rate as a prior worth `CELL_PRIOR_WEIGHT`
-    edits, updated by the (committed, finished) edits written for that cell (a Beta posterior mean)."""
+def target_success(op_success: float, outcomes: tuple[int, int] | None) -> float:
+    """The success of a new item aimed at one target (an expand's cell, a generate's bucket): the
+    operation's rate as a prior worth `TARGET_PRIOR_WEIGHT` edits, updated by the (committed, finished)
+    edits written for that target (a Beta posterior mean)."""
     if not outcomes:
         return op_success
     passed, trials = outcomes
-    return (op_success * CELL_PRIOR_WEIGHT + passed) / (CELL_PRIOR_WEIGHT + trials)
+    return (op_success * TARGET_PRIOR_WEIGHT + passed) / (TARGET_PRIOR_WEIGHT + trials)
 
 
 def build_problem(
@@ -357,6 +358,7 @@ def build_problem(
     buckets: DifficultyBuckets | None = None,
     min_size: int | None = None,
     cell_outcomes: Mapping[str, tuple[int, int]] | None = None,
+    bucket_outcomes: Mapping[str, tuple[int, int]] | None = None,
 ) -> Problem:
     """A `Problem` from per-item profiles: candidate edits from the catalogue, new-item options for every
     target cell (expand) and bucket (generate) priced at the dataset's mean item length.
@@ -364,11 +366,13 @@ def build_problem(
     Missing targets default to uniform shares over the cells present and over all buckets. `min_size` is
     the size floor (see `Problem.min_size`). `cell_outcomes` maps a cell key to (committed, finished) expand
     edits written for it so far: an expand into a cell is only as likely to land as that cell has shown
-    (`cell_success`), since whether a new item is measured into its cell depends on the cell (a labeller
-    may never name some skill at all).
+    (`target_success`), since whether a new item is measured into its cell depends on the cell (a labeller
+    may never name some skill at all). `bucket_outcomes` does the same for generate per bucket: a small
+    writer's "hard" item is rarely hard for the panel.
     """
     with gc_paused():
-        problem = _build_problem(profiles, budget, targets, catalogue, weights, buckets, cell_outcomes or {})
+        problem = _build_problem(profiles, budget, targets, catalogue, weights, buckets, cell_outcomes or {},
+                                 bucket_outcomes or {})
     problem.min_size = min_size
     return problem
 
@@ -388,7 +392,8 @@ def gc_paused() -> Iterator[None]:
 
 def _build_problem(profiles: Iterable[ItemProfile | Mapping[str, Any]], budget: float, targets: PlanTargets | None,
                    catalogue: Catalogue | None, weights: Weights | None,
-                   buckets: DifficultyBuckets | None, cell_outcomes: Mapping[str, tuple[int, int]]) -> Problem:
+                   buckets: DifficultyBuckets | None, cell_outcomes: Mapping[str, tuple[int, int]],
+                   bucket_outcomes: Mapping[str, tuple[int, int]]) -> Problem:
     catalogue = catalogue or Catalogue()
     buckets = buckets or DifficultyBuckets()
     rows = [p if isinstance(p, ItemProfile) else ItemProfile.model_validate(p) for p in profiles]
@@ -422,11 +427,12 @@ def _build_problem(profiles: Iterable[ItemProfile | Mapping[str, Any]], budget: 
     if catalogue.enabled(Op.EXPAND):
         cost, s = catalogue.cost(Op.EXPAND, mean_length), catalogue.success(Op.EXPAND)
         options += [NewItemOption(op=Op.EXPAND, cell=c, cost=max(cost, 1.0),
-                                  success=cell_success(s, cell_outcomes.get(c)))
+                                  success=target_success(s, cell_outcomes.get(c)))
                     for c, share in sorted(targets.coverage.items()) if share > 0]
     if catalogue.enabled(Op.GENERATE):
         cost, s = catalogue.cost(Op.GENERATE, mean_length), catalogue.success(Op.GENERATE)
-        options += [NewItemOption(op=Op.GENERATE, bucket=b, cost=max(cost, 1.0), success=s)
+        options += [NewItemOption(op=Op.GENERATE, bucket=b, cost=max(cost, 1.0),
+                                  success=target_success(s, bucket_outcomes.get(b)))
                     for b, share in sorted(targets.difficulty.items()) if share > 0]
     ordered = list(buckets.names) + sorted(set(targets.difficulty) - set(buckets.names))
     return Problem(items=items, new_options=options, targets=targets, weights=weights or Weights(),

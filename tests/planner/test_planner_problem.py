@@ -116,13 +116,27 @@ def test_trusted_construction_matches_validated_models() -> None:
 def test_an_expand_into_a_cell_that_keeps_failing_is_priced_as_unlikely() -> None:
     """Per-cell evidence: three expands written for law|recall all failed their cell measurement, two for
     new|cell landed; the planner prices each cell's next expand by what that cell has shown."""
-    from refinelab.planner.problem import cell_success
+    from refinelab.planner.problem import target_success
 
     targets = PlanTargets(coverage={"x|y": 1, "law|recall": 1, "new|cell": 1}, total=10)
     problem = build_problem([{"id": "a", "domain": "x", "skill": "y"}], budget=1, targets=targets,
                             cell_outcomes={"law|recall": (0, 3), "new|cell": (2, 2)})
     success = {o.cell: o.success for o in problem.new_options if o.op is Op.EXPAND}
     prior = success["x|y"]
-    assert success["law|recall"] == pytest.approx(cell_success(prior, (0, 3))) and success["law|recall"] < prior / 2
+    assert success["law|recall"] == pytest.approx(target_success(prior, (0, 3))) and success["law|recall"] < prior / 2
     assert prior < success["new|cell"] <= 1.0
-    assert cell_success(prior, None) == prior
+    assert target_success(prior, None) == prior
+
+
+def test_a_generate_into_a_bucket_that_keeps_failing_is_priced_as_unlikely() -> None:
+    """Per-bucket evidence, as per cell: four generates written for "hard" all measured elsewhere; the
+    planner prices the next one by that, and the other buckets at the operation's rate."""
+    from refinelab.planner.problem import target_success
+
+    targets = PlanTargets(difficulty={"easy": 1, "medium": 1, "hard": 1}, total=10)
+    problem = build_problem([{"id": "a", "domain": "x", "skill": "y", "difficulty": 0.1}], budget=1,
+                            targets=targets, bucket_outcomes={"hard": (0, 4)})
+    success = {o.bucket: o.success for o in problem.new_options if o.op is Op.GENERATE}
+    prior = success["easy"]
+    assert success["medium"] == prior and success["hard"] == pytest.approx(target_success(prior, (0, 4)))
+    assert success["hard"] < prior / 2

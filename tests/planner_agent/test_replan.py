@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from refinelab.agents.options import RunHooks
-from refinelab.agents.planner_agent import PLAN_SAFETY, current_catalogue, expand_outcomes, plan_round
+from refinelab.agents.planner_agent import PLAN_SAFETY, current_catalogue, new_item_outcomes, plan_round
 from refinelab.api import refine
 from refinelab.operations import Op
-from refinelab.planner.problem import cell_success
+from refinelab.planner.problem import target_success
 from refinelab.planner.tool import TOOL_NAME
 from refinelab.tools.tracing import read_trace
 from tests.support.plan_helpers import OPS, dataset, profiled_context, run_pilot, settings
@@ -58,10 +58,11 @@ def test_replan_prices_edits_with_the_refitted_catalogue_within_what_is_left(tmp
     for item in problem.items:
         for cand in item.candidates:
             assert abs(cand.cost - fitted.cost(cand.op, item.length)) < 1e-6
-    cells = expand_outcomes(ctx)  # an expand is priced by its cell's own record where the pilot tried it
+    # a new item is priced by its cell's (expand) or bucket's (generate) own record where the pilot tried it
+    cells, buckets = new_item_outcomes(ctx, Op.EXPAND), new_item_outcomes(ctx, Op.GENERATE)
     for option in problem.new_options:
-        record = cells.get(option.cell or "") if option.op is Op.EXPAND else None
-        assert abs(option.success - cell_success(fitted.success(option.op), record)) < 1e-9
+        record = cells.get(option.cell or "") if option.op is Op.EXPAND else buckets.get(option.bucket or "")
+        assert abs(option.success - target_success(fitted.success(option.op), record)) < 1e-9
 
 
 def test_edit_priors_account_for_loop_backs() -> None:
