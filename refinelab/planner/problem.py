@@ -336,6 +336,18 @@ class _CandidateMaker:
         return out
 
 
+def with_default_shares(targets: PlanTargets, cells: Iterable[str], buckets: Sequence[str]) -> PlanTargets:
+    """`targets` with uniform shares where the target file names none: over `cells` (the cell keys of the
+    items present) for coverage, over every bucket for difficulty. What a run without targets steers
+    toward; the planner and the measurement of new items (agents/validation/measured.py) both read it."""
+    if not targets.coverage:
+        present = sorted(set(cells))
+        targets = targets.model_copy(update={"coverage": {c: 1.0 / len(present) for c in present}})
+    if not targets.difficulty:
+        targets = targets.model_copy(update={"difficulty": {b: 1.0 / len(buckets) for b in buckets}})
+    return targets
+
+
 TARGET_PRIOR_WEIGHT = 2.0  # the operation-wide success rate counts as this many edits of a target's own
 
 
@@ -414,13 +426,7 @@ def _build_problem(profiles: Iterable[ItemProfile | Mapping[str, Any]], budget: 
         item.candidates = make_candidates(item)
         items.append(item)
 
-    targets = targets or PlanTargets()
-    if not targets.coverage:
-        cells = sorted({i.cell for i in items})
-        targets = targets.model_copy(update={"coverage": {c: 1.0 / len(cells) for c in cells}})
-    if not targets.difficulty:
-        targets = targets.model_copy(
-            update={"difficulty": {b: 1.0 / len(buckets.names) for b in buckets.names}})
+    targets = with_default_shares(targets or PlanTargets(), (i.cell for i in items), buckets.names)
 
     mean_length = sum(i.length for i in items) / len(items) if items else 100.0
     options: list[NewItemOption] = []

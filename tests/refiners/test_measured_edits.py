@@ -256,6 +256,7 @@ def test_generate_counts_only_when_the_new_item_measures_in_the_bucket_paid_for(
     assert ctx.store.diagnostic(candidate.id, "difficulty").score == expected
     assert ctx.store.diagnostic(candidate.id, "panel").evidence["answers"] == {"judge": 1}
 
+    ctx.targets = Targets(difficulty={"easy": 0.5, "medium": 0.5})  # hard is not wanted: no other bucket helps
     refused = validate(ctx, EditTask("r1-generate-2", BASE.id, "generate", 1, target="easy"),
                        Candidate(GENERATED.model_copy(update={"id": "r1-generate-2"}), "", 0))
     assert not refused.passed and refused.method == "measured"
@@ -265,18 +266,20 @@ def test_generate_counts_only_when_the_new_item_measures_in_the_bucket_paid_for(
 
 def test_generate_in_another_under_filled_bucket_counts(tmp_path: Path) -> None:
     """Written for "easy", measured "hard": it counts while the set has fewer hard items than the target
-    asks for (the evidence says so), and is sent back once hard is filled."""
+    asks for (the evidence says so), and is sent back when the target wants none. Without a difficulty
+    target the share is the planner's default, a third per bucket."""
     ctx = make_ctx(tmp_path, panel_letter="B", validator_letter="A")
     _reference_scale(ctx)  # the one stored item (BASE, difficulty 0.1) is easy: hard has share 0
-    ctx.targets = Targets(difficulty={"easy": 0.5, "hard": 0.5})
     verdict = validate(ctx, EditTask("r1-generate-1", BASE.id, "generate", 1, target="easy"),
                        Candidate(GENERATED.model_copy(), "", 0))
     assert verdict.passed, verdict.reason
     measured = verdict.evidence["measured"]
-    assert measured["bucket"] == "hard" and measured["bucket_share"] == 0.0 and measured["bucket_target"] == 0.5
+    assert measured["bucket"] == "hard" and measured["bucket_share"] == 0.0
+    assert measured["bucket_target"] == pytest.approx(1 / 3, abs=1e-4)
     assert "under-filled" in verdict.reason
 
     ctx.targets = Targets(difficulty={"easy": 1.0})
+    ctx.targets = Targets(difficulty={"easy": 0.5, "medium": 0.5})  # hard is not wanted: no other bucket helps
     refused = validate(ctx, EditTask("r1-generate-2", BASE.id, "generate", 1, target="easy"),
                        Candidate(GENERATED.model_copy(update={"id": "r1-generate-2"}), "", 0))
     assert not refused.passed and "already filled" in refused.reason

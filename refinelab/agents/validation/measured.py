@@ -47,8 +47,9 @@ from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, 
 from refinelab.agents.refiner import calibrate_direction, run_buckets
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity, numeric_value
-from refinelab.metrics.divergence import coverage_distribution, empirical, normalise
+from refinelab.metrics.divergence import coverage_distribution, empirical
 from refinelab.operations import operation
+from refinelab.planner.problem import PlanTargets, targets_from_resolved, with_default_shares
 from refinelab.schema import LETTERS, Cell, Diagnostic, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
 from refinelab.tools.embeddings import normalize
@@ -232,10 +233,10 @@ def bucket_shares(ctx: AgentContext, bucket: str) -> tuple[float, float]:
     """(the bucket's share of the current set's measured items, its target share): whether one more item
     there helps. Items without a difficulty are left out, as the difficulty figures leave them out."""
     buckets = run_buckets(ctx)
-    scores = [i.difficulty for i in ctx.store.items() if i.difficulty is not None]
+    items = ctx.store.items()
+    scores = [i.difficulty for i in items if i.difficulty is not None]
     share = empirical(buckets.bucket(s) for s in scores).get(bucket, 0.0) if scores else 0.0
-    weights = getattr(ctx.targets, "difficulty", None) or {}
-    return share, (normalise(weights).get(bucket, 0.0) if weights else 0.0)
+    return share, planned_targets(ctx, items).difficulty.get(bucket, 0.0)
 
 
 _REFERS_TO_TEXT = re.compile(r"\b(?:the|this|following|above|below|given)\s+(?:passage|excerpt|quotation|quote|"
@@ -261,12 +262,17 @@ def unsound_new_item(ctx: AgentContext, item: QAItem) -> str:
     return ""
 
 
+def planned_targets(ctx: AgentContext, items: list[QAItem]) -> PlanTargets:
+    """The target shares the planner paid toward: the run's targets, uniform where they name none."""
+    targets, buckets = targets_from_resolved(ctx.targets)
+    return with_default_shares(targets, (i.cell.key for i in items), buckets.names)
+
+
 def cell_shares(ctx: AgentContext, cell: Cell) -> tuple[float, float]:
     """(the cell's share of the current set, its target share): whether one more item there helps."""
     items = ctx.store.items()
     share = coverage_distribution(items).get(cell, 0.0) if items else 0.0
-    weights = ctx.targets.coverage_cells()
-    return share, (normalise(weights).get(cell, 0.0) if weights else 0.0)
+    return share, planned_targets(ctx, items).coverage.get(cell.key, 0.0)
 
 
 def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verdict) -> Verdict:
