@@ -331,3 +331,25 @@ def test_real_model_distractor_swaps_keep_stem_and_key(tmp_path: Path, small_wri
         assert item.answer_text == BASE.answer_text
         changed = [i for i, (a, b) in enumerate(zip(item.choices, BASE.choices, strict=True)) if a != b]
         assert len(changed) == k and BASE.answer not in changed  # k distractor slots replaced, never the key
+
+
+def test_an_edit_that_puts_the_key_in_the_stem_is_refused_before_any_model_call(tmp_path: Path) -> None:
+    """A fix rewrote "The equation ... is applicable" into "... is applicable only for constant pressure
+    processes." (its key's text): the structural answer-leak check refuses it. A distractor rewrite of an
+    item whose stem already named its key did not introduce the leak and is not refused for it."""
+    ctx = make_ctx(tmp_path)
+    original = QAItem(id="chem-5", question="The equation dH = dU + PdV is applicable",
+                      choices=["always", "only for constant pressure processes",
+                               "only for constant temperature processes", "only for constant volume processes"],
+                      answer=1, subject="college_chemistry")
+    ctx.store.load_items([original])
+    leaked = original.model_copy(update={"question": original.question + " only for constant pressure processes."})
+    problems = structural_problems(ctx, EditTask("e", original.id, "fix", 1), leaked)
+    assert problems and problems[0].startswith("answer_leak:"), problems
+
+    ctx.store.replace_item(leaked, "kept")  # the stem already leaks before the rewrite
+    rewritten = leaked.model_copy(update={"choices": ["never", "only for constant pressure processes",
+                                                      "only for isothermal expansions", "only for rigid vessels"]})
+    assert structural_problems(ctx, EditTask("e", original.id, "rewrite_distractors", 1), rewritten) == []
+    assert structural_problems(ctx, EditTask("new-1", original.id, "generate", 1),
+                               leaked.model_copy(update={"id": "new-1"}))[0].startswith("answer_leak:")

@@ -7,7 +7,7 @@ import threading
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.dedup import DuplicateIndex
-from refinelab.metrics.error_checks import check_row
+from refinelab.metrics.error_checks import CHECKS, check_row
 from refinelab.operations import operation
 from refinelab.schema import QAItem
 from refinelab.state import EditTask
@@ -17,10 +17,24 @@ STRUCTURAL_CHECKS = frozenset({"blank_question", "too_few_options", "empty_optio
                                "key_out_of_range", "near_duplicate_options", "answer_leak"})
 
 
+def structural_flaws(item: QAItem) -> set[str]:
+    """The names of the `STRUCTURAL_CHECKS` that fire on `item` (metrics/error_checks.py)."""
+    return {name for d in check_row(item, expected_choices=len(item.choices))
+            if d.flag and (name := d.check.removeprefix("error.")) in STRUCTURAL_CHECKS}
+
+
 def structural_problems(ctx: AgentContext, task: EditTask, item: QAItem) -> list[str]:
-    """Deterministic checks; any hit rejects the candidate before a model is asked."""
-    problems = [d.check for d in check_row(item, expected_choices=len(item.choices))
-                if d.flag and d.check in STRUCTURAL_CHECKS]
+    """Deterministic checks; any hit rejects the candidate before a model is asked. An edit of an existing
+    item is refused only for a flaw it introduces (a distractor rewrite of an item whose stem already
+    names its key is not the rewrite's doing); a new item, for any. A fix that rewrote a stem into
+    "... is applicable only for constant pressure processes", the key's own text, is refused here."""
+    flaws = structural_flaws(item)
+    if flaws and not operation(task.operation).creates_item:
+        try:
+            flaws -= structural_flaws(ctx.store.item(task.item_id))
+        except KeyError:  # no original to compare with: every flaw counts
+            pass
+    problems = [f"{name}: {CHECKS[name].description}" for name in sorted(flaws)]
     if operation(task.operation).creates_item:
         duplicate = duplicate_index(ctx).nearest(item, exclude={item.id})
         if duplicate is not None:
