@@ -3,6 +3,7 @@ and (for new items) a near-duplicate of an item already in the set."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from refinelab.agents.context import AgentContext
@@ -30,10 +31,8 @@ def structural_problems(ctx: AgentContext, task: EditTask, item: QAItem) -> list
     "... is applicable only for constant pressure processes", the key's own text, is refused here."""
     flaws = structural_flaws(item)
     if flaws and not operation(task.operation).creates_item:
-        try:
+        with contextlib.suppress(KeyError):  # no original to compare with: every flaw counts
             flaws -= structural_flaws(ctx.store.item(task.item_id))
-        except KeyError:  # no original to compare with: every flaw counts
-            pass
     problems = [f"{name}: {CHECKS[name].description}" for name in sorted(flaws)]
     if operation(task.operation).creates_item:
         duplicate = duplicate_index(ctx).nearest(item, exclude={item.id})
