@@ -113,9 +113,10 @@ REGISTRY: dict[Op, Operation] = {
         output_schema=_ITEM_DRAFT, creates_item=True, target="cell", measure="cell", pilot_order=3),
     Op.GENERATE: Operation(
         Op.GENERATE, "write a new item aimed at an under-filled difficulty bucket", frozenset({Term.DIFFICULTY}),
-        # success per attempt: what new items pass validation at when nothing measures where they land,
-        # 40 of 47 planned new items in two attempts each (evals/results/jsd_curve.md)
-        cost_intercept=1200, cost_slope=3.0, success_prior=0.6, prompt="refine_generate",
+        # success per attempt, measured into its bucket (measure="bucket"): 0 of 9 planned generates committed
+        # in two demo-sized runs, every measured draft easy for the judge (evals/results/
+        # demo_yield_other_slice_c.md, README demo); 0.6 before, when nothing measured where new items landed
+        cost_intercept=1200, cost_slope=3.0, success_prior=0.1, prompt="refine_generate",
         output_schema=_ITEM_DRAFT, creates_item=True, target="bucket", measure="bucket", pilot_order=4),
     Op.CALIBRATE: Operation(
         Op.CALIBRATE, "rewrite stem/distractors to move an item to a neighbouring difficulty bucket",

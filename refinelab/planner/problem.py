@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import math
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -348,6 +350,15 @@ def with_default_shares(targets: PlanTargets, cells: Iterable[str], buckets: Seq
     return targets
 
 
+def attempts_per_round(share: float, total: int, present: int) -> int:
+    """How many new items one round may try to write for a cell or bucket: as many as it lacks
+    (`share·total − present`, rounded up). At an honest success rate of 0.1 the expected-value plan
+    would otherwise buy ten attempts per missing item in one round, while a writer that cannot reach a
+    target fails all of them alike (a 1.5B's "hard" items all measured easy); a later round, priced by
+    what that target has shown (`target_success`), decides whether to try again."""
+    return max(0, math.ceil(share * total - present - 1e-9))
+
+
 TARGET_PRIOR_WEIGHT = 2.0  # the operation-wide success rate counts as this many edits of a target's own
 
 
@@ -429,16 +440,20 @@ def _build_problem(profiles: Iterable[ItemProfile | Mapping[str, Any]], budget: 
     targets = with_default_shares(targets or PlanTargets(), (i.cell for i in items), buckets.names)
 
     mean_length = sum(i.length for i in items) / len(items) if items else 100.0
+    total = targets.total if targets.total is not None else len(items)
+    in_cell, in_bucket = Counter(i.cell for i in items), Counter(i.bucket for i in items)
     options: list[NewItemOption] = []
     if catalogue.enabled(Op.EXPAND):
         cost, s = catalogue.cost(Op.EXPAND, mean_length), catalogue.success(Op.EXPAND)
         options += [NewItemOption(op=Op.EXPAND, cell=c, cost=max(cost, 1.0),
-                                  success=target_success(s, cell_outcomes.get(c)))
+                                  success=target_success(s, cell_outcomes.get(c)),
+                                  max_count=attempts_per_round(share, total, in_cell[c]))
                     for c, share in sorted(targets.coverage.items()) if share > 0]
     if catalogue.enabled(Op.GENERATE):
         cost, s = catalogue.cost(Op.GENERATE, mean_length), catalogue.success(Op.GENERATE)
         options += [NewItemOption(op=Op.GENERATE, bucket=b, cost=max(cost, 1.0),
-                                  success=target_success(s, bucket_outcomes.get(b)))
+                                  success=target_success(s, bucket_outcomes.get(b)),
+                                  max_count=attempts_per_round(share, total, in_bucket[b]))
                     for b, share in sorted(targets.difficulty.items()) if share > 0]
     ordered = list(buckets.names) + sorted(set(targets.difficulty) - set(buckets.names))
     return Problem(items=items, new_options=options, targets=targets, weights=weights or Weights(),

@@ -140,3 +140,22 @@ def test_a_generate_into_a_bucket_that_keeps_failing_is_priced_as_unlikely() -> 
     prior = success["easy"]
     assert success["medium"] == prior and success["hard"] == pytest.approx(target_success(prior, (0, 4)))
     assert success["hard"] < prior / 2
+
+
+def test_a_round_tries_no_more_new_items_for_a_target_than_it_lacks() -> None:
+    """Ten items, all easy, uniform thirds: hard lacks ceil(10/3) = 4 items. At an honest success rate of
+    0.1 the expected-value plan would buy ~34 attempts for hard with this budget; one round tries 4."""
+    from refinelab.planner.ilp import solve
+    from refinelab.planner.problem import attempts_per_round
+
+    assert attempts_per_round(1 / 3, 10, 0) == 4 and attempts_per_round(0.5, 10, 5) == 0
+    catalogue = Catalogue(applicability=ApplicabilityPolicy(enabled=frozenset({Op.GENERATE})))
+    assert catalogue.success(Op.GENERATE) <= 0.15  # the measured prior
+    profiles = [{"id": f"i{k}", "domain": "x", "skill": "y", "difficulty": 0.1} for k in range(10)]
+    problem = build_problem(profiles, budget=100_000, catalogue=catalogue,
+                            targets=PlanTargets(difficulty={"easy": 1, "medium": 1, "hard": 1}))
+    caps = {o.bucket: o.max_count for o in problem.new_options}
+    assert caps == {"easy": 0, "medium": 4, "hard": 4}
+    plan = solve(problem, mode="ilp")
+    bought = {n.bucket: n.count for n in plan.new_items}
+    assert bought.get("hard", 0) == 4 and bought.get("medium", 0) == 4, bought
