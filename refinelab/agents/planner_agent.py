@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.key_correction import key_doubted, panel_key_move
 from refinelab.metrics.error_checks import distractors_replaceable
 from refinelab.operations import Op, writes_new_item
 from refinelab.planner.catalogue import (
@@ -67,8 +68,17 @@ def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
             length_tokens=item_length_tokens(item),
             defect=duplicate or (item.id in unfixable and error is not None and error.flag),
             distractors_replaceable=distractors_replaceable(item.choices),
+            fix_abstains=fix_would_abstain(ctx, item),
         ))
     return profiles
+
+
+def fix_would_abstain(ctx: AgentContext, item: QAItem) -> bool:
+    """The refiner's own rule, read before planning: the stored panel doubts the key and names no clear
+    favourite, so a fix would abstain at no tokens and repair nothing. A `make demo` bought 10 fixes over
+    its pilot and two rounds at ~450 tokens each; 9 abstained so, and the budget planned for them was left
+    unspent (94.7% used)."""
+    return panel_key_move(ctx, item) is None and key_doubted(ctx, item) is not None
 
 
 def touched_items(ctx: AgentContext) -> set[str]:

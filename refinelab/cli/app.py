@@ -144,6 +144,7 @@ def _print_result(result: object, as_json: bool) -> None:
         "stop_reason": report.get("stop_reason"), "items_by_status": report.get("items_by_status"),
         "new_items": report.get("new_items"), "output_items": report.get("output_items"),
         "spent": report.get("ledger", {}).get("spent"), "cap": report.get("ledger", {}).get("cap"),
+        "replayed": report.get("ledger", {}).get("replayed", 0),
         "coverage_jsd": [report.get("metrics_before", {}).get("coverage_jsd"),
                          report.get("metrics_after", {}).get("coverage_jsd")],
         "difficulty_jsd": [report.get("metrics_before", {}).get("difficulty_jsd"),
@@ -152,7 +153,11 @@ def _print_result(result: object, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps({"result": summary}, default=str))
     else:
-        out.print(f"run {summary['run_id']}: {summary['stop_reason']}; spent {summary['spent']} of {summary['cap']} tokens")
+        # replayed calls count against the budget like paid ones: a rerun that shows only the live tokens
+        # looks as if it left most of its budget unused
+        replayed = f" + {summary['replayed']} replayed from the response cache" if summary["replayed"] else ""
+        out.print(f"run {summary['run_id']}: {summary['stop_reason']}; spent {summary['spent']}{replayed} "
+                  f"of {summary['cap']} tokens")
         out.print(f"items: {summary['items_by_status']}, new: {summary['new_items']}, output: {summary['output_items']}")
         out.print(f"coverage JSD {summary['coverage_jsd'][0]} -> {summary['coverage_jsd'][1]}; "
                   f"difficulty JSD {summary['difficulty_jsd'][0]} -> {summary['difficulty_jsd'][1]}")

@@ -63,6 +63,10 @@ class Item(BaseModel):
     # False when the options refer to each other ("A and D", "all of the above"): the refiner refuses to
     # replace such distractors, so offering the rewrite would only spend a planned edit on a refusal
     distractors_replaceable: bool = True
+    # True when the panel doubts the key but favours no other option clearly: the refiner's fix would
+    # abstain before any model call (agents/key_correction.py) and repair nothing, so none is offered. The
+    # item keeps its screening flag and goes to review with the unfixed flagged items
+    fix_abstains: bool = False
     candidates: list[CandidateOp] = Field(default_factory=list)
 
 
@@ -243,6 +247,7 @@ class ItemProfile(BaseModel):
     length_chars: float | None = Field(None, ge=0.0)
     defect: bool = False  # a duplicate or a failed fix (see Item.defect)
     distractors_replaceable: bool = True  # see Item.distractors_replaceable
+    fix_abstains: bool = False  # see Item.fix_abstains
 
     def resolved_cell(self) -> str:
         return self.cell or _cell_key(self.domain, self.skill)
@@ -317,7 +322,7 @@ class _CandidateMaker:
             cost, s = specs[Op.REMOVE]
             out.append(make(op=Op.REMOVE, cost=cost.tokens(length), success=s, errors_fixed=item.p_error * s,
                             distractor_gain=0.0, to_bucket=None))
-        if Op.FIX in specs and item.p_error >= policy.fix_min_p_error and item.p_error > 0:
+        if Op.FIX in specs and not item.fix_abstains and item.p_error >= policy.fix_min_p_error and item.p_error > 0:
             cost, s = specs[Op.FIX]
             out.append(make(op=Op.FIX, cost=cost.tokens(length), success=s, errors_fixed=item.p_error * s,
                             distractor_gain=0.0, to_bucket=None))
@@ -433,6 +438,7 @@ def _build_problem(profiles: Iterable[ItemProfile | Mapping[str, Any]], budget: 
                                              "p_error": row.p_error, "distractor_score": row.distractor_score,
                                              "length": row.resolved_length(), "defect": row.defect,
                                              "distractors_replaceable": row.distractors_replaceable,
+                                             "fix_abstains": row.fix_abstains,
                                              "candidates": []})
         item.candidates = make_candidates(item)
         items.append(item)

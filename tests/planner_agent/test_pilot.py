@@ -142,3 +142,26 @@ def test_a_failed_fix_makes_a_defect_only_of_an_item_screening_flagged(tmp_path:
         ctx.store.set_outcome(f"r1-fix-{item.id}", item.id, "fix", 1, "gave_up", "abstained", 2)
     defects = {p.id: p.defect for p in item_profiles(ctx)}
     assert defects[flagged.id] is True and defects[unflagged.id] is False
+
+
+def test_no_fix_is_offered_where_the_refiner_would_abstain(tmp_path: Path) -> None:
+    """The stored panel doubts an item's key (its favourite leads the key) but favours no option by the
+    move margin: the refiner's fix would abstain before any model call, so the planner offers no fix for
+    it (and the pilot, which samples the planner's candidates, tries none). A clear favourite is a key
+    move, and stays on offer."""
+    from refinelab.agents.planner_agent import item_profiles, make_problem
+    from refinelab.schema import Diagnostic
+
+    ctx = profiled_context(tmp_path, n=8)
+    doubted, moved = ctx.store.items(("kept",))[0], ctx.store.items(("kept",))[4]  # both flagged
+    for item, pooled in ((doubted, [0.20, 0.20, 0.20, 0.20]), (moved, [0.05, 0.05, 0.05, 0.05])):
+        probs = list(pooled)
+        favourite = (item.answer + 1) % 4
+        probs[favourite] = 0.40 if item is doubted else 0.85
+        ctx.store.put_diagnostics([Diagnostic(item_id=item.id, check="panel", flag=False, score=0.0,
+                                              evidence={"answers": {"judge": favourite}, "pooled": probs})])
+    abstains = {p.id: p.fix_abstains for p in item_profiles(ctx)}
+    assert abstains[doubted.id] is True and abstains[moved.id] is False
+    problem = make_problem(ctx, 1e9, ["fix", "remove"], edit_catalogue(["fix", "remove"], 2))
+    offered = {i.id: {c.op.value for c in i.candidates} for i in problem.items}
+    assert "fix" not in offered[doubted.id] and "fix" in offered[moved.id]
