@@ -27,6 +27,7 @@ from refinelab.planner.ilp import Plan, SolverPolicy
 from refinelab.planner.problem import ItemProfile, Problem, build_problem, targets_from_resolved
 from refinelab.planner.tool import TOOL_NAME, make_plan_tool
 from refinelab.schema import QAItem, normalise_text
+from refinelab.state import ABSTAINED
 
 PLAN_SAFETY = 0.9  # plan against 90% of what is left: estimates are refitted, not exact
 TRACE_ASSIGNMENTS = 50  # a traced plan lists at most this many assignments (the rest are counted)
@@ -75,9 +76,9 @@ def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
 
 def fix_would_abstain(ctx: AgentContext, item: QAItem) -> bool:
     """The refiner's own rule, read before planning: the stored panel doubts the key and names no clear
-    favourite, so a fix would abstain at no tokens and repair nothing. A `make demo` bought 10 fixes over
-    its pilot and two rounds at ~450 tokens each; 9 abstained so, and the budget planned for them was left
-    unspent (94.7% used)."""
+    favourite, so a fix abstains at no tokens (the item goes to review with the panel's numbers). A `make
+    demo` bought 10 fixes over its pilot and two rounds priced at ~450 tokens each; 9 abstained so, and the
+    budget planned for them was left unspent (94.7% used)."""
     return panel_key_move(ctx, item) is None and key_doubted(ctx, item) is not None
 
 
@@ -118,11 +119,15 @@ def new_item_outcomes(ctx: AgentContext, op: Op) -> dict[str, tuple[int, int]]:
 
 def observations(ctx: AgentContext) -> list[PilotObservation]:
     """One row per finished edit (pilot and graph rounds): its tokens over all attempts, and whether it
-    was committed. Edits cut short by the budget are left out (they measured nothing)."""
-    outcomes = {o["edit_id"]: o for o in ctx.store.outcomes()}
+    was committed. Edits cut short by the budget are left out (they measured nothing), and so are
+    abstentions: a fix that declined on the stored evidence cost nothing and tried nothing, and is priced
+    apart (`Item.fix_abstains`); fitted in, it would price every real fix too cheap and too likely to fail."""
+    edits = ctx.store.edits()
+    abstained = {e["edit_id"] for e in edits if (e.get("reason") or "").startswith(ABSTAINED)}
+    outcomes = {o["edit_id"]: o for o in ctx.store.outcomes() if o["edit_id"] not in abstained}
     tokens: dict[str, float] = defaultdict(float)
     length: dict[str, float] = {}
-    for edit in ctx.store.edits():
+    for edit in edits:
         outcome = outcomes.get(edit["edit_id"])
         if outcome is None or "budget exhausted" in outcome["reason"]:
             continue

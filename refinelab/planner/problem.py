@@ -63,9 +63,9 @@ class Item(BaseModel):
     # False when the options refer to each other ("A and D", "all of the above"): the refiner refuses to
     # replace such distractors, so offering the rewrite would only spend a planned edit on a refusal
     distractors_replaceable: bool = True
-    # True when the panel doubts the key but favours no other option clearly: the refiner's fix would
-    # abstain before any model call (agents/key_correction.py) and repair nothing, so none is offered. The
-    # item keeps its screening flag and goes to review with the unfixed flagged items
+    # True when the panel doubts the key but favours no other option clearly: the refiner's fix abstains
+    # before any model call (agents/key_correction.py) and sends the item to review with the panel's
+    # numbers, so the fix is priced at what it costs, 0 tokens, and reserves no budget a real edit could use
     fix_abstains: bool = False
     candidates: list[CandidateOp] = Field(default_factory=list)
 
@@ -322,10 +322,10 @@ class _CandidateMaker:
             cost, s = specs[Op.REMOVE]
             out.append(make(op=Op.REMOVE, cost=cost.tokens(length), success=s, errors_fixed=item.p_error * s,
                             distractor_gain=0.0, to_bucket=None))
-        if Op.FIX in specs and not item.fix_abstains and item.p_error >= policy.fix_min_p_error and item.p_error > 0:
+        if Op.FIX in specs and item.p_error >= policy.fix_min_p_error and item.p_error > 0:
             cost, s = specs[Op.FIX]
-            out.append(make(op=Op.FIX, cost=cost.tokens(length), success=s, errors_fixed=item.p_error * s,
-                            distractor_gain=0.0, to_bucket=None))
+            out.append(make(op=Op.FIX, cost=0.0 if item.fix_abstains else cost.tokens(length), success=s,
+                            errors_fixed=item.p_error * s, distractor_gain=0.0, to_bucket=None))
         after = policy.distractor_score_after_rewrite
         if (Op.REWRITE_DISTRACTORS in specs and item.distractors_replaceable
                 and item.distractor_score <= policy.rewrite_max_distractor_score and after > item.distractor_score):

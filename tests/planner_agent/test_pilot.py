@@ -34,12 +34,15 @@ def test_pilot_measures_tokens_and_success_and_refits_the_catalogue(tmp_path: Pa
     touched = [o["item_id"] for o in outcomes if o["operation"] in ("fix", "rewrite_distractors", "calibrate")]
     assert len(touched) == len(set(touched))
     # the catalogue moved from the priors toward what was observed
+    # (a fix that abstained on the stored evidence tried nothing and is left out of the fit)
     prior = edit_catalogue(OPS, ctx.settings.max_attempts)
     fitted, n = current_catalogue(ctx, OPS)
-    assert n == result.finished
+    abstained = Counter(e["operation"] for e in ctx.store.edits() if e["reason"].startswith("abstained: "))
+    assert n == result.finished - sum(abstained.values())
     for op in ("fix", "rewrite_distractors", "calibrate", "expand", "generate"):
-        assert fitted.spec(op).cost.n_observations == ops[op]
-        assert fitted.spec(op).cost.intercept != prior.spec(op).cost.intercept
+        assert fitted.spec(op).cost.n_observations == ops[op] - abstained[op]
+        if ops[op] > abstained[op]:
+            assert fitted.spec(op).cost.intercept != prior.spec(op).cost.intercept
     # the fitted success rates move from the prior toward what the pilot measured (the scripted writer
     # changes the key text on a calibrate, which the refiner rejects: 0% there)
     assert result.by_op["calibrate"]["committed"] == 0
@@ -104,7 +107,9 @@ def test_budget_exhausted_stops_the_pilot_and_planning_goes_on(tmp_path: Path) -
     assert ctx.ledger.spent <= ctx.ledger.cap
     cut = [o for o in ctx.store.outcomes(0) if "budget exhausted" in o["reason"]]
     assert cut and all(o["status"] == "gave_up" for o in cut)
-    assert len(observations(ctx)) == result.finished  # cut edits measured nothing and are left out
+    # cut edits measured nothing and are left out, as are fixes that abstained on the stored evidence
+    abstained = {e["edit_id"] for e in ctx.store.edits() if e["reason"].startswith("abstained: ")}
+    assert len(observations(ctx)) == result.finished - len(abstained)
     _accounted_once(ctx)
     plan, _ = plan_round(ctx, OPS, "ilp")
     assert plan.forecast_tokens <= (ctx.ledger.available or 0)
@@ -144,11 +149,11 @@ def test_a_failed_fix_makes_a_defect_only_of_an_item_screening_flagged(tmp_path:
     assert defects[flagged.id] is True and defects[unflagged.id] is False
 
 
-def test_no_fix_is_offered_where_the_refiner_would_abstain(tmp_path: Path) -> None:
+def test_a_fix_the_refiner_would_abstain_on_is_priced_at_zero(tmp_path: Path) -> None:
     """The stored panel doubts an item's key (its favourite leads the key) but favours no option by the
-    move margin: the refiner's fix would abstain before any model call, so the planner offers no fix for
-    it (and the pilot, which samples the planner's candidates, tries none). A clear favourite is a key
-    move, and stays on offer."""
+    move margin: the refiner's fix abstains before any model call and sends the item to review, so the
+    planner prices that fix at 0 tokens and it reserves no budget. A clear favourite is a key move, which
+    is validated, and keeps the fix's price; abstentions stay out of the cost and success fit."""
     from refinelab.agents.planner_agent import item_profiles, make_problem
     from refinelab.schema import Diagnostic
 
@@ -163,5 +168,13 @@ def test_no_fix_is_offered_where_the_refiner_would_abstain(tmp_path: Path) -> No
     abstains = {p.id: p.fix_abstains for p in item_profiles(ctx)}
     assert abstains[doubted.id] is True and abstains[moved.id] is False
     problem = make_problem(ctx, 1e9, ["fix", "remove"], edit_catalogue(["fix", "remove"], 2))
-    offered = {i.id: {c.op.value for c in i.candidates} for i in problem.items}
-    assert "fix" not in offered[doubted.id] and "fix" in offered[moved.id]
+    fix_cost = {i.id: c.cost for i in problem.items for c in i.candidates if c.op is Op.FIX}
+    assert fix_cost[doubted.id] == 0.0 and fix_cost[moved.id] > 100
+
+    # the outcome's reason is the review's ("kept the original: rejected in review"); the attempt says why
+    ctx.store.record_attempt(f"r0-fix-{doubted.id}", 0, 0, doubted.id, "fix", "", doubted, None, "", 0,
+                             error="abstained: the panel doubts the key")
+    ctx.store.set_outcome(f"r0-fix-{doubted.id}", doubted.id, "fix", 0, "gave_up", "kept the original", 1)
+    ctx.store.record_attempt(f"r0-fix-{moved.id}", 0, 0, moved.id, "fix", "", moved, moved, "", 300)
+    ctx.store.set_outcome(f"r0-fix-{moved.id}", moved.id, "fix", 0, "committed", "moved", 1)
+    assert [(o.passed, o.tokens) for o in observations(ctx)] == [(True, 300.0)]

@@ -93,9 +93,7 @@ def test_key_fix_below_the_evidence_bar_pauses_and_accept_commits_it(tmp_path: P
     assert done.report["reviews"]["below_bar:accept"] == len(fixes)
     proposed = [c for c in fixes if c.after is not None]
     abstained = [c for c in fixes if c.after is None]  # no draft: accepting the doubt removes the item
-    # where the stored panel already doubts the key and favours no option, no fix is planned at all (it
-    # would abstain): those items reach the person as unfixed flagged items instead
-    assert proposed
+    assert proposed and abstained
     outcomes = done.report["edits"]["outcomes"]
     assert outcomes.get("fix:committed") == len(proposed) and outcomes.get("fix:gave_up", 0) == len(abstained)
     refined = {i.id: i for i in read_jsonl(done.run_dir / "refined.jsonl")}
