@@ -47,7 +47,8 @@ from refinelab.schema import Dataset
 if TYPE_CHECKING:
     from datasets import Dataset as HFDataset
 
-# Called with each stream event: {"mode": "updates" | "custom", "data": …, "spent": int, "cap": int | None}.
+# Called with each stream event: {"mode": "updates" | "custom", "data": …, "spent": int, "used": int,
+# "cap": int | None}; `used` adds the tokens replayed from the response cache, which count against the cap.
 ProgressCallback = Callable[[dict[str, Any]], None]
 
 
@@ -149,7 +150,9 @@ def _stream(graph: Any, ctx: AgentContext, run_id: str, first_input: dict[str, A
             for mode, chunk in graph.stream(first_input, config, context=ctx, stream_mode=["updates", "custom"],
                                             durability="sync"):
                 if on_event is not None:
-                    on_event({"mode": mode, "data": chunk, "spent": ctx.ledger.spent, "cap": ctx.ledger.cap})
+                    spent = ctx.ledger.spent
+                    on_event({"mode": mode, "data": chunk, "spent": spent, "used": spent + ctx.ledger.replayed,
+                              "cap": ctx.ledger.cap})
         except EndpointUnavailable as exc:  # stopped, not finished: the checkpoint lets `resume` continue
             ctx.tracer.flush()
             raise exc.for_run(run_id, ctx.run_dir, ctx.store.status_counts(), ctx.ledger.spent) from None

@@ -92,7 +92,7 @@ class ProgressView:
             self._plain(event)
             return
         assert self.progress is not None
-        spent, cap = event.get("spent", 0), event.get("cap")
+        spent, cap = _used(event) or 0, event.get("cap")
         if cap:
             if self.budget_task is None:
                 self.budget_task = self.progress.add_task("tokens", total=cap)
@@ -116,7 +116,7 @@ class ProgressView:
 
     def _plain(self, event: dict[str, Any]) -> None:
         assert self.plain is not None
-        spent, cap = event.get("spent"), event.get("cap")
+        spent, cap = _used(event), event.get("cap")
         data = event.get("data")
         if event.get("mode") == "custom" and isinstance(data, dict) and "progress" in data:
             self.plain.update(str(data["progress"]), int(data.get("done", 0)), data.get("total"), spent, cap)
@@ -135,8 +135,15 @@ class ProgressView:
                     self.plain.update(str(node), 1, 1, spent, cap)
 
 
+def _used(event: dict[str, Any]) -> int | None:
+    """Tokens used of the cap: spent live plus replayed from the response cache (which count against it).
+    A re-run that showed only the live tokens read "1340/40000" with 30,000 already replayed."""
+    return event.get("used", event.get("spent"))
+
+
 def _jsonable(event: dict[str, Any]) -> dict[str, Any]:
     data = event.get("data")
     if event.get("mode") == "updates" and isinstance(data, dict):
         data = {node: (sorted(update) if isinstance(update, dict) else str(update)) for node, update in data.items()}
-    return {"mode": event.get("mode"), "data": data, "spent": event.get("spent"), "cap": event.get("cap")}
+    return {"mode": event.get("mode"), "data": data, "spent": event.get("spent"), "used": event.get("used"),
+            "cap": event.get("cap")}

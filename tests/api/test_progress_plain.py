@@ -43,3 +43,13 @@ def test_view_falls_back_to_plain_when_not_a_terminal(monkeypatch: pytest.Monkey
 def test_quiet_and_json_are_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(progress, "interactive", lambda: False)
     assert ProgressView("quiet").mode == "quiet" and ProgressView("json").mode == "json"
+
+
+def test_tokens_shown_include_those_replayed_from_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replayed calls count against the cap: a re-run shows what it has used of it, not only what it paid."""
+    monkeypatch.setattr(progress, "interactive", lambda: False)
+    stream = io.StringIO()
+    with ProgressView("rich", plain=PlainProgress(stream, interval_s=0)) as view:
+        view({"mode": "custom", "data": {"progress": "profile", "done": 30, "total": 30}, "spent": 0,
+              "used": 24012, "cap": 40000})
+    assert "profile 30/30 · tokens 24012/40000" in stream.getvalue()
