@@ -38,6 +38,26 @@ def _pooled_favourite(ctx: AgentContext, item: QAItem) -> tuple[list[float], int
     return pooled, max(range(len(pooled)), key=pooled.__getitem__)
 
 
+def _moves(pooled: list[float], favourite: int, key: int) -> bool:
+    """The panel's favourite is another option and leads every other by the move margin."""
+    return favourite != key and margin_against(pooled, favourite) >= MOVE_MARGIN
+
+
+def _doubts(pooled: list[float], favourite: int, key: int) -> bool:
+    """The panel's favourite beats the key by more than the doubt margin."""
+    return pooled[favourite] - pooled[key] > DOUBT_MARGIN
+
+
+def fix_abstains(ctx: AgentContext, item: QAItem) -> bool:
+    """Whether a fix of `item` abstains (`refine`: no key move, but doubt), from one read of the stored
+    panel: the planner asks this of every item each round, and prices such a fix at what it costs."""
+    read = _pooled_favourite(ctx, item)
+    if read is None:
+        return False
+    pooled, favourite = read
+    return not _moves(pooled, favourite, item.answer) and _doubts(pooled, favourite, item.answer)
+
+
 def panel_key_move(ctx: AgentContext, item: QAItem) -> QAItem | None:
     """`item` with its key moved to the panel's clear favourite, or None when the evidence does not point
     at one other option (no logprobs panel, the key is the favourite, or the margin is thin)."""
@@ -45,7 +65,7 @@ def panel_key_move(ctx: AgentContext, item: QAItem) -> QAItem | None:
     if read is None:
         return None
     pooled, favourite = read
-    if favourite == item.answer or margin_against(pooled, favourite) < MOVE_MARGIN:
+    if not _moves(pooled, favourite, item.answer):
         return None
     return item.model_copy(update={
         "answer": favourite,
@@ -61,7 +81,7 @@ def key_doubted(ctx: AgentContext, item: QAItem) -> str | None:
     if read is None:
         return None
     pooled, favourite = read
-    if pooled[favourite] - pooled[item.answer] <= DOUBT_MARGIN:
+    if not _doubts(pooled, favourite, item.answer):
         return None
     return (f"the panel doubts the key {item.answer_letter} (pooled p {pooled[item.answer]:.2f}) but favours no "
             f"option by {MOVE_MARGIN:.2f} (best {LETTERS[favourite]} at {pooled[favourite]:.2f}): no new key has "

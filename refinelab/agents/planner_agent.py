@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.key_correction import key_doubted, panel_key_move
+from refinelab.agents.key_correction import fix_abstains
 from refinelab.metrics.error_checks import distractors_replaceable
 from refinelab.operations import Op, writes_new_item
 from refinelab.planner.catalogue import (
@@ -69,17 +69,12 @@ def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
             length_tokens=item_length_tokens(item),
             defect=duplicate or (item.id in unfixable and error is not None and error.flag),
             distractors_replaceable=distractors_replaceable(item.choices),
-            fix_abstains=fix_would_abstain(ctx, item),
+            # the refiner's own rule, read before planning: the fix abstains at no tokens and the item goes
+            # to review. A `make demo` bought 10 fixes priced at ~450 tokens each; 9 abstained so, and the
+            # budget planned for them was left unspent (94.7% used)
+            fix_abstains=fix_abstains(ctx, item),
         ))
     return profiles
-
-
-def fix_would_abstain(ctx: AgentContext, item: QAItem) -> bool:
-    """The refiner's own rule, read before planning: the stored panel doubts the key and names no clear
-    favourite, so a fix abstains at no tokens (the item goes to review with the panel's numbers). A `make
-    demo` bought 10 fixes over its pilot and two rounds priced at ~450 tokens each; 9 abstained so, and the
-    budget planned for them was left unspent (94.7% used)."""
-    return panel_key_move(ctx, item) is None and key_doubted(ctx, item) is not None
 
 
 def touched_items(ctx: AgentContext) -> set[str]:
@@ -102,19 +97,22 @@ def size_floor(ctx: AgentContext) -> int | None:
     return math.ceil(options.min_keep * valid - 1e-9)
 
 
-def new_item_outcomes(ctx: AgentContext, op: Op) -> dict[str, tuple[int, int]]:
-    """(committed, finished) `op` edits (expand, generate) per target (cell key, bucket), from the store:
-    the planner's evidence of which cells or buckets a written item can be measured into. Edits cut short
-    by the budget measured nothing."""
-    targets = {e["edit_id"]: e["target"] for e in ctx.store.edits() if e["operation"] == op.value}
-    tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+def new_item_outcomes(ctx: AgentContext) -> dict[Op, dict[str, tuple[int, int]]]:
+    """(committed, finished) new-item edits per operation (expand, generate) and target (cell key, bucket),
+    from one read of the store: the planner's evidence of which cells or buckets a written item can be
+    measured into. Edits cut short by the budget measured nothing."""
+    targets = {e["edit_id"]: (Op(e["operation"]), e["target"]) for e in ctx.store.edits()
+               if writes_new_item(e["operation"])}
+    tally: dict[Op, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for outcome in ctx.store.outcomes():
-        target = targets.get(outcome["edit_id"])
-        if target is None or "budget exhausted" in outcome["reason"]:
+        aimed = targets.get(outcome["edit_id"])
+        if aimed is None or "budget exhausted" in outcome["reason"]:
             continue
-        tally[target][1] += 1
-        tally[target][0] += outcome["status"] == "committed"
-    return {target: (passed, trials) for target, (passed, trials) in tally.items()}
+        counts = tally[aimed[0]][aimed[1]]
+        counts[1] += 1
+        counts[0] += outcome["status"] == "committed"
+    return {op: {target: (passed, trials) for target, (passed, trials) in by_target.items()}
+            for op, by_target in tally.items()}
 
 
 def observations(ctx: AgentContext) -> list[PilotObservation]:
@@ -177,9 +175,10 @@ def make_problem(ctx: AgentContext, budget: float, enabled: list[str],
     targets, buckets = targets_from_resolved(ctx.targets, total=total)
     if catalogue is None:
         catalogue, _ = current_catalogue(ctx, enabled)
+    outcomes = new_item_outcomes(ctx)
     problem = build_problem(profiles, budget, targets=targets, catalogue=catalogue, buckets=buckets,
-                            min_size=size_floor(ctx), cell_outcomes=new_item_outcomes(ctx, Op.EXPAND),
-                            bucket_outcomes=new_item_outcomes(ctx, Op.GENERATE))
+                            min_size=size_floor(ctx), cell_outcomes=outcomes.get(Op.EXPAND),
+                            bucket_outcomes=outcomes.get(Op.GENERATE))
     frozen = touched_items(ctx)
     for item in problem.items:
         if item.id in frozen:  # a failed fix may still be removed: the one exception to "no second edit"

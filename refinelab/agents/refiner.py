@@ -35,7 +35,7 @@ from refinelab.metrics.distractors import DistractorConfig, distractor_diversity
 from refinelab.metrics.error_checks import distractors_replaceable
 from refinelab.model_outputs import DistractorsOut, ItemDraft
 from refinelab.operations import Op, operation
-from refinelab.planner.problem import DifficultyBuckets
+from refinelab.planner.problem import DifficultyBuckets, targets_from_resolved
 from refinelab.schema import LETTERS, Cell, Provenance, QAItem, normalise_text
 from refinelab.state import ABSTAINED, Candidate, EditTask
 from refinelab.tools.ledger import CallTag
@@ -113,12 +113,11 @@ def _generate_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict
 
 
 def run_buckets(ctx: AgentContext) -> DifficultyBuckets:
-    """The run's difficulty buckets (its targets' names and edges; the default thirds when they are unusable):
-    what calibrate and generate aim at, and what their measurements are read against."""
-    names = list(getattr(ctx.targets, "buckets", None) or ["easy", "medium", "hard"])
-    edges = list(getattr(ctx.targets, "thresholds", None) or [1 / 3, 2 / 3])
+    """The run's difficulty buckets as the planner reads them (`targets_from_resolved`; the default thirds
+    when they are unusable): what calibrate and generate aim at, and what their measurements are read
+    against."""
     try:
-        return DifficultyBuckets(names=names, edges=edges)
+        return targets_from_resolved(ctx.targets)[1]
     except ValueError:
         return DifficultyBuckets()
 

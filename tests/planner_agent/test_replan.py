@@ -60,7 +60,8 @@ def test_replan_prices_edits_with_the_refitted_catalogue_within_what_is_left(tmp
             expected = 0.0 if cand.op is Op.FIX and item.fix_abstains else fitted.cost(cand.op, item.length)
             assert abs(cand.cost - expected) < 1e-6
     # a new item is priced by its cell's (expand) or bucket's (generate) own record where the pilot tried it
-    cells, buckets = new_item_outcomes(ctx, Op.EXPAND), new_item_outcomes(ctx, Op.GENERATE)
+    outcomes = new_item_outcomes(ctx)
+    cells, buckets = outcomes.get(Op.EXPAND, {}), outcomes.get(Op.GENERATE, {})
     for option in problem.new_options:
         record = cells.get(option.cell or "") if option.op is Op.EXPAND else buckets.get(option.bucket or "")
         assert abs(option.success - target_success(fitted.success(option.op), record)) < 1e-9

@@ -47,7 +47,7 @@ from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, 
 from refinelab.agents.refiner import calibrate_direction, run_buckets
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity, numeric_value
-from refinelab.metrics.divergence import coverage_distribution, empirical
+from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution
 from refinelab.operations import operation
 from refinelab.planner.problem import PlanTargets, targets_from_resolved, with_default_shares
 from refinelab.schema import LETTERS, Cell, Diagnostic, QAItem, normalise_text
@@ -235,7 +235,7 @@ def bucket_shares(ctx: AgentContext, bucket: str) -> tuple[float, float]:
     buckets = run_buckets(ctx)
     items = ctx.store.items()
     scores = [i.difficulty for i in items if i.difficulty is not None]
-    share = empirical(buckets.bucket(s) for s in scores).get(bucket, 0.0) if scores else 0.0
+    share = difficulty_distribution(scores, buckets.edges, buckets.names).get(bucket, 0.0) if scores else 0.0
     return share, planned_targets(ctx, items).difficulty.get(bucket, 0.0)
 
 
