@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,10 +99,13 @@ def _assemble(parts: list[Path], out: Path, sha256: str) -> Path:
     if out.exists() and out.stat().st_size == expected_size:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+    # a temp file of its own per call, not per process: two threads of one process (the roles' servers
+    # start together) shared "<name>.tmp<pid>", and the second's os.replace found it already moved
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{out.name}.", suffix=".tmp", dir=out.parent)
+    tmp = Path(tmp_name)
     digest = hashlib.sha256()
     try:
-        with open(tmp, "wb") as writer:
+        with os.fdopen(fd, "wb") as writer:
             for part in parts:
                 with open(part, "rb") as reader:
                     while chunk := reader.read(8 << 20):
