@@ -383,10 +383,16 @@ def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
     return _finish(ctx, update) if stop else Command(update=update, goto="plan")
 
 
-@node(reads=(), writes=("counts",))
+@node(reads=("stop_reason",), writes=("counts", "stop_reason"))
 def wrap_up(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
-    """A plan with nothing to do ends the run here: through review of unfixed flagged items, when asked."""
-    return _finish(runtime.context, {"counts": runtime.context.store.status_counts()})
+    """A plan with nothing to do ends the run here: through review of unfixed flagged items, when asked.
+
+    The report always says why a run stopped; a stop reached here without one (a pilot or round whose plan
+    bought nothing, a dry run) names that, not an empty string."""
+    ctx = runtime.context
+    stop = state.get("stop_reason") or ("a dry run plans and stops" if ctx.options.dry_run
+                                        else "the plan had nothing to do")
+    return _finish(ctx, {"counts": ctx.store.status_counts(), "stop_reason": stop})
 
 
 @node(reads=("plans", "stop_reason"), writes=("phase", "counts", "ledger"))

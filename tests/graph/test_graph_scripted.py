@@ -117,6 +117,14 @@ def test_zero_budget_plans_nothing(tmp_path: Path) -> None:
     result = refine(_dataset(6), budget=0, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()), options=EXTRAS)
     assert result.report["ledger"]["spent"] == 0
     assert result.report["items_by_status"].get("kept") == 6
+    assert result.report["stop_reason"]  # the report says why a run stopped, whichever way it stopped
+
+
+def test_a_run_whose_plan_buys_nothing_says_why_it_stopped(tmp_path: Path) -> None:
+    """A plan with no tasks goes through wrap_up, not collect; the report still names the stop."""
+    result = refine(_dataset(6), budget=30_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
+                    options={**EXTRAS, "dry_run": True})
+    assert result.report["stop_reason"] == "a dry run plans and stops"
 
 
 def test_node_declarations_are_checked() -> None:
