@@ -1,0 +1,152 @@
+"""Does the way the one-token letter probe is asked change what the 1.5B measures?
+
+The panel reads a model's answer as the probability of each option letter on the first generated token
+(`prompts/default/panel_probe.yaml`), in two option orders. On MMLU-Redux dev the 1.5B changed its
+favourite with the order on 74% of rows, and its p(key) separates errors from ok rows at AUROC 0.61
+(`screening_dev_recollect.md`). This eval asks the same rows in the shipped format and in variants that
+end the prompt with the start of the assistant's reply (a prefill: llama.cpp continues a final assistant
+message), and reports, per variant: accuracy of the two-order mean, order flips, mean p(key), the share
+of first-token mass on letters, and — on dev, where rows carry human error labels — the AUROC of p(key)
+as an error signal. Direct calls to the embedded server; no run store, no budget.
+
+  .venv/bin/python evals/eval_probe_format.py --set dev --ok 80 --errors 80 --tag probe_format_dev
+  .venv/bin/python evals/eval_probe_format.py --set mmlu --n 60 --tag probe_format_mmlu
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from common import log, table, write_results
+from openai import OpenAI
+from redux import DEFAULT_ROOT, read_redux_dev
+
+from refinelab.io import load_dataset
+from refinelab.metrics.option_probs import align, letter_distribution
+from refinelab.metrics.screening_model import auroc
+from refinelab.prompts.loader import PromptLibrary
+from refinelab.schema import QAItem
+from refinelab.tools.embedded_server import ensure_server
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TOP_LOGPROBS = 20
+
+Messages = list[dict[str, str]]
+
+
+def shipped(pack: Any, item: QAItem) -> Messages:
+    return pack.messages("panel_probe", item=item)
+
+
+def prefill(text: str) -> Callable[[Any, QAItem], Messages]:
+    """The shipped messages plus the start of the assistant's reply, which the server continues."""
+    def messages(pack: Any, item: QAItem) -> Messages:
+        return [*shipped(pack, item), {"role": "assistant", "content": text}]
+    return messages
+
+
+VARIANTS: dict[str, Callable[[Any, QAItem], Messages]] = {
+    "shipped": shipped, "prefill 'Answer:'": prefill("Answer:"), "prefill 'The answer is'": prefill("The answer is"),
+}
+
+
+def dev_items(ok: int, errors: int, seed: int) -> list[tuple[QAItem, bool]]:
+    """(item, is_error) from the 20 dev subjects' human labels, "expert" rows and invalid items left out."""
+    rows = [(r.to_qaitem(), r.is_error) for r in read_redux_dev(DEFAULT_ROOT / "dev") if r.error_type != "expert"]
+    rows = [(i, e) for i, e in rows if i is not None and len(i.choices) == 4]
+    rng = random.Random(seed)
+    bad, good = [r for r in rows if r[1]], [r for r in rows if not r[1]]
+    return rng.sample(good, min(ok, len(good))) + rng.sample(bad, min(errors, len(bad)))  # type: ignore[misc]
+
+
+def mmlu_items(n: int, seed: int) -> list[tuple[QAItem, bool]]:
+    items = list(load_dataset(DATA / "mmlu" / "test", on_invalid="quarantine"))
+    rng = random.Random(seed)
+    pool = [i for i in rng.sample(items, min(len(items), 10 * n)) if len(i.choices) == 4 and len(i.question) < 700]
+    return [(i, False) for i in pool[:n]]
+
+
+def probe(client: OpenAI, messages: Messages) -> tuple[list[float], float, int]:
+    reply = client.chat.completions.create(model="embedded", messages=messages, max_tokens=1,  # type: ignore[arg-type]
+                                           logprobs=True, top_logprobs=TOP_LOGPROBS, temperature=0)
+    top = [(t.token, t.logprob) for t in reply.choices[0].logprobs.content[0].top_logprobs]  # type: ignore[union-attr]
+    probs, mass = letter_distribution(top, 4)
+    return probs, mass, reply.usage.total_tokens if reply.usage else 0
+
+
+def measure(client: OpenAI, pack: Any, rows: Sequence[tuple[QAItem, bool]]) -> dict[str, Any]:
+    orders = [[0, 1, 2, 3], [3, 2, 1, 0]]
+    per: dict[str, dict[str, list[Any]]] = {v: {"right": [], "flip": [], "p_key": [], "mass": []} for v in VARIANTS}
+    tokens = 0
+    started = time.monotonic()
+    for n, (item, _) in enumerate(rows, 1):
+        for name, build in VARIANTS.items():
+            dists = []
+            for order in orders:
+                shown = item.model_copy(update={"choices": [item.choices[o] for o in order],
+                                                "answer": order.index(item.answer)})
+                probs, mass, used = probe(client, build(pack, shown))
+                tokens += used
+                per[name]["mass"].append(mass)
+                dists.append(align(probs, order) if mass > 0 else [0.25] * 4)
+            mean = [sum(d[k] for d in dists) / len(dists) for k in range(4)]
+            per[name]["right"].append(max(range(4), key=mean.__getitem__) == item.answer)
+            per[name]["flip"].append(max(range(4), key=dists[0].__getitem__) != max(range(4), key=dists[1].__getitem__))
+            per[name]["p_key"].append(mean[item.answer])
+        if n % 20 == 0:
+            log(f"{n}/{len(rows)} rows, {tokens:,} tokens, {time.monotonic() - started:.0f} s")
+    gold = [is_error for _, is_error in rows]
+    out: dict[str, Any] = {"tokens": tokens, "seconds": round(time.monotonic() - started, 1), "variants": {}}
+    for name, v in per.items():
+        ok_rows = [k for k, g in enumerate(gold) if not g]
+        out["variants"][name] = {
+            "accuracy_ok_rows": sum(v["right"][k] for k in ok_rows) / max(1, len(ok_rows)),
+            "order_flips": sum(v["flip"]) / len(v["flip"]),
+            "mean_p_key_ok_rows": sum(v["p_key"][k] for k in ok_rows) / max(1, len(ok_rows)),
+            "letter_mass": sum(v["mass"]) / len(v["mass"]),
+            # low p(key) flags an error: score = 1 - p(key)
+            "auroc_p_key": auroc([1 - p for p in v["p_key"]], gold) if any(gold) and not all(gold) else None,
+        }
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows = [[name, f"{v['accuracy_ok_rows']:.3f}", f"{v['order_flips']:.3f}", f"{v['mean_p_key_ok_rows']:.3f}",
+             f"{v['letter_mass']:.3f}", "—" if v["auroc_p_key"] is None else f"{v['auroc_p_key']:.3f}"]
+            for name, v in result["variants"].items()]
+    return "\n".join([
+        f"# The letter probe's format ({result['tag']})\n",
+        f"{result['rows']} rows of {result['set']} ({result['errors']} labelled errors), qwen2.5-coder-1.5b, two option "
+        f"orders (original, reversed); {result['tokens']:,} tokens, {result['seconds']} s.\n",
+        table(["variant", "accuracy (ok rows)", "order flips", "mean p(key) (ok rows)", "letter mass",
+               "AUROC of 1 - p(key)"], rows),
+    ])
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", choices=["dev", "mmlu"], default="dev")
+    parser.add_argument("--ok", type=int, default=80, help="dev: ok rows sampled")
+    parser.add_argument("--errors", type=int, default=80, help="dev: error rows sampled")
+    parser.add_argument("--n", type=int, default=60, help="mmlu: test items sampled")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="probe_format")
+    args = parser.parse_args(argv)
+    rows = dev_items(args.ok, args.errors, args.seed) if args.set == "dev" else mmlu_items(args.n, args.seed)
+    server = ensure_server()
+    client = OpenAI(base_url=server.base_url, api_key="local", timeout=600)
+    log(f"{len(rows)} rows of {args.set}, {len(VARIANTS)} variants x 2 orders")
+    result = {"tag": args.tag, "set": args.set, "rows": len(rows), "errors": sum(e for _, e in rows),
+              **measure(client, PromptLibrary().pack("default"), rows)}
+    write_results(args.tag, result, markdown(result))
+    print(markdown(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
