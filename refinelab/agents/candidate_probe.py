@@ -13,6 +13,14 @@ The rule and the scales live with the choice (agents/refiner.distractors_to_item
 
 A judge that returns no logprobs, or a budget with no room left, leaves the candidates unmeasured: the
 selection then falls back to similarity with the key and the reason is kept with the edit.
+
+Ten options spread a 1.5B judge's mass thinly (the key's probability was 0.10-0.20 on most items of
+evals/results/distractors_s30.md), so the chosen set is measured once more as it will be asked: the item
+with its four options, in two orders (`probe_assembled`). A new distractor the judge prefers to the key
+there by `REWRITE_LEAD` is swapped for the next choice (agents/refiner.py). On that run's 47 validated
+rewrites this flagged 8 of the 19 the validator's solver refused (among them the ones a reader would call a
+second right answer: a synonym of the key, a true statement in a "which is correct" item) and none of the
+28 it passed (evals/results/rewrite_probe_s30.md).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ PROBE_MEMBER = "judge"
 CLEARLY_ABOVE_EVEN = 1.5  # a candidate refused as 'right' must exceed 1.5x an even share as well as the key
 OVERGENERATE = 3  # distractor candidates asked of the writer per distractor slot (the issue asks 2-3x)
 MAX_PROBED = len(LETTERS) - 1  # the key takes one letter
+REWRITE_LEAD = 0.05  # on the assembled item, a new distractor ahead of the key by this much is swapped out
 
 
 @dataclass
@@ -86,3 +95,39 @@ def probe_candidates(ctx: AgentContext, task: EditTask, base: QAItem, candidates
         return CandidateProbe(not_measured=f"no budget left to measure them: {exc}")
     return CandidateProbe(p_key=probe.probs[0], tokens=probe.tokens,
                           p={normalise_text(text): p for text, p in zip(shown, probe.probs[1:], strict=True)})
+
+
+@dataclass
+class AssembledProbe:
+    """The judge's option distribution on an assembled rewrite and the new distractor it prefers to the key
+    by `REWRITE_LEAD` (None when there is none, or when nothing was measured)."""
+
+    probs: list[float] = field(default_factory=list)
+    tokens: int = 0
+    preferred: int | None = None  # index of the new distractor the judge prefers to the key
+    not_measured: str = ""
+
+    def as_evidence(self) -> dict[str, object]:
+        if self.not_measured:
+            return {"measured": False, "why": self.not_measured}
+        return {"measured": True, "p": [round(p, 4) for p in self.probs], "tokens": self.tokens,
+                "preferred_new": self.preferred}
+
+
+def probe_assembled(ctx: AgentContext, task: EditTask, base: QAItem, item: QAItem) -> AssembledProbe:
+    """The judge's aligned distribution over `item`'s options (as the panel asks an item: its orders, one
+    token each) and the favourite new distractor when it leads the key by `REWRITE_LEAD`. A new distractor
+    is one `base` does not have: an original distractor the judge prefers was already there."""
+    try:
+        probe = probe_member(ctx, PROBE_MEMBER, item, node=task.ledger_node("refine"))
+    except LLMCallFailed as exc:
+        return AssembledProbe(tokens=exc.tokens, not_measured=f"the judge gave no option probabilities: {exc}")
+    except BudgetExhausted as exc:
+        return AssembledProbe(not_measured=f"no budget left to measure it: {exc}")
+    known = {normalise_text(c) for c in base.choices}
+    favourite = probe.choice
+    preferred = None
+    if (favourite is not None and favourite != item.answer and normalise_text(item.choices[favourite]) not in known
+            and probe.probs[favourite] - probe.probs[item.answer] >= REWRITE_LEAD):
+        preferred = favourite
+    return AssembledProbe(probs=list(probe.probs), tokens=probe.tokens, preferred=preferred)

@@ -27,7 +27,7 @@ from refinelab.agents.calibration_drafts import (
     stored_panel,
 )
 from refinelab.agents.calibration_swaps import distractor_swaps
-from refinelab.agents.candidate_probe import OVERGENERATE, CandidateProbe, probe_candidates
+from refinelab.agents.candidate_probe import OVERGENERATE, CandidateProbe, probe_assembled, probe_candidates
 from refinelab.agents.context import AgentContext
 from refinelab.agents.key_correction import key_doubted, panel_key_move
 from refinelab.errors import LLMCallFailed
@@ -179,7 +179,7 @@ class NoImprovement(ValueError):
 
 
 def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem,
-                        probe: CandidateProbe | None = None) -> QAItem:
+                        probe: CandidateProbe | None = None, refuse: dict[str, str] | None = None) -> QAItem:
     """The item with its distractor slots refilled: the stem and the key (text and position) are the
     original's by construction. The pool is the writer's new candidates and the original distractors;
     `select_distractors` drops paraphrases of the key and chooses, among the sets holding at least one new
@@ -188,8 +188,10 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
 
     With a measured `probe` (agents/candidate_probe.py) the judge's probabilities are the new candidates'
     plausibility, and one it clearly prefers to the key is dropped; the originals are rated by the panel's
-    pick rates, on the same scale."""
+    pick rates, on the same scale. `refuse` (text -> reason) are candidates already refused on other
+    evidence (the judge preferring one to the key on an assembled set, `choose_distractors`)."""
     probe = probe or CandidateProbe(not_measured="not asked")
+    refuse = refuse or {}
     slots = [i for i in range(len(base.choices)) if i != base.answer]
     originals = [base.choices[i] for i in slots]
     weak = set(weak_distractors(ctx, base))
@@ -197,7 +199,9 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
     refused: dict[str, str] = {}
     new: list[str] = []
     for text in (str(d).strip() for d in out.distractors):
-        if (p := probe.preferred_to_key(text)) is not None:
+        if text in refuse:
+            refused[text] = refuse[text]
+        elif (p := probe.preferred_to_key(text)) is not None:
             refused[text] = f"the judge prefers it to the key ({p:.2f} vs {probe.p_key:.2f})"
         else:
             new.append(text)
@@ -242,14 +246,60 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
     )
 
 
+class PreferredDistractor(NoImprovement):
+    """Every distractor set tried had a new option the judge preferred to the key; carries the probes'
+    tokens, which the attempt still spent."""
+
+    def __init__(self, message: str, tokens: int) -> None:
+        super().__init__(message)
+        self.tokens = tokens
+
+
+MAX_RESELECTIONS = 2  # new distractor sets chosen after the judge preferred one of a set's to the key
+
+
+def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem,
+                       probe: CandidateProbe) -> tuple[QAItem, int]:
+    """The rewrite's distractor set, measured as it will be asked, and the tokens that measurement cost.
+
+    The set `distractors_to_item` chooses is asked of the judge in the panel's orders (`probe_assembled`);
+    a new distractor the judge prefers to the key there is refused and the next-best set chosen, at most
+    `MAX_RESELECTIONS` times. The validator's solver is not asked to pass a set the judge already reads as
+    having a second right answer: when every set tried has one, the attempt fails with that reason, and
+    the writer's retry is told which option read as right."""
+    refused: dict[str, str] = {}
+    tokens = 0
+    for _ in range(MAX_RESELECTIONS + 1):
+        try:
+            item = distractors_to_item(ctx, out, task, base, probe, refused)
+        except ValueError:
+            if not refused:
+                raise
+            break  # no other set without the refused ones: the last refusal is the attempt's reason
+        if refused and _distractors(item) == _distractors(base):
+            break  # only the original distractors are left: no rewrite without the refused ones
+        assembled = probe_assembled(ctx, task, base, item)
+        tokens += assembled.tokens
+        item.metadata["distractor_choice"]["assembled_probe"] = assembled.as_evidence()
+        if assembled.preferred is None:
+            return item, tokens
+        text = item.choices[assembled.preferred]
+        lead = (f"{assembled.probs[assembled.preferred]:.2f} vs the key's {assembled.probs[item.answer]:.2f}")
+        refused[text] = f"on the assembled item the judge prefers it to the key ({lead})"
+    raise PreferredDistractor(
+        f"the judge prefers a new wrong option to the key on every set tried ({text!r}: {lead}); write wrong "
+        "options that are clearly wrong, not partly true statements or synonyms of the correct answer", tokens)
+
+
 def draft_to_item(ctx: AgentContext, parsed: BaseModel, task: EditTask, base: QAItem,
-                  probe: CandidateProbe | None = None) -> QAItem:
-    """The candidate from the writer's parsed output, by the operation's output schema."""
+                  probe: CandidateProbe | None = None) -> tuple[QAItem, int]:
+    """The candidate from the writer's parsed output, by the operation's output schema, and the tokens
+    measuring it cost (a distractor set is measured as it will be asked: `choose_distractors`)."""
     if isinstance(parsed, DistractorsOut):
-        return distractors_to_item(ctx, parsed, task, base, probe)
+        return choose_distractors(ctx, parsed, task, base, probe or CandidateProbe(not_measured="not asked"))
     if not isinstance(parsed, ItemDraft):
         raise ValueError(f"no candidate builder for {type(parsed).__name__}")
-    return _draft_to_item(parsed, task, base)
+    return _draft_to_item(parsed, task, base), 0
 
 
 def prompt_for(ctx: AgentContext, task: EditTask, base: QAItem) -> list[dict[str, str]]:
@@ -289,12 +339,15 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
         probe = probe_candidates(ctx, task, base, [str(d) for d in result.parsed.distractors])
     tokens = result.tokens + (probe.tokens if probe else 0)
     try:
-        item = draft_to_item(ctx, result.parsed, task, base, probe)
+        item, measuring = draft_to_item(ctx, result.parsed, task, base, probe)
+    except PreferredDistractor as exc:
+        return Candidate(None, result.text, tokens + exc.tokens, error=str(exc))
     except NoImprovement as exc:
         return Candidate(None, result.text, tokens, error=str(exc))
     except ValueError as exc:
         message = str(exc).splitlines()
         return Candidate(None, result.text, tokens, error=f"structurally invalid: {message[-1] if message else exc}")
+    tokens += measuring
     if op.must_change and _same_item(item, base):
         return Candidate(item, result.text, tokens,
                          error="the edit changed nothing; rewrite as asked" + (
@@ -395,7 +448,7 @@ def _stem_drafts(ctx: AgentContext, task: EditTask, base: QAItem, messages: list
         tokens += result.tokens
         raws.append(result.text)
         try:
-            item = draft_to_item(ctx, result.parsed, task, base)
+            item, _ = draft_to_item(ctx, result.parsed, task, base)
         except ValueError as exc:
             message = str(exc).splitlines()
             problems.append(f"structurally invalid: {message[-1] if message else exc}")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from refinelab.agents.candidate_probe import probe_candidates
-from refinelab.agents.refiner import refine
+from refinelab.agents.candidate_probe import REWRITE_LEAD, probe_assembled, probe_candidates
+from refinelab.agents.refiner import MAX_RESELECTIONS, refine
 from refinelab.config import ModelSpec, Roles
 from refinelab.state import EditTask
 from tests.refiners.test_refiners import BASE, asks_for_distractors, distractor_list, make_ctx
@@ -66,6 +66,72 @@ def test_only_new_distinct_candidates_are_shown_to_the_judge(tmp_path: Path) -> 
     assert nothing.not_measured == "no new candidate to measure" and nothing.tokens == 0
 
 
+def judge_by_options(ten: dict[str, float], four: dict[str, float]):  # noqa: ANN201
+    """A scripted judge whose beliefs depend on how many options it is shown: over every candidate at once
+    its mass is thin (`ten`), on the assembled four-option item it is sharp (`four`), as with the 1.5B."""
+    def respond(messages) -> str:  # noqa: ANN001
+        if asks_for_distractors(messages):
+            return distractor_list("Jupiter", "Saturn", "Neptune", "Pluto", "Comet")
+        shown = dict(re.findall(r"^([A-J])\. (.+)$", messages[-1]["content"], flags=re.M))
+        belief = four if len(shown) <= 4 else ten
+        return logprobs_block({letter: belief.get(text.strip(), 0.01) for letter, text in shown.items()})
+    return respond
+
+
+def test_a_new_distractor_the_judge_prefers_on_the_assembled_item_is_swapped_for_the_next_choice(
+        tmp_path: Path) -> None:
+    ten = {"Mercury": 0.30, "Saturn": 0.20, "Jupiter": 0.10, "Neptune": 0.10, "Pluto": 0.10, "Comet": 0.001}
+    four = {"Mercury": 0.30, "Saturn": 0.60}
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=judge_by_options(ten, four)))
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert not candidate.error, candidate.error
+    distractors = [c for i, c in enumerate(candidate.item.choices) if i != candidate.item.answer]
+    choice = candidate.item.metadata["distractor_choice"]
+    # over ten options Saturn trailed the key and was chosen; on the four it led by 0.3: swapped out
+    assert "Saturn" not in distractors and "on the assembled item" in choice["dropped"]["Saturn"]
+    assembled = choice["assembled_probe"]
+    assert assembled["measured"] and assembled["preferred_new"] is None
+    assert max(assembled["p"]) == assembled["p"][candidate.item.answer]
+    assert candidate.tokens == ctx.ledger.spent > choice["probe"]["tokens"] + assembled["tokens"]
+
+
+def test_a_lead_below_the_rule_keeps_the_set(tmp_path: Path) -> None:
+    """A new distractor the judge favours by less than `REWRITE_LEAD` is a tempting distractor, not a
+    second right answer: the set stands and the validator decides."""
+    ten = {"Mercury": 0.30, "Saturn": 0.20, "Jupiter": 0.10, "Neptune": 0.10, "Pluto": 0.10}
+    four = {"Mercury": 0.40, "Saturn": 0.40 + REWRITE_LEAD / 2}
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=judge_by_options(ten, four)))
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert not candidate.error, candidate.error
+    assert "Saturn" in candidate.item.choices
+    assert candidate.item.metadata["distractor_choice"]["assembled_probe"]["preferred_new"] is None
+
+
+def test_when_every_set_has_a_preferred_new_distractor_the_attempt_fails_with_the_reason(tmp_path: Path) -> None:
+    ten = {"Mercury": 0.30, "Saturn": 0.10, "Jupiter": 0.10, "Neptune": 0.10, "Pluto": 0.10, "Comet": 0.05}
+    four = {"Mercury": 0.10, "Saturn": 0.70, "Jupiter": 0.70, "Neptune": 0.70, "Pluto": 0.70, "Comet": 0.70}
+    asked: list[int] = []
+    respond = judge_by_options(ten, four)
+
+    def counting(messages) -> str:  # noqa: ANN001
+        if len(re.findall(r"^[A-J]\. ", messages[-1]["content"], flags=re.M)) == 4:
+            asked.append(1)
+        return respond(messages)
+
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=counting))
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert candidate.item is None and "prefers a new wrong option to the key" in candidate.error
+    assert len(asked) <= 2 * (MAX_RESELECTIONS + 1)  # two orders per set, at most that many sets
+    assert candidate.tokens == ctx.ledger.spent > 0  # the probes were paid for and are the edit's
+
+
+def test_a_preferred_original_distractor_is_not_the_rewrites_doing(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: logprobs_block({"A": 0.7, "B": 0.2, "C": 0.1})))
+    item = BASE.model_copy(update={"choices": ["Venus", "Mercury", "Jupiter", "Saturn"]})  # Venus was there
+    assembled = probe_assembled(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1), BASE, item)
+    assert not assembled.not_measured and assembled.preferred is None and assembled.probs[0] > assembled.probs[1]
+
+
 @pytest.mark.llm
 def test_the_real_embedded_judge_measures_candidates(embedded_server, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,3 +148,21 @@ def test_the_real_embedded_judge_measures_candidates(embedded_server, tmp_path: 
     assert set(probe.p) == {"jupiter", "saturn", "neptune", "the moon", "pluto"}
     assert probe.p_key is not None and 0.99 <= probe.p_key + sum(probe.p.values()) <= 1.01
     assert probe.tokens == ctx.ledger.spent > 0
+
+
+@pytest.mark.llm
+def test_the_real_embedded_judge_measures_an_assembled_rewrite(embedded_server, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the real llama.cpp server: the assembled four-option item in two orders gives a distribution
+    over its options, paid for on the ledger."""
+    from tests.conftest import SMALL_MODEL
+
+    monkeypatch.setenv("LOCAL_KEY", "sk-local")
+    spec = ModelSpec(endpoint=embedded_server.base_url, model=SMALL_MODEL, api_key_env="LOCAL_KEY", max_tokens=60)
+    ctx = make_ctx(tmp_path, roles=Roles(judge=spec, writer=spec, validator=spec))
+    item = BASE.model_copy(update={"choices": ["Jupiter", "Mercury", "Saturn", "Mars"]})
+    assembled = probe_assembled(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1), BASE, item)
+    assert not assembled.not_measured, assembled.not_measured
+    assert len(assembled.probs) == 4 and 0.99 <= sum(assembled.probs) <= 1.01
+    assert assembled.preferred in (None, 0, 2)  # only a new distractor can be the one preferred
+    assert assembled.tokens == ctx.ledger.spent > 0
