@@ -362,6 +362,11 @@ class ChatClient:
         worst = bound + int(params["max_tokens"])
         if available is None or worst * self.fleet.total_concurrency * COUNT_HEADROOM <= available:
             return bound
+        if available <= int(params["max_tokens"]):
+            # no prompt, however it is counted, fits beside the answer's reservation: the ledger refuses the
+            # call without a count, and an embedded server is not started only to say so (a --budget 0
+            # run took 7 s more, most of it starting the 1.5B for a count that could not change the answer)
+            return bound
         if self._counter is None:
             first = self.fleet.members[0]
             self.resolve(first)

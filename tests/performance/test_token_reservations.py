@@ -67,6 +67,33 @@ def test_no_count_is_asked_while_the_budget_is_far_from_its_end(monkeypatch: pyt
         assert server.counters.counted == 3
 
 
+def test_a_budget_with_no_room_for_the_answer_asks_no_count_and_starts_no_server(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the ledger cannot hold even the answer's `max_tokens`, no count can make the call fit: it is
+    refused without a request to the server, and the embedded server is not started to count (a
+    `--budget 0` run spent 7 s starting the 1.5B for nothing)."""
+    from refinelab.config import EMBEDDED
+    from refinelab.tools import embedded_server
+
+    started: list[str] = []
+    monkeypatch.setattr(embedded_server, "ensure_server", lambda model, **kw: started.append(model))
+    monkeypatch.setenv("TOKENS_TEST_KEY", "sk-test")
+    with FakeServer(profile=ServerProfile(tokenize=True)) as server:
+        spec = ModelSpec(endpoint=server.url, model="fake", api_key_env="TOKENS_TEST_KEY", max_tokens=16)
+        for cap in (0, 16):
+            with pytest.raises(BudgetExhausted):
+                ChatClient(spec, Ledger(cap=cap), role="judge").structured(MESSAGES, Echo, CallTag())
+        assert server.counters.counted == 0
+        # one token more and a short prompt might fit: then it is counted
+        with pytest.raises(BudgetExhausted):
+            ChatClient(spec, Ledger(cap=17), role="judge").structured(MESSAGES, Echo, CallTag())
+        assert server.counters.counted == 1
+    embedded = ModelSpec(endpoint=EMBEDDED, model="qwen2.5-coder-1.5b", max_tokens=16)
+    with pytest.raises(BudgetExhausted):
+        ChatClient(embedded, Ledger(cap=0), role="judge").structured(MESSAGES, Echo, CallTag())
+    assert started == []
+
+
 def test_counter_falls_back_when_the_server_cannot_count() -> None:
     with FakeServer() as mute:
         counter = PromptTokenCounter(mute.url, "fake")
