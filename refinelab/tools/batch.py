@@ -31,9 +31,8 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
 from pydantic import BaseModel
 
 from refinelab.config import EMBEDDED
@@ -41,6 +40,9 @@ from refinelab.errors import BudgetExhausted
 from refinelab.redact import redact_secrets
 from refinelab.tools.ledger import CallTag, Reservation
 from refinelab.tools.llm import FIRST_TOKEN_TOP, CallResult, ChatClient, schema_for, top_logprobs_of
+
+if TYPE_CHECKING:
+    import openai
 
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 FIRST_POLL_S = 1.0  # polls start here and double up to `poll_s`: a small batch on a fast server ends in seconds
@@ -97,6 +99,8 @@ class BatchRunner:
         return self.client.fleet.members[0].url
 
     def api(self) -> openai.OpenAI:
+        import openai  # the SDK (about 0.9 s to import) is loaded only when a batch is sent, not by every CLI call
+
         if self._api is None:
             member = self.client.fleet.members[0]
             self.client.resolve(member)  # the URL and the key (the embedded server's too)
@@ -168,6 +172,8 @@ class BatchRunner:
                                      "body": body}))
         if not calls:
             return None
+        import openai  # see api()
+
         try:
             api = self.api()
             upload = api.files.create(file=("batch.jsonl", ("\n".join(lines) + "\n").encode(), "application/jsonl"),

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
-import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ValidationError
@@ -97,6 +96,8 @@ def _to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
 
 
 def _is_transient(exc: Exception) -> bool:
+    import openai  # the SDK's errors come only from a caller's ChatOpenAI or the Batch API: loaded on a failure
+
     if isinstance(exc, openai.RateLimitError | openai.APITimeoutError | openai.APIConnectionError):
         return True
     if isinstance(exc, openai.APIStatusError | EndpointStatusError):
@@ -107,6 +108,13 @@ def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError):
         return True
     return isinstance(exc, TimeoutError | ConnectionError)
+
+
+def _status_answer(exc: Exception) -> bool:
+    """The server answered with an HTTP status (429, 5xx): nothing was generated or billed."""
+    import openai  # see _is_transient
+
+    return isinstance(exc, openai.APIStatusError | EndpointStatusError)
 
 
 def _never_reached(exc: BaseException) -> bool:
@@ -134,6 +142,8 @@ def _truncated_completion(exc: Exception) -> tuple[str, int, int] | None:
     error for structured output; None for any other exception. Never cached: a re-ask may do better."""
     if isinstance(exc, TruncatedReply):
         return exc.text, exc.prompt_tokens, exc.completion_tokens
+    import openai  # see _is_transient
+
     if not isinstance(exc, openai.LengthFinishReasonError):
         return None
     completion = exc.completion
@@ -517,7 +527,7 @@ class ChatClient:
                 # A status answer (429, 5xx) means no generation was billed, and a request refused before
                 # it reached a server cannot have been; a timeout or dropped connection may have been,
                 # so it is charged its full reservation.
-                answered = isinstance(exc, openai.APIStatusError | EndpointStatusError)
+                answered = _status_answer(exc)
                 unsent = _never_reached(exc)
                 charged = 0 if answered or unsent else worst_case
                 self.ledger.settle(reservation, charged, 0, failed=True, unsent=unsent)
