@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.panel import probe_member
+from refinelab.agents.panel import MemberProbe, probe_member
 from refinelab.errors import BudgetExhausted, LLMCallFailed
 from refinelab.schema import LETTERS, QAItem, normalise_text
 from refinelab.state import EditTask
@@ -73,6 +73,18 @@ class CandidateProbe:
                 "p": {text: round(p, 4) for text, p in self.p.items()}}
 
 
+def _ask_judge(ctx: AgentContext, task: EditTask, item: QAItem, what: str) -> tuple[MemberProbe | None, int, str]:
+    """The judge's two-order reading of `item` (tokens charged to the edit's refine node), or None with the
+    tokens spent and why there is none: no option probabilities, or no budget left to measure `what`."""
+    try:
+        probe = probe_member(ctx, PROBE_MEMBER, item, node=task.ledger_node("refine"))
+    except LLMCallFailed as exc:
+        return None, exc.tokens, f"the judge gave no option probabilities: {exc}"
+    except BudgetExhausted as exc:
+        return None, 0, f"no budget left to measure {what}: {exc}"
+    return probe, probe.tokens, ""
+
+
 def probe_candidates(ctx: AgentContext, task: EditTask, base: QAItem, candidates: list[str]) -> CandidateProbe:
     """The judge's option distribution over [key, *new candidates] (first `MAX_PROBED` distinct ones that
     are neither the key nor an option the item already has), averaged over two orders."""
@@ -87,12 +99,9 @@ def probe_candidates(ctx: AgentContext, task: EditTask, base: QAItem, candidates
         return CandidateProbe(not_measured="no new candidate to measure")
     question = QAItem(id=base.id, question=base.question, choices=[base.answer_text, *shown], answer=0,
                       subject=base.subject, domain=base.domain, skill=base.skill)
-    try:
-        probe = probe_member(ctx, PROBE_MEMBER, question, node=task.ledger_node("refine"))
-    except LLMCallFailed as exc:
-        return CandidateProbe(tokens=exc.tokens, not_measured=f"the judge gave no option probabilities: {exc}")
-    except BudgetExhausted as exc:
-        return CandidateProbe(not_measured=f"no budget left to measure them: {exc}")
+    probe, tokens, why = _ask_judge(ctx, task, question, "them")
+    if probe is None:
+        return CandidateProbe(tokens=tokens, not_measured=why)
     return CandidateProbe(p_key=probe.probs[0], tokens=probe.tokens,
                           p={normalise_text(text): p for text, p in zip(shown, probe.probs[1:], strict=True)})
 
@@ -118,12 +127,9 @@ def probe_assembled(ctx: AgentContext, task: EditTask, base: QAItem, item: QAIte
     """The judge's aligned distribution over `item`'s options (as the panel asks an item: its orders, one
     token each) and the favourite new distractor when it leads the key by `REWRITE_LEAD`. A new distractor
     is one `base` does not have: an original distractor the judge prefers was already there."""
-    try:
-        probe = probe_member(ctx, PROBE_MEMBER, item, node=task.ledger_node("refine"))
-    except LLMCallFailed as exc:
-        return AssembledProbe(tokens=exc.tokens, not_measured=f"the judge gave no option probabilities: {exc}")
-    except BudgetExhausted as exc:
-        return AssembledProbe(not_measured=f"no budget left to measure it: {exc}")
+    probe, tokens, why = _ask_judge(ctx, task, item, "it")
+    if probe is None:
+        return AssembledProbe(tokens=tokens, not_measured=why)
     known = {normalise_text(c) for c in base.choices}
     favourite = probe.choice
     preferred = None
