@@ -179,7 +179,7 @@ class NoImprovement(ValueError):
 
 
 def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem,
-                        probe: CandidateProbe | None = None, refuse: dict[str, str] | None = None) -> QAItem:
+                        probe: CandidateProbe, refuse: dict[str, str]) -> QAItem:
     """The item with its distractor slots refilled: the stem and the key (text and position) are the
     original's by construction. The pool is the writer's new candidates and the original distractors;
     `select_distractors` drops paraphrases of the key and chooses, among the sets holding at least one new
@@ -190,8 +190,6 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
     plausibility, and one it clearly prefers to the key is dropped; the originals are rated by the panel's
     pick rates, on the same scale. `refuse` (text -> reason) are candidates already refused on other
     evidence (the judge preferring one to the key on an assembled set, `choose_distractors`)."""
-    probe = probe or CandidateProbe(not_measured="not asked")
-    refuse = refuse or {}
     slots = [i for i in range(len(base.choices)) if i != base.answer]
     originals = [base.choices[i] for i in slots]
     weak = set(weak_distractors(ctx, base))
@@ -284,22 +282,19 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
         if assembled.preferred is None:
             return item, tokens
         text = item.choices[assembled.preferred]
-        lead = (f"{assembled.probs[assembled.preferred]:.2f} vs the key's {assembled.probs[item.answer]:.2f}")
+        lead = f"{assembled.probs[assembled.preferred]:.2f} vs the key's {assembled.probs[item.answer]:.2f}"
         refused[text] = f"on the assembled item the judge prefers it to the key ({lead})"
     raise PreferredDistractor(
         f"the judge prefers a new wrong option to the key on every set tried ({text!r}: {lead}); write wrong "
         "options that are clearly wrong, not partly true statements or synonyms of the correct answer", tokens)
 
 
-def draft_to_item(ctx: AgentContext, parsed: BaseModel, task: EditTask, base: QAItem,
-                  probe: CandidateProbe | None = None) -> tuple[QAItem, int]:
-    """The candidate from the writer's parsed output, by the operation's output schema, and the tokens
-    measuring it cost (a distractor set is measured as it will be asked: `choose_distractors`)."""
-    if isinstance(parsed, DistractorsOut):
-        return choose_distractors(ctx, parsed, task, base, probe or CandidateProbe(not_measured="not asked"))
+def draft_to_item(parsed: BaseModel, task: EditTask, base: QAItem) -> QAItem:
+    """The candidate from a writer's whole-item draft (a distractor list goes through `choose_distractors`,
+    which measures it)."""
     if not isinstance(parsed, ItemDraft):
         raise ValueError(f"no candidate builder for {type(parsed).__name__}")
-    return _draft_to_item(parsed, task, base), 0
+    return _draft_to_item(parsed, task, base)
 
 
 def prompt_for(ctx: AgentContext, task: EditTask, base: QAItem) -> list[dict[str, str]]:
@@ -334,12 +329,15 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
                                                  sample=task.edit_id if op.creates_item else "")
     except LLMCallFailed as exc:
         return Candidate(None, "\n---\n".join(exc.raw_outputs), exc.tokens, error=f"writer output unusable: {exc}")
-    probe = None
-    if isinstance(result.parsed, DistractorsOut):  # measured before they are chosen (candidate_probe.py)
-        probe = probe_candidates(ctx, task, base, [str(d) for d in result.parsed.distractors])
-    tokens = result.tokens + (probe.tokens if probe else 0)
+    tokens = result.tokens
     try:
-        item, measuring = draft_to_item(ctx, result.parsed, task, base, probe)
+        if isinstance(result.parsed, DistractorsOut):  # measured before and after they are chosen
+            probe = probe_candidates(ctx, task, base, [str(d) for d in result.parsed.distractors])
+            tokens += probe.tokens
+            item, measuring = choose_distractors(ctx, result.parsed, task, base, probe)
+            tokens += measuring
+        else:
+            item = draft_to_item(result.parsed, task, base)
     except PreferredDistractor as exc:
         return Candidate(None, result.text, tokens + exc.tokens, error=str(exc))
     except NoImprovement as exc:
@@ -347,7 +345,6 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     except ValueError as exc:
         message = str(exc).splitlines()
         return Candidate(None, result.text, tokens, error=f"structurally invalid: {message[-1] if message else exc}")
-    tokens += measuring
     if op.must_change and _same_item(item, base):
         return Candidate(item, result.text, tokens,
                          error="the edit changed nothing; rewrite as asked" + (
@@ -448,7 +445,7 @@ def _stem_drafts(ctx: AgentContext, task: EditTask, base: QAItem, messages: list
         tokens += result.tokens
         raws.append(result.text)
         try:
-            item, _ = draft_to_item(ctx, result.parsed, task, base)
+            item = draft_to_item(result.parsed, task, base)
         except ValueError as exc:
             message = str(exc).splitlines()
             problems.append(f"structurally invalid: {message[-1] if message else exc}")
