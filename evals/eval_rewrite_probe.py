@@ -28,7 +28,7 @@ from eval_probe_format import probe
 from openai import OpenAI
 
 from refinelab.agents.candidate_probe import REWRITE_LEAD
-from refinelab.metrics.option_probs import align, presentation_orders
+from refinelab.metrics.option_probs import align, mean_distribution, presentation_orders
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import LETTERS, QAItem, normalise_text
 from refinelab.tools.embedded_server import ensure_server
@@ -80,7 +80,7 @@ def main() -> None:
             probs, mass, used = probe(client, pack.messages("panel_probe", item=shown))
             tokens += used
             dists.append(align(probs, order) if mass > 0 else [1.0 / n] * n)
-        mean = [sum(d[k] for d in dists) / len(dists) for k in range(n)]
+        mean = mean_distribution(dists)
         favourite = max(range(n), key=mean.__getitem__)
         row.update(p=[round(p, 4) for p in mean], favourite=kind(item, row["before"], favourite),
                    favourite_text=item.choices[favourite], lead=round(mean[favourite] - mean[item.answer], 4),
