@@ -50,7 +50,7 @@ from common import (  # noqa: E402
 from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api import refine  # noqa: E402
 from refinelab.io import read_jsonl  # noqa: E402
-from refinelab.metrics.distractors import functional_share, pick_rates_from_answers, score_distractors  # noqa: E402
+from refinelab.metrics.distractors import functional_share, panel_pick_rates, score_distractors  # noqa: E402
 from refinelab.metrics.targets import Targets  # noqa: E402
 from refinelab.operations import Op  # noqa: E402
 from refinelab.schema import Dataset, QAItem, normalise_text  # noqa: E402
@@ -60,7 +60,7 @@ SUBJECTS = ("high_school_biology", "high_school_geography", "astronomy", "market
             "high_school_psychology", "sociology", "world_religions")
 
 
-def panel_pick_rates(items: Sequence[QAItem], args: argparse.Namespace, tag: str) -> dict[str, tuple[list[float], int]]:
+def measure_pick_rates(items: Sequence[QAItem], args: argparse.Namespace, tag: str) -> dict[str, tuple[list[float], int]]:
     """Per item, the panel's pick rate per option and the number of responses behind it: a profile-only
     dry run with the panel (`--panel`, the judge alone by default). Option probabilities (logprobs) are
     used when the panel measured them, else its votes."""
@@ -78,15 +78,9 @@ def panel_pick_rates(items: Sequence[QAItem], args: argparse.Namespace, tag: str
     out: dict[str, tuple[list[float], int]] = {}
     for item in items:
         diag = panel.get(item.id)
-        if diag is None:
-            continue
-        probs = [p["p"] for p in (diag.evidence.get("probs") or {}).values() if isinstance(p, dict) and "p" in p]
-        if probs:
-            out[item.id] = (np.mean(np.asarray(probs, dtype=float), axis=0).tolist(), len(probs))
-            continue
-        rates, n = pick_rates_from_answers(list(diag.evidence.get("answers", {}).values()), len(item.choices))
-        if n:
-            out[item.id] = (rates, n)
+        measured = panel_pick_rates(diag.evidence, len(item.choices)) if diag is not None else None
+        if measured is not None:
+            out[item.id] = measured
     return out
 
 
@@ -198,8 +192,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     responses = 0
     if not args.no_functional:
         with deadline(deadline_seconds(args)):
-            rates_before = panel_pick_rates(items, args, f"{args.tag}-panel-before")
-            rates_after = panel_pick_rates(refined, args, f"{args.tag}-panel-after")
+            rates_before = measure_pick_rates(items, args, f"{args.tag}-panel-before")
+            rates_after = measure_pick_rates(refined, args, f"{args.tag}-panel-after")
         functional_before, functional_after = mean_functional(items, rates_before), mean_functional(refined, rates_after)
         responses = max((n for _, n in rates_before.values()), default=0)
     edited = {o["item_id"] for o in committed}

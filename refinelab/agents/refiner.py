@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel
 
 from refinelab.agents.calibration_drafts import (
@@ -31,7 +30,12 @@ from refinelab.agents.candidate_probe import OVERGENERATE, CandidateProbe, probe
 from refinelab.agents.context import AgentContext
 from refinelab.agents.key_correction import key_doubted, panel_key_move
 from refinelab.errors import LLMCallFailed
-from refinelab.metrics.distractors import DistractorConfig, distractor_diversity, select_distractors
+from refinelab.metrics.distractors import (
+    DistractorConfig,
+    distractor_diversity,
+    panel_pick_rates,
+    select_distractors,
+)
 from refinelab.metrics.error_checks import distractors_replaceable
 from refinelab.model_outputs import DistractorsOut, ItemDraft
 from refinelab.operations import Op, operation
@@ -136,15 +140,11 @@ def _calibrate_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dic
 
 
 def pick_rates(ctx: AgentContext, item: QAItem) -> list[float] | None:
-    """The panel's pick rate per option of `item`, from its stored panel answers (None without any)."""
+    """The panel's pick rate per option of `item` from its stored panel diagnostic (option probabilities
+    where measured, else answer shares: `panel_pick_rates`); None without either."""
     panel = ctx.store.diagnostic(item.id, "panel")
-    if panel is None:
-        return None
-    votes = [a for a in panel.evidence.get("answers", {}).values() if isinstance(a, int) and 0 <= a < len(item.choices)]
-    if not votes:
-        return None
-    counts = np.bincount(votes, minlength=len(item.choices))
-    return (counts / counts.sum()).tolist()
+    measured = panel_pick_rates(panel.evidence, len(item.choices)) if panel is not None else None
+    return measured[0] if measured is not None else None
 
 
 def weak_distractors(ctx: AgentContext, item: QAItem) -> list[str]:
@@ -260,13 +260,18 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
                        probe: CandidateProbe) -> tuple[QAItem, int]:
     """The rewrite's distractor set, measured as it will be asked, and the tokens that measurement cost.
 
-    The set `distractors_to_item` chooses is asked of the judge in the panel's orders (`probe_assembled`);
-    a new distractor the judge prefers to the key there is refused and the next-best set chosen, at most
-    `MAX_RESELECTIONS` times. The validator's solver is not asked to pass a set the judge already reads as
-    having a second right answer: when every set tried has one, the attempt fails with that reason, and
-    the writer's retry is told which option read as right."""
+    The set `distractors_to_item` chooses is asked of the judge in the panel's orders (`probe_assembled`)
+    and the next-best set chosen, at most `MAX_RESELECTIONS` times, when
+    - a new distractor is preferred to the key there: the validator's solver is not asked to pass a set
+      the judge already reads as having a second right answer. When every set tried has one, the attempt
+      fails with that reason, and the writer's retry is told which option read as right;
+    - the set has fewer working distractors (judge's probability >= `NONFUNCTIONAL_RATE`) than the
+      original had on the panel's stored probabilities: the least picked new one, below the rate, is
+      refused (a distractor no model picks does no work). This is a preference, not a correctness rule:
+      when no other set is left, the first such set stands (its diversity rose, which the edit paid for)."""
     refused: dict[str, str] = {}
     tokens = 0
+    fewer_working: QAItem | None = None
     for _ in range(MAX_RESELECTIONS + 1):
         try:
             item = distractors_to_item(ctx, out, task, base, probe, refused)
@@ -279,14 +284,40 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
         assembled = probe_assembled(ctx, task, base, item)
         tokens += assembled.tokens
         item.metadata["distractor_choice"]["assembled_probe"] = assembled.as_evidence()
-        if assembled.preferred is None:
+        if assembled.preferred is not None:
+            text = item.choices[assembled.preferred]
+            lead = f"{assembled.probs[assembled.preferred]:.2f} vs the key's {assembled.probs[item.answer]:.2f}"
+            refused[text] = f"on the assembled item the judge prefers it to the key ({lead})"
+            continue
+        idle = idle_new_distractor(ctx, base, item, assembled.probs)
+        if idle is None:
             return item, tokens
-        text = item.choices[assembled.preferred]
-        lead = f"{assembled.probs[assembled.preferred]:.2f} vs the key's {assembled.probs[item.answer]:.2f}"
-        refused[text] = f"on the assembled item the judge prefers it to the key ({lead})"
+        fewer_working = fewer_working or item
+        refused[item.choices[idle]] = (f"on the assembled item no one picks it (p {assembled.probs[idle]:.3f}) and "
+                                       "the set has fewer working distractors than the original")
+    if fewer_working is not None:
+        fewer_working.metadata["distractor_choice"]["fewer_working_than_original"] = True
+        return fewer_working, tokens
     raise PreferredDistractor(
         f"the judge prefers a new wrong option to the key on every set tried ({text!r}: {lead}); write wrong "
         "options that are clearly wrong, not partly true statements or synonyms of the correct answer", tokens)
+
+
+def idle_new_distractor(ctx: AgentContext, base: QAItem, item: QAItem, probs: list[float]) -> int | None:
+    """The least picked new distractor of `item` below `NONFUNCTIONAL_RATE` on the assembled probe's
+    `probs`, when `item` has fewer working distractors than `base` had on the panel's stored pick rates;
+    None when it has as many (or nothing was measured on either side)."""
+    rates = pick_rates(ctx, base)
+    if rates is None or len(probs) != len(item.choices):
+        return None
+    working_before = sum(rates[i] >= NONFUNCTIONAL_RATE for i in range(len(base.choices)) if i != base.answer)
+    working_after = sum(probs[i] >= NONFUNCTIONAL_RATE for i in range(len(item.choices)) if i != item.answer)
+    if working_after >= working_before:
+        return None
+    known = {normalise_text(c) for c in base.choices}
+    idle = [i for i in range(len(item.choices)) if i != item.answer and probs[i] < NONFUNCTIONAL_RATE
+            and normalise_text(item.choices[i]) not in known]
+    return min(idle, key=lambda i: probs[i]) if idle else None
 
 
 def draft_to_item(parsed: BaseModel, task: EditTask, base: QAItem) -> QAItem:

@@ -58,6 +58,27 @@ def pick_rates_from_answers(answers: Sequence[int | None], n_choices: int) -> tu
     return (counts / counts.sum()).tolist(), len(votes)
 
 
+def panel_pick_rates(evidence: Mapping[str, object], n_choices: int) -> tuple[list[float], int] | None:
+    """The panel's pick rate per option from a stored panel diagnostic's evidence, and how many
+    distributions or answers stand behind it; None when it holds neither.
+
+    Where members were measured through logprobs (`evidence["probs"][member]["p"]`, each already averaged
+    over the option orders) the rate is their mean probability per option: one two-order distribution
+    says how often an option is picked far better than two argmax votes, which can only read 0, 0.5 or 1.
+    Otherwise the share of the members' answers (`pick_rates_from_answers`)."""
+    probs = evidence.get("probs") or {}
+    distributions = [[float(x) for x in p["p"]] for p in (probs.values() if isinstance(probs, Mapping) else [])
+                     if isinstance(p, Mapping) and isinstance(p.get("p"), list) and len(p["p"]) == n_choices]
+    if distributions:
+        mean = np.mean(np.asarray(distributions, dtype=float), axis=0)
+        if mean.sum() > 0:
+            return (mean / mean.sum()).tolist(), len(distributions)
+    answers = evidence.get("answers") or {}
+    votes = [a if isinstance(a, int) else None for a in (answers.values() if isinstance(answers, Mapping) else [])]
+    rates, n = pick_rates_from_answers(votes, n_choices)
+    return (rates, n) if n else None
+
+
 def score_item_distractors(
     choices: Sequence[str],
     answer: int,

@@ -10,6 +10,7 @@ import pytest
 from refinelab.agents.candidate_probe import REWRITE_LEAD, probe_assembled, probe_candidates
 from refinelab.agents.refiner import MAX_RESELECTIONS, refine
 from refinelab.config import ModelSpec, Roles
+from refinelab.schema import Diagnostic
 from refinelab.state import EditTask
 from tests.refiners.test_refiners import BASE, asks_for_distractors, distractor_list, make_ctx
 from tests.support.scripted_model import ScriptedChatModel, logprobs_block
@@ -123,6 +124,54 @@ def test_when_every_set_has_a_preferred_new_distractor_the_attempt_fails_with_th
     assert candidate.item is None and "prefers a new wrong option to the key" in candidate.error
     assert len(asked) <= 2 * (MAX_RESELECTIONS + 1)  # two orders per set, at most that many sets
     assert candidate.tokens == ctx.ledger.spent > 0  # the probes were paid for and are the edit's
+
+
+def with_working_originals(ctx) -> None:  # noqa: ANN001
+    """The profile's panel measured every original distractor of BASE as working (p >= 0.05)."""
+    ctx.store.put_diagnostics([Diagnostic(item_id=BASE.id, check="panel", flag=False, score=0.5, evidence={
+        "key": BASE.answer, "answers": {"judge": 1},
+        "probs": {"judge": {"p": [0.2, 0.5, 0.15, 0.15]}}})])
+
+
+#: on the four-option item every option reads as picked now and then, but Comet is never picked
+FOUR_WITH_AN_IDLE_COMET = {"Mercury": 0.4, "Venus": 0.2, "Earth": 0.2, "Mars": 0.2, "Jupiter": 0.2, "Saturn": 0.2,
+                           "Neptune": 0.2, "Pluto": 0.2, "Comet": 0.001}
+
+
+def test_a_new_distractor_no_one_picks_is_swapped_when_the_set_has_fewer_working_ones(tmp_path: Path) -> None:
+    # over ten options Comet is the most tempting candidate, so the first set holds it; as four it is idle
+    ten = {"Mercury": 0.30, "Comet": 0.20, "Saturn": 0.04, "Jupiter": 0.04, "Neptune": 0.04, "Pluto": 0.04}
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=judge_by_options(ten, FOUR_WITH_AN_IDLE_COMET)))
+    with_working_originals(ctx)
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert not candidate.error, candidate.error
+    choice = candidate.item.metadata["distractor_choice"]
+    assert "no one picks it" in choice["dropped"]["Comet"] and "Comet" not in candidate.item.choices
+    probs = choice["assembled_probe"]["p"]
+    assert all(p >= 0.05 for i, p in enumerate(probs) if i != candidate.item.answer)
+    assert "fewer_working_than_original" not in choice
+
+
+def test_when_every_set_has_fewer_working_distractors_the_first_stands_and_says_so(tmp_path: Path) -> None:
+    """Working distractors are a preference: a set whose diversity rose is not refused for them."""
+    ten = {"Mercury": 0.30, "Comet": 0.20, "Saturn": 0.04, "Jupiter": 0.04, "Neptune": 0.04, "Pluto": 0.04}
+    four = {**dict.fromkeys(["Jupiter", "Saturn", "Neptune", "Pluto", "Comet"], 0.001),
+            "Mercury": 0.4, "Venus": 0.2, "Earth": 0.2, "Mars": 0.2}
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=judge_by_options(ten, four)))
+    with_working_originals(ctx)
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert not candidate.error, candidate.error
+    choice = candidate.item.metadata["distractor_choice"]
+    assert choice["fewer_working_than_original"] is True and "Comet" in candidate.item.choices
+    assert candidate.tokens == ctx.ledger.spent > 0  # every set's probe was paid for and is the edit's
+
+
+def test_without_stored_pick_rates_an_idle_distractor_is_not_refused(tmp_path: Path) -> None:
+    ten = {"Mercury": 0.30, "Comet": 0.20, "Saturn": 0.04, "Jupiter": 0.04, "Neptune": 0.04, "Pluto": 0.04}
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=judge_by_options(ten, FOUR_WITH_AN_IDLE_COMET)))
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert not candidate.error, candidate.error
+    assert "Comet" in candidate.item.choices  # nothing says the original's were any better
 
 
 def test_a_preferred_original_distractor_is_not_the_rewrites_doing(tmp_path: Path) -> None:
