@@ -80,7 +80,7 @@ def measure_pick_rates(items: Sequence[QAItem], args: argparse.Namespace, tag: s
         diag = panel.get(item.id)
         measured = panel_pick_rates(diag.evidence, len(item.choices)) if diag is not None else None
         if measured is not None:
-            out[item.id] = measured
+            out[item.id] = (measured.rates, measured.n)
     return out
 
 

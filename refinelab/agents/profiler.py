@@ -41,7 +41,7 @@ from refinelab.agents.screening import (
 )
 from refinelab.domains import UNSURE
 from refinelab.errors import BudgetExhausted
-from refinelab.metrics.distractors import pick_rates_from_answers, score_distractors
+from refinelab.metrics.distractors import panel_pick_rates, score_distractors
 from refinelab.metrics.error_checks import check_row, combine_error_evidence
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.batch import BatchRequest
@@ -177,10 +177,11 @@ def score_item_distractors(ctx: AgentContext, items: Sequence[QAItem], options: 
     counts: dict[str, int] = {}
     for item in todo:
         panel = ctx.store.diagnostic(item.id, "panel")
-        if panel is not None:
-            rates_i, n = pick_rates_from_answers(list(panel.evidence["answers"].values()), len(item.choices))
-            if n:
-                rates[item.id], counts[item.id] = rates_i, n
+        measured = panel_pick_rates(panel.evidence, len(item.choices)) if panel is not None else None
+        if measured is not None:
+            rates[item.id] = measured.rates
+            if not measured.measured:  # answer shares need `min_responses` answers; a distribution does not
+                counts[item.id] = measured.n
     with ctx.tracer.span("distractors", "tool", {"items": len(todo)}) as run:
         diags = score_distractors(todo, embed=embed,
                                   pick_rates=rates or None, n_responses=counts or None)

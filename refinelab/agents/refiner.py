@@ -144,7 +144,7 @@ def pick_rates(ctx: AgentContext, item: QAItem) -> list[float] | None:
     where measured, else answer shares: `panel_pick_rates`); None without either."""
     panel = ctx.store.diagnostic(item.id, "panel")
     measured = panel_pick_rates(panel.evidence, len(item.choices)) if panel is not None else None
-    return measured[0] if measured is not None else None
+    return measured.rates if measured is not None else None
 
 
 def weak_distractors(ctx: AgentContext, item: QAItem) -> list[str]:

@@ -17,6 +17,7 @@ import itertools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -58,9 +59,18 @@ def pick_rates_from_answers(answers: Sequence[int | None], n_choices: int) -> tu
     return (counts / counts.sum()).tolist(), len(votes)
 
 
-def panel_pick_rates(evidence: Mapping[str, object], n_choices: int) -> tuple[list[float], int] | None:
-    """The panel's pick rate per option from a stored panel diagnostic's evidence, and how many
-    distributions or answers stand behind it; None when it holds neither.
+class PickRates(NamedTuple):
+    """The panel's pick rate per option, how many distributions or answers stand behind it, and whether
+    they are measured option probabilities (`measured`) or the share of the members' answers."""
+
+    rates: list[float]
+    n: int
+    measured: bool
+
+
+def panel_pick_rates(evidence: Mapping[str, object], n_choices: int) -> PickRates | None:
+    """The panel's pick rates from a stored panel diagnostic's evidence; None when it holds neither
+    distributions nor answers.
 
     Where members were measured through logprobs (`evidence["probs"][member]["p"]`, each already averaged
     over the option orders) the rate is their mean probability per option: one two-order distribution
@@ -72,11 +82,11 @@ def panel_pick_rates(evidence: Mapping[str, object], n_choices: int) -> tuple[li
     if distributions:
         mean = np.mean(np.asarray(distributions, dtype=float), axis=0)
         if mean.sum() > 0:
-            return (mean / mean.sum()).tolist(), len(distributions)
+            return PickRates((mean / mean.sum()).tolist(), len(distributions), measured=True)
     answers = evidence.get("answers") or {}
     votes = [a if isinstance(a, int) else None for a in (answers.values() if isinstance(answers, Mapping) else [])]
     rates, n = pick_rates_from_answers(votes, n_choices)
-    return (rates, n) if n else None
+    return PickRates(rates, n, measured=False) if n else None
 
 
 def score_item_distractors(

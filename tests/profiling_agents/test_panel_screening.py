@@ -7,8 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from refinelab.agents.profiler import profile_items
+from refinelab.schema import QAItem
 from tests.support.pa_helpers import Recorder, make_context, planted_items
 from tests.support.scripted_model import ScriptedChatModel
 
@@ -116,3 +118,29 @@ def test_rating_stays_an_option(tmp_path: Path) -> None:
     assert all(i.difficulty == 0.5 for i in ctx.store.items())
     # the judge is asked for the rating; its skill is kept beside the exemplar one
     assert {d.evidence["model_skill"] for d in ctx.store.diagnostics("label")} == {"recall"}
+
+
+def test_distractor_pick_rates_come_from_the_panels_option_probabilities(tmp_path: Path) -> None:
+    """A logprob panel's distributions are its pick rates: every option the member gives >= 5% works, the
+    one it never picks does not, and the function part is judged without ten answers."""
+    from tests.support.scripted_model import logprobs_block
+
+    def by_text(messages: list[dict[str, str]]) -> str:
+        belief = {"Alpha": 0.6, "Bravo": 0.25, "Charlie": 0.14, "Delta": 0.01}
+        shown = [ln for ln in messages[-1]["content"].splitlines() if len(ln) > 3 and ln[1:3] == ". "]
+        return logprobs_block({ln[0]: next(p for name, p in belief.items() if ln[3:].startswith(name))
+                               for ln in shown})
+
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=Recorder()), panel={"m": ScriptedChatModel(respond=by_text)},
+                       options={"panel": ["m"], "panel_method": "logprobs", "distractors": True,
+                                "validate_suspects": False,
+                                "embed": lambda texts: np.random.default_rng(len(texts)).normal(size=(len(texts), 8))})
+    item = QAItem(id="q", question="Which of these is the first letter of the NATO alphabet?",
+                  choices=["Alpha", "Bravo", "Charlie", "Delta"], answer=0, subject="misc")
+    ctx.store.load_items([item])
+    profile_items(ctx, ctx.store.items(("kept",)))
+    dis = ctx.store.diagnostic("q", "distractors")
+    assert dis is not None, "no distractor diagnostic"
+    assert dis.evidence["nonfunctional"] == ["D"] and dis.evidence["n_responses"] is None
+    assert dis.evidence["pick_rates"]["B"] == pytest.approx(0.25, abs=0.01)
+    assert dis.evidence["components"]["function"] == pytest.approx(2 / 3, abs=1e-3)
