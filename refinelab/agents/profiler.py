@@ -179,9 +179,10 @@ def score_item_distractors(ctx: AgentContext, items: Sequence[QAItem], options: 
         panel = ctx.store.diagnostic(item.id, "panel")
         measured = panel_pick_rates(panel.evidence, len(item.choices)) if panel is not None else None
         if measured is not None:
-            rates[item.id] = measured.rates
-            if not measured.measured:  # answer shares need `min_responses` answers; a distribution does not
-                counts[item.id] = measured.n
+            # the score judges the rates only from `min_responses` members' distributions or answers: one
+            # model's probabilities are not a population of test-takers, and counting them moved 5 of the 40
+            # least diverse MMLU items of distractors_s31_cold above the rewrite threshold
+            rates[item.id], counts[item.id] = measured.rates, measured.n
     with ctx.tracer.span("distractors", "tool", {"items": len(todo)}) as run:
         diags = score_distractors(todo, embed=embed,
                                   pick_rates=rates or None, n_responses=counts or None)
