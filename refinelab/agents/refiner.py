@@ -268,7 +268,8 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
     - the set has fewer working distractors (judge's probability >= `NONFUNCTIONAL_RATE`) than the
       original had on the panel's stored probabilities: the least picked new one, below the rate, is
       refused (a distractor no model picks does no work). This is a preference, not a correctness rule:
-      when no other set is left, the first such set stands (its diversity rose, which the edit paid for)."""
+      when no other set is left, the first such set stands (its diversity rose, which the edit paid for)
+      and `distractor_choice.fewer_working_than_original` names its idle distractor."""
     refused: dict[str, str] = {}
     tokens = 0
     fewer_working: QAItem | None = None
@@ -292,11 +293,13 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
         idle = idle_new_distractor(ctx, base, item, assembled.probs)
         if idle is None:
             return item, tokens
-        fewer_working = fewer_working or item
-        refused[item.choices[idle]] = (f"on the assembled item no one picks it (p {assembled.probs[idle]:.3f}) and "
-                                       "the set has fewer working distractors than the original")
+        why = (f"on the assembled item no one picks it (p {assembled.probs[idle]:.3f}) and the set has fewer "
+               "working distractors than the original")
+        if fewer_working is None:
+            fewer_working = item
+            item.metadata["distractor_choice"]["fewer_working_than_original"] = {item.choices[idle]: why}
+        refused[item.choices[idle]] = why
     if fewer_working is not None:
-        fewer_working.metadata["distractor_choice"]["fewer_working_than_original"] = True
         return fewer_working, tokens
     raise PreferredDistractor(
         f"the judge prefers a new wrong option to the key on every set tried ({text!r}: {lead}); write wrong "
