@@ -60,12 +60,10 @@ def pick_rates_from_answers(answers: Sequence[int | None], n_choices: int) -> tu
 
 
 class PickRates(NamedTuple):
-    """The panel's pick rate per option, how many distributions or answers stand behind it, and whether
-    they are measured option probabilities (`measured`) or the share of the members' answers."""
+    """The panel's pick rate per option and how many distributions (or answers) stand behind it."""
 
     rates: list[float]
     n: int
-    measured: bool
 
 
 def panel_pick_rates(evidence: Mapping[str, object], n_choices: int) -> PickRates | None:
@@ -82,11 +80,11 @@ def panel_pick_rates(evidence: Mapping[str, object], n_choices: int) -> PickRate
     if distributions:
         mean = np.mean(np.asarray(distributions, dtype=float), axis=0)
         if mean.sum() > 0:
-            return PickRates((mean / mean.sum()).tolist(), len(distributions), measured=True)
+            return PickRates((mean / mean.sum()).tolist(), len(distributions))
     answers = evidence.get("answers") or {}
     votes = [a if isinstance(a, int) else None for a in (answers.values() if isinstance(answers, Mapping) else [])]
     rates, n = pick_rates_from_answers(votes, n_choices)
-    return PickRates(rates, n, measured=False) if n else None
+    return PickRates(rates, n) if n else None
 
 
 def score_item_distractors(
