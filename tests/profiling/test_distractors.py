@@ -239,3 +239,23 @@ def test_panel_pick_rates_read_measured_probabilities_before_votes() -> None:
     assert panel_pick_rates({"answers": {"a": None}}, 4) is None
     # a distribution of another length (a different option count) is not this item's
     assert panel_pick_rates({"probs": {"judge": {"p": [0.5, 0.5]}}, "answers": {}}, 4) is None
+
+
+LOOP = ("The comets themselves are responsible for the meteor shower, but the Earth is not responsible for the "
+        "meteor shower, but the atmosphere and comets are not responsible for the meteor shower.")
+
+
+def test_a_candidate_caught_in_a_generation_loop_is_dropped_unless_the_dataset_has_it() -> None:
+    from refinelab.metrics.distractors import LOOPING_SHARE, looping_share, select_distractors
+
+    sound = "Starch is a polysaccharide, while cellulose is a polysaccharide but not all cellulose is a polysaccharide."
+    assert looping_share(LOOP) >= LOOPING_SHARE > looping_share(sound)
+    assert looping_share("the the the the") == 0.0  # too short to judge
+
+    def apart(texts):  # every text in a direction of its own
+        return np.eye(len(texts))
+
+    choice = select_distractors("Debris left along a comet's orbit", [LOOP, sound, "Solar flares"], 2, apart)
+    assert 0 not in choice.chosen and "generation loop" in choice.dropped[0]
+    kept = select_distractors("Debris left along a comet's orbit", [LOOP, sound], 2, apart, known_wrong=[LOOP])
+    assert kept.chosen and 0 in kept.chosen
