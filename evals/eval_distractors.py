@@ -50,7 +50,12 @@ from common import (  # noqa: E402
 from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api import refine  # noqa: E402
 from refinelab.io import read_jsonl  # noqa: E402
-from refinelab.metrics.distractors import functional_share, panel_pick_rates, score_distractors  # noqa: E402
+from refinelab.metrics.distractors import (  # noqa: E402
+    PickRates,
+    functional_share,
+    panel_pick_rates,
+    score_distractors,
+)
 from refinelab.metrics.targets import Targets  # noqa: E402
 from refinelab.operations import Op  # noqa: E402
 from refinelab.schema import Dataset, QAItem, normalise_text  # noqa: E402
@@ -60,7 +65,7 @@ SUBJECTS = ("high_school_biology", "high_school_geography", "astronomy", "market
             "high_school_psychology", "sociology", "world_religions")
 
 
-def measure_pick_rates(items: Sequence[QAItem], args: argparse.Namespace, tag: str) -> dict[str, tuple[list[float], int]]:
+def measure_pick_rates(items: Sequence[QAItem], args: argparse.Namespace, tag: str) -> dict[str, PickRates]:
     """Per item, the panel's pick rate per option and the number of responses behind it: a profile-only
     dry run with the panel (`--panel`, the judge alone by default). Option probabilities (logprobs) are
     used when the panel measured them, else its votes."""
@@ -75,17 +80,17 @@ def measure_pick_rates(items: Sequence[QAItem], args: argparse.Namespace, tag: s
         panel = {d.item_id: d for d in store.diagnostics("panel")}
     finally:
         store.close()
-    out: dict[str, tuple[list[float], int]] = {}
+    out: dict[str, PickRates] = {}
     for item in items:
         diag = panel.get(item.id)
         measured = panel_pick_rates(diag.evidence, len(item.choices)) if diag is not None else None
         if measured is not None:
-            out[item.id] = (measured.rates, measured.n)
+            out[item.id] = measured
     return out
 
 
-def mean_functional(items: Sequence[QAItem], rates: dict[str, tuple[list[float], int]]) -> float | None:
-    values = [functional_share(rates[i.id][0], i.answer) for i in items if i.id in rates]
+def mean_functional(items: Sequence[QAItem], rates: dict[str, PickRates]) -> float | None:
+    values = [functional_share(rates[i.id].rates, i.answer) for i in items if i.id in rates]
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
 

@@ -33,6 +33,7 @@ from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import (
     DistractorConfig,
     distractor_diversity,
+    functional_share,
     panel_pick_rates,
     select_distractors,
 )
@@ -273,6 +274,8 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
     refused: dict[str, str] = {}
     tokens = 0
     fewer_working: QAItem | None = None
+    rates = pick_rates(ctx, base)  # the original's, the same for every set tried
+    working_before = functional_share(rates, base.answer, NONFUNCTIONAL_RATE) if rates is not None else None
     for _ in range(MAX_RESELECTIONS + 1):
         try:
             item = distractors_to_item(ctx, out, task, base, probe, refused)
@@ -290,7 +293,7 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
             lead = f"{assembled.probs[assembled.preferred]:.2f} vs the key's {assembled.probs[item.answer]:.2f}"
             refused[text] = f"on the assembled item the judge prefers it to the key ({lead})"
             continue
-        idle = idle_new_distractor(ctx, base, item, assembled.probs)
+        idle = idle_new_distractor(base, item, assembled.probs, working_before)
         if idle is None:
             return item, tokens
         why = (f"on the assembled item no one picks it (p {assembled.probs[idle]:.3f}) and the set has fewer "
@@ -306,16 +309,14 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
         "options that are clearly wrong, not partly true statements or synonyms of the correct answer", tokens)
 
 
-def idle_new_distractor(ctx: AgentContext, base: QAItem, item: QAItem, probs: list[float]) -> int | None:
+def idle_new_distractor(base: QAItem, item: QAItem, probs: list[float], working_before: float | None) -> int | None:
     """The least picked new distractor of `item` below `NONFUNCTIONAL_RATE` on the assembled probe's
-    `probs`, when `item` has fewer working distractors than `base` had on the panel's stored pick rates;
-    None when it has as many (or nothing was measured on either side)."""
-    rates = pick_rates(ctx, base)
-    if rates is None or len(probs) != len(item.choices):
+    `probs`, when `item`'s share of working distractors (`functional_share`) is below `working_before`, the
+    original's on the panel's stored pick rates; None when it is not (or nothing was measured)."""
+    if working_before is None or len(probs) != len(item.choices):
         return None
-    working_before = sum(rates[i] >= NONFUNCTIONAL_RATE for i in range(len(base.choices)) if i != base.answer)
-    working_after = sum(probs[i] >= NONFUNCTIONAL_RATE for i in range(len(item.choices)) if i != item.answer)
-    if working_after >= working_before:
+    working_after = functional_share(probs, item.answer, NONFUNCTIONAL_RATE)
+    if working_after is None or working_after >= working_before:
         return None
     known = {normalise_text(c) for c in base.choices}
     idle = [i for i in range(len(item.choices)) if i != item.answer and probs[i] < NONFUNCTIONAL_RATE
