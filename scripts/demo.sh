@@ -13,8 +13,6 @@ echo "   (the first run embeds the retrieval corpus once, a few minutes; later r
 $BIN/refinelab refine "$DATA/mmlu/test" \
   --subjects astronomy,virology,college_chemistry,high_school_world_history,econometrics \
   --limit 30 --budget 40000 --run-id "$RUN_ID" --rag-corpus wikipedia:mmlu_redux --distractors
-if $BIN/refinelab report --help >/dev/null 2>&1; then
-  $BIN/refinelab report "$RUN_ID" >/dev/null && echo "HTML report: runs/$RUN_ID/report.html"
-fi
+$BIN/refinelab report "$RUN_ID" >/dev/null && echo "HTML report: runs/$RUN_ID/report.html"
 echo "== outputs in runs/$RUN_ID (refined.jsonl, changes.jsonl, report.json, trace.jsonl)"
 echo "   inspect the agents' decisions: .venv/bin/refinelab trace $RUN_ID"

@@ -148,9 +148,9 @@ def pick_rates(ctx: AgentContext, item: QAItem) -> list[float] | None:
     return measured.rates if measured is not None else None
 
 
-def weak_distractors(ctx: AgentContext, item: QAItem) -> list[str]:
-    """Distractors the panel never (or almost never) picks; all of them when nothing was measured."""
-    rates = pick_rates(ctx, item)
+def weak_distractors(item: QAItem, rates: list[float] | None) -> list[str]:
+    """Distractors the panel never (or almost never) picks at pick `rates` (`pick_rates`); all of them when
+    nothing was measured."""
     others = [i for i in range(len(item.choices)) if i != item.answer]
     if rates is None:
         return [item.choices[i] for i in others]
@@ -158,7 +158,7 @@ def weak_distractors(ctx: AgentContext, item: QAItem) -> list[str]:
 
 
 def _rewrite_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict[str, Any]:
-    return {"item": base, "weak": weak_distractors(ctx, base),
+    return {"item": base, "weak": weak_distractors(base, pick_rates(ctx, base)),
             "n_candidates": OVERGENERATE * (len(base.choices) - 1)}
 
 
@@ -180,7 +180,7 @@ class NoImprovement(ValueError):
 
 
 def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem,
-                        probe: CandidateProbe, refuse: dict[str, str]) -> QAItem:
+                        probe: CandidateProbe, refuse: dict[str, str], rates: list[float] | None) -> QAItem:
     """The item with its distractor slots refilled: the stem and the key (text and position) are the
     original's by construction. The pool is the writer's new candidates and the original distractors;
     `select_distractors` drops paraphrases of the key and chooses, among the sets holding at least one new
@@ -190,10 +190,11 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
     With a measured `probe` (agents/candidate_probe.py) the judge's probabilities are the new candidates'
     plausibility, and one it clearly prefers to the key is dropped; the originals are rated by the panel's
     pick rates, on the same scale. `refuse` (text -> reason) are candidates already refused on other
-    evidence (the judge preferring one to the key on an assembled set, `choose_distractors`)."""
+    evidence (the judge preferring one to the key on an assembled set, `choose_distractors`). `rates` are
+    the original's pick rates (`pick_rates`), read once by the caller for every set it tries."""
     slots = [i for i in range(len(base.choices)) if i != base.answer]
     originals = [base.choices[i] for i in slots]
-    weak = set(weak_distractors(ctx, base))
+    weak = set(weak_distractors(base, rates))
     uniform = probe.even_share()
     refused: dict[str, str] = {}
     new: list[str] = []
@@ -205,7 +206,6 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
         else:
             new.append(text)
     pool = new + [o for o in originals if o not in weak] + [o for o in originals if o in weak]
-    rates = pick_rates(ctx, base)
     plausibility: list[float | None] | None = None
     if not probe.not_measured:
         plausibility = []
@@ -274,11 +274,12 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
     refused: dict[str, str] = {}
     tokens = 0
     fewer_working: QAItem | None = None
+    preferred_reason = ""  # the last new distractor the judge preferred to the key, for the failure below
     rates = pick_rates(ctx, base)  # the original's, the same for every set tried
     working_before = functional_share(rates, base.answer, NONFUNCTIONAL_RATE) if rates is not None else None
     for _ in range(MAX_RESELECTIONS + 1):
         try:
-            item = distractors_to_item(ctx, out, task, base, probe, refused)
+            item = distractors_to_item(ctx, out, task, base, probe, refused, rates)
         except ValueError:
             if not refused:
                 raise
@@ -292,6 +293,7 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
             text = item.choices[assembled.preferred]
             lead = f"{assembled.probs[assembled.preferred]:.2f} vs the key's {assembled.probs[item.answer]:.2f}"
             refused[text] = f"on the assembled item the judge prefers it to the key ({lead})"
+            preferred_reason = f"{text!r}: {lead}"
             continue
         idle = idle_new_distractor(base, item, assembled.probs, working_before)
         if idle is None:
@@ -305,7 +307,7 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
     if fewer_working is not None:
         return fewer_working, tokens
     raise PreferredDistractor(
-        f"the judge prefers a new wrong option to the key on every set tried ({text!r}: {lead}); write wrong "
+        f"the judge prefers a new wrong option to the key on every set tried ({preferred_reason}); write wrong "
         "options that are clearly wrong, not partly true statements or synonyms of the correct answer", tokens)
 
 
