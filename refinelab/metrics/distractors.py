@@ -257,19 +257,15 @@ def select_distractors(
     key_sim = vectors[1:] @ vectors[0]
     pool = vectors[1:]
     survivors = []
-    key_value = numeric_value(key)
     for j, i in enumerate(keep):
-        value = numeric_value(str(candidates[i]))
-        if key_value is not None and value is not None:
-            # sentence embeddings put every "N Kelvin" near every other: for numbers a paraphrase of the
-            # key is the same value, and any other value is a distinct (possibly good) distractor
-            if np.isclose(value, key_value, rtol=1e-9, atol=1e-12):
-                drop[i] = "the key's value"
-            elif np.isclose(value, key_value, rtol=NUMERIC_NEAR_KEY, atol=0.0):
-                # 301 K against a key of 300 K is a rounding argument, not a distractor: the solver picks it
-                drop[i] = f"within {NUMERIC_NEAR_KEY:.0%} of the key's value"
-            else:
-                survivors.append(j)
+        relation = number_relation(key, str(candidates[i]))
+        if relation == "same":
+            drop[i] = "the key's value"
+        elif relation == "near":
+            # 301 K against a key of 300 K is a rounding argument, not a distractor: the solver picks it
+            drop[i] = f"within {NUMERIC_NEAR_KEY:.0%} of the key's value"
+        elif relation == "distinct":
+            survivors.append(j)
         elif key_sim[j] >= paraphrase_threshold and " ".join(str(candidates[i]).lower().split()) not in known:
             drop[i] = f"paraphrases the key (cosine {key_sim[j]:.2f})"
         else:
@@ -364,17 +360,49 @@ def length_fit(key: str, candidate: str) -> float:
 
 
 _NUMBER = re.compile(r"^[^\d\-+.]*([-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+)\s*([^\d\s].{0,20})?$")
+_STATED_NUMBER = re.compile(r"(?<![A-Za-z\d.,])[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)")
+_GLUED_DIGITS = re.compile(r"(?<=[A-Za-z])\d+")  # "MnO4", "H2O": digits of a name
+
+
+def stated_numbers(text: str) -> tuple[float, ...]:
+    """The numbers `text` states, in order ("6:5" -> (6, 5), "$1,200" -> (1200,)). A digit glued to a
+    letter before it is part of a name, not a value: the 4 of "MnO4-", the 2 of "H2O"."""
+    out = []
+    for match in _STATED_NUMBER.finditer(text):
+        try:
+            out.append(float(match.group(0).replace(",", "")))
+        except ValueError:
+            continue
+    return tuple(out)
+
+
+def number_relation(key: str, candidate: str) -> str | None:
+    """How `candidate`'s numbers stand to the key's, where numbers decide it: "same" (the key's value, or
+    the same values in the same order: "The correct ratio is 6:5." beside "The MnO4- : I- ratio is 6:5."),
+    "near" (one number within `NUMERIC_NEAR_KEY` of the key's), "distinct"; None when they do not decide
+    and the embedding must. Sentence embeddings put every "N Kelvin" near every other and read a
+    restated ratio as another sentence, so for numbers a paraphrase of the key is the same value."""
+    key_numbers = stated_numbers(key)
+    if len(key_numbers) > 1 and stated_numbers(candidate) == key_numbers:
+        return "same"
+    key_value, value = numeric_value(key), numeric_value(candidate)
+    if key_value is None or value is None:
+        return None
+    if np.isclose(value, key_value, rtol=1e-9, atol=1e-12):
+        return "same"
+    if np.isclose(value, key_value, rtol=NUMERIC_NEAR_KEY, atol=0.0):
+        return "near"
+    return "distinct"
 
 
 def numeric_value(text: str) -> float | None:
-    """The number an option states ("300 Kelvin", "$1,200", "-0.5"), None when it is not one number."""
-    match = _NUMBER.match(text.strip())
-    if match is None:
+    """The number an option states ("300 Kelvin", "$1,200", "-0.5"), None when it is not one number
+    (a ratio "6:5" states two; the 4 of "MnO4-" is a name)."""
+    numbers = stated_numbers(text)
+    if len(numbers) != 1:
         return None
-    try:
-        return float(match.group(1).replace(",", ""))
-    except ValueError:
-        return None
+    match = _NUMBER.match(_GLUED_DIGITS.sub("#", text.strip()))
+    return numbers[0] if match is not None else None
 
 
 def distractor_diversity(choices: Sequence[str], answer: int, embed: Embedder) -> float | None:

@@ -91,6 +91,27 @@ def test_numeric_options_are_compared_by_value_not_embedding():
     assert choice.dropped == {1: "the key's value"} and len(choice.chosen) == 3
 
 
+def test_numbers_in_names_are_not_values_and_a_restated_ratio_is_the_key():
+    """From a demo run: the key "The MnO4- : I- ratio is 6:5." read as the number 4 (from "MnO4"), so the
+    swapped ratio 5:6 was dropped as "the key's value" and "The correct ratio is 6:5." was committed."""
+    from refinelab.metrics.distractors import number_relation, numeric_value, select_distractors, stated_numbers
+
+    key = "The MnO4- : I- ratio is 6:5."
+    assert stated_numbers(key) == (6.0, 5.0) and numeric_value(key) is None
+    assert stated_numbers("H2O and CO2") == () and numeric_value("2H2O") == 2
+    assert number_relation(key, "The correct ratio is 6:5.") == "same"
+    assert number_relation(key, "The MnO4- : I- ratio is 5:6.") is None  # other values: the embedding decides
+    assert number_relation("300 Kelvin", "302 Kelvin") == "near"
+
+    def apart(texts):  # an embedder that sees every option as a different text
+        return np.eye(len(texts), 8)
+
+    candidates = ["The correct ratio is 6:5.", "The MnO4- : I- ratio is 5:6.", "The H+ : I- ratio is 2:1.",
+                  "The I- : IO3- ratio is 3:1."]
+    choice = select_distractors(key, candidates, 3, apart)
+    assert choice.dropped == {0: "the key's value"} and sorted(choice.chosen) == [1, 2, 3]
+
+
 def test_a_distractor_far_shorter_than_the_key_loses_to_one_of_similar_length():
     from refinelab.metrics.distractors import length_fit, select_distractors
 

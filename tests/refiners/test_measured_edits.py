@@ -100,6 +100,18 @@ def test_rewrite_that_paraphrases_the_key_is_rejected(tmp_path: Path) -> None:
     assert not verdict.passed and "paraphrase the correct answer" in verdict.reason
 
 
+def test_rewrite_with_a_distractor_restating_the_keys_ratio_is_rejected(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="B")
+    ratio = BASE.model_copy(update={"question": "Balanced, which is true?",
+                                    "choices": ["The H+ : I- ratio is 2:1.", "The MnO4- : I- ratio is 6:5.",
+                                                "The I- : IO3- ratio is 3:1.", "The MnO4- : Mn2+ ratio is 3:1."]})
+    ctx.store.replace_item(ratio, "kept")
+    restated = ratio.model_copy(update={"choices": ["The correct ratio is 6:5.", *ratio.choices[1:]]})
+    verdict = validate(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1), Candidate(restated, "", 0))
+    assert not verdict.passed and "paraphrase the correct answer" in verdict.reason
+    assert verdict.evidence["measured"]["paraphrases_key"] == ["The correct ratio is 6:5."]
+
+
 def test_p_correct_prefers_option_probabilities_over_votes() -> None:
     votes = Diagnostic(item_id="x", check="panel", flag=False, score=0.5,
                        evidence={"answers": {"a": 1, "b": 0}, "key": 1, "answered": 2})
