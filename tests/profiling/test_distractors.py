@@ -94,7 +94,12 @@ def test_numeric_options_are_compared_by_value_not_embedding():
 def test_numbers_in_names_are_not_values_and_a_restated_ratio_is_the_key():
     """From a demo run: the key "The MnO4- : I- ratio is 6:5." read as the number 4 (from "MnO4"), so the
     swapped ratio 5:6 was dropped as "the key's value" and "The correct ratio is 6:5." was committed."""
-    from refinelab.metrics.distractors import number_relation, numeric_value, select_distractors, stated_numbers
+    from refinelab.metrics.distractors import (
+        number_relation,
+        numeric_value,
+        select_distractors,
+        stated_numbers,
+    )
 
     key = "The MnO4- : I- ratio is 6:5."
     assert stated_numbers(key) == (6.0, 5.0) and numeric_value(key) is None
