@@ -6,7 +6,9 @@ A member is named by a string:
   llama.cpp, started on first use (RAM: 135M ≈ 0.2 GB, 0.5B ≈ 0.7 GB, 1.5B ≈ 1.9 GB);
 - ``judge``: whatever the judge role is configured to use;
 - ``MODEL@URL``: any OpenAI-compatible endpoint (key from $OPENAI_API_KEY);
-- ``rag:NAME``: member NAME answering with the top retrieved passages in its prompt.
+- ``rag:NAME``: member NAME answering with the top retrieved passages in its prompt;
+- ``cloze:NAME``: member NAME reading each option's wording as the answer to the stem, no options shown
+  and no letter asked (`cloze_member`; needs a llama.cpp server, which scores a reply forced by a grammar).
 
 By default (`options.panel_method = "logprobs"`) a member answers with a probability per option: a
 one-token completion read through `top_logprobs`, asked in `options.panel_orders` option orders and
@@ -37,6 +39,7 @@ from refinelab.metrics.option_probs import (
     order_flip,
     permuted,
     presentation_orders,
+    softmax,
 )
 from refinelab.model_outputs import AnswerOut
 from refinelab.schema import LETTERS, Diagnostic, QAItem
@@ -63,12 +66,18 @@ def panel_members(ctx: AgentContext) -> list[str]:
 
 
 RAG_PREFIX = "rag:"
+CLOZE_PREFIX = "cloze:"
+#: divides a cloze member's scores before the softmax. A score sums log-probabilities over an option's
+#: tokens, so differences of many nats are common: at 1, 35 of 55 MMLU-Redux dev items had p(key) within
+#: 0.001 of 0 or 1, and such a member outweighs every letter member in the pooled distribution. At 8, 10
+#: of 55. How well p(key) separates mis-keyed items barely moved with it (AUROC 0.745-0.759 for 1-16).
+CLOZE_TEMPERATURE = 8.0
 RAG_PASSAGE_CHARS = 500  # per passage; four passages and a long stem stay well inside a 4k context
 
 
 def member_spec(ctx: AgentContext, name: str) -> ModelSpec:
     """ModelSpec for a panel member name (see module doc)."""
-    name = name.removeprefix(RAG_PREFIX)
+    name = base_model_name(name)
     if name == "judge":
         return ctx.settings.roles.judge
     if "@" in name:
@@ -79,6 +88,11 @@ def member_spec(ctx: AgentContext, name: str) -> ModelSpec:
                      timeout_s=MEMBER_TIMEOUT_S)
 
 
+def base_model_name(name: str) -> str:
+    """The model a member name asks, without its `rag:` or `cloze:` reading."""
+    return name.removeprefix(RAG_PREFIX).removeprefix(CLOZE_PREFIX)
+
+
 def member_client(ctx: AgentContext, name: str) -> ChatClient:
     """One budgeted, cached, traced client per member, kept with the context's other clients. The member
     ``judge`` is the judge role: a chat model injected for the role answers for the member too, unless
@@ -86,7 +100,7 @@ def member_client(ctx: AgentContext, name: str) -> ChatClient:
     key = f"panel:{name}"
     if key not in ctx._clients:
         injected = ctx.hooks.chat_models.get(key)
-        if injected is None and name.removeprefix(RAG_PREFIX) == "judge":
+        if injected is None and base_model_name(name) == "judge":
             injected = ctx.hooks.chat_models.get("judge")
         ctx._clients[key] = ChatClient(member_spec(ctx, name), ctx.ledger, cache=ctx.cache, tracer=ctx.tracer,
                                        chat_model=injected, role=key)
@@ -106,7 +120,7 @@ def letter_request(ctx: AgentContext, item: QAItem,
 
 def ask_member(ctx: AgentContext, name: str, item: QAItem) -> int | None:
     """One member's chosen option index; None when it failed to answer or named a letter not offered."""
-    if ctx.options.panel_method == "logprobs":
+    if ctx.options.panel_method == "logprobs" or name.startswith(CLOZE_PREFIX):
         try:
             probe = probe_member(ctx, name, item)
         except LLMCallFailed:
@@ -187,7 +201,10 @@ def probe_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profil
     """Ask one member for its option distribution in each presentation order and align them.
 
     Raises LLMCallFailed when no order produced a usable distribution (the endpoint returned no logprobs
-    or no offered letter among its top tokens) — never a silent guess."""
+    or no offered letter among its top tokens) — never a silent guess. A `cloze:` member reads the
+    options' wording instead (`cloze_member`)."""
+    if name.startswith(CLOZE_PREFIX):
+        return cloze_member(ctx, name, item, node)
     client = member_client(ctx, name)
     requests = list(probe_requests(ctx, name, item, node, passages))
     aligned: list[list[float]] = []
@@ -204,6 +221,39 @@ def probe_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profil
                             tokens=tokens)
     return MemberProbe(probs=mean_distribution(aligned), per_order=aligned, mass=sum(masses) / len(masses),
                        tokens=tokens)
+
+
+def cloze_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profile") -> MemberProbe:
+    """A `cloze:` member's distribution over `item`'s options from their wording, not from a letter.
+
+    Each option's text is forced as the model's reply to the bare stem (`panel_cloze`) and to the same
+    frame without it (`panel_cloze_prior`); its score is the difference of the two log-probabilities
+    (pointwise mutual information: how much the stem raises that wording), and the distribution is their
+    softmax. Nothing depends on the options' order or letters, which a small model's letter probe
+    follows; on MMLU-Redux dev this reading separates mis-keyed items from sound ones far better than the
+    letter probe (evals/eval_screening.py). 2 calls per option, run together; the prior depends on the
+    option text only, so it is answered from the response cache wherever an option repeats.
+    Raises LLMCallFailed when the endpoint cannot score a forced reply (see
+    `ChatClient.forced_text_logprobs`)."""
+    client = member_client(ctx, name)
+    pack = ctx.pack(item)
+    tag = CallTag(node=node, operation="panel", item_id=item.id)
+    asked, prior = pack.messages("panel_cloze", item=item), pack.messages("panel_cloze_prior", item=item)
+    calls = [partial(client.forced_text_logprobs, messages, choice, tag)
+             for choice in item.choices for messages in (asked, prior)]
+    results = run_together(calls)
+    scores = [text_logprob(results[2 * i]) - text_logprob(results[2 * i + 1]) for i in range(len(item.choices))]
+    probs = softmax([score / CLOZE_TEMPERATURE for score in scores])
+    return MemberProbe(probs=probs, per_order=[probs], tokens=sum(r.tokens for r in results))
+
+
+def text_logprob(result: CallResult) -> float:
+    """The log-probability of a forced reply's text: its tokens' sum, without the end-of-turn token a
+    server appends (a token with no text), which scores stopping, not the wording."""
+    tokens = list(result.token_logprobs or [])
+    while tokens and not tokens[-1][0]:
+        tokens.pop()
+    return sum(logprob for _, logprob in tokens)
 
 
 def _ask_orders(client: ChatClient, requests: list[tuple[list[int], list[dict[str, str]], CallTag]],
@@ -247,11 +297,13 @@ def panel_batch_requests(ctx: AgentContext, items: list[QAItem], members: list[s
                          ) -> dict[str, list[BatchRequest]]:
     """Every panel call `answer_panel` is about to make for `items`, per member: each order's probe (or the
     letter call) of each member that has not answered the item yet. The batch runner skips those the
-    response cache already holds."""
+    response cache already holds. A `cloze:` member is asked live: a Batch API has no grammar parameter."""
     out: dict[str, list[BatchRequest]] = {}
     for item in items:
         answers, _ = stored_panel(ctx, item)
         for name in unanswered(members, answers):
+            if name.startswith(CLOZE_PREFIX):
+                continue
             if ctx.options.panel_method == "logprobs":
                 out.setdefault(name, []).extend(BatchRequest.probe(messages, tag)
                                                 for _, messages, tag in probe_requests(ctx, name, item, node))
@@ -267,7 +319,7 @@ def answer_panel(ctx: AgentContext, item: QAItem, members: list[str]) -> Diagnos
     if not missing:
         return None
     for name in missing:  # BudgetExhausted propagates: what was answered before it is not stored
-        if ctx.options.panel_method == "logprobs":
+        if ctx.options.panel_method == "logprobs" or name.startswith(CLOZE_PREFIX):
             try:
                 probe = probe_member(ctx, name, item)
             except LLMCallFailed:

@@ -76,6 +76,16 @@ def mean_distribution(distributions: Sequence[Sequence[float]]) -> list[float]:
     return [sum(d[i] for d in distributions) / len(distributions) for i in range(n)]
 
 
+def softmax(scores: Sequence[float]) -> list[float]:
+    """Scores (log-probabilities or their differences) as a distribution; empty input → empty list."""
+    if not scores:
+        return []
+    top = max(scores)
+    weights = [math.exp(s - top) for s in scores]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
 def entropy(probs: Sequence[float]) -> float:
     """Shannon entropy in nats, normalised by log(n) to [0, 1] (1 = the model has no idea)."""
     n = len(probs)

@@ -44,6 +44,7 @@ T = TypeVar("T", bound=BaseModel)
 # How many first-token alternatives a logprobs probe asks for (OpenAI's maximum): a batched probe must ask
 # the same, or it would not be the live call's answer (the count is part of the cache key).
 FIRST_TOKEN_TOP = 20
+FORCED_TEXT_SLACK = 4  # tokens beyond one per character of a forced reply: the end-of-turn token and spare
 
 # Chat templates add a few special tokens per message, and some add a default system prompt.
 _PER_MESSAGE_OVERHEAD = 12
@@ -79,6 +80,8 @@ class CallResult:
     raw_outputs: list[str] = field(default_factory=list)
     # The first generated token's alternatives, [(token, logprob), …], when the call asked for logprobs.
     top_logprobs: list[tuple[str, float]] | None = None
+    # Every generated token with its logprob, [(token, logprob), …], for a reply forced by a grammar.
+    token_logprobs: list[tuple[str, float]] | None = None
 
     @property
     def tokens(self) -> int:
@@ -180,6 +183,27 @@ def top_logprobs_of(block: Any) -> list[tuple[str, float]] | None:
         if isinstance(token, str) and isinstance(logprob, int | float) and logprob <= 0.0 and logprob == logprob:
             out.append((token, float(logprob)))
     return out or None
+
+
+def token_logprobs_of(block: Any) -> list[tuple[str, float]] | None:
+    """[(token, logprob), …] for every generated token of an OpenAI `logprobs` block, in order. Untrusted
+    endpoint output: None when any entry is malformed (a partial list would score a shorter text)."""
+    content = block.get("content") if isinstance(block, dict) else None
+    if not isinstance(content, list) or not content:
+        return None
+    out: list[tuple[str, float]] = []
+    for entry in content:
+        token = entry.get("token") if isinstance(entry, dict) else None
+        logprob = entry.get("logprob") if isinstance(entry, dict) else None
+        if not (isinstance(token, str) and isinstance(logprob, int | float) and logprob <= 0.0 and logprob == logprob):
+            return None
+        out.append((token, float(logprob)))
+    return out
+
+
+def literal_grammar(text: str) -> str:
+    """A GBNF grammar (llama.cpp's `grammar` parameter) whose only sentence is `text`."""
+    return "root ::= " + json.dumps(text, ensure_ascii=False)
 
 
 @functools.lru_cache(maxsize=256)
@@ -298,6 +322,8 @@ class ChatClient:
             bind["response_format"] = params["response_format"]
         if params.get("logprobs"):
             bind["logprobs"], bind["top_logprobs"] = True, params["top_logprobs"]
+        if "grammar" in params:  # an OpenAI-client chat model sends unknown parameters in the body this way
+            bind["extra_body"] = {"grammar": params["grammar"]}
         with transport_only() as untraced:
             message = self._model_for(member).invoke(_to_langchain(messages), config=untraced, **bind)
         prompt, completion, reported = _usage(message)
@@ -357,6 +383,23 @@ class ChatClient:
                                 raw_outputs=[result.text], tokens=result.tokens)
         return result
 
+    def forced_text_logprobs(self, messages: list[dict[str, str]], text: str, tag: CallTag) -> CallResult:
+        """The log-probability the model gives each token of `text` as its reply to `messages`.
+
+        The reply is forced to `text` by a grammar (llama.cpp's `grammar` parameter) and each token's
+        logprob is the model's own before the grammar masks the rest: how likely the model finds an
+        option's wording, read without asking it to pick a letter (small models' letter choice follows
+        the option order). `token_logprobs` holds them, the end-of-turn token included when the server
+        sends it. Raises LLMCallFailed when the endpoint ignored the grammar (the reply is not `text`) or
+        returned no per-token logprobs: hosted APIs have no grammar parameter."""
+        result = self._call(messages, tag, attempt=0, json_schema=None, name="forced_text",
+                            max_tokens=len(text) + FORCED_TEXT_SLACK, top_logprobs=1, grammar=literal_grammar(text))
+        if result.text != text or not result.token_logprobs:
+            raise LLMCallFailed(f"{self.model_name}: the endpoint did not score a forced reply (grammar ignored "
+                                "or no per-token logprobs); cloze members need a llama.cpp server",
+                                raw_outputs=[result.text], tokens=result.tokens)
+        return result
+
     # -- internals ------------------------------------------------------------------------------
 
     def _prompt_bound(self, messages: list[dict[str, str]], params: dict[str, Any]) -> int:
@@ -413,7 +456,7 @@ class ChatClient:
 
     def prepare(self, messages: list[dict[str, str]], json_schema: dict[str, Any] | None,
                 max_tokens: int | None = None, attempt: int = 0, top_logprobs: int | None = None,
-                sample: str = "") -> tuple[list[dict[str, str]], dict[str, Any], str]:
+                sample: str = "", grammar: str | None = None) -> tuple[list[dict[str, str]], dict[str, Any], str]:
         """(messages as sent, request parameters, cache key) of one call: the batch path builds its
         requests here, so a batched answer is found again by the call it stands for."""
         if json_schema is not None and self.spec.structured_method == "json_mode":
@@ -425,6 +468,8 @@ class ChatClient:
             params["max_tokens"] = min(max_tokens, self.spec.max_tokens)
         if top_logprobs is not None:
             params["logprobs"], params["top_logprobs"] = True, top_logprobs
+        if grammar is not None:
+            params["grammar"] = grammar
         return messages, params, fingerprint(self.model_name, params, messages, attempt, sample)
 
     def cache_answer(self, key: str, result: CallResult) -> None:
@@ -436,6 +481,8 @@ class ChatClient:
                                  "completion_tokens": result.completion_tokens, "paid_by": self.ledger.ledger_id}
         if result.top_logprobs is not None:
             entry["top_logprobs"] = result.top_logprobs
+        if result.token_logprobs is not None:
+            entry["token_logprobs"] = result.token_logprobs
         self.cache.put(key, self.model_name, entry)
 
     def prefetched(self, key: str, result: CallResult) -> None:
@@ -447,10 +494,11 @@ class ChatClient:
     def _call(
         self, messages: list[dict[str, str]], tag: CallTag, *, attempt: int,
         json_schema: dict[str, Any] | None, name: str, max_tokens: int | None = None,
-        top_logprobs: int | None = None, sample: str = "",
+        top_logprobs: int | None = None, sample: str = "", grammar: str | None = None,
     ) -> CallResult:
         tag = CallTag(tag.node, tag.operation, tag.item_id, tag.model or self.model_name)
-        messages, params, key = self.prepare(messages, json_schema, max_tokens, attempt, top_logprobs, sample)
+        messages, params, key = self.prepare(messages, json_schema, max_tokens, attempt, top_logprobs, sample,
+                                             grammar)
         return self._cached_or_live(messages, params, key, tag, attempt, name)
 
     def _trace(self, messages: list[dict[str, str]], params: dict[str, Any], tag: CallTag, attempt: int,
@@ -481,10 +529,11 @@ class ChatClient:
             if hit is not None:  # a cached answer costs nothing; another run's uses budget (Ledger.note_replayed)
                 if hit.get("paid_by") != self.ledger.ledger_id:
                     self.ledger.note_replayed(key, int(hit["prompt_tokens"]) + int(hit["completion_tokens"]))
-                top = hit.get("top_logprobs")
+                top, forced = hit.get("top_logprobs"), hit.get("token_logprobs")
                 cached = CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
                                     completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1,
-                                    top_logprobs=[(str(t), float(lp)) for t, lp in top] if top else None)
+                                    top_logprobs=[(str(t), float(lp)) for t, lp in top] if top else None,
+                                    token_logprobs=[(str(t), float(lp)) for t, lp in forced] if forced else None)
                 if (call := self._trace(messages, params, tag, attempt, schema, cached=True)) is not None:
                     call.end(cached.text, 0, 0, top_logprobs=cached.top_logprobs)
                 return cached
@@ -563,10 +612,12 @@ class ChatClient:
             self.ledger.note_answer()
             text = redact_secrets(reply.text)  # an endpoint echoing our key into its answer
             top = top_logprobs_of(reply.logprobs) if params.get("logprobs") else None
+            forced = token_logprobs_of(reply.logprobs) if "grammar" in params else None
             if call is not None:
                 call.end(text, prompt, completion, top_logprobs=top)
             result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
-                                attempts=attempt + 1, latency_s=time.monotonic() - started, top_logprobs=top)
+                                attempts=attempt + 1, latency_s=time.monotonic() - started, top_logprobs=top,
+                                token_logprobs=forced)
             result._call_id = reservation.call_id  # type: ignore[attr-defined]
             self.cache_answer(key, result)
             return result
