@@ -81,7 +81,7 @@ def profile_command(
                                                    "skill examples, no model call) | probs (the judge's "
                                                    "calibrated skill probabilities)")] = "model",
     panel: Annotated[str | None, typer.Option(help="comma-separated panel models (embedded names, "
-                                                   "'judge', or MODEL@URL)")] = None,
+                                                   "'judge', MODEL@URL, rag:NAME, cloze:NAME)")] = None,
     distractors: Annotated[bool, typer.Option("--distractors/--no-distractors", help="score distractors with "
                                               "MiniLM and the panel's pick rates (no model tokens)")] = True,
     no_validator: Annotated[bool, typer.Option("--no-validator", help="skip the validator on suspects")] = False,

@@ -36,7 +36,7 @@ def screen_command(
     target_precision: Annotated[float, typer.Option(help="--calibrate: precision the threshold aims at")] = 0.5,
     prevalence: Annotated[float, typer.Option(help="--calibrate: share of erroneous items assumed in DATA")] = 0.1,
     panel: Annotated[str | None, typer.Option(help="comma-separated members (embedded names, 'judge', "
-                                                   "MODEL@URL, rag:NAME); default qwen2.5-coder-1.5b")] = None,
+                                                   "MODEL@URL, rag:NAME, cloze:NAME); default qwen2.5-coder-1.5b")] = None,
     orders: Annotated[int, typer.Option(help="option orders each item is asked in")] = 2,
     budget: Annotated[int | None, typer.Option(help="token cap (default: none)")] = None,
     subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,

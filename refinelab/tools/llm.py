@@ -202,8 +202,21 @@ def token_logprobs_of(block: Any) -> list[tuple[str, float]] | None:
 
 
 def literal_grammar(text: str) -> str:
-    """A GBNF grammar (llama.cpp's `grammar` parameter) whose only sentence is `text`."""
-    return "root ::= " + json.dumps(text, ensure_ascii=False)
+    """A GBNF grammar (llama.cpp's `grammar` parameter) whose only sentence is `text`. Option text is
+    untrusted: quotes, backslashes and control characters are escaped, so no text ends the literal early
+    (the escapes are those GBNF and JSON share, so the literal also reads back with `json.loads`)."""
+    escaped = []
+    for char in text:
+        if char in _GBNF_ESCAPES:
+            escaped.append(_GBNF_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\u{ord(char):04x}")
+        else:
+            escaped.append(char)
+    return 'root ::= "' + "".join(escaped) + '"'
+
+
+_GBNF_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 @functools.lru_cache(maxsize=256)

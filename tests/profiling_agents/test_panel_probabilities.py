@@ -111,6 +111,76 @@ def test_letter_reading_ignores_non_letters_and_reports_mass() -> None:
     assert letter_distribution([("The", -0.1)], 4) == ([0.0] * 4, 0.0)
 
 
+FORCED = Path(__file__).parent / "data" / "llamacpp_forced_reply.json"
+
+
+def test_recorded_forced_reply_reads_every_tokens_logprob(tmp_path: Path, replay) -> None:
+    """A llama.cpp reply forced to "Lyon city" by a grammar (recorded from the embedded 1.5B): each token
+    with the model's own logprob, then the end-of-turn token, which the text's score leaves out."""
+    from refinelab.agents.panel import text_logprob
+
+    body = json.loads(FORCED.read_text())
+    client = _client(tmp_path, replay(body))
+    result = client.forced_text_logprobs([{"role": "user", "content": "Capital of France?"}], "Lyon city",
+                                         CallTag("profile", "panel", "q"))
+    entries = body["choices"][0]["logprobs"]["content"]
+    assert [t for t, _ in result.token_logprobs] == [e["token"] for e in entries] and entries[-1]["token"] == ""
+    assert math.isclose(text_logprob(result), sum(e["logprob"] for e in entries[:-1]))
+    assert client.ledger.spent == body["usage"]["total_tokens"]
+
+
+def test_a_reply_the_endpoint_did_not_force_fails_loudly(tmp_path: Path, replay) -> None:
+    body = json.loads(FORCED.read_text())  # an endpoint without grammars answers what it likes
+    body["choices"][0]["message"]["content"] = "Paris"
+    body["choices"][0]["logprobs"]["content"] = body["choices"][0]["logprobs"]["content"][:1]
+    client = _client(tmp_path, replay(body))
+    with pytest.raises(LLMCallFailed, match="did not score a forced reply"):
+        client.forced_text_logprobs([{"role": "user", "content": "?"}], "Lyon city", CallTag("profile", "panel", "q"))
+
+
+def test_a_cloze_member_scores_wording_against_its_prior_whatever_the_order(tmp_path: Path) -> None:
+    """PMI, not likelihood: "Alpha" is the likeliest text anywhere, so after the stem it is likely too, but
+    the stem raises "Bravo" most. The prior prompt holds no stem; the options' order changes nothing."""
+    from refinelab.agents.panel import cloze_member
+
+    item = _item(answer=1)
+    asked: list[bool] = []
+
+    def forced(messages: list[dict[str, str]], text: str) -> list[tuple[str, float]]:
+        with_stem = item.question in messages[-1]["content"]
+        asked.append(with_stem)
+        prior = {"Alpha0": -1.0, "Bravo0": -6.0, "Charlie0": -4.0, "Delta0": -4.0}[text]
+        lift = {"Alpha0": 0.5, "Bravo0": 5.0, "Charlie0": 0.0, "Delta0": 1.0}[text] if with_stem else 0.0
+        return [(text[:3], prior + lift), (text[3:], 0.0), ("", -0.1)]
+
+    member = ScriptedChatModel(respond=lambda m: "{}", respond_forced=forced)
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"), panel={"cloze:m": member},
+                       options={"panel": ["cloze:m"], "panel_method": "logprobs"})
+    probe = cloze_member(ctx, "cloze:m", item)
+    assert probe.choice == 1 and math.isclose(sum(probe.probs), 1.0) and probe.probs[0] < probe.probs[3]
+    assert sorted(asked) == [False] * 4 + [True] * 4 and probe.tokens > 0 and len(probe.per_order) == 1
+    shuffled = permuted(item, [3, 2, 1, 0])
+    again = cloze_member(ctx, "cloze:m", shuffled)
+    assert [round(p, 9) for p in align(again.probs, [3, 2, 1, 0])] == [round(p, 9) for p in probe.probs]
+
+
+def test_a_cloze_member_answers_in_the_letter_method_too(tmp_path: Path) -> None:
+    """`panel_method="letter"` is for endpoints without logprobs; a cloze member has no letter to ask."""
+    from refinelab.agents.panel import answer_panel
+
+    def forced(messages: list[dict[str, str]], text: str) -> list[tuple[str, float]]:
+        after_stem = "capital" in messages[-1]["content"]
+        return [(text, -1.0 if after_stem and text == "Charlie0" else -3.0)]
+
+    member = ScriptedChatModel(respond=lambda m: "{}", respond_forced=forced)
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"), panel={"cloze:m": member},
+                       options={"panel": ["cloze:m"], "panel_method": "letter"})
+    item = _item(answer=1)
+    ctx.store.load_items([item])
+    diagnostic = answer_panel(ctx, item, ["cloze:m"])
+    assert diagnostic.evidence["answers"] == {"cloze:m": 2} and "cloze:m" in diagnostic.evidence["probs"]
+
+
 # ------------------------------------------------------------------------------ orders and alignment
 
 def test_orders_and_alignment_map_positions_back_to_options() -> None:
@@ -398,6 +468,34 @@ def test_probe_on_the_real_embedded_server(embedded_server, tmp_path: Path) -> N
     assert len(probe.per_order) == 2 and math.isclose(sum(probe.probs), 1.0, rel_tol=1e-6)
     assert 0.0 < probe.mass <= 1.0 and probe.tokens > 0
     assert ctx.ledger.spent == probe.tokens  # both orders settled from the server's usage
+
+
+@pytest.mark.llm
+@pytest.mark.timeout(600)
+def test_cloze_member_on_the_real_embedded_server(embedded_server, tmp_path: Path) -> None:
+    """Both ways a member reaches llama.cpp: the HTTP transport (an endpoint URL) and a LangChain chat
+    model (the grammar in `extra_body`). The server forces the text, quotes and newlines included."""
+    from langchain_openai import ChatOpenAI
+
+    from refinelab.agents.panel import cloze_member
+    from refinelab.config import ModelSpec
+
+    spec = ModelSpec(endpoint=embedded_server.base_url, model="smollm2-135m", max_tokens=64)
+    client = ChatClient(spec, Ledger(tmp_path / "ledger.sqlite"), role="panel:cloze:smollm2-135m")
+    odd = 'He said "no"\nthen left \\ twice'
+    result = client.forced_text_logprobs([{"role": "user", "content": "What happened?"}], odd,
+                                         CallTag("profile", "panel", "q"))
+    assert result.text == odd and all(lp <= 0.0 for _, lp in result.token_logprobs or [])
+    assert client.ledger.spent == result.tokens > 0
+    chat = ChatOpenAI(base_url=embedded_server.base_url, api_key="sk-local", model="smollm2-135m",
+                      temperature=0.0, max_tokens=64, max_retries=0)
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"), panel={"cloze:smollm2-135m": chat},
+                       options={"panel": ["cloze:smollm2-135m"], "panel_method": "logprobs"})
+    item = QAItem(id="mul", question="What is the capital of France?", choices=["Berlin", "Paris", "Rome", "Madrid"],
+                  answer=1)
+    probe = cloze_member(ctx, "cloze:smollm2-135m", item)
+    assert math.isclose(sum(probe.probs), 1.0, rel_tol=1e-6) and probe.tokens > 0
+    assert ctx.ledger.spent == probe.tokens  # 8 forced replies, each settled from the server's usage
 
 
 def test_a_wrong_key_is_moved_to_the_panels_clear_favourite_without_the_writer(tmp_path: Path) -> None:

@@ -35,6 +35,8 @@ class ScriptedChatModel(BaseChatModel):
     """Answers from a Python function; counts calls; thread-safe."""
 
     respond: Any  # Responder; typed Any because pydantic cannot validate a callable signature
+    # For a reply forced by a grammar (`forced_text_logprobs`): (messages, forced text) -> [(token, logprob)]
+    respond_forced: Any = None
     calls: int = 0
     lock: Any = None
 
@@ -55,14 +57,20 @@ class ScriptedChatModel(BaseChatModel):
         with self.lock:
             self.calls += 1
         as_dicts = _as_dicts(messages)
-        text = self.respond(as_dicts)
+        grammar = (kwargs.get("extra_body") or {}).get("grammar")
+        if grammar is not None and self.respond_forced is not None:
+            forced = json.loads(grammar.removeprefix("root ::= "))
+            text = forced_block(self.respond_forced(as_dicts, forced))
+        else:
+            text = self.respond(as_dicts)
         prompt = sum(approx_tokens(m["content"]) for m in as_dicts)
         completion = approx_tokens(text)
         metadata: dict[str, Any] = {}
         if kwargs.get("logprobs") and (block := _logprobs_block(text)) is not None:
             # a one-token request: `respond` returned the logprobs block's JSON; any other reply is what an
             # endpoint that ignores `logprobs` sends (text, no logprobs)
-            text, completion = block["content"][0]["token"], 1
+            # (a reply forced by a grammar lists every token: its text is theirs joined)
+            text, completion = "".join(entry["token"] for entry in block["content"]), len(block["content"])
             metadata["logprobs"] = block
         message = AIMessage(content=text, response_metadata=metadata, usage_metadata={
             "input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion})
@@ -75,6 +83,12 @@ def _logprobs_block(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return block if isinstance(block, dict) and isinstance(block.get("content"), list) and block["content"] else None
+
+
+def forced_block(tokens: list[tuple[str, float]]) -> str:
+    """The OpenAI `logprobs` JSON of a reply forced token by token: [(token, logprob), …] in order."""
+    return json.dumps({"content": [{"token": t, "logprob": lp, "bytes": list(t.encode()), "top_logprobs": []}
+                                   for t, lp in tokens]})
 
 
 def logprobs_block(probs: dict[str, float]) -> str:
