@@ -27,7 +27,7 @@ from refinelab.agents.options import RunOptions
 from refinelab.api.context import open_run_context
 from refinelab.config import load_settings
 
-LEADS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+LEADS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--members", default="qwen2.5-coder-1.5b")
     parser.add_argument("--exclude", default="global_facts,public_relations,virology,machine_learning," +
                         ",".join(DEFAULT_CORRECTION_SUBJECTS), help="subjects left out (the correction evals')")
+    parser.add_argument("--read", default="",
+                        help="one member's own distribution (e.g. cloze:qwen2.5-coder-1.5b) instead of the pooled one")
     parser.add_argument("--work-dir", default="runs/evals/screening")
     parser.add_argument("--tag", default="panel_margin")
     args = parser.parse_args(argv)
@@ -47,7 +49,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if row.label != "ok" or row.subject in excluded:
             continue
         stored = ctx.store.diagnostic(row.id, "panel")
-        pooled = list((stored.evidence.get("pooled") or []) if stored is not None else [])
+        evidence = stored.evidence if stored is not None else {}
+        pooled = list(((evidence.get("probs") or {}).get(args.read) or {}).get("p") or [] if args.read
+                      else evidence.get("pooled") or [])
         if len(pooled) != len(row.item.choices):
             continue
         ranked = sorted(range(len(pooled)), key=lambda i: -pooled[i])
@@ -60,10 +64,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         by_lead.append({"lead": lead, "n": len(hits), "right": sum(hits),
                         "accuracy": sum(hits) / len(hits) if hits else None})
     result = {"tag": args.tag, "command": command_line(), "commit": git_commit(), "members": members,
+              "read": args.read or "pooled",
               "excluded_subjects": sorted(excluded), "rows": len(leads), "by_lead": by_lead,
               "move_margin": MOVE_MARGIN}
     md = [f"# The panel's favourite, right by how far it leads\n\n`{result['command']}` (commit {result['commit']}): "
-          f"{len(leads)} MMLU-Redux dev ok rows answered by {members}, the correction evals' subjects left out "
+          f"{len(leads)} MMLU-Redux dev ok rows answered by {members} (read: {args.read or 'the pooled distribution'}), "
+          "the correction evals' subjects left out "
           f"({', '.join(sorted(excluded))}). The fix bar (`key_correction.MOVE_MARGIN`) is {MOVE_MARGIN}.\n",
           table(["lead of the favourite ≥", "rows", "favourite right", "accuracy"],
                 [[f"{b['lead']:.2f}", b["n"], b["right"], "-" if b["accuracy"] is None else f"{b['accuracy']:.0%}"]

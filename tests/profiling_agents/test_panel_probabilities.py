@@ -472,7 +472,8 @@ def test_probe_on_the_real_embedded_server(embedded_server, tmp_path: Path) -> N
 
 @pytest.mark.llm
 @pytest.mark.timeout(600)
-def test_cloze_member_on_the_real_embedded_server(embedded_server, tmp_path: Path) -> None:
+def test_cloze_member_on_the_real_embedded_server(embedded_server, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Both ways a member reaches llama.cpp: the HTTP transport (an endpoint URL) and a LangChain chat
     model (the grammar in `extra_body`). The server forces the text, quotes and newlines included."""
     from langchain_openai import ChatOpenAI
@@ -480,6 +481,7 @@ def test_cloze_member_on_the_real_embedded_server(embedded_server, tmp_path: Pat
     from refinelab.agents.panel import cloze_member
     from refinelab.config import ModelSpec
 
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local")  # an endpoint URL needs a key; the local server ignores it
     spec = ModelSpec(endpoint=embedded_server.base_url, model="smollm2-135m", max_tokens=64)
     client = ChatClient(spec, Ledger(tmp_path / "ledger.sqlite"), role="panel:cloze:smollm2-135m")
     odd = 'He said "no"\nthen left \\ twice'
