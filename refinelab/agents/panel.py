@@ -68,9 +68,9 @@ def panel_members(ctx: AgentContext) -> list[str]:
 RAG_PREFIX = "rag:"
 CLOZE_PREFIX = "cloze:"
 #: divides a cloze member's scores before the softmax. A score sums log-probabilities over an option's
-#: tokens, so differences of many nats are common: at 1, 35 of 55 MMLU-Redux dev items had p(key) within
-#: 0.001 of 0 or 1, and such a member outweighs every letter member in the pooled distribution. At 8, 10
-#: of 55. How well p(key) separates mis-keyed items barely moved with it (AUROC 0.745-0.759 for 1-16).
+#: tokens, so differences of many nats are common: at 1, 35 of 55 MMLU-Redux dev items of a pilot had
+#: p(key) within 0.001 of 0 or 1, and such a member outweighs every letter member in the pooled
+#: distribution. At 8, 10 of 55. The items' ranking by p(key) barely moved with it (1 to 16).
 CLOZE_TEMPERATURE = 8.0
 RAG_PASSAGE_CHARS = 500  # per passage; four passages and a long stem stay well inside a 4k context
 
@@ -230,8 +230,9 @@ def cloze_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profil
     frame without it (`panel_cloze_prior`); its score is the difference of the two log-probabilities
     (pointwise mutual information: how much the stem raises that wording), and the distribution is their
     softmax. Nothing depends on the options' order or letters, which a small model's letter probe
-    follows; on MMLU-Redux dev this reading separates mis-keyed items from sound ones far better than the
-    letter probe (evals/eval_screening.py). 2 calls per option, run together; the prior depends on the
+    follows. Measured with the embedded 1.5B it adds nothing to screening (MMLU-Redux dev, 239 rows:
+    combiner AUROC 0.656 with it, 0.645 without; evals/results/screening_dev_cloze.md), so it is opt-in:
+    a member knows only what its model knows. 2 calls per option, run together; the prior depends on the
     option text only, so it is answered from the response cache wherever an option repeats.
     Raises LLMCallFailed when the endpoint cannot score a forced reply (see
     `ChatClient.forced_text_logprobs`)."""
