@@ -13,7 +13,7 @@ from refinelab.atomic import atomic_write, atomic_write_text, open_exclusive
 from refinelab.graph.review import recorded
 from refinelab.io import write_jsonl
 from refinelab.metrics.divergence import difficulty_distribution, jensen_shannon, normalise
-from refinelab.operations import writes_new_item
+from refinelab.operations import Op, writes_new_item
 from refinelab.schema import Cell, QAItem
 
 
@@ -38,7 +38,7 @@ class _Figures:
         # edit keeps the key it was given, so the item keeps the p_error the profile measured (counting it
         # as 0 made distractor rewrites look like error fixes). A new item has no measured p_error.
         error = self.ctx.store.diagnostic(item.id, "error")
-        counted = item.provenance.created_by != "fix"
+        counted = item.provenance.created_by != Op.FIX
         self.p_errors.append(float(error.evidence.get("p_error", 0)) if error and counted else 0.0)
 
     def metrics(self) -> dict[str, Any]:
