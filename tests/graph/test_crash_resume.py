@@ -80,8 +80,11 @@ def test_sigkill_mid_refine_then_resume(tmp_path: Path) -> None:
     assert total_spent <= BUDGET
     # Finished calls were not paid again: the resumed run costs at most what was spent before the kill,
     # plus the calls in flight at the kill, plus what the uninterrupted run still had to do. The scripted run
-    # uses one model slot per role, so two uninterrupted runs spend the same; the small tolerance covers the
-    # order in which a resumed run re-dispatches the edits that were pending at the kill.
-    tolerance = int(0.02 * reference_spent)
+    # uses one model slot per role, so two uninterrupted runs spend about the same (calibrate still varied by
+    # 0.7% between two); the tolerance covers the order in which a resumed run re-dispatches the edits that
+    # were pending at the kill. That order moved the resumed run's cost by up to 5.3% of the reference
+    # (1,767 of 33,163 tokens) in 2 of 7 runs, which failed a 2% tolerance. Paying finished calls again would
+    # cost what was spent before the kill, about 40% of the reference, far outside 8%.
+    tolerance = int(0.08 * reference_spent)
     assert total_spent - spent_before <= max(0, reference_spent - spent_before) + in_flight + tolerance
     assert total_spent <= reference_spent + in_flight + tolerance
