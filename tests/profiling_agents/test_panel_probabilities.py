@@ -378,6 +378,21 @@ def test_a_fix_that_keeps_a_doubted_key_needs_one_independent_source_beside_the_
     assert not against.passed and "panel" in against.reason
 
 
+def test_a_cloze_member_is_no_fix_evidence(tmp_path: Path) -> None:
+    """Its reading was never measured as evidence for a key: the plain panel's lead is the letter members' alone."""
+    from refinelab.agents.validation.fix_evidence import panel_sources
+
+    candidate = _item(3, answer=2)
+    cloze = ScriptedChatModel(respond=lambda m: "{}",
+                              respond_forced=lambda m, text: [(text, -0.1 if text == "Bravo3" else -9.0)])
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"),
+                       panel={"knows": _by_text({"number 3": "Charlie3"}), "cloze:m": cloze},
+                       options={"panel": ["knows", "cloze:m"], "panel_method": "logprobs"})
+    (source,) = panel_sources(ctx, candidate)
+    assert source.name == "panel" and source.stance == "agrees" and source.detail["members"] == ["knows"]
+    assert cloze.calls == 0
+
+
 def test_a_retrieval_conditioned_member_is_a_second_source_only_when_it_read_a_passage(tmp_path: Path) -> None:
     original = _item(3, answer=0)
     candidate = original.model_copy(update={"answer": 2})

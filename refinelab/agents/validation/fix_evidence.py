@@ -87,10 +87,13 @@ def key_moved(original: QAItem, candidate: QAItem) -> bool:
 
 def panel_sources(ctx: AgentContext, candidate: QAItem) -> list[KeySource]:
     """The configured panel's pooled, order-debiased distribution on the candidate: one source for the plain
-    members ("panel") and one for the retrieval-conditioned `rag:` members ("retrieval")."""
-    from refinelab.agents.panel import RAG_PREFIX, retrieved_passages
+    members ("panel") and one for the retrieval-conditioned `rag:` members ("retrieval"). A `cloze:` member
+    is no source here: its reading was never measured as fix evidence (its favourite was the key on 35% of
+    MMLU-Redux dev's ok rows, evals/results/screening_dev_cloze.md), and pooled with the plain members it
+    would move the lead that `AGREE_MARGIN` was measured on."""
+    from refinelab.agents.panel import CLOZE_PREFIX, RAG_PREFIX, retrieved_passages
 
-    members = list(ctx.options.panel)
+    members = [m for m in ctx.options.panel if not m.startswith(CLOZE_PREFIX)]
     if not members or ctx.options.panel_method != "logprobs":
         return [KeySource("panel", "abstains", {"why": "no logprobs panel configured"})]
     plain = [m for m in members if not m.startswith(RAG_PREFIX)]
