@@ -118,9 +118,15 @@ def letter_request(ctx: AgentContext, item: QAItem,
     return messages, schema, CallTag(node="profile", operation="panel", item_id=item.id), limit
 
 
+def answers_with_probabilities(ctx: AgentContext, name: str) -> bool:
+    """Whether member `name` answers with an option distribution (`probe_member`) rather than a JSON
+    letter: under `panel_method="logprobs"`, and always for a `cloze:` member, which has no letter."""
+    return ctx.options.panel_method == "logprobs" or name.startswith(CLOZE_PREFIX)
+
+
 def ask_member(ctx: AgentContext, name: str, item: QAItem) -> int | None:
     """One member's chosen option index; None when it failed to answer or named a letter not offered."""
-    if ctx.options.panel_method == "logprobs" or name.startswith(CLOZE_PREFIX):
+    if answers_with_probabilities(ctx, name):
         try:
             probe = probe_member(ctx, name, item)
         except LLMCallFailed:
@@ -320,7 +326,7 @@ def answer_panel(ctx: AgentContext, item: QAItem, members: list[str]) -> Diagnos
     if not missing:
         return None
     for name in missing:  # BudgetExhausted propagates: what was answered before it is not stored
-        if ctx.options.panel_method == "logprobs" or name.startswith(CLOZE_PREFIX):
+        if answers_with_probabilities(ctx, name):
             try:
                 probe = probe_member(ctx, name, item)
             except LLMCallFailed:
