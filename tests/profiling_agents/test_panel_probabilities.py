@@ -393,6 +393,17 @@ def test_a_cloze_member_is_no_fix_evidence(tmp_path: Path) -> None:
     assert cloze.calls == 0
 
 
+def test_a_panel_of_cloze_members_only_abstains_and_says_why(tmp_path: Path) -> None:
+    from refinelab.agents.validation.fix_evidence import panel_sources
+
+    cloze = ScriptedChatModel(respond=lambda m: "{}", respond_forced=lambda m, text: [(text, -0.1)])
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"), panel={"cloze:m": cloze},
+                       options={"panel": ["cloze:m"], "panel_method": "logprobs"})
+    (source,) = panel_sources(ctx, _item(3, answer=2))
+    assert source.stance == "abstains" and "cloze" in source.detail["why"]
+    assert cloze.calls == 0
+
+
 def test_a_retrieval_conditioned_member_is_a_second_source_only_when_it_read_a_passage(tmp_path: Path) -> None:
     original = _item(3, answer=0)
     candidate = original.model_copy(update={"answer": 2})

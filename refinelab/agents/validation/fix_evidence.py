@@ -94,8 +94,11 @@ def panel_sources(ctx: AgentContext, candidate: QAItem) -> list[KeySource]:
     from refinelab.agents.panel import CLOZE_PREFIX, RAG_PREFIX, retrieved_passages
 
     members = [m for m in ctx.options.panel if not m.startswith(CLOZE_PREFIX)]
-    if not members or ctx.options.panel_method != "logprobs":
+    if ctx.options.panel_method != "logprobs":
         return [KeySource("panel", "abstains", {"why": "no logprobs panel configured"})]
+    if not members:
+        why = "only cloze: members configured, which are no fix evidence" if ctx.options.panel else "no panel configured"
+        return [KeySource("panel", "abstains", {"why": why})]
     plain = [m for m in members if not m.startswith(RAG_PREFIX)]
     rag = [m for m in members if m.startswith(RAG_PREFIX)]
     sources = [_pooled_source(ctx, "panel", plain, candidate)] if plain else []
