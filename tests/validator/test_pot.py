@@ -173,3 +173,43 @@ def test_e2b_backend_is_used_when_configured(make_ctx, monkeypatch) -> None:
     ctx.settings = ctx.settings.model_copy(update={"sandbox_backend": "e2b"})
     verdict = pot_check(ctx, TASK, APPLES)
     assert verdict.passed and verdict.evidence["backend"] == "e2b" and ran == ["print(27)"]
+
+
+# -- an edit that changed only distractors is judged on what it wrote (the answer check's rule) -------------
+
+PHASES = mcq("What is the maximum number of phases at equilibrium in a three component mixture?",
+             ["2", "3", "4", "5"], 3, subject="college_chemistry")
+PHASES_REWRITE = PHASES.model_copy(update={"choices": ["7", "2", "0", "5"]})  # kept "2" and the key
+REWRITE_TASK = EditTask(edit_id="e2", item_id=PHASES.id, operation="rewrite_distractors", round=1)
+
+
+def _rewrite_ctx(make_ctx, sandbox, program: str):
+    ctx = make_ctx(scripted(pot=code(program)), sandbox=sandbox)
+    ctx.store.load_items([PHASES])
+    return ctx
+
+
+def test_a_rewrite_whose_program_computes_a_kept_original_distractor_passes(make_ctx, sandbox) -> None:
+    """The demo's college_chemistry-3: the program computed 2 (C − 1, not the phase rule's 5), an option the
+    original item already had; refusing the rewrite for it blamed the edit for the original's doubt."""
+    verdict = pot_check(_rewrite_ctx(make_ctx, sandbox, "print(3 - 1)"), REWRITE_TASK, PHASES_REWRITE)
+    assert verdict.passed and verdict.evidence["picked_original_distractor"] == "2"
+    assert verdict.evidence["outcome"] == "match_other" and "already had" in verdict.reason
+
+
+def test_a_rewrite_whose_program_computes_a_new_distractor_fails(make_ctx, sandbox) -> None:
+    verdict = pot_check(_rewrite_ctx(make_ctx, sandbox, "print(7)"), REWRITE_TASK, PHASES_REWRITE)
+    assert not verdict.passed and "option A ('7')" in verdict.reason
+
+
+def test_a_rewrite_whose_program_matches_no_option_passes(make_ctx, sandbox) -> None:
+    verdict = pot_check(_rewrite_ctx(make_ctx, sandbox, "print(11)"), REWRITE_TASK, PHASES_REWRITE)
+    assert verdict.passed and verdict.evidence["no_new_distractor_matched"]
+
+
+def test_a_fix_keeps_the_strict_program_check(make_ctx, sandbox) -> None:
+    fix = EditTask(edit_id="e3", item_id=PHASES.id, operation="fix", round=1)
+    ctx = _rewrite_ctx(make_ctx, sandbox, "print(3 - 1)")
+    assert not pot_check(ctx, fix, PHASES_REWRITE).passed
+    ctx = _rewrite_ctx(make_ctx, sandbox, "print(11)")
+    assert not pot_check(ctx, fix, PHASES_REWRITE).passed

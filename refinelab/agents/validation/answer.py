@@ -4,7 +4,8 @@ every other method when its tool is unavailable.
 An edit that changed only distractors (a distractor rewrite, or a calibration by distractor swap) is judged
 on what it wrote: when the solver picks an option the original item already had (a distractor the edit
 kept), the edit did not introduce the doubt, so the check passes and says so; a new distractor the solver
-picks fails it ("no new distractor judged correct")."""
+picks fails it ("no new distractor judged correct"). `kept_original_distractor` is that rule, and the
+program-of-thought check (pot.py) applies it to what a program computed."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     if picked == item.answer_letter:
         return Verdict(True, "independent answer matches the key", "answer", evidence, result.tokens)
     picked_text = item.choices[LETTERS.index(picked)] if LETTERS.index(picked) < len(item.choices) else "?"
-    if _kept_distractor_of_original(ctx, task, item, picked_text):
+    if kept_original_distractor(ctx, task, item, picked_text):
         evidence["picked_original_distractor"] = picked_text
         return Verdict(True, f"the solver chose {picked} ({picked_text!r}), a distractor the original item already "
                        "had; no new distractor was judged correct", "answer", evidence, result.tokens)
@@ -40,15 +41,21 @@ def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     return Verdict(False, reason, "answer", evidence, result.tokens)
 
 
-def _kept_distractor_of_original(ctx: AgentContext, task: EditTask, item: QAItem, picked: str) -> bool:
-    """Whether the edit changed only distractors (a distractor rewrite always; a calibration when it swapped
-    distractors, agents/calibration_swaps.py: stem and key kept, text and position) and `picked` is one of
-    the original item's distractors, which the edit kept."""
+def distractors_only(ctx: AgentContext, task: EditTask, item: QAItem) -> bool:
+    """Whether the edit changed only distractors: a distractor rewrite always, a calibration when it swapped
+    distractors (agents/calibration_swaps.py) — the stem and the key kept, text and position."""
     if task.operation not in (Op.REWRITE_DISTRACTORS.value, Op.CALIBRATE.value):
         return False
     original = ctx.store.item(task.item_id)
-    if not (normalise_text(item.question) == normalise_text(original.question) and item.answer == original.answer
-            and normalise_text(item.answer_text) == normalise_text(original.answer_text)):
+    return (normalise_text(item.question) == normalise_text(original.question) and item.answer == original.answer
+            and normalise_text(item.answer_text) == normalise_text(original.answer_text))
+
+
+def kept_original_distractor(ctx: AgentContext, task: EditTask, item: QAItem, picked: str) -> bool:
+    """Whether the edit changed only distractors and `picked` is one of the original item's distractors,
+    which the edit kept: a check that prefers it doubts the original item, not the edit."""
+    if not distractors_only(ctx, task, item):
         return False
+    original = ctx.store.item(task.item_id)
     return any(normalise_text(picked) == normalise_text(c) for i, c in enumerate(original.choices)
                if i != original.answer)

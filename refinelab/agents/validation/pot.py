@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.validation.answer import answer_check
+from refinelab.agents.validation.answer import answer_check, distractors_only, kept_original_distractor
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.item_signals import Number, parse_number
 from refinelab.schema import LETTERS, QAItem, normalise_text
@@ -195,7 +195,9 @@ def run_code(ctx: AgentContext, sandbox: CodeSandbox, code: str, item_id: str, t
 
 def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     """PoT verdict for one item. Code errors get `pot_attempts` tries; if none runs, the independent
-    answer check decides (recorded as the fallback). A result that matches no option fails."""
+    answer check decides (recorded as the fallback). A result that matches no option, or another option
+    than the key, fails — unless the edit changed only distractors and the result is no new one of them
+    (the answer check's rule, `kept_original_distractor`: the doubt is about the original item)."""
     attempts, timeout_s = ctx.options.pot_attempts, ctx.options.pot_timeout_s
     evidence: dict[str, Any] = {"key": item.answer_letter, "backend": ctx.settings.sandbox_backend, "attempts": []}
     try:
@@ -246,12 +248,22 @@ def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
             return Verdict(True, f"the program computed {last_answer[:80]!r}, which is the key {item.answer_letter}",
                            "pot", evidence, tokens)
         evidence["outcome"] = "match_other"
+        if kept_original_distractor(ctx, task, item, item.choices[index]):
+            evidence["picked_original_distractor"] = item.choices[index]
+            return Verdict(True, f"the program computed {last_answer[:80]!r}, option {LETTERS[index]} "
+                           f"({item.choices[index]!r}), a distractor the original item already had; no new "
+                           "distractor is the computed value", "pot", evidence, tokens)
         reason = (f"a program that computes the answer printed {last_answer[:80]!r}, which is option "
                   f"{LETTERS[index]} ({item.choices[index]!r}), not the key {item.answer_letter} "
                   f"({item.answer_text!r}); make the key the computed value")
         return Verdict(False, reason, "pot", evidence, tokens)
     if last_answer:
         evidence["outcome"] = "no_match"
+        if distractors_only(ctx, task, item):
+            evidence["no_new_distractor_matched"] = True
+            return Verdict(True, f"the program computed {last_answer[:80]!r}, which matches no option; the edit "
+                           "changed only distractors and none of the new ones is the computed value", "pot",
+                           evidence, tokens)
         reason = (f"a program that computes the answer printed {last_answer[:80]!r}, which matches no option; "
                   f"the key {item.answer_letter} ({item.answer_text!r}) may be wrong or the options miss the answer")
         return Verdict(False, reason, "pot", evidence, tokens)
