@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from pydantic import BaseModel, Field
 
+from refinelab.metrics.formulas import formula_relation
 from refinelab.schema import LETTERS, Diagnostic, QAItem
 
 Embedder = Callable[[list[str]], np.ndarray]
@@ -258,7 +259,7 @@ def select_distractors(
     pool = vectors[1:]
     survivors = []
     for j, i in enumerate(keep):
-        relation = number_relation(key, str(candidates[i]))
+        relation = value_relation(key, str(candidates[i]))
         if relation == "same":
             drop[i] = "the key's value"
         elif relation == "near":
@@ -376,12 +377,17 @@ def stated_numbers(text: str) -> tuple[float, ...]:
     return tuple(out)
 
 
-def number_relation(key: str, candidate: str) -> str | None:
-    """How `candidate`'s numbers stand to the key's, where numbers decide it: "same" (the key's value, or
-    the same values in the same order: "The correct ratio is 6:5." beside "The MnO4- : I- ratio is 6:5."),
-    "near" (one number within `NUMERIC_NEAR_KEY` of the key's), "distinct"; None when they do not decide
-    and the embedding must. Sentence embeddings put every "N Kelvin" near every other and read a
-    restated ratio as another sentence, so for numbers a paraphrase of the key is the same value."""
+def value_relation(key: str, candidate: str) -> str | None:
+    """How `candidate`'s value stands to the key's, where formulas or numbers decide it: "same" (a formula
+    equal to the key's as a function, "r = k [B]^0" beside "r = k" (metrics/formulas.py); the key's value;
+    or the same values in the same order: "The correct ratio is 6:5." beside "The MnO4- : I- ratio is
+    6:5."), "near" (one number within `NUMERIC_NEAR_KEY` of the key's), "distinct"; None when they do not
+    decide and the embedding must. Sentence embeddings read formulas by their characters, put every
+    "N Kelvin" near every other and read a restated ratio as another sentence, so for these a paraphrase
+    of the key is the same value."""
+    formula = formula_relation(key, candidate)
+    if formula is not None:
+        return formula
     key_numbers = stated_numbers(key)
     if len(key_numbers) > 1 and stated_numbers(candidate) == key_numbers:
         return "same"

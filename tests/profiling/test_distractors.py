@@ -95,18 +95,18 @@ def test_numbers_in_names_are_not_values_and_a_restated_ratio_is_the_key():
     """From a demo run: the key "The MnO4- : I- ratio is 6:5." read as the number 4 (from "MnO4"), so the
     swapped ratio 5:6 was dropped as "the key's value" and "The correct ratio is 6:5." was committed."""
     from refinelab.metrics.distractors import (
-        number_relation,
         numeric_value,
         select_distractors,
         stated_numbers,
+        value_relation,
     )
 
     key = "The MnO4- : I- ratio is 6:5."
     assert stated_numbers(key) == (6.0, 5.0) and numeric_value(key) is None
     assert stated_numbers("H2O and CO2") == () and numeric_value("2H2O") == 2
-    assert number_relation(key, "The correct ratio is 6:5.") == "same"
-    assert number_relation(key, "The MnO4- : I- ratio is 5:6.") is None  # other values: the embedding decides
-    assert number_relation("300 Kelvin", "302 Kelvin") == "near"
+    assert value_relation(key, "The correct ratio is 6:5.") == "same"
+    assert value_relation(key, "The MnO4- : I- ratio is 5:6.") is None  # other values: the embedding decides
+    assert value_relation("300 Kelvin", "302 Kelvin") == "near"
 
     def apart(texts):  # an embedder that sees every option as a different text
         return np.eye(len(texts), 8)

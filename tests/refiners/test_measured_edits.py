@@ -112,6 +112,17 @@ def test_rewrite_with_a_distractor_restating_the_keys_ratio_is_rejected(tmp_path
     assert verdict.evidence["measured"]["paraphrases_key"] == ["The correct ratio is 6:5."]
 
 
+def test_rewrite_with_a_distractor_equal_to_the_key_as_a_formula_is_rejected(tmp_path: Path) -> None:
+    """From a demo run: "r = k [B]^0" next to the key "r = k" (a zero-order rate) is the key again."""
+    ctx = make_ctx(tmp_path, panel_letter="B")
+    rate = BASE.model_copy(update={"question": "The rate, r, of a zero-order reaction A → B is",
+                                   "choices": ["r = k / t", "r = k", "r = k ln[A]", "r = k [A]^2"]})
+    ctx.store.replace_item(rate, "kept")
+    restated = rate.model_copy(update={"choices": ["r = k [B]^0", *rate.choices[1:]]})
+    verdict = validate(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1), Candidate(restated, "", 0))
+    assert not verdict.passed and verdict.evidence["measured"]["paraphrases_key"] == ["r = k [B]^0"]
+
+
 def test_p_correct_prefers_option_probabilities_over_votes() -> None:
     votes = Diagnostic(item_id="x", check="panel", flag=False, score=0.5,
                        evidence={"answers": {"a": 1, "b": 0}, "key": 1, "answered": 2})

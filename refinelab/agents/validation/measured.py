@@ -46,7 +46,7 @@ from refinelab.agents.labels import LABEL_MAX_TOKENS, classify_skill, exemplar_v
 from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic, probe_member
 from refinelab.agents.refiner import calibrate_direction, run_buckets
 from refinelab.errors import LLMCallFailed
-from refinelab.metrics.distractors import distractor_diversity, number_relation
+from refinelab.metrics.distractors import distractor_diversity, value_relation
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution
 from refinelab.operations import operation
 from refinelab.planner.problem import PlanTargets, targets_from_resolved, with_default_shares
@@ -148,7 +148,7 @@ def measure_diversity(ctx: AgentContext, before: QAItem, after: QAItem) -> Measu
     if new:
         vectors = np.asarray(embed([after.answer_text, *new]), dtype=float)
         vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-        relations = [number_relation(after.answer_text, c) for c in new]
+        relations = [value_relation(after.answer_text, c) for c in new]
         close = [c for c, s, relation in zip(new, vectors[1:] @ vectors[0], relations, strict=True)
                  if relation == "same" or (relation is None and s >= PARAPHRASE_COSINE)]
     evidence = {"measure": "diversity", "diversity_before": d_before, "diversity_after": d_after,
