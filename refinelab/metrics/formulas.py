@@ -31,6 +31,7 @@ _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?|\.\d+)|(\[[A-Za-z][A-Za-z0-9+-]{0,6}\
 _NORMALISE = str.maketrans({"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "{": "(", "}": ")"})
 _FORMULA_MARK = re.compile(r"[=+*/^\[\]]|(?<=\S)-")  # an operator or a bracketed concentration
 _POINTS = 6
+MAX_CHARS = 120  # longer text is no option-sized formula (and would deepen the recursive parser)
 _RTOL = 1e-7
 
 
@@ -48,6 +49,8 @@ class _NotAFormula(ValueError):
 
 def _tokens(text: str) -> list[str]:
     text = text.translate(_NORMALISE).strip().rstrip(".")
+    if len(text) > MAX_CHARS:
+        raise _NotAFormula("too long")  # an option, not a program: also bounds the parser's recursion
     out: list[str] = []
     pos = 0
     while pos < len(text):

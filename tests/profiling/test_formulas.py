@@ -37,6 +37,8 @@ def test_formulas_equal_as_functions_are_the_same(key: str, candidate: str, expe
     ("__import__('os').system('id')", "x"),  # never evaluated: not in the grammar
     ("exec(x)", "x + 1"),
     ("x ^ 999999", "x + 1"),  # overflows at every point: cannot be compared
+    ("+".join(["x"] * 5000), "x"),  # too long for an option: never parsed
+    ("(" * 3000 + "x" + ")" * 3000, "x"),
 ])
 def test_what_is_not_a_comparable_formula_is_left_to_the_other_measures(key: str, candidate: str) -> None:
     assert formula_relation(key, candidate) is None
