@@ -231,7 +231,8 @@ def select_distractors(
 
     `known_wrong` are options the dataset already has as wrong (the item's original distractors): close to
     the key by embedding is not evidence that they are right, so they skip the paraphrase drop (the least
-    diverse items often have every option a near-copy of the key).
+    diverse items often have every option a near-copy of the key), and the value drops too (a factoring
+    item's "(6-3x)(6+3x)" equals its key "9(2-x)(2+x)" in value on purpose: the question is the form).
 
     Fewer than `k` survivors give a shorter `chosen` list; the caller decides what that means.
     """
@@ -259,7 +260,8 @@ def select_distractors(
     pool = vectors[1:]
     survivors = []
     for j, i in enumerate(keep):
-        relation = value_relation(key, str(candidates[i]))
+        original = " ".join(str(candidates[i]).lower().split()) in known
+        relation = None if original else value_relation(key, str(candidates[i]))
         if relation == "same":
             drop[i] = "the key's value"
         elif relation == "near":
@@ -267,7 +269,7 @@ def select_distractors(
             drop[i] = f"within {NUMERIC_NEAR_KEY:.0%} of the key's value"
         elif relation == "distinct":
             survivors.append(j)
-        elif key_sim[j] >= paraphrase_threshold and " ".join(str(candidates[i]).lower().split()) not in known:
+        elif key_sim[j] >= paraphrase_threshold and not original:
             drop[i] = f"paraphrases the key (cosine {key_sim[j]:.2f})"
         else:
             survivors.append(j)

@@ -29,6 +29,10 @@ _CONSTANTS = {"π": math.pi, "pi": math.pi, "e": math.e}
 _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?|\.\d+)|(\[[A-Za-z][A-Za-z0-9+-]{0,6}\])|([A-Za-zα-ωΑ-Ω]+(?:_\w+|\d+)?)"
                     r"|(\*\*|[-+*/^()=]))")
 _NORMALISE = str.maketrans({"−": "-", "–": "-", "×": "*", "·": "*", "⋅": "*", "÷": "/", "{": "(", "}": ")"})
+# One stated quantity: a number (perhaps "× 10^-34") and then only unit text ("J s", "J T-1", "m/s", "kJ mol^-1"):
+# the number rules compare these by value; read as a formula, "T-1" would be T minus 1 and every option ≈ −1.
+_QUANTITY = re.compile(r"^\s*[-+]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:\s*[x×*·]\s*10\s*(?:\^|\*\*)\s*[-−]?\d+)?"
+                       r"[\sA-Za-zµΩ°%/^·.\-−\d]*$")
 _FORMULA_MARK = re.compile(r"[=+*/^\[\]]|(?<=\S)-")  # an operator or a bracketed concentration
 _POINTS = 6
 MAX_CHARS = 120  # longer text is no option-sized formula (and would deepen the recursive parser)
@@ -215,7 +219,7 @@ def _same_function(a: _Node, b: _Node, names: list[str], seed: int) -> bool | No
             continue
         if not (isinstance(x, float) and isinstance(y, float) and math.isfinite(x) and math.isfinite(y)):
             continue
-        if not math.isclose(x, y, rel_tol=_RTOL, abs_tol=1e-12):
+        if not math.isclose(x, y, rel_tol=_RTOL, abs_tol=0.0):  # relative only: 10^-34 is not 0
             return False
         compared += 1
         if compared >= _POINTS:
@@ -226,7 +230,9 @@ def _same_function(a: _Node, b: _Node, names: list[str], seed: int) -> bool | No
 def formula_relation(key: str, candidate: str) -> str | None:
     """"same" when both options are formulas equal as functions (the same left side, if any, and right
     sides equal at every sampled point), "distinct" when both are formulas that differ, None when either is
-    not a formula (or a comparison, or they cannot be evaluated)."""
+    not a formula (prose, one stated quantity with its units, a comparison) or they cannot be evaluated."""
+    if _QUANTITY.match(key) or _QUANTITY.match(candidate):
+        return None
     parsed_key, parsed_candidate = _parse(key), _parse(candidate)
     if parsed_key is None or parsed_candidate is None:
         return None

@@ -17,12 +17,14 @@ from refinelab.metrics.formulas import formula_relation
     ("E = mc^2", "E = m c**2", "same"),
     ("x^2 − 1", "(x-1)(x+1)", "same"),
     ("x^2 - 1", "(x-1)^2", "distinct"),
-    ("1/2 m v^2", "m v^2 / 2", "same"),
+    ("m v^2 / 2", "(m v v) / 2", "same"),
     ("v_0 + a t", "a t + v_0", "same"),
     ("[H+][OH-] = Kw", "[OH-][H+] = Kw", "same"),
-    ("5 m/s", "5 m s^-1", "same"),
     ("a/b", "b/a", "distinct"),
     ("x = 2", "x = 3", "distinct"),
+    ("2x + 3", "3 + 2x", "same"),
+    ("k_1 [A] × 10^-3", "k_1 [A] / 1000", "same"),
+    ("k [A] × 10^-34", "k [A] × 10^-33", "distinct"),  # tiny values are compared relatively, not to 0
 ])
 def test_formulas_equal_as_functions_are_the_same(key: str, candidate: str, expected: str) -> None:
     assert formula_relation(key, candidate) == expected
@@ -37,6 +39,9 @@ def test_formulas_equal_as_functions_are_the_same(key: str, candidate: str, expe
     ("__import__('os').system('id')", "x"),  # never evaluated: not in the grammar
     ("exec(x)", "x + 1"),
     ("x ^ 999999", "x + 1"),  # overflows at every point: cannot be compared
+    ("2.166 x 10^-34 J s", "3.691 x 10^-34 J s"),  # quantities with units: the number rules decide
+    ("0.717 x 10^-26 J T-1", "0.827 x 10^-26 J T-1"),
+    ("5 m/s", "5 m s^-1"),
     ("+".join(["x"] * 5000), "x"),  # too long for an option: never parsed
     ("(" * 3000 + "x" + ")" * 3000, "x"),
 ])
@@ -64,3 +69,17 @@ def test_a_formula_equal_to_the_key_is_dropped_and_other_formulas_survive_a_clos
 
     choice = select_distractors(key, candidates, 3, close)
     assert choice.dropped == {0: "the key's value"} and sorted(choice.chosen) == [1, 2, 3]
+
+
+def test_an_original_distractor_equal_in_value_is_kept_the_dataset_asks_for_the_form() -> None:
+    """MMLU's "factor 36 − 9x²": the key 9(2−x)(2+x) and the distractor (6−3x)(6+3x) are equal as functions on
+    purpose. A new candidate equal to the key is dropped; the dataset's own distractor is not."""
+    key = "9(2-x)(2+x)"
+    original, new = "(6-3x)(6+3x)", "(-3x+6)(3x+6)"
+    assert formula_relation(key, original) == "same"
+
+    def apart(texts):
+        return np.eye(len(texts), 8)
+
+    choice = select_distractors(key, [original, new, "(3x-6)^2", "9(x-2)^2"], 3, apart, known_wrong=[original])
+    assert choice.dropped == {1: "the key's value"} and 0 in choice.chosen
