@@ -42,6 +42,7 @@ from refinelab.api.context import open_run_context
 from refinelab.api.screening import shipped_model
 from refinelab.config import load_settings
 from refinelab.errors import BudgetExhausted
+from refinelab.metrics.option_probs import mean_distribution
 from refinelab.metrics.screening_model import (
     SHIPPED_FEATURES,
     ScreeningModel,
@@ -134,6 +135,16 @@ def collect(ctx: Any, rows: Sequence[Row], members: list[str], workers: int, sto
             if count % 25 == 0 or count == len(futures):
                 log(f"  {count}/{len(futures)} rows, {len(out)} answered, {time.monotonic() - started:.0f} s")
     return out
+
+
+def only_members(evidence: dict[str, Any], members: list[str]) -> dict[str, Any]:
+    """The stored panel evidence as if only `members` had answered (pooled re-averaged over them)."""
+    probs = {m: p for m, p in (evidence.get("probs") or {}).items() if m in members}
+    if not probs:
+        raise SystemExit(f"--score-members {members}: none of them answered in the store")
+    pooled = mean_distribution([p["p"] for p in probs.values()])
+    return {**evidence, "probs": probs, "pooled": pooled,
+            "answers": {m: a for m, a in (evidence.get("answers") or {}).items() if m in members}}
 
 
 def out_of_fold(rows: Sequence[Row], features: list[dict[str, float]], names: list[str]) -> list[float]:
@@ -276,6 +287,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--cache-path", default=None, help="response cache (default: WORK_DIR/cache.sqlite)")
     parser.add_argument("--budget", type=int, default=None,
                         help="token cap; 1 = score only what the response cache already holds")
+    parser.add_argument("--score-members", default=None,
+                        help="score as if only these stored members (comma-separated) had answered: the pooled "
+                             "distribution is re-averaged over them (e.g. a panel without its rag: member, on the "
+                             "same rows, from the same store)")
     parser.add_argument("--tag", default="screening")
     parser.add_argument("--write-shipped-model", action="store_true",
                         help="fit the member-independent combiner on every answered row and write it to "
@@ -304,6 +319,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         log(f"{name}: {len(rows)} rows ({sum(r.label != 'ok' for r in rows)} errors), members {set_members}")
         stop_at = time.monotonic() + args.deadline if args.deadline > 0 else None
         collected[name] = (rows, collect(ctx, rows, set_members, args.workers, stop_at), set_members)
+    if args.score_members:
+        kept = [m.strip() for m in args.score_members.split(",") if m.strip()]
+        collected = {name: (rows, {i: only_members(e, kept) for i, e in evidence.items()}, kept)
+                     for name, (rows, evidence, _) in collected.items()}
     dev_model = fit_dev_model(*collected["dev"][:2]) if "dev" in collected else None
     if dev_model is None and args.shipped_model:
         dev_model = shipped_model()
