@@ -29,7 +29,7 @@ from common import command_line, git_commit, log, table, write_results
 from eval_screening import ANCHOR, Row, dev_rows, out_of_fold, tpr_at_fpr
 from redux import DEFAULT_ROOT
 
-from refinelab.metrics.option_probs import presentation_orders
+from refinelab.metrics.option_probs import align, mean_distribution, presentation_orders
 from refinelab.metrics.screening_model import SHIPPED_FEATURES, auroc, item_features
 
 _FLOOR = 1e-6
@@ -58,16 +58,14 @@ def letter_prior(rows: Sequence[Row], evidence: dict[str, Any], member: str, ord
 
 def pooled(row: Row, evidence: dict[str, Any], member: str, orders: list[list[int]], k: int,
            prior: np.ndarray | None) -> np.ndarray:
+    """p over the options from the first `k` orders, each divided by `prior` (when given) and renormalised."""
     aligned = []
     for j, dist in enumerate(positional(evidence[row.id]["probs"][member]["per_order"], orders)[:k]):
         dist = dist + _FLOOR
         if prior is not None:
             dist = dist / prior[j]
-        dist = dist / dist.sum()
-        back = np.zeros(len(dist))
-        back[orders[j]] = dist  # position p showed option orders[j][p]
-        aligned.append(back)
-    return np.mean(aligned, axis=0)
+        aligned.append(align((dist / dist.sum()).tolist(), orders[j]))
+    return np.asarray(mean_distribution(aligned))
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -236,15 +236,15 @@ def select_distractors(
 
     Fewer than `k` survivors give a shorter `chosen` list; the caller decides what that means.
     """
-    known = {" ".join(str(t).lower().split()) for t in known_wrong}
+    folded = [_fold(c) for c in candidates]
+    known = {_fold(t) for t in known_wrong}
     drop: dict[int, str] = {}
-    seen: set[str] = {" ".join(key.lower().split())} | {" ".join(e.lower().split()) for e in exclude}
+    seen: set[str] = {_fold(key)} | {_fold(e) for e in exclude}
     keep: list[int] = []
-    for i, text in enumerate(candidates):
-        norm = " ".join(str(text).lower().split())
+    for i, norm in enumerate(folded):
         if not norm:
             drop[i] = "empty"
-        elif _BARE_LETTER.match(norm) and not _BARE_LETTER.match(" ".join(key.lower().split())):
+        elif _BARE_LETTER.match(norm) and not _BARE_LETTER.match(_fold(key)):
             drop[i] = "a bare option letter, not an option"
         elif norm in seen:
             drop[i] = "repeats the key, the stem or another candidate"
@@ -260,7 +260,7 @@ def select_distractors(
     pool = vectors[1:]
     survivors = []
     for j, i in enumerate(keep):
-        original = " ".join(str(candidates[i]).lower().split()) in known
+        original = folded[i] in known
         relation = None if original else value_relation(key, str(candidates[i]))
         if relation == "same":
             drop[i] = "the key's value"
@@ -280,8 +280,8 @@ def select_distractors(
     # a distractor far shorter or longer than the key gives itself away (a one-line "fact" next to a
     # two-sentence key): plausibility is scaled by how close the lengths are, halved at the worst
     plaus = plaus * np.asarray([0.5 + 0.5 * length_fit(key, str(candidates[i])) for i in keep])
-    required = {j for j, i in enumerate(keep) if " ".join(str(candidates[i]).lower().split()) in
-                {" ".join(str(t).lower().split()) for t in include_one_of}}
+    wanted = {_fold(t) for t in include_one_of}
+    required = {j for j, i in enumerate(keep) if folded[i] in wanted}
     chosen = _best_set(pool, survivors, k, plaus, diversity_weight, required & set(survivors), above_diversity)
     for j in survivors:
         if j not in chosen:
@@ -291,6 +291,11 @@ def select_distractors(
         sims = pool[chosen] @ pool[chosen].T
         diversity = float(np.mean(1.0 - sims[np.triu_indices(len(chosen), k=1)]))
     return DistractorChoice(chosen=[keep[j] for j in chosen], dropped=drop, diversity=diversity)
+
+
+def _fold(text: object) -> str:
+    """Lower case, whitespace collapsed: how candidates, the key and the originals are compared as text."""
+    return " ".join(str(text).lower().split())
 
 
 #: share of a candidate's word triples that repeat an earlier triple at which it reads as a generation loop

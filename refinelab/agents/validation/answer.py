@@ -44,18 +44,22 @@ def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
 def distractors_only(ctx: AgentContext, task: EditTask, item: QAItem) -> bool:
     """Whether the edit changed only distractors: a distractor rewrite always, a calibration when it swapped
     distractors (agents/calibration_swaps.py) — the stem and the key kept, text and position."""
-    if task.operation not in (Op.REWRITE_DISTRACTORS.value, Op.CALIBRATE.value):
-        return False
-    original = ctx.store.item(task.item_id)
-    return (normalise_text(item.question) == normalise_text(original.question) and item.answer == original.answer
-            and normalise_text(item.answer_text) == normalise_text(original.answer_text))
+    return _original_of_distractor_edit(ctx, task, item) is not None
 
 
 def kept_original_distractor(ctx: AgentContext, task: EditTask, item: QAItem, picked: str) -> bool:
     """Whether the edit changed only distractors and `picked` is one of the original item's distractors,
     which the edit kept: a check that prefers it doubts the original item, not the edit."""
-    if not distractors_only(ctx, task, item):
-        return False
+    original = _original_of_distractor_edit(ctx, task, item)
+    return original is not None and any(normalise_text(picked) == normalise_text(c)
+                                        for i, c in enumerate(original.choices) if i != original.answer)
+
+
+def _original_of_distractor_edit(ctx: AgentContext, task: EditTask, item: QAItem) -> QAItem | None:
+    """The item before the edit when the edit changed only distractors, else None (one store read)."""
+    if task.operation not in (Op.REWRITE_DISTRACTORS.value, Op.CALIBRATE.value):
+        return None
     original = ctx.store.item(task.item_id)
-    return any(normalise_text(picked) == normalise_text(c) for i, c in enumerate(original.choices)
-               if i != original.answer)
+    kept = (normalise_text(item.question) == normalise_text(original.question) and item.answer == original.answer
+            and normalise_text(item.answer_text) == normalise_text(original.answer_text))
+    return original if kept else None
