@@ -245,16 +245,17 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
     )
 
 
-class PreferredDistractor(NoImprovement):
-    """Every distractor set tried had a new option the judge preferred to the key; carries the probes'
-    tokens, which the attempt still spent."""
+class NoSetStands(NoImprovement):
+    """Every distractor set tried was refused on the judge's measurement of the assembled item (a new option
+    preferred to the key, or fewer working distractors than the original); carries the probes' tokens,
+    which the attempt still spent."""
 
     def __init__(self, message: str, tokens: int) -> None:
         super().__init__(message)
         self.tokens = tokens
 
 
-MAX_RESELECTIONS = 2  # new distractor sets chosen after the judge preferred one of a set's to the key
+MAX_RESELECTIONS = 2  # new distractor sets chosen after the judge refused one on the assembled item
 
 
 def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem,
@@ -264,17 +265,15 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
     The set `distractors_to_item` chooses is asked of the judge in the panel's orders (`probe_assembled`)
     and the next-best set chosen, at most `MAX_RESELECTIONS` times, when
     - a new distractor is preferred to the key there: the validator's solver is not asked to pass a set
-      the judge already reads as having a second right answer. When every set tried has one, the attempt
-      fails with that reason, and the writer's retry is told which option read as right;
+      the judge already reads as having a second right answer;
     - the set has fewer working distractors (judge's probability >= `NONFUNCTIONAL_RATE`) than the
-      original had on the panel's stored probabilities: the least picked new one, below the rate, is
-      refused (a distractor no model picks does no work). This is a preference, not a correctness rule:
-      when no other set is left, the first such set stands (its diversity rose, which the edit paid for)
-      and `distractor_choice.fewer_working_than_original` names its idle distractor."""
+      original had on the panel's stored probabilities (`fewer_working`): a rewrite that leaves students
+      fewer tempting wrong options has not improved the item, however far apart its options are.
+    When every set tried is refused the attempt fails with the last reason, and the writer's retry is
+    told it. Without stored pick rates (nothing measured the original) only the first rule applies."""
     refused: dict[str, str] = {}
     tokens = 0
-    fewer_working: QAItem | None = None
-    preferred_reason = ""  # the last new distractor the judge preferred to the key, for the failure below
+    last_reason = ""  # why the last set tried was refused, for the failure below
     rates = pick_rates(ctx, base)  # the original's, the same for every set tried
     working_before = functional_share(rates, base.answer, NONFUNCTIONAL_RATE) if rates is not None else None
     for _ in range(MAX_RESELECTIONS + 1):
@@ -293,37 +292,48 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
             text = item.choices[assembled.preferred]
             lead = f"{assembled.probs[assembled.preferred]:.2f} vs the key's {assembled.probs[item.answer]:.2f}"
             refused[text] = f"on the assembled item the judge prefers it to the key ({lead})"
-            preferred_reason = f"{text!r}: {lead}"
+            last_reason = (f"the judge prefers a new wrong option to the key ({text!r}: {lead}); write wrong "
+                           "options that are clearly wrong, not partly true statements or synonyms of the correct "
+                           "answer")
             continue
-        idle = idle_new_distractor(base, item, assembled.probs, working_before)
-        if idle is None:
+        weaker = fewer_working(base, item, assembled.probs, working_before)
+        if weaker is None:
             return item, tokens
-        why = (f"on the assembled item no one picks it (p {assembled.probs[idle]:.3f}) and the set has fewer "
-               "working distractors than the original")
-        if fewer_working is None:
-            fewer_working = item
-            item.metadata["distractor_choice"]["fewer_working_than_original"] = {item.choices[idle]: why}
-        refused[item.choices[idle]] = why
-    if fewer_working is not None:
-        return fewer_working, tokens
-    raise PreferredDistractor(
-        f"the judge prefers a new wrong option to the key on every set tried ({preferred_reason}); write wrong "
-        "options that are clearly wrong, not partly true statements or synonyms of the correct answer", tokens)
+        index, why = weaker
+        refused[item.choices[index]] = why
+        last_reason = (f"the set has fewer working distractors than the original ({why}); write wrong options a "
+                       "student who half-knows the topic would pick")
+    raise NoSetStands(f"no distractor set stood on the assembled item ({MAX_RESELECTIONS + 1} at most tried): "
+                      f"{last_reason}", tokens)
 
 
-def idle_new_distractor(base: QAItem, item: QAItem, probs: list[float], working_before: float | None) -> int | None:
-    """The least picked new distractor of `item` below `NONFUNCTIONAL_RATE` on the assembled probe's
-    `probs`, when `item`'s share of working distractors (`functional_share`) is below `working_before`, the
-    original's on the panel's stored pick rates; None when it is not (or nothing was measured)."""
+def fewer_working(base: QAItem, item: QAItem, probs: list[float],
+                  working_before: float | None) -> tuple[int, str] | None:
+    """When `item`'s share of working distractors (`functional_share` of the assembled probe's `probs`) is
+    below `working_before`, the original's on the panel's stored pick rates: the new distractor to refuse,
+    and why. That is the least picked new one under `NONFUNCTIONAL_RATE` (it does no work); when every new
+    one works, the new one the judge picks most, which drew the original distractors it kept below the rate.
+    None when the set has as many working distractors (or nothing was measured)."""
     if working_before is None or len(probs) != len(item.choices):
         return None
     working_after = functional_share(probs, item.answer, NONFUNCTIONAL_RATE)
     if working_after is None or working_after >= working_before:
         return None
     known = {normalise_text(c) for c in base.choices}
-    idle = [i for i in range(len(item.choices)) if i != item.answer and probs[i] < NONFUNCTIONAL_RATE
-            and normalise_text(item.choices[i]) not in known]
-    return min(idle, key=lambda i: probs[i]) if idle else None
+    new = [i for i in range(len(item.choices)) if i != item.answer and normalise_text(item.choices[i]) not in known]
+    if not new:
+        return None
+    idle = [i for i in new if probs[i] < NONFUNCTIONAL_RATE]
+    if idle:
+        index = min(idle, key=lambda i: probs[i])
+        return index, (f"on the assembled item no one picks it (p {probs[index]:.3f}) and the set has fewer "
+                       "working distractors than the original")
+    index = max(new, key=lambda i: probs[i])
+    drawn = [item.choices[i] for i in range(len(item.choices))
+             if i != item.answer and i not in new and probs[i] < NONFUNCTIONAL_RATE]
+    return index, (f"on the assembled item it draws the picks (p {probs[index]:.3f}) from original distractors "
+                   f"now under {NONFUNCTIONAL_RATE:.2f} ({', '.join(map(repr, drawn))}), so the set has fewer "
+                   "working distractors than the original")
 
 
 def draft_to_item(parsed: BaseModel, task: EditTask, base: QAItem) -> QAItem:
@@ -375,7 +385,7 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
             tokens += measuring
         else:
             item = draft_to_item(result.parsed, task, base)
-    except PreferredDistractor as exc:
+    except NoSetStands as exc:
         return Candidate(None, result.text, tokens + exc.tokens, error=str(exc))
     except NoImprovement as exc:
         return Candidate(None, result.text, tokens, error=str(exc))

@@ -152,18 +152,49 @@ def test_a_new_distractor_no_one_picks_is_swapped_when_the_set_has_fewer_working
     assert "fewer_working_than_original" not in choice
 
 
-def test_when_every_set_has_fewer_working_distractors_the_first_stands_and_says_so(tmp_path: Path) -> None:
-    """Working distractors are a preference: a set whose diversity rose is not refused for them."""
+def test_when_every_set_has_fewer_working_distractors_the_attempt_fails_with_the_reason(tmp_path: Path) -> None:
+    """A set whose diversity rose but which leaves fewer working distractors is not an improvement: no set
+    stands, the writer's retry is told why, and the probes are paid for."""
     ten = {"Mercury": 0.30, "Comet": 0.20, "Saturn": 0.04, "Jupiter": 0.04, "Neptune": 0.04, "Pluto": 0.04}
     four = {**dict.fromkeys(["Jupiter", "Saturn", "Neptune", "Pluto", "Comet"], 0.001),
             "Mercury": 0.4, "Venus": 0.2, "Earth": 0.2, "Mars": 0.2}
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=judge_by_options(ten, four)))
     with_working_originals(ctx)
     candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert candidate.item is None
+    assert "fewer working distractors than the original" in candidate.error
+    assert "no one picks it" in candidate.error
+    assert candidate.tokens == ctx.ledger.spent > 0  # every set's probe was paid for and is the edit's
+
+
+def test_a_new_distractor_that_draws_the_originals_below_the_rate_is_swapped(tmp_path: Path) -> None:
+    """The set can lose working distractors without a new idle one: a strong new option draws the picks
+    of the originals it kept below the rate (marketing-60 in distractors_s32b). That new option is the one
+    refused, and the next set, which keeps every distractor working, stands."""
+    ten = {"Mercury": 0.30, "Jupiter": 0.20, "Saturn": 0.10, "Neptune": 0.04, "Pluto": 0.04, "Comet": 0.001}
+    with_jupiter = {"Mercury": 0.40, "Jupiter": 0.38, "Venus": 0.01, "Earth": 0.01, "Mars": 0.01}
+    without = {"Mercury": 0.40, "Venus": 0.2, "Earth": 0.2, "Mars": 0.2, "Saturn": 0.2, "Neptune": 0.2}
+    seen: list[list[str]] = []
+
+    def recording(messages) -> str:  # noqa: ANN001
+        if asks_for_distractors(messages):
+            return distractor_list("Jupiter", "Saturn", "Neptune", "Pluto", "Comet")
+        shown = dict(re.findall(r"^([A-J])\. (.+)$", messages[-1]["content"], flags=re.M))
+        texts = [t.strip() for t in shown.values()]
+        belief = ten if len(shown) > 4 else with_jupiter if "Jupiter" in texts else without
+        if len(shown) == 4:
+            seen.append(sorted(texts))
+        return logprobs_block({letter: belief.get(text.strip(), 0.01) for letter, text in shown.items()})
+
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=recording))
+    with_working_originals(ctx)
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
     assert not candidate.error, candidate.error
     choice = candidate.item.metadata["distractor_choice"]
-    assert "Comet" in candidate.item.choices and "no one picks it" in choice["fewer_working_than_original"]["Comet"]
-    assert candidate.tokens == ctx.ledger.spent > 0  # every set's probe was paid for and is the edit's
+    assert "Jupiter" not in candidate.item.choices and "draws the picks" in choice["dropped"]["Jupiter"]
+    probs = choice["assembled_probe"]["p"]
+    assert all(p >= 0.05 for i, p in enumerate(probs) if i != candidate.item.answer)
+    assert any("Jupiter" in shown for shown in seen)  # the refused set was measured, not guessed
 
 
 def test_without_stored_pick_rates_an_idle_distractor_is_not_refused(tmp_path: Path) -> None:
