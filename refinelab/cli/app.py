@@ -16,11 +16,17 @@ from rich.table import Table
 
 from refinelab import __version__
 from refinelab.cli.common import (
-    COLUMNS_HELP,
-    ENDPOINT_HELP,
     EXIT_BAD_INPUT,
-    KEY_HELP,
-    MODEL_HELP,
+    ColumnsOption,
+    ConfigOption,
+    DataArgument,
+    EndpointOption,
+    FormatOption,
+    KeyOption,
+    LimitOption,
+    ModelOption,
+    PromptsOption,
+    SubjectsOption,
     console,
     exit_code,
     fail,
@@ -91,8 +97,8 @@ def model_check(
 @data_app.command("validate")
 def data_validate(
     path: Annotated[Path, typer.Argument(help="file or folder (JSONL, MMLU CSV, ARC JSONL, Parquet)")],
-    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
-    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
+    format: FormatOption = None,
+    columns: ColumnsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Load a dataset strictly; print counts by subject and every problem found. Exit 2 on problems."""
@@ -178,22 +184,22 @@ def _run_and_report(start: Callable[[Any], Any], quiet: bool, as_json: bool) -> 
 
 @app.command("refine")
 def refine_command(
-    data: Annotated[Path, typer.Argument(help="dataset file or folder")],
+    data: DataArgument,
     budget: Annotated[int, typer.Option(help="token budget (hard cap)")],
     targets: Annotated[Path | None, typer.Option(help="targets YAML")] = None,
-    subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
-    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
-    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
-    endpoint: Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)] = None,
-    model: Annotated[list[str] | None, typer.Option(help=MODEL_HELP)] = None,
-    api_key_env: Annotated[list[str] | None, typer.Option(help=KEY_HELP)] = None,
-    config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
+    subjects: SubjectsOption = None,
+    limit: LimitOption = None,
+    format: FormatOption = None,
+    columns: ColumnsOption = None,
+    endpoint: EndpointOption = None,
+    model: ModelOption = None,
+    api_key_env: KeyOption = None,
+    config: ConfigOption = None,
     run_id: Annotated[str | None, typer.Option(help="name of the run folder")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="where run folders go")] = None,
     rounds: Annotated[int | None, typer.Option(help="refinement rounds")] = None,
     mode: Annotated[str | None, typer.Option(help="planner: ilp | lp-round | greedy | random")] = None,
-    prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
+    prompts: PromptsOption = None,
     operations: Annotated[str | None, typer.Option(
         help=f"operations the planner may buy (default all): {','.join(OPERATION_NAMES)}")] = None,
     rag_corpus: Annotated[str | None, typer.Option(

@@ -11,10 +11,16 @@ from rich.table import Table
 
 from refinelab.api.planning import MODES, plan, plan_dir
 from refinelab.cli.common import (
-    COLUMNS_HELP,
-    ENDPOINT_HELP,
-    KEY_HELP,
-    MODEL_HELP,
+    ColumnsOption,
+    ConfigOption,
+    DataArgument,
+    EndpointOption,
+    FormatOption,
+    KeyOption,
+    LimitOption,
+    ModelOption,
+    PromptsOption,
+    SubjectsOption,
     fail,
     load_selection,
     out,
@@ -62,22 +68,22 @@ def print_plan(report: dict[str, Any]) -> None:
 
 
 def plan_command(
-    data: Annotated[Path, typer.Argument(help="dataset file or folder")],
+    data: DataArgument,
     budget: Annotated[int, typer.Option(help="token budget of the run to forecast")],
     dry: Annotated[bool, typer.Option("--dry-run", help="forecast only (required: plan never edits)")] = False,
     targets: Annotated[Path | None, typer.Option(help="targets YAML (coverage / difficulty)")] = None,
-    subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
+    subjects: SubjectsOption = None,
+    limit: LimitOption = None,
     mode: Annotated[str, typer.Option(help="ilp | lp-round | greedy | random")] = "ilp",
     operations: Annotated[str | None, typer.Option(help="comma-separated operations to allow")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="plan folder (default runs/plan-<digest>)")] = None,
-    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
-    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
-    endpoint: Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)] = None,
-    model: Annotated[list[str] | None, typer.Option(help=MODEL_HELP)] = None,
-    api_key_env: Annotated[list[str] | None, typer.Option(help=KEY_HELP)] = None,
-    config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
-    prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
+    format: FormatOption = None,
+    columns: ColumnsOption = None,
+    endpoint: EndpointOption = None,
+    model: ModelOption = None,
+    api_key_env: KeyOption = None,
+    config: ConfigOption = None,
+    prompts: PromptsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan report as JSON")] = False,
 ) -> None:
     """Forecast a run: profile DATA (once), plan for BUDGET, print the plan, its cost, the expected

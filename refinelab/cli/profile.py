@@ -13,10 +13,16 @@ from rich.table import Table
 
 from refinelab.api.profiling import profile
 from refinelab.cli.common import (
-    COLUMNS_HELP,
-    ENDPOINT_HELP,
-    KEY_HELP,
-    MODEL_HELP,
+    ColumnsOption,
+    ConfigOption,
+    DataArgument,
+    EndpointOption,
+    FormatOption,
+    KeyOption,
+    LimitOption,
+    ModelOption,
+    PromptsOption,
+    SubjectsOption,
     console,
     fail,
     load_selection,
@@ -71,10 +77,10 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def profile_command(
-    data: Annotated[Path, typer.Argument(help="dataset file or folder")],
+    data: DataArgument,
     targets: Annotated[Path | None, typer.Option(help="targets YAML (coverage / difficulty)")] = None,
-    subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
+    subjects: SubjectsOption = None,
+    limit: LimitOption = None,
     budget: Annotated[int | None, typer.Option(help="token cap for profiling (default: none)")] = None,
     difficulty: Annotated[str, typer.Option(help="irt | elo | rating")] = "irt",
     skill_method: Annotated[str, typer.Option(help="model (the judge's constrained label) | exemplars (nearest "
@@ -86,13 +92,13 @@ def profile_command(
                                               "MiniLM and the panel's pick rates (no model tokens)")] = True,
     no_validator: Annotated[bool, typer.Option("--no-validator", help="skip the validator on suspects")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/profile-TIME)")] = None,
-    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
-    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
-    endpoint: Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)] = None,
-    model: Annotated[list[str] | None, typer.Option(help=MODEL_HELP)] = None,
-    api_key_env: Annotated[list[str] | None, typer.Option(help=KEY_HELP)] = None,
-    config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
-    prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
+    format: FormatOption = None,
+    columns: ColumnsOption = None,
+    endpoint: EndpointOption = None,
+    model: ModelOption = None,
+    api_key_env: KeyOption = None,
+    config: ConfigOption = None,
+    prompts: PromptsOption = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
     batch: Annotated[bool, typer.Option("--batch", help="label calls and panel probes through the OpenAI "
                                                        "Batch API (half price on hosted APIs)")] = False,

@@ -11,10 +11,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from refinelab.cli.common import (
-    COLUMNS_HELP,
-    ENDPOINT_HELP,
-    KEY_HELP,
-    MODEL_HELP,
+    ColumnsOption,
+    ConfigOption,
+    DataArgument,
+    EndpointOption,
+    FormatOption,
+    KeyOption,
+    LimitOption,
+    ModelOption,
+    PromptsOption,
+    SubjectsOption,
     console,
     fail,
     load_selection,
@@ -27,7 +33,7 @@ from refinelab.errors import RefineLabError
 
 
 def screen_command(
-    data: Annotated[Path, typer.Argument(help="dataset file or folder")],
+    data: DataArgument,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/screen-TIME)")] = None,
     calibrate: Annotated[bool, typer.Option("--calibrate", help="plant errors into a sample of DATA, fit the "
                                             "screen to it and write calibration.json first")] = False,
@@ -39,15 +45,15 @@ def screen_command(
                                                    "MODEL@URL, rag:NAME, cloze:NAME); default qwen2.5-coder-1.5b")] = None,
     orders: Annotated[int, typer.Option(help="option orders each item is asked in")] = 2,
     budget: Annotated[int | None, typer.Option(help="token cap (default: none)")] = None,
-    subjects: Annotated[str | None, typer.Option(help="comma-separated subjects to keep")] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")] = None,
-    format: Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")] = None,
-    columns: Annotated[str | None, typer.Option(help=COLUMNS_HELP)] = None,
-    endpoint: Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)] = None,
-    model: Annotated[list[str] | None, typer.Option(help=MODEL_HELP)] = None,
-    api_key_env: Annotated[list[str] | None, typer.Option(help=KEY_HELP)] = None,
-    config: Annotated[Path | None, typer.Option(help="settings YAML")] = None,
-    prompts: Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")] = None,
+    subjects: SubjectsOption = None,
+    limit: LimitOption = None,
+    format: FormatOption = None,
+    columns: ColumnsOption = None,
+    endpoint: EndpointOption = None,
+    model: ModelOption = None,
+    api_key_env: KeyOption = None,
+    config: ConfigOption = None,
+    prompts: PromptsOption = None,
     batch: Annotated[bool, typer.Option("--batch", help="panel probes through the OpenAI Batch API "
                                                        "(half price on hosted APIs)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
