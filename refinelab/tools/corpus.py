@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -303,43 +303,39 @@ def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                 yield lineno, json.loads(line)
 
 
+def _passage_of(prompt: str, label: str, question: str) -> str:
+    """The passage of a reading-comprehension prompt: the text after `label`, up to the last `question`."""
+    body = prompt.removeprefix(label)
+    cut = body.rfind(question)
+    return _norm_ws(body[:cut] if cut >= 0 else body)
+
+
 def nq_paragraph(context: str) -> str:
     """``"Context: <paragraph>\\n\\nQuestion: ...\\nAnswer:"`` -> ``<paragraph>``."""
-    body = context
-    if body.startswith("Context:"):
-        body = body[len("Context:"):]
-    cut = body.rfind("\n\nQuestion:")
-    if cut >= 0:
-        body = body[:cut]
-    return _norm_ws(body)
+    return _passage_of(context, "Context:", "\n\nQuestion:")
+
+
+def _load_passages(path: str | os.PathLike, field: str, unwrap: Callable[[str], str], source: str) -> list[Passage]:
+    """One passage per row's `field`, unwrapped from its prompt (no titles in these files); long ones
+    (flattened tables) are split."""
+    return [Passage(f"{source}:{lineno}:{j}", "", chunk, source)
+            for lineno, row in _read_jsonl(Path(path))
+            for j, chunk in enumerate(_split_long(unwrap(row[field])))]
 
 
 def load_natural_questions(path: str | os.PathLike) -> list[Passage]:
-    """NQ gold paragraphs (no titles in this file); long ones (flattened tables) are split."""
-    out = []
-    for lineno, row in _read_jsonl(Path(path)):
-        for j, chunk in enumerate(_split_long(nq_paragraph(row["context"]))):
-            out.append(Passage(f"nq:{lineno}:{j}", "", chunk, "nq"))
-    return out
+    """NQ gold paragraphs."""
+    return _load_passages(path, "context", nq_paragraph, "nq")
 
 
 def boolq_passage(query: str) -> str:
     """``"Passage: <text>\\nQuestion: ...?"`` -> ``<text>``."""
-    body = query
-    if body.startswith("Passage:"):
-        body = body[len("Passage:"):]
-    cut = body.rfind("\nQuestion:")
-    if cut >= 0:
-        body = body[:cut]
-    return _norm_ws(body)
+    return _passage_of(query, "Passage:", "\nQuestion:")
 
 
 def load_boolq(path: str | os.PathLike) -> list[Passage]:
-    out = []
-    for lineno, row in _read_jsonl(Path(path)):
-        for j, chunk in enumerate(_split_long(boolq_passage(row["query"]))):
-            out.append(Passage(f"boolq:{lineno}:{j}", "", chunk, "boolq"))
-    return out
+    """BoolQ passages."""
+    return _load_passages(path, "query", boolq_passage, "boolq")
 
 
 # ------------------------------------------------------------------------------- MMLU-Redux contexts
