@@ -220,12 +220,18 @@ def group_counts(c: Compiled, sel: Selection) -> tuple[np.ndarray, np.ndarray]:
         np.add.at(n_cell, c.item_cell[items[leave]], -s[leave])
         np.add.at(n_bucket, c.item_bucket[items[leave | move]], -s[leave | move])
         np.add.at(n_bucket, c.row_to_bucket[rows[move]], s[move])
-    added = sel.counts * c.opt_success
+    add_new_items(c, sel.counts, n_cell, n_bucket)
+    return n_cell, n_bucket
+
+
+def add_new_items(c: Compiled, counts: np.ndarray, n_cell: np.ndarray, n_bucket: np.ndarray) -> None:
+    """Add the expected new items of `counts` attempts per new-item option to the cell and bucket counts
+    (in place): each attempt succeeds with the option's probability, into its cell or its bucket."""
+    added = counts * c.opt_success
     has_cell = c.opt_cell != NONE
     has_bucket = c.opt_bucket != NONE
     np.add.at(n_cell, c.opt_cell[has_cell], added[has_cell])
     np.add.at(n_bucket, c.opt_bucket[has_bucket], added[has_bucket])
-    return n_cell, n_bucket
 
 
 def deviation_penalty(c: Compiled, n_cell: np.ndarray, n_bucket: np.ndarray) -> float:

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from refinelab.operations import Op
-from refinelab.planner.aggregate import NONE, OP_CODE, Classes, Compiled, Selection, deviation_penalty
+from refinelab.planner.aggregate import (
+    NONE,
+    OP_CODE,
+    Classes,
+    Compiled,
+    Selection,
+    add_new_items,
+    deviation_penalty,
+)
 
 EPS = 1e-9
 
@@ -67,11 +75,7 @@ def class_group_counts(c: Compiled, classes: Classes, plan: ClassPlan) -> tuple[
     np.add.at(n_cell, classes.cell[classes.row_class[leave]], -units[leave])
     np.add.at(n_bucket, classes.bucket[classes.row_class[leave | move]], -units[leave | move])
     np.add.at(n_bucket, classes.row_to_bucket[move], units[move])
-    added = plan.options * c.opt_success
-    has_cell = c.opt_cell != NONE
-    has_bucket = c.opt_bucket != NONE
-    np.add.at(n_cell, c.opt_cell[has_cell], added[has_cell])
-    np.add.at(n_bucket, c.opt_bucket[has_bucket], added[has_bucket])
+    add_new_items(c, plan.options, n_cell, n_bucket)
     return n_cell, n_bucket
 
 
