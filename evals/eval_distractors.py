@@ -22,6 +22,7 @@ diversity of the set before/after (ratio), the same on the rewritten items only,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from common import (  # noqa: E402
     PAPER,
+    RESULTS,
     add_common_args,
     by_subject,
     deadline,
@@ -67,15 +69,20 @@ SUBJECTS = ("high_school_biology", "high_school_geography", "astronomy", "market
 
 def measure_pick_rates(items: Sequence[QAItem], args: argparse.Namespace, tag: str) -> dict[str, PickRates]:
     """Per item, the panel's pick rate per option and the number of responses behind it: a profile-only
-    dry run with the panel (`--panel`, the judge alone by default). Option probabilities (logprobs) are
-    used when the panel measured them, else its votes."""
+    dry run with the panel (`--panel`, the judge alone by default)."""
     settings = settings_for(args, rounds=1)
     run_id = f"distractors-{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     options = RunOptions(dry_run=True, operations=[Op.REWRITE_DISTRACTORS.value], panel=args.panel or [],
                          validate_suspects=False, validators=[], dedup="lexical")
     run = refine(Dataset(list(items), name=tag), budget=10**9, targets=Targets(), settings=settings, run_id=run_id,
                  options=options)
-    store = RunStore(run.run_dir / "store.sqlite")
+    return read_pick_rates(run.run_dir, items)
+
+
+def read_pick_rates(run_dir: Path, items: Sequence[QAItem]) -> dict[str, PickRates]:
+    """The pick rates a profile-only run stored for `items`: option probabilities (logprobs) when the
+    panel measured them, else its votes."""
+    store = RunStore(run_dir / "store.sqlite")
     try:
         panel = {d.item_id: d for d in store.diagnostics("panel")}
     finally:
@@ -93,6 +100,29 @@ def mean_functional(items: Sequence[QAItem], rates: dict[str, PickRates]) -> flo
     values = [functional_share(rates[i.id].rates, i.answer) for i in items if i.id in rates]
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
+
+
+def functional_figures(items: Sequence[QAItem], refined: Sequence[QAItem], edited: set[str],
+                       rates_before: dict[str, PickRates], rates_after: dict[str, PickRates]) -> dict[str, Any]:
+    """Functional distractors before and after, read three ways. Every item re-measured is the plain
+    figure; but the judge's probabilities for an unchanged text are not identical from run to run, and an
+    item sitting at the 5% line can flip between the two measurements with no edit. So the figure for the
+    edits alone carries each unedited item's first measurement over, and the rewritten items are also
+    reported on their own; the unedited items whose share moved are listed."""
+    carried = {i.id: rates_after[i.id] if i.id in edited else rates_before[i.id]
+               for i in refined if (rates_after if i.id in edited else rates_before).get(i.id) is not None}
+    by_id = {i.id: i for i in items}
+    moved = [i.id for i in refined if i.id not in edited and i.id in rates_before and i.id in rates_after
+             and functional_share(rates_before[i.id].rates, by_id[i.id].answer)
+             != functional_share(rates_after[i.id].rates, i.answer)]
+    return {
+        "functional_before": mean_functional(items, rates_before),
+        "functional_after": mean_functional(refined, rates_after),
+        "functional_after_edits_only": mean_functional(refined, carried),
+        "functional_rewritten_before": mean_functional([i for i in items if i.id in edited], rates_before),
+        "functional_rewritten_after": mean_functional([i for i in refined if i.id in edited], rates_after),
+        "functional_moved_unedited": moved,
+    }
 
 
 def embedder() -> Any:
@@ -130,10 +160,19 @@ def markdown(result: dict[str, Any]) -> str:
         ["committed rewrites with the option count unchanged", f"{s['count_kept']}/{s['committed']}",
          pct(s["count_kept_rate"]), ""],
         ["committed rewrites with the stem unchanged", f"{s['stem_kept']}/{s['committed']}", pct(s["stem_kept_rate"]), ""],
-        ["functional distractors (panel pick rate >= 5%), whole set",
+        ["functional distractors (panel pick rate >= 5%), whole set, every item re-measured",
          f"{pct(s.get('functional_before'))} → {pct(s.get('functional_after'))}",
          f"panel {', '.join(s.get('panel', []))}, {s.get('panel_responses_per_item', 0)} response(s)/item", ""],
     ]
+    if "functional_after_edits_only" in s:
+        moved = s["functional_moved_unedited"]
+        rows += [
+            ["functional distractors, whole set, unedited items as first measured (the edits alone)",
+             f"{pct(s.get('functional_before'))} → {pct(s.get('functional_after_edits_only'))}",
+             f"unedited items whose share moved between the two measurements: {', '.join(moved) or 'none'}", ""],
+            ["functional distractors, rewritten items",
+             f"{pct(s.get('functional_rewritten_before'))} → {pct(s.get('functional_rewritten_after'))}", "", ""],
+        ]
     examples = []
     for ex in s["examples"][:2]:
         examples += [f"- `{ex['id']}` diversity {num(ex['before'])} → {num(ex['after'])}: "
@@ -147,7 +186,38 @@ def markdown(result: dict[str, Any]) -> str:
         table(["figure", "before → after", "change", "paper"], rows), "",
         "Diversity = mean pairwise cosine distance among an item's distractors (MiniLM embeddings).", "",
         "Examples:", "", *(examples or ["- none committed"]), "", f"Run folder: {result['run_dir']}",
+        *([f"\nThe run: `{made['command']}` (commit {made['commit']}, {made['finished']}); its functional figures "
+           "were read again from the stored panel runs by the command below, with no model call."]
+          if (made := result.get("run_made_by")) else []),
     ])
+
+
+def rescore(tag: str) -> dict[str, Any]:
+    """Read the functional figures of an earlier run (`evals/results/TAG.json`) again from its refine run and
+    the two profile-only runs it stored, with no model call, and rewrite its results: how the figures of
+    runs made before `functional_figures` read three ways were added."""
+    result = json.loads((RESULTS / f"{tag}.json").read_text(encoding="utf-8"))
+    run_dir = Path(result["run_dir"])
+
+    def panel_run(which: str) -> Path:
+        found = sorted(run_dir.parent.glob(f"distractors-{tag}-panel-{which}-*"))
+        if not found:
+            raise SystemExit(f"no stored panel-{which} run of {tag} under {run_dir.parent}")
+        return found[-1]
+
+    per_item = result["scores"]["per_item"]
+    pool = {i.id: i for i in mmlu()}
+    items = [pool[row["id"]] for row in per_item]
+    refined = list(read_jsonl(run_dir / "refined.jsonl"))
+    edited = {row["id"] for row in per_item if row["rewritten"]}
+    result["scores"].update(functional_figures(items, refined, edited, read_pick_rates(panel_run("before"), items),
+                                               read_pick_rates(panel_run("after"), refined)))
+    result.setdefault("run_made_by", {k: result.get(k) for k in ("command", "commit", "finished")})
+    for key in ("command", "commit", "finished"):
+        result.pop(key, None)
+    write_results(tag, result, markdown(result))
+    print(markdown(result))
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -162,7 +232,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--panel", nargs="*", default=None,
                         help="panel measuring pick rates (functional distractors); default: the judge alone")
     parser.add_argument("--no-functional", action="store_true", help="skip the pick-rate measurement")
+    parser.add_argument("--rescore", metavar="TAG", help="read an earlier run's functional figures again from its "
+                        "stored runs (no model call) and rewrite evals/results/TAG.*")
     args = parser.parse_args(argv)
+    if args.rescore:
+        return rescore(args.rescore)
     args.tag = args.tag or ("distractors_quick" if args.quick else "distractors")
     n = args.n or (6 if args.quick else 40)
     per_subject = args.pool or (30 if args.quick else 80)
@@ -193,15 +267,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         store.close()
     original = {i.id: i for i in items}
     committed = [o for o in outcomes if o["status"] == "committed"]
-    functional_before = functional_after = None
+    edited = {o["item_id"] for o in committed}
+    functional: dict[str, Any] = {"functional_before": None, "functional_after": None}
     responses = 0
     if not args.no_functional:
         with deadline(deadline_seconds(args)):
             rates_before = measure_pick_rates(items, args, f"{args.tag}-panel-before")
             rates_after = measure_pick_rates(refined, args, f"{args.tag}-panel-after")
-        functional_before, functional_after = mean_functional(items, rates_before), mean_functional(refined, rates_after)
+        functional = functional_figures(items, refined, edited, rates_before, rates_after)
         responses = max((n for _, n in rates_before.values()), default=0)
-    edited = {o["item_id"] for o in committed}
     final = {i.id: i for i in refined}
     key_kept = sum(normalise_text(final[i].answer_text) == normalise_text(original[i].answer_text) for i in edited if i in final)
     count_kept = sum(len(final[i].choices) == len(original[i].choices) for i in edited if i in final)
@@ -218,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "key_kept": key_kept, "key_kept_rate": key_kept / len(edited) if edited else None,
         "count_kept": count_kept, "count_kept_rate": count_kept / len(edited) if edited else None,
         "stem_kept": stem_kept, "stem_kept_rate": stem_kept / len(edited) if edited else None,
-        "functional_before": functional_before, "functional_after": functional_after,
+        **functional,
         "panel_responses_per_item": responses, "panel": args.panel or ["judge"],
         "per_item": [{"id": i.id, "before": before.get(i.id), "after": after.get(i.id), "rewritten": i.id in edited}
                      for i in items],
