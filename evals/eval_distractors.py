@@ -11,7 +11,10 @@ chooses the most diverse, plausible set (agents/refiner.py); an edit is committe
 passes it (an independent answer must match the key) and the measured diversity rose
 (agents/validation/measured.py); we also check that the key's text and the stem are unchanged.
 Functional distractors: the share picked by the panel at least 5% of the time (option probabilities when
-the panel measures them, else votes), measured by a profile-only run before and after. Reported: mean
+the panel measures them, else votes), measured by a profile-only run before and after; read with every item
+re-measured, with the unedited items as first measured (the edits alone: the same text does not read
+identically twice, and an item at the 5% line can cross it with no edit), and on the rewritten items.
+`--rescore TAG` reads a stored run's figures again without a model call. Reported: mean
 diversity of the set before/after (ratio), the same on the rewritten items only, validator pass rate
 (committed / attempted edits), key kept.
 
