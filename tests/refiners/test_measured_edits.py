@@ -4,6 +4,7 @@ measurement shows the improvement the plan paid for, and the measurement is kept
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from refinelab.state import Candidate, EditTask
 from refinelab.tools.ledger import Ledger
 from refinelab.tools.store import RunStore
 from refinelab.tools.tracing import Tracer
-from tests.support.scripted_model import ScriptedChatModel
+from tests.support.scripted_model import ScriptedChatModel, logprobs_block
 from tests.support.validator_helpers import HashEmbedder
 
 BASE = QAItem(id="chem-1", question="What is the chemical symbol of sodium?", choices=["So", "Na", "Sd", "Sn"],
@@ -250,6 +251,40 @@ def test_a_new_item_that_points_at_a_missing_passage_or_copies_a_taxonomy_exampl
     assert validate(ctx, task, Candidate(with_passage, "", 0)).passed
 
 
+def _judge_believing(belief: dict[str, float]):  # noqa: ANN202
+    """A logprobs judge giving each shown option the probability `belief` has for its text, wherever the
+    option order put it."""
+    def respond(messages) -> str:  # noqa: ANN001
+        shown = dict(re.findall(r"^([A-J])\. (.+)$", messages[-1]["content"], flags=re.M))
+        return logprobs_block({letter: belief.get(text.strip(), 0.01) for letter, text in shown.items()})
+    return ScriptedChatModel(respond=respond)
+
+
+#: the judge reads the new item the other way: Utrecht well ahead of the key, Westphalia
+DOUBTS_WESTPHALIA = {"Peace of Westphalia": 0.2, "Treaty of Utrecht": 0.6, "Treaty of Paris": 0.1,
+                     "Peace of Augsburg": 0.1}
+AGREES_WESTPHALIA = {"Peace of Westphalia": 0.6, "Treaty of Utrecht": 0.2, "Treaty of Paris": 0.1,
+                     "Peace of Augsburg": 0.1}
+
+
+@pytest.mark.parametrize(("belief", "passes"), [(DOUBTS_WESTPHALIA, False), (AGREES_WESTPHALIA, True)])
+def test_expand_whose_key_the_panel_contradicts_is_sent_back(tmp_path: Path, belief: dict[str, float],
+                                                             passes: bool) -> None:
+    """The writer's key is one source at most; the panel preferring another option by `NEW_KEY_LEAD` is
+    evidence against it (the demo's AIC item: 0.46 on another option against the key's 0.18)."""
+    ctx = make_ctx(tmp_path, panel_letter="A", validator_letter="A", panel_method="logprobs")
+    _labelling_judge(ctx, "recall")
+    ctx.hooks.chat_models["panel:judge"] = _judge_believing(belief)
+    task = EditTask("r1-expand-1", BASE.id, "expand", 1, target=Cell("humanities", "recall").key)
+    verdict = validate(ctx, task, Candidate(NEW_ITEM.model_copy(), "", 0))
+    assert verdict.passed is passes, verdict.reason
+    p_options = verdict.evidence["measured"]["p_options"]
+    assert len(p_options) == 4 and (p_options[1] > p_options[0]) is not passes
+    if not passes:
+        assert verdict.method == "measured" and "prefers option B ('Treaty of Utrecht'" in verdict.reason
+        assert ctx.store.diagnostic(NEW_ITEM.id, "label") is None  # nothing kept for a refused item
+
+
 GENERATED = NEW_ITEM.model_copy(update={"id": "r1-generate-1", "domain": "STEM"})
 
 
@@ -344,3 +379,31 @@ def test_the_real_embedded_judge_places_a_new_item_in_a_bucket(embedded_server, 
     assert measured["difficulty"] == round(expected, 4)
     assert measured["bucket"] == run_buckets(ctx).bucket(expected)
     assert result.improved == (measured["bucket"] == "hard"), result.reason
+
+
+@pytest.mark.llm
+def test_the_real_embedded_judge_checks_a_new_items_key(embedded_server, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the real llama.cpp server: the panel's two-order option probabilities on a new item, and a
+    key refused exactly when another option leads it by `NEW_KEY_LEAD`, whichever option is keyed."""
+    from refinelab.agents.validation.measured import NEW_KEY_LEAD, _panel_on, contradicted_key
+    from refinelab.config import ModelSpec, Roles
+    from tests.conftest import SMALL_MODEL
+
+    monkeypatch.setenv("LOCAL_KEY", "sk-local")
+    spec = ModelSpec(endpoint=embedded_server.base_url, model=SMALL_MODEL, api_key_env="LOCAL_KEY", max_tokens=60)
+    ctx = make_ctx(tmp_path, panel_letter="A", panel_method="logprobs")
+    ctx.settings = ctx.settings.model_copy(update={"roles": Roles(judge=spec, writer=spec, validator=spec)})
+    ctx.hooks = RunHooks(embed=HashEmbedder().embed)
+    refused = 0
+    for key in range(len(NEW_ITEM.choices)):  # the same item keyed on each option in turn
+        item = NEW_ITEM.model_copy(update={"id": f"r1-expand-{key}", "answer": key})
+        panel, tokens = _panel_on(ctx, EditTask(item.id, BASE.id, "expand", 1, target="humanities|recall"), item,
+                                  ["judge"])
+        pooled = panel.evidence["pooled"]
+        assert tokens > 0 and len(pooled) == 4 and sum(pooled) == pytest.approx(1.0, abs=0.01), pooled
+        contradicted = max(pooled) - pooled[key] >= NEW_KEY_LEAD
+        assert bool(contradicted_key(panel, item)) is contradicted, (key, pooled)
+        refused += contradicted
+    assert refused >= 1  # one distribution, four keys: unless the judge reads all four options alike, some key
+    #                      trails the favourite by the lead

@@ -16,12 +16,22 @@ measurement is stored with the verdict as the edit's evidence (`evidence["measur
   evidence that it wrote one: on the skewed JSD eval most new items landed in the three skills a 1.5B
   labeller names, whatever cell they were written for. The label is stored, so the item is not labelled
   again after the round.
+  The panel also answers the new item, and it fails when the panel prefers another option to its key
+  (`contradicted_key`).
 - ``bucket`` (generate): the panel answers the new item and its difficulty is placed on the profile's scale
   (the IRT fit, or the shipped p(key) reference of the one-member embedded panel), as a calibrated item's
   is; it counts when that difficulty falls in the bucket the plan paid for, or in another bucket still
   below its target share. A writer asked for a "medium" item is not evidence that it wrote one. Without
   an IRT scale (`difficulty_method` "rating" or "elo") there is nothing to place the item on: the pass
   stands, and the evidence says it was not measured.
+
+Why expand's new items face the panel's answers and generate's do not. A new item's key has one source at
+most: the writer, whose agreement with itself is not evidence, and a validator that may be the same model.
+The panel reading the item the other way is evidence against it, as a new distractor the judge prefers to
+the key is for a distractor rewrite; in `make demo` a new econometrics item keyed "the number of variables
+has no impact on the AIC" passed the retrieval check, and the judge put 0.46 on "directly affects"
+against the key's 0.18. But a "hard" item is by its measurement one the panel gets wrong: for generate the
+check would refuse every item it was bought to write, so its key rests on the validator (and review).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from refinelab.agents.calibration_drafts import (
     p_correct,
     stored_panel,
 )
+from refinelab.agents.candidate_probe import REWRITE_LEAD
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import remeasured_difficulty
 from refinelab.agents.labels import LABEL_MAX_TOKENS, classify_skill, exemplar_vectors
@@ -57,6 +68,7 @@ from refinelab.tools.ledger import CallTag
 from refinelab.tools.together import run_together
 
 MIN_DIVERSITY_GAIN = 1e-4
+NEW_KEY_LEAD = REWRITE_LEAD  # another option ahead of a new item's key by this much contradicts the key
 PARAPHRASE_COSINE = 0.85  # a new distractor this close to the key may be a second correct answer
 
 
@@ -183,16 +195,38 @@ def measure_cell(ctx: AgentContext, task: EditTask, candidate: QAItem) -> Measur
         return Measurement(False, f"could not label the new item: {label.evidence.get('error', '')}", evidence,
                            tokens)
     if domain == target.domain and skill == target.skill:
-        return Measurement(True, f"labelled {domain} x {skill}, the cell it was written for", evidence, tokens,
-                           label=label)
-    share, wanted = cell_shares(ctx, Cell(domain, skill))
-    evidence |= {"cell_share": round(share, 4), "cell_target": round(wanted, 4)}
-    if share < wanted:  # another cell, but one the set still lacks: the item moves coverage towards the target
-        return Measurement(True, f"labelled {domain} x {skill}, not the cell it was written for, but that cell "
-                           f"is under-covered too ({share:.3f} < {wanted:.3f})", evidence, tokens, label=label)
-    return Measurement(False, f"the new item reads as {domain} x {skill}, not {target.domain} x {target.skill}, "
-                       f"and that cell is already covered ({share:.3f} >= {wanted:.3f}): write a question "
-                       f"that mainly tests {target.skill}", evidence, tokens)
+        reason = f"labelled {domain} x {skill}, the cell it was written for"
+    else:
+        share, wanted = cell_shares(ctx, Cell(domain, skill))
+        evidence |= {"cell_share": round(share, 4), "cell_target": round(wanted, 4)}
+        if share >= wanted:
+            return Measurement(False, f"the new item reads as {domain} x {skill}, not {target.domain} x "
+                               f"{target.skill}, and that cell is already covered ({share:.3f} >= {wanted:.3f}): "
+                               f"write a question that mainly tests {target.skill}", evidence, tokens)
+        # another cell, but one the set still lacks: the item moves coverage towards the target
+        reason = (f"labelled {domain} x {skill}, not the cell it was written for, but that cell is under-covered "
+                  f"too ({share:.3f} < {wanted:.3f})")
+    panel, panel_tokens = _panel_on(ctx, task, candidate, measuring_members(ctx))
+    tokens += panel_tokens
+    evidence["p_options"] = panel.evidence.get("pooled")
+    if contradiction := contradicted_key(panel, candidate):
+        return Measurement(False, contradiction, evidence, tokens)
+    return Measurement(True, reason, evidence, tokens, label=label)
+
+
+def contradicted_key(panel: Diagnostic, item: QAItem) -> str:
+    """Why the panel's answers contradict a new item's key: its pooled favourite is another option, ahead
+    of the key by `NEW_KEY_LEAD`. Empty when they do not, or when the panel gave no option probabilities
+    (votes alone are too coarse to read a lead from)."""
+    pooled = list(panel.evidence.get("pooled") or [])
+    if len(pooled) != len(item.choices):
+        return ""
+    favourite = max(range(len(pooled)), key=pooled.__getitem__)
+    if favourite == item.answer or pooled[favourite] - pooled[item.answer] < NEW_KEY_LEAD:
+        return ""
+    return (f"the panel prefers option {LETTERS[favourite]} ({item.choices[favourite]!r}, p {pooled[favourite]:.2f}) "
+            f"to the new item's key {item.answer_letter} (p {pooled[item.answer]:.2f}): the key is doubtful; make "
+            "exactly one option unambiguously correct")
 
 
 def measure_bucket(ctx: AgentContext, task: EditTask, candidate: QAItem) -> Measurement:
