@@ -15,18 +15,9 @@ import typer
 from rich.table import Table
 
 from refinelab import __version__
+from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
     EXIT_BAD_INPUT,
-    ColumnsOption,
-    ConfigOption,
-    DataArgument,
-    EndpointOption,
-    FormatOption,
-    KeyOption,
-    LimitOption,
-    ModelOption,
-    PromptsOption,
-    SubjectsOption,
     console,
     exit_code,
     fail,
@@ -97,8 +88,8 @@ def model_check(
 @data_app.command("validate")
 def data_validate(
     path: Annotated[Path, typer.Argument(help="file or folder (JSONL, MMLU CSV, ARC JSONL, Parquet)")],
-    format: FormatOption = None,
-    columns: ColumnsOption = None,
+    format: arg.Format = None,
+    columns: arg.Columns = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Load a dataset strictly; print counts by subject and every problem found. Exit 2 on problems."""
@@ -184,22 +175,22 @@ def _run_and_report(start: Callable[[Any], Any], quiet: bool, as_json: bool) -> 
 
 @app.command("refine")
 def refine_command(
-    data: DataArgument,
+    data: arg.Data,
     budget: Annotated[int, typer.Option(help="token budget (hard cap)")],
     targets: Annotated[Path | None, typer.Option(help="targets YAML")] = None,
-    subjects: SubjectsOption = None,
-    limit: LimitOption = None,
-    format: FormatOption = None,
-    columns: ColumnsOption = None,
-    endpoint: EndpointOption = None,
-    model: ModelOption = None,
-    api_key_env: KeyOption = None,
-    config: ConfigOption = None,
+    subjects: arg.Subjects = None,
+    limit: arg.Limit = None,
+    format: arg.Format = None,
+    columns: arg.Columns = None,
+    endpoint: arg.Endpoint = None,
+    model: arg.Model = None,
+    api_key_env: arg.ApiKeyEnv = None,
+    config: arg.Config = None,
     run_id: Annotated[str | None, typer.Option(help="name of the run folder")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="where run folders go")] = None,
     rounds: Annotated[int | None, typer.Option(help="refinement rounds")] = None,
     mode: Annotated[str | None, typer.Option(help="planner: ilp | lp-round | greedy | random")] = None,
-    prompts: PromptsOption = None,
+    prompts: arg.Prompts = None,
     operations: Annotated[str | None, typer.Option(
         help=f"operations the planner may buy (default all): {','.join(OPERATION_NAMES)}")] = None,
     rag_corpus: Annotated[str | None, typer.Option(

@@ -7,7 +7,7 @@ Every failure a command reports goes through `fail`: one line on stderr, exit co
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -23,24 +23,7 @@ console = Console(stderr=True)  # progress, warnings, errors
 out = Console()  # results
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ENDPOINT, EXIT_BUSY = 0, 1, 2, 3, 4
-COLUMNS_HELP = ("CSV/Parquet column mapping, e.g. question=Q,choices=A,B,C,D,answer=Key (also id, subject, "
-                "domain, skill); a headered CSV without it has its columns guessed")
-ENDPOINT_HELP = "'embedded' or an OpenAI-compatible URL for every role; ROLE=URL for one (repeatable)"
-MODEL_HELP = "model name for every role; ROLE=NAME (judge, writer, validator) for one (repeatable)"
-KEY_HELP = "environment variable holding the API key, for every role or ROLE=VAR (repeatable)"
 BAD_INPUT = (DataError, ConfigError, TargetError, ValidationError, ValueError, FileNotFoundError)
-
-# The arguments every dataset command takes, spelled once (typer copies the Option per command).
-DataArgument = Annotated[Path, typer.Argument(help="dataset file or folder")]
-SubjectsOption = Annotated[str | None, typer.Option(help="comma-separated subjects to keep")]
-LimitOption = Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")]
-FormatOption = Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")]
-ColumnsOption = Annotated[str | None, typer.Option(help=COLUMNS_HELP)]
-EndpointOption = Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)]
-ModelOption = Annotated[list[str] | None, typer.Option(help=MODEL_HELP)]
-KeyOption = Annotated[list[str] | None, typer.Option(help=KEY_HELP)]
-ConfigOption = Annotated[Path | None, typer.Option(help="settings YAML")]
-PromptsOption = Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")]
 
 
 def exit_code(exc: BaseException) -> int:

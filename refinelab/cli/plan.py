@@ -10,17 +10,8 @@ import typer
 from rich.table import Table
 
 from refinelab.api.planning import MODES, plan, plan_dir
+from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
-    ColumnsOption,
-    ConfigOption,
-    DataArgument,
-    EndpointOption,
-    FormatOption,
-    KeyOption,
-    LimitOption,
-    ModelOption,
-    PromptsOption,
-    SubjectsOption,
     fail,
     load_selection,
     out,
@@ -68,22 +59,22 @@ def print_plan(report: dict[str, Any]) -> None:
 
 
 def plan_command(
-    data: DataArgument,
+    data: arg.Data,
     budget: Annotated[int, typer.Option(help="token budget of the run to forecast")],
     dry: Annotated[bool, typer.Option("--dry-run", help="forecast only (required: plan never edits)")] = False,
     targets: Annotated[Path | None, typer.Option(help="targets YAML (coverage / difficulty)")] = None,
-    subjects: SubjectsOption = None,
-    limit: LimitOption = None,
+    subjects: arg.Subjects = None,
+    limit: arg.Limit = None,
     mode: Annotated[str, typer.Option(help="ilp | lp-round | greedy | random")] = "ilp",
     operations: Annotated[str | None, typer.Option(help="comma-separated operations to allow")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="plan folder (default runs/plan-<digest>)")] = None,
-    format: FormatOption = None,
-    columns: ColumnsOption = None,
-    endpoint: EndpointOption = None,
-    model: ModelOption = None,
-    api_key_env: KeyOption = None,
-    config: ConfigOption = None,
-    prompts: PromptsOption = None,
+    format: arg.Format = None,
+    columns: arg.Columns = None,
+    endpoint: arg.Endpoint = None,
+    model: arg.Model = None,
+    api_key_env: arg.ApiKeyEnv = None,
+    config: arg.Config = None,
+    prompts: arg.Prompts = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan report as JSON")] = False,
 ) -> None:
     """Forecast a run: profile DATA (once), plan for BUDGET, print the plan, its cost, the expected

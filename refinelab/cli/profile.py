@@ -12,17 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from refinelab.api.profiling import profile
+from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
-    ColumnsOption,
-    ConfigOption,
-    DataArgument,
-    EndpointOption,
-    FormatOption,
-    KeyOption,
-    LimitOption,
-    ModelOption,
-    PromptsOption,
-    SubjectsOption,
     console,
     fail,
     load_selection,
@@ -77,10 +68,10 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def profile_command(
-    data: DataArgument,
+    data: arg.Data,
     targets: Annotated[Path | None, typer.Option(help="targets YAML (coverage / difficulty)")] = None,
-    subjects: SubjectsOption = None,
-    limit: LimitOption = None,
+    subjects: arg.Subjects = None,
+    limit: arg.Limit = None,
     budget: Annotated[int | None, typer.Option(help="token cap for profiling (default: none)")] = None,
     difficulty: Annotated[str, typer.Option(help="irt | elo | rating")] = "irt",
     skill_method: Annotated[str, typer.Option(help="model (the judge's constrained label) | exemplars (nearest "
@@ -92,13 +83,13 @@ def profile_command(
                                               "MiniLM and the panel's pick rates (no model tokens)")] = True,
     no_validator: Annotated[bool, typer.Option("--no-validator", help="skip the validator on suspects")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/profile-TIME)")] = None,
-    format: FormatOption = None,
-    columns: ColumnsOption = None,
-    endpoint: EndpointOption = None,
-    model: ModelOption = None,
-    api_key_env: KeyOption = None,
-    config: ConfigOption = None,
-    prompts: PromptsOption = None,
+    format: arg.Format = None,
+    columns: arg.Columns = None,
+    endpoint: arg.Endpoint = None,
+    model: arg.Model = None,
+    api_key_env: arg.ApiKeyEnv = None,
+    config: arg.Config = None,
+    prompts: arg.Prompts = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
     batch: Annotated[bool, typer.Option("--batch", help="label calls and panel probes through the OpenAI "
                                                        "Batch API (half price on hosted APIs)")] = False,

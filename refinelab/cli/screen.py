@@ -10,17 +10,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
-    ColumnsOption,
-    ConfigOption,
-    DataArgument,
-    EndpointOption,
-    FormatOption,
-    KeyOption,
-    LimitOption,
-    ModelOption,
-    PromptsOption,
-    SubjectsOption,
     console,
     fail,
     load_selection,
@@ -33,7 +24,7 @@ from refinelab.errors import RefineLabError
 
 
 def screen_command(
-    data: DataArgument,
+    data: arg.Data,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/screen-TIME)")] = None,
     calibrate: Annotated[bool, typer.Option("--calibrate", help="plant errors into a sample of DATA, fit the "
                                             "screen to it and write calibration.json first")] = False,
@@ -45,15 +36,15 @@ def screen_command(
                                                    "MODEL@URL, rag:NAME, cloze:NAME); default qwen2.5-coder-1.5b")] = None,
     orders: Annotated[int, typer.Option(help="option orders each item is asked in")] = 2,
     budget: Annotated[int | None, typer.Option(help="token cap (default: none)")] = None,
-    subjects: SubjectsOption = None,
-    limit: LimitOption = None,
-    format: FormatOption = None,
-    columns: ColumnsOption = None,
-    endpoint: EndpointOption = None,
-    model: ModelOption = None,
-    api_key_env: KeyOption = None,
-    config: ConfigOption = None,
-    prompts: PromptsOption = None,
+    subjects: arg.Subjects = None,
+    limit: arg.Limit = None,
+    format: arg.Format = None,
+    columns: arg.Columns = None,
+    endpoint: arg.Endpoint = None,
+    model: arg.Model = None,
+    api_key_env: arg.ApiKeyEnv = None,
+    config: arg.Config = None,
+    prompts: arg.Prompts = None,
     batch: Annotated[bool, typer.Option("--batch", help="panel probes through the OpenAI Batch API "
                                                        "(half price on hosted APIs)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,

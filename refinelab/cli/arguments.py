@@ -1,0 +1,29 @@
+"""The arguments every dataset command takes, typed and documented once.
+
+Commands annotate with these (`data: arg.Data`, `subjects: arg.Subjects = None`); typer copies each
+Option per command, so one spelling serves refine, plan, profile and screen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+COLUMNS_HELP = ("CSV/Parquet column mapping, e.g. question=Q,choices=A,B,C,D,answer=Key (also id, subject, "
+                "domain, skill); a headered CSV without it has its columns guessed")
+ENDPOINT_HELP = "'embedded' or an OpenAI-compatible URL for every role; ROLE=URL for one (repeatable)"
+MODEL_HELP = "model name for every role; ROLE=NAME (judge, writer, validator) for one (repeatable)"
+KEY_HELP = "environment variable holding the API key, for every role or ROLE=VAR (repeatable)"
+
+Data = Annotated[Path, typer.Argument(help="dataset file or folder")]
+Subjects = Annotated[str | None, typer.Option(help="comma-separated subjects to keep")]
+Limit = Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")]
+Format = Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | csv")]
+Columns = Annotated[str | None, typer.Option(help=COLUMNS_HELP)]
+Endpoint = Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)]
+Model = Annotated[list[str] | None, typer.Option(help=MODEL_HELP)]
+ApiKeyEnv = Annotated[list[str] | None, typer.Option(help=KEY_HELP)]
+Config = Annotated[Path | None, typer.Option(help="settings YAML")]
+Prompts = Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")]
