@@ -59,6 +59,7 @@ from refinelab.agents.refiner import calibrate_direction, run_buckets
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity, value_relation
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution
+from refinelab.metrics.option_probs import margin_against
 from refinelab.operations import operation
 from refinelab.planner.problem import PlanTargets, targets_from_resolved, with_default_shares
 from refinelab.schema import LETTERS, Cell, Diagnostic, QAItem, normalise_text
@@ -219,11 +220,9 @@ def contradicted_key(panel: Diagnostic, item: QAItem) -> str:
     of the key by `NEW_KEY_LEAD`. Empty when they do not, or when the panel gave no option probabilities
     (votes alone are too coarse to read a lead from)."""
     pooled = list(panel.evidence.get("pooled") or [])
-    if len(pooled) != len(item.choices):
+    if len(pooled) != len(item.choices) or -margin_against(pooled, item.answer) < NEW_KEY_LEAD:
         return ""
     favourite = max(range(len(pooled)), key=pooled.__getitem__)
-    if favourite == item.answer or pooled[favourite] - pooled[item.answer] < NEW_KEY_LEAD:
-        return ""
     return (f"the panel prefers option {LETTERS[favourite]} ({item.choices[favourite]!r}, p {pooled[favourite]:.2f}) "
             f"to the new item's key {item.answer_letter} (p {pooled[item.answer]:.2f}): the key is doubtful; make "
             "exactly one option unambiguously correct")
