@@ -112,8 +112,8 @@ def functional_figures(items: Sequence[QAItem], refined: Sequence[QAItem], edite
     item sitting at the 5% line can flip between the two measurements with no edit. So the figure for the
     edits alone carries each unedited item's first measurement over, and the rewritten items are also
     reported on their own; the unedited items whose share moved are listed."""
-    carried = {i.id: rates_after[i.id] if i.id in edited else rates_before[i.id]
-               for i in refined if (rates_after if i.id in edited else rates_before).get(i.id) is not None}
+    carried = {i.id: rates for i in refined
+               if (rates := (rates_after if i.id in edited else rates_before).get(i.id)) is not None}
     by_id = {i.id: i for i in items}
     moved = [i.id for i in refined if i.id not in edited and i.id in rates_before and i.id in rates_after
              and functional_share(rates_before[i.id].rates, by_id[i.id].answer)
