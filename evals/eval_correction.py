@@ -59,6 +59,7 @@ from refinelab.api import refine  # noqa: E402
 from refinelab.metrics.targets import Targets  # noqa: E402
 from refinelab.operations import OPERATION_NAMES, Op  # noqa: E402
 from refinelab.schema import Dataset, QAItem, normalise_text  # noqa: E402
+from refinelab.state import SUCCEEDED  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
 
 SUBJECTS = ("high_school_computer_science", "astronomy", "medical_genetics", "public_relations")
@@ -142,7 +143,9 @@ def score_run(run_dir: Path, items: list[QAItem], truth: dict[str, str], injecte
     def share(part: list[Any], whole: list[Any]) -> float | None:
         return len(part) / len(whole) if whole else None
 
-    committed = [r for r in rows if r["fix_outcome"] == "committed"]
+    # a fix that passed with the item unchanged is "confirmed" (its key stood on the evidence): it is a fix
+    # the run committed to, right or wrong, so it counts here as every other passed fix does
+    committed = [r for r in rows if r["fix_outcome"] in SUCCEEDED]
     handled = [r for r in inj if r["correct_after"] is not False or r["review"] or r["flagged"]]
     accepted = [r for r in kept if not (r["review"] or r["flagged"])]
     return {
@@ -179,9 +182,9 @@ def score_run(run_dir: Path, items: list[QAItem], truth: dict[str, str], injecte
         },
         "fixes": {
             "attempted_injected": sum(r["fix_outcome"] is not None for r in inj),
-            "committed_injected": sum(r["fix_outcome"] == "committed" for r in inj),
+            "committed_injected": sum(r["fix_outcome"] in SUCCEEDED for r in inj),
             "attempted_clean": sum(r["fix_outcome"] is not None for r in clean),
-            "committed_clean": sum(r["fix_outcome"] == "committed" for r in clean),
+            "committed_clean": sum(r["fix_outcome"] in SUCCEEDED for r in clean),
             "clean_broken": sum(r["correct_after"] is False for r in clean),
         },
     }

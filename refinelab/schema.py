@@ -131,6 +131,13 @@ class QAItem(BaseModel):
         """The item's coverage cell."""
         return Cell.of(self.domain, self.skill)
 
+    def same_text(self, other: QAItem) -> bool:
+        """Whether `other` asks the same question with the same options and key (up to case and spacing):
+        an edit that returns this is no edit."""
+        return (normalise_text(self.question) == normalise_text(other.question)
+                and [normalise_text(c) for c in self.choices] == [normalise_text(c) for c in other.choices]
+                and self.answer == other.answer)
+
     def render(self) -> str:
         """The item as a model sees it: stem then lettered options.
 

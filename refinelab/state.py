@@ -45,6 +45,13 @@ class EditTaskState(TypedDict):
 PILOT_ROUND = 0  # the pilot's edits: round 0 of the same graph, before the first plan
 CHECK_ROUND = -1  # a validator check of an existing item outside any edit round (profiling)
 
+# An edit's final outcome (the store's `outcomes.status`): "committed" changed the item (or removed it, or
+# added a new one) as the plan paid for; "confirmed" is a fix that passed with the item returned unchanged,
+# so its key now stands on independent evidence and the item is kept as it was, not counted as edited;
+# "gave_up" kept the original. The first two are what the planner learns success rates from.
+COMMITTED, CONFIRMED, GAVE_UP = "committed", "confirmed", "gave_up"
+SUCCEEDED = frozenset({COMMITTED, CONFIRMED})
+
 
 @dataclass
 class EditTask:

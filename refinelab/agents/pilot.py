@@ -31,7 +31,7 @@ from refinelab.operations import REGISTRY, Op, operation
 from refinelab.planner.catalogue import Catalogue
 from refinelab.planner.problem import Problem
 from refinelab.schema import Cell, QAItem
-from refinelab.state import PILOT_ROUND, EditTask
+from refinelab.state import PILOT_ROUND, SUCCEEDED, EditTask
 
 #: Piloted operations in the order they claim items (edits of existing items first, then new items).
 PILOTED: tuple[Op, ...] = tuple(sorted((op for op, spec in REGISTRY.items() if spec.pilot_order is not None),
@@ -217,9 +217,9 @@ def pilot_summary(ctx: AgentContext) -> PilotResult:
             budget_cut = True
             continue
         finished += 1
-        committed += outcome == "committed"
+        committed += outcome in SUCCEEDED
         row["edits"] += 1
-        row["committed"] += outcome == "committed"
+        row["committed"] += outcome in SUCCEEDED
         row["tokens"] += tokens
     for row in by_op.values():
         row["mean_tokens"] = round(row["tokens"] / row["edits"], 1) if row["edits"] else 0.0

@@ -27,7 +27,7 @@ from refinelab.planner.ilp import Plan, SolverPolicy
 from refinelab.planner.problem import ItemProfile, Problem, build_problem, targets_from_resolved
 from refinelab.planner.tool import TOOL_NAME, make_plan_tool
 from refinelab.schema import QAItem, normalise_text
-from refinelab.state import ABSTAINED
+from refinelab.state import ABSTAINED, GAVE_UP, SUCCEEDED
 
 PLAN_SAFETY = 0.9  # plan against 90% of what is left: estimates are refitted, not exact
 TRACE_ASSIGNMENTS = 50  # a traced plan lists at most this many assignments (the rest are counted)
@@ -42,7 +42,7 @@ def item_length_tokens(item: QAItem | dict[str, Any]) -> float:
 
 def failed_fixes(ctx: AgentContext) -> set[str]:
     """Items whose fix was tried and given up: an error that could not be repaired is a defect."""
-    return {o["item_id"] for o in ctx.store.outcomes() if o["operation"] == Op.FIX.value and o["status"] == "gave_up"}
+    return {o["item_id"] for o in ctx.store.outcomes() if o["operation"] == Op.FIX.value and o["status"] == GAVE_UP}
 
 
 def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
@@ -110,7 +110,7 @@ def new_item_outcomes(ctx: AgentContext) -> dict[Op, dict[str, tuple[int, int]]]
             continue
         counts = tally[aimed[0]][aimed[1]]
         counts[1] += 1
-        counts[0] += outcome["status"] == "committed"
+        counts[0] += outcome["status"] in SUCCEEDED
     return {op: {target: (passed, trials) for target, (passed, trials) in by_target.items()}
             for op, by_target in tally.items()}
 
@@ -133,7 +133,7 @@ def observations(ctx: AgentContext) -> list[PilotObservation]:
         if edit["edit_id"] not in length and edit["before"]:
             length[edit["edit_id"]] = item_length_tokens(edit["before"])
     return [PilotObservation(op=Op(outcomes[e]["operation"]), length_tokens=length.get(e, 0.0), tokens=t,
-                             passed=outcomes[e]["status"] == "committed") for e, t in tokens.items()]
+                             passed=outcomes[e]["status"] in SUCCEEDED) for e, t in tokens.items()]
 
 
 def edit_catalogue(enabled: list[str], max_attempts: int, allow_shrink: bool = False) -> Catalogue:

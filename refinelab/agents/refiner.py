@@ -95,12 +95,6 @@ def _draft_to_item(draft: ItemDraft, task: EditTask, base: QAItem) -> QAItem:
     )
 
 
-def _same_item(a: QAItem, b: QAItem) -> bool:
-    return (normalise_text(a.question) == normalise_text(b.question)
-            and [normalise_text(c) for c in a.choices] == [normalise_text(c) for c in b.choices]
-            and a.answer == b.answer)
-
-
 def _distractors(item: QAItem) -> set[str]:
     return {normalise_text(c) for i, c in enumerate(item.choices) if i != item.answer}
 
@@ -392,7 +386,7 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     except ValueError as exc:
         message = str(exc).splitlines()
         return Candidate(None, result.text, tokens, error=f"structurally invalid: {message[-1] if message else exc}")
-    if op.must_change and _same_item(item, base):
+    if op.must_change and item.same_text(base):
         return Candidate(item, result.text, tokens,
                          error="the edit changed nothing; rewrite as asked" + (
                              " (replace the wrong options with new ones)" if op.new_distractors else ""))
@@ -497,7 +491,7 @@ def _stem_drafts(ctx: AgentContext, task: EditTask, base: QAItem, messages: list
             message = str(exc).splitlines()
             problems.append(f"structurally invalid: {message[-1] if message else exc}")
             continue
-        if _same_item(item, base):
+        if item.same_text(base):
             problems.append("the edit changed nothing; rewrite as asked")
             rejected = rejected or item
         elif item.answer_text.strip() != base.answer_text.strip():

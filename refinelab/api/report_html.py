@@ -24,6 +24,7 @@ from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.operations import NEW_ITEM_OPS as NEW_ITEM_OPS_REGISTRY
 from refinelab.safeload import loads_json
+from refinelab.state import CONFIRMED, SUCCEEDED
 
 LETTERS = "ABCDEFGHIJ"
 MAX_EXAMPLES_PER_OP = 3  # edit examples shown in full per operation
@@ -248,10 +249,13 @@ def _edit_groups(changes: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 
 
 def _outcome(attempts: list[dict[str, Any]], gave_up: set[str]) -> str:
-    edit_id = str(attempts[-1].get("edit_id"))
-    if edit_id in gave_up:
+    """committed, confirmed (a fix that passed with the item unchanged), gave up, or failed."""
+    last = attempts[-1]
+    if str(last.get("edit_id")) in gave_up:
         return "gave up"
-    return "committed" if attempts[-1].get("verdict") == "pass" else "failed"
+    if last.get("outcome") == CONFIRMED:
+        return CONFIRMED
+    return "committed" if last.get("verdict") == "pass" else "failed"
 
 
 def operations_chart(plots: _Plots, plans: list[dict[str, Any]], groups: dict[str, list[dict[str, Any]]],
@@ -268,7 +272,7 @@ def operations_chart(plots: _Plots, plans: list[dict[str, Any]], groups: dict[st
     for attempts in groups.values():
         rnd, op = int(attempts[0].get("round") or 0), str(attempts[0].get("operation"))
         spent[rnd][op] += sum(int(a.get("tokens") or 0) for a in attempts)
-        if _outcome(attempts, gave_up) == "committed":
+        if _outcome(attempts, gave_up) in SUCCEEDED:
             applied[rnd][op] += 1
         else:
             failed[rnd][op] += 1
@@ -565,7 +569,7 @@ svg.plot { max-width: 100%; height: auto; display: block; }
 .edit { border: 1px solid #d9e2ec; border-radius: 6px; padding: .6rem .9rem; margin: .8rem 0; }
 .attempt { border-left: 3px solid #9fb3c8; padding-left: .7rem; margin: .6rem 0; }
 .verdict-pass { color: #1e7b34; font-weight: 600; } .verdict-fail, .outcome-gave-up, .outcome-failed { color: #b42318; font-weight: 600; }
-.outcome-committed { color: #1e7b34; font-weight: 600; }
+.outcome-committed, .outcome-confirmed { color: #1e7b34; font-weight: 600; }
 del { background: #fde2e1; color: #8a1c1c; } ins { background: #d3f5dc; color: #14532d; text-decoration: none; }
 .item { white-space: pre-wrap; overflow-wrap: anywhere; }
 .choices { list-style: none; padding-left: .4rem; margin: .3rem 0; }
@@ -611,7 +615,7 @@ nav a { margin-right: .8rem; }
 
 <h2 id="operations">Operations per round</h2>
 <figure id="fig-operations">{{ figures.operations }}<figcaption>Operations the plan chose (hatched) and the edits committed after validation (solid), per round.</figcaption></figure>
-{% if op_rows %}<table><tr><th>round</th><th>operation</th><th>planned</th><th>committed</th><th>not committed</th><th>forecast tokens</th><th>tokens on edits</th></tr>
+{% if op_rows %}<table><tr><th>round</th><th>operation</th><th>planned</th><th>committed or confirmed</th><th>not committed</th><th>forecast tokens</th><th>tokens on edits</th></tr>
 {% for r in op_rows %}<tr><td>{{ r.round }}</td><td>{{ r.operation }}</td><td class="num">{{ r.planned }}</td><td class="num">{{ r.applied }}</td><td class="num">{{ r.not_applied }}</td><td class="num">{{ r.forecast }}</td><td class="num">{{ r.tokens }}</td></tr>{% endfor %}
 </table>{% endif %}
 {% if plans %}<details><summary>Plans ({{ plans|length }} round{{ "s" if plans|length != 1 }})</summary>

@@ -42,7 +42,17 @@ from refinelab.graph.review import (
 )
 from refinelab.operations import operation
 from refinelab.schema import Cell, QAItem
-from refinelab.state import PILOT_ROUND, Candidate, EditTask, EditTaskState, RefineState, Verdict
+from refinelab.state import (
+    COMMITTED,
+    CONFIRMED,
+    GAVE_UP,
+    PILOT_ROUND,
+    Candidate,
+    EditTask,
+    EditTaskState,
+    RefineState,
+    Verdict,
+)
 from refinelab.tools.tracing import Span
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -234,8 +244,8 @@ def route_after_validate(ctx: AgentContext, task: EditTask, verdict: Verdict, af
     kind = review_kind(verdict, ctx.options.review_evidence_bar)
     out_of_budget = verdict.method == "budget" or "budget exhausted" in verdict.reason
     if verdict.passed and kind is None:
-        _commit(ctx, task, after)
-        ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, "committed", verdict.reason,
+        outcome = _commit(ctx, task, after)
+        ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, outcome, verdict.reason,
                               task.attempt + 1)
         return Command(update={"outcomes": [task.edit_id]}, goto="collect")
     abstained = bool(verdict.evidence.get("abstained"))  # the refiner declined: another attempt would too
@@ -249,7 +259,7 @@ def route_after_validate(ctx: AgentContext, task: EditTask, verdict: Verdict, af
         if ctx.options.review == "ask":
             return Command(goto=Send("review", request.model_dump()))
         return apply_review(ctx, request, policy_decision(ctx.options.review))
-    ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, "gave_up",
+    ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, GAVE_UP,
                           f"kept the original: {verdict.reason}", task.attempt + 1)
     return Command(update={"outcomes": [task.edit_id]}, goto="collect")
 
@@ -291,14 +301,13 @@ def apply_review(ctx: AgentContext, request: ReviewRequest, decision: ReviewDeci
     after = ctx.store.attempt_after(request.edit_id, request.attempt)
     if decision.decision == "accept" and after is None:  # an abstained fix proposed nothing: its doubt stands
         ctx.store.mark(request.item_id, "removed", f"doubt accepted in review by {by}: {request.reason}")
-        status, reason = "gave_up", f"no fix proposed; the item was removed in review by {by}: {request.reason}"
+        status, reason = GAVE_UP, f"no fix proposed; the item was removed in review by {by}: {request.reason}"
     elif decision.decision in ("accept", "edit"):
         if decision.decision == "edit":
             after = edited_item(after or ctx.store.item(request.item_id), decision, request.operation)
-        _commit(ctx, task, after)
-        status, reason = "committed", f"{decision.decision}ed in review by {by}: {request.reason}"
+        status, reason = _commit(ctx, task, after), f"{decision.decision}ed in review by {by}: {request.reason}"
     else:
-        status, reason = "gave_up", f"kept the original: rejected in review by {by}: {request.reason}"
+        status, reason = GAVE_UP, f"kept the original: rejected in review by {by}: {request.reason}"
     ctx.store.set_outcome(task.edit_id, task.item_id, task.operation, task.round, status, reason, task.attempt + 1)
     record(ctx, request, decision)
     return Command(update={"outcomes": [task.edit_id]}, goto="collect")
@@ -306,12 +315,11 @@ def apply_review(ctx: AgentContext, request: ReviewRequest, decision: ReviewDeci
 
 def leftover_requests(ctx: AgentContext) -> list[ReviewRequest]:
     """Flagged items still as they came in (no edit fixed them) that no one has decided on yet."""
-    statuses, decided = ctx.store.statuses(), recorded(ctx)
+    decided = recorded(ctx)
     return [ReviewRequest(key=f"item:{d.item_id}", kind="unfixable", item_id=d.item_id, goto="finalize",
                           reason=f"screening flagged it ({d.evidence.get('error_type') or 'error'}, p_error "
                                  f"{d.evidence.get('p_error')}) and no edit fixed it", method="screening")
-            for d in ctx.store.diagnostics("error", flagged=True)  # the few flags, not every item's diagnostic
-            if statuses.get(d.item_id) == "kept" and f"item:{d.item_id}" not in decided]
+            for d in ctx.store.unsettled_flags() if f"item:{d.item_id}" not in decided]
 
 
 def _finish(ctx: AgentContext, update: dict[str, Any]) -> Command[Any]:
@@ -327,20 +335,31 @@ def _finish(ctx: AgentContext, update: dict[str, Any]) -> Command[Any]:
     return Command(update=update, goto="finalize")
 
 
-def _commit(ctx: AgentContext, task: EditTask, after: QAItem | None) -> None:
-    """Apply a passed edit to the store as its operation says: remove, add a new item, or replace."""
+def _commit(ctx: AgentContext, task: EditTask, after: QAItem | None) -> str:
+    """Apply a passed edit to the store as its operation says: remove, add a new item, or replace; return
+    the outcome. A passed edit that returns the item unchanged (a fix whose key the evidence confirmed)
+    is `CONFIRMED`: the item stays "kept" with its text and its source row, and its provenance names the
+    fix, so the p_error it was bought for no longer counts (the planner and the report read that). A fresh
+    `make demo` had counted such an item "edited" although no text changed."""
     status = operation(task.operation).committed_status
     if status == "removed":
         ctx.store.mark(task.item_id, "removed", f"removed in round {task.round}")
-        return
+        return COMMITTED
     if after is None:
         raise ValueError(f"edit {task.edit_id} passed validation without a candidate item")
     run_id = ctx.store.get_meta("run_id")
-    after = after.model_copy(update={"provenance": after.provenance.model_copy(update={"run_id": run_id})})
     if status == "new":
-        ctx.store.add_item(after)
-    else:
-        ctx.store.replace_item(after, "edited")
+        ctx.store.add_item(after.model_copy(update={"provenance": after.provenance.model_copy(
+            update={"run_id": run_id})}))
+        return COMMITTED
+    current = ctx.store.item(task.item_id)
+    if after.same_text(current):
+        ctx.store.replace_item(current.model_copy(update={"provenance": current.provenance.model_copy(
+            update={"created_by": task.operation, "run_id": run_id})}), "kept")
+        return CONFIRMED
+    ctx.store.replace_item(after.model_copy(update={"provenance": after.provenance.model_copy(
+        update={"run_id": run_id})}), "edited")
+    return COMMITTED
 
 
 # ---------------------------------------------------------------------------------- collect/replan

@@ -15,6 +15,7 @@ from refinelab.io import write_jsonl
 from refinelab.metrics.divergence import difficulty_distribution, jensen_shannon, normalise
 from refinelab.operations import Op, writes_new_item
 from refinelab.schema import Cell, QAItem
+from refinelab.state import GAVE_UP
 
 
 class _Figures:
@@ -75,11 +76,16 @@ def _original(ctx: AgentContext, item_id: str) -> QAItem | None:
 def change_lines(ctx: AgentContext, edits: Iterable[dict[str, Any]]) -> Iterator[str]:
     """One line per attempt; a reviewed edit's last attempt carries `review` (decision, by, at, kind), and a
     decision on a flagged item no edit fixed is a line of its own (operation `review`). Lines are made one
-    at a time, as `edits` (a stream from the store) gives them."""
+    at a time, as `edits` (a stream from the store) gives them. An edit's last attempt also carries its
+    `outcome` (committed, confirmed, gave_up; see `refinelab.state`)."""
     decisions = recorded(ctx)
+    finals = {o["edit_id"]: (o["attempts"] - 1, o["status"]) for o in ctx.store.iter_outcomes()}
     for e in edits:
         line = {k: e[k] for k in ("edit_id", "round", "attempt", "item_id", "operation", "target",
                                   "before", "after", "verdict", "reason", "evidence", "tokens")}
+        last_attempt, outcome = finals.get(e["edit_id"], (None, None))
+        if last_attempt == e["attempt"]:
+            line["outcome"] = outcome
         case = decisions.get(e["edit_id"])
         if case is not None and case["request"].get("attempt") == e["attempt"]:
             line["review"] = {"kind": case["request"]["kind"], **case["decision"]}
@@ -134,10 +140,10 @@ def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
     outcomes, gave_up = Counter[str](), []
     for o in ctx.store.iter_outcomes():
         outcomes[f"{o['operation']}:{o['status']}"] += 1
-        if o["status"] == "gave_up":
+        if o["status"] == GAVE_UP:
             gave_up.append(o)
     unfixed = [{"item_id": d.item_id, "p_error": d.evidence.get("p_error"), "error_type": d.evidence.get("error_type")}
-               for d in ctx.store.diagnostics("error", flagged=True) if ctx.store.status(d.item_id) == "kept"]
+               for d in ctx.store.unsettled_flags()]
     report = {
         "run_id": state.get("run_id"),
         "stop_reason": state.get("stop_reason", ""),

@@ -222,6 +222,12 @@ class RunStore:
         return [Diagnostic(item_id=r[0], check=r[1], flag=bool(r[2]), score=r[3], evidence=json.loads(r[4]))
                 for r in rows]
 
+    def unsettled_flags(self) -> list[Diagnostic]:
+        """Screening's error flags on items no edit settled: still "kept" as they came in. An item whose
+        fix confirmed its key is kept too, but with the fix in its provenance, so it is not among them."""
+        return [d for d in self.diagnostics("error", flagged=True)
+                if self.status(d.item_id) == "kept" and self.item(d.item_id).provenance.created_by == "original"]
+
     def diagnostic(self, item_id: str, check: str) -> Diagnostic | None:
         rows = self._exec("SELECT flag, score, evidence FROM diagnostics WHERE item_id=? AND check_name=?",
                           (item_id, check))

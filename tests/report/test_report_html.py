@@ -183,3 +183,21 @@ def test_cli_report_by_run_id(run_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", run_dir.name, "--runs-dir", str(run_dir.parent), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 10_000 and str(out) in result.output
+
+
+def test_a_confirmed_fix_is_shown_as_confirmed(run_dir: Path, tmp_path: Path) -> None:
+    """changes.jsonl's `outcome` on an edit's last attempt: a fix that passed with the item unchanged reads
+    "confirmed" in the all-edits table, not "committed"."""
+    run = tmp_path / "confirmed-run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("*.sqlite*", "report.html"))
+    changes = [json.loads(line) for line in (run / "changes.jsonl").read_text().splitlines()]
+    before = next(c["before"] for c in changes if c.get("before"))
+    confirmed = {"edit_id": "r1-fix-confirmed", "round": 1, "attempt": 0, "item_id": before["id"],
+                 "operation": "fix", "target": "", "before": before, "after": before, "verdict": "pass",
+                 "reason": "retrieval supports the key", "evidence": {"method": "rag"}, "tokens": 90,
+                 "outcome": "confirmed"}
+    (run / "changes.jsonl").write_text("".join(json.dumps(c) + "\n" for c in [*changes, confirmed]))
+    html = build_report(run).read_text()
+    row = html[html.index("<code>r1-fix-confirmed</code>"):]
+    row = row[:row.index("</tr>")]
+    assert '<td class="outcome-confirmed">confirmed</td>' in row
