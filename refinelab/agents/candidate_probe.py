@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from refinelab.agents.context import AgentContext
 from refinelab.agents.panel import MemberProbe, probe_member
 from refinelab.errors import BudgetExhausted, LLMCallFailed
+from refinelab.metrics.option_probs import margin_against
 from refinelab.schema import LETTERS, QAItem, normalise_text
 from refinelab.state import EditTask
 
@@ -131,9 +132,9 @@ def probe_assembled(ctx: AgentContext, task: EditTask, base: QAItem, item: QAIte
     if probe is None:
         return AssembledProbe(tokens=tokens, not_measured=why)
     known = {normalise_text(c) for c in base.choices}
-    favourite = probe.choice
+    favourite = probe.choice  # the option leading the key, when -margin >= the lead
     preferred = None
-    if (favourite is not None and favourite != item.answer and normalise_text(item.choices[favourite]) not in known
-            and probe.probs[favourite] - probe.probs[item.answer] >= REWRITE_LEAD):
+    if (favourite is not None and -margin_against(probe.probs, item.answer) >= REWRITE_LEAD
+            and normalise_text(item.choices[favourite]) not in known):
         preferred = favourite
     return AssembledProbe(probs=list(probe.probs), tokens=probe.tokens, preferred=preferred)
