@@ -61,6 +61,9 @@ class Provenance(BaseModel):
     created_by: str = "original"  # "original" or the operation that wrote it (expand, generate, ...)
     parent_id: str | None = None  # the item this one was derived from
     run_id: str | None = None
+    # the operation that checked the item and kept its text unchanged on evidence (a fix whose key the
+    # validator's sources backed): the item is the source's, its key no longer in doubt
+    confirmed_by: str | None = None
 
 
 class QAItem(BaseModel):

@@ -57,7 +57,8 @@ def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
     for item in ctx.store.items(("kept", "edited", "new")):
         error = ctx.store.diagnostic(item.id, "error")
         distractors = ctx.store.diagnostic(item.id, "distractors")
-        edited = item.provenance.created_by != "original"
+        # an edited item's p_error was measured on the text it replaced; a confirmed one's key stood on evidence
+        edited = item.provenance.created_by != "original" or item.provenance.confirmed_by is not None
         fingerprint = (normalise_text(item.question), *sorted(normalise_text(c) for c in item.choices))
         duplicate = fingerprint in seen
         seen.add(fingerprint)

@@ -170,7 +170,8 @@ def card_text(run_dir: str | Path, items: Dataset, data_path: str | None, split:
               f"(its folder holds `changes.jsonl`, every edit with before, after, verdict and evidence)",
               f"- rows by origin: {', '.join(f'{_text(k, 40)} {v}' for k, v in sorted(origins.items()))}",
               "- each row's `provenance` (JSON) names its source file and row, `created_by` (original or the "
-              "operation that wrote it) and `parent_id` (the item it was derived from).", "",
+              "operation that wrote it), `parent_id` (the item it was derived from) and `confirmed_by` (a fix that "
+              "checked the row and kept it unchanged, its key backed by evidence).", "",
               "## Fields", "", "`id`, `question`, `choices` (list of strings), `answer` (0-based index into "
               "`choices`), `subject`, `domain`, `skill`, `difficulty` (0–1, 1 hardest; empty if not measured), "
               "`metadata` and `provenance` (JSON strings).", ""]

@@ -338,9 +338,9 @@ def _finish(ctx: AgentContext, update: dict[str, Any]) -> Command[Any]:
 def _commit(ctx: AgentContext, task: EditTask, after: QAItem | None) -> str:
     """Apply a passed edit to the store as its operation says: remove, add a new item, or replace; return
     the outcome. A passed edit that returns the item unchanged (a fix whose key the evidence confirmed)
-    is `CONFIRMED`: the item stays "kept" with its text and its source row, and its provenance names the
-    fix, so the p_error it was bought for no longer counts (the planner and the report read that). A fresh
-    `make demo` had counted such an item "edited" although no text changed."""
+    is `CONFIRMED`: the item stays "kept" with its text and its source row, and `provenance.confirmed_by`
+    names the fix, so the p_error it was bought for no longer counts (the planner and the report read
+    that). A fresh `make demo` had counted such an item "edited" although no text changed."""
     status = operation(task.operation).committed_status
     if status == "removed":
         ctx.store.mark(task.item_id, "removed", f"removed in round {task.round}")
@@ -355,7 +355,7 @@ def _commit(ctx: AgentContext, task: EditTask, after: QAItem | None) -> str:
     current = ctx.store.item(task.item_id)
     if after.same_text(current):
         ctx.store.replace_item(current.model_copy(update={"provenance": current.provenance.model_copy(
-            update={"created_by": task.operation, "run_id": run_id})}), "kept")
+            update={"confirmed_by": task.operation, "run_id": run_id})}), "kept")
         return CONFIRMED
     ctx.store.replace_item(after.model_copy(update={"provenance": after.provenance.model_copy(
         update={"run_id": run_id})}), "edited")

@@ -35,11 +35,11 @@ class _Figures:
         self.cells[item.cell] += 1
         if item.difficulty is not None:
             self.scores.append(item.difficulty)
-        # A committed fix cleared its item's suspicion on independent evidence (fix_evidence.py); any other
-        # edit keeps the key it was given, so the item keeps the p_error the profile measured (counting it
-        # as 0 made distractor rewrites look like error fixes). A new item has no measured p_error.
+        # A committed or confirmed fix cleared its item's suspicion on independent evidence (fix_evidence.py);
+        # any other edit keeps the key it was given, so the item keeps the p_error the profile measured
+        # (counting it as 0 made distractor rewrites look like error fixes). A new item has no measured p_error.
         error = self.ctx.store.diagnostic(item.id, "error")
-        counted = item.provenance.created_by != Op.FIX
+        counted = Op.FIX not in (item.provenance.created_by, item.provenance.confirmed_by)
         self.p_errors.append(float(error.evidence.get("p_error", 0)) if error and counted else 0.0)
 
     def metrics(self) -> dict[str, Any]:

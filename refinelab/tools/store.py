@@ -224,9 +224,10 @@ class RunStore:
 
     def unsettled_flags(self) -> list[Diagnostic]:
         """Screening's error flags on items no edit settled: still "kept" as they came in. An item whose
-        fix confirmed its key is kept too, but with the fix in its provenance, so it is not among them."""
+        fix confirmed its key is kept too, but its provenance names the fix (`confirmed_by`), so it is not
+        among them."""
         return [d for d in self.diagnostics("error", flagged=True)
-                if self.status(d.item_id) == "kept" and self.item(d.item_id).provenance.created_by == "original"]
+                if self.status(d.item_id) == "kept" and self.item(d.item_id).provenance.confirmed_by is None]
 
     def diagnostic(self, item_id: str, check: str) -> Diagnostic | None:
         rows = self._exec("SELECT flag, score, evidence FROM diagnostics WHERE item_id=? AND check_name=?",

@@ -50,9 +50,9 @@ def test_an_unchanged_fix_is_confirmed_and_a_changed_one_committed(tmp_path: Pat
     outcomes = {o["item_id"]: o["status"] for o in ctx.store.outcomes()}
     assert outcomes == {"q1": CONFIRMED, "q2": COMMITTED}
     kept = ctx.store.item("q1")
-    # the input's own text and source row stay; the provenance names the fix that confirmed the key
+    # the input's own text, origin and source row stay; the provenance names the fix that confirmed the key
     assert kept.question == originals[0].question and kept.provenance.row == 1
-    assert kept.provenance.created_by == "fix"
+    assert kept.provenance.created_by == "original" and kept.provenance.confirmed_by == "fix"
     # settled: neither flag goes to review as "no edit fixed it", and the confirmed key's p_error is cleared
     assert ctx.store.unsettled_flags() == [] and leftover_requests(ctx) == []
     assert metrics(ctx, ctx.store.items())["expected_errors"] == 0.0
