@@ -264,10 +264,19 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
       original had on the panel's stored probabilities (`fewer_working`): a rewrite that leaves students
       fewer tempting wrong options has not improved the item, however far apart its options are.
     When every set tried is refused the attempt fails with the last reason, and the writer's retry is
-    told it. Without stored pick rates (nothing measured the original) only the first rule applies."""
+    told it. Without stored pick rates (nothing measured the original) only the first rule applies.
+
+    A set that stands but has a new distractor no one picks on the assembled item (an idle one, under
+    `NONFUNCTIONAL_RATE`) is kept aside and the next set is tried without it, while reselections are
+    left: the rewrite was bought to give students wrong options worth picking. The set with the most
+    working distractors among those that stood is chosen (the later one on a tie). In the cold distractor
+    evals the only rewritten items with idle distractors were of this kind (marketing items whose key the
+    judge picks at 0.9 and more), and taking the first set that stood left "functional distractors" flat
+    in one of two runs."""
     refused: dict[str, str] = {}
     tokens = 0
     last_reason = ""  # why the last set tried was refused, for the failure below
+    stood: tuple[QAItem, float] | None = None  # the best set that stood so far, and its working share
     rates = pick_rates(ctx, base)  # the original's, the same for every set tried
     working_before = functional_share(rates, base.answer, NONFUNCTIONAL_RATE) if rates is not None else None
     for _ in range(MAX_RESELECTIONS + 1):
@@ -291,14 +300,35 @@ def choose_distractors(ctx: AgentContext, out: DistractorsOut, task: EditTask, b
                            "answer")
             continue
         weaker = fewer_working(base, item, assembled.probs, working_before)
-        if weaker is None:
-            return item, tokens
-        index, why = weaker
-        refused[item.choices[index]] = why
-        last_reason = (f"the set has fewer working distractors than the original ({why}); write wrong options a "
-                       "student who half-knows the topic would pick")
+        if weaker is not None:
+            index, why = weaker
+            refused[item.choices[index]] = why
+            last_reason = (f"the set has fewer working distractors than the original ({why}); write wrong options "
+                           "a student who half-knows the topic would pick")
+            continue
+        working = functional_share(assembled.probs, item.answer, NONFUNCTIONAL_RATE) or 0.0
+        if stood is None or working >= stood[1]:
+            stood = (item, working)
+        idle = idle_new_distractor(base, item, assembled.probs)
+        if idle is None:
+            return stood[0], tokens
+        refused[item.choices[idle]] = (f"on the assembled item no one picks it (p {assembled.probs[idle]:.3f}); the "
+                                       "set stood, and the next one is tried without it")
+    if stood is not None:
+        return stood[0], tokens
     raise NoSetStands(f"no distractor set stood on the assembled item ({MAX_RESELECTIONS + 1} at most tried): "
                       f"{last_reason}", tokens)
+
+
+def idle_new_distractor(base: QAItem, item: QAItem, probs: list[float]) -> int | None:
+    """The least picked new distractor of `item` that the judge picks under `NONFUNCTIONAL_RATE` on the
+    assembled item (`probs`), or None when every new one works."""
+    if len(probs) != len(item.choices):
+        return None
+    known = {normalise_text(c) for c in base.choices}
+    idle = [i for i in range(len(item.choices)) if i != item.answer and normalise_text(item.choices[i]) not in known
+            and probs[i] < NONFUNCTIONAL_RATE]
+    return min(idle, key=lambda i: probs[i]) if idle else None
 
 
 def fewer_working(base: QAItem, item: QAItem, probs: list[float],
@@ -317,9 +347,8 @@ def fewer_working(base: QAItem, item: QAItem, probs: list[float],
     new = [i for i in range(len(item.choices)) if i != item.answer and normalise_text(item.choices[i]) not in known]
     if not new:
         return None
-    idle = [i for i in new if probs[i] < NONFUNCTIONAL_RATE]
-    if idle:
-        index = min(idle, key=lambda i: probs[i])
+    index = idle_new_distractor(base, item, probs)
+    if index is not None:
         return index, (f"on the assembled item no one picks it (p {probs[index]:.3f}) and the set has fewer "
                        "working distractors than the original")
     index = max(new, key=lambda i: probs[i])

@@ -196,12 +196,39 @@ def test_a_new_distractor_that_draws_the_originals_below_the_rate_is_swapped(tmp
     assert any("Jupiter" in shown for shown in seen)  # the refused set was measured, not guessed
 
 
-def test_without_stored_pick_rates_an_idle_distractor_is_not_refused(tmp_path: Path) -> None:
+def test_a_set_that_stood_with_an_idle_new_distractor_gives_way_to_one_where_every_new_one_works(
+        tmp_path: Path) -> None:
+    """No stored pick rates, so the set cannot be compared with the original; but an idle new distractor
+    is worse than a working one whatever the original had, so the next set is tried without it."""
     ten = {"Mercury": 0.30, "Comet": 0.20, "Saturn": 0.04, "Jupiter": 0.04, "Neptune": 0.04, "Pluto": 0.04}
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=judge_by_options(ten, FOUR_WITH_AN_IDLE_COMET)))
     candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
     assert not candidate.error, candidate.error
-    assert "Comet" in candidate.item.choices  # nothing says the original's were any better
+    choice = candidate.item.metadata["distractor_choice"]
+    assert "Comet" not in candidate.item.choices and "the set stood" in choice["dropped"]["Comet"]
+    probs = choice["assembled_probe"]["p"]
+    assert all(p >= 0.05 for i, p in enumerate(probs) if i != candidate.item.answer)
+
+
+def test_when_no_later_set_works_better_a_set_that_stood_is_kept(tmp_path: Path) -> None:
+    """The key draws nearly every pick on the assembled item, so each set has idle new distractors: the
+    sets are tried while reselections are left, and one that stood is the rewrite (not a failure)."""
+    ten = {"Mercury": 0.30, "Comet": 0.20, "Saturn": 0.10, "Jupiter": 0.10, "Neptune": 0.10, "Pluto": 0.10}
+    four = {"Mercury": 0.97}  # every other option 0.01
+    shown_sets: list[int] = []
+    respond = judge_by_options(ten, four)
+
+    def counting(messages) -> str:  # noqa: ANN001
+        if len(re.findall(r"^[A-J]\. ", messages[-1]["content"], flags=re.M)) == 4:
+            shown_sets.append(1)
+        return respond(messages)
+
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=counting))
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert not candidate.error, candidate.error
+    assert candidate.item.choices != BASE.choices and candidate.item.answer_text == BASE.answer_text
+    assert 2 < len(shown_sets) <= 2 * (MAX_RESELECTIONS + 1)  # more than one set measured, two orders each
+    assert candidate.tokens == ctx.ledger.spent > 0
 
 
 def test_a_preferred_original_distractor_is_not_the_rewrites_doing(tmp_path: Path) -> None:
