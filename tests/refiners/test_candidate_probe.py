@@ -79,6 +79,15 @@ def judge_by_options(ten: dict[str, float], four: dict[str, float]):  # noqa: AN
     return respond
 
 
+def counting_assembled(respond, asked: list[int]):  # noqa: ANN001, ANN201
+    """`respond`, noting in `asked` each time the judge is shown a four-option (assembled) item."""
+    def counting(messages) -> str:  # noqa: ANN001
+        if len(re.findall(r"^[A-J]\. ", messages[-1]["content"], flags=re.M)) == 4:
+            asked.append(1)
+        return respond(messages)
+    return counting
+
+
 def test_a_new_distractor_the_judge_prefers_on_the_assembled_item_is_swapped_for_the_next_choice(
         tmp_path: Path) -> None:
     ten = {"Mercury": 0.30, "Saturn": 0.20, "Jupiter": 0.10, "Neptune": 0.10, "Pluto": 0.10, "Comet": 0.001}
@@ -112,14 +121,7 @@ def test_when_every_set_has_a_preferred_new_distractor_the_attempt_fails_with_th
     ten = {"Mercury": 0.30, "Saturn": 0.10, "Jupiter": 0.10, "Neptune": 0.10, "Pluto": 0.10, "Comet": 0.05}
     four = {"Mercury": 0.10, "Saturn": 0.70, "Jupiter": 0.70, "Neptune": 0.70, "Pluto": 0.70, "Comet": 0.70}
     asked: list[int] = []
-    respond = judge_by_options(ten, four)
-
-    def counting(messages) -> str:  # noqa: ANN001
-        if len(re.findall(r"^[A-J]\. ", messages[-1]["content"], flags=re.M)) == 4:
-            asked.append(1)
-        return respond(messages)
-
-    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=counting))
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=counting_assembled(judge_by_options(ten, four), asked)))
     candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
     assert candidate.item is None and "prefers a new wrong option to the key" in candidate.error
     assert len(asked) <= 2 * (MAX_RESELECTIONS + 1)  # two orders per set, at most that many sets
@@ -216,14 +218,7 @@ def test_when_no_later_set_works_better_a_set_that_stood_is_kept(tmp_path: Path)
     ten = {"Mercury": 0.30, "Comet": 0.20, "Saturn": 0.10, "Jupiter": 0.10, "Neptune": 0.10, "Pluto": 0.10}
     four = {"Mercury": 0.97}  # every other option 0.01
     shown_sets: list[int] = []
-    respond = judge_by_options(ten, four)
-
-    def counting(messages) -> str:  # noqa: ANN001
-        if len(re.findall(r"^[A-J]\. ", messages[-1]["content"], flags=re.M)) == 4:
-            shown_sets.append(1)
-        return respond(messages)
-
-    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=counting))
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=counting_assembled(judge_by_options(ten, four), shown_sets)))
     candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
     assert not candidate.error, candidate.error
     assert candidate.item.choices != BASE.choices and candidate.item.answer_text == BASE.answer_text
