@@ -353,9 +353,9 @@ def _commit(ctx: AgentContext, task: EditTask, after: QAItem | None) -> str:
             update={"run_id": run_id})}))
         return COMMITTED
     current = ctx.store.item(task.item_id)
-    if after.same_text(current):
+    if after.same_text(current):  # its status stays too: an item an earlier round edited is still "edited"
         ctx.store.replace_item(current.model_copy(update={"provenance": current.provenance.model_copy(
-            update={"confirmed_by": task.operation, "run_id": run_id})}), "kept")
+            update={"confirmed_by": task.operation, "run_id": run_id})}), ctx.store.status(task.item_id) or "kept")
         return CONFIRMED
     ctx.store.replace_item(after.model_copy(update={"provenance": after.provenance.model_copy(
         update={"run_id": run_id})}), "edited")

@@ -71,3 +71,20 @@ def test_a_flag_no_fix_settled_still_goes_to_review(tmp_path: Path) -> None:
                                           evidence={"p_error": 0.6})])
     assert [d.item_id for d in ctx.store.unsettled_flags()] == ["q1"]
     assert [r.item_id for r in leftover_requests(ctx)] == ["q1"]
+
+
+def test_a_confirmed_fix_keeps_the_status_an_earlier_edit_gave(tmp_path: Path) -> None:
+    """An item a distractor rewrite edited in round 1 and a fix confirmed in round 2 is still "edited": the
+    confirmation does not turn it back into an input item."""
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"))
+    original = _item(1)
+    ctx.store.load_items([original])
+    rewritten = original.model_copy(update={"choices": ["Rayleigh scattering", "Sunsets", "Ozone", "Dust"],
+                                            "provenance": Provenance(created_by="rewrite_distractors")})
+    ctx.store.replace_item(rewritten, "edited")
+    _fix(ctx, 1, rewritten, rewritten.model_copy(update={"provenance": Provenance(created_by="fix")}))
+    assert ctx.store.status("q1") == "edited"
+    kept = ctx.store.item("q1")
+    assert kept.choices == rewritten.choices and kept.provenance.created_by == "rewrite_distractors"
+    assert kept.provenance.confirmed_by == "fix"
+    assert [o["status"] for o in ctx.store.outcomes()] == [CONFIRMED]
