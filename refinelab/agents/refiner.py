@@ -158,7 +158,10 @@ def _rewrite_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict[
 
 def _fix_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict[str, Any]:
     error = ctx.store.diagnostic(base.id, "error")
-    problem = (error.evidence.get("error_label") if error else None) or "possible error"
+    label = error.evidence.get("error_label") if error else None
+    # "ok" is screening's label for an item it did not flag; a fix bought on the panel's doubt alone got
+    # "This question was flagged: ok." and the 1.5B writer returned that sentence as the new stem
+    problem = label if label and label != "ok" else "its key may be wrong, or the question unclear"
     return {"item": base, "problem": problem}
 
 

@@ -353,3 +353,31 @@ def test_an_edit_that_puts_the_key_in_the_stem_is_refused_before_any_model_call(
     assert structural_problems(ctx, EditTask("e", original.id, "rewrite_distractors", 1), rewritten) == []
     assert structural_problems(ctx, EditTask("new-1", original.id, "generate", 1),
                                leaked.model_copy(update={"id": "new-1"}))[0].startswith("answer_leak:")
+
+
+def test_an_edit_that_replaces_the_stem_with_another_question_is_refused(tmp_path: Path) -> None:
+    """A fresh `make demo` committed a fix whose stem "Why is the sky blue?" had become "This question was
+    flagged: ok." (the prompt's own line): a reworded stem stands, a replaced one is refused (real MiniLM)."""
+    ctx = make_ctx(tmp_path)
+    ctx.hooks = RunHooks()  # the packaged MiniLM, not the tests' hash embedder
+    original = QAItem(id="astronomy-3", question="Why is the sky blue?",
+                      choices=["Its molecules are blue", "It reflects the oceans",
+                               "The atmosphere scatters short wavelengths more", "It absorbs other colours"],
+                      answer=2, subject="astronomy")
+    ctx.store.load_items([original])
+    task = EditTask("e", original.id, "fix", 1)
+    echoed = original.model_copy(update={"question": "This question was flagged: ok."})
+    problems = structural_problems(ctx, task, echoed)
+    assert problems and problems[0].startswith("stem_replaced:"), problems
+    reworded = original.model_copy(update={"question": "What makes the daytime sky look blue?"})
+    assert structural_problems(ctx, task, reworded) == []
+
+
+def test_a_fix_the_screen_did_not_label_is_not_told_it_was_flagged_ok(tmp_path: Path) -> None:
+    from refinelab.agents.refiner import prompt_for
+
+    ctx = make_ctx(tmp_path)
+    ctx.store.put_diagnostics([Diagnostic(item_id=BASE.id, check="error", flag=False, score=0.3,
+                                          evidence={"p_error": 0.3, "error_label": "ok"})])
+    text = prompt_for(ctx, EditTask("e", BASE.id, "fix", 1), BASE)[-1]["content"]
+    assert "flagged: ok" not in text and "its key may be wrong" in text

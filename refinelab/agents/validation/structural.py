@@ -4,16 +4,29 @@ and (for new items) a near-duplicate of an item already in the set."""
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
+
+import numpy as np
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.dedup import DuplicateIndex
 from refinelab.metrics.error_checks import CHECKS, check_row
 from refinelab.operations import operation
-from refinelab.schema import QAItem
+from refinelab.schema import QAItem, normalise_text
 from refinelab.state import EditTask
 
 _INDEX_LOCK = threading.Lock()
+#: An edit of an existing item may reword its stem, not replace it: under this cosine (the run's embedder)
+#: between the old stem and the new one the edit asks another question. A fresh `make demo` committed a
+#: fix whose stem had become "This question was flagged: ok." (0.17 to "Why is the sky blue?"); a rewording
+#: of the same stem that also stated its answer read 0.82.
+STEM_KEPT_COSINE = 0.4
+_WORD = re.compile(r"[a-z0-9]{3,}")
+_FUNCTION_WORDS = frozenset({"the", "and", "for", "are", "was", "were", "which", "what", "who", "whom", "whose",
+                             "why", "how", "when", "where", "that", "this", "these", "those", "with", "from",
+                             "following", "does", "did", "not", "its", "has", "have", "had", "can", "will", "would",
+                             "should", "most", "all", "any", "one", "into", "than", "then", "there", "their"})
 STRUCTURAL_CHECKS = frozenset({"blank_question", "too_few_options", "empty_option", "duplicate_options",
                                "key_out_of_range", "near_duplicate_options", "answer_leak"})
 
@@ -34,12 +47,40 @@ def structural_problems(ctx: AgentContext, task: EditTask, item: QAItem) -> list
         with contextlib.suppress(KeyError):  # no original to compare with: every flaw counts
             flaws -= structural_flaws(ctx.store.item(task.item_id))
     problems = [f"{name}: {CHECKS[name].description}" for name in sorted(flaws)]
+    if not operation(task.operation).creates_item and (replaced := stem_replaced(ctx, task, item)):
+        problems.append(replaced)
     if operation(task.operation).creates_item:
         duplicate = duplicate_index(ctx).nearest(item, exclude={item.id})
         if duplicate is not None:
             problems.append(f"too close to existing item {duplicate.item_id} "
                             f"({duplicate.method} similarity {duplicate.similarity:.2f}); write a different question")
     return problems
+
+
+def _content_words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower())) - _FUNCTION_WORDS
+
+
+def stem_replaced(ctx: AgentContext, task: EditTask, item: QAItem) -> str | None:
+    """Why `item`'s stem no longer asks the stored item's question, or None. Both must say so: it shares
+    no content word with the old stem, and its cosine to it is under `STEM_KEPT_COSINE`. Either alone
+    refuses honest rewordings ("the chemical symbol of sodium" → "the symbol of the element with atomic
+    number 11" shares one word; a hash embedder reads it far apart). Only a stem that changed is embedded."""
+    try:
+        base = ctx.store.item(task.item_id)
+    except KeyError:
+        return None
+    if normalise_text(base.question) == normalise_text(item.question):
+        return None
+    if _content_words(base.question) & _content_words(item.question):
+        return None
+    vectors = ctx.embedder()([base.question, item.question])
+    norms = np.linalg.norm(vectors, axis=1)
+    cosine = float(vectors[0] @ vectors[1] / max(float(norms[0] * norms[1]), 1e-12))
+    if cosine >= STEM_KEPT_COSINE:
+        return None
+    return (f"stem_replaced: the new stem does not ask the original question (cosine {cosine:.2f} to it, under "
+            f"{STEM_KEPT_COSINE}); reword the question, keep what it asks")
 
 
 def duplicate_index(ctx: AgentContext) -> DuplicateIndex:
