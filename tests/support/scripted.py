@@ -58,8 +58,11 @@ def respond(messages: list[dict[str, str]], fail_first_validation: bool = False)
     if bucket := re.search(r"Write one new ([a-z]+) multiple-choice", text):  # a generate names its bucket
         marker += f" [bucket {bucket.group(1)}]"
         choices[2] = f"{words[11]} {words[14]}"  # the key is the only one-word option: the probe finds it
+    # a fix rewords the stem it was given (an edit that asks another question is refused: stem_replaced)
+    fixed = re.search(r"This question was flagged: .*?\n<<<\n(.+?)\n", text)
+    stem = f"{fixed.group(1).rstrip('?. ')} — {' '.join(words[:3])}" if fixed else " ".join(words[:8])
     return json.dumps({
-        "question": f"{' '.join(words[:8])}{marker} (key {'B' if wrong else 'A'})?",
+        "question": f"{stem}{marker} (key {'B' if wrong else 'A'})?",
         "choices": choices,
         "answer_index": 0, "rationale": "scripted",
     })
