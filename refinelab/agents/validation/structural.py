@@ -43,11 +43,14 @@ def structural_problems(ctx: AgentContext, task: EditTask, item: QAItem) -> list
     names its key is not the rewrite's doing); a new item, for any. A fix that rewrote a stem into
     "... is applicable only for constant pressure processes", the key's own text, is refused here."""
     flaws = structural_flaws(item)
-    if flaws and not operation(task.operation).creates_item:
+    base = None
+    if not operation(task.operation).creates_item:
         with contextlib.suppress(KeyError):  # no original to compare with: every flaw counts
-            flaws -= structural_flaws(ctx.store.item(task.item_id))
+            base = ctx.store.item(task.item_id)
+    if flaws and base is not None:
+        flaws -= structural_flaws(base)
     problems = [f"{name}: {CHECKS[name].description}" for name in sorted(flaws)]
-    if not operation(task.operation).creates_item and (replaced := stem_replaced(ctx, task, item)):
+    if base is not None and (replaced := stem_replaced(ctx, base, item)):
         problems.append(replaced)
     if operation(task.operation).creates_item:
         duplicate = duplicate_index(ctx).nearest(item, exclude={item.id})
@@ -61,15 +64,11 @@ def _content_words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower())) - _FUNCTION_WORDS
 
 
-def stem_replaced(ctx: AgentContext, task: EditTask, item: QAItem) -> str | None:
-    """Why `item`'s stem no longer asks the stored item's question, or None. Both must say so: it shares
+def stem_replaced(ctx: AgentContext, base: QAItem, item: QAItem) -> str | None:
+    """Why `item`'s stem no longer asks `base`'s question, or None. Both must say so: it shares
     no content word with the old stem, and its cosine to it is under `STEM_KEPT_COSINE`. Either alone
     refuses honest rewordings ("the chemical symbol of sodium" → "the symbol of the element with atomic
     number 11" shares one word; a hash embedder reads it far apart). Only a stem that changed is embedded."""
-    try:
-        base = ctx.store.item(task.item_id)
-    except KeyError:
-        return None
     if normalise_text(base.question) == normalise_text(item.question):
         return None
     if _content_words(base.question) & _content_words(item.question):
