@@ -77,6 +77,8 @@ CHECKS: dict[str, CheckSpec] = {c.name: c for c in (
               "the key's text appears verbatim in the stem while no distractor's does"),
     CheckSpec("key_length_giveaway", "bad_options_clarity", 0.08,
               "the key is much longer than every distractor"),
+    CheckSpec("label_only_options", "bad_options_clarity", 0.60,
+              "every option is a bare letter (A, B, ...): the options' text is missing"),
 )}
 
 # "all of the above", "none of these", "both A and C", "every option listed", ...
@@ -103,6 +105,8 @@ def distractors_replaceable(choices: Sequence[str]) -> bool:
     return not any(refers_to_other_options(c) for c in choices)
 
 
+# "A", "(b)", "C.": an option that is only a letter label; numbers stay answers ("2", "5")
+_LABEL_ONLY_OPTION = re.compile(r"^\s*\(?[a-j]\s*[.):]?\s*$", re.IGNORECASE)
 _NONE_OPTION = re.compile(r"\b(none|neither)\b|\bno\s+(correct\s+)?(answer|option)\b", re.IGNORECASE)
 _TRIVIAL_ANSWERS = {"true", "false", "yes", "no", "none", "all", "both", "neither", "wrong", "not wrong"}
 
@@ -216,6 +220,10 @@ def check_row(
         if key_len >= 1.75 * max(others) and key_len - max(others) >= 15:
             giveaway = "longest"
     out.append(_diag(it.id, "key_length_giveaway", bool(giveaway), which=giveaway or None))
+    # a writer that pasted the options into the stem and left their letters as options (a cold demo's fix
+    # draft of "Why is the sky blue?"); one letter among real options is an answer, all of them is not
+    label_only = n >= 2 and all(_LABEL_ONLY_OPTION.match(c) for c in it.choices)
+    out.append(_diag(it.id, "label_only_options", label_only))
     return out
 
 

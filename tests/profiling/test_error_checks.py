@@ -79,6 +79,14 @@ def test_answer_leak_only_when_distractors_do_not_appear():
     assert "answer_leak" not in fired(short)
 
 
+def test_label_only_options():
+    assert "label_only_options" in fired({"question": "Why? A. x B. y", "choices": ["A", "B", "(c)", "D."], "answer": 0})
+    assert "label_only_options" not in fired({"question": "How many phases?", "choices": ["2", "3", "4", "5"],
+                                              "answer": 3})  # numbers are answers
+    assert "label_only_options" not in fired({"question": "Which vitamin?", "choices": ["A", "Iron", "Zinc", "Salt"],
+                                              "answer": 0})  # one letter among real options is an answer
+
+
 def test_key_length_giveaway():
     row = {"question": "Why?", "choices": ["heat", "light", "a combination of pressure and temperature changes",
                                            "wind"], "answer": 2}

@@ -373,6 +373,29 @@ def test_an_edit_that_replaces_the_stem_with_another_question_is_refused(tmp_pat
     assert structural_problems(ctx, task, reworded) == []
 
 
+def test_an_edit_that_leaves_bare_letters_as_options_is_refused(tmp_path: Path) -> None:
+    """A cold `make demo` drew a fix of "Why is the sky blue?" that pasted the options into the stem and
+    left "A", "B", "C", "D" as the options: the structural check refuses it before any model is asked. An
+    item whose options were letters already (a figure's labelled points) is not refused for keeping them."""
+    ctx = make_ctx(tmp_path)
+    original = QAItem(id="astronomy-3", question="Why is the sky blue?",
+                      choices=["Its molecules are blue", "It reflects the oceans",
+                               "The atmosphere scatters short wavelengths more", "It absorbs other colours"],
+                      answer=2, subject="astronomy")
+    ctx.store.load_items([original])
+    pasted = original.model_copy(update={
+        "question": original.question + " " + " ".join(f"{k}. {c}" for k, c in zip("ABCD", original.choices, strict=True)),
+        "choices": ["A", "B", "C", "D"]})
+    problems = structural_problems(ctx, EditTask("e", original.id, "fix", 1), pasted)
+    assert problems and problems[0].startswith("label_only_options:"), problems
+
+    lettered = QAItem(id="graph-1", question="Which labelled point of the curve is its maximum?",
+                      choices=["A", "B", "C", "D"], answer=1, subject="high_school_mathematics")
+    ctx.store.load_items([lettered])
+    reworded = lettered.model_copy(update={"question": "At which labelled point does the curve peak?"})
+    assert structural_problems(ctx, EditTask("e", lettered.id, "fix", 1), reworded) == []
+
+
 def test_a_fix_the_screen_did_not_label_is_not_told_it_was_flagged_ok(tmp_path: Path) -> None:
     from refinelab.agents.refiner import prompt_for
 

@@ -28,7 +28,8 @@ _FUNCTION_WORDS = frozenset({"the", "and", "for", "are", "was", "were", "which",
                              "following", "does", "did", "not", "its", "has", "have", "had", "can", "will", "would",
                              "should", "most", "all", "any", "one", "into", "than", "then", "there", "their"})
 STRUCTURAL_CHECKS = frozenset({"blank_question", "too_few_options", "empty_option", "duplicate_options",
-                               "key_out_of_range", "near_duplicate_options", "answer_leak"})
+                               "key_out_of_range", "near_duplicate_options", "answer_leak",
+                               "label_only_options"})
 
 
 def structural_flaws(item: QAItem) -> set[str]:
