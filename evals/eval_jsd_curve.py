@@ -18,9 +18,12 @@ spent; edits committed. The paper reports >90% reduction.
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -107,7 +110,30 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
         "new_items": added, "removable": removable,
         "new_items_for_90pct": new_items_needed(before["coverage"], target, before["items"], removable)}
     row["difficulty_before"], row["difficulty_after"] = before["difficulty"], after["difficulty"]
+    row["new_item_outcomes"] = new_item_outcomes(result.run_dir)
     return row
+
+
+def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
+    """Where the run's committed new items landed against the cell (or bucket) they were written for, and
+    why each given-up one was refused (its last attempt's reason, up to the first colon): what limits how
+    far a budget moves coverage."""
+    landed: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    last: dict[str, dict[str, Any]] = {}
+    for line in (Path(run_dir) / "changes.jsonl").read_text(encoding="utf-8").splitlines():
+        change = json.loads(line)
+        if change.get("operation") in (Op.EXPAND.value, Op.GENERATE.value):
+            last[change["edit_id"]] = change
+    for change in last.values():
+        if change.get("outcome") == "committed" or change.get("verdict") == "pass":
+            after = change.get("after") or {}
+            if change["operation"] == Op.EXPAND.value:
+                landed["in its cell" if f"{after.get('domain')}|{after.get('skill')}" == change.get("target")
+                       else "in another cell"] += 1
+        else:
+            refused[refusal_kind(str(change.get("reason") or "no reason"))] += 1
+    return {"landed": dict(landed), "refused": dict(refused.most_common())}
 
 
 def best_reachable(coverage: dict[str, float], target: dict[str, float], n: int, removable: int, added: int,
@@ -178,7 +204,7 @@ def markdown(result: dict[str, Any]) -> str:
              f"{num(r['difficulty_jsd_before'])}→{num(r['difficulty_jsd_after'])} ({pct(r['difficulty_jsd_reduction'])})",
              ", ".join(f"{k} {v}" for k, v in sorted(r["outcomes"].items())) or "—",
              f"{pct(r.get('removal_share'))} / {pct(r.get('kept_share'))}",
-             _reachable(r),
+             _reachable(r), _outcomes(r),
              f"{r['seconds']:.0f}" + (" (deadline)" if r["deadline_hit"] else "")]
             for r in result["curve"]]
     return "\n".join([
@@ -193,7 +219,8 @@ def markdown(result: dict[str, Any]) -> str:
                                                              if result["profiling"]["deadline_hit"] else "") + ".",
         f"Paper: {PAPER['jsd_reduction']}.", "",
         table(["budget", "spent", "items", "coverage JSD (cells)", "domain JSD", "difficulty JSD", "edits",
-               "removals / input kept", "best reachable with these new items (2x)", "s"], rows),
+               "removals / input kept", "best reachable with these new items (2x)",
+               "new items: committed expands landed; last refusal reasons", "s"], rows),
         "", "JSD in base 2 (0 = on target, 1 = disjoint). Cell coverage is over 20 domain x skill cells, so a "
         "set of a few dozen items cannot reach 0 even when perfectly spread; the domain column shows the skew "
         "the mix was built with. Removals cost no model call and, unless shrinking is allowed, are bought only "
@@ -203,6 +230,24 @@ def markdown(result: dict[str, Any]) -> str:
         "the removals the size floor allows, each new item in the cell that lowers the JSD most: it says how "
         "far those items could have gone, as a reduction from the start.", f"Total: {result['elapsed_s']} s.",
     ])
+
+
+def refusal_kind(reason: str) -> str:
+    """A refusal reason without its particulars (item ids, figures, parentheses), at most two clauses:
+    "structural checks failed: too close to existing item econometrics-2 (embedding similarity 1.00)" →
+    "structural checks failed: too close to existing item"."""
+    reason = reason.removeprefix("kept the original: ").split(" (")[0]
+    reason = re.sub(r"\S*\d\S*", "#", reason)
+    return ":".join(reason.split(":")[:2]).strip()[:90]
+
+
+def _outcomes(r: dict[str, Any]) -> str:
+    outcomes = r.get("new_item_outcomes")
+    if not outcomes:
+        return "—"
+    landed = ", ".join(f"{v} {k}" for k, v in outcomes["landed"].items()) or "none committed"
+    refused = "; ".join(f"{k} ×{v}" for k, v in outcomes["refused"].items()) or "none refused"
+    return f"{landed}; refused: {refused}"
 
 
 def _reachable(r: dict[str, Any]) -> str:
