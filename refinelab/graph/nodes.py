@@ -409,9 +409,17 @@ def wrap_up(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
     The report always says why a run stopped; a stop reached here without one (a pilot or round whose plan
     bought nothing, a dry run) names that, not an empty string."""
     ctx = runtime.context
-    stop = state.get("stop_reason") or ("a dry run plans and stops" if ctx.options.dry_run
-                                        else "the plan had nothing to do")
+    stop = state.get("stop_reason") or ("a dry run plans and stops" if ctx.options.dry_run else _bought_nothing(ctx))
     return _finish(ctx, {"counts": ctx.store.status_counts(), "stop_reason": stop})
+
+
+def _bought_nothing(ctx: AgentContext) -> str:
+    """Why a plan with no edit ended the run, with what was left to spend: a cold `make demo` stopped with
+    "the plan had nothing to do" and 704 tokens left, which read as if the set needed nothing."""
+    available = ctx.ledger.available
+    if available is None:
+        return "the plan bought nothing"
+    return f"the plan bought nothing with the {available:,} tokens left"
 
 
 @node(reads=("plans", "stop_reason"), writes=("phase", "counts", "ledger"))

@@ -127,6 +127,17 @@ def test_a_run_whose_plan_buys_nothing_says_why_it_stopped(tmp_path: Path) -> No
     assert result.report["stop_reason"] == "a dry run plans and stops"
 
 
+def test_a_plan_that_cannot_afford_an_edit_says_what_was_left(tmp_path: Path) -> None:
+    """A cold `make demo` ended "the plan had nothing to do" with 704 tokens left, which read as if the set
+    needed nothing: the stop names the tokens the last plan could not spend."""
+    result = refine(_dataset(6), budget=6_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
+                    options=EXTRAS)
+    ledger = result.report["ledger"]
+    left = ledger["cap"] - ledger["spent"] - ledger["replayed"]
+    assert 0 < left < 6_000
+    assert result.report["stop_reason"] == f"the plan bought nothing with the {left:,} tokens left"
+
+
 def test_node_declarations_are_checked() -> None:
     from refinelab.graph import build, nodes
 
