@@ -333,6 +333,14 @@ def test_real_model_distractor_swaps_keep_stem_and_key(tmp_path: Path, small_wri
         assert len(changed) == k and BASE.answer not in changed  # k distractor slots replaced, never the key
 
 
+#: The item a cold `make demo` drew two broken fixes of (a stem replaced by a prompt line; options pasted
+#: into the stem with bare letters left as options).
+SKY = QAItem(id="astronomy-3", question="Why is the sky blue?",
+             choices=["Its molecules are blue", "It reflects the oceans",
+                      "The atmosphere scatters short wavelengths more", "It absorbs other colours"],
+             answer=2, subject="astronomy")
+
+
 def test_an_edit_that_puts_the_key_in_the_stem_is_refused_before_any_model_call(tmp_path: Path) -> None:
     """A fix rewrote "The equation ... is applicable" into "... is applicable only for constant pressure
     processes." (its key's text): the structural answer-leak check refuses it. A distractor rewrite of an
@@ -360,10 +368,7 @@ def test_an_edit_that_replaces_the_stem_with_another_question_is_refused(tmp_pat
     flagged: ok." (the prompt's own line): a reworded stem stands, a replaced one is refused (real MiniLM)."""
     ctx = make_ctx(tmp_path)
     ctx.hooks = RunHooks()  # the packaged MiniLM, not the tests' hash embedder
-    original = QAItem(id="astronomy-3", question="Why is the sky blue?",
-                      choices=["Its molecules are blue", "It reflects the oceans",
-                               "The atmosphere scatters short wavelengths more", "It absorbs other colours"],
-                      answer=2, subject="astronomy")
+    original = SKY
     ctx.store.load_items([original])
     task = EditTask("e", original.id, "fix", 1)
     echoed = original.model_copy(update={"question": "This question was flagged: ok."})
@@ -378,10 +383,7 @@ def test_an_edit_that_leaves_bare_letters_as_options_is_refused(tmp_path: Path) 
     left "A", "B", "C", "D" as the options: the structural check refuses it before any model is asked. An
     item whose options were letters already (a figure's labelled points) is not refused for keeping them."""
     ctx = make_ctx(tmp_path)
-    original = QAItem(id="astronomy-3", question="Why is the sky blue?",
-                      choices=["Its molecules are blue", "It reflects the oceans",
-                               "The atmosphere scatters short wavelengths more", "It absorbs other colours"],
-                      answer=2, subject="astronomy")
+    original = SKY
     ctx.store.load_items([original])
     pasted = original.model_copy(update={
         "question": original.question + " " + " ".join(f"{k}. {c}" for k, c in zip("ABCD", original.choices, strict=True)),
