@@ -215,6 +215,19 @@ def test_expand_labelled_into_another_skill_is_sent_back_with_what_was_measured(
     assert not verdict.passed and verdict.method == "measured"
     assert "reads as humanities x reasoning" in verdict.reason and "mainly tests recall" in verdict.reason
     assert ctx.store.diagnostic(NEW_ITEM.id, "label") is None
+    # placed before the validator: an item that helps no cell costs no answer check
+    assert ctx.hooks.chat_models["validator"].calls == 0
+    assert verdict.tokens == ctx.ledger.summary()["spent"] > 0  # the label's call, and nothing else
+
+
+def test_a_placed_new_item_is_labelled_once_and_its_label_call_charged_once(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="A", validator_letter="A")
+    _labelling_judge(ctx, "recall")
+    task = EditTask("r1-expand-1", BASE.id, "expand", 1, target=Cell("humanities", "recall").key)
+    verdict = validate(ctx, task, Candidate(NEW_ITEM.model_copy(), "", 0))
+    assert verdict.passed, verdict.reason
+    assert ctx.hooks.chat_models["validator"].calls == 1  # the answer check, after the placement
+    assert verdict.tokens == ctx.ledger.summary()["spent"]  # label, answer check and panel, each counted once
 
 
 def test_expand_labelled_into_another_under_covered_cell_still_counts(tmp_path: Path) -> None:
@@ -249,6 +262,12 @@ def test_a_new_item_that_points_at_a_missing_passage_or_copies_a_taxonomy_exampl
     with_passage = no_passage.model_copy(update={"question": "Read the following passage. " + "x " * 120 +
                                                  "Based on the passage, the author's attitude is:"})
     assert validate(ctx, task, Candidate(with_passage, "", 0)).passed
+    # a structural flaw of any new item, checked before any model call: generate's too
+    before = ctx.ledger.summary()["spent"]
+    verdict = validate(ctx, EditTask("r1-generate-1", BASE.id, "generate", 1, target="hard"),
+                       Candidate(no_passage.model_copy(update={"id": "r1-generate-1"}), "", 0))
+    assert not verdict.passed and verdict.method == "structural" and "does not include" in verdict.reason
+    assert ctx.ledger.summary()["spent"] == before
 
 
 def _judge_believing(belief: dict[str, float]):  # noqa: ANN202

@@ -1,5 +1,6 @@
-"""Deterministic checks on a candidate, run before any model is asked: malformed options, a leaked key,
-and (for new items) a near-duplicate of an item already in the set."""
+"""Deterministic checks on a candidate, run before any model is asked: malformed options, a leaked key, a
+stem that asks another question, and (for new items) a near-duplicate of an item already in the set, a
+reference to a passage the item does not include, or a copy of a taxonomy example."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import numpy as np
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.dedup import DuplicateIndex
+from refinelab.agents.labels import exemplar_vectors
 from refinelab.metrics.error_checks import CHECKS, check_row
 from refinelab.operations import operation
 from refinelab.schema import QAItem, normalise_text
 from refinelab.state import EditTask
+from refinelab.tools.embeddings import normalize
 
 _INDEX_LOCK = threading.Lock()
 #: An edit of an existing item may reword its stem, not replace it: under this cosine (the run's embedder)
@@ -54,6 +57,8 @@ def structural_problems(ctx: AgentContext, task: EditTask, item: QAItem) -> list
     if base is not None and (replaced := stem_replaced(ctx, base, item)):
         problems.append(replaced)
     if operation(task.operation).creates_item:
+        if unsound := unsound_new_item(ctx, item):
+            problems.append(unsound)
         duplicate = duplicate_index(ctx).nearest(item, exclude={item.id})
         if duplicate is not None:
             problems.append(f"too close to existing item {duplicate.item_id} "
@@ -81,6 +86,29 @@ def stem_replaced(ctx: AgentContext, base: QAItem, item: QAItem) -> str | None:
         return None
     return (f"stem_replaced: the new stem does not ask the original question (cosine {cosine:.2f} to it, under "
             f"{STEM_KEPT_COSINE}); reword the question, keep what it asks")
+
+
+_REFERS_TO_TEXT = re.compile(r"\b(?:the|this|following|above|below|given)\s+(?:passage|excerpt|quotation|quote|"
+                             r"text|paragraph|speech|letter|statute|table|graph|data)\b", re.IGNORECASE)
+MIN_PASSAGE_CHARS = 200  # a stem that points at a text yet is shorter than this cannot contain that text
+EXAMPLE_COPY_COSINE = 0.9  # a new stem this close to one of the taxonomy's example stems is a copy of it
+
+
+def unsound_new_item(ctx: AgentContext, item: QAItem) -> str:
+    """Why a new item is unsound (empty when it is not): it points at a passage it does not
+    include, or it copies one of the taxonomy's example stems (which a labeller matching those examples
+    would put in the cell for nothing). Regular expressions and one embedding; no model call."""
+    if _REFERS_TO_TEXT.search(item.question) and len(item.question) < MIN_PASSAGE_CHARS:
+        return ("the question refers to a passage, quotation or data it does not include: put the text in the "
+                "question")
+    vectors = exemplar_vectors(ctx)
+    if vectors:
+        stem = normalize(ctx.embedder()([item.question]))[0]
+        closest = max(float((v @ stem).max()) for v in vectors.values())
+        if closest >= EXAMPLE_COPY_COSINE:
+            return (f"the question copies an example of the skill taxonomy (cosine {closest:.2f}): write a new "
+                    "question")
+    return ""
 
 
 def duplicate_index(ctx: AgentContext) -> DuplicateIndex:

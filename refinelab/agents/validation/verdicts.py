@@ -14,7 +14,7 @@ from __future__ import annotations
 from refinelab.agents.context import AgentContext
 from refinelab.agents.validation.answer import answer_check
 from refinelab.agents.validation.fix_evidence import check_fix
-from refinelab.agents.validation.measured import measured
+from refinelab.agents.validation.measured import measured, place_new_item, places_new_item
 from refinelab.agents.validation.routing import available_validators, choose_method
 from refinelab.agents.validation.structural import structural_problems
 from refinelab.agents.validation.tools import tools_check
@@ -38,6 +38,11 @@ def validate(ctx: AgentContext, task: EditTask, candidate: Candidate) -> Verdict
     if problems:
         return Verdict(False, "structural checks failed: " + "; ".join(problems), "structural",
                        {"problems": problems})
+    placement = None
+    if places_new_item(ctx, task):  # a new item in a covered cell helps nothing: refused before paid checks
+        placement = place_new_item(ctx, task, candidate.item)
+        if not placement.improved:
+            return Verdict(False, placement.reason, "measured", {"measured": placement.evidence}, placement.tokens)
     verdict = _method_verdict(ctx, task, candidate.item)
     if task.operation == Op.FIX.value:
         try:
@@ -45,7 +50,7 @@ def validate(ctx: AgentContext, task: EditTask, candidate: Candidate) -> Verdict
         except KeyError:
             return verdict
         verdict = check_fix(ctx, original, candidate.item, verdict)
-    return measured(ctx, task, candidate.item, verdict)
+    return measured(ctx, task, candidate.item, verdict, placement)
 
 
 def _method_verdict(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
