@@ -230,6 +230,16 @@ def test_a_placed_new_item_is_labelled_once_and_its_label_call_charged_once(tmp_
     assert verdict.tokens == ctx.ledger.summary()["spent"]  # label, answer check and panel, each counted once
 
 
+def test_a_placed_new_item_the_validator_refuses_still_counts_its_label(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, panel_letter="A", validator_letter="B")  # the answer check picks another option
+    _labelling_judge(ctx, "recall")
+    task = EditTask("r1-expand-1", BASE.id, "expand", 1, target=Cell("humanities", "recall").key)
+    verdict = validate(ctx, task, Candidate(NEW_ITEM.model_copy(), "", 0))
+    assert not verdict.passed and verdict.method == "answer"
+    assert verdict.evidence["measured"]["skill"] == "recall"  # what the placement measured, kept
+    assert verdict.tokens == ctx.ledger.summary()["spent"]  # the label call and the answer check
+
+
 def test_expand_labelled_into_another_under_covered_cell_still_counts(tmp_path: Path) -> None:
     """Written for humanities x recall, labelled humanities x reasoning: the set has no item there and the
     target wants one, so the new item still moves coverage towards the target; the evidence says so."""

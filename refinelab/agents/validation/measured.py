@@ -306,6 +306,9 @@ def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verd
     a new item's cell as `validate` measured it before the validator (expand); its tokens are counted here,
     once, with the rest of the measurement."""
     op = operation(task.operation)
+    if not verdict.passed and placement is not None:  # the placement was paid for whatever the validator said
+        return Verdict(False, verdict.reason, verdict.method, {**verdict.evidence, "measured": placement.evidence},
+                       verdict.tokens + placement.tokens)
     if not verdict.passed or op.measure is None:
         return verdict
     if op.measure == "cell":
