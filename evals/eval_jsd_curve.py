@@ -115,9 +115,9 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
 
 
 def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
-    """Where the run's committed new items landed against the cell (or bucket) they were written for, and
-    why each given-up one was refused (its last attempt's reason, up to the first colon): what limits how
-    far a budget moves coverage."""
+    """Where the run's committed expands landed against the cell they were written for, and why each new
+    item given up was refused (its last attempt's reason, as `refusal_kind`): what limits how far a budget
+    moves coverage."""
     landed: Counter[str] = Counter()
     refused: Counter[str] = Counter()
     last: dict[str, dict[str, Any]] = {}
@@ -126,7 +126,7 @@ def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
         if change.get("operation") in (Op.EXPAND.value, Op.GENERATE.value):
             last[change["edit_id"]] = change
     for change in last.values():
-        if change.get("outcome") == "committed" or change.get("verdict") == "pass":
+        if change.get("outcome") == "committed":
             after = change.get("after") or {}
             if change["operation"] == Op.EXPAND.value:
                 landed["in its cell" if f"{after.get('domain')}|{after.get('skill')}" == change.get("target")

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from pydantic import BaseModel, Field
 
+from refinelab.metrics.error_checks import is_bare_letter
 from refinelab.metrics.formulas import formula_relation
 from refinelab.schema import LETTERS, Diagnostic, QAItem
 
@@ -244,7 +245,7 @@ def select_distractors(
     for i, norm in enumerate(folded):
         if not norm:
             drop[i] = "empty"
-        elif _BARE_LETTER.match(norm) and not _BARE_LETTER.match(_fold(key)):
+        elif is_bare_letter(norm) and not is_bare_letter(_fold(key)):
             drop[i] = "a bare option letter, not an option"
         elif norm in seen:
             drop[i] = "repeats the key, the stem or another candidate"
@@ -315,7 +316,6 @@ def looping_share(text: str) -> float:
     return 1.0 - len(set(triples)) / len(triples)
 
 
-_BARE_LETTER = re.compile(r"^\(?[a-j]\)?[.)]?$")  # a writer asked for wrong options sometimes lists letters
 NUMERIC_NEAR_KEY = 0.02  # a numeric candidate this close to the key's value (relative) is dropped
 EXACT_SEARCH_LIMIT = 5000  # candidate sets scored exhaustively; beyond this, the greedy (MMR) choice
 

@@ -106,7 +106,15 @@ def distractors_replaceable(choices: Sequence[str]) -> bool:
 
 
 # "A", "(b)", "C.": an option that is only a letter label; numbers stay answers ("2", "5")
-_LABEL_ONLY_OPTION = re.compile(r"^\s*\(?[a-j]\s*[.):]?\s*$", re.IGNORECASE)
+_BARE_LETTER = re.compile(r"^\s*\(?[a-j]\)?[.):]?\s*$", re.IGNORECASE)
+
+
+def is_bare_letter(text: str) -> bool:
+    """Whether an option is only a letter label, its text missing: a writer that lists letters instead of
+    options (`label_only_options` here, a candidate distractor dropped in metrics/distractors.py)."""
+    return bool(_BARE_LETTER.match(text))
+
+
 _NONE_OPTION = re.compile(r"\b(none|neither)\b|\bno\s+(correct\s+)?(answer|option)\b", re.IGNORECASE)
 _TRIVIAL_ANSWERS = {"true", "false", "yes", "no", "none", "all", "both", "neither", "wrong", "not wrong"}
 
@@ -222,7 +230,7 @@ def check_row(
     out.append(_diag(it.id, "key_length_giveaway", bool(giveaway), which=giveaway or None))
     # a writer that pasted the options into the stem and left their letters as options (a cold demo's fix
     # draft of "Why is the sky blue?"); one letter among real options is an answer, all of them is not
-    label_only = n >= 2 and all(_LABEL_ONLY_OPTION.match(c) for c in it.choices)
+    label_only = n >= 2 and all(is_bare_letter(c) for c in it.choices)
     out.append(_diag(it.id, "label_only_options", label_only))
     return out
 

@@ -312,7 +312,7 @@ def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verd
     if not verdict.passed or op.measure is None:
         return verdict
     if op.measure == "cell":
-        if not ctx.options.measure_new_item_cells:
+        if not places_new_item(ctx, task):
             return verdict
         result = measure_cell(ctx, task, candidate, placement)
     elif op.measure == "bucket":

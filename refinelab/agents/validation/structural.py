@@ -8,8 +8,6 @@ import contextlib
 import re
 import threading
 
-import numpy as np
-
 from refinelab.agents.context import AgentContext
 from refinelab.agents.dedup import DuplicateIndex
 from refinelab.agents.labels import exemplar_vectors
@@ -79,9 +77,8 @@ def stem_replaced(ctx: AgentContext, base: QAItem, item: QAItem) -> str | None:
         return None
     if _content_words(base.question) & _content_words(item.question):
         return None
-    vectors = ctx.embedder()([base.question, item.question])
-    norms = np.linalg.norm(vectors, axis=1)
-    cosine = float(vectors[0] @ vectors[1] / max(float(norms[0] * norms[1]), 1e-12))
+    old, new = normalize(ctx.embedder()([base.question, item.question]))
+    cosine = float(old @ new)
     if cosine >= STEM_KEPT_COSINE:
         return None
     return (f"stem_replaced: the new stem does not ask the original question (cosine {cosine:.2f} to it, under "
