@@ -4,8 +4,9 @@ actually separates skills.
 Three sources, strongest first:
 1. Cheap signals, as the validator's router reads them: an item the regex signals call computable
    (numbers and units in the stem, numeric options, compute verbs; `metrics.item_signals.regex_route` says
-   "pot") is `calculation` when the taxonomy has that skill. On a mixed set the signals flag 33 of 36
-   math word problems and none of 72 science, commonsense, misconception or law/history items.
+   "pot") is `calculation` when the taxonomy has that skill, and no labeller is asked (`asks_judge`). On a
+   mixed set the signals flag 33 of 36 math word problems and none of 72 science, commonsense,
+   misconception or law/history items.
 2. `skill_method="model"` (default): the judge's constrained classification. The output schema is an
    enum of the taxonomy's names plus "unsure", so an OpenAI-compatible server that honours JSON schemas
    (llama.cpp does, by grammar) can only emit a valid label; an endpoint that ignores the schema gets
@@ -72,10 +73,20 @@ def label_request(ctx: AgentContext, item: QAItem, node: str = "profile",
     return messages, label_schema(tuple(ctx.skills.names)), CallTag(node=node, operation="label", item_id=item.id)
 
 
-def asks_model(ctx: AgentContext) -> bool:
-    """Whether labelling an item asks the judge for its structured label: for its skill, or for the 1-5
-    rating difficulty reads (the "probs" skill probe is a separate, one-token call)."""
-    return ctx.options.skill_method == "model" or ctx.options.difficulty_method == "rating"
+def decided_by_signals(ctx: AgentContext, item: QAItem) -> bool:
+    """Whether the item's cheap signals decide its skill (`calculation`, when the taxonomy has it): the
+    router's regex calls it computable. No labeller is asked then; its answer would be overridden."""
+    return COMPUTE_SKILL in ctx.skills.names and regex_route(route_signals(item)) == "pot"
+
+
+def asks_judge(ctx: AgentContext, item: QAItem) -> bool:
+    """Whether labelling `item` asks the judge for its structured label: for the 1-5 rating difficulty
+    reads (`difficulty_method="rating"`), or for its skill (`skill_method="model"`) when the signals do not
+    decide it. Before, a computable item's label call (~440 tokens) was paid and its skill overridden; on
+    the JSD eval's mathematics-heavy mix that was most of the profile's label calls."""
+    if ctx.options.difficulty_method == "rating":
+        return True
+    return ctx.options.skill_method == "model" and not decided_by_signals(ctx, item)
 
 
 def exemplar_vectors(ctx: AgentContext) -> dict[str, np.ndarray]:
@@ -168,16 +179,18 @@ def probe_skill(ctx: AgentContext, item: QAItem, node: str = "profile") -> tuple
 
 def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int, node: str = "profile") -> Diagnostic:
     """The label Diagnostic for one item (check="label"): skill, and the 1-5 rating as difficulty in [0, 1]
-    when the judge was asked (`asks_model`). A failed judge call with `skill_method="model"` is a flagged
-    "unsure" label with the raw output, never a guess."""
+    when the judge was asked (`asks_judge`). A failed judge call with `skill_method="model"` is a flagged
+    "unsure" label with the raw output, never a guess. An item its signals call computable is `calculation`
+    without asking any labeller for its skill."""
     names = ctx.skills.names
+    computable = decided_by_signals(ctx, item)
     evidence: dict[str, Any] = {"difficulty": None, "tokens": 0, "cached": True}
-    if asks_model(ctx):
+    if asks_judge(ctx, item):
         messages, schema, tag = label_request(ctx, item, node)
         try:
             result = ctx.client("judge").structured(messages, schema, tag, max_tokens=max_tokens)
         except LLMCallFailed as exc:
-            if ctx.options.skill_method == "model":
+            if ctx.options.skill_method == "model" and not computable:
                 return Diagnostic(item_id=item.id, check="label", flag=True, score=0.5,
                                   evidence={"error": str(exc), "raw": exc.raw_outputs, "skill": UNSURE,
                                             "difficulty": None})
@@ -187,7 +200,9 @@ def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int, node: str =
             evidence |= {"model_skill": normalise_skill(parsed.skill, names), "rating": int(parsed.difficulty),
                          "difficulty": (int(parsed.difficulty) - 1) / 4, "tokens": result.tokens,
                          "cached": result.cached}
-    if ctx.options.skill_method == "exemplars":
+    if computable:
+        skill, by = COMPUTE_SKILL, "signals"
+    elif ctx.options.skill_method == "exemplars":
         skill, similarity = exemplar_skill(ctx, item)
         evidence |= {"exemplar_skill": skill, "similarity": {k: round(v, 4) for k, v in similarity.items()}}
         by = "exemplars"
@@ -202,8 +217,6 @@ def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int, node: str =
         by = "probs"
     else:
         skill, by = evidence["model_skill"], "model"
-    if COMPUTE_SKILL in names and regex_route(route_signals(item)) == "pot":
-        skill, by = COMPUTE_SKILL, "signals"
     difficulty = evidence["difficulty"]
     return Diagnostic(item_id=item.id, check="label", flag=False, score=0.5 if difficulty is None else difficulty,
                       evidence={"skill": skill, "by": by, **evidence})

@@ -32,7 +32,7 @@ from refinelab.agents.difficulty import (
     irt_difficulty,
     rating_diagnostic,
 )
-from refinelab.agents.labels import LABEL_MAX_TOKENS, asks_model, classify_skill, label_request
+from refinelab.agents.labels import LABEL_MAX_TOKENS, asks_judge, classify_skill, label_request
 from refinelab.agents.panel import answer_panel, panel_members
 from refinelab.agents.screening import (
     error_diagnostic,
@@ -78,7 +78,7 @@ def batch_profile(ctx: AgentContext, items: Sequence[QAItem], options: ProfileOp
     `measure_item` then finds each answer already paid for (tools/batch.py), so the stored evidence is
     the same as without `--batch`."""
     labels = [BatchRequest(*label_request(ctx, item), LABEL_MAX_TOKENS)
-              for item in items if asks_model(ctx) and ctx.store.diagnostic(item.id, "label") is None]
+              for item in items if asks_judge(ctx, item) and ctx.store.diagnostic(item.id, "label") is None]
     panel = panel_batch_jobs(ctx, items, options.panel) if options.panel else []
     run_batches(ctx, "batch_profile", [(ctx.client("judge"), labels), *panel])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from refinelab.agents.labels import asks_model, classify_skill, label_schema, normalise_skill
+from refinelab.agents.labels import asks_judge, classify_skill, label_schema, normalise_skill
 from refinelab.agents.profiler import labelled
 from refinelab.schema import QAItem
 from tests.support.pa_helpers import make_context
@@ -47,11 +47,16 @@ def test_prompt_shows_few_shot_examples_and_unsure(tmp_path: Path) -> None:
     assert 'e.g. "Which organelle' in seen[0] and "- unsure:" in seen[0]
 
 
-def test_computable_items_are_calculation_whatever_the_model_says(tmp_path: Path) -> None:
-    ctx = make_context(tmp_path, _judge("comprehension"), options=MODEL)
+def test_computable_items_are_calculation_without_asking_the_judge(tmp_path: Path) -> None:
+    asked: list[str] = []
+    judge = ScriptedChatModel(respond=lambda m: asked.append(m[-1]["content"]) or json.dumps(
+        {"skill": "comprehension", "difficulty": 2}))
+    ctx = make_context(tmp_path, judge, options=MODEL)
+    assert not asks_judge(ctx, WORD_PROBLEM) and asks_judge(ctx, FACT)
     diag = classify_skill(ctx, WORD_PROBLEM, 80)
-    assert diag.evidence["skill"] == "calculation" and diag.evidence["model_skill"] == "comprehension"
-    assert classify_skill(ctx, FACT, 80).evidence["skill"] == "comprehension"
+    assert diag.evidence["skill"] == "calculation" and diag.evidence["by"] == "signals"
+    assert diag.evidence["tokens"] == 0 and "model_skill" not in diag.evidence and not asked
+    assert classify_skill(ctx, FACT, 80).evidence["skill"] == "comprehension" and len(asked) == 1
 
 
 def test_a_failed_label_is_unsure_never_an_empty_cell(tmp_path: Path) -> None:
@@ -82,7 +87,7 @@ def test_exemplar_labels_need_no_model_call_and_keep_their_evidence(tmp_path: Pa
     ctx.skills = ctx.skills.model_copy(update={"examples": {
         "recall": ["Which organelle produces the energy of a cell?"],
         "reasoning": ["Where would you usually keep milk so that it stays cold?"]}})
-    assert not asks_model(ctx)
+    assert not asks_judge(ctx, FACT)
     fact, common = classify_skill(ctx, FACT, 80), classify_skill(ctx, COMMONSENSE, 80)
     assert (fact.evidence["skill"], common.evidence["skill"]) == ("recall", "reasoning")
     assert fact.evidence["by"] == "exemplars" and fact.evidence["tokens"] == 0 and fact.evidence["difficulty"] is None
@@ -101,7 +106,7 @@ def test_an_item_like_no_exemplar_is_unsure(tmp_path: Path) -> None:
 def test_the_rating_method_still_asks_the_judge_and_keeps_its_skill_beside(tmp_path: Path) -> None:
     ctx = make_context(tmp_path, _judge("comprehension"), options={**EXEMPLARS, "difficulty_method": "rating"})
     ctx.hooks.embed = _bag_of_words
-    assert asks_model(ctx)
+    assert asks_judge(ctx, FACT) and asks_judge(ctx, WORD_PROBLEM)  # the rating is wanted for every item
     diag = classify_skill(ctx, FACT, 80)
     assert diag.evidence["model_skill"] == "comprehension" and diag.evidence["rating"] == 2
     assert diag.evidence["by"] == "exemplars" and diag.score == pytest.approx(0.25)

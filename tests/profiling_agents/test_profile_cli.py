@@ -47,7 +47,10 @@ def test_profile_command_writes_profile_json(tmp_path: Path, monkeypatch: pytest
     report = json.loads((out / "profile.json").read_text())
     assert report["profiled"] == report["items"] == 10
     by_component = report["ledger_by_component"]
-    assert by_component["label"]["calls"] == 10 and by_component["elo"]["calls"] > 10
+    # the judge labels the items whose signals do not decide the skill (computable ones are calculation)
+    by = [d["diagnostics"]["label"]["evidence"]["by"] for d in report["items_detail"]]
+    assert set(by) == {"model", "signals"} and by_component["label"]["calls"] == by.count("model")
+    assert by_component["elo"]["calls"] > 10
     assert sum(s["tokens"] for s in by_component.values()) == report["ledger"]["spent"] > 0
     assert 0 <= report["coverage"]["jsd"] <= 1 and 0 <= report["difficulty"]["jsd"] <= 1
     checks = {row["check"] for row in report["summary"]["checks"]}
