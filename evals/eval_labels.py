@@ -185,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     add_common_args(parser, deadline_quick=900)
     parser.add_argument("--per-source", type=int, default=None, help="items per source (quick 6, full 12)")
     parser.add_argument("--skill-method", choices=("exemplars", "model", "probs"), default="exemplars")
+    parser.add_argument("--label-batch", type=int, default=1,
+                        help="items the judge labels in one call (RunOptions.label_batch; skill method model)")
     args = parser.parse_args(argv)
     args.tag = args.tag or ("labels_quick" if args.quick else "labels")
     per_source = args.per_source or (6 if args.quick else 12)
@@ -192,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     settings = settings_for(args, rounds=1)
     run_id = f"{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     options = RunOptions(dry_run=True, difficulty_method="rating", skill_method=args.skill_method,
-                         validate_suspects=False, validators=[], dedup="lexical")
+                         validate_suspects=False, validators=[], dedup="lexical", label_batch=args.label_batch)
     log(f"labels: {len(dataset)} items from {len(GROUPS)} sources")
     started = time.monotonic()
     with deadline(deadline_seconds(args)) as stop:
@@ -211,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     result_row |= separation(skills, [r[2] for r in rows]) if rows else {}
     result_row["skill_method"] = args.skill_method
+    result_row["label_batch"] = args.label_batch
+    asked = [d for d in labels.values() if d.evidence.get("by") == "model"]
+    result_row["judge_labels"] = {"items": len(asked), "tokens": sum(int(d.evidence.get("tokens") or 0) for d in asked),
+                                  "batched": sum(1 for d in asked if d.evidence.get("batch"))}
     model_rows = [(labels[i].evidence["skill"] if labels[i].evidence.get("by") == "signals"
                    else labels[i].evidence.get("model_skill"), group[i]) for i, _, _ in rows]
     model_rows = [(s, g) for s, g in model_rows if s]
@@ -267,6 +273,11 @@ def markdown(r: dict[str, Any]) -> str:
             f"{r['labelled']}/{r['items']} items labelled ({r['per_source']} per source), judge {r['model']}; "
             f"{r['spent']:,} tokens, {r['seconds']:.0f} s" + (" (deadline hit)" if r["deadline_hit"] else "") + ".",
             f"Empty labels: {r['empty_labels']}; \"unsure\": {r['unsure']}; failed label calls: {r['label_failures']}."]
+    judged = r.get("judge_labels") or {}
+    if judged.get("items"):
+        head.append(f"The judge's labels: {judged['items']} items ({judged['batched']} in batches of up to "
+                    f"{r.get('label_batch', 1)}), {judged['tokens']:,} tokens, {judged['tokens'] / judged['items']:.0f} "
+                    "an item; the others were decided by their computable signals.")
     own = _section(f"`skill_method={method}`" + (" (the default)" if method == "model" else ""), r)
     model = r.get("model_labels")
     if model:  # an exemplar run also asked the judge (for the rating): its labels on the same items first

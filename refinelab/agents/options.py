@@ -75,6 +75,8 @@ class RunOptions(BaseModel):
         "signals either way): model (the judge's constrained classification) or exemplars (the skill whose "
         "examples are nearest in MiniLM embedding space; no model call, weaker separation) or probs (the judge's "
         "first-token probability of each skill in two orders, divided by its answer to a content-free question)")
+    label_batch: int = Field(1, ge=1, le=16, description="skill_method=model: items the judge labels in one "
+                             "call (the instructions and skill list paid once per batch; 1 = one call per item)")
     elo_extra_rounds: int = Field(8, ge=0, description="Elo: comparison rounds after the Swiss pairing")
     elo_bootstrap: int = Field(200, ge=0, description="Elo: bootstrap resamples for the confidence interval")
     panel: list[str] = Field(default_factory=list,

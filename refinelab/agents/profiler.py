@@ -32,6 +32,7 @@ from refinelab.agents.difficulty import (
     irt_difficulty,
     rating_diagnostic,
 )
+from refinelab.agents.label_batches import label_in_batches
 from refinelab.agents.labels import LABEL_MAX_TOKENS, asks_judge, classify_skill, label_request
 from refinelab.agents.panel import answer_panel, panel_members
 from refinelab.agents.screening import (
@@ -246,6 +247,7 @@ def profile_items(
             return None
         return item
 
+    label_in_batches(ctx, items)  # several items per label call when options.label_batch > 1
     if ctx.options.batch:
         batch_profile(ctx, items, options)
     measured: list[QAItem] = []

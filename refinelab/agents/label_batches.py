@@ -1,0 +1,106 @@
+"""Several items labelled in one judge call (`RunOptions.label_batch`): the label prompt's instructions and
+skill list, about half of its ~440 tokens, are paid once per batch instead of once per item.
+
+The reply is constrained like the single label (agents/labels.py): a JSON schema with exactly one entry
+per item, each a taxonomy skill or "unsure" and a 1-5 rating, numbered. A reply whose numbers are not
+1..k in order, or a call that fails, labels nothing: those items are then labelled one by one as
+without batching, so a batch never guesses which answer belongs to which item. Items are batched only
+with items of the same pack (a pack may word the label prompt its own way), in the order given, so a
+re-run asks the same batches and replays them from the response cache.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pydantic import BaseModel, Field, create_model
+
+from refinelab.agents.context import AgentContext
+from refinelab.agents.labels import asks_judge, label_schema, normalise_skill
+from refinelab.errors import BudgetExhausted, LLMCallFailed
+from refinelab.prompts.loader import PromptError
+from refinelab.schema import Diagnostic, QAItem
+from refinelab.tools.ledger import CallTag
+
+BATCH_PROMPT = "profile_items"
+TOKENS_PER_LABEL = 40  # one numbered entry of the reply, as a 1.5B formats it (the single label caps at 80)
+
+
+def batch_label_schema(names: tuple[str, ...], size: int) -> type[BaseModel]:
+    """The batch reply: exactly `size` numbered labels, each as the single label's schema."""
+    single = label_schema(names)
+    entry = create_model("NumberedLabel", item=(int, Field(ge=1, le=size)),
+                         skill=(single.model_fields["skill"].annotation, ...),
+                         difficulty=(int, Field(ge=1, le=5)))
+    return create_model("ItemLabelsOut", labels=(list[entry], Field(min_length=size, max_length=size)))  # type: ignore[valid-type]
+
+
+def batches(ctx: AgentContext, items: Sequence[QAItem], size: int) -> list[list[QAItem]]:
+    """`items` in runs of at most `size` sharing a pack, in their order; a lone item is no batch."""
+    by_pack: dict[str, list[QAItem]] = {}
+    for item in items:
+        by_pack.setdefault(ctx.pack(item).name, []).append(item)
+    runs = [group[i:i + size] for group in by_pack.values() for i in range(0, len(group), size)]
+    return [run for run in runs if len(run) > 1]
+
+
+def label_batch(ctx: AgentContext, items: Sequence[QAItem], node: str = "profile") -> list[Diagnostic]:
+    """One judge call labels `items` (same pack); a label Diagnostic per item, as `classify_skill` stores
+    it, with the call's tokens shared out so they sum to what the ledger charged. Empty when the call
+    failed or its reply cannot be matched to the items: the caller labels them one by one."""
+    names = ctx.skills.names
+    pack = ctx.pack(items[0])
+    try:
+        messages = pack.messages(BATCH_PROMPT, items=list(items), skills=ctx.skills.skills,
+                                 skill_examples=ctx.skills.examples)
+    except PromptError:  # a pack without the batch prompt labels one item per call
+        return []
+    schema = batch_label_schema(tuple(names), len(items))
+    tag = CallTag(node=node, operation="label", item_id="|".join(i.id for i in items))
+    try:
+        result = ctx.client("judge").structured(messages, schema, tag, max_tokens=TOKENS_PER_LABEL * len(items))
+    except LLMCallFailed:
+        return []
+    entries: list[Any] = list(result.parsed.labels)
+    if [e.item for e in entries] != list(range(1, len(items) + 1)):
+        return []
+    share, extra = divmod(result.tokens, len(items))
+    return [Diagnostic(item_id=item.id, check="label", flag=False, score=(int(e.difficulty) - 1) / 4, evidence={
+        "skill": normalise_skill(e.skill, names), "by": "model", "model_skill": normalise_skill(e.skill, names),
+        "rating": int(e.difficulty), "difficulty": (int(e.difficulty) - 1) / 4,
+        "tokens": share + (extra if n == 0 else 0), "cached": result.cached, "batch": len(items)})
+        for n, (item, e) in enumerate(zip(items, entries, strict=True))]
+
+
+def label_in_batches(ctx: AgentContext, items: Sequence[QAItem], node: str = "profile") -> int:
+    """Label the items the judge would be asked about one by one (`asks_judge`, no label stored yet) in
+    batches of `options.label_batch`, the batches concurrently as the judge's slots allow; returns how
+    many were labelled. Only the judge's own skill label is batched (`skill_method="model"`: with the
+    exemplars the judge is asked for its rating alone, one call per item). A batch the budget cannot pay
+    labels nothing; its items are then asked alone, and stop the profile the same way."""
+    size = ctx.options.label_batch
+    if size < 2 or ctx.options.skill_method != "model":
+        return 0
+    todo = [i for i in items if asks_judge(ctx, i) and ctx.store.diagnostic(i.id, "label") is None]
+    runs = batches(ctx, todo, size)
+    if not runs:
+        return 0
+
+    def one(run: list[QAItem]) -> list[Diagnostic]:
+        try:
+            return label_batch(ctx, run, node)
+        except BudgetExhausted:
+            return []
+
+    workers = max(1, ctx.settings.roles.judge.total_concurrency())
+    labelled = 0
+    with ctx.tracer.span("label_batches", "chain", {"items": len(todo), "batches": len(runs), "size": size}) as span, \
+            ThreadPoolExecutor(max_workers=workers) as pool:
+        for diagnostics in pool.map(lambda run: contextvars.copy_context().run(one, run), runs):
+            ctx.store.put_diagnostics(diagnostics)
+            labelled += len(diagnostics)
+        span.outputs = {"labelled": labelled}
+    return labelled
