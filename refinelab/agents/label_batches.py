@@ -19,7 +19,13 @@ from typing import Any
 from pydantic import BaseModel, Field, create_model
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.labels import asks_judge, label_schema, normalise_skill
+from refinelab.agents.labels import (
+    COMPUTE_SKILL,
+    asks_judge,
+    decided_by_signals,
+    label_schema,
+    normalise_skill,
+)
 from refinelab.errors import BudgetExhausted, LLMCallFailed
 from refinelab.prompts.loader import PromptError
 from refinelab.schema import Diagnostic, QAItem
@@ -68,11 +74,17 @@ def label_batch(ctx: AgentContext, items: Sequence[QAItem], node: str = "profile
     if [e.item for e in entries] != list(range(1, len(items) + 1)):
         return []
     share, extra = divmod(result.tokens, len(items))
-    return [Diagnostic(item_id=item.id, check="label", flag=False, score=(int(e.difficulty) - 1) / 4, evidence={
-        "skill": normalise_skill(e.skill, names), "by": "model", "model_skill": normalise_skill(e.skill, names),
-        "rating": int(e.difficulty), "difficulty": (int(e.difficulty) - 1) / 4,
-        "tokens": share + (extra if n == 0 else 0), "cached": result.cached, "batch": len(items)})
-        for n, (item, e) in enumerate(zip(items, entries, strict=True))]
+    out = []
+    for n, (item, entry) in enumerate(zip(items, entries, strict=True)):
+        skill = normalise_skill(entry.skill, names)
+        # a computable item is in a batch only for its rating; its skill is the signals', as when asked alone
+        skill, by = (COMPUTE_SKILL, "signals") if decided_by_signals(ctx, item) else (skill, "model")
+        out.append(Diagnostic(item_id=item.id, check="label", flag=False, score=(int(entry.difficulty) - 1) / 4,
+                              evidence={"skill": skill, "by": by, "model_skill": normalise_skill(entry.skill, names),
+                                        "rating": int(entry.difficulty), "difficulty": (int(entry.difficulty) - 1) / 4,
+                                        "tokens": share + (extra if n == 0 else 0), "cached": result.cached,
+                                        "batch": len(items)}))
+    return out
 
 
 def label_in_batches(ctx: AgentContext, items: Sequence[QAItem], node: str = "profile") -> int:

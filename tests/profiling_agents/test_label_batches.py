@@ -114,3 +114,7 @@ def test_a_batch_carries_each_item_s_rating_for_the_rating_method(tmp_path: Path
                        options={"skill_method": "model", "label_batch": 2, "difficulty_method": "rating"})
     assert label_in_batches(ctx, FACTS[:2]) == 2
     assert [ctx.store.diagnostic(i.id, "label").evidence["rating"] for i in FACTS[:2]] == [2, 2]
+    # with the rating wanted a computable item is batched too, for its rating; its skill stays the signals'
+    assert label_in_batches(ctx, [FACTS[2], WORD_PROBLEM]) == 2
+    word = ctx.store.diagnostic(WORD_PROBLEM.id, "label").evidence
+    assert (word["skill"], word["by"], word["model_skill"]) == ("calculation", "signals", "reasoning")

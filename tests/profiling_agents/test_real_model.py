@@ -99,3 +99,34 @@ def test_skill_probe_on_the_embedded_model(embedded_server, tmp_path: Path) -> N
         if label["evidence"]["by"] == "probs":
             assert abs(sum(label["evidence"]["skill_probs"].values()) - 1.0) < 0.01
             assert abs(sum(label["evidence"]["skill_prior"]) - 1.0) < 0.01
+
+
+@pytest.mark.llm
+@pytest.mark.timeout(900)
+def test_label_batches_on_the_embedded_model(embedded_server, tmp_path: Path) -> None:
+    """`label_batch` through the real llama.cpp server: four items, one schema-bound label call, a
+    taxonomy skill each, and the tokens the items carry are what the ledger charged for labels."""
+    from langchain_openai import ChatOpenAI
+
+    from refinelab.metrics.item_signals import regex_route, route_signals
+    from refinelab.schema import Dataset
+
+    chat = ChatOpenAI(base_url=embedded_server.base_url, api_key="sk-local", model="smollm2-135m",
+                      temperature=0.0, max_tokens=200, max_retries=0)
+    settings = load_settings(overrides={"cache_path": str(tmp_path / "cache.sqlite"),
+                                        "roles": {"judge": {"model": "smollm2-135m", "max_tokens": 200}}})
+    wordy = [i for i in load_dataset(MMLU_DEV, on_invalid="quarantine").items
+             if regex_route(route_signals(i)) != "pot"][:4]  # the judge's to label, not the signals'
+    result = run_profile(
+        Dataset(wordy, "mmlu-dev"), out_dir=tmp_path / "prof", settings=settings, budget=200_000,
+        targets=load_targets(REPO / "targets" / "uniform_mmlu.yaml"),
+        options={"difficulty_method": "rating", "skill_method": "model", "label_batch": 4,
+                 "validate_suspects": False, "distractors": False},
+        hooks=RunHooks(chat_models={"judge": chat}),
+    )
+    report = json.loads(result.path.read_text())
+    names = {"recall", "comprehension", "application", "reasoning", "calculation", "unsure"}
+    labels = [item["diagnostics"]["label"]["evidence"] for item in report["items_detail"]]
+    assert report["profiled"] == 4 and all(label["skill"] in names for label in labels), labels
+    assert report["ledger_by_component"]["label"]["calls"] == 1 and all(label["batch"] == 4 for label in labels)
+    assert sum(label["tokens"] for label in labels) == report["ledger_by_component"]["label"]["tokens"] > 0
