@@ -223,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.skill_method != "model" and model_rows:
         model_sep = separation([s for s, _ in model_rows], [g for _, g in model_rows])
         result_row["model_labels"] = {"labelled": len(model_rows), **model_sep}
+    if args.skill_method != "model" and model_rows:
+        result_row["cascade"] = cascade(labels, rows)
     if args.skill_method == "probs":
         result_row["probe_variants"] = probe_variants(labels, rows, store_names(labels))
     by_source: dict[str, Counter[str]] = defaultdict(Counter)
@@ -232,6 +234,35 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     write_results(args.tag, result_row, markdown(result_row))
     print(markdown(result_row))
     return result_row
+
+
+CASCADE_MARGINS = (0.0, 0.04, 0.08, 0.10, 0.15)
+
+
+def cascade(labels: dict[str, Any], rows: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """A cascade from one exemplar run, no model call: the exemplar skill where its margin (best minus
+    second-best similarity) reaches m, else the judge's; computable items stay the signals'. For each m:
+    how many judge calls it would have saved and how the labels separate the sources. Says whether the
+    free labeller can stand in for the judge where it is confident."""
+    out = []
+    for margin in CASCADE_MARGINS:
+        skills, groups, saved, agree = [], [], 0, 0
+        for item_id, _skill, group in rows:
+            evidence = labels[item_id].evidence
+            if evidence.get("by") == "signals":
+                skill = evidence["skill"]
+            else:
+                sims = sorted((evidence.get("similarity") or {}).values(), reverse=True)
+                confident = len(sims) > 1 and sims[0] - sims[1] >= margin
+                skill = evidence.get("exemplar_skill") if confident else evidence.get("model_skill")
+                saved += confident
+                agree += confident and evidence.get("exemplar_skill") == evidence.get("model_skill")
+            skills.append(skill or "")
+            groups.append(group)
+        sep = separation(skills, groups)
+        out.append({"margin": margin, "judge_calls_saved": saved, "agree_with_judge": agree,
+                    "ami": sep["ami"], "accuracy_best_mapping": sep["accuracy_best_mapping"]})
+    return out
 
 
 def store_names(labels: dict[str, Any]) -> list[str]:
@@ -283,6 +314,12 @@ def markdown(r: dict[str, Any]) -> str:
     if model:  # an exemplar run also asked the judge (for the rating): its labels on the same items first
         head.append(f"Both labellers on the same {model['labelled']} items (computable signals applied to each).")
         head += _section("`skill_method=model` (the default)", model)
+    if r.get("cascade"):
+        head += ["", "A cascade (no model call, from this run): the exemplar skill where its margin over the "
+                 "second-best skill reaches m, else the judge's.", "",
+                 table(["margin m", "judge calls saved", "of which the judge agreed", "AMI", "best mapping"],
+                       [[f"{c['margin']:.2f}", c["judge_calls_saved"], c["agree_with_judge"], f"{c['ami']:.3f}",
+                         f"{c['accuracy_best_mapping']:.1%}"] for c in r["cascade"]])]
     variants = r.get("probe_variants") or {}
     if variants:
         head += ["", f"Skill probe prior (content-free question): {variants['prior']}; "
