@@ -205,6 +205,7 @@ def refine_command(
     distractors: Annotated[bool, typer.Option("--distractors/--no-distractors", help="score distractor sets "
                                               "while profiling (MiniLM + the panel's pick rates; no model "
                                               "tokens), so the planner can buy measured distractor rewrites")] = True,
+    skill_method: arg.SkillMethod = "model",
     review: Annotated[str, typer.Option(help="undecided edits, weak passes, unfixed flagged items: ask (pause for "
                                         "`refinelab review`) | auto-accept | auto-reject")] = "auto-reject",
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
@@ -236,9 +237,9 @@ def refine_command(
     try:
         options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus,
                              min_size=min_size, allow_shrink=allow_shrink, review=review,
-                             batch=batch, distractors=distractors)  # type: ignore[arg-type]
+                             batch=batch, distractors=distractors, skill_method=skill_method)  # type: ignore[arg-type]
     except ValueError as exc:
-        flag = "--review" if "review" in str(exc) else "--operations"
+        flag = next((f for f in ("--review", "--skill-method") if f[2:].replace("-", "_") in str(exc)), "--operations")
         fail(ConfigError(f"{flag}: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"))
     _run_and_report(lambda view: run_refine(dataset, budget=budget, targets=resolved, settings=settings,
                                             run_id=run_id, prompts_dir=str(prompts) if prompts else None,

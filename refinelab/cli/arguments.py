@@ -27,3 +27,6 @@ Model = Annotated[list[str] | None, typer.Option(help=MODEL_HELP)]
 ApiKeyEnv = Annotated[list[str] | None, typer.Option(help=KEY_HELP)]
 Config = Annotated[Path | None, typer.Option(help="settings YAML")]
 Prompts = Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")]
+SkillMethod = Annotated[str, typer.Option(help="model (the judge's constrained label) | exemplars (nearest skill "
+                                               "examples, no model call, weaker labels) | probs (the judge's "
+                                               "calibrated skill probabilities)")]

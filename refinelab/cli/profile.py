@@ -74,9 +74,7 @@ def profile_command(
     limit: arg.Limit = None,
     budget: Annotated[int | None, typer.Option(help="token cap for profiling (default: none)")] = None,
     difficulty: Annotated[str, typer.Option(help="irt | elo | rating")] = "irt",
-    skill_method: Annotated[str, typer.Option(help="model (the judge's constrained label) | exemplars (nearest "
-                                                   "skill examples, no model call) | probs (the judge's "
-                                                   "calibrated skill probabilities)")] = "model",
+    skill_method: arg.SkillMethod = "model",
     panel: Annotated[str | None, typer.Option(help="comma-separated panel models (embedded names, "
                                                    "'judge', MODEL@URL, rag:NAME, cloze:NAME)")] = None,
     distractors: Annotated[bool, typer.Option("--distractors/--no-distractors", help="score distractors with "

@@ -14,6 +14,7 @@ import time
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -88,6 +89,10 @@ class ProgressView:
             sys.stdout.write(json.dumps(_jsonable(event), default=str) + "\n")
             sys.stdout.flush()
             return
+        data = event.get("data")
+        if event.get("mode") == "custom" and isinstance(data, dict) and "notice" in data:
+            self._notice(str(data["notice"]))
+            return
         if self.mode == "plain":
             self._plain(event)
             return
@@ -113,6 +118,16 @@ class ProgressView:
                 if isinstance(update, dict) and update.get("outcomes") and "_current" in self.tasks:
                     self.progress.advance(self.tasks["_current"], len(update["outcomes"]))
 
+
+    def _notice(self, text: str) -> None:
+        """Something the user should read before the run goes on (e.g. profiling taking most of the
+        budget): printed once, above the bars or between the plain lines, never throttled."""
+        if self.progress is not None:
+            self.progress.console.print(f"[yellow]note:[/yellow] {escape(text)}", highlight=False)
+            return
+        stream = self.plain.stream if self.plain is not None else sys.stderr
+        stream.write(f"note: {text}\n")
+        stream.flush()
 
     def _plain(self, event: dict[str, Any]) -> None:
         assert self.plain is not None

@@ -25,6 +25,7 @@ from langgraph.types import Command, Send, interrupt
 from refinelab.agents.context import AgentContext
 from refinelab.agents.pilot import pilot_summary, pilot_tasks
 from refinelab.agents.planner_agent import plan_round, plan_summary
+from refinelab.agents.profile_cost import profile_cost, profile_cost_notice
 from refinelab.agents.profiler import profile_items
 from refinelab.agents.refiner import refine
 from refinelab.agents.validation.strength import review_kind
@@ -103,8 +104,16 @@ def _profile_all(ctx: AgentContext, items: list[QAItem], node_name: str) -> tupl
 
 @node(reads=("round",), writes=("phase", "counts", "ledger", "stop_reason"))
 def profile(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
+    """Measure the input; first say what that will cost when it is most of the budget (agents/profile_cost.py)."""
     ctx = runtime.context
-    _done, stop = _profile_all(ctx, ctx.store.items(("kept",)), "profile")
+    items = ctx.store.items(("kept",))
+    cost = profile_cost(ctx, items)
+    if ctx.store.get_meta("profile_forecast") is None:  # the first visit's forecast; a resume keeps it
+        ctx.store.set_meta("profile_forecast", cost.as_dict())
+    if notice := profile_cost_notice(ctx, cost, ctx.ledger.cap):
+        ctx.store.set_meta("profile_notice", notice)
+        _emit({"notice": notice})
+    _done, stop = _profile_all(ctx, items, "profile")
     update: dict[str, Any] = {"phase": "plan", "counts": ctx.store.status_counts(), "ledger": _ledger(ctx)}
     if stop:
         update["stop_reason"] = stop

@@ -162,6 +162,10 @@ def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
         "reviews": dict(Counter(f"{r['request']['kind']}:{r['decision']['decision']}"
                                 for r in recorded(ctx).values())),
         "ledger": ctx.ledger.summary(),
+        # what profiling was forecast to cost before it started (a lower bound: agents/profile_cost.py),
+        # beside the ledger's by_node["profile"], and what the user was told when it was most of the budget
+        "profile_forecast": ctx.store.get_meta("profile_forecast"),
+        "notices": [n for n in (ctx.store.get_meta("profile_notice"),) if n],
     }
     atomic_write_text(run_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str))
     paths["report"] = run_dir / "report.json"

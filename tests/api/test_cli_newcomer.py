@@ -82,4 +82,7 @@ def test_bad_columns_and_unmappable_header_exit_2(tmp_path: Path) -> None:
         assert proc.returncode == 2 and fragment in one_line_error(proc), proc.stderr[-2000:]
     bad_model = _run(["refine", str(data), "--endpoint", "ftp://x", *common], env, tmp_path)
     assert bad_model.returncode == 2 and "endpoint" in one_line_error(bad_model)
+    bad_skill = _run(["refine", str(data), "--columns", "question=Stem,choices=Opt1,Opt2,Opt3,answer=Key",
+                      "--skill-method", "vibes", *common], env, tmp_path)
+    assert bad_skill.returncode == 2 and "--skill-method" in one_line_error(bad_skill), bad_skill.stderr[-2000:]
     assert not (tmp_path / "runs" / "bad").exists()

@@ -53,3 +53,13 @@ def test_tokens_shown_include_those_replayed_from_the_cache(monkeypatch: pytest.
         view({"mode": "custom", "data": {"progress": "profile", "done": 30, "total": 30}, "spent": 0,
               "used": 24012, "cap": 40000})
     assert "profile 30/30 · tokens 24012/40000" in stream.getvalue()
+
+
+def test_a_notice_is_printed_once_and_never_throttled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(progress, "interactive", lambda: False)
+    stream = io.StringIO()
+    with ProgressView("rich", plain=PlainProgress(stream, interval_s=3600)) as view:
+        view({"mode": "custom", "data": {"progress": "profile", "done": 0, "total": 6}, "spent": 0, "cap": 900})
+        view({"mode": "custom", "data": {"notice": "profiling 6 items will take about 800 of the 900 tokens"}})
+    lines = stream.getvalue().splitlines()
+    assert lines[-1] == "note: profiling 6 items will take about 800 of the 900 tokens" and len(lines) == 2
