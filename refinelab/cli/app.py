@@ -126,6 +126,27 @@ def _progress_mode(quiet: bool, as_json: bool) -> str:
     return "json" if as_json else "quiet" if quiet else "rich"
 
 
+def _line(text: str) -> None:
+    """One summary line as written: no markup, highlighting or wrapping (scripts read these lines)."""
+    out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _count(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _jsd(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "n/a"
+
+
+def _profile_share(report: dict[str, Any]) -> str:
+    """", profiling N (P%)": how much of the spend measuring the input took (the rest went to edits)."""
+    ledger = report.get("ledger") or {}
+    profile = ((ledger.get("by_node") or {}).get("profile") or {}).get("tokens", 0)
+    spent = (ledger.get("spent") or 0) + (ledger.get("replayed") or 0)
+    return f" (profiling {profile:,}, {profile / spent:.0%})" if profile and spent else ""
+
+
 def _print_result(result: object, as_json: bool) -> None:
     if getattr(result, "paused", False):  # stopped at human review: no outputs yet
         line = {"run_id": result.run_id, "pending_review": result.pending_review}  # type: ignore[attr-defined]
@@ -152,13 +173,14 @@ def _print_result(result: object, as_json: bool) -> None:
     else:
         # replayed calls count against the budget like paid ones: a rerun that shows only the live tokens
         # looks as if it left most of its budget unused
-        replayed = f" + {summary['replayed']} replayed from the response cache" if summary["replayed"] else ""
-        out.print(f"run {summary['run_id']}: {summary['stop_reason']}; spent {summary['spent']}{replayed} "
-                  f"of {summary['cap']} tokens")
-        out.print(f"items: {summary['items_by_status']}, new: {summary['new_items']}, output: {summary['output_items']}")
-        out.print(f"coverage JSD {summary['coverage_jsd'][0]} -> {summary['coverage_jsd'][1]}; "
-                  f"difficulty JSD {summary['difficulty_jsd'][0]} -> {summary['difficulty_jsd'][1]}")
-        out.print(f"report: {result.run_dir / 'report.json'}")  # type: ignore[attr-defined]
+        replayed = f" + {summary['replayed']:,} replayed from the response cache" if summary["replayed"] else ""
+        _line(f"run {summary['run_id']}: {summary['stop_reason']}; spent {_count(summary['spent'])}{replayed} "
+              f"of {_count(summary['cap'])} tokens{_profile_share(report)}")
+        statuses = ", ".join(f"{k} {v}" for k, v in (summary["items_by_status"] or {}).items())
+        _line(f"items: {statuses}; new {summary['new_items']}; output {summary['output_items']}")
+        _line(f"coverage JSD {_jsd(summary['coverage_jsd'][0])} -> {_jsd(summary['coverage_jsd'][1])}; "
+              f"difficulty JSD {_jsd(summary['difficulty_jsd'][0])} -> {_jsd(summary['difficulty_jsd'][1])}")
+        _line(f"report: {result.run_dir / 'report.json'}")  # type: ignore[attr-defined]
 
 
 def _run_and_report(start: Callable[[Any], Any], quiet: bool, as_json: bool) -> None:

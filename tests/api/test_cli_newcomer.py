@@ -4,6 +4,7 @@ for every role (or ROLE=VALUE), OPENAI_BASE_URL, a headered CSV and --columns, p
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,10 @@ def test_one_flag_per_field_sets_every_role_and_the_run_finishes(tmp_path: Path)
     lines = [line for line in proc.stderr.splitlines() if line.startswith("[")]
     assert lines and any("tokens" in line for line in lines), proc.stderr[-2000:]
     assert "\x1b[" not in proc.stderr
+    # the summary reads as figures, not Python reprs: JSD to 3 decimals, items by status, tokens with commas
+    assert re.search(r"^coverage JSD (\d\.\d{3}|n/a) -> (\d\.\d{3}|n/a); difficulty JSD", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^items: kept \d+", proc.stdout, re.M) and "{" not in proc.stdout, proc.stdout
+    assert re.search(r"of 20,000 tokens", proc.stdout), proc.stdout
 
 
 def test_openai_base_url_is_honoured(tmp_path: Path) -> None:
