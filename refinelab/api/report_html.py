@@ -500,6 +500,9 @@ def build_context(run: dict[str, Any]) -> dict[str, Any]:
         "run_id": report.get("run_id") or run["dir"].name,
         "run_dir": str(run["dir"]),
         "stop_reason": report.get("stop_reason", ""),
+        # what the run told the user before it spent (e.g. profiling taking most of the budget); untrusted
+        # text from the run folder, escaped by the template
+        "notices": [n for n in (report.get("notices") or []) if isinstance(n, str)][:5],
         "summary": [
             ("input items", report.get("input_items")), ("output items", report.get("output_items")),
             ("new items", report.get("new_items")), ("rounds", report.get("rounds")),
@@ -586,7 +589,8 @@ nav a { margin-right: .8rem; }
 <body>
 <h1>RefineLab run <code>{{ run_id }}</code></h1>
 <div class="muted">{{ run_dir }} · {{ stop_reason or "no stop reason recorded" }}</div>
-<nav class="small"><a href="#distributions">distributions</a><a href="#budget">budget</a><a href="#operations">operations</a>
+{% for notice in notices %}<p class="small"><b>note:</b> {{ notice }}</p>
+{% endfor %}<nav class="small"><a href="#distributions">distributions</a><a href="#budget">budget</a><a href="#operations">operations</a>
 <a href="#examples">edit examples</a><a href="#unfixed">unfixed</a><a href="#gaveup">gave up</a><a href="#invalid">invalid input</a><a href="#edits">all edits</a></nav>
 
 <div class="cards">

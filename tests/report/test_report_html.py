@@ -142,6 +142,7 @@ def test_untrusted_text_is_escaped_and_unfixed_items_listed(run_dir: Path, tmp_p
     data["invalid_input"].append({"id": "rejected:x.csv:9", "reason": EVIL})
     data["metrics_after"]["coverage"][EVIL + "|$\\frac{a}{b}$"] = 0.05  # labels from the data reach the plots
     data["ledger"]["by_model"][EVIL] = {"tokens": 5, "calls": 1}
+    data["notices"] = ["profiling will take most of the budget " + EVIL, {"not": "text"}]
     (run / "report.json").write_text(json.dumps(data))
     changes = (run / "changes.jsonl").read_text().splitlines()
     edit = json.loads(changes[-1])
@@ -159,6 +160,7 @@ def test_untrusted_text_is_escaped_and_unfixed_items_listed(run_dir: Path, tmp_p
     unfixed = html[html.index('id="unfixed"'):html.index('id="gaveup"')]
     assert refined[0]["id"] in unfixed and "0.83" in unfixed and "what is $x^2$?" in unfixed
     assert "stopped on its budget" in unfixed
+    assert "<b>note:</b> profiling will take most of the budget &lt;script&gt;" in html and "{&#39;not&#39;" not in html
 
 
 def test_missing_report_json_is_a_clear_error(tmp_path: Path) -> None:
