@@ -8,7 +8,7 @@ RUN_ID=${RUN_ID:-demo-$(date +%Y%m%d-%H%M%S)}
 echo "== embedded model check (first run assembles the 1.1 GB model once)"
 $BIN/refinelab model check
 echo "== refine: 5 MMLU subjects, 30 items, 40k-token budget, on the embedded model"
-echo "   (profiling measures difficulty from how the judge answers: ~680 tokens per item, ~20k of the budget)"
+echo "   (profiling labels each item and measures difficulty from how the judge answers: ~800 tokens per item, ~24k of the budget)"
 echo "   (the first run embeds the retrieval corpus once, a few minutes; later runs reuse the index)"
 $BIN/refinelab refine "$DATA/mmlu/test" \
   --subjects astronomy,virology,college_chemistry,high_school_world_history,econometrics \
