@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.types import Command
 
@@ -26,9 +27,11 @@ from refinelab.api.runs import ProgressCallback, RunResult, _run_graph, checkpoi
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.graph.build import build_graph
-from refinelab.graph.review import ReviewDecision, ReviewRequest, edited_item, parse_decision
+from refinelab.graph.review import ReviewDecision, ReviewRequest, edited_item, parse_decision, recorded
 from refinelab.safeload import loads_json
 from refinelab.schema import QAItem
+
+T = TypeVar("T")
 
 MAX_QUEUE_BYTES = 64 * 1024 * 1024
 DECISION_FIELDS = ("key", "decision", "by", "at", "note", "item")
@@ -90,19 +93,41 @@ def _cases(ctx: AgentContext, thread_id: str) -> list[ReviewCase]:
     return sorted((_case(ctx, i.id, i.value) for i in state.interrupts), key=lambda c: c.key)
 
 
-def pending_reviews(run_id: str, *, runs_dir: str | Path = "runs", trust: bool = False) -> list[ReviewCase]:
-    """The decisions run `run_id` waits for (empty when it is not paused at review)."""
+def _read_run(run_id: str, runs_dir: str | Path, trust: bool, read: Callable[[AgentContext, str], T]) -> T:
+    """`read(ctx, thread id)` on the saved run `run_id`, its handles closed after: a listing holds no
+    connection while someone else decides and resumes the run."""
     folder = claim_existing(runs_dir, run_id, trust=trust)
     try:
         ctx = saved_context(folder, None)
         try:
-            return _cases(ctx, folder.identity)
-        finally:  # a listing holds no connection while someone else decides and resumes the run
+            return read(ctx, folder.identity)
+        finally:
             for handle in (ctx.store, ctx.ledger, ctx.cache):
                 if handle is not None:
                     handle.close()
     finally:
         folder.release()
+
+
+def pending_reviews(run_id: str, *, runs_dir: str | Path = "runs", trust: bool = False) -> list[ReviewCase]:
+    """The decisions run `run_id` waits for (empty when it is not paused at review)."""
+    return _read_run(run_id, runs_dir, trust, _cases)
+
+
+def decided_by_policy(run_id: str, *, runs_dir: str | Path = "runs", trust: bool = False) -> dict[str, int]:
+    """How many cases run `run_id`'s review policy (`--review auto-reject`, the default, or auto-accept)
+    decided without a person, by "kind:decision": what `refinelab review` points to when nothing is
+    pending, so a user looking for the items the run could not fix learns where they went."""
+
+    def count(ctx: AgentContext, _thread: str) -> dict[str, int]:
+        tally: Counter[str] = Counter()
+        for case in recorded(ctx).values():
+            request, decision = (case.get("request"), case.get("decision")) if isinstance(case, dict) else (None, None)
+            if isinstance(request, dict) and isinstance(decision, dict) and str(decision.get("by", "")).startswith("policy:"):
+                tally[f"{request.get('kind')}:{decision.get('decision')}"] += 1
+        return dict(tally)
+
+    return _read_run(run_id, runs_dir, trust, count)
 
 
 def decide(run_id: str, decisions: Iterable[ReviewDecision | dict[str, Any]], *, runs_dir: str | Path = "runs",

@@ -99,7 +99,7 @@ def review_command(
     trust_run: Annotated[bool, typer.Option("--trust-run", help="review a run folder this user did not write")] = False,
 ) -> None:
     """Show each decision the run waits for (before/after, evidence, reasons); accept, reject, edit or skip."""
-    from refinelab.api.review import decide, export_queue, pending_reviews, read_decisions
+    from refinelab.api.review import decide, decided_by_policy, export_queue, pending_reviews, read_decisions
 
     try:
         if export is not None:
@@ -114,6 +114,13 @@ def review_command(
             cases = [c for c in pending_reviews(run_id, runs_dir=runs_dir, trust=trust_run) if c.key not in skipped]
             if not cases:
                 out.print(f"run {run_id}: nothing {'else ' if skipped else ''}to review")
+                decided = {} if skipped else decided_by_policy(run_id, runs_dir=runs_dir, trust=trust_run)
+                if decided:
+                    tally = ", ".join(f"{v} {k}" for k, v in sorted(decided.items()))
+                    out.print(f"its review policy decided {sum(decided.values())} case(s) without a person ({tally}); "
+                              "changes.jsonl holds each with its evidence (the lines with a \"review\" field), and report.html "
+                              "lists their edits under \"gave up\"; `refinelab refine ... --review ask` pauses on "
+                              "such cases for you to decide", markup=False, highlight=False, soft_wrap=True)
                 return
             answers = []
             for number, case in enumerate(cases, 1):

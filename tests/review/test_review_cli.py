@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from refinelab.api import refine
-from refinelab.api.review import decide, pending_reviews, read_decisions
+from refinelab.api.review import decide, decided_by_policy, pending_reviews, read_decisions
 from refinelab.errors import DataError
 from refinelab.io import read_jsonl
 from refinelab.metrics.targets import Targets
@@ -97,6 +97,7 @@ def test_interrupt_cli_decisions_resume_and_queue_roundtrip(paused_run, tmp_path
     assert reviewed[cases[1].key]["note"] == "fixed by hand"
     assert reviewed[cases[2].key]["by"] == "bob" and reviewed[cases[2].key]["note"] == "checked in the spreadsheet"
     assert all(r["at"].endswith("+00:00") for r in reviewed.values())
+    assert decided_by_policy("rv", runs_dir=runs) == {}  # people decided these, not a policy
     outcomes = {o["edit_id"]: o for o in json.loads(json.dumps(report["gave_up"]))}
     assert {k for k, r in reviewed.items() if r["decision"] == "reject"} == set(outcomes)
     assert all("rejected in review by alice" in o["reason"] for o in outcomes.values())
@@ -137,6 +138,11 @@ def test_auto_policies_decide_without_pausing(tmp_path: Path, monkeypatch: pytes
             assert {f"{op}:{status}" for op in ("expand", "generate")} <= outcomes
             reviewed = [c for c in changes if "review" in c]
             assert reviewed and all(c["review"]["decision"] == decision for c in reviewed)
+            # nothing is pending, and `refinelab review` says where the policy's decisions went
+            assert decided_by_policy("rv", runs_dir=settings.runs_dir) == result.report["reviews"]
+            told = _cli(["review", "rv", "--runs-dir", str(settings.runs_dir)])
+            assert told.returncode == 0 and "nothing to review" in told.stdout, told.stderr
+            assert f"its review policy decided {len(reviewed)} case(s)" in told.stdout
             if mode == "auto-accept":
                 assert all("too close to existing item" in g["reason"] for g in result.report["gave_up"])
             else:
