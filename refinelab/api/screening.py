@@ -287,7 +287,9 @@ def screen(
         "flagged": len(flagged), "threshold": model.threshold, "model": source, "members": members,
         "orders": run_options.panel_orders,
         "error_types": {t: sum(r["error_type"] == t for r in flagged) for t in ERROR_TYPES},
-        "tokens_spent": ctx.ledger.spent, "budget": budget,
+        # replayed answers (the response cache) count against the budget like paid ones: a re-screen reads
+        # "tokens_spent": 0 and this says what it used
+        "tokens_spent": ctx.ledger.spent, "tokens_replayed": ctx.ledger.replayed, "budget": budget,
         "stopped": "budget" if any(r["p_error"] is None for r in rows) else None,
     }
     if record is not None:
