@@ -73,7 +73,10 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
                            prompts_dir=prompts_dir)
     try:
         calls_before = ctx.ledger.summary()["calls"]
-        profile_tokens = ctx.ledger.spent
+        # what profiling used of the budget, paid or replayed from the response cache: a run counts a replayed
+        # answer against its cap, and a plan that read only `spent` forecast 17,660 of 20,000 tokens for the
+        # edits of a 25-item ARC set whose profile (16,525, replayed) would leave a real run 3,475
+        profile_tokens = ctx.ledger.spent + ctx.ledger.replayed
         available = max(0, budget - profile_tokens)
         with ctx.tracer.span("refinelab.plan", "chain", {"budget": budget, "mode": mode, "dry_run": True},
                              run_id=None) as root:

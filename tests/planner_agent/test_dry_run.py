@@ -80,3 +80,15 @@ def test_cli_plan_dry_run_json_shape(tmp_path: Path) -> None:
     assert table.exit_code == 0 and "plan by operation" in table.stdout and "marginal value" in table.stdout
     refused = runner.invoke(app, ["plan", str(data), "--budget", "20000"])
     assert refused.exit_code == 2
+
+
+def test_a_profile_replayed_from_the_cache_still_counts_against_the_budget(tmp_path: Path) -> None:
+    """Profiling the same data into a second folder replays every answer from the response cache: nothing is
+    spent, but a run would count those tokens against its cap, so the plan must leave them out of what it
+    plans the edits with (it had planned 17,660 of 20,000 tokens for a set whose profile would take 16,525)."""
+    _, first, chat = _profiled(tmp_path)
+    again = dry_run(dataset(N), budget=30_000, folder=tmp_path / "plan-again", settings=settings(tmp_path),
+                    hooks=RunHooks(chat_models=chat), options=EXTRAS)
+    assert not again["profile"]["reused"] and Ledger(tmp_path / "plan-again" / "ledger.sqlite").spent == 0
+    assert again["profile"]["tokens"] == first["profile"]["tokens"] > 0
+    assert again["plannable_tokens"] == first["plannable_tokens"]
