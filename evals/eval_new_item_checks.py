@@ -23,26 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from common import log, table, write_results
-from eval_probe_format import TOP_LOGPROBS
+from eval_probe_format import two_order_probe
 from openai import OpenAI
 
 from refinelab.agents.validation.measured import NEW_KEY_LEAD
-from refinelab.metrics.option_probs import align, letter_distribution, mean_distribution, presentation_orders
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import LETTERS, QAItem
 from refinelab.tools.embedded_server import ensure_server
 
 SOLVER_REFUSED = "an independent solver chose"
 PANEL_REFUSED = "the panel prefers option"
-
-
-def probe(client: OpenAI, messages: list[dict[str, str]], n: int) -> tuple[list[float], float, int]:
-    """(probability per option letter, letter mass, tokens) of one one-token reply; drafts may have n != 4."""
-    reply = client.chat.completions.create(model="embedded", messages=messages, max_tokens=1,  # type: ignore[arg-type]
-                                           logprobs=True, top_logprobs=TOP_LOGPROBS, temperature=0)
-    top = [(t.token, t.logprob) for t in reply.choices[0].logprobs.content[0].top_logprobs]  # type: ignore[union-attr]
-    probs, mass = letter_distribution(top, n)
-    return probs, mass, reply.usage.total_tokens if reply.usage else 0
 
 
 def solved_drafts(store: Path) -> list[dict[str, Any]]:
@@ -78,14 +68,8 @@ def main() -> None:
     started, tokens = time.monotonic(), 0
     for n, row in enumerate(rows, 1):
         item: QAItem = row["item"]
-        dists = []
-        for order in presentation_orders(len(item.choices), 2):
-            shown = item.model_copy(update={"choices": [item.choices[o] for o in order],
-                                            "answer": order.index(item.answer)})
-            probs, mass, used = probe(client, pack.messages("panel_probe", item=shown), len(item.choices))
-            tokens += used
-            dists.append(align(probs, order) if mass > 0 else [1.0 / len(item.choices)] * len(item.choices))
-        pooled = mean_distribution(dists)
+        pooled, used = two_order_probe(client, pack, item)
+        tokens += used
         favourite = max(range(len(pooled)), key=pooled.__getitem__)
         lead = pooled[favourite] - pooled[item.answer]
         row.update(pooled=[round(p, 4) for p in pooled], favourite=favourite, lead=round(lead, 4),

@@ -27,7 +27,7 @@ from openai import OpenAI
 from redux import DEFAULT_ROOT, read_redux_dev
 
 from refinelab.io import load_dataset
-from refinelab.metrics.option_probs import align, letter_distribution
+from refinelab.metrics.option_probs import align, letter_distribution, mean_distribution, presentation_orders
 from refinelab.metrics.screening_model import auroc
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import QAItem
@@ -71,12 +71,27 @@ def mmlu_items(n: int, seed: int) -> list[tuple[QAItem, bool]]:
     return [(i, False) for i in pool[:n]]
 
 
-def probe(client: OpenAI, messages: Messages) -> tuple[list[float], float, int]:
+def probe(client: OpenAI, messages: Messages, n: int = 4) -> tuple[list[float], float, int]:
+    """(probability per option letter, letter mass, tokens) of one one-token reply over `n` options."""
     reply = client.chat.completions.create(model="embedded", messages=messages, max_tokens=1,  # type: ignore[arg-type]
                                            logprobs=True, top_logprobs=TOP_LOGPROBS, temperature=0)
     top = [(t.token, t.logprob) for t in reply.choices[0].logprobs.content[0].top_logprobs]  # type: ignore[union-attr]
-    probs, mass = letter_distribution(top, 4)
+    probs, mass = letter_distribution(top, n)
     return probs, mass, reply.usage.total_tokens if reply.usage else 0
+
+
+def two_order_probe(client: OpenAI, pack: Any, item: QAItem) -> tuple[list[float], int]:
+    """(pooled option probabilities, tokens): the shipped `panel_probe` prompt in the panel's two option
+    orders, each aligned back to the item's order (an order with no letter mass counts as even), averaged:
+    how the panel's key check and the refiner's rewrite probe read an item."""
+    n = len(item.choices)
+    dists, tokens = [], 0
+    for order in presentation_orders(n, 2):
+        shown = item.model_copy(update={"choices": [item.choices[o] for o in order], "answer": order.index(item.answer)})
+        probs, mass, used = probe(client, pack.messages("panel_probe", item=shown), n)
+        tokens += used
+        dists.append(align(probs, order) if mass > 0 else [1.0 / n] * n)
+    return mean_distribution(dists), tokens
 
 
 def measure(client: OpenAI, pack: Any, rows: Sequence[tuple[QAItem, bool]]) -> dict[str, Any]:

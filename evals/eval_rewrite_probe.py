@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from common import log, table, write_results
-from eval_probe_format import probe
+from eval_probe_format import two_order_probe
 from openai import OpenAI
 
 from refinelab.agents.candidate_probe import REWRITE_LEAD
-from refinelab.metrics.option_probs import align, mean_distribution, presentation_orders
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import LETTERS, QAItem, normalise_text
 from refinelab.tools.embedded_server import ensure_server
@@ -73,14 +72,8 @@ def main() -> None:
     for row in rows:
         item: QAItem = row["after"]
         n = len(item.choices)
-        dists = []
-        for order in presentation_orders(n, 2):
-            shown = item.model_copy(update={"choices": [item.choices[o] for o in order],
-                                            "answer": order.index(item.answer)})
-            probs, mass, used = probe(client, pack.messages("panel_probe", item=shown))
-            tokens += used
-            dists.append(align(probs, order) if mass > 0 else [1.0 / n] * n)
-        mean = mean_distribution(dists)
+        mean, used = two_order_probe(client, pack, item)
+        tokens += used
         favourite = max(range(n), key=mean.__getitem__)
         row.update(p=[round(p, 4) for p in mean], favourite=kind(item, row["before"], favourite),
                    favourite_text=item.choices[favourite], lead=round(mean[favourite] - mean[item.answer], 4),
