@@ -23,13 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from common import log, table, write_results
-from eval_probe_format import two_order_probe
-from openai import OpenAI
+from eval_probe_format import embedded_prober, two_order_probe
 
 from refinelab.agents.validation.measured import NEW_KEY_LEAD
-from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import LETTERS, QAItem
-from refinelab.tools.embedded_server import ensure_server
 
 SOLVER_REFUSED = "an independent solver chose"
 PANEL_REFUSED = "the panel prefers option"
@@ -61,9 +58,7 @@ def main() -> None:
     parser.add_argument("--tag", default="new_item_checks")
     args = parser.parse_args()
     rows = solved_drafts(args.run / "store.sqlite")
-    server = ensure_server()
-    client = OpenAI(base_url=server.base_url, api_key="local", timeout=600)
-    pack = PromptLibrary().pack("default")
+    client, pack = embedded_prober()
     log(f"{len(rows)} expand drafts the solver answered, from {args.run}")
     started, tokens = time.monotonic(), 0
     for n, row in enumerate(rows, 1):

@@ -71,6 +71,13 @@ def mmlu_items(n: int, seed: int) -> list[tuple[QAItem, bool]]:
     return [(i, False) for i in pool[:n]]
 
 
+def embedded_prober() -> tuple[OpenAI, Any]:
+    """(client, pack): the embedded server (started or reused) and the shipped default pack, whose
+    `panel_probe` prompt the probes ask."""
+    server = ensure_server()
+    return OpenAI(base_url=server.base_url, api_key="local", timeout=600), PromptLibrary().pack("default")
+
+
 def probe(client: OpenAI, messages: Messages, n: int = 4) -> tuple[list[float], float, int]:
     """(probability per option letter, letter mass, tokens) of one one-token reply over `n` options."""
     reply = client.chat.completions.create(model="embedded", messages=messages, max_tokens=1,  # type: ignore[arg-type]
@@ -153,11 +160,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--tag", default="probe_format")
     args = parser.parse_args(argv)
     rows = dev_items(args.ok, args.errors, args.seed) if args.set == "dev" else mmlu_items(args.n, args.seed)
-    server = ensure_server()
-    client = OpenAI(base_url=server.base_url, api_key="local", timeout=600)
+    client, pack = embedded_prober()
     log(f"{len(rows)} rows of {args.set}, {len(VARIANTS)} variants x 2 orders")
     result = {"tag": args.tag, "set": args.set, "rows": len(rows), "errors": sum(e for _, e in rows),
-              **measure(client, PromptLibrary().pack("default"), rows)}
+              **measure(client, pack, rows)}
     write_results(args.tag, result, markdown(result))
     print(markdown(result))
     return result

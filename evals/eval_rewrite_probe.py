@@ -24,13 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from common import log, table, write_results
-from eval_probe_format import two_order_probe
-from openai import OpenAI
+from eval_probe_format import embedded_prober, two_order_probe
 
 from refinelab.agents.candidate_probe import REWRITE_LEAD
-from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import LETTERS, QAItem, normalise_text
-from refinelab.tools.embedded_server import ensure_server
 
 MARGINS = (0.0, 0.02, REWRITE_LEAD, 0.10)
 
@@ -64,9 +61,7 @@ def main() -> None:
     parser.add_argument("--tag", default="rewrite_probe")
     args = parser.parse_args()
     rows = validated_rewrites(args.run / "store.sqlite")
-    server = ensure_server()
-    client = OpenAI(base_url=server.base_url, api_key="local", timeout=600)
-    pack = PromptLibrary().pack("default")
+    client, pack = embedded_prober()
     log(f"{len(rows)} validated rewrites from {args.run}")
     started, tokens = time.monotonic(), 0
     for row in rows:
