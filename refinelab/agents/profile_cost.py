@@ -17,12 +17,13 @@ from typing import Any
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import default_panel
-from refinelab.agents.labels import asks_judge
+from refinelab.agents.labels import asks_judge, decided_by_signals
 from refinelab.agents.panel import answers_with_probabilities, panel_members
 from refinelab.schema import QAItem
 
 LABEL_TOKENS = 440  # the judge's label of one item: 422 on the 108-item mixed set, 466 on the demo's 30 MMLU items
 BATCHED_LABEL_TOKENS = 200  # the same in batches of four (label_batch=4): 194 on the mixed set
+PROBED_LABEL_TOKENS = 300  # skill_method="probs": its one-token calls in two orders (docs/fidelity.md)
 PROBE_TOKENS = 170  # one panel member answering one item in one option order: 167 on the demo's items
 NOTICE_SHARE = 0.5  # a forecast above this share of the budget is said before profiling starts
 
@@ -47,7 +48,9 @@ class ProfileCost:
 
 def profile_cost(ctx: AgentContext, items: Sequence[QAItem]) -> ProfileCost:
     """The calls the profile will make for `items` that are not measured yet, at their measured costs."""
-    unlabelled = [i for i in items if asks_judge(ctx, i) and not ctx.store.has_diagnostic(i.id, "label")]
+    unlabelled = [i for i in items if not ctx.store.has_diagnostic(i.id, "label")]
+    judged = [i for i in unlabelled if asks_judge(ctx, i)]
+    probed = [i for i in unlabelled if ctx.options.skill_method == "probs" and not decided_by_signals(ctx, i)]
     per_label = BATCHED_LABEL_TOKENS if ctx.options.label_batch > 1 and ctx.options.skill_method == "model" \
         else LABEL_TOKENS
     members = panel_members(ctx)
@@ -55,7 +58,8 @@ def profile_cost(ctx: AgentContext, items: Sequence[QAItem]) -> ProfileCost:
         members = default_panel(ctx)
     orders = sum(ctx.options.panel_orders if answers_with_probabilities(ctx, m) else 1 for m in members)
     unanswered = sum(1 for i in items if not ctx.store.has_diagnostic(i.id, "panel"))
-    return ProfileCost(items=len(items), label_calls=len(unlabelled), label_tokens=len(unlabelled) * per_label,
+    return ProfileCost(items=len(items), label_calls=len(judged) + ctx.options.panel_orders * len(probed),
+                       label_tokens=len(judged) * per_label + len(probed) * PROBED_LABEL_TOKENS,
                        probe_calls=unanswered * orders, probe_tokens=unanswered * orders * PROBE_TOKENS)
 
 
@@ -66,7 +70,7 @@ def profile_cost_notice(ctx: AgentContext, cost: ProfileCost, cap: int | None) -
         return ""
     left = max(0, cap - cost.tokens)
     levers = [f"a budget of {2 * cost.tokens + 10_000:,} or more"]
-    if cost.label_tokens and ctx.options.skill_method == "model":
+    if cost.label_tokens and ctx.options.skill_method in ("model", "probs"):
         levers.append(f"--skill-method exemplars (no label calls, ~{cost.label_tokens:,} tokens saved; labels "
                       "separate skills less well)")
     return (f"profiling {cost.items} items will take about {cost.tokens:,} of the {cap:,} tokens "

@@ -44,6 +44,9 @@ def test_the_forecast_counts_label_calls_and_panel_probes_not_yet_made(tmp_path:
     exemplars = make_context(tmp_path / "x", ScriptedChatModel(respond=_never),
                              options={"skill_method": "exemplars", "difficulty_method": "irt"})
     assert profile_cost(exemplars, items).label_calls == 0
+    probs = make_context(tmp_path / "p", ScriptedChatModel(respond=_never),
+                         options={"skill_method": "probs", "difficulty_method": "irt"})
+    assert profile_cost(probs, items).label_calls == 2 * 3  # the skill probe in two orders, not the word problem
 
 
 def test_the_notice_speaks_only_when_profiling_takes_most_of_the_budget(tmp_path: Path) -> None:
