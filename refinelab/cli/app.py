@@ -25,6 +25,7 @@ from refinelab.cli.common import (
     out,
     parse_list,
     print_error,
+    styled,
 )
 from refinelab.errors import ConfigError, RefineLabError
 from refinelab.operations import OPERATION_NAMES
@@ -115,9 +116,9 @@ def data_validate(
             table.add_row(subject, str(count))
         out.print(table)
         for problem in problems:
-            out.print(f"[red]invalid[/red] {problem}", highlight=False)
+            out.print(styled(("invalid", "red"), f" {problem}"), soft_wrap=True)
         for group in dupes.duplicate_questions:
-            out.print(f"[yellow]duplicate question[/yellow] {', '.join(group)}", highlight=False)
+            out.print(styled(("duplicate question", "yellow"), f" {', '.join(group)}"), soft_wrap=True)
     if problems:
         raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -127,8 +128,8 @@ def _progress_mode(quiet: bool, as_json: bool) -> str:
 
 
 def _line(text: str) -> None:
-    """One summary line as written: no markup, highlighting or wrapping (scripts read these lines)."""
-    out.print(text, markup=False, highlight=False, soft_wrap=True)
+    """One summary line as written, not wrapped (scripts read these lines; the console reads no markup)."""
+    out.print(text, soft_wrap=True)
 
 
 def _count(value: object) -> str:
@@ -251,8 +252,8 @@ def refine_command(
         fail(exc)
     dataset, resolved = load_selection(data, format, subjects, limit, targets, strict=strict, columns=columns)
     if dataset.rejected and not quiet:
-        console.print(f"[yellow]{len(dataset.rejected)} invalid row(s) quarantined[/yellow] "
-                      f"(first: {dataset.rejected[0]}); they are listed in report.json")
+        console.print(styled((f"{len(dataset.rejected)} invalid row(s) quarantined", "yellow"),
+                             f" (first: {dataset.rejected[0]}); they are listed in report.json"), soft_wrap=True)
     wanted = parse_list(operations)
     if wanted is not None and not wanted:
         fail(ConfigError("--operations: name at least one operation"))
@@ -341,12 +342,12 @@ def packs_show(
         pack = PromptLibrary(prompts).pack(name)
     except PromptError as exc:
         fail(ConfigError(str(exc)))
-    out.print(f"[bold]{pack.name}[/bold]: {pack.description}")
+    out.print(styled((pack.name, "bold"), f": {pack.description}"))
     out.print(f"chain: {' → '.join(pack.chain)}; options: {pack.options}")
     for prompt in sorted(pack.prompts):
-        out.print(f"\n[bold]{prompt}[/bold]  ({pack.sources.get(prompt)})")
+        out.print(styled("\n", (prompt, "bold"), f"  ({pack.sources.get(prompt)})"))
         for role, text in pack.prompts[prompt].items():
-            out.print(f"[dim]{role}:[/dim] {text.strip()}", highlight=False)
+            out.print(styled((f"{role}:", "dim"), f" {text.strip()}"))
 
 
 def _mount_optional() -> None:

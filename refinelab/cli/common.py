@@ -12,15 +12,24 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from refinelab.api.run_folders import RunBusy
 from refinelab.errors import ConfigError, DataError, EndpointUnavailable, RefineLabError, error_line
 from refinelab.metrics.targets import TargetError, Targets, load_targets
 from refinelab.schema import Dataset
 
-console = Console(stderr=True)  # progress, warnings, errors
-out = Console()  # results
+# Neither console reads markup: what they print comes from datasets, packs and run folders (untrusted), and a
+# subject named "[/x]" made `refinelab data validate` crash with rich's MarkupError. Styling is explicit:
+# `styled` pairs text with a style, and nothing else is ever interpreted.
+console = Console(stderr=True, markup=False, highlight=False)  # progress, warnings, errors
+out = Console(markup=False, highlight=False)  # results
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """One line from plain strings (printed as they are) and (text, style) pairs, e.g.
+    `styled(("invalid", "red"), " ", problem)`."""
+    return Text.assemble(*parts)
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ENDPOINT, EXIT_BUSY = 0, 1, 2, 3, 4
 BAD_INPUT = (DataError, ConfigError, TargetError, ValidationError, ValueError, FileNotFoundError)
@@ -47,7 +56,7 @@ def fail(problem: BaseException | str, code: int | None = None) -> NoReturn:
 def print_error(problem: BaseException | str) -> None:
     """The one way an error reaches the user: `error: <one line>` on stderr."""
     text = error_line(problem) if isinstance(problem, BaseException) else error_line(Exception(problem))
-    console.print(f"[red]error:[/red] {escape(' '.join(text.split()))}", highlight=False, soft_wrap=True)
+    console.print(styled(("error:", "red"), " ", " ".join(text.split())), soft_wrap=True)
 
 
 def parse_list(value: str | None) -> list[str] | None:

@@ -18,10 +18,8 @@ _INPUT_ERRORS = (sqlite3.DatabaseError, RecursionError, OverflowError, UnicodeEr
 
 def report_unexpected(exc: BaseException, console: Any) -> int:
     """Print one redacted line for `exc` and return the exit code (2 for input problems, else 1)."""
-    from rich.markup import escape
-
     if os.environ.get("REFINELAB_DEBUG"):
-        console.print(escape(redact("".join(traceback.format_exception(exc)))), highlight=False)
+        console.print(redact("".join(traceback.format_exception(exc))))  # the console reads no markup
     detail = " ".join(redact(str(exc)).split())[:500] or type(exc).__name__
     filename = getattr(exc, "filename", None)
     where = f"{filename}: " if filename and filename not in detail else ""

@@ -16,6 +16,7 @@ from refinelab.cli.common import (
     load_selection,
     out,
     parse_list,
+    styled,
 )
 from refinelab.config import load_settings, role_overrides
 from refinelab.errors import RefineLabError
@@ -25,11 +26,11 @@ from refinelab.operations import OPERATION_NAMES
 def print_plan(report: dict[str, Any]) -> None:
     """The plan as tables: operations, groups, metrics, then forecast and marginal value."""
     fc = report["forecast"]
-    out.print(f"[bold]dry run[/bold] {report['dataset']}: {report['items']} items, budget {report['budget']:,} "
-              f"tokens, mode {report['mode']} → {report['status']}"
-              + (" (profile reused, no LLM call)" if report["profile"]["reused"] else ""))
+    out.print(styled(("dry run", "bold"), f" {report['dataset']}: {report['items']} items, budget {report['budget']:,} "
+                     f"tokens, mode {report['mode']} → {report['status']}"
+                     + (" (profile reused, no LLM call)" if report["profile"]["reused"] else "")))
     if report["reason"]:
-        out.print(f"[yellow]empty plan:[/yellow] {report['reason']}")
+        out.print(styled(("empty plan:", "yellow"), f" {report['reason']}"))
     ops = Table(title="plan by operation")
     for column in ("operation", "count", "tokens"):
         ops.add_column(column, justify="left" if column == "operation" else "right")

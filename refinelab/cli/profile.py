@@ -19,6 +19,7 @@ from refinelab.cli.common import (
     load_selection,
     out,
     parse_list,
+    styled,
 )
 from refinelab.cli.progress import PlainProgress, interactive
 from refinelab.config import load_settings, role_overrides
@@ -64,7 +65,7 @@ def print_report(report: dict[str, Any]) -> None:
         spend.add_row(name, str(slot["calls"]), str(slot["tokens"]))
     out.print(spend)
     if report["stop_reason"]:
-        out.print(f"[yellow]stopped early:[/yellow] {report['stop_reason']}")
+        out.print(styled(("stopped early:", "yellow"), f" {report['stop_reason']}"))
 
 
 def profile_command(

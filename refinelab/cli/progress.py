@@ -14,7 +14,6 @@ import time
 from typing import IO, Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,6 +22,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 
 def interactive() -> bool:
@@ -123,7 +123,7 @@ class ProgressView:
         """Something the user should read before the run goes on (e.g. profiling taking most of the
         budget): printed once, above the bars or between the plain lines, never throttled."""
         if self.progress is not None:
-            self.progress.console.print(f"[yellow]note:[/yellow] {escape(text)}", highlight=False)
+            self.progress.console.print(Text.assemble(("note:", "yellow"), f" {text}"), highlight=False)
             return
         stream = self.plain.stream if self.plain is not None else sys.stderr
         stream.write(f"note: {text}\n")

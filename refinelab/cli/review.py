@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from refinelab.cli.common import console, fail, out
+from refinelab.cli.common import console, fail, out, styled
 from refinelab.errors import RefineLabError
 
 EVIDENCE_CHARS = 1500
@@ -36,20 +35,20 @@ def _item_text(item: dict[str, Any] | None) -> str:
 def show_case(number: int, total: int, case: Any) -> None:
     """One case: what is asked and why, the item before and after, the model's reasons, the evidence."""
     request = case.request
-    out.print(f"\n[bold]case {number}/{total}[/bold] {escape(case.key)}  [dim]{request.kind}"
-              f"{' · ' + request.operation if request.operation else ''} · item {escape(request.item_id)}[/dim]",
-              highlight=False)
-    out.print("[bold]before[/bold]\n" + escape(_item_text(case.before)), highlight=False)
+    out.print(styled("\n", (f"case {number}/{total}", "bold"), f" {case.key}  ",
+                     (f"{request.kind}{' · ' + request.operation if request.operation else ''} · item {request.item_id}",
+                      "dim")))
+    out.print(styled(("before", "bold"), "\n" + _item_text(case.before)))
     if request.kind != "unfixable":
-        out.print("[bold]after (proposed)[/bold]\n" + escape(_item_text(case.after)), highlight=False)
+        out.print(styled(("after (proposed)", "bold"), "\n" + _item_text(case.after)))
     for reason in case.reasons:
-        out.print(f"[bold]reason[/bold] {escape(reason)}", highlight=False)
+        out.print(styled(("reason", "bold"), f" {reason}"))
     evidence = json.dumps(case.evidence, ensure_ascii=False, default=str)
     if len(evidence) > EVIDENCE_CHARS:
         evidence = evidence[:EVIDENCE_CHARS] + " … (cut; the full evidence is in --export)"
-    out.print(f"[dim]evidence {escape(evidence)}[/dim]", highlight=False)
+    out.print(styled((f"evidence {evidence}", "dim")))
     if request.kind == "unfixable":
-        out.print("[dim]accept = the flag stands, remove the item; reject = keep it; edit = fix it yourself[/dim]")
+        out.print(styled(("accept = the flag stands, remove the item; reject = keep it; edit = fix it yourself", "dim")))
 
 
 def _ask_edit(case: Any) -> dict[str, Any]:

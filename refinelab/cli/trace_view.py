@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from rich.tree import Tree
 
 from refinelab.tools.tracing import read_trace
@@ -45,17 +46,18 @@ def render_tree(path: Path, depth: int = 3) -> Tree:
         parent = run["parent_run_id"] if run["parent_run_id"] in ids else None
         by_parent[parent].append(run)
     tokens = subtree_tokens(runs)
-    root = Tree(f"trace {runs[0]['trace_id'] if runs else '(empty)'}: {len(runs)} runs, "
-                f"{sum((r.get('usage') or {}).get('total_tokens', 0) for r in runs)} tokens")
+    root = Tree(Text(f"trace {runs[0]['trace_id'] if runs else '(empty)'}: {len(runs)} runs, "
+                     f"{sum((r.get('usage') or {}).get('total_tokens', 0) for r in runs)} tokens"))
 
     def add(node: Tree, run: dict[str, Any], level: int) -> None:
-        label = (f"[bold]{run['name']}[/bold] ({run['run_type']}) {tokens[run['id']]} tok "
-                 f"{_seconds(run):.2f}s" + (f" [red]error: {run['error'][:80]}[/red]" if run.get("error") else ""))
+        # names and errors come from a trace file (untrusted): styled, never read as markup
+        label = Text.assemble((str(run["name"]), "bold"), f" ({run['run_type']}) {tokens[run['id']]} tok "
+                              f"{_seconds(run):.2f}s", (f" error: {str(run['error'])[:80]}", "red") if run.get("error") else "")
         child = node.add(label)
         kids = sorted(by_parent[run["id"]], key=lambda r: r["start_time"])
         if level + 1 >= depth:
             if kids:
-                child.add(f"… {len(kids)} more run(s)")
+                child.add(Text(f"… {len(kids)} more run(s)"))
             return
         groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for kid in kids:
@@ -66,9 +68,10 @@ def render_tree(path: Path, depth: int = 3) -> Tree:
                 add(child, kid, level + 1)
             elif kid is same[0]:  # many runs of one name: one summary line
                 errors = sum(1 for r in same if r.get("error"))
-                child.add(f"[bold]{kid['name']}[/bold] ({kid['run_type']}) ×{len(same)}: "
-                          f"{sum(tokens[r['id']] for r in same)} tok, {sum(_seconds(r) for r in same):.2f}s total"
-                          + (f", [red]{errors} error(s)[/red]" if errors else ""))
+                child.add(Text.assemble((str(kid["name"]), "bold"), f" ({kid['run_type']}) ×{len(same)}: "
+                                        f"{sum(tokens[r['id']] for r in same)} tok, "
+                                        f"{sum(_seconds(r) for r in same):.2f}s total",
+                                        (f", {errors} error(s)", "red") if errors else ""))
 
     for run in sorted(by_parent[None], key=lambda r: r["start_time"]):
         add(root, run, 0)
