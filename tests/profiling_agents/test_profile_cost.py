@@ -7,7 +7,13 @@ import json
 from pathlib import Path
 
 from refinelab.agents.options import RunHooks
-from refinelab.agents.profile_cost import LABEL_TOKENS, PROBE_TOKENS, profile_cost, profile_cost_notice
+from refinelab.agents.profile_cost import (
+    LABEL_PROMPT_TOKENS,
+    PROBE_PROMPT_TOKENS,
+    item_tokens,
+    profile_cost,
+    profile_cost_notice,
+)
 from refinelab.api import refine
 from refinelab.config import load_settings
 from refinelab.io import load_dataset
@@ -36,7 +42,11 @@ def test_the_forecast_counts_label_calls_and_panel_probes_not_yet_made(tmp_path:
     # the judge labels the three facts (the word problem is calculation by its signals) and, as the IRT
     # panel, answers all four items in two option orders
     assert (cost.label_calls, cost.probe_calls) == (3, 8)
-    assert cost.tokens == 3 * LABEL_TOKENS + 8 * PROBE_TOKENS
+    text = {i.id: item_tokens(i) for i in items}  # each call priced as its fixed prompt plus the item's text
+    assert cost.label_tokens == round(sum(LABEL_PROMPT_TOKENS + text[i.id] for i in FACTS))
+    assert cost.probe_tokens == round(2 * sum(PROBE_PROMPT_TOKENS + text[i.id] for i in items))
+    longer = [i.model_copy(update={"question": i.question * 4}) for i in items]
+    assert profile_cost(ctx, longer).tokens > cost.tokens  # a longer item costs more to ask
     ctx.store.put_diagnostics([Diagnostic(item_id="f0", check="label", flag=False, score=0.5,
                                           evidence={"skill": "recall"}),
                                Diagnostic(item_id="f0", check="panel", flag=False, score=1.0, evidence={})])
