@@ -22,9 +22,11 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.labels import (
     COMPUTE_SKILL,
     asks_judge,
+    awaiting_label,
     decided_by_signals,
+    judged,
+    label_diagnostic,
     label_schema,
-    normalise_skill,
 )
 from refinelab.errors import BudgetExhausted, LLMCallFailed
 from refinelab.prompts.loader import PromptError
@@ -76,14 +78,11 @@ def label_batch(ctx: AgentContext, items: Sequence[QAItem], node: str = "profile
     share, extra = divmod(result.tokens, len(items))
     out = []
     for n, (item, entry) in enumerate(zip(items, entries, strict=True)):
-        skill = normalise_skill(entry.skill, names)
+        evidence = judged(names, entry.skill, entry.difficulty) | {
+            "tokens": share + (extra if n == 0 else 0), "cached": result.cached, "batch": len(items)}
         # a computable item is in a batch only for its rating; its skill is the signals', as when asked alone
-        skill, by = (COMPUTE_SKILL, "signals") if decided_by_signals(ctx, item) else (skill, "model")
-        out.append(Diagnostic(item_id=item.id, check="label", flag=False, score=(int(entry.difficulty) - 1) / 4,
-                              evidence={"skill": skill, "by": by, "model_skill": normalise_skill(entry.skill, names),
-                                        "rating": int(entry.difficulty), "difficulty": (int(entry.difficulty) - 1) / 4,
-                                        "tokens": share + (extra if n == 0 else 0), "cached": result.cached,
-                                        "batch": len(items)}))
+        skill, by = (COMPUTE_SKILL, "signals") if decided_by_signals(ctx, item) else (evidence["model_skill"], "model")
+        out.append(label_diagnostic(item, skill, by, evidence))
     return out
 
 
@@ -96,7 +95,7 @@ def label_in_batches(ctx: AgentContext, items: Sequence[QAItem], node: str = "pr
     size = ctx.options.label_batch
     if size < 2 or ctx.options.skill_method != "model":
         return 0
-    todo = [i for i in items if asks_judge(ctx, i) and ctx.store.diagnostic(i.id, "label") is None]
+    todo = [i for i in items if asks_judge(ctx, i) and awaiting_label(ctx, i)]
     runs = batches(ctx, todo, size)
     if not runs:
         return 0

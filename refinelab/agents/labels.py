@@ -89,6 +89,27 @@ def asks_judge(ctx: AgentContext, item: QAItem) -> bool:
     return ctx.options.skill_method == "model" and not decided_by_signals(ctx, item)
 
 
+def awaiting_label(ctx: AgentContext, item: QAItem) -> bool:
+    """Whether `item` has no usable label stored: none, or a call that never got an answer (endpoint down),
+    which a resume asks again. One rule for the profile's label step, its batches and its cost forecast."""
+    label = ctx.store.diagnostic(item.id, "label")
+    return label is None or bool(label.evidence.get("error") and not label.evidence.get("raw"))
+
+
+def judged(names: list[str], skill: str, rating: int) -> dict[str, Any]:
+    """The judge's answer as label evidence: its skill on the taxonomy, its 1-5 rating and that rating as
+    difficulty in [0, 1]; the same whether the item was asked alone or in a batch."""
+    return {"model_skill": normalise_skill(skill, names), "rating": int(rating), "difficulty": (int(rating) - 1) / 4}
+
+
+def label_diagnostic(item: QAItem, skill: str, by: str, evidence: dict[str, Any]) -> Diagnostic:
+    """The stored label: `skill` and who gave it, with the evidence behind it (its rating difficulty, when
+    the judge gave one, is the score)."""
+    difficulty = evidence.get("difficulty")
+    return Diagnostic(item_id=item.id, check="label", flag=False, score=0.5 if difficulty is None else difficulty,
+                      evidence={"skill": skill, "by": by, **evidence})
+
+
 def exemplar_vectors(ctx: AgentContext) -> dict[str, np.ndarray]:
     """Unit-length embeddings of each skill's examples, computed once per run."""
     if ctx._skill_exemplars is None:
@@ -197,9 +218,8 @@ def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int, node: str =
             evidence |= {"error": str(exc), "raw": exc.raw_outputs}
         else:
             parsed: Any = result.parsed
-            evidence |= {"model_skill": normalise_skill(parsed.skill, names), "rating": int(parsed.difficulty),
-                         "difficulty": (int(parsed.difficulty) - 1) / 4, "tokens": result.tokens,
-                         "cached": result.cached}
+            evidence |= judged(names, parsed.skill, parsed.difficulty) | {"tokens": result.tokens,
+                                                                           "cached": result.cached}
     if computable:
         skill, by = COMPUTE_SKILL, "signals"
     elif ctx.options.skill_method == "exemplars":
@@ -217,6 +237,4 @@ def classify_skill(ctx: AgentContext, item: QAItem, max_tokens: int, node: str =
         by = "probs"
     else:
         skill, by = evidence["model_skill"], "model"
-    difficulty = evidence["difficulty"]
-    return Diagnostic(item_id=item.id, check="label", flag=False, score=0.5 if difficulty is None else difficulty,
-                      evidence={"skill": skill, "by": by, **evidence})
+    return label_diagnostic(item, skill, by, evidence)

@@ -20,7 +20,7 @@ from typing import Any
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import default_panel
-from refinelab.agents.labels import asks_judge, decided_by_signals
+from refinelab.agents.labels import asks_judge, awaiting_label, decided_by_signals
 from refinelab.agents.panel import answers_with_probabilities, panel_members
 from refinelab.schema import QAItem
 
@@ -52,7 +52,7 @@ class ProfileCost:
 
 def profile_cost(ctx: AgentContext, items: Sequence[QAItem]) -> ProfileCost:
     """The calls the profile will make for `items` that are not measured yet, at their measured costs."""
-    unlabelled = [i for i in items if not ctx.store.has_diagnostic(i.id, "label")]
+    unlabelled = [i for i in items if awaiting_label(ctx, i)]
     judged = [i for i in unlabelled if asks_judge(ctx, i)]
     probed = [i for i in unlabelled if ctx.options.skill_method == "probs" and not decided_by_signals(ctx, i)]
     per_label = BATCHED_LABEL_PROMPT_TOKENS if ctx.options.label_batch > 1 and ctx.options.skill_method == "model" \

@@ -33,7 +33,13 @@ from refinelab.agents.difficulty import (
     rating_diagnostic,
 )
 from refinelab.agents.label_batches import label_in_batches
-from refinelab.agents.labels import LABEL_MAX_TOKENS, asks_judge, classify_skill, label_request
+from refinelab.agents.labels import (
+    LABEL_MAX_TOKENS,
+    asks_judge,
+    awaiting_label,
+    classify_skill,
+    label_request,
+)
 from refinelab.agents.panel import answer_panel, panel_members
 from refinelab.agents.screening import (
     error_diagnostic,
@@ -79,7 +85,7 @@ def batch_profile(ctx: AgentContext, items: Sequence[QAItem], options: ProfileOp
     `measure_item` then finds each answer already paid for (tools/batch.py), so the stored evidence is
     the same as without `--batch`."""
     labels = [BatchRequest(*label_request(ctx, item), LABEL_MAX_TOKENS)
-              for item in items if asks_judge(ctx, item) and ctx.store.diagnostic(item.id, "label") is None]
+              for item in items if asks_judge(ctx, item) and awaiting_label(ctx, item)]
     panel = panel_batch_jobs(ctx, items, options.panel) if options.panel else []
     run_batches(ctx, "batch_profile", [(ctx.client("judge"), labels), *panel])
 
@@ -92,9 +98,7 @@ def screen_errors(item: QAItem, expected_choices: int | None) -> Diagnostic:
 
 def measure_item(ctx: AgentContext, item: QAItem, options: ProfileOptions) -> None:
     """Stage 1 for one item: the label call and the panel's answers, each only if not stored yet."""
-    label = ctx.store.diagnostic(item.id, "label")
-    # A label call that never got an answer (endpoint down) is asked again, e.g. by a resume.
-    if label is None or (label.evidence.get("error") and not label.evidence.get("raw")):
+    if awaiting_label(ctx, item):  # none yet, or a call that never got an answer (a resume asks again)
         ctx.store.put_diagnostics([label_item(ctx, item)])
     if options.panel:
         panel = answer_panel(ctx, item, options.panel)
