@@ -74,7 +74,7 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
     run_id = f"{args.tag}-{args.mode}-b{budget}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     options = RunOptions(operations=args.operations, validators=[], dedup="lexical", pilot_per_op=pilot,
                          allow_shrink=args.allow_shrink, min_size=args.min_size, skill_method=args.skill_method,
-                         measure_new_item_cells=not args.unmeasured_new_items)
+                         measure_new_item_cells=not args.unmeasured_new_items, expand_batch=args.expand_batch)
     started = time.monotonic()
     with deadline(seconds) as stop:
         result = refine(dataset, budget=budget + profiling_tokens, targets=targets, settings=settings, run_id=run_id, options=options)
@@ -88,6 +88,7 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
         "outcomes": report.get("edits", {}).get("outcomes", {}),
         "expected_errors_before": before["expected_errors"], "expected_errors_after": after["expected_errors"],
         "plans": report.get("plans", []), "replayed": report.get("ledger", {}).get("replayed"),
+        "by_node": report.get("ledger", {}).get("by_node", {}), "by_operation": report.get("ledger", {}).get("by_operation", {}),
     }
     for name, b, a in (("coverage_jsd", before["coverage_jsd"], after["coverage_jsd"]),
                        ("domain_jsd", domain_jsd(before["coverage"], domains), domain_jsd(after["coverage"], domains)),
@@ -121,8 +122,10 @@ def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
     landed: Counter[str] = Counter()
     refused: Counter[str] = Counter()
     last: dict[str, dict[str, Any]] = {}
+    drafts: Counter[str] = Counter()  # attempts (each a writer draft) per operation
     for line in (Path(run_dir) / "changes.jsonl").read_text(encoding="utf-8").splitlines():
         change = json.loads(line)
+        drafts[change.get("operation", "")] += 1
         if change.get("operation") in (Op.EXPAND.value, Op.GENERATE.value):
             last[change["edit_id"]] = change
     for change in last.values():
@@ -133,7 +136,7 @@ def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
                        else "in another cell"] += 1
         else:
             refused[refusal_kind(str(change.get("reason") or "no reason"))] += 1
-    return {"landed": dict(landed), "refused": dict(refused.most_common())}
+    return {"landed": dict(landed), "refused": dict(refused.most_common()), "drafts": dict(drafts)}
 
 
 def best_reachable(coverage: dict[str, float], target: dict[str, float], n: int, removable: int, added: int,
@@ -213,7 +216,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"targets: {result['targets']}; model: {result['model']}; planner: {result['mode']}; "
         f"operations: {', '.join(result['operations'])}; rounds: {result['rounds']}; pilot per op: {result['pilot']}; "
         f"shrinking {'allowed' if result.get('allow_shrink') else 'not allowed'}, size floor "
-        f"{result.get('min_size') or '90% of the input'}.",
+        f"{result.get('min_size') or '90% of the input'}; expand drafts per writer call: {result.get('expand_batch', 1)}.",
         f"Profiling (labels, paid once, then replayed from the response cache): {result['profiling']['tokens']:,} "
         f"tokens, {result['profiling']['seconds']:.0f} s" + (" (deadline hit: some items unlabelled)"
                                                              if result["profiling"]["deadline_hit"] else "") + ".",
@@ -228,8 +231,24 @@ def markdown(result: dict[str, Any]) -> str:
         "in the set. A new item written for a cell (expand) counts only when the run's labeller puts it there. "
         "'Best reachable' is an oracle's cell JSD with the same number of new items (and twice as many) and "
         "the removals the size floor allows, each new item in the cell that lowers the JSD most: it says how "
-        "far those items could have gone, as a reduction from the start.", f"Total: {result['elapsed_s']} s.",
+        "far those items could have gone, as a reduction from the start.", "", *_costs(result),
+        f"Total: {result['elapsed_s']} s.",
     ])
+
+
+def _costs(result: dict[str, Any]) -> list[str]:
+    """Per budget, what a committed new item cost and what the writer spent per expand draft (the refine
+    node's tokens, which also hold any calibrate drafts, over the expand attempts)."""
+    lines = []
+    for r in result["curve"]:
+        drafts = r.get("new_item_outcomes", {}).get("drafts", {}).get(Op.EXPAND.value, 0)
+        refine_tokens = r.get("by_node", {}).get("refine", {})
+        per_item = f"{r['spent'] / r['new_items']:,.0f}" if r.get("new_items") else "—"
+        per_draft = f"{refine_tokens.get('tokens', 0) / drafts:,.0f}" if drafts else "—"
+        lines.append(f"Budget {r['budget']:,}: {per_item} tokens per new item kept; {drafts} expand drafts, "
+                     f"refine node {refine_tokens.get('tokens', 0):,} tokens in {refine_tokens.get('calls', 0)} calls "
+                     f"({per_draft} a draft); validate node {r.get('by_node', {}).get('validate', {}).get('tokens', 0):,}.")
+    return [*lines, ""] if lines else []
 
 
 def refusal_kind(reason: str) -> str:
@@ -277,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         help="commit new items wherever they land (before measure_new_item_cells)")
     parser.add_argument("--skill-method", default="model", choices=("model", "probs", "exemplars"),
                         help="how items are labelled (RunOptions.skill_method)")
+    parser.add_argument("--expand-batch", type=int, default=1,
+                        help="new items of one cell the writer drafts per call (RunOptions.expand_batch)")
     args = parser.parse_args(argv)
     args.tag = args.tag or ("jsd_curve_quick" if args.quick else "jsd_curve")
     n = args.n or (20 if args.quick else 100)
@@ -303,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "targets": str(Path(args.targets).name), "mode": args.mode, "operations": args.operations, "rounds": rounds,
         "pilot": pilot, "budgets": budgets, "profiling": profiling, "curve": curve, "elapsed_s": round(time.monotonic() - started, 1),
         "allow_shrink": args.allow_shrink, "min_size": args.min_size, "skill_method": args.skill_method,
+        "expand_batch": args.expand_batch,
         "headline": {k: best[k] for k in ("budget", "coverage_jsd_reduction", "domain_jsd_reduction",
                                           "difficulty_jsd_reduction", "removal_share", "kept_share")},
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 from refinelab.schema import QAItem
 
@@ -40,6 +40,7 @@ class EditTaskState(TypedDict):
     attempt: int
     target: str
     feedback: str
+    batch: NotRequired[str]
 
 
 PILOT_ROUND = 0  # the pilot's edits: round 0 of the same graph, before the first plan
@@ -64,6 +65,7 @@ class EditTask:
     attempt: int = 0
     target: str = ""  # the cell key (expand) or bucket (generate, calibrate)
     feedback: str = ""  # the validator's reason for rejecting the previous attempt
+    batch: str = ""  # a new item's place in a batched writer call (agents/expand_batches.DraftSlot), or ""
 
     def ledger_node(self, step: str) -> str:
         """The node a call of this task is charged to: `step` (refine, validate), or `pilot` in round 0."""
@@ -72,7 +74,8 @@ class EditTask:
     def payload(self) -> EditTaskState:
         """The plain dict a LangGraph `Send` carries."""
         return EditTaskState(edit_id=self.edit_id, item_id=self.item_id, operation=self.operation,
-                             round=self.round, attempt=self.attempt, target=self.target, feedback=self.feedback)
+                             round=self.round, attempt=self.attempt, target=self.target, feedback=self.feedback,
+                             batch=self.batch)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from refinelab.agents.dedup import DuplicateIndex
+from refinelab.agents.expand_batches import DraftBatches
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.config import Settings
 from refinelab.domains import SkillTaxonomy, SubjectDomains, load_skills, load_subject_domains
@@ -41,6 +42,7 @@ class AgentContext:
     options: RunOptions = field(default_factory=RunOptions)
     hooks: RunHooks = field(default_factory=RunHooks)
     _clients: dict[str, ChatClient] = field(default_factory=dict)
+    draft_batches: DraftBatches = field(default_factory=DraftBatches)  # batched expand drafts (expand_batches.py)
     dedup_index: DuplicateIndex | None = None  # built on first use by the validator, topped up after
     _embedder: Callable[[Sequence[str]], np.ndarray] | None = None
     _skill_exemplars: dict[str, np.ndarray] | None = None  # unit vectors of each skill's examples (agents/labels.py)

@@ -28,6 +28,7 @@ from refinelab.agents.calibration_drafts import (
 from refinelab.agents.calibration_swaps import distractor_swaps
 from refinelab.agents.candidate_probe import OVERGENERATE, CandidateProbe, probe_assembled, probe_candidates
 from refinelab.agents.context import AgentContext
+from refinelab.agents.expand_batches import BATCH_PROMPT, DraftShare, DraftSlot, batch_prompt_usable
 from refinelab.agents.key_correction import key_doubted, panel_key_move
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import (
@@ -379,6 +380,18 @@ def prompt_for(ctx: AgentContext, task: EditTask, base: QAItem) -> list[dict[str
     return ctx.pack(base).messages(op.prompt, feedback=task.feedback, n_choices=len(base.choices), **variables)
 
 
+def batched_draft(ctx: AgentContext, task: EditTask, base: QAItem, tag: CallTag) -> DraftShare | None:
+    """This expand's draft from its batch (agents/expand_batches.py), or None when it has no batch or its
+    pack words the single prompt its own way: then it asks the writer for its own draft."""
+    slot = DraftSlot.parse(task.batch)
+    pack = ctx.pack(base)
+    if slot is None or not batch_prompt_usable(pack):
+        return None
+    messages = pack.messages(BATCH_PROMPT, count=slot.size, n_choices=len(base.choices),
+                             **_expand_variables(ctx, task, base))
+    return ctx.draft_batches.share(ctx.client("writer"), slot, messages, tag)
+
+
 def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     """Ask the writer model for a candidate. Never returns a silent None: failures carry a reason."""
     base = ctx.store.item(task.item_id)
@@ -395,41 +408,47 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     tag = CallTag(node=task.ledger_node("refine"), operation=task.operation, item_id=task.item_id)
     if op.op is Op.CALIBRATE and ctx.options.calibrate_drafts > 1:
         return refine_calibration(ctx, task, base, messages, tag)
+    batched = batched_draft(ctx, task, base, tag) if op.op is Op.EXPAND and task.attempt == 0 else None
+    if batched is not None and batched.draft is not None:
+        parsed, text, tokens = batched.draft, batched.text, batched.tokens
+    else:  # no batch, or its call failed (its share of that call is still this edit's)
+        spent = batched.tokens if batched is not None else 0
+        try:
+            # each new item is its own draw: two expands from one template into one cell send the same
+            # prompt, and without a sample of their own the second replayed the first's draft (a duplicate)
+            result = ctx.client("writer").structured(messages, op.output_schema or ItemDraft, tag,
+                                                     sample=task.edit_id if op.creates_item else "")
+        except LLMCallFailed as exc:
+            return Candidate(None, "\n---\n".join(exc.raw_outputs), exc.tokens + spent,
+                             error=f"writer output unusable: {exc}")
+        parsed, text, tokens = result.parsed, result.text, result.tokens + spent
     try:
-        # each new item is its own draw: two expands from one template into one cell send the same prompt,
-        # and without a sample of their own the second replayed the first's draft (a duplicate item)
-        result = ctx.client("writer").structured(messages, op.output_schema or ItemDraft, tag,
-                                                 sample=task.edit_id if op.creates_item else "")
-    except LLMCallFailed as exc:
-        return Candidate(None, "\n---\n".join(exc.raw_outputs), exc.tokens, error=f"writer output unusable: {exc}")
-    tokens = result.tokens
-    try:
-        if isinstance(result.parsed, DistractorsOut):  # measured before and after they are chosen
-            probe = probe_candidates(ctx, task, base, [str(d) for d in result.parsed.distractors])
+        if isinstance(parsed, DistractorsOut):  # measured before and after they are chosen
+            probe = probe_candidates(ctx, task, base, [str(d) for d in parsed.distractors])
             tokens += probe.tokens
-            item, measuring = choose_distractors(ctx, result.parsed, task, base, probe)
+            item, measuring = choose_distractors(ctx, parsed, task, base, probe)
             tokens += measuring
         else:
-            item = draft_to_item(result.parsed, task, base)
+            item = draft_to_item(parsed, task, base)
     except NoSetStands as exc:
-        return Candidate(None, result.text, tokens + exc.tokens, error=str(exc))
+        return Candidate(None, text, tokens + exc.tokens, error=str(exc))
     except NoImprovement as exc:
-        return Candidate(None, result.text, tokens, error=str(exc))
+        return Candidate(None, text, tokens, error=str(exc))
     except ValueError as exc:
         message = str(exc).splitlines()
-        return Candidate(None, result.text, tokens, error=f"structurally invalid: {message[-1] if message else exc}")
+        return Candidate(None, text, tokens, error=f"structurally invalid: {message[-1] if message else exc}")
     if op.must_change and item.same_text(base):
-        return Candidate(item, result.text, tokens,
+        return Candidate(item, text, tokens,
                          error="the edit changed nothing; rewrite as asked" + (
                              " (replace the wrong options with new ones)" if op.new_distractors else ""))
     if op.keeps_key_text and item.answer_text.strip() != base.answer_text.strip():
-        return Candidate(item, result.text, tokens,
+        return Candidate(item, text, tokens,
                          error="the correct option was changed; keep its text exactly" + (
                              " and only replace distractors" if op.new_distractors else
                              " and change the question and the other options"))
     if op.new_distractors and _distractors(item) == _distractors(base):
-        return Candidate(item, result.text, tokens, error="the distractors are unchanged; replace them")
-    return Candidate(item, result.text, tokens)
+        return Candidate(item, text, tokens, error="the distractors are unchanged; replace them")
+    return Candidate(item, text, tokens)
 
 
 def refine_calibration(ctx: AgentContext, task: EditTask, base: QAItem, messages: list[dict[str, str]],

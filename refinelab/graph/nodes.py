@@ -23,6 +23,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send, interrupt
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.expand_batches import DraftSlot
 from refinelab.agents.pilot import pilot_summary, pilot_tasks
 from refinelab.agents.planner_agent import plan_round, plan_summary
 from refinelab.agents.profile_cost import profile_cost, profile_cost_notice
@@ -41,7 +42,7 @@ from refinelab.graph.review import (
     record,
     recorded,
 )
-from refinelab.operations import operation
+from refinelab.operations import Op, operation
 from refinelab.schema import Cell, QAItem
 from refinelab.state import (
     COMMITTED,
@@ -176,16 +177,23 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
     used: Counter[str] = Counter()
     pool = ctx.store.items(("kept", "edited")) if solved.new_items else []  # read once, not per new item
     for option in solved.new_items:
-        for k in range(option.count):
+        target = option.cell if option.cell is not None else option.bucket or ""
+        # expands for one cell are drafted `expand_batch` to a writer call (agents/expand_batches.py): a
+        # batch shares one template, the least used as a single expand's would be
+        size = ctx.options.expand_batch if option.op == Op.EXPAND else 1
+        for start in range(0, option.count, size):
             template = _template_item(pool, option.cell, used)
             if template is None:
                 continue
             used[template.id] += 1
             used[subject_use_key(template)] += 1
-            target = option.cell if option.cell is not None else option.bucket or ""
-            tasks.append({"edit_id": f"r{round_}-{option.op}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{target}-{k}').hex[:8]}",
-                          "item_id": template.id, "operation": str(option.op), "round": round_, "attempt": 0,
-                          "target": target, "feedback": ""})
+            members = range(start, min(start + size, option.count))
+            for k in members:
+                edit_id = f"r{round_}-{option.op}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{target}-{k}').hex[:8]}"
+                slot = DraftSlot(f"r{round_}-{target}-{start}", k - start, len(members))
+                tasks.append({"edit_id": edit_id, "item_id": template.id, "operation": str(option.op),
+                              "round": round_, "attempt": 0, "target": target, "feedback": "",
+                              "batch": str(slot) if slot.size > 1 else ""})
     return tasks
 
 

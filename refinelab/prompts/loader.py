@@ -219,7 +219,8 @@ def check_prompts(user_dir: str | Path | None) -> None:
     variables = {"item": sample, "base": sample, "first": sample, "second": sample, "skills": ["recall"],
                  "feedback": "", "n_choices": 4, "examples": [sample], "bucket": "medium",
                  "direction": "harder", "problem": "a problem", "passages": "a passage",
-                 "skill_examples": {"recall": ["Which is the largest planet?"]}, "weak": ["4"], "n_candidates": 9}
+                 "skill_examples": {"recall": ["Which is the largest planet?"]}, "weak": ["4"], "n_candidates": 9,
+                 "count": 3}
     library = PromptLibrary(user_dir)
     for name in library.pack_names():
         pack = library.pack(name)

@@ -348,19 +348,20 @@ class ChatClient:
 
     def structured(
         self, messages: list[dict[str, str]], schema: type[T], tag: CallTag, *, max_tokens: int | None = None,
-        sample: str = "",
+        sample: str = "", answers: int = 1,
     ) -> CallResult:
         """Ask for JSON matching `schema`; re-ask on a bad parse, up to `max_parse_retries` times.
 
         `max_tokens` caps this call below the role's default (small outputs reserve less budget). `sample`
         names an independent draw of the same prompt: calls with different samples are not answered from
-        each other's cache entries (the same sample is, e.g. on resume)."""
+        each other's cache entries (the same sample is, e.g. on resume). `answers` says the reply holds that
+        many answers of the role's usual size (a batch): its limit is the role's `max_tokens` times it."""
         json_schema = schema_for(schema)
         raw_outputs: list[str] = []
         total = CallResult(text="")
         for attempt in range(self.spec.max_parse_retries + 1):
             result = self._call(messages, tag, attempt=attempt, json_schema=json_schema, name=schema.__name__,
-                                max_tokens=max_tokens, sample=sample)
+                                max_tokens=max_tokens, sample=sample, answers=answers)
             raw_outputs.append(result.text)
             total.prompt_tokens += result.prompt_tokens
             total.completion_tokens += result.completion_tokens
@@ -469,7 +470,8 @@ class ChatClient:
 
     def prepare(self, messages: list[dict[str, str]], json_schema: dict[str, Any] | None,
                 max_tokens: int | None = None, attempt: int = 0, top_logprobs: int | None = None,
-                sample: str = "", grammar: str | None = None) -> tuple[list[dict[str, str]], dict[str, Any], str]:
+                sample: str = "", grammar: str | None = None,
+                answers: int = 1) -> tuple[list[dict[str, str]], dict[str, Any], str]:
         """(messages as sent, request parameters, cache key) of one call: the batch path builds its
         requests here, so a batched answer is found again by the call it stands for."""
         if json_schema is not None and self.spec.structured_method == "json_mode":
@@ -477,8 +479,9 @@ class ChatClient:
             messages = [*messages[:-1], {"role": messages[-1]["role"],
                                          "content": messages[-1]["content"] + "\n\n" + schema_hint}]
         params = self._params(json_schema)
+        params["max_tokens"] = self.spec.max_tokens * max(1, answers)
         if max_tokens is not None:
-            params["max_tokens"] = min(max_tokens, self.spec.max_tokens)
+            params["max_tokens"] = min(max_tokens, params["max_tokens"])
         if top_logprobs is not None:
             params["logprobs"], params["top_logprobs"] = True, top_logprobs
         if grammar is not None:
@@ -507,11 +510,11 @@ class ChatClient:
     def _call(
         self, messages: list[dict[str, str]], tag: CallTag, *, attempt: int,
         json_schema: dict[str, Any] | None, name: str, max_tokens: int | None = None,
-        top_logprobs: int | None = None, sample: str = "", grammar: str | None = None,
+        top_logprobs: int | None = None, sample: str = "", grammar: str | None = None, answers: int = 1,
     ) -> CallResult:
         tag = CallTag(tag.node, tag.operation, tag.item_id, tag.model or self.model_name)
         messages, params, key = self.prepare(messages, json_schema, max_tokens, attempt, top_logprobs, sample,
-                                             grammar)
+                                             grammar, answers)
         return self._cached_or_live(messages, params, key, tag, attempt, name)
 
     def _trace(self, messages: list[dict[str, str]], params: dict[str, Any], tag: CallTag, attempt: int,

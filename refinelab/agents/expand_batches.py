@@ -1,0 +1,128 @@
+"""Several new items for one cell drafted in one writer call (`RunOptions.expand_batch`).
+
+A single expand draft costs the writer's prompt (instructions, the skill's description and two example
+items of the template's subject) for one item: on the 100k JSD eval 309 tokens a draft, half of the run.
+Asked for k items at once, the prompt is paid once for k (measured on six cells: 176-309 tokens a
+draft instead of 338-863).
+
+The plan decides the batches (graph/nodes.py, `_tasks_from_plan`): the expands bought for one cell in one
+round are cut into runs of at most k, each run seeded by one template item, and every task carries its
+slot, `DraftSlot`. Whichever task of a batch runs first asks the writer; the others wait for it and take
+the draft at their own position, so which task gets which draft does not depend on timing. Each task's
+candidate carries an equal share of the call's tokens, so they sum to what the ledger charged. A retry
+(attempt > 0, with the validator's feedback) drafts one item as before.
+
+A pack that words `refine_expand` its own way but brings no `refine_expand_batch` of its own writes one item
+per call, as does any batch whose call fails: then every task of it asks for its own draft.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field, create_model
+
+from refinelab.errors import LLMCallFailed
+from refinelab.model_outputs import ItemDraft
+from refinelab.prompts.loader import Pack
+from refinelab.tools.ledger import CallTag
+from refinelab.tools.llm import ChatClient
+
+BATCH_PROMPT = "refine_expand_batch"
+SINGLE_PROMPT = "refine_expand"
+
+
+@dataclass(frozen=True)
+class DraftSlot:
+    """Where one expand task's draft comes from: position `position` (0-based) of batch `batch` of `size`
+    drafts. Carried in the task as text ("batch#position/size") because tasks travel as plain dicts."""
+
+    batch: str
+    position: int
+    size: int
+
+    def __str__(self) -> str:
+        return f"{self.batch}#{self.position}/{self.size}"
+
+    @classmethod
+    def parse(cls, text: str) -> DraftSlot | None:
+        """The slot written by `str`; None for "" (no batch) or a value that is not one."""
+        batch, _, rest = text.rpartition("#")
+        position, _, size = rest.partition("/")
+        if not batch or not position.isdigit() or not size.isdigit():
+            return None
+        slot = cls(batch, int(position), int(size))
+        return slot if 0 <= slot.position < slot.size and slot.size > 1 else None
+
+
+def batch_schema(size: int) -> type[BaseModel]:
+    """The batch reply: exactly `size` item drafts, each as a single draft's schema."""
+    return create_model("ItemDrafts", items=(list[ItemDraft], Field(min_length=size, max_length=size)))
+
+
+def batch_prompt_usable(pack: Pack) -> bool:
+    """True when `pack` words its batch prompt where it words the single one: the same pack file, or the
+    same folder of one-file-per-prompt defaults. A pack that overrides `refine_expand` without a batch
+    version keeps its own wording, one item per call."""
+    batch, single = pack.sources.get(BATCH_PROMPT), pack.sources.get(SINGLE_PROMPT)
+    if batch is None or single is None:
+        return False
+    return batch == single or (Path(batch).parent == Path(single).parent and Path(batch).stem == BATCH_PROMPT
+                               and Path(single).stem == SINGLE_PROMPT)
+
+
+@dataclass
+class DraftBatch:
+    """What one batched writer call returned: its drafts in order (empty when it failed, with `error`), its
+    raw text and tokens."""
+
+    drafts: list[ItemDraft]
+    text: str
+    tokens: int
+    error: str = ""
+
+
+@dataclass
+class DraftShare:
+    """One task's part of a batch: its draft (None when the batch failed), the reply's text, and its share
+    of the call's tokens."""
+
+    draft: ItemDraft | None
+    text: str
+    tokens: int
+    error: str = ""
+
+
+@dataclass
+class DraftBatches:
+    """The run's batches, each drafted once: the first task of a batch to arrive calls the writer while the
+    others of that batch wait on its lock. Lives in the runtime context; lost on a crash, when the re-run
+    task asks again with the same prompt and sample and is answered from the response cache."""
+
+    _batches: dict[str, DraftBatch] = field(default_factory=dict)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def share(self, writer: ChatClient, slot: DraftSlot, messages: list[dict[str, str]], tag: CallTag) -> DraftShare:
+        """The draft at `slot`, drafting its batch (`writer` asked `messages`) if no task of it has yet."""
+        with self._guard:
+            lock = self._locks.setdefault(slot.batch, threading.Lock())
+        with lock:
+            if slot.batch not in self._batches:
+                self._batches[slot.batch] = _draft_batch(writer, slot, messages, tag)
+        batch = self._batches[slot.batch]
+        share, extra = divmod(batch.tokens, slot.size)
+        tokens = share + (extra if slot.position == 0 else 0)
+        if not batch.drafts:
+            return DraftShare(None, batch.text, tokens, batch.error)
+        return DraftShare(batch.drafts[slot.position], batch.text, tokens)
+
+
+def _draft_batch(writer: ChatClient, slot: DraftSlot, messages: list[dict[str, str]], tag: CallTag) -> DraftBatch:
+    try:
+        result = writer.structured(messages, batch_schema(slot.size), tag, sample=slot.batch, answers=slot.size)
+    except LLMCallFailed as exc:
+        return DraftBatch([], "\n---\n".join(exc.raw_outputs), exc.tokens, error=f"batch writer output unusable: {exc}")
+    return DraftBatch(list(result.parsed.items), result.text, result.tokens)

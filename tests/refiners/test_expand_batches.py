@@ -1,0 +1,172 @@
+"""Expands drafted several to a writer call (RunOptions.expand_batch, agents/expand_batches.py): one call
+per batch however many tasks share it, each task its own position, tokens that add up to the ledger, a
+single draft when the batch cannot be used, and batches cut by the plan with one template each."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from refinelab.agents.expand_batches import BATCH_PROMPT, DraftSlot, batch_prompt_usable, batch_schema
+from refinelab.agents.refiner import refine
+from refinelab.graph.nodes import _tasks_from_plan
+from refinelab.operations import Op
+from refinelab.prompts.loader import PromptLibrary
+from refinelab.schema import QAItem
+from refinelab.state import EditTask
+from tests.refiners.test_refiners import BASE, draft, make_ctx
+from tests.support.scripted_model import ScriptedChatModel
+
+CELL = "STEM|reasoning"
+QUESTIONS = ["Which planet has the shortest year?", "Which planet has the longest day?",
+             "Which planet has the most moons?"]
+
+
+def is_batch_prompt(messages: list[dict[str, str]]) -> bool:
+    return "new multiple-choice questions, each asking about a different fact" in messages[-1]["content"]
+
+
+def batch_reply(questions: list[str]) -> str:
+    return json.dumps({"items": [json.loads(draft(question=q)) for q in questions]})
+
+
+def tasks_of(batch: str, size: int, attempt: int = 0, feedback: str = "") -> list[EditTask]:
+    return [EditTask(f"e{k}", BASE.id, "expand", 1, attempt=attempt, target=CELL, feedback=feedback,
+                     batch=str(DraftSlot(batch, k, size))) for k in range(size)]
+
+
+def run_together(ctx, tasks: list[EditTask]) -> list:
+    """Refine `tasks` at once, as LangGraph runs a round's Sends: each in its own thread."""
+    out: list = [None] * len(tasks)
+
+    def one(k: int) -> None:
+        out[k] = refine(ctx, tasks[k])
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(len(tasks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return out
+
+
+def test_a_slot_reads_back_as_written_and_nothing_else_is_a_slot() -> None:
+    slot = DraftSlot("r1-STEM|reasoning-0", 2, 3)
+    assert DraftSlot.parse(str(slot)) == slot
+    for text in ("", "r1-x", "r1-x#3/3", "r1-x#0/1", "r1-x#a/3", "#0/2"):
+        assert DraftSlot.parse(text) is None, text
+
+
+def test_the_batch_schema_holds_exactly_its_size() -> None:
+    schema = batch_schema(2)
+    schema.model_validate_json(batch_reply(QUESTIONS[:2]))
+    with pytest.raises(ValueError):
+        schema.model_validate_json(batch_reply(QUESTIONS))
+
+
+def test_one_writer_call_drafts_a_batch_and_each_task_takes_its_own_position(tmp_path: Path) -> None:
+    seen: list[list[dict[str, str]]] = []
+
+    def respond(messages):
+        seen.append(messages)
+        return batch_reply(QUESTIONS) if is_batch_prompt(messages) else draft("A single draft nobody asked for?")
+
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=respond))
+    candidates = run_together(ctx, tasks_of("r1-b", 3))
+    assert len(seen) == 1 and is_batch_prompt(seen[0]) and "Write 3 new" in seen[0][-1]["content"]
+    assert [c.item.question for c in candidates] == QUESTIONS
+    assert all(not c.error for c in candidates)
+    # each carries a share of the one call; together they are what the ledger charged
+    assert sum(c.tokens for c in candidates) == ctx.ledger.spent > 0
+    assert max(c.tokens for c in candidates) - min(c.tokens for c in candidates) <= 2
+
+
+def test_a_batch_the_writer_cannot_fill_falls_back_to_one_draft_per_task(tmp_path: Path) -> None:
+    seen: list[bool] = []
+
+    def respond(messages):
+        seen.append(is_batch_prompt(messages))
+        return "not json" if is_batch_prompt(messages) else draft()
+
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=respond))
+    candidates = run_together(ctx, tasks_of("r1-b", 2))
+    assert all(c.item is not None and not c.error for c in candidates)
+    assert seen.count(False) == 2  # each asked for its own draft
+    assert sum(c.tokens for c in candidates) == ctx.ledger.spent  # the failed batch's tokens included
+
+
+def test_a_retry_drafts_one_item_with_the_validator_s_reason(tmp_path: Path) -> None:
+    seen: list[list[dict[str, str]]] = []
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: seen.append(m) or draft()))
+    candidate = refine(ctx, tasks_of("r1-b", 2, attempt=1, feedback="the key is wrong")[1])
+    assert candidate.item is not None
+    assert len(seen) == 1 and not is_batch_prompt(seen[0]) and "the key is wrong" in seen[0][-1]["content"]
+
+
+def test_a_pack_that_words_expand_its_own_way_drafts_one_item_per_call(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts"
+    (prompts / "packs").mkdir(parents=True)
+    (prompts / "packs" / "general.yaml").write_text(
+        "include: default\nprompts:\n  refine_expand:\n    system: Write questions.\n"
+        "    user: 'One question for {{ domain }} x {{ skill }}.'\n", encoding="utf-8")
+    pack = PromptLibrary(prompts).pack("general")
+    assert BATCH_PROMPT in pack.prompts and not batch_prompt_usable(pack)
+    assert batch_prompt_usable(PromptLibrary().pack("general"))
+    seen: list[list[dict[str, str]]] = []
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: seen.append(m) or draft()), prompts_dir=prompts)
+    item = BASE.model_copy(update={"subject": "miscellaneous", "domain": "other"})  # the general pack's
+    ctx.store.load_items([item.model_copy(update={"id": "misc-1"})])
+    candidates = run_together(ctx, [EditTask(f"e{k}", "misc-1", "expand", 1, target="other|recall",
+                                             batch=str(DraftSlot("r1-b", k, 2))) for k in range(2)])
+    assert all(c.item is not None for c in candidates)
+    assert len(seen) == 2 and all(m[-1]["content"].startswith("One question") for m in seen)
+
+
+def test_the_plan_cuts_a_cell_s_expands_into_batches_with_one_template_each(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    ctx.store.load_items([QAItem(id=f"astro-{k}", question=f"Question number {k} about the planets?",
+                                 choices=["a", "b", "c", "d"], answer=0, subject="astronomy", domain="STEM",
+                                 skill="recall") for k in range(3, 8)])
+    solved = SimpleNamespace(assignments=[], new_items=[
+        SimpleNamespace(op=Op.EXPAND, cell=CELL, bucket=None, count=5)])
+    unbatched = _tasks_from_plan(ctx, solved, 1)
+    ctx.options = ctx.options.model_copy(update={"expand_batch": 3})
+    batched = _tasks_from_plan(ctx, solved, 1)
+    # the same edits, now in two batches (3 and 2), each from one template
+    assert [t["edit_id"] for t in batched] == [t["edit_id"] for t in unbatched]
+    assert all(t["batch"] == "" for t in unbatched)
+    slots = [DraftSlot.parse(t["batch"]) for t in batched]
+    assert [(s.position, s.size) for s in slots] == [(0, 3), (1, 3), (2, 3), (0, 2), (1, 2)]
+    assert len({s.batch for s in slots}) == 2
+    assert len({t["item_id"] for t in batched[:3]}) == 1 and len({t["item_id"] for t in batched[3:]}) == 1
+    assert batched[0]["item_id"] != batched[3]["item_id"]  # the next batch takes the next least used template
+
+
+def test_generate_is_not_batched(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    ctx.options = ctx.options.model_copy(update={"expand_batch": 3})
+    option = SimpleNamespace(op=Op.GENERATE, cell=None, bucket="hard", count=3)
+    tasks = _tasks_from_plan(ctx, SimpleNamespace(assignments=[], new_items=[option]), 1)
+    assert tasks and all(t["batch"] == "" for t in tasks)
+
+
+@pytest.mark.llm
+def test_real_model_drafts_a_batch_of_distinct_items(tmp_path: Path) -> None:
+    """The embedded writer through the real server: one call returns two drafts that parse, pass the
+    refiner's checks and differ from each other."""
+    from langchain_openai import ChatOpenAI
+
+    from refinelab.tools.embedded_server import ensure_server
+
+    server = ensure_server()
+    chat = ChatOpenAI(base_url=server.base_url, api_key="sk-local", model="embedded", temperature=0.7,
+                      max_tokens=1000, max_retries=0)
+    ctx = make_ctx(tmp_path, chat)
+    candidates = run_together(ctx, tasks_of("r1-real", 2))
+    assert all(c.item is not None and not c.error for c in candidates), [c.error for c in candidates]
+    assert candidates[0].item.question != candidates[1].item.question
+    assert ctx.ledger.summary()["calls"] == 1
