@@ -19,8 +19,8 @@ per call, as does any batch whose call fails: then every task of it asks for its
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import BaseModel, Field, create_model
 

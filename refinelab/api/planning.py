@@ -1,7 +1,7 @@
 """Plan without editing: what a run would buy, for what, and what it should change.
 
 Measuring and deciding are separate: the data is profiled once into a plan folder (runs/plan-<digest>
-by default, keyed by the data path, subjects and limit) and reused, so a second dry run with another
+by default, keyed by the data path, subjects, limit and labeller) and reused, so a second dry run with another
 budget or target makes no LLM call. The plan is the one the graph would make for its first round, without
 the pilot (a pilot makes real edits): catalogue priors, refitted by any edits already recorded in the
 folder, against 90% of the budget left after profiling. Nothing is edited.
@@ -23,6 +23,7 @@ from refinelab.api.profiling import profile
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
+from refinelab.errors import ConfigError
 from refinelab.io import DatasetInput, as_dataset
 from refinelab.metrics.targets import Targets
 from refinelab.planner.ilp import Plan
@@ -31,12 +32,24 @@ from refinelab.schema import Dataset
 from refinelab.tools.store import RunStore
 
 MODES = ("ilp", "lp-round", "greedy", "random")
+DEFAULT_SKILL_METHOD = RunOptions.model_fields["skill_method"].default
 
 
-def plan_dir(settings: Settings, data: Path, subjects: str | None, limit: int | None) -> Path:
-    """The default plan folder: one per (data, subjects, limit), so profiles are found again."""
-    key = json.dumps([str(data.resolve()), subjects or "", limit])
+def plan_dir(settings: Settings, data: Path, subjects: str | None, limit: int | None,
+             skill_method: str = DEFAULT_SKILL_METHOD) -> Path:
+    """The default plan folder: one per (data, subjects, limit, labeller), so profiles are found again. The
+    default labeller is left out of the key, so folders made before it was part of it are found too."""
+    parts: list[Any] = [str(data.resolve()), subjects or "", limit]
+    key = json.dumps(parts if skill_method == DEFAULT_SKILL_METHOD else [*parts, skill_method])
     return Path(settings.runs_dir) / f"plan-{data.stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def profiled_skill_method(folder: Path) -> str:
+    """The labeller the profile in `folder` was made with (profile.json's options; unset = the default)."""
+    report = json.loads((folder / "profile.json").read_text(encoding="utf-8"))
+    options = report.get("options") if isinstance(report, dict) else None
+    method = options.get("skill_method") if isinstance(options, dict) else None
+    return method if isinstance(method, str) else DEFAULT_SKILL_METHOD
 
 
 def profile_complete(folder: Path) -> bool:
@@ -66,6 +79,9 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
     options = as_options(options).model_copy(update={"dry_run": True})
     enabled = list(options.operations)
     reused = profile_complete(folder)
+    if reused and (made_with := profiled_skill_method(folder)) != options.skill_method:
+        raise ConfigError(f"{folder}: profiled with skill method {made_with!r}, not {options.skill_method!r}; "
+                          f"plan into another folder (--out) or ask for {made_with!r}")
     if not reused:
         profile(dataset, out_dir=folder, targets=targets, settings=settings, options=options, hooks=hooks,
                 prompts_dir=prompts_dir)

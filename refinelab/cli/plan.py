@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
+from refinelab.agents.options import RunOptions
 from refinelab.api.planning import MODES, plan, plan_dir
 from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
@@ -19,7 +21,7 @@ from refinelab.cli.common import (
     styled,
 )
 from refinelab.config import load_settings, role_overrides
-from refinelab.errors import RefineLabError
+from refinelab.errors import ConfigError, RefineLabError
 from refinelab.operations import OPERATION_NAMES
 
 
@@ -68,6 +70,7 @@ def plan_command(
     limit: arg.Limit = None,
     mode: Annotated[str, typer.Option(help="ilp | lp-round | greedy | random")] = "ilp",
     operations: Annotated[str | None, typer.Option(help="comma-separated operations to allow")] = None,
+    skill_method: arg.SkillMethod = "model",
     out_dir: Annotated[Path | None, typer.Option("--out", help="plan folder (default runs/plan-<digest>)")] = None,
     format: arg.Format = None,
     columns: arg.Columns = None,
@@ -92,14 +95,21 @@ def plan_command(
     if budget < 0:
         fail("--budget must be >= 0")
     try:
+        options = RunOptions(operations=enabled, skill_method=skill_method)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        fail(ConfigError(f"--skill-method: {exc.errors()[0]['msg']}"))
+    try:
         settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
     except RefineLabError as exc:
         fail(exc)
     dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns)
-    folder = out_dir or plan_dir(settings, data, subjects, limit)
+    folder = out_dir or plan_dir(settings, data, subjects, limit, skill_method)
     try:
         report = plan(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,
-                      options={"operations": enabled}, prompts_dir=str(prompts) if prompts else None)
+                      options=options,
+                      prompts_dir=str(prompts) if prompts else None)
+    except ConfigError as exc:
+        fail(exc)
     except RefineLabError as exc:
         fail(exc, 1)
     if as_json:

@@ -92,3 +92,28 @@ def test_a_profile_replayed_from_the_cache_still_counts_against_the_budget(tmp_p
     assert not again["profile"]["reused"] and Ledger(tmp_path / "plan-again" / "ledger.sqlite").spent == 0
     assert again["profile"]["tokens"] == first["profile"]["tokens"] > 0
     assert again["plannable_tokens"] == first["plannable_tokens"]
+
+
+def test_the_plan_folder_is_keyed_by_labeller_and_a_profile_by_another_is_not_reused(tmp_path: Path) -> None:
+    """`plan --skill-method`: another labeller gets its own default folder (the default labeller keeps the
+    key folders had before), and a folder profiled by one labeller is refused, not silently reused, when
+    a plan asks for another: its labels would not be the ones asked for."""
+    from refinelab.api.planning import plan_dir
+
+    data = REPO.parent / "shared" / "data" / "mmlu" / "dev"
+    config = settings(tmp_path)
+    default = plan_dir(config, data, None, N)
+    assert default == plan_dir(config, data, None, N, "model")
+    assert len({default, plan_dir(config, data, None, N, "exemplars"), plan_dir(config, data, None, N, "probs")}) == 3
+
+    folder, _, _ = _profiled(tmp_path)  # the judge's labels (skill method "model")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["plan", str(data), "--budget", "20000", "--dry-run", "--limit", str(N),
+                                  "--out", str(folder), "--skill-method", "exemplars"])
+    assert refused.exit_code == 2, refused.output
+    assert "profiled with skill method 'model', not 'exemplars'" in " ".join(refused.output.split())
+    same = runner.invoke(app, ["plan", str(data), "--budget", "20000", "--dry-run", "--limit", str(N),
+                               "--out", str(folder), "--skill-method", "model", "--json"])
+    assert same.exit_code == 0 and json.loads(same.stdout)["profile"]["reused"]
+    bad = runner.invoke(app, ["plan", str(data), "--budget", "20000", "--dry-run", "--skill-method", "vibes"])
+    assert bad.exit_code == 2 and "--skill-method" in bad.output
