@@ -141,9 +141,11 @@ def _jsd(value: object) -> str:
 
 
 def _profile_share(report: dict[str, Any]) -> str:
-    """", profiling N (P%)": how much of the spend measuring the input took (the rest went to edits)."""
+    """", profiling N (P%)": how much of the spend measuring the input took (the rest went to edits), paid
+    or replayed from the response cache (a replayed profile uses the budget as a paid one does)."""
     ledger = report.get("ledger") or {}
-    profile = ((ledger.get("by_node") or {}).get("profile") or {}).get("tokens", 0)
+    profile = ((ledger.get("by_node") or {}).get("profile") or {}).get("tokens", 0) + \
+        (ledger.get("replayed_by_node") or {}).get("profile", 0)
     spent = (ledger.get("spent") or 0) + (ledger.get("replayed") or 0)
     return f" (profiling {profile:,}, {profile / spent:.0%})" if profile and spent else ""
 

@@ -10,6 +10,7 @@ of summing every call (at 20k calls that sum had cut reserve+settle to ~80/s).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -111,6 +112,8 @@ class Ledger:
             self._db.execute("INSERT INTO meta VALUES ('ledger_id', ?)", (self.ledger_id,))
         row = self._db.execute("SELECT value FROM meta WHERE key='replayed'").fetchone()
         self._replayed = int(row[0]) if row else 0
+        row = self._db.execute("SELECT value FROM meta WHERE key='replayed_by_node'").fetchone()
+        self._replayed_by_node: dict[str, int] = _node_counts(row[0] if row else "")
         self._replayed_keys: set[str] = set()
         self.cap = cap
         if cap is not None:
@@ -167,11 +170,12 @@ class Ledger:
             spent, reserved = self._totals()
             return max(0, self.cap - spent - reserved - self._replayed)
 
-    def note_replayed(self, key: str, tokens: int) -> None:
+    def note_replayed(self, key: str, tokens: int, node: str = "") -> None:
         """A cached answer another run paid for: it costs nothing, but it uses the run's budget as the
         live call did in the run that paid, once per cache key. Without this an identical re-run had
         the profile's tokens to spare at the plan, bought a different plan and paid for it; with it,
-        it plans, and stops, where the first run did, and spends 0."""
+        it plans, and stops, where the first run did, and spends 0. `node` is the node that asked (the
+        summary's `replayed_by_node`: what share of a re-run profiling took, though it paid nothing)."""
         if tokens <= 0:
             return
         with self._lock:
@@ -180,6 +184,10 @@ class Ledger:
             self._replayed_keys.add(key)
             self._replayed += tokens
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('replayed', ?)", (str(self._replayed),))
+            name = node or "(none)"
+            self._replayed_by_node[name] = self._replayed_by_node.get(name, 0) + tokens
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('replayed_by_node', ?)",
+                             (json.dumps(self._replayed_by_node, sort_keys=True),))
 
     def reserve(self, tokens: int, tag: CallTag, *, attempt: int = 0, is_retry: bool = False) -> Reservation:
         """Hold `tokens` against the cap, or raise BudgetExhausted without recording anything."""
@@ -378,6 +386,7 @@ class Ledger:
             failures += int(f or 0)
         return {
             "cap": self.cap, "spent": spent, "in_flight": reserved, "replayed": self._replayed,
+            "replayed_by_node": dict(self._replayed_by_node),
             "calls": calls, "retries": retries,
             "parse_failures": parse_failures, "failed_calls": failures,
             "overrun_calls": int(overrun[0]) if overrun else 0, "unsent_calls": int(unsent[0]) if unsent else 0,
@@ -391,3 +400,13 @@ class Ledger:
             ).fetchall()
         return {item or "(none)": int(tokens or 0) for item, tokens in rows}
 
+
+def _node_counts(text: str) -> dict[str, int]:
+    """The stored `replayed_by_node` (a JSON object of node → tokens); {} for none or anything else."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): int(v) for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool)}

@@ -544,7 +544,8 @@ class ChatClient:
             hit = self.cache.get(key)
             if hit is not None:  # a cached answer costs nothing; another run's uses budget (Ledger.note_replayed)
                 if hit.get("paid_by") != self.ledger.ledger_id:
-                    self.ledger.note_replayed(key, int(hit["prompt_tokens"]) + int(hit["completion_tokens"]))
+                    self.ledger.note_replayed(key, int(hit["prompt_tokens"]) + int(hit["completion_tokens"]),
+                                              tag.node)
                 top, forced = hit.get("top_logprobs"), hit.get("token_logprobs")
                 cached = CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
                                     completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1,

@@ -91,3 +91,16 @@ def test_bad_columns_and_unmappable_header_exit_2(tmp_path: Path) -> None:
                       "--skill-method", "vibes", *common], env, tmp_path)
     assert bad_skill.returncode == 2 and "--skill-method" in one_line_error(bad_skill), bad_skill.stderr[-2000:]
     assert not (tmp_path / "runs" / "bad").exists()
+
+
+def test_the_summary_counts_a_replayed_profile_as_profiling() -> None:
+    """A re-run replays its profile from the response cache: it pays nothing, but the profile still takes
+    its share of the budget, and the summary says so (it had left the share out as 0 paid tokens)."""
+    from refinelab.cli.app import _profile_share
+
+    replayed = {"ledger": {"spent": 0, "replayed": 1000, "by_node": {},
+                           "replayed_by_node": {"profile": 400, "refine": 600}}}
+    assert _profile_share(replayed) == " (profiling 400, 40%)"
+    paid = {"ledger": {"spent": 1000, "replayed": 0, "by_node": {"profile": {"tokens": 250, "calls": 3}}}}
+    assert _profile_share(paid) == " (profiling 250, 25%)"
+    assert _profile_share({"ledger": {"spent": 0, "replayed": 0}}) == ""

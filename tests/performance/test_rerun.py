@@ -51,3 +51,7 @@ def test_an_identical_rerun_sends_nothing_and_spends_nothing(tmp_path: Path, mon
         # the first plan of each run saw the same budget left after profiling: the re-run's replayed profile
         # was charged like the first run's paid one (were it free, the re-run would plan with more)
         assert [p["budget"] for p in again.report["plans"]] == [p["budget"] for p in first.report["plans"]]
+        # and what was replayed is told by node, as the first run's spend is: the summary's profiling share
+        replayed_by_node = again.report["ledger"]["replayed_by_node"]
+        assert sum(replayed_by_node.values()) == again.report["ledger"]["replayed"]
+        assert replayed_by_node["profile"] == first.report["ledger"]["by_node"]["profile"]["tokens"] > 0
