@@ -13,7 +13,8 @@ candidate carries an equal share of the call's tokens, so they sum to what the l
 (attempt > 0, with the validator's feedback) drafts one item as before.
 
 A pack that words `refine_expand` its own way but brings no `refine_expand_batch` of its own writes one item
-per call, as does any batch whose call fails: then every task of it asks for its own draft.
+per call, as does any batch whose call fails or does not fit the budget left (it reserves room for k
+answers): then every task of it asks for its own draft.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, create_model
 
-from refinelab.errors import LLMCallFailed
+from refinelab.errors import BudgetExhausted, LLMCallFailed
 from refinelab.model_outputs import ItemDraft
 from refinelab.prompts.loader import Pack
 from refinelab.tools.ledger import CallTag
@@ -125,4 +126,6 @@ def _draft_batch(writer: ChatClient, slot: DraftSlot, messages: list[dict[str, s
         result = writer.structured(messages, batch_schema(slot.size), tag, sample=slot.batch, answers=slot.size)
     except LLMCallFailed as exc:
         return DraftBatch([], "\n---\n".join(exc.raw_outputs), exc.tokens, error=f"batch writer output unusable: {exc}")
+    except BudgetExhausted as exc:  # a batch reserves k answers' room; one draft may still fit what is left
+        return DraftBatch([], "", 0, error=f"no room for the batch: {exc}")
     return DraftBatch(list(result.parsed.items), result.text, result.tokens)

@@ -99,6 +99,19 @@ def test_a_batch_the_writer_cannot_fill_falls_back_to_one_draft_per_task(tmp_pat
     assert sum(c.tokens for c in candidates) == ctx.ledger.spent  # the failed batch's tokens included
 
 
+def test_a_batch_that_does_not_fit_the_budget_left_falls_back_to_one_draft_per_task(tmp_path: Path) -> None:
+    """A batch reserves room for every answer it holds; near the budget's end one draft may still fit."""
+    from refinelab.tools.ledger import Ledger
+
+    seen: list[bool] = []
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: seen.append(is_batch_prompt(m)) or draft()))
+    ctx.ledger = Ledger(cap=1_500)  # a single draft's reservation fits, four drafts' does not
+    ctx._clients.clear()
+    candidates = run_together(ctx, tasks_of("r1-b", 4)[:1])
+    assert candidates[0].item is not None and not candidates[0].error, candidates[0].error
+    assert seen == [False]  # the batch was never sent
+
+
 def test_a_retry_drafts_one_item_with_the_validator_s_reason(tmp_path: Path) -> None:
     seen: list[list[dict[str, str]]] = []
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: seen.append(m) or draft()))
