@@ -74,7 +74,8 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
     run_id = f"{args.tag}-{args.mode}-b{budget}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     options = RunOptions(operations=args.operations, validators=[], dedup="lexical", pilot_per_op=pilot,
                          allow_shrink=args.allow_shrink, min_size=args.min_size, skill_method=args.skill_method,
-                         measure_new_item_cells=not args.unmeasured_new_items, expand_batch=args.expand_batch)
+                         measure_new_item_cells=not args.unmeasured_new_items, expand_batch=args.expand_batch,
+                         expand_spares=args.expand_spares)
     started = time.monotonic()
     with deadline(seconds) as stop:
         result = refine(dataset, budget=budget + profiling_tokens, targets=targets, settings=settings, run_id=run_id, options=options)
@@ -216,7 +217,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"targets: {result['targets']}; model: {result['model']}; planner: {result['mode']}; "
         f"operations: {', '.join(result['operations'])}; rounds: {result['rounds']}; pilot per op: {result['pilot']}; "
         f"shrinking {'allowed' if result.get('allow_shrink') else 'not allowed'}, size floor "
-        f"{result.get('min_size') or '90% of the input'}; expand drafts per writer call: {result.get('expand_batch', 1)}.",
+        f"{result.get('min_size') or '90% of the input'}; expand drafts per writer call: {result.get('expand_batch', 1)}"
+        f"{' + ' + str(result['expand_spares']) + ' spares for retries' if result.get('expand_spares') else ''}.",
         f"Profiling (labels, paid once, then replayed from the response cache): {result['profiling']['tokens']:,} "
         f"tokens, {result['profiling']['seconds']:.0f} s" + (" (deadline hit: some items unlabelled)"
                                                              if result["profiling"]["deadline_hit"] else "") + ".",
@@ -298,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         help="how items are labelled (RunOptions.skill_method)")
     parser.add_argument("--expand-batch", type=int, default=1,
                         help="new items of one cell the writer drafts per call (RunOptions.expand_batch)")
+    parser.add_argument("--expand-spares", type=int, default=0,
+                        help="extra drafts per batch, for retries (RunOptions.expand_spares)")
     args = parser.parse_args(argv)
     args.tag = args.tag or ("jsd_curve_quick" if args.quick else "jsd_curve")
     n = args.n or (20 if args.quick else 100)
@@ -324,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "targets": str(Path(args.targets).name), "mode": args.mode, "operations": args.operations, "rounds": rounds,
         "pilot": pilot, "budgets": budgets, "profiling": profiling, "curve": curve, "elapsed_s": round(time.monotonic() - started, 1),
         "allow_shrink": args.allow_shrink, "min_size": args.min_size, "skill_method": args.skill_method,
-        "expand_batch": args.expand_batch,
+        "expand_batch": args.expand_batch, "expand_spares": args.expand_spares,
         "headline": {k: best[k] for k in ("budget", "coverage_jsd_reduction", "domain_jsd_reduction",
                                           "difficulty_jsd_reduction", "removal_share", "kept_share")},
     }

@@ -60,6 +60,8 @@ class RunOptions(BaseModel):
     expand_batch: int = Field(1, ge=1, le=8, description="expand: new items for one cell the writer drafts in "
                               "one call (its instructions and examples paid once for them; each item is then "
                               "validated on its own; 1 = one call per new item; agents/expand_batches.py)")
+    expand_spares: int = Field(0, ge=0, le=8, description="expand_batch > 1: drafts each batch asks for beyond "
+                               "one per task; a retry takes an unused one instead of a writer call of its own")
     calibrate_drafts: int = Field(3, ge=1, le=8, description="calibrate: drafts the writer is asked for; the "
                                   "panel measures each and the one whose p(correct) moved furthest in the "
                                   "intended direction is validated (1 = a single draft, unmeasured)")

@@ -381,13 +381,16 @@ def prompt_for(ctx: AgentContext, task: EditTask, base: QAItem) -> list[dict[str
 
 
 def batched_draft(ctx: AgentContext, task: EditTask, base: QAItem, tag: CallTag) -> DraftShare | None:
-    """This expand's draft from its batch (agents/expand_batches.py), or None when it has no batch or its
-    pack words the single prompt its own way: then it asks the writer for its own draft."""
+    """This expand's draft from its batch (agents/expand_batches.py): its own position on a first attempt, a
+    spare on a retry. None when it has no batch, no spare is left, or its pack words the single prompt its
+    own way: then it asks the writer for its own draft."""
     slot = DraftSlot.parse(task.batch)
     pack = ctx.pack(base)
     if slot is None or not batch_prompt_usable(pack):
         return None
-    messages = pack.messages(BATCH_PROMPT, count=slot.size, n_choices=len(base.choices),
+    if task.attempt > 0:
+        return ctx.draft_batches.spare(slot)
+    messages = pack.messages(BATCH_PROMPT, count=slot.drafts, n_choices=len(base.choices),
                              **_expand_variables(ctx, task, base))
     return ctx.draft_batches.share(ctx.client("writer"), slot, messages, tag)
 
@@ -408,7 +411,7 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     tag = CallTag(node=task.ledger_node("refine"), operation=task.operation, item_id=task.item_id)
     if op.op is Op.CALIBRATE and ctx.options.calibrate_drafts > 1:
         return refine_calibration(ctx, task, base, messages, tag)
-    batched = batched_draft(ctx, task, base, tag) if op.op is Op.EXPAND and task.attempt == 0 else None
+    batched = batched_draft(ctx, task, base, tag) if op.op is Op.EXPAND else None
     if batched is not None and batched.draft is not None:
         parsed, text, tokens = batched.draft, batched.text, batched.tokens
     else:  # no batch, or its call failed (its share of that call is still this edit's)

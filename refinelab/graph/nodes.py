@@ -190,10 +190,11 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
             members = range(start, min(start + size, option.count))
             for k in members:
                 edit_id = f"r{round_}-{option.op}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{target}-{k}').hex[:8]}"
-                slot = DraftSlot(f"r{round_}-{target}-{start}", k - start, len(members))
+                slot = DraftSlot(f"r{round_}-{target}-{start}", k - start, len(members),
+                                 ctx.options.expand_spares if size > 1 else 0)
                 tasks.append({"edit_id": edit_id, "item_id": template.id, "operation": str(option.op),
                               "round": round_, "attempt": 0, "target": target, "feedback": "",
-                              "batch": str(slot) if slot.size > 1 else ""})
+                              "batch": str(slot) if slot.drafts > 1 else ""})
     return tasks
 
 

@@ -57,8 +57,10 @@ def run_together(ctx, tasks: list[EditTask]) -> list:
 def test_a_slot_reads_back_as_written_and_nothing_else_is_a_slot() -> None:
     slot = DraftSlot("r1-STEM|reasoning-0", 2, 3)
     assert DraftSlot.parse(str(slot)) == slot
-    for text in ("", "r1-x", "r1-x#3/3", "r1-x#0/1", "r1-x#a/3", "#0/2"):
+    for text in ("", "r1-x", "r1-x#3/3", "r1-x#0/1", "r1-x#a/3", "#0/2", "r1-x#0/2+a", "r1-x#0/1+0"):
         assert DraftSlot.parse(text) is None, text
+    spared = DraftSlot("r1-x", 0, 1, 2)  # one task and two spares for its retries: a batch of three drafts
+    assert DraftSlot.parse(str(spared)) == spared and spared.drafts == 3
 
 
 def test_the_batch_schema_holds_exactly_its_size() -> None:
@@ -120,6 +122,29 @@ def test_a_retry_drafts_one_item_with_the_validator_s_reason(tmp_path: Path) -> 
     assert len(seen) == 1 and not is_batch_prompt(seen[0]) and "the key is wrong" in seen[0][-1]["content"]
 
 
+def test_retries_take_the_batch_s_spare_drafts_then_ask_the_writer_with_feedback(tmp_path: Path) -> None:
+    seen: list[list[dict[str, str]]] = []
+    questions = [*QUESTIONS, "Which planet is the hottest?"]  # two tasks' drafts, then two spares
+
+    def respond(messages):
+        seen.append(messages)
+        return batch_reply(questions) if is_batch_prompt(messages) else draft("Which planet has rings?")
+
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=respond))
+    slots = [DraftSlot("r1-b", k, 2, 2) for k in range(2)]
+    first = run_together(ctx, [EditTask(f"e{k}", BASE.id, "expand", 1, target=CELL, batch=str(slot))
+                               for k, slot in enumerate(slots)])
+    assert [c.item.question for c in first] == questions[:2]
+    assert len(seen) == 1 and "Write 4 new" in seen[0][-1]["content"]
+    spent = ctx.ledger.spent
+    retries = [refine(ctx, EditTask(f"e{k}", BASE.id, "expand", 1, attempt=1, target=CELL, feedback="the key is wrong",
+                                    batch=str(slots[k]))) for k in (1, 0, 1)]
+    assert [c.item.question for c in retries] == [questions[2], questions[3], "Which planet has rings?"]
+    assert [c.tokens for c in retries[:2]] == [0, 0] and retries[2].tokens > 0
+    assert len(seen) == 2 and "the key is wrong" in seen[1][-1]["content"]  # spares gone: its own draft
+    assert ctx.ledger.spent == spent + retries[2].tokens
+
+
 def test_a_pack_that_words_expand_its_own_way_drafts_one_item_per_call(tmp_path: Path) -> None:
     prompts = tmp_path / "prompts"
     (prompts / "packs").mkdir(parents=True)
@@ -157,6 +182,9 @@ def test_the_plan_cuts_a_cell_s_expands_into_batches_with_one_template_each(tmp_
     assert len({s.batch for s in slots}) == 2
     assert len({t["item_id"] for t in batched[:3]}) == 1 and len({t["item_id"] for t in batched[3:]}) == 1
     assert batched[0]["item_id"] != batched[3]["item_id"]  # the next batch takes the next least used template
+    ctx.options = ctx.options.model_copy(update={"expand_spares": 2})
+    spared = [DraftSlot.parse(t["batch"]) for t in _tasks_from_plan(ctx, solved, 1)]
+    assert [(s.size, s.spares) for s in spared] == [(3, 2)] * 3 + [(2, 2)] * 2
 
 
 def test_generate_is_not_batched(tmp_path: Path) -> None:
