@@ -90,6 +90,7 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
         "expected_errors_before": before["expected_errors"], "expected_errors_after": after["expected_errors"],
         "plans": report.get("plans", []), "replayed": report.get("ledger", {}).get("replayed"),
         "by_node": report.get("ledger", {}).get("by_node", {}), "by_operation": report.get("ledger", {}).get("by_operation", {}),
+        "replayed_by_node": report.get("ledger", {}).get("replayed_by_node", {}), "profiling_tokens": profiling_tokens,
     }
     for name, b, a in (("coverage_jsd", before["coverage_jsd"], after["coverage_jsd"]),
                        ("domain_jsd", domain_jsd(before["coverage"], domains), domain_jsd(after["coverage"], domains)),
@@ -239,17 +240,22 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _costs(result: dict[str, Any]) -> list[str]:
-    """Per budget, what a committed new item cost and what the writer spent per expand draft (the refine
-    node's tokens, which also hold any calibrate drafts, over the expand attempts)."""
+    """Per budget, what a committed new item cost and what the writer spent per expand draft. Tokens are
+    paid or replayed from the response cache (a re-run replays what an earlier one paid, and the budget
+    counts both); the profile's are left out. The refine node's tokens also hold any calibrate drafts."""
     lines = []
     for r in result["curve"]:
+        replayed = r.get("replayed_by_node") or {}
+        node = {name: (r.get("by_node", {}).get(name, {}).get("tokens", 0) + replayed.get(name, 0))
+                for name in ("refine", "validate")}
+        edits = r["spent"] + (r.get("replayed") or 0) - r.get("profiling_tokens", result["profiling"]["tokens"])
         drafts = r.get("new_item_outcomes", {}).get("drafts", {}).get(Op.EXPAND.value, 0)
-        refine_tokens = r.get("by_node", {}).get("refine", {})
-        per_item = f"{r['spent'] / r['new_items']:,.0f}" if r.get("new_items") else "—"
-        per_draft = f"{refine_tokens.get('tokens', 0) / drafts:,.0f}" if drafts else "—"
-        lines.append(f"Budget {r['budget']:,}: {per_item} tokens per new item kept; {drafts} expand drafts, "
-                     f"refine node {refine_tokens.get('tokens', 0):,} tokens in {refine_tokens.get('calls', 0)} calls "
-                     f"({per_draft} a draft); validate node {r.get('by_node', {}).get('validate', {}).get('tokens', 0):,}.")
+        per_item = f"{edits / r['new_items']:,.0f}" if r.get("new_items") else "—"
+        per_draft = f"{node['refine'] / drafts:,.0f}" if drafts else "—"
+        lines.append(f"Budget {r['budget']:,}: {edits:,} tokens on edits (paid or replayed), {per_item} per new item "
+                     f"kept; {drafts} expand drafts, refine node {node['refine']:,} tokens ({per_draft} a draft, "
+                     f"{r.get('by_node', {}).get('refine', {}).get('calls', 0)} paid calls), validate node "
+                     f"{node['validate']:,}.")
     return [*lines, ""] if lines else []
 
 
