@@ -49,7 +49,15 @@ def respond(messages: list[dict[str, str]], fail_first_validation: bool = False)
         return json.dumps({"answer": match.group(1) if match else "A"})
     if "wrong options" in text:  # the distractor writer: wrong options only, a fresh vocabulary per prompt
         return json.dumps({"distractors": [" ".join(_words(_h(text) + k, 2)) for k in range(9)]})
-    seed = _h(text)
+    if batch := re.search(r"Write (\d+) new multiple-choice questions", text):  # expands drafted several at once
+        return json.dumps({"items": [json.loads(_draft(f"{text}#{k}", text, fail_first_validation))
+                                     for k in range(int(batch.group(1)))]})
+    return _draft(text, text, fail_first_validation)
+
+
+def _draft(seed_text: str, text: str, fail_first_validation: bool) -> str:
+    """One item draft for the writer prompt `text`, its vocabulary drawn from `seed_text`."""
+    seed = _h(seed_text)
     wrong = fail_first_validation and "rejected" not in text
     words = _words(seed, 15)  # distinct vocabulary per prompt, so near-duplicate checks stay quiet
     asked = re.search(r"Skill tested: ([a-z ]+?)[ .(]", text)  # an expand names the cell's skill
