@@ -304,8 +304,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         help="commit new items wherever they land (before measure_new_item_cells)")
     parser.add_argument("--skill-method", default="model", choices=("model", "probs", "exemplars"),
                         help="how items are labelled (RunOptions.skill_method)")
-    parser.add_argument("--expand-batch", type=int, default=1,
-                        help="new items of one cell the writer drafts per call (RunOptions.expand_batch)")
+    parser.add_argument("--expand-batch", type=int, default=RunOptions().expand_batch,
+                        help="new items of one cell the writer drafts per call (RunOptions.expand_batch; "
+                        "1 = one per call)")
     parser.add_argument("--expand-spares", type=int, default=0,
                         help="extra drafts per batch, for retries (RunOptions.expand_spares)")
     args = parser.parse_args(argv)

@@ -3,7 +3,9 @@
 A single expand draft costs the writer's prompt (instructions, the skill's description and two example
 items of the template's subject) for one item: on the 100k JSD eval 309 tokens a draft, half of the run.
 Asked for k items at once, the prompt is paid once for k (measured on six cells: 176-309 tokens a
-draft instead of 338-863).
+draft instead of 338-863). On the 50k JSD eval, drafting four to a call kept 31 new items at 1,302 tokens
+each where one draft per call, on the same code, kept 24 at 1,766 (evals/results/jsd_curve_batch4.md,
+jsd_curve_batch1.md): four is the default.
 
 The plan decides the batches (graph/nodes.py, `_tasks_from_plan`): the expands bought for one cell in one
 round are cut into runs of at most k, each run seeded by one template item, and every task carries its

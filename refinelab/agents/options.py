@@ -57,7 +57,7 @@ class RunOptions(BaseModel):
         True, description="commit a generate only when its new item's difficulty, measured by the panel on the "
         "profile's IRT scale, falls in the bucket it was written for or another under-filled bucket "
         "(agents/validation/measured.py); off: a new item counts in the bucket it was written for, unmeasured")
-    expand_batch: int = Field(1, ge=1, le=8, description="expand: new items for one cell the writer drafts in "
+    expand_batch: int = Field(4, ge=1, le=8, description="expand: new items for one cell the writer drafts in "
                               "one call (its instructions and examples paid once for them; each item is then "
                               "validated on its own; 1 = one call per new item; agents/expand_batches.py)")
     expand_spares: int = Field(0, ge=0, le=8, description="expand_batch > 1: drafts each batch asks for beyond "

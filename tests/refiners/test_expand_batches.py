@@ -171,6 +171,7 @@ def test_the_plan_cuts_a_cell_s_expands_into_batches_with_one_template_each(tmp_
                                  skill="recall") for k in range(3, 8)])
     solved = SimpleNamespace(assignments=[], new_items=[
         SimpleNamespace(op=Op.EXPAND, cell=CELL, bucket=None, count=5)])
+    ctx.options = ctx.options.model_copy(update={"expand_batch": 1})
     unbatched = _tasks_from_plan(ctx, solved, 1)
     ctx.options = ctx.options.model_copy(update={"expand_batch": 3})
     batched = _tasks_from_plan(ctx, solved, 1)
@@ -185,6 +186,12 @@ def test_the_plan_cuts_a_cell_s_expands_into_batches_with_one_template_each(tmp_
     ctx.options = ctx.options.model_copy(update={"expand_spares": 2})
     spared = [DraftSlot.parse(t["batch"]) for t in _tasks_from_plan(ctx, solved, 1)]
     assert [(s.size, s.spares) for s in spared] == [(3, 2)] * 3 + [(2, 2)] * 2
+
+
+def test_expands_are_batched_by_default() -> None:
+    from refinelab.agents.options import RunOptions
+
+    assert RunOptions().expand_batch == 4 and RunOptions().expand_spares == 0
 
 
 def test_generate_is_not_batched(tmp_path: Path) -> None:
