@@ -27,6 +27,7 @@ answers): then every task of it asks for its own draft.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,13 +123,16 @@ class DraftBatches:
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
-    def share(self, writer: ChatClient, slot: DraftSlot, messages: list[dict[str, str]], tag: CallTag) -> DraftShare:
-        """The draft at `slot`, drafting its batch (`writer` asked `messages`) if no task of it has yet."""
+    def share(self, writer: ChatClient, slot: DraftSlot, messages: Callable[[], list[dict[str, str]]],
+              tag: CallTag) -> DraftShare:
+        """The draft at `slot`, drafting its batch (`writer` asked `messages()`) if no task of it has yet. The
+        prompt is built only by the task that drafts: its examples read the run store, and the others of
+        the batch would read it for a prompt nobody sends."""
         with self._guard:
             lock = self._locks.setdefault(slot.batch, threading.Lock())
         with lock:
             if slot.batch not in self._batches:
-                self._batches[slot.batch] = _draft_batch(writer, slot, messages, tag)
+                self._batches[slot.batch] = _draft_batch(writer, slot, messages(), tag)
         batch = self._batches[slot.batch]
         share, extra = divmod(batch.tokens, slot.size)
         tokens = share + (extra if slot.position == 0 else 0)

@@ -390,9 +390,8 @@ def batched_draft(ctx: AgentContext, task: EditTask, base: QAItem, tag: CallTag)
         return None
     if task.attempt > 0:
         return ctx.draft_batches.spare(slot)
-    messages = pack.messages(BATCH_PROMPT, count=slot.drafts, n_choices=len(base.choices),
-                             **_expand_variables(ctx, task, base))
-    return ctx.draft_batches.share(ctx.client("writer"), slot, messages, tag)
+    return ctx.draft_batches.share(ctx.client("writer"), slot, lambda: pack.messages(
+        BATCH_PROMPT, count=slot.drafts, n_choices=len(base.choices), **_expand_variables(ctx, task, base)), tag)
 
 
 def refine(ctx: AgentContext, task: EditTask) -> Candidate:
@@ -407,10 +406,9 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     if op.new_distractors and not distractors_replaceable(base.choices):
         return Candidate(None, "", 0, error="the options refer to each other (e.g. 'A and D', 'all of the above'): "
                          "replacing distractors would change what the key says; not rewritten")
-    messages = prompt_for(ctx, task, base)
     tag = CallTag(node=task.ledger_node("refine"), operation=task.operation, item_id=task.item_id)
     if op.op is Op.CALIBRATE and ctx.options.calibrate_drafts > 1:
-        return refine_calibration(ctx, task, base, messages, tag)
+        return refine_calibration(ctx, task, base, prompt_for(ctx, task, base), tag)
     batched = batched_draft(ctx, task, base, tag) if op.op is Op.EXPAND else None
     if batched is not None and batched.draft is not None:
         parsed, text, tokens = batched.draft, batched.text, batched.tokens
@@ -419,7 +417,7 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
         try:
             # each new item is its own draw: two expands from one template into one cell send the same
             # prompt, and without a sample of their own the second replayed the first's draft (a duplicate)
-            result = ctx.client("writer").structured(messages, op.output_schema or ItemDraft, tag,
+            result = ctx.client("writer").structured(prompt_for(ctx, task, base), op.output_schema or ItemDraft, tag,
                                                      sample=task.edit_id if op.creates_item else "")
         except LLMCallFailed as exc:
             return Candidate(None, "\n---\n".join(exc.raw_outputs), exc.tokens + spent,
