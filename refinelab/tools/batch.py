@@ -164,7 +164,7 @@ class BatchRunner:
             tag = CallTag(request.tag.node, request.tag.operation, request.tag.item_id, request.tag.model or model)
             worst = self.client._prompt_bound(messages, params) + int(params["max_tokens"])
             try:
-                calls[key] = ledger.reserve(worst, tag)
+                calls[key] = ledger.reserve(worst, tag, held_long=True)
             except BudgetExhausted:
                 break  # what fits is batched; the rest meets the budget on its ordinary call
             body = {"model": model, "messages": messages, **params}

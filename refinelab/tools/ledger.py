@@ -75,6 +75,7 @@ class Reservation:
     tag: CallTag
 
 
+SETTLE_WAIT_S = 300.0  # how long a reservation that fits once other threads' calls settle waits for them
 DEFAULT_FAILURE_LIMIT = 20  # consecutive failed attempts before a run stops (Settings.max_consecutive_failures)
 MIN_FAILED_CALLS = 10  # ... or this many calls failed outright and they outnumber the answered ones
 
@@ -87,8 +88,9 @@ class Ledger:
     failed, the ledger is *tripped*: clients raise EndpointUnavailable instead of sending more."""
 
     def __init__(self, path: str | Path = ":memory:", cap: int | None = None,
-                 failure_limit: int = DEFAULT_FAILURE_LIMIT) -> None:
+                 failure_limit: int = DEFAULT_FAILURE_LIMIT, settle_wait_s: float = SETTLE_WAIT_S) -> None:
         self.path = str(path)
+        self.settle_wait_s = settle_wait_s
         self.failure_limit = failure_limit
         self._streak = 0
         self._answered = 0
@@ -97,6 +99,10 @@ class Ledger:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        # settle and release wake reservations waiting for room (see `reserve`)
+        self._settled = threading.Condition(self._lock)
+        # reservations made by this process and not yet settled: call id -> (thread, tokens)
+        self._live: dict[int, tuple[int, int]] = {}
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a commit survives the process dying (what a killed run needs); only a power cut
@@ -189,30 +195,50 @@ class Ledger:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('replayed_by_node', ?)",
                              (json.dumps(self._replayed_by_node, sort_keys=True),))
 
-    def reserve(self, tokens: int, tag: CallTag, *, attempt: int = 0, is_retry: bool = False) -> Reservation:
-        """Hold `tokens` against the cap, or raise BudgetExhausted without recording anything."""
+    def reserve(self, tokens: int, tag: CallTag, *, attempt: int = 0, is_retry: bool = False,
+                held_long: bool = False) -> Reservation:
+        """Hold `tokens` against the cap, or raise BudgetExhausted without recording anything.
+
+        A call that would fit once other threads' calls in flight settle waits for them (up to
+        `settle_wait_s`) instead of being refused: reservations are worst cases, so whether a call fits
+        must not depend on how the threads happened to overlap. A cold `make demo` run once stopped with
+        "budget exhausted during profiling" and half its budget unspent because four judge calls had
+        reserved at once. Reservations held by the calling thread itself are never waited on, nor are
+        `held_long` ones (a provider batch's requests, settled when the batch ends, possibly hours later).
+        """
         if tokens < 0:
             raise ValueError("cannot reserve a negative number of tokens")
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                spent, reserved = self._totals()
-                used = spent + reserved + self._replayed
-                if self.cap is not None and used + tokens > self.cap:
-                    raise BudgetExhausted(tokens, max(0, self.cap - used), self.cap)
-                cursor = self._db.execute(
-                    "INSERT INTO calls (node, operation, item_id, model, attempt, reserved, status, is_retry,"
-                    " started) VALUES (?,?,?,?,?,?,'reserved',?,?)",
-                    (tag.node, tag.operation, tag.item_id, tag.model, attempt, tokens, int(is_retry),
-                     time.time()),
-                )
-                self._db.execute("UPDATE totals SET reserved = reserved + ? WHERE id=1", (tokens,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        assert cursor.lastrowid is not None
-        return Reservation(cursor.lastrowid, tokens, tag)
+        me = threading.get_ident()
+        deadline = time.monotonic() + self.settle_wait_s
+        with self._settled:
+            while True:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    spent, reserved = self._totals()
+                    used = spent + reserved + self._replayed
+                    if self.cap is not None and used + tokens > self.cap:
+                        others = sum(t for thread, t in self._live.values() if thread != me)
+                        left = deadline - time.monotonic()
+                        if others and used - others + tokens <= self.cap and left > 0:
+                            self._db.execute("ROLLBACK")
+                            self._settled.wait(left)
+                            continue
+                        raise BudgetExhausted(tokens, max(0, self.cap - used), self.cap)
+                    cursor = self._db.execute(
+                        "INSERT INTO calls (node, operation, item_id, model, attempt, reserved, status, is_retry,"
+                        " started) VALUES (?,?,?,?,?,?,'reserved',?,?)",
+                        (tag.node, tag.operation, tag.item_id, tag.model, attempt, tokens, int(is_retry),
+                         time.time()),
+                    )
+                    self._db.execute("UPDATE totals SET reserved = reserved + ? WHERE id=1", (tokens,))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                assert cursor.lastrowid is not None
+                if not held_long:
+                    self._live[cursor.lastrowid] = (me, tokens)
+                return Reservation(cursor.lastrowid, tokens, tag)
 
     def settle(
         self,
@@ -256,6 +282,8 @@ class Ledger:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            self._live.pop(reservation.call_id, None)
+            self._settled.notify_all()
 
     def _bump(self, key: str) -> None:
         self._db.execute(
@@ -359,6 +387,8 @@ class Ledger:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            self._live.pop(reservation.call_id, None)
+            self._settled.notify_all()
 
     def summary(self) -> dict[str, Any]:
         """Spend overall and by node, operation, model; counts of calls, retries and failed parses."""

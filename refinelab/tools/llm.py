@@ -564,7 +564,11 @@ class ChatClient:
         while True:
             self._check_endpoint()
             reservation = self.ledger.reserve(worst_case, tag, attempt=attempt, is_retry=transport_try > 0 or attempt > 0)
-            call = self._trace(messages, params, tag, attempt, schema, cached=False, transport_try=transport_try)
+            try:
+                call = self._trace(messages, params, tag, attempt, schema, cached=False, transport_try=transport_try)
+            except BaseException:  # a reservation left held would stall other threads' reservations (Ledger.reserve)
+                self.ledger.release(reservation)
+                raise
             transport_try += 1
             member = self.fleet.acquire()
             started = time.monotonic()

@@ -113,7 +113,8 @@ def test_running_totals_agree_with_the_calls_across_two_handles(tmp_path: Path) 
             else:
                 ledger.settle(reservation, 100 + i % 50, 30, failed=i % 11 == 0)
 
-    dangling = first.reserve(250, CallTag())  # in flight when the process dies
+    # in flight when a third process died (a handle of its own: this process's threads do not wait on it)
+    dangling = Ledger(path).reserve(250, CallTag())
     threads = [threading.Thread(target=spend, args=(ledger, 200)) for ledger in (first, second, first, second)]
     for thread in threads:
         thread.start()
@@ -129,3 +130,62 @@ def test_running_totals_agree_with_the_calls_across_two_handles(tmp_path: Path) 
     assert reopened.spent == spent and reopened.available == 50_000 - spent - 250
     assert reopened.abandon_in_flight() == 1 and reopened.spent == spent + dangling.tokens
     assert reopened.summary()["in_flight"] == 0
+
+
+def _reserve_in_thread(ledger: Ledger, tokens: int) -> tuple[threading.Thread, dict[str, object]]:
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["reservation"] = ledger.reserve(tokens, CallTag(node="second"))
+        except BudgetExhausted as exc:
+            outcome["refused"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+def test_a_call_that_fits_once_another_settles_waits_for_it() -> None:
+    """Whether a call fits must not depend on how threads overlapped: at cap 1,000 a 600-token reservation
+    beside another thread's 600 in flight waits, and goes through when that call settles at 300."""
+    ledger = Ledger(cap=1_000)
+    first = ledger.reserve(600, CallTag(node="first"))
+    thread, outcome = _reserve_in_thread(ledger, 600)
+    thread.join(timeout=0.3)
+    assert thread.is_alive() and not outcome  # waiting, neither refused nor reserved
+    ledger.settle(first, 250, 50)
+    thread.join(timeout=5)
+    assert not thread.is_alive() and "reservation" in outcome
+    assert ledger.spent == 300 and ledger.summary()["in_flight"] == 600
+
+
+def test_a_call_that_cannot_fit_whatever_settles_is_refused_at_once() -> None:
+    """Spent tokens do not come back: 500 spent + 600 reserved elsewhere leaves no room for 600 either way."""
+    ledger = Ledger(cap=1_000)
+    ledger.settle(ledger.reserve(500, CallTag()), 500, 0)
+    ledger.reserve(400, CallTag())  # in flight
+    thread, outcome = _reserve_in_thread(ledger, 600)
+    thread.join(timeout=5)
+    assert not thread.is_alive() and isinstance(outcome.get("refused"), BudgetExhausted)
+
+
+def test_a_thread_never_waits_on_its_own_reservations_nor_past_the_wait_limit() -> None:
+    ledger = Ledger(cap=1_000, settle_wait_s=0.2)
+    ledger.reserve(600, CallTag())
+    with pytest.raises(BudgetExhausted):  # the same thread's 600 cannot settle while it waits
+        ledger.reserve(600, CallTag())
+    thread, outcome = _reserve_in_thread(ledger, 600)  # another thread waits 0.2 s, then is refused
+    thread.join(timeout=5)
+    assert not thread.is_alive() and isinstance(outcome.get("refused"), BudgetExhausted)
+
+
+def test_a_released_reservation_wakes_a_waiting_one() -> None:
+    ledger = Ledger(cap=1_000)
+    first = ledger.reserve(700, CallTag())
+    thread, outcome = _reserve_in_thread(ledger, 700)
+    thread.join(timeout=0.3)
+    assert thread.is_alive()
+    ledger.release(first)
+    thread.join(timeout=5)
+    assert "reservation" in outcome and ledger.summary()["in_flight"] == 700
