@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -128,5 +129,9 @@ def test_label_batches_on_the_embedded_model(embedded_server, tmp_path: Path) ->
     names = {"recall", "comprehension", "application", "reasoning", "calculation", "unsure"}
     labels = [item["diagnostics"]["label"]["evidence"] for item in report["items_detail"]]
     assert report["profiled"] == 4 and all(label["skill"] in names for label in labels), labels
-    assert report["ledger_by_component"]["label"]["calls"] == 1 and all(label["batch"] == 4 for label in labels)
+    # one label request for the four; a parse retry of it is a second ledger row (the shared server's
+    # batching with another test's leftover request once changed the 135M's answer in a full-suite run)
+    with sqlite3.connect(next((tmp_path / "prof").rglob("ledger.sqlite"))) as db:
+        first_tries = db.execute("SELECT COUNT(*) FROM calls WHERE operation='label' AND is_retry=0").fetchone()[0]
+    assert first_tries == 1 and all(label["batch"] == 4 for label in labels)
     assert sum(label["tokens"] for label in labels) == report["ledger_by_component"]["label"]["tokens"] > 0
