@@ -75,7 +75,7 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
     options = RunOptions(operations=args.operations, validators=[], dedup="lexical", pilot_per_op=pilot,
                          allow_shrink=args.allow_shrink, min_size=args.min_size, skill_method=args.skill_method,
                          measure_new_item_cells=not args.unmeasured_new_items, expand_batch=args.expand_batch,
-                         expand_spares=args.expand_spares)
+                         expand_spares=args.expand_spares, expand_aims_difficulty=not args.no_expand_aims)
     started = time.monotonic()
     with deadline(seconds) as stop:
         result = refine(dataset, budget=budget + profiling_tokens, targets=targets, settings=settings, run_id=run_id, options=options)
@@ -114,7 +114,20 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
         "new_items_for_90pct": new_items_needed(before["coverage"], target, before["items"], removable)}
     row["difficulty_before"], row["difficulty_after"] = before["difficulty"], after["difficulty"]
     row["new_item_outcomes"] = new_item_outcomes(result.run_dir)
+    row["new_item_buckets"] = new_item_buckets(result.run_dir, targets)
     return row
+
+
+def new_item_buckets(run_dir: Path, targets: Any) -> dict[str, int]:
+    """The refined set's new items (expand, generate) by the difficulty bucket the panel measured for them:
+    whether new items pull the set's difficulty away from its target."""
+    buckets: Counter[str] = Counter()
+    for line in (Path(run_dir) / "refined.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        if (item.get("provenance") or {}).get("created_by") in (Op.EXPAND.value, Op.GENERATE.value):
+            score = item.get("difficulty")
+            buckets["unmeasured" if score is None else targets.bucket(float(score))] += 1
+    return dict(buckets)
 
 
 def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
@@ -219,7 +232,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"operations: {', '.join(result['operations'])}; rounds: {result['rounds']}; pilot per op: {result['pilot']}; "
         f"shrinking {'allowed' if result.get('allow_shrink') else 'not allowed'}, size floor "
         f"{result.get('min_size') or '90% of the input'}; expand drafts per writer call: {result.get('expand_batch', 1)}"
-        f"{' + ' + str(result['expand_spares']) + ' spares for retries' if result.get('expand_spares') else ''}.",
+        f"{' + ' + str(result['expand_spares']) + ' spares for retries' if result.get('expand_spares') else ''}"
+        f"; expand aims at difficulty: {'yes' if result.get('expand_aims_difficulty') else 'no'}.",
         f"Profiling (labels, paid once, then replayed from the response cache): {result['profiling']['tokens']:,} "
         f"tokens, {result['profiling']['seconds']:.0f} s" + (" (deadline hit: some items unlabelled)"
                                                              if result["profiling"]["deadline_hit"] else "") + ".",
@@ -252,10 +266,12 @@ def _costs(result: dict[str, Any]) -> list[str]:
         drafts = r.get("new_item_outcomes", {}).get("drafts", {}).get(Op.EXPAND.value, 0)
         per_item = f"{edits / r['new_items']:,.0f}" if r.get("new_items") else "—"
         per_draft = f"{node['refine'] / drafts:,.0f}" if drafts else "—"
+        buckets = r.get("new_item_buckets") or {}
+        measured = ", ".join(f"{name} {buckets[name]}" for name in sorted(buckets)) or "—"
         lines.append(f"Budget {r['budget']:,}: {edits:,} tokens on edits (paid or replayed), {per_item} per new item "
                      f"kept; {drafts} expand drafts, refine node {node['refine']:,} tokens ({per_draft} a draft, "
                      f"{r.get('by_node', {}).get('refine', {}).get('calls', 0)} paid calls), validate node "
-                     f"{node['validate']:,}.")
+                     f"{node['validate']:,}; new items by measured difficulty: {measured}.")
     return [*lines, ""] if lines else []
 
 
@@ -307,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--expand-batch", type=int, default=RunOptions().expand_batch,
                         help="new items of one cell the writer drafts per call (RunOptions.expand_batch; "
                         "1 = one per call)")
+    parser.add_argument("--no-expand-aims", action="store_true",
+                        help="expand says nothing of difficulty (RunOptions.expand_aims_difficulty off)")
     parser.add_argument("--expand-spares", type=int, default=0,
                         help="extra drafts per batch, for retries (RunOptions.expand_spares)")
     args = parser.parse_args(argv)
@@ -336,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "pilot": pilot, "budgets": budgets, "profiling": profiling, "curve": curve, "elapsed_s": round(time.monotonic() - started, 1),
         "allow_shrink": args.allow_shrink, "min_size": args.min_size, "skill_method": args.skill_method,
         "expand_batch": args.expand_batch, "expand_spares": args.expand_spares,
+        "expand_aims_difficulty": not args.no_expand_aims,
         "headline": {k: best[k] for k in ("budget", "coverage_jsd_reduction", "domain_jsd_reduction",
                                           "difficulty_jsd_reduction", "removal_share", "kept_share")},
     }

@@ -202,6 +202,49 @@ def test_generate_is_not_batched(tmp_path: Path) -> None:
     assert tasks and all(t["batch"] == "" for t in tasks)
 
 
+THIRDS = {"easy": 1 / 3, "medium": 1 / 3, "hard": 1 / 3}
+
+
+def test_difficulty_aims_fill_the_buckets_the_set_is_short_of(tmp_path: Path) -> None:
+    """Two easy items (0.2, 0.3) against equal thirds: the next drafts aim hard, medium, then hard again
+    (ties go to the harder bucket), counting the aims already given; none without difficulty targets or
+    with the option off."""
+    from refinelab.agents.options import RunOptions
+    from refinelab.agents.refiner import difficulty_aims
+    from refinelab.metrics.targets import Targets
+
+    ctx = make_ctx(tmp_path)
+    items = ctx.store.items(("kept", "edited"))
+    assert difficulty_aims(ctx, items, 4) == []  # no difficulty shares in the targets
+    ctx.targets = Targets(difficulty=THIRDS)
+    assert difficulty_aims(ctx, items, 4) == ["hard", "medium", "hard", "medium"]
+    assert difficulty_aims(ctx, items, 1) == ["hard"]
+    ctx.targets = Targets(difficulty={"easy": 0.0, "medium": 0.5, "hard": 0.5})
+    assert difficulty_aims(ctx, items, 2) == ["hard", "medium"]
+    ctx.options = RunOptions(dedup="lexical", validators=[], expand_aims_difficulty=False)
+    assert difficulty_aims(ctx, items, 4) == []
+
+
+def test_a_batch_asks_each_draft_for_a_difficulty_and_a_retry_for_its_own(tmp_path: Path) -> None:
+    from refinelab.metrics.targets import Targets
+
+    seen: list[list[dict[str, str]]] = []
+
+    def respond(messages):
+        seen.append(messages)
+        return batch_reply(QUESTIONS[:2]) if is_batch_prompt(messages) else draft()
+
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=respond))
+    ctx.targets = Targets(difficulty=THIRDS)
+    run_together(ctx, tasks_of("r1-b", 2))
+    prompt = seen[0][-1]["content"]
+    assert "Their difficulty, in order: 1. hard; 2. medium." in prompt
+    assert "A hard question: It should need several steps" in prompt and "A medium question:" in prompt
+    assert "An easy question" not in prompt and "A easy question" not in prompt
+    refine(ctx, tasks_of("r1-b", 2, attempt=1, feedback="the key is wrong")[1])  # position 1 aimed medium
+    assert "Make it a medium question. It should need understanding" in seen[-1][-1]["content"]
+
+
 @pytest.mark.llm
 def test_real_model_drafts_a_batch_of_distinct_items(tmp_path: Path) -> None:
     """The embedded writer through the real server: one call returns two drafts that parse, pass the
