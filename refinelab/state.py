@@ -41,6 +41,7 @@ class EditTaskState(TypedDict):
     target: str
     feedback: str
     batch: NotRequired[str]
+    aims: NotRequired[str]
 
 
 PILOT_ROUND = 0  # the pilot's edits: round 0 of the same graph, before the first plan
@@ -66,6 +67,7 @@ class EditTask:
     target: str = ""  # the cell key (expand) or bucket (generate, calibrate)
     feedback: str = ""  # the validator's reason for rejecting the previous attempt
     batch: str = ""  # a new item's place in a batched writer call (agents/expand_batches.DraftSlot), or ""
+    aims: str = ""  # the difficulty buckets its writer call's drafts are asked for (agents/difficulty_aims.py)
 
     def ledger_node(self, step: str) -> str:
         """The node a call of this task is charged to: `step` (refine, validate), or `pilot` in round 0."""
@@ -75,7 +77,7 @@ class EditTask:
         """The plain dict a LangGraph `Send` carries."""
         return EditTaskState(edit_id=self.edit_id, item_id=self.item_id, operation=self.operation,
                              round=self.round, attempt=self.attempt, target=self.target, feedback=self.feedback,
-                             batch=self.batch)
+                             batch=self.batch, aims=self.aims)
 
 
 @dataclass

@@ -10,7 +10,6 @@ kept in the run store by the caller.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +28,7 @@ from refinelab.agents.calibration_drafts import (
 from refinelab.agents.calibration_swaps import distractor_swaps
 from refinelab.agents.candidate_probe import OVERGENERATE, CandidateProbe, probe_assembled, probe_candidates
 from refinelab.agents.context import AgentContext
+from refinelab.agents.difficulty_aims import split_aims
 from refinelab.agents.expand_batches import BATCH_PROMPT, DraftShare, DraftSlot, batch_prompt_usable
 from refinelab.agents.key_correction import key_doubted, panel_key_move
 from refinelab.errors import LLMCallFailed
@@ -58,38 +58,9 @@ BUCKET_HINTS = {
 }
 
 
-def _examples(ctx: AgentContext, subject: str, exclude: str, limit: int = 2,
-              items: list[QAItem] | None = None) -> list[QAItem]:
-    pool = ctx.store.items(("kept", "edited")) if items is None else items
-    same = [i for i in pool if i.subject == subject and i.id != exclude]
+def _examples(ctx: AgentContext, subject: str, exclude: str, limit: int = 2) -> list[QAItem]:
+    same = [i for i in ctx.store.items(("kept", "edited")) if i.subject == subject and i.id != exclude]
     return same[:limit]
-
-
-def difficulty_aims(ctx: AgentContext, items: list[QAItem], count: int) -> list[str]:
-    """The difficulty buckets `count` new items should be written for, in order: each in turn the bucket
-    furthest below its target share of the set's measured items (ties to the harder), counting the aims
-    already given. [] when the option is off or the targets set no difficulty shares.
-
-    Expand is bought for a cell, and a writer told nothing of difficulty wrote items the panel finds easy:
-    on the 50k JSD eval 39 new items took the set's difficulty JSD from 0.004 to 0.011."""
-    if not ctx.options.expand_aims_difficulty:
-        return []
-    try:
-        targets, buckets = targets_from_resolved(ctx.targets)
-    except ValueError:
-        return []
-    shares = {name: float(targets.difficulty.get(name, 0.0)) for name in buckets.names}
-    if not any(shares.values()):
-        return []
-    counts = Counter(buckets.bucket(i.difficulty) for i in items if i.difficulty is not None)
-    total = sum(counts.values())
-    aims: list[str] = []
-    for _ in range(count):
-        total += 1
-        aim = max(reversed(buckets.names), key=lambda name: shares[name] * total - counts[name])
-        counts[aim] += 1
-        aims.append(aim)
-    return aims
 
 
 _LABEL = re.compile(r"^\(?([A-J])[.):]\s+")
@@ -131,16 +102,16 @@ def _distractors(item: QAItem) -> set[str]:
 
 
 def _expand_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict[str, Any]:
-    """A single draft aims at its batch position's bucket (a retry, or a batch drafted one by one); a batch
-    prompt reads `aims`, one bucket per draft."""
+    """The plan's difficulty aims for the task's batch (`EditTask.aims`, agents/difficulty_aims.py): a batch
+    prompt reads `aims`, one per draft; a single draft (a retry, or a batch drafted one by one) its own."""
     cell = Cell.parse(task.target)
-    items = ctx.store.items(("kept", "edited"))
     slot = DraftSlot.parse(task.batch)
-    aims = difficulty_aims(ctx, items, slot.drafts if slot is not None else 1)
-    bucket = aims[slot.position if slot is not None else 0] if aims else ""
+    aims = split_aims(task.aims)
+    position = slot.position if slot is not None else 0
+    bucket = aims[position] if position < len(aims) else ""
     return {"subject": base.subject, "domain": cell.domain or base.domain, "skill": cell.skill,
             "skill_description": ctx.skills.skills.get(cell.skill, ""),
-            "examples": _examples(ctx, base.subject, base.id, items=items),
+            "examples": _examples(ctx, base.subject, base.id),
             "aims": aims, "aim_hints": {name: BUCKET_HINTS[name] for name in dict.fromkeys(aims) if name in BUCKET_HINTS},
             "bucket": bucket, "bucket_hint": BUCKET_HINTS.get(bucket, "")}
 

@@ -16,6 +16,7 @@ import dataclasses
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from itertools import islice
 from typing import Any, TypeVar
 
 from langgraph.config import get_stream_writer
@@ -23,6 +24,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send, interrupt
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.difficulty_aims import difficulty_aims, join_aims
 from refinelab.agents.expand_batches import DraftSlot
 from refinelab.agents.pilot import pilot_summary, pilot_tasks
 from refinelab.agents.planner_agent import plan_round, plan_summary
@@ -176,6 +178,7 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
                       "round": round_, "attempt": 0, "target": a.to_bucket or "", "feedback": ""})
     used: Counter[str] = Counter()
     pool = ctx.store.items(("kept", "edited")) if solved.new_items else []  # read once, not per new item
+    aims = iter(_round_aims(ctx, solved.new_items, pool))
     for option in solved.new_items:
         target = option.cell if option.cell is not None else option.bucket or ""
         # expands for one cell are drafted `expand_batch` to a writer call (agents/expand_batches.py): a
@@ -188,14 +191,29 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
             used[template.id] += 1
             used[subject_use_key(template)] += 1
             members = range(start, min(start + size, option.count))
+            spares = ctx.options.expand_spares if size > 1 else 0
+            batch_aims = join_aims(list(islice(aims, len(members) + spares))) if option.op == Op.EXPAND else ""
             for k in members:
                 edit_id = f"r{round_}-{option.op}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{target}-{k}').hex[:8]}"
-                slot = DraftSlot(f"r{round_}-{target}-{start}", k - start, len(members),
-                                 ctx.options.expand_spares if size > 1 else 0)
+                slot = DraftSlot(f"r{round_}-{target}-{start}", k - start, len(members), spares)
                 tasks.append({"edit_id": edit_id, "item_id": template.id, "operation": str(option.op),
                               "round": round_, "attempt": 0, "target": target, "feedback": "",
-                              "batch": str(slot) if slot.drafts > 1 else ""})
+                              "batch": str(slot) if slot.drafts > 1 else "", "aims": batch_aims})
     return tasks
+
+
+def _round_aims(ctx: AgentContext, new_items: list[Any], pool: list[QAItem]) -> list[str]:
+    """The difficulty buckets of every expand draft this round asks for, dealt at once from the set's
+    measured items (agents/difficulty_aims.py); [] when the option is off or targets set no shares."""
+    if not ctx.options.expand_aims_difficulty:
+        return []
+    spares = ctx.options.expand_spares if ctx.options.expand_batch > 1 else 0
+    drafts = 0
+    for option in new_items:
+        if option.op == Op.EXPAND:
+            batches = -(-option.count // ctx.options.expand_batch)
+            drafts += option.count + batches * spares
+    return difficulty_aims(ctx.targets, pool, drafts)
 
 
 def dispatch(state: RefineState) -> list[Send] | str:

@@ -4,6 +4,7 @@ single draft when the batch cannot be used, and batches cut by the plan with one
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -18,7 +19,7 @@ from refinelab.operations import Op
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import QAItem
 from refinelab.state import EditTask
-from tests.refiners.test_refiners import BASE, draft, make_ctx
+from tests.refiners.test_refiners import BASE, OTHER, draft, make_ctx
 from tests.support.scripted_model import ScriptedChatModel
 
 CELL = "STEM|reasoning"
@@ -205,29 +206,39 @@ def test_generate_is_not_batched(tmp_path: Path) -> None:
 THIRDS = {"easy": 1 / 3, "medium": 1 / 3, "hard": 1 / 3}
 
 
-def test_difficulty_aims_fill_the_buckets_the_set_is_short_of(tmp_path: Path) -> None:
-    """Two easy items (0.2, 0.3) against equal thirds: the next drafts aim hard, medium, then hard again
-    (ties go to the harder bucket), counting the aims already given; none without difficulty targets or
-    with the option off."""
+def test_difficulty_aims_fill_the_buckets_the_set_is_short_of() -> None:
+    """Two easy items against equal thirds: the next drafts aim hard, medium, hard, medium (ties go to the
+    harder bucket), counting the aims already dealt; none without difficulty shares."""
+    from refinelab.agents.difficulty_aims import difficulty_aims
+    from refinelab.metrics.targets import Targets
+
+    items = [BASE, OTHER]  # difficulty 0.2 and 0.3: both easy
+    assert difficulty_aims(Targets(), items, 4) == []
+    assert difficulty_aims(Targets(difficulty=THIRDS), items, 4) == ["hard", "medium", "hard", "medium"]
+    assert difficulty_aims(Targets(difficulty={"easy": 0.0, "medium": 0.5, "hard": 0.5}), items, 2) == ["hard", "medium"]
+    unmeasured = [BASE.model_copy(update={"difficulty": None})]
+    assert difficulty_aims(Targets(difficulty=THIRDS), unmeasured, 3) == ["hard", "medium", "easy"]
+
+
+def test_the_plan_deals_a_round_s_aims_across_its_batches(tmp_path: Path) -> None:
+    """Six expands in batches of four and two: the round's six aims are dealt at once, so the second batch
+    does not aim again at the gap the first one fills; with the option off no task carries aims."""
+    from refinelab.agents.difficulty_aims import split_aims
     from refinelab.agents.options import RunOptions
-    from refinelab.agents.refiner import difficulty_aims
     from refinelab.metrics.targets import Targets
 
     ctx = make_ctx(tmp_path)
-    items = ctx.store.items(("kept", "edited"))
-    assert difficulty_aims(ctx, items, 4) == []  # no difficulty shares in the targets
     ctx.targets = Targets(difficulty=THIRDS)
-    assert difficulty_aims(ctx, items, 4) == ["hard", "medium", "hard", "medium"]
-    assert difficulty_aims(ctx, items, 1) == ["hard"]
-    ctx.targets = Targets(difficulty={"easy": 0.0, "medium": 0.5, "hard": 0.5})
-    assert difficulty_aims(ctx, items, 2) == ["hard", "medium"]
+    option = SimpleNamespace(op=Op.EXPAND, cell=CELL, bucket=None, count=6)
+    plan = SimpleNamespace(assignments=[], new_items=[option])
+    tasks = _tasks_from_plan(ctx, plan, 1)
+    by_batch = {t["batch"].rpartition("#")[0]: split_aims(t["aims"]) for t in tasks}
+    assert list(by_batch.values()) == [["hard", "medium", "hard", "medium"], ["hard", "medium"]]
     ctx.options = RunOptions(dedup="lexical", validators=[], expand_aims_difficulty=False)
-    assert difficulty_aims(ctx, items, 4) == []
+    assert all(t["aims"] == "" for t in _tasks_from_plan(ctx, plan, 1))
 
 
-def test_a_batch_asks_each_draft_for_a_difficulty_and_a_retry_for_its_own(tmp_path: Path) -> None:
-    from refinelab.metrics.targets import Targets
-
+def test_a_batch_asks_each_draft_for_its_aim_and_a_retry_for_its_own(tmp_path: Path) -> None:
     seen: list[list[dict[str, str]]] = []
 
     def respond(messages):
@@ -235,14 +246,17 @@ def test_a_batch_asks_each_draft_for_a_difficulty_and_a_retry_for_its_own(tmp_pa
         return batch_reply(QUESTIONS[:2]) if is_batch_prompt(messages) else draft()
 
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=respond))
-    ctx.targets = Targets(difficulty=THIRDS)
-    run_together(ctx, tasks_of("r1-b", 2))
+    tasks = [dataclasses.replace(t, aims="hard,medium") for t in tasks_of("r1-b", 2)]
+    run_together(ctx, tasks)
     prompt = seen[0][-1]["content"]
     assert "Their difficulty, in order: 1. hard; 2. medium." in prompt
-    assert "A hard question: It should need several steps" in prompt and "A medium question:" in prompt
-    assert "An easy question" not in prompt and "A easy question" not in prompt
-    refine(ctx, tasks_of("r1-b", 2, attempt=1, feedback="the key is wrong")[1])  # position 1 aimed medium
+    assert "Hard: It should need several steps" in prompt and "Medium: It should need" in prompt
+    assert "Easy:" not in prompt
+    retry = dataclasses.replace(tasks[1], attempt=1, feedback="the key is wrong")
+    refine(ctx, retry)  # position 1 was dealt medium
     assert "Make it a medium question. It should need understanding" in seen[-1][-1]["content"]
+    refine(ctx, dataclasses.replace(retry, aims=""))  # no aims (a pilot expand): nothing said of difficulty
+    assert "Make it a" not in seen[-1][-1]["content"]
 
 
 @pytest.mark.llm
