@@ -178,7 +178,7 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
                       "round": round_, "attempt": 0, "target": a.to_bucket or "", "feedback": ""})
     used: Counter[str] = Counter()
     pool = ctx.store.items(("kept", "edited")) if solved.new_items else []  # read once, not per new item
-    aims = iter(_round_aims(ctx, solved.new_items, pool))
+    aims = iter(_round_aims(ctx, solved.new_items))
     for option in solved.new_items:
         target = option.cell if option.cell is not None else option.bucket or ""
         # expands for one cell are drafted `expand_batch` to a writer call (agents/expand_batches.py): a
@@ -202,7 +202,7 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
     return tasks
 
 
-def _round_aims(ctx: AgentContext, new_items: list[Any], pool: list[QAItem]) -> list[str]:
+def _round_aims(ctx: AgentContext, new_items: list[Any]) -> list[str]:
     """The difficulty buckets of every expand draft this round asks for, dealt at once from the set's
     measured items (agents/difficulty_aims.py); [] when the option is off or targets set no shares."""
     if not ctx.options.expand_aims_difficulty:
@@ -213,7 +213,8 @@ def _round_aims(ctx: AgentContext, new_items: list[Any], pool: list[QAItem]) -> 
         if option.op == Op.EXPAND:
             batches = -(-option.count // ctx.options.expand_batch)
             drafts += option.count + batches * spares
-    return difficulty_aims(ctx.targets, pool, drafts)
+    # the set as it stands: new items count (status "new"), though only kept and edited ones seed templates
+    return difficulty_aims(ctx.targets, ctx.store.items(), drafts) if drafts else []
 
 
 def dispatch(state: RefineState) -> list[Send] | str:

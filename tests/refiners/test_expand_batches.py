@@ -234,6 +234,12 @@ def test_the_plan_deals_a_round_s_aims_across_its_batches(tmp_path: Path) -> Non
     tasks = _tasks_from_plan(ctx, plan, 1)
     by_batch = {t["batch"].rpartition("#")[0]: split_aims(t["aims"]) for t in tasks}
     assert list(by_batch.values()) == [["hard", "medium", "hard", "medium"], ["hard", "medium"]]
+    # round-1 new items (status "new") count: two hard ones fill the hard gap the next round sees
+    for k in range(2):
+        ctx.store.add_item(BASE.model_copy(update={"id": f"new-{k}", "difficulty": 0.9}))
+    tasks = _tasks_from_plan(ctx, SimpleNamespace(assignments=[], new_items=[
+        SimpleNamespace(op=Op.EXPAND, cell=CELL, bucket=None, count=2)]), 2)
+    assert split_aims(tasks[0]["aims"]) == ["medium", "medium"]  # uncounted, they would be hard, medium
     ctx.options = RunOptions(dedup="lexical", validators=[], expand_aims_difficulty=False)
     assert all(t["aims"] == "" for t in _tasks_from_plan(ctx, plan, 1))
 
