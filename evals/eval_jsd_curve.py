@@ -75,7 +75,7 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
     options = RunOptions(operations=args.operations, validators=[], dedup="lexical", pilot_per_op=pilot,
                          allow_shrink=args.allow_shrink, min_size=args.min_size, skill_method=args.skill_method,
                          measure_new_item_cells=not args.unmeasured_new_items, expand_batch=args.expand_batch,
-                         expand_spares=args.expand_spares, expand_aims_difficulty=not args.no_expand_aims)
+                         expand_spares=args.expand_spares, expand_aims_difficulty=args.expand_aims)
     started = time.monotonic()
     with deadline(seconds) as stop:
         result = refine(dataset, budget=budget + profiling_tokens, targets=targets, settings=settings, run_id=run_id, options=options)
@@ -323,8 +323,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--expand-batch", type=int, default=RunOptions().expand_batch,
                         help="new items of one cell the writer drafts per call (RunOptions.expand_batch; "
                         "1 = one per call)")
-    parser.add_argument("--no-expand-aims", action="store_true",
-                        help="expand says nothing of difficulty (RunOptions.expand_aims_difficulty off)")
+    parser.add_argument("--expand-aims", action=argparse.BooleanOptionalAction,
+                        default=RunOptions().expand_aims_difficulty,
+                        help="the plan deals expand drafts difficulty aims (RunOptions.expand_aims_difficulty)")
     parser.add_argument("--expand-spares", type=int, default=0,
                         help="extra drafts per batch, for retries (RunOptions.expand_spares)")
     args = parser.parse_args(argv)
@@ -354,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "pilot": pilot, "budgets": budgets, "profiling": profiling, "curve": curve, "elapsed_s": round(time.monotonic() - started, 1),
         "allow_shrink": args.allow_shrink, "min_size": args.min_size, "skill_method": args.skill_method,
         "expand_batch": args.expand_batch, "expand_spares": args.expand_spares,
-        "expand_aims_difficulty": not args.no_expand_aims,
+        "expand_aims_difficulty": args.expand_aims,
         "headline": {k: best[k] for k in ("budget", "coverage_jsd_reduction", "domain_jsd_reduction",
                                           "difficulty_jsd_reduction", "removal_share", "kept_share")},
     }

@@ -6,6 +6,12 @@ JSD went from 0.004 to 0.011 (evals/results/jsd_curve_final_50k.md). The plan th
 expand drafts a bucket, the ones the set is short of against its difficulty targets, and each task carries
 its batch's aims (`EditTask.aims`): the whole round is dealt at once, so batches drafted side by side do
 not all aim at the same gap. The new item still counts in the bucket the panel measures for it.
+
+Off by default (`RunOptions.expand_aims_difficulty`): on the 50k JSD eval with the aims dealt
+(evals/results/jsd_curve_aims_50k.md) 27 expands were asked for hard items and 15 committed, of which 13
+read easy, 1 medium, 1 hard; the independent solver refused 8 of the 27 (3 of 20 easy-aimed). A new item
+must be answered by that solver, the model the difficulty is measured with, so what the 1.5B can verify
+it also finds easy. A stronger writer and solver (`MODEL@URL`) may make the aims pay.
 """
 
 from __future__ import annotations

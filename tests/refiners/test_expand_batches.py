@@ -228,6 +228,7 @@ def test_the_plan_deals_a_round_s_aims_across_its_batches(tmp_path: Path) -> Non
     from refinelab.metrics.targets import Targets
 
     ctx = make_ctx(tmp_path)
+    ctx.options = RunOptions(dedup="lexical", validators=[], expand_aims_difficulty=True)
     ctx.targets = Targets(difficulty=THIRDS)
     option = SimpleNamespace(op=Op.EXPAND, cell=CELL, bucket=None, count=6)
     plan = SimpleNamespace(assignments=[], new_items=[option])
