@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS batch_calls (call_id INTEGER PRIMARY KEY, batch_id TE
                                         custom_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 1), spent INTEGER NOT NULL,
                                    reserved INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS replayed_keys (key TEXT PRIMARY KEY);  -- cache keys counted by note_replayed
 """
 
 # Rows whose tokens count against the cap: settled and failed calls count what was reported,
@@ -120,7 +121,6 @@ class Ledger:
         self._replayed = int(row[0]) if row else 0
         row = self._db.execute("SELECT value FROM meta WHERE key='replayed_by_node'").fetchone()
         self._replayed_by_node: dict[str, int] = _node_counts(row[0] if row else "")
-        self._replayed_keys: set[str] = set()
         self.cap = cap
         if cap is not None:
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('cap', ?)", (str(cap),))
@@ -185,9 +185,10 @@ class Ledger:
         if tokens <= 0:
             return
         with self._lock:
-            if key in self._replayed_keys:
+            # kept in the file: a resumed run re-asks the node that was cut off, and counting its replays
+            # again would charge the budget twice for them
+            if not self._db.execute("INSERT OR IGNORE INTO replayed_keys VALUES (?)", (key,)).rowcount:
                 return
-            self._replayed_keys.add(key)
             self._replayed += tokens
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('replayed', ?)", (str(self._replayed),))
             name = node or "(none)"

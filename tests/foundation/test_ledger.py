@@ -189,3 +189,19 @@ def test_a_released_reservation_wakes_a_waiting_one() -> None:
     ledger.release(first)
     thread.join(timeout=5)
     assert "reservation" in outcome and ledger.summary()["in_flight"] == 700
+
+
+def test_a_replayed_answer_counts_once_across_reopening(tmp_path: Path) -> None:
+    """A resumed run re-asks the node that was cut off: its cached answers count against the budget once,
+    not again in the reopened ledger; a key never replayed still counts."""
+    path = tmp_path / "l.sqlite"
+    first = Ledger(path, cap=1_000)
+    first.note_replayed("k1", 300, "profile")
+    first.note_replayed("k1", 300, "profile")  # the same answer again in one process
+    first.close()
+    resumed = Ledger(path)
+    resumed.note_replayed("k1", 300, "profile")
+    resumed.note_replayed("k2", 200, "refine")
+    summary = resumed.summary()
+    assert summary["replayed"] == 500 and summary["replayed_by_node"] == {"profile": 300, "refine": 200}
+    assert resumed.available == 500
