@@ -178,7 +178,7 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
                       "round": round_, "attempt": 0, "target": a.to_bucket or "", "feedback": ""})
     used: Counter[str] = Counter()
     pool = ctx.store.items(("kept", "edited")) if solved.new_items else []  # read once, not per new item
-    aims = iter(_round_aims(ctx, solved.new_items))
+    expand_batches: list[tuple[list[dict[str, Any]], int]] = []  # each expand batch's tasks and spare drafts
     for option in solved.new_items:
         target = option.cell if option.cell is not None else option.bucket or ""
         # expands for one cell are drafted `expand_batch` to a writer call (agents/expand_batches.py): a
@@ -192,29 +192,32 @@ def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[s
             used[subject_use_key(template)] += 1
             members = range(start, min(start + size, option.count))
             spares = ctx.options.expand_spares if size > 1 else 0
-            batch_aims = join_aims(list(islice(aims, len(members) + spares))) if option.op == Op.EXPAND else ""
+            batch = []
             for k in members:
                 edit_id = f"r{round_}-{option.op}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{target}-{k}').hex[:8]}"
                 slot = DraftSlot(f"r{round_}-{target}-{start}", k - start, len(members), spares)
-                tasks.append({"edit_id": edit_id, "item_id": template.id, "operation": str(option.op),
+                batch.append({"edit_id": edit_id, "item_id": template.id, "operation": str(option.op),
                               "round": round_, "attempt": 0, "target": target, "feedback": "",
-                              "batch": str(slot) if slot.drafts > 1 else "", "aims": batch_aims})
+                              "batch": str(slot) if slot.drafts > 1 else "", "aims": ""})
+            tasks += batch
+            if option.op == Op.EXPAND:
+                expand_batches.append((batch, spares))
+    _deal_aims(ctx, expand_batches)
     return tasks
 
 
-def _round_aims(ctx: AgentContext, new_items: list[Any]) -> list[str]:
-    """The difficulty buckets of every expand draft this round asks for, dealt at once from the set's
-    measured items (agents/difficulty_aims.py); [] when the option is off or targets set no shares."""
-    if not ctx.options.expand_aims_difficulty:
-        return []
-    spares = ctx.options.expand_spares if ctx.options.expand_batch > 1 else 0
-    drafts = 0
-    for option in new_items:
-        if option.op == Op.EXPAND:
-            batches = -(-option.count // ctx.options.expand_batch)
-            drafts += option.count + batches * spares
+def _deal_aims(ctx: AgentContext, batches: list[tuple[list[dict[str, Any]], int]]) -> None:
+    """Give every expand draft of the round its difficulty bucket, dealt at once from the set's measured
+    items (agents/difficulty_aims.py): each task carries its batch's aims. Nothing when the option is off."""
+    if not ctx.options.expand_aims_difficulty or not batches:
+        return
+    drafts = sum(len(batch) + spares for batch, spares in batches)
     # the set as it stands: new items count (status "new"), though only kept and edited ones seed templates
-    return difficulty_aims(ctx.targets, ctx.store.items(), drafts) if drafts else []
+    aims = iter(difficulty_aims(ctx.targets, ctx.store.items(), drafts))
+    for batch, spares in batches:
+        dealt = join_aims(list(islice(aims, len(batch) + spares)))
+        for task in batch:
+            task["aims"] = dealt
 
 
 def dispatch(state: RefineState) -> list[Send] | str:
