@@ -4,7 +4,8 @@ or refused, and by which check. Reads a finished run folder; calls no model.
 
 The aims are read from the trace, where each dispatched task carries its batch's aims (`EditTask.aims`)
 and its position (`EditTask.batch`); outcomes from changes.jsonl (each expand's last attempt); measured
-buckets from refined.jsonl under the run's targets.
+buckets from refined.jsonl under the run's targets; the check that refused an attempt from the method
+its verdict's evidence records.
 
     .venv/bin/python evals/eval_aim_outcomes.py runs/evals/<run> --tag aim_outcomes_50k
 """
@@ -25,8 +26,9 @@ from refinelab.agents.expand_batches import DraftSlot
 from refinelab.metrics.targets import load_targets
 from refinelab.operations import Op
 
-CHECKS = (("independent solver", "answer check (solver)"), ("reads as", "labelled into another cell"),
-          ("panel prefers", "panel prefers another option"), ("structural", "structural checks"))
+# the validator's `evidence.method` of a refused attempt, as the table names it
+CHECKS = {"answer": "answer check (solver)", "measured": "labelled into another cell",
+          "structural": "structural checks"}
 
 
 def _tasks(value: Any) -> Iterator[dict[str, Any]]:
@@ -54,8 +56,10 @@ def aims_by_edit(run_dir: Path) -> dict[str, str]:
     return out
 
 
-def refusal_check(reason: str) -> str:
-    return next((name for marker, name in CHECKS if marker in reason), "other")
+def refusal_check(change: dict[str, Any]) -> str:
+    """The check that refused an attempt, as its verdict recorded it (`evidence.method`)."""
+    method = str((change.get("evidence") or {}).get("method") or "unrecorded")
+    return CHECKS.get(method, method)
 
 
 def outcomes(run_dir: Path, targets_path: Path) -> dict[str, dict[str, int]]:
@@ -79,7 +83,7 @@ def outcomes(run_dir: Path, targets_path: Path) -> dict[str, dict[str, int]]:
             item_id = (change.get("after") or {}).get("id", "")
             table_[aim][f"committed, reads {measured.get(item_id, 'not in the set')}"] += 1
         else:
-            table_[aim][f"refused: {refusal_check(str(change.get('reason') or ''))}"] += 1
+            table_[aim][f"refused: {refusal_check(change)}"] += 1
     return {aim: dict(counts) for aim, counts in sorted(table_.items())}
 
 
@@ -91,7 +95,7 @@ def markdown(result: dict[str, Any]) -> str:
                       f"Run: `{result['run']}`; targets: {result['targets']}.", "",
                       table(["asked for", "expands", *columns], rows), "",
                       "Each expand's last attempt. 'reads' is the bucket the panel measured for the committed new "
-                      "item under the targets' edges; a refusal names the check that refused it."])
+                      "item under the targets' edges; a refusal names the check that refused it (its verdict's evidence.method)."])
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
