@@ -21,7 +21,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from refinelab.errors import ConfigError, DataError
+from refinelab.errors import ConfigError, DataError, validation_problems
 from refinelab.safeload import load_yaml
 
 EMBEDDED = "embedded"
@@ -255,10 +255,6 @@ def role_overrides(*, endpoint: list[str] | None = None, model: list[str] | None
     return merged
 
 
-def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-
-
 def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Build settings from OPENAI_BASE_URL < file < environment < overrides, with one-line messages that
     name the bad key (`ConfigError`)."""
@@ -269,7 +265,7 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | No
     try:
         return Settings(**(overrides or {}))
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings ({source}, environment or flags): {_problems(exc)}") from None
+        raise ConfigError(f"invalid settings ({source}, environment or flags): {validation_problems(exc)}") from None
     except SettingsError as exc:  # an environment value that is not valid JSON for a list or mapping field
         raise ConfigError(f"invalid settings (environment): {' '.join(str(exc).split())}") from None
     finally:

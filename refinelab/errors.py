@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from refinelab.redact import redact, redact_secrets
 
 
@@ -69,3 +71,14 @@ class EndpointUnavailable(RefineLabError):
 def error_line(exc: BaseException) -> str:
     """The one line a user sees: the message with secrets redacted and newlines folded."""
     return redact(str(exc) or type(exc).__name__)
+
+
+def validation_problems(exc: ValueError) -> str:
+    """What a failed validation says, on one line: a pydantic error's problems as "field: message" joined by
+    "; " (its text ends with a documentation link, and a reason cut to its last line said only that), any
+    other ValueError's first line."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(": ".join(part for part in (".".join(str(p) for p in err["loc"]),
+                                                     str(err["msg"]).removeprefix("Value error, ")) if part)
+                         for err in exc.errors())
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

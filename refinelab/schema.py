@@ -215,8 +215,25 @@ class Dataset:
                 position += 1
             items = picked
         subset = Dataset(items, name=self.name)
-        subset.rejected = [e for e in self.rejected if not subjects or _source_subject(e) in set(subjects)]
+        rejected = [e for e in self.rejected if not subjects or _source_subject(e) in set(subjects)]
+        subset.rejected = _read_before(rejected, items) if limit is not None else rejected
         return subset
+
+
+def _read_before(rejected: list[Any], picked: list[QAItem]) -> list[Any]:
+    """The rejected rows (DataErrors: `path`, `row`) a `limit`ed selection read past: those of a file at or before the last row taken
+    from it. A rejected row further down was never reached, and counting it made a 30-item run report the
+    whole file's invalid rows as its own. Errors without a row (the whole file) and sources whose items
+    carry no row numbers are kept."""
+    last_row: dict[str, int] = {}
+    unnumbered: set[str] = set()
+    for item in picked:
+        source, row = item.provenance.source, item.provenance.row
+        if row is None:
+            unnumbered.add(source)
+        else:
+            last_row[source] = max(row, last_row.get(source, row))
+    return [e for e in rejected if e.row is None or e.path in unnumbered or e.row <= last_row.get(e.path, 0)]
 
 
 def _source_subject(error: Any) -> str:

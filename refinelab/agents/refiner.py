@@ -31,7 +31,7 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty_aims import split_aims
 from refinelab.agents.expand_batches import BATCH_PROMPT, DraftShare, DraftSlot, batch_prompt_usable
 from refinelab.agents.key_correction import key_doubted, panel_key_move
-from refinelab.errors import LLMCallFailed
+from refinelab.errors import LLMCallFailed, validation_problems
 from refinelab.metrics.distractors import (
     DistractorConfig,
     distractor_diversity,
@@ -445,8 +445,7 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     except NoImprovement as exc:
         return Candidate(None, text, tokens, error=str(exc))
     except ValueError as exc:
-        message = str(exc).splitlines()
-        return Candidate(None, text, tokens, error=f"structurally invalid: {message[-1] if message else exc}")
+        return Candidate(None, text, tokens, error=f"structurally invalid: {validation_problems(exc)}")
     if op.must_change and item.same_text(base):
         return Candidate(item, text, tokens,
                          error="the edit changed nothing; rewrite as asked" + (
@@ -549,8 +548,7 @@ def _stem_drafts(ctx: AgentContext, task: EditTask, base: QAItem, messages: list
         try:
             item = draft_to_item(result.parsed, task, base)
         except ValueError as exc:
-            message = str(exc).splitlines()
-            problems.append(f"structurally invalid: {message[-1] if message else exc}")
+            problems.append(f"structurally invalid: {validation_problems(exc)}")
             continue
         if item.same_text(base):
             problems.append("the edit changed nothing; rewrite as asked")

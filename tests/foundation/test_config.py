@@ -42,3 +42,33 @@ def test_invalid_settings_name_the_key(tmp_path: Path, yaml_text: str, fragment:
     path.write_text(yaml_text)
     with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
         load_settings(path)
+
+
+def test_validation_problems_name_each_field_on_one_line() -> None:
+    from pydantic import BaseModel, field_validator
+
+    from refinelab.errors import validation_problems
+
+    class Two(BaseModel):
+        count: int
+        name: str
+
+        @field_validator("name")
+        @classmethod
+        def _named(cls, value: str) -> str:
+            if not value:
+                raise ValueError("must not be empty")
+            return value
+
+    with pytest.raises(ValueError) as caught:
+        Two(count="many", name="")  # type: ignore[arg-type]
+    line = validation_problems(caught.value)
+    assert "\n" not in line and "pydantic.dev" not in line
+    assert line.startswith("count: ") and "; name: must not be empty" in line
+    assert validation_problems(ValueError("first line\nsecond")) == "first line"
+
+
+def test_a_bad_setting_is_named_without_pydantic_boilerplate(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides={"budget": "lots"})
+    assert "budget" in str(caught.value) and "pydantic.dev" not in str(caught.value)

@@ -149,3 +149,19 @@ def test_writer_is_atomic_on_failure(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         write_jsonl(broken(), target)
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_limited_selection_counts_only_the_invalid_rows_it_read(tmp_path: Path) -> None:
+    rows = [f'"Question {n}?","a{n}","b{n}","c{n}","d{n}",A' for n in range(1, 7)]
+    rows[1] = '"Question 2?","same","same","c","d",A'  # row 2: repeated option
+    rows[4] = '"Question 5?","same","same","c","d",A'  # row 5: repeated option
+    folder = tmp_path / "mmlu"
+    folder.mkdir()
+    (folder / "demo_test.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    everything = load_dataset(folder, on_invalid="quarantine")
+    assert [e.row for e in everything.rejected] == [2, 5]
+    first_two = everything.filter(limit=2)  # rows 1 and 3: read past row 2, never reached row 5
+    assert [i.provenance.row for i in first_two] == [1, 3]
+    assert [e.row for e in first_two.rejected] == [2]
+    assert [e.row for e in everything.filter(limit=4).rejected] == [2, 5]
+    assert [e.row for e in everything.filter(subjects=["demo"]).rejected] == [2, 5]

@@ -161,6 +161,8 @@ def test_structurally_invalid_draft_is_rejected(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: draft(choices=["A", "a", "B", "C"])))
     candidate = refine(ctx, EditTask("e", BASE.id, "fix", 1))
     assert candidate.item is None and "structurally invalid" in candidate.error
+    # the reason (and the retry's feedback) names the problem, not the last line of pydantic's text: a link
+    assert "choices are not distinct" in candidate.error and "pydantic.dev" not in candidate.error
 
 
 def test_retry_prompt_carries_the_validator_reason(tmp_path: Path) -> None:

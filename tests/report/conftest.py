@@ -19,7 +19,11 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.scripted import models
 
     base = tmp_path_factory.mktemp("report-run")
-    dataset = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=30)
+    everything = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine")
+    dataset = everything.filter(limit=30)
+    # the report's invalid-input section needs a row: the 30 items (one per subject) stop before the dev
+    # set's one invalid row (high_school_biology row 3), which a limited selection no longer counts
+    dataset.rejected = list(everything.rejected)
     settings = load_settings(overrides={"runs_dir": str(base / "runs"), "cache_path": str(base / "cache.sqlite"),
                                         "use_cache": False, "planner_mode": "greedy"})
     # allow_shrink: removals are otherwise bought only for defects, and this run should show some;
