@@ -1,0 +1,268 @@
+"""How should the expand writer be asked: which examples, and in which answer format? Measured per draft.
+
+The batch expand prompt (`refine_expand_batch`) shows two items of the template's subject as "examples of
+the style (do not copy them)", and asks for each draft's options and "the 0-based index of the correct
+option". Two things went wrong in runs: in every `make demo` the 1.5B writer returned some examples nearly
+verbatim (refused for free as too close to an existing item, but the writer's tokens are spent), and on the
+50k JSD runs the validator's solver most often refused a draft by picking the option just before its key,
+as a writer counting options from 1 would have keyed it. This eval asks the shipped prompt, one batch of
+`--drafts` drafts per subject, in variants `EXAMPLES/FORMAT`:
+
+- EXAMPLES `examples`: as shipped, two items with their options and answer letter; `none`: no examples;
+  `avoid`: the two items' stems only, listed as questions the set already has, to write about other facts.
+- FORMAT `index`: as shipped (`choices` and a 0-based `answer_index`); `letter`: `choices` and the letter of
+  the correct option; `text`: the correct answer's text and the wrong options apart, the key then placed
+  at a position drawn from the draft's hash (no index to get wrong).
+
+Each draft is read as a run reads it: built into an item (distinct options, key in range), the structural
+checks, the new-item soundness check and the run's near-duplicate index over the subject's items (the pool a
+run would hold) and over the batch's earlier drafts. A usable draft is then asked of the panel's two-order
+letter probe (the measurement that refuses a new item whose key another option leads), and its rationale is
+read for the one option it names. Reported per variant: usable drafts, copies, other refusals, how often the
+probe's favourite is the key, how often the rationale names another option than the key, tokens per usable
+draft. Direct calls to the embedded server at the writer's temperature; no run store, no budget.
+
+  .venv/bin/python evals/eval_expand_examples.py --variants examples/index,none/index,avoid/index \\
+      --tag expand_examples
+  .venv/bin/python evals/eval_expand_examples.py --variants examples/index,examples/letter,examples/text \\
+      --probe --tag expand_formats
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import time
+from collections import Counter
+from typing import Any, Literal
+
+from common import by_subject, log, mmlu, table, write_results
+from eval_probe_format import embedded_prober, two_order_probe
+from pydantic import BaseModel, Field, create_model
+
+from refinelab.agents.dedup import DuplicateIndex
+from refinelab.agents.expand_batches import BATCH_PROMPT
+from refinelab.agents.refiner import strip_option_labels
+from refinelab.agents.validation.structural import _REFERS_TO_TEXT, MIN_PASSAGE_CHARS, STRUCTURAL_CHECKS
+from refinelab.config import ROLE_DEFAULTS
+from refinelab.domains import load_skills, load_subject_domains
+from refinelab.errors import validation_problems
+from refinelab.metrics.error_checks import check_row
+from refinelab.model_outputs import ItemDraft
+from refinelab.prompts.loader import Pack
+from refinelab.schema import LETTERS, QAItem, normalise_text
+from refinelab.tools.llm import schema_for
+
+SUBJECTS = ("astronomy,virology,college_chemistry,high_school_world_history,econometrics,philosophy,marketing,"
+            "high_school_biology,sociology,college_physics,us_foreign_policy,nutrition")
+SKILLS = ("reasoning", "comprehension", "application", "recall")  # dealt round the subjects
+EXAMPLES_BLOCK = "{% if examples %}Examples of the style (do not copy them):"
+AVOID_BLOCK = ("{% if examples %}The set already has these questions; write about other facts and do not reuse "
+               "their wording:\n  {% for ex in examples %}- {{ ex.question }}\n  {% endfor %}{% endif %}"
+               "{% if false %}")
+ANSWER_LINE = "{{ n_choices }} options, the 0-based index of the correct option"
+ANSWER_WORDING = {"index": ANSWER_LINE,
+                  "letter": "{{ n_choices }} options, the letter of the correct option (A for the first option)",
+                  "text": "the text of the correct answer, {{ n_choices - 1 }} wrong options"}
+
+
+class LetterDraft(BaseModel):
+    question: str = Field(min_length=5, max_length=800)
+    choices: list[str] = Field(min_length=2, max_length=10)
+    answer: Literal["A", "B", "C", "D", "E", "F", "G", "H", "I", "J"]
+    rationale: str = Field(max_length=300)
+
+
+class TextDraft(BaseModel):
+    question: str = Field(min_length=5, max_length=800)
+    correct_answer: str = Field(min_length=1, max_length=300)
+    wrong_answers: list[str] = Field(min_length=3, max_length=3)
+    rationale: str = Field(max_length=300)
+
+
+DRAFT_SCHEMAS: dict[str, type[BaseModel]] = {"index": ItemDraft, "letter": LetterDraft, "text": TextDraft}
+
+
+def variant_pack(pack: Pack, examples: str, answer: str) -> Pack:
+    """The shipped pack, its batch prompt's example block and answer wording changed for the variant."""
+    user = pack.prompts[BATCH_PROMPT]["user"]
+    if EXAMPLES_BLOCK not in user or ANSWER_LINE not in user:
+        raise SystemExit(f"{BATCH_PROMPT}: its wording changed; update this eval's replacements")
+    if examples == "avoid":
+        user = user.replace(EXAMPLES_BLOCK, AVOID_BLOCK, 1)
+    user = user.replace(ANSWER_LINE, ANSWER_WORDING[answer])
+    prompts = {**pack.prompts, BATCH_PROMPT: {**pack.prompts[BATCH_PROMPT], "user": user}}
+    return Pack(pack.name, pack.description, prompts, pack.sources, pack.options, pack.chain, pack.tools, pack.corpus)
+
+
+def as_choices(raw: dict[str, Any], answer: str, seed: str) -> tuple[list[str], int]:
+    """(options, key index) of a draft in format `answer`; raises KeyError/TypeError/ValueError."""
+    if answer == "text":
+        wrong = [str(w) for w in raw["wrong_answers"]]
+        position = int(hashlib.sha256(seed.encode()).hexdigest(), 16) % (len(wrong) + 1)
+        return wrong[:position] + [str(raw["correct_answer"])] + wrong[position:], position
+    choices = [str(c) for c in raw["choices"]]
+    return choices, (LETTERS.index(raw["answer"]) if answer == "letter" else int(raw["answer_index"]))
+
+
+def problem_kind(exc: ValueError) -> str:
+    """An item's first validation problem without its field and quoted values, numbers as N: a category."""
+    problem = validation_problems(exc).split("; ")[0]
+    field, sep, message = problem.partition(": ")
+    return re.sub(r"\d+", "N", (message if sep and " " not in field else problem).split(": ")[0])
+
+
+def read_draft(raw: dict[str, Any], answer: str, subject: str, n: int, index: DuplicateIndex,
+               earlier: DuplicateIndex) -> tuple[str, QAItem | None]:
+    """How a run reads one draft: ("usable", the item), or the first reason it is refused."""
+    try:
+        choices, key = as_choices(raw, answer, f"{subject}#{n}#{raw.get('question')}")
+        item = QAItem(id=f"draft-{n}", question=str(raw["question"]).strip(), choices=strip_option_labels(choices),
+                      answer=key, subject=subject, metadata={"rationale": str(raw.get("rationale", ""))})
+    except (KeyError, TypeError):
+        return "invalid: not an item", None
+    except ValueError as exc:  # the item's own validation: repeated options, key out of range
+        return f"invalid: {problem_kind(exc)}", None
+    flaws = sorted(d.check.removeprefix("error.") for d in check_row(item, expected_choices=len(item.choices))
+                   if d.flag and d.check.removeprefix("error.") in STRUCTURAL_CHECKS)
+    if flaws:
+        return f"structural: {flaws[0]}", None
+    if _REFERS_TO_TEXT.search(item.question) and len(item.question) < MIN_PASSAGE_CHARS:
+        return "structural: refers to a passage it lacks", None
+    if index.nearest(item) is not None:
+        return "copy of an existing item", None
+    if earlier.nearest(item) is not None:
+        return "repeats an earlier draft of the batch", None
+    earlier.add([item])
+    return "usable", item
+
+
+def rationale_names(item: QAItem) -> str:
+    """"key" when the draft's rationale names the key's text and no other option's, "other" when it names
+    exactly one other option, "" otherwise (none, or several)."""
+    rationale = normalise_text(str(item.metadata.get("rationale", "")))
+    named = [i for i, choice in enumerate(item.choices) if normalise_text(choice) and normalise_text(choice) in rationale]
+    if len(named) != 1:
+        return ""
+    return "key" if named[0] == item.answer else "other"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", default=SUBJECTS, help="comma-separated MMLU subjects")
+    parser.add_argument("--pool", type=int, default=6, help="items per subject a run would hold (the dedup pool)")
+    parser.add_argument("--drafts", type=int, default=4, help="drafts per batch call")
+    parser.add_argument("--variants", default="examples/index,none/index,avoid/index",
+                        help="comma-separated EXAMPLES/FORMAT: examples|none|avoid / index|letter|text")
+    parser.add_argument("--probe", action="store_true", help="ask each usable draft of the panel's two-order probe")
+    parser.add_argument("--tag", default="expand_examples")
+    args = parser.parse_args()
+    subjects = [s for s in args.subjects.split(",") if s]
+    variants = [v for v in args.variants.split(",") if v]
+    for variant in variants:
+        examples_mode, _, answer = variant.partition("/")
+        if examples_mode not in ("examples", "none", "avoid") or answer not in DRAFT_SCHEMAS:
+            raise SystemExit(f"--variants: {variant!r} is not EXAMPLES/FORMAT")
+    groups = by_subject(mmlu())
+    domains, skills = load_subject_domains(), load_skills()
+    client, pack = embedded_prober()
+    writer = ROLE_DEFAULTS["writer"]
+    started = time.monotonic()
+    per: dict[str, dict[str, Any]] = {v: {"outcomes": Counter(), "prompt": 0, "completion": 0, "calls": 0,
+                                          "probe_key": 0, "probed": 0, "probe_tokens": 0, "rationale": Counter()}
+                                      for v in variants}
+    rows: list[dict[str, Any]] = []
+    for s_index, subject in enumerate(subjects):
+        pool = groups[subject][:args.pool]
+        template, examples = pool[2], pool[:2]
+        skill = SKILLS[s_index % len(SKILLS)]
+        index = DuplicateIndex()
+        index.add(pool)
+        for variant in variants:
+            examples_mode, _, answer = variant.partition("/")
+            messages = variant_pack(pack, examples_mode, answer).messages(
+                BATCH_PROMPT, count=args.drafts, n_choices=len(template.choices), subject=subject,
+                domain=domains.domain_for(subject, "other"), skill=skill, skill_description=skills.skills[skill],
+                examples=[] if examples_mode == "none" else examples, aims=[], aim_hints={}, bucket="",
+                bucket_hint="", feedback="")
+            schema = create_model("ItemDrafts", items=(list[DRAFT_SCHEMAS[answer]],  # type: ignore[valid-type]
+                                                       Field(min_length=args.drafts, max_length=args.drafts)))
+            reply = client.chat.completions.create(
+                model="embedded", messages=messages, temperature=writer["temperature"],  # type: ignore[arg-type]
+                max_tokens=writer["max_tokens"] * args.drafts,
+                response_format={"type": "json_schema", "json_schema": {
+                    "name": "answer", "schema": schema_for(schema), "strict": True}})  # type: ignore[arg-type]
+            text = reply.choices[0].message.content or ""
+            usage = reply.usage
+            stats = per[variant]
+            stats["calls"] += 1
+            stats["prompt"] += usage.prompt_tokens if usage else 0
+            stats["completion"] += usage.completion_tokens if usage else 0
+            try:
+                drafts = json.loads(text)["items"][:args.drafts]
+            except (ValueError, KeyError, TypeError):
+                drafts = []
+            earlier = DuplicateIndex()
+            read = [read_draft(d, answer, subject, n, index, earlier) if isinstance(d, dict)
+                    else ("invalid: not an item", None) for n, d in enumerate(drafts)]
+            outcomes = [outcome for outcome, _ in read]
+            outcomes += ["no draft (reply unparsable or short)"] * (args.drafts - len(outcomes))
+            stats["outcomes"].update(outcomes)
+            probed = []
+            for _, item in read:
+                if item is None:
+                    continue
+                stats["rationale"][rationale_names(item) or "neither"] += 1
+                if args.probe:
+                    probs, tokens = two_order_probe(client, pack, item)
+                    stats["probed"] += 1
+                    stats["probe_tokens"] += tokens
+                    favourite = max(range(len(probs)), key=probs.__getitem__)
+                    stats["probe_key"] += favourite == item.answer
+                    probed.append({"key": item.answer, "favourite": favourite, "p_key": round(probs[item.answer], 3)})
+            rows.append({"subject": subject, "skill": skill, "variant": variant, "outcomes": outcomes,
+                         "drafts": drafts, "probed": probed,
+                         "prompt_tokens": usage.prompt_tokens if usage else 0,
+                         "completion_tokens": usage.completion_tokens if usage else 0})
+            log(f"{subject} [{variant}] {Counter(outcomes).most_common()} probe favours key "
+                f"{sum(p['favourite'] == p['key'] for p in probed)}/{len(probed)} ({time.monotonic() - started:.0f} s)")
+    summary = {}
+    for variant, stats in per.items():
+        drafts = sum(stats["outcomes"].values())
+        usable = stats["outcomes"]["usable"]
+        tokens = stats["prompt"] + stats["completion"]
+        summary[variant] = {"drafts": drafts, "usable": usable,
+                            "copies": stats["outcomes"]["copy of an existing item"],
+                            "outcomes": dict(stats["outcomes"].most_common()), "prompt_tokens": stats["prompt"],
+                            "completion_tokens": stats["completion"], "rationale": dict(stats["rationale"]),
+                            "probed": stats["probed"], "probe_favours_key": stats["probe_key"],
+                            "probe_tokens": stats["probe_tokens"],
+                            "tokens_per_usable": round(tokens / usable) if usable else None}
+    result = {"subjects": subjects, "pool": args.pool, "drafts_per_call": args.drafts, "variants": variants,
+              "probe": args.probe, "summary": summary, "rows": rows,
+              "elapsed_s": round(time.monotonic() - started, 1)}
+    lines = [f"# Expand drafts: the prompt's examples and answer format ({args.tag})", "",
+             f"{len(subjects)} MMLU subjects, one batch of {args.drafts} drafts per subject and variant, the shipped "
+             f"`{BATCH_PROMPT}` prompt at the writer's temperature {writer['temperature']}; a draft is usable when it "
+             f"builds into an item, passes the structural checks and is no near-duplicate of the subject's "
+             f"first {args.pool} items (the pool a run holds) or of an earlier draft of its batch. 'Rationale names "
+             "another option': the draft's rationale quotes exactly one option and it is not the key. 'Probe "
+             "favours the key': the panel's two-order letter probe puts most mass on the key.", "",
+             table(["variant", "drafts", "usable", "copies of an existing item", "other refusals",
+                    "rationale names another option", "probe favours the key", "prompt tokens / call",
+                    "writer tokens / usable draft"],
+                   [[v, s["drafts"], f"{s['usable']} ({s['usable'] / max(1, s['drafts']):.0%})", s["copies"],
+                     "; ".join(f"{k} x{n}" for k, n in s["outcomes"].items()
+                               if k not in ("usable", "copy of an existing item")) or "-",
+                     f"{s['rationale'].get('other', 0)} of {s['usable']}",
+                     f"{s['probe_favours_key']} of {s['probed']}" if args.probe else "not asked",
+                     round(s["prompt_tokens"] / max(1, per[v]["calls"])), s["tokens_per_usable"] or "-"]
+                    for v, s in summary.items()]),
+             "", f"Total: {result['elapsed_s']} s."]
+    write_results(args.tag, result, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
