@@ -62,7 +62,7 @@ EXAMPLES_BLOCK = "{% if examples %}Examples of the style (do not copy them):"
 AVOID_BLOCK = ("{% if examples %}The set already has these questions; write about other facts and do not reuse "
                "their wording:\n  {% for ex in examples %}- {{ ex.question }}\n  {% endfor %}{% endif %}"
                "{% if false %}")
-ANSWER_LINE = "{{ n_choices }} options, the 0-based index of the correct option"
+ANSWER_LINE = "{{ n_choices }} options, the 0-based index of the correct option"  # as shipped
 ANSWER_WORDING = {"index": ANSWER_LINE,
                   "letter": "{{ n_choices }} options, the letter of the correct option (A for the first option)",
                   "text": "the text of the correct answer, {{ n_choices - 1 }} wrong options"}
