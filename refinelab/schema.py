@@ -105,7 +105,12 @@ class QAItem(BaseModel):
                 raise ValueError(f"choice {LETTERS[index]} is empty")
         duplicates = [c for c, n in Counter(normalised).items() if n > 1]
         if duplicates:
-            raise ValueError(f"choices are not distinct after normalisation: {duplicates[0]!r}")
+            # letters, not the text: the message is also a retry's feedback, and a small writer told the
+            # repeated option's text wrote it again on every retry
+            # the message is also a retry's feedback (agents/refiner.py): a small writer told the repeated
+            # option's text wrote it again on every retry, and told its letters ("C and D") wrote bare letters
+            same = sum(text == duplicates[0] for text in normalised)
+            raise ValueError(f"choices are not distinct after normalisation ({same} options are the same)")
         return value
 
     @field_validator("difficulty")

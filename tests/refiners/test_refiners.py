@@ -163,6 +163,7 @@ def test_structurally_invalid_draft_is_rejected(tmp_path: Path) -> None:
     assert candidate.item is None and "structurally invalid" in candidate.error
     # the reason (and the retry's feedback) names the problem, not the last line of pydantic's text: a link
     assert "choices are not distinct" in candidate.error and "pydantic.dev" not in candidate.error
+    assert "2 options are the same" in candidate.error and "'a'" not in candidate.error  # no text to copy back
 
 
 def test_retry_prompt_carries_the_validator_reason(tmp_path: Path) -> None:
