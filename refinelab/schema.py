@@ -105,8 +105,6 @@ class QAItem(BaseModel):
                 raise ValueError(f"choice {LETTERS[index]} is empty")
         duplicates = [c for c, n in Counter(normalised).items() if n > 1]
         if duplicates:
-            # letters, not the text: the message is also a retry's feedback, and a small writer told the
-            # repeated option's text wrote it again on every retry
             # the message is also a retry's feedback (agents/refiner.py): a small writer told the repeated
             # option's text wrote it again on every retry, and told its letters ("C and D") wrote bare letters
             same = sum(text == duplicates[0] for text in normalised)
@@ -221,13 +219,14 @@ class Dataset:
             items = picked
         subset = Dataset(items, name=self.name)
         rejected = [e for e in self.rejected if not subjects or _source_subject(e) in set(subjects)]
-        subset.rejected = _read_before(rejected, items) if limit is not None else rejected
+        subset.rejected = _read_before(rejected, items, self.items) if limit is not None else rejected
         return subset
 
 
-def _read_before(rejected: list[Any], picked: list[QAItem]) -> list[Any]:
-    """The rejected rows (DataErrors: `path`, `row`) a `limit`ed selection read past: those of a file at or before the last row taken
-    from it. A rejected row further down was never reached, and counting it made a 30-item run report the
+def _read_before(rejected: list[Any], picked: list[QAItem], available: list[QAItem]) -> list[Any]:
+    """The rejected rows (DataErrors: `path`, `row`) a `limit`ed selection of `picked` out of `available`
+    read past: those of a file at or before the last row taken from it, or any of a file it took every
+    item of. A rejected row further down was never reached, and counting it made a 30-item run report the
     whole file's invalid rows as its own. Errors without a row (the whole file) and sources whose items
     carry no row numbers are kept."""
     last_row: dict[str, int] = {}
@@ -238,7 +237,9 @@ def _read_before(rejected: list[Any], picked: list[QAItem]) -> list[Any]:
             unnumbered.add(source)
         else:
             last_row[source] = max(row, last_row.get(source, row))
-    return [e for e in rejected if e.row is None or e.path in unnumbered or e.row <= last_row.get(e.path, 0)]
+    taken, offered = Counter(i.provenance.source for i in picked), Counter(i.provenance.source for i in available)
+    whole = {source for source, count in taken.items() if count == offered[source]} | unnumbered
+    return [e for e in rejected if e.row is None or e.path in whole or e.row <= last_row.get(e.path, 0)]
 
 
 def _source_subject(error: Any) -> str:

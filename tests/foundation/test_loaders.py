@@ -165,3 +165,8 @@ def test_a_limited_selection_counts_only_the_invalid_rows_it_read(tmp_path: Path
     assert [e.row for e in first_two.rejected] == [2]
     assert [e.row for e in everything.filter(limit=4).rejected] == [2, 5]
     assert [e.row for e in everything.filter(subjects=["demo"]).rejected] == [2, 5]
+    (folder / "demo_test.csv").write_text("\n".join(rows[:4] + [rows[4].replace("Question 5", "Question 7")])
+                                          + "\n", encoding="utf-8")  # the file's last row is the invalid one
+    ends_invalid = load_dataset(folder, on_invalid="quarantine")
+    assert [e.row for e in ends_invalid.filter(limit=3).rejected] == [2, 5]  # every valid item taken: all read
+    assert [e.row for e in ends_invalid.filter(limit=2).rejected] == [2]

@@ -15,7 +15,7 @@ MARKUP = "[/x][bold red]loud[/bold red]"
 def _dataset(path: Path) -> Path:
     rows = [{"id": "a1", "question": "Which planet is largest?", "choices": ["Jupiter", "Mars", "Venus", "Earth"],
              "answer": 0, "subject": MARKUP},
-            {"id": "a2", "question": "Q2?", "choices": [MARKUP, MARKUP, "c", "d"], "answer": 1}]
+            {"id": "a2", "question": "Q2?", "choices": ["a", "b", "c", "d"], "answer": MARKUP}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -23,9 +23,9 @@ def _dataset(path: Path) -> Path:
 def test_dataset_values_print_as_written_in_validate_and_refine(ws) -> None:
     data = _dataset(ws.tmp / "markup.jsonl")
     validate = cli(["data", "validate", str(data)], {**ws.env, "COLUMNS": "200"}, ws.tmp)
-    assert validate.returncode == 2, validate.stderr[-2000:]  # the duplicate-choice row is a problem: exit 2
+    assert validate.returncode == 2, validate.stderr[-2000:]  # the bad-answer row is a problem: exit 2
     assert "MarkupError" not in validate.stdout + validate.stderr
-    assert "markup.jsonl, row 2, field 'choices'" in validate.stdout
+    assert "markup.jsonl, row 2, field 'answer'" in validate.stdout
     assert validate.stdout.count(MARKUP) == 2  # the subject in the table, the value in the problem line
     refine = cli(["refine", str(data), "--budget", "0", "--runs-dir", str(ws.runs), "--run-id", "mk",
                   "--prompts", str(ws.prompts)], ws.env, ws.tmp)
