@@ -31,6 +31,7 @@ draft. Direct calls to the embedded server at the writer's temperature; no run s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import re
@@ -45,11 +46,10 @@ from pydantic import BaseModel, Field, create_model
 from refinelab.agents.dedup import DuplicateIndex
 from refinelab.agents.expand_batches import BATCH_PROMPT
 from refinelab.agents.refiner import strip_option_labels
-from refinelab.agents.validation.structural import _REFERS_TO_TEXT, MIN_PASSAGE_CHARS, STRUCTURAL_CHECKS
+from refinelab.agents.validation.structural import lacks_its_passage, structural_flaws
 from refinelab.config import ROLE_DEFAULTS
 from refinelab.domains import load_skills, load_subject_domains
 from refinelab.errors import validation_problems
-from refinelab.metrics.error_checks import check_row
 from refinelab.model_outputs import ItemDraft
 from refinelab.prompts.loader import Pack
 from refinelab.schema import LETTERS, QAItem, normalise_text
@@ -94,7 +94,7 @@ def variant_pack(pack: Pack, examples: str, answer: str) -> Pack:
         user = user.replace(EXAMPLES_BLOCK, AVOID_BLOCK, 1)
     user = user.replace(ANSWER_LINE, ANSWER_WORDING[answer])
     prompts = {**pack.prompts, BATCH_PROMPT: {**pack.prompts[BATCH_PROMPT], "user": user}}
-    return Pack(pack.name, pack.description, prompts, pack.sources, pack.options, pack.chain, pack.tools, pack.corpus)
+    return dataclasses.replace(pack, prompts=prompts)
 
 
 def as_choices(raw: dict[str, Any], answer: str, seed: str) -> tuple[list[str], int]:
@@ -125,11 +125,9 @@ def read_draft(raw: dict[str, Any], answer: str, subject: str, n: int, index: Du
         return "invalid: not an item", None
     except ValueError as exc:  # the item's own validation: repeated options, key out of range
         return f"invalid: {problem_kind(exc)}", None
-    flaws = sorted(d.check.removeprefix("error.") for d in check_row(item, expected_choices=len(item.choices))
-                   if d.flag and d.check.removeprefix("error.") in STRUCTURAL_CHECKS)
-    if flaws:
+    if flaws := sorted(structural_flaws(item)):
         return f"structural: {flaws[0]}", None
-    if _REFERS_TO_TEXT.search(item.question) and len(item.question) < MIN_PASSAGE_CHARS:
+    if lacks_its_passage(item.question):
         return "structural: refers to a passage it lacks", None
     if index.nearest(item) is not None:
         return "copy of an existing item", None

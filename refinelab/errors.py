@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import ValidationError
 
 from refinelab.redact import redact, redact_secrets
@@ -73,12 +76,16 @@ def error_line(exc: BaseException) -> str:
     return redact(str(exc) or type(exc).__name__)
 
 
+def validation_problem(error: Mapping[str, Any]) -> tuple[str, str]:
+    """(field, message) of one of a pydantic error's problems (`exc.errors()`): the field dotted ("" for
+    the whole model), the message without pydantic's "Value error, " prefix."""
+    return ".".join(str(p) for p in error["loc"]), str(error["msg"]).removeprefix("Value error, ")
+
+
 def validation_problems(exc: ValueError) -> str:
     """What a failed validation says, on one line: a pydantic error's problems as "field: message" joined by
     "; " (its text ends with a documentation link, and a reason cut to its last line said only that), any
     other ValueError's first line."""
     if isinstance(exc, ValidationError):
-        return "; ".join(": ".join(part for part in (".".join(str(p) for p in err["loc"]),
-                                                     str(err["msg"]).removeprefix("Value error, ")) if part)
-                         for err in exc.errors())
+        return "; ".join(": ".join(part for part in validation_problem(err) if part) for err in exc.errors())
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

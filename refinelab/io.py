@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from pydantic import ValidationError
 
 from refinelab.atomic import atomic_write, open_exclusive
-from refinelab.errors import ConfigError, DataError
+from refinelab.errors import ConfigError, DataError, validation_problem
 from refinelab.identifiers import skeleton
 from refinelab.safeload import loads_json
 from refinelab.schema import LETTERS, Dataset, Provenance, QAItem
@@ -40,10 +40,8 @@ _MMLU_SPLITS = re.compile(r"_(test|dev|val)$")
 
 
 def _fail_from_validation(path: Path, row: int, exc: ValidationError) -> DataError:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or None
-    message = err["msg"].removeprefix("Value error, ")
-    return DataError(str(path), row, field, message)
+    field, message = validation_problem(exc.errors()[0])
+    return DataError(str(path), row, field or None, message)
 
 
 # When set (on_invalid="quarantine"), row-level errors are collected here instead of raised.

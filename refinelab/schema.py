@@ -204,6 +204,7 @@ class Dataset:
             if missing:
                 raise ValueError(f"subjects not in dataset: {sorted(missing)}")
             items = [i for i in items if i.subject in wanted]
+        rejected = [e for e in self.rejected if not subjects or _source_subject(e) in set(subjects)]
         if limit is not None and limit < len(items):
             by_subject: dict[str, list[QAItem]] = {}
             for item in items:
@@ -216,30 +217,24 @@ class Dataset:
                     if position < len(queue) and len(picked) < limit:
                         picked.append(queue[position])
                 position += 1
+            rejected = _read_before(rejected, picked, items)
             items = picked
         subset = Dataset(items, name=self.name)
-        rejected = [e for e in self.rejected if not subjects or _source_subject(e) in set(subjects)]
-        subset.rejected = _read_before(rejected, items, self.items) if limit is not None else rejected
+        subset.rejected = rejected
         return subset
 
 
 def _read_before(rejected: list[Any], picked: list[QAItem], available: list[QAItem]) -> list[Any]:
-    """The rejected rows (DataErrors: `path`, `row`) a `limit`ed selection of `picked` out of `available`
-    read past: those of a file at or before the last row taken from it, or any of a file it took every
-    item of. A rejected row further down was never reached, and counting it made a 30-item run report the
-    whole file's invalid rows as its own. Errors without a row (the whole file) and sources whose items
-    carry no row numbers are kept."""
-    last_row: dict[str, int] = {}
-    unnumbered: set[str] = set()
-    for item in picked:
-        source, row = item.provenance.source, item.provenance.row
-        if row is None:
-            unnumbered.add(source)
-        else:
-            last_row[source] = max(row, last_row.get(source, row))
-    taken, offered = Counter(i.provenance.source for i in picked), Counter(i.provenance.source for i in available)
-    whole = {source for source, count in taken.items() if count == offered[source]} | unnumbered
-    return [e for e in rejected if e.row is None or e.path in whole or e.row <= last_row.get(e.path, 0)]
+    """The rejected rows (DataErrors: `path`, `row`) a `limit` that picked `picked` out of `available` (the
+    items of the chosen subjects, in file order) counts as its own: those above the first valid row of
+    their file it left out, every one of a file it took whole. Counting the rows further down made a
+    30-item run report the whole file's invalid rows. Errors without a row (the whole file) are kept."""
+    chosen = {id(item) for item in picked}
+    first_left_out: dict[str, int] = {}
+    for item in available:
+        if id(item) not in chosen and item.provenance.row is not None:
+            first_left_out.setdefault(item.provenance.source, item.provenance.row)
+    return [e for e in rejected if e.row is None or e.row < first_left_out.get(e.path, e.row + 1)]
 
 
 def _source_subject(error: Any) -> str:

@@ -91,11 +91,16 @@ MIN_PASSAGE_CHARS = 200  # a stem that points at a text yet is shorter than this
 EXAMPLE_COPY_COSINE = 0.9  # a new stem this close to one of the taxonomy's example stems is a copy of it
 
 
+def lacks_its_passage(question: str) -> bool:
+    """Whether a stem points at a passage, quotation or data yet is too short to contain it."""
+    return bool(_REFERS_TO_TEXT.search(question)) and len(question) < MIN_PASSAGE_CHARS
+
+
 def unsound_new_item(ctx: AgentContext, item: QAItem) -> str:
     """Why a new item is unsound (empty when it is not): it points at a passage it does not
     include, or it copies one of the taxonomy's example stems (which a labeller matching those examples
     would put in the cell for nothing). Regular expressions and one embedding; no model call."""
-    if _REFERS_TO_TEXT.search(item.question) and len(item.question) < MIN_PASSAGE_CHARS:
+    if lacks_its_passage(item.question):
         return ("the question refers to a passage, quotation or data it does not include: put the text in the "
                 "question")
     vectors = exemplar_vectors(ctx)
