@@ -22,7 +22,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from refinelab.errors import ConfigError, DataError, RefineLabError
+from refinelab.errors import ConfigError, DataError, RefineLabError, validation_problem
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 LOCK_NAME = ".lock"
@@ -404,8 +404,7 @@ def saved_models(saved: dict[str, Any], path: Path) -> tuple[Any, Any]:
         settings = Settings.exact(saved["settings"])
         targets = Targets.model_validate(saved["targets"])
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or None
-        raise DataError(where, None, field, f"{err['msg']} (and {exc.error_count() - 1} more)"
-                        if exc.error_count() > 1 else err["msg"]) from None
+        field, message = validation_problem(exc.errors()[0])
+        raise DataError(where, None, field or None, f"{message} (and {exc.error_count() - 1} more)"
+                        if exc.error_count() > 1 else message) from None
     return settings, targets

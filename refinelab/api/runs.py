@@ -37,7 +37,7 @@ from refinelab.api.run_folders import (
 )
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
-from refinelab.errors import DataError, EndpointUnavailable
+from refinelab.errors import DataError, EndpointUnavailable, validation_problem
 from refinelab.graph.build import build_graph
 from refinelab.io import DatasetInput, as_dataset
 from refinelab.metrics.targets import Targets, load_targets
@@ -241,9 +241,9 @@ def saved_context(folder: RunFolder, hooks: RunHooks | None) -> AgentContext:
     try:
         options = as_options(saved.get("options"))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in ("options", *first["loc"]))
-        raise DataError(str(folder.path / "settings.json"), None, field, first["msg"]) from None
+        field, message = validation_problem(exc.errors()[0])
+        raise DataError(str(folder.path / "settings.json"), None, ".".join(p for p in ("options", field) if p),
+                        message) from None
     return open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,
                             prompts_dir=saved.get("prompts_dir"))
 

@@ -25,6 +25,7 @@ from refinelab.cli.common import (
     out,
     parse_list,
     print_error,
+    run_options,
     styled,
 )
 from refinelab.errors import ConfigError, RefineLabError
@@ -238,7 +239,6 @@ def refine_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines of progress, then a JSON result")] = False,
 ) -> None:
     """Profile, plan, refine and validate DATA within BUDGET tokens; write the run folder."""
-    from refinelab.agents.options import RunOptions
     from refinelab.api import refine as run_refine
     from refinelab.config import load_settings, role_overrides
 
@@ -259,13 +259,9 @@ def refine_command(
     wanted = parse_list(operations)
     if wanted is not None and not wanted:
         fail(ConfigError("--operations: name at least one operation"))
-    try:
-        options = RunOptions(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus,
-                             min_size=min_size, allow_shrink=allow_shrink, review=review,
-                             batch=batch, distractors=distractors, skill_method=skill_method)  # type: ignore[arg-type]
-    except ValueError as exc:
-        flag = next((f for f in ("--review", "--skill-method") if f[2:].replace("-", "_") in str(exc)), "--operations")
-        fail(ConfigError(f"{flag}: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"))
+    options = run_options(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus,
+                          min_size=min_size, allow_shrink=allow_shrink, review=review,
+                          batch=batch, distractors=distractors, skill_method=skill_method)
     _run_and_report(lambda view: run_refine(dataset, budget=budget, targets=resolved, settings=settings,
                                             run_id=run_id, prompts_dir=str(prompts) if prompts else None,
                                             on_event=view, options=options), quiet, as_json)

@@ -1,4 +1,5 @@
-"""What every command shares: the consoles, the one error path, and loading a dataset selection.
+"""What every command shares: the consoles, the one error path, run options from flags, and loading a
+dataset selection.
 
 Every failure a command reports goes through `fail`: one line on stderr, exit code 2 for bad input
 (data, config, targets, arguments) and 1 for anything else.
@@ -6,8 +7,9 @@ Every failure a command reports goes through `fail`: one line on stderr, exit co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -15,9 +17,19 @@ from rich.console import Console
 from rich.text import Text
 
 from refinelab.api.run_folders import RunBusy
-from refinelab.errors import ConfigError, DataError, EndpointUnavailable, RefineLabError, error_line
+from refinelab.errors import (
+    ConfigError,
+    DataError,
+    EndpointUnavailable,
+    RefineLabError,
+    error_line,
+    validation_problem,
+)
 from refinelab.metrics.targets import TargetError, Targets, load_targets
 from refinelab.schema import Dataset
+
+if TYPE_CHECKING:
+    from refinelab.agents.options import RunOptions
 
 # Neither console reads markup: what they print comes from datasets, packs and run folders (untrusted), and a
 # subject named "[/x]" made `refinelab data validate` crash with rich's MarkupError. Styling is explicit:
@@ -62,6 +74,21 @@ def print_error(problem: BaseException | str) -> None:
 def parse_list(value: str | None) -> list[str] | None:
     """A comma-separated flag value as a list (None when the flag was not given)."""
     return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
+
+
+def run_options(flags: Mapping[str, str] | None = None, **fields: Any) -> RunOptions:
+    """`RunOptions` from command-line values. An invalid value fails with the flag that set it: `--` and
+    the field's name with dashes, unless `flags` maps the field to the flag's own name (e.g.
+    `difficulty_method` is `--difficulty`)."""
+    from refinelab.agents.options import RunOptions
+
+    try:
+        return RunOptions(**fields)
+    except ValidationError as exc:
+        field, message = validation_problem(exc.errors()[0])
+        name = field.split(".")[0]
+        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        fail(ConfigError(f"{flag}: {message}"))
 
 
 def load_selection(data: Path, format: str | None, subjects: str | None, limit: int | None,

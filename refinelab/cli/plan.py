@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
-from refinelab.agents.options import RunOptions
 from refinelab.api.planning import MODES, plan, plan_dir
 from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
@@ -18,6 +16,7 @@ from refinelab.cli.common import (
     load_selection,
     out,
     parse_list,
+    run_options,
     styled,
 )
 from refinelab.config import load_settings, role_overrides
@@ -94,10 +93,7 @@ def plan_command(
         fail(f"unknown operation(s) {unknown}")
     if budget < 0:
         fail("--budget must be >= 0")
-    try:
-        options = RunOptions(operations=enabled, skill_method=skill_method)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        fail(ConfigError(f"--skill-method: {exc.errors()[0]['msg']}"))
+    options = run_options(operations=enabled, skill_method=skill_method)
     try:
         settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
     except RefineLabError as exc:

@@ -19,6 +19,7 @@ from refinelab.cli.common import (
     load_selection,
     out,
     parse_list,
+    run_options,
     styled,
 )
 from refinelab.cli.progress import PlainProgress, interactive
@@ -97,14 +98,10 @@ def profile_command(
 ) -> None:
     """Profile DATA (labels, difficulty, error screening, distractors) and write profile.json; no edits."""
 
-    from refinelab.agents.options import RunOptions
 
-    try:
-        options = RunOptions(difficulty_method=difficulty, skill_method=skill_method,  # type: ignore[arg-type]
-                             distractors=distractors, panel=parse_list(panel) or [],
-                             validate_suspects=not no_validator, batch=batch)
-    except ValueError:
-        fail("--difficulty must be one of rating, elo, irt; --skill-method one of exemplars, model, probs")
+    options = run_options({"difficulty_method": "--difficulty", "validate_suspects": "--no-validator"},
+                          difficulty_method=difficulty, skill_method=skill_method, distractors=distractors,
+                          panel=parse_list(panel) or [], validate_suspects=not no_validator, batch=batch)
     try:
         overrides = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
         settings = load_settings(config, overrides | ({"use_cache": False} if no_cache else {}))

@@ -17,6 +17,7 @@ from refinelab.cli.common import (
     load_selection,
     out,
     parse_list,
+    run_options,
 )
 from refinelab.cli.progress import PlainProgress, interactive
 from refinelab.config import load_settings, role_overrides
@@ -53,13 +54,13 @@ def screen_command(
 
     Writes OUT/screening.jsonl (id, p_error, flag, error_type, p_options, evidence per item) and
     OUT/summary.json (flags, threshold, tokens spent)."""
-    from refinelab.agents.options import RunOptions
     from refinelab.api.screening import screen
 
     if not 0.0 < target_precision < 1.0 or not 0.0 < prevalence < 1.0:
         fail("--target-precision and --prevalence must lie strictly between 0 and 1")
+    options = run_options({"panel_orders": "--orders"}, panel=parse_list(panel) or [], panel_orders=orders,
+                          batch=batch)
     try:
-        options = RunOptions(panel=parse_list(panel) or [], panel_orders=orders, batch=batch)
         settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
     except (RefineLabError, ValueError) as exc:
         fail(exc)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from refinelab.agents.context import AgentContext
+from refinelab.errors import validation_problem
 from refinelab.schema import QAItem
 
 ReviewCaseKind = Literal["undecided", "weak_evidence", "below_bar", "unfixable"]
@@ -78,9 +79,8 @@ def parse_decision(value: Any, where: str) -> ReviewDecision:
     try:
         return value if isinstance(value, ReviewDecision) else ReviewDecision.model_validate(value)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "decision"
-        raise ValueError(f"{where}: field {field}: {first['msg']}") from None
+        field, message = validation_problem(exc.errors()[0])
+        raise ValueError(f"{where}: field {field or 'decision'}: {message}") from None
 
 
 def policy_decision(mode: str) -> ReviewDecision:
@@ -97,9 +97,8 @@ def edited_item(base: QAItem, decision: ReviewDecision, created_by: str) -> QAIt
     try:
         return QAItem.model_validate({**base.model_dump(), **changes, "provenance": provenance.model_dump()})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ValueError(f"review decision {decision.key!r}: item.{'.'.join(map(str, first['loc']))}: "
-                         f"{first['msg']}") from None
+        field, message = validation_problem(exc.errors()[0])
+        raise ValueError(f"review decision {decision.key!r}: item.{field}: {message}") from None
 
 
 def record(ctx: AgentContext, request: ReviewRequest, decision: ReviewDecision) -> None:

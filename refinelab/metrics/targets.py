@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from refinelab.domains import SubjectDomains, load_skills, load_subject_domains
-from refinelab.errors import ConfigError, DataError
+from refinelab.errors import ConfigError, DataError, validation_problem
 from refinelab.metrics.divergence import bucket_of, normalise
 from refinelab.safeload import load_yaml, loads_json
 from refinelab.schema import Cell, QAItem
@@ -325,8 +325,8 @@ def parse_targets(data: Any, where: str = "<targets>") -> TargetSpec:
     except ValidationError as exc:
         lines = [f"{where}: invalid target file:"]
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"  {loc}: {err['msg']}")
+            field, message = validation_problem(err)
+            lines.append(f"  {field or '(top level)'}: {message}")
         raise TargetError("\n".join(lines)) from exc
 
 
