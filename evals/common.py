@@ -19,13 +19,13 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from refinelab.config import EMBEDDED, ModelSpec, Roles, Settings, load_settings
 from refinelab.errors import BudgetExhausted
-from refinelab.io import load_dataset
+from refinelab.io import load_dataset, read_jsonl
 from refinelab.metrics.divergence import jensen_shannon
 from refinelab.schema import Dataset, QAItem
 from refinelab.tools.ledger import Ledger
@@ -138,6 +138,25 @@ def domain_jsd(coverage: Mapping[str, float], target: Mapping[str, float]) -> fl
     if not coverage or not target:
         return None
     return jensen_shannon(domain_marginal(coverage), target)
+
+
+def measured_buckets(run_dir: Path, targets: Any) -> dict[str, tuple[str, str]]:
+    """item id -> (who wrote it, the difficulty bucket the panel measured for it under `targets`, or
+    "unmeasured"), over a run's refined set: where its items, new ones above all, landed."""
+    return {item.id: (item.provenance.created_by,
+                      "unmeasured" if item.difficulty is None else targets.bucket(float(item.difficulty)))
+            for item in read_jsonl(Path(run_dir) / "refined.jsonl")}
+
+
+def last_attempts(run_dir: Path, operations: Collection[str]) -> dict[str, dict[str, Any]]:
+    """edit id -> the last attempt recorded in a run's changes.jsonl, for the edits of `operations`: how
+    each edit ended (committed, or the reason its last try was refused)."""
+    last: dict[str, dict[str, Any]] = {}
+    for line in (Path(run_dir) / "changes.jsonl").read_text(encoding="utf-8").splitlines():
+        change = json.loads(line)
+        if change.get("operation") in operations:
+            last[change["edit_id"]] = change
+    return last
 
 
 def reduction(before: float | None, after: float | None) -> float | None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import UNIFORM_TARGETS, table, write_results
+from common import UNIFORM_TARGETS, last_attempts, measured_buckets, table, write_results
 
 from refinelab.agents.difficulty_aims import split_aims
 from refinelab.agents.expand_batches import DraftSlot
@@ -66,18 +66,9 @@ def outcomes(run_dir: Path, targets_path: Path) -> dict[str, dict[str, int]]:
     """aim -> outcome -> expands (outcome: "committed, reads <bucket>" or "refused: <check>")."""
     targets = load_targets(targets_path)
     aims = aims_by_edit(run_dir)
-    measured: dict[str, str] = {}
-    for line in (run_dir / "refined.jsonl").read_text(encoding="utf-8").splitlines():
-        item = json.loads(line)
-        score = item.get("difficulty")
-        measured[item["id"]] = "unmeasured" if score is None else targets.bucket(float(score))
-    last: dict[str, dict[str, Any]] = {}
-    for line in (run_dir / "changes.jsonl").read_text(encoding="utf-8").splitlines():
-        change = json.loads(line)
-        if change.get("operation") == Op.EXPAND.value:
-            last[change["edit_id"]] = change
+    measured = {item_id: bucket for item_id, (_, bucket) in measured_buckets(run_dir, targets).items()}
     table_: dict[str, Counter[str]] = defaultdict(Counter)
-    for edit_id, change in last.items():
+    for edit_id, change in last_attempts(run_dir, {Op.EXPAND.value}).items():
         aim = aims.get(edit_id, "no aim")
         if change.get("outcome") == "committed":
             item_id = (change.get("after") or {}).get("id", "")

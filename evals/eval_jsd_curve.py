@@ -37,7 +37,9 @@ from common import (  # noqa: E402
     deadline,
     deadline_seconds,
     domain_jsd,
+    last_attempts,
     log,
+    measured_buckets,
     model_label,
     num,
     pct,
@@ -121,13 +123,8 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
 def new_item_buckets(run_dir: Path, targets: Any) -> dict[str, int]:
     """The refined set's new items (expand, generate) by the difficulty bucket the panel measured for them:
     whether new items pull the set's difficulty away from its target."""
-    buckets: Counter[str] = Counter()
-    for line in (Path(run_dir) / "refined.jsonl").read_text(encoding="utf-8").splitlines():
-        item = json.loads(line)
-        if (item.get("provenance") or {}).get("created_by") in (Op.EXPAND.value, Op.GENERATE.value):
-            score = item.get("difficulty")
-            buckets["unmeasured" if score is None else targets.bucket(float(score))] += 1
-    return dict(buckets)
+    return dict(Counter(bucket for created_by, bucket in measured_buckets(run_dir, targets).values()
+                        if created_by in (Op.EXPAND.value, Op.GENERATE.value)))
 
 
 def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
@@ -136,13 +133,10 @@ def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
     moves coverage."""
     landed: Counter[str] = Counter()
     refused: Counter[str] = Counter()
-    last: dict[str, dict[str, Any]] = {}
     drafts: Counter[str] = Counter()  # attempts (each a writer draft) per operation
     for line in (Path(run_dir) / "changes.jsonl").read_text(encoding="utf-8").splitlines():
-        change = json.loads(line)
-        drafts[change.get("operation", "")] += 1
-        if change.get("operation") in (Op.EXPAND.value, Op.GENERATE.value):
-            last[change["edit_id"]] = change
+        drafts[json.loads(line).get("operation", "")] += 1
+    last = last_attempts(run_dir, {Op.EXPAND.value, Op.GENERATE.value})
     for change in last.values():
         if change.get("outcome") == "committed":
             after = change.get("after") or {}
