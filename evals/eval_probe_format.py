@@ -5,12 +5,16 @@ The panel reads a model's answer as the probability of each option letter on the
 favourite with the order on 74% of rows, and its p(key) separates errors from ok rows at AUROC 0.61
 (`screening_dev_recollect.md`). This eval asks the same rows in the shipped format and in variants that
 end the prompt with the start of the assistant's reply (a prefill: llama.cpp continues a final assistant
-message), and reports, per variant: accuracy of the two-order mean, order flips, mean p(key), the share
+message) or that show solved examples first (few-shot: earlier user/assistant turns, from MMLU's dev
+split of the item's subject or from the set's own first items of that subject, keys as given), and
+reports, per variant: accuracy of the two-order mean, order flips, mean p(key), the share
 of first-token mass on letters, and — on dev, where rows carry human error labels — the AUROC of p(key)
 as an error signal. Direct calls to the embedded server; no run store, no budget.
 
   .venv/bin/python evals/eval_probe_format.py --set dev --ok 80 --errors 80 --tag probe_format_dev
   .venv/bin/python evals/eval_probe_format.py --set mmlu --n 60 --tag probe_format_mmlu
+  .venv/bin/python evals/eval_probe_format.py --set dev --ok 80 --errors 80 \
+      --variants shipped,fewshot-mmlu-dev,fewshot-same-set --tag probe_fewshot_dev
 """
 
 from __future__ import annotations
@@ -50,9 +54,47 @@ def prefill(text: str) -> Callable[[Any, QAItem], Messages]:
     return messages
 
 
-VARIANTS: dict[str, Callable[[Any, QAItem], Messages]] = {
-    "shipped": shipped, "prefill 'Answer:'": prefill("Answer:"), "prefill 'The answer is'": prefill("The answer is"),
+SHOTS = 5
+
+
+def few_shot(pool: Callable[[QAItem], list[QAItem]]) -> Callable[[Any, QAItem], Messages]:
+    """The shipped messages preceded by solved examples: each example asked as the probe asks an item,
+    answered by its key's letter. The examples are the same for every item of a subject, so the server's
+    prompt cache reuses them as a prefix."""
+    def messages(pack: Any, item: QAItem) -> Messages:
+        system, asked = shipped(pack, item)
+        turns: Messages = []
+        for example in pool(item):
+            turns += [shipped(pack, example)[1], {"role": "assistant", "content": "ABCDEFGHIJ"[example.answer]}]
+        return [system, *turns, asked]
+    return messages
+
+
+def examples_from(items: Sequence[QAItem]) -> Callable[[QAItem], list[QAItem]]:
+    """The first `SHOTS` four-option items of the asked item's subject in `items`, the item itself left out."""
+    by_subject: dict[str, list[QAItem]] = {}
+    for example in items:
+        if len(example.choices) == 4:
+            by_subject.setdefault(example.subject, []).append(example)
+
+    def pool(item: QAItem) -> list[QAItem]:
+        return [e for e in by_subject.get(item.subject, []) if e.question != item.question][:SHOTS]
+    return pool
+
+
+def all_dev_rows() -> list[QAItem]:
+    return [i for i in (r.to_qaitem() for r in read_redux_dev(DEFAULT_ROOT / "dev")) if i is not None]
+
+
+VARIANTS: dict[str, Callable[[], Callable[[Any, QAItem], Messages]]] = {
+    "shipped": lambda: shipped, "prefill 'Answer:'": lambda: prefill("Answer:"),
+    "prefill 'The answer is'": lambda: prefill("The answer is"),
+    # MMLU's own 5-shot protocol: the dev split's examples of the item's subject
+    "fewshot-mmlu-dev": lambda: few_shot(examples_from(load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").items)),
+    # what a user's set offers: its own first items of the subject, keys unchecked
+    "fewshot-same-set": lambda: few_shot(examples_from(all_dev_rows())),
 }
+DEFAULT_VARIANTS = ("shipped", "prefill 'Answer:'", "prefill 'The answer is'")
 
 
 def dev_items(ok: int, errors: int, seed: int) -> list[tuple[QAItem, bool]]:
@@ -101,13 +143,16 @@ def two_order_probe(client: OpenAI, pack: Any, item: QAItem) -> tuple[list[float
     return mean_distribution(dists), tokens
 
 
-def measure(client: OpenAI, pack: Any, rows: Sequence[tuple[QAItem, bool]]) -> dict[str, Any]:
+def measure(client: OpenAI, pack: Any, rows: Sequence[tuple[QAItem, bool]],
+            variants: dict[str, Callable[[Any, QAItem], Messages]]) -> dict[str, Any]:
     orders = [[0, 1, 2, 3], [3, 2, 1, 0]]
-    per: dict[str, dict[str, list[Any]]] = {v: {"right": [], "flip": [], "p_key": [], "mass": []} for v in VARIANTS}
+    per: dict[str, dict[str, list[Any]]] = {v: {"right": [], "flip": [], "p_key": [], "mass": []} for v in variants}
     tokens = 0
     started = time.monotonic()
-    for n, (item, _) in enumerate(rows, 1):
-        for name, build in VARIANTS.items():
+    # variant by variant over subject-sorted rows: consecutive prompts share the variant's prefix (its
+    # examples), which the server's prompt cache then reuses
+    for name, build in variants.items():
+        for n, (item, _) in enumerate(rows, 1):
             dists = []
             for order in orders:
                 shown = item.model_copy(update={"choices": [item.choices[o] for o in order],
@@ -120,8 +165,8 @@ def measure(client: OpenAI, pack: Any, rows: Sequence[tuple[QAItem, bool]]) -> d
             per[name]["right"].append(max(range(4), key=mean.__getitem__) == item.answer)
             per[name]["flip"].append(max(range(4), key=dists[0].__getitem__) != max(range(4), key=dists[1].__getitem__))
             per[name]["p_key"].append(mean[item.answer])
-        if n % 20 == 0:
-            log(f"{n}/{len(rows)} rows, {tokens:,} tokens, {time.monotonic() - started:.0f} s")
+            if n % 20 == 0:
+                log(f"{name}: {n}/{len(rows)} rows, {tokens:,} tokens, {time.monotonic() - started:.0f} s")
     gold = [is_error for _, is_error in rows]
     out: dict[str, Any] = {"tokens": tokens, "seconds": round(time.monotonic() - started, 1), "variants": {}}
     for name, v in per.items():
@@ -157,13 +202,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--errors", type=int, default=80, help="dev: error rows sampled")
     parser.add_argument("--n", type=int, default=60, help="mmlu: test items sampled")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                        help=f"comma-separated, of: {', '.join(VARIANTS)}")
     parser.add_argument("--tag", default="probe_format")
     args = parser.parse_args(argv)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    variants = {name: VARIANTS[name]() for name in names}
     rows = dev_items(args.ok, args.errors, args.seed) if args.set == "dev" else mmlu_items(args.n, args.seed)
+    rows.sort(key=lambda row: row[0].subject)  # a subject's rows together: few-shot prefixes stay cached
     client, pack = embedded_prober()
-    log(f"{len(rows)} rows of {args.set}, {len(VARIANTS)} variants x 2 orders")
+    log(f"{len(rows)} rows of {args.set}, {len(variants)} variants x 2 orders")
     result = {"tag": args.tag, "set": args.set, "rows": len(rows), "errors": sum(e for _, e in rows),
-              **measure(client, pack, rows)}
+              **measure(client, pack, rows, variants)}
     write_results(args.tag, result, markdown(result))
     print(markdown(result))
     return result

@@ -108,6 +108,7 @@ def sample(rows: Sequence[Row], ok: int, seed: int) -> list[Row]:
 def collect(ctx: Any, rows: Sequence[Row], members: list[str], workers: int, stop_at: float | None) -> dict[str, Any]:
     """Panel evidence per row (from the store when already asked); rows left when the deadline passed are skipped."""
     ctx.store.load_items([r.item for r in rows])
+    rows = sorted(rows, key=lambda r: r.subject)  # a subject's rows together: a shared prompt prefix stays cached
     started = time.monotonic()
 
     def one(row: Row) -> tuple[str, Any] | None:
@@ -280,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rag-member", default="rag:qwen2.5-coder-1.5b", help="'' = none (retriever set only)")
     parser.add_argument("--sets", default="retriever,dev")
     parser.add_argument("--orders", type=int, default=2)
+    parser.add_argument("--shots", type=int, default=0,
+                        help="RunOptions.panel_shots: solved examples before each probe, the first of the item's "
+                             "subject in the set's file order (use a fresh --work-dir: stored answers are reused)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--deadline", type=float, default=0.0, help="seconds of asking per set; 0 = none")
     parser.add_argument("--seed", type=int, default=0)
@@ -307,13 +311,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cache = args.cache_path or str(Path(args.work_dir) / "cache.sqlite")
     settings = load_settings(overrides={"cache_path": cache})
     ctx = open_run_context(Path(args.work_dir), settings=settings, budget=args.budget, hooks=hooks,
-                           options=RunOptions(panel=members, panel_orders=args.orders))
+                           options=RunOptions(panel=members, panel_orders=args.orders, panel_shots=args.shots))
     sets = {"retriever": lambda: retriever_rows(root), "dev": lambda: dev_rows(root)}
     results: dict[str, Any] = {}
     collected: dict[str, tuple[list[Row], dict[str, Any], list[str]]] = {}
     names = [s.strip() for s in args.sets.split(",") if s.strip()]
     for name in sorted(names, key=lambda n: n != "dev"):  # dev first: its combiner then scores the other set
-        rows = sample(sets[name](), args.ok if name == "dev" else args.ok_retriever, args.seed)
+        every_row = sets[name]()
+        ctx.store.load_items([r.item for r in every_row])  # the set as a user has it: file order, every row
+        rows = sample(every_row, args.ok if name == "dev" else args.ok_retriever, args.seed)
         set_members = members + ([args.rag_member] if name == "retriever" and args.rag_member else [])
         contexts.update({r.id: r.context for r in rows if r.context})
         log(f"{name}: {len(rows)} rows ({sum(r.label != 'ok' for r in rows)} errors), members {set_members}")
@@ -334,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         write_shipped_model(dev_model)
     spent = ctx.ledger.spent
     result = {"tag": args.tag, "command": command_line(), "commit": git_commit(), "sets": results,
-              "anchor": ANCHOR, "orders": args.orders, "tokens_spent": spent,
+              "anchor": ANCHOR, "orders": args.orders, "shots": args.shots, "tokens_spent": spent,
               "elapsed_s": time.monotonic() - started}
     per_set = defaultdict(dict)
     for name, res in results.items():

@@ -48,6 +48,8 @@ class AgentContext:
     _skill_exemplars: dict[str, np.ndarray] | None = None  # unit vectors of each skill's examples (agents/labels.py)
     # the skill probe's answer to a content-free question, once per run and prompt pack (agents/labels.py)
     _skill_priors: dict[str, list[float]] = field(default_factory=dict)
+    # the first input items of each subject, the letter probe's solved examples (agents/panel.probe_examples)
+    _probe_examples: dict[str, list[QAItem]] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.options, RunOptions) or not isinstance(self.hooks, RunHooks):

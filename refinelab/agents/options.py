@@ -97,6 +97,10 @@ class RunOptions(BaseModel):
         "generated JSON letter (for endpoints without logprobs)")
     panel_orders: int = Field(2, ge=1, le=10, description="logprobs: option orders each item is asked in "
                               "(original, reversed, then cyclic shifts); their aligned distributions are averaged")
+    panel_shots: int = Field(0, ge=0, le=8, description="logprobs: solved examples each letter probe shows first, "
+                             "as earlier turns answered by their keys: the first N input items of the probed "
+                             "item's subject, the item itself left out (agents/panel.probe_examples). The same "
+                             "examples precede every item of a subject, so the server's prompt cache reuses them")
     distractors: bool = Field(True, description="score distractor sets (MiniLM embeddings + the panel's pick "
                               "rates; no model tokens), so the planner can buy measured distractor rewrites")
     validate_suspects: bool = Field(True, description="run the validator on items screening flags")

@@ -219,6 +219,47 @@ def test_debiased_probe_follows_the_option_not_the_position(tmp_path: Path) -> N
     assert biased.probs[1] < 0.2  # a position preference no longer looks like support for the key
 
 
+def _recording(seen: list[list[dict[str, str]]]) -> ScriptedChatModel:
+    def respond(messages: list[dict[str, str]]) -> str:
+        seen.append(messages)
+        return logprobs_block({"A": 0.4, "B": 0.3, "C": 0.2, "D": 0.1})
+    return ScriptedChatModel(respond=respond)
+
+
+def test_solved_examples_come_first_from_the_subjects_first_input_items(tmp_path: Path) -> None:
+    """`panel_shots`: each probe shows the first input items of the item's subject as earlier turns answered
+    by their keys, the item itself left out, the same in every option order (one cached prefix)."""
+    seen: list[list[dict[str, str]]] = []
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"), panel={"m": _recording(seen)},
+                       options={"panel": ["m"], "panel_method": "logprobs", "panel_shots": 2})
+    other = QAItem(id="h0", question="Which year did the war of some succession in this question end?",
+                   choices=["1714", "1715", "1716", "1717"], answer=0, subject="history")
+    geography = [_item(i, answer=i % 4) for i in range(4)]
+    ctx.store.load_items([other, *geography])
+    probe_member(ctx, "m", geography[3])
+    assert len(seen) == 2
+    for messages in seen:
+        roles = [m["role"] for m in messages]
+        assert roles == ["system", "user", "assistant", "user", "assistant", "user"], roles
+        assert "number 0" in messages[1]["content"] and messages[2]["content"] == "A"  # q00, keyed A
+        assert "number 1" in messages[3]["content"] and messages[4]["content"] == "B"  # q01, keyed B
+        assert "number 3" in messages[5]["content"] and "succession" not in str(messages)
+    assert seen[0][:5] == seen[1][:5] and seen[0][5] != seen[1][5]  # one prefix; the item's order differs
+    seen.clear()
+    probe_member(ctx, "m", geography[0])  # an example is never shown its own answer: the spare takes its place
+    assert "number 1" in seen[0][1]["content"] and "number 2" in seen[0][3]["content"]
+    assert "number 0" in seen[0][-1]["content"] and all("number 0" not in m["content"] for m in seen[0][1:5])
+
+
+def test_no_examples_unless_asked(tmp_path: Path) -> None:
+    seen: list[list[dict[str, str]]] = []
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"), panel={"m": _recording(seen)},
+                       options={"panel": ["m"], "panel_method": "logprobs"})
+    ctx.store.load_items([_item(i) for i in range(3)])
+    probe_member(ctx, "m", _item(2))
+    assert [[m["role"] for m in messages] for messages in seen] == [["system", "user"]] * 2
+
+
 # ------------------------------------------------------------------------------ planted errors
 
 def test_every_injector_keeps_the_item_valid_and_plants_its_error() -> None:
@@ -494,6 +535,32 @@ def test_probe_on_the_real_embedded_server(embedded_server, tmp_path: Path) -> N
     assert len(probe.per_order) == 2 and math.isclose(sum(probe.probs), 1.0, rel_tol=1e-6)
     assert 0.0 < probe.mass <= 1.0 and probe.tokens > 0
     assert ctx.ledger.spent == probe.tokens  # both orders settled from the server's usage
+
+
+@pytest.mark.llm
+@pytest.mark.timeout(600)
+def test_probe_with_solved_examples_on_the_real_embedded_server(embedded_server, tmp_path: Path) -> None:
+    """The embedded llama.cpp server reads earlier user/assistant turns and still answers the probe with a
+    letter distribution: the examples cost prompt tokens, and the second order reuses the first's prefix."""
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(base_url=embedded_server.base_url, api_key="sk-local", model="smollm2-135m",
+                      temperature=0.0, max_tokens=1, max_retries=0)
+    options = {"panel": ["smollm2-135m"], "panel_method": "logprobs"}
+    plain = make_context(tmp_path / "plain", ScriptedChatModel(respond=lambda m: "{}"),
+                         panel={"smollm2-135m": chat}, options=options)
+    shots = make_context(tmp_path / "shots", ScriptedChatModel(respond=lambda m: "{}"),
+                         panel={"smollm2-135m": chat}, options={**options, "panel_shots": 2})
+    examples = [QAItem(id=f"e{n}", question=f"What is {n} plus {n}?", choices=[str(n), str(2 * n), str(3 * n), "0"],
+                       answer=1, subject="arithmetic") for n in (3, 4)]
+    item = QAItem(id="mul", question="What is 7 times 8?", choices=["54", "56", "58", "64"], answer=1,
+                  subject="arithmetic")
+    for ctx in (plain, shots):
+        ctx.store.load_items([*examples, item])
+    without, with_examples = probe_member(plain, "smollm2-135m", item), probe_member(shots, "smollm2-135m", item)
+    for probe in (without, with_examples):
+        assert len(probe.per_order) == 2 and math.isclose(sum(probe.probs), 1.0, rel_tol=1e-6) and probe.mass > 0
+    assert with_examples.tokens > without.tokens + 40  # the two examples were sent, in both orders
 
 
 @pytest.mark.llm
