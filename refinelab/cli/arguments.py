@@ -27,6 +27,8 @@ Model = Annotated[list[str] | None, typer.Option(help=MODEL_HELP)]
 ApiKeyEnv = Annotated[list[str] | None, typer.Option(help=KEY_HELP)]
 Config = Annotated[Path | None, typer.Option(help="settings YAML")]
 Prompts = Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")]
+Shots = Annotated[int, typer.Option(help="solved examples each panel probe shows first: the first N items of "
+                                         "the item's subject, answered by their keys (0 = none)")]
 SkillMethod = Annotated[str, typer.Option(help="model (the judge's constrained label) | exemplars (nearest skill "
                                                "examples, no model call, weaker labels) | probs (the judge's "
                                                "calibrated skill probabilities)")]

@@ -20,7 +20,7 @@ from refinelab.cli.common import (
     styled,
 )
 from refinelab.config import load_settings, role_overrides
-from refinelab.errors import ConfigError, RefineLabError
+from refinelab.errors import RefineLabError
 from refinelab.operations import OPERATION_NAMES
 
 
@@ -104,10 +104,8 @@ def plan_command(
         report = plan(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,
                       options=options,
                       prompts_dir=str(prompts) if prompts else None)
-    except ConfigError as exc:
-        fail(exc)
     except RefineLabError as exc:
-        fail(exc, 1)
+        fail(exc)
     if as_json:
         out.print_json(json.dumps(report, default=str))
         return

@@ -79,6 +79,7 @@ def profile_command(
     skill_method: arg.SkillMethod = "model",
     panel: Annotated[str | None, typer.Option(help="comma-separated panel models (embedded names, "
                                                    "'judge', MODEL@URL, rag:NAME, cloze:NAME)")] = None,
+    shots: arg.Shots = 0,
     distractors: Annotated[bool, typer.Option("--distractors/--no-distractors", help="score distractors with "
                                               "MiniLM and the panel's pick rates (no model tokens)")] = True,
     no_validator: Annotated[bool, typer.Option("--no-validator", help="skip the validator on suspects")] = False,
@@ -99,9 +100,11 @@ def profile_command(
     """Profile DATA (labels, difficulty, error screening, distractors) and write profile.json; no edits."""
 
 
-    options = run_options({"difficulty_method": "--difficulty", "validate_suspects": "--no-validator"},
+    options = run_options({"difficulty_method": "--difficulty", "validate_suspects": "--no-validator",
+                           "panel_shots": "--shots"},
                           difficulty_method=difficulty, skill_method=skill_method, distractors=distractors,
-                          panel=parse_list(panel) or [], validate_suspects=not no_validator, batch=batch)
+                          panel=parse_list(panel) or [], panel_shots=shots, validate_suspects=not no_validator,
+                          batch=batch)
     try:
         overrides = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
         settings = load_settings(config, overrides | ({"use_cache": False} if no_cache else {}))
@@ -128,7 +131,7 @@ def profile_command(
                          options=options, prompts_dir=str(prompts) if prompts else None,
                          progress=show if bar is not None or plain is not None else None)
     except RefineLabError as exc:
-        fail(exc, 1)
+        fail(exc)
     finally:
         if bar is not None:
             bar.stop()

@@ -37,7 +37,7 @@ def report_command(
     except ReportError as exc:
         fail(exc, 2)
     except (OSError, RefineLabError) as exc:
-        fail(exc, 1)
+        fail(exc)
     out.print(f"report: {path}", highlight=False)
     if open_browser:
         import webbrowser
@@ -79,4 +79,4 @@ def export_command(
     except (FileNotFoundError, ValueError, DataError) as exc:
         fail(exc, 2)
     except (OSError, RefineLabError) as exc:
-        fail(exc, 1)
+        fail(exc)

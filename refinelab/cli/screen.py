@@ -36,6 +36,7 @@ def screen_command(
     panel: Annotated[str | None, typer.Option(help="comma-separated members (embedded names, 'judge', "
                                                    "MODEL@URL, rag:NAME, cloze:NAME); default qwen2.5-coder-1.5b")] = None,
     orders: Annotated[int, typer.Option(help="option orders each item is asked in")] = 2,
+    shots: arg.Shots = 0,
     budget: Annotated[int | None, typer.Option(help="token cap (default: none)")] = None,
     subjects: arg.Subjects = None,
     limit: arg.Limit = None,
@@ -58,8 +59,8 @@ def screen_command(
 
     if not 0.0 < target_precision < 1.0 or not 0.0 < prevalence < 1.0:
         fail("--target-precision and --prevalence must lie strictly between 0 and 1")
-    options = run_options({"panel_orders": "--orders"}, panel=parse_list(panel) or [], panel_orders=orders,
-                          batch=batch)
+    options = run_options({"panel_orders": "--orders", "panel_shots": "--shots"}, panel=parse_list(panel) or [],
+                          panel_orders=orders, panel_shots=shots, batch=batch)
     try:
         settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
     except (RefineLabError, ValueError) as exc:

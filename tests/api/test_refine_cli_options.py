@@ -35,6 +35,8 @@ def test_distractor_scoring_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPa
     (["plan", "--dry-run", "--skill-method", "vibes"], "--skill-method"),
     (["profile", "--quiet", "--difficulty", "vibes"], "--difficulty"),
     (["screen", "--quiet", "--orders", "0"], "--orders"),
+    (["screen", "--quiet", "--shots", "-1"], "--shots"),
+    (["profile", "--quiet", "--shots", "99"], "--shots"),
 ])
 def test_an_invalid_option_is_reported_by_the_flag_that_set_it(command: list[str], flag: str) -> None:
     """Every command builds its run options through `cli.common.run_options`: a value the options refuse
@@ -45,3 +47,18 @@ def test_an_invalid_option_is_reported_by_the_flag_that_set_it(command: list[str
     assert result.exit_code == 2, result.output
     assert line.startswith(f"error: {flag}: "), line
     assert "pydantic" not in line and "Value error" not in line and "_method" not in line, line
+
+
+@pytest.mark.parametrize(("command", "target"), [(["screen", "--quiet"], "refinelab.api.screening.screen"),
+                                                 (["profile", "--quiet"], "refinelab.cli.profile.profile")])
+def test_shots_reach_the_run_options(monkeypatch: pytest.MonkeyPatch, command: list[str], target: str) -> None:
+    seen: dict[str, Any] = {}
+
+    def captured(*args, **kwargs):  # noqa: ANN002, ANN003
+        seen.update(kwargs)
+        raise ConfigError("stopped by the test after the options were built")
+
+    monkeypatch.setattr(target, captured)
+    result = CliRunner().invoke(app, [*command, str(DATA), "--limit", "4", "--shots", "3"])
+    assert result.exit_code == 2 and "stopped by the test" in result.output, result.output
+    assert seen["options"].panel_shots == 3
