@@ -184,7 +184,8 @@ def retrieved_passages(ctx: AgentContext, item: QAItem) -> str:
 
 def probe_examples(ctx: AgentContext, item: QAItem) -> list[QAItem]:
     """The solved examples a letter probe of `item` shows first (`options.panel_shots`): the first input
-    items of its subject, in input order, the item itself left out; none when shots are off.
+    items of its subject, in input order, the item itself left out (by id, and any copy of its stem: a
+    duplicate would show the item its own key); none when shots are off.
 
     Why: shown a few answered questions first, the 1.5B reads the format instead of guessing at it. On 160
     MMLU-Redux dev rows, five examples from the same subject moved its accuracy on ok rows 0.41 -> 0.58,
@@ -201,10 +202,12 @@ def probe_examples(ctx: AgentContext, item: QAItem) -> list[QAItem]:
         for raw in ctx.store.iter_original_items():
             example = QAItem.model_validate_json(raw)
             kept = by_subject.setdefault(example.subject, [])
-            if len(kept) <= shots:  # one spare, for the probe of an example itself
+            if len(kept) < 2 * shots:  # spares, for the probe of an example itself or of its copy
                 kept.append(example)
         ctx._probe_examples = by_subject
-    return [e for e in ctx._probe_examples.get(item.subject, []) if e.id != item.id][:shots]
+    stem = " ".join(item.question.split())
+    return [e for e in ctx._probe_examples.get(item.subject, [])
+            if e.id != item.id and " ".join(e.question.split()) != stem][:shots]
 
 
 def with_examples(pack: Any, messages: list[dict[str, str]], examples: list[QAItem]) -> list[dict[str, str]]:

@@ -249,6 +249,10 @@ def test_solved_examples_come_first_from_the_subjects_first_input_items(tmp_path
     probe_member(ctx, "m", geography[0])  # an example is never shown its own answer: the spare takes its place
     assert "number 1" in seen[0][1]["content"] and "number 2" in seen[0][3]["content"]
     assert "number 0" in seen[0][-1]["content"] and all("number 0" not in m["content"] for m in seen[0][1:5])
+    seen.clear()
+    copy = geography[1].model_copy(update={"id": "copy-of-q01", "answer": 3})  # the same stem under another id
+    probe_member(ctx, "m", copy)
+    assert all("number 1" not in m["content"] for m in seen[0][1:5]) and "number 1" in seen[0][-1]["content"]
 
 
 def test_no_examples_unless_asked(tmp_path: Path) -> None:
