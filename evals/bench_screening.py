@@ -6,6 +6,12 @@ and prints, as its last line, one JSON object: {"items_per_min", "tokens_per_ite
 average at start and end is printed too: on a shared machine the figure is only as quiet as the machine.
 
   .venv/bin/python evals/bench_screening.py --n 60          # evals/results/bench_screening.txt
+  .venv/bin/python evals/bench_screening.py --n 60 --shots 5 --subjects virology,econometrics,astronomy,\
+      college_chemistry,marketing,philosophy                 # five solved examples per probe (panel_shots)
+
+With `--shots` the items are loaded into the run's store first, as `screen` does, so each subject's first
+items are the examples; pick subjects with several items each (`--subjects`), or most subjects of a 60-item
+spread have no other item to show.
 """
 
 from __future__ import annotations
@@ -35,12 +41,17 @@ def main() -> dict[str, float]:
     parser.add_argument("--members", default="qwen2.5-coder-1.5b")
     parser.add_argument("--orders", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--shots", type=int, default=0, help="RunOptions.panel_shots")
+    parser.add_argument("--subjects", default=None, help="comma-separated MMLU subjects (default: all)")
     args = parser.parse_args()
     members = [m.strip() for m in args.members.split(",") if m.strip()]
-    items = list(load_dataset(DATA, on_invalid="quarantine").filter(limit=args.n).items)
+    subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
+    items = list(load_dataset(DATA, on_invalid="quarantine").filter(subjects, limit=args.n).items)
     work = Path(tempfile.mkdtemp(prefix="bench-screening-"))
     settings = load_settings(overrides={"use_cache": False, "roles": {"judge": {"concurrency": args.concurrency}}})
-    ctx = open_run_context(work, settings=settings, options=RunOptions(panel=members, panel_orders=args.orders))
+    ctx = open_run_context(work, settings=settings,
+                           options=RunOptions(panel=members, panel_orders=args.orders, panel_shots=args.shots))
+    ctx.store.load_items(items)
     from refinelab.agents.panel import member_client
 
     for m in members:  # start the servers before the clock
@@ -51,6 +62,7 @@ def main() -> dict[str, float]:
     wall = time.monotonic() - started
     result = {"items_per_min": round(len(evidence) / wall * 60, 2), "tokens_per_item": round(ctx.ledger.spent / max(1, len(evidence)), 1),
               "items": len(evidence), "wall_s": round(wall, 1), "members": members, "orders": args.orders,
+              "shots": args.shots, "subjects": subjects,
               "calls": len(evidence) * len(members) * args.orders, "load_before": round(load_before, 2),
               "load_after": round(os.getloadavg()[0], 2), "cores": os.cpu_count(), "commit": git_commit(),
               "command": " ".join([Path(sys.executable).name, *sys.argv])}

@@ -201,6 +201,8 @@ def probe_examples(ctx: AgentContext, item: QAItem) -> list[QAItem]:
         by_subject: dict[str, list[QAItem]] = {}
         for raw in ctx.store.iter_original_items():
             example = QAItem.model_validate_json(raw)
+            if example.metadata.get("injected"):  # a copy `screen --calibrate` planted an error in
+                continue
             kept = by_subject.setdefault(example.subject, [])
             if len(kept) < 2 * shots:  # spares, for the probe of an example itself or of its copy
                 kept.append(example)

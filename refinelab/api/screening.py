@@ -264,6 +264,7 @@ def screen(
     ctx = open_run_context(out, settings=settings, budget=budget, options=run_options, hooks=hooks,
                            prompts_dir=prompts_dir)
     items = list(dataset.items)
+    ctx.store.load_items(items)  # the input first, in its order: the probes' examples (panel_shots) are its items
     record: dict[str, Any] | None = None
     if calibrate_sample > 0:
         record = calibrate(ctx, items, members, sample=calibrate_sample, target_precision=target_precision,

@@ -17,6 +17,8 @@ from typing import Any
 from refinelab.redact import configured_secrets, redact, redact_json, redact_secrets
 from refinelab.schema import Diagnostic, QAItem
 
+REJECTED_POSITION = 10_000_000  # invalid input rows sort after every item
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     id TEXT PRIMARY KEY,
@@ -96,11 +98,15 @@ class RunStore:
 
     # -- items ----------------------------------------------------------------------------------
     def load_items(self, items: Iterable[QAItem]) -> int:
-        """Insert the input items once; a second call (a resumed load) changes nothing."""
+        """Insert the input items once, after those already held; a second call with the same items (a
+        resumed load) changes nothing."""
         with self._lock:
             self._db.execute("BEGIN")
+            # after the items already held (a second load appends: the order is the order items came in)
+            start = self._db.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM items WHERE position < ?",
+                                     (REJECTED_POSITION,)).fetchone()[0]
             count = 0
-            for position, item in enumerate(items):
+            for position, item in enumerate(items, start):
                 data = item.model_dump_json()
                 self._db.execute(
                     "INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?, 'kept', '')",
@@ -116,7 +122,7 @@ class RunStore:
             row_id = f"rejected:{Path(error.path).name}:{error.row}"
             self._exec(
                 "INSERT OR IGNORE INTO items VALUES (?, ?, NULL, ?, 'failed', ?)",
-                (row_id, 10_000_000 + index, json.dumps({"id": row_id}), f"invalid input: {error}"),
+                (row_id, REJECTED_POSITION + index, json.dumps({"id": row_id}), f"invalid input: {error}"),
             )
 
     def item(self, item_id: str) -> QAItem:

@@ -65,3 +65,14 @@ def test_an_edited_item_keeps_the_labels_profiling_gave_its_original(tmp_path: P
     original = json.loads(store.original_item("q1") or "{}")
     assert (original["question"], original["skill"], original["difficulty"]) == ("Question 1?", "recall", 0.2)
     assert store.item("q1").skill == "reasoning"
+
+
+def test_a_second_load_appends_and_a_repeated_load_changes_nothing(tmp_path: Path) -> None:
+    """Items keep the order they came in across loads (a planted calibration sample after the input, the
+    probes' examples read from the front); positions restarting at 0 had interleaved the two loads."""
+    store = RunStore(tmp_path / "store.sqlite")
+    store.load_items([_item(i) for i in range(3)])
+    store.load_items([_item(i) for i in (10, 11)])
+    store.load_items([_item(i) for i in range(3)])  # a resumed load: nothing new
+    assert [i.id for i in store.items()] == ["q0", "q1", "q2", "q10", "q11"]
+    assert [QAItem.model_validate_json(raw).id for raw in store.original_items()] == ["q0", "q1", "q2", "q10", "q11"]

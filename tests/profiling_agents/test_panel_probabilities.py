@@ -235,7 +235,8 @@ def test_solved_examples_come_first_from_the_subjects_first_input_items(tmp_path
     other = QAItem(id="h0", question="Which year did the war of some succession in this question end?",
                    choices=["1714", "1715", "1716", "1717"], answer=0, subject="history")
     geography = [_item(i, answer=i % 4) for i in range(4)]
-    ctx.store.load_items([other, *geography])
+    planted = _item(7).model_copy(update={"id": "q07#inject:wrong_key", "metadata": {"injected": "wrong_groundtruth"}})
+    ctx.store.load_items([planted, other, *geography])  # a planted copy is never an example
     probe_member(ctx, "m", geography[3])
     assert len(seen) == 2
     for messages in seen:
@@ -244,6 +245,7 @@ def test_solved_examples_come_first_from_the_subjects_first_input_items(tmp_path
         assert "number 0" in messages[1]["content"] and messages[2]["content"] == "A"  # q00, keyed A
         assert "number 1" in messages[3]["content"] and messages[4]["content"] == "B"  # q01, keyed B
         assert "number 3" in messages[5]["content"] and "succession" not in str(messages)
+        assert "number 7" not in str(messages)
     assert seen[0][:5] == seen[1][:5] and seen[0][5] != seen[1][5]  # one prefix; the item's order differs
     seen.clear()
     probe_member(ctx, "m", geography[0])  # an example is never shown its own answer: the spare takes its place
