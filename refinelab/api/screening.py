@@ -293,6 +293,11 @@ def screen(
         "tokens_spent": ctx.ledger.spent, "tokens_replayed": ctx.ledger.replayed, "budget": budget,
         "stopped": "budget" if any(r["p_error"] is None for r in rows) else None,
     }
+    if run_options.panel_shots and record is None and calibration is None:
+        # the shipped combiner read probes without examples; with them p(key) runs higher (0.38 against 0.31
+        # on dev's ok rows), so its threshold is not this screen's
+        summary["warning"] = ("the shipped combiner was fitted on probes without solved examples; with "
+                              f"panel_shots={run_options.panel_shots} calibrate on this data (--calibrate)")
     if record is not None:
         summary["calibration"] = record["estimates"] | {"target_precision": record["target_precision"],
                                                         "target_reached": record["target_reached"]}

@@ -18,6 +18,7 @@ from refinelab.cli.common import (
     out,
     parse_list,
     run_options,
+    styled,
 )
 from refinelab.cli.progress import PlainProgress, interactive
 from refinelab.config import load_settings, role_overrides
@@ -92,4 +93,6 @@ def screen_command(
         if bar is not None:
             bar.stop()
     out.print_json(json.dumps(result.summary, default=str))
+    if result.summary.get("warning"):
+        console.print(styled(("warning:", "yellow"), " ", result.summary["warning"]), soft_wrap=True)
     out.print(f"screening: {result.path}")

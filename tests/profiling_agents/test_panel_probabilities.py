@@ -703,3 +703,8 @@ def test_the_shipped_model_loads_and_screens_without_calibration(tmp_path: Path)
                     options={"panel": ["knows"]}, hooks=RunHooks(chat_models={"panel:knows": _by_text(truth)}))
     assert result.summary["model"].startswith("shipped") and result.summary["screened"] == 6
     assert all(row["p_error"] is not None for row in result.rows)
+    assert "warning" not in result.summary
+    shots = screen(Dataset(name="toy", items=items), out_dir=tmp_path / "scr-shots", settings=settings,
+                   options={"panel": ["knows"], "panel_shots": 2},
+                   hooks=RunHooks(chat_models={"panel:knows": _by_text(truth)}))
+    assert "calibrate" in shots.summary["warning"]  # the shipped combiner never read probes with examples
