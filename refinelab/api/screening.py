@@ -110,8 +110,11 @@ def ask_panel(ctx: AgentContext, items: list[QAItem], members: list[str],
         stored = ctx.store.diagnostic(item.id, "panel")
         return (item.id, stored.evidence) if stored is not None else None
 
+    # with solved examples (panel_shots) a subject's probes share a long prompt prefix: asked together, the
+    # server's prompt cache reuses it; interleaved (as `--limit` spreads items over subjects) each re-reads it
+    asked = sorted(items, key=lambda item: item.subject) if ctx.options.panel_shots else items
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
+        futures = [pool.submit(contextvars.copy_context().run, one, item) for item in asked]
         for count, future in enumerate(futures, 1):
             got = future.result()
             if got is not None:
