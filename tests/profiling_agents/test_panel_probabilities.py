@@ -708,3 +708,18 @@ def test_the_shipped_model_loads_and_screens_without_calibration(tmp_path: Path)
                    options={"panel": ["knows"], "panel_shots": 2},
                    hooks=RunHooks(chat_models={"panel:knows": _by_text(truth)}))
     assert "calibrate" in shots.summary["warning"]  # the shipped combiner never read probes with examples
+
+
+def test_with_examples_a_subjects_items_are_asked_together(tmp_path: Path) -> None:
+    """`ask_panel` under `panel_shots` asks a subject's items one after another, whatever the input order
+    (`--limit` interleaves subjects), so their shared examples stay in the server's prompt cache."""
+    from refinelab.api.screening import ask_panel
+
+    seen: list[list[dict[str, str]]] = []
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"), panel={"m": _recording(seen)},
+                       options={"panel": ["m"], "panel_method": "logprobs", "panel_shots": 1}, concurrency=1)
+    items = [_item(i).model_copy(update={"subject": "ab"[i % 2]}) for i in range(6)]  # a, b, a, b, ...
+    ask_panel(ctx, items, ["m"])
+    asked = [next(i.subject for i in items if f"number {i.id[1:].lstrip('0') or '0'} " in m[-1]["content"])
+             for m in seen]
+    assert asked == ["a"] * 6 + ["b"] * 6, asked  # two orders per item
