@@ -187,10 +187,10 @@ def probe_examples(ctx: AgentContext, item: QAItem) -> list[QAItem]:
     items of its subject, in input order, the item itself left out (by id, and any copy of its stem: a
     duplicate would show the item its own key); none when shots are off.
 
-    Why: shown a few answered questions first, the 1.5B reads the format instead of guessing at it. On 160
-    MMLU-Redux dev rows, five examples from the same subject moved its accuracy on ok rows 0.41 -> 0.58,
-    cut order flips 0.71 -> 0.54 and raised the AUROC of 1 - p(key) as an error signal 0.63 -> 0.70
-    (evals/results/probe_fewshot_dev.md). The examples are the user's own items with their keys as given,
+    Why: shown a few answered questions first, the 1.5B is steadier. On MMLU-Redux dev's 411 rows, five
+    examples from the same subject cut its order flips 74% -> 52% and raised the AUROC of 1 - p(key) as an
+    error signal 0.611 -> 0.641, but the screening combiner only 0.651 -> 0.667, for 4.6x the tokens
+    (evals/results/screening_dev_shots5.md): hence opt-in. The examples are the user's own items with their keys as given,
     unchecked: what is shown is the format, and an example with a wrong key is one of five. They are read
     from the input as loaded (`RunStore.original_items`), so edits do not change them mid-run and every
     probe of a subject shares one prefix the server's prompt cache reuses."""
