@@ -30,6 +30,7 @@ from common import log, table, write_results
 from openai import OpenAI
 from redux import DEFAULT_ROOT, read_redux_dev
 
+from refinelab.agents.panel import with_examples
 from refinelab.io import load_dataset
 from refinelab.metrics.option_probs import align, letter_distribution, mean_distribution, presentation_orders
 from refinelab.metrics.screening_model import auroc
@@ -58,15 +59,10 @@ SHOTS = 5
 
 
 def few_shot(pool: Callable[[QAItem], list[QAItem]]) -> Callable[[Any, QAItem], Messages]:
-    """The shipped messages preceded by solved examples: each example asked as the probe asks an item,
-    answered by its key's letter. The examples are the same for every item of a subject, so the server's
-    prompt cache reuses them as a prefix."""
+    """The shipped messages preceded by solved examples, laid out as the product lays them out
+    (`panel.with_examples`); only where the examples come from is the eval's."""
     def messages(pack: Any, item: QAItem) -> Messages:
-        system, asked = shipped(pack, item)
-        turns: Messages = []
-        for example in pool(item):
-            turns += [shipped(pack, example)[1], {"role": "assistant", "content": "ABCDEFGHIJ"[example.answer]}]
-        return [system, *turns, asked]
+        return with_examples(pack, shipped(pack, item), pool(item))
     return messages
 
 

@@ -106,8 +106,8 @@ def sample(rows: Sequence[Row], ok: int, seed: int) -> list[Row]:
 
 
 def collect(ctx: Any, rows: Sequence[Row], members: list[str], workers: int, stop_at: float | None) -> dict[str, Any]:
-    """Panel evidence per row (from the store when already asked); rows left when the deadline passed are skipped."""
-    ctx.store.load_items([r.item for r in rows])
+    """Panel evidence per row (from the store when already asked); rows left when the deadline passed are
+    skipped. The caller has loaded the rows' set into the store."""
     rows = sorted(rows, key=lambda r: r.subject)  # a subject's rows together: a shared prompt prefix stays cached
     started = time.monotonic()
 

@@ -42,7 +42,7 @@ from refinelab.metrics.option_probs import (
     softmax,
 )
 from refinelab.model_outputs import AnswerOut
-from refinelab.schema import LETTERS, Diagnostic, QAItem
+from refinelab.schema import LETTERS, Diagnostic, QAItem, normalise_text
 from refinelab.tools.batch import BatchRequest
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.llm import CallResult, ChatClient
@@ -207,9 +207,9 @@ def probe_examples(ctx: AgentContext, item: QAItem) -> list[QAItem]:
             if len(kept) < 2 * shots:  # spares, for the probe of an example itself or of its copy
                 kept.append(example)
         ctx._probe_examples = by_subject
-    stem = " ".join(item.question.split())
+    stem = normalise_text(item.question)
     return [e for e in ctx._probe_examples.get(item.subject, [])
-            if e.id != item.id and " ".join(e.question.split()) != stem][:shots]
+            if e.id != item.id and normalise_text(e.question) != stem][:shots]
 
 
 def with_examples(pack: Any, messages: list[dict[str, str]], examples: list[QAItem]) -> list[dict[str, str]]:

@@ -89,7 +89,7 @@ def ask_panel(ctx: AgentContext, items: list[QAItem], members: list[str],
 
     With `options.batch` every probe still missing goes through the members' Batch API first (half price
     on hosted APIs); the calls below then find their answers already paid for."""
-    ctx.store.load_items([i for i in items if not _stored(ctx, i.id)])
+    ctx.store.load_items(items)  # items already held are left as they are
     if ctx.options.batch:
         batch_panel(ctx, items, members)
     workers = max(1, ctx.settings.roles.judge.total_concurrency())
@@ -122,14 +122,6 @@ def ask_panel(ctx: AgentContext, items: list[QAItem], members: list[str],
             if progress is not None:
                 progress(count, len(futures))
     return done
-
-
-def _stored(ctx: AgentContext, item_id: str) -> bool:
-    try:
-        ctx.store.item(item_id)
-    except KeyError:
-        return False
-    return True
 
 
 def screen_rows(items: list[QAItem], evidence: Mapping[str, Mapping[str, Any]], model: ScreeningModel,
