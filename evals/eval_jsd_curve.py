@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
     PAPER,
+    RESULTS,
     UNIFORM_TARGETS,
     add_common_args,
     deadline,
@@ -43,6 +44,7 @@ from common import (  # noqa: E402
     model_label,
     num,
     pct,
+    read_jsonl,
     reduction,
     settings_for,
     skewed_mix,
@@ -130,8 +132,14 @@ def new_item_buckets(run_dir: Path, targets: Any) -> dict[str, int]:
 def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
     """Where the run's committed expands landed against the cell they were written for, and why each new
     item given up was refused (its last attempt's reason, as `refusal_kind`): what limits how far a budget
-    moves coverage."""
+    moves coverage.
+
+    Where an item landed is read from the refined set, i.e. the cell the run's labeller measured. The
+    change's `after` is the draft as written, which carries the cell it was written for: read from it,
+    every committed expand looked as if it had landed in its own cell."""
+    cells = {item.id: item.cell.key for item in read_jsonl(Path(run_dir) / "refined.jsonl")}
     landed: Counter[str] = Counter()
+    elsewhere: Counter[str] = Counter()  # "written for -> measured in", for the expands that moved
     refused: Counter[str] = Counter()
     drafts: Counter[str] = Counter()  # attempts (each a writer draft) per operation
     for line in (Path(run_dir) / "changes.jsonl").read_text(encoding="utf-8").splitlines():
@@ -139,13 +147,15 @@ def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
     last = last_attempts(run_dir, {Op.EXPAND.value, Op.GENERATE.value})
     for change in last.values():
         if change.get("outcome") == "committed":
-            after = change.get("after") or {}
             if change["operation"] == Op.EXPAND.value:
-                landed["in its cell" if f"{after.get('domain')}|{after.get('skill')}" == change.get("target")
-                       else "in another cell"] += 1
+                cell = cells.get(str((change.get("after") or {}).get("id")), "not in the refined set")
+                landed["in its cell" if cell == change.get("target") else "in another cell"] += 1
+                if cell != change.get("target"):
+                    elsewhere[f"{change.get('target')} -> {cell}"] += 1
         else:
             refused[refusal_kind(str(change.get("reason") or "no reason"))] += 1
-    return {"landed": dict(landed), "refused": dict(refused.most_common()), "drafts": dict(drafts)}
+    return {"landed": dict(landed), "landed_elsewhere": dict(elsewhere.most_common()),
+            "refused": dict(refused.most_common()), "drafts": dict(drafts)}
 
 
 def best_reachable(coverage: dict[str, float], target: dict[str, float], n: int, removable: int, added: int,
@@ -239,7 +249,8 @@ def markdown(result: dict[str, Any]) -> str:
         "set of a few dozen items cannot reach 0 even when perfectly spread; the domain column shows the skew "
         "the mix was built with. Removals cost no model call and, unless shrinking is allowed, are bought only "
         "for defects; 'removals' is their share of committed edits, 'input kept' the share of input items still "
-        "in the set. A new item written for a cell (expand) counts only when the run's labeller puts it there. "
+        "in the set. A new item written for a cell (expand) is kept only when the run's labeller puts it there or "
+        "in another cell still below its target share; where it landed is the refined set's label. "
         "'Best reachable' is an oracle's cell JSD with the same number of new items (and twice as many) and "
         "the removals the size floor allows, each new item in the cell that lowers the JSD most: it says how "
         "far those items could have gone, as a reduction from the start.", "", *_costs(result),
@@ -295,6 +306,27 @@ def _reachable(r: dict[str, Any]) -> str:
             f"{num(best['with_2x_new_items'])} ({pct(reduction(before, best['with_2x_new_items']))})")
 
 
+def rescore(tag: str) -> dict[str, Any]:
+    """Read where the new items of an earlier run (`evals/results/TAG.json`) landed again from its stored
+    run folders, with no model call, and rewrite its results: how runs scored before `new_item_outcomes`
+    read the measured cell were corrected. The JSD figures come from the runs' reports and do not change."""
+    result = json.loads((RESULTS / f"{tag}.json").read_text(encoding="utf-8"))
+    for row in result["curve"]:
+        if not (Path(row["run_dir"]) / "refined.jsonl").is_file():
+            raise SystemExit(f"{tag}: the run folder {row['run_dir']} is gone; nothing rescored")
+        row["new_item_outcomes"] = new_item_outcomes(Path(row["run_dir"]))
+    result.setdefault("run_made_by", {k: result.get(k) for k in ("command", "commit", "finished")})
+    for key in ("command", "commit", "finished"):
+        result.pop(key, None)
+    text = markdown(result)
+    made = result["run_made_by"]
+    text += (f"\nThe runs: `{made['command']}` (commit {made['commit']}, {made['finished']}); where their new "
+             "items landed was read again from the stored run folders by the command below, with no model call.\n")
+    write_results(tag, result, text)
+    print(text)
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser, deadline_quick=720)
@@ -322,7 +354,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         help="the plan deals expand drafts difficulty aims (RunOptions.expand_aims_difficulty)")
     parser.add_argument("--expand-spares", type=int, default=0,
                         help="extra drafts per batch, for retries (RunOptions.expand_spares)")
+    parser.add_argument("--rescore", metavar="TAG", help="read where an earlier run's new items landed again "
+                        "from its stored run folders (no model call) and rewrite evals/results/TAG.*")
     args = parser.parse_args(argv)
+    if args.rescore:
+        return rescore(args.rescore)
     args.tag = args.tag or ("jsd_curve_quick" if args.quick else "jsd_curve")
     n = args.n or (20 if args.quick else 100)
     budgets = args.budgets or ([1000, 3000, 6000] if args.quick else [5000, 20000, 50000, 100000])
