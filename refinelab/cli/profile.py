@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from refinelab.api.profiling import profile
@@ -22,7 +21,7 @@ from refinelab.cli.common import (
     run_options,
     styled,
 )
-from refinelab.cli.progress import PlainProgress, interactive
+from refinelab.cli.progress import phase_progress
 from refinelab.config import load_settings, role_overrides
 from refinelab.errors import RefineLabError
 
@@ -112,29 +111,12 @@ def profile_command(
         fail(exc)
     dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns)
     folder = out_dir or Path(settings.runs_dir) / time.strftime("profile-%Y%m%d-%H%M%S")
-    live = not (quiet or as_json) and interactive()
-    plain = PlainProgress() if not (quiet or as_json or live) else None
-    bar = None if not live else Progress(
-        TextColumn("profile"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console)
-
-    def show(done: int, total: int) -> None:
-        if bar is not None:
-            bar.update(task, completed=done)
-        elif plain is not None:
-            plain.update("profile", done, total)
-
     try:
-        if bar is not None:
-            bar.start()
-            task = bar.add_task("profile", total=len(dataset))
-        result = profile(dataset, out_dir=folder, targets=resolved, settings=settings, budget=budget,
-                         options=options, prompts_dir=str(prompts) if prompts else None,
-                         progress=show if bar is not None or plain is not None else None)
+        with phase_progress("profile", len(dataset), quiet=quiet or as_json, console=console) as show:
+            result = profile(dataset, out_dir=folder, targets=resolved, settings=settings, budget=budget,
+                             options=options, prompts_dir=str(prompts) if prompts else None, progress=show)
     except RefineLabError as exc:
         fail(exc)
-    finally:
-        if bar is not None:
-            bar.stop()
     report = result.report
     if as_json:
         headline = {k: report[k] for k in ("dataset", "items", "profiled", "stop_reason", "elapsed_s",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from rich.console import Console
@@ -55,6 +57,26 @@ class PlainProgress:
             parts.append(f"tokens {spent}/{cap}" if cap else f"tokens {spent}")
         self.stream.write(" · ".join(parts) + "\n")
         self.stream.flush()
+
+
+@contextmanager
+def phase_progress(phase: str, total: int, quiet: bool = False,
+                   console: Console | None = None) -> Iterator[Callable[[int, int], None] | None]:
+    """Progress of a command that is one long phase (`profile`, `screen`): a rich bar on a terminal, plain
+    throttled lines on stderr off one, nothing when `quiet`. Yields the `progress(done, total)` callback
+    the library functions take, None when quiet."""
+    if quiet:
+        yield None
+        return
+    if not interactive():
+        plain = PlainProgress()
+        yield lambda done, total: plain.update(phase, done, total)
+        return
+    bar = Progress(TextColumn(phase), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console or Console(stderr=True))
+    task = bar.add_task(phase, total=total)
+    with bar:
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 class ProgressView:

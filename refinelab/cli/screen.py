@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
@@ -20,7 +19,7 @@ from refinelab.cli.common import (
     run_options,
     styled,
 )
-from refinelab.cli.progress import PlainProgress, interactive
+from refinelab.cli.progress import phase_progress
 from refinelab.config import load_settings, role_overrides
 from refinelab.errors import RefineLabError
 
@@ -68,30 +67,14 @@ def screen_command(
         fail(exc)
     dataset, _ = load_selection(data, format, subjects, limit, None, columns=columns)
     folder = out_dir or Path(settings.runs_dir) / time.strftime("screen-%Y%m%d-%H%M%S")
-    live = not quiet and interactive()
-    plain = PlainProgress() if not quiet and not live else None
-    bar = None if not live else Progress(TextColumn("screen"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                         console=console)
-
-    def show(done: int, total: int) -> None:
-        if bar is not None:
-            bar.update(task, completed=done, total=total)
-        elif plain is not None:
-            plain.update("screen", done, total)
-
     try:
-        if bar is not None:
-            bar.start()
-            task = bar.add_task("screen", total=len(dataset))
-        result = screen(dataset, out_dir=folder, settings=settings, budget=budget, options=options,
-                        prompts_dir=str(prompts) if prompts else None, calibrate_sample=sample if calibrate else 0,
-                        calibration=calibration, target_precision=target_precision, prevalence=prevalence,
-                        progress=show if bar is not None or plain is not None else None)
+        with phase_progress("screen", len(dataset), quiet=quiet, console=console) as show:
+            result = screen(dataset, out_dir=folder, settings=settings, budget=budget, options=options,
+                            prompts_dir=str(prompts) if prompts else None,
+                            calibrate_sample=sample if calibrate else 0, calibration=calibration,
+                            target_precision=target_precision, prevalence=prevalence, progress=show)
     except RefineLabError as exc:
         fail(exc)
-    finally:
-        if bar is not None:
-            bar.stop()
     out.print_json(json.dumps(result.summary, default=str))
     if result.summary.get("warning"):
         console.print(styled(("warning:", "yellow"), " ", result.summary["warning"]), soft_wrap=True)

@@ -63,3 +63,19 @@ def test_a_notice_is_printed_once_and_never_throttled(monkeypatch: pytest.Monkey
         view({"mode": "custom", "data": {"notice": "profiling 6 items will take about 800 of the 900 tokens"}})
     lines = stream.getvalue().splitlines()
     assert lines[-1] == "note: profiling 6 items will take about 800 of the 900 tokens" and len(lines) == 2
+
+
+def test_a_one_phase_command_prints_plain_lines_off_a_terminal_and_nothing_when_quiet(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`profile` and `screen` share `phase_progress`: off a terminal their progress is plain lines on
+    stderr (the first and the last always print), quiet gives the library no callback at all."""
+    monkeypatch.setattr(progress, "interactive", lambda: False)
+    with progress.phase_progress("screen", 5) as show:
+        assert show is not None
+        show(1, 5)
+        show(5, 5)
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split("] ", 1)[1] for line in err] == ["screen 1/5", "screen 5/5"]
+    with progress.phase_progress("screen", 5, quiet=True) as show:
+        assert show is None
+    assert capsys.readouterr().err == ""
