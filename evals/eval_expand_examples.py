@@ -12,7 +12,8 @@ as a writer counting options from 1 would have keyed it. This eval asks the ship
   `avoid`: the two items' stems only, listed as questions the set already has, to write about other facts.
 - FORMAT `index`: as shipped (`choices` and a 0-based `answer_index`); `letter`: `choices` and the letter of
   the correct option; `text`: the correct answer's text and the wrong options apart, the key then placed
-  at a position drawn from the draft's hash (no index to get wrong).
+  at a position drawn from the draft's hash (no index to get wrong); `reasonfirst`: as shipped, but the
+  rationale is asked before the index (a grammar-constrained writer writes the fields in schema order).
 
 Each draft is read as a run reads it: built into an item (distinct options, key in range), the structural
 checks, the new-item soundness check and the run's near-duplicate index over the subject's items (the pool a
@@ -64,6 +65,8 @@ AVOID_BLOCK = ("{% if examples %}The set already has these questions; write abou
                "{% if false %}")
 ANSWER_LINE = "{{ n_choices }} options, the 0-based index of the correct option"  # as shipped
 ANSWER_WORDING = {"index": ANSWER_LINE,
+                  "reasonfirst": "{{ n_choices }} options, then a one-sentence rationale that names the correct "
+                                 "option, then the 0-based index of that option",
                   "letter": "{{ n_choices }} options, the letter of the correct option (A for the first option)",
                   "text": "the text of the correct answer, {{ n_choices - 1 }} wrong options"}
 
@@ -82,7 +85,18 @@ class TextDraft(BaseModel):
     rationale: str = Field(max_length=300)
 
 
-DRAFT_SCHEMAS: dict[str, type[BaseModel]] = {"index": ItemDraft, "letter": LetterDraft, "text": TextDraft}
+class ReasonFirstDraft(BaseModel):
+    """The shipped draft with its rationale asked before the key's index: a grammar-constrained writer
+    writes the fields in this order, so the index comes after the reason for it."""
+
+    question: str = Field(min_length=5, max_length=800)
+    choices: list[str] = Field(min_length=2, max_length=10)
+    rationale: str = Field(max_length=300)
+    answer_index: int = Field(ge=0, le=9)
+
+
+DRAFT_SCHEMAS: dict[str, type[BaseModel]] = {"index": ItemDraft, "letter": LetterDraft, "text": TextDraft,
+                                             "reasonfirst": ReasonFirstDraft}
 
 
 def variant_pack(pack: Pack, examples: str, answer: str) -> Pack:
@@ -92,6 +106,8 @@ def variant_pack(pack: Pack, examples: str, answer: str) -> Pack:
         raise SystemExit(f"{BATCH_PROMPT}: its wording changed; update this eval's replacements")
     if examples == "avoid":
         user = user.replace(EXAMPLES_BLOCK, AVOID_BLOCK, 1)
+    if answer == "reasonfirst":  # the rationale moves ahead of the index, so the sentence's tail goes
+        user = user.replace(ANSWER_LINE + ", and a one-sentence rationale", ANSWER_LINE, 1)
     user = user.replace(ANSWER_LINE, ANSWER_WORDING[answer])
     prompts = {**pack.prompts, BATCH_PROMPT: {**pack.prompts[BATCH_PROMPT], "user": user}}
     return dataclasses.replace(pack, prompts=prompts)

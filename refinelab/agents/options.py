@@ -66,7 +66,8 @@ class RunOptions(BaseModel):
         "in the bucket the panel measures. Off by default: with the 1.5B writer 13 of 15 new items asked to be "
         "hard read easy, and the answer check refused twice as many of them")
     expand_spares: int = Field(0, ge=0, le=8, description="expand_batch > 1: drafts each batch asks for beyond "
-                               "one per task; a retry takes an unused one instead of a writer call of its own")
+                               "one per task; a retry takes an unused one instead of a writer call of its own. Off: at 50k two "
+                               "spares made drafts cheaper but not new items (1,188 tokens each against 1,161)")
     calibrate_drafts: int = Field(3, ge=1, le=8, description="calibrate: drafts the writer is asked for; the "
                                   "panel measures each and the one whose p(correct) moved furthest in the "
                                   "intended direction is validated (1 = a single draft, unmeasured)")
