@@ -47,11 +47,13 @@ from pydantic import BaseModel, Field, create_model
 from refinelab.agents.dedup import DuplicateIndex
 from refinelab.agents.expand_batches import BATCH_PROMPT
 from refinelab.agents.refiner import strip_option_labels
+from refinelab.agents.validation.measured import NEW_KEY_LEAD
 from refinelab.agents.validation.structural import lacks_its_passage, structural_flaws
-from refinelab.config import ROLE_DEFAULTS
+from refinelab.config import ROLE_DEFAULTS, ModelSpec
 from refinelab.domains import load_skills, load_subject_domains
 from refinelab.errors import validation_problems
-from refinelab.model_outputs import ItemDraft
+from refinelab.metrics.option_probs import margin_against
+from refinelab.model_outputs import AnswerOut, ItemDraft
 from refinelab.prompts.loader import Pack
 from refinelab.schema import LETTERS, QAItem, normalise_text
 from refinelab.tools.llm import schema_for
@@ -69,6 +71,10 @@ ANSWER_WORDING = {"index": ANSWER_LINE,
                                  "option, then the 0-based index of that option",
                   "letter": "{{ n_choices }} options, the letter of the correct option (A for the first option)",
                   "text": "the text of the correct answer, {{ n_choices - 1 }} wrong options"}
+
+
+VERDICTS = ("check passes, panel passes", "check refuses, panel passes", "check passes, panel refuses",
+            "check refuses, panel refuses")
 
 
 class LetterDraft(BaseModel):
@@ -153,6 +159,23 @@ def read_draft(raw: dict[str, Any], answer: str, subject: str, n: int, index: Du
     return "usable", item
 
 
+def answer_check(client: Any, pack: Pack, item: QAItem) -> tuple[bool, int]:
+    """(the validator's answer check passes, tokens): the shipped `answer_item` prompt, a short reason then
+    a letter, at the validator role's defaults; it passes when the letter is the key's, as in a run."""
+    spec = ModelSpec()
+    reply = client.chat.completions.create(
+        model="embedded", messages=pack.messages("answer_item", item=item), temperature=spec.temperature,
+        max_tokens=spec.max_tokens, response_format={"type": "json_schema", "json_schema": {
+            "name": "answer", "schema": schema_for(AnswerOut), "strict": True}})
+    usage = reply.usage
+    tokens = (usage.prompt_tokens + usage.completion_tokens) if usage else 0
+    try:
+        picked = AnswerOut.model_validate_json(reply.choices[0].message.content or "").answer
+    except ValueError:
+        return False, tokens
+    return picked == item.answer_letter, tokens
+
+
 def rationale_names(item: QAItem) -> str:
     """"key" when the draft's rationale names the key's text and no other option's, "other" when it names
     exactly one other option, "" otherwise (none, or several)."""
@@ -171,6 +194,9 @@ def main() -> None:
     parser.add_argument("--variants", default="examples/index,none/index,avoid/index",
                         help="comma-separated EXAMPLES/FORMAT: examples|none|avoid / index|letter|text")
     parser.add_argument("--probe", action="store_true", help="ask each usable draft of the panel's two-order probe")
+    parser.add_argument("--answer-check", action="store_true",
+                        help="with --probe: also ask each usable draft of the validator's answer check, and "
+                        "cross the two verdicts (does the generated answer refuse drafts the probe passes?)")
     parser.add_argument("--tag", default="expand_examples")
     args = parser.parse_args()
     subjects = [s for s in args.subjects.split(",") if s]
@@ -185,7 +211,8 @@ def main() -> None:
     writer = ROLE_DEFAULTS["writer"]
     started = time.monotonic()
     per: dict[str, dict[str, Any]] = {v: {"outcomes": Counter(), "prompt": 0, "completion": 0, "calls": 0,
-                                          "probe_key": 0, "probed": 0, "probe_tokens": 0, "rationale": Counter()}
+                                          "probe_key": 0, "probed": 0, "probe_tokens": 0, "rationale": Counter(),
+                                          "verdicts": Counter(), "check_tokens": 0}
                                       for v in variants}
     rows: list[dict[str, Any]] = []
     for s_index, subject in enumerate(subjects):
@@ -235,7 +262,15 @@ def main() -> None:
                     stats["probe_tokens"] += tokens
                     favourite = max(range(len(probs)), key=probs.__getitem__)
                     stats["probe_key"] += favourite == item.answer
-                    probed.append({"key": item.answer, "favourite": favourite, "p_key": round(probs[item.answer], 3)})
+                    row = {"key": item.answer, "favourite": favourite, "p_key": round(probs[item.answer], 3)}
+                    if args.answer_check:
+                        passed, tokens = answer_check(client, pack, item)
+                        stats["check_tokens"] += tokens
+                        panel_ok = -margin_against(probs, item.answer) < NEW_KEY_LEAD  # the run's key check
+                        stats["verdicts"][f"check {'passes' if passed else 'refuses'}, "
+                                          f"panel {'passes' if panel_ok else 'refuses'}"] += 1
+                        row |= {"check_passes": passed, "panel_passes": panel_ok}
+                    probed.append(row)
             rows.append({"subject": subject, "skill": skill, "variant": variant, "outcomes": outcomes,
                          "drafts": drafts, "probed": probed,
                          "prompt_tokens": usage.prompt_tokens if usage else 0,
@@ -252,7 +287,8 @@ def main() -> None:
                             "outcomes": dict(stats["outcomes"].most_common()), "prompt_tokens": stats["prompt"],
                             "completion_tokens": stats["completion"], "rationale": dict(stats["rationale"]),
                             "probed": stats["probed"], "probe_favours_key": stats["probe_key"],
-                            "probe_tokens": stats["probe_tokens"],
+                            "probe_tokens": stats["probe_tokens"], "verdicts": dict(stats["verdicts"]),
+                            "check_tokens": stats["check_tokens"],
                             "tokens_per_usable": round(tokens / usable) if usable else None}
     result = {"subjects": subjects, "pool": args.pool, "drafts_per_call": args.drafts, "variants": variants,
               "probe": args.probe, "summary": summary, "rows": rows,
@@ -274,6 +310,13 @@ def main() -> None:
                      f"{s['probe_favours_key']} of {s['probed']}" if args.probe else "not asked",
                      round(s["prompt_tokens"] / max(1, per[v]["calls"])), s["tokens_per_usable"] or "-"]
                     for v, s in summary.items()]),
+             *([
+                 "", "The validator's answer check (a short reason, then a letter) against the panel's key check "
+                 f"(two-order probe; refuses when another option leads the key by {NEW_KEY_LEAD}), on the usable drafts:",
+                 "", table(["variant", *VERDICTS, "answer-check tokens / draft"],
+                           [[v, *(s["verdicts"].get(k, 0) for k in VERDICTS),
+                             round(s["check_tokens"] / max(1, s["probed"]))] for v, s in summary.items()])]
+               if args.answer_check else []),
              "", f"Total: {result['elapsed_s']} s."]
     write_results(args.tag, result, "\n".join(lines))
 
