@@ -1,8 +1,8 @@
 """How should the expand writer be asked: which examples, and in which answer format? Measured per draft.
 
 The batch expand prompt (`refine_expand_batch`) shows two items of the template's subject as "examples of
-the style (do not copy them)", and asks for each draft's options and "the 0-based index of the correct
-option". Two things went wrong in runs: in every `make demo` the 1.5B writer returned some examples nearly
+the style (do not copy them)", and asks for each draft's options, a rationale and "the 0-based index" of
+the correct option. Two things went wrong in runs: in every `make demo` the 1.5B writer returned some examples nearly
 verbatim (refused for free as too close to an existing item, but the writer's tokens are spent), and on the
 50k JSD runs the validator's solver most often refused a draft by picking the option just before its key,
 as a writer counting options from 1 would have keyed it. This eval asks the shipped prompt, one batch of
@@ -10,10 +10,12 @@ as a writer counting options from 1 would have keyed it. This eval asks the ship
 
 - EXAMPLES `examples`: as shipped, two items with their options and answer letter; `none`: no examples;
   `avoid`: the two items' stems only, listed as questions the set already has, to write about other facts.
-- FORMAT `index`: as shipped (`choices` and a 0-based `answer_index`); `letter`: `choices` and the letter of
-  the correct option; `text`: the correct answer's text and the wrong options apart, the key then placed
-  at a position drawn from the draft's hash (no index to get wrong); `reasonfirst`: as shipped, but the
-  rationale is asked before the index (a grammar-constrained writer writes the fields in schema order).
+- FORMAT `reasonfirst`: as shipped (`choices`, a one-sentence rationale naming the correct option, then its
+  0-based `answer_index`: a grammar-constrained writer writes the fields in schema order, so the reason
+  comes before the index); `index`: as shipped before 6 Dec, the index first and the rationale after it;
+  `letter`: `choices` and the letter of the correct option; `text`: the correct answer's text and the
+  wrong options apart, the key then placed at a position drawn from the draft's hash (no index to get
+  wrong). The last three ask for the rationale after the answer, as the shipped prompt did then.
 
 Each draft is read as a run reads it: built into an item (distinct options, key in range), the structural
 checks, the new-item soundness check and the run's near-duplicate index over the subject's items (the pool a
@@ -23,10 +25,10 @@ read for the one option it names. Reported per variant: usable drafts, copies, o
 probe's favourite is the key, how often the rationale names another option than the key, tokens per usable
 draft. Direct calls to the embedded server at the writer's temperature; no run store, no budget.
 
-  .venv/bin/python evals/eval_expand_examples.py --variants examples/index,none/index,avoid/index \\
+  .venv/bin/python evals/eval_expand_examples.py --variants examples/reasonfirst,none/reasonfirst \\
       --tag expand_examples
-  .venv/bin/python evals/eval_expand_examples.py --variants examples/index,examples/letter,examples/text \\
-      --probe --tag expand_formats
+  .venv/bin/python evals/eval_expand_examples.py --variants examples/index,examples/reasonfirst --probe \\
+      --answer-check --tag expand_reasonfirst_check
 """
 
 from __future__ import annotations
@@ -65,13 +67,15 @@ EXAMPLES_BLOCK = "{% if examples %}Examples of the style (do not copy them):"
 AVOID_BLOCK = ("{% if examples %}The set already has these questions; write about other facts and do not reuse "
                "their wording:\n  {% for ex in examples %}- {{ ex.question }}\n  {% endfor %}{% endif %}"
                "{% if false %}")
-ANSWER_LINE = "{{ n_choices }} options, the 0-based index of the correct option"  # as shipped
-ANSWER_WORDING = {"index": ANSWER_LINE,
-                  "reasonfirst": "{{ n_choices }} options, then a one-sentence rationale that names the correct "
-                                 "option, then the 0-based index of that option",
-                  "letter": "{{ n_choices }} options, the letter of the correct option (A for the first option)",
-                  "text": "the text of the correct answer, {{ n_choices - 1 }} wrong options"}
-
+ANSWER_LINE = ("{{ n_choices }} options, then a one-sentence rationale that names the correct option, then the "
+               "0-based index of that option.")  # as shipped
+ANSWER_WORDING = {"reasonfirst": ANSWER_LINE,
+                  "index": "{{ n_choices }} options, the 0-based index of the correct option, and a one-sentence "
+                           "rationale.",
+                  "letter": "{{ n_choices }} options, the letter of the correct option (A for the first option), "
+                            "and a one-sentence rationale.",
+                  "text": "the text of the correct answer, {{ n_choices - 1 }} wrong options, and a one-sentence "
+                          "rationale."}
 
 VERDICTS = ("check passes, panel passes", "check refuses, panel passes", "check passes, panel refuses",
             "check refuses, panel refuses")
@@ -91,18 +95,17 @@ class TextDraft(BaseModel):
     rationale: str = Field(max_length=300)
 
 
-class ReasonFirstDraft(BaseModel):
-    """The shipped draft with its rationale asked before the key's index: a grammar-constrained writer
-    writes the fields in this order, so the index comes after the reason for it."""
+class IndexFirstDraft(BaseModel):
+    """The draft as shipped before the rationale was asked first: the key's index, then the reason."""
 
     question: str = Field(min_length=5, max_length=800)
     choices: list[str] = Field(min_length=2, max_length=10)
-    rationale: str = Field(max_length=300)
     answer_index: int = Field(ge=0, le=9)
+    rationale: str = Field(max_length=300)
 
 
-DRAFT_SCHEMAS: dict[str, type[BaseModel]] = {"index": ItemDraft, "letter": LetterDraft, "text": TextDraft,
-                                             "reasonfirst": ReasonFirstDraft}
+DRAFT_SCHEMAS: dict[str, type[BaseModel]] = {"reasonfirst": ItemDraft, "index": IndexFirstDraft,
+                                             "letter": LetterDraft, "text": TextDraft}
 
 
 def variant_pack(pack: Pack, examples: str, answer: str) -> Pack:
@@ -112,8 +115,6 @@ def variant_pack(pack: Pack, examples: str, answer: str) -> Pack:
         raise SystemExit(f"{BATCH_PROMPT}: its wording changed; update this eval's replacements")
     if examples == "avoid":
         user = user.replace(EXAMPLES_BLOCK, AVOID_BLOCK, 1)
-    if answer == "reasonfirst":  # the rationale moves ahead of the index, so the sentence's tail goes
-        user = user.replace(ANSWER_LINE + ", and a one-sentence rationale", ANSWER_LINE, 1)
     user = user.replace(ANSWER_LINE, ANSWER_WORDING[answer])
     prompts = {**pack.prompts, BATCH_PROMPT: {**pack.prompts[BATCH_PROMPT], "user": user}}
     return dataclasses.replace(pack, prompts=prompts)
@@ -191,7 +192,7 @@ def main() -> None:
     parser.add_argument("--subjects", default=SUBJECTS, help="comma-separated MMLU subjects")
     parser.add_argument("--pool", type=int, default=6, help="items per subject a run would hold (the dedup pool)")
     parser.add_argument("--drafts", type=int, default=4, help="drafts per batch call")
-    parser.add_argument("--variants", default="examples/index,none/index,avoid/index",
+    parser.add_argument("--variants", default="examples/reasonfirst,none/reasonfirst,avoid/reasonfirst",
                         help="comma-separated EXAMPLES/FORMAT: examples|none|avoid / index|letter|text")
     parser.add_argument("--probe", action="store_true", help="ask each usable draft of the panel's two-order probe")
     parser.add_argument("--answer-check", action="store_true",

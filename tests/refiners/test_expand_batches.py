@@ -108,7 +108,7 @@ def test_a_batch_that_does_not_fit_the_budget_left_falls_back_to_one_draft_per_t
 
     seen: list[bool] = []
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: seen.append(is_batch_prompt(m)) or draft()))
-    ctx.ledger = Ledger(cap=1_500)  # a single draft's reservation fits, four drafts' does not
+    ctx.ledger = Ledger(cap=1_700)  # a single draft's reservation fits, four drafts' does not
     ctx._clients.clear()
     candidates = run_together(ctx, tasks_of("r1-b", 4)[:1])
     assert candidates[0].item is not None and not candidates[0].error, candidates[0].error
