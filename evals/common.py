@@ -159,6 +159,16 @@ def last_attempts(run_dir: Path, operations: Collection[str]) -> dict[str, dict[
     return last
 
 
+def expand_landings(run_dir: Path) -> list[tuple[dict[str, Any], str | None]]:
+    """Each expand's last attempt in a run, with the cell its new item was measured into (its label in the
+    refined set) when it was committed, else None. The cell comes from the refined set, never from the
+    change's `after`: that is the draft as written, which carries the cell it was written for."""
+    cells = {item.id: item.cell.key for item in read_jsonl(Path(run_dir) / "refined.jsonl")}
+    return [(change, cells.get(str((change.get("after") or {}).get("id")), "not in the refined set")
+             if change.get("outcome") == "committed" else None)
+            for change in last_attempts(run_dir, {"expand"}).values()]
+
+
 def reduction(before: float | None, after: float | None) -> float | None:
     """Relative reduction (1 = divergence gone); None when undefined."""
     if before is None or after is None or before <= 0:

@@ -49,15 +49,14 @@ from pydantic import BaseModel, Field, create_model
 from refinelab.agents.dedup import DuplicateIndex
 from refinelab.agents.expand_batches import BATCH_PROMPT
 from refinelab.agents.refiner import strip_option_labels
-from refinelab.agents.validation.measured import NEW_KEY_LEAD
+from refinelab.agents.validation.measured import NEW_KEY_LEAD, contradicted_key
 from refinelab.agents.validation.structural import lacks_its_passage, structural_flaws
 from refinelab.config import ROLE_DEFAULTS, ModelSpec
 from refinelab.domains import load_skills, load_subject_domains
 from refinelab.errors import validation_problems
-from refinelab.metrics.option_probs import margin_against
 from refinelab.model_outputs import AnswerOut, ItemDraft
 from refinelab.prompts.loader import Pack
-from refinelab.schema import LETTERS, QAItem, normalise_text
+from refinelab.schema import LETTERS, Diagnostic, QAItem, normalise_text
 from refinelab.tools.llm import schema_for
 
 SUBJECTS = ("astronomy,virology,college_chemistry,high_school_world_history,econometrics,philosophy,marketing,"
@@ -267,7 +266,9 @@ def main() -> None:
                     if args.answer_check:
                         passed, tokens = answer_check(client, pack, item)
                         stats["check_tokens"] += tokens
-                        panel_ok = -margin_against(probs, item.answer) < NEW_KEY_LEAD  # the run's key check
+                        pooled = Diagnostic(item_id=item.id, check="panel", flag=False, score=0.0,
+                                            evidence={"pooled": probs})
+                        panel_ok = not contradicted_key(pooled, item)  # the run's key check on a new item
                         stats["verdicts"][f"check {'passes' if passed else 'refuses'}, "
                                           f"panel {'passes' if panel_ok else 'refuses'}"] += 1
                         row |= {"check_passes": passed, "panel_passes": panel_ok}

@@ -27,29 +27,29 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, UNIFORM_TARGETS, last_attempts, log, read_jsonl, reduction, table, write_results  # noqa: E402
+from common import RESULTS, UNIFORM_TARGETS, expand_landings, log, reduction, table, write_results  # noqa: E402
 
 from refinelab.metrics.divergence import jensen_shannon  # noqa: E402
 from refinelab.metrics.targets import load_targets  # noqa: E402
-from refinelab.operations import Op  # noqa: E402
 
 REFUSED = "(refused)"
 
 
+def cut_by_budget(change: dict[str, Any]) -> bool:
+    """An expand the budget cut short measured nothing: left out of the table and of the count, as the
+    planner leaves it out of a cell's record (`planner_agent.new_item_outcomes`)."""
+    return change.get("outcome") != "committed" and "budget exhausted" in str(change.get("reason") or "")
+
+
 def landing_table(run_dirs: list[Path]) -> dict[str, Counter[str]]:
-    """skill written for -> Counter of the skill measured for each kept expand, and REFUSED for the rest
-    (each expand's last attempt; edits cut short by the budget left out)."""
+    """skill written for -> Counter of the skill measured for each kept expand, and REFUSED for the rest."""
     landed: dict[str, Counter[str]] = defaultdict(Counter)
     for run_dir in run_dirs:
-        skills = {item.id: item.skill for item in read_jsonl(run_dir / "refined.jsonl")}
-        for change in last_attempts(run_dir, {Op.EXPAND.value}).values():
-            if "budget" in str(change.get("reason") or "") and change.get("outcome") != "committed":
+        for change, cell in expand_landings(run_dir):
+            if cut_by_budget(change):
                 continue
             aimed = str(change.get("target") or "|").split("|", 1)[1]
-            if change.get("outcome") == "committed":
-                landed[aimed][skills.get(str((change.get("after") or {}).get("id")), "not in the set")] += 1
-            else:
-                landed[aimed][REFUSED] += 1
+            landed[aimed][REFUSED if cell is None else cell.split("|", 1)[-1]] += 1
     return landed
 
 
@@ -98,12 +98,14 @@ def main() -> None:
     shares = {aimed: {skill: n / sum(row.values()) for skill, n in row.items() if skill != REFUSED}
               for aimed, row in table_counts.items()}
     first = results[0]["curve"][0]
-    targets = load_targets(results[0].get("targets_path") or UNIFORM_TARGETS)
+    if results[0].get("targets") != UNIFORM_TARGETS.name:
+        raise SystemExit(f"{tags[0]} was run towards {results[0].get('targets')}; this script reads "
+                         f"{UNIFORM_TARGETS.name} only")
+    targets = load_targets(UNIFORM_TARGETS)
     target = {cell.key: w for cell, w in targets.coverage_cells().items()}
     start = {cell: first["coverage_before"].get(cell, 0.0) * first["items_before"] for cell in target}
     before = jensen_shannon({k: v for k, v in start.items() if v > 0}, target)
-    finished = sum(1 for c in last_attempts(Path(first["run_dir"]), {Op.EXPAND.value}).values()
-                   if c.get("outcome") == "committed" or "budget" not in str(c.get("reason") or ""))
+    finished = sum(not cut_by_budget(change) for change, _ in expand_landings(Path(first["run_dir"])))
     simulated = []
     for expands in (finished, 2 * finished):
         naive = simulate(start, target, shares, expands, by_table=False)

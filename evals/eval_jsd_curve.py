@@ -38,13 +38,13 @@ from common import (  # noqa: E402
     deadline,
     deadline_seconds,
     domain_jsd,
+    expand_landings,
     last_attempts,
     log,
     measured_buckets,
     model_label,
     num,
     pct,
-    read_jsonl,
     reduction,
     settings_for,
     skewed_mix,
@@ -130,29 +130,23 @@ def new_item_buckets(run_dir: Path, targets: Any) -> dict[str, int]:
 
 
 def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
-    """Where the run's committed expands landed against the cell they were written for, and why each new
-    item given up was refused (its last attempt's reason, as `refusal_kind`): what limits how far a budget
-    moves coverage.
-
-    Where an item landed is read from the refined set, i.e. the cell the run's labeller measured. The
-    change's `after` is the draft as written, which carries the cell it was written for: read from it,
-    every committed expand looked as if it had landed in its own cell."""
-    cells = {item.id: item.cell.key for item in read_jsonl(Path(run_dir) / "refined.jsonl")}
+    """Where the run's committed expands landed against the cell they were written for (the refined set's
+    label, `expand_landings`), and why each new item given up was refused (its last attempt's reason, as
+    `refusal_kind`): what limits how far a budget moves coverage."""
     landed: Counter[str] = Counter()
     elsewhere: Counter[str] = Counter()  # "written for -> measured in", for the expands that moved
     refused: Counter[str] = Counter()
     drafts: Counter[str] = Counter()  # attempts (each a writer draft) per operation
     for line in (Path(run_dir) / "changes.jsonl").read_text(encoding="utf-8").splitlines():
         drafts[json.loads(line).get("operation", "")] += 1
-    last = last_attempts(run_dir, {Op.EXPAND.value, Op.GENERATE.value})
-    for change in last.values():
-        if change.get("outcome") == "committed":
-            if change["operation"] == Op.EXPAND.value:
-                cell = cells.get(str((change.get("after") or {}).get("id")), "not in the refined set")
-                landed["in its cell" if cell == change.get("target") else "in another cell"] += 1
-                if cell != change.get("target"):
-                    elsewhere[f"{change.get('target')} -> {cell}"] += 1
-        else:
+    for change, cell in expand_landings(run_dir):
+        if cell is None:
+            continue
+        landed["in its cell" if cell == change.get("target") else "in another cell"] += 1
+        if cell != change.get("target"):
+            elsewhere[f"{change.get('target')} -> {cell}"] += 1
+    for change in last_attempts(run_dir, {Op.EXPAND.value, Op.GENERATE.value}).values():
+        if change.get("outcome") != "committed":
             refused[refusal_kind(str(change.get("reason") or "no reason"))] += 1
     return {"landed": dict(landed), "landed_elsewhere": dict(elsewhere.most_common()),
             "refused": dict(refused.most_common()), "drafts": dict(drafts)}
