@@ -27,6 +27,7 @@ from refinelab.config import EMBEDDED, ModelSpec, Roles, Settings, load_settings
 from refinelab.errors import BudgetExhausted
 from refinelab.io import load_dataset, read_jsonl
 from refinelab.metrics.divergence import jensen_shannon
+from refinelab.operations import Op
 from refinelab.schema import Dataset, QAItem
 from refinelab.tools.ledger import Ledger
 
@@ -166,7 +167,7 @@ def expand_landings(run_dir: Path) -> list[tuple[dict[str, Any], str | None]]:
     cells = {item.id: item.cell.key for item in read_jsonl(Path(run_dir) / "refined.jsonl")}
     return [(change, cells.get(str((change.get("after") or {}).get("id")), "not in the refined set")
              if change.get("outcome") == "committed" else None)
-            for change in last_attempts(run_dir, {"expand"}).values()]
+            for change in last_attempts(run_dir, {Op.EXPAND.value}).values()]
 
 
 def reduction(before: float | None, after: float | None) -> float | None:
