@@ -9,7 +9,10 @@ as a writer counting options from 1 would have keyed it. This eval asks the ship
 `--drafts` drafts per subject, in variants `EXAMPLES/FORMAT`:
 
 - EXAMPLES `examples`: as shipped, two items with their options and answer letter; `none`: no examples;
-  `avoid`: the two items' stems only, listed as questions the set already has, to write about other facts.
+  `avoid`: the two items' stems only, listed as questions the set already has, to write about other facts;
+  `skilled`: two items shown the same way, chosen for the skill the batch is written for (labelled that
+  skill by the exemplar labeller: the subject's own first, then its domain's, then any subject's, from the
+  first `--label-pool` items of each subject), the subject's items filling in when too few are.
 - FORMAT `reasonfirst`: as shipped (`choices`, a one-sentence rationale naming the correct option, then its
   0-based `answer_index`: a grammar-constrained writer writes the fields in schema order, so the reason
   comes before the index); `index`: as shipped before 6 Dec, the index first and the rationale after it;
@@ -21,7 +24,9 @@ Each draft is read as a run reads it: built into an item (distinct options, key 
 checks, the new-item soundness check and the run's near-duplicate index over the subject's items (the pool a
 run would hold) and over the batch's earlier drafts. A usable draft is then asked of the panel's two-order
 letter probe (the measurement that refuses a new item whose key another option leads), and its rationale is
-read for the one option it names. Reported per variant: usable drafts, copies, other refusals, how often the
+read for the one option it names, and labelled as an exemplar-labelled run labels a new item (the
+regex signals, else the skill whose taxonomy examples are nearest in MiniLM space; no model call): a draft
+"lands" when that is the skill it was written for. Reported per variant: usable drafts, copies, other refusals, how often the
 probe's favourite is the key, how often the rationale names another option than the key, tokens per usable
 draft. Direct calls to the embedded server at the writer's temperature; no run store, no budget.
 
@@ -29,6 +34,8 @@ draft. Direct calls to the embedded server at the writer's temperature; no run s
       --tag expand_examples
   .venv/bin/python evals/eval_expand_examples.py --variants examples/index,examples/reasonfirst --probe \\
       --answer-check --tag expand_reasonfirst_check
+  .venv/bin/python evals/eval_expand_examples.py --variants examples/reasonfirst,skilled/reasonfirst \\
+      --tag expand_skilled
 """
 
 from __future__ import annotations
@@ -42,21 +49,26 @@ import time
 from collections import Counter
 from typing import Any, Literal
 
-from common import by_subject, log, mmlu, table, write_results
+import numpy as np
+from common import by_subject, log, mmlu, skewed_mix, table, write_results
 from eval_probe_format import embedded_prober, two_order_probe
 from pydantic import BaseModel, Field, create_model
 
 from refinelab.agents.dedup import DuplicateIndex
 from refinelab.agents.expand_batches import BATCH_PROMPT
+from refinelab.agents.labels import COMPUTE_SKILL, nearest_skill
 from refinelab.agents.refiner import strip_option_labels
+from refinelab.agents.style_examples import skill_examples
 from refinelab.agents.validation.measured import NEW_KEY_LEAD, contradicted_key
 from refinelab.agents.validation.structural import lacks_its_passage, structural_flaws
 from refinelab.config import ROLE_DEFAULTS, ModelSpec
-from refinelab.domains import load_skills, load_subject_domains
+from refinelab.domains import SkillTaxonomy, SubjectDomains, load_skills, load_subject_domains
 from refinelab.errors import validation_problems
+from refinelab.metrics.item_signals import regex_route, route_signals
 from refinelab.model_outputs import AnswerOut, ItemDraft
 from refinelab.prompts.loader import Pack
 from refinelab.schema import LETTERS, Diagnostic, QAItem, normalise_text
+from refinelab.tools.embeddings import get_embedder, normalize
 from refinelab.tools.llm import schema_for
 
 SUBJECTS = ("astronomy,virology,college_chemistry,high_school_world_history,econometrics,philosophy,marketing,"
@@ -75,6 +87,38 @@ ANSWER_WORDING = {"reasonfirst": ANSWER_LINE,
                             "and a one-sentence rationale.",
                   "text": "the text of the correct answer, {{ n_choices - 1 }} wrong options, and a one-sentence "
                           "rationale."}
+
+JSD_MIX = dict(n=100, heavy=("high_school_mathematics", "elementary_mathematics"), heavy_share=0.7, seed=0)
+EXAMPLE_MODES = ("examples", "none", "avoid", "skilled")
+
+
+class ExemplarLabeller:
+    """A new item's skill as an exemplar-labelled run reads it (agents/labels.py, `skill_method="exemplars"`):
+    `calculation` when the regex signals call it computable, else the skill whose taxonomy examples are
+    nearest to the stem; no model call."""
+
+    def __init__(self, skills: SkillTaxonomy) -> None:
+        self.embedder = get_embedder()
+        self.vectors = {name: normalize(self.embedder.embed(list(skills.examples[name])))
+                        for name in skills.names if skills.examples.get(name)}
+        self.computes = COMPUTE_SKILL in skills.names
+
+    def __call__(self, item: QAItem) -> str:
+        if self.computes and regex_route(route_signals(item)) == "pot":
+            return COMPUTE_SKILL
+        stem: np.ndarray = normalize(self.embedder.embed([item.question]))[0]
+        return nearest_skill(self.vectors, stem)[0]
+
+
+def labelled_store(subjects: list[str], groups: dict[str, list[QAItem]], pool_size: int,
+                   domains: SubjectDomains, label: ExemplarLabeller) -> list[QAItem]:
+    """What a JSD run's store holds, labelled as its profile labels by exemplars: the eval's skewed MMLU
+    mix (`JSD_MIX`, as eval_jsd_curve builds it), with each subject's pool, domain from the subject map."""
+    items = list(skewed_mix(**JSD_MIX))  # type: ignore[arg-type]
+    seen = {i.id for i in items}
+    items += [i for s in subjects for i in groups[s][:pool_size] if i.id not in seen]
+    return [i.model_copy(update={"domain": domains.domain_for(i.subject) or "other", "skill": label(i)}) for i in items]
+
 
 VERDICTS = ("check passes, panel passes", "check refuses, panel passes", "check passes, panel refuses",
             "check refuses, panel refuses")
@@ -192,7 +236,8 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=6, help="items per subject a run would hold (the dedup pool)")
     parser.add_argument("--drafts", type=int, default=4, help="drafts per batch call")
     parser.add_argument("--variants", default="examples/reasonfirst,none/reasonfirst,avoid/reasonfirst",
-                        help="comma-separated EXAMPLES/FORMAT: examples|none|avoid / index|letter|text")
+                        help="comma-separated EXAMPLES/FORMAT: examples|none|avoid|skilled / "
+                        "reasonfirst|index|letter|text")
     parser.add_argument("--probe", action="store_true", help="ask each usable draft of the panel's two-order probe")
     parser.add_argument("--answer-check", action="store_true",
                         help="with --probe: also ask each usable draft of the validator's answer check, and "
@@ -203,16 +248,19 @@ def main() -> None:
     variants = [v for v in args.variants.split(",") if v]
     for variant in variants:
         examples_mode, _, answer = variant.partition("/")
-        if examples_mode not in ("examples", "none", "avoid") or answer not in DRAFT_SCHEMAS:
+        if examples_mode not in EXAMPLE_MODES or answer not in DRAFT_SCHEMAS:
             raise SystemExit(f"--variants: {variant!r} is not EXAMPLES/FORMAT")
     groups = by_subject(mmlu())
     domains, skills = load_subject_domains(), load_skills()
+    label = ExemplarLabeller(skills)
+    store = labelled_store(subjects, groups, args.pool, domains, label)
     client, pack = embedded_prober()
     writer = ROLE_DEFAULTS["writer"]
     started = time.monotonic()
     per: dict[str, dict[str, Any]] = {v: {"outcomes": Counter(), "prompt": 0, "completion": 0, "calls": 0,
                                           "probe_key": 0, "probed": 0, "probe_tokens": 0, "rationale": Counter(),
-                                          "verdicts": Counter(), "check_tokens": 0}
+                                          "verdicts": Counter(), "check_tokens": 0, "landed": 0,
+                                          "landed_as": Counter()}
                                       for v in variants}
     rows: list[dict[str, Any]] = []
     for s_index, subject in enumerate(subjects):
@@ -223,10 +271,15 @@ def main() -> None:
         index.add(pool)
         for variant in variants:
             examples_mode, _, answer = variant.partition("/")
+            shown = examples
+            if examples_mode == "skilled":
+                domain = domains.domain_for(subject) or "other"
+                shown = skill_examples(store, subject, domain, skill, template.id)
+                index.add([e for e in shown if e not in pool])  # a run's dedup index holds its whole store
             messages = variant_pack(pack, examples_mode, answer).messages(
                 BATCH_PROMPT, count=args.drafts, n_choices=len(template.choices), subject=subject,
                 domain=domains.domain_for(subject, "other"), skill=skill, skill_description=skills.skills[skill],
-                examples=[] if examples_mode == "none" else examples, aims=[], aim_hints={}, bucket="",
+                examples=[] if examples_mode == "none" else shown, aims=[], aim_hints={}, bucket="",
                 bucket_hint="", feedback="")
             schema = create_model("ItemDrafts", items=(list[DRAFT_SCHEMAS[answer]],  # type: ignore[valid-type]
                                                        Field(min_length=args.drafts, max_length=args.drafts)))
@@ -251,10 +304,13 @@ def main() -> None:
             outcomes = [outcome for outcome, _ in read]
             outcomes += ["no draft (reply unparsable or short)"] * (args.drafts - len(outcomes))
             stats["outcomes"].update(outcomes)
-            probed = []
+            probed, landed_as = [], []
             for _, item in read:
                 if item is None:
                     continue
+                landed_as.append(label(item))
+                stats["landed"] += landed_as[-1] == skill
+                stats["landed_as"][landed_as[-1]] += 1
                 stats["rationale"][rationale_names(item) or "neither"] += 1
                 if args.probe:
                     probs, tokens = two_order_probe(client, pack, item)
@@ -274,10 +330,14 @@ def main() -> None:
                         row |= {"check_passes": passed, "panel_passes": panel_ok}
                     probed.append(row)
             rows.append({"subject": subject, "skill": skill, "variant": variant, "outcomes": outcomes,
+                         "examples": [e.id for e in shown] if examples_mode != "none" else [],
+                         "example_skills": [e.skill for e in shown] if examples_mode == "skilled" else [],
+                         "landed_as": landed_as,
                          "drafts": drafts, "probed": probed,
                          "prompt_tokens": usage.prompt_tokens if usage else 0,
                          "completion_tokens": usage.completion_tokens if usage else 0})
-            log(f"{subject} [{variant}] {Counter(outcomes).most_common()} probe favours key "
+            log(f"{subject} [{variant}] {Counter(outcomes).most_common()} landed {landed_as.count(skill)}/"
+                f"{len(landed_as)} as {skill} probe favours key "
                 f"{sum(p['favourite'] == p['key'] for p in probed)}/{len(probed)} ({time.monotonic() - started:.0f} s)")
     summary = {}
     for variant, stats in per.items():
@@ -290,7 +350,8 @@ def main() -> None:
                             "completion_tokens": stats["completion"], "rationale": dict(stats["rationale"]),
                             "probed": stats["probed"], "probe_favours_key": stats["probe_key"],
                             "probe_tokens": stats["probe_tokens"], "verdicts": dict(stats["verdicts"]),
-                            "check_tokens": stats["check_tokens"],
+                            "check_tokens": stats["check_tokens"], "landed": stats["landed"],
+                            "landed_as": dict(stats["landed_as"].most_common()),
                             "tokens_per_usable": round(tokens / usable) if usable else None}
     result = {"subjects": subjects, "pool": args.pool, "drafts_per_call": args.drafts, "variants": variants,
               "probe": args.probe, "summary": summary, "rows": rows,
@@ -303,12 +364,13 @@ def main() -> None:
              "another option': the draft's rationale quotes exactly one option and it is not the key. 'Probe "
              "favours the key': the panel's two-order letter probe puts most mass on the key.", "",
              table(["variant", "drafts", "usable", "copies of an existing item", "other refusals",
-                    "rationale names another option", "probe favours the key", "prompt tokens / call",
-                    "writer tokens / usable draft"],
+                    "rationale names another option", "labelled the skill written for", "labelled as",
+                    "probe favours the key", "prompt tokens / call", "writer tokens / usable draft"],
                    [[v, s["drafts"], f"{s['usable']} ({s['usable'] / max(1, s['drafts']):.0%})", s["copies"],
                      "; ".join(f"{k} x{n}" for k, n in s["outcomes"].items()
                                if k not in ("usable", "copy of an existing item")) or "-",
-                     f"{s['rationale'].get('other', 0)} of {s['usable']}",
+                     f"{s['rationale'].get('other', 0)} of {s['usable']}", f"{s['landed']} of {s['usable']}",
+                     ", ".join(f"{k} {n}" for k, n in s["landed_as"].items()) or "-",
                      f"{s['probe_favours_key']} of {s['probed']}" if args.probe else "not asked",
                      round(s["prompt_tokens"] / max(1, per[v]["calls"])), s["tokens_per_usable"] or "-"]
                     for v, s in summary.items()]),

@@ -79,7 +79,8 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
     options = RunOptions(operations=args.operations, validators=[], dedup="lexical", pilot_per_op=pilot,
                          allow_shrink=args.allow_shrink, min_size=args.min_size, skill_method=args.skill_method,
                          measure_new_item_cells=not args.unmeasured_new_items, expand_batch=args.expand_batch,
-                         expand_spares=args.expand_spares, expand_aims_difficulty=args.expand_aims)
+                         expand_spares=args.expand_spares, expand_aims_difficulty=args.expand_aims,
+                         expand_examples=args.expand_examples)
     started = time.monotonic()
     with deadline(seconds) as stop:
         result = refine(dataset, budget=budget + profiling_tokens, targets=targets, settings=settings, run_id=run_id, options=options)
@@ -231,7 +232,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"shrinking {'allowed' if result.get('allow_shrink') else 'not allowed'}, size floor "
         f"{result.get('min_size') or '90% of the input'}; expand drafts per writer call: {result.get('expand_batch', 1)}"
         f"{' + ' + str(result['expand_spares']) + ' spares for retries' if result.get('expand_spares') else ''}"
-        f"; expand aims at difficulty: {'yes' if result.get('expand_aims_difficulty') else 'no'}.",
+        f"; expand aims at difficulty: {'yes' if result.get('expand_aims_difficulty') else 'no'}"
+        f"; expand examples: {result.get('expand_examples', 'subject')}.",
         f"Profiling (labels, paid once, then replayed from the response cache): {result['profiling']['tokens']:,} "
         f"tokens, {result['profiling']['seconds']:.0f} s" + (" (deadline hit: some items unlabelled)"
                                                              if result["profiling"]["deadline_hit"] else "") + ".",
@@ -348,6 +350,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         help="the plan deals expand drafts difficulty aims (RunOptions.expand_aims_difficulty)")
     parser.add_argument("--expand-spares", type=int, default=0,
                         help="extra drafts per batch, for retries (RunOptions.expand_spares)")
+    parser.add_argument("--expand-examples", default=RunOptions().expand_examples, choices=("subject", "skill"),
+                        help="which of the set's items the expand writer is shown (RunOptions.expand_examples)")
     parser.add_argument("--rescore", metavar="TAG", help="read where an earlier run's new items landed again "
                         "from its stored run folders (no model call) and rewrite evals/results/TAG.*")
     args = parser.parse_args(argv)
@@ -379,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "pilot": pilot, "budgets": budgets, "profiling": profiling, "curve": curve, "elapsed_s": round(time.monotonic() - started, 1),
         "allow_shrink": args.allow_shrink, "min_size": args.min_size, "skill_method": args.skill_method,
         "expand_batch": args.expand_batch, "expand_spares": args.expand_spares,
-        "expand_aims_difficulty": args.expand_aims,
+        "expand_aims_difficulty": args.expand_aims, "expand_examples": args.expand_examples,
         "headline": {k: best[k] for k in ("budget", "coverage_jsd_reduction", "domain_jsd_reduction",
                                           "difficulty_jsd_reduction", "removal_share", "kept_share")},
     }

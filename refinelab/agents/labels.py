@@ -125,7 +125,13 @@ def exemplar_skill(ctx: AgentContext, item: QAItem) -> tuple[str, dict[str, floa
     vectors = exemplar_vectors(ctx)
     if not vectors:
         return UNSURE, {}
-    stem = normalize(ctx.embedder()([item.question]))[0]
+    return nearest_skill(vectors, normalize(ctx.embedder()([item.question]))[0])
+
+
+def nearest_skill(vectors: dict[str, np.ndarray], stem: np.ndarray) -> tuple[str, dict[str, float]]:
+    """(skill, similarity per skill) of a unit-length stem embedding against each skill's unit-length
+    example embeddings: the mean cosine of its `EXEMPLAR_TOP_K` closest examples; "unsure" below
+    `EXEMPLAR_MIN_SIMILARITY`."""
     similarity = {name: float(np.sort(v @ stem)[-EXEMPLAR_TOP_K:].mean()) for name, v in vectors.items()}
     best = max(similarity, key=similarity.__getitem__)
     return (best if similarity[best] >= EXEMPLAR_MIN_SIMILARITY else UNSURE), similarity

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from refinelab.agents.style_examples import ExampleChoice
 from refinelab.metrics.error_checks import ErrorModel
 from refinelab.operations import OPERATION_NAMES, operation
 
@@ -65,6 +66,10 @@ class RunOptions(BaseModel):
         "by the targets, and the writer is asked for them (agents/difficulty_aims.py); the new item still counts "
         "in the bucket the panel measures. Off by default: with the 1.5B writer 13 of 15 new items asked to be "
         "hard read easy, and the answer check refused twice as many of them")
+    expand_examples: ExampleChoice = Field(
+        "subject", description="expand: the set's items the writer is shown as examples of the style: subject "
+        "(the template's subject's first two) or skill (items labelled the skill the cell is short of, the "
+        "subject's first, then the domain's, then any; agents/style_examples.py)")
     expand_spares: int = Field(0, ge=0, le=8, description="expand_batch > 1: drafts each batch asks for beyond "
                                "one per task; a retry takes an unused one instead of a writer call of its own. Off: at 50k two "
                                "spares made drafts cheaper but not new items (1,188 tokens each against 1,161)")

@@ -31,6 +31,7 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty_aims import split_aims
 from refinelab.agents.expand_batches import BATCH_PROMPT, DraftShare, DraftSlot, batch_prompt_usable
 from refinelab.agents.key_correction import key_doubted, panel_key_move
+from refinelab.agents.style_examples import style_examples, subject_examples
 from refinelab.errors import LLMCallFailed, validation_problems
 from refinelab.metrics.distractors import (
     DistractorConfig,
@@ -59,8 +60,7 @@ BUCKET_HINTS = {
 
 
 def _examples(ctx: AgentContext, subject: str, exclude: str, limit: int = 2) -> list[QAItem]:
-    same = [i for i in ctx.store.items(("kept", "edited")) if i.subject == subject and i.id != exclude]
-    return same[:limit]
+    return subject_examples(ctx.store.items(("kept", "edited")), subject, exclude, limit)
 
 
 _LABEL = re.compile(r"^\(?([A-J])[.):]\s+")
@@ -111,7 +111,8 @@ def _expand_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict[s
     bucket = aims[position] if position < len(aims) else ""
     return {"subject": base.subject, "domain": cell.domain or base.domain, "skill": cell.skill,
             "skill_description": ctx.skills.skills.get(cell.skill, ""),
-            "examples": _examples(ctx, base.subject, base.id),
+            "examples": style_examples(ctx.options.expand_examples, ctx.store.items(("kept", "edited")),
+                                       base.subject, cell.domain or base.domain, cell.skill, base.id),
             "aims": aims, "aim_hints": {name: BUCKET_HINTS[name] for name in dict.fromkeys(aims) if name in BUCKET_HINTS},
             "bucket": bucket, "bucket_hint": BUCKET_HINTS.get(bucket, "")}
 
