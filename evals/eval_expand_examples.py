@@ -12,7 +12,11 @@ as a writer counting options from 1 would have keyed it. This eval asks the ship
   `avoid`: the two items' stems only, listed as questions the set already has, to write about other facts;
   `skilled`: two items shown the same way, chosen for the skill the batch is written for (labelled that
   skill by the exemplar labeller: the subject's own first, then its domain's, then any subject's, from the
-  first `--label-pool` items of each subject), the subject's items filling in when too few are.
+  JSD eval's skewed mix and the subjects' pools), the subject's items filling in when too few are;
+  `stems`: as `skilled`, and the skill's first three taxonomy example stems listed as what questions of the
+  skill read like (a run refuses a stem within cosine 0.9 of one as a copy; so does this eval).
+- `/nohints` after the format: the skill's writing instruction from the taxonomy (`skills.yaml` `writing`,
+  shown beside its description as the prompt's `skill_writing`) left out.
 - FORMAT `reasonfirst`: as shipped (`choices`, a one-sentence rationale naming the correct option, then its
   0-based `answer_index`: a grammar-constrained writer writes the fields in schema order, so the reason
   comes before the index); `index`: as shipped before 6 Dec, the index first and the rationale after it;
@@ -60,7 +64,7 @@ from refinelab.agents.labels import COMPUTE_SKILL, nearest_skill
 from refinelab.agents.refiner import strip_option_labels
 from refinelab.agents.style_examples import skill_examples
 from refinelab.agents.validation.measured import NEW_KEY_LEAD, contradicted_key
-from refinelab.agents.validation.structural import lacks_its_passage, structural_flaws
+from refinelab.agents.validation.structural import EXAMPLE_COPY_COSINE, lacks_its_passage, structural_flaws
 from refinelab.config import ROLE_DEFAULTS, ModelSpec
 from refinelab.domains import SkillTaxonomy, SubjectDomains, load_skills, load_subject_domains
 from refinelab.errors import validation_problems
@@ -89,7 +93,11 @@ ANSWER_WORDING = {"reasonfirst": ANSWER_LINE,
                           "rationale."}
 
 JSD_MIX = dict(n=100, heavy=("high_school_mathematics", "elementary_mathematics"), heavy_share=0.7, seed=0)
-EXAMPLE_MODES = ("examples", "none", "avoid", "skilled")
+EXAMPLE_MODES = ("examples", "none", "avoid", "skilled", "stems")
+STEMS_SHOWN = 3  # `stems`: the skill's first taxonomy example stems listed
+STEMS_BLOCK = ("{% if skill_stems %}Questions that test {{ skill }} read like these, from other subjects (do not "
+               "copy them; write about the subject above):\n  {% for q in skill_stems %}- {{ q }}\n  {% endfor %}"
+               "{% endif %}" + EXAMPLES_BLOCK)
 
 
 class ExemplarLabeller:
@@ -102,6 +110,11 @@ class ExemplarLabeller:
         self.vectors = {name: normalize(self.embedder.embed(list(skills.examples[name])))
                         for name in skills.names if skills.examples.get(name)}
         self.computes = COMPUTE_SKILL in skills.names
+
+    def copies_example(self, item: QAItem) -> bool:
+        """The run's guard (`structural.unsound_new_item`): a stem this close to a taxonomy example is a copy."""
+        stem: np.ndarray = normalize(self.embedder.embed([item.question]))[0]
+        return max(float((v @ stem).max()) for v in self.vectors.values()) >= EXAMPLE_COPY_COSINE
 
     def __call__(self, item: QAItem) -> str:
         if self.computes and regex_route(route_signals(item)) == "pot":
@@ -158,9 +171,18 @@ def variant_pack(pack: Pack, examples: str, answer: str) -> Pack:
         raise SystemExit(f"{BATCH_PROMPT}: its wording changed; update this eval's replacements")
     if examples == "avoid":
         user = user.replace(EXAMPLES_BLOCK, AVOID_BLOCK, 1)
+    if examples == "stems":
+        user = user.replace(EXAMPLES_BLOCK, STEMS_BLOCK, 1)
     user = user.replace(ANSWER_LINE, ANSWER_WORDING[answer])
     prompts = {**pack.prompts, BATCH_PROMPT: {**pack.prompts[BATCH_PROMPT], "user": user}}
     return dataclasses.replace(pack, prompts=prompts)
+
+
+def parse_variant(variant: str) -> tuple[str, str, str]:
+    """EXAMPLES/FORMAT[/nohints] → (examples mode, answer format, "" or "nohints")."""
+    examples_mode, _, rest = variant.partition("/")
+    answer, _, hints = rest.partition("/")
+    return examples_mode, answer, hints
 
 
 def as_choices(raw: dict[str, Any], answer: str, seed: str) -> tuple[list[str], int]:
@@ -236,19 +258,23 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=6, help="items per subject a run would hold (the dedup pool)")
     parser.add_argument("--drafts", type=int, default=4, help="drafts per batch call")
     parser.add_argument("--variants", default="examples/reasonfirst,none/reasonfirst,avoid/reasonfirst",
-                        help="comma-separated EXAMPLES/FORMAT: examples|none|avoid|skilled / "
-                        "reasonfirst|index|letter|text")
+                        help="comma-separated EXAMPLES/FORMAT[/nohints]: examples|none|avoid|skilled|stems / "
+                        "reasonfirst|index|letter|text; /nohints: without the taxonomy's writing instruction for "
+                        "the skill (skills.yaml `writing`)")
     parser.add_argument("--probe", action="store_true", help="ask each usable draft of the panel's two-order probe")
     parser.add_argument("--answer-check", action="store_true",
                         help="with --probe: also ask each usable draft of the validator's answer check, and "
                         "cross the two verdicts (does the generated answer refuse drafts the probe passes?)")
+    parser.add_argument("--skills", default=",".join(SKILLS), help="skills the batches are written for, dealt "
+                        "round the subjects")
     parser.add_argument("--tag", default="expand_examples")
     args = parser.parse_args()
     subjects = [s for s in args.subjects.split(",") if s]
+    dealt = [s for s in args.skills.split(",") if s]
     variants = [v for v in args.variants.split(",") if v]
     for variant in variants:
-        examples_mode, _, answer = variant.partition("/")
-        if examples_mode not in EXAMPLE_MODES or answer not in DRAFT_SCHEMAS:
+        examples_mode, answer, hints = parse_variant(variant)
+        if examples_mode not in EXAMPLE_MODES or answer not in DRAFT_SCHEMAS or hints not in ("", "nohints"):
             raise SystemExit(f"--variants: {variant!r} is not EXAMPLES/FORMAT")
     groups = by_subject(mmlu())
     domains, skills = load_subject_domains(), load_skills()
@@ -266,19 +292,21 @@ def main() -> None:
     for s_index, subject in enumerate(subjects):
         pool = groups[subject][:args.pool]
         template, examples = pool[2], pool[:2]
-        skill = SKILLS[s_index % len(SKILLS)]
+        skill = dealt[s_index % len(dealt)]
         index = DuplicateIndex()
         index.add(pool)
         for variant in variants:
-            examples_mode, _, answer = variant.partition("/")
+            examples_mode, answer, hints = parse_variant(variant)
             shown = examples
-            if examples_mode == "skilled":
+            if examples_mode in ("skilled", "stems"):
                 domain = domains.domain_for(subject) or "other"
                 shown = skill_examples(store, subject, domain, skill, template.id)
                 index.add([e for e in shown if e not in pool])  # a run's dedup index holds its whole store
             messages = variant_pack(pack, examples_mode, answer).messages(
                 BATCH_PROMPT, count=args.drafts, n_choices=len(template.choices), subject=subject,
                 domain=domains.domain_for(subject, "other"), skill=skill, skill_description=skills.skills[skill],
+                skill_stems=skills.examples.get(skill, [])[:STEMS_SHOWN] if examples_mode == "stems" else [],
+                skill_writing="" if hints == "nohints" else skills.writing.get(skill, ""),
                 examples=[] if examples_mode == "none" else shown, aims=[], aim_hints={}, bucket="",
                 bucket_hint="", feedback="")
             schema = create_model("ItemDrafts", items=(list[DRAFT_SCHEMAS[answer]],  # type: ignore[valid-type]
@@ -301,6 +329,8 @@ def main() -> None:
             earlier = DuplicateIndex()
             read = [read_draft(d, answer, subject, n, index, earlier) if isinstance(d, dict)
                     else ("invalid: not an item", None) for n, d in enumerate(drafts)]
+            read = [("structural: copies a taxonomy example", None) if item is not None and label.copies_example(item)
+                    else (outcome, item) for outcome, item in read]
             outcomes = [outcome for outcome, _ in read]
             outcomes += ["no draft (reply unparsable or short)"] * (args.drafts - len(outcomes))
             stats["outcomes"].update(outcomes)
@@ -331,7 +361,7 @@ def main() -> None:
                     probed.append(row)
             rows.append({"subject": subject, "skill": skill, "variant": variant, "outcomes": outcomes,
                          "examples": [e.id for e in shown] if examples_mode != "none" else [],
-                         "example_skills": [e.skill for e in shown] if examples_mode == "skilled" else [],
+                         "example_skills": [e.skill for e in shown] if examples_mode in ("skilled", "stems") else [],
                          "landed_as": landed_as,
                          "drafts": drafts, "probed": probed,
                          "prompt_tokens": usage.prompt_tokens if usage else 0,

@@ -72,12 +72,16 @@ class SkillTaxonomy(BaseModel):
     # Few-shot examples per skill (short stems), shown to the labeller so a small model sees what each
     # skill looks like instead of guessing from one-line definitions.
     examples: dict[str, list[str]] = Field(default_factory=dict)
+    # How the writer makes a new item test each skill (expand prompts, `skill_writing`): one instruction per
+    # skill, beside its description. The labeller never reads them.
+    writing: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _examples_name_skills(self) -> SkillTaxonomy:
-        unknown = sorted(set(self.examples) - set(self.skills))
-        if unknown:
-            raise ValueError(f"examples for skills not in `skills`: {unknown}")
+        for field in ("examples", "writing"):
+            unknown = sorted(set(getattr(self, field)) - set(self.skills))
+            if unknown:
+                raise ValueError(f"{field} for skills not in `skills`: {unknown}")
         if UNSURE in self.skills:
             raise ValueError(f"{UNSURE!r} is reserved: the labeller's answer when no skill fits")
         return self

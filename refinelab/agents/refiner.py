@@ -111,6 +111,7 @@ def _expand_variables(ctx: AgentContext, task: EditTask, base: QAItem) -> dict[s
     bucket = aims[position] if position < len(aims) else ""
     return {"subject": base.subject, "domain": cell.domain or base.domain, "skill": cell.skill,
             "skill_description": ctx.skills.skills.get(cell.skill, ""),
+            "skill_writing": ctx.skills.writing.get(cell.skill, ""),
             "examples": style_examples(ctx.options.expand_examples, ctx.store.items(("kept", "edited")),
                                        base.subject, cell.domain or base.domain, cell.skill, base.id),
             "aims": aims, "aim_hints": {name: BUCKET_HINTS[name] for name in dict.fromkeys(aims) if name in BUCKET_HINTS},

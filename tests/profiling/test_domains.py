@@ -49,3 +49,15 @@ def test_skills():
     assert skills.names == ["recall", "comprehension", "application", "reasoning", "calculation"]
     assert all(desc and "\n" not in desc for desc in skills.skills.values())
     assert subject_key(" High-School  Biology ") == "high_school_biology"
+
+
+def test_a_taxonomy_names_only_its_skills_in_examples_and_writing():
+    from refinelab.domains import SkillTaxonomy
+
+    taxonomy = SkillTaxonomy(skills={"recall": "a fact"}, writing={"recall": "Ask for one fact."})
+    assert taxonomy.writing == {"recall": "Ask for one fact."}
+    for field in ("examples", "writing"):
+        value = {"reasoning": ["x"]} if field == "examples" else {"reasoning": "x"}
+        with pytest.raises(ValueError, match=f"{field} for skills not in"):
+            SkillTaxonomy(skills={"recall": "a fact"}, **{field: value})
+    assert set(load_skills().writing) <= set(load_skills().names)

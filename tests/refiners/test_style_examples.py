@@ -71,3 +71,13 @@ def test_an_expand_prompt_shows_the_items_of_the_skill_the_cell_is_short_of(tmp_
         prompts[choice] = seen[0]
     assert OTHER.question in prompts["subject"] and reasoning.question not in prompts["subject"]
     assert reasoning.question in prompts["skill"] and BASE.question not in prompts["skill"]
+
+
+def test_an_expand_prompt_carries_the_taxonomys_writing_instruction_for_the_cells_skill(tmp_path: Path) -> None:
+    seen: list[str] = []
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: seen.append(m[-1]["content"]) or draft()))
+    ctx.skills = ctx.skills.model_copy(update={"writing": {"reasoning": "Describe an everyday situation.",
+                                                           "recall": "Ask for one fact."}})
+    ctx.options = ctx.options.model_copy(update={"expand_batch": 1})
+    refine(ctx, EditTask("e1", BASE.id, "expand", 1, target="STEM|reasoning"))
+    assert "Describe an everyday situation." in seen[0] and "Ask for one fact." not in seen[0]
