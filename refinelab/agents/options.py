@@ -69,7 +69,8 @@ class RunOptions(BaseModel):
     expand_examples: ExampleChoice = Field(
         "subject", description="expand: the set's items the writer is shown as examples of the style: subject "
         "(the template's subject's first two) or skill (items labelled the skill the cell is short of, the "
-        "subject's first, then the domain's, then any; agents/style_examples.py)")
+        "subject's first, then the domain's, then any; agents/style_examples.py). subject by default: at 50k skill "
+        "kept 16 of 27 new items in the cell written for (20 of 40), but at 1,757 tokens each against 1,153")
     expand_spares: int = Field(0, ge=0, le=8, description="expand_batch > 1: drafts each batch asks for beyond "
                                "one per task; a retry takes an unused one instead of a writer call of its own. Off: at 50k two "
                                "spares made drafts cheaper but not new items (1,188 tokens each against 1,161)")
