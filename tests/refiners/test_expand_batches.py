@@ -106,9 +106,26 @@ def test_a_batch_that_does_not_fit_the_budget_left_falls_back_to_one_draft_per_t
     """A batch reserves room for every answer it holds; near the budget's end one draft may still fit."""
     from refinelab.tools.ledger import Ledger
 
+    class Recording(Ledger):
+        reserved: list[int] = []
+
+        def reserve(self, tokens, tag, **kwargs):
+            self.reserved.append(tokens)
+            return super().reserve(tokens, tag, **kwargs)
+
+    # what one draft and a batch of four reserve, read from a run with room for both (the prompts' length
+    # decides them), then a cap between the two
+    probe = make_ctx(tmp_path / "probe", ScriptedChatModel(respond=lambda m: draft()))
+    probe.ledger = Recording(cap=1_000_000)
+    probe._clients.clear()
+    run_together(probe, tasks_of("r1-b", 4)[:1])
+    refine(probe, tasks_of("r1-b", 2, attempt=1, feedback="again")[1])
+    batch_reservation, single_reservation = Recording.reserved[0], Recording.reserved[-1]
+    assert single_reservation < batch_reservation
+
     seen: list[bool] = []
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: seen.append(is_batch_prompt(m)) or draft()))
-    ctx.ledger = Ledger(cap=1_700)  # a single draft's reservation fits, four drafts' does not
+    ctx.ledger = Ledger(cap=(single_reservation + batch_reservation) // 2)  # one draft fits, four do not
     ctx._clients.clear()
     candidates = run_together(ctx, tasks_of("r1-b", 4)[:1])
     assert candidates[0].item is not None and not candidates[0].error, candidates[0].error

@@ -171,7 +171,7 @@ def test_few_shot_examples_are_wrapped_as_data(prompt: str) -> None:
     example = example.model_copy(update={"question": f"{example.question} {INJECTIONS[0]}"})
     messages = PromptLibrary().pack("default").messages(
         prompt, subject=example.subject, domain="stem", skill="recall", bucket="hard", bucket_hint="",
-        skill_description="Retrieve a fact",
+        skill_description="Retrieve a fact", skill_writing="Ask for one fact.",
         examples=[example], feedback="", n_choices=4)
     user = messages[-1]["content"]
     assert INJECTIONS[0] in user
