@@ -292,7 +292,7 @@ def test_real_model_drafts_a_batch_of_distinct_items(tmp_path: Path) -> None:
     from refinelab.tools.embedded_server import ensure_server
 
     server = ensure_server()
-    chat = ChatOpenAI(base_url=server.base_url, api_key="sk-local", model="embedded", temperature=0.7,
+    chat = ChatOpenAI(base_url=server.base_url, api_key="sk-local", model="embedded", temperature=0.0,
                       max_tokens=1000, max_retries=0)
     ctx = make_ctx(tmp_path, chat)
     candidates = run_together(ctx, tasks_of("r1-real", 2))
