@@ -64,7 +64,12 @@ from refinelab.agents.labels import COMPUTE_SKILL, nearest_skill
 from refinelab.agents.refiner import strip_option_labels
 from refinelab.agents.style_examples import skill_examples
 from refinelab.agents.validation.measured import NEW_KEY_LEAD, contradicted_key
-from refinelab.agents.validation.structural import EXAMPLE_COPY_COSINE, lacks_its_passage, structural_flaws
+from refinelab.agents.validation.structural import (
+    EXAMPLE_COPY_COSINE,
+    closest_example,
+    lacks_its_passage,
+    structural_flaws,
+)
 from refinelab.config import ROLE_DEFAULTS, ModelSpec
 from refinelab.domains import SkillTaxonomy, SubjectDomains, load_skills, load_subject_domains
 from refinelab.errors import validation_problems
@@ -114,7 +119,7 @@ class ExemplarLabeller:
     def copies_example(self, item: QAItem) -> bool:
         """The run's guard (`structural.unsound_new_item`): a stem this close to a taxonomy example is a copy."""
         stem: np.ndarray = normalize(self.embedder.embed([item.question]))[0]
-        return max(float((v @ stem).max()) for v in self.vectors.values()) >= EXAMPLE_COPY_COSINE
+        return closest_example(self.vectors, stem) >= EXAMPLE_COPY_COSINE
 
     def __call__(self, item: QAItem) -> str:
         if self.computes and regex_route(route_signals(item)) == "pot":

@@ -34,14 +34,13 @@ def skill_examples(items: Sequence[QAItem], subject: str, domain: str, skill: st
              [i for i in others if i.skill == skill and domain and i.domain == domain],
              [i for i in others if i.skill == skill],
              [i for i in others if subject and i.subject == subject])
-    chosen: list[QAItem] = []
+    chosen: dict[str, QAItem] = {}  # by id: a tier repeats the items of the tiers before it
     for tier in tiers:
         for item in tier:
             if len(chosen) == limit:
-                return chosen
-            if item not in chosen:
-                chosen.append(item)
-    return chosen
+                return list(chosen.values())
+            chosen.setdefault(item.id, item)
+    return list(chosen.values())
 
 
 def style_examples(choice: ExampleChoice, items: Sequence[QAItem], subject: str, domain: str, skill: str,

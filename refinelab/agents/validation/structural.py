@@ -8,6 +8,8 @@ import contextlib
 import re
 import threading
 
+import numpy as np
+
 from refinelab.agents.context import AgentContext
 from refinelab.agents.dedup import DuplicateIndex
 from refinelab.agents.labels import exemplar_vectors
@@ -105,12 +107,17 @@ def unsound_new_item(ctx: AgentContext, item: QAItem) -> str:
                 "question")
     vectors = exemplar_vectors(ctx)
     if vectors:
-        stem = normalize(ctx.embedder()([item.question]))[0]
-        closest = max(float((v @ stem).max()) for v in vectors.values())
+        closest = closest_example(vectors, normalize(ctx.embedder()([item.question]))[0])
         if closest >= EXAMPLE_COPY_COSINE:
             return (f"the question copies an example of the skill taxonomy (cosine {closest:.2f}): write a new "
                     "question")
     return ""
+
+
+def closest_example(vectors: dict[str, np.ndarray], stem: np.ndarray) -> float:
+    """The highest cosine of a unit-length stem embedding to any skill's unit-length example embeddings:
+    at `EXAMPLE_COPY_COSINE` or above, the stem copies a taxonomy example."""
+    return max(float((v @ stem).max()) for v in vectors.values())
 
 
 def duplicate_index(ctx: AgentContext) -> DuplicateIndex:
