@@ -104,6 +104,12 @@ def by_subject(dataset: Dataset) -> dict[str, list[QAItem]]:
     return groups
 
 
+#: the skewed mix the coverage evals start from (eval_jsd_curve, eval_modes, eval_expand_examples): this
+#: share of the items from these two subjects, the rest spread over the others
+HEAVY = ("high_school_mathematics", "elementary_mathematics")
+HEAVY_SHARE = 0.7
+
+
 def skewed_mix(n: int, heavy: Sequence[str], heavy_share: float, seed: int,
                light: Sequence[str] | None = None) -> Dataset:
     """`heavy_share` of `n` items from the `heavy` subjects, the rest one or two per other subject, so the

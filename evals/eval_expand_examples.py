@@ -54,7 +54,7 @@ from collections import Counter
 from typing import Any, Literal
 
 import numpy as np
-from common import by_subject, log, mmlu, skewed_mix, table, write_results
+from common import HEAVY, HEAVY_SHARE, by_subject, log, mmlu, skewed_mix, table, write_results
 from eval_probe_format import embedded_prober, two_order_probe
 from pydantic import BaseModel, Field, create_model
 
@@ -97,7 +97,7 @@ ANSWER_WORDING = {"reasonfirst": ANSWER_LINE,
                   "text": "the text of the correct answer, {{ n_choices - 1 }} wrong options, and a one-sentence "
                           "rationale."}
 
-JSD_MIX = dict(n=100, heavy=("high_school_mathematics", "elementary_mathematics"), heavy_share=0.7, seed=0)
+JSD_MIX = dict(n=100, heavy=HEAVY, heavy_share=HEAVY_SHARE, seed=0)  # eval_jsd_curve's full-size mix
 EXAMPLE_MODES = ("examples", "none", "avoid", "skilled", "stems")
 STEMS_SHOWN = 3  # `stems`: the skill's first taxonomy example stems listed
 STEMS_BLOCK = ("{% if skill_stems %}Questions that test {{ skill }} read like these, from other subjects (do not "

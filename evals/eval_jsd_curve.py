@@ -31,6 +31,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    HEAVY,
+    HEAVY_SHARE,
     PAPER,
     RESULTS,
     UNIFORM_TARGETS,
@@ -59,7 +61,6 @@ from refinelab.metrics.targets import load_targets  # noqa: E402
 from refinelab.operations import OPERATION_NAMES, Op  # noqa: E402
 from refinelab.planner.ilp import MODES  # noqa: E402
 
-HEAVY = ("high_school_mathematics", "elementary_mathematics")
 # A deliberate subset of the registry: the operations that move coverage and difficulty (no fix, no
 # distractor rewrites), so the curve measures the JSD terms alone.
 OPERATIONS = [op.value for op in (Op.REMOVE, Op.EXPAND, Op.GENERATE, Op.CALIBRATE)]
@@ -328,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     add_common_args(parser, deadline_quick=720)
     parser.add_argument("--n", type=int, default=None, help="items in the mix (quick 20, full 100)")
     parser.add_argument("--heavy", nargs=2, default=list(HEAVY), help="the two over-represented subjects")
-    parser.add_argument("--heavy-share", type=float, default=0.7)
+    parser.add_argument("--heavy-share", type=float, default=HEAVY_SHARE)
     parser.add_argument("--budgets", type=int, nargs="*", default=None,
                         help="token budgets for edits, profiling paid apart (quick: 1000 3000 6000; full: 5000 20000 50000 100000)")
     parser.add_argument("--targets", default=str(UNIFORM_TARGETS))

@@ -27,6 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    HEAVY,
+    HEAVY_SHARE,
     UNIFORM_TARGETS,
     add_common_args,
     deadline_seconds,
@@ -37,7 +39,7 @@ from common import (  # noqa: E402
     table,
     write_results,
 )
-from eval_jsd_curve import HEAVY, profile_once, run_budget  # noqa: E402
+from eval_jsd_curve import profile_once, run_budget  # noqa: E402
 
 from refinelab.operations import OPERATION_NAMES  # noqa: E402
 from refinelab.planner.ilp import MODES  # noqa: E402
@@ -88,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--operations", nargs="*", default=OPERATIONS, choices=OPERATION_NAMES)
     parser.add_argument("--targets", default=str(UNIFORM_TARGETS))
     parser.add_argument("--heavy", nargs=2, default=list(HEAVY))
-    parser.add_argument("--heavy-share", type=float, default=0.7)
+    parser.add_argument("--heavy-share", type=float, default=HEAVY_SHARE)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--pilot-per-op", type=int, default=None)
     args = parser.parse_args(argv)
