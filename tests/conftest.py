@@ -13,6 +13,16 @@ DATA = Path(os.environ.get("REFINELAB_DATA", REPO.parent / "shared" / "data"))
 SMALL_MODEL = os.environ.get("REFINELAB_TEST_MODEL", "smollm2-135m")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test`, `--dist loadgroup`), the tests that drive a real model server run
+    one after another on one worker. Each server takes every core for its threads: two such tests side by
+    side made each several times slower (an expand through the real server 27 s alone, 300 s beside
+    another), and no faster in all."""
+    for item in items:
+        if item.get_closest_marker("llm"):
+            item.add_marker(pytest.mark.xdist_group("llm"))
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     if not DATA.exists():

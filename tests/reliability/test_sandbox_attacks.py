@@ -14,6 +14,7 @@ from tests.sandbox.attacks import ATTACKS, SECRET
 from tests.support.sbx_helpers import Listener, require_bwrap
 
 
+@pytest.mark.serial  # shares the sandbox's uids with every other sandbox run on the machine
 def test_every_sandbox_attack_is_contained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     require_bwrap()
     if os.geteuid() != 0:

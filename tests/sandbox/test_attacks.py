@@ -22,6 +22,8 @@ HERE = Path(__file__).resolve().parent
 TOOLS = HERE.parents[1] / "refinelab" / "tools"
 NONROOT_UID = 64123
 SLOT_UIDS = range(61000, 62000)
+# the attack runs count the sandbox uids' processes machine-wide: alone, not beside other workers
+pytestmark = pytest.mark.serial
 CASES = [a.name for a in ATTACKS] + ["still_usable"]
 
 
