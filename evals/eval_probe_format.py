@@ -7,8 +7,9 @@ favourite with the order on 74% of rows, and its p(key) separates errors from ok
 end the prompt with the start of the assistant's reply (a prefill: llama.cpp continues a final assistant
 message) or that show solved examples first (few-shot: earlier user/assistant turns, from MMLU's dev
 split of the item's subject or from the set's own first items of that subject, keys as given) or that
-let the model write a short reason first and read the letter after it (`think`), and reports, per variant: accuracy of the two-order mean, order flips, mean p(key), the share
-of first-token mass on letters, and — on dev, where rows carry human error labels — the AUROC of p(key)
+let the model write a short reason first and read the letter after it (`think`), and reports, per
+variant: accuracy of the two-order mean, order flips, mean p(key), the share of first-token mass on
+letters, and — on dev, where rows carry human error labels — the AUROC of p(key)
 as an error signal. Direct calls to the embedded server; no run store, no budget.
 
   .venv/bin/python evals/eval_probe_format.py --set dev --ok 80 --errors 80 --tag probe_format_dev
