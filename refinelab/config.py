@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -126,6 +126,12 @@ class EmbeddingSettings(BaseModel):
     allow_download: bool = False
 
 
+# How the planner chooses edits (`planner/ilp.py`): the exact ILP, its LP relaxation rounded, or the two
+# baselines. One spelling for the setting, the planner and the CLI's check.
+PlannerMode = Literal["ilp", "lp-round", "greedy", "random"]
+PLANNER_MODES: tuple[str, ...] = get_args(PlannerMode)
+
+
 class Settings(BaseSettings):
     """Everything a run needs besides the data and the budget.
 
@@ -142,7 +148,7 @@ class Settings(BaseSettings):
     use_cache: bool = True
     max_attempts: int = Field(2, ge=1, le=10)  # refine attempts per edit (first try + loop-backs)
     rounds: int = Field(2, ge=1, le=20)
-    planner_mode: Literal["ilp", "lp-round", "greedy", "random"] = "ilp"
+    planner_mode: PlannerMode = "ilp"
     sandbox_backend: Literal["local", "e2b"] = "local"
     seed: int = 0
     # Stop the run (exit 3, every item kept, resumable) after this many model calls in a row got no

@@ -31,7 +31,6 @@ from refinelab.planner.tool import plan_payload
 from refinelab.schema import Dataset
 from refinelab.tools.store import RunStore
 
-MODES = ("ilp", "lp-round", "greedy", "random")
 DEFAULT_SKILL_METHOD = RunOptions.model_fields["skill_method"].default
 
 

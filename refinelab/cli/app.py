@@ -239,7 +239,6 @@ def refine_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines of progress, then a JSON result")] = False,
 ) -> None:
     """Profile, plan, refine and validate DATA within BUDGET tokens; write the run folder."""
-    from refinelab.api import refine as run_refine
     from refinelab.config import load_settings, role_overrides
 
     try:
@@ -262,6 +261,9 @@ def refine_command(
     options = run_options(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus,
                           min_size=min_size, allow_shrink=allow_shrink, review=review,
                           batch=batch, distractors=distractors, skill_method=skill_method)
+    # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
+    from refinelab.api import refine as run_refine
+
     _run_and_report(lambda view: run_refine(dataset, budget=budget, targets=resolved, settings=settings,
                                             run_id=run_id, prompts_dir=str(prompts) if prompts else None,
                                             on_event=view, options=options), quiet, as_json)

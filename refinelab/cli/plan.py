@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from refinelab.api.planning import MODES, plan, plan_dir
 from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
     fail,
@@ -19,7 +18,7 @@ from refinelab.cli.common import (
     run_options,
     styled,
 )
-from refinelab.config import load_settings, role_overrides
+from refinelab.config import PLANNER_MODES, load_settings, role_overrides
 from refinelab.errors import RefineLabError
 from refinelab.operations import OPERATION_NAMES
 
@@ -85,8 +84,8 @@ def plan_command(
 
     if not dry:
         fail("`refinelab plan` only forecasts: pass --dry-run (to spend the budget, use `refinelab refine`)")
-    if mode not in MODES:
-        fail(f"--mode must be one of {', '.join(MODES)}")
+    if mode not in PLANNER_MODES:
+        fail(f"--mode must be one of {', '.join(PLANNER_MODES)}")
     enabled = parse_list(operations) or list(OPERATION_NAMES)
     unknown = sorted(set(enabled) - set(OPERATION_NAMES))
     if unknown:
@@ -99,6 +98,9 @@ def plan_command(
     except RefineLabError as exc:
         fail(exc)
     dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns)
+    # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
+    from refinelab.api.planning import plan, plan_dir
+
     folder = out_dir or plan_dir(settings, data, subjects, limit, skill_method)
     try:
         report = plan(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,

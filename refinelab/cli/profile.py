@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from refinelab.api.profiling import profile
 from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
     console,
@@ -110,6 +109,9 @@ def profile_command(
     except RefineLabError as exc:
         fail(exc)
     dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns)
+    # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
+    from refinelab.api.profiling import profile
+
     folder = out_dir or Path(settings.runs_dir) / time.strftime("profile-%Y%m%d-%H%M%S")
     try:
         with phase_progress("profile", len(dataset), quiet=quiet or as_json, console=console) as show:

@@ -24,6 +24,7 @@ import numpy as np
 import pulp
 from pydantic import BaseModel, ConfigDict, Field
 
+from refinelab.config import PLANNER_MODES, PlannerMode
 from refinelab.operations import Op
 from refinelab.planner.aggregate import (
     NONE,
@@ -52,8 +53,8 @@ from refinelab.planner.baselines import (
 )
 from refinelab.planner.problem import Problem, gc_paused
 
-Mode = Literal["ilp", "lp-round", "greedy", "random"]
-MODES: tuple[str, ...] = ("ilp", "lp-round", "greedy", "random")
+Mode = PlannerMode
+MODES = PLANNER_MODES
 EPS = 1e-9
 
 
