@@ -38,7 +38,7 @@ MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIM = 384
 # Texts per forward pass. sentence-transformers pads a batch to its longest text, so smaller batches pad
 # less: 16 embeds corpus passages 1.26x as fast as 64, question stems 1.37x and options 1.13x
-# (evals/results/embed_batch.md; 8 is no faster on passages and stems, slower on options). Vectors are
+# (evals/results/embed_batch.md; 8 is a little faster on those two, slower on options). Vectors are
 # the same to 3e-7.
 DEFAULT_BATCH_SIZE = 16
 
