@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,26 +99,35 @@ def _to_langchain(messages: list[dict[str, str]]) -> list[BaseMessage]:
     return [kinds[m["role"]](content=m["content"]) for m in messages]
 
 
-def _is_transient(exc: Exception) -> bool:
-    import openai  # the SDK's errors come only from a caller's ChatOpenAI or the Batch API: loaded on a failure
+def _openai_sdk() -> Any:
+    """The OpenAI SDK if this process has loaded it, else None. Its errors come only from a caller's
+    ChatOpenAI or the Batch API, which load it; importing it just to test an exception against its classes
+    cost every failed call in a fresh process 1.2 s (a dead endpoint, a garbled reply)."""
+    return sys.modules.get("openai")
 
-    if isinstance(exc, openai.RateLimitError | openai.APITimeoutError | openai.APIConnectionError):
-        return True
-    if isinstance(exc, openai.APIStatusError | EndpointStatusError):
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, EndpointStatusError):
         return exc.status_code == 429 or exc.status_code >= 500
     if isinstance(exc, httpx.TransportError | MalformedReply):  # timeouts, resets, a cut or garbled body
         return True
     # A 200 whose body is cut or garbled (proxy or server glitch) is worth another try, like a 5xx.
-    if isinstance(exc, json.JSONDecodeError | openai.APIResponseValidationError):
+    if isinstance(exc, json.JSONDecodeError | TimeoutError | ConnectionError):
         return True
-    return isinstance(exc, TimeoutError | ConnectionError)
+    openai = _openai_sdk()
+    if openai is None:
+        return False
+    if isinstance(exc, openai.RateLimitError | openai.APITimeoutError | openai.APIConnectionError):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, openai.APIResponseValidationError)
 
 
 def _status_answer(exc: Exception) -> bool:
     """The server answered with an HTTP status (429, 5xx): nothing was generated or billed."""
-    import openai  # see _is_transient
-
-    return isinstance(exc, openai.APIStatusError | EndpointStatusError)
+    openai = _openai_sdk()
+    return isinstance(exc, EndpointStatusError) or (openai is not None and isinstance(exc, openai.APIStatusError))
 
 
 def _never_reached(exc: BaseException) -> bool:
@@ -145,9 +155,8 @@ def _truncated_completion(exc: Exception) -> tuple[str, int, int] | None:
     error for structured output; None for any other exception. Never cached: a re-ask may do better."""
     if isinstance(exc, TruncatedReply):
         return exc.text, exc.prompt_tokens, exc.completion_tokens
-    import openai  # see _is_transient
-
-    if not isinstance(exc, openai.LengthFinishReasonError):
+    openai = _openai_sdk()
+    if openai is None or not isinstance(exc, openai.LengthFinishReasonError):
         return None
     completion = exc.completion
     text = completion.choices[0].message.content or "" if completion.choices else ""

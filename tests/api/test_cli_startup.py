@@ -24,3 +24,31 @@ def test_the_api_names_load_on_first_use() -> None:
     for name in refinelab.api._EXPORTS:
         assert getattr(refinelab.api, name) is not None
     assert "refine" in dir(refinelab.api)
+
+
+def test_classifying_a_failed_call_does_not_load_the_openai_sdk() -> None:
+    """A dead endpoint or a garbled reply is classified without importing the SDK (1.2 s), whose error
+    classes only a caller's ChatOpenAI or the Batch API can raise, and they load it."""
+    code = ("import sys, httpx, json; from refinelab.tools import llm; "
+            "exc = httpx.ConnectError('refused'); "
+            "assert llm._is_transient(exc) and not llm._status_answer(exc) and llm._never_reached(exc); "
+            "assert llm._is_transient(json.JSONDecodeError('x', 'doc', 0)); "
+            "assert llm._truncated_completion(ValueError('no')) is None and not llm._is_transient(ValueError()); "
+            "print('openai' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"
+
+
+def test_openai_sdk_errors_are_still_classified_once_it_is_loaded() -> None:
+    import httpx
+    import openai
+
+    from refinelab.tools import llm
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    limited = openai.RateLimitError("slow down", response=httpx.Response(429, request=request), body=None)
+    refused = openai.BadRequestError("bad", response=httpx.Response(400, request=request), body=None)
+    assert llm._is_transient(limited) and llm._status_answer(limited)
+    assert not llm._is_transient(refused) and llm._status_answer(refused)
+    assert llm._is_transient(openai.APIConnectionError(request=request))
