@@ -12,8 +12,9 @@ are imported on first use: LangGraph is heavy to import, and `refinelab --help` 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from refinelab.lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -55,16 +56,4 @@ __all__ = [  # the same names as _EXPORTS (a test checks), spelled out for linte
     "profile", "refine", "report", "resume", "screen",
 ]
 
-
-def __getattr__(name: str) -> object:
-    """Import a public name on first use (PEP 562)."""
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # once loaded, an ordinary module attribute
-        return value
-    raise AttributeError(f"module 'refinelab' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The public names, so `help(refinelab)` lists (and loads) the typed API."""
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

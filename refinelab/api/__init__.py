@@ -3,16 +3,18 @@
 Every function opens its folder through `refinelab.api.context.open_run_context`; the CLI is a thin layer
 that parses arguments and calls these.
 
-The names load on first use (PEP 562), as `refinelab`'s own do: importing one light submodule (the CLI's
-`refinelab.api.run_folders`, for its lock error) runs this file first, and importing `runs` here would pull
-in LangGraph, LangChain and the model client, ~2.5 s, before `refinelab --help` or a one-line input error.
+The names load on first use (`refinelab.lazy_exports`), as `refinelab`'s own do: importing one light
+submodule (the CLI's `refinelab.api.run_folders`, for its lock error) runs this file first, and importing
+`runs` here would pull in LangGraph, LangChain and the model client, ~2.5 s, before `refinelab --help` or
+a one-line input error.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+from refinelab.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "plan": "refinelab.api.planning",
@@ -26,20 +28,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from refinelab.api.profiling import ProfileResult, profile
     from refinelab.api.runs import RunResult, refine, resume
     from refinelab.api.screening import ScreenResult, screen
-
-
-def __getattr__(name: str) -> object:
-    """Import a public name on first use (PEP 562)."""
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # once loaded, an ordinary module attribute
-        return value
-    raise AttributeError(f"module 'refinelab.api' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The public names, so `help(refinelab.api)` lists (and loads) them."""
-    return sorted({*globals(), *__all__})
 
 
 def open_run(run_dir: str | Path) -> RunResult:
@@ -66,3 +54,5 @@ def export(run_dir: str | Path, lm_eval_dir: str | Path, task_name: str | None =
 
 __all__ = ["ProfileResult", "RunResult", "ScreenResult", "export", "open_run", "plan", "profile", "refine", "report",
            "resume", "screen"]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
