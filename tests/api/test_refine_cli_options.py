@@ -50,7 +50,7 @@ def test_an_invalid_option_is_reported_by_the_flag_that_set_it(command: list[str
 
 
 @pytest.mark.parametrize(("command", "target"), [(["screen", "--quiet"], "refinelab.api.screening.screen"),
-                                                 (["profile", "--quiet"], "refinelab.cli.profile.profile")])
+                                                 (["profile", "--quiet"], "refinelab.api.profiling.profile")])
 def test_shots_reach_the_run_options(monkeypatch: pytest.MonkeyPatch, command: list[str], target: str) -> None:
     seen: dict[str, Any] = {}
 

@@ -21,6 +21,7 @@ from tests.support.sec_helpers import (
 )
 
 EXIT_BUSY = 4
+DELAY_S = 1.0  # the scripted endpoint's answer time while a holder works
 
 
 def _stopped_run(ws, port: int) -> Path:  # noqa: ANN001
@@ -43,7 +44,9 @@ def _wait_for_lock(run: Path, pid: int, timeout: float = 60) -> None:
 def test_second_resume_exits_at_once_naming_the_holder(ws) -> None:
     port = free_port()
     run = _stopped_run(ws, port)
-    with endpoint(port=port, delay_s=0.3) as ep:
+    # Each answer takes DELAY_S, so the holder is still working when the two refused commands are done
+    # (~6 s of CLI starts on a loaded machine; at 0.3 s the holder's whole resume took about that long).
+    with endpoint(port=port, delay_s=DELAY_S) as ep:
         first = start_cli(["resume", "shared", "--runs-dir", str(ws.runs), "--quiet"], ws.env, ws.tmp)
         try:
             _wait_for_lock(run, first.pid)
@@ -56,10 +59,10 @@ def test_second_resume_exits_at_once_naming_the_holder(ws) -> None:
             same_id = cli(refine_args(ws.data, ws.tmp / "c.yaml", ws.prompts, "shared"), ws.env, ws.tmp)
             assert same_id.returncode in (2, EXIT_BUSY) and "shared" in same_id.stderr
             assert first.poll() is None, "the holder should still be working"
-            # only the holder's requests went out: each of its model slots sends at most one per 0.3 s
+            # only the holder's requests went out: each of its model slots sends at most one per DELAY_S
             # (a second resume would have sent its own burst at once)
             slots = 6  # three roles, two slots each (sec_helpers config)
-            assert ep.requests - before <= slots * ((time.monotonic() - started) / 0.3 + 1)
+            assert ep.requests - before <= slots * ((time.monotonic() - started) / DELAY_S + 1)
         finally:
             out, err = first.communicate(timeout=240)
     assert first.returncode == 0, err[-3000:]
