@@ -22,7 +22,8 @@ import time
 
 import numpy as np
 
-from refinelab.planner.ilp import MODES, SolverPolicy, solve
+from refinelab.config import PLANNER_MODES
+from refinelab.planner.ilp import SolverPolicy, solve
 from refinelab.planner.problem import Problem, build_problem
 
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             print(f"# {n} items: {sum(len(i.candidates) for i in problem.items)} candidate edits, "
                   f"{len(problem.new_options)} new-item options, Problem built in {build_s:.2f} s CPU")
-        for mode in MODES:
+        for mode in PLANNER_MODES:
             t0, c0 = time.perf_counter(), time.process_time()
             plan = solve(problem, mode=mode, policy=policy)
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0

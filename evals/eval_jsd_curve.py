@@ -56,10 +56,10 @@ from common import (  # noqa: E402
 
 from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api import refine  # noqa: E402
+from refinelab.config import PLANNER_MODES  # noqa: E402
 from refinelab.metrics.divergence import jensen_shannon  # noqa: E402
 from refinelab.metrics.targets import load_targets  # noqa: E402
 from refinelab.operations import OPERATION_NAMES, Op  # noqa: E402
-from refinelab.planner.ilp import MODES  # noqa: E402
 
 # A deliberate subset of the registry: the operations that move coverage and difficulty (no fix, no
 # distractor rewrites), so the curve measures the JSD terms alone.
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         help="token budgets for edits, profiling paid apart (quick: 1000 3000 6000; full: 5000 20000 50000 100000)")
     parser.add_argument("--targets", default=str(UNIFORM_TARGETS))
     parser.add_argument("--operations", nargs="*", default=OPERATIONS, choices=OPERATION_NAMES)
-    parser.add_argument("--mode", default="ilp", choices=MODES)
+    parser.add_argument("--mode", default="ilp", choices=PLANNER_MODES)
     parser.add_argument("--rounds", type=int, default=None, help="refinement rounds (quick 1, full 2)")
     parser.add_argument("--pilot-per-op", type=int, default=None, help="pilot edits per operation (quick 0, full 2)")
     parser.add_argument("--allow-shrink", action="store_true", help="let the planner remove items to rebalance")

@@ -41,8 +41,8 @@ from common import (  # noqa: E402
 )
 from eval_jsd_curve import profile_once, run_budget  # noqa: E402
 
+from refinelab.config import PLANNER_MODES  # noqa: E402
 from refinelab.operations import OPERATION_NAMES  # noqa: E402
-from refinelab.planner.ilp import MODES  # noqa: E402
 
 OPERATIONS = list(OPERATION_NAMES)
 
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     add_common_args(parser, deadline_quick=600)
     parser.add_argument("--n", type=int, default=None, help="items (quick 20, full 80)")
     parser.add_argument("--budget", type=int, default=None, help="tokens per mode (quick 3000, full 30000)")
-    parser.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
+    parser.add_argument("--modes", nargs="*", default=list(PLANNER_MODES), choices=PLANNER_MODES)
     parser.add_argument("--operations", nargs="*", default=OPERATIONS, choices=OPERATION_NAMES)
     parser.add_argument("--targets", default=str(UNIFORM_TARGETS))
     parser.add_argument("--heavy", nargs=2, default=list(HEAVY))

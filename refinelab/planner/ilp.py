@@ -53,8 +53,6 @@ from refinelab.planner.baselines import (
 )
 from refinelab.planner.problem import Problem, gc_paused
 
-Mode = PlannerMode
-MODES = PLANNER_MODES
 EPS = 1e-9
 
 
@@ -417,7 +415,7 @@ def _run(c: Compiled, classes: Classes, mode: str, policy: SolverPolicy,
         rng = np.random.default_rng(policy.seed)
         return random_selection(c, rng), "heuristic", "random", None
     if mode not in ("lp-round", "ilp"):
-        raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        raise ValueError(f"unknown mode {mode!r}; choose one of {PLANNER_MODES}")
 
     relax = _lp(c, classes, policy, deadline)
     if relax is None:
@@ -464,15 +462,15 @@ def _run(c: Compiled, classes: Classes, mode: str, policy: SolverPolicy,
     return _class_plan_to_selection(c, classes, plan), state, name, relax.dual
 
 
-def solve(problem: Problem, mode: Mode = "ilp", time_limit_s: float | None = None, gap: float | None = None,
+def solve(problem: Problem, mode: PlannerMode = "ilp", time_limit_s: float | None = None, gap: float | None = None,
           policy: SolverPolicy | None = None) -> Plan:
     """Plan which edit to buy for which item and how many new items to write, within the budget."""
     policy = policy or SolverPolicy()
     updates = {k: v for k, v in (("time_limit_s", time_limit_s), ("gap", gap)) if v is not None}
     if updates:
         policy = policy.model_copy(update=updates)
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+    if mode not in PLANNER_MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {PLANNER_MODES}")
     with gc_paused():
         return _solve(problem, mode, policy)
 
@@ -513,7 +511,7 @@ def _solve(problem: Problem, mode: str, policy: SolverPolicy) -> Plan:
     return plan
 
 
-def marginal_value(problem: Problem, mode: Mode = "ilp", delta: float = 1000.0,
+def marginal_value(problem: Problem, mode: PlannerMode = "ilp", delta: float = 1000.0,
                    policy: SolverPolicy | None = None, base: float | None = None) -> float:
     """Objective gained per `delta` extra tokens, by re-solving at B + delta (exact for the given mode)."""
     policy = (policy or SolverPolicy()).model_copy(update={"marginal": "none"})

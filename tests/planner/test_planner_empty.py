@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import pytest
 
+from refinelab.config import PLANNER_MODES
 from refinelab.planner.catalogue import ApplicabilityPolicy, Catalogue, CostModel
-from refinelab.planner.ilp import MODES, solve
+from refinelab.planner.ilp import solve
 from refinelab.planner.problem import Item, PlanTargets, Problem, build_problem
 
 PROFILES = [{"id": f"q{i}", "domain": "math" if i % 3 else "law", "skill": "calc", "difficulty": i / 10,
              "p_error": 0.3, "distractor_score": 0.2} for i in range(10)]
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", PLANNER_MODES)
 def test_zero_budget(mode: str) -> None:
     plan = solve(build_problem(PROFILES, budget=0), mode=mode)
     assert plan.empty and plan.status == "empty"
     assert "budget is zero" in plan.reason
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", PLANNER_MODES)
 def test_no_applicable_operation(mode: str) -> None:
     none = Catalogue(applicability=ApplicabilityPolicy(enabled=frozenset()))
     plan = solve(build_problem(PROFILES, budget=1e6, catalogue=none), mode=mode)
     assert plan.empty and "no operation applies" in plan.reason
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", PLANNER_MODES)
 def test_everything_too_expensive(mode: str) -> None:
     pricey = Catalogue()
     pricey = Catalogue(specs={op: s.model_copy(update={"cost": CostModel(intercept=1e9, slope=0)})

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from refinelab.config import PLANNER_MODES
 from refinelab.planner.aggregate import AggregationPolicy
-from refinelab.planner.ilp import MODES, SolverPolicy, check_plan, marginal_value, solve
+from refinelab.planner.ilp import SolverPolicy, check_plan, marginal_value, solve
 from refinelab.planner.problem import build_problem
 
 from .conftest import random_problem
@@ -16,7 +17,7 @@ from .conftest import random_problem
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), budget=st.floats(0, 60), n_items=st.integers(0, 8),
-       mode=st.sampled_from(MODES))
+       mode=st.sampled_from(PLANNER_MODES))
 def test_every_mode_respects_the_budget(seed: int, budget: float, n_items: int, mode: str) -> None:
     problem = random_problem(seed, n_items=n_items, n_options=2, max_count=3, budget=budget)
     plan = solve(problem, mode=mode, policy=SolverPolicy(seed=seed))
@@ -39,7 +40,7 @@ def test_lp_round_never_exceeds_the_budget_even_when_binned(seed: int, per_item:
     problem = build_problem(_profiles(400, seed), budget=per_item * 400)
     binned = SolverPolicy(aggregation=AggregationPolicy(exact_below=0, max_classes=40))
     for policy in (SolverPolicy(), binned):
-        for mode in MODES:
+        for mode in PLANNER_MODES:
             plan = solve(problem, mode=mode, policy=policy)
             assert plan.forecast_tokens <= problem.budget + 1e-9, (mode, policy)
             assert check_plan(problem, plan) == []

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from refinelab.config import PLANNER_MODES
 from refinelab.operations import Op
 from refinelab.planner.catalogue import ApplicabilityPolicy, Catalogue
-from refinelab.planner.ilp import MODES, check_plan, solve
+from refinelab.planner.ilp import check_plan, solve
 from refinelab.planner.problem import PlanTargets, Weights, build_problem
 
 # 40 items in one over-represented cell, 4 in another; the target is 50/50.
@@ -38,7 +39,7 @@ def test_coverage_is_bought_with_new_items_not_deletions() -> None:
     assert plan.metrics["coverage_deviation"].after < plan.metrics["coverage_deviation"].before
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", PLANNER_MODES)
 def test_size_floor_holds_in_every_mode(mode: str) -> None:
     catalogue = Catalogue(applicability=ApplicabilityPolicy(allow_shrink=True))
     problem = build_problem(SKEWED, budget=50_000, targets=TARGETS, catalogue=catalogue, min_size=40)
