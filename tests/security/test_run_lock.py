@@ -21,12 +21,12 @@ from tests.support.sec_helpers import (
 )
 
 EXIT_BUSY = 4
-DELAY_S = 1.0  # the scripted endpoint's answer time while a holder works
+SLOTS = 6  # three roles, two model slots each (sec_helpers' config): the most requests a held run has out
 
 
-def _stopped_run(ws, port: int) -> Path:  # noqa: ANN001
-    config = write_config(ws.tmp / "c.yaml", f"http://127.0.0.1:{port}/v1", ws.runs)
-    proc = cli(refine_args(ws.data, config, ws.prompts, "shared"), ws.env, ws.tmp)
+def _stopped_run(ws, port: int, **config: object) -> Path:  # noqa: ANN001
+    write_config(ws.tmp / "c.yaml", f"http://127.0.0.1:{port}/v1", ws.runs, **config)
+    proc = cli(refine_args(ws.data, ws.tmp / "c.yaml", ws.prompts, "shared"), ws.env, ws.tmp)
     assert proc.returncode == 3, proc.stderr[-2000:]
     return ws.runs / "shared"
 
@@ -43,14 +43,13 @@ def _wait_for_lock(run: Path, pid: int, timeout: float = 60) -> None:
 
 def test_second_resume_exits_at_once_naming_the_holder(ws) -> None:
     port = free_port()
-    run = _stopped_run(ws, port)
-    # Each answer takes DELAY_S, so the holder is still working when the two refused commands are done
-    # (~6 s of CLI starts on a loaded machine; at 0.3 s the holder's whole resume took about that long).
-    with endpoint(port=port, delay_s=DELAY_S) as ep:
+    # the holder waits on answers the test holds back, so its model timeout must outlast the test's commands
+    run = _stopped_run(ws, port, timeout_s=180)
+    with endpoint(port=port) as ep:
+        ep.gate.clear()  # every answer is held until the refused commands are done: the holder is mid-run
         first = start_cli(["resume", "shared", "--runs-dir", str(ws.runs), "--quiet"], ws.env, ws.tmp)
         try:
             _wait_for_lock(run, first.pid)
-            before = ep.requests
             started = time.monotonic()
             second = cli(["resume", "shared", "--runs-dir", str(ws.runs), "--quiet"], ws.env, ws.tmp)
             took = time.monotonic() - started
@@ -58,12 +57,12 @@ def test_second_resume_exits_at_once_naming_the_holder(ws) -> None:
             assert f"process {first.pid}" in second.stderr and took < 15
             same_id = cli(refine_args(ws.data, ws.tmp / "c.yaml", ws.prompts, "shared"), ws.env, ws.tmp)
             assert same_id.returncode in (2, EXIT_BUSY) and "shared" in same_id.stderr
-            assert first.poll() is None, "the holder should still be working"
-            # only the holder's requests went out: each of its model slots sends at most one per DELAY_S
-            # (a second resume would have sent its own burst at once)
-            slots = 6  # three roles, two slots each (sec_helpers config)
-            assert ep.requests - before <= slots * ((time.monotonic() - started) / DELAY_S + 1)
+            assert first.poll() is None, "the holder should still be waiting on its held answers"
+            # only the holder's requests went out, each slot's first one, now held; a second resume or
+            # refine that ran would have sent its own
+            assert ep.requests <= SLOTS, ep.requests
         finally:
+            ep.gate.set()
             out, err = first.communicate(timeout=240)
     assert first.returncode == 0, err[-3000:]
 

@@ -66,6 +66,8 @@ def completion(content: str, model: str = "scripted") -> dict[str, Any]:
             "usage": {"prompt_tokens": 20, "completion_tokens": tokens, "total_tokens": 20 + tokens}}
 
 
+GATE_TIMEOUT_S = 120.0  # a held answer is released as an error after this, so a failed test cannot hang
+
 Behaviour = Callable[["Endpoint", dict[str, Any], dict[str, str]], tuple[int, bytes]]
 
 
@@ -74,15 +76,23 @@ def answer_ok(endpoint: Endpoint, body: dict[str, Any], headers: dict[str, str])
                  "".join(p.get("text", "") for p in m["content"])} for m in body.get("messages", [])]
     if endpoint.delay_s:
         time.sleep(endpoint.delay_s)
+    if not endpoint.gate.wait(timeout=GATE_TIMEOUT_S):
+        return 503, b'{"error": "the test never opened the gate"}'
     return 200, json.dumps(completion(respond(messages))).encode()
 
 
 class Endpoint:
-    """A loopback OpenAI-compatible server; `behaviour` decides each answer and can be swapped live."""
+    """A loopback OpenAI-compatible server; `behaviour` decides each answer and can be swapped live.
+
+    `gate` is open unless a test clears it: `answer_ok` then holds every answer until the test sets it
+    again, so "the client is still waiting on the model" is a state the test controls, not a race against
+    a delay."""
 
     def __init__(self, behaviour: Behaviour = answer_ok, port: int = 0, delay_s: float = 0.0) -> None:
         self.behaviour = behaviour
         self.delay_s = delay_s
+        self.gate = threading.Event()
+        self.gate.set()
         self.requests = 0
         self._lock = threading.Lock()
         endpoint = self
