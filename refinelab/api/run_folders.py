@@ -357,9 +357,11 @@ def claim_new(runs_dir: str | Path, run_id: str) -> RunFolder:
     return RunFolder(path, run_id, lock, created)
 
 
-def claim_existing(runs_dir: str | Path, run_id: str, *, trust: bool = False) -> RunFolder:
-    """Check a run folder read-only (one-line errors, nothing modified), then lock it for a resume.
-    Settings without this user's seal are refused unless `trust` (UntrustedRun, exit 2)."""
+def check_existing(runs_dir: str | Path, run_id: str, *, trust: bool = False) -> tuple[Path, str, dict[str, Any]]:
+    """The read-only checks of a run folder before a resume: (folder, identity, saved settings), or a
+    one-line error naming the file (nothing modified). Settings without this user's seal are refused
+    unless `trust` (UntrustedRun, exit 2). The CLI calls it before loading the graph, so a damaged or
+    foreign folder is refused in a fraction of a second; `claim_existing` repeats it under the lock."""
     path = run_path(runs_dir, run_id)
     if not path.is_dir():
         raise FileNotFoundError(f"no run {run_id} in {runs_dir}")
@@ -373,6 +375,12 @@ def claim_existing(runs_dir: str | Path, run_id: str, *, trust: bool = False) ->
     except (sqlite3.DatabaseError, ValueError) as exc:
         raise DataError(str(path / "store.sqlite"), None, None, f"run identity unreadable ({exc})") from None
     check_checkpoint(path / "checkpoints.sqlite", identity)
+    return path, identity, saved
+
+
+def claim_existing(runs_dir: str | Path, run_id: str, *, trust: bool = False) -> RunFolder:
+    """Check a run folder read-only (`check_existing`), then lock it for a resume."""
+    path, identity, saved = check_existing(runs_dir, run_id, trust=trust)
     lock = RunLock(path).acquire()
     return RunFolder(path, identity, lock, created=False, saved=saved)
 

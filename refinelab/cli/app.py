@@ -239,9 +239,13 @@ def refine_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines of progress, then a JSON result")] = False,
 ) -> None:
     """Profile, plan, refine and validate DATA within BUDGET tokens; write the run folder."""
+    from refinelab.api.run_folders import validate_budget, validate_run_id
     from refinelab.config import load_settings, role_overrides
 
     try:
+        validate_budget(budget)
+        if run_id is not None:
+            validate_run_id(run_id)
         overrides: dict[str, Any] = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
         for key, value in (("runs_dir", runs_dir), ("rounds", rounds), ("planner_mode", mode)):
             if value is not None:
@@ -280,6 +284,12 @@ def resume_command(
         "edited); its settings choose endpoints and API keys"))] = False,
 ) -> None:
     """Continue a killed run from its last checkpoint without paying for finished calls again."""
+    from refinelab.api.run_folders import check_existing
+
+    try:  # read-only checks before the graph is loaded (~2 s): a damaged or foreign folder fails at once
+        check_existing(runs_dir, run_id, trust=trust_run)
+    except (RefineLabError, ValueError, FileNotFoundError) as exc:
+        fail(exc)
     from refinelab.api import resume
 
     _run_and_report(lambda view: resume(run_id, runs_dir=runs_dir, on_event=view, trust=trust_run), quiet, as_json)

@@ -52,3 +52,23 @@ def test_openai_sdk_errors_are_still_classified_once_it_is_loaded() -> None:
     assert llm._is_transient(limited) and llm._status_answer(limited)
     assert not llm._is_transient(refused) and llm._status_answer(refused)
     assert llm._is_transient(openai.APIConnectionError(request=request))
+
+
+def _heavy_after(args: list[str], cwd: str) -> tuple[int, str, str]:
+    """Run the CLI in a fresh process with `args`; (exit code, heavy modules loaded, stderr)."""
+    code = (f"import sys\nsys.argv = ['refinelab', *{args!r}]\nfrom refinelab.cli.app import main\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+            f"print(code, ','.join(m for m in {HEAVY!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=cwd)
+    status, _, loaded = proc.stdout.strip().rpartition("\n")[2].partition(" ")
+    return int(status), loaded, proc.stderr
+
+
+def test_a_bad_run_id_or_missing_run_is_refused_before_the_graph_loads(tmp_path) -> None:  # noqa: ANN001
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "a", "question": "Q?", "choices": ["x", "y"], "answer": 0}\n')
+    for args in (["refine", str(data), "--budget", "10", "--run-id", "../up"],
+                 ["resume", "../up"], ["resume", "never-made", "--runs-dir", str(tmp_path / "runs")]):
+        status, loaded, err = _heavy_after(args, str(tmp_path))
+        assert status == 2, (args, err[-1500:])
+        assert loaded == "", f"{args}: loaded {loaded} before refusing"
