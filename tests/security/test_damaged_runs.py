@@ -8,11 +8,13 @@ import json
 import re
 import shutil
 import sqlite3
+import types
 from pathlib import Path
 
 import pytest
 
 from tests.support.sec_helpers import (
+    base_env,
     cli,
     endpoint,
     free_port,
@@ -21,17 +23,35 @@ from tests.support.sec_helpers import (
     statuses,
     tree_digest,
     write_config,
+    write_dataset,
+    write_prompts,
 )
+
+SEAL_KEY = Path("home") / ".config" / "refinelab" / "run-seal.key"  # a workspace user's run seal (HOME)
+
+
+@pytest.fixture(scope="module")
+def stopped_template(tmp_path_factory: pytest.TempPathFactory, warm_embeddings: Path) -> types.SimpleNamespace:
+    """One run stopped by a dead endpoint per test process. Making it is a CLI run (~2.5 s); the damage
+    cases each take a copy, which resumes as itself (`test_renamed_or_copied_folder_resumes_as_itself`)."""
+    tmp = tmp_path_factory.mktemp("stopped-template")
+    port = free_port()
+    config = write_config(tmp / "c.yaml", f"http://127.0.0.1:{port}/v1", tmp / "runs")
+    proc = cli(refine_args(write_dataset(tmp / "data.jsonl"), config, write_prompts(tmp / "prompts"), "r"),
+               base_env(tmp), tmp)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    return types.SimpleNamespace(run=tmp / "runs" / "r", seal_key=tmp / SEAL_KEY, port=port)
 
 
 @pytest.fixture
-def stopped(ws):  # noqa: ANN001, ANN201
-    """A run stopped by a dead endpoint (resumable), and the port its endpoint will come back on."""
-    ws.port = free_port()
-    config = write_config(ws.tmp / "c.yaml", f"http://127.0.0.1:{ws.port}/v1", ws.runs)
-    proc = cli(refine_args(ws.data, config, ws.prompts, "r"), ws.env, ws.tmp)
-    assert proc.returncode == 3, proc.stderr[-2000:]
+def stopped(ws, stopped_template):  # noqa: ANN001, ANN201
+    """A run stopped by a dead endpoint (resumable), written by this workspace's user (the template's run
+    folder and seal key), and the port its endpoint will come back on."""
+    ws.port = stopped_template.port
     ws.run = ws.runs / "r"
+    shutil.copytree(stopped_template.run, ws.run)
+    (ws.tmp / SEAL_KEY).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(stopped_template.seal_key, ws.tmp / SEAL_KEY)
     return ws
 
 
