@@ -79,9 +79,10 @@ def plan_command(
     prompts: arg.Prompts = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan report as JSON")] = False,
 ) -> None:
-    """Forecast a run: profile DATA (once), plan for BUDGET, print the plan, its cost, the expected
-    change of each metric and the value of more budget. No edits are made."""
+    """Forecast a run for BUDGET: the plan, its cost and expected gains; no edits.
 
+    Profiles DATA (once), plans for BUDGET and prints the plan, its cost, the expected change of each
+    metric and the value of more budget. No edits are made."""
     if not dry:
         fail("`refinelab plan` only forecasts: pass --dry-run (to spend the budget, use `refinelab refine`)")
     if mode not in PLANNER_MODES:

@@ -58,8 +58,9 @@ def export_command(
     choice_format: Annotated[str, typer.Option(
         help="letters: MMLU-style lettered options, scores ' A'/' B'...; text: scores each option's text")] = "letters",
 ) -> None:
-    """Export the refined set of RUN: --hf DIR, --parquet FILE|DIR, --jsonl FILE|DIR (each with a dataset card),
-    and/or --lm-eval DIR (an lm-eval-harness task)."""
+    """Export the refined set of RUN: --hf, --parquet, --jsonl (each with a dataset card), --lm-eval.
+
+    --hf DIR, --parquet FILE|DIR, --jsonl FILE|DIR and/or --lm-eval DIR (an lm-eval-harness task)."""
     from refinelab.api import export
     from refinelab.api.results import save
 
