@@ -517,7 +517,8 @@ def build_context(run: dict[str, Any]) -> dict[str, Any]:
         "ledger_tables": [(name, sorted((ledger.get(key) or {}).items(), key=lambda kv: -(kv[1] or {}).get("tokens", 0)))
                           for name, key in (("node", "by_node"), ("operation", "by_operation"), ("model", "by_model"))],
         "ledger_counters": [(k, ledger.get(k)) for k in ("calls", "retries", "parse_failures", "failed_calls",
-                                                          "overrun_calls") if k in ledger],
+                                                          "overrun_calls", "prompt_tokens", "cached_prompt_tokens")
+                            if k in ledger],
         "plans": [{"round": p.get("round") or i, "mode": p.get("mode"), "solver": p.get("solver"),
                    "status": p.get("status"), "budget": _fmt(p.get("budget"), 0),
                    "forecast": _fmt(p.get("forecast_tokens"), 0), "marginal": _fmt(p.get("marginal_value_per_1k"), 3),

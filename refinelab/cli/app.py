@@ -151,6 +151,16 @@ def _profile_share(report: dict[str, Any]) -> str:
     return f" (profiling {profile:,}, {profile / spent:.0%})" if profile and spent else ""
 
 
+def _prompt_cache_line(ledger: dict[str, Any]) -> str:
+    """"N of M prompt tokens (P%) were read from the server's prompt cache", or "" when the server said
+    none were. Charged in full all the same (Ledger.settle): on a hosted API that discounts cached input,
+    this is the share billed at the lower price."""
+    prompt, cached = ledger.get("prompt_tokens") or 0, ledger.get("cached_prompt_tokens") or 0
+    if not (isinstance(prompt, int) and isinstance(cached, int) and prompt > 0 and cached > 0):
+        return ""
+    return f"{cached:,} of {prompt:,} prompt tokens ({cached / prompt:.0%}) were read from the server's prompt cache"
+
+
 def _print_result(result: object, as_json: bool) -> None:
     if getattr(result, "paused", False):  # stopped at human review: no outputs yet
         line = {"run_id": result.run_id, "pending_review": result.pending_review}  # type: ignore[attr-defined]
@@ -167,6 +177,7 @@ def _print_result(result: object, as_json: bool) -> None:
         "new_items": report.get("new_items"), "output_items": report.get("output_items"),
         "spent": report.get("ledger", {}).get("spent"), "cap": report.get("ledger", {}).get("cap"),
         "replayed": report.get("ledger", {}).get("replayed", 0),
+        "cached_prompt_tokens": report.get("ledger", {}).get("cached_prompt_tokens", 0),
         "coverage_jsd": [report.get("metrics_before", {}).get("coverage_jsd"),
                          report.get("metrics_after", {}).get("coverage_jsd")],
         "difficulty_jsd": [report.get("metrics_before", {}).get("difficulty_jsd"),
@@ -180,6 +191,8 @@ def _print_result(result: object, as_json: bool) -> None:
         replayed = f" + {summary['replayed']:,} replayed from the response cache" if summary["replayed"] else ""
         _line(f"run {summary['run_id']}: {summary['stop_reason']}; spent {_count(summary['spent'])}{replayed} "
               f"of {_count(summary['cap'])} tokens{_profile_share(report)}")
+        if cache_line := _prompt_cache_line(report.get("ledger") or {}):
+            _line(cache_line)
         statuses = ", ".join(f"{k} {v}" for k, v in (summary["items_by_status"] or {}).items())
         _line(f"items: {statuses}; new {summary['new_items']}; output {summary['output_items']}")
         _line(f"coverage JSD {_jsd(summary['coverage_jsd'][0])} -> {_jsd(summary['coverage_jsd'][1])}; "

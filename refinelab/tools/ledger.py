@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS calls (
     reserved INTEGER NOT NULL,
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_prompt_tokens INTEGER NOT NULL DEFAULT 0,  -- of prompt_tokens, read from the server's prompt cache
     status TEXT NOT NULL,            -- reserved | settled | failed | abandoned
     is_retry INTEGER NOT NULL DEFAULT 0,
     parse_failed INTEGER NOT NULL DEFAULT 0,
@@ -110,6 +111,9 @@ class Ledger:
         # may lose the last commits. FULL would fsync on every reservation.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+        if "cached_prompt_tokens" not in columns:  # a ledger written before the column existed
+            self._db.execute("ALTER TABLE calls ADD COLUMN cached_prompt_tokens INTEGER NOT NULL DEFAULT 0")
         with self._lock:
             self._recount()
         # Which run paid for a cached answer (tools/llm.py): a ledger's own id, kept across reopenings.
@@ -250,12 +254,15 @@ class Ledger:
         failed: bool = False,
         parse_failed: bool = False,
         unsent: bool = False,
+        cached_prompt_tokens: int = 0,
     ) -> None:
         """Replace the reservation with the usage the provider reported.
 
         Reported usage above the reservation is clipped to the reservation: the reservation is the
         hard upper bound we promised, and the estimator is built so this does not happen in practice
-        (the clip is recorded by `overrun_calls`).
+        (the clip is recorded by `overrun_calls`). `cached_prompt_tokens`, the part of the prompt the
+        server read from its prompt cache, is recorded and reported but charged like the rest: the
+        budget counts tokens, and what a cached token costs is the provider's price, not ours to assume.
         """
         total = prompt_tokens + completion_tokens
         overrun = total > reservation.tokens
@@ -263,6 +270,7 @@ class Ledger:
             scale = reservation.tokens / total
             prompt_tokens = int(prompt_tokens * scale)
             completion_tokens = reservation.tokens - prompt_tokens
+        cached_prompt_tokens = max(0, min(cached_prompt_tokens, prompt_tokens))
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -271,10 +279,10 @@ class Ledger:
                 if overrun:
                     self._bump("overrun_calls")
                 cursor = self._db.execute(
-                    "UPDATE calls SET prompt_tokens=?, completion_tokens=?, status=?, parse_failed=?, finished=?"
-                    " WHERE id=? AND status='reserved'",
-                    (prompt_tokens, completion_tokens, "failed" if failed else "settled", int(parse_failed),
-                     time.time(), reservation.call_id),
+                    "UPDATE calls SET prompt_tokens=?, completion_tokens=?, cached_prompt_tokens=?, status=?,"
+                    " parse_failed=?, finished=? WHERE id=? AND status='reserved'",
+                    (prompt_tokens, completion_tokens, cached_prompt_tokens, "failed" if failed else "settled",
+                     int(parse_failed), time.time(), reservation.call_id),
                 )
                 if cursor.rowcount:
                     self._db.execute("UPDATE totals SET spent = spent + ?, reserved = reserved - ? WHERE id=1",
@@ -392,9 +400,13 @@ class Ledger:
             self._settled.notify_all()
 
     def summary(self) -> dict[str, Any]:
-        """Spend overall and by node, operation, model; counts of calls, retries and failed parses."""
+        """Spend overall and by node, operation, model; counts of calls, retries and failed parses; the
+        prompt tokens of settled calls and how many of them the server read from its prompt cache."""
         with self._lock:
             spent, reserved = self._totals()
+            prompt, cached = self._db.execute(
+                "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(cached_prompt_tokens), 0) FROM calls"
+                " WHERE status='settled'").fetchone()
             rows = self._db.execute(
                 "SELECT node, operation, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),"
                 " SUM(is_retry), SUM(parse_failed), SUM(status='failed'),"
@@ -421,6 +433,7 @@ class Ledger:
             "calls": calls, "retries": retries,
             "parse_failures": parse_failures, "failed_calls": failures,
             "overrun_calls": int(overrun[0]) if overrun else 0, "unsent_calls": int(unsent[0]) if unsent else 0,
+            "prompt_tokens": int(prompt), "cached_prompt_tokens": int(cached),
             "by_node": by["node"], "by_operation": by["operation"], "by_model": by["model"],
         }
 

@@ -166,12 +166,16 @@ def _truncated_completion(exc: Exception) -> tuple[str, int, int] | None:
     return text, int(usage.prompt_tokens), int(usage.completion_tokens)
 
 
-def _usage(message: AIMessage) -> tuple[int, int, bool]:
-    """(prompt, completion, reported) from the server's usage; reported=False when it sent none."""
+def _usage(message: AIMessage) -> tuple[int, int, bool, int]:
+    """(prompt, completion, reported, cached prompt tokens) from the server's usage; reported=False when
+    it sent none. LangChain puts the prompt-cache reads under `input_token_details.cache_read`."""
     usage = message.usage_metadata
     if usage:
-        return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), True
-    return 0, 0, False
+        details = usage.get("input_token_details") or {}
+        cached = details.get("cache_read", 0) if isinstance(details, dict) else 0
+        cached = cached if isinstance(cached, int) and not isinstance(cached, bool) else 0
+        return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), True, cached
+    return 0, 0, False, 0
 
 
 def top_logprobs_of(block: Any) -> list[tuple[str, float]] | None:
@@ -348,10 +352,10 @@ class ChatClient:
             bind["extra_body"] = {"grammar": params["grammar"]}
         with transport_only() as untraced:
             message = self._model_for(member).invoke(_to_langchain(messages), config=untraced, **bind)
-        prompt, completion, reported = _usage(message)
+        prompt, completion, reported, cached = _usage(message)
         text = message.content if isinstance(message.content, str) else json.dumps(message.content)
         metadata = message.response_metadata if isinstance(message.response_metadata, dict) else {}
-        return Reply(text, prompt, completion, reported, metadata.get("logprobs"))
+        return Reply(text, prompt, completion, reported, metadata.get("logprobs"), cached)
 
     # -- public calls -------------------------------------------------------------------------
 
@@ -638,7 +642,7 @@ class ChatClient:
             prompt, completion, reported = reply.prompt_tokens, reply.completion_tokens, reply.reported
             if not reported:  # settle on the reservation: never under-count an unreported call
                 prompt, completion = worst_case - limit, limit
-            self.ledger.settle(reservation, prompt, completion)
+            self.ledger.settle(reservation, prompt, completion, cached_prompt_tokens=reply.cached_prompt_tokens)
             self.ledger.note_answer()
             text = redact_secrets(reply.text)  # an endpoint echoing our key into its answer
             top = top_logprobs_of(reply.logprobs) if params.get("logprobs") else None

@@ -51,6 +51,9 @@ class Reply:
     completion_tokens: int
     reported: bool  # the server sent usage; without it the client settles on the reservation
     logprobs: Any  # `choices[0].logprobs` as sent (read by llm.top_logprobs_of), or None
+    # of `prompt_tokens`, those the server read from its prompt cache (`usage.prompt_tokens_details.
+    # cached_tokens`: llama.cpp, vLLM and OpenAI send it); 0 when not said
+    cached_prompt_tokens: int = 0
 
 
 class ChatTransport:
@@ -102,7 +105,10 @@ def _read(content: bytes, *, structured: bool) -> Reply:
         if not reported:
             raise MalformedReply("a reply cut at the token limit, without usage")
         raise TruncatedReply(text, prompt_tokens, completion_tokens)
-    return Reply(text, prompt_tokens, completion_tokens, bool(reported), choice.get("logprobs"))
+    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    cached_tokens = min(int(cached), prompt_tokens) if reported and _count(cached) else 0  # type: ignore[arg-type]
+    return Reply(text, prompt_tokens, completion_tokens, bool(reported), choice.get("logprobs"), cached_tokens)
 
 
 def _count(value: Any) -> bool:
