@@ -25,6 +25,7 @@ from refinelab.cli.common import (
     out,
     parse_list,
     print_error,
+    prompt_cache_line,
     run_options,
     styled,
 )
@@ -151,16 +152,6 @@ def _profile_share(report: dict[str, Any]) -> str:
     return f" (profiling {profile:,}, {profile / spent:.0%})" if profile and spent else ""
 
 
-def _prompt_cache_line(ledger: dict[str, Any]) -> str:
-    """"N of M prompt tokens (P%) were read from the server's prompt cache", or "" when the server said
-    none were. Charged in full all the same (Ledger.settle): on a hosted API that discounts cached input,
-    this is the share billed at the lower price."""
-    prompt, cached = ledger.get("prompt_tokens") or 0, ledger.get("cached_prompt_tokens") or 0
-    if not (isinstance(prompt, int) and isinstance(cached, int) and prompt > 0 and cached > 0):
-        return ""
-    return f"{cached:,} of {prompt:,} prompt tokens ({cached / prompt:.0%}) were read from the server's prompt cache"
-
-
 def _print_result(result: object, as_json: bool) -> None:
     if getattr(result, "paused", False):  # stopped at human review: no outputs yet
         line = {"run_id": result.run_id, "pending_review": result.pending_review}  # type: ignore[attr-defined]
@@ -191,7 +182,7 @@ def _print_result(result: object, as_json: bool) -> None:
         replayed = f" + {summary['replayed']:,} replayed from the response cache" if summary["replayed"] else ""
         _line(f"run {summary['run_id']}: {summary['stop_reason']}; spent {_count(summary['spent'])}{replayed} "
               f"of {_count(summary['cap'])} tokens{_profile_share(report)}")
-        if cache_line := _prompt_cache_line(report.get("ledger") or {}):
+        if cache_line := prompt_cache_line(report.get("ledger") or {}):
             _line(cache_line)
         statuses = ", ".join(f"{k} {v}" for k, v in (summary["items_by_status"] or {}).items())
         _line(f"items: {statuses}; new {summary['new_items']}; output {summary['output_items']}")

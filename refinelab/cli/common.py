@@ -107,3 +107,13 @@ def load_selection(data: Path, format: str | None, subjects: str | None, limit: 
     except (RefineLabError, TargetError, ValueError) as exc:
         fail(exc)
     return dataset, resolved
+
+
+def prompt_cache_line(ledger: dict[str, Any]) -> str:
+    """"N of M prompt tokens (P%) were read from the server's prompt cache", or "" when the server said
+    none were. Charged in full all the same (Ledger.settle): on a hosted API that discounts cached input,
+    this is the share billed at the lower price."""
+    prompt, cached = ledger.get("prompt_tokens") or 0, ledger.get("cached_prompt_tokens") or 0
+    if not (isinstance(prompt, int) and isinstance(cached, int) and prompt > 0 and cached > 0):
+        return ""
+    return f"{cached:,} of {prompt:,} prompt tokens ({cached / prompt:.0%}) were read from the server's prompt cache"

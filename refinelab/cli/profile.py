@@ -17,6 +17,7 @@ from refinelab.cli.common import (
     load_selection,
     out,
     parse_list,
+    prompt_cache_line,
     run_options,
     styled,
 )
@@ -58,11 +59,13 @@ def print_report(report: dict[str, Any]) -> None:
     ledger = report["ledger"]
     spend = Table(title=f"tokens by component: {ledger['spent']} spent in {ledger['calls']} calls"
                         + (f" (cap {ledger['cap']})" if ledger["cap"] else ""))
-    for column in ("component", "calls", "tokens"):
+    for column in ("component", "calls", "tokens", "prompt-cache reads"):
         spend.add_column(column, justify="left" if column == "component" else "right")
     for name, slot in sorted(report["ledger_by_component"].items()):
-        spend.add_row(name, str(slot["calls"]), str(slot["tokens"]))
+        spend.add_row(name, str(slot["calls"]), str(slot["tokens"]), str(slot.get("cached_prompt_tokens", 0)))
     out.print(spend)
+    if cache_line := prompt_cache_line(ledger):
+        out.print(cache_line)
     if report["stop_reason"]:
         out.print(styled(("stopped early:", "yellow"), f" {report['stop_reason']}"))
 

@@ -410,19 +410,21 @@ class Ledger:
             rows = self._db.execute(
                 "SELECT node, operation, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),"
                 " SUM(is_retry), SUM(parse_failed), SUM(status='failed'),"
-                " SUM(CASE WHEN status='abandoned' THEN reserved ELSE 0 END)"
+                " SUM(CASE WHEN status='abandoned' THEN reserved ELSE 0 END),"
+                " SUM(CASE WHEN status='settled' THEN cached_prompt_tokens ELSE 0 END)"
                 " FROM calls GROUP BY node, operation, model"
             ).fetchall()
             overrun = self._db.execute("SELECT value FROM meta WHERE key='overrun_calls'").fetchone()
             unsent = self._db.execute("SELECT value FROM meta WHERE key='unsent_calls'").fetchone()
         by: dict[str, dict[str, dict[str, int]]] = {"node": {}, "operation": {}, "model": {}}
         calls = retries = parse_failures = failures = 0
-        for node, operation, model, n, p, c, r, pf, f, abandoned in rows:
+        for node, operation, model, n, p, c, r, pf, f, abandoned, read_cached in rows:
             tokens = int(p or 0) + int(c or 0) + int(abandoned or 0)
             for key, value in (("node", node), ("operation", operation), ("model", model)):
-                slot = by[key].setdefault(value or "(none)", {"tokens": 0, "calls": 0})
+                slot = by[key].setdefault(value or "(none)", {"tokens": 0, "calls": 0, "cached_prompt_tokens": 0})
                 slot["tokens"] += tokens
                 slot["calls"] += int(n)
+                slot["cached_prompt_tokens"] += int(read_cached or 0)
             calls += int(n)
             retries += int(r or 0)
             parse_failures += int(pf or 0)

@@ -58,6 +58,7 @@ def test_the_ledger_reports_cached_prompt_tokens_but_charges_them(tmp_path: Path
     summary = ledger.summary()
     assert ledger.spent == 650 + 1 + 650 + 1 + 300
     assert (summary["prompt_tokens"], summary["cached_prompt_tokens"]) == (1300, 634)
+    assert summary["by_node"]["profile"]["cached_prompt_tokens"] == 634
     over = ledger.reserve(100, CallTag())
     ledger.settle(over, 400, 0, cached_prompt_tokens=400)  # clipped to the reservation, cached with it
     assert ledger.summary()["cached_prompt_tokens"] == 634 + 100
@@ -97,3 +98,13 @@ def test_real_server_reports_the_shared_prefix_as_cached(embedded_server, monkey
     summary = ledger.summary()
     assert summary["calls"] == 2
     assert summary["cached_prompt_tokens"] > summary["prompt_tokens"] / 3, summary
+
+
+def test_the_cli_line_says_the_share_or_nothing() -> None:
+    from refinelab.cli.common import prompt_cache_line
+
+    assert prompt_cache_line({"prompt_tokens": 20_000, "cached_prompt_tokens": 15_000}) == (
+        "15,000 of 20,000 prompt tokens (75%) were read from the server's prompt cache")
+    for ledger in ({}, {"prompt_tokens": 100, "cached_prompt_tokens": 0}, {"prompt_tokens": 0},
+                   {"prompt_tokens": "100", "cached_prompt_tokens": "50"}):
+        assert prompt_cache_line(ledger) == ""
