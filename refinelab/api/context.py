@@ -6,10 +6,13 @@ a validator experiment are the same kind of folder: `store.sqlite`, `ledger.sqli
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.api.run_folders import RunLock
 from refinelab.config import Settings, load_settings
 from refinelab.metrics.targets import Targets
 from refinelab.prompts.loader import PromptLibrary
@@ -48,3 +51,24 @@ def close_run_context(ctx: AgentContext) -> None:
     for handle in (ctx.store, ctx.ledger, ctx.cache, ctx.tracer):
         if handle is not None:
             handle.close()
+
+
+@contextlib.contextmanager
+def working_folder(run_dir: str | Path, **context: object) -> Iterator[AgentContext]:
+    """`open_run_context` for the folders of `profile`, `screen` and `plan`, which a re-run continues:
+    one process at a time (a second gets RunBusy naming the holder, as a run's `resume` does), the
+    reservations a killed earlier process left in the ledger abandoned (charged at their reservation, as
+    a resume charges them, and no longer holding budget), and every handle closed at the end. Without
+    this a profile re-run with --budget after a killed one had those reservations held for good."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir).acquire()
+    try:
+        ctx = open_run_context(run_dir, **context)  # type: ignore[arg-type]
+        try:
+            ctx.ledger.abandon_in_flight()
+            yield ctx
+        finally:
+            close_run_context(ctx)
+    finally:
+        lock.release()

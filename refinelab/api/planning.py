@@ -18,7 +18,7 @@ from typing import Any
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.planner_agent import plan_for_budget
-from refinelab.api.context import open_run_context
+from refinelab.api.context import working_folder
 from refinelab.api.profiling import profile
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
@@ -84,9 +84,8 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
     if not reused:
         profile(dataset, out_dir=folder, targets=targets, settings=settings, options=options, hooks=hooks,
                 prompts_dir=prompts_dir)
-    ctx = open_run_context(folder, settings=settings, targets=targets, options=options, hooks=hooks,
-                           prompts_dir=prompts_dir)
-    try:
+    with working_folder(folder, settings=settings, targets=targets, options=options, hooks=hooks,
+                        prompts_dir=prompts_dir) as ctx:
         calls_before = ctx.ledger.summary()["calls"]
         # what profiling used of the budget, paid or replayed from the response cache: a run counts a replayed
         # answer against its cap, and a plan that read only `spent` forecast 17,660 of 20,000 tokens for the
@@ -100,8 +99,6 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
         ctx.tracer.flush()
         report = _report(ctx, dataset, plan, basis, budget=budget, profile_tokens=profile_tokens, reused=reused,
                          calls=ctx.ledger.summary()["calls"] - calls_before, folder=folder)
-    finally:
-        ctx.store.close()
     atomic_write_text(folder / "plan.json", json.dumps(report, indent=2, default=str))
     return report
 

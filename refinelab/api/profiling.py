@@ -18,7 +18,7 @@ from typing import Any
 
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.profiler import profile_items
-from refinelab.api.context import open_run_context
+from refinelab.api.context import working_folder
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
@@ -100,41 +100,40 @@ def profile(
     targets = targets or Targets()
     out_dir = Path(out_dir) if out_dir is not None else settings.runs_dir / time.strftime("profile-%Y%m%d-%H%M%S")
     options = as_options(options)
-    ctx = open_run_context(out_dir, settings=settings, budget=budget, targets=targets, options=options,
-                           hooks=hooks, prompts_dir=prompts_dir)
-    ctx.store.load_items(dataset.items)
-    ctx.store.add_rejected(dataset.rejected)
-    started = time.monotonic()
-    with ctx.tracer.span("refinelab.profile", "chain", {"items": len(dataset)}, run_id=None) as root:
-        with ctx.tracer.span("profile", "chain", {"items": len(dataset)}) as run:
-            done, stop = profile_items(ctx, ctx.store.items(("kept",)), progress)
-            run.outputs = {"profiled": done, "stop": stop}
-        root.outputs = {"profiled": done, "spent": ctx.ledger.spent}
-    ctx.tracer.flush()
-    elapsed = time.monotonic() - started
-    items = ctx.store.items(("kept",))
-    diagnostics = ctx.store.diagnostics()
-    per_item: dict[str, dict[str, Any]] = {}
-    for d in diagnostics:
-        per_item.setdefault(d.item_id, {})[d.check] = {"flag": d.flag, "score": round(d.score, 4),
-                                                       "evidence": d.evidence}
-    ledger = ctx.ledger.summary()
-    summary = summarise(d for d in diagnostics if d.check not in ("label", "panel"))
-    error_types = Counter(d.evidence.get("error_type") for d in diagnostics if d.check == "error" and d.flag)
-    report = {
-        "dataset": dataset.name, "items": len(items), "profiled": done, "rejected_rows": len(dataset.rejected),
-        "stop_reason": stop, "elapsed_s": round(elapsed, 2),
-        "options": options.model_dump(mode="json", exclude_defaults=True),
-        "models": {"judge": settings.roles.judge.model},
-        "targets": targets.model_dump(),
-        "summary": summary.to_dict(), "flagged_error_types": dict(error_types),
-        **distributions(items, targets),
-        "ledger": ledger, "ledger_by_component": ledger["by_operation"],
-        "items_detail": [
-            {"id": i.id, "subject": i.subject, "domain": i.domain, "skill": i.skill, "difficulty": i.difficulty,
-             "diagnostics": per_item.get(i.id, {})} for i in items
-        ],
-    }
-    atomic_write_text(out_dir / "profile.json", json.dumps(report, indent=2, default=str))
-    ctx.store.close()
+    with working_folder(out_dir, settings=settings, budget=budget, targets=targets, options=options,
+                        hooks=hooks, prompts_dir=prompts_dir) as ctx:
+        ctx.store.load_items(dataset.items)
+        ctx.store.add_rejected(dataset.rejected)
+        started = time.monotonic()
+        with ctx.tracer.span("refinelab.profile", "chain", {"items": len(dataset)}, run_id=None) as root:
+            with ctx.tracer.span("profile", "chain", {"items": len(dataset)}) as run:
+                done, stop = profile_items(ctx, ctx.store.items(("kept",)), progress)
+                run.outputs = {"profiled": done, "stop": stop}
+            root.outputs = {"profiled": done, "spent": ctx.ledger.spent}
+        ctx.tracer.flush()
+        elapsed = time.monotonic() - started
+        items = ctx.store.items(("kept",))
+        diagnostics = ctx.store.diagnostics()
+        per_item: dict[str, dict[str, Any]] = {}
+        for d in diagnostics:
+            per_item.setdefault(d.item_id, {})[d.check] = {"flag": d.flag, "score": round(d.score, 4),
+                                                           "evidence": d.evidence}
+        ledger = ctx.ledger.summary()
+        summary = summarise(d for d in diagnostics if d.check not in ("label", "panel"))
+        error_types = Counter(d.evidence.get("error_type") for d in diagnostics if d.check == "error" and d.flag)
+        report = {
+            "dataset": dataset.name, "items": len(items), "profiled": done, "rejected_rows": len(dataset.rejected),
+            "stop_reason": stop, "elapsed_s": round(elapsed, 2),
+            "options": options.model_dump(mode="json", exclude_defaults=True),
+            "models": {"judge": settings.roles.judge.model},
+            "targets": targets.model_dump(),
+            "summary": summary.to_dict(), "flagged_error_types": dict(error_types),
+            **distributions(items, targets),
+            "ledger": ledger, "ledger_by_component": ledger["by_operation"],
+            "items_detail": [
+                {"id": i.id, "subject": i.subject, "domain": i.domain, "skill": i.skill, "difficulty": i.difficulty,
+                 "diagnostics": per_item.get(i.id, {})} for i in items
+            ],
+        }
+        atomic_write_text(out_dir / "profile.json", json.dumps(report, indent=2, default=str))
     return ProfileResult(out_dir=out_dir, report=report)

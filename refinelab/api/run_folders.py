@@ -46,7 +46,7 @@ class RunBusy(RefineLabError):
         self.run_dir, self.pid = run_dir, pid
         holder = f"process {pid}" if pid else "another process"
         super().__init__(f"run folder {run_dir} is in use by {holder}; wait for it to finish "
-                         f"(or stop it) before starting another refine/resume of this run")
+                         f"(or stop it) before starting another command on this folder")
 
 
 def validate_run_id(run_id: str, what: str = "run id") -> str:

@@ -34,7 +34,7 @@ from refinelab.agents.batching import batch_panel
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.panel import answer_panel
-from refinelab.api.context import open_run_context
+from refinelab.api.context import working_folder
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
@@ -256,45 +256,45 @@ def screen(
     run_options = as_options(options)
     members = list(run_options.panel) or list(DEFAULT_PANEL)
     run_options = run_options.model_copy(update={"panel": members})
-    ctx = open_run_context(out, settings=settings, budget=budget, options=run_options, hooks=hooks,
-                           prompts_dir=prompts_dir)
-    items = list(dataset.items)
-    ctx.store.load_items(items)  # the input first, in its order: the probes' examples (panel_shots) are its items
-    record: dict[str, Any] | None = None
-    if calibrate_sample > 0:
-        record = calibrate(ctx, items, members, sample=calibrate_sample, target_precision=target_precision,
-                           prevalence=prevalence, progress=progress)
-        atomic_write_text(out / CALIBRATION_FILE, json.dumps(record, indent=2) + "\n")
-        model, source = ScreeningModel.from_json(record["model"]), str(out / CALIBRATION_FILE)
-    elif calibration is not None:
-        model, source = load_model(calibration), str(calibration)
-    else:
-        model, source = shipped_model(), "shipped (MMLU-Redux dev)"
-        members_in_model = [f for f in model.features if f.startswith("p_key[")]
-        if members_in_model:  # the shipped model reads member-independent features only
-            raise DataError("refinelab/data/screening_model.json", None, "features", "names panel members; refit it")
-    evidence = ask_panel(ctx, items, members, progress)
-    rows = screen_rows(items, evidence, model, members)
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    atomic_write_text(out / "screening.jsonl", lines)
-    flagged = [r for r in rows if r["flag"]]
-    summary = {
-        "dataset": dataset.name, "items": len(items), "screened": sum(r["p_error"] is not None for r in rows),
-        "flagged": len(flagged), "threshold": model.threshold, "model": source, "members": members,
-        "orders": run_options.panel_orders,
-        "error_types": {t: sum(r["error_type"] == t for r in flagged) for t in ERROR_TYPES},
-        # replayed answers (the response cache) count against the budget like paid ones: a re-screen reads
-        # "tokens_spent": 0 and this says what it used
-        "tokens_spent": ctx.ledger.spent, "tokens_replayed": ctx.ledger.replayed, "budget": budget,
-        "stopped": "budget" if any(r["p_error"] is None for r in rows) else None,
-    }
-    if run_options.panel_shots and record is None and calibration is None:
-        # the shipped combiner read probes without examples; with them p(key) runs higher (0.38 against 0.31
-        # on dev's ok rows), so its threshold is not this screen's
-        summary["warning"] = ("the shipped combiner was fitted on probes without solved examples; with "
-                              f"panel_shots={run_options.panel_shots} calibrate on this data (--calibrate)")
-    if record is not None:
-        summary["calibration"] = record["estimates"] | {"target_precision": record["target_precision"],
-                                                        "target_reached": record["target_reached"]}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    with working_folder(out, settings=settings, budget=budget, options=run_options, hooks=hooks,
+                        prompts_dir=prompts_dir) as ctx:
+        items = list(dataset.items)
+        ctx.store.load_items(items)  # the input first, in its order: the probes' examples (panel_shots) are its items
+        record: dict[str, Any] | None = None
+        if calibrate_sample > 0:
+            record = calibrate(ctx, items, members, sample=calibrate_sample, target_precision=target_precision,
+                               prevalence=prevalence, progress=progress)
+            atomic_write_text(out / CALIBRATION_FILE, json.dumps(record, indent=2) + "\n")
+            model, source = ScreeningModel.from_json(record["model"]), str(out / CALIBRATION_FILE)
+        elif calibration is not None:
+            model, source = load_model(calibration), str(calibration)
+        else:
+            model, source = shipped_model(), "shipped (MMLU-Redux dev)"
+            members_in_model = [f for f in model.features if f.startswith("p_key[")]
+            if members_in_model:  # the shipped model reads member-independent features only
+                raise DataError("refinelab/data/screening_model.json", None, "features", "names panel members; refit it")
+        evidence = ask_panel(ctx, items, members, progress)
+        rows = screen_rows(items, evidence, model, members)
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        atomic_write_text(out / "screening.jsonl", lines)
+        flagged = [r for r in rows if r["flag"]]
+        summary = {
+            "dataset": dataset.name, "items": len(items), "screened": sum(r["p_error"] is not None for r in rows),
+            "flagged": len(flagged), "threshold": model.threshold, "model": source, "members": members,
+            "orders": run_options.panel_orders,
+            "error_types": {t: sum(r["error_type"] == t for r in flagged) for t in ERROR_TYPES},
+            # replayed answers (the response cache) count against the budget like paid ones: a re-screen reads
+            # "tokens_spent": 0 and this says what it used
+            "tokens_spent": ctx.ledger.spent, "tokens_replayed": ctx.ledger.replayed, "budget": budget,
+            "stopped": "budget" if any(r["p_error"] is None for r in rows) else None,
+        }
+        if run_options.panel_shots and record is None and calibration is None:
+            # the shipped combiner read probes without examples; with them p(key) runs higher (0.38 against 0.31
+            # on dev's ok rows), so its threshold is not this screen's
+            summary["warning"] = ("the shipped combiner was fitted on probes without solved examples; with "
+                                  f"panel_shots={run_options.panel_shots} calibrate on this data (--calibrate)")
+        if record is not None:
+            summary["calibration"] = record["estimates"] | {"target_precision": record["target_precision"],
+                                                            "target_reached": record["target_reached"]}
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return ScreenResult(out_dir=out, summary=summary, rows=rows, calibration=record)

@@ -60,7 +60,8 @@ def test_profile_with_batch_answers_every_panel_probe_from_the_batch(
     assert server.counters.requests == 0, "no probe (and no label call) went live"
     ledger = Ledger(tmp_path / "p" / "ledger.sqlite")
     summary = ledger.summary()
-    assert summary["by_operation"]["panel"] == {"calls": 16, "tokens": counters.probe_tokens}
+    panel = summary["by_operation"]["panel"]
+    assert (panel["calls"], panel["tokens"]) == (16, counters.probe_tokens)
     assert ledger.spent == counters.billed_tokens and summary["in_flight"] == 0
     probes = [r for r in read_trace(tmp_path / "p" / "trace.jsonl")
               if r["run_type"] == "llm" and r["metadata"].get("operation") == "panel"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import refinelab.api.profiling as api_profile
+import refinelab.api.context as api_context
 from refinelab.agents.options import RunHooks
 from refinelab.cli.app import app
 from tests.support.pa_helpers import Recorder
@@ -31,12 +31,12 @@ class AnyItemJudge(Recorder):
 
 def test_profile_command_writes_profile_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     judge = ScriptedChatModel(respond=AnyItemJudge())
-    real = api_profile.open_run_context
+    real = api_context.open_run_context
 
     def scripted_context(run_dir, **kwargs):  # type: ignore[no-untyped-def]
         return real(run_dir, **{**kwargs, "hooks": RunHooks(chat_models={"judge": judge})})
 
-    monkeypatch.setattr(api_profile, "open_run_context", scripted_context)
+    monkeypatch.setattr(api_context, "open_run_context", scripted_context)  # working_folder opens through it
     monkeypatch.setenv("REFINELAB_CACHE_PATH", str(tmp_path / "cache.sqlite"))
     out = tmp_path / "prof"
     result = CliRunner().invoke(app, [
