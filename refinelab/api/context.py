@@ -7,15 +7,17 @@ a validator experiment are the same kind of folder: `store.sqlite`, `ledger.sqli
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.api.run_folders import RunLock
 from refinelab.config import Settings, load_settings
+from refinelab.errors import DataError
 from refinelab.metrics.targets import Targets
 from refinelab.prompts.loader import PromptLibrary
+from refinelab.schema import QAItem
 from refinelab.tools.cache import ResponseCache
 from refinelab.tools.embeddings import use_model
 from refinelab.tools.ledger import Ledger
@@ -54,18 +56,26 @@ def close_run_context(ctx: AgentContext) -> None:
 
 
 @contextlib.contextmanager
-def working_folder(run_dir: str | Path, **context: object) -> Iterator[AgentContext]:
+def working_folder(run_dir: str | Path, input_items: Iterable[QAItem] | None = None,
+                   **context: object) -> Iterator[AgentContext]:
     """`open_run_context` for the folders of `profile`, `screen` and `plan`, which a re-run continues:
     one process at a time (a second gets RunBusy naming the holder, as a run's `resume` does), the
     reservations a killed earlier process left in the ledger abandoned (charged at their reservation, as
     a resume charges them, and no longer holding budget), and every handle closed at the end. Without
-    this a profile re-run with --budget after a killed one had those reservations held for good."""
+    this a profile re-run with --budget after a killed one had those reservations held for good.
+
+    `input_items`: the input the command measures. A folder that holds other input items is refused
+    (DataError naming the folder and the first difference) before anything in it changes: its stored
+    measurements are of items this input does not have (`RunStore.input_mismatch`)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir).acquire()
     try:
         ctx = open_run_context(run_dir, **context)  # type: ignore[arg-type]
         try:
+            if input_items is not None and (why := ctx.store.input_mismatch(input_items)) is not None:
+                raise DataError(str(run_dir), None, None, f"this folder measured other data ({why}); use "
+                                "another folder (--out) or remove this one")
             ctx.ledger.abandon_in_flight()
             yield ctx
         finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +28,24 @@ from refinelab.io import DatasetInput, as_dataset
 from refinelab.metrics.targets import Targets
 from refinelab.planner.ilp import Plan
 from refinelab.planner.tool import plan_payload
-from refinelab.schema import Dataset
+from refinelab.schema import Dataset, QAItem
 from refinelab.tools.store import RunStore
 
 DEFAULT_SKILL_METHOD = RunOptions.model_fields["skill_method"].default
 
 
 def plan_dir(settings: Settings, data: Path, subjects: str | None, limit: int | None,
-             skill_method: str = DEFAULT_SKILL_METHOD) -> Path:
-    """The default plan folder: one per (data, subjects, limit, labeller), so profiles are found again. The
-    default labeller is left out of the key, so folders made before it was part of it are found too."""
+             skill_method: str = DEFAULT_SKILL_METHOD, items: Iterable[QAItem] | None = None) -> Path:
+    """The default plan folder: one per (data, subjects, limit, labeller, content of `items`), so a
+    profile is found again for the same input, and an edited file at the same path gets a folder of its
+    own instead of a stale profile (a folder holding other items is refused: `working_folder`)."""
     parts: list[Any] = [str(data.resolve()), subjects or "", limit]
-    key = json.dumps(parts if skill_method == DEFAULT_SKILL_METHOD else [*parts, skill_method])
+    if skill_method != DEFAULT_SKILL_METHOD:
+        parts.append(skill_method)
+    if items is not None:
+        content = [[i.id, i.question, list(i.choices), i.answer] for i in items]
+        parts.append(hashlib.sha1(json.dumps(content).encode()).hexdigest())
+    key = json.dumps(parts)
     return Path(settings.runs_dir) / f"plan-{data.stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
@@ -84,7 +90,7 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
     if not reused:
         profile(dataset, out_dir=folder, targets=targets, settings=settings, options=options, hooks=hooks,
                 prompts_dir=prompts_dir)
-    with working_folder(folder, settings=settings, targets=targets, options=options, hooks=hooks,
+    with working_folder(folder, dataset.items, settings=settings, targets=targets, options=options, hooks=hooks,
                         prompts_dir=prompts_dir) as ctx:
         calls_before = ctx.ledger.summary()["calls"]
         # what profiling used of the budget, paid or replayed from the response cache: a run counts a replayed

@@ -100,7 +100,7 @@ def profile(
     targets = targets or Targets()
     out_dir = Path(out_dir) if out_dir is not None else settings.runs_dir / time.strftime("profile-%Y%m%d-%H%M%S")
     options = as_options(options)
-    with working_folder(out_dir, settings=settings, budget=budget, targets=targets, options=options,
+    with working_folder(out_dir, dataset.items, settings=settings, budget=budget, targets=targets, options=options,
                         hooks=hooks, prompts_dir=prompts_dir) as ctx:
         ctx.store.load_items(dataset.items)
         ctx.store.add_rejected(dataset.rejected)

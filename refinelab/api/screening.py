@@ -256,9 +256,9 @@ def screen(
     run_options = as_options(options)
     members = list(run_options.panel) or list(DEFAULT_PANEL)
     run_options = run_options.model_copy(update={"panel": members})
-    with working_folder(out, settings=settings, budget=budget, options=run_options, hooks=hooks,
+    items = list(dataset.items)
+    with working_folder(out, items, settings=settings, budget=budget, options=run_options, hooks=hooks,
                         prompts_dir=prompts_dir) as ctx:
-        items = list(dataset.items)
         ctx.store.load_items(items)  # the input first, in its order: the probes' examples (panel_shots) are its items
         record: dict[str, Any] | None = None
         if calibrate_sample > 0:

@@ -102,7 +102,7 @@ def plan_command(
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api.planning import plan, plan_dir
 
-    folder = out_dir or plan_dir(settings, data, subjects, limit, skill_method)
+    folder = out_dir or plan_dir(settings, data, subjects, limit, skill_method, dataset.items)
     try:
         report = plan(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,
                       options=options,

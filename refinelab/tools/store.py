@@ -116,6 +116,30 @@ class RunStore:
             self._db.execute("COMMIT")
         return count
 
+    def input_mismatch(self, items: Iterable[QAItem]) -> str | None:
+        """What differs between the input items this store holds and `items` (None when it holds none, or
+        exactly these: same ids, same question, options and key). The folders of `profile`, `screen` and
+        `plan` are continued by a re-run; one that holds other data (an edited file at the same path, a
+        narrower `--limit`) would report, and plan on, stale measurements of items the input no longer
+        has. Copies `screen --calibrate` planted errors in are not input and are left out."""
+        held: dict[str, tuple[Any, ...]] = {}
+        for (original,) in self._stream("SELECT original FROM items WHERE original IS NOT NULL ORDER BY position"):
+            item = QAItem.model_validate_json(original)
+            if not item.metadata.get("injected"):
+                held[item.id] = (item.question, tuple(item.choices), item.answer)
+        if not held:
+            return None
+        given = {item.id: (item.question, tuple(item.choices), item.answer) for item in items}
+        for item_id, content in given.items():
+            if item_id in held and held[item_id] != content:
+                return f"item {item_id!r} is held with another question, options or key than the input has"
+        missing, extra = sorted(set(given) - set(held)), sorted(set(held) - set(given))
+        if missing or extra:
+            return (f"it holds {len(held)} input items and this input has {len(given)}"
+                    + (f"; {len(missing)} not held (first {missing[0]!r})" if missing else "")
+                    + (f"; {len(extra)} not in this input (first {extra[0]!r})" if extra else ""))
+        return None
+
     def add_rejected(self, rejected: Iterable[Any]) -> None:
         """Input rows that failed validation: recorded as failed so every input is accounted for."""
         for index, error in enumerate(rejected):

@@ -14,7 +14,9 @@ from refinelab.agents.options import RunHooks
 from refinelab.api.context import working_folder
 from refinelab.api.run_folders import RunBusy, RunLock
 from refinelab.config import load_settings
+from refinelab.errors import DataError
 from refinelab.tools.ledger import CallTag, Ledger
+from refinelab.tools.store import RunStore
 from tests.support.scripted import models
 
 ROWS: list[dict[str, Any]] = [
@@ -72,3 +74,55 @@ def test_the_folder_is_free_again_and_its_handles_closed_after_use(tmp_path: Pat
     RunLock(folder).acquire().release()  # no RunBusy: released
     with pytest.raises(Exception, match="closed"):  # sqlite3.ProgrammingError: the handle was closed
         ctx.ledger._db.execute("SELECT 1")
+
+
+def _profile(rows: list[dict[str, Any]], folder: Path, tmp_path: Path) -> Any:
+    return refinelab.profile(rows, out_dir=folder, settings=_settings(tmp_path),
+                             hooks=RunHooks(chat_models=models()), options={"validate_suspects": False})
+
+
+@pytest.mark.parametrize("change", ["edited key", "edited question", "narrower selection", "added row"])
+def test_a_folder_that_measured_other_data_is_refused_and_left_as_it_was(tmp_path: Path, change: str) -> None:
+    """Re-profiling into a folder continues it; with other data it reported the old items' measurements
+    under the new input's name (a profile of an edited file showed the old question texts)."""
+    folder = tmp_path / "prof"
+    _profile(ROWS, folder, tmp_path)
+    other = [dict(row) for row in ROWS]
+    if change == "edited key":
+        other[1]["answer"] = 2
+    elif change == "edited question":
+        other[2]["question"] += " (reworded)"
+    elif change == "narrower selection":
+        other = other[:2]
+    else:
+        other.append(dict(ROWS[0], id="q9", question="A fifth question: which option is marked (key A)?"))
+    store_before = RunStore(folder / "store.sqlite")
+    items_before = [i.model_dump() for i in store_before.items(("kept",))]
+    store_before.close()
+    ledger = Ledger(folder / "ledger.sqlite")
+    calls_before = ledger.summary()["calls"]
+    ledger.close()
+    with pytest.raises(DataError) as info:
+        _profile(other, folder, tmp_path)
+    assert str(folder) in str(info.value) and "measured other data" in str(info.value)
+    store = RunStore(folder / "store.sqlite")
+    assert [i.model_dump() for i in store.items(("kept",))] == items_before
+    store.close()
+    ledger = Ledger(folder / "ledger.sqlite")
+    assert ledger.summary()["calls"] == calls_before
+    ledger.close()
+    again = _profile(ROWS, folder, tmp_path)  # the same data continues the folder as before
+    assert again.report["items"] == len(ROWS) and again.report["ledger"]["calls"] == calls_before
+
+
+def test_the_default_plan_folder_follows_the_content(tmp_path: Path) -> None:
+    from refinelab.api.planning import plan_dir
+    from refinelab.io import as_dataset
+
+    settings = _settings(tmp_path)
+    data = tmp_path / "data.jsonl"
+    same = plan_dir(settings, data, None, None, items=as_dataset(ROWS).items)
+    assert same == plan_dir(settings, data, None, None, items=as_dataset([dict(r) for r in ROWS]).items)
+    edited = [dict(row) for row in ROWS]
+    edited[0]["answer"] = 3
+    assert plan_dir(settings, data, None, None, items=as_dataset(edited).items) != same
