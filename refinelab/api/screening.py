@@ -286,6 +286,9 @@ def screen(
             # replayed answers (the response cache) count against the budget like paid ones: a re-screen reads
             # "tokens_spent": 0 and this says what it used
             "tokens_spent": ctx.ledger.spent, "tokens_replayed": ctx.ledger.replayed, "budget": budget,
+            # of the prompt tokens spent, those the server read from its prompt cache (charged in full)
+            "prompt_tokens": ctx.ledger.summary()["prompt_tokens"],
+            "cached_prompt_tokens": ctx.ledger.summary()["cached_prompt_tokens"],
             "stopped": "budget" if any(r["p_error"] is None for r in rows) else None,
         }
         if run_options.panel_shots and record is None and calibration is None:

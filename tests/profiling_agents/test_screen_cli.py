@@ -51,6 +51,7 @@ def test_calibrated_screen_on_the_embedded_model(embedded_server, tmp_path: Path
                                                         "bad_question_clarity"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["screened"] == 14 and 0 < summary["tokens_spent"] <= 200000 and summary["tokens_replayed"] == 0
+    assert 0 <= summary["cached_prompt_tokens"] <= summary["prompt_tokens"] <= summary["tokens_spent"]
     # the same screen again is answered from the response cache: nothing spent, and the summary says what it used
     again = cli(["screen", str(MMLU_DEV), "--limit", "14", "--panel", "smollm2-135m", "--calibrate", "--sample", "12",
                  "--budget", "200000", "--out", str(tmp_path / "again"), "--quiet"], _env(tmp_path), tmp_path, timeout=900)
