@@ -648,7 +648,8 @@ class ChatClient:
             top = top_logprobs_of(reply.logprobs) if params.get("logprobs") else None
             forced = token_logprobs_of(reply.logprobs) if "grammar" in params else None
             if call is not None:
-                call.end(text, prompt, completion, top_logprobs=top)
+                call.end(text, prompt, completion, top_logprobs=top,
+                         cached_prompt_tokens=reply.cached_prompt_tokens)
             result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
                                 attempts=attempt + 1, latency_s=time.monotonic() - started, top_logprobs=top,
                                 token_logprobs=forced)

@@ -130,7 +130,12 @@ def llm_usage(outputs: dict[str, Any] | None) -> dict[str, int] | None:
     if not isinstance(usage, dict):
         return None
     prompt, completion = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    out = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    details = usage.get("input_token_details")
+    cached = details.get("cache_read") if isinstance(details, dict) else None
+    if isinstance(cached, int) and not isinstance(cached, bool) and cached > 0:
+        out["cached_prompt_tokens"] = cached  # read from the server's prompt cache, charged all the same
+    return out
 
 
 def record(run: Run) -> dict[str, Any]:

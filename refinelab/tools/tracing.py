@@ -71,8 +71,10 @@ class LLMCall:
         self.id = str(manager.run_id)
 
     def _result(self, text: str, prompt: int, completion: int,
-                top_logprobs: list[tuple[str, float]] | None = None) -> LLMResult:
+                top_logprobs: list[tuple[str, float]] | None = None, cached_prompt: int = 0) -> LLMResult:
         usage = UsageMetadata(input_tokens=prompt, output_tokens=completion, total_tokens=prompt + completion)
+        if cached_prompt:  # LangChain's (and LangSmith's) name for prompt tokens read from a prompt cache
+            usage["input_token_details"] = {"cache_read": cached_prompt}
         message = AIMessage(content=text, usage_metadata=usage, response_metadata={"model_name": self._model})
         info = {"top_logprobs": [list(pair) for pair in top_logprobs]} if top_logprobs is not None else None
         return LLMResult(generations=[[ChatGeneration(message=message, generation_info=info)]],
@@ -81,10 +83,12 @@ class LLMCall:
                              "total_tokens": prompt + completion}})
 
     def end(self, text: str, prompt_tokens: int, completion_tokens: int, *,
-            top_logprobs: list[tuple[str, float]] | None = None) -> None:
+            top_logprobs: list[tuple[str, float]] | None = None, cached_prompt_tokens: int = 0) -> None:
         """An answer (possibly cut off at max_tokens, possibly from the cache at 0 tokens), with the first
-        token's alternatives when the request asked for logprobs."""
-        self._manager.on_llm_end(self._result(text, prompt_tokens, completion_tokens, top_logprobs))
+        token's alternatives when the request asked for logprobs, and how many prompt tokens the server
+        read from its prompt cache."""
+        self._manager.on_llm_end(self._result(text, prompt_tokens, completion_tokens, top_logprobs,
+                                              cached_prompt_tokens))
 
     def fail(self, error: BaseException, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         """No answer; a request that may have been billed carries the tokens the ledger charged."""

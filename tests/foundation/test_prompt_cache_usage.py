@@ -15,6 +15,7 @@ import pytest
 from refinelab.config import ModelSpec
 from refinelab.tools.ledger import CallTag, Ledger
 from refinelab.tools.llm import ChatClient
+from refinelab.tools.tracing import Tracer, read_trace
 from refinelab.tools.transport import _read
 
 
@@ -85,19 +86,41 @@ def test_a_ledger_written_before_the_column_opens_and_counts_from_zero(tmp_path:
 
 
 @pytest.mark.llm
-def test_real_server_reports_the_shared_prefix_as_cached(embedded_server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_server_reports_the_shared_prefix_as_cached(embedded_server, monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
     """Two calls on the embedded llama.cpp server that share a long instruction prefix: the second
-    reads most of its prompt from the cache, and the ledger says so."""
+    reads most of its prompt from the cache, and the ledger and the trace say so."""
     monkeypatch.setenv("LOCAL_KEY", "sk-local")
     ledger = Ledger(cap=20_000)
+    tracer = Tracer(tmp_path / "trace.jsonl")
     client = ChatClient(ModelSpec(endpoint=embedded_server.base_url, model="smollm2-135m", api_key_env="LOCAL_KEY",
-                                  max_tokens=2, max_parse_retries=0, concurrency=1), ledger, role="judge")
+                                  max_tokens=2, max_parse_retries=0, concurrency=1), ledger, role="judge",
+                        tracer=tracer)
     rules = " ".join(f"Rule {i}: answer with one capital letter and nothing else." for i in range(40))
     for item in ("Which is a colour? A. red B. seven", "Which is a number? A. blue B. seven"):
         client.text([{"role": "system", "content": rules}, {"role": "user", "content": item}], CallTag())
     summary = ledger.summary()
     assert summary["calls"] == 2
     assert summary["cached_prompt_tokens"] > summary["prompt_tokens"] / 3, summary
+    tracer.flush()
+    traced = [r["usage"] for r in read_trace(tmp_path / "trace.jsonl") if r["run_type"] == "llm"]
+    assert sum(u.get("cached_prompt_tokens", 0) for u in traced) == summary["cached_prompt_tokens"]
+
+
+def test_the_trace_carries_each_calls_cache_reads(tmp_path: Path) -> None:
+    """Each LLM run's usage says what the server read from its prompt cache (LangChain's
+    `input_token_details.cache_read`, which LangSmith shows); a call that read none has no such field."""
+    tracer = Tracer(tmp_path / "trace.jsonl")
+    with tracer.span("profile", "chain", {}):
+        for cached in (0, 600):
+            call = tracer.llm_call("judge:m", [{"role": "user", "content": "hi"}], model="m",
+                                   invocation_params={"model": "m"}, metadata={"node": "profile"})
+            call.end("B", 650, 1, cached_prompt_tokens=cached)
+    tracer.flush()
+    usages = [r["usage"] for r in read_trace(tmp_path / "trace.jsonl") if r["run_type"] == "llm"]
+    assert usages == [{"prompt_tokens": 650, "completion_tokens": 1, "total_tokens": 651},
+                      {"prompt_tokens": 650, "completion_tokens": 1, "total_tokens": 651,
+                       "cached_prompt_tokens": 600}]
 
 
 def test_the_cli_line_says_the_share_or_nothing() -> None:
