@@ -22,6 +22,7 @@ from langgraph.types import Command
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks
+from refinelab.api.context import close_run_context
 from refinelab.api.run_folders import claim_existing
 from refinelab.api.runs import ProgressCallback, RunResult, _run_graph, checkpointer, saved_context
 from refinelab.atomic import atomic_write_text
@@ -102,9 +103,7 @@ def _read_run(run_id: str, runs_dir: str | Path, trust: bool, read: Callable[[Ag
         try:
             return read(ctx, folder.identity)
         finally:
-            for handle in (ctx.store, ctx.ledger, ctx.cache):
-                if handle is not None:
-                    handle.close()
+            close_run_context(ctx)
     finally:
         folder.release()
 
@@ -140,25 +139,28 @@ def decide(run_id: str, decisions: Iterable[ReviewDecision | dict[str, Any]], *,
     folder = claim_existing(runs_dir, run_id, trust=trust)
     try:
         ctx = saved_context(folder, hooks)
-        cases = {c.key: c for c in _cases(ctx, folder.identity)}
-        resume: dict[str, Any] = {}
-        for decision in parsed:
-            case = cases.get(decision.key)
-            if case is None:
-                raise ValueError(f"run {run_id}: no pending review case {decision.key!r}; pending: "
-                                 f"{sorted(cases)[:10]}")
-            if decision.decision == "skip":
-                continue
-            if decision.decision == "edit":
-                base = case.after or case.before
-                if base is None:
-                    raise ValueError(f"review case {decision.key!r}: nothing to edit")
-                edited_item(QAItem.model_validate(base), decision, case.request.operation or "review")
-            resume[case.interrupt_id] = decision.stamped(who).model_dump(exclude_none=True)
-        if not resume:
-            return RunResult(run_id=run_id, run_dir=folder.path, pending_review=len(cases))
-        ctx.ledger.abandon_in_flight()
-        return _run_graph(ctx, run_id, Command(resume=resume), on_event, thread_id=folder.identity)
+        try:
+            cases = {c.key: c for c in _cases(ctx, folder.identity)}
+            resume: dict[str, Any] = {}
+            for decision in parsed:
+                case = cases.get(decision.key)
+                if case is None:
+                    raise ValueError(f"run {run_id}: no pending review case {decision.key!r}; pending: "
+                                     f"{sorted(cases)[:10]}")
+                if decision.decision == "skip":
+                    continue
+                if decision.decision == "edit":
+                    base = case.after or case.before
+                    if base is None:
+                        raise ValueError(f"review case {decision.key!r}: nothing to edit")
+                    edited_item(QAItem.model_validate(base), decision, case.request.operation or "review")
+                resume[case.interrupt_id] = decision.stamped(who).model_dump(exclude_none=True)
+            if not resume:
+                return RunResult(run_id=run_id, run_dir=folder.path, pending_review=len(cases))
+            ctx.ledger.abandon_in_flight()
+            return _run_graph(ctx, run_id, Command(resume=resume), on_event, thread_id=folder.identity)
+        finally:
+            close_run_context(ctx)
     finally:
         folder.release()
 
