@@ -188,6 +188,21 @@ class NoImprovement(ValueError):
     """A candidate that could be built but cannot pass its measurement: said before any validation."""
 
 
+def no_new_candidate(count: int, reasons: list[str]) -> str:
+    """The refusal, and the writer's feedback on its retry, when none of its `count` candidates survives
+    (`reasons`: why each was dropped, "" for one the selection passed over). Said as it is: the demo's
+    first econometrics-1 rewrite wrote nine rewordings of the key, all dropped as paraphrases, and was
+    refused as "the edit changed nothing", which told the retry nothing it could act on."""
+    paraphrases = sum(r.startswith("paraphrases the key") for r in reasons)
+    if paraphrases > count // 2:
+        return (f"{paraphrases} of the {count} new wrong options reword the correct answer (a second right "
+                "answer, not a distractor); write options that state different, wrong ideas, not variations "
+                "of the correct answer")
+    kinds = sorted({r.split(" (")[0] for r in reasons if r})
+    return (f"none of the {count} new wrong options could be used ({'; '.join(kinds) or 'none adds diversity'}); "
+            "write different wrong options")
+
+
 def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, base: QAItem,
                         probe: CandidateProbe, refuse: dict[str, str], rates: list[float] | None) -> QAItem:
     """The item with its distractor slots refilled: the stem and the key (text and position) are the
@@ -234,6 +249,9 @@ def distractors_to_item(ctx: AgentContext, out: DistractorsOut, task: EditTask, 
         reasons = sorted(set(dropped.values()))
         raise ValueError(f"only {len(choice.chosen)} usable distractors for {len(slots)} slots "
                          f"(dropped: {'; '.join(reasons) or 'none'}); write more, different wrong options")
+    if out.distractors and not any(index < len(new) for index in choice.chosen):
+        raise NoImprovement(no_new_candidate(len(out.distractors), [dropped.get(str(d).strip(), "")
+                                                                     for d in out.distractors]))
     choices = list(base.choices)
     for slot, index in zip(slots, choice.chosen, strict=True):
         choices[slot] = pool[index]

@@ -125,7 +125,8 @@ def test_rewrite_distractors_drops_paraphrases_of_the_key(tmp_path: Path) -> Non
 
 def test_too_few_new_distractors_are_topped_up_with_the_unpicked_originals(tmp_path: Path) -> None:
     """One usable new distractor still replaces one original: the originals the panel never picks (all of
-    them, with nothing measured) fill the other slots; nothing usable at all is an edit that changed nothing."""
+    them, with nothing measured) fill the other slots; nothing usable at all is refused saying why, so the
+    retry's feedback is something the writer can act on."""
     ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: distractor_list("Mercury", "Jupiter")))
     candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
     assert candidate.error == "" and candidate.item is not None
@@ -135,7 +136,20 @@ def test_too_few_new_distractors_are_topped_up_with_the_unpicked_originals(tmp_p
     (tmp_path / "none").mkdir()
     ctx = make_ctx(tmp_path / "none", ScriptedChatModel(respond=lambda m: distractor_list("Mercury", "mercury")))
     candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
-    assert "changed nothing" in candidate.error
+    assert candidate.item is None
+    assert candidate.error.startswith("none of the 2 new wrong options could be used (repeats the key"), candidate.error
+
+
+def test_candidates_that_all_reword_the_key_are_refused_saying_so(tmp_path: Path) -> None:
+    """Nine rewordings of the key (the demo's first econometrics-1 rewrite) are dropped as paraphrases;
+    the refusal says that, not "the edit changed nothing", and the retry's feedback carries it."""
+    ctx = make_ctx(tmp_path, ScriptedChatModel(respond=lambda m: distractor_list(
+        "Mercury planet", "Mercury world", "Mercury the planet")))
+    ctx.hooks.embed = lambda texts: HashEmbedder().embed(["Mercury" if t.startswith("Mercury") else t
+                                                          for t in texts])
+    candidate = refine(ctx, EditTask("e", BASE.id, "rewrite_distractors", 1))
+    assert candidate.item is None
+    assert candidate.error.startswith("3 of the 3 new wrong options reword the correct answer"), candidate.error
 
 
 def test_too_few_usable_distractors_is_a_reason(tmp_path: Path) -> None:
