@@ -207,6 +207,15 @@ def test_a_rewrite_whose_program_matches_no_option_passes(make_ctx, sandbox) -> 
     assert verdict.passed and verdict.evidence["no_new_distractor_matched"]
 
 
+def test_a_rewrite_that_removes_the_option_the_program_computes_fails(make_ctx, sandbox) -> None:
+    """The cold demo of 6 Dec (college_chemistry-6): the program computed 3, the original's "3 lines",
+    which the rewrite dropped (with "5 lines", MMLU-Redux's right answer for its wrong key); read against
+    the new options only, "3" matched none and the rewrite was committed."""
+    verdict = pot_check(_rewrite_ctx(make_ctx, sandbox, "print(3)"), REWRITE_TASK, PHASES_REWRITE)
+    assert not verdict.passed and verdict.evidence["computed_removed_option"] == "3"
+    assert "which this rewrite removes" in verdict.reason
+
+
 def test_a_fix_keeps_the_strict_program_check(make_ctx, sandbox) -> None:
     fix = EditTask(edit_id="e3", item_id=PHASES.id, operation="fix", round=1)
     ctx = _rewrite_ctx(make_ctx, sandbox, "print(3 - 1)")

@@ -9,6 +9,8 @@ program-of-thought check (pot.py) applies it to what a program computed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from refinelab.agents.context import AgentContext
 from refinelab.errors import LLMCallFailed
 from refinelab.model_outputs import AnswerOut
@@ -53,6 +55,22 @@ def kept_original_distractor(ctx: AgentContext, task: EditTask, item: QAItem, pi
     original = _original_of_distractor_edit(ctx, task, item)
     return original is not None and any(normalise_text(picked) == normalise_text(c)
                                         for i, c in enumerate(original.choices) if i != original.answer)
+
+
+def removed_original_option(ctx: AgentContext, task: EditTask, item: QAItem,
+                            pick: Callable[[list[str]], int | None]) -> str | None:
+    """When the edit changed only distractors: the original distractor that `pick` (an independent check,
+    given the original's options) names, if the edit removed it; else None. Dropping the option a solver
+    picks may drop the right answer: the demo's college_chemistry-6 rewrite removed "3 lines", the
+    sandboxed program's answer, and "5 lines" with it, the answer MMLU-Redux gives for its wrong key."""
+    original = _original_of_distractor_edit(ctx, task, item)
+    if original is None:
+        return None
+    index = pick(list(original.choices))
+    if index is None or index == original.answer:
+        return None
+    text = original.choices[index]
+    return None if any(normalise_text(text) == normalise_text(c) for c in item.choices) else text
 
 
 def _original_of_distractor_edit(ctx: AgentContext, task: EditTask, item: QAItem) -> QAItem | None:

@@ -19,7 +19,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.validation.answer import answer_check, distractors_only, kept_original_distractor
+from refinelab.agents.validation.answer import (
+    answer_check,
+    distractors_only,
+    kept_original_distractor,
+    removed_original_option,
+)
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.item_signals import Number, parse_number
 from refinelab.schema import LETTERS, QAItem, normalise_text
@@ -197,7 +202,8 @@ def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     """PoT verdict for one item. Code errors get `pot_attempts` tries; if none runs, the independent
     answer check decides (recorded as the fallback). A result that matches no option, or another option
     than the key, fails — unless the edit changed only distractors and the result is no new one of them
-    (the answer check's rule, `kept_original_distractor`: the doubt is about the original item)."""
+    (the answer check's rule, `kept_original_distractor`: the doubt is about the original item) and no
+    original option the edit removed (`removed_original_option`)."""
     attempts, timeout_s = ctx.options.pot_attempts, ctx.options.pot_timeout_s
     evidence: dict[str, Any] = {"key": item.answer_letter, "backend": ctx.settings.sandbox_backend, "attempts": []}
     try:
@@ -259,6 +265,12 @@ def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
         return Verdict(False, reason, "pot", evidence, tokens)
     if last_answer:
         evidence["outcome"] = "no_match"
+        removed = removed_original_option(ctx, task, item, lambda choices: match_option(last_answer, choices)[0])
+        if removed is not None:
+            evidence["computed_removed_option"] = removed
+            return Verdict(False, f"the program computed {last_answer[:80]!r}, the original option {removed!r}, "
+                           "which this rewrite removes: dropping the option an independent solver picks may drop "
+                           "the right answer", "pot", evidence, tokens)
         if distractors_only(ctx, task, item):
             evidence["no_new_distractor_matched"] = True
             return Verdict(True, f"the program computed {last_answer[:80]!r}, which matches no option; the edit "
