@@ -404,21 +404,19 @@ class Ledger:
         prompt tokens of settled calls and how many of them the server read from its prompt cache."""
         with self._lock:
             spent, reserved = self._totals()
-            prompt, cached = self._db.execute(
-                "SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(cached_prompt_tokens), 0) FROM calls"
-                " WHERE status='settled'").fetchone()
             rows = self._db.execute(
                 "SELECT node, operation, model, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),"
                 " SUM(is_retry), SUM(parse_failed), SUM(status='failed'),"
                 " SUM(CASE WHEN status='abandoned' THEN reserved ELSE 0 END),"
+                " SUM(CASE WHEN status='settled' THEN prompt_tokens ELSE 0 END),"
                 " SUM(CASE WHEN status='settled' THEN cached_prompt_tokens ELSE 0 END)"
                 " FROM calls GROUP BY node, operation, model"
             ).fetchall()
             overrun = self._db.execute("SELECT value FROM meta WHERE key='overrun_calls'").fetchone()
             unsent = self._db.execute("SELECT value FROM meta WHERE key='unsent_calls'").fetchone()
         by: dict[str, dict[str, dict[str, int]]] = {"node": {}, "operation": {}, "model": {}}
-        calls = retries = parse_failures = failures = 0
-        for node, operation, model, n, p, c, r, pf, f, abandoned, read_cached in rows:
+        calls = retries = parse_failures = failures = prompt = cached = 0  # prompt, cached: settled calls'
+        for node, operation, model, n, p, c, r, pf, f, abandoned, settled_prompt, read_cached in rows:
             tokens = int(p or 0) + int(c or 0) + int(abandoned or 0)
             for key, value in (("node", node), ("operation", operation), ("model", model)):
                 slot = by[key].setdefault(value or "(none)", {"tokens": 0, "calls": 0, "cached_prompt_tokens": 0})
@@ -429,13 +427,15 @@ class Ledger:
             retries += int(r or 0)
             parse_failures += int(pf or 0)
             failures += int(f or 0)
+            prompt += int(settled_prompt or 0)
+            cached += int(read_cached or 0)
         return {
             "cap": self.cap, "spent": spent, "in_flight": reserved, "replayed": self._replayed,
             "replayed_by_node": dict(self._replayed_by_node),
             "calls": calls, "retries": retries,
             "parse_failures": parse_failures, "failed_calls": failures,
             "overrun_calls": int(overrun[0]) if overrun else 0, "unsent_calls": int(unsent[0]) if unsent else 0,
-            "prompt_tokens": int(prompt), "cached_prompt_tokens": int(cached),
+            "prompt_tokens": prompt, "cached_prompt_tokens": cached,
             "by_node": by["node"], "by_operation": by["operation"], "by_model": by["model"],
         }
 
