@@ -278,6 +278,7 @@ def screen(
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         atomic_write_text(out / "screening.jsonl", lines)
         flagged = [r for r in rows if r["flag"]]
+        ledger = ctx.ledger.summary()
         summary = {
             "dataset": dataset.name, "items": len(items), "screened": sum(r["p_error"] is not None for r in rows),
             "flagged": len(flagged), "threshold": model.threshold, "model": source, "members": members,
@@ -285,10 +286,9 @@ def screen(
             "error_types": {t: sum(r["error_type"] == t for r in flagged) for t in ERROR_TYPES},
             # replayed answers (the response cache) count against the budget like paid ones: a re-screen reads
             # "tokens_spent": 0 and this says what it used
-            "tokens_spent": ctx.ledger.spent, "tokens_replayed": ctx.ledger.replayed, "budget": budget,
+            "tokens_spent": ledger["spent"], "tokens_replayed": ledger["replayed"], "budget": budget,
             # of the prompt tokens spent, those the server read from its prompt cache (charged in full)
-            "prompt_tokens": ctx.ledger.summary()["prompt_tokens"],
-            "cached_prompt_tokens": ctx.ledger.summary()["cached_prompt_tokens"],
+            "prompt_tokens": ledger["prompt_tokens"], "cached_prompt_tokens": ledger["cached_prompt_tokens"],
             "stopped": "budget" if any(r["p_error"] is None for r in rows) else None,
         }
         if run_options.panel_shots and record is None and calibration is None:

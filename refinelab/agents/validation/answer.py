@@ -9,8 +9,6 @@ program-of-thought check (pot.py) applies it to what a program computed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from refinelab.agents.context import AgentContext
 from refinelab.errors import LLMCallFailed
 from refinelab.model_outputs import AnswerOut
@@ -43,37 +41,26 @@ def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     return Verdict(False, reason, "answer", evidence, result.tokens)
 
 
-def distractors_only(ctx: AgentContext, task: EditTask, item: QAItem) -> bool:
-    """Whether the edit changed only distractors: a distractor rewrite always, a calibration when it swapped
-    distractors (agents/calibration_swaps.py) — the stem and the key kept, text and position."""
-    return _original_of_distractor_edit(ctx, task, item) is not None
-
-
 def kept_original_distractor(ctx: AgentContext, task: EditTask, item: QAItem, picked: str) -> bool:
     """Whether the edit changed only distractors and `picked` is one of the original item's distractors,
     which the edit kept: a check that prefers it doubts the original item, not the edit."""
-    original = _original_of_distractor_edit(ctx, task, item)
+    original = original_of_distractor_edit(ctx, task, item)
     return original is not None and any(normalise_text(picked) == normalise_text(c)
                                         for i, c in enumerate(original.choices) if i != original.answer)
 
 
-def removed_original_option(ctx: AgentContext, task: EditTask, item: QAItem,
-                            pick: Callable[[list[str]], int | None]) -> str | None:
-    """When the edit changed only distractors: the original distractor that `pick` (an independent check,
-    given the original's options) names, if the edit removed it; else None. Dropping the option a solver
-    picks may drop the right answer: the demo's college_chemistry-6 rewrite removed "3 lines", the
-    sandboxed program's answer, and "5 lines" with it, the answer MMLU-Redux gives for its wrong key."""
-    original = _original_of_distractor_edit(ctx, task, item)
-    if original is None:
+def removed_option(original: QAItem, item: QAItem, picked: int | None) -> str | None:
+    """The original's distractor at `picked` (an independent check's pick among the original's options)
+    when `item`, a distractor edit of it, no longer has it; else None. Dropping the option a solver picks
+    may drop the right answer: the demo's college_chemistry-6 rewrite removed "3 lines", the sandboxed
+    program's answer, and "5 lines" with it, the answer MMLU-Redux gives for its wrong key."""
+    if picked is None or picked == original.answer:
         return None
-    index = pick(list(original.choices))
-    if index is None or index == original.answer:
-        return None
-    text = original.choices[index]
+    text = original.choices[picked]
     return None if any(normalise_text(text) == normalise_text(c) for c in item.choices) else text
 
 
-def _original_of_distractor_edit(ctx: AgentContext, task: EditTask, item: QAItem) -> QAItem | None:
+def original_of_distractor_edit(ctx: AgentContext, task: EditTask, item: QAItem) -> QAItem | None:
     """The item before the edit when the edit changed only distractors, else None (one store read)."""
     if task.operation not in (Op.REWRITE_DISTRACTORS.value, Op.CALIBRATE.value):
         return None

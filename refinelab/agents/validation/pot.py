@@ -21,9 +21,9 @@ from pydantic import BaseModel, Field
 from refinelab.agents.context import AgentContext
 from refinelab.agents.validation.answer import (
     answer_check,
-    distractors_only,
     kept_original_distractor,
-    removed_original_option,
+    original_of_distractor_edit,
+    removed_option,
 )
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.item_signals import Number, parse_number
@@ -203,7 +203,7 @@ def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     answer check decides (recorded as the fallback). A result that matches no option, or another option
     than the key, fails — unless the edit changed only distractors and the result is no new one of them
     (the answer check's rule, `kept_original_distractor`: the doubt is about the original item) and no
-    original option the edit removed (`removed_original_option`)."""
+    original option the edit removed (`removed_option`)."""
     attempts, timeout_s = ctx.options.pot_attempts, ctx.options.pot_timeout_s
     evidence: dict[str, Any] = {"key": item.answer_letter, "backend": ctx.settings.sandbox_backend, "attempts": []}
     try:
@@ -265,13 +265,14 @@ def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
         return Verdict(False, reason, "pot", evidence, tokens)
     if last_answer:
         evidence["outcome"] = "no_match"
-        removed = removed_original_option(ctx, task, item, lambda choices: match_option(last_answer, choices)[0])
+        original = original_of_distractor_edit(ctx, task, item)  # None unless only distractors changed
+        removed = removed_option(original, item, match_option(last_answer, original.choices)[0]) if original else None
         if removed is not None:
             evidence["computed_removed_option"] = removed
             return Verdict(False, f"the program computed {last_answer[:80]!r}, the original option {removed!r}, "
                            "which this rewrite removes: dropping the option an independent solver picks may drop "
                            "the right answer", "pot", evidence, tokens)
-        if distractors_only(ctx, task, item):
+        if original is not None:
             evidence["no_new_distractor_matched"] = True
             return Verdict(True, f"the program computed {last_answer[:80]!r}, which matches no option; the edit "
                            "changed only distractors and none of the new ones is the computed value", "pot",
