@@ -38,6 +38,7 @@ from refinelab.tools.transport import (
     MalformedReply,
     Reply,
     TruncatedReply,
+    cached_count,
 )
 
 T = TypeVar("T", bound=BaseModel)
@@ -171,10 +172,10 @@ def _usage(message: AIMessage) -> tuple[int, int, bool, int]:
     it sent none. LangChain puts the prompt-cache reads under `input_token_details.cache_read`."""
     usage = message.usage_metadata
     if usage:
-        details = usage.get("input_token_details") or {}
-        cached = details.get("cache_read", 0) if isinstance(details, dict) else 0
-        cached = cached if isinstance(cached, int) and not isinstance(cached, bool) else 0
-        return int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), True, cached
+        prompt = int(usage.get("input_tokens", 0))
+        details = usage.get("input_token_details")
+        cached = cached_count(details.get("cache_read") if isinstance(details, dict) else None, prompt)
+        return prompt, int(usage.get("output_tokens", 0)), True, cached
     return 0, 0, False, 0
 
 

@@ -106,9 +106,14 @@ def _read(content: bytes, *, structured: bool) -> Reply:
             raise MalformedReply("a reply cut at the token limit, without usage")
         raise TruncatedReply(text, prompt_tokens, completion_tokens)
     details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    cached_tokens = min(int(cached), prompt_tokens) if reported and _count(cached) else 0  # type: ignore[arg-type]
-    return Reply(text, prompt_tokens, completion_tokens, bool(reported), choice.get("logprobs"), cached_tokens)
+    cached = cached_count(details.get("cached_tokens") if isinstance(details, dict) else None, prompt_tokens)
+    return Reply(text, prompt_tokens, completion_tokens, bool(reported), choice.get("logprobs"), cached)
+
+
+def cached_count(value: Any, prompt_tokens: int) -> int:
+    """The prompt tokens a server says it read from its prompt cache, as far as it can be believed: a
+    whole count, at most the prompt; 0 for anything else (the field comes from an untrusted endpoint)."""
+    return min(int(value), prompt_tokens) if _count(value) else 0
 
 
 def _count(value: Any) -> bool:

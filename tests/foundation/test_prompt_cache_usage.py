@@ -131,3 +131,16 @@ def test_the_cli_line_says_the_share_or_nothing() -> None:
     for ledger in ({}, {"prompt_tokens": 100, "cached_prompt_tokens": 0}, {"prompt_tokens": 0},
                    {"prompt_tokens": "100", "cached_prompt_tokens": "50"}):
         assert prompt_cache_line(ledger) == ""
+
+
+@pytest.mark.parametrize(("cache_read", "cached"), [(600, 600), (5000, 650), (-1, 0), (None, 0)])
+def test_a_plugged_in_chat_models_cache_reads_are_read_the_same_way(cache_read: object, cached: int) -> None:
+    """LangChain's `input_token_details.cache_read` goes through the transport's reader (`cached_count`)."""
+    from langchain_core.messages import AIMessage
+
+    from refinelab.tools.llm import _usage
+
+    usage: dict[str, object] = {"input_tokens": 650, "output_tokens": 1, "total_tokens": 651}
+    if cache_read is not None:
+        usage["input_token_details"] = {"cache_read": cache_read}
+    assert _usage(AIMessage(content="B", usage_metadata=usage)) == (650, 1, True, cached)
