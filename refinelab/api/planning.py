@@ -19,7 +19,7 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.planner_agent import plan_for_budget
 from refinelab.api.context import working_folder
-from refinelab.api.profiling import profile
+from refinelab.api.profiling import profile_in, require_items
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
@@ -84,14 +84,15 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
     options = as_options(options).model_copy(update={"dry_run": True})
     enabled = list(options.operations)
     reused = profile_complete(folder)
+    if not reused:
+        require_items(dataset)
     if reused and (made_with := profiled_skill_method(folder)) != options.skill_method:
         raise ConfigError(f"{folder}: profiled with skill method {made_with!r}, not {options.skill_method!r}; "
                           f"plan into another folder (--out) or ask for {made_with!r}")
-    if not reused:
-        profile(dataset, out_dir=folder, targets=targets, settings=settings, options=options, hooks=hooks,
-                prompts_dir=prompts_dir)
     with working_folder(folder, dataset.items, settings=settings, targets=targets, options=options, hooks=hooks,
                         prompts_dir=prompts_dir) as ctx:
+        if not reused:  # profiled in the same hold of the folder as the plan (one lock, one input check)
+            profile_in(ctx, dataset, folder, settings=settings, targets=targets, options=options)
         calls_before = ctx.ledger.summary()["calls"]
         # what profiling used of the budget, paid or replayed from the response cache: a run counts a replayed
         # answer against its cap, and a plan that read only `spent` forecast 17,660 of 20,000 tokens for the

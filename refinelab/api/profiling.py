@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.profiler import profile_items
 from refinelab.api.context import working_folder
@@ -27,7 +28,7 @@ from refinelab.io import DatasetInput, as_dataset
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, divergence_report
 from refinelab.metrics.summary import summarise
 from refinelab.metrics.targets import Targets
-from refinelab.schema import QAItem
+from refinelab.schema import Dataset, QAItem
 
 
 @dataclass
@@ -69,6 +70,14 @@ def distributions(items: list[QAItem], targets: Targets) -> dict[str, Any]:
     return result
 
 
+def require_items(dataset: Dataset) -> None:
+    """A DataError, before any folder is made, when no row of `dataset` is a valid item."""
+    if not len(dataset):
+        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
+        raise DataError(dataset.name, None, None,
+                        f"no valid items to profile ({len(dataset.rejected)} invalid row(s){first})")
+
+
 def profile(
     data: DatasetInput,
     *,
@@ -92,48 +101,54 @@ def profile(
     list of dicts (`columns` maps our fields to its columns). Bad input raises `DataError` before any
     folder is made."""
     dataset = as_dataset(data, format=format, columns=columns, on_invalid="error" if strict else "quarantine")
-    if not len(dataset):
-        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
-        raise DataError(dataset.name, None, None,
-                        f"no valid items to profile ({len(dataset.rejected)} invalid row(s){first})")
+    require_items(dataset)
     settings = settings or load_settings()
     targets = targets or Targets()
     out_dir = Path(out_dir) if out_dir is not None else settings.runs_dir / time.strftime("profile-%Y%m%d-%H%M%S")
     options = as_options(options)
     with working_folder(out_dir, dataset.items, settings=settings, budget=budget, targets=targets, options=options,
                         hooks=hooks, prompts_dir=prompts_dir) as ctx:
-        ctx.store.load_items(dataset.items)
-        ctx.store.add_rejected(dataset.rejected)
-        started = time.monotonic()
-        with ctx.tracer.span("refinelab.profile", "chain", {"items": len(dataset)}, run_id=None) as root:
-            with ctx.tracer.span("profile", "chain", {"items": len(dataset)}) as run:
-                done, stop = profile_items(ctx, ctx.store.items(("kept",)), progress)
-                run.outputs = {"profiled": done, "stop": stop}
-            root.outputs = {"profiled": done, "spent": ctx.ledger.spent}
-        ctx.tracer.flush()
-        elapsed = time.monotonic() - started
-        items = ctx.store.items(("kept",))
-        diagnostics = ctx.store.diagnostics()
-        per_item: dict[str, dict[str, Any]] = {}
-        for d in diagnostics:
-            per_item.setdefault(d.item_id, {})[d.check] = {"flag": d.flag, "score": round(d.score, 4),
-                                                           "evidence": d.evidence}
-        ledger = ctx.ledger.summary()
-        summary = summarise(d for d in diagnostics if d.check not in ("label", "panel"))
-        error_types = Counter(d.evidence.get("error_type") for d in diagnostics if d.check == "error" and d.flag)
-        report = {
-            "dataset": dataset.name, "items": len(items), "profiled": done, "rejected_rows": len(dataset.rejected),
-            "stop_reason": stop, "elapsed_s": round(elapsed, 2),
-            "options": options.model_dump(mode="json", exclude_defaults=True),
-            "models": {"judge": settings.roles.judge.model},
-            "targets": targets.model_dump(),
-            "summary": summary.to_dict(), "flagged_error_types": dict(error_types),
-            **distributions(items, targets),
-            "ledger": ledger, "ledger_by_component": ledger["by_operation"],
-            "items_detail": [
-                {"id": i.id, "subject": i.subject, "domain": i.domain, "skill": i.skill, "difficulty": i.difficulty,
-                 "diagnostics": per_item.get(i.id, {})} for i in items
-            ],
-        }
-        atomic_write_text(out_dir / "profile.json", json.dumps(report, indent=2, default=str))
+        return profile_in(ctx, dataset, out_dir, settings=settings, targets=targets, options=options,
+                          progress=progress)
+
+
+def profile_in(ctx: AgentContext, dataset: Dataset, out_dir: Path, *, settings: Settings, targets: Targets,
+               options: RunOptions, progress: Callable[[int, int], None] | None = None) -> ProfileResult:
+    """Profile `dataset` with a folder already held (`working_folder`) and write its profile.json.
+
+    `plan` profiles and plans in one hold of the folder, so no other process can take it in between."""
+    ctx.store.load_items(dataset.items)
+    ctx.store.add_rejected(dataset.rejected)
+    started = time.monotonic()
+    with ctx.tracer.span("refinelab.profile", "chain", {"items": len(dataset)}, run_id=None) as root:
+        with ctx.tracer.span("profile", "chain", {"items": len(dataset)}) as run:
+            done, stop = profile_items(ctx, ctx.store.items(("kept",)), progress)
+            run.outputs = {"profiled": done, "stop": stop}
+        root.outputs = {"profiled": done, "spent": ctx.ledger.spent}
+    ctx.tracer.flush()
+    elapsed = time.monotonic() - started
+    items = ctx.store.items(("kept",))
+    diagnostics = ctx.store.diagnostics()
+    per_item: dict[str, dict[str, Any]] = {}
+    for d in diagnostics:
+        per_item.setdefault(d.item_id, {})[d.check] = {"flag": d.flag, "score": round(d.score, 4),
+                                                       "evidence": d.evidence}
+    ledger = ctx.ledger.summary()
+    summary = summarise(d for d in diagnostics if d.check not in ("label", "panel"))
+    error_types = Counter(d.evidence.get("error_type") for d in diagnostics if d.check == "error" and d.flag)
+    report = {
+        "dataset": dataset.name, "items": len(items), "profiled": done, "rejected_rows": len(dataset.rejected),
+        "stop_reason": stop, "elapsed_s": round(elapsed, 2),
+        "options": options.model_dump(mode="json", exclude_defaults=True),
+        "models": {"judge": settings.roles.judge.model},
+        "targets": targets.model_dump(),
+        "summary": summary.to_dict(), "flagged_error_types": dict(error_types),
+        **distributions(items, targets),
+        "ledger": ledger, "ledger_by_component": ledger["by_operation"],
+        "items_detail": [
+            {"id": i.id, "subject": i.subject, "domain": i.domain, "skill": i.skill, "difficulty": i.difficulty,
+             "diagnostics": per_item.get(i.id, {})} for i in items
+        ],
+    }
+    atomic_write_text(out_dir / "profile.json", json.dumps(report, indent=2, default=str))
     return ProfileResult(out_dir=out_dir, report=report)

@@ -126,3 +126,34 @@ def test_the_default_plan_folder_follows_the_content(tmp_path: Path) -> None:
     edited = [dict(row) for row in ROWS]
     edited[0]["answer"] = 3
     assert plan_dir(settings, data, None, None, items=as_dataset(edited).items) != same
+
+
+def test_a_plan_that_profiles_holds_its_folder_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Profiling and planning happen in one hold of the folder: no other process can take it in between,
+    and the input is checked against the folder once."""
+    from refinelab.api.planning import plan
+
+    holds: list[Path] = []
+    real_acquire = RunLock.acquire
+
+    def counted(lock: RunLock, *args: Any, **kwargs: Any) -> Any:
+        holds.append(lock.run_dir)
+        return real_acquire(lock, *args, **kwargs)
+
+    monkeypatch.setattr(RunLock, "acquire", counted)
+    folder = tmp_path / "plan"
+    report = plan(ROWS, budget=20_000, folder=folder, settings=_settings(tmp_path),
+                  hooks=RunHooks(chat_models=models()), options={"validate_suspects": False})
+    assert holds == [folder]  # was two: the profile's hold, then the plan's
+    assert (folder / "profile.json").exists() and (folder / "plan.json").exists()
+    assert not report["profile"]["reused"] and report["profile"]["tokens"] > 0
+
+
+def test_a_plan_of_no_valid_rows_is_refused_before_a_folder_is_made(tmp_path: Path) -> None:
+    from refinelab.api.planning import plan
+
+    folder = tmp_path / "plan"
+    with pytest.raises(DataError, match="no valid items"):
+        plan([{"id": "x", "question": "", "choices": ["a"], "answer": 5}], budget=1_000, folder=folder,
+             settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()))
+    assert not folder.exists()
