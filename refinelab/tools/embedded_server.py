@@ -28,6 +28,22 @@ import httpx
 from refinelab.tools import leases
 from refinelab.tools.model_weights import DEFAULT_MODEL, cache_dir, model_path
 
+#: How many times a llama.cpp thread spins at an OpenMP barrier before it sleeps (libgomp's GOMP_SPINCOUNT).
+#: llama.cpp runs one thread per core and meets its other threads at a barrier after every operation; by
+#: default libgomp spins there ~300,000 times. When any other process wants a core (the run's own
+#: embeddings, a test beside it, the user's editor), the thread it displaced is waited for by a thread
+#: that spins away its whole time slice, at every barrier: 12 chat replies of the 1.5B took 25 s alone and
+#: had not finished after 150 s beside one busy process. Spinning 1,000 times, then sleeping: 25 s alone,
+#: 55 s beside the busy process (evals/results/bench_server_contention.md). A value the user set is kept.
+GOMP_SPINCOUNT = "1000"
+
+
+def server_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the server process starts with: ours, with a bounded OpenMP spin (above)."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
+    return env
+
 
 class ServerStartError(RuntimeError):
     """The embedded server did not become healthy."""
@@ -166,7 +182,8 @@ def start_server(
         "--owner-pid", str(os.getpid()), "--lease-root", str(cache_dir()),
     ]
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+                                   env=server_environment())
     assert process.stdout is not None
     deadline = time.monotonic() + startup_timeout_s
     address = process.stdout.readline().decode().strip()  # the launcher prints its address once loaded
