@@ -32,9 +32,9 @@ from refinelab.tools.model_weights import DEFAULT_MODEL, cache_dir, model_path
 #: llama.cpp runs one thread per core and meets its other threads at a barrier after every operation; by
 #: default libgomp spins there ~300,000 times. When any other process wants a core (the run's own
 #: embeddings, a test beside it, the user's editor), the thread it displaced is waited for by a thread
-#: that spins away its whole time slice, at every barrier: 12 chat replies of the 1.5B took 25 s alone and
-#: had not finished after 150 s beside one busy process. Spinning 1,000 times, then sleeping: 25 s alone,
-#: 55 s beside the busy process (evals/results/bench_server_contention.md). A value the user set is kept.
+#: that spins away its whole time slice, at every barrier: 12 chat replies of the 1.5B took 31 s alone and
+#: had not finished after 150 s beside one busy process. Spinning 1,000 times, then sleeping: 34 s alone,
+#: 57 s beside the busy process (evals/results/bench_server_contention.md). A value the user set is kept.
 GOMP_SPINCOUNT = "1000"
 
 
