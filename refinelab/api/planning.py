@@ -92,7 +92,7 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
     with working_folder(folder, dataset.items, settings=settings, targets=targets, options=options, hooks=hooks,
                         prompts_dir=prompts_dir) as ctx:
         if not reused:  # profiled in the same hold of the folder as the plan (one lock, one input check)
-            profile_in(ctx, dataset, folder, settings=settings, targets=targets, options=options)
+            profile_in(ctx, dataset)
         calls_before = ctx.ledger.summary()["calls"]
         # what profiling used of the budget, paid or replayed from the response cache: a run counts a replayed
         # answer against its cap, and a plan that read only `spent` forecast 17,660 of 20,000 tokens for the

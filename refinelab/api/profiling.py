@@ -108,15 +108,16 @@ def profile(
     options = as_options(options)
     with working_folder(out_dir, dataset.items, settings=settings, budget=budget, targets=targets, options=options,
                         hooks=hooks, prompts_dir=prompts_dir) as ctx:
-        return profile_in(ctx, dataset, out_dir, settings=settings, targets=targets, options=options,
-                          progress=progress)
+        return profile_in(ctx, dataset, progress)
 
 
-def profile_in(ctx: AgentContext, dataset: Dataset, out_dir: Path, *, settings: Settings, targets: Targets,
-               options: RunOptions, progress: Callable[[int, int], None] | None = None) -> ProfileResult:
-    """Profile `dataset` with a folder already held (`working_folder`) and write its profile.json.
+def profile_in(ctx: AgentContext, dataset: Dataset,
+               progress: Callable[[int, int], None] | None = None) -> ProfileResult:
+    """Profile `dataset` into the folder `ctx` holds (`working_folder`) and write its profile.json; the
+    folder, settings, targets and options are the context's.
 
     `plan` profiles and plans in one hold of the folder, so no other process can take it in between."""
+    out_dir, settings, targets, options = ctx.run_dir, ctx.settings, ctx.targets, ctx.options
     ctx.store.load_items(dataset.items)
     ctx.store.add_rejected(dataset.rejected)
     started = time.monotonic()

@@ -1,7 +1,7 @@
 """The embedded server starts with a bounded OpenMP spin (tools/embedded_server.server_environment).
 
 With libgomp's default spin, a llama.cpp server beside one busy process did not finish 12 short replies
-in 150 s that took 25 s alone (evals/results/bench_server_contention.md)."""
+in 150 s that took 31 s alone (evals/results/bench_server_contention.md)."""
 
 from __future__ import annotations
 
