@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.agents.validation.tools import check_pack_tools
 from refinelab.api.context import close_run_context, open_run_context
 from refinelab.api.results import SaveFormat, read_run_json, refined_items
 from refinelab.api.results import save as save_results
@@ -164,6 +165,13 @@ def _stream(graph: Any, ctx: AgentContext, run_id: str, first_input: dict[str, A
     return RunResult(run_id=run_id, run_dir=ctx.run_dir, report=report, pending_review=pending)
 
 
+def check_run_prompts(prompts_dir: str | None, hooks: RunHooks | None) -> None:
+    """The user's prompt folder, checked before a run starts or resumes: every template lints and renders,
+    and every validator tool its packs name loads and takes an item's fields."""
+    check_prompts(prompts_dir)
+    check_pack_tools(prompts_dir, (hooks or RunHooks()).validators)
+
+
 def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | Path | None,
                      settings: Settings | None, run_id: str | None, options: RunOptions, hooks: RunHooks | None,
                      prompts_dir: str | None) -> tuple[RunFolder, AgentContext]:
@@ -174,7 +182,7 @@ def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | 
         targets = load_targets(targets)
     targets = targets or Targets()
     run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
-    check_prompts(prompts_dir)  # a bad or unsafe prompt folder fails before the run folder exists
+    check_run_prompts(prompts_dir, hooks)  # a bad or unsafe prompt folder fails before the run folder exists
     folder = claim_new(settings.runs_dir, run_id)  # inside runs_dir, locked, or RunExists/RunBusy
     run_dir = folder.path
     try:
@@ -237,7 +245,7 @@ def saved_context(folder: RunFolder, hooks: RunHooks | None) -> AgentContext:
     """The context of a claimed run folder, rebuilt from its sealed settings.json (resume, review)."""
     saved = folder.saved or {}
     settings, targets = saved_models(saved, folder.path)
-    check_prompts(saved.get("prompts_dir"))
+    check_run_prompts(saved.get("prompts_dir"), hooks)
     try:
         options = as_options(saved.get("options"))
     except ValidationError as exc:

@@ -132,7 +132,8 @@ class PromptLibrary:
             names |= {p.stem for p in (self.user_dir / "packs").glob("*.yaml")}
         return sorted(names)
 
-    def _pack_file(self, name: str) -> Path:
+    def pack_file(self, name: str) -> Path:
+        """The file pack `name` is read from: the user folder's first, else the packaged one."""
         if not isinstance(name, str) or not _PACK_NAME.fullmatch(name):
             raise PromptError(f"pack name {name!r}: use letters, digits, '_' or '-' (no paths)")
         for root in ([self.user_dir] if self.user_dir else []) + [HERE]:
@@ -149,7 +150,7 @@ class PromptLibrary:
     def _resolve(self, name: str, seen: list[str]) -> Pack:
         if name in seen:
             raise PromptError(f"pack include cycle: {' -> '.join([*seen, name])}")
-        path = self._pack_file(name)
+        path = self.pack_file(name)
         user_file = self.user_dir is not None and path.is_relative_to(self.user_dir)
         data = _read(path, self.user_dir if user_file else None)
         if user_file:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from refinelab.agents.options import RunHooks
-from refinelab.agents.validation.tools import ToolNotFound, load_tool, verdict_from_output
+from refinelab.agents.validation.tools import ToolNotFound, check_pack_tools, load_tool, verdict_from_output
 from refinelab.api import refine
 from refinelab.config import load_settings
 from refinelab.prompts.loader import PromptError, PromptLibrary
@@ -134,3 +134,61 @@ def test_pack_schema_errors_name_the_file(tmp_path: Path) -> None:
         with pytest.raises(PromptError, match=match) as info:
             PromptLibrary(folder).pack("general")
         assert "general.yaml" in str(info.value)
+
+
+DANGEROUS = '''
+from pathlib import Path
+
+CALLS = Path(__file__).with_name("calls.txt")
+
+
+def wipe(path: str) -> dict:
+    """Needs an argument a validator tool is never given."""
+    CALLS.write_text("wipe was called")
+    return {"passed": True, "reason": "called"}
+
+
+def nothing() -> dict:
+    """Asks for none of the item's fields."""
+    CALLS.write_text("nothing was called")
+    return {"passed": True, "reason": "called"}
+'''
+
+
+@pytest.mark.parametrize(("ref", "match"), [
+    ("os:system", "it needs 'command'"),
+    ("shutil:rmtree", "it needs 'path'"),
+    ("refinelab_dangerous_demo:wipe", "it needs 'path'"),
+    ("refinelab_dangerous_demo:nothing", "asks for none of the item's fields"),
+    ("no_such_module_xyz:check", "cannot import it"),
+])
+def test_a_pack_naming_an_unusable_tool_fails_before_the_run_folder_exists(
+        ref: str, match: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pack is untrusted text naming installed code: a function needing arguments a check never supplies
+    (`os:system`, `shutil:rmtree`) or none of the item's fields is refused when the run starts — named with
+    the pack's file, before the model is asked anything or a folder is made — and is never called."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "refinelab_dangerous_demo.py").write_text(DANGEROUS)
+    monkeypatch.syspath_prepend(str(code))
+    prompts = _prompts(tmp_path, f"tools: [answer, '{ref}']\n")
+
+    def never(messages: list[dict[str, str]]) -> str:
+        raise AssertionError("the model was asked before the pack's tools were checked")
+
+    model = ScriptedChatModel(respond=never)
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite")})
+    with pytest.raises(ToolNotFound, match=match) as info:
+        refine(mmlu(4), budget=10_000, settings=settings, prompts_dir=str(prompts),
+               hooks=RunHooks(chat_models={"judge": model, "writer": model, "validator": model}))
+    assert str(prompts / "packs") in str(info.value) and ".yaml" in str(info.value)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    assert not (code / "calls.txt").exists()
+
+
+def test_a_tool_a_run_hook_supplies_is_not_imported(tmp_path: Path) -> None:
+    """A name the run's hooks register as a validator is the hook's, not a module to import."""
+    prompts = _prompts(tmp_path, "tools: [answer, house_check]\n")
+    check_pack_tools(str(prompts), plugged={"house_check"})
+    with pytest.raises(ToolNotFound, match="house_check"):
+        check_pack_tools(str(prompts))

@@ -10,7 +10,8 @@ A pack's `tools:` names any of:
 A tool is called with the fields of the item its signature asks for — `question`, `choices`, `key`
 (the key's letter), `key_text`, `subject` — and answers a mapping (or JSON text) with `passed` (true,
 false, or null = cannot decide), `reason`, and optional `evidence`. Nothing a pack names is imported
-until a run uses it; packs cannot carry code, only name what is installed.
+until a run starts (`check_pack_tools`, before the run's folder exists); packs cannot carry code, only name
+what is installed, and a tool that needs any other argument is refused rather than called.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import contextlib
 import importlib
 import json
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -31,6 +34,7 @@ from refinelab.agents.validation.pot import pot_check
 from refinelab.agents.validation.rag import rag_check
 from refinelab.agents.validation.routing import ValidatorFn, available_validators, routed_check
 from refinelab.errors import ConfigError, DataError, LLMCallFailed
+from refinelab.prompts.loader import PromptLibrary
 from refinelab.safeload import loads_json
 from refinelab.schema import QAItem
 from refinelab.state import EditTask, Verdict
@@ -39,6 +43,8 @@ from refinelab.tools.ledger import CallTag
 ENTRY_POINT_GROUP = "refinelab.tools"
 BUILT_IN = {"answer": answer_check, "pot": pot_check, "rag": rag_check, "pot_or_rag": routed_check}
 OUTPUT_CHARS = 4000  # of a tool's answer kept as evidence
+#: the item's fields a plugged-in tool may ask for, matched to its parameters by name
+TOOL_FIELDS = ("question", "choices", "key", "key_text", "subject")
 _TOOLS: dict[str, Any] = {}
 _LOCK = threading.Lock()
 
@@ -93,8 +99,27 @@ def load_tool(ref: str) -> Any:
                 raise ToolNotFound(f"tool {ref!r}: not built in ({', '.join(BUILT_IN)}), not a module:function "
                                    f"reference, and no installed package registers it in {ENTRY_POINT_GROUP!r}")
             obj = found[0].load()
-        _TOOLS[ref] = _as_langchain_tool(obj, ref)
-        return _TOOLS[ref]
+        tool = _as_langchain_tool(obj, ref)
+        _check_parameters(tool, ref)
+        _TOOLS[ref] = tool
+        return tool
+
+
+def _check_parameters(tool: Any, ref: str) -> None:
+    """Refuse a tool that needs an argument a check cannot give it, or asks for none of the item's fields.
+
+    A pack is untrusted text that names installed code; this is what keeps `tools: [os:system]` or
+    `shutil:rmtree` from ever being called (they need `command` / `path`), and what tells the author of a
+    real tool with a misspelt parameter why it would never run, before a run spends anything."""
+    schema = tool.get_input_schema().model_json_schema()
+    asked = set(schema.get("properties") or {})
+    unknown = sorted(set(schema.get("required") or ()) - set(TOOL_FIELDS))
+    if unknown:
+        raise ToolNotFound(f"tool {ref!r}: it needs {', '.join(map(repr, unknown))}, which a validator tool is not "
+                           f"given; a tool may ask for {', '.join(TOOL_FIELDS)}")
+    if not asked & set(TOOL_FIELDS):
+        raise ToolNotFound(f"tool {ref!r}: it asks for none of the item's fields ({', '.join(TOOL_FIELDS)}), so it "
+                           "cannot check an item")
 
 
 def _arguments(tool: Any, item: QAItem) -> dict[str, Any]:
@@ -141,6 +166,24 @@ def plugged_check(ref: str) -> ValidatorFn:
         return verdict
 
     return check
+
+
+def check_pack_tools(prompts_dir: str | Path | None, plugged: Collection[str] = ()) -> None:
+    """Load every tool the user's packs name, before a run starts: a missing, unimportable or unusable tool
+    is a one-line `ToolNotFound` naming the pack file (exit 2), not a crash in the validate node after
+    the profile and the writer's calls were paid. `plugged`: names the run's hooks supply as validators."""
+    if prompts_dir is None:
+        return
+    library = PromptLibrary(prompts_dir)
+    for name in library.pack_names():
+        pack = library.pack(name)
+        for ref in pack.tools:
+            if ref in BUILT_IN or ref in plugged:
+                continue
+            try:
+                load_tool(ref)
+            except ToolNotFound as exc:
+                raise ToolNotFound(f"{library.pack_file(name)}: {exc}") from None
 
 
 def pack_tools(ctx: AgentContext, refs: list[str]) -> list[PackTool]:
