@@ -161,7 +161,7 @@ def read_jsonl(path: str | Path) -> Dataset:
             return _from_arc(path, line_no, row)
         if "id" not in row:
             raise DataError(str(path), line_no, "id", "missing; every item needs an id")
-        if isinstance(row.get("answer"), str):
+        if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it
             n = len(row.get("choices") or [])
             row["answer"] = _answer_index(path, line_no, row["answer"], n)
         return _make_item(path, line_no, row)
@@ -178,13 +178,23 @@ def _subject_from_name(path: Path) -> str:
     return _MMLU_SPLITS.sub("", path.stem)
 
 
+def _folder_holds(path: Path) -> str:
+    """What else a folder read as MMLU holds, for the error that says it has no CSV files."""
+    counts: dict[str, int] = {}
+    for file in path.iterdir():
+        if file.is_file() and file.suffix in {".jsonl", ".json", ".parquet"}:
+            counts[file.suffix] = counts.get(file.suffix, 0) + 1
+    held = ", ".join(f"{n} {suffix} file{'s' if n > 1 else ''}" for suffix, n in sorted(counts.items()))
+    return f" (a folder is read as MMLU's CSV layout, but it holds {held}; pass one file)" if held else ""
+
+
 def read_mmlu_csv(path: str | Path) -> Dataset:
     """The original MMLU layout: no header, question,A,B,C,D,answer_letter; subject from the file name."""
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.csv"))
         if not files:
-            raise DataError(str(path), None, None, "folder has no .csv files")
+            raise DataError(str(path), None, None, f"folder has no .csv files{_folder_holds(path)}")
         items = [item for file in files for item in read_mmlu_csv(file).items]
         return _checked(Dataset(items, name=path.name), path)
     subject = _subject_from_name(path)
@@ -380,7 +390,7 @@ def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str) -> 
             row["choices"] = list(row["choices"])
         if "id" not in row:
             row["id"] = f"{name}-{row_no}"
-        if isinstance(row.get("answer"), str):
+        if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it
             row["answer"] = _answer_index(path, row_no, row["answer"], len(row.get("choices") or []))
         return _make_item(path, row_no, row)
 

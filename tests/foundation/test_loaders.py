@@ -97,6 +97,8 @@ MALFORMED: list[tuple[str, str, bytes, str]] = [
     ("answer out of range", "a.jsonl", json.dumps({**GOOD, "answer": 7}).encode(), "out of range"),
     ("answer letter out of range", "a.jsonl", json.dumps({**GOOD, "answer": "F"}).encode(), "field 'answer'"),
     ("answer wrong type", "a.jsonl", json.dumps({**GOOD, "answer": [1]}).encode(), "field 'answer'"),
+    # JSON true is not option B: a boolean key is a column mix-up (an "is correct" flag), not an index
+    ("answer boolean", "a.jsonl", json.dumps({**GOOD, "answer": True}).encode(), "field 'answer': expected an answer letter"),
     ("unknown field", "a.jsonl", json.dumps({**GOOD, "colour": "red"}).encode(), "field 'colour'"),
     ("difficulty out of range", "a.jsonl", json.dumps({**GOOD, "difficulty": 3}).encode(), "difficulty must be in [0, 1]"),
     ("duplicate ids", "a.jsonl", (json.dumps(GOOD) + "\n" + json.dumps(GOOD)).encode(), "row 2, field 'id': duplicate id"),
@@ -121,6 +123,19 @@ def test_malformed_input_names_the_problem(tmp_path: Path, name: str, file_name:
     message = str(info.value)
     assert str(path) in message
     assert expected in message, message
+
+
+def test_a_folder_without_mmlu_csv_files_says_what_it_holds(tmp_path: Path) -> None:
+    """A folder is read as MMLU's CSV layout; one of JSONL shards is refused naming what it holds, so the
+    user knows to pass a file rather than wonder why "no .csv files" when the folder is full of data."""
+    (tmp_path / "train.jsonl").write_text(json.dumps(GOOD) + "\n")
+    (tmp_path / "test.jsonl").write_text(json.dumps(GOOD) + "\n")
+    with pytest.raises(DataError, match=r"read as MMLU's CSV layout, but it holds 2 \.jsonl files; pass one file"):
+        load_dataset(tmp_path)
+    (tmp_path / "train.jsonl").unlink()
+    (tmp_path / "test.jsonl").unlink()
+    with pytest.raises(DataError, match="folder has no .csv files"):
+        load_dataset(tmp_path)
 
 
 def test_generic_csv_missing_column(tmp_path: Path) -> None:
