@@ -20,6 +20,7 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
+from refinelab.api.run_files import read_changes, read_report
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.operations import NEW_ITEM_OPS as NEW_ITEM_OPS_REGISTRY
@@ -55,6 +56,13 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _changes(run_dir: Path) -> list[dict[str, Any]]:
+    try:
+        return read_changes(run_dir)
+    except DataError as exc:
+        raise ReportError(str(exc)) from None
+
+
 def load_run(run_dir: str | Path) -> dict[str, Any]:
     """report.json (required), changes.jsonl, refined.jsonl and the run's targets, as plain data."""
     run_dir = Path(run_dir)
@@ -66,13 +74,9 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
             f"{run_dir} has no report.json: it is not a finished RefineLab run folder "
             "(report.json is written when a run finalizes; finish a stopped run with `refinelab resume`)")
     try:
-        report = loads_json(report_path.read_text(encoding="utf-8"), str(report_path))
+        report = read_report(run_dir)
     except DataError as exc:
         raise ReportError(str(exc)) from None
-    except UnicodeDecodeError:
-        raise ReportError(f"{report_path}: not valid UTF-8 text") from None
-    if not isinstance(report, dict):
-        raise ReportError(f"{report_path}: expected a JSON object at the top level")
     targets: dict[str, Any] = {}
     settings_path = run_dir / "settings.json"
     if settings_path.exists():
@@ -80,7 +84,7 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
             targets = loads_json(settings_path.read_text(encoding="utf-8"), str(settings_path)).get("targets") or {}
         except (DataError, AttributeError, UnicodeDecodeError):
             targets = {}
-    return {"dir": run_dir, "report": report, "changes": _read_jsonl(run_dir / "changes.jsonl"),
+    return {"dir": run_dir, "report": report, "changes": _changes(run_dir),
             "refined": _read_jsonl(run_dir / "refined.jsonl"), "targets": targets}
 
 

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from refinelab import __version__
+from refinelab.api.run_files import read_report, read_run_json
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.io import read_jsonl, write_jsonl, write_parquet
 from refinelab.redact import redact
-from refinelab.safeload import loads_json
 from refinelab.schema import Dataset, QAItem
 
 if TYPE_CHECKING:
@@ -37,21 +37,6 @@ if TYPE_CHECKING:
 SaveFormat = Literal["parquet", "jsonl", "hf"]
 SAVE_FORMATS: tuple[str, ...] = ("parquet", "jsonl", "hf")
 CARD_MARKER = "<!-- written by refinelab: regenerated on export -->"
-MAX_JSON_BYTES = 50_000_000
-
-
-def read_run_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise DataError(str(path), None, None, f"larger than {MAX_JSON_BYTES} bytes")
-    try:
-        value = loads_json(path.read_text(encoding="utf-8"), str(path))
-    except UnicodeDecodeError:
-        raise DataError(str(path), None, None, "not valid UTF-8 text") from None
-    if not isinstance(value, dict):
-        raise DataError(str(path), None, None, "expected a JSON object")
-    return value
 
 
 def refined_items(run_dir: Path) -> Dataset:
@@ -117,7 +102,7 @@ def _figure(value: Any) -> str:
 def card_text(run_dir: str | Path, items: Dataset, data_path: str | None, split: str = "test") -> str:
     """README.md for the export of `run_dir`: YAML front matter for the Hub, then the run in figures."""
     run_dir = Path(run_dir)
-    report = read_run_json(run_dir / "report.json")
+    report = read_report(run_dir)
     saved = read_run_json(run_dir / "settings.json")
     settings = saved.get("settings") if isinstance(saved.get("settings"), dict) else {}
     run_id = _text(report.get("run_id") or run_dir.name, 80)
@@ -230,8 +215,9 @@ def save(run_dir: str | Path, path: str | Path, format: SaveFormat = "parquet", 
             raise DataError(str(path), None, None, f"file name ends in {path.suffix} but format is {format}")
         path.parent.mkdir(parents=True, exist_ok=True)
         card = _card_path_for_file(path)
+        text = card_text(run_dir, items, path.name, split)  # before any write: a bad report.json leaves nothing
         writer(items, path)
-        atomic_write_text(card, card_text(run_dir, items, path.name, split))
+        atomic_write_text(card, text)
         return path
 
     def build(staging: Path) -> None:

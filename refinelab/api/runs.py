@@ -24,9 +24,10 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.validation.tools import check_pack_tools
 from refinelab.api.context import close_run_context, open_run_context
-from refinelab.api.results import SaveFormat, read_run_json, refined_items
+from refinelab.api.results import SaveFormat, refined_items
 from refinelab.api.results import save as save_results
 from refinelab.api.results import to_hf as results_to_hf
+from refinelab.api.run_files import read_report
 from refinelab.api.run_folders import (
     RunFolder,
     claim_existing,
@@ -97,7 +98,7 @@ class RunResult:
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise DataError(str(run_dir), None, None, "no such run folder")
-        report = read_run_json(run_dir / "report.json")
+        report = read_report(run_dir)
         return cls(run_id=str(report.get("run_id") or run_dir.name), run_dir=run_dir, report=report)
 
 

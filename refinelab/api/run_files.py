@@ -1,0 +1,177 @@
+"""A run folder's JSON files read back: `report.json` and `changes.jsonl` against the shape their readers
+rely on, one reader each.
+
+Why a schema: a run folder may come from elsewhere (a colleague's run, a downloaded audit), so its files
+are untrusted input like a dataset. `report`, `export` and `RunResult` read their figures and tables;
+before this, a wrong type (`"metrics_before": [1, 2]` in report.json, `"tokens": "x"` in changes.jsonl)
+crashed them with an AttributeError or ValueError and exit 1. Now a file that does not have the shape a
+run writes is a one-line `DataError` naming the file, the row and the field (exit 2 from the CLI). Only
+what readers use is typed; every other key passes through as written, so a folder written by a newer
+version with more keys still reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from refinelab.errors import DataError, validation_problem
+from refinelab.safeload import loads_json
+
+MAX_JSON_BYTES = 50_000_000
+
+
+class _Section(BaseModel):
+    """Typed where a reader looks, anything else kept as written."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Metrics(_Section):
+    """`metrics_before` / `metrics_after`: the set's headline figures and its distributions."""
+
+    items: int | None = None
+    coverage_jsd: float | None = None
+    difficulty_jsd: float | None = None
+    expected_errors: float | None = None
+    coverage: dict[str, float] = {}  # "domain|skill" -> share
+    difficulty: dict[str, float] = {}  # bucket -> share
+
+
+class LedgerSlot(_Section):
+    calls: int | None = None
+    tokens: float | None = None
+
+
+class LedgerSummary(_Section):
+    """`ledger`: the budget authority's summary (tools/ledger.py)."""
+
+    cap: int | None = None
+    spent: int | None = None
+    calls: int | None = None
+    by_node: dict[str, LedgerSlot] = {}
+    by_operation: dict[str, LedgerSlot] = {}
+    by_model: dict[str, LedgerSlot] = {}
+
+
+class EditCounts(_Section):
+    attempts: int | None = None
+    outcomes: dict[str, int] = {}  # "operation:outcome" -> edits
+
+
+class PlannedOperation(_Section):
+    count: int = 0
+    tokens: float = 0.0
+
+
+class PlanSummary(_Section):
+    """One round's plan as the report lists it."""
+
+    round: int | None = None
+    mode: str | None = None
+    solver: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    budget: float | None = None
+    forecast_tokens: float | None = None
+    marginal_value_per_1k: float | None = None
+    notes: list[Any] = []
+    metrics: dict[str, Any] = {}
+    by_op: dict[str, PlannedOperation] = {}  # operation -> what the plan bought of it
+
+
+class RunReport(_Section):
+    """report.json (graph/outputs.py writes it)."""
+
+    run_id: str | None = None
+    stop_reason: str | None = None
+    rounds: int | None = None
+    input_items: int | None = None
+    output_items: int | None = None
+    new_items: int | None = None
+    items_by_status: dict[str, int] = {}
+    invalid_input: list[Any] = []
+    edits: EditCounts | None = None
+    gave_up: list[dict[str, Any]] = []
+    unfixed_flagged_items: list[dict[str, Any]] = []
+    metrics_before: Metrics | None = None
+    metrics_after: Metrics | None = None
+    plans: list[PlanSummary] = []
+    reviews: dict[str, Any] = {}
+    ledger: LedgerSummary | None = None
+    notices: list[Any] = []  # the report shows the strings among them
+
+
+class ChangeRow(_Section):
+    """One line of changes.jsonl: an edit attempt with its before, after, verdict and evidence."""
+
+    edit_id: str | None = None
+    round: int | None = None
+    attempt: int | None = None
+    item_id: str | None = None
+    operation: str | None = None
+    target: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    verdict: str | None = None
+    reason: str | None = None
+    outcome: str | None = None
+    evidence: dict[str, Any] = {}
+    tokens: int | None = None
+    review: dict[str, Any] | None = None
+
+
+def read_run_json(path: Path) -> dict[str, Any]:
+    """A JSON object file of a run folder ({} when it is absent); size, encoding, depth and top-level type
+    checked, each failure a one-line `DataError` naming the file."""
+    if not path.is_file():
+        return {}
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise DataError(str(path), None, None, f"larger than {MAX_JSON_BYTES} bytes")
+    try:
+        value = loads_json(path.read_text(encoding="utf-8"), str(path))
+    except UnicodeDecodeError:
+        raise DataError(str(path), None, None, "not valid UTF-8 text") from None
+    if not isinstance(value, dict):
+        raise DataError(str(path), None, None, "expected a JSON object")
+    return value
+
+
+def read_report(run_dir: Path) -> dict[str, Any]:
+    """RUN/report.json checked against `RunReport` ({} when the run has not finished), as plain data with
+    the typed fields in their types; keys the file lacks stay absent, so readers keep their defaults."""
+    path = run_dir / "report.json"
+    raw = read_run_json(path)
+    try:
+        report = RunReport.model_validate(raw)
+    except ValidationError as exc:
+        field, message = validation_problem(exc.errors()[0])
+        raise DataError(str(path), None, field or None, f"{message} (not the shape a RefineLab run writes)") from None
+    return report.model_dump(exclude_unset=True)
+
+
+def read_changes(run_dir: Path) -> list[dict[str, Any]]:
+    """RUN/changes.jsonl, each row checked against `ChangeRow` ([] when the run wrote none); a bad row is a
+    one-line `DataError` naming the file, the row and the field."""
+    path = run_dir / "changes.jsonl"
+    if not path.is_file():
+        return []
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise DataError(str(path), None, None, f"larger than {MAX_JSON_BYTES} bytes")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(str(path), None, None, "not valid UTF-8 text") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        value = loads_json(line, str(path), number)
+        try:
+            rows.append(ChangeRow.model_validate(value).model_dump(exclude_unset=True))
+        except ValidationError as exc:
+            field, message = validation_problem(exc.errors()[0])
+            raise DataError(str(path), number, field or None, message) from None
+    return rows
