@@ -183,10 +183,44 @@ def read_trace(path: str | Path) -> list[dict[str, Any]]:
     except UnicodeDecodeError:
         raise DataError(str(path), None, None, "not valid UTF-8 text") from None
     for run_id, run in runs.items():
-        for name in REQUIRED:
-            if not isinstance(run.get(name), str) or not run[name]:
-                raise DataError(str(path), first_line[run_id], name, "missing or not a string")
+        _check_run(str(path), first_line[run_id], run)
+    _check_acyclic(str(path), runs, first_line)
     return list(runs.values())
+
+
+def _check_run(path: str, line: int, run: dict[str, Any]) -> None:
+    """The fields a reader computes with have their types: ids text, times ISO text, token counts whole
+    numbers (a trace from elsewhere crashed `refinelab trace` with a TypeError before)."""
+    for name in REQUIRED:
+        if not isinstance(run.get(name), str) or not run[name]:
+            raise DataError(path, line, name, "missing or not a string")
+    for name in ("parent_run_id", "trace_id"):
+        if run.get(name) is not None and not isinstance(run[name], str):
+            raise DataError(path, line, name, "not a string")
+    for name in ("start_time", "end_time"):
+        if run.get(name) is not None:
+            try:
+                datetime.fromisoformat(run[name])
+            except (TypeError, ValueError):
+                raise DataError(path, line, name, f"not an ISO time: {str(run[name])[:40]!r}") from None
+    usage = run.get("usage")
+    if usage is not None and not (isinstance(usage, dict) and all(
+            isinstance(v, int) and not isinstance(v, bool) for k, v in usage.items() if k.endswith("_tokens"))):
+        raise DataError(path, line, "usage", "expected an object of whole-number token counts")
+
+
+def _check_acyclic(path: str, runs: dict[str, dict[str, Any]], first_line: dict[str, int]) -> None:
+    """No run is its own ancestor: the tree's readers walk parents and children recursively."""
+    settled: set[str] = set()
+    for start in runs:
+        seen: list[str] = []
+        run_id: str | None = start
+        while run_id in runs and run_id not in settled:
+            if run_id in seen:
+                raise DataError(path, first_line[run_id], "parent_run_id", "the runs' parents form a cycle")
+            seen.append(run_id)
+            run_id = runs[run_id].get("parent_run_id")
+        settled.update(seen)
 
 
 def first_root(path: str | Path) -> dict[str, Any] | None:

@@ -210,7 +210,20 @@ def test_absurd_config_and_targets(ws, what: str, content: str) -> None:
     assert not (ws.runs / "c").exists()
 
 
-@pytest.mark.parametrize("content", [b'{"id": 1}\n{bad\n', b"\xff\xfe garbage", b"[" * 100_000 + b"\n", b"[1, 2]\n"])
+def _trace_run(run_id: str, extra: str) -> bytes:
+    head = json.dumps({"id": run_id, "name": "n", "run_type": "chain", "start_time": "2026-12-01T00:00:00"})
+    return f"{head[:-1]}, {extra}}}\n".encode()
+
+
+@pytest.mark.parametrize("content", [
+    b'{"id": 1}\n{bad\n', b"\xff\xfe garbage", b"[" * 100_000 + b"\n", b"[1, 2]\n",
+    # fields the tree computes with, of the wrong type: each was a TypeError/ValueError (exit 1) before
+    _trace_run("a", '"end_time": "yesterday"'), _trace_run("a", '"end_time": 5'),
+    _trace_run("a", '"parent_run_id": {"x": 1}'), _trace_run("a", '"usage": {"total_tokens": "many"}'),
+    _trace_run("a", '"usage": [1]'),
+    # parents in a cycle: the token totals recursed without end
+    _trace_run("a", '"parent_run_id": "b"') + _trace_run("b", '"parent_run_id": "a"'),
+])
 def test_trace_of_a_damaged_file(ws, content: bytes) -> None:
     run = ws.runs / "t"
     run.mkdir(parents=True)
