@@ -27,6 +27,7 @@ import numpy as np
 from refinelab.errors import DataError
 from refinelab.metrics.error_checks import ERROR_TYPES, check_row
 from refinelab.metrics.option_probs import entropy, margin_against
+from refinelab.safeload import loads_json
 from refinelab.schema import QAItem
 
 _META = re.compile(r"\b(all|none|both|neither) of (the )?(above|these|them)\b|\bboth [a-d] and [a-d]\b", re.I)
@@ -188,7 +189,7 @@ class ScreeningModel:
         bad = [n for n, v in vectors.items() if len(v) != len(features)] + [
             t for t, v in types.items() if len(v) != len(features)]
         if bad or not 0.0 < threshold < 1.0 or any(s <= 0 for s in vectors["scale"]) or not all(
-                math.isfinite(v) for vec in vectors.values() for v in vec):
+                math.isfinite(v) for vec in (*vectors.values(), *types.values(), [intercept]) for v in vec):
             raise DataError(source, None, bad[0] if bad else "scale/threshold",
                             "inconsistent with the feature list, not finite, or out of range")
         return cls(features=features, intercept=intercept, threshold=threshold, error_types=types,
@@ -201,9 +202,9 @@ class ScreeningModel:
 
     @classmethod
     def load(cls, path: Path) -> ScreeningModel:
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        try:  # safeload: depth and size limits, and no NaN/Infinity (a NaN intercept flagged nothing, silently)
+            data = loads_json(Path(path).read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError) as exc:
             raise DataError(str(path), None, None, f"not a readable calibration file ({type(exc).__name__})") from None
         return cls.from_json(data.get("model", data) if isinstance(data, dict) else data, str(path))
 

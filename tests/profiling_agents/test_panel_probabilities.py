@@ -309,6 +309,13 @@ def test_combiner_separates_planted_wrong_keys_and_round_trips_as_json(tmp_path:
     (tmp_path / "bad.json").write_text(json.dumps({**model.to_json(), "coef": [1.0]}))
     with pytest.raises(DataError, match="bad.json"):
         ScreeningModel.load(tmp_path / "bad.json")
+    # a calibration file is untrusted: a NaN intercept would make every p_error NaN and flag nothing, silently
+    for name, text in (("nan.json", json.dumps({**model.to_json(), "intercept": float("nan")})),
+                       ("inf.json", json.dumps({**model.to_json(), "error_types": {"t": [float("inf")] * len(model.features)}})),
+                       ("deep.json", "[" * 10_000 + "]" * 10_000)):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataError, match=name):
+            ScreeningModel.load(tmp_path / name)
 
 
 def test_text_features_read_the_stem_and_the_key_and_the_shipped_model_uses_them() -> None:
