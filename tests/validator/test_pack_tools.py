@@ -137,6 +137,7 @@ def test_pack_schema_errors_name_the_file(tmp_path: Path) -> None:
 
 
 DANGEROUS = '''
+from collections.abc import Callable
 from pathlib import Path
 
 CALLS = Path(__file__).with_name("calls.txt")
@@ -152,6 +153,11 @@ def nothing() -> dict:
     """Asks for none of the item's fields."""
     CALLS.write_text("nothing was called")
     return {"passed": True, "reason": "called"}
+
+
+def typed(question: str, on_result: Callable[[str], None] | None = None) -> dict:
+    """A usable tool with an optional parameter no JSON schema can describe."""
+    return {"passed": question.endswith("?"), "reason": "asked a question"}
 '''
 
 
@@ -192,3 +198,18 @@ def test_a_tool_a_run_hook_supplies_is_not_imported(tmp_path: Path) -> None:
     check_pack_tools(str(prompts), plugged={"house_check"})
     with pytest.raises(ToolNotFound, match="house_check"):
         check_pack_tools(str(prompts))
+
+
+def test_a_tool_with_an_optional_parameter_of_any_type_loads_and_is_given_the_item(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parameters are read from the tool's input model, not its JSON schema (a `Callable` has none)."""
+    from refinelab.agents.validation.tools import _arguments
+    from refinelab.schema import QAItem
+
+    (tmp_path / "refinelab_dangerous_demo.py").write_text(DANGEROUS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "refinelab_dangerous_demo", raising=False)
+    tool = load_tool("refinelab_dangerous_demo:typed")
+    item = QAItem(id="q", question="Which is prime?", choices=["4", "7"], answer=1)
+    assert _arguments(tool, item) == {"question": "Which is prime?"}
+    assert verdict_from_output("typed", tool.invoke(_arguments(tool, item))).passed

@@ -111,9 +111,8 @@ def _check_parameters(tool: Any, ref: str) -> None:
     A pack is untrusted text that names installed code; this is what keeps `tools: [os:system]` or
     `shutil:rmtree` from ever being called (they need `command` / `path`), and what tells the author of a
     real tool with a misspelt parameter why it would never run, before a run spends anything."""
-    schema = tool.get_input_schema().model_json_schema()
-    asked = set(schema.get("properties") or {})
-    unknown = sorted(set(schema.get("required") or ()) - set(TOOL_FIELDS))
+    asked, required = _parameters(tool)
+    unknown = sorted(required - set(TOOL_FIELDS))
     if unknown:
         raise ToolNotFound(f"tool {ref!r}: it needs {', '.join(map(repr, unknown))}, which a validator tool is not "
                            f"given; a tool may ask for {', '.join(TOOL_FIELDS)}")
@@ -122,10 +121,20 @@ def _check_parameters(tool: Any, ref: str) -> None:
                            "cannot check an item")
 
 
+def _parameters(tool: Any) -> tuple[set[str], set[str]]:
+    """(parameters, required parameters) of a LangChain tool, read from its input model's fields or its JSON
+    schema, without generating a JSON schema (a parameter typed `Callable` cannot have one)."""
+    if isinstance(getattr(tool, "args_schema", None), dict):
+        schema = tool.args_schema
+        return set(schema.get("properties") or {}), set(schema.get("required") or ())
+    fields = tool.get_input_schema().model_fields
+    return set(fields), {name for name, info in fields.items() if info.is_required()}
+
+
 def _arguments(tool: Any, item: QAItem) -> dict[str, Any]:
     offered = {"question": item.question, "choices": list(item.choices), "key": item.answer_letter,
                "key_text": item.answer_text, "subject": item.subject}
-    wanted = set(tool.args) if getattr(tool, "args", None) else set(offered)
+    wanted = _parameters(tool)[0]
     return {k: v for k, v in offered.items() if k in wanted}
 
 
