@@ -9,6 +9,7 @@ never leaves a half-written file.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import csv
 import io
@@ -188,6 +189,21 @@ def _folder_holds(path: Path) -> str:
     return f" (a folder is read as MMLU's CSV layout, but it holds {held}; pass one file)" if held else ""
 
 
+@contextlib.contextmanager
+def _csv_problems(path: Path, reader: Any) -> Iterator[None]:
+    """A CSV the parser cannot read (a field over its size limit, a stray quote in strict mode) is a one-line
+    DataError naming the file and line, like any other bad input, not an unexpected csv.Error."""
+    try:
+        yield
+    except csv.Error as exc:
+        problem = str(exc)
+        if "field larger than field limit" in problem:
+            problem = (f"a field is longer than {csv.field_size_limit():,} characters (a question or an option may "
+                       f"have at most {MAX_FIELD_CHARS:,})")
+        line = getattr(getattr(reader, "reader", reader), "line_num", 0)  # a DictReader counts only rows it returned
+        raise DataError(str(path), line or None, None, f"not readable as CSV: {problem}") from None
+
+
 def read_mmlu_csv(path: str | Path) -> Dataset:
     """The original MMLU layout: no header, question,A,B,C,D,answer_letter; subject from the file name."""
     path = Path(path)
@@ -200,23 +216,25 @@ def read_mmlu_csv(path: str | Path) -> Dataset:
     subject = _subject_from_name(path)
     reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     items = []
-    for row_no, row in enumerate(reader, start=1):
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if len(row) < 4:
-            raise DataError(str(path), row_no, None, f"expected question, 2+ choices and an answer letter; got {len(row)} columns")
-        question, choices, letter = row[0], row[1:-1], row[-1]
+    with _csv_problems(path, reader):
+        for row_no, row in enumerate(reader, start=1):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) < 4:
+                raise DataError(str(path), row_no, None,
+                                f"expected question, 2+ choices and an answer letter; got {len(row)} columns")
+            question, choices, letter = row[0], row[1:-1], row[-1]
 
-        def build(row_no: int = row_no, question: str = question, choices: list[str] = choices,
-                  letter: str = letter, width: int = len(row)) -> QAItem:
-            answer = _answer_index(path, row_no, letter, len(choices), field=f"column {width} (answer)")
-            return _make_item(path, row_no, {
-                "id": f"{subject}-{row_no}", "question": question, "choices": choices, "answer": answer,
-                "subject": subject,
-            })
+            def build(row_no: int = row_no, question: str = question, choices: list[str] = choices,
+                      letter: str = letter, width: int = len(row)) -> QAItem:
+                answer = _answer_index(path, row_no, letter, len(choices), field=f"column {width} (answer)")
+                return _make_item(path, row_no, {
+                    "id": f"{subject}-{row_no}", "question": question, "choices": choices, "answer": answer,
+                    "subject": subject,
+                })
 
-        if (item := _collect(build)) is not None:
-            items.append(item)
+            if (item := _collect(build)) is not None:
+                items.append(item)
     return _checked(Dataset(items, name=subject), path)
 
 
@@ -229,9 +247,10 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Data
     path = Path(path)
     text = _read_text(path)
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    with _csv_problems(path, reader):
+        header = reader.fieldnames or []
     if mapping is None:
-        mapping = _mapping_from_header(path, reader.fieldnames or [])
-    header = reader.fieldnames or []
+        mapping = _mapping_from_header(path, header)
     mapping = check_columns(mapping)
     choice_columns = _as_list(mapping["choices"])
     wanted = [mapping["question"], *choice_columns, mapping["answer"]]
@@ -254,11 +273,12 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Data
                 item[key] = row[mapping[key]] or ""
         return _make_item(path, row_no, item)
 
-    for row_no, row in enumerate(reader, start=2):
-        if None in row:
-            raise DataError(str(path), row_no, None, f"more cells than the {len(header)} header columns")
-        if (item := _collect(lambda: build(row_no, row))) is not None:  # noqa: B023
-            items.append(item)
+    with _csv_problems(path, reader):
+        for row_no, row in enumerate(reader, start=2):
+            if None in row:
+                raise DataError(str(path), row_no, None, f"more cells than the {len(header)} header columns")
+            if (item := _collect(lambda: build(row_no, row))) is not None:  # noqa: B023
+                items.append(item)
     return _checked(Dataset(items, name=path.stem), path)
 
 
@@ -361,7 +381,9 @@ def _mapping_from_header(path: Path, header: Sequence[str]) -> dict[str, Any]:
 
 
 def _csv_has_header(path: Path) -> bool:
-    first = next(csv.reader(io.StringIO(_read_text(path), newline="")), [])
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    with _csv_problems(path, reader):
+        first = next(reader, [])
     return _looks_like_header(first)
 
 

@@ -107,6 +107,11 @@ MALFORMED: list[tuple[str, str, bytes, str]] = [
     ("mmlu too few columns", "x_test.csv", b"What?,A,B\n", "row 1: expected question, 2+ choices"),
     ("mmlu bad letter", "x_test.csv", b"What?,a,b,c,d,Z\n", "row 1, field 'column 6 (answer)'"),
     ("mmlu letter past choices", "x_test.csv", b"What?,a,b,c,E\n", "column 5 (answer)"),
+    # over the csv module's field limit: an unexpected csv.Error (exit 1) before
+    ("csv field over the parser's limit", "a.csv", b"question,A,B,answer\n" + b"q" * 200_000 + b",a,b,A\n",
+     "row 2: not readable as CSV: a field is longer than 131,072 characters"),
+    ("mmlu field over the parser's limit", "x_test.csv", b"q" * 200_000 + b",a,b,A\n",
+     "row 1: not readable as CSV: a field is longer"),
     ("huge row", "a.jsonl", json.dumps({**GOOD, "question": "x" * 200_000}).encode(), "longer than 100000"),
     ("unknown extension", "a.txt", b"hello", "unknown file type"),
     ("corrupt parquet", "a.parquet", b"PAR1garbagePAR1", "not a readable Parquet"),
