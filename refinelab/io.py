@@ -399,6 +399,25 @@ def _csv_choices(path: Path, row_no: int, row: Mapping[str, str | None], columns
 
 # ---------------------------------------------------------------- Parquet and Hugging Face
 
+def _choice_list(path: Path, row_no: int, row: dict[str, Any]) -> None:
+    """`row["choices"]` as a list of options, in place: a list as it is, Hugging Face's `{"text", "label"}`
+    struct unpacked (an answer given as one of its labels becomes the index), a JSON list written as text
+    parsed. Anything else is refused: `list("Paris")` made five one-letter options, and a struct's keys
+    ("text", "label") two, silently."""
+    value = row["choices"]
+    if isinstance(value, dict) and isinstance(value.get("text"), list):
+        labels = [str(label) for label in value.get("label") or []]
+        answer = row.get("answer")
+        if isinstance(answer, str) and answer.strip() in labels:
+            row["answer"] = labels.index(answer.strip())
+        value = value["text"]
+    elif isinstance(value, str) and value.lstrip().startswith("["):
+        value = loads_json(value, str(path), row_no)
+    if not isinstance(value, list | tuple):
+        raise DataError(str(path), row_no, "choices", f"expected a list of options, got {_short(value)}")
+    row["choices"] = list(value)
+
+
 def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str) -> Dataset:
     path = Path(source)
     items = []
@@ -409,7 +428,7 @@ def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str) -> 
             if isinstance(row.get(key), str):
                 row[key] = loads_json(row[key], str(path), row_no)
         if "choices" in row:
-            row["choices"] = list(row["choices"])
+            _choice_list(path, row_no, row)
         if "id" not in row:
             row["id"] = f"{name}-{row_no}"
         if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it

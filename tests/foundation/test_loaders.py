@@ -190,3 +190,22 @@ def test_a_limited_selection_counts_only_the_invalid_rows_it_read(tmp_path: Path
     ends_invalid = load_dataset(folder, on_invalid="quarantine")
     assert [e.row for e in ends_invalid.filter(limit=3).rejected] == [2, 5]  # every valid item taken: all read
     assert [e.row for e in ends_invalid.filter(limit=2).rejected] == [2]
+
+
+def test_parquet_choices_are_a_list_a_hugging_face_struct_or_refused(tmp_path: Path) -> None:
+    """Choices held as text were split into one-letter options ("Paris" -> P, a, r, i, s) and Hugging Face's
+    `{"text", "label"}` struct became the options "text" and "label", silently; now the struct is unpacked
+    (an answer given as one of its labels is mapped to its index) and text is refused naming the row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    struct = tmp_path / "struct.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "question": ["Q1?", "Q2?"],
+                             "choices": [{"text": ["x", "y", "z"], "label": ["1", "2", "3"]},
+                                         {"text": ["u", "v"], "label": ["A", "B"]}],
+                             "answer": ["3", "A"]}), struct)
+    assert [(i.choices, i.answer) for i in load_dataset(struct).items] == [(["x", "y", "z"], 2), (["u", "v"], 0)]
+    text = tmp_path / "text.parquet"
+    pq.write_table(pa.table({"id": ["a"], "question": ["Q?"], "choices": ["Paris"], "answer": [0]}), text)
+    with pytest.raises(DataError, match=r"text.parquet, row 1, field 'choices': expected a list of options, got 'Paris'"):
+        load_dataset(text)
