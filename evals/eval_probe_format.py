@@ -111,6 +111,15 @@ def think(client: OpenAI) -> Callable[[Any, QAItem], Messages]:
     return messages
 
 
+#: the fifth option the "none-option" variant adds after the item's own (E in both orders): mass on it is the
+#: model saying that no offered answer is right, which a wrong or missing key should draw
+NONE_OPTION = "None of the other options is correct."
+
+
+def with_none_option(item: QAItem) -> QAItem:
+    return item.model_copy(update={"choices": [*item.choices, NONE_OPTION]})
+
+
 VARIANTS: dict[str, Callable[[OpenAI], Callable[[Any, QAItem], Messages]]] = {
     "shipped": lambda _: shipped, "prefill 'Answer:'": lambda _: prefill("Answer:"),
     "prefill 'The answer is'": lambda _: prefill("The answer is"),
@@ -120,6 +129,8 @@ VARIANTS: dict[str, Callable[[OpenAI], Callable[[Any, QAItem], Messages]]] = {
     "fewshot-same-set": lambda _: few_shot(examples_from(all_dev_rows())),
     # a short generated reason, then the letter's probabilities
     "think": think,
+    # the item with a fifth option "None of the other options is correct." (E, fixed in both orders)
+    "none-option": lambda _: lambda pack, item: shipped(pack, with_none_option(item)),
 }
 DEFAULT_VARIANTS = ("shipped", "prefill 'Answer:'", "prefill 'The answer is'")
 
@@ -173,7 +184,8 @@ def two_order_probe(client: OpenAI, pack: Any, item: QAItem) -> tuple[list[float
 def measure(client: OpenAI, pack: Any, rows: Sequence[tuple[QAItem, bool]],
             variants: dict[str, Callable[[Any, QAItem], Messages]]) -> dict[str, Any]:
     orders = [[0, 1, 2, 3], [3, 2, 1, 0]]
-    per: dict[str, dict[str, list[Any]]] = {v: {"right": [], "flip": [], "p_key": [], "mass": []} for v in variants}
+    per: dict[str, dict[str, list[Any]]] = {v: {"right": [], "flip": [], "p_key": [], "mass": [], "p_none": []}
+                                            for v in variants}
     tokens = 0
     started = time.monotonic()
     # variant by variant over subject-sorted rows: consecutive prompts share the variant's prefix (its
@@ -184,17 +196,21 @@ def measure(client: OpenAI, pack: Any, rows: Sequence[tuple[QAItem, bool]],
             for order in orders:
                 shown = item.model_copy(update={"choices": [item.choices[o] for o in order],
                                                 "answer": order.index(item.answer)})
-                probs, mass, used = probe(client, build(pack, shown))
+                width = 5 if name == "none-option" else 4  # the added option stays E, outside the orders
+                probs, mass, used = probe(client, build(pack, shown), width)
                 tokens += used
                 per[name]["mass"].append(mass)
-                dists.append(align(probs, order) if mass > 0 else [0.25] * 4)
-            mean = [sum(d[k] for d in dists) / len(dists) for k in range(4)]
-            per[name]["right"].append(max(range(4), key=mean.__getitem__) == item.answer)
-            per[name]["flip"].append(max(range(4), key=dists[0].__getitem__) != max(range(4), key=dists[1].__getitem__))
+                dists.append(align(probs, [*order, 4][:width]) if mass > 0 else [1.0 / width] * width)
+            mean = [sum(d[k] for d in dists) / len(dists) for k in range(width)]
+            per[name]["right"].append(max(range(width), key=mean.__getitem__) == item.answer)
+            per[name]["flip"].append(max(range(width), key=dists[0].__getitem__)
+                                     != max(range(width), key=dists[1].__getitem__))
             per[name]["p_key"].append(mean[item.answer])
+            per[name]["p_none"].append(mean[4] if width == 5 else None)
             if n % 20 == 0:
                 log(f"{name}: {n}/{len(rows)} rows, {tokens:,} tokens, {time.monotonic() - started:.0f} s")
     gold = [is_error for _, is_error in rows]
+    types = [str(item.metadata.get("redux_error_type") or "") if is_error else "" for item, is_error in rows]
     out: dict[str, Any] = {"tokens": tokens + generated_tokens[0], "generated_tokens": generated_tokens[0],
                            "seconds": round(time.monotonic() - started, 1), "variants": {}}
     if len(per) > 1 and any(gold) and not all(gold):
@@ -211,6 +227,15 @@ def measure(client: OpenAI, pack: Any, rows: Sequence[tuple[QAItem, bool]],
             # low p(key) flags an error: score = 1 - p(key)
             "auroc_p_key": auroc([1 - p for p in v["p_key"]], gold) if any(gold) and not all(gold) else None,
         }
+        if v["p_none"] and v["p_none"][0] is not None and any(gold) and not all(gold):
+            out["variants"][name]["auroc_p_none"] = auroc(v["p_none"], gold)
+            out["variants"][name]["mean_p_none_ok_rows"] = sum(v["p_none"][k] for k in ok_rows) / max(1, len(ok_rows))
+            out["variants"][name]["mean_p_none_error_rows"] = (
+                sum(p for p, g in zip(v["p_none"], gold, strict=True) if g) / max(1, sum(gold)))
+            out["variants"][name]["auroc_p_none_by_type"] = {
+                t: auroc([p for p, g, e in zip(v["p_none"], gold, types, strict=True) if not g or e == t],
+                         [g for g, e in zip(gold, types, strict=True) if not g or e == t])
+                for t in sorted({e for e in types if e})}
     return out
 
 
@@ -226,6 +251,11 @@ def markdown(result: dict[str, Any]) -> str:
                "AUROC of 1 - p(key)"], rows),
         *([f"\nAll variants' p(key) averaged (as the panel pools members): AUROC {result['auroc_pooled_p_key']:.3f}."]
           if result.get("auroc_pooled_p_key") is not None else []),
+        *[f"\n{name}: mass on the added option E (\"{NONE_OPTION}\") as the error score: AUROC "
+          f"{v['auroc_p_none']:.3f} (mean {v['mean_p_none_ok_rows']:.3f} on ok rows, {v['mean_p_none_error_rows']:.3f} "
+          f"on error rows); by error type against the ok rows: "
+          + ", ".join(f"{t} {a:.3f}" for t, a in v["auroc_p_none_by_type"].items())
+          for name, v in result["variants"].items() if "auroc_p_none" in v],
     ])
 
 
