@@ -24,9 +24,10 @@ MAX_JSON_BYTES = 50_000_000
 
 
 class _Section(BaseModel):
-    """Typed where a reader looks, anything else kept as written."""
+    """Typed where a reader looks, anything else kept as written. Strict: `"5"` is no count and `5.0` no
+    whole number, so what passes is exactly what the readers compute with (a run writes nothing else)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class Metrics(_Section):
@@ -140,16 +141,16 @@ def read_run_json(path: Path) -> dict[str, Any]:
 
 
 def read_report(run_dir: Path) -> dict[str, Any]:
-    """RUN/report.json checked against `RunReport` ({} when the run has not finished), as plain data with
-    the typed fields in their types; keys the file lacks stay absent, so readers keep their defaults."""
+    """RUN/report.json as written ({} when the run has not finished), once it is known to have the shape of
+    `RunReport`: nothing is coerced, so a figure reads as the run wrote it."""
     path = run_dir / "report.json"
     raw = read_run_json(path)
     try:
-        report = RunReport.model_validate(raw)
+        RunReport.model_validate(raw)
     except ValidationError as exc:
         field, message = validation_problem(exc.errors()[0])
         raise DataError(str(path), None, field or None, f"{message} (not the shape a RefineLab run writes)") from None
-    return report.model_dump(exclude_unset=True)
+    return raw
 
 
 def read_changes(run_dir: Path) -> list[dict[str, Any]]:
@@ -170,8 +171,9 @@ def read_changes(run_dir: Path) -> list[dict[str, Any]]:
             continue
         value = loads_json(line, str(path), number)
         try:
-            rows.append(ChangeRow.model_validate(value).model_dump(exclude_unset=True))
+            ChangeRow.model_validate(value)
         except ValidationError as exc:
             field, message = validation_problem(exc.errors()[0])
             raise DataError(str(path), number, field or None, message) from None
+        rows.append(value)
     return rows

@@ -19,16 +19,13 @@ from refinelab.cli.app import app
 
 
 def test_what_a_run_writes_reads_back_with_every_key(run_dir: Path) -> None:
+    """Exactly as written: nothing coerced (a token count 5 read back as 5.0 showed as "5.0" in the report)."""
     raw = json.loads((run_dir / "report.json").read_text())
     report = read_report(run_dir)
-    assert set(report) == set(raw)
-    assert report["metrics_before"]["coverage"] == raw["metrics_before"]["coverage"]
-    assert report["ledger"]["spent"] == raw["ledger"]["spent"] and report["plans"]
+    assert report == raw and report["plans"] and report["ledger"]["by_node"]
+    assert all(type(v["tokens"]) is int for v in report["ledger"]["by_node"].values())
     lines = [json.loads(line) for line in (run_dir / "changes.jsonl").read_text().splitlines() if line.strip()]
-    changes = read_changes(run_dir)
-    assert len(changes) == len(lines) > 0
-    assert [set(c) for c in changes] == [set(c) for c in lines]
-    assert [c["evidence"] for c in changes] == [c["evidence"] for c in lines]
+    assert read_changes(run_dir) == lines and lines
 
 
 def _report(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
@@ -54,6 +51,7 @@ CORRUPTIONS: list[tuple[str, Callable[[Path], None], str, str]] = [
      "report.json", "field 'metrics_after.coverage.STEM|recall'"),
     ("a plan's operations a number", _report(lambda r: r["plans"][0].update(by_op=5)), "report.json",
      "field 'plans.0.by_op'"),
+    ("a count as text", _report(lambda r: r["ledger"].update(spent="5")), "report.json", "field 'ledger.spent'"),
     ("ledger slot a string", _report(lambda r: r["ledger"].update(by_node={"refine": "lots"})), "report.json",
      "field 'ledger.by_node.refine'"),
     ("unfixed items not objects", _report(lambda r: r.update(unfixed_flagged_items=["x"])), "report.json",
