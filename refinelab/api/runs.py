@@ -43,8 +43,9 @@ from refinelab.errors import DataError, EndpointUnavailable, validation_problem
 from refinelab.graph.build import build_graph
 from refinelab.io import DatasetInput, as_dataset
 from refinelab.metrics.targets import Targets, load_targets
-from refinelab.prompts.loader import check_prompts
+from refinelab.prompts.loader import PromptLibrary, check_prompts
 from refinelab.schema import Dataset
+from refinelab.tools.corpus import is_builtin_corpus, load_user_corpus
 
 if TYPE_CHECKING:
     from datasets import Dataset as HFDataset
@@ -166,11 +167,22 @@ def _stream(graph: Any, ctx: AgentContext, run_id: str, first_input: dict[str, A
     return RunResult(run_id=run_id, run_dir=ctx.run_dir, report=report, pending_review=pending)
 
 
-def check_run_prompts(prompts_dir: str | None, hooks: RunHooks | None) -> None:
-    """The user's prompt folder, checked before a run starts or resumes: every template lints and renders,
-    and every validator tool its packs name loads and takes an item's fields."""
+def check_run_inputs(prompts_dir: str | None, hooks: RunHooks | None, options: RunOptions) -> None:
+    """What a run reads from the user besides its dataset, checked before it starts or resumes: every
+    template lints and renders, every validator tool the packs name loads and takes an item's fields, and
+    every user corpus retrieval would read parses (it was first read at the first retrieval, mid-run)."""
+    hooks = hooks or RunHooks()
     check_prompts(prompts_dir)
-    check_pack_tools(prompts_dir, (hooks or RunHooks()).validators)
+    check_pack_tools(prompts_dir, hooks.validators)
+    if hooks.retriever is not None:
+        return  # the hook is retrieval's only source
+    corpora = [options.rag_corpus]
+    if prompts_dir is not None:
+        library = PromptLibrary(prompts_dir)
+        corpora += [library.pack(name).corpus for name in library.pack_names()]
+    for corpus in dict.fromkeys(c for c in corpora if c):
+        if not is_builtin_corpus(corpus):
+            load_user_corpus(corpus)
 
 
 def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | Path | None,
@@ -183,7 +195,7 @@ def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | 
         targets = load_targets(targets)
     targets = targets or Targets()
     run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
-    check_run_prompts(prompts_dir, hooks)  # a bad or unsafe prompt folder fails before the run folder exists
+    check_run_inputs(prompts_dir, hooks, options)  # bad prompts, tools or corpus fail before the folder exists
     folder = claim_new(settings.runs_dir, run_id)  # inside runs_dir, locked, or RunExists/RunBusy
     run_dir = folder.path
     try:
@@ -246,13 +258,13 @@ def saved_context(folder: RunFolder, hooks: RunHooks | None) -> AgentContext:
     """The context of a claimed run folder, rebuilt from its sealed settings.json (resume, review)."""
     saved = folder.saved or {}
     settings, targets = saved_models(saved, folder.path)
-    check_run_prompts(saved.get("prompts_dir"), hooks)
     try:
         options = as_options(saved.get("options"))
     except ValidationError as exc:
         field, message = validation_problem(exc.errors()[0])
         raise DataError(str(folder.path / "settings.json"), None, ".".join(p for p in ("options", field) if p),
                         message) from None
+    check_run_inputs(saved.get("prompts_dir"), hooks, options)
     return open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,
                             prompts_dir=saved.get("prompts_dir"))
 

@@ -24,6 +24,10 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
+
+from refinelab.errors import DataError
+from refinelab.safeload import loads_json
 
 SOURCES = ("wikitext", "nq", "boolq", "mmlu_redux")
 
@@ -296,11 +300,19 @@ def load_wikitext(path: str | os.PathLike) -> list[Passage]:
 # ------------------------------------------------------------------------------------- NQ and BoolQ
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                yield lineno, json.loads(line)
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-blank line; a damaged line is a DataError naming file and line
+    (safeload: depth and size limits, no NaN), bad UTF-8 one naming the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if line.strip():
+                    row = loads_json(line, str(path), lineno)
+                    if not isinstance(row, dict):
+                        raise DataError(str(path), lineno, None, "expected a JSON object per line")
+                    yield lineno, row
+    except UnicodeDecodeError:
+        raise DataError(str(path), None, None, "not valid UTF-8 text") from None
 
 
 def _passage_of(prompt: str, label: str, question: str) -> str:
@@ -508,10 +520,12 @@ def load_user_corpus(path: str | os.PathLike, split: bool = True) -> Corpus:
     elif p.is_file():
         for lineno, row in _read_jsonl(p):
             if "text" not in row:
-                raise ValueError(f"{p}:{lineno}: missing field 'text'")
+                raise DataError(str(p), lineno, "text", "missing; every passage needs its text")
+            if not isinstance(row["text"], str):
+                raise DataError(str(p), lineno, "text", f"expected text, got {type(row['text']).__name__}")
             pid = str(row.get("id") or f"user:{p.stem}:{lineno}")
             title = str(row.get("title") or "")
-            text = _norm_ws(str(row["text"]))
+            text = _norm_ws(row["text"])
             chunks = _split_long(text) if split else [text]
             for k, chunk in enumerate(chunks):
                 out.append(Passage(pid if len(chunks) == 1 else f"{pid}#{k}", title, chunk,
@@ -519,6 +533,11 @@ def load_user_corpus(path: str | os.PathLike, split: bool = True) -> Corpus:
     else:
         raise FileNotFoundError(f"corpus path {p} is neither a JSONL file nor a folder of .txt files")
     return Corpus(out, name=f"user:{p.name}")
+
+
+def is_builtin_corpus(spec: str | os.PathLike | None) -> bool:
+    """`None`, "wikipedia" or "wikipedia:NAME": the built-in corpus or a subset, read from the shared data."""
+    return spec is None or str(spec) == "wikipedia" or str(spec).startswith("wikipedia:")
 
 
 def load_corpus(spec: str | os.PathLike | None = None) -> Corpus:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from refinelab.errors import DataError
 from refinelab.tools.corpus import (
     SOURCES,
     Corpus,
@@ -150,10 +151,50 @@ def test_user_corpus_jsonl_and_folder(tmp_path: Path) -> None:
     assert f[0].text == "Alan Turing was a mathematician. He worked at Bletchley Park."
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x"}\n')
-    with pytest.raises(ValueError, match="bad.jsonl:1: missing field 'text'"):
+    with pytest.raises(DataError, match="bad.jsonl, row 1, field 'text': missing"):
         load_user_corpus(bad)
     with pytest.raises(FileNotFoundError):
         load_user_corpus(tmp_path / "nope")
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (b'{"text": "fine"}\n{oops\n', "row 2: not valid JSON"),
+    (b'{"text": "fine"}\n[1, 2]\n', "row 2: expected a JSON object"),
+    (b'{"text": NaN}\n', "row 1: not valid JSON: NaN"),
+    (b'{"text": "caf\xe9"}\n', "not valid UTF-8"),
+    (b'{"text": ["a", "list"]}\n', "row 1, field 'text': expected text"),
+])
+def test_a_damaged_user_corpus_names_file_row_and_field(tmp_path: Path, content: bytes, expected: str) -> None:
+    """A user's corpus is input like a dataset: each defect is a one-line DataError (exit 2 from the CLI); a
+    line that is not an object was a TypeError, bad UTF-8 a UnicodeDecodeError, NaN read as a number."""
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=expected) as info:
+        load_user_corpus(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_run_with_a_damaged_corpus_fails_before_its_folder_exists(tmp_path: Path) -> None:
+    """The corpus is read when the run starts, not at the first retrieval: a bad one stopped the run in its
+    validate node, after the profile and the writer's calls were paid."""
+    from refinelab.agents.options import RunHooks
+    from refinelab.api import refine
+    from refinelab.config import load_settings
+    from tests.support.rl_helpers import mmlu
+    from tests.support.scripted_model import ScriptedChatModel
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"text": "fine"}\n{"title": "no text"}\n')
+
+    def never(messages: list[dict[str, str]]) -> str:
+        raise AssertionError("the model was asked before the corpus was checked")
+
+    model = ScriptedChatModel(respond=never)
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite")})
+    with pytest.raises(DataError, match=r"corpus.jsonl, row 2, field 'text': missing"):
+        refine(mmlu(4), budget=10_000, settings=settings, options={"rag_corpus": str(corpus)},
+               hooks=RunHooks(chat_models={"judge": model, "writer": model, "validator": model}))
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
 def test_data_root_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
