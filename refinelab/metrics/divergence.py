@@ -29,6 +29,8 @@ def normalise(weights: Mapping[K, float]) -> dict[K, float]:
         if value < 0:
             raise ValueError(f"weight for cell {cell!r} is negative: {value}")
         total += value
+    if not math.isfinite(total):
+        raise ValueError("distribution's weights are too large to add up; scale them down")
     if total <= 0:
         raise ValueError("distribution has zero total mass: every cell is 0")
     return {cell: float(value) / total for cell, value in weights.items()}

@@ -19,6 +19,7 @@ dataset or the item list of a ``profile.json``; pass ``load_reference`` to read 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,15 @@ class TargetError(ConfigError, ValueError):
 
 
 def _check_weights(weights: Mapping[str, float], what: str) -> None:
+    """Weights a distribution can be made of: finite, non-negative, not all zero, and a finite sum (two
+    weights of 1e308 summed to infinity and normalised to a distribution of zeros, silently)."""
     for key, value in weights.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{what} weight for {key!r} is not a finite number: {value}")
         if value < 0:
             raise ValueError(f"{what} weight for {key!r} is negative: {value}")
+    if weights and not math.isfinite(sum(weights.values())):
+        raise ValueError(f"{what} weights are too large to add up; scale them down")
     if weights and sum(weights.values()) <= 0:
         raise ValueError(f"{what} weights are all zero")
 
@@ -81,7 +88,10 @@ class CoverageSpec(BaseModel):
                     if self.skills is not None and skill not in self.skills:
                         raise ValueError(f"weights name skill {skill!r}, not in skills {self.skills}")
                 _check_weights(row, f"coverage[{domain}]")
-            if sum(sum(r.values()) for r in self.weights.values()) <= 0:
+            total = sum(sum(r.values()) for r in self.weights.values())
+            if not math.isfinite(total):
+                raise ValueError("coverage weights are too large to add up; scale them down")
+            if total <= 0:
                 raise ValueError("coverage weights are all zero")
         for label, marg, allowed in (
             ("domain", self.domain_weights, self.domains),

@@ -88,6 +88,11 @@ def test_match_reference_without_labels_is_a_clear_error(tmp_path):
         ("difficulty: {weights: {easy: -1, hard: 2}}\n", "negative"),
         ("difficulty: {weights: {impossible: 1}}\n", "unknown buckets"),
         ("difficulty: {weights: {easy: 0, medium: 0}}\n", "all zero"),
+        # a ValueError without the file before; infinities summed to a target of zeros, silently
+        ("difficulty: {weights: {easy: .nan, hard: 1}}\n", "not a finite number"),
+        ("coverage: {domains: [A], skills: [x], weights: {A: {x: .inf}}}\n", "not a finite number"),
+        ("coverage: {domains: [A], skills: [x, y], weights: {A: {x: 1e308, y: 1e308}}}\n", "too large to add up"),
+        ("coverage: {domains: [A, B], skills: [x], weights: {A: {x: 1e308}, B: {x: 1e308}}}\n", "too large to add up"),
         ("coverage: {colour: red}\n", "coverage.colour"),
         ("coverage: {domains: [A], weights: {B: {x: 1}}}\n", "not in domains"),
         ("coverage: {match: x.jsonl, weights: {A: {x: 1}}}\n", "do not also give weights"),
