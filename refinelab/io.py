@@ -119,7 +119,10 @@ def _answer_index(path: Path, row: int, value: Any, n_choices: int, field: str =
 
 # ---------------------------------------------------------------- JSONL (ours and ARC)
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of an untrusted JSONL file (datasets, corpora): text
+    checks of `_read_text` (missing, binary, bad UTF-8 with its line, empty), safeload per line, and a
+    line that is not a JSON object refused, each a DataError naming file and line."""
     for line_no, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
@@ -167,7 +170,7 @@ def read_jsonl(path: str | Path) -> Dataset:
             row["answer"] = _answer_index(path, line_no, row["answer"], n)
         return _make_item(path, line_no, row)
 
-    for line_no, row in _jsonl_rows(path):
+    for line_no, row in jsonl_objects(path):
         if (item := _collect(lambda: build(line_no, row))) is not None:  # noqa: B023
             items.append(item)
     return _checked(Dataset(items, name=path.stem), path)
@@ -700,5 +703,5 @@ def write_parquet(dataset: Iterable[QAItem], path: str | Path) -> Path:
 
 
 __all__ = ["DatasetInput", "Provenance", "as_dataset", "check_columns", "from_hf", "from_records", "guess_columns",
-           "load_dataset", "parse_columns", "read_csv", "read_jsonl", "read_mmlu_csv", "read_parquet", "write_jsonl",
-           "write_parquet"]
+           "jsonl_objects", "load_dataset", "parse_columns", "read_csv", "read_jsonl", "read_mmlu_csv", "read_parquet",
+           "write_jsonl", "write_parquet"]

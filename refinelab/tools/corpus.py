@@ -24,10 +24,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from refinelab.errors import DataError
-from refinelab.safeload import loads_json
+from refinelab.io import jsonl_objects
 
 SOURCES = ("wikitext", "nq", "boolq", "mmlu_redux")
 
@@ -300,21 +299,6 @@ def load_wikitext(path: str | os.PathLike) -> list[Passage]:
 # ------------------------------------------------------------------------------------- NQ and BoolQ
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) per non-blank line; a damaged line is a DataError naming file and line
-    (safeload: depth and size limits, no NaN), bad UTF-8 one naming the file."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    row = loads_json(line, str(path), lineno)
-                    if not isinstance(row, dict):
-                        raise DataError(str(path), lineno, None, "expected a JSON object per line")
-                    yield lineno, row
-    except UnicodeDecodeError:
-        raise DataError(str(path), None, None, "not valid UTF-8 text") from None
-
-
 def _passage_of(prompt: str, label: str, question: str) -> str:
     """The passage of a reading-comprehension prompt: the text after `label`, up to the last `question`."""
     body = prompt.removeprefix(label)
@@ -331,7 +315,7 @@ def _load_passages(path: str | os.PathLike, field: str, unwrap: Callable[[str], 
     """One passage per row's `field`, unwrapped from its prompt (no titles in these files); long ones
     (flattened tables) are split."""
     return [Passage(f"{source}:{lineno}:{j}", "", chunk, source)
-            for lineno, row in _read_jsonl(Path(path))
+            for lineno, row in jsonl_objects(Path(path))
             for j, chunk in enumerate(_split_long(unwrap(row[field])))]
 
 
@@ -518,7 +502,7 @@ def load_user_corpus(path: str | os.PathLike, split: bool = True) -> Corpus:
             for i, text in enumerate(_pack(paras)):
                 out.append(Passage(f"user:{rel}:{i}", f.stem.replace("_", " "), text, "user"))
     elif p.is_file():
-        for lineno, row in _read_jsonl(p):
+        for lineno, row in jsonl_objects(p):
             if "text" not in row:
                 raise DataError(str(p), lineno, "text", "missing; every passage needs its text")
             if not isinstance(row["text"], str):

@@ -161,7 +161,7 @@ def test_user_corpus_jsonl_and_folder(tmp_path: Path) -> None:
     (b'{"text": "fine"}\n{oops\n', "row 2: not valid JSON"),
     (b'{"text": "fine"}\n[1, 2]\n', "row 2: expected a JSON object"),
     (b'{"text": NaN}\n', "row 1: not valid JSON: NaN"),
-    (b'{"text": "caf\xe9"}\n', "not valid UTF-8"),
+    (b'{"text": "caf\xe9"}\n', "row 1: not valid utf-8 text at byte 13"),
     (b'{"text": ["a", "list"]}\n', "row 1, field 'text': expected text"),
 ])
 def test_a_damaged_user_corpus_names_file_row_and_field(tmp_path: Path, content: bytes, expected: str) -> None:
@@ -200,7 +200,7 @@ def test_a_run_with_a_damaged_corpus_fails_before_its_folder_exists(tmp_path: Pa
 def test_data_root_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("REFINELAB_DATA", str(tmp_path))
     assert default_data_root() == tmp_path
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="natural_questions.*: file not found"):
         build_wikipedia_corpus(sources=["nq"])  # no wikipedia/ under tmp_path
     monkeypatch.delenv("REFINELAB_DATA")
     assert (default_data_root() / "wikipedia").is_dir()
