@@ -206,3 +206,23 @@ def test_data_root_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert (default_data_root() / "wikipedia").is_dir()
     with pytest.raises(ValueError, match="unknown corpus sources"):
         build_wikipedia_corpus(sources=["squad"])
+
+
+def test_opening_a_finished_run_does_not_read_its_corpus(tmp_path: Path) -> None:
+    """Only a new run reads its corpora up front: listing a run's reviews (here, a finished run from a
+    machine where its corpus is gone) opens the folder without them."""
+    from refinelab.agents.options import RunHooks
+    from refinelab.api import refine
+    from refinelab.api.review import pending_reviews
+    from refinelab.config import load_settings
+    from tests.support.rl_helpers import mmlu
+    from tests.support.scripted import EXTRAS, models
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"text": "A passage."}\n')
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
+                                        "rounds": 1})
+    result = refine(mmlu(4), budget=20_000, settings=settings, hooks=RunHooks(chat_models=models()),
+                    options={**EXTRAS, "rag_corpus": str(corpus), "operations": ["expand"], "pilot_per_op": 0})
+    corpus.unlink()
+    assert pending_reviews(result.run_id, runs_dir=tmp_path / "runs") == []
