@@ -501,8 +501,8 @@ def _alias(row: Mapping[str, Any], names: Sequence[str], used: set[str]) -> str 
 def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None) -> dict[str, Any]:
     """One foreign record as QAItem fields: `columns` renames (our field → its column); our own field names
     are taken as they are; otherwise a usual name stands in (`stem`/`query`/`question_stem` for the question,
-    `label`/`answerKey`/`gold` for the answer), and Hugging Face's `{"text": [...], "label": [...]}` choices
-    (ARC, CommonsenseQA, OpenBookQA) are unpacked. Any other column is kept in `metadata`."""
+    `label`/`answerKey`/`gold` for the answer); Hugging Face's `{"text": [...], "label": [...]}` choices
+    (ARC, CommonsenseQA, OpenBookQA) are unpacked by `_choice_list`. Any other column is kept in `metadata`."""
     row = {str(k): _plain(v) for k, v in row.items()}
     out: dict[str, Any] = {}
     used: set[str] = set()
@@ -522,13 +522,7 @@ def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None) -> dict[s
         if source is not None:
             out[key] = row[source]
             used.add(source)
-    choices = out.get("choices")
-    if isinstance(choices, dict) and isinstance(choices.get("text"), list):
-        labels = [str(label) for label in choices.get("label") or []]
-        out["choices"] = choices["text"]
-        answer = out.get("answer")
-        if isinstance(answer, str) and answer.strip() in labels:
-            out["answer"] = labels.index(answer.strip())
+    # Hugging Face's {"text", "label"} choices are unpacked with every other row's, in `_choice_list`
     extra = {k: v for k, v in row.items() if k not in used and v is not None}
     if extra:
         given = out.get("metadata")

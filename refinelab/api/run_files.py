@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from refinelab.errors import DataError, validation_problem
+from refinelab.io import jsonl_objects
 from refinelab.safeload import loads_json
 
 MAX_JSON_BYTES = 50_000_000
@@ -155,21 +156,13 @@ def read_report(run_dir: Path) -> dict[str, Any]:
 
 def read_changes(run_dir: Path) -> list[dict[str, Any]]:
     """RUN/changes.jsonl, each row checked against `ChangeRow` ([] when the run wrote none); a bad row is a
-    one-line `DataError` naming the file, the row and the field."""
+    one-line `DataError` naming the file, the row and the field. Lines are read by the datasets' reader
+    (`io.jsonl_objects`: encoding, safeload, one object per line)."""
     path = run_dir / "changes.jsonl"
-    if not path.is_file():
+    if not path.is_file() or path.stat().st_size == 0:  # a run with no edits writes an empty file
         return []
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise DataError(str(path), None, None, f"larger than {MAX_JSON_BYTES} bytes")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError(str(path), None, None, "not valid UTF-8 text") from None
     rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        value = loads_json(line, str(path), number)
+    for number, value in jsonl_objects(path):
         try:
             ChangeRow.model_validate(value)
         except ValidationError as exc:

@@ -47,9 +47,10 @@ def _check_weights(weights: Mapping[str, float], what: str) -> None:
             raise ValueError(f"{what} weight for {key!r} is not a finite number: {value}")
         if value < 0:
             raise ValueError(f"{what} weight for {key!r} is negative: {value}")
-    if weights and not math.isfinite(sum(weights.values())):
+    total = sum(weights.values())
+    if weights and not math.isfinite(total):
         raise ValueError(f"{what} weights are too large to add up; scale them down")
-    if weights and sum(weights.values()) <= 0:
+    if weights and total <= 0:
         raise ValueError(f"{what} weights are all zero")
 
 
