@@ -4,7 +4,10 @@ one-line `DataError` naming the file (and line), never a RecursionError or a Val
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
+import math
 from typing import Any
 
 import yaml
@@ -75,13 +78,54 @@ def load_yaml(text: str, where: str) -> Any:
         raise DataError(where, None, None, f"not valid YAML: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
-def check_depth(value: Any, where: str, limit: int = MAX_DEPTH) -> None:
-    """DataError if an already-parsed value nests deeper than `limit` (iterative: no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            if depth > limit:
-                raise DataError(where, None, None, f"nested deeper than {limit} levels")
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children)
+def json_plain(value: Any, limit: int = MAX_DEPTH) -> Any:
+    """`value` as plain JSON data that the loaders read back: the shape an item's `metadata` must have.
+
+    A dataset handed over as records, a Hugging Face dataset or Parquet can carry what JSON cannot: dates,
+    bytes, sets, NaN, integers too long for `loads_json`, nesting deeper than MAX_DEPTH. Each is made plain
+    here (a date as ISO text, a set as a list, NaN/infinity as null, UTF-8 bytes as text) or refused with
+    a ValueError naming where it sits, so that a run never pays for its work and then fails writing it, and
+    never writes a file it cannot read back.
+    """
+    return _plain(value, "", 1, limit)
+
+
+def _at(where: str) -> str:
+    """The path to a value, its last 60 characters when it is longer (a deep path repeats itself)."""
+    return "value" if not where else where if len(where) <= 60 else "…" + where[-60:]
+
+
+def _plain(value: Any, where: str, depth: int, limit: int) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if abs(value) >= 10**MAX_INT_DIGITS:
+            raise ValueError(f"{_at(where)}: integer longer than {MAX_INT_DIGITS} digits")
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if hasattr(value, "tolist") and not isinstance(value, bytes):  # numpy scalars and arrays
+        return _plain(value.tolist(), where, depth, limit)
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{_at(where)}: bytes that are not UTF-8 text") from None
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return _plain(float(value), where, depth, limit)
+    if isinstance(value, dict | list | tuple | set | frozenset):
+        if depth > limit:
+            raise ValueError(f"{_at(where)}: nested deeper than {limit} levels")
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for key, child in value.items():
+                if not isinstance(key, str | int | float | bool) and key is not None:
+                    raise ValueError(f"{_at(where)}: a key of type {type(key).__name__}")
+                name = key if isinstance(key, str) else json.dumps(key)
+                out[name] = _plain(child, f"{where}.{name}" if where else name, depth + 1, limit)
+            return out
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [_plain(child, f"{where}[{i}]", depth + 1, limit) for i, child in enumerate(items)]
+    raise ValueError(f"{_at(where)}: a value of type {type(value).__name__} cannot be written as JSON")

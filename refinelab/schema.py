@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from refinelab.identifiers import clean_id, skeleton
+from refinelab.safeload import MAX_DEPTH, json_plain
 
 MIN_CHOICES = 2
 MAX_CHOICES = 10
@@ -110,6 +111,11 @@ class QAItem(BaseModel):
             same = sum(text == duplicates[0] for text in normalised)
             raise ValueError(f"choices are not distinct after normalisation ({same} options are the same)")
         return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_plain(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return json_plain(value, limit=MAX_DEPTH - 1)  # one level below the item's own object
 
     @field_validator("difficulty")
     @classmethod

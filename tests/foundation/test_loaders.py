@@ -209,3 +209,41 @@ def test_parquet_choices_are_a_list_a_hugging_face_struct_or_refused(tmp_path: P
     pq.write_table(pa.table({"id": ["a"], "question": ["Q?"], "choices": ["Paris"], "answer": [0]}), text)
     with pytest.raises(DataError, match=r"text.parquet, row 1, field 'choices': expected a list of options, got 'Paris'"):
         load_dataset(text)
+
+
+def test_metadata_is_plain_json_or_refused_at_load(tmp_path: Path) -> None:
+    """Records, Hugging Face datasets and Parquet can carry what JSON cannot. A date in `metadata` made
+    `write_parquet` raise a TypeError, bytes that are not UTF-8 made `write_jsonl` raise, NaN was written as
+    `NaN` in the Parquet export and nesting past the loaders' depth was written out: a run paid for its work
+    and then failed writing it, or wrote a file its own loader refused. Now an item's metadata is made plain
+    JSON when the item is built, or refused naming row, field and key."""
+    import datetime
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from refinelab.io import from_records
+
+    item = {"question": "Q?", "choices": ["a", "b"], "answer": 0}
+    odd = from_records([{**item, "when": datetime.date(2020, 1, 2), "price": decimal.Decimal("1.5"),
+                         "tags": {"y", "x"}, "by_year": {2020: 1}, "metadata": {"score": float("nan")}}])
+    assert odd.items[0].metadata == {"score": None, "when": "2020-01-02", "price": 1.5, "tags": ["x", "y"],
+                                     "by_year": {"2020": 1}}
+    for writer, name in ((write_jsonl, "out.jsonl"), (write_parquet, "out.parquet")):
+        written = writer(odd.items, tmp_path / name)
+        assert load_dataset(written).items[0].metadata == odd.items[0].metadata  # reads back as written
+
+    for extra, expected in (({"raw": b"\xff"}, "raw: bytes that are not UTF-8 text"),
+                            ({"big": 10**200}, "big: integer longer than 100 digits"),
+                            ({"handle": object()}, "handle: a value of type object cannot be written as JSON")):
+        with pytest.raises(DataError, match=rf"<records>, row 1, field 'metadata': {expected}"):
+            from_records([{**item, **extra}])
+
+    deep: dict[str, object] = {"x": 1}
+    for _ in range(70):
+        deep = {"x": deep}
+    nested = tmp_path / "deep.parquet"
+    pq.write_table(pa.table({"question": ["Q?"], "choices": [["a", "b"]], "answer": [0], "metadata": [deep]}), nested)
+    with pytest.raises(DataError, match=r"deep.parquet, row 1, field 'metadata': .*nested deeper than 63 levels"):
+        load_dataset(nested)
