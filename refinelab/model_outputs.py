@@ -7,13 +7,6 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 
-class ItemProfileOut(BaseModel):
-    """The profiler's label for one item."""
-
-    skill: str = Field(max_length=40)
-    difficulty: int = Field(ge=1, le=5)
-
-
 class AnswerOut(BaseModel):
     """A model's answer to an item: a short reason first (it helps small models), then the letter."""
 

@@ -40,7 +40,6 @@ from refinelab.metrics.irt import (
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.ledger import CallTag
 
-METHODS = ("rating", "elo", "irt")
 ELO_SCALE = 400.0
 ELO_ANCHORS = 16  # already-rated items mixed into a later Elo run to put new items on the old scale
 JUDGE_MAX_TOKENS = 32  # {"harder": 1} is ~17 tokens with the whitespace models emit

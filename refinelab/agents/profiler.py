@@ -49,7 +49,6 @@ from refinelab.agents.screening import (
 from refinelab.domains import UNSURE
 from refinelab.errors import BudgetExhausted
 from refinelab.metrics.distractors import panel_pick_rates, score_distractors
-from refinelab.metrics.error_checks import check_row, combine_error_evidence
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.batch import BatchRequest
 
@@ -90,12 +89,6 @@ def batch_profile(ctx: AgentContext, items: Sequence[QAItem], options: ProfileOp
     run_batches(ctx, "batch_profile", [(ctx.client("judge"), labels), *panel])
 
 
-def screen_errors(item: QAItem, expected_choices: int | None) -> Diagnostic:
-    """Deterministic checks alone (no stored evidence): the cheapest screening stage."""
-    checks = check_row(item, expected_choices=expected_choices)
-    return combine_error_evidence(item.id, checks).to_diagnostic()
-
-
 def measure_item(ctx: AgentContext, item: QAItem, options: ProfileOptions) -> None:
     """Stage 1 for one item: the label call and the panel's answers, each only if not stored yet."""
     if awaiting_label(ctx, item):  # none yet, or a call that never got an answer (a resume asks again)
@@ -104,15 +97,6 @@ def measure_item(ctx: AgentContext, item: QAItem, options: ProfileOptions) -> No
         panel = answer_panel(ctx, item, options.panel)
         if panel is not None:
             ctx.store.put_diagnostics([panel])
-
-
-def profile_item(ctx: AgentContext, item: QAItem, expected_choices: int | None) -> QAItem:
-    """Profile one item on its own (label, rating difficulty, screening) and return it labelled."""
-    options = ProfileOptions.from_context(ctx)
-    measure_item(ctx, item, options)
-    _rating_difficulty(ctx, [item], overwrite=False)
-    ctx.store.put_diagnostics([error_diagnostic(ctx, item, expected_choices)])
-    return labelled(ctx, item)
 
 
 def labelled(ctx: AgentContext, item: QAItem) -> QAItem:

@@ -24,8 +24,6 @@ from refinelab.metrics.error_checks import (
 from refinelab.metrics.screening_model import ScreeningModel, item_features
 from refinelab.schema import Diagnostic, QAItem
 
-DEFAULT_VALIDATOR_THRESHOLD = 0.5
-
 CheckOriginal = Callable[[AgentContext, QAItem], Any]
 
 

@@ -266,11 +266,6 @@ def _cell_key(domain: str, skill: str) -> str:
     return Cell.of(domain, skill).key
 
 
-def candidate_ops(item: Item, catalogue: Catalogue, buckets: Sequence[str]) -> list[CandidateOp]:
-    """The catalogue's applicability rules applied to one item."""
-    return _CandidateMaker(catalogue, buckets)(item)
-
-
 _set_attr = object.__setattr__
 
 
