@@ -39,7 +39,9 @@ class ModelSpec(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(400, ge=1, le=32768)
     concurrency: int = Field(2, ge=1, le=256)
-    timeout_s: float = Field(300.0, gt=0)  # a timed-out call is charged its full reservation
+    # a timed-out call is charged its full reservation; an hour at most, so a stalled server cannot hold a
+    # run forever (`.inf` in YAML was accepted and meant no timeout)
+    timeout_s: float = Field(300.0, gt=0, le=3600)
     structured_method: Literal["json_schema", "json_mode"] = "json_schema"
     max_parse_retries: int = Field(2, ge=0, le=10)
     max_transport_retries: int = Field(4, ge=0, le=20)

@@ -35,6 +35,7 @@ def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ("bogus: 1\n", "bogus"),
         ("- a list\n", "expected a mapping"),
         ("roles: [\n", "not valid YAML"),
+        ("roles:\n  judge:\n    timeout_s: .inf\n", "roles.judge.timeout_s"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, yaml_text: str, fragment: str) -> None:
