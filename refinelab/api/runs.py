@@ -167,23 +167,22 @@ def _stream(graph: Any, ctx: AgentContext, run_id: str, first_input: dict[str, A
     return RunResult(run_id=run_id, run_dir=ctx.run_dir, report=report, pending_review=pending)
 
 
-def check_run_prompts(prompts_dir: str | None, hooks: RunHooks | None) -> None:
+def check_run_prompts(library: PromptLibrary, hooks: RunHooks | None) -> None:
     """The user's prompt folder, checked whenever a run folder is opened (start, resume, review, Studio):
     every template lints and renders, and every validator tool its packs name loads and takes an item's
     fields. Cheap: nothing is read beyond the pack files and the tools' modules."""
-    check_prompts(prompts_dir)
-    check_pack_tools(prompts_dir, (hooks or RunHooks()).validators)
+    check_prompts(library)
+    check_pack_tools(library, (hooks or RunHooks()).validators)
 
 
-def check_run_corpora(prompts_dir: str | None, hooks: RunHooks | None, options: RunOptions) -> None:
+def check_run_corpora(library: PromptLibrary, hooks: RunHooks | None, options: RunOptions) -> None:
     """Every user corpus a new run may retrieve from parses, before the run's folder exists (it was first
     read at the first retrieval, mid-run). Only when a run starts: a corpus can be large, and listing the
     reviews of a run, or a run from elsewhere, should not depend on it."""
     if hooks is not None and hooks.retriever is not None:
         return  # the hook is retrieval's only source
     corpora = [options.rag_corpus]
-    if prompts_dir is not None:
-        library = PromptLibrary(prompts_dir)
+    if library.user_dir is not None:
         corpora += [library.pack(name).corpus for name in library.pack_names()]
     for corpus in dict.fromkeys(c for c in corpora if c):
         if not is_builtin_corpus(corpus):
@@ -200,8 +199,9 @@ def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | 
         targets = load_targets(targets)
     targets = targets or Targets()
     run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
-    check_run_prompts(prompts_dir, hooks)  # bad prompts, tools or corpora fail before the folder exists
-    check_run_corpora(prompts_dir, hooks, options)
+    library = PromptLibrary(prompts_dir)  # one library for the checks: each pack file read once
+    check_run_prompts(library, hooks)  # bad prompts, tools or corpora fail before the folder exists
+    check_run_corpora(library, hooks, options)
     folder = claim_new(settings.runs_dir, run_id)  # inside runs_dir, locked, or RunExists/RunBusy
     run_dir = folder.path
     try:
@@ -270,7 +270,7 @@ def saved_context(folder: RunFolder, hooks: RunHooks | None) -> AgentContext:
         field, message = validation_problem(exc.errors()[0])
         raise DataError(str(folder.path / "settings.json"), None, ".".join(p for p in ("options", field) if p),
                         message) from None
-    check_run_prompts(saved.get("prompts_dir"), hooks)
+    check_run_prompts(PromptLibrary(saved.get("prompts_dir")), hooks)
     return open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,
                             prompts_dir=saved.get("prompts_dir"))
 

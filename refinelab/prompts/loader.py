@@ -207,11 +207,11 @@ def pack_for(subject: str, domain: str, overrides: dict[str, str] | None = None)
     return PACK_BY_DOMAIN.get(domain, "general")
 
 
-def check_prompts(user_dir: str | Path | None) -> None:
-    """Load every pack a user prompt folder affects, lint its templates and probe-render each one with
-    a sample item, before a run starts: a malformed or unsafe prompt pack is a one-line PromptError
-    (exit 2) naming the file, and the run folder is never created."""
-    if user_dir is None:
+def check_prompts(library: PromptLibrary) -> None:
+    """Load every pack the library's user folder affects, lint its templates and probe-render each one
+    with a sample item, before a run starts: a malformed or unsafe prompt pack is a one-line PromptError
+    (exit 2) naming the file, and the run folder is never created. Nothing to check without a user folder."""
+    if library.user_dir is None:
         return
     from refinelab.schema import QAItem
 
@@ -222,7 +222,6 @@ def check_prompts(user_dir: str | Path | None) -> None:
                  "direction": "harder", "problem": "a problem", "passages": "a passage",
                  "skill_examples": {"recall": ["Which is the largest planet?"]}, "weak": ["4"], "n_candidates": 9,
                  "count": 3}
-    library = PromptLibrary(user_dir)
     for name in library.pack_names():
         pack = library.pack(name)
         for prompt, template in pack.prompts.items():

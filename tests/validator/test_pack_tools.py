@@ -195,9 +195,9 @@ def test_a_pack_naming_an_unusable_tool_fails_before_the_run_folder_exists(
 def test_a_tool_a_run_hook_supplies_is_not_imported(tmp_path: Path) -> None:
     """A name the run's hooks register as a validator is the hook's, not a module to import."""
     prompts = _prompts(tmp_path, "tools: [answer, house_check]\n")
-    check_pack_tools(str(prompts), plugged={"house_check"})
+    check_pack_tools(PromptLibrary(prompts), plugged={"house_check"})
     with pytest.raises(ToolNotFound, match="house_check"):
-        check_pack_tools(str(prompts))
+        check_pack_tools(PromptLibrary(prompts))
 
 
 def test_a_tool_with_an_optional_parameter_of_any_type_loads_and_is_given_the_item(

@@ -23,7 +23,6 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -177,13 +176,12 @@ def plugged_check(ref: str) -> ValidatorFn:
     return check
 
 
-def check_pack_tools(prompts_dir: str | Path | None, plugged: Collection[str] = ()) -> None:
+def check_pack_tools(library: PromptLibrary, plugged: Collection[str] = ()) -> None:
     """Load every tool the user's packs name, before a run starts: a missing, unimportable or unusable tool
     is a one-line `ToolNotFound` naming the pack file (exit 2), not a crash in the validate node after
     the profile and the writer's calls were paid. `plugged`: names the run's hooks supply as validators."""
-    if prompts_dir is None:
+    if library.user_dir is None:
         return
-    library = PromptLibrary(prompts_dir)
     for name in library.pack_names():
         pack = library.pack(name)
         for ref in pack.tools:
