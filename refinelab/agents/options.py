@@ -140,7 +140,7 @@ class RunOptions(BaseModel):
                                "person (`refinelab review RUN_ID`); `auto-accept`/`auto-reject` decide by policy")
     review_evidence_bar: float = Field(0.0, ge=0.0, le=1.0, description="a passed edit whose evidence strength "
                                        "(1 = the pack's own method decided, 0.5 = its answer-check fallback) is "
-                                       "below this goes to review; 0 = every pass commits, as before")
+                                       "below this goes to review; 0 = every pass commits")
 
     @field_validator("operations")
     @classmethod
