@@ -40,6 +40,7 @@ from refinelab.errors import BudgetExhausted
 from refinelab.redact import redact_secrets
 from refinelab.tools.ledger import CallTag, Reservation
 from refinelab.tools.llm import FIRST_TOKEN_TOP, CallResult, ChatClient, schema_for, top_logprobs_of
+from refinelab.tools.transport import MalformedReply, Reply, reply_from
 
 if TYPE_CHECKING:
     import openai
@@ -204,27 +205,21 @@ class BatchRunner:
         results: dict[str, dict[str, Any]] = {}
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
-                for line in api.files.content(file_id).text.splitlines():
-                    if line.strip():
-                        row = json.loads(line)
-                        results[str(row.get("custom_id"))] = row
+                results.update(_result_lines(api.files.content(file_id).text))
         for key, reservation in calls.items():
-            body = _answer(results.get(key))
-            if body is None:  # an error inside the batch, or never run: not billed, sent live later
+            reply = _answer(results.get(key))
+            if reply is None:  # an error inside the batch, never run, or not a chat completion: sent live later
                 ledger.settle(reservation, 0, 0, failed=True)
                 report.failed += 1
                 continue
-            usage = body.get("usage") or {}
-            prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-            if not usage:  # never under-count an unreported call
+            prompt, completion = reply.prompt_tokens, reply.completion_tokens
+            if not reply.reported:  # never under-count an unreported call
                 prompt, completion = reservation.tokens, 0
             ledger.settle(reservation, prompt, completion)
             ledger.note_answer()
-            choice = body["choices"][0]
-            message = choice.get("message")
-            text = redact_secrets(str((message.get("content") if isinstance(message, dict) else None) or ""))
+            text = redact_secrets(reply.text)
             # a probe's alternatives, read as a live answer's are (None for a structured call: no block)
-            top = top_logprobs_of(choice.get("logprobs"))
+            top = top_logprobs_of(reply.logprobs)
             result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion, top_logprobs=top)
             result._call_id = reservation.call_id  # type: ignore[attr-defined]
             self.client.cache_answer(key, result)
@@ -233,15 +228,28 @@ class BatchRunner:
         ledger.finish_batch(batch_id)
 
 
-def _answer(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The chat.completion body of a successful result line, else None."""
-    if not row or row.get("error"):
+def _result_lines(text: str) -> dict[str, dict[str, Any]]:
+    """custom_id → result line of a Batch API output or error file. The file is untrusted endpoint output: a
+    line that is not a JSON object with a text `custom_id` is skipped (its call counts as failed and goes live)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for line in text.splitlines():
+        try:
+            row = json.loads(line) if line.strip() else None
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(row, dict) and isinstance(row.get("custom_id"), str):
+            rows[row["custom_id"]] = row
+    return rows
+
+
+def _answer(row: dict[str, Any] | None) -> Reply | None:
+    """The chat completion of a successful result line, read as a live answer is (`transport.reply_from`:
+    usage only when whole counts, the text only when text); None for an error, a failed status or any other
+    shape."""
+    response = row.get("response") if row and not row.get("error") else None
+    if not isinstance(response, dict) or response.get("status_code") != 200:
         return None
-    response = row.get("response") or {}
-    body = response.get("body")
-    if response.get("status_code") != 200 or not isinstance(body, dict):
+    try:
+        return reply_from(response.get("body"), structured=False)
+    except MalformedReply:
         return None
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return None
-    return body

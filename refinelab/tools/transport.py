@@ -21,6 +21,9 @@ from typing import Any
 
 import httpx
 
+# A chat completion with top_logprobs for a few hundred tokens is well under a megabyte
+MAX_REPLY_BYTES = 32 * 2**20
+
 
 class EndpointStatusError(Exception):
     """The server answered with an error status (429, 5xx, 4xx): nothing was generated or billed."""
@@ -75,17 +78,42 @@ class ChatTransport:
         body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": False}
         for name, value in params.items():
             body["max_completion_tokens" if name == "max_tokens" else name] = value
-        response = self._http.post("/chat/completions", content=json.dumps(body, ensure_ascii=False).encode())
+        with self._http.stream("POST", "/chat/completions",
+                               content=json.dumps(body, ensure_ascii=False).encode()) as response:
+            content = _capped_body(response)
         if response.status_code >= 400:
-            raise EndpointStatusError(response.status_code, response.text)
-        return _read(response.content, structured="response_format" in params)
+            raise EndpointStatusError(response.status_code, content[:1000].decode("utf-8", "replace"))
+        return _read(content, structured="response_format" in params)
+
+
+def _capped_body(response: httpx.Response) -> bytes:
+    """The body, read up to MAX_REPLY_BYTES: a server that sends more (a broken proxy, a hostile endpoint) gets
+    a MalformedReply instead of the client's memory."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
+        raise MalformedReply(f"the answer is {int(declared):,} bytes (at most {MAX_REPLY_BYTES:,})")
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise MalformedReply(f"the answer is longer than {MAX_REPLY_BYTES:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _read(content: bytes, *, structured: bool) -> Reply:
     try:
         data = json.loads(content)
-    except ValueError as exc:
-        raise MalformedReply(f"the answer is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # not JSON or not UTF-8; an integer of 4,300+ digits; nesting
+        # past the interpreter's recursion limit (the reply is read field by field, never walked: no depth
+        # scan on this hot path)
+        raise MalformedReply(f"the answer is not JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
+    return reply_from(data, structured=structured)
+
+
+def reply_from(data: Any, *, structured: bool) -> Reply:
+    """The Reply in a chat completion already parsed from JSON (a live answer's body, a Batch API result
+    line's `response.body`); MalformedReply for anything that is not the documented shape."""
     choices = data.get("choices") if isinstance(data, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise MalformedReply("the answer has no choices")
