@@ -39,6 +39,7 @@ from refinelab.tools.transport import (
     Reply,
     TruncatedReply,
     cached_count,
+    is_count,
 )
 
 T = TypeVar("T", bound=BaseModel)
@@ -162,20 +163,21 @@ def _truncated_completion(exc: Exception) -> tuple[str, int, int] | None:
     completion = exc.completion
     text = completion.choices[0].message.content or "" if completion.choices else ""
     usage = completion.usage
-    if usage is None:
+    if usage is None or not (is_count(usage.prompt_tokens) and is_count(usage.completion_tokens)):
         return None
-    return text, int(usage.prompt_tokens), int(usage.completion_tokens)
+    return text, usage.prompt_tokens, usage.completion_tokens
 
 
 def _usage(message: AIMessage) -> tuple[int, int, bool, int]:
     """(prompt, completion, reported, cached prompt tokens) from the server's usage; reported=False when
     it sent none. LangChain puts the prompt-cache reads under `input_token_details.cache_read`."""
     usage = message.usage_metadata
-    if usage:
-        prompt = int(usage.get("input_tokens", 0))
-        details = usage.get("input_token_details")
+    prompt = usage.get("input_tokens") if isinstance(usage, dict) else None
+    completion = usage.get("output_tokens") if isinstance(usage, dict) else None
+    if is_count(prompt) and is_count(completion):  # as a URL endpoint's: a negative count would refund the budget
+        details = usage.get("input_token_details")  # type: ignore[union-attr]
         cached = cached_count(details.get("cache_read") if isinstance(details, dict) else None, prompt)
-        return prompt, int(usage.get("output_tokens", 0)), True, cached
+        return prompt, completion, True, cached
     return 0, 0, False, 0
 
 

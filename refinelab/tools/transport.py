@@ -127,7 +127,7 @@ def reply_from(data: Any, *, structured: bool) -> Reply:
     usage = data.get("usage")
     prompt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
     completion = usage.get("completion_tokens") if isinstance(usage, dict) else None
-    reported = _count(prompt) and _count(completion)
+    reported = is_count(prompt) and is_count(completion)
     prompt_tokens, completion_tokens = (int(prompt), int(completion)) if reported else (0, 0)  # type: ignore[arg-type]
     if structured and choice.get("finish_reason") == "length":
         if not reported:
@@ -141,8 +141,9 @@ def reply_from(data: Any, *, structured: bool) -> Reply:
 def cached_count(value: Any, prompt_tokens: int) -> int:
     """The prompt tokens a server says it read from its prompt cache, as far as it can be believed: a
     whole count, at most the prompt; 0 for anything else (the field comes from an untrusted endpoint)."""
-    return min(int(value), prompt_tokens) if _count(value) else 0
+    return min(int(value), prompt_tokens) if is_count(value) else 0
 
 
-def _count(value: Any) -> bool:
+def is_count(value: Any) -> bool:
+    """A token count as an endpoint may be believed to say it: a whole number, not negative, not a bool."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0

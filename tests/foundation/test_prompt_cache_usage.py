@@ -144,3 +144,17 @@ def test_a_plugged_in_chat_models_cache_reads_are_read_the_same_way(cache_read: 
     if cache_read is not None:
         usage["input_token_details"] = {"cache_read": cache_read}
     assert _usage(AIMessage(content="B", usage_metadata=usage)) == (650, 1, True, cached)
+
+
+@pytest.mark.parametrize("counts", [(-500, 1), (650, -1), (650.5, 1), (True, 1)])
+def test_a_plugged_in_chat_models_usage_is_believed_only_as_whole_counts(counts: tuple[object, object]) -> None:
+    """`int(input_tokens)` was settled as given: a negative count from the endpoint refunded the budget.
+    Now such usage reads as unreported, and the client settles on the call's reservation."""
+    from langchain_core.messages import AIMessage
+
+    from refinelab.tools.llm import _usage
+
+    message = AIMessage(content="B")
+    message.usage_metadata = {"input_tokens": counts[0], "output_tokens": counts[1],  # type: ignore[typeddict-item]
+                              "total_tokens": 0}
+    assert _usage(message) == (0, 0, False, 0)
