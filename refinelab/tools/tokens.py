@@ -60,8 +60,8 @@ class PromptTokenCounter:
             if found is not None:
                 self._kind = "vllm"
                 return found
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            pass
+        except (httpx.HTTPError, ValueError, LookupError, TypeError, AttributeError, RecursionError):
+            pass  # the answer is untrusted endpoint output: any other shape means this server cannot count
         with self._lock:
             if self._kind is None:
                 self._kind = "none"

@@ -103,6 +103,23 @@ def test_counter_falls_back_when_the_server_cannot_count() -> None:
     assert with_margin(100) == 110 and with_margin(0) == 8
 
 
+@pytest.mark.parametrize("tokenize", [b"[]", b"[" * 100_000, b'{"tokens": 5}', b'{"count": -3}', b"not json"])
+def test_a_counting_route_that_answers_another_shape_means_no_count(tokenize: bytes) -> None:
+    """A list from /tokenize raised AttributeError, and deep nesting RecursionError, out of `count()` and
+    into the reservation; any shape but the documented one now means the server cannot count."""
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/apply-template":
+            return httpx.Response(200, json={"prompt": "<|user|>Hi"})
+        return httpx.Response(200, content=tokenize)
+
+    counter = PromptTokenCounter("http://127.0.0.1:9/v1", "fake")
+    counter._http = httpx.Client(transport=httpx.MockTransport(answer))
+    assert counter.count(MESSAGES) is None and counter._kind == "none"
+    counter.close()
+
+
 @pytest.mark.llm
 def test_llama_cpp_count_matches_reported_prompt_usage(embedded_server, monkeypatch: pytest.MonkeyPatch) -> None:
     """On the real llama.cpp server the count is the prompt usage it reports, template included."""
