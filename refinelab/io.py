@@ -26,7 +26,7 @@ from refinelab.atomic import atomic_write, open_exclusive
 from refinelab.errors import ConfigError, DataError, validation_problem
 from refinelab.identifiers import skeleton
 from refinelab.safeload import loads_json
-from refinelab.schema import LETTERS, Dataset, Provenance, QAItem
+from refinelab.schema import LETTERS, MAX_FIELD_CHARS, Dataset, Provenance, QAItem
 
 if TYPE_CHECKING:
     import datasets
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 DatasetInput: TypeAlias = ("str | os.PathLike[str] | Dataset | datasets.Dataset | datasets.IterableDataset"
                            " | pandas.DataFrame | Sequence[Mapping[str, Any]]")
 
-MAX_FIELD_CHARS = 100_000  # a single question or choice longer than this is junk, not data
 _MMLU_SPLITS = re.compile(r"_(test|dev|val)$")
 
 
@@ -62,13 +61,6 @@ def _collect(build: Callable[[], QAItem | None]) -> QAItem | None:
 
 
 def _make_item(path: Path, row: int, data: dict[str, Any]) -> QAItem:
-    for key in ("question",):
-        value = data.get(key)
-        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
-            raise DataError(str(path), row, key, f"longer than {MAX_FIELD_CHARS} characters")
-    for index, choice in enumerate(data.get("choices") or []):
-        if isinstance(choice, str) and len(choice) > MAX_FIELD_CHARS:
-            raise DataError(str(path), row, f"choices.{index}", f"longer than {MAX_FIELD_CHARS} characters")
     data.setdefault("provenance", {"source": str(path), "row": row})
     try:
         return QAItem.model_validate(data)

@@ -15,6 +15,9 @@ from refinelab.safeload import MAX_DEPTH, json_plain
 
 MIN_CHOICES = 2
 MAX_CHOICES = 10
+# a single question or option longer than this is junk, not data: refused from a file and from a model alike,
+# so a refined set always reads back
+MAX_FIELD_CHARS = 100_000
 LETTERS = "ABCDEFGHIJ"
 UNLABELLED = "(unlabelled)"  # the domain or skill of an item that has no label, so it stays visible
 CELL_SEP = "|"
@@ -93,6 +96,8 @@ class QAItem(BaseModel):
     def _question_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("question is blank")
+        if len(value) > MAX_FIELD_CHARS:
+            raise ValueError(f"longer than {MAX_FIELD_CHARS} characters")
         return value
 
     @field_validator("choices")
@@ -100,6 +105,9 @@ class QAItem(BaseModel):
     def _choices_valid(cls, value: list[str]) -> list[str]:
         if not MIN_CHOICES <= len(value) <= MAX_CHOICES:
             raise ValueError(f"expected {MIN_CHOICES}-{MAX_CHOICES} choices, got {len(value)}")
+        for index, text in enumerate(value):
+            if len(str(text)) > MAX_FIELD_CHARS:
+                raise ValueError(f"choice {LETTERS[index]} is longer than {MAX_FIELD_CHARS} characters")
         normalised = [normalise_text(str(c)) for c in value]
         for index, text in enumerate(normalised):
             if not text:

@@ -247,3 +247,19 @@ def test_metadata_is_plain_json_or_refused_at_load(tmp_path: Path) -> None:
     pq.write_table(pa.table({"question": ["Q?"], "choices": [["a", "b"]], "answer": [0], "metadata": [deep]}), nested)
     with pytest.raises(DataError, match=r"deep.parquet, row 1, field 'metadata': .*nested deeper than 63 levels"):
         load_dataset(nested)
+
+
+def test_the_field_length_limit_holds_for_items_built_in_a_run(tmp_path: Path) -> None:
+    """The 100,000-character limit on a question or option was checked only by the file loaders, so an item a
+    model wrote (a writer's draft, a distractor) could exceed it and make the refined set unreadable by the
+    same loaders. The limit is now the item's own."""
+    from pydantic import ValidationError
+
+    from refinelab.schema import MAX_FIELD_CHARS
+
+    with pytest.raises(ValidationError, match="choice B is longer than 100000 characters"):
+        QAItem(id="r1-expand-1", question="Which?", choices=["a", "b" * (MAX_FIELD_CHARS + 1)], answer=0)
+    with pytest.raises(ValidationError, match="longer than 100000 characters"):
+        QAItem(id="r1-expand-1", question="q" * (MAX_FIELD_CHARS + 1), choices=["a", "b"], answer=0)
+    longest = QAItem(id="x", question="q" * MAX_FIELD_CHARS, choices=["a" * MAX_FIELD_CHARS, "b"], answer=0)
+    assert load_dataset(write_jsonl([longest], tmp_path / "out.jsonl")).items == [longest]
