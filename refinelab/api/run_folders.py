@@ -386,18 +386,24 @@ def claim_existing(runs_dir: str | Path, run_id: str, *, trust: bool = False) ->
 
 
 def check_checkpoint(path: Path, thread_id: str) -> None:
-    """The run's latest checkpoint (and its pending writes) can be read back, from a private copy."""
+    """The run's latest checkpoint (and its pending writes) can be read back, from a private copy. A run
+    with none (stopped before its first step finished, or whose store names another run) has nothing to
+    resume from: a DataError, not LangGraph's EmptyInputError once the graph starts."""
+    nothing = (f"no saved checkpoint of run {thread_id!r}: the run stopped before its first step finished, or "
+               f"the store names another run; start it again with `refinelab refine`")
     if not path.exists():
-        return
+        raise DataError(str(path), None, None, nothing)
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     try:
         with _snapshot(path) as db:
-            SqliteSaver(db).get_tuple({"configurable": {"thread_id": thread_id}})
+            found = SqliteSaver(db).get_tuple({"configurable": {"thread_id": thread_id}})
     except Exception as exc:  # noqa: BLE001 - any decode failure means the same thing here
         detail = " ".join(str(exc).split())[:120] or type(exc).__name__
         raise DataError(str(path), None, None, f"the saved checkpoint cannot be read ({type(exc).__name__}: "
                                                f"{detail}); the file is damaged") from None
+    if found is None:
+        raise DataError(str(path), None, None, nothing)
 
 
 def saved_models(saved: dict[str, Any], path: Path) -> tuple[Any, Any]:

@@ -66,6 +66,12 @@ def _scribble(path: Path, offset: int = 4096, size: int = 2048) -> None:
     path.write_bytes(bytes(data))
 
 
+def _sql(path: Path, statement: str) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute(statement)
+    db.close()
+
+
 def _settings(ws, edit) -> None:  # noqa: ANN001
     path = ws.run / "settings.json"
     data = json.loads(path.read_text())
@@ -83,6 +89,10 @@ DAMAGE = {
     "checkpoints garbage": ("checkpoints.sqlite", lambda ws: (ws.run / "checkpoints.sqlite").write_bytes(
         b"SQLite format 3\x00" + b"\x00\xff" * 3000)),
     "checkpoints scribbled": ("checkpoints.sqlite", lambda ws: _scribble(ws.run / "checkpoints.sqlite", 1024)),
+    # no checkpoint to resume from: LangGraph's EmptyInputError, exit 1, once the graph started
+    "checkpoints missing": ("checkpoints.sqlite", lambda ws: (ws.run / "checkpoints.sqlite").unlink()),
+    "store names another run": ("checkpoints.sqlite", lambda ws: _sql(
+        ws.run / "store.sqlite", "UPDATE meta SET value = '\"other\"' WHERE key = 'run_id'")),
     "ledger garbage": ("ledger.sqlite", lambda ws: (ws.run / "ledger.sqlite").write_bytes(b"\x00" * 5000)),
     "settings not json": ("settings.json", lambda ws: (ws.run / "settings.json").write_text("{not json")),
     "settings empty": ("settings.json", lambda ws: (ws.run / "settings.json").write_text("")),
