@@ -199,9 +199,11 @@ def place_new_item(ctx: AgentContext, task: EditTask, candidate: QAItem) -> Meas
         share, wanted = cell_shares(ctx, Cell(domain, skill))
         evidence |= {"cell_share": round(share, 4), "cell_target": round(wanted, 4)}
         if share >= wanted:
+            why = ("the targets want no items there" if wanted <= 0.0
+                   else f"that cell is already covered ({share:.3f} >= {wanted:.3f})")
             return Measurement(False, f"the new item reads as {domain} x {skill}, not {target.domain} x "
-                               f"{target.skill}, and that cell is already covered ({share:.3f} >= {wanted:.3f}): "
-                               f"write a question that mainly tests {target.skill}", evidence, tokens)
+                               f"{target.skill}, and {why}: write a question that mainly tests {target.skill}",
+                               evidence, tokens)
         # another cell, but one the set still lacks: the item moves coverage towards the target
         reason = (f"labelled {domain} x {skill}, not the cell it was written for, but that cell is under-covered "
                   f"too ({share:.3f} < {wanted:.3f})")
