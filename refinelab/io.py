@@ -255,14 +255,22 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Data
         raise DataError(str(path), 1, missing[0], f"column missing from header {header}")
     items = []
 
+    embedded = choice_columns == [mapping["question"]]  # the options are written into the question
+
     def build(row_no: int, row: dict[str, str | None]) -> QAItem:
-        choices = _csv_choices(path, row_no, row, choice_columns)
-        item: dict[str, Any] = {
-            "id": row[mapping["id"]] if "id" in mapping else f"{path.stem}-{row_no}",
-            "question": row[mapping["question"]] or "",
-            "choices": choices,
-            "answer": _answer_index(path, row_no, row[mapping["answer"]], len(choices), mapping["answer"]),
-        }
+        item: dict[str, Any] = {"id": row[mapping["id"]] if "id" in mapping else f"{path.stem}-{row_no}"}
+        if embedded:
+            stem, choices, labels = _embedded_options(path, row_no, row[mapping["question"]] or "", mapping["question"])
+            key = (row[mapping["answer"]] or "").strip()
+            if key not in labels:
+                raise DataError(str(path), row_no, mapping["answer"], f"{_short(key)} is not one of the option labels "
+                                f"{labels}")
+            item |= {"question": stem, "choices": choices, "answer": labels.index(key),
+                     "metadata": {"answer_label": key}}
+        else:
+            choices = _csv_choices(path, row_no, row, choice_columns)
+            item |= {"question": row[mapping["question"]] or "", "choices": choices,
+                     "answer": _answer_index(path, row_no, row[mapping["answer"]], len(choices), mapping["answer"])}
         for key in ("subject", "domain", "skill"):
             if key in mapping:
                 item[key] = row[mapping[key]] or ""
@@ -282,6 +290,7 @@ _QUESTION_NAMES = ("question", "stem", "prompt", "query", "input")
 _ANSWER_NAMES = ("answer", "answerkey", "answer_key", "answer_idx", "answer_index", "label", "correct", "target",
                  "key")
 _CHOICE_LIST_NAMES = ("choices", "options", "answers_list")
+_ID_NAMES = ("id", "questionid", "question_id")
 _CHOICE_COLUMN = re.compile(r"^(?:choice|option|opt|ans)?[ _-]?([a-j]|[0-9])$", re.IGNORECASE)
 
 
@@ -342,11 +351,13 @@ def guess_columns(header: Sequence[str]) -> dict[str, Any] | None:
         return None
     lists = first(_CHOICE_LIST_NAMES)
     columns = [h for h in header if h not in (question, answer) and _CHOICE_COLUMN.match(h.strip())]
-    choices: str | list[str] | None = lists or (columns if len(columns) >= 2 else None)
-    if choices is None:
-        return None
+    # no option columns: the options may be written into the question, as ARC's CSV files do ("… (A) x (B) y");
+    # each row is then split, or refused naming the row
+    choices: str | list[str] = lists or (columns if len(columns) >= 2 else question)
     mapping: dict[str, Any] = {"question": question, "choices": choices, "answer": answer}
-    for key in ("id", "subject", "domain", "skill"):
+    if (id_column := first(_ID_NAMES)) is not None:
+        mapping["id"] = id_column
+    for key in ("subject", "domain", "skill"):
         if key in lower:
             mapping[key] = lower[key]
     return mapping
@@ -380,6 +391,34 @@ def _csv_has_header(path: Path) -> bool:
     with _csv_problems(path, reader):
         first = next(reader, [])
     return _looks_like_header(first)
+
+
+# An option written into the question's text: "(A) text" or "(1) text" (ARC's CSV files)
+_EMBEDDED_LABEL = re.compile(r"\(([A-J]|[1-9])\)\s")
+
+
+def _embedded_options(path: Path, row_no: int, text: str, column: str) -> tuple[str, list[str], list[str]]:
+    """(stem, options, labels) of a question whose options are written into it, "Which …? (A) x (B) y";
+    a DataError naming the row when it holds fewer than two. Labels are taken in order, A, B, C, … (else
+    1, 2, 3, …), so a parenthesis inside an option, "(F)" for fluorine after "(C)", stays part of its text."""
+    cuts = _label_run(text, "A")
+    if len(cuts) < 2:
+        cuts = _label_run(text, "1")
+    if len(cuts) < 2:
+        raise DataError(str(path), row_no, column, "the question holds no options labelled (A), (B), … in order; "
+                        "name the option columns with --columns question=…,choices=A,B,C,D,answer=…")
+    ends = [m.start() for m in cuts[1:]] + [len(text)]
+    options = [text[m.end():end].strip() for m, end in zip(cuts, ends, strict=True)]
+    return text[:cuts[0].start()].strip(), options, [m[1] for m in cuts]
+
+
+def _label_run(text: str, first: str) -> list[re.Match[str]]:
+    """The labels `first`, the next, the next, … as they occur in `text`, each after the one before."""
+    run: list[re.Match[str]] = []
+    for match in _EMBEDDED_LABEL.finditer(text):
+        if match[1] == (chr(ord(run[-1][1]) + 1) if run else first):
+            run.append(match)
+    return run
 
 
 def _csv_choices(path: Path, row_no: int, row: Mapping[str, str | None], columns: list[str]) -> list[str]:

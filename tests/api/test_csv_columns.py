@@ -67,3 +67,43 @@ def test_mapping_on_parquet_and_refused_on_jsonl(tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_text('{"id": "a", "question": "Q?", "choices": ["a", "b"], "answer": 0}\n')
     with pytest.raises(DataError, match="applies to CSV and Parquet"):
         load_dataset(tmp_path / "x.jsonl", mapping=parse_columns("question=q,choices=a,b,answer=k"))
+
+
+def test_arc_csv_reads_as_its_jsonl(data_root: Path) -> None:
+    """ARC's CSV files write the options into the question ("… (A) x (B) y"); they were refused with "cannot
+    tell question, choices and answer from the header". Read now, each item equal to the JSONL's."""
+    folder = data_root / "arc" / "ARC-Challenge"
+    from_csv = load_dataset(folder / "ARC-Challenge-Dev.csv", on_invalid="quarantine")
+    from_jsonl = load_dataset(folder / "ARC-Challenge-Dev.jsonl", on_invalid="quarantine")
+    assert len(from_csv) == len(from_jsonl) > 250 and len(from_csv.rejected) == len(from_jsonl.rejected)
+    assert [(i.id, i.question, i.choices, i.answer, i.metadata) for i in from_csv] == \
+        [(i.id, i.question, i.choices, i.answer, i.metadata) for i in from_jsonl]
+
+
+def test_options_written_into_the_question(tmp_path: Path) -> None:
+    path = tmp_path / "embedded.csv"
+    path.write_text(
+        "id,question,answerKey\n"
+        'a,"Which element has one more proton than chlorine (Cl)? (A) sulfur (S) (B) argon (Ar) (C) fluorine (F) '
+        '(D) bromine (Br)",B\n'
+        'b,"Which points north?(A) heat (B) magnetism",B\n'
+        'c,"Statements (1) and (2) hold. Which follows? (A) both (B) neither (C) only (1)",A\n'
+        'd,"How many legs has a spider? (1) six (2) eight (3) ten",2\n'
+        'e,"No options here at all",A\n'
+        'f,"Pick one (A) x (B) y",C\n')
+    dataset = load_dataset(path, on_invalid="quarantine")
+    assert [(i.question, i.choices, i.answer) for i in dataset] == [
+        ("Which element has one more proton than chlorine (Cl)?", ["sulfur (S)", "argon (Ar)", "fluorine (F)",
+                                                                    "bromine (Br)"], 1),
+        ("Which points north?", ["heat", "magnetism"], 1),
+        ("Statements (1) and (2) hold. Which follows?", ["both", "neither", "only (1)"], 0),
+        ("How many legs has a spider?", ["six", "eight", "ten"], 1),
+    ]
+    assert [str(e) for e in dataset.rejected] == [
+        f"{path}, row 6, field 'question': the question holds no options labelled (A), (B), … in order; name the "
+        "option columns with --columns question=…,choices=A,B,C,D,answer=…",
+        f"{path}, row 7, field 'answerKey': 'C' is not one of the option labels ['A', 'B']",
+    ]
+    explicit = load_dataset(path, mapping=parse_columns("question=question,choices=question,answer=answerKey"),
+                            on_invalid="quarantine")
+    assert [i.choices for i in explicit] == [i.choices for i in dataset]
