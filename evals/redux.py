@@ -9,18 +9,18 @@ written as numpy array reprs (`['a' 'b'\\n 'c']`, no commas) and keys such as `n
 
 from __future__ import annotations
 
-import ast
 import csv
 import io
 import os
 import re
-import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from refinelab.errors import DataError
 from refinelab.metrics.error_checks import ERROR_TYPES, parse_answer
+from refinelab.safeload import list_literal
 from refinelab.schema import QAItem
 
 # ../shared/data/mmlu_redux next to the repository; REFINELAB_MMLU_REDUX points elsewhere
@@ -42,27 +42,12 @@ def normalise_label(raw: str | None) -> str:
 
 
 def parse_choices(text: str) -> list[str]:
-    """Choices from a Python list repr (`['a', 'b']`, `["a","b"]`) or a numpy array repr (`['a' 'b']`).
-
-    Every string literal is one option; numpy's reprs have no commas, so `ast.literal_eval` alone would
-    silently concatenate them.
-    """
-    text = text.strip()
-    if not (text.startswith("[") and text.endswith("]")):
-        raise ValueError(f"choices are not a list: {text[:60]!r}")
-    strings: list[str] = []
-    other = False
+    """Choices from a Python list repr (`['a', 'b']`, `["a","b"]`) or a numpy array repr (`['a' 'b']`): the
+    product's reader of such cells (`safeload.list_literal`, which CSV choices columns use), with a ValueError."""
     try:
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            if tok.type == tokenize.STRING:
-                strings.append(ast.literal_eval(tok.string))
-            elif tok.type in (tokenize.NUMBER, tokenize.NAME):
-                other = True
-    except (tokenize.TokenError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"cannot parse choices {text[:60]!r}: {exc}") from exc
-    if other:  # e.g. [1, 2, 3]: a plain literal list of non-strings
-        return [str(v) for v in ast.literal_eval(text)]
-    return strings
+        return list_literal(text, "choices")
+    except DataError as exc:
+        raise ValueError(str(exc)) from None
 
 
 @dataclass

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from refinelab.atomic import atomic_write, open_exclusive
 from refinelab.errors import ConfigError, DataError, validation_problem
 from refinelab.identifiers import skeleton
-from refinelab.safeload import loads_json
+from refinelab.safeload import list_literal, loads_json
 from refinelab.schema import LETTERS, MAX_FIELD_CHARS, Dataset, Provenance, QAItem
 
 if TYPE_CHECKING:
@@ -425,9 +425,16 @@ def _csv_choices(path: Path, row_no: int, row: Mapping[str, str | None], columns
     if len(columns) > 1:
         return [row[c] or "" for c in columns]
     cell = row[columns[0]] or ""
-    value = loads_json(cell, str(path), row_no) if cell.strip().startswith("[") else None
-    if not isinstance(value, list):
-        raise DataError(str(path), row_no, columns[0], "one choices column must hold a JSON list, e.g. [\"a\", \"b\"]")
+    if not cell.strip().startswith("["):
+        raise DataError(str(path), row_no, columns[0], "one choices column must hold a list of texts, e.g. "
+                        "[\"a\", \"b\"]")
+    try:
+        value = loads_json(cell, str(path), row_no)
+    except DataError:  # a list as Python or numpy prints it (pandas' to_csv, MMLU-Redux's files)
+        return list_literal(cell, str(path), row_no, columns[0])
+    if not isinstance(value, list) or any(isinstance(v, dict | list) for v in value):
+        raise DataError(str(path), row_no, columns[0], "one choices column must hold a list of texts, e.g. "
+                        "[\"a\", \"b\"]")
     return [str(v) for v in value]
 
 

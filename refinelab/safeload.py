@@ -4,10 +4,13 @@ one-line `DataError` naming the file (and line), never a RecursionError or a Val
 
 from __future__ import annotations
 
+import ast
 import datetime
 import decimal
+import io
 import json
 import math
+import tokenize
 from typing import Any
 
 import yaml
@@ -76,6 +79,41 @@ def load_yaml(text: str, where: str) -> Any:
         raise DataError(where, None, None, f"not valid YAML: {first}") from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise DataError(where, None, None, f"not valid YAML: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def list_literal(text: str, where: str, row: int | None = None, field: str | None = None) -> list[str]:
+    """The items of a list written as Python or numpy print one, as text: `['a', "b"]`, numpy's `['a' 'b']`
+    (no commas: `ast.literal_eval` of the whole would join the strings), `[1, -2.5]`. How pandas writes a
+    list column to CSV, and how MMLU-Redux's files hold their options. Read token by token: only string
+    and number literals, commas and the outer brackets are accepted, so nothing is evaluated beyond one
+    literal at a time; anything else is a DataError."""
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        raise DataError(where, row, field, f"not a list: {text[:60]!r}")
+    items: list[str] = []
+    sign = ""
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
+                  if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.ENDMARKER)]
+        for index, token in enumerate(tokens):
+            if token.type == tokenize.OP and token.string in "[]":
+                if (token.string == "[") != (index == 0) or (token.string == "]") != (index == len(tokens) - 1):
+                    raise ValueError("a list inside the list")
+            elif token.type == tokenize.OP and token.string in (",", "-") and not sign:
+                sign = "-" if token.string == "-" else ""
+            elif token.type == tokenize.STRING and not sign:
+                value = ast.literal_eval(token.string)
+                if not isinstance(value, str):
+                    raise ValueError(f"{token.string[:20]} is not text")
+                items.append(value)
+            elif token.type == tokenize.NUMBER:
+                items.append(sign + token.string)
+                sign = ""
+            else:
+                raise ValueError(f"unexpected {token.string[:20]!r}")
+    except (tokenize.TokenError, SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        raise DataError(where, row, field, f"not a list of texts or numbers: {str(exc)[:100]}") from None
+    return items
 
 
 def json_plain(value: Any, limit: int = MAX_DEPTH) -> Any:

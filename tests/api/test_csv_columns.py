@@ -33,7 +33,7 @@ def test_headered_csv_is_detected_and_read(tmp_path: Path) -> None:
 def test_json_list_choices_column(tmp_path: Path) -> None:
     path = tmp_path / "list.csv"
     path.write_text('question,choices,answer\n"Pick one","[""x"", ""y"", ""z""]",2\n"Bad",not a list,0\n')
-    with pytest.raises(DataError, match=r"list.csv, row 3, field 'choices': one choices column must hold a JSON list"):
+    with pytest.raises(DataError, match=r"list.csv, row 3, field 'choices': one choices column must hold a list of texts"):
         load_dataset(path)
     dataset = load_dataset(path, on_invalid="quarantine")
     assert dataset[0].choices == ["x", "y", "z"] and len(dataset.rejected) == 1
@@ -107,3 +107,24 @@ def test_options_written_into_the_question(tmp_path: Path) -> None:
     explicit = load_dataset(path, mapping=parse_columns("question=question,choices=question,answer=answerKey"),
                             on_invalid="quarantine")
     assert [i.choices for i in explicit] == [i.choices for i in dataset]
+
+
+def test_a_choices_cell_as_python_or_numpy_prints_a_list(tmp_path: Path, data_root: Path) -> None:
+    """pandas writes a list column to CSV as Python's repr (`['a', 'b']`) and MMLU-Redux's files hold numpy's
+    (`['a' 'b']`, no commas); both were refused as "not valid JSON". They are read token by token: only
+    text and number literals, so nothing in the cell is evaluated."""
+    path = tmp_path / "repr.csv"
+    path.write_text('question,choices,answer\n'
+                    '"Pick one","[\'a\', \'b, c\', ""it\'s""]",1\n'
+                    '"Numpy wrote this","[\'leg muscle\'\n \'a bacterial population\']",0\n'
+                    '"Numbers","[1, -2.5, 3]",2\n'
+                    '"Code","[__import__(\'os\').system(\'true\')]",0\n'
+                    '"Nested","[[1], [2]]",0\n')
+    dataset = load_dataset(path, on_invalid="quarantine")
+    assert [i.choices for i in dataset] == [["a", "b, c", "it's"], ["leg muscle", "a bacterial population"],
+                                           ["1", "-2.5", "3"]]
+    assert [(e.row, e.field) for e in dataset.rejected] == [(5, "choices"), (6, "choices")]
+    assert "unexpected '__import__'" in str(dataset.rejected[0])
+    redux = data_root / "mmlu_redux" / "retriever_evaluation"
+    virology = load_dataset(next(redux.glob("*virology*.csv")))  # MMLU-Redux's own layout, every row valid
+    assert len(virology) == 100 and all(len(i.choices) == 4 for i in virology)
