@@ -26,7 +26,7 @@ from refinelab.atomic import atomic_write, open_exclusive
 from refinelab.errors import ConfigError, DataError, validation_problem
 from refinelab.identifiers import skeleton
 from refinelab.safeload import list_literal, loads_json
-from refinelab.schema import LETTERS, MAX_FIELD_CHARS, Dataset, Provenance, QAItem
+from refinelab.schema import LETTERS, MAX_FIELD_CHARS, Dataset, Provenance, QAItem, strip_option_labels
 
 if TYPE_CHECKING:
     import datasets
@@ -148,13 +148,19 @@ def _from_arc(path: Path, line_no: int, row: dict[str, Any]) -> QAItem:
 
 
 def read_jsonl(path: str | Path) -> Dataset:
-    """Our JSONL (one QAItem per line) or ARC's original JSONL, detected from the first row."""
+    """Our JSONL (one QAItem per line), ARC's original JSONL, or another JSONL of questions, row by row. A row
+    that names `question`, `choices` and `answer` is ours: its id is required and an unknown key refused
+    (a typo must not vanish into metadata). Any other row is read as a record is (`_mapped`: usual names
+    such as `query`/`options`/`gold`/`correct` stand in, other keys go to `metadata`, the id is FILE-LINE
+    unless given), so OpenBookQA's and AQuA's files load."""
     path = Path(path)
     items: list[QAItem] = []
 
     def build(line_no: int, row: dict[str, Any]) -> QAItem:
         if _is_arc(row):
             return _from_arc(path, line_no, row)
+        if not {"question", "choices", "answer"} <= row.keys():  # not ours: read as a record is
+            return _foreign_item(path, line_no, _mapped(row, None), path.stem)
         if "id" not in row:
             raise DataError(str(path), line_no, "id", "missing; every item needs an id")
         if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it
@@ -459,25 +465,27 @@ def _choice_list(path: Path, row_no: int, row: dict[str, Any]) -> None:
     row["choices"] = list(value)
 
 
+def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str) -> QAItem:
+    """The item of one row of a Parquet file or one mapped foreign row (`_mapped`): metadata given as JSON
+    text parsed, choices made a list, a letter answer made an index, the id NAME-ROW unless given."""
+    row = {k: v for k, v in row.items() if v is not None}
+    for key in ("metadata", "provenance"):
+        if isinstance(row.get(key), str):
+            row[key] = loads_json(row[key], str(path), row_no)
+    if "choices" in row:
+        _choice_list(path, row_no, row)
+    if "id" not in row:
+        row["id"] = f"{name}-{row_no}"
+    if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it
+        row["answer"] = _answer_index(path, row_no, row["answer"], len(row.get("choices") or []))
+    return _make_item(path, row_no, row)
+
+
 def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str) -> Dataset:
     path = Path(source)
     items = []
-
-    def build(row_no: int, row: dict[str, Any]) -> QAItem:
-        row = {k: v for k, v in row.items() if v is not None}
-        for key in ("metadata", "provenance"):
-            if isinstance(row.get(key), str):
-                row[key] = loads_json(row[key], str(path), row_no)
-        if "choices" in row:
-            _choice_list(path, row_no, row)
-        if "id" not in row:
-            row["id"] = f"{name}-{row_no}"
-        if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it
-            row["answer"] = _answer_index(path, row_no, row["answer"], len(row.get("choices") or []))
-        return _make_item(path, row_no, row)
-
     for row_no, row in enumerate(rows, start=1):
-        if (item := _collect(lambda: build(row_no, row))) is not None:  # noqa: B023
+        if (item := _collect(lambda: _foreign_item(path, row_no, row, name))) is not None:  # noqa: B023
             items.append(item)
     return _checked(Dataset(items, name=name), path)
 
@@ -555,12 +563,15 @@ def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None) -> dict[s
         if key not in out and key in row:
             out[key] = row[key]
             used.add(key)
-    for key, names in (("question", _QUESTION_NAMES + ("question_stem",)), ("answer", _ANSWER_NAMES + ("gold",))):
+    for key, names in (("question", _QUESTION_NAMES + ("question_stem",)), ("choices", _CHOICE_LIST_NAMES),
+                       ("answer", _ANSWER_NAMES + ("gold",))):
         source = None if key in out else _alias(row, names, used)
         if source is not None:
             out[key] = row[source]
             used.add(source)
     # Hugging Face's {"text", "label"} choices are unpacked with every other row's, in `_choice_list`
+    if isinstance(out.get("choices"), list) and all(isinstance(c, str) for c in out["choices"]):
+        out["choices"] = strip_option_labels(out["choices"])  # "A)5", "B)6" (AQuA) when every option is labelled
     extra = {k: v for k, v in row.items() if k not in used and v is not None}
     if extra:
         given = out.get("metadata")

@@ -70,6 +70,19 @@ class Provenance(BaseModel):
     confirmed_by: str | None = None
 
 
+_OPTION_LABEL = re.compile(r"^\(?([A-J])[.):]\s*")
+
+
+def strip_option_labels(choices: list[str]) -> list[str]:
+    """Options without the "A. " / "B)" labels written into them (models copy the rendered item's labels;
+    AQuA's files carry "A)5", "B)6"); only when every option carries its own letter in order, so an option
+    that merely starts with "A." is left alone (and `choices` is returned as given)."""
+    matches = [_OPTION_LABEL.match(c.strip()) for c in choices]
+    if choices and all(m and m.group(1) == LETTERS[i] for i, m in enumerate(matches)):
+        return [c.strip()[m.end():].strip() for c, m in zip(choices, matches, strict=True)]  # type: ignore[union-attr]
+    return list(choices)
+
+
 class QAItem(BaseModel):
     """One multiple-choice question. `answer` is a 0-based index into `choices`."""
 

@@ -9,7 +9,6 @@ kept in the run store by the caller.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -44,7 +43,7 @@ from refinelab.metrics.error_checks import distractors_replaceable
 from refinelab.model_outputs import DistractorsOut, ItemDraft
 from refinelab.operations import Op, operation
 from refinelab.planner.problem import DifficultyBuckets, targets_from_resolved
-from refinelab.schema import LETTERS, Cell, Provenance, QAItem, normalise_text
+from refinelab.schema import Cell, Provenance, QAItem, normalise_text, strip_option_labels
 from refinelab.state import ABSTAINED, Candidate, EditTask
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.llm import CallResult
@@ -63,18 +62,6 @@ def _examples(ctx: AgentContext, subject: str, exclude: str, limit: int = 2) -> 
     return subject_examples(ctx.store.items(("kept", "edited")), subject, exclude, limit)
 
 
-_LABEL = re.compile(r"^\(?([A-J])[.):]\s+")
-
-
-def strip_option_labels(choices: list[str]) -> list[str]:
-    """Models copy the "A. " labels of the rendered item into the options; drop them, but only when every
-    option carries its own letter in order (so an option that merely starts with "A." is left alone)."""
-    stripped = [c.strip() for c in choices]
-    matches = [_LABEL.match(c) for c in stripped]
-    if all(m and m.group(1) == LETTERS[i] for i, m in enumerate(matches)):
-        return [c[m.end():].strip() for c, m in zip(stripped, matches, strict=True)]  # type: ignore[union-attr]
-    return stripped
-
 
 def _draft_to_item(draft: ItemDraft, task: EditTask, base: QAItem) -> QAItem:
     """Build the candidate; schema validation (distinct options, key in range) raises ValueError."""
@@ -88,7 +75,7 @@ def _draft_to_item(draft: ItemDraft, task: EditTask, base: QAItem) -> QAItem:
         if cell.domain and cell.domain != base.domain:
             subject, domain = "", cell.domain
     return QAItem(
-        id=item_id, question=draft.question.strip(), choices=strip_option_labels(draft.choices),
+        id=item_id, question=draft.question.strip(), choices=strip_option_labels([c.strip() for c in draft.choices]),
         answer=draft.answer_index, subject=subject, domain=domain, skill=skill,
         difficulty=None if new or op.resets_difficulty else base.difficulty,
         metadata={**({} if new else base.metadata), "rationale": draft.rationale},

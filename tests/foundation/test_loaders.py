@@ -263,3 +263,24 @@ def test_the_field_length_limit_holds_for_items_built_in_a_run(tmp_path: Path) -
         QAItem(id="r1-expand-1", question="q" * (MAX_FIELD_CHARS + 1), choices=["a", "b"], answer=0)
     longest = QAItem(id="x", question="q" * MAX_FIELD_CHARS, choices=["a" * MAX_FIELD_CHARS, "b"], answer=0)
     assert load_dataset(write_jsonl([longest], tmp_path / "out.jsonl")).items == [longest]
+
+
+def test_a_jsonl_of_another_layout_is_read_as_records(tmp_path: Path, data_root: Path) -> None:
+    """A JSONL that does not use our names (OpenBookQA's `query`/`choices`/`gold`, AQuA's
+    `question`/`options`/`correct` with "A)5" options) was refused row by row as "id: missing". It is now
+    read as a record is; a row that uses our names keeps the strict contract (id required, no unknown key)."""
+    path = tmp_path / "other.jsonl"
+    path.write_text(json.dumps({"query": "Predators eat", "choices": ["lions", "bunnies"], "gold": 1}) + "\n" +
+                    json.dumps({"question": "2+2?", "options": ["A)3", "B)4", "C)5"], "correct": "B",
+                                "rationale": "adds"}) + "\n")
+    items = load_dataset(path).items
+    assert [(i.id, i.question, i.choices, i.answer, i.metadata) for i in items] == [
+        ("other-1", "Predators eat", ["lions", "bunnies"], 1, {}),
+        ("other-2", "2+2?", ["3", "4", "5"], 1, {"rationale": "adds"}),
+    ]
+    openbook = load_dataset(data_root / "openbookqa" / "openbook_qa.jsonl")
+    assert len(openbook) == 500 and openbook[0].choices[1] == "quit eating lunch out" and openbook[0].answer == 1
+    ours = tmp_path / "ours.jsonl"
+    ours.write_text(json.dumps({**GOOD, "colour": "red"}) + "\n")
+    with pytest.raises(DataError, match="field 'colour'"):
+        load_dataset(ours)

@@ -286,7 +286,7 @@ def test_rewrite_that_keeps_every_distractor_is_rejected(tmp_path: Path) -> None
 
 
 def test_copied_option_labels_are_stripped() -> None:
-    from refinelab.agents.refiner import strip_option_labels
+    from refinelab.schema import strip_option_labels
 
     assert strip_option_labels(["A. Venus", "B. Mercury", "C) Earth", "D: Mars"]) == ["Venus", "Mercury", "Earth", "Mars"]
     assert strip_option_labels(["A. Venus", "Mercury"]) == ["A. Venus", "Mercury"]  # not every option labelled
