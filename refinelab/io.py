@@ -147,16 +147,20 @@ def _from_arc(path: Path, line_no: int, row: dict[str, Any]) -> QAItem:
     })
 
 
-def read_jsonl(path: str | Path) -> Dataset:
+def read_jsonl(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Dataset:
     """Our JSONL (one QAItem per line), ARC's original JSONL, or another JSONL of questions, row by row. A row
     that names `question`, `choices` and `answer` is ours: its id is required and an unknown key refused
     (a typo must not vanish into metadata). Any other row is read as a record is (`_mapped`: usual names
     such as `query`/`options`/`gold`/`correct` stand in, other keys go to `metadata`, the id is FILE-LINE
-    unless given), so OpenBookQA's and AQuA's files load."""
+    unless given), so OpenBookQA's and AQuA's files load. With `mapping` (our field → its key), every row
+    is read as a record through it. A `.json` file holding one array is read element by element."""
     path = Path(path)
     items: list[QAItem] = []
+    mapping = check_columns(mapping) if mapping else None
 
     def build(line_no: int, row: dict[str, Any]) -> QAItem:
+        if mapping is not None:
+            return _foreign_item(path, line_no, _mapped(row, mapping), path.stem)
         if _is_arc(row):
             return _from_arc(path, line_no, row)
         if not {"question", "choices", "answer"} <= row.keys():  # not ours: read as a record is
@@ -168,10 +172,29 @@ def read_jsonl(path: str | Path) -> Dataset:
             row["answer"] = _answer_index(path, line_no, row["answer"], n)
         return _make_item(path, line_no, row)
 
-    for line_no, row in jsonl_objects(path):
+    for line_no, row in _json_array_objects(path) if _is_json_array(path) else jsonl_objects(path):
         if (item := _collect(lambda: build(line_no, row))) is not None:  # noqa: B023
             items.append(item)
     return _checked(Dataset(items, name=path.stem), path)
+
+
+def _is_json_array(path: Path) -> bool:
+    """A `.json` file that holds one JSON array (SciQ's, SVAMP's files) rather than JSON lines."""
+    if path.suffix != ".json":
+        return False
+    with path.open("rb") as handle:
+        return handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+
+
+def _json_array_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(position, object) for each element of a JSON array file; rows are counted from 1 like lines."""
+    rows = loads_json(_read_text(path), str(path))
+    if not isinstance(rows, list):
+        raise DataError(str(path), None, None, "expected a JSON array of objects")
+    for row_no, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise DataError(str(path), row_no, None, "expected a JSON object per element of the array")
+        yield row_no, row
 
 
 # ---------------------------------------------------------------- MMLU CSV layout
@@ -477,8 +500,20 @@ def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str) -> QA
     if "id" not in row:
         row["id"] = f"{name}-{row_no}"
     if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it
-        row["answer"] = _answer_index(path, row_no, row["answer"], len(row.get("choices") or []))
+        row["answer"] = _answer_from_text(path, row_no, row["answer"], row.get("choices") or [])
     return _make_item(path, row_no, row)
+
+
+def _answer_from_text(path: Path, row_no: int, value: Any, choices: Sequence[Any]) -> int:
+    """A foreign row's answer: a letter or index, else the text of exactly one option (SciQ's
+    `correct_answer`, mapped as both an option and the answer)."""
+    try:
+        return _answer_index(path, row_no, value, len(choices))
+    except DataError:
+        matches = [i for i, c in enumerate(choices) if isinstance(value, str) and str(c).strip() == value.strip()]
+        if len(matches) != 1:
+            raise
+        return matches[0]
 
 
 def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str) -> Dataset:
@@ -707,8 +742,10 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None) -> 
         return read_csv(path, mapping)
     if mapping and format == "parquet":
         return _parquet_mapped(path, mapping)
+    if mapping and format == "jsonl":
+        return read_jsonl(path, mapping)
     if mapping:
-        raise DataError(str(path), None, None, f"a column mapping applies to CSV and Parquet, not {format}")
+        raise DataError(str(path), None, None, f"a column mapping applies to CSV, JSONL and Parquet, not {format}")
     if format not in readers:
         raise DataError(str(path), None, None, f"unknown format {format!r}; known: csv, {', '.join(readers)}")
     return readers[format](path)

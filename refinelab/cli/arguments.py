@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-COLUMNS_HELP = ("CSV/Parquet column mapping, e.g. question=Q,choices=A,B,C,D,answer=Key (also id, subject, "
+COLUMNS_HELP = ("CSV/JSONL/Parquet column mapping, e.g. question=Q,choices=A,B,C,D,answer=Key (also id, subject, "
                 "domain, skill); a headered CSV without it has its columns guessed")
 ENDPOINT_HELP = "'embedded' or an OpenAI-compatible URL for every role; ROLE=URL for one (repeatable)"
 MODEL_HELP = "model name for every role; ROLE=NAME (judge, writer, validator) for one (repeatable)"

@@ -56,7 +56,7 @@ def test_parse_columns() -> None:
             parse_columns(bad)
 
 
-def test_mapping_on_parquet_and_refused_on_jsonl(tmp_path: Path) -> None:
+def test_mapping_on_parquet_and_jsonl_and_refused_on_an_mmlu_folder(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -64,9 +64,13 @@ def test_mapping_on_parquet_and_refused_on_jsonl(tmp_path: Path) -> None:
                    tmp_path / "x.parquet")
     dataset = load_dataset(tmp_path / "x.parquet", mapping=parse_columns("question=stem,choices=o1,o2,answer=key"))
     assert dataset[0].answer == 1 and dataset[0].metadata == {"extra": 7}
-    (tmp_path / "x.jsonl").write_text('{"id": "a", "question": "Q?", "choices": ["a", "b"], "answer": 0}\n')
-    with pytest.raises(DataError, match="applies to CSV and Parquet"):
-        load_dataset(tmp_path / "x.jsonl", mapping=parse_columns("question=q,choices=a,b,answer=k"))
+    (tmp_path / "x.jsonl").write_text('{"q": "Q?", "a": "x", "b": "y", "k": 1}\n')
+    dataset = load_dataset(tmp_path / "x.jsonl", mapping=parse_columns("question=q,choices=a,b,answer=k"))
+    assert (dataset[0].id, dataset[0].choices, dataset[0].answer) == ("x-1", ["x", "y"], 1)
+    (tmp_path / "mmlu").mkdir()
+    (tmp_path / "mmlu" / "s_test.csv").write_text("Q?,a,b,c,d,A\n")
+    with pytest.raises(DataError, match="applies to CSV, JSONL and Parquet, not mmlu"):
+        load_dataset(tmp_path / "mmlu", mapping=parse_columns("question=q,choices=a,b,answer=k"))
 
 
 def test_arc_csv_reads_as_its_jsonl(data_root: Path) -> None:

@@ -284,3 +284,29 @@ def test_a_jsonl_of_another_layout_is_read_as_records(tmp_path: Path, data_root:
     ours.write_text(json.dumps({**GOOD, "colour": "red"}) + "\n")
     with pytest.raises(DataError, match="field 'colour'"):
         load_dataset(ours)
+
+
+def test_a_json_array_file_and_a_mapped_jsonl(tmp_path: Path) -> None:
+    """A `.json` file holding one array (SciQ's, SVAMP's) was read as JSON lines and refused at row 1 as "not
+    valid JSON"; a column mapping was refused for JSONL. SciQ's layout (the right option in its own key, no
+    index) now loads with a mapping that names it as an option and as the answer."""
+    from refinelab.io import parse_columns
+
+    path = tmp_path / "sciq.json"
+    rows = [{"question": "What do plants make?", "distractor1": "salt", "distractor2": "iron",
+             "correct_answer": "sugar", "support": "Photosynthesis makes sugar."},
+            {"question": "Odd one?", "distractor1": "x", "distractor2": "x", "correct_answer": "x", "support": ""}]
+    path.write_text(json.dumps(rows, indent=2))
+    with pytest.raises(DataError, match=r"sciq.json, row 1, field 'choices'"):  # no options under a usual name
+        load_dataset(path)
+    mapping = parse_columns("question=question,choices=correct_answer,distractor1,distractor2,answer=correct_answer")
+    dataset = load_dataset(path, mapping=mapping, on_invalid="quarantine")
+    assert [(i.id, i.choices, i.answer, i.metadata) for i in dataset] == [
+        ("sciq-1", ["sugar", "salt", "iron"], 0, {"support": "Photosynthesis makes sugar."})]
+    assert [(e.row, e.field) for e in dataset.rejected] == [(2, "answer")]  # "x" is three options: no single match
+    (tmp_path / "list.json").write_text('{"question": "not an array"}')
+    with pytest.raises(DataError, match="list.json, row 1, field 'choices'"):  # one object: read as one JSON line
+        load_dataset(tmp_path / "list.json")
+    (tmp_path / "mixed.json").write_text('[{"query": "Q?", "choices": ["a", "b"], "gold": 0}, 5]')
+    with pytest.raises(DataError, match="mixed.json, row 2: expected a JSON object per element of the array"):
+        load_dataset(tmp_path / "mixed.json")
