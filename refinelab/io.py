@@ -180,8 +180,8 @@ def read_jsonl(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Da
 
 def _is_json_array(path: Path) -> bool:
     """A `.json` file that holds one JSON array (SciQ's, SVAMP's files) rather than JSON lines."""
-    if path.suffix != ".json":
-        return False
+    if path.suffix != ".json" or not path.is_file():
+        return False  # a missing path or a folder gets `_read_text`'s one-line error
     with path.open("rb") as handle:
         return handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
