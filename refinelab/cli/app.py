@@ -105,10 +105,12 @@ def data_validate(
         fail(exc)
     dupes = dataset.duplicates()
     problems = [str(e) for e in dataset.rejected]
+    first = dataset.items[0] if len(dataset) else None
     if as_json:
         out.print_json(json.dumps({
             "items": len(dataset), "subjects": dict(dataset.subjects()), "invalid_rows": problems,
             "duplicate_questions": dupes.duplicate_questions,
+            "first_item": first.model_dump(mode="json") if first is not None else None,
         }))
     else:
         table = Table(title=f"{path}: {len(dataset)} valid items")
@@ -117,12 +119,23 @@ def data_validate(
         for subject, count in sorted(dataset.subjects().items()):
             table.add_row(subject, str(count))
         out.print(table)
+        if first is not None:  # how the file was read: which text became the question, the options, the key
+            out.print(styled(("first item as read", "bold"), f" ({first.id}): {_clip(first.question, 200)}"),
+                      soft_wrap=True)
+            for index, choice in enumerate(first.choices):
+                mark = ("  <- key", "green") if index == first.answer else ""
+                out.print(styled(f"  {chr(65 + index)}. {_clip(choice, 100)}", mark), soft_wrap=True)
         for problem in problems:
             out.print(styled(("invalid", "red"), f" {problem}"), soft_wrap=True)
         for group in dupes.duplicate_questions:
             out.print(styled(("duplicate question", "yellow"), f" {', '.join(group)}"), soft_wrap=True)
     if problems:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _clip(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 def _progress_mode(quiet: bool, as_json: bool) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,21 @@ def test_a_choices_cell_as_python_or_numpy_prints_a_list(tmp_path: Path, data_ro
     redux = data_root / "mmlu_redux" / "retriever_evaluation"
     virology = load_dataset(next(redux.glob("*virology*.csv")))  # MMLU-Redux's own layout, every row valid
     assert len(virology) == 100 and all(len(i.choices) == 4 for i in virology)
+
+
+def test_data_validate_shows_the_first_item_as_read(tmp_path: Path) -> None:
+    """Guessed columns and split options are the reader's interpretation; `data validate` shows the first item
+    as read, with its key marked, so a user sees at once whether the question, options and key are right."""
+    from typer.testing import CliRunner
+
+    from refinelab.cli.app import app
+
+    path = tmp_path / "embedded.csv"
+    path.write_text('questionID,question,AnswerKey\nq7,"Which gas do plants take in? (A) oxygen (B) carbon dioxide",B\n')
+    shown = CliRunner().invoke(app, ["data", "validate", str(path)], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "first item as read (q7): Which gas do plants take in?" in shown.output
+    assert "  A. oxygen\n" in shown.output and "  B. carbon dioxide  <- key" in shown.output
+    as_json = CliRunner().invoke(app, ["data", "validate", str(path), "--json"])
+    first = json.loads(as_json.output)["first_item"]
+    assert (first["id"], first["choices"], first["answer"]) == ("q7", ["oxygen", "carbon dioxide"], 1)
