@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import csv
+import gzip
 import io
 import json
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -37,6 +39,7 @@ DatasetInput: TypeAlias = ("str | os.PathLike[str] | Dataset | datasets.Dataset 
                            " | pandas.DataFrame | Sequence[Mapping[str, Any]]")
 
 _MMLU_SPLITS = re.compile(r"_(test|dev|val)$")
+MAX_INFLATED_BYTES = 2**30  # what a .gz dataset may inflate to (1 GiB)
 
 
 def _fail_from_validation(path: Path, row: int, exc: ValidationError) -> DataError:
@@ -68,9 +71,40 @@ def _make_item(path: Path, row: int, data: dict[str, Any]) -> QAItem:
         raise _fail_from_validation(path, row, exc) from None
 
 
+def _name(path: Path) -> str:
+    """The file's name without its format suffix, or suffixes ("train.jsonl.gz" → "train"): ids and the
+    dataset's name."""
+    return Path(path.name.removesuffix(".gz")).stem
+
+
+def _suffix(path: Path) -> str:
+    """The format suffix, looking through a ".gz" ("train.jsonl.gz" → ".jsonl")."""
+    return Path(path.name.removesuffix(".gz")).suffix
+
+
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The file's bytes, inflated when it ends in ".gz" (to at most MAX_INFLATED_BYTES: a small file must not
+    fill memory); `limit` reads only the first bytes."""
+    if path.suffix != ".gz":
+        if limit is None:
+            return path.read_bytes()
+        with path.open("rb") as handle:
+            return handle.read(limit)
+    try:
+        with gzip.open(path, "rb") as handle:
+            raw = handle.read((limit or MAX_INFLATED_BYTES) + 1)
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(str(path), None, None, f"not a readable gzip file ({type(exc).__name__})") from None
+    if limit is None and len(raw) > MAX_INFLATED_BYTES:
+        raise DataError(str(path), None, None, f"inflates to more than {MAX_INFLATED_BYTES:,} bytes")
+    return raw[:limit] if limit is not None else raw
+
+
 def _read_text(path: Path, encoding: str = "utf-8") -> str:
     try:
-        raw = path.read_bytes()
+        raw = _read_bytes(path)
     except FileNotFoundError:
         raise DataError(str(path), None, None, "file not found") from None
     except IsADirectoryError:
@@ -138,11 +172,11 @@ def _from_arc(path: Path, line_no: int, row: dict[str, Any]) -> QAItem:
     if key not in labels:
         raise DataError(str(path), line_no, "answerKey", f"{key!r} is not one of the choice labels {labels}")
     return _make_item(path, line_no, {
-        "id": str(row.get("id") or f"{path.stem}-{line_no}"),
+        "id": str(row.get("id") or f"{_name(path)}-{line_no}"),
         "question": question.get("stem", ""),
         "choices": [str(c.get("text", "")) for c in choices],
         "answer": labels.index(key),
-        "subject": path.stem.split("-")[0].lower() if "-" in path.stem else "arc",
+        "subject": _name(path).split("-")[0].lower() if "-" in _name(path) else "arc",
         "metadata": {"answer_label": key},
     })
 
@@ -160,11 +194,11 @@ def read_jsonl(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Da
 
     def build(line_no: int, row: dict[str, Any]) -> QAItem:
         if mapping is not None:
-            return _foreign_item(path, line_no, _mapped(row, mapping), path.stem)
+            return _foreign_item(path, line_no, _mapped(row, mapping), _name(path))
         if _is_arc(row):
             return _from_arc(path, line_no, row)
         if not {"question", "choices", "answer"} <= row.keys():  # not ours: read as a record is
-            return _foreign_item(path, line_no, _mapped(row, None), path.stem)
+            return _foreign_item(path, line_no, _mapped(row, None), _name(path))
         if "id" not in row:
             raise DataError(str(path), line_no, "id", "missing; every item needs an id")
         if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it
@@ -175,15 +209,14 @@ def read_jsonl(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Da
     for line_no, row in _json_array_objects(path) if _is_json_array(path) else jsonl_objects(path):
         if (item := _collect(lambda: build(line_no, row))) is not None:  # noqa: B023
             items.append(item)
-    return _checked(Dataset(items, name=path.stem), path)
+    return _checked(Dataset(items, name=_name(path)), path)
 
 
 def _is_json_array(path: Path) -> bool:
     """A `.json` file that holds one JSON array (SciQ's, SVAMP's files) rather than JSON lines."""
-    if path.suffix != ".json" or not path.is_file():
+    if _suffix(path) != ".json" or not path.is_file():
         return False  # a missing path or a folder gets `_read_text`'s one-line error
-    with path.open("rb") as handle:
-        return handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+    return _read_bytes(path, limit=4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
 def _json_array_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -287,7 +320,7 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Data
     embedded = choice_columns == [mapping["question"]]  # the options are written into the question
 
     def build(row_no: int, row: dict[str, str | None]) -> QAItem:
-        item: dict[str, Any] = {"id": row[mapping["id"]] if "id" in mapping else f"{path.stem}-{row_no}"}
+        item: dict[str, Any] = {"id": row[mapping["id"]] if "id" in mapping else f"{_name(path)}-{row_no}"}
         if embedded:
             stem, choices, labels = _embedded_options(path, row_no, row[mapping["question"]] or "", mapping["question"])
             key = (row[mapping["answer"]] or "").strip()
@@ -311,7 +344,7 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Data
                 raise DataError(str(path), row_no, None, f"more cells than the {len(header)} header columns")
             if (item := _collect(lambda: build(row_no, row))) is not None:  # noqa: B023
                 items.append(item)
-    return _checked(Dataset(items, name=path.stem), path)
+    return _checked(Dataset(items, name=_name(path)), path)
 
 
 COLUMN_FIELDS = ("question", "choices", "answer", "id", "subject", "domain", "skill")
@@ -728,14 +761,15 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None) -> 
     if format is None:
         if path.is_dir():
             format = "mmlu"
-        elif path.suffix in {".jsonl", ".json"}:
+        elif _suffix(path) in {".jsonl", ".json"}:
             format = "jsonl"
         elif path.suffix == ".parquet":
             format = "parquet"
-        elif path.suffix == ".csv":
+        elif _suffix(path) == ".csv":
             format = "csv" if mapping or _csv_has_header(path) else "mmlu"
         else:
-            raise DataError(str(path), None, None, f"unknown file type {path.suffix!r}; use --format")
+            raise DataError(str(path), None, None, f"unknown file type {path.suffix!r}; use --format (a .gz file is "
+                            f"read as the .jsonl, .json or .csv it holds)")
     if format == "csv":
         if path.is_dir():
             raise DataError(str(path), None, None, "--format csv reads one file; a folder is read as MMLU")

@@ -310,3 +310,26 @@ def test_a_json_array_file_and_a_mapped_jsonl(tmp_path: Path) -> None:
     (tmp_path / "mixed.json").write_text('[{"query": "Q?", "choices": ["a", "b"], "gold": 0}, 5]')
     with pytest.raises(DataError, match="mixed.json, row 2: expected a JSON object per element of the array"):
         load_dataset(tmp_path / "mixed.json")
+
+
+def test_gzip_compressed_files_are_read_within_a_size_limit(tmp_path: Path, data_root: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`.jsonl.gz` / `.csv.gz` (how CommonsenseQA's train split ships) were "unknown file type '.gz'". They
+    are read as the format inside; what they inflate to is capped, so a small file cannot fill memory."""
+    import gzip
+
+    from refinelab import io as loaders
+
+    train = load_dataset(data_root / "commonsenseqa" / "train_rand_split.jsonl.gz", on_invalid="quarantine")
+    assert len(train) > 9000 and train[0].choices and train.name == "train_rand_split"
+    path = tmp_path / "quiz.csv.gz"
+    path.write_bytes(gzip.compress(b"question,A,B,answer\nWhich is even?,3,4,B\n"))
+    assert [(i.choices, i.answer) for i in load_dataset(path)] == [(["3", "4"], 1)]
+    monkeypatch.setattr(loaders, "MAX_INFLATED_BYTES", 1000)
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b" " * 100_000))
+    with pytest.raises(DataError, match="bomb.jsonl.gz: inflates to more than 1,000 bytes"):
+        load_dataset(bomb)
+    (tmp_path / "broken.jsonl.gz").write_bytes(b"\x1f\x8b not gzip")
+    with pytest.raises(DataError, match="broken.jsonl.gz: not a readable gzip file"):
+        load_dataset(tmp_path / "broken.jsonl.gz")
