@@ -90,7 +90,7 @@ def model_check(
 
 @data_app.command("validate")
 def data_validate(
-    path: Annotated[Path, typer.Argument(help="file or folder (JSONL, MMLU CSV, ARC JSONL, Parquet)")],
+    path: Annotated[Path, typer.Argument(help="file or folder (JSONL or a .json array, CSV with a header, MMLU CSV, ARC, Parquet; .gz too)")],
     format: arg.Format = None,
     columns: arg.Columns = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
