@@ -216,9 +216,11 @@ def screen(ctx: AgentContext, items: Sequence[QAItem], options: ProfileOptions, 
 # ---------------------------------------------------------------------------------------- the job
 
 def profile_items(
-    ctx: AgentContext, items: list[QAItem], progress: Callable[[int, int], None] | None = None
+    ctx: AgentContext, items: list[QAItem], progress: Callable[[int, int], None] | None = None,
+    what: str = "profiling",
 ) -> tuple[int, str]:
-    """Profile `items` and store the labelled items; returns (profiled, stop reason).
+    """Profile `items` and store the labelled items; returns (profiled, stop reason). `what` names the work
+    in the stop reason ("budget exhausted during profiling", or during the measuring of a round's edits).
 
     This is the profile node's whole job; the graph calls it for the input and, after each round,
     for new and edited items. Items whose label call could not be paid for are left unprofiled.
@@ -245,7 +247,7 @@ def profile_items(
         for future in futures:
             item = future.result()
             if item is None:
-                stop = "budget exhausted during profiling"
+                stop = f"budget exhausted during {what}"
                 continue
             measured.append(item)
             if progress is not None:

@@ -96,13 +96,13 @@ def load(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------- profile
 
-def _profile_all(ctx: AgentContext, items: list[QAItem], node_name: str) -> tuple[int, str]:
+def _profile_all(ctx: AgentContext, items: list[QAItem], node_name: str, what: str = "profiling") -> tuple[int, str]:
     """Profile items (the profiler agent decides how); stream progress; returns (profiled, stop reason)."""
 
     def progress(done: int, total: int) -> None:
         _emit({"progress": node_name, "done": done, "total": total, "spent": ctx.ledger.spent, "cap": ctx.ledger.cap})
 
-    return profile_items(ctx, items, progress)
+    return profile_items(ctx, items, progress, what)
 
 
 @node(reads=("round",), writes=("phase", "counts", "ledger", "stop_reason"))
@@ -427,7 +427,7 @@ def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
         # was labelled when its cell was measured (expand) but has no difficulty yet
         fresh = [i for i in ctx.store.items(("edited", "new")) if not ctx.store.has_diagnostic(i.id, "label")
                  or (ctx.store.status(i.id) == "new" and not ctx.store.has_diagnostic(i.id, "difficulty"))]
-        _, stop = _profile_all(ctx, fresh, "measure")
+        _, stop = _profile_all(ctx, fresh, "measure", what=f"the measuring of round {round_}'s edited and new items")
         available = ctx.ledger.available
         stop = stop or state.get("stop_reason", "")
         if not stop and round_ >= ctx.settings.rounds:

@@ -118,3 +118,13 @@ def test_a_batch_carries_each_item_s_rating_for_the_rating_method(tmp_path: Path
     assert label_in_batches(ctx, [FACTS[2], WORD_PROBLEM]) == 2
     word = ctx.store.diagnostic(WORD_PROBLEM.id, "label").evidence
     assert (word["skill"], word["by"], word["model_skill"]) == ("calculation", "signals", "reasoning")
+
+
+def test_the_stop_reason_names_the_work_the_budget_ran_out_in(tmp_path: Path) -> None:
+    """A run whose last tokens went to labelling what a round wrote said "budget exhausted during profiling"
+    (the demo, after its edits); the caller now names the work."""
+    ctx = make_context(tmp_path, ScriptedChatModel(respond=Judge()), budget=1, options={"skill_method": "model"})
+    ctx.store.load_items(FACTS[:2])
+    assert profile_items(ctx, FACTS[:2])[1] == "budget exhausted during profiling"
+    done, stop = profile_items(ctx, FACTS[:2], what="the measuring of round 1's edited and new items")
+    assert done == 0 and stop == "budget exhausted during the measuring of round 1's edited and new items"
