@@ -236,6 +236,30 @@ def _subject_from_name(path: Path) -> str:
     return _MMLU_SPLITS.sub("", path.stem)
 
 
+_SHARD = re.compile(r"^(?P<split>.+)-\d{5}-of-(?P<total>\d{5})$")  # "train-00000-of-00003" (Hugging Face's)
+
+
+def _split_shards(path: Path) -> list[Path]:
+    """The files of a folder that holds one split's shards of one format ("train-00000-of-00002.parquet",
+    "train-00001-of-00002.parquet"), in order; [] for any other folder. Shards of several splits are refused:
+    joining train and test would be silently wrong."""
+    files = sorted(f for f in path.iterdir() if f.is_file() and _suffix(f) in {".jsonl", ".json", ".parquet"})
+    shards = [(f, _SHARD.match(_name(f))) for f in files]
+    if not files or not all(match for _, match in shards):
+        return []
+    splits = sorted({match["split"] for _, match in shards if match})
+    if len(splits) > 1:
+        raise DataError(str(path), None, None, f"holds the shards of {len(splits)} splits ({', '.join(splits[:5])}); "
+                        "pass a folder with one split's shards, or one file")
+    if len({_suffix(f) for f in files}) > 1:
+        raise DataError(str(path), None, None, "holds shards of more than one format; keep one")
+    totals = {int(match["total"]) for _, match in shards if match}
+    if totals != {len(files)}:
+        raise DataError(str(path), None, None, f"holds {len(files)} shard(s) of {splits[0]}, but their names count "
+                        f"{'/'.join(str(t) for t in sorted(totals))}: a shard is missing or left over")
+    return files
+
+
 def _folder_holds(path: Path) -> str:
     """What else a folder read as MMLU holds, for the error that says it has no CSV files."""
     counts: dict[str, int] = {}
@@ -758,6 +782,9 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None) -> 
     readers: dict[str, Callable[[Path], Dataset]] = {
         "jsonl": read_jsonl, "arc": read_jsonl, "mmlu": read_mmlu_csv, "parquet": read_parquet,
     }
+    if format is None and path.is_dir() and not any(path.glob("*.csv")) and (shards := _split_shards(path)):
+        items = [item for shard in shards for item in _load(shard, None, mapping).items]
+        return _checked(Dataset(items, name=path.name), path)
     if format is None:
         if path.is_dir():
             format = "mmlu"

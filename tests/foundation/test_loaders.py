@@ -333,3 +333,27 @@ def test_gzip_compressed_files_are_read_within_a_size_limit(tmp_path: Path, data
     (tmp_path / "broken.jsonl.gz").write_bytes(b"\x1f\x8b not gzip")
     with pytest.raises(DataError, match="broken.jsonl.gz: not a readable gzip file"):
         load_dataset(tmp_path / "broken.jsonl.gz")
+
+
+def test_a_folder_of_one_splits_shards_is_read_in_order(tmp_path: Path) -> None:
+    """Hugging Face ships a large split as "train-00000-of-00002.parquet", … A folder of one split's shards
+    is read whole, in order; shards of several splits, or a shard missing, are refused by name (joining
+    train and test, or reading 2 of 3 shards, would be silently wrong)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for index in range(2):
+        rows = [{"question": f"Q{index}-{r}?", "choices": ["a", "b"], "answer": r % 2} for r in range(3)]
+        pq.write_table(pa.Table.from_pylist(rows), folder / f"train-0000{index}-of-00002.parquet")
+    dataset = load_dataset(folder)
+    assert dataset.name == "data" and [i.question for i in dataset][:4] == ["Q0-0?", "Q0-1?", "Q0-2?", "Q1-0?"]
+    assert [i.id for i in dataset][:4] == ["train-00000-of-00002-1", "train-00000-of-00002-2",
+                                           "train-00000-of-00002-3", "train-00001-of-00002-1"]
+    (folder / "train-00001-of-00002.parquet").rename(folder / "test-00000-of-00001.parquet")
+    with pytest.raises(DataError, match=r"holds the shards of 2 splits \(test, train\)"):
+        load_dataset(folder)
+    (folder / "test-00000-of-00001.parquet").unlink()
+    with pytest.raises(DataError, match="holds 1 shard\\(s\\) of train, but their names count 2"):
+        load_dataset(folder)
