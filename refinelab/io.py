@@ -1,10 +1,13 @@
 """Read and write datasets. Strict: the first bad row raises `DataError` naming file, row and field.
 
 Readers: our JSONL, the original MMLU CSV layout (no header; subject from the file name; one file
-or a folder), ARC JSONL, a CSV with a header (columns guessed from it, or a `columns` mapping), Parquet,
-and in-memory rows: a Hugging Face `datasets.Dataset`, a pandas DataFrame, a list of dicts. `as_dataset`
-is the one coercion the public API uses for all of them. Writers: JSONL and Parquet, atomically (temp file then rename), so a failure
-never leaves a half-written file.
+or a folder), ARC JSONL, other JSONL and `.json` arrays (read as records), a CSV with a header (columns
+guessed from it, or a `columns` mapping; options written into the question split out; a choices cell as
+JSON or as Python/numpy print a list), Parquet, the text formats gzipped, a folder of one split's shards,
+and in-memory rows: a Hugging Face `datasets.Dataset`, a pandas DataFrame, a list of dicts. Every foreign
+row goes through `_mapped` (usual names stand in for ours) and `_foreign_item`. `as_dataset` is the one
+coercion the public API uses for all of them. Writers: JSONL and Parquet, atomically (temp file then
+rename), so a failure never leaves a half-written file.
 """
 
 from __future__ import annotations
