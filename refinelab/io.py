@@ -531,7 +531,8 @@ def _csv_choices(path: Path, row_no: int, row: Mapping[str, str | None], columns
 
 def _choice_list(path: Path, row_no: int, row: dict[str, Any]) -> None:
     """`row["choices"]` as a list of options, in place: a list as it is, Hugging Face's `{"text", "label"}`
-    struct unpacked (an answer given as one of its labels becomes the index), a JSON list written as text
+    struct unpacked (an answer given as one of its labels becomes the index), TruthfulQA's `{"choices",
+    "labels"}` with one option marked 1 (that option the answer, unless one is given), a JSON list written as text
     parsed. Anything else is refused: `list("Paris")` made five one-letter options, and a struct's keys
     ("text", "label") two, silently."""
     value = row["choices"]
@@ -541,6 +542,17 @@ def _choice_list(path: Path, row_no: int, row: dict[str, Any]) -> None:
         if isinstance(answer, str) and answer.strip() in labels:
             row["answer"] = labels.index(answer.strip())
         value = value["text"]
+    elif isinstance(value, dict) and isinstance(value.get("choices"), list) and isinstance(value.get("labels"), list):
+        # TruthfulQA's {"choices": [...], "labels": [1, 0, 0]}: the one option marked 1 is the key, when no other
+        # answer is given (or the mapping names the same column for both: answer=mc1_targets)
+        marks = value["labels"]
+        one_key = len(marks) == len(value["choices"]) and sorted(marks) == [0] * (len(marks) - 1) + [1]
+        if ("answer" not in row or row["answer"] is value) and one_key:
+            row["answer"] = marks.index(1)
+        elif row.get("answer") is value:
+            raise DataError(str(path), row_no, "answer", f"the options' labels {_short(marks)} mark "
+                            f"{sum(1 for m in marks if m == 1)} right answers; a multiple-choice item needs one")
+        value = value["choices"]
     elif isinstance(value, str) and value.lstrip().startswith("["):
         value = loads_json(value, str(path), row_no)
     if not isinstance(value, list | tuple):
