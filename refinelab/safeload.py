@@ -125,7 +125,15 @@ def json_plain(value: Any, limit: int = MAX_DEPTH) -> Any:
     a ValueError naming where it sits, so that a run never pays for its work and then fails writing it, and
     never writes a file it cannot read back.
     """
+    if type(value) is dict and all(type(k) is str and _flat_plain(v) for k, v in value.items()):
+        return value  # the usual metadata, a few texts and numbers: nothing to walk (QAItem calls this per item)
     return _plain(value, "", 1, limit)
+
+
+def _flat_plain(value: Any) -> bool:
+    kind = type(value)
+    return (kind is str or kind is bool or value is None or (kind is int and abs(value) < 10**MAX_INT_DIGITS)
+            or (kind is float and math.isfinite(value)))
 
 
 def _at(where: str) -> str:
