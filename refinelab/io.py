@@ -475,8 +475,14 @@ def _mapping_from_header(path: Path, header: Sequence[str]) -> dict[str, Any]:
     return mapping
 
 
+_HEADER_SNIFF_BYTES = 8 * 2**20  # the first record, however long a headerless MMLU row's fields may be
+
+
 def _csv_has_header(path: Path) -> bool:
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    """Whether the first record is a header, read from the file's first bytes only: the reader chosen then
+    reads the whole file (and reports its encoding or content problems) once, not twice."""
+    head = _read_bytes(path, limit=_HEADER_SNIFF_BYTES).decode("utf-8", errors="replace").removeprefix("\ufeff")
+    reader = csv.reader(io.StringIO(head, newline=""))
     with _csv_problems(path, reader):
         first = next(reader, [])
     return _looks_like_header(first)
