@@ -111,6 +111,8 @@ def list_literal(text: str, where: str, row: int | None = None, field: str | Non
                 sign = ""
             else:
                 raise ValueError(f"unexpected {token.string[:20]!r}")
+        if sign:
+            raise ValueError("a '-' without a number")
     except (tokenize.TokenError, SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         raise DataError(where, row, field, f"not a list of texts or numbers: {str(exc)[:100]}") from None
     return items

@@ -41,6 +41,10 @@ def test_parse_choices_python_and_numpy_reprs():
     assert parse_choices("[1, 2.5]") == ["1", "2.5"]
     with pytest.raises(ValueError, match="not a list"):
         parse_choices("a, b")
+    assert parse_choices("[-1, 2]") == ["-1", "2"]
+    for hostile in ("[-]", "[1, -]", "[[1]]", "[x]", "['a' + 'b']", "[__import__('os')]", "[b'x']"):
+        with pytest.raises(ValueError, match="not a list of texts or numbers"):
+            parse_choices(hostile)
 
 
 def test_semicolon_cp1252_and_column_order(tmp_path: Path):
