@@ -357,11 +357,14 @@ def claim_new(runs_dir: str | Path, run_id: str) -> RunFolder:
     return RunFolder(path, run_id, lock, created)
 
 
-def check_existing(runs_dir: str | Path, run_id: str, *, trust: bool = False) -> tuple[Path, str, dict[str, Any]]:
+def check_existing(runs_dir: str | Path, run_id: str, *, trust: bool = False,
+                   resuming: bool = False) -> tuple[Path, str, dict[str, Any]]:
     """The read-only checks of a run folder before a resume: (folder, identity, saved settings), or a
     one-line error naming the file (nothing modified). Settings without this user's seal are refused
-    unless `trust` (UntrustedRun, exit 2). The CLI calls it before loading the graph, so a damaged or
-    foreign folder is refused in a fraction of a second; `claim_existing` repeats it under the lock."""
+    unless `trust` (UntrustedRun, exit 2); `resuming` also needs a checkpoint to continue from (a review
+    or a Studio server reopening its run does not). The CLI calls it before loading the graph, so a
+    damaged or foreign folder is refused in a fraction of a second; `claim_existing` repeats it under the
+    lock."""
     path = run_path(runs_dir, run_id)
     if not path.is_dir():
         raise FileNotFoundError(f"no run {run_id} in {runs_dir}")
@@ -374,25 +377,25 @@ def check_existing(runs_dir: str | Path, run_id: str, *, trust: bool = False) ->
         identity = run_identity(path) or run_id
     except (sqlite3.DatabaseError, ValueError) as exc:
         raise DataError(str(path / "store.sqlite"), None, None, f"run identity unreadable ({exc})") from None
-    check_checkpoint(path / "checkpoints.sqlite", identity)
+    if resuming:
+        require_checkpoint(path / "checkpoints.sqlite", identity)
+    else:
+        check_checkpoint(path / "checkpoints.sqlite", identity)
     return path, identity, saved
 
 
-def claim_existing(runs_dir: str | Path, run_id: str, *, trust: bool = False) -> RunFolder:
+def claim_existing(runs_dir: str | Path, run_id: str, *, trust: bool = False, resuming: bool = False) -> RunFolder:
     """Check a run folder read-only (`check_existing`), then lock it for a resume."""
-    path, identity, saved = check_existing(runs_dir, run_id, trust=trust)
+    path, identity, saved = check_existing(runs_dir, run_id, trust=trust, resuming=resuming)
     lock = RunLock(path).acquire()
     return RunFolder(path, identity, lock, created=False, saved=saved)
 
 
-def check_checkpoint(path: Path, thread_id: str) -> None:
-    """The run's latest checkpoint (and its pending writes) can be read back, from a private copy. A run
-    with none (stopped before its first step finished, or whose store names another run) has nothing to
-    resume from: a DataError, not LangGraph's EmptyInputError once the graph starts."""
-    nothing = (f"no saved checkpoint of run {thread_id!r}: the run stopped before its first step finished, or "
-               f"the store names another run; start it again with `refinelab refine`")
+def check_checkpoint(path: Path, thread_id: str) -> bool:
+    """The run's latest checkpoint (and its pending writes) can be read back, from a private copy; whether
+    there is one. (A Studio run's checkpoints live in the LangGraph server, so a folder may have none.)"""
     if not path.exists():
-        raise DataError(str(path), None, None, nothing)
+        return False
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     try:
@@ -402,8 +405,16 @@ def check_checkpoint(path: Path, thread_id: str) -> None:
         detail = " ".join(str(exc).split())[:120] or type(exc).__name__
         raise DataError(str(path), None, None, f"the saved checkpoint cannot be read ({type(exc).__name__}: "
                                                f"{detail}); the file is damaged") from None
-    if found is None:
-        raise DataError(str(path), None, None, nothing)
+    return found is not None
+
+
+def require_checkpoint(path: Path, thread_id: str) -> None:
+    """A resume needs a checkpoint to continue from: a run that has none (stopped before its first step
+    finished, or whose store names another run) is a DataError naming the file, not LangGraph's
+    EmptyInputError once the graph has started."""
+    if not check_checkpoint(path, thread_id):
+        raise DataError(str(path), None, None, f"no saved checkpoint of run {thread_id!r}: the run stopped before its "
+                        "first step finished, or the store names another run; start it again with `refinelab refine`")
 
 
 def saved_models(saved: dict[str, Any], path: Path) -> tuple[Any, Any]:

@@ -287,7 +287,7 @@ def resume(
 
     `trust=True` resumes a run folder whose settings.json this user's RefineLab did not write (copied
     from another machine or user, or edited): it decides endpoints, keys, cache and prompts."""
-    folder = claim_existing(runs_dir, run_id, trust=trust)  # read-only checks, then the lock (or RunBusy)
+    folder = claim_existing(runs_dir, run_id, trust=trust, resuming=True)  # read-only checks, then the lock
     try:
         ctx = saved_context(folder, hooks)
         try:

@@ -241,3 +241,25 @@ def test_trace_of_a_damaged_file(ws, content: bytes) -> None:
     proc = cli(["trace", "t", "--runs-dir", str(ws.runs)], ws.env, ws.tmp)
     assert proc.returncode == 2, proc.stderr
     assert "trace.jsonl" in one_line_error(proc)
+
+
+def test_a_folder_without_a_checkpoint_opens_but_does_not_resume(tmp_path: Path) -> None:
+    """A Studio server reopening its run (its checkpoints live in the LangGraph server) or a review needs no
+    checkpoints.sqlite; only a resume does, and says so in one line instead of LangGraph's EmptyInputError."""
+    from refinelab.api.context import close_run_context
+    from refinelab.api.run_folders import check_existing
+    from refinelab.api.runs import as_options, start_run_folder
+    from refinelab.config import load_settings
+    from refinelab.errors import DataError
+    from refinelab.io import from_records
+
+    settings = load_settings(overrides={"runs_dir": str(tmp_path)})
+    data = from_records([{"question": "Which is even?", "choices": ["3", "4"], "answer": 1}])
+    folder, ctx = start_run_folder(data, budget=100, targets=None, settings=settings, run_id="r",
+                                   options=as_options(None), hooks=None, prompts_dir=None)
+    close_run_context(ctx)
+    folder.release()
+    assert not (tmp_path / "r" / "checkpoints.sqlite").exists()
+    assert check_existing(tmp_path, "r")[1] == "r"
+    with pytest.raises(DataError, match=r"checkpoints.sqlite: no saved checkpoint of run 'r'"):
+        check_existing(tmp_path, "r", resuming=True)
