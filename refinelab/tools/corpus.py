@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -488,12 +489,38 @@ def build_wikipedia_corpus(data_root: str | os.PathLike | None = None,
     return Corpus(_dedupe(parts), name="wikipedia:" + "+".join(s for s in SOURCES if s in wanted))
 
 
+_PARSED: dict[tuple[str, bool, tuple[tuple[str, int, int], ...]], Corpus] = {}  # the last few user corpora read
+_PARSED_KEEP = 2
+_PARSED_LOCK = threading.Lock()
+
+
+def _files_signature(p: Path) -> tuple[tuple[str, int, int], ...]:
+    """(name, size, mtime) of the corpus file, or of every .txt file in the corpus folder: any edit changes it."""
+    files = sorted(p.rglob("*.txt")) if p.is_dir() else [p] if p.is_file() else []
+    return tuple((str(f), (st := f.stat()).st_size, st.st_mtime_ns) for f in files)
+
+
 def load_user_corpus(path: str | os.PathLike, split: bool = True) -> Corpus:
     """A user corpus: a JSONL file of ``{"id", "title", "text"}`` rows (``source`` optional), or a folder of
     ``.txt`` files (title = file stem, blank-line separated paragraphs packed into passages).
 
-    With ``split`` long JSONL texts are cut into ~160-word passages (ids get a ``#k`` suffix)."""
+    With ``split`` long JSONL texts are cut into ~160-word passages (ids get a ``#k`` suffix). A run reads its
+    corpora when it starts (to refuse a bad one before anything is paid) and again at its first retrieval:
+    the last corpora read are kept while their files are unchanged, so the second read costs a `stat`."""
     p = Path(path).expanduser()
+    key = (str(p.resolve()), split, _files_signature(p))
+    with _PARSED_LOCK:
+        if key in _PARSED:
+            return _PARSED[key]
+    corpus = _read_user_corpus(p, split)
+    with _PARSED_LOCK:
+        _PARSED[key] = corpus
+        while len(_PARSED) > _PARSED_KEEP:
+            _PARSED.pop(next(iter(_PARSED)))
+    return corpus
+
+
+def _read_user_corpus(p: Path, split: bool) -> Corpus:
     out: list[Passage] = []
     if p.is_dir():
         for f in sorted(p.rglob("*.txt")):

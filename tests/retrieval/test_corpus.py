@@ -157,6 +157,28 @@ def test_user_corpus_jsonl_and_folder(tmp_path: Path) -> None:
         load_user_corpus(tmp_path / "nope")
 
 
+def test_a_user_corpus_is_read_once_while_it_is_unchanged(tmp_path: Path) -> None:
+    """A run reads its corpora at its start (a bad one is refused before anything is paid) and again at its
+    first retrieval; the second read was a second parse (2–3 s for 50,000 passages). It is now the same
+    Corpus while the files are unchanged, and read anew once one is edited."""
+    import os
+
+    jl = tmp_path / "mine.jsonl"
+    jl.write_text(json.dumps({"id": "d1", "text": "First text."}) + "\n")
+    first = load_user_corpus(jl)
+    assert load_corpus(jl) is first and load_user_corpus(str(jl)) is first
+    assert load_user_corpus(jl, split=False) is not first  # another reading of the same file
+    jl.write_text(json.dumps({"id": "d1", "text": "Other text."}) + "\n")  # same size, new content
+    os.utime(jl, ns=(jl.stat().st_atime_ns, jl.stat().st_mtime_ns + 1_000_000))
+    assert load_user_corpus(jl)[0].text == "Other text."
+    folder = tmp_path / "txt"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Alpha.")
+    assert [p.text for p in load_user_corpus(folder)] == ["Alpha."]
+    (folder / "b.txt").write_text("Beta.")
+    assert [p.text for p in load_user_corpus(folder)] == ["Alpha.", "Beta."]  # a file added to the folder
+
+
 @pytest.mark.parametrize(("content", "expected"), [
     (b'{"text": "fine"}\n{oops\n', "row 2: not valid JSON"),
     (b'{"text": "fine"}\n[1, 2]\n', "row 2: expected a JSON object"),
