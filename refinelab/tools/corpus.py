@@ -529,12 +529,15 @@ def _read_user_corpus(p: Path, split: bool) -> Corpus:
             for i, text in enumerate(_pack(paras)):
                 out.append(Passage(f"user:{rel}:{i}", f.stem.replace("_", " "), text, "user"))
     elif p.is_file():
+        first_row: dict[str, int] = {}
         for lineno, row in jsonl_objects(p):
             if "text" not in row:
                 raise DataError(str(p), lineno, "text", "missing; every passage needs its text")
             if not isinstance(row["text"], str):
                 raise DataError(str(p), lineno, "text", f"expected text, got {type(row['text']).__name__}")
             pid = str(row.get("id") or f"user:{p.stem}:{lineno}")
+            if first_row.setdefault(pid, lineno) != lineno:  # Corpus would refuse it without naming the row
+                raise DataError(str(p), lineno, "id", f"passage id {pid!r} is already used on row {first_row[pid]}")
             title = str(row.get("title") or "")
             text = _norm_ws(row["text"])
             chunks = _split_long(text) if split else [text]

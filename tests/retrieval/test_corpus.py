@@ -185,6 +185,7 @@ def test_a_user_corpus_is_read_once_while_it_is_unchanged(tmp_path: Path) -> Non
     (b'{"text": NaN}\n', "row 1: not valid JSON: NaN"),
     (b'{"text": "caf\xe9"}\n', "row 1: not valid utf-8 text at byte 13"),
     (b'{"text": ["a", "list"]}\n', "row 1, field 'text': expected text"),
+    (b'{"id": "p", "text": "a"}\n{"id": "p", "text": "b"}\n', "row 2, field 'id': passage id 'p' is already used on row 1"),
 ])
 def test_a_damaged_user_corpus_names_file_row_and_field(tmp_path: Path, content: bytes, expected: str) -> None:
     """A user's corpus is input like a dataset: each defect is a one-line DataError (exit 2 from the CLI); a
