@@ -18,10 +18,12 @@ from refinelab import __version__
 from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
     EXIT_BAD_INPUT,
+    clip,
     console,
     exit_code,
     fail,
     load_selection,
+    options_text,
     out,
     parse_list,
     print_error,
@@ -120,22 +122,14 @@ def data_validate(
             table.add_row(subject, str(count))
         out.print(table)
         if first is not None:  # how the file was read: which text became the question, the options, the key
-            out.print(styled(("first item as read", "bold"), f" ({first.id}): {_clip(first.question, 200)}"),
-                      soft_wrap=True)
-            for index, choice in enumerate(first.choices):
-                mark = ("  <- key", "green") if index == first.answer else ""
-                out.print(styled(f"  {chr(65 + index)}. {_clip(choice, 100)}", mark), soft_wrap=True)
+            out.print(styled(("first item as read", "bold"), f" ({first.id}): {clip(first.question, 200)}",
+                             options_text(first.choices, first.answer, limit=100)), soft_wrap=True)
         for problem in problems:
             out.print(styled(("invalid", "red"), f" {problem}"), soft_wrap=True)
         for group in dupes.duplicate_questions:
             out.print(styled(("duplicate question", "yellow"), f" {', '.join(group)}"), soft_wrap=True)
     if problems:
         raise typer.Exit(EXIT_BAD_INPUT)
-
-
-def _clip(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 def _progress_mode(quiet: bool, as_json: bool) -> str:

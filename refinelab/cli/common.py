@@ -7,7 +7,7 @@ Every failure a command reports goes through `fail`: one line on stderr, exit co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -26,7 +26,7 @@ from refinelab.errors import (
     validation_problem,
 )
 from refinelab.metrics.targets import TargetError, Targets, load_targets
-from refinelab.schema import Dataset
+from refinelab.schema import LETTERS, Dataset
 
 if TYPE_CHECKING:
     from refinelab.agents.options import RunOptions
@@ -38,10 +38,26 @@ console = Console(stderr=True, markup=False, highlight=False)  # progress, warni
 out = Console(markup=False, highlight=False)  # results
 
 
-def styled(*parts: str | tuple[str, str]) -> Text:
+def styled(*parts: str | tuple[str, str] | Text) -> Text:
     """One line from plain strings (printed as they are) and (text, style) pairs, e.g.
     `styled(("invalid", "red"), " ", problem)`."""
     return Text.assemble(*parts)
+
+
+def options_text(choices: Sequence[Any], answer: int | None, limit: int | None = None) -> Text:
+    """An item's options, a line each after a newline ("  B. text  <- key"), the key marked; with `limit`,
+    each flattened to one line of at most that many characters. Dataset text prints as written."""
+    parts: list[str | tuple[str, str]] = []
+    for index, choice in enumerate(choices):
+        text = str(choice) if limit is None else clip(str(choice), limit)
+        parts += [f"\n  {LETTERS[index]}. {text}", ("  <- key", "green") if index == answer else ""]
+    return Text.assemble(*parts)
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` on one line, at most `limit` characters (an ellipsis marks a cut)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ENDPOINT, EXIT_BUSY = 0, 1, 2, 3, 4
 BAD_INPUT = (DataError, ConfigError, TargetError, ValidationError, ValueError, FileNotFoundError)

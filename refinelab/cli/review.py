@@ -13,23 +13,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
-from refinelab.cli.common import console, fail, out, styled
+from refinelab.cli.common import console, fail, options_text, out, styled
 from refinelab.errors import RefineLabError
 
 EVIDENCE_CHARS = 1500
 CHOICES = {"a": "accept", "r": "reject", "e": "edit", "s": "skip"}
 
 
-def _item_text(item: dict[str, Any] | None) -> str:
+def _item_text(item: dict[str, Any] | None) -> Text:
     if not item:
-        return "  (none: the item would be removed)" if item is None else "  (none)"
-    letters = "ABCDEFGHIJ"
-    lines = [f"  {item.get('question', '')}"]
-    for index, choice in enumerate(item.get("choices") or []):
-        mark = "*" if index == item.get("answer") else " "
-        lines.append(f"  {mark} {letters[index]}. {choice}")
-    return "\n".join(lines)
+        return Text("  (none: the item would be removed)" if item is None else "  (none)")
+    return styled(f"  {item.get('question', '')}", options_text(item.get("choices") or [], item.get("answer")))
 
 
 def show_case(number: int, total: int, case: Any) -> None:
@@ -38,9 +34,9 @@ def show_case(number: int, total: int, case: Any) -> None:
     out.print(styled("\n", (f"case {number}/{total}", "bold"), f" {case.key}  ",
                      (f"{request.kind}{' · ' + request.operation if request.operation else ''} · item {request.item_id}",
                       "dim")))
-    out.print(styled(("before", "bold"), "\n" + _item_text(case.before)))
+    out.print(styled(("before", "bold"), "\n", _item_text(case.before)))
     if request.kind != "unfixable":
-        out.print(styled(("after (proposed)", "bold"), "\n" + _item_text(case.after)))
+        out.print(styled(("after (proposed)", "bold"), "\n", _item_text(case.after)))
     for reason in case.reasons:
         out.print(styled(("reason", "bold"), f" {reason}"))
     evidence = json.dumps(case.evidence, ensure_ascii=False, default=str)
