@@ -89,11 +89,7 @@ class CoverageSpec(BaseModel):
                     if self.skills is not None and skill not in self.skills:
                         raise ValueError(f"weights name skill {skill!r}, not in skills {self.skills}")
                 _check_weights(row, f"coverage[{domain}]")
-            total = sum(sum(r.values()) for r in self.weights.values())
-            if not math.isfinite(total):
-                raise ValueError("coverage weights are too large to add up; scale them down")
-            if total <= 0:
-                raise ValueError("coverage weights are all zero")
+            _check_weights({f"{d}|{s}": w for d, row in self.weights.items() for s, w in row.items()}, "coverage")
         for label, marg, allowed in (
             ("domain", self.domain_weights, self.domains),
             ("skill", self.skill_weights, self.skills),
