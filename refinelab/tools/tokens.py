@@ -15,10 +15,13 @@ below what the server will report.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
 import httpx
+
+from refinelab.tools.transport import capped_body
 
 MARGIN_SHARE = 0.02  # 2% of the count ...
 MARGIN_TOKENS = 8  # ... plus a few tokens (a BOS the template leaves implicit)
@@ -60,30 +63,29 @@ class PromptTokenCounter:
             if found is not None:
                 self._kind = "vllm"
                 return found
-        except (httpx.HTTPError, ValueError, LookupError, TypeError, AttributeError, RecursionError):
-            pass  # the answer is untrusted endpoint output: any other shape means this server cannot count
+        except (httpx.HTTPError, ValueError, RecursionError):  # no answer, not JSON (or over the cap)
+            pass  # the answers are read by shape above: any other shape means this server cannot count
         with self._lock:
             if self._kind is None:
                 self._kind = "none"
         return None
 
+    def _post(self, route: str, payload: dict[str, Any]) -> Any:
+        """The JSON answer of a 200, else None; the body read within the chat replies' cap (untrusted)."""
+        with self._http.stream("POST", f"{self.root}{route}", json=payload) as answer:
+            body = capped_body(answer)
+        return json.loads(body) if answer.status_code == 200 else None
+
     def _llama_cpp(self, messages: list[dict[str, str]]) -> int | None:
-        applied = self._http.post(f"{self.root}/apply-template", json={"messages": messages})
-        if applied.status_code != 200:
-            return None
-        prompt = applied.json()["prompt"]
+        applied = self._post("/apply-template", {"messages": messages})
+        prompt = applied.get("prompt") if isinstance(applied, dict) else None
         if not isinstance(prompt, str):
             return None
-        tokens = self._http.post(f"{self.root}/tokenize", json={"content": prompt, "add_special": True})
-        if tokens.status_code != 200:
-            return None
-        return _length(tokens.json().get("tokens"))
+        tokens = self._post("/tokenize", {"content": prompt, "add_special": True})
+        return _length(tokens.get("tokens")) if isinstance(tokens, dict) else None
 
     def _vllm(self, messages: list[dict[str, str]]) -> int | None:
-        answer = self._http.post(f"{self.root}/tokenize", json={"model": self.model, "messages": messages})
-        if answer.status_code != 200:
-            return None
-        body: Any = answer.json()
+        body = self._post("/tokenize", {"model": self.model, "messages": messages})
         count = body.get("count") if isinstance(body, dict) else None
         return count if isinstance(count, int) and count >= 0 else None
 

@@ -80,15 +80,16 @@ class ChatTransport:
             body["max_completion_tokens" if name == "max_tokens" else name] = value
         with self._http.stream("POST", "/chat/completions",
                                content=json.dumps(body, ensure_ascii=False).encode()) as response:
-            content = _capped_body(response)
+            content = capped_body(response)
         if response.status_code >= 400:
             raise EndpointStatusError(response.status_code, content[:1000].decode("utf-8", "replace"))
         return _read(content, structured="response_format" in params)
 
 
-def _capped_body(response: httpx.Response) -> bytes:
-    """The body, read up to MAX_REPLY_BYTES: a server that sends more (a broken proxy, a hostile endpoint) gets
-    a MalformedReply instead of the client's memory."""
+def capped_body(response: httpx.Response) -> bytes:
+    """The body of a streamed response, read up to MAX_REPLY_BYTES: a server that sends more (a broken proxy,
+    a hostile endpoint) gets a MalformedReply instead of the client's memory. Every answer read from a model
+    server goes through it (chat completions, token counts)."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
         raise MalformedReply(f"the answer is {int(declared):,} bytes (at most {MAX_REPLY_BYTES:,})")

@@ -136,3 +136,17 @@ def test_llama_cpp_count_matches_reported_prompt_usage(embedded_server, monkeypa
     assert result.prompt_tokens == count
     reserved = ledger._db.execute("SELECT reserved FROM calls").fetchone()[0]
     assert reserved == with_margin(count) + 8
+
+
+def test_a_counting_answer_over_the_reply_cap_means_no_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counter's answers were read whole; they are read within the chat replies' cap (transport.capped_body)."""
+    import httpx
+
+    from refinelab.tools import transport
+
+    monkeypatch.setattr(transport, "MAX_REPLY_BYTES", 1000)
+    counter = PromptTokenCounter("http://127.0.0.1:9/v1", "fake")
+    counter._http = httpx.Client(transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, json={"prompt": "x" * 5000, "tokens": [1] * 2000})))
+    assert counter.count(MESSAGES) is None and counter._kind == "none"
+    counter.close()
