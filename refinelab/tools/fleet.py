@@ -31,8 +31,9 @@ def http_probe(base_url: str, timeout_s: float = 2.0) -> bool:
     """Whether an OpenAI-compatible server answers `GET {base}/models` (vLLM, SGLang, llama.cpp do)."""
     import httpx
 
-    try:
-        return httpx.get(f"{base_url}/models", timeout=timeout_s).status_code < 500
+    try:  # streamed and closed unread: only the status is wanted, however large the body (untrusted server)
+        with httpx.stream("GET", f"{base_url}/models", timeout=timeout_s) as answer:
+            return answer.status_code < 500
     except httpx.HTTPError:
         return False
 

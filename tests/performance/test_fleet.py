@@ -163,3 +163,35 @@ def test_connect_errors_of_the_openai_clients_httpx_fork_count_as_never_sent() -
     except openai.APIConnectionError as exc:
         assert _never_reached(exc)
     assert not _never_reached(RuntimeError("Server disconnected without sending a response."))
+
+
+def test_the_health_probe_reads_the_status_not_the_body() -> None:
+    """A server re-admitted by `GET /models` was read whole: one that declares a 10 GB body and then stalls
+    timed the probe out (read as down), one that sends it would fill memory. Only the status is read now."""
+    import socket
+
+    from refinelab.tools.fleet import http_probe
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n{")
+        stop.wait(10)
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        assert http_probe(f"http://127.0.0.1:{port}/v1", timeout_s=2.0)
+        assert time.monotonic() - started < 1.5
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
