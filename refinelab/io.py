@@ -3,8 +3,8 @@
 Readers: our JSONL, the original MMLU CSV layout (no header; subject from the file name; one file
 or a folder), ARC JSONL, other JSONL and `.json` arrays (read as records), a CSV with a header (columns
 guessed from it, or a `columns` mapping; options written into the question split out; a choices cell as
-JSON or as Python/numpy print a list), Parquet, the text formats gzipped, a folder of one split's shards,
-and in-memory rows: a Hugging Face `datasets.Dataset`, a pandas DataFrame, a list of dicts. Every foreign
+JSON or as Python/numpy print a list), Parquet, Arrow, the text formats gzipped, a folder of one split's
+shards (a hub snapshot's, or `save_to_disk`'s), one split of a folder of several (`split`), and in-memory rows: a Hugging Face `datasets.Dataset`, a pandas DataFrame, a list of dicts. Every foreign
 row goes through `_mapped` (usual names stand in for ours) and `_foreign_item`. `as_dataset` is the one
 coercion the public API uses for all of them. Writers: JSONL and Parquet, atomically (temp file then
 rename), so a failure never leaves a half-written file.
@@ -240,20 +240,32 @@ def _subject_from_name(path: Path) -> str:
 
 
 _SHARD = re.compile(r"^(?P<split>.+)-\d{5}-of-(?P<total>\d{5})$")  # "train-00000-of-00003" (Hugging Face's)
+#: What a folder's table files may be: Hugging Face's hub snapshots shard JSONL or Parquet; `save_to_disk`, Arrow.
+_TABLE_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow")
+#: `Dataset.save_to_disk`'s own files beside its Arrow shards (and `DatasetDict`'s index of its split folders).
+_HF_FOLDER_FILES = frozenset({"dataset_info.json", "state.json", "dataset_dict.json"})
+_SPLIT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
-def _split_shards(path: Path) -> list[Path]:
-    """The files of a folder that holds one split's shards of one format ("train-00000-of-00002.parquet",
-    "train-00001-of-00002.parquet"), in order; [] for any other folder. Shards of several splits are refused:
-    joining train and test would be silently wrong."""
-    files = sorted(f for f in path.iterdir() if f.is_file() and _suffix(f) in {".jsonl", ".json", ".parquet"})
+def _split_shards(path: Path, split: str | None = None) -> list[Path]:
+    """The files of a folder that holds shards of one format ("train-00000-of-00002.parquet", …, or
+    `save_to_disk`'s "data-00000-of-00001.arrow"), those of `split` when given, in order; [] for any other
+    folder. Shards of several splits need `split`: joining train and test would be silently wrong."""
+    files = sorted(f for f in path.iterdir()
+                   if f.is_file() and _suffix(f) in _TABLE_SUFFIXES and f.name not in _HF_FOLDER_FILES)
     shards = [(f, _SHARD.match(_name(f))) for f in files]
     if not files or not all(match for _, match in shards):
         return []
     splits = sorted({match["split"] for _, match in shards if match})
-    if len(splits) > 1:
+    if split is not None:
+        if split not in splits:
+            raise DataError(str(path), None, None, f"holds no shards of split {split!r}; it holds {', '.join(splits)}")
+        files = [f for f, match in shards if match and match["split"] == split]
+        shards = [(f, match) for f, match in shards if match and match["split"] == split]
+        splits = [split]
+    elif len(splits) > 1:
         raise DataError(str(path), None, None, f"holds the shards of {len(splits)} splits ({', '.join(splits[:5])}); "
-                        "pass a folder with one split's shards, or one file")
+                        "choose one with --split NAME (Python: split=)")
     if len({_suffix(f) for f in files}) > 1:
         raise DataError(str(path), None, None, "holds shards of more than one format; keep one")
     totals = {int(match["total"]) for _, match in shards if match}
@@ -263,14 +275,32 @@ def _split_shards(path: Path) -> list[Path]:
     return files
 
 
+def _split_folder(path: Path, split: str) -> Path | None:
+    """`path/split` when it is a folder (a `DatasetDict.save_to_disk` split, MMLU's dev/val/test), else None.
+    The name is one plain path part: a split cannot lead out of the folder."""
+    if not _SPLIT_NAME.fullmatch(split) or split in {".", ".."}:
+        raise DataError(str(path), None, None, f"split {split!r} is not a plain name (letters, digits, _ . -)")
+    folder = path / split
+    return folder if folder.is_dir() and not folder.is_symlink() else None
+
+
+def _sub_folders(path: Path) -> list[str]:
+    return sorted(f.name for f in path.iterdir() if f.is_dir() and not f.name.startswith("."))
+
+
 def _folder_holds(path: Path) -> str:
     """What else a folder read as MMLU holds, for the error that says it has no CSV files."""
     counts: dict[str, int] = {}
     for file in path.iterdir():
-        if file.is_file() and file.suffix in {".jsonl", ".json", ".parquet"}:
+        if file.is_file() and file.suffix in _TABLE_SUFFIXES and file.name not in _HF_FOLDER_FILES:
             counts[file.suffix] = counts.get(file.suffix, 0) + 1
     held = ", ".join(f"{n} {suffix} file{'s' if n > 1 else ''}" for suffix, n in sorted(counts.items()))
-    return f" (a folder is read as MMLU's CSV layout, but it holds {held}; pass one file)" if held else ""
+    if held:
+        return f" (a folder is read as MMLU's CSV layout, but it holds {held}; pass one file)"
+    folders = _sub_folders(path)
+    if folders:
+        return f" (it holds the folders {', '.join(folders[:8])}: choose one with --split NAME, Python: split=)"
+    return ""
 
 
 @contextlib.contextmanager
@@ -286,6 +316,7 @@ def _csv_problems(path: Path, reader: Any) -> Iterator[None]:
                        f"have at most {MAX_FIELD_CHARS:,})")
         line = getattr(getattr(reader, "reader", reader), "line_num", 0)  # a DictReader counts only rows it returned
         raise DataError(str(path), line or None, None, f"not readable as CSV: {problem}") from None
+
 
 
 def read_mmlu_csv(path: str | Path) -> Dataset:
@@ -603,31 +634,50 @@ def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str) -> 
     return _checked(Dataset(items, name=name), path)
 
 
-def read_parquet(path: str | Path) -> Dataset:
+def _read_table(path: Path, kind: str) -> Any:
+    """The Arrow table of a Parquet file, or of an Arrow IPC file (`save_to_disk` writes the stream form;
+    `pyarrow.feather`/`ipc.new_file` the file form). Any reading problem is one DataError naming the file."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = Path(path)
     try:
-        table = pq.read_table(path)
+        if kind == "parquet":
+            return pq.read_table(path)
+        with pa.OSFile(str(path)) as source:
+            try:
+                return pa.ipc.open_stream(source).read_all()
+            except pa.ArrowInvalid:
+                source.seek(0)
+                return pa.ipc.open_file(source).read_all()
     except FileNotFoundError:
         raise DataError(str(path), None, None, "file not found") from None
     except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise DataError(str(path), None, None, f"not a readable Parquet file: {exc}") from None
+        name = "Parquet" if kind == "parquet" else "Arrow"
+        raise DataError(str(path), None, None, f"not a readable {name} file: {exc}") from None
+
+
+def read_parquet(path: str | Path) -> Dataset:
+    """A Parquet file whose columns are QAItem fields."""
+    return _read_columnar(Path(path), "parquet")
+
+
+def read_arrow(path: str | Path) -> Dataset:
+    """An Arrow IPC file (a shard of Hugging Face's `save_to_disk`) whose columns are QAItem fields."""
+    return _read_columnar(Path(path), "arrow")
+
+
+def _read_columnar(path: Path, kind: str) -> Dataset:
+    table = _read_table(path, kind)
     missing = [c for c in ("question", "choices", "answer") if c not in table.column_names]
     if missing:
         raise DataError(str(path), None, missing[0], f"column missing; have {table.column_names}")
-    return _rows_to_dataset(table.to_pylist(), str(path), path.stem)
+    return _rows_to_dataset(table.to_pylist(), str(path), _name(path))
 
 
-def _parquet_mapped(path: Path, mapping: Mapping[str, Any]) -> Dataset:
-    """A Parquet file whose columns are renamed by `mapping` (our field → column)."""
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise DataError(str(path), None, None, f"not a readable Parquet file: {exc}") from None
-    return from_records(table.to_pylist(), columns=mapping, name=path.stem, source=str(path))
+def _columnar_mapped(path: Path, kind: str, mapping: Mapping[str, Any]) -> Dataset:
+    """A Parquet or Arrow file whose columns are renamed by `mapping` (our field → column)."""
+    table = _read_table(path, kind)
+    return from_records(table.to_pylist(), columns=mapping, name=_name(path), source=str(path))
 
 
 def from_hf(hf_dataset: Any, mapping: Mapping[str, str] | None = None, name: str = "hf") -> Dataset:
@@ -716,17 +766,20 @@ def _kind(data: object) -> str:
 
 
 def as_dataset(data: DatasetInput, *, format: str | None = None, columns: Mapping[str, Any] | None = None,
-               name: str | None = None, on_invalid: str = "error") -> Dataset:
+               name: str | None = None, on_invalid: str = "error", split: str | None = None) -> Dataset:
     """The one coercion of what the API accepts into our `Dataset`: a path (any `load_dataset` format), a
     `Dataset`, a Hugging Face `datasets.Dataset` (or IterableDataset), a pandas DataFrame, or a list of
     dicts. `columns` maps our fields to the input's columns (our field → column); unknown columns go to
-    `metadata`. Bad input raises `DataError` naming the source, row and field; nothing is written."""
+    `metadata`; `split` picks one split of a folder holding several (`load_dataset`). Bad input raises
+    `DataError` naming the source, row and field; nothing is written."""
     if on_invalid not in {"error", "quarantine"}:
         raise ValueError(f"on_invalid must be 'error' or 'quarantine', got {on_invalid!r}")
+    if split is not None and not isinstance(data, str | os.PathLike):
+        raise DataError(f"<{_kind(data)}>", None, None, "split= picks a part of a folder on disk; pass the split itself")
     if isinstance(data, Dataset):
         return data
     if isinstance(data, str | os.PathLike):
-        return load_dataset(data, format=format, mapping=columns, on_invalid=on_invalid)
+        return load_dataset(data, format=format, mapping=columns, on_invalid=on_invalid, split=split)
     kind = _kind(data)
     if kind in ("datasets.DatasetDict", "datasets.IterableDatasetDict"):
         splits = ", ".join(map(str, data.keys()))  # type: ignore[attr-defined]
@@ -778,41 +831,56 @@ def load_dataset(
     format: str | None = None,
     mapping: Mapping[str, Any] | None = None,
     on_invalid: str = "error",
+    split: str | None = None,
 ) -> Dataset:
     """Read any supported file or folder, choosing the reader from `format` or the file name.
 
     `on_invalid="error"` (default) raises on the first bad row. `"quarantine"` skips bad rows and
     lists them in `dataset.rejected`, for raw data whose defects (duplicate options, say) are what
     the user wants reported; file-level problems (encoding, missing columns) always raise.
+    `split` picks one part of a folder holding several: its sub-folder of that name (a `DatasetDict`
+    saved with `save_to_disk`, MMLU's dev/val/test) or its shards of that split ("test-00000-of-00002…").
     """
     if on_invalid not in {"error", "quarantine"}:
         raise ValueError(f"on_invalid must be 'error' or 'quarantine', got {on_invalid!r}")
     sink: list[DataError] | None = [] if on_invalid == "quarantine" else None
     token = _rejected.set(sink)
     try:
-        dataset = _load(Path(path), format, mapping)
+        dataset = _load(Path(path), format, mapping, split)
     finally:
         _rejected.reset(token)
     dataset.rejected = sink or []
     return dataset
 
 
-def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None) -> Dataset:
+def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None, split: str | None = None) -> Dataset:
     if not path.exists():
         raise DataError(str(path), None, None, "no such file or folder")
+    if split is not None:
+        if not path.is_dir():
+            raise DataError(str(path), None, None, f"split {split!r} picks a part of a folder; this is a file")
+        if (folder := _split_folder(path, split)) is not None:
+            return _load(folder, format, mapping)
+        if not (shards := _split_shards(path, split)):
+            held = _sub_folders(path)
+            raise DataError(str(path), None, None, f"has no split {split!r}: no folder of that name"
+                            + (f" (it holds {', '.join(held[:8])})" if held else "") + " and no shards named for it")
+        return _shards_dataset(path, shards, format, mapping)
+    if path.is_dir() and (path / "dataset_dict.json").is_file():
+        raise DataError(str(path), None, None, "is a Hugging Face DatasetDict (save_to_disk) holding the splits "
+                        f"{', '.join(_sub_folders(path)[:8])}; choose one with --split NAME (Python: split=)")
     readers: dict[str, Callable[[Path], Dataset]] = {
-        "jsonl": read_jsonl, "arc": read_jsonl, "mmlu": read_mmlu_csv, "parquet": read_parquet,
+        "jsonl": read_jsonl, "arc": read_jsonl, "mmlu": read_mmlu_csv, "parquet": read_parquet, "arrow": read_arrow,
     }
     if format is None and path.is_dir() and not any(path.glob("*.csv")) and (shards := _split_shards(path)):
-        items = [item for shard in shards for item in _load(shard, None, mapping).items]
-        return _checked(Dataset(items, name=path.name), path)
+        return _shards_dataset(path, shards, format, mapping)
     if format is None:
         if path.is_dir():
             format = "mmlu"
         elif _suffix(path) in {".jsonl", ".json"}:
             format = "jsonl"
-        elif path.suffix == ".parquet":
-            format = "parquet"
+        elif path.suffix in {".parquet", ".arrow"}:
+            format = path.suffix[1:]
         elif _suffix(path) == ".csv":
             format = "csv" if mapping or _csv_has_header(path) else "mmlu"
         else:
@@ -822,15 +890,21 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None) -> 
         if path.is_dir():
             raise DataError(str(path), None, None, "--format csv reads one file; a folder is read as MMLU")
         return read_csv(path, mapping)
-    if mapping and format == "parquet":
-        return _parquet_mapped(path, mapping)
+    if mapping and format in {"parquet", "arrow"}:
+        return _columnar_mapped(path, format, mapping)
     if mapping and format == "jsonl":
         return read_jsonl(path, mapping)
     if mapping:
-        raise DataError(str(path), None, None, f"a column mapping applies to CSV, JSONL and Parquet, not {format}")
+        raise DataError(str(path), None, None, f"a column mapping applies to CSV, JSONL, Parquet and Arrow, not {format}")
     if format not in readers:
         raise DataError(str(path), None, None, f"unknown format {format!r}; known: csv, {', '.join(readers)}")
     return readers[format](path)
+
+
+def _shards_dataset(path: Path, shards: list[Path], format: str | None, mapping: Mapping[str, Any] | None) -> Dataset:
+    """One split's shards read in order as one dataset, named for the folder."""
+    items = [item for shard in shards for item in _load(shard, format, mapping).items]
+    return _checked(Dataset(items, name=path.name), path)
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -865,5 +939,5 @@ def write_parquet(dataset: Iterable[QAItem], path: str | Path) -> Path:
 
 
 __all__ = ["DatasetInput", "Provenance", "as_dataset", "check_columns", "from_hf", "from_records", "guess_columns",
-           "jsonl_objects", "load_dataset", "parse_columns", "read_csv", "read_jsonl", "read_mmlu_csv", "read_parquet",
+           "jsonl_objects", "load_dataset", "parse_columns", "read_arrow", "read_csv", "read_jsonl", "read_mmlu_csv", "read_parquet",
            "write_jsonl", "write_parquet"]

@@ -91,6 +91,7 @@ def profile(
     progress: Callable[[int, int], None] | None = None,
     columns: Mapping[str, str | list[str]] | None = None,
     format: str | None = None,
+    split: str | None = None,
     strict: bool = False,
 ) -> ProfileResult:
     """Profile `data` into `out_dir` (default `settings.runs_dir/profile-TIME`) and write profile.json.
@@ -100,7 +101,8 @@ def profile(
     `data` takes what `refine` takes: a path, our `Dataset`, a `datasets.Dataset`, a pandas DataFrame or a
     list of dicts (`columns` maps our fields to its columns). Bad input raises `DataError` before any
     folder is made."""
-    dataset = as_dataset(data, format=format, columns=columns, on_invalid="error" if strict else "quarantine")
+    dataset = as_dataset(data, format=format, columns=columns, split=split,
+                         on_invalid="error" if strict else "quarantine")
     require_items(dataset)
     settings = settings or load_settings()
     targets = targets or Targets()

@@ -235,17 +235,20 @@ def refine(
     on_event: ProgressCallback | None = None,
     columns: Mapping[str, str | list[str]] | None = None,
     format: str | None = None,
+    split: str | None = None,
     strict: bool = False,
 ) -> RunResult:
     """Refine `data` spending at most `budget` tokens; outputs go to `settings.runs_dir / run_id`.
 
-    `data` is a path (JSONL, CSV, MMLU folder, ARC, Parquet; `format` to force one), our `Dataset`, a Hugging
+    `data` is a path (JSONL, CSV, MMLU folder, ARC, Parquet, Arrow; `format` to force one; `split` to pick one
+    split of a folder holding several), our `Dataset`, a Hugging
     Face `datasets.Dataset`, a pandas DataFrame or a list of dicts; `columns` maps our fields (question,
     choices, answer, id, subject, …) to its columns. Invalid rows are quarantined and listed in report.json
     (`strict=True`: the first one raises). Bad input raises `DataError` before any run folder exists."""
     validate_budget(budget)
     options = as_options(options)
-    dataset = as_dataset(data, format=format, columns=columns, on_invalid="error" if strict else "quarantine")
+    dataset = as_dataset(data, format=format, columns=columns, split=split,
+                         on_invalid="error" if strict else "quarantine")
     if not len(dataset):  # checked before the run folder exists, so bad input leaves nothing behind
         first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
         raise DataError(dataset.name, None, None,

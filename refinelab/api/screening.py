@@ -238,6 +238,7 @@ def screen(
     progress: Callable[[int, int], None] | None = None,
     columns: Mapping[str, str | list[str]] | None = None,
     format: str | None = None,
+    split: str | None = None,
     strict: bool = False,
 ) -> ScreenResult:
     """Screen `data` for errors; see the module docstring. `calibrate_sample` > 0 calibrates first on
@@ -246,7 +247,8 @@ def screen(
     `data` takes what `refine` takes: a path, our `Dataset`, a `datasets.Dataset`, a pandas DataFrame or a
     list of dicts (`columns` maps our fields to its columns); bad input raises `DataError` before any folder
     is made. `out_dir` defaults to `settings.runs_dir/screen-TIME`."""
-    dataset = as_dataset(data, format=format, columns=columns, on_invalid="error" if strict else "quarantine")
+    dataset = as_dataset(data, format=format, columns=columns, split=split,
+                         on_invalid="error" if strict else "quarantine")
     if not len(dataset):
         first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
         raise DataError(dataset.name, None, None,

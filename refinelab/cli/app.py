@@ -92,8 +92,10 @@ def model_check(
 
 @data_app.command("validate")
 def data_validate(
-    path: Annotated[Path, typer.Argument(help="file or folder (JSONL or a .json array, CSV with a header, MMLU CSV, ARC, Parquet; .gz too)")],
+    path: Annotated[Path, typer.Argument(help="file or folder (JSONL or a .json array, CSV with a header, MMLU CSV, ARC, Parquet, Arrow; "
+                                                      ".gz too)")],
     format: arg.Format = None,
+    split: arg.Split = None,
     columns: arg.Columns = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
@@ -102,7 +104,7 @@ def data_validate(
 
     try:
         mapping = parse_columns(columns) if columns else None
-        dataset = load_dataset(path, format=format, mapping=mapping, on_invalid="quarantine")
+        dataset = load_dataset(path, format=format, mapping=mapping, on_invalid="quarantine", split=split)
     except RefineLabError as exc:
         fail(exc)
     dupes = dataset.duplicates()
@@ -218,6 +220,7 @@ def refine_command(
     subjects: arg.Subjects = None,
     limit: arg.Limit = None,
     format: arg.Format = None,
+    split: arg.Split = None,
     columns: arg.Columns = None,
     endpoint: arg.Endpoint = None,
     model: arg.Model = None,
@@ -266,7 +269,7 @@ def refine_command(
         settings = load_settings(config, overrides)
     except RefineLabError as exc:
         fail(exc)
-    dataset, resolved = load_selection(data, format, subjects, limit, targets, strict=strict, columns=columns)
+    dataset, resolved = load_selection(data, format, subjects, limit, targets, strict=strict, columns=columns, split=split)
     if dataset.rejected and not quiet:
         console.print(styled((f"{len(dataset.rejected)} invalid row(s) quarantined", "yellow"),
                              f" (first: {dataset.rejected[0]}); they are listed in report.json"), soft_wrap=True)

@@ -108,15 +108,17 @@ def run_options(flags: Mapping[str, str] | None = None, **fields: Any) -> RunOpt
 
 
 def load_selection(data: Path, format: str | None, subjects: str | None, limit: int | None,
-                   targets: Path | None, strict: bool = False, columns: str | None = None) -> tuple[Dataset, Targets]:
+                   targets: Path | None, strict: bool = False, columns: str | None = None,
+                   split: str | None = None) -> tuple[Dataset, Targets]:
     """The dataset (invalid rows quarantined unless `strict`), narrowed to `subjects`/`limit`, and the
-    resolved targets; `columns` is the `--columns question=…,choices=…,answer=…` mapping. Bad input fails
-    through `fail`."""
+    resolved targets; `columns` is the `--columns question=…,choices=…,answer=…` mapping, `split` the
+    `--split` of a folder holding several. Bad input fails through `fail`."""
     from refinelab.io import load_dataset, parse_columns
 
     try:
         mapping = parse_columns(columns) if columns else None
-        dataset = load_dataset(data, format=format, mapping=mapping, on_invalid="error" if strict else "quarantine")
+        dataset = load_dataset(data, format=format, mapping=mapping, split=split,
+                               on_invalid="error" if strict else "quarantine")
         if subjects or limit:
             dataset = dataset.filter(parse_list(subjects), limit)
         resolved = load_targets(targets) if targets else Targets()

@@ -71,6 +71,7 @@ def plan_command(
     skill_method: arg.SkillMethod = "model",
     out_dir: Annotated[Path | None, typer.Option("--out", help="plan folder (default runs/plan-<digest>)")] = None,
     format: arg.Format = None,
+    split: arg.Split = None,
     columns: arg.Columns = None,
     endpoint: arg.Endpoint = None,
     model: arg.Model = None,
@@ -98,7 +99,7 @@ def plan_command(
         settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
     except RefineLabError as exc:
         fail(exc)
-    dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns)
+    dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns, split=split)
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api.planning import plan, plan_dir
 

@@ -86,6 +86,7 @@ def profile_command(
     no_validator: Annotated[bool, typer.Option("--no-validator", help="skip the validator on suspects")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/profile-TIME)")] = None,
     format: arg.Format = None,
+    split: arg.Split = None,
     columns: arg.Columns = None,
     endpoint: arg.Endpoint = None,
     model: arg.Model = None,
@@ -111,7 +112,7 @@ def profile_command(
         settings = load_settings(config, overrides | ({"use_cache": False} if no_cache else {}))
     except RefineLabError as exc:
         fail(exc)
-    dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns)
+    dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns, split=split)
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api.profiling import profile
 

@@ -41,6 +41,7 @@ def screen_command(
     subjects: arg.Subjects = None,
     limit: arg.Limit = None,
     format: arg.Format = None,
+    split: arg.Split = None,
     columns: arg.Columns = None,
     endpoint: arg.Endpoint = None,
     model: arg.Model = None,
@@ -65,7 +66,7 @@ def screen_command(
         settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
     except (RefineLabError, ValueError) as exc:
         fail(exc)
-    dataset, _ = load_selection(data, format, subjects, limit, None, columns=columns)
+    dataset, _ = load_selection(data, format, subjects, limit, None, columns=columns, split=split)
     folder = out_dir or Path(settings.runs_dir) / time.strftime("screen-%Y%m%d-%H%M%S")
     try:
         with phase_progress("screen", len(dataset), quiet=quiet, console=console) as show:

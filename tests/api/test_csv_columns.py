@@ -70,7 +70,7 @@ def test_mapping_on_parquet_and_jsonl_and_refused_on_an_mmlu_folder(tmp_path: Pa
     assert (dataset[0].id, dataset[0].choices, dataset[0].answer) == ("x-1", ["x", "y"], 1)
     (tmp_path / "mmlu").mkdir()
     (tmp_path / "mmlu" / "s_test.csv").write_text("Q?,a,b,c,d,A\n")
-    with pytest.raises(DataError, match="applies to CSV, JSONL and Parquet, not mmlu"):
+    with pytest.raises(DataError, match="applies to CSV, JSONL, Parquet and Arrow, not mmlu"):
         load_dataset(tmp_path / "mmlu", mapping=parse_columns("question=q,choices=a,b,answer=k"))
 
 

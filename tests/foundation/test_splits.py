@@ -1,0 +1,138 @@
+"""Folders holding several splits, as users have them from Hugging Face: `save_to_disk` folders (Arrow
+shards, a `DatasetDict`'s split sub-folders), hub snapshots sharding every split into one folder, and
+MMLU's dev/val/test. `split` picks one; without it a folder of several is refused naming them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from refinelab.errors import DataError
+from refinelab.io import as_dataset, load_dataset
+
+
+def _rows(tag: str, n: int) -> dict[str, list]:
+    return {"question": [f"{tag} question {r}?" for r in range(n)],
+            "choices": [[f"{tag} a{r}", f"{tag} b{r}", f"{tag} c{r}"] for r in range(n)],
+            "answer": [r % 3 for r in range(n)]}
+
+
+def test_a_save_to_disk_dataset_is_read_from_its_arrow_shards(tmp_path: Path) -> None:
+    """`Dataset.save_to_disk` writes Arrow stream shards beside dataset_info.json and state.json; the folder
+    reads as the dataset it saved, in order, and a shard on its own reads too."""
+    import datasets
+
+    datasets.Dataset.from_dict(_rows("solo", 5)).save_to_disk(str(tmp_path / "saved"), num_shards=2)
+    dataset = load_dataset(tmp_path / "saved")
+    assert [i.question for i in dataset] == [f"solo question {r}?" for r in range(5)]
+    assert [i.answer for i in dataset] == [0, 1, 2, 0, 1] and dataset[4].choices == ["solo a4", "solo b4", "solo c4"]
+    shard = load_dataset(tmp_path / "saved" / "data-00001-of-00002.arrow")
+    assert [i.question for i in shard] == [f"solo question {r}?" for r in range(3, 5)]
+
+
+def test_a_saved_dataset_dict_needs_a_split_and_reads_the_one_named(tmp_path: Path) -> None:
+    import datasets
+
+    folder = tmp_path / "dict"
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(_rows("train", 4)),
+                          "test": datasets.Dataset.from_dict(_rows("test", 2))}).save_to_disk(str(folder))
+    with pytest.raises(DataError, match=r"DatasetDict \(save_to_disk\) holding the splits test, train; choose one "
+                                        r"with --split NAME"):
+        load_dataset(folder)
+    test = load_dataset(folder, split="test")
+    assert test.name == "test" and [i.question for i in test] == ["test question 0?", "test question 1?"]
+    assert len(as_dataset(folder, split="train")) == 4  # the API's coercion passes it on
+    with pytest.raises(DataError, match=r"has no split 'validation': no folder of that name \(it holds test, train\)"):
+        load_dataset(folder, split="validation")
+
+
+def test_a_folder_sharding_several_splits_reads_the_named_ones_shards(tmp_path: Path) -> None:
+    """A hub snapshot's data/ holds train-00000-of-00002.parquet, train-00001-…, test-00000-of-00001.parquet:
+    without a split it is refused (joining train and test would be silently wrong), with one its shards are
+    read in order, and a split missing a shard is refused as before."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for index in range(2):
+        pq.write_table(pa.table(_rows(f"train{index}", 2)), folder / f"train-0000{index}-of-00002.parquet")
+    pq.write_table(pa.table(_rows("test", 3)), folder / "test-00000-of-00001.parquet")
+    with pytest.raises(DataError, match=r"holds the shards of 2 splits \(test, train\); choose one with --split"):
+        load_dataset(folder)
+    train = load_dataset(folder, split="train")
+    assert [i.question for i in train] == ["train0 question 0?", "train0 question 1?",
+                                           "train1 question 0?", "train1 question 1?"]
+    assert len(load_dataset(folder, split="test")) == 3
+    with pytest.raises(DataError, match="holds no shards of split 'dev'; it holds test, train"):
+        load_dataset(folder, split="dev")
+    (folder / "train-00001-of-00002.parquet").unlink()
+    with pytest.raises(DataError, match="holds 1 shard\\(s\\) of train, but their names count 2"):
+        load_dataset(folder, split="train")
+
+
+def test_mmlus_folder_of_splits(data_root: Path) -> None:
+    with pytest.raises(DataError, match="it holds the folders dev, test, val: choose one with --split NAME"):
+        load_dataset(data_root / "mmlu")
+    dev = load_dataset(data_root / "mmlu", split="dev", on_invalid="quarantine")
+    assert len(dev) + len(dev.rejected) == 285
+
+
+def test_a_split_is_a_plain_name_of_a_folder_on_disk(tmp_path: Path) -> None:
+    """The split is joined to a user's path: it may not climb out of the folder or name a link; it picks a part
+    of a folder, so it is refused for a file or for data in memory instead of being ignored."""
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "x.jsonl").write_text(json.dumps({"question": "q?", "choices": ["a", "b"],
+                                                               "answer": 0}) + "\n")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "linked").symlink_to(tmp_path / "outside")
+    for bad in ("../outside", "/etc", "a/b", "..", ""):
+        with pytest.raises(DataError, match="is not a plain name"):
+            load_dataset(folder, split=bad)
+    with pytest.raises(DataError, match="has no split 'linked'"):
+        load_dataset(folder, split="linked")
+    with pytest.raises(DataError, match="x.jsonl: split 'test' picks a part of a folder; this is a file"):
+        load_dataset(tmp_path / "outside" / "x.jsonl", split="test")
+    with pytest.raises(DataError, match="picks a part of a folder on disk"):
+        as_dataset([{"question": "q?", "choices": ["a", "b"], "answer": 0}], split="test")
+
+
+def test_a_damaged_arrow_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.arrow"
+    bad.write_bytes(b"ARROW1" + b"\x00" * 40)
+    with pytest.raises(DataError, match="bad.arrow: not a readable Arrow file"):
+        load_dataset(bad)
+
+
+def test_arrow_file_form_and_a_column_mapping(tmp_path: Path) -> None:
+    """Arrow's file form (Feather v2) reads like the stream form `save_to_disk` writes, and `columns`
+    renames an Arrow table's columns as it does a Parquet file's."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    table = pa.table({"stem": ["Which is a prime?"], "options": [["4", "6", "7"]], "key": [2]})
+    feather.write_feather(table, tmp_path / "items.arrow", compression="uncompressed")
+    dataset = load_dataset(tmp_path / "items.arrow", mapping={"question": "stem", "choices": "options",
+                                                              "answer": "key"})
+    assert (dataset[0].question, dataset[0].choices, dataset[0].answer) == ("Which is a prime?", ["4", "6", "7"], 2)
+
+
+def test_data_validate_takes_a_split(tmp_path: Path) -> None:
+    import datasets
+    from typer.testing import CliRunner
+
+    from refinelab.cli.app import app
+
+    folder = tmp_path / "dict"
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(_rows("train", 4)),
+                          "test": datasets.Dataset.from_dict(_rows("test", 2))}).save_to_disk(str(folder))
+    refused = CliRunner().invoke(app, ["data", "validate", str(folder)], env={"COLUMNS": "300"})
+    assert refused.exit_code == 2 and "choose one with --split NAME" in refused.output
+    assert "Traceback" not in refused.output
+    shown = CliRunner().invoke(app, ["data", "validate", str(folder), "--split", "test", "--json"])
+    assert shown.exit_code == 0, shown.output
+    report = json.loads(shown.output)
+    assert report["items"] == 2 and report["first_item"]["question"] == "test question 0?"
