@@ -78,6 +78,8 @@ def test_save_hf_round_trips_through_load_from_disk(run: refinelab.RunResult, tm
     folder = run.save(tmp_path / "hf", format="hf")
     again = load_from_disk(str(folder))
     assert _as_items(again.to_list()) == _expected(run)
+    # and straight back into RefineLab: the folder reads as its Arrow shards (it was refused as "no .csv files")
+    assert [i.model_dump(mode="json") for i in load_dataset(folder)] == _expected(run)
     _card_checks((folder / "README.md").read_text(encoding="utf-8"), run)
 
 
