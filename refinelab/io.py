@@ -247,32 +247,44 @@ _HF_FOLDER_FILES = frozenset({"dataset_info.json", "state.json", "dataset_dict.j
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
-def _split_shards(path: Path, split: str | None = None) -> list[Path]:
-    """The files of a folder that holds shards of one format ("train-00000-of-00002.parquet", …, or
-    `save_to_disk`'s "data-00000-of-00001.arrow"), those of `split` when given, in order; [] for any other
-    folder. Shards of several splits need `split`: joining train and test would be silently wrong."""
-    files = sorted(f for f in path.iterdir()
-                   if f.is_file() and _suffix(f) in _TABLE_SUFFIXES and f.name not in _HF_FOLDER_FILES)
-    shards = [(f, _SHARD.match(_name(f))) for f in files]
-    if not files or not all(match for _, match in shards):
+def _table_files(path: Path) -> list[Path]:
+    """A folder's data files that are not CSV (JSONL, JSON, Parquet, Arrow, gzipped or not), sorted, leaving out
+    `save_to_disk`'s own JSON files."""
+    return sorted(f for f in path.iterdir()
+                  if f.is_file() and _suffix(f) in _TABLE_SUFFIXES and f.name not in _HF_FOLDER_FILES)
+
+
+def _split_files(path: Path, split: str | None = None) -> list[Path]:
+    """The files of a folder's one split, in order; [] when the folder has no such files. A file's split is
+    its shard's ("train-00000-of-00002.parquet", `save_to_disk`'s "data-00000-of-00001.arrow") or its name
+    ("test.jsonl"). A folder of several splits needs `split`: joining train and test would be silently wrong."""
+    files = _table_files(path)
+    by_split: dict[str, list[Path]] = {}
+    for file in files:
+        shard = _SHARD.match(_name(file))
+        by_split.setdefault(shard["split"] if shard else _name(file), []).append(file)
+    if not by_split:
         return []
-    splits = sorted({match["split"] for _, match in shards if match})
-    if split is not None:
-        if split not in splits:
-            raise DataError(str(path), None, None, f"holds no shards of split {split!r}; it holds {', '.join(splits)}")
-        files = [f for f, match in shards if match and match["split"] == split]
-        shards = [(f, match) for f, match in shards if match and match["split"] == split]
-        splits = [split]
-    elif len(splits) > 1:
-        raise DataError(str(path), None, None, f"holds the shards of {len(splits)} splits ({', '.join(splits[:5])}); "
+    splits = sorted(by_split)
+    if split is None and len(splits) > 1:
+        raise DataError(str(path), None, None, f"holds {len(splits)} splits ({', '.join(splits[:8])}); "
                         "choose one with --split NAME (Python: split=)")
-    if len({_suffix(f) for f in files}) > 1:
-        raise DataError(str(path), None, None, "holds shards of more than one format; keep one")
-    totals = {int(match["total"]) for _, match in shards if match}
-    if totals != {len(files)}:
-        raise DataError(str(path), None, None, f"holds {len(files)} shard(s) of {splits[0]}, but their names count "
+    name = split if split is not None else splits[0]
+    if name not in by_split:
+        raise DataError(str(path), None, None, f"has no split {name!r}; it holds {', '.join(splits[:8])}")
+    chosen = by_split[name]
+    if len({_suffix(f) for f in chosen}) > 1:
+        raise DataError(str(path), None, None, f"holds {name} in more than one format; keep one")
+    shards = [_SHARD.match(_name(f)) for f in chosen]
+    if not all(shards):
+        if len(chosen) > 1:
+            raise DataError(str(path), None, None, f"holds {name} both as shards and as one file; keep one")
+        return chosen
+    totals = {int(match["total"]) for match in shards if match}
+    if totals != {len(chosen)}:
+        raise DataError(str(path), None, None, f"holds {len(chosen)} shard(s) of {name}, but their names count "
                         f"{'/'.join(str(t) for t in sorted(totals))}: a shard is missing or left over")
-    return files
+    return chosen
 
 
 def _split_folder(path: Path, split: str) -> Path | None:
@@ -839,8 +851,8 @@ def load_dataset(
     lists them in `dataset.rejected`, for raw data whose defects (duplicate options, say) are what
     the user wants reported; file-level problems (encoding, missing columns) always raise.
     `split` picks one part of a folder holding several: its sub-folder of that name (a `DatasetDict`
-    saved with `save_to_disk`, MMLU's dev/val/test) or its shards of that split ("test-00000-of-00002…").
-    """
+    saved with `save_to_disk`, MMLU's dev/val/test) or its files of that split ("test.jsonl",
+    "test-00000-of-00002.parquet"). A repository's `data/` beside its README is read as the repository."""
     if on_invalid not in {"error", "quarantine"}:
         raise ValueError(f"on_invalid must be 'error' or 'quarantine', got {on_invalid!r}")
     sink: list[DataError] | None = [] if on_invalid == "quarantine" else None
@@ -861,19 +873,22 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None, spl
             raise DataError(str(path), None, None, f"split {split!r} picks a part of a folder; this is a file")
         if (folder := _split_folder(path, split)) is not None:
             return _load(folder, format, mapping)
-        if not (shards := _split_shards(path, split)):
-            held = _sub_folders(path)
-            raise DataError(str(path), None, None, f"has no split {split!r}: no folder of that name"
-                            + (f" (it holds {', '.join(held[:8])})" if held else "") + " and no shards named for it")
-        return _shards_dataset(path, shards, format, mapping)
-    if path.is_dir() and (path / "dataset_dict.json").is_file():
+    if path.is_dir() and (path / "dataset_dict.json").is_file() and split is None:
         raise DataError(str(path), None, None, "is a Hugging Face DatasetDict (save_to_disk) holding the splits "
                         f"{', '.join(_sub_folders(path)[:8])}; choose one with --split NAME (Python: split=)")
     readers: dict[str, Callable[[Path], Dataset]] = {
         "jsonl": read_jsonl, "arc": read_jsonl, "mmlu": read_mmlu_csv, "parquet": read_parquet, "arrow": read_arrow,
     }
-    if format is None and path.is_dir() and not any(path.glob("*.csv")) and (shards := _split_shards(path)):
-        return _shards_dataset(path, shards, format, mapping)
+    if path.is_dir() and format not in {"mmlu", "csv"} and not any(path.glob("*.csv")):
+        if files := _split_files(path, split):
+            items = [item for file in files for item in _load(file, format, mapping).items]
+            return _checked(Dataset(items, name=path.name if split is None else split), path)
+        if (path / "data").is_dir() and not _table_files(path):  # a hub snapshot: README.md beside data/
+            return _load(path / "data", format, mapping, split)
+    if split is not None:
+        held = _sub_folders(path)
+        raise DataError(str(path), None, None, f"has no split {split!r}: no folder of that name"
+                        + (f" (it holds {', '.join(held[:8])})" if held else "") + " and no files named for it")
     if format is None:
         if path.is_dir():
             format = "mmlu"
@@ -899,12 +914,6 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None, spl
     if format not in readers:
         raise DataError(str(path), None, None, f"unknown format {format!r}; known: csv, {', '.join(readers)}")
     return readers[format](path)
-
-
-def _shards_dataset(path: Path, shards: list[Path], format: str | None, mapping: Mapping[str, Any] | None) -> Dataset:
-    """One split's shards read in order as one dataset, named for the folder."""
-    items = [item for shard in shards for item in _load(shard, format, mapping).items]
-    return _checked(Dataset(items, name=path.name), path)
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:

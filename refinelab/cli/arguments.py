@@ -22,8 +22,8 @@ Subjects = Annotated[str | None, typer.Option(help="comma-separated subjects to 
 Limit = Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")]
 Format = Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | arrow | csv")]
 Split = Annotated[str | None, typer.Option(help="one split of a folder holding several: its sub-folder of that name "
-                                                "(a DatasetDict's save_to_disk, MMLU's dev/val/test) or its shards "
-                                                "named for it (test-00000-of-00002.parquet)")]
+                                                "(a DatasetDict's save_to_disk, MMLU's dev/val/test) or its files "
+                                                "named for it (test.jsonl, test-00000-of-00002.parquet)")]
 Columns = Annotated[str | None, typer.Option(help=COLUMNS_HELP)]
 Endpoint = Annotated[list[str] | None, typer.Option(help=ENDPOINT_HELP)]
 Model = Annotated[list[str] | None, typer.Option(help=MODEL_HELP)]

@@ -97,6 +97,7 @@ def test_save_parquet_folder_round_trips_through_load_dataset(run: refinelab.Run
     assert _as_items(loaded["test"].to_list()) == _expected(run)
     # and straight back into RefineLab
     assert [i.model_dump(mode="json") for i in load_dataset(folder / "data" / "test.parquet")] == _expected(run)
+    assert [i.model_dump(mode="json") for i in load_dataset(folder)] == _expected(run)  # the hub layout: data/
 
 
 def test_save_jsonl_file_with_card_beside_it(run: refinelab.RunResult, tmp_path: Path) -> None:

@@ -131,12 +131,16 @@ def test_malformed_input_names_the_problem(tmp_path: Path, name: str, file_name:
 
 
 def test_a_folder_without_mmlu_csv_files_says_what_it_holds(tmp_path: Path) -> None:
-    """A folder is read as MMLU's CSV layout; one of JSONL shards is refused naming what it holds, so the
-    user knows to pass a file rather than wonder why "no .csv files" when the folder is full of data."""
+    """A folder of CSV files is read as MMLU's layout; one of JSONL files named for splits is refused naming
+    them, so the user knows to choose one (`--split`) rather than wonder why "no .csv files" when the folder is
+    full of data; a folder with nothing to read says so."""
     (tmp_path / "train.jsonl").write_text(json.dumps(GOOD) + "\n")
     (tmp_path / "test.jsonl").write_text(json.dumps(GOOD) + "\n")
-    with pytest.raises(DataError, match=r"read as MMLU's CSV layout, but it holds 2 \.jsonl files; pass one file"):
+    with pytest.raises(DataError, match=r"holds 2 splits \(test, train\); choose one with --split NAME"):
         load_dataset(tmp_path)
+    assert [i.id for i in load_dataset(tmp_path, split="test")] == ["q1"]
+    with pytest.raises(DataError, match=r"read as MMLU's CSV layout, but it holds 2 \.jsonl files; pass one file"):
+        load_dataset(tmp_path, format="mmlu")
     (tmp_path / "train.jsonl").unlink()
     (tmp_path / "test.jsonl").unlink()
     with pytest.raises(DataError, match="folder has no .csv files"):
@@ -352,7 +356,7 @@ def test_a_folder_of_one_splits_shards_is_read_in_order(tmp_path: Path) -> None:
     assert [i.id for i in dataset][:4] == ["train-00000-of-00002-1", "train-00000-of-00002-2",
                                            "train-00000-of-00002-3", "train-00001-of-00002-1"]
     (folder / "train-00001-of-00002.parquet").rename(folder / "test-00000-of-00001.parquet")
-    with pytest.raises(DataError, match=r"holds the shards of 2 splits \(test, train\)"):
+    with pytest.raises(DataError, match=r"holds 2 splits \(test, train\); choose one with --split"):
         load_dataset(folder)
     (folder / "test-00000-of-00001.parquet").unlink()
     with pytest.raises(DataError, match="holds 1 shard\\(s\\) of train, but their names count 2"):

@@ -60,17 +60,43 @@ def test_a_folder_sharding_several_splits_reads_the_named_ones_shards(tmp_path: 
     for index in range(2):
         pq.write_table(pa.table(_rows(f"train{index}", 2)), folder / f"train-0000{index}-of-00002.parquet")
     pq.write_table(pa.table(_rows("test", 3)), folder / "test-00000-of-00001.parquet")
-    with pytest.raises(DataError, match=r"holds the shards of 2 splits \(test, train\); choose one with --split"):
+    with pytest.raises(DataError, match=r"holds 2 splits \(test, train\); choose one with --split"):
         load_dataset(folder)
     train = load_dataset(folder, split="train")
     assert [i.question for i in train] == ["train0 question 0?", "train0 question 1?",
                                            "train1 question 0?", "train1 question 1?"]
     assert len(load_dataset(folder, split="test")) == 3
-    with pytest.raises(DataError, match="holds no shards of split 'dev'; it holds test, train"):
+    with pytest.raises(DataError, match="has no split 'dev'; it holds test, train"):
         load_dataset(folder, split="dev")
     (folder / "train-00001-of-00002.parquet").unlink()
     with pytest.raises(DataError, match="holds 1 shard\\(s\\) of train, but their names count 2"):
         load_dataset(folder, split="train")
+
+
+def test_a_hub_snapshot_reads_its_data_folder_by_split(tmp_path: Path) -> None:
+    """A dataset repository as cloned: README.md beside data/, whose files are named for their splits
+    (data/test.jsonl, data/train-00000-of-00001.parquet). The folder reads through data/; one file alone in a
+    folder is that folder's data; a split held both as shards and as one file is refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "README.md").write_text("---\nlicense: mit\n---\n")
+    pq.write_table(pa.table(_rows("train", 3)), repo / "data" / "train-00000-of-00001.parquet")
+    rows = _rows("test", 2)
+    (repo / "data" / "test.jsonl").write_text("".join(
+        json.dumps({"id": f"t{n}", "question": q, "choices": c, "answer": a}) + "\n"
+        for n, (q, c, a) in enumerate(zip(rows["question"], rows["choices"], rows["answer"], strict=True))))
+    with pytest.raises(DataError, match=r"data: holds 2 splits \(test, train\)"):
+        load_dataset(repo)
+    assert [i.question for i in load_dataset(repo, split="test")] == ["test question 0?", "test question 1?"]
+    assert len(load_dataset(repo, split="train")) == 3
+    (repo / "data" / "train-00000-of-00001.parquet").unlink()
+    assert len(load_dataset(repo)) == 2  # one split left: the folder is it
+    (repo / "data" / "test-00000-of-00001.jsonl").write_text((repo / "data" / "test.jsonl").read_text())
+    with pytest.raises(DataError, match="holds test both as shards and as one file; keep one"):
+        load_dataset(repo)
 
 
 def test_mmlus_folder_of_splits(data_root: Path) -> None:
