@@ -4,7 +4,8 @@ A user hands RefineLab the files they have: ARC's CSV and JSONL, OpenBookQA's an
 JSON array, CommonsenseQA gzipped, MMLU-Redux's CSVs with numpy-printed options. This reads each through
 `load_dataset` (quarantine mode, as `refine` does), with no model call, and reports items read, rows
 refused (with the first reason), the first item as read, and the seconds the read took. SciQ needs a
-mapping (its right option sits in its own column); it is the one file given `--columns`.
+mapping (its right option sits in its own column); it is the one file given `--columns`. Folders are read
+whole and with `--split` (a folder of several splits is refused naming them).
 
   .venv/bin/python evals/eval_formats.py --tag formats
 """
@@ -23,7 +24,7 @@ from refinelab.io import load_dataset, parse_columns
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REDUX = "mmlu_redux/retriever_evaluation/binary_mini_mmlu_groundtruth_correctness_zeroshot_gpt-4-turbo_virology_enwiki-paragraphs.csv"
 SCIQ_COLUMNS = "question=question,choices=correct_answer,distractor1,distractor2,distractor3,answer=correct_answer"
-FILES: list[tuple[str, str | None]] = [
+FILES: list[tuple[str, str | None] | tuple[str, str | None, str | None]] = [
     ("mmlu/test", None),
     ("arc/ARC-Challenge/ARC-Challenge-Test.jsonl", None),
     ("arc/ARC-Challenge/ARC-Challenge-Test.csv", None),
@@ -37,14 +38,21 @@ FILES: list[tuple[str, str | None]] = [
     (REDUX, None),
     ("mmlu_redux/dev/mmlu_virology.csv", None),
     ("truthfulqa/TruthfulQA.csv", None),
+    ("mmlu", None, None),
+    ("mmlu", None, "val"),
+    ("commonsenseqa", None, None),
+    ("commonsenseqa", None, "dev_rand_split"),
+    ("sciq", SCIQ_COLUMNS, "valid"),
 ]
 
 
-def read_one(name: str, columns: str | None) -> dict[str, object]:
+def read_one(name: str, columns: str | None, split: str | None = None) -> dict[str, object]:
     started = time.perf_counter()
+    if split:
+        name = f"{name} --split {split}"
     try:
-        dataset = load_dataset(DATA / name, mapping=parse_columns(columns) if columns else None,
-                               on_invalid="quarantine")
+        dataset = load_dataset(DATA / name.split(" --split ")[0], mapping=parse_columns(columns) if columns else None,
+                               on_invalid="quarantine", split=split)
     except RefineLabError as exc:
         return {"file": name, "error": str(exc).split(": ", 1)[-1][:160], "seconds": time.perf_counter() - started}
     first = dataset.items[0] if len(dataset) else None
@@ -60,9 +68,9 @@ def main() -> None:
     parser.add_argument("--tag", default="formats")
     args = parser.parse_args()
     results = []
-    for name, columns in FILES:
-        log(f"reading {name}")
-        results.append(read_one(name, columns))
+    for name, columns, *split in FILES:
+        log(f"reading {name}" + (f" --split {split[0]}" if split and split[0] else ""))
+        results.append(read_one(name, columns, *split))
     rows = []
     for r in results:
         first = r.get("first_item") or {}
