@@ -40,6 +40,7 @@ FILES: list[tuple[str, str | None] | tuple[str, str | None, str | None]] = [
     ("truthfulqa/TruthfulQA.csv", None),
     ("mmlu", None, None),
     ("mmlu", None, "val"),
+    ("arc/ARC-Challenge", None, None),
     ("commonsenseqa", None, None),
     ("commonsenseqa", None, "dev_rand_split"),
     ("sciq", SCIQ_COLUMNS, "valid"),

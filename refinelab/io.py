@@ -247,18 +247,36 @@ _HF_FOLDER_FILES = frozenset({"dataset_info.json", "state.json", "dataset_dict.j
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
-def _table_files(path: Path) -> list[Path]:
-    """A folder's data files that are not CSV (JSONL, JSON, Parquet, Arrow, gzipped or not), sorted, leaving out
-    `save_to_disk`'s own JSON files."""
+def _table_files(path: Path, with_csv: bool = False) -> list[Path]:
+    """A folder's data files other than MMLU's headerless CSV (JSONL, JSON, Parquet, Arrow, gzipped or not;
+    CSV files with a header when `with_csv`), sorted, leaving out `save_to_disk`'s own JSON files."""
+    suffixes = _TABLE_SUFFIXES + ((".csv",) if with_csv else ())
     return sorted(f for f in path.iterdir()
-                  if f.is_file() and _suffix(f) in _TABLE_SUFFIXES and f.name not in _HF_FOLDER_FILES)
+                  if f.is_file() and _suffix(f) in suffixes and f.name not in _HF_FOLDER_FILES)
 
 
-def _split_files(path: Path, split: str | None = None) -> list[Path]:
+def _csv_folder_layout(path: Path, mapping: Mapping[str, Any] | None) -> str | None:
+    """How a folder's CSV files are laid out: "mmlu" (no header: MMLU's question,A,B,C,D,answer files),
+    "headered" (each names its columns, or `mapping` names them: ARC's CSV files), None without CSV files.
+    A folder mixing the two is refused: which reader fits which file would be a guess."""
+    files = sorted(f for f in path.iterdir() if f.is_file() and _suffix(f) == ".csv")
+    if not files:
+        return None
+    if mapping:
+        return "headered"
+    headered = [f for f in files if _csv_has_header(f)]
+    if headered and len(headered) < len(files):
+        plain = next(f for f in files if f not in headered)
+        raise DataError(str(path), None, None, f"mixes CSV files with a header ({headered[0].name}) and without "
+                        f"one ({plain.name}, read as MMLU's layout); pass one file")
+    return "headered" if headered else "mmlu"
+
+
+def _split_files(path: Path, split: str | None = None, with_csv: bool = False) -> list[Path]:
     """The files of a folder's one split, in order; [] when the folder has no such files. A file's split is
     its shard's ("train-00000-of-00002.parquet", `save_to_disk`'s "data-00000-of-00001.arrow") or its name
     ("test.jsonl"). A folder of several splits needs `split`: joining train and test would be silently wrong."""
-    files = _table_files(path)
+    files = _table_files(path, with_csv)
     by_split: dict[str, list[Path]] = {}
     for file in files:
         shard = _SHARD.match(_name(file))
@@ -273,8 +291,8 @@ def _split_files(path: Path, split: str | None = None) -> list[Path]:
     if name not in by_split:
         raise DataError(str(path), None, None, f"has no split {name!r}; it holds {', '.join(splits[:8])}")
     chosen = by_split[name]
-    if len({_suffix(f) for f in chosen}) > 1:
-        raise DataError(str(path), None, None, f"holds {name} in more than one format; keep one")
+    if len(formats := sorted({_suffix(f) for f in chosen})) > 1:
+        raise DataError(str(path), None, None, f"holds {name} as {' and '.join(formats)}; pass one file")
     shards = [_SHARD.match(_name(f)) for f in chosen]
     if not all(shards):
         if len(chosen) > 1:
@@ -879,8 +897,8 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None, spl
     readers: dict[str, Callable[[Path], Dataset]] = {
         "jsonl": read_jsonl, "arc": read_jsonl, "mmlu": read_mmlu_csv, "parquet": read_parquet, "arrow": read_arrow,
     }
-    if path.is_dir() and format not in {"mmlu", "csv"} and not any(path.glob("*.csv")):
-        if files := _split_files(path, split):
+    if path.is_dir() and format != "mmlu" and (layout := _csv_folder_layout(path, mapping)) != "mmlu":
+        if files := _split_files(path, split, with_csv=layout == "headered"):
             items = [item for file in files for item in _load(file, format, mapping).items]
             return _checked(Dataset(items, name=path.name if split is None else split), path)
         if (path / "data").is_dir() and not _table_files(path):  # a hub snapshot: README.md beside data/

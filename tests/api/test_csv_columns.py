@@ -71,7 +71,13 @@ def test_mapping_on_parquet_and_jsonl_and_refused_on_an_mmlu_folder(tmp_path: Pa
     (tmp_path / "mmlu").mkdir()
     (tmp_path / "mmlu" / "s_test.csv").write_text("Q?,a,b,c,d,A\n")
     with pytest.raises(DataError, match="applies to CSV, JSONL, Parquet and Arrow, not mmlu"):
+        load_dataset(tmp_path / "mmlu", format="mmlu", mapping=parse_columns("question=q,choices=a,b,answer=k"))
+    # a mapping names columns, so a folder's CSV files are read as headered, as one file's are
+    with pytest.raises(DataError, match=r"s_test.csv, row 1, field 'q': column missing from header"):
         load_dataset(tmp_path / "mmlu", mapping=parse_columns("question=q,choices=a,b,answer=k"))
+    (tmp_path / "mmlu" / "s_test.csv").write_text("q,a,b,k\nQ?,x,y,1\n")
+    mapped = load_dataset(tmp_path / "mmlu", mapping=parse_columns("question=q,choices=a,b,answer=k"))
+    assert (mapped[0].question, mapped[0].choices, mapped[0].answer) == ("Q?", ["x", "y"], 1)
 
 
 def test_arc_csv_reads_as_its_jsonl(data_root: Path) -> None:

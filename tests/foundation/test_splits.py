@@ -99,6 +99,32 @@ def test_a_hub_snapshot_reads_its_data_folder_by_split(tmp_path: Path) -> None:
         load_dataset(repo)
 
 
+def test_a_folder_of_csv_files_with_headers_is_not_read_as_mmlu(tmp_path: Path, data_root: Path) -> None:
+    """ARC ships each split as a CSV with a header (and again as JSONL). Its folder was read as MMLU's
+    headerless layout: 2,590 rows refused one by one, 0 read. Headered CSV files are files of splits now,
+    like JSONL; the same split in two formats asks for one file, and a folder mixing headered and headerless
+    CSV files is refused rather than read by a guess."""
+    arc = data_root / "arc" / "ARC-Challenge"
+    with pytest.raises(DataError, match=r"holds 3 splits \(ARC-Challenge-Dev, ARC-Challenge-Test, ARC-Challenge-Train\)"):
+        load_dataset(arc)
+    with pytest.raises(DataError, match="holds ARC-Challenge-Test as .csv and .jsonl; pass one file"):
+        load_dataset(arc, split="ARC-Challenge-Test")
+    folder = tmp_path / "arc"
+    folder.mkdir()
+    for name in ("ARC-Challenge-Dev.csv", "ARC-Challenge-Test.csv"):
+        (folder / name).write_bytes((arc / name).read_bytes())
+    dev = load_dataset(folder, split="ARC-Challenge-Dev", on_invalid="quarantine")
+    assert [i.model_dump(exclude={"provenance", "metadata"}) for i in dev] == [
+        i.model_dump(exclude={"provenance", "metadata"})
+        for i in load_dataset(arc / "ARC-Challenge-Dev.csv", on_invalid="quarantine")]
+    assert len(dev) == 298
+    (folder / "ARC-Challenge-Test.csv").unlink()
+    (folder / "astronomy_test.csv").write_bytes((data_root / "mmlu" / "test" / "astronomy_test.csv").read_bytes())
+    with pytest.raises(DataError, match=r"mixes CSV files with a header \(ARC-Challenge-Dev.csv\) and without one "
+                                        r"\(astronomy_test.csv, read as MMLU's layout\)"):
+        load_dataset(folder)
+
+
 def test_mmlus_folder_of_splits(data_root: Path) -> None:
     with pytest.raises(DataError, match="it holds the folders dev, test, val: choose one with --split NAME"):
         load_dataset(data_root / "mmlu")
