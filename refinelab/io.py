@@ -4,7 +4,8 @@ Readers: our JSONL, the original MMLU CSV layout (no header; subject from the fi
 or a folder), ARC JSONL, other JSONL and `.json` arrays (read as records), a CSV with a header (columns
 guessed from it, or a `columns` mapping; options written into the question split out; a choices cell as
 JSON or as Python/numpy print a list), Parquet, Arrow, the text formats gzipped, a folder of one split's
-shards (a hub snapshot's, or `save_to_disk`'s), one split of a folder of several (`split`), and in-memory rows: a Hugging Face `datasets.Dataset`, a pandas DataFrame, a list of dicts. Every foreign
+files (a hub snapshot's shards, `save_to_disk`'s), one split of a folder of several (`split`), and in-memory
+rows: a Hugging Face `datasets.Dataset`, a pandas DataFrame, a list of dicts. Every foreign
 row goes through `_mapped` (usual names stand in for ours) and `_foreign_item`. `as_dataset` is the one
 coercion the public API uses for all of them. Writers: JSONL and Parquet, atomically (temp file then
 rename), so a failure never leaves a half-written file.
@@ -346,7 +347,6 @@ def _csv_problems(path: Path, reader: Any) -> Iterator[None]:
                        f"have at most {MAX_FIELD_CHARS:,})")
         line = getattr(getattr(reader, "reader", reader), "line_num", 0)  # a DictReader counts only rows it returned
         raise DataError(str(path), line or None, None, f"not readable as CSV: {problem}") from None
-
 
 
 def read_mmlu_csv(path: str | Path) -> Dataset:
@@ -901,8 +901,9 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None, spl
         if files := _split_files(path, split, with_csv=layout == "headered"):
             items = [item for file in files for item in _load(file, format, mapping).items]
             return _checked(Dataset(items, name=path.name if split is None else split), path)
-        if (path / "data").is_dir() and not _table_files(path):  # a hub snapshot: README.md beside data/
-            return _load(path / "data", format, mapping, split)
+        hub_data = path / "data"  # a dataset repository as cloned: README.md beside data/
+        if hub_data.is_dir() and not hub_data.is_symlink() and not _table_files(path):
+            return _load(hub_data, format, mapping, split)
     if split is not None:
         held = _sub_folders(path)
         raise DataError(str(path), None, None, f"has no split {split!r}: no folder of that name"
