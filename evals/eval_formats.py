@@ -37,12 +37,14 @@ FILES: list[tuple[str, str | None] | tuple[str, str | None, str | None]] = [
     ("mmlu_redux/corruption_tests/corruption_test_WG.csv", None),
     (REDUX, None),
     ("mmlu_redux/dev/mmlu_virology.csv", None),
+    ("mmlu_redux/dev/mmlu_astronomy.csv", None),
     ("truthfulqa/TruthfulQA.csv", None),
     ("mmlu", None, None),
     ("mmlu", None, "val"),
     ("arc/ARC-Challenge", None, None),
     ("commonsenseqa", None, None),
-    ("commonsenseqa", None, "dev_rand_split"),
+    ("commonsenseqa", None, "dev"),
+    ("mmlu_redux/dev", None, None),
     ("sciq", SCIQ_COLUMNS, "valid"),
 ]
 
@@ -59,7 +61,7 @@ def read_one(name: str, columns: str | None, split: str | None = None) -> dict[s
     first = dataset.items[0] if len(dataset) else None
     return {"file": name, "columns": columns, "read": len(dataset), "refused": len(dataset.rejected),
             "first_refusal": str(dataset.rejected[0]).split(": ", 1)[-1][:120] if dataset.rejected else "",
-            "first_item": {"id": first.id, "question": first.question[:50], "choices": len(first.choices),
+            "first_item": {"id": first.id, "question": first.question[:50].replace("|", "/"), "choices": len(first.choices),
                            "answer": first.answer} if first else None,  # a glimpse, not a copy of the data
             "seconds": time.perf_counter() - started}
 

@@ -273,35 +273,60 @@ def _csv_folder_layout(path: Path, mapping: Mapping[str, Any] | None) -> str | N
     return "headered" if headered else "mmlu"
 
 
+#: The words that name a split in a file's name, as Hugging Face reads them, each with the split it means.
+SPLIT_WORDS = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
+               "val": "validation", "dev": "validation", "test": "test", "testing": "test", "eval": "test",
+               "evaluation": "test"}
+_SPLIT_WORD = re.compile(r"(?<![a-z0-9])(" + "|".join(sorted(SPLIT_WORDS, key=len, reverse=True)) + r")(?![a-z0-9])")
+
+
+def _split_word(file: Path) -> str:
+    """The split a file's name says it holds, as written ("dev" in "ARC-Challenge-Dev.csv", "train" in
+    "train-00000-of-00002.parquet"), or "" for a name that says none ("mmlu_astronomy.csv", save_to_disk's
+    "data-00000-of-00001.arrow"): the parts of one set, read together."""
+    shard = _SHARD.match(_name(file))
+    found = _SPLIT_WORD.findall((shard["split"] if shard else _name(file)).lower())
+    return found[-1] if found else ""
+
+
 def _split_files(path: Path, split: str | None = None, with_csv: bool = False) -> list[Path]:
-    """The files of a folder's one split, in order; [] when the folder has no such files. A file's split is
-    its shard's ("train-00000-of-00002.parquet", `save_to_disk`'s "data-00000-of-00001.arrow") or its name
-    ("test.jsonl"). A folder of several splits needs `split`: joining train and test would be silently wrong."""
+    """The files of a folder's one split, in order; [] when the folder has no such files. A name that says no
+    split ("mmlu_astronomy.csv") is a part of the one set the folder holds; a name that does ("test.jsonl",
+    "ARC-Challenge-Dev.csv", "train-00000-of-00002.parquet") belongs to that split, and `split` names it by
+    the word or the split it means ("dev" or "validation"). A folder of several splits needs `split`:
+    joining train and test would be silently wrong."""
     files = _table_files(path, with_csv)
     by_split: dict[str, list[Path]] = {}
     for file in files:
-        shard = _SHARD.match(_name(file))
-        by_split.setdefault(shard["split"] if shard else _name(file), []).append(file)
+        by_split.setdefault(_split_word(file), []).append(file)
     if not by_split:
         return []
-    splits = sorted(by_split)
-    if split is None and len(splits) > 1:
-        raise DataError(str(path), None, None, f"holds {len(splits)} splits ({', '.join(splits[:8])}); "
-                        "choose one with --split NAME (Python: split=)")
-    name = split if split is not None else splits[0]
-    if name not in by_split:
-        raise DataError(str(path), None, None, f"has no split {name!r}; it holds {', '.join(splits[:8])}")
+    named = sorted(word for word in by_split if word)
+    if split is None:
+        if len(by_split) > 1:
+            parts = ", ".join(named[:8]) + (f" and files that name none ({by_split[''][0].name}, …)"
+                                             if "" in by_split else "")
+            raise DataError(str(path), None, None, f"holds {len(by_split)} splits ({parts}); choose one with "
+                            "--split NAME (Python: split=)")
+        name = next(iter(by_split))
+    else:
+        wanted = SPLIT_WORDS.get(split.lower(), split.lower())
+        name = next((word for word in named if word == split.lower() or SPLIT_WORDS[word] == wanted), "")
+        if not name:
+            raise DataError(str(path), None, None, f"has no split {split!r}; "
+                            + (f"it holds {', '.join(named[:8])}" if named else "its file names name no split"))
     chosen = by_split[name]
+    label = name or "its files"
     if len(formats := sorted({_suffix(f) for f in chosen})) > 1:
-        raise DataError(str(path), None, None, f"holds {name} as {' and '.join(formats)}; pass one file")
+        raise DataError(str(path), None, None, f"holds {label} as {' and '.join(formats)}; pass one file")
     shards = [_SHARD.match(_name(f)) for f in chosen]
-    if not all(shards):
-        if len(chosen) > 1:
-            raise DataError(str(path), None, None, f"holds {name} both as shards and as one file; keep one")
+    if not any(shards):
         return chosen
+    if not all(shards):
+        raise DataError(str(path), None, None, f"holds {label} both as shards and as whole files; pass one file")
     totals = {int(match["total"]) for match in shards if match}
     if totals != {len(chosen)}:
-        raise DataError(str(path), None, None, f"holds {len(chosen)} shard(s) of {name}, but their names count "
+        raise DataError(str(path), None, None, f"holds {len(chosen)} shard(s) of {label}, but their names count "
                         f"{'/'.join(str(t) for t in sorted(totals))}: a shard is missing or left over")
     return chosen
 
@@ -391,7 +416,8 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Data
     guessed from the header (`guess_columns`), or a one-line error asks for `--columns`."""
     path = Path(path)
     text = _read_text(path)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    delimiter = _header_delimiter(path, text[:_HEADER_SNIFF_BYTES]) or ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     with _csv_problems(path, reader):
         header = reader.fieldnames or []
     if mapping is None:
@@ -539,14 +565,27 @@ def _mapping_from_header(path: Path, header: Sequence[str]) -> dict[str, Any]:
 _HEADER_SNIFF_BYTES = 8 * 2**20  # the first record, however long a headerless MMLU row's fields may be
 
 
+#: Delimiters a headered CSV may use: Excel in many locales writes ";" (MMLU-Redux has nine such files).
+_DELIMITERS = (",", ";", "\t")
+
+
+def _header_delimiter(path: Path, head: str) -> str | None:
+    """The delimiter under which the first record of `head` reads as a header, or None: no header, MMLU's
+    comma-separated layout. A headerless file is never read with another delimiter."""
+    for delimiter in _DELIMITERS:
+        reader = csv.reader(io.StringIO(head, newline=""), delimiter=delimiter)
+        with _csv_problems(path, reader):
+            first = next(reader, [])
+        if _looks_like_header(first):
+            return delimiter
+    return None
+
+
 def _csv_has_header(path: Path) -> bool:
     """Whether the first record is a header, read from the file's first bytes only: the reader chosen then
     reads the whole file (and reports its encoding or content problems) once, not twice."""
     head = _read_bytes(path, limit=_HEADER_SNIFF_BYTES).decode("utf-8", errors="replace").removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(head, newline=""))
-    with _csv_problems(path, reader):
-        first = next(reader, [])
-    return _looks_like_header(first)
+    return _header_delimiter(path, head) is not None
 
 
 # An option written into the question's text: "(A) text" or "(1) text" (ARC's CSV files)

@@ -157,3 +157,23 @@ def test_data_validate_shows_the_first_item_as_read(tmp_path: Path) -> None:
     as_json = CliRunner().invoke(app, ["data", "validate", str(path), "--json"])
     first = json.loads(as_json.output)["first_item"]
     assert (first["id"], first["choices"], first["answer"]) == ("q7", ["oxygen", "carbon dioxide"], 1)
+
+
+def test_a_headered_csv_delimited_by_semicolons_or_tabs(tmp_path: Path, data_root: Path) -> None:
+    """Excel in many locales writes ";" between fields: nine MMLU-Redux files do, and each was refused as
+    "expected question, 2+ choices and an answer letter; got 1 columns". The header tells the delimiter; a
+    headerless file stays MMLU's comma-separated layout."""
+    from evals.redux import read_redux_file
+
+    path = data_root / "mmlu_redux" / "dev" / "mmlu_astronomy.csv"
+    dataset = load_dataset(path, on_invalid="quarantine")
+    expected = read_redux_file(path, "astronomy")
+    assert len(dataset) == len(expected) == 100
+    assert [(i.question, i.choices, i.answer) for i in dataset] == [(e.question, e.choices, e.answer) for e in expected]
+    tsv = tmp_path / "items.csv"
+    tsv.write_text("question\tA\tB\tanswer\nWhich is even?\t3\t4\tB\n")
+    item = load_dataset(tsv)[0]
+    assert (item.question, item.choices, item.answer) == ("Which is even?", ["3", "4"], 1)
+    headerless = tmp_path / "s_test.csv"
+    headerless.write_text("Which; of these; is even?,3,4,5,6,B\n")
+    assert load_dataset(headerless)[0].question == "Which; of these; is even?"

@@ -95,7 +95,7 @@ def test_a_hub_snapshot_reads_its_data_folder_by_split(tmp_path: Path) -> None:
     (repo / "data" / "train-00000-of-00001.parquet").unlink()
     assert len(load_dataset(repo)) == 2  # one split left: the folder is it
     (repo / "data" / "test-00000-of-00001.jsonl").write_text((repo / "data" / "test.jsonl").read_text())
-    with pytest.raises(DataError, match="holds test both as shards and as one file; keep one"):
+    with pytest.raises(DataError, match="holds test both as shards and as whole files; pass one file"):
         load_dataset(repo)
 
 
@@ -105,15 +105,15 @@ def test_a_folder_of_csv_files_with_headers_is_not_read_as_mmlu(tmp_path: Path, 
     like JSONL; the same split in two formats asks for one file, and a folder mixing headered and headerless
     CSV files is refused rather than read by a guess."""
     arc = data_root / "arc" / "ARC-Challenge"
-    with pytest.raises(DataError, match=r"holds 3 splits \(ARC-Challenge-Dev, ARC-Challenge-Test, ARC-Challenge-Train\)"):
+    with pytest.raises(DataError, match=r"holds 3 splits \(dev, test, train\)"):
         load_dataset(arc)
-    with pytest.raises(DataError, match="holds ARC-Challenge-Test as .csv and .jsonl; pass one file"):
-        load_dataset(arc, split="ARC-Challenge-Test")
+    with pytest.raises(DataError, match="holds test as .csv and .jsonl; pass one file"):
+        load_dataset(arc, split="test")
     folder = tmp_path / "arc"
     folder.mkdir()
     for name in ("ARC-Challenge-Dev.csv", "ARC-Challenge-Test.csv"):
         (folder / name).write_bytes((arc / name).read_bytes())
-    dev = load_dataset(folder, split="ARC-Challenge-Dev", on_invalid="quarantine")
+    dev = load_dataset(folder, split="validation", on_invalid="quarantine")  # "Dev" in the name means it
     assert [i.model_dump(exclude={"provenance", "metadata"}) for i in dev] == [
         i.model_dump(exclude={"provenance", "metadata"})
         for i in load_dataset(arc / "ARC-Challenge-Dev.csv", on_invalid="quarantine")]
@@ -123,6 +123,25 @@ def test_a_folder_of_csv_files_with_headers_is_not_read_as_mmlu(tmp_path: Path, 
     with pytest.raises(DataError, match=r"mixes CSV files with a header \(ARC-Challenge-Dev.csv\) and without one "
                                         r"\(astronomy_test.csv, read as MMLU's layout\)"):
         load_dataset(folder)
+
+
+def test_files_that_name_no_split_are_parts_of_one_set(tmp_path: Path, data_root: Path) -> None:
+    """MMLU-Redux ships one headered CSV per subject ("mmlu_astronomy.csv"): their names say no split, so the
+    folder is one set, read whole (it was 2,000 rows refused as MMLU's headerless layout). Beside files that
+    do name a split, such a file is named in the refusal, and `--split` leaves it out."""
+    redux = load_dataset(data_root / "mmlu_redux" / "dev", on_invalid="quarantine")
+    assert len(redux) + len(redux.rejected) == 2000 and len(redux) > 1900
+    assert len({i.id.rsplit("-", 1)[0] for i in redux}) == 20  # one id prefix per subject file
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    line = json.dumps({"question": "q?", "choices": ["a", "b"], "answer": 0})
+    (folder / "notes.jsonl").write_text(line + "\n")
+    (folder / "test.jsonl").write_text(line.replace("{", '{"id": "t1", ', 1) + "\n")
+    with pytest.raises(DataError, match=r"holds 2 splits \(test and files that name none \(notes.jsonl, …\)\)"):
+        load_dataset(folder)
+    assert [i.id for i in load_dataset(folder, split="test")] == ["t1"]
+    with pytest.raises(DataError, match="has no split 'train'; it holds test"):
+        load_dataset(folder, split="train")
 
 
 def test_mmlus_folder_of_splits(data_root: Path) -> None:
