@@ -311,7 +311,10 @@ def _split_files(path: Path, split: str | None = None, with_csv: bool = False) -
         name = next(iter(by_split))
     else:
         wanted = SPLIT_WORDS.get(split.lower(), split.lower())
-        name = next((word for word in named if word == split.lower() or SPLIT_WORDS[word] == wanted), "")
+        alike = [word for word in named if SPLIT_WORDS[word] == wanted]
+        name = split.lower() if split.lower() in named else alike[0] if len(alike) == 1 else ""
+        if len(alike) > 1 and not name:
+            raise DataError(str(path), None, None, f"holds {' and '.join(alike)}, both {wanted}; choose one by name")
         if not name:
             raise DataError(str(path), None, None, f"has no split {split!r}; "
                             + (f"it holds {', '.join(named[:8])}" if named else "its file names name no split"))
@@ -936,8 +939,9 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None, spl
     readers: dict[str, Callable[[Path], Dataset]] = {
         "jsonl": read_jsonl, "arc": read_jsonl, "mmlu": read_mmlu_csv, "parquet": read_parquet, "arrow": read_arrow,
     }
-    if path.is_dir() and format != "mmlu" and (layout := _csv_folder_layout(path, mapping)) != "mmlu":
-        if files := _split_files(path, split, with_csv=layout == "headered"):
+    if path.is_dir() and format != "mmlu":
+        # CSV files join by the same split rule, each then read as MMLU's layout or as headered (one kind a folder)
+        if files := _split_files(path, split, with_csv=_csv_folder_layout(path, mapping) is not None):
             items = [item for file in files for item in _load(file, format, mapping).items]
             return _checked(Dataset(items, name=path.name if split is None else split), path)
         hub_data = path / "data"  # a dataset repository as cloned: README.md beside data/

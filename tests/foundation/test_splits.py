@@ -144,6 +144,25 @@ def test_files_that_name_no_split_are_parts_of_one_set(tmp_path: Path, data_root
         load_dataset(folder, split="train")
 
 
+def test_mmlu_files_of_several_splits_in_one_folder(tmp_path: Path, data_root: Path) -> None:
+    """MMLU's headerless files name their split ("astronomy_dev.csv", "astronomy_val.csv"): flattened into
+    one folder they were joined silently; now the split is chosen, by its word or by what it means, and two
+    words meaning one split ask for the word."""
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for split in ("dev", "val"):
+        name = f"astronomy_{split}.csv"
+        (folder / name).write_bytes((data_root / "mmlu" / split / name).read_bytes())
+    with pytest.raises(DataError, match=r"holds 2 splits \(dev, val\)"):
+        load_dataset(folder)
+    assert len(load_dataset(folder, split="dev")) == 5 and len(load_dataset(folder, split="val")) == 16
+    assert load_dataset(folder, split="val")[0].subject == "astronomy"
+    with pytest.raises(DataError, match="holds dev and val, both validation; choose one by name"):
+        load_dataset(folder, split="validation")
+    (folder / "astronomy_dev.csv").unlink()
+    assert len(load_dataset(folder, split="validation")) == 16
+
+
 def test_mmlus_folder_of_splits(data_root: Path) -> None:
     with pytest.raises(DataError, match="it holds the folders dev, test, val: choose one with --split NAME"):
         load_dataset(data_root / "mmlu")
