@@ -164,6 +164,12 @@ class QAItem(BaseModel):
         """The item's coverage cell."""
         return Cell.of(self.domain, self.skill)
 
+    @property
+    def fingerprint(self) -> tuple[str, ...]:
+        """The question and its options up to case, spacing and the options' order: two items with one
+        fingerprint are duplicates (a repeated item in a set, a copy of it in another)."""
+        return (normalise_text(self.question), *sorted(normalise_text(c) for c in self.choices))
+
     def same_text(self, other: QAItem) -> bool:
         """Whether `other` asks the same question with the same options and key (up to case and spacing):
         an edit that returns this is no edit."""
@@ -213,10 +219,9 @@ class Dataset:
 
     def duplicates(self) -> DuplicateReport:
         ids = Counter(skeleton(item.id) for item in self.items)  # look-alike ids count as duplicates
-        groups: dict[str, list[str]] = {}
+        groups: dict[tuple[str, ...], list[str]] = {}
         for item in self.items:
-            groups.setdefault(normalise_text(item.question) + "\x00" + "|".join(
-                sorted(normalise_text(c) for c in item.choices)), []).append(item.id)
+            groups.setdefault(item.fingerprint, []).append(item.id)
         return DuplicateReport(
             duplicate_ids=sorted({item.id for item in self.items if ids[skeleton(item.id)] > 1}),
             duplicate_questions=[g for g in groups.values() if len(g) > 1],

@@ -1,4 +1,5 @@
-"""Reject new items that are too close to an existing one, by sentence-embedding similarity.
+"""Reject new items that are too close to an existing one, by sentence-embedding similarity; and, in a
+batch, find each item's closest in another dataset (`refinelab data overlap`).
 
 Item texts (stem + options) are embedded with the shared MiniLM embedder (disk-cached, so each text
 is embedded once per machine). `lexical` mode (word-set Jaccard) needs no model; it is for tests and
@@ -89,3 +90,23 @@ class DuplicateIndex:
                     return NearDuplicate(self._ids[index], float(scores[index]), self.method)
                 return None
         return None
+
+    def best_matches(self, items: list[QAItem], chunk: int = 512) -> list[tuple[str, float]]:
+        """For each of `items`, the most similar indexed item and the similarity, thresholds aside (the batch
+        form of `nearest`, for comparing whole datasets: `refinelab data overlap`). Items are embedded
+        `chunk` at a time, so memory stays at chunk x index size."""
+        with self._lock:
+            if not self._ids:
+                raise ValueError("the index is empty")
+            matches: list[tuple[str, float]] = []
+            for start in range(0, len(items), chunk):
+                part = items[start:start + chunk]
+                if self.method == "embedding":
+                    assert self._vectors is not None
+                    scores = self._embed([_text(i) for i in part]) @ self._vectors.T
+                else:
+                    scores = np.array([[len(words & w) / max(1, len(words | w)) for w in self._words]
+                                       for words in (_words(_text(i)) for i in part)])
+                best = scores.argmax(axis=1)
+                matches += [(self._ids[b], float(scores[row, b])) for row, b in enumerate(best)]
+            return matches

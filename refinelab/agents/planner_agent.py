@@ -26,7 +26,7 @@ from refinelab.planner.catalogue import (
 from refinelab.planner.ilp import Plan, SolverPolicy
 from refinelab.planner.problem import ItemProfile, Problem, build_problem, targets_from_resolved
 from refinelab.planner.tool import TOOL_NAME, make_plan_tool
-from refinelab.schema import QAItem, normalise_text
+from refinelab.schema import QAItem
 from refinelab.state import ABSTAINED, GAVE_UP, SUCCEEDED
 
 PLAN_SAFETY = 0.9  # plan against 90% of what is left: estimates are refitted, not exact
@@ -59,9 +59,8 @@ def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
         distractors = ctx.store.diagnostic(item.id, "distractors")
         # an edited item's p_error was measured on the text it replaced; a confirmed one's key stood on evidence
         edited = item.provenance.created_by != "original" or item.provenance.confirmed_by is not None
-        fingerprint = (normalise_text(item.question), *sorted(normalise_text(c) for c in item.choices))
-        duplicate = fingerprint in seen
-        seen.add(fingerprint)
+        duplicate = item.fingerprint in seen
+        seen.add(item.fingerprint)
         profiles.append(ItemProfile(
             id=item.id, domain=item.domain or ctx.domain_of(item), skill=item.skill or "(none)",
             difficulty=item.difficulty,

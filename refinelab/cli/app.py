@@ -379,6 +379,7 @@ def _mount_optional() -> None:
     from refinelab.cli.plan import plan_command; app.command("plan")(plan_command)  # noqa: E702, I001
     from refinelab.cli.profile import profile_command; app.command("profile")(profile_command)  # noqa: E702, I001
     from refinelab.cli.screen import screen_command; app.command("screen")(screen_command)  # noqa: E702, I001
+    from refinelab.cli.overlap import overlap_command; data_app.command("overlap")(overlap_command)  # noqa: E702, I001
     from refinelab.cli.report import export_command, report_command
     app.command("report")(report_command)
     app.command("export")(export_command)

@@ -134,7 +134,7 @@ def model_id_for(model: str) -> str:
 
 @contextmanager
 def _quiet_loading() -> Iterator[None]:
-    """transformers' warnings and the hub's progress bars off while loading, then as they were."""
+    """transformers' warnings and progress bars, and the hub's, off while loading, then as they were."""
     restore: list[Callable[[], None]] = []
     try:
         from transformers.utils import logging as hf_logging
@@ -142,6 +142,9 @@ def _quiet_loading() -> Iterator[None]:
         level = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
         restore.append(lambda: hf_logging.set_verbosity(level))
+        if hf_logging.is_progress_bar_enabled():  # transformers 5 draws a "Loading weights" bar on stderr
+            hf_logging.disable_progress_bar()
+            restore.append(hf_logging.enable_progress_bar)
     except ImportError:
         pass
     try:

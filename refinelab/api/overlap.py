@@ -1,0 +1,156 @@
+"""Overlap between two datasets: which items of DATA a REFERENCE already holds.
+
+A benchmark whose test items also sit in a training set, or a split leaking into another, scores less than
+it claims; finding that is the first audit a benchmark builder runs. Three strengths, each reported with its
+evidence (the reference item matched and how closely):
+
+- `exact`: the same question and the same options up to case, spacing and the options' order
+  (`QAItem.fingerprint`);
+- `same_question`: the same question with other options (the stem leaked, the options were rewritten);
+- `near`: stem and options read alike: the MiniLM cosine at or above `threshold` (0.92 by default, where
+  paraphrases of one question score: `agents.dedup`), or word-set Jaccard (0.8) with `method="lexical"`,
+  which needs no model but misses paraphrases.
+
+No model tokens; embeddings are cached on disk as everywhere else. Nothing is removed: the report is for a
+person to act on. evals/eval_overlap.py measures it on real benchmark files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from refinelab.agents.dedup import EMBEDDING_THRESHOLD, LEXICAL_THRESHOLD, DuplicateIndex
+from refinelab.atomic import atomic_write_text
+from refinelab.io import DatasetInput, as_dataset
+from refinelab.schema import Dataset, QAItem, normalise_text
+
+MatchKind = Literal["exact", "same_question", "near"]
+KINDS: tuple[MatchKind, ...] = ("exact", "same_question", "near")
+_CHUNK = 512  # items embedded per step, one progress update each
+
+
+@dataclass(frozen=True)
+class OverlapMatch:
+    """One item of the data found in the reference: how (`kind`), how closely (`similarity`; 1.0 for the
+    text matches) and the two questions, for a person to judge."""
+
+    item_id: str
+    reference_id: str
+    kind: MatchKind
+    similarity: float
+    question: str
+    reference_question: str
+
+
+@dataclass
+class OverlapReport:
+    """What `find_overlap` found: at most one match per data item, its strongest, in the data's order."""
+
+    data: str
+    reference: str
+    items: int
+    reference_items: int
+    method: str
+    threshold: float
+    matches: list[OverlapMatch] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Matched items per kind."""
+        return {kind: sum(1 for m in self.matches if m.kind == kind) for kind in KINDS}
+
+    @property
+    def share(self) -> float:
+        """The share of the data's items found in the reference."""
+        return len(self.matches) / self.items if self.items else 0.0
+
+    def to_dict(self, with_matches: bool = True) -> dict[str, Any]:
+        summary: dict[str, Any] = {
+            "data": self.data, "reference": self.reference, "items": self.items,
+            "reference_items": self.reference_items, "method": self.method, "threshold": self.threshold,
+            "found": len(self.matches), "share": self.share, "counts": self.counts()}
+        return summary | ({"matches": [asdict(m) for m in self.matches]} if with_matches else {})
+
+
+def find_overlap(
+    data: DatasetInput,
+    reference: DatasetInput,
+    *,
+    method: str = "embedding",
+    threshold: float | None = None,
+    columns: Mapping[str, Any] | None = None,
+    split: str | None = None,
+    reference_split: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> OverlapReport:
+    """The items of `data` that `reference` already holds (see the module docstring). Both take what `refine`
+    takes (a path, our `Dataset`, a `datasets.Dataset`, a DataFrame, a list of dicts); `columns` maps both;
+    `split`/`reference_split` pick a split of a folder holding several. Invalid rows are left out, as
+    `data validate` lists them. `progress(done, total)` follows the embedding (items of both sets)."""
+    if method not in {"embedding", "lexical"}:
+        raise ValueError(f"method must be 'embedding' or 'lexical', got {method!r}")
+    if threshold is None:
+        threshold = EMBEDDING_THRESHOLD if method == "embedding" else LEXICAL_THRESHOLD
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    items = as_dataset(data, columns=columns, split=split, on_invalid="quarantine")
+    known = as_dataset(reference, columns=columns, split=reference_split, on_invalid="quarantine")
+    report = OverlapReport(data=items.name, reference=known.name, items=len(items), reference_items=len(known),
+                           method=method, threshold=threshold)
+    by_fingerprint: dict[tuple[str, ...], QAItem] = {}
+    by_question: dict[str, QAItem] = {}
+    for ref in known:
+        by_fingerprint.setdefault(ref.fingerprint, ref)
+        by_question.setdefault(normalise_text(ref.question), ref)
+    rest: list[QAItem] = []
+    for item in items:
+        if (found := by_fingerprint.get(item.fingerprint)) is not None:
+            report.matches.append(_match(item, found, "exact", 1.0))
+        elif (found := by_question.get(normalise_text(item.question))) is not None:
+            report.matches.append(_match(item, found, "same_question", 1.0))
+        else:
+            rest.append(item)
+    report.matches += _near(known, rest, method, threshold, progress)
+    order = {item.id: n for n, item in enumerate(items)}
+    report.matches.sort(key=lambda m: order[m.item_id])
+    return report
+
+
+def _match(item: QAItem, found: QAItem, kind: MatchKind, similarity: float) -> OverlapMatch:
+    return OverlapMatch(item.id, found.id, kind, similarity, item.question, found.question)
+
+
+def _near(reference: Dataset, items: list[QAItem], method: str, threshold: float,
+          progress: Callable[[int, int], None] | None) -> list[OverlapMatch]:
+    """Near-duplicates of `items` in `reference`: the whole reference is embedded (every one of its items
+    can be a nearest), then the items, `_CHUNK` at a time."""
+    if not items or not len(reference):
+        return []
+    total, done = len(reference) + len(items), 0
+    index = DuplicateIndex(method)
+    for start in range(0, len(reference), _CHUNK):
+        index.add(reference.items[start:start + _CHUNK])
+        done += len(reference.items[start:start + _CHUNK])
+        if progress:
+            progress(done, total)
+    by_id = reference.by_id()
+    matches = []
+    for start in range(0, len(items), _CHUNK):
+        part = items[start:start + _CHUNK]
+        for item, (ref_id, similarity) in zip(part, index.best_matches(part), strict=True):
+            if similarity >= threshold:
+                matches.append(_match(item, by_id[ref_id], "near", round(similarity, 4)))
+        done += len(part)
+        if progress:
+            progress(done, total)
+    return matches
+
+
+def write_matches(report: OverlapReport, path: str | Path) -> Path:
+    """Every match as one JSON line, written atomically (a failed write leaves no half file)."""
+    path = Path(path)
+    atomic_write_text(path, "".join(json.dumps(asdict(m), ensure_ascii=False) + "\n" for m in report.matches))
+    return path

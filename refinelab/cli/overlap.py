@@ -1,0 +1,66 @@
+"""`refinelab data overlap`: which items of DATA a REFERENCE already holds; the work is `refinelab.api.overlap`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from refinelab.cli import arguments as arg
+from refinelab.cli.common import clip, console, fail, out
+from refinelab.cli.progress import phase_progress
+from refinelab.errors import RefineLabError
+
+SHOWN = 20  # matches printed; --out writes every one
+
+
+def overlap_command(
+    data: arg.Data,
+    reference: Annotated[Path, typer.Argument(help="the dataset to look in (a training set, another split)")],
+    split: arg.Split = None,
+    reference_split: Annotated[str | None, typer.Option(help="--split for REFERENCE")] = None,
+    columns: arg.Columns = None,
+    threshold: Annotated[float | None, typer.Option(help="similarity from which two items are near-duplicates "
+                                                         "(default 0.92 cosine; 0.8 Jaccard with --lexical)")] = None,
+    lexical: Annotated[bool, typer.Option("--lexical", help="word overlap instead of MiniLM embeddings "
+                                                            "(no model; misses paraphrases)")] = False,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write every match as JSON lines here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
+) -> None:
+    """Find the items of DATA that REFERENCE already holds: the same question and options, the same question,
+    or a near-duplicate. For contamination of a benchmark by a training set, or a split leaking into another;
+    no model tokens, nothing removed."""
+    from refinelab.api.overlap import find_overlap, write_matches
+    from refinelab.io import parse_columns
+
+    try:
+        mapping = parse_columns(columns) if columns else None
+        with phase_progress("embed", 0, quiet=quiet or as_json, console=console) as show:
+            report = find_overlap(data, reference, method="lexical" if lexical else "embedding",
+                                  threshold=threshold, columns=mapping, split=split,
+                                  reference_split=reference_split, progress=show)
+        if out_file is not None:
+            write_matches(report, out_file)
+    except (RefineLabError, ValueError) as exc:
+        fail(exc)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+        return
+    counts = report.counts()
+    out.print(f"{report.data}: {len(report.matches):,} of {report.items:,} items ({report.share:.1%}) found in "
+              f"{report.reference} ({report.reference_items:,} items): exact {counts['exact']:,}, same question "
+              f"{counts['same_question']:,}, near {counts['near']:,} (similarity >= {report.threshold:g}, "
+              f"{report.method})")
+    if report.matches:
+        table = Table("item", "question", "found as", "kind", "similarity")
+        for match in report.matches[:SHOWN]:
+            table.add_row(clip(match.item_id, 30), clip(match.question, 60), clip(match.reference_id, 30), match.kind,
+                          f"{match.similarity:.3f}")
+        out.print(table)
+        if len(report.matches) > SHOWN:
+            out.print(f"… {len(report.matches) - SHOWN:,} more" + (f" in {out_file}" if out_file else
+                                                                    " (--out FILE writes them all)"))

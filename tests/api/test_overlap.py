@@ -1,0 +1,107 @@
+"""`find_overlap` / `refinelab data overlap`: which items of one dataset another already holds (a test split
+in a training set), as exact copies, the same question with other options, or near-duplicates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from refinelab.api.overlap import find_overlap, write_matches
+from refinelab.cli.app import app
+from refinelab.errors import DataError
+
+REFERENCE = [
+    {"id": "r1", "question": "Which of the following is the largest planet in the Solar System?",
+     "choices": ["Mars", "Jupiter", "Earth", "Venus"], "answer": 1},
+    {"id": "r2", "question": "What is the chemical symbol for sodium?", "choices": ["S", "So", "Na", "Sd"],
+     "answer": 2},
+    {"id": "r3", "question": "How many sides has a hexagon?", "choices": ["5", "6", "7", "8"], "answer": 1},
+]
+DATA = [
+    {"id": "copy", "question": "how many sides  has a HEXAGON?", "choices": ["8", "7", "6", "5"], "answer": 2},
+    {"id": "new-options", "question": "How many sides has a hexagon?", "choices": ["4", "6", "10", "12"],
+     "answer": 1},
+    {"id": "paraphrase", "question": "Which one of these is the biggest planet in our Solar System?",
+     "choices": ["Jupiter", "Mars", "Venus", "Earth"], "answer": 0},
+    {"id": "unrelated", "question": "Who wrote the novel Moby-Dick?", "choices": ["Melville", "Twain", "Poe",
+                                                                                "Hawthorne"], "answer": 0},
+    {"id": "reworded", "question": "what is the chemical symbol for sodium", "choices": ["na", "s", "so", "sd"],
+     "answer": 0},
+]
+
+
+def _found(report) -> dict[str, tuple[str, str]]:
+    return {m.item_id: (m.reference_id, m.kind) for m in report.matches}
+
+
+def test_exact_copies_and_leaked_questions_whatever_the_options_order_case_and_spacing() -> None:
+    """Text matches need no model: the lexical method runs without embeddings."""
+    report = find_overlap(DATA, REFERENCE, method="lexical")
+    assert _found(report) == {"copy": ("r3", "exact"), "new-options": ("r3", "same_question"),
+                              "reworded": ("r2", "near")}
+    assert report.counts() == {"exact": 1, "same_question": 1, "near": 1}
+    assert report.items == 5 and report.reference_items == 3 and report.share == pytest.approx(0.6)
+    assert [m.item_id for m in report.matches] == ["copy", "new-options", "reworded"]  # the data's order
+    assert report.matches[0].reference_question == REFERENCE[2]["question"]
+    assert find_overlap(DATA, REFERENCE, method="lexical", threshold=1.0).counts()["near"] == 1  # same words
+    assert find_overlap(DATA[3:4], REFERENCE, method="lexical").matches == []
+
+
+def test_paraphrases_are_near_duplicates_by_embedding() -> None:
+    """The packaged MiniLM finds a paraphrase with its options reordered, which shares too few words for the
+    lexical method, and leaves an unrelated question alone."""
+    report = find_overlap(DATA, REFERENCE)
+    found = _found(report)
+    assert found["paraphrase"] == ("r1", "near") and found["reworded"] == ("r2", "near")
+    assert "unrelated" not in found
+    near = {m.item_id: m.similarity for m in report.matches if m.kind == "near"}
+    assert all(0.92 <= s < 1.0 for s in near.values()), near
+    assert "paraphrase" not in _found(find_overlap(DATA, REFERENCE, method="lexical"))
+    assert "paraphrase" not in _found(find_overlap(DATA, REFERENCE, threshold=0.99))
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="method must be 'embedding' or 'lexical'"):
+        find_overlap(DATA, REFERENCE, method="bm25")
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
+        find_overlap(DATA, REFERENCE, threshold=1.5)
+    with pytest.raises(DataError, match="picks a part of a folder on disk"):
+        find_overlap(DATA, REFERENCE, split="test")
+
+
+def test_a_split_leaking_into_another_through_the_cli(tmp_path: Path) -> None:
+    """The command a benchmark builder runs on a saved DatasetDict: test against train, every match written
+    to --out, one line of counts; a missing reference is one line, exit 2."""
+    import datasets
+
+    def rows(items: list[dict]) -> dict[str, list]:
+        return {key: [item[key] for item in items] for key in ("question", "choices", "answer")}
+
+    folder = tmp_path / "saved"
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(rows(REFERENCE)),
+                          "test": datasets.Dataset.from_dict(rows(DATA))}).save_to_disk(str(folder))
+    matches = tmp_path / "overlap.jsonl"
+    result = CliRunner().invoke(app, ["data", "overlap", str(folder), str(folder), "--split", "test",
+                                      "--reference-split", "train", "--lexical", "--out", str(matches)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "test: 3 of 5 items (60.0%) found in train (3 items): exact 1, same question 1, near 1" in result.output
+    written = [json.loads(line) for line in matches.read_text().splitlines()]
+    assert [(m["kind"], m["similarity"]) for m in written] == [("exact", 1.0), ("same_question", 1.0), ("near", 1.0)]
+    as_json = CliRunner().invoke(app, ["data", "overlap", str(folder), str(folder), "--split", "test",
+                                       "--reference-split", "train", "--lexical", "--json"])
+    assert json.loads(as_json.output)["counts"] == {"exact": 1, "same_question": 1, "near": 1}
+    missing = CliRunner().invoke(app, ["data", "overlap", str(folder), str(tmp_path / "nope.jsonl"), "--split",
+                                       "test", "--lexical"])
+    assert missing.exit_code == 2 and "nope.jsonl: no such file or folder" in missing.output
+
+
+def test_matches_as_json_lines_and_a_summary_without_them(tmp_path: Path) -> None:
+    report = find_overlap(DATA, REFERENCE, method="lexical")
+    path = write_matches(report, tmp_path / "m.jsonl")
+    assert [json.loads(line)["item_id"] for line in path.read_text().splitlines()] == ["copy", "new-options",
+                                                                                      "reworded"]
+    assert report.to_dict(with_matches=False)["found"] == 3 and "matches" not in report.to_dict(with_matches=False)
