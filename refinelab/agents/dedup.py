@@ -91,14 +91,14 @@ class DuplicateIndex:
                 return None
         return None
 
-    def best_matches(self, items: list[QAItem], chunk: int = 512) -> list[tuple[str, float]]:
-        """For each of `items`, the most similar indexed item and the similarity, thresholds aside (the batch
-        form of `nearest`, for comparing whole datasets: `refinelab data overlap`). Items are embedded
-        `chunk` at a time, so memory stays at chunk x index size."""
+    def best_matches(self, items: list[QAItem], top: int = 1, chunk: int = 512) -> list[list[tuple[str, float]]]:
+        """For each of `items`, the `top` most similar indexed items and their similarities, most similar
+        first, thresholds aside (the batch form of `nearest`, for comparing whole datasets: `refinelab data
+        overlap`). Items are embedded `chunk` at a time, so memory stays at chunk x index size."""
         with self._lock:
             if not self._ids:
                 raise ValueError("the index is empty")
-            matches: list[tuple[str, float]] = []
+            matches: list[list[tuple[str, float]]] = []
             for start in range(0, len(items), chunk):
                 part = items[start:start + chunk]
                 if self.method == "embedding":
@@ -107,6 +107,6 @@ class DuplicateIndex:
                 else:
                     scores = np.array([[len(words & w) / max(1, len(words | w)) for w in self._words]
                                        for words in (_words(_text(i)) for i in part)])
-                best = scores.argmax(axis=1)
-                matches += [(self._ids[b], float(scores[row, b])) for row, b in enumerate(best)]
+                best = np.argsort(-scores, axis=1)[:, :top]
+                matches += [[(self._ids[b], float(scores[row, b])) for b in picks] for row, picks in enumerate(best)]
             return matches

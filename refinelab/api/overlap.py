@@ -9,7 +9,11 @@ evidence (the reference item matched and how closely):
 - `same_question`: the same question with other options (the stem leaked, the options were rewritten);
 - `near`: stem and options read alike: the MiniLM cosine at or above `threshold` (0.92 by default, where
   paraphrases of one question score: `agents.dedup`), or word-set Jaccard (0.8) with `method="lexical"`,
-  which needs no model but misses paraphrases.
+  which needs no model but misses paraphrases; and at least half their options the same (`any_options`
+  drops this, to find items sharing a passage or a template). The options rule is measured: MiniLM reads the
+  first 256 word pieces, so two questions on one long passage scored 1.000 with not one option in common
+  (MMLU's history items): of the 100 near matches of MMLU val in MMLU test at 0.92, 31 were such and 56
+  shared under half their options; the rule keeps 44 (evals/results/overlap.md).
 
 No model tokens; embeddings are cached on disk as everywhere else. Nothing is removed: the report is for a
 person to act on. evals/eval_overlap.py measures it on real benchmark files.
@@ -31,6 +35,7 @@ from refinelab.schema import Dataset, QAItem, normalise_text
 MatchKind = Literal["exact", "same_question", "near"]
 KINDS: tuple[MatchKind, ...] = ("exact", "same_question", "near")
 _CHUNK = 512  # items embedded per step, one progress update each
+_CANDIDATES = 5  # the most similar reference items looked at for one whose options agree
 
 
 @dataclass(frozen=True)
@@ -84,11 +89,13 @@ def find_overlap(
     columns: Mapping[str, Any] | None = None,
     split: str | None = None,
     reference_split: str | None = None,
+    any_options: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> OverlapReport:
     """The items of `data` that `reference` already holds (see the module docstring). Both take what `refine`
     takes (a path, our `Dataset`, a `datasets.Dataset`, a DataFrame, a list of dicts); `columns` maps both;
-    `split`/`reference_split` pick a split of a folder holding several. Invalid rows are left out, as
+    `split`/`reference_split` pick a split of a folder holding several; `any_options` counts a near match
+    whatever its options. Invalid rows are left out, as
     `data validate` lists them. `progress(done, total)` follows the embedding (items of both sets)."""
     if method not in {"embedding", "lexical"}:
         raise ValueError(f"method must be 'embedding' or 'lexical', got {method!r}")
@@ -113,7 +120,7 @@ def find_overlap(
             report.matches.append(_match(item, found, "same_question", 1.0))
         else:
             rest.append(item)
-    report.matches += _near(known, rest, method, threshold, progress)
+    report.matches += _near(known, rest, method, threshold, any_options, progress)
     order = {item.id: n for n, item in enumerate(items)}
     report.matches.sort(key=lambda m: order[m.item_id])
     return report
@@ -123,7 +130,7 @@ def _match(item: QAItem, found: QAItem, kind: MatchKind, similarity: float) -> O
     return OverlapMatch(item.id, found.id, kind, similarity, item.question, found.question)
 
 
-def _near(reference: Dataset, items: list[QAItem], method: str, threshold: float,
+def _near(reference: Dataset, items: list[QAItem], method: str, threshold: float, any_options: bool,
           progress: Callable[[int, int], None] | None) -> list[OverlapMatch]:
     """Near-duplicates of `items` in `reference`: the whole reference is embedded (every one of its items
     can be a nearest), then the items, `_CHUNK` at a time."""
@@ -140,13 +147,23 @@ def _near(reference: Dataset, items: list[QAItem], method: str, threshold: float
     matches = []
     for start in range(0, len(items), _CHUNK):
         part = items[start:start + _CHUNK]
-        for item, (ref_id, similarity) in zip(part, index.best_matches(part), strict=True):
-            if similarity >= threshold:
-                matches.append(_match(item, by_id[ref_id], "near", round(similarity, 4)))
+        for item, candidates in zip(part, index.best_matches(part, top=_CANDIDATES), strict=True):
+            found = next(((by_id[ref_id], similarity) for ref_id, similarity in candidates
+                          if similarity >= threshold and (any_options or options_agree(item, by_id[ref_id]))),
+                         None)
+            if found is not None:
+                matches.append(_match(item, found[0], "near", round(found[1], 4)))
         done += len(part)
         if progress:
             progress(done, total)
     return matches
+
+
+def options_agree(item: QAItem, other: QAItem) -> bool:
+    """At least half of the two items' options (as sets, up to case and spacing) are the same: a near match
+    must share its options, not only a passage or a template."""
+    mine, theirs = set(item.fingerprint[1:]), set(other.fingerprint[1:])
+    return len(mine & theirs) >= 0.5 * len(mine | theirs)
 
 
 def write_matches(report: OverlapReport, path: str | Path) -> Path:

@@ -27,6 +27,9 @@ def overlap_command(
                                                          "(default 0.92 cosine; 0.8 Jaccard with --lexical)")] = None,
     lexical: Annotated[bool, typer.Option("--lexical", help="word overlap instead of MiniLM embeddings "
                                                             "(no model; misses paraphrases)")] = False,
+    any_options: Annotated[bool, typer.Option("--any-options", help="a near match need not share half its "
+                                                                    "options (finds items on one passage or "
+                                                                    "template)")] = False,
     out_file: Annotated[Path | None, typer.Option("--out", help="write every match as JSON lines here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
@@ -42,7 +45,7 @@ def overlap_command(
         with phase_progress("embed", 0, quiet=quiet or as_json, console=console) as show:
             report = find_overlap(data, reference, method="lexical" if lexical else "embedding",
                                   threshold=threshold, columns=mapping, split=split,
-                                  reference_split=reference_split, progress=show)
+                                  reference_split=reference_split, any_options=any_options, progress=show)
         if out_file is not None:
             write_matches(report, out_file)
     except (RefineLabError, ValueError) as exc:

@@ -105,3 +105,23 @@ def test_matches_as_json_lines_and_a_summary_without_them(tmp_path: Path) -> Non
     assert [json.loads(line)["item_id"] for line in path.read_text().splitlines()] == ["copy", "new-options",
                                                                                       "reworded"]
     assert report.to_dict(with_matches=False)["found"] == 3 and "matches" not in report.to_dict(with_matches=False)
+
+
+def test_a_shared_passage_is_not_a_near_duplicate_unless_asked() -> None:
+    """MiniLM reads the first 256 word pieces: two questions on one long passage embed alike (MMLU's history
+    items scored 1.000 with no option in common). A near match must share half its options; `any_options`
+    finds the shared passage all the same."""
+    passage = ("This question refers to the following information. " + " ".join(
+        f"In the year {1800 + n} the assembly of the northern provinces met again to debate the tariff, the "
+        f"railways and the rights of the press, and resolved on measure number {n}." for n in range(12)))
+    reference = [{"id": "r1", "question": passage + " Which issue did the assembly debate first?",
+                  "choices": ["the tariff", "the army", "the church", "the schools"], "answer": 0}]
+    data = [{"id": "other-question", "question": passage + " In which year did the assembly first meet?",
+             "choices": ["1800", "1811", "1790", "1850"], "answer": 0},
+            {"id": "same-item", "question": passage + " Which issue did the assembly debate first of all?",
+             "choices": ["the army", "the tariff", "the schools", "the church"], "answer": 1}]
+    report = find_overlap(data, reference)
+    assert _found(report) == {"same-item": ("r1", "near")}
+    loose = find_overlap(data, reference, any_options=True)
+    assert _found(loose) == {"other-question": ("r1", "near"), "same-item": ("r1", "near")}
+    assert {m.item_id: m.similarity for m in loose.matches}["other-question"] > 0.99  # the passage is all it reads

@@ -1,0 +1,156 @@
+"""How well `refinelab data overlap` finds a dataset's items in another, on real benchmark files.
+
+Three measurements, no model tokens (MiniLM embeddings, cached on disk):
+
+1. **Known copies.** MMLU-Redux's dev files re-annotate MMLU test questions, and the retriever-evaluation
+   rows are dev questions: each should be found, nearly all as exact copies.
+2. **Edited copies (recall).** `--n` MMLU test items edited the way leaked items are (options reordered; the
+   stem's punctuation and case changed; one or two words of the stem changed; "Which of the following" and
+   similar frames reworded), each kind searched for in the MMLU test split: the share found at each threshold.
+3. **Unrelated sets (false matches).** MMLU's val split against its test split (different questions by
+   construction, though MMLU is known to repeat some), with and without the rule that a near match shares
+   half its options, and ARC-Challenge's test split against MMLU test: the matches at each threshold, with
+   examples, so a reader can judge where near stops meaning "the same".
+
+  .venv/bin/python evals/eval_overlap.py --n 200 --tag overlap
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import time
+from pathlib import Path
+
+from common import log, table, write_results
+
+from refinelab.api.overlap import OverlapReport, find_overlap
+from refinelab.io import load_dataset
+from refinelab.schema import Dataset, QAItem
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+THRESHOLDS = (0.85, 0.90, 0.92, 0.95)
+FRAMES = [("Which of the following", "Which one of these"), ("which of the following", "which one of these"),
+          ("What is", "What's"), ("Which is", "Which one is"), ("is not", "isn't")]
+
+
+def reorder(item: QAItem, rng: random.Random) -> QAItem:
+    order = list(range(len(item.choices)))
+    while order == sorted(order):
+        rng.shuffle(order)
+    return item.model_copy(update={"choices": [item.choices[i] for i in order], "answer": order.index(item.answer)})
+
+
+def punctuate(item: QAItem, rng: random.Random) -> QAItem:
+    stem = item.question.rstrip(" ?.:").lower() + rng.choice(["", " ?", ".", ":"])
+    return item.model_copy(update={"question": stem})
+
+
+def change_words(item: QAItem, rng: random.Random) -> QAItem:
+    words = item.question.split()
+    for _ in range(min(2, max(1, len(words) // 8))):
+        spot = rng.randrange(len(words))
+        words[spot] = rng.choice(["the", "a", "this", "some", "each", "that"])
+    return item.model_copy(update={"question": " ".join(words)})
+
+
+def reframe(item: QAItem, rng: random.Random) -> QAItem | None:
+    for old, new in FRAMES:
+        if old in item.question:
+            return item.model_copy(update={"question": item.question.replace(old, new, 1)})
+    return None
+
+
+EDITS = {"options reordered": reorder, "punctuation and case": punctuate, "1-2 words changed": change_words,
+         "frame reworded": reframe}
+
+
+def found_at(report: OverlapReport, thresholds: tuple[float, ...] = THRESHOLDS) -> dict[float, int]:
+    return {t: sum(1 for m in report.matches if m.similarity >= t) for t in thresholds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="MMLU test items edited per kind")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tag", default="overlap")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    rng = random.Random(args.seed)
+    mmlu_test = load_dataset(DATA / "mmlu" / "test", on_invalid="quarantine")
+    lowest = min(THRESHOLDS)
+    result: dict[str, object] = {"n": args.n, "seed": args.seed, "thresholds": THRESHOLDS}
+
+    log("known copies")
+    known_rows = []
+    for name, data, reference in (
+            ("MMLU-Redux dev (20 subjects) in MMLU test", DATA / "mmlu_redux" / "dev", mmlu_test),
+            ("retriever-evaluation rows in MMLU-Redux dev", DATA / "mmlu_redux" / "retriever_evaluation",
+             DATA / "mmlu_redux" / "dev")):
+        t0 = time.perf_counter()
+        report = find_overlap(data, reference)
+        counts = report.counts()
+        known_rows.append([name, report.items, f"{len(report.matches):,} ({report.share:.1%})", counts["exact"],
+                           counts["same_question"], counts["near"], f"{time.perf_counter() - t0:.0f}"])
+        result[name] = report.to_dict(with_matches=False)
+
+    log("edited copies")
+    sample = rng.sample(list(mmlu_test), args.n)
+    fingerprints = {item.id: item.fingerprint for item in mmlu_test}
+    edit_rows = []
+    for kind, edit in EDITS.items():
+        edited = [e for e in (edit(item, rng) for item in sample) if e is not None]
+        report = find_overlap(Dataset(edited, name=kind), mmlu_test, threshold=lowest)
+        # the item it was made from, or a copy of it: MMLU's test split repeats some items word for word
+        right = [m for m in report.matches if fingerprints[m.reference_id] == fingerprints[m.item_id]]
+        at = {t: sum(1 for m in right if m.similarity >= t) / len(edited) for t in THRESHOLDS}
+        edit_rows.append([kind, len(edited), *(f"{at[t]:.1%}" for t in THRESHOLDS), len(report.matches) - len(right)])
+        result[f"edited: {kind}"] = {"items": len(edited), "found_right": {str(t): v for t, v in at.items()}}
+
+    log("unrelated sets")
+    false_rows = []
+    examples = []
+    for name, data, any_options in (
+            ("MMLU val in MMLU test", DATA / "mmlu" / "val", False),
+            ("the same, near matches whatever their options (--any-options)", DATA / "mmlu" / "val", True),
+            ("ARC-Challenge test in MMLU test", DATA / "arc" / "ARC-Challenge" / "ARC-Challenge-Test.jsonl", False)):
+        report = find_overlap(data, mmlu_test, threshold=lowest, any_options=any_options)
+        counts = report.counts()
+        at = found_at(report)
+        false_rows.append([name, report.items, counts["exact"], counts["same_question"],
+                           *(f"{at[t]:,}" for t in THRESHOLDS)])
+        result[name] = report.to_dict(with_matches=False) | {"at": {str(t): v for t, v in at.items()}}
+        near = sorted((m for m in report.matches if m.kind == "near"), key=lambda m: -m.similarity)
+        for m in (near[round(k * (len(near) - 1) / 7)] for k in range(8)) if near else ():
+            examples.append([name, f"{m.similarity:.3f}", _clip(m.question), _clip(m.reference_question)])
+
+    seconds = time.perf_counter() - started
+    markdown = (
+        f"# Overlap between datasets ({args.tag})\n\n`find_overlap` (`refinelab data overlap`): MiniLM cosine of "
+        "stem + options, exact and same-question matches by normalised text; no model tokens.\n\n"
+        "## Known copies\n\n"
+        + table(["data in reference", "items", "found", "exact", "same question", "near", "s"], known_rows)
+        + f"\n\n## Edited copies of {args.n} MMLU test items, searched for in MMLU test (recall)\n\n"
+        "Found = the item it was made from (or a word-for-word copy of it in MMLU test) is its best match, at or "
+        "above the threshold; the last column counts edited items whose best match is another item.\n\n"
+        + table(["edit", "items", *(f"found at {t}" for t in THRESHOLDS), "best match another item"], edit_rows)
+        + "\n\n## Unrelated sets (matches are false, or real repeats)\n\n"
+        + table(["data in reference", "items", "exact", "same question", *(f"matched at {t}" for t in THRESHOLDS)],
+                false_rows)
+        + "\n\nNear matches, eight spread evenly from the closest to the least close:\n\n"
+        + table(["set", "similarity", "item", "matched reference item"], examples)
+        + f"\n\nTotal {seconds:.0f} s.\n")
+    print(markdown)
+    write_results(args.tag, result, markdown)
+
+
+def _clip(text: str, limit: int = 110) -> str:
+    text = re.sub(r"\s+", " ", text).replace("|", "/")
+    if len(text) <= limit:
+        return text
+    return text[:limit // 2 - 1] + " … " + text[-(limit // 2 - 2):]  # the end shows where long stems differ
+
+
+if __name__ == "__main__":
+    main()
