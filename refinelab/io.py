@@ -928,21 +928,24 @@ def load_dataset(
 def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None, split: str | None = None) -> Dataset:
     if not path.exists():
         raise DataError(str(path), None, None, "no such file or folder")
+    if path.is_dir():
+        return _load_folder(path, format, mapping, split)
     if split is not None:
-        if not path.is_dir():
-            raise DataError(str(path), None, None, f"split {split!r} picks a part of a folder; this is a file")
-        if (folder := _split_folder(path, split)) is not None:
-            return _load(folder, format, mapping)
-    if path.is_dir() and (path / "dataset_dict.json").is_file() and split is None:
+        raise DataError(str(path), None, None, f"split {split!r} picks a part of a folder; this is a file")
+    return _load_file(path, format, mapping)
+
+
+def _load_folder(path: Path, format: str | None, mapping: Mapping[str, Any] | None, split: str | None) -> Dataset:
+    """A folder: its split's sub-folder, its split's files (CSV files too, each read as MMLU's layout or as
+    headered: one kind a folder), a dataset repository's data/, or else MMLU's layout."""
+    if split is not None and (folder := _split_folder(path, split)) is not None:
+        return _load(folder, format, mapping)
+    if split is None and (path / "dataset_dict.json").is_file():
         raise DataError(str(path), None, None, "is a Hugging Face DatasetDict (save_to_disk) holding the splits "
                         f"{', '.join(_sub_folders(path)[:8])}; choose one with --split NAME (Python: split=)")
-    readers: dict[str, Callable[[Path], Dataset]] = {
-        "jsonl": read_jsonl, "arc": read_jsonl, "mmlu": read_mmlu_csv, "parquet": read_parquet, "arrow": read_arrow,
-    }
-    if path.is_dir() and format != "mmlu":
-        # CSV files join by the same split rule, each then read as MMLU's layout or as headered (one kind a folder)
+    if format != "mmlu":
         if files := _split_files(path, split, with_csv=_csv_folder_layout(path, mapping) is not None):
-            items = [item for file in files for item in _load(file, format, mapping).items]
+            items = [item for file in files for item in _load_file(file, format, mapping).items]
             return _checked(Dataset(items, name=path.name if split is None else split), path)
         hub_data = path / "data"  # a dataset repository as cloned: README.md beside data/
         if hub_data.is_dir() and not hub_data.is_symlink() and not _table_files(path):
@@ -951,10 +954,16 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None, spl
         held = _sub_folders(path)
         raise DataError(str(path), None, None, f"has no split {split!r}: no folder of that name"
                         + (f" (it holds {', '.join(held[:8])})" if held else "") + " and no files named for it")
+    return _load_file(path, format or "mmlu", mapping)
+
+
+def _load_file(path: Path, format: str | None, mapping: Mapping[str, Any] | None) -> Dataset:
+    """One file (or a folder read as MMLU's layout) by `format`, else by its name."""
+    readers: dict[str, Callable[[Path], Dataset]] = {
+        "jsonl": read_jsonl, "arc": read_jsonl, "mmlu": read_mmlu_csv, "parquet": read_parquet, "arrow": read_arrow,
+    }
     if format is None:
-        if path.is_dir():
-            format = "mmlu"
-        elif _suffix(path) in {".jsonl", ".json"}:
+        if _suffix(path) in {".jsonl", ".json"}:
             format = "jsonl"
         elif path.suffix in {".parquet", ".arrow"}:
             format = path.suffix[1:]
