@@ -25,6 +25,7 @@ from pathlib import Path
 
 from common import log, table, write_results
 
+from refinelab.agents.dedup import EMBEDDING_THRESHOLD
 from refinelab.api.overlap import OverlapReport, find_overlap
 from refinelab.io import load_dataset
 from refinelab.schema import Dataset, QAItem
@@ -118,12 +119,16 @@ def main() -> None:
         report = find_overlap(data, mmlu_test, threshold=lowest, any_options=any_options)
         counts = report.counts()
         at = found_at(report)
+        keyed = [m for m in report.matches if m.kind == "near" and m.similarity >= EMBEDDING_THRESHOLD]
         false_rows.append([name, report.items, counts["exact"], counts["same_question"],
-                           *(f"{at[t]:,}" for t in THRESHOLDS)])
+                           *(f"{at[t]:,}" for t in THRESHOLDS),
+                           f"{sum(not m.same_key for m in keyed)} of {len(keyed)}",
+                           report.other_key()["exact"]])
         result[name] = report.to_dict(with_matches=False) | {"at": {str(t): v for t, v in at.items()}}
         near = sorted((m for m in report.matches if m.kind == "near"), key=lambda m: -m.similarity)
         for m in (near[round(k * (len(near) - 1) / 7)] for k in range(8)) if near else ():
-            examples.append([name, f"{m.similarity:.3f}", _clip(m.question), _clip(m.reference_question)])
+            examples.append([name, f"{m.similarity:.3f}", "yes" if m.same_key else "no", _clip(m.question),
+                             _clip(m.reference_question)])
 
     seconds = time.perf_counter() - started
     markdown = (
@@ -136,10 +141,11 @@ def main() -> None:
         "above the threshold; the last column counts edited items whose best match is another item.\n\n"
         + table(["edit", "items", *(f"found at {t}" for t in THRESHOLDS), "best match another item"], edit_rows)
         + "\n\n## Unrelated sets (matches are false, or real repeats)\n\n"
-        + table(["data in reference", "items", "exact", "same question", *(f"matched at {t}" for t in THRESHOLDS)],
+        + table(["data in reference", "items", "exact", "same question", *(f"matched at {t}" for t in THRESHOLDS),
+                 f"near at {EMBEDDING_THRESHOLD} keyed otherwise", "exact keyed otherwise"],
                 false_rows)
         + "\n\nNear matches, eight spread evenly from the closest to the least close:\n\n"
-        + table(["set", "similarity", "item", "matched reference item"], examples)
+        + table(["set", "similarity", "same key", "item", "matched reference item"], examples)
         + f"\n\nTotal {seconds:.0f} s.\n")
     print(markdown)
     write_results(args.tag, result, markdown)

@@ -41,12 +41,15 @@ _CANDIDATES = 5  # the most similar reference items looked at for one whose opti
 @dataclass(frozen=True)
 class OverlapMatch:
     """One item of the data found in the reference: how (`kind`), how closely (`similarity`; 1.0 for the
-    text matches) and the two questions, for a person to judge."""
+    text matches), whether the two keys say the same (`same_key`, up to case and spacing) and the two
+    questions, for a person to judge. An exact copy keyed otherwise is a key error in one of the two; a near
+    match keyed otherwise is most often another question from one template ("… for n = 7" and "for n = 6")."""
 
     item_id: str
     reference_id: str
     kind: MatchKind
     similarity: float
+    same_key: bool
     question: str
     reference_question: str
 
@@ -67,6 +70,10 @@ class OverlapReport:
         """Matched items per kind."""
         return {kind: sum(1 for m in self.matches if m.kind == kind) for kind in KINDS}
 
+    def other_key(self) -> dict[str, int]:
+        """Matched items per kind whose key says something else than the reference's."""
+        return {kind: sum(1 for m in self.matches if m.kind == kind and not m.same_key) for kind in KINDS}
+
     @property
     def share(self) -> float:
         """The share of the data's items found in the reference."""
@@ -76,7 +83,7 @@ class OverlapReport:
         summary: dict[str, Any] = {
             "data": self.data, "reference": self.reference, "items": self.items,
             "reference_items": self.reference_items, "method": self.method, "threshold": self.threshold,
-            "found": len(self.matches), "share": self.share, "counts": self.counts()}
+            "found": len(self.matches), "share": self.share, "counts": self.counts(), "other_key": self.other_key()}
         return summary | ({"matches": [asdict(m) for m in self.matches]} if with_matches else {})
 
 
@@ -127,7 +134,8 @@ def find_overlap(
 
 
 def _match(item: QAItem, found: QAItem, kind: MatchKind, similarity: float) -> OverlapMatch:
-    return OverlapMatch(item.id, found.id, kind, similarity, item.question, found.question)
+    same_key = normalise_text(item.answer_text) == normalise_text(found.answer_text)
+    return OverlapMatch(item.id, found.id, kind, similarity, same_key, item.question, found.question)
 
 
 def _near(reference: Dataset, items: list[QAItem], method: str, threshold: float, any_options: bool,

@@ -53,16 +53,20 @@ def overlap_command(
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
         return
-    counts = report.counts()
+    counts, other_key = report.counts(), report.other_key()
     out.print(f"{report.data}: {len(report.matches):,} of {report.items:,} items ({report.share:.1%}) found in "
               f"{report.reference} ({report.reference_items:,} items): exact {counts['exact']:,}, same question "
               f"{counts['same_question']:,}, near {counts['near']:,} (similarity >= {report.threshold:g}, "
-              f"{report.method})")
+              f"{report.method}; {other_key['near']:,} of them keyed otherwise, most often another question "
+              "from one template)")
+    if other_key["exact"]:
+        console.print(f"warning: {other_key['exact']:,} exact copies are keyed otherwise in {report.reference}: "
+                      "one of each pair has a wrong key")
     if report.matches:
-        table = Table("item", "question", "found as", "kind", "similarity")
+        table = Table("item", "question", "found as", "kind", "similarity", "same key")
         for match in report.matches[:SHOWN]:
             table.add_row(clip(match.item_id, 30), clip(match.question, 60), clip(match.reference_id, 30), match.kind,
-                          f"{match.similarity:.3f}")
+                          f"{match.similarity:.3f}", "yes" if match.same_key else "no")
         out.print(table)
         if len(report.matches) > SHOWN:
             out.print(f"… {len(report.matches) - SHOWN:,} more" + (f" in {out_file}" if out_file else

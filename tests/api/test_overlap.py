@@ -126,3 +126,18 @@ def test_a_shared_passage_is_not_a_near_duplicate_unless_asked() -> None:
     loose = find_overlap(data, reference, any_options=True)
     assert _found(loose) == {"other-question": ("r1", "near"), "same-item": ("r1", "near")}
     assert {m.item_id: m.similarity for m in loose.matches}["other-question"] > 0.99  # the passage is all it reads
+
+
+def test_an_exact_copy_keyed_otherwise_is_reported(tmp_path: Path) -> None:
+    """The same question and options with another key: one of the two keys is wrong. The match says so, the
+    report counts it and the command warns; a near match keyed otherwise is told apart the same way."""
+    miskeyed = {**REFERENCE[1], "id": "miskeyed", "answer": 0}  # "S" for sodium
+    report = find_overlap([miskeyed, DATA[0]], REFERENCE, method="lexical")
+    assert {m.item_id: m.same_key for m in report.matches} == {"miskeyed": False, "copy": True}
+    assert report.other_key() == {"exact": 1, "same_question": 0, "near": 0}
+    data, reference = tmp_path / "d.jsonl", tmp_path / "r.jsonl"
+    data.write_text(json.dumps(miskeyed) + "\n")
+    reference.write_text("".join(json.dumps(r) + "\n" for r in REFERENCE))
+    result = CliRunner().invoke(app, ["data", "overlap", str(data), str(reference), "--lexical"])
+    assert result.exit_code == 0, result.output
+    assert "1 exact copies are keyed otherwise in r: one of each pair has a wrong key" in " ".join(result.output.split())
