@@ -1,6 +1,6 @@
 """How well `refinelab data overlap` finds a dataset's items in another, on real benchmark files.
 
-Three measurements, no model tokens (MiniLM embeddings, cached on disk):
+Three measurements and a census, no model tokens (MiniLM embeddings, cached on disk):
 
 1. **Known copies.** MMLU-Redux's dev files re-annotate MMLU test questions, and the retriever-evaluation
    rows are dev questions: each should be found, nearly all as exact copies.
@@ -11,6 +11,8 @@ Three measurements, no model tokens (MiniLM embeddings, cached on disk):
    construction, though MMLU is known to repeat some), with and without the rule that a near match shares
    half its options, and ARC-Challenge's test split against MMLU test: the matches at each threshold, with
    examples, so a reader can judge where near stops meaning "the same".
+4. **A set against itself.** MMLU's test split: its items that repeat an earlier one, and how many of those
+   are keyed otherwise.
 
   .venv/bin/python evals/eval_overlap.py --n 200 --tag overlap
 """
@@ -95,6 +97,14 @@ def main() -> None:
         known_rows.append([name, report.items, f"{len(report.matches):,} ({report.share:.1%})", counts["exact"],
                            counts["same_question"], counts["near"], f"{time.perf_counter() - t0:.0f}"])
         result[name] = report.to_dict(with_matches=False)
+    log("MMLU test against itself")
+    t0 = time.perf_counter()
+    report = find_overlap(mmlu_test)
+    counts, other_key = report.counts(), report.other_key()
+    within_row = [report.items, f"{len(report.matches):,} ({report.share:.1%})", counts["exact"],
+                  counts["same_question"], counts["near"], other_key["exact"], other_key["same_question"],
+                  other_key["near"], f"{time.perf_counter() - t0:.0f}"]
+    result["MMLU test against itself"] = report.to_dict(with_matches=False)
 
     log("edited copies")
     sample = rng.sample(list(mmlu_test), args.n)
@@ -136,6 +146,9 @@ def main() -> None:
         "stem + options, exact and same-question matches by normalised text; no model tokens.\n\n"
         "## Known copies\n\n"
         + table(["data in reference", "items", "found", "exact", "same question", "near", "s"], known_rows)
+        + "\n\n## MMLU test against itself (items repeating an earlier one)\n\n"
+        + table(["items", "repeats", "exact", "same question", "near", "exact keyed otherwise",
+                 "same question keyed otherwise", "near keyed otherwise", "s"], [within_row])
         + f"\n\n## Edited copies of {args.n} MMLU test items, searched for in MMLU test (recall)\n\n"
         "Found = the item it was made from (or a word-for-word copy of it in MMLU test) is its best match, at or "
         "above the threshold; the last column counts edited items whose best match is another item.\n\n"

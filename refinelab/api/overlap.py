@@ -1,4 +1,5 @@
-"""Overlap between two datasets: which items of DATA a REFERENCE already holds.
+"""Overlap between two datasets: which items of DATA a REFERENCE already holds (or, with no reference,
+which items of DATA repeat an earlier one of its own).
 
 A benchmark whose test items also sit in a training set, or a split leaking into another, scores less than
 it claims; finding that is the first audit a benchmark builder runs. Three strengths, each reported with its
@@ -35,7 +36,8 @@ from refinelab.schema import Dataset, QAItem, normalise_text
 MatchKind = Literal["exact", "same_question", "near"]
 KINDS: tuple[MatchKind, ...] = ("exact", "same_question", "near")
 _CHUNK = 512  # items embedded per step, one progress update each
-_CANDIDATES = 5  # the most similar reference items looked at for one whose options agree
+_CANDIDATES = 8  # the most similar reference items looked at for one whose options agree (and, within one
+# set, that comes before the item: the item itself is among them)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class OverlapReport:
     reference_items: int
     method: str
     threshold: float
+    within: bool = False  # the data against itself: each match is a later item repeating an earlier one
     matches: list[OverlapMatch] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -83,13 +86,14 @@ class OverlapReport:
         summary: dict[str, Any] = {
             "data": self.data, "reference": self.reference, "items": self.items,
             "reference_items": self.reference_items, "method": self.method, "threshold": self.threshold,
+            "within": self.within,
             "found": len(self.matches), "share": self.share, "counts": self.counts(), "other_key": self.other_key()}
         return summary | ({"matches": [asdict(m) for m in self.matches]} if with_matches else {})
 
 
 def find_overlap(
     data: DatasetInput,
-    reference: DatasetInput,
+    reference: DatasetInput | None = None,
     *,
     method: str = "embedding",
     threshold: float | None = None,
@@ -99,11 +103,12 @@ def find_overlap(
     any_options: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> OverlapReport:
-    """The items of `data` that `reference` already holds (see the module docstring). Both take what `refine`
-    takes (a path, our `Dataset`, a `datasets.Dataset`, a DataFrame, a list of dicts); `columns` maps both;
-    `split`/`reference_split` pick a split of a folder holding several; `any_options` counts a near match
-    whatever its options. Invalid rows are left out, as
-    `data validate` lists them. `progress(done, total)` follows the embedding (items of both sets)."""
+    """The items of `data` that `reference` already holds (see the module docstring); without a reference,
+    the items of `data` that repeat an earlier one of its own (each pair once, the later item matched to the
+    earlier). Both take what `refine` takes (a path, our `Dataset`, a `datasets.Dataset`, a DataFrame, a list
+    of dicts); `columns` maps both; `split`/`reference_split` pick a split of a folder holding several;
+    `any_options` counts a near match whatever its options. Invalid rows are left out, as `data validate`
+    lists them. `progress(done, total)` follows the embedding (items of both sets)."""
     if method not in {"embedding", "lexical"}:
         raise ValueError(f"method must be 'embedding' or 'lexical', got {method!r}")
     if threshold is None:
@@ -111,12 +116,16 @@ def find_overlap(
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     items = as_dataset(data, columns=columns, split=split, on_invalid="quarantine")
-    known = as_dataset(reference, columns=columns, split=reference_split, on_invalid="quarantine")
+    within = reference is None
+    if within and reference_split is not None:
+        raise ValueError("reference_split needs a reference")
+    known = items if reference is None else as_dataset(reference, columns=columns, split=reference_split,
+                                                        on_invalid="quarantine")
     report = OverlapReport(data=items.name, reference=known.name, items=len(items), reference_items=len(known),
-                           method=method, threshold=threshold)
+                           method=method, threshold=threshold, within=within)
     by_fingerprint: dict[tuple[str, ...], QAItem] = {}
     by_question: dict[str, QAItem] = {}
-    for ref in known:
+    for ref in () if within else known:
         by_fingerprint.setdefault(ref.fingerprint, ref)
         by_question.setdefault(normalise_text(ref.question), ref)
     rest: list[QAItem] = []
@@ -127,7 +136,12 @@ def find_overlap(
             report.matches.append(_match(item, found, "same_question", 1.0))
         else:
             rest.append(item)
-    report.matches += _near(known, rest, method, threshold, any_options, progress)
+        if within:  # an item is matched to the ones before it only
+            by_fingerprint.setdefault(item.fingerprint, item)
+            by_question.setdefault(normalise_text(item.question), item)
+    position = {item.id: n for n, item in enumerate(known)}
+    allowed = (lambda item, ref: position[ref.id] < position[item.id]) if within else (lambda item, ref: True)
+    report.matches += _near(known, rest, method, threshold, any_options, allowed, progress)
     order = {item.id: n for n, item in enumerate(items)}
     report.matches.sort(key=lambda m: order[m.item_id])
     return report
@@ -139,9 +153,10 @@ def _match(item: QAItem, found: QAItem, kind: MatchKind, similarity: float) -> O
 
 
 def _near(reference: Dataset, items: list[QAItem], method: str, threshold: float, any_options: bool,
+          allowed: Callable[[QAItem, QAItem], bool],
           progress: Callable[[int, int], None] | None) -> list[OverlapMatch]:
-    """Near-duplicates of `items` in `reference`: the whole reference is embedded (every one of its items
-    can be a nearest), then the items, `_CHUNK` at a time."""
+    """Near-duplicates of `items` in `reference` (among the reference items `allowed` for each): the whole
+    reference is embedded (every one of its items can be a nearest), then the items, `_CHUNK` at a time."""
     if not items or not len(reference):
         return []
     total, done = len(reference) + len(items), 0
@@ -157,8 +172,8 @@ def _near(reference: Dataset, items: list[QAItem], method: str, threshold: float
         part = items[start:start + _CHUNK]
         for item, candidates in zip(part, index.best_matches(part, top=_CANDIDATES), strict=True):
             found = next(((by_id[ref_id], similarity) for ref_id, similarity in candidates
-                          if similarity >= threshold and (any_options or options_agree(item, by_id[ref_id]))),
-                         None)
+                          if similarity >= threshold and allowed(item, by_id[ref_id])
+                          and (any_options or options_agree(item, by_id[ref_id]))), None)
             if found is not None:
                 matches.append(_match(item, found[0], "near", round(found[1], 4)))
         done += len(part)

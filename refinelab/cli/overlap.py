@@ -19,7 +19,8 @@ SHOWN = 20  # matches printed; --out writes every one
 
 def overlap_command(
     data: arg.Data,
-    reference: Annotated[Path, typer.Argument(help="the dataset to look in (a training set, another split)")],
+    reference: Annotated[Path | None, typer.Argument(help="the dataset to look in (a training set, another "
+                                                         "split); without it, DATA's items repeating its own")] = None,
     split: arg.Split = None,
     reference_split: Annotated[str | None, typer.Option(help="--split for REFERENCE")] = None,
     columns: arg.Columns = None,
@@ -36,7 +37,7 @@ def overlap_command(
 ) -> None:
     """Find the items of DATA that REFERENCE already holds: the same question and options, the same question,
     or a near-duplicate. For contamination of a benchmark by a training set, or a split leaking into another;
-    no model tokens, nothing removed."""
+    without REFERENCE, the items of DATA that repeat an earlier one. No model tokens, nothing removed."""
     from refinelab.api.overlap import find_overlap, write_matches
     from refinelab.io import parse_columns
 
@@ -54,14 +55,16 @@ def overlap_command(
         out.print_json(json.dumps(report.to_dict()))
         return
     counts, other_key = report.counts(), report.other_key()
-    out.print(f"{report.data}: {len(report.matches):,} of {report.items:,} items ({report.share:.1%}) found in "
-              f"{report.reference} ({report.reference_items:,} items): exact {counts['exact']:,}, same question "
+    where = ("repeat an earlier item of it" if report.within else
+             f"found in {report.reference} ({report.reference_items:,} items)")
+    out.print(f"{report.data}: {len(report.matches):,} of {report.items:,} items ({report.share:.1%}) {where}: "
+              f"exact {counts['exact']:,}, same question "
               f"{counts['same_question']:,}, near {counts['near']:,} (similarity >= {report.threshold:g}, "
               f"{report.method}; {other_key['near']:,} of them keyed otherwise, most often another question "
               "from one template)")
     if other_key["exact"]:
-        console.print(f"warning: {other_key['exact']:,} exact copies are keyed otherwise in {report.reference}: "
-                      "one of each pair has a wrong key")
+        console.print(f"warning: {other_key['exact']:,} exact copies are keyed otherwise than the item they "
+                      "copy: one of each pair has a wrong key")
     if report.matches:
         table = Table("item", "question", "found as", "kind", "similarity", "same key")
         for match in report.matches[:SHOWN]:

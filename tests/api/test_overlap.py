@@ -140,4 +140,18 @@ def test_an_exact_copy_keyed_otherwise_is_reported(tmp_path: Path) -> None:
     reference.write_text("".join(json.dumps(r) + "\n" for r in REFERENCE))
     result = CliRunner().invoke(app, ["data", "overlap", str(data), str(reference), "--lexical"])
     assert result.exit_code == 0, result.output
-    assert "1 exact copies are keyed otherwise in r: one of each pair has a wrong key" in " ".join(result.output.split())
+    assert "1 exact copies are keyed otherwise than the item they copy: one of each pair has a wrong key" in " ".join(
+        result.output.split())
+
+
+def test_a_set_against_itself_reports_each_later_repeat_once() -> None:
+    """Without a reference, the items that repeat an earlier one of the same set: an item never matches
+    itself, and a pair is reported once, on its later item."""
+    items = [*REFERENCE, *DATA]
+    report = find_overlap(items)
+    assert report.within and report.reference_items == len(items)
+    assert _found(report) == {"copy": ("r3", "exact"), "new-options": ("r3", "same_question"),
+                              "paraphrase": ("r1", "near"), "reworded": ("r2", "near")}
+    assert _found(find_overlap(DATA)) == {"new-options": ("copy", "same_question")}  # DATA's own repeat
+    with pytest.raises(ValueError, match="reference_split needs a reference"):
+        find_overlap(DATA, reference_split="train")
