@@ -23,13 +23,14 @@ person to act on. evals/eval_overlap.py measures it on real benchmark files.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from refinelab.agents.dedup import EMBEDDING_THRESHOLD, LEXICAL_THRESHOLD, DuplicateIndex
 from refinelab.atomic import atomic_write_text
+from refinelab.errors import DataError
 from refinelab.io import DatasetInput, as_dataset
 from refinelab.schema import Dataset, QAItem, normalise_text
 
@@ -189,8 +190,19 @@ def options_agree(item: QAItem, other: QAItem) -> bool:
     return len(mine & theirs) >= 0.5 * len(mine | theirs)
 
 
+def check_output(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:
+    """Where `write_matches` may write, checked before the work: not one of the command's `inputs` (the matches
+    would replace the data they were found in) and not a folder or a link."""
+    path = Path(path)
+    if any(source is not None and Path(source).resolve() == path.resolve() for source in inputs):
+        raise DataError(str(path), None, None, "is an input of this comparison; write the matches elsewhere")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise DataError(str(path), None, None, "exists and is not a regular file; write the matches elsewhere")
+    return path
+
+
 def write_matches(report: OverlapReport, path: str | Path) -> Path:
     """Every match as one JSON line, written atomically (a failed write leaves no half file)."""
-    path = Path(path)
+    path = check_output(path)
     atomic_write_text(path, "".join(json.dumps(asdict(m), ensure_ascii=False) + "\n" for m in report.matches))
     return path

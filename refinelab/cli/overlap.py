@@ -38,10 +38,12 @@ def overlap_command(
     """Find the items of DATA that REFERENCE already holds: the same question and options, the same question,
     or a near-duplicate. For contamination of a benchmark by a training set, or a split leaking into another;
     without REFERENCE, the items of DATA that repeat an earlier one. No model tokens, nothing removed."""
-    from refinelab.api.overlap import find_overlap, write_matches
+    from refinelab.api.overlap import check_output, find_overlap, write_matches
     from refinelab.io import parse_columns
 
     try:
+        if out_file is not None:  # before the embedding, which can take minutes
+            check_output(out_file, inputs=(data, reference))
         mapping = parse_columns(columns) if columns else None
         with phase_progress("embed", 0, quiet=quiet or as_json, console=console) as show:
             report = find_overlap(data, reference, method="lexical" if lexical else "embedding",

@@ -155,3 +155,16 @@ def test_a_set_against_itself_reports_each_later_repeat_once() -> None:
     assert _found(find_overlap(DATA)) == {"new-options": ("copy", "same_question")}  # DATA's own repeat
     with pytest.raises(ValueError, match="reference_split needs a reference"):
         find_overlap(DATA, reference_split="train")
+
+
+def test_the_matches_file_never_replaces_an_input_or_a_folder(tmp_path: Path) -> None:
+    """`--out` naming the data itself would have replaced it with the matches; it is refused before any work,
+    as is a folder, each in one line with exit 2."""
+    data = tmp_path / "d.jsonl"
+    text = "".join(json.dumps(r) + "\n" for r in REFERENCE)
+    data.write_text(text)
+    for out in (data, tmp_path):
+        result = CliRunner().invoke(app, ["data", "overlap", str(data), "--lexical", "--out", str(out)])
+        assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
+        assert "write the matches elsewhere" in result.output
+    assert data.read_text() == text
