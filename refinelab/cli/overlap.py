@@ -59,11 +59,11 @@ def overlap_command(
     counts, other_key = report.counts(), report.other_key()
     where = ("repeat an earlier item of it" if report.within else
              f"found in {report.reference} ({report.reference_items:,} items)")
+    near_keys = (f"; {other_key['near']:,} of them keyed otherwise, most often another question from one "
+                 "template" if counts["near"] else "")
     out.print(f"{report.data}: {len(report.matches):,} of {report.items:,} items ({report.share:.1%}) {where}: "
-              f"exact {counts['exact']:,}, same question "
-              f"{counts['same_question']:,}, near {counts['near']:,} (similarity >= {report.threshold:g}, "
-              f"{report.method}; {other_key['near']:,} of them keyed otherwise, most often another question "
-              "from one template)")
+              f"exact {counts['exact']:,}, same question {counts['same_question']:,}, near {counts['near']:,} "
+              f"(similarity >= {report.threshold:g}, {report.method}{near_keys})")
     if other_key["exact"]:
         console.print(f"warning: {other_key['exact']:,} exact copies are keyed otherwise than the item they "
                       "copy: one of each pair has a wrong key")
