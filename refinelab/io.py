@@ -837,6 +837,16 @@ def _kind(data: object) -> str:
     return f"{module}.{type(data).__name__}"
 
 
+def require_items(dataset: Dataset, purpose: str) -> Dataset:
+    """`dataset`, or a DataError naming its first invalid row when none of its rows is a valid item: a command
+    with nothing to `purpose` ("refine", "screen", …) says why before it makes any folder."""
+    if not len(dataset):
+        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
+        raise DataError(dataset.name, None, None,
+                        f"no valid items to {purpose} ({len(dataset.rejected)} invalid row(s){first})")
+    return dataset
+
+
 def as_dataset(data: DatasetInput, *, format: str | None = None, columns: Mapping[str, Any] | None = None,
                name: str | None = None, on_invalid: str = "error", split: str | None = None) -> Dataset:
     """The one coercion of what the API accepts into our `Dataset`: a path (any `load_dataset` format), a
@@ -1020,4 +1030,4 @@ def write_parquet(dataset: Iterable[QAItem], path: str | Path) -> Path:
 
 __all__ = ["DatasetInput", "Provenance", "as_dataset", "check_columns", "from_hf", "from_records", "guess_columns",
            "jsonl_objects", "load_dataset", "parse_columns", "read_arrow", "read_csv", "read_jsonl", "read_mmlu_csv", "read_parquet",
-           "write_jsonl", "write_parquet"]
+           "require_items", "write_jsonl", "write_parquet"]

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from refinelab.agents.dedup import EMBEDDING_THRESHOLD, LEXICAL_THRESHOLD, DuplicateIndex
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
-from refinelab.io import DatasetInput, as_dataset
+from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.schema import Dataset, QAItem, normalise_text
 
 MatchKind = Literal["exact", "same_question", "near"]
@@ -68,6 +68,8 @@ class OverlapReport:
     method: str
     threshold: float
     within: bool = False  # the data against itself: each match is a later item repeating an earlier one
+    invalid: int = 0  # rows of the data left out as invalid (`refinelab data validate` lists them)
+    reference_invalid: int = 0
     matches: list[OverlapMatch] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -87,7 +89,7 @@ class OverlapReport:
         summary: dict[str, Any] = {
             "data": self.data, "reference": self.reference, "items": self.items,
             "reference_items": self.reference_items, "method": self.method, "threshold": self.threshold,
-            "within": self.within,
+            "within": self.within, "invalid": self.invalid, "reference_invalid": self.reference_invalid,
             "found": len(self.matches), "share": self.share, "counts": self.counts(), "other_key": self.other_key()}
         return summary | ({"matches": [asdict(m) for m in self.matches]} if with_matches else {})
 
@@ -116,14 +118,15 @@ def find_overlap(
         threshold = EMBEDDING_THRESHOLD if method == "embedding" else LEXICAL_THRESHOLD
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    items = as_dataset(data, columns=columns, split=split, on_invalid="quarantine")
+    items = require_items(as_dataset(data, columns=columns, split=split, on_invalid="quarantine"), "compare")
     within = reference is None
     if within and reference_split is not None:
         raise ValueError("reference_split needs a reference")
-    known = items if reference is None else as_dataset(reference, columns=columns, split=reference_split,
-                                                        on_invalid="quarantine")
+    known = items if reference is None else require_items(as_dataset(
+        reference, columns=columns, split=reference_split, on_invalid="quarantine"), "compare with")
     report = OverlapReport(data=items.name, reference=known.name, items=len(items), reference_items=len(known),
-                           method=method, threshold=threshold, within=within)
+                           method=method, threshold=threshold, within=within, invalid=len(items.rejected),
+                           reference_invalid=0 if within else len(known.rejected))
     by_fingerprint: dict[tuple[str, ...], QAItem] = {}
     by_question: dict[str, QAItem] = {}
     for ref in () if within else known:

@@ -19,12 +19,12 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.planner_agent import plan_for_budget
 from refinelab.api.context import working_folder
-from refinelab.api.profiling import profile_in, require_items
+from refinelab.api.profiling import profile_in
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
 from refinelab.errors import ConfigError
-from refinelab.io import DatasetInput, as_dataset
+from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.targets import Targets
 from refinelab.planner.ilp import Plan
 from refinelab.planner.tool import plan_payload
@@ -85,7 +85,7 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
     enabled = list(options.operations)
     reused = profile_complete(folder)
     if not reused:
-        require_items(dataset)
+        require_items(dataset, "profile")
     if reused and (made_with := profiled_skill_method(folder)) != options.skill_method:
         raise ConfigError(f"{folder}: profiled with skill method {made_with!r}, not {options.skill_method!r}; "
                           f"plan into another folder (--out) or ask for {made_with!r}")

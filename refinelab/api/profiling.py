@@ -23,8 +23,7 @@ from refinelab.api.context import working_folder
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
-from refinelab.errors import DataError
-from refinelab.io import DatasetInput, as_dataset
+from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, divergence_report
 from refinelab.metrics.summary import summarise
 from refinelab.metrics.targets import Targets
@@ -70,14 +69,6 @@ def distributions(items: list[QAItem], targets: Targets) -> dict[str, Any]:
     return result
 
 
-def require_items(dataset: Dataset) -> None:
-    """A DataError, before any folder is made, when no row of `dataset` is a valid item."""
-    if not len(dataset):
-        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
-        raise DataError(dataset.name, None, None,
-                        f"no valid items to profile ({len(dataset.rejected)} invalid row(s){first})")
-
-
 def profile(
     data: DatasetInput,
     *,
@@ -103,7 +94,7 @@ def profile(
     folder is made."""
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
-    require_items(dataset)
+    require_items(dataset, "profile")
     settings = settings or load_settings()
     targets = targets or Targets()
     out_dir = Path(out_dir) if out_dir is not None else settings.runs_dir / time.strftime("profile-%Y%m%d-%H%M%S")

@@ -41,7 +41,7 @@ from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
 from refinelab.errors import DataError, EndpointUnavailable, validation_problem
 from refinelab.graph.build import build_graph
-from refinelab.io import DatasetInput, as_dataset
+from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.targets import Targets, load_targets
 from refinelab.prompts.loader import PromptLibrary, check_prompts
 from refinelab.schema import Dataset
@@ -249,10 +249,7 @@ def refine(
     options = as_options(options)
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
-    if not len(dataset):  # checked before the run folder exists, so bad input leaves nothing behind
-        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
-        raise DataError(dataset.name, None, None,
-                        f"no valid items to refine ({len(dataset.rejected)} invalid row(s){first})")
+    require_items(dataset, "refine")  # before any folder exists, so bad input leaves nothing behind
     folder, ctx = start_run_folder(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id,
                                    options=options, hooks=hooks, prompts_dir=prompts_dir)
     run_id = folder.path.name

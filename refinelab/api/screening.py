@@ -39,7 +39,7 @@ from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
 from refinelab.errors import BudgetExhausted, ConfigError, DataError
-from refinelab.io import DatasetInput, as_dataset
+from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.error_checks import ERROR_TYPES
 from refinelab.metrics.injection import inject
 from refinelab.metrics.screen_calibration import ErrorMix, choose_threshold, shipped_error_mix
@@ -249,10 +249,7 @@ def screen(
     is made. `out_dir` defaults to `settings.runs_dir/screen-TIME`."""
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
-    if not len(dataset):
-        first = f"; first problem: {dataset.rejected[0]}" if dataset.rejected else ""
-        raise DataError(dataset.name, None, None,
-                        f"no valid items to screen ({len(dataset.rejected)} invalid row(s){first})")
+    require_items(dataset, "screen")  # before any folder exists, so bad input leaves nothing behind
     settings = settings or load_settings()
     out = Path(out_dir) if out_dir is not None else settings.runs_dir / time.strftime("screen-%Y%m%d-%H%M%S")
     run_options = as_options(options)

@@ -64,6 +64,10 @@ def overlap_command(
     out.print(f"{report.data}: {len(report.matches):,} of {report.items:,} items ({report.share:.1%}) {where}: "
               f"exact {counts['exact']:,}, same question {counts['same_question']:,}, near {counts['near']:,} "
               f"(similarity >= {report.threshold:g}, {report.method}{near_keys})")
+    if report.invalid or report.reference_invalid:
+        console.print(f"warning: left out as invalid: {report.invalid:,} row(s) of {report.data}"
+                      + (f", {report.reference_invalid:,} of {report.reference}" if report.reference_invalid else "")
+                      + " (refinelab data validate lists them)")
     if other_key["exact"]:
         console.print(f"warning: {other_key['exact']:,} exact copies are keyed otherwise than the item they "
                       "copy: one of each pair has a wrong key")

@@ -168,3 +168,13 @@ def test_the_matches_file_never_replaces_an_input_or_a_folder(tmp_path: Path) ->
         assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
         assert "write the matches elsewhere" in result.output
     assert data.read_text() == text
+
+
+def test_invalid_rows_are_counted_and_a_set_with_none_valid_is_refused(tmp_path: Path) -> None:
+    rows = [*REFERENCE, {"id": "bad", "question": "q?", "choices": ["same", "same"], "answer": 0}]
+    report = find_overlap(rows, REFERENCE, method="lexical")
+    assert report.invalid == 1 and report.items == 3 and report.to_dict()["invalid"] == 1
+    with pytest.raises(DataError, match=r"no valid items to compare \(1 invalid row\(s\); first problem: .*choices"):
+        find_overlap(rows[-1:], REFERENCE, method="lexical")
+    with pytest.raises(DataError, match="no valid items to compare with"):
+        find_overlap(REFERENCE, rows[-1:], method="lexical")
