@@ -322,7 +322,7 @@ def test_gzip_compressed_files_are_read_within_a_size_limit(tmp_path: Path, data
     are read as the format inside; what they inflate to is capped, so a small file cannot fill memory."""
     import gzip
 
-    from refinelab import io as loaders
+    from refinelab.io import reading as loaders  # where the cap is read
 
     train = load_dataset(data_root / "commonsenseqa" / "train_rand_split.jsonl.gz", on_invalid="quarantine")
     assert len(train) > 9000 and train[0].choices and train.name == "train_rand_split"

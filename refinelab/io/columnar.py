@@ -1,0 +1,59 @@
+"""Parquet and Arrow files (Arrow as `Dataset.save_to_disk` writes its shards, or Feather), read by pyarrow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from refinelab.errors import DataError
+from refinelab.io.reading import _name
+from refinelab.io.records import _rows_to_dataset, from_records
+from refinelab.schema import Dataset
+
+
+def _read_table(path: Path, kind: str) -> Any:
+    """The Arrow table of a Parquet file, or of an Arrow IPC file (`save_to_disk` writes the stream form;
+    `pyarrow.feather`/`ipc.new_file` the file form). Any reading problem is one DataError naming the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if kind == "parquet":
+            return pq.read_table(path)
+        with pa.OSFile(str(path)) as source:
+            try:
+                return pa.ipc.open_stream(source).read_all()
+            except pa.ArrowInvalid:
+                source.seek(0)
+                return pa.ipc.open_file(source).read_all()
+    except FileNotFoundError:
+        raise DataError(str(path), None, None, "file not found") from None
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        name = "Parquet" if kind == "parquet" else "Arrow"
+        raise DataError(str(path), None, None, f"not a readable {name} file: {exc}") from None
+
+
+def read_parquet(path: str | Path) -> Dataset:
+    """A Parquet file whose columns are QAItem fields."""
+    return _read_columnar(Path(path), "parquet")
+
+
+def read_arrow(path: str | Path) -> Dataset:
+    """An Arrow IPC file (a shard of Hugging Face's `save_to_disk`) whose columns are QAItem fields."""
+    return _read_columnar(Path(path), "arrow")
+
+
+def _read_columnar(path: Path, kind: str) -> Dataset:
+    table = _read_table(path, kind)
+    missing = [c for c in ("question", "choices", "answer") if c not in table.column_names]
+    if missing:
+        raise DataError(str(path), None, missing[0], f"column missing; have {table.column_names}")
+    return _rows_to_dataset(table.to_pylist(), str(path), _name(path))
+
+
+def _columnar_mapped(path: Path, kind: str, mapping: Mapping[str, Any]) -> Dataset:
+    """A Parquet or Arrow file whose columns are renamed by `mapping` (our field → column)."""
+    table = _read_table(path, kind)
+    return from_records(table.to_pylist(), columns=mapping, name=_name(path), source=str(path))

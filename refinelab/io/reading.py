@@ -1,0 +1,136 @@
+"""The file and row primitives every reader shares: bytes through gzip with a cap, text with its
+encoding checked, one row built into a `QAItem` or a `DataError` naming file, row and field, and quarantine
+(`on_invalid="quarantine"` collects bad rows instead of raising).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import gzip
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from refinelab.errors import DataError, validation_problem
+from refinelab.identifiers import skeleton
+from refinelab.schema import LETTERS, Dataset, QAItem
+
+MAX_INFLATED_BYTES = 2**30  # what a .gz dataset may inflate to (1 GiB)
+
+
+def _fail_from_validation(path: Path, row: int, exc: ValidationError) -> DataError:
+    field, message = validation_problem(exc.errors()[0])
+    return DataError(str(path), row, field or None, message)
+
+
+# When set (on_invalid="quarantine"), row-level errors are collected here instead of raised.
+_rejected: contextvars.ContextVar[list[DataError] | None] = contextvars.ContextVar("rejected", default=None)
+
+
+def _collect(build: Callable[[], QAItem | None]) -> QAItem | None:
+    """Run a row builder; in quarantine mode a bad row is recorded and skipped, else it raises."""
+    try:
+        return build()
+    except DataError as exc:
+        sink = _rejected.get()
+        if sink is None or exc.row is None:
+            raise
+        sink.append(exc)
+        return None
+
+
+def _make_item(path: Path, row: int, data: dict[str, Any]) -> QAItem:
+    data.setdefault("provenance", {"source": str(path), "row": row})
+    try:
+        return QAItem.model_validate(data)
+    except ValidationError as exc:
+        raise _fail_from_validation(path, row, exc) from None
+
+
+def _name(path: Path) -> str:
+    """The file's name without its format suffix, or suffixes ("train.jsonl.gz" → "train"): ids and the
+    dataset's name."""
+    return Path(path.name.removesuffix(".gz")).stem
+
+
+def _suffix(path: Path) -> str:
+    """The format suffix, looking through a ".gz" ("train.jsonl.gz" → ".jsonl")."""
+    return Path(path.name.removesuffix(".gz")).suffix
+
+
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The file's bytes, inflated when it ends in ".gz" (to at most MAX_INFLATED_BYTES: a small file must not
+    fill memory); `limit` reads only the first bytes."""
+    if path.suffix != ".gz":
+        if limit is None:
+            return path.read_bytes()
+        with path.open("rb") as handle:
+            return handle.read(limit)
+    try:
+        with gzip.open(path, "rb") as handle:
+            raw = handle.read((limit or MAX_INFLATED_BYTES) + 1)
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(str(path), None, None, f"not a readable gzip file ({type(exc).__name__})") from None
+    if limit is None and len(raw) > MAX_INFLATED_BYTES:
+        raise DataError(str(path), None, None, f"inflates to more than {MAX_INFLATED_BYTES:,} bytes")
+    return raw[:limit] if limit is not None else raw
+
+
+def _read_text(path: Path, encoding: str = "utf-8") -> str:
+    try:
+        raw = _read_bytes(path)
+    except FileNotFoundError:
+        raise DataError(str(path), None, None, "file not found") from None
+    except IsADirectoryError:
+        raise DataError(str(path), None, None, "is a directory, expected a file") from None
+    if b"\x00" in raw[:8192]:
+        raise DataError(str(path), None, None, "binary content (NUL bytes); expected a text file")
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(str(path), line, None, f"not valid {encoding} text at byte {exc.start}") from None
+    if not text.strip():
+        raise DataError(str(path), None, None, "file is empty")
+    return text.removeprefix("\ufeff")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _answer_index(path: Path, row: int, value: Any, n_choices: int, field: str = "answer") -> int:
+    """Accept a 0-based int, a digit string, or a letter A-J; anything else is an error."""
+    if isinstance(value, bool) or value is None or value == "":
+        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {_short(value)}")
+    if isinstance(value, int):
+        index = value
+    elif isinstance(value, str) and value.strip().upper() in LETTERS[:n_choices] and len(value.strip()) == 1:
+        index = LETTERS.index(value.strip().upper())
+    elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 6:
+        index = int(value.strip())
+    else:
+        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {_short(value)}")
+    if not 0 <= index < n_choices:
+        raise DataError(str(path), row, field, f"answer {_short(value)} out of range for {n_choices} choices")
+    return index
+
+
+def _checked(dataset: Dataset, path: Path) -> Dataset:
+    report = dataset.duplicates()
+    if report.duplicate_ids:
+        first = report.duplicate_ids[0]
+        same = [i for i in dataset if skeleton(i.id) == skeleton(first)]
+        rows = [i.provenance.row for i in same]
+        distinct = list(dict.fromkeys(i.id for i in same))
+        what = (f"duplicate id {first!r}" if len(distinct) == 1 else
+                f"look-alike ids {' and '.join(ascii(i) for i in distinct[:2])} (they print the same)")
+        raise DataError(str(path), rows[1] if len(rows) > 1 else None, "id",
+                        f"{what} ({len({skeleton(i) for i in report.duplicate_ids})} duplicated ids in all)")
+    return dataset

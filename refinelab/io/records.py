@@ -1,0 +1,164 @@
+"""Rows as mappings (a Parquet or Arrow table's, a list of dicts, a DataFrame's, a Hugging Face split's):
+usual names stand in for ours (`_mapped`), Hugging Face's choice structs are unpacked, and each row is
+built like a file's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from refinelab.errors import DataError
+from refinelab.io.columns import _ANSWER_NAMES, _CHOICE_LIST_NAMES, _QUESTION_NAMES, check_columns
+from refinelab.io.reading import _answer_index, _checked, _collect, _make_item, _short
+from refinelab.safeload import loads_json
+from refinelab.schema import Dataset, QAItem, strip_option_labels
+
+
+def _choice_list(path: Path, row_no: int, row: dict[str, Any]) -> None:
+    """`row["choices"]` as a list of options, in place: a list as it is, Hugging Face's `{"text", "label"}`
+    struct unpacked (an answer given as one of its labels becomes the index), TruthfulQA's `{"choices",
+    "labels"}` with one option marked 1 (that option the answer, unless one is given), a JSON list written as text
+    parsed. Anything else is refused: `list("Paris")` made five one-letter options, and a struct's keys
+    ("text", "label") two, silently."""
+    value = row["choices"]
+    if isinstance(value, dict) and isinstance(value.get("text"), list):
+        labels = [str(label) for label in value.get("label") or []]
+        answer = row.get("answer")
+        if isinstance(answer, str) and answer.strip() in labels:
+            row["answer"] = labels.index(answer.strip())
+        value = value["text"]
+    elif isinstance(value, dict) and isinstance(value.get("choices"), list) and isinstance(value.get("labels"), list):
+        # TruthfulQA's {"choices": [...], "labels": [1, 0, 0]}: the one option marked 1 is the key, when no other
+        # answer is given (or the mapping names the same column for both: answer=mc1_targets)
+        marks = value["labels"]
+        one_key = len(marks) == len(value["choices"]) and sorted(marks) == [0] * (len(marks) - 1) + [1]
+        if ("answer" not in row or row["answer"] is value) and one_key:
+            row["answer"] = marks.index(1)
+        elif row.get("answer") is value:
+            raise DataError(str(path), row_no, "answer", f"the options' labels {_short(marks)} mark "
+                            f"{sum(1 for m in marks if m == 1)} right answers; a multiple-choice item needs one")
+        value = value["choices"]
+    elif isinstance(value, str) and value.lstrip().startswith("["):
+        value = loads_json(value, str(path), row_no)
+    if not isinstance(value, list | tuple):
+        raise DataError(str(path), row_no, "choices", f"expected a list of options, got {_short(value)}")
+    row["choices"] = list(value)
+
+
+def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str) -> QAItem:
+    """The item of one row of a Parquet file or one mapped foreign row (`_mapped`): metadata given as JSON
+    text parsed, choices made a list, a letter answer made an index, the id NAME-ROW unless given."""
+    row = {k: v for k, v in row.items() if v is not None}
+    for key in ("metadata", "provenance"):
+        if isinstance(row.get(key), str):
+            row[key] = loads_json(row[key], str(path), row_no)
+    if "choices" in row:
+        _choice_list(path, row_no, row)
+    if "id" not in row:
+        row["id"] = f"{name}-{row_no}"
+    if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it
+        row["answer"] = _answer_from_text(path, row_no, row["answer"], row.get("choices") or [])
+    return _make_item(path, row_no, row)
+
+
+def _answer_from_text(path: Path, row_no: int, value: Any, choices: Sequence[Any]) -> int:
+    """A foreign row's answer: a letter or index, else the text of exactly one option (SciQ's
+    `correct_answer`, mapped as both an option and the answer)."""
+    try:
+        return _answer_index(path, row_no, value, len(choices))
+    except DataError:
+        matches = [i for i, c in enumerate(choices) if isinstance(value, str) and str(c).strip() == value.strip()]
+        if len(matches) != 1:
+            raise
+        return matches[0]
+
+
+def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str) -> Dataset:
+    path = Path(source)
+    items = []
+    for row_no, row in enumerate(rows, start=1):
+        if (item := _collect(lambda: _foreign_item(path, row_no, row, name))) is not None:  # noqa: B023
+            items.append(item)
+    return _checked(Dataset(items, name=name), path)
+
+
+def from_hf(hf_dataset: Any, mapping: Mapping[str, str] | None = None, name: str = "hf") -> Dataset:
+    """A Hugging Face `datasets.Dataset` whose columns (renamed by `mapping`) are QAItem fields."""
+    mapping = dict(mapping or {})
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for row in hf_dataset:
+            yield {mapping.get(k, k): v for k, v in row.items() if mapping.get(k, k) in QAItem.model_fields}
+
+    return _rows_to_dataset(rows(), f"<hf:{name}>", name)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays (pandas, Arrow) as Python values; NaN (pandas' missing cell) as None."""
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        value = value.tolist()
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _alias(row: Mapping[str, Any], names: Sequence[str], used: set[str]) -> str | None:
+    lower = {k.lower(): k for k in row if k not in used}
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One foreign record as QAItem fields: `columns` renames (our field → its column); our own field names
+    are taken as they are; otherwise a usual name stands in (`stem`/`query`/`question_stem` for the question,
+    `label`/`answerKey`/`gold` for the answer); Hugging Face's `{"text": [...], "label": [...]}` choices
+    (ARC, CommonsenseQA, OpenBookQA) are unpacked by `_choice_list`. Any other column is kept in `metadata`."""
+    row = {str(k): _plain(v) for k, v in row.items()}
+    out: dict[str, Any] = {}
+    used: set[str] = set()
+    for key, source in (columns or {}).items():
+        if key == "choices" and not isinstance(source, str):
+            out["choices"] = [row.get(c) for c in source]
+            used.update(source)
+        elif source in row:
+            out[key] = row[source]
+            used.add(source)
+    for key in QAItem.model_fields:
+        if key not in out and key in row:
+            out[key] = row[key]
+            used.add(key)
+    for key, names in (("question", _QUESTION_NAMES + ("question_stem",)), ("choices", _CHOICE_LIST_NAMES),
+                       ("answer", _ANSWER_NAMES + ("gold",))):
+        source = None if key in out else _alias(row, names, used)
+        if source is not None:
+            out[key] = row[source]
+            used.add(source)
+    # Hugging Face's {"text", "label"} choices are unpacked with every other row's, in `_choice_list`
+    if isinstance(out.get("choices"), list) and all(isinstance(c, str) for c in out["choices"]):
+        out["choices"] = strip_option_labels(out["choices"])  # "A)5", "B)6" (AQuA) when every option is labelled
+    extra = {k: v for k, v in row.items() if k not in used and v is not None}
+    if extra:
+        given = out.get("metadata")
+        if isinstance(given, str):
+            given = loads_json(given, "metadata")
+        out["metadata"] = {**(given if isinstance(given, dict) else {}), **extra}
+    return out
+
+
+def from_records(records: Iterable[Mapping[str, Any]], *, columns: Mapping[str, Any] | None = None,
+                 name: str = "records", source: str | None = None) -> Dataset:
+    """Rows as mappings (a list of dicts, a DataFrame's records, a Hugging Face split) as a Dataset:
+    the same row checks as a file, errors naming `source`, the row (1-based) and the field."""
+    columns = check_columns(columns) if columns else None
+    where = source or f"<{name}>"
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for number, row in enumerate(records, start=1):
+            if not isinstance(row, Mapping):
+                raise DataError(where, number, None, f"expected a mapping per row, got {type(row).__name__}")
+            yield _mapped(row, columns)
+
+    return _rows_to_dataset(rows(), where, name)
