@@ -48,20 +48,26 @@ def as_dataset(data: DatasetInput, *, format: str | None = None, columns: Mappin
     """The one coercion of what the API accepts into our `Dataset`: a path (any `load_dataset` format), a
     `Dataset`, a Hugging Face `datasets.Dataset` (or IterableDataset), a pandas DataFrame, or a list of
     dicts. `columns` maps our fields to the input's columns (our field → column); unknown columns go to
-    `metadata`; `split` picks one split of a folder holding several (`load_dataset`). Bad input raises
-    `DataError` naming the source, row and field; nothing is written."""
+    `metadata`; `split` picks one split of a folder holding several (`load_dataset`) or of a Hugging Face
+    `DatasetDict`. Bad input raises `DataError` naming the source, row and field; nothing is written."""
     if on_invalid not in {"error", "quarantine"}:
         raise ValueError(f"on_invalid must be 'error' or 'quarantine', got {on_invalid!r}")
-    if split is not None and not isinstance(data, str | os.PathLike):
-        raise DataError(f"<{_kind(data)}>", None, None, "split= picks a part of a folder on disk; pass the split itself")
-    if isinstance(data, Dataset):
-        return data
     if isinstance(data, str | os.PathLike):
         return load_dataset(data, format=format, mapping=columns, on_invalid=on_invalid, split=split)
     kind = _kind(data)
     if kind in ("datasets.DatasetDict", "datasets.IterableDatasetDict"):
-        splits = ", ".join(map(str, data.keys()))  # type: ignore[attr-defined]
-        raise DataError(f"<{kind}>", None, None, f"holds several splits ({splits}); pass one, e.g. data['test']")
+        splits = [str(key) for key in data]  # type: ignore[attr-defined]
+        if split is None:
+            raise DataError(f"<{kind}>", None, None, f"holds several splits ({', '.join(splits)}); choose one with "
+                            "split=, or pass data['test']")
+        if split not in splits:
+            raise DataError(f"<{kind}>", None, None, f"has no split {split!r}; it holds {', '.join(splits)}")
+        data, kind, split = data[split], _kind(data[split]), None  # type: ignore[index]
+    if split is not None:
+        raise DataError(f"<{kind}>", None, None, "split= picks a part of a folder or a DatasetDict; pass the split "
+                        "itself")
+    if isinstance(data, Dataset):
+        return data
     if kind == "pandas.DataFrame":
         records: Iterable[Mapping[str, Any]] = data.to_dict(orient="records")  # type: ignore[union-attr]
         label = name or "dataframe"

@@ -68,7 +68,7 @@ def test_bad_arguments_are_refused() -> None:
         find_overlap(DATA, REFERENCE, method="bm25")
     with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
         find_overlap(DATA, REFERENCE, threshold=1.5)
-    with pytest.raises(DataError, match="picks a part of a folder on disk"):
+    with pytest.raises(DataError, match="picks a part of a folder or a DatasetDict"):
         find_overlap(DATA, REFERENCE, split="test")
 
 

@@ -186,7 +186,7 @@ def test_a_split_is_a_plain_name_of_a_folder_on_disk(tmp_path: Path) -> None:
         load_dataset(folder, split="linked")
     with pytest.raises(DataError, match="x.jsonl: split 'test' picks a part of a folder; this is a file"):
         load_dataset(tmp_path / "outside" / "x.jsonl", split="test")
-    with pytest.raises(DataError, match="picks a part of a folder on disk"):
+    with pytest.raises(DataError, match="picks a part of a folder or a DatasetDict"):
         as_dataset([{"question": "q?", "choices": ["a", "b"], "answer": 0}], split="test")
 
 
@@ -226,3 +226,18 @@ def test_data_validate_takes_a_split(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     report = json.loads(shown.output)
     assert report["items"] == 2 and report["first_item"]["question"] == "test question 0?"
+
+
+def test_a_dataset_dict_in_memory_takes_a_split_too() -> None:
+    """`refine(dd, split="test")` as HF users write `load_dataset(..., split="test")`: the same choice on a
+    DatasetDict in memory as on one saved to disk; without it, or with a split it lacks, one line names them."""
+    import datasets
+
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_dict(_rows("train", 4)),
+                               "test": datasets.Dataset.from_dict(_rows("test", 2))})
+    test = as_dataset(dd, split="test")
+    assert [i.question for i in test] == ["test question 0?", "test question 1?"]
+    with pytest.raises(DataError, match=r"holds several splits \(train, test\); choose one with split="):
+        as_dataset(dd)
+    with pytest.raises(DataError, match="has no split 'dev'; it holds train, test"):
+        as_dataset(dd, split="dev")
