@@ -15,19 +15,24 @@ from refinelab.schema import Dataset
 
 def _read_table(path: Path, kind: str) -> Any:
     """The Arrow table of a Parquet file, or of an Arrow IPC file (`save_to_disk` writes the stream form;
-    `pyarrow.feather`/`ipc.new_file` the file form). Any reading problem is one DataError naming the file."""
+    `pyarrow.feather`/`ipc.new_file` the file form), validated in full. Any reading problem is one DataError
+    naming the file: a damaged file that pyarrow reads (offsets past the data, strings that are not UTF-8)
+    raised SystemError or UnicodeDecodeError when its rows were turned into Python values."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         if kind == "parquet":
-            return pq.read_table(path)
-        with pa.OSFile(str(path)) as source:
-            try:
-                return pa.ipc.open_stream(source).read_all()
-            except pa.ArrowInvalid:
-                source.seek(0)
-                return pa.ipc.open_file(source).read_all()
+            table = pq.read_table(path)
+        else:
+            with pa.OSFile(str(path)) as source:
+                try:
+                    table = pa.ipc.open_stream(source).read_all()
+                except pa.ArrowInvalid:
+                    source.seek(0)
+                    table = pa.ipc.open_file(source).read_all()
+        table.validate(full=True)
+        return table
     except FileNotFoundError:
         raise DataError(str(path), None, None, "file not found") from None
     except Exception as exc:  # pyarrow raises several types for corrupt files
