@@ -45,7 +45,7 @@ def overlap_command(
         if out_file is not None:  # before the embedding, which can take minutes
             check_output(out_file, inputs=(data, reference))
         mapping = parse_columns(columns) if columns else None
-        with phase_progress("embed", 0, quiet=quiet or as_json, console=console) as show:
+        with phase_progress("compare", 0, quiet=quiet or as_json, console=console) as show:
             report = find_overlap(data, reference, method="lexical" if lexical else "embedding",
                                   threshold=threshold, columns=mapping, split=split,
                                   reference_split=reference_split, any_options=any_options, progress=show)
