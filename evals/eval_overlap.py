@@ -12,7 +12,8 @@ Three measurements and a census, no model tokens (MiniLM embeddings, cached on d
    half its options, and ARC-Challenge's test split against MMLU test: the matches at each threshold, with
    examples, so a reader can judge where near stops meaning "the same".
 4. **A set against itself.** MMLU's test split: its items that repeat an earlier one, and how many of those
-   are keyed otherwise.
+   are keyed otherwise; and whether an item with such a twin is more often one MMLU-Redux's annotators found
+   wrong (screening evidence, if it held).
 
   .venv/bin/python evals/eval_overlap.py --n 200 --tag overlap
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 from common import log, table, write_results
 
 from refinelab.agents.dedup import EMBEDDING_THRESHOLD
-from refinelab.api.overlap import OverlapReport, find_overlap
+from refinelab.api.overlap import OverlapMatch, OverlapReport, find_overlap
 from refinelab.io import load_dataset
 from refinelab.schema import Dataset, QAItem
 
@@ -106,6 +107,10 @@ def main() -> None:
                   other_key["near"], f"{time.perf_counter() - t0:.0f}"]
     result["MMLU test against itself"] = report.to_dict(with_matches=False)
 
+    log("twins and MMLU-Redux's labels")
+    twin_rows = twins_and_errors(mmlu_test)
+    result["twins and errors"] = twin_rows
+
     log("edited copies")
     sample = rng.sample(list(mmlu_test), args.n)
     fingerprints = {item.id: item.fingerprint for item in mmlu_test}
@@ -149,6 +154,9 @@ def main() -> None:
         + "\n\n## MMLU test against itself (items repeating an earlier one)\n\n"
         + table(["items", "repeats", "exact", "same question", "near", "exact keyed otherwise",
                  "same question keyed otherwise", "near keyed otherwise", "s"], [within_row])
+        + "\n\n## Does a twin predict a wrong key? (MMLU-Redux dev's 20 subjects, matched to MMLU test)\n\n"
+        + table(["MMLU-Redux rows", "rows", "erroneous", "share erroneous"], twin_rows)
+        + f"\n\n{twin_verdict(twin_rows)}\n"
         + f"\n\n## Edited copies of {args.n} MMLU test items, searched for in MMLU test (recall)\n\n"
         "Found = the item it was made from (or a word-for-word copy of it in MMLU test) is its best match, at or "
         "above the threshold; the last column counts edited items whose best match is another item.\n\n"
@@ -162,6 +170,45 @@ def main() -> None:
         + f"\n\nTotal {seconds:.0f} s.\n")
     print(markdown)
     write_results(args.tag, result, markdown)
+
+
+def twins_and_errors(mmlu_test: Dataset) -> list[list[object]]:
+    """Whether an MMLU test item with a twin in the same split (a repeat or a near-duplicate, 0.90, any
+    options), or a twin keyed otherwise, is more often one MMLU-Redux's annotators found wrong: a source of
+    evidence for screening that no model call would pay for, if it held."""
+    from redux import read_redux_dev
+
+    report = find_overlap(mmlu_test, any_options=True, threshold=0.90)
+    twins: dict[str, list[OverlapMatch]] = {}
+    for m in report.matches:
+        twins.setdefault(m.item_id, []).append(m)
+        twins.setdefault(m.reference_id, []).append(m)
+    by_fingerprint = {item.fingerprint: item.id for item in mmlu_test}
+    labelled = []
+    for row in read_redux_dev():
+        if row.error_type == "expert" or row.answer is None:
+            continue
+        try:
+            item = QAItem(id="redux", question=row.question, choices=row.choices, answer=row.answer)
+        except ValueError:
+            continue
+        if (found := by_fingerprint.get(item.fingerprint)) is not None:
+            labelled.append((row.error_type != "ok", twins.get(found, [])))
+    rows = []
+    for name, keep in (("every labelled row", lambda t: True), ("with a twin", bool),
+                       ("with a twin keyed otherwise", lambda t: any(not m.same_key for m in t))):
+        chosen = [wrong for wrong, t in labelled if keep(t)]
+        rows.append([name, len(chosen), sum(chosen), f"{sum(chosen) / max(1, len(chosen)):.1%}"])
+    return rows
+
+
+def twin_verdict(rows: list[list[object]]) -> str:
+    """What the twins table says, read from its figures."""
+    base, *twinned = (int(r[2]) / max(1, int(r[1])) for r in rows)  # type: ignore[call-overload]
+    if all(share <= base for share in twinned):
+        return (f"No: items with a twin are wrong no more often than the rest ({max(twinned):.1%} at most against "
+                f"{base:.1%}), so a twin is not screening evidence.")
+    return f"Items with a twin are wrong more often ({max(twinned):.1%} against {base:.1%}): screening evidence to test."
 
 
 def _clip(text: str, limit: int = 110) -> str:
