@@ -10,7 +10,7 @@ from typing import Any
 from refinelab.errors import DataError
 from refinelab.io.reading import _name
 from refinelab.io.records import _rows_to_dataset, from_records
-from refinelab.schema import Dataset
+from refinelab.schema import Dataset, QAItem
 
 
 def _read_table(path: Path, kind: str) -> Any:
@@ -51,11 +51,28 @@ def read_arrow(path: str | Path) -> Dataset:
 
 
 def _read_columnar(path: Path, kind: str) -> Dataset:
-    table = _read_table(path, kind)
+    return _table_dataset(_read_table(path, kind), path)
+
+
+def _table_dataset(table: Any, path: Path, ids: tuple[str, int] | None = None) -> Dataset:
+    """A table whose columns are QAItem fields as items (`ids`: see `records._rows_to_dataset`)."""
     missing = [c for c in ("question", "choices", "answer") if c not in table.column_names]
     if missing:
         raise DataError(str(path), None, missing[0], f"column missing; have {table.column_names}")
-    return _rows_to_dataset(table.to_pylist(), str(path), _name(path))
+    return _rows_to_dataset(table.to_pylist(), str(path), _name(path), ids)
+
+
+def read_split_shards(shards: list[Path], prefix: str) -> list[QAItem]:
+    """The items of one split's Arrow or Parquet shards (Hugging Face's `…-00000-of-00002`), in order, their
+    default ids numbered across the split, PREFIX-1, PREFIX-2, … (not per shard: an id must not change with
+    the number of shards a split was saved in)."""
+    items: list[QAItem] = []
+    first = 1
+    for shard in shards:
+        table = _read_table(shard, shard.suffix.removeprefix("."))
+        items += _table_dataset(table, shard, ids=(prefix, first)).items
+        first += table.num_rows
+    return items
 
 
 def _columnar_mapped(path: Path, kind: str, mapping: Mapping[str, Any]) -> Dataset:

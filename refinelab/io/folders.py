@@ -95,6 +95,12 @@ def _split_files(path: Path, split: str | None = None, with_csv: bool = False) -
     return chosen
 
 
+def is_columnar_shards(files: list[Path]) -> bool:
+    """Whether `files` are Arrow or Parquet shards ("test-00000-of-00002.parquet"), not gzipped: Hugging Face's
+    own form, whose rows `columnar.read_split_shards` numbers across the split."""
+    return all(f.suffix in {".arrow", ".parquet"} and _SHARD.match(f.stem) for f in files)
+
+
 def _split_folder(path: Path, split: str) -> Path | None:
     """`path/split` when it is a folder (a `DatasetDict.save_to_disk` split, MMLU's dev/val/test), else None.
     The name is one plain path part: a split cannot lead out of the folder."""

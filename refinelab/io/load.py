@@ -10,9 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from refinelab.errors import DataError
-from refinelab.io.columnar import _columnar_mapped, read_arrow, read_parquet
+from refinelab.io.columnar import _columnar_mapped, read_arrow, read_parquet, read_split_shards
 from refinelab.io.csv_files import _csv_folder_layout, _csv_has_header, read_csv, read_mmlu_csv
-from refinelab.io.folders import _split_files, _split_folder, _sub_folders, _table_files
+from refinelab.io.folders import (
+    _split_files,
+    _split_folder,
+    _split_word,
+    _sub_folders,
+    _table_files,
+    is_columnar_shards,
+)
 from refinelab.io.jsonl import read_jsonl
 from refinelab.io.reading import _checked, _rejected, _suffix
 from refinelab.io.records import from_records
@@ -141,7 +148,10 @@ def _load_folder(path: Path, format: str | None, mapping: Mapping[str, Any] | No
                         f"{', '.join(_sub_folders(path)[:8])}; choose one with --split NAME (Python: split=)")
     if format != "mmlu":
         if files := _split_files(path, split, with_csv=_csv_folder_layout(path, mapping) is not None):
-            items = [item for file in files for item in _load_file(file, format, mapping).items]
+            if mapping is None and format is None and is_columnar_shards(files):
+                items = read_split_shards(files, prefix=_split_word(files[0]) or path.name)
+            else:
+                items = [item for file in files for item in _load_file(file, format, mapping).items]
             return _checked(Dataset(items, name=path.name if split is None else split), path)
         hub_data = path / "data"  # a dataset repository as cloned: README.md beside data/
         if hub_data.is_dir() and not hub_data.is_symlink() and not _table_files(path):

@@ -47,9 +47,10 @@ def _choice_list(path: Path, row_no: int, row: dict[str, Any]) -> None:
     row["choices"] = list(value)
 
 
-def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str) -> QAItem:
+def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str, default_id: str | None = None) -> QAItem:
     """The item of one row of a Parquet file or one mapped foreign row (`_mapped`): metadata given as JSON
-    text parsed, choices made a list, a letter answer made an index, the id NAME-ROW unless given."""
+    text parsed, choices made a list, a letter answer made an index, the id `default_id` or NAME-ROW unless
+    given."""
     row = {k: v for k, v in row.items() if v is not None}
     for key in ("metadata", "provenance"):
         if isinstance(row.get(key), str):
@@ -57,7 +58,7 @@ def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str) -> QA
     if "choices" in row:
         _choice_list(path, row_no, row)
     if "id" not in row:
-        row["id"] = f"{name}-{row_no}"
+        row["id"] = default_id or f"{name}-{row_no}"
     if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it
         row["answer"] = _answer_from_text(path, row_no, row["answer"], row.get("choices") or [])
     return _make_item(path, row_no, row)
@@ -75,11 +76,15 @@ def _answer_from_text(path: Path, row_no: int, value: Any, choices: Sequence[Any
         return matches[0]
 
 
-def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str) -> Dataset:
+def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str,
+                     ids: tuple[str, int] | None = None) -> Dataset:
+    """The rows as items, each named by its source and row in errors; `ids` = (prefix, first number) numbers
+    the rows' default ids from there instead of NAME-ROW (one split's shards, numbered across the split)."""
     path = Path(source)
     items = []
     for row_no, row in enumerate(rows, start=1):
-        if (item := _collect(lambda: _foreign_item(path, row_no, row, name))) is not None:  # noqa: B023
+        default = f"{ids[0]}-{ids[1] + row_no - 1}" if ids else None
+        if (item := _collect(lambda: _foreign_item(path, row_no, row, name, default))) is not None:  # noqa: B023
             items.append(item)
     return _checked(Dataset(items, name=name), path)
 

@@ -28,6 +28,7 @@ def test_a_save_to_disk_dataset_is_read_from_its_arrow_shards(tmp_path: Path) ->
     dataset = load_dataset(tmp_path / "saved")
     assert [i.question for i in dataset] == [f"solo question {r}?" for r in range(5)]
     assert [i.answer for i in dataset] == [0, 1, 2, 0, 1] and dataset[4].choices == ["solo a4", "solo b4", "solo c4"]
+    assert [i.id for i in dataset] == [f"saved-{n}" for n in range(1, 6)]  # the folder's name, across shards
     shard = load_dataset(tmp_path / "saved" / "data-00001-of-00002.arrow")
     assert [i.question for i in shard] == [f"solo question {r}?" for r in range(3, 5)]
 
@@ -43,6 +44,7 @@ def test_a_saved_dataset_dict_needs_a_split_and_reads_the_one_named(tmp_path: Pa
         load_dataset(folder)
     test = load_dataset(folder, split="test")
     assert test.name == "test" and [i.question for i in test] == ["test question 0?", "test question 1?"]
+    assert [i.id for i in test] == ["test-1", "test-2"]  # not data-00000-of-00001-1, as train's would be too
     assert len(as_dataset(folder, split="train")) == 4  # the API's coercion passes it on
     with pytest.raises(DataError, match=r"has no split 'validation': no folder of that name \(it holds test, train\)"):
         load_dataset(folder, split="validation")
