@@ -92,8 +92,8 @@ def model_check(
 
 @data_app.command("validate")
 def data_validate(
-    path: Annotated[Path, typer.Argument(help="file or folder (JSONL or a .json array, CSV with a header, MMLU CSV, ARC, Parquet, Arrow; "
-                                                      ".gz too)")],
+    path: Annotated[Path, typer.Argument(help="file or folder (JSONL or a .json array, CSV with a header, MMLU "
+                                              "CSV, ARC, Parquet, Arrow; .gz too)")],
     format: arg.Format = None,
     split: arg.Split = None,
     columns: arg.Columns = None,
