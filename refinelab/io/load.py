@@ -147,11 +147,14 @@ def _load_folder(path: Path, format: str | None, mapping: Mapping[str, Any] | No
         raise DataError(str(path), None, None, "is a Hugging Face DatasetDict (save_to_disk) holding the splits "
                         f"{', '.join(_sub_folders(path)[:8])}; choose one with --split NAME (Python: split=)")
     if format != "mmlu":
-        if files := _split_files(path, split, with_csv=_csv_folder_layout(path, mapping) is not None):
+        layout = _csv_folder_layout(path, mapping)  # each CSV file's header read once, here
+        if files := _split_files(path, split, with_csv=layout is not None):
             if mapping is None and format is None and is_columnar_shards(files):
                 items = read_split_shards(files, prefix=_split_word(files[0]) or path.name)
             else:
-                items = [item for file in files for item in _load_file(file, format, mapping).items]
+                csv_format = "csv" if layout == "headered" else "mmlu"
+                items = [item for file in files for item in _load_file(
+                    file, format or (csv_format if _suffix(file) == ".csv" else None), mapping).items]
             return _checked(Dataset(items, name=path.name if split is None else split), path)
         hub_data = path / "data"  # a dataset repository as cloned: README.md beside data/
         if hub_data.is_dir() and not hub_data.is_symlink() and not _table_files(path):
