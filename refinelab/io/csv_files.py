@@ -14,7 +14,7 @@ from typing import Any
 
 from refinelab.errors import DataError
 from refinelab.io.columns import _ANSWER_NAMES, _QUESTION_NAMES, _as_list, check_columns, guess_columns
-from refinelab.io.folders import _folder_holds
+from refinelab.io.folders import _folder_holds, without_split_word
 from refinelab.io.reading import (
     _answer_index,
     _checked,
@@ -28,12 +28,6 @@ from refinelab.io.reading import (
 )
 from refinelab.safeload import list_literal, loads_json
 from refinelab.schema import LETTERS, MAX_FIELD_CHARS, Dataset, QAItem
-
-_MMLU_SPLITS = re.compile(r"_(test|dev|val)$")
-
-
-def _subject_from_name(path: Path) -> str:
-    return _MMLU_SPLITS.sub("", path.stem)
 
 
 def _csv_folder_layout(path: Path, mapping: Mapping[str, Any] | None) -> str | None:
@@ -77,7 +71,7 @@ def read_mmlu_csv(path: str | Path) -> Dataset:
             raise DataError(str(path), None, None, f"folder has no .csv files{_folder_holds(path)}")
         items = [item for file in files for item in read_mmlu_csv(file).items]
         return _checked(Dataset(items, name=path.name), path)
-    subject = _subject_from_name(path)
+    subject = without_split_word(path)
     reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     items = []
     with _csv_problems(path, reader):

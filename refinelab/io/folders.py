@@ -41,6 +41,15 @@ SPLIT_WORDS = {"train": "train", "training": "train", "validation": "validation"
 _SPLIT_WORD = re.compile(r"(?<![a-z0-9])(" + "|".join(sorted(SPLIT_WORDS, key=len, reverse=True)) + r")(?![a-z0-9])")
 
 
+_TRAILING_SPLIT_WORD = re.compile(r"_(" + "|".join(sorted(SPLIT_WORDS, key=len, reverse=True)) + r")$")
+
+
+def without_split_word(file: Path) -> str:
+    """The file's name less a trailing split word ("astronomy_test.csv" → "astronomy"): MMLU names its files
+    SUBJECT_SPLIT, and the subject is what is left."""
+    return _TRAILING_SPLIT_WORD.sub("", _name(file))
+
+
 def _split_word(file: Path) -> str:
     """The split a file's name says it holds, as written ("dev" in "ARC-Challenge-Dev.csv", "train" in
     "train-00000-of-00002.parquet"), or "" for a name that says none ("mmlu_astronomy.csv", save_to_disk's

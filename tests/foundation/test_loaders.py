@@ -329,6 +329,9 @@ def test_gzip_compressed_files_are_read_within_a_size_limit(tmp_path: Path, data
     path = tmp_path / "quiz.csv.gz"
     path.write_bytes(gzip.compress(b"question,A,B,answer\nWhich is even?,3,4,B\n"))
     assert [(i.choices, i.answer) for i in load_dataset(path)] == [(["3", "4"], 1)]
+    mmlu = tmp_path / "astronomy_test.csv.gz"  # MMLU's layout gzipped: the subject is the name less split and suffixes
+    mmlu.write_bytes(gzip.compress((data_root / "mmlu" / "test" / "astronomy_test.csv").read_bytes()))
+    assert {(i.subject, i.id.rsplit("-", 1)[0]) for i in load_dataset(mmlu)} == {("astronomy", "astronomy")}
     monkeypatch.setattr(loaders, "MAX_INFLATED_BYTES", 1000)
     bomb = tmp_path / "bomb.jsonl.gz"
     bomb.write_bytes(gzip.compress(b" " * 100_000))
