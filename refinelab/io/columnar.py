@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from refinelab.errors import DataError
+from refinelab.io.columns import check_columns
 from refinelab.io.reading import _name
-from refinelab.io.records import _rows_to_dataset, from_records
+from refinelab.io.records import _mapped, _rows_to_dataset
 from refinelab.schema import Dataset, QAItem
 
 
@@ -50,32 +51,33 @@ def read_arrow(path: str | Path) -> Dataset:
     return _read_columnar(Path(path), "arrow")
 
 
-def _read_columnar(path: Path, kind: str) -> Dataset:
-    return _table_dataset(_read_table(path, kind), path)
+def _read_columnar(path: Path, kind: str, mapping: Mapping[str, Any] | None = None) -> Dataset:
+    return _table_dataset(_read_table(path, kind), path, mapping=mapping)
 
 
-def _table_dataset(table: Any, path: Path, ids: tuple[str, int] | None = None) -> Dataset:
-    """A table whose columns are QAItem fields as items (`ids`: see `records._rows_to_dataset`)."""
-    missing = [c for c in ("question", "choices", "answer") if c not in table.column_names]
-    if missing:
-        raise DataError(str(path), None, missing[0], f"column missing; have {table.column_names}")
-    return _rows_to_dataset(table.to_pylist(), str(path), _name(path), ids)
+def _table_dataset(table: Any, path: Path, ids: tuple[str, int] | None = None,
+                   mapping: Mapping[str, Any] | None = None) -> Dataset:
+    """A table as items: its columns are QAItem fields, or `mapping` (our field → column) names them
+    (`records._mapped`); `ids`: see `records._rows_to_dataset`."""
+    if mapping:
+        columns = check_columns(mapping)
+        rows: Iterable[dict[str, Any]] = (_mapped(row, columns) for row in table.to_pylist())
+    else:
+        missing = [c for c in ("question", "choices", "answer") if c not in table.column_names]
+        if missing:
+            raise DataError(str(path), None, missing[0], f"column missing; have {table.column_names}")
+        rows = table.to_pylist()
+    return _rows_to_dataset(rows, str(path), _name(path), ids)
 
 
-def read_split_shards(shards: list[Path], prefix: str) -> list[QAItem]:
+def read_split_shards(shards: list[Path], prefix: str, mapping: Mapping[str, Any] | None = None) -> list[QAItem]:
     """The items of one split's Arrow or Parquet shards (Hugging Face's `…-00000-of-00002`), in order, their
     default ids numbered across the split, PREFIX-1, PREFIX-2, … (not per shard: an id must not change with
-    the number of shards a split was saved in)."""
+    the number of shards a split was saved in), with or without a column `mapping`."""
     items: list[QAItem] = []
     first = 1
     for shard in shards:
         table = _read_table(shard, shard.suffix.removeprefix("."))
-        items += _table_dataset(table, shard, ids=(prefix, first)).items
+        items += _table_dataset(table, shard, ids=(prefix, first), mapping=mapping).items
         first += table.num_rows
     return items
-
-
-def _columnar_mapped(path: Path, kind: str, mapping: Mapping[str, Any]) -> Dataset:
-    """A Parquet or Arrow file whose columns are renamed by `mapping` (our field → column)."""
-    table = _read_table(path, kind)
-    return from_records(table.to_pylist(), columns=mapping, name=_name(path), source=str(path))

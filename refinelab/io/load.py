@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from refinelab.errors import DataError
-from refinelab.io.columnar import _columnar_mapped, read_arrow, read_parquet, read_split_shards
+from refinelab.io.columnar import _read_columnar, read_arrow, read_parquet, read_split_shards
 from refinelab.io.csv_files import _csv_folder_layout, _csv_has_header, read_csv, read_mmlu_csv
 from refinelab.io.folders import (
     _split_files,
@@ -149,8 +149,8 @@ def _load_folder(path: Path, format: str | None, mapping: Mapping[str, Any] | No
     if format != "mmlu":
         layout = _csv_folder_layout(path, mapping)  # each CSV file's header read once, here
         if files := _split_files(path, split, with_csv=layout is not None):
-            if mapping is None and format is None and is_columnar_shards(files):
-                items = read_split_shards(files, prefix=_split_word(files[0]) or path.name)
+            if format in (None, files[0].suffix.removeprefix(".")) and is_columnar_shards(files):
+                items = read_split_shards(files, prefix=_split_word(files[0]) or path.name, mapping=mapping)
             else:
                 csv_format = "csv" if layout == "headered" else "mmlu"
                 items = [item for file in files for item in _load_file(
@@ -186,7 +186,7 @@ def _load_file(path: Path, format: str | None, mapping: Mapping[str, Any] | None
             raise DataError(str(path), None, None, "--format csv reads one file; a folder is read as MMLU")
         return read_csv(path, mapping)
     if mapping and format in {"parquet", "arrow"}:
-        return _columnar_mapped(path, format, mapping)
+        return _read_columnar(path, format, mapping)
     if mapping and format == "jsonl":
         return read_jsonl(path, mapping)
     if mapping:

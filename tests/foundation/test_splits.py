@@ -73,6 +73,13 @@ def test_a_folder_sharding_several_splits_reads_the_named_ones_shards(tmp_path: 
     (folder / "train-00001-of-00002.parquet").unlink()
     with pytest.raises(DataError, match="holds 1 shard\\(s\\) of train, but their names count 2"):
         load_dataset(folder, split="train")
+    renamed = tmp_path / "renamed"  # a column mapping keeps the split's numbering
+    renamed.mkdir()
+    for index in range(2):
+        table = pa.table({"stem": [f"Q{index}-{r}?" for r in range(2)], "options": [["a", "b"]] * 2, "key": [0, 1]})
+        pq.write_table(table, renamed / f"test-0000{index}-of-00002.parquet")
+    mapped = load_dataset(renamed, mapping={"question": "stem", "choices": "options", "answer": "key"})
+    assert [i.id for i in mapped] == ["test-1", "test-2", "test-3", "test-4"] and mapped[2].question == "Q1-0?"
 
 
 def test_a_hub_snapshot_reads_its_data_folder_by_split(tmp_path: Path) -> None:
