@@ -75,14 +75,8 @@ class DuplicateIndex:
         with self._lock:
             if not self._ids:
                 return None
-            if self.method == "embedding":
-                assert self._vectors is not None
-                scores = self._vectors @ self._embed([_text(item)])[0]
-                threshold = EMBEDDING_THRESHOLD
-            else:
-                words = _words(_text(item))
-                scores = np.array([len(words & w) / max(1, len(words | w)) for w in self._words])
-                threshold = LEXICAL_THRESHOLD
+            scores = self._scores([item])[0]
+            threshold = EMBEDDING_THRESHOLD if self.method == "embedding" else LEXICAL_THRESHOLD
             for index in np.argsort(-scores):
                 if self._ids[index] in exclude:
                     continue
@@ -100,13 +94,16 @@ class DuplicateIndex:
                 raise ValueError("the index is empty")
             matches: list[list[tuple[str, float]]] = []
             for start in range(0, len(items), chunk):
-                part = items[start:start + chunk]
-                if self.method == "embedding":
-                    assert self._vectors is not None
-                    scores = self._embed([_text(i) for i in part]) @ self._vectors.T
-                else:
-                    scores = np.array([[len(words & w) / max(1, len(words | w)) for w in self._words]
-                                       for words in (_words(_text(i)) for i in part)])
+                scores = self._scores(items[start:start + chunk])
                 best = np.argsort(-scores, axis=1)[:, :top]
                 matches += [[(self._ids[b], float(scores[row, b])) for b in picks] for row, picks in enumerate(best)]
             return matches
+
+    def _scores(self, items: list[QAItem]) -> np.ndarray:
+        """Similarity of each of `items` (rows) to every indexed item (columns): cosine of the embeddings, or
+        word-set Jaccard. The caller holds the lock."""
+        if self.method == "embedding":
+            assert self._vectors is not None
+            return self._embed([_text(i) for i in items]) @ self._vectors.T
+        return np.array([[len(words & w) / max(1, len(words | w)) for w in self._words]
+                         for words in (_words(_text(i)) for i in items)])
