@@ -51,15 +51,14 @@ FILES: list[tuple[str, str | None] | tuple[str, str | None, str | None]] = [
 
 def read_one(name: str, columns: str | None, split: str | None = None) -> dict[str, object]:
     started = time.perf_counter()
-    if split:
-        name = f"{name} --split {split}"
+    shown = f"{name} --split {split}" if split else name
     try:
-        dataset = load_dataset(DATA / name.split(" --split ")[0], mapping=parse_columns(columns) if columns else None,
+        dataset = load_dataset(DATA / name, mapping=parse_columns(columns) if columns else None,
                                on_invalid="quarantine", split=split)
     except RefineLabError as exc:
-        return {"file": name, "error": str(exc).split(": ", 1)[-1][:160], "seconds": time.perf_counter() - started}
+        return {"file": shown, "error": str(exc).split(": ", 1)[-1][:160], "seconds": time.perf_counter() - started}
     first = dataset.items[0] if len(dataset) else None
-    return {"file": name, "columns": columns, "read": len(dataset), "refused": len(dataset.rejected),
+    return {"file": shown, "columns": columns, "read": len(dataset), "refused": len(dataset.rejected),
             "first_refusal": str(dataset.rejected[0]).split(": ", 1)[-1][:120] if dataset.rejected else "",
             "first_item": {"id": first.id, "question": first.question[:50].replace("|", "/"), "choices": len(first.choices),
                            "answer": first.answer} if first else None,  # a glimpse, not a copy of the data
