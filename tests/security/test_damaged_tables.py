@@ -9,6 +9,7 @@ uncaught UnicodeDecodeError."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 FUZZ = r"""
-import random, sys
+import json, random, sys
 from pathlib import Path
 from refinelab.errors import DataError
 from refinelab.io import load_dataset
@@ -37,7 +38,7 @@ for _ in range(count):
     except DataError as exc:
         assert str(target) in str(exc), exc
         outcomes["refused"] += 1
-print(outcomes)
+print(json.dumps(outcomes))
 """
 
 
@@ -62,5 +63,5 @@ def test_randomly_damaged_tables_are_read_or_refused_in_one_line(tmp_path: Path,
     done = subprocess.run([sys.executable, "-c", FUZZ, str(good), suffix, "1", "400", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
-    outcomes = eval(done.stdout.strip().splitlines()[-1])  # noqa: S307 - the child's own dict literal
+    outcomes = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcomes["refused"] > 200 and outcomes["read"] + outcomes["refused"] == 400, outcomes
