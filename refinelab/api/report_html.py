@@ -512,6 +512,7 @@ def build_context(run: dict[str, Any]) -> dict[str, Any]:
             ("new items", report.get("new_items")), ("rounds", report.get("rounds")),
             ("edit attempts", (report.get("edits") or {}).get("attempts")),
             ("tokens spent", f"{spent:,} / {cap:,}" if isinstance(spent, int) and isinstance(cap, int) else _fmt(spent)),
+            *_decontamination_rows(report.get("decontamination")),
         ],
         "by_status": report.get("items_by_status") or {},
         "outcomes": (report.get("edits") or {}).get("outcomes") or {},
@@ -545,6 +546,14 @@ def build_context(run: dict[str, Any]) -> dict[str, Any]:
         "budget_stopped": "budget" in str(report.get("stop_reason", "")).lower(),
         "targets_note": _targets_note(run["targets"]),
     }
+
+
+def _decontamination_rows(summary: Any) -> list[tuple[str, Any]]:
+    """The summary row of `refine --decontaminate` (api/decontamination.py), when the run had a reference; the
+    removals themselves are among the edits. Read from an untrusted report, so its shape is checked."""
+    if not isinstance(summary, dict) or not isinstance(summary.get("found"), int):
+        return []
+    return [(f"found in {str(summary.get('reference', 'the reference'))[:200]} and removed", summary["found"])]
 
 
 def _targets_note(targets: dict[str, Any]) -> str:

@@ -24,6 +24,8 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.validation.tools import check_pack_tools
 from refinelab.api.context import close_run_context, open_run_context
+from refinelab.api.decontamination import apply_contamination, contamination_notice, find_contamination
+from refinelab.api.overlap import OverlapReport
 from refinelab.api.results import SaveFormat, refined_items
 from refinelab.api.results import save as save_results
 from refinelab.api.results import to_hf as results_to_hf
@@ -101,6 +103,15 @@ class RunResult:
             raise DataError(str(run_dir), None, None, "no such run folder")
         report = read_report(run_dir)
         return cls(run_id=str(report.get("run_id") or run_dir.name), run_dir=run_dir, report=report)
+
+
+def _progress_events(on_event: ProgressCallback | None, name: str) -> Callable[[int, int], None] | None:
+    """A `progress(done, total)` callback for work before the graph starts, sent as the graph's own
+    progress events are (the CLI draws a bar for each name)."""
+    if on_event is None:
+        return None
+    return lambda done, total: on_event({"mode": "custom", "data": {"progress": name, "done": done, "total": total},
+                                         "spent": 0, "used": 0, "cap": None})
 
 
 def new_run_id() -> str:
@@ -191,9 +202,11 @@ def check_run_corpora(library: PromptLibrary, hooks: RunHooks | None, options: R
 
 def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | Path | None,
                      settings: Settings | None, run_id: str | None, options: RunOptions, hooks: RunHooks | None,
-                     prompts_dir: str | None) -> tuple[RunFolder, AgentContext]:
-    """Create and lock a new run folder with its sealed settings.json and the dataset in its store; the
-    context of the run (refine, and the Studio graph). Nothing is left behind when this fails."""
+                     prompts_dir: str | None,
+                     contamination: OverlapReport | None = None) -> tuple[RunFolder, AgentContext]:
+    """Create and lock a new run folder with its sealed settings.json and the dataset in its store (less the
+    items `contamination` found in a reference: api/decontamination.py); the context of the run (refine, and
+    the Studio graph). Nothing is left behind when this fails."""
     settings = settings or load_settings()
     if isinstance(targets, str | Path):
         targets = load_targets(targets)
@@ -216,6 +229,8 @@ def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | 
         ctx.store.set_meta("run_id", run_id)
         ctx.store.load_items(dataset.items)
         ctx.store.add_rejected(dataset.rejected)
+        if contamination is not None:
+            apply_contamination(ctx, contamination, dataset)
     except BaseException:
         folder.discard()  # nothing half-written: a run that never started leaves no folder behind
         raise
@@ -237,6 +252,8 @@ def refine(
     format: str | None = None,
     split: str | None = None,
     strict: bool = False,
+    decontaminate: DatasetInput | None = None,
+    decontaminate_split: str | None = None,
 ) -> RunResult:
     """Refine `data` spending at most `budget` tokens; outputs go to `settings.runs_dir / run_id`.
 
@@ -244,14 +261,27 @@ def refine(
     split of a folder holding several), our `Dataset`, a Hugging
     Face `datasets.Dataset`, a pandas DataFrame or a list of dicts; `columns` maps our fields (question,
     choices, answer, id, subject, …) to its columns. Invalid rows are quarantined and listed in report.json
-    (`strict=True`: the first one raises). Bad input raises `DataError` before any run folder exists."""
+    (`strict=True`: the first one raises). Bad input raises `DataError` before any run folder exists.
+
+    `decontaminate` is a reference set (a benchmark's test split; any input `data` takes, `decontaminate_split`
+    to pick a split): the items of `data` found in it are removed before profiling, each with its match as
+    evidence, and the planner refills their cells (api/decontamination.py)."""
     validate_budget(budget)
     options = as_options(options)
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
     require_items(dataset, "refine")  # before any folder exists, so bad input leaves nothing behind
+    contamination = None
+    if decontaminate is not None:
+        contamination = find_contamination(dataset, decontaminate, split=decontaminate_split,
+                                           progress=_progress_events(on_event, "decontaminate"))
+        if on_event is not None:
+            on_event({"mode": "custom", "data": {"notice": contamination_notice(contamination)}})
+    elif decontaminate_split is not None:
+        raise ValueError("decontaminate_split needs decontaminate")
     folder, ctx = start_run_folder(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id,
-                                   options=options, hooks=hooks, prompts_dir=prompts_dir)
+                                   options=options, hooks=hooks, prompts_dir=prompts_dir,
+                                   contamination=contamination)
     run_id = folder.path.name
     try:
         return _run_graph(ctx, run_id, {"run_id": run_id}, on_event)

@@ -182,6 +182,7 @@ def _print_result(result: object, as_json: bool) -> None:
                          report.get("metrics_after", {}).get("coverage_jsd")],
         "difficulty_jsd": [report.get("metrics_before", {}).get("difficulty_jsd"),
                            report.get("metrics_after", {}).get("difficulty_jsd")],
+        "decontaminated": (report.get("decontamination") or {}).get("found"),
     }
     if as_json:
         out.print_json(json.dumps({"result": summary}, default=str))
@@ -195,6 +196,9 @@ def _print_result(result: object, as_json: bool) -> None:
             _line(cache_line)
         statuses = ", ".join(f"{k} {v}" for k, v in (summary["items_by_status"] or {}).items())
         _line(f"items: {statuses}; new {summary['new_items']}; output {summary['output_items']}")
+        if decontamination := report.get("decontamination"):
+            _line(f"decontamination: {decontamination['found']} of {decontamination['items']} input items were "
+                  f"found in {decontamination['reference']} and removed (see changes.jsonl)")
         _line(f"coverage JSD {_jsd(summary['coverage_jsd'][0])} -> {_jsd(summary['coverage_jsd'][1])}; "
               f"difficulty JSD {_jsd(summary['difficulty_jsd'][0])} -> {_jsd(summary['difficulty_jsd'][1])}")
         _line(f"report: {result.run_dir / 'report.json'}")  # type: ignore[attr-defined]
@@ -249,6 +253,12 @@ def refine_command(
     review: Annotated[str, typer.Option(help="undecided edits, weak passes, unfixed flagged items: ask (pause for "
                                         "`refinelab review`) | auto-accept | auto-reject")] = "auto-reject",
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
+    decontaminate: Annotated[Path | None, typer.Option(
+        help="a reference set (a benchmark's test split): items of DATA found in it (exact, same question or "
+             "near-duplicate, as `data overlap` finds them) are removed before profiling and their cells "
+             "refilled")] = None,
+    decontaminate_split: Annotated[str | None, typer.Option(
+        help="the split of --decontaminate to use when it holds several")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines of progress, then a JSON result")] = False,
 ) -> None:
@@ -284,7 +294,8 @@ def refine_command(
 
     _run_and_report(lambda view: run_refine(dataset, budget=budget, targets=resolved, settings=settings,
                                             run_id=run_id, prompts_dir=str(prompts) if prompts else None,
-                                            on_event=view, options=options), quiet, as_json)
+                                            on_event=view, options=options, decontaminate=decontaminate,
+                                            decontaminate_split=decontaminate_split), quiet, as_json)
 
 
 @app.command("resume")

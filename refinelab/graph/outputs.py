@@ -153,6 +153,9 @@ def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
         "new_items": new_items,
         "output_items": after.items,
         "invalid_input": invalid,
+        # the items found in the reference `refine --decontaminate` named, removed before profiling
+        # (api/decontamination.py): counts by kind; each removal is a `remove` line in changes.jsonl
+        "decontamination": ctx.store.get_meta("decontamination"),
         "edits": {"attempts": ctx.store.count_edits(), "outcomes": dict(outcomes)},
         "gave_up": gave_up,
         "unfixed_flagged_items": unfixed,

@@ -37,3 +37,28 @@ def test_end_to_end_on_embedded_server(embedded_server, tmp_path: Path, monkeypa
     runs = read_trace(result.run_dir / "trace.jsonl")
     llm = [r for r in runs if r["run_type"] == "llm"]
     assert llm and sum(r["usage"]["total_tokens"] for r in llm if r["usage"]) == report["ledger"]["spent"]
+
+
+@pytest.mark.llm
+def test_decontaminated_run_on_embedded_server(embedded_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`decontaminate=` through the real server: the two items the reference holds leave before profiling and
+    the run around them finishes within its budget."""
+    from refinelab.io import read_jsonl
+    from refinelab.schema import Dataset
+
+    monkeypatch.setenv("LOCAL_KEY", "sk-local")
+    spec = {"endpoint": embedded_server.base_url, "model": "smollm2-135m", "api_key_env": "LOCAL_KEY",
+            "concurrency": 2, "max_parse_retries": 1}
+    roles = Roles(judge=ModelSpec(**spec, max_tokens=120), writer=ModelSpec(**spec, max_tokens=300),
+                  validator=ModelSpec(**spec, max_tokens=160))
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
+                                        "rounds": 1, "max_attempts": 1})
+    settings = settings.model_copy(update={"roles": roles})
+    dataset = load_dataset(DATA / "mmlu" / "test" / "astronomy_test.csv").filter(limit=6)
+    reference = Dataset(name="leaked", items=[i.model_copy(update={"id": f"leak-{i.id}"}) for i in dataset.items[1:3]])
+    result = refine(dataset, budget=5_000, settings=settings, decontaminate=reference,
+                    options={**EXTRAS, "operations": ["generate"], "pilot_per_op": 0})
+    report = result.report
+    assert report["decontamination"]["found"] == 2 and report["items_by_status"]["removed"] == 2
+    assert 0 < report["ledger"]["spent"] <= 5_000
+    assert not {i.id for i in read_jsonl(result.run_dir / "refined.jsonl")} & {i.id for i in dataset.items[1:3]}

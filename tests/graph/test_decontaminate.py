@@ -1,0 +1,116 @@
+"""`refine(decontaminate=REFERENCE)`: items of the data found in a reference leave the run before profiling,
+each a committed `remove` with its match as evidence, and the planner plans for the input's size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from refinelab.agents.options import RunHooks
+from refinelab.api import refine
+from refinelab.api.report_html import build_report
+from refinelab.cli.app import app
+from refinelab.config import load_settings
+from refinelab.errors import DataError
+from refinelab.io import load_dataset, read_jsonl
+from refinelab.schema import Dataset
+from refinelab.tools.store import RunStore
+from tests.support.scripted import EXTRAS, models
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def _settings(tmp_path: Path):
+    return load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
+                                    "rounds": 1})
+
+
+def _data_and_reference() -> tuple[Dataset, Dataset, dict[str, str]]:
+    """16 MMLU dev items; a reference of unrelated MMLU val items holding three of them as they are, one with
+    its options reordered and its key kept, and one's question with other options. Returns the expected kind
+    of each item found."""
+    data = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=16)
+    unrelated = load_dataset(DATA / "mmlu" / "val", on_invalid="quarantine").filter(limit=20).items
+    copied = [item.model_copy(update={"id": f"ref-{item.id}"}) for item in data.items[:3]]
+    item = data.items[5]
+    order = list(reversed(range(len(item.choices))))
+    reordered = item.model_copy(update={"id": "ref-reordered", "choices": [item.choices[i] for i in order],
+                                        "answer": order.index(item.answer)})
+    other = data.items[9]
+    same_question = other.model_copy(update={"id": "ref-same-question",
+                                              "choices": ["Alpha option", "Beta option", "Gamma option",
+                                                          "Delta option"], "answer": 0})
+    reference = Dataset(name="reference", items=[*unrelated, *copied, reordered, same_question])
+    expected = {i.id: "exact" for i in data.items[:3]} | {item.id: "exact", other.id: "same_question"}
+    return data, reference, expected
+
+
+def test_items_found_in_the_reference_leave_before_profiling_with_their_match(tmp_path: Path) -> None:
+    data, reference, expected = _data_and_reference()
+    result = refine(data, budget=20_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
+                    options={**EXTRAS, "pilot_per_op": 0}, decontaminate=reference)
+    summary = result.report["decontamination"]
+    assert summary["found"] == len(expected) and summary["reference"] == "reference"
+    assert summary["counts"] == {"exact": 4, "same_question": 1, "near": 0}
+
+    store = RunStore(result.run_dir / "store.sqlite")
+    statuses = {item_id: status for item_id, status, _ in store.originals()}
+    assert {i for i, s in statuses.items() if s == "removed"} >= set(expected)
+    for item_id, kind in expected.items():
+        diagnostic = store.diagnostic(item_id, "contamination")
+        assert diagnostic is not None and diagnostic.flag and diagnostic.evidence["kind"] == kind
+        # not profiled: no tokens were spent measuring an item that cannot stay
+        assert store.diagnostic(item_id, "error") is None
+    assert store.get_meta("target_total") == len(data)  # the planner plans for the input's size
+
+    refined_ids = {i.id for i in read_jsonl(result.run_dir / "refined.jsonl")}
+    assert not refined_ids & set(expected)
+    changes = [json.loads(line) for line in (result.run_dir / "changes.jsonl").read_text().splitlines()]
+    removals = {c["item_id"]: c for c in changes if c["evidence"].get("method") == "overlap"}
+    assert set(removals) == set(expected)
+    for item_id, change in removals.items():
+        assert change["operation"] == "remove" and change["outcome"] == "committed" and change["tokens"] == 0
+        assert change["after"] is None and change["before"]["id"] == item_id
+        assert change["evidence"]["reference_id"].startswith("ref-")
+        assert change["reason"].startswith("found in reference: ")
+    assert removals[data.items[9].id]["evidence"]["kind"] == "same_question"
+    html = build_report(result.run_dir).read_text(encoding="utf-8")
+    assert f"found in reference and removed</span><b>{len(expected)}</b>" in html
+
+
+def test_a_run_without_a_reference_removes_nothing_for_contamination(tmp_path: Path) -> None:
+    data, _reference, _expected = _data_and_reference()
+    result = refine(data, budget=3_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
+                    options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]})
+    assert result.report["decontamination"] is None
+    store = RunStore(result.run_dir / "store.sqlite")
+    assert not store.diagnostics("contamination")
+
+
+def test_a_reference_holding_every_item_is_refused_before_any_folder(tmp_path: Path) -> None:
+    data, _reference, _expected = _data_and_reference()
+    with pytest.raises(DataError, match="holds every item"):
+        refine(data, budget=20_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
+               options=EXTRAS, decontaminate=data)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_split_without_a_reference_is_refused(tmp_path: Path) -> None:
+    data, _reference, _expected = _data_and_reference()
+    with pytest.raises(ValueError, match="decontaminate_split needs decontaminate"):
+        refine(data, budget=1_000, settings=_settings(tmp_path), decontaminate_split="test")
+
+
+def test_the_cli_names_a_bad_reference_file_and_leaves_no_folder(tmp_path: Path) -> None:
+    bad = tmp_path / "reference.jsonl"
+    bad.write_text('{"question": "Q?", "choices": ["a", "b"], "answer": 0}\n{"question": \n')
+    result = CliRunner().invoke(app, ["refine", str(DATA / "mmlu" / "dev"), "--limit", "4", "--budget", "1000",
+                                      "--quiet", "--runs-dir", str(tmp_path / "runs"),
+                                      "--decontaminate", str(bad)])
+    line = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "reference.jsonl" in line and "row 2" in line, line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
