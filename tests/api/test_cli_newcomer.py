@@ -34,6 +34,18 @@ def test_version_flag_and_module_entry_point(tmp_path: Path) -> None:
     assert helped.returncode == 0 and "refine" in helped.stdout and "--version" in helped.stdout
 
 
+def test_module_entry_point_ignores_libraries_shadowed_in_the_working_folder(tmp_path: Path) -> None:
+    """`python -m refinelab` run in a folder of data from elsewhere: a `typer.py` or `yaml.py` there must not
+    run in place of the library (Python puts the working folder first on the path for `-m`)."""
+    env = base_env(tmp_path)
+    for name in ("typer", "yaml", "rich"):
+        (tmp_path / f"{name}.py").write_text(
+            f"open({str(tmp_path / 'ran')!r}, 'a').write('{name} ')\nraise SystemExit('shadowed {name} ran')\n")
+    done = _run(["--version"], env, tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == f"refinelab {__version__}", done.stderr
+    assert not (tmp_path / "ran").exists()
+
+
 def test_one_flag_per_field_sets_every_role_and_the_run_finishes(tmp_path: Path) -> None:
     env = base_env(tmp_path)
     data = _csv(tmp_path / "quiz.csv", "Stem,Opt1,Opt2,Opt3,Key,Topic")
