@@ -25,6 +25,7 @@ from refinelab.io.reading import (
     _read_text,
     _short,
     _suffix,
+    options_from_key,
 )
 from refinelab.safeload import list_literal, loads_json
 from refinelab.schema import LETTERS, MAX_FIELD_CHARS, Dataset, QAItem
@@ -98,8 +99,9 @@ def read_mmlu_csv(path: str | Path) -> Dataset:
 
 def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Dataset:
     """A CSV with a header. `mapping` names columns: question, choices (a list of columns, or one column
-    holding a JSON list), answer, and optionally id, subject, domain, skill; without it the columns are
-    guessed from the header (`guess_columns`), or a one-line error asks for `--columns`."""
+    holding a JSON list), answer, and optionally id, subject, domain, skill; or, for a generation set, answer
+    (the right answer's text) and wrong (the wrong answers: columns, or one column joined by ';'). Without it
+    the columns are guessed from the header (`guess_columns`), or a one-line error asks for `--columns`."""
     path = Path(path)
     text = _read_text(path)
     delimiter = _header_delimiter(path, text[:_HEADER_SNIFF_BYTES]) or ","
@@ -109,8 +111,9 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Data
     if mapping is None:
         mapping = _mapping_from_header(path, header)
     mapping = check_columns(mapping)
-    choice_columns = _as_list(mapping["choices"])
-    wanted = [mapping["question"], *choice_columns, mapping["answer"]]
+    wrong_columns = _as_list(mapping["wrong"]) if "wrong" in mapping else []
+    choice_columns = _as_list(mapping["choices"]) if "choices" in mapping else []
+    wanted = [mapping["question"], *choice_columns, *wrong_columns, mapping["answer"]]
     wanted += [mapping[k] for k in ("id", "subject", "domain", "skill") if k in mapping]
     missing = [c for c in wanted if c not in header]
     if missing:
@@ -121,7 +124,12 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Data
 
     def build(row_no: int, row: dict[str, str | None]) -> QAItem:
         item: dict[str, Any] = {"id": row[mapping["id"]] if "id" in mapping else f"{_name(path)}-{row_no}"}
-        if embedded:
+        if wrong_columns:  # the right answer's text and the wrong answers apart (TruthfulQA's CSV)
+            wrong: Any = row[wrong_columns[0]] or "" if len(wrong_columns) == 1 else [row[c] for c in wrong_columns]
+            choices, key = options_from_key(path, row_no, row[mapping["question"]], row[mapping["answer"]], wrong,
+                                            (mapping["answer"], ", ".join(wrong_columns)))
+            item |= {"question": row[mapping["question"]] or "", "choices": choices, "answer": key}
+        elif embedded:
             stem, choices, labels = _embedded_options(path, row_no, row[mapping["question"]] or "", mapping["question"])
             key = (row[mapping["answer"]] or "").strip()
             if key not in labels:

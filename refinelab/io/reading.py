@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import gzip
+import hashlib
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 
 from refinelab.errors import DataError, validation_problem
 from refinelab.identifiers import skeleton
-from refinelab.schema import LETTERS, Dataset, QAItem
+from refinelab.schema import LETTERS, MAX_CHOICES, Dataset, QAItem
 
 MAX_INFLATED_BYTES = 2**30  # what a .gz dataset may inflate to (1 GiB)
 
@@ -120,6 +121,32 @@ def _answer_index(path: Path, row: int, value: Any, n_choices: int, field: str =
     if not 0 <= index < n_choices:
         raise DataError(str(path), row, field, f"answer {_short(value)} out of range for {n_choices} choices")
     return index
+
+
+def options_from_key(path: Path, row: int, question: Any, answer: Any, wrong: Any,
+                     fields: tuple[str, str] = ("answer", "wrong")) -> tuple[list[str], int]:
+    """The options and key of a row that gives the right answer's text and the wrong answers apart (a
+    generation set such as TruthfulQA's CSV: `Best Answer`, `Incorrect Answers`), mapped as `answer` and
+    `wrong`. `wrong` is a list (several columns, or a list column) or one text of answers joined by `;`. The
+    key goes among the wrong options at a place drawn from the question's text, so that its place carries no
+    signal (TruthfulQA's own multiple-choice form puts it first) and the same file always reads the same.
+    `fields` name the columns for errors."""
+    answer_field, wrong_field = fields
+    if not isinstance(answer, str) or not answer.strip():
+        raise DataError(str(path), row, answer_field, f"expected the right answer's text, got {_short(answer)}")
+    if isinstance(wrong, str):
+        wrong = wrong.split(";")
+    if not isinstance(wrong, list | tuple):
+        raise DataError(str(path), row, wrong_field, f"expected wrong answers (a list, or texts joined by ';'), "
+                        f"got {_short(wrong)}")
+    options = [str(w).strip() for w in wrong if w is not None and str(w).strip()]
+    if not options:
+        raise DataError(str(path), row, wrong_field, "no wrong answers: an item needs at least one")
+    if len(options) > MAX_CHOICES - 1:
+        raise DataError(str(path), row, wrong_field, f"{len(options)} wrong answers; an item holds at most "
+                        f"{MAX_CHOICES - 1} beside the right one")
+    place = int(hashlib.sha256(str(question).encode("utf-8")).hexdigest()[:8], 16) % (len(options) + 1)
+    return [*options[:place], answer.strip(), *options[place:]], place
 
 
 def _checked(dataset: Dataset, path: Path) -> Dataset:

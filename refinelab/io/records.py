@@ -10,8 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from refinelab.errors import DataError
-from refinelab.io.columns import _ANSWER_NAMES, _CHOICE_LIST_NAMES, _QUESTION_NAMES, check_columns
-from refinelab.io.reading import _answer_index, _checked, _collect, _make_item, _short
+from refinelab.io.columns import (
+    _ANSWER_NAMES,
+    _CHOICE_LIST_NAMES,
+    _QUESTION_NAMES,
+    LIST_FIELDS,
+    check_columns,
+)
+from refinelab.io.reading import _answer_index, _checked, _collect, _make_item, _short, options_from_key
 from refinelab.safeload import loads_json
 from refinelab.schema import Dataset, QAItem, strip_option_labels
 
@@ -47,6 +53,13 @@ def _choice_list(path: Path, row_no: int, row: dict[str, Any]) -> None:
     row["choices"] = list(value)
 
 
+def _listed(path: Path, row_no: int, value: Any) -> Any:
+    """A list written as JSON text parsed (a CSV or Parquet cell); anything else as it is."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        return loads_json(value, str(path), row_no)
+    return value
+
+
 def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str, default_id: str | None = None) -> QAItem:
     """The item of one row of a Parquet file or one mapped foreign row (`_mapped`): metadata given as JSON
     text parsed, choices made a list, a letter answer made an index, the id `default_id` or NAME-ROW unless
@@ -55,7 +68,10 @@ def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str, defau
     for key in ("metadata", "provenance"):
         if isinstance(row.get(key), str):
             row[key] = loads_json(row[key], str(path), row_no)
-    if "choices" in row:
+    if "wrong" in row:  # the right answer's text and the wrong answers apart (a generation set)
+        row["choices"], row["answer"] = options_from_key(path, row_no, row.get("question"), row.get("answer"),
+                                                         _listed(path, row_no, row.pop("wrong")))
+    elif "choices" in row:
         _choice_list(path, row_no, row)
     if "id" not in row:
         row["id"] = default_id or f"{name}-{row_no}"
@@ -125,8 +141,8 @@ def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None) -> dict[s
     out: dict[str, Any] = {}
     used: set[str] = set()
     for key, source in (columns or {}).items():
-        if key == "choices" and not isinstance(source, str):
-            out["choices"] = [row.get(c) for c in source]
+        if key in LIST_FIELDS and not isinstance(source, str):
+            out[key] = [row.get(c) for c in source]
             used.update(source)
         elif source in row:
             out[key] = row[source]

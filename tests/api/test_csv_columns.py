@@ -177,3 +177,45 @@ def test_a_headered_csv_delimited_by_semicolons_or_tabs(tmp_path: Path, data_roo
     headerless = tmp_path / "s_test.csv"
     headerless.write_text("Which; of these; is even?,3,4,5,6,B\n")
     assert load_dataset(headerless)[0].question == "Which; of these; is even?"
+
+
+def test_truthfulqa_csv_reads_with_its_right_and_wrong_answers_apart(data_root: Path) -> None:
+    """TruthfulQA's CSV gives the right answer's text and the wrong answers joined by ';' (no option columns):
+    the header is guessed as answer + wrong, the key placed among the wrong answers at a place drawn from the
+    question (the same on every read, spread over the positions), Category as the subject."""
+    import csv
+    from collections import Counter
+
+    path = data_root / "truthfulqa" / "TruthfulQA.csv"
+    with open(path, encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    assert guess_columns(list(rows[0])) == {"question": "Question", "answer": "Best Answer",
+                                            "wrong": "Incorrect Answers", "subject": "Category"}
+    dataset = load_dataset(path, on_invalid="quarantine")
+    assert len(dataset) == 802 and len(dataset.rejected) == 15  # 14 with over 9 wrong answers, 1 repeating one
+    assert any("12 wrong answers; an item holds at most 9" in str(r) for r in dataset.rejected)
+    first, row = dataset.by_id()["TruthfulQA-2"], rows[0]
+    assert first.answer_text == row["Best Answer"] and first.subject == "Misconceptions"
+    assert sorted(first.choices) == sorted([row["Best Answer"], *(w.strip() for w in row["Incorrect Answers"].split(";"))])
+    places = Counter(item.answer for item in dataset)
+    assert len(places) >= 6 and max(places.values()) < 0.4 * len(dataset)  # not always first, as the source has it
+    assert [i.answer for i in load_dataset(path, on_invalid="quarantine")] == [i.answer for i in dataset]
+
+
+def test_wrong_answers_mapped_from_columns_a_list_or_joined_text(tmp_path: Path) -> None:
+    csv_path = tmp_path / "gen.csv"
+    csv_path.write_text("Q,Right,W1,W2\nWhat is 2+2?,4,3,5\n")
+    mapped = load_dataset(csv_path, mapping=parse_columns("question=Q,answer=Right,wrong=W1,W2"))
+    assert sorted(mapped[0].choices) == ["3", "4", "5"] and mapped[0].answer_text == "4"
+    jsonl = tmp_path / "gen.jsonl"
+    jsonl.write_text(json.dumps({"q": "Capital of France?", "best": "Paris", "bad": ["Rome", "Oslo"]}) + "\n"
+                     + json.dumps({"q": "Largest planet?", "best": "Jupiter", "bad": "Mars; Venus;"}) + "\n")
+    items = load_dataset(jsonl, mapping={"question": "q", "answer": "best", "wrong": "bad"})
+    assert [i.answer_text for i in items] == ["Paris", "Jupiter"]
+    assert sorted(items[1].choices) == ["Jupiter", "Mars", "Venus"]
+    with pytest.raises(ConfigError, match="not both"):
+        parse_columns("question=Q,choices=A,B,answer=Right,wrong=W1")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("Q,Right,W1\nWhat is 2+2?,4,\n")
+    with pytest.raises(DataError, match=r"row 2, field 'W1': no wrong answers"):
+        load_dataset(empty, mapping=parse_columns("question=Q,answer=Right,wrong=W1"))
