@@ -93,6 +93,14 @@ DAMAGE = {
     "checkpoints missing": ("checkpoints.sqlite", lambda ws: (ws.run / "checkpoints.sqlite").unlink()),
     "store names another run": ("checkpoints.sqlite", lambda ws: _sql(
         ws.run / "store.sqlite", "UPDATE meta SET value = '\"other\"' WHERE key = 'run_id'")),
+    # an item row that is not an item: refused up front naming the column and the row, not pydantic's dump of
+    # whichever row a resume or a review happened to read first
+    "store item not an item": ("store.sqlite, field 'items.current'", lambda ws: _sql(
+        ws.run / "store.sqlite", "UPDATE items SET current = '{\"id\": 1, \"question\": []}' "
+        "WHERE id = (SELECT id FROM items ORDER BY position LIMIT 1)")),
+    "store original not json": ("store.sqlite, field 'items.original'", lambda ws: _sql(
+        ws.run / "store.sqlite", "UPDATE items SET original = '{not json' "
+        "WHERE id = (SELECT id FROM items ORDER BY position DESC LIMIT 1)")),
     "ledger garbage": ("ledger.sqlite", lambda ws: (ws.run / "ledger.sqlite").write_bytes(b"\x00" * 5000)),
     "settings not json": ("settings.json", lambda ws: (ws.run / "settings.json").write_text("{not json")),
     "settings empty": ("settings.json", lambda ws: (ws.run / "settings.json").write_text("")),
