@@ -17,11 +17,12 @@ no model tokens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from refinelab.agents.context import AgentContext
-from refinelab.api.overlap import OverlapMatch, OverlapReport, find_overlap
+from refinelab.api.overlap import KINDS, OverlapMatch, OverlapReport, find_overlap
 from refinelab.errors import DataError
 from refinelab.io import DatasetInput
 from refinelab.operations import Op
@@ -32,27 +33,57 @@ CHECK = "contamination"  # the diagnostic each removed item carries
 _KIND_WORDS = {"exact": "an exact copy of", "same_question": "the same question as", "near": "a near-duplicate of"}
 
 
-def find_contamination(dataset: Dataset, reference: DatasetInput, *, split: str | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> OverlapReport:
-    """The items of `dataset` found in `reference` (`find_overlap`; `progress(done, total)` follows the
-    embedding), checked before any run folder exists: a reference that holds every item would leave nothing
-    to refine, and says so."""
-    report = find_overlap(dataset, reference, reference_split=split, progress=progress)
-    if report.matches and len(report.matches) == len(dataset):
-        raise DataError(report.reference, None, None, f"holds every item of {report.data} ({len(dataset)}); "
-                        "nothing would be left to refine")
-    return report
+def as_references(value: Any) -> list[Any]:
+    """`decontaminate=` as a list of references: several paths (a list or tuple of `str`/`Path`), or one input
+    of any kind `refine` takes (a list of dicts is one set of records, not several references)."""
+    if value is None or (isinstance(value, list | tuple) and not value):
+        return []
+    if isinstance(value, list | tuple) and all(isinstance(v, str | Path) for v in value):
+        return list(value)
+    return [value]
 
 
-def contamination_notice(report: OverlapReport) -> str:
-    """What the user reads before profiling starts; a reference's invalid rows are named, since an item
+def find_contamination(dataset: Dataset, references: Sequence[DatasetInput], *, split: str | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> list[OverlapReport]:
+    """The items of `dataset` found in each reference in turn (`find_overlap`; an item found in one is not
+    looked for in the next; `split` picks a split of each that holds several; `progress(done, total)` follows
+    the embedding), checked before any run folder exists: references that hold every item would leave nothing
+    to refine, and say so. Each report is named by the path given, or the set's name."""
+    reports: list[OverlapReport] = []
+    rest = dataset
+    for reference in references:
+        report = find_overlap(rest, reference, reference_split=split, progress=progress)
+        if isinstance(reference, str | Path):
+            report.reference = str(reference)
+        reports.append(report)
+        found = {m.item_id for m in report.matches}
+        if len(found) == len(rest):
+            named = ", ".join(r.reference for r in reports)
+            raise DataError(named, None, None, f"{'holds' if len(reports) == 1 else 'hold'} every item of "
+                            f"{dataset.name} ({len(dataset)}); nothing would be left to refine")
+        rest = Dataset([item for item in rest.items if item.id not in found], name=dataset.name)
+    return reports
+
+
+def summary(reports: Sequence[OverlapReport], dataset: Dataset) -> dict[str, Any]:
+    """What `report.json` keeps under `decontamination`: totals, and each reference's own counts."""
+    counts = {kind: sum(r.counts()[kind] for r in reports) for kind in KINDS}
+    return {"reference": ", ".join(r.reference for r in reports), "items": len(dataset),
+            "found": sum(len(r.matches) for r in reports), "counts": counts,
+            "reference_invalid": sum(r.reference_invalid for r in reports),
+            "references": [r.to_dict(with_matches=False) for r in reports]}
+
+
+def contamination_notice(reports: Sequence[OverlapReport], dataset: Dataset) -> str:
+    """What the user reads before profiling starts; the references' invalid rows are named, since an item
     matching one of them is not found."""
-    left_out = (f" ({report.reference_invalid} invalid row(s) of the reference were left out: "
-                "`refinelab data validate` lists them)") if report.reference_invalid else ""
-    if not report.matches:
-        return f"decontamination: none of the {report.items} items is in {report.reference}{left_out}"
-    counts = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in report.counts().items() if n)
-    return (f"decontamination: {len(report.matches)} of {report.items} items are in {report.reference} ({counts}); "
+    total = summary(reports, dataset)
+    left_out = (f" ({total['reference_invalid']} invalid row(s) of the reference were left out: "
+                "`refinelab data validate` lists them)") if total["reference_invalid"] else ""
+    if not total["found"]:
+        return f"decontamination: none of the {len(dataset)} items is in {total['reference']}{left_out}"
+    counts = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in total["counts"].items() if n)
+    return (f"decontamination: {total['found']} of {len(dataset)} items are in {total['reference']} ({counts}); "
             f"they are removed, each with its match in changes.jsonl, and the planner refills their cells{left_out}")
 
 
@@ -69,20 +100,21 @@ def evidence(match: OverlapMatch, reference: str) -> dict[str, Any]:
             "reference_question": match.reference_question}
 
 
-def apply_contamination(ctx: AgentContext, report: OverlapReport, dataset: Dataset) -> None:
+def apply_contamination(ctx: AgentContext, reports: Sequence[OverlapReport], dataset: Dataset) -> None:
     """Remove the matched items from the run's store as committed `remove` edits of the pilot round (0 tokens,
     one attempt) with their evidence, a `contamination` diagnostic each, and the summary in the store's meta
     (`report.json` reads it). The planner's `target_total` is the valid input size, so it refills."""
     store, by_id = ctx.store, dataset.by_id()
-    for match in report.matches:
-        why, found = reason(match, report.reference), evidence(match, report.reference)
-        edit_id = f"decontaminate-{match.item_id}"
-        store.record_attempt(edit_id, 0, PILOT_ROUND, match.item_id, Op.REMOVE.value, "contamination",
-                             by_id[match.item_id], None, "", 0)
-        store.record_verdict(edit_id, 0, "pass", why, found)
-        store.set_outcome(edit_id, match.item_id, Op.REMOVE.value, PILOT_ROUND, COMMITTED, why, 1)
-        store.mark(match.item_id, "removed", why)
-    store.put_diagnostics(Diagnostic(item_id=m.item_id, check=CHECK, flag=True, score=m.similarity,
-                                     evidence=evidence(m, report.reference)) for m in report.matches)
-    store.set_meta("decontamination", report.to_dict(with_matches=False))
+    for report in reports:
+        for match in report.matches:
+            why, found = reason(match, report.reference), evidence(match, report.reference)
+            edit_id = f"decontaminate-{match.item_id}"
+            store.record_attempt(edit_id, 0, PILOT_ROUND, match.item_id, Op.REMOVE.value, "contamination",
+                                 by_id[match.item_id], None, "", 0)
+            store.record_verdict(edit_id, 0, "pass", why, found)
+            store.set_outcome(edit_id, match.item_id, Op.REMOVE.value, PILOT_ROUND, COMMITTED, why, 1)
+            store.mark(match.item_id, "removed", why)
+        store.put_diagnostics(Diagnostic(item_id=m.item_id, check=CHECK, flag=True, score=m.similarity,
+                                         evidence=evidence(m, report.reference)) for m in report.matches)
+    store.set_meta("decontamination", summary(reports, dataset))
     store.set_meta("target_total", len(dataset))

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,12 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.validation.tools import check_pack_tools
 from refinelab.api.context import close_run_context, open_run_context
-from refinelab.api.decontamination import apply_contamination, contamination_notice, find_contamination
+from refinelab.api.decontamination import (
+    apply_contamination,
+    as_references,
+    contamination_notice,
+    find_contamination,
+)
 from refinelab.api.overlap import OverlapReport
 from refinelab.api.results import SaveFormat, refined_items
 from refinelab.api.results import save as save_results
@@ -203,7 +208,7 @@ def check_run_corpora(library: PromptLibrary, hooks: RunHooks | None, options: R
 def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | Path | None,
                      settings: Settings | None, run_id: str | None, options: RunOptions, hooks: RunHooks | None,
                      prompts_dir: str | None,
-                     contamination: OverlapReport | None = None) -> tuple[RunFolder, AgentContext]:
+                     contamination: Sequence[OverlapReport] = ()) -> tuple[RunFolder, AgentContext]:
     """Create and lock a new run folder with its sealed settings.json and the dataset in its store (less the
     items `contamination` found in a reference: api/decontamination.py); the context of the run (refine, and
     the Studio graph). Nothing is left behind when this fails."""
@@ -229,7 +234,7 @@ def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | 
         ctx.store.set_meta("run_id", run_id)
         ctx.store.load_items(dataset.items)
         ctx.store.add_rejected(dataset.rejected)
-        if contamination is not None:
+        if contamination:
             apply_contamination(ctx, contamination, dataset)
     except BaseException:
         folder.discard()  # nothing half-written: a run that never started leaves no folder behind
@@ -252,7 +257,7 @@ def refine(
     format: str | None = None,
     split: str | None = None,
     strict: bool = False,
-    decontaminate: DatasetInput | None = None,
+    decontaminate: DatasetInput | Sequence[str | Path] | None = None,
     decontaminate_split: str | None = None,
 ) -> RunResult:
     """Refine `data` spending at most `budget` tokens; outputs go to `settings.runs_dir / run_id`.
@@ -263,20 +268,20 @@ def refine(
     choices, answer, id, subject, …) to its columns. Invalid rows are quarantined and listed in report.json
     (`strict=True`: the first one raises). Bad input raises `DataError` before any run folder exists.
 
-    `decontaminate` is a reference set (a benchmark's test split; any input `data` takes, `decontaminate_split`
-    to pick a split): the items of `data` found in it are removed before profiling, each with its match as
-    evidence, and the planner refills their cells (api/decontamination.py)."""
+    `decontaminate` is a reference set (a benchmark's test split; any input `data` takes), or several paths:
+    the items of `data` found in one are removed before profiling, each with its match as evidence, and the
+    planner refills their cells (api/decontamination.py); `decontaminate_split` picks a split of each."""
     validate_budget(budget)
     options = as_options(options)
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
     require_items(dataset, "refine")  # before any folder exists, so bad input leaves nothing behind
-    contamination = None
-    if decontaminate is not None:
-        contamination = find_contamination(dataset, decontaminate, split=decontaminate_split,
+    contamination: list[OverlapReport] = []
+    if references := as_references(decontaminate):
+        contamination = find_contamination(dataset, references, split=decontaminate_split,
                                            progress=_progress_events(on_event, "decontaminate"))
         if on_event is not None:
-            on_event({"mode": "custom", "data": {"notice": contamination_notice(contamination)}})
+            on_event({"mode": "custom", "data": {"notice": contamination_notice(contamination, dataset)}})
     elif decontaminate_split is not None:
         raise ValueError("decontaminate_split needs decontaminate")
     folder, ctx = start_run_folder(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id,

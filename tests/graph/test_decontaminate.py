@@ -98,6 +98,28 @@ def test_a_reference_holding_every_item_is_refused_before_any_folder(tmp_path: P
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_several_references_each_find_their_own_items(tmp_path: Path) -> None:
+    """Two references as paths: each item is found once (in the first that holds it), each removal names the
+    file it was found in, and report.json keeps each reference's counts beside the totals."""
+    from refinelab.io import write_jsonl
+
+    data, _reference, _expected = _data_and_reference()
+    first = write_jsonl([i.model_copy(update={"id": f"a-{i.id}"}) for i in data.items[:3]], tmp_path / "a.jsonl")
+    second = write_jsonl([i.model_copy(update={"id": f"b-{i.id}"}) for i in data.items[2:5]], tmp_path / "b.jsonl")
+    result = refine(data, budget=3_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
+                    options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]},
+                    decontaminate=[str(first), second])
+    summary = result.report["decontamination"]
+    assert summary["found"] == 5 and [r["found"] for r in summary["references"]] == [3, 2]
+    assert summary["reference"] == f"{first}, {second}"
+    changes = [json.loads(line) for line in (result.run_dir / "changes.jsonl").read_text().splitlines()]
+    found_in = {c["item_id"]: c["evidence"]["reference"] for c in changes if c["evidence"].get("method") == "overlap"}
+    assert found_in == {**{i.id: str(first) for i in data.items[:3]}, **{i.id: str(second) for i in data.items[3:5]}}
+    with pytest.raises(DataError, match=r"a.jsonl, .*b.jsonl: hold every item"):
+        refine(Dataset(data.items[:4], name="four"), budget=3_000, settings=_settings(tmp_path / "all"),
+               hooks=RunHooks(chat_models=models()), options=EXTRAS, decontaminate=[first, second])
+
+
 def test_a_split_without_a_reference_is_refused(tmp_path: Path) -> None:
     data, _reference, _expected = _data_and_reference()
     with pytest.raises(ValueError, match="decontaminate_split needs decontaminate"):
