@@ -75,6 +75,27 @@ def test_one_flag_per_field_sets_every_role_and_the_run_finishes(tmp_path: Path)
     assert re.search(r"of 20,000 tokens", proc.stdout), proc.stdout
 
 
+def test_decontaminate_flag_removes_what_the_reference_holds_and_says_so(tmp_path: Path) -> None:
+    """`refine --decontaminate REF`: the notice before profiling, the removals in report.json, a summary line."""
+    env = base_env(tmp_path)
+    data = _csv(tmp_path / "quiz.csv", "question,A,B,C,answer,subject")
+    reference = tmp_path / "bench.jsonl"
+    reference.write_text("".join(json.dumps({"id": f"bench-{i}", "question": q, "choices": list(reversed(c)),
+                                             "answer": 2}) + "\n" for i, (q, c, _a, _s) in enumerate(ROWS[:2])))
+    prompts = write_prompts(tmp_path / "prompts")
+    with endpoint() as server:
+        proc = _run(["refine", str(data), "--budget", "20000", "--runs-dir", str(tmp_path / "runs"), "--run-id", "dc",
+                     "--endpoint", server.url, "--model", "scripted", "--api-key-env", KEY_ENV, "--rounds", "1",
+                     "--prompts", str(prompts), "--no-cache", "--operations", "fix", "--decontaminate", str(reference)],
+                    env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"note: decontamination: 2 of {len(ROWS)} items are in {reference} (2 exact)" in proc.stderr, proc.stderr
+    assert f"decontamination: 2 of {len(ROWS)} input items were found in {reference} and removed" in " ".join(
+        proc.stdout.split()), proc.stdout
+    report = json.loads((tmp_path / "runs" / "dc" / "report.json").read_text())
+    assert report["decontamination"]["found"] == 2 and report["items_by_status"]["removed"] == 2
+
+
 def test_openai_base_url_is_honoured(tmp_path: Path) -> None:
     env = base_env(tmp_path) | {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
     data = _csv(tmp_path / "quiz.csv", "question,A,B,C,answer,subject")  # a headered CSV, columns guessed
