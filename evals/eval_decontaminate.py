@@ -147,9 +147,10 @@ def profiled(run_dir: Path, item_id: str) -> bool:
 
 def markdown(r: dict[str, Any]) -> str:
     d = r["decontamination"] or {}
+    reference_items = d.get("reference_items") or sum(x.get("reference_items", 0) for x in d.get("references", []))
     lines = [f"# `refine --decontaminate`: a leaked training set against MMLU test ({r['model']})", "",
              f"{r['n']} MMLU val items with {r['planted']} MMLU test items planted, edited by turns; reference: "
-             f"the MMLU test split ({d.get('reference_items')} items). One run, budget {r['budget']:,} tokens "
+             f"the MMLU test split ({reference_items:,} items). One run, budget {r['budget']:,} tokens "
              f"(profiling included), {r['seconds']:.0f} s; stop: {r['stop_reason']}"
              + (" (the wall-clock deadline cut it)" if r["deadline_hit"] else "") + ".", "",
              "## Found and removed before profiling", "",

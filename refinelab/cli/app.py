@@ -312,7 +312,7 @@ def resume_command(
     from refinelab.api.run_folders import check_existing
 
     try:  # read-only checks before the graph is loaded (~2 s): a damaged or foreign folder fails at once
-        check_existing(runs_dir, run_id, trust=trust_run, resuming=True)
+        check_existing(runs_dir, run_id, trust=trust_run, resuming=True, rows=False)
     except (RefineLabError, ValueError, FileNotFoundError) as exc:
         fail(exc)
     from refinelab.api import resume
