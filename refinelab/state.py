@@ -46,6 +46,7 @@ class EditTaskState(TypedDict):
 
 PILOT_ROUND = 0  # the pilot's edits: round 0 of the same graph, before the first plan
 CHECK_ROUND = -1  # a validator check of an existing item outside any edit round (profiling)
+INTAKE_ROUND = -2  # what was decided on the input before profiling (decontamination's removals): no plan, no pilot
 
 # An edit's final outcome (the store's `outcomes.status`): "committed" changed the item (or removed it, or
 # added a new one) as the plan paid for; "confirmed" is a fix that passed with the item returned unchanged,

@@ -27,7 +27,7 @@ from refinelab.errors import DataError
 from refinelab.io import DatasetInput
 from refinelab.operations import Op
 from refinelab.schema import Dataset, Diagnostic
-from refinelab.state import COMMITTED, PILOT_ROUND
+from refinelab.state import COMMITTED, INTAKE_ROUND
 
 CHECK = "contamination"  # the diagnostic each removed item carries
 _KIND_WORDS = {"exact": "an exact copy of", "same_question": "the same question as", "near": "a near-duplicate of"}
@@ -101,18 +101,18 @@ def evidence(match: OverlapMatch, reference: str) -> dict[str, Any]:
 
 
 def apply_contamination(ctx: AgentContext, reports: Sequence[OverlapReport], dataset: Dataset) -> None:
-    """Remove the matched items from the run's store as committed `remove` edits of the pilot round (0 tokens,
-    one attempt) with their evidence, a `contamination` diagnostic each, and the summary in the store's meta
+    """Remove the matched items from the run's store as committed `remove` edits of the intake round (0 tokens,
+    one attempt; not the pilot's, whose summary prices the planner's operations) with their evidence, a `contamination` diagnostic each, and the summary in the store's meta
     (`report.json` reads it). The planner's `target_total` is the valid input size, so it refills."""
     store, by_id = ctx.store, dataset.by_id()
     for report in reports:
         for match in report.matches:
             why, found = reason(match, report.reference), evidence(match, report.reference)
             edit_id = f"decontaminate-{match.item_id}"
-            store.record_attempt(edit_id, 0, PILOT_ROUND, match.item_id, Op.REMOVE.value, "contamination",
+            store.record_attempt(edit_id, 0, INTAKE_ROUND, match.item_id, Op.REMOVE.value, "contamination",
                                  by_id[match.item_id], None, "", 0)
             store.record_verdict(edit_id, 0, "pass", why, found)
-            store.set_outcome(edit_id, match.item_id, Op.REMOVE.value, PILOT_ROUND, COMMITTED, why, 1)
+            store.set_outcome(edit_id, match.item_id, Op.REMOVE.value, INTAKE_ROUND, COMMITTED, why, 1)
             store.mark(match.item_id, "removed", why)
         store.put_diagnostics(Diagnostic(item_id=m.item_id, check=CHECK, flag=True, score=m.similarity,
                                          evidence=evidence(m, report.reference)) for m in report.matches)

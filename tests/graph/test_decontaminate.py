@@ -17,6 +17,7 @@ from refinelab.config import load_settings
 from refinelab.errors import DataError
 from refinelab.io import load_dataset, read_jsonl
 from refinelab.schema import Dataset
+from refinelab.state import INTAKE_ROUND, PILOT_ROUND
 from refinelab.tools.store import RunStore
 from tests.support.scripted import EXTRAS, models
 
@@ -106,8 +107,8 @@ def test_several_references_each_find_their_own_items(tmp_path: Path) -> None:
     data, _reference, _expected = _data_and_reference()
     first = write_jsonl([i.model_copy(update={"id": f"a-{i.id}"}) for i in data.items[:3]], tmp_path / "a.jsonl")
     second = write_jsonl([i.model_copy(update={"id": f"b-{i.id}"}) for i in data.items[2:5]], tmp_path / "b.jsonl")
-    result = refine(data, budget=3_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
-                    options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]},
+    result = refine(data, budget=6_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
+                    options={**EXTRAS, "pilot_per_op": 1, "operations": ["fix", "remove"]},
                     decontaminate=[str(first), second])
     summary = result.report["decontamination"]
     assert summary["found"] == 5 and [r["found"] for r in summary["references"]] == [3, 2]
@@ -115,6 +116,9 @@ def test_several_references_each_find_their_own_items(tmp_path: Path) -> None:
     changes = [json.loads(line) for line in (result.run_dir / "changes.jsonl").read_text().splitlines()]
     found_in = {c["item_id"]: c["evidence"]["reference"] for c in changes if c["evidence"].get("method") == "overlap"}
     assert found_in == {**{i.id: str(first) for i in data.items[:3]}, **{i.id: str(second) for i in data.items[3:5]}}
+    store = RunStore(result.run_dir / "store.sqlite")  # the intake's removals are not the pilot's edits
+    assert not {o["edit_id"] for o in store.outcomes(PILOT_ROUND)} & {f"decontaminate-{i}" for i in found_in}
+    assert {o["item_id"] for o in store.outcomes(INTAKE_ROUND)} == set(found_in)
     with pytest.raises(DataError, match=r"a.jsonl, .*b.jsonl: hold every item"):
         refine(Dataset(data.items[:4], name="four"), budget=3_000, settings=_settings(tmp_path / "all"),
                hooks=RunHooks(chat_models=models()), options=EXTRAS, decontaminate=[first, second])
