@@ -25,7 +25,7 @@ from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.operations import NEW_ITEM_OPS as NEW_ITEM_OPS_REGISTRY
 from refinelab.safeload import loads_json
-from refinelab.state import CONFIRMED, SUCCEEDED
+from refinelab.state import CONFIRMED, INTAKE_ROUND, SUCCEEDED
 
 LETTERS = "ABCDEFGHIJ"
 MAX_EXAMPLES_PER_OP = 3  # edit examples shown in full per operation
@@ -282,7 +282,7 @@ def operations_chart(plots: _Plots, plans: list[dict[str, Any]], groups: dict[st
             failed[rnd][op] += 1
     rounds = sorted(set(planned) | set(applied) | set(failed))
     ops = sorted({op for c in (*planned.values(), *applied.values(), *failed.values()) for op in c})
-    rows = [{"round": r, "operation": op, "planned": planned[r][op], "applied": applied[r][op],
+    rows = [{"round": _round_name(r).removeprefix("round "), "operation": op, "planned": planned[r][op], "applied": applied[r][op],
              "not_applied": failed[r][op], "tokens": spent[r][op],
              "forecast": round(float(((_plan_for(plans, r).get("by_op") or {}).get(op) or {}).get("tokens", 0)))}
             for r in rounds for op in ops if planned[r][op] or applied[r][op] or failed[r][op]]
@@ -307,12 +307,17 @@ def operations_chart(plots: _Plots, plans: list[dict[str, Any]], groups: dict[st
             for i, total in enumerate(bottom):
                 ax.annotate(which, (i + offset, total), ha="center", va="bottom", fontsize=7,
                             xytext=(0, 2), textcoords="offset points")
-        ax.set_xticks(range(len(rounds)), [f"round {r}" for r in rounds])
+        ax.set_xticks(range(len(rounds)), [_round_name(r) for r in rounds])
         ax.set_ylabel("operations")
         ax.margins(y=0.12)
         ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
     return plots.render(draw, "operations planned and applied per round", (7.5, 3.4)), rows
+
+
+def _round_name(rnd: int) -> str:
+    """How a round is shown: the intake's removals (decontamination, before profiling) are no plan's round."""
+    return "intake" if rnd == INTAKE_ROUND else f"round {rnd}"
 
 
 def _plan_for(plans: list[dict[str, Any]], rnd: int) -> dict[str, Any]:

@@ -80,6 +80,7 @@ def test_items_found_in_the_reference_leave_before_profiling_with_their_match(tm
     assert removals[data.items[9].id]["evidence"]["kind"] == "same_question"
     html = build_report(result.run_dir).read_text(encoding="utf-8")
     assert f"found in reference and removed</span><b>{len(expected)}</b>" in html
+    assert f"<td>intake</td><td>remove</td><td class=\"num\">0</td><td class=\"num\">{len(expected)}</td>" in html
 
 
 def test_a_run_without_a_reference_removes_nothing_for_contamination(tmp_path: Path) -> None:
