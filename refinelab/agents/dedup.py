@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,9 @@ class DuplicateIndex:
         self._ids: list[str] = []
         self._known: set[str] = set()
         self._vectors: np.ndarray | None = None
-        self._words: list[set[str]] = []
+        self._vocabulary: dict[str, int] = {}  # lexical: word -> column of the item-by-word matrix
+        self._word_columns: list[list[int]] = []  # lexical: each indexed item's words, as columns
+        self._word_matrix: Any = None  # lexical: the indexed items' words (scipy CSR), built when first scored
         self._lock = threading.Lock()
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -67,7 +70,10 @@ class DuplicateIndex:
                 vectors = self._embed([_text(i) for i in fresh])
                 self._vectors = vectors if self._vectors is None else np.vstack([self._vectors, vectors])
             else:
-                self._words += [_words(_text(i)) for i in fresh]
+                vocabulary = self._vocabulary
+                self._word_columns += [[vocabulary.setdefault(w, len(vocabulary)) for w in _words(_text(i))]
+                                       for i in fresh]
+                self._word_matrix = None
 
     def nearest(self, item: QAItem, exclude: set[str] | None = None) -> NearDuplicate | None:
         """The most similar indexed item above the threshold, or None."""
@@ -105,5 +111,24 @@ class DuplicateIndex:
         if self.method == "embedding":
             assert self._vectors is not None
             return self._embed([_text(i) for i in items]) @ self._vectors.T
-        return np.array([[len(words & w) / max(1, len(words | w)) for w in self._words]
-                         for words in (_words(_text(i)) for i in items)])
+        return self._jaccard([_words(_text(i)) for i in items])
+
+    def _jaccard(self, queries: list[set[str]]) -> np.ndarray:
+        """|a ∩ b| / |a ∪ b| of each query's words against every indexed item's, the intersections counted by
+        one sparse product (a 14,000-item set against itself had taken minutes pair by pair in Python)."""
+        if self._word_matrix is None:
+            self._word_matrix = _binary_rows(self._word_columns, len(self._vocabulary))
+        known = [[self._vocabulary[w] for w in words if w in self._vocabulary] for words in queries]
+        shared = (_binary_rows(known, len(self._vocabulary)) @ self._word_matrix.T).toarray()
+        sizes = np.array([len(words) for words in queries], dtype=float)[:, None]
+        indexed = np.array([len(c) for c in self._word_columns], dtype=float)[None, :]
+        return shared / np.maximum(1.0, sizes + indexed - shared)
+
+
+def _binary_rows(columns: list[list[int]], width: int) -> Any:
+    """A CSR matrix with a 1 at each row's columns (each row's columns distinct)."""
+    from scipy import sparse
+
+    pointers = np.cumsum([0, *(len(c) for c in columns)])
+    indices = np.fromiter((c for row in columns for c in row), dtype=np.int64, count=int(pointers[-1]))
+    return sparse.csr_matrix((np.ones(len(indices)), indices, pointers), shape=(len(columns), max(1, width)))

@@ -178,3 +178,32 @@ def test_invalid_rows_are_counted_and_a_set_with_none_valid_is_refused(tmp_path:
         find_overlap(rows[-1:], REFERENCE, method="lexical")
     with pytest.raises(DataError, match="no valid items to compare with"):
         find_overlap(REFERENCE, rows[-1:], method="lexical")
+
+
+def test_lexical_scores_are_word_set_jaccard_pair_by_pair() -> None:
+    """The sparse product counts what a pair-by-pair Jaccard counts: the same score for every pair, words the
+    index never saw included in the union, items added in two steps, an empty text scored 0."""
+    import random
+
+    from refinelab.agents.dedup import DuplicateIndex, _text, _words
+    from refinelab.schema import QAItem
+
+    rng = random.Random(7)
+    vocabulary = [f"w{n}" for n in range(60)]
+
+    def item(n: int) -> QAItem:
+        words = rng.sample(vocabulary, rng.randint(1, 12))
+        return QAItem(id=f"i{n}", question=" ".join(words), choices=[f"x{n}", f"y{n} {rng.choice(vocabulary)}"],
+                      answer=0)
+
+    indexed, queries = [item(n) for n in range(40)], [item(100 + n) for n in range(25)]
+    index = DuplicateIndex("lexical")
+    index.add(indexed[:15])
+    index.add(indexed[15:])
+    scores = index._scores(queries)
+    for row, query in enumerate(queries):
+        a = _words(_text(query))
+        for column, known in enumerate(indexed):
+            b = _words(_text(known))
+            assert scores[row, column] == pytest.approx(len(a & b) / max(1, len(a | b)))
+    assert index.best_matches([indexed[3]])[0][0] == ("i3", pytest.approx(1.0))
