@@ -254,7 +254,7 @@ def refine_command(
                                         "`refinelab review`) | auto-accept | auto-reject")] = "auto-reject",
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
     decontaminate: Annotated[list[Path] | None, typer.Option(
-        help="a reference set (a benchmark's test split; repeat for several): items of DATA found in it "
+        metavar="PATH", help="a reference set (a benchmark's test split; repeat for several): items of DATA found in it "
              "(exact, same question or near-duplicate, as `data overlap` finds them) are removed before "
              "profiling and their cells refilled")] = None,
     decontaminate_split: Annotated[str | None, typer.Option(
