@@ -115,7 +115,8 @@ class DuplicateIndex:
 
     def _jaccard(self, queries: list[set[str]]) -> np.ndarray:
         """|a ∩ b| / |a ∪ b| of each query's words against every indexed item's, the intersections counted by
-        one sparse product (a 14,000-item set against itself had taken minutes pair by pair in Python)."""
+        one sparse product: MMLU test (14,028 items) against itself in 21 s, about 16 minutes pair by pair in
+        Python (evals/results/bench_overlap_lexical.md)."""
         if self._word_matrix is None:
             self._word_matrix = _binary_rows(self._word_columns, len(self._vocabulary))
         known = [[self._vocabulary[w] for w in words if w in self._vocabulary] for words in queries]
