@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from refinelab.errors import DataError, validation_problem
 from refinelab.identifiers import skeleton
+from refinelab.safeload import loads_json
 from refinelab.schema import LETTERS, MAX_CHOICES, Dataset, QAItem
 
 MAX_INFLATED_BYTES = 2**30  # what a .gz dataset may inflate to (1 GiB)
@@ -130,12 +131,13 @@ def options_from_key(path: Path, row: int, question: Any, answer: Any, wrong: An
     `wrong`. `wrong` is a list (several columns, or a list column) or one text of answers joined by `;`. The
     key goes among the wrong options at a place drawn from the question's text, so that its place carries no
     signal (TruthfulQA's own multiple-choice form puts it first) and the same file always reads the same.
-    `fields` name the columns for errors."""
+    `fields` name the columns for errors. A JSON list written as text (a CSV or Parquet cell) is a list, read
+    the same whichever reader met it."""
     answer_field, wrong_field = fields
     if not isinstance(answer, str) or not answer.strip():
         raise DataError(str(path), row, answer_field, f"expected the right answer's text, got {_short(answer)}")
     if isinstance(wrong, str):
-        wrong = wrong.split(";")
+        wrong = loads_json(wrong, str(path), row) if wrong.lstrip().startswith("[") else wrong.split(";")
     if not isinstance(wrong, list | tuple):
         raise DataError(str(path), row, wrong_field, f"expected wrong answers (a list, or texts joined by ';'), "
                         f"got {_short(wrong)}")

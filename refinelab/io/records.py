@@ -53,13 +53,6 @@ def _choice_list(path: Path, row_no: int, row: dict[str, Any]) -> None:
     row["choices"] = list(value)
 
 
-def _listed(path: Path, row_no: int, value: Any) -> Any:
-    """A list written as JSON text parsed (a CSV or Parquet cell); anything else as it is."""
-    if isinstance(value, str) and value.lstrip().startswith("["):
-        return loads_json(value, str(path), row_no)
-    return value
-
-
 def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str, default_id: str | None = None) -> QAItem:
     """The item of one row of a Parquet file or one mapped foreign row (`_mapped`): metadata given as JSON
     text parsed, choices made a list, a letter answer made an index, the id `default_id` or NAME-ROW unless
@@ -70,7 +63,7 @@ def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str, defau
             row[key] = loads_json(row[key], str(path), row_no)
     if "wrong" in row:  # the right answer's text and the wrong answers apart (a generation set)
         row["choices"], row["answer"] = options_from_key(path, row_no, row.get("question"), row.get("answer"),
-                                                         _listed(path, row_no, row.pop("wrong")))
+                                                         row.pop("wrong"))
     elif "choices" in row:
         _choice_list(path, row_no, row)
     if "id" not in row:

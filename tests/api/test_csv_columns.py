@@ -215,6 +215,10 @@ def test_wrong_answers_mapped_from_columns_a_list_or_joined_text(tmp_path: Path)
     assert sorted(items[1].choices) == ["Jupiter", "Mars", "Venus"]
     with pytest.raises(ConfigError, match="not both"):
         parse_columns("question=Q,choices=A,B,answer=Right,wrong=W1")
+    listed = tmp_path / "listed.csv"  # a JSON list in one CSV cell reads as the JSONL reader reads it
+    listed.write_text('Q,Right,Bad\nCapital of France?,Paris,"[""Rome"", ""Oslo; Bergen""]"\n')
+    cell = load_dataset(listed, mapping=parse_columns("question=Q,answer=Right,wrong=Bad"))
+    assert sorted(cell[0].choices) == ["Oslo; Bergen", "Paris", "Rome"]
     empty = tmp_path / "empty.csv"
     empty.write_text("Q,Right,W1\nWhat is 2+2?,4,\n")
     with pytest.raises(DataError, match=r"row 2, field 'W1': no wrong answers"):
