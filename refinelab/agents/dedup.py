@@ -122,7 +122,7 @@ class DuplicateIndex:
         known = [[self._vocabulary[w] for w in words if w in self._vocabulary] for words in queries]
         shared = (_binary_rows(known, len(self._vocabulary)) @ self._word_matrix.T).toarray()
         sizes = np.array([len(words) for words in queries], dtype=float)[:, None]
-        indexed = np.array([len(c) for c in self._word_columns], dtype=float)[None, :]
+        indexed = np.diff(self._word_matrix.indptr).astype(float)[None, :]  # each indexed item's word count
         return shared / np.maximum(1.0, sizes + indexed - shared)
 
 

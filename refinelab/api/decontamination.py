@@ -105,6 +105,7 @@ def apply_contamination(ctx: AgentContext, reports: Sequence[OverlapReport], dat
     one attempt; not the pilot's, whose summary prices the planner's operations) with their evidence, a `contamination` diagnostic each, and the summary in the store's meta
     (`report.json` reads it). The planner's `target_total` is the valid input size, so it refills."""
     store, by_id = ctx.store, dataset.by_id()
+    diagnostics = []
     for report in reports:
         for match in report.matches:
             why, found = reason(match, report.reference), evidence(match, report.reference)
@@ -114,7 +115,8 @@ def apply_contamination(ctx: AgentContext, reports: Sequence[OverlapReport], dat
             store.record_verdict(edit_id, 0, "pass", why, found)
             store.set_outcome(edit_id, match.item_id, Op.REMOVE.value, INTAKE_ROUND, COMMITTED, why, 1)
             store.mark(match.item_id, "removed", why)
-        store.put_diagnostics(Diagnostic(item_id=m.item_id, check=CHECK, flag=True, score=m.similarity,
-                                         evidence=evidence(m, report.reference)) for m in report.matches)
+            diagnostics.append(Diagnostic(item_id=match.item_id, check=CHECK, flag=True, score=match.similarity,
+                                          evidence=found))
+    store.put_diagnostics(diagnostics)
     store.set_meta("decontamination", summary(reports, dataset))
     store.set_meta("target_total", len(dataset))
