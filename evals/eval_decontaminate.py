@@ -75,6 +75,8 @@ def main() -> dict[str, Any]:
     parser.add_argument("--n", type=int, default=75, help="MMLU val items in the set")
     parser.add_argument("--planted", type=int, default=25, help="MMLU test items planted in it, edited")
     parser.add_argument("--budget", type=int, default=50_000, help="the run's token budget, profiling included")
+    parser.add_argument("--pilot", type=int, default=RunOptions().pilot_per_op,
+                        help="pilot edits per operation before the first plan (0: the catalogue's priors)")
     args = parser.parse_args()
     args.tag = args.tag or "decontaminate"
     dataset, truth = leaked_set(args.n, args.planted, args.seed)
@@ -84,7 +86,7 @@ def main() -> dict[str, Any]:
     log(f"decontaminate: {len(dataset)} items ({args.planted} planted) against {reference}, budget {args.budget}")
     with deadline(deadline_seconds(args)) as stop:
         result = refine(dataset, budget=args.budget, settings=settings_for(args, rounds=2), run_id=run_id,
-                        options=RunOptions(pilot_per_op=0), decontaminate=reference)
+                        options=RunOptions(pilot_per_op=args.pilot), decontaminate=reference)
     seconds = round(time.monotonic() - started, 1)
     report = result.report
     changes = [c for c in read_jsonl_dicts(result.run_dir / "changes.jsonl")
@@ -105,6 +107,7 @@ def main() -> dict[str, Any]:
     before_m, after_m = report["metrics_before"], report["metrics_after"]
     out = {
         "tag": args.tag, "model": model_label(args), "n": args.n, "planted": args.planted, "budget": args.budget,
+        "pilot_per_op": args.pilot,
         "run_dir": str(result.run_dir), "seconds": seconds, "deadline_hit": stop["hit"],
         "stop_reason": report.get("stop_reason"), "spent": result.spent, "by_node": report["ledger"].get("by_node"),
         "decontamination": report.get("decontamination"), "found_by_edit": found_by_edit,
@@ -151,7 +154,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [f"# `refine --decontaminate`: a leaked training set against MMLU test ({r['model']})", "",
              f"{r['n']} MMLU val items with {r['planted']} MMLU test items planted, edited by turns; reference: "
              f"the MMLU test split ({reference_items:,} items). One run, budget {r['budget']:,} tokens "
-             f"(profiling included), {r['seconds']:.0f} s; stop: {r['stop_reason']}"
+             f"(profiling included), pilot {r.get('pilot_per_op', 0)} edits per operation"
+             f"{' (the catalogue priors price the plan)' if not r.get('pilot_per_op') else ''}, {r['seconds']:.0f} s; stop: {r['stop_reason']}"
              + (" (the wall-clock deadline cut it)" if r["deadline_hit"] else "") + ".", "",
              "## Found and removed before profiling", "",
              table(["planted as", "found", "of"], [[k, v[0], v[1]] for k, v in r["found_by_edit"].items()]), "",
