@@ -12,6 +12,7 @@ import numpy as np
 from refinelab.agents.dedup import DuplicateIndex
 from refinelab.agents.expand_batches import DraftBatches
 from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.agents.reference_index import ReferenceIndex
 from refinelab.config import Settings
 from refinelab.domains import SkillTaxonomy, SubjectDomains, load_skills, load_subject_domains
 from refinelab.metrics.targets import Targets
@@ -44,6 +45,9 @@ class AgentContext:
     _clients: dict[str, ChatClient] = field(default_factory=dict)
     draft_batches: DraftBatches = field(default_factory=DraftBatches)  # batched expand drafts (expand_batches.py)
     dedup_index: DuplicateIndex | None = None  # built on first use by the validator, topped up after
+    # the references `refine --decontaminate` named: no new item may copy one of their items
+    # (validation/structural.py; api/decontamination.py fills it, and again on a resume)
+    contamination_references: list[ReferenceIndex] = field(default_factory=list)
     _embedder: Callable[[Sequence[str]], np.ndarray] | None = None
     _skill_exemplars: dict[str, np.ndarray] | None = None  # unit vectors of each skill's examples (agents/labels.py)
     # the skill probe's answer to a content-free question, once per run and prompt pack (agents/labels.py)

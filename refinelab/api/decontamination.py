@@ -11,19 +11,27 @@ tokens spent on them) and they count against the size floor like any removal, so
 nothing more for balance when they already take the set below it. The planner plans against the valid input
 size (`target_total`), so the cells they leave short are what its new items are bought for.
 
-Matching is `find_overlap`'s (exact copies, the same question, near-duplicates with their options shared);
-no model tokens.
+The references stay indexed for the whole run: each new item the writer makes is looked for in them too (the
+validator's structural check refuses a copy, agents/validation/structural.py), since a small writer shown the
+set's items can reproduce a benchmark question it has seen. A resumed run re-reads them from the paths its
+settings.json records, if they still hold the same items (`restore_references`); a reference given in memory,
+moved or changed cannot be, and the resume says so.
+
+Matching is agents/reference_index.py's (exact copies, the same question, near-duplicates with their options
+shared); no model tokens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from refinelab.agents.context import AgentContext
-from refinelab.api.overlap import KINDS, OverlapMatch, OverlapReport, find_overlap
-from refinelab.errors import DataError
+from refinelab.agents.reference_index import KINDS, OverlapMatch, ReferenceIndex
+from refinelab.api.overlap import OverlapReport, compare, index_reference
+from refinelab.errors import DataError, RefineLabError
 from refinelab.io import DatasetInput
 from refinelab.operations import Op
 from refinelab.schema import Dataset, Diagnostic
@@ -43,26 +51,42 @@ def as_references(value: Any) -> list[Any]:
     return [value]
 
 
+@dataclass
+class Contamination:
+    """What the references hold of a dataset (`reports`, one per reference, in turn), the references indexed
+    (`indexes`: each new item of the run is looked for in them) and how a resume finds them again
+    (`sources`: settings.json's `decontaminate`)."""
+
+    reports: list[OverlapReport] = field(default_factory=list)
+    indexes: list[ReferenceIndex] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
 def find_contamination(dataset: Dataset, references: Sequence[DatasetInput], *, split: str | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> list[OverlapReport]:
-    """The items of `dataset` found in each reference in turn (`find_overlap`; an item found in one is not
-    looked for in the next; `split` picks a split of each that holds several; `progress(done, total)` follows
-    the embedding), checked before any run folder exists: references that hold every item would leave nothing
-    to refine, and say so. Each report is named by the path given, or the set's name."""
-    reports: list[OverlapReport] = []
+                       progress: Callable[[int, int], None] | None = None) -> Contamination:
+    """The items of `dataset` found in each reference in turn (an item found in one is not looked for in the
+    next; `split` picks a split of each that holds several; `progress(done, total)` follows the embedding),
+    checked before any run folder exists: references that hold every item would leave nothing to refine, and
+    say so. Each report is named by the path given, or the set's name."""
+    found_in = Contamination()
     rest = dataset
     for reference in references:
-        report = find_overlap(rest, reference, reference_split=split, progress=progress)
-        if isinstance(reference, str | Path):
-            report.reference = str(reference)
-        reports.append(report)
+        index = index_reference(reference, split=split)
+        report = compare(rest, index, progress=progress)
+        path = Path(reference).resolve() if isinstance(reference, str | Path) else None
+        if path is not None:
+            report.reference = index.name = str(reference)
+        found_in.reports.append(report)
+        found_in.indexes.append(index)
+        found_in.sources.append({"reference": report.reference, "path": str(path) if path else None,
+                                 "split": split, "digest": index.digest()})
         found = {m.item_id for m in report.matches}
         if len(found) == len(rest):
-            named = ", ".join(r.reference for r in reports)
-            raise DataError(named, None, None, f"{'holds' if len(reports) == 1 else 'hold'} every item of "
-                            f"{dataset.name} ({len(dataset)}); nothing would be left to refine")
+            named = ", ".join(r.reference for r in found_in.reports)
+            raise DataError(named, None, None, f"{'holds' if len(found_in.reports) == 1 else 'hold'} every item "
+                            f"of {dataset.name} ({len(dataset)}); nothing would be left to refine")
         rest = Dataset([item for item in rest.items if item.id not in found], name=dataset.name)
-    return reports
+    return found_in
 
 
 def summary(reports: Sequence[OverlapReport], dataset: Dataset) -> dict[str, Any]:
@@ -100,11 +124,14 @@ def evidence(match: OverlapMatch, reference: str) -> dict[str, Any]:
             "reference_question": match.reference_question}
 
 
-def apply_contamination(ctx: AgentContext, reports: Sequence[OverlapReport], dataset: Dataset) -> None:
+def apply_contamination(ctx: AgentContext, contamination: Contamination, dataset: Dataset) -> None:
     """Remove the matched items from the run's store as committed `remove` edits of the intake round (0 tokens,
-    one attempt; not the pilot's, whose summary prices the planner's operations) with their evidence, a `contamination` diagnostic each, and the summary in the store's meta
-    (`report.json` reads it). The planner's `target_total` is the valid input size, so it refills."""
-    store, by_id = ctx.store, dataset.by_id()
+    one attempt; not the pilot's, whose summary prices the planner's operations) with their evidence, a
+    `contamination` diagnostic each, and the summary in the store's meta (`report.json` reads it). The
+    planner's `target_total` is the valid input size, so it refills; the references stay in the context, for
+    the validator to look for each new item in."""
+    store, by_id, reports = ctx.store, dataset.by_id(), contamination.reports
+    ctx.contamination_references[:] = contamination.indexes
     diagnostics = []
     for report in reports:
         for match in report.matches:
@@ -120,3 +147,29 @@ def apply_contamination(ctx: AgentContext, reports: Sequence[OverlapReport], dat
     store.put_diagnostics(diagnostics)
     store.set_meta("decontamination", summary(reports, dataset))
     store.set_meta("target_total", len(dataset))
+
+
+def restore_references(ctx: AgentContext, sources: Sequence[dict[str, Any]]) -> list[str]:
+    """Index again, for a resumed run's validator, the references the run started with (settings.json's
+    `decontaminate`), each only if its path still holds the same items; what could not be, one notice each."""
+    notices = []
+    for source in sources:
+        name, path = source.get("reference"), source.get("path")
+        unchecked = f"new items are not looked for in {name} on this resume"
+        if not path:
+            notices.append(f"decontamination: {name} was given in memory, not as a path; {unchecked}")
+            continue
+        try:
+            index = index_reference(path, split=source.get("split"))
+        except (RefineLabError, OSError, ValueError) as exc:
+            notices.append(f"decontamination: {path} cannot be read again ({exc}); {unchecked}")
+            continue
+        if index.digest() != source.get("digest"):
+            notices.append(f"decontamination: {path} no longer holds the items the run started with; {unchecked}")
+            continue
+        index.name = str(name)
+        ctx.contamination_references.append(index)
+    if notices:  # report.json shows them beside the removals
+        ctx.store.set_meta("decontamination", {**(ctx.store.get_meta("decontamination") or {}),
+                                               "not_rechecked": notices})
+    return notices

@@ -2,19 +2,11 @@
 which items of DATA repeat an earlier one of its own).
 
 A benchmark whose test items also sit in a training set, or a split leaking into another, scores less than
-it claims; finding that is the first audit a benchmark builder runs. Three strengths, each reported with its
-evidence (the reference item matched and how closely):
-
-- `exact`: the same question and the same options up to case, spacing and the options' order
-  (`QAItem.fingerprint`);
-- `same_question`: the same question with other options (the stem leaked, the options were rewritten);
-- `near`: stem and options read alike: the MiniLM cosine at or above `threshold` (0.92 by default, where
-  paraphrases of one question score: `agents.dedup`), or word-set Jaccard (0.8) with `method="lexical"`,
-  which needs no model but misses paraphrases; and at least half their options the same (`any_options`
-  drops this, to find items sharing a passage or a template). The options rule is measured: MiniLM reads the
-  first 256 word pieces, so two questions on one long passage scored 1.000 with not one option in common
-  (MMLU's history items): of the 100 near matches of MMLU val in MMLU test at 0.92, 31 were such and 56
-  shared under half their options; the rule keeps 44 (evals/results/overlap.md).
+it claims; finding that is the first audit a benchmark builder runs. Three strengths (`exact`,
+`same_question`, `near`: agents/reference_index.py, where the matching lives, since a run's validator asks it
+too), each reported with its evidence (the reference item matched and how closely). Of the 100 near matches of
+MMLU val in MMLU test at 0.92, 31 shared one long passage with not one option in common and 56 shared under
+half their options; the options rule keeps 44 (evals/results/overlap.md).
 
 No model tokens; embeddings are cached on disk as everywhere else. Nothing is removed: the report is for a
 person to act on. evals/eval_overlap.py measures it on real benchmark files.
@@ -26,35 +18,13 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from refinelab.agents.dedup import EMBEDDING_THRESHOLD, LEXICAL_THRESHOLD, DuplicateIndex
+from refinelab.agents.reference_index import KINDS, OverlapMatch, ReferenceIndex, match_threshold
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.io import DatasetInput, as_dataset, require_items
-from refinelab.schema import Dataset, QAItem, normalise_text
-
-MatchKind = Literal["exact", "same_question", "near"]
-KINDS: tuple[MatchKind, ...] = ("exact", "same_question", "near")
-_CHUNK = 512  # items embedded per step, one progress update each
-_CANDIDATES = 8  # the most similar reference items looked at for one whose options agree (and, within one
-# set, that comes before the item: the item itself is among them)
-
-
-@dataclass(frozen=True)
-class OverlapMatch:
-    """One item of the data found in the reference: how (`kind`), how closely (`similarity`; 1.0 for the
-    text matches), whether the two keys say the same (`same_key`, up to case and spacing) and the two
-    questions, for a person to judge. An exact copy keyed otherwise is a key error in one of the two; a near
-    match keyed otherwise is most often another question from one template ("… for n = 7" and "for n = 6")."""
-
-    item_id: str
-    reference_id: str
-    kind: MatchKind
-    similarity: float
-    same_key: bool
-    question: str
-    reference_question: str
+from refinelab.schema import Dataset
 
 
 @dataclass
@@ -112,85 +82,36 @@ def find_overlap(
     of dicts); `columns` maps both; `split`/`reference_split` pick a split of a folder holding several;
     `any_options` counts a near match whatever its options. Invalid rows are left out, as `data validate`
     lists them. `progress(done, total)` follows the embedding (items of both sets)."""
-    if method not in {"embedding", "lexical"}:
-        raise ValueError(f"method must be 'embedding' or 'lexical', got {method!r}")
-    if threshold is None:
-        threshold = EMBEDDING_THRESHOLD if method == "embedding" else LEXICAL_THRESHOLD
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    threshold = match_threshold(method, threshold)  # a bad option fails before either set is read
     items = require_items(as_dataset(data, columns=columns, split=split, on_invalid="quarantine"), "compare")
-    within = reference is None
-    if within and reference_split is not None:
-        raise ValueError("reference_split needs a reference")
-    known = items if reference is None else require_items(as_dataset(
-        reference, columns=columns, split=reference_split, on_invalid="quarantine"), "compare with")
+    if reference is None:
+        if reference_split is not None:
+            raise ValueError("reference_split needs a reference")
+        index = ReferenceIndex(items, method=method, threshold=threshold, any_options=any_options)
+    else:
+        index = index_reference(reference, split=reference_split, columns=columns, method=method,
+                                threshold=threshold, any_options=any_options)
+    return compare(items, index, within=reference is None, progress=progress)
+
+
+def index_reference(reference: DatasetInput, *, split: str | None = None, columns: Mapping[str, Any] | None = None,
+                    method: str = "embedding", threshold: float | None = None,
+                    any_options: bool = False) -> ReferenceIndex:
+    """A reference read (invalid rows left out, counted in `compare`'s report) and indexed for matching."""
+    known = require_items(as_dataset(reference, columns=columns, split=split, on_invalid="quarantine"),
+                         "compare with")
+    return ReferenceIndex(known, method=method, threshold=threshold, any_options=any_options)
+
+
+def compare(items: Dataset, index: ReferenceIndex, *, within: bool = False,
+            progress: Callable[[int, int], None] | None = None) -> OverlapReport:
+    """The report of `items` looked for in an indexed reference (`within`: `items` are the reference's own)."""
+    known = index.reference
     report = OverlapReport(data=items.name, reference=known.name, items=len(items), reference_items=len(known),
-                           method=method, threshold=threshold, within=within, invalid=len(items.rejected),
-                           reference_invalid=0 if within else len(known.rejected))
-    by_fingerprint: dict[tuple[str, ...], QAItem] = {}
-    by_question: dict[str, QAItem] = {}
-    for ref in () if within else known:
-        by_fingerprint.setdefault(ref.fingerprint, ref)
-        by_question.setdefault(normalise_text(ref.question), ref)
-    rest: list[QAItem] = []
-    for item in items:
-        if (found := by_fingerprint.get(item.fingerprint)) is not None:
-            report.matches.append(_match(item, found, "exact", 1.0))
-        elif (found := by_question.get(normalise_text(item.question))) is not None:
-            report.matches.append(_match(item, found, "same_question", 1.0))
-        else:
-            rest.append(item)
-        if within:  # an item is matched to the ones before it only
-            by_fingerprint.setdefault(item.fingerprint, item)
-            by_question.setdefault(normalise_text(item.question), item)
-    position = {item.id: n for n, item in enumerate(known)}
-    allowed = (lambda item, ref: position[ref.id] < position[item.id]) if within else (lambda item, ref: True)
-    report.matches += _near(known, rest, method, threshold, any_options, allowed, progress)
-    order = {item.id: n for n, item in enumerate(items)}
-    report.matches.sort(key=lambda m: order[m.item_id])
+                           method=index.method, threshold=index.threshold, within=within,
+                           invalid=len(items.rejected), reference_invalid=0 if within else len(known.rejected))
+    report.matches = index.match(items.items, within=within, progress=progress)
     return report
-
-
-def _match(item: QAItem, found: QAItem, kind: MatchKind, similarity: float) -> OverlapMatch:
-    same_key = normalise_text(item.answer_text) == normalise_text(found.answer_text)
-    return OverlapMatch(item.id, found.id, kind, similarity, same_key, item.question, found.question)
-
-
-def _near(reference: Dataset, items: list[QAItem], method: str, threshold: float, any_options: bool,
-          allowed: Callable[[QAItem, QAItem], bool],
-          progress: Callable[[int, int], None] | None) -> list[OverlapMatch]:
-    """Near-duplicates of `items` in `reference` (among the reference items `allowed` for each): the whole
-    reference is embedded (every one of its items can be a nearest), then the items, `_CHUNK` at a time."""
-    if not items or not len(reference):
-        return []
-    total, done = len(reference) + len(items), 0
-    index = DuplicateIndex(method)
-    for start in range(0, len(reference), _CHUNK):
-        index.add(reference.items[start:start + _CHUNK])
-        done += len(reference.items[start:start + _CHUNK])
-        if progress:
-            progress(done, total)
-    by_id = reference.by_id()
-    matches = []
-    for start in range(0, len(items), _CHUNK):
-        part = items[start:start + _CHUNK]
-        for item, candidates in zip(part, index.best_matches(part, top=_CANDIDATES), strict=True):
-            found = next(((by_id[ref_id], similarity) for ref_id, similarity in candidates
-                          if similarity >= threshold and allowed(item, by_id[ref_id])
-                          and (any_options or options_agree(item, by_id[ref_id]))), None)
-            if found is not None:
-                matches.append(_match(item, found[0], "near", round(found[1], 4)))
-        done += len(part)
-        if progress:
-            progress(done, total)
-    return matches
-
-
-def options_agree(item: QAItem, other: QAItem) -> bool:
-    """At least half of the two items' options (as sets, up to case and spacing) are the same: a near match
-    must share its options, not only a passage or a template."""
-    mine, theirs = set(item.fingerprint[1:]), set(other.fingerprint[1:])
-    return len(mine & theirs) >= 0.5 * len(mine | theirs)
 
 
 def check_output(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:

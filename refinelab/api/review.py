@@ -99,7 +99,7 @@ def _read_run(run_id: str, runs_dir: str | Path, trust: bool, read: Callable[[Ag
     connection while someone else decides and resumes the run."""
     folder = claim_existing(runs_dir, run_id, trust=trust)
     try:
-        ctx = saved_context(folder, None)
+        ctx = saved_context(folder, None, references=False)
         try:
             return read(ctx, folder.identity)
         finally:
@@ -138,7 +138,7 @@ def decide(run_id: str, decisions: Iterable[ReviewDecision | dict[str, Any]], *,
     who = reviewer or getpass.getuser()
     folder = claim_existing(runs_dir, run_id, trust=trust)
     try:
-        ctx = saved_context(folder, hooks)
+        ctx = saved_context(folder, hooks, on_event)
         try:
             cases = {c.key: c for c in _cases(ctx, folder.identity)}
             resume: dict[str, Any] = {}

@@ -180,7 +180,23 @@ def read_settings(path: Path) -> dict[str, Any]:
             raise DataError(str(path), None, key, "expected a string")
     if data.get("options") is not None and not isinstance(data["options"], dict):
         raise DataError(str(path), None, "options", "expected an object")
+    _check_references(path, data.get("decontaminate"))
     return data
+
+
+def _check_references(path: Path, references: Any) -> None:
+    """settings.json's `decontaminate` (api/decontamination.py): the references a resume reads again."""
+    if references is None:
+        return
+    if not isinstance(references, list):
+        raise DataError(str(path), None, "decontaminate", "expected a list")
+    for n, source in enumerate(references):
+        if not isinstance(source, dict):
+            raise DataError(str(path), None, f"decontaminate.{n}", "expected an object")
+        for key, required in (("reference", True), ("digest", True), ("path", False), ("split", False)):
+            value = source.get(key)
+            if not isinstance(value, str) and (required or value is not None):
+                raise DataError(str(path), None, f"decontaminate.{n}.{key}", "expected a string")
 
 
 def check_run_folder(run_dir: Path, rows: bool = True) -> None:

@@ -25,12 +25,13 @@ from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.validation.tools import check_pack_tools
 from refinelab.api.context import close_run_context, open_run_context
 from refinelab.api.decontamination import (
+    Contamination,
     apply_contamination,
     as_references,
     contamination_notice,
     find_contamination,
+    restore_references,
 )
-from refinelab.api.overlap import OverlapReport
 from refinelab.api.results import SaveFormat, refined_items
 from refinelab.api.results import save as save_results
 from refinelab.api.results import to_hf as results_to_hf
@@ -208,7 +209,7 @@ def check_run_corpora(library: PromptLibrary, hooks: RunHooks | None, options: R
 def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | Path | None,
                      settings: Settings | None, run_id: str | None, options: RunOptions, hooks: RunHooks | None,
                      prompts_dir: str | None,
-                     contamination: Sequence[OverlapReport] = ()) -> tuple[RunFolder, AgentContext]:
+                     contamination: Contamination | None = None) -> tuple[RunFolder, AgentContext]:
     """Create and lock a new run folder with its sealed settings.json and the dataset in its store (less the
     items `contamination` found in a reference: api/decontamination.py); the context of the run (refine, and
     the Studio graph). Nothing is left behind when this fails."""
@@ -227,6 +228,7 @@ def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | 
             "settings": json.loads(settings.model_dump_json()), "budget": budget,
             "targets": targets.model_dump(), "prompts_dir": prompts_dir,
             "options": options.model_dump(mode="json"), "dataset": dataset.name,
+            "decontaminate": contamination.sources if contamination else None,
         }, indent=2, default=str))
         seal_settings(run_dir)  # resume trusts settings.json only with this user's seal
         ctx = open_run_context(run_dir, settings=settings, budget=budget, targets=targets, options=options,
@@ -276,12 +278,12 @@ def refine(
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
     require_items(dataset, "refine")  # before any folder exists, so bad input leaves nothing behind
-    contamination: list[OverlapReport] = []
+    contamination = None
     if references := as_references(decontaminate):
         contamination = find_contamination(dataset, references, split=decontaminate_split,
                                            progress=_progress_events(on_event, "decontaminate"))
         if on_event is not None:
-            on_event({"mode": "custom", "data": {"notice": contamination_notice(contamination, dataset)}})
+            on_event({"mode": "custom", "data": {"notice": contamination_notice(contamination.reports, dataset)}})
     elif decontaminate_split is not None:
         raise ValueError("decontaminate_split needs decontaminate")
     folder, ctx = start_run_folder(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id,
@@ -295,8 +297,11 @@ def refine(
         folder.release()
 
 
-def saved_context(folder: RunFolder, hooks: RunHooks | None) -> AgentContext:
-    """The context of a claimed run folder, rebuilt from its sealed settings.json (resume, review)."""
+def saved_context(folder: RunFolder, hooks: RunHooks | None, on_event: ProgressCallback | None = None, *,
+                  references: bool = True) -> AgentContext:
+    """The context of a claimed run folder, rebuilt from its sealed settings.json (resume, review), with the
+    references it decontaminates against read again (`references=False`: a reader that writes no new item);
+    those that cannot be are `on_event` notices and in report.json."""
     saved = folder.saved or {}
     settings, targets = saved_models(saved, folder.path)
     try:
@@ -306,8 +311,13 @@ def saved_context(folder: RunFolder, hooks: RunHooks | None) -> AgentContext:
         raise DataError(str(folder.path / "settings.json"), None, ".".join(p for p in ("options", field) if p),
                         message) from None
     check_run_prompts(PromptLibrary(saved.get("prompts_dir")), hooks)
-    return open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,
-                            prompts_dir=saved.get("prompts_dir"))
+    ctx = open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,
+                           prompts_dir=saved.get("prompts_dir"))
+    if references:
+        for notice in restore_references(ctx, saved.get("decontaminate") or []):
+            if on_event is not None:
+                on_event({"mode": "custom", "data": {"notice": notice}})
+    return ctx
 
 
 def resume(
@@ -324,7 +334,7 @@ def resume(
     from another machine or user, or edited): it decides endpoints, keys, cache and prompts."""
     folder = claim_existing(runs_dir, run_id, trust=trust, resuming=True)  # read-only checks, then the lock
     try:
-        ctx = saved_context(folder, hooks)
+        ctx = saved_context(folder, hooks, on_event)
         try:
             ctx.ledger.abandon_in_flight()
             # The checkpoint thread is the id the run was created with (stored inside the folder), so a

@@ -157,6 +157,14 @@ def test_a_set_against_itself_reports_each_later_repeat_once() -> None:
         find_overlap(DATA, reference_split="train")
 
 
+def test_a_copy_keeping_the_reference_ids_is_still_found() -> None:
+    """An item matches a reference item of the same id (a split copied with its ids): only within one set is
+    an item's own entry not a match."""
+    report = find_overlap(REFERENCE, REFERENCE, method="lexical")
+    assert _found(report) == {item["id"]: (item["id"], "exact") for item in REFERENCE}
+    assert find_overlap(REFERENCE, method="lexical").matches == []
+
+
 def test_the_matches_file_never_replaces_an_input_or_a_folder(tmp_path: Path) -> None:
     """`--out` naming the data itself would have replaced it with the matches; it is refused before any work,
     as is a folder, each in one line with exit 2."""

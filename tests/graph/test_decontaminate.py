@@ -4,6 +4,7 @@ each a committed `remove` with its match as evidence, and the planner plans for 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,11 @@ from refinelab.cli.app import app
 from refinelab.config import load_settings
 from refinelab.errors import DataError
 from refinelab.io import load_dataset, read_jsonl
-from refinelab.schema import Dataset
+from refinelab.schema import Dataset, QAItem
 from refinelab.state import INTAKE_ROUND, PILOT_ROUND
 from refinelab.tools.store import RunStore
-from tests.support.scripted import EXTRAS, models
+from tests.support.scripted import EXTRAS, models, respond
+from tests.support.scripted_model import ScriptedChatModel
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -141,3 +143,77 @@ def test_the_cli_names_a_bad_reference_file_and_leaves_no_folder(tmp_path: Path)
     assert result.exit_code == 2, result.output
     assert "reference.jsonl" in line and "row 2" in line, line
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def _copying_writer(copied: QAItem) -> dict[str, ScriptedChatModel]:
+    """The scripted models, but the writer hands back `copied` (its question and options) for every new item
+    it is asked to write: a writer that has seen the benchmark."""
+    def answer(messages: list[dict[str, str]]) -> str:
+        text, reply = messages[-1]["content"], respond(messages)
+        if "Skill tested" not in text and not re.search(r"Write \d+ new multiple-choice questions", text):
+            return reply
+        copy = {"question": copied.question, "choices": list(copied.choices), "answer_index": copied.answer}
+        parsed = json.loads(reply)
+        if "items" in parsed:
+            return json.dumps({"items": [{**draft, **copy} for draft in parsed["items"]]})
+        return json.dumps({**parsed, **copy})
+
+    scripted = ScriptedChatModel(respond=answer)
+    return {"judge": scripted, "writer": scripted, "validator": scripted}
+
+
+def test_a_new_item_copying_the_reference_is_refused(tmp_path: Path) -> None:
+    """The set was cleaned of the reference's items; a writer that brings one back (here every new item is a
+    reference item the data never held) is refused by the validator naming it, and none reaches the output."""
+    data, reference, _expected = _data_and_reference()
+    copied = reference.items[0]
+    assert copied.fingerprint not in {i.fingerprint for i in data.items}
+    result = refine(data, budget=20_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=_copying_writer(copied)),
+                    options={**EXTRAS, "pilot_per_op": 0, "operations": ["expand"]}, decontaminate=reference)
+    store = RunStore(result.run_dir / "store.sqlite")
+    verdicts = [e["reason"] for e in store.edits() if e["operation"] == "expand"]
+    assert verdicts and all("in_reference" in v and copied.id in v for v in verdicts), verdicts
+    assert copied.fingerprint not in {i.fingerprint for i in read_jsonl(result.run_dir / "refined.jsonl")}
+
+
+def test_a_resume_reads_the_references_again_while_they_hold_the_same_items(tmp_path: Path) -> None:
+    """settings.json records each reference's path and what it held; a reopened run (resume, a review's
+    decisions, Studio) reads it again for its validator if it still holds the same items (in any order), and
+    otherwise says it cannot, in a notice and in report.json's `decontamination`."""
+    from refinelab.agents.reference_index import content_digest
+    from refinelab.api.context import close_run_context
+    from refinelab.api.decontamination import restore_references
+    from refinelab.api.run_folders import claim_existing
+    from refinelab.api.runs import saved_context
+    from refinelab.io import write_jsonl
+
+    data, reference, _expected = _data_and_reference()
+    path = write_jsonl(reference.items, tmp_path / "reference.jsonl")
+    result = refine(data, budget=3_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
+                    options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]}, decontaminate=path)
+    saved = json.loads((result.run_dir / "settings.json").read_text())["decontaminate"]
+    assert saved == [{"reference": str(path), "path": str(path.resolve()), "split": None,
+                      "digest": content_digest(reference)}]
+
+    def reopened(also: list[dict] | None = None) -> tuple[list[tuple[str, int]], list[str]]:
+        notices: list[str] = []
+        folder = claim_existing(tmp_path / "runs", result.run_dir.name)
+        try:
+            ctx = saved_context(folder, None, lambda event: notices.append(event["data"]["notice"]))
+            notices += restore_references(ctx, also or [])
+            indexed = [(r.name, len(r)) for r in ctx.contamination_references]
+            close_run_context(ctx)
+        finally:
+            folder.release()
+        return indexed, notices
+
+    assert reopened() == ([(str(path), len(reference))], [])
+    write_jsonl(list(reversed(reference.items)), path)  # the same items in another order: the same reference
+    assert reopened() == ([(str(path), len(reference))], [])
+    write_jsonl(reference.items[1:], path)  # one item fewer: not the reference the run was cleaned against
+    indexed, notices = reopened()
+    assert indexed == [] and len(notices) == 1 and "no longer holds the items the run started with" in notices[0]
+    assert RunStore(result.run_dir / "store.sqlite").get_meta("decontamination")["not_rechecked"] == notices
+    path.unlink()
+    indexed, notices = reopened([{"reference": "in memory", "path": None, "split": None, "digest": "0"}])
+    assert indexed == [] and "cannot be read again" in notices[0] and "was given in memory" in notices[1]

@@ -49,6 +49,7 @@ def test_end_to_end_on_embedded_server(embedded_server, tmp_path: Path, monkeypa
 def test_decontaminated_run_on_embedded_server(embedded_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`decontaminate=` through the real server: the two items the reference holds leave before profiling and
     the run around them finishes within its budget."""
+    from refinelab.api.overlap import find_overlap
     from refinelab.io import read_jsonl
     from refinelab.schema import Dataset
 
@@ -60,4 +61,7 @@ def test_decontaminated_run_on_embedded_server(embedded_server, tmp_path: Path, 
     report = result.report
     assert report["decontamination"]["found"] == 2 and report["items_by_status"]["removed"] == 2
     assert 0 < report["ledger"]["spent"] <= 5_000
-    assert not {i.id for i in read_jsonl(result.run_dir / "refined.jsonl")} & {i.id for i in dataset.items[1:3]}
+    refined = read_jsonl(result.run_dir / "refined.jsonl")
+    assert not {i.id for i in refined} & {i.id for i in dataset.items[1:3]}
+    # nothing of the reference is back: neither the items removed nor a new item the writer made
+    assert find_overlap(refined, reference).matches == []

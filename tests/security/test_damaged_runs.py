@@ -114,6 +114,8 @@ DAMAGE = {
     "settings unknown key": ("settings.json", lambda ws: _settings(ws, lambda d: d["settings"].update(evil=1))),
     "settings missing": ("settings.json", lambda ws: (ws.run / "settings.json").unlink()),
     "settings is binary": ("settings.json", lambda ws: (ws.run / "settings.json").write_bytes(b"\xff\xfe\x00")),
+    "settings reference path not text": ("settings.json, field 'decontaminate.0.path'", lambda ws: _settings(
+        ws, lambda d: d.update(decontaminate=[{"reference": "test.jsonl", "path": 7, "digest": "0"}]))),
     "settings targets wrong": ("settings.json", lambda ws: _settings(ws, lambda d: d.update(targets={"buckets": "x", "thresholds": [None]}))),
 }
 

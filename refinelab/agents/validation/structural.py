@@ -63,6 +63,19 @@ def structural_problems(ctx: AgentContext, task: EditTask, item: QAItem) -> list
         if duplicate is not None:
             problems.append(f"too close to existing item {duplicate.item_id} "
                             f"({duplicate.method} similarity {duplicate.similarity:.2f}); write a different question")
+        problems += copied_from_reference(ctx, item)
+    return problems
+
+
+def copied_from_reference(ctx: AgentContext, item: QAItem) -> list[str]:
+    """A new item found in a reference the run decontaminates against (`refine --decontaminate`): the set was
+    cleaned of that reference's items, and a writer that has seen the benchmark must not bring one back."""
+    problems = []
+    for reference in ctx.contamination_references:
+        for match in reference.match([item]):
+            how = match.kind.replace("_", " ") + (f", similarity {match.similarity:.2f}" if match.kind == "near" else "")
+            problems.append(f"in_reference: a copy of {match.reference_id} of {reference.name}, which this run "
+                            f"decontaminates against ({how}); write a different question")
     return problems
 
 
