@@ -5,13 +5,17 @@ by default, keyed by the data path, subjects, limit and labeller) and reused, so
 budget or target makes no LLM call. The plan is the one the graph would make for its first round, without
 the pilot (a pilot makes real edits): catalogue priors, refitted by any edits already recorded in the
 folder, against 90% of the budget left after profiling. Nothing is edited.
+
+With `decontaminate`, the items a reference holds are taken out before profiling as `refine --decontaminate`
+takes them (api/decontamination.py), and the plan is made for the input's size: the refill a run would buy.
+The folder is then keyed by the references too, and one measured against other references is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +23,18 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.planner_agent import plan_for_budget
 from refinelab.api.context import working_folder
+from refinelab.api.decontamination import (
+    CHECK,
+    Contamination,
+    apply_contamination,
+    as_references,
+    find_contamination,
+)
 from refinelab.api.profiling import profile_in
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
-from refinelab.errors import ConfigError
+from refinelab.errors import ConfigError, DataError
 from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.targets import Targets
 from refinelab.planner.ilp import Plan
@@ -35,13 +46,16 @@ DEFAULT_SKILL_METHOD = RunOptions.model_fields["skill_method"].default
 
 
 def plan_dir(settings: Settings, data: Path, subjects: str | None, limit: int | None,
-             skill_method: str = DEFAULT_SKILL_METHOD, items: Iterable[QAItem] | None = None) -> Path:
-    """The default plan folder: one per (data, subjects, limit, labeller, content of `items`), so a
-    profile is found again for the same input, and an edited file at the same path gets a folder of its
+             skill_method: str = DEFAULT_SKILL_METHOD, items: Iterable[QAItem] | None = None,
+             decontaminate: Sequence[Path] = (), decontaminate_split: str | None = None) -> Path:
+    """The default plan folder: one per (data, subjects, limit, labeller, references, content of `items`), so
+    a profile is found again for the same input, and an edited file at the same path gets a folder of its
     own instead of a stale profile (a folder holding other items is refused: `working_folder`)."""
     parts: list[Any] = [str(data.resolve()), subjects or "", limit]
     if skill_method != DEFAULT_SKILL_METHOD:
         parts.append(skill_method)
+    if decontaminate:
+        parts.append([[str(Path(p).resolve()) for p in decontaminate], decontaminate_split])
     if items is not None:
         content = [[i.id, i.question, list(i.choices), i.answer] for i in items]
         parts.append(hashlib.sha1(json.dumps(content).encode()).hexdigest())
@@ -71,13 +85,18 @@ def profile_complete(folder: Path) -> bool:
 def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True, targets: Targets | None = None,
          settings: Settings | None = None, mode: str = "ilp", options: RunOptions | Mapping[str, Any] | None = None,
          hooks: RunHooks | None = None, prompts_dir: str | None = None,
-         columns: Mapping[str, str | list[str]] | None = None) -> dict[str, Any]:
+         columns: Mapping[str, str | list[str]] | None = None,
+         decontaminate: DatasetInput | Sequence[str | Path] | None = None,
+         decontaminate_split: str | None = None) -> dict[str, Any]:
     """Profile (or reuse the profile in `folder`), plan for `budget`, write plan.json; returns the report.
 
     `data` takes what `refine` takes (a path, `Dataset`, `datasets.Dataset`, DataFrame, list of dicts).
-    Only the dry run exists: a plan that edits is `refine` (whose first plan follows a pilot)."""
+    Only the dry run exists: a plan that edits is `refine` (whose first plan follows a pilot).
+    `decontaminate`/`decontaminate_split` as `refine` takes them: the plan is the one such a run would make."""
     if not dry_run:
         raise ValueError("plan() only makes dry runs; refine() plans and edits")
+    if decontaminate_split is not None and not as_references(decontaminate):
+        raise ValueError("decontaminate_split needs decontaminate")
     dataset = as_dataset(data, columns=columns, on_invalid="quarantine")
     settings = settings or load_settings()
     targets = targets or Targets()
@@ -86,11 +105,14 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
     reused = profile_complete(folder)
     if not reused:
         require_items(dataset, "profile")
+    contamination = (find_contamination(dataset, references, split=decontaminate_split)
+                     if (references := as_references(decontaminate)) else None)
     if reused and (made_with := profiled_skill_method(folder)) != options.skill_method:
         raise ConfigError(f"{folder}: profiled with skill method {made_with!r}, not {options.skill_method!r}; "
                           f"plan into another folder (--out) or ask for {made_with!r}")
     with working_folder(folder, dataset.items, settings=settings, targets=targets, options=options, hooks=hooks,
                         prompts_dir=prompts_dir) as ctx:
+        _take_out_contamination(ctx, contamination, dataset, folder)
         if not reused:  # profiled in the same hold of the folder as the plan (one lock, one input check)
             profile_in(ctx, dataset)
         calls_before = ctx.ledger.summary()["calls"]
@@ -108,6 +130,21 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
                          calls=ctx.ledger.summary()["calls"] - calls_before, folder=folder)
     atomic_write_text(folder / "plan.json", json.dumps(report, indent=2, default=str))
     return report
+
+
+def _take_out_contamination(ctx: AgentContext, contamination: Contamination | None, dataset: Dataset,
+                            folder: Path) -> None:
+    """The items the references hold, removed before profiling as a run removes them; a folder that removed
+    others (measured against other references, or none) is refused, since its profile is of another set."""
+    found = {m.item_id for report in (contamination.reports if contamination else []) for m in report.matches}
+    removed = {d.item_id for d in ctx.store.diagnostics(CHECK)}
+    if ctx.store.item_ids(("kept", "removed")) and found != removed:
+        raise DataError(str(folder), None, None, f"this folder was measured with {len(removed)} item(s) taken out "
+                        f"for decontamination, this plan takes out {len(found)}; use another folder (--out) or "
+                        "remove this one")
+    if contamination is not None and found and not removed:
+        ctx.store.load_items(dataset.items)
+        apply_contamination(ctx, contamination, dataset)
 
 
 def _report(ctx: AgentContext, dataset: Dataset, plan: Plan, basis: dict[str, Any], *, budget: int,
@@ -128,4 +165,6 @@ def _report(ctx: AgentContext, dataset: Dataset, plan: Plan, basis: dict[str, An
         "catalogue": basis["catalogue"], "observations": basis["observations"],
         "solve_seconds": plan.solve_seconds, "notes": plan.notes,
         "llm_calls_for_this_plan": calls, "edits_made": len(ctx.store.edits()),
+        # the items the references held, taken out before profiling (api/decontamination.py)
+        "decontamination": ctx.store.get_meta("decontamination"),
     }

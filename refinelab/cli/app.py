@@ -253,12 +253,8 @@ def refine_command(
     review: Annotated[str, typer.Option(help="undecided edits, weak passes, unfixed flagged items: ask (pause for "
                                         "`refinelab review`) | auto-accept | auto-reject")] = "auto-reject",
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
-    decontaminate: Annotated[list[Path] | None, typer.Option(
-        metavar="PATH", help="a reference set (a benchmark's test split; repeat for several): items of DATA found in it "
-             "(exact, same question or near-duplicate, as `data overlap` finds them) are removed before "
-             "profiling and their cells refilled")] = None,
-    decontaminate_split: Annotated[str | None, typer.Option(
-        help="the split of each --decontaminate folder to use when it holds several")] = None,
+    decontaminate: arg.Decontaminate = None,
+    decontaminate_split: arg.DecontaminateSplit = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines of progress, then a JSON result")] = False,
 ) -> None:

@@ -35,3 +35,9 @@ Shots = Annotated[int, typer.Option(help="solved examples each panel probe shows
 SkillMethod = Annotated[str, typer.Option(help="model (the judge's constrained label) | exemplars (nearest skill "
                                                "examples, no model call, weaker labels) | probs (the judge's "
                                                "calibrated skill probabilities)")]
+Decontaminate = Annotated[list[Path] | None, typer.Option(
+    metavar="PATH", help="a reference set (a benchmark's test split; repeat for several): items of DATA found in it "
+                         "(exact, same question or near-duplicate, as `data overlap` finds them) are removed before "
+                         "profiling and their cells refilled")]
+DecontaminateSplit = Annotated[str | None, typer.Option(
+    help="the split of each --decontaminate folder to use when it holds several")]

@@ -29,6 +29,9 @@ def print_plan(report: dict[str, Any]) -> None:
     out.print(styled(("dry run", "bold"), f" {report['dataset']}: {report['items']} items, budget {report['budget']:,} "
                      f"tokens, mode {report['mode']} → {report['status']}"
                      + (" (profile reused, no LLM call)" if report["profile"]["reused"] else "")))
+    if decontamination := report.get("decontamination"):
+        out.print(f"decontamination: {decontamination['found']} of {decontamination['items']} items were found in "
+                  f"{decontamination['reference']} and taken out before profiling; the plan is made for the input's size")
     if report["reason"]:
         out.print(styled(("empty plan:", "yellow"), f" {report['reason']}"))
     ops = Table(title="plan by operation")
@@ -78,6 +81,8 @@ def plan_command(
     api_key_env: arg.ApiKeyEnv = None,
     config: arg.Config = None,
     prompts: arg.Prompts = None,
+    decontaminate: arg.Decontaminate = None,
+    decontaminate_split: arg.DecontaminateSplit = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan report as JSON")] = False,
 ) -> None:
     """Forecast a run for BUDGET: the plan, its cost and expected gains; no edits.
@@ -94,6 +99,8 @@ def plan_command(
         fail(f"unknown operation(s) {unknown}")
     if budget < 0:
         fail("--budget must be >= 0")
+    if decontaminate_split is not None and not decontaminate:
+        fail("--decontaminate-split needs --decontaminate")
     options = run_options(operations=enabled, skill_method=skill_method)
     try:
         settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
@@ -103,11 +110,12 @@ def plan_command(
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api.planning import plan, plan_dir
 
-    folder = out_dir or plan_dir(settings, data, subjects, limit, skill_method, dataset.items)
+    folder = out_dir or plan_dir(settings, data, subjects, limit, skill_method, dataset.items,
+                                 decontaminate or (), decontaminate_split)
     try:
         report = plan(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,
-                      options=options,
-                      prompts_dir=str(prompts) if prompts else None)
+                      options=options, prompts_dir=str(prompts) if prompts else None,
+                      decontaminate=decontaminate, decontaminate_split=decontaminate_split)
     except RefineLabError as exc:
         fail(exc)
     if as_json:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from refinelab.agents.options import RunHooks
 from refinelab.api.planning import plan as dry_run
 from refinelab.cli.app import app
+from refinelab.errors import DataError
 from refinelab.metrics.targets import load_targets
 from refinelab.tools.ledger import Ledger
 from refinelab.tools.store import RunStore
@@ -117,3 +119,46 @@ def test_the_plan_folder_is_keyed_by_labeller_and_a_profile_by_another_is_not_re
     assert same.exit_code == 0 and json.loads(same.stdout)["profile"]["reused"]
     bad = runner.invoke(app, ["plan", str(data), "--budget", "20000", "--dry-run", "--skill-method", "vibes"])
     assert bad.exit_code == 2 and "--skill-method" in bad.output
+
+
+def test_a_plan_against_a_reference_takes_its_items_out_and_plans_for_the_input_size(tmp_path: Path) -> None:
+    """`plan --decontaminate`: the items the reference holds are taken out before profiling as a run takes
+    them (not profiled, a `contamination` diagnostic each), the plan is made for the input's size, a second
+    plan reuses the folder, and a folder measured against other references (or none) is refused."""
+    from refinelab.api.planning import plan_dir
+    from refinelab.io import write_jsonl
+
+    data = dataset(N)
+    leaked = write_jsonl([i.model_copy(update={"id": f"leak-{i.id}"}) for i in data.items[:3]],
+                         tmp_path / "leaked.jsonl")
+    chat, folder = models(), tmp_path / "plan"
+    report = dry_run(data, budget=30_000, folder=folder, settings=settings(tmp_path), hooks=RunHooks(chat_models=chat),
+                     options=EXTRAS, decontaminate=leaked)
+    assert report["decontamination"]["found"] == 3 and report["decontamination"]["reference"] == str(leaked)
+    store = RunStore(folder / "store.sqlite")
+    taken_out = {i.id for i in data.items[:3]}
+    assert {item_id for item_id, status, _ in store.originals() if status == "removed"} == taken_out
+    assert {d.item_id for d in store.diagnostics("contamination")} == taken_out
+    assert not any(store.diagnostic(item_id, "label") for item_id in taken_out)  # not profiled
+    assert store.get_meta("target_total") == N
+    assert not store.edits() or all(e["round"] < 0 for e in store.edits())  # the intake's removals only
+    store.close()
+
+    calls = chat["judge"].calls
+    again = dry_run(data, budget=20_000, folder=folder, settings=settings(tmp_path), hooks=RunHooks(chat_models=chat),
+                    options=EXTRAS, decontaminate=[leaked])
+    assert again["profile"]["reused"] and chat["judge"].calls == calls
+    with pytest.raises(DataError, match=r"measured with 3 item\(s\) taken out for decontamination, this plan "
+                                        r"takes out 0"):
+        dry_run(data, budget=20_000, folder=folder, settings=settings(tmp_path), hooks=RunHooks(chat_models=chat),
+                options=EXTRAS)
+    config, path = settings(tmp_path), REPO.parent / "shared" / "data" / "mmlu" / "dev"
+    assert plan_dir(config, path, None, N) != plan_dir(config, path, None, N, decontaminate=[leaked])
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["plan", str(path), "--budget", "20000", "--dry-run", "--limit", str(N), "--out",
+                                str(folder), "--decontaminate", str(leaked)])
+    assert shown.exit_code == 0, shown.output
+    assert f"3 of {N} items were found in {leaked}" in " ".join(shown.stdout.split())
+    alone = runner.invoke(app, ["plan", str(path), "--budget", "1", "--dry-run", "--decontaminate-split", "test"])
+    assert alone.exit_code == 2 and "--decontaminate-split needs --decontaminate" in alone.output
