@@ -390,13 +390,21 @@ class RunFolder:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def claim_new(runs_dir: str | Path, run_id: str) -> RunFolder:
-    """Create (or take an empty) run folder for a new run and lock it; RunExists if the run started."""
+def check_new(runs_dir: str | Path, run_id: str) -> Path:
+    """The folder a new run `run_id` takes, or RunExists if that run started (RunBusy naming the pid while a
+    process works on it). `refine` asks before its slow work (reading and embedding a decontamination
+    reference took minutes before this cheap refusal), and `claim_new` again under the lock."""
     path = run_path(runs_dir, run_id)
     if (path / "store.sqlite").exists() or (path / "settings.json").exists():
         if path.is_dir() and not (path / LOCK_NAME).is_symlink():
             RunLock(path).acquire().release()  # RunBusy naming the pid when a process is working on it
         raise RunExists(f"run {run_id} already exists in {path}; use `refinelab resume {run_id}`")
+    return path
+
+
+def claim_new(runs_dir: str | Path, run_id: str) -> RunFolder:
+    """Create (or take an empty) run folder for a new run and lock it; RunExists if the run started."""
+    path = check_new(runs_dir, run_id)
     created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ from refinelab.api.results import to_hf as results_to_hf
 from refinelab.api.run_files import read_report
 from refinelab.api.run_folders import (
     RunFolder,
+    check_new,
     claim_existing,
     claim_new,
     saved_models,
@@ -278,6 +279,9 @@ def refine(
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
     require_items(dataset, "refine")  # before any folder exists, so bad input leaves nothing behind
+    settings = settings or load_settings()
+    if run_id is not None:  # a clash is refused before the references are read and embedded (minutes)
+        check_new(settings.runs_dir, validate_run_id(run_id))
     contamination = None
     if references := as_references(decontaminate):
         contamination = find_contamination(dataset, references, split=decontaminate_split,

@@ -217,3 +217,19 @@ def test_a_resume_reads_the_references_again_while_they_hold_the_same_items(tmp_
     path.unlink()
     indexed, notices = reopened([{"reference": "in memory", "path": None, "split": None, "digest": "0"}])
     assert indexed == [] and "cannot be read again" in notices[0] and "was given in memory" in notices[1]
+
+
+def test_a_run_id_taken_is_refused_before_the_reference_is_read(tmp_path: Path) -> None:
+    """The clash is the cheap refusal: it comes before the reference is read and embedded (minutes for a
+    benchmark's test split on a cold cache), here shown by a reference that cannot be read at all."""
+    from refinelab.api.run_folders import RunExists
+
+    data, _reference, _expected = _data_and_reference()
+    first = refine(data, budget=1_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
+                   options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]}, run_id="taken")
+    unreadable = tmp_path / "reference.jsonl"
+    unreadable.write_text('{"question": \n')
+    with pytest.raises(RunExists, match="run taken already exists"):
+        refine(data, budget=1_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
+               options=EXTRAS, run_id="taken", decontaminate=unreadable)
+    assert first.run_dir.name == "taken"
