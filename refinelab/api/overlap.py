@@ -23,7 +23,7 @@ from typing import Any
 from refinelab.agents.reference_index import KINDS, OverlapMatch, ReferenceIndex, match_threshold
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
-from refinelab.io import DatasetInput, as_dataset, require_items
+from refinelab.io import DatasetInput, as_dataset, require_items, write_jsonl
 from refinelab.schema import Dataset
 
 
@@ -123,6 +123,18 @@ def check_output(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> 
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise DataError(str(path), None, None, "exists and is not a regular file; write the matches elsewhere")
     return path
+
+
+def write_unmatched(report: OverlapReport, data: Dataset, path: str | Path) -> tuple[Path, int]:
+    """The items of `data` (the set the report was made from) that it did not match, in their order, as JSON
+    lines of our schema, written atomically: a copy of DATA without the reference's items (decontaminated with
+    no model tokens and no run), or, within one set, without its repeats (each first occurrence kept). Returns
+    the path and the number of items written."""
+    path = check_output(path)
+    found = {m.item_id for m in report.matches}
+    kept = [item for item in data if item.id not in found]
+    write_jsonl(kept, path)
+    return path, len(kept)
 
 
 def write_matches(report: OverlapReport, path: str | Path) -> Path:

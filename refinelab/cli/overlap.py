@@ -33,29 +33,39 @@ def overlap_command(
                                                                     "options (finds items on one passage or "
                                                                     "template)")] = False,
     out_file: Annotated[Path | None, typer.Option("--out", help="write every match as JSON lines here")] = None,
+    unmatched_file: Annotated[Path | None, typer.Option(
+        "--write-unmatched", help="write DATA's items that were not matched here (JSONL): DATA without the "
+                                  "reference's items, or without its own repeats")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Find the items of DATA that REFERENCE already holds: the same question and options, the same question,
     or a near-duplicate. For contamination of a benchmark by a training set, or a split leaking into another;
-    without REFERENCE, the items of DATA that repeat an earlier one. No model tokens, nothing removed."""
-    from refinelab.api.overlap import check_output, find_overlap, write_matches
-    from refinelab.io import parse_columns
+    without REFERENCE, the items of DATA that repeat an earlier one. No model tokens; DATA is not changed
+    (--write-unmatched writes a copy without the matched items)."""
+    from refinelab.api.overlap import check_output, find_overlap, write_matches, write_unmatched
+    from refinelab.io import as_dataset, parse_columns
 
     try:
-        if out_file is not None:  # before the embedding, which can take minutes
-            check_output(out_file, inputs=(data, reference))
+        for output in (out_file, unmatched_file):  # before the embedding, which can take minutes
+            if output is not None:
+                check_output(output, inputs=(data, reference))
+        if out_file is not None and unmatched_file is not None and out_file.resolve() == unmatched_file.resolve():
+            fail("--out and --write-unmatched name the same file")
         mapping = parse_columns(columns) if columns else None
+        items = as_dataset(data, columns=mapping, split=split, on_invalid="quarantine")
         with phase_progress("compare", 0, quiet=quiet or as_json, console=console) as show:
-            report = find_overlap(data, reference, method="lexical" if lexical else "embedding",
-                                  threshold=threshold, columns=mapping, split=split,
-                                  reference_split=reference_split, any_options=any_options, progress=show)
+            report = find_overlap(items, reference, method="lexical" if lexical else "embedding",
+                                  threshold=threshold, columns=mapping, reference_split=reference_split,
+                                  any_options=any_options, progress=show)
         if out_file is not None:
             write_matches(report, out_file)
+        unmatched = write_unmatched(report, items, unmatched_file) if unmatched_file is not None else None
     except (RefineLabError, ValueError) as exc:
         fail(exc)
     if as_json:
-        out.print_json(json.dumps(report.to_dict()))
+        out.print_json(json.dumps(report.to_dict() | ({"unmatched": {"path": str(unmatched[0]), "items": unmatched[1]}}
+                                                      if unmatched else {})))
         return
     counts, other_key = report.counts(), report.other_key()
     where = ("repeat an earlier item of it" if report.within else
@@ -65,6 +75,8 @@ def overlap_command(
     out.print(f"{report.data}: {len(report.matches):,} of {report.items:,} items ({report.share:.1%}) {where}: "
               f"exact {counts['exact']:,}, same question {counts['same_question']:,}, near {counts['near']:,} "
               f"(similarity >= {report.threshold:g}, {report.method}{near_keys})")
+    if unmatched:
+        out.print(f"{unmatched[1]:,} items not matched written to {unmatched[0]}")
     if report.invalid or report.reference_invalid:
         console.print(f"warning: left out as invalid: {report.invalid:,} row(s) of {report.data}"
                       + (f", {report.reference_invalid:,} of {report.reference}" if report.reference_invalid else "")

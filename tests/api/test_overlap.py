@@ -100,6 +100,32 @@ def test_a_split_leaking_into_another_through_the_cli(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "nope.jsonl: no such file or folder" in missing.output
 
 
+def test_the_items_not_matched_written_as_a_clean_copy(tmp_path: Path) -> None:
+    """`--write-unmatched`: DATA without the reference's items (decontaminated, no run, no model tokens), or,
+    without a reference, without its own repeats; in DATA's order, readable as a dataset; never over an input
+    or the matches file."""
+    from refinelab.io import load_dataset, write_jsonl
+    from refinelab.schema import QAItem
+
+    data = write_jsonl([QAItem.model_validate(row) for row in DATA], tmp_path / "data.jsonl")
+    reference = write_jsonl([QAItem.model_validate(row) for row in REFERENCE], tmp_path / "reference.jsonl")
+    clean = tmp_path / "clean.jsonl"
+    result = CliRunner().invoke(app, ["data", "overlap", str(data), str(reference), "--lexical",
+                                      "--write-unmatched", str(clean)])
+    assert result.exit_code == 0, result.output
+    assert "2 items not matched written to" in " ".join(result.output.split())
+    assert [i.id for i in load_dataset(clean)] == ["paraphrase", "unrelated"]  # lexical misses the paraphrase
+    deduplicated = CliRunner().invoke(app, ["data", "overlap", str(data), "--lexical", "--json",
+                                            "--write-unmatched", str(tmp_path / "dedup.jsonl")])
+    assert json.loads(deduplicated.output)["unmatched"]["items"] == 4
+    assert [i.id for i in load_dataset(tmp_path / "dedup.jsonl")] == ["copy", "paraphrase", "unrelated", "reworded"]
+    for args in (["--write-unmatched", str(data)], ["--out", str(clean), "--write-unmatched", str(clean)]):
+        before = data.read_bytes()
+        refused = CliRunner().invoke(app, ["data", "overlap", str(data), str(reference), "--lexical", *args])
+        assert refused.exit_code == 2, refused.output
+        assert data.read_bytes() == before
+
+
 def test_matches_as_json_lines_and_a_summary_without_them(tmp_path: Path) -> None:
     report = find_overlap(DATA, REFERENCE, method="lexical")
     path = write_matches(report, tmp_path / "m.jsonl")
