@@ -115,13 +115,13 @@ def compare(items: Dataset, index: ReferenceIndex, *, within: bool = False,
 
 
 def check_output(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:
-    """Where `write_matches` may write, checked before the work: not one of the command's `inputs` (the matches
-    would replace the data they were found in) and not a folder or a link."""
+    """Where `write_matches` or `write_unmatched` may write, checked before the work: not one of the command's
+    `inputs` (the output would replace the data it was made from) and not a folder or a link."""
     path = Path(path)
     if any(source is not None and Path(source).resolve() == path.resolve() for source in inputs):
-        raise DataError(str(path), None, None, "is an input of this comparison; write the matches elsewhere")
+        raise DataError(str(path), None, None, "is an input of this comparison; write it elsewhere")
     if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise DataError(str(path), None, None, "exists and is not a regular file; write the matches elsewhere")
+        raise DataError(str(path), None, None, "exists and is not a regular file; write it elsewhere")
     return path
 
 

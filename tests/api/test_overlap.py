@@ -200,7 +200,7 @@ def test_the_matches_file_never_replaces_an_input_or_a_folder(tmp_path: Path) ->
     for out in (data, tmp_path):
         result = CliRunner().invoke(app, ["data", "overlap", str(data), "--lexical", "--out", str(out)])
         assert result.exit_code == 2 and result.output.count("error:") == 1, result.output
-        assert "write the matches elsewhere" in result.output
+        assert "write it elsewhere" in result.output
     assert data.read_text() == text
 
 
