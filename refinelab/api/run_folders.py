@@ -296,6 +296,27 @@ class RunLock:
         self.release()
 
 
+def lock_holder(run_dir: Path) -> int | None:
+    """The pid of the process working on `run_dir` (0 when it has not written one yet), or None when none is:
+    a shared, non-blocking probe of the run's lock that creates and writes nothing (`refinelab runs` lists
+    folders it must not touch). A resume starting in the instant the probe holds the lock reads the folder as
+    busy and says so; it is not harmed."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(run_dir / LOCK_NAME, flags)
+    except OSError:  # never locked, or a link (which no run of ours holds)
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(fd) or 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _read_pid(fd: int) -> int | None:
     try:
         text = os.pread(fd, 32, 0).decode(errors="replace").strip()

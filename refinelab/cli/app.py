@@ -316,6 +316,37 @@ def resume_command(
     _run_and_report(lambda view: resume(run_id, runs_dir=runs_dir, on_event=view, trust=trust_run), quiet, as_json)
 
 
+@app.command("runs")
+def runs_command(
+    runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run folder, as a list")] = False,
+) -> None:
+    """List the run folders: finished (stop reason, tokens, items in and out, edits committed), running
+    (pid), stopped (resume it) or unreadable (why). Reads only; the newest first."""
+    from datetime import datetime
+
+    from refinelab.api.run_list import list_runs
+
+    entries = list_runs(runs_dir)
+    if as_json:
+        out.print_json(json.dumps([entry.to_dict() for entry in entries]))
+        return
+    if not entries:
+        out.print(f"no run folders in {runs_dir}")
+        return
+    table = Table("run", "changed", "state", "data", "tokens", "items", "committed", "detail")
+    for entry in entries:
+        counted = None if entry.spent is None else entry.spent + (entry.replayed or 0)  # as the budget counts them
+        tokens = (f"{counted:,} of {entry.budget:,}" if counted is not None and entry.budget is not None
+                  else "" if entry.budget is None else f"budget {entry.budget:,}")
+        items = (f"{entry.input_items} → {entry.output_items}"
+                 if entry.input_items is not None and entry.output_items is not None else "")
+        table.add_row(entry.run_id, datetime.fromtimestamp(entry.modified).strftime("%Y-%m-%d %H:%M"),
+                      entry.state, entry.dataset or "", tokens, items,
+                      "" if entry.committed is None else str(entry.committed), entry.detail)
+    out.print(table)
+
+
 @app.command("trace")
 def trace_command(
     run_id: Annotated[str, typer.Argument(help="run id")],
