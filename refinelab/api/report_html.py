@@ -558,7 +558,12 @@ def _decontamination_rows(summary: Any) -> list[tuple[str, Any]]:
     removals themselves are among the edits. Read from an untrusted report, so its shape is checked."""
     if not isinstance(summary, dict) or not isinstance(summary.get("found"), int):
         return []
-    return [(f"found in {str(summary.get('reference', 'the reference'))[:200]} and removed", summary["found"])]
+    rows: list[tuple[str, Any]] = [(f"found in {str(summary.get('reference', 'the reference'))[:200]} and removed",
+                                    summary["found"])]
+    unchecked = summary.get("not_rechecked")
+    if isinstance(unchecked, list) and unchecked:  # a resume could not read a reference again
+        rows.append(("references new items were not looked for in after a resume", len(unchecked)))
+    return rows
 
 
 def _targets_note(targets: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from refinelab.agents.options import RunHooks
 from refinelab.api import refine
-from refinelab.api.report_html import build_report
+from refinelab.api.report_html import _decontamination_rows, build_report
 from refinelab.cli.app import app
 from refinelab.config import load_settings
 from refinelab.errors import DataError
@@ -213,7 +213,9 @@ def test_a_resume_reads_the_references_again_while_they_hold_the_same_items(tmp_
     write_jsonl(reference.items[1:], path)  # one item fewer: not the reference the run was cleaned against
     indexed, notices = reopened()
     assert indexed == [] and len(notices) == 1 and "no longer holds the items the run started with" in notices[0]
-    assert RunStore(result.run_dir / "store.sqlite").get_meta("decontamination")["not_rechecked"] == notices
+    summary = RunStore(result.run_dir / "store.sqlite").get_meta("decontamination")
+    assert summary["not_rechecked"] == notices
+    assert ("references new items were not looked for in after a resume", 1) in _decontamination_rows(summary)
     path.unlink()
     indexed, notices = reopened([{"reference": "in memory", "path": None, "split": None, "digest": "0"}])
     assert indexed == [] and "cannot be read again" in notices[0] and "was given in memory" in notices[1]
