@@ -142,7 +142,7 @@ def _take_out_contamination(ctx: AgentContext, contamination: Contamination | No
         raise DataError(str(folder), None, None, f"this folder was measured with {len(removed)} item(s) taken out "
                         f"for decontamination, this plan takes out {len(found)}; use another folder (--out) or "
                         "remove this one")
-    if contamination is not None and found and not removed:
+    if contamination is not None and not removed:  # found none: the plan still says it looked
         ctx.store.load_items(dataset.items)
         apply_contamination(ctx, contamination, dataset)
 
