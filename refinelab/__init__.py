@@ -22,6 +22,7 @@ _EXPORTS = {
     "profile": "refinelab.api", "plan": "refinelab.api", "refine": "refinelab.api", "resume": "refinelab.api",
     "report": "refinelab.api", "export": "refinelab.api", "open_run": "refinelab.api", "RunResult": "refinelab.api",
     "ProfileResult": "refinelab.api", "screen": "refinelab.api", "ScreenResult": "refinelab.api",
+    "list_runs": "refinelab.api",
     "build_graph": "refinelab.graph.build",
     "RunOptions": "refinelab.agents.options", "RunHooks": "refinelab.agents.options",
     "Settings": "refinelab.config", "load_settings": "refinelab.config", "Targets": "refinelab.metrics.targets",
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         RunResult,
         ScreenResult,
         export,
+        list_runs,
         open_run,
         plan,
         profile,
@@ -52,7 +54,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
 
 __all__ = [  # the same names as _EXPORTS (a test checks), spelled out for linters and type checkers
     "Dataset", "ProfileResult", "QAItem", "RunHooks", "RunOptions", "RunResult", "ScreenResult", "Settings", "Targets",
-    "__version__", "as_dataset", "build_graph", "export", "load_dataset", "load_settings", "open_run", "plan",
+    "__version__", "as_dataset", "build_graph", "export", "list_runs", "load_dataset", "load_settings", "open_run", "plan",
     "profile", "refine", "report", "resume", "screen",
 ]
 

@@ -1,4 +1,4 @@
-"""The public Python API: profile, screen, plan (dry run), refine, resume, report, export, open_run.
+"""The public Python API: profile, screen, plan (dry run), refine, resume, report, export, open_run, list_runs.
 
 Every function opens its folder through `refinelab.api.context.open_run_context`; the CLI is a thin layer
 that parses arguments and calls these.
@@ -19,6 +19,7 @@ from refinelab.lazy_exports import lazy_exports
 _EXPORTS = {
     "plan": "refinelab.api.planning",
     "profile": "refinelab.api.profiling", "ProfileResult": "refinelab.api.profiling",
+    "list_runs": "refinelab.api.run_list", "RunEntry": "refinelab.api.run_list",
     "refine": "refinelab.api.runs", "resume": "refinelab.api.runs", "RunResult": "refinelab.api.runs",
     "screen": "refinelab.api.screening", "ScreenResult": "refinelab.api.screening",
 }
@@ -26,6 +27,7 @@ _EXPORTS = {
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily (below)
     from refinelab.api.planning import plan
     from refinelab.api.profiling import ProfileResult, profile
+    from refinelab.api.run_list import RunEntry, list_runs
     from refinelab.api.runs import RunResult, refine, resume
     from refinelab.api.screening import ScreenResult, screen
 
@@ -52,7 +54,7 @@ def export(run_dir: str | Path, lm_eval_dir: str | Path, task_name: str | None =
     return export_lm_eval(run_dir, lm_eval_dir, task_name, choice_format)
 
 
-__all__ = ["ProfileResult", "RunResult", "ScreenResult", "export", "open_run", "plan", "profile", "refine", "report",
-           "resume", "screen"]
+__all__ = ["ProfileResult", "RunEntry", "RunResult", "ScreenResult", "export", "list_runs", "open_run", "plan",
+           "profile", "refine", "report", "resume", "screen"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

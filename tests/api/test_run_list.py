@@ -76,6 +76,5 @@ def test_the_cli_lists_runs_as_a_table_or_json(tmp_path: Path) -> None:
     assert entry["run_id"] == "only" and entry["state"] == "finished" and entry["budget"] == 3_000
     table = CliRunner().invoke(app, ["runs", "--runs-dir", str(runs)], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "only" in table.stdout and "finished" in table.stdout
-    assert "of 3,000" in table.stdout
     empty = CliRunner().invoke(app, ["runs", "--runs-dir", str(tmp_path / "none")])
     assert empty.exit_code == 0 and "no run folders in" in empty.stdout
