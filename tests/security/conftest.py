@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import shutil
 import sqlite3
 import types
@@ -25,13 +26,24 @@ EMBEDDINGS = Path("cache") / "refinelab" / "embeddings.sqlite"  # a workspace's 
 
 
 @pytest.fixture(scope="session")
-def warm_embeddings(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The MiniLM vectors of the suite's dataset, made once per test process by one scripted refine run to
-    its end. Every workspace starts with a copy: with an empty cache, each CLI process that reached
-    distractor scoring imported sentence-transformers and loaded the model for the same texts, ~14 s of a
-    ~20 s resume. What this suite checks (folders, ids, keys, endpoints, locks) does not depend on where a
-    vector came from; embedding itself is tested in tests/retrieval and tests/profiling."""
-    tmp = tmp_path_factory.mktemp("warm-embeddings")
+def warm_embeddings(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The MiniLM vectors of the suite's dataset, made once per test session by one scripted refine run to
+    its end (under pytest-xdist the workers share it: the first makes it under a lock, ~18 s each before).
+    Every workspace starts with a copy: with an empty cache, each CLI process that reached distractor scoring
+    imported sentence-transformers and loaded the model for the same texts, ~14 s of a ~20 s resume. What
+    this suite checks (folders, ids, keys, endpoints, locks) does not depend on where a vector came from;
+    embedding itself is tested in tests/retrieval and tests/profiling."""
+    if worker_id == "master":  # one process: its own folder
+        return _make_warm_embeddings(tmp_path_factory.mktemp("warm-embeddings"))
+    shared = tmp_path_factory.getbasetemp().parent / "warm-embeddings"  # this session's, common to its workers
+    shared.mkdir(exist_ok=True)
+    with (shared / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        made = shared / EMBEDDINGS
+        return made if made.is_file() else _make_warm_embeddings(shared)
+
+
+def _make_warm_embeddings(tmp: Path) -> Path:
     port = free_port()
     config = write_config(tmp / "c.yaml", f"http://127.0.0.1:{port}/v1", tmp / "runs")
     with endpoint(port=port):
