@@ -83,12 +83,13 @@ class ReferenceIndex:
         embedding (the reference, when first needed, then the items)."""
         matches: list[OverlapMatch] = []
         rest: list[QAItem] = []
-        for item in items:  # within the reference, an item's first occurrence is itself, not a match
-            if (found := self._by_fingerprint.get(item.fingerprint)) is not None and not (within and found.id == item.id):
-                matches.append(_match(item, found, "exact", 1.0))
-            elif ((found := self._by_question.get(normalise_text(item.question))) is not None
-                  and not (within and found.id == item.id)):
-                matches.append(_match(item, found, "same_question", 1.0))
+        for item in items:
+            copy = self._by_fingerprint.get(item.fingerprint)
+            same_question = self._by_question.get(normalise_text(item.question))
+            if copy is not None and not (within and copy.id == item.id):  # within: an item's first is itself
+                matches.append(_match(item, copy, "exact", 1.0))
+            elif same_question is not None and not (within and same_question.id == item.id):
+                matches.append(_match(item, same_question, "same_question", 1.0))
             else:
                 rest.append(item)
         matches += self._near_matches(rest, within, progress)
