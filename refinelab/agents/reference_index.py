@@ -119,12 +119,11 @@ class ReferenceIndex:
         for start in range(0, len(items), _CHUNK):
             part = items[start:start + _CHUNK]
             for item, candidates in zip(part, self._near.best_matches(part, top=_CANDIDATES), strict=True):
-                found = next((self._by_id[ref_id] for ref_id, similarity in candidates
+                found = next(((self._by_id[ref_id], similarity) for ref_id, similarity in candidates
                               if similarity >= self.threshold and self._allowed(item, ref_id, within)
                               and (self.any_options or options_agree(item, self._by_id[ref_id]))), None)
                 if found is not None:
-                    similarity = dict(candidates)[found.id]
-                    matches.append(_match(item, found, "near", round(similarity, 4)))
+                    matches.append(_match(item, found[0], "near", round(found[1], 4)))
             done += len(part)
             if progress:
                 progress(done, total)
