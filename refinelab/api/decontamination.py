@@ -41,10 +41,13 @@ CHECK = "contamination"  # the diagnostic each removed item carries
 _KIND_WORDS = {"exact": "an exact copy of", "same_question": "the same question as", "near": "a near-duplicate of"}
 
 
-def as_references(value: Any) -> list[Any]:
+def as_references(value: Any, split: str | None = None) -> list[Any]:
     """`decontaminate=` as a list of references: several paths (a list or tuple of `str`/`Path`), or one input
-    of any kind `refine` takes (a list of dicts is one set of records, not several references)."""
+    of any kind `refine` takes (a list of dicts is one set of records, not several references). A `split` (of
+    each reference) with no reference is refused: `refine` and `plan` ask here, before reading anything."""
     if value is None or (isinstance(value, list | tuple) and not value):
+        if split is not None:
+            raise ValueError("decontaminate_split needs decontaminate")
         return []
     if isinstance(value, list | tuple) and all(isinstance(v, str | Path) for v in value):
         return list(value)

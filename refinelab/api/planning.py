@@ -95,8 +95,7 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
     `decontaminate`/`decontaminate_split` as `refine` takes them: the plan is the one such a run would make."""
     if not dry_run:
         raise ValueError("plan() only makes dry runs; refine() plans and edits")
-    if decontaminate_split is not None and not as_references(decontaminate):
-        raise ValueError("decontaminate_split needs decontaminate")
+    references = as_references(decontaminate, decontaminate_split)
     dataset = as_dataset(data, columns=columns, on_invalid="quarantine")
     settings = settings or load_settings()
     targets = targets or Targets()
@@ -105,8 +104,7 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
     reused = profile_complete(folder)
     if not reused:
         require_items(dataset, "profile")
-    contamination = (find_contamination(dataset, references, split=decontaminate_split)
-                     if (references := as_references(decontaminate)) else None)
+    contamination = find_contamination(dataset, references, split=decontaminate_split) if references else None
     if reused and (made_with := profiled_skill_method(folder)) != options.skill_method:
         raise ConfigError(f"{folder}: profiled with skill method {made_with!r}, not {options.skill_method!r}; "
                           f"plan into another folder (--out) or ask for {made_with!r}")

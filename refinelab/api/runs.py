@@ -276,6 +276,7 @@ def refine(
     planner refills their cells (api/decontamination.py); `decontaminate_split` picks a split of each."""
     validate_budget(budget)
     options = as_options(options)
+    references = as_references(decontaminate, decontaminate_split)
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
     require_items(dataset, "refine")  # before any folder exists, so bad input leaves nothing behind
@@ -283,13 +284,11 @@ def refine(
     if run_id is not None:  # a clash is refused before the references are read and embedded (minutes)
         check_new(settings.runs_dir, validate_run_id(run_id))
     contamination = None
-    if references := as_references(decontaminate):
+    if references:
         contamination = find_contamination(dataset, references, split=decontaminate_split,
                                            progress=_progress_events(on_event, "decontaminate"))
         if on_event is not None:
             on_event({"mode": "custom", "data": {"notice": contamination_notice(contamination.reports, dataset)}})
-    elif decontaminate_split is not None:
-        raise ValueError("decontaminate_split needs decontaminate")
     folder, ctx = start_run_folder(dataset, budget=budget, targets=targets, settings=settings, run_id=run_id,
                                    options=options, hooks=hooks, prompts_dir=prompts_dir,
                                    contamination=contamination)
