@@ -40,8 +40,13 @@ class RunEntry:
     committed: int | None = None  # edits committed, the intake's removals included
     modified: float = 0.0  # the folder's newest file change, seconds since the epoch
 
+    @property
+    def used(self) -> int | None:
+        """What the budget counts: tokens paid for and replayed (a run's `used`, api/runs.py)."""
+        return None if self.spent is None else self.spent + (self.replayed or 0)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"used": self.used}
 
 
 def list_runs(runs_dir: str | Path) -> list[RunEntry]:

@@ -336,8 +336,7 @@ def runs_command(
         return
     table = Table("run", "changed", "state", "data", "tokens", "items", "committed", "detail")
     for entry in entries:
-        counted = None if entry.spent is None else entry.spent + (entry.replayed or 0)  # as the budget counts them
-        tokens = (f"{counted:,} of {entry.budget:,}" if counted is not None and entry.budget is not None
+        tokens = (f"{entry.used:,} of {entry.budget:,}" if entry.used is not None and entry.budget is not None
                   else "" if entry.budget is None else f"budget {entry.budget:,}")
         items = (f"{entry.input_items} → {entry.output_items}"
                  if entry.input_items is not None and entry.output_items is not None else "")

@@ -74,6 +74,7 @@ def test_the_cli_lists_runs_as_a_table_or_json(tmp_path: Path) -> None:
     assert listed.exit_code == 0, listed.output
     (entry,) = json.loads(listed.stdout)
     assert entry["run_id"] == "only" and entry["state"] == "finished" and entry["budget"] == 3_000
+    assert entry["used"] == entry["spent"] + entry["replayed"]  # what the budget counts
     table = CliRunner().invoke(app, ["runs", "--runs-dir", str(runs)], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "only" in table.stdout and "finished" in table.stdout
     empty = CliRunner().invoke(app, ["runs", "--runs-dir", str(tmp_path / "none")])
