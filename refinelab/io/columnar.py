@@ -9,9 +9,9 @@ from typing import Any
 
 from refinelab.errors import DataError
 from refinelab.io.columns import check_columns
-from refinelab.io.reading import _name
+from refinelab.io.reading import SplitIds, _name
 from refinelab.io.records import _mapped, _rows_to_dataset
-from refinelab.schema import Dataset, QAItem
+from refinelab.schema import Dataset
 
 
 def _read_table(path: Path, kind: str) -> Any:
@@ -41,24 +41,26 @@ def _read_table(path: Path, kind: str) -> Any:
         raise DataError(str(path), None, None, f"not a readable {name} file: {exc}") from None
 
 
-def read_parquet(path: str | Path) -> Dataset:
-    """A Parquet file whose columns are QAItem fields."""
-    return _read_columnar(Path(path), "parquet")
+def read_parquet(path: str | Path, *, ids: SplitIds | None = None) -> Dataset:
+    """A Parquet file whose columns are QAItem fields; `ids` numbers a shard's rows across its split."""
+    return _read_columnar(Path(path), "parquet", ids=ids)
 
 
-def read_arrow(path: str | Path) -> Dataset:
-    """An Arrow IPC file (a shard of Hugging Face's `save_to_disk`) whose columns are QAItem fields."""
-    return _read_columnar(Path(path), "arrow")
+def read_arrow(path: str | Path, *, ids: SplitIds | None = None) -> Dataset:
+    """An Arrow IPC file (a shard of Hugging Face's `save_to_disk`) whose columns are QAItem fields; `ids`
+    numbers a shard's rows across its split."""
+    return _read_columnar(Path(path), "arrow", ids=ids)
 
 
-def _read_columnar(path: Path, kind: str, mapping: Mapping[str, Any] | None = None) -> Dataset:
-    return _table_dataset(_read_table(path, kind), path, mapping=mapping)
+def _read_columnar(path: Path, kind: str, mapping: Mapping[str, Any] | None = None, *,
+                   ids: SplitIds | None = None) -> Dataset:
+    return _table_dataset(_read_table(path, kind), path, ids=ids, mapping=mapping)
 
 
-def _table_dataset(table: Any, path: Path, ids: tuple[str, int] | None = None,
+def _table_dataset(table: Any, path: Path, ids: SplitIds | None = None,
                    mapping: Mapping[str, Any] | None = None) -> Dataset:
     """A table as items: its columns are QAItem fields, or `mapping` (our field → column) names them
-    (`records._mapped`); `ids`: see `records._rows_to_dataset`."""
+    (`records._mapped`); `ids`: see `reading.SplitIds`."""
     if mapping:
         columns = check_columns(mapping)
         rows: Iterable[dict[str, Any]] = (_mapped(row, columns) for row in table.to_pylist())
@@ -68,16 +70,3 @@ def _table_dataset(table: Any, path: Path, ids: tuple[str, int] | None = None,
             raise DataError(str(path), None, missing[0], f"column missing; have {table.column_names}")
         rows = table.to_pylist()
     return _rows_to_dataset(rows, str(path), _name(path), ids)
-
-
-def read_split_shards(shards: list[Path], prefix: str, mapping: Mapping[str, Any] | None = None) -> list[QAItem]:
-    """The items of one split's Arrow or Parquet shards (Hugging Face's `…-00000-of-00002`), in order, their
-    default ids numbered across the split, PREFIX-1, PREFIX-2, … (not per shard: an id must not change with
-    the number of shards a split was saved in), with or without a column `mapping`."""
-    items: list[QAItem] = []
-    first = 1
-    for shard in shards:
-        table = _read_table(shard, shard.suffix.removeprefix("."))
-        items += _table_dataset(table, shard, ids=(prefix, first), mapping=mapping).items
-        first += table.num_rows
-    return items

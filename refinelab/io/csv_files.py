@@ -16,6 +16,7 @@ from refinelab.errors import DataError
 from refinelab.io.columns import _ANSWER_NAMES, _QUESTION_NAMES, _as_list, check_columns, guess_columns
 from refinelab.io.folders import _folder_holds, without_split_word
 from refinelab.io.reading import (
+    SplitIds,
     _answer_index,
     _checked,
     _collect,
@@ -63,8 +64,9 @@ def _csv_problems(path: Path, reader: Any) -> Iterator[None]:
         raise DataError(str(path), line or None, None, f"not readable as CSV: {problem}") from None
 
 
-def read_mmlu_csv(path: str | Path) -> Dataset:
-    """The original MMLU layout: no header, question,A,B,C,D,answer_letter; subject from the file name."""
+def read_mmlu_csv(path: str | Path, *, ids: SplitIds | None = None) -> Dataset:
+    """The original MMLU layout: no header, question,A,B,C,D,answer_letter; subject from the file name, and
+    the id SUBJECT-ROW unless `ids` numbers a shard's rows across its split (`reading.SplitIds`)."""
     path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.csv"))
@@ -83,12 +85,13 @@ def read_mmlu_csv(path: str | Path) -> Dataset:
                 raise DataError(str(path), row_no, None,
                                 f"expected question, 2+ choices and an answer letter; got {len(row)} columns")
             question, choices, letter = row[0], row[1:-1], row[-1]
+            default_id = ids.next_id() if ids else f"{subject}-{row_no}"
 
             def build(row_no: int = row_no, question: str = question, choices: list[str] = choices,
-                      letter: str = letter, width: int = len(row)) -> QAItem:
+                      letter: str = letter, width: int = len(row), default_id: str = default_id) -> QAItem:
                 answer = _answer_index(path, row_no, letter, len(choices), field=f"column {width} (answer)")
                 return _make_item(path, row_no, {
-                    "id": f"{subject}-{row_no}", "question": question, "choices": choices, "answer": answer,
+                    "id": default_id, "question": question, "choices": choices, "answer": answer,
                     "subject": subject,
                 })
 
@@ -97,11 +100,12 @@ def read_mmlu_csv(path: str | Path) -> Dataset:
     return _checked(Dataset(items, name=subject), path)
 
 
-def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Dataset:
+def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None, *, ids: SplitIds | None = None) -> Dataset:
     """A CSV with a header. `mapping` names columns: question, choices (a list of columns, or one column
     holding a JSON list), answer, and optionally id, subject, domain, skill; or, for a generation set, answer
     (the right answer's text) and wrong (the wrong answers: columns, or one column joined by ';'). Without it
-    the columns are guessed from the header (`guess_columns`), or a one-line error asks for `--columns`."""
+    the columns are guessed from the header (`guess_columns`), or a one-line error asks for `--columns`. A row
+    without an id column is FILE-ROW, or numbered across its split when `ids` is a shard's (`reading.SplitIds`)."""
     path = Path(path)
     text = _read_text(path)
     delimiter = _header_delimiter(path, text[:_HEADER_SNIFF_BYTES]) or ","
@@ -122,8 +126,8 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Data
 
     embedded = choice_columns == [mapping["question"]]  # the options are written into the question
 
-    def build(row_no: int, row: dict[str, str | None]) -> QAItem:
-        item: dict[str, Any] = {"id": row[mapping["id"]] if "id" in mapping else f"{_name(path)}-{row_no}"}
+    def build(row_no: int, row: dict[str, str | None], default_id: str) -> QAItem:
+        item: dict[str, Any] = {"id": row[mapping["id"]] if "id" in mapping else default_id}
         if wrong_columns:  # the right answer's text and the wrong answers apart (TruthfulQA's CSV)
             wrong: Any = row[wrong_columns[0]] or "" if len(wrong_columns) == 1 else [row[c] for c in wrong_columns]
             choices, key = options_from_key(path, row_no, row[mapping["question"]], row[mapping["answer"]], wrong,
@@ -150,7 +154,8 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Data
         for row_no, row in enumerate(reader, start=2):
             if None in row:
                 raise DataError(str(path), row_no, None, f"more cells than the {len(header)} header columns")
-            if (item := _collect(lambda: build(row_no, row))) is not None:  # noqa: B023
+            default_id = ids.next_id() if ids else f"{_name(path)}-{row_no}"  # drawn by every row, valid or not
+            if (item := _collect(lambda: build(row_no, row, default_id))) is not None:  # noqa: B023
                 items.append(item)
     return _checked(Dataset(items, name=_name(path)), path)
 

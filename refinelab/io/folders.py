@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from refinelab.errors import DataError
-from refinelab.io.reading import _name, _suffix
+from refinelab.io.reading import SplitIds, _name, _suffix
 
 _SHARD = re.compile(r"^(?P<split>.+)-\d{5}-of-(?P<total>\d{5})$")  # "train-00000-of-00003" (Hugging Face's)
 
@@ -104,10 +104,14 @@ def _split_files(path: Path, split: str | None = None, with_csv: bool = False) -
     return chosen
 
 
-def is_columnar_shards(files: list[Path]) -> bool:
-    """Whether `files` are Arrow or Parquet shards ("test-00000-of-00002.parquet"), not gzipped: Hugging Face's
-    own form, whose rows `columnar.read_split_shards` numbers across the split."""
-    return all(f.suffix in {".arrow", ".parquet"} and _SHARD.match(f.stem) for f in files)
+def split_ids(path: Path, files: list[Path]) -> SplitIds | None:
+    """The numbering of the default ids of `files`, one split of the folder `path` (`_split_files`), when they are
+    its shards ("test-00000-of-00002.parquet", ".jsonl", ".csv", gzipped or not): across the split, prefixed by
+    its word ("test-1", …), else by the folder's name (`save_to_disk`'s "data-00000-of-00001.arrow"), in any
+    format alike. None for whole files: each numbers its own rows."""
+    if not files or not all(_SHARD.match(_name(f)) for f in files):
+        return None
+    return SplitIds(_split_word(files[0]) or path.name)
 
 
 def _split_folder(path: Path, split: str) -> Path | None:

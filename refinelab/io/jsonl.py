@@ -10,6 +10,7 @@ from typing import Any
 from refinelab.errors import DataError
 from refinelab.io.columns import check_columns
 from refinelab.io.reading import (
+    SplitIds,
     _answer_index,
     _checked,
     _collect,
@@ -41,7 +42,7 @@ def _is_arc(row: Mapping[str, Any]) -> bool:
     return isinstance(row.get("question"), dict) and "answerKey" in row
 
 
-def _from_arc(path: Path, line_no: int, row: dict[str, Any]) -> QAItem:
+def _from_arc(path: Path, line_no: int, row: dict[str, Any], default_id: str) -> QAItem:
     question = row["question"]
     choices = question.get("choices")
     if not isinstance(choices, list) or not choices:
@@ -51,7 +52,7 @@ def _from_arc(path: Path, line_no: int, row: dict[str, Any]) -> QAItem:
     if key not in labels:
         raise DataError(str(path), line_no, "answerKey", f"{key!r} is not one of the choice labels {labels}")
     return _make_item(path, line_no, {
-        "id": str(row.get("id") or f"{_name(path)}-{line_no}"),
+        "id": str(row.get("id") or default_id),
         "question": question.get("stem", ""),
         "choices": [str(c.get("text", "")) for c in choices],
         "answer": labels.index(key),
@@ -60,24 +61,25 @@ def _from_arc(path: Path, line_no: int, row: dict[str, Any]) -> QAItem:
     })
 
 
-def read_jsonl(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Dataset:
+def read_jsonl(path: str | Path, mapping: Mapping[str, Any] | None = None, *, ids: SplitIds | None = None) -> Dataset:
     """Our JSONL (one QAItem per line), ARC's original JSONL, or another JSONL of questions, row by row. A row
     that names `question`, `choices` and `answer` is ours: its id is required and an unknown key refused
     (a typo must not vanish into metadata). Any other row is read as a record is (`_mapped`: usual names
     such as `query`/`options`/`gold`/`correct` stand in, other keys go to `metadata`, the id is FILE-LINE
     unless given), so OpenBookQA's and AQuA's files load. With `mapping` (our field → its key), every row
-    is read as a record through it. A `.json` file holding one array is read element by element."""
+    is read as a record through it. A `.json` file holding one array is read element by element. `ids`
+    numbers a shard's default ids across its split (`reading.SplitIds`) instead of FILE-LINE."""
     path = Path(path)
     items: list[QAItem] = []
     mapping = check_columns(mapping) if mapping else None
 
-    def build(line_no: int, row: dict[str, Any]) -> QAItem:
+    def build(line_no: int, row: dict[str, Any], default_id: str) -> QAItem:
         if mapping is not None:
-            return _foreign_item(path, line_no, _mapped(row, mapping), _name(path))
+            return _foreign_item(path, line_no, _mapped(row, mapping), _name(path), default_id)
         if _is_arc(row):
-            return _from_arc(path, line_no, row)
+            return _from_arc(path, line_no, row, default_id)
         if not {"question", "choices", "answer"} <= row.keys():  # not ours: read as a record is
-            return _foreign_item(path, line_no, _mapped(row, None), _name(path))
+            return _foreign_item(path, line_no, _mapped(row, None), _name(path), default_id)
         if "id" not in row:
             raise DataError(str(path), line_no, "id", "missing; every item needs an id")
         if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it
@@ -86,7 +88,8 @@ def read_jsonl(path: str | Path, mapping: Mapping[str, Any] | None = None) -> Da
         return _make_item(path, line_no, row)
 
     for line_no, row in _json_array_objects(path) if _is_json_array(path) else jsonl_objects(path):
-        if (item := _collect(lambda: build(line_no, row))) is not None:  # noqa: B023
+        default_id = ids.next_id() if ids else f"{_name(path)}-{line_no}"  # drawn by every row, valid or not
+        if (item := _collect(lambda: build(line_no, row, default_id))) is not None:  # noqa: B023
             items.append(item)
     return _checked(Dataset(items, name=_name(path)), path)
 

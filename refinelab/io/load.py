@@ -5,23 +5,16 @@ public API uses for every input, `require_items` refuses a set with nothing vali
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from refinelab.errors import DataError
-from refinelab.io.columnar import _read_columnar, read_arrow, read_parquet, read_split_shards
+from refinelab.io.columnar import _read_columnar, read_arrow, read_parquet
 from refinelab.io.csv_files import _csv_folder_layout, _csv_has_header, read_csv, read_mmlu_csv
-from refinelab.io.folders import (
-    _split_files,
-    _split_folder,
-    _split_word,
-    _sub_folders,
-    _table_files,
-    is_columnar_shards,
-)
+from refinelab.io.folders import _split_files, _split_folder, _sub_folders, _table_files, split_ids
 from refinelab.io.jsonl import read_jsonl
-from refinelab.io.reading import _checked, _rejected, _suffix
+from refinelab.io.reading import SplitIds, _checked, _rejected, _suffix
 from refinelab.io.records import from_records
 from refinelab.schema import Dataset
 
@@ -140,7 +133,8 @@ def _load(path: Path, format: str | None, mapping: Mapping[str, Any] | None, spl
 
 def _load_folder(path: Path, format: str | None, mapping: Mapping[str, Any] | None, split: str | None) -> Dataset:
     """A folder: its split's sub-folder, its split's files (CSV files too, each read as MMLU's layout or as
-    headered: one kind a folder), a dataset repository's data/, or else MMLU's layout."""
+    headered: one kind a folder; a split's shards numbering its default ids across it, `folders.split_ids`), a
+    dataset repository's data/, or else MMLU's layout."""
     if split is not None and (folder := _split_folder(path, split)) is not None:
         return _load(folder, format, mapping)
     if split is None and (path / "dataset_dict.json").is_file():
@@ -149,12 +143,10 @@ def _load_folder(path: Path, format: str | None, mapping: Mapping[str, Any] | No
     if format != "mmlu":
         layout = _csv_folder_layout(path, mapping)  # each CSV file's header read once, here
         if files := _split_files(path, split, with_csv=layout is not None):
-            if format in (None, files[0].suffix.removeprefix(".")) and is_columnar_shards(files):
-                items = read_split_shards(files, prefix=_split_word(files[0]) or path.name, mapping=mapping)
-            else:
-                csv_format = "csv" if layout == "headered" else "mmlu"
-                items = [item for file in files for item in _load_file(
-                    file, format or (csv_format if _suffix(file) == ".csv" else None), mapping).items]
+            csv_format = "csv" if layout == "headered" else "mmlu"
+            ids = split_ids(path, files)
+            items = [item for file in files for item in _load_file(
+                file, format or (csv_format if _suffix(file) == ".csv" else None), mapping, ids).items]
             return _checked(Dataset(items, name=path.name if split is None else split), path)
         hub_data = path / "data"  # a dataset repository as cloned: README.md beside data/
         if hub_data.is_dir() and not hub_data.is_symlink() and not _table_files(path):
@@ -166,9 +158,18 @@ def _load_folder(path: Path, format: str | None, mapping: Mapping[str, Any] | No
     return _load_file(path, format or "mmlu", mapping)
 
 
-def _load_file(path: Path, format: str | None, mapping: Mapping[str, Any] | None) -> Dataset:
-    """One file (or a folder read as MMLU's layout) by `format`, else by its name."""
-    readers: dict[str, Callable[[Path], Dataset]] = {
+class _Reader(Protocol):
+    """A reader of one file by its format (`read_jsonl`, `read_parquet`, …): every one numbers a shard's rows by
+    its split's `ids`."""
+
+    def __call__(self, path: Path, /, *, ids: SplitIds | None = None) -> Dataset: ...
+
+
+def _load_file(path: Path, format: str | None, mapping: Mapping[str, Any] | None,
+               ids: SplitIds | None = None) -> Dataset:
+    """One file (or a folder read as MMLU's layout) by `format`, else by its name; `ids` when it is a shard of a
+    split whose default ids are numbered across it (`reading.SplitIds`)."""
+    readers: dict[str, _Reader] = {
         "jsonl": read_jsonl, "arc": read_jsonl, "mmlu": read_mmlu_csv, "parquet": read_parquet, "arrow": read_arrow,
     }
     if format is None:
@@ -184,13 +185,13 @@ def _load_file(path: Path, format: str | None, mapping: Mapping[str, Any] | None
     if format == "csv":
         if path.is_dir():
             raise DataError(str(path), None, None, "--format csv reads one file; a folder is read as MMLU")
-        return read_csv(path, mapping)
+        return read_csv(path, mapping, ids=ids)
     if mapping and format in {"parquet", "arrow"}:
-        return _read_columnar(path, format, mapping)
+        return _read_columnar(path, format, mapping, ids=ids)
     if mapping and format == "jsonl":
-        return read_jsonl(path, mapping)
+        return read_jsonl(path, mapping, ids=ids)
     if mapping:
         raise DataError(str(path), None, None, f"a column mapping applies to CSV, JSONL, Parquet and Arrow, not {format}")
     if format not in readers:
         raise DataError(str(path), None, None, f"unknown format {format!r}; known: csv, {', '.join(readers)}")
-    return readers[format](path)
+    return readers[format](path, ids=ids)

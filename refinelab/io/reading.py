@@ -52,6 +52,24 @@ def _make_item(path: Path, row: int, data: dict[str, Any]) -> QAItem:
         raise _fail_from_validation(path, row, exc) from None
 
 
+class SplitIds:
+    """The default ids of one split's shards (Hugging Face's `train-00000-of-00002.*`, any format), PREFIX-1,
+    PREFIX-2, … numbered across the split in the order its rows are read, not per shard: an item's id must not
+    change with the number of shards the split was saved in, nor with their format. Every row draws its number,
+    one that carries its own id or is refused too, so that no other row's id moves with it. Every reader takes
+    one (`ids=`) and draws each row's default id from it; without one a row's default id is its file's own
+    (NAME-ROW)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.drawn = 0
+
+    def next_id(self) -> str:
+        """The next row's default id."""
+        self.drawn += 1
+        return f"{self.prefix}-{self.drawn}"
+
+
 def _name(path: Path) -> str:
     """The file's name without its format suffix, or suffixes ("train.jsonl.gz" → "train"): ids and the
     dataset's name."""

@@ -17,7 +17,15 @@ from refinelab.io.columns import (
     LIST_FIELDS,
     check_columns,
 )
-from refinelab.io.reading import _answer_index, _checked, _collect, _make_item, _short, options_from_key
+from refinelab.io.reading import (
+    SplitIds,
+    _answer_index,
+    _checked,
+    _collect,
+    _make_item,
+    _short,
+    options_from_key,
+)
 from refinelab.safeload import loads_json
 from refinelab.schema import Dataset, QAItem, strip_option_labels
 
@@ -85,14 +93,13 @@ def _answer_from_text(path: Path, row_no: int, value: Any, choices: Sequence[Any
         return matches[0]
 
 
-def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str,
-                     ids: tuple[str, int] | None = None) -> Dataset:
-    """The rows as items, each named by its source and row in errors; `ids` = (prefix, first number) numbers
-    the rows' default ids from there instead of NAME-ROW (one split's shards, numbered across the split)."""
+def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str, ids: SplitIds | None = None) -> Dataset:
+    """The rows as items, each named by its source and row in errors; their default ids drawn from `ids`
+    (a shard's rows, numbered across its split) instead of NAME-ROW."""
     path = Path(source)
     items = []
     for row_no, row in enumerate(rows, start=1):
-        default = f"{ids[0]}-{ids[1] + row_no - 1}" if ids else None
+        default = ids.next_id() if ids else None
         if (item := _collect(lambda: _foreign_item(path, row_no, row, name, default))) is not None:  # noqa: B023
             items.append(item)
     return _checked(Dataset(items, name=name), path)

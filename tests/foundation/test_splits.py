@@ -5,12 +5,14 @@ MMLU's dev/val/test. `split` picks one; without it a folder of several is refuse
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from refinelab.errors import DataError
 from refinelab.io import as_dataset, load_dataset
+from refinelab.schema import QAItem
 
 
 def _rows(tag: str, n: int) -> dict[str, list]:
@@ -250,3 +252,87 @@ def test_a_dataset_dict_in_memory_takes_a_split_too() -> None:
         as_dataset(dd)
     with pytest.raises(DataError, match="has no split 'dev'; it holds train, test"):
         as_dataset(dd, split="dev")
+
+
+def _parquet_split(folder: Path, rows: list[dict], shards: int) -> Path:
+    """`rows` written as one split of `shards` Parquet shards (as the hub would shard them), in our columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    size = -(-len(rows) // shards)
+    for index in range(shards):
+        part = [{"question": r["question"], "choices": r["options"], "answer": r["answer"]}
+                for r in rows[index * size:(index + 1) * size]]
+        pq.write_table(pa.Table.from_pylist(part), folder / f"train-{index:05d}-of-{shards:05d}.parquet")
+    return folder
+
+
+def _text_split(folder: Path, rows: list[dict], shards: int, kind: str) -> Path:
+    """`rows` written as one split of `shards` text shards: JSONL lines or a JSON array of a foreign layout
+    (question, options, answer: no id, so each row gets a default one), a CSV with a header (question, A, B,
+    C, answer), or MMLU's headerless CSV ("mmlu")."""
+    folder.mkdir()
+    size = -(-len(rows) // shards)
+    for index in range(shards):
+        part = rows[index * size:(index + 1) * size]
+        if kind == "jsonl":
+            text = "".join(json.dumps(row) + "\n" for row in part)
+        elif kind == "json":
+            text = json.dumps(part)
+        else:
+            text = ("question,A,B,C,answer\n" if kind == "csv" else "") + "".join(
+                f"{r['question']},{','.join(r['options'])},{'ABC'[r['answer']]}\n" for r in part)
+        suffix = "csv" if kind == "mmlu" else kind
+        (folder / f"train-{index:05d}-of-{shards:05d}.{suffix}").write_text(text)
+    return folder
+
+
+def _foreign_rows(n: int) -> list[dict]:
+    return [{"question": f"Q{r}?", "options": [f"a{r}", f"b{r}", f"c{r}"], "answer": r % 3} for r in range(n)]
+
+
+def _read(dataset: Iterable[QAItem]) -> list[tuple[str, str, list[str], int]]:
+    return [(i.id, i.question, i.choices, i.answer) for i in dataset]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "json", "csv", "mmlu"])
+def test_text_shards_number_default_ids_across_the_split_as_parquet_shards_do(tmp_path: Path, kind: str) -> None:
+    """A hub snapshot shards JSONL, JSON and CSV splits as it does Parquet (train-00000-of-00002.jsonl, …). Their
+    rows without an id were numbered per file from its name (train-00001-of-00002-1): an item's id changed with
+    the number of shards the split was saved in, and differed from the id the same rows got as Parquet. Now
+    they are numbered across the split, train-1, train-2, …, as Parquet shards are."""
+    rows = _foreign_rows(5)
+    as_parquet = _read(load_dataset(_parquet_split(tmp_path / "parquet", rows, shards=2)))
+    assert [row[0] for row in as_parquet] == [f"train-{n}" for n in range(1, 6)]
+    two = _read(load_dataset(_text_split(tmp_path / "two", rows, 2, kind)))
+    one = _read(load_dataset(_text_split(tmp_path / "one", rows, 1, kind)))
+    assert two == as_parquet and one == as_parquet
+    assert [i.provenance.row for i in load_dataset(tmp_path / "two")] == (
+        [2, 3, 4, 2, 3] if kind == "csv" else [1, 2, 3, 1, 2])  # each shard's own row, for errors
+
+
+def test_a_text_shards_own_ids_are_kept(tmp_path: Path) -> None:
+    """A row that carries its id keeps it, and its number is drawn all the same: the rows after it keep theirs."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rows = _foreign_rows(4)
+    rows[2]["id"] = "kept"
+    for index in range(2):
+        (folder / f"test-{index:05d}-of-00002.jsonl").write_text(
+            "".join(json.dumps(row) + "\n" for row in rows[index * 2:index * 2 + 2]))
+    assert [i.id for i in load_dataset(folder)] == ["test-1", "test-2", "kept", "test-4"]
+
+
+def test_an_invalid_row_in_a_later_text_shard_names_that_shard_and_its_row(tmp_path: Path) -> None:
+    """Numbered across the split, a row is still reported by its own file and row: the second shard's second
+    line, not the split's fifth row. Quarantined, it keeps its number: the rows after it keep their ids."""
+    rows = _foreign_rows(6)
+    rows[4]["answer"] = "Z"  # the second shard's second row
+    folder = _text_split(tmp_path / "data", rows, 2, "jsonl")
+    with pytest.raises(DataError, match=r"train-00001-of-00002\.jsonl, row 2, field 'answer': expected an answer letter"):
+        load_dataset(folder)
+    quarantined = load_dataset(folder, on_invalid="quarantine")
+    assert [i.id for i in quarantined] == ["train-1", "train-2", "train-3", "train-4", "train-6"]
+    [error] = quarantined.rejected
+    assert (Path(error.path).name, error.row, error.field) == ("train-00001-of-00002.jsonl", 2, "answer")
