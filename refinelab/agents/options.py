@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from refinelab.agents.style_examples import ExampleChoice
+from refinelab.errors import ConfigError, DataError, validation_problem
 from refinelab.metrics.error_checks import ErrorModel
 from refinelab.operations import OPERATION_NAMES, operation
+from refinelab.safeload import load_yaml, loads_json
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -82,6 +85,13 @@ class RunOptions(BaseModel):
                                   "writer's stem drafts are asked for only when no swap moved the item far enough")
     allow_shrink: bool = Field(False, description="let the planner remove any item to rebalance coverage or "
                                "difficulty; without it, only defects (unfixable errors, duplicates) are removed")
+    fix_min_p_error: float = Field(0.05, ge=0.0, le=1.0, description="an item is a candidate for `fix` only at "
+                                   "this screened p_error or above (below it a fix is almost surely wasted: the "
+                                   "correction eval's 7 unhandled wrong keys of 50 lay under 0.05, beside most "
+                                   "of the clean items)")
+    remove_min_p_error: float = Field(0.5, ge=0.0, le=1.0, description="without allow_shrink, an item is a "
+                                      "defect `remove` may be bought for at this p_error or above (or a flagged "
+                                      "item whose fix failed, or a duplicate)")
 
     # --- profiling
     difficulty_method: DifficultyMethod = Field(
@@ -153,6 +163,55 @@ class RunOptions(BaseModel):
         if isinstance(value, str):  # "m1,m2" from a flag or an environment variable
             value = value.split(",")
         return [str(m).strip() for m in value or [] if str(m).strip()]
+
+
+#: The options that shape a profile — what profiling measures and how — as opposed to what a run then buys and
+#: how it checks edits. A plan folder's profile is reused only for the same values of these
+#: (`api/planning.py`); `tests/foundation/test_options_file.py` checks each is a field.
+PROFILE_FIELDS: tuple[str, ...] = (
+    "difficulty_method", "skill_method", "label_batch", "elo_extra_rounds", "elo_bootstrap", "panel",
+    "panel_reasoning", "panel_method", "panel_orders", "panel_shots", "distractors", "validate_suspects",
+    "validator_threshold", "error_model", "screening_model", "validators", "rag_corpus", "rag_k", "rag_min_score",
+    "pot_attempts", "pot_timeout_s",
+)
+
+#: An options file is a few dozen lines; anything far larger is not one.
+MAX_OPTIONS_FILE_BYTES = 256 * 1024
+
+
+def profile_options(options: RunOptions) -> dict[str, Any]:
+    """The profile-shaping options (`PROFILE_FIELDS`) that differ from the defaults, as JSON values: empty
+    for a default profile, so a default plan folder keeps its name whatever options are added later."""
+    return {k: v for k, v in options.model_dump(mode="json", exclude_defaults=True).items() if k in PROFILE_FIELDS}
+
+
+def read_options_file(path: str | Path) -> dict[str, Any]:
+    """The run options a YAML or JSON file sets (`--options FILE`): a mapping of `RunOptions` fields, each
+    checked as `RunOptions` checks it, so a problem is one `ConfigError` naming the file and the field
+    (`opts.yaml: panel_orders: Input should be less than or equal to 10`) before any data is read. Returns
+    the file's own fields only: the command line's flags are laid over them (`cli/common.run_options`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: options file not found")
+    if path.stat().st_size > MAX_OPTIONS_FILE_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_OPTIONS_FILE_BYTES // 1024} KiB; not an options file")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = loads_json(text, str(path)) if path.suffix.lower() == ".json" else load_yaml(text, str(path))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid UTF-8 text") from None
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of run options (field: value), got {type(data).__name__}")
+    try:
+        RunOptions.model_validate(data)
+    except ValidationError as exc:
+        where, message = validation_problem(exc.errors()[0])
+        raise ConfigError(f"{path}, field '{where}': {message}" if where else f"{path}: {message}") from None
+    return dict(data)
 
 
 @dataclass

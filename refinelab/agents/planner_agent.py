@@ -14,6 +14,7 @@ from typing import Any
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.key_correction import fix_abstains
+from refinelab.agents.options import RunOptions
 from refinelab.metrics.error_checks import distractors_replaceable
 from refinelab.operations import Op, writes_new_item
 from refinelab.planner.catalogue import (
@@ -136,12 +137,15 @@ def observations(ctx: AgentContext) -> list[PilotObservation]:
                              passed=outcomes[e]["status"] in SUCCEEDED) for e, t in tokens.items()]
 
 
-def edit_catalogue(enabled: list[str], max_attempts: int, allow_shrink: bool = False) -> Catalogue:
+def edit_catalogue(enabled: list[str], max_attempts: int, options: RunOptions | None = None) -> Catalogue:
     """Priors per *planned edit* rather than per attempt: the graph retries a rejected candidate up to
     `max_attempts` times, so an edit costs E[attempts] = sum_a (1 - s)^a attempts and lands with
-    probability 1 - (1 - s)^max_attempts. Observations are per edit too (see `observations`)."""
-    base = Catalogue(applicability=ApplicabilityPolicy(enabled=frozenset(Op(o) for o in enabled),
-                                                       allow_shrink=allow_shrink))
+    probability 1 - (1 - s)^max_attempts. Observations are per edit too (see `observations`). Which
+    items an operation may be bought for follows the run's options (`allow_shrink`, the p_error floors)."""
+    options = options or RunOptions()
+    base = Catalogue(applicability=ApplicabilityPolicy(
+        enabled=frozenset(Op(o) for o in enabled), allow_shrink=options.allow_shrink,
+        fix_min_p_error=options.fix_min_p_error, remove_min_p_error=options.remove_min_p_error))
     specs = {}
     for op, spec in base.specs.items():
         s = spec.success_prob
@@ -159,7 +163,7 @@ def edit_catalogue(enabled: list[str], max_attempts: int, allow_shrink: bool = F
 
 def current_catalogue(ctx: AgentContext, enabled: list[str]) -> tuple[Catalogue, int]:
     """The edit catalogue refitted on every finished edit so far; returns it and the number of rows used."""
-    catalogue = edit_catalogue(enabled, ctx.settings.max_attempts, ctx.options.allow_shrink)
+    catalogue = edit_catalogue(enabled, ctx.settings.max_attempts, ctx.options)
     obs = observations(ctx)
     return (catalogue.updated(obs) if obs else catalogue), len(obs)
 

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.difficulty import JUDGE_MEMBER
+from refinelab.agents.options import RunOptions
 from refinelab.agents.validation.verdicts import check_original, to_validator_verdict
+from refinelab.errors import ConfigError
 from refinelab.metrics.error_checks import (
     ERROR_TYPES,
     ErrorModel,
@@ -111,13 +114,41 @@ def error_diagnostic(ctx: AgentContext, item: QAItem, expected_choices: int | No
 _MODELS: dict[str, ScreeningModel] = {}
 
 
+def _model_at(path: str) -> ScreeningModel:
+    if path not in _MODELS:
+        _MODELS[path] = ScreeningModel.load(Path(path))
+    return _MODELS[path]
+
+
+def run_screening_model(options: RunOptions) -> ScreeningModel | None:
+    """The fitted combiner the run names (`options.screening_model`), read once per process; None when it
+    names none. A run asks it before any folder is made (`api/runs.checked_options`), so a missing file or
+    one that cannot score this run's panel fails in a line instead of after the profile's model calls:
+
+    - it scores the panel's answers, so a run that asks no panel (no `panel` and a difficulty method other
+      than irt, which asks the judge) would never use it;
+    - a model fitted with members' own p(key) (`p_key[NAME]`, `screen --calibrate` with several members)
+      needs those members: a member the panel lacks reads as uniform, and p_error would be wrong unseen."""
+    if not options.screening_model:
+        return None
+    path = str(options.screening_model)
+    model = _model_at(path)
+    panel = list(options.panel) or ([JUDGE_MEMBER] if options.difficulty_method == "irt" else [])
+    if not panel:
+        raise ConfigError(f"{path}: a calibration scores the panel's answers, and this run asks no panel "
+                          "(set a panel, or difficulty_method irt, which asks the judge)")
+    needed = [f[len("p_key["):-1] for f in model.features if f.startswith("p_key[")]
+    if missing := [m for m in needed if m not in panel]:
+        raise ConfigError(f"{path}: fitted on the answers of {', '.join(needed)}; this run's panel "
+                          f"({', '.join(panel)}) lacks {', '.join(missing)}")
+    return model
+
+
 def _fitted_p_error(ctx: AgentContext, item: QAItem, diag: Diagnostic, panel: dict[str, Any]) -> Diagnostic:
     """p_error from the calibrated combiner (the run's `screening_model`); the hand-set pooling's value is
     kept as evidence, and a deterministic defect or a validator's "wrong" still raises p_error."""
     path = str(ctx.options.screening_model)
-    if path not in _MODELS:
-        _MODELS[path] = ScreeningModel.load(Path(path))
-    model = _MODELS[path]
+    model = _model_at(path)
     members = [f[len("p_key["):-1] for f in model.features if f.startswith("p_key[")]
     features = item_features(item, panel, members)
     fitted = model.p_error([features])[0]

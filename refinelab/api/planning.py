@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.agents.options import PROFILE_FIELDS, RunHooks, RunOptions, profile_options
 from refinelab.agents.planner_agent import plan_for_budget
 from refinelab.api.context import working_folder
 from refinelab.api.decontamination import (
@@ -31,7 +31,7 @@ from refinelab.api.decontamination import (
     find_contamination,
 )
 from refinelab.api.profiling import profile_in
-from refinelab.api.runs import as_options
+from refinelab.api.runs import checked_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
 from refinelab.errors import ConfigError, DataError
@@ -42,33 +42,32 @@ from refinelab.planner.tool import plan_payload
 from refinelab.schema import Dataset, QAItem
 from refinelab.tools.store import RunStore
 
-DEFAULT_SKILL_METHOD = RunOptions.model_fields["skill_method"].default
-
 
 def plan_dir(settings: Settings, data: Path, subjects: str | None, limit: int | None,
-             skill_method: str = DEFAULT_SKILL_METHOD, items: Iterable[QAItem] | None = None,
+             options: RunOptions | None = None, items: Iterable[QAItem] | None = None,
              decontaminate: Sequence[Path] = (), decontaminate_split: str | None = None) -> Path:
-    """The default plan folder: one per (data, subjects, limit, labeller, references, content of `items`), so
-    a profile is found again for the same input, and an edited file at the same path gets a folder of its
-    own instead of a stale profile (a folder holding other items is refused: `working_folder`)."""
+    """The default plan folder: one per (data, subjects, limit, the options that shape a profile, references,
+    content of `items`), so a profile is found again for the same input measured the same way, and an edited
+    file at the same path gets a folder of its own instead of a stale profile (a folder holding other items
+    is refused: `working_folder`). Default options add nothing to the key."""
     parts: list[Any] = [str(data.resolve()), subjects or "", limit]
-    if skill_method != DEFAULT_SKILL_METHOD:
-        parts.append(skill_method)
+    if shaping := profile_options(options or RunOptions()):
+        parts.append(shaping)
     if decontaminate:
         parts.append([[str(Path(p).resolve()) for p in decontaminate], decontaminate_split])
     if items is not None:
         content = [[i.id, i.question, list(i.choices), i.answer] for i in items]
         parts.append(hashlib.sha1(json.dumps(content).encode()).hexdigest())
-    key = json.dumps(parts)
+    key = json.dumps(parts, sort_keys=True)
     return Path(settings.runs_dir) / f"plan-{data.stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
-def profiled_skill_method(folder: Path) -> str:
-    """The labeller the profile in `folder` was made with (profile.json's options; unset = the default)."""
+def profiled_with(folder: Path) -> dict[str, Any]:
+    """The profile-shaping options the profile in `folder` was made with (profile.json's options, which
+    hold what differed from the defaults; `agents/options.PROFILE_FIELDS`)."""
     report = json.loads((folder / "profile.json").read_text(encoding="utf-8"))
     options = report.get("options") if isinstance(report, dict) else None
-    method = options.get("skill_method") if isinstance(options, dict) else None
-    return method if isinstance(method, str) else DEFAULT_SKILL_METHOD
+    return {k: v for k, v in (options if isinstance(options, dict) else {}).items() if k in PROFILE_FIELDS}
 
 
 def profile_complete(folder: Path) -> bool:
@@ -99,15 +98,17 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
     dataset = as_dataset(data, columns=columns, on_invalid="quarantine")
     settings = settings or load_settings()
     targets = targets or Targets()
-    options = as_options(options).model_copy(update={"dry_run": True})
+    options = checked_options(options).model_copy(update={"dry_run": True})
     enabled = list(options.operations)
     reused = profile_complete(folder)
     if not reused:
         require_items(dataset, "profile")
     contamination = find_contamination(dataset, references, split=decontaminate_split) if references else None
-    if reused and (made_with := profiled_skill_method(folder)) != options.skill_method:
-        raise ConfigError(f"{folder}: profiled with skill method {made_with!r}, not {options.skill_method!r}; "
-                          f"plan into another folder (--out) or ask for {made_with!r}")
+    if reused and (made_with := profiled_with(folder)) != (asked := profile_options(options)):
+        differ = sorted(k for k in made_with.keys() | asked.keys() if made_with.get(k) != asked.get(k))
+        shown = "; ".join(f"{k} {_shown(made_with, k)} there, {_shown(asked, k)} asked" for k in differ)
+        raise ConfigError(f"{folder}: profiled with other options ({shown}); plan into another folder (--out) "
+                          "or ask for the options it was profiled with")
     with working_folder(folder, dataset.items, settings=settings, targets=targets, options=options, hooks=hooks,
                         prompts_dir=prompts_dir) as ctx:
         _take_out_contamination(ctx, contamination, dataset, folder)
@@ -128,6 +129,14 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
                          calls=ctx.ledger.summary()["calls"] - calls_before, folder=folder)
     atomic_write_text(folder / "plan.json", json.dumps(report, indent=2, default=str))
     return report
+
+
+def _shown(options: Mapping[str, Any], name: str) -> str:
+    if name in options:
+        return json.dumps(options[name])
+    field = RunOptions.model_fields[name]
+    default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+    return f"{json.dumps(default) if isinstance(default, list) else repr(default)} (the default)"
 
 
 def _take_out_contamination(ctx: AgentContext, contamination: Contamination | None, dataset: Dataset,

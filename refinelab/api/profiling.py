@@ -20,7 +20,7 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.profiler import profile_items
 from refinelab.api.context import working_folder
-from refinelab.api.runs import as_options
+from refinelab.api.runs import checked_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
 from refinelab.io import DatasetInput, as_dataset, require_items
@@ -98,7 +98,7 @@ def profile(
     settings = settings or load_settings()
     targets = targets or Targets()
     out_dir = Path(out_dir) if out_dir is not None else settings.runs_dir / time.strftime("profile-%Y%m%d-%H%M%S")
-    options = as_options(options)
+    options = checked_options(options)
     with working_folder(out_dir, dataset.items, settings=settings, budget=budget, targets=targets, options=options,
                         hooks=hooks, prompts_dir=prompts_dir) as ctx:
         return profile_in(ctx, dataset, progress)

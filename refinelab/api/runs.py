@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
+from refinelab.agents.screening import run_screening_model
 from refinelab.agents.validation.tools import check_pack_tools
 from refinelab.api.context import close_run_context, open_run_context
 from refinelab.api.decontamination import (
@@ -130,6 +131,15 @@ def as_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
     if isinstance(options, RunOptions):
         return options
     return RunOptions.model_validate(dict(options or {}))
+
+
+def checked_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
+    """`as_options` for a new run, profile or plan, with the file the options name read now: a calibration
+    (`screening_model`) that is missing or cannot score the run's panel fails before any folder is made,
+    not after the profile's model calls (`agents/screening.run_screening_model`)."""
+    options = as_options(options)
+    run_screening_model(options)
+    return options
 
 
 @contextlib.contextmanager
@@ -275,7 +285,7 @@ def refine(
     the items of `data` found in one are removed before profiling, each with its match as evidence, and the
     planner refills their cells (api/decontamination.py); `decontaminate_split` picks a split of each."""
     validate_budget(budget)
-    options = as_options(options)
+    options = checked_options(options)
     references = as_references(decontaminate, decontaminate_split)
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")

@@ -242,7 +242,8 @@ def screen(
     strict: bool = False,
 ) -> ScreenResult:
     """Screen `data` for errors; see the module docstring. `calibrate_sample` > 0 calibrates first on
-    that many of the dataset's items; `calibration` names an existing calibration.json to use.
+    that many of the dataset's items; `calibration` names an existing calibration.json to use (else
+    the options' `screening_model`, if set).
 
     `data` takes what `refine` takes: a path, our `Dataset`, a `datasets.Dataset`, a pandas DataFrame or a
     list of dicts (`columns` maps our fields to its columns); bad input raises `DataError` before any folder
@@ -265,7 +266,7 @@ def screen(
                                prevalence=prevalence, progress=progress)
             atomic_write_text(out / CALIBRATION_FILE, json.dumps(record, indent=2) + "\n")
             model, source = ScreeningModel.from_json(record["model"]), str(out / CALIBRATION_FILE)
-        elif calibration is not None:
+        elif (calibration := calibration or run_options.screening_model) is not None:
             model, source = load_model(calibration), str(calibration)
         else:
             model, source = shipped_model(), "shipped (MMLU-Redux dev)"

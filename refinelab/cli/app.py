@@ -241,17 +241,23 @@ def refine_command(
         help="retrieval corpus: 'wikipedia' (default), 'wikipedia:mmlu_redux,nq,boolq,wikitext', or a JSONL/folder")] = None,
     min_size: Annotated[int | None, typer.Option(
         "--min-size", min=0, help="keep at least this many items (default: 90% of the valid input)")] = None,
-    allow_shrink: Annotated[bool, typer.Option(
-        "--allow-shrink", help="let the planner remove items to rebalance (default: only defects are removed)")] = False,
+    allow_shrink: Annotated[bool | None, typer.Option(
+        "--allow-shrink/--no-allow-shrink",
+        help="let the planner remove items to rebalance (default: only defects are removed)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
-    batch: Annotated[bool, typer.Option("--batch", help="profile label calls and panel probes through the "
-                                                       "OpenAI Batch API (half price on hosted APIs)")] = False,
-    distractors: Annotated[bool, typer.Option("--distractors/--no-distractors", help="score distractor sets "
-                                              "while profiling (MiniLM + the panel's pick rates; no model "
-                                              "tokens), so the planner can buy measured distractor rewrites")] = True,
-    skill_method: arg.SkillMethod = "model",
-    review: Annotated[str, typer.Option(help="undecided edits, weak passes, unfixed flagged items: ask (pause for "
-                                        "`refinelab review`) | auto-accept | auto-reject")] = "auto-reject",
+    batch: Annotated[bool | None, typer.Option("--batch/--no-batch", help="profile label calls and panel probes "
+                                               "through the OpenAI Batch API (half price on hosted APIs)")] = None,
+    distractors: Annotated[bool | None, typer.Option("--distractors/--no-distractors", help="score distractor "
+                                                     "sets while profiling (MiniLM + the panel's pick rates; no "
+                                                     "model tokens), so the planner can buy measured distractor "
+                                                     "rewrites (default: on)")] = None,
+    skill_method: arg.SkillMethod = None,
+    panel: arg.Panel = None,
+    calibration: arg.Calibration = None,
+    options_file: arg.Options = None,
+    review: Annotated[str | None, typer.Option(help="undecided edits, weak passes, unfixed flagged items: ask (pause "
+                                               "for `refinelab review`) | auto-accept | auto-reject (the "
+                                               "default)")] = None,
     strict: Annotated[bool, typer.Option(help="fail on the first invalid row instead of quarantining it")] = False,
     decontaminate: arg.Decontaminate = None,
     decontaminate_split: arg.DecontaminateSplit = None,
@@ -282,9 +288,10 @@ def refine_command(
     wanted = parse_list(operations)
     if wanted is not None and not wanted:
         fail(ConfigError("--operations: name at least one operation"))
-    options = run_options(**({"operations": wanted} if wanted else {}), rag_corpus=rag_corpus,
-                          min_size=min_size, allow_shrink=allow_shrink, review=review,
-                          batch=batch, distractors=distractors, skill_method=skill_method)
+    options = run_options({"screening_model": "--calibration"}, options_file, operations=wanted or None,
+                          rag_corpus=rag_corpus, min_size=min_size, allow_shrink=allow_shrink, review=review,
+                          batch=batch, distractors=distractors, skill_method=skill_method, panel=parse_list(panel),
+                          screening_model=calibration)
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api import refine as run_refine
 

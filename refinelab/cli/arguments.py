@@ -30,11 +30,21 @@ Model = Annotated[list[str] | None, typer.Option(help=MODEL_HELP)]
 ApiKeyEnv = Annotated[list[str] | None, typer.Option(help=KEY_HELP)]
 Config = Annotated[Path | None, typer.Option(help="settings YAML")]
 Prompts = Annotated[Path | None, typer.Option(help="folder overriding prompts / packs")]
-Shots = Annotated[int, typer.Option(help="solved examples each panel probe shows first: the first N items of "
-                                         "the item's subject, answered by their keys (0 = none)")]
-SkillMethod = Annotated[str, typer.Option(help="model (the judge's constrained label) | exemplars (nearest skill "
-                                               "examples, no model call, weaker labels) | probs (the judge's "
-                                               "calibrated skill probabilities)")]
+Shots = Annotated[int | None, typer.Option(help="solved examples each panel probe shows first: the first N items "
+                                                "of the item's subject, answered by their keys (default 0: none)")]
+SkillMethod = Annotated[str | None, typer.Option(help="model (the judge's constrained label; the default) | exemplars "
+                                                      "(nearest skill examples, no model call, weaker labels) | probs "
+                                                      "(the judge's calibrated skill probabilities)")]
+Options = Annotated[Path | None, typer.Option(
+    "--options", metavar="FILE", help="a YAML or JSON file of run options (any field of RunOptions: panel, "
+                                      "panel_orders, difficulty_method, fix_min_p_error, …; docs/configuration.md); "
+                                      "flags given beside it win")]
+Panel = Annotated[str | None, typer.Option(help="comma-separated panel members that answer every item by option "
+                                                "probabilities (embedded names, 'judge', MODEL@URL, rag:NAME, "
+                                                "cloze:NAME); screening, IRT difficulty and a fix's evidence")]
+Calibration = Annotated[Path | None, typer.Option(
+    metavar="FILE", help="a calibration.json from `refinelab screen --calibrate`: its fitted combiner scores the "
+                         "panel's evidence (RunOptions.screening_model)")]
 Decontaminate = Annotated[list[Path] | None, typer.Option(
     metavar="PATH", help="a reference set (a benchmark's test split; repeat for several): items of DATA found in it "
                          "(exact, same question or near-duplicate, as `data overlap` finds them) are removed before "

@@ -92,14 +92,24 @@ def parse_list(value: str | None) -> list[str] | None:
     return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
 
 
-def run_options(flags: Mapping[str, str] | None = None, **fields: Any) -> RunOptions:
-    """`RunOptions` from command-line values. An invalid value fails with the flag that set it: `--` and
-    the field's name with dashes, unless `flags` maps the field to the flag's own name (e.g.
-    `difficulty_method` is `--difficulty`)."""
-    from refinelab.agents.options import RunOptions
+def run_options(flags: Mapping[str, str] | None = None, file: Path | None = None, **fields: Any) -> RunOptions:
+    """`RunOptions` from an options file (`--options FILE`, `agents/options.read_options_file`) with the
+    command-line values laid over it: a field whose flag was not given (None) keeps the file's value, or the
+    default. An invalid value fails with what set it: the file and field, or the flag — `--` and the
+    field's name with dashes, unless `flags` maps the field to the flag's own name (e.g. `difficulty_method`
+    is `--difficulty`). A path option (`screening_model`) is made absolute, as the run records it."""
+    from refinelab.agents.options import RunOptions, read_options_file
 
+    given = {name: str(value) if isinstance(value, Path) else value for name, value in fields.items()
+             if value is not None}
     try:
-        return RunOptions(**fields)
+        from_file = read_options_file(file) if file is not None else {}
+        options = RunOptions(**(from_file | given))
+        if options.screening_model:  # recorded absolute: a resume from another directory finds it
+            options = options.model_copy(update={"screening_model": str(Path(options.screening_model).resolve())})
+        return options
+    except ConfigError as exc:
+        fail(exc)
     except ValidationError as exc:
         field, message = validation_problem(exc.errors()[0])
         name = field.split(".")[0]

@@ -71,7 +71,10 @@ def plan_command(
     limit: arg.Limit = None,
     mode: Annotated[str, typer.Option(help="ilp | lp-round | greedy | random")] = "ilp",
     operations: Annotated[str | None, typer.Option(help="comma-separated operations to allow")] = None,
-    skill_method: arg.SkillMethod = "model",
+    skill_method: arg.SkillMethod = None,
+    panel: arg.Panel = None,
+    calibration: arg.Calibration = None,
+    options_file: arg.Options = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="plan folder (default runs/plan-<digest>)")] = None,
     format: arg.Format = None,
     split: arg.Split = None,
@@ -93,15 +96,16 @@ def plan_command(
         fail("`refinelab plan` only forecasts: pass --dry-run (to spend the budget, use `refinelab refine`)")
     if mode not in PLANNER_MODES:
         fail(f"--mode must be one of {', '.join(PLANNER_MODES)}")
-    enabled = parse_list(operations) or list(OPERATION_NAMES)
-    unknown = sorted(set(enabled) - set(OPERATION_NAMES))
+    enabled = parse_list(operations)
+    unknown = sorted(set(enabled or ()) - set(OPERATION_NAMES))
     if unknown:
         fail(f"unknown operation(s) {unknown}")
     if budget < 0:
         fail("--budget must be >= 0")
     if decontaminate_split is not None and not decontaminate:
         fail("--decontaminate-split needs --decontaminate")
-    options = run_options(operations=enabled, skill_method=skill_method)
+    options = run_options({"screening_model": "--calibration"}, options_file, operations=enabled or None,
+                          skill_method=skill_method, panel=parse_list(panel), screening_model=calibration)
     try:
         settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
     except RefineLabError as exc:
@@ -110,7 +114,7 @@ def plan_command(
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api.planning import plan, plan_dir
 
-    folder = out_dir or plan_dir(settings, data, subjects, limit, skill_method, dataset.items,
+    folder = out_dir or plan_dir(settings, data, subjects, limit, options, dataset.items,
                                  decontaminate or (), decontaminate_split)
     try:
         report = plan(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,

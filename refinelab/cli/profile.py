@@ -76,13 +76,15 @@ def profile_command(
     subjects: arg.Subjects = None,
     limit: arg.Limit = None,
     budget: Annotated[int | None, typer.Option(help="token cap for profiling (default: none)")] = None,
-    difficulty: Annotated[str, typer.Option(help="irt | elo | rating")] = "irt",
-    skill_method: arg.SkillMethod = "model",
-    panel: Annotated[str | None, typer.Option(help="comma-separated panel models (embedded names, "
-                                                   "'judge', MODEL@URL, rag:NAME, cloze:NAME)")] = None,
-    shots: arg.Shots = 0,
-    distractors: Annotated[bool, typer.Option("--distractors/--no-distractors", help="score distractors with "
-                                              "MiniLM and the panel's pick rates (no model tokens)")] = True,
+    difficulty: Annotated[str | None, typer.Option(help="irt (the default) | elo | rating")] = None,
+    skill_method: arg.SkillMethod = None,
+    panel: arg.Panel = None,
+    shots: arg.Shots = None,
+    calibration: arg.Calibration = None,
+    options_file: arg.Options = None,
+    distractors: Annotated[bool | None, typer.Option("--distractors/--no-distractors", help="score distractors "
+                                                     "with MiniLM and the panel's pick rates (no model tokens; "
+                                                     "default: on)")] = None,
     no_validator: Annotated[bool, typer.Option("--no-validator", help="skip the validator on suspects")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default runs/profile-TIME)")] = None,
     format: arg.Format = None,
@@ -94,8 +96,8 @@ def profile_command(
     config: arg.Config = None,
     prompts: arg.Prompts = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
-    batch: Annotated[bool, typer.Option("--batch", help="label calls and panel probes through the OpenAI "
-                                                       "Batch API (half price on hosted APIs)")] = False,
+    batch: Annotated[bool | None, typer.Option("--batch/--no-batch", help="label calls and panel probes through "
+                                               "the OpenAI Batch API (half price on hosted APIs)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print profile.json's headline as JSON")] = False,
 ) -> None:
@@ -103,10 +105,10 @@ def profile_command(
 
 
     options = run_options({"difficulty_method": "--difficulty", "validate_suspects": "--no-validator",
-                           "panel_shots": "--shots"},
+                           "panel_shots": "--shots", "screening_model": "--calibration"}, options_file,
                           difficulty_method=difficulty, skill_method=skill_method, distractors=distractors,
-                          panel=parse_list(panel) or [], panel_shots=shots, validate_suspects=not no_validator,
-                          batch=batch)
+                          panel=parse_list(panel), panel_shots=shots, validate_suspects=False if no_validator else None,
+                          batch=batch, screening_model=calibration)
     try:
         overrides = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
         settings = load_settings(config, overrides | ({"use_cache": False} if no_cache else {}))

@@ -35,8 +35,9 @@ def screen_command(
     prevalence: Annotated[float, typer.Option(help="--calibrate: share of erroneous items assumed in DATA")] = 0.1,
     panel: Annotated[str | None, typer.Option(help="comma-separated members (embedded names, 'judge', "
                                                    "MODEL@URL, rag:NAME, cloze:NAME); default qwen2.5-coder-1.5b")] = None,
-    orders: Annotated[int, typer.Option(help="option orders each item is asked in")] = 2,
-    shots: arg.Shots = 0,
+    orders: Annotated[int | None, typer.Option(help="option orders each item is asked in (default 2)")] = None,
+    shots: arg.Shots = None,
+    options_file: arg.Options = None,
     budget: Annotated[int | None, typer.Option(help="token cap (default: none)")] = None,
     subjects: arg.Subjects = None,
     limit: arg.Limit = None,
@@ -48,8 +49,8 @@ def screen_command(
     api_key_env: arg.ApiKeyEnv = None,
     config: arg.Config = None,
     prompts: arg.Prompts = None,
-    batch: Annotated[bool, typer.Option("--batch", help="panel probes through the OpenAI Batch API "
-                                                       "(half price on hosted APIs)")] = False,
+    batch: Annotated[bool | None, typer.Option("--batch/--no-batch", help="panel probes through the OpenAI Batch "
+                                               "API (half price on hosted APIs)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Screen DATA for errors (wrong keys, no or several right options, unclear items); no edits.
@@ -60,8 +61,8 @@ def screen_command(
 
     if not 0.0 < target_precision < 1.0 or not 0.0 < prevalence < 1.0:
         fail("--target-precision and --prevalence must lie strictly between 0 and 1")
-    options = run_options({"panel_orders": "--orders", "panel_shots": "--shots"}, panel=parse_list(panel) or [],
-                          panel_orders=orders, panel_shots=shots, batch=batch)
+    options = run_options({"panel_orders": "--orders", "panel_shots": "--shots"}, options_file,
+                          panel=parse_list(panel), panel_orders=orders, panel_shots=shots, batch=batch)
     try:
         settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
     except (RefineLabError, ValueError) as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from refinelab.agents.options import RunHooks
+from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.api.planning import plan as dry_run
 from refinelab.cli.app import app
 from refinelab.errors import DataError
@@ -29,6 +29,13 @@ def _profiled(tmp_path: Path) -> tuple[Path, dict, dict]:
     report = dry_run(dataset(N), budget=30_000, folder=folder, settings=settings(tmp_path), hooks=RunHooks(chat_models=chat),
                      options=EXTRAS)
     return folder, report, chat
+
+
+def _options_file(tmp_path: Path) -> Path:
+    """The options `_profiled` used, as `plan --options FILE` takes them (its profile is reused only for them)."""
+    path = tmp_path / "options.json"
+    path.write_text(json.dumps(EXTRAS), encoding="utf-8")
+    return path
 
 
 def test_dry_run_makes_no_edits_and_a_replan_costs_nothing(tmp_path: Path) -> None:
@@ -60,7 +67,7 @@ def test_cli_plan_dry_run_json_shape(tmp_path: Path) -> None:
     data = REPO.parent / "shared" / "data" / "mmlu" / "dev"
     runner = CliRunner()
     result = runner.invoke(app, ["plan", str(data), "--budget", "20000", "--dry-run", "--limit", str(N),
-                                 "--out", str(folder), "--json"])
+                                 "--out", str(folder), "--options", str(_options_file(tmp_path)), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert {"dry_run", "budget", "items", "profile", "plannable_tokens", "status", "reason", "by_op",
@@ -78,7 +85,7 @@ def test_cli_plan_dry_run_json_shape(tmp_path: Path) -> None:
     assert isinstance(report["marginal_value_per_1k"], float)
     # the table view and the refusal to plan without --dry-run
     table = runner.invoke(app, ["plan", str(data), "--budget", "20000", "--dry-run", "--limit", str(N),
-                                "--out", str(folder)])
+                                "--out", str(folder), "--options", str(_options_file(tmp_path))])
     assert table.exit_code == 0 and "plan by operation" in table.stdout and "marginal value" in table.stdout
     refused = runner.invoke(app, ["plan", str(data), "--budget", "20000"])
     assert refused.exit_code == 2
@@ -96,27 +103,40 @@ def test_a_profile_replayed_from_the_cache_still_counts_against_the_budget(tmp_p
     assert again["plannable_tokens"] == first["plannable_tokens"]
 
 
-def test_the_plan_folder_is_keyed_by_labeller_and_a_profile_by_another_is_not_reused(tmp_path: Path) -> None:
-    """`plan --skill-method`: another labeller gets its own default folder (the default labeller keeps the
-    key folders had before), and a folder profiled by one labeller is refused, not silently reused, when
-    a plan asks for another: its labels would not be the ones asked for."""
+def test_the_plan_folder_is_keyed_by_the_profile_options_and_a_profile_made_otherwise_is_not_reused(
+        tmp_path: Path) -> None:
+    """`plan --skill-method` / `--panel` / `--options FILE`: options that shape the profile get their own
+    default folder (default options keep the key folders had before; options that only decide what a run
+    buys do not change it), and a folder profiled one way is refused, naming the difference, when a plan asks
+    for another: its labels and evidence would not be the ones asked for."""
     from refinelab.api.planning import plan_dir
 
     data = REPO.parent / "shared" / "data" / "mmlu" / "dev"
     config = settings(tmp_path)
     default = plan_dir(config, data, None, N)
-    assert default == plan_dir(config, data, None, N, "model")
-    assert len({default, plan_dir(config, data, None, N, "exemplars"), plan_dir(config, data, None, N, "probs")}) == 3
+    assert default == plan_dir(config, data, None, N, RunOptions(skill_method="model", fix_min_p_error=0.01,
+                                                                 operations=["fix"]))
+    keyed = {plan_dir(config, data, None, N, RunOptions(**fields)) for fields in (
+        {"skill_method": "exemplars"}, {"skill_method": "probs"}, {"panel": ["judge"]}, {"panel_orders": 3})}
+    assert len(keyed | {default}) == 5
 
-    folder, _, _ = _profiled(tmp_path)  # the judge's labels (skill method "model")
+    folder, _, _ = _profiled(tmp_path)  # the judge's labels (skill method "model"), no panel configured
     runner = CliRunner()
-    refused = runner.invoke(app, ["plan", str(data), "--budget", "20000", "--dry-run", "--limit", str(N),
-                                  "--out", str(folder), "--skill-method", "exemplars"])
+    common = ["plan", str(data), "--budget", "20000", "--dry-run", "--limit", str(N), "--out", str(folder)]
+    extras = _options_file(tmp_path)
+    refused = runner.invoke(app, [*common, "--options", str(extras), "--skill-method", "exemplars"])
     assert refused.exit_code == 2, refused.output
-    assert "profiled with skill method 'model', not 'exemplars'" in " ".join(refused.output.split())
-    same = runner.invoke(app, ["plan", str(data), "--budget", "20000", "--dry-run", "--limit", str(N),
-                               "--out", str(folder), "--skill-method", "model", "--json"])
-    assert same.exit_code == 0 and json.loads(same.stdout)["profile"]["reused"]
+    assert "skill_method 'model' (the default) there, \"exemplars\" asked" in " ".join(refused.output.split())
+    options_file = tmp_path / "opts.yaml"
+    options_file.write_text("validators: []\npanel: [judge]\npanel_orders: 3\n", encoding="utf-8")
+    refused = runner.invoke(app, [*common, "--options", str(options_file)])
+    assert refused.exit_code == 2, refused.output
+    line = " ".join(refused.output.split())
+    assert "panel [] (the default) there, [\"judge\"] asked" in line, line
+    assert "panel_orders 2 (the default) there, 3 asked" in line, line
+    options_file.write_text("validators: []\nskill_method: model\nfix_min_p_error: 0.01\n", encoding="utf-8")
+    same = runner.invoke(app, [*common, "--options", str(options_file), "--json"])
+    assert same.exit_code == 0 and json.loads(same.stdout)["profile"]["reused"], same.output
     bad = runner.invoke(app, ["plan", str(data), "--budget", "20000", "--dry-run", "--skill-method", "vibes"])
     assert bad.exit_code == 2 and "--skill-method" in bad.output
 
@@ -157,7 +177,7 @@ def test_a_plan_against_a_reference_takes_its_items_out_and_plans_for_the_input_
 
     runner = CliRunner()
     shown = runner.invoke(app, ["plan", str(path), "--budget", "20000", "--dry-run", "--limit", str(N), "--out",
-                                str(folder), "--decontaminate", str(leaked)])
+                                str(folder), "--decontaminate", str(leaked), "--options", str(_options_file(tmp_path))])
     assert shown.exit_code == 0, shown.output
     unwrapped = "".join(shown.stdout.split())  # the console wraps at its width, inside long paths too
     assert f"3of{N}itemswerefoundin{leaked}" in unwrapped
