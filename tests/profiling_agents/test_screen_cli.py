@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from refinelab.tools.store import RunStore
 from tests.support.sec_helpers import cli, one_line_error
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,3 +59,19 @@ def test_calibrated_screen_on_the_embedded_model(embedded_server, tmp_path: Path
     assert again.returncode == 0, again.stderr[-3000:]
     replay = json.loads((tmp_path / "again" / "summary.json").read_text())
     assert replay["tokens_spent"] == 0 and replay["tokens_replayed"] == summary["tokens_spent"]
+
+    # the calibration then scores a profile's panel evidence (as `refine --calibration` does): its path is each
+    # screened item's evidence, and the run's options come from a file beside the flags
+    options = tmp_path / "profile.yaml"
+    options.write_text("panel: [smollm2-135m]\nskill_method: exemplars\ndistractors: false\n", encoding="utf-8")
+    profiled = tmp_path / "profiled"
+    proc = cli(["profile", str(MMLU_DEV), "--limit", "4", "--options", str(options), "--calibration",
+                str(out / "calibration.json"), "--no-validator", "--out", str(profiled), "--quiet"],
+               _env(tmp_path), tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    store = RunStore(profiled / "store.sqlite")
+    errors = store.diagnostics("error")
+    store.close()
+    assert len(errors) == 4
+    assert {d.evidence.get("screening_model") for d in errors} == {str((out / "calibration.json").resolve())}
+    assert all("p_error_pooling" in d.evidence for d in errors)
