@@ -155,6 +155,8 @@ class RunOptions(BaseModel):
     @field_validator("operations")
     @classmethod
     def _known_operations(cls, value: list[str]) -> list[str]:
+        if not value:  # a run that may buy nothing would profile and stop; say so instead
+            raise ValueError("name at least one operation")
         return [operation(name).name for name in value]
 
     @field_validator("panel", mode="before")

@@ -32,7 +32,6 @@ from refinelab.cli.common import (
     styled,
 )
 from refinelab.errors import ConfigError, RefineLabError
-from refinelab.operations import OPERATION_NAMES
 
 app = typer.Typer(help="Refine multiple-choice QA datasets under a token budget.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -235,8 +234,7 @@ def refine_command(
     rounds: Annotated[int | None, typer.Option(help="refinement rounds")] = None,
     mode: Annotated[str | None, typer.Option(help="planner: ilp | lp-round | greedy | random")] = None,
     prompts: arg.Prompts = None,
-    operations: Annotated[str | None, typer.Option(
-        help=f"operations the planner may buy (default all): {','.join(OPERATION_NAMES)}")] = None,
+    operations: arg.Operations = None,
     rag_corpus: Annotated[str | None, typer.Option(
         help="retrieval corpus: 'wikipedia' (default), 'wikipedia:mmlu_redux,nq,boolq,wikitext', or a JSONL/folder")] = None,
     min_size: Annotated[int | None, typer.Option(
@@ -281,17 +279,14 @@ def refine_command(
         settings = load_settings(config, overrides)
     except RefineLabError as exc:
         fail(exc)
+    options = run_options({"screening_model": "--calibration"}, options_file, operations=parse_list(operations),
+                          rag_corpus=rag_corpus, min_size=min_size, allow_shrink=allow_shrink, review=review,
+                          batch=batch, distractors=distractors, skill_method=skill_method, panel=parse_list(panel),
+                          screening_model=calibration)
     dataset, resolved = load_selection(data, format, subjects, limit, targets, strict=strict, columns=columns, split=split)
     if dataset.rejected and not quiet:
         console.print(styled((f"{len(dataset.rejected)} invalid row(s) quarantined", "yellow"),
                              f" (first: {dataset.rejected[0]}); they are listed in report.json"), soft_wrap=True)
-    wanted = parse_list(operations)
-    if wanted is not None and not wanted:
-        fail(ConfigError("--operations: name at least one operation"))
-    options = run_options({"screening_model": "--calibration"}, options_file, operations=wanted or None,
-                          rag_corpus=rag_corpus, min_size=min_size, allow_shrink=allow_shrink, review=review,
-                          batch=batch, distractors=distractors, skill_method=skill_method, panel=parse_list(panel),
-                          screening_model=calibration)
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api import refine as run_refine
 

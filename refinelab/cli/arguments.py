@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from refinelab.operations import OPERATION_NAMES
+
 COLUMNS_HELP = ("CSV/JSONL/Parquet column mapping, e.g. question=Q,choices=A,B,C,D,answer=Key (also id, subject, "
                 "domain, skill); a headered CSV without it has its columns guessed")
 ENDPOINT_HELP = "'embedded' or an OpenAI-compatible URL for every role; ROLE=URL for one (repeatable)"
@@ -35,6 +37,8 @@ Shots = Annotated[int | None, typer.Option(help="solved examples each panel prob
 SkillMethod = Annotated[str | None, typer.Option(help="model (the judge's constrained label; the default) | exemplars "
                                                       "(nearest skill examples, no model call, weaker labels) | probs "
                                                       "(the judge's calibrated skill probabilities)")]
+Operations = Annotated[str | None, typer.Option(
+    metavar="OPS", help=f"comma-separated operations the planner may buy (default: all of {', '.join(OPERATION_NAMES)})")]
 Options = Annotated[Path | None, typer.Option(
     "--options", metavar="FILE", help="a YAML or JSON file of run options (any field of RunOptions: panel, "
                                       "panel_orders, difficulty_method, fix_min_p_error, …; docs/configuration.md); "

@@ -20,7 +20,6 @@ from refinelab.cli.common import (
 )
 from refinelab.config import PLANNER_MODES, load_settings, role_overrides
 from refinelab.errors import RefineLabError
-from refinelab.operations import OPERATION_NAMES
 
 
 def print_plan(report: dict[str, Any]) -> None:
@@ -70,7 +69,7 @@ def plan_command(
     subjects: arg.Subjects = None,
     limit: arg.Limit = None,
     mode: Annotated[str, typer.Option(help="ilp | lp-round | greedy | random")] = "ilp",
-    operations: Annotated[str | None, typer.Option(help="comma-separated operations to allow")] = None,
+    operations: arg.Operations = None,
     skill_method: arg.SkillMethod = None,
     panel: arg.Panel = None,
     calibration: arg.Calibration = None,
@@ -96,15 +95,11 @@ def plan_command(
         fail("`refinelab plan` only forecasts: pass --dry-run (to spend the budget, use `refinelab refine`)")
     if mode not in PLANNER_MODES:
         fail(f"--mode must be one of {', '.join(PLANNER_MODES)}")
-    enabled = parse_list(operations)
-    unknown = sorted(set(enabled or ()) - set(OPERATION_NAMES))
-    if unknown:
-        fail(f"unknown operation(s) {unknown}")
     if budget < 0:
         fail("--budget must be >= 0")
     if decontaminate_split is not None and not decontaminate:
         fail("--decontaminate-split needs --decontaminate")
-    options = run_options({"screening_model": "--calibration"}, options_file, operations=enabled or None,
+    options = run_options({"screening_model": "--calibration"}, options_file, operations=parse_list(operations),
                           skill_method=skill_method, panel=parse_list(panel), screening_model=calibration)
     try:
         settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
