@@ -10,7 +10,7 @@ from typing import Any
 from refinelab.errors import DataError
 from refinelab.io.columns import check_columns
 from refinelab.io.reading import SplitIds, _name
-from refinelab.io.records import _mapped, _rows_to_dataset
+from refinelab.io.records import _mapped, _rows_to_dataset, require_columns
 from refinelab.schema import Dataset
 
 
@@ -63,7 +63,9 @@ def _table_dataset(table: Any, path: Path, ids: SplitIds | None = None,
     (`records._mapped`); `ids`: see `reading.SplitIds`."""
     if mapping:
         columns = check_columns(mapping)
-        rows: Iterable[dict[str, Any]] = (_mapped(row, columns) for row in table.to_pylist())
+        require_columns(str(path), None, columns, table.column_names)  # once: every row has the table's columns
+        rows: Iterable[dict[str, Any]] = (_mapped(row, columns, str(path), number)
+                                          for number, row in enumerate(table.to_pylist(), start=1))
     else:
         missing = [c for c in ("question", "choices", "answer") if c not in table.column_names]
         if missing:

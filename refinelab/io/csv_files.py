@@ -127,6 +127,10 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None, *, ids:
     embedded = choice_columns == [mapping["question"]]  # the options are written into the question
 
     def build(row_no: int, row: dict[str, str | None], default_id: str) -> QAItem:
+        cut = next((c for c in wanted if row.get(c) is None), None)  # the csv module's filler for a short row
+        if cut is not None:
+            cells = sum(value is not None for value in row.values())
+            raise DataError(str(path), row_no, cut, f"{cells} cells, the header has {len(header)}")
         item: dict[str, Any] = {"id": row[mapping["id"]] if "id" in mapping else default_id}
         if wrong_columns:  # the right answer's text and the wrong answers apart (TruthfulQA's CSV)
             wrong: Any = row[wrong_columns[0]] or "" if len(wrong_columns) == 1 else [row[c] for c in wrong_columns]

@@ -104,14 +104,22 @@ def _split_files(path: Path, split: str | None = None, with_csv: bool = False) -
     return chosen
 
 
+#: The prefix of `Dataset.save_to_disk`'s shards ("data-00000-of-00001.arrow"): it says nothing of the set.
+_GENERIC_SHARD_PREFIX = "data"
+
+
 def split_ids(path: Path, files: list[Path]) -> SplitIds | None:
     """The numbering of the default ids of `files`, one split of the folder `path` (`_split_files`), when they are
     its shards ("test-00000-of-00002.parquet", ".jsonl", ".csv", gzipped or not): across the split, prefixed by
-    its word ("test-1", …), else by the folder's name (`save_to_disk`'s "data-00000-of-00001.arrow"), in any
-    format alike. None for whole files: each numbers its own rows."""
-    if not files or not all(_SHARD.match(_name(f)) for f in files):
+    its word ("test-1", …), else by the shards' own prefix ("mmlu-1" for "mmlu-00000-of-00001.jsonl"), in any
+    format alike. Only `save_to_disk`'s generic "data-00000-of-00001.arrow" takes the folder's name: the ids of
+    any other set must not change when its folder is renamed or copied. None for whole files: each numbers its
+    own rows."""
+    shards = [match for file in files if (match := _SHARD.match(_name(file)))]
+    if not files or len(shards) < len(files):
         return None
-    return SplitIds(_split_word(files[0]) or path.name)
+    prefix = shards[0]["split"]
+    return SplitIds(_split_word(files[0]) or (path.name if prefix == _GENERIC_SHARD_PREFIX else prefix))
 
 
 def _split_folder(path: Path, split: str) -> Path | None:

@@ -75,7 +75,7 @@ def read_jsonl(path: str | Path, mapping: Mapping[str, Any] | None = None, *, id
 
     def build(line_no: int, row: dict[str, Any], default_id: str) -> QAItem:
         if mapping is not None:
-            return _foreign_item(path, line_no, _mapped(row, mapping), _name(path), default_id)
+            return _foreign_item(path, line_no, _mapped(row, mapping, str(path), line_no), _name(path), default_id)
         if _is_arc(row):
             return _from_arc(path, line_no, row, default_id)
         if not {"question", "choices", "answer"} <= row.keys():  # not ours: read as a record is

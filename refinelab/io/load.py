@@ -14,7 +14,7 @@ from refinelab.io.columnar import _read_columnar, read_arrow, read_parquet
 from refinelab.io.csv_files import _csv_folder_layout, _csv_has_header, read_csv, read_mmlu_csv
 from refinelab.io.folders import _split_files, _split_folder, _sub_folders, _table_files, split_ids
 from refinelab.io.jsonl import read_jsonl
-from refinelab.io.reading import SplitIds, _checked, _rejected, _suffix
+from refinelab.io.reading import SplitIds, _checked, _rejected, _suffix, one_failure
 from refinelab.io.records import from_records
 from refinelab.schema import Dataset
 
@@ -105,7 +105,8 @@ def load_dataset(
 
     `on_invalid="error"` (default) raises on the first bad row. `"quarantine"` skips bad rows and
     lists them in `dataset.rejected`, for raw data whose defects (duplicate options, say) are what
-    the user wants reported; file-level problems (encoding, missing columns) always raise.
+    the user wants reported; file-level problems (encoding, missing columns) always raise, and so does a
+    file none of whose rows is valid when every row failed alike (`reading.one_failure`: one line, counted).
     `split` picks one part of a folder holding several: its sub-folder of that name (a `DatasetDict`
     saved with `save_to_disk`, MMLU's dev/val/test) or its files of that split ("test.jsonl",
     "test-00000-of-00002.parquet"). A repository's `data/` beside its README is read as the repository."""
@@ -118,6 +119,8 @@ def load_dataset(
     finally:
         _rejected.reset(token)
     dataset.rejected = sink or []
+    if not len(dataset) and (error := one_failure(dataset.rejected)) is not None:
+        raise error  # every row failed alike: one line with the count, not the same line per row
     return dataset
 
 

@@ -9,7 +9,7 @@ import contextvars
 import gzip
 import hashlib
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +18,42 @@ from pydantic import ValidationError
 from refinelab.errors import DataError, validation_problem
 from refinelab.identifiers import skeleton
 from refinelab.safeload import loads_json
-from refinelab.schema import LETTERS, MAX_CHOICES, Dataset, QAItem
+from refinelab.schema import LETTERS, MAX_CHOICES, Dataset, QAItem, normalise_text
 
 MAX_INFLATED_BYTES = 2**30  # what a .gz dataset may inflate to (1 GiB)
 
 
 def _fail_from_validation(path: Path, row: int, exc: ValidationError) -> DataError:
-    field, message = validation_problem(exc.errors()[0])
-    return DataError(str(path), row, field or None, message)
+    error = exc.errors()[0]
+    field, message = validation_problem(error)
+    return DataError(str(path), row, field or None, _row_problem(error, message))
+
+
+#: What a row of our own layout may hold; any other key is refused (`_row_problem` names them).
+_OUR_FIELDS = ", ".join(QAItem.model_fields)
+
+
+def _row_problem(error: Mapping[str, Any], message: str) -> str:
+    """A file row's problem in words that say what to do, where pydantic's say only what it checked: an unknown
+    key of our layout (refused so that a typo such as `anwser` cannot vanish into metadata) names our fields and
+    the two ways to keep it; a required field not given is "missing"; options that read the same are named by
+    their letters (the schema's own message leaves them out on purpose: it is also a model's retry feedback)."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "extra_forbidden" and len(loc) == 1:
+        return (f"not a field of RefineLab's layout ({_OUR_FIELDS}); put extra keys under `metadata`, or read "
+                "the file as records with --columns question=…,choices=…,answer=… (Python: columns=), which "
+                "keeps them in metadata")
+    if error.get("type") == "missing":
+        return "missing"
+    value = error.get("input")
+    if loc == ("choices",) and "not distinct" in message and isinstance(value, list):
+        groups: dict[str, list[str]] = {}
+        for letter, text in zip(LETTERS, value, strict=False):
+            groups.setdefault(normalise_text(str(text)), []).append(letter)
+        same = next((letters for letters in groups.values() if len(letters) > 1), None)
+        if same:
+            return f"choices are not distinct after normalisation: {', '.join(same[:-1])} and {same[-1]} are the same"
+    return message
 
 
 # When set (on_invalid="quarantine"), row-level errors are collected here instead of raised.
@@ -135,6 +163,9 @@ def _answer_index(path: Path, row: int, value: Any, n_choices: int, field: str =
         index = LETTERS.index(value.strip().upper())
     elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 6:
         index = int(value.strip())
+    elif isinstance(value, str) and len(value.strip()) == 1 and value.strip().upper() in LETTERS:
+        span = f"A-{LETTERS[n_choices - 1]}" if n_choices > 1 else "A" if n_choices else "none"
+        raise DataError(str(path), row, field, f"{value.strip()!r} is beyond the {n_choices} options {span}")
     else:
         raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {_short(value)}")
     if not 0 <= index < n_choices:
@@ -167,6 +198,21 @@ def options_from_key(path: Path, row: int, question: Any, answer: Any, wrong: An
                         f"{MAX_CHOICES - 1} beside the right one")
     place = int(hashlib.sha256(str(question).encode("utf-8")).hexdigest()[:8], 16) % (len(options) + 1)
     return [*options[:place], answer.strip(), *options[place:]], place
+
+
+def one_failure(rejected: Sequence[DataError]) -> DataError | None:
+    """The one error that stands for `rejected` when a load kept no item and every row failed on the same
+    field with the same problem (SciQ's JSON read without --columns: 1,000 rows each "field 'choices':
+    missing"), else None: the first row, the count, and for a missing question, choices or answer how to map
+    the file's own columns. A listing of a thousand identical lines hid the one thing to do."""
+    if len(rejected) < 2 or len({(e.field, e.problem) for e in rejected}) > 1:
+        return None
+    first = rejected[0]
+    files = len({e.path for e in rejected})
+    hint = ("; map the file's columns with --columns question=…,choices=…,answer=… (Python: columns=)"
+            if first.problem == "missing" and first.field in ("question", "choices", "answer") else "")
+    where = f"all {len(rejected):,} rows" + (f" of {files} files" if files > 1 else "")
+    return DataError(first.path, first.row, first.field, f"{first.problem} (the same in {where}; none is valid){hint}")
 
 
 def _checked(dataset: Dataset, path: Path) -> Dataset:

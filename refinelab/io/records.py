@@ -15,6 +15,7 @@ from refinelab.io.columns import (
     _CHOICE_LIST_NAMES,
     _QUESTION_NAMES,
     LIST_FIELDS,
+    _as_list,
     check_columns,
 )
 from refinelab.io.reading import (
@@ -132,19 +133,38 @@ def _alias(row: Mapping[str, Any], names: Sequence[str], used: set[str]) -> str 
     return next((lower[n] for n in names if n in lower), None)
 
 
-def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None) -> dict[str, Any]:
-    """One foreign record as QAItem fields: `columns` renames (our field → its column); our own field names
-    are taken as they are; otherwise a usual name stands in (`stem`/`query`/`question_stem` for the question,
+def require_columns(where: str, row_no: int | None, columns: Mapping[str, Any], have: Sequence[str]) -> None:
+    """A DataError when `columns` (our field → its column, or columns) names one that is not among `have`, the
+    row's keys (or a table's column names, checked once per file): a mapped column must exist, as a CSV's must
+    be in its header, the optional ones (id, subject, domain, skill) too. Falling back silently to the row's
+    own `answer` or `question`, as it did, read another column than the one the user named."""
+    present = set(have)
+    for key, source in columns.items():
+        for column in _as_list(source):
+            if column not in present:
+                shown = ", ".join(list(have)[:8]) + (", …" if len(have) > 8 else "")
+                holder = "the row has" if row_no is not None else "the file has"
+                raise DataError(where, row_no, column, f"no such column (the column mapping names it for {key}); "
+                                f"{holder} {shown or 'none'}")
+
+
+def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None, where: str = "<records>",
+            row_no: int | None = None) -> dict[str, Any]:
+    """One foreign record as QAItem fields: `columns` renames (our field → its column; every column it names
+    must be in the row, `require_columns`, errors naming `where` and `row_no`); our own field names are taken
+    as they are; otherwise a usual name stands in (`stem`/`query`/`question_stem` for the question,
     `label`/`answerKey`/`gold` for the answer); Hugging Face's `{"text": [...], "label": [...]}` choices
     (ARC, CommonsenseQA, OpenBookQA) are unpacked by `_choice_list`. Any other column is kept in `metadata`."""
     row = {str(k): _plain(v) for k, v in row.items()}
     out: dict[str, Any] = {}
     used: set[str] = set()
+    if columns:
+        require_columns(where, row_no, columns, list(row))
     for key, source in (columns or {}).items():
         if key in LIST_FIELDS and not isinstance(source, str):
-            out[key] = [row.get(c) for c in source]
+            out[key] = [row[c] for c in source]
             used.update(source)
-        elif source in row:
+        else:
             out[key] = row[source]
             used.add(source)
     for key in QAItem.model_fields:
@@ -180,6 +200,6 @@ def from_records(records: Iterable[Mapping[str, Any]], *, columns: Mapping[str, 
         for number, row in enumerate(records, start=1):
             if not isinstance(row, Mapping):
                 raise DataError(where, number, None, f"expected a mapping per row, got {type(row).__name__}")
-            yield _mapped(row, columns)
+            yield _mapped(row, columns, where, number)
 
     return _rows_to_dataset(rows(), where, name)

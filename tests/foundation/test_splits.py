@@ -336,3 +336,18 @@ def test_an_invalid_row_in_a_later_text_shard_names_that_shard_and_its_row(tmp_p
     assert [i.id for i in quarantined] == ["train-1", "train-2", "train-3", "train-4", "train-6"]
     [error] = quarantined.rejected
     assert (Path(error.path).name, error.row, error.field) == ("train-00001-of-00002.jsonl", 2, "answer")
+
+
+def test_shards_that_name_no_split_number_ids_by_their_own_prefix_not_the_folders(tmp_path: Path) -> None:
+    """`foo/mmlu-00000-of-00001.jsonl` numbered its rows foo-1, foo-2: renaming or copying the folder changed
+    every id. The shards' own prefix names them (mmlu-1); only `save_to_disk`'s generic `data-…` shards take
+    the folder's name (test_a_save_to_disk_dataset_is_read_from_its_arrow_shards)."""
+    rows = _foreign_rows(3)
+    folder = tmp_path / "foo"
+    folder.mkdir()
+    for index in range(2):
+        (folder / f"mmlu-{index:05d}-of-00002.jsonl").write_text(
+            "".join(json.dumps(row) + "\n" for row in rows[index * 2:index * 2 + 2]))
+    assert [i.id for i in load_dataset(folder)] == ["mmlu-1", "mmlu-2", "mmlu-3"]
+    folder.rename(tmp_path / "renamed")
+    assert [i.id for i in load_dataset(tmp_path / "renamed")] == ["mmlu-1", "mmlu-2", "mmlu-3"]
