@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -258,9 +259,18 @@ def role_overrides(*, endpoint: list[str] | None = None, model: list[str] | None
     for field, values in (("endpoint", endpoint), ("model", model), ("api_key_env", api_key_env)):
         for raw in values or []:
             role, sep, rest = raw.partition("=")
+            if sep and _ROLE_LIKE.fullmatch(role) and role not in Roles.model_fields:
+                # `--model jduge=big` would otherwise name the model "jduge=big" for every role
+                flag = "--" + field.replace("_", "-")
+                raise ConfigError(f"{flag} {raw}: unknown role {role!r}; roles are {', '.join(Roles.model_fields)} "
+                                  "(or give a value alone for every role)")
             one = {field: rest} if sep and role in Roles.model_fields else {field: raw}
             merged = _merge(merged, all_roles(role=role if sep and role in Roles.model_fields else None, **one))
     return merged
+
+
+#: What reads as a role name before "=" (a URL's query string `?key=v` does not).
+_ROLE_LIKE = re.compile(r"[A-Za-z_]+")
 
 
 def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:

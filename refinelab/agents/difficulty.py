@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.options import RunOptions
 from refinelab.agents.panel import member_spec
 from refinelab.config import EMBEDDED
 from refinelab.errors import LLMCallFailed
@@ -56,6 +57,13 @@ def difficulty_method(ctx: AgentContext) -> str:
 
 
 JUDGE_MEMBER = "judge"
+
+
+def measuring_panel(options: RunOptions) -> list[str]:
+    """Who answers every item while profiling: the configured panel, else the judge alone when difficulty is
+    measured by IRT (it needs correctness from someone), else nobody. One rule for the profiler and for the
+    checks made before a run (a calibration scores these members' answers: agents/screening.py)."""
+    return list(options.panel) or ([JUDGE_MEMBER] if options.difficulty_method == "irt" else [])
 
 
 def default_panel(ctx: AgentContext) -> list[str]:

@@ -21,6 +21,7 @@ from refinelab.agents.style_examples import ExampleChoice
 from refinelab.errors import ConfigError, DataError, validation_problem
 from refinelab.metrics.error_checks import ErrorModel
 from refinelab.operations import OPERATION_NAMES, operation
+from refinelab.planner.catalogue import ApplicabilityPolicy
 from refinelab.safeload import load_yaml, loads_json
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ DifficultyMethod = Literal["rating", "elo", "irt"]
 SkillMethod = Literal["exemplars", "model", "probs"]
 ValidatorName = Literal["pot", "rag", "pot_or_rag"]
 ReviewMode = Literal["ask", "auto-accept", "auto-reject"]
+_POLICY = ApplicabilityPolicy.model_fields  # the planner's own defaults for when an operation may be bought
 
 
 class RunOptions(BaseModel):
@@ -85,11 +87,11 @@ class RunOptions(BaseModel):
                                   "writer's stem drafts are asked for only when no swap moved the item far enough")
     allow_shrink: bool = Field(False, description="let the planner remove any item to rebalance coverage or "
                                "difficulty; without it, only defects (unfixable errors, duplicates) are removed")
-    fix_min_p_error: float = Field(0.05, ge=0.0, le=1.0, description="an item is a candidate for `fix` only at "
-                                   "this screened p_error or above (below it a fix is almost surely wasted: the "
-                                   "correction eval's 7 unhandled wrong keys of 50 lay under 0.05, beside most "
-                                   "of the clean items)")
-    remove_min_p_error: float = Field(0.5, ge=0.0, le=1.0, description="without allow_shrink, an item is a "
+    fix_min_p_error: float = Field(_POLICY["fix_min_p_error"].default, ge=0.0, le=1.0, description="an item is a "
+                                   "candidate for `fix` only at this screened p_error or above (below it a fix is "
+                                   "almost surely wasted: the correction eval's 7 unhandled wrong keys of 50 lay "
+                                   "under 0.05, beside 30% of the clean items)")
+    remove_min_p_error: float = Field(_POLICY["remove_min_p_error"].default, ge=0.0, le=1.0, description="without allow_shrink, an item is a "
                                       "defect `remove` may be bought for at this p_error or above (or a flagged "
                                       "item whose fix failed, or a duplicate)")
 
@@ -190,7 +192,7 @@ def profile_options(options: RunOptions) -> dict[str, Any]:
 def read_options_file(path: str | Path) -> dict[str, Any]:
     """The run options a YAML or JSON file sets (`--options FILE`): a mapping of `RunOptions` fields, each
     checked as `RunOptions` checks it, so a problem is one `ConfigError` naming the file and the field
-    (`opts.yaml: panel_orders: Input should be less than or equal to 10`) before any data is read. Returns
+    (`opts.yaml, field 'panel_orders': Input should be less than or equal to 10`) before any data is read. Returns
     the file's own fields only: the command line's flags are laid over them (`cli/common.run_options`)."""
     path = Path(path)
     if not path.is_file():

@@ -30,6 +30,7 @@ from refinelab.agents.difficulty import (
     difficulty_method,
     elo_difficulty,
     irt_difficulty,
+    measuring_panel,
     rating_diagnostic,
 )
 from refinelab.agents.label_batches import label_in_batches
@@ -40,7 +41,7 @@ from refinelab.agents.labels import (
     classify_skill,
     label_request,
 )
-from refinelab.agents.panel import answer_panel, panel_members
+from refinelab.agents.panel import answer_panel
 from refinelab.agents.screening import (
     error_diagnostic,
     load_check_original,
@@ -65,8 +66,8 @@ class ProfileOptions:
     @classmethod
     def from_context(cls, ctx: AgentContext) -> ProfileOptions:
         method = difficulty_method(ctx)
-        panel = panel_members(ctx)
-        if method == "irt" and not panel:  # IRT needs correctness from somewhere: the judge by default
+        panel = measuring_panel(ctx.options)
+        if not ctx.options.panel and panel:  # the judge answers (IRT): a plugged-in judge model answers as it
             panel = default_panel(ctx)
         return cls(difficulty=method, panel=panel, distractors=ctx.options.distractors,
                    validator_threshold=ctx.options.validator_threshold)

@@ -8,12 +8,12 @@ The paid evidence (panel answers, validator verdicts) is stored as its own Diagn
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.difficulty import JUDGE_MEMBER
+from refinelab.agents.difficulty import measuring_panel
 from refinelab.agents.options import RunOptions
 from refinelab.agents.validation.verdicts import check_original, to_validator_verdict
 from refinelab.errors import ConfigError
@@ -115,32 +115,45 @@ _MODELS: dict[str, ScreeningModel] = {}
 
 
 def _model_at(path: str) -> ScreeningModel:
+    """The calibration at `path`, read and validated once per process (every item of a profile scores with it)."""
     if path not in _MODELS:
         _MODELS[path] = ScreeningModel.load(Path(path))
     return _MODELS[path]
 
 
-def run_screening_model(options: RunOptions) -> ScreeningModel | None:
-    """The fitted combiner the run names (`options.screening_model`), read once per process; None when it
-    names none. A run asks it before any folder is made (`api/runs.checked_options`), so a missing file or
-    one that cannot score this run's panel fails in a line instead of after the profile's model calls:
+def check_fit(model: ScreeningModel, source: str, panel: Sequence[str]) -> None:
+    """Refuse a calibration that cannot score `panel`'s answers, before any model call:
 
-    - it scores the panel's answers, so a run that asks no panel (no `panel` and a difficulty method other
-      than irt, which asks the judge) would never use it;
-    - a model fitted with members' own p(key) (`p_key[NAME]`, `screen --calibrate` with several members)
-      needs those members: a member the panel lacks reads as uniform, and p_error would be wrong unseen."""
+    - it scores the panel's answers, so a run that asks no panel would never use it;
+    - a model fitted with members' own p(key) (`p_key[NAME]`) needs those members: a member the panel
+      lacks reads as uniform, and p_error would be wrong unseen;
+    - a calibration records the members it was fitted on (`screen --calibrate`): its threshold is theirs,
+      and another model's probabilities sit on another scale, so other members are refused, not silently
+      mis-scored."""
+    members = list(panel)
+    if not members:
+        raise ConfigError(f"{source}: a calibration scores the panel's answers, and this run asks no panel "
+                          "(set a panel, or difficulty_method irt, which asks the judge)")
+    if missing := [m for m in model.member_features if m not in members]:
+        raise ConfigError(f"{source}: fitted on the answers of {', '.join(model.member_features)}; this run's "
+                          f"panel ({', '.join(members)}) lacks {', '.join(missing)}")
+    fitted = model.fitted_on.get("members")
+    if isinstance(fitted, list) and fitted and sorted(map(str, fitted)) != sorted(members):
+        raise ConfigError(f"{source}: fitted on the answers of {', '.join(map(str, fitted))}, and its threshold is "
+                          f"theirs; this run's panel is {', '.join(members)}: ask the same members (--panel "
+                          f"{','.join(map(str, fitted))}) or calibrate with this panel")
+
+
+def run_screening_model(options: RunOptions) -> ScreeningModel | None:
+    """The fitted combiner the run names (`options.screening_model`), checked against the panel that will
+    answer (`difficulty.measuring_panel`); None when it names none. A new run, profile or plan asks it
+    before any folder is made (`api/runs.checked_options`): a missing file or one that cannot score this
+    run's panel fails in a line instead of after the profile's model calls."""
     if not options.screening_model:
         return None
     path = str(options.screening_model)
     model = _model_at(path)
-    panel = list(options.panel) or ([JUDGE_MEMBER] if options.difficulty_method == "irt" else [])
-    if not panel:
-        raise ConfigError(f"{path}: a calibration scores the panel's answers, and this run asks no panel "
-                          "(set a panel, or difficulty_method irt, which asks the judge)")
-    needed = [f[len("p_key["):-1] for f in model.features if f.startswith("p_key[")]
-    if missing := [m for m in needed if m not in panel]:
-        raise ConfigError(f"{path}: fitted on the answers of {', '.join(needed)}; this run's panel "
-                          f"({', '.join(panel)}) lacks {', '.join(missing)}")
+    check_fit(model, path, measuring_panel(options))
     return model
 
 
@@ -149,7 +162,7 @@ def _fitted_p_error(ctx: AgentContext, item: QAItem, diag: Diagnostic, panel: di
     kept as evidence, and a deterministic defect or a validator's "wrong" still raises p_error."""
     path = str(ctx.options.screening_model)
     model = _model_at(path)
-    members = [f[len("p_key["):-1] for f in model.features if f.startswith("p_key[")]
+    members = model.member_features
     features = item_features(item, panel, members)
     fitted = model.p_error([features])[0]
     pooled = float(diag.evidence["p_error"])

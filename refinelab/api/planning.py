@@ -132,11 +132,10 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
 
 
 def _shown(options: Mapping[str, Any], name: str) -> str:
+    """One option's value as the refusal shows it, in JSON either way (a default as the options dump it)."""
     if name in options:
         return json.dumps(options[name])
-    field = RunOptions.model_fields[name]
-    default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
-    return f"{json.dumps(default) if isinstance(default, list) else repr(default)} (the default)"
+    return f"{json.dumps(RunOptions().model_dump(mode='json')[name])} (the default)"
 
 
 def _take_out_contamination(ctx: AgentContext, contamination: Contamination | None, dataset: Dataset,

@@ -136,8 +136,12 @@ def as_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
 def checked_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
     """`as_options` for a new run, profile or plan, with the file the options name read now: a calibration
     (`screening_model`) that is missing or cannot score the run's panel fails before any folder is made,
-    not after the profile's model calls (`agents/screening.run_screening_model`)."""
+    not after the profile's model calls (`agents/screening.run_screening_model`). Its path is made absolute
+    (`~` expanded), as the run records it: a resume from another directory finds it."""
     options = as_options(options)
+    if options.screening_model:
+        resolved = str(Path(options.screening_model).expanduser().resolve())
+        options = options.model_copy(update={"screening_model": resolved})
     run_screening_model(options)
     return options
 

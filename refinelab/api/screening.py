@@ -34,6 +34,7 @@ from refinelab.agents.batching import batch_panel
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.panel import answer_panel
+from refinelab.agents.screening import check_fit
 from refinelab.api.context import working_folder
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
@@ -257,6 +258,15 @@ def screen(
     members = list(run_options.panel) or list(DEFAULT_PANEL)
     run_options = run_options.model_copy(update={"panel": members})
     items = list(dataset.items)
+    # the model is read (and checked against the panel) before the folder exists: a bad one leaves nothing
+    given = calibration or run_options.screening_model
+    if calibrate_sample <= 0 and given is not None:
+        model, source = load_model(given), str(given)
+        check_fit(model, source, members)
+    elif calibrate_sample <= 0:
+        model, source = shipped_model(), "shipped (MMLU-Redux dev)"
+        if model.member_features:  # the shipped model reads member-independent features only
+            raise DataError("refinelab/data/screening_model.json", None, "features", "names panel members; refit it")
     with working_folder(out, items, settings=settings, budget=budget, options=run_options, hooks=hooks,
                         prompts_dir=prompts_dir) as ctx:
         ctx.store.load_items(items)  # the input first, in its order: the probes' examples (panel_shots) are its items
@@ -266,13 +276,6 @@ def screen(
                                prevalence=prevalence, progress=progress)
             atomic_write_text(out / CALIBRATION_FILE, json.dumps(record, indent=2) + "\n")
             model, source = ScreeningModel.from_json(record["model"]), str(out / CALIBRATION_FILE)
-        elif (calibration := calibration or run_options.screening_model) is not None:
-            model, source = load_model(calibration), str(calibration)
-        else:
-            model, source = shipped_model(), "shipped (MMLU-Redux dev)"
-            members_in_model = [f for f in model.features if f.startswith("p_key[")]
-            if members_in_model:  # the shipped model reads member-independent features only
-                raise DataError("refinelab/data/screening_model.json", None, "features", "names panel members; refit it")
         evidence = ask_panel(ctx, items, members, progress)
         rows = screen_rows(items, evidence, model, members)
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -291,7 +294,7 @@ def screen(
             "prompt_tokens": ledger["prompt_tokens"], "cached_prompt_tokens": ledger["cached_prompt_tokens"],
             "stopped": "budget" if any(r["p_error"] is None for r in rows) else None,
         }
-        if run_options.panel_shots and record is None and calibration is None:
+        if run_options.panel_shots and record is None and given is None:
             # the shipped combiner read probes without examples; with them p(key) runs higher (0.38 against 0.31
             # on dev's ok rows), so its threshold is not this screen's
             summary["warning"] = ("the shipped combiner was fitted on probes without solved examples; with "

@@ -21,7 +21,7 @@ KEY_HELP = "environment variable holding the API key, for every role or ROLE=VAR
 
 Data = Annotated[Path, typer.Argument(help="dataset file or folder")]
 Subjects = Annotated[str | None, typer.Option(help="comma-separated subjects to keep")]
-Limit = Annotated[int | None, typer.Option(help="at most this many items, spread over subjects")]
+Limit = Annotated[int | None, typer.Option(min=1, help="at most this many items, spread over subjects")]
 Format = Annotated[str | None, typer.Option(help="jsonl | mmlu | arc | parquet | arrow | csv")]
 Split = Annotated[str | None, typer.Option(help="one split of a folder holding several: its sub-folder of that name "
                                                 "(a DatasetDict's save_to_disk, MMLU's dev/val/test) or its files "

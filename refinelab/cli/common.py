@@ -97,17 +97,14 @@ def run_options(flags: Mapping[str, str] | None = None, file: Path | None = None
     command-line values laid over it: a field whose flag was not given (None) keeps the file's value, or the
     default. An invalid value fails with what set it: the file and field, or the flag — `--` and the
     field's name with dashes, unless `flags` maps the field to the flag's own name (e.g. `difficulty_method`
-    is `--difficulty`). A path option (`screening_model`) is made absolute, as the run records it."""
+    is `--difficulty`)."""
     from refinelab.agents.options import RunOptions, read_options_file
 
     given = {name: str(value) if isinstance(value, Path) else value for name, value in fields.items()
              if value is not None}
     try:
         from_file = read_options_file(file) if file is not None else {}
-        options = RunOptions(**(from_file | given))
-        if options.screening_model:  # recorded absolute: a resume from another directory finds it
-            options = options.model_copy(update={"screening_model": str(Path(options.screening_model).resolve())})
-        return options
+        return RunOptions(**(from_file | given))
     except ConfigError as exc:
         fail(exc)
     except ValidationError as exc:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from refinelab.schema import LETTERS, Diagnostic, QAItem, normalise_text
 
@@ -264,7 +264,10 @@ class ValidatorVerdict(BaseModel):
 
 
 class ErrorModel(BaseModel):
-    """Weights of the evidence pooling; defaults are hand-set, calibrate them on MMLU-Redux dev."""
+    """Weights of the evidence pooling; defaults are hand-set, calibrate them on MMLU-Redux dev. Unknown keys
+    are refused: set from an options file, a mistyped weight would otherwise leave the default in force."""
+
+    model_config = ConfigDict(extra="forbid")
 
     prior: float = Field(default=0.065, gt=0, lt=1)  # MMLU-Redux: ~6.5% of items carry an error
     panel_accuracy_ok: float = Field(default=0.80, gt=0, lt=1)  # P(panel model agrees with key | item ok)

@@ -148,6 +148,12 @@ class ScreeningModel:
     error_types: dict[str, list[float]] = field(default_factory=dict)
     fitted_on: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def member_features(self) -> list[str]:
+        """The panel members whose own p(key) the model reads (`p_key[NAME]` features, a calibration fitted
+        with several members); a run scoring with it needs each of them."""
+        return [f[len("p_key["):-1] for f in self.features if f.startswith("p_key[") and f.endswith("]")]
+
     def _z(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
         # a feature missing from a row (a model fitted by a later version) reads as the fitting data's mean:
         # it contributes nothing rather than a made-up 0

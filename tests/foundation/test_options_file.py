@@ -67,8 +67,17 @@ def test_a_missing_or_oversized_options_file_is_refused(tmp_path: Path) -> None:
         read_options_file(big)
 
 
-def test_every_profile_field_is_an_option() -> None:
-    assert set(PROFILE_FIELDS) <= set(RunOptions.model_fields)
+#: The options that decide what a run buys and how it checks edits, not what a profile measures. A new
+#: option must be put in PROFILE_FIELDS or here: the test below fails until it is classified.
+NOT_PROFILE = {"operations", "dry_run", "pilot_per_op", "pilot_share", "min_size", "min_keep",
+               "measure_new_item_cells", "measure_new_item_buckets", "expand_batch", "expand_aims_difficulty",
+               "expand_examples", "expand_spares", "calibrate_drafts", "calibrate_swaps", "allow_shrink",
+               "fix_min_p_error", "remove_min_p_error", "batch", "dedup", "review", "review_evidence_bar"}
+
+
+def test_every_option_is_classified_as_shaping_a_profile_or_not() -> None:
+    assert set(PROFILE_FIELDS) | NOT_PROFILE == set(RunOptions.model_fields)
+    assert not set(PROFILE_FIELDS) & NOT_PROFILE
     assert profile_options(RunOptions()) == {}
     assert profile_options(RunOptions(panel=["judge"], fix_min_p_error=0.2, operations=["fix"])) == {"panel": ["judge"]}
 
@@ -119,13 +128,17 @@ def test_the_file_sets_options_and_flags_given_beside_it_win(monkeypatch: pytest
 
 def test_refine_takes_a_panel_and_a_calibration_recorded_absolute(monkeypatch: pytest.MonkeyPatch,
                                                                   tmp_path: Path) -> None:
+    from refinelab.api.runs import checked_options
+
     monkeypatch.chdir(tmp_path)
-    Path("calibration.json").write_text("{}", encoding="utf-8")
     options = _captured_options(monkeypatch, "refinelab.api.refine", [
         "refine", str(DATA), "--limit", "4", "--budget", "1000", "--quiet", "--panel", "judge,rag:judge",
         "--calibration", "calibration.json"])
-    assert options.panel == ["judge", "rag:judge"]
-    assert options.screening_model == str(tmp_path / "calibration.json")
+    assert options.panel == ["judge", "rag:judge"] and options.screening_model == "calibration.json"
+    # the library records the path absolute (the CLI and Python callers alike), so a resume from elsewhere finds it
+    _calibration(tmp_path, []).rename(tmp_path / "calibration.json")
+    checked = checked_options({"screening_model": "calibration.json"})
+    assert checked.screening_model == str(tmp_path / "calibration.json")
 
 
 @pytest.mark.parametrize("command", [["refine", "--budget", "1000", "--quiet"], ["plan", "--budget", "1000", "--dry-run"],
@@ -163,6 +176,15 @@ def test_a_calibration_that_cannot_score_the_runs_panel_is_refused_before_the_ru
         run_screening_model(RunOptions(screening_model=str(two), panel=["a"]))
     pooled = _calibration(tmp_path, [])
     assert run_screening_model(RunOptions(screening_model=str(pooled))) is not None  # the judge answers (irt)
+    # a calibration from `screen --calibrate` records its members: its threshold is theirs, not another model's
+    record = json.loads(pooled.read_text())
+    record["model"]["fitted_on"] = {"members": ["qwen2.5-coder-1.5b"]}
+    fitted = tmp_path / "fitted.json"
+    fitted.write_text(json.dumps(record), encoding="utf-8")
+    assert run_screening_model(RunOptions(screening_model=str(fitted), panel=["qwen2.5-coder-1.5b"])) is not None
+    with pytest.raises(ConfigError, match=r"fitted on the answers of qwen2.5-coder-1.5b.*panel is judge: ask the "
+                                          r"same members \(--panel qwen2.5-coder-1.5b\)"):
+        run_screening_model(RunOptions(screening_model=str(fitted)))
     with pytest.raises(ConfigError, match="this run asks no panel"):
         run_screening_model(RunOptions(screening_model=str(pooled), difficulty_method="rating"))
     assert run_screening_model(RunOptions()) is None
@@ -187,3 +209,39 @@ def test_the_p_error_floors_are_run_options_the_planner_follows() -> None:
     assert candidates(RunOptions()) == {("mid", Op.FIX)}
     assert candidates(RunOptions(fix_min_p_error=0.01)) == {("low", Op.FIX), ("mid", Op.FIX)}
     assert ("mid", Op.REMOVE) in candidates(RunOptions(remove_min_p_error=0.2))
+
+
+def test_a_mistyped_weight_of_the_error_model_is_refused_not_dropped(tmp_path: Path) -> None:
+    opts = tmp_path / "opts.yaml"
+    opts.write_text("error_model: {w_panel: 3}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"field 'error_model.w_panel': Extra inputs are not permitted"):
+        read_options_file(opts)
+
+
+def test_screen_reads_the_calibration_its_options_name_before_any_folder(tmp_path: Path) -> None:
+    """`screen --options` naming a `screening_model` that is missing, or fitted on other members, stops
+    before the screen's folder exists (the model used to be read inside it, leaving store and ledger)."""
+    record = json.loads(_calibration(tmp_path, []).read_text())
+    record["model"]["fitted_on"] = {"members": ["smollm2-135m"]}
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(record), encoding="utf-8")
+    for named, says in ((tmp_path / "gone.json", "gone.json"), (other, "fitted on the answers of smollm2-135m")):
+        opts = tmp_path / "opts.yaml"
+        opts.write_text(f"screening_model: {named}\n", encoding="utf-8")
+        out = tmp_path / "screen"
+        result = CliRunner().invoke(app, ["screen", str(DATA), "--limit", "2", "--options", str(opts), "--out",
+                                          str(out), "--quiet"])
+        assert result.exit_code == 2 and says in " ".join(result.output.split()), result.output
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--model", "--endpoint", "--api-key-env"])
+def test_a_mistyped_role_is_refused_not_taken_as_a_value_for_every_role(flag: str) -> None:
+    result = CliRunner().invoke(app, ["plan", str(DATA), "--budget", "1000", "--dry-run", flag, "jduge=big"])
+    line = " ".join(result.output.split())
+    assert result.exit_code == 2 and f"{flag} jduge=big: unknown role 'jduge'" in line, line
+
+
+def test_a_limit_below_one_is_refused() -> None:
+    result = CliRunner().invoke(app, ["plan", str(DATA), "--budget", "1000", "--dry-run", "--limit", "0"])
+    assert result.exit_code == 2 and "--limit" in result.output

@@ -126,7 +126,7 @@ def test_the_plan_folder_is_keyed_by_the_profile_options_and_a_profile_made_othe
     extras = _options_file(tmp_path)
     refused = runner.invoke(app, [*common, "--options", str(extras), "--skill-method", "exemplars"])
     assert refused.exit_code == 2, refused.output
-    assert "skill_method 'model' (the default) there, \"exemplars\" asked" in " ".join(refused.output.split())
+    assert "skill_method \"model\" (the default) there, \"exemplars\" asked" in " ".join(refused.output.split())
     options_file = tmp_path / "opts.yaml"
     options_file.write_text("validators: []\npanel: [judge]\npanel_orders: 3\n", encoding="utf-8")
     refused = runner.invoke(app, [*common, "--options", str(options_file)])
