@@ -168,9 +168,28 @@ def _answer_index(path: Path, row: int, value: Any, n_choices: int, field: str =
         raise DataError(str(path), row, field, f"{value.strip()!r} is beyond the {n_choices} options {span}")
     else:
         raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {_short(value)}")
+    if index == n_choices and n_choices:  # one past the last option: the mark of an answer counted from 1
+        raise AnswerPastOptions(str(path), row, field, f"answer {_short(value)} out of range for {n_choices} "
+                                "choices (an index is 0-based: 0 is the first option; or give a letter)")
     if not 0 <= index < n_choices:
         raise DataError(str(path), row, field, f"answer {_short(value)} out of range for {n_choices} choices")
     return index
+
+
+class AnswerPastOptions(DataError):
+    """A numeric answer equal to the number of options: 0-based it is out of range, 1-based it is the last
+    option. One such row is a bad row; such rows with no answer 0 anywhere are a file counted from 1
+    (`_checked` refuses it whole rather than keep its other rows each one option off)."""
+
+
+def _looks_one_based(dataset: Dataset, path: Path) -> AnswerPastOptions | None:
+    """The first row of the file at `path` whose answer is one past the options (rows set aside so far by
+    quarantine, `_rejected`), when there are such rows and no item keyed to its first option: answers
+    counted from 1, which read as 0-based put every other key one option late."""
+    past = [e for e in _rejected.get() or [] if isinstance(e, AnswerPastOptions) and e.path == str(path)]
+    if past and not any(item.answer == 0 for item in dataset.items):
+        return past[0]
+    return None
 
 
 def options_from_key(path: Path, row: int, question: Any, answer: Any, wrong: Any,
@@ -216,6 +235,14 @@ def one_failure(rejected: Sequence[DataError]) -> DataError | None:
 
 
 def _checked(dataset: Dataset, path: Path) -> Dataset:
+    """A file's items as read, refused whole when its rows cannot be trusted one by one: answers counted
+    from 1 (`_looks_one_based`), or an id used twice."""
+    if (past := _looks_one_based(dataset, path)) is not None:
+        count = sum(isinstance(e, AnswerPastOptions) and e.path == str(path) for e in _rejected.get() or [])
+        raise DataError(str(path), past.row, past.field, f"the answers look counted from 1: {count} row(s) give "
+                        "the number of options as the answer and no row gives 0, so every other key would be "
+                        "read one option late; RefineLab reads a number as a 0-based index (0 = the first "
+                        "option): subtract 1 from the answers, or give letters")
     report = dataset.duplicates()
     if report.duplicate_ids:
         first = report.duplicate_ids[0]

@@ -77,8 +77,9 @@ def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str, defau
         _choice_list(path, row_no, row)
     if "id" not in row:
         row["id"] = default_id or f"{name}-{row_no}"
-    if isinstance(row.get("answer"), str | bool):  # JSON true is no index: _answer_index refuses it
-        row["answer"] = _answer_from_text(path, row_no, row["answer"], row.get("choices") or [])
+    answer = row.get("answer")  # JSON true is no index: _answer_index refuses it; a number is read there too
+    if isinstance(answer, str | bool) or (isinstance(answer, int) and isinstance(row.get("choices"), list)):
+        row["answer"] = _answer_from_text(path, row_no, answer, row.get("choices") or [])
     return _make_item(path, row_no, row)
 
 

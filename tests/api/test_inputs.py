@@ -96,7 +96,7 @@ def _bad_inputs() -> dict[str, tuple[Any, str]]:
     one_choice = [dict(ROWS[0]), dict(ROWS[1], choices=["only"], answer=0)]
     return {
         "dataframe_bad_row": (pd.DataFrame(one_choice), "<dataframe>, row 2, field 'choices'"),
-        "list_bad_answer": ([dict(ROWS[0], answer=9)], "<records>, row 1: answer index 9 out of range"),
+        "list_bad_answer": ([dict(ROWS[0], answer=9)], "<records>, row 1, field 'answer': answer 9 out of range"),
         "list_of_strings": (["not a row"], "<records>, row 1: expected a mapping"),
         "empty_list": ([], "no rows"),
         "dataset_dict": (datasets.DatasetDict({"test": datasets.Dataset.from_list(ROWS[:2])}), "several splits"),

@@ -145,3 +145,38 @@ def test_csv_rows_say_how_short_they_are_which_letter_is_past_the_options_and_wh
         "choices are not distinct after normalisation: B and C are the same",
         "3 cells, the header has 6"]
     assert [(e.row, e.field) for e in dataset.rejected] == [(2, "answer"), (3, "choices"), (4, "C")]
+
+
+# 6. answers counted from 1
+
+
+@pytest.mark.parametrize("layout", ["csv", "jsonl", "records"])
+def test_a_file_whose_answers_are_counted_from_1_is_refused_whole(tmp_path: Path, layout: str) -> None:
+    """Answers 1-4 over four options: the rows answering 4 were refused as out of range and the others kept,
+    each key one option late, with no word that anything was off. Such rows and no answer 0 anywhere mark a
+    file counted from 1: it is refused whole, saying so."""
+    answers = [1, 4, 2, 3, 4]
+    rows = [{"id": f"r{i}", "question": f"Q{i}?", "choices": ["a", "b", "c", "d"], "answer": a}
+            for i, a in enumerate(answers)]
+    if layout == "csv":
+        path = tmp_path / "one.csv"
+        path.write_text("question,A,B,C,D,answer\n" + "".join(f"Q{i}?,a,b,c,d,{a}\n" for i, a in enumerate(answers)))
+    elif layout == "jsonl":
+        path = _jsonl(tmp_path / "one.jsonl", rows)
+    else:  # records: the foreign layout (options/label) read through `_mapped`
+        path = _jsonl(tmp_path / "one.jsonl", [{"query": r["question"], "options": r["choices"], "label": r["answer"]}
+                                               for r in rows])
+    with pytest.raises(DataError) as caught:
+        load_dataset(path, on_invalid="quarantine")
+    message = str(caught.value)
+    assert "one." in message and ("field 'answer'" in message or "field 'label'" in message)
+    assert "the answers look counted from 1: 2 row(s) give the number of options" in message
+    with pytest.raises(DataError, match=r"out of range for 4 choices \(an index is 0-based"):
+        load_dataset(path)  # strict: the first such row, with how answers are read
+
+
+def test_a_0_based_file_with_one_answer_past_the_options_keeps_its_other_rows(tmp_path: Path) -> None:
+    path = tmp_path / "zero.csv"
+    path.write_text("question,A,B,C,D,answer\nQ0?,a,b,c,d,0\nQ1?,a,b,c,d,4\nQ2?,a,b,c,d,2\n")
+    dataset = load_dataset(path, on_invalid="quarantine")
+    assert [i.answer for i in dataset.items] == [0, 2] and len(dataset.rejected) == 1
