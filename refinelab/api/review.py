@@ -141,6 +141,8 @@ def decide(run_id: str, decisions: Iterable[ReviewDecision | dict[str, Any]], *,
         ctx = saved_context(folder, hooks, on_event)
         try:
             cases = {c.key: c for c in _cases(ctx, folder.identity)}
+            if not cases:  # a finished or stopped run: resuming it with nothing would report a run of nothing
+                raise ValueError(f"run {run_id} waits for no review decision (it is not paused at review)")
             resume: dict[str, Any] = {}
             for decision in parsed:
                 case = cases.get(decision.key)
@@ -175,14 +177,22 @@ def export_queue(run_id: str, path: str | Path, *, runs_dir: str | Path = "runs"
 
 def read_decisions(path: str | Path) -> list[ReviewDecision]:
     """Decisions from a JSONL file: an exported queue with `decision` filled in, or bare decision lines.
-    Lines whose decision is empty are skipped; a malformed one is a DataError naming file, line and field."""
+    Lines whose decision is empty are skipped; a malformed one, a line that is no decision at all (no
+    `decision` field) and a file without one decision are each a DataError naming file, line and field: such
+    a file used to resume nothing and print a run "finished: None" with exit 0."""
     path = Path(path)
     try:
         if path.stat().st_size > MAX_QUEUE_BYTES:
             raise DataError(str(path), None, None, f"larger than {MAX_QUEUE_BYTES} bytes")
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(str(path), None, None, f"cannot be read as UTF-8 text ({type(exc).__name__})") from None
+    except FileNotFoundError:
+        raise DataError(str(path), None, None, "not found") from None
+    except IsADirectoryError:
+        raise DataError(str(path), None, None, "is a folder, not a JSONL file of decisions") from None
+    except OSError as exc:
+        raise DataError(str(path), None, None, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError:
+        raise DataError(str(path), None, None, "not valid UTF-8 text") from None
     out = []
     for row, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -190,6 +200,9 @@ def read_decisions(path: str | Path) -> list[ReviewDecision]:
         record = loads_json(line, str(path), row)
         if not isinstance(record, dict):
             raise DataError(str(path), row, None, "expected a JSON object")
+        if "decision" not in record:
+            raise DataError(str(path), row, "decision", "missing: each line is a case of `refinelab review "
+                            "--export` with its decision filled in, or {\"key\": ..., \"decision\": ...}")
         if record.get("decision") in (None, ""):
             continue
         if not isinstance(record.get("key"), str) or not record["key"]:
@@ -199,4 +212,7 @@ def read_decisions(path: str | Path) -> list[ReviewDecision]:
         except ValueError as exc:
             field_name = str(exc).split("field ", 1)[-1].split(":", 1)[0]
             raise DataError(str(path), row, field_name, str(exc).split(": ", 2)[-1]) from None
+    if not out:
+        raise DataError(str(path), None, None, "holds no decision: fill in \"decision\" (accept, reject, edit or "
+                        "skip) on the cases to decide")
     return out

@@ -4,8 +4,12 @@ for writing.
 A user with a dozen runs asks which finished, which stopped and can be resumed, which is running now, and what
 each spent and made. The answers are in each folder's settings.json (its data and budget), report.json (a
 finished run's figures) and lock (a running one). A folder that cannot be read is listed with its one-line
-problem, not skipped: the listing is where a damaged run is noticed. Folders without settings.json (a plan's
-or a profile's) are not runs and are left out.
+problem, not skipped: the listing is where a damaged run is noticed, a run folder that lost its settings.json
+included. Folders holding none of a run's own files (a plan's, a profile's, a screen's) are not runs and are
+left out.
+
+Every command that reads a run names it the same way, through `locate_run`: a run id under the runs folder
+(`--runs-dir`, else the configured `runs_dir`, where `refine` put it), or a path to the run folder itself.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from refinelab.api.run_files import read_report
-from refinelab.api.run_folders import lock_holder, read_settings
-from refinelab.errors import DataError
+from refinelab.api.run_folders import SEAL_NAME, lock_holder, read_settings, run_path, validate_run_id
+from refinelab.errors import ConfigError, DataError
 
 RunState = Literal["finished", "running", "stopped", "unreadable"]
+
+# Files only a run writes. A plan's, a profile's or a screen's folder holds a store and a ledger too, never these.
+RUN_MARKERS = ("settings.json", SEAL_NAME, "checkpoints.sqlite", "refined.jsonl", "changes.jsonl", "report.json")
 
 
 @dataclass(frozen=True)
@@ -49,19 +56,84 @@ class RunEntry:
         return asdict(self) | {"used": self.used}
 
 
+@dataclass(frozen=True)
+class RunLocation:
+    """Where a command's RUN argument points: the runs folder and the run's name in it, which is what
+    `resume` and `review` take, and `path`, the run folder itself, which is what `report`, `export` and
+    `trace` read."""
+
+    runs_dir: Path
+    run_id: str
+
+    @property
+    def path(self) -> Path:
+        return self.runs_dir / self.run_id
+
+
+def runs_folder(runs_dir: str | Path | None = None) -> Path:
+    """`runs_dir` when given, else the configured runs folder (settings `runs_dir`: REFINELAB_RUNS_DIR or the
+    default `runs`): `refine` writes its run there, so the commands that read runs must look there too, or
+    `refinelab runs` right after a run says there is none. ConfigError when the settings are invalid."""
+    if runs_dir is not None:
+        return Path(runs_dir)
+    from refinelab.config import load_settings
+
+    return load_settings().runs_dir
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether `path` is a run's folder: it holds one of the files only a run writes (`RUN_MARKERS`), so a run
+    that lost its settings.json still counts (and is listed as unreadable) while a plan's or a profile's
+    folder does not."""
+    return path.is_dir() and any(os.path.lexists(path / name) for name in RUN_MARKERS)
+
+
+def locate_run(run: str, runs_dir: str | Path | None = None) -> RunLocation:
+    """The run a command's RUN argument names: a run id under `runs_dir` (default: `runs_folder()`), or a
+    path to a run folder (`runs/RUN`, an absolute path, `.` inside it). One rule for every command, so a
+    path that `report` accepts is accepted by `resume` and `review` too. An id that names a folder under the
+    runs folder means that folder (a symbolic link there is refused, `run_path`); otherwise a run folder at
+    that path is used. Anything else is a FileNotFoundError (exit 2) saying it is neither; nothing is read
+    beyond the folder's file names."""
+    try:
+        validate_run_id(run)
+    except ConfigError:
+        is_id = False
+    else:
+        is_id = True
+    if is_id:
+        root = runs_folder(runs_dir)
+        if os.path.lexists(run_path(root, run)) or not is_run_folder(Path(run)):
+            return RunLocation(root, run)
+    folder = Path(os.path.abspath(run))
+    if not is_run_folder(folder):
+        problem = ("no such folder" if not folder.exists() else
+                   f"not a run folder (it holds none of {', '.join(RUN_MARKERS)})")
+        id_rule = "" if is_id else " (1-128 letters, digits, '.', '_' or '-')"
+        raise FileNotFoundError(f"{run!r} is not a run id{id_rule} in the runs folder, and {folder}: {problem}")
+    return RunLocation(folder.parent, folder.name)
+
+
 def list_runs(runs_dir: str | Path) -> list[RunEntry]:
-    """Every run folder directly under `runs_dir`, the most recently changed first; [] when there is none."""
+    """Every run folder directly under `runs_dir`, the most recently changed first; [] for an empty folder.
+    A `runs_dir` that does not exist is a FileNotFoundError: a mistyped --runs-dir listed as "no run
+    folders" looked like runs had vanished."""
     runs_dir = Path(runs_dir)
+    if not runs_dir.exists():
+        raise FileNotFoundError(f"no runs folder {runs_dir}")
     if not runs_dir.is_dir():
-        return []
-    entries = [run_entry(path) for path in runs_dir.iterdir()
-               if path.is_dir() and not path.is_symlink() and (path / "settings.json").is_file()]
+        raise ConfigError(f"runs folder {runs_dir} is not a folder")
+    entries = [run_entry(path) for path in runs_dir.iterdir() if not path.is_symlink() and is_run_folder(path)]
     return sorted(entries, key=lambda entry: entry.modified, reverse=True)
 
 
 def run_entry(run_dir: Path) -> RunEntry:
     """Where one run folder stands (see `RunEntry`)."""
     modified = _newest_change(run_dir)
+    if not os.path.lexists(run_dir / "settings.json"):  # its other files say it is a run: a damaged one
+        present = [name for name in RUN_MARKERS if os.path.lexists(run_dir / name)]
+        return RunEntry(run_dir.name, "unreadable", f"settings.json: missing beside {', '.join(present)} (the "
+                        "folder was copied in part, or damaged)", modified=modified)
     try:
         saved = read_settings(run_dir / "settings.json")
     except DataError as exc:

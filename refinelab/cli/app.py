@@ -298,8 +298,9 @@ def refine_command(
 
 @app.command("resume")
 def resume_command(
-    run_id: Annotated[str, typer.Argument(help="the run to continue")],
-    runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
+    run: Annotated[str, typer.Argument(help="the run to continue: its id, or a path to its folder")],
+    runs_dir: Annotated[Path | None, typer.Option(help="where run folders are (default: the configured runs_dir, "
+                                                       "REFINELAB_RUNS_DIR, else ./runs)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     trust_run: Annotated[bool, typer.Option("--trust-run", help=(
@@ -308,35 +309,45 @@ def resume_command(
 ) -> None:
     """Continue a killed run from its last checkpoint without paying for finished calls again."""
     from refinelab.api.run_folders import check_existing
+    from refinelab.api.run_list import locate_run
 
     try:  # read-only checks before the graph is loaded (~2 s): a damaged or foreign folder fails at once
-        check_existing(runs_dir, run_id, trust=trust_run, resuming=True, rows=False)
+        where = locate_run(run, runs_dir)
+        check_existing(where.runs_dir, where.run_id, trust=trust_run, resuming=True, rows=False)
     except (RefineLabError, ValueError, FileNotFoundError) as exc:
         fail(exc)
     from refinelab.api import resume
 
-    _run_and_report(lambda view: resume(run_id, runs_dir=runs_dir, on_event=view, trust=trust_run), quiet, as_json)
+    _run_and_report(lambda view: resume(where.run_id, runs_dir=where.runs_dir, on_event=view, trust=trust_run),
+                    quiet, as_json)
 
 
 @app.command("runs")
 def runs_command(
-    runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
+    runs_dir: Annotated[Path | None, typer.Option(help="where run folders are (default: the configured runs_dir, "
+                                                       "REFINELAB_RUNS_DIR, else ./runs)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run folder, as a list")] = False,
 ) -> None:
     """List the run folders: finished (stop reason, tokens, items in and out, edits committed), running
     (pid), stopped (resume it) or unreadable (why). Reads only; the newest first."""
     from datetime import datetime
 
-    from refinelab.api.run_list import list_runs
+    from refinelab.api.run_list import list_runs, runs_folder
 
-    entries = list_runs(runs_dir)
+    try:
+        root = runs_folder(runs_dir)
+        entries = list_runs(root)
+    except (RefineLabError, FileNotFoundError) as exc:
+        fail(exc)
     if as_json:
         out.print_json(json.dumps([entry.to_dict() for entry in entries]))
         return
     if not entries:
-        out.print(f"no run folders in {runs_dir}")
+        out.print(f"no run folders in {root}", soft_wrap=True)
         return
-    table = Table("run", "changed", "state", "data", "tokens", "items", "committed", "detail")
+    table = Table()  # the run id and state whole at any width (piped output is 80 columns); the rest folds
+    for column in ("run", "changed", "state", "data", "tokens", "items", "committed", "detail"):
+        table.add_column(column, no_wrap=column in ("run", "state"), overflow="fold")
     for entry in entries:
         tokens = (f"{entry.used:,} of {entry.budget:,}" if entry.used is not None and entry.budget is not None
                   else "" if entry.budget is None else f"budget {entry.budget:,}")
@@ -350,17 +361,18 @@ def runs_command(
 
 @app.command("trace")
 def trace_command(
-    run_id: Annotated[str, typer.Argument(help="run id")],
-    runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
+    run: Annotated[str, typer.Argument(help="run id, or a path to a run folder")],
+    runs_dir: Annotated[Path | None, typer.Option(help="where run folders are (default: the configured runs_dir, "
+                                                       "REFINELAB_RUNS_DIR, else ./runs)")] = None,
     depth: Annotated[int, typer.Option(help="levels to show")] = 3,
 ) -> None:
     """Print the run tree with tokens and timings."""
-    from refinelab.api.run_folders import run_path
+    from refinelab.api.run_list import locate_run
     from refinelab.cli.trace_view import render_tree
 
     try:
-        path = run_path(runs_dir, run_id) / "trace.jsonl"
-    except RefineLabError as exc:
+        path = locate_run(run, runs_dir).path / "trace.jsonl"
+    except (RefineLabError, FileNotFoundError) as exc:
         fail(exc)
     if not path.exists():
         fail(FileNotFoundError(f"no trace at {path}"))

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from refinelab.cli import arguments as arg
-from refinelab.cli.common import clip, console, fail, out
+from refinelab.cli.common import clip, console, fail, out, styled
 from refinelab.cli.progress import phase_progress
 from refinelab.errors import RefineLabError
 
@@ -84,12 +83,13 @@ def overlap_command(
     if other_key["exact"]:
         console.print(f"warning: {other_key['exact']:,} exact copies are keyed otherwise than the item they "
                       "copy: one of each pair has a wrong key")
-    if report.matches:
-        table = Table("item", "question", "found as", "kind", "similarity", "same key")
-        for match in report.matches[:SHOWN]:
-            table.add_row(clip(match.item_id, 30), clip(match.question, 60), clip(match.reference_id, 30), match.kind,
-                          f"{match.similarity:.3f}", "yes" if match.same_key else "no")
-        out.print(table)
+    for match in report.matches[:SHOWN]:
+        # one line a match, not a table: two ids and a question do not fit 80 columns (piped output), and a
+        # table cut the ids to "abstract_alg…"; here nothing but the question is shortened
+        out.print(styled((match.item_id, "bold"), " found as ", (match.reference_id, "bold"),
+                         f": {match.kind}, similarity {match.similarity:.3f}, "
+                         f"{'same key' if match.same_key else 'another key'}; {clip(match.question, 80)}"),
+                  soft_wrap=True)
         if len(report.matches) > SHOWN:
             out.print(f"… {len(report.matches) - SHOWN:,} more" + (f" in {out_file}" if out_file else
                                                                     " (--out FILE writes them all)"))

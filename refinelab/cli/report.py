@@ -10,21 +10,29 @@ from typing import Annotated
 
 import typer
 
+from refinelab.atomic import UnsafePathError
 from refinelab.cli.common import fail, out
 from refinelab.errors import DataError, RefineLabError
 
+# --runs-dir of the commands that read a run (report, export; review, trace, resume, runs say the same)
+RunsDir = Annotated[Path | None, typer.Option(help="where run folders are (default: the configured runs_dir, "
+                                                    "REFINELAB_RUNS_DIR, else ./runs)")]
 
-def _run_dir(run_id: str, runs_dir: Path) -> Path:
-    """RUN may be an id under --runs-dir or a path to the run folder itself."""
-    direct = Path(run_id)
-    if (direct / "report.json").exists() or (direct / "refined.jsonl").exists():
-        return direct
-    return runs_dir / run_id
+
+def _run_dir(run_id: str, runs_dir: Path | None) -> Path:
+    """RUN may be an id under --runs-dir (default: the configured runs folder) or a path to the run folder
+    itself: `refinelab.api.run_list.locate_run`, the rule every command that reads a run shares."""
+    from refinelab.api.run_list import locate_run
+
+    try:
+        return locate_run(run_id, runs_dir).path
+    except (RefineLabError, FileNotFoundError) as exc:
+        fail(exc)
 
 
 def report_command(
     run_id: Annotated[str, typer.Argument(help="run id (or path to a run folder)")],
-    runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
+    runs_dir: RunsDir = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write here instead of RUN/report.html")] = None,
     open_browser: Annotated[bool, typer.Option("--open", help="open the page in a browser")] = False,
 ) -> None:
@@ -32,9 +40,12 @@ def report_command(
     from refinelab.api import report
     from refinelab.api.report_html import ReportError
 
+    if output is not None and output.is_dir():  # refused before the page is built, as the atomic write would
+        fail(f"--output {output} is a folder; name the file to write, e.g. {output / 'report.html'}")
+    run_dir = _run_dir(run_id, runs_dir)
     try:
-        path = report(_run_dir(run_id, runs_dir), output)
-    except ReportError as exc:
+        path = report(run_dir, output)
+    except (ReportError, UnsafePathError) as exc:  # a bad run folder, or -o naming something not a file
         fail(exc, 2)
     except (OSError, RefineLabError) as exc:
         fail(exc)
@@ -53,7 +64,7 @@ def export_command(
     parquet: Annotated[Path | None, typer.Option("--parquet", help=(
         "a .parquet file (card: README.md beside it) or a new folder (README.md + data/test.parquet)"))] = None,
     jsonl: Annotated[Path | None, typer.Option("--jsonl", help="like --parquet, as JSON lines")] = None,
-    runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
+    runs_dir: RunsDir = None,
     task_name: Annotated[str | None, typer.Option(help="task name (default: refinelab_<run id>)")] = None,
     choice_format: Annotated[str, typer.Option(
         help="letters: MMLU-style lettered options, scores ' A'/' B'...; text: scores each option's text")] = "letters",

@@ -16,6 +16,7 @@ import typer
 from rich.text import Text
 
 from refinelab.cli.common import console, fail, options_text, out, styled
+from refinelab.cli.report import RunsDir
 from refinelab.errors import RefineLabError
 
 EVIDENCE_CHARS = 1500
@@ -86,8 +87,8 @@ def _summary(result: Any) -> None:
 
 
 def review_command(
-    run_id: Annotated[str, typer.Argument(help="the paused run")],
-    runs_dir: Annotated[Path, typer.Option(help="where run folders are")] = Path("runs"),
+    run: Annotated[str, typer.Argument(help="the paused run: its id, or a path to its folder")],
+    runs_dir: RunsDir = None,
     reviewer: Annotated[str | None, typer.Option(help="who decides (recorded); default: the login name")] = None,
     export: Annotated[Path | None, typer.Option("--export", help="write the pending cases as JSONL and stop")] = None,
     decisions: Annotated[Path | None, typer.Option("--import", help="apply decisions from a JSONL file")] = None,
@@ -95,8 +96,13 @@ def review_command(
 ) -> None:
     """Show each decision the run waits for (before/after, evidence, reasons); accept, reject, edit or skip."""
     from refinelab.api.review import decide, decided_by_policy, export_queue, pending_reviews, read_decisions
+    from refinelab.api.run_list import locate_run
 
+    if export is not None and decisions is not None:  # one of them used to be ignored without a word
+        fail("--export and --import do not go together: export the queue, fill in its decisions, then import it")
     try:
+        where = locate_run(run, runs_dir)
+        run_id, runs_dir = where.run_id, where.runs_dir
         if export is not None:
             count = export_queue(run_id, export, runs_dir=runs_dir, trust=trust_run)
             out.print(f"{count} pending case(s) written to {export}")

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from refinelab.agents.options import RunHooks
@@ -64,7 +65,8 @@ def test_each_run_folder_with_where_it_stands_and_nothing_written(tmp_path: Path
     assert (entries["running"].state, entries["running"].detail) == ("running", f"pid {os.getpid()}")
     assert entries["damaged"].state == "unreadable" and "settings.json" in entries["damaged"].detail
     assert entries["odd-report"].state == "unreadable" and "report.json" in entries["odd-report"].detail
-    assert list_runs(tmp_path / "nowhere") == []
+    with pytest.raises(FileNotFoundError, match="no runs folder"):  # a mistyped folder is not "no runs"
+        list_runs(tmp_path / "nowhere")
 
 
 def test_the_cli_lists_runs_as_a_table_or_json(tmp_path: Path) -> None:
@@ -77,5 +79,8 @@ def test_the_cli_lists_runs_as_a_table_or_json(tmp_path: Path) -> None:
     assert entry["used"] == entry["spent"] + entry["replayed"]  # what the budget counts
     table = CliRunner().invoke(app, ["runs", "--runs-dir", str(runs)], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "only" in table.stdout and "finished" in table.stdout
+    (tmp_path / "none").mkdir()
     empty = CliRunner().invoke(app, ["runs", "--runs-dir", str(tmp_path / "none")])
     assert empty.exit_code == 0 and "no run folders in" in empty.stdout
+    missing = CliRunner().invoke(app, ["runs", "--runs-dir", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "no runs folder" in missing.output
