@@ -75,10 +75,21 @@ def load_yaml(text: str, where: str) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        first = " ".join(str(exc).split())[:300]
-        raise DataError(where, None, None, f"not valid YAML: {first}") from None
+        raise DataError(where, None, None, f"not valid YAML: {_yaml_problem(exc)}") from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise DataError(where, None, None, f"not valid YAML: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What a YAML error says, on one line: its problem at its line and column (1-based), without PyYAML's
+    `in "<unicode string>"` and the caret drawing, which mean nothing on one line."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if not problem:
+        return " ".join(str(exc).split())[:300]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return f"{' '.join(str(problem).split())[:200]}{where}" + (f" ({' '.join(str(context).split())[:100]})" if context else "")
 
 
 def list_literal(text: str, where: str, row: int | None = None, field: str | None = None) -> list[str]:

@@ -195,6 +195,8 @@ def read_options_file(path: str | Path) -> dict[str, Any]:
     (`opts.yaml, field 'panel_orders': Input should be less than or equal to 10`) before any data is read. Returns
     the file's own fields only: the command line's flags are laid over them (`cli/common.run_options`)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not an options file")
     if not path.is_file():
         raise ConfigError(f"{path}: options file not found")
     if path.stat().st_size > MAX_OPTIONS_FILE_BYTES:

@@ -51,6 +51,7 @@ def screen_command(
     prompts: arg.Prompts = None,
     batch: Annotated[bool | None, typer.Option("--batch/--no-batch", help="panel probes through the OpenAI Batch "
                                                "API (half price on hosted APIs)")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not reuse cached responses")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False,
 ) -> None:
     """Screen DATA for errors (wrong keys, no or several right options, unclear items); no edits.
@@ -64,7 +65,8 @@ def screen_command(
     options = run_options({"panel_orders": "--orders", "panel_shots": "--shots"}, options_file,
                           panel=parse_list(panel), panel_orders=orders, panel_shots=shots, batch=batch)
     try:
-        settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
+        overrides = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
+        settings = load_settings(config, overrides | ({"use_cache": False} if no_cache else {}))
     except (RefineLabError, ValueError) as exc:
         fail(exc)
     dataset, _ = load_selection(data, format, subjects, limit, None, columns=columns, split=split)

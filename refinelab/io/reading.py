@@ -136,6 +136,8 @@ def _read_text(path: Path, encoding: str = "utf-8") -> str:
         raise DataError(str(path), None, None, "file not found") from None
     except IsADirectoryError:
         raise DataError(str(path), None, None, "is a directory, expected a file") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text" and Windows tools write UTF-16
+        raise DataError(str(path), None, None, "UTF-16 text (its byte-order mark); save it as UTF-8")
     if b"\x00" in raw[:8192]:
         raise DataError(str(path), None, None, "binary content (NUL bytes); expected a text file")
     try:

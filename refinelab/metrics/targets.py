@@ -346,6 +346,8 @@ def load_targets(
 ) -> Targets:
     """Read, validate and resolve a target YAML file."""
     path = Path(path)
+    if path.is_dir():
+        raise TargetError(f"{path}: is a folder, not a targets YAML file")
     if not path.is_file():
         raise TargetError(f"{path}: target file not found")
     try:

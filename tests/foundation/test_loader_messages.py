@@ -180,3 +180,10 @@ def test_a_0_based_file_with_one_answer_past_the_options_keeps_its_other_rows(tm
     path.write_text("question,A,B,C,D,answer\nQ0?,a,b,c,d,0\nQ1?,a,b,c,d,4\nQ2?,a,b,c,d,2\n")
     dataset = load_dataset(path, on_invalid="quarantine")
     assert [i.answer for i in dataset.items] == [0, 2] and len(dataset.rejected) == 1
+
+
+def test_a_utf16_file_is_named_as_utf16_not_binary(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes("question,A,B,answer\nQ?,a,b,A\n".encode("utf-16"))
+    with pytest.raises(DataError, match="excel.csv: UTF-16 text .*save it as UTF-8"):
+        load_dataset(path)

@@ -43,7 +43,7 @@ def test_an_options_file_is_read_as_yaml_or_json(tmp_path: Path) -> None:
     ("orders.yaml", "panel_orders: 99\n", "orders.yaml, field 'panel_orders': Input should be less than or equal to 10"),
     ("typo.yaml", "panel_order: 3\n", "typo.yaml, field 'panel_order': Extra inputs are not permitted"),
     ("list.yaml", "- panel\n", "list.yaml: expected a mapping of run options (field: value), got list"),
-    ("broken.yaml", "panel: [judge\n", "broken.yaml: not valid YAML"),
+    ("broken.yaml", "panel: [judge\n", "broken.yaml: not valid YAML: expected ',' or ']'"),
     ("broken.json", '{"panel": ', "broken.json: not valid JSON"),
     ("nan.json", '{"fix_min_p_error": NaN}', "nan.json: not valid JSON"),
     ("binary.yaml", b"\xff\xfe\x00", "binary.yaml: not valid UTF-8 text"),
@@ -56,11 +56,14 @@ def test_a_bad_options_file_is_one_line_naming_the_file_and_the_field(tmp_path: 
         read_options_file(path)
     assert str(caught.value).startswith(str(tmp_path)) and says in str(caught.value)
     assert "\n" not in str(caught.value) and "pydantic" not in str(caught.value)
+    assert "<unicode string>" not in str(caught.value) and "^" not in str(caught.value)
 
 
 def test_a_missing_or_oversized_options_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="options file not found"):
         read_options_file(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="is a folder, not an options file"):
+        read_options_file(tmp_path)
     big = tmp_path / "big.yaml"
     big.write_text("# " + "x" * 300_000 + "\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not an options file"):
@@ -245,3 +248,17 @@ def test_a_mistyped_role_is_refused_not_taken_as_a_value_for_every_role(flag: st
 def test_a_limit_below_one_is_refused() -> None:
     result = CliRunner().invoke(app, ["plan", str(DATA), "--budget", "1000", "--dry-run", "--limit", "0"])
     assert result.exit_code == 2 and "--limit" in result.output
+
+
+def test_screen_can_skip_the_response_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`screen` spends tokens like `profile` and `refine`, and like them can be told not to replay answers."""
+    seen: dict[str, Any] = {}
+
+    def captured(*args: Any, **kwargs: Any) -> None:
+        seen.update(kwargs)
+        raise ConfigError("stopped by the test")
+
+    monkeypatch.setattr("refinelab.api.screening.screen", captured)
+    for flags, cached in (([], True), (["--no-cache"], False)):
+        result = CliRunner().invoke(app, ["screen", str(DATA), "--limit", "2", "--quiet", *flags])
+        assert result.exit_code == 2 and seen["settings"].use_cache is cached, result.output

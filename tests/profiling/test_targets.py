@@ -119,3 +119,8 @@ def test_resolve_spec_directly():
     spec = parse_targets({"difficulty": {"buckets": ["lo", "hi"], "thresholds": [0.5]}})
     t = resolve_targets(spec)
     assert t.difficulty == {"lo": 0.5, "hi": 0.5} and t.bucket(0.5) == "hi"
+
+
+def test_a_folder_given_as_targets_is_named_as_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(TargetError, match="is a folder, not a targets YAML file"):
+        load_targets(tmp_path)
