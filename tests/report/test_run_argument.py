@@ -18,8 +18,8 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small finished run without quarantined input rows (the session's `run_dir` has one, and its store row
-    is refused by the resume's item check, a problem of its own)."""
+    """A small finished run without quarantined input rows (a run with them resumes too since s54:
+    tests/reliability/test_resume_quarantined.py)."""
     from refinelab.agents.options import RunHooks
     from refinelab.api import refine
     from refinelab.config import load_settings
