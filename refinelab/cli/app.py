@@ -116,7 +116,8 @@ def data_validate(
             "first_item": first.model_dump(mode="json") if first is not None else None,
         }))
     else:
-        table = Table(title=f"{path}: {len(dataset)} valid items")
+        out.print(f"{path}: {len(dataset)} valid items", soft_wrap=True)  # a line: a title wraps mid-word
+        table = Table()
         table.add_column("subject")
         table.add_column("items", justify="right")
         for subject, count in sorted(dataset.subjects().items()):
@@ -230,9 +231,10 @@ def refine_command(
     api_key_env: arg.ApiKeyEnv = None,
     config: arg.Config = None,
     run_id: Annotated[str | None, typer.Option(help="name of the run folder")] = None,
-    runs_dir: Annotated[Path | None, typer.Option(help="where run folders go")] = None,
-    rounds: Annotated[int | None, typer.Option(help="refinement rounds")] = None,
-    mode: Annotated[str | None, typer.Option(help="planner: ilp | lp-round | greedy | random")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="where run folders go (default: the configured runs_dir, "
+                                                       "REFINELAB_RUNS_DIR, else ./runs)")] = None,
+    rounds: Annotated[int | None, typer.Option(help="refinement rounds (default 2, or the settings' rounds)")] = None,
+    mode: Annotated[str | None, typer.Option(help="planner: ilp (the default) | lp-round | greedy | random")] = None,
     prompts: arg.Prompts = None,
     operations: arg.Operations = None,
     rag_corpus: Annotated[str | None, typer.Option(
@@ -299,10 +301,9 @@ def refine_command(
 @app.command("resume")
 def resume_command(
     run: Annotated[str, typer.Argument(help="the run to continue: its id, or a path to its folder")],
-    runs_dir: Annotated[Path | None, typer.Option(help="where run folders are (default: the configured runs_dir, "
-                                                       "REFINELAB_RUNS_DIR, else ./runs)")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    runs_dir: arg.RunsDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines of progress, then a JSON result")] = False,
     trust_run: Annotated[bool, typer.Option("--trust-run", help=(
         "resume a run folder whose settings.json this user's RefineLab did not write (from elsewhere, or "
         "edited); its settings choose endpoints and API keys"))] = False,
@@ -324,8 +325,7 @@ def resume_command(
 
 @app.command("runs")
 def runs_command(
-    runs_dir: Annotated[Path | None, typer.Option(help="where run folders are (default: the configured runs_dir, "
-                                                       "REFINELAB_RUNS_DIR, else ./runs)")] = None,
+    runs_dir: arg.RunsDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run folder, as a list")] = False,
 ) -> None:
     """List the run folders: finished (stop reason, tokens, items in and out, edits committed), running
@@ -362,8 +362,7 @@ def runs_command(
 @app.command("trace")
 def trace_command(
     run: Annotated[str, typer.Argument(help="run id, or a path to a run folder")],
-    runs_dir: Annotated[Path | None, typer.Option(help="where run folders are (default: the configured runs_dir, "
-                                                       "REFINELAB_RUNS_DIR, else ./runs)")] = None,
+    runs_dir: arg.RunsDir = None,
     depth: Annotated[int, typer.Option(help="levels to show")] = 3,
 ) -> None:
     """Print the run tree with tokens and timings."""

@@ -39,6 +39,8 @@ SkillMethod = Annotated[str | None, typer.Option(help="model (the judge's constr
                                                       "(the judge's calibrated skill probabilities)")]
 Operations = Annotated[str | None, typer.Option(
     metavar="OPS", help=f"comma-separated operations the planner may buy (default: all of {', '.join(OPERATION_NAMES)})")]
+RunsDir = Annotated[Path | None, typer.Option(help="where run folders are (default: the configured runs_dir, "
+                                                    "REFINELAB_RUNS_DIR, else ./runs)")]
 Options = Annotated[Path | None, typer.Option(
     "--options", metavar="FILE", help="a YAML or JSON file of run options (any field of RunOptions: panel, "
                                       "panel_orders, difficulty_method, fix_min_p_error, …; docs/configuration.md); "

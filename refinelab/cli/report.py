@@ -11,12 +11,9 @@ from typing import Annotated
 import typer
 
 from refinelab.atomic import UnsafePathError
+from refinelab.cli import arguments as arg
 from refinelab.cli.common import fail, out
 from refinelab.errors import DataError, RefineLabError
-
-# --runs-dir of the commands that read a run (report, export; review, trace, resume, runs say the same)
-RunsDir = Annotated[Path | None, typer.Option(help="where run folders are (default: the configured runs_dir, "
-                                                    "REFINELAB_RUNS_DIR, else ./runs)")]
 
 
 def _run_dir(run_id: str, runs_dir: Path | None) -> Path:
@@ -32,7 +29,7 @@ def _run_dir(run_id: str, runs_dir: Path | None) -> Path:
 
 def report_command(
     run_id: Annotated[str, typer.Argument(help="run id (or path to a run folder)")],
-    runs_dir: RunsDir = None,
+    runs_dir: arg.RunsDir = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write here instead of RUN/report.html")] = None,
     open_browser: Annotated[bool, typer.Option("--open", help="open the page in a browser")] = False,
 ) -> None:
@@ -64,7 +61,7 @@ def export_command(
     parquet: Annotated[Path | None, typer.Option("--parquet", help=(
         "a .parquet file (card: README.md beside it) or a new folder (README.md + data/test.parquet)"))] = None,
     jsonl: Annotated[Path | None, typer.Option("--jsonl", help="like --parquet, as JSON lines")] = None,
-    runs_dir: RunsDir = None,
+    runs_dir: arg.RunsDir = None,
     task_name: Annotated[str | None, typer.Option(help="task name (default: refinelab_<run id>)")] = None,
     choice_format: Annotated[str, typer.Option(
         help="letters: MMLU-style lettered options, scores ' A'/' B'...; text: scores each option's text")] = "letters",

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from refinelab.cli import arguments as arg
 from refinelab.cli.common import console, fail, options_text, out, styled
-from refinelab.cli.report import RunsDir
 from refinelab.errors import RefineLabError
 
 EVIDENCE_CHARS = 1500
@@ -88,7 +88,7 @@ def _summary(result: Any) -> None:
 
 def review_command(
     run: Annotated[str, typer.Argument(help="the paused run: its id, or a path to its folder")],
-    runs_dir: RunsDir = None,
+    runs_dir: arg.RunsDir = None,
     reviewer: Annotated[str | None, typer.Option(help="who decides (recorded); default: the login name")] = None,
     export: Annotated[Path | None, typer.Option("--export", help="write the pending cases as JSONL and stop")] = None,
     decisions: Annotated[Path | None, typer.Option("--import", help="apply decisions from a JSONL file")] = None,

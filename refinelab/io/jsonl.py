@@ -85,7 +85,7 @@ def read_jsonl(path: str | Path, mapping: Mapping[str, Any] | None = None, *, id
         # JSON true is no index: _answer_index refuses it; a number is read there too, so a key one past the
         # options is told apart (`reading.AnswerPastOptions`: a file counted from 1 is refused whole)
         if isinstance(row.get("answer"), str | bool) or (
-                isinstance(row.get("answer"), int) and isinstance(row.get("choices"), list)):
+                isinstance(row.get("answer"), int) and isinstance(row.get("choices"), list) and row["choices"]):
             n = len(row.get("choices") or [])
             row["answer"] = _answer_index(path, line_no, row["answer"], n)
         return _make_item(path, line_no, row)

@@ -78,7 +78,7 @@ def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str, defau
     if "id" not in row:
         row["id"] = default_id or f"{name}-{row_no}"
     answer = row.get("answer")  # JSON true is no index: _answer_index refuses it; a number is read there too
-    if isinstance(answer, str | bool) or (isinstance(answer, int) and isinstance(row.get("choices"), list)):
+    if isinstance(answer, str | bool) or (isinstance(answer, int) and isinstance(row.get("choices"), list) and row["choices"]):
         row["answer"] = _answer_from_text(path, row_no, answer, row.get("choices") or [])
     return _make_item(path, row_no, row)
 

@@ -33,7 +33,7 @@ CASES: list[tuple[str, str, object, str]] = [
     ("empty file", "a.jsonl", b"", "file is empty"),
     ("whitespace only", "a.jsonl", b" \n\t\n", "file is empty"),
     ("latin-1 bytes", "a.jsonl", _row(question="Caf\u00e9?").replace(b"\\u00e9", b"\xe9"), "not valid utf-8"),
-    ("utf-16 file", "a.jsonl", codecs.BOM_UTF16_LE + _row().decode().encode("utf-16-le"), "binary content"),
+    ("utf-16 file", "a.jsonl", codecs.BOM_UTF16_LE + _row().decode().encode("utf-16-le"), "UTF-16 text"),
     ("BOM then junk", "a.jsonl", codecs.BOM_UTF8 + b"this is not json\n", "not valid JSON"),
     ("binary junk", "a.jsonl", bytes(range(256)) * 20, "binary content"),
     ("truncated JSON", "a.jsonl", _row()[:40], "not valid JSON"),

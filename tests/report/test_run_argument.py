@@ -18,7 +18,7 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small finished run without quarantined input rows (a run with them resumes too since s54:
+    """A small finished run without quarantined input rows (a run with them resumes too:
     tests/reliability/test_resume_quarantined.py)."""
     from refinelab.agents.options import RunHooks
     from refinelab.api import refine
