@@ -241,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--subjects", default=",".join(SUBJECTS))
     parser.add_argument("--max-chars", type=int, default=None, help="longest rendered item (quick 450, full 2000)")
     parser.add_argument("--budget", type=int, default=None, help="token budget (quick 15000, full 150000)")
-    parser.add_argument("--panel", default=None, help="panel members (default: the eval's model)")
+    parser.add_argument("--panel", default=None, help="panel members (default: the eval's model); 'none': no panel "
+                                                      "configured, as a default `refinelab refine` (the judge answers)")
     parser.add_argument("--operations", nargs="*", default=[Op.FIX.value], choices=OPERATION_NAMES)
     parser.add_argument("--rounds", type=int, default=None, help="rounds (quick 1, full 2)")
     parser.add_argument("--validators", nargs="*", default=[], choices=("pot", "rag", "pot_or_rag"),
@@ -256,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     max_chars = args.max_chars or (450 if args.quick else 2000)
     rounds = args.rounds or (1 if args.quick else 2)
     member = args.model if args.endpoint == EMBEDDED else f"{args.model}@{args.endpoint}"
-    panel = [m.strip() for m in (args.panel or member).split(",") if m.strip()]
+    panel = [] if args.panel == "none" else [m.strip() for m in (args.panel or member).split(",") if m.strip()]
     subjects = [s.strip() for s in args.subjects.split(",") if s.strip()]
     items, truth, injected = inject(clean_items(n, subjects, args.seed, max_chars), args.inject_share, args.seed)
     started = time.monotonic()
