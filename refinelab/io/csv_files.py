@@ -127,6 +127,9 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None, *, ids:
     embedded = choice_columns == [mapping["question"]]  # the options are written into the question
 
     def build(row_no: int, row: dict[str, str | None], default_id: str) -> QAItem:
+        if None in row:  # the csv module keys a long row's extra cells by None: an unquoted comma, most often
+            raise DataError(str(path), row_no, None, f"more cells than the {len(header)} header columns "
+                            "(a comma inside an unquoted cell?)")
         cut = next((c for c in wanted if row.get(c) is None), None)  # the csv module's filler for a short row
         if cut is not None:
             cells = sum(value is not None for value in row.values())
@@ -156,8 +159,6 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None, *, ids:
 
     with _csv_problems(path, reader):
         for row_no, row in enumerate(reader, start=2):
-            if None in row:
-                raise DataError(str(path), row_no, None, f"more cells than the {len(header)} header columns")
             default_id = ids.next_id() if ids else f"{_name(path)}-{row_no}"  # drawn by every row, valid or not
             if (item := _collect(lambda: build(row_no, row, default_id))) is not None:  # noqa: B023
                 items.append(item)

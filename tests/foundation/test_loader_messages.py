@@ -187,3 +187,16 @@ def test_a_utf16_file_is_named_as_utf16_not_binary(tmp_path: Path) -> None:
     path.write_bytes("question,A,B,answer\nQ?,a,b,A\n".encode("utf-16"))
     with pytest.raises(DataError, match="excel.csv: UTF-16 text .*save it as UTF-8"):
         load_dataset(path)
+
+
+def test_a_csv_row_with_too_many_cells_is_one_bad_row_not_the_whole_file(tmp_path: Path) -> None:
+    """An unquoted comma in one cell stopped the whole file, even under quarantine (`data validate`, which
+    promises every bad row, showed only that one); it is that row's problem now."""
+    path = tmp_path / "long.csv"
+    path.write_text("question,A,B,answer\nQ1?,a,b,A\nQ2?,a, b,c,B\nQ3?,a,b,B\n")
+    dataset = load_dataset(path, on_invalid="quarantine")
+    assert [i.question for i in dataset.items] == ["Q1?", "Q3?"]
+    (problem,) = dataset.rejected
+    assert "long.csv, row 3: more cells than the 4 header columns" in str(problem)
+    with pytest.raises(DataError, match="row 3: more cells than the 4 header columns"):
+        load_dataset(path)
