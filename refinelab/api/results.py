@@ -222,7 +222,7 @@ def save(run_dir: str | Path, path: str | Path, format: SaveFormat = "parquet", 
 
     def build(staging: Path) -> None:
         if format == "hf":
-            to_hf(run_dir).save_to_disk(str(staging))
+            _save_quietly(to_hf(run_dir), staging)
             data_path = None
         else:
             data_path = f"data/{split}.{format}"
@@ -231,3 +231,18 @@ def save(run_dir: str | Path, path: str | Path, format: SaveFormat = "parquet", 
         (staging / "README.md").write_text(card_text(run_dir, items, data_path, split), encoding="utf-8")
 
     return _publish(path, build)
+
+
+def _save_quietly(dataset: Any, folder: Path) -> None:
+    """`save_to_disk` without `datasets`' "Saving the dataset (0/1 shards)" bar on stderr, which a CLI that
+    prints one line per result (and a script reading stderr for errors) does not want; the caller's own
+    setting is restored after, as the embedding loader restores what it quiets (tools/embeddings.py)."""
+    from datasets.utils import logging as datasets_logging
+
+    was_on = datasets_logging.is_progress_bar_enabled()
+    datasets_logging.disable_progress_bar()
+    try:
+        dataset.save_to_disk(str(folder))
+    finally:
+        if was_on:
+            datasets_logging.enable_progress_bar()

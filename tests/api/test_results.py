@@ -75,7 +75,11 @@ def test_to_hf_matches_refined_jsonl(run: refinelab.RunResult) -> None:
 def test_save_hf_round_trips_through_load_from_disk(run: refinelab.RunResult, tmp_path: Path) -> None:
     from datasets import load_from_disk
 
+    from datasets.utils import logging as datasets_logging
+
+    assert datasets_logging.is_progress_bar_enabled()
     folder = run.save(tmp_path / "hf", format="hf")
+    assert datasets_logging.is_progress_bar_enabled()  # quieted for the save only: the caller's setting stands
     again = load_from_disk(str(folder))
     assert _as_items(again.to_list()) == _expected(run)
     # and straight back into RefineLab: the folder reads as its Arrow shards (it was refused as "no .csv files")
@@ -143,6 +147,7 @@ def test_cli_export_hf_and_parquet(run: refinelab.RunResult, tmp_path: Path) -> 
            "--hf", str(tmp_path / "hf"), "--parquet", str(tmp_path / "pq" / "refined.parquet")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Saving the dataset" not in proc.stderr  # datasets' progress bar is quieted while it saves
     assert _as_items(load_from_disk(str(tmp_path / "hf")).to_list()) == _expected(run)
     assert [i.model_dump(mode="json") for i in load_dataset(tmp_path / "pq" / "refined.parquet")] == _expected(run)
     _card_checks((tmp_path / "pq" / "README.md").read_text(encoding="utf-8"), run)
