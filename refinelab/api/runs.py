@@ -40,6 +40,7 @@ from refinelab.api.run_files import read_report
 from refinelab.api.run_folders import (
     RunFolder,
     check_new,
+    checkpoint_serde,
     claim_existing,
     claim_new,
     saved_models,
@@ -158,7 +159,7 @@ def checkpointer(run_dir: Path) -> Iterator[Any]:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     try:
-        yield SqliteSaver(conn)
+        yield SqliteSaver(conn, serde=checkpoint_serde())
     finally:
         conn.close()
 
@@ -239,12 +240,17 @@ def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | 
     folder = claim_new(settings.runs_dir, run_id)  # inside runs_dir, locked, or RunExists/RunBusy
     run_dir = folder.path
     try:
-        atomic_write_text(run_dir / "settings.json", json.dumps({
-            "settings": json.loads(settings.model_dump_json()), "budget": budget,
-            "targets": targets.model_dump(), "prompts_dir": prompts_dir,
-            "options": options.model_dump(mode="json"), "dataset": dataset.name,
-            "decontaminate": contamination.sources if contamination else None,
-        }, indent=2, default=str))
+        try:  # allow_nan=False: an `Infinity` written here would make the run impossible to resume
+            saved = json.dumps({
+                "settings": json.loads(settings.model_dump_json()), "budget": budget,
+                "targets": targets.model_dump(), "prompts_dir": prompts_dir,
+                "options": options.model_dump(mode="json"), "dataset": dataset.name,
+                "decontaminate": contamination.sources if contamination else None,
+            }, indent=2, default=str, allow_nan=False)
+        except ValueError as exc:
+            raise DataError(str(run_dir / "settings.json"), None, None,
+                            f"cannot be written: a setting, target or option is not a finite number ({exc})") from None
+        atomic_write_text(run_dir / "settings.json", saved)
         seal_settings(run_dir)  # resume trusts settings.json only with this user's seal
         ctx = open_run_context(run_dir, settings=settings, budget=budget, targets=targets, options=options,
                                hooks=hooks, prompts_dir=prompts_dir)
