@@ -19,6 +19,11 @@ from refinelab.errors import DataError
 
 MAX_DEPTH = 64  # QA items, settings and targets are a few levels deep; 64 leaves ample room
 MAX_INT_DIGITS = 100
+# What YAML anchors and aliases may add: a document may repeat an anchored value through `*alias` (a merge
+# key `<<: *base` is the usual case), but its expanded size, roughly in characters, stays within this much
+# more than twice its text (which no alias-free document reaches), so ten nested aliases of ten cannot
+# expand to 10**10 values when a pack is printed or a setting written out.
+MAX_YAML_EXPANSION = 1_000_000
 
 
 def _too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
@@ -68,12 +73,58 @@ def loads_json(text: str, where: str, row: int | None = None) -> Any:
         raise DataError(where, row, None, f"not valid JSON: {str(exc)[:200]}") from None
 
 
+class _YAMLRefused(Exception):
+    """A YAML document whose aliases expand too far, nest too deep or refer to themselves."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that measures each node as it is composed, aliases expanded: its size (1 per
+    container, 1 + length per scalar) and its nesting. PyYAML shares an aliased node, so loading a
+    billion-value alias bomb is instant; the cost comes later, when the data is printed, copied or written
+    as JSON (hours, or a RecursionError for a 5,000-deep alias chain). Measuring while composing refuses
+    it before any of that, in time proportional to the text."""
+
+    def __init__(self, stream: str, limit: int) -> None:
+        super().__init__(stream)
+        self._limit = limit
+        self._shape: dict[int, tuple[int, int]] = {}  # id(node) → (expanded size, nesting); nodes live until done
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        alias = self.peek_event().anchor if self.check_event(yaml.AliasEvent) else None
+        node = super().compose_node(parent, index)
+        if id(node) in self._shape:
+            return node  # an alias of a finished node: its measure is known
+        if alias is not None:
+            raise _YAMLRefused(f"YAML alias *{alias} refers to a value that contains it")
+        if isinstance(node, yaml.ScalarNode):
+            size, depth = 1 + len(node.value), 0
+        else:
+            children = ([c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode)
+                        else list(node.value))
+            shapes = [self._shape[id(c)] for c in children]
+            size = 1 + sum(s for s, _ in shapes)
+            depth = 1 + max((d for _, d in shapes), default=0)
+        if depth > MAX_DEPTH:
+            raise _YAMLRefused(f"YAML nested deeper than {MAX_DEPTH} levels")
+        if size > self._limit:
+            raise _YAMLRefused(f"YAML aliases expand it to more than {self._limit:,} characters")
+        self._shape[id(node)] = (size, depth)
+        return node
+
+
 def load_yaml(text: str, where: str) -> Any:
-    """`yaml.safe_load` for untrusted text, with the same depth limit and one-line errors."""
+    """`yaml.safe_load` for untrusted text, with the same depth limit and one-line errors. Aliases are
+    measured expanded (see `_BoundedLoader`): an alias bomb or a self-referring alias is a DataError."""
     if text.count("[") + text.count("{") > MAX_DEPTH and _too_deep(text.replace("'", '"')):
         raise DataError(where, None, None, f"YAML nested deeper than {MAX_DEPTH} levels")
     try:
-        return yaml.safe_load(text)
+        loader = _BoundedLoader(text, MAX_YAML_EXPANSION + 2 * len(text))  # its reader refuses control characters
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except _YAMLRefused as exc:
+        raise DataError(where, None, None, str(exc)) from None
     except yaml.YAMLError as exc:
         raise DataError(where, None, None, f"not valid YAML: {_yaml_problem(exc)}") from None
     except (ValueError, RecursionError, MemoryError) as exc:

@@ -40,19 +40,24 @@ _POLICY = ApplicabilityPolicy.model_fields  # the planner's own defaults for whe
 
 
 class RunOptions(BaseModel):
-    """What a run measures, may buy and how it checks edits. Defaults are the documented behaviour."""
+    """What a run measures, may buy and how it checks edits. Defaults are the documented behaviour.
 
-    model_config = ConfigDict(extra="forbid")
+    No infinity or NaN, and every number has an upper bound far above any real use: an options file is
+    untrusted text, and `pilot_share: .inf` would be written to settings.json as `Infinity`, which no JSON
+    reader (ours included) accepts, so the run could never be resumed; `elo_bootstrap: 10**20` would loop
+    for ever."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # --- planning
     operations: list[str] = Field(
         default_factory=lambda: list(OPERATION_NAMES),
         description="operations the planner may buy (names from the operation registry)")
     dry_run: bool = Field(False, description="plan and stop: no pilot, no edits")
-    pilot_per_op: int = Field(5, ge=0, description="pilot edits per operation before the first plan; 0 = priors")
-    pilot_share: float = Field(0.25, ge=0.0, description="share of the budget left the pilot may spend, by prior "
+    pilot_per_op: int = Field(5, ge=0, le=1000, description="pilot edits per operation before the first plan; 0 = priors")
+    pilot_share: float = Field(0.25, ge=0.0, le=10.0, description="share of the budget left the pilot may spend, by prior "
                                "estimate (>= 1: no share limit, only the ledger caps it)")
-    min_size: int | None = Field(None, ge=0, description="the refined set keeps at least this many items; None = "
+    min_size: int | None = Field(None, ge=0, le=10_000_000, description="the refined set keeps at least this many items; None = "
                                  "`min_keep` of the valid input (no floor with allow_shrink)")
     min_keep: float = Field(0.9, ge=0.0, le=1.0, description="default size floor as a share of the valid input items")
     measure_new_item_cells: bool = Field(
@@ -106,8 +111,8 @@ class RunOptions(BaseModel):
         "first-token probability of each skill in two orders, divided by its answer to a content-free question)")
     label_batch: int = Field(1, ge=1, le=16, description="skill_method=model: items the judge labels in one "
                              "call (the instructions and skill list paid once per batch; 1 = one call per item)")
-    elo_extra_rounds: int = Field(8, ge=0, description="Elo: comparison rounds after the Swiss pairing")
-    elo_bootstrap: int = Field(200, ge=0, description="Elo: bootstrap resamples for the confidence interval")
+    elo_extra_rounds: int = Field(8, ge=0, le=1000, description="Elo: comparison rounds after the Swiss pairing")
+    elo_bootstrap: int = Field(200, ge=0, le=100_000, description="Elo: bootstrap resamples for the confidence interval")
     panel: list[str] = Field(default_factory=list,
                              description="models that answer every item (error screening, IRT); empty = none")
     panel_reasoning: bool = Field(False, description="letter method: members reason before the letter (slower)")

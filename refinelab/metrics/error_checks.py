@@ -265,15 +265,17 @@ class ValidatorVerdict(BaseModel):
 
 class ErrorModel(BaseModel):
     """Weights of the evidence pooling; defaults are hand-set, calibrate them on MMLU-Redux dev. Unknown keys
-    are refused: set from an options file, a mistyped weight would otherwise leave the default in force."""
+    are refused: set from an options file, a mistyped weight would otherwise leave the default in force. So are
+    infinity and NaN, and weights above 100 (far past certainty): the model is saved in settings.json, which
+    must stay valid JSON for the run to be resumed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     prior: float = Field(default=0.065, gt=0, lt=1)  # MMLU-Redux: ~6.5% of items carry an error
     panel_accuracy_ok: float = Field(default=0.80, gt=0, lt=1)  # P(panel model agrees with key | item ok)
     panel_accuracy_error: float = Field(default=0.30, gt=0, lt=1)  # ... | item erroneous
-    panel_weight: float = Field(default=1.0, ge=0)  # < 1 discounts correlated panel members
-    deterministic_weight: float = Field(default=1.0, ge=0)
+    panel_weight: float = Field(default=1.0, ge=0, le=100)  # < 1 discounts correlated panel members
+    deterministic_weight: float = Field(default=1.0, ge=0, le=100)
     threshold: float = Field(default=0.5, gt=0, lt=1)  # p_error at or above this flags the item
     consensus_share: float = Field(default=0.6, gt=0, le=1)  # dissenters agreeing on one option → WG
     # P(error | a distractor's embedding is a near-paraphrase of the key); on the MMLU-Redux injected

@@ -20,7 +20,7 @@ import jinja2
 
 from refinelab.errors import ConfigError, DataError
 from refinelab.prompts.sandbox import TemplateRejected, lint_template, probe_template, render_template
-from refinelab.safeload import load_yaml
+from refinelab.safeload import json_plain, load_yaml
 
 HERE = Path(__file__).resolve().parent
 _PACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -177,7 +177,10 @@ class PromptLibrary:
             pack.prompts[prompt] = merged
             pack.sources[prompt] = str(path)
         pack.description = data.pop("description", pack.description)
-        pack.options.update(data)
+        try:  # options are free-form (`validator:` and what a hook reads): plain JSON data, as a run records it
+            pack.options.update(json_plain(data))
+        except ValueError as exc:
+            raise PromptError(f"{path}: pack options: {exc}") from None
         if not seen and self.user_dir is not None:  # user prompt files override every pack
             for prompt_file in sorted(self.user_dir.glob("*.yaml")):
                 override = _read(prompt_file, self.user_dir)
