@@ -11,8 +11,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from refinelab.errors import DataError
+from refinelab.safeload import load_yaml
 
 DEFAULT_SUBJECT_DOMAINS = "subject_domains.yaml"
 DEFAULT_SKILLS = "skills.yaml"
@@ -33,10 +35,10 @@ def _read_yaml(path: Path | None, default_name: str) -> tuple[dict[str, Any], st
         if not path.is_file():
             raise FileNotFoundError(f"{path}: file not found")
         text, where = path.read_text(encoding="utf-8"), str(path)
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{where}: not valid YAML: {exc}") from exc
+    try:  # a user's subject map is untrusted: the same depth, alias and size limits as every YAML read
+        data = load_yaml(text, where) or {}
+    except DataError as exc:
+        raise ValueError(str(exc)) from None
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping at the top level")
     return data, where

@@ -61,3 +61,14 @@ def test_a_taxonomy_names_only_its_skills_in_examples_and_writing():
         with pytest.raises(ValueError, match=f"{field} for skills not in"):
             SkillTaxonomy(skills={"recall": "a fact"}, **{field: value})
     assert set(load_skills().writing) <= set(load_skills().names)
+
+
+def test_a_subject_map_with_an_alias_bomb_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A user's subject map went through yaml.safe_load directly: no alias, depth or size limit."""
+    levels = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    path = tmp_path / "map.yaml"
+    path.write_text("\n".join([*levels, "subjects: *l8", ""]), encoding="utf-8")
+    with pytest.raises(ValueError, match="map.yaml") as caught:
+        load_subject_domains(path)
+    assert "\n" not in str(caught.value)
