@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import os
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -56,6 +57,7 @@ class ModelSpec(BaseModel):
     def _endpoint_form(cls, value: str) -> str:
         if value != EMBEDDED and not value.startswith(("http://", "https://")):
             raise ValueError(f"endpoint must be 'embedded' or an http(s) URL, got {value!r}")
+        _no_userinfo(value)
         return value.rstrip("/")
 
     @field_validator("endpoints", mode="before")
@@ -69,6 +71,7 @@ class ModelSpec(BaseModel):
                 url, _, slots = str(entry).partition("#")
                 if not url.startswith(("http://", "https://")):
                     raise ValueError(f"each fleet endpoint must be an http(s) URL, got {entry!r}")
+                _no_userinfo(url)
                 if slots and not (slots.isdigit() and 1 <= int(slots) <= 256):
                     raise ValueError(f"fleet endpoint {entry!r}: the concurrency after '#' must be 1..256")
                 normalised.append(url.rstrip("/") + (f"#{slots}" if slots else ""))
@@ -88,6 +91,16 @@ class ModelSpec(BaseModel):
             url, _, slots = entry.partition("#")
             out.append((url, int(slots) if slots else self.concurrency))
         return out
+
+
+def _no_userinfo(url: str) -> None:
+    """Refuse credentials in an endpoint URL (`https://user:key@host/v1`). A run's settings.json, and
+    anything that prints or stores its settings, would hold the key verbatim: the key belongs in the
+    environment variable `api_key_env` names, which is read at call time and never stored. The message
+    does not quote the URL, so the key is not echoed either."""
+    if "@" in urllib.parse.urlsplit(url).netloc:
+        raise ValueError("an endpoint URL must not carry credentials (user:password@host); put the key in an "
+                         "environment variable and name it with api_key_env (e.g. OPENAI_API_KEY)")
 
 
 ROLE_DEFAULTS: dict[str, dict[str, Any]] = {"judge": {}, "writer": {"temperature": 0.7, "max_tokens": 500},
