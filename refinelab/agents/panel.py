@@ -22,6 +22,7 @@ Tests inject a chat model per member as ``ctx.hooks.chat_models["panel:NAME"]``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -291,17 +292,25 @@ def cloze_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profil
     calls = [partial(client.forced_text_logprobs, messages, choice, tag)
              for choice in item.choices for messages in (asked, prior)]
     results = run_together(calls)
+    tokens = sum(r.tokens for r in results)
     scores = [text_logprob(results[2 * i]) - text_logprob(results[2 * i + 1]) for i in range(len(item.choices))]
-    probs = softmax([score / CLOZE_TEMPERATURE for score in scores])
-    return MemberProbe(probs=probs, per_order=[probs], tokens=sum(r.tokens for r in results))
+    scaled = [score / CLOZE_TEMPERATURE for score in scores]
+    if not all(math.isfinite(score) for score in scaled):  # a softmax of them would be NaN and flag nothing
+        raise LLMCallFailed(f"{name}: the endpoint's logprobs for {item.id} are not finite numbers", tokens=tokens)
+    probs = softmax(scaled)
+    return MemberProbe(probs=probs, per_order=[probs], tokens=tokens)
 
 
 def text_logprob(result: CallResult) -> float:
     """The log-probability of a forced reply's text: its tokens' sum, without the end-of-turn token a
-    server appends (a token with no text), which scores stopping, not the wording."""
+    server appends (a token with no text), which scores stopping, not the wording. NaN when a token's
+    logprob is not a finite number <= 0 (a cache entry from before the readers checked) or the sum
+    overflows: `cloze_member` refuses it rather than scoring it."""
     tokens = list(result.token_logprobs or [])
     while tokens and not tokens[-1][0]:
         tokens.pop()
+    if not all(math.isfinite(logprob) and logprob <= 0.0 for _, logprob in tokens):
+        return math.nan
     return sum(logprob for _, logprob in tokens)
 
 

@@ -47,10 +47,14 @@ def letter_distribution(top_logprobs: Sequence[tuple[str, float]], n_options: in
     letter ("B", " B", "B.", "(B"), summed per letter and normalised; `mass` is the share of the model's
     probability that fell on offered letters before normalising (low mass = the model wanted to say
     something else, e.g. "The"). All zeros when no alternative is an offered letter. `labels` names the
-    positions (letters by default; the skill labeller numbers its options "1", "2", ...)."""
+    positions (letters by default; the skill labeller numbers its options "1", "2", ...). An alternative
+    whose logprob is not a finite number <= 0 (an old cache entry, a caller's own list) is skipped: it
+    would make the mass NaN, or overflow `exp`."""
     offered = list(labels[:n_options])
     raw = [0.0] * n_options
     for token, logprob in top_logprobs:
+        if not (math.isfinite(logprob) and logprob <= 0.0):
+            continue
         letter = token.strip().strip("().:*").upper()
         if len(letter) == 1 and letter in offered:
             raw[offered.index(letter)] += math.exp(logprob)
@@ -77,9 +81,14 @@ def mean_distribution(distributions: Sequence[Sequence[float]]) -> list[float]:
 
 
 def softmax(scores: Sequence[float]) -> list[float]:
-    """Scores (log-probabilities or their differences) as a distribution; empty input → empty list."""
+    """Scores (log-probabilities or their differences) as a distribution; empty input → empty list.
+
+    ValueError for a score that is not finite: softmax([-inf, -inf]) is all NaN, which compares false
+    against every threshold and so flagged nothing, silently; the caller says which probe was unusable."""
     if not scores:
         return []
+    if not all(math.isfinite(s) for s in scores):
+        raise ValueError("softmax of a score that is not a finite number")
     top = max(scores)
     weights = [math.exp(s - top) for s in scores]
     total = sum(weights)

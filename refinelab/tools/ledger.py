@@ -263,36 +263,40 @@ class Ledger:
         (the clip is recorded by `overrun_calls`). `cached_prompt_tokens`, the part of the prompt the
         server read from its prompt cache, is recorded and reported but charged like the rest: the
         budget counts tokens, and what a cached token costs is the provider's price, not ours to assume.
+
+        The arithmetic is on integers (a usage of 10**400 tokens once overflowed the clip's float scale and
+        left the reservation held, stalling every thread that waited on it), a figure that is not a
+        whole, non-negative count is charged the whole reservation (never under-count), and whatever
+        fails here, the reservation stops being waited on.
         """
-        total = prompt_tokens + completion_tokens
-        overrun = total > reservation.tokens
-        if overrun:
-            scale = reservation.tokens / total
-            prompt_tokens = int(prompt_tokens * scale)
-            completion_tokens = reservation.tokens - prompt_tokens
-        cached_prompt_tokens = max(0, min(cached_prompt_tokens, prompt_tokens))
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if unsent:  # refused before it reached a server: recorded, charged nothing
-                    self._bump("unsent_calls")
-                if overrun:
-                    self._bump("overrun_calls")
-                cursor = self._db.execute(
-                    "UPDATE calls SET prompt_tokens=?, completion_tokens=?, cached_prompt_tokens=?, status=?,"
-                    " parse_failed=?, finished=? WHERE id=? AND status='reserved'",
-                    (prompt_tokens, completion_tokens, cached_prompt_tokens, "failed" if failed else "settled",
-                     int(parse_failed), time.time(), reservation.call_id),
-                )
-                if cursor.rowcount:
-                    self._db.execute("UPDATE totals SET spent = spent + ?, reserved = reserved - ? WHERE id=1",
-                                     (prompt_tokens + completion_tokens, reservation.tokens))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._live.pop(reservation.call_id, None)
-            self._settled.notify_all()
+        try:
+            prompt_tokens, completion_tokens, cached_prompt_tokens, overrun = _charge(
+                reservation.tokens, prompt_tokens, completion_tokens, cached_prompt_tokens)
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    if unsent:  # refused before it reached a server: recorded, charged nothing
+                        self._bump("unsent_calls")
+                    if overrun:
+                        self._bump("overrun_calls")
+                    cursor = self._db.execute(
+                        "UPDATE calls SET prompt_tokens=?, completion_tokens=?, cached_prompt_tokens=?, status=?,"
+                        " parse_failed=?, finished=? WHERE id=? AND status='reserved'",
+                        (prompt_tokens, completion_tokens, cached_prompt_tokens, "failed" if failed else "settled",
+                         int(parse_failed), time.time(), reservation.call_id),
+                    )
+                    if cursor.rowcount:
+                        self._db.execute("UPDATE totals SET spent = spent + ?, reserved = reserved - ? WHERE id=1",
+                                         (prompt_tokens + completion_tokens, reservation.tokens))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+        finally:  # settled, or failing to be: other threads stop waiting on it (the row, if still
+            # 'reserved', keeps counting its reservation until abandon_in_flight)
+            with self._lock:
+                self._live.pop(reservation.call_id, None)
+                self._settled.notify_all()
 
     def _bump(self, key: str) -> None:
         self._db.execute(
@@ -445,6 +449,25 @@ class Ledger:
                 "SELECT item_id, SUM(prompt_tokens + completion_tokens) FROM calls GROUP BY item_id"
             ).fetchall()
         return {item or "(none)": int(tokens or 0) for item, tokens in rows}
+
+
+def _charge(reserved: int, prompt: Any, completion: Any, cached: Any) -> tuple[int, int, int, bool]:
+    """(prompt, completion, cached prompt tokens, overrun) to record for a reservation of `reserved`
+    tokens: reported usage clipped to the reservation in integer arithmetic (prompt and completion
+    scaled down alike), or the whole reservation as prompt when a figure is not a count."""
+    if not (_count(prompt) and _count(completion)):
+        return reserved, 0, 0, False
+    total = prompt + completion
+    overrun = total > reserved
+    if overrun:
+        prompt = prompt * reserved // total
+        completion = reserved - prompt
+    cached = max(0, min(cached, prompt)) if _count(cached) else 0
+    return prompt, completion, cached, overrun
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _node_counts(text: str) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import random
 import re
@@ -185,7 +186,8 @@ def top_logprobs_of(block: Any) -> list[tuple[str, float]] | None:
     """[(token, logprob), …] for the first generated token of an OpenAI `logprobs` block (a choice's
     `logprobs`): the one reader of a live answer's and a Batch API result line's, so a batched probe
     yields exactly what the live call would. The block is untrusted endpoint output: malformed entries
-    are skipped, never raised on; None when nothing usable is there."""
+    (a logprob that is not a finite number <= 0) are skipped, never raised on; None when nothing usable
+    is there."""
     content = block.get("content") if isinstance(block, dict) else None
     if not isinstance(content, list) or not content or not isinstance(content[0], dict):
         return None
@@ -196,14 +198,15 @@ def top_logprobs_of(block: Any) -> list[tuple[str, float]] | None:
         if not isinstance(entry, dict):
             continue
         token, logprob = entry.get("token"), entry.get("logprob")
-        if isinstance(token, str) and isinstance(logprob, int | float) and logprob <= 0.0 and logprob == logprob:
+        if isinstance(token, str) and is_logprob(logprob):
             out.append((token, float(logprob)))
     return out or None
 
 
 def token_logprobs_of(block: Any) -> list[tuple[str, float]] | None:
     """[(token, logprob), …] for every generated token of an OpenAI `logprobs` block, in order. Untrusted
-    endpoint output: None when any entry is malformed (a partial list would score a shorter text)."""
+    endpoint output: None when any entry is malformed (a partial list would score a shorter text), a
+    -Infinity or NaN logprob included: one made a cloze probe's softmax all NaN, flagging nothing."""
     content = block.get("content") if isinstance(block, dict) else None
     if not isinstance(content, list) or not content:
         return None
@@ -211,10 +214,22 @@ def token_logprobs_of(block: Any) -> list[tuple[str, float]] | None:
     for entry in content:
         token = entry.get("token") if isinstance(entry, dict) else None
         logprob = entry.get("logprob") if isinstance(entry, dict) else None
-        if not (isinstance(token, str) and isinstance(logprob, int | float) and logprob <= 0.0 and logprob == logprob):
+        if not (isinstance(token, str) and is_logprob(logprob)):
             return None
         out.append((token, float(logprob)))
     return out
+
+
+def is_logprob(value: Any) -> bool:
+    """A log-probability as an endpoint may be believed to send it: a finite number, at most 0 (not a
+    bool; -inf, NaN, a float parsed from 1e999 and an integer past a float's range are not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(number) and number <= 0.0
 
 
 def literal_grammar(text: str) -> str:

@@ -11,18 +11,31 @@ same body (`model`, `messages`, `stream: false`, `temperature`, `max_completion_
 A model the caller plugs in as a LangChain chat model still goes through LangChain (`ChatClient`); this
 is only for servers the client reaches by URL. The reply is untrusted endpoint output: anything that
 is not the documented shape raises `MalformedReply` (retried like a garbled body), never a KeyError.
+
+`timeout_s` bounds the whole request, not each read: httpx's timeout is per socket operation, so a server
+sending one byte every half second kept a `timeout_s=1` call open for 12 s (and a header drip could hold
+it for hours). Every socket operation of a call waits at most what is left of its deadline
+(`_DeadlineBackend`), and a call past it raises httpx's ReadTimeout (or ConnectTimeout before a
+connection exists): transient, retried, and charged like any timeout.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import httpx
 
 # A chat completion with top_logprobs for a few hundred tokens is well under a megabyte
 MAX_REPLY_BYTES = 32 * 2**20
+# The largest token count believed from an endpoint: far above any real call, far below what overflows a
+# float (a usage of 10**400 tokens passed as a count and crashed the ledger's settlement). More is a
+# malformed reply.
+MAX_TOKEN_COUNT = 10**12
 
 
 class EndpointStatusError(Exception):
@@ -69,6 +82,8 @@ class ChatTransport:
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
+        self._timeout_s = timeout_s
+        _bound_by_deadline(self._http)
 
     def close(self) -> None:
         self._http.close()
@@ -78,18 +93,25 @@ class ChatTransport:
         body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": False}
         for name, value in params.items():
             body["max_completion_tokens" if name == "max_tokens" else name] = value
-        with self._http.stream("POST", "/chat/completions",
-                               content=json.dumps(body, ensure_ascii=False).encode()) as response:
-            content = capped_body(response)
+        deadline = time.monotonic() + self._timeout_s
+        _call.deadline = deadline
+        try:
+            with self._http.stream("POST", "/chat/completions",
+                                   content=json.dumps(body, ensure_ascii=False).encode()) as response:
+                content = capped_body(response, deadline=deadline)
+        finally:
+            _call.deadline = None
         if response.status_code >= 400:
             raise EndpointStatusError(response.status_code, content[:1000].decode("utf-8", "replace"))
         return _read(content, structured="response_format" in params)
 
 
-def capped_body(response: httpx.Response) -> bytes:
+def capped_body(response: httpx.Response, *, deadline: float | None = None) -> bytes:
     """The body of a streamed response, read up to MAX_REPLY_BYTES: a server that sends more (a broken proxy,
     a hostile endpoint) gets a MalformedReply instead of the client's memory. Every answer read from a model
-    server goes through it (chat completions, token counts)."""
+    server goes through it (chat completions, token counts). Past `deadline` (time.monotonic) it raises
+    httpx.ReadTimeout: a body dripped in small chunks never outlives the call's timeout, even where the
+    per-read bound of `_DeadlineBackend` is not installed."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
         raise MalformedReply(f"the answer is {int(declared):,} bytes (at most {MAX_REPLY_BYTES:,})")
@@ -99,12 +121,20 @@ def capped_body(response: httpx.Response) -> bytes:
         if size > MAX_REPLY_BYTES:
             raise MalformedReply(f"the answer is longer than {MAX_REPLY_BYTES:,} bytes")
         chunks.append(chunk)
+        if deadline is not None and time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the answer took longer than the call's timeout")
     return b"".join(chunks)
+
+
+def _no_constant(name: str) -> Any:
+    """`json.loads`'s hook for NaN/Infinity/-Infinity, which are not JSON: a logprob of -Infinity made a
+    cloze probe's softmax all NaN and flag nothing, so such a reply is malformed, never read."""
+    raise ValueError(f"non-finite number {name} in the answer")
 
 
 def _read(content: bytes, *, structured: bool) -> Reply:
     try:
-        data = json.loads(content)
+        data = json.loads(content, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # not JSON or not UTF-8; an integer of 4,300+ digits; nesting
         # past the interpreter's recursion limit (the reply is read field by field, never walked: no depth
         # scan on this hot path)
@@ -128,6 +158,9 @@ def reply_from(data: Any, *, structured: bool) -> Reply:
     usage = data.get("usage")
     prompt = usage.get("prompt_tokens") if isinstance(usage, dict) else None
     completion = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    for name, value in (("prompt_tokens", prompt), ("completion_tokens", completion)):
+        if _whole(value) and value > MAX_TOKEN_COUNT:
+            raise MalformedReply(f"the answer's usage.{name} is over {MAX_TOKEN_COUNT:,} tokens")
     reported = is_count(prompt) and is_count(completion)
     prompt_tokens, completion_tokens = (int(prompt), int(completion)) if reported else (0, 0)  # type: ignore[arg-type]
     if structured and choice.get("finish_reason") == "length":
@@ -146,5 +179,85 @@ def cached_count(value: Any, prompt_tokens: int) -> int:
 
 
 def is_count(value: Any) -> bool:
-    """A token count as an endpoint may be believed to say it: a whole number, not negative, not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    """A token count as an endpoint may be believed to say it: a whole number, not negative, not a bool,
+    at most MAX_TOKEN_COUNT (the ledger's arithmetic must never meet a 400-digit count)."""
+    return _whole(value) and 0 <= value <= MAX_TOKEN_COUNT
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# -- the whole-call deadline ------------------------------------------------------------------------
+
+_call = threading.local()  # .deadline: time.monotonic() by which this thread's current request must end
+
+
+def _within(timeout: float | None, error: type[Exception]) -> float | None:
+    """The timeout of one socket operation: httpx's own, cut to what is left of the calling thread's
+    deadline (none outside `ChatTransport.complete`); `error` once nothing is left."""
+    deadline = getattr(_call, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if not left > 0:
+        raise error("the call's timeout passed (timeout_s bounds the whole request)")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits at most what is left of the current call's deadline.
+    A pooled connection outlives the call that opened it, so the deadline is the calling thread's, read at
+    each operation (sync httpx does its I/O in the caller's thread)."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _within(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _within(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
+                                                     _within(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """The pool's network backend with `_DeadlineStream` connections; connecting is bounded the same way."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_tcp(host, port, _within(timeout, httpcore.ConnectTimeout),
+                                                       local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_unix_socket(path, _within(timeout, httpcore.ConnectTimeout),
+                                                               socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _bound_by_deadline(client: httpx.Client) -> None:
+    """Put `_DeadlineBackend` under every connection pool of `client` (its own and any proxy's). httpx has
+    no public hook for a network backend, so this reaches into its pools; where one has none (another
+    httpx), `capped_body`'s check still bounds the body and tests/security/test_hostile_endpoints.py fails."""
+    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if backend is not None and not isinstance(backend, _DeadlineBackend):
+            pool._network_backend = _DeadlineBackend(backend)  # type: ignore[union-attr]
