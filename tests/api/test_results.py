@@ -74,7 +74,6 @@ def test_to_hf_matches_refined_jsonl(run: refinelab.RunResult) -> None:
 
 def test_save_hf_round_trips_through_load_from_disk(run: refinelab.RunResult, tmp_path: Path) -> None:
     from datasets import load_from_disk
-
     from datasets.utils import logging as datasets_logging
 
     assert datasets_logging.is_progress_bar_enabled()
