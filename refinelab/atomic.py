@@ -17,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from refinelab.errors import DataError
+
+NOT_REGULAR = "is not a regular file (a folder, a named pipe or a device); refusing to read it"
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -87,3 +90,17 @@ def open_append(path: str | Path, encoding: str = "utf-8") -> IO:
         os.close(fd)
         raise UnsafePathError(f"{path}: not a regular file; refusing to append to it")
     return os.fdopen(fd, "a", encoding=encoding)
+
+
+def open_regular(path: str | Path) -> IO[bytes]:
+    """Open `path` for reading (links followed) when it is a regular file; a one-line DataError naming it
+    when it is anything else. Why: opening a named pipe for reading waits for a writer that never comes, so
+    a FIFO planted in a run folder or a prompt folder (`trace.jsonl`, `report.json`, a prompt's YAML) hung
+    the command that read it. The file is opened without blocking and checked on the open descriptor, so
+    it cannot be swapped for a pipe between the check and the read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DataError(str(path), None, None, NOT_REGULAR)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")

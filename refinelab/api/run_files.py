@@ -12,11 +12,15 @@ version with more keys still reads.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from refinelab.api.run_folders import RUN_FILES
+from refinelab.atomic import NOT_REGULAR, open_regular
 from refinelab.errors import DataError, validation_problem
 from refinelab.io import jsonl_objects
 from refinelab.safeload import loads_json
@@ -126,14 +130,17 @@ class ChangeRow(_Section):
 
 
 def read_run_json(path: Path) -> dict[str, Any]:
-    """A JSON object file of a run folder ({} when it is absent); size, encoding, depth and top-level type
-    checked, each failure a one-line `DataError` naming the file."""
-    if not path.is_file():
+    """A JSON object file of a run folder ({} when it is absent); a regular file (`atomic.open_regular`: a
+    named pipe hung the read), size, encoding, depth and top-level type checked, each failure a one-line
+    `DataError` naming the file."""
+    if not path.exists():
         return {}
-    if path.stat().st_size > MAX_JSON_BYTES:
+    with open_regular(path) as handle:
+        raw = handle.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
         raise DataError(str(path), None, None, f"larger than {MAX_JSON_BYTES} bytes")
     try:
-        value = loads_json(path.read_text(encoding="utf-8"), str(path))
+        value = loads_json(raw.decode("utf-8"), str(path))
     except UnicodeDecodeError:
         raise DataError(str(path), None, None, "not valid UTF-8 text") from None
     if not isinstance(value, dict):
@@ -141,9 +148,28 @@ def read_run_json(path: Path) -> dict[str, Any]:
     return value
 
 
+def check_run_files(run_dir: Path) -> None:
+    """Each file a run folder may hold that RefineLab opens (`run_folders.RUN_FILES`) is absent or, links
+    followed, a regular file, else a one-line `DataError` naming it. Every read-only command on a run folder
+    (`runs`, `report`, `export`, `RunResult.open`) passes through `read_report`, which checks this first: a
+    named pipe planted as refined.jsonl or settings.json hung the read that followed. (A link itself is
+    refused only by `resume`, `run_folders.check_run_folder`: `report` replaces a planted report.html link.)"""
+    for name in RUN_FILES:
+        try:
+            mode = os.stat(run_dir / name).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # a link loop, a name too long
+            raise DataError(str(run_dir / name), None, None, f"cannot be read ({exc.strerror})") from None
+        if not stat.S_ISREG(mode):
+            raise DataError(str(run_dir / name), None, None, NOT_REGULAR)
+
+
 def read_report(run_dir: Path) -> dict[str, Any]:
     """RUN/report.json as written ({} when the run has not finished), once it is known to have the shape of
-    `RunReport`: nothing is coerced, so a figure reads as the run wrote it."""
+    `RunReport`: nothing is coerced, so a figure reads as the run wrote it. The folder's files are checked
+    first (`check_run_files`)."""
+    check_run_files(run_dir)
     path = run_dir / "report.json"
     raw = read_run_json(path)
     try:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from refinelab.api.run_files import read_report
+from refinelab.api.run_files import check_run_files, read_report
 from refinelab.api.run_folders import SEAL_NAME, lock_holder, read_settings, run_path, validate_run_id
 from refinelab.errors import ConfigError, DataError
 
@@ -128,15 +128,18 @@ def list_runs(runs_dir: str | Path) -> list[RunEntry]:
 
 
 def run_entry(run_dir: Path) -> RunEntry:
-    """Where one run folder stands (see `RunEntry`)."""
+    """Where one run folder stands (see `RunEntry`). Unreadable too: a folder whose name is no run id (no
+    command can name it) or that holds a named pipe, a device or a folder where a run's file goes."""
     modified = _newest_change(run_dir)
     if not os.path.lexists(run_dir / "settings.json"):  # its other files say it is a run: a damaged one
         present = [name for name in RUN_MARKERS if os.path.lexists(run_dir / name)]
         return RunEntry(run_dir.name, "unreadable", f"settings.json: missing beside {', '.join(present)} (the "
                         "folder was copied in part, or damaged)", modified=modified)
     try:
+        validate_run_id(run_dir.name, "folder name")  # no command could name it: resume and review take an id
+        check_run_files(run_dir)  # before anything is opened: a named pipe there hung the listing
         saved = read_settings(run_dir / "settings.json")
-    except DataError as exc:
+    except (ConfigError, DataError) as exc:
         return RunEntry(run_dir.name, "unreadable", str(exc), modified=modified)
     dataset = saved.get("dataset") if isinstance(saved.get("dataset"), str) else None
     budget = saved.get("budget")

@@ -29,6 +29,7 @@ from refinelab.cli.common import (
     print_error,
     prompt_cache_line,
     run_options,
+    safe_text,
     styled,
 )
 from refinelab.errors import ConfigError, RefineLabError
@@ -116,20 +117,20 @@ def data_validate(
             "first_item": first.model_dump(mode="json") if first is not None else None,
         }))
     else:
-        out.print(f"{path}: {len(dataset)} valid items", soft_wrap=True)  # a line: a title wraps mid-word
+        out.print(f"{safe_text(path)}: {len(dataset)} valid items", soft_wrap=True)  # a line: a title wraps mid-word
         table = Table()
         table.add_column("subject")
         table.add_column("items", justify="right")
         for subject, count in sorted(dataset.subjects().items()):
-            table.add_row(subject, str(count))
+            table.add_row(safe_text(subject), str(count))
         out.print(table)
         if first is not None:  # how the file was read: which text became the question, the options, the key
-            out.print(styled(("first item as read", "bold"), f" ({first.id}): {clip(first.question, 200)}",
+            out.print(styled(("first item as read", "bold"), f" ({safe_text(first.id)}): {clip(first.question, 200)}",
                              options_text(first.choices, first.answer, limit=100)), soft_wrap=True)
         for problem in problems:
-            out.print(styled(("invalid", "red"), f" {problem}"), soft_wrap=True)
+            out.print(styled(("invalid", "red"), f" {safe_text(problem)}"), soft_wrap=True)
         for group in dupes.duplicate_questions:
-            out.print(styled(("duplicate question", "yellow"), f" {', '.join(group)}"), soft_wrap=True)
+            out.print(styled(("duplicate question", "yellow"), f" {safe_text(', '.join(group))}"), soft_wrap=True)
     if problems:
         raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -343,7 +344,7 @@ def runs_command(
         out.print_json(json.dumps([entry.to_dict() for entry in entries]))
         return
     if not entries:
-        out.print(f"no run folders in {root}", soft_wrap=True)
+        out.print(f"no run folders in {safe_text(root)}", soft_wrap=True)
         return
     table = Table()  # the run id and state whole at any width (piped output is 80 columns); the rest folds
     for column in ("run", "changed", "state", "data", "tokens", "items", "committed", "detail"):
@@ -353,9 +354,9 @@ def runs_command(
                   else "" if entry.budget is None else f"budget {entry.budget:,}")
         items = (f"{entry.input_items} → {entry.output_items}"
                  if entry.input_items is not None and entry.output_items is not None else "")
-        table.add_row(entry.run_id, datetime.fromtimestamp(entry.modified).strftime("%Y-%m-%d %H:%M"),
-                      entry.state, entry.dataset or "", tokens, items,
-                      "" if entry.committed is None else str(entry.committed), entry.detail)
+        table.add_row(safe_text(entry.run_id), datetime.fromtimestamp(entry.modified).strftime("%Y-%m-%d %H:%M"),
+                      entry.state, safe_text(entry.dataset or ""), tokens, items,
+                      "" if entry.committed is None else str(entry.committed), safe_text(entry.detail))
     out.print(table)
 
 
@@ -397,8 +398,8 @@ def packs_list(prompts: Annotated[Path | None, typer.Option(help="user folder wi
             table.add_column(column)
         for name in library.pack_names():
             pack = library.pack(name)
-            table.add_row(name, " → ".join(pack.chain[1:]) or "-", str(pack.options.get("validator", "")),
-                          pack.description)
+            table.add_row(safe_text(name), safe_text(" → ".join(pack.chain[1:]) or "-"),
+                          safe_text(pack.options.get("validator", "")), safe_text(pack.description))
     except PromptError as exc:
         fail(ConfigError(str(exc)))
     out.print(table)
@@ -416,12 +417,12 @@ def packs_show(
         pack = PromptLibrary(prompts).pack(name)
     except PromptError as exc:
         fail(ConfigError(str(exc)))
-    out.print(styled((pack.name, "bold"), f": {pack.description}"))
-    out.print(f"chain: {' → '.join(pack.chain)}; options: {pack.options}")
+    out.print(styled((safe_text(pack.name), "bold"), f": {safe_text(pack.description)}"))
+    out.print(safe_text(f"chain: {' → '.join(pack.chain)}; options: {pack.options}"))
     for prompt in sorted(pack.prompts):
-        out.print(styled("\n", (prompt, "bold"), f"  ({pack.sources.get(prompt)})"))
+        out.print(styled("\n", (safe_text(prompt), "bold"), f"  ({safe_text(pack.sources.get(prompt))})"))
         for role, text in pack.prompts[prompt].items():
-            out.print(styled((f"{role}:", "dim"), f" {text.strip()}"))
+            out.print(styled((f"{safe_text(role)}:", "dim"), f" {safe_text(str(text).strip(), keep_newlines=True)}"))
 
 
 def _mount_optional() -> None:

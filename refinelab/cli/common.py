@@ -7,6 +7,7 @@ Every failure a command reports goes through `fail`: one line on stderr, exit co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -38,6 +39,27 @@ console = Console(stderr=True, markup=False, highlight=False)  # progress, warni
 out = Console(markup=False, highlight=False)  # results
 
 
+# Characters a terminal acts on instead of showing: C0 controls (ESC starts the sequences that clear the screen,
+# set the window title or plant an OSC-8 hyperlink; a newline fakes an `error:` line), DEL, C1 controls, and
+# the Unicode bidi controls and line separators that reorder or break what follows (Trojan Source). Rich
+# drops BEL, BS and CR but prints ESC as it is.
+_TERMINAL_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def safe_text(value: object, keep_newlines: bool = False) -> str:
+    """`value` as text a terminal shows and never obeys: each of `_TERMINAL_CONTROLS` written as a visible
+    escape (`\\x1b`, `\\u202e`). For anything untrusted a command prints: dataset text, file and run folder
+    names, trace fields, pack text. `keep_newlines` for text shown on several lines (a pack's templates)."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if keep_newlines and char == "\n":
+            return char
+        return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+    return _TERMINAL_CONTROLS.sub(escape, str(value))
+
+
 def styled(*parts: str | tuple[str, str] | Text) -> Text:
     """One line from plain strings (printed as they are) and (text, style) pairs, e.g.
     `styled(("invalid", "red"), " ", problem)`."""
@@ -46,18 +68,20 @@ def styled(*parts: str | tuple[str, str] | Text) -> Text:
 
 def options_text(choices: Sequence[Any], answer: int | None, limit: int | None = None) -> Text:
     """An item's options, a line each after a newline ("  B. text  <- key"), the key marked; with `limit`,
-    each flattened to one line of at most that many characters. Dataset text prints as written."""
+    each flattened to one line of at most that many characters. Dataset text prints as written, its
+    control characters escaped (`safe_text`)."""
     parts: list[str | tuple[str, str]] = []
     for index, choice in enumerate(choices):
-        text = str(choice) if limit is None else clip(str(choice), limit)
+        text = safe_text(choice) if limit is None else clip(str(choice), limit)
         parts += [f"\n  {LETTERS[index]}. {text}", ("  <- key", "green") if index == answer else ""]
     return Text.assemble(*parts)
 
 
 def clip(text: str, limit: int) -> str:
-    """`text` on one line, at most `limit` characters (an ellipsis marks a cut)."""
+    """`text` on one line, at most `limit` characters (an ellipsis marks a cut), safe to print (`safe_text`:
+    an escape may lengthen it)."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+    return safe_text(flat if len(flat) <= limit else flat[:limit - 1] + "…")
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ENDPOINT, EXIT_BUSY = 0, 1, 2, 3, 4
 BAD_INPUT = (DataError, ConfigError, TargetError, ValidationError, ValueError, FileNotFoundError)
@@ -82,9 +106,10 @@ def fail(problem: BaseException | str, code: int | None = None) -> NoReturn:
 
 
 def print_error(problem: BaseException | str) -> None:
-    """The one way an error reaches the user: `error: <one line>` on stderr."""
+    """The one way an error reaches the user: `error: <one line>` on stderr, whitespace folded and control
+    characters escaped (`safe_text`: an error names files and values, untrusted)."""
     text = error_line(problem) if isinstance(problem, BaseException) else error_line(Exception(problem))
-    console.print(styled(("error:", "red"), " ", " ".join(text.split())), soft_wrap=True)
+    console.print(styled(("error:", "red"), " ", safe_text(" ".join(text.split()))), soft_wrap=True)
 
 
 def parse_list(value: str | None) -> list[str] | None:

@@ -1,4 +1,7 @@
-"""Render trace.jsonl as a tree: name, type, tokens (own and nested) and duration per run."""
+"""Render trace.jsonl as a tree: name, type, tokens (own and nested) and duration per run.
+
+A trace file is untrusted (a run folder from elsewhere): its text is printed with `common.safe_text`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 from rich.text import Text
 from rich.tree import Tree
 
+from refinelab.cli.common import safe_text
 from refinelab.tools.tracing import read_trace
 
 GROUP_OVER = 3  # siblings with the same name beyond this are summarised on one line
@@ -46,13 +50,14 @@ def render_tree(path: Path, depth: int = 3) -> Tree:
         parent = run["parent_run_id"] if run["parent_run_id"] in ids else None
         by_parent[parent].append(run)
     tokens = subtree_tokens(runs)
-    root = Tree(Text(f"trace {runs[0]['trace_id'] if runs else '(empty)'}: {len(runs)} runs, "
+    root = Tree(Text(f"trace {safe_text(runs[0]['trace_id']) if runs else '(empty)'}: {len(runs)} runs, "
                      f"{sum((r.get('usage') or {}).get('total_tokens', 0) for r in runs)} tokens"))
 
     def add(node: Tree, run: dict[str, Any], level: int) -> None:
-        # names and errors come from a trace file (untrusted): styled, never read as markup
-        label = Text.assemble((str(run["name"]), "bold"), f" ({run['run_type']}) {tokens[run['id']]} tok "
-                              f"{_seconds(run):.2f}s", (f" error: {str(run['error'])[:80]}", "red") if run.get("error") else "")
+        # names and errors come from a trace file (untrusted): styled, never read as markup, controls escaped
+        label = Text.assemble((safe_text(run["name"]), "bold"), f" ({safe_text(run['run_type'])}) {tokens[run['id']]} "
+                              f"tok {_seconds(run):.2f}s",
+                              (f" error: {safe_text(str(run['error'])[:80])}", "red") if run.get("error") else "")
         child = node.add(label)
         kids = sorted(by_parent[run["id"]], key=lambda r: r["start_time"])
         if level + 1 >= depth:
@@ -68,7 +73,7 @@ def render_tree(path: Path, depth: int = 3) -> Tree:
                 add(child, kid, level + 1)
             elif kid is same[0]:  # many runs of one name: one summary line
                 errors = sum(1 for r in same if r.get("error"))
-                child.add(Text.assemble((str(kid["name"]), "bold"), f" ({kid['run_type']}) ×{len(same)}: "
+                child.add(Text.assemble((safe_text(kid["name"]), "bold"), f" ({safe_text(kid['run_type'])}) ×{len(same)}: "
                                         f"{sum(tokens[r['id']] for r in same)} tok, "
                                         f"{sum(_seconds(r) for r in same):.2f}s total",
                                         (f", {errors} error(s)", "red") if errors else ""))

@@ -18,6 +18,7 @@ from typing import Any
 
 import jinja2
 
+from refinelab.atomic import open_regular
 from refinelab.errors import ConfigError, DataError
 from refinelab.prompts.sandbox import TemplateRejected, lint_template, probe_template, render_template
 from refinelab.safeload import json_plain, load_yaml
@@ -64,13 +65,15 @@ class Pack:
 
 
 def _read(path: Path, root: Path | None = None) -> dict[str, Any]:
-    if root is not None and path.is_symlink():
-        try:
-            path.resolve().relative_to(root.resolve())
-        except ValueError:
-            raise PromptError(f"{path}: a link to a file outside {root}; refusing to read it") from None
+    """A prompt or pack file's YAML mapping. From a user folder (`root`) it must resolve inside that folder:
+    a link anywhere on the way (the file, or `packs/` itself) to a file elsewhere is refused, since checking
+    only the file let a linked `packs/` folder read any YAML on the machine. It must be a regular file
+    (`atomic.open_regular`): a named pipe hung `refinelab packs show`."""
+    if root is not None and not path.resolve().is_relative_to(root.resolve()):
+        raise PromptError(f"{path}: reached through a link to outside {root}; refusing to read it")
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
+        with open_regular(path) as handle:
+            data = load_yaml(handle.read().decode("utf-8"), str(path)) or {}
     except DataError as exc:
         raise PromptError(str(exc)) from None
     except (UnicodeDecodeError, OSError) as exc:

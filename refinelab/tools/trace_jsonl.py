@@ -17,6 +17,7 @@ merges the two records of a run (the end record's fields win), so each run appea
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import threading
 import weakref
@@ -27,14 +28,15 @@ from typing import Any
 from langchain_core.tracers import BaseTracer
 from langchain_core.tracers.schemas import Run
 
-from refinelab.atomic import open_append
+from refinelab.atomic import open_append, open_regular
 from refinelab.errors import DataError
 from refinelab.redact import redact, redact_json
 from refinelab.safeload import loads_json
 from refinelab.tools.trace_views import RunViews, ViewedTracer
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
-REQUIRED = ("id", "name", "run_type", "start_time")
+# every record's, as text; trace_id too: `refinelab trace` heads the tree with it (a KeyError, exit 1, before)
+REQUIRED = ("id", "trace_id", "name", "run_type", "start_time")
 END_FIELDS = ("id", "outputs", "error", "end_time", "usage")
 
 
@@ -164,12 +166,12 @@ def record(run: Run) -> dict[str, Any]:
 
 def read_trace(path: str | Path) -> list[dict[str, Any]]:
     """The runs in a trace file, one per run (a run's end record replaces its start record), in the
-    order they started. A damaged line or a record without its fields is a DataError naming file, line
-    and field."""
+    order they started. A damaged line, a record without its fields (`REQUIRED`) or a file that is not a
+    regular one (`atomic.open_regular`) is a DataError naming file, line and field."""
     runs: dict[str, dict[str, Any]] = {}
     first_line: dict[str, int] = {}
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
@@ -194,9 +196,8 @@ def _check_run(path: str, line: int, run: dict[str, Any]) -> None:
     for name in REQUIRED:
         if not isinstance(run.get(name), str) or not run[name]:
             raise DataError(path, line, name, "missing or not a string")
-    for name in ("parent_run_id", "trace_id"):
-        if run.get(name) is not None and not isinstance(run[name], str):
-            raise DataError(path, line, name, "not a string")
+    if run.get("parent_run_id") is not None and not isinstance(run["parent_run_id"], str):
+        raise DataError(path, line, "parent_run_id", "not a string")
     for name in ("start_time", "end_time"):
         if run.get(name) is not None:
             try:
