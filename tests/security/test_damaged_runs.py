@@ -231,7 +231,9 @@ def test_absurd_config_and_targets(ws, what: str, content: str) -> None:
 
 
 def _trace_run(run_id: str, extra: str) -> bytes:
-    head = json.dumps({"id": run_id, "name": "n", "run_type": "chain", "start_time": "2026-12-01T00:00:00"})
+    # every field a record needs (trace_id since it became required), so each case reaches the field it damages
+    head = json.dumps({"id": run_id, "trace_id": "a", "name": "n", "run_type": "chain",
+                       "start_time": "2026-12-01T00:00:00"})
     return f"{head[:-1]}, {extra}}}\n".encode()
 
 
