@@ -730,20 +730,3 @@ def test_with_examples_a_subjects_items_are_asked_together(tmp_path: Path) -> No
     asked = [next(i.subject for i in items if f"number {i.id[1:].lstrip('0') or '0'} " in m[-1]["content"])
              for m in seen]
     assert asked == ["a"] * 6 + ["b"] * 6, asked  # two orders per item
-
-
-def test_with_no_panel_configured_the_judge_that_screened_is_the_panel_source(tmp_path: Path) -> None:
-    """A run with no panel has the judge answer every item (IRT) and propose a moved key from its answers;
-    its answer on the candidate now counts as the panel source, as a configured member's does (it was
-    "no panel configured", so a moved key could never reach two sources in a default run). With no IRT and
-    no panel nobody answers, and the source abstains saying so."""
-    from refinelab.agents.validation.fix_evidence import panel_sources
-
-    candidate = _item(3, answer=2)
-    judged = make_context(tmp_path / "irt", _by_text({"number 3": "Charlie3"}), options={"panel_method": "logprobs"})
-    (source,) = panel_sources(judged, candidate)
-    assert source.name == "panel" and source.stance == "agrees" and source.detail["members"] == ["judge"]
-    rated = make_context(tmp_path / "rating", _by_text({"number 3": "Charlie3"}),
-                         options={"panel_method": "logprobs", "difficulty_method": "rating"})
-    (source,) = panel_sources(rated, candidate)
-    assert source.stance == "abstains" and "no panel answers" in source.detail["why"]

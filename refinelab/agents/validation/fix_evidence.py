@@ -86,24 +86,18 @@ def key_moved(original: QAItem, candidate: QAItem) -> bool:
 
 
 def panel_sources(ctx: AgentContext, candidate: QAItem) -> list[KeySource]:
-    """The measuring panel's pooled, order-debiased distribution on the candidate: one source for the plain
-    members ("panel") and one for the retrieval-conditioned `rag:` members ("retrieval"). The panel is the
-    one that screened the item and proposed the move (`difficulty.measuring_panel`: the configured members,
-    else the judge when difficulty is measured by IRT, the default); a run with no panel configured used to
-    have its judge screen and propose keys but never counted it here, so no moved key could reach two sources.
-    A `cloze:` member is no source here: its reading was never measured as fix evidence (its favourite was
-    the key on 35% of MMLU-Redux dev's ok rows, evals/results/screening_dev_cloze.md), and pooled with the
-    plain members it would move the lead that `AGREE_MARGIN` was measured on."""
-    from refinelab.agents.difficulty import measuring_panel
+    """The configured panel's pooled, order-debiased distribution on the candidate: one source for the plain
+    members ("panel") and one for the retrieval-conditioned `rag:` members ("retrieval"). A `cloze:` member
+    is no source here: its reading was never measured as fix evidence (its favourite was the key on 35% of
+    MMLU-Redux dev's ok rows, evals/results/screening_dev_cloze.md), and pooled with the plain members it
+    would move the lead that `AGREE_MARGIN` was measured on."""
     from refinelab.agents.panel import CLOZE_PREFIX, RAG_PREFIX, retrieved_passages
 
-    panel = measuring_panel(ctx.options)
-    members = [m for m in panel if not m.startswith(CLOZE_PREFIX)]
+    members = [m for m in ctx.options.panel if not m.startswith(CLOZE_PREFIX)]
     if ctx.options.panel_method != "logprobs":
         return [KeySource("panel", "abstains", {"why": "no logprobs panel configured"})]
     if not members:
-        why = ("only cloze: members configured, which are no fix evidence" if panel else
-               "no panel answers (none configured, and difficulty is not measured by IRT)")
+        why = "only cloze: members configured, which are no fix evidence" if ctx.options.panel else "no panel configured"
         return [KeySource("panel", "abstains", {"why": why})]
     plain = [m for m in members if not m.startswith(RAG_PREFIX)]
     rag = [m for m in members if m.startswith(RAG_PREFIX)]
