@@ -730,3 +730,14 @@ def test_with_examples_a_subjects_items_are_asked_together(tmp_path: Path) -> No
     asked = [next(i.subject for i in items if f"number {i.id[1:].lstrip('0') or '0'} " in m[-1]["content"])
              for m in seen]
     assert asked == ["a"] * 6 + ["b"] * 6, asked  # two orders per item
+
+
+def test_with_no_panel_configured_the_judge_is_no_panel_source(tmp_path: Path) -> None:
+    """The judge answers every item when no panel is configured (IRT), but its answer on the candidate is no
+    fix evidence: counted, with the rag validator's verdict beside it, it committed 8 right of 9 fixes on
+    100 MMLU-Redux items (evals/results/correction_n100_default_panel.md), under the rule's 95%."""
+    from refinelab.agents.validation.fix_evidence import panel_sources
+
+    ctx = make_context(tmp_path, _by_text({"number 3": "Charlie3"}), options={"panel_method": "logprobs"})
+    (source,) = panel_sources(ctx, _item(3, answer=2))
+    assert source.stance == "abstains" and source.detail["why"] == "no panel configured"

@@ -90,7 +90,14 @@ def panel_sources(ctx: AgentContext, candidate: QAItem) -> list[KeySource]:
     members ("panel") and one for the retrieval-conditioned `rag:` members ("retrieval"). A `cloze:` member
     is no source here: its reading was never measured as fix evidence (its favourite was the key on 35% of
     MMLU-Redux dev's ok rows, evals/results/screening_dev_cloze.md), and pooled with the plain members it
-    would move the lead that `AGREE_MARGIN` was measured on."""
+    would move the lead that `AGREE_MARGIN` was measured on.
+
+    Only a configured panel counts: a run without one has the judge answer every item (IRT) and propose
+    keys from its answers, but counting the judge here was measured and refused — with the `rag` validator's
+    generated verdict as the second source it committed 9 fixes on 100 MMLU-Redux items, 8 right (88.9%,
+    against the ≥ 95% the fix rule must hold; one moved key where the judge and the same 1.5B reading
+    passages agreed on a wrong option: evals/results/correction_n100_default_panel.md). A moved key in such
+    a run goes to review with the tally."""
     from refinelab.agents.panel import CLOZE_PREFIX, RAG_PREFIX, retrieved_passages
 
     members = [m for m in ctx.options.panel if not m.startswith(CLOZE_PREFIX)]
