@@ -55,7 +55,7 @@ class RunOptions(BaseModel):
         description="operations the planner may buy (names from the operation registry)")
     dry_run: bool = Field(False, description="plan and stop: no pilot, no edits")
     pilot_per_op: int = Field(5, ge=0, le=1000, description="pilot edits per operation before the first plan; 0 = priors")
-    pilot_share: float = Field(0.25, ge=0.0, le=10.0, description="share of the budget left the pilot may spend, by prior "
+    pilot_share: float = Field(0.25, ge=0.0, le=1_000_000.0, description="share of the budget left the pilot may spend, by prior "
                                "estimate (>= 1: no share limit, only the ledger caps it)")
     min_size: int | None = Field(None, ge=0, le=10_000_000, description="the refined set keeps at least this many items; None = "
                                  "`min_keep` of the valid input (no floor with allow_shrink)")
