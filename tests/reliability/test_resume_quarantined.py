@@ -16,16 +16,13 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from refinelab.cli.app import app
+from tests.support.small_runs import finished_run
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def _run_with_a_bad_row(tmp_path: Path) -> Path:
-    from refinelab.agents.options import RunHooks
-    from refinelab.api import refine
-    from refinelab.config import load_settings
     from refinelab.io import load_dataset
-    from tests.support.scripted import EXTRAS, models
 
     good = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=5)
     rows = [item.model_dump(mode="json", include={"id", "question", "choices", "answer", "subject"})
@@ -35,10 +32,7 @@ def _run_with_a_bad_row(tmp_path: Path) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     data = load_dataset(path, on_invalid="quarantine")
     assert len(data.rejected) == 1 and len(data) == 5
-    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
-                                        "rounds": 1})
-    return refine(data, budget=3_000, settings=settings, hooks=RunHooks(chat_models=models()), run_id="quarantined",
-                  options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]}).run_dir
+    return finished_run(tmp_path, data, "quarantined")
 
 
 def test_a_run_with_quarantined_rows_resumes_and_its_queue_exports(tmp_path: Path) -> None:

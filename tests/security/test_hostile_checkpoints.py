@@ -15,23 +15,17 @@ import ormsgpack
 from typer.testing import CliRunner
 
 from refinelab.cli.app import app
+from tests.support.small_runs import finished_run
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def _finished_run(tmp_path: Path) -> Path:
-    from refinelab.agents.options import RunHooks
-    from refinelab.api import refine
-    from refinelab.config import load_settings
     from refinelab.io import load_dataset
-    from tests.support.scripted import EXTRAS, models
 
     data = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=5)
     data.rejected = []
-    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
-                                        "rounds": 1})
-    return refine(data, budget=3_000, settings=settings, hooks=RunHooks(chat_models=models()), run_id="planted",
-                  options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]}).run_dir
+    return finished_run(tmp_path, data, "planted")
 
 
 def test_a_checkpoint_that_names_a_callable_is_refused_and_never_called(tmp_path: Path) -> None:
