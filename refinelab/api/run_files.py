@@ -12,15 +12,13 @@ version with more keys still reads.
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from refinelab.api.run_folders import RUN_FILES
-from refinelab.atomic import NOT_REGULAR, open_regular
+from refinelab.api.run_folders import check_run_files
+from refinelab.atomic import open_regular
 from refinelab.errors import DataError, validation_problem
 from refinelab.io import jsonl_objects
 from refinelab.safeload import loads_json
@@ -146,23 +144,6 @@ def read_run_json(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DataError(str(path), None, None, "expected a JSON object")
     return value
-
-
-def check_run_files(run_dir: Path) -> None:
-    """Each file a run folder may hold that RefineLab opens (`run_folders.RUN_FILES`) is absent or, links
-    followed, a regular file, else a one-line `DataError` naming it. Every read-only command on a run folder
-    (`runs`, `report`, `export`, `RunResult.open`) passes through `read_report`, which checks this first: a
-    named pipe planted as refined.jsonl or settings.json hung the read that followed. (A link itself is
-    refused only by `resume`, `run_folders.check_run_folder`: `report` replaces a planted report.html link.)"""
-    for name in RUN_FILES:
-        try:
-            mode = os.stat(run_dir / name).st_mode
-        except FileNotFoundError:
-            continue
-        except OSError as exc:  # a link loop, a name too long
-            raise DataError(str(run_dir / name), None, None, f"cannot be read ({exc.strerror})") from None
-        if not stat.S_ISREG(mode):
-            raise DataError(str(run_dir / name), None, None, NOT_REGULAR)
 
 
 def read_report(run_dir: Path) -> dict[str, Any]:

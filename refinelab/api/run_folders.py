@@ -23,6 +23,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from refinelab.atomic import NOT_REGULAR
 from refinelab.errors import ConfigError, DataError, RefineLabError, validation_problem, validation_problems
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -200,6 +201,23 @@ def _check_references(path: Path, references: Any) -> None:
                 raise DataError(str(path), None, f"decontaminate.{n}.{key}", "expected a string")
 
 
+def check_run_files(run_dir: Path) -> None:
+    """Each file a run folder may hold that RefineLab opens (`RUN_FILES`) is absent or, links
+    followed, a regular file, else a one-line `DataError` naming it. Every read-only command on a run folder
+    (`runs`, `report`, `export`, `RunResult.open`) passes through `read_report`, which checks this first: a
+    named pipe planted as refined.jsonl or settings.json hung the read that followed. (A link itself is
+    refused only by `resume`, `check_run_folder`, which asks this too: `report` replaces a planted report.html link.)"""
+    for name in RUN_FILES:
+        try:
+            mode = os.stat(run_dir / name).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # a link loop, a name too long
+            raise DataError(str(run_dir / name), None, None, f"cannot be read ({exc.strerror})") from None
+        if not stat.S_ISREG(mode):
+            raise DataError(str(run_dir / name), None, None, NOT_REGULAR)
+
+
 def check_run_folder(run_dir: Path, rows: bool = True) -> None:
     """Read-only checks of a run folder before a resume opens anything in it for writing; `rows`: every item
     row of its store too (`check_store_items`)."""
@@ -209,8 +227,7 @@ def check_run_folder(run_dir: Path, rows: bool = True) -> None:
         path = run_dir / name
         if path.is_symlink():
             raise DataError(str(path), None, None, "is a symbolic link; a run folder must hold regular files")
-        if path.exists() and not stat.S_ISREG(path.stat().st_mode):
-            raise DataError(str(path), None, None, "is not a regular file")
+    check_run_files(run_dir)
     if not (run_dir / "store.sqlite").exists():
         raise DataError(str(run_dir / "store.sqlite"), None, None, "missing: the run never started or is damaged")
     for name, tables in SQLITE_FILES.items():

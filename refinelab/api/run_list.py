@@ -19,8 +19,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from refinelab.api.run_files import check_run_files, read_report
-from refinelab.api.run_folders import SEAL_NAME, lock_holder, read_settings, run_path, validate_run_id
+from refinelab.api.run_files import read_report
+from refinelab.api.run_folders import (
+    SEAL_NAME,
+    check_run_files,
+    lock_holder,
+    read_settings,
+    run_path,
+    validate_run_id,
+)
 from refinelab.errors import ConfigError, DataError
 
 RunState = Literal["finished", "running", "stopped", "unreadable"]
