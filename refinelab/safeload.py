@@ -10,6 +10,7 @@ import decimal
 import io
 import json
 import math
+import re
 import tokenize
 from typing import Any
 
@@ -58,6 +59,14 @@ def _parse_int(text: str) -> int:
 
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
+
+
+#: Characters of untrusted text that must never reach a reader as themselves: C0 controls (ESC sets a
+#: terminal's title or plants a hyperlink; a newline fakes a line of output), DEL and C1 controls, zero-width
+#: and bidi marks and overrides, line and paragraph separators (Trojan Source: they reorder or hide what
+#: follows). The terminal shows them escaped (`cli/common.safe_text`), a dataset card drops them
+#: (`api/results._text`): one list for both.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def loads_json(text: str, where: str, row: int | None = None) -> Any:

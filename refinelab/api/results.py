@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections import Counter
@@ -29,6 +28,7 @@ from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.io import read_jsonl, write_jsonl, write_parquet
 from refinelab.redact import redact
+from refinelab.safeload import CONTROL_CHARACTERS
 from refinelab.schema import Dataset, QAItem
 
 if TYPE_CHECKING:
@@ -77,13 +77,10 @@ def to_hf(run_dir: str | Path) -> datasets.Dataset:
 # ------------------------------------------------------------------------------------------- the card
 
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-
-
 def _text(value: Any, limit: int = 120) -> str:
     """A value from the run folder (untrusted) as inert Markdown: one line, no control or bidi characters,
     no HTML, table pipes or code fences, secrets redacted, at most `limit` characters."""
-    text = _UNPRINTABLE.sub(" ", redact(str(value)))
+    text = CONTROL_CHARACTERS.sub(" ", redact(str(value)))
     text = " ".join(text.split())
     for char, escaped in (("\\", "\\\\"), ("|", "\\|"), ("`", "'"), ("<", "&lt;"), (">", "&gt;"),
                           ("[", "\\["), ("]", "\\]")):

@@ -27,6 +27,7 @@ from refinelab.errors import (
     validation_problem,
 )
 from refinelab.metrics.targets import TargetError, Targets, load_targets
+from refinelab.safeload import CONTROL_CHARACTERS
 from refinelab.schema import LETTERS, Dataset
 
 if TYPE_CHECKING:
@@ -39,17 +40,11 @@ console = Console(stderr=True, markup=False, highlight=False)  # progress, warni
 out = Console(markup=False, highlight=False)  # results
 
 
-# Characters a terminal acts on instead of showing: C0 controls (ESC starts the sequences that clear the screen,
-# set the window title or plant an OSC-8 hyperlink; a newline fakes an `error:` line), DEL, C1 controls, and
-# the Unicode bidi controls and line separators that reorder or break what follows (Trojan Source). Rich
-# drops BEL, BS and CR but prints ESC as it is.
-_TERMINAL_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
-
-
 def safe_text(value: object, keep_newlines: bool = False) -> str:
-    """`value` as text a terminal shows and never obeys: each of `_TERMINAL_CONTROLS` written as a visible
-    escape (`\\x1b`, `\\u202e`). For anything untrusted a command prints: dataset text, file and run folder
-    names, trace fields, pack text. `keep_newlines` for text shown on several lines (a pack's templates)."""
+    """`value` as text a terminal shows and never obeys: each of `safeload.CONTROL_CHARACTERS` written as a
+    visible escape (`\\x1b`, `\\u202e`); Rich drops BEL, BS and CR but prints ESC as it is. For anything
+    untrusted a command prints: dataset text, file and run folder names, trace fields, pack text.
+    `keep_newlines` for text shown on several lines (a pack's templates)."""
 
     def escape(match: re.Match[str]) -> str:
         char = match.group()
@@ -57,7 +52,7 @@ def safe_text(value: object, keep_newlines: bool = False) -> str:
             return char
         return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
-    return _TERMINAL_CONTROLS.sub(escape, str(value))
+    return CONTROL_CHARACTERS.sub(escape, str(value))
 
 
 def styled(*parts: str | tuple[str, str] | Text) -> Text:
