@@ -27,6 +27,20 @@ class DataError(RefineLabError):
         super().__init__(f"{where}: {problem}")
 
 
+class SplitNeeded(DataError):
+    """A folder holds several splits and none was named. `flag`/`keyword` name the option that picks one: the
+    loader says `--split`, and a caller reading the file for another option (a reference) re-raises the error
+    naming its own with `for_option`, so that the hint is one the user can type."""
+
+    def __init__(self, path: str, holds: str, flag: str = "--split", keyword: str = "split") -> None:
+        self.holds = holds
+        super().__init__(path, None, None, f"{holds}; choose one with {flag} NAME (Python: {keyword}=)")
+
+    def for_option(self, flag: str, keyword: str) -> SplitNeeded:
+        """The same error, naming the option `flag` (Python: `keyword`) instead."""
+        return SplitNeeded(self.path, self.holds, flag, keyword)
+
+
 class ConfigError(RefineLabError):
     """Invalid configuration (YAML file, environment or flags)."""
 

@@ -74,7 +74,8 @@ def find_contamination(dataset: Dataset, references: Sequence[DatasetInput], *, 
     found_in = Contamination()
     rest = dataset
     for reference in references:
-        index = index_reference(reference, split=split)
+        index = index_reference(reference, split=split,
+                                split_option=("--decontaminate-split", "decontaminate_split"))
         report = compare(rest, index, progress=progress)
         path = Path(reference).resolve() if isinstance(reference, str | Path) else None
         if path is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from refinelab.agents.reference_index import KINDS, OverlapMatch, ReferenceIndex, match_threshold
 from refinelab.atomic import atomic_write_text
-from refinelab.errors import DataError
+from refinelab.errors import DataError, SplitNeeded
 from refinelab.io import DatasetInput, as_dataset, require_items, write_jsonl
 from refinelab.schema import Dataset
 
@@ -96,10 +96,16 @@ def find_overlap(
 
 def index_reference(reference: DatasetInput, *, split: str | None = None, columns: Mapping[str, Any] | None = None,
                     method: str = "embedding", threshold: float | None = None,
-                    any_options: bool = False) -> ReferenceIndex:
-    """A reference read (invalid rows left out, counted in `compare`'s report) and indexed for matching."""
-    known = require_items(as_dataset(reference, columns=columns, split=split, on_invalid="quarantine"),
-                         "compare with")
+                    any_options: bool = False,
+                    split_option: tuple[str, str] = ("--reference-split", "reference_split")) -> ReferenceIndex:
+    """A reference read (invalid rows left out, counted in `compare`'s report) and indexed for matching.
+    `split_option` is the flag and the Python keyword that choose the reference's split, for the error that
+    asks for one."""
+    try:
+        read = as_dataset(reference, columns=columns, split=split, on_invalid="quarantine")
+    except SplitNeeded as error:
+        raise error.for_option(*split_option) from None
+    known = require_items(read, "compare with")
     return ReferenceIndex(known, method=method, threshold=threshold, any_options=any_options)
 
 

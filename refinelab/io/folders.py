@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from refinelab.errors import DataError
+from refinelab.errors import DataError, SplitNeeded
 from refinelab.io.reading import SplitIds, _name, _suffix
 
 _SHARD = re.compile(r"^(?P<split>.+)-\d{5}-of-(?P<total>\d{5})$")  # "train-00000-of-00003" (Hugging Face's)
@@ -76,8 +76,7 @@ def _split_files(path: Path, split: str | None = None, with_csv: bool = False) -
         if len(by_split) > 1:
             parts = ", ".join(named[:8]) + (f" and files that name none ({by_split[''][0].name}, …)"
                                              if "" in by_split else "")
-            raise DataError(str(path), None, None, f"holds {len(by_split)} splits ({parts}); choose one with "
-                            "--split NAME (Python: split=)")
+            raise SplitNeeded(str(path), f"holds {len(by_split)} splits ({parts})")
         name = next(iter(by_split))
     else:
         wanted = SPLIT_WORDS.get(split.lower(), split.lower())

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from refinelab.errors import DataError
+from refinelab.errors import DataError, SplitNeeded
 from refinelab.io.columnar import _read_columnar, read_arrow, read_parquet
 from refinelab.io.csv_files import _csv_folder_layout, _csv_has_header, read_csv, read_mmlu_csv
 from refinelab.io.folders import _split_files, _split_folder, _sub_folders, _table_files, split_ids
@@ -141,8 +141,8 @@ def _load_folder(path: Path, format: str | None, mapping: Mapping[str, Any] | No
     if split is not None and (folder := _split_folder(path, split)) is not None:
         return _load(folder, format, mapping)
     if split is None and (path / "dataset_dict.json").is_file():
-        raise DataError(str(path), None, None, "is a Hugging Face DatasetDict (save_to_disk) holding the splits "
-                        f"{', '.join(_sub_folders(path)[:8])}; choose one with --split NAME (Python: split=)")
+        raise SplitNeeded(str(path), "is a Hugging Face DatasetDict (save_to_disk) holding the splits "
+                          f"{', '.join(_sub_folders(path)[:8])}")
     if format != "mmlu":
         layout = _csv_folder_layout(path, mapping)  # each CSV file's header read once, here
         if files := _split_files(path, split, with_csv=layout is not None):

@@ -98,6 +98,10 @@ def test_a_split_leaking_into_another_through_the_cli(tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["data", "overlap", str(folder), str(tmp_path / "nope.jsonl"), "--split",
                                        "test", "--lexical"])
     assert missing.exit_code == 2 and "nope.jsonl: no such file or folder" in missing.output
+    unnamed = CliRunner().invoke(app, ["data", "overlap", str(folder), str(folder), "--split", "test", "--lexical"],
+                                 env={"COLUMNS": "300"})
+    assert unnamed.exit_code == 2
+    assert "choose one with --reference-split NAME (Python: reference_split=)" in " ".join(unnamed.output.split())
 
 
 def test_the_items_not_matched_written_as_a_clean_copy(tmp_path: Path) -> None:

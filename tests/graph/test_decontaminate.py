@@ -145,6 +145,21 @@ def test_the_cli_names_a_bad_reference_file_and_leaves_no_folder(tmp_path: Path)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_a_reference_folder_of_several_splits_names_the_option_that_picks_one(tmp_path: Path) -> None:
+    """The hint names `--decontaminate-split`: `--split` would pick a split of the data, not the reference."""
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    for split in ("train", "test"):
+        (folder / f"{split}.jsonl").write_text('{"question": "Q?", "choices": ["a", "b"], "answer": 0}\n')
+    result = CliRunner().invoke(app, ["refine", str(DATA / "mmlu" / "dev"), "--limit", "4", "--budget", "1000",
+                                      "--quiet", "--runs-dir", str(tmp_path / "runs"),
+                                      "--decontaminate", str(folder)], env={"COLUMNS": "300"})
+    line = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "choose one with --decontaminate-split NAME (Python: decontaminate_split=)" in line, line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 def _copying_writer(copied: QAItem) -> dict[str, ScriptedChatModel]:
     """The scripted models, but the writer hands back `copied` (its question and options) for every new item
     it is asked to write: a writer that has seen the benchmark."""
