@@ -194,6 +194,11 @@ def _card_path_for_file(file: Path) -> Path:
     return card
 
 
+# Names that say "a file": a folder called out.csv is never what the user meant by them.
+_FILE_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv", ".tsv", ".arrow", ".txt", ".md", ".yaml", ".yml", ".gz",
+                  ".zip", ".xlsx")
+
+
 def save(run_dir: str | Path, path: str | Path, format: SaveFormat = "parquet", split: str = "test") -> Path:
     """Write the refined set of `run_dir` with its dataset card; returns what was written.
 
@@ -207,6 +212,9 @@ def save(run_dir: str | Path, path: str | Path, format: SaveFormat = "parquet", 
     run_dir, path = Path(run_dir), Path(path)
     items = refined_items(run_dir)
     writer = write_parquet if format == "parquet" else write_jsonl
+    if path.suffix.lower() in _FILE_SUFFIXES and (format == "hf" or path.suffix not in (".parquet", ".jsonl")):
+        wanted = "a new folder" if format == "hf" else f"a .{format} file or a new folder"
+        raise DataError(str(path), None, None, f"is a file name ({path.suffix}); {format} export writes {wanted}")
     if format != "hf" and path.suffix in (".parquet", ".jsonl"):
         if path.suffix != f".{format}":
             raise DataError(str(path), None, None, f"file name ends in {path.suffix} but format is {format}")

@@ -128,6 +128,10 @@ def test_save_refuses_to_overwrite_or_mix(run: refinelab.RunResult, tmp_path: Pa
     assert (foreign / "README.md").read_text() == "my own readme" and not (foreign / "x.parquet").exists()
     with pytest.raises(DataError, match="format"):
         run.save(tmp_path / "x", format="csv")  # type: ignore[arg-type]
+    for name, format in (("z.csv", "parquet"), ("z.json", "jsonl"), ("z.parquet", "hf")):
+        with pytest.raises(DataError, match=r"is a file name .* export writes"):
+            run.save(tmp_path / name, format=format)  # type: ignore[arg-type]
+        assert not (tmp_path / name).exists()  # not made a folder of that name
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no staging folder left behind
 
 
