@@ -11,6 +11,7 @@ import contextvars
 import os
 import re
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -23,7 +24,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from refinelab.errors import ConfigError, DataError, validation_problems
+from refinelab.errors import ConfigError, DataError, validation_problem, validation_problems
 from refinelab.safeload import load_yaml
 
 EMBEDDED = "embedded"
@@ -286,9 +287,11 @@ def role_overrides(*, endpoint: list[str] | None = None, model: list[str] | None
 _ROLE_LIKE = re.compile(r"[A-Za-z_]+")
 
 
-def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                  flags: Mapping[str, str] | None = None) -> Settings:
     """Build settings from OPENAI_BASE_URL < file < environment < overrides, with one-line messages that
-    name the bad key (`ConfigError`)."""
+    name the bad key (`ConfigError`). `flags` maps an override's field to the command-line flag that gave it,
+    so that a bad value is reported as the user typed it (`--rounds 0`), not as the field."""
     source = "defaults" if path is None else str(path)
     if path is not None and not Path(path).exists():
         raise ConfigError(f"config file not found: {path}")
@@ -296,6 +299,11 @@ def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | No
     try:
         return Settings(**(overrides or {}))
     except ValidationError as exc:
+        given = {field: flag for field, flag in (flags or {}).items() if field in (overrides or {})}
+        flagged = [err for err in exc.errors() if err["loc"] and err["loc"][0] in given]
+        if flagged:
+            err = flagged[0]
+            raise ConfigError(f"{given[err['loc'][0]]} {err['input']}: {validation_problem(err)[1]}") from None
         raise ConfigError(f"invalid settings ({source}, environment or flags): {validation_problems(exc)}") from None
     except SettingsError as exc:  # an environment value that is not valid JSON for a list or mapping field
         raise ConfigError(f"invalid settings (environment): {' '.join(str(exc).split())}") from None

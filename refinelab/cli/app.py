@@ -274,12 +274,13 @@ def refine_command(
         if run_id is not None:
             validate_run_id(run_id)
         overrides: dict[str, Any] = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
+        flags = {"runs_dir": "--runs-dir", "rounds": "--rounds", "planner_mode": "--mode"}
         for key, value in (("runs_dir", runs_dir), ("rounds", rounds), ("planner_mode", mode)):
             if value is not None:
                 overrides[key] = value
         if no_cache:
             overrides["use_cache"] = False
-        settings = load_settings(config, overrides)
+        settings = load_settings(config, overrides, flags)
     except RefineLabError as exc:
         fail(exc)
     options = run_options({"screening_model": "--calibration"}, options_file, operations=parse_list(operations),

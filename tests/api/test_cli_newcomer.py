@@ -123,6 +123,10 @@ def test_bad_columns_and_unmappable_header_exit_2(tmp_path: Path) -> None:
     bad_skill = _run(["refine", str(data), "--columns", "question=Stem,choices=Opt1,Opt2,Opt3,answer=Key",
                       "--skill-method", "vibes", *common], env, tmp_path)
     assert bad_skill.returncode == 2 and "--skill-method" in one_line_error(bad_skill), bad_skill.stderr[-2000:]
+    for flag, value in (("--rounds", "0"), ("--mode", "vibes")):  # named as typed, not as the settings field
+        proc = _run(["refine", str(data), flag, value, *common], env, tmp_path)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"error: {flag} {value}:"), proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs" / "bad").exists()
 
 
