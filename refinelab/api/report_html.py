@@ -21,7 +21,7 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 
 from refinelab.api.run_files import read_changes, read_report
-from refinelab.atomic import atomic_write_text
+from refinelab.atomic import atomic_write_text, open_regular
 from refinelab.errors import DataError
 from refinelab.operations import NEW_ITEM_OPS as NEW_ITEM_OPS_REGISTRY
 from refinelab.safeload import loads_json
@@ -46,7 +46,14 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        with open_regular(path) as file:  # a pipe planted in the folder would block a plain read
+            text = file.read().decode("utf-8")
+    except DataError as exc:
+        raise ReportError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise ReportError(f"{path}: not valid UTF-8 text") from None
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -23,7 +23,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from refinelab.atomic import NOT_REGULAR
+from refinelab.atomic import NOT_REGULAR, open_regular
 from refinelab.errors import ConfigError, DataError, RefineLabError, validation_problem, validation_problems
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -156,13 +156,14 @@ def read_settings(path: Path) -> dict[str, Any]:
     from refinelab.safeload import loads_json
 
     try:
-        raw = path.read_bytes()
+        with open_regular(path) as file:  # a pipe planted as settings.json would block a plain read
+            raw = file.read(MAX_SETTINGS_BYTES + 1)
     except FileNotFoundError:
         raise DataError(str(path), None, None, "missing: not a RefineLab run folder") from None
     except OSError as exc:
         raise DataError(str(path), None, None, f"cannot be read ({exc.strerror})") from None
     if len(raw) > MAX_SETTINGS_BYTES:
-        raise DataError(str(path), None, None, f"is {len(raw)} bytes, too large for run settings")
+        raise DataError(str(path), None, None, f"is over {MAX_SETTINGS_BYTES} bytes, too large for run settings")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

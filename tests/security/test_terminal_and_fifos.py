@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -172,6 +173,31 @@ def test_report_of_a_folder_with_a_piped_refined_set_is_one_line(tmp_path: Path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "refined.jsonl: is not a regular file" in one_line_error(proc)
     assert not (run / "report.html").exists()
+
+
+def test_the_settings_and_jsonl_readers_refuse_a_pipe_themselves(tmp_path: Path) -> None:
+    """Below the folder checks the commands run first, the readers refuse a pipe on their own; an alarm turns
+    a regression (a read blocked on the pipe) into a failure instead of a hung suite."""
+    from refinelab.api.report_html import ReportError, _read_jsonl
+    from refinelab.api.run_folders import read_settings
+    from refinelab.errors import DataError
+
+    os.mkfifo(tmp_path / "settings.json")
+    os.mkfifo(tmp_path / "refined.jsonl")
+
+    def hung(*_: object) -> None:
+        raise TimeoutError("a reader blocked on a pipe")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        with pytest.raises(DataError, match="settings.json: is not a regular file"):
+            read_settings(tmp_path / "settings.json")
+        with pytest.raises(ReportError, match="refined.jsonl: is not a regular file"):
+            _read_jsonl(tmp_path / "refined.jsonl")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_packs_show_with_a_piped_prompt_file_is_one_line(tmp_path: Path) -> None:
