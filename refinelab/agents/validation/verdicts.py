@@ -54,16 +54,25 @@ def validate(ctx: AgentContext, task: EditTask, candidate: Candidate) -> Verdict
 
 
 def _method_verdict(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
+    """The pack's method on an edit's candidate, with a note in its evidence when the answer check stood in
+    for the method the pack asked for: the edit's record then says why its check is not the pack's."""
+    verdict = _run_method(ctx, task, item)
+    wanted = ctx.pack(item).options.get("validator", "answer")
+    if wanted != "answer" and not ctx.pack(item).tools and choose_method(ctx, item) == "answer":
+        verdict.evidence["note"] = f"pack asked for {wanted!r}, not available here; used the answer check"
+    return verdict
+
+
+def _run_method(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
+    """The one dispatch of the model-based check, shared by edits and profiling so both route an item
+    alike: the router among the pack's `tools:` when it lists any, else the pack's method (`choose_method`),
+    the answer check when that is unavailable."""
     if ctx.pack(item).tools:  # the pack names its tools: the router chooses among them
         return tools_check(ctx, task, item)
     method = choose_method(ctx, item)
-    if method != "answer":
-        verdict: Verdict = available_validators(ctx)[method](ctx, task, item)
-        return verdict
-    verdict = answer_check(ctx, task, item)
-    wanted = ctx.pack(item).options.get("validator", "answer")
-    if wanted != "answer":
-        verdict.evidence["note"] = f"pack asked for {wanted!r}, not available here; used the answer check"
+    if method == "answer":
+        return answer_check(ctx, task, item)
+    verdict: Verdict = available_validators(ctx)[method](ctx, task, item)
     return verdict
 
 
@@ -71,12 +80,7 @@ def check_original(ctx: AgentContext, item: QAItem) -> Verdict:
     """Validate an existing (suspect) item with its pack's method, for profiling. No structural checks:
     profiling runs those itself."""
     task = EditTask(edit_id=f"check:{item.id}", item_id=item.id, operation="check", round=CHECK_ROUND)
-    if ctx.pack(item).tools:
-        return tools_check(ctx, task, item)
-    method = choose_method(ctx, item)
-    if method == "answer":
-        return answer_check(ctx, task, item)
-    return available_validators(ctx)[method](ctx, task, item)  # type: ignore[no-any-return]
+    return _run_method(ctx, task, item)
 
 
 _DECISIVE = {"match_key", "match_other", "no_match", "supported", "contradicted"}
