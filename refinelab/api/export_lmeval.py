@@ -19,8 +19,8 @@ import yaml
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.safeload import loads_json
+from refinelab.schema import LETTERS
 
-LETTERS = "ABCDEFGHIJ"
 ChoiceFormat = Literal["letters", "text"]
 
 # MMLU-style prompt: stem, lettered options, "Answer:"; the model scores " A", " B", ...

@@ -23,11 +23,11 @@ from markupsafe import Markup, escape
 from refinelab.api.run_files import read_changes, read_report
 from refinelab.atomic import atomic_write_text, open_regular
 from refinelab.errors import DataError
-from refinelab.operations import NEW_ITEM_OPS as NEW_ITEM_OPS_REGISTRY
+from refinelab.operations import writes_new_item
 from refinelab.safeload import loads_json
+from refinelab.schema import LETTERS
 from refinelab.state import CONFIRMED, INTAKE_ROUND, SUCCEEDED
 
-LETTERS = "ABCDEFGHIJ"
 MAX_EXAMPLES_PER_OP = 3  # edit examples shown in full per operation
 MAX_TABLE_ROWS = 500  # longer lists are cut, with a pointer to the JSONL file
 MAX_EVIDENCE_CHARS = 4000
@@ -363,7 +363,6 @@ def _as_item(value: Any) -> dict[str, Any] | None:
             "skill": str(value.get("skill", "")), "difficulty": value.get("difficulty")}
 
 
-NEW_ITEM_OPS = tuple(op.value for op in NEW_ITEM_OPS_REGISTRY)  # their `before` is the seed item the writer was shown, not a prior version
 REPLACE_BELOW = 0.4  # below this word similarity, before and after are shown as two blocks, not one inline diff
 
 
@@ -386,7 +385,7 @@ def item_view(before: Any, after: Any, operation: str = "") -> dict[str, Any]:
     """
     old, new = _as_item(before), _as_item(after)
     seed = None
-    if operation in NEW_ITEM_OPS:
+    if writes_new_item(operation):  # its `before` is the seed item the writer was shown, not a prior version
         seed, old = (old or {}).get("id"), None
     kind = ("none" if not (old or new) else "removed" if not new else "new" if not old
             else "edit" if _similarity(old, new) >= REPLACE_BELOW else "rewrite")

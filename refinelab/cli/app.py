@@ -32,6 +32,7 @@ from refinelab.cli.common import (
     safe_text,
     styled,
 )
+from refinelab.config import DEFAULT_MODEL
 from refinelab.errors import ConfigError, RefineLabError
 
 app = typer.Typer(help="Refine multiple-choice QA datasets under a token budget.", no_args_is_help=True,
@@ -64,7 +65,7 @@ def version() -> None:
 
 @model_app.command("serve")
 def model_serve(
-    model: Annotated[str, typer.Option(help="embedded model name")] = "qwen2.5-coder-1.5b",
+    model: Annotated[str, typer.Option(help="embedded model name")] = DEFAULT_MODEL,
     parallel: Annotated[int, typer.Option(help="parallel slots")] = 2,
 ) -> None:
     """Run the embedded llama.cpp server in the foreground until Ctrl-C."""
@@ -77,7 +78,7 @@ def model_serve(
 
 @model_app.command("check")
 def model_check(
-    model: Annotated[str, typer.Option(help="embedded model name")] = "qwen2.5-coder-1.5b",
+    model: Annotated[str, typer.Option(help="embedded model name")] = DEFAULT_MODEL,
     endpoint: Annotated[str, typer.Option(help="'embedded' or an OpenAI-compatible URL")] = "embedded",
 ) -> None:
     """Make one real structured call; print latency and tokens."""
@@ -436,10 +437,7 @@ def _mount_optional() -> None:
     app.command("report")(report_command)
     app.command("export")(export_command)
     from refinelab.cli.review import review_command; app.command("review")(review_command)  # noqa: E702, I001
-    try:
-        from refinelab.cli.sandbox import sandbox_app
-    except ImportError:
-        return
+    from refinelab.cli.sandbox import sandbox_app
     app.add_typer(sandbox_app, name="sandbox")
 
 

@@ -18,6 +18,7 @@ from rich.text import Text
 from refinelab.cli import arguments as arg
 from refinelab.cli.common import console, fail, options_text, out, styled
 from refinelab.errors import RefineLabError
+from refinelab.schema import LETTERS
 
 EVIDENCE_CHARS = 1500
 CHOICES = {"a": "accept", "r": "reject", "e": "edit", "s": "skip"}
@@ -53,9 +54,9 @@ def _ask_edit(case: Any) -> dict[str, Any]:
     base = case.after or case.before or {}
     question = typer.prompt("question", default=base.get("question", ""), show_default=False)
     choices = typer.prompt("options (A | B | …)", default=" | ".join(base.get("choices") or []), show_default=False)
-    letter = typer.prompt("key letter", default="ABCDEFGHIJ"[int(base.get("answer", 0))])
+    letter = typer.prompt("key letter", default=LETTERS[int(base.get("answer", 0))])
     return {"question": question, "choices": [c.strip() for c in choices.split("|")],
-            "answer": "ABCDEFGHIJ".find(letter.strip().upper()[:1] or "?")}
+            "answer": LETTERS.find(letter.strip().upper()[:1] or "?")}
 
 
 def ask(case: Any) -> dict[str, Any] | None:

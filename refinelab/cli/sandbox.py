@@ -13,13 +13,14 @@ from typing import Annotated
 
 import typer
 
-from refinelab.cli.common import fail
+from refinelab.cli.common import EXIT_ENDPOINT, fail
 from refinelab.tools.sandbox_base import SandboxError
 from refinelab.tools.sandboxes import BACKENDS, run_file
 
 sandbox_app = typer.Typer(help="Run code in the Program-of-Thoughts sandbox.", no_args_is_help=True)
 
-EXIT_SANDBOX_UNAVAILABLE = 3
+#: A needed service is unavailable: the same status as an unreachable endpoint (cli/common's exit codes).
+EXIT_SANDBOX_UNAVAILABLE = EXIT_ENDPOINT
 
 
 @sandbox_app.callback()

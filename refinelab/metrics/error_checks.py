@@ -20,7 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,21 +34,10 @@ ErrorType = Literal[
     "bad_question_clarity",
     "bad_options_clarity",
 ]
-ERROR_TYPES: tuple[ErrorType, ...] = (
-    "wrong_groundtruth",
-    "no_correct_answer",
-    "multiple_correct_answers",
-    "bad_question_clarity",
-    "bad_options_clarity",
-)
-ERROR_TYPE_LABELS: dict[str, str] = {
-    "ok": "ok",
-    "wrong_groundtruth": "wrong ground truth",
-    "no_correct_answer": "no correct answer",
-    "multiple_correct_answers": "multiple correct answers",
-    "bad_question_clarity": "bad question clarity",
-    "bad_options_clarity": "bad options clarity",
-}
+#: The MMLU-Redux taxonomy's error types: every ErrorType but "ok".
+ERROR_TYPES: tuple[ErrorType, ...] = get_args(ErrorType)[1:]
+ERROR_TYPE_LABELS: dict[str, str] = {kind: kind.replace("_", " ").replace("groundtruth", "ground truth")
+                                     for kind in get_args(ErrorType)}
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 from refinelab.schema import LETTERS, QAItem
 
-ORDER_KINDS = ("original", "reversed", "cyclic")
-
 
 def presentation_orders(n_options: int, count: int = 2) -> list[list[int]]:
     """`count` orders in which to show an item's options; order[i] = the original option shown at position i.

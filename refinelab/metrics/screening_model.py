@@ -38,13 +38,6 @@ _CITES_CONTEXT = re.compile(r"\b(following|passage|figure|table|graph|above|belo
                             r"picture|the author|according to|this (poem|statement|quote|passage|text))\b", re.I)
 _EPS = 1e-4
 
-#: Every feature `item_features` computes (the calibrated combiner reads these).
-BASE_FEATURES = (
-    "pooled_p_key", "pooled_margin", "pooled_entropy", "cl_self_confidence", "cl_normalized_margin",
-    "members_against", "order_flips", "min_member_p_key", "max_other_p",
-    "deterministic_flags", "meta_option", "negated_stem", "stem_words_log", "option_overlap", "n_options",
-    "stem_cites_context", "stem_is_question", "key_length_ratio",
-)
 #: What the shipped model reads. Chosen on MMLU-Redux dev out of fold (folds grouped by subject): with 411
 #: labelled rows a small set generalises better than all of them (all 18: AUROC 0.59 out of fold; these four:
 #: 0.65, and 0.65 on the retriever-evaluation rows when fitted on dev alone, against 0.56 for p(key) alone).

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from refinelab.config import PlannerMode
 from refinelab.planner.catalogue import Catalogue
 from refinelab.planner.ilp import Plan, SolverPolicy, solve
 from refinelab.planner.problem import ItemProfile, PlanTargets, Problem, Weights, build_problem
@@ -35,7 +36,7 @@ class PlanRequest(BaseModel):
     budget: float | None = Field(None, ge=0, description="tokens left; required with profiles, overrides problem's")
     targets: PlanTargets | None = Field(None, description="target shares per cell and per difficulty bucket")
     weights: Weights | None = Field(None, description="objective weights")
-    mode: Literal["ilp", "lp-round", "greedy", "random"] = "ilp"
+    mode: PlannerMode = "ilp"
     time_limit_s: float = Field(10.0, gt=0)
     gap: float = Field(5e-3, ge=0)
     detail: Literal["summary", "full"] = "summary"

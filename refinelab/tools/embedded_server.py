@@ -25,8 +25,9 @@ from pathlib import Path
 
 import httpx
 
+from refinelab.config import DEFAULT_MODEL
 from refinelab.tools import leases
-from refinelab.tools.model_weights import DEFAULT_MODEL, cache_dir, model_path
+from refinelab.tools.model_weights import cache_dir, model_path
 
 #: How many times a llama.cpp thread spins at an OpenMP barrier before it sleeps (libgomp's GOMP_SPINCOUNT).
 #: llama.cpp runs one thread per core and meets its other threads at a barrier after every operation; by

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+from langchain_core.embeddings import Embeddings
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -345,15 +346,7 @@ def get_embedder(cache: bool = True, batch_size: int = DEFAULT_BATCH_SIZE, model
 # ------------------------------------------------------------------------------------ LangChain adapter
 
 
-def _langchain_embeddings_base() -> type:
-    try:
-        from langchain_core.embeddings import Embeddings
-    except ImportError as e:  # pragma: no cover - langchain-core is a core dependency
-        raise EmbeddingsUnavailable("the LangChain adapter needs langchain-core") from e
-    return Embeddings
-
-
-class LangChainEmbeddings(_langchain_embeddings_base()):  # type: ignore[misc]
+class LangChainEmbeddings(Embeddings):
     """``langchain_core.embeddings.Embeddings`` over an :class:`Embedder` (default: the shared MiniLM)."""
 
     def __init__(self, embedder: Embedder | None = None) -> None:

@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from refinelab.config import DEFAULT_MODEL
+
 
 class ModelNotInstalled(RuntimeError):
     """A weight package is missing: say which and how to install it."""
@@ -68,7 +70,6 @@ MODELS: dict[str, EmbeddedModel] = {
     ),
 }
 
-DEFAULT_MODEL = "qwen2.5-coder-1.5b"
 
 
 def cache_dir() -> Path:

@@ -51,10 +51,10 @@ IndexType = Literal["auto", "flat", "hnsw"]
 
 
 def _faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as e:  # pragma: no cover - faiss-cpu is a core dependency
-        raise RuntimeError("retrieval needs faiss-cpu: pip install faiss-cpu") from e
+    """faiss, imported when an index is first used: it takes a noticeable part of a second to load, which
+    commands that never retrieve should not pay."""
+    import faiss
+
     return faiss
 
 

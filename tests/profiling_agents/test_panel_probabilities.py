@@ -288,6 +288,9 @@ def test_every_injector_keeps_the_item_valid_and_plants_its_error() -> None:
             if name == "bad_question_clarity":
                 assert len(planted.question) < len(item.question)
     assert {p.metadata["injected"] for p in inject(items)} == set(INJECTORS)
+    from refinelab.metrics.error_checks import ERROR_TYPES
+
+    assert sorted(INJECTORS) == sorted(ERROR_TYPES)  # one injector for each type of the taxonomy, no other
 
 
 # ------------------------------------------------------------------------------ the fitted screen

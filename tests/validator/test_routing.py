@@ -112,3 +112,16 @@ def test_a_plugged_in_validator_is_used_when_the_pack_names_it(make_ctx) -> None
     finally:
         ctx.pack(item).options["validator"] = "pot"
     assert verdict.passed and verdict.method == "units" and calls == [item.id]
+
+
+def test_the_run_option_names_exactly_the_built_in_methods() -> None:
+    """`RunOptions.validators` is checked against `ValidatorName`; a method added to `default_validators`
+    without it (or the reverse) would be refused, or allowed but never found."""
+    from typing import get_args
+
+    from refinelab.agents.options import ValidatorName
+    from refinelab.agents.validation.routing import default_validators
+    from refinelab.agents.validation.tools import BUILT_IN
+
+    assert sorted(get_args(ValidatorName)) == sorted(default_validators())
+    assert sorted(BUILT_IN) == sorted(["answer", *default_validators()])

@@ -80,14 +80,6 @@ def get_sandbox(ctx: AgentContext) -> CodeSandbox:
         return _SANDBOXES[backend]
 
 
-def close_sandboxes() -> None:
-    """Stop the cached sandboxes (their warm workers); the next PoT check starts fresh ones."""
-    with _SANDBOX_LOCK:
-        for sandbox in _SANDBOXES.values():
-            sandbox.close()
-        _SANDBOXES.clear()
-
-
 # ------------------------------------------------------------------------------------------ matching
 
 def _close(a: float, b: float) -> bool:

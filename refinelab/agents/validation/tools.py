@@ -29,9 +29,7 @@ from pydantic import BaseModel, Field
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.validation.answer import answer_check
-from refinelab.agents.validation.pot import pot_check
-from refinelab.agents.validation.rag import rag_check
-from refinelab.agents.validation.routing import ValidatorFn, available_validators, routed_check
+from refinelab.agents.validation.routing import ValidatorFn, available_validators, default_validators
 from refinelab.errors import ConfigError, DataError, LLMCallFailed
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.safeload import loads_json
@@ -40,7 +38,7 @@ from refinelab.state import EditTask, Verdict
 from refinelab.tools.ledger import CallTag
 
 ENTRY_POINT_GROUP = "refinelab.tools"
-BUILT_IN = {"answer": answer_check, "pot": pot_check, "rag": rag_check, "pot_or_rag": routed_check}
+BUILT_IN = {"answer": answer_check, **default_validators()}
 OUTPUT_CHARS = 4000  # of a tool's answer kept as evidence
 #: the item's fields a plugged-in tool may ask for, matched to its parameters by name
 TOOL_FIELDS = ("question", "choices", "key", "key_text", "subject")
