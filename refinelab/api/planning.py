@@ -31,9 +31,10 @@ from refinelab.api.decontamination import (
     find_contamination,
 )
 from refinelab.api.profiling import profile_in
+from refinelab.api.run_folders import validate_budget
 from refinelab.api.runs import checked_options
 from refinelab.atomic import atomic_write_text
-from refinelab.config import Settings, load_settings
+from refinelab.config import PLANNER_MODES, PlannerMode, Settings, load_settings
 from refinelab.errors import ConfigError, DataError
 from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.targets import Targets
@@ -82,7 +83,7 @@ def profile_complete(folder: Path) -> bool:
 
 
 def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True, targets: Targets | None = None,
-         settings: Settings | None = None, mode: str = "ilp", options: RunOptions | Mapping[str, Any] | None = None,
+         settings: Settings | None = None, mode: PlannerMode = "ilp", options: RunOptions | Mapping[str, Any] | None = None,
          hooks: RunHooks | None = None, prompts_dir: str | None = None,
          columns: Mapping[str, str | list[str]] | None = None,
          decontaminate: DatasetInput | Sequence[str | Path] | None = None,
@@ -94,6 +95,9 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
     `decontaminate`/`decontaminate_split` as `refine` takes them: the plan is the one such a run would make."""
     if not dry_run:
         raise ValueError("plan() only makes dry runs; refine() plans and edits")
+    validate_budget(budget)
+    if mode not in PLANNER_MODES:
+        raise ConfigError(f"mode {mode!r}: expected one of {', '.join(PLANNER_MODES)}")
     references = as_references(decontaminate, decontaminate_split)
     dataset = as_dataset(data, columns=columns, on_invalid="quarantine")
     settings = settings or load_settings()

@@ -64,11 +64,11 @@ def validate_run_id(run_id: str, what: str = "run id") -> str:
 
 def validate_budget(budget: int) -> int:
     if isinstance(budget, bool) or not isinstance(budget, int):
-        raise ConfigError(f"--budget must be a whole number of tokens, got {budget!r}")
+        raise ConfigError(f"the budget must be a whole number of tokens, got {budget!r}")
     if budget < 0:
-        raise ConfigError(f"--budget must be >= 0, got {budget}")
+        raise ConfigError(f"the budget must be >= 0, got {budget}")
     if budget > MAX_BUDGET:
-        raise ConfigError(f"--budget {str(budget)[:30]}{'…' if len(str(budget)) > 30 else ''} is too large "
+        raise ConfigError(f"the budget {str(budget)[:30]}{'…' if len(str(budget)) > 30 else ''} is too large "
                           f"(at most {MAX_BUDGET:,} tokens)")
     return budget
 

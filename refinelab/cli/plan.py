@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from refinelab.api.run_folders import validate_budget
 from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
     fail,
@@ -95,8 +96,10 @@ def plan_command(
         fail("`refinelab plan` only forecasts: pass --dry-run (to spend the budget, use `refinelab refine`)")
     if mode not in PLANNER_MODES:
         fail(f"--mode must be one of {', '.join(PLANNER_MODES)}")
-    if budget < 0:
-        fail("--budget must be >= 0")
+    try:
+        validate_budget(budget)
+    except RefineLabError as exc:
+        fail(exc)
     if decontaminate_split is not None and not decontaminate:
         fail("--decontaminate-split needs --decontaminate")
     options = run_options({"screening_model": "--calibration"}, options_file, operations=parse_list(operations),

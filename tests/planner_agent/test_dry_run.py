@@ -183,3 +183,17 @@ def test_a_plan_against_a_reference_takes_its_items_out_and_plans_for_the_input_
     assert f"3of{N}itemswerefoundin{leaked}" in unwrapped
     alone = runner.invoke(app, ["plan", str(path), "--budget", "1", "--dry-run", "--decontaminate-split", "test"])
     assert alone.exit_code == 2 and "--decontaminate-split needs --decontaminate" in alone.output
+
+
+@pytest.mark.parametrize(("arguments", "problem"), [({"budget": -1}, "budget must be >= 0"),
+                                                    ({"budget": 1.5}, "whole number of tokens"),
+                                                    ({"budget": 100, "mode": "vibes"}, "mode 'vibes': expected one of")])
+def test_the_library_checks_the_budget_and_mode_before_anything(tmp_path: Path, arguments: dict,
+                                                                 problem: str) -> None:
+    """The checks the CLI makes hold for a Python caller too: nothing profiled, no folder made."""
+    from refinelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=problem):
+        dry_run(dataset(4), folder=tmp_path / "plan", settings=settings(tmp_path),
+                hooks=RunHooks(chat_models=models()), options=EXTRAS, **arguments)
+    assert not (tmp_path / "plan").exists()
