@@ -61,7 +61,6 @@ from pydantic import BaseModel, Field, create_model
 from refinelab.agents.dedup import DuplicateIndex
 from refinelab.agents.expand_batches import BATCH_PROMPT
 from refinelab.agents.labels import COMPUTE_SKILL, nearest_skill
-from refinelab.agents.refiner import strip_option_labels
 from refinelab.agents.style_examples import skill_examples
 from refinelab.agents.validation.measured import NEW_KEY_LEAD, contradicted_key
 from refinelab.agents.validation.structural import (
@@ -76,7 +75,7 @@ from refinelab.errors import validation_problems
 from refinelab.metrics.item_signals import regex_route, route_signals
 from refinelab.model_outputs import AnswerOut, ItemDraft
 from refinelab.prompts.loader import Pack
-from refinelab.schema import LETTERS, Diagnostic, QAItem, normalise_text
+from refinelab.schema import LETTERS, Diagnostic, QAItem, normalise_text, strip_option_labels
 from refinelab.tools.embeddings import get_embedder, normalize
 from refinelab.tools.llm import schema_for
 

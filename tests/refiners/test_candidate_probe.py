@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from refinelab.agents.candidate_probe import REWRITE_LEAD, probe_assembled, probe_candidates
-from refinelab.agents.refiner import MAX_RESELECTIONS, refine
+from refinelab.agents.distractor_rewrite import MAX_RESELECTIONS
+from refinelab.agents.refiner import refine
 from refinelab.config import ModelSpec, Roles
 from refinelab.schema import Diagnostic
 from refinelab.state import EditTask
