@@ -20,7 +20,7 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
-from refinelab.api.run_files import read_changes, read_report
+from refinelab.api.run_files import read_changes, read_report, read_run_json
 from refinelab.atomic import atomic_write_text, open_regular
 from refinelab.errors import DataError
 from refinelab.operations import writes_new_item
@@ -82,15 +82,11 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
             "(report.json is written when a run finalizes; finish a stopped run with `refinelab resume`)")
     try:
         report = read_report(run_dir)
-    except DataError as exc:
+        targets = read_run_json(run_dir / "settings.json").get("targets") or {}
+    except DataError as exc:  # a damaged settings.json is named, not drawn as a report without its targets
         raise ReportError(str(exc)) from None
-    targets: dict[str, Any] = {}
-    settings_path = run_dir / "settings.json"
-    if settings_path.exists():
-        try:
-            targets = loads_json(settings_path.read_text(encoding="utf-8"), str(settings_path)).get("targets") or {}
-        except (DataError, AttributeError, UnicodeDecodeError):
-            targets = {}
+    if not isinstance(targets, dict):
+        raise ReportError(f"{run_dir / 'settings.json'}, field 'targets': expected a JSON object")
     return {"dir": run_dir, "report": report, "changes": _changes(run_dir),
             "refined": _read_jsonl(run_dir / "refined.jsonl"), "targets": targets}
 

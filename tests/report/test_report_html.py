@@ -176,6 +176,11 @@ def test_missing_report_json_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", "half", "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2
     assert "no report.json" in result.output
+    (tmp_path / "runs" / "bad" / "report.json").write_text("{}")
+    for damaged, problem in (("{not json", "not valid JSON"), ('{"targets": [1]}', "field 'targets': expected")):
+        (tmp_path / "runs" / "bad" / "settings.json").write_text(damaged)  # named, not drawn without targets
+        with pytest.raises(ReportError, match=problem):
+            build_report(tmp_path / "runs" / "bad")
 
 
 def test_cli_report_by_run_id(run_dir: Path, tmp_path: Path) -> None:
