@@ -291,7 +291,7 @@ def refine_command(
     dataset, resolved = load_selection(data, format, subjects, limit, targets, strict=strict, columns=columns, split=split)
     if dataset.rejected and not quiet:
         console.print(styled((f"{len(dataset.rejected)} invalid row(s) quarantined", "yellow"),
-                             f" (first: {dataset.rejected[0]}); they are listed in report.json"), soft_wrap=True)
+                             f" (first: {safe_text(str(dataset.rejected[0]))}); they are listed in report.json"), soft_wrap=True)
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api import refine as run_refine
 

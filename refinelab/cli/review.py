@@ -16,7 +16,7 @@ import typer
 from rich.text import Text
 
 from refinelab.cli import arguments as arg
-from refinelab.cli.common import console, fail, options_text, out, styled
+from refinelab.cli.common import console, fail, options_text, out, safe_text, styled
 from refinelab.errors import RefineLabError
 from refinelab.schema import LETTERS
 
@@ -27,24 +27,24 @@ CHOICES = {"a": "accept", "r": "reject", "e": "edit", "s": "skip"}
 def _item_text(item: dict[str, Any] | None) -> Text:
     if not item:
         return Text("  (none: the item would be removed)" if item is None else "  (none)")
-    return styled(f"  {item.get('question', '')}", options_text(item.get("choices") or [], item.get("answer")))
+    return styled(f"  {safe_text(str(item.get('question', '')))}", options_text(item.get("choices") or [], item.get("answer")))
 
 
 def show_case(number: int, total: int, case: Any) -> None:
     """One case: what is asked and why, the item before and after, the model's reasons, the evidence."""
     request = case.request
-    out.print(styled("\n", (f"case {number}/{total}", "bold"), f" {case.key}  ",
-                     (f"{request.kind}{' · ' + request.operation if request.operation else ''} · item {request.item_id}",
-                      "dim")))
+    what = f"{request.kind}{' · ' + request.operation if request.operation else ''} · item {request.item_id}"
+    out.print(styled("\n", (f"case {number}/{total}", "bold"), f" {safe_text(str(case.key))}  ",
+                     (safe_text(what), "dim")))
     out.print(styled(("before", "bold"), "\n", _item_text(case.before)))
     if request.kind != "unfixable":
         out.print(styled(("after (proposed)", "bold"), "\n", _item_text(case.after)))
     for reason in case.reasons:
-        out.print(styled(("reason", "bold"), f" {reason}"))
+        out.print(styled(("reason", "bold"), f" {safe_text(str(reason))}"))
     evidence = json.dumps(case.evidence, ensure_ascii=False, default=str)
     if len(evidence) > EVIDENCE_CHARS:
         evidence = evidence[:EVIDENCE_CHARS] + " … (cut; the full evidence is in --export)"
-    out.print(styled((f"evidence {evidence}", "dim")))
+    out.print(styled((f"evidence {safe_text(evidence)}", "dim")))
     if request.kind == "unfixable":
         out.print(styled(("accept = the flag stands, remove the item; reject = keep it; edit = fix it yourself", "dim")))
 
@@ -83,8 +83,8 @@ def _summary(result: Any) -> None:
                   f"run `refinelab review {result.run_id}` again")
         return
     report = result.report
-    out.print(f"run {result.run_id} finished: {report.get('stop_reason')}; reviews {report.get('reviews')}; "
-              f"output {report.get('output_items')} items; report: {result.run_dir / 'report.json'}")
+    out.print(safe_text(f"run {result.run_id} finished: {report.get('stop_reason')}; reviews {report.get('reviews')}; "
+                        f"output {report.get('output_items')} items; report: {result.run_dir / 'report.json'}"))
 
 
 def review_command(

@@ -265,3 +265,19 @@ def test_a_linked_packs_folder_outside_the_prompts_folder_is_refused(tmp_path: P
     (prompts / "packs").mkdir()
     (prompts / "packs" / "evil.yaml").write_text((outside / "evil.yaml").read_text())
     assert PromptLibrary(prompts).pack("evil").description == "read from outside"
+
+
+def test_a_review_case_prints_run_folder_text_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every field of a review case comes from the run folder's store: none may move the cursor or flip text."""
+    from types import SimpleNamespace
+
+    from refinelab.cli.review import show_case
+
+    bad = "\x1b[2J\u202eevil"
+    item = {"question": f"Q {bad}?", "choices": [f"a {bad}", "b"], "answer": 0}
+    case = SimpleNamespace(key=f"k{bad}", before=item, after=item, reasons=[f"r {bad}"], evidence={"e": bad},
+                           request=SimpleNamespace(kind="fix", operation="fix", item_id=f"i{bad}"))
+    show_case(1, 1, case)
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\u202e" not in printed
+    assert printed.count("\\x1b[2J\\u202eevil") == 7  # key, item id, question and option twice, reason, evidence
