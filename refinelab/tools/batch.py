@@ -220,8 +220,8 @@ class BatchRunner:
             text = redact_secrets(reply.text)
             # a probe's alternatives, read as a live answer's are (None for a structured call: no block)
             top = top_logprobs_of(reply.logprobs)
-            result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion, top_logprobs=top)
-            result._call_id = reservation.call_id  # type: ignore[attr-defined]
+            result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion, top_logprobs=top,
+                                call_id=reservation.call_id)
             self.client.cache_answer(key, result)
             self.client.prefetched(key, result)
             report.answered += 1

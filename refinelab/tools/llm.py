@@ -30,7 +30,7 @@ from refinelab.errors import BudgetExhausted, EndpointUnavailable, LLMCallFailed
 from refinelab.redact import redact_secrets, register_env, register_secret
 from refinelab.tools.cache import ResponseCache, fingerprint
 from refinelab.tools.fleet import Fleet, Member
-from refinelab.tools.ledger import CallTag, Ledger
+from refinelab.tools.ledger import CallTag, Ledger, Reservation
 from refinelab.tools.tokens import PromptTokenCounter, with_margin
 from refinelab.tools.tracing import LLMCall, Tracer, transport_only
 from refinelab.tools.transport import (
@@ -86,6 +86,9 @@ class CallResult:
     top_logprobs: list[tuple[str, float]] | None = None
     # Every generated token with its logprob, [(token, logprob), …], for a reply forced by a grammar.
     token_logprobs: list[tuple[str, float]] | None = None
+    # The ledger row of the paid call this answer settled (None for a cache hit): a parse failure marks that
+    # row (Ledger.mark_parse_failed). Not part of the answer: left out of repr and equality.
+    call_id: int | None = field(default=None, repr=False, compare=False)
 
     @property
     def tokens(self) -> int:
@@ -276,6 +279,15 @@ def schema_for(model: type[BaseModel]) -> dict[str, Any]:
 # Count prompt tokens on the server once the budget left is below this many byte-bound reservations
 # per slot of the role (other roles share the ledger, hence more than one).
 COUNT_HEADROOM = 4
+
+
+@dataclass
+class _TransportTries:
+    """What one live call has left to spend on failed sends, carried across its transport tries."""
+
+    retries_left: int  # failures that count against the endpoint: each one a backoff and another try
+    moves_left: int  # failures that only moved the call to another fleet member spend no retry; this bounds them
+    delay: float = 0.5  # the next backoff's base, in seconds, doubled after each (at most 20)
 
 
 class ChatClient:
@@ -495,9 +507,8 @@ class ChatClient:
         return {"type": "json_schema", "json_schema": {"name": "answer", "schema": json_schema, "strict": True}}
 
     def _mark_parse_failure(self, result: CallResult, exc: Exception) -> None:
-        call_id = getattr(result, "_call_id", None)
-        if call_id is not None:
-            self.ledger.mark_parse_failed(call_id)
+        if result.call_id is not None:
+            self.ledger.mark_parse_failed(result.call_id)
 
     def prepare(self, messages: list[dict[str, str]], json_schema: dict[str, Any] | None,
                 max_tokens: int | None = None, attempt: int = 0, top_logprobs: int | None = None,
@@ -521,7 +532,7 @@ class ChatClient:
 
     def cache_answer(self, key: str, result: CallResult) -> None:
         """Keep a paid answer in the response cache (when the run has one), in the one entry format the
-        lookup in `_cached_or_live` reads: a live call and a batch result line are stored alike."""
+        lookup in `_cached_answer` reads: a live call and a batch result line are stored alike."""
         if self.cache is None:
             return
         entry: dict[str, Any] = {"text": result.text, "prompt_tokens": result.prompt_tokens,
@@ -565,32 +576,56 @@ class ChatClient:
         self, messages: list[dict[str, str]], params: dict[str, Any], key: str, tag: CallTag, attempt: int,
         schema: str = "text",
     ) -> CallResult:
+        """The answer to one prepared request, the cheapest first: a batch's prefetched answer, else the
+        response cache's, else a live call (the only one that reserves budget)."""
+        ready = self._prefetched_answer(messages, params, key, tag, attempt, schema)
+        if ready is not None:
+            return ready
+        hit = self._cached_answer(messages, params, key, tag, attempt, schema)
+        if hit is not None:
+            return hit
+        return self._live_call(messages, params, key, tag, attempt, schema)
+
+    def _prefetched_answer(self, messages: list[dict[str, str]], params: dict[str, Any], key: str, tag: CallTag,
+                           attempt: int, schema: str) -> CallResult | None:
+        """The batch's answer to this request, taken once (`prefetched`); None when no batch answered it."""
         with self._lock:
             ready = self._prefetched.pop(key, None)
-        if ready is not None:  # answered by a batch: charged when the batch settled, not again
-            if (call := self._trace(messages, params, tag, attempt, schema, cached=False)) is not None:
-                call.end(ready.text, ready.prompt_tokens, ready.completion_tokens, top_logprobs=ready.top_logprobs)
-            return ready
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:  # a cached answer costs nothing; another run's uses budget (Ledger.note_replayed)
-                if hit.get("paid_by") != self.ledger.ledger_id:
-                    self.ledger.note_replayed(key, int(hit["prompt_tokens"]) + int(hit["completion_tokens"]),
-                                              tag.node)
-                top, forced = hit.get("top_logprobs"), hit.get("token_logprobs")
-                cached = CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
-                                    completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1,
-                                    top_logprobs=[(str(t), float(lp)) for t, lp in top] if top else None,
-                                    token_logprobs=[(str(t), float(lp)) for t, lp in forced] if forced else None)
-                if (call := self._trace(messages, params, tag, attempt, schema, cached=True)) is not None:
-                    call.end(cached.text, 0, 0, top_logprobs=cached.top_logprobs)
-                return cached
+        if ready is None:
+            return None
+        # answered by a batch: charged when the batch settled, not again
+        if (call := self._trace(messages, params, tag, attempt, schema, cached=False)) is not None:
+            call.end(ready.text, ready.prompt_tokens, ready.completion_tokens, top_logprobs=ready.top_logprobs)
+        return ready
+
+    def _cached_answer(self, messages: list[dict[str, str]], params: dict[str, Any], key: str, tag: CallTag,
+                       attempt: int, schema: str) -> CallResult | None:
+        """The response cache's answer to this request (`cache_answer` wrote it); None without a cache or a hit."""
+        if self.cache is None:
+            return None
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
+        # a cached answer costs nothing; another run's uses budget (Ledger.note_replayed)
+        if hit.get("paid_by") != self.ledger.ledger_id:
+            self.ledger.note_replayed(key, int(hit["prompt_tokens"]) + int(hit["completion_tokens"]), tag.node)
+        top, forced = hit.get("top_logprobs"), hit.get("token_logprobs")
+        cached = CallResult(text=hit["text"], prompt_tokens=hit["prompt_tokens"],
+                            completion_tokens=hit["completion_tokens"], cached=True, attempts=attempt + 1,
+                            top_logprobs=[(str(t), float(lp)) for t, lp in top] if top else None,
+                            token_logprobs=[(str(t), float(lp)) for t, lp in forced] if forced else None)
+        if (call := self._trace(messages, params, tag, attempt, schema, cached=True)) is not None:
+            call.end(cached.text, 0, 0, top_logprobs=cached.top_logprobs)
+        return cached
+
+    def _live_call(self, messages: list[dict[str, str]], params: dict[str, Any], key: str, tag: CallTag,
+                   attempt: int, schema: str) -> CallResult:
+        """Send the request: each transport try reserves its worst case in the ledger first and settles it
+        after, whatever happened; a failure is retried, or moved to another fleet member (`_settle_failure`)."""
         limit = int(params["max_tokens"])
         worst_case = self._prompt_bound(messages, params) + limit
-        delay = 0.5
-        retries_left = self.spec.max_transport_retries
-        # Failures that only moved the call to another fleet member spend no retry; this bounds them.
-        moves_left = self.fleet.eject_after * len(self.fleet.members)
+        tries = _TransportTries(retries_left=self.spec.max_transport_retries,
+                                moves_left=self.fleet.eject_after * len(self.fleet.members))
         transport_try = 0
         while True:
             self._check_endpoint()
@@ -614,63 +649,81 @@ class ChatClient:
             except Exception as exc:
                 truncated = _truncated_completion(exc)
                 if truncated is not None:  # hit max_tokens: a (bad) answer, paid for; the parse retry handles it
-                    self.fleet.succeeded(member)
-                    text, prompt, completion = truncated
-                    text = redact_secrets(text)
-                    self.ledger.settle(reservation, prompt, completion)
-                    self.ledger.note_answer()
-                    if call is not None:
-                        call.end(text, prompt, completion)
-                    result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
-                                        attempts=attempt + 1, latency_s=time.monotonic() - started)
-                    result._call_id = reservation.call_id  # type: ignore[attr-defined]
-                    return result
-                # A status answer (429, 5xx) means no generation was billed, and a request refused before
-                # it reached a server cannot have been; a timeout or dropped connection may have been,
-                # so it is charged its full reservation.
-                answered = _status_answer(exc)
-                unsent = _never_reached(exc)
-                charged = 0 if answered or unsent else worst_case
-                self.ledger.settle(reservation, charged, 0, failed=True, unsent=unsent)
-                if call is not None:
-                    call.fail(exc, charged, 0)
-                error = f"{type(exc).__name__}: {exc}"
-                if answered and exc.status_code < 500:  # busy or refused: says nothing of the server's health
-                    self.fleet.released(member)
-                    counts = True
-                else:
-                    counts = self.fleet.failed(member, down=unsent).counts_for_run
-                if counts or moves_left <= 0:
-                    streak = self.ledger.note_failure()
-                    if streak >= self.ledger.failure_limit:
-                        self.ledger.trip(member.url, error)
-                        self._check_endpoint()
-                    if not _is_transient(exc) or retries_left <= 0:
-                        self.ledger.note_call_failed()
-                        self._check_endpoint()
-                        tries = self.spec.max_transport_retries - retries_left + 1
-                        raise LLMCallFailed(f"{self.model_name}: {error}", attempts=tries) from None
-                    retries_left -= 1
-                    time.sleep(delay * (1 + random.random()))
-                    delay = min(delay * 2, 20.0)
-                else:  # another member takes it at once
-                    moves_left -= 1
+                    return self._truncated_answer(truncated, member, reservation, call, attempt, started)
+                self._settle_failure(exc, member, reservation, call, worst_case, tries)
                 continue
-            self.fleet.succeeded(member)
-            prompt, completion, reported = reply.prompt_tokens, reply.completion_tokens, reply.reported
-            if not reported:  # settle on the reservation: never under-count an unreported call
-                prompt, completion = worst_case - limit, limit
-            self.ledger.settle(reservation, prompt, completion, cached_prompt_tokens=reply.cached_prompt_tokens)
-            self.ledger.note_answer()
-            text = redact_secrets(reply.text)  # an endpoint echoing our key into its answer
-            top = top_logprobs_of(reply.logprobs) if params.get("logprobs") else None
-            forced = token_logprobs_of(reply.logprobs) if "grammar" in params else None
-            if call is not None:
-                call.end(text, prompt, completion, top_logprobs=top,
-                         cached_prompt_tokens=reply.cached_prompt_tokens)
-            result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
-                                attempts=attempt + 1, latency_s=time.monotonic() - started, top_logprobs=top,
-                                token_logprobs=forced)
-            result._call_id = reservation.call_id  # type: ignore[attr-defined]
-            self.cache_answer(key, result)
-            return result
+            return self._settled_answer(reply, key, params, member, reservation, call, worst_case, attempt, started)
+
+    def _truncated_answer(self, truncated: tuple[str, int, int], member: Member, reservation: Reservation,
+                          call: LLMCall | None, attempt: int, started: float) -> CallResult:
+        """A reply cut off at max_tokens, settled at its reported usage. Not cached: a re-ask may do better."""
+        self.fleet.succeeded(member)
+        text, prompt, completion = truncated
+        text = redact_secrets(text)
+        self.ledger.settle(reservation, prompt, completion)
+        self.ledger.note_answer()
+        if call is not None:
+            call.end(text, prompt, completion)
+        return CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion, attempts=attempt + 1,
+                          latency_s=time.monotonic() - started, call_id=reservation.call_id)
+
+    def _settle_failure(self, exc: Exception, member: Member, reservation: Reservation, call: LLMCall | None,
+                        worst_case: int, tries: _TransportTries) -> None:
+        """Settle a failed send and decide what follows: raise (the endpoint tripped, the error is not
+        transient, or no retry is left), or return for the next try, after a backoff when it spent a retry
+        and at once when it only moved the call to another fleet member. Called inside the `except` arm,
+        so what it raises carries the send's error as its context."""
+        # A status answer (429, 5xx) means no generation was billed, and a request refused before
+        # it reached a server cannot have been; a timeout or dropped connection may have been,
+        # so it is charged its full reservation.
+        answered = _status_answer(exc)
+        unsent = _never_reached(exc)
+        charged = 0 if answered or unsent else worst_case
+        self.ledger.settle(reservation, charged, 0, failed=True, unsent=unsent)
+        if call is not None:
+            call.fail(exc, charged, 0)
+        error = f"{type(exc).__name__}: {exc}"
+        if answered and exc.status_code < 500:  # busy or refused: says nothing of the server's health
+            self.fleet.released(member)
+            counts = True
+        else:
+            counts = self.fleet.failed(member, down=unsent).counts_for_run
+        if counts or tries.moves_left <= 0:
+            streak = self.ledger.note_failure()
+            if streak >= self.ledger.failure_limit:
+                self.ledger.trip(member.url, error)
+                self._check_endpoint()
+            if not _is_transient(exc) or tries.retries_left <= 0:
+                self.ledger.note_call_failed()
+                self._check_endpoint()
+                spent = self.spec.max_transport_retries - tries.retries_left + 1
+                raise LLMCallFailed(f"{self.model_name}: {error}", attempts=spent) from None
+            tries.retries_left -= 1
+            time.sleep(tries.delay * (1 + random.random()))
+            tries.delay = min(tries.delay * 2, 20.0)
+        else:  # another member takes it at once
+            tries.moves_left -= 1
+
+    def _settled_answer(self, reply: Reply, key: str, params: dict[str, Any], member: Member,
+                        reservation: Reservation, call: LLMCall | None, worst_case: int, attempt: int,
+                        started: float) -> CallResult:
+        """A live answer, settled at the usage the server reported (at the reservation when it reported
+        none: never under-count) and kept in the response cache."""
+        limit = int(params["max_tokens"])
+        self.fleet.succeeded(member)
+        prompt, completion, reported = reply.prompt_tokens, reply.completion_tokens, reply.reported
+        if not reported:  # settle on the reservation: never under-count an unreported call
+            prompt, completion = worst_case - limit, limit
+        self.ledger.settle(reservation, prompt, completion, cached_prompt_tokens=reply.cached_prompt_tokens)
+        self.ledger.note_answer()
+        text = redact_secrets(reply.text)  # an endpoint echoing our key into its answer
+        top = top_logprobs_of(reply.logprobs) if params.get("logprobs") else None
+        forced = token_logprobs_of(reply.logprobs) if "grammar" in params else None
+        if call is not None:
+            call.end(text, prompt, completion, top_logprobs=top,
+                     cached_prompt_tokens=reply.cached_prompt_tokens)
+        result = CallResult(text=text, prompt_tokens=prompt, completion_tokens=completion,
+                            attempts=attempt + 1, latency_s=time.monotonic() - started, top_logprobs=top,
+                            token_logprobs=forced, call_id=reservation.call_id)
+        self.cache_answer(key, result)
+        return result
