@@ -7,7 +7,7 @@ MMLU items (the items a user would want rewritten; a random set mostly holds ite
 alone because their distractors are already fine). It is refined with `rewrite_distractors` only.
 
 The rewrite asks the writer for distractors only (3x over-generated), drops paraphrases of the key and
-chooses the most diverse, plausible set (agents/refiner.py); an edit is committed only when the validator
+chooses the most diverse, plausible set (agents/distractor_rewrite.py); an edit is committed only when the validator
 passes it (an independent answer must match the key) and the measured diversity rose
 (agents/validation/measured.py); we also check that the key's text and the stem are unchanged.
 Functional distractors: the share picked by the panel at least 5% of the time (option probabilities when

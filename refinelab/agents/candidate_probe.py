@@ -9,7 +9,7 @@ items (agents/panel.py). What that gives the selection:
   right answer, or a distractor the validator's solver would pick (the rewrite would then be refused);
 - the others' probabilities are their plausibility: a distractor no model picks does not work, so among
   equally diverse sets the one the judge finds tempting wins (the functional share is what improves).
-The rule and the scales live with the choice (agents/refiner.distractors_to_item); this module measures.
+The rule and the scales live with the choice (agents/distractor_rewrite.distractors_to_item); this module measures.
 
 A judge that returns no logprobs, or a budget with no room left, leaves the candidates unmeasured: the
 selection then falls back to similarity with the key and the reason is kept with the edit.
@@ -17,7 +17,7 @@ selection then falls back to similarity with the key and the reason is kept with
 Ten options spread a 1.5B judge's mass thinly (the key's probability was 0.10-0.20 on most items of
 evals/results/distractors_s30.md), so the chosen set is measured once more as it will be asked: the item
 with its four options, in two orders (`probe_assembled`). A new distractor the judge prefers to the key
-there by `REWRITE_LEAD` is swapped for the next choice (agents/refiner.py). On that run's 47 validated
+there by `REWRITE_LEAD` is swapped for the next choice (agents/distractor_rewrite.py). On that run's 47 validated
 rewrites this flagged 8 of the 19 the validator's solver refused (among them the ones a reader would call a
 second right answer: a synonym of the key, a true statement in a "which is correct" item) and none of the
 28 it passed (evals/results/rewrite_probe_s30.md).
