@@ -77,6 +77,10 @@ class Reservation:
     tag: CallTag
 
 
+# The largest token count believed from an endpoint: far above any real call, far below what overflows a
+# float (a usage of 10**400 tokens passed as a count and crashed the ledger's settlement). More is a
+# malformed reply.
+MAX_TOKEN_COUNT = 10**12
 SETTLE_WAIT_S = 300.0  # how long a reservation that fits once other threads' calls settle waits for them
 DEFAULT_FAILURE_LIMIT = 20  # consecutive failed attempts before a run stops (Settings.max_consecutive_failures)
 MIN_FAILED_CALLS = 10  # ... or this many calls failed outright and they outnumber the answered ones
@@ -455,19 +459,22 @@ def _charge(reserved: int, prompt: Any, completion: Any, cached: Any) -> tuple[i
     """(prompt, completion, cached prompt tokens, overrun) to record for a reservation of `reserved`
     tokens: reported usage clipped to the reservation in integer arithmetic (prompt and completion
     scaled down alike), or the whole reservation as prompt when a figure is not a count."""
-    if not (_count(prompt) and _count(completion)):
+    if not (is_count(prompt) and is_count(completion)):
         return reserved, 0, 0, False
     total = prompt + completion
     overrun = total > reserved
     if overrun:
         prompt = prompt * reserved // total
         completion = reserved - prompt
-    cached = max(0, min(cached, prompt)) if _count(cached) else 0
+    cached = max(0, min(cached, prompt)) if is_count(cached) else 0
     return prompt, completion, cached, overrun
 
 
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def is_count(value: Any) -> bool:
+    """A token count as an endpoint may be believed to say it: a whole number, not negative, not a bool,
+    at most MAX_TOKEN_COUNT. The ledger settles on what this accepts; the transport refuses a reply whose
+    usage it does not accept, so the two never disagree on what a count is."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_COUNT
 
 
 def _node_counts(text: str) -> dict[str, int]:

@@ -30,7 +30,7 @@ from refinelab.errors import BudgetExhausted, EndpointUnavailable, LLMCallFailed
 from refinelab.redact import redact_secrets, register_env, register_secret
 from refinelab.tools.cache import ResponseCache, fingerprint
 from refinelab.tools.fleet import Fleet, Member
-from refinelab.tools.ledger import CallTag, Ledger, Reservation
+from refinelab.tools.ledger import CallTag, Ledger, Reservation, is_count
 from refinelab.tools.tokens import PromptTokenCounter, with_margin
 from refinelab.tools.tracing import LLMCall, Tracer, transport_only
 from refinelab.tools.transport import (
@@ -40,7 +40,6 @@ from refinelab.tools.transport import (
     Reply,
     TruncatedReply,
     cached_count,
-    is_count,
 )
 
 T = TypeVar("T", bound=BaseModel)

@@ -30,12 +30,10 @@ from typing import Any
 import httpcore
 import httpx
 
+from refinelab.tools.ledger import MAX_TOKEN_COUNT, is_count
+
 # A chat completion with top_logprobs for a few hundred tokens is well under a megabyte
 MAX_REPLY_BYTES = 32 * 2**20
-# The largest token count believed from an endpoint: far above any real call, far below what overflows a
-# float (a usage of 10**400 tokens passed as a count and crashed the ledger's settlement). More is a
-# malformed reply.
-MAX_TOKEN_COUNT = 10**12
 
 
 class EndpointStatusError(Exception):
@@ -176,12 +174,6 @@ def cached_count(value: Any, prompt_tokens: int) -> int:
     """The prompt tokens a server says it read from its prompt cache, as far as it can be believed: a
     whole count, at most the prompt; 0 for anything else (the field comes from an untrusted endpoint)."""
     return min(int(value), prompt_tokens) if is_count(value) else 0
-
-
-def is_count(value: Any) -> bool:
-    """A token count as an endpoint may be believed to say it: a whole number, not negative, not a bool,
-    at most MAX_TOKEN_COUNT (the ledger's arithmetic must never meet a 400-digit count)."""
-    return _whole(value) and 0 <= value <= MAX_TOKEN_COUNT
 
 
 def _whole(value: Any) -> bool:

@@ -123,8 +123,10 @@ def test_a_400_digit_usage_is_a_malformed_reply_and_frees_its_reservation(monkey
 
 
 def test_a_count_is_believed_only_up_to_the_cap() -> None:
-    cap = transport.MAX_TOKEN_COUNT
-    assert transport.is_count(cap) and not transport.is_count(cap + 1) and not transport.is_count(10**400)
+    from refinelab.tools.ledger import MAX_TOKEN_COUNT, is_count
+
+    cap = MAX_TOKEN_COUNT
+    assert is_count(cap) and not is_count(cap + 1) and not is_count(10**400)
     reply = transport._read(_completion(usage='{"prompt_tokens": 9, "completion_tokens": 1,'
                                               ' "prompt_tokens_details": {"cached_tokens": 1' + "0" * 400 + "}}"),
                             structured=False)
