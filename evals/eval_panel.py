@@ -53,12 +53,17 @@ from common import (  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
 from refinelab.agents.options import RunOptions  # noqa: E402
-from refinelab.agents.panel import DEFAULT_PANEL, ask_member  # noqa: E402
+from refinelab.agents.panel import ask_member  # noqa: E402
 from refinelab.api.context import open_run_context  # noqa: E402
 from refinelab.errors import BudgetExhausted  # noqa: E402
 from refinelab.io import read_jsonl  # noqa: E402
 from refinelab.schema import QAItem  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
+
+#: The embedded members this eval asks when no --members are named: the three shipped local models, so
+#: their agreement with each other can be compared. The product's panels differ (agents/difficulty.py:
+#: the judge alone; api/screening.py: the 1.5B the shipped screen was fitted on).
+DEFAULT_PANEL = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 
 
 def latest_run(tags: Sequence[str]) -> Path | None:
@@ -87,7 +92,7 @@ def answer_all(ctx: Any, members: list[str], items: list[QAItem], workers: int) 
 
     def one(member: str, item: QAItem) -> tuple[str, str, int | None]:
         try:
-            return member, item.id + "|" + item.model_dump_json(), ask_member(ctx, member, item)
+            return member, item.id + "|" + item.model_dump_json(), ask_member(ctx, member, item).choice
         except BudgetExhausted:
             return member, item.id + "|" + item.model_dump_json(), None
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunOptions
-from refinelab.agents.panel import member_spec
+from refinelab.agents.panel import JUDGE, injected_model, member_spec
 from refinelab.config import EMBEDDED
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.elo import EloConfig, EloResult, Verdict, run_elo
@@ -56,7 +56,7 @@ def difficulty_method(ctx: AgentContext) -> str:
     return ctx.options.difficulty_method
 
 
-JUDGE_MEMBER = "judge"
+JUDGE_MEMBER = JUDGE  # the panel member that is the judge role (agents/panel.py)
 
 
 def measuring_panel(options: RunOptions) -> list[str]:
@@ -68,10 +68,8 @@ def measuring_panel(options: RunOptions) -> list[str]:
 
 def default_panel(ctx: AgentContext) -> list[str]:
     """The panel that measures how models do when the user configured none: the judge alone (one short
-    call per item). A chat model plugged in for the judge role answers as that member too."""
-    judge = ctx.hooks.chat_models.get(JUDGE_MEMBER)
-    if judge is not None:
-        ctx.hooks.chat_models.setdefault(f"panel:{JUDGE_MEMBER}", judge)
+    call per item). A chat model plugged in for the judge role answers as that member too; that is decided
+    where the member's client is made (`panel.injected_model`), so asking for the panel changes nothing."""
     return [JUDGE_MEMBER]
 
 
@@ -180,7 +178,7 @@ def _reference_for(ctx: AgentContext, members: Sequence[str]) -> dict | None:
     """The shipped p(key) reference (refinelab/data/difficulty_reference.json) when the panel is one member
     that is the model it was measured on — the embedded model answering through logprobs, nothing plugged
     in — else None (a Rasch fit over several members anchors the buckets on their abilities instead)."""
-    if len(members) != 1 or ctx.options.panel_method != "logprobs" or f"panel:{members[0]}" in ctx.hooks.chat_models:
+    if len(members) != 1 or ctx.options.panel_method != "logprobs" or injected_model(ctx, members[0]) is not None:
         return None
     spec = member_spec(ctx, members[0])
     reference = difficulty_reference()

@@ -4,7 +4,9 @@ skill list, about half of its ~440 tokens, are paid once per batch instead of on
 The reply is constrained like the single label (agents/labels.py): a JSON schema with exactly one entry
 per item, each a taxonomy skill or "unsure" and a 1-5 rating, numbered. A reply whose numbers are not
 1..k in order, or a call that fails, labels nothing: those items are then labelled one by one as
-without batching, so a batch never guesses which answer belongs to which item. Items are batched only
+without batching, so a batch never guesses which answer belongs to which item. Why a batch labelled
+nothing, and the tokens it cost then, are in the trace (the `label_batches` span's `fallbacks`): the
+ledger charged them to the batch's items, and no label of theirs carries them. Items are batched only
 with items of the same pack (a pack may word the label prompt its own way), in the order given, so a
 re-run asks the same batches and replays them from the response cache.
 """
@@ -14,7 +16,8 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
@@ -55,26 +58,50 @@ def batches(ctx: AgentContext, items: Sequence[QAItem], size: int) -> list[list[
     return [run for run in runs if len(run) > 1]
 
 
-def label_batch(ctx: AgentContext, items: Sequence[QAItem], node: str = "profile") -> list[Diagnostic]:
+#: Why a batch labelled nothing: the item's pack has no batch prompt, the call failed, or the reply's
+#: numbers are not 1..k in order (it cannot be matched to the items).
+Fallback = Literal["no_batch_prompt", "call_failed", "reply_mismatch"]
+
+
+@dataclass
+class BatchLabels:
+    """What one batch call gave: a label per item, or none and why (`fallback`, `detail`); `tokens` is
+    what the call cost, a failed or unmatched one's too."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    fallback: Fallback | None = None
+    detail: str = ""
+    tokens: int = 0
+
+    def trace_entry(self, items: Sequence[QAItem]) -> dict[str, Any]:
+        """The fallback as the trace records it: which items, why, and what the batch cost."""
+        return {"items": [i.id for i in items], "reason": self.fallback, "detail": self.detail,
+                "tokens": self.tokens}
+
+
+def label_batch(ctx: AgentContext, items: Sequence[QAItem], node: str = "profile") -> BatchLabels:
     """One judge call labels `items` (same pack); a label Diagnostic per item, as `classify_skill` stores
-    it, with the call's tokens shared out so they sum to what the ledger charged. Empty when the call
-    failed or its reply cannot be matched to the items: the caller labels them one by one."""
+    it, with the call's tokens shared out so they sum to what the ledger charged. No labels, and why,
+    when the pack has no batch prompt, the call failed or its reply cannot be matched to the items: the
+    caller labels them one by one."""
     names = ctx.skills.names
     pack = ctx.pack(items[0])
     try:
         messages = pack.messages(BATCH_PROMPT, items=list(items), skills=ctx.skills.skills,
                                  skill_examples=ctx.skills.examples)
-    except PromptError:  # a pack without the batch prompt labels one item per call
-        return []
+    except PromptError as exc:  # a pack without the batch prompt labels one item per call
+        return BatchLabels(fallback="no_batch_prompt", detail=str(exc))
     schema = batch_label_schema(tuple(names), len(items))
     tag = CallTag(node=node, operation="label", item_id="|".join(i.id for i in items))
     try:
         result = ctx.client("judge").structured(messages, schema, tag, max_tokens=TOKENS_PER_LABEL * len(items))
-    except LLMCallFailed:
-        return []
+    except LLMCallFailed as exc:
+        return BatchLabels(fallback="call_failed", detail=str(exc), tokens=exc.tokens)
     entries: list[Any] = list(result.parsed.labels)
-    if [e.item for e in entries] != list(range(1, len(items) + 1)):
-        return []
+    numbers = [e.item for e in entries]
+    if numbers != list(range(1, len(items) + 1)):
+        return BatchLabels(fallback="reply_mismatch", detail=f"the reply numbered its labels {numbers}",
+                           tokens=result.tokens)
     share, extra = divmod(result.tokens, len(items))
     out = []
     for n, (item, entry) in enumerate(zip(items, entries, strict=True)):
@@ -83,7 +110,7 @@ def label_batch(ctx: AgentContext, items: Sequence[QAItem], node: str = "profile
         # a computable item is in a batch only for its rating; its skill is the signals', as when asked alone
         skill, by = (COMPUTE_SKILL, "signals") if decided_by_signals(ctx, item) else (evidence["model_skill"], "model")
         out.append(label_diagnostic(item, skill, by, evidence))
-    return out
+    return BatchLabels(out, tokens=result.tokens)
 
 
 def label_in_batches(ctx: AgentContext, items: Sequence[QAItem], node: str = "profile") -> int:
@@ -100,18 +127,24 @@ def label_in_batches(ctx: AgentContext, items: Sequence[QAItem], node: str = "pr
     if not runs:
         return 0
 
-    def one(run: list[QAItem]) -> list[Diagnostic]:
+    def one(run: list[QAItem]) -> BatchLabels | None:
         try:
             return label_batch(ctx, run, node)
         except BudgetExhausted:
-            return []
+            return None  # not a fallback of the batch: its items, asked alone, stop the profile the same way
 
     workers = max(1, ctx.settings.roles.judge.total_concurrency())
     labelled = 0
+    fallbacks: list[dict[str, Any]] = []
     with ctx.tracer.span("label_batches", "chain", {"items": len(todo), "batches": len(runs), "size": size}) as span, \
             ThreadPoolExecutor(max_workers=workers) as pool:
-        for diagnostics in pool.map(lambda run: contextvars.copy_context().run(one, run), runs):
-            ctx.store.put_diagnostics(diagnostics)
-            labelled += len(diagnostics)
-        span.outputs = {"labelled": labelled}
+        for run, result in zip(runs, pool.map(lambda run: contextvars.copy_context().run(one, run), runs),
+                               strict=True):
+            if result is None:
+                continue
+            if result.fallback is not None:
+                fallbacks.append(result.trace_entry(run))
+            ctx.store.put_diagnostics(result.diagnostics)
+            labelled += len(result.diagnostics)
+        span.outputs = {"labelled": labelled, "fallbacks": fallbacks}
     return labelled

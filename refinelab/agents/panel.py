@@ -17,15 +17,19 @@ pick rates and IRT read the same diagnostic. `panel_method = "letter"` asks for 
 endpoints that return no logprobs.
 Each call's messages are defined once (`probe_requests`, `letter_request`): `panel_batch_requests` hands
 the same calls to the Batch API under `--batch`, and the live call then finds its answer already paid for.
+One function asks one member about one item (`ask_member`), whoever asks: the profile's panel
+(`answer_panel`), a measured edit's before/after panel (validation/measured.py) and the evals. So an
+edited item is measured the way the original was, and a comparison of the two is one method's.
 Tests inject a chat model per member as ``ctx.hooks.chat_models["panel:NAME"]``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -49,7 +53,9 @@ from refinelab.tools.ledger import CallTag
 from refinelab.tools.llm import CallResult, ChatClient
 from refinelab.tools.together import run_together
 
-DEFAULT_PANEL = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
 LETTER_MAX_TOKENS = 32  # {"answer": "B"} is ~16 tokens as models format it
 REASONING_MAX_TOKENS = 160
 MEMBER_TIMEOUT_S = 600.0  # local servers shared by several callers queue requests; a timeout only re-queues them
@@ -94,53 +100,57 @@ def base_model_name(name: str) -> str:
     return name.removeprefix(RAG_PREFIX).removeprefix(CLOZE_PREFIX)
 
 
+JUDGE = "judge"
+
+
+def injected_model(ctx: AgentContext, name: str) -> BaseChatModel | None:
+    """The chat model plugged in for member `name`, if any: the one injected as ``panel:NAME``, else, for
+    a member that asks the judge (``judge``, ``rag:judge``, ``cloze:judge``), the one injected for the judge
+    role, so a plugged-in judge answers as that member too. The one place this aliasing is decided, so
+    nothing needs to copy the judge's model into the hooks (which are shared with the caller)."""
+    injected = ctx.hooks.chat_models.get(f"panel:{name}")
+    if injected is None and base_model_name(name) == JUDGE:
+        injected = ctx.hooks.chat_models.get(JUDGE)
+    return injected
+
+
 def member_client(ctx: AgentContext, name: str) -> ChatClient:
-    """One budgeted, cached, traced client per member, kept with the context's other clients. The member
-    ``judge`` is the judge role: a chat model injected for the role answers for the member too, unless
-    one is injected for ``panel:judge`` itself."""
+    """One budgeted, cached, traced client per member, kept with the context's other clients; its chat
+    model is the one `injected_model` finds, else the member's endpoint (`member_spec`)."""
     key = f"panel:{name}"
     if key not in ctx._clients:
-        injected = ctx.hooks.chat_models.get(key)
-        if injected is None and base_model_name(name) == "judge":
-            injected = ctx.hooks.chat_models.get("judge")
         ctx._clients[key] = ChatClient(member_spec(ctx, name), ctx.ledger, cache=ctx.cache, tracer=ctx.tracer,
-                                       chat_model=injected, role=key)
+                                       chat_model=injected_model(ctx, name), role=key)
     return ctx._clients[key]
 
 
-def letter_request(ctx: AgentContext, item: QAItem,
+def letter_request(ctx: AgentContext, name: str, item: QAItem, node: str = "profile", passages: str | None = None,
                    ) -> tuple[list[dict[str, str]], type[BaseModel], CallTag, int]:
-    """The letter method's call for `item` (messages, output schema, tag, token cap): one definition, so
-    a batch job (`--batch`) asks exactly what `ask_member` then finds answered."""
-    reasoning = ctx.options.panel_reasoning
-    prompt, schema, limit = (("answer_item", AnswerOut, REASONING_MAX_TOKENS) if reasoning
-                             else ("panel_answer", LetterOut, LETTER_MAX_TOKENS))
-    messages = ctx.pack(item).messages(prompt, item=item)
-    return messages, schema, CallTag(node="profile", operation="panel", item_id=item.id), limit
+    """The letter method's call for member `name` on `item` (messages, output schema, tag, token cap): one
+    definition, so a batch job (`--batch`) asks exactly what `ask_member` then finds answered.
+
+    A plain member gets `panel_answer`, or `answer_item` with a reason first under `panel_reasoning`. A
+    `rag:` member reads its passages (`passages` when the caller retrieved them, else `retrieved_passages`)
+    in `panel_probe_rag`, the prompt its probe uses, asked for the letter alone: that prompt has no room
+    for a reason, and without the passages a `rag:` member would be a plain member under another name."""
+    schema: type[BaseModel]
+    variables: dict[str, Any] = {}
+    if name.startswith(RAG_PREFIX):
+        if passages is None:
+            passages = retrieved_passages(ctx, item)
+        prompt, schema, limit, variables = "panel_probe_rag", LetterOut, LETTER_MAX_TOKENS, {"passages": passages}
+    elif ctx.options.panel_reasoning:
+        prompt, schema, limit = "answer_item", AnswerOut, REASONING_MAX_TOKENS
+    else:
+        prompt, schema, limit = "panel_answer", LetterOut, LETTER_MAX_TOKENS
+    messages = ctx.pack(item).messages(prompt, item=item, **variables)
+    return messages, schema, CallTag(node=node, operation="panel", item_id=item.id), limit
 
 
 def answers_with_probabilities(ctx: AgentContext, name: str) -> bool:
     """Whether member `name` answers with an option distribution (`probe_member`) rather than a JSON
     letter: under `panel_method="logprobs"`, and always for a `cloze:` member, which has no letter."""
     return ctx.options.panel_method == "logprobs" or name.startswith(CLOZE_PREFIX)
-
-
-def ask_member(ctx: AgentContext, name: str, item: QAItem) -> int | None:
-    """One member's chosen option index; None when it failed to answer or named a letter not offered."""
-    if answers_with_probabilities(ctx, name):
-        try:
-            probe = probe_member(ctx, name, item)
-        except LLMCallFailed:
-            return None
-        return probe.choice
-    client = member_client(ctx, name)
-    messages, schema, tag, limit = letter_request(ctx, item)
-    try:
-        result = client.structured(messages, schema, tag, max_tokens=limit)
-    except LLMCallFailed:
-        return None
-    index = LETTERS.index(result.parsed.answer)
-    return index if index < len(item.choices) else None
 
 
 @dataclass
@@ -161,6 +171,64 @@ class MemberProbe:
     def as_evidence(self) -> dict[str, Any]:
         return {"p": [round(p, 5) for p in self.probs], "per_order": [[round(p, 5) for p in d] for d in self.per_order],
                 "mass": round(self.mass, 4), "flip": order_flip(self.per_order), "tokens": self.tokens}
+
+
+#: Why a member gave no answer: its call failed (no usable reply or logprobs after the retries), it named a
+#: letter the item does not offer, or its distribution picked nothing (all zero).
+NoAnswer = Literal["call_failed", "letter_not_offered", "no_choice"]
+
+
+@dataclass(frozen=True)
+class MemberAnswer:
+    """One member's answer to one item: its chosen option, its measured distribution when it answered with
+    one (`probe`), the tokens it cost (a failed call's too: they were paid for), and, when it chose
+    nothing, why (`failure`, `detail`). Callers store `choice` (None counts as no vote) and the probe's
+    evidence, and keep the failure where it can be read back."""
+
+    choice: int | None
+    probe: MemberProbe | None = None
+    tokens: int = 0
+    failure: NoAnswer | None = None
+    detail: str = ""
+
+    def failure_evidence(self) -> dict[str, Any]:
+        """What a stored panel keeps about this member's failure (empty when it answered)."""
+        if self.failure is None:
+            return {}
+        return {"reason": self.failure, "detail": self.detail, "tokens": self.tokens}
+
+
+def offered_option(item: QAItem, letter: str) -> int | None:
+    """The option index a letter names, or None when `item` has no such option (a schema allows A-J)."""
+    index = LETTERS.index(letter)
+    return index if index < len(item.choices) else None
+
+
+def ask_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profile",
+               passages: str | None = None) -> MemberAnswer:
+    """Ask member `name` about `item`, the one way every caller asks: an option distribution
+    (`probe_member`) when `answers_with_probabilities`, else a JSON letter (`letter_request`). Tokens are
+    charged to `node`; `passages` are a `rag:` member's, when the caller retrieved them already.
+
+    A failed call (LLMCallFailed) is an answer with `failure="call_failed"` and the tokens it cost, not an
+    exception: one member's failure leaves the others' answers standing. BudgetExhausted propagates."""
+    try:
+        if answers_with_probabilities(ctx, name):
+            probe = probe_member(ctx, name, item, node, passages)
+            if probe.choice is None:
+                return MemberAnswer(None, probe, probe.tokens, "no_choice",
+                                    f"{name}: its distribution over {item.id}'s options puts weight on none")
+            return MemberAnswer(probe.choice, probe, probe.tokens)
+        messages, schema, tag, limit = letter_request(ctx, name, item, node, passages)
+        result = member_client(ctx, name).structured(messages, schema, tag, max_tokens=limit)
+    except LLMCallFailed as exc:
+        return MemberAnswer(None, tokens=exc.tokens, failure="call_failed", detail=str(exc))
+    letter = result.parsed.answer
+    choice = offered_option(item, letter)
+    if choice is None:
+        return MemberAnswer(None, tokens=result.tokens, failure="letter_not_offered",
+                            detail=f"{name} answered {letter}; {item.id} has {len(item.choices)} options")
+    return MemberAnswer(choice, tokens=result.tokens)
 
 
 def retrieved_passages(ctx: AgentContext, item: QAItem) -> str:
@@ -249,9 +317,9 @@ def probe_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profil
                  passages: str | None = None) -> MemberProbe:
     """Ask one member for its option distribution in each presentation order and align them.
 
-    Raises LLMCallFailed when no order produced a usable distribution (the endpoint returned no logprobs
-    or no offered letter among its top tokens) — never a silent guess. A `cloze:` member reads the
-    options' wording instead (`cloze_member`)."""
+    Raises LLMCallFailed when an order's call failed or no order produced a usable distribution (the
+    endpoint returned no logprobs or no offered letter among its top tokens) — never a silent guess —
+    carrying every order's tokens. A `cloze:` member reads the options' wording instead (`cloze_member`)."""
     if name.startswith(CLOZE_PREFIX):
         return cloze_member(ctx, name, item, node)
     client = member_client(ctx, name)
@@ -283,7 +351,7 @@ def cloze_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profil
     combiner AUROC 0.656 with it, 0.645 without; evals/results/screening_dev_cloze.md), so it is opt-in:
     a member knows only what its model knows. 2 calls per option, run together; the prior depends on the
     option text only, so it is answered from the response cache wherever an option repeats.
-    Raises LLMCallFailed when the endpoint cannot score a forced reply (see
+    Raises LLMCallFailed, with every call's tokens, when the endpoint cannot score a forced reply (see
     `ChatClient.forced_text_logprobs`)."""
     client = member_client(ctx, name)
     pack = ctx.pack(item)
@@ -291,7 +359,7 @@ def cloze_member(ctx: AgentContext, name: str, item: QAItem, node: str = "profil
     asked, prior = pack.messages("panel_cloze", item=item), pack.messages("panel_cloze_prior", item=item)
     calls = [partial(client.forced_text_logprobs, messages, choice, tag)
              for choice in item.choices for messages in (asked, prior)]
-    results = run_together(calls)
+    results = _all_answered(calls)
     tokens = sum(r.tokens for r in results)
     scores = [text_logprob(results[2 * i]) - text_logprob(results[2 * i + 1]) for i in range(len(item.choices))]
     scaled = [score / CLOZE_TEMPERATURE for score in scores]
@@ -317,16 +385,38 @@ def text_logprob(result: CallResult) -> float:
 def _ask_orders(client: ChatClient, requests: list[tuple[list[int], list[dict[str, str]], CallTag]],
                 ) -> list[CallResult]:
     """Every order's one-token probe, at the same time: they do not depend on each other, and asked one
-    after another they doubled the latency of a validation (the pilot's edits wait on it). The first
-    failure, in order, is raised once all have returned; each call's trace stays under the caller's run."""
-    return run_together([partial(client.first_token_logprobs, messages, tag) for _, messages, tag in requests])
+    after another they doubled the latency of a validation (the pilot's edits wait on it). Each call's
+    trace stays under the caller's run; a failure is raised as `_all_answered` raises it."""
+    return _all_answered([partial(client.first_token_logprobs, messages, tag) for _, messages, tag in requests])
+
+
+def _all_answered(calls: Sequence[Callable[[], CallResult]]) -> list[CallResult]:
+    """Every call's result, the calls run together. When any failed (LLMCallFailed), the first failure, in
+    order, is raised once all have returned, with the tokens of every call, answered or not: they were all
+    paid for, and the member's answer reports what it cost (`MemberAnswer.tokens`). Other errors
+    (BudgetExhausted) propagate as they are."""
+    def caught(call: Callable[[], CallResult]) -> CallResult | LLMCallFailed:
+        try:
+            return call()
+        except LLMCallFailed as exc:
+            return exc
+
+    outcomes = run_together([partial(caught, call) for call in calls])
+    failed = [o for o in outcomes if isinstance(o, LLMCallFailed)]
+    if failed:
+        first = failed[0]
+        raise LLMCallFailed(str(first), raw_outputs=first.raw_outputs, attempts=first.attempts,
+                            tokens=sum(o.tokens for o in outcomes)) from first
+    return [o for o in outcomes if not isinstance(o, LLMCallFailed)]
 
 
 def panel_diagnostic(item: QAItem, answers: dict[str, int | None],
-                     probes: dict[str, dict[str, Any]] | None = None) -> Diagnostic:
+                     probes: dict[str, dict[str, Any]] | None = None,
+                     failures: dict[str, dict[str, Any]] | None = None) -> Diagnostic:
     """check="panel": each member's answer (and, with logprobs, its option distribution); score = share of
     answering members that chose the key. The pooled distribution (mean of the members') and its
-    entropy are kept for the screening combiner."""
+    entropy are kept for the screening combiner. `failures` (`MemberAnswer.failure_evidence`, by member)
+    says why a member's answer is None and what it cost; kept only when some member failed."""
     votes = [a for a in answers.values() if a is not None]
     agree = sum(a == item.answer for a in votes)
     share = agree / len(votes) if votes else 1.0
@@ -334,16 +424,42 @@ def panel_diagnostic(item: QAItem, answers: dict[str, int | None],
     if probes:
         pooled = mean_distribution([p["p"] for p in probes.values()])
         evidence.update(probs=probes, pooled=[round(p, 5) for p in pooled], entropy=round(entropy(pooled), 4))
+    if failures:
+        evidence["failures"] = failures
     return Diagnostic(item_id=item.id, check="panel", flag=bool(votes) and share < 0.5, score=share,
                       evidence=evidence)
 
 
-def stored_panel(ctx: AgentContext, item: QAItem) -> tuple[dict[str, int | None], dict[str, dict[str, Any]]]:
-    """The answers and probe evidence already stored for `item` (copies, empty when none)."""
+@dataclass
+class PanelAnswers:
+    """An item's panel as it is gathered: each member's answer, probe evidence and failure. Read from the
+    store (`stored_panel`) and extended with the members `answer_panel` asks, or new (a measured edit's
+    panel on a candidate), so both store the same evidence the same way."""
+
+    answers: dict[str, int | None] = field(default_factory=dict)
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, name: str, answer: MemberAnswer) -> None:
+        """Record member `name`'s answer: its choice, its probe's evidence and why it failed, if it did."""
+        self.answers[name] = answer.choice
+        if answer.probe is not None:
+            self.probes[name] = answer.probe.as_evidence()
+        if answer.failure is not None:
+            self.failures[name] = answer.failure_evidence()
+
+    def diagnostic(self, item: QAItem) -> Diagnostic:
+        """The panel Diagnostic of these answers (`panel_diagnostic`)."""
+        return panel_diagnostic(item, self.answers, self.probes, self.failures)
+
+
+def stored_panel(ctx: AgentContext, item: QAItem) -> PanelAnswers:
+    """The answers, probe evidence and failures already stored for `item` (copies, empty when none)."""
     stored = ctx.store.diagnostic(item.id, "panel")
-    answers: dict[str, int | None] = dict(stored.evidence.get("answers", {})) if stored else {}
-    probes: dict[str, dict[str, Any]] = dict(stored.evidence.get("probs", {})) if stored else {}
-    return answers, probes
+    if stored is None:
+        return PanelAnswers()
+    return PanelAnswers(dict(stored.evidence.get("answers", {})), dict(stored.evidence.get("probs", {})),
+                       dict(stored.evidence.get("failures", {})))
 
 
 def unanswered(members: list[str], answers: dict[str, int | None]) -> list[str]:
@@ -358,33 +474,24 @@ def panel_batch_requests(ctx: AgentContext, items: list[QAItem], members: list[s
     response cache already holds. A `cloze:` member is asked live: a Batch API has no grammar parameter."""
     out: dict[str, list[BatchRequest]] = {}
     for item in items:
-        answers, _ = stored_panel(ctx, item)
-        for name in unanswered(members, answers):
+        for name in unanswered(members, stored_panel(ctx, item).answers):
             if name.startswith(CLOZE_PREFIX):
                 continue
-            if ctx.options.panel_method == "logprobs":
+            if answers_with_probabilities(ctx, name):
                 out.setdefault(name, []).extend(BatchRequest.probe(messages, tag)
                                                 for _, messages, tag in probe_requests(ctx, name, item, node))
             else:
-                out.setdefault(name, []).append(BatchRequest(*letter_request(ctx, item)))
+                out.setdefault(name, []).append(BatchRequest(*letter_request(ctx, name, item, node)))
     return out
 
 
 def answer_panel(ctx: AgentContext, item: QAItem, members: list[str]) -> Diagnostic | None:
-    """Ask the members that have not answered this item yet; None when there is nothing new to ask."""
-    answers, probes = stored_panel(ctx, item)
-    missing = unanswered(members, answers)
+    """Ask the members that have not answered this item yet (`ask_member`); None when there is nothing new
+    to ask. A member that gave no answer is stored as None, with why and what it cost under "failures"."""
+    panel = stored_panel(ctx, item)
+    missing = unanswered(members, panel.answers)
     if not missing:
         return None
     for name in missing:  # BudgetExhausted propagates: what was answered before it is not stored
-        if answers_with_probabilities(ctx, name):
-            try:
-                probe = probe_member(ctx, name, item)
-            except LLMCallFailed:
-                answers[name] = None
-                continue
-            answers[name] = probe.choice
-            probes[name] = probe.as_evidence()
-        else:
-            answers[name] = ask_member(ctx, name, item)
-    return panel_diagnostic(item, answers, probes)
+        panel.add(name, ask_member(ctx, name, item))
+    return panel.diagnostic(item)

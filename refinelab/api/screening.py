@@ -52,7 +52,11 @@ from refinelab.metrics.screening_model import (
 )
 from refinelab.schema import QAItem
 
-DEFAULT_PANEL = ("qwen2.5-coder-1.5b",)
+#: The panel a screen asks when the options name none. Not a profile's default (the judge alone,
+#: agents/difficulty.default_panel): the shipped screening model (refinelab/data/screening_model.json) reads
+#: pooled p(key) as the embedded 1.5B's two-order probe gave it on MMLU-Redux dev (evals/eval_screening.py),
+#: so its threshold holds for that member's probabilities, not for whatever model the judge is.
+SCREEN_DEFAULT_PANEL = ("qwen2.5-coder-1.5b",)
 CALIBRATION_FILE = "calibration.json"
 
 
@@ -255,7 +259,7 @@ def screen(
     settings = settings or load_settings()
     out = Path(out_dir) if out_dir is not None else settings.runs_dir / time.strftime("screen-%Y%m%d-%H%M%S")
     run_options = as_options(options)
-    members = list(run_options.panel) or list(DEFAULT_PANEL)
+    members = list(run_options.panel) or list(SCREEN_DEFAULT_PANEL)
     run_options = run_options.model_copy(update={"panel": members})
     items = list(dataset.items)
     # the model is read (and checked against the panel) before the folder exists: a bad one leaves nothing

@@ -53,9 +53,8 @@ from refinelab.agents.candidate_probe import REWRITE_LEAD
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import remeasured_difficulty
 from refinelab.agents.labels import LABEL_MAX_TOKENS, classify_skill
-from refinelab.agents.panel import LETTER_MAX_TOKENS, LetterOut, member_client, panel_diagnostic, probe_member
+from refinelab.agents.panel import PanelAnswers, ask_member
 from refinelab.agents.refiner import calibrate_direction, run_buckets
-from refinelab.errors import LLMCallFailed
 from refinelab.metrics.distractors import distractor_diversity, value_relation
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution
 from refinelab.metrics.option_probs import margin_against
@@ -63,7 +62,6 @@ from refinelab.operations import operation
 from refinelab.planner.problem import PlanTargets, targets_from_resolved, with_default_shares
 from refinelab.schema import LETTERS, Cell, Diagnostic, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
-from refinelab.tools.ledger import CallTag
 from refinelab.tools.together import run_together
 
 MIN_DIVERSITY_GAIN = 1e-4
@@ -85,38 +83,19 @@ class Measurement:
 
 
 def _panel_on(ctx: AgentContext, task: EditTask, item: QAItem, members: list[str]) -> tuple[Diagnostic, int]:
-    """The panel's answers on `item` (nothing stored is reused) and their tokens, charged to the edit's
-    validate node: a measurement is part of what the edit costs, and the planner refits on it."""
+    """The panel's answers on `item` (nothing stored is reused) and their tokens, failed calls' included,
+    charged to the edit's validate node: a measurement is part of what the edit costs, and the planner
+    refits on it. Each member is asked as the profile asked it (`panel.ask_member`: a `cloze:` member's
+    distribution, a `rag:` member's passages, `panel_reasoning`), so a before/after comparison is one
+    method's, whichever side was measured here."""
     node = task.ledger_node("validate")
-    tag = CallTag(node=node, operation=task.operation, item_id=task.item_id)
-    messages = ctx.pack(item).messages("panel_answer", item=item)
-
-    def ask(name: str) -> tuple[int | None, dict[str, Any] | None, int]:
-        """One member's answer, its probe evidence (logprobs) and tokens; a failed call is no answer."""
-        if ctx.options.panel_method == "logprobs":  # the option distribution, as the profile measured it
-            try:
-                probe = probe_member(ctx, name, item, node=node)
-            except LLMCallFailed as exc:
-                return None, None, exc.tokens
-            return probe.choice, probe.as_evidence(), probe.tokens
-        try:
-            result = member_client(ctx, name).structured(messages, LetterOut, tag, max_tokens=LETTER_MAX_TOKENS)
-        except LLMCallFailed as exc:
-            return None, None, exc.tokens
-        index = LETTERS.index(result.parsed.answer)
-        return (index if index < len(item.choices) else None), None, result.tokens
-
     # Members at the same time (they are independent); BudgetExhausted propagates: the validate node
     # records it as the verdict.
-    results = run_together([partial(ask, name) for name in members])
-    answers: dict[str, int | None] = {}
-    probes: dict[str, dict[str, Any]] = {}
-    tokens = 0
-    for name, (answer, probe, spent) in zip(members, results, strict=True):
-        answers[name], tokens = answer, tokens + spent
-        if probe is not None:
-            probes[name] = probe
-    return panel_diagnostic(item, answers, probes), tokens
+    answers = run_together([partial(ask_member, ctx, name, item, node) for name in members])
+    panel = PanelAnswers()
+    for name, answer in zip(members, answers, strict=True):
+        panel.add(name, answer)
+    return panel.diagnostic(item), sum(answer.tokens for answer in answers)
 
 
 def measure_p_correct(ctx: AgentContext, task: EditTask, before: QAItem, after: QAItem) -> Measurement:

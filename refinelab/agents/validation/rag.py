@@ -17,16 +17,23 @@ from pydantic import BaseModel, Field
 from refinelab.agents.context import AgentContext
 from refinelab.agents.retrieval import get_retriever
 from refinelab.agents.validation.answer import answer_check
-from refinelab.errors import LLMCallFailed
+from refinelab.errors import DataError, LLMCallFailed
 from refinelab.schema import LETTERS, QAItem
 from refinelab.state import EditTask, Verdict
 from refinelab.tools.corpus import Passage
+from refinelab.tools.embeddings import EmbeddingsUnavailable
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.retrieval import format_passages
 
 PASSAGE_CHARS = 600  # per passage shown to the judge; keeps 4 passages + a long stem within a 4k context
 QUERY_WORDS = 120  # of the stem; MiniLM reads ~256 word pieces, so the key must not be cut off
 RAG_MAX_TOKENS = 300
+#: What makes retrieval unavailable rather than broken: the embedding extra is missing
+#: (EmbeddingsUnavailable), a corpus or index file cannot be read (OSError), a user corpus is malformed
+#: (DataError), faiss refuses an index (RuntimeError). Anything else (a TypeError or KeyError in our own
+#: retrieval code) is a bug and propagates: passed off as "unavailable" it would become a verdict by the
+#: answer check alone, and the rag method would never be exercised.
+RETRIEVAL_UNAVAILABLE = (EmbeddingsUnavailable, OSError, DataError, RuntimeError)
 
 
 class RagJudgement(BaseModel):
@@ -86,7 +93,7 @@ def rag_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     evidence: dict[str, Any] = {"key": item.answer_letter}
     try:
         passages = retrieve(ctx, item, k)
-    except Exception as exc:  # noqa: BLE001 - missing embedder, bad corpus path: retrieval is unavailable
+    except RETRIEVAL_UNAVAILABLE as exc:
         evidence.update(rag_verdict="unavailable", error=f"{type(exc).__name__}: {exc}")
         return _fallback(ctx, task, item, evidence, f"retrieval unavailable ({type(exc).__name__}: {exc})", 0)
     evidence["passages"] = [_summary(p) for p in passages]
