@@ -23,6 +23,7 @@ from refinelab.metrics.error_checks import ErrorModel
 from refinelab.operations import OPERATION_NAMES, operation
 from refinelab.planner.catalogue import ApplicabilityPolicy
 from refinelab.safeload import load_yaml, loads_json
+from refinelab.tools.corpus import corpus_sources
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -165,6 +166,13 @@ class RunOptions(BaseModel):
         if not value:  # a run that may buy nothing would profile and stop; say so instead
             raise ValueError("name at least one operation")
         return [operation(name).name for name in value]
+
+    @field_validator("rag_corpus")
+    @classmethod
+    def _known_sources(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("wikipedia:"):
+            corpus_sources(value)
+        return value
 
     @field_validator("panel", mode="before")
     @classmethod

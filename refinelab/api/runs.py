@@ -50,13 +50,13 @@ from refinelab.api.run_folders import (
 )
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
-from refinelab.errors import DataError, EndpointUnavailable, validation_problem
+from refinelab.errors import ConfigError, DataError, EndpointUnavailable, validation_problem
 from refinelab.graph.build import build_graph
 from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.targets import Targets, load_targets
 from refinelab.prompts.loader import PromptLibrary, check_prompts
 from refinelab.schema import Dataset
-from refinelab.tools.corpus import is_builtin_corpus, load_user_corpus
+from refinelab.tools.corpus import corpus_sources, is_builtin_corpus, load_user_corpus
 
 if TYPE_CHECKING:
     from datasets import Dataset as HFDataset
@@ -218,7 +218,12 @@ def check_run_corpora(library: PromptLibrary, hooks: RunHooks | None, options: R
     if library.user_dir is not None:
         corpora += [library.pack(name).corpus for name in library.pack_names()]
     for corpus in dict.fromkeys(c for c in corpora if c):
-        if not is_builtin_corpus(corpus):
+        if str(corpus).startswith("wikipedia:"):
+            try:
+                corpus_sources(str(corpus))
+            except ValueError as exc:
+                raise ConfigError(f"corpus {exc}") from None
+        elif not is_builtin_corpus(corpus):
             load_user_corpus(corpus)
 
 

@@ -554,12 +554,22 @@ def is_builtin_corpus(spec: str | os.PathLike | None) -> bool:
     return spec is None or str(spec) == "wikipedia" or str(spec).startswith("wikipedia:")
 
 
+def corpus_sources(spec: str) -> tuple[str, ...]:
+    """The built-in sources "wikipedia:a,b" names, checked: a run options file, a flag or a pack naming an
+    unknown source is refused when read, not at the run's first retrieval."""
+    sources = tuple(s.strip() for s in spec.split(":", 1)[1].split(",") if s.strip())
+    unknown = sorted(set(sources) - set(SOURCES))
+    if not sources or unknown:
+        raise ValueError(f"{spec!r}: {'unknown sources ' + ', '.join(unknown) if unknown else 'names no source'}; "
+                         f"the built-in corpus has {', '.join(SOURCES)}")
+    return sources
+
+
 def load_corpus(spec: str | os.PathLike | None = None) -> Corpus:
     """``None`` or ``"wikipedia"``: the built-in corpus; ``"wikipedia:mmlu_redux,nq"``: some of its
     sources (a smaller index builds faster); anything else: a user corpus path."""
     if spec is None or str(spec) == "wikipedia":
         return build_wikipedia_corpus()
     if str(spec).startswith("wikipedia:"):
-        sources = tuple(s.strip() for s in str(spec).split(":", 1)[1].split(",") if s.strip())
-        return build_wikipedia_corpus(sources=sources)
+        return build_wikipedia_corpus(sources=corpus_sources(str(spec)))
     return load_user_corpus(spec)

@@ -249,3 +249,32 @@ def test_opening_a_finished_run_does_not_read_its_corpus(tmp_path: Path) -> None
                     options={**EXTRAS, "rag_corpus": str(corpus), "operations": ["expand"], "pilot_per_op": 0})
     corpus.unlink()
     assert pending_reviews(result.run_id, runs_dir=tmp_path / "runs") == []
+
+
+def test_an_unknown_built_in_source_is_refused_when_named_not_at_the_first_retrieval(tmp_path: Path) -> None:
+    """`wikipedia:NAME` sources are checked where they are given: run options (a flag, an options file) and a
+    pack's `corpus:` (when a run starts); a typo used to surface mid-run as a failed retrieval."""
+    from types import SimpleNamespace
+
+    from pydantic import ValidationError
+    from typer.testing import CliRunner
+
+    from refinelab.agents.options import RunOptions
+    from refinelab.api.runs import check_run_corpora
+    from refinelab.cli.app import app
+    from refinelab.errors import ConfigError
+    from refinelab.tools.corpus import corpus_sources
+
+    assert corpus_sources("wikipedia:nq, mmlu_redux") == ("nq", "mmlu_redux")
+    with pytest.raises(ValidationError, match="unknown sources wikipeda"):
+        RunOptions(rag_corpus="wikipedia:nq,wikipeda")
+    pack = SimpleNamespace(corpus="wikipedia:")
+    library = SimpleNamespace(user_dir=tmp_path, pack_names=lambda: ["quiz"], pack=lambda name: pack)
+    with pytest.raises(ConfigError, match="names no source"):
+        check_run_corpora(library, None, RunOptions())  # type: ignore[arg-type]
+    data = Path(__file__).resolve().parents[3] / "shared" / "data" / "mmlu" / "dev"
+    result = CliRunner().invoke(app, ["refine", str(data), "--limit", "2", "--budget", "100", "--quiet",
+                                      "--runs-dir", str(tmp_path / "runs"), "--rag-corpus", "wikipedia:bogus"],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "unknown sources bogus" in result.output, result.output
+    assert not (tmp_path / "runs").exists()
