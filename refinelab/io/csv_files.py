@@ -12,9 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from refinelab.errors import DataError
+from refinelab.errors import DataError, SplitNeeded
 from refinelab.io.columns import _ANSWER_NAMES, _QUESTION_NAMES, _as_list, check_columns, guess_columns
-from refinelab.io.folders import _folder_holds, without_split_word
+from refinelab.io.folders import _folder_holds, _sub_folders, without_split_word
 from refinelab.io.reading import (
     SplitIds,
     _answer_index,
@@ -71,6 +71,8 @@ def read_mmlu_csv(path: str | Path, *, ids: SplitIds | None = None) -> Dataset:
     if path.is_dir():
         files = sorted(path.glob("*.csv"))
         if not files:
+            if not _folder_holds(path) and (folders := _sub_folders(path)):
+                raise SplitNeeded(str(path), f"folder has no .csv files; it holds the folders {', '.join(folders[:8])}")
             raise DataError(str(path), None, None, f"folder has no .csv files{_folder_holds(path)}")
         items = [item for file in files for item in read_mmlu_csv(file).items]
         return _checked(Dataset(items, name=path.name), path)

@@ -135,7 +135,8 @@ def _sub_folders(path: Path) -> list[str]:
 
 
 def _folder_holds(path: Path) -> str:
-    """What else a folder read as MMLU holds, for the error that says it has no CSV files."""
+    """What else a folder read as MMLU holds, for the error that says it has no CSV files (a folder of splits
+    is `SplitNeeded`, asked by the caller)."""
     counts: dict[str, int] = {}
     for file in path.iterdir():
         if file.is_file() and file.suffix in _TABLE_SUFFIXES and file.name not in _HF_FOLDER_FILES:
@@ -143,7 +144,4 @@ def _folder_holds(path: Path) -> str:
     held = ", ".join(f"{n} {suffix} file{'s' if n > 1 else ''}" for suffix, n in sorted(counts.items()))
     if held:
         return f" (a folder is read as MMLU's CSV layout, but it holds {held}; pass one file)"
-    folders = _sub_folders(path)
-    if folders:
-        return f" (it holds the folders {', '.join(folders[:8])}: choose one with --split NAME, Python: split=)"
     return ""

@@ -175,8 +175,12 @@ def test_mmlu_files_of_several_splits_in_one_folder(tmp_path: Path, data_root: P
 
 
 def test_mmlus_folder_of_splits(data_root: Path) -> None:
-    with pytest.raises(DataError, match="it holds the folders dev, test, val: choose one with --split NAME"):
+    with pytest.raises(DataError, match="it holds the folders dev, test, val; choose one with --split NAME"):
         load_dataset(data_root / "mmlu")
+    from refinelab.api.decontamination import find_contamination
+
+    with pytest.raises(DataError, match="choose one with --decontaminate-split NAME .Python: decontaminate_split=."):
+        find_contamination(load_dataset(data_root / "mmlu" / "dev", on_invalid="quarantine"), [data_root / "mmlu"])
     dev = load_dataset(data_root / "mmlu", split="dev", on_invalid="quarantine")
     assert len(dev) + len(dev.rejected) == 285
 
