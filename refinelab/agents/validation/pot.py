@@ -241,37 +241,9 @@ def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
             feedback = (f"it printed {last_answer[:80]!r}, which matches none of the options; check the "
                         "computation and print only the final value")
             continue
-        if index == item.answer:
-            evidence["outcome"] = "match_key"
-            return Verdict(True, f"the program computed {last_answer[:80]!r}, which is the key {item.answer_letter}",
-                           "pot", evidence, tokens)
-        evidence["outcome"] = "match_other"
-        if kept_original_distractor(ctx, task, item, item.choices[index]):
-            evidence["picked_original_distractor"] = item.choices[index]
-            return Verdict(True, f"the program computed {last_answer[:80]!r}, option {LETTERS[index]} "
-                           f"({item.choices[index]!r}), a distractor the original item already had; no new "
-                           "distractor is the computed value", "pot", evidence, tokens)
-        reason = (f"a program that computes the answer printed {last_answer[:80]!r}, which is option "
-                  f"{LETTERS[index]} ({item.choices[index]!r}), not the key {item.answer_letter} "
-                  f"({item.answer_text!r}); make the key the computed value")
-        return Verdict(False, reason, "pot", evidence, tokens)
+        return _matched_verdict(ctx, task, item, last_answer, index, evidence, tokens)
     if last_answer:
-        evidence["outcome"] = "no_match"
-        original = original_of_distractor_edit(ctx, task, item)  # None unless only distractors changed
-        removed = removed_option(original, item, match_option(last_answer, original.choices)[0]) if original else None
-        if removed is not None:
-            evidence["computed_removed_option"] = removed
-            return Verdict(False, f"the program computed {last_answer[:80]!r}, the original option {removed!r}, "
-                           "which this rewrite removes: dropping the option an independent solver picks may drop "
-                           "the right answer", "pot", evidence, tokens)
-        if original is not None:
-            evidence["no_new_distractor_matched"] = True
-            return Verdict(True, f"the program computed {last_answer[:80]!r}, which matches no option; the edit "
-                           "changed only distractors and none of the new ones is the computed value", "pot",
-                           evidence, tokens)
-        reason = (f"a program that computes the answer printed {last_answer[:80]!r}, which matches no option; "
-                  f"the key {item.answer_letter} ({item.answer_text!r}) may be wrong or the options miss the answer")
-        return Verdict(False, reason, "pot", evidence, tokens)
+        return _unmatched_verdict(ctx, task, item, last_answer, evidence, tokens)
     # No program ran to an answer: the independent answer check decides, and the PoT attempts stay on record.
     evidence["outcome"] = "error"
     fallback = answer_check(ctx, task, item)
@@ -279,3 +251,45 @@ def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     reason = f"PoT programs failed ({evidence['attempts'][-1]['problem'] if evidence['attempts'] else 'none'}); " \
              f"answer check: {fallback.reason}"
     return Verdict(fallback.passed, reason, "pot", evidence, tokens + fallback.tokens)
+
+
+def _matched_verdict(ctx: AgentContext, task: EditTask, item: QAItem, computed: str, index: int,
+                     evidence: dict[str, Any], tokens: int) -> Verdict:
+    """The verdict when the program's answer is option `index`: the key passes; another option fails, unless
+    it is a distractor the original item already had and the edit changed only distractors."""
+    if index == item.answer:
+        evidence["outcome"] = "match_key"
+        return Verdict(True, f"the program computed {computed[:80]!r}, which is the key {item.answer_letter}",
+                       "pot", evidence, tokens)
+    evidence["outcome"] = "match_other"
+    if kept_original_distractor(ctx, task, item, item.choices[index]):
+        evidence["picked_original_distractor"] = item.choices[index]
+        return Verdict(True, f"the program computed {computed[:80]!r}, option {LETTERS[index]} "
+                       f"({item.choices[index]!r}), a distractor the original item already had; no new "
+                       "distractor is the computed value", "pot", evidence, tokens)
+    reason = (f"a program that computes the answer printed {computed[:80]!r}, which is option "
+              f"{LETTERS[index]} ({item.choices[index]!r}), not the key {item.answer_letter} "
+              f"({item.answer_text!r}); make the key the computed value")
+    return Verdict(False, reason, "pot", evidence, tokens)
+
+
+def _unmatched_verdict(ctx: AgentContext, task: EditTask, item: QAItem, computed: str,
+                       evidence: dict[str, Any], tokens: int) -> Verdict:
+    """The verdict when the program's last answer matches no option: a fail, unless the edit changed only
+    distractors and the computed value is none of the new ones nor an original option the edit removed."""
+    evidence["outcome"] = "no_match"
+    original = original_of_distractor_edit(ctx, task, item)  # None unless only distractors changed
+    removed = removed_option(original, item, match_option(computed, original.choices)[0]) if original else None
+    if removed is not None:
+        evidence["computed_removed_option"] = removed
+        return Verdict(False, f"the program computed {computed[:80]!r}, the original option {removed!r}, "
+                       "which this rewrite removes: dropping the option an independent solver picks may drop "
+                       "the right answer", "pot", evidence, tokens)
+    if original is not None:
+        evidence["no_new_distractor_matched"] = True
+        return Verdict(True, f"the program computed {computed[:80]!r}, which matches no option; the edit "
+                       "changed only distractors and none of the new ones is the computed value", "pot",
+                       evidence, tokens)
+    reason = (f"a program that computes the answer printed {computed[:80]!r}, which matches no option; "
+              f"the key {item.answer_letter} ({item.answer_text!r}) may be wrong or the options miss the answer")
+    return Verdict(False, reason, "pot", evidence, tokens)
