@@ -1,10 +1,21 @@
 """The operation registry: the one place each edit operation is defined.
 
 Every other part of RefineLab reads an operation's facts from here — the planner its cost and success
-priors and the quality terms it moves, the refiner its prompt and output schema, the validator whether
-and how its result is checked, the graph what a commit does, the CLI which names exist — the way a
-distilabel `Task` owns its template, its declared columns and its parsing. Code never branches on an
-operation's name; it asks the operation (`op.calls_model`, `op.creates_item`, …).
+priors and the quality terms it moves, the refiner its prompt, its output schema and how it drafts
+(`batched`, `measured_first`, `multi_draft`), the validator whether and how its result is checked
+(`validated`, `measure`, `needs_fix_check`, `may_change_only_distractors`), the graph what a commit does,
+the CLI which names exist — the way a distilabel `Task` owns its template, its declared columns and its
+parsing. A decision about operations asks the operation (`op.calls_model`, `op.creates_item`,
+`op.batched`, …) instead of comparing its name.
+
+What the registry does not hold is an operation's own code, which lives in the layers that can run it
+(this module sits at the bottom and imports none of them): the template variables each writer prompt
+reads (agents/refiner.py, `PROMPT_VARIABLES`), what each output schema is turned into (agents/candidates.py,
+agents/distractor_rewrite.py), the panel's key move a fix tries first (agents/key_correction.py), the fix
+evidence bar (agents/validation/fix_evidence.py), calibrate's drafts (agents/calibration.py), and which
+items each operation may be bought for and what it is expected to change (planner/problem.py,
+`_CandidateMaker`, one rule per operation). Those are keyed by operation, or reached through the flags
+here; a new operation adds its entry here and its code there.
 """
 
 from __future__ import annotations
@@ -70,6 +81,25 @@ class Operation:
     # validator's pass is enough.
     measure: Literal["p_correct", "diversity", "cell", "bucket"] | None = None
     pilot_order: int | None = None  # order in which piloted item edits claim items; None: not piloted
+    # New items for one target are drafted several to a writer call (`RunOptions.expand_batch`,
+    # agents/expand_batches.py), and a round's difficulty aims are dealt over those batches.
+    batched: bool = False
+    # The first attempt asks no writer: the panel's measurements propose the candidate (a key move) or an
+    # abstention (a doubt) (agents/key_correction.py); a writer drafts only on a retry.
+    measured_first: bool = False
+    # Several drafts are written and the one the panel measures best is kept (agents/calibration.py), when
+    # `RunOptions.calibrate_drafts` asks for more than one.
+    multi_draft: bool = False
+    # A pass must also clear the fix evidence bar (agents/validation/fix_evidence.check_fix), and a refused
+    # draft goes to review once its attempts are spent: the item was bought the edit because it is suspect.
+    needs_fix_check: bool = False
+    # Giving the edit up on an item marks it a defect the planner may remove (planner_agent.failed_fixes):
+    # an error that could not be repaired.
+    failure_marks_defect: bool = False
+    # The edit may leave the stem and key as they were and change only distractors; the answer check then
+    # judges only what it wrote: a solver's pick of a distractor the original had doubts the original, not
+    # the edit (agents/validation/answer.original_of_distractor_edit).
+    may_change_only_distractors: bool = False
 
     @property
     def name(self) -> str:
@@ -88,6 +118,13 @@ class Operation:
     @property
     def removes_item(self) -> bool:
         return not self.calls_model and not self.creates_item
+
+    @property
+    def moves_bucket(self) -> bool:
+        """Whether the operation edits an existing item into another difficulty bucket (calibrate): its
+        planned candidates name that bucket (`CandidateOp.to_bucket`), and the pilot values it by how
+        far the move closes the buckets' gaps."""
+        return self.target == "bucket" and not self.creates_item
 
     @property
     def committed_status(self) -> str:
@@ -113,7 +150,7 @@ REGISTRY: dict[Op, Operation] = {
         # dependence on the template's length (least squares: 567 + 0.0 x tokens); priced at 1100 + 3 x
         # tokens before, 2.4x that, so a first round without a pilot bought under half what it could afford
         cost_intercept=600, cost_slope=0.0, success_prior=0.2, prompt="refine_expand",
-        output_schema=_ITEM_DRAFT, creates_item=True, target="cell", measure="cell", pilot_order=3),
+        output_schema=_ITEM_DRAFT, creates_item=True, target="cell", measure="cell", pilot_order=3, batched=True),
     Op.GENERATE: Operation(
         Op.GENERATE, "write a new item aimed at an under-filled difficulty bucket", frozenset({Term.DIFFICULTY}),
         # success per attempt, measured into its bucket (measure="bucket"): 0 of 9 planned generates committed
@@ -129,17 +166,19 @@ REGISTRY: dict[Op, Operation] = {
         prompt="refine_calibrate", output_schema=_ITEM_DRAFT, target="bucket", must_change=True,
         # the key's text stays: a 1.5B writer asked for "harder" otherwise rewrote the key into a wrong one,
         # and a measured drop in p(correct) cannot tell "harder" from "now mis-keyed"
-        keeps_key_text=True, resets_difficulty=True, measure="p_correct", pilot_order=2),
+        keeps_key_text=True, resets_difficulty=True, measure="p_correct", pilot_order=2, multi_draft=True,
+        may_change_only_distractors=True),
     Op.REWRITE_DISTRACTORS: Operation(
         Op.REWRITE_DISTRACTORS, "replace weak, duplicate or giveaway distractors", frozenset({Term.DISTRACTORS}),
         # success per attempt as measured: 35 of 40 rewrites committed in 54 attempts (distractors_bar.md)
         cost_intercept=500, cost_slope=1.5, success_prior=0.65, prompt="refine_rewrite_distractors",
         output_schema=DistractorsOut, must_change=True, keeps_key_text=True, new_distractors=True,
-        measure="diversity", pilot_order=1),
+        measure="diversity", pilot_order=1, may_change_only_distractors=True),
     Op.FIX: Operation(
         Op.FIX, "correct a wrong key or repair an unclear / multi-answer / no-answer item",
         frozenset({Term.ERRORS}), cost_intercept=1000, cost_slope=3.5, success_prior=0.7, prompt="refine_fix",
-        output_schema=_ITEM_DRAFT, pilot_order=0),
+        output_schema=_ITEM_DRAFT, pilot_order=0, measured_first=True, needs_fix_check=True,
+        failure_marks_defect=True),
 }
 
 #: Every operation name, in registry order (the CLI's choices, the default set a run may buy).

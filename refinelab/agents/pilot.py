@@ -102,7 +102,7 @@ def choose_sample(ctx: AgentContext, enabled: list[str], per_op: int, catalogue:
             for cand in item.candidates:
                 if cand.op is not op:
                     continue
-                if op is Op.CALIBRATE:
+                if REGISTRY[op].moves_bucket:
                     to = cand.to_bucket or ""
                     if bucket_gap.get(to, 0.0) <= 0 or bucket_gap.get(item.bucket, 0.0) >= 0:
                         continue  # only moves from an over-full bucket into an under-filled one

@@ -16,7 +16,7 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.key_correction import fix_abstains
 from refinelab.agents.options import RunOptions
 from refinelab.metrics.error_checks import distractors_replaceable
-from refinelab.operations import Op, writes_new_item
+from refinelab.operations import NEW_ITEM_OPS, REGISTRY, Op, writes_new_item
 from refinelab.planner.catalogue import (
     ApplicabilityPolicy,
     Catalogue,
@@ -41,9 +41,15 @@ def item_length_tokens(item: QAItem | dict[str, Any]) -> float:
     return len(item.render()) / 4.0
 
 
+#: The operations whose give-up marks the item a defect (`Operation.failure_marks_defect`: fix), by name as
+#: the store records them.
+_DEFECT_ON_FAILURE = frozenset(op.value for op, spec in REGISTRY.items() if spec.failure_marks_defect)
+
+
 def failed_fixes(ctx: AgentContext) -> set[str]:
     """Items whose fix was tried and given up: an error that could not be repaired is a defect."""
-    return {o["item_id"] for o in ctx.store.outcomes() if o["operation"] == Op.FIX.value and o["status"] == GAVE_UP}
+    return {o["item_id"] for o in ctx.store.outcomes()
+            if o["operation"] in _DEFECT_ON_FAILURE and o["status"] == GAVE_UP}
 
 
 def item_profiles(ctx: AgentContext) -> list[ItemProfile]:
@@ -116,6 +122,12 @@ def new_item_outcomes(ctx: AgentContext) -> dict[Op, dict[str, tuple[int, int]]]
             for op, by_target in tally.items()}
 
 
+def _aimed_at(outcomes: dict[Op, dict[str, tuple[int, int]]], target: str) -> dict[str, tuple[int, int]] | None:
+    """The new-item outcomes of the operation that writes into a `target` ("cell": expand, "bucket":
+    generate), as `build_problem` reads them per target; None when it has none."""
+    return next((outcomes[op] for op in NEW_ITEM_OPS if REGISTRY[op].target == target and op in outcomes), None)
+
+
 def observations(ctx: AgentContext) -> list[PilotObservation]:
     """One row per finished edit (pilot and graph rounds): its tokens over all attempts, and whether it
     was committed. Edits cut short by the budget are left out (they measured nothing), and so are
@@ -149,7 +161,7 @@ def edit_catalogue(enabled: list[str], max_attempts: int, options: RunOptions | 
     specs = {}
     for op, spec in base.specs.items():
         s = spec.success_prob
-        if op is Op.REMOVE:  # never validated, never retried
+        if not REGISTRY[op].validated:  # never validated, so never retried (remove)
             specs[op] = spec
             continue
         attempts = sum((1 - s) ** a for a in range(max_attempts))
@@ -181,12 +193,12 @@ def make_problem(ctx: AgentContext, budget: float, enabled: list[str],
         catalogue, _ = current_catalogue(ctx, enabled)
     outcomes = new_item_outcomes(ctx)
     problem = build_problem(profiles, budget, targets=targets, catalogue=catalogue, buckets=buckets,
-                            min_size=size_floor(ctx), cell_outcomes=outcomes.get(Op.EXPAND),
-                            bucket_outcomes=outcomes.get(Op.GENERATE))
+                            min_size=size_floor(ctx), cell_outcomes=_aimed_at(outcomes, "cell"),
+                            bucket_outcomes=_aimed_at(outcomes, "bucket"))
     frozen = touched_items(ctx)
     for item in problem.items:
         if item.id in frozen:  # a failed fix may still be removed: the one exception to "no second edit"
-            item.candidates = [c for c in item.candidates if c.op is Op.REMOVE and item.defect]
+            item.candidates = [c for c in item.candidates if REGISTRY[c.op].removes_item and item.defect]
     return problem
 
 

@@ -2,9 +2,11 @@
 
 What each operation asks for comes from the operation registry: its prompt (a file in prompts/, chosen by
 the item's domain pack), its output schema, and the rules a candidate must meet (`must_change`,
-`keeps_key_text`, `new_distractors`, checked by agents/candidates.py). `PROMPT_VARIABLES` holds the
-per-operation template variables. A rejected attempt comes back with the validator's reason as `feedback`;
-the raw text of every attempt is kept in the run store by the caller.
+`keeps_key_text`, `new_distractors`, checked by agents/candidates.py) and how it drafts (`measured_first`,
+`multi_draft`, `batched`). `PROMPT_VARIABLES` holds the per-operation template variables: they are each
+operation's own code, which the registry (a bottom-layer module) cannot hold. A rejected attempt comes
+back with the validator's reason as `feedback`; the raw text of every attempt is kept in the run store by
+the caller.
 
 `refine` is the one entry point; it hands a distractor rewrite's candidates to agents/distractor_rewrite.py
 to choose a set from, and a calibrate of several drafts to agents/calibration.py.
@@ -143,7 +145,7 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
     """Ask the writer model for a candidate. Never returns a silent None: failures carry a reason."""
     base = ctx.store.item(task.item_id)
     op = operation(task.operation)
-    if op.op is Op.FIX and task.attempt == 0:  # measured, not written: see key_correction.py
+    if op.measured_first and task.attempt == 0:  # measured, not written: see key_correction.py
         if (moved := panel_key_move(ctx, base)) is not None:
             return Candidate(moved, moved.metadata["rationale"], 0)
         if (doubt := key_doubted(ctx, base)) is not None:
@@ -152,10 +154,10 @@ def refine(ctx: AgentContext, task: EditTask) -> Candidate:
         return Candidate(None, "", 0, error="the options refer to each other (e.g. 'A and D', 'all of the above'): "
                          "replacing distractors would change what the key says; not rewritten")
     tag = CallTag(node=task.ledger_node("refine"), operation=task.operation, item_id=task.item_id)
-    if op.op is Op.CALIBRATE and ctx.options.calibrate_drafts > 1:
+    if op.multi_draft and ctx.options.calibrate_drafts > 1:
         return refine_calibration(ctx, task, base, calibrate_direction(ctx, base, task.target),
                                   prompt_for(ctx, task, base), tag)
-    batched = batched_draft(ctx, task, base, tag) if op.op is Op.EXPAND else None
+    batched = batched_draft(ctx, task, base, tag) if op.batched else None
     if batched is not None and batched.draft is not None:
         parsed, text, tokens = batched.draft, batched.text, batched.tokens
     else:  # no batch, or its call failed (its share of that call is still this edit's)

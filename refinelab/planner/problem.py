@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from refinelab.operations import Op
+from refinelab.operations import NEW_ITEM_OPS, REGISTRY, Op
 from refinelab.planner.catalogue import Catalogue
 from refinelab.schema import Cell
 
@@ -36,16 +36,17 @@ class CandidateOp(BaseModel):
 
     @model_validator(mode="after")
     def _calibrate_has_target(self) -> CandidateOp:
-        if self.op is Op.CALIBRATE and not self.to_bucket:
-            raise ValueError("a calibrate candidate needs to_bucket")
-        if self.op in (Op.EXPAND, Op.GENERATE):
+        spec = REGISTRY[self.op]
+        if spec.moves_bucket and not self.to_bucket:
+            raise ValueError(f"a {self.op} candidate needs to_bucket")
+        if spec.creates_item:
             raise ValueError(f"{self.op} writes a new item; use NewItemOption")
         return self
 
     @property
     def leaves(self) -> bool:
         """Whether success takes the item out of its cell and bucket."""
-        return self.op is Op.REMOVE
+        return REGISTRY[self.op].removes_item
 
 
 class Item(BaseModel):
@@ -298,6 +299,9 @@ def _candidate(op: Op, cost: float, success: float, errors_fixed: float, distrac
 class _CandidateMaker:
     """Applies the applicability rules with the catalogue's numbers looked up once, not per item.
 
+    The rules are each operation's own (which items it may be bought for, and what it is expected to
+    change), so they are written here one operation at a time rather than read from registry flags.
+
     Candidates are built without re-validation (`_trusted`): every field is computed here from
     validated inputs, and skipping it makes building 100k items several times faster.
     """
@@ -444,18 +448,17 @@ def _build_problem(profiles: Iterable[ItemProfile | Mapping[str, Any]], budget: 
     total = targets.total if targets.total is not None else len(items)
     in_cell, in_bucket = Counter(i.cell for i in items), Counter(i.bucket for i in items)
     options: list[NewItemOption] = []
-    if catalogue.enabled(Op.EXPAND):
-        cost, s = catalogue.cost(Op.EXPAND, mean_length), catalogue.success(Op.EXPAND)
-        options += [NewItemOption(op=Op.EXPAND, cell=c, cost=max(cost, 1.0),
-                                  success=target_success(s, cell_outcomes.get(c)),
-                                  max_count=attempts_per_round(share, total, in_cell[c]))
-                    for c, share in sorted(targets.coverage.items()) if share > 0]
-    if catalogue.enabled(Op.GENERATE):
-        cost, s = catalogue.cost(Op.GENERATE, mean_length), catalogue.success(Op.GENERATE)
-        options += [NewItemOption(op=Op.GENERATE, bucket=b, cost=max(cost, 1.0),
-                                  success=target_success(s, bucket_outcomes.get(b)),
-                                  max_count=attempts_per_round(share, total, in_bucket[b]))
-                    for b, share in sorted(targets.difficulty.items()) if share > 0]
+    for op in NEW_ITEM_OPS:  # one option per target group the operation writes into (its `target`)
+        if not catalogue.enabled(op):
+            continue
+        cost, s = catalogue.cost(op, mean_length), catalogue.success(op)
+        by_cell = REGISTRY[op].target == "cell"
+        shares, present, seen = ((targets.coverage, in_cell, cell_outcomes) if by_cell
+                                 else (targets.difficulty, in_bucket, bucket_outcomes))
+        options += [NewItemOption(op=op, cell=g if by_cell else None, bucket=None if by_cell else g,
+                                  cost=max(cost, 1.0), success=target_success(s, seen.get(g)),
+                                  max_count=attempts_per_round(share, total, present[g]))
+                    for g, share in sorted(shares.items()) if share > 0]
     ordered = list(buckets.names) + sorted(set(targets.difficulty) - set(buckets.names))
     return Problem(items=items, new_options=options, targets=targets, weights=weights or Weights(),
                    budget=max(0.0, float(budget)), buckets=ordered)

@@ -12,10 +12,14 @@ from __future__ import annotations
 from refinelab.agents.context import AgentContext
 from refinelab.errors import LLMCallFailed
 from refinelab.model_outputs import AnswerOut
-from refinelab.operations import Op
+from refinelab.operations import REGISTRY
 from refinelab.schema import LETTERS, QAItem, normalise_text
 from refinelab.state import EditTask, Verdict
 from refinelab.tools.ledger import CallTag
+
+#: The operations that may change only distractors (a set of names: a profiling check's task is "check",
+#: which names no operation).
+_MAY_CHANGE_ONLY_DISTRACTORS = frozenset(op.value for op, spec in REGISTRY.items() if spec.may_change_only_distractors)
 
 
 def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
@@ -62,7 +66,7 @@ def removed_option(original: QAItem, item: QAItem, picked: int | None) -> str | 
 
 def original_of_distractor_edit(ctx: AgentContext, task: EditTask, item: QAItem) -> QAItem | None:
     """The item before the edit when the edit changed only distractors, else None (one store read)."""
-    if task.operation not in (Op.REWRITE_DISTRACTORS.value, Op.CALIBRATE.value):
+    if task.operation not in _MAY_CHANGE_ONLY_DISTRACTORS:
         return None
     original = ctx.store.item(task.item_id)
     kept = (normalise_text(item.question) == normalise_text(original.question) and item.answer == original.answer

@@ -19,7 +19,7 @@ from refinelab.agents.validation.routing import available_validators, choose_met
 from refinelab.agents.validation.structural import structural_problems
 from refinelab.agents.validation.tools import tools_check
 from refinelab.metrics.error_checks import ValidatorVerdict
-from refinelab.operations import Op, operation
+from refinelab.operations import operation
 from refinelab.schema import QAItem
 from refinelab.state import CHECK_ROUND, Candidate, EditTask, Verdict
 
@@ -44,7 +44,7 @@ def validate(ctx: AgentContext, task: EditTask, candidate: Candidate) -> Verdict
         if not placement.improved:
             return Verdict(False, placement.reason, "measured", {"measured": placement.evidence}, placement.tokens)
     verdict = _method_verdict(ctx, task, candidate.item)
-    if task.operation == Op.FIX.value:
+    if operation(task.operation).needs_fix_check:
         try:
             original = ctx.store.item(task.item_id)
         except KeyError:
