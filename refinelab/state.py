@@ -22,7 +22,7 @@ class RefineState(TypedDict, total=False):
     counts: dict[str, int]  # items by status
     plan: dict[str, Any]  # the current round's plan summary (ops, forecast, metrics, reason)
     plans: Annotated[list[dict[str, Any]], operator.add]  # every round's plan summary, in order
-    tasks: list[dict[str, Any]]  # the current round's edit tasks (ids and operations only)
+    tasks: list[EditTaskState]  # the current round's edit tasks (agents/edit_tasks.py; no item text)
     outcomes: Annotated[list[str], operator.add]  # edit ids that reached a final state this round
     ledger: dict[str, Any]  # spent, cap, by node
     stop_reason: str

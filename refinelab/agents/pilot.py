@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from refinelab.agents.context import AgentContext
+from refinelab.agents.edit_tasks import edit_id
 from refinelab.agents.planner_agent import edit_catalogue, item_length_tokens, make_problem
 from refinelab.operations import REGISTRY, Op, operation
 from refinelab.planner.catalogue import Catalogue
@@ -81,8 +82,9 @@ def _stratified(scored: list[tuple[str, str, float, str]], k: int) -> list[tuple
     return picks
 
 
-def _edit_id(op: Op, key: str) -> str:
-    return f"r0-{op.value}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+def _new_item_edit_id(op: Op, key: str) -> str:
+    """A piloted new item's edit id: its group, template and position hashed (no item id names it)."""
+    return edit_id(PILOT_ROUND, op, hashlib.sha1(key.encode()).hexdigest()[:8])
 
 
 def choose_sample(ctx: AgentContext, enabled: list[str], per_op: int, catalogue: Catalogue) -> list[EditTask]:
@@ -115,7 +117,7 @@ def choose_sample(ctx: AgentContext, enabled: list[str], per_op: int, catalogue:
                 scored.append((item.cell, item.id, best[0], best[1]))
         for item_id, target in _stratified(scored, per_op):
             used.add(item_id)
-            tasks.append(EditTask(f"r0-{op.value}-{item_id}", item_id, op.value, PILOT_ROUND, target=target))
+            tasks.append(EditTask(edit_id(PILOT_ROUND, op, item_id), item_id, op.value, PILOT_ROUND, target=target))
     tasks += _new_item_tasks(ctx, enabled, per_op, cell_gap, bucket_gap)
     return tasks
 
@@ -144,7 +146,7 @@ def _new_item_tasks(ctx: AgentContext, enabled: list[str], per_op: int, cell_gap
             if template is None:
                 break
             taken.add(template.id)
-            tasks.append(EditTask(_edit_id(op, f"{group}|{template.id}|{k}"), template.id, op.value, PILOT_ROUND,
+            tasks.append(EditTask(_new_item_edit_id(op, f"{group}|{template.id}|{k}"), template.id, op.value, PILOT_ROUND,
                                   target=group))
     return tasks
 

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import uuid
-from collections import Counter
 from collections.abc import Callable
-from itertools import islice
 from typing import Any, TypeVar
 
 from langgraph.config import get_stream_writer
@@ -24,8 +21,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, Send, interrupt
 
 from refinelab.agents.context import AgentContext
-from refinelab.agents.difficulty_aims import difficulty_aims, join_aims
-from refinelab.agents.expand_batches import DraftSlot
+from refinelab.agents.edit_tasks import tasks_from_plan
 from refinelab.agents.pilot import pilot_summary, pilot_tasks
 from refinelab.agents.planner_agent import plan_round, plan_summary
 from refinelab.agents.profile_cost import profile_cost, profile_cost_notice
@@ -44,8 +40,8 @@ from refinelab.graph.review import (
     record,
     recorded,
 )
-from refinelab.operations import Op, operation
-from refinelab.schema import Cell, QAItem
+from refinelab.operations import operation
+from refinelab.schema import QAItem
 from refinelab.state import (
     COMMITTED,
     CONFIRMED,
@@ -142,82 +138,11 @@ def plan(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
     round_ = state.get("round", 0) + 1
     solved, _problem = plan_round(ctx, enabled, ctx.settings.planner_mode)  # traced as the ilp_plan tool run
     summary = plan_summary(solved) | {"round": round_}
-    tasks: list[dict[str, Any]] = []
+    tasks: list[EditTaskState] = []
     if not state.get("stop_reason") and not ctx.options.dry_run:
-        tasks = _tasks_from_plan(ctx, solved, round_)
+        tasks = tasks_from_plan(ctx, solved, round_)
     ctx.store.set_meta(f"plan_round_{round_}", summary)
     return {"plan": summary, "plans": [summary], "tasks": tasks, "phase": "refine", "round": round_, "piloted": True}
-
-
-def _template_item(pool: list[QAItem], cell: str | None, used: Counter[str]) -> QAItem | None:
-    """An existing item to seed a new one (its subject, domain, style): the least used item of the cell's
-    domain (of the whole pool for a bucket), the cell's own items first among equals, then the least used
-    subject. Two new items from one template send the writer the same prompt, and drafts of the same
-    prompt came back as near-duplicates of each other (the second was then refused as one); and without
-    the subject count, every generate of a round started from the alphabetically first subject's items.
-    `used` counts both item ids and `subject_use_key`s (see `_tasks_from_plan`)."""
-    skill = Cell.parse(cell).skill if cell is not None else None
-    candidates = pool
-    if cell is not None:
-        candidates = [i for i in pool if i.domain == Cell.parse(cell).domain] or pool
-    if not candidates:
-        return None
-    return min(candidates, key=lambda i: (used[i.id], skill is not None and i.skill != skill,
-                                          used[subject_use_key(i)], i.id))
-
-
-def subject_use_key(item: QAItem) -> str:
-    """The key under which `_template_item`'s counter holds how often a subject seeded a new item."""
-    return f"subject:{item.subject}"
-
-
-def _tasks_from_plan(ctx: AgentContext, solved: Any, round_: int) -> list[dict[str, Any]]:
-    tasks = []
-    for a in solved.assignments:
-        tasks.append({"edit_id": f"r{round_}-{a.op}-{a.item_id}", "item_id": a.item_id, "operation": str(a.op),
-                      "round": round_, "attempt": 0, "target": a.to_bucket or "", "feedback": ""})
-    used: Counter[str] = Counter()
-    pool = ctx.store.items(("kept", "edited")) if solved.new_items else []  # read once, not per new item
-    expand_batches: list[tuple[list[dict[str, Any]], int]] = []  # each expand batch's tasks and spare drafts
-    for option in solved.new_items:
-        target = option.cell if option.cell is not None else option.bucket or ""
-        # expands for one cell are drafted `expand_batch` to a writer call (agents/expand_batches.py): a
-        # batch shares one template, the least used as a single expand's would be
-        size = ctx.options.expand_batch if option.op == Op.EXPAND else 1
-        for start in range(0, option.count, size):
-            template = _template_item(pool, option.cell, used)
-            if template is None:
-                continue
-            used[template.id] += 1
-            used[subject_use_key(template)] += 1
-            members = range(start, min(start + size, option.count))
-            spares = ctx.options.expand_spares if size > 1 else 0
-            batch = []
-            for k in members:
-                edit_id = f"r{round_}-{option.op}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{target}-{k}').hex[:8]}"
-                slot = DraftSlot(f"r{round_}-{target}-{start}", k - start, len(members), spares)
-                batch.append({"edit_id": edit_id, "item_id": template.id, "operation": str(option.op),
-                              "round": round_, "attempt": 0, "target": target, "feedback": "",
-                              "batch": str(slot) if slot.drafts > 1 else "", "aims": ""})
-            tasks += batch
-            if option.op == Op.EXPAND:
-                expand_batches.append((batch, spares))
-    _deal_aims(ctx, expand_batches)
-    return tasks
-
-
-def _deal_aims(ctx: AgentContext, batches: list[tuple[list[dict[str, Any]], int]]) -> None:
-    """Give every expand draft of the round its difficulty bucket, dealt at once from the set's measured
-    items (agents/difficulty_aims.py): each task carries its batch's aims. Nothing when the option is off."""
-    if not ctx.options.expand_aims_difficulty or not batches:
-        return
-    drafts = sum(len(batch) + spares for batch, spares in batches)
-    # the set as it stands: new items count (status "new"), though only kept and edited ones seed templates
-    aims = iter(difficulty_aims(ctx.targets, ctx.store.items(), drafts))
-    for batch, spares in batches:
-        dealt = join_aims(list(islice(aims, len(batch) + spares)))
-        for task in batch:
-            task["aims"] = dealt
 
 
 def dispatch(state: RefineState) -> list[Send] | str:

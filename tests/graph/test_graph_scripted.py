@@ -156,7 +156,7 @@ def test_node_declarations_are_checked() -> None:
 def test_new_items_take_an_unused_template_of_the_domain_before_reusing_one() -> None:
     """Two new items from one template send the writer the same prompt; at temperature 0 (or from the
     fake writer) the drafts then repeat, and the repeat is refused as a near-duplicate."""
-    from refinelab.graph.nodes import _template_item
+    from refinelab.agents.edit_tasks import template_item
     from refinelab.schema import QAItem
 
     def item(item_id: str, domain: str, skill: str) -> QAItem:
@@ -167,19 +167,19 @@ def test_new_items_take_an_unused_template_of_the_domain_before_reusing_one() ->
     used: Counter[str] = Counter()
     picks = []
     for _ in range(4):
-        chosen = _template_item(pool, "STEM|recall", used)
+        chosen = template_item(pool, "STEM|recall", used)
         assert chosen is not None
         used[chosen.id] += 1
         picks.append(chosen.id)
     # the cell's own item first, then the domain's unused one, then reuse (never the other domain's)
     assert picks == ["s1", "s2", "s1", "s2"]
-    assert _template_item(pool, "other|recall", Counter()).id == "h1"  # no item of the domain: any item
+    assert template_item(pool, "other|recall", Counter()).id == "h1"  # no item of the domain: any item
 
 
 def test_new_items_for_a_bucket_spread_over_subjects() -> None:
     """Without a cell, the least used item alone picked the alphabetically first subject's items for every
     generate of a round (five college_physics templates on a 30-item slice, three drafts near-copies)."""
-    from refinelab.graph.nodes import _template_item, subject_use_key
+    from refinelab.agents.edit_tasks import subject_use_key, template_item
     from refinelab.schema import QAItem
 
     pool = [QAItem(id=f"{s}-{n}", question=f"Question {s} {n}?", choices=["a", "b"], answer=0, subject=s)
@@ -187,7 +187,7 @@ def test_new_items_for_a_bucket_spread_over_subjects() -> None:
     used: Counter[str] = Counter()
     picks = []
     for _ in range(4):
-        chosen = _template_item(pool, None, used)
+        chosen = template_item(pool, None, used)
         assert chosen is not None
         used[chosen.id] += 1
         used[subject_use_key(chosen)] += 1

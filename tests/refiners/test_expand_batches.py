@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from refinelab.agents.edit_tasks import tasks_from_plan
 from refinelab.agents.expand_batches import BATCH_PROMPT, DraftSlot, batch_prompt_usable, batch_schema
 from refinelab.agents.refiner import refine
-from refinelab.graph.nodes import _tasks_from_plan
 from refinelab.operations import Op
 from refinelab.prompts.loader import PromptLibrary
 from refinelab.schema import QAItem
@@ -190,9 +190,9 @@ def test_the_plan_cuts_a_cell_s_expands_into_batches_with_one_template_each(tmp_
     solved = SimpleNamespace(assignments=[], new_items=[
         SimpleNamespace(op=Op.EXPAND, cell=CELL, bucket=None, count=5)])
     ctx.options = ctx.options.model_copy(update={"expand_batch": 1})
-    unbatched = _tasks_from_plan(ctx, solved, 1)
+    unbatched = tasks_from_plan(ctx, solved, 1)
     ctx.options = ctx.options.model_copy(update={"expand_batch": 3})
-    batched = _tasks_from_plan(ctx, solved, 1)
+    batched = tasks_from_plan(ctx, solved, 1)
     # the same edits, now in two batches (3 and 2), each from one template
     assert [t["edit_id"] for t in batched] == [t["edit_id"] for t in unbatched]
     assert all(t["batch"] == "" for t in unbatched)
@@ -202,7 +202,7 @@ def test_the_plan_cuts_a_cell_s_expands_into_batches_with_one_template_each(tmp_
     assert len({t["item_id"] for t in batched[:3]}) == 1 and len({t["item_id"] for t in batched[3:]}) == 1
     assert batched[0]["item_id"] != batched[3]["item_id"]  # the next batch takes the next least used template
     ctx.options = ctx.options.model_copy(update={"expand_spares": 2})
-    spared = [DraftSlot.parse(t["batch"]) for t in _tasks_from_plan(ctx, solved, 1)]
+    spared = [DraftSlot.parse(t["batch"]) for t in tasks_from_plan(ctx, solved, 1)]
     assert [(s.size, s.spares) for s in spared] == [(3, 2)] * 3 + [(2, 2)] * 2
 
 
@@ -216,7 +216,7 @@ def test_generate_is_not_batched(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path)
     ctx.options = ctx.options.model_copy(update={"expand_batch": 3})
     option = SimpleNamespace(op=Op.GENERATE, cell=None, bucket="hard", count=3)
-    tasks = _tasks_from_plan(ctx, SimpleNamespace(assignments=[], new_items=[option]), 1)
+    tasks = tasks_from_plan(ctx, SimpleNamespace(assignments=[], new_items=[option]), 1)
     assert tasks and all(t["batch"] == "" for t in tasks)
 
 
@@ -249,17 +249,17 @@ def test_the_plan_deals_a_round_s_aims_across_its_batches(tmp_path: Path) -> Non
     ctx.targets = Targets(difficulty=THIRDS)
     option = SimpleNamespace(op=Op.EXPAND, cell=CELL, bucket=None, count=6)
     plan = SimpleNamespace(assignments=[], new_items=[option])
-    tasks = _tasks_from_plan(ctx, plan, 1)
+    tasks = tasks_from_plan(ctx, plan, 1)
     by_batch = {t["batch"].rpartition("#")[0]: split_aims(t["aims"]) for t in tasks}
     assert list(by_batch.values()) == [["hard", "medium", "hard", "medium"], ["hard", "medium"]]
     # round-1 new items (status "new") count: two hard ones fill the hard gap the next round sees
     for k in range(2):
         ctx.store.add_item(BASE.model_copy(update={"id": f"new-{k}", "difficulty": 0.9}))
-    tasks = _tasks_from_plan(ctx, SimpleNamespace(assignments=[], new_items=[
+    tasks = tasks_from_plan(ctx, SimpleNamespace(assignments=[], new_items=[
         SimpleNamespace(op=Op.EXPAND, cell=CELL, bucket=None, count=2)]), 2)
     assert split_aims(tasks[0]["aims"]) == ["medium", "medium"]  # uncounted, they would be hard, medium
     ctx.options = RunOptions(dedup="lexical", validators=[], expand_aims_difficulty=False)
-    assert all(t["aims"] == "" for t in _tasks_from_plan(ctx, plan, 1))
+    assert all(t["aims"] == "" for t in tasks_from_plan(ctx, plan, 1))
 
 
 def test_a_batch_asks_each_draft_for_its_aim_and_a_retry_for_its_own(tmp_path: Path) -> None:
