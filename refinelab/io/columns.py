@@ -41,10 +41,20 @@ def _as_list(value: str | Sequence[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def check_columns(mapping: Mapping[str, Any]) -> dict[str, Any]:
+def check_columns(mapping: Mapping[str, Any] | str) -> dict[str, Any]:
     """A column mapping (our field → source column, `choices` or `wrong` → one column or a list) checked: the
     required fields present (question, answer, and choices or else wrong: the wrong answers, with `answer`
-    the right one's text), no unknown field. Raises `ConfigError` naming the problem."""
+    the right one's text), no unknown field. Raises `ConfigError` naming the problem.
+
+    The CLI's text (`question=Stem,choices=A,B,C,D,answer=Key`) is read by `parse_columns`, as `--columns`
+    is: a notebook user copies it from the docs, and iterating the string reported "unknown field 'q'".
+    Anything else that is no mapping (a list of column names) is refused in one line."""
+    if isinstance(mapping, str):
+        return parse_columns(mapping)
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"column mapping: expected a mapping of our field to its column, e.g. "
+                          f"{{'question': 'Stem', 'choices': ['A', 'B', 'C', 'D'], 'answer': 'Key'}} (or the text "
+                          f"'question=Stem,choices=A,B,C,D,answer=Key'), got {type(mapping).__name__}")
     unknown = [k for k in mapping if k not in COLUMN_FIELDS]
     if unknown:
         raise ConfigError(f"column mapping: unknown field {unknown[0]!r}; fields are {', '.join(COLUMN_FIELDS)}")

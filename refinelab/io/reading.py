@@ -166,7 +166,9 @@ def _answer_index(path: Path, row: int, value: Any, n_choices: int, field: str =
     elif isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 6:
         index = int(value.strip())
     elif isinstance(value, str) and len(value.strip()) == 1 and value.strip().upper() in LETTERS:
-        span = f"A-{LETTERS[n_choices - 1]}" if n_choices > 1 else "A" if n_choices else "none"
+        if not n_choices:  # "'D' is beyond the 0 options none" hid that the options themselves are missing
+            raise DataError(str(path), row, field, f"{value.strip()!r} names an option, but the row has no options")
+        span = f"A-{LETTERS[n_choices - 1]}" if n_choices > 1 else "A"
         raise DataError(str(path), row, field, f"{value.strip()!r} is beyond the {n_choices} options {span}")
     else:
         raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {_short(value)}")

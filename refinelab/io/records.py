@@ -17,6 +17,7 @@ from refinelab.io.columns import (
     LIST_FIELDS,
     _as_list,
     check_columns,
+    guess_columns,
 )
 from refinelab.io.reading import (
     SplitIds,
@@ -190,17 +191,56 @@ def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None, where: st
     return out
 
 
-def from_records(records: Iterable[Mapping[str, Any]], *, columns: Mapping[str, Any] | None = None,
+_GIVES_OPTIONS = {*_CHOICE_LIST_NAMES, "wrong"}
+
+
+def guessed_columns(keys: Sequence[str]) -> dict[str, Any] | None:
+    """The mapping a row's keys imply when they hold no options list: option columns (A..D, choice_1..) or a
+    right answer with wrong answers, guessed as a CSV header is (`columns.guess_columns`), so a DataFrame reads
+    as the CSV file it was loaded from. None when the row names a list of options itself (`_mapped` takes it)
+    or the guess finds no option columns: a guess that leaves the options in the question text (ARC's CSV
+    layout) is for a file's rows, not a record's."""
+    if any(str(k).strip().lower() in _GIVES_OPTIONS for k in keys):
+        return None
+    guess = guess_columns([str(k) for k in keys])
+    if guess is None or not (isinstance(guess.get("choices"), list) or "wrong" in guess):
+        return None
+    return guess
+
+
+def _no_options(where: str, number: int, keys: Sequence[str]) -> DataError:
+    """The error for a row with no options at all: said as such, not as an answer 'beyond the 0 options'."""
+    shown = ", ".join(str(k) for k in list(keys)[:8]) + (", …" if len(keys) > 8 else "")
+    return DataError(where, number, "choices", f"no options column; the row has {shown or 'no columns'} — pass "
+                     "columns={'question': …, 'choices': [the option columns], 'answer': …}")
+
+
+def from_records(records: Iterable[Mapping[str, Any]], *, columns: Mapping[str, Any] | str | None = None,
                  name: str = "records", source: str | None = None) -> Dataset:
     """Rows as mappings (a list of dicts, a DataFrame's records, a Hugging Face split) as a Dataset:
-    the same row checks as a file, errors naming `source`, the row (1-based) and the field."""
+    the same row checks as a file, errors naming `source`, the row (1-based) and the field.
+
+    Without `columns`, rows with no options list have their columns guessed as a CSV header's are
+    (`guessed_columns`): the DataFrame `pd.read_csv` made of a file with Stem, A, B, C, D, Key reads as that
+    file does. A row still without options is refused as such (`_no_options`), whatever `on_invalid` says: it
+    is the table's columns that are wrong, not one row. `columns` may be the CLI's `--columns` text."""
     columns = check_columns(columns) if columns else None
     where = source or f"<{name}>"
+    guesses: dict[tuple[str, ...], dict[str, Any] | None] = {}  # per set of keys: a DataFrame's rows share one
 
     def rows() -> Iterator[dict[str, Any]]:
         for number, row in enumerate(records, start=1):
             if not isinstance(row, Mapping):
                 raise DataError(where, number, None, f"expected a mapping per row, got {type(row).__name__}")
-            yield _mapped(row, columns, where, number)
+            mapping = columns
+            if mapping is None:
+                keys = tuple(str(k) for k in row)
+                if keys not in guesses:
+                    guesses[keys] = guessed_columns(keys)
+                mapping = guesses[keys]
+            out = _mapped(row, mapping, where, number)
+            if "choices" not in out and "wrong" not in out:
+                raise _no_options(where, number, [str(k) for k in row])
+            yield out
 
     return _rows_to_dataset(rows(), where, name)
