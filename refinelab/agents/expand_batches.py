@@ -7,7 +7,7 @@ draft instead of 338-863). On the 50k JSD eval, drafting four to a call kept 31 
 each where one draft per call, on the same code, kept 24 at 1,766 (evals/results/jsd_curve_batch4.md,
 jsd_curve_batch1.md): four is the default.
 
-The plan decides the batches (graph/nodes.py, `_tasks_from_plan`): the expands bought for one cell in one
+The plan decides the batches (agents/edit_tasks.py, `tasks_from_plan`): the expands bought for one cell in one
 round are cut into runs of at most k, each run seeded by one template item, and every task carries its
 slot, `DraftSlot`. Whichever task of a batch runs first asks the writer; the others wait for it and take
 the draft at their own position, so which task gets which draft does not depend on timing. Each task's
