@@ -30,7 +30,7 @@ from refinelab.api.decontamination import (
     as_references,
     find_contamination,
 )
-from refinelab.api.profiling import profile_in
+from refinelab.api.profiling import profile_in, targets_from
 from refinelab.api.run_folders import validate_budget
 from refinelab.api.runs import checked_options
 from refinelab.atomic import atomic_write_text
@@ -82,7 +82,8 @@ def profile_complete(folder: Path) -> bool:
         store.close()
 
 
-def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True, targets: Targets | None = None,
+def plan(data: DatasetInput, *, budget: int, folder: str | Path, dry_run: bool = True,
+         targets: Targets | str | Path | None = None,
          settings: Settings | None = None, mode: PlannerMode = "ilp", options: RunOptions | Mapping[str, Any] | None = None,
          hooks: RunHooks | None = None, prompts_dir: str | None = None,
          columns: Mapping[str, str | list[str]] | None = None,
@@ -92,16 +93,20 @@ def plan(data: DatasetInput, *, budget: int, folder: Path, dry_run: bool = True,
 
     `data` takes what `refine` takes (a path, `Dataset`, `datasets.Dataset`, DataFrame, list of dicts).
     Only the dry run exists: a plan that edits is `refine` (whose first plan follows a pilot).
-    `decontaminate`/`decontaminate_split` as `refine` takes them: the plan is the one such a run would make."""
+    `decontaminate`/`decontaminate_split` as `refine` takes them: the plan is the one such a run would make.
+    `folder` (a path, str or `Path`) holds the profile, reused by the next plan of the same data; `targets` is
+    a `Targets` or a targets YAML file's path, as `refine` takes it. Bad arguments are refused before the
+    folder is made."""
     if not dry_run:
         raise ValueError("plan() only makes dry runs; refine() plans and edits")
     validate_budget(budget)
     if mode not in PLANNER_MODES:
         raise ConfigError(f"mode {mode!r}: expected one of {', '.join(PLANNER_MODES)}")
+    folder = Path(folder)
+    targets = targets_from(targets)
     references = as_references(decontaminate, decontaminate_split)
     dataset = as_dataset(data, columns=columns, on_invalid="quarantine")
     settings = settings or load_settings()
-    targets = targets or Targets()
     options = checked_options(options).model_copy(update={"dry_run": True})
     enabled = list(options.operations)
     reused = profile_complete(folder)

@@ -20,26 +20,50 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.profiler import profile_items
 from refinelab.api.context import working_folder
+from refinelab.api.run_folders import validate_budget
 from refinelab.api.runs import checked_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
+from refinelab.errors import ConfigError
 from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, divergence_report
 from refinelab.metrics.summary import summarise
-from refinelab.metrics.targets import Targets
+from refinelab.metrics.targets import Targets, load_targets
 from refinelab.schema import Dataset, QAItem
 
 
 @dataclass
 class ProfileResult:
-    """What a profiling run produced; `report` is what profile.json holds."""
+    """What a profiling run produced; `report` is what profile.json holds.
+
+    The repr is one line (folder, items, stop, tokens): the report holds ~1.5 KB per item, and the whole of it
+    printed as a notebook cell's last expression flooded the cell."""
 
     out_dir: Path
-    report: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def path(self) -> Path:
         return self.out_dir / "profile.json"
+
+    def __repr__(self) -> str:
+        report = self.report
+        spent = (report.get("ledger") or {}).get("spent")
+        return (f"ProfileResult(out_dir={str(self.out_dir)!r}, items={report.get('items')}, "
+                f"profiled={report.get('profiled')}, stop={report.get('stop_reason')!r}, "
+                f"spent={spent if spent is None else f'{spent:,}'})")
+
+
+def targets_from(targets: Targets | str | Path | None) -> Targets:
+    """The targets as `refine` takes them: a `Targets`, a target YAML file's path (`load_targets`) or None (no
+    targets). A path used to reach `targets.model_dump()` after profiling, an AttributeError with the folder
+    already made; anything else is refused here, before any folder exists."""
+    if isinstance(targets, str | Path):
+        return load_targets(targets)
+    if targets is not None and not isinstance(targets, Targets):
+        raise ConfigError(f"targets: expected a Targets or the path of a target YAML file, got "
+                          f"{type(targets).__name__}")
+    return targets or Targets()
 
 
 def distributions(items: list[QAItem], targets: Targets) -> dict[str, Any]:
@@ -73,7 +97,7 @@ def profile(
     data: DatasetInput,
     *,
     out_dir: str | Path | None = None,
-    targets: Targets | None = None,
+    targets: Targets | str | Path | None = None,
     settings: Settings | None = None,
     budget: int | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
@@ -90,13 +114,30 @@ def profile(
     where a smaller one stopped).
 
     `data` takes what `refine` takes: a path, our `Dataset`, a `datasets.Dataset`, a pandas DataFrame or a
-    list of dicts (`columns` maps our fields to its columns). Bad input raises `DataError` before any
-    folder is made."""
+    list of dicts. Bad input (data, budget, targets, options) raises `DataError` or `ConfigError` before any
+    folder is made: a folder left behind would be taken for a profile.
+
+    Args:
+        targets: the coverage and difficulty mix to measure against (a `Targets`, or the path of a targets
+            YAML file as `refine` takes it); profile.json's distributions report their JSD to it. None: no
+            targets, so the distributions are reported without a distance.
+        budget: the most tokens profiling may use (paid and replayed from the cache); None: no cap. When it
+            runs out the profile stops and says so (`stop_reason`); a re-run with more continues.
+        options: `RunOptions` or a dict of them (the panel, checks, labeller) shaping what is measured.
+        hooks: live objects instead of the configured ones (`RunHooks`: chat models, retriever, sandbox).
+        progress: called as `progress(done, total)` after each item, for a progress bar.
+        columns: our field → the input's column (or the CLI's `question=…,choices=A,B,…,answer=…` text).
+        format: the file format of a path when its name does not say it (`jsonl`, `csv`, `mmlu`, …).
+        split: which split of a folder or `DatasetDict` holding several (`test`, `val`).
+        strict: refuse the whole input at its first invalid row; by default invalid rows are set aside
+            and counted (`rejected_rows`), as a profile is often of raw data whose defects are the point."""
+    if budget is not None:
+        validate_budget(budget)
+    targets = targets_from(targets)  # a targets file read before any folder: it may not parse
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
     require_items(dataset, "profile")
     settings = settings or load_settings()
-    targets = targets or Targets()
     out_dir = Path(out_dir) if out_dir is not None else settings.runs_dir / time.strftime("profile-%Y%m%d-%H%M%S")
     options = checked_options(options)
     with working_folder(out_dir, dataset.items, settings=settings, budget=budget, targets=targets, options=options,

@@ -36,6 +36,7 @@ from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.panel import answer_panel
 from refinelab.agents.screening import check_fit
 from refinelab.api.context import working_folder
+from refinelab.api.run_folders import validate_budget
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
@@ -62,16 +63,27 @@ CALIBRATION_FILE = "calibration.json"
 
 @dataclass
 class ScreenResult:
-    """What `screen` wrote and found."""
+    """What `screen` wrote and found.
+
+    The repr is one line (folder, screened, flagged, threshold): `rows` holds every item's evidence, and the
+    default repr printed all of it as a notebook cell's last expression."""
 
     out_dir: Path
-    summary: dict[str, Any] = field(default_factory=dict)
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    calibration: dict[str, Any] | None = None
+    summary: dict[str, Any] = field(default_factory=dict, repr=False)
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    calibration: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def path(self) -> Path:
         return self.out_dir / "screening.jsonl"
+
+    def __repr__(self) -> str:
+        summary = self.summary
+        stopped = f", stopped={summary['stopped']!r}" if summary.get("stopped") else ""
+        calibrated = ", calibrated" if self.calibration is not None else ""
+        return (f"ScreenResult(out_dir={str(self.out_dir)!r}, items={summary.get('items')}, "
+                f"screened={summary.get('screened')}, flagged={summary.get('flagged')}, "
+                f"threshold={summary.get('threshold')}{calibrated}{stopped})")
 
 
 def shipped_model() -> ScreeningModel:
@@ -251,8 +263,27 @@ def screen(
     the options' `screening_model`, if set).
 
     `data` takes what `refine` takes: a path, our `Dataset`, a `datasets.Dataset`, a pandas DataFrame or a
-    list of dicts (`columns` maps our fields to its columns); bad input raises `DataError` before any folder
-    is made. `out_dir` defaults to `settings.runs_dir/screen-TIME`."""
+    list of dicts; bad input (data, budget, model) raises `DataError` or `ConfigError` before any folder
+    is made, so a failed call leaves nothing that looks like a screen. `out_dir` defaults to
+    `settings.runs_dir/screen-TIME`.
+
+    Args:
+        budget: the most tokens the screen may use (paid and replayed from the cache); None: no cap. Items
+            left when it runs out get `p_error` None and the summary says `stopped: "budget"`.
+        options: `RunOptions` or a dict of them; `panel` names the members asked (default: the embedded
+            1.5B model the shipped screening model was fitted for).
+        hooks: live objects instead of the configured ones (`RunHooks`: chat models for the panel).
+        target_precision: with calibration, the precision the threshold is chosen to reach (out-of-fold, on
+            planted errors); when no threshold reaches it, the best estimated F1 is used and the record says so.
+        prevalence: with calibration, the share of items assumed to be wrong: precision depends on it, so the
+            threshold is chosen at it (0.1 = one item in ten).
+        progress: called as `progress(done, total)` after each item asked, for a progress bar.
+        columns: our field → the input's column (or the CLI's `question=…,choices=A,B,…,answer=…` text).
+        format: the file format of a path when its name does not say it (`jsonl`, `csv`, `mmlu`, …).
+        split: which split of a folder or `DatasetDict` holding several (`test`, `val`).
+        strict: refuse the whole input at its first invalid row; by default invalid rows are set aside."""
+    if budget is not None:
+        validate_budget(budget)
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
     require_items(dataset, "screen")  # before any folder exists, so bad input leaves nothing behind

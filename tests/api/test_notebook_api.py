@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import refinelab
 from refinelab.errors import ConfigError, DataError
 from refinelab.io import as_dataset
 
@@ -51,3 +52,71 @@ def test_columns_accept_the_cli_text_and_refuse_a_list_in_one_line() -> None:
     with pytest.raises(ConfigError, match="expected a mapping of our field to its column") as info:
         as_dataset(frame, columns=HEADER)  # type: ignore[arg-type]
     assert "\n" not in str(info.value)
+
+
+def _settings(tmp_path: Path) -> Any:
+    from refinelab.config import load_settings
+
+    return load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
+                                    "use_cache": False})
+
+
+def _hooks() -> Any:
+    from refinelab.agents.options import RunHooks
+    from tests.support.scripted import models
+
+    return RunHooks(chat_models=models())
+
+
+TARGETS = Path(__file__).resolve().parents[2] / "targets" / "uniform_mmlu.yaml"
+
+
+def test_profile_and_plan_take_a_targets_path_and_a_str_folder(tmp_path: Path) -> None:
+    from tests.support.scripted import EXTRAS
+
+    settings = _settings(tmp_path)
+    result = refinelab.profile(_frame(), out_dir=tmp_path / "prof", targets=str(TARGETS), settings=settings,
+                               hooks=_hooks(), options=EXTRAS)
+    assert result.report["targets"]["coverage"]
+    text = repr(result)
+    assert text.startswith("ProfileResult(out_dir=") and "items=4" in text and len(text) < 300
+    report = refinelab.plan(_frame(), budget=5_000, folder=str(tmp_path / "plan"), targets=TARGETS,
+                            settings=settings, hooks=_hooks(), options=EXTRAS)
+    assert report["dry_run"] is True and (tmp_path / "plan" / "plan.json").is_file()
+
+
+def test_bad_targets_and_budgets_leave_no_folder(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    with pytest.raises(ConfigError, match="expected a Targets or the path"):
+        refinelab.profile(_frame(), out_dir=tmp_path / "p1", targets=42, settings=settings)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"budget must be >= 0"):
+        refinelab.profile(_frame(), out_dir=tmp_path / "p2", budget=-1, settings=settings)
+    with pytest.raises(ConfigError, match=r"budget must be >= 0"):
+        refinelab.screen(_frame(), out_dir=tmp_path / "s1", budget=-1, settings=settings)
+    with pytest.raises(ConfigError, match="whole number"):
+        refinelab.screen(_frame(), out_dir=tmp_path / "s2", budget="100", settings=settings)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="expected a Targets or the path"):
+        refinelab.plan(_frame(), budget=100, folder=tmp_path / "p3", targets=[1], settings=settings)  # type: ignore[arg-type]
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "c.sqlite"]
+
+
+def test_a_screen_result_prints_in_one_line(tmp_path: Path) -> None:
+    from refinelab.api.screening import ScreenResult
+
+    rows = [{"id": f"q{i}", "p_error": 0.1, "flag": False, "evidence": {"x": "y" * 500}} for i in range(50)]
+    result = ScreenResult(out_dir=tmp_path, rows=rows, calibration={"model": {}},
+                          summary={"items": 50, "screened": 50, "flagged": 0, "threshold": 0.4, "stopped": None})
+    text = repr(result)
+    assert text == (f"ScreenResult(out_dir={str(tmp_path)!r}, items=50, screened=50, flagged=0, threshold=0.4, "
+                    "calibrated)")
+
+
+def test_profile_and_screen_document_their_parameters() -> None:
+    import inspect
+
+    for function, names in ((refinelab.profile, ("targets", "options", "hooks", "progress", "format", "split",
+                                                 "strict", "budget")),
+                            (refinelab.screen, ("budget", "target_precision", "prevalence", "progress"))):
+        doc = inspect.getdoc(function) or ""
+        for name in names:
+            assert f"    {name}:" in doc, (function.__name__, name)
