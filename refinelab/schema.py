@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections import Counter
@@ -210,6 +211,27 @@ class Dataset:
 
     def __getitem__(self, index: int) -> QAItem:
         return self.items[index]
+
+    def __repr__(self) -> str:
+        # the default `<Dataset object at 0x…>` said nothing in a notebook; the items themselves are too many
+        rejected = f", rejected={len(self.rejected)}" if self.rejected else ""
+        return f"Dataset(name={self.name!r}, items={len(self.items)}, subjects={len(self.subjects())}{rejected})"
+
+    def to_pandas(self) -> Any:
+        """The items as a pandas DataFrame with the columns of `RunResult.to_hf()` (every QAItem field;
+        `choices` a list, `metadata` and `provenance` JSON text), so a set reads the same whichever export made
+        it. pandas is not a dependency of RefineLab: it is imported here, and its absence said plainly."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError("Dataset.to_pandas() needs pandas: pip install pandas") from exc
+        rows = []
+        for item in self.items:
+            row = item.model_dump(mode="json")
+            row["metadata"] = json.dumps(row["metadata"], ensure_ascii=False)
+            row["provenance"] = json.dumps(row["provenance"], ensure_ascii=False)
+            rows.append(row)
+        return pd.DataFrame(rows, columns=list(QAItem.model_fields))
 
     def by_id(self) -> dict[str, QAItem]:
         return {item.id: item for item in self.items}

@@ -120,3 +120,37 @@ def test_profile_and_screen_document_their_parameters() -> None:
         doc = inspect.getdoc(function) or ""
         for name in names:
             assert f"    {name}:" in doc, (function.__name__, name)
+
+
+def test_the_overlap_example_in_the_docs_runs_on_data_with_repeated_options(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/python_api.md's find_overlap block, on an MMLU-layout folder whose test split has a row with two
+    identical options (real MMLU has 14): it stopped at that row when read with the default on_invalid."""
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "python_api.md").read_text(encoding="utf-8")
+    section = doc.split("## Overlap with another dataset")[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+    code = code.replace('reference_split="val")', 'reference_split="val", method="lexical")')  # no MiniLM here
+    for split, rows in (("test", [*ROWS, ["Which repeats?", "same", "same", "x", "y", "A"]]), ("val", ROWS[:2])):
+        (tmp_path / "data" / split).mkdir(parents=True)
+        pd.DataFrame(rows).to_csv(tmp_path / "data" / split / f"astronomy_{split}.csv", header=False, index=False)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/python_api.md", "exec"), {})  # noqa: S102 - the doc's own example
+    assert (tmp_path / "overlap.jsonl").is_file() and (tmp_path / "clean.jsonl").is_file()
+
+
+def test_a_dataset_prints_short_and_exports_the_hf_columns() -> None:
+    rows = [{"id": f"r{i}", "question": f"Question {i}?", "choices": ["a", "b"], "answer": i % 2,
+             "subject": ["astronomy", "virology"][i % 2], "note": i} for i in range(5)]
+    dataset = as_dataset([*rows, {"id": "bad", "question": "Q?", "choices": ["x"], "answer": 0}],
+                         on_invalid="quarantine", name="quiz")
+    assert repr(dataset) == "Dataset(name='quiz', items=5, subjects=2, rejected=1)"
+    frame = dataset.to_pandas()
+    assert list(frame.columns) == ["id", "question", "choices", "answer", "subject", "domain", "skill",
+                                   "difficulty", "metadata", "provenance"]
+    assert len(frame) == 5 and list(frame.loc[1, "choices"]) == ["a", "b"] and frame.loc[1, "answer"] == 1
+    import json
+
+    assert json.loads(frame.loc[0, "metadata"]) == {"note": 0}
+    assert isinstance(json.loads(frame.loc[0, "provenance"]), dict)
