@@ -16,10 +16,11 @@ from typing import Any, Literal
 
 import yaml
 
+from refinelab.api.results import refined_items
+from refinelab.api.run_folders import check_run_files
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
-from refinelab.safeload import loads_json
-from refinelab.schema import LETTERS
+from refinelab.schema import LETTERS, Dataset
 
 ChoiceFormat = Literal["letters", "text"]
 
@@ -33,33 +34,17 @@ def task_name_for(run_id: str) -> str:
     return f"refinelab_{slug or 'run'}"
 
 
-def _docs(refined: Path) -> list[dict[str, Any]]:
-    docs = []
-    try:
-        text = refined.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError(str(refined), None, None, "not valid UTF-8 text") from None
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = loads_json(line, str(refined), number)
-            choices = [str(c) for c in item["choices"]]
-            answer = int(item["answer"])
-        except DataError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DataError(str(refined), number, None, f"not a refined item: {exc}") from None
-        if not 0 <= answer < len(choices) <= len(LETTERS):
-            raise DataError(str(refined), number, "answer", f"index {answer} out of range for {len(choices)} choices")
-        docs.append({
-            "id": str(item.get("id", number)), "question": str(item["question"]), "choices": choices,
-            "answer": answer, "letters": list(LETTERS[: len(choices)]),
-            "subject": item.get("subject", ""), "domain": item.get("domain", ""), "skill": item.get("skill", ""),
-            "difficulty": item.get("difficulty"),
-            "created_by": (item.get("provenance") or {}).get("created_by", "original"),
-        })
-    return docs
+def _docs(items: Dataset) -> list[dict[str, Any]]:
+    """One lm-eval document per refined item. The items come from `results.refined_items`, the reader every
+    export and `report` share: each row validated as a `QAItem` (file, row and field named when one is
+    not), so a row `export --jsonl` refuses is refused here too. Before, this module parsed refined.jsonl on
+    its own: `"provenance": "x"` crashed it, `"choices": "ABCD"` became options A/B/C/D and `"answer": true`
+    or 1.9 became 1."""
+    return [{
+        "id": item.id, "question": item.question, "choices": list(item.choices), "answer": item.answer,
+        "letters": list(LETTERS[: len(item.choices)]), "subject": item.subject, "domain": item.domain,
+        "skill": item.skill, "difficulty": item.difficulty, "created_by": item.provenance.created_by,
+    } for item in items]
 
 
 def task_config(task: str, data_file: Path, choice_format: ChoiceFormat = "letters") -> dict[str, Any]:
@@ -90,6 +75,7 @@ def export_lm_eval(run_dir: str | Path, out_dir: str | Path, task_name: str | No
                    choice_format: ChoiceFormat = "letters") -> Path:
     """Write `<task>.yaml` and `<task>.jsonl` for the run's refined.jsonl into `out_dir`; return the YAML path."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    check_run_files(run_dir)  # a named pipe or a link to a device as refined.jsonl hung or filled memory
     refined = run_dir / "refined.jsonl"
     if not refined.exists():
         raise FileNotFoundError(f"{run_dir} has no refined.jsonl: it is not a finished RefineLab run folder")
@@ -98,7 +84,7 @@ def export_lm_eval(run_dir: str | Path, out_dir: str | Path, task_name: str | No
     task = task_name or task_name_for(run_dir.name)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", task):
         raise ValueError(f"task name {task!r}: use letters, digits, '_' or '-', starting with a letter or '_'")
-    docs = _docs(refined)
+    docs = _docs(refined_items(run_dir))
     if not docs:
         raise DataError(str(refined), None, None, "no items to export")
     out_dir.mkdir(parents=True, exist_ok=True)

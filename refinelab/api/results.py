@@ -24,6 +24,7 @@ import yaml
 
 from refinelab import __version__
 from refinelab.api.run_files import read_report, read_run_json
+from refinelab.api.run_folders import check_run_files
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.io import read_jsonl, write_jsonl, write_parquet
@@ -40,7 +41,11 @@ CARD_MARKER = "<!-- written by refinelab: regenerated on export -->"
 
 
 def refined_items(run_dir: Path) -> Dataset:
-    """The run's refined.jsonl, validated row by row (a bad row is a one-line DataError)."""
+    """The run's refined.jsonl, validated row by row (a bad row is a one-line DataError). The one reader of
+    it for every export (`save`, `to_hf`, `export_lmeval`) and `RunResult.items`; the folder's files are
+    checked first (`check_run_files`), so a named pipe or a link to a device there is refused as such, not
+    read (a pipe blocks the read, /dev/zero fills memory) nor reported as an unfinished run."""
+    check_run_files(run_dir)
     path = run_dir / "refined.jsonl"
     if not path.is_file():
         raise DataError(str(path), None, None, "no refined set: the run has not finished (resume it first)")
