@@ -164,15 +164,44 @@ def record(run: Run) -> dict[str, Any]:
     }
 
 
-def read_trace(path: str | Path) -> list[dict[str, Any]]:
+#: A line longer than this is refused before it is parsed. The longest record a run writes is an LLM call's
+#: start record, its prompt as role/content pairs: a 100k-token prompt is about 400 KB. A 30 MB line of
+#: `[{},{},…]` took about 890 MB to parse (a Python object per two bytes).
+MAX_TRACE_LINE_CHARS = 8_000_000
+#: Runs one trace may hold (a run's start and end records count once). A run writes about one per 100 tokens
+#: spent, so this is a run of some 50 million tokens; with `tree_only` each kept run is about a kilobyte of
+#: memory (at most a few, `MAX_TRACE_TEXT`), so the tree of the largest trace accepted fits in about 1 GB.
+MAX_TRACE_RUNS = 500_000
+#: The longest id, name, type or time a record may give (a run's are a UUID, a node's or model's name, an
+#: ISO time), and what `tree_only` keeps of an error (the tree shows its first 80 characters).
+MAX_TRACE_TEXT = 200
+_TEXT_FIELDS = (*REQUIRED, "parent_run_id", "end_time")
+#: What the run tree (`refinelab trace`) reads of a run; `read_trace(tree_only=True)` keeps only these.
+TREE_FIELDS = ("id", "trace_id", "parent_run_id", "name", "run_type", "start_time", "end_time", "usage", "error")
+_TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_prompt_tokens")
+
+
+def read_trace(path: str | Path, *, tree_only: bool = False) -> list[dict[str, Any]]:
     """The runs in a trace file, one per run (a run's end record replaces its start record), in the
     order they started. A damaged line, a record without its fields (`REQUIRED`) or a file that is not a
-    regular one (`atomic.open_regular`) is a DataError naming file, line and field."""
+    regular one (`atomic.open_regular`) is a DataError naming file, line and field.
+
+    The file is untrusted and may be large, so it is read line by line with bounds: a line over
+    `MAX_TRACE_LINE_CHARS` or a trace of more than `MAX_TRACE_RUNS` runs is refused, naming the file.
+    `tree_only`: keep only `TREE_FIELDS` of each record (its token counts, its error's first
+    `MAX_TRACE_TEXT` characters), dropped as each line is parsed; the prompts and replies (`inputs`,
+    `outputs`) are most of a trace, and the tree never shows them. Memory is then bounded by the runs
+    kept, not the file's size."""
     runs: dict[str, dict[str, Any]] = {}
     first_line: dict[str, int] = {}
     try:
         with open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
+            number = 0
+            while line := handle.readline(MAX_TRACE_LINE_CHARS + 1):
+                number += 1
+                if len(line) > MAX_TRACE_LINE_CHARS:
+                    raise DataError(str(path), number, None, f"line longer than {MAX_TRACE_LINE_CHARS:,} "
+                                    "characters; not a trace RefineLab writes")
                 if not line.strip():
                     continue
                 run = loads_json(line, str(path), number)
@@ -180,6 +209,11 @@ def read_trace(path: str | Path) -> list[dict[str, Any]]:
                     raise DataError(str(path), number, None, "expected a JSON object per line")
                 if not isinstance(run.get("id"), str) or not run["id"]:
                     raise DataError(str(path), number, "id", "missing or not a string")
+                _check_line(str(path), number, run)
+                if tree_only:
+                    run = _tree_fields(run)
+                if run["id"] not in runs and len(runs) >= MAX_TRACE_RUNS:
+                    raise DataError(str(path), number, None, f"more than {MAX_TRACE_RUNS:,} runs; too many to read")
                 first_line.setdefault(run["id"], number)
                 runs[run["id"]] = {**runs.get(run["id"], {"inputs": None, "parent_run_id": None}), **run}
     except UnicodeDecodeError:
@@ -190,24 +224,49 @@ def read_trace(path: str | Path) -> list[dict[str, Any]]:
     return list(runs.values())
 
 
+def _tree_fields(run: dict[str, Any]) -> dict[str, Any]:
+    """What the run tree reads of one record (`TREE_FIELDS`): its token counts only, its error shortened."""
+    kept = {name: run[name] for name in TREE_FIELDS if name in run}
+    usage = kept.get("usage")
+    if isinstance(usage, dict):
+        kept["usage"] = {name: usage[name] for name in _TOKEN_FIELDS if name in usage}
+    if kept.get("error") is not None:
+        kept["error"] = str(kept["error"])[:MAX_TRACE_TEXT]
+    return kept
+
+
+def _check_line(path: str, line: int, run: dict[str, Any]) -> None:
+    """What one record may hold, checked as it is read (before it is kept): its ids, names and times at most
+    `MAX_TRACE_TEXT` characters, its token counts whole numbers."""
+    for name in _TEXT_FIELDS:
+        if isinstance(run.get(name), str) and len(run[name]) > MAX_TRACE_TEXT:
+            raise DataError(path, line, name, f"longer than {MAX_TRACE_TEXT} characters")
+    usage = run.get("usage")
+    if usage is not None and not (isinstance(usage, dict) and all(
+            isinstance(v, int) and not isinstance(v, bool) for k, v in usage.items() if k.endswith("_tokens"))):
+        raise DataError(path, line, "usage", "expected an object of whole-number token counts")
+
+
 def _check_run(path: str, line: int, run: dict[str, Any]) -> None:
-    """The fields a reader computes with have their types: ids text, times ISO text, token counts whole
-    numbers (a trace from elsewhere crashed `refinelab trace` with a TypeError before)."""
+    """The fields a reader computes with have their types once a run's records are merged: ids text, times
+    ISO text (a trace from elsewhere crashed `refinelab trace` with a TypeError before). A run's start and
+    end times both carry a UTC offset or neither does: `refinelab trace` subtracts them, and a naive time
+    beside an aware one was a TypeError (exit 1) naming nothing."""
     for name in REQUIRED:
         if not isinstance(run.get(name), str) or not run[name]:
             raise DataError(path, line, name, "missing or not a string")
     if run.get("parent_run_id") is not None and not isinstance(run["parent_run_id"], str):
         raise DataError(path, line, "parent_run_id", "not a string")
+    times = {}
     for name in ("start_time", "end_time"):
         if run.get(name) is not None:
             try:
-                datetime.fromisoformat(run[name])
+                times[name] = datetime.fromisoformat(run[name])
             except (TypeError, ValueError):
                 raise DataError(path, line, name, f"not an ISO time: {str(run[name])[:40]!r}") from None
-    usage = run.get("usage")
-    if usage is not None and not (isinstance(usage, dict) and all(
-            isinstance(v, int) and not isinstance(v, bool) for k, v in usage.items() if k.endswith("_tokens"))):
-        raise DataError(path, line, "usage", "expected an object of whole-number token counts")
+    if len(times) == 2 and (times["start_time"].utcoffset() is None) != (times["end_time"].utcoffset() is None):
+        raise DataError(path, line, "end_time", f"run {run['name'][:60]!r} ({run['id'][:60]}): one of its start "
+                        "and end times has a UTC offset and the other has none")
 
 
 def _check_acyclic(path: str, runs: dict[str, dict[str, Any]], first_line: dict[str, int]) -> None:
