@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import logging
 import os
 import re
@@ -95,7 +94,12 @@ def run_path(runs_dir: str | Path, run_id: str) -> Path:
 
 
 def run_identity(run_dir: Path) -> str | None:
-    """The id a run was created with (its checkpoint thread), read from the store without writing."""
+    """The id a run was created with (its checkpoint thread), read from the store without writing. The
+    store is untrusted: its meta value is parsed by the store's own reader (`store.json_column`, safeload),
+    so bad or deeply nested JSON is a one-line DataError naming the store, `meta.value` and the row, not a
+    RecursionError naming nothing; a value that is not text is refused the same way."""
+    from refinelab.tools.store import json_column
+
     store = run_dir / "store.sqlite"
     if not store.exists():
         return None
@@ -103,8 +107,11 @@ def run_identity(run_dir: Path) -> str | None:
         row = db.execute("SELECT value FROM meta WHERE key='run_id'").fetchone()
     if not row:
         return None
-    value = json.loads(row[0])
-    return str(value) if value else None
+    value = json_column(row[0], store, "meta.value", "run_id")
+    if value is not None and not isinstance(value, str):
+        raise DataError(str(store), None, "meta.value", f"row 'run_id': expected text, got {type(value).__name__}; "
+                        "the run folder is damaged or was edited")
+    return value or None
 
 
 # ------------------------------------------------------------------------------------ inspection

@@ -7,6 +7,7 @@ overwrites its own rows instead of duplicating them.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -14,7 +15,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from refinelab.errors import DataError
 from refinelab.redact import configured_secrets, redact, redact_json, redact_secrets
+from refinelab.safeload import loads_json
 from refinelab.schema import Diagnostic, QAItem
 
 REJECTED_POSITION = 10_000_000  # invalid input rows sort after every item
@@ -90,11 +93,11 @@ class RunStore:
 
     # -- meta -----------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
-        self._exec("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value, default=str)))
+        self._exec("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json_text(value)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         rows = self._exec("SELECT value FROM meta WHERE key=?", (key,))
-        return json.loads(rows[0][0]) if rows else default
+        return json_column(rows[0][0], self.path, "meta.value", key) if rows else default
 
     # -- items ----------------------------------------------------------------------------------
     def load_items(self, items: Iterable[QAItem]) -> int:
@@ -189,7 +192,7 @@ class RunStore:
         items as unlabelled."""
         rows = self._exec("SELECT original, current FROM items WHERE id=?", (item.id,))
         if rows and rows[0][0] is not None:
-            original = _labelled_original(rows[0][0], rows[0][1])
+            original = _labelled_original(rows[0][0], rows[0][1], self.path, item.id)
             self._exec("UPDATE items SET original=?, current=?, status=? WHERE id=?",
                        (original, item.model_dump_json(), status, item.id))
             return
@@ -205,19 +208,19 @@ class RunStore:
 
     def original_items(self) -> list[str]:
         """JSON of every valid input item as it was loaded, after profiling labels (for 'before' metrics)."""
-        rows = self._exec("SELECT original, current FROM items WHERE original IS NOT NULL ORDER BY position")
-        return [_labelled_original(original, current) for original, current in rows]
+        rows = self._exec("SELECT id, original, current FROM items WHERE original IS NOT NULL ORDER BY position")
+        return [_labelled_original(original, current, self.path, item_id) for item_id, original, current in rows]
 
     def iter_original_items(self) -> Iterator[str]:
         """`original_items`, one at a time (see `_stream`)."""
-        for original, current in self._stream(
-                "SELECT original, current FROM items WHERE original IS NOT NULL ORDER BY position"):
-            yield _labelled_original(original, current)
+        for item_id, original, current in self._stream(
+                "SELECT id, original, current FROM items WHERE original IS NOT NULL ORDER BY position"):
+            yield _labelled_original(original, current, self.path, item_id)
 
     def original_item(self, item_id: str) -> str | None:
         """One input item's JSON as `original_items` gives it (None for a new item or an unknown id)."""
         rows = self._exec("SELECT original, current FROM items WHERE id=? AND original IS NOT NULL", (item_id,))
-        return _labelled_original(*rows[0]) if rows else None
+        return _labelled_original(*rows[0], self.path, item_id) if rows else None
 
     def originals(self) -> list[tuple[str, str, str]]:
         """(id, status, reason) of every input row, in input order."""
@@ -233,7 +236,7 @@ class RunStore:
     # -- diagnostics ----------------------------------------------------------------------------
     def put_diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None:
         """All of them in one transaction: all or none are stored, one commit instead of one per row."""
-        rows = [(d.item_id, d.check, int(d.flag), d.score, redact_json(d.evidence)[1]) for d in diagnostics]
+        rows = [(d.item_id, d.check, int(d.flag), d.score, redact_json(finite(d.evidence))[1]) for d in diagnostics]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -249,8 +252,8 @@ class RunStore:
         where = [w for w, on in (("check_name=?", bool(check)), ("flag=1", flagged)) if on]
         sql = "SELECT item_id, check_name, flag, score, evidence FROM diagnostics"
         rows = self._exec(sql + (" WHERE " + " AND ".join(where) if where else ""), (check,) if check else ())
-        return [Diagnostic(item_id=r[0], check=r[1], flag=bool(r[2]), score=r[3], evidence=json.loads(r[4]))
-                for r in rows]
+        return [Diagnostic(item_id=r[0], check=r[1], flag=bool(r[2]), score=r[3],
+                           evidence=self._evidence(r[4], "diagnostics.evidence", f"{r[0]} {r[1]}")) for r in rows]
 
     def unsettled_flags(self) -> list[Diagnostic]:
         """Screening's error flags on items no edit settled: still "kept" as they came in. An item whose
@@ -265,7 +268,15 @@ class RunStore:
         if not rows:
             return None
         return Diagnostic(item_id=item_id, check=check, flag=bool(rows[0][0]), score=rows[0][1],
-                          evidence=json.loads(rows[0][2]))
+                          evidence=self._evidence(rows[0][2], "diagnostics.evidence", f"{item_id} {check}"))
+
+    def _evidence(self, raw: Any, column: str, key: str) -> dict[str, Any]:
+        """An evidence column: a JSON object (`json_column`), else a DataError naming the row."""
+        value = json_column(raw, self.path, column, key)
+        if not isinstance(value, dict):
+            raise DataError(str(self.path), None, column, f"row {key[:80]!r}: expected a JSON object; the run "
+                            "folder is damaged or was edited")
+        return value
 
     def has_diagnostic(self, item_id: str, check: str) -> bool:
         return bool(self._exec("SELECT 1 FROM diagnostics WHERE item_id=? AND check_name=?", (item_id, check)))
@@ -300,7 +311,7 @@ class RunStore:
             # tokens count once: a verdict recorded again after a crash (replayed from the cache) adds nothing
             "UPDATE edits SET verdict=?, reason=?, evidence=?,"
             " tokens=tokens + CASE WHEN verdict='pending' THEN ? ELSE 0 END WHERE edit_id=? AND attempt=?",
-            (verdict, redact(reason), json.dumps(evidence, default=str), tokens, edit_id, attempt),
+            (verdict, redact(reason), json_text(evidence), tokens, edit_id, attempt),
         )
 
     def attempt_after(self, edit_id: str, attempt: int) -> QAItem | None:
@@ -326,12 +337,12 @@ class RunStore:
             yield dict(zip(_OUTCOME_KEYS, r, strict=True))
 
     def edits(self) -> list[dict[str, Any]]:
-        return [_edit(r) for r in self._exec(_EDITS_SQL)]
+        return [_edit(r, self.path) for r in self._exec(_EDITS_SQL)]
 
     def iter_edits(self) -> Iterator[dict[str, Any]]:
         """`edits`, one at a time (see `_stream`): every attempt with its before/after items parsed."""
         for r in self._stream(_EDITS_SQL):
-            yield _edit(r)
+            yield _edit(r, self.path)
 
     def count_edits(self) -> int:
         """Attempts recorded (rows of `edits`), without reading them."""
@@ -343,22 +354,67 @@ _EDITS_SQL = ("SELECT edit_id, attempt, round, item_id, operation, target, befor
               " tokens FROM edits ORDER BY created, edit_id, attempt")
 
 
-def _edit(r: tuple[Any, ...]) -> dict[str, Any]:
+def _edit(r: tuple[Any, ...], store: Path) -> dict[str, Any]:
     """One `edits` row as the dict `edits`/`iter_edits` give (before/after items and evidence parsed)."""
+    key = f"{r[0]} attempt {r[1]}"
+    evidence = json_column(r[10], store, "edits.evidence", key)
+    if not isinstance(evidence, dict):
+        raise DataError(str(store), None, "edits.evidence", f"row {key[:80]!r}: expected a JSON object; the run "
+                        "folder is damaged or was edited")
     return {
         "edit_id": r[0], "attempt": r[1], "round": r[2], "item_id": r[3], "operation": r[4],
-        "target": r[5], "before": json.loads(r[6]) if r[6] else None,
-        "after": json.loads(r[7]) if r[7] else None, "verdict": r[8], "reason": r[9],
-        "evidence": json.loads(r[10]), "tokens": r[11],
+        "target": r[5], "before": json_column(r[6], store, "edits.before", key) if r[6] else None,
+        "after": json_column(r[7], store, "edits.after", key) if r[7] else None, "verdict": r[8], "reason": r[9],
+        "evidence": evidence, "tokens": r[11],
     }
 
 
-def _labelled_original(original: str, current: str) -> str:
+def _labelled_original(original: str, current: str, store: Path, item_id: str) -> str:
     """An input item's JSON with the labels profiling measured (domain, skill, difficulty) filled in where
     the input had none, as long as the item is still the original (an edit's labels are not its own)."""
-    before = json.loads(original)
-    now = json.loads(current)
+    before = json_column(original, store, "items.original", item_id)
+    now = json_column(current, store, "items.current", item_id)
+    if not isinstance(before, dict) or not isinstance(now, dict):
+        raise DataError(str(store), None, "items.original" if not isinstance(before, dict) else "items.current",
+                        f"row {str(item_id)[:80]!r}: expected a JSON object; the run folder is damaged or was edited")
     for key in ("domain", "skill", "difficulty"):  # labels measured during profiling
         if not before.get(key) and (now.get("provenance") or {}).get("created_by") == "original":
             before[key] = now.get(key)
     return json.dumps(before)
+
+
+def json_column(raw: Any, store: Path, column: str, key: str) -> Any:
+    """One JSON column of one store row, parsed as the untrusted text it is (`safeload.loads_json`: nesting,
+    huge integers, NaN and Infinity refused). A store from elsewhere, or one edited by hand, holds what it
+    likes: plain `json.loads` gave a message naming no file, table or row ("Expecting property name…"), a
+    RecursionError for deep nesting, and let NaN through into a review queue that `review --import` then
+    refused. `column` is TABLE.COLUMN, `key` names the row (its id)."""
+    if not isinstance(raw, str):
+        problem = f"expected JSON text, got {type(raw).__name__}"
+    else:
+        try:
+            return loads_json(raw, str(store))
+        except DataError as exc:
+            problem = exc.problem
+    raise DataError(str(store), None, column, f"row {str(key)[:80]!r}: {problem}; the run folder is damaged or "
+                    "was edited")
+
+
+def json_text(value: Any) -> str:
+    """`value` as the JSON a store column holds: what `json_column` reads back. A non-finite float (NaN,
+    Infinity) is written as null, so the store never holds what its own reader refuses."""
+    try:
+        return json.dumps(value, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(finite(value), default=str, allow_nan=False)
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float (at any depth in dicts, lists and tuples) made None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
