@@ -246,3 +246,6 @@ class RunHooks:
     # that came with the dataset) instead of the retriever
     validators: dict[str, Callable[..., Any]] = field(default_factory=dict)  # extra methods a pack can name:
     # name → fn(ctx, task, item) -> Verdict (a retriever over your corpus, a unit checker, …)
+    # a corpus index built mid-run (minutes, once per machine): index_progress(what) -> progress(done, total);
+    # None logs it (tools/retrieval.logged_progress). The CLI passes its stderr line (cli/progress.py)
+    index_progress: Callable[[str], Callable[[int, int], None]] | None = None

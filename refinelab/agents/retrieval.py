@@ -14,7 +14,7 @@ from pathlib import Path
 from refinelab.agents.context import AgentContext
 from refinelab.schema import QAItem
 from refinelab.tools.corpus import Corpus
-from refinelab.tools.retrieval import Retriever, default_retriever
+from refinelab.tools.retrieval import Retriever, default_retriever, logged_progress
 
 _RETRIEVERS: dict[str, Retriever] = {}
 _RETRIEVER_LOCK = threading.Lock()
@@ -30,14 +30,18 @@ def get_retriever(ctx: AgentContext, item: QAItem | None = None) -> Retriever:
     spec: Retriever | Corpus | str | None = next((s for s in given if s is not None and s != ""), None)
     if isinstance(spec, Retriever):
         return spec
+    # the build's progress goes where the caller said (hooks.index_progress), not to stderr from library code
+    label = getattr(spec, "name", None) or spec or "wikipedia"
+    progress = (ctx.hooks.index_progress or logged_progress)(f"embedding the retrieval corpus {label} "
+                                                            "(once per machine)")
     if spec is None or str(spec) == "wikipedia":
-        return default_retriever()
+        return default_retriever(progress)
     if isinstance(spec, str) and spec.startswith("wikipedia:"):  # a subset of the built-in sources
         from refinelab.tools.corpus import load_corpus
 
         with _RETRIEVER_LOCK:
             if spec not in _RETRIEVERS:
-                _RETRIEVERS[spec] = Retriever.build_or_load(load_corpus(spec))
+                _RETRIEVERS[spec] = Retriever.build_or_load(load_corpus(spec), progress=progress)
             return _RETRIEVERS[spec]
     if isinstance(spec, Corpus):
         key = f"corpus:{spec.fingerprint()}"
@@ -47,5 +51,5 @@ def get_retriever(ctx: AgentContext, item: QAItem | None = None) -> Retriever:
         raise TypeError(f"rag_corpus must be a path, a Corpus or a Retriever, not {type(spec).__name__}")
     with _RETRIEVER_LOCK:
         if key not in _RETRIEVERS:
-            _RETRIEVERS[key] = Retriever.build_or_load(spec)
+            _RETRIEVERS[key] = Retriever.build_or_load(spec, progress=progress)
         return _RETRIEVERS[key]

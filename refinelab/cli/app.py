@@ -294,11 +294,12 @@ def refine_command(
                              f" (first: {safe_text(str(dataset.rejected[0]))}); they are listed in report.json"), soft_wrap=True)
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api import refine as run_refine
+    from refinelab.cli.progress import cli_hooks
 
     _run_and_report(lambda view: run_refine(dataset, budget=budget, targets=resolved, settings=settings,
                                             run_id=run_id, prompts_dir=str(prompts) if prompts else None,
                                             on_event=view, options=options, decontaminate=decontaminate,
-                                            decontaminate_split=decontaminate_split), quiet, as_json)
+                                            decontaminate_split=decontaminate_split, hooks=cli_hooks()), quiet, as_json)
 
 
 @app.command("resume")
@@ -321,8 +322,10 @@ def resume_command(
     except (RefineLabError, ValueError, FileNotFoundError) as exc:
         fail(exc)
     from refinelab.api import resume
+    from refinelab.cli.progress import cli_hooks
 
-    _run_and_report(lambda view: resume(where.run_id, runs_dir=where.runs_dir, on_event=view, trust=trust_run),
+    _run_and_report(lambda view: resume(where.run_id, runs_dir=where.runs_dir, on_event=view, trust=trust_run,
+                                        hooks=cli_hooks()),
                     quiet, as_json)
 
 

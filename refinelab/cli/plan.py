@@ -111,13 +111,14 @@ def plan_command(
     dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns, split=split)
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api.planning import plan, plan_dir
+    from refinelab.cli.progress import cli_hooks
 
     folder = out_dir or plan_dir(settings, data, subjects, limit, options, dataset.items,
                                  decontaminate or (), decontaminate_split)
     try:
         report = plan(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,
                       options=options, prompts_dir=str(prompts) if prompts else None,
-                      decontaminate=decontaminate, decontaminate_split=decontaminate_split)
+                      decontaminate=decontaminate, decontaminate_split=decontaminate_split, hooks=cli_hooks())
     except RefineLabError as exc:
         fail(exc)
     if as_json:

@@ -117,12 +117,14 @@ def profile_command(
     dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns, split=split)
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api.profiling import profile
+    from refinelab.cli.progress import cli_hooks
 
     folder = out_dir or Path(settings.runs_dir) / time.strftime("profile-%Y%m%d-%H%M%S")
     try:
         with phase_progress("profile", len(dataset), quiet=quiet or as_json, console=console) as show:
             result = profile(dataset, out_dir=folder, targets=resolved, settings=settings, budget=budget,
-                             options=options, prompts_dir=str(prompts) if prompts else None, progress=show)
+                             options=options, prompts_dir=str(prompts) if prompts else None, progress=show,
+                             hooks=cli_hooks())
     except RefineLabError as exc:
         fail(exc)
     report = result.report

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -25,6 +25,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from refinelab.agents.options import RunHooks
 
 
 def interactive() -> bool:
@@ -184,3 +187,34 @@ def _jsonable(event: dict[str, Any]) -> dict[str, Any]:
         data = {node: (sorted(update) if isinstance(update, dict) else str(update)) for node, update in data.items()}
     return {"mode": event.get("mode"), "data": data, "spent": event.get("spent"), "used": event.get("used"),
             "cap": event.get("cap")}
+
+
+def stderr_progress(what: str, stream: IO[str] | None = None) -> Callable[[int, int], None]:
+    """A progress line on stderr for a long build (a retrieval corpus's index): redrawn in place on a
+    terminal, else one line per 10% (logs stay short). Elapsed time and a linear estimate of what is left are
+    shown. The CLI's, passed as `RunHooks.index_progress` (`cli_hooks`): library code only logs a build."""
+    out = stream if stream is not None else sys.stderr
+    started = time.monotonic()
+    shown = [-1]
+
+    def report(done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        elapsed = time.monotonic() - started
+        left = elapsed * (1 - share) / share if share > 0 else 0.0
+        line = f"{what}: {done}/{total} ({share:.0%}, {elapsed:.0f} s, ~{left:.0f} s left)"
+        if out.isatty():
+            out.write("\r" + line + ("\n" if done >= total else ""))
+        elif int(share * 10) > shown[0] or done >= total:
+            shown[0] = int(share * 10)
+            out.write(line + "\n")
+        out.flush()
+
+    return report
+
+
+def cli_hooks() -> RunHooks:
+    """The hooks every CLI command that may build a corpus index passes: the build's progress on stderr
+    (`stderr_progress`), where a terminal user waiting minutes for it looks. Imported when a command runs."""
+    from refinelab.agents.options import RunHooks
+
+    return RunHooks(index_progress=stderr_progress)

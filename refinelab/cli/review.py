@@ -98,6 +98,7 @@ def review_command(
     """Show each decision the run waits for (before/after, evidence, reasons); accept, reject, edit or skip."""
     from refinelab.api.review import decide, decided_by_policy, export_queue, pending_reviews, read_decisions
     from refinelab.api.run_list import locate_run
+    from refinelab.cli.progress import cli_hooks
 
     if export is not None and decisions is not None:  # one of them used to be ignored without a word
         fail("--export and --import do not go together: export the queue, fill in its decisions, then import it")
@@ -109,7 +110,8 @@ def review_command(
             out.print(f"{count} pending case(s) written to {export}")
             return
         if decisions is not None:
-            _summary(decide(run_id, read_decisions(decisions), runs_dir=runs_dir, reviewer=reviewer, trust=trust_run))
+            _summary(decide(run_id, read_decisions(decisions), runs_dir=runs_dir, reviewer=reviewer, trust=trust_run,
+                                    hooks=cli_hooks()))
             return
         skipped: set[str] = set()
         while True:
@@ -137,7 +139,7 @@ def review_command(
             if not answers:
                 out.print(f"run {run_id}: {len(skipped)} case(s) skipped, still pending")
                 return
-            result = decide(run_id, answers, runs_dir=runs_dir, reviewer=reviewer, trust=trust_run)
+            result = decide(run_id, answers, runs_dir=runs_dir, reviewer=reviewer, trust=trust_run, hooks=cli_hooks())
             if not result.paused:
                 _summary(result)
                 return

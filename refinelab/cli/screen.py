@@ -19,7 +19,7 @@ from refinelab.cli.common import (
     run_options,
     styled,
 )
-from refinelab.cli.progress import phase_progress
+from refinelab.cli.progress import cli_hooks, phase_progress
 from refinelab.config import load_settings, role_overrides
 from refinelab.errors import RefineLabError
 
@@ -76,7 +76,8 @@ def screen_command(
             result = screen(dataset, out_dir=folder, settings=settings, budget=budget, options=options,
                             prompts_dir=str(prompts) if prompts else None,
                             calibrate_sample=sample if calibrate else 0, calibration=calibration,
-                            target_precision=target_precision, prevalence=prevalence, progress=show)
+                            target_precision=target_precision, prevalence=prevalence, progress=show,
+                            hooks=cli_hooks())
     except RefineLabError as exc:
         fail(exc)
     out.print_json(json.dumps(result.summary, default=str))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -49,6 +50,8 @@ EMBED_CHUNK = 256  # passages per embedding call: each chunk lands in the cache,
 
 IndexType = Literal["auto", "flat", "hnsw"]
 
+logger = logging.getLogger(__name__)
+
 
 def _faiss() -> Any:
     """faiss, imported when an index is first used: it takes a noticeable part of a second to load, which
@@ -62,26 +65,18 @@ def default_index_dir() -> Path:
     return default_cache_root() / "indexes"
 
 
-def stderr_progress(what: str, stream: Any = None) -> Callable[[int, int], None]:
-    """A progress line on stderr for a long build: redrawn in place on a terminal, else one line per
-    10% (logs stay short). Elapsed time and a linear estimate of what is left are shown."""
-    import sys
-
-    out = stream if stream is not None else sys.stderr
+def logged_progress(what: str) -> Callable[[int, int], None]:
+    """A long build's progress as log records (logger `refinelab.tools.retrieval`, INFO, one per 10%): the
+    default when no caller passed a `progress`. Library code writing to stderr showed as red text in a
+    notebook, beside the caller's own progress; the CLI passes its stderr writer (`cli/progress.py`)."""
     started = time.monotonic()
     shown = [-1]
 
     def report(done: int, total: int) -> None:
         share = done / total if total else 1.0
-        elapsed = time.monotonic() - started
-        left = elapsed * (1 - share) / share if share > 0 else 0.0
-        line = f"{what}: {done}/{total} ({share:.0%}, {elapsed:.0f} s, ~{left:.0f} s left)"
-        if out.isatty():
-            out.write("\r" + line + ("\n" if done >= total else ""))
-        elif int(share * 10) > shown[0] or done >= total:
+        if int(share * 10) > shown[0] or done >= total:
             shown[0] = int(share * 10)
-            out.write(line + "\n")
-        out.flush()
+            logger.info("%s: %d/%d (%.0f%%, %.0f s)", what, done, total, share * 100, time.monotonic() - started)
 
     return report
 
@@ -154,7 +149,7 @@ class Retriever:
 
         ``corpus``: a :class:`Corpus`, passages, a user corpus path (JSONL / folder of .txt) or None for
         the built-in Wikipedia corpus. ``cache_dir`` defaults to ``~/.cache/refinelab/indexes``.
-        ``progress(done, total)`` is called while embedding."""
+        ``progress(done, total)`` is called while embedding; None logs it (`logged_progress`)."""
         if corpus is None or isinstance(corpus, str | os.PathLike):
             corpus = load_corpus(corpus)
         elif not isinstance(corpus, Corpus):
@@ -168,8 +163,8 @@ class Retriever:
         if loaded is not None:
             return loaded
 
-        if progress is None:  # a cold start takes minutes: say so, once per machine
-            progress = stderr_progress(f"embedding the retrieval corpus {corpus.name} (once per machine, "
+        if progress is None:  # a cold start takes minutes: say so, once per machine, to whoever listens
+            progress = logged_progress(f"embedding the retrieval corpus {corpus.name} (once per machine, "
                                        f"reused from {root})")
         t0 = time.perf_counter()
         texts = [passage_text_for_embedding(p) for p in corpus]
@@ -295,12 +290,13 @@ _DEFAULT_RETRIEVER: Retriever | None = None
 _DEFAULT_LOCK = threading.Lock()
 
 
-def default_retriever() -> Retriever:
-    """The built-in Wikipedia retriever, built (or loaded from cache) once per process."""
+def default_retriever(progress: Callable[[int, int], None] | None = None) -> Retriever:
+    """The built-in Wikipedia retriever, built (or loaded from cache) once per process; `progress` follows
+    the build when this call makes it (`Retriever.build_or_load`)."""
     global _DEFAULT_RETRIEVER
     with _DEFAULT_LOCK:
         if _DEFAULT_RETRIEVER is None:
-            _DEFAULT_RETRIEVER = Retriever.build_or_load()
+            _DEFAULT_RETRIEVER = Retriever.build_or_load(progress=progress)
         return _DEFAULT_RETRIEVER
 
 

@@ -194,15 +194,22 @@ def test_batch_size_is_not_part_of_the_fingerprint(monkeypatch: pytest.MonkeyPat
 
 
 def test_cold_build_reports_progress_once_and_the_reuse_is_silent(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                  caplog: pytest.LogCaptureFixture,
                                                                   make_embedder: type) -> None:
-    """The first build on a machine says what it is doing (stderr, one line per 10% when not a terminal);
-    loading the persisted index afterwards embeds nothing and prints nothing."""
+    """The first build on a machine says what it is doing (logged, one record per 10%, when the caller passed
+    no progress: library code writes nothing to stderr; the CLI passes its stderr line, cli/progress.py);
+    loading the persisted index afterwards embeds nothing and reports nothing."""
+    import logging
+
     passages = [Passage(id=f"t:{i}:0", title=f"T{i}", text=f"passage number {i} about topic {i % 7}", source="t")
                 for i in range(600)]
-    Retriever.build_or_load(Corpus(passages, name="toy"), cache_dir=tmp_path, embedder=make_embedder())
-    lines = capsys.readouterr().err.splitlines()
-    assert lines and all("embedding the retrieval corpus toy" in line for line in lines)
-    assert lines[-1].split(": ")[1].startswith("600/600 (100%")
-    again = make_embedder()
-    Retriever.build_or_load(Corpus(passages, name="toy"), cache_dir=tmp_path, embedder=again)
-    assert again.embedded == 0 and capsys.readouterr().err == ""
+    with caplog.at_level(logging.INFO, logger="refinelab.tools.retrieval"):
+        Retriever.build_or_load(Corpus(passages, name="toy"), cache_dir=tmp_path, embedder=make_embedder())
+        lines = [r.getMessage() for r in caplog.records]
+        assert capsys.readouterr().err == ""
+        assert lines and all("embedding the retrieval corpus toy" in line for line in lines)
+        assert lines[-1].split(": ")[1].startswith("600/600 (100%")
+        caplog.clear()
+        again = make_embedder()
+        Retriever.build_or_load(Corpus(passages, name="toy"), cache_dir=tmp_path, embedder=again)
+        assert again.embedded == 0 and not caplog.records and capsys.readouterr().err == ""
