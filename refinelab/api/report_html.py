@@ -9,20 +9,24 @@ and diff markup whose pieces are escaped as they are joined.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
 import json
+import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment
 from markupsafe import Markup, escape
+from pydantic import ValidationError
 
 from refinelab.api.run_files import read_changes, read_report, read_run_json
 from refinelab.atomic import atomic_write_text, open_regular
-from refinelab.errors import DataError
+from refinelab.errors import DataError, validation_problem
 from refinelab.operations import writes_new_item
 from refinelab.safeload import loads_json
 from refinelab.schema import LETTERS
@@ -82,13 +86,33 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
             "(report.json is written when a run finalizes; finish a stopped run with `refinelab resume`)")
     try:
         report = read_report(run_dir)
-        targets = read_run_json(run_dir / "settings.json").get("targets") or {}
+        targets = _targets(run_dir / "settings.json", read_run_json(run_dir / "settings.json").get("targets") or {})
     except DataError as exc:  # a damaged settings.json is named, not drawn as a report without its targets
         raise ReportError(str(exc)) from None
-    if not isinstance(targets, dict):
-        raise ReportError(f"{run_dir / 'settings.json'}, field 'targets': expected a JSON object")
     return {"dir": run_dir, "report": report, "changes": _changes(run_dir),
             "refined": _read_jsonl(run_dir / "refined.jsonl"), "targets": targets}
+
+
+def _targets(path: Path, raw: Any) -> dict[str, Any]:
+    """settings.json's `targets` as the plots read them, checked against `Targets` (what a run writes there):
+    a share that is no number, or a bucket that is no string, crashed the figures with a TypeError or
+    ValueError (exit 1) instead of a one-line `DataError` naming the file and field. Only the keys present
+    are kept, so a run without targets still draws its defaults (uniform, observed buckets)."""
+    from refinelab.metrics.targets import Targets
+
+    if not isinstance(raw, dict):
+        raise DataError(str(path), None, "targets", "expected a JSON object")
+    try:
+        targets = Targets.model_validate(raw)
+    except ValidationError as exc:
+        field, message = validation_problem(exc.errors()[0])
+        raise DataError(str(path), None, f"targets.{field}".rstrip("."), message) from None
+    shares = {f"coverage.{d}.{k}": p for d, row in (targets.coverage or {}).items() for k, p in row.items()}
+    shares.update({f"difficulty.{b}": p for b, p in (targets.difficulty or {}).items()})
+    for field, share in shares.items():  # 1e999 reads as infinity, and a share's count overflowed
+        if not math.isfinite(share):
+            raise DataError(str(path), None, f"targets.{field}", "expected a finite number")
+    return targets.model_dump(exclude_unset=True)
 
 
 # ---------------------------------------------------------------------------------------------- plots
@@ -144,15 +168,71 @@ class _Plots:
             return _svg(fig, self.count, title)
 
 
-def _coverage_matrix(dists: list[dict[str, float]]) -> tuple[list[str], list[str], list[list[list[float]]]]:
-    """Domain × skill matrices over the union of cells of several distributions keyed 'domain|skill'."""
-    cells = {tuple(k.split("|", 1)) if "|" in k else (k, "") for d in dists for k in d}
-    domains = sorted({c[0] for c in cells}, key=lambda s: (s == "", s))
-    skills = sorted({c[1] for c in cells}, key=lambda s: (s == "", s))
+# A run folder is untrusted, and matplotlib's time grows with what it draws (every tick label and cell label
+# becomes glyph paths in the SVG): 150 × 150 coverage cells took over a minute. So each figure draws at most
+# this much; what is left out is summed into one "N more" bar, row or column, and the caption says so.
+MAX_HEATMAP_DOMAINS = 16  # rows of the coverage heatmap, the "more" row included
+MAX_HEATMAP_SKILLS = 12  # its columns, the "more" column included
+MAX_CELL_LABELS = 100  # cells per panel that get a printed share; above, the colour alone shows it
+MAX_CHART_BARS = 12  # difficulty buckets, and rounds of the operations chart
+MAX_CHART_OPERATIONS = 10  # operations stacked per round (tab10 has ten colours), the "more" one included
+
+
+def _more(count: int, what: str) -> str:
+    """The label of the row, column or bar that sums what a figure leaves out."""
+    return f"{count} more {what}"
+
+
+def _unnamed_last(name: str) -> tuple[bool, str]:
+    """Display order of domains and skills: by name, the unnamed one last."""
+    return name == "", name
+
+
+def _keep(weights: dict[str, float], limit: int, order: Callable[[str], Any]) -> tuple[list[str], int]:
+    """The names a figure draws (the largest by weight, shown in `order`) and how many it folds away:
+    all of them when they fit in `limit`, else the `limit - 1` largest, leaving a place for the sum."""
+    if len(weights) <= limit:
+        return sorted(weights, key=order), 0
+    kept = sorted(weights, key=lambda k: (-weights[k], k))[: limit - 1]
+    return sorted(kept, key=order), len(weights) - len(kept)
+
+
+def _cell(key: str) -> tuple[str, str]:
+    domain, _, skill = key.partition("|")
+    return domain, skill
+
+
+def _coverage_matrix(dists: list[dict[str, float]]) -> tuple[list[str], list[str], list[list[list[float]]], str]:
+    """Domain × skill matrices of several distributions keyed 'domain|skill', over the union of their cells,
+    capped at MAX_HEATMAP_DOMAINS × MAX_HEATMAP_SKILLS: the largest domains and skills (by share summed over
+    the distributions) are drawn, the others summed into a last row and column. Also a note saying what was
+    summed ("" when everything is drawn). Linear in the number of cells."""
+    domain_weight: dict[str, float] = defaultdict(float)
+    skill_weight: dict[str, float] = defaultdict(float)
+    for dist in dists:
+        for key, value in dist.items():
+            domain, skill = _cell(key)
+            domain_weight[domain] += abs(value)
+            skill_weight[skill] += abs(value)
+    domains, more_domains = _keep(domain_weight, MAX_HEATMAP_DOMAINS, _unnamed_last)
+    skills, more_skills = _keep(skill_weight, MAX_HEATMAP_SKILLS, _unnamed_last)
+    row = {d: i for i, d in enumerate(domains)}
+    col = {s: j for j, s in enumerate(skills)}
     mats = []
     for dist in dists:
-        mats.append([[float(dist.get(f"{d}|{s}", 0.0)) for s in skills] for d in domains])
-    return domains, skills, mats
+        mat = [[0.0] * (len(skills) + bool(more_skills)) for _ in range(len(domains) + bool(more_domains))]
+        for key, value in dist.items():
+            domain, skill = _cell(key)
+            mat[row.get(domain, len(domains))][col.get(skill, len(skills))] += value
+        mats.append(mat)
+    notes = [f"the {n} largest of {n + more} {what} are drawn, the other {more} summed in the last {where}"
+             for n, more, what, where in ((len(domains), more_domains, "domains", "row"),
+                                          (len(skills), more_skills, "skills", "column")) if more]
+    if more_domains:
+        domains.append(_more(more_domains, "domains"))
+    if more_skills:
+        skills.append(_more(more_skills, "skills"))
+    return domains, skills, mats, "; ".join(notes)
 
 
 def _target_coverage(targets: dict[str, Any]) -> dict[str, float] | None:
@@ -162,14 +242,29 @@ def _target_coverage(targets: dict[str, Any]) -> dict[str, float] | None:
     return {f"{d}|{s}": float(p) for d, row in coverage.items() if isinstance(row, dict) for s, p in row.items()}
 
 
-def coverage_heatmap(plots: _Plots, before: dict[str, Any], after: dict[str, Any], targets: dict[str, Any]) -> Markup:
+def _cell_text(value: float, n_items: Any) -> str:
+    """A heatmap cell's label: its share, and the items it stands for when the panel has a count."""
+    text = f"{value:.0%}" if value else "·"
+    if n_items and value:
+        with contextlib.suppress(OverflowError, ValueError):  # an untrusted share or count too large to multiply
+            text += f"\n{round(value * n_items)}"
+    return text
+
+
+def coverage_heatmap(plots: _Plots, before: dict[str, Any], after: dict[str, Any],
+                     targets: dict[str, Any]) -> tuple[Markup, str]:
+    """The coverage heatmap (before, after and the target when there is one) and its note on what was left
+    out (see `_coverage_matrix`)."""
     panels = [("before", before.get("coverage") or {}, before.get("items")),
               ("after", after.get("coverage") or {}, after.get("items"))]
     target = _target_coverage(targets)
     if target:
         panels.append(("target", target, None))
-    domains, skills, mats = _coverage_matrix([p[1] for p in panels])
+    domains, skills, mats, note = _coverage_matrix([p[1] for p in panels])
     vmax = max([v for m in mats for row in m for v in row] + [1e-9])
+    labelled = len(domains) * len(skills) <= MAX_CELL_LABELS
+    if not labelled:
+        note = "; ".join(filter(None, [note, "shares are shown by colour only"]))
 
     def draw(fig: Any) -> None:
         axes = fig.subplots(1, len(panels), sharey=True)
@@ -179,12 +274,9 @@ def coverage_heatmap(plots: _Plots, before: dict[str, Any], after: dict[str, Any
             ax.set_xticks(range(len(skills)), [_label(s) for s in skills], rotation=35, ha="right")
             ax.set_yticks(range(len(domains)), [_label(d) for d in domains])
             ax.set_title(name + (f" (n={n_items})" if n_items is not None else ""))
-            for r, row in enumerate(mat):
+            for r, row in enumerate(mat if labelled else []):
                 for c, value in enumerate(row):
-                    text = f"{value:.0%}" if value else "·"
-                    if n_items and value:
-                        text += f"\n{round(value * n_items)}"
-                    ax.text(c, r, text, ha="center", va="center", fontsize=7,
+                    ax.text(c, r, _cell_text(value, n_items), ha="center", va="center", fontsize=7,
                             color="white" if value < 0.6 * vmax else "black")
             ax.set_xlabel("skill")
         axes[0].set_ylabel("domain")
@@ -192,23 +284,40 @@ def coverage_heatmap(plots: _Plots, before: dict[str, Any], after: dict[str, Any
 
     width = min(16.0, 2.2 + len(panels) * (1.2 + 0.75 * max(1, len(skills))))
     height = 1.6 + 0.45 * max(1, len(domains))
-    return plots.render(draw, "coverage heatmap before and after", (width, height))
+    return plots.render(draw, "coverage heatmap before and after", (width, height)), note
 
 
-def difficulty_histogram(plots: _Plots, before: dict[str, Any], after: dict[str, Any], targets: dict[str, Any]) -> Markup:
-    buckets = list(targets.get("buckets") or [])
+def difficulty_histogram(plots: _Plots, before: dict[str, Any], after: dict[str, Any],
+                         targets: dict[str, Any]) -> tuple[Markup, str]:
+    """Difficulty shares per bucket before and after, with the target; at most MAX_CHART_BARS buckets (the
+    rest summed into the last bar), and a note saying so."""
+    buckets = list(dict.fromkeys(targets.get("buckets") or []))
+    seen = set(buckets)
     for dist in (before.get("difficulty") or {}, after.get("difficulty") or {}):
-        buckets += [b for b in dist if b not in buckets]
+        for bucket in dist:
+            if bucket not in seen:
+                seen.add(bucket)
+                buckets.append(bucket)
     explicit = targets.get("difficulty") if isinstance(targets.get("difficulty"), dict) else None
     target = {b: float((explicit or {}).get(b, 0.0)) if explicit else 1 / max(1, len(buckets)) for b in buckets}
+    shares = {name: {b: float((dist.get("difficulty") or {}).get(b, 0.0)) for b in buckets}
+              for name, dist in (("before", before), ("after", after))}
+    note = ""
+    if len(buckets) > MAX_CHART_BARS:  # the first ones in the target's order; the rest summed
+        rest = buckets[MAX_CHART_BARS - 1:]
+        buckets = buckets[: MAX_CHART_BARS - 1]
+        folded = _more(len(rest), "buckets")
+        for dist in (target, *shares.values()):
+            dist[folded] = sum(dist[b] for b in rest)
+        buckets.append(folded)
+        note = f"the first {len(buckets) - 1} of {len(buckets) - 1 + len(rest)} buckets are drawn, the other {len(rest)} summed in the last bar"
 
     def draw(fig: Any) -> None:
         ax = fig.subplots()
         xs = range(len(buckets))
         width = 0.38
-        for offset, name, dist, color in ((-width / 2, "before", before, "#9aa5b1"),
-                                          (width / 2, "after", after, "#2b7bb9")):
-            values = [float((dist.get("difficulty") or {}).get(b, 0.0)) for b in buckets]
+        for offset, name, color in ((-width / 2, "before", "#9aa5b1"), (width / 2, "after", "#2b7bb9")):
+            values = [shares[name][b] for b in buckets]
             bars = ax.bar([x + offset for x in xs], values, width, label=name, color=color)
             ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], fontsize=7, padding=1)
         ax.scatter(list(xs), [target[b] for b in buckets], marker="_", s=900, color="#d1495b", linewidths=2,
@@ -219,7 +328,12 @@ def difficulty_histogram(plots: _Plots, before: dict[str, Any], after: dict[str,
         ax.set_xlabel("difficulty bucket")
         ax.legend(frameon=False, fontsize=8)
 
-    return plots.render(draw, "difficulty histogram before and after", (6.5, 3.4))
+    return plots.render(draw, "difficulty histogram before and after", (6.5, 3.4)), note
+
+
+def _tokens(slot: Any) -> float:
+    """A ledger slot's tokens; the schema (run_files.LedgerSlot) lets them be null or absent, read as 0."""
+    return (slot or {}).get("tokens") or 0
 
 
 def budget_chart(plots: _Plots, ledger: dict[str, Any]) -> Markup:
@@ -232,9 +346,9 @@ def budget_chart(plots: _Plots, ledger: dict[str, Any]) -> Markup:
     def draw(fig: Any) -> None:
         axes = fig.subplots(1, len(groups), squeeze=False)[0]
         for ax, (name, group) in zip(axes, groups, strict=True):
-            items = sorted(group.items(), key=lambda kv: -(kv[1] or {}).get("tokens", 0))[:12]
+            items = sorted(group.items(), key=lambda kv: -_tokens(kv[1]))[:12]
             labels = [_label(k) for k, _ in items][::-1]
-            tokens = [(v or {}).get("tokens", 0) for _, v in items][::-1]
+            tokens = [_tokens(v) for _, v in items][::-1]
             bars = ax.barh(labels, tokens, color="#2b7bb9")
             ax.bar_label(bars, labels=[f"{t:,}" for t in tokens], fontsize=7, padding=2)
             ax.set_title(name)
@@ -266,11 +380,15 @@ def _outcome(attempts: list[dict[str, Any]], gave_up: set[str]) -> str:
 
 
 def operations_chart(plots: _Plots, plans: list[dict[str, Any]], groups: dict[str, list[dict[str, Any]]],
-                     gave_up: set[str]) -> tuple[Markup, list[dict[str, Any]]]:
-    """Planned vs applied operations per round, stacked by operation; also the table behind it."""
+                     gave_up: set[str]) -> tuple[Markup, list[dict[str, Any]], str]:
+    """Planned vs applied operations per round, stacked by operation; also the table behind it (every round
+    and operation), and a note on what the chart sums: at most MAX_CHART_BARS rounds (the first ones) and
+    MAX_CHART_OPERATIONS operations (the most frequent), the rest summed into a last bar and a last stack."""
     planned: dict[int, Counter[str]] = defaultdict(Counter)
+    plan_of: dict[int, dict[str, Any]] = {}  # a round's first plan, for its forecast
     for index, plan in enumerate(plans, 1):
         rnd = int(plan.get("round") or index)
+        plan_of.setdefault(rnd, plan)
         for op, info in (plan.get("by_op") or {}).items():
             planned[rnd][op] += int((info or {}).get("count", 0))
     applied: dict[int, Counter[str]] = defaultdict(Counter)
@@ -283,14 +401,36 @@ def operations_chart(plots: _Plots, plans: list[dict[str, Any]], groups: dict[st
             applied[rnd][op] += 1
         else:
             failed[rnd][op] += 1
-    rounds = sorted(set(planned) | set(applied) | set(failed))
-    ops = sorted({op for c in (*planned.values(), *applied.values(), *failed.values()) for op in c})
+    pairs = sorted({(r, op) for table in (planned, applied, failed) for r, counts in table.items()
+                    for op, n in counts.items() if n})  # only what happened: rounds × operations can be large
     rows = [{"round": _round_name(r).removeprefix("round "), "operation": op, "planned": planned[r][op], "applied": applied[r][op],
              "not_applied": failed[r][op], "tokens": spent[r][op],
-             "forecast": round(float(((_plan_for(plans, r).get("by_op") or {}).get(op) or {}).get("tokens", 0)))}
-            for r in rounds for op in ops if planned[r][op] or applied[r][op] or failed[r][op]]
+             "forecast": round(float(((plan_of.get(r, {}).get("by_op") or {}).get(op) or {}).get("tokens", 0)))}
+            for r, op in pairs]
+    rounds = sorted(set(planned) | set(applied) | set(failed))
     if not rounds:
-        return Markup(""), rows
+        return Markup(""), rows, ""
+    op_weight: Counter[str] = Counter()
+    for table in (planned, applied, failed):
+        for counts in table.values():
+            op_weight.update({op: abs(n) for op, n in counts.items()})
+    ops, more_ops = _keep(dict(op_weight), MAX_CHART_OPERATIONS, lambda op: op)
+    more_rounds = max(0, len(rounds) - (MAX_CHART_BARS - 1)) if len(rounds) > MAX_CHART_BARS else 0
+    shown = rounds[: len(rounds) - more_rounds]
+    slot = {r: i for i, r in enumerate(shown)}
+    stack = {op: k for k, op in enumerate(ops)}
+    bars = {name: [[0] * (len(ops) + bool(more_ops)) for _ in range(len(shown) + bool(more_rounds))]
+            for name in ("planned", "applied")}
+    for name, table in (("planned", planned), ("applied", applied)):
+        for r, counts in table.items():
+            for op, n in counts.items():
+                bars[name][slot.get(r, len(shown))][stack.get(op, len(ops))] += n
+    names = [_round_name(r) for r in shown] + ([_more(more_rounds, "rounds")] if more_rounds else [])
+    labels = [_label(op) for op in ops] + ([_more(more_ops, "operations")] if more_ops else [])
+    notes = [f"the first {len(shown)} of {len(rounds)} rounds are drawn, the other {more_rounds} summed in the last bar"
+             if more_rounds else "",
+             f"the {len(ops)} most frequent of {len(op_weight)} operations are drawn, the other {more_ops} summed"
+             if more_ops else ""]
 
     def draw(fig: Any) -> None:
         import matplotlib
@@ -298,24 +438,24 @@ def operations_chart(plots: _Plots, plans: list[dict[str, Any]], groups: dict[st
         ax = fig.subplots()
         colors = matplotlib.colormaps["tab10"]
         width = 0.38
-        for which, counts, offset, hatch in (("planned", planned, -width / 2, "//"),
-                                             ("applied", applied, width / 2, "")):
-            bottom = [0] * len(rounds)
-            for k, op in enumerate(ops):
-                values = [counts[r][op] for r in rounds]
-                ax.bar([i + offset for i in range(len(rounds))], values, width, bottom=bottom, color=colors(k % 10),
+        for which, offset, hatch in (("planned", -width / 2, "//"), ("applied", width / 2, "")):
+            bottom = [0] * len(names)
+            for k, label in enumerate(labels):
+                values = [bar[k] for bar in bars[which]]
+                ax.bar([i + offset for i in range(len(names))], values, width, bottom=bottom, color=colors(k % 10),
                        hatch=hatch, edgecolor="white", alpha=0.55 if which == "planned" else 1.0,
-                       label=_label(op) if which == "applied" else None)
+                       label=label if which == "applied" else None)
                 bottom = [b + v for b, v in zip(bottom, values, strict=True)]
             for i, total in enumerate(bottom):
                 ax.annotate(which, (i + offset, total), ha="center", va="bottom", fontsize=7,
                             xytext=(0, 2), textcoords="offset points")
-        ax.set_xticks(range(len(rounds)), [_round_name(r) for r in rounds])
+        ax.set_xticks(range(len(names)), names)
         ax.set_ylabel("operations")
         ax.margins(y=0.12)
         ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
-    return plots.render(draw, "operations planned and applied per round", (7.5, 3.4)), rows
+    chart = plots.render(draw, "operations planned and applied per round", (7.5, 3.4))
+    return chart, rows, "; ".join(filter(None, notes))
 
 
 def _round_name(rnd: int) -> str:
@@ -323,21 +463,54 @@ def _round_name(rnd: int) -> str:
     return "intake" if rnd == INTAKE_ROUND else f"round {rnd}"
 
 
-def _plan_for(plans: list[dict[str, Any]], rnd: int) -> dict[str, Any]:
-    for index, plan in enumerate(plans, 1):
-        if int(plan.get("round") or index) == rnd:
-            return plan
-    return {}
-
-
 # ---------------------------------------------------------------------------------------------- edit views
+
+
+# SequenceMatcher's work grows with the cube of the token count on text whose tokens repeat (every whitespace
+# separator is a token): 39 s for one 1,000-word question, and a run folder is untrusted input. Up to this
+# many tokens (before and after together, about 100 words a side: 0.05 s at worst) it diffs the whole text,
+# so ordinary items show what they always did; longer texts are first trimmed of their common beginning and
+# end (linear), and a changed middle still longer than this is shown as one deletion and one insertion.
+EXACT_DIFF_TOKENS = 400
+
+
+def _opcodes(a: list[str], b: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """difflib opcodes turning `a` into `b`, in bounded time (see EXACT_DIFF_TOKENS)."""
+    if len(a) + len(b) <= EXACT_DIFF_TOKENS:
+        return difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+    limit = min(len(a), len(b))
+    head = 0
+    while head < limit and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    a_end, b_end = len(a) - tail, len(b) - tail
+    ops: list[tuple[str, int, int, int, int]] = [("equal", 0, head, 0, head)] if head else []
+    if (a_end - head) + (b_end - head) <= EXACT_DIFF_TOKENS:
+        matcher = difflib.SequenceMatcher(a=a[head:a_end], b=b[head:b_end], autojunk=False)
+        ops += [(op, i1 + head, i2 + head, j1 + head, j2 + head) for op, i1, i2, j1, j2 in matcher.get_opcodes()]
+    elif a_end > head or b_end > head:
+        op = "replace" if a_end > head and b_end > head else "delete" if a_end > head else "insert"
+        ops.append((op, head, a_end, head, b_end))
+    if tail:
+        ops.append(("equal", a_end, len(a), b_end, len(b)))
+    return ops
+
+
+def _ratio(a: list[str], b: list[str]) -> float:
+    """SequenceMatcher.ratio() over `_opcodes`: twice the matched tokens over all tokens."""
+    if not a and not b:
+        return 1.0
+    matched = sum(i2 - i1 for op, i1, i2, _, _ in _opcodes(a, b) if op == "equal")
+    return 2.0 * matched / (len(a) + len(b))
 
 
 def diff_text(before: str, after: str) -> Markup:
     """Word-level diff: removed words in <del>, added in <ins>; every piece escaped."""
     a, b = re.split(r"(\s+)", before), re.split(r"(\s+)", after)
     out: list[Markup] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+    for op, i1, i2, j1, j2 in _opcodes(a, b):
         if op == "equal":
             out.append(escape("".join(a[i1:i2])))
             continue
@@ -370,7 +543,7 @@ def _choice_rows(item: dict[str, Any], key_field: str) -> list[dict[str, Any]]:
 def _similarity(old: dict[str, Any], new: dict[str, Any]) -> float:
     a = re.split(r"\s+", " ".join([old["question"], *old["choices"]]))
     b = re.split(r"\s+", " ".join([new["question"], *new["choices"]]))
-    return difflib.SequenceMatcher(a=a, b=b, autojunk=False).ratio()
+    return _ratio(a, b)
 
 
 def item_view(before: Any, after: Any, operation: str = "") -> dict[str, Any]:
@@ -479,12 +652,13 @@ def build_context(run: dict[str, Any]) -> dict[str, Any]:
     refined = {str(r.get("id")): r for r in run["refined"] if isinstance(r, dict)}
 
     plots = _Plots()
-    figures = {
-        "coverage": coverage_heatmap(plots, before, after, run["targets"]) if before.get("coverage") or after.get("coverage") else Markup(""),
-        "difficulty": difficulty_histogram(plots, before, after, run["targets"]),
-        "budget": budget_chart(plots, ledger),
-    }
-    figures["operations"], op_rows = operations_chart(plots, plans, groups, gave_up)
+    figures: dict[str, Markup] = {"coverage": Markup("")}
+    notes: dict[str, str] = {}  # per figure, what it left out or summed ("" when it draws everything)
+    if before.get("coverage") or after.get("coverage"):
+        figures["coverage"], notes["coverage"] = coverage_heatmap(plots, before, after, run["targets"])
+    figures["difficulty"], notes["difficulty"] = difficulty_histogram(plots, before, after, run["targets"])
+    figures["budget"] = budget_chart(plots, ledger)
+    figures["operations"], op_rows, notes["operations"] = operations_chart(plots, plans, groups, gave_up)
 
     metrics = []
     for key, label in (("coverage_jsd", "coverage JSD from target"), ("difficulty_jsd", "difficulty JSD from target"),
@@ -526,7 +700,7 @@ def build_context(run: dict[str, Any]) -> dict[str, Any]:
         "metrics": metrics,
         "figures": figures,
         "ledger": ledger,
-        "ledger_tables": [(name, sorted((ledger.get(key) or {}).items(), key=lambda kv: -(kv[1] or {}).get("tokens", 0)))
+        "ledger_tables": [(name, sorted((ledger.get(key) or {}).items(), key=lambda kv: -_tokens(kv[1])))
                           for name, key in (("node", "by_node"), ("operation", "by_operation"), ("model", "by_model"))],
         "ledger_counters": [(k, ledger.get(k)) for k in ("calls", "retries", "parse_failures", "failed_calls",
                                                           "overrun_calls", "prompt_tokens", "cached_prompt_tokens")
@@ -538,7 +712,9 @@ def build_context(run: dict[str, Any]) -> dict[str, Any]:
                    "metrics": [(k, _fmt((v or {}).get("before"), 3), _fmt((v or {}).get("after"), 3))
                                for k, v in (p.get("metrics") or {}).items() if isinstance(v, dict)]}
                   for i, p in enumerate(plans, 1)],
-        "op_rows": op_rows,
+        "figure_notes": notes,
+        "op_rows": op_rows[:MAX_TABLE_ROWS],
+        "op_rows_total": len(op_rows),
         "examples": pick_examples(groups, gave_up),
         "all_edits": all_edits,
         "edits_total": len(groups),
@@ -631,8 +807,8 @@ nav a { margin-right: .8rem; }
 · Edit outcomes: {% for k, v in outcomes|dictsort %}<span class="tag">{{ k }}: {{ v }}</span>{% endfor %}</div>
 
 <h2 id="distributions">Before and after</h2>
-<figure id="fig-coverage">{{ figures.coverage }}<figcaption>Coverage: share of items per domain × skill cell ({{ targets_note }}).</figcaption></figure>
-<figure id="fig-difficulty">{{ figures.difficulty }}<figcaption>Difficulty: share of rated items per bucket; red bars mark the target.</figcaption></figure>
+<figure id="fig-coverage">{{ figures.coverage }}<figcaption>Coverage: share of items per domain × skill cell ({{ targets_note }}).{% if figure_notes.coverage %} <b>Capped:</b> {{ figure_notes.coverage }}.{% endif %}</figcaption></figure>
+<figure id="fig-difficulty">{{ figures.difficulty }}<figcaption>Difficulty: share of rated items per bucket; red bars mark the target.{% if figure_notes.difficulty %} <b>Capped:</b> {{ figure_notes.difficulty }}.{% endif %}</figcaption></figure>
 
 <h2 id="budget">Budget</h2>
 <figure id="fig-budget">{{ figures.budget }}<figcaption>Tokens settled in the ledger, by graph node, by operation and by model.</figcaption></figure>
@@ -644,10 +820,10 @@ nav a { margin-right: .8rem; }
 </div>
 
 <h2 id="operations">Operations per round</h2>
-<figure id="fig-operations">{{ figures.operations }}<figcaption>Operations the plan chose (hatched) and the edits committed after validation (solid), per round.</figcaption></figure>
+<figure id="fig-operations">{{ figures.operations }}<figcaption>Operations the plan chose (hatched) and the edits committed after validation (solid), per round.{% if figure_notes.operations %} <b>Capped:</b> {{ figure_notes.operations }}; the table lists them all.{% endif %}</figcaption></figure>
 {% if op_rows %}<table><tr><th>round</th><th>operation</th><th>planned</th><th>committed or confirmed</th><th>not committed</th><th>forecast tokens</th><th>tokens on edits</th></tr>
 {% for r in op_rows %}<tr><td>{{ r.round }}</td><td>{{ r.operation }}</td><td class="num">{{ r.planned }}</td><td class="num">{{ r.applied }}</td><td class="num">{{ r.not_applied }}</td><td class="num">{{ r.forecast }}</td><td class="num">{{ r.tokens }}</td></tr>{% endfor %}
-</table>{% endif %}
+</table>{% if op_rows_total > max_rows %}<p class="small muted">{{ op_rows_total - max_rows }} more rows: see report.json and changes.jsonl.</p>{% endif %}{% endif %}
 {% if plans %}<details><summary>Plans ({{ plans|length }} round{{ "s" if plans|length != 1 }})</summary>
 <table><tr><th>round</th><th>mode</th><th>solver</th><th>status</th><th>budget</th><th>forecast</th><th>value per 1k more tokens</th><th>forecast metrics (before → after)</th><th>reason / notes</th></tr>
 {% for p in plans %}<tr><td>{{ p.round }}</td><td>{{ p.mode }}</td><td>{{ p.solver }}</td><td>{{ p.status }}</td><td class="num">{{ p.budget }}</td><td class="num">{{ p.forecast }}</td><td class="num">{{ p.marginal }}</td>

@@ -28,9 +28,11 @@ MAX_JSON_BYTES = 50_000_000
 
 class _Section(BaseModel):
     """Typed where a reader looks, anything else kept as written. Strict: `"5"` is no count and `5.0` no
-    whole number, so what passes is exactly what the readers compute with (a run writes nothing else)."""
+    whole number, so what passes is exactly what the readers compute with (a run writes nothing else).
+    Finite: JSON's `1e999` reads as infinity, which no run writes (it would write `Infinity`, which is
+    refused) and which the report's figures cannot draw or count with."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
 
 
 class Metrics(_Section):
