@@ -4,8 +4,10 @@
     result = refinelab.refine("data.jsonl", budget=50_000)   # or a datasets.Dataset, DataFrame, list of dicts
     result.save("refined/", format="parquet")                # data + README.md dataset card
 
-The public API (`profile`, `screen`, `plan`, `refine`, `resume`, `report`, `export`, `open_run`, `build_graph`) and its
-types (`RunOptions`, `RunHooks`, `RunResult`, `ProfileResult`, `ScreenResult`, `Settings`, `Targets`, `Dataset`, `QAItem`)
+The public API (`profile`, `screen`, `plan`, `refine`, `resume`, `report`, `export`, `open_run`, `list_runs`,
+`build_graph`, `load_settings`, `load_dataset`, `as_dataset`), its types (`RunOptions`, `RunHooks`, `RunResult`,
+`ProfileResult`, `ScreenResult`, `Settings`, `Targets`, `Dataset`, `QAItem`) and the errors it raises on purpose
+(`RefineLabError`, the base of `DataError`, `ConfigError` and `RunNotFound`; docs/python_api.md "Errors")
 are imported on first use: LangGraph is heavy to import, and `refinelab --help` should not pay for it.
 `help(refinelab)` and `dir(refinelab)` load them, so their typed signatures and docstrings show.
 """
@@ -28,6 +30,8 @@ _EXPORTS = {
     "Settings": "refinelab.config", "load_settings": "refinelab.config", "Targets": "refinelab.metrics.targets",
     "Dataset": "refinelab.schema", "QAItem": "refinelab.schema", "load_dataset": "refinelab.io",
     "as_dataset": "refinelab.io",
+    "RefineLabError": "refinelab.errors", "DataError": "refinelab.errors", "ConfigError": "refinelab.errors",
+    "RunNotFound": "refinelab.errors",
 }
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily (below)
@@ -47,14 +51,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         screen,
     )
     from refinelab.config import Settings, load_settings
+    from refinelab.errors import ConfigError, DataError, RefineLabError, RunNotFound
     from refinelab.graph.build import build_graph
     from refinelab.io import as_dataset, load_dataset
     from refinelab.metrics.targets import Targets
     from refinelab.schema import Dataset, QAItem
 
 __all__ = [  # the same names as _EXPORTS (a test checks), spelled out for linters and type checkers
-    "Dataset", "ProfileResult", "QAItem", "RunHooks", "RunOptions", "RunResult", "ScreenResult", "Settings", "Targets",
-    "__version__", "as_dataset", "build_graph", "export", "list_runs", "load_dataset", "load_settings", "open_run", "plan",
+    "ConfigError", "DataError", "Dataset", "ProfileResult", "QAItem", "RefineLabError", "RunHooks", "RunNotFound",
+    "RunOptions", "RunResult", "ScreenResult", "Settings", "Targets", "__version__", "as_dataset", "build_graph", "export", "list_runs", "load_dataset", "load_settings", "open_run", "plan",
     "profile", "refine", "report", "resume", "screen",
 ]
 

@@ -41,6 +41,18 @@ class SplitNeeded(DataError):
         return SplitNeeded(self.path, self.holds, flag, keyword)
 
 
+class RunNotFound(DataError, FileNotFoundError):
+    """No run where the caller pointed: no run of that id in the runs folder, no folder at that path, or a
+    folder that is not a RefineLab run (it holds none of a run's files). One type for every function that
+    opens a run (`resume`, the review functions, `open_run`, `report`, `export`), so a notebook needs one
+    `except`; a DataError as the other bad input is, and a FileNotFoundError as code written against the
+    older errors (and the CLI's exit 2) expects."""
+
+    def __init__(self, run: str, problem: str) -> None:
+        self.run = run
+        super().__init__(run, None, None, problem)
+
+
 class ConfigError(RefineLabError):
     """Invalid configuration (YAML file, environment or flags)."""
 

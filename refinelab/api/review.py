@@ -23,8 +23,15 @@ from langgraph.types import Command
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks
 from refinelab.api.context import close_run_context
-from refinelab.api.run_folders import claim_existing
-from refinelab.api.runs import ProgressCallback, RunResult, _run_graph, checkpointer, saved_context
+from refinelab.api.runs import (
+    ProgressCallback,
+    RunResult,
+    _run_graph,
+    as_hooks,
+    checkpointer,
+    claim_run,
+    saved_context,
+)
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.graph.build import build_graph
@@ -94,10 +101,11 @@ def _cases(ctx: AgentContext, thread_id: str) -> list[ReviewCase]:
     return sorted((_case(ctx, i.id, i.value) for i in state.interrupts), key=lambda c: c.key)
 
 
-def _read_run(run_id: str, runs_dir: str | Path, trust: bool, read: Callable[[AgentContext, str], T]) -> T:
-    """`read(ctx, thread id)` on the saved run `run_id`, its handles closed after: a listing holds no
-    connection while someone else decides and resumes the run."""
-    folder = claim_existing(runs_dir, run_id, trust=trust)
+def _read_run(run_id: str | Path, runs_dir: str | Path | None, trust: bool,
+              read: Callable[[AgentContext, str], T]) -> T:
+    """`read(ctx, thread id)` on the saved run `run_id` (an id or a path, `runs.claim_run`), its handles
+    closed after: a listing holds no connection while someone else decides and resumes the run."""
+    folder = claim_run(run_id, runs_dir, trust=trust)
     try:
         ctx = saved_context(folder, None, references=False)
         try:
@@ -108,12 +116,16 @@ def _read_run(run_id: str, runs_dir: str | Path, trust: bool, read: Callable[[Ag
         folder.release()
 
 
-def pending_reviews(run_id: str, *, runs_dir: str | Path = "runs", trust: bool = False) -> list[ReviewCase]:
-    """The decisions run `run_id` waits for (empty when it is not paused at review)."""
+def pending_reviews(run_id: str | Path, *, runs_dir: str | Path | None = None,
+                    trust: bool = False) -> list[ReviewCase]:
+    """The decisions run `run_id` waits for (empty when it is not paused at review). `run_id` is the run's id
+    in `runs_dir` (default the configured runs folder, where `refine` wrote it) or a path to its folder, in
+    this module's every function; a missing run is `RunNotFound`."""
     return _read_run(run_id, runs_dir, trust, _cases)
 
 
-def decided_by_policy(run_id: str, *, runs_dir: str | Path = "runs", trust: bool = False) -> dict[str, int]:
+def decided_by_policy(run_id: str | Path, *, runs_dir: str | Path | None = None,
+                      trust: bool = False) -> dict[str, int]:
     """How many cases run `run_id`'s review policy (`--review auto-reject`, the default, or auto-accept)
     decided without a person, by "kind:decision": what `refinelab review` points to when nothing is
     pending, so a user looking for the items the run could not fix learns where they went."""
@@ -129,14 +141,18 @@ def decided_by_policy(run_id: str, *, runs_dir: str | Path = "runs", trust: bool
     return _read_run(run_id, runs_dir, trust, count)
 
 
-def decide(run_id: str, decisions: Iterable[ReviewDecision | dict[str, Any]], *, runs_dir: str | Path = "runs",
-           reviewer: str | None = None, hooks: RunHooks | None = None, on_event: ProgressCallback | None = None,
+def decide(run_id: str | Path, decisions: Iterable[ReviewDecision | dict[str, Any]], *,
+           runs_dir: str | Path | None = None, reviewer: str | None = None,
+           hooks: RunHooks | dict[str, Any] | None = None, on_event: ProgressCallback | None = None,
            trust: bool = False) -> RunResult:
     """Apply `decisions` (by case key) to the paused run and resume it; the result says what is still
-    pending. Every decision is checked (known key, a valid edited item) before anything resumes."""
+    pending. Every decision is checked (known key, a valid edited item) before anything resumes. `hooks` and
+    `on_event` as `resume` takes them."""
     parsed = [parse_decision(d, f"decision {n}") for n, d in enumerate(decisions, 1)]
     who = reviewer or getpass.getuser()
-    folder = claim_existing(runs_dir, run_id, trust=trust)
+    hooks = as_hooks(hooks)
+    folder = claim_run(run_id, runs_dir, trust=trust)
+    run_id = folder.path.name  # a path names the run by its folder, as `resume` and the result do
     try:
         ctx = saved_context(folder, hooks, on_event)
         try:
@@ -167,7 +183,8 @@ def decide(run_id: str, decisions: Iterable[ReviewDecision | dict[str, Any]], *,
         folder.release()
 
 
-def export_queue(run_id: str, path: str | Path, *, runs_dir: str | Path = "runs", trust: bool = False) -> int:
+def export_queue(run_id: str | Path, path: str | Path, *, runs_dir: str | Path | None = None,
+                 trust: bool = False) -> int:
     """Write the pending cases as JSONL (one case a line, `decision: null`); returns how many."""
     cases = pending_reviews(run_id, runs_dir=runs_dir, trust=trust)
     atomic_write_text(Path(path), "".join(json.dumps(c.to_json(), ensure_ascii=False, default=str) + "\n"

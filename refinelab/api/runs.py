@@ -13,7 +13,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.screening import run_screening_model
 from refinelab.agents.validation.tools import check_pack_tools
+from refinelab.api import find_run
 from refinelab.api.context import close_run_context, open_run_context
 from refinelab.api.decontamination import (
     Contamination,
@@ -50,10 +51,16 @@ from refinelab.api.run_folders import (
 )
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
-from refinelab.errors import ConfigError, DataError, EndpointUnavailable, validation_problem
+from refinelab.errors import (
+    ConfigError,
+    DataError,
+    EndpointUnavailable,
+    validation_problem,
+    validation_problems,
+)
 from refinelab.graph.build import build_graph
 from refinelab.io import DatasetInput, as_dataset, require_items
-from refinelab.metrics.targets import Targets, load_targets
+from refinelab.metrics.targets import Targets, load_targets, parse_targets, resolve_targets
 from refinelab.prompts.loader import PromptLibrary, check_prompts
 from refinelab.schema import Dataset
 from refinelab.tools.corpus import corpus_sources, is_builtin_corpus, load_user_corpus
@@ -63,6 +70,7 @@ if TYPE_CHECKING:
 
 # Called with each stream event: {"mode": "updates" | "custom", "data": …, "spent": int, "used": int,
 # "cap": int | None}; `used` adds the tokens replayed from the response cache, which count against the cap.
+# (`refine`'s docstring says what `data` holds for each mode.)
 ProgressCallback = Callable[[dict[str, Any]], None]
 
 
@@ -73,8 +81,19 @@ class RunResult:
 
     run_id: str
     run_dir: Path
-    report: dict[str, Any] = field(default_factory=dict)
+    # not in the repr: a notebook cell ending in a result printed the whole report.json
+    report: dict[str, Any] = field(default_factory=dict, repr=False)
     pending_review: int = 0  # decisions the run waits for (`refinelab review RUN_ID`); 0 = finished
+
+    def __repr__(self) -> str:
+        """One line a notebook shows for the result: which run, why it stopped, items in → out, tokens spent
+        (`report` holds the rest)."""
+        if self.paused:
+            stop = f"paused for {self.pending_review} review decision(s)"
+        else:
+            stop = str(self.report.get("stop_reason") or "not finished")
+        items = f"items {self.report.get('input_items', '?')}→{self.report.get('output_items', '?')}"
+        return f"RunResult(run_id={self.run_id!r}, stop={stop!r}, {items}, spent {self.spent:,})"
 
     @property
     def paused(self) -> bool:
@@ -105,11 +124,11 @@ class RunResult:
         return save_results(self.run_dir, path, format, split)
 
     @classmethod
-    def open(cls, run_dir: str | Path) -> RunResult:
-        """The result of an existing run folder (e.g. one `refinelab refine` wrote), for exporting it."""
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise DataError(str(run_dir), None, None, "no such run folder")
+    def open(cls, run_dir: str | Path, *, runs_dir: str | Path | None = None) -> RunResult:
+        """The result of an existing run (e.g. one `refinelab refine` wrote), for exporting it: its id in the
+        runs folder (`runs_dir`, default the configured one) or a path to its folder. A missing run or a
+        folder that is not a run is `RunNotFound` here, not a "resume it first" at the first `items()`."""
+        run_dir = find_run(run_dir, runs_dir).path
         report = read_report(run_dir)
         return cls(run_id=str(report.get("run_id") or run_dir.name), run_dir=run_dir, report=report)
 
@@ -128,10 +147,62 @@ def new_run_id() -> str:
 
 
 def as_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
-    """Run options from a `RunOptions` or a plain mapping of its fields (validated: unknown keys fail)."""
+    """Run options from a `RunOptions` or a plain mapping of its fields. A misspelt or invalid option is one
+    ConfigError line naming the field, as a misspelt setting is (`load_settings`): pydantic's own error is
+    several lines ending in a link, and not a RefineLabError a caller's `except` expects."""
     if isinstance(options, RunOptions):
         return options
-    return RunOptions.model_validate(dict(options or {}))
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"options: expected a RunOptions or a mapping of its fields, got {type(options).__name__}")
+    try:
+        return RunOptions.model_validate(dict(options or {}))
+    except ValidationError as exc:
+        raise ConfigError(f"invalid options: {validation_problems(exc)}") from None
+
+
+def as_settings(settings: Settings | Mapping[str, Any] | None) -> Settings:
+    """Settings from a `Settings`, or a mapping of fields to change in the configured settings
+    (`load_settings(overrides=…)`: the file and REFINELAB_* environment still apply to the rest, so
+    `{"runs_dir": "x"}` keeps the endpoint configured); None: the configured settings. A dict used to fail
+    with an AttributeError deep inside the run."""
+    if isinstance(settings, Settings):
+        return settings
+    if settings is None:
+        return load_settings()
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"settings: expected a Settings or a mapping of its fields, got {type(settings).__name__}")
+    return load_settings(overrides=dict(settings))
+
+
+def as_targets(targets: Targets | str | Path | Mapping[str, Any] | None) -> Targets:
+    """Targets from a `Targets`, a target YAML file's path, or a mapping holding what such a file holds
+    (`{"difficulty": {"weights": {"hard": 2, "medium": 1}}}`, docs/profiling.md), resolved as the file would
+    be (`match` paths relative to the working folder); None: the defaults. A dict used to fail with an
+    AttributeError deep inside the run; a bad one is a TargetError (a ConfigError) naming the field."""
+    if isinstance(targets, Targets):
+        return targets
+    if targets is None:
+        return Targets()
+    if isinstance(targets, str | Path):
+        return load_targets(targets)
+    if not isinstance(targets, Mapping):
+        raise ConfigError(f"targets: expected a Targets, a path to a target YAML file or a mapping, got "
+                          f"{type(targets).__name__}")
+    return resolve_targets(parse_targets(dict(targets), "targets"), Path("."))
+
+
+def as_hooks(hooks: RunHooks | Mapping[str, Any] | None) -> RunHooks | None:
+    """Hooks from a `RunHooks` or a mapping of its fields (`{"chat_models": {...}}`). A dict used to fail
+    with an AttributeError deep inside the run; an unknown key is a ConfigError naming it and the fields."""
+    if hooks is None or isinstance(hooks, RunHooks):
+        return hooks
+    if not isinstance(hooks, Mapping):
+        raise ConfigError(f"hooks: expected a RunHooks or a mapping of its fields, got {type(hooks).__name__}")
+    known = [f.name for f in fields(RunHooks)]
+    unknown = sorted(str(k) for k in hooks if k not in known)
+    if unknown:
+        raise ConfigError(f"hooks: unknown field(s) {', '.join(unknown)}; RunHooks has {', '.join(known)}")
+    return RunHooks(**hooks)
 
 
 def checked_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
@@ -227,17 +298,15 @@ def check_run_corpora(library: PromptLibrary, hooks: RunHooks | None, options: R
             load_user_corpus(corpus)
 
 
-def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | Path | None,
-                     settings: Settings | None, run_id: str | None, options: RunOptions, hooks: RunHooks | None,
-                     prompts_dir: str | None,
+def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | Path | Mapping[str, Any] | None,
+                     settings: Settings | Mapping[str, Any] | None, run_id: str | None, options: RunOptions,
+                     hooks: RunHooks | None, prompts_dir: str | None,
                      contamination: Contamination | None = None) -> tuple[RunFolder, AgentContext]:
     """Create and lock a new run folder with its sealed settings.json and the dataset in its store (less the
     items `contamination` found in a reference: api/decontamination.py); the context of the run (refine, and
     the Studio graph). Nothing is left behind when this fails."""
-    settings = settings or load_settings()
-    if isinstance(targets, str | Path):
-        targets = load_targets(targets)
-    targets = targets or Targets()
+    settings = as_settings(settings)
+    targets = as_targets(targets)
     run_id = validate_run_id(run_id) if run_id is not None else new_run_id()
     library = PromptLibrary(prompts_dir)  # one library for the checks: each pack file read once
     check_run_prompts(library, hooks)  # bad prompts, tools or corpora fail before the folder exists
@@ -274,11 +343,11 @@ def refine(
     data: DatasetInput,
     *,
     budget: int,
-    targets: Targets | str | Path | None = None,
-    settings: Settings | None = None,
+    targets: Targets | str | Path | Mapping[str, Any] | None = None,
+    settings: Settings | Mapping[str, Any] | None = None,
     run_id: str | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
-    hooks: RunHooks | None = None,
+    hooks: RunHooks | Mapping[str, Any] | None = None,
     prompts_dir: str | None = None,
     on_event: ProgressCallback | None = None,
     columns: Mapping[str, str | list[str]] | None = None,
@@ -298,14 +367,42 @@ def refine(
 
     `decontaminate` is a reference set (a benchmark's test split; any input `data` takes), or several paths:
     the items of `data` found in one are removed before profiling, each with its match as evidence, and the
-    planner refills their cells (api/decontamination.py); `decontaminate_split` picks a split of each."""
+    planner refills their cells (api/decontamination.py); `decontaminate_split` picks a split of each.
+
+    Args:
+        budget: the token cap (prompt + completion, cache replays included); 0 is allowed (profile only).
+        targets: the distributions to refine towards: a `Targets`, a target YAML file's path, or a mapping
+            holding what such a file holds (`{"difficulty": {"weights": {"hard": 2, "medium": 1}}}`; `match`
+            paths relative to the working folder). Default: uniform coverage and difficulty.
+        settings: a `Settings`, or a mapping of the fields to change in the configured settings
+            (`load_settings(overrides=...)`: the config file and REFINELAB_* environment still apply to the
+            rest); default the configured settings. `settings.runs_dir` is where the run folder goes.
+        run_id: the run folder's name (1-128 letters, digits, '.', '_' or '-'); default a timestamp. An
+            existing run of that name is refused.
+        options: a `RunOptions` or a mapping of its fields (`{"pilot_per_op": 2, "review": "ask"}`); a
+            misspelt or invalid one is a one-line ConfigError naming it.
+        hooks: live objects to use instead of the configured ones (chat models, sandbox, retriever,
+            validators): a `RunHooks` or a mapping of its fields. Never saved: pass them again to `resume`.
+        prompts_dir: a folder of prompt templates and packs that override the packaged ones (checked before
+            the run folder is made); recorded, so `resume` uses it too.
+        on_event: called with each progress event, a dict `{"mode", "data", "spent", "used", "cap"}`:
+            `mode` "updates" with `data` `{graph node: its state update}` after each graph step, or
+            "custom" with `data` a node's message (`{"progress": name, "done": n, "total": m}` for a bar,
+            `{"notice": text}`, …); `spent` the tokens paid for so far, `used` those plus the replays
+            from the response cache (what counts against the cap), `cap` the budget (None before the
+            graph starts). Exceptions it raises stop the run (resume continues it).
+
+    Raises `DataError` (bad input), `ConfigError` (bad budget, options, settings, targets, hooks or run id),
+    `EndpointUnavailable` (the model endpoint stopped answering: the run can be resumed)."""
     validate_budget(budget)
     options = checked_options(options)
+    hooks = as_hooks(hooks)
+    settings = as_settings(settings)
+    targets = as_targets(targets)  # a bad target file fails before the data and references are read
     references = as_references(decontaminate, decontaminate_split)
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
     require_items(dataset, "refine")  # before any folder exists, so bad input leaves nothing behind
-    settings = settings or load_settings()
     if run_id is not None:  # a clash is refused before the references are read and embedded (minutes)
         check_new(settings.runs_dir, validate_run_id(run_id))
     contamination = None
@@ -332,8 +429,8 @@ def saved_context(folder: RunFolder, hooks: RunHooks | None, on_event: ProgressC
     those that cannot be are `on_event` notices and in report.json."""
     saved = folder.saved or {}
     settings, targets = saved_models(saved, folder.path)
-    try:
-        options = as_options(saved.get("options"))
+    try:  # not `as_options`: a bad saved option is the run folder's problem, named as settings.json's field
+        options = RunOptions.model_validate(saved.get("options") or {})
     except ValidationError as exc:
         field, message = validation_problem(exc.errors()[0])
         raise DataError(str(folder.path / "settings.json"), None, ".".join(p for p in ("options", field) if p),
@@ -348,26 +445,48 @@ def saved_context(folder: RunFolder, hooks: RunHooks | None, on_event: ProgressC
     return ctx
 
 
+def claim_run(run: str | Path, runs_dir: str | Path | None, *, trust: bool = False,
+              resuming: bool = False) -> RunFolder:
+    """The run `run` names (an id in `runs_dir`, default the configured runs folder, or a path to its folder:
+    `api.find_run`, the CLI's rule), checked read-only and locked (`claim_existing`). Every function that
+    continues or reads a saved run (resume, review) opens it here: they defaulted to the literal `runs`, so
+    `resume(result.run_id)` failed whenever the runs folder was configured, and refused a path."""
+    where = find_run(run, runs_dir)
+    return claim_existing(where.runs_dir, where.run_id, trust=trust, resuming=resuming)
+
+
 def resume(
-    run_id: str,
+    run_id: str | Path,
     *,
-    runs_dir: str | Path = "runs",
-    hooks: RunHooks | None = None,
+    runs_dir: str | Path | None = None,
+    hooks: RunHooks | Mapping[str, Any] | None = None,
     on_event: ProgressCallback | None = None,
     trust: bool = False,
 ) -> RunResult:
     """Continue a killed run from its last checkpoint; calls that finished are replayed from the cache.
 
-    `trust=True` resumes a run folder whose settings.json this user's RefineLab did not write (copied
-    from another machine or user, or edited): it decides endpoints, keys, cache and prompts."""
-    folder = claim_existing(runs_dir, run_id, trust=trust, resuming=True)  # read-only checks, then the lock
+    Args:
+        run_id: the run's id (`result.run_id`) or a path to its folder (`result.run_dir`).
+        runs_dir: where to look an id up; default the configured runs folder (settings `runs_dir`,
+            REFINELAB_RUNS_DIR, else ./runs), where `refine` wrote it.
+        hooks: the live objects the run was started with (`RunHooks` or a mapping of its fields): they are
+            never saved, so a run started with scripted or local chat models needs them again.
+        on_event: progress events, as `refine` sends them.
+        trust: resume a run folder whose settings.json this user's RefineLab did not write (copied from
+            another machine or user, or edited): it decides endpoints, keys, cache and prompts.
+
+    Raises `RunNotFound` (no such run, or a folder that is not one), `DataError` (a damaged run folder),
+    `UntrustedRun` (settings.json not sealed by this user, without `trust`), `RunBusy` (another process
+    holds the run)."""
+    hooks = as_hooks(hooks)
+    folder = claim_run(run_id, runs_dir, trust=trust, resuming=True)  # read-only checks, then the lock
     try:
         ctx = saved_context(folder, hooks, on_event)
         try:
             ctx.ledger.abandon_in_flight()
             # The checkpoint thread is the id the run was created with (stored inside the folder), so a
             # renamed or copied folder resumes as itself.
-            return _run_graph(ctx, run_id, None, on_event, thread_id=folder.identity)
+            return _run_graph(ctx, folder.path.name, None, on_event, thread_id=folder.identity)
         finally:
             close_run_context(ctx)
     finally:
