@@ -44,10 +44,7 @@ def find_run(run: str | Path, runs_dir: str | Path | None = None) -> RunLocation
     from refinelab.errors import RunNotFound
 
     name = str(run)
-    try:
-        where = locate_run(name, runs_dir)
-    except FileNotFoundError as exc:  # neither an id in the runs folder nor a run folder at that path
-        raise RunNotFound(name, str(exc).removeprefix(f"{name!r} ")) from None
+    where = locate_run(name, runs_dir)  # RunNotFound: neither an id in the runs folder nor a run folder there
     if not where.path.is_dir():
         here = Path(name)
         aside = (f"; {here.resolve()} is a folder but not a RefineLab run folder" if here.is_dir() else "")

@@ -28,7 +28,7 @@ from refinelab.api.run_folders import (
     run_path,
     validate_run_id,
 )
-from refinelab.errors import ConfigError, DataError
+from refinelab.errors import ConfigError, DataError, RunNotFound
 
 RunState = Literal["finished", "running", "stopped", "unreadable"]
 
@@ -100,8 +100,8 @@ def locate_run(run: str, runs_dir: str | Path | None = None) -> RunLocation:
     path to a run folder (`runs/RUN`, an absolute path, `.` inside it). One rule for every command, so a
     path that `report` accepts is accepted by `resume` and `review` too. An id that names a folder under the
     runs folder means that folder (a symbolic link there is refused, `run_path`); otherwise a run folder at
-    that path is used. Anything else is a FileNotFoundError (exit 2) saying it is neither; nothing is read
-    beyond the folder's file names."""
+    that path is used. Anything else is a RunNotFound (a FileNotFoundError: exit 2) saying what is wrong;
+    nothing is read beyond the folder's file names."""
     try:
         validate_run_id(run)
     except ConfigError:
@@ -115,9 +115,10 @@ def locate_run(run: str, runs_dir: str | Path | None = None) -> RunLocation:
     folder = Path(os.path.abspath(run))
     if not is_run_folder(folder):
         problem = ("no such folder" if not folder.exists() else
-                   f"not a run folder (it holds none of {', '.join(RUN_MARKERS)})")
-        id_rule = "" if is_id else " (1-128 letters, digits, '.', '_' or '-')"
-        raise FileNotFoundError(f"{run!r} is not a run id{id_rule} in the runs folder, and {folder}: {problem}")
+                   f"not a RefineLab run folder (it holds none of {', '.join(RUN_MARKERS)})")
+        if os.sep in run or run in (".", ".."):  # a path: what is wrong with it is all the user needs
+            raise RunNotFound(str(folder), problem)
+        raise RunNotFound(run, f"not a run id (1-128 letters, digits, '.', '_' or '-'), and {folder}: {problem}")
     return RunLocation(folder.parent, folder.name)
 
 

@@ -90,8 +90,9 @@ def test_locate_run_one_rule(configured: Path, tmp_path: Path) -> None:
     fake_run(Path("here"))  # an id-like name that is a run folder in the working folder, not in the runs folder
     assert locate_run("here").path == Path.cwd() / "here"
     assert locate_run("nowhere").path == configured / "nowhere"  # missing: the command says which run it lacks
-    for bad in ("..", "a/b", "/etc", "x\n"):
-        with pytest.raises(FileNotFoundError, match="is not a run id"):
+    for bad, problem in (("..", "not a RefineLab run folder"), ("a/b", "a/b: no such folder"),
+                         ("/etc", "/etc: not a RefineLab run folder"), ("x\n", "not a run id")):
+        with pytest.raises(FileNotFoundError, match=problem):  # a path is told what is wrong with it
             locate_run(bad)
     (configured / "linked").symlink_to(run, target_is_directory=True)
     with pytest.raises(Exception, match="symbolic link"):

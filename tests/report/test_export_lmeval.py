@@ -96,4 +96,4 @@ def test_cli_export(run_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "lm" / f"{task_name_for(run_dir.name)}.yaml").exists()
     assert (tmp_path / "lm" / f"{task_name_for(run_dir.name)}.jsonl").exists()
     missing = runner.invoke(app, ["export", "nope", "--runs-dir", str(tmp_path), "--lm-eval", str(tmp_path / "x")])
-    assert missing.exit_code == 2 and "refined.jsonl" in missing.output
+    assert missing.exit_code == 2 and f"{tmp_path / 'nope'}: no such folder" in " ".join(missing.output.split())

@@ -174,6 +174,9 @@ def test_missing_report_json_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="not valid JSON"):
         build_report(tmp_path / "runs" / "bad")
     result = CliRunner().invoke(app, ["report", "half", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "not a RefineLab run folder" in result.output  # an empty folder is no run
+    (tmp_path / "runs" / "half" / "checkpoints.sqlite").touch()  # a run that has not finished
+    result = CliRunner().invoke(app, ["report", "half", "--runs-dir", str(tmp_path / "runs")])
     assert result.exit_code == 2
     assert "no report.json" in result.output
     (tmp_path / "runs" / "bad" / "report.json").write_text("{}")
