@@ -30,14 +30,14 @@ from refinelab.api.decontamination import (
     as_references,
     find_contamination,
 )
-from refinelab.api.profiling import profile_in, targets_from
+from refinelab.api.profiling import profile_in
 from refinelab.api.run_folders import validate_budget
 from refinelab.api.runs import checked_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import PLANNER_MODES, PlannerMode, Settings, load_settings
 from refinelab.errors import ConfigError, DataError
 from refinelab.io import DatasetInput, as_dataset, require_items
-from refinelab.metrics.targets import Targets
+from refinelab.metrics.targets import Targets, as_targets
 from refinelab.planner.ilp import Plan
 from refinelab.planner.tool import plan_payload
 from refinelab.schema import Dataset, QAItem
@@ -83,7 +83,7 @@ def profile_complete(folder: Path) -> bool:
 
 
 def plan(data: DatasetInput, *, budget: int, folder: str | Path, dry_run: bool = True,
-         targets: Targets | str | Path | None = None,
+         targets: Targets | str | Path | Mapping[str, Any] | None = None,
          settings: Settings | None = None, mode: PlannerMode = "ilp", options: RunOptions | Mapping[str, Any] | None = None,
          hooks: RunHooks | None = None, prompts_dir: str | None = None,
          columns: Mapping[str, str | list[str]] | None = None,
@@ -103,7 +103,7 @@ def plan(data: DatasetInput, *, budget: int, folder: str | Path, dry_run: bool =
     if mode not in PLANNER_MODES:
         raise ConfigError(f"mode {mode!r}: expected one of {', '.join(PLANNER_MODES)}")
     folder = Path(folder)
-    targets = targets_from(targets)
+    targets = as_targets(targets)
     references = as_references(decontaminate, decontaminate_split)
     dataset = as_dataset(data, columns=columns, on_invalid="quarantine")
     settings = settings or load_settings()

@@ -24,11 +24,10 @@ from refinelab.api.run_folders import validate_budget
 from refinelab.api.runs import checked_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
-from refinelab.errors import ConfigError
 from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, divergence_report
 from refinelab.metrics.summary import summarise
-from refinelab.metrics.targets import Targets, load_targets
+from refinelab.metrics.targets import Targets, as_targets
 from refinelab.schema import Dataset, QAItem
 
 
@@ -52,18 +51,6 @@ class ProfileResult:
         return (f"ProfileResult(out_dir={str(self.out_dir)!r}, items={report.get('items')}, "
                 f"profiled={report.get('profiled')}, stop={report.get('stop_reason')!r}, "
                 f"spent={spent if spent is None else f'{spent:,}'})")
-
-
-def targets_from(targets: Targets | str | Path | None) -> Targets:
-    """The targets as `refine` takes them: a `Targets`, a target YAML file's path (`load_targets`) or None (no
-    targets). A path used to reach `targets.model_dump()` after profiling, an AttributeError with the folder
-    already made; anything else is refused here, before any folder exists."""
-    if isinstance(targets, str | Path):
-        return load_targets(targets)
-    if targets is not None and not isinstance(targets, Targets):
-        raise ConfigError(f"targets: expected a Targets or the path of a target YAML file, got "
-                          f"{type(targets).__name__}")
-    return targets or Targets()
 
 
 def distributions(items: list[QAItem], targets: Targets) -> dict[str, Any]:
@@ -97,7 +84,7 @@ def profile(
     data: DatasetInput,
     *,
     out_dir: str | Path | None = None,
-    targets: Targets | str | Path | None = None,
+    targets: Targets | str | Path | Mapping[str, Any] | None = None,
     settings: Settings | None = None,
     budget: int | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
@@ -118,9 +105,9 @@ def profile(
     folder is made: a folder left behind would be taken for a profile.
 
     Args:
-        targets: the coverage and difficulty mix to measure against (a `Targets`, or the path of a targets
-            YAML file as `refine` takes it); profile.json's distributions report their JSD to it. None: no
-            targets, so the distributions are reported without a distance.
+        targets: the coverage and difficulty mix to measure against (a `Targets`, the path of a targets
+            YAML file or a mapping of what one holds, as `refine` takes them); profile.json's distributions
+            report their JSD to it. None: no targets, so the distributions are reported without a distance.
         budget: the most tokens profiling may use (paid and replayed from the cache); None: no cap. When it
             runs out the profile stops and says so (`stop_reason`); a re-run with more continues.
         options: `RunOptions` or a dict of them (the panel, checks, labeller) shaping what is measured.
@@ -133,7 +120,7 @@ def profile(
             and counted (`rejected_rows`), as a profile is often of raw data whose defects are the point."""
     if budget is not None:
         validate_budget(budget)
-    targets = targets_from(targets)  # a targets file read before any folder: it may not parse
+    targets = as_targets(targets)  # a targets file read before any folder: it may not parse
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
     require_items(dataset, "profile")

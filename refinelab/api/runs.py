@@ -60,7 +60,7 @@ from refinelab.errors import (
 )
 from refinelab.graph.build import build_graph
 from refinelab.io import DatasetInput, as_dataset, require_items
-from refinelab.metrics.targets import Targets, load_targets, parse_targets, resolve_targets
+from refinelab.metrics.targets import Targets, as_targets
 from refinelab.prompts.loader import PromptLibrary, check_prompts
 from refinelab.schema import Dataset
 from refinelab.tools.corpus import corpus_sources, is_builtin_corpus, load_user_corpus
@@ -172,23 +172,6 @@ def as_settings(settings: Settings | Mapping[str, Any] | None) -> Settings:
     if not isinstance(settings, Mapping):
         raise ConfigError(f"settings: expected a Settings or a mapping of its fields, got {type(settings).__name__}")
     return load_settings(overrides=dict(settings))
-
-
-def as_targets(targets: Targets | str | Path | Mapping[str, Any] | None) -> Targets:
-    """Targets from a `Targets`, a target YAML file's path, or a mapping holding what such a file holds
-    (`{"difficulty": {"weights": {"hard": 2, "medium": 1}}}`, docs/profiling.md), resolved as the file would
-    be (`match` paths relative to the working folder); None: the defaults. A dict used to fail with an
-    AttributeError deep inside the run; a bad one is a TargetError (a ConfigError) naming the field."""
-    if isinstance(targets, Targets):
-        return targets
-    if targets is None:
-        return Targets()
-    if isinstance(targets, str | Path):
-        return load_targets(targets)
-    if not isinstance(targets, Mapping):
-        raise ConfigError(f"targets: expected a Targets, a path to a target YAML file or a mapping, got "
-                          f"{type(targets).__name__}")
-    return resolve_targets(parse_targets(dict(targets), "targets"), Path("."))
 
 
 def as_hooks(hooks: RunHooks | Mapping[str, Any] | None) -> RunHooks | None:

@@ -358,3 +358,20 @@ def load_targets(
     return resolve_targets(
         spec, path.parent, load_reference=load_reference, subject_map=subject_map, skills=skills
     )
+
+
+def as_targets(targets: Targets | str | Path | Mapping[str, Any] | None) -> Targets:
+    """Targets from a `Targets`, a target YAML file's path, or a mapping holding what such a file holds
+    (`{"difficulty": {"weights": {"hard": 2, "medium": 1}}}`, docs/profiling.md), resolved as the file would
+    be (`match` paths relative to the working folder); None: the defaults. A dict used to fail with an
+    AttributeError deep inside the run; a bad one is a TargetError (a ConfigError) naming the field."""
+    if isinstance(targets, Targets):
+        return targets
+    if targets is None:
+        return Targets()
+    if isinstance(targets, str | Path):
+        return load_targets(targets)
+    if not isinstance(targets, Mapping):
+        raise ConfigError(f"targets: expected a Targets, a path to a target YAML file or a mapping, got "
+                          f"{type(targets).__name__}")
+    return resolve_targets(parse_targets(dict(targets), "targets"), Path("."))

@@ -87,7 +87,7 @@ def test_profile_and_plan_take_a_targets_path_and_a_str_folder(tmp_path: Path) -
 
 def test_bad_targets_and_budgets_leave_no_folder(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    with pytest.raises(ConfigError, match="expected a Targets or the path"):
+    with pytest.raises(ConfigError, match="expected a Targets, a path to a target YAML file or a mapping"):
         refinelab.profile(_frame(), out_dir=tmp_path / "p1", targets=42, settings=settings)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"budget must be >= 0"):
         refinelab.profile(_frame(), out_dir=tmp_path / "p2", budget=-1, settings=settings)
@@ -95,7 +95,7 @@ def test_bad_targets_and_budgets_leave_no_folder(tmp_path: Path) -> None:
         refinelab.screen(_frame(), out_dir=tmp_path / "s1", budget=-1, settings=settings)
     with pytest.raises(ConfigError, match="whole number"):
         refinelab.screen(_frame(), out_dir=tmp_path / "s2", budget="100", settings=settings)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="expected a Targets or the path"):
+    with pytest.raises(ConfigError, match="expected a Targets, a path to a target YAML file or a mapping"):
         refinelab.plan(_frame(), budget=100, folder=tmp_path / "p3", targets=[1], settings=settings)  # type: ignore[arg-type]
     assert not [p.name for p in tmp_path.iterdir() if p.name != "c.sqlite"]
 
