@@ -187,7 +187,7 @@ def export_queue(run_id: str | Path, path: str | Path, *, runs_dir: str | Path |
                  trust: bool = False) -> int:
     """Write the pending cases as JSONL (one case a line, `decision: null`); returns how many."""
     cases = pending_reviews(run_id, runs_dir=runs_dir, trust=trust)
-    atomic_write_text(Path(path), "".join(json.dumps(c.to_json(), ensure_ascii=False, default=str) + "\n"
+    atomic_write_text(Path(path), "".join(json.dumps(c.to_json(), ensure_ascii=False, default=str, allow_nan=False) + "\n"
                                           for c in cases))
     return len(cases)
 

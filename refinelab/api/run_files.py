@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from refinelab.api.run_folders import check_run_files
 from refinelab.atomic import open_regular
@@ -57,6 +57,10 @@ class LedgerSummary(_Section):
     cap: int | None = None
     spent: int | None = None
     calls: int | None = None
+    # counts the listing and the CLI's summary add up: a string or a list there took `refinelab runs` down
+    replayed: int | None = Field(None, ge=0)
+    prompt_tokens: int | None = Field(None, ge=0)
+    cached_prompt_tokens: int | None = Field(None, ge=0)
     by_node: dict[str, LedgerSlot] = {}
     by_operation: dict[str, LedgerSlot] = {}
     by_model: dict[str, LedgerSlot] = {}

@@ -122,11 +122,12 @@ def locate_run(run: str, runs_dir: str | Path | None = None) -> RunLocation:
     return RunLocation(folder.parent, folder.name)
 
 
-def list_runs(runs_dir: str | Path) -> list[RunEntry]:
-    """Every run folder directly under `runs_dir`, the most recently changed first; [] for an empty folder.
+def list_runs(runs_dir: str | Path | None = None) -> list[RunEntry]:
+    """Every run folder directly under `runs_dir` (default: the configured runs folder, `runs_folder`, where
+    `refine` writes), the most recently changed first; [] for an empty folder.
     A `runs_dir` that does not exist is a FileNotFoundError: a mistyped --runs-dir listed as "no run
     folders" looked like runs had vanished."""
-    runs_dir = Path(runs_dir)
+    runs_dir = runs_folder(runs_dir)
     if not runs_dir.exists():
         raise FileNotFoundError(f"no runs folder {runs_dir}")
     if not runs_dir.is_dir():
@@ -165,26 +166,12 @@ def run_entry(run_dir: Path) -> RunEntry:
                         modified=modified)
     outcomes = (report.get("edits") or {}).get("outcomes") or {}
     ledger = report.get("ledger") or {}
-    try:
-        replayed = _count(ledger.get("replayed"), run_dir / "report.json", "ledger.replayed")
-    except DataError as exc:
-        return RunEntry(run_dir.name, "unreadable", str(exc), dataset, budget, modified=modified)
+    replayed = ledger.get("replayed")  # a whole number or absent: read_report's schema (LedgerSummary)
     return RunEntry(
         run_dir.name, "finished", str(report.get("stop_reason") or ""), dataset, budget,
         spent=ledger.get("spent"), replayed=replayed, input_items=report.get("input_items"),
         output_items=report.get("output_items"),
         committed=sum(n for key, n in outcomes.items() if key.endswith(":committed")), modified=modified)
-
-
-def _count(value: Any, path: Path, field: str) -> int | None:
-    """A token count the listing adds up, as report.json gives it: a whole number or absent. `read_report`
-    checks the fields its schema types; `ledger.replayed` is not among them, and a string or a list there
-    crashed `RunEntry.used` with a TypeError that took the whole listing down (every other run unlisted,
-    exit 1) instead of listing that one folder as unreadable."""
-    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-        return value
-    raise DataError(str(path), None, field, f"expected a whole number of tokens, got {str(value)[:40]!r} (not the "
-                    "shape a RefineLab run writes)")
 
 
 def _newest_change(run_dir: Path) -> float:

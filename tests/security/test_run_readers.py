@@ -113,16 +113,24 @@ def test_lm_eval_export_writes_the_items_as_read(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------- runs (finding 4)
 
 
-@pytest.mark.parametrize("replayed", ["x", [1]])
-def test_one_bad_replayed_count_lists_that_run_as_unreadable_and_the_others(tmp_path: Path, replayed: Any) -> None:
+@pytest.mark.parametrize(("field", "value"), [("replayed", "x"), ("replayed", [1]), ("replayed", -5),
+                                              ("prompt_tokens", "7"), ("cached_prompt_tokens", True)])
+def test_one_bad_ledger_count_lists_that_run_as_unreadable_and_the_others(tmp_path: Path, field: str,
+                                                                          value: Any) -> None:
     _run_folder(tmp_path / "runs" / "good")
-    _run_folder(tmp_path / "runs" / "bad", report={**REPORT, "ledger": {**REPORT["ledger"], "replayed": replayed}})
+    _run_folder(tmp_path / "runs" / "bad", report={**REPORT, "ledger": {**REPORT["ledger"], field: value}})
     entries = {e.run_id: e for e in list_runs(tmp_path / "runs")}
     assert entries["good"].state == "finished" and entries["good"].used == 10
     bad = entries["bad"]
     assert bad.state == "unreadable" and bad.used is None
-    assert "report.json" in bad.detail and "ledger.replayed" in bad.detail
+    assert "report.json" in bad.detail and f"ledger.{field}" in bad.detail
     assert all(e.to_dict() for e in entries.values())  # what `runs --json` prints
+
+
+def test_list_runs_looks_where_refine_writes_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFINELAB_RUNS_DIR", str(tmp_path / "configured"))
+    _run_folder(tmp_path / "configured" / "good")
+    assert [e.run_id for e in list_runs()] == ["good"]
 
 
 # ---------------------------------------------------------------------------------- trace (findings 7, 8)
