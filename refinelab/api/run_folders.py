@@ -246,6 +246,9 @@ def check_run_folder(run_dir: Path, rows: bool = True) -> None:
 
 #: the store's columns that hold one item's JSON, each read back into a `QAItem` as the run goes on
 ITEM_COLUMNS = {"items": ("original", "current"), "edits": ("before", "after")}
+#: (table, the row's name, column) of the store's evidence: JSON objects read by resume, review and report
+EVIDENCE_COLUMNS = (("diagnostics", "item_id || ' ' || check_name", "evidence"),
+                    ("edits", "edit_id || ' attempt ' || attempt", "evidence"))
 
 
 def check_store_items(path: Path) -> None:
@@ -257,6 +260,7 @@ def check_store_items(path: Path) -> None:
     from pydantic import ValidationError
 
     from refinelab.schema import QAItem
+    from refinelab.tools.store import json_column
 
     seen: set[str] = set()
     with _snapshot(path) as db:
@@ -280,6 +284,14 @@ def check_store_items(path: Path) -> None:
                         raise DataError(str(path), None, f"{table}.{column}", f"row {str(row_key)[:80]!r} does not "
                                         f"hold an item ({validation_problems(exc)[:200]}); the run folder is damaged "
                                         "or was edited") from None
+        # the JSON a resume or a review reads later: refused here, before the run starts, not partway
+        for table, key, column in EVIDENCE_COLUMNS:
+            if table not in have:
+                continue
+            for row_key, raw in db.execute(f"SELECT {key}, {column} FROM {table}"):
+                if not isinstance(json_column(raw, path, f"{table}.{column}", str(row_key)), dict):
+                    raise DataError(str(path), None, f"{table}.{column}", f"row {str(row_key)[:80]!r}: expected a "
+                                    "JSON object; the run folder is damaged or was edited")
 
 
 # ------------------------------------------------------------------------------------------ lock

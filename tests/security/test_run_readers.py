@@ -270,6 +270,21 @@ def test_damaged_diagnostic_evidence_names_the_store_table_and_row(store: RunSto
         assert "row 'q1 error'" in str(caught.value)
 
 
+@pytest.mark.parametrize("damage", DAMAGE)
+@pytest.mark.parametrize(("table", "where", "row"), [("edits", "edit_id='e1'", "e1 attempt 0"),
+                                                     ("diagnostics", "item_id='q1'", "q1 error")])
+def test_the_folder_check_refuses_damaged_evidence_before_a_resume_starts(store: RunStore, damage: str, table: str,
+                                                                          where: str, row: str) -> None:
+    """`check_store_items` runs before resume and review: damaged evidence is refused there, not partway."""
+    from refinelab.api.run_folders import check_store_items
+
+    check_store_items(store.path)  # sound as built
+    _set(store, f"UPDATE {table} SET evidence=? WHERE {where}", DAMAGE[damage])
+    with pytest.raises(DataError) as caught:
+        check_store_items(store.path)
+    assert caught.value.field == f"{table}.evidence" and f"row {row!r}" in str(caught.value)
+
+
 @pytest.mark.parametrize("damage", ["bad", "deep", "nan"])
 def test_a_damaged_run_id_names_the_store_and_meta(store: RunStore, damage: str) -> None:
     _set(store, "UPDATE meta SET value=? WHERE key='run_id'", DAMAGE[damage])
