@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from refinelab.api.report_html import EXACT_DIFF_TOKENS, _opcodes, diff_text, item_view
+from refinelab.api.report_views import EXACT_DIFF_TOKENS, _opcodes, diff_text, item_view
 
 REPORT_SECONDS = 20  # a whole report of the fixture run takes 3-7 s on a busy 2-core machine; the hangs took minutes
 
