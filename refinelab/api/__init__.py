@@ -4,7 +4,7 @@ Every function opens its folder through `refinelab.api.context.open_run_context`
 that parses arguments and calls these.
 
 The names load on first use (`refinelab.lazy_exports`), as `refinelab`'s own do: importing one light
-submodule (the CLI's `refinelab.api.run_folders`, for its lock error) runs this file first, and importing
+submodule (the CLI's `refinelab.api.run_lock`, for its lock error) runs this file first, and importing
 `runs` here would pull in LangGraph, LangChain and the model client, ~2.5 s, before `refinelab --help` or
 a one-line input error.
 """
@@ -40,8 +40,9 @@ def find_run(run: str | Path, runs_dir: str | Path | None = None) -> RunLocation
     (`runs`, ~2.5 s) to find a folder. A missing run, or a folder that is not a run (a plan's, a profile's, any
     other), is one `RunNotFound`: it used to be a DataError, a ReportError or a FileNotFoundError depending on
     the function, and `open_run` accepted any folder, failing only later with "resume it first"."""
-    from refinelab.api.run_list import RUN_MARKERS, is_run_folder, locate_run
+    from refinelab.api.run_list import is_run_folder, locate_run
     from refinelab.errors import RunNotFound
+    from refinelab.run_layout import RUN_MARKERS
 
     name = str(run)
     where = locate_run(name, runs_dir)  # RunNotFound: neither an id in the runs folder nor a run folder there

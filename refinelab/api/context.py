@@ -12,11 +12,12 @@ from pathlib import Path
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
-from refinelab.api.run_folders import RunLock
+from refinelab.api.run_lock import RunLock
 from refinelab.config import Settings, load_settings
 from refinelab.errors import DataError
 from refinelab.metrics.targets import Targets
 from refinelab.prompts.loader import PromptLibrary
+from refinelab.run_layout import LEDGER, STORE, TRACE
 from refinelab.schema import QAItem
 from refinelab.tools.cache import ResponseCache
 from refinelab.tools.embeddings import use_model
@@ -34,10 +35,10 @@ def open_run_context(run_dir: str | Path, *, settings: Settings | None = None, b
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = settings or load_settings()
     use_model(settings.embeddings.model, settings.embeddings.allow_download)  # dedup, distractors, retrieval
-    store = RunStore(run_dir / "store.sqlite")
-    ledger = Ledger(run_dir / "ledger.sqlite", cap=budget, failure_limit=settings.max_consecutive_failures)
+    store = RunStore(run_dir / STORE)
+    ledger = Ledger(run_dir / LEDGER, cap=budget, failure_limit=settings.max_consecutive_failures)
     cache = ResponseCache(settings.cache_path) if settings.use_cache else None
-    tracer = Tracer(run_dir / "trace.jsonl")  # continues the tree a trace.jsonl already holds
+    tracer = Tracer(run_dir / TRACE)  # continues the tree a trace.jsonl already holds
     store.set_meta("trace_id", tracer.trace_id)
     return AgentContext(run_dir=run_dir, settings=settings, store=store, ledger=ledger, tracer=tracer,
                         targets=targets or Targets(), cache=cache,

@@ -17,9 +17,10 @@ from typing import Any, Literal
 import yaml
 
 from refinelab.api.results import refined_items
-from refinelab.api.run_folders import check_run_files
+from refinelab.api.run_checks import check_run_files
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
+from refinelab.run_layout import REFINED
 from refinelab.schema import LETTERS, Dataset
 
 ChoiceFormat = Literal["letters", "text"]
@@ -76,9 +77,9 @@ def export_lm_eval(run_dir: str | Path, out_dir: str | Path, task_name: str | No
     """Write `<task>.yaml` and `<task>.jsonl` for the run's refined.jsonl into `out_dir`; return the YAML path."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     check_run_files(run_dir)  # a named pipe or a link to a device as refined.jsonl hung or filled memory
-    refined = run_dir / "refined.jsonl"
+    refined = run_dir / REFINED
     if not refined.exists():
-        raise FileNotFoundError(f"{run_dir} has no refined.jsonl: it is not a finished RefineLab run folder")
+        raise FileNotFoundError(f"{run_dir} has no {REFINED}: it is not a finished RefineLab run folder")
     if choice_format not in ("letters", "text"):
         raise ValueError(f"choice_format must be 'letters' or 'text', got {choice_format!r}")
     task = task_name or task_name_for(run_dir.name)

@@ -31,7 +31,7 @@ from refinelab.api.decontamination import (
     find_contamination,
 )
 from refinelab.api.profiling import profile_in
-from refinelab.api.run_folders import validate_budget
+from refinelab.api.run_settings import validate_budget
 from refinelab.api.runs import checked_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import PLANNER_MODES, PlannerMode, Settings, load_settings
@@ -40,6 +40,7 @@ from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.targets import Targets, as_targets
 from refinelab.planner.ilp import Plan
 from refinelab.planner.tool import plan_payload
+from refinelab.run_layout import PLAN_JSON, PROFILE_JSON, STORE
 from refinelab.schema import Dataset, QAItem
 from refinelab.tools.store import RunStore
 
@@ -66,16 +67,16 @@ def plan_dir(settings: Settings, data: Path, subjects: str | None, limit: int | 
 def profiled_with(folder: Path) -> dict[str, Any]:
     """The profile-shaping options the profile in `folder` was made with (profile.json's options, which
     hold what differed from the defaults; `agents/options.PROFILE_FIELDS`)."""
-    report = json.loads((folder / "profile.json").read_text(encoding="utf-8"))
+    report = json.loads((folder / PROFILE_JSON).read_text(encoding="utf-8"))
     options = report.get("options") if isinstance(report, dict) else None
     return {k: v for k, v in (options if isinstance(options, dict) else {}).items() if k in PROFILE_FIELDS}
 
 
 def profile_complete(folder: Path) -> bool:
     """A finished profile: profile.json written and every kept item labelled."""
-    if not (folder / "profile.json").exists() or not (folder / "store.sqlite").exists():
+    if not (folder / PROFILE_JSON).exists() or not (folder / STORE).exists():
         return False
-    store = RunStore(folder / "store.sqlite")
+    store = RunStore(folder / STORE)
     try:
         return all(store.has_diagnostic(i.id, "label") for i in store.items(("kept",)))
     finally:
@@ -136,7 +137,7 @@ def plan(data: DatasetInput, *, budget: int, folder: str | Path, dry_run: bool =
         ctx.tracer.flush()
         report = _report(ctx, dataset, plan, basis, budget=budget, profile_tokens=profile_tokens, reused=reused,
                          calls=ctx.ledger.summary()["calls"] - calls_before, folder=folder)
-    atomic_write_text(folder / "plan.json", json.dumps(report, indent=2, default=str))
+    atomic_write_text(folder / PLAN_JSON, json.dumps(report, indent=2, default=str))
     return report
 
 
@@ -168,7 +169,7 @@ def _report(ctx: AgentContext, dataset: Dataset, plan: Plan, basis: dict[str, An
     return {
         "dry_run": True, "dataset": dataset.name, "items": len(dataset), "budget": budget, "mode": plan.mode,
         "folder": str(folder),
-        "profile": {"reused": reused, "tokens": profile_tokens, "path": str(folder / "profile.json")},
+        "profile": {"reused": reused, "tokens": profile_tokens, "path": str(folder / PROFILE_JSON)},
         "plannable_tokens": round(basis["budget"], 1),
         "status": plan.status, "reason": plan.reason,
         "by_op": payload["by_op"], "by_op_and_group": payload["by_op_and_group"],

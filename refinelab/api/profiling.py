@@ -20,7 +20,7 @@ from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.profiler import profile_items
 from refinelab.api.context import working_folder
-from refinelab.api.run_folders import validate_budget
+from refinelab.api.run_settings import validate_budget
 from refinelab.api.runs import checked_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
@@ -28,6 +28,7 @@ from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.divergence import coverage_distribution, difficulty_distribution, divergence_report
 from refinelab.metrics.summary import summarise
 from refinelab.metrics.targets import Targets, as_targets
+from refinelab.run_layout import PROFILE_JSON
 from refinelab.schema import Dataset, QAItem
 
 
@@ -43,7 +44,7 @@ class ProfileResult:
 
     @property
     def path(self) -> Path:
-        return self.out_dir / "profile.json"
+        return self.out_dir / PROFILE_JSON
 
     def __repr__(self) -> str:
         report = self.report
@@ -172,5 +173,5 @@ def profile_in(ctx: AgentContext, dataset: Dataset,
              "diagnostics": per_item.get(i.id, {})} for i in items
         ],
     }
-    atomic_write_text(out_dir / "profile.json", json.dumps(report, indent=2, default=str))
+    atomic_write_text(out_dir / PROFILE_JSON, json.dumps(report, indent=2, default=str))
     return ProfileResult(out_dir=out_dir, report=report)

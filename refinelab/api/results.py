@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 
 from refinelab import __version__
+from refinelab.api.run_checks import check_run_files
 from refinelab.api.run_files import read_report, read_run_json
-from refinelab.api.run_folders import check_run_files
 from refinelab.atomic import atomic_write_text
 from refinelab.errors import DataError
 from refinelab.io import read_jsonl, write_jsonl, write_parquet
 from refinelab.redact import redact
+from refinelab.run_layout import REFINED, SETTINGS
 from refinelab.safeload import CONTROL_CHARACTERS
 from refinelab.schema import Dataset, QAItem
 
@@ -46,7 +47,7 @@ def refined_items(run_dir: Path) -> Dataset:
     checked first (`check_run_files`), so a named pipe or a link to a device there is refused as such, not
     read (a pipe blocks the read, /dev/zero fills memory) nor reported as an unfinished run."""
     check_run_files(run_dir)
-    path = run_dir / "refined.jsonl"
+    path = run_dir / REFINED
     if not path.is_file():
         raise DataError(str(path), None, None, "no refined set: the run has not finished (resume it first)")
     return read_jsonl(path)
@@ -105,7 +106,7 @@ def card_text(run_dir: str | Path, items: Dataset, data_path: str | None, split:
     """README.md for the export of `run_dir`: YAML front matter for the Hub, then the run in figures."""
     run_dir = Path(run_dir)
     report = read_report(run_dir)
-    saved = read_run_json(run_dir / "settings.json")
+    saved = read_run_json(run_dir / SETTINGS)
     settings = saved.get("settings") if isinstance(saved.get("settings"), dict) else {}
     run_id = _text(report.get("run_id") or run_dir.name, 80)
     source = _text(saved.get("dataset") or "unknown", 80)

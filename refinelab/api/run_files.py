@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from refinelab.api.run_folders import check_run_files
+from refinelab.api.run_checks import check_run_files
 from refinelab.atomic import open_regular
 from refinelab.errors import DataError, validation_problem
 from refinelab.io import jsonl_objects
+from refinelab.run_layout import CHANGES, REPORT_JSON
 from refinelab.safeload import loads_json
 
 MAX_JSON_BYTES = 50_000_000
@@ -157,7 +158,7 @@ def read_report(run_dir: Path) -> dict[str, Any]:
     `RunReport`: nothing is coerced, so a figure reads as the run wrote it. The folder's files are checked
     first (`check_run_files`)."""
     check_run_files(run_dir)
-    path = run_dir / "report.json"
+    path = run_dir / REPORT_JSON
     raw = read_run_json(path)
     try:
         RunReport.model_validate(raw)
@@ -171,7 +172,7 @@ def read_changes(run_dir: Path) -> list[dict[str, Any]]:
     """RUN/changes.jsonl, each row checked against `ChangeRow` ([] when the run wrote none); a bad row is a
     one-line `DataError` naming the file, the row and the field. Lines are read by the datasets' reader
     (`io.jsonl_objects`: encoding, safeload, one object per line)."""
-    path = run_dir / "changes.jsonl"
+    path = run_dir / CHANGES
     if not path.is_file() or path.stat().st_size == 0:  # a run with no edits writes an empty file
         return []
     rows = []

@@ -19,21 +19,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from refinelab.api.run_checks import check_run_files
 from refinelab.api.run_files import read_report
-from refinelab.api.run_folders import (
-    SEAL_NAME,
-    check_run_files,
-    lock_holder,
-    read_settings,
-    run_path,
-    validate_run_id,
-)
+from refinelab.api.run_folders import run_path, validate_run_id
+from refinelab.api.run_lock import lock_holder
+from refinelab.api.run_settings import read_settings
 from refinelab.errors import ConfigError, DataError, RunNotFound
+from refinelab.run_layout import RUN_MARKERS, SETTINGS
 
 RunState = Literal["finished", "running", "stopped", "unreadable"]
-
-# Files only a run writes. A plan's, a profile's or a screen's folder holds a store and a ledger too, never these.
-RUN_MARKERS = ("settings.json", SEAL_NAME, "checkpoints.sqlite", "refined.jsonl", "changes.jsonl", "report.json")
 
 
 @dataclass(frozen=True)
@@ -89,7 +83,7 @@ def runs_folder(runs_dir: str | Path | None = None) -> Path:
 
 
 def is_run_folder(path: Path) -> bool:
-    """Whether `path` is a run's folder: it holds one of the files only a run writes (`RUN_MARKERS`), so a run
+    """Whether `path` is a run's folder: it holds one of the files only a run writes (`run_layout.RUN_MARKERS`), so a run
     that lost its settings.json still counts (and is listed as unreadable) while a plan's or a profile's
     folder does not."""
     return path.is_dir() and any(os.path.lexists(path / name) for name in RUN_MARKERS)
@@ -140,14 +134,14 @@ def run_entry(run_dir: Path) -> RunEntry:
     """Where one run folder stands (see `RunEntry`). Unreadable too: a folder whose name is no run id (no
     command can name it) or that holds a named pipe, a device or a folder where a run's file goes."""
     modified = _newest_change(run_dir)
-    if not os.path.lexists(run_dir / "settings.json"):  # its other files say it is a run: a damaged one
+    if not os.path.lexists(run_dir / SETTINGS):  # its other files say it is a run: a damaged one
         present = [name for name in RUN_MARKERS if os.path.lexists(run_dir / name)]
-        return RunEntry(run_dir.name, "unreadable", f"settings.json: missing beside {', '.join(present)} (the "
+        return RunEntry(run_dir.name, "unreadable", f"{SETTINGS}: missing beside {', '.join(present)} (the "
                         "folder was copied in part, or damaged)", modified=modified)
     try:
         validate_run_id(run_dir.name, "folder name")  # no command could name it: resume and review take an id
         check_run_files(run_dir)  # before anything is opened: a named pipe there hung the listing
-        saved = read_settings(run_dir / "settings.json")
+        saved = read_settings(run_dir / SETTINGS)
     except (ConfigError, DataError) as exc:
         return RunEntry(run_dir.name, "unreadable", str(exc), modified=modified)
     dataset = saved.get("dataset") if isinstance(saved.get("dataset"), str) else None

@@ -37,18 +37,11 @@ from refinelab.api.decontamination import (
 from refinelab.api.results import SaveFormat, refined_items
 from refinelab.api.results import save as save_results
 from refinelab.api.results import to_hf as results_to_hf
+from refinelab.api.run_checkpoints import checkpoint_serde
 from refinelab.api.run_files import read_report
-from refinelab.api.run_folders import (
-    RunFolder,
-    check_new,
-    checkpoint_serde,
-    claim_existing,
-    claim_new,
-    saved_models,
-    seal_settings,
-    validate_budget,
-    validate_run_id,
-)
+from refinelab.api.run_folders import RunFolder, check_new, claim_existing, claim_new, validate_run_id
+from refinelab.api.run_seal import seal_settings
+from refinelab.api.run_settings import saved_models, validate_budget
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
 from refinelab.errors import (
@@ -62,6 +55,7 @@ from refinelab.graph.build import build_graph
 from refinelab.io import DatasetInput, as_dataset, require_items
 from refinelab.metrics.targets import Targets, as_targets
 from refinelab.prompts.loader import PromptLibrary, check_prompts
+from refinelab.run_layout import CHECKPOINTS, REFINED, REPORT_JSON, SETTINGS
 from refinelab.schema import Dataset
 from refinelab.tools.corpus import corpus_sources, is_builtin_corpus, load_user_corpus
 
@@ -103,7 +97,7 @@ class RunResult:
     @property
     def refined_path(self) -> Path:
         """refined.jsonl: the kept, edited and new items."""
-        return self.run_dir / "refined.jsonl"
+        return self.run_dir / REFINED
 
     @property
     def spent(self) -> int:
@@ -207,7 +201,7 @@ def checkpointer(run_dir: Path) -> Iterator[Any]:
     process (`refinelab review`, `resume`) writes and checkpoints the log can read a malformed image."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    conn = sqlite3.connect(str(run_dir / "checkpoints.sqlite"), check_same_thread=False)
+    conn = sqlite3.connect(str(run_dir / CHECKPOINTS), check_same_thread=False)
     # WAL + synchronous=NORMAL: every write still survives a killed process (what resume relies on);
     # FULL fsynced each task's writes, the largest cost of a cached re-run (see docs/performance.md).
     conn.execute("PRAGMA journal_mode=WAL")
@@ -249,7 +243,7 @@ def _stream(graph: Any, ctx: AgentContext, run_id: str, first_input: dict[str, A
         pending = len(graph.get_state(config).interrupts)  # paused at human review (graph/review.py)
         root.outputs = {"counts": ctx.store.status_counts(), "spent": ctx.ledger.spent, "pending_review": pending}
     ctx.tracer.flush()
-    report_path = ctx.run_dir / "report.json"
+    report_path = ctx.run_dir / REPORT_JSON
     report = json.loads(report_path.read_text()) if report_path.exists() and not pending else {}
     return RunResult(run_id=run_id, run_dir=ctx.run_dir, report=report, pending_review=pending)
 
@@ -305,9 +299,9 @@ def start_run_folder(dataset: Dataset, *, budget: int, targets: Targets | str | 
                 "decontaminate": contamination.sources if contamination else None,
             }, indent=2, default=str, allow_nan=False)
         except ValueError as exc:
-            raise DataError(str(run_dir / "settings.json"), None, None,
+            raise DataError(str(run_dir / SETTINGS), None, None,
                             f"cannot be written: a setting, target or option is not a finite number ({exc})") from None
-        atomic_write_text(run_dir / "settings.json", saved)
+        atomic_write_text(run_dir / SETTINGS, saved)
         seal_settings(run_dir)  # resume trusts settings.json only with this user's seal
         ctx = open_run_context(run_dir, settings=settings, budget=budget, targets=targets, options=options,
                                hooks=hooks, prompts_dir=prompts_dir)
@@ -416,7 +410,7 @@ def saved_context(folder: RunFolder, hooks: RunHooks | None, on_event: ProgressC
         options = RunOptions.model_validate(saved.get("options") or {})
     except ValidationError as exc:
         field, message = validation_problem(exc.errors()[0])
-        raise DataError(str(folder.path / "settings.json"), None, ".".join(p for p in ("options", field) if p),
+        raise DataError(str(folder.path / SETTINGS), None, ".".join(p for p in ("options", field) if p),
                         message) from None
     check_run_prompts(PromptLibrary(saved.get("prompts_dir")), hooks)
     ctx = open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,

@@ -36,7 +36,7 @@ from refinelab.agents.options import RunHooks, RunOptions
 from refinelab.agents.panel import answer_panel
 from refinelab.agents.screening import check_fit
 from refinelab.api.context import working_folder
-from refinelab.api.run_folders import validate_budget
+from refinelab.api.run_settings import validate_budget
 from refinelab.api.runs import as_options
 from refinelab.atomic import atomic_write_text
 from refinelab.config import Settings, load_settings
@@ -51,6 +51,7 @@ from refinelab.metrics.screening_model import (
     fit_screening_model,
     item_features,
 )
+from refinelab.run_layout import SCREEN_CALIBRATION, SCREEN_SUMMARY, SCREENING_JSONL
 from refinelab.schema import QAItem
 
 #: The panel a screen asks when the options name none. Not a profile's default (the judge alone,
@@ -58,7 +59,6 @@ from refinelab.schema import QAItem
 #: pooled p(key) as the embedded 1.5B's two-order probe gave it on MMLU-Redux dev (evals/eval_screening.py),
 #: so its threshold holds for that member's probabilities, not for whatever model the judge is.
 SCREEN_DEFAULT_PANEL = ("qwen2.5-coder-1.5b",)
-CALIBRATION_FILE = "calibration.json"
 
 
 @dataclass
@@ -75,7 +75,7 @@ class ScreenResult:
 
     @property
     def path(self) -> Path:
-        return self.out_dir / "screening.jsonl"
+        return self.out_dir / SCREENING_JSONL
 
     def __repr__(self) -> str:
         summary = self.summary
@@ -309,12 +309,12 @@ def screen(
         if calibrate_sample > 0:
             record = calibrate(ctx, items, members, sample=calibrate_sample, target_precision=target_precision,
                                prevalence=prevalence, progress=progress)
-            atomic_write_text(out / CALIBRATION_FILE, json.dumps(record, indent=2) + "\n")
-            model, source = ScreeningModel.from_json(record["model"]), str(out / CALIBRATION_FILE)
+            atomic_write_text(out / SCREEN_CALIBRATION, json.dumps(record, indent=2) + "\n")
+            model, source = ScreeningModel.from_json(record["model"]), str(out / SCREEN_CALIBRATION)
         evidence = ask_panel(ctx, items, members, progress)
         rows = screen_rows(items, evidence, model, members)
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        atomic_write_text(out / "screening.jsonl", lines)
+        atomic_write_text(out / SCREENING_JSONL, lines)
         flagged = [r for r in rows if r["flag"]]
         ledger = ctx.ledger.summary()
         summary = {
@@ -337,5 +337,5 @@ def screen(
         if record is not None:
             summary["calibration"] = record["estimates"] | {"target_precision": record["target_precision"],
                                                             "target_reached": record["target_reached"]}
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(out / SCREEN_SUMMARY, json.dumps(summary, indent=2) + "\n")
     return ScreenResult(out_dir=out, summary=summary, rows=rows, calibration=record)

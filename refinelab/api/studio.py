@@ -17,11 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from refinelab.agents.context import AgentContext
 from refinelab.agents.options import RunOptions
-from refinelab.api.run_folders import claim_existing, run_path, validate_budget, validate_run_id
+from refinelab.api.run_folders import claim_existing, run_path, validate_run_id
+from refinelab.api.run_settings import validate_budget
 from refinelab.api.runs import saved_context, start_run_folder
 from refinelab.config import load_settings
 from refinelab.errors import ConfigError, DataError, RefineLabError, error_line
 from refinelab.graph.build import build_graph
+from refinelab.run_layout import SETTINGS
 
 ROLES = ("judge", "writer", "validator")
 _CONTEXTS: dict[str, AgentContext] = {}  # checkpoint thread → its run's handles, for the life of the server
@@ -77,7 +79,7 @@ def open_studio_run(spec: StudioContext, run_id: str) -> AgentContext:
     validate_budget(spec.budget)
     settings = load_settings(spec.settings_file, _overrides(spec))
     run_id = validate_run_id(run_id)
-    if (run_path(settings.runs_dir, run_id) / "settings.json").exists():
+    if (run_path(settings.runs_dir, run_id) / SETTINGS).exists():
         folder = claim_existing(settings.runs_dir, run_id)
         try:
             return saved_context(folder, None)

@@ -34,6 +34,7 @@ from refinelab.cli.common import (
 )
 from refinelab.config import DEFAULT_MODEL
 from refinelab.errors import ConfigError, RefineLabError
+from refinelab.run_layout import REPORT_JSON, TRACE
 
 app = typer.Typer(help="Refine multiple-choice QA datasets under a token budget.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -203,7 +204,7 @@ def _print_result(result: object, as_json: bool) -> None:
                   f"found in {decontamination['reference']} and removed (see changes.jsonl)")
         _line(f"coverage JSD {_jsd(summary['coverage_jsd'][0])} -> {_jsd(summary['coverage_jsd'][1])}; "
               f"difficulty JSD {_jsd(summary['difficulty_jsd'][0])} -> {_jsd(summary['difficulty_jsd'][1])}")
-        _line(f"report: {result.run_dir / 'report.json'}")  # type: ignore[attr-defined]
+        _line(f"report: {result.run_dir / REPORT_JSON}")  # type: ignore[attr-defined]
 
 
 def _run_and_report(start: Callable[[Any], Any], quiet: bool, as_json: bool) -> None:
@@ -267,7 +268,8 @@ def refine_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines of progress, then a JSON result")] = False,
 ) -> None:
     """Profile, plan, refine and validate DATA within BUDGET tokens; write the run folder."""
-    from refinelab.api.run_folders import validate_budget, validate_run_id
+    from refinelab.api.run_folders import validate_run_id
+    from refinelab.api.run_settings import validate_budget
     from refinelab.config import load_settings, role_overrides
 
     try:
@@ -376,7 +378,7 @@ def trace_command(
     from refinelab.cli.trace_view import render_tree
 
     try:
-        path = locate_run(run, runs_dir).path / "trace.jsonl"
+        path = locate_run(run, runs_dir).path / TRACE
     except (RefineLabError, FileNotFoundError) as exc:
         fail(exc)
     if not path.exists():

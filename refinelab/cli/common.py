@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
-from refinelab.api.run_folders import RunBusy
+from refinelab.api.run_lock import RunBusy
 from refinelab.errors import (
     ConfigError,
     DataError,

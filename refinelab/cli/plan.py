@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from refinelab.api.run_folders import validate_budget
+from refinelab.api.run_settings import validate_budget
 from refinelab.cli import arguments as arg
 from refinelab.cli.common import (
     fail,
@@ -21,6 +21,7 @@ from refinelab.cli.common import (
 )
 from refinelab.config import PLANNER_MODES, load_settings, role_overrides
 from refinelab.errors import RefineLabError
+from refinelab.run_layout import PLAN_JSON
 
 
 def print_plan(report: dict[str, Any]) -> None:
@@ -59,7 +60,7 @@ def print_plan(report: dict[str, Any]) -> None:
     if report["marginal_value_per_1k"] is not None:
         out.print(f"marginal value: +1k tokens would add about {report['marginal_value_per_1k']:.4f} objective "
                   f"(objective now +{report['objective']:.4f})")
-    out.print(f"plan: {report['folder']}/plan.json; no edits were made")
+    out.print(f"plan: {report['folder']}/{PLAN_JSON}; no edits were made")
 
 
 def plan_command(

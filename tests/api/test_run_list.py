@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from refinelab.agents.options import RunHooks
 from refinelab.api import refine
-from refinelab.api.run_folders import RunLock
 from refinelab.api.run_list import list_runs
+from refinelab.api.run_lock import RunLock
 from refinelab.cli.app import app
 from refinelab.config import load_settings
 from refinelab.io import load_dataset

@@ -12,7 +12,7 @@ import pytest
 import refinelab
 from refinelab.agents.options import RunHooks
 from refinelab.api.context import working_folder
-from refinelab.api.run_folders import RunBusy, RunLock
+from refinelab.api.run_lock import RunBusy, RunLock
 from refinelab.config import load_settings
 from refinelab.errors import DataError
 from refinelab.tools.ledger import CallTag, Ledger

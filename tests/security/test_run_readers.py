@@ -276,7 +276,7 @@ def test_damaged_diagnostic_evidence_names_the_store_table_and_row(store: RunSto
 def test_the_folder_check_refuses_damaged_evidence_before_a_resume_starts(store: RunStore, damage: str, table: str,
                                                                           where: str, row: str) -> None:
     """`check_store_items` runs before resume and review: damaged evidence is refused there, not partway."""
-    from refinelab.api.run_folders import check_store_items
+    from refinelab.api.run_checks import check_store_items
 
     check_store_items(store.path)  # sound as built
     _set(store, f"UPDATE {table} SET evidence=? WHERE {where}", DAMAGE[damage])

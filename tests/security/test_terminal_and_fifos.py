@@ -179,7 +179,7 @@ def test_the_settings_and_jsonl_readers_refuse_a_pipe_themselves(tmp_path: Path)
     """Below the folder checks the commands run first, the readers refuse a pipe on their own; an alarm turns
     a regression (a read blocked on the pipe) into a failure instead of a hung suite."""
     from refinelab.api.report_html import ReportError, _read_jsonl
-    from refinelab.api.run_folders import read_settings
+    from refinelab.api.run_settings import read_settings
     from refinelab.errors import DataError
 
     os.mkfifo(tmp_path / "settings.json")

@@ -233,7 +233,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
 def lock_holder(run_dir: Path, seconds: int = 120) -> Iterator[subprocess.Popen[str]]:
     """Another process holding `run_dir`'s run lock until the block ends (or it is killed inside it)."""
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from pathlib import Path; from refinelab.api.run_folders import RunLock; "
+        "import time; from pathlib import Path; from refinelab.api.run_lock import RunLock; "
         f"RunLock(Path({str(run_dir)!r})).acquire(); print('held', flush=True); time.sleep({seconds})")],
         stdout=subprocess.PIPE, text=True)
     try:
