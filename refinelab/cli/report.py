@@ -14,6 +14,7 @@ from refinelab.atomic import UnsafePathError
 from refinelab.cli import arguments as arg
 from refinelab.cli.common import fail, out
 from refinelab.errors import DataError, RefineLabError
+from refinelab.run_layout import REPORT_HTML
 
 
 def _run_dir(run_id: str, runs_dir: Path | None) -> Path:
@@ -38,7 +39,7 @@ def report_command(
     from refinelab.api.report_html import ReportError
 
     if output is not None and output.is_dir():  # refused before the page is built, as the atomic write would
-        fail(f"--output {output} is a folder; name the file to write, e.g. {output / 'report.html'}")
+        fail(f"--output {output} is a folder; name the file to write, e.g. {output / REPORT_HTML}")
     run_dir = _run_dir(run_id, runs_dir)
     try:
         path = report(run_dir, output)

@@ -18,6 +18,7 @@ from rich.text import Text
 from refinelab.cli import arguments as arg
 from refinelab.cli.common import console, fail, options_text, out, safe_text, styled
 from refinelab.errors import RefineLabError
+from refinelab.run_layout import REPORT_JSON
 from refinelab.schema import LETTERS
 
 EVIDENCE_CHARS = 1500
@@ -84,7 +85,7 @@ def _summary(result: Any) -> None:
         return
     report = result.report
     out.print(safe_text(f"run {result.run_id} finished: {report.get('stop_reason')}; reviews {report.get('reviews')}; "
-                        f"output {report.get('output_items')} items; report: {result.run_dir / 'report.json'}"))
+                        f"output {report.get('output_items')} items; report: {result.run_dir / REPORT_JSON}"))
 
 
 def review_command(

@@ -14,6 +14,7 @@ from refinelab.graph.review import recorded
 from refinelab.io import write_jsonl
 from refinelab.metrics.divergence import difficulty_distribution, jensen_shannon, normalise
 from refinelab.operations import Op, writes_new_item
+from refinelab.run_layout import CHANGES, REFINED, REPORT_JSON
 from refinelab.schema import Cell, QAItem
 from refinelab.state import GAVE_UP
 
@@ -119,14 +120,14 @@ def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
             new_items += writes_new_item(item.provenance.created_by)
             yield item
 
-    paths = {"refined": write_jsonl(refined(), run_dir / "refined.jsonl")}
+    paths = {"refined": write_jsonl(refined(), run_dir / REFINED)}
 
     def write_changes(tmp: Path) -> None:
         with open_exclusive(tmp) as handle:
             for line in change_lines(ctx, ctx.store.iter_edits()):
                 handle.write(line + "\n")
 
-    paths["changes"] = atomic_write(run_dir / "changes.jsonl", write_changes)
+    paths["changes"] = atomic_write(run_dir / CHANGES, write_changes)
 
     before = _Figures(ctx)
     for raw in ctx.store.iter_original_items():
@@ -170,7 +171,7 @@ def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
         "profile_forecast": ctx.store.get_meta("profile_forecast"),
         "notices": [n for n in (ctx.store.get_meta("profile_notice"),) if n],
     }
-    atomic_write_text(run_dir / "report.json", json.dumps(report, indent=2, ensure_ascii=False, default=str))
-    paths["report"] = run_dir / "report.json"
+    atomic_write_text(run_dir / REPORT_JSON, json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    paths["report"] = run_dir / REPORT_JSON
     ctx.tracer.flush()
     return paths
