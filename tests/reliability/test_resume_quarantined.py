@@ -2,7 +2,7 @@
 
 Quarantined rows are recorded in the store as placeholders (`RunStore.add_rejected`: status `failed`, no
 original, the row's id alone as `current`) so that every input row is accounted for; the resume's check that
-every stored item reads back as one (`run_folders.check_store_items`) took the placeholder for a damaged item
+every stored item reads back as one (`run_checks.check_store_items`) took the placeholder for a damaged item
 and refused the folder as "damaged or edited" — every run of a file with one bad row could not be resumed.
 """
 

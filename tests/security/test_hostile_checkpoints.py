@@ -3,7 +3,7 @@
 LangGraph's default serializer imports and calls whatever callable a msgpack checkpoint names (its own
 docs: set `LANGGRAPH_STRICT_MSGPACK`); the seal covers settings.json only, so a `checkpoints.sqlite` swapped
 into an otherwise untouched folder ran `os.system` on `refinelab resume`. Every saver a run opens now reads
-with LangGraph's safe types only (`run_folders.checkpoint_serde`) and the folder check refuses the rest.
+with LangGraph's safe types only (`run_checkpoints.checkpoint_serde`) and the folder check refuses the rest.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ text through `cli.common.safe_text`.
 
 Named pipes: opening a FIFO for reading waits for a writer, so one planted as a run's settings.json,
 trace.jsonl or refined.jsonl, or as a prompt file, hung `runs`, `trace`, `report` and `packs show`. Each
-is now refused in one line (`atomic.open_regular`, `api.run_folders.check_run_files`).
+is now refused in one line (`atomic.open_regular`, `api.run_checks.check_run_files`).
 
 The CLI runs as its own process (a hang is a timeout, not a stuck suite), without the `ws` fixture: nothing
 here calls a model or embeds.
