@@ -33,6 +33,7 @@ from refinelab.api.report_views import MAX_EXAMPLES_PER_OP, edit_groups, edit_ou
 from refinelab.api.run_files import read_changes, read_report, read_run_json
 from refinelab.atomic import atomic_write_text, open_regular
 from refinelab.errors import DataError, validation_problem
+from refinelab.run_layout import REFINED, REPORT_HTML, REPORT_JSON, SETTINGS
 from refinelab.safeload import loads_json
 
 MAX_TABLE_ROWS = 500  # longer lists are cut, with a pointer to the JSONL file
@@ -79,18 +80,18 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"run folder not found: {run_dir}")
-    report_path = run_dir / "report.json"
+    report_path = run_dir / REPORT_JSON
     if not report_path.exists():
         raise ReportError(
             f"{run_dir} has no report.json: it is not a finished RefineLab run folder "
             "(report.json is written when a run finalizes; finish a stopped run with `refinelab resume`)")
     try:
         report = read_report(run_dir)
-        targets = _targets(run_dir / "settings.json", read_run_json(run_dir / "settings.json").get("targets") or {})
+        targets = _targets(run_dir / SETTINGS, read_run_json(run_dir / SETTINGS).get("targets") or {})
     except DataError as exc:  # a damaged settings.json is named, not drawn as a report without its targets
         raise ReportError(str(exc)) from None
     return {"dir": run_dir, "report": report, "changes": _changes(run_dir),
-            "refined": _read_jsonl(run_dir / "refined.jsonl"), "targets": targets}
+            "refined": _read_jsonl(run_dir / REFINED), "targets": targets}
 
 
 def _targets(path: Path, raw: Any) -> dict[str, Any]:
@@ -262,5 +263,5 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write `report.html` into the run folder (or `out`) and return its path."""
     run = load_run(run_dir)
     html = render_html(run)
-    target = Path(out) if out is not None else Path(run_dir) / "report.html"
+    target = Path(out) if out is not None else Path(run_dir) / REPORT_HTML
     return atomic_write_text(target, html)
