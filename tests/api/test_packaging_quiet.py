@@ -27,3 +27,4 @@ def test_wheel_build_is_quiet_and_complete(tmp_path: Path) -> None:
     assert any(n.startswith("refinelab/data/") and n.endswith(".yaml") for n in names)
     assert any(n.startswith("refinelab/prompts/packs/") for n in names)
     assert any(n.startswith("refinelab/prompts/default/") for n in names)
+    assert "refinelab/api/templates/report.html.j2" in names  # the report's page; `refinelab report` needs it
