@@ -137,7 +137,7 @@ def test_save_refuses_to_overwrite_or_mix(run: refinelab.RunResult, tmp_path: Pa
 
 def test_unfinished_run_says_so(tmp_path: Path) -> None:
     (tmp_path / "half").mkdir()
-    with pytest.raises(DataError, match="not a run folder"):  # no run's file at all: not a run (finding 10)
+    with pytest.raises(DataError, match="not a RefineLab run folder"):  # no run's file at all: not a run (finding 10)
         refinelab.open_run(tmp_path / "half")
     (tmp_path / "half" / "checkpoints.sqlite").write_bytes(b"")  # a run that started and stopped
     with pytest.raises(DataError, match="has not finished"):
