@@ -25,7 +25,7 @@ import pulp
 from pydantic import BaseModel, ConfigDict, Field
 
 from refinelab.config import PLANNER_MODES, PlannerMode
-from refinelab.operations import Op
+from refinelab.operations import Op, operation
 from refinelab.planner.aggregate import (
     NONE,
     OP_CODE,
@@ -143,7 +143,7 @@ class Plan(BaseModel):
         """Counts per operation and per cell (edits, expand) or bucket (generate, calibrate target)."""
         out: dict[str, dict[str, int]] = {}
         for a in self.assignments:
-            group = a.to_bucket if a.op is Op.CALIBRATE and a.to_bucket else a.cell
+            group = a.to_bucket if operation(a.op).moves_bucket and a.to_bucket else a.cell
             row = out.setdefault(a.op.value, {})
             row[group] = row.get(group, 0) + 1
         for n in self.new_items:
