@@ -35,6 +35,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the repository root: the fault proxy lives in tests/support
 from refinelab.operations import Op  # noqa: E402
+from refinelab.run_layout import LEDGER, REPORT_JSON, STORE  # noqa: E402
 from tests.support.fault_proxy import FaultPlan, FaultProxy  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,16 +101,16 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
 
 
 def figures(run_dir: Path) -> dict[str, Any]:
-    with contextlib.closing(sqlite3.connect(run_dir / "ledger.sqlite")) as db:
+    with contextlib.closing(sqlite3.connect(run_dir / LEDGER)) as db:
         calls, failed, spent = db.execute(
             "SELECT COUNT(*), SUM(status='failed'), COALESCE(SUM(CASE WHEN status IN ('settled','failed') THEN "
             "prompt_tokens + completion_tokens WHEN status='abandoned' THEN reserved ELSE 0 END), 0) FROM calls"
         ).fetchone()
         unsent = db.execute("SELECT value FROM meta WHERE key='unsent_calls'").fetchone()
-    with contextlib.closing(sqlite3.connect(run_dir / "store.sqlite")) as db:
+    with contextlib.closing(sqlite3.connect(run_dir / STORE)) as db:
         rows = db.execute("SELECT status, COUNT(*) FROM items WHERE original IS NOT NULL GROUP BY status").fetchall()
         new = db.execute("SELECT COUNT(*) FROM items WHERE status='new'").fetchone()[0]
-    report = run_dir / "report.json"
+    report = run_dir / REPORT_JSON
     stop = json.loads(report.read_text())["stop_reason"] if report.exists() else "(no report.json: not finished)"
     return {"calls_attempted": int(calls), "calls_failed": int(failed or 0),
             "calls_never_reached_server": int(unsent[0]) if unsent else 0, "tokens_charged": int(spent),

@@ -52,6 +52,7 @@ from refinelab.config import load_settings  # noqa: E402
 from refinelab.operations import Op  # noqa: E402
 from refinelab.planner.ilp import SolverPolicy, solve  # noqa: E402
 from refinelab.planner.problem import build_problem  # noqa: E402
+from refinelab.run_layout import CHECKPOINTS, LEDGER, STORE  # noqa: E402
 from refinelab.schema import Dataset, Diagnostic, QAItem  # noqa: E402
 from refinelab.tools.ledger import CallTag, Ledger  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
@@ -80,7 +81,7 @@ def bench_plan(n: int) -> dict[str, float]:
 
 def bench_ledger(pairs: int, threads: int = 8) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = Ledger(Path(tmp) / "ledger.sqlite", cap=10**12)
+        ledger = Ledger(Path(tmp) / LEDGER, cap=10**12)
 
         def work(k: int) -> None:
             for i in range(pairs // threads):
@@ -101,7 +102,7 @@ def bench_ledger(pairs: int, threads: int = 8) -> dict[str, float]:
 
 def bench_store(dataset: Dataset) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
-        store = RunStore(Path(tmp) / "store.sqlite")
+        store = RunStore(Path(tmp) / STORE)
         t0 = time.perf_counter()
         store.load_items(dataset)
         t1 = time.perf_counter()
@@ -116,7 +117,7 @@ def bench_store(dataset: Dataset) -> dict[str, float]:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(put_one, singles))
         t3 = time.perf_counter()
-        size = (Path(tmp) / "store.sqlite").stat().st_size
+        size = (Path(tmp) / STORE).stat().st_size
         store.close()
     n = len(dataset)
     return {"items": n, "load_items_per_s": round(n / (t1 - t0)), "diagnostics_batch_per_s": round(n / (t2 - t1)),
@@ -252,9 +253,9 @@ def run_once(dataset: Dataset, urls: list[str], concurrency: int, tmp: Path, run
         "fleet_efficiency": round(ideal / wall, 3) if wall else 0.0,
         "spent": result.spent, "budget": budget,
         "statuses": result.report.get("items_by_status", {}),
-        "checkpoint_mb": round((folder / "checkpoints.sqlite").stat().st_size / 2**20, 1),
-        "store_mb": round((folder / "store.sqlite").stat().st_size / 2**20, 1),
-        "ledger_mb": round((folder / "ledger.sqlite").stat().st_size / 2**20, 1),
+        "checkpoint_mb": round((folder / CHECKPOINTS).stat().st_size / 2**20, 1),
+        "store_mb": round((folder / STORE).stat().st_size / 2**20, 1),
+        "ledger_mb": round((folder / LEDGER).stat().st_size / 2**20, 1),
         "peak_rss_gb": round(peak_rss_gb(), 2),
     }
 

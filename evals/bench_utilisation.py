@@ -39,6 +39,7 @@ from refinelab.api import refine  # noqa: E402
 from refinelab.config import load_settings  # noqa: E402
 from refinelab.io import load_dataset  # noqa: E402
 from refinelab.operations import Op  # noqa: E402
+from refinelab.run_layout import LEDGER  # noqa: E402
 from refinelab.tools import llm  # noqa: E402
 from refinelab.tools.embedded_server import serving  # noqa: E402
 from refinelab.tools.ledger import Ledger  # noqa: E402
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             result = refine(dataset, budget=budget, settings=settings, run_id="util", options=options)
             wall = time.perf_counter() - started
-        busy, span = busy_seconds(result.run_dir / "ledger.sqlite")
+        busy, span = busy_seconds(result.run_dir / LEDGER)
         ours = {"wall_s": round(wall, 1), "tokens": result.spent, "tokens_per_s": round(result.spent / wall, 2),
                 "calls": len(recorder.requests), "model_busy_s": round(busy, 1),
                 "overhead_s": round(wall - busy, 1), "statuses": result.report.get("items_by_status", {})}

@@ -28,6 +28,7 @@ from refinelab.errors import BudgetExhausted
 from refinelab.io import load_dataset, read_jsonl
 from refinelab.metrics.divergence import jensen_shannon
 from refinelab.operations import Op
+from refinelab.run_layout import CHANGES, REFINED
 from refinelab.schema import Dataset, QAItem
 from refinelab.tools.ledger import Ledger
 
@@ -152,14 +153,14 @@ def measured_buckets(run_dir: Path, targets: Any) -> dict[str, tuple[str, str]]:
     "unmeasured"), over a run's refined set: where its items, new ones above all, landed."""
     return {item.id: (item.provenance.created_by,
                       "unmeasured" if item.difficulty is None else targets.bucket(float(item.difficulty)))
-            for item in read_jsonl(Path(run_dir) / "refined.jsonl")}
+            for item in read_jsonl(Path(run_dir) / REFINED)}
 
 
 def last_attempts(run_dir: Path, operations: Collection[str]) -> dict[str, dict[str, Any]]:
     """edit id -> the last attempt recorded in a run's changes.jsonl, for the edits of `operations`: how
     each edit ended (committed, or the reason its last try was refused)."""
     last: dict[str, dict[str, Any]] = {}
-    for line in (Path(run_dir) / "changes.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (Path(run_dir) / CHANGES).read_text(encoding="utf-8").splitlines():
         change = json.loads(line)
         if change.get("operation") in operations:
             last[change["edit_id"]] = change
@@ -170,7 +171,7 @@ def expand_landings(run_dir: Path) -> list[tuple[dict[str, Any], str | None]]:
     """Each expand's last attempt in a run, with the cell its new item was measured into (its label in the
     refined set) when it was committed, else None. The cell comes from the refined set, never from the
     change's `after`: that is the draft as written, which carries the cell it was written for."""
-    cells = {item.id: item.cell.key for item in read_jsonl(Path(run_dir) / "refined.jsonl")}
+    cells = {item.id: item.cell.key for item in read_jsonl(Path(run_dir) / REFINED)}
     return [(change, cells.get(str((change.get("after") or {}).get("id")), "not in the refined set")
              if change.get("outcome") == "committed" else None)
             for change in last_attempts(run_dir, {Op.EXPAND.value}).values()]

@@ -25,6 +25,7 @@ from refinelab.agents.difficulty_aims import split_aims
 from refinelab.agents.expand_batches import DraftSlot
 from refinelab.metrics.targets import load_targets
 from refinelab.operations import Op
+from refinelab.run_layout import TRACE
 
 # the validator's `evidence.method` of a refused attempt, as the table names it
 CHECKS = {"answer": "answer check (solver)", "measured": "labelled into another cell",
@@ -45,7 +46,7 @@ def _tasks(value: Any) -> Iterator[dict[str, Any]]:
 def aims_by_edit(run_dir: Path) -> dict[str, str]:
     """edit id -> the bucket its draft was asked for."""
     out: dict[str, str] = {}
-    for line in (run_dir / "trace.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (run_dir / TRACE).read_text(encoding="utf-8").splitlines():
         run = json.loads(line)
         for task in _tasks([run.get("inputs"), run.get("outputs")]):
             aims = split_aims(str(task.get("aims") or ""))

@@ -46,6 +46,7 @@ from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api import refine  # noqa: E402
 from refinelab.metrics.targets import load_targets  # noqa: E402
 from refinelab.operations import Op  # noqa: E402
+from refinelab.run_layout import STORE
 from refinelab.schema import Dataset  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
 
@@ -214,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with deadline(deadline_seconds(args)) as stop:
         run = refine(dataset, budget=budget, targets=load_targets(args.targets), settings=settings,
                      run_id=run_id, options=options)
-    store = RunStore(run.run_dir / "store.sqlite")
+    store = RunStore(run.run_dir / STORE)
     try:
         summary = summarise(store.edits(), store.outcomes())
     finally:

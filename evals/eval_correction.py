@@ -58,6 +58,7 @@ from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api import refine  # noqa: E402
 from refinelab.metrics.targets import Targets  # noqa: E402
 from refinelab.operations import OPERATION_NAMES, Op  # noqa: E402
+from refinelab.run_layout import REPORT_JSON, STORE
 from refinelab.schema import Dataset, QAItem, normalise_text  # noqa: E402
 from refinelab.state import SUCCEEDED  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
@@ -110,7 +111,7 @@ def key_ok(item: QAItem, truth_text: str) -> bool:
 
 
 def score_run(run_dir: Path, items: list[QAItem], truth: dict[str, str], injected: set[str]) -> dict[str, Any]:
-    store = RunStore(run_dir / "store.sqlite")
+    store = RunStore(run_dir / STORE)
     try:
         statuses = store.statuses()
         current = {i.id: i for i in store.items(("kept", "edited", "new"))}
@@ -275,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         run_dir, spent, report = run.run_dir, run.spent, run.report
     else:  # a finished run folder: its ledger and report, scored again
         run_dir = args.rescore.resolve()
-        report = json.loads((run_dir / "report.json").read_text())
+        report = json.loads((run_dir / REPORT_JSON).read_text())
         spent = int(report["ledger"]["spent"])
         earlier = RESULTS / f"{args.tag}.json"  # the run's own result file keeps how it ran
         first = json.loads(earlier.read_text()) if earlier.exists() else {}

@@ -44,6 +44,7 @@ from refinelab.agents.options import RunOptions
 from refinelab.api import refine
 from refinelab.api.overlap import find_overlap
 from refinelab.io import load_dataset, read_jsonl
+from refinelab.run_layout import CHANGES, REFINED, STORE
 from refinelab.schema import Dataset, QAItem
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -89,7 +90,7 @@ def main() -> dict[str, Any]:
                         options=RunOptions(pilot_per_op=args.pilot), decontaminate=reference)
     seconds = round(time.monotonic() - started, 1)
     report = result.report
-    changes = [c for c in read_jsonl_dicts(result.run_dir / "changes.jsonl")
+    changes = [c for c in read_jsonl_dicts(result.run_dir / CHANGES)
                if (c.get("evidence") or {}).get("method") == "overlap"]
     removed = {c["item_id"]: c for c in changes}
     found_by_edit = {edit: [sum(1 for i, (_s, e) in truth.items() if e == edit and i in removed),
@@ -99,7 +100,7 @@ def main() -> dict[str, Any]:
     val_removed = [c for i, c in removed.items() if i not in truth]
     profiled_removed = sum(1 for i in removed if profiled(result.run_dir, i))
     log("looking for the refined set in the reference")
-    refined = read_jsonl(result.run_dir / "refined.jsonl")
+    refined = read_jsonl(result.run_dir / REFINED)
     after = find_overlap(refined, reference)
     input_ids = {i.id for i in dataset.items}
     originals_left = [m for m in after.matches if m.item_id in input_ids]
@@ -141,7 +142,7 @@ def profiled(run_dir: Path, item_id: str) -> bool:
     """Whether profiling measured the item (an error or label diagnostic): a removed item must have none."""
     from refinelab.tools.store import RunStore
 
-    store = RunStore(run_dir / "store.sqlite")
+    store = RunStore(run_dir / STORE)
     try:
         return any(store.diagnostic(item_id, check) is not None for check in ("error", "label", "difficulty", "panel", "distractors"))
     finally:

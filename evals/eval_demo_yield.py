@@ -28,6 +28,7 @@ from common import log, table, write_results
 
 import refinelab
 from refinelab.operations import Op
+from refinelab.run_layout import REPORT_JSON
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("REFINELAB_DATA", ROOT.parent / "shared" / "data"))
@@ -54,7 +55,7 @@ def run_slice(subjects: str, args: argparse.Namespace, run_id: str) -> dict[str,
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=checkout, check=False)
     if done.returncode != 0:
         raise SystemExit(f"refine failed on {subjects} (exit {done.returncode}): {done.stderr[-2000:]}")
-    report = json.loads((Path(args.runs_dir) / run_id / "report.json").read_text())
+    report = json.loads((Path(args.runs_dir) / run_id / REPORT_JSON).read_text())
     outcomes = Counter(report["edits"]["outcomes"])
     committed = {k.split(":")[0]: v for k, v in outcomes.items() if k.endswith(":committed")}
     ledger = report["ledger"]

@@ -63,6 +63,7 @@ from refinelab.metrics.distractors import (  # noqa: E402
 )
 from refinelab.metrics.targets import Targets  # noqa: E402
 from refinelab.operations import Op  # noqa: E402
+from refinelab.run_layout import REFINED, STORE
 from refinelab.schema import Dataset, QAItem, normalise_text  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
 
@@ -85,7 +86,7 @@ def measure_pick_rates(items: Sequence[QAItem], args: argparse.Namespace, tag: s
 def read_pick_rates(run_dir: Path, items: Sequence[QAItem]) -> dict[str, PickRates]:
     """The pick rates a profile-only run stored for `items`: option probabilities (logprobs) when the
     panel measured them, else its votes."""
-    store = RunStore(run_dir / "store.sqlite")
+    store = RunStore(run_dir / STORE)
     try:
         panel = {d.item_id: d for d in store.diagnostics("panel")}
     finally:
@@ -211,7 +212,7 @@ def rescore(tag: str) -> dict[str, Any]:
     per_item = result["scores"]["per_item"]
     pool = {i.id: i for i in mmlu()}
     items = [pool[row["id"]] for row in per_item]
-    refined = list(read_jsonl(run_dir / "refined.jsonl"))
+    refined = list(read_jsonl(run_dir / REFINED))
     edited = {row["id"] for row in per_item if row["rewritten"]}
     result["scores"].update(functional_figures(items, refined, edited, read_pick_rates(panel_run("before"), items),
                                                read_pick_rates(panel_run("after"), refined)))
@@ -263,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                      run_id=run_id, options=options)
     refined = list(read_jsonl(run.refined_path))
     after = diversity_by_item(refined, embed)
-    store = RunStore(run.run_dir / "store.sqlite")
+    store = RunStore(run.run_dir / STORE)
     try:
         outcomes = [o for o in store.outcomes() if o["operation"] == Op.REWRITE_DISTRACTORS]
     finally:

@@ -31,6 +31,7 @@ from common import RESULTS, UNIFORM_TARGETS, expand_landings, log, reduction, ta
 
 from refinelab.metrics.divergence import jensen_shannon  # noqa: E402
 from refinelab.metrics.targets import load_targets  # noqa: E402
+from refinelab.run_layout import REFINED
 
 REFUSED = "(refused)"
 
@@ -91,7 +92,7 @@ def main() -> None:
     tags = [t for t in args.tags.split(",") if t]
     results = [json.loads((RESULTS / f"{tag}.json").read_text(encoding="utf-8")) for tag in tags]
     run_dirs = [Path(row["run_dir"]) for result in results for row in result["curve"]]
-    missing = [str(d) for d in run_dirs if not (d / "refined.jsonl").is_file()]
+    missing = [str(d) for d in run_dirs if not (d / REFINED).is_file()]
     if missing:
         raise SystemExit(f"run folders gone: {', '.join(missing)}")
     table_counts = landing_table(run_dirs)

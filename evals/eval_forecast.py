@@ -33,6 +33,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from refinelab.run_layout import CHANGES
+
 DATA = Path(os.environ.get("REFINELAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RESULTS = Path(__file__).resolve().parent / "results"
 SUBJECTS = "high_school_biology,high_school_world_history,elementary_mathematics"
@@ -47,7 +49,7 @@ def _ratio(actual: float, forecast: float) -> float | None:
 def per_op(dry: dict[str, Any], run_dir: Path, ledger: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per operation: prior forecast per edit vs ledger tokens per finished edit (pilot and rounds)."""
     edits: Counter[str] = Counter()
-    for line in (run_dir / "changes.jsonl").read_text().splitlines():
+    for line in (run_dir / CHANGES).read_text().splitlines():
         row = json.loads(line)
         if row["attempt"] == 0:
             edits[row["operation"]] += 1

@@ -60,6 +60,7 @@ from refinelab.config import PLANNER_MODES  # noqa: E402
 from refinelab.metrics.divergence import jensen_shannon  # noqa: E402
 from refinelab.metrics.targets import load_targets  # noqa: E402
 from refinelab.operations import OPERATION_NAMES, Op  # noqa: E402
+from refinelab.run_layout import CHANGES, REFINED
 
 # A deliberate subset of the registry: the operations that move coverage and difficulty (no fix, no
 # distractor rewrites), so the curve measures the JSD terms alone.
@@ -139,7 +140,7 @@ def new_item_outcomes(run_dir: Path) -> dict[str, Any]:
     elsewhere: Counter[str] = Counter()  # "written for -> measured in", for the expands that moved
     refused: Counter[str] = Counter()
     drafts: Counter[str] = Counter()  # attempts (each a writer draft) per operation
-    for line in (Path(run_dir) / "changes.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (Path(run_dir) / CHANGES).read_text(encoding="utf-8").splitlines():
         drafts[json.loads(line).get("operation", "")] += 1
     for change, cell in expand_landings(run_dir):
         if cell is None:
@@ -309,7 +310,7 @@ def rescore(tag: str) -> dict[str, Any]:
     read the measured cell were corrected. The JSD figures come from the runs' reports and do not change."""
     result = json.loads((RESULTS / f"{tag}.json").read_text(encoding="utf-8"))
     for row in result["curve"]:
-        if not (Path(row["run_dir"]) / "refined.jsonl").is_file():
+        if not (Path(row["run_dir"]) / REFINED).is_file():
             raise SystemExit(f"{tag}: the run folder {row['run_dir']} is gone; nothing rescored")
         row["new_item_outcomes"] = new_item_outcomes(Path(row["run_dir"]))
     result.setdefault("run_made_by", {k: result.get(k) for k in ("command", "commit", "finished")})

@@ -56,6 +56,7 @@ from refinelab.agents.options import RunOptions  # noqa: E402
 from refinelab.api import refine  # noqa: E402
 from refinelab.io import load_dataset  # noqa: E402
 from refinelab.metrics.targets import Targets  # noqa: E402
+from refinelab.run_layout import STORE
 from refinelab.schema import Dataset, QAItem  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
 
@@ -199,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     started = time.monotonic()
     with deadline(deadline_seconds(args)) as stop:
         result = refine(dataset, budget=10**9, targets=Targets(), settings=settings, run_id=run_id, options=options)
-    store = RunStore(result.run_dir / "store.sqlite")
+    store = RunStore(result.run_dir / STORE)
     labels = {d.item_id: d for d in store.diagnostics("label")}
     items = {i.id: i for i in store.items(("kept", "edited", "new", "removed"))}
     rows = [(i, (items[i].skill if i in items else "") or "", group[i]) for i in group if i in labels]

@@ -26,6 +26,7 @@ from common import log, table, write_results
 from eval_probe_format import embedded_prober, two_order_probe
 
 from refinelab.agents.validation.measured import NEW_KEY_LEAD
+from refinelab.run_layout import STORE
 from refinelab.schema import LETTERS, QAItem
 
 SOLVER_REFUSED = "an independent solver chose"
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a JSD eval's run folder (its store.sqlite)")
     parser.add_argument("--tag", default="new_item_checks")
     args = parser.parse_args()
-    rows = solved_drafts(args.run / "store.sqlite")
+    rows = solved_drafts(args.run / STORE)
     client, pack = embedded_prober()
     log(f"{len(rows)} expand drafts the solver answered, from {args.run}")
     started, tokens = time.monotonic(), 0

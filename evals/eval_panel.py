@@ -57,6 +57,7 @@ from refinelab.agents.panel import ask_member  # noqa: E402
 from refinelab.api.context import open_run_context  # noqa: E402
 from refinelab.errors import BudgetExhausted  # noqa: E402
 from refinelab.io import read_jsonl  # noqa: E402
+from refinelab.run_layout import REFINED, STORE
 from refinelab.schema import QAItem  # noqa: E402
 from refinelab.tools.store import RunStore  # noqa: E402
 
@@ -71,18 +72,18 @@ def latest_run(tags: Sequence[str]) -> Path | None:
     found = [(p.stat().st_mtime, p) for t in tags if (p := RESULTS / f"{t}.json").exists()]
     for _, path in sorted(found, reverse=True):
         run_dir = Path(json.loads(path.read_text()).get("run_dir", ""))
-        if (run_dir / "refined.jsonl").exists():
+        if (run_dir / REFINED).exists():
             return run_dir
     return None
 
 
 def load_sets(run_dir: Path) -> tuple[list[QAItem], list[QAItem]]:
-    store = RunStore(run_dir / "store.sqlite")
+    store = RunStore(run_dir / STORE)
     try:
         original = [QAItem.model_validate_json(row) for row in store.original_items()]
     finally:
         store.close()
-    return original, list(read_jsonl(run_dir / "refined.jsonl"))
+    return original, list(read_jsonl(run_dir / REFINED))
 
 
 def answer_all(ctx: Any, members: list[str], items: list[QAItem], workers: int) -> dict[str, dict[str, int | None]]:

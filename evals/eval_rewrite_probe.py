@@ -27,6 +27,7 @@ from common import log, table, write_results
 from eval_probe_format import embedded_prober, two_order_probe
 
 from refinelab.agents.candidate_probe import REWRITE_LEAD
+from refinelab.run_layout import STORE
 from refinelab.schema import LETTERS, QAItem, normalise_text
 
 MARGINS = (0.0, 0.02, REWRITE_LEAD, 0.10)
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="a distractor eval's run folder")
     parser.add_argument("--tag", default="rewrite_probe")
     args = parser.parse_args()
-    rows = validated_rewrites(args.run / "store.sqlite")
+    rows = validated_rewrites(args.run / STORE)
     client, pack = embedded_prober()
     log(f"{len(rows)} validated rewrites from {args.run}")
     started, tokens = time.monotonic(), 0

@@ -27,12 +27,13 @@ from common import ROOT, command_line, git_commit, log  # noqa: E402
 from eval_screening import dev_rows, retriever_rows  # noqa: E402
 from redux import DEFAULT_ROOT  # noqa: E402
 
+from refinelab.run_layout import STORE
 from refinelab.tools.store import RunStore  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--store", default=str(ROOT / "runs" / "evals" / "screening" / "store.sqlite"))
+    parser.add_argument("--store", default=str(ROOT / "runs" / "evals" / "screening" / STORE))
     parser.add_argument("--member", default="qwen2.5-coder-1.5b")
     args = parser.parse_args()
     root = Path(DEFAULT_ROOT)

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from refinelab.run_layout import REFINED, REPORT_JSON, STORE
+
 OUT = Path("/tmp/ab")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mmlu" / "dev"
 
@@ -48,14 +50,14 @@ def run(which: str) -> None:
         data = load_dataset(DATA, on_invalid="quarantine").filter(limit=30)
         result = refine(data, budget=budget, settings=settings, run_id="ab", **kwargs)
         folder = Path(result.run_dir)
-        refined = sorted((json.loads(line) for line in (folder / "refined.jsonl").read_text().splitlines()),
+        refined = sorted((json.loads(line) for line in (folder / REFINED).read_text().splitlines()),
                          key=lambda i: i["id"])
         for item in refined:
             item["provenance"].pop("run_id", None)
-        with sqlite3.connect(folder / "store.sqlite") as conn:
+        with sqlite3.connect(folder / STORE) as conn:
             outcomes = sorted(conn.execute("SELECT edit_id, operation, round, status, attempts FROM outcomes"))
             statuses = sorted(conn.execute("SELECT id, status FROM items"))
-        report = json.loads((folder / "report.json").read_text())
+        report = json.loads((folder / REPORT_JSON).read_text())
         out[budget] = {"refined": refined, "outcomes": outcomes, "statuses": statuses,
                        "report": {k: report[k] for k in ("stop_reason", "rounds", "items_by_status", "new_items",
                                                          "output_items", "metrics_before", "metrics_after")},
