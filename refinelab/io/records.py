@@ -222,8 +222,9 @@ def from_records(records: Iterable[Mapping[str, Any]], *, columns: Mapping[str, 
 
     Without `columns`, rows with no options list have their columns guessed as a CSV header's are
     (`guessed_columns`): the DataFrame `pd.read_csv` made of a file with Stem, A, B, C, D, Key reads as that
-    file does. A row still without options is refused as such (`_no_options`), whatever `on_invalid` says: it
-    is the table's columns that are wrong, not one row. `columns` may be the CLI's `--columns` text."""
+    file does. A first row still without options is refused as such (`_no_options`), whatever `on_invalid`
+    says: it is the table's columns that are wrong. A later row without options is that row's problem, as in a
+    file. `columns` may be the CLI's `--columns` text."""
     columns = check_columns(columns) if columns else None
     where = source or f"<{name}>"
     guesses: dict[tuple[str, ...], dict[str, Any] | None] = {}  # per set of keys: a DataFrame's rows share one
@@ -239,8 +240,8 @@ def from_records(records: Iterable[Mapping[str, Any]], *, columns: Mapping[str, 
                     guesses[keys] = guessed_columns(keys)
                 mapping = guesses[keys]
             out = _mapped(row, mapping, where, number)
-            if "choices" not in out and "wrong" not in out:
-                raise _no_options(where, number, [str(k) for k in row])
-            yield out
+            if number == 1 and "choices" not in out and "wrong" not in out:
+                raise _no_options(where, number, [str(k) for k in row])  # the table's columns, not a row
+            yield out  # a later row without options is that row's problem (quarantined or refused by on_invalid)
 
     return _rows_to_dataset(rows(), where, name)

@@ -42,6 +42,9 @@ def test_a_row_without_options_says_so() -> None:
     message = str(info.value)
     assert "field 'choices': no options column; the row has Stem, Key, note" in message and "columns=" in message
     assert "beyond the 0 options" not in message and "\n" not in message
+    rows = [{"question": "Q1?", "choices": ["a", "b"], "answer": 0}, {"question": "Q2?", "answer": 0}]
+    kept = as_dataset(rows, on_invalid="quarantine")  # a later row without options is that row's problem
+    assert len(kept) == 1 and "row 2, field 'choices'" in str(kept.rejected[0])
 
 
 def test_columns_accept_the_cli_text_and_refuse_a_list_in_one_line() -> None:
