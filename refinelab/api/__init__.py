@@ -40,9 +40,8 @@ def find_run(run: str | Path, runs_dir: str | Path | None = None) -> RunLocation
     (`runs`, ~2.5 s) to find a folder. A missing run, or a folder that is not a run (a plan's, a profile's, any
     other), is one `RunNotFound`: it used to be a DataError, a ReportError or a FileNotFoundError depending on
     the function, and `open_run` accepted any folder, failing only later with "resume it first"."""
-    from refinelab.api.run_list import is_run_folder, locate_run
+    from refinelab.api.run_list import NOT_A_RUN_FOLDER, is_run_folder, locate_run
     from refinelab.errors import RunNotFound
-    from refinelab.run_layout import RUN_MARKERS
 
     name = str(run)
     where = locate_run(name, runs_dir)  # RunNotFound: neither an id in the runs folder nor a run folder there
@@ -51,8 +50,7 @@ def find_run(run: str | Path, runs_dir: str | Path | None = None) -> RunLocation
         aside = (f"; {here.resolve()} is a folder but not a RefineLab run folder" if here.is_dir() else "")
         raise RunNotFound(name, f"no run of that id in the runs folder {where.runs_dir}{aside}")
     if not is_run_folder(where.path):
-        raise RunNotFound(str(where.path), "not a RefineLab run folder (it holds none of "
-                          f"{', '.join(RUN_MARKERS)})")
+        raise RunNotFound(str(where.path), NOT_A_RUN_FOLDER)
     return where
 
 

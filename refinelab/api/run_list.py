@@ -89,6 +89,10 @@ def is_run_folder(path: Path) -> bool:
     return path.is_dir() and any(os.path.lexists(path / name) for name in RUN_MARKERS)
 
 
+#: what a folder holding none of a run's files is told (locate_run, api.find_run)
+NOT_A_RUN_FOLDER = f"not a RefineLab run folder (it holds none of {', '.join(RUN_MARKERS)})"
+
+
 def locate_run(run: str, runs_dir: str | Path | None = None) -> RunLocation:
     """The run a command's RUN argument names: a run id under `runs_dir` (default: `runs_folder()`), or a
     path to a run folder (`runs/RUN`, an absolute path, `.` inside it). One rule for every command, so a
@@ -108,8 +112,7 @@ def locate_run(run: str, runs_dir: str | Path | None = None) -> RunLocation:
             return RunLocation(root, run)
     folder = Path(os.path.abspath(run))
     if not is_run_folder(folder):
-        problem = ("no such folder" if not folder.exists() else
-                   f"not a RefineLab run folder (it holds none of {', '.join(RUN_MARKERS)})")
+        problem = "no such folder" if not folder.exists() else NOT_A_RUN_FOLDER
         if os.sep in run or run in (".", ".."):  # a path: what is wrong with it is all the user needs
             raise RunNotFound(str(folder), problem)
         raise RunNotFound(run, f"not a run id (1-128 letters, digits, '.', '_' or '-'), and {folder}: {problem}")
