@@ -6,7 +6,7 @@ guessed from it, or a `columns` mapping; options written into the question split
 JSON or as Python/numpy print a list), Parquet, Arrow, the text formats gzipped, a folder of one split's
 files (a hub snapshot's shards, `save_to_disk`'s), one split of a folder of several (`split`), and in-memory
 rows: a Hugging Face `datasets.Dataset`, a pandas DataFrame, a list of dicts. Every foreign
-row goes through `_mapped` (usual names stand in for ours) and `_foreign_item`. `as_dataset` is the one
+row goes through `mapped_record` (usual names stand in for ours) and `foreign_item`. `as_dataset` is the one
 coercion the public API uses for all of them. Writers: JSONL and Parquet, atomically (temp file then
 rename), so a failure never leaves a half-written file.
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from refinelab.errors import DataError
 from refinelab.io.columns import check_columns
-from refinelab.io.reading import SplitIds, _name
-from refinelab.io.records import _mapped, _rows_to_dataset, require_columns
+from refinelab.io.reading import SplitIds, file_stem
+from refinelab.io.records import mapped_record, require_columns, rows_to_dataset
 from refinelab.schema import Dataset
 
 
@@ -43,17 +43,18 @@ def _read_table(path: Path, kind: str) -> Any:
 
 def read_parquet(path: str | Path, *, ids: SplitIds | None = None) -> Dataset:
     """A Parquet file whose columns are QAItem fields; `ids` numbers a shard's rows across its split."""
-    return _read_columnar(Path(path), "parquet", ids=ids)
+    return read_columnar(Path(path), "parquet", ids=ids)
 
 
 def read_arrow(path: str | Path, *, ids: SplitIds | None = None) -> Dataset:
     """An Arrow IPC file (a shard of Hugging Face's `save_to_disk`) whose columns are QAItem fields; `ids`
     numbers a shard's rows across its split."""
-    return _read_columnar(Path(path), "arrow", ids=ids)
+    return read_columnar(Path(path), "arrow", ids=ids)
 
 
-def _read_columnar(path: Path, kind: str, mapping: Mapping[str, Any] | None = None, *,
+def read_columnar(path: Path, kind: str, mapping: Mapping[str, Any] | None = None, *,
                    ids: SplitIds | None = None) -> Dataset:
+    """A Parquet or Arrow (`kind`) file as items, its columns QAItem fields or named by `mapping`."""
     return _table_dataset(_read_table(path, kind), path, ids=ids, mapping=mapping)
 
 
@@ -64,11 +65,11 @@ def _table_dataset(table: Any, path: Path, ids: SplitIds | None = None,
     if mapping:
         columns = check_columns(mapping)
         require_columns(str(path), None, columns, table.column_names)  # once: every row has the table's columns
-        rows: Iterable[dict[str, Any]] = (_mapped(row, columns, str(path), number)
+        rows: Iterable[dict[str, Any]] = (mapped_record(row, columns, str(path), number)
                                           for number, row in enumerate(table.to_pylist(), start=1))
     else:
         missing = [c for c in ("question", "choices", "answer") if c not in table.column_names]
         if missing:
             raise DataError(str(path), None, missing[0], f"column missing; have {table.column_names}")
         rows = table.to_pylist()
-    return _rows_to_dataset(rows, str(path), _name(path), ids)
+    return rows_to_dataset(rows, str(path), file_stem(path), ids)

@@ -9,20 +9,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from refinelab.errors import ConfigError
-from refinelab.io.reading import _short
+from refinelab.io.reading import short_repr
 
 COLUMN_FIELDS = ("question", "choices", "answer", "wrong", "id", "subject", "domain", "skill")
 LIST_FIELDS = ("choices", "wrong")  # fields that may name several columns
 
 
-_QUESTION_NAMES = ("question", "stem", "prompt", "query", "input")
+QUESTION_NAMES = ("question", "stem", "prompt", "query", "input")
 
 
-_ANSWER_NAMES = ("answer", "answerkey", "answer_key", "answer_idx", "answer_index", "label", "correct", "target",
+ANSWER_NAMES = ("answer", "answerkey", "answer_key", "answer_idx", "answer_index", "label", "correct", "target",
                  "key")
 
 
-_CHOICE_LIST_NAMES = ("choices", "options", "answers_list")
+CHOICE_LIST_NAMES = ("choices", "options", "answers_list")
 
 
 _ID_NAMES = ("id", "questionid", "question_id")
@@ -37,7 +37,8 @@ _BEST_ANSWER_NAMES = ("best answer", "best_answer", "correct answer", "correct_a
 _CHOICE_COLUMN = re.compile(r"^(?:choice|option|opt|ans)?[ _-]?([a-j]|[0-9])$", re.IGNORECASE)
 
 
-def _as_list(value: str | Sequence[str]) -> list[str]:
+def column_list(value: str | Sequence[str]) -> list[str]:
+    """A mapping's column or columns (`choices="opts"` or `choices=["A", "B"]`) as a list of column names."""
     return [value] if isinstance(value, str) else list(value)
 
 
@@ -70,7 +71,7 @@ def check_columns(mapping: Mapping[str, Any] | str) -> dict[str, Any]:
         ok = isinstance(value, str) if key not in LIST_FIELDS else (
             isinstance(value, str) or (isinstance(value, Sequence) and all(isinstance(v, str) for v in value)))
         if not ok:
-            raise ConfigError(f"column mapping: {key!r} must name a column, got {_short(value)}")
+            raise ConfigError(f"column mapping: {key!r} must name a column, got {short_repr(value)}")
     return dict(mapping)
 
 
@@ -108,8 +109,8 @@ def guess_columns(header: Sequence[str]) -> dict[str, Any] | None:
     def first(names: Sequence[str]) -> str | None:
         return next((lower[n] for n in names if n in lower), None)
 
-    question, answer = first(_QUESTION_NAMES), first(_ANSWER_NAMES)
-    lists = first(_CHOICE_LIST_NAMES)
+    question, answer = first(QUESTION_NAMES), first(ANSWER_NAMES)
+    lists = first(CHOICE_LIST_NAMES)
     columns = [h for h in header if h not in (question, answer) and _CHOICE_COLUMN.match(h.strip())]
     wrong, best = first(_WRONG_NAMES), first(_BEST_ANSWER_NAMES)
     mapping: dict[str, Any]

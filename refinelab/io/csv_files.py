@@ -13,35 +13,35 @@ from pathlib import Path
 from typing import Any
 
 from refinelab.errors import DataError, SplitNeeded
-from refinelab.io.columns import _ANSWER_NAMES, _QUESTION_NAMES, _as_list, check_columns, guess_columns
-from refinelab.io.folders import _folder_holds, _sub_folders, without_split_word
+from refinelab.io.columns import ANSWER_NAMES, QUESTION_NAMES, check_columns, column_list, guess_columns
+from refinelab.io.folders import other_data_files_note, sub_folder_names, without_split_word
 from refinelab.io.reading import (
     SplitIds,
-    _answer_index,
-    _checked,
-    _collect,
-    _make_item,
-    _name,
-    _read_bytes,
-    _read_text,
-    _short,
-    _suffix,
+    answer_index,
+    build_or_quarantine,
+    checked_whole,
+    file_stem,
+    format_suffix,
+    make_item,
     options_from_key,
+    read_file_bytes,
+    read_file_text,
+    short_repr,
 )
 from refinelab.safeload import list_literal, loads_json
 from refinelab.schema import LETTERS, MAX_FIELD_CHARS, Dataset, QAItem
 
 
-def _csv_folder_layout(path: Path, mapping: Mapping[str, Any] | None) -> str | None:
+def csv_folder_layout(path: Path, mapping: Mapping[str, Any] | None) -> str | None:
     """How a folder's CSV files are laid out: "mmlu" (no header: MMLU's question,A,B,C,D,answer files),
     "headered" (each names its columns, or `mapping` names them: ARC's CSV files), None without CSV files.
     A folder mixing the two is refused: which reader fits which file would be a guess."""
-    files = sorted(f for f in path.iterdir() if f.is_file() and _suffix(f) == ".csv")
+    files = sorted(f for f in path.iterdir() if f.is_file() and format_suffix(f) == ".csv")
     if not files:
         return None
     if mapping:
         return "headered"
-    headered = [f for f in files if _csv_has_header(f)]
+    headered = [f for f in files if csv_has_header(f)]
     if headered and len(headered) < len(files):
         plain = next(f for f in files if f not in headered)
         raise DataError(str(path), None, None, f"mixes CSV files with a header ({headered[0].name}) and without "
@@ -71,13 +71,13 @@ def read_mmlu_csv(path: str | Path, *, ids: SplitIds | None = None) -> Dataset:
     if path.is_dir():
         files = sorted(path.glob("*.csv"))
         if not files:
-            if not _folder_holds(path) and (folders := _sub_folders(path)):
+            if not other_data_files_note(path) and (folders := sub_folder_names(path)):
                 raise SplitNeeded(str(path), f"folder has no .csv files; it holds the folders {', '.join(folders[:8])}")
-            raise DataError(str(path), None, None, f"folder has no .csv files{_folder_holds(path)}")
+            raise DataError(str(path), None, None, f"folder has no .csv files{other_data_files_note(path)}")
         items = [item for file in files for item in read_mmlu_csv(file).items]
-        return _checked(Dataset(items, name=path.name), path)
+        return checked_whole(Dataset(items, name=path.name), path)
     subject = without_split_word(path)
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    reader = csv.reader(io.StringIO(read_file_text(path), newline=""))
     items = []
     with _csv_problems(path, reader):
         for row_no, row in enumerate(reader, start=1):
@@ -91,15 +91,15 @@ def read_mmlu_csv(path: str | Path, *, ids: SplitIds | None = None) -> Dataset:
 
             def build(row_no: int = row_no, question: str = question, choices: list[str] = choices,
                       letter: str = letter, width: int = len(row), default_id: str = default_id) -> QAItem:
-                answer = _answer_index(path, row_no, letter, len(choices), field=f"column {width} (answer)")
-                return _make_item(path, row_no, {
+                answer = answer_index(path, row_no, letter, len(choices), field=f"column {width} (answer)")
+                return make_item(path, row_no, {
                     "id": default_id, "question": question, "choices": choices, "answer": answer,
                     "subject": subject,
                 })
 
-            if (item := _collect(build)) is not None:
+            if (item := build_or_quarantine(build)) is not None:
                 items.append(item)
-    return _checked(Dataset(items, name=subject), path)
+    return checked_whole(Dataset(items, name=subject), path)
 
 
 def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None, *, ids: SplitIds | None = None) -> Dataset:
@@ -109,7 +109,7 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None, *, ids:
     the columns are guessed from the header (`guess_columns`), or a one-line error asks for `--columns`. A row
     without an id column is FILE-ROW, or numbered across its split when `ids` is a shard's (`reading.SplitIds`)."""
     path = Path(path)
-    text = _read_text(path)
+    text = read_file_text(path)
     delimiter = _header_delimiter(path, text[:_HEADER_SNIFF_BYTES]) or ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     with _csv_problems(path, reader):
@@ -117,8 +117,8 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None, *, ids:
     if mapping is None:
         mapping = _mapping_from_header(path, header)
     mapping = check_columns(mapping)
-    wrong_columns = _as_list(mapping["wrong"]) if "wrong" in mapping else []
-    choice_columns = _as_list(mapping["choices"]) if "choices" in mapping else []
+    wrong_columns = column_list(mapping["wrong"]) if "wrong" in mapping else []
+    choice_columns = column_list(mapping["choices"]) if "choices" in mapping else []
     wanted = [mapping["question"], *choice_columns, *wrong_columns, mapping["answer"]]
     wanted += [mapping[k] for k in ("id", "subject", "domain", "skill") if k in mapping]
     missing = [c for c in wanted if c not in header]
@@ -146,25 +146,25 @@ def read_csv(path: str | Path, mapping: Mapping[str, Any] | None = None, *, ids:
             stem, choices, labels = _embedded_options(path, row_no, row[mapping["question"]] or "", mapping["question"])
             key = (row[mapping["answer"]] or "").strip()
             if key not in labels:
-                raise DataError(str(path), row_no, mapping["answer"], f"{_short(key)} is not one of the option labels "
-                                f"{labels}")
+                raise DataError(str(path), row_no, mapping["answer"],
+                                f"{short_repr(key)} is not one of the option labels {labels}")
             item |= {"question": stem, "choices": choices, "answer": labels.index(key),
                      "metadata": {"answer_label": key}}
         else:
             choices = _csv_choices(path, row_no, row, choice_columns)
             item |= {"question": row[mapping["question"]] or "", "choices": choices,
-                     "answer": _answer_index(path, row_no, row[mapping["answer"]], len(choices), mapping["answer"])}
+                     "answer": answer_index(path, row_no, row[mapping["answer"]], len(choices), mapping["answer"])}
         for key in ("subject", "domain", "skill"):
             if key in mapping:
                 item[key] = row[mapping[key]] or ""
-        return _make_item(path, row_no, item)
+        return make_item(path, row_no, item)
 
     with _csv_problems(path, reader):
         for row_no, row in enumerate(reader, start=2):
-            default_id = ids.next_id() if ids else f"{_name(path)}-{row_no}"  # drawn by every row, valid or not
-            if (item := _collect(lambda: build(row_no, row, default_id))) is not None:  # noqa: B023
+            default_id = ids.next_id() if ids else f"{file_stem(path)}-{row_no}"  # drawn by every row, valid or not
+            if (item := build_or_quarantine(lambda: build(row_no, row, default_id))) is not None:  # noqa: B023
                 items.append(item)
-    return _checked(Dataset(items, name=_name(path)), path)
+    return checked_whole(Dataset(items, name=file_stem(path)), path)
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w .-]{0,39}$")
@@ -174,7 +174,7 @@ def _looks_like_header(first_row: Sequence[str]) -> bool:
     """A header names a question or answer column we know, or is a row of short distinct column names
     whose last cell is no answer (an MMLU row ends in its answer letter and starts with a question)."""
     cells = [cell.strip() for cell in first_row]
-    if any(c.lower() in _QUESTION_NAMES or c.lower() in _ANSWER_NAMES for c in cells):
+    if any(c.lower() in QUESTION_NAMES or c.lower() in ANSWER_NAMES for c in cells):
         return True
     last = cells[-1] if cells else ""
     answer_like = len(last) == 1 and last.upper() in LETTERS or last.isdigit()
@@ -209,10 +209,10 @@ def _header_delimiter(path: Path, head: str) -> str | None:
     return None
 
 
-def _csv_has_header(path: Path) -> bool:
+def csv_has_header(path: Path) -> bool:
     """Whether the first record is a header, read from the file's first bytes only: the reader chosen then
     reads the whole file (and reports its encoding or content problems) once, not twice."""
-    head = _read_bytes(path, limit=_HEADER_SNIFF_BYTES).decode("utf-8", errors="replace").removeprefix("\ufeff")
+    head = read_file_bytes(path, limit=_HEADER_SNIFF_BYTES).decode("utf-8", errors="replace").removeprefix("\ufeff")
     return _header_delimiter(path, head) is not None
 
 

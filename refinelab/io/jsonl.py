@@ -11,25 +11,25 @@ from refinelab.errors import DataError
 from refinelab.io.columns import check_columns
 from refinelab.io.reading import (
     SplitIds,
-    _answer_index,
-    _checked,
-    _collect,
-    _make_item,
-    _name,
-    _read_bytes,
-    _read_text,
-    _suffix,
+    answer_index,
+    build_or_quarantine,
+    checked_whole,
+    file_stem,
+    format_suffix,
+    make_item,
+    read_file_bytes,
+    read_file_text,
 )
-from refinelab.io.records import _foreign_item, _mapped
+from refinelab.io.records import foreign_item, mapped_record
 from refinelab.safeload import loads_json
 from refinelab.schema import Dataset, QAItem
 
 
 def jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line of an untrusted JSONL file (datasets, corpora): text
-    checks of `_read_text` (missing, binary, bad UTF-8 with its line, empty), safeload per line, and a
+    checks of `read_file_text` (missing, binary, bad UTF-8 with its line, empty), safeload per line, and a
     line that is not a JSON object refused, each a DataError naming file and line."""
-    for line_no, line in enumerate(_read_text(path).splitlines(), start=1):
+    for line_no, line in enumerate(read_file_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         row = loads_json(line, str(path), line_no)
@@ -51,12 +51,12 @@ def _from_arc(path: Path, line_no: int, row: dict[str, Any], default_id: str) ->
     key = str(row.get("answerKey", ""))
     if key not in labels:
         raise DataError(str(path), line_no, "answerKey", f"{key!r} is not one of the choice labels {labels}")
-    return _make_item(path, line_no, {
+    return make_item(path, line_no, {
         "id": str(row.get("id") or default_id),
         "question": question.get("stem", ""),
         "choices": [str(c.get("text", "")) for c in choices],
         "answer": labels.index(key),
-        "subject": _name(path).split("-")[0].lower() if "-" in _name(path) else "arc",
+        "subject": file_stem(path).split("-")[0].lower() if "-" in file_stem(path) else "arc",
         "metadata": {"answer_label": key},
     })
 
@@ -64,7 +64,7 @@ def _from_arc(path: Path, line_no: int, row: dict[str, Any], default_id: str) ->
 def read_jsonl(path: str | Path, mapping: Mapping[str, Any] | None = None, *, ids: SplitIds | None = None) -> Dataset:
     """Our JSONL (one QAItem per line), ARC's original JSONL, or another JSONL of questions, row by row. A row
     that names `question`, `choices` and `answer` is ours: its id is required and an unknown key refused
-    (a typo must not vanish into metadata). Any other row is read as a record is (`_mapped`: usual names
+    (a typo must not vanish into metadata). Any other row is read as a record is (`mapped_record`: usual names
     such as `query`/`options`/`gold`/`correct` stand in, other keys go to `metadata`, the id is FILE-LINE
     unless given), so OpenBookQA's and AQuA's files load. With `mapping` (our field → its key), every row
     is read as a record through it. A `.json` file holding one array is read element by element. `ids`
@@ -75,38 +75,39 @@ def read_jsonl(path: str | Path, mapping: Mapping[str, Any] | None = None, *, id
 
     def build(line_no: int, row: dict[str, Any], default_id: str) -> QAItem:
         if mapping is not None:
-            return _foreign_item(path, line_no, _mapped(row, mapping, str(path), line_no), _name(path), default_id)
+            record = mapped_record(row, mapping, str(path), line_no)
+            return foreign_item(path, line_no, record, file_stem(path), default_id)
         if _is_arc(row):
             return _from_arc(path, line_no, row, default_id)
         if not {"question", "choices", "answer"} <= row.keys():  # not ours: read as a record is
-            return _foreign_item(path, line_no, _mapped(row, None), _name(path), default_id)
+            return foreign_item(path, line_no, mapped_record(row, None), file_stem(path), default_id)
         if "id" not in row:
             raise DataError(str(path), line_no, "id", "missing; every item needs an id")
-        # JSON true is no index: _answer_index refuses it; a number is read there too, so a key one past the
+        # JSON true is no index: answer_index refuses it; a number is read there too, so a key one past the
         # options is told apart (`reading.AnswerPastOptions`: a file counted from 1 is refused whole)
         if isinstance(row.get("answer"), str | bool) or (
                 isinstance(row.get("answer"), int) and isinstance(row.get("choices"), list) and row["choices"]):
             n = len(row.get("choices") or [])
-            row["answer"] = _answer_index(path, line_no, row["answer"], n)
-        return _make_item(path, line_no, row)
+            row["answer"] = answer_index(path, line_no, row["answer"], n)
+        return make_item(path, line_no, row)
 
     for line_no, row in _json_array_objects(path) if _is_json_array(path) else jsonl_objects(path):
-        default_id = ids.next_id() if ids else f"{_name(path)}-{line_no}"  # drawn by every row, valid or not
-        if (item := _collect(lambda: build(line_no, row, default_id))) is not None:  # noqa: B023
+        default_id = ids.next_id() if ids else f"{file_stem(path)}-{line_no}"  # drawn by every row, valid or not
+        if (item := build_or_quarantine(lambda: build(line_no, row, default_id))) is not None:  # noqa: B023
             items.append(item)
-    return _checked(Dataset(items, name=_name(path)), path)
+    return checked_whole(Dataset(items, name=file_stem(path)), path)
 
 
 def _is_json_array(path: Path) -> bool:
     """A `.json` file that holds one JSON array (SciQ's, SVAMP's files) rather than JSON lines."""
-    if _suffix(path) != ".json" or not path.is_file():
-        return False  # a missing path or a folder gets `_read_text`'s one-line error
-    return _read_bytes(path, limit=4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+    if format_suffix(path) != ".json" or not path.is_file():
+        return False  # a missing path or a folder gets `read_file_text`'s one-line error
+    return read_file_bytes(path, limit=4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
 def _json_array_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(position, object) for each element of a JSON array file; rows are counted from 1 like lines."""
-    rows = loads_json(_read_text(path), str(path))
+    rows = loads_json(read_file_text(path), str(path))
     if not isinstance(rows, list):
         raise DataError(str(path), None, None, "expected a JSON array of objects")
     for row_no, row in enumerate(rows, start=1):

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from refinelab.errors import DataError, SplitNeeded
-from refinelab.io.columnar import _read_columnar, read_arrow, read_parquet
-from refinelab.io.csv_files import _csv_folder_layout, _csv_has_header, read_csv, read_mmlu_csv
-from refinelab.io.folders import _split_files, _split_folder, _sub_folders, _table_files, split_ids
+from refinelab.io.columnar import read_arrow, read_columnar, read_parquet
+from refinelab.io.csv_files import csv_folder_layout, csv_has_header, read_csv, read_mmlu_csv
+from refinelab.io.folders import files_of_split, folder_of_split, split_ids, sub_folder_names, table_files
 from refinelab.io.jsonl import read_jsonl
-from refinelab.io.reading import SplitIds, _checked, _rejected, _suffix, one_failure
+from refinelab.io.reading import SplitIds, checked_whole, format_suffix, one_failure, rejected_rows
 from refinelab.io.records import from_records
 from refinelab.schema import Dataset
 
@@ -82,11 +82,11 @@ def as_dataset(data: DatasetInput, *, format: str | None = None, columns: Mappin
         raise DataError(f"<{type(data).__name__}>", None, None, "expected a path, a refinelab Dataset, a Hugging "
                         "Face datasets.Dataset, a pandas DataFrame or a list of dicts")
     sink: list[DataError] | None = [] if on_invalid == "quarantine" else None
-    token = _rejected.set(sink)
+    token = rejected_rows.set(sink)
     try:
         dataset = from_records(records, columns=columns, name=label, source=f"<{label}>")
     finally:
-        _rejected.reset(token)
+        rejected_rows.reset(token)
     dataset.rejected = sink or []
     if not len(dataset) and not dataset.rejected:
         raise DataError(f"<{label}>", None, None, "no rows")
@@ -113,11 +113,11 @@ def load_dataset(
     if on_invalid not in {"error", "quarantine"}:
         raise ValueError(f"on_invalid must be 'error' or 'quarantine', got {on_invalid!r}")
     sink: list[DataError] | None = [] if on_invalid == "quarantine" else None
-    token = _rejected.set(sink)
+    token = rejected_rows.set(sink)
     try:
         dataset = _load(Path(path), format, mapping, split)
     finally:
-        _rejected.reset(token)
+        rejected_rows.reset(token)
     dataset.rejected = sink or []
     if not len(dataset) and (error := one_failure(dataset.rejected)) is not None:
         raise error  # every row failed alike: one line with the count, not the same line per row
@@ -138,24 +138,24 @@ def _load_folder(path: Path, format: str | None, mapping: Mapping[str, Any] | No
     """A folder: its split's sub-folder, its split's files (CSV files too, each read as MMLU's layout or as
     headered: one kind a folder; a split's shards numbering its default ids across it, `folders.split_ids`), a
     dataset repository's data/, or else MMLU's layout."""
-    if split is not None and (folder := _split_folder(path, split)) is not None:
+    if split is not None and (folder := folder_of_split(path, split)) is not None:
         return _load(folder, format, mapping)
     if split is None and (path / "dataset_dict.json").is_file():
         raise SplitNeeded(str(path), "is a Hugging Face DatasetDict (save_to_disk) holding the splits "
-                          f"{', '.join(_sub_folders(path)[:8])}")
+                          f"{', '.join(sub_folder_names(path)[:8])}")
     if format != "mmlu":
-        layout = _csv_folder_layout(path, mapping)  # each CSV file's header read once, here
-        if files := _split_files(path, split, with_csv=layout is not None):
+        layout = csv_folder_layout(path, mapping)  # each CSV file's header read once, here
+        if files := files_of_split(path, split, with_csv=layout is not None):
             csv_format = "csv" if layout == "headered" else "mmlu"
             ids = split_ids(path, files)
             items = [item for file in files for item in _load_file(
-                file, format or (csv_format if _suffix(file) == ".csv" else None), mapping, ids).items]
-            return _checked(Dataset(items, name=path.name if split is None else split), path)
+                file, format or (csv_format if format_suffix(file) == ".csv" else None), mapping, ids).items]
+            return checked_whole(Dataset(items, name=path.name if split is None else split), path)
         hub_data = path / "data"  # a dataset repository as cloned: README.md beside data/
-        if hub_data.is_dir() and not hub_data.is_symlink() and not _table_files(path):
+        if hub_data.is_dir() and not hub_data.is_symlink() and not table_files(path):
             return _load(hub_data, format, mapping, split)
     if split is not None:
-        held = _sub_folders(path)
+        held = sub_folder_names(path)
         raise DataError(str(path), None, None, f"has no split {split!r}: no folder of that name"
                         + (f" (it holds {', '.join(held[:8])})" if held else "") + " and no files named for it")
     return _load_file(path, format or "mmlu", mapping)
@@ -176,12 +176,12 @@ def _load_file(path: Path, format: str | None, mapping: Mapping[str, Any] | None
         "jsonl": read_jsonl, "arc": read_jsonl, "mmlu": read_mmlu_csv, "parquet": read_parquet, "arrow": read_arrow,
     }
     if format is None:
-        if _suffix(path) in {".jsonl", ".json"}:
+        if format_suffix(path) in {".jsonl", ".json"}:
             format = "jsonl"
         elif path.suffix in {".parquet", ".arrow"}:
             format = path.suffix[1:]
-        elif _suffix(path) == ".csv":
-            format = "csv" if mapping or _csv_has_header(path) else "mmlu"
+        elif format_suffix(path) == ".csv":
+            format = "csv" if mapping or csv_has_header(path) else "mmlu"
         else:
             raise DataError(str(path), None, None, f"unknown file type {path.suffix!r}; use --format (a .gz file is "
                             f"read as the .jsonl, .json or .csv it holds)")
@@ -190,7 +190,7 @@ def _load_file(path: Path, format: str | None, mapping: Mapping[str, Any] | None
             raise DataError(str(path), None, None, "--format csv reads one file; a folder is read as MMLU")
         return read_csv(path, mapping, ids=ids)
     if mapping and format in {"parquet", "arrow"}:
-        return _read_columnar(path, format, mapping, ids=ids)
+        return read_columnar(path, format, mapping, ids=ids)
     if mapping and format == "jsonl":
         return read_jsonl(path, mapping, ids=ids)
     if mapping:

@@ -57,22 +57,24 @@ def _row_problem(error: Mapping[str, Any], message: str) -> str:
 
 
 # When set (on_invalid="quarantine"), row-level errors are collected here instead of raised.
-_rejected: contextvars.ContextVar[list[DataError] | None] = contextvars.ContextVar("rejected", default=None)
+rejected_rows: contextvars.ContextVar[list[DataError] | None] = contextvars.ContextVar("rejected", default=None)
 
 
-def _collect(build: Callable[[], QAItem | None]) -> QAItem | None:
+def build_or_quarantine(build: Callable[[], QAItem | None]) -> QAItem | None:
     """Run a row builder; in quarantine mode a bad row is recorded and skipped, else it raises."""
     try:
         return build()
     except DataError as exc:
-        sink = _rejected.get()
+        sink = rejected_rows.get()
         if sink is None or exc.row is None:
             raise
         sink.append(exc)
         return None
 
 
-def _make_item(path: Path, row: int, data: dict[str, Any]) -> QAItem:
+def make_item(path: Path, row: int, data: dict[str, Any]) -> QAItem:
+    """One row's fields as a `QAItem`, its provenance the file and row unless given; a field the schema refuses
+    is a DataError naming file, row and field, in words that say what to do (`_row_problem`)."""
     data.setdefault("provenance", {"source": str(path), "row": row})
     try:
         return QAItem.model_validate(data)
@@ -98,18 +100,18 @@ class SplitIds:
         return f"{self.prefix}-{self.drawn}"
 
 
-def _name(path: Path) -> str:
+def file_stem(path: Path) -> str:
     """The file's name without its format suffix, or suffixes ("train.jsonl.gz" → "train"): ids and the
     dataset's name."""
     return Path(path.name.removesuffix(".gz")).stem
 
 
-def _suffix(path: Path) -> str:
+def format_suffix(path: Path) -> str:
     """The format suffix, looking through a ".gz" ("train.jsonl.gz" → ".jsonl")."""
     return Path(path.name.removesuffix(".gz")).suffix
 
 
-def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+def read_file_bytes(path: Path, limit: int | None = None) -> bytes:
     """The file's bytes, inflated when it ends in ".gz" (to at most MAX_INFLATED_BYTES: a small file must not
     fill memory); `limit` reads only the first bytes."""
     if path.suffix != ".gz":
@@ -129,9 +131,12 @@ def _read_bytes(path: Path, limit: int | None = None) -> bytes:
     return raw[:limit] if limit is not None else raw
 
 
-def _read_text(path: Path, encoding: str = "utf-8") -> str:
+def read_file_text(path: Path, encoding: str = "utf-8") -> str:
+    """The text of an untrusted file (inflated when gzipped, `read_file_bytes`), less a UTF-8 byte-order mark;
+    a missing file, a folder, UTF-16, binary content, bad `encoding` (with its line) or an empty file is a
+    one-line DataError naming the file, not a traceback."""
     try:
-        raw = _read_bytes(path)
+        raw = read_file_bytes(path)
     except FileNotFoundError:
         raise DataError(str(path), None, None, "file not found") from None
     except IsADirectoryError:
@@ -150,15 +155,17 @@ def _read_text(path: Path, encoding: str = "utf-8") -> str:
     return text.removeprefix("\ufeff")
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def short_repr(value: Any, limit: int = 60) -> str:
+    """`value` as an error message quotes it: its repr, cut at `limit` characters with the full length said, so
+    that a whole document pasted into a cell does not flood the message."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
-def _answer_index(path: Path, row: int, value: Any, n_choices: int, field: str = "answer") -> int:
+def answer_index(path: Path, row: int, value: Any, n_choices: int, field: str = "answer") -> int:
     """Accept a 0-based int, a digit string, or a letter A-J; anything else is an error."""
     if isinstance(value, bool) or value is None or value == "":
-        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {_short(value)}")
+        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {short_repr(value)}")
     if isinstance(value, int):
         index = value
     elif isinstance(value, str) and value.strip().upper() in LETTERS[:n_choices] and len(value.strip()) == 1:
@@ -171,26 +178,26 @@ def _answer_index(path: Path, row: int, value: Any, n_choices: int, field: str =
         span = f"A-{LETTERS[n_choices - 1]}" if n_choices > 1 else "A"
         raise DataError(str(path), row, field, f"{value.strip()!r} is beyond the {n_choices} options {span}")
     else:
-        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {_short(value)}")
+        raise DataError(str(path), row, field, f"expected an answer letter or 0-based index, got {short_repr(value)}")
     if index == n_choices and n_choices:  # one past the last option: the mark of an answer counted from 1
-        raise AnswerPastOptions(str(path), row, field, f"answer {_short(value)} out of range for {n_choices} "
+        raise AnswerPastOptions(str(path), row, field, f"answer {short_repr(value)} out of range for {n_choices} "
                                 "choices (an index is 0-based: 0 is the first option; or give a letter)")
     if not 0 <= index < n_choices:
-        raise DataError(str(path), row, field, f"answer {_short(value)} out of range for {n_choices} choices")
+        raise DataError(str(path), row, field, f"answer {short_repr(value)} out of range for {n_choices} choices")
     return index
 
 
 class AnswerPastOptions(DataError):
     """A numeric answer equal to the number of options: 0-based it is out of range, 1-based it is the last
     option. One such row is a bad row; such rows with no answer 0 anywhere are a file counted from 1
-    (`_checked` refuses it whole rather than keep its other rows each one option off)."""
+    (`checked_whole` refuses it whole rather than keep its other rows each one option off)."""
 
 
 def _looks_one_based(dataset: Dataset, path: Path) -> AnswerPastOptions | None:
     """The first row of the file at `path` whose answer is one past the options (rows set aside so far by
-    quarantine, `_rejected`), when there are such rows and no item keyed to its first option: answers
+    quarantine, `rejected_rows`), when there are such rows and no item keyed to its first option: answers
     counted from 1, which read as 0-based put every other key one option late."""
-    past = [e for e in _rejected.get() or [] if isinstance(e, AnswerPastOptions) and e.path == str(path)]
+    past = [e for e in rejected_rows.get() or [] if isinstance(e, AnswerPastOptions) and e.path == str(path)]
     if past and not any(item.answer == 0 for item in dataset.items):
         return past[0]
     return None
@@ -207,12 +214,12 @@ def options_from_key(path: Path, row: int, question: Any, answer: Any, wrong: An
     the same whichever reader met it."""
     answer_field, wrong_field = fields
     if not isinstance(answer, str) or not answer.strip():
-        raise DataError(str(path), row, answer_field, f"expected the right answer's text, got {_short(answer)}")
+        raise DataError(str(path), row, answer_field, f"expected the right answer's text, got {short_repr(answer)}")
     if isinstance(wrong, str):
         wrong = loads_json(wrong, str(path), row) if wrong.lstrip().startswith("[") else wrong.split(";")
     if not isinstance(wrong, list | tuple):
         raise DataError(str(path), row, wrong_field, f"expected wrong answers (a list, or texts joined by ';'), "
-                        f"got {_short(wrong)}")
+                        f"got {short_repr(wrong)}")
     options = [str(w).strip() for w in wrong if w is not None and str(w).strip()]
     if not options:
         raise DataError(str(path), row, wrong_field, "no wrong answers: an item needs at least one")
@@ -238,11 +245,11 @@ def one_failure(rejected: Sequence[DataError]) -> DataError | None:
     return DataError(first.path, first.row, first.field, f"{first.problem} (the same in {where}; none is valid){hint}")
 
 
-def _checked(dataset: Dataset, path: Path) -> Dataset:
+def checked_whole(dataset: Dataset, path: Path) -> Dataset:
     """A file's items as read, refused whole when its rows cannot be trusted one by one: answers counted
     from 1 (`_looks_one_based`), or an id used twice."""
     if (past := _looks_one_based(dataset, path)) is not None:
-        count = sum(isinstance(e, AnswerPastOptions) and e.path == str(path) for e in _rejected.get() or [])
+        count = sum(isinstance(e, AnswerPastOptions) and e.path == str(path) for e in rejected_rows.get() or [])
         raise DataError(str(path), past.row, past.field, f"the answers look counted from 1: {count} row(s) give "
                         "the number of options as the answer and no row gives 0, so every other key would be "
                         "read one option late; RefineLab reads a number as a 0-based index (0 = the first "

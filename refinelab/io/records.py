@@ -1,5 +1,5 @@
 """Rows as mappings (a Parquet or Arrow table's, a list of dicts, a DataFrame's, a Hugging Face split's):
-usual names stand in for ours (`_mapped`), Hugging Face's choice structs are unpacked, and each row is
+usual names stand in for ours (`mapped_record`), Hugging Face's choice structs are unpacked, and each row is
 built like a file's.
 """
 
@@ -11,22 +11,22 @@ from typing import Any
 
 from refinelab.errors import DataError
 from refinelab.io.columns import (
-    _ANSWER_NAMES,
-    _CHOICE_LIST_NAMES,
-    _QUESTION_NAMES,
+    ANSWER_NAMES,
+    CHOICE_LIST_NAMES,
     LIST_FIELDS,
-    _as_list,
+    QUESTION_NAMES,
     check_columns,
+    column_list,
     guess_columns,
 )
 from refinelab.io.reading import (
     SplitIds,
-    _answer_index,
-    _checked,
-    _collect,
-    _make_item,
-    _short,
+    answer_index,
+    build_or_quarantine,
+    checked_whole,
+    make_item,
     options_from_key,
+    short_repr,
 )
 from refinelab.safeload import loads_json
 from refinelab.schema import Dataset, QAItem, strip_option_labels
@@ -53,18 +53,18 @@ def _choice_list(path: Path, row_no: int, row: dict[str, Any]) -> None:
         if ("answer" not in row or row["answer"] is value) and one_key:
             row["answer"] = marks.index(1)
         elif row.get("answer") is value:
-            raise DataError(str(path), row_no, "answer", f"the options' labels {_short(marks)} mark "
+            raise DataError(str(path), row_no, "answer", f"the options' labels {short_repr(marks)} mark "
                             f"{sum(1 for m in marks if m == 1)} right answers; a multiple-choice item needs one")
         value = value["choices"]
     elif isinstance(value, str) and value.lstrip().startswith("["):
         value = loads_json(value, str(path), row_no)
     if not isinstance(value, list | tuple):
-        raise DataError(str(path), row_no, "choices", f"expected a list of options, got {_short(value)}")
+        raise DataError(str(path), row_no, "choices", f"expected a list of options, got {short_repr(value)}")
     row["choices"] = list(value)
 
 
-def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str, default_id: str | None = None) -> QAItem:
-    """The item of one row of a Parquet file or one mapped foreign row (`_mapped`): metadata given as JSON
+def foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str, default_id: str | None = None) -> QAItem:
+    """The item of one row of a Parquet file or one mapped foreign row (`mapped_record`): metadata given as JSON
     text parsed, choices made a list, a letter answer made an index, the id `default_id` or NAME-ROW unless
     given."""
     row = {k: v for k, v in row.items() if v is not None}
@@ -78,17 +78,17 @@ def _foreign_item(path: Path, row_no: int, row: dict[str, Any], name: str, defau
         _choice_list(path, row_no, row)
     if "id" not in row:
         row["id"] = default_id or f"{name}-{row_no}"
-    answer = row.get("answer")  # JSON true is no index: _answer_index refuses it; a number is read there too
+    answer = row.get("answer")  # JSON true is no index: answer_index refuses it; a number is read there too
     if isinstance(answer, str | bool) or (isinstance(answer, int) and isinstance(row.get("choices"), list) and row["choices"]):
         row["answer"] = _answer_from_text(path, row_no, answer, row.get("choices") or [])
-    return _make_item(path, row_no, row)
+    return make_item(path, row_no, row)
 
 
 def _answer_from_text(path: Path, row_no: int, value: Any, choices: Sequence[Any]) -> int:
     """A foreign row's answer: a letter or index, else the text of exactly one option (SciQ's
     `correct_answer`, mapped as both an option and the answer)."""
     try:
-        return _answer_index(path, row_no, value, len(choices))
+        return answer_index(path, row_no, value, len(choices))
     except DataError:
         matches = [i for i, c in enumerate(choices) if isinstance(value, str) and str(c).strip() == value.strip()]
         if len(matches) != 1:
@@ -96,16 +96,17 @@ def _answer_from_text(path: Path, row_no: int, value: Any, choices: Sequence[Any
         return matches[0]
 
 
-def _rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str, ids: SplitIds | None = None) -> Dataset:
+def rows_to_dataset(rows: Iterable[dict[str, Any]], source: str, name: str, ids: SplitIds | None = None) -> Dataset:
     """The rows as items, each named by its source and row in errors; their default ids drawn from `ids`
     (a shard's rows, numbered across its split) instead of NAME-ROW."""
     path = Path(source)
     items = []
     for row_no, row in enumerate(rows, start=1):
         default = ids.next_id() if ids else None
-        if (item := _collect(lambda: _foreign_item(path, row_no, row, name, default))) is not None:  # noqa: B023
+        item = build_or_quarantine(lambda: foreign_item(path, row_no, row, name, default))  # noqa: B023
+        if item is not None:
             items.append(item)
-    return _checked(Dataset(items, name=name), path)
+    return checked_whole(Dataset(items, name=name), path)
 
 
 def from_hf(hf_dataset: Any, mapping: Mapping[str, str] | None = None, name: str = "hf") -> Dataset:
@@ -116,7 +117,7 @@ def from_hf(hf_dataset: Any, mapping: Mapping[str, str] | None = None, name: str
         for row in hf_dataset:
             yield {mapping.get(k, k): v for k, v in row.items() if mapping.get(k, k) in QAItem.model_fields}
 
-    return _rows_to_dataset(rows(), f"<hf:{name}>", name)
+    return rows_to_dataset(rows(), f"<hf:{name}>", name)
 
 
 def _plain(value: Any) -> Any:
@@ -142,7 +143,7 @@ def require_columns(where: str, row_no: int | None, columns: Mapping[str, Any], 
     own `answer` or `question`, as it did, read another column than the one the user named."""
     present = set(have)
     for key, source in columns.items():
-        for column in _as_list(source):
+        for column in column_list(source):
             if column not in present:
                 shown = ", ".join(list(have)[:8]) + (", …" if len(have) > 8 else "")
                 holder = "the row has" if row_no is not None else "the file has"
@@ -150,7 +151,7 @@ def require_columns(where: str, row_no: int | None, columns: Mapping[str, Any], 
                                 f"{holder} {shown or 'none'}")
 
 
-def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None, where: str = "<records>",
+def mapped_record(row: Mapping[str, Any], columns: Mapping[str, Any] | None, where: str = "<records>",
             row_no: int | None = None) -> dict[str, Any]:
     """One foreign record as QAItem fields: `columns` renames (our field → its column; every column it names
     must be in the row, `require_columns`, errors naming `where` and `row_no`); our own field names are taken
@@ -173,8 +174,8 @@ def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None, where: st
         if key not in out and key in row:
             out[key] = row[key]
             used.add(key)
-    for key, names in (("question", _QUESTION_NAMES + ("question_stem",)), ("choices", _CHOICE_LIST_NAMES),
-                       ("answer", _ANSWER_NAMES + ("gold",))):
+    for key, names in (("question", QUESTION_NAMES + ("question_stem",)), ("choices", CHOICE_LIST_NAMES),
+                       ("answer", ANSWER_NAMES + ("gold",))):
         source = None if key in out else _alias(row, names, used)
         if source is not None:
             out[key] = row[source]
@@ -191,13 +192,13 @@ def _mapped(row: Mapping[str, Any], columns: Mapping[str, Any] | None, where: st
     return out
 
 
-_GIVES_OPTIONS = {*_CHOICE_LIST_NAMES, "wrong"}
+_GIVES_OPTIONS = {*CHOICE_LIST_NAMES, "wrong"}
 
 
 def guessed_columns(keys: Sequence[str]) -> dict[str, Any] | None:
     """The mapping a row's keys imply when they hold no options list: option columns (A..D, choice_1..) or a
     right answer with wrong answers, guessed as a CSV header is (`columns.guess_columns`), so a DataFrame reads
-    as the CSV file it was loaded from. None when the row names a list of options itself (`_mapped` takes it)
+    as the CSV file it was loaded from. None when the row names a list of options itself (`mapped_record` takes it)
     or the guess finds no option columns: a guess that leaves the options in the question text (ARC's CSV
     layout) is for a file's rows, not a record's."""
     if any(str(k).strip().lower() in _GIVES_OPTIONS for k in keys):
@@ -239,9 +240,9 @@ def from_records(records: Iterable[Mapping[str, Any]], *, columns: Mapping[str, 
                 if keys not in guesses:
                     guesses[keys] = guessed_columns(keys)
                 mapping = guesses[keys]
-            out = _mapped(row, mapping, where, number)
+            out = mapped_record(row, mapping, where, number)
             if number == 1 and "choices" not in out and "wrong" not in out:
                 raise _no_options(where, number, [str(k) for k in row])  # the table's columns, not a row
             yield out  # a later row without options is that row's problem (quarantined or refused by on_invalid)
 
-    return _rows_to_dataset(rows(), where, name)
+    return rows_to_dataset(rows(), where, name)

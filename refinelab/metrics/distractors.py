@@ -239,6 +239,34 @@ def select_distractors(
     """
     folded = [_fold(c) for c in candidates]
     known = {_fold(t) for t in known_wrong}
+    keep, drop = _drop_by_text(key, folded, known, exclude)
+    if not keep:
+        return DistractorChoice(chosen=[], dropped=drop)
+    texts = [str(candidates[i]) for i in keep]
+    vectors = _unit_rows(np.asarray(embed([key] + texts), dtype=float))
+    key_sim = vectors[1:] @ vectors[0]
+    pool = vectors[1:]  # row j is candidate keep[j]
+    survivors, second_keys = _drop_second_keys(key, texts, [folded[i] in known for i in keep], key_sim,
+                                               paraphrase_threshold)
+    drop.update({keep[j]: reason for j, reason in second_keys.items()})
+    measured = [plausibility[i] for i in keep] if plausibility is not None else None
+    plaus = _plausibility(key, texts, key_sim, measured)
+    wanted = {_fold(t) for t in include_one_of}
+    required = {j for j, i in enumerate(keep) if folded[i] in wanted}
+    chosen = _best_set(pool, survivors, k, plaus, diversity_weight, required & set(survivors), above_diversity)
+    for j in survivors:
+        if j not in chosen:
+            drop[keep[j]] = "not among the most diverse and plausible"
+    diversity = _mean_distance(pool[chosen]) if len(chosen) >= 2 else None
+    return DistractorChoice(chosen=[keep[j] for j in chosen], dropped=drop, diversity=diversity)
+
+
+def _drop_by_text(key: str, folded: Sequence[str], known: set[str],
+                  exclude: Sequence[str]) -> tuple[list[int], dict[int, str]]:
+    """What the text alone rules out, before anything is embedded: the indices of the candidates (`folded`)
+    kept, and why each other one was dropped (empty, a bare option letter beside a key that is none, a
+    repeat of the key, of `exclude` or of an earlier candidate, or a generation loop unless it is one of the
+    item's own options, `known`)."""
     drop: dict[int, str] = {}
     seen: set[str] = {_fold(key)} | {_fold(e) for e in exclude}
     keep: list[int] = []
@@ -254,44 +282,48 @@ def select_distractors(
         else:
             seen.add(norm)
             keep.append(i)
-    if not keep:
-        return DistractorChoice(chosen=[], dropped=drop)
-    vectors = _unit_rows(np.asarray(embed([key] + [str(candidates[i]) for i in keep]), dtype=float))
-    key_sim = vectors[1:] @ vectors[0]
-    pool = vectors[1:]
-    survivors = []
-    for j, i in enumerate(keep):
-        original = folded[i] in known
-        relation = None if original else value_relation(key, str(candidates[i]))
+    return keep, drop
+
+
+def _drop_second_keys(key: str, texts: Sequence[str], originals: Sequence[bool], key_sim: np.ndarray,
+                      paraphrase_threshold: float) -> tuple[list[int], dict[int, str]]:
+    """The candidates (positions in `texts`) that are not a second correct answer, and why each other one
+    is: the key's value or near it, where formulas or numbers decide (`value_relation`), else a paraphrase
+    of the key by cosine. The item's own wrong options (`originals`) are exempt from both."""
+    survivors: list[int] = []
+    drop: dict[int, str] = {}
+    for j, text in enumerate(texts):
+        relation = None if originals[j] else value_relation(key, text)
         if relation == "same":
-            drop[i] = "the key's value"
+            drop[j] = "the key's value"
         elif relation == "near":
             # 301 K against a key of 300 K is a rounding argument, not a distractor: the solver picks it
-            drop[i] = f"within {NUMERIC_NEAR_KEY:.0%} of the key's value"
+            drop[j] = f"within {NUMERIC_NEAR_KEY:.0%} of the key's value"
         elif relation == "distinct":
             survivors.append(j)
-        elif key_sim[j] >= paraphrase_threshold and not original:
-            drop[i] = f"paraphrases the key (cosine {key_sim[j]:.2f})"
+        elif key_sim[j] >= paraphrase_threshold and not originals[j]:
+            drop[j] = f"paraphrases the key (cosine {key_sim[j]:.2f})"
         else:
             survivors.append(j)
+    return survivors, drop
+
+
+def _plausibility(key: str, texts: Sequence[str], key_sim: np.ndarray,
+                  measured: Sequence[float | None] | None) -> np.ndarray:
+    """Each candidate's plausibility: its similarity to the key scaled so 0.6 and above count fully, or its
+    `measured` value where there is one; then scaled by how close its length is to the key's."""
     plaus = np.clip(key_sim / 0.6, 0.0, 1.0)
-    if plausibility is not None:
-        plaus = np.asarray([plaus[j] if plausibility[i] is None else float(plausibility[i])  # type: ignore[arg-type]
-                            for j, i in enumerate(keep)])
+    if measured is not None:
+        plaus = np.asarray([plaus[j] if value is None else float(value) for j, value in enumerate(measured)])
     # a distractor far shorter or longer than the key gives itself away (a one-line "fact" next to a
     # two-sentence key): plausibility is scaled by how close the lengths are, halved at the worst
-    plaus = plaus * np.asarray([0.5 + 0.5 * length_fit(key, str(candidates[i])) for i in keep])
-    wanted = {_fold(t) for t in include_one_of}
-    required = {j for j, i in enumerate(keep) if folded[i] in wanted}
-    chosen = _best_set(pool, survivors, k, plaus, diversity_weight, required & set(survivors), above_diversity)
-    for j in survivors:
-        if j not in chosen:
-            drop[keep[j]] = "not among the most diverse and plausible"
-    diversity = None
-    if len(chosen) >= 2:
-        sims = pool[chosen] @ pool[chosen].T
-        diversity = float(np.mean(1.0 - sims[np.triu_indices(len(chosen), k=1)]))
-    return DistractorChoice(chosen=[keep[j] for j in chosen], dropped=drop, diversity=diversity)
+    return plaus * np.asarray([0.5 + 0.5 * length_fit(key, text) for text in texts])
+
+
+def _mean_distance(unit: np.ndarray) -> float:
+    """Mean pairwise cosine distance of unit rows (two or more): how diverse a set of options is."""
+    sims = unit @ unit.T
+    return float(np.mean(1.0 - sims[np.triu_indices(len(unit), k=1)]))
 
 
 def _fold(text: object) -> str:
@@ -335,11 +367,7 @@ def _best_set(unit: np.ndarray, survivors: list[int], k: int, plaus: np.ndarray,
             if required and not required.intersection(combo):
                 continue
             rows = list(combo)
-            if k >= 2:
-                sims = unit[rows] @ unit[rows].T
-                spread = float(np.mean(1.0 - sims[np.triu_indices(k, k=1)]))
-            else:
-                spread = 0.0
+            spread = _mean_distance(unit[rows]) if k >= 2 else 0.0
             score = diversity_weight * spread + (1.0 - diversity_weight) * float(np.mean(plaus[rows]))
             clears = above is None or spread > above  # sets that clear the bar rank above all that do not
             if best is None or (clears, score) > (best[0], best[1] + 1e-12):

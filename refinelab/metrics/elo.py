@@ -289,33 +289,3 @@ def bucket_by_thresholds(
     if np.any(np.diff(cuts) <= 0):
         raise ValueError(f"thresholds must be strictly increasing, got {list(thresholds)}")
     return {k: names[int(np.searchsorted(cuts, v, side="right"))] for k, v in scores.items()}
-
-
-def bucket_by_quantiles(
-    scores: Mapping[K, float], quantiles: Sequence[float] = (1 / 3, 2 / 3),
-    names: Sequence[str] = ("easy", "medium", "hard"),
-) -> dict[K, str]:
-    """Bucket by the scores' own quantiles (equal-size buckets by default)."""
-    if not scores:
-        return {}
-    cuts = np.quantile(np.fromiter(scores.values(), dtype=float), quantiles)
-    cuts = np.maximum.accumulate(cuts + np.arange(len(cuts)) * 1e-12)  # keep strictly increasing on ties
-    return bucket_by_thresholds(scores, cuts.tolist(), names)
-
-
-def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """Spearman rank correlation (average ranks for ties), numpy only; used by tests and evals."""
-    def ranks(v: np.ndarray) -> np.ndarray:
-        order = np.argsort(v, kind="stable")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=float)
-        for value in np.unique(v):  # average tied ranks
-            mask = v == value
-            if mask.sum() > 1:
-                r[mask] = r[mask].mean()
-        return r
-
-    a, b = ranks(np.asarray(x, dtype=float)), ranks(np.asarray(y, dtype=float))
-    if a.std() == 0 or b.std() == 0:
-        return 0.0
-    return float(np.corrcoef(a, b)[0, 1])

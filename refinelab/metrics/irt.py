@@ -87,25 +87,6 @@ def fit_rasch(
     )
 
 
-def correctness_matrix(
-    answers: Mapping[str, Mapping[str, int | None]], keys: Mapping[str, int]
-) -> tuple[np.ndarray, list[str], list[str]]:
-    """Panel answers {model: {item_id: chosen index or None}} and keys {item_id: index} → (matrix, models, items).
-
-    A missing or unparsed answer (None / absent) is NaN, not "wrong": failure to answer is not evidence
-    about the item.
-    """
-    models = sorted(answers)
-    items = list(keys)
-    y = np.full((len(models), len(items)), np.nan)
-    for m, model in enumerate(models):
-        for i, item in enumerate(items):
-            choice = answers[model].get(item)
-            if choice is not None:
-                y[m, i] = float(choice == keys[item])
-    return y, models, items
-
-
 def soft_correctness(evidence: Mapping[str, object], member: str) -> float | None:
     """One panel member's correctness on one item from a panel diagnostic's evidence: its probability of
     the key when option probabilities were measured (`probs[member]["p"]`), else 1/0 from its answer,

@@ -86,6 +86,78 @@ def class_objective(c: Compiled, classes: Classes, plan: ClassPlan) -> float:
         c, *class_group_counts(c, classes, plan))
 
 
+class _GreedyFill:
+    """The state `greedy_fill` grows a plan in: the plan so far, the budget left, each class's members not yet
+    planned, the removals still allowed, and the expected counts per cell and bucket that an action's gain is
+    measured against. Action `a` is a class row (`a < n_rows`) or, past them, a new-item option."""
+
+    def __init__(self, c: Compiled, classes: Classes, start: ClassPlan | None, budget: float | None) -> None:
+        self.classes = classes
+        plan = start or ClassPlan.zeros(classes, c)
+        self.plan = ClassPlan(plan.rows.copy(), plan.options.copy())
+        self.budget_left = (c.problem.budget if budget is None else budget) - self.plan.cost(classes, c)
+        self.counts = list(class_group_counts(c, classes, self.plan))  # [per cell, per bucket]
+        self.targets = (c.t_cell, c.t_bucket)
+        self.weights = (c.problem.weights.coverage, c.problem.weights.difficulty)
+        used = np.bincount(classes.row_class, weights=self.plan.rows, minlength=classes.n_classes).astype(np.int64)
+        self.members_left = classes.count - used
+        self.is_removal = classes.row_op == OP_CODE[Op.REMOVE]
+        self.removals_left = (1 << 40 if c.max_removals is None
+                              else max(0, c.max_removals - self.plan.removals(classes)))
+        self.option_ub = c.opt_ub
+        self.n_rows = len(classes.row_class)
+        self.effects = _row_effects_all(classes) + [_option_effects(c, o) for o in range(len(c.opt_cost))]
+        self.values = np.concatenate([classes.row_value, np.zeros(len(c.opt_cost))])
+        self.costs = np.concatenate([classes.row_cost, c.opt_cost])
+
+    def units_left(self, a: int) -> int:
+        """How many more units of `a` the plan may take: its class's unplanned members (and, for a removal,
+        the removals still allowed), or its option's upper bound less what is planned."""
+        if a < self.n_rows:
+            members = int(self.members_left[self.classes.row_class[a]])
+            return min(members, self.removals_left) if self.is_removal[a] else members
+        return int(self.option_ub[a - self.n_rows] - self.plan.options[a - self.n_rows])
+
+    def fits(self, a: int) -> bool:
+        """One more unit of `a` is allowed and within the budget left."""
+        return self.costs[a] <= self.budget_left + EPS and self.units_left(a) > 0
+
+    def affordable_units(self, a: int) -> int:
+        """How many units of `a` the budget left pays for (unbounded for a free action)."""
+        return int(np.floor(self.budget_left / self.costs[a] + EPS)) if self.costs[a] > 0 else 1 << 40
+
+    def gain_and_run(self, a: int) -> tuple[float, int]:
+        """The objective one more unit of `a` gains, and for how many units that gain stays the same (until
+        a count it moves toward its target crosses it)."""
+        gain = float(self.values[a])
+        run = 1 << 40
+        for kind, g, delta in self.effects[a]:
+            gap = self.counts[kind][g] - self.targets[kind][g]
+            gain += self.weights[kind] * (abs(gap) - abs(gap + delta))
+            if gap * delta < 0:  # moving toward the target: constant gain until it is crossed
+                run = min(run, max(1, int(np.floor(abs(gap) / abs(delta) + EPS))))
+        return gain, run
+
+    def queue(self, heap: list[tuple[float, int]], a: int) -> None:
+        """Put `a` on the heap by its gain per token, when one more unit of it gains anything."""
+        gain, _ = self.gain_and_run(a)
+        if gain > EPS:
+            heapq.heappush(heap, (-gain / max(self.costs[a], EPS), a))
+
+    def add(self, a: int, k: int) -> None:
+        """Plan `k` more units of `a`: spend their cost, and move the counts they change."""
+        if a < self.n_rows:
+            self.plan.rows[a] += k
+            self.members_left[self.classes.row_class[a]] -= k
+            if self.is_removal[a]:
+                self.removals_left -= k
+        else:
+            self.plan.options[a - self.n_rows] += k
+        self.budget_left -= k * self.costs[a]
+        for kind, g, delta in self.effects[a]:
+            self.counts[kind][g] += k * delta
+
+
 def greedy_fill(c: Compiled, classes: Classes, start: ClassPlan | None = None,
                 budget: float | None = None) -> ClassPlan:
     """Add the action with the best marginal objective per token until nothing positive fits.
@@ -95,77 +167,29 @@ def greedy_fill(c: Compiled, classes: Classes, start: ClassPlan | None = None,
     only when it reaches the top. Gains that rose after an action was queued are not revisited: a
     heuristic, as greedy is.
     """
-    plan = start or ClassPlan.zeros(classes, c)
-    plan = ClassPlan(plan.rows.copy(), plan.options.copy())
-    budget_left = (c.problem.budget if budget is None else budget) - plan.cost(classes, c)
-    n = list(class_group_counts(c, classes, plan))
-    targets = (c.t_cell, c.t_bucket)
-    w = c.problem.weights
-    weights = (w.coverage, w.difficulty)
-    used = np.bincount(classes.row_class, weights=plan.rows, minlength=classes.n_classes).astype(np.int64)
-    cap_left = classes.count - used
-    is_removal = classes.row_op == OP_CODE[Op.REMOVE]
-    floor_left = [1 << 40 if c.max_removals is None else max(0, c.max_removals - plan.removals(classes))]
-
-    n_rows = len(classes.row_class)
-    effects = _row_effects_all(classes)
-    effects += [_option_effects(c, o) for o in range(len(c.opt_cost))]
-    values = np.concatenate([classes.row_value, np.zeros(len(c.opt_cost))])
-    costs = np.concatenate([classes.row_cost, c.opt_cost])
-
-    def left(a: int) -> int:
-        if a < n_rows:
-            cap = int(cap_left[classes.row_class[a]])
-            return min(cap, floor_left[0]) if is_removal[a] else cap
-        return int(c.opt_ub[a - n_rows] - plan.options[a - n_rows])
-
-    def gain_and_run(a: int) -> tuple[float, int]:
-        gain = float(values[a])
-        run = 1 << 40
-        for kind, g, delta in effects[a]:
-            gap = n[kind][g] - targets[kind][g]
-            gain += weights[kind] * (abs(gap) - abs(gap + delta))
-            if gap * delta < 0:  # moving toward the target: constant gain until it is crossed
-                run = min(run, max(1, int(np.floor(abs(gap) / abs(delta) + EPS))))
-        return gain, run
-
+    fill = _GreedyFill(c, classes, start, budget)
     heap: list[tuple[float, int]] = []
-    for a in range(len(values)):
-        if costs[a] > budget_left + EPS or left(a) <= 0:
-            continue
-        gain, _ = gain_and_run(a)
-        if gain > EPS:
-            heapq.heappush(heap, (-gain / max(costs[a], EPS), a))
+    for a in range(len(fill.values)):
+        if fill.fits(a):
+            fill.queue(heap, a)
     while heap:
-        neg_ratio, a = heapq.heappop(heap)
-        if costs[a] > budget_left + EPS or left(a) <= 0:
+        _, a = heapq.heappop(heap)
+        if not fill.fits(a):
             continue
-        gain, run = gain_and_run(a)
+        gain, run = fill.gain_and_run(a)
         if gain <= EPS:
             continue
-        ratio = gain / max(costs[a], EPS)
+        ratio = gain / max(fill.costs[a], EPS)
         if heap and ratio < -heap[0][0] - EPS:
             heapq.heappush(heap, (-ratio, a))  # stale: let the better one go first
             continue
-        affordable = int(np.floor(budget_left / costs[a] + EPS)) if costs[a] > 0 else 1 << 40
-        k = min(run, left(a), affordable)
+        k = min(run, fill.units_left(a), fill.affordable_units(a))
         if k <= 0:
             continue
-        if a < n_rows:
-            plan.rows[a] += k
-            cap_left[classes.row_class[a]] -= k
-            if is_removal[a]:
-                floor_left[0] -= k
-        else:
-            plan.options[a - n_rows] += k
-        budget_left -= k * costs[a]
-        for kind, g, delta in effects[a]:
-            n[kind][g] += k * delta
-        if left(a) > 0:
-            gain, _ = gain_and_run(a)
-            if gain > EPS:
-                heapq.heappush(heap, (-gain / max(costs[a], EPS), a))
-    return plan
+        fill.add(a, k)
+        if fill.units_left(a) > 0:
+            fill.queue(heap, a)
+    return fill.plan
 
 
 def round_down(classes: Classes, c: Compiled, rows: np.ndarray, options: np.ndarray) -> ClassPlan:

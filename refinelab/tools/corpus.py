@@ -109,16 +109,6 @@ class Corpus(Sequence[Passage]):
         keep = set(sources)
         return Corpus((p for p in self.passages if p.source in keep), name=self.name)
 
-    def sample(self, per_source: int) -> Corpus:
-        """The first ``per_source`` passages of each source: a small deterministic sub-corpus for tests."""
-        taken: dict[str, int] = {}
-        out = []
-        for p in self.passages:
-            if taken.get(p.source, 0) < per_source:
-                taken[p.source] = taken.get(p.source, 0) + 1
-                out.append(p)
-        return Corpus(out, name=f"{self.name}[{per_source}/source]")
-
     def save_jsonl(self, path: str | os.PathLike) -> None:
         with open(path, "w", encoding="utf-8") as f:
             for p in self.passages:

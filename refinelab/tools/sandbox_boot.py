@@ -159,10 +159,9 @@ def _status_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-def serve_one(req: dict, devnull: int) -> dict:
-    """Fork a jailed child for one snippet; cap its output, enforce the wall clock, sweep after."""
-    t0 = time.monotonic()
-    cap = int(req["output_bytes"])
+def _fork_jailed_child(req: dict, devnull: int) -> tuple[int, int, int, int]:
+    """Fork the child that runs one snippet in the jail, stdin from /dev/null and its stdout, stderr and meta
+    (fd 3) into pipes; (pid, stdout, stderr, meta read ends). The child never returns here."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     meta_r, meta_w = os.pipe()
@@ -182,11 +181,17 @@ def serve_one(req: dict, devnull: int) -> dict:
             os._exit(70)
     for fd in (out_w, err_w, meta_w):
         os.close(fd)
-    bufs = {out_r: bytearray(), err_r: bytearray(), meta_r: bytearray()}
+    return pid, out_r, err_r, meta_r
+
+
+def _read_pipes(pid: int, bufs: dict[int, bytearray], limits: dict[int, int],
+                deadline: float) -> tuple[int | None, bool, bool, bool]:
+    """Read the child's pipes into `bufs`, each up to its limit, until they all close, the deadline passes,
+    one overflows, or the child has exited and a short drain found nothing more (a leftover holding the pipes
+    must not stall us). (wait status or None while the child runs, timed out, truncated, pipes left open)."""
     sel = selectors.DefaultSelector()
     for fd in bufs:
         sel.register(fd, selectors.EVENT_READ)
-    deadline = t0 + float(req["timeout_s"])
     timed_out = truncated = False
     status: int | None = None
     drain_until: float | None = None
@@ -207,8 +212,7 @@ def serve_one(req: dict, devnull: int) -> dict:
                 open_fds.discard(fd)
                 continue
             buf = bufs[fd]
-            limit = cap if fd != meta_r else 4 * cap + 65536
-            room = limit - len(buf)
+            room = limits[fd] - len(buf)
             buf += chunk[:room]
             if len(chunk) > room:
                 truncated = True
@@ -219,31 +223,52 @@ def serve_one(req: dict, devnull: int) -> dict:
             if done:
                 status = st
                 drain_until = time.monotonic() + 0.05
-    if status is None:
-        if timed_out or truncated or open_fds:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
     sel.close()
-    for fd in bufs:
-        os.close(fd)
+    return status, timed_out, truncated, bool(open_fds)
+
+
+def _sweep_strays() -> None:
+    """Kill whatever the snippet left running and reap it: every process but bwrap (pid 1) and ourselves."""
     with contextlib.suppress(OSError):
-        os.kill(-1, signal.SIGKILL)  # sweep strays: spares pid 1 (bwrap) and ourselves
+        os.kill(-1, signal.SIGKILL)  # every process we may signal: not pid 1 (bwrap), not ourselves
     while True:
         try:
             if os.waitpid(-1, os.WNOHANG)[0] == 0:
                 break
         except ChildProcessError:
             break
-    prepare_scratch()
+
+
+def _meta(raw: bytearray) -> dict | None:
+    """The child's meta record (`run_user`'s result and error), None when it wrote none or garbage."""
     try:
-        meta = json.loads(bytes(bufs[meta_r]) or b"null")
+        meta = json.loads(bytes(raw) or b"null")
     except ValueError:
         meta = None
+    return meta if isinstance(meta, dict) else None
+
+
+def serve_one(req: dict, devnull: int) -> dict:
+    """Fork a jailed child for one snippet; cap its output, enforce the wall clock, sweep after."""
+    t0 = time.monotonic()
+    cap = int(req["output_bytes"])
+    pid, out_r, err_r, meta_r = _fork_jailed_child(req, devnull)
+    bufs = {out_r: bytearray(), err_r: bytearray(), meta_r: bytearray()}
+    limits = {out_r: cap, err_r: cap, meta_r: 4 * cap + 65536}
+    status, timed_out, truncated, pipes_open = _read_pipes(pid, bufs, limits, t0 + float(req["timeout_s"]))
+    if status is None:
+        if timed_out or truncated or pipes_open:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    for fd in bufs:
+        os.close(fd)
+    _sweep_strays()
+    prepare_scratch()
     return {
         "stdout": bufs[out_r].decode("utf-8", "replace"),
         "stderr": bufs[err_r].decode("utf-8", "replace"),
-        "meta": meta if isinstance(meta, dict) else None,
+        "meta": _meta(bufs[meta_r]),
         "exit_code": _status_code(status),
         "timed_out": timed_out,
         "output_truncated": truncated,

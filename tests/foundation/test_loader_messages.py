@@ -163,7 +163,7 @@ def test_a_file_whose_answers_are_counted_from_1_is_refused_whole(tmp_path: Path
         path.write_text("question,A,B,C,D,answer\n" + "".join(f"Q{i}?,a,b,c,d,{a}\n" for i, a in enumerate(answers)))
     elif layout == "jsonl":
         path = _jsonl(tmp_path / "one.jsonl", rows)
-    else:  # records: the foreign layout (options/label) read through `_mapped`
+    else:  # records: the foreign layout (options/label) read through `mapped_record`
         path = _jsonl(tmp_path / "one.jsonl", [{"query": r["question"], "options": r["choices"], "label": r["answer"]}
                                                for r in rows])
     with pytest.raises(DataError) as caught:

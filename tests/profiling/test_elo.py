@@ -7,12 +7,11 @@ import pytest
 
 from refinelab.metrics.elo import (
     EloConfig,
-    bucket_by_quantiles,
     bucket_by_thresholds,
     run_elo,
-    spearman,
     unit_difficulty,
 )
+from tests.support.difficulty_helpers import bucket_by_quantiles, spearman
 
 
 def noisy_judge(true_difficulty, accuracy, rng):

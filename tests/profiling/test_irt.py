@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from refinelab.metrics.elo import spearman
-from refinelab.metrics.irt import correctness_matrix, fit_rasch
+from refinelab.metrics.irt import fit_rasch
+from tests.support.difficulty_helpers import correctness_matrix, spearman
 
 
 def simulate(n_models, n_items, seed, missing=0.1):

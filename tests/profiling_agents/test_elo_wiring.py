@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from refinelab.agents.profiler import profile_items
-from refinelab.metrics.elo import spearman
+from tests.support.difficulty_helpers import spearman
 from tests.support.pa_helpers import Recorder, make_context, planted_items
 from tests.support.scripted_model import ScriptedChatModel
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from refinelab.tools.corpus import Corpus, build_wikipedia_corpus
+from tests.support.corpus_helpers import first_passages_per_source
 
 
 class HashEmbedder:
@@ -56,4 +57,4 @@ def small_corpus(wiki_corpus: Corpus) -> Corpus:
     lets the sample cover more NQ questions."""
     light = Corpus((p for p in wiki_corpus if not (p.source == "nq" and not p.id.endswith((":0", ":1")))),
                    name=wiki_corpus.name)
-    return light.sample(45)
+    return first_passages_per_source(light, 45)

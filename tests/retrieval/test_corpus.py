@@ -243,10 +243,10 @@ def test_opening_a_finished_run_does_not_read_its_corpus(tmp_path: Path) -> None
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text('{"text": "A passage."}\n')
-    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
-                                        "rounds": 1})
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite")})
     result = refine(mmlu(4), budget=20_000, settings=settings, hooks=RunHooks(chat_models=models()),
-                    options={**EXTRAS, "rag_corpus": str(corpus), "operations": ["expand"], "pilot_per_op": 0})
+                    options={**EXTRAS, "rag_corpus": str(corpus), "operations": ["expand"], "pilot_per_op": 0,
+                             "rounds": 1})
     corpus.unlink()
     assert pending_reviews(result.run_id, runs_dir=tmp_path / "runs") == []
 
