@@ -3,10 +3,10 @@
 Every other part of RefineLab reads an operation's facts from here — the planner its cost and success
 priors and the quality terms it moves, the refiner its prompt, its output schema and how it drafts
 (`batched`, `measured_first`, `multi_draft`), the validator whether and how its result is checked
-(`validated`, `measure`, `needs_fix_check`, `may_change_only_distractors`), the graph what a commit does,
-the CLI which names exist — the way a distilabel `Task` owns its template, its declared columns and its
-parsing. A decision about operations asks the operation (`op.calls_model`, `op.creates_item`,
-`op.batched`, …) instead of comparing its name.
+(`validated`, `measure`, `needs_fix_check`, `may_change_only_distractors`), the graph what a commit does and
+which edits settle an item's suspected error (`clears_error`), the CLI which names exist — the way a
+distilabel `Task` owns its template, its declared columns and its parsing. A decision about operations
+asks the operation (`op.calls_model`, `op.creates_item`, `op.batched`, …) instead of comparing its name.
 
 What the registry does not hold is an operation's own code, which lives in the layers that can run it
 (this module sits at the bottom and imports none of them): the template variables each writer prompt
@@ -96,6 +96,12 @@ class Operation:
     # Giving the edit up on an item marks it a defect the planner may remove (planner_agent.failed_fixes):
     # an error that could not be repaired.
     failure_marks_defect: bool = False
+    # Committing the edit, or confirming the item unchanged through it (`provenance.confirmed_by`), settles
+    # the item's suspected error: it was bought for that error and passed on independent evidence, so the
+    # report's expected errors count it 0 (graph/outputs.py). Any other edit keeps the key it was given, and
+    # its item keeps the p_error the profile measured (counting 0 there made distractor rewrites look like
+    # error fixes).
+    clears_error: bool = False
     # The edit may leave the stem and key as they were and change only distractors; the answer check then
     # judges only what it wrote: a solver's pick of a distractor the original had doubts the original, not
     # the edit (agents/validation/answer.original_of_distractor_edit).
@@ -178,7 +184,7 @@ REGISTRY: dict[Op, Operation] = {
         Op.FIX, "correct a wrong key or repair an unclear / multi-answer / no-answer item",
         frozenset({Term.ERRORS}), cost_intercept=1000, cost_slope=3.5, success_prior=0.7, prompt="refine_fix",
         output_schema=_ITEM_DRAFT, pilot_order=0, measured_first=True, needs_fix_check=True,
-        failure_marks_defect=True),
+        failure_marks_defect=True, clears_error=True),
 }
 
 #: Every operation name, in registry order (the CLI's choices, the default set a run may buy).
@@ -198,3 +204,9 @@ def operation(name: Op | str) -> Operation:
 def writes_new_item(name: str) -> bool:
     """Whether the operation recorded under `name` (in a store or a changelog) wrote a new item."""
     return name in {op.value for op in NEW_ITEM_OPS}
+
+
+def cleared_error(name: str | None) -> bool:
+    """Whether the operation an item's provenance names (`created_by` or `confirmed_by`) settled its suspected
+    error (`Operation.clears_error`); "original", "review" and None name no operation and settle nothing."""
+    return name in {op.value for op, spec in REGISTRY.items() if spec.clears_error}

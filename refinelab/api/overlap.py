@@ -26,6 +26,8 @@ from refinelab.errors import DataError, SplitNeeded
 from refinelab.io import DatasetInput, as_dataset, require_items, write_jsonl
 from refinelab.schema import Dataset
 
+SHOWN = 20  # matches `OverlapReport.match_lines` lists; `write_matches` writes every one
+
 
 @dataclass
 class OverlapReport:
@@ -62,6 +64,57 @@ class OverlapReport:
             "within": self.within, "invalid": self.invalid, "reference_invalid": self.reference_invalid,
             "found": len(self.matches), "share": self.share, "counts": self.counts(), "other_key": self.other_key()}
         return summary | ({"matches": [asdict(m) for m in self.matches]} if with_matches else {})
+
+    # The report as a person reads it (`refinelab data overlap` prints these lines). Text from the datasets
+    # (ids, names, questions) is written as it is: the caller escapes what a terminal would obey.
+
+    def summary_lines(self, unmatched: tuple[Path, int] | None = None) -> list[str]:
+        """How much of the data was found and how strongly, and where `write_unmatched` wrote the rest
+        (`unmatched`: its path and count). A near match keyed otherwise is said apart: most often it is another
+        question from one template, not a copy."""
+        counts, other_key = self.counts(), self.other_key()
+        where = ("repeat an earlier item of it" if self.within else
+                 f"found in {self.reference} ({self.reference_items:,} items)")
+        near_keys = (f"; {other_key['near']:,} of them keyed otherwise, most often another question from one "
+                     "template" if counts["near"] else "")
+        lines = [f"{self.data}: {len(self.matches):,} of {self.items:,} items ({self.share:.1%}) {where}: "
+                 f"exact {counts['exact']:,}, same question {counts['same_question']:,}, near {counts['near']:,} "
+                 f"(similarity >= {self.threshold:g}, {self.method}{near_keys})"]
+        if unmatched:
+            lines.append(f"{unmatched[1]:,} items not matched written to {unmatched[0]}")
+        return lines
+
+    def warnings(self) -> list[str]:
+        """What the counts hide and a person should act on: rows left out as invalid (the share is of the
+        valid items only), and exact copies keyed otherwise than the item they copy (one of the two keys is
+        wrong)."""
+        lines = []
+        if self.invalid or self.reference_invalid:
+            lines.append(f"warning: left out as invalid: {self.invalid:,} row(s) of {self.data}"
+                         + (f", {self.reference_invalid:,} of {self.reference}" if self.reference_invalid else "")
+                         + " (refinelab data validate lists them)")
+        if exact := self.other_key()["exact"]:
+            lines.append(f"warning: {exact:,} exact copies are keyed otherwise than the item they copy: one of "
+                         "each pair has a wrong key")
+        return lines
+
+    def match_lines(self, shown: int = SHOWN, matches_file: Path | None = None) -> list[str]:
+        """The first `shown` matches, one a line, then how many more and where they are (`matches_file`, as
+        `write_matches` wrote it). A line, not a table: two ids and a question do not fit 80 columns, and a
+        table cut the ids to "abstract_alg…"; only the question is shortened."""
+        lines = [f"{m.item_id} found as {m.reference_id}: {m.kind}, similarity {m.similarity:.3f}, "
+                 f"{'same key' if m.same_key else 'another key'}; {_one_line(m.question, 80)}"
+                 for m in self.matches[:shown]]
+        if len(self.matches) > shown:
+            lines.append(f"… {len(self.matches) - shown:,} more" + (f" in {matches_file}" if matches_file else
+                                                                    " (--out FILE writes them all)"))
+        return lines
+
+
+def _one_line(text: str, limit: int) -> str:
+    """`text` with its whitespace folded, at most `limit` characters (an ellipsis marks a cut)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 def find_overlap(

@@ -9,11 +9,9 @@ from typing import Annotated
 import typer
 
 from refinelab.cli import arguments as arg
-from refinelab.cli.common import clip, console, fail, out, safe_text, styled
+from refinelab.cli.common import console, fail, out, safe_text
 from refinelab.cli.progress import phase_progress
 from refinelab.errors import RefineLabError
-
-SHOWN = 20  # matches printed; --out writes every one
 
 
 def overlap_command(
@@ -66,30 +64,9 @@ def overlap_command(
         out.print_json(json.dumps(report.to_dict() | ({"unmatched": {"path": str(unmatched[0]), "items": unmatched[1]}}
                                                       if unmatched else {})))
         return
-    counts, other_key = report.counts(), report.other_key()
-    where = ("repeat an earlier item of it" if report.within else
-             f"found in {safe_text(report.reference)} ({report.reference_items:,} items)")
-    near_keys = (f"; {other_key['near']:,} of them keyed otherwise, most often another question from one "
-                 "template" if counts["near"] else "")
-    out.print(f"{safe_text(report.data)}: {len(report.matches):,} of {report.items:,} items ({report.share:.1%}) {where}: "
-              f"exact {counts['exact']:,}, same question {counts['same_question']:,}, near {counts['near']:,} "
-              f"(similarity >= {report.threshold:g}, {report.method}{near_keys})")
-    if unmatched:
-        out.print(f"{unmatched[1]:,} items not matched written to {safe_text(unmatched[0])}")
-    if report.invalid or report.reference_invalid:
-        console.print(f"warning: left out as invalid: {report.invalid:,} row(s) of {safe_text(report.data)}"
-                      + (f", {report.reference_invalid:,} of {safe_text(report.reference)}" if report.reference_invalid else "")
-                      + " (refinelab data validate lists them)")
-    if other_key["exact"]:
-        console.print(f"warning: {other_key['exact']:,} exact copies are keyed otherwise than the item they "
-                      "copy: one of each pair has a wrong key")
-    for match in report.matches[:SHOWN]:
-        # one line a match, not a table: two ids and a question do not fit 80 columns (piped output), and a
-        # table cut the ids to "abstract_alg…"; here nothing but the question is shortened
-        out.print(styled((safe_text(match.item_id), "bold"), " found as ", (safe_text(match.reference_id), "bold"),
-                         f": {match.kind}, similarity {match.similarity:.3f}, "
-                         f"{'same key' if match.same_key else 'another key'}; {clip(match.question, 80)}"),
-                  soft_wrap=True)
-        if len(report.matches) > SHOWN:
-            out.print(f"… {len(report.matches) - SHOWN:,} more" + (f" in {safe_text(out_file)}" if out_file else
-                                                                    " (--out FILE writes them all)"))
+    for line in report.summary_lines(unmatched):
+        out.print(safe_text(line))
+    for line in report.warnings():
+        console.print(safe_text(line))
+    for line in report.match_lines(matches_file=out_file):
+        out.print(safe_text(line), soft_wrap=True)

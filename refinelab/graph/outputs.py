@@ -13,7 +13,7 @@ from refinelab.atomic import atomic_write, atomic_write_text, open_exclusive
 from refinelab.graph.review import recorded
 from refinelab.io import write_jsonl
 from refinelab.metrics.divergence import difficulty_distribution, jensen_shannon, normalise
-from refinelab.operations import Op, writes_new_item
+from refinelab.operations import cleared_error, writes_new_item
 from refinelab.run_layout import CHANGES, REFINED, REPORT_JSON
 from refinelab.schema import Cell, QAItem
 from refinelab.state import GAVE_UP
@@ -36,11 +36,11 @@ class _Figures:
         self.cells[item.cell] += 1
         if item.difficulty is not None:
             self.scores.append(item.difficulty)
-        # A committed or confirmed fix cleared its item's suspicion on independent evidence (fix_evidence.py);
-        # any other edit keeps the key it was given, so the item keeps the p_error the profile measured
-        # (counting it as 0 made distractor rewrites look like error fixes). A new item has no measured p_error.
+        # An edit that settles the error it was bought for (a committed or confirmed fix, on independent
+        # evidence: fix_evidence.py) counts the item 0; any other keeps the p_error the profile measured
+        # (`Operation.clears_error`). A new item has no measured p_error.
         error = self.ctx.store.diagnostic(item.id, "error")
-        counted = Op.FIX not in (item.provenance.created_by, item.provenance.confirmed_by)
+        counted = not (cleared_error(item.provenance.created_by) or cleared_error(item.provenance.confirmed_by))
         self.p_errors.append(float(error.evidence.get("p_error", 0)) if error and counted else 0.0)
 
     def metrics(self) -> dict[str, Any]:

@@ -245,8 +245,11 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
 def _bound_by_deadline(client: httpx.Client) -> None:
     """Put `_DeadlineBackend` under every connection pool of `client` (its own and any proxy's). httpx has
-    no public hook for a network backend, so this reaches into its pools; where one has none (another
-    httpx), `capped_body`'s check still bounds the body and tests/security/test_hostile_endpoints.py fails."""
+    no public hook for a network backend, so this reaches into its pools. The public way, a transport of our
+    own over `httpcore.ConnectionPool(network_backend=...)`, would lose the proxies httpx reads from the
+    environment (it reads them only when no transport is given) and copy httpx's request and error mapping.
+    Where a pool has none of these attributes (another httpx), `capped_body`'s check still bounds the body,
+    and tests/security/test_transport_deadline_hook.py says by name what moved."""
     transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
     for transport in transports:
         pool = getattr(transport, "_pool", None)

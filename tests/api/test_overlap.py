@@ -245,3 +245,25 @@ def test_lexical_scores_are_word_set_jaccard_pair_by_pair() -> None:
             b = _words(_text(known))
             assert scores[row, column] == pytest.approx(len(a & b) / max(1, len(a | b)))
     assert index.best_matches([indexed[3]])[0][0] == ("i3", pytest.approx(1.0))
+
+
+def test_the_report_reads_as_lines_and_the_command_prints_them(tmp_path: Path) -> None:
+    """The text is the library's (`summary_lines`, `warnings`, `match_lines`): twenty matches a line each,
+    then how many more once (the command had printed "… 5 more" after each of the twenty)."""
+    rows = [{"id": f"q{i}", "question": f"Question   number {i}\nabout topic {i}?",
+             "choices": [f"a{i}", f"b{i}", f"c{i}", f"d{i}"], "answer": 1} for i in range(25)]
+    report = find_overlap([{**rows[0], "answer": 0}, *rows[1:]], rows, method="lexical")
+    assert report.summary_lines((tmp_path / "u.jsonl", 0)) == [
+        "records: 25 of 25 items (100.0%) found in records (25 items): exact 25, same question 0, near 0 "
+        "(similarity >= 0.8, lexical)", f"0 items not matched written to {tmp_path / 'u.jsonl'}"]
+    assert report.warnings() == ["warning: 1 exact copies are keyed otherwise than the item they copy: one of "
+                                 "each pair has a wrong key"]
+    lines = report.match_lines()
+    assert lines[0] == ("q0 found as q0: exact, similarity 1.000, another key; Question number 0 about topic 0?")
+    assert len(lines) == 21 and lines[-1] == "… 5 more (--out FILE writes them all)"
+    assert report.match_lines(2, tmp_path / "m.jsonl")[-1] == f"… 23 more in {tmp_path / 'm.jsonl'}"
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(app, ["data", "overlap", str(data), str(data), "--lexical", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count(" more") == 1 and result.output.count(" found as ") == 20
