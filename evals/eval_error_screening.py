@@ -41,11 +41,16 @@ from redux import ReduxItem, read_corruption_tests, read_redux_dev
 
 from refinelab.agents.options import RunOptions
 from refinelab.agents.panel import answer_panel
-from refinelab.agents.screening import as_validator_verdict, error_model, load_check_original
+from refinelab.agents.screening import error_model, load_check_original
 from refinelab.api.context import open_run_context
 from refinelab.config import load_settings
 from refinelab.errors import BudgetExhausted
-from refinelab.metrics.error_checks import ERROR_TYPES, check_row, combine_error_evidence
+from refinelab.metrics.error_checks import (
+    ERROR_TYPES,
+    check_row,
+    combine_error_evidence,
+    validator_diagnostic,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("deterministic", "panel", "validator")
@@ -242,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             qa = item.to_qaitem()
             if qa is not None and flagged[item.id]["flag"]:
                 try:
-                    verdicts[item.id] = as_validator_verdict(check(ctx, qa))
+                    verdicts[item.id] = validator_diagnostic(qa.id, check(ctx, qa))
                 except BudgetExhausted:
                     break
     results: dict[str, dict[str, Any]] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from refinelab.schema import QAItem
 
@@ -102,12 +102,62 @@ class Candidate:
 ABSTAINED = "abstained: "
 
 
+#: What a validator method concluded about the key. A typed field of `Verdict`, so that what reads it
+#: (review's evidence strength, the fix rule, error screening) asks the verdict instead of fishing strings
+#: out of its evidence; each method's values are its own:
+Outcome = Literal[
+    "decided",  # `passed` says it all: a plugged-in method that names nothing finer, a deterministic check
+    "answered", "unanswered",  # the answer check: the independent model picked an option / gave no usable answer
+    "match_key", "match_other", "no_match",  # PoT: the program's answer is the key / another option / no option
+    "error",  # PoT: no program ran to an answer (the answer check decided: `fallback`)
+    "supported", "contradicted",  # RAG: the passages pick the key / another option
+    "insufficient", "unusable",  # RAG: the passages settle nothing / the judge's reading was unusable (fallback)
+    "unavailable",  # the method's tool could not run (no sandbox, no retriever); a fallback may have decided
+    "pass", "fail", "undecided",  # a pack's plugged-in tool (agents/validation/tools.py)
+]
+#: The outcomes that leave the key undecided, unless a fallback decided it.
+UNDECIDED_OUTCOMES: frozenset[Outcome] = frozenset({"unanswered", "unavailable", "undecided"})
+#: How often a verdict on the key is right, as error screening weighs it (metrics/error_checks.py): a
+#: method that settled the key on evidence of its own (a computed answer, retrieved passages) ...
+SETTLED_CONFIDENCE = 0.85
+#: ... and an independent model's answer (the answer check, a fallback to it, a plugged-in tool).
+ANSWERED_CONFIDENCE = 0.7
+
+
 @dataclass
 class Verdict:
-    """The validator's decision on a candidate, with the evidence it rests on and what it cost."""
+    """The validator's decision on a candidate (or, for profiling, on an existing item), with the evidence
+    it rests on and what it cost: the one verdict every validator method, built in or plugged in, returns.
+
+    `outcome` is what the method concluded and `fallback` the answer check's verdict when the method did not
+    settle the key itself; `confidence` is how sure the verdict is, which error screening pools. `evidence`
+    is the record the run store, the run folder and the traces keep, so the typed fields are written into it
+    under the keys runs have always written (`outcome`, `fallback`, `answer_check`): a stored verdict reads
+    as it always did. Evidence that names another outcome or a fallback the fields lack is refused rather
+    than left to disagree with them."""
 
     passed: bool
     reason: str
     method: str
     evidence: dict[str, Any] = field(default_factory=dict)
     tokens: int = 0
+    outcome: Outcome = "decided"
+    fallback: Verdict | None = None
+    confidence: float = ANSWERED_CONFIDENCE
+
+    def __post_init__(self) -> None:
+        # above 0.999 one verdict would outweigh every other source of the pooled log-odds; under 0.5 it
+        # would say the opposite of `passed`
+        if not 0.5 <= self.confidence <= 0.999:
+            raise ValueError(f"verdict of {self.method!r}: confidence {self.confidence} is not in [0.5, 0.999]")
+        recorded = self.evidence.get("outcome")
+        if recorded is not None and recorded != self.outcome:
+            raise ValueError(f"verdict of {self.method!r}: its evidence says outcome {recorded!r}, its `outcome` "
+                             f"is {self.outcome!r}; set `outcome`")
+        if self.outcome != "decided":
+            self.evidence["outcome"] = self.outcome
+        if self.fallback is not None:
+            self.evidence["fallback"] = self.fallback.method
+            self.evidence["answer_check"] = self.fallback.evidence
+        elif "fallback" in self.evidence:
+            raise ValueError(f"verdict of {self.method!r}: its evidence names a fallback; set `fallback` to its verdict")

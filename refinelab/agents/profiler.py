@@ -17,7 +17,6 @@ Stages (options come from `ctx.options`; the graph's defaults keep the demo fast
 from __future__ import annotations
 
 import contextvars
-from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from refinelab.agents.screening import (
 from refinelab.domains import UNSURE
 from refinelab.errors import BudgetExhausted
 from refinelab.metrics.distractors import panel_pick_rates, score_distractors
+from refinelab.metrics.error_checks import modal_choice_count
 from refinelab.schema import Diagnostic, QAItem
 from refinelab.tools.batch import BatchRequest
 
@@ -227,7 +227,7 @@ def profile_items(
     for new and edited items. Items whose label call could not be paid for are left unprofiled.
     """
     options = ProfileOptions.from_context(ctx)
-    expected = Counter(len(i.choices) for i in items).most_common(1)[0][0] if items else None
+    expected = modal_choice_count(items)  # the option count `option_count_mismatch` compares against
     done = 0
     stop = ""
 

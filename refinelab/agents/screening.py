@@ -15,19 +15,15 @@ from typing import Any
 from refinelab.agents.context import AgentContext
 from refinelab.agents.difficulty import measuring_panel
 from refinelab.agents.options import RunOptions
-from refinelab.agents.validation.verdicts import check_original, to_validator_verdict
+from refinelab.agents.validation.verdicts import check_original
 from refinelab.errors import ConfigError
-from refinelab.metrics.error_checks import (
-    ERROR_TYPES,
-    ErrorModel,
-    ValidatorVerdict,
-    check_row,
-    combine_error_evidence,
-)
+from refinelab.metrics.error_checks import ErrorModel, check_row, combine_error_evidence, validator_diagnostic
 from refinelab.metrics.screening_model import ScreeningModel, item_features
 from refinelab.schema import Diagnostic, QAItem
+from refinelab.state import Verdict
 
-CheckOriginal = Callable[[AgentContext, QAItem], Any]
+#: The validator on an existing item: `validation.verdicts.check_original`, or `hooks.check_original`.
+CheckOriginal = Callable[[AgentContext, QAItem], Verdict]
 
 
 def error_model(ctx: AgentContext) -> ErrorModel:
@@ -37,65 +33,30 @@ def error_model(ctx: AgentContext) -> ErrorModel:
 
 def load_check_original(ctx: AgentContext) -> CheckOriginal | None:
     """The validator's verdict on an existing item: `hooks.check_original` when given, else the validator's
-    own `check_original` read through `to_validator_verdict` (e.g. "sandbox unavailable" = undecided);
-    None when `options.validate_suspects` is off."""
+    own `check_original`; None when `options.validate_suspects` is off. A hook must return a `Verdict`, the
+    shape every validator method returns: anything else is refused in a line naming the hook, not read by
+    guessing at its attributes (a misspelt field, read as "undecided", would leave p_error where it was, unseen)."""
     if not ctx.options.validate_suspects:
         return None
-    if ctx.hooks.check_original is not None:
-        return ctx.hooks.check_original
+    hook = ctx.hooks.check_original
+    if hook is None:
+        return check_original
 
-    def check(ctx: AgentContext, item: QAItem) -> ValidatorVerdict:
-        raw = check_original(ctx, item)
-        verdict = to_validator_verdict(raw)
-        verdict.evidence = {**verdict.evidence, "tokens": getattr(raw, "tokens", 0), "reason": getattr(raw, "reason", "")}
-        return verdict  # type: ignore[no-any-return]
-
-    return check
-
-
-def as_validator_verdict(verdict: Any) -> ValidatorVerdict:
-    """Read whatever the validator returns: a ValidatorVerdict, or an object/dict with `key_correct`
-    (or `passed`), and optionally `error_type`, `confidence`, `method`, `reason`, `evidence`."""
-    if isinstance(verdict, ValidatorVerdict):
+    def checked(ctx: AgentContext, item: QAItem) -> Verdict:
+        verdict = hook(ctx, item)
+        if not isinstance(verdict, Verdict):
+            raise ConfigError(f"hooks.check_original returned a {type(verdict).__name__} for item {item.id!r}; it "
+                              "must return a refinelab.state.Verdict")
         return verdict
 
-    def get(name: str, default: Any = None) -> Any:
-        return verdict.get(name, default) if isinstance(verdict, dict) else getattr(verdict, name, default)
-
-    key_correct = get("key_correct", get("passed"))
-    error_type = get("error_type")
-    evidence = dict(get("evidence") or {})
-    if get("reason"):
-        evidence.setdefault("reason", get("reason"))
-    kwargs: dict[str, Any] = {"key_correct": key_correct if isinstance(key_correct, bool) else None,
-                              "error_type": error_type if error_type in ERROR_TYPES else None,
-                              "method": str(get("method", "") or ""), "evidence": evidence}
-    confidence = get("confidence")
-    if isinstance(confidence, int | float) and 0.5 <= confidence <= 0.999:
-        kwargs["confidence"] = float(confidence)
-    return ValidatorVerdict(**kwargs)
-
-
-def validator_diagnostic(item_id: str, verdict: ValidatorVerdict, tokens: int = 0) -> Diagnostic:
-    """check="validator": flag when the validator judged the key wrong; score 1 right, 0 wrong, 0.5 undecided."""
-    score = 0.5 if verdict.key_correct is None else float(verdict.key_correct)
-    return Diagnostic(item_id=item_id, check="validator", flag=verdict.key_correct is False, score=score,
-                      evidence={**verdict.model_dump(), "tokens": tokens})
-
-
-def stored_verdict(diag: Diagnostic | None) -> ValidatorVerdict | None:
-    if diag is None:
-        return None
-    fields = {k: diag.evidence.get(k) for k in ("key_correct", "error_type", "confidence", "method", "evidence")
-              if diag.evidence.get(k) is not None}
-    return ValidatorVerdict.model_validate(fields)
+    return checked
 
 
 def error_diagnostic(ctx: AgentContext, item: QAItem, expected_choices: int | None) -> Diagnostic:
     """Pool every stored piece of evidence for `item` into its `error` Diagnostic (no model call)."""
     panel = ctx.store.diagnostic(item.id, "panel")
     distractors = ctx.store.diagnostic(item.id, "distractors")
-    validator = stored_verdict(ctx.store.diagnostic(item.id, "validator"))
+    validator = ctx.store.diagnostic(item.id, "validator")
     answers = list(panel.evidence.get("answers", {}).values()) if panel else None
     assessment = combine_error_evidence(
         item.id, check_row(item, expected_choices=expected_choices),
@@ -177,8 +138,5 @@ def _fitted_p_error(ctx: AgentContext, item: QAItem, diag: Diagnostic, panel: di
 
 
 def validate_suspect(ctx: AgentContext, check: CheckOriginal, item: QAItem) -> Diagnostic:
-    """Run the validator on one suspect item and store its verdict as a Diagnostic."""
-    raw = check(ctx, item)
-    verdict = as_validator_verdict(raw)
-    tokens = raw.get("tokens", 0) if isinstance(raw, dict) else getattr(raw, "tokens", 0)
-    return validator_diagnostic(item.id, verdict, int(tokens or verdict.evidence.get("tokens", 0) or 0))
+    """Run the validator on one suspect item; its verdict as the `validator` diagnostic the profiler stores."""
+    return validator_diagnostic(item.id, check(ctx, item))

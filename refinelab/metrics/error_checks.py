@@ -5,9 +5,9 @@ The deterministic checks work on validated `QAItem`s and on raw rows (``{"questi
 (empty or duplicate options, a key that points nowhere).
 
 `combine_error_evidence` pools, in log-odds, (1) the flags of the deterministic checks, (2) the panel's
-disagreement with the key and (3) an optional validator verdict into p_error in [0, 1] and a predicted
-MMLU-Redux error type. Each source's weight is an explicit, documented parameter so the error-screening
-eval can calibrate it on the MMLU-Redux dev labels.
+disagreement with the key and (3) an optional validator verdict (as its `validator_diagnostic`) into
+p_error in [0, 1] and a predicted MMLU-Redux error type. Each source's weight is an explicit, documented
+parameter so the error-screening eval can calibrate it on the MMLU-Redux dev labels.
 
 Score convention for every Diagnostic here: 1.0 = no problem found, lower = more likely a problem
 (score = 1 − p_error); `flag` says the check fired; `evidence` says why.
@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from refinelab.schema import LETTERS, Diagnostic, QAItem, normalise_text
+from refinelab.state import SETTLED_CONFIDENCE, UNDECIDED_OUTCOMES, Verdict
 
 ErrorType = Literal[
     "ok",
@@ -230,26 +231,31 @@ def modal_choice_count(rows: Sequence[QAItem | Mapping[str, Any]]) -> int | None
     return counts.most_common(1)[0][0] if counts else None
 
 
-def run_error_checks(
-    rows: Sequence[QAItem | Mapping[str, Any]], *, expected_choices: int | None = None
-) -> dict[str, list[Diagnostic]]:
-    """Deterministic checks for a whole dataset, keyed by item id; the option-count norm is the mode."""
-    expected = expected_choices if expected_choices is not None else modal_choice_count(rows)
-    result: dict[str, list[Diagnostic]] = {}
-    for index, row in enumerate(rows):
-        diags = check_row(row, expected_choices=expected, index=index)
-        result.setdefault(diags[0].item_id, []).extend(diags)
-    return result
+def validator_diagnostic(item_id: str, verdict: Verdict) -> Diagnostic:
+    """check="validator": a validator method's verdict on an existing item's key, as screening stores it and
+    `combine_error_evidence` pools it. The one writer of this diagnostic, and the pooling its one reader, so
+    the record's keys live in this module: `key_correct` (None when the method's tool could not run and
+    nothing decided instead, such as PoT without a sandbox), `error_type` (the diagnosis when the key is judged
+    wrong: no option is the computed answer → no correct answer, else a wrong ground truth), `confidence`,
+    `method`, `evidence` (the verdict's, with its reason and tokens) and `tokens` — the keys run folders have
+    always held, so an old run's diagnostics pool as they did. Flag: the key judged wrong; score 1 right, 0
+    wrong, 0.5 undecided.
 
-
-class ValidatorVerdict(BaseModel):
-    """What the validator (PoT or RAG) concluded about an item's key."""
-
-    key_correct: bool | None = None  # None = could not decide
-    error_type: ErrorType | None = None  # its diagnosis when the key is not correct
-    confidence: float = Field(default=0.85, ge=0.5, le=0.999)
-    method: str = ""  # "pot" | "rag" | ...
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    A method that could not decide (`UNDECIDED_OUTCOMES`: no usable answer, a tool that returned no verdict,
+    a tool that could not run), and whose fallback (when it had one) could not either, is undecided here, as review reads it
+    (validation/strength.py): a model that gave no answer is no evidence that the key is wrong. (Before
+    this, only "unavailable" was; the other two pooled as a failed verdict at 0.7 and raised p_error.)"""
+    deciding = verdict.fallback if verdict.fallback is not None else verdict
+    key_correct = None if deciding.outcome in UNDECIDED_OUTCOMES else verdict.passed
+    error_type: ErrorType | None = None
+    if key_correct is False:
+        error_type = "no_correct_answer" if verdict.outcome == "no_match" else "wrong_groundtruth"
+    evidence = {"key_correct": key_correct, "error_type": error_type, "confidence": verdict.confidence,
+                "method": verdict.method,
+                "evidence": {**verdict.evidence, "tokens": verdict.tokens, "reason": verdict.reason},
+                "tokens": verdict.tokens}
+    return Diagnostic(item_id=item_id, check="validator", flag=key_correct is False,
+                      score=0.5 if key_correct is None else float(key_correct), evidence=evidence)
 
 
 class ErrorModel(BaseModel):
@@ -319,18 +325,19 @@ def combine_error_evidence(
     panel_size: int = 1,
     panel_answers: Sequence[int | None] | None = None,
     key: int | None = None,
-    validator: ValidatorVerdict | None = None,
+    validator: Diagnostic | None = None,
     distractors: Diagnostic | None = None,
     model: ErrorModel | None = None,
 ) -> ErrorAssessment:
-    """Pool deterministic flags, panel disagreement and a validator verdict into p_error and an error type.
+    """Pool deterministic flags, panel disagreement and the validator's verdict into p_error and an error type.
 
     Log-odds pooling (naive Bayes): start at logit(prior); each fired check adds logit(severity) −
     logit(prior); the panel adds the log-likelihood ratio of its agreement count under "item ok" vs
     "item erroneous"; a validator adds logit(P(error | its verdict)) − logit(prior). Give the panel as `panel_answers` (+ `key`,
     which also yields the dissenters' favourite option) or as `panel_disagreement` in [0, 1] with
     `panel_size`. `distractors` (the distractors.py Diagnostic) adds a multiple-correct-answers cue when
-    a distractor is too close to the key. The type is the one with most positive evidence; below the
+    a distractor is too close to the key; `validator` is the `validator_diagnostic` of the validator's verdict
+    (an undecided one adds nothing). The type is the one with most positive evidence; below the
     threshold it is "ok".
     """
     m = model or ErrorModel()
@@ -379,13 +386,17 @@ def combine_error_evidence(
                 type_scores["bad_question_clarity"] += 0.6 * llr
                 type_scores["wrong_groundtruth"] += 0.4 * llr
 
-    if validator is not None and validator.key_correct is not None:
+    judged = validator.evidence if validator is not None else {}
+    if judged.get("key_correct") is not None:
+        key_correct, confidence = bool(judged["key_correct"]), float(judged.get("confidence", SETTLED_CONFIDENCE))
         # like a check's severity: P(error | verdict) is `confidence` (key wrong) or 1 − confidence (key right)
-        p_given = 1 - validator.confidence if validator.key_correct else validator.confidence
+        p_given = 1 - confidence if key_correct else confidence
         llr = _logit(p_given) - prior_logit
-        contributions[f"validator:{validator.method or 'unknown'}"] = llr
-        if not validator.key_correct:
-            type_scores[validator.error_type or "wrong_groundtruth"] += 2 * llr  # it looked; trust its diagnosis
+        contributions[f"validator:{judged.get('method') or 'unknown'}"] = llr
+        if not key_correct:
+            diagnosis = judged.get("error_type")
+            # it looked; trust its diagnosis
+            type_scores[diagnosis if diagnosis in type_scores else "wrong_groundtruth"] += 2 * llr
 
     total = prior_logit + sum(contributions.values())
     p_error = 1.0 / (1.0 + math.exp(-total))

@@ -27,7 +27,8 @@ def _item(i: int, question: str | None = None, answer: int = 0) -> QAItem:
 def _fix(ctx, i: int, before: QAItem, after: QAItem) -> None:  # type: ignore[no-untyped-def]
     task = EditTask(edit_id=f"r1-fix-q{i}", item_id=f"q{i}", operation="fix", round=1)
     ctx.store.record_attempt(task.edit_id, 0, 1, task.item_id, "fix", "", before, after, "{}", 120)
-    verdict = Verdict(True, "retrieval supports the key", "rag", {"rag_verdict": "supported"}, 80)
+    verdict = Verdict(True, "retrieval supports the key", "rag", {"rag_verdict": "supported"}, 80,
+                      outcome="supported")
     ctx.store.record_verdict(task.edit_id, 0, "pass", verdict.reason, {"method": verdict.method, **verdict.evidence},
                              verdict.tokens)
     route_after_validate(ctx, task, verdict, after)

@@ -5,14 +5,15 @@ import pytest
 from refinelab.metrics.error_checks import (
     CHECKS,
     ErrorModel,
-    ValidatorVerdict,
     check_row,
     coerce_row,
     combine_error_evidence,
     parse_answer,
-    run_error_checks,
+    validator_diagnostic,
 )
 from refinelab.schema import QAItem
+from refinelab.state import Verdict
+from tests.support.error_checks_helpers import run_error_checks
 
 
 def fired(row, **kw):
@@ -125,11 +126,11 @@ def test_panel_disagreement_drives_p_error_and_type():
 
 
 def test_validator_verdict_dominates_and_sets_type():
-    v = ValidatorVerdict(key_correct=False, error_type="no_correct_answer", confidence=0.95, method="pot")
-    a = combine_error_evidence("x", panel_answers=[0, 0, 1], key=0, validator=v)
+    wrong = Verdict(False, "the program's answer is no option", "pot", outcome="no_match", confidence=0.95)
+    a = combine_error_evidence("x", panel_answers=[0, 0, 1], key=0, validator=validator_diagnostic("x", wrong))
     assert a.flag and a.error_type == "no_correct_answer" and "validator:pot" in a.contributions
-    ok = combine_error_evidence("x", panel_answers=[1, 1, 1], key=0,
-                                validator=ValidatorVerdict(key_correct=True, confidence=0.99))
+    right = Verdict(True, "the program computed the key", "pot", outcome="match_key", confidence=0.99)
+    ok = combine_error_evidence("x", panel_answers=[1, 1, 1], key=0, validator=validator_diagnostic("x", right))
     assert ok.p_error < combine_error_evidence("x", panel_answers=[1, 1, 1], key=0).p_error
 
 

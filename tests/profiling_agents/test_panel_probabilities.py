@@ -404,12 +404,12 @@ def test_a_fix_validated_only_by_the_writers_own_model_is_not_committed(tmp_path
     ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"),
                        panel={"knows": _by_text({"number 3": "Charlie3"})},
                        options={"panel": ["knows"], "panel_method": "logprobs"})
-    passed = Verdict(True, "independent answer matches the key", "answer", {})
+    passed = Verdict(True, "independent answer matches the key", "answer", outcome="answered")
     verdict = check_fix(ctx, original, candidate, passed)  # the validator is the writer's model here
     assert not verdict.passed and verdict.evidence["needs_review"]
     stances = {s["name"]: s["stance"] for s in verdict.evidence["fix_rule"]["sources"]}
     assert stances == {"validator:answer": "abstains", "panel": "agrees"}
-    rag = Verdict(True, "passages support the key", "rag", {"rag_verdict": "supported"})
+    rag = Verdict(True, "passages support the key", "rag", {"rag_verdict": "supported"}, outcome="supported")
     assert check_fix(ctx, original, candidate, rag).passed  # retrieval + panel: two independent sources
     wrong = original.model_copy(update={"answer": 1})
     refused = check_fix(ctx, original, wrong, rag)  # the panel names another option
@@ -422,8 +422,8 @@ def test_a_fix_that_keeps_a_doubted_key_needs_one_independent_source_beside_the_
     key in the correction eval)."""
     original = _item(3, answer=0)
     reworded = original.model_copy(update={"question": original.question + " (reworded)"})
-    passed = Verdict(True, "independent answer matches the key", "answer", {})
-    rag = Verdict(True, "passages support the key", "rag", {"rag_verdict": "supported"})
+    passed = Verdict(True, "independent answer matches the key", "answer", outcome="answered")
+    rag = Verdict(True, "passages support the key", "rag", {"rag_verdict": "supported"}, outcome="supported")
     plain = make_context(tmp_path / "a", ScriptedChatModel(respond=lambda m: "{}"))  # no panel configured
     own = check_fix(plain, original, reworded, passed)
     assert not own.passed and own.evidence["needs_review"] and "fix keeping the key not committed" in own.reason
@@ -464,7 +464,7 @@ def test_a_panel_of_cloze_members_only_abstains_and_says_why(tmp_path: Path) -> 
 def test_a_retrieval_conditioned_member_is_a_second_source_only_when_it_read_a_passage(tmp_path: Path) -> None:
     original = _item(3, answer=0)
     candidate = original.model_copy(update={"answer": 2})
-    passed = Verdict(True, "independent answer matches the key", "answer", {})
+    passed = Verdict(True, "independent answer matches the key", "answer", outcome="answered")
     searches: list[str] = []
 
     def passages(item: QAItem) -> str:
@@ -490,7 +490,7 @@ def test_a_retrieval_conditioned_member_is_a_second_source_only_when_it_read_a_p
     blind = check_fix(ctx_with(_by_text({"number 3": "Charlie3"}), with_passages=False), original, candidate, passed)
     assert not blind.passed  # no passage: the rag member knows only what the panel knows
     assert {s["name"]: s["stance"] for s in blind.evidence["fix_rule"]["sources"]}["retrieval"] == "abstains"
-    rag_verdict = Verdict(True, "passages support the key", "rag", {"rag_verdict": "supported"})
+    rag_verdict = Verdict(True, "passages support the key", "rag", {"rag_verdict": "supported"}, outcome="supported")
     # the validator's RAG judge and the rag member read the same kind of evidence: counted once
     once = check_fix(ctx_with(_by_text({"number 3": "Charlie3"})), original, candidate, rag_verdict)
     assert [s["name"] for s in once.evidence["fix_rule"]["sources"]] == ["validator:rag", "panel"]
@@ -526,11 +526,12 @@ def test_a_fix_the_validator_refused_goes_to_review_not_silently_kept(tmp_path: 
     original = _item(3, answer=0)
     draft = original.model_copy(update={"answer": 2})
     ctx = make_context(tmp_path, ScriptedChatModel(respond=lambda m: "{}"))
-    refused = Verdict(False, "an independent solver chose B, not the key C", "answer", {"solver": 1})
+    refused = Verdict(False, "an independent solver chose B, not the key C", "answer", {"solver": 1},
+                      outcome="answered")
     verdict = check_fix(ctx, original, draft, refused)
     assert not verdict.passed and verdict.evidence["needs_review"] and verdict.evidence["solver"] == 1
     assert review_kind(verdict, 0.0) == "below_bar"
-    undecided = Verdict(False, "the validator could not answer", "answer", {"outcome": "unanswered"})
+    undecided = Verdict(False, "the validator could not answer", "answer", outcome="unanswered")
     assert "needs_review" not in check_fix(ctx, original, draft, undecided).evidence
     assert review_kind(check_fix(ctx, original, draft, undecided), 0.0) == "undecided"
 
@@ -652,7 +653,7 @@ def test_two_sources_agree_with_a_moved_key_only_at_the_lead_measured_on_labelle
     # 1.5B's favourite was right 87% of the time at that lead, so neither counts as agreeing
     original = _item(3, answer=0)
     candidate = original.model_copy(update={"answer": 2})
-    passed = Verdict(True, "independent answer matches the key", "answer", {})
+    passed = Verdict(True, "independent answer matches the key", "answer", outcome="answered")
 
     def verdict_with(p_wanted: float, p_runner_up: float) -> Verdict:
         run = tmp_path / f"run{p_wanted}"

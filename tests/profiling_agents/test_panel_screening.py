@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from refinelab.agents.profiler import profile_items
 from refinelab.schema import QAItem
+from refinelab.state import SETTLED_CONFIDENCE, Verdict
 from tests.support.pa_helpers import Recorder, make_context, planted_items
 from tests.support.scripted_model import ScriptedChatModel
 
@@ -66,10 +66,10 @@ def test_panel_feeds_irt_and_pick_rates_and_is_not_asked_twice(tmp_path: Path) -
 def test_validator_runs_on_suspects_only(tmp_path: Path) -> None:
     seen: list[str] = []
 
-    def check_original(ctx: object, item: object) -> object:
-        seen.append(item.id)  # type: ignore[attr-defined]
-        return SimpleNamespace(passed=False, reason="computed answer differs", method="pot", evidence={"x": 1},
-                               tokens=7)
+    def check_original(ctx: object, item: QAItem) -> Verdict:
+        seen.append(item.id)
+        return Verdict(False, "computed answer differs", "pot", {"x": 1}, 7, outcome="match_other",
+                       confidence=SETTLED_CONFIDENCE)
 
     ctx = make_context(tmp_path, ScriptedChatModel(respond=Recorder()), panel=_panel(),
                        options={"panel": ["m1", "m2", "m3"], "check_original": check_original})
@@ -77,7 +77,7 @@ def test_validator_runs_on_suspects_only(tmp_path: Path) -> None:
     profile_items(ctx, ctx.store.items(("kept",)))
     assert sorted(seen) == ["q00", "q01"]  # the panel's suspects; q02, q03 are answered with the key
     verdict = ctx.store.diagnostic("q00", "validator")
-    assert verdict is not None and verdict.flag and verdict.evidence["method"] == "pot"
+    assert verdict is not None and verdict.flag and verdict.evidence["method"] == "pot" and verdict.evidence["tokens"] == 7
     error = ctx.store.diagnostic("q00", "error")
     assert error is not None and "validator" in error.evidence["stages"] and error.evidence["p_error"] > 0.95
     profile_items(ctx, ctx.store.items(("kept",)))

@@ -12,7 +12,8 @@ from refinelab.agents.validation.routing import (
     classify_item,
     default_validators,
 )
-from refinelab.agents.validation.verdicts import check_original, to_validator_verdict, validate
+from refinelab.agents.validation.verdicts import check_original, validate
+from refinelab.metrics.error_checks import validator_diagnostic
 from refinelab.metrics.item_signals import regex_route, route_signals
 from refinelab.state import Candidate, EditTask
 from tests.support.validator_helpers import answer, code, mcq, scripted
@@ -82,16 +83,19 @@ def test_validate_routes_a_factual_item_to_rag(make_ctx, tiny_retriever) -> None
 def test_check_original_for_profiling(make_ctx, sandbox) -> None:
     item = mcq("What is 6 times 7?", ["42", "36", "48", "49"], 2, subject="elementary_mathematics")
     verdict = check_original(make_ctx(scripted(pot=code("print(6 * 7)")), sandbox=sandbox), item)
-    assert not verdict.passed and verdict.evidence["matched_option"] == "A"
-    pooled = to_validator_verdict(verdict)
-    assert pooled.key_correct is False and pooled.error_type == "wrong_groundtruth" and pooled.method == "pot"
+    assert not verdict.passed and verdict.evidence["matched_option"] == "A" and verdict.outcome == "match_other"
+    pooled = validator_diagnostic(item.id, verdict).evidence
+    assert pooled["key_correct"] is False and pooled["error_type"] == "wrong_groundtruth" and pooled["method"] == "pot"
+    assert pooled["confidence"] == 0.85  # the program computed the answer itself
 
 
 def test_check_original_answer_pack(make_ctx) -> None:
     item = mcq("Pick B", ["a", "b"], 1, subject="misc")
     ctx = make_ctx(scripted(answer=answer("B")), validators=[])
     verdict = check_original(ctx, item)
-    assert verdict.passed and verdict.method == "answer" and to_validator_verdict(verdict).key_correct
+    assert verdict.passed and verdict.method == "answer" and verdict.outcome == "answered"
+    pooled = validator_diagnostic(item.id, verdict)
+    assert pooled.evidence["key_correct"] is True and pooled.evidence["confidence"] == 0.7 and pooled.score == 1.0
 
 
 def test_a_plugged_in_validator_is_used_when_the_pack_names_it(make_ctx) -> None:
@@ -112,6 +116,22 @@ def test_a_plugged_in_validator_is_used_when_the_pack_names_it(make_ctx) -> None
     finally:
         ctx.pack(item).options["validator"] = "pot"
     assert verdict.passed and verdict.method == "units" and calls == [item.id]
+
+
+def test_a_plugged_in_validator_that_returns_another_shape_is_refused_by_name(make_ctx) -> None:
+    """A `hooks.validators` method returning a dict is a caller's bug: one line naming the method and the
+    item, not a verdict read by guessing at its keys."""
+    from refinelab.errors import ConfigError
+
+    ctx = make_ctx(validators=[])
+    ctx.hooks.validators["units"] = lambda ctx, task, item: {"passed": True}
+    item = mcq("2+2?", ["3", "4"], 1, subject="elementary_mathematics")
+    ctx.pack(item).options["validator"] = "units"
+    try:
+        with pytest.raises(ConfigError, match=r"validator 'units' returned a dict for item .*refinelab.state.Verdict"):
+            validate(ctx, TASK, Candidate(item, "", 0))
+    finally:
+        ctx.pack(item).options["validator"] = "pot"
 
 
 def test_the_run_option_names_exactly_the_built_in_methods() -> None:

@@ -29,20 +29,22 @@ def answer_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     try:
         result = ctx.client("validator").structured(messages, AnswerOut, tag)
     except LLMCallFailed as exc:
-        return Verdict(False, f"validator could not answer: {exc}", "answer",
-                       {"outcome": "unanswered", "raw": exc.raw_outputs}, exc.tokens)
+        return Verdict(False, f"validator could not answer: {exc}", "answer", {"raw": exc.raw_outputs}, exc.tokens,
+                       outcome="unanswered")
     picked = result.parsed.answer
     evidence = {"validator_answer": picked, "key": item.answer_letter, "reasoning": result.parsed.reasoning}
     if picked == item.answer_letter:
-        return Verdict(True, "independent answer matches the key", "answer", evidence, result.tokens)
+        return Verdict(True, "independent answer matches the key", "answer", evidence, result.tokens,
+                       outcome="answered")
     picked_text = item.choices[LETTERS.index(picked)] if LETTERS.index(picked) < len(item.choices) else "?"
     if kept_original_distractor(ctx, task, item, picked_text):
         evidence["picked_original_distractor"] = picked_text
         return Verdict(True, f"the solver chose {picked} ({picked_text!r}), a distractor the original item already "
-                       "had; no new distractor was judged correct", "answer", evidence, result.tokens)
+                       "had; no new distractor was judged correct", "answer", evidence, result.tokens,
+                       outcome="answered")
     reason = (f"an independent solver chose {picked} ({picked_text!r}), not the key {item.answer_letter} "
               f"({item.answer_text!r}); make exactly one option unambiguously correct")
-    return Verdict(False, reason, "answer", evidence, result.tokens)
+    return Verdict(False, reason, "answer", evidence, result.tokens, outcome="answered")
 
 
 def kept_original_distractor(ctx: AgentContext, task: EditTask, item: QAItem, picked: str) -> bool:

@@ -25,7 +25,7 @@ validator refused is flagged the same way: the item stays suspect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from refinelab.agents.context import AgentContext
@@ -153,12 +153,11 @@ def validator_source(ctx: AgentContext, verdict: Verdict) -> KeySource:
             return KeySource("validator:answer", "abstains",
                              {"why": "the validator runs the writer's model: its agreement is not evidence"})
     stance: Stance = "agrees" if verdict.passed else "contradicts"
-    outcome = verdict.evidence.get("outcome") or verdict.evidence.get("rag_verdict")
-    if outcome in ("unavailable", "insufficient") or "fallback" in verdict.evidence:
-        fallback = verdict.evidence.get("fallback")
-        if method != "answer" and not fallback:
-            stance = "abstains"
-    return KeySource(f"validator:{method}", stance, {"outcome": outcome, "reason": verdict.reason[:200]})
+    # a tool that could not run, or passages that settle nothing, say nothing of the key (unless the answer
+    # check decided instead: then its answer is the stance)
+    if verdict.outcome in ("unavailable", "insufficient") and verdict.fallback is None and method != "answer":
+        stance = "abstains"
+    return KeySource(f"validator:{method}", stance, {"outcome": verdict.outcome, "reason": verdict.reason[:200]})
 
 
 def check_fix(ctx: AgentContext, original: QAItem, candidate: QAItem, verdict: Verdict) -> Verdict:
@@ -171,8 +170,7 @@ def check_fix(ctx: AgentContext, original: QAItem, candidate: QAItem, verdict: V
     if not verdict.passed:
         if evidence_strength(verdict) == 0.0:
             return verdict
-        return Verdict(False, verdict.reason, verdict.method, {**verdict.evidence, "needs_review": True},
-                       verdict.tokens)
+        return replace(verdict, evidence={**verdict.evidence, "needs_review": True})
     moved = key_moved(original, candidate)
     sources = [validator_source(ctx, verdict), *panel_sources(ctx, candidate)]
     if verdict.method == "rag":  # the validator read retrieved passages already: one retrieval source, not two
@@ -181,7 +179,7 @@ def check_fix(ctx: AgentContext, original: QAItem, candidate: QAItem, verdict: V
     evidence = {**verdict.evidence, "fix_rule": decision.evidence()}
     tokens = verdict.tokens + sum(int(s.detail.get("tokens", 0)) for s in sources)
     if decision.commit:
-        return Verdict(True, f"{verdict.reason}; {decision.reason}", verdict.method, evidence, tokens)
+        return replace(verdict, reason=f"{verdict.reason}; {decision.reason}", evidence=evidence, tokens=tokens)
     evidence["needs_review"] = True
-    return Verdict(False, f"{'key fix' if moved else 'fix keeping the key'} not committed: {decision.reason}",
-                   verdict.method, evidence, tokens)
+    return replace(verdict, passed=False, evidence=evidence, tokens=tokens,
+                   reason=f"{'key fix' if moved else 'fix keeping the key'} not committed: {decision.reason}")

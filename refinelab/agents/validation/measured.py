@@ -36,7 +36,7 @@ check would refuse every item it was bought to write, so its key rests on the va
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -288,8 +288,8 @@ def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verd
     once, with the rest of the measurement."""
     op = operation(task.operation)
     if not verdict.passed and placement is not None:  # the placement was paid for whatever the validator said
-        return Verdict(False, verdict.reason, verdict.method, {**verdict.evidence, "measured": placement.evidence},
-                       verdict.tokens + placement.tokens)
+        return replace(verdict, evidence={**verdict.evidence, "measured": placement.evidence},
+                       tokens=verdict.tokens + placement.tokens)
     if not verdict.passed or op.measure is None:
         return verdict
     if op.measure == "cell":
@@ -306,7 +306,8 @@ def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verd
                   else measure_p_correct(ctx, task, before, candidate))
     evidence = {**verdict.evidence, "measured": result.evidence}
     if not result.improved:
-        return Verdict(False, result.reason, "measured", evidence, verdict.tokens + result.tokens)
+        return replace(verdict, passed=False, reason=result.reason, method="measured", evidence=evidence,
+                       tokens=verdict.tokens + result.tokens)
     if result.difficulty is not None:  # a new item (generate): no original to keep, only what was measured
         ctx.store.put_diagnostics([result.panel_after, result.difficulty])  # type: ignore[list-item]
         candidate.difficulty = result.difficulty.score
@@ -315,8 +316,8 @@ def measured(ctx: AgentContext, task: EditTask, candidate: QAItem, verdict: Verd
     if result.label is not None:  # committed at once by the router: the item keeps the label it passed with
         ctx.store.put_diagnostics([result.label.model_copy(update={"item_id": candidate.id})])
         candidate.skill = str(result.label.evidence["skill"])
-    return Verdict(True, f"{verdict.reason}; {result.reason}", verdict.method, evidence,
-                   verdict.tokens + result.tokens)
+    return replace(verdict, reason=f"{verdict.reason}; {result.reason}", evidence=evidence,
+                   tokens=verdict.tokens + result.tokens)
 
 
 def adopt_measurement(ctx: AgentContext, candidate: QAItem, panel_after: Diagnostic) -> None:

@@ -28,7 +28,7 @@ from refinelab.agents.validation.answer import (
 from refinelab.errors import LLMCallFailed
 from refinelab.metrics.item_signals import Number, parse_number
 from refinelab.schema import LETTERS, QAItem, normalise_text
-from refinelab.state import EditTask, Verdict
+from refinelab.state import SETTLED_CONFIDENCE, EditTask, Outcome, Verdict
 from refinelab.tools.ledger import CallTag
 from refinelab.tools.sandbox_base import CodeSandbox, ExecResult, SandboxError, SandboxLimits
 
@@ -201,9 +201,9 @@ def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     try:
         sandbox = get_sandbox(ctx)
     except SandboxError as exc:
-        evidence["outcome"] = "unavailable"
         return Verdict(False, f"PoT could not run: the code sandbox is unavailable ({exc}); nothing was run "
-                              "unsandboxed. Install bubblewrap or set sandbox_backend: e2b.", "pot", evidence)
+                              "unsandboxed. Install bubblewrap or set sandbox_backend: e2b.", "pot", evidence,
+                       outcome="unavailable")
     pack = ctx.pack(item)
     tag = CallTag(node=task.ledger_node("validate"), operation=task.operation, item_id=task.item_id)
     tokens = 0
@@ -223,9 +223,8 @@ def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
             res = run_code(ctx, sandbox, code, item.id, timeout_s)
         except SandboxError as exc:
             evidence["attempts"].append(_attempt_record(code, None, problem=f"sandbox failed: {exc}"))
-            evidence["outcome"] = "unavailable"
             return Verdict(False, f"PoT could not run: the sandbox failed ({exc}); nothing was run unsandboxed.",
-                           "pot", evidence, tokens)
+                           "pot", evidence, tokens, outcome="unavailable")
         problem = _problem(res, timeout_s)
         if problem:
             evidence["attempts"].append(_attempt_record(code, res, problem=problem))
@@ -245,12 +244,17 @@ def pot_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     if last_answer:
         return _unmatched_verdict(ctx, task, item, last_answer, evidence, tokens)
     # No program ran to an answer: the independent answer check decides, and the PoT attempts stay on record.
-    evidence["outcome"] = "error"
     fallback = answer_check(ctx, task, item)
-    evidence.update(fallback="answer", answer_check=fallback.evidence)
     reason = f"PoT programs failed ({evidence['attempts'][-1]['problem'] if evidence['attempts'] else 'none'}); " \
              f"answer check: {fallback.reason}"
-    return Verdict(fallback.passed, reason, "pot", evidence, tokens + fallback.tokens)
+    return Verdict(fallback.passed, reason, "pot", evidence, tokens + fallback.tokens, outcome="error",
+                   fallback=fallback)
+
+
+def _settled(passed: bool, reason: str, evidence: dict[str, Any], tokens: int, outcome: Outcome) -> Verdict:
+    """A verdict the program's answer settled: it computed the answer on its own, so error screening weighs it
+    above an independent model's pick (`SETTLED_CONFIDENCE`)."""
+    return Verdict(passed, reason, "pot", evidence, tokens, outcome=outcome, confidence=SETTLED_CONFIDENCE)
 
 
 def _matched_verdict(ctx: AgentContext, task: EditTask, item: QAItem, computed: str, index: int,
@@ -258,38 +262,35 @@ def _matched_verdict(ctx: AgentContext, task: EditTask, item: QAItem, computed: 
     """The verdict when the program's answer is option `index`: the key passes; another option fails, unless
     it is a distractor the original item already had and the edit changed only distractors."""
     if index == item.answer:
-        evidence["outcome"] = "match_key"
-        return Verdict(True, f"the program computed {computed[:80]!r}, which is the key {item.answer_letter}",
-                       "pot", evidence, tokens)
-    evidence["outcome"] = "match_other"
+        return _settled(True, f"the program computed {computed[:80]!r}, which is the key {item.answer_letter}",
+                        evidence, tokens, "match_key")
     if kept_original_distractor(ctx, task, item, item.choices[index]):
         evidence["picked_original_distractor"] = item.choices[index]
-        return Verdict(True, f"the program computed {computed[:80]!r}, option {LETTERS[index]} "
-                       f"({item.choices[index]!r}), a distractor the original item already had; no new "
-                       "distractor is the computed value", "pot", evidence, tokens)
+        return _settled(True, f"the program computed {computed[:80]!r}, option {LETTERS[index]} "
+                        f"({item.choices[index]!r}), a distractor the original item already had; no new "
+                        "distractor is the computed value", evidence, tokens, "match_other")
     reason = (f"a program that computes the answer printed {computed[:80]!r}, which is option "
               f"{LETTERS[index]} ({item.choices[index]!r}), not the key {item.answer_letter} "
               f"({item.answer_text!r}); make the key the computed value")
-    return Verdict(False, reason, "pot", evidence, tokens)
+    return _settled(False, reason, evidence, tokens, "match_other")
 
 
 def _unmatched_verdict(ctx: AgentContext, task: EditTask, item: QAItem, computed: str,
                        evidence: dict[str, Any], tokens: int) -> Verdict:
     """The verdict when the program's last answer matches no option: a fail, unless the edit changed only
     distractors and the computed value is none of the new ones nor an original option the edit removed."""
-    evidence["outcome"] = "no_match"
     original = original_of_distractor_edit(ctx, task, item)  # None unless only distractors changed
     removed = removed_option(original, item, match_option(computed, original.choices)[0]) if original else None
     if removed is not None:
         evidence["computed_removed_option"] = removed
-        return Verdict(False, f"the program computed {computed[:80]!r}, the original option {removed!r}, "
-                       "which this rewrite removes: dropping the option an independent solver picks may drop "
-                       "the right answer", "pot", evidence, tokens)
+        return _settled(False, f"the program computed {computed[:80]!r}, the original option {removed!r}, "
+                        "which this rewrite removes: dropping the option an independent solver picks may drop "
+                        "the right answer", evidence, tokens, "no_match")
     if original is not None:
         evidence["no_new_distractor_matched"] = True
-        return Verdict(True, f"the program computed {computed[:80]!r}, which matches no option; the edit "
-                       "changed only distractors and none of the new ones is the computed value", "pot",
-                       evidence, tokens)
+        return _settled(True, f"the program computed {computed[:80]!r}, which matches no option; the edit "
+                        "changed only distractors and none of the new ones is the computed value",
+                        evidence, tokens, "no_match")
     reason = (f"a program that computes the answer printed {computed[:80]!r}, which matches no option; "
               f"the key {item.answer_letter} ({item.answer_text!r}) may be wrong or the options miss the answer")
-    return Verdict(False, reason, "pot", evidence, tokens)
+    return _settled(False, reason, evidence, tokens, "no_match")

@@ -19,7 +19,7 @@ from refinelab.agents.retrieval import get_retriever
 from refinelab.agents.validation.answer import answer_check
 from refinelab.errors import DataError, LLMCallFailed
 from refinelab.schema import LETTERS, QAItem
-from refinelab.state import EditTask, Verdict
+from refinelab.state import SETTLED_CONFIDENCE, EditTask, Verdict
 from refinelab.tools.corpus import Passage
 from refinelab.tools.embeddings import EmbeddingsUnavailable
 from refinelab.tools.ledger import CallTag
@@ -34,6 +34,9 @@ RAG_MAX_TOKENS = 300
 #: retrieval code) is a bug and propagates: passed off as "unavailable" it would become a verdict by the
 #: answer check alone, and the rag method would never be exercised.
 RETRIEVAL_UNAVAILABLE = (EmbeddingsUnavailable, OSError, DataError, RuntimeError)
+#: The RAG check's outcomes (`state.Outcome`): the passages pick the key, another option or none; the judge's
+#: reading was unusable; retrieval could not run. All but the first two leave the answer check to decide.
+RagOutcome = Literal["supported", "contradicted", "insufficient", "unusable", "unavailable"]
 
 
 class RagJudgement(BaseModel):
@@ -44,7 +47,7 @@ class RagJudgement(BaseModel):
     passage_ids: list[str] = Field(max_length=5)
     supported_option: Literal["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "none"]
 
-    def verdict_for(self, key: str) -> str:
+    def verdict_for(self, key: str) -> RagOutcome:
         """supported (the passages pick the key), contradicted (another option), insufficient (none)."""
         if self.supported_option == "none":
             return "insufficient"
@@ -78,12 +81,13 @@ def _summary(p: Passage) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------- the check
 
 
-def _fallback(ctx: AgentContext, task: EditTask, item: QAItem, evidence: dict[str, Any], why: str,
-              tokens: int) -> Verdict:
+def _fallback(ctx: AgentContext, task: EditTask, item: QAItem, evidence: dict[str, Any], outcome: RagOutcome,
+              why: str, tokens: int) -> Verdict:
     """Passages did not settle it: the independent answer check decides; both are kept as evidence."""
+    evidence["rag_verdict"] = outcome  # the record's name for the outcome, as runs have always written it
     verdict = answer_check(ctx, task, item)
-    evidence.update(fallback="answer", answer_check=verdict.evidence)
-    return Verdict(verdict.passed, f"{why}; answer check: {verdict.reason}", "rag", evidence, tokens + verdict.tokens)
+    return Verdict(verdict.passed, f"{why}; answer check: {verdict.reason}", "rag", evidence, tokens + verdict.tokens,
+                   outcome=outcome, fallback=verdict)
 
 
 def rag_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
@@ -94,21 +98,20 @@ def rag_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     try:
         passages = retrieve(ctx, item, k)
     except RETRIEVAL_UNAVAILABLE as exc:
-        evidence.update(rag_verdict="unavailable", error=f"{type(exc).__name__}: {exc}")
-        return _fallback(ctx, task, item, evidence, f"retrieval unavailable ({type(exc).__name__}: {exc})", 0)
+        evidence["error"] = f"{type(exc).__name__}: {exc}"
+        return _fallback(ctx, task, item, evidence, "unavailable", f"retrieval unavailable ({evidence['error']})", 0)
     evidence["passages"] = [_summary(p) for p in passages]
     evidence["passage_ids"] = [p.id for p in passages]
     if not passages or max(p.score or 0.0 for p in passages) < min_score:
-        evidence["rag_verdict"] = "insufficient"
-        return _fallback(ctx, task, item, evidence, "no relevant passage retrieved", 0)
+        return _fallback(ctx, task, item, evidence, "insufficient", "no relevant passage retrieved", 0)
     messages = ctx.pack(item).messages("validate_rag", item=item,
                                        passages=format_passages(passages, max_chars=PASSAGE_CHARS))
     tag = CallTag(node=task.ledger_node("validate"), operation=task.operation, item_id=task.item_id)
     try:
         result = ctx.client("validator").structured(messages, RagJudgement, tag, max_tokens=RAG_MAX_TOKENS)
     except LLMCallFailed as exc:
-        evidence.update(rag_verdict="unusable", raw=exc.raw_outputs[-1:] if exc.raw_outputs else [])
-        return _fallback(ctx, task, item, evidence, f"the judge gave no usable verdict ({exc})", 0)
+        evidence["raw"] = exc.raw_outputs[-1:] if exc.raw_outputs else []
+        return _fallback(ctx, task, item, evidence, "unusable", f"the judge gave no usable verdict ({exc})", 0)
     judged: RagJudgement = result.parsed
     retrieved = {p.id for p in passages}
     cited = [pid.strip("[] ") for pid in judged.passage_ids if pid.strip("[] ") in retrieved]
@@ -120,7 +123,7 @@ def rag_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     ids = ", ".join(cited or [p.id for p in passages[:2]])
     if verdict == "supported":
         return Verdict(True, f"retrieved passages support the key {item.answer_letter} ({ids})", "rag",
-                       evidence, result.tokens)
+                       evidence, result.tokens, outcome=verdict, confidence=SETTLED_CONFIDENCE)
     if verdict == "contradicted":
         other = judged.supported_option
         instead = ""
@@ -128,5 +131,5 @@ def rag_check(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
             instead = f"; they support {other} ({item.choices[LETTERS.index(other)]!r})"
         reason = (f"retrieved passages contradict the key {item.answer_letter} ({item.answer_text!r}){instead}: "
                   f"{judged.reasoning} [passages {ids}]")
-        return Verdict(False, reason, "rag", evidence, result.tokens)
-    return _fallback(ctx, task, item, evidence, "retrieved passages do not settle the key", result.tokens)
+        return Verdict(False, reason, "rag", evidence, result.tokens, outcome=verdict, confidence=SETTLED_CONFIDENCE)
+    return _fallback(ctx, task, item, evidence, verdict, "retrieved passages do not settle the key", result.tokens)

@@ -146,14 +146,14 @@ def verdict_from_output(name: str, output: Any) -> Verdict:
     raw = json.dumps(output, default=str, ensure_ascii=False)[:OUTPUT_CHARS]
     if not isinstance(output, dict) or "passed" not in output or not isinstance(output["passed"], bool | None):
         return Verdict(False, f"tool {name} gave no verdict (expected passed/reason): {raw[:200]}", method,
-                       {"tool": name, "outcome": "undecided", "output": raw})
+                       {"tool": name, "output": raw}, outcome="undecided")
     passed, reason = output["passed"], str(output.get("reason") or "")[:1000]
     evidence = output.get("evidence") if isinstance(output.get("evidence"), dict) else {}
-    outcome = "undecided" if passed is None else "pass" if passed else "fail"
-    record = {"tool": name, "outcome": outcome, "tool_evidence": json.loads(json.dumps(evidence, default=str))}
+    record = {"tool": name, "tool_evidence": json.loads(json.dumps(evidence, default=str))}
     if passed is None:
-        return Verdict(False, f"tool {name} could not decide: {reason}", method, record)
-    return Verdict(bool(passed), reason or f"tool {name}: {'pass' if passed else 'fail'}", method, record)
+        return Verdict(False, f"tool {name} could not decide: {reason}", method, record, outcome="undecided")
+    return Verdict(bool(passed), reason or f"tool {name}: {'pass' if passed else 'fail'}", method, record,
+                   outcome="pass" if passed else "fail")
 
 
 def plugged_check(ref: str) -> ValidatorFn:

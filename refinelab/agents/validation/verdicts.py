@@ -1,11 +1,13 @@
-"""The validator agent's entry points: `validate` an edit's candidate, `check_original` an existing item
-for profiling, and `to_validator_verdict` for the shape error screening pools.
+"""The validator agent's entry points: `validate` an edit's candidate, and `check_original` an existing item
+for profiling (error screening stores its verdict as the `validator` diagnostic,
+`metrics.error_checks.validator_diagnostic`).
 
 Structural checks come first; then the model-based method the item's domain pack names (`routing`):
 `answer` (an independent model must pick the key), `pot` (Python computing the answer, run in the
 sandbox), `rag` (retrieved passages judge the key) — or, when the pack lists `tools:`, the one of them
-the router picks (`tools`: built-ins, LangChain tools, entry points). Every verdict carries its evidence; a failure carries
-a reason the refiner can act on. Operations that name a `measure` are committed only when it shows the
+the router picks (`tools`: built-ins, LangChain tools, entry points). Every verdict is a `state.Verdict`: its
+typed `outcome` says what the method concluded, its evidence what that rests on; a failure carries a reason
+the refiner can act on. Operations that name a `measure` are committed only when it shows the
 improvement (validation/measured.py).
 """
 
@@ -18,7 +20,7 @@ from refinelab.agents.validation.measured import measured, place_new_item, place
 from refinelab.agents.validation.routing import available_validators, choose_method
 from refinelab.agents.validation.structural import structural_problems
 from refinelab.agents.validation.tools import tools_check
-from refinelab.metrics.error_checks import ValidatorVerdict
+from refinelab.errors import ConfigError
 from refinelab.operations import operation
 from refinelab.schema import QAItem
 from refinelab.state import CHECK_ROUND, Candidate, EditTask, Verdict
@@ -72,7 +74,10 @@ def _run_method(ctx: AgentContext, task: EditTask, item: QAItem) -> Verdict:
     method = choose_method(ctx, item)
     if method == "answer":
         return answer_check(ctx, task, item)
-    verdict: Verdict = available_validators(ctx)[method](ctx, task, item)
+    verdict = available_validators(ctx)[method](ctx, task, item)
+    if not isinstance(verdict, Verdict):  # a plugged-in method (`hooks.validators`) that returned another shape
+        raise ConfigError(f"validator {method!r} returned a {type(verdict).__name__} for item {item.id!r}; it must "
+                          "return a refinelab.state.Verdict")
     return verdict
 
 
@@ -82,20 +87,3 @@ def check_original(ctx: AgentContext, item: QAItem) -> Verdict:
     task = EditTask(edit_id=f"check:{item.id}", item_id=item.id, operation="check", round=CHECK_ROUND)
     return _run_method(ctx, task, item)
 
-
-_DECISIVE = {"match_key", "match_other", "no_match", "supported", "contradicted"}
-
-
-def to_validator_verdict(verdict: Verdict) -> ValidatorVerdict:
-    """The verdict as profiling's `ValidatorVerdict`: key_correct is None when the method itself could not
-    decide (sandbox unavailable); a fallback answer check counts, with lower confidence."""
-    ev = verdict.evidence
-    outcome = ev.get("outcome") or ev.get("rag_verdict") or ""
-    if outcome == "unavailable" and "fallback" not in ev:
-        return ValidatorVerdict(key_correct=None, method=verdict.method, evidence=ev)
-    error_type = None
-    if not verdict.passed:
-        error_type = "no_correct_answer" if outcome == "no_match" else "wrong_groundtruth"
-    confidence = 0.85 if outcome in _DECISIVE and "fallback" not in ev else 0.7
-    return ValidatorVerdict(key_correct=verdict.passed, error_type=error_type, confidence=confidence,
-                            method=verdict.method, evidence=ev)
