@@ -77,7 +77,7 @@ def free_port() -> int:
 def setup(tmp: Path, url: str, model: str, timeout_s: float) -> tuple[Path, Path, dict[str, str]]:
     spec = {"endpoint": url, "model": model, "api_key_env": KEY_ENV, "timeout_s": timeout_s}
     config = {"roles": {"judge": dict(spec), "writer": dict(spec), "validator": dict(spec)},
-              "runs_dir": str(tmp / "runs"), "use_cache": False, "rounds": 1}
+              "runs_dir": str(tmp / "runs"), "use_cache": False}
     path = tmp / f"config-{model}.yaml"
     path.write_text(yaml.safe_dump(config))
     prompts = tmp / "prompts"
@@ -154,7 +154,7 @@ def main() -> None:
     port = free_port()
     config, prompts, env = setup(tmp, f"http://127.0.0.1:{port}/v1", "smollm2-135m", 120)
     common = ["--budget", str(args.budget), "--config", str(config), "--prompts", str(prompts),
-              "--operations", OPERATIONS, "--quiet", *data]
+              "--operations", OPERATIONS, "--rounds", "1", "--quiet", *data]
     if "A" in args.parts:
         dead = run_cli(["refine", str(DATA), "--run-id", "dead", *common], env, tmp)
         results["A_dead_endpoint"] = {**dead, **figures(tmp / "runs" / "dead")}

@@ -232,12 +232,12 @@ def run_once(dataset: Dataset, urls: list[str], concurrency: int, tmp: Path, run
             "api_key_env": KEY_ENV, "timeout_s": 60.0, "concurrency": per_server}
     settings = load_settings(overrides={
         "runs_dir": str(tmp / "runs"), "cache_path": str(tmp / "cache.sqlite"), "use_cache": use_cache,
-        "rounds": 1, "max_attempts": 2, "roles": {r: dict(spec) for r in ("judge", "writer", "validator")}})
+        "roles": {r: dict(spec) for r in ("judge", "writer", "validator")}})
     before = server_stats(urls)
     started = time.perf_counter()
     result = refine(dataset, budget=budget, settings=settings, run_id=run_id,
-                    options={"validators": [], "dedup": "lexical", "pilot_per_op": 2,
-                             "operations": OPERATIONS})
+                    options={"validators": [], "dedup": "lexical", "pilot_per_op": 2, "rounds": 1,
+                             "max_attempts": 2, "operations": OPERATIONS})
     wall = time.perf_counter() - started
     after = server_stats(urls)
     delta = {k: after[k] - before.get(k, 0) for k in after}

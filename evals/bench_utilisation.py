@@ -135,9 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(overrides={
             # a fresh cache: the first pass is all live; the identical second pass replays it
             "runs_dir": str(tmp / "runs"), "cache_path": str(tmp / "cache.sqlite"), "use_cache": True,
-            "rounds": 1, "max_attempts": 1,
             "roles": {"judge": dict(spec), "writer": {**spec, "max_tokens": 300}, "validator": dict(spec)}})
-        options = {"validators": [], "dedup": "lexical", "pilot_per_op": 1,
+        options = {"validators": [], "dedup": "lexical", "pilot_per_op": 1, "rounds": 1, "max_attempts": 1,
                    "operations": [Op.REMOVE.value, Op.FIX.value, Op.REWRITE_DISTRACTORS.value]}
         with Recorder() as recorder:
             started = time.perf_counter()

@@ -79,13 +79,29 @@ def role_spec(args: argparse.Namespace, **update: Any) -> ModelSpec:
     return ModelSpec(**(fields | update))
 
 
-def settings_for(args: argparse.Namespace, **overrides: Any) -> Settings:
-    """Every role on the chosen model; long timeouts because local servers are shared and queue calls."""
-    base = load_settings(overrides={"runs_dir": args.runs_dir, "use_cache": not args.no_cache, "seed": args.seed,
-                                    **overrides})
+def settings_for(args: argparse.Namespace) -> Settings:
+    """Every role on the chosen model; long timeouts because local servers are shared and queue calls.
+    Settings only (models, runs folder, cache): what the run does (rounds, planner mode, attempts, seed) is a
+    run option, passed with `run_choices` in the options of `refine(...)` / `open_run_context(...)`."""
+    base = load_settings(overrides={"runs_dir": args.runs_dir, "use_cache": not args.no_cache})
     roles = Roles(judge=role_spec(args, max_tokens=400), writer=role_spec(args, temperature=0.7, max_tokens=500),
                   validator=role_spec(args, max_tokens=400))
     return base.model_copy(update={"roles": roles})
+
+
+#: the run choices that were settings until they became run options (`refinelab.config.MOVED_TO_OPTIONS`)
+RUN_CHOICES = frozenset({"rounds", "planner_mode", "max_attempts", "seed"})
+
+
+def run_choices(args: argparse.Namespace, **choices: Any) -> dict[str, Any]:
+    """The run options an eval used to put into its settings: `--seed`, plus any of `rounds`,
+    `planner_mode`, `max_attempts` given here. Merge them into the run's options:
+    `RunOptions(..., **run_choices(args, rounds=1))` or `{**options, **run_choices(args)}`."""
+    unknown = sorted(set(choices) - RUN_CHOICES)
+    if unknown:
+        raise TypeError(f"run_choices: {', '.join(unknown)} not among {', '.join(sorted(RUN_CHOICES))}; "
+                        "pass other run options to RunOptions directly")
+    return {"seed": args.seed, **choices}
 
 
 def model_label(args: argparse.Namespace) -> str:

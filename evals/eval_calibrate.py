@@ -37,6 +37,7 @@ from common import (  # noqa: E402
     model_label,
     num,
     pct,
+    run_choices,
     settings_for,
     table,
     write_results,
@@ -203,13 +204,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     n = args.n or (16 if args.quick else 40)
     budget = args.budget or (12000 if args.quick else 40000)
     dataset = mix(n, args.seed, args.max_chars)
-    settings = settings_for(args, rounds=1)
+    settings = settings_for(args)
     run_id = f"{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     # Skill labels play no part in a calibrate-only run: the exemplar labeller spares the judge's label call
     # (~425 tokens an item), which had taken most of the deadline before any calibration was tried.
     options = RunOptions(operations=[Op.CALIBRATE.value], panel=args.panel or [], validators=[], dedup="lexical",
                          pilot_per_op=0, validate_suspects=False, skill_method="exemplars",
-                         calibrate_drafts=args.calibrate_drafts, calibrate_swaps=not args.no_swaps)
+                         calibrate_drafts=args.calibrate_drafts, calibrate_swaps=not args.no_swaps,
+                         **run_choices(args, rounds=1))
     log(f"calibrate: {n} items, budget {budget}")
     started = time.monotonic()
     with deadline(deadline_seconds(args)) as stop:

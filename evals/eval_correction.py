@@ -48,6 +48,7 @@ from common import (  # noqa: E402
     log,
     model_label,
     pct,
+    run_choices,
     settings_for,
     table,
     write_results,
@@ -262,11 +263,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     subjects = [s.strip() for s in args.subjects.split(",") if s.strip()]
     items, truth, injected = inject(clean_items(n, subjects, args.seed, max_chars), args.inject_share, args.seed)
     started = time.monotonic()
-    settings = settings_for(args, rounds=rounds)
+    settings = settings_for(args)
     run_id = f"correction-{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     # labels play no part in a fix-only run: the token-free exemplar labeller keeps the profile to screening
     options = RunOptions(operations=args.operations, panel=panel, validators=args.validators, dedup="lexical",
-                         pilot_per_op=0, skill_method="exemplars")
+                         pilot_per_op=0, skill_method="exemplars", **run_choices(args, rounds=rounds))
     log(f"correction: {len(items)} items, {len(injected)} injected, panel {panel}, budget {budget}")
     stop, rescored_from = {"hit": False}, None
     if args.rescore is None:

@@ -34,6 +34,7 @@ from common import (
     num,
     pct,
     reduction,
+    run_choices,
     settings_for,
     table,
     write_results,
@@ -86,8 +87,9 @@ def main() -> dict[str, Any]:
     run_id = f"{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     log(f"decontaminate: {len(dataset)} items ({args.planted} planted) against {reference}, budget {args.budget}")
     with deadline(deadline_seconds(args)) as stop:
-        result = refine(dataset, budget=args.budget, settings=settings_for(args, rounds=2), run_id=run_id,
-                        options=RunOptions(pilot_per_op=args.pilot), decontaminate=reference)
+        result = refine(dataset, budget=args.budget, settings=settings_for(args), run_id=run_id,
+                        options=RunOptions(pilot_per_op=args.pilot, **run_choices(args, rounds=2)),
+                        decontaminate=reference)
     seconds = round(time.monotonic() - started, 1)
     report = result.report
     changes = [c for c in read_jsonl_dicts(result.run_dir / CHANGES)

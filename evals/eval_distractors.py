@@ -47,6 +47,7 @@ from common import (  # noqa: E402
     model_label,
     num,
     pct,
+    run_choices,
     settings_for,
     table,
     write_results,
@@ -74,10 +75,10 @@ SUBJECTS = ("high_school_biology", "high_school_geography", "astronomy", "market
 def measure_pick_rates(items: Sequence[QAItem], args: argparse.Namespace, tag: str) -> dict[str, PickRates]:
     """Per item, the panel's pick rate per option and the number of responses behind it: a profile-only
     dry run with the panel (`--panel`, the judge alone by default)."""
-    settings = settings_for(args, rounds=1)
+    settings = settings_for(args)
     run_id = f"distractors-{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     options = RunOptions(dry_run=True, operations=[Op.REWRITE_DISTRACTORS.value], panel=args.panel or [],
-                         validate_suspects=False, validators=[], dedup="lexical")
+                         validate_suspects=False, validators=[], dedup="lexical", **run_choices(args, rounds=1))
     run = refine(Dataset(list(items), name=tag), budget=10**9, targets=Targets(), settings=settings, run_id=run_id,
                  options=options)
     return read_pick_rates(run.run_dir, items)
@@ -255,10 +256,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     items = weakest(pool, n, embed, max_chars)
     before = diversity_by_item(items, embed)
     log(f"distractors: {len(items)} items from a pool of {len(pool)}, mean diversity {np.mean(list(before.values())):.3f}")
-    settings = settings_for(args, rounds=rounds)
+    settings = settings_for(args)
     run_id = f"distractors-{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     options = RunOptions(operations=[Op.REWRITE_DISTRACTORS.value], distractors=True, validators=[], dedup="lexical",
-                         pilot_per_op=0)
+                         pilot_per_op=0, **run_choices(args, rounds=rounds))
     with deadline(deadline_seconds(args)) as stop:
         run = refine(Dataset(items, name="mmlu-weak-distractors"), budget=budget, targets=Targets(), settings=settings,
                      run_id=run_id, options=options)

@@ -38,7 +38,7 @@ from refinelab.run_layout import CHANGES
 DATA = Path(os.environ.get("REFINELAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 RESULTS = Path(__file__).resolve().parent / "results"
 SUBJECTS = "high_school_biology,high_school_world_history,elementary_mathematics"
-OPTIONS: dict[str, Any] = {"validators": [], "dedup": "lexical"}  # RunOptions fields: answer check only
+OPTIONS: dict[str, Any] = {"validators": [], "dedup": "lexical", "rounds": 1}  # RunOptions: answer check only
 EDIT_NODES = ("pilot", "refine", "validate")
 
 
@@ -85,8 +85,7 @@ def main() -> None:
     roles = Roles(judge=ModelSpec(model=args.model), writer=ModelSpec(model=args.model, temperature=0.7,
                                                                         max_tokens=500),
                   validator=ModelSpec(model=args.model))
-    settings = load_settings(overrides={"runs_dir": str(work / "runs"), "cache_path": str(work / "cache.sqlite"),
-                                        "rounds": 1})
+    settings = load_settings(overrides={"runs_dir": str(work / "runs"), "cache_path": str(work / "cache.sqlite")})
     settings = settings.model_copy(update={"roles": roles})
 
     started = time.monotonic()

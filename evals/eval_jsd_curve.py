@@ -48,6 +48,7 @@ from common import (  # noqa: E402
     num,
     pct,
     reduction,
+    run_choices,
     settings_for,
     skewed_mix,
     table,
@@ -76,13 +77,14 @@ def run_budget(dataset: Any, budget: int, args: argparse.Namespace, rounds: int,
     therefore given `budget + profiling_tokens`, which leaves exactly `budget` for the edits."""
     targets = load_targets(args.targets)
     domains = {d: sum(row.values()) for d, row in (targets.coverage or {}).items()}
-    settings = settings_for(args, rounds=rounds, planner_mode=args.mode)
+    settings = settings_for(args)
     run_id = f"{args.tag}-{args.mode}-b{budget}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     options = RunOptions(operations=args.operations, validators=[], dedup="lexical", pilot_per_op=pilot,
                          allow_shrink=args.allow_shrink, min_size=args.min_size, skill_method=args.skill_method,
                          measure_new_item_cells=not args.unmeasured_new_items, expand_batch=args.expand_batch,
                          expand_spares=args.expand_spares, expand_aims_difficulty=args.expand_aims,
-                         expand_examples=args.expand_examples)
+                         expand_examples=args.expand_examples,
+                         **run_choices(args, rounds=rounds, planner_mode=args.mode))
     started = time.monotonic()
     with deadline(seconds) as stop:
         result = refine(dataset, budget=budget + profiling_tokens, targets=targets, settings=settings, run_id=run_id, options=options)
@@ -203,13 +205,14 @@ def new_items_needed(coverage: dict[str, float], target: dict[str, float], n: in
 def profile_once(dataset: Any, args: argparse.Namespace, seconds: float | None) -> dict[str, Any]:
     """Profile the mix once (a dry run: labels, no edits) so every budget point replays the labels from the
     response cache for free and the budgets buy edits only. Returns the profiling spend."""
-    settings = settings_for(args, rounds=1, planner_mode=args.mode)
+    settings = settings_for(args)
     run_id = f"{args.tag}-profile-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     started = time.monotonic()
     with deadline(seconds) as stop:
         result = refine(dataset, budget=10**9, targets=load_targets(args.targets), settings=settings, run_id=run_id,
                         options=RunOptions(operations=args.operations, validators=[], dedup="lexical", dry_run=True,
-                                           skill_method=args.skill_method))
+                                           skill_method=args.skill_method,
+                                           **run_choices(args, rounds=1, planner_mode=args.mode)))
     replayed = int(result.report.get("ledger", {}).get("replayed") or 0)  # a re-run replays what an earlier paid
     return {"run_dir": str(result.run_dir), "spent": result.spent, "replayed": replayed,
             "tokens": result.spent + replayed, "deadline_hit": stop["hit"],

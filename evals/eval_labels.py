@@ -46,6 +46,7 @@ from common import (  # noqa: E402
     log,
     model_label,
     pct,
+    run_choices,
     settings_for,
     table,
     write_results,
@@ -192,10 +193,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args.tag = args.tag or ("labels_quick" if args.quick else "labels")
     per_source = args.per_source or (6 if args.quick else 12)
     dataset, group = mixed_set(per_source, args.seed)
-    settings = settings_for(args, rounds=1)
+    settings = settings_for(args)
     run_id = f"{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
     options = RunOptions(dry_run=True, difficulty_method="rating", skill_method=args.skill_method,
-                         validate_suspects=False, validators=[], dedup="lexical", label_batch=args.label_batch)
+                         validate_suspects=False, validators=[], dedup="lexical", label_batch=args.label_batch,
+                         **run_choices(args, rounds=1))
     log(f"labels: {len(dataset)} items from {len(GROUPS)} sources")
     started = time.monotonic()
     with deadline(deadline_seconds(args)) as stop:

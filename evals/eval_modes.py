@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         left = None if total is None else max(30.0, (total - (time.monotonic() - started)) / (len(args.modes) - k))
         args.mode = mode
         log(f"modes: {mode} at {budget} tokens, deadline {left and round(left)} s")
-        row = run_budget(dataset, budget, args, rounds, pilot, left)
+        row = run_budget(dataset, budget, args, rounds, pilot, left, profiling["tokens"])
         plan = (row.get("plans") or [{}])[0]
         row.update(mode=mode, objective=plan.get("objective"), forecast_tokens=sum(p.get("forecast_tokens", 0.0)
                                                                                    for p in row.get("plans") or []))

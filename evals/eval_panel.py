@@ -46,6 +46,7 @@ from common import (  # noqa: E402
     log,
     num,
     pct,
+    run_choices,
     settings_for,
     table,
     write_results,
@@ -201,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     changed = len(set(map(key_of, refined)) - set(map(key_of, original)))
     log(f"panel: {len(members)} models x {len(distinct)} distinct items ({len(original)} original, {len(refined)} refined)")
     work = Path(tempfile.mkdtemp(prefix="eval-panel-", dir=Path(args.runs_dir).mkdir(parents=True, exist_ok=True) or args.runs_dir))
-    ctx = open_run_context(work, settings=settings_for(args), options=RunOptions(panel=members))
+    ctx = open_run_context(work, settings=settings_for(args), options=RunOptions(panel=members, **run_choices(args)))
     # the same items, in the same order, for both sets: distinct() keeps insertion order
     with deadline(deadline_seconds(args)) as stop:
         answers = answer_all(ctx, members, list(distinct.values()), args.workers)

@@ -25,7 +25,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from common import add_common_args, deadline, deadline_seconds, log, settings_for, table, write_results  # noqa: E402
+from common import (  # noqa: E402
+    add_common_args,
+    deadline,
+    deadline_seconds,
+    log,
+    run_choices,
+    settings_for,
+    table,
+    write_results,
+)
 from eval_calibrate import mix  # noqa: E402
 
 from refinelab.agents.calibration_drafts import MIN_P_CHANGE, panel_p_correct  # noqa: E402
@@ -81,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args.tag = args.tag or "rewording_noise"
     settings = settings_for(args)
     ctx = open_run_context(Path(args.runs_dir) / f"{args.tag}-{time.strftime('%Y%m%d-%H%M%S')}", settings=settings,
-                           options=RunOptions())
+                           options=RunOptions(**run_choices(args)))
     items = list(mix(args.n, args.seed, args.max_chars))
     started = time.monotonic()
     rows: list[dict[str, Any]] = []

@@ -1,8 +1,15 @@
-"""Settings (pydantic-settings): `OPENAI_BASE_URL`, a YAML file, REFINELAB_* environment variables, then
-CLI flags (flags win).
+"""Settings (pydantic-settings): which models a run talks to, where its folders and response cache are.
+Sources: `OPENAI_BASE_URL`, a YAML file, REFINELAB_* environment variables, then the command line's flags
+(flags win).
 
 Each role (judge, writer, validator) gets its own model spec, defaulting to the embedded model. Errors are
 one `ConfigError` line naming the bad key, whichever source it came from.
+
+What a run *does* (its rounds, planner mode, attempts per edit, seed, operations …) is not a setting: it is
+a run option (`RunOptions`, agents/options.py), loaded in one place. `rounds`, `planner_mode`,
+`max_attempts` and `seed` were settings before; a source that still sets one is refused with a line
+saying where it went (`MOVED_TO_OPTIONS`), rather than ignored, and a run folder that saved them among its
+settings resumes with them (api/run_settings.saved_models).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from refinelab.errors import ConfigError, DataError, validation_problem, validation_problems
+from refinelab.errors import ConfigError, DataError, validation_problems
 from refinelab.safeload import load_yaml
 
 EMBEDDED = "embedded"
@@ -146,17 +153,35 @@ class EmbeddingSettings(BaseModel):
 
 
 # How the planner chooses edits (`planner/ilp.py`): the exact ILP, its LP relaxation rounded, or the two
-# baselines. One spelling for the setting, the planner and the CLI's check.
+# baselines. One spelling for the run option (`RunOptions.planner_mode`), the planner and the CLI's check;
+# here, in the core, because the planner (below the agents) spells its argument with it too.
 PlannerMode = Literal["ilp", "lp-round", "greedy", "random"]
 PLANNER_MODES: tuple[str, ...] = get_args(PlannerMode)
 
+#: The run choices that were settings until they became run options (`RunOptions`, agents/options.py), each
+#: with the `refine` flag that sets it (None: an options file or Python only). A config file, a REFINELAB_*
+#: variable or a Settings keyword that still sets one is refused with `moved_to_options`, never ignored.
+MOVED_TO_OPTIONS: dict[str, str | None] = {"rounds": "--rounds", "planner_mode": "--mode", "max_attempts": None,
+                                           "seed": None}
+
+
+def moved_to_options(where: str, key: str) -> ConfigError:
+    """The one-line error for a run option given as a setting (`where` names the source: the file, the
+    variable, `settings`): where it is set now."""
+    flag = MOVED_TO_OPTIONS[key]
+    how = f"pass {flag}, or set it" if flag else "set it"
+    return ConfigError(f"{where}: '{key}' is a run option now, not a setting: {how} in an options file "
+                       f"(--options FILE); in Python, options={{'{key}': ...}} (RunOptions.{key})")
+
 
 class Settings(BaseSettings):
-    """Everything a run needs besides the data and the budget.
+    """Where a run's models, folders and response cache are: the models per role, the runs folder, the
+    cache, the sandbox backend, how many failed calls in a row stop a run, the embedding model. What the run
+    does with them is `RunOptions`.
 
     Sources, later ones winning: defaults, `OPENAI_BASE_URL` (every role's endpoint), the YAML file given to
     `load_settings`, `REFINELAB_*` environment variables (nested fields joined by `__`, e.g.
-    `REFINELAB_ROLES__JUDGE__ENDPOINT`), then keyword arguments (the CLI's flags)."""
+    `REFINELAB_ROLES__JUDGE__ENDPOINT`), then keyword arguments (the CLI's flags, `SettingsOverrides`)."""
 
     model_config = SettingsConfigDict(env_prefix="REFINELAB_", env_nested_delimiter="__", extra="forbid",
                                       case_sensitive=False, env_parse_none_str=None)
@@ -165,11 +190,7 @@ class Settings(BaseSettings):
     runs_dir: Path = Path("runs")
     cache_path: Path = Field(default_factory=lambda: _default_cache_dir() / "responses.sqlite")
     use_cache: bool = True
-    max_attempts: int = Field(2, ge=1, le=10)  # refine attempts per edit (first try + loop-backs)
-    rounds: int = Field(2, ge=1, le=20)
-    planner_mode: PlannerMode = "ilp"
     sandbox_backend: Literal["local", "e2b"] = "local"
-    seed: int = 0
     # Stop the run (exit 3, every item kept, resumable) after this many model calls in a row got no
     # answer: connection refused, timeouts, 5xx, auth errors.
     max_consecutive_failures: int = Field(20, ge=1, le=100_000)
@@ -184,9 +205,23 @@ class Settings(BaseSettings):
         """Flags > REFINELAB_* env > the YAML file (if `load_settings` was given one) > OPENAI_BASE_URL."""
         if _EXACT.get():
             return (init_settings,)
+        _refuse_moved_variables()
         path = _CONFIG_FILE.get()
         file_source = () if path is None else (SafeYamlSource(settings_cls, path),)
         return (init_settings, env_settings, *file_source, OpenAIEnvSource(settings_cls))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_moved_keywords(cls, data: Any) -> Any:
+        """`Settings(rounds=3)`, `load_settings(overrides={"rounds": 3})`, `refine(settings={"rounds": 3})`:
+        a run option given as a setting is refused naming its new home (the file and the environment are
+        checked where they are read, to name them); without this it would read "Extra inputs are not
+        permitted", which says nothing of where the option went."""
+        if isinstance(data, dict):
+            for key in MOVED_TO_OPTIONS:
+                if key in data:
+                    raise moved_to_options("settings", key)
+        return data
 
     @classmethod
     def exact(cls, data: dict[str, Any]) -> Settings:
@@ -217,6 +252,9 @@ class SafeYamlSource(YamlConfigSettingsSource):
             raise ConfigError(str(exc) if isinstance(exc, DataError) else f"{file_path}: not a readable text file") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{file_path}: expected a mapping at the top level")
+        for key in MOVED_TO_OPTIONS:
+            if key in loaded:
+                raise moved_to_options(str(file_path), key)
         return loaded
 
 
@@ -236,6 +274,15 @@ class OpenAIEnvSource(PydanticBaseSettingsSource):
 
 _EXACT: contextvars.ContextVar[bool] = contextvars.ContextVar("refinelab_settings_exact", default=False)
 _CONFIG_FILE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("refinelab_config_file", default=None)
+
+
+def _refuse_moved_variables() -> None:
+    """`REFINELAB_ROUNDS` and the like, set for a run option that used to be a setting: refused naming it.
+    Settings read only the variables of their own fields, so such a variable would be ignored in silence."""
+    names = {f"REFINELAB_{key}".upper(): key for key in MOVED_TO_OPTIONS}
+    for variable in os.environ:
+        if (key := names.get(variable.upper())) is not None:
+            raise moved_to_options(f"environment variable {variable}", key)
 
 
 def _default_cache_dir() -> Path:
@@ -289,23 +336,46 @@ def role_overrides(*, endpoint: list[str] | None = None, model: list[str] | None
 _ROLE_LIKE = re.compile(r"[A-Za-z_]+")
 
 
-def load_settings(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                  flags: Mapping[str, str] | None = None) -> Settings:
+class SettingsOverrides(BaseModel):
+    """What a command line changes in the configured settings, above the file and the environment: the
+    settings flags the dataset commands share, typed, each None or empty when its flag was not given. One
+    helper builds it from the flags (`cli.common.settings_from_flags`), so no command assembles a mapping of
+    fields by hand; `load_settings` lays `fields()` over the other sources."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: list[str] = Field(default_factory=list, description="--endpoint: VALUE for every role, ROLE=VALUE for one")
+    model: list[str] = Field(default_factory=list, description="--model: VALUE for every role, ROLE=VALUE for one")
+    api_key_env: list[str] = Field(default_factory=list,
+                                   description="--api-key-env: VALUE for every role, ROLE=VALUE for one")
+    runs_dir: Path | None = Field(None, description="--runs-dir: where run folders go")
+    use_cache: bool | None = Field(None, description="--no-cache gives False: no response is replayed")
+
+    def fields(self) -> dict[str, Any]:
+        """The `Settings` fields these flags set, as its keyword arguments (a role given in part keeps its
+        own defaults for the rest: `Roles`)."""
+        fields = role_overrides(endpoint=self.endpoint, model=self.model, api_key_env=self.api_key_env)
+        if self.runs_dir is not None:
+            fields["runs_dir"] = self.runs_dir
+        if self.use_cache is not None:
+            fields["use_cache"] = self.use_cache
+        return fields
+
+
+def load_settings(path: str | Path | None = None,
+                  overrides: SettingsOverrides | Mapping[str, Any] | None = None) -> Settings:
     """Build settings from OPENAI_BASE_URL < file < environment < overrides, with one-line messages that
-    name the bad key (`ConfigError`). `flags` maps an override's field to the command-line flag that gave it,
-    so that a bad value is reported as the user typed it (`--rounds 0`), not as the field."""
+    name the bad key (`ConfigError`). `overrides` is the command line's `SettingsOverrides`, or a mapping of
+    `Settings` fields for the Python API (`refine(settings={"runs_dir": …})`), checked as Settings checks
+    them: an unknown field is refused, and a run option (`rounds` …) is refused naming its new home."""
     source = "defaults" if path is None else str(path)
     if path is not None and not Path(path).exists():
         raise ConfigError(f"config file not found: {path}")
+    fields = overrides.fields() if isinstance(overrides, SettingsOverrides) else dict(overrides or {})
     token = _CONFIG_FILE.set(None if path is None else Path(path))
     try:
-        return Settings(**(overrides or {}))
+        return Settings(**fields)
     except ValidationError as exc:
-        given = {field: flag for field, flag in (flags or {}).items() if field in (overrides or {})}
-        flagged = [err for err in exc.errors() if err["loc"] and err["loc"][0] in given]
-        if flagged:
-            err = flagged[0]
-            raise ConfigError(f"{given[err['loc'][0]]} {err['input']}: {validation_problem(err)[1]}") from None
         raise ConfigError(f"invalid settings ({source}, environment or flags): {validation_problems(exc)}") from None
     except SettingsError as exc:  # an environment value that is not valid JSON for a list or mapping field
         raise ConfigError(f"invalid settings (environment): {' '.join(str(exc).split())}") from None

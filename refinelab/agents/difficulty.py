@@ -115,7 +115,7 @@ def make_batch_judge(ctx: AgentContext) -> Callable[[Sequence[tuple[QAItem, QAIt
 def elo_config(ctx: AgentContext) -> EloConfig:
     """EloConfig from the run options (`elo_extra_rounds`, `elo_bootstrap`), seeded by the run's seed."""
     return EloConfig(extra_rounds=ctx.options.elo_extra_rounds,
-                     bootstrap=ctx.options.elo_bootstrap, seed=ctx.settings.seed)
+                     bootstrap=ctx.options.elo_bootstrap, seed=ctx.options.seed)
 
 
 def _anchors(rated: dict[str, Diagnostic], limit: int) -> list[str]:

@@ -1,11 +1,12 @@
 """Run options: every choice a run makes besides models and folders, as one typed, documented model.
 
-`RunOptions` is what a user sets (flags, `refinelab.refine(options=…)`); it is saved in the run's
-`settings.json` and read back by `resume`, so it holds plain data only. `RunHooks` is what a caller
-plugs in as live objects (a scripted chat model, a sandbox, a retriever, an embedder): never saved,
-never read from a file — tests and notebooks use it, as LangGraph passes live objects in its runtime
-context. Agents read both from `AgentContext.options` / `AgentContext.hooks`; nothing else carries
-options around.
+`RunOptions` is what a user sets (flags, an options file, `refinelab.refine(options=…)`); it is saved in
+the run's `settings.json` and read back by `resume`, so it holds plain data only. Models, endpoints,
+folders and the response cache are `Settings` (config.py); nothing a run decides is read from there.
+`RunHooks` is what a caller plugs in as live objects (a scripted chat model, a sandbox, a retriever, an
+embedder): never saved, never read from a file — tests and notebooks use it, as LangGraph passes live
+objects in its runtime context. Agents read both from `AgentContext.options` / `AgentContext.hooks`;
+nothing else carries options around.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from refinelab.agents.style_examples import ExampleChoice
+from refinelab.config import PlannerMode
 from refinelab.errors import ConfigError, DataError, validation_problem
 from refinelab.metrics.error_checks import ErrorModel
 from refinelab.operations import OPERATION_NAMES, operation
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from refinelab.schema import QAItem
+    from refinelab.state import Verdict
     from refinelab.tools.corpus import Corpus
     from refinelab.tools.retrieval import Retriever
     from refinelab.tools.sandbox_base import CodeSandbox
@@ -55,6 +58,15 @@ class RunOptions(BaseModel):
         default_factory=lambda: list(OPERATION_NAMES),
         description="operations the planner may buy (names from the operation registry)")
     dry_run: bool = Field(False, description="plan and stop: no pilot, no edits")
+    rounds: int = Field(2, ge=1, le=20, description="planned rounds after the pilot, each a plan, its edits and "
+                        "the measuring of what they changed; the run stops sooner when the budget is spent or "
+                        "a plan buys nothing (flag --rounds)")
+    planner_mode: PlannerMode = Field(
+        "ilp", description="how each round's plan is chosen (planner/ilp.py): ilp (the exact integer program), "
+        "lp-round (its LP relaxation, rounded), greedy or random (the baselines) (flag --mode)")
+    max_attempts: int = Field(2, ge=1, le=10, description="refine attempts per edit: the first try and the "
+                              "loop-backs a rejection sends, the validator's reason fed back; the planner prices "
+                              "an edit by the attempts it expects")
     pilot_per_op: int = Field(5, ge=0, le=1000, description="pilot edits per operation before the first plan; 0 = priors")
     pilot_share: float = Field(0.25, ge=0.0, le=1_000_000.0, description="share of the budget left the pilot may spend, by prior "
                                "estimate (>= 1: no share limit, only the ledger caps it)")
@@ -114,6 +126,8 @@ class RunOptions(BaseModel):
                              "call (the instructions and skill list paid once per batch; 1 = one call per item)")
     elo_extra_rounds: int = Field(8, ge=0, le=1000, description="Elo: comparison rounds after the Swiss pairing")
     elo_bootstrap: int = Field(200, ge=0, le=100_000, description="Elo: bootstrap resamples for the confidence interval")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Elo: seed of its random draws (the order ties are "
+                      "paired in, the bootstrap's resamples), so a rerun pairs and resamples alike")
     panel: list[str] = Field(default_factory=list,
                              description="models that answer every item (error screening, IRT); empty = none")
     panel_reasoning: bool = Field(False, description="letter method: members reason before the letter (slower)")
@@ -186,7 +200,7 @@ class RunOptions(BaseModel):
 #: how it checks edits. A plan folder's profile is reused only for the same values of these
 #: (`api/planning.py`); `tests/foundation/test_options_file.py` checks each is a field.
 PROFILE_FIELDS: tuple[str, ...] = (
-    "difficulty_method", "skill_method", "label_batch", "elo_extra_rounds", "elo_bootstrap", "panel",
+    "difficulty_method", "skill_method", "label_batch", "elo_extra_rounds", "elo_bootstrap", "seed", "panel",
     "panel_reasoning", "panel_method", "panel_orders", "panel_shots", "distractors", "validate_suspects",
     "validator_threshold", "error_model", "screening_model", "validators", "rag_corpus", "rag_k", "rag_min_score",
     "pot_attempts", "pot_timeout_s",
@@ -241,7 +255,7 @@ class RunHooks:
     sandbox: CodeSandbox | None = None  # PoT backend instead of the configured one
     retriever: Retriever | Corpus | None = None  # RAG retrieval instead of `options.rag_corpus`
     embed: Callable[[list[str]], Any] | None = None  # text embedder for distractor scores
-    check_original: Callable[..., Any] | None = None  # the validator's verdict on an existing item
+    check_original: Callable[[Any, QAItem], Verdict] | None = None  # fn(ctx, item): the verdict on an existing item
     passages: Callable[[QAItem], str] | None = None  # evidence text for `rag:` panel members (e.g. context
     # that came with the dataset) instead of the retriever
     validators: dict[str, Callable[..., Any]] = field(default_factory=dict)  # extra methods a pack can name:

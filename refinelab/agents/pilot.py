@@ -247,7 +247,7 @@ def pilot_tasks(ctx: AgentContext, enabled: list[str]) -> list[EditTask] | Pilot
     else:
         saved_tasks = ctx.store.get_meta(META_TASKS)
         if saved_tasks is None:
-            catalogue = edit_catalogue(enabled, ctx.settings.max_attempts, ctx.options)
+            catalogue = edit_catalogue(enabled, ctx.options.max_attempts, ctx.options)
             available = ctx.ledger.available
             cap = None if available is None else available * share
             items = {i.id: i for i in ctx.store.items(("kept", "edited", "new"))}

@@ -175,7 +175,7 @@ def edit_catalogue(enabled: list[str], max_attempts: int, options: RunOptions | 
 
 def current_catalogue(ctx: AgentContext, enabled: list[str]) -> tuple[Catalogue, int]:
     """The edit catalogue refitted on every finished edit so far; returns it and the number of rows used."""
-    catalogue = edit_catalogue(enabled, ctx.settings.max_attempts, ctx.options)
+    catalogue = edit_catalogue(enabled, ctx.options.max_attempts, ctx.options)
     obs = observations(ctx)
     return (catalogue.updated(obs) if obs else catalogue), len(obs)
 

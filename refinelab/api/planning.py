@@ -85,7 +85,8 @@ def profile_complete(folder: Path) -> bool:
 
 def plan(data: DatasetInput, *, budget: int, folder: str | Path, dry_run: bool = True,
          targets: Targets | str | Path | Mapping[str, Any] | None = None,
-         settings: Settings | None = None, mode: PlannerMode = "ilp", options: RunOptions | Mapping[str, Any] | None = None,
+         settings: Settings | None = None, mode: PlannerMode | None = None,
+         options: RunOptions | Mapping[str, Any] | None = None,
          hooks: RunHooks | None = None, prompts_dir: str | None = None,
          columns: Mapping[str, str | list[str]] | None = None,
          decontaminate: DatasetInput | Sequence[str | Path] | None = None,
@@ -96,19 +97,20 @@ def plan(data: DatasetInput, *, budget: int, folder: str | Path, dry_run: bool =
     Only the dry run exists: a plan that edits is `refine` (whose first plan follows a pilot).
     `decontaminate`/`decontaminate_split` as `refine` takes them: the plan is the one such a run would make.
     `folder` (a path, str or `Path`) holds the profile, reused by the next plan of the same data; `targets` is
-    a `Targets` or a targets YAML file's path, as `refine` takes it. Bad arguments are refused before the
-    folder is made."""
+    a `Targets` or a targets YAML file's path, as `refine` takes it. The planner's mode is the run's
+    (`options.planner_mode`, as `refine` plans); `mode`, when given, sets it (`plan(…, mode="greedy")` is
+    `options={"planner_mode": "greedy"}`). Bad arguments are refused before the folder is made."""
     if not dry_run:
         raise ValueError("plan() only makes dry runs; refine() plans and edits")
     validate_budget(budget)
-    if mode not in PLANNER_MODES:
+    if mode is not None and mode not in PLANNER_MODES:
         raise ConfigError(f"mode {mode!r}: expected one of {', '.join(PLANNER_MODES)}")
     folder = Path(folder)
     targets = as_targets(targets)
     references = as_references(decontaminate, decontaminate_split)
     dataset = as_dataset(data, columns=columns, on_invalid="quarantine")
     settings = settings or load_settings()
-    options = checked_options(options).model_copy(update={"dry_run": True})
+    options = checked_options(options).model_copy(update={"dry_run": True} | ({"planner_mode": mode} if mode else {}))
     enabled = list(options.operations)
     reused = profile_complete(folder)
     if not reused:
@@ -130,9 +132,9 @@ def plan(data: DatasetInput, *, budget: int, folder: str | Path, dry_run: bool =
         # edits of a 25-item ARC set whose profile (16,525, replayed) would leave a real run 3,475
         profile_tokens = ctx.ledger.spent + ctx.ledger.replayed
         available = max(0, budget - profile_tokens)
-        with ctx.tracer.span("refinelab.plan", "chain", {"budget": budget, "mode": mode, "dry_run": True},
-                             run_id=None) as root:
-            plan, problem, basis = plan_for_budget(ctx, available, enabled, mode)
+        with ctx.tracer.span("refinelab.plan", "chain", {"budget": budget, "mode": options.planner_mode,
+                                                         "dry_run": True}, run_id=None) as root:
+            plan, problem, basis = plan_for_budget(ctx, available, enabled, options.planner_mode)
             root.outputs = {"forecast_tokens": plan.forecast_tokens, "status": plan.status}
         ctx.tracer.flush()
         report = _report(ctx, dataset, plan, basis, budget=budget, profile_tokens=profile_tokens, reused=reused,

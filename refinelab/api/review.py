@@ -26,10 +26,10 @@ from refinelab.api.context import close_run_context
 from refinelab.api.runs import (
     ProgressCallback,
     RunResult,
-    _run_graph,
     as_hooks,
     checkpointer,
     claim_run,
+    run_graph,
     saved_context,
 )
 from refinelab.atomic import atomic_write_text
@@ -176,7 +176,7 @@ def decide(run_id: str | Path, decisions: Iterable[ReviewDecision | dict[str, An
             if not resume:
                 return RunResult(run_id=run_id, run_dir=folder.path, pending_review=len(cases))
             ctx.ledger.abandon_in_flight()
-            return _run_graph(ctx, run_id, Command(resume=resume), on_event, thread_id=folder.identity)
+            return run_graph(ctx, run_id, Command(resume=resume), on_event, thread_id=folder.identity)
         finally:
             close_run_context(ctx)
     finally:

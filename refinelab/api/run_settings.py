@@ -8,11 +8,18 @@ The budget bound is shared by the argument (`validate_budget`) and the saved val
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from refinelab.atomic import open_regular
 from refinelab.errors import ConfigError, DataError, validation_problem
 from refinelab.run_layout import SETTINGS
+
+if TYPE_CHECKING:  # imported where used: the CLI checks a run folder before loading the agents (~0.4 s)
+    from pydantic import ValidationError
+
+    from refinelab.agents.options import RunOptions
+    from refinelab.config import Settings
+    from refinelab.metrics.targets import Targets
 
 MAX_BUDGET = 10**15  # tokens; far above any real run, far below SQLite's 64-bit integers
 MAX_SETTINGS_BYTES = 1_000_000
@@ -82,19 +89,49 @@ def _check_references(path: Path, references: Any) -> None:
                 raise DataError(str(path), None, f"decontaminate.{n}.{key}", "expected a string")
 
 
-def saved_models(saved: dict[str, Any], path: Path) -> tuple[Any, Any]:
-    """(Settings, Targets) from a run's settings.json, with one-line errors naming the file and field."""
+def saved_models(saved: dict[str, Any], path: Path) -> tuple[Settings, Targets, RunOptions]:
+    """(Settings, Targets, RunOptions) from a run's settings.json: the one reader of its three parts, for
+    every function that continues or checks a saved run. Errors are one line naming the file and field
+    (`options.rounds`). A folder written before `rounds`, `planner_mode`, `max_attempts` and `seed` became run
+    options holds them in its `settings` part: they are read as the options they are now (`migrated`), so
+    the run resumes with the choices it was started with."""
     from pydantic import ValidationError
 
+    from refinelab.agents.options import RunOptions
     from refinelab.config import Settings
     from refinelab.metrics.targets import Targets
 
     where = str(path / SETTINGS)
+    settings_part, options_part = migrated(saved)
     try:
-        settings = Settings.exact(saved["settings"])
+        settings = Settings.exact(settings_part)
         targets = Targets.model_validate(saved["targets"])
     except ValidationError as exc:
-        field, message = validation_problem(exc.errors()[0])
-        raise DataError(where, None, field or None, f"{message} (and {exc.error_count() - 1} more)"
-                        if exc.error_count() > 1 else message) from None
-    return settings, targets
+        raise _saved_problem(where, exc) from None
+    try:  # a bad saved option is the run folder's problem, named as settings.json's field
+        options = RunOptions.model_validate(options_part)
+    except ValidationError as exc:
+        raise _saved_problem(where, exc, "options") from None
+    return settings, targets, options
+
+
+def _saved_problem(where: str, exc: ValidationError, part: str = "") -> DataError:
+    field, message = validation_problem(exc.errors()[0])
+    field = ".".join(p for p in (part, field) if p)
+    more = exc.error_count() - 1
+    return DataError(where, None, field or None, f"{message} (and {more} more)" if more else message)
+
+
+def migrated(saved: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """settings.json's `settings` and `options` parts as this version reads them: a run option an older
+    version saved among the settings (`config.MOVED_TO_OPTIONS`) taken out of them and into the options,
+    unless the options name it too (a file edited by hand: the options are these choices' home now). The
+    file itself is not rewritten: it stays as it was sealed (api/run_seal.py)."""
+    from refinelab.config import MOVED_TO_OPTIONS
+
+    settings = dict(saved.get("settings") or {})
+    options = dict(saved.get("options") or {})
+    for key in MOVED_TO_OPTIONS:
+        if key in settings:
+            options.setdefault(key, settings.pop(key))
+    return settings, options

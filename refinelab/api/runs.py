@@ -48,7 +48,6 @@ from refinelab.errors import (
     ConfigError,
     DataError,
     EndpointUnavailable,
-    validation_problem,
     validation_problems,
 )
 from refinelab.graph.build import build_graph
@@ -117,6 +116,10 @@ class RunResult:
         (README.md: before/after figures, operations, budget, models, lineage); see `api.results.save`."""
         return save_results(self.run_dir, path, format, split)
 
+    def summary(self) -> RunSummary:
+        """The run's headline figures, read from its report, as `refinelab refine` prints them."""
+        return RunSummary.of(self)
+
     @classmethod
     def open(cls, run_dir: str | Path, *, runs_dir: str | Path | None = None) -> RunResult:
         """The result of an existing run (e.g. one `refinelab refine` wrote), for exporting it: its id in the
@@ -125,6 +128,103 @@ class RunResult:
         run_dir = find_run(run_dir, runs_dir).path
         report = read_report(run_dir)
         return cls(run_id=str(report.get("run_id") or run_dir.name), run_dir=run_dir, report=report)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A finished run's headline, read from its report.json in this one place: what `refinelab refine` and
+    `resume` print, as lines (`lines()`) or as JSON (`as_dict()`), so the command line reads no report.
+    A figure the report lacks is None."""
+
+    run_id: str
+    run_dir: Path
+    stop_reason: str | None
+    items_by_status: dict[str, int] | None
+    new_items: int | None
+    output_items: int | None
+    spent: int | None  # tokens paid for
+    cap: int | None
+    # tokens replayed from the response cache: they count against the cap as paid ones do, and a re-run that
+    # showed only the paid tokens looked as if it had left most of its budget unused
+    replayed: int | None
+    prompt_tokens: int | None
+    cached_prompt_tokens: int | None  # of the prompt tokens, those the server read from its prompt cache
+    # measuring the input, paid or replayed (a replayed profile takes its share of the budget as a paid one)
+    profile_tokens: float
+    coverage_jsd: tuple[float | None, float | None]  # before, after
+    difficulty_jsd: tuple[float | None, float | None]
+    decontamination: dict[str, Any] | None  # found, items, reference (api/decontamination.py)
+
+    @classmethod
+    def of(cls, result: RunResult) -> RunSummary:
+        """The figures of `result.report` (report.json as the run wrote it)."""
+        report = result.report
+        ledger = report.get("ledger") or {}
+        before, after = report.get("metrics_before") or {}, report.get("metrics_after") or {}
+        profile = (((ledger.get("by_node") or {}).get("profile") or {}).get("tokens") or 0) + \
+            ((ledger.get("replayed_by_node") or {}).get("profile") or 0)
+        return cls(run_id=result.run_id, run_dir=result.run_dir, stop_reason=report.get("stop_reason"),
+                   items_by_status=report.get("items_by_status"), new_items=report.get("new_items"),
+                   output_items=report.get("output_items"), spent=ledger.get("spent"), cap=ledger.get("cap"),
+                   replayed=ledger.get("replayed", 0), prompt_tokens=ledger.get("prompt_tokens"),
+                   cached_prompt_tokens=ledger.get("cached_prompt_tokens", 0), profile_tokens=profile,
+                   coverage_jsd=(before.get("coverage_jsd"), after.get("coverage_jsd")),
+                   difficulty_jsd=(before.get("difficulty_jsd"), after.get("difficulty_jsd")),
+                   decontamination=report.get("decontamination"))
+
+    def profile_share(self) -> str:
+        """" (profiling N, P%)": how much of what the run used measuring the input took (the rest went to
+        edits); "" when nothing was."""
+        used = (self.spent or 0) + (self.replayed or 0)
+        profile = self.profile_tokens
+        return f" (profiling {profile:,}, {profile / used:.0%})" if profile and used else ""
+
+    def lines(self) -> list[str]:
+        """The summary as the command line prints it, a line each."""
+        replayed = f" + {self.replayed:,} replayed from the response cache" if self.replayed else ""
+        lines = [f"run {self.run_id}: {self.stop_reason}; spent {_count(self.spent)}{replayed} "
+                 f"of {_count(self.cap)} tokens{self.profile_share()}"]
+        if cache := prompt_cache_line({"prompt_tokens": self.prompt_tokens,
+                                       "cached_prompt_tokens": self.cached_prompt_tokens}):
+            lines.append(cache)
+        statuses = ", ".join(f"{k} {v}" for k, v in (self.items_by_status or {}).items())
+        lines.append(f"items: {statuses}; new {self.new_items}; output {self.output_items}")
+        if found := self.decontamination:
+            lines.append(f"decontamination: {found['found']} of {found['items']} input items were found in "
+                         f"{found['reference']} and removed (see changes.jsonl)")
+        lines.append(f"coverage JSD {_jsd(self.coverage_jsd[0])} -> {_jsd(self.coverage_jsd[1])}; "
+                     f"difficulty JSD {_jsd(self.difficulty_jsd[0])} -> {_jsd(self.difficulty_jsd[1])}")
+        lines.append(f"report: {self.run_dir / REPORT_JSON}")
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as `refinelab refine --json` prints it (its `result`)."""
+        return {
+            "run_id": self.run_id, "run_dir": str(self.run_dir), "stop_reason": self.stop_reason,
+            "items_by_status": self.items_by_status, "new_items": self.new_items,
+            "output_items": self.output_items, "spent": self.spent, "cap": self.cap, "replayed": self.replayed,
+            "cached_prompt_tokens": self.cached_prompt_tokens, "coverage_jsd": list(self.coverage_jsd),
+            "difficulty_jsd": list(self.difficulty_jsd),
+            "decontaminated": (self.decontamination or {}).get("found"),
+        }
+
+
+def prompt_cache_line(ledger: Mapping[str, Any]) -> str:
+    """"N of M prompt tokens (P%) were read from the server's prompt cache", or "" when the server said
+    none were, from a ledger summary (a run's or a profile's). Charged in full all the same (Ledger.settle):
+    on a hosted API that discounts cached input, this is the share billed at the lower price."""
+    prompt, cached = ledger.get("prompt_tokens") or 0, ledger.get("cached_prompt_tokens") or 0
+    if not (isinstance(prompt, int) and isinstance(cached, int) and prompt > 0 and cached > 0):
+        return ""
+    return f"{cached:,} of {prompt:,} prompt tokens ({cached / prompt:.0%}) were read from the server's prompt cache"
+
+
+def _count(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _jsd(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "n/a"
 
 
 def _progress_events(on_event: ProgressCallback | None, name: str) -> Callable[[int, int], None] | None:
@@ -158,7 +258,8 @@ def as_settings(settings: Settings | Mapping[str, Any] | None) -> Settings:
     """Settings from a `Settings`, or a mapping of fields to change in the configured settings
     (`load_settings(overrides=…)`: the file and REFINELAB_* environment still apply to the rest, so
     `{"runs_dir": "x"}` keeps the endpoint configured); None: the configured settings. A dict used to fail
-    with an AttributeError deep inside the run."""
+    with an AttributeError deep inside the run. A run option in it (`{"rounds": 3}`) is a ConfigError
+    saying it belongs in `options` now."""
     if isinstance(settings, Settings):
         return settings
     if settings is None:
@@ -212,8 +313,12 @@ def checkpointer(run_dir: Path) -> Iterator[Any]:
         conn.close()
 
 
-def _run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Command[Any] | None,
-               on_event: ProgressCallback | None, thread_id: str | None = None) -> RunResult:
+def run_graph(ctx: AgentContext, run_id: str, first_input: dict[str, Any] | Command[Any] | None,
+              on_event: ProgressCallback | None, thread_id: str | None = None) -> RunResult:
+    """Run the refinement graph on an opened run context until it finishes or pauses, with its checkpoints
+    in the run folder: from the start (`first_input` `{"run_id": …}`, `refine`), from the last checkpoint
+    (None, `resume`) or with review decisions (`Command(resume=…)`, api/review.decide). `thread_id` is the
+    checkpoint thread, the id the run was created with."""
     with checkpointer(ctx.run_dir) as saver:
         return _stream(build_graph(checkpointer=saver), ctx, run_id, first_input, on_event, thread_id)
 
@@ -354,10 +459,12 @@ def refine(
         settings: a `Settings`, or a mapping of the fields to change in the configured settings
             (`load_settings(overrides=...)`: the config file and REFINELAB_* environment still apply to the
             rest); default the configured settings. `settings.runs_dir` is where the run folder goes.
+            Settings say where the models and folders are; what the run does (rounds, planner mode,
+            attempts, seed …) is `options`.
         run_id: the run folder's name (1-128 letters, digits, '.', '_' or '-'); default a timestamp. An
             existing run of that name is refused.
-        options: a `RunOptions` or a mapping of its fields (`{"pilot_per_op": 2, "review": "ask"}`); a
-            misspelt or invalid one is a one-line ConfigError naming it.
+        options: a `RunOptions` or a mapping of its fields (`{"rounds": 1, "pilot_per_op": 2, "review":
+            "ask"}`); a misspelt or invalid one is a one-line ConfigError naming it.
         hooks: live objects to use instead of the configured ones (chat models, sandbox, retriever,
             validators): a `RunHooks` or a mapping of its fields. Never saved: pass them again to `resume`.
         prompts_dir: a folder of prompt templates and packs that override the packaged ones (checked before
@@ -393,7 +500,7 @@ def refine(
                                    contamination=contamination)
     run_id = folder.path.name
     try:
-        return _run_graph(ctx, run_id, {"run_id": run_id}, on_event)
+        return run_graph(ctx, run_id, {"run_id": run_id}, on_event)
     finally:
         close_run_context(ctx)
         folder.release()
@@ -405,13 +512,8 @@ def saved_context(folder: RunFolder, hooks: RunHooks | None, on_event: ProgressC
     references it decontaminates against read again (`references=False`: a reader that writes no new item);
     those that cannot be are `on_event` notices and in report.json."""
     saved = folder.saved or {}
-    settings, targets = saved_models(saved, folder.path)
-    try:  # not `as_options`: a bad saved option is the run folder's problem, named as settings.json's field
-        options = RunOptions.model_validate(saved.get("options") or {})
-    except ValidationError as exc:
-        field, message = validation_problem(exc.errors()[0])
-        raise DataError(str(folder.path / SETTINGS), None, ".".join(p for p in ("options", field) if p),
-                        message) from None
+    # an older folder's run options saved among its settings are read as the options they are now
+    settings, targets, options = saved_models(saved, folder.path)
     check_run_prompts(PromptLibrary(saved.get("prompts_dir")), hooks)
     ctx = open_run_context(folder.path, settings=settings, targets=targets, options=options, hooks=hooks,
                            prompts_dir=saved.get("prompts_dir"))
@@ -463,7 +565,7 @@ def resume(
             ctx.ledger.abandon_in_flight()
             # The checkpoint thread is the id the run was created with (stored inside the folder), so a
             # renamed or copied folder resumes as itself.
-            return _run_graph(ctx, folder.path.name, None, on_event, thread_id=folder.identity)
+            return run_graph(ctx, folder.path.name, None, on_event, thread_id=folder.identity)
         finally:
             close_run_context(ctx)
     finally:

@@ -48,12 +48,13 @@ class StudioContext(BaseModel):
     limit: int | None = Field(None, ge=1, description="at most this many items, spread over subjects")
     run_id: str | None = Field(None, description="run folder name; default: the input's run_id, else the thread")
     runs_dir: str = Field("runs", description="where run folders go")
-    settings_file: str | None = Field(None, description="settings YAML (models per role, rounds …)")
+    settings_file: str | None = Field(None, description="settings YAML (models per role, endpoints, folders)")
     endpoint: str | None = Field(None, description="OpenAI-compatible URL for every role; None = the settings'")
     model: str | None = Field(None, description="model name for every role; None = the settings'")
     api_key_env: str | None = Field(None, description="environment variable holding the endpoint's API key")
-    rounds: int | None = Field(None, ge=1, le=20, description="refinement rounds; None = the settings'")
-    max_attempts: int | None = Field(None, ge=1, le=10, description="refine attempts per edit")
+    rounds: int | None = Field(None, ge=1, le=20, description="refinement rounds; None = `options.rounds`")
+    max_attempts: int | None = Field(None, ge=1, le=10, description="refine attempts per edit; None = "
+                                     "`options.max_attempts`")
     targets: str | None = Field(None, description="targets YAML")
     prompts_dir: str | None = Field(None, description="folder overriding prompts / packs")
     options: RunOptions = Field(default_factory=RunOptions, description="run options (as `refine(options=…)`)")
@@ -65,8 +66,14 @@ def _overrides(spec: StudioContext) -> dict[str, Any]:
     out: dict[str, Any] = {"runs_dir": spec.runs_dir}
     if role:
         out["roles"] = {name: dict(role) for name in ROLES}
-    out.update({k: v for k, v in (("rounds", spec.rounds), ("max_attempts", spec.max_attempts)) if v is not None})
     return out
+
+
+def _options(spec: StudioContext) -> RunOptions:
+    """The run options, with the context's own `rounds` / `max_attempts` (the Studio form's shortcuts) over
+    `options`."""
+    given = {k: v for k, v in (("rounds", spec.rounds), ("max_attempts", spec.max_attempts)) if v is not None}
+    return RunOptions.model_validate(spec.options.model_dump() | given) if given else spec.options
 
 
 def open_studio_run(spec: StudioContext, run_id: str) -> AgentContext:
@@ -91,7 +98,7 @@ def open_studio_run(spec: StudioContext, run_id: str) -> AgentContext:
     if not len(dataset):
         raise DataError(dataset.name, None, None, f"no valid items to refine ({len(dataset.rejected)} invalid row(s))")
     folder, ctx = start_run_folder(dataset, budget=spec.budget, targets=spec.targets, settings=settings,
-                                   run_id=run_id, options=spec.options, hooks=None, prompts_dir=spec.prompts_dir)
+                                   run_id=run_id, options=_options(spec), hooks=None, prompts_dir=spec.prompts_dir)
     folder.release()  # the server's steps share this process; a CLI `resume` may take the folder later
     return ctx
 

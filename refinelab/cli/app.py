@@ -9,7 +9,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -27,14 +27,18 @@ from refinelab.cli.common import (
     out,
     parse_list,
     print_error,
-    prompt_cache_line,
     run_options,
     safe_text,
+    settings_from_flags,
     styled,
 )
+from refinelab.cli.usage import run_app
 from refinelab.config import DEFAULT_MODEL
 from refinelab.errors import ConfigError, RefineLabError
-from refinelab.run_layout import REPORT_JSON, TRACE
+from refinelab.run_layout import TRACE
+
+if TYPE_CHECKING:  # the run's modules load only when a command runs one (~2.5 s)
+    from refinelab.api.runs import RunResult
 
 app = typer.Typer(help="Refine multiple-choice QA datasets under a token budget.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -146,65 +150,22 @@ def _line(text: str) -> None:
     out.print(text, soft_wrap=True)
 
 
-def _count(value: object) -> str:
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _jsd(value: object) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else "n/a"
-
-
-def _profile_share(report: dict[str, Any]) -> str:
-    """", profiling N (P%)": how much of the spend measuring the input took (the rest went to edits), paid
-    or replayed from the response cache (a replayed profile uses the budget as a paid one does)."""
-    ledger = report.get("ledger") or {}
-    profile = ((ledger.get("by_node") or {}).get("profile") or {}).get("tokens", 0) + \
-        (ledger.get("replayed_by_node") or {}).get("profile", 0)
-    spent = (ledger.get("spent") or 0) + (ledger.get("replayed") or 0)
-    return f" (profiling {profile:,}, {profile / spent:.0%})" if profile and spent else ""
-
-
-def _print_result(result: object, as_json: bool) -> None:
-    if getattr(result, "paused", False):  # stopped at human review: no outputs yet
-        line = {"run_id": result.run_id, "pending_review": result.pending_review}  # type: ignore[attr-defined]
+def _print_result(result: RunResult, as_json: bool) -> None:
+    """The run's summary (`RunResult.summary`, read from its report by the library), or where it paused."""
+    if result.paused:  # stopped at human review: no outputs yet
+        line = {"run_id": result.run_id, "pending_review": result.pending_review}
         if as_json:
             out.print_json(json.dumps({"result": line}))
         else:
             out.print(f"run {line['run_id']} paused: {line['pending_review']} decision(s) pending; "
                       f"run `refinelab review {line['run_id']}`")
         return
-    report = result.report  # type: ignore[attr-defined]
-    summary = {
-        "run_id": result.run_id, "run_dir": str(result.run_dir),  # type: ignore[attr-defined]
-        "stop_reason": report.get("stop_reason"), "items_by_status": report.get("items_by_status"),
-        "new_items": report.get("new_items"), "output_items": report.get("output_items"),
-        "spent": report.get("ledger", {}).get("spent"), "cap": report.get("ledger", {}).get("cap"),
-        "replayed": report.get("ledger", {}).get("replayed", 0),
-        "cached_prompt_tokens": report.get("ledger", {}).get("cached_prompt_tokens", 0),
-        "coverage_jsd": [report.get("metrics_before", {}).get("coverage_jsd"),
-                         report.get("metrics_after", {}).get("coverage_jsd")],
-        "difficulty_jsd": [report.get("metrics_before", {}).get("difficulty_jsd"),
-                           report.get("metrics_after", {}).get("difficulty_jsd")],
-        "decontaminated": (report.get("decontamination") or {}).get("found"),
-    }
+    summary = result.summary()
     if as_json:
-        out.print_json(json.dumps({"result": summary}, default=str))
+        out.print_json(json.dumps({"result": summary.as_dict()}, default=str))
     else:
-        # replayed calls count against the budget like paid ones: a rerun that shows only the live tokens
-        # looks as if it left most of its budget unused
-        replayed = f" + {summary['replayed']:,} replayed from the response cache" if summary["replayed"] else ""
-        _line(f"run {summary['run_id']}: {summary['stop_reason']}; spent {_count(summary['spent'])}{replayed} "
-              f"of {_count(summary['cap'])} tokens{_profile_share(report)}")
-        if cache_line := prompt_cache_line(report.get("ledger") or {}):
-            _line(cache_line)
-        statuses = ", ".join(f"{k} {v}" for k, v in (summary["items_by_status"] or {}).items())
-        _line(f"items: {statuses}; new {summary['new_items']}; output {summary['output_items']}")
-        if decontamination := report.get("decontamination"):
-            _line(f"decontamination: {decontamination['found']} of {decontamination['items']} input items were "
-                  f"found in {decontamination['reference']} and removed (see changes.jsonl)")
-        _line(f"coverage JSD {_jsd(summary['coverage_jsd'][0])} -> {_jsd(summary['coverage_jsd'][1])}; "
-              f"difficulty JSD {_jsd(summary['difficulty_jsd'][0])} -> {_jsd(summary['difficulty_jsd'][1])}")
-        _line(f"report: {result.run_dir / REPORT_JSON}")  # type: ignore[attr-defined]
+        for text in summary.lines():
+            _line(text)
 
 
 def _run_and_report(start: Callable[[Any], Any], quiet: bool, as_json: bool) -> None:
@@ -236,7 +197,7 @@ def refine_command(
     run_id: Annotated[str | None, typer.Option(help="name of the run folder")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="where run folders go (default: the configured runs_dir, "
                                                        "REFINELAB_RUNS_DIR, else ./runs)")] = None,
-    rounds: Annotated[int | None, typer.Option(help="refinement rounds (default 2, or the settings' rounds)")] = None,
+    rounds: Annotated[int | None, typer.Option(help="refinement rounds (default 2, or the options file's)")] = None,
     mode: Annotated[str | None, typer.Option(help="planner: ilp (the default) | lp-round | greedy | random")] = None,
     prompts: arg.Prompts = None,
     operations: arg.Operations = None,
@@ -270,23 +231,17 @@ def refine_command(
     """Profile, plan, refine and validate DATA within BUDGET tokens; write the run folder."""
     from refinelab.api.run_folders import validate_run_id
     from refinelab.api.run_settings import validate_budget
-    from refinelab.config import load_settings, role_overrides
 
     try:
         validate_budget(budget)
         if run_id is not None:
             validate_run_id(run_id)
-        overrides: dict[str, Any] = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
-        flags = {"runs_dir": "--runs-dir", "rounds": "--rounds", "planner_mode": "--mode"}
-        for key, value in (("runs_dir", runs_dir), ("rounds", rounds), ("planner_mode", mode)):
-            if value is not None:
-                overrides[key] = value
-        if no_cache:
-            overrides["use_cache"] = False
-        settings = load_settings(config, overrides, flags)
     except RefineLabError as exc:
         fail(exc)
-    options = run_options({"screening_model": "--calibration"}, options_file, operations=parse_list(operations),
+    settings = settings_from_flags(config, endpoint=endpoint, model=model, api_key_env=api_key_env,
+                                   runs_dir=runs_dir, no_cache=no_cache)
+    options = run_options({"screening_model": "--calibration", "planner_mode": "--mode"}, options_file,
+                          rounds=rounds, planner_mode=mode, operations=parse_list(operations),
                           rag_corpus=rag_corpus, min_size=min_size, allow_shrink=allow_shrink, review=review,
                           batch=batch, distractors=distractors, skill_method=skill_method, panel=parse_list(panel),
                           screening_model=calibration)
@@ -452,7 +407,7 @@ _mount_optional()
 def main() -> None:
     """The console script: a library error that escaped a command still ends as one line and its code."""
     try:
-        app()
+        run_app(app)  # a usage error (a misspelt flag, a missing argument) ends as one line and exit 2
     except RefineLabError as exc:
         print_error(exc)
         sys.exit(exit_code(exc))

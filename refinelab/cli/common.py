@@ -1,5 +1,5 @@
-"""What every command shares: the consoles, the one error path, run options from flags, and loading a
-dataset selection.
+"""What every command shares: the consoles, the one error path, settings and run options from flags, and
+loading a dataset selection.
 
 Every failure a command reports goes through `fail`: one line on stderr, exit code 2 for bad input
 (data, config, targets, arguments) and 1 for anything else.
@@ -32,6 +32,7 @@ from refinelab.schema import LETTERS, Dataset
 
 if TYPE_CHECKING:
     from refinelab.agents.options import RunOptions
+    from refinelab.config import Settings
 
 # Neither console reads markup: what they print comes from datasets, packs and run folders (untrusted), and a
 # subject named "[/x]" made `refinelab data validate` crash with rich's MarkupError. Styling is explicit:
@@ -112,12 +113,28 @@ def parse_list(value: str | None) -> list[str] | None:
     return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
 
 
+def settings_from_flags(config: Path | None, *, endpoint: list[str] | None = None, model: list[str] | None = None,
+                        api_key_env: list[str] | None = None, runs_dir: Path | None = None,
+                        no_cache: bool = False) -> Settings:
+    """`Settings` for a command: the config file (`--config`), the environment, and the settings flags laid
+    over them as one typed `SettingsOverrides` (config.py), the one place a command's flags become settings.
+    A problem fails through `fail`: one line naming the key or the flag (`--model jduge=big: unknown role`)."""
+    from refinelab.config import SettingsOverrides, load_settings
+
+    try:
+        overrides = SettingsOverrides(endpoint=endpoint or [], model=model or [], api_key_env=api_key_env or [],
+                                      runs_dir=runs_dir, use_cache=False if no_cache else None)
+        return load_settings(config, overrides)
+    except RefineLabError as exc:
+        fail(exc)
+
+
 def run_options(flags: Mapping[str, str] | None = None, file: Path | None = None, **fields: Any) -> RunOptions:
     """`RunOptions` from an options file (`--options FILE`, `agents/options.read_options_file`) with the
     command-line values laid over it: a field whose flag was not given (None) keeps the file's value, or the
-    default. An invalid value fails with what set it: the file and field, or the flag — `--` and the
-    field's name with dashes, unless `flags` maps the field to the flag's own name (e.g. `difficulty_method`
-    is `--difficulty`)."""
+    default. An invalid value fails with what set it: the file and field, or the flag and the value as typed
+    (`--rounds 0: …`) — `--` and the field's name with dashes, unless `flags` maps the field to the flag's own
+    name (e.g. `difficulty_method` is `--difficulty`, `planner_mode` is `--mode`)."""
     from refinelab.agents.options import RunOptions, read_options_file
 
     given = {name: str(value) if isinstance(value, Path) else value for name, value in fields.items()
@@ -131,7 +148,11 @@ def run_options(flags: Mapping[str, str] | None = None, file: Path | None = None
         field, message = validation_problem(exc.errors()[0])
         name = field.split(".")[0]
         flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
-        fail(ConfigError(f"{flag}: {message}"))
+        value = given.get(name)  # as typed: a list flag's items joined again; a switch has no value
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
+        typed = f" {value}" if value is not None and not isinstance(value, bool) else ""
+        fail(ConfigError(f"{flag}{typed}: {message}"))
 
 
 def load_selection(data: Path, format: str | None, subjects: str | None, limit: int | None,
@@ -152,13 +173,3 @@ def load_selection(data: Path, format: str | None, subjects: str | None, limit: 
     except (RefineLabError, TargetError, ValueError) as exc:
         fail(exc)
     return dataset, resolved
-
-
-def prompt_cache_line(ledger: dict[str, Any]) -> str:
-    """"N of M prompt tokens (P%) were read from the server's prompt cache", or "" when the server said
-    none were. Charged in full all the same (Ledger.settle): on a hosted API that discounts cached input,
-    this is the share billed at the lower price."""
-    prompt, cached = ledger.get("prompt_tokens") or 0, ledger.get("cached_prompt_tokens") or 0
-    if not (isinstance(prompt, int) and isinstance(cached, int) and prompt > 0 and cached > 0):
-        return ""
-    return f"{cached:,} of {prompt:,} prompt tokens ({cached / prompt:.0%}) were read from the server's prompt cache"

@@ -17,9 +17,9 @@ from refinelab.cli.common import (
     out,
     parse_list,
     run_options,
+    settings_from_flags,
     styled,
 )
-from refinelab.config import PLANNER_MODES, load_settings, role_overrides
 from refinelab.errors import RefineLabError
 from refinelab.run_layout import PLAN_JSON
 
@@ -70,7 +70,7 @@ def plan_command(
     targets: Annotated[Path | None, typer.Option(help="targets YAML (coverage / difficulty)")] = None,
     subjects: arg.Subjects = None,
     limit: arg.Limit = None,
-    mode: Annotated[str, typer.Option(help="ilp | lp-round | greedy | random")] = "ilp",
+    mode: Annotated[str | None, typer.Option(help="ilp (the default) | lp-round | greedy | random")] = None,
     operations: arg.Operations = None,
     skill_method: arg.SkillMethod = None,
     panel: arg.Panel = None,
@@ -95,20 +95,16 @@ def plan_command(
     metric and the value of more budget. No edits are made."""
     if not dry:
         fail("`refinelab plan` only forecasts: pass --dry-run (to spend the budget, use `refinelab refine`)")
-    if mode not in PLANNER_MODES:
-        fail(f"--mode must be one of {', '.join(PLANNER_MODES)}")
     try:
         validate_budget(budget)
     except RefineLabError as exc:
         fail(exc)
     if decontaminate_split is not None and not decontaminate:
         fail("--decontaminate-split needs --decontaminate")
-    options = run_options({"screening_model": "--calibration"}, options_file, operations=parse_list(operations),
-                          skill_method=skill_method, panel=parse_list(panel), screening_model=calibration)
-    try:
-        settings = load_settings(config, role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env))
-    except RefineLabError as exc:
-        fail(exc)
+    options = run_options({"screening_model": "--calibration", "planner_mode": "--mode"}, options_file,
+                          planner_mode=mode, operations=parse_list(operations), skill_method=skill_method,
+                          panel=parse_list(panel), screening_model=calibration)
+    settings = settings_from_flags(config, endpoint=endpoint, model=model, api_key_env=api_key_env)
     dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns, split=split)
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api.planning import plan, plan_dir
@@ -117,7 +113,7 @@ def plan_command(
     folder = out_dir or plan_dir(settings, data, subjects, limit, options, dataset.items,
                                  decontaminate or (), decontaminate_split)
     try:
-        report = plan(dataset, budget=budget, folder=folder, targets=resolved, settings=settings, mode=mode,
+        report = plan(dataset, budget=budget, folder=folder, targets=resolved, settings=settings,
                       options=options, prompts_dir=str(prompts) if prompts else None,
                       decontaminate=decontaminate, decontaminate_split=decontaminate_split, hooks=cli_hooks())
     except RefineLabError as exc:

@@ -17,17 +17,18 @@ from refinelab.cli.common import (
     load_selection,
     out,
     parse_list,
-    prompt_cache_line,
     run_options,
+    settings_from_flags,
     styled,
 )
 from refinelab.cli.progress import phase_progress
-from refinelab.config import load_settings, role_overrides
 from refinelab.errors import RefineLabError
 
 
 def print_report(report: dict[str, Any]) -> None:
     """Rich tables: checks, distributions with JSD, and spend by component."""
+    from refinelab.api.runs import prompt_cache_line  # loaded already: the profile ran through the library
+
     checks = Table(title=f"profile: {report['profiled']} of {report['items']} items, {report['elapsed_s']} s")
     for column in ("check", "items", "flagged", "%", "mean score", "min score"):
         checks.add_column(column, justify="left" if column == "check" else "right")
@@ -109,11 +110,8 @@ def profile_command(
                           difficulty_method=difficulty, skill_method=skill_method, distractors=distractors,
                           panel=parse_list(panel), panel_shots=shots, validate_suspects=False if no_validator else None,
                           batch=batch, screening_model=calibration)
-    try:
-        overrides = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
-        settings = load_settings(config, overrides | ({"use_cache": False} if no_cache else {}))
-    except RefineLabError as exc:
-        fail(exc)
+    settings = settings_from_flags(config, endpoint=endpoint, model=model, api_key_env=api_key_env,
+                                   no_cache=no_cache)
     dataset, resolved = load_selection(data, format, subjects, limit, targets, columns=columns, split=split)
     # imported after the input checks: it loads LangGraph and the model client (~2.5 s)
     from refinelab.api.profiling import profile

@@ -17,10 +17,10 @@ from refinelab.cli.common import (
     out,
     parse_list,
     run_options,
+    settings_from_flags,
     styled,
 )
 from refinelab.cli.progress import cli_hooks, phase_progress
-from refinelab.config import load_settings, role_overrides
 from refinelab.errors import RefineLabError
 
 
@@ -64,11 +64,8 @@ def screen_command(
         fail("--target-precision and --prevalence must lie strictly between 0 and 1")
     options = run_options({"panel_orders": "--orders", "panel_shots": "--shots"}, options_file,
                           panel=parse_list(panel), panel_orders=orders, panel_shots=shots, batch=batch)
-    try:
-        overrides = role_overrides(endpoint=endpoint, model=model, api_key_env=api_key_env)
-        settings = load_settings(config, overrides | ({"use_cache": False} if no_cache else {}))
-    except (RefineLabError, ValueError) as exc:
-        fail(exc)
+    settings = settings_from_flags(config, endpoint=endpoint, model=model, api_key_env=api_key_env,
+                                   no_cache=no_cache)
     dataset, _ = load_selection(data, format, subjects, limit, None, columns=columns, split=split)
     folder = out_dir or Path(settings.runs_dir) / time.strftime("screen-%Y%m%d-%H%M%S")
     try:

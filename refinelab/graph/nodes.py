@@ -136,7 +136,7 @@ def plan(state: RefineState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
         if isinstance(chosen, list):
             return {"tasks": [t.payload() for t in chosen], "phase": "pilot", "round": PILOT_ROUND, "piloted": True}
     round_ = state.get("round", 0) + 1
-    solved, _problem = plan_round(ctx, enabled, ctx.settings.planner_mode)  # traced as the ilp_plan tool run
+    solved, _problem = plan_round(ctx, enabled, ctx.options.planner_mode)  # traced as the ilp_plan tool run
     summary = plan_summary(solved) | {"round": round_}
     tasks: list[EditTaskState] = []
     if not state.get("stop_reason") and not ctx.options.dry_run:
@@ -214,7 +214,7 @@ def route_after_validate(ctx: AgentContext, task: EditTask, verdict: Verdict, af
                               task.attempt + 1)
         return Command(update={"outcomes": [task.edit_id]}, goto="collect")
     abstained = bool(verdict.evidence.get("abstained"))  # the refiner declined: another attempt would too
-    if not verdict.passed and task.attempt + 1 < ctx.settings.max_attempts and not out_of_budget and not abstained:
+    if not verdict.passed and task.attempt + 1 < ctx.options.max_attempts and not out_of_budget and not abstained:
         retry = dataclasses.replace(task, attempt=task.attempt + 1, feedback=verdict.reason)
         return Command(goto=Send("refine", retry.payload()))
     if kind is not None and not out_of_budget:
@@ -355,7 +355,7 @@ def collect(state: RefineState, runtime: Runtime[AgentContext]) -> Command[Any]:
         _, stop = _profile_all(ctx, fresh, "measure", what=f"the measuring of round {round_}'s edited and new items")
         available = ctx.ledger.available
         stop = stop or state.get("stop_reason", "")
-        if not stop and round_ >= ctx.settings.rounds:
+        if not stop and round_ >= ctx.options.rounds:
             stop = f"finished {round_} round(s)"
         if not stop and available is not None and available < 500:
             stop = "budget spent"

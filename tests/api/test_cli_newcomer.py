@@ -133,7 +133,10 @@ def test_bad_columns_and_unmappable_header_exit_2(tmp_path: Path) -> None:
 def test_the_summary_counts_a_replayed_profile_as_profiling() -> None:
     """A re-run replays its profile from the response cache: it pays nothing, but the profile still takes
     its share of the budget, and the summary says so (it had left the share out as 0 paid tokens)."""
-    from refinelab.cli.app import _profile_share
+    from refinelab.api.runs import RunResult
+
+    def _profile_share(report: dict) -> str:
+        return RunResult(run_id="r", run_dir=Path("r"), report=report).summary().profile_share()
 
     replayed = {"ledger": {"spent": 0, "replayed": 1000, "by_node": {},
                            "replayed_by_node": {"profile": 400, "refine": 600}}}

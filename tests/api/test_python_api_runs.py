@@ -140,14 +140,14 @@ def test_a_misspelt_option_is_one_config_error_line(tmp_path: Path) -> None:
 def test_settings_targets_and_hooks_may_be_mappings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each failed with an AttributeError deep inside the run. A settings mapping changes the configured
     settings; a targets mapping is a target file's content; a hooks mapping is RunHooks' fields."""
-    monkeypatch.setenv("REFINELAB_ROUNDS", "3")  # configured: kept under the mapping's overrides
+    monkeypatch.setenv("REFINELAB_MAX_CONSECUTIVE_FAILURES", "7")  # configured: kept under the mapping's overrides
     result = _refine(tmp_path, settings={"runs_dir": str(tmp_path / "runs"), "use_cache": False,
                                          "cache_path": str(tmp_path / "c.sqlite")},
                      targets={"name": "hard-heavy", "difficulty": {"weights": {"hard": 3, "medium": 1}}},
                      hooks={"chat_models": models()})
     assert result.run_dir == tmp_path / "runs" / "typed"
     saved = json.loads((result.run_dir / "settings.json").read_text())
-    assert saved["settings"]["rounds"] == 3
+    assert saved["settings"]["max_consecutive_failures"] == 7
     assert saved["targets"]["name"] == "hard-heavy"
     assert saved["targets"]["difficulty"] == {"easy": 0.0, "medium": 0.25, "hard": 0.75}
 

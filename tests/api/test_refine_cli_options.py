@@ -40,12 +40,13 @@ def test_distractor_scoring_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPa
 ])
 def test_an_invalid_option_is_reported_by_the_flag_that_set_it(command: list[str], flag: str) -> None:
     """Every command builds its run options through `cli.common.run_options`: a value the options refuse
-    exits 2 with one line naming the flag (not the option's field name) and the problem, no pydantic text."""
+    exits 2 with one line naming the flag (not the option's field name) and the value as typed, then the
+    problem, no pydantic text."""
     name, *flags = command
     result = CliRunner().invoke(app, [name, str(DATA), "--budget", "1000", *flags])
     line = " ".join(result.output.split())
     assert result.exit_code == 2, result.output
-    assert line.startswith(f"error: {flag}: "), line
+    assert line.startswith(f"error: {flag} {command[-1]}: "), line
     assert "pydantic" not in line and "Value error" not in line and "_method" not in line, line
 
 

@@ -29,9 +29,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> refinelab.RunResult:
     base = tmp_path_factory.mktemp("export-run")
     dataset = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=12)
     settings = load_settings(overrides={"runs_dir": str(base / "runs"), "cache_path": str(base / "c.sqlite"),
-                                        "use_cache": False, "planner_mode": "greedy"})
+                                        "use_cache": False})
     return refinelab.refine(dataset, budget=20_000, settings=settings, run_id="export-me",
-                            hooks=RunHooks(chat_models=models()), options=EXTRAS)
+                            hooks=RunHooks(chat_models=models()), options={**EXTRAS, "planner_mode": "greedy"})
 
 
 def _expected(run: refinelab.RunResult) -> list[dict]:

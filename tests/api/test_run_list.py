@@ -23,11 +23,10 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def _finished_run(tmp_path: Path, run_id: str) -> Path:
-    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
-                                        "rounds": 1})
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite")})
     data = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=6)
     return refine(data, budget=3_000, settings=settings, hooks=RunHooks(chat_models=models()), run_id=run_id,
-                  options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]}).run_dir
+                  options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"], "rounds": 1}).run_dir
 
 
 def _files(folder: Path) -> dict[str, tuple[bytes, float]]:

@@ -31,7 +31,7 @@ def test_settings_is_a_pydantic_settings_model(monkeypatch: pytest.MonkeyPatch) 
 def test_unrelated_refinelab_variables_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REFINELAB_DATA", "/somewhere")
     monkeypatch.setenv("REFINELAB_TEST_MODEL", "tiny")
-    assert load_settings().rounds == 2
+    assert load_settings().max_consecutive_failures == 20
 
 
 def test_openai_base_url_is_every_roles_endpoint_and_the_lowest_source(tmp_path: Path,
@@ -63,7 +63,7 @@ def test_role_flags_set_all_roles_or_one() -> None:
 
 @pytest.mark.parametrize(("env", "fragment"), [
     ({"REFINELAB_ROLES__WRITER__NOPE": "1"}, "roles.writer.nope"),
-    ({"REFINELAB_ROUNDS": "many"}, "rounds"),
+    ({"REFINELAB_MAX_CONSECUTIVE_FAILURES": "many"}, "max_consecutive_failures"),
     ({"REFINELAB_ROLES": "{broken json"}, "roles"),
     ({"REFINELAB_EMBEDDINGS__MODEL": ""}, "embeddings.model"),
     ({"OPENAI_BASE_URL": "ftp://nowhere"}, "endpoint"),
@@ -86,11 +86,11 @@ def test_missing_or_unsafe_file(tmp_path: Path) -> None:
 
 
 def test_saved_settings_ignore_the_resuming_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    saved = load_settings(overrides={"rounds": 3}).model_dump(mode="json")
-    monkeypatch.setenv("REFINELAB_ROUNDS", "7")
+    saved = load_settings(overrides={"max_consecutive_failures": 3}).model_dump(mode="json")
+    monkeypatch.setenv("REFINELAB_MAX_CONSECUTIVE_FAILURES", "7")
     monkeypatch.setenv("REFINELAB_ROLES__WRITER__ENDPOINT", "http://127.0.0.1:1/v1")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:2/v1")
     exact = Settings.exact(saved)
-    assert exact.rounds == 3 and exact.roles.writer.endpoint == "embedded"
+    assert exact.max_consecutive_failures == 3 and exact.roles.writer.endpoint == "embedded"
     assert exact.model_dump(mode="json") == saved
-    assert Settings().rounds == 7  # a fresh Settings() does read the environment
+    assert Settings().max_consecutive_failures == 7  # a fresh Settings() does read the environment

@@ -17,11 +17,12 @@ def test_defaults_use_embedded_model_for_every_role() -> None:
 
 def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "c.yaml"
-    path.write_text("roles:\n  judge:\n    endpoint: http://127.0.0.1:9/v1\n    concurrency: 3\nrounds: 3\n")
-    monkeypatch.setenv("REFINELAB_ROUNDS", "4")
+    path.write_text("roles:\n  judge:\n    endpoint: http://127.0.0.1:9/v1\n    concurrency: 3\n"
+                    "max_consecutive_failures: 3\n")
+    monkeypatch.setenv("REFINELAB_MAX_CONSECUTIVE_FAILURES", "4")
     monkeypatch.setenv("REFINELAB_ROLES__JUDGE__CONCURRENCY", "5")
-    settings = load_settings(path, overrides={"rounds": 6})
-    assert settings.rounds == 6  # flag wins over env
+    settings = load_settings(path, overrides={"max_consecutive_failures": 6})
+    assert settings.max_consecutive_failures == 6  # flag wins over env
     assert settings.roles.judge.concurrency == 5  # env wins over file
     assert settings.roles.judge.endpoint == "http://127.0.0.1:9/v1"
 
@@ -31,7 +32,7 @@ def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     [
         ("roles:\n  judge:\n    temperature: 9\n", "roles.judge.temperature"),
         ("roles:\n  writer:\n    endpoint: ftp://x\n", "roles.writer.endpoint"),
-        ("rounds: many\n", "rounds"),
+        ("max_consecutive_failures: many\n", "max_consecutive_failures"),
         ("bogus: 1\n", "bogus"),
         ("- a list\n", "expected a mapping"),
         ("roles: [\n", "not valid YAML"),

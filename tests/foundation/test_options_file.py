@@ -72,7 +72,7 @@ def test_a_missing_or_oversized_options_file_is_refused(tmp_path: Path) -> None:
 
 #: The options that decide what a run buys and how it checks edits, not what a profile measures. A new
 #: option must be put in PROFILE_FIELDS or here: the test below fails until it is classified.
-NOT_PROFILE = {"operations", "dry_run", "pilot_per_op", "pilot_share", "min_size", "min_keep",
+NOT_PROFILE = {"operations", "dry_run", "rounds", "planner_mode", "max_attempts", "pilot_per_op", "pilot_share", "min_size", "min_keep",
                "measure_new_item_cells", "measure_new_item_buckets", "expand_batch", "expand_aims_difficulty",
                "expand_examples", "expand_spares", "calibrate_drafts", "calibrate_swaps", "allow_shrink",
                "fix_min_p_error", "remove_min_p_error", "batch", "dedup", "review", "review_evidence_bar"}

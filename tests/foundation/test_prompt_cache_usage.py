@@ -124,7 +124,7 @@ def test_the_trace_carries_each_calls_cache_reads(tmp_path: Path) -> None:
 
 
 def test_the_cli_line_says_the_share_or_nothing() -> None:
-    from refinelab.cli.common import prompt_cache_line
+    from refinelab.api.runs import prompt_cache_line
 
     assert prompt_cache_line({"prompt_tokens": 20_000, "cached_prompt_tokens": 15_000}) == (
         "15,000 of 20,000 prompt tokens (75%) were read from the server's prompt cache")

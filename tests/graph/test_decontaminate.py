@@ -26,9 +26,11 @@ from tests.support.scripted_model import ScriptedChatModel
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
+ONE_ROUND = {**EXTRAS, "rounds": 1}  # every run here is of one round
+
+
 def _settings(tmp_path: Path):
-    return load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
-                                    "rounds": 1})
+    return load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite")})
 
 
 def _data_and_reference() -> tuple[Dataset, Dataset, dict[str, str]]:
@@ -54,7 +56,7 @@ def _data_and_reference() -> tuple[Dataset, Dataset, dict[str, str]]:
 def test_items_found_in_the_reference_leave_before_profiling_with_their_match(tmp_path: Path) -> None:
     data, reference, expected = _data_and_reference()
     result = refine(data, budget=20_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
-                    options={**EXTRAS, "pilot_per_op": 0}, decontaminate=reference)
+                    options={**ONE_ROUND, "pilot_per_op": 0}, decontaminate=reference)
     summary = result.report["decontamination"]
     assert summary["found"] == len(expected) and summary["reference"] == "reference"
     assert summary["counts"] == {"exact": 4, "same_question": 1, "near": 0}
@@ -88,7 +90,7 @@ def test_items_found_in_the_reference_leave_before_profiling_with_their_match(tm
 def test_a_run_without_a_reference_removes_nothing_for_contamination(tmp_path: Path) -> None:
     data, _reference, _expected = _data_and_reference()
     result = refine(data, budget=3_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
-                    options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]})
+                    options={**ONE_ROUND, "pilot_per_op": 0, "operations": ["fix"]})
     assert result.report["decontamination"] is None
     store = RunStore(result.run_dir / "store.sqlite")
     assert not store.diagnostics("contamination")
@@ -98,7 +100,7 @@ def test_a_reference_holding_every_item_is_refused_before_any_folder(tmp_path: P
     data, _reference, _expected = _data_and_reference()
     with pytest.raises(DataError, match="holds every item"):
         refine(data, budget=20_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
-               options=EXTRAS, decontaminate=data)
+               options=ONE_ROUND, decontaminate=data)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
@@ -111,7 +113,7 @@ def test_several_references_each_find_their_own_items(tmp_path: Path) -> None:
     first = write_jsonl([i.model_copy(update={"id": f"a-{i.id}"}) for i in data.items[:3]], tmp_path / "a.jsonl")
     second = write_jsonl([i.model_copy(update={"id": f"b-{i.id}"}) for i in data.items[2:5]], tmp_path / "b.jsonl")
     result = refine(data, budget=6_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
-                    options={**EXTRAS, "pilot_per_op": 1, "operations": ["fix", "remove"]},
+                    options={**ONE_ROUND, "pilot_per_op": 1, "operations": ["fix", "remove"]},
                     decontaminate=[str(first), second])
     summary = result.report["decontamination"]
     assert summary["found"] == 5 and [r["found"] for r in summary["references"]] == [3, 2]
@@ -124,7 +126,7 @@ def test_several_references_each_find_their_own_items(tmp_path: Path) -> None:
     assert {o["item_id"] for o in store.outcomes(INTAKE_ROUND)} == set(found_in)
     with pytest.raises(DataError, match=r"a.jsonl, .*b.jsonl: hold every item"):
         refine(Dataset(data.items[:4], name="four"), budget=3_000, settings=_settings(tmp_path / "all"),
-               hooks=RunHooks(chat_models=models()), options=EXTRAS, decontaminate=[first, second])
+               hooks=RunHooks(chat_models=models()), options=ONE_ROUND, decontaminate=[first, second])
 
 
 def test_a_split_without_a_reference_is_refused(tmp_path: Path) -> None:
@@ -184,7 +186,7 @@ def test_a_new_item_copying_the_reference_is_refused(tmp_path: Path) -> None:
     copied = reference.items[0]
     assert copied.fingerprint not in {i.fingerprint for i in data.items}
     result = refine(data, budget=20_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=_copying_writer(copied)),
-                    options={**EXTRAS, "pilot_per_op": 0, "operations": ["expand"]}, decontaminate=reference)
+                    options={**ONE_ROUND, "pilot_per_op": 0, "operations": ["expand"]}, decontaminate=reference)
     store = RunStore(result.run_dir / "store.sqlite")
     verdicts = [e["reason"] for e in store.edits() if e["operation"] == "expand"]
     assert verdicts and all("in_reference" in v and copied.id in v for v in verdicts), verdicts
@@ -205,7 +207,7 @@ def test_a_resume_reads_the_references_again_while_they_hold_the_same_items(tmp_
     data, reference, _expected = _data_and_reference()
     path = write_jsonl(reference.items, tmp_path / "reference.jsonl")
     result = refine(data, budget=3_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
-                    options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]}, decontaminate=path)
+                    options={**ONE_ROUND, "pilot_per_op": 0, "operations": ["fix"]}, decontaminate=path)
     saved = json.loads((result.run_dir / "settings.json").read_text())["decontaminate"]
     assert saved == [{"reference": str(path), "path": str(path.resolve()), "split": None,
                       "digest": content_digest(reference)}]
@@ -243,10 +245,10 @@ def test_a_run_id_taken_is_refused_before_the_reference_is_read(tmp_path: Path) 
 
     data, _reference, _expected = _data_and_reference()
     first = refine(data, budget=1_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
-                   options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]}, run_id="taken")
+                   options={**ONE_ROUND, "pilot_per_op": 0, "operations": ["fix"]}, run_id="taken")
     unreadable = tmp_path / "reference.jsonl"
     unreadable.write_text('{"question": \n')
     with pytest.raises(RunExists, match="run taken already exists"):
         refine(data, budget=1_000, settings=_settings(tmp_path), hooks=RunHooks(chat_models=models()),
-               options=EXTRAS, run_id="taken", decontaminate=unreadable)
+               options=ONE_ROUND, run_id="taken", decontaminate=unreadable)
     assert first.run_dir.name == "taken"

@@ -16,25 +16,25 @@ from tests.support.scripted import EXTRAS
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def _small_model_settings(embedded_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
-                          max_attempts: int) -> Settings:
-    """Every role on the embedded server's smallest model, one round."""
+def _small_model_settings(embedded_server, tmp_path: Path,  # noqa: ANN001
+                          monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Every role on the embedded server's smallest model (the runs below are of one round)."""
     monkeypatch.setenv("LOCAL_KEY", "sk-local")
     spec = {"endpoint": embedded_server.base_url, "model": "smollm2-135m", "api_key_env": "LOCAL_KEY",
             "concurrency": 2, "max_parse_retries": 1}
     roles = Roles(judge=ModelSpec(**spec, max_tokens=120), writer=ModelSpec(**spec, max_tokens=300),
                   validator=ModelSpec(**spec, max_tokens=160))
-    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
-                                        "rounds": 1, "max_attempts": max_attempts})
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite")})
     return settings.model_copy(update={"roles": roles})
 
 
 @pytest.mark.llm
 def test_end_to_end_on_embedded_server(embedded_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = _small_model_settings(embedded_server, tmp_path, monkeypatch, max_attempts=2)
+    settings = _small_model_settings(embedded_server, tmp_path, monkeypatch)
     dataset = load_dataset(DATA / "mmlu" / "test" / "astronomy_test.csv").filter(limit=6)
     budget = 8_000
-    result = refine(dataset, budget=budget, settings=settings, options={**EXTRAS, "operations": ["remove", "generate"]})
+    result = refine(dataset, budget=budget, settings=settings,
+                    options={**EXTRAS, "operations": ["remove", "generate"], "rounds": 1, "max_attempts": 2})
     for name in ("refined.jsonl", "changes.jsonl", "report.json", "trace.jsonl"):
         assert (result.run_dir / name).exists()
     report = result.report
@@ -53,11 +53,11 @@ def test_decontaminated_run_on_embedded_server(embedded_server, tmp_path: Path, 
     from refinelab.io import read_jsonl
     from refinelab.schema import Dataset
 
-    settings = _small_model_settings(embedded_server, tmp_path, monkeypatch, max_attempts=1)
+    settings = _small_model_settings(embedded_server, tmp_path, monkeypatch)
     dataset = load_dataset(DATA / "mmlu" / "test" / "astronomy_test.csv").filter(limit=6)
     reference = Dataset(name="leaked", items=[i.model_copy(update={"id": f"leak-{i.id}"}) for i in dataset.items[1:3]])
     result = refine(dataset, budget=5_000, settings=settings, decontaminate=reference,
-                    options={**EXTRAS, "operations": ["generate"], "pilot_per_op": 0})
+                    options={**EXTRAS, "operations": ["generate"], "pilot_per_op": 0, "rounds": 1, "max_attempts": 1})
     report = result.report
     assert report["decontamination"]["found"] == 2 and report["items_by_status"]["removed"] == 2
     assert 0 < report["ledger"]["spent"] <= 5_000

@@ -73,9 +73,10 @@ def test_end_to_end_outputs_budget_and_trace(tmp_path: Path) -> None:
 
 
 def test_validator_rejection_loops_back_with_reason(tmp_path: Path) -> None:
-    result = refine(_dataset(12), budget=40_000, settings=_settings(tmp_path, rounds=1, max_attempts=2),
+    result = refine(_dataset(12), budget=40_000, settings=_settings(tmp_path),
                     hooks=RunHooks(chat_models=models(fail_first_validation=True)),
-                    options={**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0})
+                    options={**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0, "rounds": 1,
+                             "max_attempts": 2})
     edits = [json.loads(line) for line in (result.run_dir / "changes.jsonl").read_text().splitlines()]
     by_edit = defaultdict(list)
     for e in edits:
@@ -98,9 +99,10 @@ def test_validator_rejection_loops_back_with_reason(tmp_path: Path) -> None:
 
 
 def test_attempts_exhausted_keeps_original_and_records_why(tmp_path: Path) -> None:
-    result = refine(_dataset(12), budget=40_000, settings=_settings(tmp_path, rounds=1, max_attempts=1),
+    result = refine(_dataset(12), budget=40_000, settings=_settings(tmp_path),
                     hooks=RunHooks(chat_models=models(fail_first_validation=True)),
-                    options={**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0})
+                    options={**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0, "rounds": 1,
+                             "max_attempts": 1})
     gave_up = result.report["gave_up"]
     assert gave_up and all(o["reason"].startswith("kept the original") for o in gave_up)
     assert result.report["new_items"] == 0

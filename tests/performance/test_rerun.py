@@ -28,8 +28,9 @@ def test_an_identical_rerun_sends_nothing_and_spends_nothing(tmp_path: Path, mon
         spec = {"endpoint": server.url, "model": "fake", "api_key_env": KEY_ENV, "concurrency": 4}
         settings = load_settings(overrides={
             "runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "cache.sqlite"), "use_cache": True,
-            "rounds": 1, "max_attempts": 2, "roles": {r: dict(spec) for r in ("judge", "writer", "validator")}})
-        options = {"validators": [], "dedup": "lexical", "pilot_per_op": 2, "operations": operations}
+            "roles": {r: dict(spec) for r in ("judge", "writer", "validator")}})
+        options = {"validators": [], "dedup": "lexical", "pilot_per_op": 2, "operations": operations, "rounds": 1,
+                   "max_attempts": 2}
 
         # a budget large enough that every item gets its one edit (the plan is bounded by the items, not the
         # tokens): at the budget's edge, which concurrent reservation is refused depends on timing (a live

@@ -35,7 +35,7 @@ def test_pilot_measures_tokens_and_success_and_refits_the_catalogue(tmp_path: Pa
     assert len(touched) == len(set(touched))
     # the catalogue moved from the priors toward what was observed
     # (a fix that abstained on the stored evidence tried nothing and is left out of the fit)
-    prior = edit_catalogue(OPS, ctx.settings.max_attempts)
+    prior = edit_catalogue(OPS, ctx.options.max_attempts)
     fitted, n = current_catalogue(ctx, OPS)
     abstained = Counter(e["operation"] for e in ctx.store.edits() if e["reason"].startswith("abstained: "))
     assert n == result.finished - sum(abstained.values())
@@ -85,7 +85,7 @@ def test_pilot_per_op_zero_uses_priors(tmp_path: Path) -> None:
     assert result.status == "skipped" and "priors" in result.reason
     assert ctx.ledger.spent == spent and not ctx.store.edits()
     fitted, n = current_catalogue(ctx, OPS)
-    assert n == 0 and fitted == edit_catalogue(OPS, ctx.settings.max_attempts)
+    assert n == 0 and fitted == edit_catalogue(OPS, ctx.options.max_attempts)
 
 
 def test_pilot_with_no_budget_left_uses_priors(tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ from tests.support.scripted import EXTRAS, models
 
 def test_two_rounds_replan_on_observed_costs_and_what_is_left(tmp_path: Path) -> None:
     budget = 40_000
-    result = refine(dataset(20), budget=budget, settings=settings(tmp_path, rounds=2), hooks=RunHooks(chat_models=models()),
-                    options={**EXTRAS, "pilot_per_op": 1})
+    result = refine(dataset(20), budget=budget, settings=settings(tmp_path), hooks=RunHooks(chat_models=models()),
+                    options={**EXTRAS, "pilot_per_op": 1, "rounds": 2})
     runs = read_trace(result.run_dir / "trace.jsonl")
     plans = [r for r in runs if r["name"] == "ilp_plan"]
     assert len(plans) == 2 and all(r["run_type"] == "tool" for r in plans)

@@ -59,9 +59,9 @@ def main() -> None:
     if len(sys.argv) > 7 and sys.argv[7]:
         arm(sys.argv[7])
     if command == "refine":
-        settings = load_settings(overrides={"runs_dir": runs_dir, "cache_path": cache, "rounds": 2, "max_attempts": 2})
+        settings = load_settings(overrides={"runs_dir": runs_dir, "cache_path": cache})
         refine(mmlu(int(items)), budget=int(budget), settings=settings, run_id=run_id, hooks=RunHooks(chat_models=distinct_models()),
-               options=EXTRAS)
+               options={**EXTRAS, "rounds": 2, "max_attempts": 2})
     else:
         resume(run_id, runs_dir=runs_dir, hooks=RunHooks(chat_models=distinct_models()))
     print("finished", flush=True)

@@ -81,9 +81,10 @@ def test_faults_in_front_of_the_real_embedded_server(tmp_path: Path, monkeypatch
     dataset = mmlu(4)
     base = embedded_server.base_url  # type: ignore[attr-defined]
     with FaultProxy(base, FaultPlan.uniform(0.2, seed=4, timeout_sleep_s=1.0)) as proxy, quick_backoff():
-        settings = proxied_settings(tmp_path, proxy.url, model=SMALL_MODEL, timeout_s=0.8 * 60, rounds=1)
+        settings = proxied_settings(tmp_path, proxy.url, model=SMALL_MODEL, timeout_s=0.8 * 60)
         result = refine(dataset, budget=12_000, settings=settings, run_id="real",
-                        options={**EXTRAS, "operations": ["rewrite_distractors", "remove"], "pilot_per_op": 0})
+                        options={**EXTRAS, "operations": ["rewrite_distractors", "remove"], "pilot_per_op": 0,
+                                 "rounds": 1})
     figures = accounting(result.run_dir, dataset)
     spent = spend_within(result.run_dir, 12_000)
     assert proxy.billed_tokens <= spent

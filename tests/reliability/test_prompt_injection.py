@@ -146,9 +146,10 @@ def test_real_small_model_injection_keeps_other_items_and_cap(tmp_path: Path, mo
     injected, injected_ids = _inject(neutral, every=4)
     base = embedded_server.base_url  # type: ignore[attr-defined]
     with FaultProxy(base, record_bodies=True) as proxy:
-        settings = proxied_settings(tmp_path, proxy.url, model=SMALL_MODEL, timeout_s=120, rounds=1)
+        settings = proxied_settings(tmp_path, proxy.url, model=SMALL_MODEL, timeout_s=120)
         result = refine(injected, budget=8_000, settings=settings, run_id="real-inj",
-                        options={**EXTRAS, "operations": ["remove", "rewrite_distractors"], "pilot_per_op": 0})
+                        options={**EXTRAS, "operations": ["remove", "rewrite_distractors"], "pilot_per_op": 0,
+                                 "rounds": 1})
     accounting(result.run_dir, injected)
     spend_within(result.run_dir, 8_000)
     state = _state(result.run_dir)

@@ -25,9 +25,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # set's one invalid row (high_school_biology row 3), which a limited selection no longer counts
     dataset.rejected = list(everything.rejected)
     settings = load_settings(overrides={"runs_dir": str(base / "runs"), "cache_path": str(base / "cache.sqlite"),
-                                        "use_cache": False, "planner_mode": "greedy"})
+                                        "use_cache": False})
     # allow_shrink: removals are otherwise bought only for defects, and this run should show some;
     # 30k: the default IRT difficulty (the judge's probes) and the measured edits spend more than before
     result = refine(dataset, budget=30_000, settings=settings, hooks=RunHooks(chat_models=models(fail_first_validation=True)),
-                    options={"validators": [], "dedup": "lexical", "allow_shrink": True})
+                    options={"validators": [], "dedup": "lexical", "allow_shrink": True, "planner_mode": "greedy"})
     return Path(result.run_dir)

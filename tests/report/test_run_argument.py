@@ -27,12 +27,11 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.scripted import EXTRAS, models
 
     base = tmp_path_factory.mktemp("run-argument")
-    settings = load_settings(overrides={"runs_dir": str(base / "runs"), "cache_path": str(base / "c.sqlite"),
-                                        "rounds": 1})
+    settings = load_settings(overrides={"runs_dir": str(base / "runs"), "cache_path": str(base / "c.sqlite")})
     data = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=6)
     data.rejected = []
     return refine(data, budget=3_000, settings=settings, hooks=RunHooks(chat_models=models()), run_id="clean",
-                  options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]}).run_dir
+                  options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"], "rounds": 1}).run_dir
 
 
 def _copy(run_dir: Path, tmp_path: Path) -> Path:

@@ -26,7 +26,8 @@ from tests.support.rl_helpers import KEY_ENV, mmlu, proxied_settings
 from tests.support.scripted import EXTRAS
 
 ROOT = Path(__file__).resolve().parents[2]
-OPTIONS = {**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0, "review": "ask"}
+OPTIONS = {**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0, "review": "ask", "rounds": 1,
+           "max_attempts": 1}
 # Cells the 8 items leave empty, so the auto-policy run buys expand as well as generate (with targets taken
 # from the items' own cells, an expansion can only overshoot them and the plan buys generate alone)
 TARGETS = Targets(coverage={"STEM": {"recall": 0.25, "reasoning": 0.25}, "other": {"recall": 0.25, "comprehension": 0.25}})
@@ -42,7 +43,7 @@ def _cli(args: list[str], stdin: str = "", timeout: float = 180) -> subprocess.C
 def paused_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(KEY_ENV, "sk-review")
     with FaultProxy(undecided_respond) as proxy:
-        settings = proxied_settings(tmp_path, proxy.url, timeout_s=10.0, rounds=1, max_attempts=1)
+        settings = proxied_settings(tmp_path, proxy.url, timeout_s=10.0)
         result = refine(mmlu(8), budget=40_000, settings=settings, run_id="rv", options=OPTIONS)
         yield result, tmp_path / "runs"
 
@@ -123,7 +124,7 @@ def test_auto_policies_decide_without_pausing(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv(KEY_ENV, "sk-review")
     with FaultProxy(undecided_respond) as proxy:
         for mode, status in (("auto-accept", "committed"), ("auto-reject", "gave_up")):
-            settings = proxied_settings(tmp_path / mode, proxy.url, timeout_s=10.0, rounds=1, max_attempts=1)
+            settings = proxied_settings(tmp_path / mode, proxy.url, timeout_s=10.0)
             result = refine(mmlu(8), budget=40_000, settings=settings, run_id="rv", targets=TARGETS,
                             options={**OPTIONS, "review": mode})
             assert not result.paused and result.report["reviews"]

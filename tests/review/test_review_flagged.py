@@ -16,12 +16,11 @@ from tests.support.scripted import EXTRAS, models
 
 # a low flag threshold flags items on the prior alone; no `fix` to buy, so the flags stay unfixed
 OPTIONS = {**EXTRAS, "operations": ["expand"], "pilot_per_op": 0, "error_model": {"threshold": 0.05},
-           "validate_suspects": False}
+           "validate_suspects": False, "rounds": 1}
 
 
 def _settings(tmp_path: Path):
-    return load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
-                                    "rounds": 1})
+    return load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite")})
 
 
 def test_unfixed_flags_pause_then_accept_edit_reject(tmp_path: Path) -> None:
@@ -73,9 +72,8 @@ def test_auto_accept_removes_unfixed_flags_and_default_keeps_them(tmp_path: Path
 def test_key_fix_below_the_evidence_bar_pauses_and_accept_commits_it(tmp_path: Path) -> None:
     # the scripted writer moves every key; its own model is the validator, so its agreement does not count,
     # and with no panel the two-source bar is not met: each fix is held back for a person
-    options = {**OPTIONS, "operations": ["fix"], "review": "ask"}
-    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
-                                        "rounds": 1, "max_attempts": 1})
+    options = {**OPTIONS, "operations": ["fix"], "review": "ask", "max_attempts": 1}
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite")})
     result = refine(mmlu(6), budget=40_000, settings=settings, hooks=RunHooks(chat_models=models()), options=options)
     assert result.paused
     cases = pending_reviews(result.run_id, runs_dir=tmp_path / "runs")

@@ -79,8 +79,8 @@ def test_sdk_run_on_the_dev_server(dev_server, tmp_path: Path) -> None:
         client = get_sync_client(url=url)
         thread = client.threads.create()
         context = {"dataset": str(DATA / "mmlu" / "dev"), "limit": 6, "budget": 20_000, "runs_dir": str(runs),
-                   "endpoint": model.url, "model": "scripted", "api_key_env": KEY_ENV, "rounds": 1,
-                   "options": {**EXTRAS, "pilot_per_op": 0}}
+                   "endpoint": model.url, "model": "scripted", "api_key_env": KEY_ENV,
+                   "options": {**EXTRAS, "pilot_per_op": 0, "rounds": 1}}
         final = client.runs.wait(thread["thread_id"], "refinelab", input={"run_id": "studio-run"}, context=context,
                                  config={"recursion_limit": 1000})
         calls = model.counts["requests"]
@@ -118,9 +118,9 @@ def test_review_interrupts_resume_through_the_sdk(dev_server, tmp_path: Path) ->
         client = get_sync_client(url=url)
         thread = client.threads.create()
         context = {"dataset": str(DATA / "mmlu" / "dev"), "limit": 8, "budget": 40_000, "runs_dir": str(runs),
-                   "endpoint": model.url, "model": "scripted", "api_key_env": KEY_ENV, "rounds": 1,
-                   "max_attempts": 1, "options": {**EXTRAS, "pilot_per_op": 0, "operations": ["expand", "generate"],
-                                                  "review": "ask"}}
+                   "endpoint": model.url, "model": "scripted", "api_key_env": KEY_ENV,
+                   "options": {**EXTRAS, "pilot_per_op": 0, "operations": ["expand", "generate"],
+                               "review": "ask", "rounds": 1, "max_attempts": 1}}
         client.runs.wait(thread["thread_id"], "refinelab", input={"run_id": "studio-review"}, context=context,
                          config={"recursion_limit": 1000})
         state = client.threads.get_state(thread["thread_id"])

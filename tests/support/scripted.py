@@ -122,12 +122,11 @@ def main() -> None:
     if command == "refine":
         dataset = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=int(sys.argv[5]))
         settings = load_settings(overrides={"runs_dir": runs_dir, "cache_path": f"{runs_dir}/cache.sqlite",
-                                            "rounds": 2, "max_attempts": 2,
                                             # one worker: two runs of the same input then spend the same, so the
                                             # crash test can compare a resumed run with an uninterrupted one
                                             "roles": {role: {"concurrency": 1} for role in ("judge", "writer", "validator")}})
         refine(dataset, budget=int(sys.argv[6]), settings=settings, run_id=run_id, hooks=RunHooks(chat_models=models(delay)),
-               options=EXTRAS)
+               options={**EXTRAS, "rounds": 2, "max_attempts": 2})
     else:
         resume(run_id, runs_dir=runs_dir, hooks=RunHooks(chat_models=models(delay)))
     print("finished", flush=True)

@@ -180,7 +180,7 @@ def write_config(path: Path, url: str, runs: Path, **extra: Any) -> Path:
     spec = {"endpoint": url, "model": "scripted", "api_key_env": KEY_ENV, "timeout_s": extra.pop("timeout_s", 5),
             "max_transport_retries": extra.pop("transport_retries", 0), "max_parse_retries": 1, "concurrency": 2}
     config = {"roles": {"judge": dict(spec), "writer": dict(spec), "validator": dict(spec)},
-              "runs_dir": str(runs), "use_cache": False, "rounds": 1,
+              "runs_dir": str(runs), "use_cache": False,
               "max_consecutive_failures": extra.pop("failures", 4), **extra}
     import yaml
 
@@ -199,7 +199,7 @@ def base_env(tmp: Path) -> dict[str, str]:
 def refine_args(data: Path, config: Path, prompts: Path, run_id: str, budget: int = 30_000,
                 operations: str = "remove,calibrate,fix,rewrite_distractors") -> list[str]:
     return ["refine", str(data), "--budget", str(budget), "--config", str(config), "--prompts", str(prompts),
-            "--run-id", run_id, "--operations", operations, "--quiet"]
+            "--run-id", run_id, "--operations", operations, "--rounds", "1", "--quiet"]
 
 
 def statuses(run_dir: Path) -> dict[str, str]:

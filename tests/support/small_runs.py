@@ -15,7 +15,6 @@ def finished_run(tmp_path: Path, data: Dataset, run_id: str) -> Path:
     from refinelab.config import load_settings
     from tests.support.scripted import EXTRAS, models
 
-    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
-                                        "rounds": 1})
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite")})
     return refine(data, budget=3_000, settings=settings, hooks=RunHooks(chat_models=models()), run_id=run_id,
-                  options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"]}).run_dir
+                  options={**EXTRAS, "pilot_per_op": 0, "operations": ["fix"], "rounds": 1}).run_dir

@@ -29,9 +29,9 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 def _refine(tmp_path: Path, items: int = 8, **options: Any) -> Any:
     dataset = load_dataset(DATA / "mmlu" / "dev", on_invalid="quarantine").filter(limit=items)
-    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "use_cache": False, "rounds": 1})
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "use_cache": False})
     return refine(dataset, budget=30_000, settings=settings, hooks=RunHooks(chat_models=models()),
-                  options={**EXTRAS, **options})
+                  options={**EXTRAS, "rounds": 1, **options})
 
 
 def _ledger_spent(run_dir: Path) -> int:

@@ -87,11 +87,11 @@ def test_entry_point_tool_is_chosen_by_the_router_and_recorded(installed_plugin:
     monkeypatch.syspath_prepend(str(installed_plugin))
     prompts = _prompts(tmp_path, "tools: [answer, unit_check]\n")
     model = ScriptedChatModel(respond=_router)
-    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite"),
-                                        "rounds": 1, "max_attempts": 2})
+    settings = load_settings(overrides={"runs_dir": str(tmp_path / "runs"), "cache_path": str(tmp_path / "c.sqlite")})
     result = refine(mmlu(10), budget=40_000, settings=settings, prompts_dir=str(prompts),
                     hooks=RunHooks(chat_models={"judge": model, "writer": model, "validator": model}),
-                    options={**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0})
+                    options={**EXTRAS, "operations": ["expand", "generate"], "pilot_per_op": 0, "rounds": 1,
+                             "max_attempts": 2})
     changes = [json.loads(line) for line in (result.run_dir / "changes.jsonl").read_text().splitlines()]
     validated = [c for c in changes if c["evidence"].get("method", "").startswith("tool:")]
     assert validated and all(c["evidence"]["method"] == "tool:unit_check" for c in validated)
