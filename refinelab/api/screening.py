@@ -284,6 +284,9 @@ def screen(
         strict: refuse the whole input at its first invalid row; by default invalid rows are set aside."""
     if budget is not None:
         validate_budget(budget)
+    for name, value in (("target_precision", target_precision), ("prevalence", prevalence)):
+        if not 0.0 < value < 1.0:  # a share; the CLI's flags of the same names reach this check
+            raise ConfigError(f"{name} {value}: must lie strictly between 0 and 1")
     dataset = as_dataset(data, format=format, columns=columns, split=split,
                          on_invalid="error" if strict else "quarantine")
     require_items(dataset, "screen")  # before any folder exists, so bad input leaves nothing behind
@@ -295,13 +298,8 @@ def screen(
     items = list(dataset.items)
     # the model is read (and checked against the panel) before the folder exists: a bad one leaves nothing
     given = calibration or run_options.screening_model
-    if calibrate_sample <= 0 and given is not None:
-        model, source = load_model(given), str(given)
-        check_fit(model, source, members)
-    elif calibrate_sample <= 0:
-        model, source = shipped_model(), "shipped (MMLU-Redux dev)"
-        if model.member_features:  # the shipped model reads member-independent features only
-            raise DataError("refinelab/data/screening_model.json", None, "features", "names panel members; refit it")
+    if calibrate_sample <= 0:
+        model, source = _given_model(given, members)
     with working_folder(out, items, settings=settings, budget=budget, options=run_options, hooks=hooks,
                         prompts_dir=prompts_dir) as ctx:
         ctx.store.load_items(items)  # the input first, in its order: the probes' examples (panel_shots) are its items
@@ -315,20 +313,7 @@ def screen(
         rows = screen_rows(items, evidence, model, members)
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         atomic_write_text(out / SCREENING_JSONL, lines)
-        flagged = [r for r in rows if r["flag"]]
-        ledger = ctx.ledger.summary()
-        summary = {
-            "dataset": dataset.name, "items": len(items), "screened": sum(r["p_error"] is not None for r in rows),
-            "flagged": len(flagged), "threshold": model.threshold, "model": source, "members": members,
-            "orders": run_options.panel_orders,
-            "error_types": {t: sum(r["error_type"] == t for r in flagged) for t in ERROR_TYPES},
-            # replayed answers (the response cache) count against the budget like paid ones: a re-screen reads
-            # "tokens_spent": 0 and this says what it used
-            "tokens_spent": ledger["spent"], "tokens_replayed": ledger["replayed"], "budget": budget,
-            # of the prompt tokens spent, those the server read from its prompt cache (charged in full)
-            "prompt_tokens": ledger["prompt_tokens"], "cached_prompt_tokens": ledger["cached_prompt_tokens"],
-            "stopped": "budget" if any(r["p_error"] is None for r in rows) else None,
-        }
+        summary = _summary(dataset.name, rows, ctx.ledger.summary(), model, source, run_options, budget)
         if run_options.panel_shots and record is None and given is None:
             # the shipped combiner read probes without examples; with them p(key) runs higher (0.38 against 0.31
             # on dev's ok rows), so its threshold is not this screen's
@@ -339,3 +324,35 @@ def screen(
                                                             "target_reached": record["target_reached"]}
         atomic_write_text(out / SCREEN_SUMMARY, json.dumps(summary, indent=2) + "\n")
     return ScreenResult(out_dir=out, summary=summary, rows=rows, calibration=record)
+
+
+def _given_model(given: str | Path | None, members: list[str]) -> tuple[ScreeningModel, str]:
+    """The screening model when the screen does not calibrate, and where it came from: the calibration named
+    (checked against the members who will answer: a threshold fitted on other members' probabilities is not
+    this panel's), else the shipped one."""
+    if given is not None:
+        model = load_model(given)
+        check_fit(model, str(given), members)
+        return model, str(given)
+    model = shipped_model()
+    if model.member_features:  # the shipped model reads member-independent features only
+        raise DataError("refinelab/data/screening_model.json", None, "features", "names panel members; refit it")
+    return model, "shipped (MMLU-Redux dev)"
+
+
+def _summary(dataset_name: str, rows: list[dict[str, Any]], ledger: Mapping[str, Any], model: ScreeningModel,
+             source: str, options: RunOptions, budget: int | None) -> dict[str, Any]:
+    """summary.json's counts, model and tokens."""
+    flagged = [r for r in rows if r["flag"]]
+    return {
+        "dataset": dataset_name, "items": len(rows), "screened": sum(r["p_error"] is not None for r in rows),
+        "flagged": len(flagged), "threshold": model.threshold, "model": source, "members": list(options.panel),
+        "orders": options.panel_orders,
+        "error_types": {t: sum(r["error_type"] == t for r in flagged) for t in ERROR_TYPES},
+        # replayed answers (the response cache) count against the budget like paid ones: a re-screen reads
+        # "tokens_spent": 0 and this says what it used
+        "tokens_spent": ledger["spent"], "tokens_replayed": ledger["replayed"], "budget": budget,
+        # of the prompt tokens spent, those the server read from its prompt cache (charged in full)
+        "prompt_tokens": ledger["prompt_tokens"], "cached_prompt_tokens": ledger["cached_prompt_tokens"],
+        "stopped": "budget" if any(r["p_error"] is None for r in rows) else None,
+    }

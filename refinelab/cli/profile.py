@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -117,10 +116,9 @@ def profile_command(
     from refinelab.api.profiling import profile
     from refinelab.cli.progress import cli_hooks
 
-    folder = out_dir or Path(settings.runs_dir) / time.strftime("profile-%Y%m%d-%H%M%S")
     try:
         with phase_progress("profile", len(dataset), quiet=quiet or as_json, console=console) as show:
-            result = profile(dataset, out_dir=folder, targets=resolved, settings=settings, budget=budget,
+            result = profile(dataset, out_dir=out_dir, targets=resolved, settings=settings, budget=budget,
                              options=options, prompts_dir=str(prompts) if prompts else None, progress=show,
                              hooks=cli_hooks())
     except RefineLabError as exc:

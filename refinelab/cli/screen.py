@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -60,17 +59,14 @@ def screen_command(
     OUT/summary.json (flags, threshold, tokens spent)."""
     from refinelab.api.screening import screen
 
-    if not 0.0 < target_precision < 1.0 or not 0.0 < prevalence < 1.0:
-        fail("--target-precision and --prevalence must lie strictly between 0 and 1")
     options = run_options({"panel_orders": "--orders", "panel_shots": "--shots"}, options_file,
                           panel=parse_list(panel), panel_orders=orders, panel_shots=shots, batch=batch)
     settings = settings_from_flags(config, endpoint=endpoint, model=model, api_key_env=api_key_env,
                                    no_cache=no_cache)
     dataset, _ = load_selection(data, format, subjects, limit, None, columns=columns, split=split)
-    folder = out_dir or Path(settings.runs_dir) / time.strftime("screen-%Y%m%d-%H%M%S")
     try:
         with phase_progress("screen", len(dataset), quiet=quiet, console=console) as show:
-            result = screen(dataset, out_dir=folder, settings=settings, budget=budget, options=options,
+            result = screen(dataset, out_dir=out_dir, settings=settings, budget=budget, options=options,
                             prompts_dir=str(prompts) if prompts else None,
                             calibrate_sample=sample if calibrate else 0, calibration=calibration,
                             target_precision=target_precision, prevalence=prevalence, progress=show,

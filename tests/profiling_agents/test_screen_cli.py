@@ -35,6 +35,23 @@ def test_screen_refuses_bad_input_with_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "o" / "screening.jsonl").exists()
 
 
+def test_a_share_outside_0_1_is_refused_by_the_library_and_the_cli(tmp_path: Path) -> None:
+    """`target_precision` and `prevalence` are shares: the library refuses one outside (0, 1) before any
+    folder exists, so a notebook call is checked as the command line is."""
+    import refinelab
+    from refinelab.errors import ConfigError
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"id": "a", "question": "q?", "choices": ["x", "y"], "answer": 0}) + "\n")
+    with pytest.raises(ConfigError, match=r"^prevalence 1.5: must lie strictly between 0 and 1$"):
+        refinelab.screen(data, out_dir=tmp_path / "lib", prevalence=1.5)
+    assert not (tmp_path / "lib").exists()
+    proc = cli(["screen", str(data), "--target-precision", "0", "--quiet", "--out", str(tmp_path / "o")],
+               _env(tmp_path), tmp_path)
+    assert proc.returncode == 2 and "target_precision 0.0: must lie strictly between 0 and 1" in one_line_error(proc)
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.llm
 @pytest.mark.timeout(900)
 def test_calibrated_screen_on_the_embedded_model(embedded_server, tmp_path: Path) -> None:
