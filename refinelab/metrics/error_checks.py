@@ -19,7 +19,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -341,71 +341,94 @@ def combine_error_evidence(
     threshold it is "ok".
     """
     m = model or ErrorModel()
-    prior_logit = _logit(m.prior)
-    contributions: dict[str, float] = {}
-    type_scores: dict[str, float] = dict.fromkeys(ERROR_TYPES, 0.0)
-
-    for diag in deterministic:
-        name = diag.check.removeprefix("error.")
-        if diag.flag and name in CHECKS:
-            spec = CHECKS[name]
-            llr = m.deterministic_weight * (_logit(spec.severity) - prior_logit)
-            error_type = spec.error_type
-            if name == "duplicate_options" and diag.evidence.get("key_is_duplicated"):
-                error_type = "multiple_correct_answers"  # the key's text is offered twice
-            if name == "all_none_of_the_above" and diag.evidence.get("key_is_none_of_the_above"):
-                error_type = "no_correct_answer"
-            contributions[name] = llr
-            type_scores[error_type] += max(llr, 0.0)
-
-    if distractors is not None and distractors.evidence.get("too_close"):
-        llr = m.deterministic_weight * (_logit(m.distractor_close_severity) - prior_logit)
-        contributions["distractor_too_close"] = llr
-        type_scores["multiple_correct_answers"] += max(llr, 0.0)
-
+    pooled = _Pooled(prior_logit=_logit(m.prior))
+    _add_checks(pooled, deterministic, distractors, m)
     panel: dict[str, Any] = {}
     if panel_answers is not None:
         panel = panel_summary(panel_answers, key)
         panel_disagreement, panel_size = panel["disagreement"], panel["size"]
     if panel_disagreement is not None and panel_size > 0:
-        if not 0.0 <= panel_disagreement <= 1.0:
-            raise ValueError(f"panel_disagreement must be in [0, 1], got {panel_disagreement}")
-        agree = (1 - panel_disagreement) * panel_size
-        dissent = panel_disagreement * panel_size
-        a_ok, a_err = m.panel_accuracy_ok, m.panel_accuracy_error
-        llr = m.panel_weight * (agree * math.log(a_err / a_ok) + dissent * math.log((1 - a_err) / (1 - a_ok)))
-        contributions["panel"] = llr
-        panel.setdefault("size", panel_size)
-        panel.setdefault("disagreement", panel_disagreement)
-        if llr > 0:
-            share = panel.get("alternative_share")
-            # one favoured alternative → the key is probably wrong; scattered dissent → the item is unclear
-            if share is None or share >= m.consensus_share:
-                type_scores["wrong_groundtruth"] += llr
-            else:
-                type_scores["bad_question_clarity"] += 0.6 * llr
-                type_scores["wrong_groundtruth"] += 0.4 * llr
+        _add_panel(pooled, panel, panel_disagreement, panel_size, m)
+    if validator is not None:
+        _add_validator(pooled, validator.evidence)
+    return pooled.assessment(item_id, m.threshold, panel)
 
-    judged = validator.evidence if validator is not None else {}
-    if judged.get("key_correct") is not None:
-        key_correct, confidence = bool(judged["key_correct"]), float(judged.get("confidence", SETTLED_CONFIDENCE))
-        # like a check's severity: P(error | verdict) is `confidence` (key wrong) or 1 − confidence (key right)
-        p_given = 1 - confidence if key_correct else confidence
-        llr = _logit(p_given) - prior_logit
-        contributions[f"validator:{judged.get('method') or 'unknown'}"] = llr
-        if not key_correct:
-            diagnosis = judged.get("error_type")
-            # it looked; trust its diagnosis
-            type_scores[diagnosis if diagnosis in type_scores else "wrong_groundtruth"] += 2 * llr
 
-    total = prior_logit + sum(contributions.values())
-    p_error = 1.0 / (1.0 + math.exp(-total))
-    flag = p_error >= m.threshold
-    best = max(type_scores, key=lambda t: type_scores[t])
-    error_type: ErrorType = best if flag and type_scores[best] > 0 else "ok"  # type: ignore[assignment]
-    if flag and error_type == "ok":
-        error_type = "wrong_groundtruth"
-    return ErrorAssessment(
-        item_id=item_id, p_error=p_error, error_type=error_type, flag=flag,
-        contributions=contributions, type_scores={k: v for k, v in type_scores.items() if v > 0}, panel=panel,
-    )
+@dataclass
+class _Pooled:
+    """The evidence pooled so far: each source's log-odds, and the positive evidence per error type."""
+
+    prior_logit: float
+    contributions: dict[str, float] = field(default_factory=dict)
+    type_scores: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ERROR_TYPES, 0.0))
+
+    def add(self, source: str, llr: float, error_type: str) -> None:
+        self.contributions[source] = llr
+        self.type_scores[error_type] += max(llr, 0.0)
+
+    def assessment(self, item_id: str, threshold: float, panel: dict[str, Any]) -> ErrorAssessment:
+        """p_error from the summed log-odds; the type with most positive evidence when flagged, else "ok"."""
+        total = self.prior_logit + sum(self.contributions.values())
+        p_error = 1.0 / (1.0 + math.exp(-total))
+        flag = p_error >= threshold
+        best = max(self.type_scores, key=lambda t: self.type_scores[t])
+        error_type: ErrorType = best if flag and self.type_scores[best] > 0 else "ok"  # type: ignore[assignment]
+        if flag and error_type == "ok":
+            error_type = "wrong_groundtruth"
+        return ErrorAssessment(
+            item_id=item_id, p_error=p_error, error_type=error_type, flag=flag, contributions=self.contributions,
+            type_scores={k: v for k, v in self.type_scores.items() if v > 0}, panel=panel,
+        )
+
+
+def _add_checks(pooled: _Pooled, deterministic: Iterable[Diagnostic], distractors: Diagnostic | None,
+                m: ErrorModel) -> None:
+    """Each fired deterministic check at its severity, and a distractor too close to the key."""
+    for diag in deterministic:
+        name = diag.check.removeprefix("error.")
+        if diag.flag and name in CHECKS:
+            spec = CHECKS[name]
+            error_type = spec.error_type
+            if name == "duplicate_options" and diag.evidence.get("key_is_duplicated"):
+                error_type = "multiple_correct_answers"  # the key's text is offered twice
+            if name == "all_none_of_the_above" and diag.evidence.get("key_is_none_of_the_above"):
+                error_type = "no_correct_answer"
+            pooled.add(name, m.deterministic_weight * (_logit(spec.severity) - pooled.prior_logit), error_type)
+    if distractors is not None and distractors.evidence.get("too_close"):
+        pooled.add("distractor_too_close",
+                   m.deterministic_weight * (_logit(m.distractor_close_severity) - pooled.prior_logit),
+                   "multiple_correct_answers")
+
+
+def _add_panel(pooled: _Pooled, panel: dict[str, Any], disagreement: float, size: int, m: ErrorModel) -> None:
+    """The panel's agreement count as a likelihood ratio under "item ok" vs "item erroneous"."""
+    if not 0.0 <= disagreement <= 1.0:
+        raise ValueError(f"panel_disagreement must be in [0, 1], got {disagreement}")
+    agree, dissent = (1 - disagreement) * size, disagreement * size
+    a_ok, a_err = m.panel_accuracy_ok, m.panel_accuracy_error
+    llr = m.panel_weight * (agree * math.log(a_err / a_ok) + dissent * math.log((1 - a_err) / (1 - a_ok)))
+    pooled.contributions["panel"] = llr
+    panel.setdefault("size", size)
+    panel.setdefault("disagreement", disagreement)
+    if llr > 0:
+        share = panel.get("alternative_share")
+        # one favoured alternative → the key is probably wrong; scattered dissent → the item is unclear
+        if share is None or share >= m.consensus_share:
+            pooled.type_scores["wrong_groundtruth"] += llr
+        else:
+            pooled.type_scores["bad_question_clarity"] += 0.6 * llr
+            pooled.type_scores["wrong_groundtruth"] += 0.4 * llr
+
+
+def _add_validator(pooled: _Pooled, judged: Mapping[str, Any]) -> None:
+    """A decided validator verdict: like a check whose severity is its confidence (key wrong) or one minus it
+    (key right); when it judged the key wrong, its diagnosis counts double (it looked)."""
+    if judged.get("key_correct") is None:
+        return
+    key_correct, confidence = bool(judged["key_correct"]), float(judged.get("confidence", SETTLED_CONFIDENCE))
+    p_given = 1 - confidence if key_correct else confidence
+    llr = _logit(p_given) - pooled.prior_logit
+    pooled.contributions[f"validator:{judged.get('method') or 'unknown'}"] = llr
+    if not key_correct:
+        diagnosis = judged.get("error_type")
+        pooled.type_scores[diagnosis if diagnosis in pooled.type_scores else "wrong_groundtruth"] += 2 * llr

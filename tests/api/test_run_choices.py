@@ -26,6 +26,7 @@ from refinelab.cli.app import app
 from refinelab.config import MOVED_TO_OPTIONS, Settings, SettingsOverrides, load_settings
 from refinelab.errors import ConfigError
 from refinelab.io import load_dataset
+from tests.support.cli_capture import library_call_kwargs
 from tests.support.scripted import EXTRAS, models
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mmlu" / "dev"
@@ -112,32 +113,18 @@ def test_a_bad_migrated_choice_names_the_file_and_the_option(tmp_path: Path) -> 
     assert "settings.json" in str(info.value) and "options.rounds" in str(info.value)
 
 
-def _captured(monkeypatch: pytest.MonkeyPatch, target: str, argv: list[str]) -> dict[str, Any]:
-    """The keyword arguments a command hands the library (stopped there by the test)."""
-    seen: dict[str, Any] = {}
-
-    def captured(*args: Any, **kwargs: Any) -> None:
-        seen.update(kwargs)
-        raise ConfigError("stopped by the test")
-
-    monkeypatch.setattr(target, captured)
-    result = CliRunner().invoke(app, argv)
-    assert result.exit_code == 2 and "stopped by the test" in result.output, result.output
-    return seen
-
-
 def test_the_flags_and_the_options_file_reach_run_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     base = ["refine", str(DATA), "--limit", "4", "--budget", "1000", "--quiet"]
-    seen = _captured(monkeypatch, "refinelab.api.refine", [*base, "--rounds", "3", "--mode", "greedy"])
+    seen = library_call_kwargs(monkeypatch, "refinelab.api.refine", [*base, "--rounds", "3", "--mode", "greedy"])
     assert (seen["options"].rounds, seen["options"].planner_mode) == (3, "greedy")
     assert not set(MOVED_TO_OPTIONS) & set(seen["settings"].model_dump())
     opts = tmp_path / "run.yaml"
     opts.write_text("rounds: 4\nplanner_mode: lp-round\nmax_attempts: 3\nseed: 11\n", encoding="utf-8")
-    from_file = _captured(monkeypatch, "refinelab.api.refine", [*base, "--options", str(opts)])["options"]
+    from_file = library_call_kwargs(monkeypatch, "refinelab.api.refine", [*base, "--options", str(opts)])["options"]
     assert (from_file.rounds, from_file.planner_mode, from_file.max_attempts, from_file.seed) == (4, "lp-round", 3, 11)
-    flag_wins = _captured(monkeypatch, "refinelab.api.refine", [*base, "--options", str(opts), "--rounds", "1"])
+    flag_wins = library_call_kwargs(monkeypatch, "refinelab.api.refine", [*base, "--options", str(opts), "--rounds", "1"])
     assert flag_wins["options"].rounds == 1 and flag_wins["options"].planner_mode == "lp-round"
-    planned = _captured(monkeypatch, "refinelab.api.planning.plan",
+    planned = library_call_kwargs(monkeypatch, "refinelab.api.planning.plan",
                         ["plan", str(DATA), "--limit", "4", "--budget", "1000", "--dry-run", "--mode", "random"])
     assert planned["options"].planner_mode == "random" and "mode" not in planned
 

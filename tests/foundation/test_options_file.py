@@ -21,6 +21,7 @@ from refinelab.cli.app import app
 from refinelab.errors import ConfigError
 from refinelab.operations import Op
 from refinelab.planner.problem import ItemProfile, build_problem
+from tests.support.cli_capture import library_call_kwargs
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mmlu" / "dev"
 
@@ -87,16 +88,8 @@ def test_every_option_is_classified_as_shaping_a_profile_or_not() -> None:
 
 def _captured_options(monkeypatch: pytest.MonkeyPatch, target: str, argv: list[str]) -> RunOptions:
     """The options a command hands the library (the library call is stopped there by the test)."""
-    seen: dict[str, Any] = {}
-
-    def captured(*args: Any, **kwargs: Any) -> None:
-        seen.update(kwargs)
-        raise ConfigError("stopped by the test after the options were built")
-
-    monkeypatch.setattr(target, captured)
-    result = CliRunner().invoke(app, argv)
-    assert result.exit_code == 2 and "stopped by the test" in result.output, result.output
-    return seen["options"]
+    options: RunOptions = library_call_kwargs(monkeypatch, target, argv)["options"]
+    return options
 
 
 @pytest.mark.parametrize(("command", "target"), [
