@@ -137,47 +137,16 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def build_context(run: dict[str, Any]) -> dict[str, Any]:
-    """Everything the template needs, computed from the run's files."""
+    """Everything the template needs, computed from the run's files. The edits are grouped, and the ids of
+    those given up collected, once here: the operations chart, the examples and the edit table all read them."""
     report = run["report"]
-    before = report.get("metrics_before") or {}
-    after = report.get("metrics_after") or {}
     ledger = report.get("ledger") or {}
     plans = [p for p in (report.get("plans") or []) if isinstance(p, dict)]
     gave_up_rows = [g for g in (report.get("gave_up") or []) if isinstance(g, dict)]
     gave_up = {str(g.get("edit_id")) for g in gave_up_rows}
     groups = edit_groups(run["changes"])
-    refined = {str(r.get("id")): r for r in run["refined"] if isinstance(r, dict)}
-
-    plots = Plots()
-    figures: dict[str, Markup] = {"coverage": Markup("")}
-    notes: dict[str, str] = {}  # per figure, what it left out or summed ("" when it draws everything)
-    if before.get("coverage") or after.get("coverage"):
-        figures["coverage"], notes["coverage"] = coverage_heatmap(plots, before, after, run["targets"])
-    figures["difficulty"], notes["difficulty"] = difficulty_histogram(plots, before, after, run["targets"])
-    figures["budget"] = budget_chart(plots, ledger)
-    figures["operations"], op_rows, notes["operations"] = operations_chart(plots, plans, groups, gave_up)
-
-    metrics = []
-    for key, label in (("coverage_jsd", "coverage JSD from target"), ("difficulty_jsd", "difficulty JSD from target"),
-                       ("expected_errors", "expected errors (Σ p_error)"), ("items", "items")):
-        b, a = before.get(key), after.get(key)
-        metrics.append({"label": label, "before": _fmt(b), "after": _fmt(a),
-                        "change": _reduction(b, a) if key != "items" else ""})
-
-    unfixed = []
-    for row in report.get("unfixed_flagged_items") or []:
-        item = refined.get(str(row.get("item_id")), {})
-        unfixed.append({**row, "question": item.get("question", ""), "p_error": _fmt(row.get("p_error"), 2)})
-
-    all_edits = []
-    for attempts in list(groups.values())[:MAX_TABLE_ROWS]:
-        last = attempts[-1]
-        all_edits.append({"edit_id": last.get("edit_id"), "round": last.get("round"), "operation": last.get("operation"),
-                          "item_id": last.get("item_id"), "target": last.get("target"), "attempts": len(attempts),
-                          "outcome": edit_outcome(attempts, gave_up), "reason": last.get("reason"),
-                          "tokens": sum(int(a.get("tokens") or 0) for a in attempts)})
-
-    cap, spent = ledger.get("cap"), ledger.get("spent")
+    figures, notes, op_rows = _figures(run, plans, groups, gave_up)
+    unfixed = _unfixed_rows(report, run["refined"])
     return {
         "run_id": report.get("run_id") or run["dir"].name,
         "run_dir": str(run["dir"]),
@@ -185,16 +154,10 @@ def build_context(run: dict[str, Any]) -> dict[str, Any]:
         # what the run told the user before it spent (e.g. profiling taking most of the budget); untrusted
         # text from the run folder, escaped by the template
         "notices": [n for n in (report.get("notices") or []) if isinstance(n, str)][:5],
-        "summary": [
-            ("input items", report.get("input_items")), ("output items", report.get("output_items")),
-            ("new items", report.get("new_items")), ("rounds", report.get("rounds")),
-            ("edit attempts", (report.get("edits") or {}).get("attempts")),
-            ("tokens spent", f"{spent:,} / {cap:,}" if isinstance(spent, int) and isinstance(cap, int) else _fmt(spent)),
-            *_decontamination_rows(report.get("decontamination")),
-        ],
+        "summary": _summary_rows(report, ledger),
         "by_status": report.get("items_by_status") or {},
         "outcomes": (report.get("edits") or {}).get("outcomes") or {},
-        "metrics": metrics,
+        "metrics": _metric_rows(report.get("metrics_before") or {}, report.get("metrics_after") or {}),
         "figures": figures,
         "ledger": ledger,
         "ledger_tables": [(name, sorted((ledger.get(key) or {}).items(), key=lambda kv: -ledger_tokens(kv[1])))
@@ -202,18 +165,12 @@ def build_context(run: dict[str, Any]) -> dict[str, Any]:
         "ledger_counters": [(k, ledger.get(k)) for k in ("calls", "retries", "parse_failures", "failed_calls",
                                                           "overrun_calls", "prompt_tokens", "cached_prompt_tokens")
                             if k in ledger],
-        "plans": [{"round": p.get("round") or i, "mode": p.get("mode"), "solver": p.get("solver"),
-                   "status": p.get("status"), "budget": _fmt(p.get("budget"), 0),
-                   "forecast": _fmt(p.get("forecast_tokens"), 0), "marginal": _fmt(p.get("marginal_value_per_1k"), 3),
-                   "reason": p.get("reason") or "", "notes": "; ".join(str(n) for n in p.get("notes") or []),
-                   "metrics": [(k, _fmt((v or {}).get("before"), 3), _fmt((v or {}).get("after"), 3))
-                               for k, v in (p.get("metrics") or {}).items() if isinstance(v, dict)]}
-                  for i, p in enumerate(plans, 1)],
+        "plans": _plan_rows(plans),
         "figure_notes": notes,
         "op_rows": op_rows[:MAX_TABLE_ROWS],
         "op_rows_total": len(op_rows),
         "examples": pick_examples(groups, gave_up),
-        "all_edits": all_edits,
+        "all_edits": _edit_rows(groups, gave_up),
         "edits_total": len(groups),
         "max_rows": MAX_TABLE_ROWS,
         "per_op": MAX_EXAMPLES_PER_OP,
@@ -226,6 +183,87 @@ def build_context(run: dict[str, Any]) -> dict[str, Any]:
         "budget_stopped": "budget" in str(report.get("stop_reason", "")).lower(),
         "targets_note": _targets_note(run["targets"]),
     }
+
+
+def _figures(run: dict[str, Any], plans: list[dict[str, Any]], groups: dict[str, list[dict[str, Any]]],
+             gave_up: set[str]) -> tuple[dict[str, Markup], dict[str, str], list[dict[str, Any]]]:
+    """The page's figures, with a note per figure on what it left out or summed ("" when it draws
+    everything), and the operations table, which comes from the same counts as its chart. Drawn in page
+    order from one `Plots`, which numbers them: the number keeps each figure's SVG ids apart from the others'.
+    The coverage heatmap is left out (an empty figure) when neither side has coverage."""
+    report = run["report"]
+    before = report.get("metrics_before") or {}
+    after = report.get("metrics_after") or {}
+    plots = Plots()
+    figures: dict[str, Markup] = {"coverage": Markup("")}
+    notes: dict[str, str] = {}
+    if before.get("coverage") or after.get("coverage"):
+        figures["coverage"], notes["coverage"] = coverage_heatmap(plots, before, after, run["targets"])
+    figures["difficulty"], notes["difficulty"] = difficulty_histogram(plots, before, after, run["targets"])
+    figures["budget"] = budget_chart(plots, report.get("ledger") or {})
+    figures["operations"], op_rows, notes["operations"] = operations_chart(plots, plans, groups, gave_up)
+    return figures, notes, op_rows
+
+
+def _summary_rows(report: dict[str, Any], ledger: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The run at a glance (label, value); spend reads "spent / cap" only when both are whole numbers, as a
+    report.json from elsewhere may lack either."""
+    cap, spent = ledger.get("cap"), ledger.get("spent")
+    return [
+        ("input items", report.get("input_items")), ("output items", report.get("output_items")),
+        ("new items", report.get("new_items")), ("rounds", report.get("rounds")),
+        ("edit attempts", (report.get("edits") or {}).get("attempts")),
+        ("tokens spent", f"{spent:,} / {cap:,}" if isinstance(spent, int) and isinstance(cap, int) else _fmt(spent)),
+        *_decontamination_rows(report.get("decontamination")),
+    ]
+
+
+def _metric_rows(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, str]]:
+    """The headline metrics before and after, with the change in percent; the item count gets none, as its
+    change is no improvement or regression."""
+    metrics = []
+    for key, label in (("coverage_jsd", "coverage JSD from target"), ("difficulty_jsd", "difficulty JSD from target"),
+                       ("expected_errors", "expected errors (Σ p_error)"), ("items", "items")):
+        b, a = before.get(key), after.get(key)
+        metrics.append({"label": label, "before": _fmt(b), "after": _fmt(a),
+                        "change": _reduction(b, a) if key != "items" else ""})
+    return metrics
+
+
+def _plan_rows(plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per plan, its figures formatted for the table; a plan without a round is numbered by its place,
+    as the operations chart numbers it."""
+    return [{"round": p.get("round") or i, "mode": p.get("mode"), "solver": p.get("solver"),
+             "status": p.get("status"), "budget": _fmt(p.get("budget"), 0),
+             "forecast": _fmt(p.get("forecast_tokens"), 0), "marginal": _fmt(p.get("marginal_value_per_1k"), 3),
+             "reason": p.get("reason") or "", "notes": "; ".join(str(n) for n in p.get("notes") or []),
+             "metrics": [(k, _fmt((v or {}).get("before"), 3), _fmt((v or {}).get("after"), 3))
+                         for k, v in (p.get("metrics") or {}).items() if isinstance(v, dict)]}
+            for i, p in enumerate(plans, 1)]
+
+
+def _unfixed_rows(report: dict[str, Any], refined_rows: list[Any]) -> list[dict[str, Any]]:
+    """Items still flagged as likely wrong after the run, each with its question from refined.jsonl (report.json
+    names only the id), so the reader sees what to check by hand."""
+    refined = {str(r.get("id")): r for r in refined_rows if isinstance(r, dict)}
+    unfixed = []
+    for row in report.get("unfixed_flagged_items") or []:
+        item = refined.get(str(row.get("item_id")), {})
+        unfixed.append({**row, "question": item.get("question", ""), "p_error": _fmt(row.get("p_error"), 2)})
+    return unfixed
+
+
+def _edit_rows(groups: dict[str, list[dict[str, Any]]], gave_up: set[str]) -> list[dict[str, Any]]:
+    """The table of every edit (the first MAX_TABLE_ROWS): described by its last attempt, with the number of
+    attempts and the tokens they spent together."""
+    rows = []
+    for attempts in list(groups.values())[:MAX_TABLE_ROWS]:
+        last = attempts[-1]
+        rows.append({"edit_id": last.get("edit_id"), "round": last.get("round"), "operation": last.get("operation"),
+                     "item_id": last.get("item_id"), "target": last.get("target"), "attempts": len(attempts),
+                     "outcome": edit_outcome(attempts, gave_up), "reason": last.get("reason"),
+                     "tokens": sum(int(a.get("tokens") or 0) for a in attempts)})
+    return rows
 
 
 def _decontamination_rows(summary: Any) -> list[tuple[str, Any]]:

@@ -264,21 +264,46 @@ def budget_chart(plots: Plots, ledger: dict[str, Any]) -> Markup:
     return plots.render(draw, "token spend by node, operation and model", (11.0, min(6.0, height)))
 
 
+# Per round, per operation: a count of edits (or of tokens, for `spent`).
+_Tally = dict[int, Counter[str]]
+
+
 def operations_chart(plots: Plots, plans: list[dict[str, Any]], groups: dict[str, list[dict[str, Any]]],
                      gave_up: set[str]) -> tuple[Markup, list[dict[str, Any]], str]:
     """Planned vs applied operations per round, stacked by operation; also the table behind it (every round
     and operation), and a note on what the chart sums: at most MAX_CHART_BARS rounds (the first ones) and
     MAX_CHART_OPERATIONS operations (the most frequent), the rest summed into a last bar and a last stack."""
-    planned: dict[int, Counter[str]] = defaultdict(Counter)
-    plan_of: dict[int, dict[str, Any]] = {}  # a round's first plan, for its forecast
+    planned, plan_of = _planned_operations(plans)
+    applied, failed, spent = _edit_outcomes(groups, gave_up)
+    rows = _operation_rows(planned, applied, failed, spent, plan_of)
+    rounds = sorted(set(planned) | set(applied) | set(failed))
+    if not rounds:
+        return Markup(""), rows, ""
+    names, labels, bars, note = _operation_bars(rounds, planned, applied, failed)
+    chart = plots.render(lambda fig: _draw_operations(fig, names, labels, bars),
+                         "operations planned and applied per round", (7.5, 3.4))
+    return chart, rows, note
+
+
+def _planned_operations(plans: list[dict[str, Any]]) -> tuple[_Tally, dict[int, dict[str, Any]]]:
+    """What the plans bought, per round and operation, and each round's first plan (the table reads its
+    forecast from it). A plan without a round is numbered by its place in the list, as the plans table does."""
+    planned: _Tally = defaultdict(Counter)
+    plan_of: dict[int, dict[str, Any]] = {}
     for index, plan in enumerate(plans, 1):
         rnd = int(plan.get("round") or index)
         plan_of.setdefault(rnd, plan)
         for op, info in (plan.get("by_op") or {}).items():
             planned[rnd][op] += int((info or {}).get("count", 0))
-    applied: dict[int, Counter[str]] = defaultdict(Counter)
-    failed: dict[int, Counter[str]] = defaultdict(Counter)
-    spent: dict[int, Counter[str]] = defaultdict(Counter)
+    return planned, plan_of
+
+
+def _edit_outcomes(groups: dict[str, list[dict[str, Any]]], gave_up: set[str]) -> tuple[_Tally, _Tally, _Tally]:
+    """What the edits did, per round and operation: how many were applied, how many not, and the tokens all
+    their attempts spent. An edit counts once, under its first attempt's round and operation."""
+    applied: _Tally = defaultdict(Counter)
+    failed: _Tally = defaultdict(Counter)
+    spent: _Tally = defaultdict(Counter)
     for attempts in groups.values():
         rnd, op = int(attempts[0].get("round") or 0), str(attempts[0].get("operation"))
         spent[rnd][op] += sum(int(a.get("tokens") or 0) for a in attempts)
@@ -286,15 +311,26 @@ def operations_chart(plots: Plots, plans: list[dict[str, Any]], groups: dict[str
             applied[rnd][op] += 1
         else:
             failed[rnd][op] += 1
+    return applied, failed, spent
+
+
+def _operation_rows(planned: _Tally, applied: _Tally, failed: _Tally, spent: _Tally,
+                    plan_of: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table under the chart: one row per round and operation that was planned or tried, uncapped (the
+    page cuts it), so that what the chart sums is still listed."""
     pairs = sorted({(r, op) for table in (planned, applied, failed) for r, counts in table.items()
                     for op, n in counts.items() if n})  # only what happened: rounds × operations can be large
-    rows = [{"round": _round_name(r).removeprefix("round "), "operation": op, "planned": planned[r][op], "applied": applied[r][op],
+    return [{"round": _round_name(r).removeprefix("round "), "operation": op, "planned": planned[r][op], "applied": applied[r][op],
              "not_applied": failed[r][op], "tokens": spent[r][op],
              "forecast": round(float(((plan_of.get(r, {}).get("by_op") or {}).get(op) or {}).get("tokens", 0)))}
             for r, op in pairs]
-    rounds = sorted(set(planned) | set(applied) | set(failed))
-    if not rounds:
-        return Markup(""), rows, ""
+
+
+def _operation_bars(rounds: list[int], planned: _Tally, applied: _Tally,
+                    failed: _Tally) -> tuple[list[str], list[str], dict[str, list[list[int]]], str]:
+    """What the chart draws, within its caps (drawing time grows with the bars, and tab10 has ten colours): the
+    bar names (the first rounds), the stack labels (the most frequent operations), the planned and applied
+    counts per bar and stack with the rest summed into a last bar and stack, and the note saying so."""
     op_weight: Counter[str] = Counter()
     for table in (planned, applied, failed):
         for counts in table.values():
@@ -316,31 +352,32 @@ def operations_chart(plots: Plots, plans: list[dict[str, Any]], groups: dict[str
              if more_rounds else "",
              f"the {len(ops)} most frequent of {len(op_weight)} operations are drawn, the other {more_ops} summed"
              if more_ops else ""]
+    return names, labels, bars, "; ".join(filter(None, notes))
 
-    def draw(fig: Any) -> None:
-        import matplotlib
 
-        ax = fig.subplots()
-        colors = matplotlib.colormaps["tab10"]
-        width = 0.38
-        for which, offset, hatch in (("planned", -width / 2, "//"), ("applied", width / 2, "")):
-            bottom = [0] * len(names)
-            for k, label in enumerate(labels):
-                values = [bar[k] for bar in bars[which]]
-                ax.bar([i + offset for i in range(len(names))], values, width, bottom=bottom, color=colors(k % 10),
-                       hatch=hatch, edgecolor="white", alpha=0.55 if which == "planned" else 1.0,
-                       label=label if which == "applied" else None)
-                bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-            for i, total in enumerate(bottom):
-                ax.annotate(which, (i + offset, total), ha="center", va="bottom", fontsize=7,
-                            xytext=(0, 2), textcoords="offset points")
-        ax.set_xticks(range(len(names)), names)
-        ax.set_ylabel("operations")
-        ax.margins(y=0.12)
-        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+def _draw_operations(fig: Any, names: list[str], labels: list[str], bars: dict[str, list[list[int]]]) -> None:
+    """Two stacked bars per round, planned (hatched, faded) beside applied, each topped with its name; the
+    legend names the operations once, from the applied bars."""
+    import matplotlib
 
-    chart = plots.render(draw, "operations planned and applied per round", (7.5, 3.4))
-    return chart, rows, "; ".join(filter(None, notes))
+    ax = fig.subplots()
+    colors = matplotlib.colormaps["tab10"]
+    width = 0.38
+    for which, offset, hatch in (("planned", -width / 2, "//"), ("applied", width / 2, "")):
+        bottom = [0] * len(names)
+        for k, label in enumerate(labels):
+            values = [bar[k] for bar in bars[which]]
+            ax.bar([i + offset for i in range(len(names))], values, width, bottom=bottom, color=colors(k % 10),
+                   hatch=hatch, edgecolor="white", alpha=0.55 if which == "planned" else 1.0,
+                   label=label if which == "applied" else None)
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+        for i, total in enumerate(bottom):
+            ax.annotate(which, (i + offset, total), ha="center", va="bottom", fontsize=7,
+                        xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("operations")
+    ax.margins(y=0.12)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def _round_name(rnd: int) -> str:
