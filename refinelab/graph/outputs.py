@@ -108,60 +108,70 @@ def change_lines(ctx: AgentContext, edits: Iterable[dict[str, Any]]) -> Iterator
 def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
     """The three outputs, streamed from the run store: no list of every item, edit or outcome is built
     (at 100k items those lists were most of a run's peak memory); what the report needs is tallied on
-    the way."""
-    run_dir = ctx.run_dir
-    after = _Figures(ctx)
-    new_items = 0
+    the way. Written in this order, each to a temporary file moved into place whole, so a failure part-way
+    leaves every output either whole or as it was: never half-written."""
+    refined = _Refined(ctx)
+    paths = {"refined": write_jsonl(refined, ctx.run_dir / REFINED)}
+    paths["changes"] = _write_changes(ctx)
+    report = _report(ctx, state, refined)  # after refined.jsonl: `refined` has tallied the items written
+    atomic_write_text(ctx.run_dir / REPORT_JSON, json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    paths["report"] = ctx.run_dir / REPORT_JSON
+    ctx.tracer.flush()
+    return paths
 
-    def refined() -> Iterator[QAItem]:
-        nonlocal new_items
-        for item in ctx.store.iter_items(("kept", "edited", "new")):
-            after.add(item)
-            new_items += writes_new_item(item.provenance.created_by)
+
+class _Refined:
+    """The items refined.jsonl holds (kept, edited, new), streamed from the store and tallied as they go
+    by: the report's figures after and its count of new items come from the one pass that writes them,
+    so the items are read once and never held. The tallies are complete once the iteration ends."""
+
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+        self.figures = _Figures(ctx)
+        self.new_items = 0
+
+    def __iter__(self) -> Iterator[QAItem]:
+        for item in self.ctx.store.iter_items(("kept", "edited", "new")):
+            self.figures.add(item)
+            self.new_items += writes_new_item(item.provenance.created_by)
             yield item
 
-    paths = {"refined": write_jsonl(refined(), run_dir / REFINED)}
 
-    def write_changes(tmp: Path) -> None:
+def _write_changes(ctx: AgentContext) -> Path:
+    """changes.jsonl: a line per edit attempt and per review decision (`change_lines`), streamed into a
+    temporary file that replaces the old one only when complete."""
+
+    def write(tmp: Path) -> None:
         with open_exclusive(tmp) as handle:
             for line in change_lines(ctx, ctx.store.iter_edits()):
                 handle.write(line + "\n")
 
-    paths["changes"] = atomic_write(run_dir / CHANGES, write_changes)
+    return atomic_write(ctx.run_dir / CHANGES, write)
 
-    before = _Figures(ctx)
-    for raw in ctx.store.iter_original_items():
-        before.add(QAItem.model_validate_json(raw))
-    input_items, by_status, invalid = 0, Counter[str](), []
-    for item_id, status, reason in ctx.store.iter_originals():
-        input_items += 1
-        by_status[status] += 1
-        if status == "failed":
-            invalid.append({"id": item_id, "reason": reason})
-    outcomes, gave_up = Counter[str](), []
-    for o in ctx.store.iter_outcomes():
-        outcomes[f"{o['operation']}:{o['status']}"] += 1
-        if o["status"] == GAVE_UP:
-            gave_up.append(o)
-    unfixed = [{"item_id": d.item_id, "p_error": d.evidence.get("p_error"), "error_type": d.evidence.get("error_type")}
-               for d in ctx.store.unsettled_flags()]
-    report = {
+
+def _report(ctx: AgentContext, state: dict[str, Any], refined: _Refined) -> dict[str, Any]:
+    """report.json's content (its keys in the order the file shows them): the graph's state, the store's
+    figures on the input, the edits and the reviews, the ledger; `refined` the tallies of refined.jsonl,
+    already written."""
+    by_status, invalid = _input_statuses(ctx)
+    outcomes, gave_up = _edit_outcomes(ctx)
+    return {
         "run_id": state.get("run_id"),
         "stop_reason": state.get("stop_reason", ""),
         "rounds": len(state.get("plans", [])),
-        "input_items": input_items,
+        "input_items": sum(by_status.values()),
         "items_by_status": dict(by_status),
-        "new_items": new_items,
-        "output_items": after.items,
+        "new_items": refined.new_items,
+        "output_items": refined.figures.items,
         "invalid_input": invalid,
         # the items found in the reference `refine --decontaminate` named, removed before profiling
         # (api/decontamination.py): counts by kind; each removal is a `remove` line in changes.jsonl
         "decontamination": ctx.store.get_meta("decontamination"),
         "edits": {"attempts": ctx.store.count_edits(), "outcomes": dict(outcomes)},
         "gave_up": gave_up,
-        "unfixed_flagged_items": unfixed,
-        "metrics_before": before.metrics(),
-        "metrics_after": after.metrics(),
+        "unfixed_flagged_items": _unfixed_flags(ctx),
+        "metrics_before": metrics(ctx, _input_items(ctx)),
+        "metrics_after": refined.figures.metrics(),
         "plans": state.get("plans", []),
         "reviews": dict(Counter(f"{r['request']['kind']}:{r['decision']['decision']}"
                                 for r in recorded(ctx).values())),
@@ -171,7 +181,39 @@ def write_outputs(ctx: AgentContext, state: dict[str, Any]) -> dict[str, Path]:
         "profile_forecast": ctx.store.get_meta("profile_forecast"),
         "notices": [n for n in (ctx.store.get_meta("profile_notice"),) if n],
     }
-    atomic_write_text(run_dir / REPORT_JSON, json.dumps(report, indent=2, ensure_ascii=False, default=str))
-    paths["report"] = run_dir / REPORT_JSON
-    ctx.tracer.flush()
-    return paths
+
+
+def _input_items(ctx: AgentContext) -> Iterator[QAItem]:
+    """The input items as they came in (with the labels profiling measured), one at a time: the figures
+    before are those of the set the user gave, whatever the run did to it."""
+    for raw in ctx.store.iter_original_items():
+        yield QAItem.model_validate_json(raw)
+
+
+def _input_statuses(ctx: AgentContext) -> tuple[Counter[str], list[dict[str, Any]]]:
+    """How the input rows ended, counted by status (kept, edited, removed, failed), and each row that
+    failed validation with its reason: a quarantined row is in no output, so the report names it."""
+    by_status, invalid = Counter[str](), []
+    for item_id, status, reason in ctx.store.iter_originals():
+        by_status[status] += 1
+        if status == "failed":
+            invalid.append({"id": item_id, "reason": reason})
+    return by_status, invalid
+
+
+def _edit_outcomes(ctx: AgentContext) -> tuple[Counter[str], list[dict[str, Any]]]:
+    """Each edit's outcome counted as `operation:status`, and in full (item, attempts, reason) those of
+    the edits that gave up: their item was kept as it was, and the count alone would not say which."""
+    outcomes, gave_up = Counter[str](), []
+    for o in ctx.store.iter_outcomes():
+        outcomes[f"{o['operation']}:{o['status']}"] += 1
+        if o["status"] == GAVE_UP:
+            gave_up.append(o)
+    return outcomes, gave_up
+
+
+def _unfixed_flags(ctx: AgentContext) -> list[dict[str, Any]]:
+    """The items screening flagged as likely wrong that no edit settled, each with its p_error and error
+    type: they are in refined.jsonl as they came in, so the report says which to look at."""
+    return [{"item_id": d.item_id, "p_error": d.evidence.get("p_error"), "error_type": d.evidence.get("error_type")}
+            for d in ctx.store.unsettled_flags()]
