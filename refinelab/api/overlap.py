@@ -22,6 +22,7 @@ from typing import Any
 
 from refinelab.agents.reference_index import KINDS, OverlapMatch, ReferenceIndex, match_threshold
 from refinelab.atomic import atomic_write_text
+from refinelab.display import one_line
 from refinelab.errors import DataError, SplitNeeded
 from refinelab.io import DatasetInput, as_dataset, require_items, write_jsonl
 from refinelab.schema import Dataset
@@ -103,18 +104,12 @@ class OverlapReport:
         `write_matches` wrote it). A line, not a table: two ids and a question do not fit 80 columns, and a
         table cut the ids to "abstract_alg…"; only the question is shortened."""
         lines = [f"{m.item_id} found as {m.reference_id}: {m.kind}, similarity {m.similarity:.3f}, "
-                 f"{'same key' if m.same_key else 'another key'}; {_one_line(m.question, 80)}"
+                 f"{'same key' if m.same_key else 'another key'}; {one_line(m.question, 80)}"
                  for m in self.matches[:shown]]
         if len(self.matches) > shown:
             lines.append(f"… {len(self.matches) - shown:,} more" + (f" in {matches_file}" if matches_file else
                                                                     " (--out FILE writes them all)"))
         return lines
-
-
-def _one_line(text: str, limit: int) -> str:
-    """`text` with its whitespace folded, at most `limit` characters (an ellipsis marks a cut)."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 def find_overlap(

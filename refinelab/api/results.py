@@ -26,6 +26,7 @@ from refinelab import __version__
 from refinelab.api.run_checks import check_run_files
 from refinelab.api.run_files import read_report, read_run_json
 from refinelab.atomic import atomic_write_text
+from refinelab.display import one_line
 from refinelab.errors import DataError
 from refinelab.io import read_jsonl, write_jsonl, write_parquet
 from refinelab.redact import redact
@@ -87,11 +88,10 @@ def _text(value: Any, limit: int = 120) -> str:
     """A value from the run folder (untrusted) as inert Markdown: one line, no control or bidi characters,
     no HTML, table pipes or code fences, secrets redacted, at most `limit` characters."""
     text = CONTROL_CHARACTERS.sub(" ", redact(str(value)))
-    text = " ".join(text.split())
     for char, escaped in (("\\", "\\\\"), ("|", "\\|"), ("`", "'"), ("<", "&lt;"), (">", "&gt;"),
                           ("[", "\\["), ("]", "\\]")):
         text = text.replace(char, escaped)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return one_line(text, limit)  # whitespace folded after the escapes, which add none
 
 
 def _figure(value: Any) -> str:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from refinelab.api.run_lock import RunBusy
+from refinelab.display import one_line
 from refinelab.errors import (
     ConfigError,
     DataError,
@@ -76,8 +77,7 @@ def options_text(choices: Sequence[Any], answer: int | None, limit: int | None =
 def clip(text: str, limit: int) -> str:
     """`text` on one line, at most `limit` characters (an ellipsis marks a cut), safe to print (`safe_text`:
     an escape may lengthen it)."""
-    flat = " ".join(text.split())
-    return safe_text(flat if len(flat) <= limit else flat[:limit - 1] + "…")
+    return safe_text(one_line(text, limit))
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_ENDPOINT, EXIT_BUSY = 0, 1, 2, 3, 4
 BAD_INPUT = (DataError, ConfigError, TargetError, ValidationError, ValueError, FileNotFoundError)
