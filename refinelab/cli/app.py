@@ -240,7 +240,7 @@ def refine_command(
         fail(exc)
     settings = settings_from_flags(config, endpoint=endpoint, model=model, api_key_env=api_key_env,
                                    runs_dir=runs_dir, no_cache=no_cache)
-    options = run_options({"screening_model": "--calibration", "planner_mode": "--mode"}, options_file,
+    options = run_options(options_file,
                           rounds=rounds, planner_mode=mode, operations=parse_list(operations),
                           rag_corpus=rag_corpus, min_size=min_size, allow_shrink=allow_shrink, review=review,
                           batch=batch, distractors=distractors, skill_method=skill_method, panel=parse_list(panel),

@@ -8,7 +8,7 @@ Every failure a command reports goes through `fail`: one line on stderr, exit co
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -129,12 +129,17 @@ def settings_from_flags(config: Path | None, *, endpoint: list[str] | None = Non
         fail(exc)
 
 
-def run_options(flags: Mapping[str, str] | None = None, file: Path | None = None, **fields: Any) -> RunOptions:
+#: The run options whose flag is not `--` and the field's name with dashes, on every command that has it.
+OPTION_FLAGS: dict[str, str] = {"planner_mode": "--mode", "screening_model": "--calibration",
+                                "difficulty_method": "--difficulty", "validate_suspects": "--no-validator",
+                                "panel_orders": "--orders", "panel_shots": "--shots"}
+
+
+def run_options(file: Path | None = None, **fields: Any) -> RunOptions:
     """`RunOptions` from an options file (`--options FILE`, `agents/options.read_options_file`) with the
     command-line values laid over it: a field whose flag was not given (None) keeps the file's value, or the
     default. An invalid value fails with what set it: the file and field, or the flag and the value as typed
-    (`--rounds 0: …`) — `--` and the field's name with dashes, unless `flags` maps the field to the flag's own
-    name (e.g. `difficulty_method` is `--difficulty`, `planner_mode` is `--mode`)."""
+    (`--rounds 0: …`) — `--` and the field's name with dashes, or its flag in `OPTION_FLAGS`."""
     from refinelab.agents.options import RunOptions, read_options_file
 
     given = {name: str(value) if isinstance(value, Path) else value for name, value in fields.items()
@@ -147,7 +152,7 @@ def run_options(flags: Mapping[str, str] | None = None, file: Path | None = None
     except ValidationError as exc:
         field, message = validation_problem(exc.errors()[0])
         name = field.split(".")[0]
-        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        flag = OPTION_FLAGS.get(name, "--" + name.replace("_", "-"))
         value = given.get(name)  # as typed: a list flag's items joined again; a switch has no value
         if isinstance(value, list):
             value = ",".join(map(str, value))

@@ -101,7 +101,7 @@ def plan_command(
         fail(exc)
     if decontaminate_split is not None and not decontaminate:
         fail("--decontaminate-split needs --decontaminate")
-    options = run_options({"screening_model": "--calibration", "planner_mode": "--mode"}, options_file,
+    options = run_options(options_file,
                           planner_mode=mode, operations=parse_list(operations), skill_method=skill_method,
                           panel=parse_list(panel), screening_model=calibration)
     settings = settings_from_flags(config, endpoint=endpoint, model=model, api_key_env=api_key_env)

@@ -103,9 +103,7 @@ def profile_command(
 ) -> None:
     """Profile DATA (labels, difficulty, error screening, distractors) and write profile.json; no edits."""
 
-
-    options = run_options({"difficulty_method": "--difficulty", "validate_suspects": "--no-validator",
-                           "panel_shots": "--shots", "screening_model": "--calibration"}, options_file,
+    options = run_options(options_file,
                           difficulty_method=difficulty, skill_method=skill_method, distractors=distractors,
                           panel=parse_list(panel), panel_shots=shots, validate_suspects=False if no_validator else None,
                           batch=batch, screening_model=calibration)

@@ -59,7 +59,7 @@ def screen_command(
     OUT/summary.json (flags, threshold, tokens spent)."""
     from refinelab.api.screening import screen
 
-    options = run_options({"panel_orders": "--orders", "panel_shots": "--shots"}, options_file,
+    options = run_options(options_file,
                           panel=parse_list(panel), panel_orders=orders, panel_shots=shots, batch=batch)
     settings = settings_from_flags(config, endpoint=endpoint, model=model, api_key_env=api_key_env,
                                    no_cache=no_cache)
