@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from refinelab.config import EMBEDDED, ModelSpec, Roles, Settings, load_settings
+from refinelab.config import EMBEDDED, MOVED_TO_OPTIONS, ModelSpec, Roles, Settings, load_settings
 from refinelab.errors import BudgetExhausted
 from refinelab.io import load_dataset, read_jsonl
 from refinelab.metrics.divergence import jensen_shannon
@@ -90,7 +90,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 #: the run choices that were settings until they became run options (`refinelab.config.MOVED_TO_OPTIONS`)
-RUN_CHOICES = frozenset({"rounds", "planner_mode", "max_attempts", "seed"})
+RUN_CHOICES = frozenset(MOVED_TO_OPTIONS)
 
 
 def run_choices(args: argparse.Namespace, **choices: Any) -> dict[str, Any]:

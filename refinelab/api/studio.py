@@ -20,12 +20,11 @@ from refinelab.agents.options import RunOptions
 from refinelab.api.run_folders import claim_existing, run_path, validate_run_id
 from refinelab.api.run_settings import validate_budget
 from refinelab.api.runs import saved_context, start_run_folder
-from refinelab.config import load_settings
+from refinelab.config import all_roles, load_settings
 from refinelab.errors import ConfigError, DataError, RefineLabError, error_line
 from refinelab.graph.build import build_graph
 from refinelab.run_layout import SETTINGS
 
-ROLES = ("judge", "writer", "validator")
 _CONTEXTS: dict[str, AgentContext] = {}  # checkpoint thread → its run's handles, for the life of the server
 _LOCK = threading.Lock()
 
@@ -61,12 +60,8 @@ class StudioContext(BaseModel):
 
 
 def _overrides(spec: StudioContext) -> dict[str, Any]:
-    role = {k: v for k, v in (("endpoint", spec.endpoint), ("model", spec.model), ("api_key_env", spec.api_key_env))
-            if v is not None}
-    out: dict[str, Any] = {"runs_dir": spec.runs_dir}
-    if role:
-        out["roles"] = {name: dict(role) for name in ROLES}
-    return out
+    return {"runs_dir": spec.runs_dir} | all_roles(endpoint=spec.endpoint, model=spec.model,
+                                                   api_key_env=spec.api_key_env)
 
 
 def _options(spec: StudioContext) -> RunOptions:
