@@ -201,12 +201,16 @@ def operation(name: Op | str) -> Operation:
         raise ValueError(f"unknown operation {name!r}; choose from {', '.join(OPERATION_NAMES)}") from None
 
 
+_NEW_ITEM_NAMES = frozenset(op.value for op in NEW_ITEM_OPS)
+_ERROR_CLEARING_NAMES = frozenset(op.value for op, spec in REGISTRY.items() if spec.clears_error)
+
+
 def writes_new_item(name: str) -> bool:
     """Whether the operation recorded under `name` (in a store or a changelog) wrote a new item."""
-    return name in {op.value for op in NEW_ITEM_OPS}
+    return name in _NEW_ITEM_NAMES
 
 
 def cleared_error(name: str | None) -> bool:
     """Whether the operation an item's provenance names (`created_by` or `confirmed_by`) settled its suspected
     error (`Operation.clears_error`); "original", "review" and None name no operation and settle nothing."""
-    return name in {op.value for op, spec in REGISTRY.items() if spec.clears_error}
+    return name in _ERROR_CLEARING_NAMES

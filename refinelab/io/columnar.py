@@ -61,7 +61,7 @@ def read_columnar(path: Path, kind: str, mapping: Mapping[str, Any] | None = Non
 def _table_dataset(table: Any, path: Path, ids: SplitIds | None = None,
                    mapping: Mapping[str, Any] | None = None) -> Dataset:
     """A table as items: its columns are QAItem fields, or `mapping` (our field → column) names them
-    (`records._mapped`); `ids`: see `reading.SplitIds`."""
+    (`records.mapped_record`); `ids`: see `reading.SplitIds`."""
     if mapping:
         columns = check_columns(mapping)
         require_columns(str(path), None, columns, table.column_names)  # once: every row has the table's columns
